@@ -1,0 +1,132 @@
+"""One error hierarchy; each class carries its exit status.
+
+The CLI has exactly one place (``toolkit.cli.main``) that turns these into
+messages and exit codes. Per-message problems are not raised: they are
+collected as warnings in the run summary.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The exit statuses of every command (DESIGN §11). The one table."""
+
+    OK = 0
+    FINDINGS = 1          # done, with findings or rejected items (listed)
+    USAGE = 2             # usage error
+    OPERATIONAL = 3       # network, auth, I/O; state stays consistent, rerun resumes
+    NO_ARCHIVE = 10       # no archive at HOME
+    LOCKED = 11           # locked by another writer
+    WRONG_KEY = 12        # wrong key or password
+    INTERRUPTED = 130     # interrupted; the current pack was finished, rerun resumes
+
+
+EXIT_STATUS_HELP = """\b
+Exit status:
+  0    done
+  1    done with findings or rejected items (listed)
+  2    usage error
+  3    operational failure (network, auth, I/O); a rerun resumes
+  10   no archive at HOME
+  11   locked by another writer
+  12   wrong key or password
+  130  interrupted; the current pack was finished, a rerun resumes"""
+
+
+class MailArchiveError(Exception):
+    """An error the operator can act on. The message names the object and the next step."""
+
+    exit_code: ExitCode = ExitCode.OPERATIONAL
+
+
+class UsageError(MailArchiveError):
+    exit_code = ExitCode.USAGE
+
+
+class NoArchiveError(MailArchiveError):
+    exit_code = ExitCode.NO_ARCHIVE
+
+
+class ArchiveExistsError(MailArchiveError):
+    exit_code = ExitCode.USAGE
+
+
+class LockedError(MailArchiveError):
+    exit_code = ExitCode.LOCKED
+
+
+class WrongKeyError(MailArchiveError):
+    """Wrong archive key, wrong password, or damaged key material."""
+
+    exit_code = ExitCode.WRONG_KEY
+
+
+class KeyBackupFormatError(MailArchiveError):
+    """A printed key backup that does not read back (a typo, a missing line)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+class ForeignArchiveError(MailArchiveError):
+    """Something (a key backup, a medium label, a pack) belongs to another archive."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MediumError(MailArchiveError):
+    """A medium rule was broken, or a medium cannot be opened."""
+
+    exit_code = ExitCode.USAGE
+
+
+class MediumLabelError(MediumError):
+    """MEDIUM.json missing, tampered, or belonging to another archive or medium ID."""
+
+    exit_code = ExitCode.OPERATIONAL
+
+
+class StorageError(MailArchiveError):
+    """An I/O failure on a medium (local or SMB)."""
+
+    exit_code = ExitCode.OPERATIONAL
+
+
+class ObjectExistsError(StorageError):
+    """A create-only write found the final name taken (possible ID reuse)."""
+
+
+class ObjectMissingError(StorageError):
+    pass
+
+
+class StorageFullError(StorageError):
+    """ENOSPC / quota / STATUS_DISK_FULL: permanent, never retried in a loop."""
+
+
+class IntegrityError(MailArchiveError):
+    """Stored bytes fail authentication or do not match their recorded hash."""
+
+    exit_code = ExitCode.FINDINGS
+
+
+class CatalogError(MailArchiveError):
+    exit_code = ExitCode.OPERATIONAL
+
+
+class SourceError(MailArchiveError):
+    """A mail source cannot be read (path missing, share unreachable)."""
+
+    exit_code = ExitCode.OPERATIONAL
+
+
+class AuthenticationError(MailArchiveError):
+    exit_code = ExitCode.OPERATIONAL
+
+
+class Interrupted(MailArchiveError):
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,153 @@
+"""A medium on a local (or locally mounted) directory."""
+from __future__ import annotations
+
+import errno
+import os
+import secrets as _secrets
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
+from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _io_error(exc: OSError, what: str) -> StorageError:
+    if exc.errno in _FULL:
+        return StorageFullError(f"{what}: no space left ({exc.strerror}); free space on the medium, then rerun")
+    return StorageError(f"{what}: {exc.strerror or exc}")
+
+
+class _LocalWriter(AtomicWriter):
+    def __init__(self, storage: "LocalStorage", name: str):
+        self.name = name
+        self._final = storage._path(name)
+        self._final.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self._final.with_name(f"{self._final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
+        self._f = open(self._tmp, "xb")
+        self._done = False
+
+    def write(self, data: bytes) -> int:
+        try:
+            self._f.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _io_error(exc, f"writing {self._final}") from None
+        return len(data)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def commit(self) -> None:
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            # link() fails with EEXIST instead of replacing: a create-only rename.
+            os.link(self._tmp, self._final)
+        except FileExistsError:
+            self.abort()
+            raise ObjectExistsError(
+                f"{self._final} already exists: refusing to replace it (possible ID reuse)"
+            ) from None
+        except OSError as exc:
+            self.abort()
+            raise _io_error(exc, f"writing {self._final}") from None
+        os.unlink(self._tmp)
+        _fsync_dir(self._final.parent)
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).absolute()
+        self.location = str(self.root)
+
+    def _path(self, name: str) -> Path:
+        parts = [p for p in name.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise StorageError(f"invalid object name {name!r}")
+        return self.root.joinpath(*parts)
+
+    def open_write(self, name: str) -> AtomicWriter:
+        try:
+            return _LocalWriter(self, name)
+        except OSError as exc:
+            raise _io_error(exc, f"creating {self._path(name)}") from None
+
+    def open_read(self, name: str) -> BinaryIO:
+        try:
+            return open(self._path(name), "rb")
+        except FileNotFoundError:
+            raise ObjectMissingError(f"{self._path(name)} is missing") from None
+        except OSError as exc:
+            raise _io_error(exc, f"reading {self._path(name)}") from None
+
+    def stat(self, name: str) -> Entry | None:
+        try:
+            st = os.stat(self._path(name))
+        except FileNotFoundError:
+            return None
+        return Entry(name, st.st_size, st.st_mtime)
+
+    def list(self, prefix: str = "") -> Iterator[Entry]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for fn in sorted(files):
+                if fn.endswith(TMP_SUFFIX):
+                    continue
+                full = Path(dirpath) / fn
+                st = full.lstat()
+                yield Entry(full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime)
+
+    def delete(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            raise ObjectMissingError(f"{self._path(name)} is missing") from None
+
+    def replace(self, name: str, data: bytes) -> None:
+        final = self._path(name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f"{final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _io_error(exc, f"writing {final}") from None
+
+    def free_space(self) -> int | None:
+        p = self.root
+        while not p.exists():
+            p = p.parent
+        st = os.statvfs(p)
+        return st.f_bavail * st.f_frsize

@@ -1,0 +1,76 @@
+"""Locations: a plain path or ``smb://user@host[:port]/share/path``. One class per scheme."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from ..errors import UsageError
+from .base import Storage
+
+SMB_DEFAULT_PORT = 445
+
+
+@dataclass(frozen=True)
+class Location:
+    scheme: str            # "local" or "smb"
+    path: str              # local: absolute path; smb: path inside the share ('' for the share root)
+    user: str | None = None
+    host: str | None = None
+    port: int | None = None
+    share: str | None = None
+
+    def __str__(self) -> str:
+        if self.scheme == "local":
+            return self.path
+        tail = f"/{self.path}" if self.path else ""
+        return f"smb://{self.user}@{self.host}:{self.port}/{self.share}{tail}"
+
+    @property
+    def is_smb(self) -> bool:
+        return self.scheme == "smb"
+
+
+def parse_location(text: str) -> Location:
+    """Parse a medium/source location. A password inside the URL is refused (argv is visible)."""
+    if text.startswith("smb://"):
+        u = urlsplit(text)
+        if u.password is not None:
+            raise UsageError(
+                "a password in an smb:// location would be visible in the process list; "
+                "use MAILARCHIVE_SMB_PASSWORD or --password-file instead"
+            )
+        if not u.hostname or not u.username:
+            raise UsageError(f"{text}: expected smb://user@host[:port]/share/path")
+        parts = [unquote(p) for p in u.path.split("/") if p]
+        if not parts:
+            raise UsageError(f"{text}: the share name is missing (smb://user@host[:port]/share/path)")
+        return Location(
+            scheme="smb",
+            path="/".join(parts[1:]),
+            user=unquote(u.username),
+            host=u.hostname,
+            port=u.port or SMB_DEFAULT_PORT,
+            share=parts[0],
+        )
+    if "://" in text:
+        raise UsageError(f"{text}: unknown scheme (a path or smb://user@host[:port]/share/path)")
+    return Location(scheme="local", path=os.path.abspath(os.path.expanduser(text)))
+
+
+def open_storage(location: str | Location, password: str | None = None, timeout: float = 60.0) -> Storage:
+    """The Storage for a location. SMB needs the password (from the caller's secret source)."""
+    loc = parse_location(location) if isinstance(location, str) else location
+    if loc.scheme == "local":
+        from .local import LocalStorage
+
+        return LocalStorage(loc.path)
+    from .smb import SmbStorage
+
+    if password is None:
+        password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+    if password is None:
+        raise UsageError(
+            f"{loc}: no SMB password; set MAILARCHIVE_SMB_PASSWORD or pass --password-file"
+        )
+    return SmbStorage(loc, password, timeout=timeout)
