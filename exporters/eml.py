@@ -1,0 +1,129 @@
+"""``export eml DEST``: one .eml file per message, byte-identical to what was archived.
+
+Files are written under a temporary name and linked into place (never
+replacing); a rerun skips files that are already complete (same size and
+SHA-256), so an interrupted export resumes. The manifest (CSV + JSON) is
+written last: an export without ``manifest.json`` is incomplete.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import secrets as _secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolkit.archive import Archive
+from toolkit.errors import UsageError
+from toolkit.reporter import NullReporter, Reporter
+from toolkit.retrieval import StoredMessage, read_messages, select_messages
+
+from .naming import message_filename, safe_join
+
+MANIFEST_FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "path"]
+
+
+@dataclass
+class ExportSummary:
+    dest: str
+    selected: int = 0
+    written: int = 0
+    already_present: int = 0
+    errors: list[dict] = field(default_factory=list)
+    bytes: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "dest": self.dest,
+            "selected": self.selected,
+            "written": self.written,
+            "already_present": self.already_present,
+            "errors": self.errors,
+            "bytes": self.bytes,
+        }
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_new(dest: Path, path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{_secrets.token_hex(4)}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # create-only: never replaces an existing file
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def export_eml(
+    archive: Archive, dest: Path, where: str | None = None, params: list | None = None, reporter: Reporter | None = None
+) -> ExportSummary:
+    reporter = reporter or NullReporter()
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"{dest} exists and is not a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    selection = select_messages(archive, where, params)
+    summary = ExportSummary(dest=str(dest), selected=len(selection))
+    (dest / "manifest.json").unlink(missing_ok=True)  # the export is incomplete until rewritten
+    rows: list[dict] = []
+    reporter.start("export", len(selection), "mails")
+    for sm, data in read_messages(archive, selection):
+        name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
+        path = safe_join(dest, name)
+        reporter.advance("export", 1)
+        if isinstance(data, Exception):
+            summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(data)})
+            reporter.warn(f"message {sm.msg_id}: {data}")
+            continue
+        if path.exists():
+            if path.stat().st_size == sm.size and _sha256_file(path) == sm.blob_id:
+                summary.already_present += 1
+            else:
+                summary.errors.append(
+                    {"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": f"{path} exists with other content; not replaced"}
+                )
+                continue
+        else:
+            _write_new(dest, path, data)
+            summary.written += 1
+            summary.bytes += len(data)
+        rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
+    reporter.finish("export")
+    _write_manifest(dest, rows, summary)
+    return summary
+
+
+def _manifest_row(sm: StoredMessage, rel: str) -> dict:
+    return {
+        "msg_id": sm.msg_id,
+        "message_id": sm.message_id,
+        "blob_id": sm.blob_id,
+        "sha256": sm.blob_id,
+        "size": sm.size,
+        "path": rel,
+    }
+
+
+def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    (dest / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+    doc = {"complete": not summary.errors, "count": len(rows), "errors": summary.errors, "messages": rows}
+    tmp = dest / "manifest.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    os.replace(tmp, dest / "manifest.json")

@@ -1,0 +1,82 @@
+"""``import eml``: one message per file, from files and directory trees, local or on an SMB share."""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, Iterator
+
+from toolkit.errors import SourceError, StorageError
+from toolkit.reporter import Reporter
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.storage import open_storage, parse_location
+
+from .walk import FileEntry, iter_after, read_local, ref_text, walk_local, walk_storage
+
+
+def _cursor(entry: FileEntry) -> dict:
+    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
+
+
+def _after(cursor: Any) -> bytes | None:
+    if isinstance(cursor, dict) and cursor.get("path_b64"):
+        return base64.b64decode(cursor["path_b64"])
+    return None
+
+
+def _folder(rel: bytes) -> str | None:
+    head = rel.rpartition(b"/")[0]
+    return ref_text(head) if head else None
+
+
+class EmlImporter:
+    """Every regular file below PATH is one message (hidden files and dirs are skipped, and listed)."""
+
+    via = "eml"
+
+    def __init__(self, location: str, smb_password: str | None = None):
+        self.location = parse_location(location)
+        self.source_uri = f"eml:{self.location}"
+        self._smb_password = smb_password
+
+    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        after = _after(cursor)
+        if self.location.is_smb:
+            yield from self._scan_smb(after, reporter)
+        else:
+            yield from self._scan_local(after, reporter)
+
+    def _item(self, entry: FileEntry, read) -> SourceItem:
+        ref = ref_text(entry.rel)
+        cur = _cursor(entry)
+        if entry.skip_reason:
+            return SourceSkip(ref, entry.skip_reason, cur)
+        if any(part.startswith(b".") for part in entry.rel.split(b"/")):
+            return SourceSkip(ref, "hidden file (name starts with '.')", cur)
+        if entry.size == 0:
+            return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
+        try:
+            raw = read(entry)
+        except (OSError, StorageError) as exc:
+            msg = getattr(exc, "strerror", None) or str(exc)
+            return SourceProblem(ref, f"cannot read: {msg} (changed during the scan, or no permission)", cur)
+        return SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
+
+    def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
+        root = os.fsencode(self.location.path)
+        entries = walk_local(root)
+        single = os.path.isfile(root) and not os.path.islink(root)
+        reporter.start("scan", len(entries), "files")
+        for entry in iter_after(entries, after):
+            yield self._item(entry, lambda e: read_local(root, e, single))
+
+    def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
+        try:
+            storage = open_storage(self.location, self._smb_password)
+        except StorageError as exc:
+            raise SourceError(f"{self.location}: {exc}") from None
+        try:
+            entries = walk_storage(storage)
+            for entry in iter_after(entries, after):
+                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")))
+        finally:
+            storage.close()

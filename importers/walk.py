@@ -1,0 +1,109 @@
+"""Walking a source tree (local or SMB) safely and in a stable order.
+
+Symbolic links are never followed, FIFOs, sockets and devices are never
+opened (RELIABILITY N1): they come back as skips with a reason. Paths are
+handled as bytes so that names that are not UTF-8 survive (N2); ``ref_text``
+turns them into the lossless text stored in the catalog.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterator
+
+from toolkit.errors import SourceError
+from toolkit.storage import Storage
+
+
+def ref_text(path: bytes) -> str:
+    """Lossless text for a path: itself when it is UTF-8, else ``base64:<urlsafe b64 of the bytes>``."""
+    try:
+        return path.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.urlsafe_b64encode(path).decode("ascii")
+
+
+def ref_bytes(text: str) -> bytes:
+    if text.startswith("base64:"):
+        return base64.urlsafe_b64decode(text[7:])
+    return text.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    rel: bytes            # relative path below the root, '/'-separated
+    size: int
+    mtime: float
+    skip_reason: str | None = None   # set for entries that are listed but not read
+
+
+def walk_local(root: bytes) -> list[FileEntry]:
+    """Every entry below ``root`` (a directory or a single file), sorted by relative path."""
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        raise SourceError(f"{os.fsdecode(root)} does not exist") from None
+    except PermissionError:
+        raise SourceError(f"{os.fsdecode(root)} is not readable (permission denied)") from None
+    if stat.S_ISREG(st.st_mode):
+        return [FileEntry(os.path.basename(root), st.st_size, st.st_mtime)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise SourceError(f"{os.fsdecode(root)} is neither a file nor a directory")
+    out: list[FileEntry] = []
+    stack = [b""]
+    while stack:
+        rel_dir = stack.pop()
+        full_dir = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            with os.scandir(full_dir) as it:
+                entries = list(it)
+        except OSError as exc:
+            out.append(FileEntry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
+            continue
+        for e in entries:
+            rel = rel_dir + b"/" + e.name if rel_dir else e.name
+            try:
+                est = e.stat(follow_symlinks=False)
+            except OSError as exc:
+                out.append(FileEntry(rel, 0, 0.0, f"vanished or unreadable during the scan: {exc.strerror}"))
+                continue
+            mode = est.st_mode
+            if stat.S_ISLNK(mode):
+                out.append(FileEntry(rel, 0, est.st_mtime, "symbolic link (never followed)"))
+            elif stat.S_ISDIR(mode):
+                stack.append(rel)
+            elif stat.S_ISREG(mode):
+                out.append(FileEntry(rel, est.st_size, est.st_mtime))
+            else:
+                kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+                out.append(FileEntry(rel, 0, est.st_mtime, f"{kind} (never opened)"))
+    out.sort(key=lambda f: f.rel)
+    return out
+
+
+def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
+    """Read a regular file without following a symlink swapped in after the scan."""
+    path = root if single_file else os.path.join(root, entry.rel)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "no longer a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
+    out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
+           for e in storage.list(prefix)]
+    out.sort(key=lambda f: f.rel)
+    return out
+
+
+def iter_after(entries: list[FileEntry], after: bytes | None) -> Iterator[FileEntry]:
+    for e in entries:
+        if after is None or e.rel > after:
+            yield e

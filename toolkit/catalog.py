@@ -1,0 +1,154 @@
+"""The encrypted DuckDB catalog (DESIGN §5, §7).
+
+The catalog file is attached only for the length of a session: a writer
+attaches read-write for one batch lookup or one commit, a reader attaches
+read-only for one query. DuckDB lets one process write or many read a file,
+so short sessions are what let ``stats``/``sql``/``export`` run beside an
+import; both sides retry while the other holds the file.
+"""
+from __future__ import annotations
+
+import contextlib
+import pathlib
+import time
+from typing import Iterator
+
+import duckdb
+
+from .errors import CatalogError, WrongKeyError
+from .migrations import MIGRATIONS
+
+ATTACH_RETRY_SECONDS = 120.0
+
+
+def httpfs_extension_path() -> pathlib.Path:
+    import duckdb_extension_httpfs
+
+    base = pathlib.Path(duckdb_extension_httpfs.__file__).parent
+    found = sorted(base.rglob("httpfs.duckdb_extension"))
+    if not found:
+        raise CatalogError(
+            "the duckdb-extension-httpfs wheel holds no httpfs.duckdb_extension; reinstall the toolkit's dependencies"
+        )
+    return found[0]
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    # The offline httpfs wheel provides the secure crypto module needed to write
+    # encrypted files; never fall back to force_mbedtls_unsafe.
+    con.execute(f"LOAD '{httpfs_extension_path()}'")
+    con.execute("SET temp_file_encryption = true")
+    return con
+
+
+class Catalog:
+    """Sessions over the encrypted catalog file of one archive home."""
+
+    def __init__(self, path: pathlib.Path, key: bytes):
+        self.path = pathlib.Path(path)
+        self._key_hex = key.hex()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -- sessions ---------------------------------------------------------------------------
+    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = _connection()
+        opts = f"ENCRYPTION_KEY '{self._key_hex}', ENCRYPTION_CIPHER 'GCM'"
+        if read_only:
+            opts += ", READ_ONLY"
+        deadline = time.monotonic() + ATTACH_RETRY_SECONDS
+        delay = 0.02
+        while True:
+            try:
+                self._con.execute(f"ATTACH '{self.path}' AS cat ({opts})")
+                return self._con
+            except duckdb.InvalidInputException as exc:
+                if "encryption key" in str(exc).lower():
+                    raise WrongKeyError(
+                        f"{self.path}: the archive key does not open this catalog (wrong key, or a catalog of another archive)"
+                    ) from None
+                raise CatalogError(f"{self.path}: {exc}") from None
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as exc:
+                raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from None
+
+    def _detach(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("DETACH cat")
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only session; tables are ``cat.<name>`` and also the default schema."""
+        if not self.path.exists():
+            raise CatalogError(f"{self.path} is missing; restore it from a DB backup or run `mailarchive db rebuild`")
+        con = self._attach(read_only=True)
+        try:
+            con.execute("USE cat")
+            yield con
+        finally:
+            con.execute("USE memory")
+            self._detach()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write session holding one transaction: committed on success, rolled back on error."""
+        con = self._attach(read_only=False)
+        try:
+            con.execute("USE cat")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("USE memory")
+            self._detach()
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._detach()
+            self._con.close()
+            self._con = None
+
+    # -- schema -------------------------------------------------------------------------------
+    def create(self, info: dict[str, str]) -> None:
+        if self.path.exists():
+            raise CatalogError(f"{self.path} already exists")
+        self.migrate()
+        with self.writing() as con:
+            for k, v in info.items():
+                con.execute("INSERT INTO archive_info VALUES (?, ?)", [k, v])
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; returns their names."""
+        applied: list[str] = []
+        con = self._attach(read_only=False)
+        try:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+            )
+            done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                applied.append(name)
+        finally:
+            self._detach()
+        return applied

@@ -1,0 +1,40 @@
+"""``mailarchive export eml DEST`` (more targets join this group)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from exporters.eml import export_eml
+
+from ..errors import ExitCode
+from .main import cli, command, subgroup
+
+export_group = subgroup(cli, "export", "Export archived mail, byte-identical to what was imported.")
+
+
+@command(export_group, "eml")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--where", default=None, help="SQL condition over the catalog's messages (alias m), e.g. \"m.from_addr LIKE '%@example.com'\".")
+@click.pass_context
+def eml_cmd(click_ctx, dest, where):
+    """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
+
+    File names are derived safely from date, message number and subject. A
+    rerun completes an interrupted export without rewriting finished files;
+    the manifest is written last, so an export without manifest.json is incomplete.
+    Readers run beside an import.
+    """
+    ctx = click_ctx.obj
+    with ctx.open() as archive:
+        summary = export_eml(archive, dest, where=where, reporter=ctx.ui.reporter())
+    r = summary.as_dict()
+    ctx.ui.emit(
+        r,
+        lambda r: ctx.ui.say(
+            f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
+            f"of {r['selected']} selected into {r['dest']}"
+            + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
+        ),
+    )
+    click_ctx.exit(int(ExitCode.FINDINGS) if summary.errors else 0)

@@ -1,0 +1,93 @@
+"""``mailarchive import eml ...`` (more sources join this group)."""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import click
+
+from importers.eml import EmlImporter
+
+from ..errors import ExitCode
+from ..ingest import Ingest
+from .main import cli, command, pass_ctx, subgroup
+from .passwords import read_secret
+
+import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
+
+
+def run_imports(ctx, importers) -> int:
+    """Run importers one after another into the archive; one summary per source."""
+    summaries = []
+    with ctx.open(writer=True) as archive:
+        for importer in importers:
+            ing = Ingest(archive, ctx.ui.reporter())
+            previous = {}
+
+            def stop(signum, frame, ing=ing):
+                ing.request_stop()
+                for s, h in previous.items():  # a second signal interrupts at once
+                    signal.signal(s, h)
+
+            for s in (signal.SIGINT, signal.SIGTERM):
+                previous[s] = signal.signal(s, stop)
+            try:
+                summaries.append(ing.run(importer).as_dict())
+            finally:
+                for s, h in previous.items():
+                    signal.signal(s, h)
+            if summaries[-1]["status"] == "interrupted":
+                break
+    totals = {k: sum(s[k] for s in summaries) for k in ("seen", "archived", "duplicates", "merged", "errors", "skipped", "bytes")}
+    decisions: dict[str, int] = {}
+    for s in summaries:
+        for k, v in s["decisions"].items():
+            decisions[k] = decisions.get(k, 0) + v
+    result = {**totals, "decisions": decisions, "seconds": round(sum(s["seconds"] for s in summaries), 3),
+              "run_ids": [s["run_id"] for s in summaries], "sources": summaries}
+    interrupted = any(s["status"] == "interrupted" for s in summaries)
+    result["status"] = "interrupted" if interrupted else "complete"
+    ctx.ui.emit(result, lambda r: _print_summary(ctx, r))
+    if interrupted:
+        ctx.ui.say("Interrupted: everything read so far is committed; run the same command again to resume.")
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.FINDINGS) if totals["errors"] else 0
+
+
+def _print_summary(ctx, r) -> None:
+    rate = r["seen"] / r["seconds"] if r["seconds"] else 0
+    ctx.ui.say(
+        f"Imported: {r['seen']} seen, {r['archived']} archived, {r['duplicates']} duplicates, "
+        f"{r['errors']} errors, {r['skipped']} skipped — {r['bytes'] / 1e6:.1f} MB in {r['seconds']:.1f} s "
+        f"({rate:.0f} mails/s); runs {', '.join(map(str, r['run_ids']))}"
+    )
+    if r["decisions"]:
+        ctx.ui.say("  decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["decisions"].items())))
+    for s in r["sources"]:
+        for p in s["problems"]:
+            ctx.ui.say(f"  {p['kind']}: {p['ref']}: {p['message']}")
+
+
+def _smb_password(sources, password_file):
+    if any(s.startswith("smb://") for s in sources):
+        return read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", "SMB password")
+    return None
+
+
+@command(import_group, "eml")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD).")
+@click.pass_context
+def eml_cmd(click_ctx, sources, password_file):
+    """Import .eml files: each regular file below each SOURCE is one message.
+
+    SOURCE is a file, a directory tree, or smb://user@host[:port]/share/path.
+    Symbolic links are never followed and FIFOs or devices never opened; they
+    and empty files are listed. Killed or interrupted runs resume from the last
+    committed file when the same command runs again; a run after a completed
+    one reads everything again and records each mail as a duplicate.
+    """
+    ctx = click_ctx.obj
+    password = _smb_password(sources, password_file)
+    rc = run_imports(ctx, [EmlImporter(s, smb_password=password) for s in sources])
+    click_ctx.exit(rc)

@@ -1,0 +1,83 @@
+"""``mailarchive key backup | restore | fingerprint``."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ..archive import CONFIG_NAME, KEY_NAME, Archive, key_check
+from ..config import ArchiveConfig
+from ..errors import NoArchiveError, UsageError, WrongKeyError
+from ..keybackup import import_key_backup, write_key_backup
+from .main import cli, command, pass_ctx, subgroup
+from .passwords import read_secret
+
+key_group = subgroup(cli, "key", "The archive key: printable backups and the fingerprint.")
+
+
+@command(key_group, "backup")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write the printable backup to.")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the password (else $MAILARCHIVE_PASSWORD, else a prompt).")
+@pass_ctx
+def backup(ctx, out, password_file):
+    """Write another printable key backup (Argon2id + AES-256-GCM, a check character per line).
+
+    The file is checked by reading it back before success is reported.
+    """
+    if out.exists():
+        raise UsageError(f"{out} exists; choose another file (a key backup is never overwritten)")
+    password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
+    with ctx.open() as archive:
+        write_key_backup(out, archive.key, archive.uuid, password.encode())
+        result = {"out": str(out.absolute()), "uuid": str(archive.uuid), "fingerprint": archive.fingerprint}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(f"Wrote key backup {r['out']} (fingerprint {r['fingerprint']})"))
+
+
+@command(key_group, "fingerprint")
+@pass_ctx
+def fingerprint_cmd(ctx):
+    """Print the key's fingerprint (not secret; compare it with the one on a printed backup)."""
+    with ctx.open() as archive:
+        result = {"uuid": str(archive.uuid), "fingerprint": archive.fingerprint}
+    ctx.ui.emit(result, lambda r: click.echo(r["fingerprint"]))
+
+
+@command(key_group, "restore")
+@click.option("--from", "source", type=click.Path(path_type=Path, dir_okay=False, exists=True), required=True, help="The printable key backup (typed back or printed).")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the password (else $MAILARCHIVE_PASSWORD, else a prompt).")
+@pass_ctx
+def restore(ctx, source, password_file):
+    """Recover the archive key of HOME from a printable backup.
+
+    A typo is reported with its line number; a wrong password exits 12 and
+    writes nothing; a backup of another archive is refused by its uuid.
+    """
+    config_path = ctx.home / CONFIG_NAME
+    if not config_path.exists():
+        raise NoArchiveError(f"no archive at {ctx.home}; `mailarchive restore` rebuilds a whole home from a mirror")
+    config = ArchiveConfig.load(config_path)
+    text = source.read_text(encoding="utf-8", errors="replace")
+    password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password of the key backup")
+    import uuid as uuidlib
+
+    recovered = import_key_backup(text, password.encode(), expected_uuid=uuidlib.UUID(config.uuid))
+    if key_check(recovered.key, uuidlib.UUID(config.uuid)) != config.key_check:
+        raise WrongKeyError(f"{source} holds a key that does not match archive {config.uuid}")
+    key_path = ctx.home / KEY_NAME
+    status = "restored"
+    if key_path.exists():
+        if key_path.read_bytes() == recovered.key:
+            status = "already-present"
+        else:
+            damaged = key_path.with_name(KEY_NAME + ".damaged")
+            os.replace(key_path, damaged)
+            status = "replaced-damaged"
+    if status != "already-present":
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(recovered.key)
+            f.flush()
+            os.fsync(f.fileno())
+    result = {"status": status, "uuid": str(recovered.archive_uuid), "fingerprint": recovered.fingerprint}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(f"Key {r['status']} (fingerprint {r['fingerprint']})"))

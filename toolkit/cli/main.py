@@ -1,0 +1,82 @@
+"""The ``mailarchive`` command: global options, command groups, and the one error → exit code place."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
+from .output import Ui, err_console
+
+
+class Context:
+    def __init__(self, home: Path, ui: Ui, lock_wait: float):
+        self.home = home
+        self.ui = ui
+        self.lock_wait = lock_wait
+
+    def open(self, writer: bool = False):
+        from ..archive import Archive
+
+        return Archive.open(self.home, writer=writer, lock_wait=self.lock_wait)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def command(group: click.Group, name: str | None = None, **kw):
+    """A subcommand whose help ends with the exit status table."""
+    kw.setdefault("epilog", EXIT_STATUS_HELP)
+    return group.command(name, **kw)
+
+
+def subgroup(group: click.Group, name: str, help: str):
+    return group.group(name, help=help, epilog=EXIT_STATUS_HELP)
+
+
+@click.group(epilog=EXIT_STATUS_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--archive", "home", type=click.Path(path_type=Path), default=None,
+    help="The archive home (default: $MAILARCHIVE_HOME, else ./archive).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object with the result on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress and no summary on the terminal.")
+@click.option("--lock-wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer to finish.")
+@click.version_option(package_name="mailarchive-toolkit")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float) -> None:
+    """Bulk migration into and out of an encrypted, timestamped e-mail archive.
+
+    An archive is a home directory (configuration, key, encrypted catalog) and
+    numbered storage media (local directories or smb:// shares) holding
+    encrypted packs of mail. Start with `mailarchive init`, or try `mailarchive demo`.
+    """
+    if home is None:
+        home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
+    ctx.obj = Context(home, Ui(json=as_json, quiet=quiet), lock_wait)
+
+
+def _register() -> None:
+    from . import demo_cmd, export_cmd, import_cmd, init_cmd, key_cmd, media_cmd, query_cmd  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the command and turns every MailArchiveError into its exit status."""
+    _register()
+    try:
+        rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
+    except MailArchiveError as exc:
+        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(int(exc.exit_code))
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(int(rv or 0))

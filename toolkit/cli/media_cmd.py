@@ -1,0 +1,97 @@
+"""``mailarchive media list | add | activate | deactivate | remove``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from media_tools import registry
+
+from .main import cli, command, pass_ctx, subgroup
+from .passwords import read_secret
+
+media_group = subgroup(cli, "media", "Numbered storage media: local directories or smb:// shares.")
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@command(media_group, "list")
+@click.option("--no-check", is_flag=True, help="Do not contact the media (no reachability check).")
+@pass_ctx
+def list_cmd(ctx, no_check):
+    """List the media with state, packs, bytes and whether each is reachable and correctly labelled."""
+    with ctx.open() as archive:
+        rows = registry.list_media(archive, check=not no_check)
+    ctx.ui.emit(
+        {"media": rows},
+        lambda r: ctx.ui.table(
+            "Media",
+            ["id", "state", "location", "packs", "messages", "bytes", "reachable"],
+            [
+                [m["id"], m["state"] + (f" → {m['alias_of']}" if m["alias_of"] else ""), m["location"], m["packs"],
+                 m["messages"], _human_bytes(m["bytes"]),
+                 "-" if m["reachable"] is None else ("yes" if m["reachable"] else f"NO: {m['problem']}")]
+                for m in r["media"]
+            ],
+        ),
+    )
+
+
+@command(media_group, "add")
+@click.argument("location")
+@click.option("--activate", is_flag=True, help="Make the new medium the active one (it receives new packs).")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file (else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
+@pass_ctx
+def add_cmd(ctx, location, activate, password_file):
+    """Add a medium at LOCATION (a path, or smb://user@host[:port]/share/path) with the next unused ID.
+
+    The location must be empty of other media; it is probed for write access
+    and labelled (MEDIUM.json). SMB passwords are stored sealed under the key.
+    """
+    password = None
+    if location.startswith("smb://"):
+        password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
+    with ctx.open(writer=True) as archive:
+        entry = registry.add(archive, location, activate=activate, smb_password=password)
+        result = {"id": entry.id, "location": entry.location, "state": entry.state}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(f"Added medium {r['id']} at {r['location']} ({r['state']})"))
+
+
+def _state_change(ctx, fn, medium_id, verb):
+    with ctx.open(writer=True) as archive:
+        entry = fn(archive, medium_id)
+        result = {"id": entry.id, "state": entry.state}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(f"Medium {r['id']} {verb} (now {r['state']})"))
+
+
+@command(media_group, "activate")
+@click.argument("medium_id", type=int)
+@pass_ctx
+def activate_cmd(ctx, medium_id):
+    """Make medium ID the one active medium (the previous one goes to standby)."""
+    _state_change(ctx, registry.activate, medium_id, "activated")
+
+
+@command(media_group, "deactivate")
+@click.argument("medium_id", type=int)
+@pass_ctx
+def deactivate_cmd(ctx, medium_id):
+    """Take a standby medium out of service; it keeps its ID and its packs stay in the catalog."""
+    _state_change(ctx, registry.deactivate, medium_id, "deactivated")
+
+
+@command(media_group, "remove")
+@click.argument("medium_id", type=int)
+@pass_ctx
+def remove_cmd(ctx, medium_id):
+    """Remove an empty medium. Refused for a medium holding packs or lying below one that does.
+
+    Its ID is never handed out again.
+    """
+    _state_change(ctx, registry.remove, medium_id, "removed")

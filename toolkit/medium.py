@@ -1,0 +1,90 @@
+"""Medium labels (MEDIUM.json) and opening a medium's storage with its label checked.
+
+The label names the archive uuid and the medium ID and carries an HMAC under
+the archive's ``medium-mac`` key, so a medium of another archive, another ID,
+or a hand-edited label is refused before anything is read or written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid as uuidlib
+
+from . import crypto
+from .errors import ForeignArchiveError, MediumLabelError, ObjectMissingError, StorageError
+from .storage import Storage
+
+LABEL_NAME = "MEDIUM.json"
+
+
+def _canonical(body: dict) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def make_label(key: bytes, archive_uuid: uuidlib.UUID, medium_id: int) -> bytes:
+    body = {
+        "archive": str(archive_uuid),
+        "medium": medium_id,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "format": 1,
+    }
+    mac_key = crypto.derive_key(key, archive_uuid, "medium-mac")
+    return json.dumps({**body, "hmac": crypto.mac(mac_key, _canonical(body))}, indent=2).encode() + b"\n"
+
+
+def check_label(data: bytes, key: bytes, archive_uuid: uuidlib.UUID, medium_id: int, where: str) -> dict:
+    try:
+        label = json.loads(data)
+        tag = label.pop("hmac")
+        body_archive, body_medium = label["archive"], label["medium"]
+    except (ValueError, KeyError, TypeError):
+        raise MediumLabelError(f"{where}/{LABEL_NAME} is not a medium label (damaged or not ours)") from None
+    if body_archive != str(archive_uuid):
+        raise ForeignArchiveError(
+            f"{where} is medium {body_medium} of another archive ({body_archive}), "
+            f"not of this archive ({archive_uuid}); check the location"
+        )
+    if body_medium != medium_id:
+        raise MediumLabelError(
+            f"{where} is labelled as medium {body_medium} of this archive, not medium {medium_id}; "
+            f"check the location (or use `media retarget`)"
+        )
+    mac_key = crypto.derive_key(key, archive_uuid, "medium-mac")
+    if not crypto.mac_ok(mac_key, _canonical(label), tag):
+        raise MediumLabelError(f"{where}/{LABEL_NAME}: the label's HMAC does not match (tampered, or another key)")
+    return label
+
+
+def read_label(storage: Storage) -> bytes | None:
+    try:
+        return storage.read(LABEL_NAME)
+    except ObjectMissingError:
+        return None
+
+
+def peek_label(data: bytes) -> dict | None:
+    """The unauthenticated label body, for messages about foreign media."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def label_new_medium(storage: Storage, key: bytes, archive_uuid: uuidlib.UUID, medium_id: int) -> None:
+    """Write the label of a new medium; refuse a location that already carries one."""
+    existing = read_label(storage)
+    if existing is not None:
+        body = peek_label(existing) or {}
+        if body.get("archive") == str(archive_uuid):
+            raise MediumLabelError(
+                f"{storage.location} already holds medium {body.get('medium')} of this archive; "
+                f"choose an empty location"
+            )
+        raise ForeignArchiveError(
+            f"{storage.location} already holds medium {body.get('medium', '?')} of another archive "
+            f"({body.get('archive', 'unknown')}); choose an empty location"
+        )
+    try:
+        storage.put(LABEL_NAME, make_label(key, archive_uuid, medium_id))
+    except StorageError as exc:
+        raise StorageError(f"cannot label {storage.location} as medium {medium_id}: {exc}") from None

@@ -1,0 +1,75 @@
+"""Reading archived mail back: select rows in the catalog, then read packs in file order.
+
+The selection is read in one short catalog session first, so a reader never
+sees rows of an uncommitted pack (RELIABILITY O6), and packs are read in
+offset order, one reader per pack.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Iterator
+
+from .archive import Archive
+from .errors import IntegrityError, StorageError, UsageError
+from .pack import IndexEntry, PackReader
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    msg_id: int
+    blob_id: str
+    size: int
+    subject: str | None
+    sent_date: dt.datetime | None
+    internal_date: dt.datetime | None
+    message_id: str | None
+    medium_id: int
+    pack_name: str
+    entry: IndexEntry
+
+
+SELECT = """
+SELECT m.msg_id, m.blob_id, m.size, m.subject, m.sent_date, m.internal_date, m.message_id,
+       p.medium_id, p.name, m."offset", m.length, m.csize
+FROM messages m JOIN packs p USING (pack_id)
+"""
+
+
+def select_messages(archive: Archive, where: str | None = None, params: list | None = None) -> list[StoredMessage]:
+    sql = SELECT + (f" WHERE {where}" if where else "") + ' ORDER BY p.medium_id, p.name, m."offset"'
+    with archive.catalog.reading() as con:
+        try:
+            rows = con.execute(sql, params or []).fetchall()
+        except Exception as exc:  # duckdb.Error for a bad --where
+            raise UsageError(f"the selection failed: {exc}") from None
+    return [
+        StoredMessage(
+            msg_id=r[0], blob_id=r[1], size=r[2], subject=r[3], sent_date=r[4], internal_date=r[5],
+            message_id=r[6], medium_id=r[7], pack_name=r[8],
+            entry=IndexEntry(blob_id=bytes.fromhex(r[1]), offset=r[9], length=r[10], size=r[2], csize=r[11]),
+        )
+        for r in rows
+    ]
+
+
+def read_messages(archive: Archive, selection: list[StoredMessage]) -> Iterator[tuple[StoredMessage, bytes | Exception]]:
+    """Yield each message's authenticated bytes, or the error that names why it cannot be read."""
+    reader: PackReader | None = None
+    current: tuple[int, str] | None = None
+    for sm in selection:
+        key = (sm.medium_id, sm.pack_name)
+        if key != current:
+            current = key
+            try:
+                reader = PackReader(archive.storage(sm.medium_id), sm.pack_name, archive.key, archive.uuid)
+            except (StorageError, IntegrityError) as exc:
+                reader = None
+                reader_error: Exception = exc
+        if reader is None:
+            yield sm, reader_error
+            continue
+        try:
+            yield sm, reader.read(sm.entry)
+        except (StorageError, IntegrityError) as exc:
+            yield sm, exc
