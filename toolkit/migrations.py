@@ -48,7 +48,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             name VARCHAR PRIMARY KEY, medium_id INTEGER, kind VARCHAR, created_at TIMESTAMPTZ,
             bytes BIGINT, sha256 VARCHAR, verified BOOLEAN);
         CREATE TABLE cat.events (
-            event_id BIGINT PRIMARY KEY, at TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, detail VARCHAR);
+            event_id BIGINT PRIMARY KEY, at_time TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, detail VARCHAR);
         """,
     ),
 ]

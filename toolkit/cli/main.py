@@ -32,8 +32,12 @@ def command(group: click.Group, name: str | None = None, **kw):
     return group.command(name, **kw)
 
 
-def subgroup(group: click.Group, name: str, help: str):
-    return group.group(name, help=help, epilog=EXIT_STATUS_HELP)
+def subgroup(group: click.Group, name: str, help: str) -> click.Group:
+    def _group() -> None:
+        pass
+
+    _group.__doc__ = help
+    return group.group(name, epilog=EXIT_STATUS_HELP)(_group)
 
 
 @click.group(epilog=EXIT_STATUS_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
