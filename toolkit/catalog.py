@@ -16,7 +16,7 @@ from typing import Iterator
 import duckdb
 
 from .errors import CatalogError, WrongKeyError
-from .migrations import MIGRATIONS
+from .migrations import migrations
 
 ATTACH_RETRY_SECONDS = 120.0
 
@@ -137,7 +137,7 @@ class Catalog:
                 "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
             )
             done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
-            for name, sql in MIGRATIONS:
+            for name, sql in migrations():
                 if name in done:
                     continue
                 con.execute("BEGIN TRANSACTION")

@@ -63,7 +63,15 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
 
 
 def _register() -> None:
-    from . import demo_cmd, export_cmd, import_cmd, init_cmd, key_cmd, media_cmd, query_cmd  # noqa: F401
+    """Import every ``*_cmd`` module of this package; each adds its commands to ``cli``."""
+    import importlib
+    import pkgutil
+
+    from .. import cli as package
+
+    for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if m.name.endswith("_cmd"):
+            importlib.import_module(f"{package.__name__}.{m.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,14 +1,6 @@
-"""Named catalog migrations, each applied once, in order, inside a transaction.
+"""The initial catalog schema (DESIGN §7)."""
 
-Add a migration by appending a (name, sql) pair; never edit one that shipped.
-Tables live in the attached catalog database ``cat``.
-"""
-from __future__ import annotations
-
-MIGRATIONS: list[tuple[str, str]] = [
-    (
-        "0001_initial_schema",
-        """
+SQL = """
         CREATE TABLE cat.archive_info (key VARCHAR PRIMARY KEY, value VARCHAR);
         CREATE TABLE cat.media (
             medium_id INTEGER PRIMARY KEY, location VARCHAR, kind VARCHAR, state VARCHAR,
@@ -49,6 +41,4 @@ MIGRATIONS: list[tuple[str, str]] = [
             bytes BIGINT, sha256 VARCHAR, verified BOOLEAN);
         CREATE TABLE cat.events (
             event_id BIGINT PRIMARY KEY, at_time TIMESTAMPTZ NOT NULL, kind VARCHAR NOT NULL, detail VARCHAR);
-        """,
-    ),
-]
+        """
