@@ -1,0 +1,188 @@
+"""A throwaway Samba (SMB3) server for the tests.
+
+Its whole state (config, passdb, locks, logs, the share) lives under one
+work directory; it listens on 127.0.0.1 on a free high port. The recipe and
+its pitfalls are in shared/SERVICES.md: never start smbd with
+``--no-process-group`` (its SIGTERM handler signals its process group, which
+would then be the test runner), and stop it by PID.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+USER = "mailarchive-test"
+SHARE = "mail"
+START_TIMEOUT = 20.0
+
+
+@dataclass
+class SambaServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    share: str
+    share_dir: Path
+    proc: subprocess.Popen = field(repr=False)
+    log_path: Path | None = None
+
+    def url(self, path: str = "") -> str:
+        tail = f"/{path.strip('/')}" if path.strip("/") else ""
+        return f"smb://{self.user}@{self.host}:{self.port}/{self.share}{tail}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(workdir: Path, port: int) -> str:
+    dirs = {
+        "private dir": "private",
+        "lock directory": "lock",
+        "state directory": "state",
+        "cache directory": "cache",
+        "pid directory": "pid",
+        "ncalrpc dir": "ncalrpc",
+        "binddns dir": "binddns",
+        "usershare path": "usershares",
+    }
+    lines = [
+        "[global]",
+        "interfaces = 127.0.0.1",
+        "bind interfaces only = yes",
+        f"smb ports = {port}",
+        "disable netbios = yes",
+        "server min protocol = SMB3",
+        "server max protocol = SMB3",
+    ]
+    for key, sub in dirs.items():
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+        lines.append(f"{key} = {workdir / sub}")
+    (workdir / "log").mkdir(exist_ok=True)
+    lines += [
+        f"passdb backend = tdbsam:{workdir / 'private' / 'passdb.tdb'}",
+        f"log file = {workdir / 'log'}/log.%m",
+        "load printers = no",
+        "printcap name = /dev/null",
+        "disable spoolss = yes",
+        "map to guest = never",
+        "rpc start on demand helpers = no",
+        "",
+        f"[{SHARE}]",
+        f"path = {workdir / 'share'}",
+        "read only = no",
+        f"valid users = {USER}",
+        f"force user = {USER}",
+        "acl allow execute always = yes",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _ensure_user() -> None:
+    if subprocess.run(["id", "-u", USER], capture_output=True).returncode == 0:
+        return
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM smbd when the test runner dies without its finalizers."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def start_samba(workdir: Path) -> SambaServer:
+    """Start smbd for the tests; the caller must ``stop()`` it."""
+    smbd = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
+    smbpasswd = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
+    if smbd is None or not os.path.exists(smbpasswd):
+        raise RuntimeError("smbd/smbpasswd not installed (apt-get install -y --no-install-recommends samba)")
+    if os.geteuid() != 0:
+        raise RuntimeError("the throwaway Samba server needs root (useradd, smbd)")
+
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    share_dir = workdir / "share"
+    share_dir.mkdir(exist_ok=True)
+    _ensure_user()
+    shutil.chown(share_dir, user=USER)
+    # smbd runs as root and maps to USER: the tree above must be traversable.
+    for p in [workdir, *workdir.parents]:
+        if p == Path("/"):
+            break
+        if not p.stat().st_mode & 0o001:
+            p.chmod(p.stat().st_mode | 0o001)
+
+    port = free_port()
+    conf = workdir / "smb.conf"
+    conf.write_text(_config(workdir, port))
+    password = secrets.token_urlsafe(12)
+    subprocess.run(
+        [smbpasswd, "-c", str(conf), "-s", "-a", USER],
+        input=f"{password}\n{password}\n".encode(),
+        check=True,
+        capture_output=True,
+    )
+
+    log_path = workdir / "log" / "smbd.stdout"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [smbd, "-F", "--debug-stdout", "-s", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+    server = SambaServer("127.0.0.1", port, USER, password, SHARE, share_dir, proc, log_path)
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"smbd exited with {proc.returncode} at start:\n{_log_tail(log_path)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(
+                f"smbd did not accept connections on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s:\n"
+                f"{_log_tail(log_path)}"
+            )
+        time.sleep(0.1)

@@ -1,0 +1,788 @@
+"""Pack files: many sealed mail records in one create-only file (DESIGN §4, §5).
+
+Byte contract (version 1). All integers are unsigned big-endian. A change to
+any byte here must fail ``tests/unit/test_pack.py::test_golden_vector``.
+
+::
+
+    pack    = header || record* || footer || trailer
+    header  = b"MAPACK01" || archive uuid (16) || pack id (16)          40 bytes
+    record  = segment_0 || ... || segment_{n-1}                          one mail
+    segment = nonce (12) || AES-256-GCM ciphertext || tag (16)
+    footer  = nonce (12) || AES-256-GCM ciphertext || tag (16)          the index
+    trailer = footer offset (u64, from file start) || b"MAPACKIX"        16 bytes
+
+Keys. ``K = derive_subkey(derive_key(archive_key, uuid, "pack"), uuid, "pack",
+pack_id)`` (HKDF-SHA256, see :mod:`toolkit.crypto`); every segment and the
+footer of one pack are sealed under K, with a fresh 96-bit nonce each, taken
+only from the injected nonce source (default ``os.urandom``).
+
+Record. The mail's bytes M (``blob_id = SHA-256(M)``) are compressed with
+zstd into exactly one frame (level 3 by default, content size in the frame
+header, no checksum, no dictionary); call the compressed bytes C (never
+empty) and ``csize = len(C)``. C is cut into ``n = ceil(csize / SEGMENT_PLAIN)``
+pieces of ``SEGMENT_PLAIN`` = 16 MiB (the last one shorter or equal), and
+piece i is sealed with::
+
+    AAD = b"MAREC\\x01" || uuid (16) || blob_id (32) || len(M) (u64)
+          || i (u32) || last (1 byte: 1 for i = n-1, else 0)
+
+so the record's length on disk is ``csize + n * 28``. A record moved to
+another pack (other K) or archive (uuid), swapped with another record
+(blob_id), cut short (no last segment), or with segments reordered, dropped
+or duplicated (i, last) fails authentication.
+
+Footer. Plaintext = one 64-byte entry per record, in file order::
+
+    blob_id (32) || offset (u64) || length (u64, on disk, all segments)
+    || plain size (u64) || compressed size (u64)
+
+sealed with ``AAD = b"MAPACKIX" || uuid (16) || pack id (16) || count (u32)``;
+the count is ``(footer length - 28) / 64`` and the footer length is
+``file size - 16 - footer offset``. Bytes between records that no entry
+covers (left by an aborted :meth:`PackWriter.add_stream`) are dead space.
+
+Name. ``packs/<first byte of pack id, 2 hex>/<pack id, 32 hex>.pack``.
+
+Policy limits (checked before any allocation): a record claiming a plain size
+above :data:`MAX_MESSAGE_SIZE` is refused; decompression is streamed and
+never produces more than the authenticated plain size (+1 byte, to notice);
+the zstd window is capped at :data:`MAX_WINDOW_SIZE`. The reader tolerates a
+frame without content size, refuses one whose content size differs from the
+authenticated size, and refuses data after the one frame. Every segment is
+authenticated even when decompression fails early, so a changed segment is
+reported as an authentication failure, not as corruption.
+
+:func:`seal_record` and :func:`open_record` are pure functions (no storage,
+no shared state) so that sealing and checking can run in worker processes
+(DESIGN §13).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Iterable, Iterator
+from uuid import UUID
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from . import crypto, faults
+from .errors import IntegrityError, MailArchiveError, SourceError
+from .storage.base import AtomicWriter, Storage
+
+MAGIC = b"MAPACK01"
+INDEX_MAGIC = b"MAPACKIX"
+RECORD_AAD_MAGIC = b"MAREC\x01"
+
+PACK_ID_SIZE = 16
+BLOB_ID_SIZE = 32
+HEADER_SIZE = len(MAGIC) + 16 + PACK_ID_SIZE           # 40
+TRAILER_SIZE = 8 + len(INDEX_MAGIC)                     # 16
+ENTRY_SIZE = BLOB_ID_SIZE + 4 * 8                       # 64
+NONCE_SIZE = crypto.NONCE_SIZE                          # 12
+SEAL_OVERHEAD = crypto.SEAL_OVERHEAD                    # 28
+MIN_PACK_SIZE = HEADER_SIZE + SEAL_OVERHEAD + TRAILER_SIZE  # 84: no records
+
+PACK_TARGET_SIZE = 64 * 1024 * 1024
+SEGMENT_PLAIN = 16 * 1024 * 1024
+
+#: Largest plain size a record may claim (16 GiB). Far above any real mail;
+#: the importer's ``max_message_size`` must not exceed it. A record claiming
+#: more (K5) is refused before anything is read or allocated.
+MAX_MESSAGE_SIZE = 16 * 1024**3
+#: zstd window limit for decoding (128 MiB, zstd's own default limit).
+MAX_WINDOW_SIZE = 1 << 27
+
+_OUT_CHUNK = 1 << 20          # decompressed bytes per read from zstd
+_MAX_SWAP_PROBES = 4096       # candidates tried when naming a swapped record
+
+NonceSource = Callable[[int], bytes]
+
+_NAME_RE = re.compile(r"^([0-9a-f]{32})\.pack$")
+_AUTH_PHRASE = "authentication failed — record changed, truncated, or moved from another pack/archive"
+
+
+# --------------------------------------------------------------------- errors
+
+
+class PackFormatError(IntegrityError):
+    """The pack as a whole does not parse: magic, trailer, footer offset, uuid or pack id."""
+
+
+class PackIndexAuthError(PackFormatError):
+    """The footer index does not authenticate (changed, or wrong key / foreign archive)."""
+
+
+class _RecordError(IntegrityError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        pack: str | None = None,
+        record: int | None = None,
+        blob_id: bytes | None = None,
+        bound_to: bytes | None = None,
+    ):
+        super().__init__(message)
+        self.pack = pack
+        self.record = record
+        self.blob_id = blob_id
+        #: the blob id the record's bytes really belong to, when that could be found
+        self.bound_to = bound_to
+
+
+class RecordAuthError(_RecordError):
+    """A record's segments fail authentication (changed, truncated, moved, swapped)."""
+
+
+class RecordCorruptError(_RecordError):
+    """A record authenticates but decompression fails, its size differs, or its hash is another blob id."""
+
+
+# ------------------------------------------------------------------ data types
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    blob_id: bytes
+    offset: int      # of the record, from file start
+    length: int      # of the record on disk, all segment overheads included
+    size: int        # plain (message) size
+    csize: int       # compressed size
+
+
+@dataclass(frozen=True)
+class PackInfo:
+    pack_id: bytes
+    name: str
+    bytes: int
+    records: int
+    sha256: bytes
+    entries: list[IndexEntry] = field(default_factory=list)
+
+
+# ------------------------------------------------------------ pure functions
+
+
+def pack_key(archive_key: bytes, archive_uuid: UUID, pack_id: bytes) -> bytes:
+    """The per-pack subkey every record and the footer of that pack are sealed under."""
+    _check_pack_id(pack_id)
+    root = crypto.derive_key(archive_key, archive_uuid, "pack")
+    return crypto.derive_subkey(root, archive_uuid, "pack", pack_id)
+
+
+def pack_name(pack_id: bytes) -> str:
+    _check_pack_id(pack_id)
+    return f"packs/{pack_id[:1].hex()}/{pack_id.hex()}.pack"
+
+
+def pack_id_from_name(name: str) -> bytes:
+    """The pack id a file name claims (only the last path component counts)."""
+    m = _NAME_RE.match(name.rsplit("/", 1)[-1])
+    if not m:
+        raise PackFormatError(f"{name}: not a pack file name (expected <32 hex digits>.pack)")
+    return bytes.fromhex(m.group(1))
+
+
+def segment_count(csize: int) -> int:
+    return max(1, -(-csize // SEGMENT_PLAIN))
+
+
+def record_length(csize: int) -> int:
+    """Bytes on disk of a record whose compressed size is ``csize``."""
+    return csize + segment_count(csize) * SEAL_OVERHEAD
+
+
+def seal_record(
+    key: bytes,
+    archive_uuid: UUID,
+    blob_id: bytes,
+    data: bytes,
+    nonce_source: NonceSource = os.urandom,
+    level: int = 3,
+) -> tuple[bytes, int]:
+    """(record bytes, compressed size) for one mail, sealed under pack subkey ``key``.
+
+    Pure: safe to call in a worker process; feed the result to
+    :meth:`PackWriter.add_sealed` of the pack whose key this is.
+    """
+    _check_blob(blob_id, data)
+    compressed = _compressor(level).compress(data)
+    view = memoryview(compressed)
+    n = segment_count(len(compressed))
+    aes = AESGCM(key)
+    parts = []
+    for i in range(n):
+        piece = view[i * SEGMENT_PLAIN : (i + 1) * SEGMENT_PLAIN]
+        parts.append(_seal_segment(aes, nonce_source, _record_aad(archive_uuid, blob_id, len(data), i, i == n - 1), piece))
+    return b"".join(parts), len(compressed)
+
+
+def open_record(key: bytes, archive_uuid: UUID, blob_id: bytes, size: int, csize: int, record: bytes) -> bytes:
+    """Inverse of :func:`seal_record`: authenticate, decompress (capped at ``size``), check the hash."""
+    entry = IndexEntry(blob_id, 0, record_length(max(csize, 1)), size, csize)
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        chunk = record[pos : pos + n]
+        pos += len(chunk)
+        return chunk
+
+    try:
+        out = b"".join(_iter_plain(key, archive_uuid, entry, read))
+        if pos != len(record):
+            raise _Fail(True, f"{len(record) - pos} bytes after the last segment")
+    except _Fail as fail:
+        cls = RecordAuthError if fail.auth else RecordCorruptError
+        detail = f"{_AUTH_PHRASE} ({fail.detail})" if fail.auth else fail.detail
+        raise cls(f"record (blob {blob_id.hex()[:16]}): {detail}", blob_id=blob_id) from None
+    return out
+
+
+# ----------------------------------------------------------------- internals
+
+
+class _Fail(Exception):
+    """Internal: a record check failed; the caller adds pack and record names."""
+
+    def __init__(self, auth: bool, detail: str, first_sealed: bytes | None = None):
+        super().__init__(detail)
+        self.auth = auth
+        self.detail = detail
+        self.first_sealed = first_sealed
+
+
+def _check_pack_id(pack_id: bytes) -> None:
+    if not isinstance(pack_id, (bytes, bytearray)) or len(pack_id) != PACK_ID_SIZE:
+        raise ValueError("a pack id is 16 bytes")
+
+
+def _check_blob(blob_id: bytes, data: bytes) -> None:
+    if len(blob_id) != BLOB_ID_SIZE:
+        raise ValueError("a blob id is 32 bytes (SHA-256)")
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise ValueError(f"message of {len(data)} bytes exceeds MAX_MESSAGE_SIZE ({MAX_MESSAGE_SIZE})")
+    if hashlib.sha256(data).digest() != blob_id:
+        raise ValueError("blob id is not the SHA-256 of the message")
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False, write_dict_id=False)
+
+
+def _record_aad(archive_uuid: UUID, blob_id: bytes, size: int, index: int, last: bool) -> bytes:
+    return (
+        RECORD_AAD_MAGIC
+        + archive_uuid.bytes
+        + bytes(blob_id)
+        + size.to_bytes(8, "big")
+        + index.to_bytes(4, "big")
+        + (b"\x01" if last else b"\x00")
+    )
+
+
+def _index_aad(archive_uuid: UUID, pack_id: bytes, count: int) -> bytes:
+    return INDEX_MAGIC + archive_uuid.bytes + bytes(pack_id) + count.to_bytes(4, "big")
+
+
+def _seal_segment(aes: AESGCM, nonce_source: NonceSource, aad: bytes, plain) -> bytes:
+    nonce = nonce_source(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError("nonce source returned a nonce that is not 12 bytes")
+    return nonce + aes.encrypt(nonce, bytes(plain), aad)
+
+
+def _encode_entry(e: IndexEntry) -> bytes:
+    return (
+        e.blob_id
+        + e.offset.to_bytes(8, "big")
+        + e.length.to_bytes(8, "big")
+        + e.size.to_bytes(8, "big")
+        + e.csize.to_bytes(8, "big")
+    )
+
+
+def _decode_entry(raw: bytes) -> IndexEntry:
+    ints = [int.from_bytes(raw[i : i + 8], "big") for i in range(32, 64, 8)]
+    return IndexEntry(bytes(raw[:32]), *ints)
+
+
+def _check_claims(size: int, csize: int, length: int) -> None:
+    """Policy checks on an entry's numbers, before anything is read or allocated (K5)."""
+    if size > MAX_MESSAGE_SIZE:
+        raise _Fail(False, f"claims a plain size of {size} bytes, above the {MAX_MESSAGE_SIZE}-byte policy limit; refused")
+    if csize < 1:
+        raise _Fail(False, "claims an empty compressed stream (a zstd frame is never empty)")
+    if length != record_length(csize):
+        raise _Fail(False, f"claims {length} bytes on disk for {csize} compressed bytes ({record_length(csize)} expected)")
+
+
+def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callable[[int], bytes]) -> Iterator[bytes]:
+    """Authenticate segment by segment, decompress capped at entry.size, check the hash.
+
+    ``read(n)`` returns the next n bytes of the record (fewer at end of file).
+    Yields decompressed chunks; raises :class:`_Fail`. Only bytes of
+    authenticated segments ever reach the decompressor; the size and hash
+    checks complete when the iterator ends.
+    """
+    _check_claims(entry.size, entry.csize, entry.length)
+    aes = AESGCM(key)
+    n = segment_count(entry.csize)
+
+    def segments() -> Iterator[bytes]:
+        remaining = entry.csize
+        for i in range(n):
+            want = min(SEGMENT_PLAIN, remaining) + SEAL_OVERHEAD
+            remaining -= want - SEAL_OVERHEAD
+            sealed = read(want)
+            first = sealed if i == 0 else None
+            if len(sealed) < want:
+                raise _Fail(True, f"segment {i + 1} of {n} is {len(sealed)} bytes, {want} expected: truncated", first)
+            aad = _record_aad(archive_uuid, entry.blob_id, entry.size, i, i == n - 1)
+            try:
+                plain = aes.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
+            except InvalidTag:
+                raise _Fail(True, f"segment {i + 1} of {n}", first) from None
+            del sealed, first
+            yield plain
+
+    segs = segments()
+    first = next(segs)
+    try:
+        params = zstandard.get_frame_parameters(first)
+    except zstandard.ZstdError as exc:
+        raise _Fail(False, f"not a zstd frame: {exc}") from None
+    if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != entry.size:
+        raise _Fail(False, f"zstd frame declares {params.content_size} bytes, the authenticated size is {entry.size}")
+
+    source = _IterSource(first, segs)
+    reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).stream_reader(
+        source, read_size=1 << 17, read_across_frames=False, closefd=False
+    )
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        while True:
+            try:
+                out = reader.read(min(_OUT_CHUNK, entry.size - total + 1))
+            except zstandard.ZstdError as exc:
+                raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
+            if not out:
+                break
+            total += len(out)
+            if total > entry.size:
+                raise _Fail(False, f"decompresses to more than the authenticated {entry.size} bytes; stopped there")
+            digest.update(out)
+            yield out
+    except _Fail as fail:
+        if not fail.auth:
+            # a changed segment later on is the better diagnosis than the decompression error it causes
+            source.drain()
+        raise
+    source.drain()   # authenticate every remaining segment (the last flag sits in the last one)
+    if total != entry.size:
+        raise _Fail(False, f"decompressed to {total} bytes, the authenticated size is {entry.size}")
+    if digest.digest() != entry.blob_id:
+        raise _Fail(False, f"content hash {digest.hexdigest()[:16]}… differs: bound to another blob id")
+
+
+class _IterSource:
+    """A file-like ``read(n)`` over an iterator of byte strings (for zstd's stream reader)."""
+
+    def __init__(self, first: bytes, rest: Iterator[bytes]):
+        self._buf = memoryview(first)
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._buf:
+            try:
+                self._buf = memoryview(next(self._rest))
+            except StopIteration:
+                return b""
+        if n < 0:
+            n = len(self._buf)
+        out = bytes(self._buf[:n])
+        self._buf = self._buf[n:]
+        return out
+
+    def drain(self) -> None:
+        self._buf = memoryview(b"")
+        for _ in self._rest:
+            pass
+
+
+def _read_full(f: BinaryIO, n: int) -> bytes:
+    parts = []
+    while n > 0:
+        chunk = f.read(min(n, SEGMENT_PLAIN + SEAL_OVERHEAD))
+        if not chunk:
+            break
+        parts.append(chunk)
+        n -= len(chunk)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------- writer
+
+
+class PackWriter:
+    """Builds one pack under a temporary name; :meth:`seal` publishes it create-only.
+
+    No global state and no catalog access: one writer per worker is fine.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        archive_key: bytes,
+        archive_uuid: UUID,
+        *,
+        pack_id: bytes | None = None,
+        nonce_source: NonceSource = os.urandom,
+        level: int = 3,
+    ):
+        self.pack_id = bytes(pack_id) if pack_id is not None else os.urandom(PACK_ID_SIZE)
+        self.name = pack_name(self.pack_id)
+        self.archive_uuid = archive_uuid
+        self._key = pack_key(archive_key, archive_uuid, self.pack_id)
+        self._aes = AESGCM(self._key)
+        self._nonces = nonce_source
+        self._level = level
+        self._entries: list[IndexEntry] = []
+        self._blob_ids: set[bytes] = set()
+        self._sha = hashlib.sha256()
+        self._pos = 0
+        self._closed = False
+        self._w: AtomicWriter = storage.open_write(self.name)
+        self._write(MAGIC + archive_uuid.bytes + self.pack_id)
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (footer and trailer not included)."""
+        return self._pos
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def add(self, blob_id: bytes, data: bytes) -> IndexEntry:
+        self._check_open(blob_id)
+        record, csize = seal_record(self._key, self.archive_uuid, blob_id, data, self._nonces, self._level)
+        return self.add_sealed(blob_id, record, len(data), csize)
+
+    def add_sealed(self, blob_id: bytes, record: bytes, size: int, csize: int) -> IndexEntry:
+        """Append a record made by :func:`seal_record` under this pack's key."""
+        self._check_open(blob_id)
+        if len(blob_id) != BLOB_ID_SIZE or not 0 <= size <= MAX_MESSAGE_SIZE or csize < 1:
+            raise ValueError("bad blob id, size or compressed size")
+        if len(record) != record_length(csize):
+            raise ValueError(f"record is {len(record)} bytes, {record_length(csize)} expected for csize {csize}")
+        offset = self._pos
+        self._write(record)
+        return self._remember(IndexEntry(bytes(blob_id), offset, len(record), size, csize))
+
+    def add_stream(self, blob_id: bytes, size: int, chunks: Iterable[bytes]) -> IndexEntry:
+        """Compress and seal a mail read in chunks; memory stays at a few segments.
+
+        If the chunks do not add up to ``size`` bytes hashing to ``blob_id``,
+        :class:`SourceError` is raised before the last segment is written; the
+        segments already written are dead space no entry points to, and the
+        writer stays usable.
+        """
+        self._check_open(blob_id)
+        if len(blob_id) != BLOB_ID_SIZE or not 0 <= size <= MAX_MESSAGE_SIZE:
+            raise ValueError("bad blob id or size")
+        chunker = _compressor(self._level).chunker(size=size, chunk_size=SEGMENT_PLAIN)
+        offset = self._pos
+        digest = hashlib.sha256()
+        total = csize = index = 0
+        pending: bytes | None = None
+
+        def emit(piece: bytes, last: bool) -> None:
+            nonlocal index, csize
+            aad = _record_aad(self.archive_uuid, blob_id, size, index, last)
+            self._write(_seal_segment(self._aes, self._nonces, aad, piece))
+            index += 1
+            csize += len(piece)
+
+        for chunk in chunks:
+            total += len(chunk)
+            if total > size:
+                raise SourceError(f"message {blob_id.hex()[:16]}: more than the announced {size} bytes (changed while read?)")
+            digest.update(chunk)
+            for piece in chunker.compress(chunk):
+                if pending is not None:
+                    emit(pending, False)
+                pending = piece
+        if total != size or digest.digest() != blob_id:
+            raise SourceError(
+                f"message {blob_id.hex()[:16]}: read {total} bytes of {size}, or their hash differs (changed while read?)"
+            )
+        for piece in chunker.finish():
+            if pending is not None:
+                emit(pending, False)
+            pending = piece
+        assert pending is not None  # a zstd frame is never empty
+        emit(pending, True)
+        return self._remember(IndexEntry(bytes(blob_id), offset, self._pos - offset, size, csize))
+
+    def seal(self) -> PackInfo:
+        """Write footer and trailer, then publish create-only (ObjectExistsError if the name is taken)."""
+        if self._closed:
+            raise ValueError(f"pack {self.name} is already sealed or aborted")
+        try:
+            count = len(self._entries)
+            footer_offset = self._pos
+            plain = b"".join(_encode_entry(e) for e in self._entries)
+            self._write(_seal_segment(self._aes, self._nonces, _index_aad(self.archive_uuid, self.pack_id, count), plain))
+            self._write(footer_offset.to_bytes(8, "big") + INDEX_MAGIC)
+            faults.hit("pack.before_commit")
+            self._closed = True
+            self._w.commit()
+        except BaseException:
+            self.abort()
+            raise
+        return PackInfo(self.pack_id, self.name, self._pos, count, self._sha.digest(), list(self._entries))
+
+    def abort(self) -> None:
+        """Drop the temporary file; safe to call twice or after seal."""
+        self._closed = True
+        self._w.abort()
+
+    def __enter__(self) -> "PackWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def _check_open(self, blob_id: bytes) -> None:
+        if self._closed:
+            raise ValueError(f"pack {self.name} is already sealed or aborted")
+        if bytes(blob_id) in self._blob_ids:
+            raise ValueError(f"blob {blob_id.hex()[:16]} is already in pack {self.name}")
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._w.write(data)
+        except BaseException:
+            self.abort()
+            raise
+        self._sha.update(data)
+        self._pos += len(data)
+
+    def _remember(self, entry: IndexEntry) -> IndexEntry:
+        self._entries.append(entry)
+        self._blob_ids.add(entry.blob_id)
+        return entry
+
+
+# ---------------------------------------------------------------------- reader
+
+
+class PackReader:
+    """Reads one pack. :meth:`read` and :meth:`stream` need no footer (entries may come from the catalog)."""
+
+    def __init__(self, storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID):
+        self.storage = storage
+        self.name = name
+        self.archive_uuid = archive_uuid
+        self.pack_id = pack_id_from_name(name)
+        self._key = pack_key(archive_key, archive_uuid, self.pack_id)
+        self._entries: list[IndexEntry] | None = None
+        self._numbers: dict[int, int] = {}
+        self.footer_offset: int | None = None
+        #: SHA-256 of the whole file, set when a :meth:`verify_all` iteration completes
+        self.file_sha256: bytes | None = None
+
+    # -- index
+
+    def index(self) -> list[IndexEntry]:
+        with self.storage.open_read(self.name) as f:
+            return self._load_index(f, _size_of(f))
+
+    def _load_index(self, f: BinaryIO, size: int) -> list[IndexEntry]:
+        if size < MIN_PACK_SIZE:
+            raise PackFormatError(f"pack {self.name}: truncated ({size} bytes; a pack has at least {MIN_PACK_SIZE})")
+        f.seek(0)
+        self._check_header(_read_full(f, HEADER_SIZE))
+        f.seek(size - TRAILER_SIZE)
+        trailer = _read_full(f, TRAILER_SIZE)
+        if trailer[8:] != INDEX_MAGIC:
+            raise PackFormatError(f"pack {self.name}: no trailer (MAPACKIX missing at the end): truncated or tail overwritten")
+        footer_offset = int.from_bytes(trailer[:8], "big")
+        if not HEADER_SIZE <= footer_offset <= size - TRAILER_SIZE - SEAL_OVERHEAD:
+            raise PackFormatError(
+                f"pack {self.name}: footer offset {footer_offset} out of range for a file of {size} bytes"
+            )
+        footer_len = size - TRAILER_SIZE - footer_offset
+        count, rest = divmod(footer_len - SEAL_OVERHEAD, ENTRY_SIZE)
+        if rest:
+            raise PackFormatError(f"pack {self.name}: footer of {footer_len} bytes is not a whole number of entries")
+        f.seek(footer_offset)
+        sealed = _read_full(f, footer_len)
+        try:
+            plain = AESGCM(self._key).decrypt(
+                sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], _index_aad(self.archive_uuid, self.pack_id, count)
+            )
+        except InvalidTag:
+            raise PackIndexAuthError(
+                f"pack {self.name}: footer index authentication failed — changed, or sealed under another key "
+                "(wrong key or foreign archive?)"
+            ) from None
+        entries = [_decode_entry(plain[i : i + ENTRY_SIZE]) for i in range(0, len(plain), ENTRY_SIZE)]
+        self.footer_offset = footer_offset
+        self._set_entries(entries)
+        return list(entries)
+
+    def _check_header(self, header: bytes) -> None:
+        if len(header) < HEADER_SIZE or header[:8] != MAGIC:
+            raise PackFormatError(f"pack {self.name}: bad magic (not a MAPACK01 pack)")
+        file_uuid = UUID(bytes=header[8:24])
+        if file_uuid != self.archive_uuid:
+            raise PackFormatError(
+                f"pack {self.name}: belongs to archive {file_uuid}, not to this archive {self.archive_uuid}"
+            )
+        if header[24:40] != self.pack_id:
+            raise PackFormatError(
+                f"pack {self.name}: header pack id {header[24:40].hex()} differs from the name's {self.pack_id.hex()}"
+            )
+
+    def _set_entries(self, entries: list[IndexEntry]) -> None:
+        self._entries = list(entries)
+        self._numbers = {e.offset: i for i, e in enumerate(self._entries)}
+
+    # -- one record
+
+    def read(self, entry: IndexEntry) -> bytes:
+        """The message, fully checked. Memory: the message itself plus one segment."""
+        return b"".join(self.stream(entry))
+
+    def stream(self, entry: IndexEntry) -> Iterator[bytes]:
+        """The message in chunks; it is only proven complete when the iterator ends without error."""
+        try:
+            _check_claims(entry.size, entry.csize, entry.length)
+        except _Fail as fail:
+            raise self._error(entry, fail) from None
+        with self.storage.open_read(self.name) as f:
+            f.seek(entry.offset)
+            try:
+                yield from _iter_plain(self._key, self.archive_uuid, entry, lambda n: _read_full(f, n))
+            except _Fail as fail:
+                raise self._error(entry, fail) from None
+
+    # -- whole pack
+
+    def verify_all(self, entries: list[IndexEntry] | None = None) -> Iterator[tuple[IndexEntry, Exception | None]]:
+        """Check every record in one forward pass over one open file.
+
+        Without ``entries`` the footer index is read (PackFormatError if it
+        cannot be); with entries (e.g. from the catalog) a pack whose footer
+        is damaged can still be checked record by record. When the iteration
+        completes, :attr:`file_sha256` holds the SHA-256 of the whole file.
+        """
+        self.file_sha256 = None
+        with self.storage.open_read(self.name) as f:
+            size = _size_of(f)
+            if entries is None:
+                entries = self._load_index(f, size)
+                limit = self.footer_offset
+            else:
+                self._set_entries(entries)
+                limit = None   # a record past the end of the file reads short: reported as truncated
+            f.seek(0)
+            fwd = _ForwardReader(f)
+            for entry in sorted(self._entries, key=lambda e: e.offset):
+                if entry.offset < max(fwd.pos, HEADER_SIZE) or (limit is not None and entry.offset + entry.length > limit):
+                    yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
+                    continue
+                fwd.skip_to(entry.offset)
+                try:
+                    for _ in _iter_plain(self._key, self.archive_uuid, entry, fwd.read):
+                        pass
+                except _Fail as fail:
+                    yield entry, self._error(entry, fail)
+                else:
+                    yield entry, None
+            fwd.skip_to(None)
+            self.file_sha256 = fwd.digest()
+
+    # -- error reports
+
+    def _error(self, entry: IndexEntry, fail: _Fail) -> IntegrityError:
+        number = self._record_number(entry)
+        label = f"record {number}" if number is not None else f"record at offset {entry.offset} (not in the footer index)"
+        where = f"pack {self.name}, {label} (blob {entry.blob_id.hex()[:16]})"
+        if not fail.auth:
+            return RecordCorruptError(f"{where}: {fail.detail}", pack=self.name, record=number, blob_id=entry.blob_id)
+        message = f"{where}: {_AUTH_PHRASE} ({fail.detail})"
+        other = self._owner_of(entry, fail.first_sealed)
+        if other is not None:
+            n, e = other
+            message += f"; its bytes authenticate as record {n} (blob {e.blob_id.hex()[:16]}): bound to another blob id (records swapped?)"
+        return RecordAuthError(
+            message, pack=self.name, record=number, blob_id=entry.blob_id, bound_to=other[1].blob_id if other else None
+        )
+
+    def _record_number(self, entry: IndexEntry) -> int | None:
+        if self._entries is None:
+            try:
+                self.index()
+            except MailArchiveError:   # the footer is damaged too: name the offset instead
+                pass
+        return self._numbers.get(entry.offset)
+
+    def _owner_of(self, entry: IndexEntry, first_sealed: bytes | None) -> tuple[int, IndexEntry] | None:
+        """Which other record of this pack a failing first segment really belongs to, if any."""
+        if not first_sealed or len(first_sealed) <= SEAL_OVERHEAD or not self._entries:
+            return None
+        aes = AESGCM(self._key)
+        probes = 0
+        for n, cand in enumerate(self._entries):
+            if cand.blob_id == entry.blob_id or min(cand.csize, SEGMENT_PLAIN) + SEAL_OVERHEAD != len(first_sealed):
+                continue
+            probes += 1
+            if probes > _MAX_SWAP_PROBES:
+                break
+            aad = _record_aad(self.archive_uuid, cand.blob_id, cand.size, 0, segment_count(cand.csize) == 1)
+            try:
+                aes.decrypt(first_sealed[:NONCE_SIZE], first_sealed[NONCE_SIZE:], aad)
+            except InvalidTag:
+                continue
+            return n, cand
+        return None
+
+
+class _ForwardReader:
+    """Forward-only reads of one open file, hashing every byte that passes."""
+
+    def __init__(self, f: BinaryIO):
+        self._f = f
+        self._sha = hashlib.sha256()
+        self.pos = 0
+
+    def read(self, n: int) -> bytes:
+        data = _read_full(self._f, n)
+        self._sha.update(data)
+        self.pos += len(data)
+        return data
+
+    def skip_to(self, target: int | None) -> None:
+        """Read forward to ``target`` (None: to the end of the file)."""
+        while target is None or self.pos < target:
+            want = _OUT_CHUNK * 4 if target is None else min(_OUT_CHUNK * 4, target - self.pos)
+            if not self.read(want):
+                return
+
+    def digest(self) -> bytes:
+        return self._sha.digest()
+
+
+def _size_of(f: BinaryIO) -> int:
+    f.seek(0, os.SEEK_END)
+    return f.tell()

@@ -1,0 +1,439 @@
+"""A medium on an SMB share, through smbprotocol's ``smbclient`` API.
+
+Facts this module is built on (shared/SERVICES.md, RELIABILITY C1/C4/C9/C11):
+
+* A UNC path carries no port: every ``smbclient`` call gets ``port=``. Each
+  storage keeps its own connection cache, so a session (and its password) is
+  never shared with another storage, and ``close()`` drops exactly ours.
+* ``scandir`` entries are read through ``entry.smb_info``; ``entry.stat()``
+  would dial port 445.
+* Writes are buffered: an unbuffered ``write()`` may write less than asked.
+* smbprotocol waits without a deadline for most replies (a dead link blocks
+  for 10+ minutes). Every call here runs under a watchdog: when it takes
+  longer than ``timeout`` the socket is shut down, the call fails, and the
+  error names host:port.
+* ``rename`` without replace fails with STATUS_OBJECT_NAME_COLLISION when
+  the final name is taken: that is the create-only commit.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import ntpath
+import secrets as _secrets
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
+
+import smbclient
+from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError, SMBResponseException
+
+from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
+from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
+from .location import Location
+
+WRITE_BUFFER = 1 << 20
+
+_STATUS_ACCESS_DENIED = 0xC0000022
+_STATUS_DISK_FULL = 0xC000007F
+_STATUS_QUOTA_EXCEEDED = 0xC0000044
+_STATUS_OBJECT_NAME_COLLISION = 0xC0000035
+_STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
+_STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
+_STATUS_LOGON_FAILURE = 0xC000006D
+_STATUS_BAD_NETWORK_NAME = 0xC00000CC
+_FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
+_MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
+
+
+class _Watchdog:
+    """One background thread that shuts the SMB socket down when a call overruns its deadline."""
+
+    def __init__(self, on_expire):
+        self._on_expire = on_expire
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._generation = 0
+        self.fired = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="smb-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            self.fired = False
+            self._generation += 1
+            self._deadline = time.monotonic() + seconds
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._deadline = None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                generation = self._generation
+                self._deadline = None
+                self.fired = True
+                self._cond.release()
+                try:
+                    self._on_expire(generation)
+                finally:
+                    self._cond.acquire()
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, SMBOSError):
+        return exc.ntstatus
+    if isinstance(exc, SMBResponseException):
+        return exc.status
+    return None
+
+
+class SmbStorage(Storage):
+    def __init__(self, loc: Location, password: str, timeout: float = 60.0):
+        if not loc.is_smb:
+            raise StorageError(f"{loc} is not an smb:// location")
+        self.loc = loc
+        self.location = str(loc)
+        self.timeout = float(timeout)
+        self._host = loc.host
+        self._port = loc.port
+        self._where = f"{loc.host}:{loc.port}"
+        self._root = "\\".join([rf"\\{loc.host}\{loc.share}", *[p for p in loc.path.split("/") if p]])
+        self._cache: dict = {}
+        self._kw = dict(
+            username=loc.user,
+            password=password,
+            port=loc.port,
+            connection_timeout=max(1, int(self.timeout)),
+            connection_cache=self._cache,
+        )
+        self._share_root = rf"\\{loc.host}\{loc.share}"
+        self._dirs: set[str] = {self._share_root}
+        self._dog = _Watchdog(self._expire)
+        self._closed = False
+        try:
+            with self._guard(self._root, "connecting to"):
+                smbclient.register_session(self._host, **self._kw)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- deadlines and error mapping -------------------------------------------------------------
+
+    def _expire(self, _generation: int) -> None:
+        """Watchdog: break the connection so the blocked call returns (socket lock not taken)."""
+        for conn in list(self._cache.values()):
+            conn._t_exc = SMBConnectionClosed(f"no answer from {self._where} within {self.timeout:g} s")
+            sock = getattr(conn.transport, "_sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._cache.clear()
+
+    @contextmanager
+    def _guard(self, unc: str, what: str, right: str = "read"):
+        """Run one SMB call under the deadline; translate its failures to StorageError subclasses."""
+        if self._closed:
+            raise StorageError(f"{self.location}: storage already closed")
+        self._dog.arm(self.timeout)
+        try:
+            yield
+        except BaseException as exc:
+            self._dog.disarm()
+            mapped = self._map(exc, unc, what, right)
+            if mapped is None:
+                raise
+            raise mapped from None
+        finally:
+            self._dog.disarm()
+
+    def _map(self, exc: BaseException, unc: str, what: str, right: str) -> BaseException | None:
+        if self._dog.fired:
+            self._dog.fired = False
+            return StorageError(
+                f"SMB server {self._where} did not answer within {self.timeout:g} s while {what} {unc}; "
+                "check the network and the share, then rerun"
+            )
+        if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            return None
+        status = _status(exc)
+        if status in _MISSING or (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
+            return ObjectMissingError(f"{unc} is missing")
+        if status == _STATUS_OBJECT_NAME_COLLISION:
+            return ObjectExistsError(f"{unc} already exists: refusing to replace it (possible ID reuse)")
+        if status in _FULL:
+            return StorageFullError(
+                f"{unc}: the share is full (STATUS_DISK_FULL/quota) while {what}; free space on it, then rerun"
+            )
+        if status == _STATUS_ACCESS_DENIED:
+            return StorageError(
+                f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
+            )
+        if status == _STATUS_LOGON_FAILURE:
+            return StorageError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
+        if status == _STATUS_BAD_NETWORK_NAME:
+            return StorageError(f"share \\\\{self._host}\\{self.loc.share} does not exist on {self._where}")
+        if status is not None:
+            return StorageError(f"SMB error while {what} {unc}: {exc}")
+        if isinstance(exc, (SMBException, OSError, ValueError, EOFError)):
+            if isinstance(exc, ValueError) and "Failed to connect" not in str(exc):
+                return StorageError(f"SMB error while {what} {unc}: {exc}")
+            self._cache.clear()
+            return StorageError(
+                f"cannot reach SMB server {self._where} while {what} {unc} ({exc}); "
+                "check that the server is up and the share is reachable, then rerun"
+            )
+        if isinstance(exc, (TypeError, AttributeError, KeyError)) and not self._connected():
+            # smbprotocol trips over its own state after a dropped connection.
+            return StorageError(f"connection to {self._where} lost while {what} {unc}; check the share and rerun")
+        return None
+
+    def _connected(self) -> bool:
+        return any(c.transport is not None and c.transport.connected for c in self._cache.values())
+
+    # --- names -----------------------------------------------------------------------------------
+
+    def _unc(self, name: str) -> str:
+        parts = [p for p in name.replace("\\", "/").split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            raise StorageError(f"invalid object name {name!r}")
+        return "\\".join([self._root, *parts])
+
+    def _rel(self, unc: str) -> str:
+        return unc[len(self._root) + 1 :].replace("\\", "/")
+
+    # --- the interface ---------------------------------------------------------------------------
+
+    def open_write(self, name: str) -> AtomicWriter:
+        return _SmbWriter(self, name)
+
+    def open_read(self, name: str) -> BinaryIO:
+        unc = self._unc(name)
+        with self._guard(unc, "opening", "read"):
+            f = smbclient.open_file(unc, mode="rb", share_access="r", **self._kw)
+        return _SmbReader(self, unc, f)
+
+    def stat(self, name: str) -> Entry | None:
+        unc = self._unc(name)
+        try:
+            with self._guard(unc, "inspecting", "read"):
+                st = smbclient.stat(unc, **self._kw)
+        except ObjectMissingError:
+            return None
+        return Entry(name, st.st_size, st.st_mtime)
+
+    def list(self, prefix: str = "") -> Iterator[Entry]:
+        base = self._unc(prefix) if prefix else self._root
+        yield from self._walk(base)
+
+    def _walk(self, unc: str) -> Iterator[Entry]:
+        try:
+            with self._guard(unc, "listing", "list"):
+                entries = [(e.name, e.is_dir(), e.smb_info) for e in smbclient.scandir(unc, **self._kw)]
+        except ObjectMissingError:
+            return
+        entries.sort(key=lambda e: e[0])
+        for fname, is_dir, info in entries:
+            full = f"{unc}\\{fname}"
+            if is_dir:
+                yield from self._walk(full)
+            elif not fname.endswith(TMP_SUFFIX):
+                yield Entry(self._rel(full), info.end_of_file, info.last_write_time.timestamp())
+
+    def delete(self, name: str) -> None:
+        unc = self._unc(name)
+        with self._guard(unc, "deleting", "delete"):
+            smbclient.remove(unc, **self._kw)
+
+    def replace(self, name: str, data: bytes) -> None:
+        unc = self._unc(name)
+        tmp = f"{unc}.{_secrets.token_hex(6)}{TMP_SUFFIX}"
+        self._makedirs(ntpath.dirname(unc))
+        try:
+            with self._guard(tmp, "writing", "write"):
+                with smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw) as f:
+                    f.write(data)
+                    f.flush()
+                    f.raw.flush()
+            with self._guard(unc, "replacing", "rename (delete and execute on the target)"):
+                smbclient.replace(tmp, unc, **self._kw)
+        except BaseException:
+            self._remove_quietly(tmp)
+            raise
+
+    def free_space(self) -> int | None:
+        with self._guard(self._share_root, "querying free space on", "read"):
+            return smbclient.stat_volume(self._share_root, **self._kw).caller_available_size
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._dog.arm(min(self.timeout, 10.0))
+        try:
+            smbclient.delete_session(self._host, port=self._port, connection_cache=self._cache, timeout=5)
+        except Exception:
+            pass  # the connection is gone either way
+        finally:
+            self._dog.disarm()
+            self._dog.stop()
+            self._cache.clear()
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _makedirs(self, unc_dir: str) -> None:
+        if unc_dir in self._dirs:
+            return
+        with self._guard(unc_dir, "creating directory", "write (create folders)"):
+            smbclient.makedirs(unc_dir, exist_ok=True, **self._kw)
+        self._dirs.add(unc_dir)
+
+    def _remove_quietly(self, unc: str) -> None:
+        if self._closed:
+            return
+        try:
+            with self._guard(unc, "removing", "delete"):
+                smbclient.remove(unc, **self._kw)
+        except StorageError:
+            pass
+
+
+class _SmbWriter(AtomicWriter):
+    def __init__(self, storage: SmbStorage, name: str):
+        self.name = name
+        self._s = storage
+        self._final = storage._unc(name)
+        self._tmp = f"{self._final}.{_secrets.token_hex(6)}{TMP_SUFFIX}"
+        self._done = False
+        self._f = None
+        parent = ntpath.dirname(self._final)
+        storage._makedirs(parent)
+        try:
+            self._open()
+        except ObjectMissingError:
+            # the folder went away since we created it: forget it and create it again
+            storage._dirs.discard(parent)
+            storage._makedirs(parent)
+            self._open()
+
+    def _open(self) -> None:
+        with self._s._guard(self._tmp, "creating", "write"):
+            self._f = smbclient.open_file(self._tmp, mode="xb", buffering=WRITE_BUFFER, **self._s._kw)
+
+    def write(self, data: bytes) -> int:
+        try:
+            with self._s._guard(self._tmp, "writing", "write"):
+                self._f.write(data)
+        except BaseException:
+            self.abort()
+            raise
+        return len(data)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def commit(self) -> None:
+        if self._done:
+            raise StorageError(f"{self._final}: writer already committed or aborted")
+        try:
+            with self._s._guard(self._tmp, "writing", "write"):
+                self._f.flush()
+                self._f.raw.flush()  # SMB2 FLUSH: the server writes its cache to disk
+                self._f.close()
+            self._rename()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+
+    def _rename(self) -> None:
+        s = self._s
+        try:
+            with s._guard(self._final, "publishing", "rename (delete on the temp file, execute on the target)"):
+                smbclient.rename(self._tmp, self._final, **s._kw)
+        except ObjectExistsError:
+            raise
+        except StorageError as exc:
+            # Real servers may refuse the open of an existing target (execute right) instead of a collision.
+            if "access denied" in str(exc) and s.stat(self.name) is not None:
+                raise ObjectExistsError(
+                    f"{self._final} already exists: refusing to replace it (possible ID reuse)"
+                ) from None
+            raise
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._f is not None:
+            try:
+                self._f.close()
+            except Exception:
+                pass
+        self._s._remove_quietly(self._tmp)
+
+
+class _SmbReader(io.BufferedIOBase):
+    """A seekable reader whose every call runs under the storage's deadline."""
+
+    def __init__(self, storage: SmbStorage, unc: str, f):
+        super().__init__()
+        self._s = storage
+        self._unc = unc
+        self._f = f
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        with self._s._guard(self._unc, "reading", "read"):
+            return self._f.read(-1 if size is None else size)
+
+    def read1(self, size: int = -1) -> bytes:
+        with self._s._guard(self._unc, "reading", "read"):
+            return self._f.read1(size)
+
+    def readinto(self, b) -> int:
+        with self._s._guard(self._unc, "reading", "read"):
+            return self._f.readinto(b)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._s._closed:
+                with self._s._guard(self._unc, "closing", "read"):
+                    self._f.close()
+        except StorageError:
+            pass
+        finally:
+            super().close()
