@@ -91,7 +91,7 @@ class Ingest:
         reporter: Reporter | None = None,
         *,
         command: str = "import",
-        pack_target: int = PACK_TARGET_SIZE,
+        pack_target: int | None = None,
         chunk: int = CHUNK,
     ):
         if archive.lock is None:
@@ -99,7 +99,8 @@ class Ingest:
         self.archive = archive
         self.reporter = reporter or NullReporter()
         self.command = command
-        self.pack_target = pack_target
+        # MAILARCHIVE_PACK_TARGET (bytes) is a tuning and test knob: small packs make crash tests meaningful.
+        self.pack_target = pack_target or int(os.environ.get("MAILARCHIVE_PACK_TARGET") or PACK_TARGET_SIZE)
         self.chunk = chunk
         self._stop = threading.Event()
 

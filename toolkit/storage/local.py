@@ -7,6 +7,7 @@ import secrets as _secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from .. import faults
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 
@@ -42,8 +43,10 @@ class _LocalWriter(AtomicWriter):
     def commit(self) -> None:
         try:
             self._f.flush()
+            faults.hit("storage.after_write")
             os.fsync(self._f.fileno())
             self._f.close()
+            faults.hit("storage.after_fsync")
             # link() fails with EEXIST instead of replacing: a create-only rename.
             os.link(self._tmp, self._final)
         except FileExistsError:

@@ -1,0 +1,169 @@
+"""Header scan over the shared corpora: a-mime-edge (every file) and e-real-corpus (with its index)."""
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+from pathlib import Path
+
+import pytest
+
+from toolkit.headers import (
+    _WANTED,
+    _fast_addresses,
+    _text,
+    _unfold,
+    _wanted_fields,
+    scan,
+    split_message,
+)
+
+CORPORA = Path(os.environ.get("MAILARCHIVE_CORPORA",
+                              Path(__file__).resolve().parents[2].parent / "shared" / "corpora"))
+MIME_EDGE = CORPORA / "a-mime-edge"
+REAL = CORPORA / "e-real-corpus" / "linux-watchdog-2022-2023"
+REAL_INDEX = CORPORA / "e-real-corpus" / "linux-watchdog-2022-2023.index.tsv"
+
+
+def _need(path: Path) -> None:
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus missing in CI: {path}")
+        pytest.skip(f"corpus not found: {path} (set MAILARCHIVE_CORPORA)")
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def _collapse(s: str | None) -> str:
+    return " ".join((s or "").split())
+
+
+def test_mime_edge_every_file_scans():
+    _need(MIME_EDGE)
+    files = _files(MIME_EDGE)
+    assert len(files) > 500
+    errors, keys = [], set()
+    for path in files:
+        m = scan(path.read_bytes())
+        assert len(m.dedup_key) == 32 and len(m.body_sha256) == 32, path
+        keys.add(m.dedup_key)
+        errors += [(path.name, d) for d in m.defects if d.startswith("parse-error")]
+    assert errors == []
+    assert len(keys) > 0.8 * len(files)    # keys are not degenerate
+
+
+def test_mime_edge_known_facts():
+    _need(MIME_EDGE)
+    spam = scan((MIME_EDGE / "thunderbird-mailnews/test-data/SpamAssassinYes").read_bytes())
+    assert spam.spam is True
+    # msg_47: header and body run together (CPython missing-separator case)
+    m47 = scan((MIME_EDGE / "cpython-test_email/msg_47.txt").read_bytes())
+    assert len(m47.dedup_key) == 32
+    # cpython msg_01: a plain message with a known Message-ID and subject
+    m01 = scan((MIME_EDGE / "cpython-test_email/msg_01.txt").read_bytes())
+    assert m01.message_id == "15090.61304.110929.45684@aaa.zzz.org"
+    assert m01.subject == "This is a test message"
+
+
+def test_mime_edge_torture_deadlines():
+    _need(MIME_EDGE)
+    for name in ("mimekit/messages/stack-overflow.txt", "mailgun-flanker/long-header.eml",
+                 "thunderbird-mailnews/local-test-data/mailformed_subject.eml"):
+        path = MIME_EDGE / name
+        if path.exists():
+            m = scan(path.read_bytes())
+            assert not any(d.startswith("parse-error") for d in m.defects), (name, m.defects)
+
+
+def _compat32_fields(block: bytes) -> list[tuple[str, str]]:
+    msg = BytesHeaderParser(policy=compat32).parsebytes(block)
+    return [(n.lower(), v) for n, v in msg.raw_items() if n.lower() in _WANTED]
+
+
+def test_fast_field_split_equals_compat32_on_all_corpora():
+    """The fast header splitter must give exactly what compat32 gives, or defer to it."""
+    _need(MIME_EDGE)
+    _need(REAL)
+    checked = deferred = 0
+    for path in _files(MIME_EDGE) + _files(REAL):
+        block, _, _ = split_message(path.read_bytes())
+        if not block:
+            continue
+        fast = _wanted_fields(block)
+        if fast is None:
+            deferred += 1
+            continue
+        checked += 1
+        assert fast == _compat32_fields(block), path
+    assert checked > 5000
+    assert deferred < checked / 10
+
+
+def test_fast_address_parser_equals_getaddresses_on_all_corpora():
+    _need(MIME_EDGE)
+    _need(REAL)
+    used = 0
+    for path in _files(MIME_EDGE) + _files(REAL):
+        block, _, _ = split_message(path.read_bytes())
+        for name, value in _compat32_fields(block) if block else []:
+            if name not in ("from", "to", "cc", "bcc"):
+                continue
+            value = _text(_unfold(value))
+            fast = _fast_addresses(value)
+            if fast is not None:
+                used += 1
+                assert fast == [(n, a.lower()) for n, a in getaddresses([value]) if a], (path, value)
+    assert used > 10_000
+
+
+def _index_rows() -> list[dict[str, str]]:
+    with REAL_INDEX.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def test_real_corpus_matches_index():
+    """Message-ID and subject of every indexed message agree with index.tsv.
+
+    The index holds raw header values with line breaks replaced by spaces, so
+    subjects are compared RFC 2047-decoded (by the stdlib) and whitespace-collapsed.
+    """
+    _need(REAL_INDEX)
+    rows = _index_rows()
+    assert len(rows) > 5000
+    mid_bad, subj_bad, keys, defects = [], [], Counter(), Counter()
+    for row in rows:
+        m = scan((REAL / row["file"]).read_bytes())
+        keys[m.dedup_key] += 1
+        defects.update(m.defects)
+        mid = row["message_id"].strip()
+        expected_mid = mid[1:-1] if mid.startswith("<") and mid.endswith(">") else mid
+        if (m.message_id or "") != expected_mid:
+            mid_bad.append((row["file"], mid, m.message_id))
+        try:
+            expected_subject = str(make_header(decode_header(row["subject"])))
+        except Exception:
+            expected_subject = row["subject"]
+        if _collapse(m.subject) != _collapse(expected_subject):
+            subj_bad.append((row["file"], expected_subject, m.subject))
+        assert m.sent_date is not None or row["date"] == "", row["file"]
+    assert mid_bad == [], mid_bad[:10]
+    assert subj_bad == [], subj_bad[:10]
+    assert not any(d.startswith("parse-error") for d in defects), defects
+    # every message gets a key; the same Message-ID and body gives the same key
+    assert sum(keys.values()) == len(rows)
+
+
+def test_real_corpus_every_file_scans():
+    _need(REAL)
+    files = _files(REAL)
+    assert len(files) > 5000
+    for path in files:
+        m = scan(path.read_bytes())
+        assert len(m.dedup_key) == 32, path
+        assert m.from_addr, path

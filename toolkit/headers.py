@@ -1,0 +1,530 @@
+"""Fast header scan: raw message bytes -> catalog metadata and the dedup key.
+
+This is the import's hot spot (DESIGN §6, SERVICES "Other measured facts").
+The header block is split off by hand and only that block is parsed, with
+``compat32`` semantics; the MIME tree is never built here. A fast splitter
+returns exactly what ``BytesHeaderParser(policy=compat32)`` gives for the
+few fields we read (tests/corpus pins this on every corpus message) and
+hands anything unusual (bare CR, stray non-header lines, a continuation as
+first line) to the real compat32 parser, whose defects are recorded.
+Address lists take a similar fast path that equals ``getaddresses``. ``scan`` never
+raises on any ``bytes`` input: problems become short, stable defect codes in
+``MailMeta.defects`` and the body hash and dedup key are always computed.
+
+Header block / body split
+    The header block ends at the first empty line (``\\n\\n``, ``\\r\\n\\r\\n``
+    or mixed ``\\n\\r\\n``). A message with no ``\\n`` at all may use ``\\r\\r``
+    (classic Mac). No separator: if the first line looks like a header, the
+    whole message is the header block (defect ``no-header-body-separator``);
+    otherwise, and whenever the first line is not a header, the whole message
+    is body (defect ``no-headers``).
+
+Body normalisation (``normalise_body``)
+    CRLF -> LF; a bare CR is kept; spaces and tabs at the end of each line
+    are removed; trailing empty lines are removed (so the final newline is
+    gone too). ``body_sha256 = sha256(normalise_body(body))``.
+
+Dedup key -- A STORED FORMAT. Changing any byte of this recipe changes the
+key of every message and breaks deduplication against existing archives.
+Version the prefix (``-v2``) instead of editing it.
+
+    With a Message-ID::
+
+        sha256(b"mailarchive-dedup-v1\\0mid\\0" + MID + b"\\0" + body_sha256)
+
+    MID is the Message-ID header value (first occurrence), unfolded, with
+    all whitespace removed and the angle brackets stripped (the text
+    between the first ``<`` and the following ``>`` when both exist), case
+    kept, as the header's bytes (``str.encode("utf-8", "surrogateescape")``
+    of the compat32 value, so invalid UTF-8 keeps its raw bytes).
+
+    Without a Message-ID (missing or empty after normalisation)::
+
+        sha256(b"mailarchive-dedup-v1\\0nomid\\0"
+               + DATE + b"\\0" + FROM + b"\\0" + TO + b"\\0" + CC + b"\\0"
+               + SUBJECT + b"\\0" + body_sha256)
+
+    each field being the first occurrence of that header, raw (no RFC 2047
+    decoding), unfolded, runs of space/tab/CR/LF collapsed to one space,
+    stripped, encoded as above; a missing header is the empty string.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email import errors as email_errors
+from email.header import decode_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+
+__all__ = ["MailMeta", "scan", "dedup_key", "normalise_body", "normalise_message_id", "split_message"]
+
+DEDUP_PREFIX = b"mailarchive-dedup-v1\0"
+MAX_VALUE_CHARS = 64 * 1024      # longest header value parsed for addresses / subject
+MAX_SUBJECT_CHARS = 2000
+MAX_NAME_CHARS = 500
+
+_PARSER = BytesHeaderParser(policy=compat32)
+# a header line, or a continuation line followed by one (J1: first line is a continuation)
+_HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t]+[^\r\n]*\r?\n[!-9;-~]+:)")
+_TRAILING_WS = re.compile(rb"[ \t]+\n")
+_SPLIT_LIMIT = 1 << 20
+_LINEBREAKS = re.compile(r"\r\n|\r|\n")
+_WS_RUN = re.compile(r"[ \t\r\n]+")
+_ALL_WS = re.compile(r"[ \t\r\n]+")
+_CONTROLS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_ADDR_SPLIT = re.compile(r"[\s,;<>()\"\[\]:]+")
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
+_ESCAPES[0x0A] = "\\n"
+_ESCAPES[0x0D] = "\\r"
+
+_DEFECT_CODES = {
+    "MissingHeaderBodySeparatorDefect": "no-header-body-separator",
+    "FirstHeaderLineIsContinuationDefect": "first-line-continuation",
+    "MisplacedEnvelopeHeaderDefect": "misplaced-envelope-header",
+    "InvalidHeaderDefect": "header-invalid",
+}
+
+
+@dataclass(slots=True)
+class MailMeta:
+    message_id: str | None = None
+    subject: str | None = None
+    from_addr: str | None = None
+    from_name: str | None = None
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    sent_date: datetime | None = None
+    spam: bool = False
+    defects: list[str] = field(default_factory=list)
+    body_sha256: bytes = b""
+    dedup_key: bytes = b""
+    header_size: int = 0
+    journal: bool = False
+
+
+# ---------------------------------------------------------------- body / key
+
+def normalise_body(body: bytes) -> bytes:
+    """CRLF -> LF, bare CR kept, trailing spaces/tabs per line and trailing empty lines removed."""
+    if b"\r\n" in body:
+        body = body.replace(b"\r\n", b"\n")
+    if b" \n" in body or b"\t\n" in body:
+        if len(body) <= _SPLIT_LIMIT:
+            body = b"\n".join([line.rstrip(b" \t") for line in body.split(b"\n")])
+        else:  # no per-line list for huge bodies
+            body = _TRAILING_WS.sub(b"\n", body)
+    return body.rstrip(b" \t").rstrip(b"\n")
+
+
+def _enc(value: str | None) -> bytes:
+    if not value:
+        return b""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def normalise_message_id(value: str | None) -> str | None:
+    """Whitespace removed, angle brackets stripped, case kept; None if nothing is left."""
+    if value is None:
+        return None
+    v = _ALL_WS.sub("", value)
+    lt = v.find("<")
+    gt = v.find(">", lt + 1) if lt >= 0 else -1
+    if lt >= 0 and gt > lt:
+        v = v[lt + 1:gt]
+    else:
+        v = v.strip("<>")
+    return v or None
+
+
+def _collapse(value: str | None) -> str:
+    return _WS_RUN.sub(" ", value).strip() if value else ""
+
+
+def dedup_key(message_id: str | None, body_sha256: bytes, *, date_raw: str | None = None,
+              from_raw: str | None = None, to_raw: str | None = None, cc_raw: str | None = None,
+              subject_raw: str | None = None) -> bytes:
+    """The 32-byte dedup key (stored format, see the module docstring).
+
+    ``message_id`` is the normalised id (``normalise_message_id``); the
+    ``*_raw`` values are raw header values and are collapsed here.
+    """
+    h = hashlib.sha256(DEDUP_PREFIX)
+    if message_id:
+        h.update(b"mid\0" + _enc(message_id) + b"\0")
+    else:
+        h.update(b"nomid\0")
+        for raw in (date_raw, from_raw, to_raw, cc_raw, subject_raw):
+            h.update(_enc(_collapse(raw)) + b"\0")
+    h.update(body_sha256)
+    return h.digest()
+
+
+# ---------------------------------------------------------------- splitting
+
+def split_message(raw: bytes) -> tuple[bytes, bytes, str | None]:
+    """Return (header block, body, defect or None). See the module docstring."""
+    if not raw:
+        return b"", b"", "empty-message"
+    if raw[:1] == b"\n":
+        return b"", raw[1:], "no-headers"
+    if raw[:2] == b"\r\n":
+        return b"", raw[2:], "no-headers"
+    if not _HEADER_LINE.match(raw):
+        return b"", raw, "no-headers"
+    i = raw.find(b"\n\n")
+    j = raw.find(b"\n\r\n", 0, i if i >= 0 else len(raw))
+    if j >= 0:
+        return raw[:j + 1], raw[j + 3:], None
+    if i >= 0:
+        return raw[:i + 1], raw[i + 2:], None
+    if b"\n" not in raw:
+        k = raw.find(b"\r\r")
+        if k >= 0:
+            return raw[:k + 1], raw[k + 2:], None
+    return raw, b"", "no-header-body-separator"
+
+
+# ---------------------------------------------------------------- text helpers
+
+def _text(value: str) -> str:
+    """compat32 value (ASCII + surrogate escapes) -> text; invalid UTF-8 -> U+FFFD."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8", "replace")
+
+
+def _unfold(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        return _LINEBREAKS.sub("", value)
+    return value
+
+
+def _escape_controls(text: str) -> str:
+    if _CONTROLS.search(text):
+        return text.translate(_ESCAPES)
+    return text
+
+
+def _decode_words(text: str, defects: list[str]) -> str:
+    """RFC 2047 decode via email.header.decode_header; never raises."""
+    if "=?" not in text:
+        return text
+    try:
+        parts = decode_header(text)
+    except (email_errors.HeaderParseError, ValueError, LookupError, AssertionError):
+        _add(defects, "encoded-word-invalid")
+        return text
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:
+            try:
+                out.append(chunk.decode("raw-unicode-escape"))
+            except UnicodeDecodeError:
+                out.append(chunk.decode("latin-1"))
+        else:
+            try:
+                out.append(chunk.decode(charset, "replace"))
+            except (LookupError, ValueError, TypeError):
+                _add(defects, "charset-unknown")
+                out.append(chunk.decode("utf-8", "replace"))
+    return "".join(out)
+
+
+def _add(defects: list[str], code: str) -> None:
+    if code not in defects:
+        defects.append(code)
+
+
+# ---------------------------------------------------------------- addresses
+
+# Fast path for plain address lists (``a@b``, ``Name <a@b>``, ``"Last, First" <a@b>``,
+# comma-separated; no comments, groups, escapes, domain literals or odd spacing). It
+# gives exactly what email.utils.getaddresses gives for these (the corpus tests pin
+# that); it returns None for anything else, which then goes to getaddresses.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_ADDR_LINES = re.compile(rf"{_ADDR}(?:\n{_ADDR})*")
+_QUOTED_LIST = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*"|,)*')
+_QUOTED_SPLIT = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*")+')
+_QUOTED_STR = re.compile(r'"[^"\\\r\n]*"')
+_NAME_BAD = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"<>@]')
+
+
+def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
+    if '"' in value:
+        if not _QUOTED_LIST.fullmatch(value):
+            return None
+        unquoted = _QUOTED_STR.sub("", value)
+        parts = _QUOTED_SPLIT.findall(value)
+    else:
+        unquoted = value
+        parts = value.split(",")
+    for c in "(;:\\[\r\n":
+        if c in unquoted:
+            return None
+    names, addrs = [], []
+    for part in parts:
+        part = part.strip(" \t")
+        if not part:
+            continue
+        if part[-1] == ">":
+            lt = part.rfind("<")
+            if lt < 0:
+                return None
+            addrs.append(part[lt + 1:-1])
+            name = part[:lt].rstrip(" \t")
+            if name:
+                if name[0] == '"':
+                    if len(name) < 2 or name[-1] != '"' or '"' in name[1:-1]:
+                        return None
+                    name = name[1:-1]
+                elif _NAME_BAD.search(name):
+                    return None
+                elif "  " in name or "\t" in name:
+                    name = " ".join([w for w in name.replace("\t", " ").split(" ") if w])
+            names.append(name)
+        else:
+            addrs.append(part)
+            names.append("")
+    if addrs and not _ADDR_LINES.fullmatch("\n".join(addrs)):
+        return None
+    return list(zip(names, [a.lower() for a in addrs]))
+
+
+def _address_candidates(value: str) -> list[str]:
+    """Every token that looks like an addr-spec (linear: split, then filter)."""
+    found = []
+    for tok in _ADDR_SPLIT.split(value):
+        at = tok.find("@")
+        if 0 < at < len(tok) - 1:
+            found.append(tok.strip(".'`").lower())
+    return found
+
+
+def _parse_addresses(value: str, defects: list[str]) -> list[tuple[str, str]]:
+    """(display name raw, lowercased addr) pairs; ambiguous inputs yield every candidate."""
+    if len(value) > MAX_VALUE_CHARS:
+        cut = max(value.rfind(",", 0, MAX_VALUE_CHARS), value.rfind(";", 0, MAX_VALUE_CHARS))
+        value = value[:cut] if cut > 0 else value[:MAX_VALUE_CHARS]
+        _add(defects, "headers-capped")
+    try:
+        pairs = _fast_addresses(value)
+        if pairs is None:
+            pairs = [(n, a.lower()) for n, a in getaddresses([value]) if a]
+    except RecursionError:
+        pairs = []
+        _add(defects, "address-unparsable")
+    ats = value.count("@")
+    if ats > len(pairs):
+        known = {a for _, a in pairs}
+        extra = [c for c in _address_candidates(value) if c not in known]
+        if extra:
+            _add(defects, "address-ambiguous")
+            seen = set(known)
+            for c in extra:
+                if c not in seen:
+                    seen.add(c)
+                    pairs.append(("", c))
+    return pairs
+
+
+# ---------------------------------------------------------------- scan
+
+_WANTED = frozenset({"message-id", "subject", "from", "to", "cc", "bcc", "date",
+                     "x-spam-flag", "x-spam-status", "x-ms-journal-report"})
+_MULTI = frozenset({"to", "cc", "bcc"})
+_FIELD_END = re.compile(rb"\n(?![ \t])")
+# a line that is neither a field (compat32 name syntax) nor a continuation; the
+# match at the very end of the block (after its last newline) is harmless
+_BAD_LINE = re.compile(rb"\n(?![ \t]|[!-9;-~]+:|\r?$)")
+_WANTED_LINE = re.compile(rb"\n(" + b"|".join(re.escape(n.encode()) for n in sorted(_WANTED)) + rb"):", re.I)
+
+
+def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10_000,
+         deadline: float = 2.0) -> MailMeta:
+    """Scan one message. Never raises for bytes input; see the module docstring."""
+    t_end = time.monotonic() + deadline
+    if not isinstance(raw, bytes):
+        raw = bytes(raw)
+    meta = MailMeta()
+    defects = meta.defects
+    if raw[:3] == b"\xef\xbb\xbf":  # a UTF-8 BOM before the first header (some exports)
+        header_block, body, split_defect = split_message(raw[3:])
+        defects.append("bom")
+    else:
+        header_block, body, split_defect = split_message(raw)
+    if split_defect:
+        defects.append(split_defect)
+    meta.header_size = len(header_block)
+    meta.body_sha256 = hashlib.sha256(normalise_body(body)).digest()
+    if b"\0" in raw:
+        defects.append("nul-bytes")
+    first: dict[str, str] = {}
+    try:
+        if header_block:
+            _scan_headers(meta, header_block, first, max_header_bytes, max_addresses, t_end)
+    except Exception as exc:  # the contract: never raise, record what happened
+        _add(defects, f"parse-error:{type(exc).__name__}")
+    try:
+        mid_raw = normalise_message_id(_unfold(first["message-id"])) if "message-id" in first else None
+        meta.dedup_key = dedup_key(
+            mid_raw, meta.body_sha256, date_raw=first.get("date"), from_raw=first.get("from"),
+            to_raw=first.get("to"), cc_raw=first.get("cc"), subject_raw=first.get("subject"))
+    except Exception as exc:  # pragma: no cover - dedup_key takes str only
+        _add(defects, f"parse-error:{type(exc).__name__}")
+        meta.dedup_key = dedup_key(None, meta.body_sha256)
+    return meta
+
+
+def _wanted_fields(block: bytes) -> list[tuple[str, str]] | None:
+    """The wanted (lowercased name, value) pairs, exactly as compat32's ``raw_items`` gives them.
+
+    Fast path for the common case; returns None when the block holds
+    anything compat32 treats specially (a bare CR, a first line that is a
+    continuation, a line that is neither a header nor a continuation, an
+    empty field name), so the caller falls back to the real parser.
+    """
+    if block[:1] in (b" ", b"\t") or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+        return None
+    text = b"\n" + block
+    start = 0
+    if block.startswith(b"From "):  # mbox envelope line: compat32 keeps it as unixfrom
+        start = text.find(b"\n", 1)
+        if start < 0 or text[start + 1:start + 2] in (b" ", b"\t"):
+            return None
+    bad = _BAD_LINE.search(text, start)
+    if bad is not None and bad.end() < len(text):
+        return None
+    out = []
+    for m in _WANTED_LINE.finditer(text, start):
+        end = _FIELD_END.search(text, m.end())
+        value = text[m.end():end.start() if end else len(text)]
+        out.append((m.group(1).lower().decode("ascii"),
+                    value.lstrip(b" \t").rstrip(b"\r\n").decode("ascii", "surrogateescape")))
+    return out
+
+
+def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_header_bytes: int,
+                  max_addresses: int, t_end: float) -> None:
+    defects = meta.defects
+    if len(block) > max_header_bytes:
+        # Cut at a line boundary; if that would lose most of the budget (one giant
+        # line), cut inside the line after a separator so no partial address remains.
+        cut = block.rfind(b"\n", 0, max_header_bytes) + 1
+        if cut < max_header_bytes // 2:
+            cut = max(block.rfind(b",", 0, max_header_bytes), block.rfind(b" ", 0, max_header_bytes), cut)
+            if cut < max_header_bytes // 2:
+                cut = max_header_bytes
+        block = block[:cut]
+        defects.append("headers-capped")
+    if not block.isascii():
+        defects.append("header-8bit")
+    fields = _wanted_fields(block)
+    if fields is None:  # anything unusual: let compat32 decide, and record its defects
+        msg = _PARSER.parsebytes(block)
+        for d in msg.defects:
+            _add(defects, _DEFECT_CODES.get(type(d).__name__, "header-defect"))
+        fields = [(name.lower(), value) for name, value in msg.raw_items() if name.lower() in _WANTED]
+    if time.monotonic() > t_end:
+        _add(defects, "parse-timeout")
+        return
+
+    recipients: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+    for lname, value in fields:
+        if lname in _MULTI:
+            recipients[lname].append(value)
+            first.setdefault(lname, value)
+        elif lname not in first:
+            first[lname] = value
+
+    # Message-ID: stored text (invalid UTF-8 replaced); the key uses the raw form.
+    if "message-id" in first:
+        mid = normalise_message_id(_unfold(first["message-id"]))
+        meta.message_id = _text(mid) if mid else None
+    if meta.message_id is None:
+        defects.append("no-message-id")
+
+    flag = first.get("x-spam-flag")
+    status = first.get("x-spam-status")
+    meta.spam = bool((flag and flag.strip().upper() == "YES")
+                     or (status and status.lstrip().lower().startswith("yes")))
+    meta.journal = "x-ms-journal-report" in first
+
+    if "subject" in first:
+        subj = _unfold(first["subject"]).strip()
+        if len(subj) > MAX_VALUE_CHARS:
+            subj = subj[:MAX_VALUE_CHARS]
+            _add(defects, "headers-capped")
+        subj = _escape_controls(_decode_words(_text(subj), defects))
+        meta.subject = subj[:MAX_SUBJECT_CHARS]
+
+    if "date" in first:
+        meta.sent_date = _parse_date(_unfold(first["date"]), defects)
+    else:
+        defects.append("date-missing")
+
+    budget = max_addresses
+    if "from" in first:
+        pairs = _parse_addresses(_text(_unfold(first["from"])), defects)
+        if pairs:
+            name, addr = pairs[0]
+            meta.from_addr = addr
+            if name:
+                meta.from_name = _escape_controls(_decode_words(name, defects))[:MAX_NAME_CHARS] or None
+            budget -= 1
+        else:
+            _add(defects, "address-unparsable")
+    else:
+        defects.append("from-missing")
+
+    for kind in ("to", "cc", "bcc"):
+        values = recipients[kind]
+        if not values:
+            continue
+        addrs: list[str] = []
+        for value in values:
+            if time.monotonic() > t_end:
+                _add(defects, "parse-timeout")
+                break
+            addrs.extend([a for _, a in _parse_addresses(_text(_unfold(value)), defects)])
+        unique = list(dict.fromkeys(addrs))
+        if len(unique) > budget:
+            unique = unique[:max(budget, 0)]
+            _add(defects, "headers-capped")
+        budget -= len(unique)
+        setattr(meta, kind, unique)
+        if "parse-timeout" in defects:
+            return
+
+
+def _parse_date(value: str, defects: list[str]) -> datetime | None:
+    value = value.strip()
+    if not value:
+        defects.append("date-unparsable")
+        return None
+    try:
+        dt = parsedate_to_datetime(value)
+        if dt.tzinfo is None:
+            defects.append("date-no-zone")
+            dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.astimezone(timezone.utc)
+    except Exception:  # ValueError, TypeError, OverflowError, IndexError on odd input
+        defects.append("date-unparsable")
+        return None
+    if dt.year < 1970 or dt > datetime.now(timezone.utc) + timedelta(days=365):
+        defects.append("date-implausible")
+    return dt
