@@ -9,27 +9,31 @@ rerun reads again from the last committed cursor.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
+import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import pyarrow as pa
 
 from . import faults
 from .archive import Archive
-from .headers import MailMeta, scan
-from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter
+from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, pack_key
+from .prepare import Prepared, prepare
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip
 
 CHUNK = 256
+CHUNK_BYTES = 16 * 1024 * 1024
 
-NEW, EXACT, DUPLICATE, ID_CONFLICT = "new", "exact-duplicate", "duplicate", "id-conflict"
+NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -44,6 +48,12 @@ MESSAGE_SCHEMA = pa.schema(
     ]
 )
 RECIPIENT_SCHEMA = pa.schema([("msg_id", pa.int64()), ("kind", pa.string()), ("address", pa.string())])
+ENVELOPE_SCHEMA = pa.schema(
+    [
+        ("envelope_id", pa.int64()), ("msg_id", pa.int64()), ("run_id", pa.int32()), ("text", pa.string()),
+        ("sha256", pa.string()), ("learned_at", _TS), ("batch_id", pa.int32()),
+    ]
+)
 SIGHTING_SCHEMA = pa.schema(
     [
         ("msg_id", pa.int64()), ("run_id", pa.int32()), ("source_uri", pa.string()), ("folder", pa.string()),
@@ -65,25 +75,60 @@ def _aware(d: dt.datetime | None) -> dt.datetime | None:
 
 @dataclass
 class _Pending:
-    """Everything decided since the last commit."""
+    """Everything decided since the last commit. Targets are ("new", pending index) or ("old", msg_id)."""
 
     messages: list[dict] = field(default_factory=list)      # new messages; msg_id assigned at commit
-    recipients: list[tuple[int, str, str]] = field(default_factory=list)  # (pending index, kind, address)
-    sightings: list[dict] = field(default_factory=list)     # "target": ("new", idx) | ("old", msg_id)
+    recipients: list[tuple[tuple, str, str]] = field(default_factory=list)  # (target, kind, address)
+    recipient_keys: dict[tuple, set] = field(default_factory=dict)          # target -> {(kind, address)}
+    envelopes: list[tuple[tuple, str, str]] = field(default_factory=list)   # (target, text, sha256)
+    envelope_keys: dict[tuple, set] = field(default_factory=dict)           # target -> {sha256}
+    sightings: list[dict] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
     conflicts: set[int] = field(default_factory=set)        # existing msg_ids now in an id-conflict
     cursor: Any = None
     has_cursor: bool = False
     blob_index: dict[str, int] = field(default_factory=dict)
     dedup_index: dict[str, int] = field(default_factory=dict)
-    mid_index: dict[str, tuple[int, str]] = field(default_factory=dict)
+    mid_index: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return not (self.messages or self.sightings or self.errors or self.has_cursor)
 
+    def add_recipient(self, target: tuple, kind: str, address: str) -> bool:
+        keys = self.recipient_keys.setdefault(target, set())
+        if (kind, address) in keys:
+            return False
+        keys.add((kind, address))
+        self.recipients.append((target, kind, address))
+        return True
+
+
+def _worker_init() -> None:
+    """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _prepare_chunk(raws: list[bytes], pack_key: bytes | None, archive_uuid, pack_id: bytes | None) -> list[Prepared]:
+    return [prepare(r, pack_key, archive_uuid, pack_id) for r in raws]
+
 
 class Ingest:
-    """One import run into an archive opened as writer."""
+    """One import run into an archive opened as writer.
+
+    Reading the source, dedup decisions, pack writing and catalog commits
+    happen in this process; hashing, header scanning, journal unwrapping and
+    compress + seal fan out over worker processes once a source holds more
+    than one chunk (MAILARCHIVE_WORKERS=0 keeps everything inline).
+    """
 
     def __init__(
         self,
@@ -93,6 +138,7 @@ class Ingest:
         command: str = "import",
         pack_target: int | None = None,
         chunk: int = CHUNK,
+        workers: int | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -102,14 +148,18 @@ class Ingest:
         # MAILARCHIVE_PACK_TARGET (bytes) is a tuning and test knob: small packs make crash tests meaningful.
         self.pack_target = pack_target or int(os.environ.get("MAILARCHIVE_PACK_TARGET") or PACK_TARGET_SIZE)
         self.chunk = chunk
+        if workers is None:
+            workers = int(os.environ.get("MAILARCHIVE_WORKERS", os.cpu_count() or 1))
+        self.workers = workers
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
-        """Finish the current chunk, commit it, and end the run as interrupted."""
+        """Finish the chunks in flight, commit them, and end the run as interrupted."""
         self._stop.set()
 
     # -- run bookkeeping ----------------------------------------------------------------------
-    def _open_run(self, source_uri: str) -> tuple[int, Any]:
+    def _open_run(self, importer: Importer) -> tuple[int, Any]:
+        source_uri = importer.source_uri
         with self.archive.catalog.writing() as con:
             run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()[0]
             con.execute(
@@ -119,7 +169,9 @@ class Ingest:
             row = con.execute("SELECT cursor FROM cursors WHERE source_uri = ?", [source_uri]).fetchone()
         cursor = json.loads(row[0]) if row else None
         if isinstance(cursor, dict) and cursor.get("complete"):
-            cursor = None  # the last run finished: a new run reads the whole source again, dedup decides
+            # Incremental sources (IMAP, POP3) go on after the last mail; the others are read
+            # again from the start after a completed run, and dedup decides.
+            cursor = cursor.get("last") if getattr(importer, "incremental", False) else None
         return run_id, cursor
 
     def _close_run(self, summary: RunSummary) -> None:
@@ -132,26 +184,20 @@ class Ingest:
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
         started = time.monotonic()
-        run_id, cursor = self._open_run(importer.source_uri)
+        run_id, cursor = self._open_run(importer)
         summary = RunSummary(run_id=run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._importer = importer
         self._writer: PackWriter | None = None
+        self._next_pack_id = os.urandom(16)
         self._pending = _Pending()
+        self._last_cursor = cursor  # the last cursor committed in this run (or the one it started from)
+        self._executor: ProcessPoolExecutor | None = None
         self.reporter.start("import", None, "mails")
         try:
-            items = importer.scan(cursor, self.reporter)
-            exhausted = False
-            while not self._stop.is_set():
-                chunk = _take(items, self.chunk)
-                if not chunk:
-                    exhausted = True
-                    break
-                self._process(chunk)
-                if self._writer is not None and self._writer.size >= self.pack_target:
-                    self._commit()
+            exhausted = self._drive(importer.scan(cursor, self.reporter))
             if exhausted:
-                self._pending.cursor = {"complete": True, "last": self._pending.cursor if self._pending.has_cursor else None}
+                self._pending.cursor = {"complete": True, "last": self._pending.cursor if self._pending.has_cursor else self._last_cursor}
                 self._pending.has_cursor = True
             self._commit()
             summary.status = "complete" if exhausted else "interrupted"
@@ -166,18 +212,59 @@ class Ingest:
                 pass
             raise
         finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._close_run(summary)
         return summary
 
-    def _process(self, chunk: list) -> None:
+    def _drive(self, items: Iterator) -> bool:
+        """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted."""
+        inflight: deque = deque()
+        exhausted = False
+        first = True
+        while True:
+            window = 2 * self.workers if self._executor is not None else 1
+            while not exhausted and not self._stop.is_set() and len(inflight) < window:
+                chunk = _take(items, self.chunk, CHUNK_BYTES)
+                if not chunk:
+                    exhausted = True
+                    break
+                if not first and self._executor is None and self.workers > 0:
+                    self._executor = ProcessPoolExecutor(
+                        self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                    )
+                    window = 2 * self.workers
+                first = False
+                inflight.append((chunk, self._submit(chunk)))
+            if not inflight:
+                return exhausted
+            chunk, fut = inflight.popleft()
+            self._apply(chunk, fut.result() if isinstance(fut, Future) else fut)
+            if self._writer is not None and self._writer.size >= self.pack_target:
+                self._commit()
+            if self._stop.is_set() and not inflight:
+                return False
+
+    def _submit(self, chunk: list):
+        raws = [it.raw for it in chunk if isinstance(it, SourceMail)]
+        key = pack_key(self.archive.key, self.archive.uuid, self._current_pack_id())
+        if self._executor is None:
+            return _prepare_chunk(raws, key, self.archive.uuid, self._current_pack_id())
+        return self._executor.submit(_prepare_chunk, raws, key, self.archive.uuid, self._current_pack_id())
+
+    def _current_pack_id(self) -> bytes:
+        return self._writer.pack_id if self._writer is not None else self._next_pack_id
+
+    def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary
-        mails: list[tuple[SourceMail, str, MailMeta]] = []
+        mails: list[tuple[SourceMail, Prepared]] = []
+        it = iter(prepared)
         for item in chunk:
             if isinstance(item, SourceMail):
                 faults.hit("after_source_read")
-                mails.append((item, hashlib.sha256(item.raw).hexdigest(), scan(item.raw)))
+                mails.append((item, next(it)))
             elif isinstance(item, SourceProblem):
                 pending.errors.append(("error", item.ref, item.message))
                 summary.errors += 1
@@ -192,24 +279,25 @@ class Ingest:
         if not mails:
             return
         known_blobs, known_keys, known_mids = self._lookup(mails)
-        for item, blob_id, meta in mails:
+        decided = []
+        for item, p in mails:
             summary.seen += 1
             summary.bytes += len(item.raw)
-            dkey = meta.dedup_key.hex()
-            if blob_id in pending.blob_index:
-                decision, target = EXACT, ("new", pending.blob_index[blob_id])
-            elif blob_id in known_blobs:
-                decision, target = EXACT, ("old", known_blobs[blob_id])
+            dkey = p.meta.dedup_key.hex()
+            if p.blob_id in pending.blob_index:
+                decision, target = EXACT, ("new", pending.blob_index[p.blob_id])
+            elif p.blob_id in known_blobs:
+                decision, target = EXACT, ("old", known_blobs[p.blob_id])
             elif dkey in pending.dedup_index:
                 decision, target = DUPLICATE, ("new", pending.dedup_index[dkey])
             elif dkey in known_keys:
                 decision, target = DUPLICATE, ("old", known_keys[dkey])
             else:
                 conflict = None
-                if meta.message_id:
-                    conflict = pending.mid_index.get(meta.message_id) or known_mids.get(meta.message_id)
-                idx = self._store_new(item, blob_id, meta, id_conflict=conflict is not None)
-                target = ("new", idx)
+                if p.meta.message_id:
+                    conflict = pending.mid_index.get(p.meta.message_id) or known_mids.get(p.meta.message_id)
+                target = ("new", self._store_new(item, p, id_conflict=conflict is not None))
+                decision = NEW
                 if conflict is not None:
                     decision = ID_CONFLICT
                     kind, ref = conflict
@@ -217,10 +305,21 @@ class Ingest:
                         pending.conflicts.add(ref)
                     else:
                         pending.messages[ref]["id_conflict"] = True
-                else:
-                    decision = NEW
+            decided.append((item, p, decision, target))
+        self._load_old_evidence([t for _, p, _, t in decided if p.envelope is not None and t[0] == "old"])
+        for item, p, decision, target in decided:
+            if p.envelope is not None:
+                added = sum(pending.add_recipient(target, kind, addr) for kind, addr in p.envelope.recipients)
+                env_keys = pending.envelope_keys.setdefault(target, set())
+                if p.envelope.sha256 not in env_keys:
+                    env_keys.add(p.envelope.sha256)
+                    pending.envelopes.append((target, p.envelope.text, p.envelope.sha256))
+                if added and decision in (EXACT, DUPLICATE):
+                    decision = JOURNAL_MERGE
             if decision in (EXACT, DUPLICATE):
                 summary.duplicates += 1
+            elif decision == JOURNAL_MERGE:
+                summary.merged += 1
             else:
                 summary.archived += 1
             summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
@@ -230,22 +329,48 @@ class Ingest:
                     "folder": item.folder,
                     "source_ref": item.ref,
                     "decision": decision,
-                    "flags": "".join(sorted(item.flags)) if item.flags else None,
+                    "flags": " ".join(sorted(item.flags)) if item.flags else None,
                     "internal_date": _aware(item.internal_date),
                 }
             )
-            self.reporter.advance("import", 1, bytes=len(item.raw), archived=summary.archived)
+        self.reporter.advance("import", len(mails), bytes=sum(len(i.raw) for i, _ in mails), archived=summary.archived)
 
-    def _store_new(self, item: SourceMail, blob_id: str, meta: MailMeta, id_conflict: bool) -> int:
+    def _load_old_evidence(self, targets: list[tuple]) -> None:
+        """Recipients and envelope hashes already stored for messages a journal report points at."""
+        pending = self._pending
+        ids = sorted({t[1] for t in targets if t not in pending.recipient_keys or t not in pending.envelope_keys})
+        if not ids:
+            return
+        with self.archive.catalog.reading() as con:
+            rec = con.execute(
+                "SELECT msg_id, kind, address FROM recipients WHERE msg_id IN (SELECT unnest(?))", [ids]
+            ).fetchall()
+            env = con.execute("SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN (SELECT unnest(?))", [ids]).fetchall()
+        for msg_id in ids:
+            pending.recipient_keys.setdefault(("old", msg_id), set())
+            pending.envelope_keys.setdefault(("old", msg_id), set())
+        for msg_id, kind, address in rec:
+            pending.recipient_keys[("old", msg_id)].add((kind, address))
+        for msg_id, sha in env:
+            pending.envelope_keys[("old", msg_id)].add(sha)
+
+    def _store_new(self, item: SourceMail, p: Prepared, id_conflict: bool) -> int:
         pending = self._pending
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid)
-        entry = self._writer.add(bytes.fromhex(blob_id), item.raw)
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._next_pack_id)
+        data = p.data if p.data is not None else item.raw
+        blob = bytes.fromhex(p.blob_id)
+        if p.record is not None and p.sealed_for == self._writer.pack_id:
+            entry = self._writer.add_sealed(blob, p.record, len(data), p.csize)
+        else:  # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
+            entry = self._writer.add(blob, data)
         idx = len(pending.messages)
+        meta = p.meta
+        defects = [*meta.defects, *p.defects]
         pending.messages.append(
             {
-                "blob_id": blob_id,
+                "blob_id": p.blob_id,
                 "dedup_key": meta.dedup_key.hex(),
                 "pack_id": self._writer.pack_id.hex(),
                 "offset": entry.offset,
@@ -259,14 +384,14 @@ class Ingest:
                 "sent_date": _aware(meta.sent_date),
                 "internal_date": _aware(item.internal_date),
                 "spam": bool(meta.spam),
-                "defects": ",".join(meta.defects) if meta.defects else None,
+                "defects": ",".join(defects) if defects else None,
                 "id_conflict": id_conflict,
             }
         )
         for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)):
             for a in addrs:
-                pending.recipients.append((idx, kind, a))
-        pending.blob_index[blob_id] = idx
+                pending.add_recipient(("new", idx), kind, a)
+        pending.blob_index[p.blob_id] = idx
         pending.dedup_index[meta.dedup_key.hex()] = idx
         if meta.message_id:
             pending.mid_index.setdefault(meta.message_id, ("new", idx))
@@ -276,9 +401,9 @@ class Ingest:
         """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds."""
         keys = pa.table(
             {
-                "blob_id": [b for _, b, _ in mails],
-                "dedup_key": [m.dedup_key.hex() for _, _, m in mails],
-                "message_id": [m.message_id for _, _, m in mails],
+                "blob_id": [p.blob_id for _, p in mails],
+                "dedup_key": [p.meta.dedup_key.hex() for _, p in mails],
+                "message_id": [p.meta.message_id for _, p in mails],
             }
         )
         with self.archive.catalog.reading() as con:
@@ -298,17 +423,23 @@ class Ingest:
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
         pending, summary = self._pending, self._summary
-        if pending.empty() and self._writer is None:
+        if pending.empty() and self._writer is None and not pending.envelopes:
             return
         info: PackInfo | None = None
         if self._writer is not None:
             info = self._writer.seal()
             self._writer = None
+            self._next_pack_id = os.urandom(16)
             summary.packs += 1
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
         now = _utcnow()
         run_id = summary.run_id
+
+        def msg_id_of(target: tuple, base: int) -> int:
+            kind, ref = target
+            return base + ref if kind == "new" else ref
+
         with self.archive.catalog.writing() as con:
             base = con.execute("SELECT coalesce(max(msg_id), 0) + 1 FROM messages").fetchone()[0]
             if info is not None:
@@ -322,28 +453,36 @@ class Ingest:
                     row = {**m, "msg_id": base + i, "archived_at": now, "run_id": run_id, "batch_id": None}
                     for name in MESSAGE_SCHEMA.names:
                         cols[name].append(row[name])
-                con.register("new_messages", pa.table(cols, schema=MESSAGE_SCHEMA))
-                con.execute("INSERT INTO messages BY NAME SELECT * FROM new_messages")
-                con.unregister("new_messages")
+                _insert(con, "messages", pa.table(cols, schema=MESSAGE_SCHEMA))
             if pending.recipients:
-                rec = pa.table(
+                _insert(con, "recipients", pa.table(
                     {
-                        "msg_id": [base + i for i, _, _ in pending.recipients],
+                        "msg_id": [msg_id_of(t, base) for t, _, _ in pending.recipients],
                         "kind": [k for _, k, _ in pending.recipients],
                         "address": [a for _, _, a in pending.recipients],
                     },
                     schema=RECIPIENT_SCHEMA,
-                )
-                con.register("new_recipients", rec)
-                con.execute("INSERT INTO recipients BY NAME SELECT * FROM new_recipients")
-                con.unregister("new_recipients")
+                ))
+            if pending.envelopes:
+                env_base = con.execute("SELECT coalesce(max(envelope_id), 0) + 1 FROM envelopes").fetchone()[0]
+                _insert(con, "envelopes", pa.table(
+                    {
+                        "envelope_id": [env_base + i for i in range(len(pending.envelopes))],
+                        "msg_id": [msg_id_of(t, base) for t, _, _ in pending.envelopes],
+                        "run_id": [run_id] * len(pending.envelopes),
+                        "text": [text for _, text, _ in pending.envelopes],
+                        "sha256": [sha for _, _, sha in pending.envelopes],
+                        "learned_at": [now] * len(pending.envelopes),
+                        "batch_id": pa.nulls(len(pending.envelopes), pa.int32()),
+                    },
+                    schema=ENVELOPE_SCHEMA,
+                ))
             if pending.sightings:
                 cols = {name: [] for name in SIGHTING_SCHEMA.names}
                 for s in pending.sightings:
-                    kind, ref = s["target"]
                     row = {
                         **s,
-                        "msg_id": base + ref if kind == "new" else ref,
+                        "msg_id": msg_id_of(s["target"], base),
                         "run_id": run_id,
                         "source_uri": self._importer.source_uri,
                         "via": self._importer.via,
@@ -351,9 +490,7 @@ class Ingest:
                     }
                     for name in SIGHTING_SCHEMA.names:
                         cols[name].append(row[name])
-                con.register("new_sightings", pa.table(cols, schema=SIGHTING_SCHEMA))
-                con.execute("INSERT INTO sightings BY NAME SELECT * FROM new_sightings")
-                con.unregister("new_sightings")
+                _insert(con, "sightings", pa.table(cols, schema=SIGHTING_SCHEMA))
             if pending.conflicts:
                 con.execute(
                     "UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))",
@@ -366,6 +503,7 @@ class Ingest:
                     "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)",
                     [self._importer.source_uri, json.dumps(pending.cursor), now, run_id],
                 )
+                self._last_cursor = pending.cursor
             con.execute(
                 "UPDATE runs SET seen = ?, archived = ?, duplicates = ?, merged = ?, errors = ?, bytes = ? WHERE run_id = ?",
                 [summary.seen, summary.archived, summary.duplicates, summary.merged, summary.errors, summary.bytes, run_id],
@@ -374,11 +512,21 @@ class Ingest:
         self._pending = _Pending()
 
 
-def _take(it: Iterator, n: int) -> list:
+def _insert(con, table: str, data: pa.Table) -> None:
+    con.register("_rows", data)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+
+
+def _take(it: Iterator, n: int, max_bytes: int) -> list:
     out = []
+    size = 0
     for item in it:
         out.append(item)
-        if len(out) >= n:
+        size += len(getattr(item, "raw", b""))
+        if len(out) >= n or size >= max_bytes:
             break
     return out
 
