@@ -1,0 +1,389 @@
+"""Quick verification: SQL over the catalog joined with what the media hold (DESIGN §9).
+
+Nothing here reads a pack's contents; :mod:`verify.deep` does that for
+``--full``. The media are listed once (``Storage.list``) into a ``listing``
+table (medium_id, name, size) that the checks join with the catalog in one
+short read-only session, so a quick verify runs beside an import and sees a
+consistent snapshot (RELIABILITY O6): the catalog is read *before* the
+media are listed, so a pack an import publishes meanwhile shows up as an
+unknown pack (a warning), never as a missing one.
+
+Check IDs:
+
+Q01 media reachable and correctly labelled
+Q02 every pack in the catalog present on its medium with its size
+Q03 unknown packs on media (warning: adoptable, e.g. left by a crash — never deleted)
+Q04 every message in a pack the catalog knows, inside its recorded size
+Q05 dedup keys and blob ids unique among messages
+Q06 media ID rules (one active medium, IDs below the high-water mark, packs only on live media)
+Q07 timestamp coverage (messages unbatched longer than the policy, pending batches)
+Q08 catalog backups present, recent and on their medium
+Q09 sealed stamp manifests present on their medium
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from toolkit.errors import MailArchiveError
+from toolkit.reporter import NullReporter
+
+from .report import Report
+
+#: how long a message may wait for its timestamp before Q07 reports it
+STAMP_POLICY = dt.timedelta(hours=24)
+#: a newest catalog backup older than this is a warning
+BACKUP_AGE = dt.timedelta(days=7)
+#: media states whose storage must be reachable
+LIVE_STATES = ("active", "standby", "deactivated")
+
+_PACK_RE = re.compile(r"^packs/[0-9a-f]{2}/[0-9a-f]{32}\.pack$")
+
+
+@dataclass
+class MediaListing:
+    reachable: dict[int, bool]
+    table: pa.Table              # medium_id int32, name string, size int64
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def list_media(archive, report: Report, reporter=None) -> MediaListing:
+    """Q01, and the listing of every reachable live medium."""
+    reporter = reporter or NullReporter()
+    q01 = report.check("Q01", "Media reachable and correctly labelled")
+    ids, names, sizes = [], [], []
+    reachable: dict[int, bool] = {}
+    live = [m for m in archive.config.media if m.state in LIVE_STATES]
+    reporter.start("list media", len(live), "media")
+    for m in live:
+        try:
+            storage = archive.storage(m.id)
+            entries = storage.list("")
+        except MailArchiveError as exc:
+            reachable[m.id] = False
+            q01.add(str(exc), medium=m.id, name=m.location)
+        else:
+            reachable[m.id] = True
+            for e in entries:
+                ids.append(m.id)
+                names.append(e.name)
+                sizes.append(e.size)
+        reporter.advance("list media")
+    reporter.finish("list media")
+    q01.note = f"{len(live)} live media checked" + (
+        f"; {len(archive.config.media) - len(live)} retired/removed not expected to be reachable"
+        if len(archive.config.media) > len(live) else ""
+    )
+    table = pa.table(
+        {"medium_id": pa.array(ids, pa.int32()), "name": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())}
+    )
+    return MediaListing(reachable, table)
+
+
+def _media_table(archive) -> pa.Table:
+    media = archive.config.media
+    return pa.table({
+        "medium_id": pa.array([m.id for m in media], pa.int32()),
+        "state": pa.array([m.state for m in media], pa.string()),
+        "location": pa.array([m.location for m in media], pa.string()),
+    })
+
+
+def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
+              stamp_policy: dt.timedelta = STAMP_POLICY, reporter=None) -> None:
+    """Add Q01–Q09 to ``report`` and fill its stats."""
+    now = now or _now()
+    # Catalog first, media listing second: what an import adds meanwhile is an unknown pack, not a missing one (O6).
+    with archive.catalog.reading() as con:
+        pack_count = con.execute("SELECT count(*) FROM packs").fetchone()[0]
+    listing = list_media(archive, report, reporter)
+    reachable = sorted(k for k, v in listing.reachable.items() if v)
+    with archive.catalog.reading() as con:
+        con.register("listing", listing.table)
+        con.register("cfg_media", _media_table(archive))
+        con.register("reachable", pa.table({"medium_id": pa.array(reachable, pa.int32())}))
+        try:
+            _packs_present(con, report)
+            _unknown_packs(con, report)
+            _messages_in_packs(con, report)
+            _unique_keys(con, report)
+            _media_rules(con, report, archive)
+            _stamp_coverage(con, report, now, stamp_policy)
+            _backups(con, report, now)
+            _manifests(con, report)
+            report.stats.update(collect_stats(con))
+        finally:
+            for t in ("listing", "cfg_media", "reachable"):
+                con.unregister(t)
+    report.stats.setdefault("packs", pack_count)
+
+
+def _packs_present(con, report: Report) -> None:
+    c = report.check("Q02", "Every pack in the catalog present on its medium with its size")
+    rows = con.execute(
+        """
+        SELECT p.pack_id, p.name, p.medium_id, p.bytes, l.size,
+               (SELECT count(*) FROM messages m WHERE m.pack_id = p.pack_id) AS msgs
+        FROM packs p JOIN reachable r USING (medium_id)
+        LEFT JOIN listing l ON l.medium_id = p.medium_id AND l.name = p.name
+        WHERE l.size IS NULL OR l.size <> p.bytes
+        ORDER BY p.medium_id, p.name
+        """
+    ).fetchall()
+    for pack_id, name, medium, nbytes, size, msgs in rows:
+        if size is None:
+            c.add(f"pack {name} is missing from medium {medium} ({msgs} messages, {nbytes} bytes lost unless a mirror holds it)",
+                  pack=pack_id, medium=medium, name=name)
+        else:
+            c.add(f"pack {name} on medium {medium} is {size} bytes, the catalog records {nbytes}"
+                  + (" (truncated)" if size < nbytes else ""), pack=pack_id, medium=medium, name=name)
+    n = con.execute("SELECT count(*) FROM packs p JOIN reachable USING (medium_id)").fetchone()[0]
+    c.note = f"{n} packs on reachable media"
+
+
+def _unknown_packs(con, report: Report) -> None:
+    c = report.check("Q03", "Unknown packs on media (adoptable, never deleted)", severity="warning")
+    rows = con.execute(
+        """
+        SELECT l.medium_id, l.name, l.size, p.medium_id AS cat_medium
+        FROM listing l
+        LEFT JOIN packs p ON p.name = l.name
+        WHERE l.name LIKE 'packs/%' AND l.name LIKE '%.pack'
+          AND (p.pack_id IS NULL OR p.medium_id <> l.medium_id)
+        ORDER BY l.medium_id, l.name
+        """
+    ).fetchall()
+    for medium, name, size, cat_medium in rows:
+        pack_id = name.rsplit("/", 1)[-1].removesuffix(".pack") if _PACK_RE.match(name) else None
+        where = f"the catalog places it on medium {cat_medium}" if cat_medium is not None else "no catalog row"
+        c.add(f"{name} ({size} bytes) on medium {medium}: {where}; adopt it with `mailarchive db reconcile` or leave it",
+              pack=pack_id, medium=medium, name=name)
+    c.note = "orphans after a crash are expected and are listed, not errors"
+
+
+def _messages_in_packs(con, report: Report) -> None:
+    c = report.check("Q04", "Every message in a pack the catalog knows, within its size")
+    rows = con.execute(
+        """
+        SELECT m.msg_id, m.blob_id, m.pack_id, p.name, p.medium_id, p.bytes, m."offset", m.length, m.batch_id
+        FROM messages m LEFT JOIN packs p USING (pack_id)
+        WHERE p.pack_id IS NULL OR m."offset" < 40 OR m.length <= 0 OR m."offset" + m.length > p.bytes
+        ORDER BY m.msg_id
+        """
+    ).fetchall()
+    for msg_id, blob, pack_id, name, medium, nbytes, off, length, batch in rows:
+        if name is None:
+            c.add(f"message {msg_id} points to pack {pack_id}, which the catalog does not know",
+                  msg_id=msg_id, blob_id=blob, pack=pack_id, batch=batch)
+        else:
+            c.add(f"message {msg_id} claims bytes {off}..{off + length} of pack {name} ({nbytes} bytes)",
+                  msg_id=msg_id, blob_id=blob, pack=pack_id, medium=medium, batch=batch)
+    rows = con.execute(
+        """
+        SELECT pack_id, "offset", list(msg_id ORDER BY msg_id) FROM messages
+        GROUP BY pack_id, "offset" HAVING count(*) > 1 ORDER BY pack_id, "offset"
+        """
+    ).fetchall()
+    for pack_id, off, ids in rows:
+        c.add(f"messages {ids} all claim the record at offset {off} of pack {pack_id}", msg_id=ids[0], pack=pack_id)
+
+
+def _unique_keys(con, report: Report) -> None:
+    c = report.check("Q05", "Dedup keys and blob ids unique among messages")
+    for col in ("dedup_key", "blob_id"):
+        rows = con.execute(
+            f"SELECT {col}, list(msg_id ORDER BY msg_id) FROM messages GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
+        ).fetchall()
+        for key, ids in rows:
+            c.add(f"{col} {key} is shared by messages {ids}", msg_id=ids[0], blob_id=key if col == "blob_id" else None)
+
+
+def _media_rules(con, report: Report, archive) -> None:
+    c = report.check("Q06", "Media ID rules")
+    cfg = archive.config
+    active = [m.id for m in cfg.media if m.state == "active"]
+    if len(active) != 1:
+        c.add(f"{len(active)} active media ({active}); exactly one must be active: `mailarchive media activate ID`")
+    seen: set[int] = set()
+    for m in cfg.media:
+        if m.id in seen:
+            c.add(f"medium ID {m.id} is registered twice", medium=m.id)
+        seen.add(m.id)
+        if m.id >= cfg.next_medium_id or m.id < 1:
+            c.add(f"medium ID {m.id} is not below the high-water mark {cfg.next_medium_id} (IDs are never reused)", medium=m.id)
+    rows = con.execute(
+        """
+        SELECT p.medium_id, cm.state, count(*), min(p.name)
+        FROM packs p LEFT JOIN cfg_media cm USING (medium_id)
+        WHERE cm.state IS NULL OR cm.state IN ('removed', 'retired')
+        GROUP BY 1, 2 ORDER BY 1
+        """
+    ).fetchall()
+    for medium, state, n, first in rows:
+        why = "no such medium" if state is None else f"medium {medium} is {state}"
+        c.add(f"{n} packs are placed on medium {medium} ({why}), e.g. {first}", medium=medium, name=first)
+    rows = con.execute(
+        """
+        SELECT coalesce(a.medium_id, b.medium_id), a.state, b.state FROM media a FULL JOIN cfg_media b USING (medium_id)
+        WHERE a.medium_id IS NULL OR b.medium_id IS NULL OR a.state IS DISTINCT FROM b.state ORDER BY 1
+        """
+    ).fetchall()
+    for medium, cat_state, cfg_state in rows:
+        c.warn(f"medium {medium}: the catalog's media table says {cat_state}, archive.toml says {cfg_state} "
+               "(run any media command to resync)", medium=medium)
+
+
+def _stamp_coverage(con, report: Report, now: dt.datetime, policy: dt.timedelta) -> None:
+    c = report.check("Q07", "Timestamp coverage")
+    cutoff = now - policy
+    rows = con.execute(
+        "SELECT msg_id, blob_id, archived_at FROM messages WHERE batch_id IS NULL AND archived_at < ? ORDER BY msg_id",
+        [cutoff],
+    ).fetchall()
+    for msg_id, blob, at in rows:
+        c.add(f"message {msg_id} archived {at.isoformat()} is not in a stamp batch after {policy.total_seconds() / 3600:g} h; run `mailarchive timestamp run --all`",
+              msg_id=msg_id, blob_id=blob)
+    rows = con.execute(
+        "SELECT batch_id, leaf_count, created_at FROM stamp_batches WHERE status IS DISTINCT FROM 'stamped' ORDER BY batch_id"
+    ).fetchall()
+    for batch, leaves, created in rows:
+        text = f"stamp batch {batch} ({leaves} leaves, sealed {created.isoformat() if created else '?'}) is pending its token"
+        if created is None or created < cutoff:
+            c.add(text + f" for longer than {policy}; `mailarchive timestamp run` retries it", batch=batch)
+        else:
+            c.warn(text, batch=batch)
+    rows = con.execute(
+        """
+        SELECT m.batch_id, count(*), min(m.msg_id) FROM messages m LEFT JOIN stamp_batches b USING (batch_id)
+        WHERE m.batch_id IS NOT NULL AND b.batch_id IS NULL GROUP BY 1 ORDER BY 1
+        """
+    ).fetchall()
+    for batch, n, first in rows:
+        c.add(f"{n} messages (first {first}) name stamp batch {batch}, which does not exist", batch=batch, msg_id=first)
+    c.note = f"policy: every message in a stamped batch within {policy.total_seconds() / 3600:g} h of archiving"
+
+
+def _backups(con, report: Report, now: dt.datetime) -> None:
+    c = report.check("Q08", "Catalog backups present, recent and on their medium")
+    rows = con.execute(
+        """
+        SELECT b.name, b.medium_id, b.bytes, b.created_at, b.verified, l.size,
+               b.medium_id IN (SELECT medium_id FROM reachable) AS listed
+        FROM db_backups b LEFT JOIN listing l ON l.medium_id = b.medium_id AND l.name = b.name
+        ORDER BY b.created_at
+        """
+    ).fetchall()
+    if not rows:
+        c.warn("no catalog backup yet; run `mailarchive db backup`")
+        return
+    verified = [r for r in rows if r[4]]
+    if not verified:
+        c.warn("no catalog backup has been verified")
+    else:
+        newest = max(r[3] for r in verified if r[3] is not None) if any(r[3] for r in verified) else None
+        if newest is None or newest < now - BACKUP_AGE:
+            c.warn(f"the newest verified catalog backup is from {newest}; older than {BACKUP_AGE.days} days")
+    for name, medium, nbytes, _created, _verified, size, listed in rows:
+        if not listed:
+            continue
+        if size is None:
+            c.add(f"catalog backup {name} is missing from medium {medium}", medium=medium, name=name)
+        elif nbytes is not None and size != nbytes:
+            c.add(f"catalog backup {name} on medium {medium} is {size} bytes, {nbytes} recorded", medium=medium, name=name)
+    c.note = f"{len(rows)} backups recorded, {len(verified)} verified"
+
+
+def _manifests(con, report: Report) -> None:
+    c = report.check("Q09", "Sealed stamp manifests present on their medium")
+    rows = con.execute(
+        """
+        SELECT b.batch_id, b.manifest_name, b.medium_id, l.size, b.medium_id IN (SELECT medium_id FROM reachable)
+        FROM stamp_batches b LEFT JOIN listing l ON l.medium_id = b.medium_id AND l.name = b.manifest_name
+        WHERE b.status = 'stamped' ORDER BY b.batch_id
+        """
+    ).fetchall()
+    for batch, name, medium, size, listed in rows:
+        if name is None or medium is None:
+            c.add(f"stamped batch {batch} records no manifest", batch=batch)
+        elif listed and size is None:
+            c.add(f"manifest {name} of stamped batch {batch} is missing from medium {medium}", batch=batch, medium=medium, name=name)
+
+
+def collect_stats(con) -> dict:
+    """Counts for the report: messages, per month (date sent), per medium, stamp coverage."""
+    messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+    packs = con.execute("SELECT count(*) FROM packs").fetchone()[0]
+    size = con.execute("SELECT coalesce(sum(size), 0) FROM messages").fetchone()[0]
+    by_month = con.execute(
+        """
+        SELECT coalesce(strftime(timezone('UTC', sent_date), '%Y-%m'), 'no date') AS month, count(*)
+        FROM messages GROUP BY 1 ORDER BY (month = 'no date'), month
+        """
+    ).fetchall()
+    by_medium = con.execute(
+        "SELECT p.medium_id, count(*) FROM messages m JOIN packs p USING (pack_id) GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    st = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE status = 'stamped'), count(*) FILTER (WHERE status IS DISTINCT FROM 'stamped'),
+               max(gen_time), max(tsa_url) FROM stamp_batches
+        """
+    ).fetchone()
+    stamped_msgs = con.execute(
+        "SELECT count(*) FROM messages m JOIN stamp_batches b USING (batch_id) WHERE b.status = 'stamped'"
+    ).fetchone()[0]
+    unbatched = con.execute("SELECT count(*) FROM messages WHERE batch_id IS NULL").fetchone()[0]
+    return {
+        "messages": messages,
+        "packs": packs,
+        "message_bytes": int(size),
+        "by_month": [[m, n] for m, n in by_month],
+        "by_medium": [[m, n] for m, n in by_medium],
+        "stamps": {
+            "batches_stamped": st[0], "batches_pending": st[1], "latest_gen_time": st[2], "tsa_url": st[3],
+            "stamped_messages": stamped_msgs, "unbatched_messages": unbatched,
+        },
+    }
+
+
+def new_report(archive, mode: str) -> Report:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("mailarchive-toolkit")
+    except PackageNotFoundError:
+        v = "unknown"
+    media = ", ".join(f"{m.id}:{m.state}" for m in archive.config.media)
+    return Report(
+        archive={"name": archive.config.name, "uuid": str(archive.uuid), "fingerprint": archive.fingerprint,
+                 "home": str(archive.home), "media": media},
+        mode=mode, started_at=_now(), host=f"{socket.gethostname()} (pid {os.getpid()})", version=v,
+    )
+
+
+def verify_archive(archive, *, full: bool = False, workers: int | None = None, reporter=None,
+                   now: dt.datetime | None = None, stamp_policy: dt.timedelta = STAMP_POLICY,
+                   pool_min_bytes: int | None = None) -> Report:
+    """Run the quick checks, and with ``full`` the deep ones (:mod:`verify.deep`); returns the report."""
+    report = new_report(archive, "full" if full else "quick")
+    run_quick(archive, report, now=now, stamp_policy=stamp_policy, reporter=reporter)
+    if full:
+        from .deep import run_full
+
+        kw = {} if pool_min_bytes is None else {"pool_min_bytes": pool_min_bytes}
+        run_full(archive, report, workers=workers, reporter=reporter, **kw)
+    else:
+        from .deep import FULL_CHECKS
+
+        for cid, title in FULL_CHECKS:
+            report.check(cid, title, tier="full").skip("only with --full")
+    report.finished_at = _now()
+    return report

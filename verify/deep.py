@@ -1,0 +1,484 @@
+"""Full verification: read every pack once and prove the catalog from it (DESIGN §9, RELIABILITY F, H5, I).
+
+Per pack, one task (fanned out over a ProcessPoolExecutor) opens the pack
+with :class:`toolkit.pack.PackReader` and makes one sequential pass
+(``verify_all`` with the catalog's entries): the file's SHA-256, every record
+authenticated and decompressed within its authenticated size, its SHA-256
+equal to its blob id, and the header fields the catalog holds re-derived
+from the mail (:func:`toolkit.headers.scan`) and compared with the row. So an
+edited catalog row is found whether or not a stamp covers it.
+
+Then, in the parent: every batch's Merkle root recomputed from the catalog,
+every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
+and every sealed manifest compared with the catalog.
+
+Check IDs:
+
+F01 pack files: readable, footer index = catalog, SHA-256 = catalog
+F02 every record authenticates and decompresses (names "bound to another blob id",
+    "truncated", "copied from another pack")
+F03 SHA-256 of every mail equals its blob id
+F04 header fields re-derived from the mail equal the catalog row
+F05 every batch's Merkle root recomputes from the catalog
+F06 every token verifies (pinned CA at genTime, imprint, ESS binding via openssl, genTime plausible)
+F07 sealed stamp manifests match the catalog
+
+F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
+authentication (and are not simply cut off) is not read further: that is a
+wrong key or a foreign archive, not a million corrupt mails; the run stops
+when :data:`GLOBAL_FAIL_PACKS` packs in a row end that way before any record
+authenticated.
+"""
+from __future__ import annotations
+
+import base64
+import concurrent.futures as cf
+import datetime as dt
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any
+
+from toolkit.errors import MailArchiveError
+from toolkit.headers import scan
+from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
+from toolkit.reporter import NullReporter
+
+from .report import Report
+
+FULL_CHECKS = [
+    ("F01", "Pack files: readable, index and SHA-256 as recorded"),
+    ("F02", "Every record authenticates and decompresses"),
+    ("F03", "SHA-256 of every mail equals its blob id"),
+    ("F04", "Header fields re-derived from the mail equal the catalog"),
+    ("F05", "Merkle root of every batch recomputes from the catalog"),
+    ("F06", "Every timestamp token verifies"),
+    ("F07", "Sealed stamp manifests match the catalog"),
+]
+#: consecutive authentication failures, with no success, after which one pack is given up (F8)
+AUTH_FAIL_LIMIT = 20
+#: packs in a row given up that way, before any record authenticated, after which the run stops (F8)
+GLOBAL_FAIL_PACKS = 3
+#: mail bytes kept per record for the header comparison; larger mails get only their first part scanned
+SCAN_CAP = 64 * 1024 * 1024
+#: failing records probed for "copied from another pack" (F3), and candidates per record
+PROBE_RECORDS = 20
+PROBE_CANDIDATES = 200
+#: below this many pack bytes in all, packs are checked in this process (starting workers costs more)
+POOL_MIN_BYTES = 32 * 1024 * 1024
+#: the widest plausible gap between a batch's sealing and its genTime before verify_token's MAX_DELAY
+STAMP_WINDOW = dt.timedelta(days=1)
+
+_worker_archive = None
+
+
+# ---------------------------------------------------------------------- worker side
+def _init_worker(home: str) -> None:
+    global _worker_archive
+    from toolkit.archive import Archive
+
+    _worker_archive = Archive.open(Path(home))
+
+
+def _task_in_worker(task: dict) -> dict:
+    return check_pack(_worker_archive, task)
+
+
+def _aware(t):
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
+    """The catalog fields that differ from what the mail's headers say."""
+    meta = scan(data)
+    diffs = []
+    for name, got in (("message_id", meta.message_id), ("from_addr", meta.from_addr), ("subject", meta.subject)):
+        if got != row.get(name):
+            diffs.append(f"{name}: catalog {row.get(name)!r}, mail {got!r}")
+    a, b = _aware(row.get("sent_date")), _aware(meta.sent_date)
+    if a != b:
+        diffs.append(f"sent_date: catalog {a.isoformat() if a else None}, mail {b.isoformat() if b else None}")
+    for kind, got in (("to", meta.to), ("cc", meta.cc)):
+        want = sorted(set(row.get(kind) or []))
+        if sorted(set(got)) != want:
+            diffs.append(f"{kind} recipients: catalog {want}, mail {sorted(set(got))}")
+    if complete and row.get("dedup_key") and meta.dedup_key.hex() != row["dedup_key"]:
+        diffs.append(f"dedup_key: catalog {row['dedup_key'][:16]}…, mail {meta.dedup_key.hex()[:16]}…")
+    return diffs
+
+
+def check_pack(archive, task: dict) -> dict:
+    """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
+
+    ``task``: medium_id, pack_id, name, bytes, sha256 (hex), rows (catalog rows of its messages).
+    """
+    pack, medium, name = task["pack_id"], task["medium_id"], task["name"]
+    rows = sorted(task["rows"], key=lambda r: r["offset"])
+    out: dict[str, Any] = {"pack": pack, "medium": medium, "records": len(rows), "ok": 0, "bytes_read": 0,
+                           "problems": [], "stopped": False, "auth_failed": []}
+    problems = out["problems"]
+    where = {"pack": pack, "medium": medium}
+
+    def problem(cid: str, detail: str, **objs) -> None:
+        problems.append((cid, detail, {**where, **objs}))
+
+    try:
+        storage = archive.storage(medium)
+        st = storage.stat(name)
+    except MailArchiveError as exc:
+        problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name)
+        return out
+    if st is None:
+        problem("F01", f"pack {name} is missing from medium {medium}: its {len(rows)} messages cannot be read", name=name)
+        return out
+    size = st.size
+    if size != task["bytes"]:
+        problem("F01", f"pack {name} is {size} bytes, the catalog records {task['bytes']}"
+                + (" (truncated)" if size < task["bytes"] else ""), name=name)
+    reader = PackReader(storage, name, archive.key, archive.uuid)
+    # The footer index (a few small reads at the end) against the catalog.
+    try:
+        footer = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in reader.index()}
+    except MailArchiveError as exc:
+        problem("F01", f"{exc}", name=name)
+        footer = None
+    by_offset = {r["offset"]: r for r in rows}
+    entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
+    if footer is not None:
+        cat = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in entries}
+        for blob, off, _l, _s, _c in sorted(cat - footer, key=lambda x: x[1]):
+            r = by_offset[off]
+            problem("F01", f"message {r['msg_id']} (offset {off}) is not in the footer index of pack {name}",
+                    msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
+        extra = sorted(footer - cat, key=lambda x: x[1])
+        if extra:
+            problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
+                    f"first blob {extra[0][0][:16]} at offset {extra[0][1]}", name=name)
+
+    buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
+
+    def on_data(entry: IndexEntry, chunk: bytes) -> None:
+        if buf["offset"] != entry.offset:
+            buf["offset"], buf["chunks"], buf["n"] = entry.offset, [], 0
+        if buf["n"] < SCAN_CAP:
+            buf["chunks"].append(chunk)
+        buf["n"] += len(chunk)
+
+    consecutive = 0
+    it = reader.verify_all(entries, on_data=on_data)
+    try:
+        for entry, exc in it:
+            r = by_offset[entry.offset]
+            objs = {"msg_id": r["msg_id"], "blob_id": r["blob_id"], "batch": r.get("batch_id")}
+            out["bytes_read"] += entry.length
+            if exc is None:
+                out["ok"] += 1
+                consecutive = 0
+                data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
+                buf["chunks"] = []
+                diffs = _compare(r, data, complete=len(data) == entry.size)
+                if diffs:
+                    batch = f" (stamp batch {r['batch_id']})" if r.get("batch_id") else ""
+                    problem("F04", f"message {r['msg_id']}{batch}: catalog row differs from the mail: " + "; ".join(diffs), **objs)
+                continue
+            buf["chunks"] = []
+            text = str(exc)
+            if isinstance(exc, RecordCorruptError) and "bound to another blob id" in text:
+                problem("F03", f"message {r['msg_id']}: {text}", **objs, record=exc.record)
+                continue
+            if isinstance(exc, RecordAuthError):
+                if exc.bound_to is not None:
+                    text += f" [bound to blob {exc.bound_to.hex()}]"
+                    objs["name"] = f"bound_to:{exc.bound_to.hex()}"
+                cut_off = entry.offset + entry.length > size
+                if cut_off:
+                    text += f" [pack is {size} bytes: truncated]"
+                elif exc.bound_to is None:
+                    out["auth_failed"].append({"msg_id": r["msg_id"], "offset": entry.offset, "length": entry.length,
+                                               "csize": entry.csize, "index": len(problems)})
+                consecutive = 0 if cut_off else consecutive + 1
+            problem("F02", f"message {r['msg_id']}: {text}", **objs, record=getattr(exc, "record", None))
+            if consecutive >= AUTH_FAIL_LIMIT and out["ok"] == 0:
+                out["stopped"] = True
+                left = len(rows) - sum(1 for p in problems if p[0] in ("F02", "F03")) - out["ok"]
+                problem("F02", f"pack {name}: stopped after {consecutive} consecutive authentication failures and "
+                        f"no record that authenticates — wrong key or foreign archive? ({left} records not checked)",
+                        name=name)
+                break
+    except MailArchiveError as exc:  # the storage failed mid-read
+        problem("F01", f"pack {name}: reading stopped: {exc}", name=name)
+        out["stopped"] = True
+    finally:
+        it.close()
+    if not out["stopped"]:
+        got = reader.file_sha256
+        if got is None:
+            problem("F01", f"pack {name}: not hashed", name=name)
+        elif got.hex() != task["sha256"]:
+            problem("F01", f"pack {name}: SHA-256 {got.hex()[:16]}… differs from the catalog's {task['sha256'][:16]}…", name=name)
+    out["bytes_read"] = size if not out["stopped"] else out["bytes_read"]
+    return out
+
+
+# ---------------------------------------------------------------------- parent side
+def _tasks(con) -> list[dict]:
+    packs = con.execute("SELECT pack_id, medium_id, name, bytes, sha256 FROM packs ORDER BY medium_id, name").fetchall()
+    msgs = con.execute(
+        """
+        SELECT msg_id, blob_id, dedup_key, pack_id, "offset", length, size, csize, message_id, from_addr, subject,
+               sent_date, batch_id
+        FROM messages ORDER BY pack_id, "offset"
+        """
+    ).fetchall()
+    rcpt: dict[int, dict[str, list[str]]] = {}
+    for msg_id, kind, addr in con.execute(
+        "SELECT msg_id, kind, address FROM recipients WHERE kind IN ('to', 'cc')"
+    ).fetchall():
+        rcpt.setdefault(msg_id, {}).setdefault(kind, []).append(addr)
+    by_pack: dict[str, list[dict]] = {}
+    cols = ["msg_id", "blob_id", "dedup_key", "pack_id", "offset", "length", "size", "csize", "message_id", "from_addr",
+            "subject", "sent_date", "batch_id"]
+    for m in msgs:
+        row = dict(zip(cols, m))
+        row.update(rcpt.get(row["msg_id"], {}))
+        by_pack.setdefault(row["pack_id"], []).append(row)
+    return [
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "sha256": sha, "rows": by_pack.get(p, [])}
+        for p, med, name, nbytes, sha in packs
+    ]
+
+
+def _probe_copies(archive, con, result: dict, task: dict) -> None:
+    """F3: name the pack and blob a failing record's bytes really belong to, when they are a copy from another pack."""
+    failed = result["auth_failed"][:PROBE_RECORDS]
+    if not failed:
+        return
+    try:
+        storage = archive.storage(task["medium_id"])
+    except MailArchiveError:
+        return
+    for f in failed:
+        if f["length"] > 16 * 1024 * 1024:
+            continue
+        try:
+            record = storage.read(task["name"], f["offset"], f["length"])
+        except MailArchiveError:
+            continue
+        cands = con.execute(
+            "SELECT pack_id, blob_id, size, csize, msg_id FROM messages WHERE csize = ? AND pack_id <> ? LIMIT ?",
+            [f["csize"], task["pack_id"], PROBE_CANDIDATES],
+        ).fetchall()
+        for pack_id, blob, size, csize, msg_id in cands:
+            try:
+                open_record(pack_key(archive.key, archive.uuid, bytes.fromhex(pack_id)), archive.uuid,
+                            bytes.fromhex(blob), size, csize, record)
+            except MailArchiveError:
+                continue
+            cid, detail, objs = result["problems"][f["index"]]
+            result["problems"][f["index"]] = (
+                cid, detail + f" [its bytes are a copy of message {msg_id} (blob {blob[:16]}) from pack {pack_id}: "
+                "a record copied from another pack]", {**objs, "name": f"copied_from:{pack_id}"},
+            )
+            break
+
+
+def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int) -> list[dict]:
+    results: list[dict] = []
+    failed_packs = 0
+    any_ok = False
+
+    def account(res: dict) -> bool:
+        """Returns True when the run must stop (F8)."""
+        nonlocal failed_packs, any_ok
+        results.append(res)
+        reporter.advance("verify packs", 1, bytes=res["bytes_read"])
+        if res["ok"]:
+            any_ok = True
+            failed_packs = 0
+        elif res["stopped"]:
+            failed_packs += 1
+        return not any_ok and failed_packs >= GLOBAL_FAIL_PACKS
+
+    stop = False
+    if workers <= 1 or len(tasks) <= 1 or sum(t["bytes"] for t in tasks) < pool_min_bytes:
+        for t in tasks:
+            if account(check_pack(archive, t)):
+                stop = True
+                break
+    else:
+        # forkserver: the workers are forked from a clean server process that has the modules loaded
+        # (fast start), never from this process with its catalog connection and threads.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["verify.deep"])
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                    initargs=(str(archive.home),)) as pool:
+            futures = {pool.submit(_task_in_worker, t): t for t in tasks}
+            try:
+                for fut in cf.as_completed(futures):
+                    t = futures[fut]
+                    try:
+                        res = fut.result()
+                    except Exception as exc:  # a worker died or raised: name the pack, keep going
+                        res = {"pack": t["pack_id"], "medium": t["medium_id"], "records": len(t["rows"]), "ok": 0,
+                               "bytes_read": 0, "stopped": False, "auth_failed": [],
+                               "problems": [("F01", f"pack {t['name']}: the check failed: {type(exc).__name__}: {exc}",
+                                             {"pack": t["pack_id"], "medium": t["medium_id"], "name": t["name"]})]}
+                    if account(res):
+                        stop = True
+                        break
+            finally:
+                if stop:
+                    for f in futures:
+                        f.cancel()
+    if stop:
+        results.append({"pack": None, "medium": None, "records": 0, "ok": 0, "bytes_read": 0, "stopped": True,
+                        "auth_failed": [], "problems": [(
+                            "F02", f"verification stopped: {failed_packs} packs in a row in which no record authenticates "
+                            "— wrong key or foreign archive? The remaining packs were not checked.", {})]})
+    return results
+
+
+def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
+             pool_min_bytes: int = POOL_MIN_BYTES) -> None:
+    """Add F01–F07 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8)."""
+    reporter = reporter or NullReporter()
+    checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
+    with archive.catalog.reading() as con:
+        tasks = _tasks(con)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    workers = max(1, min(workers, len(tasks)))
+    reporter.start("verify packs", len(tasks), "packs")
+    try:
+        results = _run_packs(archive, tasks, workers, reporter, pool_min_bytes)
+    finally:
+        reporter.finish("verify packs")
+    by_pack = {t["pack_id"]: t for t in tasks}
+    with archive.catalog.reading() as con:
+        for res in results:
+            if res.get("auth_failed") and res["pack"] in by_pack:
+                _probe_copies(archive, con, res, by_pack[res["pack"]])
+    bytes_read = records = ok = 0
+    for res in sorted(results, key=lambda r: (r["medium"] is None, r["medium"] or 0, r["pack"] or "")):
+        bytes_read += res["bytes_read"]
+        records += res["records"]
+        ok += res["ok"]
+        for cid, detail, objs in res["problems"]:
+            checks[cid].add(detail, **objs)
+    checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
+    checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
+    report.stats["bytes_read"] = bytes_read
+    report.stats["records_ok"] = ok
+    _check_batches(archive, report, checks)
+
+
+def _check_batches(archive, report: Report, checks: dict) -> None:
+    from .merkle import merkle_root
+    from .stamping import batch_leaves, read_manifest
+    from .tokens import ca_fingerprint, verify_token
+
+    c5, c6, c7 = checks["F05"], checks["F06"], checks["F07"]
+    ca_pem = ((archive.config.settings.get("timestamp") or {}).get("ca_pem") or "").encode()
+    pinned_fp = None
+    if ca_pem:
+        try:
+            pinned_fp = ca_fingerprint(ca_pem)
+        except Exception:  # a damaged setting: every token check below reports it
+            pinned_fp = None
+    with archive.catalog.reading() as con:
+        batches = con.execute(
+            """
+            SELECT b.batch_id, b.leaf_count, b.merkle_root, b.token, b.tsa_url, b.ca_fingerprint, b.gen_time, b.status,
+                   b.created_at, b.manifest_name, b.medium_id, b.serial, b.nonce,
+                   (SELECT max(archived_at) FROM messages m WHERE m.batch_id = b.batch_id),
+                   (SELECT max(learned_at) FROM envelopes e WHERE e.batch_id = b.batch_id)
+            FROM stamp_batches b ORDER BY b.batch_id
+            """
+        ).fetchall()
+        leaves = {b[0]: batch_leaves(con, b[0]) for b in batches}
+        items = {}
+        for b in batches:
+            msgs = con.execute("SELECT blob_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [b[0]]).fetchall()
+            envs = con.execute(
+                "SELECT m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) WHERE e.batch_id = ? "
+                "ORDER BY e.envelope_id", [b[0]]).fetchall()
+            items[b[0]] = [("message", x, None) for (x,) in msgs] + [("envelope", x, s) for x, s in envs]
+    stamped = 0
+    for (batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status, created, manifest, medium, serial, nonce,
+         max_archived, max_learned) in batches:
+        hashes = [h for _, h in leaves[batch]]
+        # F05: the root from the catalog as it is now (H5, I2)
+        if not hashes:
+            c5.add(f"stamp batch {batch}: no messages or envelopes in the catalog belong to it ({leaf_count} recorded)", batch=batch)
+        else:
+            got = merkle_root(hashes).hex()
+            if got != root_hex or len(hashes) != leaf_count:
+                c5.add(f"stamp batch {batch}: the catalog's {len(hashes)} leaves give root {got[:16]}…, the batch records "
+                       f"{(root_hex or '')[:16]}… over {leaf_count} leaves — rows of a sealed batch were changed (tampering)",
+                       batch=batch)
+        if status != "stamped":
+            continue
+        stamped += 1
+        # F06: the token, against the root the batch records (that root is proven by F05 against the catalog)
+        if not ca_pem:
+            c6.add(f"stamp batch {batch}: no pinned TSA CA in the archive settings; `mailarchive timestamp configure`", batch=batch)
+        elif token is None:
+            c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
+        else:
+            try:
+                root = bytes.fromhex(root_hex or "")
+                not_before = max([t for t in (max_archived, max_learned) if t is not None], default=None)
+                not_after = (created + STAMP_WINDOW) if created is not None else None
+                try:
+                    n = int(nonce) if nonce else None
+                except ValueError:
+                    n = None
+                chk = verify_token(bytes(token), root, ca_pem, nonce=n, not_before=not_before, not_after=not_after)
+                problems = list(chk.problems)
+                if chk.ok or chk.gen_time is not None:
+                    if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
+                        problems.append(f"serial: token {chk.serial}, catalog {serial} (token replaced?)")
+                    if gen_time is not None and chk.gen_time is not None and abs(_aware(gen_time) - chk.gen_time) > dt.timedelta(seconds=1):
+                        problems.append(f"genTime: token {chk.gen_time.isoformat()}, catalog {_aware(gen_time).isoformat()} (token replaced?)")
+                if fp and pinned_fp and fp != pinned_fp:
+                    problems.append(f"CA: stamped under CA {fp[:16]}…, the pinned CA is {pinned_fp[:16]}…")
+            except BaseException as exc:  # verify_token never raises; belt and braces (I14)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                problems = [f"invalid token: {type(exc).__name__}: {exc}"]
+            if problems:
+                c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
+        # F07: the sealed manifest on its medium
+        if not manifest or medium is None:
+            c7.add(f"stamp batch {batch} records no manifest", batch=batch)
+            continue
+        try:
+            man = read_manifest(archive, {"batch_id": batch, "manifest_name": manifest, "medium_id": medium})
+        except MailArchiveError as exc:
+            c7.add(f"stamp batch {batch}: manifest {manifest} on medium {medium}: {exc}", batch=batch, medium=medium, name=manifest)
+            continue
+        diffs = []
+        if man.get("batch_id") != batch:
+            diffs.append(f"batch id {man.get('batch_id')}")
+        if man.get("root") != root_hex:
+            diffs.append(f"root {str(man.get('root'))[:16]}… (catalog {(root_hex or '')[:16]}…)")
+        mleaves = [(x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")) for x in man.get("leaves") or []]
+        if mleaves != items[batch]:
+            diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items[batch])}, "
+                         f"{sum(1 for a, b in zip(mleaves, items[batch]) if a != b) + abs(len(mleaves) - len(items[batch]))} differ")
+        try:
+            mtoken = base64.b64decode(man.get("token") or "")
+        except ValueError:
+            mtoken = b""
+        if token is not None and mtoken != bytes(token):
+            diffs.append("token differs from the catalog's")
+        if diffs:
+            c7.add(f"stamp batch {batch}: manifest {manifest} disagrees with the catalog: " + "; ".join(diffs),
+                   batch=batch, medium=medium, name=manifest)
+    c5.note = f"{len(batches)} batches"
+    c6.note = f"{stamped} stamped batches" + ("" if ca_pem else "; no pinned CA configured")
+    if not batches:
+        for c in (c5, c6, c7):
+            c.note = "no stamp batches yet"

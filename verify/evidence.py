@@ -1,0 +1,320 @@
+"""Evidence bundles: one archived message with everything needed to prove it existed, unchanged, at genTime (DESIGN §8).
+
+A bundle is a directory ``<msg_id>-<blob id prefix>/`` holding::
+
+    message.eml     the mail, byte-exact (its SHA-256 is the blob id)
+    root.bin        the 32-byte Merkle root of the message's stamp batch
+    token.tsr       the whole RFC 3161 TimeStampResp (DER) over root.bin
+    tsa-ca.pem      the TSA CA certificate the archive pinned
+    evidence.json   the message's leaf, index and inclusion path, the batch, the token's fields
+    SHA256SUMS      ``sha256sum -c`` input for the four files above
+    VERIFY.txt      the steps below in words
+
+Checking one needs no archive and no key (:func:`verify_evidence`):
+
+1. ``sha256sum message.eml`` = ``message.sha256`` in evidence.json (the blob id);
+2. leaf = SHA-256(0x00 || blob id); folding the inclusion path (RFC 9162
+   §2.1.3.2: inner nodes SHA-256(0x01 || left || right)) gives root.bin;
+3. ``openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem``:
+   the token stamps SHA-256(root.bin), signed by a TSA under that CA. The
+   auditor compares the CA's fingerprint with the TSA's published one.
+
+:func:`export_evidence` writes bundles for a selection, each under a
+temporary name renamed into place when complete, and ``evidence-index.json``
+last (a run without it is incomplete; a rerun skips finished bundles).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .merkle import leaf_hash_message, root_from_path
+
+FORMAT = "mailarchive-evidence/1"
+FILES = ("message.eml", "root.bin", "token.tsr", "tsa-ca.pem")
+INDEX_NAME = "evidence-index.json"
+
+VERIFY_TEXT = """\
+How to check this evidence bundle (no archive and no key needed)
+
+1. The mail is unchanged:
+     sha256sum -c SHA256SUMS
+     sha256sum message.eml      -> must equal "message.sha256" in evidence.json
+2. The mail is a leaf of the stamped batch: leaf = SHA-256(0x00 || blob id);
+   fold "path" in evidence.json from the leaf up (RFC 9162 section 2.1.3.2,
+   inner node = SHA-256(0x01 || left || right), using "index" and "tree_size");
+   the result must equal root.bin (hex in "batch.root").
+3. The root existed at genTime, stamped by the TSA:
+     openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem
+   must print "Verification: OK". Compare the fingerprint of tsa-ca.pem
+     openssl x509 -in tsa-ca.pem -noout -fingerprint -sha256
+   with the one the TSA publishes.
+Or in one step:  mailarchive verify-evidence THIS-DIRECTORY
+"""
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _iso(t) -> str | None:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc).isoformat()
+
+
+# -------------------------------------------------------------------------------------- check
+@dataclass
+class EvidenceCheck:
+    path: str
+    ok: bool = False
+    problems: list[str] = field(default_factory=list)
+    msg_id: int | None = None
+    blob_id: str | None = None
+    batch_id: int | None = None
+    root: str | None = None
+    gen_time: str | None = None
+    tsa_subject: str | None = None
+    ca_fingerprint: str | None = None
+    second_opinion: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
+    """Check one bundle directory on its own; ``ca_pem`` replaces the bundle's CA (the one the auditor trusts).
+
+    Never raises for a damaged bundle: every failure is a problem string.
+    """
+    from .tokens import ca_fingerprint, verify_token
+
+    path = Path(path)
+    res = EvidenceCheck(path=str(path))
+    p = res.problems
+    try:
+        ev = json.loads((path / "evidence.json").read_text(encoding="utf-8"))
+        if ev.get("format") != FORMAT:
+            p.append(f"evidence.json: format {ev.get('format')!r}, expected {FORMAT}")
+        msg, leaf, batch, tok = ev["message"], ev["leaf"], ev["batch"], ev["token"]
+        res.msg_id, res.blob_id, res.batch_id, res.root = msg.get("msg_id"), msg["sha256"], batch.get("batch_id"), batch["root"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        p.append(f"evidence.json unreadable: {type(exc).__name__}: {exc}")
+        return res
+    files: dict[str, bytes] = {}
+    for name in FILES:
+        try:
+            files[name] = (path / name).read_bytes()
+        except OSError as exc:
+            p.append(f"{name}: cannot be read ({exc.strerror or exc})")
+    for name, want in (ev.get("files") or {}).items():
+        if name in files and _sha(files[name]) != want:
+            p.append(f"{name}: SHA-256 {_sha(files[name])[:16]}… differs from evidence.json's {str(want)[:16]}…")
+    if "message.eml" not in files or "root.bin" not in files or "token.tsr" not in files:
+        return res
+    try:
+        blob = bytes.fromhex(msg["sha256"])
+        mail_sha = hashlib.sha256(files["message.eml"]).digest()
+        if mail_sha != blob:
+            p.append(f"message.eml: SHA-256 {mail_sha.hex()[:16]}… is not the stamped blob id {blob.hex()[:16]}… (mail changed)")
+        leaf_hash = leaf_hash_message(blob)
+        if leaf.get("hash") and leaf["hash"] != leaf_hash.hex():
+            p.append("leaf: evidence.json's leaf hash is not SHA-256(0x00 || blob id)")
+        path_bytes = [bytes.fromhex(x) for x in ev["path"]]
+        computed = root_from_path(leaf_hash, int(leaf["index"]), int(leaf["tree_size"]), path_bytes)
+        root = files["root.bin"]
+        if computed != root:
+            p.append(f"inclusion path: the mail's leaf and path give root {computed.hex()[:16]}…, "
+                     f"root.bin is {root.hex()[:16]}… (path or mail changed)")
+        if root.hex() != batch["root"]:
+            p.append("root.bin differs from evidence.json's batch.root")
+    except (ValueError, KeyError, TypeError) as exc:
+        p.append(f"inclusion path: cannot be evaluated ({type(exc).__name__}: {exc})")
+        root = files["root.bin"]
+    ca = ca_pem if ca_pem is not None else files.get("tsa-ca.pem")
+    if not ca:
+        p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
+        return res
+    try:
+        res.ca_fingerprint = ca_fingerprint(ca)
+    except Exception as exc:  # not a certificate: verify_token says so too
+        res.ca_fingerprint = None
+        p.append(f"CA: unreadable ({type(exc).__name__})")
+    not_before = None
+    if msg.get("archived_at"):
+        try:
+            not_before = dt.datetime.fromisoformat(msg["archived_at"])
+        except ValueError:
+            p.append("evidence.json: message.archived_at is not an ISO time")
+    chk = verify_token(files["token.tsr"], root, ca, not_before=not_before)
+    res.second_opinion = chk.second_opinion
+    res.tsa_subject = chk.tsa_subject
+    res.gen_time = chk.gen_time.isoformat() if chk.gen_time else None
+    p.extend(f"token: {x}" for x in chk.problems)
+    if chk.gen_time and tok.get("gen_time"):
+        try:
+            if abs(dt.datetime.fromisoformat(tok["gen_time"]) - chk.gen_time) > dt.timedelta(seconds=1):
+                p.append(f"token: genTime {chk.gen_time.isoformat()} differs from evidence.json's {tok['gen_time']}")
+        except (ValueError, TypeError):
+            p.append("evidence.json: token.gen_time is not an ISO time")
+    res.ok = not p
+    return res
+
+
+def find_bundles(path: Path) -> list[Path]:
+    """``path`` itself when it is a bundle, else the bundles directly inside it."""
+    path = Path(path)
+    if (path / "evidence.json").exists():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_dir() and (p / "evidence.json").exists())
+    return []
+
+
+# -------------------------------------------------------------------------------------- export
+def _write_bundle(final: Path, files: dict[str, bytes]) -> None:
+    tmp = final.with_name(f".{final.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name, data in files.items():
+        with open(tmp / name, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    os.rename(tmp, final)   # a directory rename onto an existing non-empty dir fails: never overwrites
+
+
+def export_evidence(archive, dest: Path, where: str | None = None, params: list | None = None, reporter=None) -> dict:
+    """Write one bundle per selected message in a stamped batch; returns the summary.
+
+    Messages not yet in a stamped batch, or whose batch no longer verifies
+    from the catalog (root or token), are listed under ``errors`` and get no bundle.
+    """
+    from toolkit.reporter import NullReporter
+    from toolkit.retrieval import read_messages, select_messages
+
+    from .merkle import inclusion_paths, merkle_root
+    from .stamping import batch_leaves
+    from .tokens import ca_fingerprint, verify_token
+
+    reporter = reporter or NullReporter()
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    selection = select_messages(archive, where, params)
+    summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
+               "bundles": [], "errors": []}
+    ca_pem = ((archive.config.settings.get("timestamp") or {}).get("ca_pem") or "").encode()
+    ids = [s.msg_id for s in selection]
+    with archive.catalog.reading() as con:
+        meta = {}
+        if ids:
+            for row in con.execute(
+                "SELECT msg_id, batch_id, archived_at, from_addr FROM messages WHERE msg_id IN (SELECT unnest(?))", [ids]
+            ).fetchall():
+                meta[row[0]] = row[1:]
+        batch_ids = sorted({m[0] for m in meta.values() if m[0] is not None})
+        batches: dict[int, dict] = {}
+        for b in batch_ids:
+            row = con.execute(
+                "SELECT status, merkle_root, token, gen_time, serial, tsa_url, ca_fingerprint, created_at, leaf_count "
+                "FROM stamp_batches WHERE batch_id = ?", [b]).fetchone()
+            if row is None or row[0] != "stamped" or row[2] is None:
+                batches[b] = {"error": f"stamp batch {b} is not stamped yet; run `mailarchive timestamp run --all`"}
+                continue
+            leaves = batch_leaves(con, b)
+            order = [r[0] for r in con.execute("SELECT msg_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [b]).fetchall()]
+            batches[b] = {"row": row, "leaves": [h for _, h in leaves], "index": {m: i for i, m in enumerate(order)}}
+    for b, info in batches.items():
+        if "error" in info:
+            continue
+        status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
+        if not info["leaves"] or merkle_root(info["leaves"]).hex() != root_hex:
+            info["error"] = (f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported — "
+                             "run `mailarchive verify --full`")
+            continue
+        if not ca_pem:
+            info["error"] = "no pinned TSA CA in the archive settings; `mailarchive timestamp configure`"
+            continue
+        chk = verify_token(bytes(token), bytes.fromhex(root_hex), ca_pem)
+        if not chk.ok:
+            info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems)}"
+            continue
+        info["check"] = chk
+        info["paths"] = None   # computed on first use
+    reporter.start("evidence", len(selection), "messages")
+    for sm, data in read_messages(archive, selection):
+        reporter.advance("evidence")
+        batch, archived_at, from_addr = meta.get(sm.msg_id, (None, None, None))
+        name = f"{sm.msg_id:08d}-{sm.blob_id[:12]}"
+        if batch is None:
+            summary["errors"].append({"msg_id": sm.msg_id, "error": "not in a stamp batch yet; run `mailarchive timestamp run --all`"})
+            continue
+        info = batches[batch]
+        if "error" in info:
+            summary["errors"].append({"msg_id": sm.msg_id, "error": info["error"]})
+            continue
+        if isinstance(data, Exception):
+            summary["errors"].append({"msg_id": sm.msg_id, "error": str(data)})
+            continue
+        final = dest / name
+        if final.exists():
+            summary["already_present"] += 1
+            summary["bundles"].append(name)
+            continue
+        if info["paths"] is None:
+            info["paths"] = inclusion_paths(info["leaves"])
+        status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
+        index = info["index"][sm.msg_id]
+        path = info["paths"][index]
+        blob = bytes.fromhex(sm.blob_id)
+        if hashlib.sha256(data).digest() != blob or root_from_path(leaf_hash_message(blob), index, len(info["leaves"]), path).hex() != root_hex:
+            summary["errors"].append({"msg_id": sm.msg_id, "error": "the mail or its path does not give the stamped root"})
+            continue
+        chk = info["check"]
+        files = {
+            "message.eml": data,
+            "root.bin": bytes.fromhex(root_hex),
+            "token.tsr": bytes(token),
+            "tsa-ca.pem": ca_pem,
+        }
+        ev = {
+            "format": FORMAT,
+            "archive": {"uuid": str(archive.uuid), "name": archive.config.name},
+            "message": {"msg_id": sm.msg_id, "sha256": sm.blob_id, "size": sm.size, "message_id": sm.message_id,
+                        "subject": sm.subject, "from": from_addr, "sent_date": _iso(sm.sent_date),
+                        "archived_at": _iso(archived_at)},
+            "leaf": {"kind": "message", "rule": "SHA-256(0x00 || blob id)", "hash": leaf_hash_message(blob).hex(),
+                     "index": index, "tree_size": len(info["leaves"])},
+            "path": [h.hex() for h in path],
+            "path_rule": "RFC 9162 section 2.1.3.2; inner node = SHA-256(0x01 || left || right)",
+            "batch": {"batch_id": batch, "root": root_hex, "leaf_count": leaf_count, "sealed_at": _iso(created)},
+            "token": {"file": "token.tsr", "gen_time": _iso(chk.gen_time), "serial": chk.serial, "policy": chk.policy,
+                      "tsa": chk.tsa_subject, "tsa_url": tsa_url, "imprint": _sha(bytes.fromhex(root_hex)),
+                      "ca_file": "tsa-ca.pem", "ca_fingerprint": ca_fingerprint(ca_pem)},
+            "files": {n: _sha(d) for n, d in files.items()},
+        }
+        files["evidence.json"] = (json.dumps(ev, indent=2, ensure_ascii=False) + "\n").encode()
+        files["SHA256SUMS"] = "".join(f"{_sha(files[n])}  {n}\n" for n in FILES).encode()
+        files["VERIFY.txt"] = VERIFY_TEXT.encode()
+        try:
+            _write_bundle(final, files)
+        except OSError as exc:
+            summary["errors"].append({"msg_id": sm.msg_id, "error": f"{final}: {exc.strerror or exc}"})
+            continue
+        summary["written"] += 1
+        summary["bundles"].append(name)
+    reporter.finish("evidence")
+    index_doc = {"format": FORMAT, "archive": str(archive.uuid), "created": _iso(dt.datetime.now(dt.timezone.utc)),
+                 "where": where, "bundles": summary["bundles"], "errors": summary["errors"]}
+    tmp = dest / f".{INDEX_NAME}.tmp"
+    tmp.write_text(json.dumps(index_doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, dest / INDEX_NAME)
+    return summary

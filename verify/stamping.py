@@ -1,0 +1,303 @@
+"""Stamp batches: unstamped messages and envelopes → Merkle root → RFC 3161 token (DESIGN §8, RELIABILITY A2, I10).
+
+A batch's leaves, in this order (the order is part of the proof):
+
+1. its messages ordered by ``msg_id``: ``leaf_hash_message(blob_id)``;
+2. then its envelopes ordered by ``envelope_id``:
+   ``leaf_hash_envelope(SHA-256(envelope text), blob_id of the envelope's message)``.
+
+Life of a batch:
+
+* one catalog transaction creates the ``stamp_batches`` row (status
+  ``pending``, root, counts) and sets ``batch_id`` on its messages and
+  envelopes — so a batch is either fully sealed or does not exist;
+* the token is requested outside any catalog session and verified
+  (``verify_token`` with the request's nonce);
+* the sealed manifest ``stamps/<batch_id:08d>-<root[:16]>.manifest`` is
+  written create-only onto the active medium;
+* one transaction sets status ``stamped`` with token, TSA URL, CA
+  fingerprint, genTime, serial, nonce, manifest name and medium.
+
+A TSA failure leaves the batch ``pending`` (the error says so); the next run
+retries pending batches first, for the same root. A crash anywhere before the
+last transaction leaves it pending too; a manifest already written for it is
+adopted when its token verifies, so the medium and the catalog agree.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from typing import Any
+
+from toolkit import crypto, faults
+from toolkit.errors import IntegrityError, ObjectExistsError
+from toolkit.reporter import NullReporter
+
+from .merkle import leaf_hash_envelope, leaf_hash_message, merkle_root
+from .tokens import ca_fingerprint, verify_token
+from .tsa_client import TsaError, request_stamp
+
+MANIFEST_PREFIX = "stamps/"
+MANIFEST_CONTEXT = b"stamp-manifest"
+MANIFEST_PURPOSE = "manifest"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def manifest_name(batch_id: int, root_hex: str) -> str:
+    return f"{MANIFEST_PREFIX}{batch_id:08d}-{root_hex[:16]}.manifest"
+
+
+def manifest_key(archive) -> bytes:
+    return crypto.derive_key(archive.key, archive.uuid, MANIFEST_PURPOSE)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def pending_count(archive) -> int:
+    """Leaves waiting for a batch: messages plus journal envelopes with no batch_id."""
+    with archive.catalog.reading() as con:
+        return _pending(con)["total"]
+
+
+def _pending(con) -> dict[str, int]:
+    m = con.execute("SELECT count(*) FROM messages WHERE batch_id IS NULL").fetchone()[0]
+    e = con.execute("SELECT count(*) FROM envelopes WHERE batch_id IS NULL").fetchone()[0]
+    return {"messages": m, "envelopes": e, "total": m + e}
+
+
+def _batch_items(con, batch_id: int) -> list[tuple[str, str, str | None]]:
+    """(kind, blob_id hex, envelope sha256 hex | None) in leaf order."""
+    msgs = con.execute("SELECT blob_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [batch_id]).fetchall()
+    envs = con.execute(
+        "SELECT m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) "
+        "WHERE e.batch_id = ? ORDER BY e.envelope_id",
+        [batch_id],
+    ).fetchall()
+    return [("message", b, None) for (b,) in msgs] + [("envelope", b, s) for b, s in envs]
+
+
+def _leaf(kind: str, blob_hex: str, env_hex: str | None) -> bytes:
+    if kind == "message":
+        return leaf_hash_message(bytes.fromhex(blob_hex))
+    return leaf_hash_envelope(bytes.fromhex(env_hex), bytes.fromhex(blob_hex))
+
+
+def batch_leaves(con, batch_id) -> list[tuple[str, bytes]]:
+    """Ordered (kind, leaf hash) of a batch: its messages by msg_id, then its envelopes by envelope_id."""
+    return [(k, _leaf(k, b, s)) for k, b, s in _batch_items(con, int(batch_id))]
+
+
+def _get(row: Any, name: str):
+    if isinstance(row, dict):
+        return row[name]
+    return getattr(row, name)
+
+
+def read_manifest(archive, batch_row) -> dict:
+    """The sealed manifest of a batch (a mapping or object with ``manifest_name`` and ``medium_id``), opened."""
+    name, medium_id = _get(batch_row, "manifest_name"), _get(batch_row, "medium_id")
+    if not name or medium_id is None:
+        raise IntegrityError(f"stamp batch {_get(batch_row, 'batch_id')} has no manifest recorded (not stamped)")
+    return _open_manifest(archive, archive.storage(int(medium_id)).read(name), name)
+
+
+def _open_manifest(archive, sealed: bytes, name: str) -> dict:
+    data = crypto.open_blob(manifest_key(archive), sealed, MANIFEST_CONTEXT, what=f"stamp manifest {name}")
+    manifest = json.loads(data)
+    if manifest.get("archive") != str(archive.uuid):
+        raise IntegrityError(f"stamp manifest {name} belongs to archive {manifest.get('archive')}, not {archive.uuid}")
+    return manifest
+
+
+# -- stamping --------------------------------------------------------------------------------------
+def stamp_pending(
+    archive,
+    *,
+    tsa_url: str,
+    ca_pem: bytes,
+    min_pending: int = 10_000,
+    all_: bool = False,
+    batch_size: int = 100_000,
+    reporter=None,
+    timeout: float = 30,
+) -> list[dict]:
+    """Stamp pending batches (first), then new batches of unstamped leaves; returns one dict per stamped batch.
+
+    Without ``all_`` new batches are made only while at least ``min_pending``
+    leaves wait; with it, until none wait. Raises :class:`TsaError` (its
+    ``stamped`` attribute lists the batches done before) when the TSA fails;
+    the failed batch stays pending. ``archive`` must be opened as writer.
+    """
+    reporter = reporter or NullReporter()
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    stamped: list[dict] = []
+    fp = ca_fingerprint(ca_pem)
+    reporter.start("stamp", None, "batches")
+    try:
+        with archive.catalog.reading() as con:
+            pending_batches = con.execute(
+                "SELECT batch_id FROM stamp_batches WHERE status = 'pending' ORDER BY batch_id"
+            ).fetchall()
+        for (batch_id,) in pending_batches:
+            reporter.info(f"retrying pending stamp batch {batch_id}")
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout))
+            reporter.advance("stamp")
+        while True:
+            batch_id = _seal_new_batch(archive, min_pending, all_, batch_size)
+            if batch_id is None:
+                break
+            faults.hit("stamp_after_batch_row")
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout))
+            reporter.advance("stamp")
+    finally:
+        reporter.finish("stamp")
+    return stamped
+
+
+def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> int | None:
+    """One transaction: the next batch's row (pending) and batch_id on its leaves; None when nothing to batch."""
+    with archive.catalog.writing() as con:
+        waiting = _pending(con)["total"]
+        if waiting == 0 or (not all_ and waiting < min_pending):
+            return None
+        msgs = con.execute(
+            "SELECT msg_id, blob_id FROM messages WHERE batch_id IS NULL ORDER BY msg_id LIMIT ?", [batch_size]
+        ).fetchall()
+        room = batch_size - len(msgs)
+        envs = []
+        if room > 0:
+            envs = con.execute(
+                "SELECT e.envelope_id, m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) "
+                "WHERE e.batch_id IS NULL ORDER BY e.envelope_id LIMIT ?",
+                [room],
+            ).fetchall()
+        leaves = [leaf_hash_message(bytes.fromhex(b)) for _, b in msgs]
+        leaves += [leaf_hash_envelope(bytes.fromhex(s), bytes.fromhex(b)) for _, b, s in envs]
+        if not leaves:  # only envelopes of messages that do not exist: nothing provable
+            return None
+        root = merkle_root(leaves)
+        batch_id = con.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM stamp_batches").fetchone()[0]
+        first_msg = msgs[0][0] if msgs else None
+        last_msg = msgs[-1][0] if msgs else None
+        con.execute(
+            "INSERT INTO stamp_batches (batch_id, first_msg_id, last_msg_id, leaf_count, merkle_root, status, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            [batch_id, first_msg, last_msg, len(leaves), root.hex(), _utcnow()],
+        )
+        if msgs:
+            # Exactly the selected rows: the first len(msgs) unbatched messages by msg_id.
+            con.execute("UPDATE messages SET batch_id = ? WHERE batch_id IS NULL AND msg_id <= ?", [batch_id, last_msg])
+        if envs:
+            con.execute(
+                "UPDATE envelopes SET batch_id = ? WHERE batch_id IS NULL AND envelope_id <= ? "
+                "AND msg_id IN (SELECT msg_id FROM messages)",
+                [batch_id, envs[-1][0]],
+            )
+        return batch_id
+
+
+def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stamped: list[dict], timeout: float) -> dict:
+    """Token, manifest and the stamped row for one pending batch."""
+    with archive.catalog.reading() as con:
+        row = con.execute(
+            "SELECT merkle_root, leaf_count, first_msg_id, last_msg_id, created_at FROM stamp_batches WHERE batch_id = ?",
+            [batch_id],
+        ).fetchone()
+        items = _batch_items(con, batch_id)
+    root_hex, leaf_count, first_msg, last_msg, created_at = row
+    created_at = _aware(created_at)
+    leaves = [_leaf(*it) for it in items]
+    if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
+        raise IntegrityError(
+            f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
+            f"{root_hex} ({len(leaves)} leaves, {leaf_count} recorded); run `mailarchive verify --full`"
+        )
+    root = bytes.fromhex(root_hex)
+    medium_id = archive.active_medium_id()
+    storage = archive.storage(medium_id)
+    name = manifest_name(batch_id, root_hex)
+
+    adopted = _adopt_manifest(archive, storage, name, batch_id, root, ca_pem, created_at)
+    if adopted is not None:
+        tsr, nonce, check = adopted
+    else:
+        try:
+            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout)
+        except TsaError as exc:
+            err = TsaError(
+                f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
+                f"`mailarchive timestamp run` retries it"
+            )
+            err.stamped = stamped
+            raise err from None
+        faults.hit("stamp_after_token")
+        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow())
+        if not check.ok:
+            err = TsaError(
+                f"stamp batch {batch_id} stays pending: the token from {tsa_url} does not verify "
+                f"against the configured CA: {'; '.join(check.problems)}"
+            )
+            err.stamped = stamped
+            raise err
+        manifest = {
+            "archive": str(archive.uuid),
+            "batch_id": batch_id,
+            "root": root_hex,
+            "leaves": [{"kind": k, "blob_id": b, "envelope_sha256": s} for k, b, s in items],
+            "token": base64.b64encode(tsr).decode("ascii"),
+            "nonce": str(nonce),
+            "tsa_url": tsa_url,
+            "ca_fingerprint": fp,
+            "gen_time": check.gen_time.isoformat(),
+            "created_at": created_at.isoformat() if created_at else None,
+        }
+        sealed = crypto.seal_blob(manifest_key(archive), json.dumps(manifest, sort_keys=True).encode(), MANIFEST_CONTEXT)
+        storage.put(name, sealed)
+        faults.hit("stamp_after_manifest")
+
+    with archive.catalog.writing() as con:
+        con.execute(
+            "UPDATE stamp_batches SET status = 'stamped', token = ?, tsa_url = ?, ca_fingerprint = ?, gen_time = ?, "
+            "serial = ?, nonce = ?, manifest_name = ?, medium_id = ? WHERE batch_id = ? AND status = 'pending'",
+            [tsr, tsa_url, fp, check.gen_time, check.serial, str(nonce), name, medium_id, batch_id],
+        )
+    return {
+        "batch_id": batch_id,
+        "leaf_count": leaf_count,
+        "messages": sum(1 for k, _, _ in items if k == "message"),
+        "envelopes": sum(1 for k, _, _ in items if k == "envelope"),
+        "first_msg_id": first_msg,
+        "last_msg_id": last_msg,
+        "root": root_hex,
+        "gen_time": check.gen_time,
+        "serial": check.serial,
+        "tsa_url": tsa_url,
+        "manifest": name,
+        "medium_id": medium_id,
+    }
+
+
+def _adopt_manifest(archive, storage, name, batch_id, root, ca_pem, created_at):
+    """(token, nonce, check) from a manifest a crashed run already wrote for this batch, else None."""
+    if not storage.exists(name):
+        return None
+    manifest = _open_manifest(archive, storage.read(name), name)
+    tsr = base64.b64decode(manifest.get("token") or "")
+    nonce = int(manifest["nonce"]) if manifest.get("nonce") else None
+    check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at)
+    if manifest.get("batch_id") != batch_id or manifest.get("root") != root.hex() or not check.ok:
+        raise ObjectExistsError(
+            f"{name} already exists on the active medium but is not a valid manifest of stamp batch {batch_id} "
+            f"({'; '.join(check.problems) or 'other batch or root'}); move it aside and rerun `mailarchive timestamp run`"
+        )
+    return tsr, nonce, check
