@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     FINDINGS = 1          # done, with findings or rejected items (listed)
     USAGE = 2             # usage error
     OPERATIONAL = 3       # network, auth, I/O; state stays consistent, rerun resumes
+    AUTH_FAILED = 4       # a mail server or share rejected the login (not retried: account lockout)
     NO_ARCHIVE = 10       # no archive at HOME
     LOCKED = 11           # locked by another writer
     WRONG_KEY = 12        # wrong key or password
@@ -28,6 +29,7 @@ Exit status:
   1    done with findings or rejected items (listed)
   2    usage error
   3    operational failure (network, auth, I/O); a rerun resumes
+  4    login rejected by a mail server or share; check user and password
   10   no archive at HOME
   11   locked by another writer
   12   wrong key or password
@@ -125,7 +127,9 @@ class SourceError(MailArchiveError):
 
 
 class AuthenticationError(MailArchiveError):
-    exit_code = ExitCode.OPERATIONAL
+    """A server rejected the credentials (RELIABILITY D12): its own exit status, at most one retry."""
+
+    exit_code = ExitCode.AUTH_FAILED
 
 
 class Interrupted(MailArchiveError):

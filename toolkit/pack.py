@@ -678,13 +678,20 @@ class PackReader:
 
     # -- whole pack
 
-    def verify_all(self, entries: list[IndexEntry] | None = None) -> Iterator[tuple[IndexEntry, Exception | None]]:
+    def verify_all(
+        self,
+        entries: list[IndexEntry] | None = None,
+        on_data: Callable[[IndexEntry, bytes], None] | None = None,
+    ) -> Iterator[tuple[IndexEntry, Exception | None]]:
         """Check every record in one forward pass over one open file.
 
         Without ``entries`` the footer index is read (PackFormatError if it
         cannot be); with entries (e.g. from the catalog) a pack whose footer
         is damaged can still be checked record by record. When the iteration
         completes, :attr:`file_sha256` holds the SHA-256 of the whole file.
+        ``on_data(entry, chunk)``, when given, receives each decompressed chunk
+        of a record as it passes (only proven good when that record then
+        yields no error), so callers can look at the mail in the same pass.
         """
         self.file_sha256 = None
         with self.storage.open_read(self.name) as f:
@@ -703,8 +710,9 @@ class PackReader:
                     continue
                 fwd.skip_to(entry.offset)
                 try:
-                    for _ in _iter_plain(self._key, self.archive_uuid, entry, fwd.read):
-                        pass
+                    for chunk in _iter_plain(self._key, self.archive_uuid, entry, fwd.read):
+                        if on_data is not None:
+                            on_data(entry, chunk)
                 except _Fail as fail:
                     yield entry, self._error(entry, fail)
                 else:

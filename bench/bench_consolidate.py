@@ -1,0 +1,233 @@
+"""Consolidation throughput against a plain copy of the same pack files (issue 7, acceptance 5).
+
+Builds an archive with about ``--mb`` MB of packs on two local media (mails
+with random base64 attachments, imported through the library), then times
+
+* local → local: ``media consolidate`` (in-process) against ``cp -r`` of the
+  same pack files, with and without a final ``sync`` (the consolidation
+  fsyncs every copy before it commits, ``cp`` alone does not);
+* local → SMB (when the throwaway Samba server can start): consolidation onto
+  an smb:// medium against ``smbclient`` ``mput`` of the same files.
+
+Prints MB/s and the ratios; ``--record`` rewrites the "## Consolidation"
+section of bench/RESULTS.md (other sections are kept).
+
+    .venv/bin/python bench/bench_consolidate.py [--mb 200] [--record] [--no-smb]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from importers.eml import EmlImporter  # noqa: E402
+from media_tools import registry  # noqa: E402
+from media_tools.consolidate import consolidate  # noqa: E402
+from toolkit.archive import Archive  # noqa: E402
+from toolkit.ingest import Ingest  # noqa: E402
+from toolkit.reporter import NullReporter  # noqa: E402
+
+MAIL_RAW = 768 * 1024  # random bytes per mail (base64: ~1 MB of mail, ~0.78 MB packed)
+
+
+def write_mails(d: Path, tag: str, count: int) -> None:
+    d.mkdir(parents=True)
+    for i in range(count):
+        att = base64.encodebytes(os.urandom(MAIL_RAW)).replace(b"\n", b"\r\n")
+        head = (
+            f"From: bench@example.com\r\nTo: archive@example.com\r\nSubject: {tag} {i}\r\n"
+            f"Message-ID: <{tag}.{i}@bench>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+            f"mail {i} of {tag}\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        (d / f"{i:05d}.eml").write_bytes(head + att + b"--b--\r\n")
+
+
+def pack_files(medium: Path) -> list[Path]:
+    return sorted((medium / "packs").rglob("*.pack"))
+
+
+def total(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths)
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags"))
+        sha = "with" if " sha_ni" in flags else "without"
+        cpu += f" ({sha} SHA extensions)"
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+        f"load average at the end {load}"
+    )
+
+
+def build(root: Path, mb: int) -> tuple[Archive, int]:
+    per_medium = max(1, int(mb * 1e6 / (MAIL_RAW * 4 / 3 * 0.76) / 2))
+    archive = Archive.create(root / "home", str(root / "m1"))
+    archive.close()
+    archive = Archive.open(root / "home", writer=True)
+    for mid in (1, 2):
+        if mid > 1:
+            registry.add(archive, str(root / f"m{mid}"), activate=True)
+        src = root / f"mails{mid}"
+        write_mails(src, f"m{mid}", per_medium)
+        Ingest(archive, NullReporter()).run(EmlImporter(str(src)))
+        shutil.rmtree(src)
+    registry.add(archive, str(root / "m3"), activate=True)
+    files = pack_files(root / "m1") + pack_files(root / "m2")
+    return archive, total(files)
+
+
+def bench_local(root: Path, archive: Archive, nbytes: int) -> dict:
+    plain = root / "plain"
+    plain.mkdir()
+    subprocess.run(["sync"], check=True)
+    t_cp = timed(lambda: [subprocess.run(["cp", "-r", str(root / f"m{i}" / "packs"), str(plain / f"m{i}")], check=True) for i in (1, 2)])
+    t_sync = timed(lambda: subprocess.run(["sync"], check=True))
+    shutil.rmtree(plain)
+    subprocess.run(["sync"], check=True)
+    result: dict = {}
+    t_cons = timed(lambda: result.update(consolidate(archive, [1, 2], 3)))
+    assert result["summary"]["bytes_copied"] == nbytes, result["summary"]
+    return {"bytes": nbytes, "cp": t_cp, "cp_sync": t_cp + t_sync, "consolidate": t_cons}
+
+
+def bench_smb(root: Path, archive: Archive, nbytes: int) -> dict | None:
+    try:
+        from services.samba import start_samba
+
+        server = start_samba(root / "samba")
+    except Exception as exc:  # not root, smbd missing
+        print(f"SMB part skipped: {exc}")
+        return None
+    try:
+        os.environ["MAILARCHIVE_SMB_PASSWORD"] = server.password
+        src = root / "m3" / "packs"
+        # plain copy: smbclient mput of the very same files
+        cmd = (
+            f'mkdir plain; cd plain; lcd "{src}"; prompt off; recurse on; mput *'
+        )
+        smb = shutil.which("smbclient")
+        if smb is None:
+            print("SMB part skipped: smbclient missing (apt-get install -y smbclient)")
+            return None
+        t_put = timed(lambda: subprocess.run(
+            [smb, f"//{server.host}/{server.share}", "-p", str(server.port), "-U", f"{server.user}%{server.password}",
+             "-m", "SMB3", "-c", cmd], check=True, capture_output=True))
+        copied = total(sorted((server.share_dir / "plain").rglob("*.pack")))
+        assert copied == nbytes, (copied, nbytes)
+        registry.add(archive, server.url("bench-medium"), smb_password=server.password, activate=True)
+        target = archive.config.active_medium.id
+        result: dict = {}
+        t_cons = timed(lambda: result.update(consolidate(archive, [3], target)))
+        assert result["summary"]["bytes_copied"] == nbytes, result["summary"]
+        return {"bytes": nbytes, "smbclient": t_put, "consolidate": t_cons}
+    finally:
+        archive.close()
+        server.stop()
+
+
+def report(local: dict, smb: dict | None, mb: int) -> str:
+    def rate(n, t):
+        return n / 1e6 / t
+
+    n = local["bytes"]
+    lines = [
+        "## Consolidation",
+        "",
+        f"`bench/bench_consolidate.py --mb {mb}` on {machine()}; "
+        f"{n / 1e6:.0f} MB of packs on two local media, page cache warm for every contender.",
+        "",
+        "| run | seconds | MB/s | consolidation ÷ plain copy |",
+        "|---|---|---|---|",
+        f"| `cp -r` local → local (no sync) | {local['cp']:.2f} | {rate(n, local['cp']):.0f} | "
+        f"{local['cp'] / local['consolidate']:.2f} |",
+        f"| `cp -r` + `sync` local → local | {local['cp_sync']:.2f} | {rate(n, local['cp_sync']):.0f} | "
+        f"{local['cp_sync'] / local['consolidate']:.2f} |",
+        f"| consolidation local → local | {local['consolidate']:.2f} | {rate(n, local['consolidate']):.0f} | |",
+    ]
+    if smb:
+        m = smb["bytes"]
+        lines += [
+            f"| `smbclient` mput local → SMB | {smb['smbclient']:.2f} | {rate(m, smb['smbclient']):.0f} | "
+            f"{smb['smbclient'] / smb['consolidate']:.2f} |",
+            f"| consolidation local → SMB | {smb['consolidate']:.2f} | {rate(m, smb['consolidate']):.0f} | |",
+        ]
+    else:
+        lines.append("| local → SMB | skipped (no Samba) | | |")
+    lines += [
+        "",
+        "What a consolidation does per byte beyond the plain copy: one SHA-256 pass over the source while",
+        "copying (checked against the catalog, P6), an fsync per pack, and one read-back of the copy compared",
+        "byte for byte with the source (instead of a second SHA-256 pass); packs are copied by two threads when",
+        "both media are local. SHA-256 without SHA extensions runs at ~270 MB/s per core on this CPU, so the",
+        "CPU floor is ~540 MB/s on 2 idle cores; `cp -r` from a warm page cache does no hashing and no fsync.",
+        "SMB goes through smbprotocol (pure Python, signed messages, one thread, write + read-back over the wire).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def record(section: str) -> None:
+    path = REPO / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    start = text.find("## Consolidation")
+    if start >= 0:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + ("" if end < 0 else text[end + 1:])
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mb", type=int, default=200, help="approximate MB of packs to build (default 200)")
+    ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir, removed after)")
+    ap.add_argument("--no-smb", action="store_true", help="skip the SMB part")
+    ap.add_argument("--record", action="store_true", help="rewrite the '## Consolidation' section of bench/RESULTS.md")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-consolidate-", dir=args.dir))
+    try:
+        t0 = time.perf_counter()
+        archive, nbytes = build(root, args.mb)
+        print(f"built {nbytes / 1e6:.0f} MB of packs in {time.perf_counter() - t0:.0f} s")
+        local = bench_local(root, archive, nbytes)
+        smb = None if args.no_smb else bench_smb(root, archive, nbytes)
+        archive.close()
+        section = report(local, smb, args.mb)
+        print(section)
+        if args.record:
+            record(section)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

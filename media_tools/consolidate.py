@@ -1,0 +1,577 @@
+"""Consolidating media: move every pack of some media onto one target medium (DESIGN §10, RELIABILITY P).
+
+Steps, each safe to interrupt (P5) — rerunning the same command completes the work:
+
+1. **Plan** (:func:`plan_consolidation`): media states, the packs to move, bytes
+   to copy, free space at the target (E6: bytes + margin), a write/read/delete
+   probe of the target, and of the sources when they are to be purged (C6).
+   Any refusal is raised before a byte is copied.
+2. **Copy and check**: each source pack is read once; its bytes are hashed
+   while they stream into a create-only file of the same name at the target.
+   A source whose SHA-256 differs from the catalog's is damaged: its records
+   are authenticated one by one to name the affected mails (P6). Damage stops
+   the consolidation before the catalog changes, and the copies made by this
+   run are deleted again — unless ``accept_loss``, in which case the pack is
+   copied as it is (every record that still authenticates survives) and the
+   affected mails are listed in the result and the event log.
+   Each copy is then read back once and compared byte for byte with the
+   source whose SHA-256 was just checked (equal bytes, so equal size and
+   SHA-256; one hash pass instead of two).
+   A copy left by an earlier interrupted run is reused when it verifies; a
+   file of that name with other content stops everything with its name.
+3. **Remap**: one catalog transaction per pack moves ``packs.medium_id`` to
+   the target and logs a ``pack-moved`` event. Mails are found through their
+   pack, so they are never read from a source again.
+4. **Retire**: every source becomes ``retired`` with ``alias_of = target``
+   (archive.toml and the catalog's media table), and one
+   ``media-consolidated`` event records the remap.
+5. **Purge** (only when asked): a source pack file is deleted only after the
+   target copy passed a full record-by-record verification and the catalog
+   commit; packs copied with accepted damage are kept on the source.
+
+Decisions: the active medium cannot be a source (activate another medium
+first); the target must be active or standby. Only packs move: DB backups,
+config snapshots and anything else on a source stay there (the source keeps
+its files unless purged, and purging deletes pack files only), so the
+``db_backups`` and ``stamp_batches`` rows keep naming the source, whose
+location stays registered. Stamps cover content hashes, which do not change
+(P8). A pack file missing from a source is always refused (restore it from
+the mirror first): there is nothing to copy, with or without ``accept_loss``.
+
+Packs are copied by two worker threads when both media are local (hashing and
+file I/O release the GIL, so two packs use two cores); an SMB end is driven by
+one thread because an SMB storage's watchdog serves one call at a time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+from toolkit import faults
+from toolkit.archive import Archive
+from toolkit.errors import IntegrityError, MailArchiveError, MediumError, ObjectExistsError, StorageError
+from toolkit.pack import IndexEntry, PackReader
+from toolkit.reporter import NullReporter, Reporter
+from toolkit.storage import Storage
+from toolkit.storage.location import parse_location
+from toolkit.storage.probe import probe
+
+#: Copy buffer: large reads and writes keep the per-call overhead out of the throughput.
+COPY_CHUNK = 8 * 1024 * 1024
+#: Free space the target must keep beyond the bytes copied (E6): max(64 MiB, 2 %).
+MARGIN_MIN = 64 * 1024 * 1024
+MARGIN_FRACTION = 0.02
+#: Assumed copy rates for the time estimate (bytes/s), from bench/RESULTS.md "## Consolidation".
+ASSUMED_RATE = {"local": 150e6, "smb": 60e6}
+
+TARGET_STATES = ("active", "standby")
+SOURCE_STATES = ("standby", "deactivated")
+
+
+class ConsolidationRefused(MediumError):
+    """The plan refused the consolidation (nothing was copied); ``.plan`` holds the plan."""
+
+    def __init__(self, message: str, plan: "Plan"):
+        super().__init__(message)
+        self.plan = plan
+
+
+class SourceDamaged(IntegrityError):
+    """Source packs failed their check; nothing was moved. ``.damaged`` lists packs and mails."""
+
+    def __init__(self, message: str, damaged: list[dict], plan: "Plan"):
+        super().__init__(message)
+        self.damaged = damaged
+        self.plan = plan
+
+
+@dataclass
+class PackTask:
+    pack_id: str
+    name: str
+    source: int
+    bytes: int
+    records: int
+    sha256: str
+    at_target: bool = False        # a file of this name is already at the target (checked while copying)
+
+
+@dataclass
+class Plan:
+    sources: list[int]
+    target: int
+    packs: list[PackTask] = field(default_factory=list)
+    bytes: int = 0                 # bytes of all packs to move
+    copy_bytes: int = 0            # bytes still to copy (packs not yet at the target)
+    free_space: int | None = None  # at the target; None when the storage cannot tell
+    needed: int = 0                # copy_bytes + margin
+    estimated_seconds: float = 0.0
+    already_retired: list[int] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    probed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["packs"] = [asdict(p) for p in self.packs]
+        d["ok"] = self.ok
+        return d
+
+
+@dataclass
+class _Outcome:
+    task: PackTask
+    status: str = "pending"        # copied | already-copied | damaged-copied | damaged | moved | error
+    sha256: str | None = None      # of the bytes at the target
+    created: bool = False          # this run created the target file
+    error: str | None = None
+    lost: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _margin(nbytes: int) -> int:
+    return max(MARGIN_MIN, int(nbytes * MARGIN_FRACTION))
+
+
+def _kind(archive: Archive, medium_id: int) -> str:
+    return "smb" if parse_location(archive.config.medium(medium_id).location).is_smb else "local"
+
+
+# ---------------------------------------------------------------------------------------------- plan
+
+
+def plan_consolidation(
+    archive: Archive,
+    sources: list[int],
+    target: int,
+    *,
+    purge_sources: bool = False,
+    margin: int | None = None,
+    probe_media: bool = True,
+) -> Plan:
+    """The plan, with every reason to refuse in ``plan.refusals`` (nothing is written except probes).
+
+    ``margin`` overrides the free-space margin (bytes); ``probe_media=False``
+    skips the write probes (dry runs).
+    """
+    sources = list(dict.fromkeys(int(s) for s in sources))
+    plan = Plan(sources=sources, target=target)
+    refuse = plan.refusals.append
+    if not sources:
+        refuse("no source medium given (--from 1,2)")
+    if target in sources:
+        refuse(f"medium {target} is both a source and the target; a medium cannot be consolidated into itself (P10)")
+    t = archive.config.medium(target)
+    if t is None:
+        refuse(f"the target medium {target} does not exist; `mailarchive media list` shows the media")
+    elif t.state not in TARGET_STATES:
+        refuse(f"the target medium {target} is {t.state}; consolidate into an active or standby medium")
+    live_sources = []
+    for sid in sources:
+        m = archive.config.medium(sid)
+        if m is None:
+            refuse(f"source medium {sid} does not exist; `mailarchive media list` shows the media")
+        elif m.state == "retired" and m.alias_of == target and sid != target:
+            plan.already_retired.append(sid)
+        elif m.state == "retired":
+            refuse(f"source medium {sid} is already retired into medium {m.alias_of}")
+        elif m.state == "removed":
+            refuse(f"source medium {sid} was removed and holds nothing to move")
+        elif m.state == "active":
+            refuse(
+                f"source medium {sid} is the active medium; activate another medium first "
+                f"(`mailarchive media activate {target}`) so that new packs go elsewhere"
+            )
+        elif m.state not in SOURCE_STATES:
+            refuse(f"source medium {sid} is {m.state}")
+        else:
+            live_sources.append(sid)
+    if plan.refusals:
+        return plan
+
+    with archive.catalog.reading() as con:
+        rows = con.execute(
+            """SELECT pack_id, name, medium_id, bytes, records, sha256 FROM packs
+               WHERE medium_id IN (SELECT unnest(?::INTEGER[])) ORDER BY medium_id, name""",
+            [sources],
+        ).fetchall()
+    plan.packs = [PackTask(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    plan.bytes = sum(p.bytes for p in plan.packs)
+    for sid in plan.already_retired:
+        if any(p.source == sid for p in plan.packs):
+            refuse(f"source medium {sid} is retired into {target} but the catalog still puts packs on it")
+
+    try:
+        dst = archive.storage(target)
+    except MailArchiveError as exc:
+        refuse(f"the target medium {target} cannot be opened: {exc}")
+        return plan
+    srcs: dict[int, Storage] = {}
+    for sid in live_sources:
+        try:
+            srcs[sid] = archive.storage(sid)
+        except MailArchiveError as exc:
+            refuse(f"source medium {sid} cannot be opened: {exc}")
+    if plan.refusals:
+        return plan
+
+    missing = []
+    for p in plan.packs:
+        st = dst.stat(p.name)
+        p.at_target = st is not None
+        if st is None:
+            plan.copy_bytes += p.bytes
+        s = srcs[p.source].stat(p.name)
+        if s is None:
+            missing.append(p)
+    for p in missing:
+        refuse(
+            f"pack {p.name} ({p.records} mail(s)) is missing on source medium {p.source}; "
+            f"restore it from the mirror (or rerun `media retarget`) before consolidating"
+        )
+
+    plan.needed = plan.copy_bytes + (margin if margin is not None else _margin(plan.copy_bytes))
+    try:
+        plan.free_space = dst.free_space()
+    except StorageError as exc:
+        refuse(f"cannot query free space on medium {target}: {exc}")
+    if plan.free_space is not None and plan.free_space < plan.needed:
+        refuse(
+            f"medium {target} has {plan.free_space} bytes free but the consolidation needs {plan.needed} "
+            f"({plan.copy_bytes} to copy + margin); free space or choose another target (E6)"
+        )
+    plan.estimated_seconds = round(plan.copy_bytes / ASSUMED_RATE[_kind(archive, target)] + 0.1 * len(plan.packs), 1)
+
+    if probe_media and not plan.refusals:
+        to_probe = [(target, dst)] + ([(sid, s) for sid, s in srcs.items()] if purge_sources else [])
+        for mid, s in to_probe:
+            try:
+                probe(s)
+            except StorageError as exc:
+                refuse(f"medium {mid} failed the preflight (create, write, read, delete): {exc} (C6)")
+        plan.probed = True
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------- copy
+
+
+def _sha256_of(storage: Storage, name: str) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    n = 0
+    with storage.open_read(name) as f:
+        while chunk := f.read(COPY_CHUNK):
+            sha.update(chunk)
+            n += len(chunk)
+    return sha.hexdigest(), n
+
+
+def _compare(src: Storage, dst: Storage, name: str, size: int) -> str | None:
+    """Read the copy back once and compare it byte for byte with the source, whose SHA-256 was
+    just checked against the catalog while copying; equal bytes imply an equal SHA-256, without
+    paying for a second hash pass (bench/RESULTS.md "## Consolidation")."""
+    pos = 0
+    with src.open_read(name) as a, dst.open_read(name) as b:
+        while True:
+            x, y = a.read(COPY_CHUNK), b.read(COPY_CHUNK)
+            if x != y:
+                if len(x) != len(y):
+                    return f"{pos + len(y)} bytes where {size} were written"
+                return f"bytes differ in the {COPY_CHUNK >> 20} MiB block at offset {pos}"
+            if not x:
+                return None if pos == size else f"{pos} bytes where {size} were written"
+            pos += len(x)
+
+
+def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, target: int) -> _Outcome:
+    """Copy one pack (or recognise an earlier copy) and verify the copy by reading it back once."""
+    out = _Outcome(task)
+    t0 = time.perf_counter()
+    st = dst.stat(task.name)
+    if st is not None:
+        got, n = _sha256_of(dst, task.name)
+        if got == task.sha256 and n == task.bytes:
+            out.status, out.sha256 = "already-copied", got
+            out.seconds = time.perf_counter() - t0
+            return out
+        src_sha, src_n = _sha256_of(src, task.name)
+        if src_sha == got and src_n == n:  # the source itself differs from the catalog: damaged
+            out.status = "damaged-copied" if accept_loss else "damaged"
+            out.sha256 = got
+            return out
+        raise ObjectExistsError(
+            f"medium {target} already holds a different file {task.name} ({n} bytes, SHA-256 {got[:16]}…, "
+            f"expected {task.sha256[:16]}…); move it aside and rerun"
+        )
+
+    sha = hashlib.sha256()
+    n = 0
+    w = dst.open_write(task.name)
+    try:
+        with src.open_read(task.name) as f:
+            while chunk := f.read(COPY_CHUNK):
+                sha.update(chunk)
+                w.write(chunk)
+                n += len(chunk)
+        digest = sha.hexdigest()
+        damaged = digest != task.sha256 or n != task.bytes
+        if damaged and not accept_loss:
+            w.abort()
+            out.status, out.sha256 = "damaged", digest
+            return out
+        w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    out.created = True
+    faults.hit("consolidate_after_copy")
+    problem = _compare(src, dst, task.name, n)
+    if problem:
+        raise IntegrityError(
+            f"the copy of {task.name} on medium {target} reads back differently ({problem}): "
+            f"the target medium is unreliable; nothing was moved"
+        )
+    faults.hit("consolidate_after_verify")
+    out.status = "damaged-copied" if damaged else "copied"
+    out.sha256 = digest
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict]:
+    """The mails of a damaged pack whose records no longer authenticate (all of them if unreadable)."""
+    with archive.catalog.reading() as con:
+        rows = con.execute(
+            """SELECT msg_id, blob_id, message_id, subject, "offset", length, size, csize
+               FROM messages WHERE pack_id = ? ORDER BY "offset" """,
+            [task.pack_id],
+        ).fetchall()
+    by_offset = {r[4]: r for r in rows}
+    entries = [IndexEntry(bytes.fromhex(r[1]), r[4], r[5], r[6], r[7]) for r in rows]
+    bad: dict[int, str] = {}
+    try:
+        for entry, exc in PackReader(src, task.name, archive.key, archive.uuid).verify_all(entries):
+            if exc is not None:
+                bad[entry.offset] = str(exc)
+    except MailArchiveError as exc:
+        bad = {r[4]: f"pack unreadable: {exc}" for r in rows}
+    return [
+        {"msg_id": by_offset[o][0], "blob_id": by_offset[o][1], "message_id": by_offset[o][2],
+         "subject": by_offset[o][3], "pack": task.name, "error": err}
+        for o, err in sorted(bad.items())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- catalog
+
+
+def _event(con, kind: str, detail: dict) -> None:
+    eid = con.execute("SELECT coalesce(max(event_id), 0) + 1 FROM events").fetchone()[0]
+    con.execute(
+        "INSERT INTO events VALUES (?, ?, ?, ?)",
+        [eid, dt.datetime.now(dt.timezone.utc), kind, json.dumps(detail)],
+    )
+
+
+def _remap(archive: Archive, out: _Outcome, target: int) -> None:
+    """One transaction: the pack's medium ID moves to the target, with its event."""
+    t = out.task
+    with archive.catalog.writing() as con:
+        con.execute("UPDATE packs SET medium_id = ? WHERE pack_id = ? AND medium_id = ?", [target, t.pack_id, t.source])
+        detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "sha256": out.sha256}
+        if out.status == "damaged-copied":
+            detail["damaged"] = True
+            detail["catalog_sha256"] = t.sha256
+            detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
+        _event(con, "pack-moved", detail)
+
+
+def _consolidated_logged(archive: Archive, sources: list[int], target: int) -> bool:
+    with archive.catalog.reading() as con:
+        rows = con.execute("SELECT detail FROM events WHERE kind = 'media-consolidated'").fetchall()
+    done: set[int] = set()
+    for (detail,) in rows:
+        d = json.loads(detail)
+        if d.get("target") == target:
+            done.update(d.get("sources", []))
+    return set(sources) <= done
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+
+def consolidate(
+    archive: Archive,
+    sources: list[int],
+    target: int,
+    *,
+    accept_loss: bool = False,
+    purge_sources: bool = False,
+    margin: int | None = None,
+    reporter: Reporter | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Move every pack of ``sources`` onto ``target`` and retire the sources (see the module doc).
+
+    Needs an archive opened as writer. Raises :class:`ConsolidationRefused`
+    (plan refusals) or :class:`SourceDamaged` (P6, nothing moved); returns
+    ``{"plan", "packs": [per-pack outcome], "lost": [mails], "purged", "summary"}``.
+    """
+    reporter = reporter or NullReporter()
+    started = time.perf_counter()
+    plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin)
+    if not plan.ok:
+        raise ConsolidationRefused(
+            "consolidation refused, nothing was copied:\n  " + "\n  ".join(plan.refusals), plan
+        )
+    dst = archive.storage(target)
+    srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
+    if workers is None:
+        all_local = all(_kind(archive, m) == "local" for m in [target, *srcs])
+        workers = 2 if all_local else 1
+
+    # -- copy and check (no catalog change) ---------------------------------------------------
+    reporter.start("copy", len(plan.packs), "packs")
+    outcomes: list[_Outcome] = []
+    failure: BaseException | None = None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        if pool is not None:
+            calls = [pool.submit(_copy_one, srcs[p.source], dst, p, accept_loss, target).result for p in plan.packs]
+        else:  # one worker: copy in this thread
+            calls = [lambda p=p: _copy_one(srcs[p.source], dst, p, accept_loss, target) for p in plan.packs]
+        for p, call in zip(plan.packs, calls):
+            try:
+                out = call()
+            except Exception as exc:  # keep collecting, so every created copy is known
+                failure = failure or exc
+                out = _Outcome(p, status="error", error=str(exc))
+            outcomes.append(out)
+            reporter.advance("copy", 1, bytes=p.bytes if out.status in ("copied", "damaged-copied") else 0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    reporter.finish("copy")
+
+    damaged = [o for o in outcomes if o.status in ("damaged", "damaged-copied")]
+    for o in damaged:
+        o.lost = _affected_mails(archive, srcs[o.task.source], o.task)
+    if failure is not None or (damaged and not accept_loss):
+        _remove_created(dst, outcomes)
+        if failure is not None:
+            raise failure
+        listing = [m for o in damaged for m in o.lost]
+        lines = [f"pack {o.task.name} on medium {o.task.source} differs from the catalog's SHA-256" for o in damaged]
+        lines += [
+            f"mail {m['msg_id']} {m['message_id'] or ''} {m['subject']!r}: {m['error']}" for m in listing
+        ]
+        raise SourceDamaged(
+            "consolidation stopped before anything was moved: source packs are damaged (P6)\n  "
+            + "\n  ".join(lines)
+            + "\nRestore the packs from the mirror, or rerun with --accept-loss to move them as they are.",
+            [{"pack": o.task.name, "medium": o.task.source, "mails": o.lost} for o in damaged],
+            plan,
+        )
+
+    # -- remap, one transaction per pack ------------------------------------------------------
+    reporter.start("remap", len(outcomes), "packs")
+    for o in outcomes:
+        _remap(archive, o, target)
+        o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
+        faults.hit("consolidate_after_commit")
+        reporter.advance("remap", 1)
+    reporter.finish("remap")
+
+    # -- retire -------------------------------------------------------------------------------
+    with archive.catalog.reading() as con:
+        left = con.execute(
+            "SELECT count(*) FROM packs WHERE medium_id IN (SELECT unnest(?::INTEGER[]))", [plan.sources]
+        ).fetchone()[0]
+    if left:
+        raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
+    faults.hit("consolidate_before_retire")
+    for sid in plan.sources:
+        m = archive.config.medium(sid)
+        m.state, m.alias_of = "retired", target
+    archive.save_config()
+    archive.sync_media_table()
+    lost = [m for o in outcomes for m in o.lost]
+    if not _consolidated_logged(archive, plan.sources, target):
+        with archive.catalog.writing() as con:
+            _event(con, "media-consolidated", {
+                "sources": plan.sources, "target": target,
+                "remap": {str(s): target for s in plan.sources},
+                "packs": len(outcomes), "bytes": plan.bytes,
+                "lost_msg_ids": [m["msg_id"] for m in lost],
+            })
+
+    purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
+    seconds = time.perf_counter() - started
+    copied = sum(o.task.bytes for o in outcomes if o.created)
+    return {
+        "plan": plan.as_dict(),
+        "packs": [
+            {"pack": o.task.name, "from": o.task.source, "bytes": o.task.bytes, "status": o.status,
+             "sha256": o.sha256, "copied": o.created, "seconds": round(o.seconds, 3), "lost": o.lost}
+            for o in outcomes
+        ],
+        "lost": lost,
+        "purged": purged,
+        "summary": {
+            "sources": plan.sources, "target": target, "packs_moved": len(outcomes),
+            "bytes_moved": plan.bytes, "bytes_copied": copied,
+            "already_copied": sum(1 for o in outcomes if not o.created),
+            "mails_lost": len(lost), "packs_purged": len(purged),
+            "seconds": round(seconds, 3),
+            "mb_per_s": round(copied / 1e6 / seconds, 1) if seconds > 0 else None,
+        },
+    }
+
+
+def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:
+    for o in outcomes:
+        if o.created:
+            try:
+                dst.delete(o.task.name)
+            except StorageError:
+                pass
+
+
+def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter | None = None) -> list[str]:
+    """Delete source pack files whose pack the catalog now keeps on ``target`` and whose target copy
+    passes a full verification (every record authenticates, file SHA-256 equals the catalog's).
+    Packs moved with accepted damage fail that check and stay on the source."""
+    reporter = reporter or NullReporter()
+    dst = archive.storage(target)
+    with archive.catalog.reading() as con:
+        on_target = {r[0]: r[1] for r in con.execute("SELECT name, sha256 FROM packs WHERE medium_id = ?", [target]).fetchall()}
+    purged = []
+    for sid in sources:
+        src = archive.storage(sid)
+        for entry in list(src.list("packs")):
+            sha = on_target.get(entry.name)
+            if sha is None:
+                continue   # not (yet) moved: keep
+            reader = PackReader(dst, entry.name, archive.key, archive.uuid)
+            try:
+                failed = [e for e, exc in reader.verify_all() if exc is not None]
+            except MailArchiveError as exc:
+                reporter.warn(f"kept {entry.name} on medium {sid}: the target copy does not verify ({exc})")
+                continue
+            if failed or reader.file_sha256 is None or reader.file_sha256.hex() != sha:
+                reporter.warn(f"kept {entry.name} on medium {sid}: the target copy does not fully verify")
+                continue
+            src.delete(entry.name)
+            purged.append(f"{sid}:{entry.name}")
+            reporter.advance("purge", 1)
+    if purged:
+        with archive.catalog.writing() as con:
+            _event(con, "media-purged", {"sources": sources, "target": target, "packs": purged})
+    return purged

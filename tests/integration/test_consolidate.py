@@ -1,0 +1,306 @@
+"""Issue 7: media consolidation with ID remapping (RELIABILITY P1, P5, P6, P10, E6).
+
+The heavy matrix runs in-process (Archive + media_tools.consolidate); the CLI
+is used end to end for the Samba case, the kill -9 points and one refusal.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from exporters.eml import export_eml
+from importers.eml import EmlImporter
+from media_tools import registry
+from media_tools.consolidate import ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation
+from tests.cli import mailarchive
+from toolkit.archive import Archive
+from toolkit.ingest import Ingest
+from toolkit.pack import PackReader
+from toolkit.reporter import NullReporter
+from toolkit.retrieval import read_messages, select_messages
+
+KILL_POINTS = ["consolidate_after_copy", "consolidate_after_verify", "consolidate_after_commit", "consolidate_before_retire"]
+
+
+def write_mails(d: Path, tag: str, n: int) -> Path:
+    d.mkdir(parents=True)
+    for i in range(n):
+        (d / f"{i:03d}.eml").write_bytes(
+            f"From: a@example.com\r\nTo: b@example.com\r\nSubject: {tag} mail {i}\r\n"
+            f"Message-ID: <{tag}.{i}@example.com>\r\nDate: Mon, 1 Jan 2024 00:00:{i % 60:02d} +0000\r\n\r\n"
+            f"body of {tag} {i}: {os.urandom(64).hex()}\r\n".encode()
+        )
+    return d
+
+
+def fill(archive: Archive, tmp: Path, medium_id: int, batches: int = 2, per_batch: int = 4) -> None:
+    """Import ``batches`` separate runs (one pack each) into the active medium."""
+    assert archive.active_medium_id() == medium_id
+    for b in range(batches):
+        src = write_mails(tmp / f"mails-{medium_id}-{b}-{os.urandom(3).hex()}", f"m{medium_id}b{b}", per_batch)
+        assert Ingest(archive, NullReporter()).run(EmlImporter(str(src))).status == "complete"
+
+
+def build(tmp: Path, locations: list[str], smb_password: str | None = None) -> Path:
+    """Media 1..n at ``locations``, each filled while it was the active medium; the last stays active."""
+    home = tmp / "home"
+    archive = Archive.create(home, locations[0], smb_password=smb_password)
+    try:
+        fill(archive, tmp, 1)
+        for i, loc in enumerate(locations[1:], start=2):
+            registry.add(archive, loc, activate=True, smb_password=smb_password)
+            fill(archive, tmp, i)
+    finally:
+        archive.close()
+    return home
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """Three local media, two packs each, medium 3 active; built once and cloned per test."""
+    root = tmp_path_factory.mktemp("template")
+    build(root, [str(root / "m1"), str(root / "m2"), str(root / "m3")])
+    return root
+
+
+def clone(template: Path, tmp: Path) -> Path:
+    """A copy of the template archive whose media point at the copied directories."""
+    root = tmp / "a"
+    shutil.copytree(template, root, symlinks=True)
+    config = root / "home" / "archive.toml"
+    config.write_text(config.read_text().replace(f'"{template}/', f'"{root}/'))
+    with Archive.open(root / "home", writer=True) as archive:
+        archive.sync_media_table()
+    return root
+
+
+def digests(archive: Archive) -> list[str]:
+    out = []
+    for sm, data in read_messages(archive, select_messages(archive)):
+        assert not isinstance(data, Exception), f"mail {sm.msg_id}: {data}"
+        out.append(hashlib.sha256(data).hexdigest())
+    return sorted(out)
+
+
+def export_digests(home: Path, dest: Path, cli: bool = True) -> list[str]:
+    if cli:
+        mailarchive(home, "export", "eml", str(dest))
+    else:
+        with Archive.open(home) as archive:
+            assert not export_eml(archive, dest).errors
+    return sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in dest.rglob("*.eml"))
+
+
+def packs_by_medium(archive: Archive) -> dict[int, list[str]]:
+    with archive.catalog.reading() as con:
+        rows = con.execute("SELECT medium_id, pack_id FROM packs ORDER BY pack_id").fetchall()
+    out: dict[int, list[str]] = {}
+    for mid, pid in rows:
+        out.setdefault(mid, []).append(pid)
+    return out
+
+
+def assert_consolidated(home: Path, sources: list[int], target: int, all_packs: list[str], before: list[str]) -> None:
+    """P5 end state: every pack once, all on the target, each target copy verifies, mails unchanged."""
+    with Archive.open(home) as archive:
+        by = packs_by_medium(archive)
+        assert sorted(by.get(target, [])) == sorted(all_packs)          # no lost, no doubled pack
+        assert all(not by.get(s) for s in sources)
+        with archive.catalog.reading() as con:
+            names = con.execute("SELECT name, sha256 FROM packs WHERE medium_id = ?", [target]).fetchall()
+        dst = archive.storage(target)
+        for name, sha in names:
+            reader = PackReader(dst, name, archive.key, archive.uuid)
+            assert all(exc is None for _, exc in reader.verify_all())
+            assert reader.file_sha256.hex() == sha
+        for s in sources:
+            m = archive.config.medium(s)
+            assert (m.state, m.alias_of) == ("retired", target)
+        assert digests(archive) == before
+
+
+# ------------------------------------------------------------------------------- acceptance 1
+
+
+def test_consolidate_local_and_smb_media_into_local_then_new_id(tmp_path, smb_location):
+    """Acceptance 1 (CLI end to end): media 1 (local), 2 (Samba), 3 (local); consolidate 1,2 → 3 (P1, P8)."""
+    home = build(tmp_path, [str(tmp_path / "m1"), smb_location, str(tmp_path / "m3")])
+    before = export_digests(home, tmp_path / "before", cli=False)
+    assert len(before) == 24
+    with Archive.open(home) as archive:
+        all_packs = sorted(p for ps in packs_by_medium(archive).values() for p in ps)
+    assert len(all_packs) == 6
+
+    dry = mailarchive(home, "media", "consolidate", "--from", "1,2", "--into", "3", "--dry-run", json_out=True).result
+    assert dry["plan"]["ok"] and len(dry["plan"]["packs"]) == 4 and dry["plan"]["free_space"] > 0
+    with Archive.open(home) as archive:   # a dry run changes nothing
+        assert set(packs_by_medium(archive)) == {1, 2, 3}
+
+    r = mailarchive(home, "media", "consolidate", "--from", "1,2", "--into", "3", json_out=True).result
+    assert r["status"] == "complete" and r["summary"]["packs_moved"] == 4 and r["lost"] == []
+    assert {p["status"] for p in r["packs"]} == {"moved"}
+
+    assert export_digests(home, tmp_path / "after") == before
+    media = {m["id"]: m for m in mailarchive(home, "media", "list", json_out=True).result["media"]}
+    assert (media[1]["state"], media[1]["alias_of"]) == ("retired", 3)
+    assert (media[2]["state"], media[2]["alias_of"]) == ("retired", 3)
+    assert media[3]["packs"] == 6 and media[3]["messages"] == 24
+    assert media[1]["packs"] == media[2]["packs"] == 0
+    # retired IDs are never handed out again (P1)
+    assert mailarchive(home, "media", "add", str(tmp_path / "m4"), json_out=True).result["id"] == 4
+    # the remap is logged (P8): one event per pack plus the media remap
+    with Archive.open(home, writer=True) as archive:
+        with archive.catalog.reading() as con:
+            events = con.execute("SELECT kind, detail FROM events ORDER BY event_id").fetchall()
+        assert [k for k, _ in events].count("pack-moved") == 4
+        remap = json.loads(next(d for k, d in events if k == "media-consolidated"))
+        assert remap["remap"] == {"1": 3, "2": 3}
+        # rerunning a finished consolidation is a no-op
+        assert consolidate(archive, [1, 2], 3)["summary"]["packs_moved"] == 0
+    assert_consolidated(home, [1, 2], 3, all_packs, before)
+
+
+def digests_of(home: Path) -> list[str]:
+    with Archive.open(home) as archive:
+        return digests(archive)
+
+
+def test_consolidate_local_onto_smb_and_purge(tmp_path, smb_location, samba):
+    """Local media consolidated onto a Samba medium; --purge-sources deletes only verified, committed packs."""
+    home = build(tmp_path, [str(tmp_path / "m1"), str(tmp_path / "m2"), smb_location], smb_password=samba.password)
+    with Archive.open(home, writer=True) as archive:
+        before = digests(archive)
+        all_packs = sorted(p for ps in packs_by_medium(archive).values() for p in ps)
+        result = consolidate(archive, [1, 2], 3, purge_sources=True)
+        assert result["summary"]["packs_moved"] == 4 and len(result["purged"]) == 4
+    assert not list((tmp_path / "m1" / "packs").rglob("*.pack"))
+    assert not list((tmp_path / "m2" / "packs").rglob("*.pack"))
+    assert (tmp_path / "m1" / "MEDIUM.json").exists()   # only pack files are purged
+    assert_consolidated(home, [1, 2], 3, all_packs, before)
+
+
+def test_consolidate_smb_onto_local(tmp_path, smb_location, samba):
+    """An SMB medium consolidated onto a local one; its files stay on the share."""
+    home = build(tmp_path, [smb_location, str(tmp_path / "m2")], smb_password=samba.password)
+    with Archive.open(home, writer=True) as archive:
+        before = digests(archive)
+        all_packs = sorted(p for ps in packs_by_medium(archive).values() for p in ps)
+        consolidate(archive, [1], 2)
+    assert_consolidated(home, [1], 2, all_packs, before)
+
+
+# ------------------------------------------------------------------------------- acceptance 2
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_kill_at_each_step_then_rerun(template, tmp_path, point):
+    """P5: kill -9 at each named step, rerun the same command: same end state, no lost or doubled pack."""
+    home = clone(template, tmp_path) / "home"
+    with Archive.open(home) as archive:
+        before = digests(archive)
+        all_packs = sorted(p for ps in packs_by_medium(archive).values() for p in ps)
+    args = ["media", "consolidate", "--from", "1,2", "--into", "3"]
+    p = mailarchive(home, *args, env={"MAILARCHIVE_FAULT": point}, check=None)
+    assert p.returncode == -9, p.stderr
+    with Archive.open(home) as archive:   # after the kill, every mail is still readable
+        assert digests(archive) == before
+        assert sorted(p for ps in packs_by_medium(archive).values() for p in ps) == all_packs
+    r = mailarchive(home, *args, json_out=True).result
+    assert r["status"] == "complete"
+    assert_consolidated(home, [1, 2], 3, all_packs, before)
+    if point == "consolidate_after_commit":   # one pack was already moved by the killed run
+        assert r["summary"]["packs_moved"] == 3
+
+
+def test_kill_mid_copy_leaves_reusable_copies(template, tmp_path):
+    """P5: a copy finished by a killed run is verified and reused, not copied twice."""
+    home = clone(template, tmp_path) / "home"
+    p = mailarchive(home, "media", "consolidate", "--from", "1", "--into", "3",
+                    env={"MAILARCHIVE_FAULT": "consolidate_after_verify:2"}, check=None)
+    assert p.returncode == -9
+    r = mailarchive(home, "media", "consolidate", "--from", "1", "--into", "3", json_out=True).result
+    assert r["summary"]["packs_moved"] == 2
+    assert r["summary"]["already_copied"] >= 1
+
+
+# ------------------------------------------------------------------------------- acceptance 3
+
+
+def _corrupt_one_record(home: Path, medium_dir: Path) -> dict:
+    """Flip a byte inside the first record of a pack on the medium; return that mail's catalog row."""
+    with Archive.open(home) as archive, archive.catalog.reading() as con:
+        name = sorted(p.relative_to(medium_dir).as_posix() for p in (medium_dir / "packs").rglob("*.pack"))[0]
+        row = con.execute(
+            """SELECT m.msg_id, m.subject, m."offset", m.message_id FROM messages m JOIN packs p USING (pack_id)
+               WHERE p.name = ? ORDER BY m."offset" LIMIT 1""",
+            [name],
+        ).fetchone()
+    path = medium_dir / name
+    data = bytearray(path.read_bytes())
+    data[row[2] + 20] ^= 0x01
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    return {"msg_id": row[0], "subject": row[1], "message_id": row[3], "pack": name}
+
+
+def test_corrupt_source_stops_before_anything_moves(template, tmp_path):
+    """P6: a damaged source pack stops the consolidation, naming the mail; --accept-loss proceeds and lists it."""
+    tmp_path = clone(template, tmp_path)
+    home = tmp_path / "home"
+    with Archive.open(home) as archive:
+        layout = packs_by_medium(archive)
+        target_files_before = sorted(p.name for p in (tmp_path / "m3" / "packs").rglob("*.pack"))
+    bad = _corrupt_one_record(home, tmp_path / "m2")
+
+    with Archive.open(home, writer=True) as archive:
+        with pytest.raises(SourceDamaged) as info:
+            consolidate(archive, [1, 2], 3)
+        assert packs_by_medium(archive) == layout                     # nothing moved
+        assert archive.config.medium(1).state == "standby"
+    assert str(bad["msg_id"]) in str(info.value) and bad["subject"] in str(info.value)
+    assert [m["msg_id"] for d in info.value.damaged for m in d["mails"]] == [bad["msg_id"]]
+    assert sorted(p.name for p in (tmp_path / "m3" / "packs").rglob("*.pack")) == target_files_before
+
+    # the CLI names the mail too, exits 1, and still moves nothing
+    p = mailarchive(home, "media", "consolidate", "--from", "1,2", "--into", "3", check=1)
+    assert bad["subject"] in p.stderr and "--accept-loss" in p.stderr
+
+    with Archive.open(home, writer=True) as archive:
+        result = consolidate(archive, [1, 2], 3, accept_loss=True, purge_sources=True)
+        assert [m["msg_id"] for m in result["lost"]] == [bad["msg_id"]]
+        assert set(packs_by_medium(archive)) == {3}
+        readable = {sm.msg_id: data for sm, data in read_messages(archive, select_messages(archive))}
+    assert sum(isinstance(v, Exception) for v in readable.values()) == 1
+    assert isinstance(readable[bad["msg_id"]], Exception)
+    # the damaged pack is never purged from its source; the clean ones are
+    assert (tmp_path / "m2" / bad["pack"]).exists()
+    assert len(result["purged"]) == 3
+
+
+# ------------------------------------------------------------------------------- refusals
+
+
+def test_refusals_up_front(template, tmp_path):
+    """P10 source == target, E6 not enough space, unknown/active sources: refused, nothing copied."""
+    tmp_path = clone(template, tmp_path)
+    home = tmp_path / "home"
+    p = mailarchive(home, "media", "consolidate", "--from", "2,3", "--into", "3", check=2)
+    assert "both a source and the target" in p.stderr
+    with Archive.open(home, writer=True) as archive:
+        layout = packs_by_medium(archive)
+        with pytest.raises(ConsolidationRefused, match="bytes free"):
+            consolidate(archive, [1, 2], 3, margin=10**18)   # needs more than any disk has (E6)
+        with pytest.raises(ConsolidationRefused, match="activate another medium first"):
+            consolidate(archive, [3], 1)
+        with pytest.raises(ConsolidationRefused, match="does not exist"):
+            consolidate(archive, [9], 3)
+        plan = plan_consolidation(archive, [1, 2], 3, margin=10**18, probe_media=False)
+        assert not plan.ok and plan.copy_bytes == sum(p.bytes for p in plan.packs) > 0
+        assert packs_by_medium(archive) == layout
+    assert not [p for p in (tmp_path / "m3").rglob("*") if p.is_file() and p.parent.name == ".probe"]
+    assert len(list((tmp_path / "m3" / "packs").rglob("*.pack"))) == 2
