@@ -19,7 +19,8 @@ from pathlib import Path
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, read_messages, select_messages
+from toolkit.errors import IntegrityError, StorageError
+from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, select_messages, stream_message
 
 from .naming import message_filename, safe_join
 
@@ -54,12 +55,17 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_new(dest: Path, path: Path, data: bytes) -> None:
+def _write_new(dest: Path, path: Path, data) -> None:
+    """Write bytes (or an iterator of chunks) under a temporary name, then link it into place."""
     tmp = path.with_name(f".{path.name}.{_secrets.token_hex(4)}.part")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                for chunk in data:
+                    f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.link(tmp, path)  # create-only: never replaces an existing file
@@ -80,7 +86,7 @@ def export_eml(
     (dest / "manifest.json").unlink(missing_ok=True)  # the export is incomplete until rewritten
     rows: list[dict] = []
     reporter.start("export", len(selection), "mails")
-    for sm, data in read_messages(archive, selection):
+    for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
         name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
         path = safe_join(dest, name)
         reporter.advance("export", 1)
@@ -97,9 +103,13 @@ def export_eml(
                 )
                 continue
         else:
-            _write_new(dest, path, data)
+            try:
+                _write_new(dest, path, data if data is not None else stream_message(archive, sm))
+            except (IntegrityError, StorageError) as exc:
+                summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+                continue
             summary.written += 1
-            summary.bytes += len(data)
+            summary.bytes += sm.size
         rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
     reporter.finish("export")
     _write_manifest(dest, rows, summary)

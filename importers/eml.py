@@ -10,7 +10,10 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
-from .walk import FileEntry, iter_after, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
+
+#: Mails larger than this are streamed from the source, never held in memory whole.
+LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
 
 
 def _cursor(entry: FileEntry) -> dict:
@@ -45,7 +48,7 @@ class EmlImporter:
         else:
             yield from self._scan_local(after, reporter)
 
-    def _item(self, entry: FileEntry, read) -> SourceItem:
+    def _item(self, entry: FileEntry, read, opener=None) -> SourceItem:
         ref = ref_text(entry.rel)
         cur = _cursor(entry)
         if entry.skip_reason:
@@ -54,6 +57,9 @@ class EmlImporter:
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
             return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
+        if opener is not None and entry.size > LARGE_MAIL:
+            return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size,
+                              opener=lambda: opener(entry))
         try:
             raw = read(entry)
         except (OSError, StorageError) as exc:
@@ -67,7 +73,7 @@ class EmlImporter:
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):
-            yield self._item(entry, lambda e: read_local(root, e, single))
+            yield self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single))
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         try:
@@ -77,6 +83,7 @@ class EmlImporter:
         try:
             entries = walk_storage(storage)
             for entry in iter_after(entries, after):
-                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")))
+                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
+                                 lambda e: storage.open_read(e.rel.decode("utf-8")))
         finally:
             storage.close()

@@ -96,6 +96,16 @@ def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
         os.close(fd)
 
 
+def open_local(root: bytes, entry: FileEntry, single_file: bool):
+    """A binary file object for streaming a large file (no symlink followed)."""
+    path = root if single_file else os.path.join(root, entry.rel)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(0, "no longer a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
     out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
            for e in storage.list(prefix)]

@@ -122,6 +122,40 @@ def normalise_body(body: bytes) -> bytes:
     return body.rstrip(b" \t").rstrip(b"\n")
 
 
+class BodyHasher:
+    """SHA-256 of ``normalise_body(body)`` computed over a body fed in chunks of any size."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self._carry = b""        # an incomplete last line (may end in a CR that a LF could follow)
+        self._newlines = 0       # newlines held back: trailing empty lines are dropped at the end
+
+    def update(self, chunk: bytes) -> None:
+        buf = self._carry + chunk
+        if b"\r\n" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        hold = 1 if buf.endswith(b"\r") else 0
+        cut = buf.rfind(b"\n", 0, len(buf) - hold)
+        if cut < 0:
+            self._carry = buf
+            return
+        complete, self._carry = buf[: cut + 1], buf[cut + 1:]
+        if b" \n" in complete or b"\t\n" in complete:
+            complete = _TRAILING_WS.sub(b"\n", complete)
+        content = complete.rstrip(b"\n")
+        if content:
+            self._h.update(b"\n" * self._newlines + content)
+            self._newlines = 0
+        self._newlines += len(complete) - len(content)
+
+    def digest(self) -> bytes:
+        tail = self._carry.rstrip(b" \t")
+        if tail:
+            self._h.update(b"\n" * self._newlines + tail)
+            self._newlines = 0
+        return self._h.digest()
+
+
 def _enc(value: str | None) -> bytes:
     if not value:
         return b""
@@ -355,9 +389,13 @@ _WANTED_LINE = re.compile(rb"\n(" + b"|".join(re.escape(n.encode()) for n in sor
 
 
 def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10_000,
-         deadline: float = 2.0) -> MailMeta:
-    """Scan one message. Never raises for bytes input; see the module docstring."""
-    t_end = time.monotonic() + deadline
+         deadline: float = 2.0, body_sha256: bytes | None = None) -> MailMeta:
+    """Scan one message. Never raises for bytes input; see the module docstring.
+
+    With ``body_sha256`` (from :class:`BodyHasher` over a streamed body) ``raw``
+    need only hold the header block and its separator: large mails are never
+    held in memory whole.
+    """
     if not isinstance(raw, bytes):
         raw = bytes(raw)
     meta = MailMeta()
@@ -370,10 +408,11 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
     if split_defect:
         defects.append(split_defect)
     meta.header_size = len(header_block)
-    meta.body_sha256 = hashlib.sha256(normalise_body(body)).digest()
+    meta.body_sha256 = body_sha256 if body_sha256 is not None else hashlib.sha256(normalise_body(body)).digest()
     if b"\0" in raw:
         defects.append("nul-bytes")
     first: dict[str, str] = {}
+    t_end = time.monotonic() + deadline  # the deadline is for header parsing, not for hashing a large body
     try:
         if header_block:
             _scan_headers(meta, header_block, first, max_header_bytes, max_addresses, t_end)

@@ -26,7 +26,7 @@ import pyarrow as pa
 from . import faults
 from .archive import Archive
 from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, pack_key
-from .prepare import Prepared, prepare
+from .prepare import STREAM_CHUNK, Prepared, prepare, prepare_streamed
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip
 
@@ -248,7 +248,7 @@ class Ingest:
                 return False
 
     def _submit(self, chunk: list):
-        raws = [it.raw for it in chunk if isinstance(it, SourceMail)]
+        raws = [it.raw for it in chunk if isinstance(it, SourceMail) and it.raw is not None]
         key = pack_key(self.archive.key, self.archive.uuid, self._current_pack_id())
         if self._executor is None:
             return _prepare_chunk(raws, key, self.archive.uuid, self._current_pack_id())
@@ -264,12 +264,15 @@ class Ingest:
         for item in chunk:
             if isinstance(item, SourceMail):
                 faults.hit("after_source_read")
-                mails.append((item, next(it)))
+                if item.raw is not None:
+                    mails.append((item, next(it)))
+                else:
+                    try:
+                        mails.append((item, prepare_streamed(item.opener)))
+                    except OSError as exc:
+                        self._problem(item.ref, f"cannot read: {exc.strerror or exc}", item.cursor)
             elif isinstance(item, SourceProblem):
-                pending.errors.append(("error", item.ref, item.message))
-                summary.errors += 1
-                summary.problems.append({"ref": item.ref, "kind": "error", "message": item.message})
-                self.reporter.warn(f"{item.ref}: {item.message}")
+                self._problem(item.ref, item.message, None)
             elif isinstance(item, SourceSkip):
                 pending.errors.append(("skipped", item.ref, item.reason))
                 summary.skipped += 1
@@ -282,7 +285,7 @@ class Ingest:
         decided = []
         for item, p in mails:
             summary.seen += 1
-            summary.bytes += len(item.raw)
+            summary.bytes += item.length
             dkey = p.meta.dedup_key.hex()
             if p.blob_id in pending.blob_index:
                 decision, target = EXACT, ("new", pending.blob_index[p.blob_id])
@@ -333,7 +336,13 @@ class Ingest:
                     "internal_date": _aware(item.internal_date),
                 }
             )
-        self.reporter.advance("import", len(mails), bytes=sum(len(i.raw) for i, _ in mails), archived=summary.archived)
+        self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails), archived=summary.archived)
+
+    def _problem(self, ref: str, message: str, cursor) -> None:
+        self._pending.errors.append(("error", ref, message))
+        self._summary.errors += 1
+        self._summary.problems.append({"ref": ref, "kind": "error", "message": message})
+        self.reporter.warn(f"{ref}: {message}")
 
     def _load_old_evidence(self, targets: list[tuple]) -> None:
         """Recipients and envelope hashes already stored for messages a journal report points at."""
@@ -361,7 +370,9 @@ class Ingest:
             self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._next_pack_id)
         data = p.data if p.data is not None else item.raw
         blob = bytes.fromhex(p.blob_id)
-        if p.record is not None and p.sealed_for == self._writer.pack_id:
+        if p.streamed:
+            entry = self._writer.add_stream(blob, item.size, _chunks(item.opener))
+        elif p.record is not None and p.sealed_for == self._writer.pack_id:
             entry = self._writer.add_sealed(blob, p.record, len(data), p.csize)
         else:  # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
             entry = self._writer.add(blob, data)
@@ -520,12 +531,21 @@ def _insert(con, table: str, data: pa.Table) -> None:
         con.unregister("_rows")
 
 
+def _chunks(opener) -> Iterator[bytes]:
+    with opener() as f:
+        while True:
+            chunk = f.read(STREAM_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
 def _take(it: Iterator, n: int, max_bytes: int) -> list:
     out = []
     size = 0
     for item in it:
         out.append(item)
-        size += len(getattr(item, "raw", b""))
+        size += item.length if isinstance(item, SourceMail) else 0
         if len(out) >= n or size >= max_bytes:
             break
     return out

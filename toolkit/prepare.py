@@ -12,7 +12,7 @@ import hashlib
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from .headers import MailMeta, scan
+from .headers import BodyHasher, MailMeta, scan
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
 
@@ -34,6 +34,7 @@ class Prepared:
     record: bytes | None = None
     csize: int = 0
     sealed_for: bytes | None = None           # pack id the record was sealed for
+    streamed: bool = False                    # a large mail: never in memory whole, stored with add_stream
 
 
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
@@ -68,3 +69,56 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
         p.record, p.csize = seal_record(pack_key, archive_uuid, blob, data)
         p.sealed_for = pack_id
     return p
+
+
+STREAM_CHUNK = 1 << 20
+MAX_HEADER_BLOCK = 1 << 20
+
+
+def prepare_streamed(opener) -> Prepared:
+    """Hash and scan a large mail in one streaming pass (bounded memory).
+
+    Journal reports this large are archived as they are, flagged: unwrapping
+    needs the whole report in memory.
+    """
+    blob = hashlib.sha256()
+    body = BodyHasher()
+    head = bytearray()
+    in_body = False
+    with opener() as f:
+        while True:
+            chunk = f.read(STREAM_CHUNK)
+            if not chunk:
+                break
+            blob.update(chunk)
+            if in_body:
+                body.update(chunk)
+                continue
+            head += chunk
+            sep = _separator(head)
+            if sep is not None:
+                header_end, body_start = sep
+                body.update(bytes(head[body_start:]))
+                del head[header_end:]
+                in_body = True
+            elif len(head) > MAX_HEADER_BLOCK:
+                in_body = True  # no separator in the first MiB: the scan below records the defect
+                body.update(bytes(head))
+                del head[MAX_HEADER_BLOCK:]
+    header = bytes(head) + (b"\n" if in_body else b"")
+    meta = scan(header, body_sha256=body.digest())
+    defects = ["large-mail-streamed"]
+    if meta.journal:
+        defects.append("journal-not-unwrapped-large")
+    return Prepared(blob_id=blob.hexdigest(), meta=meta, defects=defects, streamed=True)
+
+
+def _separator(head: bytearray) -> tuple[int, int] | None:
+    """(end of the header block incl. its last line break, start of the body) once the blank line is seen."""
+    i = head.find(b"\n\n")
+    j = head.find(b"\n\r\n", 0, i if i >= 0 else len(head))
+    if j >= 0:
+        return j + 1, j + 3
+    if i >= 0:
+        return i + 1, i + 2
+    return None

@@ -53,8 +53,13 @@ def select_messages(archive: Archive, where: str | None = None, params: list | N
     ]
 
 
-def read_messages(archive: Archive, selection: list[StoredMessage]) -> Iterator[tuple[StoredMessage, bytes | Exception]]:
-    """Yield each message's authenticated bytes, or the error that names why it cannot be read."""
+def read_messages(
+    archive: Archive, selection: list[StoredMessage], stream_above: int | None = None
+) -> Iterator[tuple[StoredMessage, bytes | Exception | None]]:
+    """Yield each message's authenticated bytes, or the error that names why it cannot be read.
+
+    With ``stream_above``, larger messages come as None: read them with :func:`stream_message`.
+    """
     reader: PackReader | None = None
     current: tuple[int, str] | None = None
     for sm in selection:
@@ -69,7 +74,20 @@ def read_messages(archive: Archive, selection: list[StoredMessage]) -> Iterator[
         if reader is None:
             yield sm, reader_error
             continue
+        if stream_above is not None and sm.size > stream_above:
+            yield sm, None
+            continue
         try:
             yield sm, reader.read(sm.entry)
         except (StorageError, IntegrityError) as exc:
             yield sm, exc
+
+
+#: Messages above this size are streamed by exporters instead of read whole.
+STREAM_ABOVE = 32 * 1024 * 1024
+
+
+def stream_message(archive: Archive, sm: StoredMessage) -> Iterator[bytes]:
+    """The message's authenticated bytes in chunks, bounded memory (the SHA-256 is checked at the end)."""
+    reader = PackReader(archive.storage(sm.medium_id), sm.pack_name, archive.key, archive.uuid)
+    yield from reader.stream(sm.entry)

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from .reporter import Reporter
 
 
 @dataclass
 class SourceMail:
-    raw: bytes
+    """One mail. Large mails come as ``raw=None`` with ``size`` and ``opener`` and are streamed."""
+
+    raw: bytes | None
     ref: str                              # where it came from: a path, "path@offset", "INBOX;uid=7"
     folder: str | None = None
     flags: tuple[str, ...] = ()
     internal_date: dt.datetime | None = None
     cursor: Any = None                    # JSON-able cursor state after this item
+    size: int | None = None               # with opener: the byte count
+    opener: Callable[[], BinaryIO] | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.raw) if self.raw is not None else (self.size or 0)
 
 
 @dataclass

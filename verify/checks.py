@@ -277,7 +277,8 @@ def _backups(con, report: Report, now: dt.datetime) -> None:
         """
         SELECT b.name, b.medium_id, b.bytes, b.created_at, b.verified, l.size,
                b.medium_id IN (SELECT medium_id FROM reachable) AS listed
-        FROM db_backups b LEFT JOIN listing l ON l.medium_id = b.medium_id AND l.name = b.name
+        FROM db_backups b LEFT JOIN listing l
+          ON l.medium_id = b.medium_id AND (l.name = b.name OR ends_with(l.name, '/' || b.name))
         ORDER BY b.created_at
         """
     ).fetchall()

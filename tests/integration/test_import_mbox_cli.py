@@ -1,0 +1,40 @@
+"""`mailarchive import mbox` end to end on sample_data/mbox (L3, L4, L8 rerun = duplicates)."""
+from __future__ import annotations
+
+import json
+import re
+
+from tests.cli import mailarchive
+from tests.corpora import REPO
+
+MBOX = REPO / "sample_data" / "mbox"
+EXPECTED = json.loads((REPO / "sample_data" / "EXPECTED.json").read_text())
+
+
+def test_import_mbox_counts_rerun_and_export(tmp_path):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    rd = mailarchive(home, "import", "mbox", str(MBOX / "archive-2018.mbox"), "--variant", "mboxrd", json_out=True).result
+    o = mailarchive(home, "import", "mbox", str(MBOX / "lists.mbox"), json_out=True).result
+    assert rd["seen"] == rd["archived"] == EXPECTED["mbox"]["archive-2018.mbox"]
+    assert o["seen"] == o["archived"] == EXPECTED["mbox"]["lists.mbox"]
+    assert rd["errors"] == o["errors"] == 0
+
+    again = mailarchive(home, "import", "mbox", str(MBOX / "lists.mbox"), json_out=True).result
+    assert again["archived"] == 0 and again["duplicates"] == EXPECTED["mbox"]["lists.mbox"]
+
+    out = tmp_path / "export"
+    mailarchive(home, "export", "eml", str(out))
+    texts = [p.read_bytes() for p in out.glob("*.eml")]
+    assert len(texts) == sum(EXPECTED["mbox"].values())
+    everything = b"\n".join(texts)
+    # mboxrd: exactly one '>' removed (L3); mboxo: stored as written (L4)
+    assert re.search(rb"(?m)^From the desk of Bernd", everything)
+    assert re.search(rb"(?m)^>From here on the old quoting rule", everything)
+    assert re.search(rb"(?m)^From 17:30 mulled wine", everything)
+    assert re.search(rb"(?m)^>From experience: start early", everything)
+    # what was archived is the mbox text between From_ line and separator, re-quoted for mboxrd
+    source = (MBOX / "archive-2018.mbox").read_bytes()
+    for text in texts:
+        if b"From the desk" in text:
+            assert re.sub(rb"(?m)^(>*From )", rb">\1", text) in source

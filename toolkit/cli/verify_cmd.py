@@ -1,0 +1,136 @@
+"""``mailarchive verify``, ``mailarchive verify-evidence`` and ``mailarchive export evidence`` (DESIGN §8–§9)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from ..errors import ExitCode, UsageError
+from .export_cmd import export_group
+from .main import cli, command
+
+_STYLE = {"ok": "green", "finding": "bold red", "warning": "yellow", "skipped": "dim"}
+
+
+def _render(ctx, report) -> None:
+    d = report.as_dict()
+    rows = []
+    for c in d["checks"]:
+        ex = c["examples"][0]["detail"] if c["examples"] else c.get("note", "")
+        more = f" (+{c['count'] - 1} more)" if c["count"] > 1 else ""
+        style = _STYLE.get(c["status"], "")
+        rows.append([c["id"], escape(c["title"]), f"[{style}]{c['status']}[/]", c["count"],
+                     escape((ex[:160] + "…" if len(ex) > 160 else ex) + (more if c["examples"] else ""))])
+    a, t = d["archive"], d["totals"]
+    ctx.ui.table(f"{d['mode'].capitalize()} verification of {escape(a['name'])} ({a['uuid']})",
+                 ["ID", "Check", "Result", "Count", "Example / note"], rows)
+    verdict = "clean" if report.exit_code == 0 else f"{t['findings']} findings in {t['checks_finding']} checks"
+    ctx.ui.say(f"{verdict}; {t['warnings']} warnings; {t['checks_skipped']} checks skipped")
+
+
+@command(cli, "verify")
+@click.option("--full", is_flag=True, help="Also read every pack: SHA-256, every record authenticated and decompressed, "
+              "blob ids, header fields against the catalog, Merkle roots, tokens, manifests.")
+@click.option("--json-report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the machine-readable report (one entry per check, plus totals) to this file.")
+@click.option("--html-report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write a self-contained, printable HTML report to this file.")
+@click.option("--findings", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write every finding and warning, one row each, to F.parquet or F.csv.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes reading packs with --full (default: the CPU count, at most 8).")
+@click.pass_context
+def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
+    """Check the archive: catalog against media (quick), or every byte too (--full).
+
+    Quick checks run as SQL over the catalog and a listing of the media:
+    media reachable and labelled, every pack present with its size, unknown
+    packs (a warning: listed as adoptable, never deleted), every message in
+    a known pack, dedup keys unique, media ID rules, timestamp coverage,
+    catalog backups. --full reads each pack once, in parallel processes.
+    Quick verify does not read packs, so a flipped bit inside a pack is only
+    found by --full. Exit 0 when clean (warnings allowed), 1 with findings.
+    """
+    from verify.checks import verify_archive
+    from verify.report import write_findings, write_html, write_json
+
+    if findings is not None and findings.suffix.lower() not in (".parquet", ".csv"):
+        raise UsageError(f"--findings {findings}: the file name must end in .parquet or .csv")
+    ctx = click_ctx.obj
+    with ctx.open() as archive:
+        report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter())
+    if json_report:
+        write_json(report, json_report)
+    if html_report:
+        write_html(report, html_report)
+    if findings:
+        write_findings(report, findings)
+    ctx.ui.emit(report.as_dict(), lambda _r: _render(ctx, report))
+    click_ctx.exit(report.exit_code)
+
+
+@command(cli, "verify-evidence")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="Verify the tokens against this CA certificate instead of the bundle's tsa-ca.pem.")
+@click.pass_context
+def verify_evidence_cmd(click_ctx, bundles, ca_cert):
+    """Check evidence bundles written by `export evidence`, with no archive and no key.
+
+    Each BUNDLE is one bundle directory, or a directory of bundles. Checks
+    that message.eml hashes to the stamped blob id, that its inclusion path
+    leads to the batch root, and that the RFC 3161 token stamps that root
+    under the CA (also with `openssl ts -verify`). Exit 0 when all verify, 1 otherwise.
+    """
+    from verify.evidence import find_bundles, verify_evidence
+
+    ctx = click_ctx.obj
+    ca = ca_cert.read_bytes() if ca_cert else None
+    results = []
+    for b in bundles:
+        found = find_bundles(b)
+        if not found:
+            raise UsageError(f"{b} is neither an evidence bundle (no evidence.json) nor a directory of bundles")
+        results += [verify_evidence(p, ca).as_dict() for p in found]
+    bad = [r for r in results if not r["ok"]]
+
+    def human(r):
+        for x in r["bundles"]:
+            head = "[green]OK[/]" if x["ok"] else "[bold red]FAILED[/]"
+            ctx.ui.say(f"{head} {escape(x['path'])}: message {x['msg_id']}, batch {x['batch_id']}, genTime {x['gen_time']}, "
+                       f"TSA {escape(str(x['tsa_subject']))}, CA SHA-256 {x['ca_fingerprint']}")
+            for p in x["problems"]:
+                ctx.ui.say(f"    {escape(p)}")
+        ctx.ui.say(f"{len(r['bundles']) - r['failed']} of {len(r['bundles'])} bundles verify")
+
+    ctx.ui.emit({"bundles": results, "failed": len(bad)}, human)
+    click_ctx.exit(int(ExitCode.FINDINGS) if bad else 0)
+
+
+@command(export_group, "evidence")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--where", default=None, help="SQL condition over the catalog's messages (alias m), e.g. \"m.msg_id = 42\".")
+@click.pass_context
+def evidence_cmd(click_ctx, dest, where):
+    """Write one evidence bundle per selected, stamped message into DEST.
+
+    A bundle holds the mail, its Merkle inclusion path, the batch root, the
+    RFC 3161 token and the pinned TSA CA certificate, plus evidence.json and
+    SHA256SUMS; `mailarchive verify-evidence`, sha256sum and `openssl ts
+    -verify` check it without the archive. Messages not yet stamped are
+    listed as errors (exit 1). evidence-index.json is written last.
+    """
+    from verify.evidence import export_evidence
+
+    ctx = click_ctx.obj
+    with ctx.open() as archive:
+        summary = export_evidence(archive, dest, where=where, reporter=ctx.ui.reporter())
+    ctx.ui.emit(
+        summary,
+        lambda r: ctx.ui.say(
+            f"Wrote {r['written']} evidence bundles ({r['already_present']} already present) of {r['selected']} selected "
+            f"into {escape(r['dest'])}" + "".join(f"\n  error: message {e['msg_id']}: {escape(e['error'])}" for e in r["errors"])
+        ),
+    )
+    click_ctx.exit(int(ExitCode.FINDINGS) if summary["errors"] else 0)
