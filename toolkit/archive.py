@@ -12,6 +12,7 @@ from .catalog import Catalog
 from .config import ArchiveConfig, MediumEntry
 from .errors import (
     ArchiveExistsError,
+    CatalogError,
     MediumError,
     MediumLabelError,
     NoArchiveError,
@@ -97,6 +98,11 @@ class Archive:
             config = ArchiveConfig.load(home / CONFIG_NAME)
             key = cls._load_key(home, config)
             archive = cls(home, config, key, lock)
+            if not archive.catalog.path.exists():
+                raise CatalogError(
+                    f"{archive.catalog.path} is missing; restore the home from a mirror (`mailarchive restore`) "
+                    f"or rebuild the catalog from the media (`mailarchive db rebuild`)"
+                )
             if writer:
                 archive.catalog.migrate()
             return archive

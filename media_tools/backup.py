@@ -1,0 +1,462 @@
+"""Sealed catalog backups on the active medium (DESIGN §4, RELIABILITY B6, E3).
+
+File: ``db-backups/<UTC ts>-full.dbk`` or ``-incr.dbk``, create-only. Content::
+
+    seal_blob(derive_key(key, uuid, "backup"), zstd(payload), b"db-backup:" + file name)
+    payload = b"MADBK001" || u32 meta length || meta JSON || part_0 || part_1 || ...
+
+Each part is one Arrow IPC stream (rows of one table); ``meta["parts"]``
+names the table, the kind (``rows`` or ``patch``) and the byte length of
+each. ``meta["tables"]`` records for every catalog table its columns, the
+live row count and content checksum at backup time, the high-water mark of
+its key column, and how this backup holds it.
+
+Incremental scheme (correct under UPDATEs): per table, compared with the
+previous verified backup (the base),
+
+* ``unchanged`` — same count and checksum as the base: nothing stored;
+* ``append``    — the rows up to the base's high-water mark are exactly the
+  base's rows (same count and checksum): only rows above the mark are stored
+  (messages, recipients, sightings, run_errors, events, envelopes);
+* ``patch``     — as append, but some mutable columns of older rows changed
+  (messages.batch_id/id_conflict after stamping, envelopes.batch_id): new
+  rows plus (key, mutable columns) of all older rows are stored;
+* ``full``      — anything else (media, packs after consolidation, runs,
+  cursors, stamp_batches, ...): the whole table is stored.
+
+A restore applies the full backup, then each incremental of the chain in
+order, and must arrive at the recorded counts and checksums of the last one.
+
+The content checksum of a row set is ``(count, sum of md5_number_lower of
+the row's canonical text)``; duplicates do not cancel out and row order does
+not matter. It is computed with SQL over the live catalog and, on reading a
+backup back, over the deserialised Arrow rows: a backup only counts (row in
+``db_backups``, verified) after both agree for every part.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import struct
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import duckdb
+import pyarrow as pa
+import zstandard
+
+from toolkit import crypto
+from toolkit.archive import Archive
+from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, ObjectMissingError, UsageError
+from toolkit.storage import Storage
+
+BACKUP_DIR = "db-backups"
+CONFIG_DIR = "config"
+PAYLOAD_MAGIC = b"MADBK001"
+FORMAT = 1
+
+#: tables that only ever grow, with the key whose high-water mark splits old from new rows
+APPEND_KEYS = {
+    "messages": "msg_id",
+    "recipients": "msg_id",
+    "sightings": "run_id",
+    "run_errors": "run_id",
+    "events": "event_id",
+    "envelopes": "envelope_id",
+}
+#: columns of older rows that may change; the key of these tables is unique
+MUTABLE = {"messages": ("batch_id", "id_conflict"), "envelopes": ("batch_id",)}
+#: the catalog's own bookkeeping, never backed up (the new catalog has its own)
+SKIP_TABLES = {"schema_migrations"}
+
+
+# --------------------------------------------------------------- checksums
+
+
+def _col_expr(name: str, typ: str) -> str:
+    q = f'"{name}"'
+    t = typ.upper()
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        inner = f"CAST(epoch_us({q}) AS VARCHAR)"
+    elif t == "BLOB":
+        inner = f"hex({q})"
+    else:
+        inner = f"CAST({q} AS VARCHAR)"
+    return f"coalesce({inner}, chr(0))"
+
+
+def row_hash_sql(columns: list[list[str]]) -> str:
+    parts = ", ".join(_col_expr(n, t) for n, t in columns)
+    return f"md5_number_lower(concat_ws(chr(31), {parts}))"
+
+
+def checksum(con: duckdb.DuckDBPyConnection, relation: str, columns: list[list[str]], where: str | None = None) -> list:
+    """[count, checksum text] of the rows of ``relation`` (optionally filtered)."""
+    sql = f"SELECT count(*), coalesce(sum({row_hash_sql(columns)}), 0)::VARCHAR FROM {relation}"
+    if where:
+        sql += f" WHERE {where}"
+    n, s = con.execute(sql).fetchone()
+    return [int(n), s]
+
+
+def catalog_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[list[str]]]:
+    """table → [[column, type], ...] of the attached catalog ``cat`` (default schema)."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = 'cat' ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    out: dict[str, list[list[str]]] = {}
+    for t, c, typ in rows:
+        if t not in SKIP_TABLES:
+            out.setdefault(t, []).append([c, typ])
+    return out
+
+
+# --------------------------------------------------------------- file format
+
+
+def backup_key(archive_key: bytes, archive_uuid: UUID) -> bytes:
+    return crypto.derive_key(archive_key, archive_uuid, "backup")
+
+
+def _context(name: str) -> bytes:
+    return b"db-backup:" + name.rsplit("/", 1)[-1].encode()
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+def encode_backup(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict, parts: list[tuple[dict, pa.Table]]) -> bytes:
+    blobs = []
+    meta = dict(meta, parts=[])
+    for info, table in parts:
+        data = _ipc(table)
+        meta["parts"].append({**info, "length": len(data)})
+        blobs.append(data)
+    head = json.dumps(meta, sort_keys=True).encode()
+    payload = PAYLOAD_MAGIC + struct.pack(">I", len(head)) + head + b"".join(blobs)
+    compressed = zstandard.ZstdCompressor(level=3).compress(payload)
+    return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
+
+
+@dataclass
+class BackupContent:
+    name: str
+    meta: dict
+    parts: list[tuple[dict, pa.Table]] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.meta["kind"]
+
+
+def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: bytes) -> BackupContent:
+    """Open a backup file; IntegrityError for anything truncated, changed or foreign."""
+    what = f"catalog backup {name}"
+    compressed = crypto.open_blob(backup_key(archive_key, archive_uuid), sealed, _context(name), what=what)
+    try:
+        payload = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=1 << 34)
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{what}: does not decompress ({exc})") from None
+    if not payload.startswith(PAYLOAD_MAGIC) or len(payload) < 12:
+        raise IntegrityError(f"{what}: not a catalog backup payload")
+    (hlen,) = struct.unpack(">I", payload[8:12])
+    try:
+        meta = json.loads(payload[12 : 12 + hlen])
+    except ValueError:
+        raise IntegrityError(f"{what}: damaged header") from None
+    if meta.get("archive") != str(archive_uuid):
+        raise IntegrityError(f"{what}: belongs to archive {meta.get('archive')}, not {archive_uuid}")
+    if meta.get("format", 0) > FORMAT:
+        raise CatalogError(f"{what}: backup format v{meta['format']} needs a newer mailarchive-toolkit")
+    content = BackupContent(name=name.rsplit("/", 1)[-1], meta=meta)
+    pos = 12 + hlen
+    for info in meta["parts"]:
+        data = payload[pos : pos + info["length"]]
+        if len(data) != info["length"]:
+            raise IntegrityError(f"{what}: part {info['table']} is truncated")
+        pos += info["length"]
+        try:
+            table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+        except pa.ArrowInvalid as exc:
+            raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
+        content.parts.append((info, table))
+    return content
+
+
+def check_content(content: BackupContent) -> None:
+    """Every part's rows have the count and checksum recorded from the live catalog (B6)."""
+    con = duckdb.connect(":memory:")
+    try:
+        for info, table in content.parts:
+            con.register("part_rows", table)
+            got = checksum(con, "part_rows", info["columns"])
+            con.unregister("part_rows")
+            if got != info["checksum"]:
+                raise IntegrityError(
+                    f"catalog backup {content.name}: part {info['table']}/{info['kind']} holds {got[0]} rows "
+                    f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
+                )
+    finally:
+        con.close()
+
+
+def read_backup(storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID) -> BackupContent:
+    content = decode_backup(archive_key, archive_uuid, name, storage.read(name))
+    check_content(content)
+    return content
+
+
+# --------------------------------------------------------------- creating
+
+
+@dataclass
+class BackupResult:
+    name: str
+    kind: str
+    medium_id: int
+    bytes: int
+    sha256: str
+    chain: list[str]
+    tables: dict[str, dict]
+    config_snapshot: str
+    deleted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "kind": self.kind, "medium": self.medium_id, "bytes": self.bytes,
+            "sha256": self.sha256, "chain": self.chain, "config_snapshot": self.config_snapshot,
+            "deleted": self.deleted,
+            "tables": {t: {"mode": v["mode"], "rows": v["stored"], "total": v["checksum"][0]} for t, v in self.tables.items()},
+        }
+
+
+def _stamp(now: dt.datetime) -> str:
+    return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H%M%S.%fZ")
+
+
+def backup_name(now: dt.datetime, kind: str) -> str:
+    return f"{BACKUP_DIR}/{_stamp(now)}-{'full' if kind == 'full' else 'incr'}.dbk"
+
+
+def verified_backups(archive: Archive) -> list[dict]:
+    """Rows of db_backups that verified, oldest first (meta parsed). Names are medium-relative (db-backups/...)."""
+    with archive.catalog.reading() as con:
+        rows = con.execute(
+            "SELECT name, medium_id, kind, created_at, bytes, sha256, meta FROM db_backups WHERE verified ORDER BY name"
+        ).fetchall()
+    out = []
+    for name, medium_id, kind, created, nbytes, sha, meta in rows:
+        out.append({"name": name, "medium_id": medium_id, "kind": kind, "created": created, "bytes": nbytes,
+                    "sha256": sha, "meta": json.loads(meta) if meta else None})
+    return out
+
+
+def _plan_table(con, table: str, columns, base: dict | None, full: bool) -> tuple[dict, list[tuple[dict, str | None]]]:
+    """The table's record in meta, and the parts to store as (info, SQL selecting its rows)."""
+    key = APPEND_KEYS.get(table)
+    names = [c for c, _ in columns]
+    total = checksum(con, table, columns)
+    rec = {"columns": columns, "checksum": total, "key": key, "hw": None, "mutable": None}
+    if key and key in names:
+        rec["hw"] = con.execute(f'SELECT max("{key}") FROM {table}').fetchone()[0]
+    mutable = [c for c in MUTABLE.get(table, ()) if c in names]
+    if mutable:
+        immutable_cols = [c for c in columns if c[0] not in mutable]
+        rec["mutable"] = mutable
+        rec["immutable_checksum"] = checksum(con, table, immutable_cols)
+    col_list = ", ".join(f'"{c}"' for c in names)
+
+    def whole():
+        rec["mode"] = "full"
+        return [({"table": table, "kind": "rows", "columns": columns, "where": None}, f"SELECT {col_list} FROM {table}")]
+
+    bt = (base or {}).get("tables", {}).get(table)
+    if full or bt is None or bt["columns"] != columns:
+        return rec, whole()
+    if bt["checksum"] == total:
+        rec["mode"] = "unchanged"
+        return rec, []
+    if not key or key not in names:
+        return rec, whole()
+    base_hw = bt["hw"] if bt["hw"] is not None else -1
+    old = f'coalesce("{key}", -1) <= {int(base_hw)}'
+    new = f'"{key}" > {int(base_hw)}'
+    rows_part = ({"table": table, "kind": "rows", "columns": columns, "where": new}, f"SELECT {col_list} FROM {table} WHERE {new}")
+    if checksum(con, table, columns, old) == bt["checksum"]:
+        rec["mode"] = "append"
+        return rec, [rows_part]
+    if mutable and bt.get("immutable_checksum") is not None:
+        immutable_cols = [c for c in columns if c[0] not in mutable]
+        if checksum(con, table, immutable_cols, old) == bt["immutable_checksum"]:
+            rec["mode"] = "patch"
+            pcols = [c for c in columns if c[0] == key or c[0] in mutable]
+            plist = ", ".join(f'"{c}"' for c, _ in pcols)
+            patch = ({"table": table, "kind": "patch", "columns": pcols, "where": old, "key": key},
+                     f"SELECT {plist} FROM {table} WHERE {old}")
+            return rec, [rows_part, patch]
+    return rec, whole()
+
+
+def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[tuple[dict, pa.Table]]]:
+    """Snapshot the catalog in one read session: (name, meta, parts)."""
+    name = backup_name(now, kind)
+    meta = {
+        "format": FORMAT, "archive": str(archive.uuid), "name": name.rsplit("/", 1)[-1], "kind": kind,
+        "created": now.isoformat(), "base": None, "chain": [], "tables": {},
+    }
+    if kind == "incremental":
+        meta["base"] = base["name"]
+        meta["chain"] = list(base["meta"]["chain"])
+    meta["chain"].append(meta["name"])
+    parts: list[tuple[dict, pa.Table]] = []
+    with archive.catalog.reading() as con:
+        meta["schema"] = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+        for table, columns in sorted(catalog_tables(con).items()):
+            rec, wanted = _plan_table(con, table, columns, base["meta"] if base else None, kind == "full")
+            rec["stored"] = 0
+            for info, sql in wanted:
+                rows = con.execute(sql).to_arrow_table()
+                info["checksum"] = checksum(con, table, info["columns"], info["where"])
+                rec["stored"] += rows.num_rows
+                parts.append((info, rows))
+            meta["tables"][table] = rec
+    return name, meta, parts
+
+
+def snapshot_config(archive: Archive, storage: Storage, now: dt.datetime) -> str:
+    """A sealed copy of archive.toml next to the backups (for restore)."""
+    name = f"{CONFIG_DIR}/{_stamp(now)}.sealed"
+    k = crypto.derive_key(archive.key, archive.uuid, "config")
+    storage.put(name, crypto.seal_blob(k, archive.config.dumps().encode(), b"config-snapshot"))
+    return name
+
+
+def open_config_snapshot(archive_key: bytes, archive_uuid: UUID, sealed: bytes, name: str) -> str:
+    k = crypto.derive_key(archive_key, archive_uuid, "config")
+    return crypto.open_blob(k, sealed, b"config-snapshot", what=f"config snapshot {name}").decode("utf-8")
+
+
+def create_backup(archive: Archive, kind: str | None = None, keep: int | None = None, now: dt.datetime | None = None) -> BackupResult:
+    """Write, read back and verify one backup, record it, snapshot the config, then apply ``keep``.
+
+    ``kind``: "full", "incremental", or None (incremental when a verified
+    backup exists, else full). Nothing is recorded for a backup that fails to
+    write (ENOSPC: the temp file is removed) or to verify (the file is deleted).
+    """
+    if archive.lock is None:
+        raise RuntimeError("create_backup needs the archive opened as writer")
+    if kind not in (None, "full", "incremental"):
+        raise UsageError(f"unknown backup kind {kind!r}")
+    if keep is not None and keep < 1:
+        raise UsageError("--keep needs at least 1")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    history = [b for b in verified_backups(archive) if b["meta"]]
+    base = history[-1] if history else None
+    if kind is None:
+        kind = "incremental" if base else "full"
+    if kind == "incremental" and base is None:
+        raise UsageError("there is no verified backup to build an incremental on; run `mailarchive db backup --full`")
+    medium_id = archive.active_medium_id()
+    storage = archive.storage(medium_id)
+    name, meta, parts = build_backup(archive, kind, now, base)
+    sealed = encode_backup(archive.key, archive.uuid, name, meta, parts)
+    storage.put(name, sealed)  # StorageFullError etc. propagate; the writer removed its temp file
+    try:
+        back = storage.read(name)
+        if back != sealed:
+            raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
+        content = read_backup(storage, name, archive.key, archive.uuid)
+        if content.meta["tables"].keys() != meta["tables"].keys():
+            raise IntegrityError(f"catalog backup {name}: the tables read back differ")
+    except MailArchiveError:
+        try:
+            storage.delete(name)
+        except MailArchiveError:
+            pass
+        raise
+    sha = hashlib.sha256(sealed).hexdigest()
+    config_name = snapshot_config(archive, storage, now)
+    record = {k: v for k, v in meta.items() if k != "parts"}
+    with archive.catalog.writing() as con:
+        con.execute(
+            "INSERT INTO db_backups (name, medium_id, kind, created_at, bytes, sha256, verified, meta) VALUES (?, ?, ?, ?, ?, ?, true, ?)",
+            [name, medium_id, kind, now, len(sealed), sha, json.dumps(record)],
+        )
+    result = BackupResult(
+        name=name, kind=kind, medium_id=medium_id, bytes=len(sealed), sha256=sha,
+        chain=[f"{BACKUP_DIR}/{n}" for n in meta["chain"]],
+        tables=meta["tables"], config_snapshot=config_name,
+    )
+    if keep is not None:
+        result.deleted = apply_retention(archive, keep)
+    return result
+
+
+def apply_retention(archive: Archive, keep: int) -> list[str]:
+    """Delete backups beyond the newest ``keep``, but only those older than the newest verified full (E3)."""
+    history = verified_backups(archive)
+    fulls = [b for b in history if b["kind"] == "full"]
+    if not fulls:
+        return []
+    newest_full = fulls[-1]["name"]
+    doomed = [b for b in history[: max(0, len(history) - keep)] if b["name"] < newest_full]
+    deleted = []
+    for b in doomed:
+        try:
+            archive.storage(b["medium_id"]).delete(b["name"])
+        except ObjectMissingError:
+            pass
+        with archive.catalog.writing() as con:
+            con.execute("DELETE FROM db_backups WHERE name = ?", [b["name"]])
+        deleted.append(b["name"])
+    return deleted
+
+
+# --------------------------------------------------------------- applying
+
+
+def apply_backups(con: duckdb.DuckDBPyConnection, chain: list[BackupContent]) -> dict[str, list]:
+    """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``.
+
+    Returns table → [count, checksum] after loading; raises IntegrityError if
+    any table differs from what the last backup recorded.
+    """
+    if not chain or chain[0].kind != "full":
+        raise IntegrityError("a restore chain starts with a full backup")
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'cat'").fetchall()}
+    for content in chain:
+        for table, rec in content.meta["tables"].items():
+            if table not in existing:
+                raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
+            if rec["mode"] == "full":
+                con.execute(f"DELETE FROM {table}")
+        for i, (info, rows) in enumerate(content.parts):
+            view = f"restore_part_{i}"
+            con.register(view, rows)
+            table = info["table"]
+            if info["kind"] == "rows":
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+            else:
+                key = info["key"]
+                cols = [c for c, _ in info["columns"] if c != key]
+                sets = ", ".join(f'"{c}" = p."{c}"' for c in cols)
+                con.execute(f'UPDATE {table} SET {sets} FROM {view} p WHERE {table}."{key}" = p."{key}"')
+            con.unregister(view)
+    last = chain[-1]
+    got = {}
+    for table, rec in last.meta["tables"].items():
+        got[table] = checksum(con, table, rec["columns"])
+        if got[table] != rec["checksum"]:
+            raise IntegrityError(
+                f"restoring {last.name}: table {table} has {got[table][0]} rows (checksum {got[table][1]}) "
+                f"after loading the chain, the backup recorded {rec['checksum'][0]} ({rec['checksum'][1]})"
+            )
+    return got

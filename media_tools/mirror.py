@@ -1,0 +1,290 @@
+"""``mirror DEST``: copy every medium, the catalog backups and config snapshots to DEST (DESIGN §10).
+
+Layout at DEST::
+
+    MIRROR.json                             sealed state of the last completed run
+    medium-<id>/MEDIUM.json                 the medium's label (so DEST/medium-<id> is a valid medium)
+    medium-<id>/packs/ab/<pack id>.pack
+    medium-<id>/stamps/*.manifest
+    medium-<id>/db-backups/*.dbk
+    medium-<id>/config/*.sealed
+
+Order (RELIABILITY A7): the packs of all media first, then stamp manifests,
+then backups and config snapshots, last MIRROR.json. A killed run leaves at
+most a temporary file (ignored by readers, never under a final name); the
+next run copies what is missing. So DEST never holds a backup whose packs
+are not there — except packs that are missing or corrupt locally, which are
+reported (they are lost locally too, and holding back the backups would
+only make the mirror older).
+
+Decisions:
+
+* A pack present at DEST with the catalog's size counts as present; with
+  ``verify=True`` its SHA-256 is also read and compared. Every new copy is
+  read back and its SHA-256 compared with the catalog before it counts.
+* The local pack is hashed while it is copied; a local pack that is missing
+  or whose SHA-256 differs from the catalog is reported and not copied, and
+  nothing at DEST is deleted because of it (Q4).
+* A file at DEST that differs (size, or hash with ``verify``) is reported
+  and left alone; ``repair=True`` replaces a differing pack by a fresh,
+  verified copy (only after the local copy was verified against the catalog).
+* Nothing is deleted at DEST unless ``delete=True``, which removes files
+  below ``medium-<id>/`` that the local archive no longer has (packs of a
+  medium retired by consolidation, backups removed by retention); media
+  that could not be read locally are never touched.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from toolkit import crypto, faults
+from toolkit.archive import Archive
+from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
+from toolkit.medium import LABEL_NAME
+from toolkit.storage import Storage
+
+from .backup import CONFIG_DIR
+
+STATE_NAME = "MIRROR.json"
+STAMPS_DIR = "stamps"
+CHUNK = 1 << 20
+
+
+def medium_dir(medium_id: int) -> str:
+    return f"medium-{medium_id}"
+
+
+def state_key(archive: Archive) -> bytes:
+    return crypto.derive_key(archive.key, archive.uuid, "backup")
+
+
+def open_state(archive_key: bytes, archive_uuid, sealed: bytes) -> dict:
+    k = crypto.derive_key(archive_key, archive_uuid, "backup")
+    return json.loads(crypto.open_blob(k, sealed, b"mirror-state", what=STATE_NAME))
+
+
+@dataclass
+class MirrorSummary:
+    dest: str
+    copied: list[str] = field(default_factory=list)
+    present: int = 0
+    differing: list[dict] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    missing_locally: list[dict] = field(default_factory=list)
+    corrupt_locally: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    media: list[int] = field(default_factory=list)
+    unreadable_media: list[dict] = field(default_factory=list)
+    newest_backup: str | None = None
+    bytes_copied: int = 0
+    complete: bool = False
+
+    @property
+    def problems(self) -> bool:
+        return bool(self.differing or self.missing_locally or self.corrupt_locally or self.failed or self.unreadable_media)
+
+    def as_dict(self) -> dict:
+        return {
+            "dest": self.dest, "copied": len(self.copied), "copied_files": self.copied, "already_present": self.present,
+            "differing": self.differing, "replaced": self.replaced, "missing_locally": self.missing_locally,
+            "corrupt_locally": self.corrupt_locally, "failed": self.failed, "deleted": self.deleted,
+            "media": self.media, "unreadable_media": self.unreadable_media, "newest_backup": self.newest_backup,
+            "bytes_copied": self.bytes_copied, "complete": self.complete,
+        }
+
+
+def _hash_at(storage: Storage, name: str) -> str:
+    h = hashlib.sha256()
+    with storage.open_read(name) as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _LocalCorrupt(Exception):
+    pass
+
+
+def _copy(src: Storage, name: str, dest: Storage, dest_name: str, expected_sha: str | None) -> tuple[int, str]:
+    """Copy create-only, hashing the local bytes on the way; then read the copy back and compare."""
+    h = hashlib.sha256()
+    n = 0
+    w = dest.open_write(dest_name)
+    try:
+        with src.open_read(name) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+                w.write(chunk)
+                n += len(chunk)
+        digest = h.hexdigest()
+        if expected_sha is not None and digest != expected_sha:
+            raise _LocalCorrupt(digest)
+        w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    back = _hash_at(dest, dest_name)
+    if back != digest:
+        try:
+            dest.delete(dest_name)
+        except MailArchiveError:
+            pass
+        raise StorageError(f"{dest.location}/{dest_name}: the copy reads back with another SHA-256; removed, rerun the mirror")
+    return n, digest
+
+
+class Mirror:
+    def __init__(self, archive: Archive, dest: Storage, *, verify: bool = False, delete: bool = False,
+                 repair: bool = False, reporter=None):
+        self.archive = archive
+        self.dest = dest
+        self.verify = verify
+        self.delete = delete
+        self.repair = repair
+        self.reporter = reporter
+        self.summary = MirrorSummary(dest=dest.location)
+        self._dest_files: dict[str, int] | None = None
+
+    def _warn(self, msg: str) -> None:
+        if self.reporter is not None:
+            self.reporter.warn(msg)
+
+    def _dest_index(self) -> dict[str, int]:
+        if self._dest_files is None:
+            self._dest_files = {e.name: e.size for e in self.dest.list("")}
+        return self._dest_files
+
+    # -- one file ---------------------------------------------------------------------------
+    def _sync_file(self, src: Storage, name: str, dest_name: str, size: int | None, sha: str | None, *, kind: str) -> bool:
+        """Bring one file to DEST. True if DEST now holds a good copy."""
+        s = self.summary
+        have = self._dest_index().get(dest_name)
+        if have is not None:
+            same = size is None or have == size
+            if same and sha is not None and self.verify:
+                same = _hash_at(self.dest, dest_name) == sha
+            elif same and size is None:
+                # small files without a catalog size (labels, manifests, backups): compare bytes
+                local = src.stat(name)
+                same = local is not None and local.size == have
+            if same:
+                s.present += 1
+                if kind == "pack" and src.stat(name) is None:
+                    # Q4: reported, and never propagated as a deletion
+                    s.missing_locally.append({"file": dest_name, "location": f"{src.location}/{name}", "at_dest": True})
+                    self._warn(f"{src.location}/{name} is missing locally (DEST still holds a copy: restore it from there)")
+                return True
+            if not (self.repair and kind == "pack"):
+                s.differing.append({"file": dest_name, "dest_size": have, "expected_size": size})
+                self._warn(f"{self.dest.location}/{dest_name} differs from the archive's copy; left alone (see --repair)")
+                return False
+        try:
+            if have is not None:
+                # repair: copy under a temp name first is what _copy does; the differing file goes only
+                # after the local pack verified during a dry hash.
+                if _hash_at(src, name) != sha:
+                    raise _LocalCorrupt("")
+                self.dest.delete(dest_name)
+                self._dest_index().pop(dest_name, None)
+            n, _ = _copy(src, name, self.dest, dest_name, sha)
+        except ObjectMissingError:
+            s.missing_locally.append({"file": dest_name, "location": f"{src.location}/{name}"})
+            self._warn(f"{src.location}/{name} is missing locally: not mirrored, nothing deleted at DEST")
+            return False
+        except _LocalCorrupt:
+            s.corrupt_locally.append({"file": dest_name, "location": f"{src.location}/{name}"})
+            self._warn(f"{src.location}/{name} does not match its SHA-256 in the catalog: not mirrored")
+            return False
+        except ObjectExistsError:
+            # another run created it meanwhile; check it on the next run
+            s.present += 1
+            return True
+        if have is not None:
+            s.replaced.append(dest_name)
+        s.copied.append(dest_name)
+        s.bytes_copied += n
+        self._dest_index()[dest_name] = n
+        faults.hit("mirror_after_copy")
+        return True
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> MirrorSummary:
+        a, s = self.archive, self.summary
+        media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
+        sources: dict[int, Storage] = {}
+        for m in media:
+            try:
+                sources[m.id] = a.storage(m.id)
+            except MailArchiveError as exc:
+                s.unreadable_media.append({"medium": m.id, "problem": str(exc)})
+                self._warn(f"medium {m.id} cannot be read: {exc}; its copy at DEST is left as it is")
+        s.media = sorted(sources)
+        with a.catalog.reading() as con:
+            packs = con.execute("SELECT medium_id, name, bytes, sha256 FROM packs ORDER BY medium_id, name").fetchall()
+            backups = con.execute(
+                "SELECT name, medium_id FROM db_backups WHERE verified ORDER BY name").fetchall()
+        wanted: dict[int, set[str]] = {mid: {LABEL_NAME} for mid in sources}
+        # 1. labels and packs of every medium
+        for mid, src in sources.items():
+            self._sync_file(src, LABEL_NAME, f"{medium_dir(mid)}/{LABEL_NAME}", None, None, kind="label")
+        if self.reporter:
+            self.reporter.start("mirror", len(packs), "packs")
+        for mid, name, size, sha in packs:
+            if mid not in sources:
+                continue
+            wanted[mid].add(name)
+            self._sync_file(sources[mid], name, f"{medium_dir(mid)}/{name}", size, sha, kind="pack")
+            if self.reporter:
+                self.reporter.advance("mirror", 1)
+        if self.reporter:
+            self.reporter.finish("mirror")
+        # 2. stamp manifests
+        for mid, src in sources.items():
+            for e in src.list(STAMPS_DIR):
+                wanted[mid].add(e.name)
+                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest")
+        # 3. backups (verified ones), then the newest config snapshot of each medium
+        for name, mid in backups:
+            if mid not in sources:
+                continue
+            rel = name  # medium-relative: db-backups/<ts>-full.dbk
+            wanted[mid].add(rel)
+            if self._sync_file(sources[mid], rel, f"{medium_dir(mid)}/{rel}", None, None, kind="backup"):
+                s.newest_backup = name
+        for mid, src in sources.items():
+            snaps = sorted(e.name for e in src.list(CONFIG_DIR))
+            if snaps:
+                wanted[mid].add(snaps[-1])
+                self._sync_file(src, snaps[-1], f"{medium_dir(mid)}/{snaps[-1]}", None, None, kind="config")
+        # 4. deletions only when asked, only for media read fine
+        if self.delete:
+            for mid in sources:
+                prefix = f"{medium_dir(mid)}/"
+                for dest_name in sorted(self._dest_index()):
+                    if dest_name.startswith(prefix) and dest_name[len(prefix):] not in wanted[mid]:
+                        rel = dest_name[len(prefix):]
+                        if rel.startswith(CONFIG_DIR + "/"):
+                            continue  # older config snapshots are harmless history
+                        self.dest.delete(dest_name)
+                        s.deleted.append(dest_name)
+        # 5. the state, last
+        state = {
+            "archive": str(a.uuid),
+            "mirrored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "media": s.media,
+            "packs": sum(1 for mid, *_ in packs if mid in sources),
+            "newest_backup": s.newest_backup,
+            "problems": s.problems,
+        }
+        k = state_key(a)
+        self.dest.replace(STATE_NAME, crypto.seal_blob(k, json.dumps(state).encode(), b"mirror-state"))
+        s.complete = True
+        return s
+
+
+def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
+    return Mirror(archive, dest, **kw).run()

@@ -1,0 +1,383 @@
+"""``db rebuild``: reconstruct the catalog from the media alone (RELIABILITY H7, DESIGN §4).
+
+For every medium that is not removed (retired media last), every pack's
+footer index is read and each record decrypted and its headers scanned, as
+the import did, giving the rows of ``messages``, ``recipients`` and
+``packs`` (size and SHA-256 from the file). Sealed stamp manifests
+(``stamps/*.manifest``) give ``stamp_batches`` back and set
+``messages.batch_id`` by blob id; envelope leaves of a batch are reported
+(journal envelopes were only in the catalog).
+
+Decisions:
+
+* msg_ids are handed out anew, in the order the catalog had them as far as
+  the media tell: first the messages of each stamp batch (batch by batch,
+  in the manifest's leaf order — stamping always batched the lowest
+  unbatched msg_ids), then the others in pack order (medium, file mtime,
+  name) and record offset. When pack mtimes survive (the original media)
+  this reproduces the old numbers; after a copy that lost mtimes the
+  unstamped ones may differ. Stamps never depend on msg_ids (Merkle leaves
+  are blob ids, in msg_id order within a batch, which is kept).
+* A blob found again (an orphan pack of a crashed import, or a pack still
+  on a retired medium) is counted once, at its first place; a pack found on
+  two media is read once. A pack none of whose records is new gets no row
+  and is listed as an orphan.
+* ``id_conflict`` is set for every message whose Message-ID is shared by
+  another archived message (the import marks both sides). ``internal_date``,
+  ``run_id`` and sightings came from the sources and are lost;
+  ``archived_at`` is the pack file's mtime (an approximation).
+* Sightings, runs, run_errors, cursors, events, envelopes and db_backups
+  exist only in the catalog: reported as lost (with counts when the old
+  catalog moved aside with ``force`` still opens), never invented.
+* An existing catalog is refused unless ``force``; then it is moved aside
+  to ``catalog.duckdb.<UTC ts>.old`` (with its WAL), never deleted.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from toolkit import crypto
+from toolkit.archive import CATALOG_NAME, CONFIG_NAME, LOCK_NAME, Archive
+from toolkit.catalog import Catalog
+from toolkit.config import ArchiveConfig
+from toolkit.errors import IntegrityError, MailArchiveError, NoArchiveError, UsageError
+from toolkit.headers import scan
+from toolkit.ingest import MESSAGE_SCHEMA, RECIPIENT_SCHEMA
+from toolkit.lock import WriterLock
+from toolkit.pack import PackReader, pack_id_from_name
+
+STAMPS_DIR = "stamps"
+MANIFEST_SUFFIX = ".manifest"
+LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelopes", "db_backups")
+CHUNK = 1 << 20
+
+
+@dataclass
+class RebuildResult:
+    messages: int = 0
+    recipients: int = 0
+    packs: int = 0
+    media: list[int] = field(default_factory=list)
+    duplicate_records: int = 0
+    orphan_packs: list[str] = field(default_factory=list)
+    unreadable: list[dict] = field(default_factory=list)
+    stamp_batches: int = 0
+    stamped_messages: int = 0
+    manifests_unreadable: list[dict] = field(default_factory=list)
+    stamp_problems: list[dict] = field(default_factory=list)
+    moved_aside: str | None = None
+    lost: dict = field(default_factory=dict)
+
+    @property
+    def problems(self) -> bool:
+        return bool(self.unreadable or self.manifests_unreadable or self.stamp_problems)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def manifest_key(archive_key: bytes, archive_uuid) -> bytes:
+    return crypto.derive_key(archive_key, archive_uuid, "manifest")
+
+
+def open_manifest(archive_key: bytes, archive_uuid, sealed: bytes, name: str) -> dict:
+    plain = crypto.open_blob(manifest_key(archive_key, archive_uuid), sealed, b"stamp-manifest", what=f"stamp manifest {name}")
+    try:
+        return json.loads(plain)
+    except ValueError:
+        raise IntegrityError(f"stamp manifest {name}: not JSON") from None
+
+
+def _iso(value):
+    if not value:
+        return None
+    t = dt.datetime.fromisoformat(value)
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str], int]:
+    """(stamp_batches row, message blob ids in leaf order, number of envelope leaves) of a manifest.
+
+    The manifest is the one ``verify.stamping`` writes: archive, batch_id,
+    root, leaves [{kind, blob_id, envelope_sha256}], token (base64), nonce,
+    tsa_url, ca_fingerprint, gen_time, created_at.
+    """
+    try:
+        batch_id = int(doc["batch_id"])
+        leaves = list(doc["leaves"])
+        token = base64.b64decode(doc.get("token") or "")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IntegrityError(f"stamp manifest {name}: missing or damaged field ({exc})") from None
+    serial = None
+    try:
+        from verify.tokens import parse_fields
+
+        serial = parse_fields(token).serial
+    except Exception:  # the serial is informational; the token itself is kept
+        serial = None
+    blobs = [leaf["blob_id"] for leaf in leaves if leaf.get("kind", "message") == "message"]
+    row = {
+        "batch_id": batch_id, "leaf_count": len(leaves), "merkle_root": doc.get("root"), "token": token or None,
+        "tsa_url": doc.get("tsa_url"), "ca_fingerprint": doc.get("ca_fingerprint"), "gen_time": _iso(doc.get("gen_time")),
+        "status": "stamped", "created_at": _iso(doc.get("created_at")), "manifest_name": name, "medium_id": medium_id,
+        "serial": serial, "nonce": doc.get("nonce"),
+    }
+    return row, blobs, len(leaves) - len(blobs)
+
+
+def _ts(now: dt.datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _old_counts(old_path: Path, catalog_key: bytes) -> dict:
+    counts = {t: None for t in LOST_TABLES}
+    try:
+        cat = Catalog(old_path, catalog_key)
+        with cat.reading() as con:
+            for t in LOST_TABLES:
+                try:
+                    counts[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                except Exception:
+                    pass
+        cat.close()
+    except MailArchiveError:
+        pass
+    return counts
+
+
+def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, reporter=None) -> RebuildResult:
+    home = Path(home)
+    if not (home / CONFIG_NAME).exists():
+        raise NoArchiveError(f"no archive at {home} (no {CONFIG_NAME})")
+    lock = WriterLock(home / LOCK_NAME).acquire(lock_wait)
+    try:
+        config = ArchiveConfig.load(home / CONFIG_NAME)
+        key = Archive._load_key(home, config)
+        archive = Archive(home, config, key, lock)
+        result = RebuildResult()
+        path = home / CATALOG_NAME
+        result.lost = {t: None for t in LOST_TABLES}
+        if path.exists():
+            if not force:
+                raise UsageError(
+                    f"{path} exists; `db rebuild` replaces the catalog only with --force (the old one is moved aside)"
+                )
+            aside = path.with_name(f"{CATALOG_NAME}.{_ts(dt.datetime.now(dt.timezone.utc))}.old")
+            os.rename(path, aside)
+            wal = path.with_name(CATALOG_NAME + ".wal")
+            if wal.exists():
+                os.rename(wal, aside.with_name(aside.name + ".wal"))
+            result.moved_aside = str(aside.absolute())
+            result.lost = _old_counts(aside, crypto.derive_key(key, archive.uuid, "catalog"))
+        archive.catalog.create({"uuid": config.uuid, "created": config.created, "rebuilt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        archive.sync_media_table()
+        try:
+            manifests = _read_manifests(archive, result)
+            _scan_media(archive, result, reporter)
+            _reattach_stamps(archive, result, manifests)
+        finally:
+            archive.catalog.close()
+        return result
+    finally:
+        lock.release()
+
+
+def _scan_media(archive: Archive, result: RebuildResult, reporter) -> None:
+    media = [m for m in archive.config.media if m.state != "removed"]
+    media.sort(key=lambda m: (m.state == "retired", m.id))
+    seen_blobs: set[str] = set()
+    seen_packs: set[str] = set()
+    next_id = 1
+    for m in media:
+        try:
+            storage = archive.storage(m.id)
+        except MailArchiveError as exc:
+            result.unreadable.append({"medium": m.id, "problem": str(exc)})
+            continue
+        result.media.append(m.id)
+        entries = [e for e in storage.list("packs") if e.name.endswith(".pack")]
+        entries.sort(key=lambda e: (e.mtime, e.name))
+        if reporter:
+            reporter.start("rebuild", len(entries), "packs")
+        for e in entries:
+            try:
+                pack_id = pack_id_from_name(e.name).hex()
+            except IntegrityError as exc:
+                result.unreadable.append({"medium": m.id, "pack": e.name, "problem": str(exc)})
+                continue
+            if pack_id in seen_packs:
+                continue
+            next_id = _read_pack(archive, storage, m.id, e, pack_id, seen_blobs, next_id, result)
+            seen_packs.add(pack_id)
+            if reporter:
+                reporter.advance("rebuild", 1)
+        if reporter:
+            reporter.finish("rebuild")
+    with archive.catalog.writing() as con:
+        con.execute(
+            """UPDATE messages SET id_conflict = true WHERE message_id IN (
+                   SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+        )
+
+
+def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:
+    reader = PackReader(storage, entry.name, archive.key, archive.uuid)
+    try:
+        index = reader.index()
+        h = hashlib.sha256()
+        with storage.open_read(entry.name) as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+    except MailArchiveError as exc:
+        result.unreadable.append({"medium": medium_id, "pack": entry.name, "problem": str(exc)})
+        return next_id
+    archived_at = dt.datetime.fromtimestamp(entry.mtime, dt.timezone.utc)
+    cols = {n: [] for n in MESSAGE_SCHEMA.names}
+    recips = {"msg_id": [], "kind": [], "address": []}
+    for ie in sorted(index, key=lambda x: x.offset):
+        blob = ie.blob_id.hex()
+        if blob in seen_blobs:
+            result.duplicate_records += 1
+            continue
+        try:
+            raw = reader.read(ie)
+        except MailArchiveError as exc:
+            result.unreadable.append({"medium": medium_id, "pack": entry.name, "blob_id": blob, "problem": str(exc)})
+            continue
+        meta = scan(raw)
+        seen_blobs.add(blob)
+        msg_id = next_id
+        next_id += 1
+        row = {
+            "msg_id": msg_id, "blob_id": blob, "dedup_key": meta.dedup_key.hex(), "pack_id": pack_id,
+            "offset": ie.offset, "length": ie.length, "size": ie.size, "csize": ie.csize,
+            "message_id": meta.message_id, "subject": meta.subject, "from_addr": meta.from_addr,
+            "from_name": meta.from_name,
+            "sent_date": (meta.sent_date if meta.sent_date is None or meta.sent_date.tzinfo
+                          else meta.sent_date.replace(tzinfo=dt.timezone.utc)),
+            "internal_date": None, "spam": bool(meta.spam),
+            "defects": ",".join(meta.defects) if meta.defects else None, "id_conflict": False,
+            "archived_at": archived_at, "run_id": None, "batch_id": None,
+        }
+        for n in MESSAGE_SCHEMA.names:
+            cols[n].append(row[n])
+        for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)):
+            for a in addrs:
+                recips["msg_id"].append(msg_id)
+                recips["kind"].append(kind)
+                recips["address"].append(a)
+    if not cols["msg_id"]:
+        result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
+        return next_id
+    with archive.catalog.writing() as con:
+        con.execute(
+            "INSERT INTO packs VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            [pack_id, medium_id, entry.name, entry.size, len(index), h.hexdigest(), archived_at],
+        )
+        con.register("rebuilt_messages", pa.table(cols, schema=MESSAGE_SCHEMA))
+        con.execute("INSERT INTO messages BY NAME SELECT * FROM rebuilt_messages")
+        con.unregister("rebuilt_messages")
+        if recips["msg_id"]:
+            con.register("rebuilt_recipients", pa.table(recips, schema=RECIPIENT_SCHEMA))
+            con.execute("INSERT INTO recipients BY NAME SELECT * FROM rebuilt_recipients")
+            con.unregister("rebuilt_recipients")
+    result.packs += 1
+    result.messages += len(cols["msg_id"])
+    result.recipients += len(recips["msg_id"])
+    return next_id
+
+
+def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:
+    found: dict[int, tuple[dict, list[str], int]] = {}
+    for m in sorted(archive.config.media, key=lambda m: m.id):
+        if m.state == "removed":
+            continue
+        try:
+            storage = archive.storage(m.id)
+        except MailArchiveError:
+            continue  # reported by the pack scan
+        for e in storage.list(STAMPS_DIR):
+            if not e.name.endswith(MANIFEST_SUFFIX):
+                continue
+            try:
+                doc = open_manifest(archive.key, archive.uuid, storage.read(e.name), e.name)
+                if doc.get("archive") != str(archive.uuid):
+                    raise IntegrityError(f"stamp manifest {e.name} belongs to archive {doc.get('archive')}")
+                got = manifest_batch(doc, e.name, m.id)
+            except MailArchiveError as exc:
+                result.manifests_unreadable.append({"medium": m.id, "manifest": e.name, "problem": str(exc)})
+                continue
+            found.setdefault(got[0]["batch_id"], got)  # a copy on a second medium is the same batch
+    return [found[k] for k in sorted(found)]
+
+
+def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None:
+    """Renumber messages so each batch's leaves are in msg_id order again, then restore stamp_batches.
+
+    Stamping batches the lowest unbatched msg_ids, so the original order was:
+    batch 1's messages (in leaf order), batch 2's, ..., then the unbatched
+    ones. Rebuilt msg_ids follow that order, so every batch's Merkle root
+    recomputes from the rebuilt catalog.
+    """
+    if not manifests:
+        return
+    rank = {"blob_id": [], "batch_id": [], "idx": []}
+    seen: set[str] = set()
+    for row, blobs, _envs in manifests:
+        for i, b in enumerate(blobs):
+            if b not in seen:
+                seen.add(b)
+                rank["blob_id"].append(b)
+                rank["batch_id"].append(row["batch_id"])
+                rank["idx"].append(i)
+    with archive.catalog.writing() as con:
+        con.register("leaf_rank", pa.table({"blob_id": pa.array(rank["blob_id"], pa.string()),
+                                            "batch_id": pa.array(rank["batch_id"], pa.int32()),
+                                            "idx": pa.array(rank["idx"], pa.int64())}))
+        con.execute(
+            """CREATE TEMP TABLE idmap AS
+               SELECT m.msg_id AS old_id, r.batch_id AS batch_id,
+                      row_number() OVER (ORDER BY r.batch_id NULLS LAST, r.idx, m.msg_id) AS new_id
+               FROM messages m LEFT JOIN leaf_rank r USING (blob_id)"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE m2 AS SELECT m.* REPLACE (i.new_id::BIGINT AS msg_id, i.batch_id::INTEGER AS batch_id)
+               FROM messages m JOIN idmap i ON m.msg_id = i.old_id"""
+        )
+        con.execute(
+            """CREATE TEMP TABLE r2 AS SELECT r.* REPLACE (i.new_id::BIGINT AS msg_id)
+               FROM recipients r JOIN idmap i ON r.msg_id = i.old_id"""
+        )
+        con.execute("DELETE FROM recipients")
+        con.execute("DELETE FROM messages")
+        con.execute("INSERT INTO messages BY NAME SELECT * FROM m2")
+        con.execute("INSERT INTO recipients BY NAME SELECT * FROM r2")
+        for t in ("idmap", "m2", "r2"):
+            con.execute(f"DROP TABLE temp.{t}")
+        con.unregister("leaf_rank")
+        for row, blobs, envs in manifests:
+            first, last, n = con.execute(
+                "SELECT min(msg_id), max(msg_id), count(*) FROM messages WHERE batch_id = ?", [row["batch_id"]]
+            ).fetchone()
+            row = dict(row, first_msg_id=first, last_msg_id=last)
+            cols = list(row)
+            con.execute(
+                f"INSERT INTO stamp_batches ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [row[c] for c in cols],
+            )
+            result.stamp_batches += 1
+            result.stamped_messages += n
+            if n != len(blobs):
+                result.stamp_problems.append(
+                    {"batch_id": row["batch_id"], "problem": f"{len(blobs) - n} of its {len(blobs)} messages were not found on the media"})
+            if envs:
+                result.stamp_problems.append(
+                    {"batch_id": row["batch_id"], "problem": f"{envs} journal envelope leaves: the envelopes were only in the catalog (lost)"})

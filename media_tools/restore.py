@@ -1,0 +1,309 @@
+"""``restore --from DEST``: a new archive home from a mirror (DESIGN §10, RELIABILITY Q1–Q3, B6).
+
+Steps: the key from the printable key backup and its password; the config
+from the newest config snapshot at DEST that opens; the catalog from the
+newest backup chain (a full backup plus the incrementals after it) whose
+every file opens and checks — a truncated or damaged backup is refused and
+the next older chain is used, and the result says which were refused (B6);
+media pointed at DEST/medium-<id> (unless ``keep_locations``); last a
+verification that every pack the catalog lists is at its medium with the
+catalog's size and SHA-256. Missing or corrupt packs are listed with the
+messages they hold: "restored with losses" (Q2). The home is built in a
+temporary sibling directory and renamed into place only at the end.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolkit.archive import CONFIG_NAME, KEY_NAME, Archive, key_check
+from toolkit.config import ArchiveConfig
+from toolkit.errors import (
+    ArchiveExistsError,
+    IntegrityError,
+    MailArchiveError,
+    StorageError,
+    UsageError,
+    WrongKeyError,
+)
+from toolkit.keybackup import import_key_backup
+from toolkit.storage import Storage, parse_location
+
+from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, open_config_snapshot
+from .mirror import STATE_NAME, open_state
+
+_MEDIUM_RE = re.compile(r"^medium-(\d+)/")
+CHUNK = 1 << 20
+
+
+@dataclass
+class RestoreResult:
+    home: str
+    uuid: str
+    fingerprint: str
+    config_snapshot: str
+    chain: list[str]
+    refused_backups: list[dict] = field(default_factory=list)
+    media: list[dict] = field(default_factory=list)
+    messages: int = 0
+    packs: int = 0
+    packs_ok: int = 0
+    losses: list[dict] = field(default_factory=list)
+    lost_messages: int = 0
+    warnings: list[str] = field(default_factory=list)
+    packs_not_in_catalog: int = 0
+
+    @property
+    def status(self) -> str:
+        return "restored with losses" if self.losses else "restored"
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"status": self.status}
+
+
+def _find_chains(files: dict[str, int]) -> list[str]:
+    """Backup files at DEST (relative names), newest first."""
+    names = [n for n in files if "/" + BACKUP_DIR + "/" in "/" + n and n.endswith(".dbk")]
+    return sorted(names, key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
+
+
+def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes, u: uuidlib.UUID,
+                cache: dict[str, BackupContent | Exception]) -> list[BackupContent]:
+    def load(rel: str) -> BackupContent:
+        if rel not in cache:
+            try:
+                c = decode_backup(key, u, rel, dest.read(rel))
+                check_content(c)
+                cache[rel] = c
+            except MailArchiveError as exc:
+                cache[rel] = exc
+        got = cache[rel]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    last = load(newest)
+    chain = []
+    for base_name in last.meta["chain"][:-1]:
+        rel = by_base.get(base_name)
+        if rel is None:
+            raise IntegrityError(f"catalog backup {base_name} (needed by {last.name}) is not at DEST")
+        chain.append(load(rel))
+    chain.append(last)
+    return chain
+
+
+def _write_key(home: Path, key: bytes) -> None:
+    fd = os.open(home / KEY_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sha_at(storage: Storage, name: str) -> str:
+    h = hashlib.sha256()
+    with storage.open_read(name) as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def restore(
+    dest: Storage,
+    key_backup_text: str,
+    password: bytes,
+    home: Path,
+    *,
+    keep_locations: bool = False,
+    smb_password: str | None = None,
+    reporter=None,
+) -> RestoreResult:
+    home = Path(home).absolute()
+    if (home / CONFIG_NAME).exists():
+        raise ArchiveExistsError(f"{home} already holds an archive; restore into a new --archive directory")
+    if home.exists() and any(home.iterdir()):
+        raise UsageError(f"{home} is not empty; restore into a new or empty directory")
+    recovered = import_key_backup(key_backup_text, password)
+    key, u = recovered.key, recovered.archive_uuid
+
+    files = {e.name: e.size for e in dest.list("")}
+    warnings: list[str] = []
+
+    # -- config ------------------------------------------------------------------------------
+    snaps = sorted((n for n in files if _MEDIUM_RE.match(n) and f"/{CONFIG_DIR}/" in n and n.endswith(".sealed")),
+                   key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
+    config_text = config_name = None
+    for n in snaps:
+        try:
+            config_text = open_config_snapshot(key, u, dest.read(n), n)
+            config_name = n
+            break
+        except MailArchiveError as exc:
+            warnings.append(f"config snapshot {n} refused: {exc}")
+    if config_text is None:
+        raise IntegrityError(
+            f"{dest.location}: no config snapshot of archive {u} opens with this key; is this the mirror of that archive?"
+        )
+
+    # -- catalog chain ----------------------------------------------------------------------------
+    backups = _find_chains(files)
+    by_base = {n.rsplit("/", 1)[-1]: n for n in sorted(backups)}
+    cache: dict = {}
+    chain: list[BackupContent] | None = None
+    refused: list[dict] = []
+    for n in backups:
+        try:
+            chain = _load_chain(dest, by_base, n, key, u, cache)
+            break
+        except MailArchiveError as exc:
+            refused.append({"backup": f"{BACKUP_DIR}/{n.rsplit('/', 1)[-1]}", "problem": str(exc)})
+    if chain is None:
+        raise IntegrityError(
+            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused) or 'none found'}); "
+            f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+        )
+    used = chain[-1].name
+
+    # Q3: is the mirror behind what it claims, or did its last run stop early?
+    state = None
+    if STATE_NAME in files:
+        try:
+            state = open_state(key, u, dest.read(STATE_NAME))
+        except MailArchiveError as exc:
+            warnings.append(f"{STATE_NAME} refused: {exc}")
+    if state is None:
+        warnings.append("the mirror has no state file: its last run did not complete; it may be older than the archive")
+    else:
+        newest_claimed = (state.get("newest_backup") or "").rsplit("/", 1)[-1] or None
+        if newest_claimed and newest_claimed > used:
+            behind = sum(1 for n in by_base if used < n <= newest_claimed)
+            warnings.append(
+                f"the mirror is {behind} backup(s) behind its own state: {newest_claimed} was mirrored, "
+                f"{used} is the newest usable one"
+            )
+        newest_present = max(by_base) if by_base else None
+        if newest_present and (newest_claimed is None or newest_present > newest_claimed):
+            warnings.append(
+                f"the mirror's state ({state.get('mirrored_at')}) is older than its newest backup {newest_present}: "
+                f"the last mirror run did not complete"
+            )
+
+    # -- build the home in a temporary sibling -------------------------------------------------------
+    tmp = home.with_name(f".{home.name}.restoring-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    os.chmod(tmp, 0o700)
+    try:
+        (tmp / CONFIG_NAME).write_text(config_text, encoding="utf-8")
+        config = ArchiveConfig.load(tmp / CONFIG_NAME)
+        if config.uuid != str(u) or key_check(key, u) != config.key_check:
+            raise WrongKeyError(f"the config snapshot {config_name} is not of the archive of this key backup ({u})")
+        _write_key(tmp, key)
+        dest_loc = parse_location(dest.location)
+        media_info = []
+        for m in config.media:
+            here = f"medium-{m.id}/"
+            present = any(n.startswith(here) for n in files)
+            if not keep_locations and m.state != "removed":
+                if present:
+                    m.location = f"{str(dest_loc).rstrip('/')}/medium-{m.id}"
+                    m.secret = None
+                else:
+                    warnings.append(f"medium {m.id} is not at DEST; it keeps its old location {m.location}")
+            media_info.append({"id": m.id, "state": m.state, "location": m.location, "at_dest": present})
+        config.save(tmp / CONFIG_NAME)
+        archive = Archive(tmp, config, key, None)
+        try:
+            if dest_loc.is_smb and smb_password and not keep_locations:
+                for m in config.media:
+                    if m.location.startswith("smb://"):
+                        m.secret = archive.seal_secret(f"smb:{m.location}", smb_password)
+                archive.save_config()
+            archive.catalog.migrate()
+            with archive.catalog.writing() as con:
+                apply_backups(con, chain)
+                for c in chain:
+                    con.execute("DELETE FROM db_backups WHERE name = ?", [f"{BACKUP_DIR}/{c.name}"])
+                    con.execute(
+                        "INSERT INTO db_backups (name, medium_id, kind, created_at, verified, meta) VALUES (?, NULL, ?, ?, true, NULL)",
+                        [f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"]],
+                    )
+            archive.sync_media_table()
+            result = RestoreResult(
+                home=str(home), uuid=str(u), fingerprint=recovered.fingerprint, config_snapshot=config_name,
+                chain=[f"{BACKUP_DIR}/{c.name}" for c in chain], refused_backups=refused, media=media_info, warnings=warnings,
+            )
+            _verify_packs(archive, result, reporter)
+        finally:
+            archive.close()
+        if home.exists():
+            home.rmdir()
+        os.rename(tmp, home)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
+def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:
+    """Every pack the catalog lists: present at its medium, with its size and SHA-256 (Q2)."""
+    with archive.catalog.reading() as con:
+        packs = con.execute(
+            """SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.sha256,
+                      (SELECT count(*) FROM messages m WHERE m.pack_id = p.pack_id)
+               FROM packs p ORDER BY p.medium_id, p.name"""
+        ).fetchall()
+        result.messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+    result.packs = len(packs)
+    known: dict[int, set[str]] = {}
+    if reporter:
+        reporter.start("restore-verify", len(packs), "packs")
+    for pack_id, mid, name, size, sha, nmsg in packs:
+        known.setdefault(mid, set()).add(name)
+        problem = None
+        try:
+            storage = archive.storage(mid)
+            st = storage.stat(name)
+            if st is None:
+                problem = "missing"
+            elif st.size != size:
+                problem = f"size {st.size}, expected {size}"
+            elif _sha_at(storage, name) != sha:
+                problem = "SHA-256 differs (corrupt)"
+        except (StorageError, IntegrityError, MailArchiveError) as exc:
+            problem = f"unreadable: {exc}"
+        if problem:
+            with archive.catalog.reading() as con:
+                ids = [r[0] for r in con.execute(
+                    "SELECT msg_id FROM messages WHERE pack_id = ? ORDER BY msg_id", [pack_id]).fetchall()]
+            result.losses.append({"medium": mid, "pack": name, "problem": problem, "messages": nmsg, "msg_ids": ids})
+            result.lost_messages += nmsg
+        else:
+            result.packs_ok += 1
+        if reporter:
+            reporter.advance("restore-verify", 1)
+    if reporter:
+        reporter.finish("restore-verify")
+    # packs at DEST that the restored catalog does not know: mail newer than the backup (Q3)
+    for m in archive.config.media:
+        if m.state == "removed":
+            continue
+        try:
+            storage = archive.storage(m.id)
+        except MailArchiveError as exc:
+            result.warnings.append(f"medium {m.id} cannot be opened: {exc}")
+            continue
+        extra = [e.name for e in storage.list("packs") if e.name.endswith(".pack") and e.name not in known.get(m.id, set())]
+        result.packs_not_in_catalog += len(extra)
+    if result.packs_not_in_catalog:
+        result.warnings.append(
+            f"{result.packs_not_in_catalog} pack(s) at DEST are newer than the restored catalog backup: "
+            f"the mirror holds mail the backup does not list; `mailarchive db rebuild --force` adopts them"
+        )
