@@ -8,6 +8,7 @@ import click
 import pytest
 
 from tests.cli import mailarchive
+from tests.corpora import REPO
 
 
 def test_demo_runs(tmp_path):
@@ -21,8 +22,15 @@ def test_demo_runs(tmp_path):
     r = json.loads(p.stdout)
     assert r["ok"] is True
     names = [s["step"] for s in r["steps"]]
-    assert {"import eml", "re-import", "export eml", "verify export", "nothing lost"} <= set(names)
-    assert r["stats"]["messages"] > 30
+    assert {"import", "re-import", "export eml", "nothing lost", "timestamp", "db backup", "mirror", "restore",
+            "verify --full"} <= set(names)
+    assert all(s["ok"] for s in r["steps"])
+    import json as _json
+
+    expected = _json.loads((REPO / "sample_data" / "EXPECTED.json").read_text())
+    assert r["stats"]["messages"] == expected["all_distinct"]
+    assert r["verify"]["findings"] == 0
+    assert (tmp_path / "demo" / "verify-report.html").stat().st_size > 1000
 
 
 def _commands():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets as _secrets
 import shutil
 from pathlib import Path
@@ -10,13 +11,24 @@ import click
 
 from exporters.eml import export_eml
 from importers.eml import EmlImporter
+from importers.maildir import MaildirImporter
+from importers.mbox import MboxImporter
+from media_tools.backup import create_backup
+from media_tools.mirror import mirror
+from media_tools.restore import restore
+from verify.checks import verify_archive
+from verify.localtsa import start_tsa
+from verify.report import write_html, write_json
+from verify.stamping import stamp_pending
 
 from ..archive import Archive
 from ..errors import ExitCode, UsageError
 from ..ingest import Ingest
 from ..keybackup import import_key_backup, write_key_backup
 from ..stats import archive_stats
+from ..storage import open_storage
 from .main import cli, command, pass_ctx
+from .verify_cmd import _render
 
 
 def default_sample_data() -> Path:
@@ -24,14 +36,17 @@ def default_sample_data() -> Path:
 
 
 @command(cli, "demo")
-@click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False), default=Path("demo-archive"), show_default=True, help="Where the demo archive, its medium and the export go (replaced if it holds an earlier demo).")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False), default=Path("demo-archive"), show_default=True, help="Where the demo archive, its medium, mirror, restore and export go (replaced if it holds an earlier demo).")
 @click.option("--sample-data", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None, help="The sample mail (default: the repository's sample_data/).")
+@click.option("--mirror", "mirror_dest", default=None, help="Mirror to this location (a path or smb://user@host[:port]/share/path; password from $MAILARCHIVE_SMB_PASSWORD) instead of DIR/mirror.")
 @pass_ctx
-def demo(ctx, workdir, sample_data):
-    """Run the whole pipeline on sample_data/: init, key backup check, import, re-import, export, verification.
+def demo(ctx, workdir, sample_data, mirror_dest):
+    """Run the whole pipeline on sample_data/ and end with a verification report.
 
-    Ends with a report: every exported file must be byte-identical to the
-    archived original (SHA-256), and the re-import must add nothing.
+    init → key backup read back → import eml, mbox, Maildir and Exchange journal
+    reports → re-import (adds nothing) → export eml (byte-identical) → RFC 3161
+    stamping at a local test TSA → catalog backup → mirror → restore into a new
+    home → full verification of the restored archive (HTML report in DIR).
     """
     sample = sample_data or default_sample_data()
     if not (sample / "eml").is_dir():
@@ -41,6 +56,7 @@ def demo(ctx, workdir, sample_data):
             raise UsageError(f"{workdir} exists and is not an earlier demo; choose another --dir")
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    workdir = workdir.absolute()
     (workdir / ".mailarchive-demo").write_text("created by mailarchive demo\n")
     ui = ctx.ui
     home = workdir / "home"
@@ -51,51 +67,83 @@ def demo(ctx, workdir, sample_data):
 
     def step(name, ok, detail):
         steps.append({"step": name, "ok": bool(ok), "detail": detail})
-        ui.say(f"[{'green' if ok else 'red'}]{'ok ' if ok else 'FAIL'}[/] {name}: {detail}")
+        ui.say(f"[{'green' if ok else 'red'}]{'ok  ' if ok else 'FAIL'}[/] {name}: {detail}")
 
-    archive = Archive.create(home, str(workdir / "medium-1"), name="demo")
+    tsa = start_tsa(workdir / "tsa")
     try:
-        backup = workdir / "key-backup.txt"
-        write_key_backup(backup, archive.key, archive.uuid, password.encode())
-        rec = import_key_backup(backup.read_text(), password.encode(), expected_uuid=archive.uuid)
-        step("init", True, f"archive {archive.uuid}, key fingerprint {archive.fingerprint}, medium 1 at {workdir / 'medium-1'}")
-        step("key backup", rec.key == archive.key, f"{backup} reads back to the same key (password in {workdir / 'key-backup-password.txt'})")
+        archive = Archive.create(home, str(workdir / "medium-1"), name="demo")
+        try:
+            backup = workdir / "key-backup.txt"
+            write_key_backup(backup, archive.key, archive.uuid, password.encode())
+            rec = import_key_backup(backup.read_text(), password.encode(), expected_uuid=archive.uuid)
+            step("init", True, f"archive {archive.uuid}, key fingerprint {archive.fingerprint}")
+            step("key backup", rec.key == archive.key, f"{backup} reads back to the same key")
 
-        first = Ingest(archive, ui.reporter()).run(EmlImporter(str(sample / "eml")))
-        step("import eml", first.errors == 0, f"{first.seen} mails seen, {first.archived} archived, "
-             f"{first.duplicates} duplicates, decisions {first.decisions}")
-        second = Ingest(archive, ui.reporter()).run(EmlImporter(str(sample / "eml")))
-        step("re-import", second.archived == 0, f"{second.seen} seen again, {second.archived} archived, {second.duplicates} duplicates")
+            sources = [EmlImporter(str(sample / "eml")), EmlImporter(str(sample / "journal"))]
+            sources += [MboxImporter(str(p), variant="mboxrd" if "2018" in p.name else "auto")
+                        for p in sorted((sample / "mbox").glob("*.mbox"))]
+            sources.append(MaildirImporter(str(sample / "maildir")))
+            seen = archived = errors = merged = 0
+            first_runs = []
+            for imp in sources:
+                s = Ingest(archive, ui.reporter()).run(imp)
+                first_runs.append(s.run_id)
+                seen, archived, errors, merged = seen + s.seen, archived + s.archived, errors + s.errors, merged + s.merged
+            step("import", errors == 0, f"{seen} mails from {len(sources)} sources (eml, journal, mbox, Maildir): "
+                 f"{archived} archived, {merged} journal merges, {seen - archived - merged} duplicates")
+            again = Ingest(archive, ui.reporter()).run(EmlImporter(str(sample / "eml")))
+            step("re-import", again.archived == 0, f"{again.seen} seen again, {again.archived} archived")
 
-        export_dir = workdir / "export"
-        ex = export_eml(archive, export_dir, reporter=ui.reporter())
-        step("export eml", not ex.errors, f"{ex.written} files into {export_dir}")
+            export_dir = workdir / "export"
+            ex = export_eml(archive, export_dir, reporter=ui.reporter())
+            manifest = json.loads((export_dir / "manifest.json").read_text())["messages"]
+            bad = sum(hashlib.sha256((export_dir / r["path"]).read_bytes()).hexdigest() != r["sha256"] for r in manifest)
+            stats = archive_stats(archive)
+            step("export eml", not ex.errors and bad == 0 and ex.written == stats["messages"],
+                 f"{ex.written} of {stats['messages']} messages exported byte-identical into {export_dir}")
+            with archive.catalog.reading() as con:
+                sighted = con.execute(
+                    "SELECT count(*) FROM sightings WHERE run_id IN (SELECT unnest(?))", [first_runs]
+                ).fetchone()[0]
+            step("nothing lost", sighted == seen, f"{seen} source mails, {sighted} recorded with a dedup decision")
 
-        stats = archive_stats(archive)
-        mismatched = 0
-        for row in _manifest(export_dir):
-            digest = hashlib.sha256((export_dir / row["path"]).read_bytes()).hexdigest()
-            mismatched += digest != row["sha256"]
-        step("verify export", mismatched == 0 and ex.written == stats["messages"],
-             f"{ex.written} of {stats['messages']} archived messages exported byte-identical, {mismatched} mismatches")
-        files = [p for p in (sample / "eml").rglob("*") if p.is_file() and not p.name.startswith(".")]
-        with archive.catalog.reading() as con:
-            sighted = con.execute(
-                "SELECT count(DISTINCT source_ref) FROM sightings WHERE run_id = ?", [first.run_id]
-            ).fetchone()[0]
-        step("nothing lost", sighted == len(files),
-             f"{len(files)} source files, {sighted} recorded with a dedup decision")
+            ca_pem = tsa.ca_cert_path.read_text()
+            archive.config.settings["timestamp"] = {"tsa_url": tsa.url, "ca_pem": ca_pem}
+            archive.save_config()
+            batches = stamp_pending(archive, tsa_url=tsa.url, ca_pem=ca_pem.encode(), all_=True)
+            step("timestamp", bool(batches), f"{len(batches)} RFC 3161 batch(es) stamped by the local test TSA at {tsa.url}")
+
+            b = create_backup(archive, kind="full")
+            step("db backup", True, f"verified catalog backup {getattr(b, 'name', b)}")
+            dest = mirror_dest or str(workdir / "mirror")
+            with open_storage(dest) as dest_storage:
+                m = mirror(archive, dest_storage)
+            step("mirror", not (m.failed or m.missing_locally or m.corrupt_locally),
+                 f"{len(m.copied)} files copied to {dest}")
+        finally:
+            archive.close()
+
+        restored_home = workdir / "restored-home"
+        with open_storage(dest) as dest_storage:
+            r = restore(dest_storage, backup.read_text(), password.encode(), restored_home)
+        step("restore", not r.losses, f"new home {restored_home} from the mirror: {r.messages} messages, "
+             f"{r.packs_ok}/{r.packs} packs intact")
+
+        with Archive.open(restored_home) as restored:
+            report = verify_archive(restored, full=True)
+            write_html(report, workdir / "verify-report.html")
+            write_json(report, workdir / "verify-report.json")
+        step("verify --full", report.exit_code == 0,
+             f"restored archive: {report.totals()['checks']} checks, {report.findings} findings; "
+             f"report {workdir / 'verify-report.html'}")
     finally:
-        archive.close()
+        tsa.stop()
     ok = all(s["ok"] for s in steps)
-    result = {"ok": ok, "home": str(home), "steps": steps, "stats": stats}
+    if not ui.json and not ui.quiet:
+        _render(ctx, report)
+    result = {"ok": ok, "home": str(home), "restored_home": str(restored_home), "steps": steps, "stats": stats,
+              "verify": report.totals()}
     ui.emit(result, lambda r: ui.say(
-        f"\nDemo {'passed' if ok else 'FAILED'}. Try:  mailarchive --archive {home} stats   |   "
-        f"mailarchive --archive {home} sql \"SELECT decision, count(*) FROM sightings GROUP BY 1\""))
+        f"\nDemo {'passed' if ok else 'FAILED'}. Try:  mailarchive --archive {restored_home} stats   |   "
+        f"mailarchive --archive {restored_home} sql \"SELECT decision, count(*) FROM sightings GROUP BY 1\""))
     click.get_current_context().exit(0 if ok else int(ExitCode.FINDINGS))
-
-
-def _manifest(export_dir: Path) -> list[dict]:
-    import json
-
-    return json.loads((export_dir / "manifest.json").read_text())["messages"]
