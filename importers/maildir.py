@@ -1,0 +1,282 @@
+"""``import maildir``: a Maildir or Maildir++ tree, local or on an SMB share (RELIABILITY M1-M3, N1, N2).
+
+Layout
+------
+Messages are the files directly inside a ``cur/`` or ``new/`` directory of
+a *folder directory*: the root (folder ``INBOX``), a Maildir++ subfolder
+``.Sub`` or ``.Sub.Deeper`` (folder ``Sub``, ``Sub/Deeper``; each part is
+modified UTF-7, ``.Entw&APw-rfe`` is ``Entwürfe``), or a nested directory
+holding its own ``cur/``/``new/`` (the notmuch/mutt "fs" layout:
+``foo/bar/cur`` is folder ``foo/bar``). A missing ``cur/`` or ``new/`` is
+fine. Files in ``tmp/`` (deliveries in progress) are never read; they are
+listed as skipped, like every other file that is not a message (Maildir
+metadata such as ``maildirfolder`` or ``dovecot-uidlist``, stray files):
+nothing is left out silently. Names starting with ``.`` inside ``cur/`` or
+``new/`` are skipped as the Maildir specification asks readers to do.
+
+Flags (M2)
+----------
+The info suffix ``:2,FRS`` — also ``!2,`` (Windows tools), ``;2,``
+(seen in the stalwart test data) and ``\\uf03a2,`` (the private-use
+character Cygwin and Samba's catia module put for ``:``) — is mapped to
+IMAP flag names: ``S`` \\Seen, ``R`` \\Answered, ``F`` \\Flagged,
+``T`` \\Deleted, ``D`` \\Draft, ``P`` $Passed; a lowercase letter (a Dovecot
+keyword slot) becomes ``$maildir-keyword-<letter>`` and an unknown
+uppercase letter ``$maildir-flag-<letter>``. Commas are ignored; other
+characters are not flags. A name without a parseable suffix (no suffix, an
+8.3-mangled name on a share, experimental ``:1,`` info) has no flags; the
+bytes are imported either way. The flags go to ``sightings.flags`` as one
+space-separated IMAP flag list (``\\Answered \\Seen``).
+
+Internal date
+-------------
+The delivery time at the front of the unique name (``1549353600.M4017P4204.host``):
+the MDA writes it at delivery and it survives every copy, whereas the
+file's mtime (where Dovecot and Courier keep INTERNALDATE) is reset by
+copies that do not preserve times — the usual way a Maildir reaches a
+Windows share or a git checkout. Names without such a prefix (or with
+an implausible one, before 1990 or in the future) fall back to the mtime.
+
+Errors (M1, M3)
+---------------
+A file that vanishes between the listing and the read (moved from ``new/``
+to ``cur/`` by a running MUA, expunged) is a skip "vanished during the
+scan" — not an error; the rerun finds it under its new name. A file that
+cannot be read (EACCES, an I/O error, a directory where a file was) is an
+error: listed, the run goes on and ends "completed with errors".
+
+Cursor
+------
+The walk is sorted by the relative path as bytes, i.e. by (folder
+directory, cur/new, name). The cursor after a file is
+``{"path_b64", "size", "mtime"}`` like ``import eml``; a resume continues
+with the first path after it. Files renamed behind the cursor (new→cur)
+are seen again by a full rerun and deduplicated.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+import re
+from typing import Any, Callable, Iterator
+
+from toolkit.errors import ObjectMissingError, SourceError, StorageError
+from toolkit.reporter import Reporter
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.storage import open_storage, parse_location
+
+from . import utf7
+from .walk import FileEntry, iter_after, read_local, ref_text, walk_local, walk_storage
+
+#: Maildir info letters → IMAP flag names.
+STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
+#: Characters that introduce the info part: ':' (standard), '!' (Windows), ';', U+F03A (':' mapped by Cygwin/catia).
+INFO_SEPARATORS = (":", "!", ";", "\uf03a")
+_INFO = re.compile("[" + re.escape("".join(INFO_SEPARATORS)) + "]2,([^:!;\uf03a/]*)$")
+
+MESSAGE_DIRS = (b"cur", b"new")
+#: Files a Maildir server keeps next to cur/new/tmp: never messages.
+METADATA_NAMES = {
+    b"maildirfolder", b"maildirsize", b"subscriptions", b"courierimapuiddb", b"courierimapacl",
+    b"courierimapsubscribed", b"courierpop3dsizelist", b".uidvalidity", b".mbsyncstate",
+    b".isyncuidmap.db", b".notmuch", b"dovecot-uidlist", b"dovecot-keywords", b"dovecot-acl",
+    b"dovecot-acl-list", b"dovecot-shared", b"dovecot.mailbox.log", b".keep",
+}
+_METADATA_PREFIXES = (b"dovecot.index", b"dovecot.list.index", b"dovecot-uidvalidity", b".mbsyncstate", b"courierimap")
+
+MESSAGE, TMP, METADATA, STRAY = "message", "tmp", "metadata", "stray"
+
+
+def parse_flags(name: str) -> tuple[str, ...]:
+    """IMAP flag names from a Maildir file name's info suffix (``()`` when there is none)."""
+    m = _INFO.search(name)
+    if not m:
+        return ()
+    flags: set[str] = set()
+    for ch in m.group(1):
+        if ch in STANDARD_FLAGS:
+            flags.add(STANDARD_FLAGS[ch])
+        elif "a" <= ch <= "z":
+            flags.add(f"$maildir-keyword-{ch}")
+        elif "A" <= ch <= "Z":
+            flags.add(f"$maildir-flag-{ch}")
+    return tuple(sorted(flags))
+
+
+def has_info_suffix(name: bytes) -> bool:
+    """Does a file name end in a Maildir info suffix (``:2,…`` and its variants)?"""
+    return _INFO.search(name.decode("utf-8", "replace")) is not None
+
+
+def flag_field(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """``SourceMail.flags`` for a flag list: one space-separated element (the catalog joins without a separator)."""
+    return (" ".join(flags),) if flags else ()
+
+
+def _text(part: bytes) -> str:
+    return part.decode("utf-8", "backslashreplace")
+
+
+def folder_name(folder_dir: bytes) -> str:
+    """The folder of a folder directory (relative to the Maildir root): ``b""`` → INBOX, ``b".A.B"`` → ``A/B``."""
+    if not folder_dir:
+        return "INBOX"
+    names: list[str] = []
+    for i, comp in enumerate(folder_dir.split(b"/")):
+        if i == 0 and comp.startswith(b".") and len(comp) > 1:
+            names.extend(utf7.decode_lenient(_text(p)) for p in comp[1:].split(b"."))
+        else:
+            names.append(utf7.decode_lenient(_text(comp)))
+    return "/".join(names)
+
+
+def classify(rel: bytes) -> tuple[str, bytes | None]:
+    """What a path below a Maildir root is: (MESSAGE|TMP|METADATA|STRAY, folder directory or None)."""
+    parts = rel.split(b"/")
+    if len(parts) >= 2:
+        if parts[-2] in MESSAGE_DIRS:
+            return MESSAGE, b"/".join(parts[:-2])
+        if parts[-2] == b"tmp":
+            return TMP, b"/".join(parts[:-2])
+    base = parts[-1]
+    if base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES):
+        return METADATA, None
+    return STRAY, None
+
+
+def is_maildir_member(rel: bytes) -> bool:
+    """Does this path belong to the Maildir itself (a message, tmp/, server metadata) rather than lie in it?"""
+    return classify(rel)[0] != STRAY
+
+
+def _name_time(name: bytes) -> float | None:
+    m = re.match(rb"(\d{9,11})\.", name)
+    if not m:
+        return None
+    ts = float(m.group(1))
+    return ts if _EARLIEST <= ts <= dt.datetime.now(dt.timezone.utc).timestamp() + 86400 else None
+
+
+_EARLIEST = 631152000.0  # 1990-01-01
+
+
+def internal_date(entry: FileEntry) -> dt.datetime | None:
+    """Delivery time from the name's time stamp prefix, else the file's mtime (see the module docstring)."""
+    ts = _name_time(entry.rel.rpartition(b"/")[2]) or (entry.mtime if entry.mtime > 0 else None)
+    if not ts:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def entry_cursor(entry: FileEntry) -> dict:
+    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
+
+
+def cursor_path(cursor: Any) -> bytes | None:
+    if isinstance(cursor, dict) and cursor.get("path_b64"):
+        return base64.b64decode(cursor["path_b64"])
+    return None
+
+
+def _vanished(exc: BaseException) -> bool:
+    return isinstance(exc, (FileNotFoundError, ObjectMissingError)) or (
+        isinstance(exc, OSError) and exc.errno == 2
+    )
+
+
+class MaildirImporter:
+    """A Maildir/Maildir++ tree below PATH (local or ``smb://``); see the module docstring.
+
+    ``strays=False`` leaves out every path that is not part of the Maildir
+    (``is_maildir_member`` is false): ``import share`` looks at those itself.
+    """
+
+    via = "maildir"
+
+    def __init__(self, location: str, smb_password: str | None = None, *, strays: bool = True):
+        self.location = parse_location(location)
+        self.source_uri = f"maildir:{self.location}"
+        self._smb_password = smb_password
+        self._strays = strays
+
+    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        after = cursor_path(cursor)
+        if self.location.is_smb:
+            yield from self._scan_smb(after, reporter)
+        else:
+            yield from self._scan_local(after, reporter)
+
+    # -- per entry -------------------------------------------------------------------------------
+    def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes]) -> SourceItem | None:
+        ref = ref_text(entry.rel)
+        cur = entry_cursor(entry)
+        kind, folder_dir = classify(entry.rel)
+        if kind == STRAY and not self._strays:
+            return None
+        reason = entry.skip_reason
+        if reason:
+            if reason.startswith("directory not readable"):
+                return SourceProblem(ref, reason, cur)
+            if reason.startswith("vanished"):
+                return SourceSkip(ref, "vanished during the scan (changed during scan; a rerun picks up its new name)", cur)
+            return SourceSkip(ref, reason, cur)
+        if kind == TMP:
+            return SourceSkip(ref, "in tmp/ (a delivery in progress): never read", cur)
+        if kind == METADATA:
+            return SourceSkip(ref, "Maildir metadata, not a message", cur)
+        if kind == STRAY:
+            return SourceSkip(ref, "not in a cur/ or new/ directory: not a Maildir message", cur)
+        name = entry.rel.rpartition(b"/")[2]
+        if name.startswith(b"."):
+            return SourceSkip(ref, "hidden name in cur/ or new/ (Maildir readers ignore names starting with '.')", cur)
+        if entry.size == 0:
+            return SourceSkip(ref, "empty file (0 bytes): not a message", cur)
+        try:
+            raw = read(entry)
+        except (OSError, StorageError) as exc:
+            if _vanished(exc):
+                return SourceSkip(ref, "vanished during the scan (changed during scan; a rerun picks up its new name)", cur)
+            msg = getattr(exc, "strerror", None) or str(exc)
+            return SourceProblem(ref, f"cannot read: {msg}", cur)
+        return SourceMail(
+            raw=raw,
+            ref=ref,
+            folder=folder_name(folder_dir or b""),
+            flags=flag_field(parse_flags(_text(name))),
+            internal_date=internal_date(entry),
+            cursor=cur,
+        )
+
+    def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter) -> Iterator[SourceItem]:
+        if not any(classify(e.rel)[0] == MESSAGE for e in entries):
+            reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir")
+        reporter.start("scan", len(entries), "files")
+        for entry in iter_after(entries, after):
+            item = self._item(entry, read)
+            if item is not None:
+                yield item
+
+    def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
+        root = os.fsencode(self.location.path)
+        if not os.path.isdir(root) or os.path.islink(root):
+            raise SourceError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
+        entries = walk_local(root)
+        yield from self._items(entries, after, lambda e: read_local(root, e, False), reporter)
+
+    def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
+        try:
+            storage = open_storage(self.location, self._smb_password)
+        except StorageError as exc:
+            raise SourceError(f"{self.location}: {exc}") from None
+        try:
+            try:
+                entries = walk_storage(storage)
+            except StorageError as exc:
+                raise SourceError(f"{self.location}: cannot list the Maildir: {exc}") from None
+            yield from self._items(entries, after, lambda e: storage.read(e.rel.decode("utf-8")), reporter)
+        finally:
+            storage.close()

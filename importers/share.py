@@ -1,0 +1,464 @@
+"""``import share``: a whole tree of mixed mail (local or ``smb://``), detected by content (issue 3, C8, N1, N2).
+
+The tree is walked once (``importers.walk``: no symlink followed, no FIFO or
+device opened, names as bytes). Then
+
+* every directory that is a Maildir — it has files in ``cur/`` or ``new/``
+  and looks like one (a ``tmp/`` with files, a ``maildirfolder`` marker, or
+  Maildir-style file names ``<digits>.…`` / ``…:2,<flags>``) — is one unit,
+  imported by ``MaildirImporter`` together with its Maildir++ and nested
+  subfolders (the topmost such directory wins; a ``.Sub`` folder with a
+  ``maildirfolder`` marker makes its parent the Maildir). Files in it that
+  are not part of the Maildir (not in ``cur/``/``new/``/``tmp/`` and not
+  server metadata) are treated like any other file;
+* every other regular file is looked at (its first 64 KiB, after
+  decompression when it starts with gzip/bzip2/xz magic bytes):
+
+  - first line a From_ line (``From `` + sender + date, optionally after
+    empty lines or a UTF-8 BOM) → an mbox, imported by ``MboxImporter``
+    (which reads compressed files transparently);
+  - first line ``Name: value`` with a header-name charset, a header block
+    within the 64 KiB that names at least one usual mail header → one EML
+    message;
+  - otherwise skipped with the reason: "empty file", "not mail: binary",
+    "not mail: no header block", "not mail: Windows/macOS folder metadata
+    (Thumbs.db)", symbolic links and FIFOs as the walk reports them.
+
+Nothing is dropped silently: every file is a mail (or an mbox of mails),
+a skip with its reason, or an error — the run summary lists skips and
+errors, so source files = files imported + skipped + errors.
+
+Refs are the lossless relative path (``walk.ref_text``; non-UTF-8 names
+become ``base64:…``) — for an mbox message the path plus ``@offset``, for a
+Maildir message the path of the message file. Folders: the relative
+directory for EML files, plus the mbox name (``dir/archive-2018``) or the
+Maildir folder (``dir/Mail/INBOX``, ``dir/Mail/Sub``).
+
+Cursor: ``{"path_b64": <unit path>, "inner": <cursor of the mbox or Maildir
+importer inside that unit, or None once the unit is done>}``; units come in
+the byte order of their paths, so a resume skips the units before the
+cursor and continues the one at it from its inner cursor.
+"""
+from __future__ import annotations
+
+import base64
+import bz2
+import dataclasses
+import lzma
+import os
+import re
+import stat
+import zlib
+from typing import Any, Iterator
+from urllib.parse import quote
+
+from toolkit.errors import ObjectMissingError, SourceError, StorageError
+from toolkit.reporter import Reporter
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.storage import Location, open_storage, parse_location
+
+from . import maildir as md
+from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_from_line
+from .walk import FileEntry, read_local, ref_bytes, ref_text, walk_local, walk_storage
+
+HEAD = 64 << 10
+
+EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
+
+_HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+#: At least one of these must be in a header block for a file to count as a mail.
+MAIL_HEADERS = {
+    b"from", b"to", b"cc", b"date", b"subject", b"message-id", b"received", b"return-path",
+    b"mime-version", b"delivered-to", b"sender", b"reply-to", b"in-reply-to", b"references",
+    b"content-type", b"x-mailer", b"x-ms-journal-report",
+}
+#: Names of desktop clutter found on shares; named in the skip reason when the content is not mail.
+JUNK_NAMES = {b"thumbs.db", b"ehthumbs.db", b"ehthumbs_vista.db", b"desktop.ini", b".ds_store", b"icon\r"}
+_JUNK_PREFIXES = (b"~$", b"._")
+_MAILDIR_NAME = re.compile(rb"\d{6,}\.")
+
+
+# -- content detection ----------------------------------------------------------------------------
+
+def _decompress_head(head: bytes, kind: str) -> bytes:
+    if kind == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, HEAD)
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor().decompress(head, HEAD)
+    return lzma.LZMADecompressor().decompress(head, HEAD)
+
+
+def _first_line_is_from(data: bytes) -> bool:
+    body = data.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    line, nl, rest = body.partition(b"\n")
+    if not is_from_line(line + nl):
+        return False
+    if from_line_date(line) is not None:
+        return True
+    # A weak From_ line (``From -``, ``From addr@host``): only with a header line after it.
+    return bool(_HEADER_LINE.match(rest))
+
+
+def looks_like_headers(data: bytes, whole: bool) -> bool:
+    """Is ``data`` (a file's first bytes; ``whole`` when that is all of it) an RFC 5322 header block?"""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    lines = data.split(b"\n")
+    if not whole:
+        lines = lines[:-1]  # the last line may be cut
+    names: set[bytes] = set()
+    for i, line in enumerate(lines):
+        line = line.rstrip(b"\r")
+        if not line:
+            return bool(names & MAIL_HEADERS)
+        if line[:1] in (b" ", b"\t") and i > 0:
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            return False
+        names.add(m.group(1).lower())
+    return whole and bool(names & MAIL_HEADERS)  # a mail without a body, or no end within the head
+
+
+def _junk(name: bytes) -> bool:
+    low = name.lower()
+    return low in JUNK_NAMES or low.startswith(_JUNK_PREFIXES)
+
+
+def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
+    """(EML|MBOX|SKIP|PROBLEM, reason) for a file from its first bytes (at most HEAD) and its name."""
+    if size == 0 or not head:
+        return SKIP, "empty file"
+    whole = len(head) >= size
+    kind = compression_of(head)
+    if kind == "lzip":
+        return PROBLEM, "lzip-compressed file (possibly an mbox): not supported; decompress it with `lzip -d`, then rerun"
+    data = head
+    if kind in ("gzip", "bzip2", "xz"):
+        try:
+            data = _decompress_head(head, kind)
+        except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error):
+            return SKIP, f"not mail: {kind}-compressed data that cannot be decompressed"
+        if _first_line_is_from(data):
+            return MBOX, None
+        if looks_like_headers(data, False):
+            return SKIP, f"{kind}-compressed single message: not imported (decompress it, then rerun)"
+        return SKIP, f"not mail: {kind}-compressed file holding neither an mbox nor a message"
+    if _first_line_is_from(data):
+        return MBOX, None
+    if looks_like_headers(data, whole):
+        return EML, None
+    if _junk(name):
+        return SKIP, f"not mail: Windows/macOS folder metadata ({name.decode('utf-8', 'backslashreplace')})"
+    if b"\x00" in data[:8192]:
+        return SKIP, "not mail: binary"
+    return SKIP, "not mail: no header block"
+
+
+# -- planning: which directories are Maildirs -----------------------------------------------------
+
+def _parent(rel: bytes) -> bytes:
+    return rel.rpartition(b"/")[0]
+
+
+def _inner(rel: bytes, root: bytes) -> bytes:
+    return rel if root == b"" else rel[len(root) + 1 :]
+
+
+def maildir_roots(entries: list[FileEntry]) -> list[bytes]:
+    """Relative paths of the top Maildir directories of a walked tree (see the module docstring)."""
+    files = {e.rel for e in entries if not e.skip_reason}
+    has_msgs: dict[bytes, bool] = {}
+    evidence: set[bytes] = set()
+    for rel in files:
+        parts = rel.split(b"/")
+        if len(parts) < 2:
+            continue
+        d = b"/".join(parts[:-2])
+        if parts[-2] in md.MESSAGE_DIRS:
+            has_msgs[d] = True
+            if _MAILDIR_NAME.match(parts[-1]) or md.has_info_suffix(parts[-1]):
+                evidence.add(d)
+        elif parts[-2] == b"tmp":
+            evidence.add(d)
+        if parts[-1] == b"maildirfolder":
+            evidence.add(b"/".join(parts[:-1]))
+    cands = {d for d in has_msgs if d in evidence}
+    lifted = set()
+    for d in cands:
+        base = d.rpartition(b"/")[2]
+        if base.startswith(b".") and len(base) > 1 and (d + b"/maildirfolder") in files:
+            lifted.add(_parent(d))
+        else:
+            lifted.add(d)
+    roots: set[bytes] = set()
+    for d in sorted(lifted, key=len):  # shorter paths first: an ancestor is decided before its descendants
+        if _owner(d, roots) is None:
+            roots.add(d)
+    return sorted(roots)
+
+
+def _owner(rel: bytes, roots: set[bytes]) -> bytes | None:
+    """The root in ``roots`` that ``rel`` lies strictly below (the topmost one), or None."""
+    if not roots:
+        return None
+    if b"" in roots and rel:
+        return b""
+    parts = rel.split(b"/")
+    for i in range(1, len(parts)):
+        prefix = b"/".join(parts[:i])
+        if prefix in roots:
+            return prefix
+    return None
+
+
+@dataclasses.dataclass
+class _Unit:
+    key: bytes
+    kind: str              # "maildir" or "file"
+    entry: FileEntry | None = None
+
+
+def plan(entries: list[FileEntry]) -> list[_Unit]:
+    roots = maildir_roots(entries)
+    units = [_Unit(r, "maildir") for r in roots]
+    root_set = set(roots)
+    for e in entries:
+        owner = _owner(e.rel, root_set)
+        if owner is not None and not e.skip_reason and md.is_maildir_member(_inner(e.rel, owner)):
+            continue
+        if owner is not None and e.skip_reason and md.classify(_inner(e.rel, owner))[0] == md.MESSAGE:
+            continue  # the Maildir importer lists it
+        units.append(_Unit(e.rel, "file", e))
+    units.sort(key=lambda u: u.key)
+    return units
+
+
+# -- sources --------------------------------------------------------------------------------------
+
+class _LocalTree:
+    def __init__(self, loc: Location):
+        self.root = os.fsencode(loc.path)
+        self.entries = walk_local(self.root)
+        self.single = os.path.isfile(self.root) and not os.path.islink(self.root)
+
+    def full(self, rel: bytes) -> bytes:
+        return self.root if self.single else os.path.join(self.root, rel)
+
+    def head(self, e: FileEntry) -> bytes:
+        fd = os.open(self.full(e.rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(0, "no longer a regular file")
+            return _read_n(fd, HEAD)
+        finally:
+            os.close(fd)
+
+    def read(self, e: FileEntry) -> bytes:
+        return read_local(self.root, e, self.single)
+
+    def location(self, rel: bytes) -> str:
+        return os.fsdecode(self.full(rel))
+
+    def close(self) -> None:
+        pass
+
+
+def _read_n(fd: int, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, n - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+class _SmbTree:
+    def __init__(self, loc: Location, password: str | None):
+        self.loc = loc
+        try:
+            self.storage = open_storage(loc, password)
+            self.entries = walk_storage(self.storage)
+        except StorageError as exc:
+            raise SourceError(f"{loc}: {exc}") from None
+
+    def head(self, e: FileEntry) -> bytes:
+        return self.storage.read(e.rel.decode("utf-8"), 0, HEAD)
+
+    def read(self, e: FileEntry) -> bytes:
+        return self.storage.read(e.rel.decode("utf-8"))
+
+    def location(self, rel: bytes) -> str:
+        loc = self.loc
+        path = "/".join(p for p in (loc.path, rel.decode("utf-8")) if p)
+        return f"smb://{quote(loc.user or '', safe='')}@{loc.host}:{loc.port}/{quote(loc.share or '', safe='')}/{quote(path)}"
+
+    def close(self) -> None:
+        self.storage.close()
+
+
+# -- the importer ---------------------------------------------------------------------------------
+
+def _clean(text: str) -> str:
+    """Text safe to store and print (lone surrogates from non-UTF-8 local names become \\x escapes)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _SubReporter:
+    """The reporter handed to the inner importers: their own progress tasks are dropped, text cleaned."""
+
+    def __init__(self, reporter: Reporter):
+        self._r = reporter
+
+    def start(self, task, total=None, unit="items"):
+        pass
+
+    def advance(self, task, n=1, **fields):
+        pass
+
+    def finish(self, task):
+        pass
+
+    def warn(self, message):
+        self._r.warn(_clean(message))
+
+    def info(self, message):
+        self._r.info(_clean(message))
+
+
+def _b64(rel: bytes) -> str:
+    return base64.b64encode(rel).decode("ascii")
+
+
+def _dir_folder(rel: bytes) -> str | None:
+    head = _parent(rel)
+    return ref_text(head) if head else None
+
+
+def _vanished(exc: BaseException) -> bool:
+    return isinstance(exc, (FileNotFoundError, ObjectMissingError))
+
+
+class ShareImporter:
+    """A mixed tree (EML files, mboxes, Maildirs, junk) below PATH or ``smb://…``; see the module docstring."""
+
+    via = "share"
+
+    def __init__(self, location: str, smb_password: str | None = None):
+        self.location = parse_location(location)
+        self.source_uri = f"share:{self.location}"
+        self._smb_password = smb_password
+
+    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        after, inner = None, None
+        if isinstance(cursor, dict) and "path_b64" in cursor:
+            after, inner = base64.b64decode(cursor["path_b64"]), cursor.get("inner")
+        tree = _SmbTree(self.location, self._smb_password) if self.location.is_smb else _LocalTree(self.location)
+        try:
+            units = plan(tree.entries)
+            reporter.start("scan", len(units), "files and Maildirs")
+            sub_reporter = _SubReporter(reporter)
+            for unit in units:
+                if after is not None:
+                    if unit.key < after:
+                        continue
+                    if unit.key == after:
+                        if inner is None:
+                            continue  # that unit was finished
+                        yield from self._unit(tree, unit, inner, sub_reporter)
+                        continue
+                yield from self._unit(tree, unit, None, sub_reporter)
+        finally:
+            tree.close()
+
+    def _unit(self, tree, unit: _Unit, inner: Any, reporter) -> Iterator[SourceItem]:
+        if unit.kind == "maildir":
+            yield from self._maildir(tree, unit.key, inner, reporter)
+        else:
+            yield from self._file(tree, unit.entry, inner, reporter)
+
+    # -- a Maildir ------------------------------------------------------------------------------
+    def _maildir(self, tree, root: bytes, inner: Any, reporter) -> Iterator[SourceItem]:
+        sub = md.MaildirImporter(tree.location(root), self._smb_password, strays=False)
+        prefix = ref_text(root) if root else ""
+        try:
+            for item in sub.scan(inner, reporter):
+                rel = ref_bytes(item.ref)
+                ref = ref_text(root + b"/" + rel if root else rel)
+                cur = {"path_b64": _b64(root), "inner": item.cursor} if item.cursor is not None else None
+                if isinstance(item, SourceMail):
+                    folder = f"{prefix}/{item.folder}" if prefix else item.folder
+                    yield dataclasses.replace(item, ref=ref, folder=folder, cursor=cur)
+                else:
+                    yield dataclasses.replace(item, ref=ref, cursor=cur)
+        except SourceError as exc:
+            yield SourceProblem(ref_text(root) or ".", _clean(f"Maildir not readable: {exc}"), {"path_b64": _b64(root), "inner": None})
+
+    # -- one file -------------------------------------------------------------------------------
+    def _file(self, tree, e: FileEntry, inner: Any, reporter) -> Iterator[SourceItem]:
+        ref = ref_text(e.rel)
+        done = {"path_b64": _b64(e.rel), "inner": None}
+        if e.skip_reason:
+            if e.skip_reason.startswith("directory not readable"):
+                yield SourceProblem(ref, e.skip_reason, done)
+            elif e.skip_reason.startswith("vanished"):
+                yield SourceSkip(ref, "vanished during the scan (changed during scan)", done)
+            else:
+                yield SourceSkip(ref, e.skip_reason, done)
+            return
+        if inner is None:
+            if e.size == 0:
+                yield SourceSkip(ref, "empty file", done)
+                return
+            try:
+                head = tree.head(e)
+            except (OSError, StorageError) as exc:
+                yield self._read_failure(ref, exc, done)
+                return
+            kind, reason = detect(head, e.rel.rpartition(b"/")[2], e.size)
+        else:
+            kind, head, reason = MBOX, b"", None  # only an mbox has an inner cursor
+        if kind == SKIP:
+            yield SourceSkip(ref, reason, done)
+        elif kind == PROBLEM:
+            yield SourceProblem(ref, reason, done)
+        elif kind == EML:
+            if len(head) >= e.size and len(head) < HEAD:
+                raw = head
+            else:
+                try:
+                    raw = tree.read(e)
+                except (OSError, StorageError) as exc:
+                    yield self._read_failure(ref, exc, done)
+                    return
+            yield SourceMail(raw=raw, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+        else:
+            yield from self._mbox(tree, e, inner, reporter)
+
+    def _read_failure(self, ref: str, exc: BaseException, cur: dict) -> SourceItem:
+        if _vanished(exc):
+            return SourceSkip(ref, "vanished during the scan (changed during scan)", cur)
+        msg = getattr(exc, "strerror", None) or str(exc)
+        return SourceProblem(ref, _clean(f"cannot read: {msg}"), cur)
+
+    def _mbox(self, tree, e: FileEntry, inner: Any, reporter) -> Iterator[SourceItem]:
+        sub = MboxImporter(tree.location(e.rel), self._smb_password)
+        base = e.rel.rpartition(b"/")[2]
+        name = mbox_folder_name(base.decode("utf-8", "backslashreplace"))
+        dir_folder = _dir_folder(e.rel)
+        folder = f"{dir_folder}/{name}" if dir_folder else name
+        ref = ref_text(e.rel)
+        try:
+            for item in sub.scan(inner, reporter):
+                suffix = item.ref[len(sub.name):] if item.ref.startswith(sub.name) else "#" + item.ref
+                new_ref = ref_text(e.rel + suffix.encode("utf-8", "surrogateescape"))
+                cur = {"path_b64": _b64(e.rel), "inner": item.cursor} if item.cursor is not None else None
+                if isinstance(item, SourceMail):
+                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur)
+                elif isinstance(item, SourceProblem):
+                    yield dataclasses.replace(item, ref=new_ref, message=_clean(item.message), cursor=cur)
+                else:
+                    yield dataclasses.replace(item, ref=new_ref, reason=_clean(item.reason), cursor=cur)
+        except SourceError as exc:
+            yield SourceProblem(ref, _clean(f"mbox not readable: {exc}"), {"path_b64": _b64(e.rel), "inner": None})

@@ -1,0 +1,57 @@
+"""``mailarchive import maildir ...`` and ``mailarchive import share ...``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from importers.maildir import MaildirImporter
+from importers.share import ShareImporter
+
+from .import_cmd import _smb_password, import_group, run_imports
+from .main import command
+
+_PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD)."
+
+
+@command(import_group, "maildir")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
+@click.pass_context
+def maildir_cmd(click_ctx, sources, password_file):
+    """Import Maildir and Maildir++ trees: the files in cur/ and new/ of every folder.
+
+    SOURCE is a Maildir directory or smb://user@host[:port]/share/path. The
+    root is folder INBOX; Maildir++ subfolders (.Sub, .Sub.Deeper, names in
+    IMAP modified UTF-7) and nested directories with their own cur/ and new/
+    become folders (Sub, Sub/Deeper). Flags from the :2, / !2, info suffix
+    are recorded with each sighting. tmp/ is never read; files that vanish
+    during the scan are listed as skipped, unreadable ones as errors (exit
+    status 1). Interrupted runs resume after the last committed file.
+    """
+    ctx = click_ctx.obj
+    password = _smb_password(sources, password_file)
+    rc = run_imports(ctx, [MaildirImporter(s, smb_password=password) for s in sources])
+    click_ctx.exit(rc)
+
+
+@command(import_group, "share")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
+@click.pass_context
+def share_cmd(click_ctx, sources, password_file):
+    """Import a whole tree of mixed mail, recognising each file by its content.
+
+    SOURCE is a directory or smb://user@host[:port]/share/path. Maildirs
+    (directories with cur/ or new/) are imported as Maildirs, files that
+    start with a From_ line as mboxes (also gzip/bzip2/xz compressed), files
+    that start with a mail header block as single messages. Everything else
+    is skipped and listed with the reason (empty file, binary, no header
+    block, symbolic link, FIFO). Symbolic links are never followed and FIFOs
+    or devices never opened. Interrupted runs resume where they stopped,
+    also inside an mbox.
+    """
+    ctx = click_ctx.obj
+    password = _smb_password(sources, password_file)
+    rc = run_imports(ctx, [ShareImporter(s, smb_password=password) for s in sources])
+    click_ctx.exit(rc)
