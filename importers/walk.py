@@ -108,7 +108,7 @@ def open_local(root: bytes, entry: FileEntry, single_file: bool):
 
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
     out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
-           for e in storage.list(prefix)]
+           for e in storage.list(prefix, include_temp=True)]
     out.sort(key=lambda f: f.rel)
     return out
 

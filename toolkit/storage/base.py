@@ -86,8 +86,9 @@ class Storage(abc.ABC):
         return self.stat(name) is not None
 
     @abc.abstractmethod
-    def list(self, prefix: str = "") -> Iterator[Entry]:
-        """Every file below directory ``prefix`` (recursive), temp files excluded."""
+    def list(self, prefix: str = "", include_temp: bool = False) -> Iterator[Entry]:
+        """Every file below directory ``prefix`` (recursive); temp files only with ``include_temp``
+        (a source tree on a share may hold mail files named ``*.tmp``)."""
 
     @abc.abstractmethod
     def delete(self, name: str) -> None: ...

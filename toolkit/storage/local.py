@@ -115,13 +115,13 @@ class LocalStorage(Storage):
             return None
         return Entry(name, st.st_size, st.st_mtime)
 
-    def list(self, prefix: str = "") -> Iterator[Entry]:
+    def list(self, prefix: str = "", include_temp: bool = False) -> Iterator[Entry]:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
             return
         for dirpath, _dirs, files in os.walk(base):
             for fn in sorted(files):
-                if fn.endswith(TMP_SUFFIX):
+                if fn.endswith(TMP_SUFFIX) and not include_temp:
                     continue
                 full = Path(dirpath) / fn
                 st = full.lstat()

@@ -242,11 +242,11 @@ class SmbStorage(Storage):
             return None
         return Entry(name, st.st_size, st.st_mtime)
 
-    def list(self, prefix: str = "") -> Iterator[Entry]:
+    def list(self, prefix: str = "", include_temp: bool = False) -> Iterator[Entry]:
         base = self._unc(prefix) if prefix else self._root
-        yield from self._walk(base)
+        yield from self._walk(base, include_temp)
 
-    def _walk(self, unc: str) -> Iterator[Entry]:
+    def _walk(self, unc: str, include_temp: bool = False) -> Iterator[Entry]:
         try:
             with self._guard(unc, "listing", "list"):
                 entries = [(e.name, e.is_dir(), e.smb_info) for e in smbclient.scandir(unc, **self._kw)]
@@ -256,8 +256,8 @@ class SmbStorage(Storage):
         for fname, is_dir, info in entries:
             full = f"{unc}\\{fname}"
             if is_dir:
-                yield from self._walk(full)
-            elif not fname.endswith(TMP_SUFFIX):
+                yield from self._walk(full, include_temp)
+            elif include_temp or not fname.endswith(TMP_SUFFIX):
                 yield Entry(self._rel(full), info.end_of_file, info.last_write_time.timestamp())
 
     def delete(self, name: str) -> None:
