@@ -41,7 +41,7 @@ def decode(name: str | bytes) -> str:
             out.append("&")
             continue
         b64 = run.replace(",", "/")
-        if len(b64) % 4 == 1 or any(c == "=" for c in b64):
+        if "/" in run or len(b64) % 4 == 1 or any(c == "=" for c in b64):  # '/' is the delimiter, ',' its stand-in
             raise Utf7Error(f"bad base64 run {run!r}")
         try:
             raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
@@ -57,11 +57,17 @@ def decode(name: str | bytes) -> str:
     return "".join(out)
 
 
-def decode_lenient(name: str) -> str:
-    """``decode(name)``, or the name unchanged when it is not valid modified UTF-7."""
+def decode_lenient(name: str | bytes) -> str:
+    """``decode(name)``, or the name as received when it is not valid modified UTF-7
+    (bytes as UTF-8, as servers with UTF8=ACCEPT send them, else Latin-1)."""
     try:
         return decode(name)
     except Utf7Error:
+        if isinstance(name, bytes):
+            try:
+                return name.decode("utf-8")
+            except UnicodeDecodeError:
+                return name.decode("latin-1")
         return name
 
 

@@ -1,0 +1,211 @@
+"""IMAP and POP3 import throughput against mbsync on the same Dovecot mailbox (issue 4, acceptance 5).
+
+Starts a throwaway Dovecot (tests/services/dovecot.py), fills one INBOX with
+``--count`` mails from bench/make_corpus.py (2-20 KB text, ~10 % with a
+50 KB-2 MB attachment; written straight into the Maildir and indexed before
+any timing), then times, each in a fresh target and over STARTTLS with the
+test CA:
+
+* ``mailarchive import imap`` into a fresh archive;
+* ``mbsync`` (isync) pulling the same mailbox into a fresh Maildir (its
+  default FSync yes; our archive fsyncs its packs too);
+* ``mailarchive import pop3`` into a fresh archive.
+
+Prints messages/s, MB/s and the imap ÷ mbsync ratio; ``--record`` rewrites
+the "## IMAP and POP3" section of bench/RESULTS.md (other sections kept).
+
+    .venv/bin/python bench/bench_imap.py [--count 20000] [--seed 1] [--record]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from make_corpus import make_message  # noqa: E402
+from services.dovecot import MAIL_UID, start_dovecot  # noqa: E402
+
+USER = "bench"
+PASSWORD_ENV = "correct horse battery staple"
+
+
+def fill(maildir: Path, count: int, seed: int) -> tuple[int, int]:
+    """Write ``count`` corpus mails into maildir/cur; returns (count, bytes)."""
+    cur = maildir / "cur"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    when = datetime(2019, 1, 1, 8, 0, tzinfo=timezone.utc)
+    total = 0
+    for i in range(count):
+        when += timedelta(minutes=rng.randint(1, 90))
+        raw = make_message(rng, i, when)
+        total += len(raw)
+        p = cur / f"{1_546_300_800 + i}.M{i}P1.bench,S={len(raw)}:2,S"
+        p.write_bytes(raw)
+    for root, dirs, files in os.walk(maildir.parent):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), MAIL_UID, MAIL_UID)
+    os.chown(maildir.parent, MAIL_UID, MAIL_UID)
+    return count, total
+
+
+def cli(home: Path, *args: str, env: dict) -> dict:
+    p = subprocess.run(
+        [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, cwd=REPO,
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"mailarchive {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout) if p.stdout.strip() else {}
+
+
+def timed_import(work: Path, name: str, url: str, ca: Path, password: str) -> tuple[float, dict]:
+    home = work / f"home-{name}"
+    env = {"MAILARCHIVE_PASSWORD": PASSWORD_ENV, "MAILARCHIVE_IMAP_PASSWORD": password, "MAILARCHIVE_POP3_PASSWORD": password}
+    cli(home, "init", "--medium", str(work / f"medium-{name}"), "--key-backup", str(work / f"kb-{name}.txt"), env=env)
+    t0 = time.perf_counter()
+    result = cli(home, "import", name, url, "--ca-file", str(ca), env=env)
+    return time.perf_counter() - t0, result
+
+
+def timed_mbsync(work: Path, port: int, ca: Path, password: str) -> tuple[float, int]:
+    local = work / "mbsync-maildir"
+    local.mkdir()
+    pwfile = work / "mbsync.pw"
+    pwfile.write_text(password)
+    rc = work / "mbsyncrc"
+    rc.write_text(f"""\
+IMAPAccount bench
+Host localhost
+Port {port}
+User {USER}
+PassCmd "cat {pwfile}"
+SSLType STARTTLS
+CertificateFile {ca}
+
+IMAPStore remote
+Account bench
+
+MaildirStore local
+Path {local}/
+Inbox {local}/INBOX
+
+Channel bench
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+""")
+    t0 = time.perf_counter()
+    p = subprocess.run(["mbsync", "-c", str(rc), "-a", "-q"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"mbsync exited {p.returncode}:\n{p.stderr[-3000:]}")
+    n = sum(1 for _ in (local / "INBOX" / "cur").iterdir()) + sum(1 for _ in (local / "INBOX" / "new").iterdir())
+    return elapsed, n
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs, {cpu}, Python {platform.python_version()}, Linux {platform.release()}, load average {load}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-pop3", action="store_true")
+    ap.add_argument("--record", action="store_true", help="rewrite the '## IMAP and POP3' section of bench/RESULTS.md")
+    args = ap.parse_args()
+    if shutil.which("mbsync") is None:
+        raise SystemExit("mbsync missing: apt-get install -y --no-install-recommends isync")
+
+    work = Path(tempfile.mkdtemp(prefix="mailarchive-bench-imap-"))
+    server = start_dovecot(work / "dovecot", users=(USER,))
+    try:
+        password = server.users[USER]
+        t0 = time.perf_counter()
+        count, nbytes = fill(server.maildir(USER), args.count, args.seed)
+        print(f"corpus: {count} mails, {nbytes / 1e6:.0f} MB written in {time.perf_counter() - t0:.0f} s")
+        t0 = time.perf_counter()
+        server.doveadm("mailbox", "status", "-u", USER, "messages vsize", "INBOX")  # index before any timing
+        print(f"dovecot indexed in {time.perf_counter() - t0:.0f} s")
+        ca = server.ca_cert_path
+        rows = []
+
+        secs, res = timed_import(work, "imap", f"imap://{USER}@127.0.0.1:{server.imap_port}", ca, password)
+        assert res["seen"] == count, res
+        rows.append(("`mailarchive import imap` (STARTTLS)", count, secs))
+        shutil.rmtree(work / "medium-imap", ignore_errors=True)
+
+        secs_m, n = timed_mbsync(work, server.imap_port, ca, password)
+        assert n == count, n
+        rows.append(("`mbsync` Pull into a Maildir (STARTTLS)", count, secs_m))
+        shutil.rmtree(work / "mbsync-maildir", ignore_errors=True)
+
+        if not args.no_pop3:
+            secs_p, res = timed_import(work, "pop3", f"pop3://{USER}@127.0.0.1:{server.pop3_port}", ca, password)
+            assert res["seen"] == count, res
+            rows.append(("`mailarchive import pop3` (STLS)", count, secs_p))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratio = (count / rows[0][2]) / (count / rows[1][2])
+    lines = [
+        "## IMAP and POP3",
+        "",
+        f"`bench/bench_imap.py --count {args.count} --seed {args.seed}` on {machine()}; "
+        f"one Dovecot 2.3 INBOX on 127.0.0.1 with {count} mails, {nbytes / 1e6:.0f} MB (bench/make_corpus.py "
+        "messages), indexed before timing; every run into a fresh target; times include process start.",
+        "",
+        "| run | mails | seconds | mails/s | MB/s |",
+        "|---|---|---|---|---|",
+    ]
+    for name, n, secs in rows:
+        lines.append(f"| {name} | {n} | {secs:.1f} | {n / secs:.0f} | {nbytes / 1e6 / secs:.1f} |")
+    lines += ["", f"import imap ÷ mbsync (mails/s): **{ratio:.2f}×** (acceptance: ≥ 1.5×).", ""]
+    text = "\n".join(lines)
+    print(text)
+    if args.record:
+        record(text)
+
+
+def record(section: str) -> None:
+    path = REPO / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = text.find("## IMAP and POP3")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,440 @@
+"""``import imap``: every folder of an IMAP account, read-only, resumable (DESIGN §6, RELIABILITY D1-D10).
+
+Read-only: folders are opened with EXAMINE and bodies fetched with
+``BODY.PEEK[]``, so no flag (not even \\Seen) changes on the server (D8).
+
+Cursor (JSON, kept across completed runs: the importer is ``incremental``)::
+
+    {"folders": {"INBOX": [uidvalidity, last_uid], ...},
+     "current": ["Sent", uidvalidity, last_uid]}
+
+A rerun fetches only UIDs above ``last_uid``; a folder whose UIDVALIDITY
+changed is read again from the start and dedup keeps it free of duplicates
+(D5). ``current`` is the folder being read when the cursor was taken.
+
+UIDs come from ``UID SEARCH`` in chunks of message sequence numbers
+(``SEARCH lo:hi UID n:*``), so one reply never exceeds imaplib's line
+limit however large the folder (D7), and bodies are fetched by explicit UID
+lists in batches bounded by count and bytes. A mail is yielded only when
+the bytes received equal its RFC822.SIZE (D1). A dropped or silent link
+(socket timeout on every read, D2) leads to a reconnect with bounded
+exponential backoff, re-login, re-EXAMINE and a refetch of the batch that
+was in flight; a message expunged meanwhile is listed as "source changed
+during import" (D4). A rejected login is never retried (D12). A folder that
+fails is listed and the others continue.
+"""
+from __future__ import annotations
+
+import fnmatch
+import imaplib
+import queue
+import ssl
+import threading
+from typing import Any, Callable, Iterator
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from toolkit.errors import SourceError
+from toolkit.reporter import Reporter
+from toolkit.source import SourceItem, SourceMail, SourceProblem
+
+from . import utf7
+from .netutil import (
+    LINK_ERRORS,
+    CertificateError,
+    Retry,
+    SourceAuthError,
+    TlsRequiredError,
+    describe,
+    parse_mail_url,
+    tls_context,
+)
+
+SCHEMES = {"imap": (143, False), "imaps": (993, True)}
+FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
+#: Sequence numbers per UID SEARCH: at most ~11 bytes a UID, far below imaplib's 1,000,000-byte line limit.
+SEARCH_CHUNK = 50_000
+SIZE_CHUNK = 5_000
+CHANGED = "source changed during import"
+
+
+class _FolderError(Exception):
+    """The server refused a folder (NO/BAD on EXAMINE, SEARCH or FETCH): listed, the others continue."""
+
+
+def load_cursor(cursor: Any) -> dict[str, tuple[int, int]]:
+    """Folder name → (uidvalidity, last uid) from a stored cursor (anything else: start from scratch)."""
+    state: dict[str, tuple[int, int]] = {}
+    if not isinstance(cursor, dict):
+        return state
+    for name, v in (cursor.get("folders") or {}).items():
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            state[name] = (int(v[0]), int(v[1]))
+    cur = cursor.get("current")
+    if isinstance(cur, (list, tuple)) and len(cur) == 3:
+        state[cur[0]] = (int(cur[1]), int(cur[2]))
+    return state
+
+
+def search_chunks(exists: int, chunk: int = SEARCH_CHUNK) -> list[tuple[int, int]]:
+    """Sequence-number ranges covering 1..exists."""
+    return [(lo, min(exists, lo + chunk - 1)) for lo in range(1, exists + 1, chunk)]
+
+
+class ImapImporter:
+    """All (or the chosen) folders of one IMAP account."""
+
+    via = "imap"
+    incremental = True  # the pipeline keeps the cursor after a completed run
+
+    def __init__(
+        self,
+        url: str,
+        password: str,
+        *,
+        folders: list[str] | tuple[str, ...] | None = None,
+        exclude: tuple[str, ...] | list[str] = (),
+        ca_file: str | None = None,
+        insecure: bool = False,
+        allow_plaintext: bool = False,
+        timeout: float = 60,
+        batch: int = 200,
+        batch_bytes: int = 32 << 20,
+        search_chunk: int = SEARCH_CHUNK,
+        retries: int = 5,
+        backoff: float = 1.0,
+        retry_deadline: float = 300.0,
+        after_search: Callable[[str, list[int]], None] | None = None,
+        prefetch: int = 400,
+    ):
+        self.url = parse_mail_url(url, SCHEMES)
+        self.source_uri = self.url.source_uri
+        wanted = list(folders or ())
+        if self.url.path:
+            wanted.insert(0, self.url.path)
+        self.folders = wanted or None
+        self.exclude = tuple(exclude)
+        self._password = password
+        self._ctx = tls_context(ca_file, insecure)
+        self.allow_plaintext = allow_plaintext
+        self.timeout = timeout
+        self.batch = max(1, batch)
+        self.batch_bytes = batch_bytes
+        self.search_chunk = search_chunk
+        self._retry = Retry(retries, backoff, deadline=retry_deadline)
+        self._after_search = after_search  # test hook: runs right after a folder's UID SEARCH
+        self.prefetch = prefetch  # items read ahead by a background thread (0: none)
+        self._client: IMAPClient | None = None
+        self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
+        self.logins = 0
+        self.reconnects = 0
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"ImapImporter({self.source_uri!r})"
+
+    # -- connection --------------------------------------------------------------------------------
+    def _connect(self) -> IMAPClient:
+        u = self.url
+        where = f"{u.host}:{u.port}"
+        try:
+            client = IMAPClient(u.host, port=u.port, ssl=u.implicit_tls, ssl_context=self._ctx, timeout=self.timeout)
+        except ssl.SSLCertVerificationError as exc:
+            raise CertificateError(
+                f"{where}: the server certificate does not verify ({exc.verify_message}); "
+                "give its CA with --ca-file, or --insecure to skip verification"
+            ) from None
+        try:
+            client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
+            client.normalise_times = False  # keep INTERNALDATE's zone
+            client.folder_encode = False  # names stay wire bytes; decoded here (utf7)
+            if not u.implicit_tls:
+                if b"STARTTLS" in client.capabilities():
+                    try:
+                        client.starttls(self._ctx)
+                    except ssl.SSLCertVerificationError as exc:
+                        raise CertificateError(
+                            f"{where}: the server certificate does not verify ({exc.verify_message}); "
+                            "give its CA with --ca-file, or --insecure to skip verification"
+                        ) from None
+                elif not self.allow_plaintext:
+                    raise TlsRequiredError(
+                        f"{where} does not offer STARTTLS (or something on the way removed it): the password "
+                        "was not sent. Use imaps://, or --allow-plaintext only on a link you trust."
+                    )
+            self.logins += 1
+            try:
+                client.login(u.user, self._password)
+            except LoginError as exc:
+                raise SourceAuthError(
+                    f"{u.user}@{where}: login rejected ({_server_text(exc)}). Check the user and password; "
+                    "not retried, to avoid locking the account."
+                ) from None
+            return client
+        except BaseException:
+            _close(client)
+            raise
+
+    def _ensure(self) -> IMAPClient:
+        if self._client is None:
+            self._client = self._connect()
+            if self._selected is not None:  # after a reconnect: the same folder, the same UIDVALIDITY
+                wire, uidvalidity = self._selected
+                info = self._client.select_folder(wire, readonly=True)
+                if int(info.get(b"UIDVALIDITY", 0)) != uidvalidity:
+                    raise _FolderError("UIDVALIDITY changed during the import; the next run reads the folder again")
+        return self._client
+
+    def _call(self, what: str, op: Callable[[IMAPClient], Any]) -> Any:
+        """Run ``op`` on the connection; on a link failure reconnect (bounded backoff) and run it again.
+
+        ``op`` must be repeatable (explicit UID lists): after a drop nothing of its answer was used.
+        """
+        while True:
+            try:
+                return op(self._ensure())
+            except LINK_ERRORS as exc:
+                _close(self._client)
+                self._client = None
+                self._retry.wait(what, exc)  # raises SourceError when the budget is spent
+                self.reconnects += 1
+
+    # -- scan ------------------------------------------------------------------------------------------
+    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        """Items in folder and UID order; with ``prefetch`` a thread reads ahead while the pipeline works."""
+        if self.prefetch <= 0:
+            yield from self._scan(cursor, reporter)
+            return
+        yield from _read_ahead(lambda: self._scan(cursor, reporter), self.prefetch)
+
+    def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        state = load_cursor(cursor)
+        done: dict[str, list[int]] = {k: list(v) for k, v in state.items()}
+        try:
+            listing = self._call("LIST", lambda c: c.list_folders())
+            for wire, name in self._choose(listing, reporter):
+                problems: list[SourceItem] = []
+                try:
+                    for item in self._scan_folder(wire, name, state.get(name), done, reporter):
+                        yield item
+                except _FolderError as exc:
+                    problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
+                except IMAPClientError as exc:  # NO/BAD from the server for this folder
+                    problems.append(SourceProblem(name, f"folder not imported: {_server_text(exc)}", None))
+                finally:
+                    self._selected = None
+                last = self._folder_last.get(name)
+                if last is not None:
+                    done = {**done, name: list(last)}
+                for p in problems:
+                    p.cursor = {"folders": done}
+                    yield p
+        finally:
+            _close(self._client, logout=True)
+            self._client = None
+
+    def _choose(self, listing, reporter: Reporter) -> list[tuple[bytes, str]]:
+        self._folder_last: dict[str, tuple[int, int]] = {}
+        out: list[tuple[bytes, str]] = []
+        by_name: dict[str, bytes] = {}
+        for flags, _delim, wire in listing:
+            if isinstance(wire, str):
+                wire = wire.encode("utf-8")
+            lflags = {f.lower() for f in flags}
+            if b"\\noselect" in lflags or b"\\nonexistent" in lflags:
+                continue
+            by_name[utf7.decode_lenient(wire)] = wire
+        names = self.folders if self.folders is not None else sorted(by_name, key=lambda n: (n != "INBOX", n))
+        for name in names:
+            if any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude):
+                continue
+            if name not in by_name:
+                raise SourceError(
+                    f"{self.source_uri}: no selectable folder {name!r}; folders: {', '.join(sorted(by_name)) or '(none)'}"
+                )
+            out.append((by_name[name], name))
+        return out
+
+    def _search(self, c: IMAPClient, last_uid: int, exists: int) -> list[int]:
+        uids: list[int] = []
+        for lo, hi in search_chunks(exists, self.search_chunk):
+            found = c.search([f"{lo}:{hi}".encode(), b"UID", f"{last_uid + 1}:*".encode()])
+            uids.extend(u for u in found if u > last_uid)  # "n:*" always matches the highest UID
+        return sorted(set(uids))
+
+    def _sizes(self, c: IMAPClient, uids: list[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for i in range(0, len(uids), SIZE_CHUNK):
+            part = uids[i:i + SIZE_CHUNK]
+            for uid, d in _fetch(c, part, [b"RFC822.SIZE"]).items():
+                if b"RFC822.SIZE" in d:
+                    sizes[uid] = int(d[b"RFC822.SIZE"])
+        return sizes
+
+    def _batches(self, uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+        cur: list[int] = []
+        nbytes = 0
+        for uid in uids:
+            size = sizes.get(uid, 0)
+            if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes):
+                yield cur
+                cur, nbytes = [], 0
+            cur.append(uid)
+            nbytes += size
+        if cur:
+            yield cur
+
+    def _scan_folder(self, wire: bytes, name: str, prev: tuple[int, int] | None, done: dict, reporter: Reporter) -> Iterator[SourceItem]:
+        info = self._call(f"EXAMINE {name}", lambda c: c.select_folder(wire, readonly=True))
+        uidvalidity = int(info.get(b"UIDVALIDITY", 0))
+        exists = int(info.get(b"EXISTS", 0))
+        self._selected = (wire, uidvalidity)
+        last = 0
+        if prev is not None:
+            if prev[0] == uidvalidity:
+                last = prev[1]
+            else:
+                reporter.info(f"{name}: UIDVALIDITY changed ({prev[0]} → {uidvalidity}): reading the folder again; dedup keeps duplicates out")
+        self._folder_last[name] = (uidvalidity, last)
+        if exists == 0:
+            return
+        uids = self._call(f"SEARCH {name}", lambda c: self._search(c, last, exists))
+        if self._after_search is not None:
+            self._after_search(name, uids)
+        if not uids:
+            return
+        sizes = self._call(f"FETCH sizes {name}", lambda c: self._sizes(c, uids))
+        task = f"folder {name}"
+        reporter.start(task, len(uids), "mails")
+        try:
+            for batch in self._batches(uids, sizes):
+                data = self._call(f"FETCH {name}", lambda c: _fetch_tolerant(c, batch))
+                self._retry.reset()
+                for uid in batch:
+                    ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
+                    cursor = {"folders": done, "current": [name, uidvalidity, uid]}
+                    self._folder_last[name] = (uidvalidity, uid)
+                    d = data.get(uid)
+                    if d is None or b"BODY[]" not in d:
+                        yield SourceProblem(ref, f"{CHANGED}: the message was expunged before it could be fetched", cursor)
+                        continue
+                    raw = d[b"BODY[]"]
+                    size = d.get(b"RFC822.SIZE", sizes.get(uid))
+                    if raw is None or size is None or len(raw) != int(size):
+                        got = 0 if raw is None else len(raw)
+                        yield SourceProblem(ref, f"incomplete: received {got} bytes, the server announced {size}; not archived", cursor)
+                        continue
+                    flags = _flags(d.get(b"FLAGS", ()))
+                    reporter.advance(task, 1, bytes=len(raw))
+                    yield SourceMail(raw=raw, ref=ref, folder=name, flags=flags, internal_date=d.get(b"INTERNALDATE"), cursor=cursor)
+        finally:
+            reporter.finish(task)
+
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def _read_ahead(make: Callable[[], Iterator], depth: int) -> Iterator:
+    """Run the generator ``make()`` in a thread, ``depth`` items ahead; errors re-raised here, in order.
+
+    Network reads (and TLS decryption, which releases the GIL) overlap with the pipeline's work.
+    Closing this generator stops the thread after its current item.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        gen = make()
+        try:
+            for item in gen:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer
+            put(_Failed(exc))
+        finally:
+            gen.close()
+
+    t = threading.Thread(target=run, name="imap-read-ahead", daemon=True)
+    t.start()
+    try:
+        while True:
+            x = q.get()
+            if x is _END:
+                return
+            if isinstance(x, _Failed):
+                raise x.exc
+            yield x
+    finally:
+        stop.set()
+        t.join()
+
+
+def _fetch(c: IMAPClient, uids: list[int], items: list[bytes]) -> dict[int, dict]:
+    return c.fetch(uids, items)
+
+
+def _fetch_tolerant(c: IMAPClient, uids: list[int]) -> dict[int, dict]:
+    """FETCH a batch; when the server answers NO (e.g. [EXPUNGEISSUED]), fetch one by one to keep the rest (D4)."""
+    try:
+        return c.fetch(uids, FETCH_ITEMS)
+    except imaplib.IMAP4.abort:
+        raise
+    except IMAPClientError:
+        if len(uids) == 1:
+            return {}
+    out: dict[int, dict] = {}
+    for uid in uids:
+        try:
+            out.update(c.fetch([uid], FETCH_ITEMS))
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError:
+            pass
+    return out
+
+
+def _flags(raw) -> tuple[str, ...]:
+    """Persistent flags and keywords as text; \\Recent is a per-session flag, not the mail's state."""
+    out = []
+    for f in raw:
+        text = f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f)
+        if text.lower() != "\\recent":
+            out.append(text)
+    return tuple(out)
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text or type(exc).__name__
+
+
+def _close(client: IMAPClient | None, logout: bool = False) -> None:
+    if client is None:
+        return
+    try:
+        if logout:
+            client.logout()
+            return
+    except Exception:
+        pass
+    try:
+        client.shutdown()
+    except Exception:
+        pass

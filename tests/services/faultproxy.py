@@ -1,0 +1,189 @@
+"""A small threaded TCP proxy on 127.0.0.1 that injects network faults (RELIABILITY D1-D3, D9).
+
+Modes, set for the *next* connections with ``proxy.mode(...)``:
+
+* ``pass``                       forward both ways;
+* ``reset`` (``after=N``)        forward, then reset both sockets (RST) once N bytes came from the server;
+* ``blackhole`` (``after=N``)    after N bytes from the server stop forwarding anything, keep the sockets open;
+* ``slow`` (``delay=s``)         forward the server's bytes in small pieces with a delay each;
+* ``strip``                      delete the STARTTLS / STLS capability from what the server says.
+
+``times=k`` applies a fault to the next k connections, then falls back to
+``pass``. Everything the client sent is kept in ``client_bytes`` (tests
+assert a password never crossed in clear), and ``connections`` counts.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass
+
+_STRIP = re.compile(rb" STARTTLS\b|^STLS\r\n", re.M)
+
+
+@dataclass
+class _Mode:
+    name: str = "pass"
+    after: int = 0
+    delay: float = 0.0
+    times: int | None = None
+
+
+class FaultProxy:
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.host, self.port = self._listener.getsockname()
+        self._lock = threading.Lock()
+        self._mode = _Mode()
+        self._socks: list[socket.socket] = []
+        self._closed = threading.Event()
+        self.client_bytes = bytearray()
+        self.connections = 0
+        self.faults_fired = 0
+        threading.Thread(target=self._accept_loop, daemon=True, name="faultproxy-accept").start()
+
+    # -- control -----------------------------------------------------------------------------------
+    def mode(self, name: str = "pass", *, after: int = 0, delay: float = 0.0, times: int | None = None) -> None:
+        assert name in ("pass", "reset", "blackhole", "slow", "strip"), name
+        with self._lock:
+            self._mode = _Mode(name, after, delay, times)
+
+    def _take_mode(self) -> _Mode:
+        with self._lock:
+            m = self._mode
+            if m.times is not None:
+                if m.times <= 0:
+                    self._mode = m = _Mode()
+                else:
+                    self._mode = _Mode(m.name, m.after, m.delay, m.times - 1)
+            return m
+
+    def close(self) -> None:
+        self._closed.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        with self._lock:
+            for s in self._socks:
+                _close(s)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            mode = self._take_mode()
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                _close(client)
+                continue
+            with self._lock:
+                self.connections += 1
+                self._socks += [client, server]
+            conn = _Conn(self, client, server, mode)
+            threading.Thread(target=conn.upstream, daemon=True).start()
+            threading.Thread(target=conn.downstream, daemon=True).start()
+
+
+class _Conn:
+    def __init__(self, proxy: FaultProxy, client: socket.socket, server: socket.socket, mode: _Mode):
+        self.proxy, self.client, self.server, self.mode = proxy, client, server, mode
+        self.from_server = 0
+        self.dead = threading.Event()
+        self.holding = threading.Event()
+
+    def upstream(self) -> None:
+        """client → server (recorded)."""
+        try:
+            while not self.dead.is_set():
+                data = self.client.recv(65536)
+                if not data:
+                    break
+                with self.proxy._lock:
+                    self.proxy.client_bytes += data
+                if self.holding.is_set():
+                    continue  # blackhole: swallow
+                self.server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            if not self.holding.is_set():
+                self._shutdown()
+
+    def downstream(self) -> None:
+        """server → client, with the fault."""
+        m = self.mode
+        try:
+            while not self.dead.is_set():
+                data = self.server.recv(65536)
+                if not data:
+                    break
+                if m.name == "strip":
+                    data = _STRIP.sub(b"", data)
+                if m.name in ("reset", "blackhole") and self.from_server + len(data) >= m.after:
+                    keep = max(0, m.after - self.from_server)
+                    if keep:
+                        self.client.sendall(data[:keep])
+                    self.proxy.faults_fired += 1
+                    if m.name == "reset":
+                        _reset(self.client)
+                        _reset(self.server)
+                        self.dead.set()
+                        return
+                    self.holding.set()  # blackhole: the client sees silence, the sockets stay open
+                    while not self.dead.is_set() and not self.proxy._closed.is_set():
+                        if not self.server.recv(65536):
+                            break
+                    return
+                self.from_server += len(data)
+                if m.name == "slow":
+                    for i in range(0, len(data), 1024):
+                        self.client.sendall(data[i:i + 1024])
+                        time.sleep(m.delay)
+                else:
+                    self.client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            if not self.holding.is_set():
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        self.dead.set()
+        _close(self.client)
+        _close(self.server)
+
+
+def _reset(s: socket.socket) -> None:
+    """Drop the connection now: linger 0 (RST on close); shutdown wakes the other thread blocked in recv."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    _close(s)
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        s.close()
+    except OSError:
+        pass
