@@ -8,7 +8,9 @@ rerun reads again from the last committed cursor.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import hashlib
 import json
 import multiprocessing
 import os
@@ -16,6 +18,7 @@ import signal
 import socket
 import threading
 import time
+from array import array
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -101,6 +104,43 @@ class _Pending:
         keys.add((kind, address))
         self.recipients.append((target, kind, address))
         return True
+
+
+class KnownKeys:
+    """What the catalog held when the run started, as sorted 60-bit prefixes (8 bytes a key).
+
+    A mail whose blob id, dedup key and Message-ID all miss here is new, and
+    needs no catalog query; only possible hits are looked up for real. Keys
+    added during the run are tracked by the run itself.
+    """
+
+    def __init__(self, blobs: list[int], keys: list[int], mids: list[int]):
+        self._sets = [array("Q", sorted(x)) for x in (blobs, keys, mids)]
+
+    @classmethod
+    def load(cls, con) -> "KnownKeys":
+        pre = "('0x' || substr({0}, 1, 15))::UBIGINT"
+        blobs = [r[0] for r in con.execute(f"SELECT {pre.format('blob_id')} FROM messages").fetchall()]
+        keys = [r[0] for r in con.execute(f"SELECT {pre.format('dedup_key')} FROM messages").fetchall()]
+        mids = [_mid_hash(r[0]) for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
+        return cls(blobs, keys, mids)
+
+    @staticmethod
+    def _has(arr: array, value: int) -> bool:
+        i = bisect.bisect_left(arr, value)
+        return i < len(arr) and arr[i] == value
+
+    def may_know(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
+        b, k, m = self._sets
+        return (
+            self._has(b, int(blob_id[:15], 16))
+            or self._has(k, int(dedup_key[:15], 16))
+            or (message_id is not None and self._has(m, _mid_hash(message_id)))
+        )
+
+
+def _mid_hash(message_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
 def _worker_init() -> None:
@@ -193,6 +233,8 @@ class Ingest:
         self._pending = _Pending()
         self._last_cursor = cursor  # the last cursor committed in this run (or the one it started from)
         self._executor: ProcessPoolExecutor | None = None
+        with self.archive.catalog.reading() as con:
+            self._known = KnownKeys.load(con)
         self.reporter.start("import", None, "mails")
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))
@@ -410,6 +452,9 @@ class Ingest:
 
     def _lookup(self, mails) -> tuple[dict[str, int], dict[str, int], dict[str, tuple[str, int]]]:
         """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds."""
+        mails = [(i, p) for i, p in mails if self._known.may_know(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
+        if not mails:
+            return {}, {}, {}
         keys = pa.table(
             {
                 "blob_id": [p.blob_id for _, p in mails],
