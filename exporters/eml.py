@@ -73,44 +73,84 @@ def _write_new(dest: Path, path: Path, data) -> None:
         tmp.unlink(missing_ok=True)
 
 
+LAYOUTS = ("flat", "folder", "date")
+
+
 def export_eml(
-    archive: Archive, dest: Path, where: str | None = None, params: list | None = None, reporter: Reporter | None = None
+    archive: Archive,
+    dest: Path,
+    where: str | None = None,
+    params: list | None = None,
+    reporter: Reporter | None = None,
+    *,
+    filters=None,
+    layout: str = "flat",
 ) -> ExportSummary:
+    """Export the selection (``filters``, a :class:`exporters.filters.Filters`, ANDed with ``where``).
+
+    ``layout``: ``flat`` (all files in DEST), ``folder`` (one copy per source
+    folder, in directories named after it, messages without a folder in DEST
+    itself) or ``date`` (``DEST/YYYY/MM/``, ``nodate/`` for mail without a date).
+    """
+    from toolkit import faults
+
+    from .layout import FolderDirs, placements, remove_stale_parts
+
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     reporter = reporter or NullReporter()
     dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
+    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
         raise UsageError(f"{dest} exists and is not a directory")
     dest.mkdir(parents=True, exist_ok=True)
+    if filters is not None:
+        fwhere, fparams = filters.sql()
+        if fwhere:
+            where = f"({where}) AND {fwhere}" if where else fwhere
+            params = list(params or []) + fparams
     selection = select_messages(archive, where, params)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     (dest / "manifest.json").unlink(missing_ok=True)  # the export is incomplete until rewritten
+    remove_stale_parts(dest)
+    places = placements(archive, [sm.msg_id for sm in selection], filters) if layout == "folder" else {}
+    dirs = FolderDirs(dest)
     rows: list[dict] = []
     reporter.start("export", len(selection), "mails")
     for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
         name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
-        path = safe_join(dest, name)
         reporter.advance("export", 1)
         if isinstance(data, Exception):
             summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(data)})
             reporter.warn(f"message {sm.msg_id}: {data}")
             continue
-        if path.exists():
-            if path.stat().st_size == sm.size and _sha256_file(path) == sm.blob_id:
-                summary.already_present += 1
-            else:
-                summary.errors.append(
-                    {"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": f"{path} exists with other content; not replaced"}
-                )
-                continue
+        if layout == "folder":
+            paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
+        elif layout == "date":
+            when = sm.sent_date or sm.internal_date
+            paths = [dirs.file(f"{when:%Y}/{when:%m}" if when else "nodate", name)]
         else:
-            try:
-                _write_new(dest, path, data if data is not None else stream_message(archive, sm))
-            except (IntegrityError, StorageError) as exc:
-                summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
-                continue
-            summary.written += 1
-            summary.bytes += sm.size
-        rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
+            paths = [safe_join(dest, name)]
+        for path in paths:
+            if path.exists() or path.is_symlink():
+                if not path.is_symlink() and path.is_file() and path.stat().st_size == sm.size \
+                        and _sha256_file(path) == sm.blob_id:
+                    summary.already_present += 1
+                else:
+                    summary.errors.append(
+                        {"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": f"{path} exists with other content; not replaced"}
+                    )
+                    continue
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)  # safe_join/FolderDirs checked: inside DEST
+                try:
+                    _write_new(dest, path, data if data is not None else stream_message(archive, sm))
+                except (IntegrityError, StorageError) as exc:
+                    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+                    continue
+                summary.written += 1
+                summary.bytes += sm.size
+                faults.hit("export_after_file")
+            rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
     reporter.finish("export")
     _write_manifest(dest, rows, summary)
     return summary

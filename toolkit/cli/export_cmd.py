@@ -5,9 +5,10 @@ from pathlib import Path
 
 import click
 
-from exporters.eml import export_eml
+from exporters.eml import LAYOUTS, export_eml
 
 from ..errors import ExitCode
+from .export_filters import emit_dry_run, filter_options
 from .main import cli, command, subgroup
 
 export_group = subgroup(cli, "export", "Export archived mail, byte-identical to what was imported.")
@@ -15,9 +16,12 @@ export_group = subgroup(cli, "export", "Export archived mail, byte-identical to 
 
 @command(export_group, "eml")
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--where", default=None, help="SQL condition over the catalog's messages (alias m), e.g. \"m.from_addr LIKE '%@example.com'\".")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True,
+              help="flat: all files in DEST; folder: one directory per source folder (a copy per folder); "
+                   "date: DEST/YYYY/MM/.")
+@filter_options
 @click.pass_context
-def eml_cmd(click_ctx, dest, where):
+def eml_cmd(click_ctx, dest, layout, filters, dry_run):
     """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
 
     File names are derived safely from date, message number and subject. A
@@ -26,8 +30,11 @@ def eml_cmd(click_ctx, dest, where):
     Readers run beside an import.
     """
     ctx = click_ctx.obj
+    if dry_run:
+        emit_dry_run(ctx, filters)
+        return
     with ctx.open() as archive:
-        summary = export_eml(archive, dest, where=where, reporter=ctx.ui.reporter())
+        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter())
     r = summary.as_dict()
     ctx.ui.emit(
         r,

@@ -1,0 +1,355 @@
+"""``export imap imap[s]://user@host[:port][/prefix]``: APPEND into folders that mirror the source folders.
+
+Each selected message is appended once per source folder (the latest
+sighting there gives the flags; messages without a folder go to INBOX),
+into ``PREFIX/Folder/Sub`` (the server's hierarchy separator replaces
+``/``; a separator inside a name part becomes ``_``), with the original
+INTERNALDATE (sighting, else the catalog's internal date, else the sent
+date) and flags (``\\Seen``, ``\\Answered``, ``\\Flagged``, ``\\Deleted``,
+``\\Draft`` and keywords). Folders are created and subscribed as needed.
+
+Bytes: IMAP carries messages with CRLF line ends (RFC 3501 §4.3), and
+servers such as Dovecot hand out CRLF whatever was stored, so a bare LF is
+sent as CRLF. A message that has CRLF line ends already goes out byte for
+byte and comes back with the same blob id; for the others the manifest's
+``sha256`` is of the bytes sent (its ``blob_id`` stays the archived one).
+
+Resuming (decision): the exporter keeps a state file, one JSON line per
+appended copy (blob id, target folder, UID), written and fsynced right
+after the server's OK, in ``HOME/export-state/imap-<hash of the target
+URL>.jsonl``. A rerun skips every copy listed there; the target is never
+searched in bulk (fast on large folders, and a copy the user deleted on
+the target is not silently re-appended... unless the state file is
+removed, which makes the next run append everything again). The one
+window — killed between the server's OK and the state line — is closed
+after a dropped connection by a ``SEARCH HEADER Message-ID`` with the same
+size before the APPEND is repeated. With UIDPLUS the new UID (APPENDUID)
+goes into the state and the manifest.
+
+The manifest (CSV + JSON, :mod:`exporters.manifest`) is written last into
+``HOME/export-state/imap-<hash>/`` (or ``manifest_dir``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import imaplib
+import json
+import os
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from toolkit import faults
+from toolkit.archive import Archive
+from toolkit.errors import AuthenticationError, IntegrityError, SourceError, StorageError, UsageError
+from toolkit.reporter import NullReporter, Reporter
+from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+
+from .eml import ExportSummary
+from .filters import Filters, select
+from .layout import DEFAULT_FOLDER, placements
+from .manifest import Manifest
+
+LINK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort)
+_APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class TargetAuthError(AuthenticationError):
+    """The target server rejected the user name or password: not retried."""
+
+
+@dataclass(frozen=True)
+class ImapTarget:
+    host: str
+    port: int
+    user: str
+    implicit_tls: bool
+    prefix: str = ""
+
+    @property
+    def uri(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "imaps" if self.implicit_tls else "imap"
+        return f"{scheme}://{self.user}@{host}:{self.port}/{self.prefix.strip('/')}"
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(self.uri.encode("utf-8")).hexdigest()[:16]
+
+
+def crlf(data: bytes) -> bytes:
+    """Bare LF → CRLF (what an IMAP APPEND carries); bytes with CRLF already are unchanged."""
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+def target_folder(folder: str | None, prefix: str, delimiter: str) -> str:
+    """The target mailbox name for a source folder (``/``-separated) under an optional prefix."""
+    parts = [p for p in (prefix or "").split("/") if p] + [p for p in (folder or DEFAULT_FOLDER).split("/") if p]
+    if delimiter and delimiter != "/":
+        parts = [p.replace(delimiter, "_") for p in parts]
+    return (delimiter or "/").join(parts)
+
+
+class _State:
+    """The append log of one target: {(blob_id, source folder): record}."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.done: dict[tuple[str, str], dict] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line from a kill
+                    self.done[(rec["blob_id"], rec["source"])] = rec
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")
+        if self._f.tell() and not self.path.read_bytes().endswith(b"\n"):
+            self._f.write("\n")  # end a torn line so the next record starts on its own
+
+    def add(self, rec: dict) -> None:
+        self._f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self.done[(rec["blob_id"], rec["source"])] = rec
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class _Connection:
+    def __init__(self, target: ImapTarget, password: str, ctx: ssl.SSLContext, allow_plaintext: bool,
+                 timeout: float, retries: int, backoff: float):
+        self.target, self._password, self._ctx = target, password, ctx
+        self.allow_plaintext, self.timeout = allow_plaintext, timeout
+        self.retries, self.backoff = retries, backoff
+        self.client: IMAPClient | None = None
+        self.delimiter = "/"
+        self.created: set[str] = set()
+        self.dropped = False  # a drop happened since the last successful APPEND
+
+    def open(self) -> IMAPClient:
+        if self.client is not None:
+            return self.client
+        t = self.target
+        where = f"{t.host}:{t.port}"
+        try:
+            c = IMAPClient(t.host, port=t.port, ssl=t.implicit_tls, ssl_context=self._ctx, timeout=self.timeout)
+        except ssl.SSLCertVerificationError as exc:
+            raise SourceError(f"{where}: the server certificate does not verify ({exc.verify_message}); "
+                              "give its CA with --ca-file, or --insecure to skip verification") from None
+        try:
+            c._imap.debug = 0
+            if not t.implicit_tls:
+                if b"STARTTLS" in c.capabilities():
+                    c.starttls(self._ctx)
+                elif not self.allow_plaintext:
+                    raise SourceError(f"{where} does not offer STARTTLS: the password was not sent. Use imaps://, "
+                                      "or --allow-plaintext only on a link you trust.")
+            try:
+                c.login(t.user, self._password)
+            except LoginError as exc:
+                raise TargetAuthError(f"{t.user}@{where}: login rejected ({exc}); check the user and password") from None
+            listing = c.list_folders("", "INBOX") or c.list_folders("", "")
+            if listing and listing[0][1]:
+                d = listing[0][1]
+                self.delimiter = d.decode() if isinstance(d, bytes) else str(d)
+        except BaseException:
+            try:
+                c.shutdown()
+            except Exception:
+                pass
+            raise
+        self.client = c
+        return c
+
+    def call(self, what: str, op: Callable[[IMAPClient], object]):
+        failures = 0
+        while True:
+            try:
+                return op(self.open())
+            except LINK_ERRORS as exc:
+                failures += 1
+                self.dropped = True
+                if self.client is not None:
+                    try:
+                        self.client.shutdown()
+                    except Exception:
+                        pass
+                self.client = None
+                if failures > self.retries:
+                    raise SourceError(f"{what}: {type(exc).__name__}: {exc}; gave up after {failures} attempts. "
+                                      "Rerun: the export resumes.") from None
+                time.sleep(min(30.0, self.backoff * 2 ** (failures - 1)))
+
+    def ensure_folder(self, name: str) -> None:
+        if name in self.created or name == "INBOX":
+            return
+
+        def make(c: IMAPClient):
+            listed = c.list_folders("", name)
+            flags = {f.lower() for f in listed[0][0]} if listed else set()
+            if not listed or b"\\noselect" in flags or b"\\nonexistent" in flags:
+                try:
+                    c.create_folder(name)  # also a parent that exists only as a \Noselect placeholder
+                except IMAPClientError as exc:
+                    if b"ALREADYEXISTS" not in str(exc).encode().upper() and "exists" not in str(exc).lower():
+                        raise
+            try:
+                c.subscribe_folder(name)
+            except IMAPClientError:
+                pass
+
+        self.call(f"CREATE {name}", make)
+        self.created.add(name)
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.logout()
+            except Exception:
+                try:
+                    self.client.shutdown()
+                except Exception:
+                    pass
+            self.client = None
+
+
+def default_state_dir(archive: Archive) -> Path:
+    return Path(archive.home) / "export-state"
+
+
+def export_imap(
+    archive: Archive,
+    target: ImapTarget,
+    password: str,
+    filters: Filters | None = None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    allow_plaintext: bool = False,
+    timeout: float = 60.0,
+    retries: int = 5,
+    backoff: float = 1.0,
+    max_per_second: float | None = None,
+    state_path: Path | None = None,
+    manifest_dir: Path | None = None,
+    reporter: Reporter | None = None,
+) -> ExportSummary:
+    """Append the selected messages to the target account (see the module docstring)."""
+    reporter = reporter or NullReporter()
+    if max_per_second is not None and max_per_second <= 0:
+        raise UsageError("--max-per-second must be positive")
+    base = default_state_dir(archive)
+    state_path = Path(state_path or base / f"imap-{target.key}.jsonl")
+    manifest = Manifest(Path(manifest_dir or base / f"imap-{target.key}"), "imap")
+    manifest.begin()
+    selection = select(archive, filters)
+    summary = ExportSummary(dest=target.uri, selected=len(selection))
+    places = placements(archive, [sm.msg_id for sm in selection], filters)
+    state = _State(state_path)
+    conn = _Connection(target, password, ssl_context or ssl.create_default_context(), allow_plaintext,
+                       timeout, retries, backoff)
+    gap = 1.0 / max_per_second if max_per_second else 0.0
+    last_append = 0.0
+    reporter.start("export", len(selection), "mails")
+    try:
+        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
+            reporter.advance("export", 1)
+            if isinstance(data, Exception):
+                _error(summary, reporter, sm, data)
+                continue
+            wrote = False
+            sent: bytes | None = None
+            for p in places[sm.msg_id]:
+                source = p.folder or DEFAULT_FOLDER
+                rec = state.done.get((sm.blob_id, source))
+                if rec is not None:
+                    summary.already_present += 1
+                else:
+                    if sent is None:
+                        try:
+                            raw = data if data is not None else b"".join(stream_message(archive, sm))
+                        except (IntegrityError, StorageError) as exc:
+                            _error(summary, reporter, sm, exc)
+                            break
+                        sent = crlf(raw)
+                    if gap:
+                        wait = last_append + gap - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    conn.call("LOGIN", lambda c: c)
+                    name = target_folder(p.folder, target.prefix, conn.delimiter)
+                    when = p.internal_date or sm.internal_date or sm.sent_date
+                    try:
+                        conn.ensure_folder(name)
+                        rec = _append(conn, name, sent, p.flags, when, sm)
+                    except IMAPClientError as exc:
+                        _error(summary, reporter, sm, SourceError(f"APPEND to {name!r} refused: {exc}"))
+                        continue
+                    last_append = time.monotonic()
+                    rec.update(msg_id=sm.msg_id, blob_id=sm.blob_id, sha256=hashlib.sha256(sent).hexdigest(),
+                               size=len(sent), target=name, source=source)
+                    state.add(rec)
+                    wrote = True
+                    summary.bytes += len(sent)
+                    faults.hit("export_after_file")
+                manifest.add(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=rec["sha256"],
+                             size=rec["size"], folder=p.folder, target=rec["target"], uid=rec.get("uid"))
+            if wrote:
+                summary.written += 1
+    finally:
+        reporter.finish("export")
+        conn.close()
+        state.close()
+    manifest.write(errors=summary.errors, extra={"target": target.uri, "filters": (filters or Filters()).describe(),
+                                                 "state_file": str(state_path)})
+    return summary
+
+
+def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], when: dt.datetime | None,
+            sm: StoredMessage) -> dict:
+    def op(c: IMAPClient):
+        if conn.dropped and sm.message_id:
+            found = _already_there(c, name, sm.message_id, len(raw))
+            if found is not None:
+                return found
+        return c.append(name, raw, flags=flags, msg_time=when)
+
+    resp = conn.call(f"APPEND to {name}", op)
+    conn.dropped = False
+    if isinstance(resp, dict):
+        return resp
+    m = _APPENDUID.search(resp if isinstance(resp, bytes) else str(resp).encode())
+    return {"uidvalidity": int(m.group(1)), "uid": int(m.group(2))} if m else {"uidvalidity": None, "uid": None}
+
+
+def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict | None:
+    """After a dropped link: did the interrupted APPEND arrive? (same Message-ID and size)"""
+    if not c.folder_exists(name):
+        return None
+    info = c.select_folder(name, readonly=True)
+    try:
+        uids = c.search(["HEADER", "Message-ID", message_id])
+        if not uids:
+            return None
+        for uid, d in c.fetch(uids, [b"RFC822.SIZE"]).items():
+            if int(d.get(b"RFC822.SIZE", -1)) == size:
+                return {"uidvalidity": int(info.get(b"UIDVALIDITY", 0)) or None, "uid": uid}
+        return None
+    finally:
+        c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
+
+
+def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
+    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+    reporter.warn(f"message {sm.msg_id}: {exc}")

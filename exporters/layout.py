@@ -1,0 +1,236 @@
+"""Where an exported message goes: its source folders and flags (from sightings), and safe folder paths.
+
+A message was seen in one or more source folders (``sightings.folder``,
+``/``-separated: ``INBOX``, ``Archive/2019``). Exporters that mirror folders
+(maildir, imap, mbox ``--per-folder``, eml ``--layout folder``) place one
+copy per distinct folder. For each (message, folder) the *latest* sighting
+in that folder gives the flags and the internal date.
+
+Flags: only sightings read from a mail store (IMAP, Maildir, share) carry
+mail flags; mbox and eml sightings use the field for import notes
+(``variant=mboxrd``), which are not flags and are never exported.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.archive import Archive
+from toolkit.errors import UsageError
+
+from .naming import UniqueNamer, open_exclusive, safe_join
+
+#: sightings.via values whose flags are mail flags.
+FLAG_VIAS = frozenset({"imap", "maildir", "share"})
+SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
+#: RFC 3501 atom characters minus the ones no keyword may hold.
+_KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
+DEFAULT_FOLDER = "INBOX"
+
+
+@dataclass(frozen=True)
+class Placement:
+    folder: str | None               # None: the message has no source folder
+    flags: tuple[str, ...]           # IMAP flag names, sorted
+    internal_date: dt.datetime | None
+
+
+def mail_flags(text: str | None, via: str | None) -> tuple[str, ...]:
+    """The IMAP flags in one sighting's flags field (empty for sources without flags)."""
+    if not text or via not in FLAG_VIAS:
+        return ()
+    out = set()
+    for token in text.split():
+        if token.startswith("\\"):
+            if token.lower() in SYSTEM_FLAGS:
+                out.add(SYSTEM_FLAGS[token.lower()])
+        elif _KEYWORD.fullmatch(token):
+            out.add(token)
+    return tuple(sorted(out))
+
+
+def placements(archive: Archive, msg_ids: list[int], filters=None) -> dict[int, list[Placement]]:
+    """msg_id → one Placement per distinct source folder (a message without any folder gets one with None).
+
+    With ``filters`` (a Filters with ``folders``), only the placements in the wanted folders.
+    """
+    out: dict[int, dict[str | None, Placement]] = {}
+    if not msg_ids:
+        return {}
+    with archive.catalog.reading() as con:
+        rows = con.execute(
+            "SELECT s.msg_id, s.folder, s.via, s.flags, s.internal_date FROM sightings s "
+            "WHERE s.msg_id IN (SELECT unnest(?::BIGINT[])) ORDER BY s.msg_id, s.seen_at, s.run_id",
+            [sorted(set(msg_ids))],
+        ).fetchall()
+    for msg_id, folder, via, flags, internal in rows:
+        folder = folder.strip("/") if folder else None
+        per = out.setdefault(msg_id, {})
+        prev = per.get(folder)
+        mail = mail_flags(flags, via)
+        if prev is not None and via not in FLAG_VIAS:
+            mail = prev.flags  # a later mbox/eml sighting says nothing about flags
+        per[folder] = Placement(folder or None, mail, internal or (prev.internal_date if prev else None))
+    result: dict[int, list[Placement]] = {}
+    for msg_id in msg_ids:
+        per = out.get(msg_id)
+        if not per:
+            result[msg_id] = [Placement(None, (), None)]
+            continue
+        named = [p for k, p in per.items() if k is not None]
+        chosen = sorted(named, key=lambda p: p.folder) if named else [per[None]]
+        if filters is not None:
+            chosen = [p for p in chosen if filters.folder_wanted(p.folder)] or chosen
+        result[msg_id] = chosen
+    return result
+
+
+class FolderDirs:
+    """Folder names → safe directories below an export root (RELIABILITY N3-N8).
+
+    Every ``/``-separated part becomes one component through the shared
+    :class:`UniqueNamer` of its parent directory, so ``..``, ``/abs``,
+    ``C:\\x``, ``CON``, trailing dots and bidi controls stay inside the root
+    and names that differ only in case or normalisation get a ``~2`` suffix
+    instead of merging. Files placed in a directory claim their names from
+    the same namer (so a folder ``a`` and a file ``a.mbox`` never clash).
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._namers: dict[tuple[str, ...], UniqueNamer] = {}
+        self._dirs: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
+        self._files: dict[tuple[tuple[str, ...], str], str] = {}
+
+    def _namer(self, rel: tuple[str, ...]) -> UniqueNamer:
+        if rel not in self._namers:
+            self._namers[rel] = UniqueNamer()
+        return self._namers[rel]
+
+    def directory(self, folder: str | None) -> tuple[str, ...]:
+        """The safe relative directory parts for a folder (``()`` for None or an empty name)."""
+        parts = tuple(p for p in (folder or "").split("/") if p != "")
+        for i in range(1, len(parts) + 1):
+            key = parts[:i]
+            if key not in self._dirs:
+                parent = self._dirs[parts[: i - 1]]
+                self._dirs[key] = parent + (self._namer(parent).claim(parts[i - 1]),)
+        return self._dirs[parts]
+
+    def file(self, folder: str | None, name: str, *, as_leaf: bool = False) -> Path:
+        """A safe file path for ``name`` in the folder's directory; with ``as_leaf`` the
+        folder's last part itself names the file (``A/B`` + ``.mbox`` → ``A/B.mbox``)."""
+        parts = tuple(p for p in (folder or "").split("/") if p != "")
+        if as_leaf and parts:
+            rel = self.directory("/".join(parts[:-1]))
+            wanted = parts[-1] + name
+        else:
+            rel = self.directory(folder)
+            wanted = name
+        key = (rel, wanted)
+        if key not in self._files:
+            self._files[key] = self._namer(rel).claim(wanted)
+        return safe_join(self.root, *rel, self._files[key])
+
+
+def message_facts(archive: Archive, msg_ids: list[int]) -> dict[int, dict]:
+    """msg_id → {from_addr, sent_date, internal_date, archived_at} for the selection."""
+    if not msg_ids:
+        return {}
+    with archive.catalog.reading() as con:
+        rows = con.execute(
+            "SELECT msg_id, from_addr, sent_date, internal_date, archived_at FROM messages "
+            "WHERE msg_id IN (SELECT unnest(?::BIGINT[]))",
+            [sorted(set(msg_ids))],
+        ).fetchall()
+    return {r[0]: {"from_addr": r[1], "sent_date": r[2], "internal_date": r[3], "archived_at": r[4]} for r in rows}
+
+
+# -- files: temporary name, then linked into place (create-only) --------------------------------------
+
+_PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")
+
+
+def remove_stale_parts(root: Path) -> int:
+    """Delete temporary ``.NAME.xxxxxxxx.part`` files an interrupted export left (symlinks are not followed)."""
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            if _PART.match(name):
+                p = Path(dirpath) / name
+                if p.is_file() and not p.is_symlink():
+                    p.unlink()
+                    removed += 1
+    return removed
+
+
+class PartFile:
+    """A new file written under ``.NAME.xxxxxxxx.part`` next to its final path, hashed while written.
+
+    Created with :func:`naming.open_exclusive` (no symlink followed, nothing
+    overwritten). :meth:`finish` fsyncs it and links it to the final name
+    (create-only): ``"written"``; if the final name exists already with the
+    same SHA-256 (an interrupted export rerun), the part is dropped:
+    ``"present"``; any other existing file raises UsageError (never replaced).
+    """
+
+    def __init__(self, root: Path, final: Path):
+        self.root, self.final = Path(root), Path(final)
+        self.tmp = self.final.with_name(f".{self.final.name}.{secrets.token_hex(4)}.part")
+        self._f = open_exclusive(self.root, self.tmp, mode=0o644)
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self._f.write(data)
+            self._h.update(data)
+            self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._h.hexdigest()
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+    def finish(self) -> str:
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            if os.path.lexists(self.final):
+                if os.path.islink(self.final) or not os.path.isfile(self.final):
+                    raise UsageError(f"refusing to write {str(self.final)!r}: a symlink or not a file is in the way")
+                if os.path.getsize(self.final) == self.size and sha256_file(self.final) == self.sha256:
+                    return "present"
+                raise UsageError(
+                    f"{str(self.final)!r} exists with other content: not replaced; export into an empty directory "
+                    "or remove it"
+                )
+            os.link(self.tmp, self.final, follow_symlinks=False)
+            return "written"
+        finally:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,208 @@
+"""``export maildir DEST``: one Maildir++ with a subfolder per source folder, flags in the file names.
+
+Layout
+------
+``INBOX`` (and messages without a source folder) go into DEST's own
+``cur/``; folder ``A/B`` into ``DEST/.A.B/cur/`` (with ``new/``, ``tmp/`` and
+the ``maildirfolder`` marker), every part in modified UTF-7 as Dovecot and
+Courier write it. A part's characters that would be unsafe or ambiguous in
+a directory name — ``.`` (the Maildir++ separator), ``\\ : * ? " < > |``,
+a trailing space, and everything outside printable ASCII (control and
+bidi characters included) — are written in the base64 form, which a
+modified-UTF-7 reader decodes back to the same folder name; so ``..``,
+``/abs`` or ``C:\\x`` never become path components (RELIABILITY N3, N4, N8).
+Directory names that would clash on a case-insensitive file system get a
+``~2`` suffix (N5).
+
+Files
+-----
+``<internal date as Unix time>.M<msg id>_<blob id prefix>.mailarchive,S=<size>:2,<flags>``
+in ``cur/``; flags are the letters of the IMAP flags of the latest sighting
+in that folder (``\\Seen`` S, ``\\Answered`` R, ``\\Flagged`` F,
+``\\Deleted`` T, ``\\Draft`` D, ``$Passed`` P; ``$maildir-keyword-x`` x),
+in ASCII order; other keywords have no letter and are left out. Each file
+is written in ``tmp/`` and linked into ``cur/`` (the Maildir delivery
+rule; never replacing anything). A rerun recognises a message already in
+its folder by the name before ``:2,`` and does not write it again.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+from toolkit import faults
+from toolkit.archive import Archive
+from toolkit.errors import IntegrityError, StorageError, UsageError
+from toolkit.reporter import NullReporter, Reporter
+from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+
+from .eml import ExportSummary
+from .filters import Filters, select
+from .layout import PartFile, placements, remove_stale_parts, sha256_file
+from .manifest import Manifest
+from .naming import UniqueNamer, safe_join
+
+LETTERS = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F", "\\Deleted": "T", "\\Draft": "D", "$Passed": "P"}
+_KEYWORD_LETTER = re.compile(r"\$maildir-(?:keyword-[a-z]|flag-[A-Z])")
+#: Printable ASCII kept as itself in a folder part; everything else is base64-encoded.
+_UNSAFE = set('.\\:*?"<>|/')
+_MAX_DIR_BYTES = 240
+
+
+def flag_letters(flags: tuple[str, ...] | list[str]) -> str:
+    """Maildir info letters for IMAP flags, in ASCII order (unknown keywords are dropped)."""
+    out = set()
+    for f in flags:
+        if f in LETTERS:
+            out.add(LETTERS[f])
+        elif _KEYWORD_LETTER.fullmatch(f):
+            out.add(f[-1])
+    return "".join(sorted(out))
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    data = base64.b64encode(text.encode("utf-16-be")).decode("ascii")
+    return "&" + data.rstrip("=").replace("/", ",") + "-"
+
+
+def encode_part(part: str) -> str:
+    """One folder name part as a modified UTF-7 string that is safe in a directory name."""
+    out: list[str] = []
+    run: list[str] = []
+    for i, ch in enumerate(part):
+        plain = 0x20 <= ord(ch) <= 0x7E and ch not in _UNSAFE and not (ch == " " and i == len(part) - 1)
+        if plain:
+            if run:
+                out.append(_b64("".join(run)))
+                run = []
+            out.append("&-" if ch == "&" else ch)
+        else:
+            run.append(ch)
+    if run:
+        out.append(_b64("".join(run)))
+    return "".join(out)
+
+
+def folder_dir_name(folder: str | None) -> str:
+    """``""`` for INBOX / no folder, else ``.A.B`` (each part encoded by :func:`encode_part`)."""
+    parts = [p for p in (folder or "").split("/") if p != ""]
+    if not parts or parts == ["INBOX"]:
+        return ""
+    return "." + ".".join(encode_part(p) or "&-" for p in parts)
+
+
+def file_stem(sm: StoredMessage, when: dt.datetime | None) -> str:
+    ts = int(when.timestamp()) if when is not None else 0
+    return f"{ts}.M{sm.msg_id}_{sm.blob_id[:12]}.mailarchive,S={sm.size}"
+
+
+def export_maildir(
+    archive: Archive, dest: Path, filters: Filters | None = None, *, reporter: Reporter | None = None
+) -> ExportSummary:
+    """Export the selected messages into a Maildir++ at DEST (see the module docstring)."""
+    reporter = reporter or NullReporter()
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
+        raise UsageError(f"{dest} exists and is not a directory; export maildir writes into a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(dest, "maildir")
+    manifest.begin()
+    remove_stale_parts(dest)
+    selection = select(archive, filters)
+    summary = ExportSummary(dest=str(dest), selected=len(selection))
+    places = placements(archive, [sm.msg_id for sm in selection], filters)
+    namer = UniqueNamer(max_bytes=_MAX_DIR_BYTES)
+    dirs: dict[str, str] = {}                   # wanted dir name → claimed (unique) dir name
+    existing: dict[str, dict[str, str]] = {}    # claimed dir name → {stem: file name in cur/}
+
+    def folder_dir(folder: str | None) -> str:
+        want = folder_dir_name(folder)
+        if want not in dirs:
+            got = "" if want == "" else namer.claim(want)
+            dirs[want] = got
+            _make_maildir(dest, got)
+            cur = safe_join(dest, got, "cur") if got else safe_join(dest, "cur")
+            existing[got] = {n.split(":2,", 1)[0]: n for n in os.listdir(cur) if not n.startswith(".")}
+        return dirs[want]
+
+    folder_dir(None)  # the Maildir++ root (INBOX) always exists
+    reporter.start("export", len(selection), "mails")
+    try:
+        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
+            reporter.advance("export", 1)
+            if isinstance(data, Exception):
+                _error(summary, reporter, sm, data)
+                continue
+            ok = present = False
+            for p in places[sm.msg_id]:
+                d = folder_dir(p.folder)
+                stem = file_stem(sm, p.internal_date or sm.internal_date or sm.sent_date)
+                name = f"{stem}:2,{flag_letters(p.flags)}"
+                parts = (d,) if d else ()
+                rel = "/".join(parts + ("cur", name))
+                have = existing[d].get(stem)
+                if have is not None:
+                    path = safe_join(dest, *parts, "cur") / have
+                    if path.stat().st_size != sm.size or sha256_file(path) != sm.blob_id:
+                        _error(summary, reporter, sm, UsageError(f"{path} exists with other content; not replaced"))
+                        continue
+                    summary.already_present += 1
+                    present = True
+                    rel = "/".join(parts + ("cur", have))
+                else:
+                    try:
+                        _deliver(archive, dest, parts, name, sm, data)
+                    except (IntegrityError, StorageError) as exc:
+                        _error(summary, reporter, sm, exc)
+                        continue
+                    existing[d][stem] = name
+                    summary.bytes += sm.size
+                    faults.hit("export_after_file")
+                ok = True
+                manifest.add(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
+                             size=sm.size, folder=p.folder, path=rel)
+            if ok and not present:
+                summary.written += 1
+    finally:
+        reporter.finish("export")
+    manifest.write(errors=summary.errors, extra={"filters": (filters or Filters()).describe(),
+                                                 "folders": {k or "INBOX": v or "." for k, v in sorted(dirs.items())}})
+    return summary
+
+
+def _make_maildir(dest: Path, dirname: str) -> None:
+    base = safe_join(dest, dirname) if dirname else dest
+    for sub in ("cur", "new", "tmp"):
+        path = safe_join(base, sub)
+        if not os.path.lexists(path):
+            os.makedirs(path, exist_ok=True)
+        elif os.path.islink(path) or not os.path.isdir(path):
+            raise UsageError(f"refusing to write into {str(path)!r}: a symlink or not a directory")
+    if dirname:
+        marker = safe_join(base, "maildirfolder")
+        if not os.path.lexists(marker):
+            with open(marker, "x"):
+                pass
+
+
+def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm: StoredMessage, data) -> None:
+    """Write into tmp/, then link into cur/ (create-only)."""
+    part = PartFile(dest, safe_join(dest, *parts, "tmp", name.replace(":", "_")))
+    try:
+        for chunk in ([data] if data is not None else stream_message(archive, sm)):
+            part.write(chunk)
+    except BaseException:
+        part.abort()
+        raise
+    final = safe_join(dest, *parts, "cur") / name  # our own name: ':2,' must stay
+    part.final = final  # linked straight into cur/ from tmp/
+    part.finish()
+
+
+def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
+    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+    reporter.warn(f"message {sm.msg_id}: {exc}")

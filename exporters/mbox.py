@@ -1,0 +1,223 @@
+"""``export mbox DEST``: mboxrd files that ``import mbox --variant mboxrd`` reads back byte for byte (L3).
+
+Format (mboxrd)
+---------------
+Each message is ``From SENDER DATE`` (SENDER the catalog's sender address,
+or ``MAILER-DAEMON`` when there is none or it is not one token; DATE the
+asctime of the internal date — the delivery time, which re-import makes
+the internal date again — else the sent date, else the archiving time, in
+UTC), then the archived bytes with every line matching ``^>*From `` given
+one more ``>``, then one empty line. The importer removes exactly that
+empty line and one ``>`` per quoted line, so the bytes and the blob ids
+come back the same.
+
+Two kinds of message cannot share an mbox file with a message after them:
+
+* a message whose last line has no line ending (the empty separator line
+  would join it): each one is written into a file of its own,
+  ``NAME-2.mbox``, ``NAME-3.mbox``…;
+* a message with a line that is just ``From`` (no space after it, so
+  mboxrd cannot quote it and a reader would split there): not exported,
+  listed as an error (export it as eml).
+
+Files
+-----
+DEST is a directory. Without ``per_folder`` every selected message is in
+``DEST/messages.mbox``; with it, one file per source folder, named after it
+(``Archive/2019`` → ``DEST/Archive/2019.mbox``, safe names as in
+:mod:`exporters.layout`), a message seen in several folders in each of
+them; messages without a folder go to ``INBOX.mbox``.
+
+Each file is written under a temporary name and linked into place when
+complete (create-only); ``manifest.csv``/``manifest.json`` follow last
+(:mod:`exporters.manifest`). A rerun after an interruption writes the
+missing files; a file that is already there with the same SHA-256 is kept
+(the output is deterministic for the same selection), one with other
+content is never replaced.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from toolkit import faults
+from toolkit.archive import Archive
+from toolkit.errors import IntegrityError, StorageError, UsageError
+from toolkit.reporter import NullReporter, Reporter
+from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+
+from .eml import ExportSummary
+from .filters import Filters, select
+from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, placements, remove_stale_parts
+from .manifest import Manifest
+
+SINGLE_NAME = "messages"
+_QUOTE = re.compile(rb"^(>*From )", re.M)
+_BARE_FROM = re.compile(rb"^From[ \t]*\r?$", re.M)
+_SENDER = re.compile(r"[!-~]+@[!-~]+")
+
+
+class Unrepresentable(ValueError):
+    """The message cannot be written as mboxrd without changing its bytes on re-import."""
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def from_line(sender: str | None, when: dt.datetime | None) -> bytes:
+    """``From anna@example.com Mon Jan  7 09:15:00 2019\\n`` (asctime, UTC, independent of the locale)."""
+    who = sender if sender and _SENDER.fullmatch(sender) else "MAILER-DAEMON"
+    when = when or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc)
+    stamp = f"{_DAYS[when.weekday()]} {_MONTHS[when.month - 1]} {when.day:2d} {when:%H:%M:%S} {when.year:04d}"
+    return f"From {who} {stamp}\n".encode("ascii")
+
+
+def quote(data: bytes) -> bytes:
+    """mboxrd quoting of a whole message: one more '>' before every ``^>*From `` line."""
+    if _BARE_FROM.search(data):
+        raise Unrepresentable("a line that is just 'From' cannot be quoted in mboxrd; export this message as eml")
+    return _QUOTE.sub(rb">\1", data)
+
+
+def quote_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """:func:`quote` over chunks (whole lines are quoted; a partial line waits for its end)."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield quote(data[:cut])
+    if rest:
+        yield quote(rest)
+
+
+class _Box:
+    """One output mbox: a part file that grows while messages arrive."""
+
+    def __init__(self, root: Path, path: Path):
+        self.path = path
+        self.part = PartFile(root, path)
+        self.rows: list[dict] = []
+        self.bytes = 0
+
+
+def export_mbox(
+    archive: Archive,
+    dest: Path,
+    filters: Filters | None = None,
+    *,
+    per_folder: bool = False,
+    reporter: Reporter | None = None,
+) -> ExportSummary:
+    """Export the selected messages as mboxrd into the directory DEST (see the module docstring)."""
+    reporter = reporter or NullReporter()
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
+        raise UsageError(f"{dest} exists and is not a directory; export mbox writes into a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(dest, "mbox")
+    manifest.begin()
+    remove_stale_parts(dest)
+    selection = select(archive, filters)
+    summary = ExportSummary(dest=str(dest), selected=len(selection))
+    ids = [sm.msg_id for sm in selection]
+    facts = message_facts(archive, ids)
+    places = placements(archive, ids, filters) if per_folder else {}
+    dirs = FolderDirs(dest)
+    boxes: dict[str, _Box] = {}
+    spill: dict[str, int] = {}
+    counts = {"files_written": 0, "files_present": 0}
+
+    def box_for(folder: str | None, alone: bool) -> _Box:
+        key = folder if per_folder else None
+        base = (key or DEFAULT_FOLDER) if per_folder else None
+        if alone:
+            n = spill.get(base or "", 1) + 1
+            spill[base or ""] = n
+            path = dirs.file(base, f"-{n}.mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}-{n}.mbox")
+            b = _Box(dest, path)
+            boxes[f"{base}\x00{n}"] = b
+            return b
+        k = base or ""
+        if k not in boxes:
+            path = dirs.file(base, ".mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}.mbox")
+            boxes[k] = _Box(dest, path)
+        return boxes[k]
+
+    reporter.start("export", len(selection), "mails")
+    try:
+        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
+            reporter.advance("export", 1)
+            if isinstance(data, Exception):
+                _error(summary, reporter, sm, data)
+                continue
+            try:
+                body, ends_nl = _prepare(archive, sm, data)
+            except (Unrepresentable, IntegrityError, StorageError) as exc:
+                _error(summary, reporter, sm, exc)
+                continue
+            f = facts.get(sm.msg_id, {})
+            line = from_line(f.get("from_addr"), f.get("internal_date") or f.get("sent_date") or f.get("archived_at"))
+            folders = [p.folder for p in places[sm.msg_id]] if per_folder else [None]
+            for folder in folders:
+                box = box_for(folder, alone=not ends_nl)
+                box.part.write(line)
+                for chunk in body():
+                    box.part.write(chunk)
+                if ends_nl:
+                    box.part.write(b"\n")
+                box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
+                                     size=sm.size, folder=folder))
+                box.bytes += sm.size
+        for box in boxes.values():
+            state = box.part.finish()
+            counts["files_written" if state == "written" else "files_present"] += 1
+            if state == "written":
+                summary.written += len(box.rows)
+                summary.bytes += box.bytes
+            else:
+                summary.already_present += len(box.rows)
+            rel = box.path.relative_to(dest).as_posix()
+            for row in box.rows:
+                manifest.add(**row, path=rel)
+            faults.hit("export_after_file")
+    except BaseException:
+        for box in boxes.values():
+            box.part.abort()
+        raise
+    finally:
+        reporter.finish("export")
+    manifest.write(errors=summary.errors, extra={"filters": (filters or Filters()).describe(), "per_folder": per_folder, **counts})
+    return summary
+
+
+def _prepare(archive: Archive, sm: StoredMessage, data: bytes | None):
+    """(a callable giving the quoted chunks, does the message end with a line ending?)."""
+    if data is not None:
+        quoted = quote(data)
+        return (lambda: [quoted]), data.endswith(b"\n")
+    # a large message: check it once (bare From lines, the last byte), then stream it again per copy
+    last = b""
+    rest = b""
+    for chunk in stream_message(archive, sm):
+        if chunk:
+            last = chunk[-1:]
+            data2 = rest + chunk
+            cut = data2.rfind(b"\n") + 1
+            if _BARE_FROM.search(data2[:cut]):
+                raise Unrepresentable("a line that is just 'From' cannot be quoted in mboxrd; export this message as eml")
+            rest = data2[cut:]
+    if rest and _BARE_FROM.search(rest):
+        raise Unrepresentable("a line that is just 'From' cannot be quoted in mboxrd; export this message as eml")
+    return (lambda: quote_stream(stream_message(archive, sm))), last == b"\n"
+
+
+def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
+    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+    reporter.warn(f"message {sm.msg_id}: {exc}")

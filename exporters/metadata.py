@@ -1,0 +1,113 @@
+"""``export metadata DEST.parquet|.csv|.json``: one row per selected message, for auditors and migrations.
+
+Columns: the catalog fields of ``messages`` (msg_id, blob_id, message_id,
+subject, from_addr, from_name, sent_date, internal_date, size, spam,
+defects, id_conflict, archived_at, run_id, pack_id), ``recipients`` (a
+list of {kind, address}: to, cc, bcc — including Bcc learned from journal
+reports — and envelope) and ``sightings`` (a list of {source_uri, folder,
+source_ref, via, decision, flags, internal_date, seen_at}).
+
+Parquet and JSON keep the lists as lists (JSON: one array of objects);
+CSV cannot, so there the two list columns hold JSON text. The format
+follows DEST's suffix. The file is written under a temporary name and
+renamed into place: it is complete or absent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+import polars as pl
+
+from toolkit.archive import Archive
+from toolkit.errors import UsageError
+
+from .filters import Filters
+
+FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
+
+_SQL = """
+WITH sel AS (
+    SELECT m.* FROM messages m JOIN packs p USING (pack_id) {where}
+), rc AS (
+    SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
+    FROM recipients r WHERE r.msg_id IN (SELECT msg_id FROM sel) GROUP BY r.msg_id
+), si AS (
+    SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
+                           'via': s.via, 'decision': s.decision, 'flags': s.flags,
+                           'internal_date': s.internal_date, 'seen_at': s.seen_at}}
+                          ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
+    FROM sightings s WHERE s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
+)
+SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
+       sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
+       sel.archived_at, sel.run_id, sel.pack_id,
+       coalesce(rc.recipients, []) AS recipients, coalesce(si.sightings, []) AS sightings
+FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
+ORDER BY sel.msg_id
+"""
+
+
+def format_of(dest: Path, fmt: str | None = None) -> str:
+    if fmt:
+        if fmt not in FORMATS.values():
+            raise UsageError(f"unknown format {fmt!r}; choose parquet, csv or json")
+        return fmt
+    got = FORMATS.get(Path(dest).suffix.lower())
+    if got is None:
+        raise UsageError(f"{dest}: name the file .parquet, .csv or .json (or give --format)")
+    return got
+
+
+def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataFrame:
+    """The metadata rows as a polars DataFrame (one row per message)."""
+    where, params = (filters or Filters()).sql()
+    sql = _SQL.format(where=f"WHERE {where}" if where else "")
+    with archive.catalog.reading() as con:
+        try:
+            table = con.execute(sql, params).arrow()
+            if hasattr(table, "read_all"):  # a lazy RecordBatchReader in newer DuckDB: read it inside the session
+                table = table.read_all()
+        except Exception as exc:  # duckdb.Error for a bad --where
+            raise UsageError(f"the selection failed: {exc}") from None
+    return pl.from_arrow(table)
+
+
+def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None, fmt: str | None = None) -> dict:
+    """Write the metadata file; returns {"dest", "format", "rows"}."""
+    dest = Path(dest)
+    fmt = format_of(dest, fmt)
+    if dest.exists():
+        raise UsageError(f"{dest} exists; metadata exports never replace a file — remove it or choose another name")
+    if not dest.parent.is_dir():
+        raise UsageError(f"{dest.parent} is not a directory")
+    df = metadata_frame(archive, filters)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    try:
+        if fmt == "parquet":
+            df.write_parquet(tmp)
+        elif fmt == "json":
+            rows = df.to_dicts()
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(rows, f, ensure_ascii=False, indent=1, default=_json_default)
+        else:
+            flat = df.with_columns(
+                pl.Series("recipients", [json.dumps(v, ensure_ascii=False) for v in df["recipients"].to_list()]),
+                pl.Series("sightings", [json.dumps(v, ensure_ascii=False, default=_json_default)
+                                        for v in df["sightings"].to_list()]),
+            )
+            flat.write_csv(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.link(tmp, dest)  # create-only
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"dest": str(dest), "format": fmt, "rows": df.height}
+
+
+def _json_default(v):
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)

@@ -1,0 +1,139 @@
+"""``mailarchive export mbox|maildir|imap|metadata``: the other export targets (issue 8)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ExitCode
+from .export_cmd import export_group
+from .export_filters import emit_dry_run, filter_options
+from .main import command
+from .passwords import read_secret
+
+
+def _finish(click_ctx, summary, what: str) -> None:
+    ctx = click_ctx.obj
+    r = summary.as_dict()
+    ctx.ui.emit(
+        r,
+        lambda r: ctx.ui.say(
+            f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
+            f"of {r['selected']} selected {what} {r['dest']}"
+            + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
+        ),
+    )
+    click_ctx.exit(int(ExitCode.FINDINGS) if summary.errors else 0)
+
+
+@command(export_group, "mbox")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--per-folder", is_flag=True, help="One mbox file per source folder (DEST/Folder/Sub.mbox) instead of DEST/messages.mbox.")
+@filter_options
+@click.pass_context
+def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run):
+    """Write the selected messages as mboxrd files into the directory DEST.
+
+    Body lines matching ^>*From get one more '>', so `import mbox --variant
+    mboxrd` gives back exactly the archived bytes. The From_ line carries the
+    sender and the internal (else sent) date. A message without a final line
+    ending goes into a file of its own (NAME-2.mbox, ...). manifest.csv/.json
+    (SHA-256 per message) are written last: without manifest.json the export
+    is incomplete, and a rerun completes it without duplicating files.
+    """
+    from exporters.mbox import export_mbox
+
+    ctx = click_ctx.obj
+    if dry_run:
+        return emit_dry_run(ctx, filters)
+    with ctx.open() as archive:
+        summary = export_mbox(archive, dest, filters, per_folder=per_folder, reporter=ctx.ui.reporter())
+    _finish(click_ctx, summary, "into")
+
+
+@command(export_group, "maildir")
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@filter_options
+@click.pass_context
+def maildir_cmd(click_ctx, dest, filters, dry_run):
+    """Write the selected messages into one Maildir++ at DEST.
+
+    INBOX is DEST itself; every other source folder is a subfolder
+    .Folder.Sub (modified UTF-7 names). Flags of the latest sighting are
+    restored into the file names (:2,RS ...). A rerun adds what is missing
+    and never writes a message twice; manifest.csv/.json are written last.
+    """
+    from exporters.maildir import export_maildir
+
+    ctx = click_ctx.obj
+    if dry_run:
+        return emit_dry_run(ctx, filters)
+    with ctx.open() as archive:
+        summary = export_maildir(archive, dest, filters, reporter=ctx.ui.reporter())
+    _finish(click_ctx, summary, "into")
+
+
+@command(export_group, "imap")
+@click.argument("url")
+@click.option("--max-per-second", type=float, default=None, help="At most this many APPENDs per second (throttling).")
+@click.option("--manifest-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where to write manifest.csv/.json (default: HOME/export-state/imap-<hash>/).")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds without an answer before the connection counts as dropped.")
+@click.option("--retries", type=click.IntRange(0, 50), default=5, show_default=True, help="Reconnect attempts in a row after a dropped connection.")
+@click.option("--allow-plaintext", is_flag=True, help="Log in over an unencrypted link when the server offers no STARTTLS (trusted links only).")
+@click.option("--insecure", is_flag=True, help="Do not verify the server certificate (explicit; never the default).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Verify the server certificate against these CA certificates (PEM).")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Read the password from this file (else $MAILARCHIVE_IMAP_PASSWORD, else a prompt).")
+@filter_options
+@click.pass_context
+def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, allow_plaintext, insecure, ca_file,
+             password_file, filters, dry_run):
+    """Upload the selected messages to an IMAP account with APPEND.
+
+    URL is imaps://USER@HOST[:PORT][/PREFIX] or imap://USER@HOST[:PORT][/PREFIX]
+    (STARTTLS required unless --allow-plaintext). Folders mirror the source
+    folders (under PREFIX when given; mail without a folder goes to INBOX);
+    the original INTERNALDATE and flags are set. Line ends are sent as CRLF,
+    as IMAP requires. Appended copies are logged in
+    HOME/export-state/imap-<hash>.jsonl, so a rerun skips them; with UIDPLUS
+    the new UIDs go into the manifest.
+    """
+    from exporters.imap import ImapTarget, export_imap
+    from importers.netutil import parse_mail_url, tls_context
+
+    ctx = click_ctx.obj
+    if dry_run:
+        return emit_dry_run(ctx, filters)
+    u = parse_mail_url(url, {"imap": (143, False), "imaps": (993, True)})
+    target = ImapTarget(u.host, u.port, u.user, u.implicit_tls, u.path)
+    password = read_secret(password_file, "MAILARCHIVE_IMAP_PASSWORD", "IMAP password")
+    with ctx.open() as archive:
+        summary = export_imap(
+            archive, target, password, filters, ssl_context=tls_context(ca_file, insecure),
+            allow_plaintext=allow_plaintext, timeout=timeout, retries=retries, max_per_second=max_per_second,
+            manifest_dir=manifest_dir, reporter=ctx.ui.reporter(),
+        )
+    _finish(click_ctx, summary, "to")
+
+
+@command(export_group, "metadata")
+@click.argument("dest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]), default=None,
+              help="Output format (default: from DEST's suffix).")
+@filter_options
+@click.pass_context
+def metadata_cmd(click_ctx, dest, fmt, filters, dry_run):
+    """Write one row per selected message (catalog fields, recipients, sightings) to DEST.
+
+    DEST ends in .parquet, .csv or .json. Parquet and JSON keep recipients
+    and sightings as lists; in CSV they are JSON text. The file is written
+    under a temporary name and renamed: complete or absent; never replaced.
+    """
+    from exporters.metadata import export_metadata
+
+    ctx = click_ctx.obj
+    if dry_run:
+        return emit_dry_run(ctx, filters)
+    with ctx.open() as archive:
+        r = export_metadata(archive, dest, filters, fmt)
+    ctx.ui.emit(r, lambda r: ctx.ui.say(f"Wrote {r['rows']} rows ({r['format']}) to {r['dest']}"))
