@@ -34,7 +34,7 @@ from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip
 
 CHUNK = 256
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
 
 NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
 
@@ -267,7 +267,7 @@ class Ingest:
         exhausted = False
         first = True
         while True:
-            window = 2 * self.workers if self._executor is not None else 1
+            window = self.workers + 1 if self._executor is not None else 1
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
                 chunk = _take(items, self.chunk, CHUNK_BYTES)
                 if not chunk:
@@ -277,7 +277,7 @@ class Ingest:
                     self._executor = ProcessPoolExecutor(
                         self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
                     )
-                    window = 2 * self.workers
+                    window = self.workers + 1
                 first = False
                 inflight.append((chunk, self._submit(chunk)))
             if not inflight:
