@@ -429,7 +429,7 @@ class MboxSplitter:
             h.update(line)
         h.update(sep)
         raw = b"".join(line for _, line in acc)
-        quoted = len(_QUOTED_M.findall(raw)) if b">" in raw else 0
+        quoted = len(_QUOTED_M.findall(raw)) if (raw.startswith(b">") or b"\n>" in raw) else 0
         self.quoted_lines += quoted
         unquoted = 0
         if self.variant == "mboxrd" and quoted:

@@ -125,6 +125,16 @@ class KnownKeys:
         mids = [_mid_hash(r[0]) for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
         return cls(blobs, keys, mids)
 
+    def add(self, blob_ids: list[str], dedup_keys: list[str], message_ids: list[str]) -> None:
+        """Take in what a commit of this run added (sorted merge; the arrays stay sorted)."""
+        for i, new in enumerate((
+            [int(b[:15], 16) for b in blob_ids],
+            [int(k[:15], 16) for k in dedup_keys],
+            [_mid_hash(m) for m in message_ids],
+        )):
+            if new:
+                self._sets[i] = array("Q", sorted([*self._sets[i], *new]))
+
     @staticmethod
     def _has(arr: array, value: int) -> bool:
         i = bisect.bisect_left(arr, value)
@@ -229,7 +239,9 @@ class Ingest:
         self._summary = summary
         self._importer = importer
         self._writer: PackWriter | None = None
-        self._next_pack_id = os.urandom(16)
+        self._assign_id, self._assigned = os.urandom(16), 0
+        self._chunk_pack_id = self._assign_id
+        self._sealed_ids: set[bytes] = set()
         self._pending = _Pending()
         self._last_cursor = cursor  # the last cursor committed in this run (or the one it started from)
         self._executor: ProcessPoolExecutor | None = None
@@ -262,14 +274,19 @@ class Ingest:
         return summary
 
     def _drive(self, items: Iterator) -> bool:
-        """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted."""
+        """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted.
+
+        Each chunk is assigned to a pack when it is sent out (by the bytes sent
+        so far), so workers seal its records for the pack they will land in;
+        the driver seals the open pack when the next chunk belongs to another.
+        """
         inflight: deque = deque()
         exhausted = False
         first = True
         while True:
             window = self.workers + 1 if self._executor is not None else 1
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
-                chunk = _take(items, self.chunk, CHUNK_BYTES)
+                chunk = _take(items, self.chunk, min(CHUNK_BYTES, max(1, self.pack_target // 4)))
                 if not chunk:
                     exhausted = True
                     break
@@ -279,25 +296,32 @@ class Ingest:
                     )
                     window = self.workers + 1
                 first = False
-                inflight.append((chunk, self._submit(chunk)))
+                inflight.append((chunk, *self._submit(chunk)))
             if not inflight:
                 return exhausted
-            chunk, fut = inflight.popleft()
-            self._apply(chunk, fut.result() if isinstance(fut, Future) else fut)
-            if self._writer is not None and self._writer.size >= self.pack_target:
+            chunk, fut, pack_id = inflight.popleft()
+            if self._writer is not None and self._writer.pack_id != pack_id:
                 self._commit()
+            self._chunk_pack_id = pack_id
+            self._apply(chunk, fut.result() if isinstance(fut, Future) else fut)
+            if self._writer is not None and self._writer.size >= 2 * self.pack_target:
+                self._commit()  # far more new mail than the assignment expected: keep packs bounded
+            elif self._writer is None and len(self._pending.sightings) >= 20_000:
+                self._commit()  # a long run of duplicates: save the cursor now and then
             if self._stop.is_set() and not inflight:
                 return False
 
     def _submit(self, chunk: list):
+        """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
+        pack_id = self._assign_id
+        self._assigned += sum(it.length for it in chunk if isinstance(it, SourceMail))
+        if self._assigned >= self.pack_target:
+            self._assign_id, self._assigned = os.urandom(16), 0
         raws = [it.raw for it in chunk if isinstance(it, SourceMail) and it.raw is not None]
-        key = pack_key(self.archive.key, self.archive.uuid, self._current_pack_id())
+        key = pack_key(self.archive.key, self.archive.uuid, pack_id)
         if self._executor is None:
-            return _prepare_chunk(raws, key, self.archive.uuid, self._current_pack_id())
-        return self._executor.submit(_prepare_chunk, raws, key, self.archive.uuid, self._current_pack_id())
-
-    def _current_pack_id(self) -> bytes:
-        return self._writer.pack_id if self._writer is not None else self._next_pack_id
+            return _prepare_chunk(raws, key, self.archive.uuid, pack_id), pack_id
+        return self._executor.submit(_prepare_chunk, raws, key, self.archive.uuid, pack_id), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary
@@ -409,7 +433,8 @@ class Ingest:
         pending = self._pending
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._next_pack_id)
+            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else os.urandom(16)
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
         data = p.data if p.data is not None else item.raw
         blob = bytes.fromhex(p.blob_id)
         if p.streamed:
@@ -484,8 +509,8 @@ class Ingest:
         info: PackInfo | None = None
         if self._writer is not None:
             info = self._writer.seal()
+            self._sealed_ids.add(info.pack_id)
             self._writer = None
-            self._next_pack_id = os.urandom(16)
             summary.packs += 1
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
@@ -565,6 +590,11 @@ class Ingest:
                 [summary.seen, summary.archived, summary.duplicates, summary.merged, summary.errors, summary.bytes, run_id],
             )
         faults.hit("after_db_commit")
+        self._known.add(
+            [m["blob_id"] for m in pending.messages],
+            [m["dedup_key"] for m in pending.messages],
+            [m["message_id"] for m in pending.messages if m["message_id"]],
+        )
         self._pending = _Pending()
 
 

@@ -204,13 +204,16 @@ def seal_record(
     data: bytes,
     nonce_source: NonceSource = os.urandom,
     level: int = 3,
+    check: bool = True,
 ) -> tuple[bytes, int]:
     """(record bytes, compressed size) for one mail, sealed under pack subkey ``key``.
 
     Pure: safe to call in a worker process; feed the result to
-    :meth:`PackWriter.add_sealed` of the pack whose key this is.
+    :meth:`PackWriter.add_sealed` of the pack whose key this is. ``check=False``
+    skips re-hashing when the caller has just computed ``blob_id`` from ``data``.
     """
-    _check_blob(blob_id, data)
+    if check:
+        _check_blob(blob_id, data)
     compressed = _compressor(level).compress(data)
     view = memoryview(compressed)
     n = segment_count(len(compressed))

@@ -1,0 +1,229 @@
+"""Full verification throughput against restic on the same corpus (issue 5, acceptance 5).
+
+Times ``mailarchive verify --full`` over the bench archive (the EML tree of
+the bench corpus imported once) against ``restic check --read-data`` over a
+restic repository of the same EML tree, in one run. Building the archive and
+the repository is not timed; ``--reuse DIR`` takes both from
+``bench/bench_import.py --keep DIR`` instead of building them.
+
+Before each contender the page cache is dropped (root only; where refused,
+the contender's stored data is read once first, and the report says so).
+Reported per contender: wall time, messages/s, MB/s of the corpus (the same
+numerator for both, so the ratio is the ratio of the times), MB/s of the
+data each one stores and reads (packs / restic data files), CPU seconds and
+peak RSS. ``--record`` replaces the "## Verify (issue 5)" section of
+bench/RESULTS.md (other sections are kept).
+
+    .venv/bin/python bench/bench_verify.py [--reuse DIR | --corpus /tmp/corpus20k --count 20000] [--record]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_import import (  # noqa: E402
+    DelayAccounting,
+    Measure,
+    bench_env,
+    ensure_corpus,
+    fmt_io,
+    init_archive,
+    loadavg,
+    machine,
+    mailarchive_cmd,
+    prepare_cache,
+    record,
+    restic_exe,
+    run_measured,
+)
+
+TITLE = "## Verify (issue 5)"
+
+
+def dir_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def build(work: Path, args, env: dict) -> dict:
+    """Import the corpus' EML tree into a fresh archive and back it up with restic (neither timed)."""
+    corpus = ensure_corpus(args.corpus, args.count, args.seed, work)
+    home = work / "archive-eml"
+    init_archive(home, env)
+    print(f"building the bench archive from {corpus.eml} (not timed) ...", flush=True)
+    subprocess.run(mailarchive_cmd() + ["--archive", str(home), "--quiet", "import", "eml", str(corpus.eml)],
+                   env=env, check=True)
+    repo = work / "restic-repo"
+    renv = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(work / "restic-cache"))
+    print("building the restic repository of the same tree (not timed) ...", flush=True)
+    subprocess.run([restic_exe(), "init"], env=renv, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([restic_exe(), "backup", "--quiet", str(corpus.eml)], env=renv, check=True)
+    return {"corpus": str(corpus.root), "messages": corpus.messages, "eml_bytes": corpus.eml_bytes,
+            "archive": str(home), "restic_repo": str(repo)}
+
+
+def archive_facts(home: Path, env: dict) -> tuple[int, int]:
+    """(messages in the catalog, bytes of packs on the media)."""
+    r = subprocess.run(mailarchive_cmd() + ["--archive", str(home), "--json", "sql",
+                                            "SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM packs"],
+                       env=env, capture_output=True, text=True)
+    packs_bytes = 0
+    try:
+        rows = json.loads(r.stdout)
+        rows = rows.get("rows", rows) if isinstance(rows, dict) else rows
+        first = rows[0]
+        packs_bytes = int(first["b"] if isinstance(first, dict) else first[1])
+    except (ValueError, LookupError, TypeError):
+        packs_bytes = sum(p.stat().st_size for p in home.rglob("*.pack"))
+    r = subprocess.run(mailarchive_cmd() + ["--archive", str(home), "--json", "sql", "SELECT count(*) AS n FROM messages"],
+                       env=env, capture_output=True, text=True)
+    try:
+        rows = json.loads(r.stdout)
+        rows = rows.get("rows", rows) if isinstance(rows, dict) else rows
+        first = rows[0]
+        messages = int(first["n"] if isinstance(first, dict) else first[0])
+    except (ValueError, LookupError, TypeError):
+        messages = 0
+    return messages, packs_bytes
+
+
+def medium_dirs(home: Path) -> list[Path]:
+    return sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("medium-"))
+
+
+def run_verify(home: Path, env: dict, cache_mode: str, workers: int | None) -> Measure:
+    cache = prepare_cache(medium_dirs(home), cache_mode)
+    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "verify", "--full"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    print(f"  mailarchive verify --full ({cache} cache) ...", flush=True)
+    m = run_measured("mailarchive verify --full", cmd, env)
+    m.extra["cache"] = cache
+    try:
+        m.extra["report"] = json.loads(m.stdout)
+    except ValueError:
+        m.extra["report"] = None
+        print(f"  verify printed no JSON (exit {m.rc}):\n{m.stderr[-2000:]}", flush=True)
+    return m
+
+
+def run_restic_check(repo: Path, env: dict, cache_mode: str) -> Measure:
+    renv = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(repo.parent / "restic-cache"))
+    cache = prepare_cache([repo], cache_mode)
+    print(f"  restic check --read-data ({cache} cache) ...", flush=True)
+    m = run_measured("restic check --read-data", [restic_exe(), "check", "--read-data"], renv)
+    m.extra["cache"] = cache
+    if m.rc != 0:
+        print(f"  restic check failed with exit {m.rc}:\n{m.stderr[-2000:]}", flush=True)
+    return m
+
+
+def verify_findings(m: Measure) -> str:
+    rep = m.extra.get("report")
+    if not isinstance(rep, dict):
+        return "no JSON report"
+    t = rep.get("totals", {})
+    bad = [f"{c['id']} {c['status']} ({c['count']})" for c in rep.get("checks", []) if c.get("status") in ("finding", "warning")]
+    text = f"{t.get('findings', '?')} findings, {t.get('warnings', '?')} warnings"
+    return text + (": " + ", ".join(bad) if bad else "")
+
+
+def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, restic_bytes: int,
+           load_before: str, cache_note: str, args) -> str:
+    src = st["eml_bytes"]
+
+    def row(m: Measure, stored: int, ratio: str) -> str:
+        status = "" if m.rc in (0, 1) else f" (exit {m.rc})"
+        return (
+            f"| {m.name}{status} | {m.seconds:.1f} | {messages / m.seconds:.0f} | {src / 1e6 / m.seconds:.1f} | "
+            f"{stored / 1e6:.0f} MB at {stored / 1e6 / m.seconds:.1f} | "
+            f"{m.cpu_user + m.cpu_sys:.0f} ({m.cpu_main:.0f} main + {m.cpu_workers:.0f} workers) | "
+            f"{fmt_io(m)} | {m.maxrss_mb:.0f} | {ratio} |"
+        )
+
+    ratio = r.seconds / v.seconds
+    stored_ratio = (packs_bytes / v.seconds) / (restic_bytes / r.seconds)
+    how = f"--reuse (archive from bench_import.py --keep)" if args.reuse else f"--count {st['messages']}"
+    lines = [
+        TITLE,
+        "",
+        f"`bench/bench_verify.py {how}` on {machine(load_before)}.",
+        f"Corpus: the bench EML tree, {st['messages']} files, {src / 1e6:.0f} MB; {messages} message rows in the archive. "
+        f"{cache_note}",
+        "",
+        "| contender | seconds | messages/s | MB/s of the corpus | stored data read, MB/s | CPU s (tree) "
+        "| I/O wait s main / workers | peak RSS MB | × restic |",
+        "|---|---|---|---|---|---|---|---|---|",
+        row(v, packs_bytes, f"{ratio:.2f}×"),
+        row(r, restic_bytes, ""),
+        "",
+        f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
+        f"- restic check --read-data: exit {r.rc}.",
+        "",
+        f"Acceptance 5: `verify --full` runs at {ratio:.2f}× the MB/s of `restic check --read-data` over the same corpus "
+        f"(target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'}); counted in bytes each tool stores and reads "
+        f"(packs {packs_bytes / 1e6:.0f} MB, restic data {restic_bytes / 1e6:.0f} MB) the ratio is {stored_ratio:.2f}×.",
+        "",
+        "`verify --full` reads every pack once (SHA-256 of the file, every record authenticated and decompressed, "
+        "SHA-256 of every mail against its blob id, header fields against the catalog) plus the quick checks; "
+        "`restic check --read-data` reads and hashes every pack file of the repository (restic 0.14, Debian).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reuse", type=Path, default=None, help="directory written by bench_import.py --keep DIR")
+    ap.add_argument("--corpus", type=Path, default=None, help="corpus directory (generated when missing)")
+    ap.add_argument("--count", type=int, default=20_000, help="messages in the corpus (default 20000)")
+    ap.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the system temp dir)")
+    ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
+                    help="cold: drop the page cache before each contender (falls back to warm); warm: read the data once first")
+    ap.add_argument("--workers", type=int, default=None, help="verify --workers (default: the toolkit's default)")
+    ap.add_argument("--record", action="store_true", help="replace the '## Verify (issue 5)' section of bench/RESULTS.md")
+    args = ap.parse_args()
+
+    load_before = loadavg()
+    env = bench_env()
+    work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
+    try:
+        if args.reuse:
+            st = json.loads((args.reuse / "bench-state.json").read_text())
+            if not st.get("restic_repo"):
+                sys.exit(f"{args.reuse} holds no restic repository: rerun bench_import.py with restic")
+        else:
+            st = build(work, args, env)
+        home, repo = Path(st["archive"]), Path(st["restic_repo"])
+        messages, packs_bytes = archive_facts(home, env)
+        restic_bytes = dir_bytes(repo / "data")
+        print(f"archive {home}: {messages} messages, {packs_bytes / 1e6:.0f} MB of packs; restic data "
+              f"{restic_bytes / 1e6:.0f} MB; load {loadavg()}", flush=True)
+        with DelayAccounting():
+            v = run_verify(home, env, args.cache, args.workers)
+            r = run_restic_check(repo, env, args.cache)
+        caches = {v.extra["cache"], r.extra["cache"]}
+        if caches == {"cold"}:
+            cache_note = "Page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) before each contender: cold reads."
+        else:
+            cache_note = "Page cache warm for each contender (its stored data read once before it" + (
+                ", dropping the cache was refused)." if args.cache == "cold" else ").")
+        section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args)
+        print()
+        print(section)
+        if args.record:
+            record(section, TITLE)
+            print("recorded in bench/RESULTS.md")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

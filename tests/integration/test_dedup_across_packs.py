@@ -1,0 +1,53 @@
+"""Dedup holds across pack boundaries and worker chunks of one run (a regression test).
+
+A mail that repeats one committed in an earlier pack of the same run must be
+recorded as a duplicate, never stored twice, with and without worker processes.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from importers.eml import EmlImporter
+from toolkit.archive import Archive
+from toolkit.ingest import Ingest
+
+
+def _source(root, n=600):
+    rng = random.Random(7)
+    root.mkdir()
+    bodies = []
+    for i in range(n):
+        if i >= 50 and i % 10 == 0:  # exact copies of mails far earlier (other packs)
+            raw = bodies[rng.randrange(0, i - 40)]
+        elif i >= 50 and i % 10 == 5:  # same mail, other transport header
+            raw = b"Received: by relay.example.org\n" + bodies[rng.randrange(0, i - 40)]
+        else:
+            text = "".join(rng.choice("abcdefgh \n") for _ in range(rng.randint(3000, 9000)))
+            raw = f"From: a@example.com\nSubject: m{i}\nMessage-ID: <m{i}@example.com>\n\n{text}".encode()
+        bodies.append(raw)
+        (root / f"{i:04d}.eml").write_bytes(raw)
+    return len({b for b in bodies if not b.startswith(b"Received")})
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_duplicates_across_packs_are_not_stored_twice(tmp_path, workers):
+    distinct = _source(tmp_path / "src")
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        s = Ingest(a, workers=workers, pack_target=200_000, chunk=32).run(EmlImporter(str(tmp_path / "src")))
+        assert s.packs >= 5
+        with a.catalog.reading() as con:
+            rows, blobs, keys = con.execute(
+                "SELECT count(*), count(DISTINCT blob_id), count(DISTINCT dedup_key) FROM messages"
+            ).fetchone()
+            packs = con.execute("SELECT count(*), sum(records) FROM packs").fetchone()
+        assert rows == blobs == keys == distinct == s.archived
+        assert s.decisions.get("exact-duplicate", 0) + s.decisions.get("duplicate", 0) == 110
+        assert s.decisions.get("exact-duplicate", 0) >= 50 and s.decisions.get("duplicate", 0) >= 50
+        assert packs == (s.packs, rows)
+        again = Ingest(a, workers=workers, pack_target=200_000, chunk=32).run(EmlImporter(str(tmp_path / "src")))
+        assert again.archived == 0
+    finally:
+        a.close()
