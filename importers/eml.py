@@ -1,7 +1,6 @@
 """``import eml``: one message per file, from files and directory trees, local or on an SMB share."""
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any, Iterator
 
@@ -10,20 +9,10 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
-from .walk import FileEntry, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, cursor_path, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
 
 #: Mails larger than this are streamed from the source, never held in memory whole.
 LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
-
-
-def _cursor(entry: FileEntry) -> dict:
-    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
-
-
-def _after(cursor: Any) -> bytes | None:
-    if isinstance(cursor, dict) and cursor.get("path_b64"):
-        return base64.b64decode(cursor["path_b64"])
-    return None
 
 
 def _folder(rel: bytes) -> str | None:
@@ -42,7 +31,7 @@ class EmlImporter:
         self._smb_password = smb_password
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
-        after = _after(cursor)
+        after = cursor_path(cursor)
         if self.location.is_smb:
             yield from self._scan_smb(after, reporter)
         else:
@@ -50,7 +39,7 @@ class EmlImporter:
 
     def _item(self, entry: FileEntry, read, opener=None) -> SourceItem:
         ref = ref_text(entry.rel)
-        cur = _cursor(entry)
+        cur = entry_cursor(entry)
         if entry.skip_reason:
             return SourceSkip(ref, entry.skip_reason, cur)
         if any(part.startswith(b".") for part in entry.rel.split(b"/")):

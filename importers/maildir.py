@@ -55,7 +55,6 @@ are seen again by a full rerun and deduplicated.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import os
 import re
@@ -67,7 +66,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
 from . import utf7
-from .walk import FileEntry, iter_after, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, cursor_path, entry_cursor, iter_after, read_local, ref_text, walk_local, walk_storage
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -170,16 +169,6 @@ def internal_date(entry: FileEntry) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def entry_cursor(entry: FileEntry) -> dict:
-    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
-
-
-def cursor_path(cursor: Any) -> bytes | None:
-    if isinstance(cursor, dict) and cursor.get("path_b64"):
-        return base64.b64decode(cursor["path_b64"])
-    return None
 
 
 def _vanished(exc: BaseException) -> bool:

@@ -53,7 +53,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
-from toolkit.reporter import Reporter
+from toolkit.reporter import NullReporter, Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
@@ -305,20 +305,11 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-class _SubReporter:
+class _SubReporter(NullReporter):
     """The reporter handed to the inner importers: their own progress tasks are dropped, text cleaned."""
 
     def __init__(self, reporter: Reporter):
         self._r = reporter
-
-    def start(self, task, total=None, unit="items"):
-        pass
-
-    def advance(self, task, n=1, **fields):
-        pass
-
-    def finish(self, task):
-        pass
 
     def warn(self, message):
         self._r.warn(_clean(message))

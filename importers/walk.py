@@ -11,7 +11,7 @@ import base64
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from toolkit.errors import SourceError
 from toolkit.storage import Storage
@@ -111,6 +111,18 @@ def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
            for e in storage.list(prefix, include_temp=True)]
     out.sort(key=lambda f: f.rel)
     return out
+
+
+def entry_cursor(entry: FileEntry) -> dict:
+    """The resume cursor after ``entry`` of a sorted walk (path as bytes, losslessly)."""
+    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
+
+
+def cursor_path(cursor: Any) -> bytes | None:
+    """The relative path a cursor of :func:`entry_cursor` points after, or None to start from the top."""
+    if isinstance(cursor, dict) and cursor.get("path_b64"):
+        return base64.b64decode(cursor["path_b64"])
+    return None
 
 
 def iter_after(entries: list[FileEntry], after: bytes | None) -> Iterator[FileEntry]:
