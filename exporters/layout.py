@@ -156,6 +156,23 @@ def message_facts(archive: Archive, msg_ids: list[int]) -> dict[int, dict]:
 _PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")
 
 
+def open_export_dir(dest: Path, kind: str):
+    """Make DEST ready for an export of ``kind``: a real directory, the old manifest gone
+    (the export counts as incomplete until its new manifest is written), leftovers removed."""
+    from toolkit.errors import UsageError
+
+    from .manifest import Manifest
+
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
+        raise UsageError(f"{dest} exists and is not a directory; export {kind} writes into a directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(dest, kind)
+    manifest.begin()
+    remove_stale_parts(dest)
+    return dest, manifest
+
+
 def remove_stale_parts(root: Path) -> int:
     """Delete temporary ``.NAME.xxxxxxxx.part`` files an interrupted export left (symlinks are not followed)."""
     removed = 0

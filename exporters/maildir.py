@@ -40,8 +40,7 @@ from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream
 
 from .eml import ExportSummary
 from .filters import Filters, select
-from .layout import PartFile, placements, remove_stale_parts, sha256_file
-from .manifest import Manifest
+from .layout import PartFile, open_export_dir, placements, sha256_file
 from .naming import UniqueNamer, safe_join
 
 LETTERS = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F", "\\Deleted": "T", "\\Draft": "D", "$Passed": "P"}
@@ -105,13 +104,7 @@ def export_maildir(
 ) -> ExportSummary:
     """Export the selected messages into a Maildir++ at DEST (see the module docstring)."""
     reporter = reporter or NullReporter()
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
-        raise UsageError(f"{dest} exists and is not a directory; export maildir writes into a directory")
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(dest, "maildir")
-    manifest.begin()
-    remove_stale_parts(dest)
+    dest, manifest = open_export_dir(dest, "maildir")
     selection = select(archive, filters)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     places = placements(archive, [sm.msg_id for sm in selection], filters)

@@ -44,14 +44,13 @@ from typing import Iterable, Iterator
 
 from toolkit import faults
 from toolkit.archive import Archive
-from toolkit.errors import IntegrityError, StorageError, UsageError
+from toolkit.errors import IntegrityError, StorageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
 
 from .eml import ExportSummary
 from .filters import Filters, select
-from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, placements, remove_stale_parts
-from .manifest import Manifest
+from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
 
 SINGLE_NAME = "messages"
 _QUOTE = re.compile(rb"^(>*From )", re.M)
@@ -117,13 +116,7 @@ def export_mbox(
 ) -> ExportSummary:
     """Export the selected messages as mboxrd into the directory DEST (see the module docstring)."""
     reporter = reporter or NullReporter()
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
-        raise UsageError(f"{dest} exists and is not a directory; export mbox writes into a directory")
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(dest, "mbox")
-    manifest.begin()
-    remove_stale_parts(dest)
+    dest, manifest = open_export_dir(dest, "mbox")
     selection = select(archive, filters)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     ids = [sm.msg_id for sm in selection]
