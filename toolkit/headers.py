@@ -112,9 +112,11 @@ class MailMeta:
 
 def normalise_body(body: bytes) -> bytes:
     """CRLF -> LF, bare CR kept, trailing spaces/tabs per line and trailing empty lines removed."""
-    if b"\r\n" in body:
+    # One-byte searches run at memchr speed, two-byte ones ten times slower: test for the
+    # byte first, so a body without CR or tab costs one two-byte scan (" \n"), not three.
+    if b"\r" in body and b"\r\n" in body:
         body = body.replace(b"\r\n", b"\n")
-    if b" \n" in body or b"\t\n" in body:
+    if b" \n" in body or (b"\t" in body and b"\t\n" in body):
         if len(body) <= _SPLIT_LIMIT:
             body = b"\n".join([line.rstrip(b" \t") for line in body.split(b"\n")])
         else:  # no per-line list for huge bodies
@@ -132,7 +134,7 @@ class BodyHasher:
 
     def update(self, chunk: bytes) -> None:
         buf = self._carry + chunk
-        if b"\r\n" in buf:
+        if b"\r" in buf and b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
         hold = 1 if buf.endswith(b"\r") else 0
         cut = buf.rfind(b"\n", 0, len(buf) - hold)
@@ -140,7 +142,7 @@ class BodyHasher:
             self._carry = buf
             return
         complete, self._carry = buf[: cut + 1], buf[cut + 1:]
-        if b" \n" in complete or b"\t\n" in complete:
+        if b" \n" in complete or (b"\t" in complete and b"\t\n" in complete):
             complete = _TRAILING_WS.sub(b"\n", complete)
         content = complete.rstrip(b"\n")
         if content:

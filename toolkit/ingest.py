@@ -107,15 +107,24 @@ class _Pending:
 
 
 class KnownKeys:
-    """What the catalog held when the run started, as sorted 60-bit prefixes (8 bytes a key).
+    """Which keys the catalog may hold, without asking it for every chunk.
 
-    A mail whose blob id, dedup key and Message-ID all miss here is new, and
-    needs no catalog query; only possible hits are looked up for real. Keys
-    added during the run are tracked by the run itself.
+    What the catalog held when the run started is kept as sorted 60-bit
+    prefixes (8 bytes a key): a key that misses there cannot be in the
+    catalog from before the run. What this run committed is kept exactly
+    (key -> first msg_id) up to ``RUN_KEYS_LIMIT`` messages; beyond that the
+    run's keys move into prefix arrays too, and their hits are looked up in
+    the catalog like the old ones. A fresh migration thus asks the catalog
+    nothing, however many duplicates it holds.
     """
+
+    RUN_KEYS_LIMIT = 100_000
 
     def __init__(self, blobs: list[int], keys: list[int], mids: list[int]):
         self._sets = [array("Q", sorted(x)) for x in (blobs, keys, mids)]
+        self.run_blobs: dict[str, int] = {}
+        self.run_keys: dict[str, int] = {}
+        self.run_mids: dict[str, int] = {}
 
     @classmethod
     def load(cls, con) -> "KnownKeys":
@@ -125,22 +134,33 @@ class KnownKeys:
         mids = [_mid_hash(r[0]) for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
         return cls(blobs, keys, mids)
 
-    def add(self, blob_ids: list[str], dedup_keys: list[str], message_ids: list[str]) -> None:
-        """Take in what a commit of this run added (sorted merge; the arrays stay sorted)."""
+    def add(self, blobs: dict[str, int], keys: dict[str, int], mids: dict[str, int]) -> None:
+        """Take in what a commit of this run added (key -> msg_id)."""
+        self.run_blobs.update(blobs)
+        self.run_keys.update(keys)
+        for mid, msg_id in mids.items():
+            self.run_mids.setdefault(mid, msg_id)
+        if len(self.run_blobs) > self.RUN_KEYS_LIMIT:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Bound memory: the run's exact keys become prefixes (their hits go to the catalog)."""
         for i, new in enumerate((
-            [int(b[:15], 16) for b in blob_ids],
-            [int(k[:15], 16) for k in dedup_keys],
-            [_mid_hash(m) for m in message_ids],
+            [int(b[:15], 16) for b in self.run_blobs],
+            [int(k[:15], 16) for k in self.run_keys],
+            [_mid_hash(m) for m in self.run_mids],
         )):
             if new:
                 self._sets[i] = array("Q", sorted([*self._sets[i], *new]))
+        self.run_blobs, self.run_keys, self.run_mids = {}, {}, {}
 
     @staticmethod
     def _has(arr: array, value: int) -> bool:
         i = bisect.bisect_left(arr, value)
         return i < len(arr) and arr[i] == value
 
-    def may_know(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
+    def may_hold(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
+        """True when the catalog must be asked about one of these keys."""
         b, k, m = self._sets
         return (
             self._has(b, int(blob_id[:15], 16))
@@ -476,30 +496,49 @@ class Ingest:
         return idx
 
     def _lookup(self, mails) -> tuple[dict[str, int], dict[str, int], dict[str, tuple[str, int]]]:
-        """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds."""
-        mails = [(i, p) for i, p in mails if self._known.may_know(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
-        if not mails:
-            return {}, {}, {}
+        """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds.
+
+        Keys this run committed are answered from memory; the catalog is asked
+        only about keys it may have held before the run (or that were spilled).
+        """
+        known = self._known
+        blobs = {p.blob_id: known.run_blobs[p.blob_id] for _, p in mails if p.blob_id in known.run_blobs}
+        dkeys = {}
+        mids = {}
+        for _, p in mails:
+            dkey = p.meta.dedup_key.hex()
+            if dkey in known.run_keys:
+                dkeys[dkey] = known.run_keys[dkey]
+            mid = p.meta.message_id
+            if mid is not None and mid in known.run_mids:
+                mids[mid] = ("old", known.run_mids[mid])
+        ask = [(i, p) for i, p in mails if known.may_hold(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
+        if not ask:
+            return blobs, dkeys, mids
         keys = pa.table(
             {
-                "blob_id": [p.blob_id for _, p in mails],
-                "dedup_key": [p.meta.dedup_key.hex() for _, p in mails],
-                "message_id": [p.meta.message_id for _, p in mails],
+                "blob_id": [p.blob_id for _, p in ask],
+                "dedup_key": [p.meta.dedup_key.hex() for _, p in ask],
+                "message_id": [p.meta.message_id for _, p in ask],
             }
         )
         with self.archive.catalog.reading() as con:
             con.register("chunk_keys", keys)
-            blobs = con.execute(
+            old_blobs = con.execute(
                 "SELECT m.blob_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT blob_id FROM chunk_keys) k USING (blob_id) GROUP BY 1"
             ).fetchall()
-            dkeys = con.execute(
+            old_keys = con.execute(
                 "SELECT m.dedup_key, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT dedup_key FROM chunk_keys) k USING (dedup_key) GROUP BY 1"
             ).fetchall()
-            mids = con.execute(
+            old_mids = con.execute(
                 "SELECT m.message_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT message_id FROM chunk_keys WHERE message_id IS NOT NULL) k USING (message_id) GROUP BY 1"
             ).fetchall()
             con.unregister("chunk_keys")
-        return dict(blobs), dict(dkeys), {m: ("old", i) for m, i in mids}
+        # the catalog's answer is the lowest msg_id: it wins over the run's own (later) one
+        blobs.update(old_blobs)
+        dkeys.update(old_keys)
+        mids.update({m: ("old", i) for m, i in old_mids})
+        return blobs, dkeys, mids
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
@@ -591,9 +630,9 @@ class Ingest:
             )
         faults.hit("after_db_commit")
         self._known.add(
-            [m["blob_id"] for m in pending.messages],
-            [m["dedup_key"] for m in pending.messages],
-            [m["message_id"] for m in pending.messages if m["message_id"]],
+            {m["blob_id"]: base + i for i, m in enumerate(pending.messages)},
+            {m["dedup_key"]: base + i for i, m in enumerate(pending.messages)},
+            {m["message_id"]: base + i for i, m in reversed(list(enumerate(pending.messages))) if m["message_id"]},
         )
         self._pending = _Pending()
 

@@ -11,7 +11,7 @@ import pytest
 
 from importers.eml import EmlImporter
 from toolkit.archive import Archive
-from toolkit.ingest import Ingest
+from toolkit.ingest import Ingest, KnownKeys
 
 
 def _source(root, n=600):
@@ -31,8 +31,11 @@ def _source(root, n=600):
     return len({b for b in bodies if not b.startswith(b"Received")})
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_duplicates_across_packs_are_not_stored_twice(tmp_path, workers):
+@pytest.mark.parametrize("workers, run_keys_limit", [(0, None), (2, None), (0, 20)])
+def test_duplicates_across_packs_are_not_stored_twice(tmp_path, monkeypatch, workers, run_keys_limit):
+    """With the run's keys in memory, and spilled to prefixes (limit 20: the catalog answers)."""
+    if run_keys_limit is not None:
+        monkeypatch.setattr(KnownKeys, "RUN_KEYS_LIMIT", run_keys_limit)
     distinct = _source(tmp_path / "src")
     a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
     try:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import re
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -291,3 +293,19 @@ def test_A5_compressed_resume_skips_to_the_cursor(tmp_path):
     cursor = scan(p)[0][0].cursor
     items, rep = scan(p, cursor)
     assert [i.raw for i in items] == [msg("two", b">From x\n"), msg("three")] and not rep.warnings
+
+
+def test_A5_cursor_of_an_older_run_with_a_sha256_still_resumes(tmp_path):
+    """Cursors written before the CRC-32 check carry the region's SHA-256; both kinds resume."""
+    p = tmp_path / "box.mbox"
+    p.write_bytes(SAMPLE)
+    first, _ = scan(p)
+    cursor = dict(first[1].cursor)
+    assert cursor["crc32"] == zlib.crc32(SAMPLE[cursor["start"]:cursor["offset"]])
+    region = SAMPLE[cursor["start"]:cursor["offset"]]
+    legacy = {k: v for k, v in cursor.items() if k != "crc32"} | {"sha256": hashlib.sha256(region).hexdigest()}
+    rest, rep = scan(p, legacy)
+    assert [i.raw for i in rest] == [msg("three")] and not rep.warnings
+    legacy["sha256"] = "0" * 64
+    rest, rep = scan(p, legacy)
+    assert len(rest) == 3 and any("rewritten" in w for w in rep.warnings)

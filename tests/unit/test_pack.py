@@ -170,7 +170,7 @@ def test_golden_vector(storage):
     The compressed bytes come from libzstd at level 3; a libzstd upgrade that
     changes its output would also fail this test (zstandard 0.25 / libzstd 1.5.7).
     """
-    info = build(storage, GOLDEN_MESSAGES, pack_id=b"\x11" * 16, nonce_source=counter_nonces())
+    info = build(storage, GOLDEN_MESSAGES, pack_id=b"\x11" * 16, nonce_source=counter_nonces(), level=3)
     raw = file_of(storage, info.name).read_bytes()
     assert info.name == "packs/11/11111111111111111111111111111111.pack"
     assert len(raw) == GOLDEN_SIZE

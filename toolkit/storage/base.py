@@ -100,6 +100,9 @@ class Storage(abc.ABC):
     def free_space(self) -> int | None:
         return None
 
+    def prefetch(self, name: str) -> None:
+        """Hint that ``name`` will be read soon, front to back (a no-op where the storage cannot use it)."""
+
     def close(self) -> None:
         pass
 
