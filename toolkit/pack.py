@@ -98,6 +98,7 @@ MAX_MESSAGE_SIZE = 16 * 1024**3
 MAX_WINDOW_SIZE = 1 << 27
 
 _OUT_CHUNK = 1 << 20          # decompressed bytes per read from zstd
+_ONE_SHOT_MAX = 32 << 20      # one-segment records up to this plain size are decompressed in one call
 _MAX_SWAP_PROBES = 4096       # candidates tried when naming a swapped record
 
 NonceSource = Callable[[int], bytes]
@@ -368,6 +369,20 @@ def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callabl
     if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != entry.size:
         raise _Fail(False, f"zstd frame declares {params.content_size} bytes, the authenticated size is {entry.size}")
 
+    if n == 1 and params.content_size == entry.size <= _ONE_SHOT_MAX:
+        # the common case (one segment, a size the frame declares): one call, no stream reader
+        try:
+            out = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompress(first)
+        except zstandard.ZstdError as exc:
+            raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
+        del first
+        segs.close()
+        if len(out) != entry.size:
+            raise _Fail(False, f"decompressed to {len(out)} bytes, the authenticated size is {entry.size}")
+        if hashlib.sha256(out).digest() != entry.blob_id:
+            raise _Fail(False, f"content hash {hashlib.sha256(out).hexdigest()[:16]}… differs: bound to another blob id")
+        yield out
+        return
     source = _IterSource(first, segs)
     reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).stream_reader(
         source, read_size=1 << 17, read_across_frames=False, closefd=False
