@@ -38,15 +38,17 @@ location stays registered. Stamps cover content hashes, which do not change
 (P8). A pack file missing from a source is always refused (restore it from
 the mirror first): there is nothing to copy, with or without ``accept_loss``.
 
-Packs are copied by two worker threads when both media are local (hashing and
-file I/O release the GIL, so two packs use two cores); an SMB end is driven by
-one thread because an SMB storage's watchdog serves one call at a time.
+Packs are copied by worker threads (hashing and file I/O release the GIL): two
+when both media are local, three when an end is on SMB, each thread with its
+own SMB connection (an SMB storage's watchdog serves one call at a time, and
+several connections keep the server and the client busy at once).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -290,6 +292,35 @@ def _compare(src: Storage, dst: Storage, name: str, size: int) -> str | None:
             pos += len(x)
 
 
+class _Ends:
+    """The storages a copying thread uses: local media shared, an SMB medium one connection per thread."""
+
+    def __init__(self, archive: Archive):
+        self._archive = archive
+        self._mine = threading.local()
+        self._opened: list[Storage] = []
+        self._lock = threading.Lock()
+
+    def get(self, medium_id: int) -> Storage:
+        if _kind(self._archive, medium_id) == "local":
+            return self._archive.storage(medium_id)
+        conns = getattr(self._mine, "conns", None)
+        if conns is None:
+            conns = self._mine.conns = {}
+        if medium_id not in conns:
+            conns[medium_id] = self._archive.extra_connection(medium_id)
+            with self._lock:
+                self._opened.append(conns[medium_id])
+        return conns[medium_id]
+
+    def close(self) -> None:
+        for s in self._opened:
+            try:
+                s.close()
+            except Exception:
+                pass
+
+
 def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, target: int) -> _Outcome:
     """Copy one pack (or recognise an earlier copy) and verify the copy by reading it back once."""
     out = _Outcome(task)
@@ -435,18 +466,23 @@ def consolidate(
     srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
     if workers is None:
         all_local = all(_kind(archive, m) == "local" for m in [target, *srcs])
-        workers = 2 if all_local else 1
+        workers = 2 if all_local else 3
 
     # -- copy and check (no catalog change) ---------------------------------------------------
     reporter.start("copy", len(plan.packs), "packs")
     outcomes: list[_Outcome] = []
     failure: BaseException | None = None
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    ends = _Ends(archive)
+
+    def copy(p: PackTask) -> _Outcome:
+        return _copy_one(ends.get(p.source), ends.get(target), p, accept_loss, target)
+
     try:
         if pool is not None:
-            calls = [pool.submit(_copy_one, srcs[p.source], dst, p, accept_loss, target).result for p in plan.packs]
+            calls = [pool.submit(copy, p).result for p in plan.packs]
         else:  # one worker: copy in this thread
-            calls = [lambda p=p: _copy_one(srcs[p.source], dst, p, accept_loss, target) for p in plan.packs]
+            calls = [lambda p=p: copy(p) for p in plan.packs]
         for p, call in zip(plan.packs, calls):
             try:
                 out = call()
@@ -458,6 +494,7 @@ def consolidate(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        ends.close()
     reporter.finish("copy")
 
     damaged = [o for o in outcomes if o.status in ("damaged", "damaged-copied")]

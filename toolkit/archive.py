@@ -195,6 +195,15 @@ class Archive:
         self._storages[medium_id] = s
         return s
 
+    def extra_connection(self, medium_id: int) -> Storage:
+        """Another, uncached connection to a medium whose label :meth:`storage` has checked.
+
+        For transfers that run on several threads: an SMB storage serves one call at a
+        time, so each thread gets its own. The caller closes it.
+        """
+        self.storage(medium_id)
+        return self._open_location(self._medium_entry(medium_id))
+
     def active_medium_id(self) -> int:
         m = self.config.active_medium
         if m is None:
