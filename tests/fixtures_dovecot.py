@@ -1,13 +1,7 @@
 """The ``dovecot`` session fixture: one throwaway Dovecot (IMAP + POP3) for the whole test run."""
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
-
-from conftest import require_service
 
 
 USERS = 40
@@ -16,21 +10,13 @@ _taken: list[str] = []
 
 @pytest.fixture(scope="session")
 def dovecot():
-    # Not under tmp_path_factory (see the samba fixture): a concurrent pytest run prunes old basetemps.
     from services.dovecot import start_dovecot
+    from services.process import served
 
-    workdir = Path(tempfile.mkdtemp(prefix="mailarchive-dovecot-"))
-    try:
-        # Users are made before the start: Dovecot re-reads a changed passwd-file only after a second.
-        server = start_dovecot(workdir, users=tuple(f"t{i:02d}" for i in range(USERS)))
-    except Exception as exc:  # not installed, not root, dovecot failed to start
-        shutil.rmtree(workdir, ignore_errors=True)
-        require_service("dovecot", exc)
-    try:
+    # Users are made before the start: Dovecot re-reads a changed passwd-file only after a second.
+    users = tuple(f"t{i:02d}" for i in range(USERS))
+    with served("dovecot", lambda workdir: start_dovecot(workdir, users=users)) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,30 +1,17 @@
 """The throwaway RFC 3161 TSA (tests/services/tsa.py) as pytest fixtures."""
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 
 @pytest.fixture(scope="session")
 def tsa():
     """A local TSA on 127.0.0.1 (test CA + ``openssl ts -reply``); tests that change ``mode`` put it back to "ok"."""
-    from conftest import require_service
+    from services.process import served
     from services.tsa import start_tsa
 
-    workdir = Path(tempfile.mkdtemp(prefix="mailarchive-tsa-"))
-    try:
-        server = start_tsa(workdir)
-    except Exception as exc:  # openssl missing or too old
-        shutil.rmtree(workdir, ignore_errors=True)
-        require_service("tsa", exc)
-    try:
+    with served("tsa", start_tsa) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def _chromium() -> str:
-    from conftest import require_service
+    from services.process import require_service
 
     for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
         path = shutil.which(name)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .process import die_with_parent, free_port, stop_process
 
 MAIL_UID = 10143
 START_TIMEOUT = 20.0
@@ -55,30 +56,7 @@ class DovecotServer:
         self.doveadm("save", "-u", user, "-m", folder, input=raw)
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM dovecot when the test runner dies without its finalizers."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        stop_process(self.proc)
 
 
 def _make_cert(tls: Path) -> Path:
@@ -197,7 +175,7 @@ def start_dovecot(workdir: Path, users: tuple[str, ...] = ("alice",)) -> Dovecot
         proc = subprocess.Popen(
             [dovecot, "-F", "-c", str(conf)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     server = DovecotServer(
         "127.0.0.1", ports["imap"], ports["imaps"], ports["pop3"], ports["pop3s"], {}, cert, workdir, conf, proc

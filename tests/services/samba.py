@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .process import die_with_parent, free_port, stop_process
 
 USER = "mailarchive-test"
 SHARE = "mail"
@@ -39,20 +40,7 @@ class SambaServer:
         return f"smb://{self.user}@{self.host}:{self.port}/{self.share}{tail}"
 
     def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        stop_process(self.proc)
 
 
 def _config(workdir: Path, port: int) -> str:
@@ -109,16 +97,6 @@ def _ensure_user() -> None:
     )
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM smbd when the test runner dies without its finalizers."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
 def _log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -166,7 +144,7 @@ def start_samba(workdir: Path) -> SambaServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     server = SambaServer("127.0.0.1", port, USER, password, SHARE, share_dir, proc, log_path)
 
