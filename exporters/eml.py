@@ -46,6 +46,22 @@ class ExportSummary:
             "bytes": self.bytes,
         }
 
+    def error(self, sm: StoredMessage, exc: BaseException | str, reporter: Reporter | None = None) -> None:
+        """Record a mail that was not exported (and warn, with a reporter)."""
+        self.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+        if reporter is not None:
+            reporter.warn(f"message {sm.msg_id}: {exc}")
+
+
+def readable(archive: Archive, selection: list[StoredMessage], summary: ExportSummary, reporter: Reporter):
+    """(message, bytes or None = stream it) for every selected mail that reads; the others go to the summary."""
+    for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
+        reporter.advance("export", 1)
+        if isinstance(data, Exception):
+            summary.error(sm, data, reporter)
+            continue
+        yield sm, data
+
 
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
@@ -116,13 +132,8 @@ def export_eml(
     dirs = FolderDirs(dest)
     rows: list[dict] = []
     reporter.start("export", len(selection), "mails")
-    for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
+    for sm, data in readable(archive, selection, summary, reporter):
         name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
-        reporter.advance("export", 1)
-        if isinstance(data, Exception):
-            summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(data)})
-            reporter.warn(f"message {sm.msg_id}: {data}")
-            continue
         if layout == "folder":
             paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
         elif layout == "date":
@@ -136,16 +147,14 @@ def export_eml(
                         and _sha256_file(path) == sm.blob_id:
                     summary.already_present += 1
                 else:
-                    summary.errors.append(
-                        {"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": f"{path} exists with other content; not replaced"}
-                    )
+                    summary.error(sm, f"{path} exists with other content; not replaced")
                     continue
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)  # safe_join/FolderDirs checked: inside DEST
                 try:
                     _write_new(dest, path, data if data is not None else stream_message(archive, sm))
                 except (IntegrityError, StorageError) as exc:
-                    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
+                    summary.error(sm, exc)
                     continue
                 summary.written += 1
                 summary.bytes += sm.size

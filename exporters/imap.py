@@ -50,9 +50,9 @@ from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.errors import AuthenticationError, IntegrityError, SourceError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+from toolkit.retrieval import StoredMessage, stream_message
 
-from .eml import ExportSummary
+from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, placements
 from .manifest import Manifest
@@ -263,11 +263,7 @@ def export_imap(
     last_append = 0.0
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
-            reporter.advance("export", 1)
-            if isinstance(data, Exception):
-                _error(summary, reporter, sm, data)
-                continue
+        for sm, data in readable(archive, selection, summary, reporter):
             wrote = False
             sent: bytes | None = None
             for p in places[sm.msg_id]:
@@ -280,7 +276,7 @@ def export_imap(
                         try:
                             raw = data if data is not None else b"".join(stream_message(archive, sm))
                         except (IntegrityError, StorageError) as exc:
-                            _error(summary, reporter, sm, exc)
+                            summary.error(sm, exc, reporter)
                             break
                         sent = crlf(raw)
                     if gap:
@@ -294,7 +290,7 @@ def export_imap(
                         conn.ensure_folder(name)
                         rec = _append(conn, name, sent, p.flags, when, sm)
                     except IMAPClientError as exc:
-                        _error(summary, reporter, sm, SourceError(f"APPEND to {name!r} refused: {exc}"))
+                        summary.error(sm, SourceError(f"APPEND to {name!r} refused: {exc}"), reporter)
                         continue
                     last_append = time.monotonic()
                     rec.update(msg_id=sm.msg_id, blob_id=sm.blob_id, sha256=hashlib.sha256(sent).hexdigest(),
@@ -349,7 +345,3 @@ def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict
     finally:
         c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
 
-
-def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
-    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
-    reporter.warn(f"message {sm.msg_id}: {exc}")

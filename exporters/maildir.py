@@ -36,9 +36,9 @@ from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+from toolkit.retrieval import StoredMessage, stream_message
 
-from .eml import ExportSummary
+from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import PartFile, open_export_dir, placements, sha256_file
 from .naming import UniqueNamer, safe_join
@@ -125,11 +125,7 @@ def export_maildir(
     folder_dir(None)  # the Maildir++ root (INBOX) always exists
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
-            reporter.advance("export", 1)
-            if isinstance(data, Exception):
-                _error(summary, reporter, sm, data)
-                continue
+        for sm, data in readable(archive, selection, summary, reporter):
             ok = present = False
             for p in places[sm.msg_id]:
                 d = folder_dir(p.folder)
@@ -141,7 +137,7 @@ def export_maildir(
                 if have is not None:
                     path = safe_join(dest, *parts, "cur") / have
                     if path.stat().st_size != sm.size or sha256_file(path) != sm.blob_id:
-                        _error(summary, reporter, sm, UsageError(f"{path} exists with other content; not replaced"))
+                        summary.error(sm, UsageError(f"{path} exists with other content; not replaced"), reporter)
                         continue
                     summary.already_present += 1
                     present = True
@@ -150,7 +146,7 @@ def export_maildir(
                     try:
                         _deliver(archive, dest, parts, name, sm, data)
                     except (IntegrityError, StorageError) as exc:
-                        _error(summary, reporter, sm, exc)
+                        summary.error(sm, exc, reporter)
                         continue
                     existing[d][stem] = name
                     summary.bytes += sm.size
@@ -195,7 +191,3 @@ def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm
     part.final = final  # linked straight into cur/ from tmp/
     part.finish()
 
-
-def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
-    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
-    reporter.warn(f"message {sm.msg_id}: {exc}")

@@ -46,9 +46,9 @@ from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, stream_message
+from toolkit.retrieval import StoredMessage, stream_message
 
-from .eml import ExportSummary
+from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
 
@@ -145,15 +145,11 @@ def export_mbox(
 
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in read_messages(archive, selection, stream_above=STREAM_ABOVE):
-            reporter.advance("export", 1)
-            if isinstance(data, Exception):
-                _error(summary, reporter, sm, data)
-                continue
+        for sm, data in readable(archive, selection, summary, reporter):
             try:
                 body, ends_nl = _prepare(archive, sm, data)
             except (Unrepresentable, IntegrityError, StorageError) as exc:
-                _error(summary, reporter, sm, exc)
+                summary.error(sm, exc, reporter)
                 continue
             f = facts.get(sm.msg_id, {})
             line = from_line(f.get("from_addr"), f.get("internal_date") or f.get("sent_date") or f.get("archived_at"))
@@ -210,7 +206,3 @@ def _prepare(archive: Archive, sm: StoredMessage, data: bytes | None):
         raise Unrepresentable("a line that is just 'From' cannot be quoted in mboxrd; export this message as eml")
     return (lambda: quote_stream(stream_message(archive, sm))), last == b"\n"
 
-
-def _error(summary: ExportSummary, reporter: Reporter, sm: StoredMessage, exc: BaseException) -> None:
-    summary.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
-    reporter.warn(f"message {sm.msg_id}: {exc}")
