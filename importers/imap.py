@@ -46,7 +46,6 @@ from .netutil import (
     Retry,
     SourceAuthError,
     TlsRequiredError,
-    describe,
     parse_mail_url,
     tls_context,
 )
@@ -57,10 +56,32 @@ FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
 SEARCH_CHUNK = 50_000
 SIZE_CHUNK = 5_000
 CHANGED = "source changed during import"
+#: The largest mail fetched over IMAP (it is held in memory whole). A mail whose RFC822.SIZE is larger
+#: is listed, not fetched; a literal the server announces above it breaks off the folder (D6).
+MAX_FETCH = 1 << 30
 
 
 class _FolderError(Exception):
     """The server refused a folder (NO/BAD on EXAMINE, SEARCH or FETCH): listed, the others continue."""
+
+
+class _ProtocolError(_FolderError):
+    """The server broke the protocol (D6): the connection is dropped, the folder listed, the others continue."""
+
+
+def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
+    """Refuse a literal above ``limit`` before imaplib reads it (cpython #119511: no bound of its own)."""
+    read = imap.read
+
+    def bounded(size: int) -> bytes:
+        if size > limit:
+            raise _ProtocolError(
+                f"the server announced a literal of {size:,} bytes, above the {limit:,}-byte limit of one mail; "
+                "the connection was dropped (a broken or hostile server?)"
+            )
+        return read(size)
+
+    imap.read = bounded
 
 
 def load_cursor(cursor: Any) -> dict[str, tuple[int, int]]:
@@ -107,6 +128,7 @@ class ImapImporter:
         retry_deadline: float = 300.0,
         after_search: Callable[[str, list[int]], None] | None = None,
         prefetch: int = 400,
+        max_fetch: int = MAX_FETCH,
     ):
         self.url = parse_mail_url(url, SCHEMES)
         self.source_uri = self.url.source_uri
@@ -125,6 +147,7 @@ class ImapImporter:
         self._retry = Retry(retries, backoff, deadline=retry_deadline)
         self._after_search = after_search  # test hook: runs right after a folder's UID SEARCH
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
+        self.max_fetch = max_fetch
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
         self.logins = 0
@@ -146,6 +169,7 @@ class ImapImporter:
             ) from None
         try:
             client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
+            _bound_literals(client._imap, self.max_fetch + 64 * 1024)
             client.normalise_times = False  # keep INTERNALDATE's zone
             client.folder_encode = False  # names stay wire bytes; decoded here (utf7)
             if not u.implicit_tls:
@@ -217,6 +241,10 @@ class ImapImporter:
                 try:
                     for item in self._scan_folder(wire, name, state.get(name), done, reporter):
                         yield item
+                except _ProtocolError as exc:
+                    _close(self._client)
+                    self._client = None
+                    problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except _FolderError as exc:
                     problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except IMAPClientError as exc:  # NO/BAD from the server for this folder
@@ -304,6 +332,16 @@ class ImapImporter:
         if not uids:
             return
         sizes = self._call(f"FETCH sizes {name}", lambda c: self._sizes(c, uids))
+        too_big = [u for u in uids if sizes.get(u, 0) > self.max_fetch]
+        for uid in too_big:  # no cursor: the mails before it are still to come
+            yield SourceProblem(
+                f"{name};UIDVALIDITY={uidvalidity};UID={uid}",
+                f"{sizes[uid]:,} bytes, above the {self.max_fetch:,}-byte limit of a mail fetched over IMAP; "
+                "not fetched (save it from a mail client as a file and use `import eml`)",
+                None,
+            )
+        if too_big:
+            uids = [u for u in uids if u not in set(too_big)]
         task = f"folder {name}"
         reporter.start(task, len(uids), "mails")
         try:
@@ -316,7 +354,7 @@ class ImapImporter:
                     self._folder_last[name] = (uidvalidity, uid)
                     d = data.get(uid)
                     if d is None or b"BODY[]" not in d:
-                        yield SourceProblem(ref, f"{CHANGED}: the message was expunged before it could be fetched", cursor)
+                        yield SourceProblem(ref, f"{CHANGED}: the server returned no body for it (expunged before it could be fetched?)", cursor)
                         continue
                     raw = d[b"BODY[]"]
                     size = d.get(b"RFC822.SIZE", sizes.get(uid))

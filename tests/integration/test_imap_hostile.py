@@ -1,0 +1,67 @@
+"""D6: a broken or hostile IMAP server (tests/services/evil_imap.py) cannot exhaust memory or stop the run.
+
+A 4 GB literal breaks off its folder with a named error (the connection is dropped
+and made again for the next folder), a mail whose RFC822.SIZE is above the limit is
+listed without being fetched, an unparsable FETCH answer is listed, and the good
+folders before and after are imported.
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+import pytest
+
+from importers.imap import ImapImporter
+from services.evil_imap import MAIL, start_evil_imap
+from toolkit.archive import Archive
+from toolkit.ingest import Ingest
+from toolkit.reporter import ListReporter
+from toolkit.source import SourceMail, SourceProblem
+
+FOLDERS = {"A-Good": "good", "B-Evil": "huge-literal", "C-Garbage": "garbage", "D-Huge": "huge-size", "E-Good": "good"}
+
+
+@pytest.fixture
+def evil():
+    server = start_evil_imap(FOLDERS)
+    yield server
+    server.stop()
+
+
+def _importer(server) -> ImapImporter:
+    return ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=1, backoff=0.1, prefetch=0)
+
+
+def test_D6_hostile_answers_are_listed_and_the_other_folders_imported(evil):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    items = list(_importer(evil).scan(None, ListReporter()))
+    elapsed = time.monotonic() - started
+    mails = [i for i in items if isinstance(i, SourceMail)]
+    problems = {i.ref.split(";")[0]: i.message for i in items if isinstance(i, SourceProblem)}
+    assert [m.folder for m in mails] == ["A-Good", "E-Good"] and all(m.raw == MAIL for m in mails)
+    assert "literal of 4,294,967,295 bytes" in problems["B-Evil"] and "connection was dropped" in problems["B-Evil"]
+    assert "5,000,000,000 bytes, above the" in problems["D-Huge"] and "not fetched" in problems["D-Huge"]
+    assert "no body" in problems["C-Garbage"]
+    assert set(problems) == {"B-Evil", "C-Garbage", "D-Huge"}
+    # the evil literal was refused at once (the server goes silent after it), and nothing big was allocated
+    assert elapsed < 4
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
+    # the body of the oversized mail was never asked for
+    huge = evil.commands.index(next(c for c in evil.commands if c.endswith(b'EXAMINE "D-Huge"')))
+    after = evil.commands[huge:evil.commands.index(next(c for c in evil.commands if c.endswith(b'EXAMINE "E-Good"')))]
+    assert not any(b"BODY.PEEK[]" in c for c in after)
+
+
+def test_D6_run_completes_with_the_problems_listed(evil, tmp_path):
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        summary = Ingest(archive, workers=0).run(_importer(evil))
+        assert summary.status == "complete"
+        assert (summary.archived, summary.duplicates, summary.errors) == (1, 1, 3)
+        with archive.catalog.reading() as con:
+            errors = con.execute("SELECT source_ref FROM run_errors ORDER BY source_ref").fetchall()
+        assert [e[0].split(";")[0] for e in errors] == ["B-Evil", "C-Garbage", "D-Huge"]
+    finally:
+        archive.close()

@@ -1,0 +1,103 @@
+"""A scripted IMAP server that breaks the protocol on purpose (RELIABILITY D6).
+
+Plain TCP on 127.0.0.1, no TLS (the importer is run with ``allow_plaintext``).
+It speaks just enough IMAP4rev1 for the importer (CAPABILITY, LOGIN, LIST,
+EXAMINE, UID SEARCH, UID FETCH, LOGOUT) and serves a fixed set of folders,
+each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
+
+* ``"good"``: the mail as a proper literal;
+* ``"huge-literal"``: ``BODY[] {4294967295}`` followed by a few bytes, then silence;
+* ``"garbage"``: an unparsable FETCH line;
+* ``"huge-size"``: RFC822.SIZE claims 5 GB (the body is never asked for).
+"""
+from __future__ import annotations
+
+import re
+import socketserver
+import threading
+from dataclasses import dataclass, field
+
+from .process import free_port
+
+MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
+_CMD = re.compile(rb"^(\S+) (?:UID )?(\S+)(?: (.*))?$", re.I)
+
+
+@dataclass
+class EvilImap:
+    folders: dict[str, str]
+    host: str = "127.0.0.1"
+    port: int = 0
+    commands: list[bytes] = field(default_factory=list)
+    _server: socketserver.ThreadingTCPServer | None = None
+
+    def url(self, user: str = "evil") -> str:
+        return f"imap://{user}@{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def start_evil_imap(folders: dict[str, str]) -> EvilImap:
+    state = EvilImap(folders=dict(folders))
+
+    class Handler(socketserver.StreamRequestHandler):
+        timeout = 30
+
+        def send(self, data: bytes) -> None:
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def handle(self) -> None:
+            selected: str | None = None
+            self.send(b"* OK evil IMAP ready\r\n")
+            while True:
+                line = self.rfile.readline(65536)
+                if not line:
+                    return
+                state.commands.append(line.rstrip(b"\r\n"))
+                m = _CMD.match(line.rstrip(b"\r\n"))
+                if not m:
+                    self.send(b"* BAD what\r\n")
+                    continue
+                tag, cmd, args = m.group(1), m.group(2).upper(), m.group(3) or b""
+                ok = tag + b" OK done\r\n"
+                if cmd == b"CAPABILITY":
+                    self.send(b"* CAPABILITY IMAP4rev1\r\n" + ok)
+                elif cmd == b"LOGOUT":
+                    self.send(b"* BYE bye\r\n" + ok)
+                    return
+                elif cmd == b"LIST":
+                    rows = b"".join(b'* LIST (\\HasNoChildren) "/" "' + n.encode() + b'"\r\n' for n in state.folders)
+                    self.send(rows + ok)
+                elif cmd in (b"EXAMINE", b"SELECT"):
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* 1 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n"
+                              + tag + b" OK [READ-ONLY] done\r\n")
+                elif cmd == b"SEARCH":
+                    self.send(b"* SEARCH 1\r\n" + ok)
+                elif cmd == b"FETCH":
+                    mode = state.folders.get(selected or "", "good")
+                    if b"BODY.PEEK[]" not in args.upper():
+                        size = 5 * 10**9 if mode == "huge-size" else len(MAIL)
+                        self.send(b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % size + ok)
+                    elif mode == "huge-literal":
+                        self.send(b"* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[] {4294967295}\r\nFrom: x\r\n")
+                        threading.Event().wait(5)  # then silence: a client must not wait for 4 GB
+                        return
+                    elif mode == "garbage":
+                        self.send(b"* 1 FETCH (UID 1 BODY[] ((( }}} \"unterminated\r\n" + ok)
+                    else:
+                        self.send(b'* 1 FETCH (UID 1 RFC822.SIZE %d INTERNALDATE "01-Jan-2024 10:00:00 +0000" '
+                                  b"FLAGS (\\Seen) BODY[] {%d}\r\n" % (len(MAIL), len(MAIL)) + MAIL + b")\r\n" + ok)
+                else:
+                    self.send(ok)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state._server = server
+    state.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, name="evil-imap", daemon=True).start()
+    return state
