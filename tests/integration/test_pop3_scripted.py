@@ -1,0 +1,73 @@
+"""D11 cases Dovecot cannot play, against a scripted POP3 server (tests/services/evil_pop3.py):
+a server without UIDL (every run reads everything, dedup by content stores nothing twice) and a
+maildrop locked by another session (retried as a busy link, never taken for a wrong password)."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from importers.pop3 import Pop3Importer
+from services.evil_pop3 import start_evil_pop3
+from toolkit.archive import Archive
+from toolkit.errors import SourceError
+from toolkit.ingest import Ingest
+
+MAILS = [
+    b"From: a@example.com\r\nSubject: one\r\nMessage-ID: <one@pop.test>\r\n\r\nfirst\r\n.dot line\r\n",
+    b"From: b@example.com\r\nSubject: two\r\n\r\nno message-id here\r\n",
+    b"From: c@example.com\nSubject: three\nMessage-ID: <three@pop.test>\n\nbare LF\n..two dots\n",
+]
+
+
+def _importer(server, **kw) -> Pop3Importer:
+    return Pop3Importer(server.url(), "pw", allow_plaintext=True, timeout=10, **{"backoff": 0.05, **kw})
+
+
+@pytest.fixture
+def archive(tmp_path):
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    yield a
+    a.close()
+
+
+def test_D11_without_uidl_every_run_reads_all_and_dedup_stores_nothing_twice(archive):
+    server = start_evil_pop3(MAILS, uidl=False)
+    try:
+        first = Ingest(archive, workers=0).run(_importer(server))
+        second = Ingest(archive, workers=0).run(_importer(server))
+    finally:
+        server.stop()
+    assert (first.status, first.archived, first.errors) == ("complete", 3, 0)
+    assert (second.status, second.seen, second.archived, second.duplicates) == ("complete", 3, 0, 3)
+    with archive.catalog.reading() as con:
+        stored = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
+        cursor = con.execute("SELECT cursor FROM cursors").fetchall()
+    assert stored == {hashlib.sha256(m).hexdigest() for m in MAILS}  # exact bytes, dots unstuffed
+    assert all('"last": null' in c[0] for c in cursor)  # no UIDL, no position to resume from
+    assert not any(c.startswith(b"DELE") for c in server.commands)
+    assert server.commands.count(b"RETR 1") == 2
+
+
+def test_D11_locked_maildrop_is_retried_then_imported(archive):
+    server = start_evil_pop3(MAILS, locked=2)
+    try:
+        imp = _importer(server)
+        summary = Ingest(archive, workers=0).run(imp)
+    finally:
+        server.stop()
+    assert (summary.status, summary.archived) == ("complete", 3)
+    assert imp.logins == 3 and server.commands.count(b"PASS ***") == 3
+
+
+def test_D11_maildrop_locked_for_good_gives_a_clear_retryable_error_not_an_auth_failure(archive):
+    server = start_evil_pop3(MAILS, locked=10**6)
+    try:
+        imp = _importer(server, retries=2)
+        with pytest.raises(SourceError) as err:
+            Ingest(archive, workers=0).run(imp)
+    finally:
+        server.stop()
+    assert "maildrop busy" in str(err.value) and "[IN-USE]" in str(err.value)
+    assert err.value.exit_code != 4  # not "login rejected": a locked maildrop is no wrong password
+    assert server.commands.count(b"PASS ***") == 3  # one try + two retries, no login storm

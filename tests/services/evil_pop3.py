@@ -1,0 +1,94 @@
+"""A scripted POP3 server for the cases Dovecot cannot play (RELIABILITY D11).
+
+Plain TCP on 127.0.0.1 (the importer runs with ``allow_plaintext``): no CAPA,
+optionally no UIDL, and a maildrop that answers ``-ERR [IN-USE]`` to the first
+``locked`` PASS commands. Every command is recorded (so a test can see that DELE
+never came); messages are sent dot-stuffed, with their line endings as given.
+"""
+from __future__ import annotations
+
+import socketserver
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EvilPop3:
+    messages: list[bytes]
+    uidl: bool = True
+    locked: int = 0
+    host: str = "127.0.0.1"
+    port: int = 0
+    commands: list[bytes] = field(default_factory=list)
+    _server: socketserver.ThreadingTCPServer | None = None
+
+    def url(self, user: str = "evil") -> str:
+        return f"pop3://{user}@{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _stuffed(raw: bytes) -> bytes:
+    lines = raw.splitlines(keepends=True)
+    return b"".join(b"." + ln if ln.startswith(b".") else ln for ln in lines)
+
+
+def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0) -> EvilPop3:
+    state = EvilPop3(messages=list(messages), uidl=uidl, locked=locked)
+    lock = threading.Lock()
+
+    class Handler(socketserver.StreamRequestHandler):
+        timeout = 30
+
+        def send(self, data: bytes) -> None:
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def handle(self) -> None:
+            self.send(b"+OK evil POP3 ready\r\n")
+            while True:
+                line = self.rfile.readline(65536)
+                if not line:
+                    return
+                cmd, _, arg = line.rstrip(b"\r\n").partition(b" ")
+                cmd = cmd.upper()
+                state.commands.append(cmd + (b" " + arg if cmd != b"PASS" else b" ***"))
+                if cmd == b"CAPA":
+                    self.send(b"-ERR no CAPA here\r\n")
+                elif cmd == b"USER":
+                    self.send(b"+OK\r\n")
+                elif cmd == b"PASS":
+                    with lock:
+                        busy = state.locked > 0
+                        state.locked -= busy
+                    self.send(b"-ERR [IN-USE] maildrop locked by another session\r\n" if busy else b"+OK logged in\r\n")
+                elif cmd == b"STAT":
+                    self.send(b"+OK %d %d\r\n" % (len(state.messages), sum(map(len, state.messages))))
+                elif cmd == b"LIST":
+                    rows = b"".join(b"%d %d\r\n" % (i + 1, len(m)) for i, m in enumerate(state.messages))
+                    self.send(b"+OK\r\n" + rows + b".\r\n")
+                elif cmd == b"UIDL":
+                    if not state.uidl:
+                        self.send(b"-ERR UIDL not supported\r\n")
+                    else:
+                        rows = b"".join(b"%d uid-%d\r\n" % (i + 1, i + 1) for i in range(len(state.messages)))
+                        self.send(b"+OK\r\n" + rows + b".\r\n")
+                elif cmd == b"RETR":
+                    raw = state.messages[int(arg) - 1]
+                    tail = b"" if raw.endswith(b"\n") else b"\r\n"
+                    self.send(b"+OK\r\n" + _stuffed(raw) + tail + b".\r\n")
+                elif cmd == b"QUIT":
+                    self.send(b"+OK bye\r\n")
+                    return
+                else:  # RSET, NOOP; DELE is recorded, and must never come
+                    self.send(b"+OK\r\n")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state._server = server
+    state.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, name="evil-pop3", daemon=True).start()
+    return state
