@@ -69,6 +69,12 @@ class _ProtocolError(_FolderError):
     """The server broke the protocol (D6): the connection is dropped, the folder listed, the others continue."""
 
 
+def _throttled(exc: BaseException) -> bool:
+    """A NO that asks the client to slow down (Exchange: "[THROTTLED]", "Request is throttled") (D3)."""
+    return isinstance(exc, IMAPClientError) and not isinstance(exc, imaplib.IMAP4.abort) \
+        and "throttl" in _server_text(exc).lower()
+
+
 def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
     """Refuse a literal above ``limit`` before imaplib reads it (cpython #119511: no bound of its own)."""
     read = imap.read
@@ -148,6 +154,7 @@ class ImapImporter:
         self._after_search = after_search  # test hook: runs right after a folder's UID SEARCH
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
         self.max_fetch = max_fetch
+        self.throttled = 0
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
         self.logins = 0
@@ -222,6 +229,11 @@ class ImapImporter:
                 self._client = None
                 self._retry.wait(what, exc)  # raises SourceError when the budget is spent
                 self.reconnects += 1
+            except IMAPClientError as exc:
+                if not _throttled(exc):
+                    raise
+                self.throttled += 1
+                self._retry.wait(what, exc)  # the same connection, after a pause: no re-login storm
 
     # -- scan ------------------------------------------------------------------------------------------
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
@@ -432,7 +444,9 @@ def _fetch_tolerant(c: IMAPClient, uids: list[int]) -> dict[int, dict]:
         return c.fetch(uids, FETCH_ITEMS)
     except imaplib.IMAP4.abort:
         raise
-    except IMAPClientError:
+    except IMAPClientError as exc:
+        if _throttled(exc):
+            raise
         if len(uids) == 1:
             return {}
     out: dict[int, dict] = {}
@@ -441,8 +455,9 @@ def _fetch_tolerant(c: IMAPClient, uids: list[int]) -> dict[int, dict]:
             out.update(c.fetch([uid], FETCH_ITEMS))
         except imaplib.IMAP4.abort:
             raise
-        except IMAPClientError:
-            pass
+        except IMAPClientError as exc:
+            if _throttled(exc):
+                raise
     return out
 
 

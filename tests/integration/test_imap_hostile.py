@@ -65,3 +65,19 @@ def test_D6_run_completes_with_the_problems_listed(evil, tmp_path):
         assert [e[0].split(";")[0] for e in errors] == ["B-Evil", "C-Garbage", "D-Huge"]
     finally:
         archive.close()
+
+
+def test_D3_throttling_and_bye_back_off_and_resume_without_a_login_storm(tmp_path):
+    """NO [THROTTLED] twice: the same connection waits and asks again; BYE: one reconnect, one login more."""
+    server = start_evil_imap({"T-Throttled": "throttle", "U-Bye": "bye"})
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        imp = ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=3, backoff=0.05, prefetch=0)
+        summary = Ingest(archive, workers=0).run(imp)
+    finally:
+        archive.close()
+        server.stop()
+    assert (summary.status, summary.seen, summary.errors) == ("complete", 2, 0)
+    assert imp.throttled == 2 and imp.reconnects == 1 and imp.logins == 2
+    assert sum(c.endswith(b"LOGIN evil \"pw\"") for c in server.commands) == 2
+    assert server.body_fetches == {"T-Throttled": 2, "U-Bye": 1}

@@ -8,7 +8,9 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
 * ``"good"``: the mail as a proper literal;
 * ``"huge-literal"``: ``BODY[] {4294967295}`` followed by a few bytes, then silence;
 * ``"garbage"``: an unparsable FETCH line;
-* ``"huge-size"``: RFC822.SIZE claims 5 GB (the body is never asked for).
+* ``"huge-size"``: RFC822.SIZE claims 5 GB (the body is never asked for);
+* ``"throttle"``: the first two body FETCHes get ``NO [THROTTLED]`` (Exchange's wording), then the mail;
+* ``"bye"``: the first body FETCH gets ``* BYE`` and the connection is closed, then the mail.
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import socketserver
 import threading
 from dataclasses import dataclass, field
 
-from .process import free_port
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
 _CMD = re.compile(rb"^(\S+) (?:UID )?(\S+)(?: (.*))?$", re.I)
@@ -29,6 +30,7 @@ class EvilImap:
     host: str = "127.0.0.1"
     port: int = 0
     commands: list[bytes] = field(default_factory=list)
+    body_fetches: dict[str, int] = field(default_factory=dict)
     _server: socketserver.ThreadingTCPServer | None = None
 
     def url(self, user: str = "evil") -> str:
@@ -83,6 +85,13 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                     if b"BODY.PEEK[]" not in args.upper():
                         size = 5 * 10**9 if mode == "huge-size" else len(MAIL)
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % size + ok)
+                    elif (mode == "throttle" and state.body_fetches.get(selected, 0) < 2) or \
+                            (mode == "bye" and state.body_fetches.get(selected, 0) < 1):
+                        state.body_fetches[selected] = state.body_fetches.get(selected, 0) + 1
+                        if mode == "bye":
+                            self.send(b"* BYE server going down for maintenance\r\n")
+                            return
+                        self.send(tag + b" NO [THROTTLED] Request is throttled. Suggested Backoff Time: 10 milliseconds\r\n")
                     elif mode == "huge-literal":
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[] {4294967295}\r\nFrom: x\r\n")
                         threading.Event().wait(5)  # then silence: a client must not wait for 4 GB
