@@ -21,7 +21,7 @@ from tests.corpora import REPO
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog
 from toolkit import crypto
-from toolkit.errors import IntegrityError, StorageFullError
+from toolkit.errors import IntegrityError, StorageError, StorageFullError
 from toolkit.storage import local as local_storage, open_storage
 
 SAMPLE = REPO / "sample_data" / "eml"
@@ -279,3 +279,50 @@ def test_incremental_carries_updates_of_old_rows(archive_with_mail, tmp_path):
             with target.writing() as con:
                 bk.apply_backups(con, chain[1:])
         target.close()
+
+
+@pytest.mark.parametrize("err, raised", [(errno.ENOSPC, StorageFullError), (errno.EROFS, StorageError)])
+def test_Q5_mirror_share_full_or_read_only_midway_then_resumes(tmp_path, monkeypatch, err, raised):
+    """Q5: DEST fails after one pack: the local archive is untouched, DEST holds no partial file and no
+    MIRROR.json claiming a mirror, and the next run copies only what is missing."""
+    monkeypatch.setenv("MAILARCHIVE_PACK_TARGET", "4000")  # several packs from the sample mails
+    home = _make_archive(tmp_path, SAMPLE)
+    dest = tmp_path / "mirror"
+    local = {p: _sha(p) for p in (tmp_path / "m1").rglob("*") if p.is_file()}
+    real_init = local_storage._LocalWriter.__init__
+    fits = {"packs": 1}
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(err, errno.errorcode[err])
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    def init(self, storage, name):
+        real_init(self, storage, name)
+        if Path(storage.root) == dest and name.endswith(".pack"):
+            if fits["packs"] <= 0:
+                self._f = Failing(self._f)
+            fits["packs"] -= 1
+
+    with Archive.open(home, writer=True) as a:
+        with a.catalog.reading() as con:
+            packs = con.execute("SELECT count(*) FROM packs").fetchone()[0]
+        assert packs >= 3
+        monkeypatch.setattr(local_storage._LocalWriter, "__init__", init)
+        with pytest.raises(raised) as failure:
+            mirror(a, open_storage(str(dest)))
+        monkeypatch.setattr(local_storage._LocalWriter, "__init__", real_init)
+        assert str(dest) in str(failure.value) and ".pack" in str(failure.value)
+        assert not (dest / "MIRROR.json").exists()
+        assert not [p for p in dest.rglob("*") if p.name.endswith(".tmp")]
+        assert len(list(dest.rglob("*.pack"))) == 1
+        assert {p: _sha(p) for p in (tmp_path / "m1").rglob("*") if p.is_file()} == local
+        again = mirror(a, open_storage(str(dest)))
+        assert again.complete and not again.problems
+        assert sum(1 for c in again.copied if c.endswith(".pack")) == packs - 1
+    assert len(list(dest.rglob("*.pack"))) == packs and (dest / "MIRROR.json").exists()
