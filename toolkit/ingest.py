@@ -112,13 +112,13 @@ class KnownKeys:
     What the catalog held when the run started is kept as sorted 60-bit
     prefixes (8 bytes a key): a key that misses there cannot be in the
     catalog from before the run. What this run committed is kept exactly
-    (key -> first msg_id) up to ``RUN_KEYS_LIMIT`` messages; beyond that the
+    (key -> first msg_id) up to ``RUN_KEYS_LIMIT`` messages (~30 MB); beyond that the
     run's keys move into prefix arrays too, and their hits are looked up in
     the catalog like the old ones. A fresh migration thus asks the catalog
     nothing, however many duplicates it holds.
     """
 
-    RUN_KEYS_LIMIT = 100_000
+    RUN_KEYS_LIMIT = 50_000
 
     def __init__(self, blobs: list[int], keys: list[int], mids: list[int]):
         self._sets = [array("Q", sorted(x)) for x in (blobs, keys, mids)]
