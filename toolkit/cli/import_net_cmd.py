@@ -99,7 +99,10 @@ def imap_cmd(click_ctx, url, folders, exclude, batch, password_file, ca_file, in
     INTERNALDATE go into the catalog. A rerun fetches only mail that arrived
     since (per folder UIDVALIDITY and last UID); a recreated folder is read
     again, and dedup stores nothing twice. Dropped connections are resumed
-    with backoff; a rejected login ends with exit status 4 at once.
+    with backoff, "[THROTTLED]" answers wait on the same connection; a
+    rejected login ends with exit status 4 at once. A mail above 1 GiB is
+    listed, not fetched; a server that breaks the protocol (e.g. announces a
+    larger literal) loses that folder, listed, and the others go on.
 
     Mail fetched by IMAP or POP3 lacks its Bcc recipients (they are not in
     the delivered copy): a journal (import of journal reports, or a journal
