@@ -15,9 +15,10 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
 from __future__ import annotations
 
 import re
-import socketserver
 import threading
 from dataclasses import dataclass, field
+
+from .process import LineHandler, ScriptedServer
 
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
@@ -25,33 +26,15 @@ _CMD = re.compile(rb"^(\S+) (?:UID )?(\S+)(?: (.*))?$", re.I)
 
 
 @dataclass
-class EvilImap:
-    folders: dict[str, str]
-    host: str = "127.0.0.1"
-    port: int = 0
-    commands: list[bytes] = field(default_factory=list)
+class EvilImap(ScriptedServer):
+    folders: dict[str, str] = field(default_factory=dict)
     body_fetches: dict[str, int] = field(default_factory=dict)
-    _server: socketserver.ThreadingTCPServer | None = None
-
-    def url(self, user: str = "evil") -> str:
-        return f"imap://{user}@{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def start_evil_imap(folders: dict[str, str]) -> EvilImap:
-    state = EvilImap(folders=dict(folders))
+    state = EvilImap(scheme="imap", folders=dict(folders))
 
-    class Handler(socketserver.StreamRequestHandler):
-        timeout = 30
-
-        def send(self, data: bytes) -> None:
-            self.wfile.write(data)
-            self.wfile.flush()
-
+    class Handler(LineHandler):
         def handle(self) -> None:
             selected: str | None = None
             self.send(b"* OK evil IMAP ready\r\n")
@@ -104,9 +87,5 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                 else:
                     self.send(ok)
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state._server = server
-    state.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, name="evil-imap", daemon=True).start()
+    state.serve(Handler)
     return state

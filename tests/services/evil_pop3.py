@@ -7,28 +7,17 @@ never came); messages are sent dot-stuffed, with their line endings as given.
 """
 from __future__ import annotations
 
-import socketserver
 import threading
 from dataclasses import dataclass, field
 
+from .process import LineHandler, ScriptedServer
+
 
 @dataclass
-class EvilPop3:
-    messages: list[bytes]
+class EvilPop3(ScriptedServer):
+    messages: list[bytes] = field(default_factory=list)
     uidl: bool = True
     locked: int = 0
-    host: str = "127.0.0.1"
-    port: int = 0
-    commands: list[bytes] = field(default_factory=list)
-    _server: socketserver.ThreadingTCPServer | None = None
-
-    def url(self, user: str = "evil") -> str:
-        return f"pop3://{user}@{self.host}:{self.port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 def _stuffed(raw: bytes) -> bytes:
@@ -37,16 +26,10 @@ def _stuffed(raw: bytes) -> bytes:
 
 
 def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0) -> EvilPop3:
-    state = EvilPop3(messages=list(messages), uidl=uidl, locked=locked)
+    state = EvilPop3(scheme="pop3", messages=list(messages), uidl=uidl, locked=locked)
     lock = threading.Lock()
 
-    class Handler(socketserver.StreamRequestHandler):
-        timeout = 30
-
-        def send(self, data: bytes) -> None:
-            self.wfile.write(data)
-            self.wfile.flush()
-
+    class Handler(LineHandler):
         def handle(self) -> None:
             self.send(b"+OK evil POP3 ready\r\n")
             while True:
@@ -86,9 +69,5 @@ def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0
                 else:  # RSET, NOOP; DELE is recorded, and must never come
                     self.send(b"+OK\r\n")
 
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state._server = server
-    state.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, name="evil-pop3", daemon=True).start()
+    state.serve(Handler)
     return state

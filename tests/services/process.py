@@ -7,8 +7,11 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
@@ -70,3 +73,38 @@ def served(name: str, start: Callable[[Path], T]) -> Iterator[T]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class LineHandler(socketserver.StreamRequestHandler):
+    """A scripted server's connection: read lines, ``send`` answers."""
+
+    timeout = 30
+
+    def send(self, data: bytes) -> None:
+        self.wfile.write(data)
+        self.wfile.flush()
+
+
+@dataclass
+class ScriptedServer:
+    """A threaded TCP server on 127.0.0.1 playing a script (tests/services/evil_*.py); records the commands."""
+
+    scheme: str = ""
+    host: str = "127.0.0.1"
+    port: int = 0
+    commands: list[bytes] = field(default_factory=list)
+    _server: socketserver.ThreadingTCPServer | None = None
+
+    def url(self, user: str = "evil") -> str:
+        return f"{self.scheme}://{user}@{self.host}:{self.port}"
+
+    def serve(self, handler: type[LineHandler]) -> None:
+        self._server = socketserver.ThreadingTCPServer((self.host, 0), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name=f"scripted-{self.scheme}", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
