@@ -72,6 +72,7 @@ _PARSER = BytesHeaderParser(policy=compat32)
 # a header line, or a continuation line followed by one (J1: first line is a continuation)
 _HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t]+[^\r\n]*\r?\n[!-9;-~]+:)")
 _TRAILING_WS = re.compile(rb"[ \t]+\n")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 _SPLIT_LIMIT = 1 << 20
 _LINEBREAKS = re.compile(r"\r\n|\r|\n")
 _WS_RUN = re.compile(r"[ \t\r\n]+")
@@ -216,12 +217,11 @@ def split_message(raw: bytes) -> tuple[bytes, bytes, str | None]:
         return b"", raw[2:], "no-headers"
     if not _HEADER_LINE.match(raw):
         return b"", raw, "no-headers"
-    i = raw.find(b"\n\n")
-    j = raw.find(b"\n\r\n", 0, i if i >= 0 else len(raw))
-    if j >= 0:
-        return raw[:j + 1], raw[j + 3:], None
-    if i >= 0:
-        return raw[:i + 1], raw[i + 2:], None
+    # the first empty line, LF or CRLF: one search that stops there (two finds each scanned a
+    # CRLF mail to its end looking for "\n\n")
+    m = _BLANK_LINE.search(raw)
+    if m is not None:
+        return raw[:m.start() + 1], raw[m.end():], None
     if b"\n" not in raw:
         k = raw.find(b"\r\r")
         if k >= 0:
