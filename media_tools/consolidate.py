@@ -6,17 +6,18 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    to copy, free space at the target (E6: bytes + margin), a write/read/delete
    probe of the target, and of the sources when they are to be purged (C6).
    Any refusal is raised before a byte is copied.
-2. **Copy and check**: each source pack is read once; its bytes are hashed
-   while they stream into a create-only file of the same name at the target.
-   A source whose SHA-256 differs from the catalog's is damaged: its records
-   are authenticated one by one to name the affected mails (P6). Damage stops
-   the consolidation before the catalog changes, and the copies made by this
-   run are deleted again — unless ``accept_loss``, in which case the pack is
-   copied as it is (every record that still authenticates survives) and the
-   affected mails are listed in the result and the event log.
-   Each copy is then read back once and compared byte for byte with the
-   source whose SHA-256 was just checked (equal bytes, so equal size and
-   SHA-256; one hash pass instead of two).
+2. **Copy and check**: each source pack is copied into a create-only file of
+   the same name at the target (local → local by the kernel, ``copy_file_range``;
+   otherwise streamed), flushed to disk, and then the copy is read back and
+   its size and SHA-256 compared with the catalog's — one hash pass, over the
+   bytes the target actually holds. When they differ, the source is hashed
+   too: if it differs the same way, the source is damaged and its records are
+   authenticated one by one to name the affected mails (P6); damage stops the
+   consolidation before the catalog changes and the copies made by this run
+   are deleted again — unless ``accept_loss``, in which case the pack is
+   moved as it is (every record that still authenticates survives) and the
+   affected mails are listed in the result and the event log. If only the
+   copy differs, the target is unreliable: the copy is removed and the run stops.
    A copy left by an earlier interrupted run is reused when it verifies; a
    file of that name with other content stops everything with its name.
 3. **Remap**: one catalog transaction per pack moves ``packs.medium_id`` to
@@ -275,23 +276,6 @@ def _sha256_of(storage: Storage, name: str) -> tuple[str, int]:
     return sha.hexdigest(), n
 
 
-def _compare(src: Storage, dst: Storage, name: str, size: int) -> str | None:
-    """Read the copy back once and compare it byte for byte with the source, whose SHA-256 was
-    just checked against the catalog while copying; equal bytes imply an equal SHA-256, without
-    paying for a second hash pass (bench/RESULTS.md "## Consolidation")."""
-    pos = 0
-    with src.open_read(name) as a, dst.open_read(name) as b:
-        while True:
-            x, y = a.read(COPY_CHUNK), b.read(COPY_CHUNK)
-            if x != y:
-                if len(x) != len(y):
-                    return f"{pos + len(y)} bytes where {size} were written"
-                return f"bytes differ in the {COPY_CHUNK >> 20} MiB block at offset {pos}"
-            if not x:
-                return None if pos == size else f"{pos} bytes where {size} were written"
-            pos += len(x)
-
-
 class _Ends:
     """The storages a copying thread uses: local media shared, an SMB medium one connection per thread."""
 
@@ -336,44 +320,41 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
         if src_sha == got and src_n == n:  # the source itself differs from the catalog: damaged
             out.status = "damaged-copied" if accept_loss else "damaged"
             out.sha256 = got
+            out.created = not accept_loss  # our copy of a damaged pack: removed again when the run refuses
             return out
         raise ObjectExistsError(
             f"medium {target} already holds a different file {task.name} ({n} bytes, SHA-256 {got[:16]}…, "
             f"expected {task.sha256[:16]}…); move it aside and rerun"
         )
 
-    sha = hashlib.sha256()
-    n = 0
-    w = dst.open_write(task.name)
-    try:
-        with src.open_read(task.name) as f:
-            while chunk := f.read(COPY_CHUNK):
-                sha.update(chunk)
-                w.write(chunk)
-                n += len(chunk)
-        digest = sha.hexdigest()
-        damaged = digest != task.sha256 or n != task.bytes
-        if damaged and not accept_loss:
-            w.abort()
-            out.status, out.sha256 = "damaged", digest
-            return out
-        w.commit()
-    except BaseException:
-        w.abort()
-        raise
+    n = dst.copy_in(task.name, src, task.name, COPY_CHUNK)  # create-only; local → local in the kernel
     out.created = True
     faults.hit("consolidate_after_copy")
-    problem = _compare(src, dst, task.name, n)
-    if problem:
-        raise IntegrityError(
-            f"the copy of {task.name} on medium {target} reads back differently ({problem}): "
-            f"the target medium is unreliable; nothing was moved"
-        )
+    got, m = _sha256_of(dst, task.name)  # the copy, read back: this is the check that counts
+    if got != task.sha256 or m != task.bytes:
+        src_sha, src_n = _sha256_of(src, task.name)
+        if src_sha != got or src_n != m:
+            _delete_quietly(dst, task.name)
+            raise IntegrityError(
+                f"the copy of {task.name} on medium {target} reads back differently from its source "
+                f"({m} of {n} bytes, SHA-256 {got[:16]}…): the target medium is unreliable; the copy was "
+                "removed and nothing was moved"
+            )
+        # the source itself differs from the catalog: damaged (the copy goes again unless accept_loss)
+        out.status, out.sha256 = ("damaged-copied" if accept_loss else "damaged"), got
+        out.seconds = time.perf_counter() - t0
+        return out
     faults.hit("consolidate_after_verify")
-    out.status = "damaged-copied" if damaged else "copied"
-    out.sha256 = digest
+    out.status, out.sha256 = "copied", got
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _delete_quietly(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except MailArchiveError:
+        pass
 
 
 def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict]:

@@ -304,3 +304,35 @@ def test_refusals_up_front(template, tmp_path):
         assert packs_by_medium(archive) == layout
     assert not [p for p in (tmp_path / "m3").rglob("*") if p.is_file() and p.parent.name == ".probe"]
     assert len(list((tmp_path / "m3" / "packs").rglob("*.pack"))) == 2
+
+
+def test_target_that_reads_back_differently_stops_and_leaves_no_copy(template, tmp_path, monkeypatch):
+    """The copy is verified by reading it back: a target that changes a byte stops the run, nothing moves,
+    and the copies of this run are removed (the source stays the good one)."""
+    from toolkit.errors import IntegrityError
+    from toolkit.storage import local
+
+    tmp_path = clone(template, tmp_path)
+    home = tmp_path / "home"
+    target_dir = tmp_path / "m3"
+    before = sorted(p.name for p in (target_dir / "packs").rglob("*.pack"))
+    real = local.LocalStorage.copy_in
+
+    def flaky(self, name, src, src_name, chunk=8 << 20):
+        n = real(self, name, src, src_name, chunk)
+        if Path(self.root) == target_dir:
+            path = target_dir / name
+            path.chmod(0o644)
+            data = bytearray(path.read_bytes())
+            data[len(data) // 2] ^= 0x40
+            path.write_bytes(bytes(data))
+        return n
+
+    monkeypatch.setattr(local.LocalStorage, "copy_in", flaky)
+    with Archive.open(home, writer=True) as archive:
+        layout = packs_by_medium(archive)
+        with pytest.raises(IntegrityError, match="reads back differently.*unreliable"):
+            consolidate(archive, [1, 2], 3)
+        assert packs_by_medium(archive) == layout
+        assert archive.config.medium(1).state == "standby"
+    assert sorted(p.name for p in (target_dir / "packs").rglob("*.pack")) == before

@@ -405,3 +405,20 @@ def test_write_after_folder_removed_behind_our_back(medium):
     shutil.rmtree(medium.raw / "d")
     storage.put("d/e/two", b"2")
     assert [e.name for e in storage.list()] == ["d/e/two"]
+
+
+@pytest.mark.parametrize("from_kind", ["local", "same"])
+def test_copy_in_is_exact_atomic_and_create_only(medium, tmp_path, from_kind):
+    """copy_in from a local directory (copy_file_range when both ends are local) and within one storage."""
+    src = open_storage(str(tmp_path / "src")) if from_kind == "local" else medium.storage
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src.put("in/one.pack", data)
+    n = medium.storage.copy_in("out/one.pack", src, "in/one.pack", chunk=1024 * 1024)
+    assert n == len(data) and medium.storage.read("out/one.pack") == data
+    assert not [f for f in medium.raw_files() if f.endswith(".tmp")]
+    with pytest.raises(ObjectExistsError):
+        medium.storage.copy_in("out/one.pack", src, "in/one.pack")
+    assert medium.storage.read("out/one.pack") == data
+    with pytest.raises(ObjectMissingError):
+        medium.storage.copy_in("out/two.pack", src, "in/absent.pack")
+    assert medium.storage.stat("out/two.pack") is None and not [f for f in medium.raw_files() if f.endswith(".tmp")]

@@ -68,6 +68,22 @@ class Storage(abc.ABC):
             w.abort()
             raise
 
+    def copy_in(self, name: str, src: "Storage", src_name: str, chunk: int = 8 << 20) -> int:
+        """Copy ``src_name`` of ``src`` to ``name`` here, atomically and create-only like :meth:`put`;
+        returns the bytes copied. Nothing is checked: callers read the copy back."""
+        w = self.open_write(name)
+        n = 0
+        try:
+            with src.open_read(src_name) as f:
+                while data := f.read(chunk):
+                    w.write(data)
+                    n += len(data)
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+        return n
+
     @abc.abstractmethod
     def open_read(self, name: str) -> BinaryIO:
         """A seekable binary reader. ObjectMissingError when absent."""
