@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import Iterator
 
 from toolkit.errors import SourceError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import open_storage, parse_location
+from toolkit.storage import open_storage
 
-from .walk import FileEntry, cursor_path, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
 
 #: Mails larger than this are streamed from the source, never held in memory whole.
 LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
@@ -20,22 +20,10 @@ def _folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
-class EmlImporter:
+class EmlImporter(TreeSource):
     """Every regular file below PATH is one message (hidden files and dirs are skipped, and listed)."""
 
     via = "eml"
-
-    def __init__(self, location: str, smb_password: str | None = None):
-        self.location = parse_location(location)
-        self.source_uri = f"eml:{self.location}"
-        self._smb_password = smb_password
-
-    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
-        after = cursor_path(cursor)
-        if self.location.is_smb:
-            yield from self._scan_smb(after, reporter)
-        else:
-            yield from self._scan_local(after, reporter)
 
     def _item(self, entry: FileEntry, read, opener=None) -> SourceItem:
         ref = ref_text(entry.rel)

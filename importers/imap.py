@@ -42,12 +42,10 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem
 from . import utf7
 from .netutil import (
     LINK_ERRORS,
+    ServerSource,
     CertificateError,
-    Retry,
     SourceAuthError,
     TlsRequiredError,
-    parse_mail_url,
-    tls_context,
 )
 
 SCHEMES = {"imap": (143, False), "imaps": (993, True)}
@@ -109,11 +107,10 @@ def search_chunks(exists: int, chunk: int = SEARCH_CHUNK) -> list[tuple[int, int
     return [(lo, min(exists, lo + chunk - 1)) for lo in range(1, exists + 1, chunk)]
 
 
-class ImapImporter:
+class ImapImporter(ServerSource):
     """All (or the chosen) folders of one IMAP account."""
 
     via = "imap"
-    incremental = True  # the pipeline keeps the cursor after a completed run
 
     def __init__(
         self,
@@ -136,32 +133,22 @@ class ImapImporter:
         prefetch: int = 400,
         max_fetch: int = MAX_FETCH,
     ):
-        self.url = parse_mail_url(url, SCHEMES)
-        self.source_uri = self.url.source_uri
+        super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
+                         timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
         wanted = list(folders or ())
         if self.url.path:
             wanted.insert(0, self.url.path)
         self.folders = wanted or None
         self.exclude = tuple(exclude)
-        self._password = password
-        self._ctx = tls_context(ca_file, insecure)
-        self.allow_plaintext = allow_plaintext
-        self.timeout = timeout
         self.batch = max(1, batch)
         self.batch_bytes = batch_bytes
         self.search_chunk = search_chunk
-        self._retry = Retry(retries, backoff, deadline=retry_deadline)
         self._after_search = after_search  # test hook: runs right after a folder's UID SEARCH
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
         self.max_fetch = max_fetch
         self.throttled = 0
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
-        self.logins = 0
-        self.reconnects = 0
-
-    def __repr__(self) -> str:  # never shows the password
-        return f"ImapImporter({self.source_uri!r})"
 
     # -- connection --------------------------------------------------------------------------------
     def _connect(self) -> IMAPClient:

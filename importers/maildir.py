@@ -58,15 +58,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import open_storage, parse_location
+from toolkit.storage import open_storage
 
 from . import utf7
-from .walk import FileEntry, cursor_path, entry_cursor, iter_after, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, TreeSource, entry_cursor, iter_after, read_local, ref_text, walk_local, walk_storage
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -177,7 +177,7 @@ def _vanished(exc: BaseException) -> bool:
     )
 
 
-class MaildirImporter:
+class MaildirImporter(TreeSource):
     """A Maildir/Maildir++ tree below PATH (local or ``smb://``); see the module docstring.
 
     ``strays=False`` leaves out every path that is not part of the Maildir
@@ -187,17 +187,8 @@ class MaildirImporter:
     via = "maildir"
 
     def __init__(self, location: str, smb_password: str | None = None, *, strays: bool = True):
-        self.location = parse_location(location)
-        self.source_uri = f"maildir:{self.location}"
-        self._smb_password = smb_password
+        super().__init__(location, smb_password)
         self._strays = strays
-
-    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
-        after = cursor_path(cursor)
-        if self.location.is_smb:
-            yield from self._scan_smb(after, reporter)
-        else:
-            yield from self._scan_local(after, reporter)
 
     # -- per entry -------------------------------------------------------------------------------
     def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes]) -> SourceItem | None:

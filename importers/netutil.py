@@ -118,3 +118,25 @@ class Retry:
         delay *= 1 + random.random() * 0.1
         delay = min(delay, max(0.0, self.deadline - (now - self._first_failure)))
         self._sleep(delay)
+
+
+class ServerSource:
+    """What the IMAP and POP3 importers share: the URL, TLS settings, the retry budget and counters."""
+
+    incremental = True  # the pipeline keeps the cursor after a completed run
+
+    def __init__(self, url: str, password: str, schemes: dict[str, tuple[int, bool]], *, ca_file: str | None,
+                 insecure: bool, allow_plaintext: bool, timeout: float, retries: int, backoff: float,
+                 retry_deadline: float):
+        self.url = parse_mail_url(url, schemes)
+        self.source_uri = self.url.source_uri
+        self._password = password
+        self._ctx = tls_context(ca_file, insecure)
+        self.allow_plaintext = allow_plaintext
+        self.timeout = timeout
+        self._retry = Retry(retries, backoff, deadline=retry_deadline)
+        self.logins = 0
+        self.reconnects = 0
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"{type(self).__name__}({self.source_uri!r})"

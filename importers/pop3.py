@@ -34,12 +34,10 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem
 
 from .netutil import (
     LINK_ERRORS,
+    ServerSource,
     CertificateError,
-    Retry,
     SourceAuthError,
     TlsRequiredError,
-    parse_mail_url,
-    tls_context,
 )
 
 SCHEMES = {"pop3": (110, False), "pop3s": (995, True)}
@@ -103,11 +101,10 @@ def _text(exc: BaseException) -> str:
     return str(arg)
 
 
-class Pop3Importer:
+class Pop3Importer(ServerSource):
     """One POP3 maildrop."""
 
     via = "pop3"
-    incremental = True  # the pipeline keeps the cursor after a completed run
 
     def __init__(
         self,
@@ -123,21 +120,11 @@ class Pop3Importer:
         retry_deadline: float = 300.0,
         max_size: int = MAX_MESSAGE,
     ):
-        self.url = parse_mail_url(url, SCHEMES)
-        self.source_uri = self.url.source_uri
-        self._password = password
-        self._ctx = tls_context(ca_file, insecure)
-        self.allow_plaintext = allow_plaintext
-        self.timeout = timeout
+        super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
+                         timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
         self.max_size = max_size
-        self._retry = Retry(retries, backoff, deadline=retry_deadline)
         self._conn: poplib.POP3 | None = None
         self._numbers: dict[str, int] = {}  # UIDL -> message number in the current session
-        self.logins = 0
-        self.reconnects = 0
-
-    def __repr__(self) -> str:
-        return f"Pop3Importer({self.source_uri!r})"
 
     # -- connection ------------------------------------------------------------------------------------
     def _connect(self) -> poplib.POP3:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from toolkit.errors import SourceError
-from toolkit.storage import Storage
+from toolkit.storage import Storage, parse_location
 
 
 def ref_text(path: bytes) -> str:
@@ -129,3 +129,22 @@ def iter_after(entries: list[FileEntry], after: bytes | None) -> Iterator[FileEn
     for e in entries:
         if after is None or e.rel > after:
             yield e
+
+
+class TreeSource:
+    """What the file-tree importers share (``import eml``, ``import maildir``): a local path or an
+    ``smb://`` location, a source URI named by ``via``, and a scan that resumes after a path cursor."""
+
+    via = ""
+
+    def __init__(self, location: str, smb_password: str | None = None):
+        self.location = parse_location(location)
+        self.source_uri = f"{self.via}:{self.location}"
+        self._smb_password = smb_password
+
+    def scan(self, cursor: Any, reporter) -> Iterator:
+        after = cursor_path(cursor)
+        if self.location.is_smb:
+            yield from self._scan_smb(after, reporter)
+        else:
+            yield from self._scan_local(after, reporter)
