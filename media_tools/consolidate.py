@@ -47,7 +47,6 @@ several connections keep the server and the client busy at once).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import threading
 import time
@@ -60,6 +59,7 @@ from toolkit.errors import IntegrityError, MailArchiveError, MediumError, Object
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage
+from toolkit.storage.base import object_sha256
 from toolkit.storage.location import parse_location
 from toolkit.storage.probe import probe
 
@@ -266,15 +266,6 @@ def plan_consolidation(
 # ---------------------------------------------------------------------------------------------- copy
 
 
-def _sha256_of(storage: Storage, name: str) -> tuple[str, int]:
-    sha = hashlib.sha256()
-    n = 0
-    with storage.open_read(name) as f:
-        while chunk := f.read(COPY_CHUNK):
-            sha.update(chunk)
-            n += len(chunk)
-    return sha.hexdigest(), n
-
 
 class _Ends:
     """The storages a copying thread uses: local media shared, an SMB medium one connection per thread."""
@@ -311,12 +302,12 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
     t0 = time.perf_counter()
     st = dst.stat(task.name)
     if st is not None:
-        got, n = _sha256_of(dst, task.name)
+        got, n = object_sha256(dst, task.name)
         if got == task.sha256 and n == task.bytes:
             out.status, out.sha256 = "already-copied", got
             out.seconds = time.perf_counter() - t0
             return out
-        src_sha, src_n = _sha256_of(src, task.name)
+        src_sha, src_n = object_sha256(src, task.name)
         if src_sha == got and src_n == n:  # the source itself differs from the catalog: damaged
             out.status = "damaged-copied" if accept_loss else "damaged"
             out.sha256 = got
@@ -330,9 +321,9 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
     n = dst.copy_in(task.name, src, task.name, COPY_CHUNK)  # create-only; local → local in the kernel
     out.created = True
     faults.hit("consolidate_after_copy")
-    got, m = _sha256_of(dst, task.name)  # the copy, read back: this is the check that counts
+    got, m = object_sha256(dst, task.name)  # the copy, read back: this is the check that counts
     if got != task.sha256 or m != task.bytes:
-        src_sha, src_n = _sha256_of(src, task.name)
+        src_sha, src_n = object_sha256(src, task.name)
         if src_sha != got or src_n != m:
             _delete_quietly(dst, task.name)
             raise IntegrityError(

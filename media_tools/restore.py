@@ -13,7 +13,6 @@ temporary sibling directory and renamed into place only at the end.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -33,12 +32,12 @@ from toolkit.errors import (
 )
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
+from toolkit.storage.base import object_sha256
 
 from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, open_config_snapshot
 from .mirror import STATE_NAME, open_state
 
 _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -105,13 +104,6 @@ def _write_key(home: Path, key: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
 
-
-def _sha_at(storage: Storage, name: str) -> str:
-    h = hashlib.sha256()
-    with storage.open_read(name) as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def restore(
@@ -275,7 +267,7 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
                 problem = "missing"
             elif st.size != size:
                 problem = f"size {st.size}, expected {size}"
-            elif _sha_at(storage, name) != sha:
+            elif object_sha256(storage, name)[0] != sha:
                 problem = "SHA-256 differs (corrupt)"
         except (StorageError, IntegrityError, MailArchiveError) as exc:
             problem = f"unreadable: {exc}"

@@ -10,7 +10,6 @@ and holds every pack the catalog keeps on the medium with its recorded size;
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 
@@ -19,8 +18,8 @@ from toolkit.errors import IntegrityError, MailArchiveError, MediumError, Medium
 from toolkit.medium import LABEL_NAME, check_label, read_label
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
+from toolkit.storage.base import object_sha256
 
-HASH_CHUNK = 8 * 1024 * 1024
 #: How many missing or differing packs a refusal names before it summarises.
 NAMED = 10
 
@@ -32,13 +31,6 @@ class RetargetRefused(MediumError):
         super().__init__(message)
         self.problems = problems
 
-
-def _sha256(storage: Storage, name: str) -> str:
-    sha = hashlib.sha256()
-    with storage.open_read(name) as f:
-        while chunk := f.read(HASH_CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def check_location(
@@ -65,7 +57,7 @@ def check_location(
         elif st.size != size:
             problems.append({"pack": name, "problem": f"size {st.size}, the catalog expects {size}"})
         elif verify:
-            got = _sha256(storage, name)
+            got = object_sha256(storage, name)[0]
             if got != sha:
                 problems.append({"pack": name, "problem": f"SHA-256 {got[:16]}…, the catalog expects {sha[:16]}…"})
         reporter.advance("retarget-check", 1, bytes=size)

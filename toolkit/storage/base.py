@@ -9,6 +9,7 @@ ignore them.
 from __future__ import annotations
 
 import abc
+import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
@@ -139,3 +140,14 @@ def _read_exact(f: BinaryIO, length: int, name: str) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def object_sha256(storage: Storage, name: str, chunk: int = 8 << 20) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a stored object, read once front to back."""
+    h = hashlib.sha256()
+    n = 0
+    with storage.open_read(name) as f:
+        while data := f.read(chunk):
+            h.update(data)
+            n += len(data)
+    return h.hexdigest(), n
