@@ -383,17 +383,16 @@ def _event(con, kind: str, detail: dict) -> None:
     )
 
 
-def _remap(archive: Archive, out: _Outcome, target: int) -> None:
-    """One transaction: the pack's medium ID moves to the target, with its event."""
+def _remap(con, out: _Outcome, target: int) -> None:
+    """Inside one transaction: the pack's medium ID moves to the target, with its event."""
     t = out.task
-    with archive.catalog.writing() as con:
-        con.execute("UPDATE packs SET medium_id = ? WHERE pack_id = ? AND medium_id = ?", [target, t.pack_id, t.source])
-        detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "sha256": out.sha256}
-        if out.status == "damaged-copied":
-            detail["damaged"] = True
-            detail["catalog_sha256"] = t.sha256
-            detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
-        _event(con, "pack-moved", detail)
+    con.execute("UPDATE packs SET medium_id = ? WHERE pack_id = ? AND medium_id = ?", [target, t.pack_id, t.source])
+    detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "sha256": out.sha256}
+    if out.status == "damaged-copied":
+        detail["damaged"] = True
+        detail["catalog_sha256"] = t.sha256
+        detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
+    _event(con, "pack-moved", detail)
 
 
 def _consolidated_logged(archive: Archive, sources: list[int], target: int) -> bool:
@@ -447,14 +446,19 @@ def consolidate(
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     ends = _Ends(archive)
 
-    def copy(p: PackTask) -> _Outcome:
-        return _copy_one(ends.get(p.source), ends.get(target), p, accept_loss, target)
+    def copy(i: int) -> _Outcome:
+        p = plan.packs[i]
+        src = ends.get(p.source)
+        if i + workers < len(plan.packs):  # the pack this thread takes next: the disk reads it meanwhile
+            ahead = plan.packs[i + workers]
+            ends.get(ahead.source).prefetch(ahead.name)
+        return _copy_one(src, ends.get(target), p, accept_loss, target)
 
     try:
         if pool is not None:
-            calls = [pool.submit(copy, p).result for p in plan.packs]
+            calls = [pool.submit(copy, i).result for i in range(len(plan.packs))]
         else:  # one worker: copy in this thread
-            calls = [lambda p=p: copy(p) for p in plan.packs]
+            calls = [lambda i=i: copy(i) for i in range(len(plan.packs))]
         for p, call in zip(plan.packs, calls):
             try:
                 out = call()
@@ -491,11 +495,13 @@ def consolidate(
 
     # -- remap, one transaction per pack ------------------------------------------------------
     reporter.start("remap", len(outcomes), "packs")
-    for o in outcomes:
-        _remap(archive, o, target)
-        o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
-        faults.hit("consolidate_after_commit")
-        reporter.advance("remap", 1)
+    with archive.catalog.transactions() as transaction:  # one attach, one transaction per pack
+        for o in outcomes:
+            with transaction() as con:
+                _remap(con, o, target)
+            o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
+            faults.hit("consolidate_after_commit")
+            reporter.advance("remap", 1)
     reporter.finish("remap")
 
     # -- retire -------------------------------------------------------------------------------

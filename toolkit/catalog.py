@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import time
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
@@ -98,9 +98,25 @@ class Catalog:
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write session holding one transaction: committed on success, rolled back on error."""
+        with self.transactions() as transaction, transaction() as con:
+            yield con
+
+    @contextlib.contextmanager
+    def transactions(self) -> Iterator[Callable[[], ContextManager[duckdb.DuckDBPyConnection]]]:
+        """One read-write attach for several transactions, each committed on its own::
+
+            with catalog.transactions() as transaction:
+                for item in items:
+                    with transaction() as con:
+                        ...
+
+        Saves an attach and a detach (checkpoint) per transaction; other processes wait
+        for the file while the session lasts, so keep it to work that is ready to commit.
+        """
         con = self._attach(read_only=False)
-        try:
-            con.execute("USE cat")
+
+        @contextlib.contextmanager
+        def transaction() -> Iterator[duckdb.DuckDBPyConnection]:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -108,6 +124,10 @@ class Catalog:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+
+        try:
+            con.execute("USE cat")
+            yield transaction
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.execute("USE memory")

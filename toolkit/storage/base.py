@@ -117,6 +117,11 @@ class Storage(abc.ABC):
     def free_space(self) -> int | None:
         return None
 
+    def sha256(self, name: str) -> tuple[str, int]:
+        """(SHA-256 hex, size) of the object as this storage reads it back, in one front-to-back pass."""
+        with self.open_read(name) as f:
+            return stream_sha256(f)
+
     def prefetch(self, name: str) -> None:
         """Hint that ``name`` will be read soon, front to back (a no-op where the storage cannot use it)."""
 
@@ -142,12 +147,16 @@ def _read_exact(f: BinaryIO, length: int, name: str) -> bytes:
     return b"".join(chunks)
 
 
-def object_sha256(storage: Storage, name: str, chunk: int = 8 << 20) -> tuple[str, int]:
-    """(SHA-256 hex, size) of a stored object, read once front to back."""
+def object_sha256(storage: Storage, name: str) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a stored object, read once front to back (see :meth:`Storage.sha256`)."""
+    return storage.sha256(name)
+
+
+def stream_sha256(f: BinaryIO, chunk: int = 8 << 20) -> tuple[str, int]:
+    """(SHA-256 hex, bytes) of what ``f`` yields from its position to its end."""
     h = hashlib.sha256()
     n = 0
-    with storage.open_read(name) as f:
-        while data := f.read(chunk):
-            h.update(data)
-            n += len(data)
+    while data := f.read(chunk):
+        h.update(data)
+        n += len(data)
     return h.hexdigest(), n
