@@ -433,7 +433,66 @@ def fmt_row(m: Measure, messages: int, nbytes: int, restic: Measure | None) -> s
     )
 
 
-def report(results: list[Measure], big: Measure | None, corpus: Corpus, args, load_before: str, cache_note: str) -> str:
+def measure_floor(eml_root: Path, cache_mode: str) -> dict:
+    """Read every EML file (cache as for the contenders) and do only the per-mail work DESIGN fixes.
+
+    In this process, one thread: SHA-256 of the mail (blob id), the body normalised and hashed
+    (dedup key), zstd level 1 + AES-256-GCM (the sealed record), SHA-256 of the record (the pack
+    file hash). No import of this tree on these cores can take less wall time than the larger of
+    the reading time and (reading CPU + work CPU) ÷ cores.
+    """
+    import hashlib
+    import uuid
+
+    sys.path.insert(0, str(REPO))
+    from toolkit.headers import normalise_body, split_message
+    from toolkit.pack import seal_record
+
+    prepare_cache([eml_root], cache_mode)
+    key, archive_uuid = os.urandom(32), uuid.uuid4()
+    read_wall = read_cpu = work_cpu = 0.0
+    mails = 0
+    for dirpath, _dirs, files in os.walk(eml_root):
+        for fn in sorted(files):
+            t0, c0 = time.perf_counter(), time.process_time()
+            with open(os.path.join(dirpath, fn), "rb") as f:
+                raw = f.read()
+            c1 = time.process_time()
+            read_wall += time.perf_counter() - t0
+            read_cpu += c1 - c0
+            blob = hashlib.sha256(raw).digest()
+            hashlib.sha256(normalise_body(split_message(raw)[1])).digest()
+            record, _ = seal_record(key, archive_uuid, blob, raw, check=False)
+            hashlib.sha256(record).digest()
+            work_cpu += time.process_time() - c1
+            mails += 1
+    cores = os.cpu_count() or 1
+    return {"mails": mails, "read_wall": read_wall, "read_cpu": read_cpu, "work_cpu": work_cpu, "cores": cores,
+            "floor": max(read_wall, (read_cpu + work_cpu) / cores)}
+
+
+def floor_lines(low: dict, restic: Measure | None, eml: Measure | None) -> list[str]:
+    text = (
+        f"Floor ({low['cores']} cores, same tree, same cache): reading the {low['mails']} files took "
+        f"{low['read_wall']:.1f} s ({low['read_cpu']:.1f} CPU-s); the per-mail work DESIGN fixes (SHA-256 of the mail, "
+        f"normalised body + SHA-256, zstd 1 + AES-GCM, SHA-256 of the record) {low['work_cpu']:.1f} CPU-s: no import can "
+        f"take less than **{low['floor']:.1f} s**"
+    )
+    if restic is not None and restic.rc == 0:
+        budget = restic.seconds / 2
+        text += f"; 2× restic means {budget:.1f} s" + (
+            " — below the floor: not reachable on this machine." if low["floor"] > budget
+            else f", so {budget - low['floor']:.1f} s are left for everything else (parsing, hand-off, packs, catalog)"
+        )
+        if eml is not None:
+            text += f", which takes {eml.seconds - low['floor']:.1f} s now."
+        else:
+            text += "."
+    return [text, ""]
+
+
+def report(results: list[Measure], big: Measure | None, corpus: Corpus, args, load_before: str, cache_note: str,
+           low: dict | None = None) -> str:
     restic = next((m for m in results if m.name == "restic backup"), None)
     byname = {m.name: m for m in results}
     lines = [
@@ -483,6 +542,8 @@ def report(results: list[Measure], big: Measure | None, corpus: Corpus, args, lo
     verdict.append(f"peak RSS of any mailarchive process {peak:.0f} MB (target < {RSS_LIMIT_MB} MB: "
                    f"{'met' if peak < RSS_LIMIT_MB else 'NOT met'})")
     lines.append("Acceptance 6: " + "; ".join(verdict) + ".")
+    if low is not None:
+        lines += [""] + floor_lines(low, restic, eml)
     lines += [
         "",
         "Peak RSS is per process (the limit applies per process): ru_maxrss from wait4 is the largest single "
@@ -517,8 +578,8 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the system temp dir)")
     ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
                     help="cold: drop the page cache before each contender (falls back to warm); warm: read the input once first")
-    ap.add_argument("--only", default="eml,mbox,maildir,restic,big",
-                    help="comma-separated subset of eml,mbox,maildir,restic,big (default: all)")
+    ap.add_argument("--only", default="eml,mbox,maildir,restic,big,floor",
+                    help="comma-separated subset of eml,mbox,maildir,restic,big,floor (default: all)")
     ap.add_argument("--big-mb", type=int, default=300, help="size of the single big mail (default 300 MB)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the EML archive and the restic repository in this directory (for bench_verify.py --reuse)")
@@ -569,6 +630,7 @@ def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
         big.name = "import eml (one big mail)"
         big.extra["bytes"] = size
         shutil.rmtree(work / "big", ignore_errors=True)
+    low = measure_floor(corpus.eml, args.cache) if "floor" in only else None
     caches = {m.extra.get("cache") for m in results + ([big] if big else []) if m.extra.get("cache")}
     if caches == {"cold"}:
         cache_note = "Page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) before every contender: cold reads."
@@ -577,7 +639,7 @@ def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
                       + (", dropping the cache was refused)." if args.cache == "cold" else ")."))
     else:
         cache_note = f"Page cache: {', '.join(sorted(caches))}."
-    section = report(results, big, corpus, args, load_before, cache_note)
+    section = report(results, big, corpus, args, load_before, cache_note, low)
     print()
     print(section)
     if keep and "eml" in only:
