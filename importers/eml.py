@@ -9,7 +9,9 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
-from .walk import FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage
+from .walk import (
+    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, read_local, ref_text, walk_local, walk_storage,
+)
 
 #: Mails larger than this are streamed from the source, never held in memory whole.
 LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
@@ -20,12 +22,18 @@ def _folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
+def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return SourceProblem(ref, f"cannot read: {msg} (changed during the scan, or no permission)", cur)
+
+
 class EmlImporter(TreeSource):
     """Every regular file below PATH is one message (hidden files and dirs are skipped, and listed)."""
 
     via = "eml"
 
-    def _item(self, entry: FileEntry, read, opener=None) -> SourceItem:
+    def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
+        """``path``: a local file, read by the pipeline (in a worker) instead of ``read`` here."""
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         if entry.skip_reason:
@@ -37,11 +45,13 @@ class EmlImporter(TreeSource):
         if opener is not None and entry.size > LARGE_MAIL:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size,
                               opener=lambda: opener(entry))
+        if path is not None:
+            return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size, path=path,
+                              on_read_error=lambda exc: _unreadable(ref, exc, cur))
         try:
             raw = read(entry)
         except (OSError, StorageError) as exc:
-            msg = getattr(exc, "strerror", None) or str(exc)
-            return SourceProblem(ref, f"cannot read: {msg} (changed during the scan, or no permission)", cur)
+            return _unreadable(ref, exc, cur)
         return SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
 
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
@@ -50,7 +60,8 @@ class EmlImporter(TreeSource):
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):
-            yield self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single))
+            yield self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
+                             local_path(root, entry, single))
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         try:

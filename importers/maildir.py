@@ -66,7 +66,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
 from . import utf7
-from .walk import FileEntry, TreeSource, entry_cursor, iter_after, read_local, ref_text, walk_local, walk_storage
+from .walk import FileEntry, TreeSource, entry_cursor, iter_after, ref_text, walk_local, walk_storage
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -177,6 +177,13 @@ def _vanished(exc: BaseException) -> bool:
     )
 
 
+def _unreadable(ref: str, exc: Exception, cur) -> SourceItem:
+    if _vanished(exc):
+        return SourceSkip(ref, "vanished during the scan (changed during scan; a rerun picks up its new name)", cur)
+    msg = getattr(exc, "strerror", None) or str(exc)
+    return SourceProblem(ref, f"cannot read: {msg}", cur)
+
+
 class MaildirImporter(TreeSource):
     """A Maildir/Maildir++ tree below PATH (local or ``smb://``); see the module docstring.
 
@@ -191,7 +198,9 @@ class MaildirImporter(TreeSource):
         self._strays = strays
 
     # -- per entry -------------------------------------------------------------------------------
-    def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes]) -> SourceItem | None:
+    def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes] | None,
+              local_root: bytes | None = None) -> SourceItem | None:
+        """With ``local_root`` the message is handed over as a local path, read by the pipeline (in a worker)."""
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         kind, folder_dir = classify(entry.rel)
@@ -215,28 +224,31 @@ class MaildirImporter(TreeSource):
             return SourceSkip(ref, "hidden name in cur/ or new/ (Maildir readers ignore names starting with '.')", cur)
         if entry.size == 0:
             return SourceSkip(ref, "empty file (0 bytes): not a message", cur)
-        try:
-            raw = read(entry)
-        except (OSError, StorageError) as exc:
-            if _vanished(exc):
-                return SourceSkip(ref, "vanished during the scan (changed during scan; a rerun picks up its new name)", cur)
-            msg = getattr(exc, "strerror", None) or str(exc)
-            return SourceProblem(ref, f"cannot read: {msg}", cur)
-        return SourceMail(
-            raw=raw,
+        mail = SourceMail(
+            raw=None,
             ref=ref,
             folder=folder_name(folder_dir or b""),
             flags=flag_field(parse_flags(_text(name))),
             internal_date=internal_date(entry),
             cursor=cur,
         )
+        if local_root is not None:
+            mail.path, mail.size = os.path.join(local_root, entry.rel), entry.size
+            mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
+            return mail
+        try:
+            mail.raw = read(entry)
+        except (OSError, StorageError) as exc:
+            return _unreadable(ref, exc, cur)
+        return mail
 
-    def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter) -> Iterator[SourceItem]:
+    def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,
+               local_root: bytes | None = None) -> Iterator[SourceItem]:
         if not any(classify(e.rel)[0] == MESSAGE for e in entries):
             reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir")
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):
-            item = self._item(entry, read)
+            item = self._item(entry, read, local_root)
             if item is not None:
                 yield item
 
@@ -245,7 +257,7 @@ class MaildirImporter(TreeSource):
         if not os.path.isdir(root) or os.path.islink(root):
             raise SourceError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
         entries = walk_local(root)
-        yield from self._items(entries, after, lambda e: read_local(root, e, False), reporter)
+        yield from self._items(entries, after, None, reporter, local_root=root)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         try:

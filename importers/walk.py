@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from toolkit.errors import SourceError
+from toolkit.source import read_regular_file
 from toolkit.storage import Storage, parse_location
 
 
@@ -85,15 +86,11 @@ def walk_local(root: bytes) -> list[FileEntry]:
 
 def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
     """Read a regular file without following a symlink swapped in after the scan."""
-    path = root if single_file else os.path.join(root, entry.rel)
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "no longer a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
+    return read_regular_file(local_path(root, entry, single_file))
+
+
+def local_path(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
+    return root if single_file else os.path.join(root, entry.rel)
 
 
 def open_local(root: bytes, entry: FileEntry, single_file: bool):

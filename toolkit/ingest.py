@@ -28,8 +28,8 @@ import pyarrow as pa
 
 from . import faults
 from .archive import Archive
-from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, pack_key
-from .prepare import STREAM_CHUNK, Prepared, prepare, prepare_streamed
+from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, open_record, pack_key
+from .prepare import STREAM_CHUNK, LocalFile, Prepared, ReadFailure, prepare_chunk, prepare_streamed
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip
 
@@ -187,10 +187,6 @@ def _worker_init() -> None:
         os._exit(1)
 
 
-def _prepare_chunk(raws: list[bytes], pack_key: bytes | None, archive_uuid, pack_id: bytes | None) -> list[Prepared]:
-    return [prepare(r, pack_key, archive_uuid, pack_id) for r in raws]
-
-
 class Ingest:
     """One import run into an archive opened as writer.
 
@@ -337,11 +333,12 @@ class Ingest:
         self._assigned += sum(it.length for it in chunk if isinstance(it, SourceMail))
         if self._assigned >= self.pack_target:
             self._assign_id, self._assigned = os.urandom(16), 0
-        raws = [it.raw for it in chunk if isinstance(it, SourceMail) and it.raw is not None]
+        jobs = [it.raw if it.raw is not None else LocalFile(it.path)
+                for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)
         if self._executor is None:
-            return _prepare_chunk(raws, key, self.archive.uuid, pack_id), pack_id
-        return self._executor.submit(_prepare_chunk, raws, key, self.archive.uuid, pack_id), pack_id
+            return prepare_chunk(jobs, key, self.archive.uuid, pack_id), pack_id
+        return self._executor.submit(prepare_chunk, jobs, key, self.archive.uuid, pack_id), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary
@@ -350,19 +347,21 @@ class Ingest:
         for item in chunk:
             if isinstance(item, SourceMail):
                 faults.hit("after_source_read")
-                if item.raw is not None:
-                    mails.append((item, next(it)))
+                if item.raw is not None or item.path is not None:
+                    p = next(it)
+                    if isinstance(p, ReadFailure):  # a local file that changed after the scan
+                        exc = OSError(p.errno, p.message)
+                        self._not_a_mail(item.on_read_error(exc) if item.on_read_error is not None
+                                         else SourceProblem(item.ref, f"cannot read: {p.message}"))
+                    else:
+                        mails.append((item, p))
                 else:
                     try:
                         mails.append((item, prepare_streamed(item.opener)))
                     except OSError as exc:
                         self._problem(item.ref, f"cannot read: {exc.strerror or exc}", item.cursor)
-            elif isinstance(item, SourceProblem):
-                self._problem(item.ref, item.message, None)
-            elif isinstance(item, SourceSkip):
-                pending.errors.append(("skipped", item.ref, item.reason))
-                summary.skipped += 1
-                summary.problems.append({"ref": item.ref, "kind": "skipped", "message": item.reason})
+            else:
+                self._not_a_mail(item)
             if item.cursor is not None:
                 pending.cursor, pending.has_cursor = item.cursor, True
         if not mails:
@@ -424,6 +423,15 @@ class Ingest:
             )
         self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails), archived=summary.archived)
 
+    def _not_a_mail(self, item: SourceProblem | SourceSkip) -> None:
+        if isinstance(item, SourceProblem):
+            self._problem(item.ref, item.message, None)
+        elif isinstance(item, SourceSkip):
+            pending, summary = self._pending, self._summary
+            pending.errors.append(("skipped", item.ref, item.reason))
+            summary.skipped += 1
+            summary.problems.append({"ref": item.ref, "kind": "skipped", "message": item.reason})
+
     def _problem(self, ref: str, message: str, cursor) -> None:
         self._pending.errors.append(("error", ref, message))
         self._summary.errors += 1
@@ -460,8 +468,11 @@ class Ingest:
         if p.streamed:
             entry = self._writer.add_stream(blob, item.size, _chunks(item.opener))
         elif p.record is not None and p.sealed_for == self._writer.pack_id:
-            entry = self._writer.add_sealed(blob, p.record, len(data), p.csize)
+            entry = self._writer.add_sealed(blob, p.record, p.size, p.csize)
         else:  # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
+            if data is None:  # read by a worker: take the bytes back out of the record (checked against the blob id)
+                data = open_record(pack_key(self.archive.key, self.archive.uuid, p.sealed_for), self.archive.uuid,
+                                   blob, p.size, p.csize, p.record)
             entry = self._writer.add(blob, data)
         idx = len(pending.messages)
         meta = p.meta

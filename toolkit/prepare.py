@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .headers import BodyHasher, MailMeta, scan
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
+from .source import read_regular_file
 
 
 @dataclass
@@ -35,6 +37,20 @@ class Prepared:
     csize: int = 0
     sealed_for: bytes | None = None           # pack id the record was sealed for
     streamed: bool = False                    # a large mail: never in memory whole, stored with add_stream
+    size: int = 0                             # bytes archived (of ``data``, or of the source item's bytes)
+
+
+class LocalFile(NamedTuple):
+    """A job for :func:`prepare_chunk`: read this local file first (in the worker)."""
+
+    path: bytes
+
+
+class ReadFailure(NamedTuple):
+    """What :func:`prepare_chunk` returns for a LocalFile it could not read."""
+
+    errno: int
+    message: str
 
 
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
@@ -64,11 +80,27 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
     data, envelope, defects = unwrap(raw)
     blob = hashlib.sha256(data).digest()
     meta = scan(data)
-    p = Prepared(blob_id=blob.hex(), meta=meta, data=data if data is not raw else None, envelope=envelope, defects=defects)
+    p = Prepared(blob_id=blob.hex(), meta=meta, data=data if data is not raw else None, envelope=envelope, defects=defects,
+                 size=len(data))
     if pack_key is not None:
         p.record, p.csize = seal_record(pack_key, archive_uuid, blob, data, check=False)
         p.sealed_for = pack_id
     return p
+
+
+def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
+                  pack_id: bytes | None) -> list[Prepared | ReadFailure]:
+    """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
+    out: list[Prepared | ReadFailure] = []
+    for job in jobs:
+        if isinstance(job, LocalFile):
+            try:
+                job = read_regular_file(job.path)
+            except OSError as exc:
+                out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
+                continue
+        out.append(prepare(job, pack_key, archive_uuid, pack_id))
+    return out
 
 
 STREAM_CHUNK = 1 << 20
@@ -85,11 +117,13 @@ def prepare_streamed(opener) -> Prepared:
     body = BodyHasher()
     head = bytearray()
     in_body = False
+    size = 0
     with opener() as f:
         while True:
             chunk = f.read(STREAM_CHUNK)
             if not chunk:
                 break
+            size += len(chunk)
             blob.update(chunk)
             if in_body:
                 body.update(chunk)
@@ -110,7 +144,7 @@ def prepare_streamed(opener) -> Prepared:
     defects = ["large-mail-streamed"]
     if meta.journal:
         defects.append("journal-not-unwrapped-large")
-    return Prepared(blob_id=blob.hexdigest(), meta=meta, defects=defects, streamed=True)
+    return Prepared(blob_id=blob.hexdigest(), meta=meta, defects=defects, streamed=True, size=size)
 
 
 def _separator(head: bytearray) -> tuple[int, int] | None:

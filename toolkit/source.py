@@ -7,6 +7,8 @@ that item (and all before it) is committed.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
@@ -15,7 +17,9 @@ from .reporter import Reporter
 
 @dataclass
 class SourceMail:
-    """One mail. Large mails come as ``raw=None`` with ``size`` and ``opener`` and are streamed."""
+    """One mail, in one of three forms: ``raw`` bytes; a local file (``raw=None`` with ``path`` and
+    ``size``) that the pipeline reads itself, in a worker process, so its bytes never travel between
+    processes; or a large mail (``raw=None`` with ``size`` and ``opener``) that is streamed."""
 
     raw: bytes | None
     ref: str                              # where it came from: a path, "path@offset", "INBOX;uid=7"
@@ -23,12 +27,37 @@ class SourceMail:
     flags: tuple[str, ...] = ()
     internal_date: dt.datetime | None = None
     cursor: Any = None                    # JSON-able cursor state after this item
-    size: int | None = None               # with opener: the byte count
+    size: int | None = None               # with opener or path: the byte count (from the scan)
     opener: Callable[[], BinaryIO] | None = None
+    path: bytes | None = None             # a local regular file, read with read_regular_file
+    #: what the importer makes of a failed read of ``path`` (a SourceProblem or SourceSkip)
+    on_read_error: Callable[[OSError], "SourceItem"] | None = None
 
     @property
     def length(self) -> int:
         return len(self.raw) if self.raw is not None else (self.size or 0)
+
+    def content(self) -> bytes:
+        """The mail's bytes, whichever form it came in (reads a ``path`` or ``opener`` now)."""
+        if self.raw is not None:
+            return self.raw
+        if self.path is not None:
+            return read_regular_file(self.path)
+        with self.opener() as f:
+            return f.read()
+
+
+def read_regular_file(path: bytes) -> bytes:
+    """The bytes of a local regular file; a symlink or FIFO swapped in after the scan is never
+    followed or read (RELIABILITY N1): OSError "no longer a regular file"."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "no longer a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -56,7 +56,7 @@ def test_maildir_counts_per_folder_and_bytes(base, rel):
     mails = [i for i in items if isinstance(i, SourceMail)]
     assert Counter(m.folder for m in mails) == folders
     for m in mails:
-        assert m.raw == (root / m.ref).read_bytes()          # byte-exact, whatever the name holds (':', ';')
+        assert m.content() == (root / m.ref).read_bytes()          # byte-exact, whatever the name holds (':', ';')
     skips = [i for i in items if isinstance(i, SourceSkip)]
     assert len(skips) == strays and all("not in a cur/ or new/" in s.reason for s in skips)
     assert not any(isinstance(i, SourceProblem) for i in items)
@@ -64,7 +64,7 @@ def test_maildir_counts_per_folder_and_bytes(base, rel):
     assert len(files) == len(mails) + len(skips)              # C8: every file accounted for
     if rel.startswith("stalwart"):
         assert {m.ref: (m.flags[0] if m.flags else None) for m in mails} == STALWART_FLAGS
-        assert all(len(m.raw) == 2 for m in mails)            # the placeholders
+        assert all(len(m.content()) == 2 for m in mails)            # the placeholders
 
 
 def test_import_round_trip_and_duplicates(base, tmp_path):
