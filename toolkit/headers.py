@@ -209,24 +209,46 @@ def dedup_key(message_id: str | None, body_sha256: bytes, *, date_raw: str | Non
 
 def split_message(raw: bytes) -> tuple[bytes, bytes, str | None]:
     """Return (header block, body, defect or None). See the module docstring."""
-    if not raw:
-        return b"", b"", "empty-message"
-    if raw[:1] == b"\n":
-        return b"", raw[1:], "no-headers"
-    if raw[:2] == b"\r\n":
-        return b"", raw[2:], "no-headers"
-    if not _HEADER_LINE.match(raw):
-        return b"", raw, "no-headers"
+    header_end, body_start, defect = split_offsets(raw)
+    return raw[:header_end], raw[body_start:], defect
+
+
+def split_offsets(raw: bytes, pos: int = 0) -> tuple[int, int, str | None]:
+    """:func:`split_message` of ``raw[pos:]`` as offsets into ``raw``: (end of the header block,
+    start of the body, defect or None). Slices nothing, so the body is never copied."""
+    if pos >= len(raw):
+        return pos, pos, "empty-message"
+    if raw.startswith(b"\n", pos):
+        return pos, pos + 1, "no-headers"
+    if raw.startswith(b"\r\n", pos):
+        return pos, pos + 2, "no-headers"
+    if not _HEADER_LINE.match(raw, pos):
+        return pos, pos, "no-headers"
     # the first empty line, LF or CRLF: one search that stops there (two finds each scanned a
     # CRLF mail to its end looking for "\n\n")
-    m = _BLANK_LINE.search(raw)
+    m = _BLANK_LINE.search(raw, pos)
     if m is not None:
-        return raw[:m.start() + 1], raw[m.end():], None
-    if b"\n" not in raw:
-        k = raw.find(b"\r\r")
+        return m.start() + 1, m.end(), None
+    if raw.find(b"\n", pos) < 0:
+        k = raw.find(b"\r\r", pos)
         if k >= 0:
-            return raw[:k + 1], raw[k + 2:], None
-    return raw, b"", "no-header-body-separator"
+            return k + 1, k + 2, None
+    return len(raw), len(raw), "no-header-body-separator"
+
+
+def _body_sha256(raw: bytes, start: int = 0) -> bytes:
+    """SHA-256 of ``normalise_body(raw[start:])``; when there is nothing to normalise inside the body
+    (no CR, no spaces or tabs before a line end: most mails), a view is hashed and nothing copied."""
+    if raw.find(b"\r", start) < 0 and raw.find(b" \n", start) < 0 and (
+            raw.find(b"\t", start) < 0 or raw.find(b"\t\n", start) < 0):
+        end, floor = len(raw), max(start, len(raw) - 4096)
+        while end > floor and raw[end - 1] in (0x20, 0x09):   # rstrip(b" \t")
+            end -= 1
+        while end > floor and raw[end - 1] == 0x0A:          # then rstrip(b"\n")
+            end -= 1
+        if end > floor:
+            return hashlib.sha256(memoryview(raw)[start:end]).digest()
+    return hashlib.sha256(normalise_body(raw[start:])).digest()  # a long blank tail, or work to do
 
 
 # ---------------------------------------------------------------- text helpers
@@ -402,15 +424,15 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
         raw = bytes(raw)
     meta = MailMeta()
     defects = meta.defects
-    if raw[:3] == b"\xef\xbb\xbf":  # a UTF-8 BOM before the first header (some exports)
-        header_block, body, split_defect = split_message(raw[3:])
+    skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0  # a UTF-8 BOM before the first header (some exports)
+    if skip:
         defects.append("bom")
-    else:
-        header_block, body, split_defect = split_message(raw)
+    header_end, body_start, split_defect = split_offsets(raw, skip)
+    header_block = raw[skip:header_end]
     if split_defect:
         defects.append(split_defect)
     meta.header_size = len(header_block)
-    meta.body_sha256 = body_sha256 if body_sha256 is not None else hashlib.sha256(normalise_body(body)).digest()
+    meta.body_sha256 = body_sha256 if body_sha256 is not None else _body_sha256(raw, body_start)
     if b"\0" in raw:
         defects.append("nul-bytes")
     first: dict[str, str] = {}

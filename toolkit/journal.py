@@ -92,7 +92,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from .headers import normalise_message_id, split_message
+from .headers import normalise_message_id, split_message, split_offsets
 
 __all__ = ["EnvelopeRecipient", "JournalReport", "is_journal_report", "parse_journal_report"]
 
@@ -140,8 +140,8 @@ def _add(defects: list[str], code: str) -> None:
 def _headers_and_body(raw: bytes) -> tuple[bytes, int]:
     """(header block, offset of the body in raw)."""
     skip = 3 if raw[:3] == _BOM else 0
-    block, body, _ = split_message(raw[skip:])
-    return block, len(raw) - len(body)
+    header_end, body_start, _ = split_offsets(raw, skip)
+    return raw[skip:header_end], body_start
 
 
 def is_journal_report(raw: bytes) -> bool:

@@ -9,6 +9,7 @@ from email.utils import getaddresses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit import headers
 from toolkit.headers import (
     _fast_addresses,
     dedup_key,
@@ -467,3 +468,23 @@ def test_body_normalisation_is_idempotent(body):
     once = normalise_body(body)
     assert normalise_body(once) == once
     assert not once.endswith((b"\n", b" ", b"\t"))
+
+
+_BODY_BYTES = st.lists(st.sampled_from([b"a", b" ", b"\t", b"\r", b"\n", b"\r\n", b"From ", b"\xff"]), max_size=80).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_BODY_BYTES, _BODY_BYTES, st.integers(min_value=0, max_value=5000))
+def test_body_hash_without_copy_equals_the_normalised_hash(head, body, blank_tail):
+    """The no-copy body hash (a view over the mail, taken when nothing inside needs normalising)
+    gives exactly SHA-256(normalise_body(body)), whatever the body and however long its blank tail."""
+    raw = head + body + b"\n" * (blank_tail % 3) + b" " * blank_tail
+    start = len(head)
+    assert headers._body_sha256(raw, start) == hashlib.sha256(normalise_body(raw[start:])).digest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=4))
+def test_split_offsets_agree_with_split_message(raw, pos):
+    header_end, body_start, defect = headers.split_offsets(raw, pos)
+    assert (raw[pos:header_end], raw[body_start:], defect) == split_message(raw[pos:])
