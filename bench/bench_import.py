@@ -494,13 +494,13 @@ def floor_lines(low: dict, restic: Measure | None, eml: Measure | None) -> list[
 
 
 def report(results: list[Measure], big: Measure | None, corpus: Corpus, args, load_before: str, cache_note: str,
-           low: dict | None = None) -> str:
+           low: dict | None = None, rounds: str | None = None) -> str:
     restic = next((m for m in results if m.name == "restic backup"), None)
     byname = {m.name: m for m in results}
     lines = [
         "## Import (issue 3)",
         "",
-        f"`bench/bench_import.py --count {corpus.messages}` on {machine(load_before)}.",
+        f"`bench/bench_import.py --count {corpus.messages} --repeat {args.repeat}` on {machine(load_before)}.",
         f"Corpus: `bench/make_corpus.py --count {corpus.messages} --seed {args.seed}`: {corpus.messages} messages, "
         f"EML tree {corpus.eml_bytes / 1e6:.0f} MB, mbox {corpus.mbox_bytes / 1e6:.0f} MB, Maildir {corpus.maildir_bytes / 1e6:.0f} MB. "
         f"{cache_note}",
@@ -544,6 +544,8 @@ def report(results: list[Measure], big: Measure | None, corpus: Corpus, args, lo
     verdict.append(f"peak RSS of any mailarchive process {peak:.0f} MB (target < {RSS_LIMIT_MB} MB: "
                    f"{'met' if peak < RSS_LIMIT_MB else 'NOT met'})")
     lines.append("Acceptance 6: " + "; ".join(verdict) + ".")
+    if rounds:
+        lines += ["", rounds]
     if low is not None:
         lines += [""] + floor_lines(low, restic, eml)
     lines += [
@@ -583,6 +585,8 @@ def main() -> None:
     ap.add_argument("--only", default="eml,mbox,maildir,restic,big,floor",
                     help="comma-separated subset of eml,mbox,maildir,restic,big,floor (default: all)")
     ap.add_argument("--big-mb", type=int, default=300, help="size of the single big mail (default 300 MB)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of eml/mbox/maildir/restic, order alternating; the table shows the median round (default 1)")
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the EML archive and the restic repository in this directory (for bench_verify.py --reuse)")
     ap.add_argument("--record", action="store_true", help="replace the '## Import (issue 3)' section of bench/RESULTS.md")
@@ -599,6 +603,60 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _contender(kind: str, corpus: Corpus, args, env: dict, work: Path, keep: Path | None) -> Measure:
+    """One timed run of one contender into a fresh archive or repository."""
+    if kind == "eml":
+        home = (keep or work) / "archive-eml"
+        shutil.rmtree(home, ignore_errors=True)
+        return run_import("eml", home, [str(corpus.eml)], env, args.cache, [corpus.eml])
+    if kind == "mbox":
+        m = run_import("mbox", work / "archive-mbox", ["--variant", "mboxrd", str(corpus.mbox)], env,
+                       args.cache, [corpus.mbox])
+        shutil.rmtree(work / "archive-mbox", ignore_errors=True)
+        return m
+    if kind == "maildir":
+        if not maildir_available(env):
+            return Measure("import maildir", extra={"unavailable": True})
+        m = run_import("maildir", work / "archive-maildir", [str(corpus.maildir)], env, args.cache, [corpus.maildir])
+        shutil.rmtree(work / "archive-maildir", ignore_errors=True)
+        return m
+    repo = (keep or work) / "restic-repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    shutil.rmtree(repo.parent / "restic-cache", ignore_errors=True)
+    return run_restic_backup(repo, corpus.eml, env, args.cache)
+
+
+def _ratio(rnd: dict[str, Measure], kind: str) -> float | None:
+    m, restic = rnd.get(kind), rnd.get("restic")
+    if m is None or restic is None or restic.rc != 0 or not m.seconds or m.extra.get("unavailable"):
+        return None
+    return restic.seconds / m.seconds
+
+
+def _median_round(rounds: list[dict[str, Measure]]) -> dict[str, Measure]:
+    """The round whose eml ÷ restic ratio is the median (the first round without that ratio)."""
+    ranked = [r for r in rounds if _ratio(r, "eml") is not None]
+    if not ranked:
+        return rounds[0]
+    ranked.sort(key=lambda r: _ratio(r, "eml"))
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def rounds_line(rounds: list[dict[str, Measure]]) -> str | None:
+    if len(rounds) < 2:
+        return None
+    parts = []
+    for kind in ("eml", "mbox", "maildir"):
+        ratios = [_ratio(r, kind) for r in rounds]
+        if all(x is not None for x in ratios):
+            ordered = sorted(ratios)
+            parts.append(f"import {kind} {', '.join(f'{x:.2f}×' for x in ratios)} "
+                         f"(median {ordered[(len(ordered) - 1) // 2]:.2f}×)")
+    return (f"{len(rounds)} rounds, the order of the contenders alternating (this VM's speed drifts by up to 2× "
+            f"within minutes); × restic per round: " + "; ".join(parts)
+            + ". The table shows the round with the median `import eml` ratio.")
+
+
 def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
     corpus = ensure_corpus(args.corpus, args.count, args.seed, work)
     print(f"corpus {corpus.root}: {corpus.messages} messages, {corpus.eml_bytes / 1e6:.0f} MB; load {load_before}", flush=True)
@@ -607,23 +665,16 @@ def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
         keep.mkdir(parents=True, exist_ok=True)
         for sub in ("archive-eml", "restic-repo", "restic-cache"):
             shutil.rmtree(keep / sub, ignore_errors=True)
-    results: list[Measure] = []
-    if "eml" in only:
-        home = (keep or work) / "archive-eml"
-        results.append(run_import("eml", home, [str(corpus.eml)], env, args.cache, [corpus.eml]))
-    if "mbox" in only:
-        results.append(run_import("mbox", work / "archive-mbox", ["--variant", "mboxrd", str(corpus.mbox)], env,
-                                  args.cache, [corpus.mbox]))
-        shutil.rmtree(work / "archive-mbox", ignore_errors=True)
-    if "maildir" in only:
-        if maildir_available(env):
-            results.append(run_import("maildir", work / "archive-maildir", [str(corpus.maildir)], env, args.cache,
-                                      [corpus.maildir]))
-            shutil.rmtree(work / "archive-maildir", ignore_errors=True)
-        else:
-            results.append(Measure("import maildir", extra={"unavailable": True}))
-    if "restic" in only:
-        results.append(run_restic_backup((keep or work) / "restic-repo", corpus.eml, env, args.cache))
+    rounds: list[dict[str, Measure]] = []
+    for r in range(args.repeat):
+        kinds = [k for k in ("eml", "mbox", "maildir", "restic") if k in only]
+        if r % 2:
+            kinds.reverse()  # alternate the order: the VM's speed drifts within minutes
+        if args.repeat > 1:
+            print(f"round {r + 1} of {args.repeat}: {', '.join(kinds)}", flush=True)
+        rounds.append({k: _contender(k, corpus, args, env, work, keep) for k in kinds})
+    chosen = _median_round(rounds)
+    results = [chosen[k] for k in ("eml", "mbox", "maildir", "restic") if k in chosen]
     big = None
     if "big" in only:
         src = work / "big" / "big.eml"
@@ -641,7 +692,7 @@ def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
                       + (", dropping the cache was refused)." if args.cache == "cold" else ")."))
     else:
         cache_note = f"Page cache: {', '.join(sorted(caches))}."
-    section = report(results, big, corpus, args, load_before, cache_note, low)
+    section = report(results, big, corpus, args, load_before, cache_note, low, rounds_line(rounds))
     print()
     print(section)
     if keep and "eml" in only:
