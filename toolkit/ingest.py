@@ -31,7 +31,7 @@ from .archive import Archive
 from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, open_record, pack_key
 from .prepare import STREAM_CHUNK, LocalFile, Prepared, ReadFailure, prepare_chunk, prepare_streamed
 from .reporter import NullReporter, Reporter
-from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip
+from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 CHUNK = 256
 CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
@@ -338,6 +338,9 @@ class Ingest:
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)
         if self._executor is None:
             return prepare_chunk(jobs, key, self.archive.uuid, pack_id), pack_id
+        for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
+            if isinstance(job, LocalFile):
+                will_read(job.path)
         return self._executor.submit(prepare_chunk, jobs, key, self.archive.uuid, pack_id), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
