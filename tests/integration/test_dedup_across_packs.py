@@ -54,3 +54,35 @@ def test_duplicates_across_packs_are_not_stored_twice(tmp_path, monkeypatch, wor
         assert again.archived == 0
     finally:
         a.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_records_resealed_for_a_pack_that_filled_early_keep_their_bytes(tmp_path, monkeypatch, workers):
+    """A chunk is sealed for the pack it is expected to land in; when that pack was sealed earlier
+    than expected (tiny mails: records outgrow the bytes assigned), its records are re-sealed for
+    the next one. A worker that read the file itself sent no plaintext: the driver takes it back out
+    of the record (checked against the blob id). Every mail must come back byte-exact."""
+    from toolkit import ingest as ingest_mod
+    from toolkit.retrieval import read_messages, select_messages
+
+    opened = []
+    real = ingest_mod.open_record
+    monkeypatch.setattr(ingest_mod, "open_record", lambda *a: opened.append(1) or real(*a))
+    src = tmp_path / "src"
+    src.mkdir()
+    want = {}
+    for i in range(48):
+        raw = f"Subject: {i}\n\nbody {i}\n".encode()          # ~20 bytes: a sealed record is ~3x that
+        (src / f"{i:03d}.eml").write_bytes(raw)
+        want[raw] = i
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        s = Ingest(a, workers=workers, pack_target=200, chunk=4).run(EmlImporter(str(src)))
+        assert s.archived == 48 and s.errors == 0
+        got = [data for _, data in read_messages(a, select_messages(a))]
+    finally:
+        a.close()
+    assert all(isinstance(d, bytes) for d in got)
+    assert sorted(want[d] for d in got) == list(range(48))
+    if workers:
+        assert opened, "no record was re-sealed: the test no longer reaches that path"
