@@ -66,7 +66,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
 from . import utf7
-from .walk import FileEntry, TreeSource, entry_cursor, iter_after, ref_text, walk_local, walk_storage
+from .walk import FileEntry, TreeSource, entry_cursor, iter_after, local_path, ref_text, walk_local, walk_storage
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -233,7 +233,7 @@ class MaildirImporter(TreeSource):
             cursor=cur,
         )
         if local_root is not None:
-            mail.path, mail.size = os.path.join(local_root, entry.rel), entry.size
+            mail.path, mail.size = local_path(local_root, entry, False), entry.size
             mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
             return mail
         try:
