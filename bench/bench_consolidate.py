@@ -143,17 +143,15 @@ def _cp_sync(sources: list[Path], plain: Path) -> tuple[float, float]:
 
 def hash_floor(files: list[Path], threads: int = 2) -> float:
     """Seconds to SHA-256 the files on ``threads`` threads, warm cache, nothing else done."""
-    import hashlib
     from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.storage.base import stream_sha256
 
     warm(files)
 
     def one(p: Path) -> None:
-        h, buf = hashlib.sha256(), bytearray(1 << 20)
-        view = memoryview(buf)
         with open(p, "rb", buffering=0) as f:
-            while k := f.readinto(buf):
-                h.update(view[:k])
+            stream_sha256(f, 1 << 20)
 
     with ThreadPoolExecutor(threads) as pool:
         return timed(lambda: list(pool.map(one, files)))

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -150,7 +149,7 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
 
     ratio = r.seconds / v.seconds   # the median pair's
     stored_ratio = (packs_bytes / v.seconds) / (restic_bytes / r.seconds)
-    how = f"--reuse (archive from bench_import.py --keep)" if args.reuse else f"--count {st['messages']}"
+    how = "--reuse (archive from bench_import.py --keep)" if args.reuse else f"--count {st['messages']}"
     lines = [
         TITLE,
         "",

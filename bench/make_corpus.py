@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import random
 from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone

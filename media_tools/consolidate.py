@@ -59,7 +59,6 @@ from toolkit.errors import IntegrityError, MailArchiveError, MediumError, Object
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage
-from toolkit.storage.base import object_sha256
 from toolkit.storage.location import parse_location
 from toolkit.storage.probe import probe
 
@@ -302,12 +301,12 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
     t0 = time.perf_counter()
     st = dst.stat(task.name)
     if st is not None:
-        got, n = object_sha256(dst, task.name)
+        got, n = dst.sha256(task.name)
         if got == task.sha256 and n == task.bytes:
             out.status, out.sha256 = "already-copied", got
             out.seconds = time.perf_counter() - t0
             return out
-        src_sha, src_n = object_sha256(src, task.name)
+        src_sha, src_n = src.sha256(task.name)
         if src_sha == got and src_n == n:  # the source itself differs from the catalog: damaged
             out.status = "damaged-copied" if accept_loss else "damaged"
             out.sha256 = got
@@ -321,9 +320,9 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
     n = dst.copy_in(task.name, src, task.name, COPY_CHUNK)  # create-only; local → local in the kernel
     out.created = True
     faults.hit("consolidate_after_copy")
-    got, m = object_sha256(dst, task.name)  # the copy, read back: this is the check that counts
+    got, m = dst.sha256(task.name)  # the copy, read back: this is the check that counts
     if got != task.sha256 or m != task.bytes:
-        src_sha, src_n = object_sha256(src, task.name)
+        src_sha, src_n = src.sha256(task.name)
         if src_sha != got or src_n != m:
             _delete_quietly(dst, task.name)
             raise IntegrityError(

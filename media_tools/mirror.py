@@ -45,7 +45,6 @@ from toolkit.archive import Archive
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
-from toolkit.storage.base import object_sha256
 
 from .backup import CONFIG_DIR
 
@@ -121,7 +120,7 @@ def _copy(src: Storage, name: str, dest: Storage, dest_name: str, expected_sha: 
     except BaseException:
         w.abort()
         raise
-    back = object_sha256(dest, dest_name)[0]
+    back = dest.sha256(dest_name)[0]
     if back != digest:
         try:
             dest.delete(dest_name)
@@ -160,7 +159,7 @@ class Mirror:
         if have is not None:
             same = size is None or have == size
             if same and sha is not None and self.verify:
-                same = object_sha256(self.dest, dest_name)[0] == sha
+                same = self.dest.sha256(dest_name)[0] == sha
             elif same and size is None:
                 # small files without a catalog size (labels, manifests, backups): compare bytes
                 local = src.stat(name)
@@ -180,7 +179,7 @@ class Mirror:
             if have is not None:
                 # repair: copy under a temp name first is what _copy does; the differing file goes only
                 # after the local pack verified during a dry hash.
-                if object_sha256(src, name)[0] != sha:
+                if src.sha256(name)[0] != sha:
                     raise _LocalCorrupt("")
                 self.dest.delete(dest_name)
                 self._dest_index().pop(dest_name, None)

@@ -32,7 +32,6 @@ from toolkit.errors import (
 )
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
-from toolkit.storage.base import object_sha256
 
 from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, open_config_snapshot
 from .mirror import STATE_NAME, open_state
@@ -267,7 +266,7 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
                 problem = "missing"
             elif st.size != size:
                 problem = f"size {st.size}, expected {size}"
-            elif object_sha256(storage, name)[0] != sha:
+            elif storage.sha256(name)[0] != sha:
                 problem = "SHA-256 differs (corrupt)"
         except (StorageError, IntegrityError, MailArchiveError) as exc:
             problem = f"unreadable: {exc}"

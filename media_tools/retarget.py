@@ -18,7 +18,6 @@ from toolkit.errors import IntegrityError, MailArchiveError, MediumError, Medium
 from toolkit.medium import LABEL_NAME, check_label, read_label
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
-from toolkit.storage.base import object_sha256
 
 #: How many missing or differing packs a refusal names before it summarises.
 NAMED = 10
@@ -57,7 +56,7 @@ def check_location(
         elif st.size != size:
             problems.append({"pack": name, "problem": f"size {st.size}, the catalog expects {size}"})
         elif verify:
-            got = object_sha256(storage, name)[0]
+            got = storage.sha256(name)[0]
             if got != sha:
                 problems.append({"pack": name, "problem": f"SHA-256 {got[:16]}…, the catalog expects {sha[:16]}…"})
         reporter.advance("retarget-check", 1, bytes=size)

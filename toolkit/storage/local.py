@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets as _secrets
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import BinaryIO, Iterator
 
 from .. import faults
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
-from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
+from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage, stream_sha256
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 #: copy_file_range refused (another file system on old kernels, or not supported): copy by reading
@@ -143,26 +142,11 @@ class LocalStorage(Storage):
         return n
 
     def sha256(self, name: str) -> tuple[str, int]:
-        """Read into one reused 1 MiB buffer: no fresh 8 MiB allocation (and its page faults) per read."""
-        path = self._path(name)
-        try:
-            f = open(path, "rb", buffering=0)
-        except FileNotFoundError:
-            raise ObjectMissingError(f"{path} is missing") from None
-        except OSError as exc:
-            raise _io_error(exc, f"reading {path}") from None
-        h = hashlib.sha256()
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        n = 0
-        try:
-            with f:
-                while k := f.readinto(buf):
-                    h.update(view[:k])
-                    n += k
-        except OSError as exc:
-            raise _io_error(exc, f"reading {path}") from None
-        return h.hexdigest(), n
+        with self.open_read(name) as f:
+            try:
+                return stream_sha256(f, 1 << 20)
+            except OSError as exc:
+                raise _io_error(exc, f"reading {self._path(name)}") from None
 
     def prefetch(self, name: str) -> None:
         """Ask the kernel to start reading the whole file into the page cache (asynchronous readahead)."""
