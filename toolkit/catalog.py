@@ -192,13 +192,21 @@ class Catalog:
 
         @contextlib.contextmanager
         def transaction() -> Iterator[duckdb.DuckDBPyConnection]:
-            con.execute("BEGIN TRANSACTION")
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                failure = self._write_failure(exc)
+                if failure is None:
+                    raise
+                self._discard_connection()  # DuckDB may have invalidated it; the next session attaches anew
+                raise failure from None
 
         try:
             con.execute("USE cat")
@@ -207,6 +215,34 @@ class Catalog:
             with contextlib.suppress(duckdb.Error):
                 con.execute("USE memory")
             self._detach()
+
+    def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:
+        """The operator's message for a full disk or an I/O error while writing, else None."""
+        text = str(exc)
+        lowered = text.lower()
+        io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
+            s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
+                                   "read-only file system", "invalidated")
+        )
+        if not io:
+            return None
+        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
+            reason = reason.replace(prefix, "")
+        return CatalogError(
+            f"the catalog {self.path} could not be written ({self._scrub(reason.strip())}); "
+            f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
+        )
+
+    def _discard_connection(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("USE memory")
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("DETACH cat")
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
 
     def close(self) -> None:
         if self._con is not None:
