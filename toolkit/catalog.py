@@ -150,12 +150,15 @@ class Catalog:
         A connection of its own: the catalog is attached read-only and made the
         default schema, then extension autoloading, file and network access are
         switched off and the configuration is locked, so a query can read the
-        catalog's tables and nothing else, and can change nothing. The crypto
-        module is loaded before the lock, so spilled temp files stay encrypted.
+        catalog's tables and nothing else, and can change nothing. Reading the
+        encrypted file needs no extension, so none is loaded; with file access
+        off DuckDB does not spill to temp files either, so catalog rows never
+        reach the disk in clear (a query larger than memory fails instead).
         """
         if not self.path.exists():
             raise CatalogError(f"{self.path} is missing; restore it from a DB backup or run `mailarchive db rebuild`")
-        con = _connection()
+        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                 "autoload_known_extensions": False})
         try:
             self._attach_on(con, read_only=True)
             for setting in (
