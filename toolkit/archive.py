@@ -6,8 +6,10 @@ the home before anything else and removes it as its very last step, after
 label, the marker, and the home if it made it); one that was killed leaves the
 marker, and the next ``init`` of that home takes it as leave to clear the
 leftovers (the medium label only if it is the one the leftover key made) and
-start again. A home with a key or catalog but neither ``archive.toml`` nor the
-marker is refused: that is a damaged archive, not a failed init.
+start again. No command opens a home while the marker is there (so nothing is
+archived into an archive whose init may still be cleared). A home with a key or
+catalog but neither ``archive.toml`` nor the marker is refused: that is a
+damaged archive, not a failed init.
 """
 from __future__ import annotations
 
@@ -183,6 +185,10 @@ class Archive:
         if not (home / CONFIG_NAME).exists():
             raise NoArchiveError(
                 f"no archive at {home} (no {CONFIG_NAME}); pass --archive HOME, set MAILARCHIVE_HOME, or run `mailarchive init`"
+            )
+        if (home / INIT_MARKER_NAME).exists():
+            raise NoArchiveError(
+                f"`mailarchive init` of {home} did not finish ({INIT_MARKER_NAME} is there); run the same init again"
             )
         lock = WriterLock(home / LOCK_NAME).acquire(lock_wait) if writer else None
         try:

@@ -109,6 +109,9 @@ def test_a_killed_init_can_be_run_again(tmp_path, point):
     p = mailarchive(home, *args, env={"MAILARCHIVE_FAULT": point}, check=None)
     assert p.returncode == -9  # killed at the fault point
     assert (home / "init.incomplete").exists()
+    if point == "init_before_last_step":  # archive.toml is there, but nothing may use the half-made archive
+        refused = mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml"), check=10)
+        assert "run the same init again" in " ".join(refused.stderr.split())
     p = mailarchive(home, *args, check=None)
     assert p.returncode == 0, p.stderr
     assert not (home / "init.incomplete").exists()
