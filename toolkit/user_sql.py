@@ -80,6 +80,8 @@ def _parse_tree(sql: str) -> dict:
     })
     try:
         return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    except duckdb.Error as exc:  # e.g. a DuckDB build without its json functions: refuse, do not guess
+        return {"error": True, "error_message": f"DuckDB cannot check it here ({_first_line(exc)})"}
     finally:
         con.close()
 
