@@ -16,7 +16,9 @@ hold (AND); the values of one repeatable filter are alternatives (OR).
 * ``folders``: a source folder from any sighting (``INBOX``,
   ``Archive/2019``), and its subfolders.
 * ``spam``: True only spam, False no spam, None both.
-* ``where``: a raw SQL condition, ANDed with the rest.
+* ``where``: an SQL condition, ANDed with the rest. It must be exactly one
+  expression (``toolkit.user_sql.check_condition``) and runs in the catalog's
+  restricted read session: it can read the catalog, nothing else.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.retrieval import StoredMessage, select_messages
+from toolkit.user_sql import check_condition
 
 _DATE_EXPR = "coalesce(m.sent_date, m.internal_date)"
 
@@ -120,8 +123,8 @@ class Filters:
         if self.spam is not None:
             parts.append("m.spam = ?")
             params.append(self.spam)
-        if self.where:
-            parts.append(f"({self.where})")
+        if self.where is not None:
+            parts.append(check_condition(self.where))
         if not parts:
             return None, []
         return " AND ".join(parts), params

@@ -65,9 +65,9 @@ def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataF
     """The metadata rows as a polars DataFrame (one row per message)."""
     where, params = (filters or Filters()).sql()
     sql = _SQL.format(where=f"WHERE {where}" if where else "")
-    with archive.catalog.reading() as con:
+    with archive.catalog.querying() as session:  # the filters may hold the operator's --where
         try:
-            table = con.execute(sql, params).arrow()
+            table = session.execute(sql, params).arrow()
             if hasattr(table, "read_all"):  # a lazy RecordBatchReader in newer DuckDB: read it inside the session
                 table = table.read_all()
         except Exception as exc:  # duckdb.Error for a bad --where

@@ -1,13 +1,29 @@
-"""An archive: its home (config, key, catalog, lock) and access to its media."""
+"""An archive: its home (config, key, catalog, lock) and access to its media.
+
+``init`` writes ``init.incomplete`` (JSON: archive uuid, medium location) into
+the home before anything else and removes it as its very last step, after
+``archive.toml``. A failed ``init`` removes what it made (key, catalog, medium
+label, the marker, and the home if it made it); one that was killed leaves the
+marker, and the next ``init`` of that home takes it as leave to clear the
+leftovers (the medium label only if it is the one the leftover key made) and
+start again. No command opens a home while the marker is there (so nothing is
+archived into an archive whose init may still be cleared). A home with a key or
+catalog but neither ``archive.toml`` nor the marker is refused: that is a
+damaged archive, not a failed init.
+"""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import json
 import os
+import shutil
 import uuid as uuidlib
 from pathlib import Path
+from typing import Callable
 
-from . import crypto
+from . import crypto, faults
 from .catalog import Catalog
 from .config import ArchiveConfig, MediumEntry
 from .errors import (
@@ -19,17 +35,64 @@ from .errors import (
     WrongKeyError,
 )
 from .lock import WriterLock
-from .medium import check_label, label_new_medium, read_label
+from .medium import LABEL_NAME, check_label, label_new_medium, read_label
 from .storage import Storage, open_storage, parse_location
 
 CONFIG_NAME = "archive.toml"
 KEY_NAME = "key"
 CATALOG_NAME = "catalog.duckdb"
 LOCK_NAME = "lock"
+INIT_MARKER_NAME = "init.incomplete"
+_INIT_LEFTOVERS = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CONFIG_NAME)
 
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _remove_init_files(home: Path) -> None:
+    """Remove what an init writes into the home (the marker last: until then a rerun may clear)."""
+    for name in (*_INIT_LEFTOVERS, INIT_MARKER_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            (home / name).unlink()
+
+
+def _remove_label(location: str, key: bytes, archive_uuid: uuidlib.UUID, smb_password: str | None) -> None:
+    """Delete medium 1's label if it is the one this key and archive made (nothing else)."""
+    storage = open_storage(location, smb_password)
+    try:
+        data = read_label(storage)
+        if data is None:
+            return
+        try:
+            check_label(data, key, archive_uuid, 1, location)
+        except MediumError:
+            return
+        storage.delete(LABEL_NAME)
+    finally:
+        storage.close()
+
+
+def _clear_failed_init(home: Path, marker: Path, smb_password: str | None) -> None:
+    """The leftovers of an init that was killed: its label (if the leftover key made it) and its files."""
+    try:
+        info = json.loads(marker.read_bytes())
+        old_uuid, old_medium = uuidlib.UUID(info["uuid"]), str(info["medium"])
+        old_key = (home / KEY_NAME).read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        old_key = b""
+    if len(old_key) == crypto.KEY_SIZE:
+        with contextlib.suppress(Exception):
+            _remove_label(old_medium, old_key, old_uuid, smb_password)
+    _remove_init_files(home)
 
 
 def key_check(key: bytes, archive_uuid: uuidlib.UUID) -> str:
@@ -55,17 +118,32 @@ class Archive:
         smb_password: str | None = None,
         name: str | None = None,
         key: bytes | None = None,
+        last_step: Callable[["Archive"], None] | None = None,
     ) -> "Archive":
+        """Make a new archive; ``last_step`` (e.g. writing the key backup) is part of it:
+        if it fails, the archive is removed again like any other failed init."""
         home = Path(home)
-        if (home / CONFIG_NAME).exists():
+        marker = home / INIT_MARKER_NAME
+        if (home / CONFIG_NAME).exists() and not marker.exists():
             raise ArchiveExistsError(f"{home} already holds an archive; choose another --archive")
         parse_location(medium_location)  # usage errors before anything is created
+        leftovers = [n for n in _INIT_LEFTOVERS if (home / n).exists()]
+        if leftovers and not marker.exists():
+            raise ArchiveExistsError(
+                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init; "
+                f"restore the home from a mirror (`mailarchive restore`) or choose another --archive"
+            )
+        made_home = not home.exists()
         home.mkdir(parents=True, exist_ok=True)
         os.chmod(home, 0o700)
         key = key or crypto.new_archive_key()
         archive_uuid = uuidlib.uuid4()
         lock = WriterLock(home / LOCK_NAME).acquire()
+        archive = None
         try:
+            if marker.exists():
+                _clear_failed_init(home, marker, smb_password)
+            _write_synced(marker, json.dumps({"uuid": str(archive_uuid), "medium": medium_location}).encode())
             key_path = home / KEY_NAME
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
@@ -79,11 +157,26 @@ class Archive:
                 key_check=key_check(key, archive_uuid),
             )
             archive = cls(home, config, key, lock)
+            faults.hit("init_before_catalog")
             archive.catalog.create({"uuid": str(archive_uuid), "created": config.created})
+            faults.hit("init_before_medium")
             archive.add_medium(medium_location, smb_password=smb_password, activate=True)
+            faults.hit("init_before_last_step")
+            if last_step is not None:
+                last_step(archive)
+            marker.unlink()
             return archive
         except BaseException:
+            if archive is not None:
+                archive.catalog.close()
+                with contextlib.suppress(Exception):
+                    _remove_label(medium_location, key, archive_uuid, smb_password)
+            _remove_init_files(home)
             lock.release()
+            with contextlib.suppress(OSError):
+                (home / LOCK_NAME).unlink()
+            if made_home:  # everything in it is this init's (the default medium-1 too)
+                shutil.rmtree(home, ignore_errors=True)
             raise
 
     @classmethod
@@ -92,6 +185,10 @@ class Archive:
         if not (home / CONFIG_NAME).exists():
             raise NoArchiveError(
                 f"no archive at {home} (no {CONFIG_NAME}); pass --archive HOME, set MAILARCHIVE_HOME, or run `mailarchive init`"
+            )
+        if (home / INIT_MARKER_NAME).exists():
+            raise NoArchiveError(
+                f"`mailarchive init` of {home} did not finish ({INIT_MARKER_NAME} is there); run the same init again"
             )
         lock = WriterLock(home / LOCK_NAME).acquire(lock_wait) if writer else None
         try:

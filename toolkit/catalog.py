@@ -5,11 +5,22 @@ attaches read-write for one batch lookup or one commit, a reader attaches
 read-only for one query. DuckDB lets one process write or many read a file,
 so short sessions are what let ``stats``/``sql``/``export`` run beside an
 import; both sides retry while the other holds the file.
+
+The catalog key never appears in SQL text: it is handed to ATTACH through a
+connection variable set with a prepared-statement parameter and reset right
+after, the file path is quoted as an SQL string literal, and DuckDB's error
+text is scrubbed of the key before it becomes a message.
+
+SQL the operator typed (``sql``, ``--where``) runs only in :meth:`Catalog.querying`:
+a connection of its own with the catalog attached read-only, after which file
+and network access, extension loading and every setting are locked, and which
+runs exactly one SELECT per call (see :mod:`toolkit.user_sql`).
 """
 from __future__ import annotations
 
 import contextlib
 import pathlib
+import re
 import time
 from typing import Callable, ContextManager, Iterator
 
@@ -17,6 +28,7 @@ import duckdb
 
 from .errors import CatalogError, WrongKeyError
 from .migrations import migrations
+from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
 
@@ -33,13 +45,30 @@ def httpfs_extension_path() -> pathlib.Path:
     return found[0]
 
 
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal (DuckDB's standard strings: only ``'`` needs doubling)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def _connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
     # The offline httpfs wheel provides the secure crypto module needed to write
     # encrypted files; never fall back to force_mbedtls_unsafe.
-    con.execute(f"LOAD '{httpfs_extension_path()}'")
+    con.execute(f"LOAD {sql_string(httpfs_extension_path())}")
     con.execute("SET temp_file_encryption = true")
     return con
+
+
+class ReadSession:
+    """The restricted session of :meth:`Catalog.querying`: each call runs exactly one SELECT."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one query (checked by DuckDB's parser first); fetch the result inside the session."""
+        statement = check_query(sql, placeholders=bool(params))
+        return self._con.execute(statement, params or [])
 
 
 class Catalog:
@@ -54,28 +83,47 @@ class Catalog:
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection()
-        opts = f"ENCRYPTION_KEY '{self._key_hex}', ENCRYPTION_CIPHER 'GCM'"
+        self._attach_on(self._con, read_only)
+        return self._con
+
+    def _scrub(self, text: str) -> str:
+        """DuckDB's message without any piece of the key (it is never in our SQL; this is a second fence)."""
+        key = self._key_hex
+
+        def hide(m: re.Match) -> str:
+            run = m.group().lower()
+            return "<key>" if any(run[i:i + 8] in key for i in range(len(run) - 7)) else m.group()
+
+        return re.sub(r"[0-9a-fA-F]{8,}", hide, text)
+
+    def _attach_on(self, con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        opts = "ENCRYPTION_KEY getvariable('mailarchive_catalog_key'), ENCRYPTION_CIPHER 'GCM'"
         if read_only:
             opts += ", READ_ONLY"
+        sql = f"ATTACH {sql_string(self.path)} AS cat ({opts})"
         deadline = time.monotonic() + ATTACH_RETRY_SECONDS
         delay = 0.02
         while True:
             try:
-                self._con.execute(f"ATTACH '{self.path}' AS cat ({opts})")
-                return self._con
+                con.execute("SET VARIABLE mailarchive_catalog_key = ?", [self._key_hex])
+                try:
+                    con.execute(sql)
+                finally:
+                    con.execute("RESET VARIABLE mailarchive_catalog_key")
+                return
             except duckdb.InvalidInputException as exc:
                 if "encryption key" in str(exc).lower():
                     raise WrongKeyError(
                         f"{self.path}: the archive key does not open this catalog (wrong key, or a catalog of another archive)"
                     ) from None
-                raise CatalogError(f"{self.path}: {exc}") from None
+                raise CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from None
+                    raise CatalogError(f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
-                raise CatalogError(f"{self.path}: cannot open the catalog: {exc}") from None
+                raise CatalogError(f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
 
     def _detach(self) -> None:
         if self._con is not None:
@@ -94,6 +142,36 @@ class Catalog:
         finally:
             con.execute("USE memory")
             self._detach()
+
+    @contextlib.contextmanager
+    def querying(self) -> Iterator[ReadSession]:
+        """The restricted read session for SQL the operator typed (``sql``, ``--where``).
+
+        A connection of its own: the catalog is attached read-only and made the
+        default schema, then extension autoloading, file and network access are
+        switched off and the configuration is locked, so a query can read the
+        catalog's tables and nothing else, and can change nothing. Reading the
+        encrypted file needs no extension, so none is loaded; with file access
+        off DuckDB does not spill to temp files either, so catalog rows never
+        reach the disk in clear (a query larger than memory fails instead).
+        """
+        if not self.path.exists():
+            raise CatalogError(f"{self.path} is missing; restore it from a DB backup or run `mailarchive db rebuild`")
+        con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                 "autoload_known_extensions": False})
+        try:
+            self._attach_on(con, read_only=True)
+            for setting in (
+                "USE cat",
+                "SET autoinstall_known_extensions = false",
+                "SET autoload_known_extensions = false",
+                "SET enable_external_access = false",
+                "SET lock_configuration = true",
+            ):
+                con.execute(setting)
+            yield ReadSession(con)
+        finally:
+            con.close()
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -117,13 +195,21 @@ class Catalog:
 
         @contextlib.contextmanager
         def transaction() -> Iterator[duckdb.DuckDBPyConnection]:
-            con.execute("BEGIN TRANSACTION")
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                failure = self._write_failure(exc)
+                if failure is None:
+                    raise
+                self._discard_connection()  # DuckDB may have invalidated it; the next session attaches anew
+                raise failure from None
 
         try:
             con.execute("USE cat")
@@ -132,6 +218,34 @@ class Catalog:
             with contextlib.suppress(duckdb.Error):
                 con.execute("USE memory")
             self._detach()
+
+    def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:
+        """The operator's message for a full disk or an I/O error while writing, else None."""
+        text = str(exc)
+        lowered = text.lower()
+        io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
+            s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
+                                   "read-only file system", "invalidated")
+        )
+        if not io:
+            return None
+        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
+            reason = reason.replace(prefix, "")
+        return CatalogError(
+            f"the catalog {self.path} could not be written ({self._scrub(reason.strip())}); "
+            f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
+        )
+
+    def _discard_connection(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("USE memory")
+            with contextlib.suppress(duckdb.Error):
+                self._con.execute("DETACH cat")
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
 
     def close(self) -> None:
         if self._con is not None:

@@ -37,10 +37,12 @@ FROM messages m JOIN packs p USING (pack_id)
 
 
 def select_messages(archive: Archive, where: str | None = None, params: list | None = None) -> list[StoredMessage]:
+    """The selected messages in pack order; ``where`` may hold the operator's ``--where``
+    (checked with :func:`toolkit.user_sql.check_condition`), so it runs in the restricted session."""
     sql = SELECT + (f" WHERE {where}" if where else "") + ' ORDER BY p.medium_id, p.name, m."offset"'
-    with archive.catalog.reading() as con:
+    with archive.catalog.querying() as session:
         try:
-            rows = con.execute(sql, params or []).fetchall()
+            rows = session.execute(sql, params or []).fetchall()
         except Exception as exc:  # duckdb.Error for a bad --where
             raise UsageError(f"the selection failed: {exc}") from None
     return [

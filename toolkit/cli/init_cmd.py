@@ -1,6 +1,7 @@
 """``mailarchive init``."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -26,10 +27,13 @@ def init(ctx, medium, key_backup, password_file, name):
     """
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
     medium = medium or str(ctx.home / "medium-1")
-    archive = Archive.create(ctx.home, medium, name=name)
+    backup = key_backup or ctx.home / "key-backup.txt"
+    # The key backup is init's last step: if it cannot be written, nothing of the archive stays behind.
+    archive = Archive.create(
+        ctx.home, medium, name=name, smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"),
+        last_step=lambda a: write_key_backup(Path(backup), a.key, a.uuid, password.encode()),
+    )
     try:
-        backup = key_backup or ctx.home / "key-backup.txt"
-        write_key_backup(Path(backup), archive.key, archive.uuid, password.encode())
         result = {
             "home": str(ctx.home.absolute()),
             "uuid": str(archive.uuid),

@@ -40,31 +40,32 @@ def stats_cmd(ctx):
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write to this file instead of stdout (required for parquet).")
 @pass_ctx
 def sql_cmd(ctx, query, fmt, out):
-    """Run a read-only SQL QUERY over the catalog (DuckDB dialect).
+    """Run one read-only SQL QUERY (a SELECT) over the catalog (DuckDB dialect).
 
-    Tables: messages, recipients, sightings, packs, media, runs, run_errors,
+    The query cannot read or write files, load extensions or change settings;
+    --out and --format are written by mailarchive itself. Tables: messages, recipients, sightings, packs, media, runs, run_errors,
     cursors, stamp_batches, db_backups, events. Example:
     mailarchive sql "SELECT decision, count(*) FROM sightings GROUP BY 1"
     """
     import duckdb
 
+    from ..user_sql import check_query
+
+    if fmt == "parquet" and out is None:
+        raise UsageError("--format parquet needs --out FILE")
+    check_query(query)  # one SELECT, before the archive is opened
     with ctx.open() as archive:
-        with archive.catalog.reading() as con:
+        with archive.catalog.querying() as session:
             try:
-                rel = con.sql(query)
-                if rel is None:
-                    raise UsageError("the statement returned no rows (only queries are allowed)")
-                table = rel.arrow()
+                table = session.execute(query).arrow()
                 if hasattr(table, "read_all"):
                     table = table.read_all()
             except duckdb.Error as exc:
-                raise UsageError(f"the query failed: {exc}") from None
+                raise UsageError(f"the query failed: {str(exc).strip()}") from None
     import polars as pl
 
     df = pl.from_arrow(table)
     if fmt == "parquet":
-        if out is None:
-            raise UsageError("--format parquet needs --out FILE")
         df.write_parquet(out)
         return
     if fmt == "csv" or (ctx.ui.json is False and fmt == "csv"):

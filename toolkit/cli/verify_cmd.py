@@ -123,7 +123,11 @@ def evidence_cmd(click_ctx, dest, where):
     """
     from verify.evidence import export_evidence
 
+    from ..user_sql import check_condition
+
     ctx = click_ctx.obj
+    if where is not None:
+        where = check_condition(where)  # one SQL expression, before anything is opened or written
     with ctx.open() as archive:
         summary = export_evidence(archive, dest, where=where, reporter=ctx.ui.reporter())
     ctx.ui.emit(

@@ -1,0 +1,91 @@
+"""Issue 13 point 11: a full disk under the catalog ends an import with exit 3 and one message.
+
+The home lives on a small tmpfs (mounted by the test, which runs as root),
+filled up to a few hundred KB, so that the catalog's commit of an import runs
+out of space. The import must exit 3 with one message naming the catalog and
+the next step, no traceback; its run row says ``failed``, not ``running``; and
+once space is freed, the same command finishes the job.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli import mailarchive
+
+pytestmark = pytest.mark.security
+
+MAILS = 1500
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 8 MiB tmpfs, unmounted afterwards."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("this test mounts a tmpfs and must run as root in CI")
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(mnt: Path, leave_kib: int) -> Path:
+    free = shutil.disk_usage(mnt).free
+    filler = mnt / "filler"
+    with open(filler, "wb") as f:
+        remaining = free - leave_kib * 1024
+        block = b"\0" * (1 << 20)
+        while remaining > 0:
+            f.write(block[: min(len(block), remaining)])
+            remaining -= len(block)
+    return filler
+
+
+def _source(root: Path) -> Path:
+    root.mkdir()
+    for i in range(MAILS):
+        to = ", ".join(f"person{j}.{i}@example{j}.org" for j in range(30))
+        (root / f"m{i}.eml").write_text(
+            f"From: sender{i}@x.example\nTo: {to}\nSubject: message {i} {'s' * 150}\n"
+            f"Message-ID: <m{i}@disk.test>\nDate: Tue, 15 Jan 2019 10:00:00 +0000\n\nbody {i}\n"
+        )
+    return root
+
+
+def test_full_disk_under_the_catalog(small_disk, tmp_path):
+    home = small_disk / "home"
+    env = {"MAILARCHIVE_WORKERS": "0"}
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    source = _source(tmp_path / "src")
+    filler = _fill(small_disk, leave_kib=200)
+
+    p = mailarchive(home, "import", "eml", str(source), env=env, check=None)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr
+    assert p.stderr.count("error:") == 1, p.stderr
+    message = "".join(p.stderr.split())  # the console wraps long lines, even inside a path
+    for part in (f"the catalog {home / 'catalog.duckdb'} could not be written", "No space left on device",
+                 "free space on its disk", "rerun the command"):
+        assert "".join(part.split()) in message, p.stderr
+
+    runs = json.loads(mailarchive(home, "sql", "SELECT run_id, status FROM runs ORDER BY run_id",
+                                  "--format", "json").stdout)
+    assert runs and all(r["status"] != "running" for r in runs)
+    assert runs[-1]["status"] == "failed"
+
+    # With space again, the same command finishes the job: every mail is archived once.
+    filler.unlink()
+    done = mailarchive(home, "import", "eml", str(source), env=env, json_out=True).result
+    assert done["errors"] == 0
+    count = json.loads(mailarchive(home, "sql", "SELECT count(*) AS n FROM messages", "--format", "json").stdout)
+    assert count[0]["n"] == MAILS
