@@ -167,3 +167,36 @@ def test_bad_mode_is_a_usage_error(home, tmp_path, bad):
     p = mailarchive(home, "export", "eml", str(tmp_path / "d"), "--mode", bad, check=2)
     assert "--mode" in p.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_imap_export_follows_no_symlink_at_its_manifest_or_state_log(home, tmp_path):
+    """Checked before any connection: the server port here is closed."""
+    from exporters.imap import ImapTarget, default_state_dir
+    from importers.netutil import parse_mail_url
+    from services.process import free_port
+
+    url = f"imap://someone@127.0.0.1:{free_port()}"
+    env = {"MAILARCHIVE_IMAP_PASSWORD": "not used", **WIDE}
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    sha = _sha(outside)
+    for i, name in enumerate(["manifest.csv", "manifest.csv.tmp", "manifest.json", "manifest.json.tmp"]):
+        mdir = tmp_path / f"m{i}"
+        mdir.mkdir()
+        os.symlink(outside, mdir / name)
+        p = mailarchive(home, "export", "imap", url, "--manifest-dir", str(mdir), "--allow-plaintext",
+                        "--where", WHERE, env=env, check=2)
+        assert str(mdir / name) in p.stderr
+        assert _sha(outside) == sha
+    u = parse_mail_url(url, {"imap": (143, False), "imaps": (993, True)})
+    target = ImapTarget(u.host, u.port, u.user, u.implicit_tls, u.path)
+    state = default_state_dir(type("A", (), {"home": home})()) / f"imap-{target.key}.jsonl"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside, state)
+    try:
+        p = mailarchive(home, "export", "imap", url, "--manifest-dir", str(tmp_path / "m-ok"), "--allow-plaintext",
+                        "--where", WHERE, env=env, check=2)
+        assert str(state) in p.stderr
+        assert _sha(outside) == sha
+    finally:
+        state.unlink()
