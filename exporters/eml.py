@@ -4,6 +4,13 @@ Files are written under a temporary name and linked into place (never
 replacing); a rerun skips files that are already complete (same size and
 SHA-256), so an interrupted export resumes. The manifest (CSV + JSON) is
 written last: an export without ``manifest.json`` is incomplete.
+
+Nothing in DEST is followed if it is a symlink: mail files, directories and
+the manifest names (``manifest.csv``, ``manifest.json`` and their ``.tmp``)
+are created with O_NOFOLLOW|O_EXCL below directory descriptors opened with
+O_NOFOLLOW (:func:`exporters.naming.open_exclusive`); a symlink at one of
+them is an error naming it. Files get mode 0600 and new directories 0700
+unless ``mode`` asks for more.
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from toolkit.reporter import NullReporter, Reporter
 from toolkit.errors import IntegrityError, StorageError
 from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, select_messages, stream_message
 
-from .naming import message_filename, safe_join
+from .naming import DEFAULT_FILE_MODE, message_filename, open_exclusive, replace_file, safe_join
 
 MANIFEST_FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "path"]
 
@@ -71,12 +78,12 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_new(dest: Path, path: Path, data) -> None:
+def _write_new(dest: Path, path: Path, data, mode: int = DEFAULT_FILE_MODE) -> None:
     """Write bytes (or an iterator of chunks) under a temporary name, then link it into place."""
     tmp = path.with_name(f".{path.name}.{_secrets.token_hex(4)}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    f = open_exclusive(dest, tmp, mode=mode)  # parents made without following symlinks
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             if isinstance(data, bytes):
                 f.write(data)
             else:
@@ -84,7 +91,10 @@ def _write_new(dest: Path, path: Path, data) -> None:
                     f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # create-only: never replaces an existing file
+        try:
+            os.link(tmp, path)  # create-only: never replaces an existing file, never follows a symlink there
+        except FileExistsError:
+            raise UsageError(f"refusing to write {str(path)!r}: something (a file or a symlink) appeared there") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -101,6 +111,7 @@ def export_eml(
     *,
     filters=None,
     layout: str = "flat",
+    mode: int = DEFAULT_FILE_MODE,
 ) -> ExportSummary:
     """Export the selection (``filters``, a :class:`exporters.filters.Filters`, ANDed with ``where``).
 
@@ -110,15 +121,14 @@ def export_eml(
     """
     from toolkit import faults
 
-    from .layout import FolderDirs, placements, remove_stale_parts
+    from .layout import FolderDirs, make_dest, placements, remove_stale_parts
+    from .manifest import check_names
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     reporter = reporter or NullReporter()
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
-        raise UsageError(f"{dest} exists and is not a directory")
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = make_dest(dest, "eml", mode)
+    check_names(dest)
     if filters is not None:
         fwhere, fparams = filters.sql()
         if fwhere:
@@ -150,9 +160,8 @@ def export_eml(
                     summary.error(sm, f"{path} exists with other content; not replaced")
                     continue
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)  # safe_join/FolderDirs checked: inside DEST
                 try:
-                    _write_new(dest, path, data if data is not None else stream_message(archive, sm))
+                    _write_new(dest, path, data if data is not None else stream_message(archive, sm), mode)
                 except (IntegrityError, StorageError) as exc:
                     summary.error(sm, exc)
                     continue
@@ -161,7 +170,7 @@ def export_eml(
                 faults.hit("export_after_file")
             rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
     reporter.finish("export")
-    _write_manifest(dest, rows, summary)
+    _write_manifest(dest, rows, summary, mode)
     return summary
 
 
@@ -176,13 +185,11 @@ def _manifest_row(sm: StoredMessage, rel: str) -> dict:
     }
 
 
-def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary) -> None:
+def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary, mode: int = DEFAULT_FILE_MODE) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
     w.writeheader()
     w.writerows(rows)
-    (dest / "manifest.csv").write_text(buf.getvalue(), encoding="utf-8")
+    replace_file(dest, dest / "manifest.csv", buf.getvalue().encode("utf-8"), mode=mode)
     doc = {"complete": not summary.errors, "count": len(rows), "errors": summary.errors, "messages": rows}
-    tmp = dest / "manifest.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    os.replace(tmp, dest / "manifest.json")
+    replace_file(dest, dest / "manifest.json", json.dumps(doc, indent=1).encode("utf-8"), mode=mode)

@@ -112,8 +112,13 @@ class _State:
                     except ValueError:
                         continue  # a torn last line from a kill
                     self.done[(rec["blob_id"], rec["source"])] = rec
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:  # never through a symlink planted at the log's name
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise UsageError(f"refusing to write {str(self.path)!r}: a symlink or not a file is in its place "
+                             f"({exc.strerror})") from None
+        self._f = os.fdopen(fd, "a", encoding="utf-8")
         if self._f.tell() and not self.path.read_bytes().endswith(b"\n"):
             self._f.write("\n")  # end a torn line so the next record starts on its own
 

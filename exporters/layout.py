@@ -23,7 +23,7 @@ from pathlib import Path
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
 
-from .naming import UniqueNamer, open_exclusive, safe_join
+from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, open_exclusive, safe_join
 
 #: sightings.via values whose flags are mail flags.
 FLAG_VIAS = frozenset({"imap", "maildir", "share"})
@@ -156,18 +156,24 @@ def message_facts(archive: Archive, msg_ids: list[int]) -> dict[int, dict]:
 _PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")
 
 
-def open_export_dir(dest: Path, kind: str):
+def make_dest(dest: Path, kind: str, mode: int = DEFAULT_FILE_MODE) -> Path:
+    """DEST as a real directory (not a symlink); created with the directory mode matching ``mode`` if new."""
+    dest = Path(dest)
+    if os.path.lexists(dest) and (dest.is_symlink() or not dest.is_dir()):
+        raise UsageError(f"{dest} exists and is not a directory (or is a symlink); export {kind} writes into a directory")
+    if not os.path.lexists(dest):
+        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(dest, dir_mode(mode))
+    return dest
+
+
+def open_export_dir(dest: Path, kind: str, mode: int = DEFAULT_FILE_MODE):
     """Make DEST ready for an export of ``kind``: a real directory, the old manifest gone
     (the export counts as incomplete until its new manifest is written), leftovers removed."""
-    from toolkit.errors import UsageError
-
     from .manifest import Manifest
 
-    dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or dest.is_symlink()):
-        raise UsageError(f"{dest} exists and is not a directory; export {kind} writes into a directory")
-    dest.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(dest, kind)
+    dest = make_dest(dest, kind, mode)
+    manifest = Manifest(dest, kind, mode=mode)
     manifest.begin()
     remove_stale_parts(dest)
     return dest, manifest
@@ -196,10 +202,10 @@ class PartFile:
     ``"present"``; any other existing file raises UsageError (never replaced).
     """
 
-    def __init__(self, root: Path, final: Path):
+    def __init__(self, root: Path, final: Path, mode: int = DEFAULT_FILE_MODE):
         self.root, self.final = Path(root), Path(final)
         self.tmp = self.final.with_name(f".{self.final.name}.{secrets.token_hex(4)}.part")
-        self._f = open_exclusive(self.root, self.tmp, mode=0o644)
+        self._f = open_exclusive(self.root, self.tmp, mode=mode)
         self._h = hashlib.sha256()
         self.size = 0
 

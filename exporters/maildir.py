@@ -41,7 +41,7 @@ from toolkit.retrieval import StoredMessage, stream_message
 from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import PartFile, open_export_dir, placements, sha256_file
-from .naming import UniqueNamer, safe_join
+from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, make_dirs, open_exclusive, safe_join
 
 LETTERS = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F", "\\Deleted": "T", "\\Draft": "D", "$Passed": "P"}
 _KEYWORD_LETTER = re.compile(r"\$maildir-(?:keyword-[a-z]|flag-[A-Z])")
@@ -100,11 +100,16 @@ def file_stem(sm: StoredMessage, when: dt.datetime | None) -> str:
 
 
 def export_maildir(
-    archive: Archive, dest: Path, filters: Filters | None = None, *, reporter: Reporter | None = None
+    archive: Archive, dest: Path, filters: Filters | None = None, *, reporter: Reporter | None = None,
+    mode: int = DEFAULT_FILE_MODE,
 ) -> ExportSummary:
-    """Export the selected messages into a Maildir++ at DEST (see the module docstring)."""
+    """Export the selected messages into a Maildir++ at DEST (see the module docstring).
+
+    Files get ``mode`` (0600 unless asked), new directories the matching directory mode;
+    no symlink in DEST is followed.
+    """
     reporter = reporter or NullReporter()
-    dest, manifest = open_export_dir(dest, "maildir")
+    dest, manifest = open_export_dir(dest, "maildir", mode)
     selection = select(archive, filters)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     places = placements(archive, [sm.msg_id for sm in selection], filters)
@@ -117,7 +122,7 @@ def export_maildir(
         if want not in dirs:
             got = "" if want == "" else namer.claim(want)
             dirs[want] = got
-            _make_maildir(dest, got)
+            _make_maildir(dest, got, mode)
             cur = safe_join(dest, got, "cur") if got else safe_join(dest, "cur")
             existing[got] = {n.split(":2,", 1)[0]: n for n in os.listdir(cur) if not n.startswith(".")}
         return dirs[want]
@@ -136,15 +141,16 @@ def export_maildir(
                 have = existing[d].get(stem)
                 if have is not None:
                     path = safe_join(dest, *parts, "cur") / have
-                    if path.stat().st_size != sm.size or sha256_file(path) != sm.blob_id:
-                        summary.error(sm, UsageError(f"{path} exists with other content; not replaced"), reporter)
+                    if path.is_symlink() or not path.is_file() or path.stat().st_size != sm.size \
+                            or sha256_file(path) != sm.blob_id:
+                        summary.error(sm, UsageError(f"{path} exists with other content (or is a symlink); not replaced"), reporter)
                         continue
                     summary.already_present += 1
                     present = True
                     rel = "/".join(parts + ("cur", have))
                 else:
                     try:
-                        _deliver(archive, dest, parts, name, sm, data)
+                        _deliver(archive, dest, parts, name, sm, data, mode)
                     except (IntegrityError, StorageError) as exc:
                         summary.error(sm, exc, reporter)
                         continue
@@ -163,24 +169,23 @@ def export_maildir(
     return summary
 
 
-def _make_maildir(dest: Path, dirname: str) -> None:
+def _make_maildir(dest: Path, dirname: str, mode: int = DEFAULT_FILE_MODE) -> None:
     base = safe_join(dest, dirname) if dirname else dest
     for sub in ("cur", "new", "tmp"):
         path = safe_join(base, sub)
-        if not os.path.lexists(path):
-            os.makedirs(path, exist_ok=True)
-        elif os.path.islink(path) or not os.path.isdir(path):
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise UsageError(f"refusing to write into {str(path)!r}: a symlink or not a directory")
+        make_dirs(dest, path, dmode=dir_mode(mode))
     if dirname:
         marker = safe_join(base, "maildirfolder")
         if not os.path.lexists(marker):
-            with open(marker, "x"):
-                pass
+            open_exclusive(dest, marker, mode=mode).close()
 
 
-def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm: StoredMessage, data) -> None:
+def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm: StoredMessage, data,
+             mode: int = DEFAULT_FILE_MODE) -> None:
     """Write into tmp/, then link into cur/ (create-only)."""
-    part = PartFile(dest, safe_join(dest, *parts, "tmp", name.replace(":", "_")))
+    part = PartFile(dest, safe_join(dest, *parts, "tmp", name.replace(":", "_")), mode)
     try:
         for chunk in ([data] if data is not None else stream_message(archive, sm)):
             part.write(chunk)

@@ -14,6 +14,11 @@ whose protocol needs CRLF line ends; there ``sha256`` is of the bytes
 sent), ``size``, ``folder`` (source folder), ``path`` (relative file path;
 for mbox the file that holds the message) or ``target`` (IMAP folder) and
 ``uid`` (the new IMAP UID, when the server reports it).
+
+Both files, and their ``.tmp`` names, are written without following a
+symlink (:func:`exporters.naming.replace_file`): a symlink or a non-file
+at any of those names stops the export with an error naming it, before
+anything is written. They get the export's file mode (0600 by default).
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .naming import DEFAULT_FILE_MODE, refuse_link, replace_file
 
 FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "folder", "path", "target", "uid"]
 JSON_NAME = "manifest.json"
@@ -34,10 +41,15 @@ class Manifest:
     directory: Path
     kind: str
     rows: list[dict] = field(default_factory=list)
+    mode: int = DEFAULT_FILE_MODE
 
     def begin(self) -> None:
-        """Mark the export incomplete until :meth:`write` (a leftover manifest from an earlier run goes)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Mark the export incomplete until :meth:`write` (a leftover manifest from an earlier run goes).
+
+        A symlink or non-file at a manifest name (or its temp name) is refused here, before the export writes anything.
+        """
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_names(self.directory)
         for name in (JSON_NAME, CSV_NAME):
             try:
                 os.unlink(self.directory / name)
@@ -55,7 +67,7 @@ class Manifest:
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-        _atomic(self.directory / CSV_NAME, buf.getvalue())
+        _atomic(self.directory / CSV_NAME, buf.getvalue(), self.mode)
         doc = {
             "kind": self.kind,
             "complete": not errors,
@@ -65,16 +77,18 @@ class Manifest:
             "errors": errors,
             "messages": rows,
         }
-        _atomic(self.directory / JSON_NAME, json.dumps(doc, indent=1, ensure_ascii=False, default=str))
+        _atomic(self.directory / JSON_NAME, json.dumps(doc, indent=1, ensure_ascii=False, default=str), self.mode)
 
 
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def check_names(directory: Path) -> None:
+    """UsageError naming the first manifest name (or temp name) in ``directory`` held by a symlink or a non-file."""
+    for name in (CSV_NAME, JSON_NAME):
+        refuse_link(Path(directory) / name)
+        refuse_link(Path(directory) / (name + ".tmp"))
+
+
+def _atomic(path: Path, text: str, mode: int = DEFAULT_FILE_MODE) -> None:
+    replace_file(path.parent, path, text.encode("utf-8"), mode=mode)
 
 
 def read_manifest(directory: Path) -> dict | None:

@@ -51,6 +51,7 @@ from toolkit.retrieval import StoredMessage, stream_message
 from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
+from .naming import DEFAULT_FILE_MODE
 
 SINGLE_NAME = "messages"
 _QUOTE = re.compile(rb"^(>*From )", re.M)
@@ -99,9 +100,9 @@ def quote_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
 class _Box:
     """One output mbox: a part file that grows while messages arrive."""
 
-    def __init__(self, root: Path, path: Path):
+    def __init__(self, root: Path, path: Path, mode: int):
         self.path = path
-        self.part = PartFile(root, path)
+        self.part = PartFile(root, path, mode)
         self.rows: list[dict] = []
         self.bytes = 0
 
@@ -113,10 +114,14 @@ def export_mbox(
     *,
     per_folder: bool = False,
     reporter: Reporter | None = None,
+    mode: int = DEFAULT_FILE_MODE,
 ) -> ExportSummary:
-    """Export the selected messages as mboxrd into the directory DEST (see the module docstring)."""
+    """Export the selected messages as mboxrd into the directory DEST (see the module docstring).
+
+    Files get ``mode`` (0600 unless asked), new directories the matching directory mode.
+    """
     reporter = reporter or NullReporter()
-    dest, manifest = open_export_dir(dest, "mbox")
+    dest, manifest = open_export_dir(dest, "mbox", mode)
     selection = select(archive, filters)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     ids = [sm.msg_id for sm in selection]
@@ -134,13 +139,13 @@ def export_mbox(
             n = spill.get(base or "", 1) + 1
             spill[base or ""] = n
             path = dirs.file(base, f"-{n}.mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}-{n}.mbox")
-            b = _Box(dest, path)
+            b = _Box(dest, path, mode)
             boxes[f"{base}\x00{n}"] = b
             return b
         k = base or ""
         if k not in boxes:
             path = dirs.file(base, ".mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}.mbox")
-            boxes[k] = _Box(dest, path)
+            boxes[k] = _Box(dest, path, mode)
         return boxes[k]
 
     reporter.start("export", len(selection), "mails")

@@ -10,7 +10,9 @@ source_ref, via, decision, flags, internal_date, seen_at}).
 Parquet and JSON keep the lists as lists (JSON: one array of objects);
 CSV cannot, so there the two list columns hold JSON text. The format
 follows DEST's suffix. The file is written under a temporary name and
-renamed into place: it is complete or absent.
+linked into place (create-only): it is complete or absent. Neither name is
+followed if it is a symlink (a symlink at DEST is an error naming it); the
+file gets mode 0600 unless ``mode`` asks for more.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from toolkit.archive import Archive
 from toolkit.errors import UsageError
 
 from .filters import Filters
+from .naming import DEFAULT_FILE_MODE, open_exclusive
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
 
@@ -75,10 +78,13 @@ def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataF
     return pl.from_arrow(table)
 
 
-def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None, fmt: str | None = None) -> dict:
+def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None, fmt: str | None = None,
+                    mode: int = DEFAULT_FILE_MODE) -> dict:
     """Write the metadata file; returns {"dest", "format", "rows"}."""
     dest = Path(dest)
     fmt = format_of(dest, fmt)
+    if dest.is_symlink():
+        raise UsageError(f"refusing to write {str(dest)!r}: it is a symlink; metadata exports never follow one")
     if dest.exists():
         raise UsageError(f"{dest} exists; metadata exports never replace a file — remove it or choose another name")
     if not dest.parent.is_dir():
@@ -86,22 +92,24 @@ def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None
     df = metadata_frame(archive, filters)
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
     try:
-        if fmt == "parquet":
-            df.write_parquet(tmp)
-        elif fmt == "json":
-            rows = df.to_dicts()
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(rows, f, ensure_ascii=False, indent=1, default=_json_default)
-        else:
-            flat = df.with_columns(
-                pl.Series("recipients", [json.dumps(v, ensure_ascii=False) for v in df["recipients"].to_list()]),
-                pl.Series("sightings", [json.dumps(v, ensure_ascii=False, default=_json_default)
-                                        for v in df["sightings"].to_list()]),
-            )
-            flat.write_csv(tmp)
-        with open(tmp, "rb") as f:
+        with open_exclusive(dest.parent, tmp, mode=mode) as f:  # O_NOFOLLOW|O_EXCL, mode set exactly
+            if fmt == "parquet":
+                df.write_parquet(f)
+            elif fmt == "json":
+                f.write(json.dumps(df.to_dicts(), ensure_ascii=False, indent=1, default=_json_default).encode("utf-8"))
+            else:
+                flat = df.with_columns(
+                    pl.Series("recipients", [json.dumps(v, ensure_ascii=False) for v in df["recipients"].to_list()]),
+                    pl.Series("sightings", [json.dumps(v, ensure_ascii=False, default=_json_default)
+                                            for v in df["sightings"].to_list()]),
+                )
+                flat.write_csv(f)
+            f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, dest)  # create-only
+        try:
+            os.link(tmp, dest)  # create-only; a symlink planted at DEST meanwhile is not followed
+        except FileExistsError:
+            raise UsageError(f"refusing to write {str(dest)!r}: something (a file or a symlink) appeared there") from None
     finally:
         tmp.unlink(missing_ok=True)
     return {"dest": str(dest), "format": fmt, "rows": df.height}

@@ -159,7 +159,36 @@ def _relative_parts(root: Path, path: Path) -> tuple[str, ...]:
     return parts
 
 
-def open_exclusive(root: Path, path: Path, *, mode: int = 0o600) -> BinaryIO:
+#: Exported plaintext is readable by its owner only, unless ``--mode`` asks for more.
+DEFAULT_FILE_MODE = 0o600
+
+
+def parse_mode(text: str | None) -> int:
+    """The file mode ``--mode`` asks for (octal, e.g. ``0640``); the owner always keeps read and write."""
+    if text is None:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise UsageError(f"--mode {text!r} is not an octal file mode such as 0600 or 0640") from None
+    if mode & ~0o777:
+        raise UsageError(f"--mode {text}: only permission bits (at most 0777) can be given")
+    if mode & 0o600 != 0o600:
+        raise UsageError(f"--mode {text}: the owner must keep read and write (0600 or more)")
+    return mode
+
+
+def dir_mode(file_mode: int) -> int:
+    """The directory mode matching a file mode: rwx for the owner, x where the file gives r or w."""
+    mode = 0o700 | (file_mode & 0o077)
+    if file_mode & 0o060:
+        mode |= 0o010
+    if file_mode & 0o006:
+        mode |= 0o001
+    return mode
+
+
+def open_exclusive(root: Path, path: Path, *, mode: int = DEFAULT_FILE_MODE, dmode: int | None = None) -> BinaryIO:
     """Create ``path`` (under ``root``) for writing; never overwrite, never follow a symlink.
 
     Missing parent directories between ``root`` and ``path`` are created. An
@@ -167,11 +196,81 @@ def open_exclusive(root: Path, path: Path, *, mode: int = 0o600) -> BinaryIO:
     parents below ``root``, raises UsageError. On POSIX the walk holds
     directory file descriptors opened with O_NOFOLLOW, so a symlink swapped
     in during the export is not followed either (RELIABILITY N6).
+
+    The file gets exactly ``mode`` and new directories ``dmode`` (default:
+    :func:`dir_mode` of ``mode``), whatever the umask.
     """
     parts = _relative_parts(root, path)
+    dmode = dir_mode(mode) if dmode is None else dmode
     if os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY"):
-        return _open_exclusive_fd(root, path, parts, mode)
-    return _open_exclusive_lstat(root, path, parts, mode)
+        return _open_exclusive_fd(root, path, parts, mode, dmode)
+    return _open_exclusive_lstat(root, path, parts, mode, dmode)
+
+
+def make_dirs(root: Path, path: Path, *, dmode: int = 0o700) -> None:
+    """Create the directory ``path`` below ``root`` and its missing parents, without following a symlink.
+
+    New directories get ``dmode``; an existing one is kept as it is. A symlink
+    or a file among the components raises UsageError naming ``path``.
+    """
+    parts = _relative_parts(root, path)
+    if not (os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")):
+        _open_exclusive_lstat(root, path / "x", parts + ("x",), 0, dmode, create=False)
+        return
+    os.close(_walk_dirs(root, path, parts, dmode))
+
+
+def refuse_link(path: Path) -> None:
+    """UsageError if something other than a regular file (a symlink, a directory) holds ``path``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise _refuse(path, "a symlink or not a regular file is in its place")
+
+
+def replace_file(root: Path, path: Path, data: bytes, *, mode: int = DEFAULT_FILE_MODE, tmp: Path | None = None) -> None:
+    """Write ``data`` to ``path`` (under ``root``) atomically: a new temp file, fsynced, renamed over ``path``.
+
+    Neither name is followed if it is a symlink: a symlink (or anything but a
+    regular file) at ``path`` or at the temp name raises UsageError naming it.
+    A regular file left at the temp name by an interrupted run is removed first.
+    """
+    path = Path(path)
+    tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
+    refuse_link(path)
+    refuse_link(tmp)
+    try:
+        os.unlink(tmp)  # a leftover regular file (unlink never follows a symlink)
+    except FileNotFoundError:
+        pass
+    try:
+        with open_exclusive(root, tmp, mode=mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # rename replaces the name itself; it never follows a symlink there
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _refuse(path: Path, why: str, err: OSError | None = None) -> UsageError:
@@ -180,32 +279,48 @@ def _refuse(path: Path, why: str, err: OSError | None = None) -> UsageError:
     return exc
 
 
-def _open_exclusive_fd(root: Path, path: Path, parts: tuple[str, ...], mode: int) -> BinaryIO:
+def _walk_dirs(root: Path, path: Path, parts: tuple[str, ...], dmode: int) -> int:
+    """An fd of the directory ``root/parts...``, each level created (mode ``dmode``) or opened with O_NOFOLLOW."""
     dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
     try:
-        for comp in parts[:-1]:
+        for comp in parts:
+            created = False
             try:
                 os.mkdir(comp, 0o700, dir_fd=dir_fd)
+                created = True
             except FileExistsError:
                 pass
             try:
                 next_fd = os.open(comp, _DIR_FLAGS, dir_fd=dir_fd)
             except OSError as err:  # ELOOP: a symlink; ENOTDIR: a file
                 raise _refuse(path, f"{comp!r} is a symlink or not a directory", err) from err
+            if created:
+                os.fchmod(next_fd, dmode)
             os.close(dir_fd)
             dir_fd = next_fd
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    return dir_fd
+
+
+def _open_exclusive_fd(root: Path, path: Path, parts: tuple[str, ...], mode: int, dmode: int) -> BinaryIO:
+    dir_fd = _walk_dirs(root, path, parts[:-1], dmode)
+    try:
         try:
             fd = os.open(parts[-1], _FILE_FLAGS, mode, dir_fd=dir_fd)
         except FileExistsError as err:
-            raise _refuse(path, "it already exists", err) from err
+            raise _refuse(path, "it already exists (a file or a symlink)", err) from err
         except OSError as err:
             raise _refuse(path, "it cannot be created", err) from err
+        os.fchmod(fd, mode)
     finally:
         os.close(dir_fd)
     return os.fdopen(fd, "wb")
 
 
-def _open_exclusive_lstat(root: Path, path: Path, parts: tuple[str, ...], mode: int) -> BinaryIO:
+def _open_exclusive_lstat(root: Path, path: Path, parts: tuple[str, ...], mode: int, dmode: int,
+                          create: bool = True) -> BinaryIO | None:
     current = Path(root)
     for comp in parts[:-1]:
         current = current / comp
@@ -213,13 +328,17 @@ def _open_exclusive_lstat(root: Path, path: Path, parts: tuple[str, ...], mode: 
             st = os.lstat(current)
         except FileNotFoundError:
             os.mkdir(current, 0o700)
+            os.chmod(current, dmode)
             st = os.lstat(current)
         if not stat.S_ISDIR(st.st_mode):
             raise _refuse(path, f"{comp!r} is a symlink or not a directory")
+    if not create:
+        return None
     try:
         fd = os.open(current / parts[-1], _FILE_FLAGS, mode)
     except FileExistsError as err:
-        raise _refuse(path, "it already exists", err) from err
+        raise _refuse(path, "it already exists (a file or a symlink)", err) from err
+    os.chmod(current / parts[-1], mode)
     return os.fdopen(fd, "wb")
 
 

@@ -32,6 +32,22 @@ the row's canonical text)``; duplicates do not cancel out and row order does
 not matter. It is computed with SQL over the live catalog and, on reading a
 backup back, over the deserialised Arrow rows: a backup only counts (row in
 ``db_backups``, verified) after both agree for every part.
+
+Config snapshots: ``config/<UTC ts>.sealed`` beside the backups, written
+with every backup, a sealed copy of ``archive.toml``. Format v2::
+
+    seal_blob(derive_key(key, uuid, "config"), archive.toml bytes,
+              b"config-snapshot/v2\x00" + b"config/<UTC ts>.sealed")
+
+The associated data binds the snapshot to its own name, and so to the time
+in it: bytes of an older snapshot copied under a newer name (or moved
+between names in any way) fail authentication, so an attacker with write
+access to a medium or mirror cannot make restore take an old config as the
+newest. Only the medium-relative name is bound; a mirror's
+``medium-<id>/`` prefix is stripped before checking. Restore and mirror use
+the newest snapshot that verifies and name each newer one they refused.
+Format v1 (context ``b"config-snapshot"``, no name) is still read, as a
+last resort when no v2 snapshot verifies, with a warning.
 """
 from __future__ import annotations
 
@@ -330,17 +346,66 @@ def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
     return name, meta, parts
 
 
+CONFIG_SNAPSHOT_CONTEXT = b"config-snapshot/v2\x00"
+LEGACY_CONFIG_SNAPSHOT_CONTEXT = b"config-snapshot"
+
+
+def _config_context(name: str) -> bytes:
+    """The associated data of snapshot ``name`` (medium-relative or with a mirror's ``medium-<id>/`` prefix)."""
+    return CONFIG_SNAPSHOT_CONTEXT + f"{CONFIG_DIR}/{name.rsplit('/', 1)[-1]}".encode("utf-8")
+
+
 def snapshot_config(archive: Archive, storage: Storage, now: dt.datetime) -> str:
-    """A sealed copy of archive.toml next to the backups (for restore)."""
+    """A sealed copy of archive.toml next to the backups (for restore), bound to its name and time."""
     name = f"{CONFIG_DIR}/{_stamp(now)}.sealed"
     k = crypto.derive_key(archive.key, archive.uuid, "config")
-    storage.put(name, crypto.seal_blob(k, archive.config.dumps().encode(), b"config-snapshot"))
+    storage.put(name, crypto.seal_blob(k, archive.config.dumps().encode(), _config_context(name)))
     return name
 
 
-def open_config_snapshot(archive_key: bytes, archive_uuid: UUID, sealed: bytes, name: str) -> str:
+def open_config_snapshot(archive_key: bytes, archive_uuid: UUID, sealed: bytes, name: str, *, legacy: bool = False) -> str:
+    """The config text of snapshot ``name``; IntegrityError if it was changed or copied under another name.
+
+    ``legacy`` reads the old unbound format v1 instead (callers try it only when no v2 snapshot verifies).
+    """
     k = crypto.derive_key(archive_key, archive_uuid, "config")
-    return crypto.open_blob(k, sealed, b"config-snapshot", what=f"config snapshot {name}").decode("utf-8")
+    context = LEGACY_CONFIG_SNAPSHOT_CONTEXT if legacy else _config_context(name)
+    try:
+        return crypto.open_blob(k, sealed, context, what=f"config snapshot {name}").decode("utf-8")
+    except IntegrityError as exc:
+        if legacy or "authentication failed" not in str(exc):
+            raise
+        raise IntegrityError(
+            f"config snapshot {name}: authentication failed (changed, copied under another name, or of another archive)"
+        ) from None
+
+
+def newest_config_snapshot(archive_key: bytes, archive_uuid: UUID, names, read) -> tuple[str | None, str | None, list[str]]:
+    """(name, config text, warnings) of the newest snapshot among ``names`` that verifies.
+
+    ``read(name)`` gives a snapshot's bytes. Newest is by the time in the file
+    name. Each refused snapshot newer than the one chosen is named in a
+    warning; a v1 snapshot is used only when no v2 one verifies.
+    """
+    ordered = sorted(names, key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
+    warnings: list[str] = []
+    blobs: dict[str, bytes] = {}
+    for n in ordered:
+        try:
+            blobs[n] = read(n)
+            return n, open_config_snapshot(archive_key, archive_uuid, blobs[n], n), warnings
+        except MailArchiveError as exc:
+            warnings.append(f"config snapshot {n} refused, skipped for an older one: {exc}")
+    for n in ordered:
+        if n not in blobs:
+            continue
+        try:
+            text = open_config_snapshot(archive_key, archive_uuid, blobs[n], n, legacy=True)
+        except MailArchiveError:
+            continue
+        warnings.append(f"config snapshot {n} is in the old format that is not bound to its name; used because no newer-format snapshot verified")
+        return n, text, warnings
+    return None, None, warnings
 
 
 def create_backup(archive: Archive, kind: str | None = None, keep: int | None = None, now: dt.datetime | None = None) -> BackupResult:

@@ -46,7 +46,7 @@ from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingErr
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
 
-from .backup import CONFIG_DIR
+from .backup import CONFIG_DIR, newest_config_snapshot
 
 STATE_NAME = "MIRROR.json"
 STAMPS_DIR = "stamps"
@@ -249,10 +249,14 @@ class Mirror:
             if self._sync_file(sources[mid], rel, f"{medium_dir(mid)}/{rel}", None, None, kind="backup"):
                 s.newest_backup = name
         for mid, src in sources.items():
-            snaps = sorted(e.name for e in src.list(CONFIG_DIR))
-            if snaps:
-                wanted[mid].add(snaps[-1])
-                self._sync_file(src, snaps[-1], f"{medium_dir(mid)}/{snaps[-1]}", None, None, kind="config")
+            snaps = [e.name for e in src.list(CONFIG_DIR)]
+            # the newest one that verifies: a changed or renamed newer one is named and not mirrored
+            snap, _text, refused = newest_config_snapshot(a.key, a.uuid, snaps, src.read)
+            for w in refused:
+                self._warn(f"medium {mid}: {w}")
+            if snap is not None:
+                wanted[mid].add(snap)
+                self._sync_file(src, snap, f"{medium_dir(mid)}/{snap}", None, None, kind="config")
         # 4. deletions only when asked, only for media read fine
         if self.delete:
             for mid in sources:

@@ -33,7 +33,7 @@ from toolkit.errors import (
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
 
-from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, open_config_snapshot
+from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
 from .mirror import STATE_NAME, open_state
 
 _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
@@ -129,14 +129,8 @@ def restore(
     # -- config ------------------------------------------------------------------------------
     snaps = sorted((n for n in files if _MEDIUM_RE.match(n) and f"/{CONFIG_DIR}/" in n and n.endswith(".sealed")),
                    key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
-    config_text = config_name = None
-    for n in snaps:
-        try:
-            config_text = open_config_snapshot(key, u, dest.read(n), n)
-            config_name = n
-            break
-        except MailArchiveError as exc:
-            warnings.append(f"config snapshot {n} refused: {exc}")
+    config_name, config_text, refused_snaps = newest_config_snapshot(key, u, snaps, dest.read)
+    warnings.extend(refused_snaps)
     if config_text is None:
         raise IntegrityError(
             f"{dest.location}: no config snapshot of archive {u} opens with this key; is this the mirror of that archive?"

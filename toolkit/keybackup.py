@@ -44,10 +44,20 @@ Format decisions (pinned by the golden vector in the tests):
   memory is allocated (RELIABILITY G3). Import accepts any parameters
   within those limits (an attacker lowering them only breaks the AEAD);
   the default on export is the RFC 9106 second option.
+
+Password policy (:func:`password_problem`, applied by every command that
+sets a key backup password, before anything is written): at least
+``MIN_PASSWORD_LENGTH`` (12) characters; not in the built-in list of common
+passwords (``data/common_passwords.txt``, compared case-insensitively); not
+a trivial pattern: one character repeated, a shorter piece repeated
+("passwordpassword"), or a run along the digits, the alphabet or a keyboard
+row. The low-level :func:`export_key_backup` does not apply it, so a
+backup made with an older, weaker password can still be read and tested.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
 import re
 import secrets as _secrets
@@ -131,6 +141,42 @@ class ParsedKeyBackup:
     created: datetime
     wrapped: bytes
     line_of: dict[str, int] = field(repr=False)  # field name -> physical line number
+
+
+# --- password policy ---------------------------------------------------------
+
+MIN_PASSWORD_LENGTH = 12
+_RUNS = ("0123456789" * 4, "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm", "qwertzuiopasdfghjklyxcvbnm", "azertyuiopqsdfghjklmwxcvbn")
+
+
+def _common_passwords() -> frozenset[str]:
+    text = importlib.resources.files("toolkit").joinpath("data/common_passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` is too weak for a key backup, or None if it is acceptable."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the key backup password is too short: {len(password)} < {MIN_PASSWORD_LENGTH} characters"
+    folded = password.casefold()
+    if folded in _common_passwords():
+        return "the key backup password is in the list of common passwords; choose another"
+    if len(set(folded)) == 1:
+        return "the key backup password is one character repeated; choose another"
+    n = len(folded)
+    for size in range(1, n // 2 + 1):
+        if n % size == 0 and folded[:size] * (n // size) == folded:
+            return "the key backup password is a short piece repeated (like 'passwordpassword'); choose another"
+    if any(folded in run or folded in run[::-1] for run in _RUNS):
+        return "the key backup password is a simple run of keys or digits; choose another"
+    return None
+
+
+def check_password(password: str) -> None:
+    """Raise :class:`UsageError` (exit 2) naming why ``password`` is refused."""
+    problem = password_problem(password)
+    if problem:
+        raise UsageError(problem)
 
 
 # --- Crockford base32 and the per-line check character --------------------

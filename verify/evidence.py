@@ -179,20 +179,25 @@ def find_bundles(path: Path) -> list[Path]:
 
 
 # -------------------------------------------------------------------------------------- export
-def _write_bundle(final: Path, files: dict[str, bytes]) -> None:
+def _write_bundle(final: Path, files: dict[str, bytes], mode: int = 0o600) -> None:
+    from exporters.naming import dir_mode, make_dirs, open_exclusive
+
     tmp = final.with_name(f".{final.name}.tmp")
+    if tmp.is_symlink():
+        raise OSError(f"refusing to write {tmp}: it is a symlink")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    make_dirs(tmp.parent, tmp, dmode=dir_mode(mode))  # never through a symlink
     for name, data in files.items():
-        with open(tmp / name, "xb") as f:
+        with open_exclusive(tmp, tmp / name, mode=mode) as f:  # O_NOFOLLOW|O_EXCL
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
     os.rename(tmp, final)   # a directory rename onto an existing non-empty dir fails: never overwrites
 
 
-def export_evidence(archive, dest: Path, where: str | None = None, params: list | None = None, reporter=None) -> dict:
+def export_evidence(archive, dest: Path, where: str | None = None, params: list | None = None, reporter=None,
+                    mode: int = 0o600) -> dict:
     """Write one bundle per selected message in a stamped batch; returns the summary.
 
     Messages not yet in a stamped batch, or whose batch no longer verifies
@@ -205,9 +210,13 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     from .stamping import batch_leaves
     from .tokens import ca_fingerprint, verify_token
 
+    from exporters.layout import make_dest
+    from exporters.naming import refuse_link
+
     reporter = reporter or NullReporter()
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = make_dest(dest, "evidence", mode)
+    refuse_link(dest / INDEX_NAME)
+    refuse_link(dest / f".{INDEX_NAME}.tmp")
     selection = select_messages(archive, where, params)
     summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
                "bundles": [], "errors": []}
@@ -265,6 +274,9 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             summary["errors"].append({"msg_id": sm.msg_id, "error": str(data)})
             continue
         final = dest / name
+        if final.is_symlink():
+            summary["errors"].append({"msg_id": sm.msg_id, "error": f"{final}: a symlink is in its place; not followed"})
+            continue
         if final.exists():
             summary["already_present"] += 1
             summary["bundles"].append(name)
@@ -305,7 +317,7 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
         files["SHA256SUMS"] = "".join(f"{_sha(files[n])}  {n}\n" for n in FILES).encode()
         files["VERIFY.txt"] = VERIFY_TEXT.encode()
         try:
-            _write_bundle(final, files)
+            _write_bundle(final, files, mode)
         except OSError as exc:
             summary["errors"].append({"msg_id": sm.msg_id, "error": f"{final}: {exc.strerror or exc}"})
             continue
@@ -314,7 +326,8 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     reporter.finish("evidence")
     index_doc = {"format": FORMAT, "archive": str(archive.uuid), "created": _iso(dt.datetime.now(dt.timezone.utc)),
                  "where": where, "bundles": summary["bundles"], "errors": summary["errors"]}
-    tmp = dest / f".{INDEX_NAME}.tmp"
-    tmp.write_text(json.dumps(index_doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, dest / INDEX_NAME)
+    from exporters.naming import replace_file
+
+    replace_file(dest, dest / INDEX_NAME, (json.dumps(index_doc, indent=2) + "\n").encode("utf-8"), mode=mode,
+                 tmp=dest / f".{INDEX_NAME}.tmp")
     return summary

@@ -43,7 +43,7 @@ class SambaServer:
         stop_process(self.proc)
 
 
-def _config(workdir: Path, port: int) -> str:
+def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = ()) -> str:
     dirs = {
         "private dir": "private",
         "lock directory": "lock",
@@ -62,6 +62,7 @@ def _config(workdir: Path, port: int) -> str:
         "disable netbios = yes",
         "server min protocol = SMB3",
         "server max protocol = SMB3",
+        *extra_global,
     ]
     for key, sub in dirs.items():
         (workdir / sub).mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,8 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def start_samba(workdir: Path) -> SambaServer:
-    """Start smbd for the tests; the caller must ``stop()`` it."""
+def start_samba(workdir: Path, extra_global: tuple[str, ...] = ()) -> SambaServer:
+    """Start smbd for the tests; the caller must ``stop()`` it. ``extra_global``: more [global] lines."""
     smbd = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
     smbpasswd = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
     if smbd is None or not os.path.exists(smbpasswd):
@@ -128,7 +129,7 @@ def start_samba(workdir: Path) -> SambaServer:
 
     port = free_port()
     conf = workdir / "smb.conf"
-    conf.write_text(_config(workdir, port))
+    conf.write_text(_config(workdir, port, tuple(extra_global)))
     password = secrets.token_urlsafe(12)
     subprocess.run(
         [smbpasswd, "-c", str(conf), "-s", "-a", USER],

@@ -9,6 +9,7 @@ from exporters.eml import LAYOUTS, export_eml
 
 from ..errors import ExitCode
 from .export_filters import emit_dry_run, filter_options
+from .export_mode import mode_option
 from .main import cli, command, subgroup
 
 export_group = subgroup(cli, "export", "Export archived mail, byte-identical to what was imported.")
@@ -20,8 +21,9 @@ export_group = subgroup(cli, "export", "Export archived mail, byte-identical to 
               help="flat: all files in DEST; folder: one directory per source folder (a copy per folder); "
                    "date: DEST/YYYY/MM/.")
 @filter_options
+@mode_option
 @click.pass_context
-def eml_cmd(click_ctx, dest, layout, filters, dry_run):
+def eml_cmd(click_ctx, dest, layout, filters, dry_run, mode):
     """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
 
     File names are derived safely from date, message number and subject. A
@@ -34,7 +36,7 @@ def eml_cmd(click_ctx, dest, layout, filters, dry_run):
         emit_dry_run(ctx, filters)
         return
     with ctx.open() as archive:
-        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter())
+        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
     r = summary.as_dict()
     ctx.ui.emit(
         r,

@@ -8,6 +8,7 @@ import click
 from ..errors import ExitCode
 from .export_cmd import export_group
 from .export_filters import emit_dry_run, filter_options
+from .export_mode import mode_option
 from .main import command
 from .passwords import read_secret
 
@@ -30,8 +31,9 @@ def _finish(click_ctx, summary, what: str) -> None:
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--per-folder", is_flag=True, help="One mbox file per source folder (DEST/Folder/Sub.mbox) instead of DEST/messages.mbox.")
 @filter_options
+@mode_option
 @click.pass_context
-def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run):
+def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run, mode):
     """Write the selected messages as mboxrd files into the directory DEST.
 
     Body lines matching ^>*From get one more '>', so `import mbox --variant
@@ -47,15 +49,16 @@ def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run):
     if dry_run:
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
-        summary = export_mbox(archive, dest, filters, per_folder=per_folder, reporter=ctx.ui.reporter())
+        summary = export_mbox(archive, dest, filters, per_folder=per_folder, reporter=ctx.ui.reporter(), mode=mode)
     _finish(click_ctx, summary, "into")
 
 
 @command(export_group, "maildir")
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @filter_options
+@mode_option
 @click.pass_context
-def maildir_cmd(click_ctx, dest, filters, dry_run):
+def maildir_cmd(click_ctx, dest, filters, dry_run, mode):
     """Write the selected messages into one Maildir++ at DEST.
 
     INBOX is DEST itself; every other source folder is a subfolder
@@ -69,7 +72,7 @@ def maildir_cmd(click_ctx, dest, filters, dry_run):
     if dry_run:
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
-        summary = export_maildir(archive, dest, filters, reporter=ctx.ui.reporter())
+        summary = export_maildir(archive, dest, filters, reporter=ctx.ui.reporter(), mode=mode)
     _finish(click_ctx, summary, "into")
 
 
@@ -121,8 +124,9 @@ def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, all
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]), default=None,
               help="Output format (default: from DEST's suffix).")
 @filter_options
+@mode_option
 @click.pass_context
-def metadata_cmd(click_ctx, dest, fmt, filters, dry_run):
+def metadata_cmd(click_ctx, dest, fmt, filters, dry_run, mode):
     """Write one row per selected message (catalog fields, recipients, sightings) to DEST.
 
     DEST ends in .parquet, .csv or .json. Parquet and JSON keep recipients
@@ -135,5 +139,5 @@ def metadata_cmd(click_ctx, dest, fmt, filters, dry_run):
     if dry_run:
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
-        r = export_metadata(archive, dest, filters, fmt)
+        r = export_metadata(archive, dest, filters, fmt, mode=mode)
     ctx.ui.emit(r, lambda r: ctx.ui.say(f"Wrote {r['rows']} rows ({r['format']}) to {r['dest']}"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..archive import Archive
-from ..keybackup import write_key_backup
+from ..keybackup import check_password, write_key_backup
 from .main import cli, command, pass_ctx
 from .passwords import read_secret
 
@@ -15,7 +15,7 @@ from .passwords import read_secret
 @command(cli, "init")
 @click.option("--medium", "medium", default=None, help="Location of medium 1: a path or smb://user@host[:port]/share/path (default: HOME/medium-1).")
 @click.option("--key-backup", type=click.Path(path_type=Path), default=None, help="Where to write the printable key backup (default: HOME/key-backup.txt).")
-@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the key backup password (else $MAILARCHIVE_PASSWORD, else a prompt).")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the key backup password, at least 12 characters and not a common one (else $MAILARCHIVE_PASSWORD, else a prompt).")
 @click.option("--name", default=None, help="A name for the archive (default: the home's directory name).")
 @pass_ctx
 def init(ctx, medium, key_backup, password_file, name):
@@ -26,6 +26,7 @@ def init(ctx, medium, key_backup, password_file, name):
     take their password from $MAILARCHIVE_SMB_PASSWORD; it is stored sealed.
     """
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
+    check_password(password)
     medium = medium or str(ctx.home / "medium-1")
     backup = key_backup or ctx.home / "key-backup.txt"
     # The key backup is init's last step: if it cannot be written, nothing of the archive stays behind.

@@ -9,7 +9,7 @@ import click
 from ..archive import CONFIG_NAME, KEY_NAME, Archive, key_check
 from ..config import ArchiveConfig
 from ..errors import NoArchiveError, UsageError, WrongKeyError
-from ..keybackup import import_key_backup, write_key_backup
+from ..keybackup import check_password, import_key_backup, write_key_backup
 from .main import cli, command, pass_ctx, subgroup
 from .passwords import read_secret
 
@@ -18,7 +18,7 @@ key_group = subgroup(cli, "key", "The archive key: printable backups and the fin
 
 @command(key_group, "backup")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write the printable backup to.")
-@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the password (else $MAILARCHIVE_PASSWORD, else a prompt).")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the password, at least 12 characters and not a common one (else $MAILARCHIVE_PASSWORD, else a prompt).")
 @pass_ctx
 def backup(ctx, out, password_file):
     """Write another printable key backup (Argon2id + AES-256-GCM, a check character per line).
@@ -28,6 +28,7 @@ def backup(ctx, out, password_file):
     if out.exists():
         raise UsageError(f"{out} exists; choose another file (a key backup is never overwritten)")
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
+    check_password(password)
     with ctx.open() as archive:
         write_key_backup(out, archive.key, archive.uuid, password.encode())
         result = {"out": str(out.absolute()), "uuid": str(archive.uuid), "fingerprint": archive.fingerprint}

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
 from .output import Ui, err_console
@@ -90,9 +91,13 @@ class LazyGroup(click.Group):
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object with the result on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress and no summary on the terminal.")
 @click.option("--lock-wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer to finish.")
+@click.option("--smb-no-encrypt", is_flag=True,
+              help="Do not ask SMB servers for SMB3 encryption (for old servers only; signing stays required). "
+                   "By default every smb:// connection asks for encryption; a server that offers none is used "
+                   "signed only, with a warning.")
 @click.version_option(package_name="mailarchive-toolkit")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float) -> None:
+def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float, smb_no_encrypt: bool) -> None:
     """Bulk migration into and out of an encrypted, timestamped e-mail archive.
 
     An archive is a home directory (configuration, key, encrypted catalog) and
@@ -102,6 +107,14 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
     ctx.obj = Context(home, Ui(json=as_json, quiet=quiet), lock_wait)
+    from ..storage import configure_smb
+
+    configure_smb(encrypt=not smb_no_encrypt, warn=_warn_always)
+
+
+def _warn_always(message: str) -> None:
+    """A warning on stderr even with --quiet or --json (stdout stays the JSON result)."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def _register() -> None:

@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from ..errors import ExitCode, UsageError
 from .export_cmd import export_group
+from .export_mode import mode_option
 from .main import cli, command
 
 _STYLE = {"ok": "green", "finding": "bold red", "warning": "yellow", "skipped": "dim"}
@@ -111,8 +112,9 @@ def verify_evidence_cmd(click_ctx, bundles, ca_cert):
 @command(export_group, "evidence")
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--where", default=None, help="SQL condition over the catalog's messages (alias m), e.g. \"m.msg_id = 42\".")
+@mode_option
 @click.pass_context
-def evidence_cmd(click_ctx, dest, where):
+def evidence_cmd(click_ctx, dest, where, mode):
     """Write one evidence bundle per selected, stamped message into DEST.
 
     A bundle holds the mail, its Merkle inclusion path, the batch root, the
@@ -129,7 +131,7 @@ def evidence_cmd(click_ctx, dest, where):
     if where is not None:
         where = check_condition(where)  # one SQL expression, before anything is opened or written
     with ctx.open() as archive:
-        summary = export_evidence(archive, dest, where=where, reporter=ctx.ui.reporter())
+        summary = export_evidence(archive, dest, where=where, reporter=ctx.ui.reporter(), mode=mode)
     ctx.ui.emit(
         summary,
         lambda r: ctx.ui.say(

@@ -26,7 +26,7 @@ class _LocalWriter(AtomicWriter):
     def __init__(self, storage: "LocalStorage", name: str):
         self.name = name
         self._final = storage._path(name)
-        self._final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self._final.parent)
         self._tmp = self._final.with_name(f"{self._final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
         self._f = open(self._tmp, "xb")
         self._done = False
@@ -83,6 +83,29 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each durably: after every mkdir its parent is fsynced.
+
+    A new directory's entry lives in its parent, so a crash after a pack is
+    committed into a fresh ``packs/ab/`` could otherwise lose the directory
+    (and the pack with it) although the pack file itself was fsynced. The
+    caller fsyncs ``path`` itself after adding its entry.
+    """
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+        # Also when another writer made it first: its fsync may not have happened yet.
+        _fsync_dir(d.parent)
 
 
 class LocalStorage(Storage):
@@ -188,7 +211,7 @@ class LocalStorage(Storage):
 
     def replace(self, name: str, data: bytes) -> None:
         final = self._path(name)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(final.parent)
         tmp = final.with_name(f"{final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
         try:
             with open(tmp, "xb") as f:

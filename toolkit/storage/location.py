@@ -58,8 +58,22 @@ def parse_location(text: str) -> Location:
     return Location(scheme="local", path=os.path.abspath(os.path.expanduser(text)))
 
 
-def open_storage(location: str | Location, password: str | None = None, timeout: float = 60.0) -> Storage:
-    """The Storage for a location. SMB needs the password (from the caller's secret source)."""
+#: Defaults for SMB storages opened later in this process (set once by the CLI: --smb-no-encrypt, its warnings).
+SMB_DEFAULTS: dict = {"encrypt": True, "warn": None}
+
+
+def configure_smb(*, encrypt: bool = True, warn=None) -> None:
+    """Ask SMB servers for encryption (default) or not; ``warn(message)`` receives connection warnings."""
+    SMB_DEFAULTS["encrypt"] = bool(encrypt)
+    SMB_DEFAULTS["warn"] = warn
+
+
+def open_storage(location: str | Location, password: str | None = None, timeout: float = 60.0,
+                 encrypt: bool | None = None) -> Storage:
+    """The Storage for a location. SMB needs the password (from the caller's secret source).
+
+    ``encrypt``: ask for SMB3 encryption (None: the process default, on unless ``--smb-no-encrypt``).
+    """
     loc = parse_location(location) if isinstance(location, str) else location
     if loc.scheme == "local":
         from .local import LocalStorage
@@ -73,4 +87,4 @@ def open_storage(location: str | Location, password: str | None = None, timeout:
         raise UsageError(
             f"{loc}: no SMB password; set MAILARCHIVE_SMB_PASSWORD or pass --password-file"
         )
-    return SmbStorage(loc, password, timeout=timeout)
+    return SmbStorage(loc, password, timeout=timeout, encrypt=encrypt)

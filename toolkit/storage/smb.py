@@ -14,6 +14,16 @@ Facts this module is built on (shared/SERVICES.md, RELIABILITY C1/C4/C9/C11):
   error names host:port.
 * ``rename`` without replace fails with STATUS_OBJECT_NAME_COLLISION when
   the final name is taken: that is the create-only commit.
+
+Encryption and signing: every session asks for SMB3 encryption
+(``encrypt=True``: smbprotocol then seals every message of the session with
+AES, so mail read from a share never crosses the wire in clear), and
+signing is always required. A server that does not offer encryption (SMB
+2.x, or ``server smb encrypt = off``) is connected signed only, and the
+storage says so through its ``warn`` callback. ``encrypt=False``
+(``--smb-no-encrypt``, for old servers only) does not ask for encryption;
+a server that wants it still gets it. :func:`location.configure_smb` sets the defaults
+for every storage the process opens (the CLI calls it once).
 """
 from __future__ import annotations
 
@@ -25,14 +35,14 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import smbclient
 from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError, SMBResponseException
 
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
-from .location import Location
+from .location import SMB_DEFAULTS, Location
 
 WRITE_BUFFER = 1 << 20
 
@@ -107,7 +117,8 @@ def _status(exc: BaseException) -> int | None:
 
 
 class SmbStorage(Storage):
-    def __init__(self, loc: Location, password: str, timeout: float = 60.0):
+    def __init__(self, loc: Location, password: str, timeout: float = 60.0, *, encrypt: bool | None = None,
+                 warn: Callable[[str], None] | None = None):
         if not loc.is_smb:
             raise StorageError(f"{loc} is not an smb:// location")
         self.loc = loc
@@ -129,12 +140,37 @@ class SmbStorage(Storage):
         self._dirs: set[str] = {self._share_root}
         self._dog = _Watchdog(self._expire)
         self._closed = False
+        self._warn = warn if warn is not None else SMB_DEFAULTS["warn"]
+        want = SMB_DEFAULTS["encrypt"] if encrypt is None else bool(encrypt)
+        #: does this storage's session encrypt every message? (False: signed only)
+        self.encrypted = False
         try:
-            with self._guard(self._root, "connecting to"):
-                smbclient.register_session(self._host, **self._kw)
+            self.encrypted = self._connect(want)
         except BaseException:
             self.close()
             raise
+
+    def _connect(self, want: bool) -> bool:
+        """Open the session (signing required; encryption asked for when ``want``); True if it encrypts."""
+        if want:
+            self._kw["encrypt"] = True  # also on every reconnect smbclient makes with these arguments
+        with self._guard(self._root, "connecting to"):
+            try:
+                session = smbclient.register_session(self._host, require_signing=True, **self._kw)
+            except SMBException as exc:
+                if not want or "does not support" not in str(exc):
+                    raise
+                session = None
+        if session is None:
+            # The server offers no encryption: connect again, signed only, and say so.
+            smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self._cache)
+            self._kw.pop("encrypt", None)
+            with self._guard(self._root, "connecting to"):
+                session = smbclient.register_session(self._host, require_signing=True, **self._kw)
+            if self._warn is not None:
+                self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
+                           "connected with signing only, so mail on this link can be read on the network")
+        return bool(session.encrypt_data)
 
     # --- deadlines and error mapping -------------------------------------------------------------
 
