@@ -15,7 +15,13 @@ A line starting with ``From `` is a *From_ line* when it matches one of
   an RFC 5322 date (``[Mon, ]7 Jan 2019 09:15``) or an ISO date
   (``2019-01-07 09:15``); ``From - Mon Jun  3 12:50:27 1996`` is full too;
 * **weak** (Thunderbird, GYB, MimeKit writers): ``From -`` alone,
-  ``From addr@host`` alone, or a bare ``From`` with nothing after it.
+  ``From addr@host`` alone, or a bare ``From`` with nothing after it;
+* **several words** (older MTAs: ``From someone@[10.1.2.3] [host]  Sun Aug  5
+  09:51:15 2001``, ``From Hello Support Tue Jul 10 18:50:15 2012``): any sender
+  when a complete asctime date with its year (and an optional zone) ends the line;
+* at the very start of a stream (after empty lines and a BOM at most): any
+  line starting with ``From `` (not a ``From :`` header field) when a header
+  line follows it.
 
 ``From here on…``, ``From Russia with love``, ``From time to time`` and
 ``From experience: …`` are not From_ lines, wherever they stand (L1).
@@ -88,7 +94,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.errors import SourceError, StorageError, UsageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
-from toolkit.storage import open_storage, parse_location
+from toolkit.storage import Location, open_storage, parse_location
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
 BLOCK = 1 << 20
@@ -111,6 +117,15 @@ _DATE = (
 )
 _FULL = re.compile(rb"From +(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
 _WEAK = re.compile(rb"From(?: +-| +[^\s@]+@[^\s@]+| *)[ \t]*\r?\n?\Z")
+#: A sender of several words (``someone@[10.1.2.3] [host]``, ``Hello Support``): only with a complete
+#: asctime date ending the line (seconds optional, a zone before or after the year). ``search`` is
+#: linear: every start is a space before a weekday, and no two adjacent quantifiers match the same bytes.
+_LOOSE = re.compile(
+    rb" (?P<date>" + _WD + rb" +" + _MON + rb" +\d{1,2} +\d{1,2}:\d{2}(?::\d{2})?"
+    rb"(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))? +\d{4}(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))?)[ \t]*\r?\n?\Z"
+)
+#: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
+_FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _QUOTED_M = re.compile(rb"^>(>*From )", re.M)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
@@ -120,7 +135,21 @@ def is_from_line(line: bytes) -> bool:
     """Does ``line`` (with or without its line ending) match the relaxed From_ pattern?"""
     if not line.startswith(b"From"):
         return False
-    return bool(_FULL.match(line) or _WEAK.match(line))
+    return bool(_FULL.match(line) or _WEAK.match(line) or _loose(line))
+
+
+def _loose(line: bytes) -> re.Match | None:
+    """The date of a From_ line whose sender has spaces or brackets (see ``_LOOSE``), else None."""
+    if not line.startswith(b"From ") or _FROM_FIELD.match(line):
+        return None
+    m = _LOOSE.search(line, 4)
+    return m if m is not None and line[5 : m.start()].strip() else None
+
+
+def is_envelope_line(line: bytes) -> bool:
+    """Any line starting with ``From `` that is not a ``From:`` header field: a From_ line when it
+    opens a stream and a header line follows (older MTAs wrote senders and dates in any shape)."""
+    return line.startswith(b"From ") and not _FROM_FIELD.match(line)
 
 
 def _blank(line: bytes | None) -> bool:
@@ -154,7 +183,7 @@ def _pop_blank(acc: list[tuple[int, bytes]]) -> bytes:
 
 def from_line_date(from_line: bytes) -> dt.datetime | None:
     """The date of a From_ line as an aware datetime (UTC when the line names no zone), else None."""
-    m = _FULL.match(from_line.removeprefix(_BOM))
+    m = _FULL.match(from_line.removeprefix(_BOM)) or _loose(from_line.removeprefix(_BOM))
     if not m:
         return None
     parsed = email.utils.parsedate_tz(m.group("date").decode("ascii", "replace").strip())
@@ -283,7 +312,7 @@ class MboxSplitter:
         if first is not None and is_from_line(first[1].removeprefix(_BOM) if self.base == 0 else first[1]):
             pass  # the stream starts with a From_ line (a UTF-8 BOM before it belongs to it)
         else:
-            while first is not None and not self._starts_message(first[1]):
+            while first is not None and not self._starts_message(first[1], self.base == 0 and self.prefix_blank_only):
                 self.prefix_length += len(first[1])
                 self.prefix_blank_only &= _blank(first[1])
                 first = lines.next()
@@ -304,8 +333,13 @@ class MboxSplitter:
             self.size = pending.end_offset
             yield pending
 
-    def _starts_message(self, line: bytes) -> bool:
-        """The first From_ line of a stream (after a prefix): a From_ line followed by a header or a blank line."""
+    def _starts_message(self, line: bytes, at_start: bool = False) -> bool:
+        """The first From_ line of a stream (after a prefix): a From_ line followed by a header or a blank line.
+        ``at_start`` (nothing but empty lines before it, a BOM allowed): any ``From `` line followed by a header."""
+        if at_start and is_envelope_line(line.removeprefix(_BOM)):
+            nxt = self._lines.peek(1)[0]
+            if _header(nxt):
+                return True
         if not is_from_line(line):
             return False
         nxt = self._lines.peek(1)[0]
@@ -542,10 +576,10 @@ class MboxImporter:
 
     via = "mbox"
 
-    def __init__(self, location: str, smb_password: str | None = None, variant: str = "auto"):
+    def __init__(self, location: str | Location, smb_password: str | None = None, variant: str = "auto"):
         if variant not in VARIANTS:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        self.location = parse_location(location)
+        self.location = location if isinstance(location, Location) else parse_location(location)
         self.source_uri = f"mbox:{self.location}"
         self.variant = variant
         self._smb_password = smb_password
