@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-FROM_LINE_REMOVED, envelope_length = "from-line-removed", lambda d, w: 0
-from importers.mbox import MboxSplitter, from_line_date, is_from_line
+from importers.eml import FROM_LINE_REMOVED, envelope_length
+from importers.mbox import MboxSplitter, _loose, from_line_date, is_from_line
 from importers.share import EML, MBOX, detect
 from tests.cli import mailarchive
 from tests.corpora import corpora_dir
