@@ -340,10 +340,11 @@ class ShareImporter:
 
     via = "share"
 
-    def __init__(self, location: str, smb_password: str | None = None):
+    def __init__(self, location: str, smb_password: str | None = None, mbox_limits: dict | None = None):
         self.location = parse_location(location)
         self.source_uri = f"share:{self.location}"
         self._smb_password = smb_password
+        self._mbox_limits = mbox_limits or {}  # MboxImporter's max_message, max_ratio, max_ratio_after
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after, inner = None, None
@@ -438,7 +439,7 @@ class ShareImporter:
         return SourceProblem(ref, _clean(f"cannot read: {msg}"), cur)
 
     def _mbox(self, tree, e: FileEntry, inner: Any, reporter) -> Iterator[SourceItem]:
-        sub = MboxImporter(tree.location(e.rel), self._smb_password)
+        sub = MboxImporter(tree.location(e.rel), self._smb_password, **self._mbox_limits)
         base = e.rel.rpartition(b"/")[2]
         name = mbox_folder_name(base.decode("utf-8", "backslashreplace"))
         dir_folder = _dir_folder(e.rel)
