@@ -63,7 +63,7 @@ CHANGED = "source changed during import"
 #: is listed, not fetched; a literal the server announces above it breaks off the folder (D6).
 MAX_FETCH = 1 << 30
 #: Literal bytes any command but a body FETCH may bring (folder names, sizes, search results).
-OTHER_LITERALS = 1 << 20
+OTHER_LITERALS = 16 << 20
 #: Literal bytes a body FETCH may bring beyond the RFC822.SIZE values of its batch.
 FETCH_SLACK = 64 << 10
 #: Bytes of mail the read-ahead thread may hold beyond the one being handed over.
