@@ -13,7 +13,7 @@ from .main import command
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.I)
+_SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,6})?) ?([KMGT]?)(?:I?B)?", re.I)
 
 
 class ByteSize(click.ParamType):
@@ -24,7 +24,7 @@ class ByteSize(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, int):
             return value
-        m = _SIZE.fullmatch(str(value))
+        m = _SIZE.fullmatch(str(value).strip())
         if not m or float(m.group(1)) * _UNITS[m.group(2).upper()] < 1:
             self.fail(f"{value!r} is not a size (examples: 500M, 2G, 1048576)", param, ctx)
         return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
