@@ -239,8 +239,9 @@ class _Lines:
 
     Linear in the stream: every byte is searched for a line end once and copied into the buffer once,
     however long its line (a line is assembled from a list of blocks joined once, never by repeated
-    concatenation). With ``limit`` set, a line longer than ``limit`` comes in pieces of ``limit`` bytes
-    (the last piece ends with the line end): no line is held whole beyond ``limit``.
+    concatenation). With ``limit`` set, reading stops once more than ``limit`` bytes without a line
+    end are buffered, and a longer line comes in pieces of more than ``limit`` and at most
+    ``limit + block`` bytes (the last piece ends with the line end): no line is held whole beyond that.
     """
 
     def __init__(self, f: BinaryIO, base: int = 0, block: int = BLOCK):
@@ -276,9 +277,7 @@ class _Lines:
         if self.back:
             return self.back.pop()
         nl = self._fill()
-        end = nl + 1 if nl >= 0 else len(self.buf)
-        if self.limit is not None and end - self.pos > self.limit:
-            end = self.pos + self.limit
+        end = nl + 1 if nl >= 0 else len(self.buf)  # the whole buffer: no copy when pos is 0
         if end == self.pos:
             return None
         line = self.buf[self.pos:end]
