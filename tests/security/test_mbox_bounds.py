@@ -7,18 +7,22 @@
 """
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import time
 import tracemalloc
 import zlib
 
 import pytest
 
-from importers.mbox import OVERSIZED, MboxSplitter
+from importers.mbox import OVERSIZED, MboxImporter, MboxSplitter
 from tests.cli import mailarchive
 from tests.security.child_rusage import mailarchive_measured
 from toolkit.cli.import_mbox_cmd import ByteSize
+from toolkit.reporter import ListReporter
+from toolkit.source import SourceMail, SourceProblem
 
 pytestmark = pytest.mark.security
 
@@ -195,3 +199,15 @@ def test_a_decompression_bomb_is_stopped_named_and_bounded(tmp_path):
     m = mailarchive_measured(home, "import", "share", str(share), "--max-expansion-after", "32M")
     assert m.returncode == 1 and "old.gz" in m.stdout, m.stdout
     assert m.maxrss_mib < 400, m.maxrss_mib
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress], ids=["bzip2", "xz"])
+def test_the_guard_stops_bzip2_and_xz_too(tmp_path, compress):
+    path = tmp_path / "bomb.mbox.z"
+    path.write_bytes(compress(F + b"Subject: bomb\n\n" + b"\0" * (32 << 20)))
+    items = list(MboxImporter(str(path), max_ratio_after=4 << 20).scan(None, ListReporter()))
+    assert len(items) == 1 and isinstance(items[0], SourceProblem), items
+    assert items[0].ref == "bomb.mbox.z" and "decompression stopped" in items[0].message
+    # raised past the guard, the same file is one message
+    items = list(MboxImporter(str(path), max_ratio_after=64 << 20).scan(None, ListReporter()))
+    assert [type(i) for i in items] == [SourceMail] and len(items[0].raw) == len(b"Subject: bomb\n\n") + (32 << 20)
