@@ -15,7 +15,12 @@ changed is read again from the start and dedup keeps it free of duplicates
 UIDs come from ``UID SEARCH`` in chunks of message sequence numbers
 (``SEARCH lo:hi UID n:*``), so one reply never exceeds imaplib's line
 limit however large the folder (D7), and bodies are fetched by explicit UID
-lists in batches bounded by count and bytes. A mail is yielded only when
+lists in batches bounded by count and bytes. Memory is bounded in bytes, not
+mail counts: a body FETCH may bring no more literal bytes than the
+RFC822.SIZE values of its batch announced (plus a little slack), so a server
+that lies about sizes is refused before the bytes are read and the folder
+is listed; a mail without RFC822.SIZE is fetched alone; the read-ahead
+thread holds at most ``prefetch_bytes`` of mail. A mail is yielded only when
 the bytes received equal its RFC822.SIZE (D1). A dropped or silent link
 (socket timeout on every read, D2) leads to a reconnect with bounded
 exponential backoff, re-login, re-EXAMINE and a refetch of the batch that
@@ -57,6 +62,12 @@ CHANGED = "source changed during import"
 #: The largest mail fetched over IMAP (it is held in memory whole). A mail whose RFC822.SIZE is larger
 #: is listed, not fetched; a literal the server announces above it breaks off the folder (D6).
 MAX_FETCH = 1 << 30
+#: Literal bytes any command but a body FETCH may bring (folder names, sizes, search results).
+OTHER_LITERALS = 16 << 20
+#: Literal bytes a body FETCH may bring beyond the RFC822.SIZE values of its batch.
+FETCH_SLACK = 64 << 10
+#: Bytes of mail the read-ahead thread may hold beyond the one being handed over.
+PREFETCH_BYTES = 64 << 20
 
 
 class _FolderError(Exception):
@@ -74,8 +85,11 @@ def _throttled(exc: BaseException) -> bool:
 
 
 def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
-    """Refuse a literal above ``limit`` before imaplib reads it (cpython #119511: no bound of its own)."""
+    """Refuse a literal above ``limit`` before imaplib reads it (cpython #119511: no bound of its own),
+    and literals beyond the byte budget of the command under way (``_literal_budget``): a server
+    that sends more than the RFC822.SIZE values it announced is refused before the bytes are read."""
     read = imap.read
+    imap._literal_budget = [OTHER_LITERALS, OTHER_LITERALS]  # [budget of the command, left of it]
 
     def bounded(size: int) -> bytes:
         if size > limit:
@@ -83,9 +97,24 @@ def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
                 f"the server announced a literal of {size:,} bytes, above the {limit:,}-byte limit of one mail; "
                 "the connection was dropped (a broken or hostile server?)"
             )
+        budget = imap._literal_budget
+        if size > budget[1]:
+            raise _ProtocolError(
+                f"the server sent more than it announced: a literal of {size:,} bytes where the command "
+                f"allows {budget[0]:,} bytes in all (the RFC822.SIZE values of the batch); the connection "
+                "was dropped (a broken or hostile server?)"
+            )
+        budget[1] -= size
         return read(size)
 
     imap.read = bounded
+
+
+def _budget(c: IMAPClient, nbytes: int) -> None:
+    """The literal bytes the next command may bring (see ``_bound_literals``)."""
+    b = getattr(c._imap, "_literal_budget", None)
+    if b is not None:
+        b[0] = b[1] = nbytes
 
 
 def load_cursor(cursor: Any) -> dict[str, tuple[int, int]]:
@@ -131,6 +160,7 @@ class ImapImporter(ServerSource):
         retry_deadline: float = 300.0,
         after_search: Callable[[str, list[int]], None] | None = None,
         prefetch: int = 400,
+        prefetch_bytes: int = PREFETCH_BYTES,
         max_fetch: int = MAX_FETCH,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
@@ -145,6 +175,7 @@ class ImapImporter(ServerSource):
         self.search_chunk = search_chunk
         self._after_search = after_search  # test hook: runs right after a folder's UID SEARCH
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
+        self.prefetch_bytes = prefetch_bytes  # and at most this many bytes of mail
         self.max_fetch = max_fetch
         self.throttled = 0
         self._client: IMAPClient | None = None
@@ -210,7 +241,9 @@ class ImapImporter(ServerSource):
         """
         while True:
             try:
-                return op(self._ensure())
+                client = self._ensure()
+                _budget(client, OTHER_LITERALS)
+                return op(client)
             except LINK_ERRORS as exc:
                 _close(self._client)
                 self._client = None
@@ -228,7 +261,7 @@ class ImapImporter(ServerSource):
         if self.prefetch <= 0:
             yield from self._scan(cursor, reporter)
             return
-        yield from _read_ahead(lambda: self._scan(cursor, reporter), self.prefetch)
+        yield from _read_ahead(lambda: self._scan(cursor, reporter), self.prefetch, self.prefetch_bytes)
 
     def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         state = load_cursor(cursor)
@@ -302,7 +335,13 @@ class ImapImporter(ServerSource):
         cur: list[int] = []
         nbytes = 0
         for uid in uids:
-            size = sizes.get(uid, 0)
+            if uid not in sizes:  # no RFC822.SIZE: fetched alone (its literal may be up to max_fetch)
+                if cur:
+                    yield cur
+                    cur, nbytes = [], 0
+                yield [uid]
+                continue
+            size = sizes[uid]
             if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes):
                 yield cur
                 cur, nbytes = [], 0
@@ -345,7 +384,9 @@ class ImapImporter(ServerSource):
         reporter.start(task, len(uids), "mails")
         try:
             for batch in self._batches(uids, sizes):
-                data = self._call(f"FETCH {name}", lambda c: _fetch_tolerant(c, batch))
+                known = all(u in sizes for u in batch)
+                allowed = (sum(sizes[u] for u in batch) if known else self.max_fetch) + FETCH_SLACK
+                data = self._call(f"FETCH {name}", lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1])
                 self._retry.reset()
                 for uid in batch:
                     ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
@@ -376,16 +417,30 @@ class _Failed:
         self.exc = exc
 
 
-def _read_ahead(make: Callable[[], Iterator], depth: int) -> Iterator:
-    """Run the generator ``make()`` in a thread, ``depth`` items ahead; errors re-raised here, in order.
+def _size(x) -> int:
+    return len(x.raw) if isinstance(x, SourceMail) and x.raw is not None else 0
+
+
+def _read_ahead(make: Callable[[], Iterator], depth: int, max_bytes: int = PREFETCH_BYTES) -> Iterator:
+    """Run the generator ``make()`` in a thread, ``depth`` items and ``max_bytes`` bytes of mail ahead
+    (one item more when the queue is empty, however large); errors re-raised here, in order.
 
     Network reads (and TLS decryption, which releases the GIL) overlap with the pipeline's work.
     Closing this generator stops the thread after its current item.
     """
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    room = threading.Condition()
+    queued = [0]  # bytes of mail in the queue
 
     def put(x) -> bool:
+        n = _size(x)
+        with room:
+            while queued[0] and queued[0] + n > max_bytes:
+                if stop.is_set():
+                    return False
+                room.wait(0.2)
+            queued[0] += n
         while not stop.is_set():
             try:
                 q.put(x, timeout=0.2)
@@ -411,6 +466,11 @@ def _read_ahead(make: Callable[[], Iterator], depth: int) -> Iterator:
     try:
         while True:
             x = q.get()
+            n = _size(x)
+            if n:
+                with room:
+                    queued[0] -= n
+                    room.notify()
             if x is _END:
                 return
             if isinstance(x, _Failed):

@@ -15,7 +15,13 @@ A line starting with ``From `` is a *From_ line* when it matches one of
   an RFC 5322 date (``[Mon, ]7 Jan 2019 09:15``) or an ISO date
   (``2019-01-07 09:15``); ``From - Mon Jun  3 12:50:27 1996`` is full too;
 * **weak** (Thunderbird, GYB, MimeKit writers): ``From -`` alone,
-  ``From addr@host`` alone, or a bare ``From`` with nothing after it.
+  ``From addr@host`` alone, or a bare ``From`` with nothing after it;
+* **several words** (older MTAs: ``From someone@[10.1.2.3] [host]  Sun Aug  5
+  09:51:15 2001``, ``From Hello Support Tue Jul 10 18:50:15 2012``): any sender
+  when a complete asctime date with its year (and an optional zone) ends the line;
+* at the very start of a stream (after empty lines and a BOM at most): any
+  line starting with ``From `` (not a ``From :`` header field) when a header
+  line follows it.
 
 ``From here on…``, ``From Russia with love``, ``From time to time`` and
 ``From experience: …`` are not From_ lines, wherever they stand (L1).
@@ -70,6 +76,19 @@ regions and an optional leading prefix tile the stream without gaps, so
 
 A non-From_ prefix before the first From_ line is not a message; it is
 exposed as ``MboxSplitter.prefix_length`` (the importer reports it, L7).
+
+Bounds
+------
+Time is linear in the stream, however long a line (see ``_Lines``). With
+``max_message`` a message whose bytes pass it is never held whole: no line
+is read whole beyond the cap, the rest is read in one-block pieces, and the
+message comes back ``oversized`` with its offset, length and CRC-32 but no
+bytes (flag ``over-max-message-size``); its end is a consistent
+Content-Length end, else the next separating From_ line. The importer lists
+it as an error (a rerun with a larger cap imports it: dedup skips the rest).
+A decompressed stream stops (``ExpansionStopped``, listed as an error naming
+the file) once it passes ``max_ratio_after`` bytes and ``max_ratio`` times
+the compressed bytes read so far.
 """
 from __future__ import annotations
 
@@ -88,7 +107,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.errors import SourceError, StorageError, UsageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
-from toolkit.storage import open_storage, parse_location
+from toolkit.storage import Location, open_storage, parse_location
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
 BLOCK = 1 << 20
@@ -100,6 +119,9 @@ CL_USED = "content-length-used"
 CL_IGNORED = "content-length-ignored"
 NO_TRAILING_NEWLINE = "no-trailing-newline"
 NO_BLANK_BEFORE = "separator-without-blank-line"
+OVERSIZED = "over-max-message-size"
+#: The default per-message cap of ``import mbox`` / ``import share`` (``--max-message-size``).
+MAX_MESSAGE = 2 << 30
 
 _BOM = b"\xef\xbb\xbf"
 _WD = rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
@@ -111,6 +133,15 @@ _DATE = (
 )
 _FULL = re.compile(rb"From +(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
 _WEAK = re.compile(rb"From(?: +-| +[^\s@]+@[^\s@]+| *)[ \t]*\r?\n?\Z")
+#: A sender of several words (``someone@[10.1.2.3] [host]``, ``Hello Support``): only with a complete
+#: asctime date ending the line (seconds optional, a zone before or after the year). ``search`` is
+#: linear: every start is a space before a weekday, and no two adjacent quantifiers match the same bytes.
+_LOOSE = re.compile(
+    rb" (?P<date>" + _WD + rb" +" + _MON + rb" +\d{1,2} +\d{1,2}:\d{2}(?::\d{2})?"
+    rb"(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))? +\d{4}(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))?)[ \t]*\r?\n?\Z"
+)
+#: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
+_FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _QUOTED_M = re.compile(rb"^>(>*From )", re.M)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
@@ -120,7 +151,21 @@ def is_from_line(line: bytes) -> bool:
     """Does ``line`` (with or without its line ending) match the relaxed From_ pattern?"""
     if not line.startswith(b"From"):
         return False
-    return bool(_FULL.match(line) or _WEAK.match(line))
+    return bool(_FULL.match(line) or _WEAK.match(line) or _loose(line))
+
+
+def _loose(line: bytes) -> re.Match | None:
+    """The date of a From_ line whose sender has spaces or brackets (see ``_LOOSE``), else None."""
+    if not line.startswith(b"From ") or _FROM_FIELD.match(line):
+        return None
+    m = _LOOSE.search(line, 4)
+    return m if m is not None and line[5 : m.start()].strip() else None
+
+
+def is_envelope_line(line: bytes) -> bool:
+    """Any line starting with ``From `` that is not a ``From:`` header field: a From_ line when it
+    opens a stream and a header line follows (older MTAs wrote senders and dates in any shape)."""
+    return line.startswith(b"From ") and not _FROM_FIELD.match(line)
 
 
 def _blank(line: bytes | None) -> bool:
@@ -154,7 +199,7 @@ def _pop_blank(acc: list[tuple[int, bytes]]) -> bytes:
 
 def from_line_date(from_line: bytes) -> dt.datetime | None:
     """The date of a From_ line as an aware datetime (UTC when the line names no zone), else None."""
-    m = _FULL.match(from_line.removeprefix(_BOM))
+    m = _FULL.match(from_line.removeprefix(_BOM)) or _loose(from_line.removeprefix(_BOM))
     if not m:
         return None
     parsed = email.utils.parsedate_tz(m.group("date").decode("ascii", "replace").strip())
@@ -178,6 +223,7 @@ class MboxMessage:
     variant: str = "unknown"
     crc32: int = 0               # of the region as it stands in the file: from_line + stored + separator
     unquoted: int = 0            # lines from which one '>' was removed (mboxrd only)
+    oversized: bool = False      # over the splitter's max_message: raw is empty, never read whole
 
     @property
     def stored_length(self) -> int:
@@ -189,31 +235,49 @@ class MboxMessage:
 
 
 class _Lines:
-    """Lines of a binary stream with their offsets, one at a time, with push-back (bounded: the current message)."""
+    """Lines of a binary stream with their offsets, one at a time, with push-back (bounded: the current message).
+
+    Linear in the stream: every byte is searched for a line end once and copied into the buffer once,
+    however long its line (a line is assembled from a list of blocks joined once, never by repeated
+    concatenation). With ``limit`` set, reading stops once more than ``limit`` bytes without a line
+    end are buffered, and a longer line comes in pieces of more than ``limit`` and at most
+    ``limit + block`` bytes (the last piece ends with the line end): no line is held whole beyond that.
+    """
 
     def __init__(self, f: BinaryIO, base: int = 0, block: int = BLOCK):
         self.f, self.block = f, block
         self.buf, self.pos, self.offset = b"", 0, base
         self.eof = False
         self.back: list[tuple[int, bytes]] = []   # a stack: last pushed is read first
+        self.limit: int | None = None
+
+    def _fill(self) -> int:
+        """The index in ``buf`` of the next line end at or after ``pos``, reading blocks as needed;
+        -1 at EOF without one, or when ``limit`` bytes are buffered without one."""
+        nl = self.buf.find(b"\n", self.pos)
+        if nl >= 0 or self.eof:
+            return nl
+        parts = [self.buf[self.pos:]]
+        have = len(parts[0])
+        while self.limit is None or have <= self.limit:
+            chunk = self.f.read(self.block)
+            if not chunk:
+                self.eof = True
+                break
+            i = chunk.find(b"\n")
+            parts.append(chunk)
+            have += len(chunk)
+            if i >= 0:
+                nl = have - len(chunk) + i
+                break
+        self.buf, self.pos = b"".join(parts), 0
+        return nl
 
     def next(self) -> tuple[int, bytes] | None:
         if self.back:
             return self.back.pop()
-        searched = self.pos
-        while True:
-            nl = self.buf.find(b"\n", searched)
-            if nl >= 0 or self.eof:
-                break
-            chunk = self.f.read(self.block)
-            if not chunk:
-                self.eof = True
-                searched = len(self.buf)
-            else:
-                searched = len(self.buf) - self.pos
-                self.buf = self.buf[self.pos:] + chunk
-                self.pos = 0
-        end = nl + 1 if nl >= 0 else len(self.buf)
+        nl = self._fill()
+        end = nl + 1 if nl >= 0 else len(self.buf)  # the whole buffer: no copy when pos is 0
         if end == self.pos:
             return None
         line = self.buf[self.pos:end]
@@ -225,22 +289,14 @@ class _Lines:
         """Whole lines up to (not including) the next line that starts with ``From`` (at least one line)."""
         if self.back:
             return self.back.pop()
-        while self.buf.find(b"\n", self.pos) < 0 and not self.eof:
-            chunk = self.f.read(self.block)
-            if not chunk:
-                self.eof = True
-            else:
-                self.buf = self.buf[self.pos:] + chunk
-                self.pos = 0
-        if self.buf.startswith(b"From", self.pos):
+        nl = self._fill()
+        if nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
             return self.next()
-        idx = self.buf.find(b"\nFrom", self.pos)
+        idx = self.buf.find(b"\nFrom", nl)
         if idx >= 0:
             end = idx + 1
         else:
-            end = len(self.buf) if self.eof else self.buf.rfind(b"\n", self.pos) + 1
-            if end <= self.pos:
-                return self.next()
+            end = len(self.buf) if self.eof else self.buf.rfind(b"\n", nl) + 1
         text = self.buf[self.pos:end]
         off = self.offset
         self.pos, self.offset = end, self.offset + len(text)
@@ -265,12 +321,17 @@ class MboxSplitter:
     ``base`` is the stream offset of the first byte of ``f`` (for resumed scans).
     """
 
-    def __init__(self, f: BinaryIO, variant: str = "auto", base: int = 0, block: int = BLOCK):
+    def __init__(self, f: BinaryIO, variant: str = "auto", base: int = 0, block: int = BLOCK,
+                 max_message: int | None = None):
         if variant not in VARIANTS:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
         self.base = base
         self._lines = _Lines(f, base, block)
+        self._block = block
+        self.max_message = max_message
+        if max_message is not None:
+            self._lines.limit = max_message + 3  # a longer line already makes its message too big
         self.prefix_length = 0
         self.prefix_blank_only = True
         self.size = base           # stream size once exhausted
@@ -283,7 +344,7 @@ class MboxSplitter:
         if first is not None and is_from_line(first[1].removeprefix(_BOM) if self.base == 0 else first[1]):
             pass  # the stream starts with a From_ line (a UTF-8 BOM before it belongs to it)
         else:
-            while first is not None and not self._starts_message(first[1]):
+            while first is not None and not self._starts_message(first[1], self.base == 0 and self.prefix_blank_only):
                 self.prefix_length += len(first[1])
                 self.prefix_blank_only &= _blank(first[1])
                 first = lines.next()
@@ -304,8 +365,13 @@ class MboxSplitter:
             self.size = pending.end_offset
             yield pending
 
-    def _starts_message(self, line: bytes) -> bool:
-        """The first From_ line of a stream (after a prefix): a From_ line followed by a header or a blank line."""
+    def _starts_message(self, line: bytes, at_start: bool = False) -> bool:
+        """The first From_ line of a stream (after a prefix): a From_ line followed by a header or a blank line.
+        ``at_start`` (nothing but empty lines before it, a BOM allowed): any ``From `` line followed by a header."""
+        if at_start and is_envelope_line(line.removeprefix(_BOM)):
+            nxt = self._lines.peek(1)[0]
+            if _header(nxt):
+                return True
         if not is_from_line(line):
             return False
         nxt = self._lines.peek(1)[0]
@@ -330,6 +396,7 @@ class MboxSplitter:
         cl_flag: str | None = None
         inner: list[tuple[int, str]] = []  # (index in acc, kind) of From_ lines inside the claimed range
         prev: bytes | None = from_line
+        size, cap = 0, self.max_message
         while True:
             item = lines.next() if in_headers or claimed is not None else lines.chunk()
             if item is None:
@@ -360,6 +427,9 @@ class MboxSplitter:
                     acc.append((off, line))
                     return self._cut(start, acc, (len(acc) - 1, kind), flags, cl_flag)
             acc.append((off, line))
+            size += len(line)
+            if cap is not None and size > cap + 2:  # + the empty line before the next From_ line
+                return self._oversized(start, acc, flags, claimed)
             prev = _last_line(line)
             if claimed is None:
                 continue
@@ -376,6 +446,67 @@ class MboxSplitter:
             nxt = lines.next()
             msg = self._finish(offset, from_line, acc, sep, flags, CL_USED if inner else None)
             return msg, nxt, []
+
+    def _oversized(self, start, acc, flags, claimed: int | None):
+        """Read past a message over ``max_message`` in pieces of at most one block, keeping only its
+        CRC-32 and length: the message comes back with ``oversized`` set and no bytes. Its end is
+        a consistent Content-Length end, else the next From_ line that separates (From_ lines
+        inside the range a Content-Length claims do not split here)."""
+        lines = self._lines
+        offset, from_line = start
+        crc = zlib.crc32(from_line)
+        for _, line in acc:
+            crc = zlib.crc32(line, crc)
+        last = acc[-1][1] if acc else from_line
+        prev: bytes = last            # the last piece that began a line (b"x" once a piece did not)
+        acc.clear()
+        saved, lines.limit = lines.limit, min(self._block, BLOCK)
+        sep, nxt, nxt_flags = b"", None, []
+        try:
+            while True:
+                item = lines.next()
+                if item is None:
+                    break
+                off, piece = item
+                at_start = last.endswith(b"\n")
+                if at_start and claimed is not None and off >= claimed:
+                    if off == claimed:
+                        verdict = self._consistent_after_piece(piece)
+                        if verdict is False:       # the From_ line (or EOF) right at the claimed end
+                            nxt = item
+                            break
+                        if verdict is True:        # one empty line, then a From_ line or EOF
+                            sep, crc = piece, zlib.crc32(piece, crc)
+                            nxt = lines.next()
+                            break
+                    claimed = None
+                kind = self._separator(piece, prev) if at_start and claimed is None else None
+                if kind is not None:
+                    if kind != "noblank" and _blank(prev):
+                        sep = prev
+                    nxt = item
+                    nxt_flags = {"noblank": [NO_BLANK_BEFORE], "false": [POSSIBLE_FALSE_SPLIT]}.get(kind, [])
+                    break
+                crc = zlib.crc32(piece, crc)
+                prev = piece if at_start else b"x"
+                last = piece
+        finally:
+            lines.limit = saved
+        end = nxt[0] if nxt is not None else lines.offset
+        flags = list(flags) + [OVERSIZED]
+        msg = MboxMessage(offset, from_line, b"", end, sep, flags, self.variant if self.variant != "auto" else "unknown",
+                          crc, oversized=True)
+        return msg, nxt, nxt_flags
+
+    def _consistent_after_piece(self, piece: bytes) -> bool | None:
+        """``_consistent_after`` for a piece just read at the claimed end."""
+        if is_from_line(piece):
+            return False
+        if _blank(piece):
+            b = self._lines.peek(1)[0]
+            if b is None or is_from_line(b):
+                return True
+        return None
 
     def _cut(self, start, acc, at: tuple[int, str], flags, cl_flag: str | None = CL_IGNORED):
         """End the message before the From_ line acc[at]; the lines from there on are read again."""
@@ -494,6 +625,41 @@ def open_decompressed(f: BinaryIO) -> BinaryIO:
     return f
 
 
+#: Defaults of the decompression guard (``--max-expansion-ratio``, ``--max-expansion-after``).
+MAX_RATIO = 100
+MAX_RATIO_AFTER = 1 << 30
+
+
+class ExpansionStopped(Exception):
+    """A compressed input expanded past the guard (see ``GuardedStream``)."""
+
+    def __init__(self, expanded: int, compressed: int):
+        super().__init__(expanded, compressed)
+        self.expanded, self.compressed = expanded, compressed
+
+
+class GuardedStream:
+    """A decompressed stream that stops (``ExpansionStopped``) once it has given more than ``after``
+    bytes AND more than ``ratio`` times the compressed bytes read so far (a decompression bomb):
+    the check runs after every read, so at most one read's worth passes the guard."""
+
+    def __init__(self, stream: BinaryIO, raw: BinaryIO, ratio: float, after: int):
+        self.stream, self.raw, self.ratio, self.after = stream, raw, ratio, after
+        self.expanded = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.expanded += len(data)
+        if self.expanded > self.after:
+            compressed = max(self.raw.tell(), 1)
+            if self.expanded > self.ratio * compressed:
+                raise ExpansionStopped(self.expanded, compressed)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 def folder_name(filename: str) -> str:
     """``archive-2018.mbox.gz`` → ``archive-2018``: compression suffixes and .mbox/.mbx are removed."""
     name = filename
@@ -542,12 +708,16 @@ class MboxImporter:
 
     via = "mbox"
 
-    def __init__(self, location: str, smb_password: str | None = None, variant: str = "auto"):
+    def __init__(self, location: str | Location, smb_password: str | None = None, variant: str = "auto",
+                 max_message: int | None = MAX_MESSAGE, max_ratio: float = MAX_RATIO,
+                 max_ratio_after: int = MAX_RATIO_AFTER):
         if variant not in VARIANTS:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        self.location = parse_location(location)
+        self.location = location if isinstance(location, Location) else parse_location(location)
         self.source_uri = f"mbox:{self.location}"
         self.variant = variant
+        self.max_message = max_message
+        self.max_ratio, self.max_ratio_after = max_ratio, max_ratio_after
         self._smb_password = smb_password
         self.name = os.path.basename(self.location.path.rstrip("/")) or str(self.location)
 
@@ -593,7 +763,10 @@ class MboxImporter:
 
     def _stream(self, raw_f) -> BinaryIO:
         raw_f.seek(0)
-        return open_decompressed(raw_f)
+        stream = open_decompressed(raw_f)
+        if stream is raw_f:
+            return raw_f
+        return GuardedStream(stream, raw_f, self.max_ratio, self.max_ratio_after)
 
     def _resume(self, raw_f, size, cursor, reporter) -> tuple[BinaryIO, int]:
         """The stream positioned where the scan continues, and that offset."""
@@ -627,8 +800,18 @@ class MboxImporter:
         if size == 0:
             reporter.warn(f"{self.name}: empty mbox file (0 bytes): no messages")
             return
+        try:
+            yield from self._split(raw_f, size, mtime, cursor, reporter)
+        except ExpansionStopped as exc:
+            yield SourceProblem(self.name, (
+                f"{self.name}: decompression stopped after {exc.expanded} bytes from {exc.compressed} compressed "
+                f"bytes (over {self.max_ratio:g} times, past {self.max_ratio_after} bytes): a decompression bomb, "
+                f"or an mbox that really is this compressible; the messages before this point are imported. "
+                f"To read it all, rerun with a larger --max-expansion-ratio or --max-expansion-after"))
+
+    def _split(self, raw_f, size, mtime, cursor, reporter) -> Iterator[SourceItem]:
         stream, base = self._resume(raw_f, size, cursor, reporter)
-        splitter = MboxSplitter(stream, self.variant, base)
+        splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
         prefix_done = False
         try:
@@ -672,6 +855,11 @@ class MboxImporter:
                 counts[flag] += 1
         if POSSIBLE_FALSE_SPLIT in msg.flags:
             reporter.warn(f"{ref}: possible false split (an unquoted From_ line after an empty line, no header after it)")
+        if msg.oversized:
+            return SourceProblem(ref, (
+                f"{self.name}: the message at byte {msg.offset} is {msg.stored_length} bytes, over the "
+                f"--max-message-size of {self.max_message} bytes: not imported (never read whole); "
+                f"rerun with --max-message-size {msg.stored_length} or more to import it"), cur)
         if not msg.raw or msg.raw.isspace():
             return SourceProblem(ref, "empty message (nothing between this From_ line and the next)", cur)
         flags = sorted(msg.flags) + [f"variant={msg.variant}"]

@@ -22,13 +22,21 @@ arrival order; messages deleted by another client before it do not
 matter); when that message is gone, everything is read again and dedup
 stores nothing twice. A server without UIDL gets no cursor: every run
 reads everything and dedup (exact bytes) decides.
+
+UIDL and LIST answers are read with caps of their own: a line of at most
+``MAX_LIST_LINE`` bytes, at most ``max_listing`` lines, and every line must
+be ``number uid`` (UIDL: 1-255 printable characters) or ``number size``
+with numbers in range. Anything else stops the run with an error naming the
+server and the line (a broken or hostile server), never a traceback.
 """
 from __future__ import annotations
 
 import poplib
+import re
 import ssl
 from typing import Any, Callable, Iterator
 
+from toolkit.errors import SourceError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 
@@ -45,6 +53,14 @@ MAX_LINE = 1 << 20           # status and listing lines
 READ_PIECE = 1 << 16         # RETR is read in pieces of at most this (long lines are fine)
 MAX_MESSAGE = 1 << 30        # larger mails are listed, not fetched (memory stays bounded)
 CHANGED = "source changed during import"
+MAX_LIST_LINE = 512          # one UIDL or LIST answer line
+MAX_LISTING = 10_000_000     # lines of one UIDL or LIST answer
+_UIDL_LINE = re.compile(rb"(\d{1,10}) +([\x21-\x7e]{1,255})[ \t]*")
+_LIST_LINE = re.compile(rb"(\d{1,10}) +(\d{1,15})(?:[ \t][^\r\n]*)?")
+
+
+class ListingError(SourceError):
+    """A UIDL or LIST answer the importer cannot trust (garbage, too long, too many lines)."""
 
 
 class _LinkLost(EOFError):
@@ -119,10 +135,12 @@ class Pop3Importer(ServerSource):
         backoff: float = 1.0,
         retry_deadline: float = 300.0,
         max_size: int = MAX_MESSAGE,
+        max_listing: int = MAX_LISTING,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
                          timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
         self.max_size = max_size
+        self.max_listing = max_listing
         self._conn: poplib.POP3 | None = None
         self._numbers: dict[str, int] = {}  # UIDL -> message number in the current session
 
@@ -187,23 +205,58 @@ class Pop3Importer(ServerSource):
                 self._retry.wait(what, exc)
                 self.reconnects += 1
 
-    @staticmethod
-    def _uidl(conn) -> list[tuple[int, str]] | None:
+    def _listing(self, conn, cmd: str) -> list[bytes]:
+        """The lines of a UIDL or LIST answer, read with a line and a count cap (see the module docstring)."""
+        conn._putcmd(cmd)
+        conn._getresp()  # error_proto on -ERR
+        lines: list[bytes] = []
+        while True:
+            line = conn.file.readline(MAX_LIST_LINE + 1)
+            if not line:
+                raise _LinkLost(f"connection closed during {cmd}")
+            if len(line) > MAX_LIST_LINE:
+                raise ListingError(f"{self.source_uri}: a line of the {cmd} answer is longer than {MAX_LIST_LINE} "
+                                   f"bytes (starts {line[:60]!r}); nothing imported (a broken or hostile server?)")
+            if line in (b".\r\n", b".\n"):
+                return lines
+            if len(lines) >= self.max_listing:
+                raise ListingError(f"{self.source_uri}: the {cmd} answer lists more than {self.max_listing:,} "
+                                   "messages; nothing imported (a broken or hostile server?)")
+            lines.append(line.removeprefix(b".").rstrip(b"\r\n") if line.startswith(b"..") else line.rstrip(b"\r\n"))
+
+    def _listed_number(self, cmd: str, line: bytes, m: re.Match | None) -> int:
+        n = int(m.group(1)) if m else 0
+        if not m or not 1 <= n <= self.max_listing:
+            what = "number unique-id" if cmd == "UIDL" else "number size"
+            raise ListingError(f"{self.source_uri}: the {cmd} answer has a line that is not '{what}' with a "
+                               f"message number from 1 to {self.max_listing:,}: {line[:100]!r}; nothing imported "
+                               "(a broken or hostile server?)")
+        return n
+
+    def _uidl(self, conn) -> list[tuple[int, str]] | None:
         try:
-            _resp, lines, _ = conn.uidl()
+            lines = self._listing(conn, "UIDL")
         except poplib.error_proto:
             return None  # no UIDL on this server
         out = []
         for line in lines:
-            n, _, uidl = line.partition(b" ")
-            out.append((int(n), uidl.strip().decode("ascii", "replace")))
+            m = _UIDL_LINE.fullmatch(line)
+            out.append((self._listed_number("UIDL", line, m), m.group(2).decode("ascii")))
+        return out
+
+    def _sizes(self, conn) -> dict[int, int]:
+        out = {}
+        for line in self._listing(conn, "LIST"):
+            m = _LIST_LINE.fullmatch(line)
+            n = self._listed_number("LIST", line, m)
+            out[n] = int(m.group(2))
         return out
 
     # -- scan ------------------------------------------------------------------------------------------
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         try:
             listing = self._call("UIDL", self._uidl)
-            sizes = self._call("LIST", _sizes)
+            sizes = self._call("LIST", self._sizes)
             if listing is None:
                 reporter.info(f"{self.source_uri}: no UIDL support: reading everything, dedup decides")
                 todo = [(n, None) for n in sorted(sizes)]
@@ -251,15 +304,6 @@ class Pop3Importer(ServerSource):
             conn.quit()
         except Exception:
             _close(conn)
-
-
-def _sizes(conn) -> dict[int, int]:
-    _resp, lines, _ = conn.list()
-    out = {}
-    for line in lines:
-        n, _, size = line.partition(b" ")
-        out[int(n)] = int(size.split()[0]) if size.strip() else 0
-    return out
 
 
 def _close(conn) -> None:

@@ -15,8 +15,10 @@ device opened, names as bytes). Then
   decompression when it starts with gzip/bzip2/xz magic bytes):
 
   - first line a From_ line (``From `` + sender + date, optionally after
-    empty lines or a UTF-8 BOM) → an mbox, imported by ``MboxImporter``
-    (which reads compressed files transparently);
+    empty lines or a UTF-8 BOM), or any other line starting with ``From ``
+    (not a ``From:`` field) followed by a mail header block → an mbox,
+    imported by ``MboxImporter`` (which reads compressed files
+    transparently); the From_ line is never archived;
   - first line ``Name: value`` with a header-name charset, a header block
     within the 64 KiB that names at least one usual mail header → one EML
     message;
@@ -58,7 +60,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 from . import maildir as md
-from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_from_line
+from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .walk import FileEntry, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
@@ -88,11 +90,13 @@ def _decompress_head(head: bytes, kind: str) -> bytes:
     return lzma.LZMADecompressor().decompress(head, HEAD)
 
 
-def _first_line_is_from(data: bytes) -> bool:
+def _first_line_is_from(data: bytes, whole: bool = False) -> bool:
     body = data.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
     line, nl, rest = body.partition(b"\n")
     if not is_from_line(line + nl):
-        return False
+        # Older MTAs wrote From_ lines of any shape (``From someone@[10.1.2.3] [host]  Sun Aug  5 …``):
+        # any ``From `` line followed by a mail header block makes an mbox, as the splitter agrees.
+        return is_envelope_line(line) and looks_like_headers(rest, whole)
     if from_line_date(line) is not None:
         return True
     # A weak From_ line (``From -``, ``From addr@host``): only with a header line after it.
@@ -143,7 +147,7 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         if looks_like_headers(data, False):
             return SKIP, f"{kind}-compressed single message: not imported (decompress it, then rerun)"
         return SKIP, f"not mail: {kind}-compressed file holding neither an mbox nor a message"
-    if _first_line_is_from(data):
+    if _first_line_is_from(data, whole):
         return MBOX, None
     if looks_like_headers(data, whole):
         return EML, None
@@ -336,10 +340,11 @@ class ShareImporter:
 
     via = "share"
 
-    def __init__(self, location: str, smb_password: str | None = None):
+    def __init__(self, location: str, smb_password: str | None = None, mbox_limits: dict | None = None):
         self.location = parse_location(location)
         self.source_uri = f"share:{self.location}"
         self._smb_password = smb_password
+        self._mbox_limits = mbox_limits or {}  # MboxImporter's max_message, max_ratio, max_ratio_after
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after, inner = None, None
@@ -434,7 +439,7 @@ class ShareImporter:
         return SourceProblem(ref, _clean(f"cannot read: {msg}"), cur)
 
     def _mbox(self, tree, e: FileEntry, inner: Any, reporter) -> Iterator[SourceItem]:
-        sub = MboxImporter(tree.location(e.rel), self._smb_password)
+        sub = MboxImporter(tree.location(e.rel), self._smb_password, **self._mbox_limits)
         base = e.rel.rpartition(b"/")[2]
         name = mbox_folder_name(base.decode("utf-8", "backslashreplace"))
         dir_folder = _dir_folder(e.rel)

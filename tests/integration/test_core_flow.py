@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from importers.eml import envelope_length
+from importers.share import HEAD
 from tests.cli import mailarchive
 from tests.corpora import REPO, corpora_dir, single_message_files
 
 
 def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _archived_sha(p: Path) -> str:
+    """What `import eml` archives: the file, less a leading From_ line (the mbox envelope)."""
+    data = p.read_bytes()
+    return hashlib.sha256(data[envelope_length(data[:HEAD], len(data) <= HEAD):]).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,7 @@ def _flow(tmp_path: Path, source: Path, medium: str, env: dict | None = None) ->
     for f in files:
         row = by_ref[f.relative_to(source).as_posix()]
         if row["decision"] in ("new", "id-conflict", "exact-duplicate"):
-            assert _sha(f) == row["blob_id"] and row["blob_id"] in exported, f
+            assert _archived_sha(f) == row["blob_id"] and row["blob_id"] in exported, f
         else:
             assert row["decision"] == "duplicate" and row["blob_id"] in exported, f
 

@@ -10,7 +10,8 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
 * ``"garbage"``: an unparsable FETCH line;
 * ``"huge-size"``: RFC822.SIZE claims 5 GB (the body is never asked for);
 * ``"throttle"``: the first two body FETCHes get ``NO [THROTTLED]`` (Exchange's wording), then the mail;
-* ``"bye"``: the first body FETCH gets ``* BYE`` and the connection is closed, then the mail.
+* ``"bye"``: the first body FETCH gets ``* BYE`` and the connection is closed, then the mail;
+* ``"lying-size"``: 20 mails, RFC822.SIZE says 1,000 bytes each, the body FETCH sends 50 MB each.
 """
 from __future__ import annotations
 
@@ -22,6 +23,16 @@ from .process import LineHandler, ScriptedServer
 
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
+LYING_COUNT, LYING_CLAIM, LYING_SENT = 20, 1000, 50 << 20
+
+
+def _uid_set(args: bytes) -> list[int]:
+    """The UIDs of a FETCH argument like ``1:3,7 (ITEMS)``."""
+    out: list[int] = []
+    for part in args.split(b" ", 1)[0].split(b","):
+        lo, _, hi = part.partition(b":")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
 _CMD = re.compile(rb"^(\S+) (?:UID )?(\S+)(?: (.*))?$", re.I)
 
 
@@ -57,6 +68,24 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                 elif cmd == b"LIST":
                     rows = b"".join(b'* LIST (\\HasNoChildren) "/" "' + n.encode() + b'"\r\n' for n in state.folders)
                     self.send(rows + ok)
+                elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "lying-size":
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % LYING_COUNT + tag + b" OK [READ-ONLY] done\r\n")
+                elif cmd == b"SEARCH" and state.folders.get(selected or "") == "lying-size":
+                    self.send(b"* SEARCH " + b" ".join(b"%d" % u for u in range(1, LYING_COUNT + 1)) + b"\r\n" + ok)
+                elif cmd == b"FETCH" and state.folders.get(selected or "") == "lying-size":
+                    uids = _uid_set(args)
+                    if b"BODY.PEEK[]" not in args.upper():
+                        self.send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (u, u, LYING_CLAIM) for u in uids) + ok)
+                        continue
+                    body = MAIL + b"x" * (LYING_SENT - len(MAIL))
+                    try:
+                        for u in uids:
+                            self.send(b"* %d FETCH (UID %d RFC822.SIZE %d BODY[] {%d}\r\n" % (u, u, LYING_CLAIM, len(body))
+                                      + body + b")\r\n")
+                        self.send(ok)
+                    except OSError:
+                        return  # the client hung up, as it should
                 elif cmd in (b"EXAMINE", b"SELECT"):
                     selected = args.strip(b'"').decode()
                     self.send(b"* 1 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n"

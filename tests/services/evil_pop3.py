@@ -4,11 +4,14 @@ Plain TCP on 127.0.0.1 (the importer runs with ``allow_plaintext``): no CAPA,
 optionally no UIDL, and a maildrop that answers ``-ERR [IN-USE]`` to the first
 ``locked`` PASS commands. Every command is recorded (so a test can see that DELE
 never came); messages are sent dot-stuffed, with their line endings as given.
+``rows`` replaces the answer lines of ``LIST`` or ``UIDL`` with what a callable
+yields (garbage numbers, overlong lines, an endless listing).
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 from .process import LineHandler, ScriptedServer
 
@@ -18,6 +21,7 @@ class EvilPop3(ScriptedServer):
     messages: list[bytes] = field(default_factory=list)
     uidl: bool = True
     locked: int = 0
+    rows: dict[bytes, Callable[[], Iterable[bytes]]] = field(default_factory=dict)
 
 
 def _stuffed(raw: bytes) -> bytes:
@@ -25,8 +29,9 @@ def _stuffed(raw: bytes) -> bytes:
     return b"".join(b"." + ln if ln.startswith(b".") else ln for ln in lines)
 
 
-def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0) -> EvilPop3:
-    state = EvilPop3(scheme="pop3", messages=list(messages), uidl=uidl, locked=locked)
+def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0,
+                    rows: dict[bytes, Callable[[], Iterable[bytes]]] | None = None) -> EvilPop3:
+    state = EvilPop3(scheme="pop3", messages=list(messages), uidl=uidl, locked=locked, rows=dict(rows or {}))
     lock = threading.Lock()
 
     class Handler(LineHandler):
@@ -50,6 +55,14 @@ def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0
                     self.send(b"-ERR [IN-USE] maildrop locked by another session\r\n" if busy else b"+OK logged in\r\n")
                 elif cmd == b"STAT":
                     self.send(b"+OK %d %d\r\n" % (len(state.messages), sum(map(len, state.messages))))
+                elif cmd in state.rows:
+                    try:
+                        self.send(b"+OK\r\n")
+                        for chunk in state.rows[cmd]():
+                            self.wfile.write(chunk)
+                        self.send(b".\r\n")
+                    except OSError:
+                        return  # the client hung up
                 elif cmd == b"LIST":
                     rows = b"".join(b"%d %d\r\n" % (i + 1, len(m)) for i, m in enumerate(state.messages))
                     self.send(b"+OK\r\n" + rows + b".\r\n")

@@ -86,6 +86,10 @@ def eml_cmd(click_ctx, sources, password_file):
     and empty files are listed. Killed or interrupted runs resume from the last
     committed file when the same command runs again; a run after a completed
     one reads everything again and records each mail as a duplicate.
+
+    A file that starts with an mbox From_ line ("From sender date", followed
+    by a mail header block) loses that line, as mail clients do; the rest is
+    archived as one message (never split) with the note from-line-removed.
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)

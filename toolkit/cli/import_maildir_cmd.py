@@ -9,6 +9,7 @@ from importers.maildir import MaildirImporter
 from importers.share import ShareImporter
 
 from .import_cmd import _smb_password, import_group, run_imports
+from .import_mbox_cmd import mbox_limits
 from .main import command
 
 _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD)."
@@ -38,8 +39,9 @@ def maildir_cmd(click_ctx, sources, password_file):
 @command(import_group, "share")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
+@mbox_limits
 @click.pass_context
-def share_cmd(click_ctx, sources, password_file):
+def share_cmd(click_ctx, sources, password_file, max_message_size, max_expansion_ratio, max_expansion_after):
     """Import a whole tree of mixed mail, recognising each file by its content.
 
     SOURCE is a directory or smb://user@host[:port]/share/path. Maildirs
@@ -53,5 +55,6 @@ def share_cmd(click_ctx, sources, password_file):
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)
-    rc = run_imports(ctx, [ShareImporter(s, smb_password=password) for s in sources])
+    limits = {"max_message": max_message_size, "max_ratio": max_expansion_ratio, "max_ratio_after": max_expansion_after}
+    rc = run_imports(ctx, [ShareImporter(s, smb_password=password, mbox_limits=limits) for s in sources])
     click_ctx.exit(rc)

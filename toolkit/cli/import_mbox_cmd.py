@@ -1,14 +1,49 @@
 """``mailarchive import mbox SOURCE...``: mbox files with the project's own splitter (importers/mbox.py)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
-from importers.mbox import VARIANTS, MboxImporter
+from importers.mbox import MAX_MESSAGE, MAX_RATIO, MAX_RATIO_AFTER, VARIANTS, MboxImporter
 
 from .import_cmd import _smb_password, import_group, run_imports
 from .main import command
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,6})?) ?([KMGT]?)(?:I?B)?", re.I)
+
+
+class ByteSize(click.ParamType):
+    """A byte count: 2147483648, 500M, 2G, 1.5GiB, 64k (binary units: K = 1024)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        m = _SIZE.fullmatch(str(value).strip())
+        if not m or float(m.group(1)) * _UNITS[m.group(2).upper()] < 1:
+            self.fail(f"{value!r} is not a size (examples: 500M, 2G, 1048576)", param, ctx)
+        return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def mbox_limits(f):
+    """The resource limits of reading mbox files (``import mbox`` and the mboxes of ``import share``)."""
+    f = click.option("--max-expansion-after", type=ByteSize(), default=str(MAX_RATIO_AFTER), show_default="1G",
+                     help="The decompression guard looks at the ratio only past this many decompressed bytes.")(f)
+    f = click.option("--max-expansion-ratio", type=click.FloatRange(1, None), default=MAX_RATIO, show_default=True,
+                     help="A .gz/.bz2/.xz input that expands to more than this many times its compressed bytes "
+                          "(past --max-expansion-after) is stopped and listed as an error (a decompression bomb); "
+                          "the messages before that point are imported.")(f)
+    f = click.option("--max-message-size", type=ByteSize(), default=str(MAX_MESSAGE), show_default="2G",
+                     help="Largest message read from an mbox (units K, M, G: 500M, 2G). A larger message is never "
+                          "read whole: it is listed as an error with its file, byte offset and size, the run exits "
+                          "1 and the messages after it are imported; rerun with a larger value to import it "
+                          "(a rerun reads the mbox again, dedup skips what is archived).")(f)
+    return f
 
 
 @command(import_group, "mbox")
@@ -17,8 +52,9 @@ from .main import command
               help="How the mbox quotes body lines that start with 'From ': only mboxrd is unquoted.")
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD).")
+@mbox_limits
 @click.pass_context
-def mbox_cmd(click_ctx, sources, variant, password_file):
+def mbox_cmd(click_ctx, sources, variant, password_file, max_message_size, max_expansion_ratio, max_expansion_after):
     """Import mbox files: each SOURCE is one mbox file, local or smb://user@host[:port]/share/path/file.
 
     Files compressed with gzip, bzip2 or xz are read transparently (detected
@@ -48,8 +84,17 @@ def mbox_cmd(click_ctx, sources, variant, password_file):
     rewritten in the meantime is read again from the start (with a warning),
     and dedup decides. A run after a completed one reads everything again and
     records each mail as a duplicate.
+
+    Limits: a message over --max-message-size is listed as an error (file,
+    byte offset, size) and not imported, rather than archived by streaming:
+    the splitter reads past it without holding it, the run exits 1, the
+    messages after it are imported, and a rerun with a larger value imports
+    it. A compressed mbox that expands more than --max-expansion-ratio times
+    (past --max-expansion-after bytes) is stopped and listed as an error.
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)
-    rc = run_imports(ctx, [MboxImporter(s, smb_password=password, variant=variant) for s in sources])
+    rc = run_imports(ctx, [MboxImporter(s, smb_password=password, variant=variant, max_message=max_message_size,
+                                        max_ratio=max_expansion_ratio, max_ratio_after=max_expansion_after)
+                           for s in sources])
     click_ctx.exit(rc)
