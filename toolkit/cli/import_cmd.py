@@ -12,6 +12,7 @@ from ..errors import ExitCode
 from ..ingest import Ingest
 from .main import cli, command, pass_ctx, subgroup
 from .passwords import read_secret
+from .problems import problem_lines
 
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
@@ -63,9 +64,8 @@ def _print_summary(ctx, r) -> None:
     )
     if r["decisions"]:
         ctx.ui.say("  decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["decisions"].items())))
-    for s in r["sources"]:
-        for p in s["problems"]:
-            ctx.ui.say(f"  {p['kind']}: {p['ref']}: {p['message']}")
+    for line in problem_lines([p for s in r["sources"] for p in s["problems"]], ctx.ui.log is not None):
+        ctx.ui.say(line)
 
 
 def _smb_password(sources, password_file):

@@ -90,9 +90,14 @@ class LazyGroup(click.Group):
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object with the result on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress and no summary on the terminal.")
 @click.option("--lock-wait", type=float, default=0.0, show_default=True, help="Seconds to wait for another writer to finish.")
+@click.option("--progress-interval", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="When stderr is not a terminal: seconds between plain progress lines.")
+@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Append a timestamped line per event of this run (start, skips, errors, summaries, end) to FILE (default: the log_file setting).")
 @click.version_option(package_name="mailarchive-toolkit")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float) -> None:
+def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float,
+        progress_interval: float, log_file: Path | None) -> None:
     """Bulk migration into and out of an encrypted, timestamped e-mail archive.
 
     An archive is a home directory (configuration, key, encrypted catalog) and
@@ -101,7 +106,33 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     """
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
-    ctx.obj = Context(home, Ui(json=as_json, quiet=quiet), lock_wait)
+    ctx.obj = Context(home, Ui(json=as_json, quiet=quiet, progress_interval=progress_interval), lock_wait)
+    ctx.obj.ui.log = _open_log(log_file, home, ctx)
+
+
+def _open_log(log_file: Path | None, home: Path, ctx: click.Context):
+    """The run log of --log-file, else of the archive's log_file setting; logs the start of the run."""
+    if log_file is None:
+        from .config_cmd import setting_without_key
+
+        value = setting_without_key(home, "log_file")
+        log_file = Path(value) if value else None
+    if log_file is None or ctx.resilient_parsing or "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        return None
+    from .runlog import RunLog
+
+    try:
+        log = RunLog(log_file)
+    except OSError as exc:
+        raise click.UsageError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
+    args = sys.argv[1:] if _RUN.get("argv") is None else _RUN["argv"]
+    log.event("start", command=" ".join(args), archive=str(Path(home).absolute()))
+    _RUN["log"] = log
+    return log
+
+
+#: The run log of this process, so that ``main`` can log the exit status.
+_RUN: dict = {}
 
 
 def _register() -> None:
@@ -118,18 +149,28 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
+    _RUN["argv"] = argv
     try:
         rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
     except MailArchiveError as exc:
         err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-        sys.exit(int(exc.exit_code))
+        _exit(int(exc.exit_code), str(exc))
     except click.exceptions.Abort:
         err_console.print("aborted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _exit(int(ExitCode.INTERRUPTED), "aborted")
     except click.ClickException as exc:
         exc.show()
-        sys.exit(int(ExitCode.USAGE))
+        _exit(int(ExitCode.USAGE), exc.format_message())
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
-    sys.exit(int(rv or 0))
+        _exit(int(ExitCode.INTERRUPTED), "interrupted")
+    _exit(int(rv or 0))
+
+
+def _exit(code: int, error: str | None = None) -> None:
+    log = _RUN.pop("log", None)
+    if log is not None:
+        if error:
+            log.event("error", reason=error)
+        log.end(code)
+    sys.exit(code)
