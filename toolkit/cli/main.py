@@ -47,7 +47,8 @@ COMMAND_MODULES = {
     "init": ["init_cmd"],
     "key": ["key_cmd"],
     "media": ["media_cmd", "media_tools_cmd"],
-    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd"],
+    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd", "config_cmd"],
+    "config": ["config_cmd"],
     "export": ["export_cmd", "export_more_cmd", "verify_cmd"],
     "stats": ["query_cmd"],
     "sql": ["query_cmd"],
@@ -113,9 +114,9 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
 def _open_log(log_file: Path | None, home: Path, ctx: click.Context):
     """The run log of --log-file, else of the archive's log_file setting; logs the start of the run."""
     if log_file is None:
-        from .config_cmd import setting_without_key
+        from .runlog import log_file_setting
 
-        value = setting_without_key(home, "log_file")
+        value = log_file_setting(home)
         log_file = Path(value) if value else None
     if log_file is None or ctx.resilient_parsing or "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         return None

@@ -25,9 +25,25 @@ def _dest_storage(dest: str, password_file: Path | None):
     return open_storage(loc, password), password
 
 
+def _configured_mirror(ctx, dest: str | None, password_file: Path | None) -> tuple[str, Path | None, str | None]:
+    """DEST (default: the mirror.dest setting) and, for the configured DEST, its sealed mirror.password."""
+    from .config_cmd import secret_setting
+
+    with ctx.open() as archive:
+        configured = (archive.config.settings.get("mirror") or {}).get("dest")
+        dest = dest or configured
+        if dest is None:
+            raise UsageError("no DEST given and no mirror.dest setting: `mailarchive mirror DEST`, "
+                             "or `mailarchive config set mirror.dest DEST` once")
+        sealed = None
+        if dest == configured and password_file is None:
+            sealed = secret_setting(archive, "mirror.password")
+    return dest, password_file, sealed
+
+
 @command(cli, "mirror")
-@click.argument("dest")
-@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for DEST (else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
+@click.argument("dest", required=False)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for DEST (else the mirror.password setting for the configured DEST, else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
 @click.option("--verify", is_flag=True, help="Also read and hash packs already at DEST (new copies are always verified).")
 @click.option("--delete", is_flag=True, help="Delete files at DEST the archive no longer has (never for media that cannot be read).")
 @click.option("--repair", is_flag=True, help="Replace a differing pack at DEST by a verified copy of the local one.")
@@ -35,7 +51,7 @@ def _dest_storage(dest: str, password_file: Path | None):
 def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
     """Copy every medium, the verified catalog backups and the newest config snapshot to DEST.
 
-    DEST is a path or smb://user@host[:port]/share/path; files go to
+    DEST (default: the mirror.dest setting, see `mailarchive config`) is a path or smb://user@host[:port]/share/path; files go to
     DEST/medium-<id>/. Packs first, backups last, so DEST never holds a backup
     whose packs are missing. Incremental and resumable; each new copy is read
     back and its SHA-256 checked. A local pack that is missing or corrupt is
@@ -43,7 +59,11 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
     missing, corrupt or differing.
     """
     ctx = click_ctx.obj
-    storage, _ = _dest_storage(dest, password_file)
+    dest, password_file, sealed = _configured_mirror(ctx, dest, password_file)
+    if sealed is not None and parse_location(dest).is_smb:
+        storage = open_storage(parse_location(dest), sealed)
+    else:
+        storage, _ = _dest_storage(dest, password_file)
     try:
         with ctx.open() as archive:
             s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter())
@@ -121,6 +141,8 @@ EXAMPLE_SOURCE = "imap imaps://user@mail.example.com/INBOX"
 def _source_args(src) -> str | None:
     if isinstance(src, str):
         return src
+    if isinstance(src, dict) and src.get("name"):
+        return f"source {shlex.quote(src['name'])}"
     if isinstance(src, dict):
         kind = src.get("kind") or src.get("type")
         uri = src.get("uri") or src.get("url") or src.get("location") or src.get("source")
@@ -129,10 +151,19 @@ def _source_args(src) -> str | None:
     return None
 
 
-def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None) -> list[str]:
-    """The crontab of a production archive (issue 6): stamping, backups + mirror, imports."""
+def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None,
+                  log_file: str | None = None, mirror_configured: bool = False) -> list[str]:
+    """The crontab of a production archive (issue 6): stamping, backups + mirror, imports.
+
+    With ``log_file`` every job appends to that run log. ``mirror_configured``: the mirror is
+    the mirror.dest setting, so the job runs ``mirror`` without DEST and opens its sealed
+    password. A source with a ``name`` (a ``source.NAME`` setting) runs as ``import source NAME``
+    with its sealed password.
+    """
     q = shlex.quote
     run = f"{q(exe)} --archive {q(home)} --quiet --lock-wait 600"
+    if log_file:
+        run += f" --log-file {q(log_file)}"
 
     def locked(name: str, cmd: str) -> str:
         return f"flock -n {q(home + '/.cron-' + name + '.lock')} {cmd}"
@@ -145,14 +176,14 @@ def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None =
     lines.append(f"*/15 * * * * {locked('stamp', f'{run} timestamp run --min-pending 10000')}")
     lines.append(f"57 23 * * * {locked('stamp-daily', f'{run} timestamp run --all')}")
     keep_opt = f" --keep {keep}" if keep else ""
-    lines.append("# catalog backup + mirror: incremental hourly at :12 except 01:12, full daily at 01:12")
+    lines.append("# catalog backup + mirror: hourly at :12 except 01:12 (incremental; full while there is none), full daily at 01:12")
     if mirror_dest:
-        m = f"{run} mirror {q(mirror_dest)}"
-        lines.append(f"12 0,2-23 * * * {chain('backup', f'{run} db backup --incremental', m)}")
+        m = f"{run} mirror" if mirror_configured else f"{run} mirror {q(mirror_dest)}"
+        lines.append(f"12 0,2-23 * * * {chain('backup', f'{run} db backup', m)}")
         lines.append(f"12 1 * * * {chain('backup', f'{run} db backup --full{keep_opt}', m)}")
     else:
-        lines.append("# (no mirror configured: pass --mirror DEST to add the mirror run after each backup)")
-        lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup --incremental')}")
+        lines.append("# (no mirror configured: `mailarchive config set mirror.dest DEST` adds the mirror run after each backup)")
+        lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup')}")
         lines.append(f"12 1 * * * {locked('backup', f'{run} db backup --full{keep_opt}')}")
     lines.append("# imports at :02, :17, :32 and :47")
     args = [a for a in (_source_args(s) for s in sources) if a]
@@ -176,7 +207,7 @@ def _exe() -> str:
 
 @command(cli, "schedule")
 @click.option("--print", "do_print", is_flag=True, help="Print the crontab lines (nothing is installed).")
-@click.option("--mirror", "mirror_dest", default=None, help="Mirror DEST run after each backup (default: settings mirror.dest).")
+@click.option("--mirror", "mirror_dest", default=None, help="Mirror DEST run after each backup (default: the mirror.dest setting, see `mailarchive config`).")
 @click.option("--keep", type=int, default=None, help="--keep N for the daily full backup.")
 @pass_ctx
 def schedule_cmd(ctx, do_print, mirror_dest, keep):
@@ -184,12 +215,15 @@ def schedule_cmd(ctx, do_print, mirror_dest, keep):
     if not do_print:
         raise UsageError("schedule only prints (--print)")
     home = str(Path(ctx.home).absolute())
-    sources, settings_dest = [], None
+    sources, settings_dest, log_file = [], None, None
     try:
         with ctx.open() as archive:
             sources = archive.config.settings.get("sources", []) or []
             settings_dest = (archive.config.settings.get("mirror") or {}).get("dest")
+            log_file = archive.config.settings.get("log_file")
     except MailArchiveError:
         pass  # no archive yet: print the schedule with examples
-    lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep)
+    configured = mirror_dest is None or mirror_dest == settings_dest
+    lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep,
+                          log_file=log_file or str(Path(home) / "mailarchive.log"), mirror_configured=configured and bool(settings_dest))
     ctx.ui.emit({"lines": lines}, lambda r: click.echo("\n".join(r["lines"])))

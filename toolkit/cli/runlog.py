@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ class RunLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._t0 = time.monotonic()
 
-    def event(self, kind: str, **fields: Any) -> None:
+    def event(self, kind: str, /, **fields: Any) -> None:
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         parts = [now, f"pid={os.getpid()}", f"event={kind}"]
         parts += [f"{k}={_value(v)}" for k, v in fields.items() if v is not None]
@@ -71,3 +72,13 @@ class RunLog:
 
 def _scalar(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) and v is not None
+
+
+def log_file_setting(home: Path) -> str | None:
+    """The ``log_file`` setting read from archive.toml without opening the archive (no key needed), or None."""
+    try:
+        data = tomllib.loads((Path(home) / "archive.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    value = (data.get("settings") or {}).get("log_file")
+    return value if isinstance(value, str) and value else None
