@@ -230,10 +230,11 @@ def _importer(kind: str, uri: str, password: str | None, ca_file: str | None):
 
 
 def _register_import_source() -> None:
-    from .import_cmd import import_group, run_imports
+    from .import_cmd import dry_run_option, import_group, run_imports
 
     @command(import_group, "source")
     @click.argument("name")
+    @dry_run_option
     @click.pass_context
     def source_cmd(click_ctx, name):
         """Import the configured source NAME (`mailarchive config set source.NAME 'KIND URI'`).

@@ -7,11 +7,12 @@ import click
 
 from importers.mbox import VARIANTS, MboxImporter
 
-from .import_cmd import _smb_password, import_group, run_imports
+from .import_cmd import _smb_password, dry_run_option, import_group, run_imports
 from .main import command
 
 
 @command(import_group, "mbox")
+@dry_run_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--variant", type=click.Choice(VARIANTS), default="auto", show_default=True,
               help="How the mbox quotes body lines that start with 'From ': only mboxrd is unquoted.")

@@ -47,8 +47,9 @@ def _configured_mirror(ctx, dest: str | None, password_file: Path | None) -> tup
 @click.option("--verify", is_flag=True, help="Also read and hash packs already at DEST (new copies are always verified).")
 @click.option("--delete", is_flag=True, help="Delete files at DEST the archive no longer has (never for media that cannot be read).")
 @click.option("--repair", is_flag=True, help="Replace a differing pack at DEST by a verified copy of the local one.")
+@click.option("--dry-run", is_flag=True, help="List what would be copied (and deleted with --delete); write nothing at DEST.")
 @click.pass_context
-def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
+def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     """Copy every medium, the verified catalog backups and the newest config snapshot to DEST.
 
     DEST (default: the mirror.dest setting, see `mailarchive config`) is a path or smb://user@host[:port]/share/path; files go to
@@ -66,10 +67,20 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
         storage, _ = _dest_storage(dest, password_file)
     try:
         with ctx.open() as archive:
-            s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter())
+            s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter(),
+                       dry_run=dry_run)
     finally:
         storage.close()
     r = s.as_dict()
+    if dry_run:
+        r["dry_run"] = True
+        ctx.ui.emit(r, lambda r: ctx.ui.say(
+            f"Dry run, nothing written: would copy {r['copied']} files ({r['bytes_copied']} bytes) to {r['dest']}, "
+            f"{r['already_present']} already there, {len(r['differing'])} differing"
+            + (f", would delete {len(r['deleted'])}" if r["deleted"] else "")
+            + "".join(f"\n  {f}" for f in r["copied_files"][:20])
+            + (f"\n  … and {r['copied'] - 20} more (--json lists them all)" if r["copied"] > 20 else "")))
+        click_ctx.exit(int(ExitCode.FINDINGS) if s.problems else 0)
 
     def human(r):
         ctx.ui.say(
