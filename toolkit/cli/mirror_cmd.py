@@ -104,8 +104,9 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
 @click.option("--smb-password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for the mirror (else $MAILARCHIVE_SMB_PASSWORD).")
 @click.option("--archive", "new_home", type=click.Path(path_type=Path, file_okay=False), default=None, help="The new home (default: the global --archive).")
 @click.option("--keep-locations", is_flag=True, help="Keep the media locations of the snapshot instead of pointing them at the mirror.")
+@click.option("--media-to", "media_to", default=None, help="Then move each medium from the mirror to MEDIA_TO/medium-<id> (a path or smb://), each copy verified (see `media move`).")
 @click.pass_context
-def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file, new_home, keep_locations):
+def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file, new_home, keep_locations, media_to):
     """Build a new archive home from a mirror: key, config snapshot, catalog backups, media at the mirror.
 
     Ends with a check that every pack the catalog lists is at its medium with
@@ -123,8 +124,12 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     finally:
         storage.close()
     r = result.as_dict()
+    if media_to is not None:
+        r["moved"] = _move_restored_media(ctx, home, media_to, smb_password, skip=result.losses)
 
     def human(r):
+        for mv in r.get("moved", []):
+            ctx.ui.say(f"Medium {mv['medium']} moved to {mv['to']}: {mv['files']} files verified, {mv['copied']} copied")
         ctx.ui.say(
             f"{r['status'].capitalize()}: archive {r['uuid']} at {r['home']} (fingerprint {r['fingerprint']})\n"
             f"  catalog from {' + '.join(r['chain'])}; {r['messages']} messages, {r['packs_ok']}/{r['packs']} packs verified"
@@ -138,6 +143,26 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
 
     ctx.ui.emit(r, human)
     click_ctx.exit(int(ExitCode.FINDINGS) if result.losses else 0)
+
+
+def _move_restored_media(ctx, home: Path, media_to: str, smb_password: str | None, skip) -> list[dict]:
+    """``restore --media-to``: each medium now at the mirror is moved to MEDIA_TO/medium-<id> (media move)."""
+    from toolkit.archive import Archive
+
+    from media_tools.move import media_dir, move_medium
+
+    if skip:
+        ctx.ui.say("restored with losses: the media stay at the mirror (`media move` them once the losses are dealt with)")
+        return []
+    moved = []
+    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait) as archive:
+        for m in sorted(archive.config.media, key=lambda m: m.id):
+            if m.state in ("removed", "retired"):
+                continue
+            target = media_dir(media_to, m.id)
+            password = smb_password if target.startswith("smb://") else None
+            moved.append(move_medium(archive, m.id, target, smb_password=password, reporter=ctx.ui.reporter()))
+    return moved
 
 
 # ------------------------------------------------------------------------------ schedule
