@@ -59,7 +59,7 @@ class EmlImporter(TreeSource):
         entries = walk_local(root)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
-        for entry in iter_after(entries, after):
+        for entry in iter_after(entries, after, reporter):
             yield self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                              local_path(root, entry, single))
 
@@ -70,7 +70,8 @@ class EmlImporter(TreeSource):
             raise SourceError(f"{self.location}: {exc}") from None
         try:
             entries = walk_storage(storage)
-            for entry in iter_after(entries, after):
+            reporter.start("scan", len(entries), "files")
+            for entry in iter_after(entries, after, reporter):
                 yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
                                  lambda e: storage.open_read(e.rel.decode("utf-8")))
         finally:

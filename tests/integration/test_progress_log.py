@@ -111,3 +111,35 @@ def test_log_file_lists_every_skip_and_the_summary_stays_short(tmp_path):
     # a second run appends
     mailarchive(home, "--log-file", str(log), "stats", check=None)
     assert log.read_text().startswith(text) and log.read_text().count(" event=start ") == 2
+
+
+def _scan_progress(importer) -> tuple[int | None, list[int]]:
+    """The "scan" task's total and its count after each item the importer yielded."""
+    rec = Recorder()
+    counts = []
+    for _ in importer.scan(None, rec):
+        counts.append(sum(c[2] for c in rec.calls if c[:2] == ("advance", "scan")))
+    total = next((c[2] for c in rec.calls if c[:2] == ("start", "scan")), None)
+    counts.append(sum(c[2] for c in rec.calls if c[:2] == ("advance", "scan")))
+    assert ("finish", "scan") in rec.calls
+    return total, counts
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.samba
+def test_scan_count_moves_on_an_smb_share_and_for_eml(tmp_path, samba, smb_location):
+    from importers.eml import EmlImporter
+    from importers.share import ShareImporter
+
+    sub = smb_location.rstrip("/").rpartition("/")[2]
+    root = samba.share_dir / sub
+    for i in range(6):
+        (root / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 2}" / f"{i}.eml").write_text(f"From: a@example.com\nSubject: {i}\n\nbody\n")
+    for importer in (ShareImporter(smb_location, smb_password=samba.password),
+                     EmlImporter(smb_location, smb_password=samba.password), EmlImporter(str(root))):
+        total, counts = _scan_progress(importer)
+        assert total == 6, importer
+        assert counts[-1] == 6 and 0 < counts[2] < 6, (importer, counts)   # it moves while mail is read
