@@ -59,6 +59,10 @@ def test_config_and_schedule_lines_run_as_printed(tmp_path, samba, smb_location,
         "source.nas": f"share {samba.url(sub + '-src')}", "source.nas.password": "(sealed)",
     }
 
+    # the log_file setting: every command logs there without --log-file
+    mailarchive(home, "stats")
+    assert re.search(r'event=start command="[^"]*stats"', log.read_text()) and " event=end exit=0 " in log.read_text()
+
     lines = mailarchive(home, "schedule", "--print").stdout.splitlines()
     jobs = [ln for ln in lines if ln and not ln.startswith("#")]
     assert len(jobs) == 5, lines
@@ -79,3 +83,16 @@ def test_config_and_schedule_lines_run_as_printed(tmp_path, samba, smb_location,
     for cmd in ("import source nas", "timestamp run --all", "db backup --full", "mirror"):
         assert re.search(rf"event=start command=\".*{cmd}", text), (cmd, text)
     assert text.count(" event=end exit=0 ") >= 7
+
+
+def test_help_names_only_settings_that_config_can_set(tmp_path):
+    """Every setting a --help text names (`the X setting`, `settings X`) is a key `config set` takes."""
+    helps = []
+    for cmd in (["mirror"], ["schedule"], ["restore"], ["timestamp", "run"], ["import", "source"], []):
+        helps.append(mailarchive(tmp_path / "none", *cmd, "--help").stdout)
+    text = " ".join(" ".join(h.split()) for h in helps)
+    named = set(re.findall(r"the ([a-z_]+(?:\.[a-z_]+)?) setting", text)) | set(re.findall(r"settings ([a-z_]+\.[a-z_]+)", text))
+    assert {"mirror.dest", "log_file"} <= named, named
+    keys = " ".join(mailarchive(tmp_path / "none", "config", "set", "--help").stdout.split())
+    for key in named:
+        assert key in keys, key
