@@ -143,3 +143,11 @@ def test_scan_count_moves_on_an_smb_share_and_for_eml(tmp_path, samba, smb_locat
         total, counts = _scan_progress(importer)
         assert total == 6, importer
         assert counts[-1] == 6 and 0 < counts[2] < 6, (importer, counts)   # it moves while mail is read
+
+
+def test_tables_in_a_pipe_are_not_cut_at_80_columns(tmp_path):
+    medium = tmp_path / ("a-long-directory-name-" * 5) / "medium-one"
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(medium), "--key-backup", str(tmp_path / "kb.txt"))
+    out = mailarchive(home, "media", "list", "--no-check").stdout
+    assert any(str(medium) in line for line in out.splitlines()), out

@@ -44,7 +44,10 @@ class Ui:
             t.add_column(c)
         for r in rows:
             t.add_row(*["" if v is None else str(v) for v in r])
-        Console(highlight=False).print(t)
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out.width = 10_000  # a pipe or a file gets whole rows: cells are never cut or wrapped at 80 columns
+        out.print(t)
 
     def reporter(self):
         """Progress for the core: bars on a terminal, a line every ``progress_interval`` s otherwise."""
