@@ -5,13 +5,12 @@ import signal
 from pathlib import Path
 
 import click
+from rich.filesize import decimal
 
 from importers.eml import EmlImporter
 
 from ..errors import ExitCode
 from ..ingest import Ingest
-from rich.filesize import decimal
-
 from .main import Context, cli, command, pass_ctx, subgroup
 from .passwords import read_secret
 from .problems import problem_lines
@@ -53,7 +52,7 @@ def run_dry(ctx, importers) -> int:
 
 def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
-    if getattr(ctx, "dry_run", False):
+    if ctx.dry_run:
         return run_dry(ctx, importers)
     summaries = []
     with ctx.open(writer=True) as archive:

@@ -16,6 +16,7 @@ class Context:
         self.home = home
         self.ui = ui
         self.lock_wait = lock_wait
+        self.dry_run = False  # set by an import command's --dry-run
 
     def open(self, writer: bool = False):
         from ..archive import Archive
