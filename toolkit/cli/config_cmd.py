@@ -198,7 +198,8 @@ def list_cmd(ctx):
     with ctx.open() as archive:
         values = {k: _get(archive, k) for k in _all_keys(archive.config.settings)}
     values = {k: v for k, v in values.items() if v is not None}
-    ctx.ui.emit({"settings": values}, lambda r: click.echo("\n".join(f"{k} = {v}" for k, v in r["settings"].items())))
+    ctx.ui.emit({"settings": values}, lambda r: click.echo("\n".join(f"{k} = {v}" for k, v in r["settings"].items()))
+                if r["settings"] else ctx.ui.say("no settings (`mailarchive config set --help` lists the keys)"))
 
 
 # ------------------------------------------------------------------------------ import source NAME
