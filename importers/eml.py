@@ -131,7 +131,7 @@ class EmlImporter(TreeSource):
         entries = walk_local(root)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
-        for entry in iter_after(entries, after):
+        for entry in iter_after(entries, after, reporter):
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
             yield without_envelope(item, lambda: read_local(root, entry, single))
@@ -143,7 +143,8 @@ class EmlImporter(TreeSource):
             raise SourceError(f"{self.location}: {exc}") from None
         try:
             entries = walk_storage(storage)
-            for entry in iter_after(entries, after):
+            reporter.start("scan", len(entries), "files")
+            for entry in iter_after(entries, after, reporter):
                 item = self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
                                   lambda e: storage.open_read(e.rel.decode("utf-8")))
                 yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")))

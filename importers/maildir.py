@@ -247,7 +247,7 @@ class MaildirImporter(TreeSource):
         if not any(classify(e.rel)[0] == MESSAGE for e in entries):
             reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir")
         reporter.start("scan", len(entries), "files")
-        for entry in iter_after(entries, after):
+        for entry in iter_after(entries, after, reporter):
             item = self._item(entry, read, local_root)
             if item is not None:
                 yield item

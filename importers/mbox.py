@@ -814,16 +814,26 @@ class MboxImporter:
         splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
         prefix_done = False
+        # progress in bytes of the file (compressed bytes read for a compressed mbox)
+        position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)
+        reporter.start("mbox", size, "bytes")
+        done = min(base, size) if stream is raw_f else 0
+        reporter.advance("mbox", done)
         try:
             for msg in splitter:
                 if not prefix_done:
                     prefix_done = True
                     yield from self._prefix(splitter, base, reporter)
+                now = min(position(msg), size)
+                reporter.advance("mbox", now - done)
+                done = now
                 yield self._item(msg, size, mtime, counts, reporter)
             if not prefix_done:
                 yield from self._prefix(splitter, base, reporter)
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise SourceError(f"{self.name}: cannot read the mbox: {exc}") from None
+        reporter.advance("mbox", size - done)
+        reporter.finish("mbox")
         if base == 0 and splitter.size == 0:
             reporter.warn(f"{self.name}: empty mbox (no data after decompression): no messages")
         note = ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "messages")

@@ -358,13 +358,18 @@ class ShareImporter:
             for unit in units:
                 if after is not None:
                     if unit.key < after:
+                        reporter.advance("scan", 1)
                         continue
                     if unit.key == after:
                         if inner is None:
+                            reporter.advance("scan", 1)
                             continue  # that unit was finished
                         yield from self._unit(tree, unit, inner, sub_reporter)
+                        reporter.advance("scan", 1)
                         continue
                 yield from self._unit(tree, unit, None, sub_reporter)
+                reporter.advance("scan", 1)
+            reporter.finish("scan")
         finally:
             tree.close()
 

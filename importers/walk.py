@@ -122,10 +122,15 @@ def cursor_path(cursor: Any) -> bytes | None:
     return None
 
 
-def iter_after(entries: list[FileEntry], after: bytes | None) -> Iterator[FileEntry]:
+def iter_after(entries: list[FileEntry], after: bytes | None, reporter=None) -> Iterator[FileEntry]:
+    """The entries after the cursor ``after``; with a reporter, its "scan" task counts every entry."""
     for e in entries:
         if after is None or e.rel > after:
             yield e
+        if reporter is not None:
+            reporter.advance("scan", 1)
+    if reporter is not None:
+        reporter.finish("scan")
 
 
 class TreeSource:

@@ -30,13 +30,20 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    target copy passed a full record-by-record verification and the catalog
    commit; packs copied with accepted damage are kept on the source.
 
+4a. **Stamps, backups, config snapshots** (before retiring): every file below
+   ``stamps/``, ``db-backups/`` and ``config/`` of a source is copied to the same
+   name at the target (create-only) and the copy read back and its SHA-256
+   compared with the source's (and with the catalog's for a backup); then the
+   ``stamp_batches`` and ``db_backups`` rows naming it move to the target. A
+   copy left by an interrupted run is reused when it matches; a different file
+   of that name at the target stops the run before the media are retired. The
+   source keeps its files (the old location is left untouched).
+
 Decisions: the active medium cannot be a source (activate another medium
-first); the target must be active or standby. Only packs move: DB backups,
-config snapshots and anything else on a source stay there (the source keeps
-its files unless purged, and purging deletes pack files only), so the
-``db_backups`` and ``stamp_batches`` rows keep naming the source, whose
-location stays registered. Stamps cover content hashes, which do not change
-(P8). A pack file missing from a source is always refused (restore it from
+first); the target must be active or standby. Stamps cover content hashes,
+which do not change (P8). The plan's ``copy_bytes`` counts the packs and the
+files of 4a still to copy (the data estimate); ``needed`` adds the free-space
+margin the target must keep (E6), shown apart as ``margin``. A pack file missing from a source is always refused (restore it from
 the mirror first): there is nothing to copy, with or without ``accept_loss``.
 
 Packs are copied by worker threads (hashing and file I/O release the GIL): two
@@ -111,6 +118,9 @@ class Plan:
     copy_bytes: int = 0            # bytes still to copy (packs not yet at the target)
     free_space: int | None = None  # at the target; None when the storage cannot tell
     needed: int = 0                # copy_bytes + margin
+    margin: int = 0                # free space the target must keep beyond the copy (E6)
+    meta_files: int = 0            # stamps, backups, config snapshots on the sources
+    meta_bytes: int = 0            # their bytes still to copy (part of copy_bytes)
     estimated_seconds: float = 0.0
     already_retired: list[int] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
@@ -239,7 +249,14 @@ def plan_consolidation(
             f"restore it from the mirror (or rerun `media retarget`) before consolidating"
         )
 
-    plan.needed = plan.copy_bytes + (margin if margin is not None else _margin(plan.copy_bytes))
+    for sid, src in srcs.items():
+        for e in _meta_files(src):
+            plan.meta_files += 1
+            if dst.stat(e.name) is None:
+                plan.meta_bytes += e.size
+    plan.copy_bytes += plan.meta_bytes
+    plan.margin = margin if margin is not None else _margin(plan.copy_bytes)
+    plan.needed = plan.copy_bytes + plan.margin
     try:
         plan.free_space = dst.free_space()
     except StorageError as exc:
@@ -510,6 +527,7 @@ def consolidate(
         ).fetchone()[0]
     if left:
         raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
+    meta = _move_meta(archive, [sid for sid in plan.sources if sid not in plan.already_retired], target)
     faults.hit("consolidate_before_retire")
     for sid in plan.sources:
         m = archive.config.medium(sid)
@@ -538,15 +556,65 @@ def consolidate(
         ],
         "lost": lost,
         "purged": purged,
+        "meta": meta,
         "summary": {
             "sources": plan.sources, "target": target, "packs_moved": len(outcomes),
             "bytes_moved": plan.bytes, "bytes_copied": copied,
             "already_copied": sum(1 for o in outcomes if not o.created),
+            "meta_files_moved": len(meta), "meta_bytes_copied": sum(m["bytes"] for m in meta if m["copied"]),
             "mails_lost": len(lost), "packs_purged": len(purged),
             "seconds": round(seconds, 3),
             "mb_per_s": round(copied / 1e6 / seconds, 1) if seconds > 0 else None,
         },
     }
+
+
+META_DIRS = ("stamps", "db-backups", "config")
+
+
+def _meta_files(storage: Storage) -> list:
+    """The stamp manifests, catalog backups and config snapshots on a medium (temporary files left out)."""
+    return [e for d in META_DIRS for e in storage.list(d)]
+
+
+def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
+    """Copy each source's stamps/, db-backups/, config/ to the target with verification; re-point the catalog."""
+    dst = archive.storage(target)
+    moved = []
+    with archive.catalog.reading() as con:
+        backup_sha = dict(con.execute("SELECT name, sha256 FROM db_backups WHERE sha256 IS NOT NULL").fetchall())
+    for sid in sources:
+        src = archive.storage(sid)
+        for e in _meta_files(src):
+            want, n = src.sha256(e.name)
+            if e.name in backup_sha and backup_sha[e.name] != want:
+                raise IntegrityError(
+                    f"backup {e.name} on medium {sid} differs from the catalog's SHA-256; nothing was retired "
+                    f"(remove that backup's file or restore it from the mirror, then rerun)"
+                )
+            copied = False
+            if dst.stat(e.name) is None:
+                dst.copy_in(e.name, src, e.name, COPY_CHUNK)
+                copied = True
+            got, m = dst.sha256(e.name)
+            if (got, m) != (want, n):
+                if copied:
+                    _delete_quietly(dst, e.name)
+                    raise IntegrityError(
+                        f"the copy of {e.name} on medium {target} reads back differently from medium {sid}: "
+                        f"the target medium is unreliable; nothing was retired"
+                    )
+                raise ObjectExistsError(
+                    f"medium {target} already holds a different file {e.name}; move it aside and rerun"
+                )
+            with archive.catalog.writing() as con:
+                if e.name.startswith("stamps/"):
+                    con.execute("UPDATE stamp_batches SET medium_id = ? WHERE medium_id = ? AND manifest_name = ?",
+                                [target, sid, e.name])
+                elif e.name.startswith("db-backups/"):
+                    con.execute("UPDATE db_backups SET medium_id = ? WHERE medium_id = ? AND name = ?", [target, sid, e.name])
+            moved.append({"file": e.name, "from": sid, "bytes": n, "sha256": got, "copied": copied})
+    return moved
 
 
 def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:

@@ -132,8 +132,9 @@ def _copy(src: Storage, name: str, dest: Storage, dest_name: str, expected_sha: 
 
 class Mirror:
     def __init__(self, archive: Archive, dest: Storage, *, verify: bool = False, delete: bool = False,
-                 repair: bool = False, reporter=None):
+                 repair: bool = False, reporter=None, dry_run: bool = False):
         self.archive = archive
+        self.dry_run = dry_run  # list what would be copied (and deleted); write nothing at DEST
         self.dest = dest
         self.verify = verify
         self.delete = delete
@@ -175,6 +176,14 @@ class Mirror:
                 s.differing.append({"file": dest_name, "dest_size": have, "expected_size": size})
                 self._warn(f"{self.dest.location}/{dest_name} differs from the archive's copy; left alone (see --repair)")
                 return False
+        if self.dry_run:
+            local = src.stat(name)
+            if local is None:
+                s.missing_locally.append({"file": dest_name, "location": f"{src.location}/{name}"})
+                return False
+            s.copied.append(dest_name)
+            s.bytes_copied += local.size
+            return True
         try:
             if have is not None:
                 # repair: copy under a temp name first is what _copy does; the differing file goes only
@@ -266,8 +275,11 @@ class Mirror:
                         rel = dest_name[len(prefix):]
                         if rel.startswith(CONFIG_DIR + "/"):
                             continue  # older config snapshots are harmless history
-                        self.dest.delete(dest_name)
+                        if not self.dry_run:
+                            self.dest.delete(dest_name)
                         s.deleted.append(dest_name)
+        if self.dry_run:
+            return s
         # 5. the state, last
         state = {
             "archive": str(a.uuid),

@@ -173,6 +173,25 @@ def _mid_hash(message_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
+_SHIELDED = {signal.SIGINT, signal.SIGTERM}
+
+
+def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
+    """Submit with SIGINT/SIGTERM blocked, so that a worker spawned by this submit starts with them blocked.
+
+    Ctrl-C signals the whole process group: a worker still importing its modules
+    would die of it before ``_worker_init`` ignores it, and the broken pool would
+    end the run with a traceback instead of an interrupted run with its summary.
+    The mask is inherited through the spawn; a signal for the driver stays pending
+    and is handled as soon as the submit returns.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SHIELDED)
+    try:
+        return executor.submit(*args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _worker_init() -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -341,7 +360,7 @@ class Ingest:
         for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
             if isinstance(job, LocalFile):
                 will_read(job.path)
-        return self._executor.submit(prepare_chunk, jobs, key, self.archive.uuid, pack_id), pack_id
+        return _submit_shielded(self._executor, prepare_chunk, jobs, key, self.archive.uuid, pack_id), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary

@@ -19,7 +19,7 @@ def test_schedule_lines_exact():
         f"*/15 * * * * flock -n /srv/archive/.cron-stamp.lock {RUN} timestamp run --min-pending 10000",
         f"57 23 * * * flock -n /srv/archive/.cron-stamp-daily.lock {RUN} timestamp run --all",
         f"12 0,2-23 * * * flock -n /srv/archive/.cron-backup.lock -c "
-        f"'{RUN} db backup --incremental && {RUN} mirror smb://backup@nas:445/mirror/archive'",
+        f"'{RUN} db backup && {RUN} mirror smb://backup@nas:445/mirror/archive'",
         f"12 1 * * * flock -n /srv/archive/.cron-backup.lock -c "
         f"'{RUN} db backup --full && {RUN} mirror smb://backup@nas:445/mirror/archive'",
         f"2,17,32,47 * * * * flock -n /srv/archive/.cron-import-1.lock {RUN} import imap imaps://mail@imap.example.com/INBOX",
@@ -31,7 +31,7 @@ def test_schedule_lines_exact():
 def test_schedule_without_mirror_or_sources_prints_examples():
     lines = crontab_lines("/srv/archive", "/opt/ma/bin/mailarchive", None, [], keep=48)
     jobs = _jobs(lines)
-    assert jobs[2] == f"12 0,2-23 * * * flock -n /srv/archive/.cron-backup.lock {RUN} db backup --incremental"
+    assert jobs[2] == f"12 0,2-23 * * * flock -n /srv/archive/.cron-backup.lock {RUN} db backup"
     assert jobs[3] == f"12 1 * * * flock -n /srv/archive/.cron-backup.lock {RUN} db backup --full --keep 48"
     assert len(jobs) == 4
     assert lines[-1].startswith("# 2,17,32,47 * * * * ") and " import imap " in lines[-1]

@@ -5,19 +5,55 @@ import signal
 from pathlib import Path
 
 import click
+from rich.filesize import decimal
 
 from importers.eml import EmlImporter
 
 from ..errors import ExitCode
 from ..ingest import Ingest
-from .main import cli, command, pass_ctx, subgroup
+from .main import Context, cli, command, pass_ctx, subgroup
 from .passwords import read_secret
+from .problems import problem_lines
 
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
 
+def dry_run_option(f):
+    """``--dry-run`` on an import command: the run only scans and counts (see toolkit.dryrun)."""
+    def remember(click_ctx, param, value):
+        if value:
+            click_ctx.find_object(Context).dry_run = True
+
+    return click.option("--dry-run", is_flag=True, expose_value=False, callback=remember,
+                        help="Scan and count what would be read, skipped and archived; write nothing.")(f)
+
+
+def run_dry(ctx, importers) -> int:
+    """The dry run of ``importers``: counts from a scan, nothing written (the catalog opened for reading)."""
+    from ..dryrun import dry_run
+
+    with ctx.open() as archive:
+        sources = [dry_run(archive, imp, ctx.ui.reporter()).as_dict() for imp in importers]
+    keys = ("read", "bytes", "would_archive", "would_archive_bytes", "duplicates", "skipped", "errors")
+    result = {"dry_run": True, **{k: sum(s[k] for s in sources) for k in keys}, "sources": sources}
+
+    def human(r):
+        ctx.ui.say(
+            f"Dry run, nothing written: would read {r['read']} mails ({decimal(r['bytes'])}), archive "
+            f"{r['would_archive']} ({decimal(r['would_archive_bytes'])}), {r['duplicates']} already archived; "
+            f"{r['skipped']} skipped, {r['errors']} errors"
+        )
+        for line in problem_lines([p for s in r["sources"] for p in s["problems"]], ctx.ui.log is not None):
+            ctx.ui.say(line)
+
+    ctx.ui.emit(result, human)
+    return int(ExitCode.FINDINGS) if result["errors"] else 0
+
+
 def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
+    if ctx.dry_run:
+        return run_dry(ctx, importers)
     summaries = []
     with ctx.open(writer=True) as archive:
         for importer in importers:
@@ -63,9 +99,8 @@ def _print_summary(ctx, r) -> None:
     )
     if r["decisions"]:
         ctx.ui.say("  decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["decisions"].items())))
-    for s in r["sources"]:
-        for p in s["problems"]:
-            ctx.ui.say(f"  {p['kind']}: {p['ref']}: {p['message']}")
+    for line in problem_lines([p for s in r["sources"] for p in s["problems"]], ctx.ui.log is not None):
+        ctx.ui.say(line)
 
 
 def _smb_password(sources, password_file):
@@ -76,6 +111,7 @@ def _smb_password(sources, password_file):
 
 @command(import_group, "eml")
 @click.argument("sources", nargs=-1, required=True)
+@dry_run_option
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD).")
 @click.pass_context
 def eml_cmd(click_ctx, sources, password_file):

@@ -8,7 +8,7 @@ import click
 from importers.maildir import MaildirImporter
 from importers.share import ShareImporter
 
-from .import_cmd import _smb_password, import_group, run_imports
+from .import_cmd import _smb_password, dry_run_option, import_group, run_imports
 from .import_mbox_cmd import mbox_limits
 from .main import command
 
@@ -16,6 +16,7 @@ _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PA
 
 
 @command(import_group, "maildir")
+@dry_run_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
 @click.pass_context
@@ -37,6 +38,7 @@ def maildir_cmd(click_ctx, sources, password_file):
 
 
 @command(import_group, "share")
+@dry_run_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
 @mbox_limits

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .import_cmd import import_group, run_imports
+from .import_cmd import dry_run_option, import_group, run_imports
 from .main import command
 from .passwords import read_secret
 
@@ -80,6 +80,7 @@ def _run(click_ctx, importer) -> None:
 
 
 @command(import_group, "imap")
+@dry_run_option
 @click.argument("url")
 @click.option("--folder", "folders", multiple=True, help="Import only this folder (decoded name, e.g. 'Entwürfe' or 'Archive/2020'); repeatable.")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip folders whose name matches this shell pattern (e.g. 'Junk*'); repeatable.")
@@ -119,6 +120,7 @@ def imap_cmd(click_ctx, url, folders, exclude, batch, password_file, ca_file, in
 
 
 @command(import_group, "pop3")
+@dry_run_option
 @click.argument("url")
 @_tls_options
 @click.pass_context

@@ -17,6 +17,7 @@ class Context:
         self.home = home
         self.ui = ui
         self.lock_wait = lock_wait
+        self.dry_run = False  # set by an import command's --dry-run
 
     def open(self, writer: bool = False):
         from ..archive import Archive
@@ -48,7 +49,8 @@ COMMAND_MODULES = {
     "init": ["init_cmd"],
     "key": ["key_cmd"],
     "media": ["media_cmd", "media_tools_cmd"],
-    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd"],
+    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd", "config_cmd"],
+    "config": ["config_cmd"],
     "export": ["export_cmd", "export_more_cmd", "verify_cmd"],
     "stats": ["query_cmd"],
     "sql": ["query_cmd"],
@@ -95,9 +97,14 @@ class LazyGroup(click.Group):
               help="Do not ask SMB servers for SMB3 encryption (for old servers only; signing stays required). "
                    "By default every smb:// connection asks for encryption; a server that offers none is used "
                    "signed only, with a warning.")
+@click.option("--progress-interval", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="When stderr is not a terminal: seconds between plain progress lines.")
+@click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Append a timestamped line per event of this run (start, skips, errors, summaries, end) to FILE (default: the log_file setting).")
 @click.version_option(package_name="mailarchive-toolkit")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float, smb_no_encrypt: bool) -> None:
+def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_wait: float, smb_no_encrypt: bool,
+        progress_interval: float, log_file: Path | None) -> None:
     """Bulk migration into and out of an encrypted, timestamped e-mail archive.
 
     An archive is a home directory (configuration, key, encrypted catalog) and
@@ -106,7 +113,8 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     """
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
-    ctx.obj = Context(home, Ui(json=as_json, quiet=quiet), lock_wait)
+    ctx.obj = Context(home, Ui(json=as_json, quiet=quiet, progress_interval=progress_interval), lock_wait)
+    ctx.obj.ui.log = _open_log(log_file, home, ctx)
     from ..storage import configure_smb
 
     configure_smb(encrypt=not smb_no_encrypt, warn=_warn_always)
@@ -115,6 +123,31 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
 def _warn_always(message: str) -> None:
     """A warning on stderr even with --quiet or --json (stdout stays the JSON result)."""
     err_console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+
+def _open_log(log_file: Path | None, home: Path, ctx: click.Context):
+    """The run log of --log-file, else of the archive's log_file setting; logs the start of the run."""
+    if log_file is None:
+        from .runlog import log_file_setting
+
+        value = log_file_setting(home)
+        log_file = Path(value) if value else None
+    if log_file is None or ctx.resilient_parsing or "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+        return None
+    from .runlog import RunLog
+
+    try:
+        log = RunLog(log_file)
+    except OSError as exc:
+        raise click.UsageError(f"cannot open the log file {log_file}: {exc.strerror or exc}") from None
+    args = sys.argv[1:] if _RUN.get("argv") is None else _RUN["argv"]
+    log.event("start", command=" ".join(args), archive=str(Path(home).absolute()))
+    _RUN["log"] = log
+    return log
+
+
+#: The run log of this process, so that ``main`` can log the exit status.
+_RUN: dict = {}
 
 
 def _register() -> None:
@@ -131,18 +164,28 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
+    _RUN["argv"] = argv
     try:
         rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
     except MailArchiveError as exc:
         err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-        sys.exit(int(exc.exit_code))
+        _exit(int(exc.exit_code), str(exc))
     except click.exceptions.Abort:
         err_console.print("aborted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _exit(int(ExitCode.INTERRUPTED), "aborted")
     except click.ClickException as exc:
         exc.show()
-        sys.exit(int(ExitCode.USAGE))
+        _exit(int(ExitCode.USAGE), exc.format_message())
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
-    sys.exit(int(rv or 0))
+        _exit(int(ExitCode.INTERRUPTED), "interrupted")
+    _exit(int(rv or 0))
+
+
+def _exit(code: int, error: str | None = None) -> None:
+    log = _RUN.pop("log", None)
+    if log is not None:
+        if error:
+            log.event("error", reason=error)
+        log.end(code)
+    sys.exit(code)

@@ -95,3 +95,30 @@ def remove_cmd(ctx, medium_id):
     Its ID is never handed out again.
     """
     _state_change(ctx, registry.remove, medium_id, "removed")
+
+
+@command(media_group, "move")
+@click.argument("medium_id", type=int)
+@click.argument("location")
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for an smb:// LOCATION (else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
+@pass_ctx
+def move_cmd(ctx, medium_id, location, password_file):
+    """Copy medium ID's files to LOCATION, verify every copy, then point the medium there.
+
+    LOCATION is a path or smb://user@host[:port]/share/path. Each copy is read
+    back and its SHA-256 compared before the switch; an interrupted move
+    resumes when rerun (good copies are kept). The old location is left as it
+    is. Use it to bring a restored archive's media (at the mirror) back onto
+    local disk or another share.
+    """
+    from media_tools.move import move_medium
+
+    password = None
+    if location.startswith("smb://"):
+        password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
+    with ctx.open(writer=True) as archive:
+        result = move_medium(archive, medium_id, location, smb_password=password, reporter=ctx.ui.reporter())
+    ctx.ui.emit(result, lambda r: ctx.ui.say(
+        f"Medium {r['medium']} moved to {r['to']} (was {r['from']}): {r['files']} files verified, "
+        f"{r['copied']} copied ({_human_bytes(r['bytes_copied'])}), {r['already_there']} already there; "
+        f"the old location is untouched"))

@@ -28,8 +28,9 @@ def _say_plan(ctx, plan: dict) -> None:
     free = "unknown" if plan["free_space"] is None else _human_bytes(plan["free_space"])
     ctx.ui.say(
         f"Plan: media {', '.join(map(str, plan['sources']))} → {plan['target']}: {len(plan['packs'])} pack(s), "
-        f"{_human_bytes(plan['bytes'])} ({_human_bytes(plan['copy_bytes'])} to copy), "
-        f"{free} free at the target (needs {_human_bytes(plan['needed'])}), about {plan['estimated_seconds']:.0f} s"
+        f"{_human_bytes(plan['bytes'])}, {plan['meta_files']} stamp/backup/config file(s); "
+        f"{_human_bytes(plan['copy_bytes'])} to copy; {free} free at the target "
+        f"(it must keep {_human_bytes(plan['margin'])} free beyond the copy); about {plan['estimated_seconds']:.0f} s"
     )
     for r in plan["refusals"]:
         ctx.ui.say(f"  refused: {r}")

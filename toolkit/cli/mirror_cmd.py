@@ -25,17 +25,34 @@ def _dest_storage(dest: str, password_file: Path | None):
     return open_storage(loc, password), password
 
 
+def _configured_mirror(ctx, dest: str | None, password_file: Path | None) -> tuple[str, Path | None, str | None]:
+    """DEST (default: the mirror.dest setting) and, for the configured DEST, its sealed mirror.password."""
+    from .config_cmd import secret_setting
+
+    with ctx.open() as archive:
+        configured = (archive.config.settings.get("mirror") or {}).get("dest")
+        dest = dest or configured
+        if dest is None:
+            raise UsageError("no DEST given and no mirror.dest setting: `mailarchive mirror DEST`, "
+                             "or `mailarchive config set mirror.dest DEST` once")
+        sealed = None
+        if dest == configured and password_file is None:
+            sealed = secret_setting(archive, "mirror.password")
+    return dest, password_file, sealed
+
+
 @command(cli, "mirror")
-@click.argument("dest")
-@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for DEST (else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
+@click.argument("dest", required=False)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for DEST (else the mirror.password setting for the configured DEST, else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
 @click.option("--verify", is_flag=True, help="Also read and hash packs already at DEST (new copies are always verified).")
 @click.option("--delete", is_flag=True, help="Delete files at DEST the archive no longer has (never for media that cannot be read).")
 @click.option("--repair", is_flag=True, help="Replace a differing pack at DEST by a verified copy of the local one.")
+@click.option("--dry-run", is_flag=True, help="List what would be copied (and deleted with --delete); write nothing at DEST.")
 @click.pass_context
-def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
+def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     """Copy every medium, the verified catalog backups and the newest config snapshot to DEST.
 
-    DEST is a path or smb://user@host[:port]/share/path; files go to
+    DEST (default: the mirror.dest setting, see `mailarchive config`) is a path or smb://user@host[:port]/share/path; files go to
     DEST/medium-<id>/. Packs first, backups last, so DEST never holds a backup
     whose packs are missing. Incremental and resumable; each new copy is read
     back and its SHA-256 checked. A local pack that is missing or corrupt is
@@ -43,13 +60,27 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
     missing, corrupt or differing.
     """
     ctx = click_ctx.obj
-    storage, _ = _dest_storage(dest, password_file)
+    dest, password_file, sealed = _configured_mirror(ctx, dest, password_file)
+    if sealed is not None and parse_location(dest).is_smb:
+        storage = open_storage(parse_location(dest), sealed)
+    else:
+        storage, _ = _dest_storage(dest, password_file)
     try:
         with ctx.open() as archive:
-            s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter())
+            s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter(),
+                       dry_run=dry_run)
     finally:
         storage.close()
     r = s.as_dict()
+    if dry_run:
+        r["dry_run"] = True
+        ctx.ui.emit(r, lambda r: ctx.ui.say(
+            f"Dry run, nothing written: would copy {r['copied']} files ({r['bytes_copied']} bytes) to {r['dest']}, "
+            f"{r['already_present']} already there, {len(r['differing'])} differing"
+            + (f", would delete {len(r['deleted'])}" if r["deleted"] else "")
+            + "".join(f"\n  {f}" for f in r["copied_files"][:20])
+            + (f"\n  … and {r['copied'] - 20} more (--json lists them all)" if r["copied"] > 20 else "")))
+        click_ctx.exit(int(ExitCode.FINDINGS) if s.problems else 0)
 
     def human(r):
         ctx.ui.say(
@@ -73,8 +104,9 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
 @click.option("--smb-password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for the mirror (else $MAILARCHIVE_SMB_PASSWORD).")
 @click.option("--archive", "new_home", type=click.Path(path_type=Path, file_okay=False), default=None, help="The new home (default: the global --archive).")
 @click.option("--keep-locations", is_flag=True, help="Keep the media locations of the snapshot instead of pointing them at the mirror.")
+@click.option("--media-to", "media_to", default=None, help="Then move each medium from the mirror to MEDIA_TO/medium-<id> (a path or smb://), each copy verified (see `media move`).")
 @click.pass_context
-def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file, new_home, keep_locations):
+def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file, new_home, keep_locations, media_to):
     """Build a new archive home from a mirror: key, config snapshot, catalog backups, media at the mirror.
 
     Ends with a check that every pack the catalog lists is at its medium with
@@ -92,8 +124,12 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     finally:
         storage.close()
     r = result.as_dict()
+    if media_to is not None:
+        r["moved"] = _move_restored_media(ctx, home, media_to, smb_password, skip=result.losses)
 
     def human(r):
+        for mv in r.get("moved", []):
+            ctx.ui.say(f"Medium {mv['medium']} moved to {mv['to']}: {mv['files']} files verified, {mv['copied']} copied")
         ctx.ui.say(
             f"{r['status'].capitalize()}: archive {r['uuid']} at {r['home']} (fingerprint {r['fingerprint']})\n"
             f"  catalog from {' + '.join(r['chain'])}; {r['messages']} messages, {r['packs_ok']}/{r['packs']} packs verified"
@@ -109,6 +145,26 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     click_ctx.exit(int(ExitCode.FINDINGS) if result.losses else 0)
 
 
+def _move_restored_media(ctx, home: Path, media_to: str, smb_password: str | None, skip) -> list[dict]:
+    """``restore --media-to``: each medium now at the mirror is moved to MEDIA_TO/medium-<id> (media move)."""
+    from toolkit.archive import Archive
+
+    from media_tools.move import media_dir, move_medium
+
+    if skip:
+        ctx.ui.say("restored with losses: the media stay at the mirror (`media move` them once the losses are dealt with)")
+        return []
+    moved = []
+    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait) as archive:
+        for m in sorted(archive.config.media, key=lambda m: m.id):
+            if m.state in ("removed", "retired"):
+                continue
+            target = media_dir(media_to, m.id)
+            password = smb_password if target.startswith("smb://") else None
+            moved.append(move_medium(archive, m.id, target, smb_password=password, reporter=ctx.ui.reporter()))
+    return moved
+
+
 # ------------------------------------------------------------------------------ schedule
 
 SCHEDULE_HEADER = (
@@ -121,6 +177,8 @@ EXAMPLE_SOURCE = "imap imaps://user@mail.example.com/INBOX"
 def _source_args(src) -> str | None:
     if isinstance(src, str):
         return src
+    if isinstance(src, dict) and src.get("name"):
+        return f"source {shlex.quote(src['name'])}"
     if isinstance(src, dict):
         kind = src.get("kind") or src.get("type")
         uri = src.get("uri") or src.get("url") or src.get("location") or src.get("source")
@@ -129,10 +187,19 @@ def _source_args(src) -> str | None:
     return None
 
 
-def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None) -> list[str]:
-    """The crontab of a production archive (issue 6): stamping, backups + mirror, imports."""
+def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None,
+                  log_file: str | None = None, mirror_configured: bool = False) -> list[str]:
+    """The crontab of a production archive (issue 6): stamping, backups + mirror, imports.
+
+    With ``log_file`` every job appends to that run log. ``mirror_configured``: the mirror is
+    the mirror.dest setting, so the job runs ``mirror`` without DEST and opens its sealed
+    password. A source with a ``name`` (a ``source.NAME`` setting) runs as ``import source NAME``
+    with its sealed password.
+    """
     q = shlex.quote
     run = f"{q(exe)} --archive {q(home)} --quiet --lock-wait 600"
+    if log_file:
+        run += f" --log-file {q(log_file)}"
 
     def locked(name: str, cmd: str) -> str:
         return f"flock -n {q(home + '/.cron-' + name + '.lock')} {cmd}"
@@ -145,14 +212,14 @@ def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None =
     lines.append(f"*/15 * * * * {locked('stamp', f'{run} timestamp run --min-pending 10000')}")
     lines.append(f"57 23 * * * {locked('stamp-daily', f'{run} timestamp run --all')}")
     keep_opt = f" --keep {keep}" if keep else ""
-    lines.append("# catalog backup + mirror: incremental hourly at :12 except 01:12, full daily at 01:12")
+    lines.append("# catalog backup + mirror: hourly at :12 except 01:12 (incremental; full while there is none), full daily at 01:12")
     if mirror_dest:
-        m = f"{run} mirror {q(mirror_dest)}"
-        lines.append(f"12 0,2-23 * * * {chain('backup', f'{run} db backup --incremental', m)}")
+        m = f"{run} mirror" if mirror_configured else f"{run} mirror {q(mirror_dest)}"
+        lines.append(f"12 0,2-23 * * * {chain('backup', f'{run} db backup', m)}")
         lines.append(f"12 1 * * * {chain('backup', f'{run} db backup --full{keep_opt}', m)}")
     else:
-        lines.append("# (no mirror configured: pass --mirror DEST to add the mirror run after each backup)")
-        lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup --incremental')}")
+        lines.append("# (no mirror configured: `mailarchive config set mirror.dest DEST` adds the mirror run after each backup)")
+        lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup')}")
         lines.append(f"12 1 * * * {locked('backup', f'{run} db backup --full{keep_opt}')}")
     lines.append("# imports at :02, :17, :32 and :47")
     args = [a for a in (_source_args(s) for s in sources) if a]
@@ -176,7 +243,7 @@ def _exe() -> str:
 
 @command(cli, "schedule")
 @click.option("--print", "do_print", is_flag=True, help="Print the crontab lines (nothing is installed).")
-@click.option("--mirror", "mirror_dest", default=None, help="Mirror DEST run after each backup (default: settings mirror.dest).")
+@click.option("--mirror", "mirror_dest", default=None, help="Mirror DEST run after each backup (default: the mirror.dest setting, see `mailarchive config`).")
 @click.option("--keep", type=int, default=None, help="--keep N for the daily full backup.")
 @pass_ctx
 def schedule_cmd(ctx, do_print, mirror_dest, keep):
@@ -184,12 +251,15 @@ def schedule_cmd(ctx, do_print, mirror_dest, keep):
     if not do_print:
         raise UsageError("schedule only prints (--print)")
     home = str(Path(ctx.home).absolute())
-    sources, settings_dest = [], None
+    sources, settings_dest, log_file = [], None, None
     try:
         with ctx.open() as archive:
             sources = archive.config.settings.get("sources", []) or []
             settings_dest = (archive.config.settings.get("mirror") or {}).get("dest")
+            log_file = archive.config.settings.get("log_file")
     except MailArchiveError:
         pass  # no archive yet: print the schedule with examples
-    lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep)
+    configured = mirror_dest is None or mirror_dest == settings_dest
+    lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep,
+                          log_file=log_file or str(Path(home) / "mailarchive.log"), mirror_configured=configured and bool(settings_dest))
     ctx.ui.emit({"lines": lines}, lambda r: click.echo("\n".join(r["lines"])))

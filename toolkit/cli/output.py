@@ -4,23 +4,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 err_console = Console(stderr=True, highlight=False)
+if not err_console.is_terminal:
+    err_console.soft_wrap = True  # a log or a pipe gets whole lines, never wrapped at 80 columns
 
 
 @dataclass
 class Ui:
     json: bool = False
     quiet: bool = False
+    progress_interval: float = 30.0
+    log: Any = None  # a runlog.RunLog when --log-file or the log_file setting is given
+    _reporters: list = field(default_factory=list, repr=False)
 
     def emit(self, result: Any, human=None) -> None:
         """The command's result: JSON on stdout, or ``human(result)`` rendering for people."""
+        self._stop_progress()
+        if self.log is not None:
+            self.log.result(result)
         if self.json:
             sys.stdout.write(json.dumps(result, default=_json_default, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -37,12 +44,35 @@ class Ui:
             t.add_column(c)
         for r in rows:
             t.add_row(*["" if v is None else str(v) for v in r])
-        Console(highlight=False).print(t)
+        out = Console(highlight=False)
+        if not out.is_terminal:
+            out.width = 10_000  # a pipe or a file gets whole rows: cells are never cut or wrapped at 80 columns
+        out.print(t)
 
     def reporter(self):
-        if self.json or self.quiet or not err_console.is_terminal:
-            return QuietReporter(self)
-        return RichReporter()
+        """Progress for the core: bars on a terminal, a line every ``progress_interval`` s otherwise."""
+        from .progress import LineReporter, RichReporter
+
+        if self.json or self.quiet:
+            r = LineReporter(self._line, 0, warnings=False, log=self.log)
+        elif err_console.is_terminal:
+            r = RichReporter(err_console, log=self.log)
+        else:
+            r = LineReporter(self._line, self.progress_interval, log=self.log)
+        self._reporters.append(r)
+        return r
+
+    @staticmethod
+    def _line(text: str) -> None:
+        err_console.out(text, highlight=False)
+
+    def _stop_progress(self) -> None:
+        for r in self._reporters:
+            for task in list(r.tasks):
+                r.finish(task)
+            if hasattr(r, "stop"):
+                r.stop()
+        self._reporters.clear()
 
 
 def _json_default(o: Any):
@@ -53,81 +83,3 @@ def _json_default(o: Any):
     if isinstance(o, set):
         return sorted(o)
     return str(o)
-
-
-class QuietReporter:
-    """No progress bars; warnings still go to stderr unless --json/--quiet."""
-
-    def __init__(self, ui: Ui):
-        self.ui = ui
-
-    def start(self, task, total=None, unit="items"):
-        pass
-
-    def advance(self, task, n=1, **fields):
-        pass
-
-    def finish(self, task):
-        pass
-
-    def warn(self, message):
-        if not self.ui.json and not self.ui.quiet:
-            err_console.print(f"[yellow]warning:[/] {message}", markup=True)
-
-    def info(self, message):
-        pass
-
-
-class RichReporter:
-    def __init__(self):
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-        )
-        self.tasks: dict[str, Any] = {}
-        self.bytes: dict[str, int] = {}
-        self.started = False
-
-    def start(self, task, total=None, unit="items"):
-        if not self.started:
-            self.progress.start()
-            self.started = True
-        if task in self.tasks:
-            self.progress.update(self.tasks[task], total=total)
-            return
-        self.tasks[task] = self.progress.add_task(task, total=total, rate="")
-        self.bytes[task] = 0
-
-    def advance(self, task, n=1, **fields):
-        if task not in self.tasks:
-            self.start(task)
-        tid = self.tasks[task]
-        self.bytes[task] += fields.get("bytes", 0)
-        elapsed = self._task(tid).elapsed or 0.0
-        rate = f"{self.bytes[task] / 1e6 / elapsed:.1f} MB/s" if elapsed > 0 and self.bytes[task] else ""
-        self.progress.update(tid, advance=n, rate=rate)
-
-    def _task(self, tid):
-        return next(t for t in self.progress.tasks if t.id == tid)
-
-    def finish(self, task):
-        if task in self.tasks:
-            tid = self.tasks[task]
-            tk = self._task(tid)
-            if tk.total is None:
-                self.progress.update(tid, total=tk.completed)
-        if self.started and all(self._task(t).finished or self._task(t).total is None for t in self.tasks.values()):
-            self.progress.stop()
-            self.started = False
-
-    def warn(self, message):
-        self.progress.console.print(f"[yellow]warning:[/] {message}", markup=True)
-
-    def info(self, message):
-        self.progress.console.print(message)

@@ -32,23 +32,55 @@ def _settings(archive) -> dict:
     return dict(archive.config.settings.get("timestamp") or {})
 
 
+def check_tsa(tsa_url: str, ca_pem: bytes, timeout: float = 30.0) -> dict:
+    """One test request to the TSA, its token verified against ``ca_pem``: the TSA's name and policy.
+
+    Raises TsaError when the TSA cannot be reached or refuses, IntegrityError when its token
+    does not verify under the CA (the wrong CA file, or not a TSA).
+    """
+    import hashlib
+    import os
+
+    from verify.tokens import verify_token
+    from verify.tsa_client import request_stamp
+
+    from ..errors import IntegrityError
+
+    root = hashlib.sha256(b"mailarchive timestamp configure check " + os.urandom(16)).digest()
+    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout)
+    check = verify_token(tsr, root, ca_pem, nonce=nonce)
+    if not check.ok:
+        raise IntegrityError(f"the TSA at {tsa_url} answered, but its token does not verify under this CA: "
+                             + "; ".join(check.problems) + " (nothing was stored; --no-check stores it unchecked)")
+    return {"tsa_name": check.tsa_subject, "policy": check.policy, "gen_time": check.gen_time}
+
+
 @command(timestamp_group, "configure")
 @click.option("--tsa-url", required=True, help="The TSA's HTTP(S) URL (RFC 3161 over HTTP POST).")
 @click.option("--ca-cert", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The CA certificate (PEM or DER) the TSA's certificate must chain to; it is pinned.")
+@click.option("--no-check", is_flag=True, help="Store without sending the test request to the TSA.")
 @pass_ctx
-def configure_cmd(ctx, tsa_url, ca_cert):
-    """Store the TSA URL and pin its CA certificate in the archive settings."""
+def configure_cmd(ctx, tsa_url, ca_cert, no_check):
+    """Store the TSA URL and pin its CA certificate in the archive settings.
+
+    First one test request goes to the TSA and its token is verified under the
+    CA; the TSA's name and policy are shown (--no-check skips this).
+    """
     from verify.tokens import ca_fingerprint
 
     if not tsa_url.startswith(("http://", "https://")):
         raise UsageError(f"--tsa-url {tsa_url!r} is not an http:// or https:// URL")
     pem = _read_ca(ca_cert)
+    checked = None if no_check else check_tsa(tsa_url, pem.encode())
     with ctx.open(writer=True) as archive:
         archive.config.settings["timestamp"] = {**_settings(archive), "tsa_url": tsa_url, "ca_pem": pem}
         archive.save_config()
-    result = {"tsa_url": tsa_url, "ca_fingerprint": ca_fingerprint(pem.encode())}
-    ctx.ui.emit(result, lambda r: ctx.ui.say(f"TSA {r['tsa_url']}, CA pinned (SHA-256 {r['ca_fingerprint']})"))
+    result = {"tsa_url": tsa_url, "ca_fingerprint": ca_fingerprint(pem.encode()), "check": checked}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(
+        f"TSA {r['tsa_url']}, CA pinned (SHA-256 {r['ca_fingerprint']})"
+        + (f"\n  test stamp OK: TSA {r['check']['tsa_name']}, policy {r['check']['policy']}" if r["check"] else
+           "\n  not checked (--no-check)")))
 
 
 @command(timestamp_group, "run")
