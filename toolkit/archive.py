@@ -202,6 +202,7 @@ class Archive:
                 )
             if writer:
                 archive.catalog.migrate()
+                archive.catalog.close_dead_runs()  # we hold the lock: no run is live
             return archive
         except BaseException:
             if lock:

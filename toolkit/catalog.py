@@ -262,6 +262,19 @@ class Catalog:
             for k, v in info.items():
                 con.execute("INSERT INTO archive_info VALUES (?, ?)", [k, v])
 
+    def close_dead_runs(self) -> int:
+        """Mark runs still ``running`` as ``failed``; returns how many.
+
+        Only for a writer that holds the archive's lock: every run is made under
+        that lock, so a run still marked running then belongs to a process that
+        died, or whose catalog could not record its end (a full disk).
+        """
+        with self.writing() as con:
+            dead = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            if dead:
+                con.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE status = 'running'")
+        return dead
+
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied; returns their names."""
         applied: list[str] = []

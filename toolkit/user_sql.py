@@ -60,8 +60,8 @@ def check_condition(text: str, what: str = "--where") -> str:
         check_query(bare)  # one SELECT, no placeholders
     except UsageError as exc:
         raise UsageError(f"{what} must be exactly one SQL condition (e.g. \"m.size > 1000000\"): {exc}") from None
-    for sql in (bare, f"SELECT {wrapped}"):
-        problem = _single_expression_problem(sql)
+    for tree in _parse_trees([bare, f"SELECT {wrapped}"]):
+        problem = _single_expression_problem(tree)
         if problem:
             raise UsageError(f"{what} must be exactly one SQL condition (e.g. \"m.size > 1000000\"): {problem}")
     return wrapped
@@ -72,23 +72,24 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _parse_tree(sql: str) -> dict:
+def _parse_trees(sqls: list[str]) -> list[dict]:
+    """DuckDB's parse tree of each text (``json_serialize_sql``), on one scratch connection."""
     con = duckdb.connect(":memory:", config={
         "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
+        "threads": 1,
     })
     try:
-        return json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+        return [json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0]) for sql in sqls]
     except duckdb.Error as exc:  # e.g. a DuckDB build without its json functions: refuse, do not guess
-        return {"error": True, "error_message": f"DuckDB cannot check it here ({_first_line(exc)})"}
+        return [{"error": True, "error_message": f"DuckDB cannot check it here ({_first_line(exc)})"}]
     finally:
         con.close()
 
 
-def _single_expression_problem(sql: str) -> str | None:
-    """None if ``sql`` is ``SELECT <one expression>`` and nothing else, else what is wrong."""
-    tree = _parse_tree(sql)
+def _single_expression_problem(tree: dict) -> str | None:
+    """None if the parse tree is ``SELECT <one expression>`` and nothing else, else what is wrong."""
     if tree.get("error"):
         return (tree.get("error_message") or "it does not parse").splitlines()[0]
     statements = tree.get("statements") or []

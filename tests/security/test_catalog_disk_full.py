@@ -89,3 +89,23 @@ def test_full_disk_under_the_catalog(small_disk, tmp_path):
     assert done["errors"] == 0
     count = json.loads(mailarchive(home, "sql", "SELECT count(*) AS n FROM messages", "--format", "json").stdout)
     assert count[0]["n"] == MAILS
+
+
+def test_a_run_that_could_not_record_its_end_is_marked_failed_by_the_next_writer(tmp_path):
+    """When even the failed status cannot be written (disk still full, or the process died),
+    the next command that holds the writer lock marks the run failed."""
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(40):
+        (source / f"m{i}.eml").write_text(f"From: a@x.example\nMessage-ID: <d{i}@t>\nSubject: {i}\n\nbody {i} {'b' * 3000}\n")
+    env = {"MAILARCHIVE_WORKERS": "0", "MAILARCHIVE_PACK_TARGET": "20000", "MAILARCHIVE_FAULT": "after_pack_seal:2"}
+    p = mailarchive(home, "import", "eml", str(source), env=env, check=None)
+    assert p.returncode == -9
+    runs = json.loads(mailarchive(home, "sql", "SELECT status FROM runs", "--format", "json").stdout)
+    assert [r["status"] for r in runs] == ["running"]  # readers leave it: they cannot know
+    mailarchive(home, "import", "eml", str(source), env={"MAILARCHIVE_WORKERS": "0"})
+    runs = json.loads(mailarchive(home, "sql", "SELECT run_id, status FROM runs ORDER BY run_id",
+                                  "--format", "json").stdout)
+    assert [r["status"] for r in runs] == ["failed", "complete"]
