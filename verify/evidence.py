@@ -5,7 +5,7 @@ A bundle is a directory ``<msg_id>-<blob id prefix>/`` holding::
     message.eml     the mail, byte-exact (its SHA-256 is the blob id)
     root.bin        the 32-byte Merkle root of the message's stamp batch
     token.tsr       the whole RFC 3161 TimeStampResp (DER) over root.bin
-    tsa-ca.pem      the TSA CA certificate the archive pinned
+    tsa-ca.pem      the CA certificate(s) the batch was stamped under (from the archive's CA history)
     evidence.json   the message's leaf, index and inclusion path, the batch, the token's fields
     SHA256SUMS      ``sha256sum -c`` input for the four files above
     VERIFY.txt      the steps below in words
@@ -17,7 +17,10 @@ Checking one needs no archive and no key (:func:`verify_evidence`):
    §2.1.3.2: inner nodes SHA-256(0x01 || left || right)) gives root.bin;
 3. ``openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem``:
    the token stamps SHA-256(root.bin), signed by a TSA under that CA. The
-   auditor compares the CA's fingerprint with the TSA's published one.
+   auditor compares the CA's fingerprint with the TSA's published one:
+   ``tsa-ca.pem`` alone proves nothing (anyone can make a CA), so
+   :func:`verify_evidence` fails a bundle unless a CA is given or the
+   bundle's CA is trusted explicitly.
 
 :func:`export_evidence` writes bundles for a selection, each under a
 temporary name renamed into place when complete, and ``evidence-index.json``
@@ -54,7 +57,9 @@ How to check this evidence bundle (no archive and no key needed)
    must print "Verification: OK". Compare the fingerprint of tsa-ca.pem
      openssl x509 -in tsa-ca.pem -noout -fingerprint -sha256
    with the one the TSA publishes.
-Or in one step:  mailarchive verify-evidence THIS-DIRECTORY
+Or in one step:  mailarchive verify-evidence --ca-cert TSA-CA.pem THIS-DIRECTORY
+   (TSA-CA.pem obtained from the TSA, not from this bundle; --trust-bundle-ca
+   instead uses tsa-ca.pem once you have compared its fingerprint)
 """
 
 
@@ -84,14 +89,26 @@ class EvidenceCheck:
     tsa_subject: str | None = None
     ca_fingerprint: str | None = None
     second_opinion: str | None = None
+    trust: str | None = None   # what the token was checked against: "given CA", the bundle's CA, or "none"
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
+TRUST_ANCHOR_MISSING = (
+    "trust anchor not given: the token was checked only against the bundle's own tsa-ca.pem, which anyone "
+    "can make; pass --ca-cert FILE with the TSA's CA certificate from a source you trust, or --trust-bundle-ca "
+    "after comparing the bundle CA's fingerprint with the one the TSA publishes"
+)
+
+
+def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bool = False) -> EvidenceCheck:
     """Check one bundle directory on its own; ``ca_pem`` replaces the bundle's CA (the one the auditor trusts).
 
+    A bundle carries its own CA certificate, and a forger can make a CA and a
+    valid token for any changed mail: without ``ca_pem`` the bundle never
+    verifies (problem :data:`TRUST_ANCHOR_MISSING`) unless the caller says it
+    trusts the bundle's CA (``trust_bundle_ca``). All other checks still run.
     Never raises for a damaged bundle: every failure is a problem string.
     """
     from .tokens import ca_fingerprint, verify_token
@@ -164,6 +181,9 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
                 p.append(f"token: genTime {chk.gen_time.isoformat()} differs from evidence.json's {tok['gen_time']}")
         except (ValueError, TypeError):
             p.append("evidence.json: token.gen_time is not an ISO time")
+    if ca_pem is None and not trust_bundle_ca:
+        p.append(TRUST_ANCHOR_MISSING)
+    res.trust = "given CA" if ca_pem is not None else ("bundle CA (--trust-bundle-ca)" if trust_bundle_ca else "none")
     res.ok = not p
     return res
 
@@ -211,9 +231,12 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     selection = select_messages(archive, where, params)
     summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
                "bundles": [], "errors": []}
-    ca_pem = ((archive.config.settings.get("timestamp") or {}).get("ca_pem") or "").encode()
+    from . import ca_history
+
+    settings = archive.config.settings.get("timestamp") or {}
     ids = [s.msg_id for s in selection]
     with archive.catalog.reading() as con:
+        history = ca_history.load(con)
         meta = {}
         if ids:
             for row in con.execute(
@@ -240,13 +263,17 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             info["error"] = (f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported — "
                              "run `mailarchive verify --full`")
             continue
-        if not ca_pem:
-            info["error"] = "no pinned TSA CA in the archive settings; `mailarchive timestamp configure`"
+        anchor = ca_history.anchor_for(history, settings, fp)
+        if anchor is None:
+            info["error"] = (f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history; "
+                             "`mailarchive timestamp ca list`")
             continue
-        chk = verify_token(bytes(token), bytes.fromhex(root_hex), ca_pem)
-        if not chk.ok:
-            info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems)}"
+        chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem)
+        why = ca_history.trust_problem(anchor, chk.gen_time)
+        if not chk.ok or why:
+            info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems + [why] if why else chk.problems)}"
             continue
+        info["ca_pem"] = anchor.pem
         info["check"] = chk
         info["paths"] = None   # computed on first use
     reporter.start("evidence", len(selection), "messages")
@@ -279,6 +306,7 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             summary["errors"].append({"msg_id": sm.msg_id, "error": "the mail or its path does not give the stamped root"})
             continue
         chk = info["check"]
+        ca_pem = info["ca_pem"]
         files = {
             "message.eml": data,
             "root.bin": bytes.fromhex(root_hex),

@@ -7,6 +7,13 @@ A throwaway RFC 3161 time-stamping authority for the tests (shared/SERVICES.md).
 ``openssl ts -reply`` (one at a time: openssl rewrites its serial file);
 ``start_tsa`` puts that behind a small HTTP server on 127.0.0.1.
 
+``make_pki(..., intermediate=True)`` makes a second shape of PKI: an RSA
+root CA, an ECDSA intermediate CA under it, and the ECDSA TSA certificate
+under the intermediate; the TSA then puts the intermediate into every
+token's certificate bag, so a verifier that trusts only the root must build
+the chain through it. ``validity_days`` shortens the TSA certificate's life
+(for tests of certificates that expire).
+
 The server's ``mode`` makes it misbehave for the I10/I4 tests:
 ``ok`` answers properly, ``http500`` answers HTTP 500, ``reject`` answers a
 TimeStampResp with status rejection (2), ``hang`` never answers (until
@@ -47,30 +54,44 @@ class Pki:
     ca_key: Path
     tsa_cert: Path
     tsa_key: Path
+    intermediate_cert: Path | None = None  # the CA between root and TSA certificate, when there is one
 
     def issue_tsa_cert(self, name: str, eku: str = "critical,timeStamping") -> tuple[Path, Path]:
         """Another TSA certificate under this CA with the given extendedKeyUsage value."""
         return _issue(self.dir, name, self.ca_cert, self.ca_key, eku)
 
 
-def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str) -> tuple[Path, Path]:
+_EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+_RSA = ("-newkey", "rsa:2048")
+
+
+def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str, days: int = 3650,
+           ca: bool = False) -> tuple[Path, Path]:
     key, csr, crt, ext = (d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext")
-    ext.write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,nonRepudiation\n"
-        f"extendedKeyUsage={eku}\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    if ca:
+        ext.write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                       "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    else:
+        ext.write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,nonRepudiation\n"
+            f"extendedKeyUsage={eku}\n"
+            "subjectKeyIdentifier=hash\n"
+            "authorityKeyIdentifier=keyid\n"
+        )
+    _openssl("req", "-new", *_EC, "-nodes",
              "-keyout", str(key), "-out", str(csr), "-subj", f"/O=mailarchive tests/CN={name}")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(ext), "-out", str(crt))
+             "-CAcreateserial", "-days", str(days), "-sha256", "-extfile", str(ext), "-out", str(crt))
     return crt, key
 
 
-def make_pki(d: Path, name: str = "test") -> Pki:
-    """A root CA (CA:TRUE, keyCertSign) and a TSA certificate (critical timeStamping EKU)."""
+def make_pki(d: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650) -> Pki:
+    """A root CA (CA:TRUE, keyCertSign) and a TSA certificate (critical timeStamping EKU).
+
+    With ``intermediate`` the root is RSA and an ECDSA intermediate CA
+    issues the (ECDSA) TSA certificate; otherwise everything is ECDSA P-256.
+    """
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt, ca_ext = d / "ca.key", d / "ca.crt", d / "ca.ext"
@@ -78,11 +99,15 @@ def make_pki(d: Path, name: str = "test") -> Pki:
         "[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
         "subjectKeyIdentifier=hash\n"
     )
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    _openssl("req", "-x509", *(_RSA if intermediate else _EC), "-nodes",
              "-keyout", str(ca_key), "-out", str(ca_crt), "-days", "3650", "-sha256",
              "-subj", f"/O=mailarchive tests/CN={name} root CA", "-config", str(ca_ext), "-extensions", "v3")
-    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping")
-    return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key)
+    if not intermediate:
+        tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping", validity_days)
+        return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key)
+    int_crt, int_key = _issue(d, f"{name}-intermediate", ca_crt, ca_key, "", 3650, ca=True)
+    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", int_crt, int_key, "critical,timeStamping", validity_days)
+    return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key, intermediate_cert=int_crt)
 
 
 class Tsa:
@@ -93,6 +118,8 @@ class Tsa:
         self.cnf = pki.dir / "tsa.cnf"
         (pki.dir / "tsaserial").write_text("01\n")
         certs = f"certs = {pki.ca_cert}\n" if embed_ca else ""
+        if pki.intermediate_cert is not None:  # the chain's middle link travels in every token
+            certs = f"certs = {pki.intermediate_cert}\n"
         self.cnf.write_text(
             "[tsa]\ndefault_tsa = tsa_config\n"
             "[tsa_config]\n"
@@ -245,10 +272,10 @@ class TsaServer:
             self._thread.join(timeout=10)
 
 
-def start_tsa(workdir: Path, name: str = "test") -> TsaServer:
-    """A test CA + TSA under ``workdir`` and an HTTP TSA on 127.0.0.1 (free port)."""
+def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650) -> TsaServer:
+    """A test CA + TSA under ``workdir`` and an HTTP TSA on 127.0.0.1 (free port); see :func:`make_pki`."""
     workdir = Path(workdir)
-    pki = make_pki(workdir / "pki", name)
+    pki = make_pki(workdir / "pki", name, intermediate=intermediate, validity_days=validity_days)
     tsa = Tsa(pki)
     holder: dict[str, TsaServer] = {}
 

@@ -1,4 +1,10 @@
-"""``mailarchive timestamp configure | run | status`` (DESIGN §8)."""
+"""``mailarchive timestamp configure | run | status | ca list|add|retire`` (DESIGN §8).
+
+Every CA certificate the archive trusts is kept in its CA history (the
+catalog's ``tsa_cas``; see ``verify.ca_history``): ``configure`` and
+``ca add`` add to it, ``run --ca-cert F`` adds F, ``ca retire`` ends a CA's
+trust from now on. Each batch records the CA it was stamped under.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,26 +41,107 @@ def _settings(archive) -> dict:
 @command(timestamp_group, "configure")
 @click.option("--tsa-url", required=True, help="The TSA's HTTP(S) URL (RFC 3161 over HTTP POST).")
 @click.option("--ca-cert", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="The CA certificate (PEM or DER) the TSA's certificate must chain to; it is pinned.")
+              help="The CA certificate (PEM or DER) the TSA's certificate must chain to; added to the trusted CAs.")
 @pass_ctx
 def configure_cmd(ctx, tsa_url, ca_cert):
-    """Store the TSA URL and pin its CA certificate in the archive settings."""
-    from verify.tokens import ca_fingerprint
+    """Use this TSA from now on, and add its CA certificate to the archive's trusted CAs.
+
+    CAs trusted before stay trusted for the batches stamped under them (a
+    change of TSA provider keeps older batches verifying); `timestamp ca
+    retire` ends a CA's trust.
+    """
+    from verify import ca_history
 
     if not tsa_url.startswith(("http://", "https://")):
         raise UsageError(f"--tsa-url {tsa_url!r} is not an http:// or https:// URL")
     pem = _read_ca(ca_cert)
     with ctx.open(writer=True) as archive:
+        with archive.catalog.writing() as con:
+            ca_history.adopt_settings_ca(con, _settings(archive))
+            rec = ca_history.remember(con, pem.encode(), tsa_url)
+            n = len(ca_history.load(con))
         archive.config.settings["timestamp"] = {**_settings(archive), "tsa_url": tsa_url, "ca_pem": pem}
         archive.save_config()
-    result = {"tsa_url": tsa_url, "ca_fingerprint": ca_fingerprint(pem.encode())}
-    ctx.ui.emit(result, lambda r: ctx.ui.say(f"TSA {r['tsa_url']}, CA pinned (SHA-256 {r['ca_fingerprint']})"))
+    result = {"tsa_url": tsa_url, "ca_fingerprint": rec.fingerprint, "trusted_cas": n}
+    ctx.ui.emit(result, lambda r: ctx.ui.say(
+        f"TSA {r['tsa_url']}, CA SHA-256 {r['ca_fingerprint']} trusted ({r['trusted_cas']} CAs in the history)"))
+
+
+def _when(t) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S}Z" if t is not None else "-"
+
+
+ca_group = subgroup(timestamp_group, "ca", "The TSA CA certificates the archive trusts, and when it trusted them.")
+
+
+@command(ca_group, "list")
+@pass_ctx
+def ca_list_cmd(ctx):
+    """List every TSA CA the archive has trusted: fingerprint, subject, added, retired, batches, TSA URLs."""
+    from verify import ca_history
+
+    with ctx.open() as archive:
+        with archive.catalog.reading() as con:
+            history = ca_history.load(con)
+            counts = dict(con.execute(
+                "SELECT ca_fingerprint, count(*) FROM stamp_batches WHERE status = 'stamped' GROUP BY ca_fingerprint"
+            ).fetchall())
+        legacy = ca_history.legacy_record(_settings(archive)) if not history else None
+    recs = list(history.values()) or ([legacy] if legacy else [])
+    result = {"cas": [{**{k: v for k, v in r.as_dict().items() if k != "pem"}, "batches": counts.get(r.fingerprint, 0)}
+                      for r in recs]}
+
+    def human(r):
+        if not r["cas"]:
+            ctx.ui.say("no TSA CA trusted yet; `mailarchive timestamp configure --tsa-url URL --ca-cert FILE`")
+            return
+        ctx.ui.table("TSA CAs of this archive", ["SHA-256", "subject", "added", "retired", "batches", "TSA URLs"],
+                     [[c["fingerprint"], c["subject"], _when(c["added_at"]), _when(c["retired_at"]), c["batches"],
+                       ", ".join(c["tsa_urls"])] for c in r["cas"]])
+
+    ctx.ui.emit(result, human)
+
+
+@command(ca_group, "add")
+@click.argument("ca_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--tsa-url", default=None, help="The TSA URL this CA serves (recorded with it).")
+@pass_ctx
+def ca_add_cmd(ctx, ca_file, tsa_url):
+    """Trust the CA certificate in CA_FILE (PEM, may hold intermediates after the root; or DER) from now on."""
+    from verify import ca_history
+
+    pem = _read_ca(ca_file).encode()
+    with ctx.open(writer=True) as archive:
+        with archive.catalog.writing() as con:
+            ca_history.adopt_settings_ca(con, _settings(archive))
+            rec = ca_history.remember(con, pem, tsa_url)
+    ctx.ui.emit({"fingerprint": rec.fingerprint, "subject": rec.subject, "added_at": rec.added_at},
+                lambda r: ctx.ui.say(f"trusted CA {r['subject']} (SHA-256 {r['fingerprint']}) since {_when(r['added_at'])}"))
+
+
+@command(ca_group, "retire")
+@click.argument("fingerprint")
+@pass_ctx
+def ca_retire_cmd(ctx, fingerprint):
+    """Stop trusting a CA (SHA-256 FINGERPRINT, or a unique prefix) for stamps from now on.
+
+    Batches stamped under it before keep verifying; a later one would be a finding.
+    """
+    from verify import ca_history
+
+    with ctx.open(writer=True) as archive:
+        with archive.catalog.writing() as con:
+            ca_history.adopt_settings_ca(con, _settings(archive))
+            rec = ca_history.retire(con, fingerprint)
+    ctx.ui.emit({"fingerprint": rec.fingerprint, "subject": rec.subject, "retired_at": rec.retired_at},
+                lambda r: ctx.ui.say(f"retired CA {r['subject']} (SHA-256 {r['fingerprint']}) at {_when(r['retired_at'])}"))
 
 
 @command(timestamp_group, "run")
 @click.option("--tsa-url", default=None, help="Use this TSA for this run (default: the configured one).")
 @click.option("--ca-cert", default=None, type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Pin this CA certificate for this run (default: the configured one).")
+              help="Verify this run's tokens against this CA certificate and record it in the CA history "
+                   "with the batches (default: the configured one).")
 @click.option("--min-pending", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Make new batches only while at least this many messages and envelopes wait.")
 @click.option("--all", "all_", is_flag=True, help="Stamp everything that waits, even a single message (the daily run).")
