@@ -20,3 +20,15 @@ def tsa_ok(tsa):
     tsa.mode = "ok"
     yield tsa
     tsa.mode = "ok"
+
+
+@pytest.fixture(scope="session")
+def tsa_b():
+    """A second local TSA with its own PKI: an RSA root CA, an ECDSA intermediate CA (sent in every token) and an
+    ECDSA TSA certificate; ``ca_cert_path`` is the root alone."""
+    from services.process import served
+    from services.tsa import start_tsa
+
+    with served("tsa-b", lambda workdir: start_tsa(workdir, "tsa-b", intermediate=True)) as server:
+        server.mode = "ok"
+        yield server
