@@ -33,7 +33,8 @@ def genuine(tmp_path_factory, tsa):
     home = base / "home"
     mailarchive(home, "init", "--key-backup", str(base / "kb.txt"))
     mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml" / "2019"))
-    mailarchive(home, "timestamp", "run", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path), "--all")
+    mailarchive(home, "timestamp", "configure", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    mailarchive(home, "timestamp", "run", "--all")
     dest = base / "evidence"
     r = mailarchive(home, "export", "evidence", str(dest), "--where", "m.msg_id = 2", json_out=True).result
     assert r["written"] == 1
