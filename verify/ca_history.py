@@ -39,11 +39,12 @@ class CaRecord:
     added_at: dt.datetime | None = None   # None: the legacy settings CA, trusted with no recorded start
     retired_at: dt.datetime | None = None
     tsa_urls: list[str] = field(default_factory=list)
+    policy: str | None = None   # the TSA policy OID pinned for tokens under this CA
 
     def as_dict(self) -> dict:
         return {"fingerprint": self.fingerprint, "subject": self.subject, "not_after": self.not_after,
                 "added_at": self.added_at, "retired_at": self.retired_at, "tsa_urls": list(self.tsa_urls),
-                "pem": self.pem.decode("ascii")}
+                "policy": self.policy, "pem": self.pem.decode("ascii")}
 
 
 def _aware(t):
@@ -69,21 +70,27 @@ def describe(pem: bytes) -> tuple[str, bytes, bytes, str, dt.datetime]:
 def load(con) -> dict[str, CaRecord]:
     """Every CA of the history, by fingerprint."""
     rows = con.execute(
-        "SELECT fingerprint, pem, subject, not_after, added_at, retired_at, tsa_urls FROM tsa_cas ORDER BY added_at"
+        "SELECT fingerprint, pem, subject, not_after, added_at, retired_at, tsa_urls, policy FROM tsa_cas ORDER BY added_at"
     ).fetchall()
     out = {}
-    for fp, pem, subject, not_after, added, retired, urls in rows:
+    for fp, pem, subject, not_after, added, retired, urls, policy in rows:
         try:
             url_list = list(json.loads(urls or "[]"))
         except ValueError:
             url_list = []
         out[fp] = CaRecord(fp, (pem or "").encode("ascii"), subject, _aware(not_after), _aware(added),
-                           _aware(retired), url_list)
+                           _aware(retired), url_list, policy)
     return out
 
 
-def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | None = None) -> CaRecord:
-    """Add ``pem`` to the history (or add ``tsa_url`` to its URLs); refuses a retired CA. Needs a writing session.
+def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | None = None,
+             policy: str | None = None) -> CaRecord:
+    """Add ``pem`` to the history (or add ``tsa_url`` and new intermediates to a known CA); refuses a retired CA.
+
+    Needs a writing session.
+
+    ``policy`` pins the TSA policy OID for tokens under this CA; changing a
+    pinned policy is refused once batches were stamped under it.
 
     A CA new to the history is dated ``now``, or earlier when batches already
     record it (an archive from before the history, or a CA re-added after
@@ -91,14 +98,22 @@ def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | Non
     """
     now = now or _utcnow()
     fp, der, norm, subject, not_after = describe(pem)
-    row = con.execute("SELECT retired_at, tsa_urls FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()
+    row = con.execute("SELECT retired_at, tsa_urls, policy FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()
     if row is not None:
-        retired, urls = row
+        retired, urls, old_policy = row
+        if policy and policy != old_policy:
+            used = con.execute("SELECT count(*) FROM stamp_batches WHERE ca_fingerprint = ? AND status = 'stamped'",
+                               [fp]).fetchone()[0]
+            if old_policy and used:
+                raise UsageError(f"the TSA CA {fp[:16]}… has policy {old_policy} pinned, not {policy}; "
+                                 f"{used} batches already stamped under it carry that one")
+            con.execute("UPDATE tsa_cas SET policy = ? WHERE fingerprint = ?", [policy, fp])
         if retired is not None:
             raise UsageError(
                 f"the TSA CA {fp[:16]}… ({subject}) was retired on {_aware(retired):%Y-%m-%d %H:%M:%S}Z; "
                 "a retired CA is not trusted for new stamps (use another TSA/CA)"
             )
+        _add_intermediates(con, fp, norm)
         url_list = list(json.loads(urls or "[]"))
         if tsa_url and tsa_url not in url_list:
             url_list.append(tsa_url)
@@ -109,11 +124,24 @@ def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | Non
     ).fetchone()[0]
     added = min(now, _aware(earliest)) if earliest is not None else now
     con.execute(
-        "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls) "
-        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-        [fp, der, norm.decode("ascii"), subject, not_after, added, json.dumps([tsa_url] if tsa_url else [])],
+        "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls, policy) "
+        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        [fp, der, norm.decode("ascii"), subject, not_after, added, json.dumps([tsa_url] if tsa_url else []), policy],
     )
     return load(con)[fp]
+
+
+def _add_intermediates(con, fp: str, pem: bytes) -> None:
+    """Keep the intermediate CA certificates a file brings for a known anchor (never another self-signed root)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    stored_pem = con.execute("SELECT pem FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()[0]
+    stored = load_ca(stored_pem.encode())[0]
+    have = {c.public_bytes(Encoding.DER) for c in stored}
+    extra = [c for c in load_ca(pem)[0] if c.public_bytes(Encoding.DER) not in have and c.issuer != c.subject]
+    if extra:
+        merged = stored_pem.encode() + b"".join(c.public_bytes(Encoding.PEM) for c in extra)
+        con.execute("UPDATE tsa_cas SET pem = ? WHERE fingerprint = ?", [merged.decode("ascii"), fp])
 
 
 def adopt_settings_ca(con, settings: dict | None) -> None:
@@ -196,7 +224,8 @@ def trust_problem(rec: CaRecord, gen_time: dt.datetime | None) -> str | None:
 def manifest_entry(rec: CaRecord) -> dict:
     """What a sealed batch manifest keeps of its CA, so that ``db rebuild`` can bring the history back."""
     return {"fingerprint": rec.fingerprint, "pem": rec.pem.decode("ascii"),
-            "added_at": rec.added_at.isoformat() if rec.added_at else None, "tsa_urls": list(rec.tsa_urls)}
+            "added_at": rec.added_at.isoformat() if rec.added_at else None, "tsa_urls": list(rec.tsa_urls),
+            "policy": rec.policy}
 
 
 def restore_from_manifest(con, entry: dict, gen_time: dt.datetime | None) -> None:
@@ -210,11 +239,12 @@ def restore_from_manifest(con, entry: dict, gen_time: dt.datetime | None) -> Non
     urls = [u for u in entry.get("tsa_urls") or [] if isinstance(u, str)]
     if row is None:
         con.execute(
-            "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls) "
-            "VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-            [fp, der, norm.decode("ascii"), subject, not_after, added or _utcnow(), json.dumps(urls)],
+            "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls, policy) "
+            "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+            [fp, der, norm.decode("ascii"), subject, not_after, added or _utcnow(), json.dumps(urls), entry.get("policy")],
         )
         return
+    _add_intermediates(con, fp, norm)
     old_added, old_urls = row
     merged = list(json.loads(old_urls or "[]"))
     merged += [u for u in urls if u not in merged]

@@ -488,7 +488,8 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
                     n = int(nonce) if nonce else None
                 except ValueError:
                     n = None
-                chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after)
+                chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
+                                   policy=anchor.policy)
                 problems = list(chk.problems)
                 if chk.ok or chk.gen_time is not None:
                     if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):

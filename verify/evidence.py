@@ -268,7 +268,7 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             info["error"] = (f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history; "
                              "`mailarchive timestamp ca list`")
             continue
-        chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem)
+        chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem, policy=anchor.policy)
         why = ca_history.trust_problem(anchor, chk.gen_time)
         if not chk.ok or why:
             info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems + [why] if why else chk.problems)}"

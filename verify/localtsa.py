@@ -66,7 +66,7 @@ _RSA = ("-newkey", "rsa:2048")
 
 
 def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str, days: int = 3650,
-           ca: bool = False) -> tuple[Path, Path]:
+           ca: bool = False, rsa: bool = False) -> tuple[Path, Path]:
     key, csr, crt, ext = (d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext")
     if ca:
         ext.write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
@@ -79,18 +79,20 @@ def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str, days: int 
             "subjectKeyIdentifier=hash\n"
             "authorityKeyIdentifier=keyid\n"
         )
-    _openssl("req", "-new", *_EC, "-nodes",
+    _openssl("req", "-new", *(_RSA if rsa else _EC), "-nodes",
              "-keyout", str(key), "-out", str(csr), "-subj", f"/O=mailarchive tests/CN={name}")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
              "-CAcreateserial", "-days", str(days), "-sha256", "-extfile", str(ext), "-out", str(crt))
     return crt, key
 
 
-def make_pki(d: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650) -> Pki:
+def make_pki(d: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650,
+             rsa_tsa: bool = False) -> Pki:
     """A root CA (CA:TRUE, keyCertSign) and a TSA certificate (critical timeStamping EKU).
 
     With ``intermediate`` the root is RSA and an ECDSA intermediate CA
     issues the (ECDSA) TSA certificate; otherwise everything is ECDSA P-256.
+    ``rsa_tsa`` gives the TSA an RSA key (tokens signed with RSA).
     """
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
@@ -103,27 +105,31 @@ def make_pki(d: Path, name: str = "test", *, intermediate: bool = False, validit
              "-keyout", str(ca_key), "-out", str(ca_crt), "-days", "3650", "-sha256",
              "-subj", f"/O=mailarchive tests/CN={name} root CA", "-config", str(ca_ext), "-extensions", "v3")
     if not intermediate:
-        tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping", validity_days)
+        tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping", validity_days, rsa=rsa_tsa)
         return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key)
     int_crt, int_key = _issue(d, f"{name}-intermediate", ca_crt, ca_key, "", 3650, ca=True)
-    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", int_crt, int_key, "critical,timeStamping", validity_days)
+    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", int_crt, int_key, "critical,timeStamping", validity_days, rsa=rsa_tsa)
     return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key, intermediate_cert=int_crt)
 
 
 class Tsa:
     """``openssl ts -reply`` over one PKI; ``embed_ca`` puts the root into the certificate bag too."""
 
-    def __init__(self, pki: Pki, embed_ca: bool = False):
+    def __init__(self, pki: Pki, embed_ca: bool = False, *, chain_in_token: bool = True, ess_cert_id_alg: str = "sha256",
+                 name: str = "tsa"):
+        """``chain_in_token=False`` leaves an intermediate CA out of the tokens (the verifier's CA file must hold it);
+        ``ess_cert_id_alg="sha1"`` makes openssl sign an ESSCertID (v1) signing-certificate attribute instead of v2."""
         self.pki = pki
-        self.cnf = pki.dir / "tsa.cnf"
-        (pki.dir / "tsaserial").write_text("01\n")
+        self.cnf = pki.dir / f"{name}.cnf"
+        serial = pki.dir / f"{name}serial"
+        serial.write_text("01\n")
         certs = f"certs = {pki.ca_cert}\n" if embed_ca else ""
-        if pki.intermediate_cert is not None:  # the chain's middle link travels in every token
+        if pki.intermediate_cert is not None and chain_in_token:  # the chain's middle link travels in every token
             certs = f"certs = {pki.intermediate_cert}\n"
         self.cnf.write_text(
             "[tsa]\ndefault_tsa = tsa_config\n"
             "[tsa_config]\n"
-            f"serial = {pki.dir / 'tsaserial'}\n"
+            f"serial = {serial}\n"
             f"signer_cert = {pki.tsa_cert}\n"
             f"signer_key = {pki.tsa_key}\n"
             f"{certs}"
@@ -134,16 +140,17 @@ class Tsa:
             "ordering = no\n"
             "tsa_name = yes\n"
             "ess_cert_id_chain = no\n"
-            "ess_cert_id_alg = sha256\n"
+            f"ess_cert_id_alg = {ess_cert_id_alg}\n"
         )
         self._lock = threading.Lock()
         self._n = 0
+        self._name = name
 
     def reply(self, query: bytes) -> bytes:
         with self._lock:
             self._n += 1
-            q = self.pki.dir / f"q{self._n}.tsq"
-            r = self.pki.dir / f"r{self._n}.tsr"
+            q = self.pki.dir / f"{self._name}-q{self._n}.tsq"
+            r = self.pki.dir / f"{self._name}-r{self._n}.tsr"
             q.write_bytes(query)
             try:
                 _openssl("ts", "-reply", "-config", str(self.cnf), "-queryfile", str(q), "-out", str(r))

@@ -136,6 +136,7 @@ def stamp_pending(
     batch_size: int = 100_000,
     reporter=None,
     timeout: float = 30,
+    policy: str | None = None,
 ) -> list[dict]:
     """Stamp pending batches (first), then new batches of unstamped leaves; returns one dict per stamped batch.
 
@@ -143,6 +144,8 @@ def stamp_pending(
     leaves wait; with it, until none wait. Raises :class:`TsaError` (its
     ``stamped`` attribute lists the batches done before) when the TSA fails;
     the failed batch stays pending. ``archive`` must be opened as writer.
+    ``policy`` pins the TSA policy OID for this CA (kept in the CA history);
+    a token with another policy is refused and its batch stays pending.
     """
     reporter = reporter or NullReporter()
     if batch_size < 1:
@@ -151,7 +154,7 @@ def stamp_pending(
     fp = ca_fingerprint(ca_pem)
     with archive.catalog.writing() as con:
         ca_history.adopt_settings_ca(con, archive.config.settings.get("timestamp"))
-        ca_entry = ca_history.manifest_entry(ca_history.remember(con, ca_pem, tsa_url))
+        ca_entry = ca_history.manifest_entry(ca_history.remember(con, ca_pem, tsa_url, policy=policy))
     reporter.start("stamp", None, "batches")
     try:
         with archive.catalog.reading() as con:
@@ -252,11 +255,12 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
             err.stamped = stamped
             raise err from None
         faults.hit("stamp_after_token")
-        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow())
+        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow(),
+                             policy=(ca_entry or {}).get("policy"))
         if not check.ok:
             err = TsaError(
                 f"stamp batch {batch_id} stays pending: the token from {tsa_url} does not verify "
-                f"against the configured CA: {'; '.join(check.problems)}"
+                f"against the CA in use: {'; '.join(check.problems)}"
             )
             err.stamped = stamped
             raise err

@@ -12,6 +12,7 @@ Problem strings start with a fixed tag so callers can sort them:
 ``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12)
 ``EKU:``             TSA certificate EKU missing, not critical, no timeStamping (I7)
 ``openssl:``         ``openssl ts -verify`` refused it: ESS signing-certificate (v2) binding (I9) and more
+``policy:``          not the pinned TSA policy OID (when one is pinned)
 ``genTime:``         outside [not_before - CLOCK_SKEW, not_after + MAX_DELAY] (I11)
 
 rfc3161-client checks signature, chain at genTime, EKU; it does not check
@@ -303,18 +304,22 @@ def verify_token(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     openssl: bool = True,
+    policy: str | None = None,
 ) -> TokenCheck:
     """Check a whole TimeStampResp (DER) as proof that ``root`` existed at genTime, under the pinned ``ca_pem``.
 
     ``not_before``/``not_after`` bound a plausible genTime (e.g. the batch's
     creation and the time the token was requested); CLOCK_SKEW and MAX_DELAY
     widen them. ``openssl=False`` skips the second opinion (then the ESS
-    signing-certificate binding is not checked). Never raises.
+    signing-certificate binding is not checked). ``policy`` pins the TSA
+    policy OID the token must carry. Never raises.
     """
     check = TokenCheck(ok=False)
     problems = check.problems
     try:
         _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check)
+        if policy and check.policy is not None and check.policy != policy:
+            problems.append(f"policy: the token's TSA policy is {check.policy}, the pinned policy is {policy}")
     except BaseException as exc:
         if _fatal(exc):
             raise

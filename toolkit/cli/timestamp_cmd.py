@@ -34,6 +34,14 @@ def _read_ca(path: Path) -> str:
     return pem.decode("ascii")
 
 
+def _oid(value: str | None) -> str | None:
+    import re
+
+    if value is not None and not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", value):
+        raise UsageError(f"--policy {value!r} is not a dotted OID such as 1.2.3.4")
+    return value
+
+
 def _settings(archive) -> dict:
     return dict(archive.config.settings.get("timestamp") or {})
 
@@ -42,8 +50,10 @@ def _settings(archive) -> dict:
 @click.option("--tsa-url", required=True, help="The TSA's HTTP(S) URL (RFC 3161 over HTTP POST).")
 @click.option("--ca-cert", required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="The CA certificate (PEM or DER) the TSA's certificate must chain to; added to the trusted CAs.")
+@click.option("--policy", default=None, callback=lambda c, p, v: _oid(v),
+              help="Pin the TSA policy OID (dotted) that every token under this CA must carry.")
 @pass_ctx
-def configure_cmd(ctx, tsa_url, ca_cert):
+def configure_cmd(ctx, tsa_url, ca_cert, policy):
     """Use this TSA from now on, and add its CA certificate to the archive's trusted CAs.
 
     CAs trusted before stay trusted for the batches stamped under them (a
@@ -58,7 +68,7 @@ def configure_cmd(ctx, tsa_url, ca_cert):
     with ctx.open(writer=True) as archive:
         with archive.catalog.writing() as con:
             ca_history.adopt_settings_ca(con, _settings(archive))
-            rec = ca_history.remember(con, pem.encode(), tsa_url)
+            rec = ca_history.remember(con, pem.encode(), tsa_url, policy=policy)
             n = len(ca_history.load(con))
         archive.config.settings["timestamp"] = {**_settings(archive), "tsa_url": tsa_url, "ca_pem": pem}
         archive.save_config()
@@ -105,8 +115,10 @@ def ca_list_cmd(ctx):
 @command(ca_group, "add")
 @click.argument("ca_file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--tsa-url", default=None, help="The TSA URL this CA serves (recorded with it).")
+@click.option("--policy", default=None, callback=lambda c, p, v: _oid(v),
+              help="Pin the TSA policy OID (dotted) that every token under this CA must carry.")
 @pass_ctx
-def ca_add_cmd(ctx, ca_file, tsa_url):
+def ca_add_cmd(ctx, ca_file, tsa_url, policy):
     """Trust the CA certificate in CA_FILE (PEM, may hold intermediates after the root; or DER) from now on."""
     from verify import ca_history
 
@@ -114,7 +126,7 @@ def ca_add_cmd(ctx, ca_file, tsa_url):
     with ctx.open(writer=True) as archive:
         with archive.catalog.writing() as con:
             ca_history.adopt_settings_ca(con, _settings(archive))
-            rec = ca_history.remember(con, pem, tsa_url)
+            rec = ca_history.remember(con, pem, tsa_url, policy=policy)
     ctx.ui.emit({"fingerprint": rec.fingerprint, "subject": rec.subject, "added_at": rec.added_at},
                 lambda r: ctx.ui.say(f"trusted CA {r['subject']} (SHA-256 {r['fingerprint']}) since {_when(r['added_at'])}"))
 
@@ -142,12 +154,14 @@ def ca_retire_cmd(ctx, fingerprint):
 @click.option("--ca-cert", default=None, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Verify this run's tokens against this CA certificate and record it in the CA history "
                    "with the batches (default: the configured one).")
+@click.option("--policy", default=None, callback=lambda c, p, v: _oid(v),
+              help="Pin the TSA policy OID (dotted) for this run's CA; a token with another policy is refused.")
 @click.option("--min-pending", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Make new batches only while at least this many messages and envelopes wait.")
 @click.option("--all", "all_", is_flag=True, help="Stamp everything that waits, even a single message (the daily run).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
 @pass_ctx
-def run_cmd(ctx, tsa_url, ca_cert, min_pending, all_, timeout):
+def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout):
     """Stamp pending batches first, then new batches of unstamped mail.
 
     Each batch's Merkle root is stamped by the TSA, the token is verified
@@ -170,7 +184,7 @@ def run_cmd(ctx, tsa_url, ca_cert, min_pending, all_, timeout):
         try:
             batches = stamp_pending(
                 archive, tsa_url=url, ca_pem=pem, min_pending=min_pending, all_=all_, reporter=ctx.ui.reporter(),
-                timeout=timeout,
+                timeout=timeout, policy=policy,
             )
         except TsaError as exc:
             for b in getattr(exc, "stamped", []):
