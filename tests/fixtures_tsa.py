@@ -32,3 +32,13 @@ def tsa_b():
     with served("tsa-b", lambda workdir: start_tsa(workdir, "tsa-b", intermediate=True)) as server:
         server.mode = "ok"
         yield server
+
+
+@pytest.fixture(scope="session")
+def tsa_short():
+    """A local TSA whose TSA certificate is valid for 30 days only (its tokens' protection runs out soon)."""
+    from services.process import served
+    from services.tsa import start_tsa
+
+    with served("tsa-short", lambda workdir: start_tsa(workdir, "tsa-short", validity_days=30)) as server:
+        yield server

@@ -56,6 +56,7 @@ FULL_CHECKS = [
     ("F05", "Merkle root of every batch recomputes from the catalog"),
     ("F06", "Every timestamp token verifies"),
     ("F07", "Sealed stamp manifests match the catalog"),
+    ("F08", "Renewal chains cover their batches; protection not running out"),
 ]
 #: consecutive authentication failures, with no success, after which one pack is given up (F8)
 AUTH_FAIL_LIMIT = 20
@@ -536,6 +537,39 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
                    batch=batch, medium=medium, name=manifest)
     c5.note = f"{len(batches)} batches"
     c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
+
+
+def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) -> None:
+    """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
+
+    ``report.stats["protection"]`` lists, per stamped batch, its CA, its
+    renewals and the time it is protected until (for the reports).
+    """
+    from . import ca_history, renewal
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with archive.catalog.reading() as con:
+        history = ca_history.load(con)
+        chains = renewal.chains(con, history, settings)
+        n_renewals = con.execute("SELECT count(*) FROM stamp_renewals").fetchone()[0]
+    rows = []
+    for bid, links in chains.items():
+        for p in renewal.check_chain(roots.get(bid) or "", links, history, settings):
+            c8.add(f"stamp batch {bid}: {p}", batch=bid)
+        until = renewal.protected_until(links)
+        anchor = ca_history.anchor_for(history, settings, links[0].ca_fingerprint)
+        rows.append({"batch_id": bid, "ca_fingerprint": links[0].ca_fingerprint,
+                     "ca_subject": anchor.subject if anchor else None, "renewals": [x.id for x in links[1:]],
+                     "protected_until": until})
+        if until is not None and until <= now + renewal.WARN_AHEAD:
+            state = "has expired" if until <= now else f"ends within {renewal.WARN_AHEAD.days} days"
+            c8.warn(f"stamp batch {bid}: protected until {until:%Y-%m-%d} — its newest token's certificate chain "
+                    f"{state}; `mailarchive timestamp renew` extends it", batch=bid)
+    report.stats["protection"] = rows
+    ends = [r["protected_until"] for r in rows if r["protected_until"] is not None]
+    c8.note = (f"{n_renewals} renewals; earliest protection ends {min(ends):%Y-%m-%d}" if ends
+               else f"{n_renewals} renewals")

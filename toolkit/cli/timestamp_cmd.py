@@ -208,10 +208,67 @@ def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout):
     ctx.ui.emit(result, human)
 
 
+@command(timestamp_group, "renew")
+@click.option("--before", default=None, metavar="DATE",
+              help="Renew the batches whose protection ends before DATE (YYYY-MM-DD; default: within 90 days).")
+@click.option("--all", "all_", is_flag=True, help="Renew every stamped batch.")
+@click.option("--tsa-url", default=None, help="Use this TSA (default: the configured one).")
+@click.option("--ca-cert", default=None, type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Verify the renewal token against this CA certificate and record it (default: the configured one).")
+@click.option("--policy", default=None, callback=lambda c, p, v: _oid(v), help="Pin the TSA policy OID for this CA.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
+@pass_ctx
+def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout):
+    """Stamp a renewal over the batches due, so their proof outlives their TSA certificate.
+
+    One new token covers, for each batch due, SHA-256(batch root ‖ SHA-256
+    of the batch's current token); `verify --full` follows every chain.
+    Nothing due: exit 0 with a note.
+    """
+    import datetime as dt
+
+    from verify.renewal import renew
+
+    when = None
+    if before:
+        try:
+            when = dt.datetime.fromisoformat(before)
+        except ValueError:
+            raise UsageError(f"--before {before!r} is not a date (YYYY-MM-DD)") from None
+        when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    with ctx.open(writer=True) as archive:
+        conf = _settings(archive)
+        url = tsa_url or conf.get("tsa_url")
+        pem = _read_ca(ca_cert).encode() if ca_cert else (conf.get("ca_pem") or "").encode()
+        if not url or not pem:
+            raise UsageError("no TSA configured; run `mailarchive timestamp configure --tsa-url URL --ca-cert FILE` "
+                             "or pass --tsa-url and --ca-cert")
+        done = renew(archive, tsa_url=url, ca_pem=pem, before=when, all_=all_, policy=policy, timeout=timeout)
+    result = {"renewal": done}
+
+    def human(r):
+        x = r["renewal"]
+        if x is None:
+            ctx.ui.say("no batch due for renewal")
+            return
+        ctx.ui.say(f"renewal {x['renewal_id']}: batches {', '.join(map(str, x['batches']))}, genTime "
+                   f"{_when(x['gen_time'])}, protected until {_when(x['protected_until'])}, manifest {x['manifest']}")
+
+    ctx.ui.emit(result, human)
+
+
 @command(timestamp_group, "status")
 @pass_ctx
 def status_cmd(ctx):
-    """Show what waits for a stamp, pending batches, stamped batches and the last genTime."""
+    """Show what waits for a stamp, pending and stamped batches, and how long each batch is protected.
+
+    "protected until" is when the certificates of a batch's newest token
+    (its own, or its last renewal's) run out; within 90 days a warning
+    says to run `mailarchive timestamp renew`.
+    """
+    import datetime as dt
+
+    from verify import ca_history, renewal
     with ctx.open() as archive:
         conf = _settings(archive)
         with archive.catalog.reading() as con:
@@ -223,6 +280,15 @@ def status_cmd(ctx):
             n_stamped, stamped_leaves, last = con.execute(
                 "SELECT count(*), COALESCE(sum(leaf_count), 0), max(gen_time) FROM stamp_batches WHERE status = 'stamped'"
             ).fetchone()
+            history = ca_history.load(con)
+            chains = renewal.chains(con, history, conf)
+    now = dt.datetime.now(dt.timezone.utc)
+    protection = []
+    for bid, links in chains.items():
+        until = renewal.protected_until(links)
+        protection.append({"batch_id": bid, "ca_fingerprint": links[0].ca_fingerprint, "renewals": [x.id for x in links[1:]],
+                           "protected_until": until,
+                           "warning": until is not None and until <= now + renewal.WARN_AHEAD})
     result = {
         "pending_messages": pm,
         "pending_envelopes": pe,
@@ -231,12 +297,21 @@ def status_cmd(ctx):
         "stamped_leaves": int(stamped_leaves),
         "last_gen_time": last,
         "tsa_url": conf.get("tsa_url"),
+        "protection": protection,
     }
 
     def human(r):
         ctx.ui.say(f"TSA: {r['tsa_url'] or 'not configured (`mailarchive timestamp configure`)'}")
         ctx.ui.say(f"waiting for a batch: {r['pending_messages']} messages, {r['pending_envelopes']} envelopes")
         ctx.ui.say(f"stamped: {r['stamped_batches']} batches, {r['stamped_leaves']} leaves, last genTime {r['last_gen_time'] or '-'}")
+        if r["protection"]:
+            ctx.ui.table("Stamped batches", ["batch", "CA (SHA-256)", "renewals", "protected until"],
+                         [[p["batch_id"], (p["ca_fingerprint"] or "?")[:16] + "…", len(p["renewals"]),
+                           _when(p["protected_until"]) + ("  (renew!)" if p["warning"] else "")] for p in r["protection"]])
+        due = [p["batch_id"] for p in r["protection"] if p["warning"]]
+        if due:
+            ctx.ui.say(f"warning: the protection of batches {', '.join(map(str, due))} ends within 90 days or has "
+                       "ended; run `mailarchive timestamp renew`")
         if r["pending_batches"]:
             ctx.ui.table(
                 "Batches pending a stamp (retried by `mailarchive timestamp run`)",

@@ -1,0 +1,85 @@
+"""Issue 16, renewal chains: batches stamped by a TSA whose certificate runs out in 30 days get a warning naming
+them (not a silent OK); `timestamp renew` with a long-lived TSA extends their protection and `verify --full`
+follows the chains; a renewal link that does not cover its batch is a finding naming the batch."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from tests.cli import mailarchive
+from tests.corpora import REPO
+from tests.integration.verify_support import sql
+
+SAMPLE = REPO / "sample_data" / "eml"
+
+
+def _check(report: dict, cid: str) -> dict:
+    (c,) = [c for c in report["checks"] if c["id"] == cid]
+    return c
+
+
+def _until(p: dict) -> dt.datetime:
+    return dt.datetime.fromisoformat(p["protected_until"])
+
+
+@pytest.fixture
+def home(tmp_path, tsa_short) -> Path:
+    """Two batches (2019, 2020 mail) stamped by the short-lived TSA."""
+    h = tmp_path / "home"
+    mailarchive(h, "init", "--key-backup", str(tmp_path / "kb.txt"))
+    for year in ("2019", "2020"):
+        mailarchive(h, "import", "eml", str(SAMPLE / year))
+        mailarchive(h, "timestamp", "run", "--tsa-url", tsa_short.url, "--ca-cert", str(tsa_short.ca_cert_path), "--all")
+    return h
+
+
+def test_expiring_protection_warns_then_renewal_extends_it(home, tsa):
+    now = dt.datetime.now(dt.timezone.utc)
+    st = mailarchive(home, "timestamp", "status", json_out=True).result
+    assert [p["batch_id"] for p in st["protection"]] == [1, 2]
+    assert all(p["warning"] and now < _until(p) < now + dt.timedelta(days=31) for p in st["protection"])
+    human = mailarchive(home, "timestamp", "status")
+    assert "batches 1, 2" in " ".join((human.stdout + human.stderr).split())
+
+    r = mailarchive(home, "verify", "--full", json_out=True, check=0).result  # warnings, not findings
+    f08 = _check(r, "F08")
+    assert f08["status"] == "warning" and f08["count"] == 2
+    assert sorted(e["detail"].split(":")[0] for e in f08["examples"]) == ["stamp batch 1", "stamp batch 2"]
+
+    ren = mailarchive(home, "timestamp", "renew", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path),
+                      json_out=True).result["renewal"]
+    assert ren["renewal_id"] == 1 and ren["batches"] == [1, 2]
+    st = mailarchive(home, "timestamp", "status", json_out=True).result
+    assert all(not p["warning"] and p["renewals"] == [1] for p in st["protection"])
+    assert all(_until(p) > now + dt.timedelta(days=3000) for p in st["protection"])
+    r = mailarchive(home, "verify", "--full", json_out=True, check=0).result
+    assert _check(r, "F08")["status"] == "ok" and _check(r, "F08")["count"] == 0, _check(r, "F08")
+    assert mailarchive(home, "timestamp", "renew", json_out=True).result["renewal"] is None  # nothing due
+
+    # a second renewal over the first: chains of three links, still clean
+    again = mailarchive(home, "timestamp", "renew", "--all", json_out=True).result["renewal"]
+    assert again["renewal_id"] == 2
+    st = mailarchive(home, "timestamp", "status", json_out=True).result
+    assert all(p["renewals"] == [1, 2] for p in st["protection"])
+    r = mailarchive(home, "verify", "--full", json_out=True, check=0).result
+    assert _check(r, "F08")["status"] == "ok"
+
+
+def test_renewal_link_that_does_not_cover_its_batch(home, tsa):
+    mailarchive(home, "timestamp", "renew", "--all", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    # the link rows swapped: the leaf recorded for batch 1 is batch 2's, and the other way round
+    sql(home, "UPDATE renewal_links SET batch_id = 3 - batch_id WHERE renewal_id = 1")
+    r = mailarchive(home, "verify", "--full", json_out=True, check=1).result
+    f08 = _check(r, "F08")
+    assert f08["status"] == "finding"
+    details = [e["detail"] for e in f08["examples"] if "does not cover" in e["detail"]]
+    assert sorted(d.split(":")[0] for d in details) == ["stamp batch 1", "stamp batch 2"]
+
+
+def test_renew_arguments(home):
+    p = mailarchive(home, "timestamp", "renew", "--before", "soon", check=2)
+    assert "not a date" in p.stderr
+    # a --before earlier than every batch's protection end: nothing due
+    assert mailarchive(home, "timestamp", "renew", "--before", "2000-01-01", json_out=True).result["renewal"] is None
