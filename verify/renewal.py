@@ -173,6 +173,14 @@ def due_batches(con, history, settings, *, before: dt.datetime | None, all_: boo
     return out
 
 
+def due_now(archive, *, before: dt.datetime | None = None, all_: bool = False) -> list[int]:
+    """The batches :func:`renew` would renew now."""
+    settings = archive.config.settings.get("timestamp")
+    with archive.catalog.reading() as con:
+        history = ca_history.load(con)
+        return due_batches(con, history, settings, before=before, all_=all_, now=_utcnow())
+
+
 def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = None, all_: bool = False,
           policy: str | None = None, timeout: float = 30) -> dict | None:
     """Stamp one renewal over the batches due; returns its summary, or None when none is due.

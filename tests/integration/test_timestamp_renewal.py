@@ -56,6 +56,7 @@ def test_expiring_protection_warns_then_renewal_extends_it(home, tsa):
     assert all(_until(p) > now + dt.timedelta(days=3000) for p in st["protection"])
     r = mailarchive(home, "verify", "--full", json_out=True, check=0).result
     assert _check(r, "F08")["status"] == "ok" and _check(r, "F08")["count"] == 0, _check(r, "F08")
+    mailarchive(home, "timestamp", "configure", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
     assert mailarchive(home, "timestamp", "renew", json_out=True).result["renewal"] is None  # nothing due
 
     # a second renewal over the first: chains of three links, still clean

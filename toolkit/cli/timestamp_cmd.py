@@ -227,7 +227,7 @@ def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout):
     """
     import datetime as dt
 
-    from verify.renewal import renew
+    from verify.renewal import due_now, renew
 
     when = None
     if before:
@@ -240,10 +240,10 @@ def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout):
         conf = _settings(archive)
         url = tsa_url or conf.get("tsa_url")
         pem = _read_ca(ca_cert).encode() if ca_cert else (conf.get("ca_pem") or "").encode()
-        if not url or not pem:
+        if (not url or not pem) and due_now(archive, before=when, all_=all_):
             raise UsageError("no TSA configured; run `mailarchive timestamp configure --tsa-url URL --ca-cert FILE` "
                              "or pass --tsa-url and --ca-cert")
-        done = renew(archive, tsa_url=url, ca_pem=pem, before=when, all_=all_, policy=policy, timeout=timeout)
+        done = None if not url or not pem else renew(archive, tsa_url=url, ca_pem=pem, before=when, all_=all_, policy=policy, timeout=timeout)
     result = {"renewal": done}
 
     def human(r):
