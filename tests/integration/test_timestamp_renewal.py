@@ -84,3 +84,45 @@ def test_renew_arguments(home):
     assert "not a date" in p.stderr
     # a --before earlier than every batch's protection end: nothing due
     assert mailarchive(home, "timestamp", "renew", "--before", "2000-01-01", json_out=True).result["renewal"] is None
+
+
+def test_evidence_bundles_carry_the_chain(home, tmp_path, tsa, tsa_short):
+    """Bundles of renewed batches hold each renewal link; verify-evidence checks them (with both CAs), and the
+    bundle's check.sh scripts (openssl, cat, printf, cmp — no Python) verify each link by hand. A renewal leaf
+    that does not cover the batch fails both ways."""
+    import json
+    import shutil
+    import subprocess
+
+    mailarchive(home, "timestamp", "renew", "--all", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    mailarchive(home, "timestamp", "renew", "--all", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    dest = tmp_path / "ev"
+    r = mailarchive(home, "export", "evidence", str(dest), "--where", "m.msg_id IN (1, 20)", json_out=True).result
+    assert r["written"] == 2 and not r["errors"]
+    bundles = sorted(p for p in dest.iterdir() if p.is_dir())
+    cas = ["--ca-cert", str(tsa_short.ca_cert_path), "--ca-cert", str(tsa.ca_cert_path)]
+    v = mailarchive(tmp_path / "none", "verify-evidence", *cas, str(dest), json_out=True).result
+    assert v["failed"] == 0 and all(b["renewals"] == 2 for b in v["bundles"])
+    assert all(dt.datetime.fromisoformat(b["protected_until"]) > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3000)
+               for b in v["bundles"])
+    # the short-lived CA alone cannot verify the renewal links
+    only_short = mailarchive(tmp_path / "none", "verify-evidence", "--ca-cert", str(tsa_short.ca_cert_path), str(dest),
+                             json_out=True, check=1).result
+    assert any(p.startswith("renewals/01: token:") for p in only_short["bundles"][0]["problems"])
+    for b in bundles:
+        ev = json.loads((b / "evidence.json").read_text())
+        assert [x["dir"] for x in ev["renewals"]] == ["renewals/01", "renewals/02"]
+        subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=b, check=True, capture_output=True)
+        for nn in ("01", "02"):
+            out = subprocess.run(["sh", f"renewals/{nn}/check.sh"], cwd=b, capture_output=True, text=True)
+            assert out.returncode == 0 and "Verification: OK" in out.stdout, out.stdout + out.stderr
+    # a renewal link that does not cover its batch: another batch's renewal leaf path put in its place
+    bad = tmp_path / "bad" / bundles[0].name
+    shutil.copytree(bundles[0], bad)
+    other = json.loads((bundles[1] / "evidence.json").read_text())
+    assert other["batch"]["batch_id"] != json.loads((bad / "evidence.json").read_text())["batch"]["batch_id"]
+    shutil.copy(bundles[1] / "token.tsr", bad / "token.tsr")  # the batch token the first renewal covered is not ours
+    out = subprocess.run(["sh", "renewals/01/check.sh"], cwd=bad, capture_output=True, text=True)
+    assert out.returncode != 0
+    res = mailarchive(tmp_path / "none", "verify-evidence", *cas, str(bad), json_out=True, check=1).result
+    assert any("renewals/01" in p and "does not cover" in p for p in res["bundles"][0]["problems"])

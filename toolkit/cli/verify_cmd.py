@@ -72,9 +72,9 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
 
 @command(cli, "verify-evidence")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True,
               help="Verify the tokens against this CA certificate (the TSA's, from a source you trust) "
-                   "instead of the bundle's tsa-ca.pem.")
+                   "instead of the bundle's tsa-ca.pem; repeat it for the CAs of renewal links.")
 @click.option("--trust-bundle-ca", is_flag=True,
               help="Accept the bundle's own tsa-ca.pem as trust anchor (compare its fingerprint with the TSA's first).")
 @click.pass_context
@@ -91,7 +91,16 @@ def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca):
     from verify.evidence import find_bundles, verify_evidence
 
     ctx = click_ctx.obj
-    ca = ca_cert.read_bytes() if ca_cert else None
+    from verify.tokens import load_ca
+
+    ca = None
+    if ca_cert:
+        ca = b""
+        for c in ca_cert:
+            try:
+                ca += load_ca(c.read_bytes())[1]
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"--ca-cert {c}: not a readable X.509 certificate (PEM or DER): {exc}") from None
     results = []
     for b in bundles:
         found = find_bundles(b)
