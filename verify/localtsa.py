@@ -17,7 +17,14 @@ the chain through it. ``validity_days`` shortens the TSA certificate's life
 The server's ``mode`` makes it misbehave for the I10/I4 tests:
 ``ok`` answers properly, ``http500`` answers HTTP 500, ``reject`` answers a
 TimeStampResp with status rejection (2), ``hang`` never answers (until
-``stop``), ``replay`` answers the previous good response again (wrong nonce).
+``stop``), ``replay`` answers the previous good response again (wrong nonce),
+``mods`` answers a real token with the status grantedWithMods (1), and
+``waiting`` answers status waiting (3). ``waiting_left = N`` makes the next
+N answers ``waiting`` whatever the mode (a TSA that is busy for a while).
+
+``start_tsa(..., tls=True)`` serves HTTPS with a server certificate from its
+own TLS CA (``TsaServer.tls_ca_path``); ``auth=(user, password)`` demands
+HTTP basic authentication and answers 401 otherwise.
 
 Forged tokens (EKU not critical, no signing-certificate attribute) cannot come
 from ``openssl ts -reply``; ``forge_response`` re-signs the TSTInfo of a real
@@ -36,6 +43,7 @@ POLICY_OID = "1.3.6.1.4.1.55555.1.1"
 TSTINFO_OID = "1.2.840.113549.1.9.16.1.4"
 # TimeStampResp { status PKIStatusInfo { status rejection(2) } }
 REJECTION_RESPONSE = bytes.fromhex("3005300302" "0102")
+WAITING_RESPONSE = bytes.fromhex("3005300302" "0103")
 
 
 def _openssl(*args: str, cwd: Path | None = None, input: bytes | None = None) -> bytes:
@@ -249,6 +257,10 @@ class TsaServer:
     pki: Pki
     mode: str = "ok"
     requests: int = 0
+    waiting_left: int = 0
+    posts: int = 0  # every POST, also those refused for their login
+    auth: tuple[str, str] | None = None
+    tls_ca_path: Path | None = None
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -257,6 +269,17 @@ class TsaServer:
     def answer(self, query: bytes) -> tuple[int, bytes]:
         self.requests += 1
         mode = self.mode
+        if self.waiting_left > 0:
+            self.waiting_left -= 1
+            return 200, WAITING_RESPONSE
+        if mode == "waiting":
+            return 200, WAITING_RESPONSE
+        if mode == "mods":
+            resp = self.tsa.reply(query)
+            granted = bytes.fromhex("3003020100")  # PKIStatusInfo { granted }: outside the signature
+            at = resp.find(granted)
+            assert 0 < at < 8, "unexpected TimeStampResp layout"
+            return 200, resp[:at] + bytes.fromhex("3003020101") + resp[at + len(granted):]
         if mode == "http500":
             return 500, b"internal error"
         if mode == "reject":
@@ -279,8 +302,27 @@ class TsaServer:
             self._thread.join(timeout=10)
 
 
-def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650) -> TsaServer:
-    """A test CA + TSA under ``workdir`` and an HTTP TSA on 127.0.0.1 (free port); see :func:`make_pki`."""
+def make_tls(d: Path) -> tuple[Path, Path, Path]:
+    """(TLS CA certificate, server certificate, server key) for 127.0.0.1, made with openssl."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt, ext = d / "tls-ca.key", d / "tls-ca.crt", d / "tls.ext"
+    ext.write_text("[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n"
+                   "[srv]\nbasicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-x509", *_EC, "-nodes", "-keyout", str(ca_key), "-out", str(ca_crt), "-days", "30",
+             "-subj", "/O=mailarchive tests/CN=TLS CA", "-config", str(ext), "-extensions", "v3")
+    key, csr, crt = d / "tls-server.key", d / "tls-server.csr", d / "tls-server.crt"
+    _openssl("req", "-new", *_EC, "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-days", "30", "-sha256", "-extfile", str(ext), "-extensions", "srv", "-out", str(crt))
+    return ca_crt, crt, key
+
+
+def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650,
+              tls: bool = False, auth: tuple[str, str] | None = None) -> TsaServer:
+    """A test CA + TSA under ``workdir`` and an HTTP(S) TSA on 127.0.0.1 (free port); see :func:`make_pki`."""
+    import base64
+
     workdir = Path(workdir)
     pki = make_pki(workdir / "pki", name, intermediate=intermediate, validity_days=validity_days)
     tsa = Tsa(pki)
@@ -289,6 +331,16 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server API)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            holder["server"].posts += 1
+            need = holder["server"].auth
+            if need is not None:
+                want = "Basic " + base64.b64encode(f"{need[0]}:{need[1]}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="tsa"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
             try:
                 status, payload = holder["server"].answer(body)
             except Exception as exc:  # openssl refused the query
@@ -309,9 +361,17 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     port = httpd.server_address[1]
+    tls_ca = None
+    if tls:
+        import ssl
+
+        tls_ca, crt, key = make_tls(workdir / "tls")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(crt), str(key))
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     server = TsaServer(
-        url=f"http://127.0.0.1:{port}/tsa", ca_cert_path=pki.ca_cert, tsa_cert_path=pki.tsa_cert,
-        workdir=workdir, tsa=tsa, pki=pki, _httpd=httpd,
+        url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/tsa", ca_cert_path=pki.ca_cert, tsa_cert_path=pki.tsa_cert,
+        workdir=workdir, tsa=tsa, pki=pki, _httpd=httpd, auth=auth, tls_ca_path=tls_ca,
     )
     holder["server"] = server
     server._thread = threading.Thread(target=httpd.serve_forever, name="test-tsa", daemon=True)

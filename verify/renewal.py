@@ -182,7 +182,7 @@ def due_now(archive, *, before: dt.datetime | None = None, all_: bool = False) -
 
 
 def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = None, all_: bool = False,
-          policy: str | None = None, timeout: float = 30) -> dict | None:
+          policy: str | None = None, timeout: float = 30, access=None) -> dict | None:
     """Stamp one renewal over the batches due; returns its summary, or None when none is due.
 
     Raises :class:`TsaError` when the TSA fails or its token does not verify
@@ -209,7 +209,7 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
         leaves.append(leaf)
         rows.append((i, bid, current.id if current.kind == "renewal" else None, leaf.hex()))
     root = merkle_root(leaves)
-    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout)
+    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
     check = verify_token(tsr, root, rec.pem, nonce=nonce, not_before=now - dt.timedelta(minutes=1),
                          not_after=_utcnow(), policy=rec.policy)
     if not check.ok:

@@ -137,6 +137,7 @@ def stamp_pending(
     reporter=None,
     timeout: float = 30,
     policy: str | None = None,
+    access=None,
 ) -> list[dict]:
     """Stamp pending batches (first), then new batches of unstamped leaves; returns one dict per stamped batch.
 
@@ -144,7 +145,8 @@ def stamp_pending(
     leaves wait; with it, until none wait. Raises :class:`TsaError` (its
     ``stamped`` attribute lists the batches done before) when the TSA fails;
     the failed batch stays pending. ``archive`` must be opened as writer.
-    ``policy`` pins the TSA policy OID for this CA (kept in the CA history);
+    ``access`` (a :class:`verify.tsa_client.TsaAccess`) gives TLS trust, the
+    basic-auth password and retries. ``policy`` pins the TSA policy OID for this CA (kept in the CA history);
     a token with another policy is refused and its batch stays pending.
     """
     reporter = reporter or NullReporter()
@@ -163,14 +165,14 @@ def stamp_pending(
             ).fetchall()
         for (batch_id,) in pending_batches:
             reporter.info(f"retrying pending stamp batch {batch_id}")
-            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry))
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry, access))
             reporter.advance("stamp")
         while True:
             batch_id = _seal_new_batch(archive, min_pending, all_, batch_size)
             if batch_id is None:
                 break
             faults.hit("stamp_after_batch_row")
-            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry))
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry, access))
             reporter.advance("stamp")
     finally:
         reporter.finish("stamp")
@@ -220,7 +222,7 @@ def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> i
 
 
 def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stamped: list[dict], timeout: float,
-            ca_entry: dict | None = None) -> dict:
+            ca_entry: dict | None = None, access=None) -> dict:
     """Token, manifest and the stamped row for one pending batch."""
     with archive.catalog.reading() as con:
         row = con.execute(
@@ -246,7 +248,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         tsr, nonce, check = adopted
     else:
         try:
-            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout)
+            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
         except TsaError as exc:
             err = TsaError(
                 f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "

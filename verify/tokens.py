@@ -6,7 +6,7 @@ Problem strings start with a fixed tag so callers can sort them:
 
 ``invalid token:``   the DER does not parse (I14)
 ``CA:``              the pinned CA certificate does not load
-``status:``          PKIStatus is not granted (I10)
+``status:``          PKIStatus is neither granted nor grantedWithMods (I10)
 ``imprint:``         not SHA-256 (I13), or not SHA-256 of the root (I2, I3)
 ``nonce:``           differs from the request's (I4)
 ``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12)
@@ -353,11 +353,10 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
     check.gen_time, check.serial, check.policy, check.nonce, check.tsa_subject = (
         f.gen_time, f.serial, f.policy, f.nonce, f.tsa_subject
     )
-    if f.status != 0:
-        label = {1: "grantedWithMods", 2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
+    if f.status not in (0, 1):  # grantedWithMods carries a token like granted; the checks below decide
+        label = {2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
         problems.append(f"status: {label.get(f.status, f.status)} (not granted)" + (f": {f.status_text}" if f.status_text else ""))
-        if f.status != 1:
-            return
+        return
     if f.hash_oid == SHA1_OID:
         problems.append("imprint: SHA-1 message imprint rejected (SHA-256 required)")
     elif f.hash_oid != SHA256_OID:

@@ -42,6 +42,52 @@ def _oid(value: str | None) -> str | None:
     return value
 
 
+PASSWORD_ENV = "MAILARCHIVE_TSA_PASSWORD"
+
+
+def _tls_pem(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from verify.tokens import load_ca
+
+    try:
+        return load_ca(Path(path).read_bytes())[1].decode("ascii")
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--tls-ca-file {path}: not a readable X.509 certificate (PEM or DER): {exc}") from None
+
+
+def _access(conf: dict, url: str, tls_ca_file: Path | None, password_file: Path | None, retries: int):
+    """How to reach the TSA: TLS trust (the option, else the configured one), basic-auth password, retries."""
+    import os
+    import urllib.parse
+
+    from verify.tsa_client import TsaAccess
+
+    tls = _tls_pem(tls_ca_file) or conf.get("tls_ca_pem")
+    password = None
+    if password_file is not None:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read the password file {password_file}: {exc.strerror}") from None
+    elif urllib.parse.urlsplit(url).username is not None:
+        password = os.environ.get(PASSWORD_ENV) or None
+    return TsaAccess(tls_ca_pem=tls.encode() if tls else None, password=password, retries=retries)
+
+
+def _net_options(f):
+    """--tls-ca-file, --password-file, --retries (shared by run and renew)."""
+    f = click.option("--retries", type=click.IntRange(min=0, max=10), default=2, show_default=True,
+                     help="Retries after a connection failure, timeout, HTTP 429/5xx or a 'waiting' answer "
+                          "(1 s, 2 s, 4 s, ... apart).")(f)
+    f = click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help=f"Basic-auth password for the user in the TSA URL (https://USER@host/...); else ${PASSWORD_ENV}.")(f)
+    f = click.option("--tls-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+                     help="CA certificate(s) the https:// TSA's server certificate must chain to (default: the configured "
+                          "one, else the system's).")(f)
+    return f
+
+
 def _settings(archive) -> dict:
     return dict(archive.config.settings.get("timestamp") or {})
 
@@ -52,8 +98,10 @@ def _settings(archive) -> dict:
               help="The CA certificate (PEM or DER) the TSA's certificate must chain to; added to the trusted CAs.")
 @click.option("--policy", default=None, callback=lambda c, p, v: _oid(v),
               help="Pin the TSA policy OID (dotted) that every token under this CA must carry.")
+@click.option("--tls-ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="CA certificate(s) an https:// TSA's server certificate must chain to (kept in the settings).")
 @pass_ctx
-def configure_cmd(ctx, tsa_url, ca_cert, policy):
+def configure_cmd(ctx, tsa_url, ca_cert, policy, tls_ca_file):
     """Use this TSA from now on, and add its CA certificate to the archive's trusted CAs.
 
     CAs trusted before stay trusted for the batches stamped under them (a
@@ -70,7 +118,8 @@ def configure_cmd(ctx, tsa_url, ca_cert, policy):
             ca_history.adopt_settings_ca(con, _settings(archive))
             rec = ca_history.remember(con, pem.encode(), tsa_url, policy=policy)
             n = len(ca_history.load(con))
-        archive.config.settings["timestamp"] = {**_settings(archive), "tsa_url": tsa_url, "ca_pem": pem}
+        extra = {"tls_ca_pem": _tls_pem(tls_ca_file)} if tls_ca_file else {}
+        archive.config.settings["timestamp"] = {**_settings(archive), "tsa_url": tsa_url, "ca_pem": pem, **extra}
         archive.save_config()
     result = {"tsa_url": tsa_url, "ca_fingerprint": rec.fingerprint, "trusted_cas": n}
     ctx.ui.emit(result, lambda r: ctx.ui.say(
@@ -160,8 +209,9 @@ def ca_retire_cmd(ctx, fingerprint):
               help="Make new batches only while at least this many messages and envelopes wait.")
 @click.option("--all", "all_", is_flag=True, help="Stamp everything that waits, even a single message (the daily run).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
+@_net_options
 @pass_ctx
-def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout):
+def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout, tls_ca_file, password_file, retries):
     """Stamp pending batches first, then new batches of unstamped mail.
 
     Each batch's Merkle root is stamped by the TSA, the token is verified
@@ -184,7 +234,7 @@ def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout):
         try:
             batches = stamp_pending(
                 archive, tsa_url=url, ca_pem=pem, min_pending=min_pending, all_=all_, reporter=ctx.ui.reporter(),
-                timeout=timeout, policy=policy,
+                timeout=timeout, policy=policy, access=_access(conf, url, tls_ca_file, password_file, retries),
             )
         except TsaError as exc:
             for b in getattr(exc, "stamped", []):
@@ -217,8 +267,9 @@ def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout):
               help="Verify the renewal token against this CA certificate and record it (default: the configured one).")
 @click.option("--policy", default=None, callback=lambda c, p, v: _oid(v), help="Pin the TSA policy OID for this CA.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
+@_net_options
 @pass_ctx
-def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout):
+def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout, tls_ca_file, password_file, retries):
     """Stamp a renewal over the batches due, so their proof outlives their TSA certificate.
 
     One new token covers, for each batch due, SHA-256(batch root ‖ SHA-256
@@ -243,7 +294,10 @@ def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout):
         if (not url or not pem) and due_now(archive, before=when, all_=all_):
             raise UsageError("no TSA configured; run `mailarchive timestamp configure --tsa-url URL --ca-cert FILE` "
                              "or pass --tsa-url and --ca-cert")
-        done = None if not url or not pem else renew(archive, tsa_url=url, ca_pem=pem, before=when, all_=all_, policy=policy, timeout=timeout)
+        done = None if not url or not pem else renew(
+            archive, tsa_url=url, ca_pem=pem, before=when, all_=all_, policy=policy, timeout=timeout,
+            access=_access(conf, url, tls_ca_file, password_file, retries))
+
     result = {"renewal": done}
 
     def human(r):
