@@ -185,6 +185,9 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             manifests = _read_manifests(archive, result)
             _scan_media(archive, result, reporter)
             _reattach_stamps(archive, result, manifests)
+            from verify.renewal import restore_renewals
+
+            restore_renewals(archive, result.stamp_problems)  # renewal tokens and their CAs, from their manifests
         finally:
             archive.catalog.close()
         return result

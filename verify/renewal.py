@@ -239,3 +239,55 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
     return {"renewal_id": rid, "batches": due, "gen_time": check.gen_time, "serial": check.serial,
             "tsa_url": tsa_url, "ca_fingerprint": ca_fingerprint(rec.pem), "manifest": name,
             "protected_until": token_expiry(tsr, rec.pem)}
+
+
+def restore_renewals(archive, problems: list) -> int:
+    """``db rebuild``: renewals (and their CAs) back from the sealed renewal manifests on the media.
+
+    A renewal whose links name batches the rebuilt catalog does not have is
+    listed in ``problems`` (as dicts with ``batch_id`` and ``problem``).
+    """
+    from toolkit.errors import MailArchiveError
+
+    from .stamping import MANIFEST_CONTEXT, manifest_key
+
+    docs: dict[int, tuple[dict, str, int]] = {}
+    for m in sorted(archive.config.media, key=lambda m: m.id):
+        if m.state == "removed":
+            continue
+        try:
+            storage = archive.storage(m.id)
+            entries = [e for e in storage.list("stamps/") if e.name.startswith(RENEWAL_PREFIX) and e.name.endswith(RENEWAL_SUFFIX)]
+        except MailArchiveError:
+            continue
+        for e in entries:
+            try:
+                doc = json.loads(crypto.open_blob(manifest_key(archive), storage.read(e.name), MANIFEST_CONTEXT,
+                                                  what=f"renewal manifest {e.name}"))
+                if doc.get("archive") != str(archive.uuid):
+                    raise ValueError(f"belongs to archive {doc.get('archive')}")
+                docs.setdefault(int(doc["renewal_id"]), (doc, e.name, m.id))
+            except (MailArchiveError, ValueError, KeyError, TypeError) as exc:
+                problems.append({"batch_id": None, "problem": f"renewal manifest {e.name}: {exc}"})
+    with archive.catalog.writing() as con:
+        have = {r[0] for r in con.execute("SELECT batch_id FROM stamp_batches").fetchall()}
+        for rid in sorted(docs):
+            doc, name, medium_id = docs[rid]
+            links = doc.get("links") or []
+            missing = sorted({x["batch_id"] for x in links} - have)
+            if missing:
+                problems.append({"batch_id": missing[0], "problem": f"renewal {rid} names batches {missing} that were not rebuilt"})
+            if doc.get("ca"):
+                ca_history.restore_from_manifest(con, doc["ca"], _aware(dt.datetime.fromisoformat(doc["gen_time"])))
+            token = base64.b64decode(doc.get("token") or "")
+            con.execute(
+                "INSERT INTO stamp_renewals (renewal_id, merkle_root, leaf_count, token, tsa_url, ca_fingerprint, gen_time, "
+                "serial, nonce, created_at, manifest_name, medium_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [rid, doc["root"], len(links), token, doc.get("tsa_url"), doc.get("ca_fingerprint"),
+                 dt.datetime.fromisoformat(doc["gen_time"]), parse_fields(token).serial if token else None,
+                 doc.get("nonce"), None, name, medium_id],
+            )
+            con.executemany("INSERT INTO renewal_links (renewal_id, leaf_index, batch_id, prev_renewal_id, leaf) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            [[rid, x["leaf_index"], x["batch_id"], x.get("prev_renewal_id"), x["leaf"]] for x in links])
+    return len(docs)

@@ -126,3 +126,17 @@ def test_evidence_bundles_carry_the_chain(home, tmp_path, tsa, tsa_short):
     assert out.returncode != 0
     res = mailarchive(tmp_path / "none", "verify-evidence", *cas, str(bad), json_out=True, check=1).result
     assert any("renewals/01" in p and "does not cover" in p for p in res["bundles"][0]["problems"])
+
+
+def test_db_rebuild_keeps_renewals(home, tsa):
+    """Renewals and their CAs come back from their sealed manifests: after `db rebuild` the chains verify and
+    protection is as long as before."""
+    mailarchive(home, "timestamp", "renew", "--all", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    before = mailarchive(home, "timestamp", "status", json_out=True).result["protection"]
+    (home / "catalog.duckdb").unlink()
+    r = mailarchive(home, "db", "rebuild", json_out=True).result
+    assert r["stamp_batches"] == 2 and not r["stamp_problems"], r["stamp_problems"]
+    after = mailarchive(home, "timestamp", "status", json_out=True).result["protection"]
+    assert after == before and all(p["renewals"] == [1] and not p["warning"] for p in after)
+    rep = mailarchive(home, "verify", "--full", json_out=True, check=0).result
+    assert _check(rep, "F08")["status"] == "ok" and _check(rep, "F08")["count"] == 0
