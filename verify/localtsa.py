@@ -18,8 +18,9 @@ The server's ``mode`` makes it misbehave for the I10/I4 tests:
 ``ok`` answers properly, ``http500`` answers HTTP 500, ``reject`` answers a
 TimeStampResp with status rejection (2), ``hang`` never answers (until
 ``stop``), ``replay`` answers the previous good response again (wrong nonce),
-``mods`` answers a real token with the status grantedWithMods (1), and
-``waiting`` answers status waiting (3). ``waiting_left = N`` makes the next
+``mods`` answers a real token with the status grantedWithMods (1),
+``waiting`` answers status waiting (3), ``reject-policy`` a rejection with a
+status text and the failure unacceptedPolicy. ``waiting_left = N`` makes the next
 N answers ``waiting`` whatever the mode (a TSA that is busy for a while).
 
 ``start_tsa(..., tls=True)`` serves HTTPS with a server certificate from its
@@ -44,6 +45,10 @@ TSTINFO_OID = "1.2.840.113549.1.9.16.1.4"
 # TimeStampResp { status PKIStatusInfo { status rejection(2) } }
 REJECTION_RESPONSE = bytes.fromhex("3005300302" "0102")
 WAITING_RESPONSE = bytes.fromhex("3005300302" "0103")
+# rejection, statusString "policy not supported", failInfo unacceptedPolicy (bit 15)
+POLICY_REJECTION_RESPONSE = bytes.fromhex(
+    "3022" "3020" "020102" "3016" "0c14" + b"policy not supported".hex() + "0303000001"
+)
 
 
 def _openssl(*args: str, cwd: Path | None = None, input: bytes | None = None) -> bytes:
@@ -274,6 +279,8 @@ class TsaServer:
             return 200, WAITING_RESPONSE
         if mode == "waiting":
             return 200, WAITING_RESPONSE
+        if mode == "reject-policy":
+            return 200, POLICY_REJECTION_RESPONSE
         if mode == "mods":
             resp = self.tsa.reply(query)
             granted = bytes.fromhex("3003020100")  # PKIStatusInfo { granted }: outside the signature

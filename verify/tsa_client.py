@@ -15,8 +15,9 @@ and nonce, so a refused or replayed answer never reaches the catalog.
   on the command line. HTTP 401/403 raise :class:`AuthenticationError`
   (exit 4) and are never retried (account lockout);
 * ``retries`` and ``backoff``: a connection failure, a timeout, HTTP 429 or
-  5xx, or the PKIStatus ``waiting`` are retried after ``backoff``, doubled
-  each time; every other refusal fails at once with its status and text.
+  5xx, the PKIStatus ``waiting`` and the failures timeNotAvailable and
+  systemFailure are retried after ``backoff``, doubled each time; every
+  other refusal fails at once with its status, text and failure reasons.
 
 ``grantedWithMods`` is accepted like ``granted`` (the token itself is then
 verified in full, imprint and nonce included).
@@ -64,6 +65,49 @@ class TsaAccess:
     password: str | None = None
     retries: int = 0
     backoff: float = 1.0
+
+
+#: PKIFailureInfo bits (RFC 3161 §2.4.2) and what each means to the user
+FAIL_INFO = {
+    0: ("badAlg", "the TSA does not accept the hash algorithm"),
+    2: ("badRequest", "the TSA refused the request as malformed or not permitted"),
+    5: ("badDataFormat", "the TSA could not read the request"),
+    14: ("timeNotAvailable", "the TSA's time source is not available"),
+    15: ("unacceptedPolicy", "the TSA does not support the requested policy"),
+    16: ("unacceptedExtension", "the TSA does not support a requested extension"),
+    17: ("addInfoNotAvailable", "the TSA cannot provide the requested additional information"),
+    25: ("systemFailure", "the TSA failed internally"),
+}
+#: failures that may pass on their own: retried like a timeout
+TRANSIENT_FAIL_BITS = {14, 25}
+
+
+def _der_item(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER item at ``at``."""
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        return tag, at + 2, at + 2 + first
+    n = first & 0x7F
+    length = int.from_bytes(data[at + 2: at + 2 + n], "big")
+    return tag, at + 2 + n, at + 2 + n + length
+
+
+def fail_info_bits(response: bytes) -> set[int]:
+    """The PKIFailureInfo bits of a TimeStampResp's PKIStatusInfo (empty when absent or unreadable)."""
+    try:
+        _, start, _ = _der_item(response, 0)                 # TimeStampResp SEQUENCE
+        tag, at, end = _der_item(response, start)            # PKIStatusInfo SEQUENCE
+        while at < end:
+            tag, c0, c1 = _der_item(response, at)
+            if tag == 0x03 and c1 > c0:                      # failInfo BIT STRING
+                bits, body = set(), response[c0 + 1: c1]
+                for i, byte in enumerate(body):
+                    bits |= {i * 8 + k for k in range(8) if byte & (0x80 >> k)}
+                return bits
+            at = c1
+    except IndexError:
+        pass
+    return set()
 
 
 class _Transient(Exception):
@@ -154,7 +198,12 @@ def _request_once(url: str, root: bytes, timeout: float, access: TsaAccess) -> t
         raise _Transient(f"the TSA at {url} answered 'waiting' (status 3{detail}); no token yet")
     if fields.status not in (0, 1):
         what = _STATUS.get(fields.status, str(fields.status))
-        raise TsaError(f"the TSA at {url} did not grant the time-stamp (status {what}{detail})")
+        bits = fail_info_bits(body)
+        why = "; ".join(f"{FAIL_INFO[b][0]}: {FAIL_INFO[b][1]}" for b in sorted(bits) if b in FAIL_INFO)
+        message = f"the TSA at {url} did not grant the time-stamp (status {what}{detail})" + (f" — {why}" if why else "")
+        if bits & TRANSIENT_FAIL_BITS:
+            raise _Transient(message)
+        raise TsaError(message)
     if fields.nonce != nonce:
         raise TsaError(
             f"the TSA at {url} answered with nonce {fields.nonce!r}, not the request's {nonce} "

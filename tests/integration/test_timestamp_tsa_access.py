@@ -85,3 +85,29 @@ def test_granted_with_mods_and_waiting(home, tsa):
         tsa.mode, tsa.waiting_left = "ok", 0
     mailarchive(home, *base)
     mailarchive(home, "verify", "--full")
+
+
+def test_refusals_name_their_reason_and_only_transient_ones_are_retried(tsa):
+    """A rejection with failInfo unacceptedPolicy names status, text and reason, at once; HTTP 500 is retried
+    with doubling pauses (the pauses recorded, not slept) and the error says how often it was tried."""
+    from verify.tsa_client import TsaAccess, TsaError, request_stamp
+
+    root = bytes(range(32))
+    pauses: list[float] = []
+    try:
+        tsa.mode = "reject-policy"
+        before = tsa.requests
+        with pytest.raises(TsaError) as exc:
+            request_stamp(tsa.url, root, access=TsaAccess(retries=3), sleep=pauses.append)
+        msg = str(exc.value)
+        assert "status rejection: policy not supported" in msg and "unacceptedPolicy" in msg
+        assert "does not support the requested policy" in msg
+        assert tsa.requests == before + 1 and pauses == []
+        tsa.mode = "http500"
+        before = tsa.requests
+        with pytest.raises(TsaError) as exc:
+            request_stamp(tsa.url, root, access=TsaAccess(retries=3, backoff=0.5), sleep=pauses.append)
+        assert "HTTP 500" in str(exc.value) and "after 4 attempts" in str(exc.value)
+        assert tsa.requests == before + 4 and pauses == [0.5, 1.0, 2.0]
+    finally:
+        tsa.mode = "ok"
