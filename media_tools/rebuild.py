@@ -108,7 +108,8 @@ def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str
 
     The manifest is the one ``verify.stamping`` writes: archive, batch_id,
     root, leaves [{kind, blob_id, envelope_sha256}], token (base64), nonce,
-    tsa_url, ca_fingerprint, gen_time, created_at.
+    tsa_url, ca_fingerprint, gen_time, created_at, and (since the CA history) ca:
+    {fingerprint, pem, added_at, tsa_urls}, from which the CA history is rebuilt.
     """
     try:
         batch_id = int(doc["batch_id"])
@@ -129,6 +130,7 @@ def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str
         "tsa_url": doc.get("tsa_url"), "ca_fingerprint": doc.get("ca_fingerprint"), "gen_time": _iso(doc.get("gen_time")),
         "status": "stamped", "created_at": _iso(doc.get("created_at")), "manifest_name": name, "medium_id": medium_id,
         "serial": serial, "nonce": doc.get("nonce"),
+        "_ca": doc.get("ca") if isinstance(doc.get("ca"), dict) else None,  # the batch's TSA CA, for the CA history
     }
     return row, blobs, len(leaves) - len(blobs)
 
@@ -183,6 +185,9 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             manifests = _read_manifests(archive, result)
             _scan_media(archive, result, reporter)
             _reattach_stamps(archive, result, manifests)
+            from verify.renewal import restore_renewals
+
+            restore_renewals(archive, result.stamp_problems)  # renewal tokens and their CAs, from their manifests
         finally:
             archive.catalog.close()
         return result
@@ -368,6 +373,14 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
                 "SELECT min(msg_id), max(msg_id), count(*) FROM messages WHERE batch_id = ?", [row["batch_id"]]
             ).fetchone()
             row = dict(row, first_msg_id=first, last_msg_id=last)
+            ca = row.pop("_ca", None)
+            if ca:
+                from verify.ca_history import restore_from_manifest
+
+                try:
+                    restore_from_manifest(con, ca, row.get("gen_time"))
+                except Exception as exc:  # a damaged CA entry: verify reports the batch it leaves unproven
+                    result.stamp_problems.append({"batch_id": row["batch_id"], "problem": f"its TSA CA cannot be restored: {exc}"})
             cols = list(row)
             con.execute(
                 f"INSERT INTO stamp_batches ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",

@@ -20,3 +20,44 @@ def tsa_ok(tsa):
     tsa.mode = "ok"
     yield tsa
     tsa.mode = "ok"
+
+
+@pytest.fixture(scope="session")
+def tsa_b():
+    """A second local TSA with its own PKI: an RSA root CA, an ECDSA intermediate CA (sent in every token) and an
+    ECDSA TSA certificate; ``ca_cert_path`` is the root alone."""
+    from services.process import served
+    from services.tsa import start_tsa
+
+    with served("tsa-b", lambda workdir: start_tsa(workdir, "tsa-b", intermediate=True)) as server:
+        server.mode = "ok"
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tsa_short():
+    """A local TSA whose TSA certificate is valid for 30 days only (its tokens' protection runs out soon)."""
+    from services.process import served
+    from services.tsa import start_tsa
+
+    with served("tsa-short", lambda workdir: start_tsa(workdir, "tsa-short", validity_days=30)) as server:
+        yield server
+
+
+TSA_USER, TSA_PASSWORD = "stamper", "tsa-secret-7731"
+
+
+@pytest.fixture(scope="session")
+def tsa_https():
+    """A local TSA over HTTPS (server certificate from its own TLS CA: ``tls_ca_path``) that demands HTTP basic
+    authentication as TSA_USER / TSA_PASSWORD; ``user_url`` is its URL with the user name in it."""
+    from services.process import served
+    from services.tsa import start_tsa
+
+    def start(workdir):
+        server = start_tsa(workdir, "tsa-https", tls=True, auth=(TSA_USER, TSA_PASSWORD))
+        server.user_url = server.url.replace("https://", f"https://{TSA_USER}@")
+        return server
+
+    with served("tsa-https", start) as server:
+        yield server

@@ -20,7 +20,8 @@ F02 every record authenticates and decompresses (names "bound to another blob id
 F03 SHA-256 of every mail equals its blob id
 F04 header fields re-derived from the mail equal the catalog row
 F05 every batch's Merkle root recomputes from the catalog
-F06 every token verifies (pinned CA at genTime, imprint, ESS binding via openssl, genTime plausible)
+F06 every token verifies (against the CA its batch records, which the CA history trusted at genTime; imprint,
+    ESS binding via openssl, genTime plausible)
 F07 sealed stamp manifests match the catalog
 
 F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
@@ -55,6 +56,7 @@ FULL_CHECKS = [
     ("F05", "Merkle root of every batch recomputes from the catalog"),
     ("F06", "Every timestamp token verifies"),
     ("F07", "Sealed stamp manifests match the catalog"),
+    ("F08", "Renewal chains cover their batches; protection not running out"),
 ]
 #: consecutive authentication failures, with no success, after which one pack is given up (F8)
 AUTH_FAIL_LIMIT = 20
@@ -430,17 +432,13 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
 def _check_batches(archive, report: Report, checks: dict) -> None:
     from .merkle import merkle_root
     from .stamping import batch_leaves, read_manifest
-    from .tokens import ca_fingerprint, verify_token
+    from . import ca_history
+    from .tokens import verify_token
 
     c5, c6, c7 = checks["F05"], checks["F06"], checks["F07"]
-    ca_pem = ((archive.config.settings.get("timestamp") or {}).get("ca_pem") or "").encode()
-    pinned_fp = None
-    if ca_pem:
-        try:
-            pinned_fp = ca_fingerprint(ca_pem)
-        except Exception:  # a damaged setting: every token check below reports it
-            pinned_fp = None
+    settings = archive.config.settings.get("timestamp") or {}
     with archive.catalog.reading() as con:
+        history = ca_history.load(con)
         batches = con.execute(
             """
             SELECT b.batch_id, b.leaf_count, b.merkle_root, b.token, b.tsa_url, b.ca_fingerprint, b.gen_time, b.status,
@@ -475,8 +473,11 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
             continue
         stamped += 1
         # F06: the token, against the root the batch records (that root is proven by F05 against the catalog)
-        if not ca_pem:
-            c6.add(f"stamp batch {batch}: no pinned TSA CA in the archive settings; `mailarchive timestamp configure`", batch=batch)
+        anchor = ca_history.anchor_for(history, settings, fp)
+        if anchor is None:
+            c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the archive's CA "
+                   "history (removed?); `mailarchive timestamp ca list` shows the history, "
+                   "`mailarchive timestamp ca add FILE` trusts a CA again", batch=batch)
         elif token is None:
             c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
         else:
@@ -488,15 +489,17 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
                     n = int(nonce) if nonce else None
                 except ValueError:
                     n = None
-                chk = verify_token(bytes(token), root, ca_pem, nonce=n, not_before=not_before, not_after=not_after)
+                chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
+                                   policy=anchor.policy)
                 problems = list(chk.problems)
                 if chk.ok or chk.gen_time is not None:
                     if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
                         problems.append(f"serial: token {chk.serial}, catalog {serial} (token replaced?)")
                     if gen_time is not None and chk.gen_time is not None and abs(_aware(gen_time) - chk.gen_time) > dt.timedelta(seconds=1):
                         problems.append(f"genTime: token {chk.gen_time.isoformat()}, catalog {_aware(gen_time).isoformat()} (token replaced?)")
-                if fp and pinned_fp and fp != pinned_fp:
-                    problems.append(f"CA: stamped under CA {fp[:16]}…, the pinned CA is {pinned_fp[:16]}…")
+                why = ca_history.trust_problem(anchor, chk.gen_time or (_aware(gen_time) if gen_time is not None else None))
+                if why:
+                    problems.append(why)
             except BaseException as exc:  # verify_token never raises; belt and braces (I14)
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
@@ -527,11 +530,46 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
             mtoken = b""
         if token is not None and mtoken != bytes(token):
             diffs.append("token differs from the catalog's")
+        if fp and man.get("ca_fingerprint") and man.get("ca_fingerprint") != fp:
+            diffs.append(f"CA {str(man.get('ca_fingerprint'))[:16]}… (catalog {fp[:16]}…)")
         if diffs:
             c7.add(f"stamp batch {batch}: manifest {manifest} disagrees with the catalog: " + "; ".join(diffs),
                    batch=batch, medium=medium, name=manifest)
     c5.note = f"{len(batches)} batches"
-    c6.note = f"{stamped} stamped batches" + ("" if ca_pem else "; no pinned CA configured")
+    c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
+
+
+def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) -> None:
+    """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
+
+    ``report.stats["protection"]`` lists, per stamped batch, its CA, its
+    renewals and the time it is protected until (for the reports).
+    """
+    from . import ca_history, renewal
+
+    now = dt.datetime.now(dt.timezone.utc)
+    with archive.catalog.reading() as con:
+        history = ca_history.load(con)
+        chains = renewal.chains(con, history, settings)
+        n_renewals = con.execute("SELECT count(*) FROM stamp_renewals").fetchone()[0]
+    rows = []
+    for bid, links in chains.items():
+        for p in renewal.check_chain(roots.get(bid) or "", links, history, settings):
+            c8.add(f"stamp batch {bid}: {p}", batch=bid)
+        until = renewal.protected_until(links)
+        anchor = ca_history.anchor_for(history, settings, links[0].ca_fingerprint)
+        rows.append({"batch_id": bid, "ca_fingerprint": links[0].ca_fingerprint,
+                     "ca_subject": anchor.subject if anchor else None, "renewals": [x.id for x in links[1:]],
+                     "protected_until": until})
+        if until is not None and until <= now + renewal.WARN_AHEAD:
+            state = "has expired" if until <= now else f"ends within {renewal.WARN_AHEAD.days} days"
+            c8.warn(f"stamp batch {bid}: protected until {until:%Y-%m-%d} — its newest token's certificate chain "
+                    f"{state}; `mailarchive timestamp renew` extends it", batch=bid)
+    report.stats["protection"] = rows
+    ends = [r["protected_until"] for r in rows if r["protected_until"] is not None]
+    c8.note = (f"{n_renewals} renewals; earliest protection ends {min(ends):%Y-%m-%d}" if ends
+               else f"{n_renewals} renewals")

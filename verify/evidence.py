@@ -5,10 +5,18 @@ A bundle is a directory ``<msg_id>-<blob id prefix>/`` holding::
     message.eml     the mail, byte-exact (its SHA-256 is the blob id)
     root.bin        the 32-byte Merkle root of the message's stamp batch
     token.tsr       the whole RFC 3161 TimeStampResp (DER) over root.bin
-    tsa-ca.pem      the TSA CA certificate the archive pinned
+    tsa-ca.pem      the CA certificate(s) the batch was stamped under (from the archive's CA history)
     evidence.json   the message's leaf, index and inclusion path, the batch, the token's fields
     SHA256SUMS      ``sha256sum -c`` input for the four files above
     VERIFY.txt      the steps below in words
+
+A batch that was renewed (``verify.renewal``) also gets, per renewal link
+``NN`` (01, 02, ... oldest first), a directory ``renewals/NN/`` with the
+renewal's ``token.tsr``, ``root.bin``, ``tsa-ca.pem``, the inclusion path of
+the batch's renewal leaf as ``path-K.bin`` files, and ``check.sh``: the
+openssl/cat/cmp commands that recompute the leaf SHA-256(batch root ‖
+SHA-256(previous token)), fold the path to ``root.bin`` and verify the
+token. evidence.json lists the links under ``renewals``.
 
 Checking one needs no archive and no key (:func:`verify_evidence`):
 
@@ -17,7 +25,10 @@ Checking one needs no archive and no key (:func:`verify_evidence`):
    §2.1.3.2: inner nodes SHA-256(0x01 || left || right)) gives root.bin;
 3. ``openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem``:
    the token stamps SHA-256(root.bin), signed by a TSA under that CA. The
-   auditor compares the CA's fingerprint with the TSA's published one.
+   auditor compares the CA's fingerprint with the TSA's published one:
+   ``tsa-ca.pem`` alone proves nothing (anyone can make a CA), so
+   :func:`verify_evidence` fails a bundle unless a CA is given or the
+   bundle's CA is trusted explicitly.
 
 :func:`export_evidence` writes bundles for a selection, each under a
 temporary name renamed into place when complete, and ``evidence-index.json``
@@ -54,7 +65,19 @@ How to check this evidence bundle (no archive and no key needed)
    must print "Verification: OK". Compare the fingerprint of tsa-ca.pem
      openssl x509 -in tsa-ca.pem -noout -fingerprint -sha256
    with the one the TSA publishes.
-Or in one step:  mailarchive verify-evidence THIS-DIRECTORY
+4. Renewals (only when the directory renewals/ exists): each renewals/NN
+   re-stamps the previous token (token.tsr, then renewals/01/token.tsr, ...)
+   before that token's certificates expired. From this directory run
+     sh renewals/NN/check.sh
+   for NN = 01, 02, ... in order; each must end with "Verification: OK".
+   The script only uses openssl, cat, printf and cmp: read it to see each
+   step (leaf = SHA-256(root.bin || SHA-256(previous token)); the path folds
+   with inner node = SHA-256(0x01 || left || right)). The renewal's
+   "Time stamp" (openssl ts -reply -in renewals/NN/token.tsr -text) must be
+   earlier than the "notAfter" of the previous link's certificates.
+Or in one step:  mailarchive verify-evidence --ca-cert TSA-CA.pem THIS-DIRECTORY
+   (TSA-CA.pem obtained from the TSA, not from this bundle; --trust-bundle-ca
+   instead uses tsa-ca.pem once you have compared its fingerprint)
 """
 
 
@@ -84,14 +107,28 @@ class EvidenceCheck:
     tsa_subject: str | None = None
     ca_fingerprint: str | None = None
     second_opinion: str | None = None
+    trust: str | None = None   # what the token was checked against: "given CA", the bundle's CA, or "none"
+    renewals: int = 0
+    protected_until: str | None = None   # when the certificates of the newest token in the chain expire
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
+TRUST_ANCHOR_MISSING = (
+    "trust anchor not given: the token was checked only against the bundle's own tsa-ca.pem, which anyone "
+    "can make; pass --ca-cert FILE with the TSA's CA certificate from a source you trust, or --trust-bundle-ca "
+    "after comparing the bundle CA's fingerprint with the one the TSA publishes"
+)
+
+
+def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bool = False) -> EvidenceCheck:
     """Check one bundle directory on its own; ``ca_pem`` replaces the bundle's CA (the one the auditor trusts).
 
+    A bundle carries its own CA certificate, and a forger can make a CA and a
+    valid token for any changed mail: without ``ca_pem`` the bundle never
+    verifies (problem :data:`TRUST_ANCHOR_MISSING`) unless the caller says it
+    trusts the bundle's CA (``trust_bundle_ca``). All other checks still run.
     Never raises for a damaged bundle: every failure is a problem string.
     """
     from .tokens import ca_fingerprint, verify_token
@@ -109,7 +146,8 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
         p.append(f"evidence.json unreadable: {type(exc).__name__}: {exc}")
         return res
     files: dict[str, bytes] = {}
-    for name in FILES:
+    extra = [n for n in (ev.get("files") or {}) if isinstance(n, str) and n.startswith("renewals/") and ".." not in n]
+    for name in (*FILES, *extra):
         try:
             files[name] = (path / name).read_bytes()
         except OSError as exc:
@@ -164,8 +202,104 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None) -> EvidenceCheck:
                 p.append(f"token: genTime {chk.gen_time.isoformat()} differs from evidence.json's {tok['gen_time']}")
         except (ValueError, TypeError):
             p.append("evidence.json: token.gen_time is not an ISO time")
+    _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res)
+    if ca_pem is None and not trust_bundle_ca:
+        p.append(TRUST_ANCHOR_MISSING)
+    res.trust = "given CA" if ca_pem is not None else ("bundle CA (--trust-bundle-ca)" if trust_bundle_ca else "none")
     res.ok = not p
     return res
+
+
+def _check_renewals(entries: list, files: dict, batch_root: bytes, ca_pem: bytes | None, res: "EvidenceCheck") -> None:
+    """Each renewal link: leaf over the previous token, path to its root, token under the CA, made in time."""
+    from .renewal import renewal_leaf, token_expiry
+    from .tokens import verify_token
+
+    p = res.problems
+    prev_token, prev_ca = files.get("token.tsr", b""), ca_pem if ca_pem is not None else files.get("tsa-ca.pem")
+    res.protected_until = _iso(token_expiry(prev_token, prev_ca))
+    for n, e in enumerate(entries, 1):
+        d = f"renewals/{n:02d}"
+        token, rroot = files.get(f"{d}/token.tsr"), files.get(f"{d}/root.bin")
+        ca = ca_pem if ca_pem is not None else files.get(f"{d}/tsa-ca.pem")
+        if not token or not rroot or not ca:
+            p.append(f"{d}: token.tsr, root.bin or tsa-ca.pem missing")
+            return
+        try:
+            leaf = renewal_leaf(batch_root, prev_token)
+            if e.get("leaf") and e["leaf"] != leaf.hex():
+                p.append(f"{d}: the renewal leaf does not cover this batch (SHA-256(root ‖ SHA-256(previous token)) "
+                         f"is {leaf.hex()[:16]}…, evidence.json has {str(e['leaf'])[:16]}…)")
+            got = root_from_path(leaf, int(e["index"]), int(e["tree_size"]), [bytes.fromhex(x) for x in e["path"]])
+            if got != rroot:
+                p.append(f"{d}: the leaf over the previous token and its path give {got.hex()[:16]}…, "
+                         f"root.bin is {rroot.hex()[:16]}… (the renewal does not cover this batch)")
+        except (KeyError, ValueError, TypeError) as exc:
+            p.append(f"{d}: inclusion path cannot be evaluated ({type(exc).__name__}: {exc})")
+        chk = verify_token(token, rroot, ca)
+        p.extend(f"{d}: token: {x}" for x in chk.problems)
+        expires = token_expiry(prev_token, prev_ca)
+        if chk.gen_time and expires and chk.gen_time >= expires:
+            p.append(f"{d}: made at {chk.gen_time.isoformat()}, after the previous token's certificates expired "
+                     f"({expires.isoformat()})")
+        prev_token, prev_ca = token, ca
+        res.protected_until = _iso(token_expiry(token, ca))
+    res.renewals = len(entries)
+
+
+def _fold_steps(index: int, size: int, path: list[bytes]) -> list[str]:
+    """For each path element, which side the sibling goes: "L" (sibling ‖ node) or "R" (node ‖ sibling)."""
+    fn, sn, out = index, size - 1, []
+    for _ in path:
+        if fn & 1 or fn == sn:
+            out.append("L")
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            out.append("R")
+        fn, sn = fn >> 1, sn >> 1
+    return out
+
+
+def _check_script(nn: str, prev: str, steps: list[str]) -> str:
+    lines = [
+        "#!/bin/sh",
+        f"# Renewal link {nn}: run from the bundle directory (sh renewals/{nn}/check.sh).",
+        "set -e",
+        f"d=renewals/{nn}",
+        f"openssl dgst -sha256 -binary {prev} > $d/prev.sha256",
+        "cat root.bin $d/prev.sha256 | openssl dgst -sha256 -binary > $d/node.bin",
+    ]
+    for k, side in enumerate(steps):
+        pair = f"$d/path-{k}.bin $d/node.bin" if side == "L" else f"$d/node.bin $d/path-{k}.bin"
+        lines.append(f"{{ printf '\\001'; cat {pair}; }} | openssl dgst -sha256 -binary > $d/node.tmp && mv $d/node.tmp $d/node.bin")
+    lines += ["cmp $d/node.bin $d/root.bin",
+              "openssl ts -verify -in $d/token.tsr -data $d/root.bin -CAfile $d/tsa-ca.pem", ""]
+    return "\n".join(lines)
+
+
+def _renewal_files(files: dict, links: list, history: dict, settings) -> list[dict]:
+    """Add renewals/NN/* for each renewal link of a batch; returns their evidence.json entries."""
+    from . import ca_history
+
+    out = []
+    prev = "token.tsr"
+    for n, link in enumerate(links, 1):
+        nn = f"{n:02d}"
+        anchor = ca_history.anchor_for(history, settings, link.ca_fingerprint)
+        d = f"renewals/{nn}"
+        files[f"{d}/token.tsr"] = link.token
+        files[f"{d}/root.bin"] = bytes.fromhex(link.root)
+        files[f"{d}/tsa-ca.pem"] = anchor.pem if anchor else b""
+        for k, p in enumerate(link.path):
+            files[f"{d}/path-{k}.bin"] = p
+        files[f"{d}/check.sh"] = _check_script(nn, prev, _fold_steps(link.leaf_index, link.leaf_count, link.path)).encode()
+        out.append({"dir": d, "renewal_id": link.id, "leaf": link.leaf, "index": link.leaf_index,
+                    "tree_size": link.leaf_count, "path": [p.hex() for p in link.path], "root": link.root,
+                    "gen_time": _iso(link.gen_time), "tsa_url": link.tsa_url, "ca_fingerprint": link.ca_fingerprint,
+                    "previous_token": prev, "expires": _iso(link.expires)})
+        prev = f"{d}/token.tsr"
+    return out
 
 
 def find_bundles(path: Path) -> list[Path]:
@@ -189,6 +323,8 @@ def _write_bundle(final: Path, files: dict[str, bytes], mode: int = 0o600) -> No
         shutil.rmtree(tmp)
     make_dirs(tmp.parent, tmp, dmode=dir_mode(mode))  # never through a symlink
     for name, data in files.items():
+        if (tmp / name).parent != tmp:
+            make_dirs(tmp, (tmp / name).parent, dmode=dir_mode(mode))  # renewals/NN/, never through a symlink
         with open_exclusive(tmp, tmp / name, mode=mode) as f:  # O_NOFOLLOW|O_EXCL
             f.write(data)
             f.flush()
@@ -220,9 +356,15 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     selection = select_messages(archive, where, params)
     summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
                "bundles": [], "errors": []}
-    ca_pem = ((archive.config.settings.get("timestamp") or {}).get("ca_pem") or "").encode()
+    from . import ca_history
+
+    settings = archive.config.settings.get("timestamp") or {}
     ids = [s.msg_id for s in selection]
+    from . import renewal
+
     with archive.catalog.reading() as con:
+        history = ca_history.load(con)
+        chains = renewal.chains(con, history, settings)
         meta = {}
         if ids:
             for row in con.execute(
@@ -249,13 +391,17 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             info["error"] = (f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported — "
                              "run `mailarchive verify --full`")
             continue
-        if not ca_pem:
-            info["error"] = "no pinned TSA CA in the archive settings; `mailarchive timestamp configure`"
+        anchor = ca_history.anchor_for(history, settings, fp)
+        if anchor is None:
+            info["error"] = (f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history; "
+                             "`mailarchive timestamp ca list`")
             continue
-        chk = verify_token(bytes(token), bytes.fromhex(root_hex), ca_pem)
-        if not chk.ok:
-            info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems)}"
+        chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem, policy=anchor.policy)
+        why = ca_history.trust_problem(anchor, chk.gen_time)
+        if not chk.ok or why:
+            info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems + [why] if why else chk.problems)}"
             continue
+        info["ca_pem"] = anchor.pem
         info["check"] = chk
         info["paths"] = None   # computed on first use
     reporter.start("evidence", len(selection), "messages")
@@ -291,6 +437,7 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
             summary["errors"].append({"msg_id": sm.msg_id, "error": "the mail or its path does not give the stamped root"})
             continue
         chk = info["check"]
+        ca_pem = info["ca_pem"]
         files = {
             "message.eml": data,
             "root.bin": bytes.fromhex(root_hex),
@@ -313,8 +460,10 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
                       "ca_file": "tsa-ca.pem", "ca_fingerprint": ca_fingerprint(ca_pem)},
             "files": {n: _sha(d) for n, d in files.items()},
         }
+        ev["renewals"] = _renewal_files(files, chains.get(batch, [])[1:], history, settings)
+        ev["files"] = {n: _sha(d) for n, d in files.items()}
         files["evidence.json"] = (json.dumps(ev, indent=2, ensure_ascii=False) + "\n").encode()
-        files["SHA256SUMS"] = "".join(f"{_sha(files[n])}  {n}\n" for n in FILES).encode()
+        files["SHA256SUMS"] = "".join(f"{_sha(d)}  {n}\n" for n, d in files.items() if n != "evidence.json").encode()
         files["VERIFY.txt"] = VERIFY_TEXT.encode()
         try:
             _write_bundle(final, files, mode)

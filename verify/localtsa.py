@@ -7,10 +7,25 @@ A throwaway RFC 3161 time-stamping authority for the tests (shared/SERVICES.md).
 ``openssl ts -reply`` (one at a time: openssl rewrites its serial file);
 ``start_tsa`` puts that behind a small HTTP server on 127.0.0.1.
 
+``make_pki(..., intermediate=True)`` makes a second shape of PKI: an RSA
+root CA, an ECDSA intermediate CA under it, and the ECDSA TSA certificate
+under the intermediate; the TSA then puts the intermediate into every
+token's certificate bag, so a verifier that trusts only the root must build
+the chain through it. ``validity_days`` shortens the TSA certificate's life
+(for tests of certificates that expire).
+
 The server's ``mode`` makes it misbehave for the I10/I4 tests:
 ``ok`` answers properly, ``http500`` answers HTTP 500, ``reject`` answers a
 TimeStampResp with status rejection (2), ``hang`` never answers (until
-``stop``), ``replay`` answers the previous good response again (wrong nonce).
+``stop``), ``replay`` answers the previous good response again (wrong nonce),
+``mods`` answers a real token with the status grantedWithMods (1),
+``waiting`` answers status waiting (3), ``reject-policy`` a rejection with a
+status text and the failure unacceptedPolicy. ``waiting_left = N`` makes the next
+N answers ``waiting`` whatever the mode (a TSA that is busy for a while).
+
+``start_tsa(..., tls=True)`` serves HTTPS with a server certificate from its
+own TLS CA (``TsaServer.tls_ca_path``); ``auth=(user, password)`` demands
+HTTP basic authentication and answers 401 otherwise.
 
 Forged tokens (EKU not critical, no signing-certificate attribute) cannot come
 from ``openssl ts -reply``; ``forge_response`` re-signs the TSTInfo of a real
@@ -29,6 +44,11 @@ POLICY_OID = "1.3.6.1.4.1.55555.1.1"
 TSTINFO_OID = "1.2.840.113549.1.9.16.1.4"
 # TimeStampResp { status PKIStatusInfo { status rejection(2) } }
 REJECTION_RESPONSE = bytes.fromhex("3005300302" "0102")
+WAITING_RESPONSE = bytes.fromhex("3005300302" "0103")
+# rejection, statusString "policy not supported", failInfo unacceptedPolicy (bit 15)
+POLICY_REJECTION_RESPONSE = bytes.fromhex(
+    "3022" "3020" "020102" "3016" "0c14" + b"policy not supported".hex() + "0303000001"
+)
 
 
 def _openssl(*args: str, cwd: Path | None = None, input: bytes | None = None) -> bytes:
@@ -47,30 +67,46 @@ class Pki:
     ca_key: Path
     tsa_cert: Path
     tsa_key: Path
+    intermediate_cert: Path | None = None  # the CA between root and TSA certificate, when there is one
 
     def issue_tsa_cert(self, name: str, eku: str = "critical,timeStamping") -> tuple[Path, Path]:
         """Another TSA certificate under this CA with the given extendedKeyUsage value."""
         return _issue(self.dir, name, self.ca_cert, self.ca_key, eku)
 
 
-def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str) -> tuple[Path, Path]:
+_EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")
+_RSA = ("-newkey", "rsa:2048")
+
+
+def _issue(d: Path, name: str, ca_cert: Path, ca_key: Path, eku: str, days: int = 3650,
+           ca: bool = False, rsa: bool = False) -> tuple[Path, Path]:
     key, csr, crt, ext = (d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext")
-    ext.write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,nonRepudiation\n"
-        f"extendedKeyUsage={eku}\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    if ca:
+        ext.write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                       "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    else:
+        ext.write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,nonRepudiation\n"
+            f"extendedKeyUsage={eku}\n"
+            "subjectKeyIdentifier=hash\n"
+            "authorityKeyIdentifier=keyid\n"
+        )
+    _openssl("req", "-new", *(_RSA if rsa else _EC), "-nodes",
              "-keyout", str(key), "-out", str(csr), "-subj", f"/O=mailarchive tests/CN={name}")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
-             "-CAcreateserial", "-days", "3650", "-sha256", "-extfile", str(ext), "-out", str(crt))
+             "-CAcreateserial", "-days", str(days), "-sha256", "-extfile", str(ext), "-out", str(crt))
     return crt, key
 
 
-def make_pki(d: Path, name: str = "test") -> Pki:
-    """A root CA (CA:TRUE, keyCertSign) and a TSA certificate (critical timeStamping EKU)."""
+def make_pki(d: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650,
+             rsa_tsa: bool = False) -> Pki:
+    """A root CA (CA:TRUE, keyCertSign) and a TSA certificate (critical timeStamping EKU).
+
+    With ``intermediate`` the root is RSA and an ECDSA intermediate CA
+    issues the (ECDSA) TSA certificate; otherwise everything is ECDSA P-256.
+    ``rsa_tsa`` gives the TSA an RSA key (tokens signed with RSA).
+    """
     d = Path(d)
     d.mkdir(parents=True, exist_ok=True)
     ca_key, ca_crt, ca_ext = d / "ca.key", d / "ca.crt", d / "ca.ext"
@@ -78,25 +114,35 @@ def make_pki(d: Path, name: str = "test") -> Pki:
         "[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
         "subjectKeyIdentifier=hash\n"
     )
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    _openssl("req", "-x509", *(_RSA if intermediate else _EC), "-nodes",
              "-keyout", str(ca_key), "-out", str(ca_crt), "-days", "3650", "-sha256",
              "-subj", f"/O=mailarchive tests/CN={name} root CA", "-config", str(ca_ext), "-extensions", "v3")
-    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping")
-    return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key)
+    if not intermediate:
+        tsa_crt, tsa_key = _issue(d, f"{name}-tsa", ca_crt, ca_key, "critical,timeStamping", validity_days, rsa=rsa_tsa)
+        return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key)
+    int_crt, int_key = _issue(d, f"{name}-intermediate", ca_crt, ca_key, "", 3650, ca=True)
+    tsa_crt, tsa_key = _issue(d, f"{name}-tsa", int_crt, int_key, "critical,timeStamping", validity_days, rsa=rsa_tsa)
+    return Pki(d, ca_crt, ca_key, tsa_crt, tsa_key, intermediate_cert=int_crt)
 
 
 class Tsa:
     """``openssl ts -reply`` over one PKI; ``embed_ca`` puts the root into the certificate bag too."""
 
-    def __init__(self, pki: Pki, embed_ca: bool = False):
+    def __init__(self, pki: Pki, embed_ca: bool = False, *, chain_in_token: bool = True, ess_cert_id_alg: str = "sha256",
+                 name: str = "tsa"):
+        """``chain_in_token=False`` leaves an intermediate CA out of the tokens (the verifier's CA file must hold it);
+        ``ess_cert_id_alg="sha1"`` makes openssl sign an ESSCertID (v1) signing-certificate attribute instead of v2."""
         self.pki = pki
-        self.cnf = pki.dir / "tsa.cnf"
-        (pki.dir / "tsaserial").write_text("01\n")
+        self.cnf = pki.dir / f"{name}.cnf"
+        serial = pki.dir / f"{name}serial"
+        serial.write_text("01\n")
         certs = f"certs = {pki.ca_cert}\n" if embed_ca else ""
+        if pki.intermediate_cert is not None and chain_in_token:  # the chain's middle link travels in every token
+            certs = f"certs = {pki.intermediate_cert}\n"
         self.cnf.write_text(
             "[tsa]\ndefault_tsa = tsa_config\n"
             "[tsa_config]\n"
-            f"serial = {pki.dir / 'tsaserial'}\n"
+            f"serial = {serial}\n"
             f"signer_cert = {pki.tsa_cert}\n"
             f"signer_key = {pki.tsa_key}\n"
             f"{certs}"
@@ -107,16 +153,17 @@ class Tsa:
             "ordering = no\n"
             "tsa_name = yes\n"
             "ess_cert_id_chain = no\n"
-            "ess_cert_id_alg = sha256\n"
+            f"ess_cert_id_alg = {ess_cert_id_alg}\n"
         )
         self._lock = threading.Lock()
         self._n = 0
+        self._name = name
 
     def reply(self, query: bytes) -> bytes:
         with self._lock:
             self._n += 1
-            q = self.pki.dir / f"q{self._n}.tsq"
-            r = self.pki.dir / f"r{self._n}.tsr"
+            q = self.pki.dir / f"{self._name}-q{self._n}.tsq"
+            r = self.pki.dir / f"{self._name}-r{self._n}.tsr"
             q.write_bytes(query)
             try:
                 _openssl("ts", "-reply", "-config", str(self.cnf), "-queryfile", str(q), "-out", str(r))
@@ -215,6 +262,10 @@ class TsaServer:
     pki: Pki
     mode: str = "ok"
     requests: int = 0
+    waiting_left: int = 0
+    posts: int = 0  # every POST, also those refused for their login
+    auth: tuple[str, str] | None = None
+    tls_ca_path: Path | None = None
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -223,6 +274,19 @@ class TsaServer:
     def answer(self, query: bytes) -> tuple[int, bytes]:
         self.requests += 1
         mode = self.mode
+        if self.waiting_left > 0:
+            self.waiting_left -= 1
+            return 200, WAITING_RESPONSE
+        if mode == "waiting":
+            return 200, WAITING_RESPONSE
+        if mode == "reject-policy":
+            return 200, POLICY_REJECTION_RESPONSE
+        if mode == "mods":
+            resp = self.tsa.reply(query)
+            granted = bytes.fromhex("3003020100")  # PKIStatusInfo { granted }: outside the signature
+            at = resp.find(granted)
+            assert 0 < at < 8, "unexpected TimeStampResp layout"
+            return 200, resp[:at] + bytes.fromhex("3003020101") + resp[at + len(granted):]
         if mode == "http500":
             return 500, b"internal error"
         if mode == "reject":
@@ -245,16 +309,45 @@ class TsaServer:
             self._thread.join(timeout=10)
 
 
-def start_tsa(workdir: Path, name: str = "test") -> TsaServer:
-    """A test CA + TSA under ``workdir`` and an HTTP TSA on 127.0.0.1 (free port)."""
+def make_tls(d: Path) -> tuple[Path, Path, Path]:
+    """(TLS CA certificate, server certificate, server key) for 127.0.0.1, made with openssl."""
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt, ext = d / "tls-ca.key", d / "tls-ca.crt", d / "tls.ext"
+    ext.write_text("[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n"
+                   "[srv]\nbasicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _openssl("req", "-x509", *_EC, "-nodes", "-keyout", str(ca_key), "-out", str(ca_crt), "-days", "30",
+             "-subj", "/O=mailarchive tests/CN=TLS CA", "-config", str(ext), "-extensions", "v3")
+    key, csr, crt = d / "tls-server.key", d / "tls-server.csr", d / "tls-server.crt"
+    _openssl("req", "-new", *_EC, "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+             "-days", "30", "-sha256", "-extfile", str(ext), "-extensions", "srv", "-out", str(crt))
+    return ca_crt, crt, key
+
+
+def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, validity_days: int = 3650,
+              tls: bool = False, auth: tuple[str, str] | None = None) -> TsaServer:
+    """A test CA + TSA under ``workdir`` and an HTTP(S) TSA on 127.0.0.1 (free port); see :func:`make_pki`."""
+    import base64
+
     workdir = Path(workdir)
-    pki = make_pki(workdir / "pki", name)
+    pki = make_pki(workdir / "pki", name, intermediate=intermediate, validity_days=validity_days)
     tsa = Tsa(pki)
     holder: dict[str, TsaServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server API)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            holder["server"].posts += 1
+            need = holder["server"].auth
+            if need is not None:
+                want = "Basic " + base64.b64encode(f"{need[0]}:{need[1]}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="tsa"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
             try:
                 status, payload = holder["server"].answer(body)
             except Exception as exc:  # openssl refused the query
@@ -275,9 +368,17 @@ def start_tsa(workdir: Path, name: str = "test") -> TsaServer:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     port = httpd.server_address[1]
+    tls_ca = None
+    if tls:
+        import ssl
+
+        tls_ca, crt, key = make_tls(workdir / "tls")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(crt), str(key))
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     server = TsaServer(
-        url=f"http://127.0.0.1:{port}/tsa", ca_cert_path=pki.ca_cert, tsa_cert_path=pki.tsa_cert,
-        workdir=workdir, tsa=tsa, pki=pki, _httpd=httpd,
+        url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/tsa", ca_cert_path=pki.ca_cert, tsa_cert_path=pki.tsa_cert,
+        workdir=workdir, tsa=tsa, pki=pki, _httpd=httpd, auth=auth, tls_ca_path=tls_ca,
     )
     holder["server"] = server
     server._thread = threading.Thread(target=httpd.serve_forever, name="test-tsa", daemon=True)

@@ -235,6 +235,31 @@ def _example_text(item: dict) -> str:
     return (objs + ": " if objs else "") + str(item.get("detail", ""))
 
 
+def _batch_section(rows: list[dict] | None) -> list[str]:
+    """Per stamped batch: the CA it was stamped under, its renewals and "protected until" (full verify only)."""
+    if not rows:
+        return []
+    now = dt.datetime.now(dt.timezone.utc)
+    out = ["<h2>Stamp batches</h2>",
+           '<table id="batches"><thead><tr><th>Batch</th><th>TSA CA</th><th>CA SHA-256</th><th>Renewals</th>'
+           "<th>Protected until</th></tr></thead><tbody>"]
+    for r in rows:
+        until = r.get("protected_until")
+        if isinstance(until, str):
+            until = dt.datetime.fromisoformat(until)
+        warn = until is not None and until <= now + dt.timedelta(days=90)
+        text = f"{until:%Y-%m-%d}" if until else "—"
+        out.append(
+            f'<tr class="batch-row" data-batch="{_e(r["batch_id"])}" data-warning="{str(warn).lower()}">'
+            f'<td>{_e(r["batch_id"])}</td><td>{_e(r.get("ca_subject") or "—")}</td>'
+            f'<td class="small">{_e((r.get("ca_fingerprint") or "")[:16])}…</td><td class="num">{len(r.get("renewals") or [])}</td>'
+            f'<td class="protected-until">' + (f'<span class="status s-warning">{_e(text)} — renew</span>' if warn else _e(text))
+            + "</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return out
+
+
 def render_html(report: Report) -> str:
     """One self-contained HTML page (no scripts, no external files) that prints well."""
     d = report.as_dict()
@@ -289,6 +314,7 @@ def render_html(report: Report) -> str:
         f'{stamps.get("unbatched_messages", 0)} messages not yet in a batch. '
         f'Latest genTime: {_e(stamps.get("latest_gen_time") or "—")}. TSA: {_e(stamps.get("tsa_url") or "—")}.</p>'
     )
+    out += _batch_section(s.get("protection"))
     out.append("<h2>Messages per month (date sent)</h2>")
     out.append(_bar_chart("messages per month", [(m, n) for m, n in s.get("by_month", [])]))
     out.append("<h2>Messages per medium</h2>")

@@ -18,6 +18,12 @@ Life of a batch:
 * one transaction sets status ``stamped`` with token, TSA URL, CA
   fingerprint, genTime, serial, nonce, manifest name and medium.
 
+The CA a run uses is first recorded in the archive's CA history
+(``verify.ca_history``; a retired CA is refused), and the manifest carries
+that CA (``ca``: fingerprint, PEM, added_at, TSA URLs), so a batch always
+names the certificate it verifies against, and ``db rebuild`` can bring the
+history back from the media.
+
 A TSA failure leaves the batch ``pending`` (the error says so); the next run
 retries pending batches first, for the same root. A crash anywhere before the
 last transaction leaves it pending too; a manifest already written for it is
@@ -34,6 +40,7 @@ from toolkit import crypto, faults
 from toolkit.errors import IntegrityError, ObjectExistsError
 from toolkit.reporter import NullReporter
 
+from . import ca_history
 from .merkle import leaf_hash_envelope, leaf_hash_message, merkle_root
 from .tokens import ca_fingerprint, verify_token
 from .tsa_client import TsaError, request_stamp
@@ -129,6 +136,8 @@ def stamp_pending(
     batch_size: int = 100_000,
     reporter=None,
     timeout: float = 30,
+    policy: str | None = None,
+    access=None,
 ) -> list[dict]:
     """Stamp pending batches (first), then new batches of unstamped leaves; returns one dict per stamped batch.
 
@@ -136,12 +145,18 @@ def stamp_pending(
     leaves wait; with it, until none wait. Raises :class:`TsaError` (its
     ``stamped`` attribute lists the batches done before) when the TSA fails;
     the failed batch stays pending. ``archive`` must be opened as writer.
+    ``access`` (a :class:`verify.tsa_client.TsaAccess`) gives TLS trust, the
+    basic-auth password and retries. ``policy`` pins the TSA policy OID for this CA (kept in the CA history);
+    a token with another policy is refused and its batch stays pending.
     """
     reporter = reporter or NullReporter()
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     stamped: list[dict] = []
     fp = ca_fingerprint(ca_pem)
+    with archive.catalog.writing() as con:
+        ca_history.adopt_settings_ca(con, archive.config.settings.get("timestamp"))
+        ca_entry = ca_history.manifest_entry(ca_history.remember(con, ca_pem, tsa_url, policy=policy))
     reporter.start("stamp", None, "batches")
     try:
         with archive.catalog.reading() as con:
@@ -150,14 +165,14 @@ def stamp_pending(
             ).fetchall()
         for (batch_id,) in pending_batches:
             reporter.info(f"retrying pending stamp batch {batch_id}")
-            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout))
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry, access))
             reporter.advance("stamp")
         while True:
             batch_id = _seal_new_batch(archive, min_pending, all_, batch_size)
             if batch_id is None:
                 break
             faults.hit("stamp_after_batch_row")
-            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout))
+            stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry, access))
             reporter.advance("stamp")
     finally:
         reporter.finish("stamp")
@@ -206,7 +221,8 @@ def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> i
         return batch_id
 
 
-def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stamped: list[dict], timeout: float) -> dict:
+def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stamped: list[dict], timeout: float,
+            ca_entry: dict | None = None, access=None) -> dict:
     """Token, manifest and the stamped row for one pending batch."""
     with archive.catalog.reading() as con:
         row = con.execute(
@@ -232,7 +248,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         tsr, nonce, check = adopted
     else:
         try:
-            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout)
+            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
         except TsaError as exc:
             err = TsaError(
                 f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
@@ -241,11 +257,12 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
             err.stamped = stamped
             raise err from None
         faults.hit("stamp_after_token")
-        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow())
+        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow(),
+                             policy=(ca_entry or {}).get("policy"))
         if not check.ok:
             err = TsaError(
                 f"stamp batch {batch_id} stays pending: the token from {tsa_url} does not verify "
-                f"against the configured CA: {'; '.join(check.problems)}"
+                f"against the CA in use: {'; '.join(check.problems)}"
             )
             err.stamped = stamped
             raise err
@@ -258,6 +275,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
             "nonce": str(nonce),
             "tsa_url": tsa_url,
             "ca_fingerprint": fp,
+            "ca": ca_entry,
             "gen_time": check.gen_time.isoformat(),
             "created_at": created_at.isoformat() if created_at else None,
         }

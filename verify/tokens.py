@@ -6,12 +6,13 @@ Problem strings start with a fixed tag so callers can sort them:
 
 ``invalid token:``   the DER does not parse (I14)
 ``CA:``              the pinned CA certificate does not load
-``status:``          PKIStatus is not granted (I10)
+``status:``          PKIStatus is neither granted nor grantedWithMods (I10)
 ``imprint:``         not SHA-256 (I13), or not SHA-256 of the root (I2, I3)
 ``nonce:``           differs from the request's (I4)
 ``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12)
 ``EKU:``             TSA certificate EKU missing, not critical, no timeStamping (I7)
 ``openssl:``         ``openssl ts -verify`` refused it: ESS signing-certificate (v2) binding (I9) and more
+``policy:``          not the pinned TSA policy OID (when one is pinned)
 ``genTime:``         outside [not_before - CLOCK_SKEW, not_after + MAX_DELAY] (I11)
 
 rfc3161-client checks signature, chain at genTime, EKU; it does not check
@@ -303,18 +304,22 @@ def verify_token(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     openssl: bool = True,
+    policy: str | None = None,
 ) -> TokenCheck:
     """Check a whole TimeStampResp (DER) as proof that ``root`` existed at genTime, under the pinned ``ca_pem``.
 
     ``not_before``/``not_after`` bound a plausible genTime (e.g. the batch's
     creation and the time the token was requested); CLOCK_SKEW and MAX_DELAY
     widen them. ``openssl=False`` skips the second opinion (then the ESS
-    signing-certificate binding is not checked). Never raises.
+    signing-certificate binding is not checked). ``policy`` pins the TSA
+    policy OID the token must carry. Never raises.
     """
     check = TokenCheck(ok=False)
     problems = check.problems
     try:
         _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check)
+        if policy and check.policy is not None and check.policy != policy:
+            problems.append(f"policy: the token's TSA policy is {check.policy}, the pinned policy is {policy}")
     except BaseException as exc:
         if _fatal(exc):
             raise
@@ -348,11 +353,10 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
     check.gen_time, check.serial, check.policy, check.nonce, check.tsa_subject = (
         f.gen_time, f.serial, f.policy, f.nonce, f.tsa_subject
     )
-    if f.status != 0:
-        label = {1: "grantedWithMods", 2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
+    if f.status not in (0, 1):  # grantedWithMods carries a token like granted; the checks below decide
+        label = {2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
         problems.append(f"status: {label.get(f.status, f.status)} (not granted)" + (f": {f.status_text}" if f.status_text else ""))
-        if f.status != 1:
-            return
+        return
     if f.hash_oid == SHA1_OID:
         problems.append("imprint: SHA-1 message imprint rejected (SHA-256 required)")
     elif f.hash_oid != SHA256_OID:
@@ -362,7 +366,10 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
     if nonce is not None and f.nonce != nonce:
         problems.append(f"nonce: token has {f.nonce!r}, the request had {nonce}")
     if f.response is not None:
-        _client_verify(f.response, certs, problems)
+        resp = f.response
+        if f.status == 1:  # rfc3161-client verifies only "granted": show it the same token with that status
+            resp = _as_granted(tsr) or resp
+        _client_verify(resp, certs, problems)
     elif not openssl:
         problems.append("signature/chain: rfc3161-client cannot parse this response and the openssl check is off")
     if openssl:
@@ -377,6 +384,23 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
             problems.append(f"genTime: {f.gen_time.isoformat()} is before {_aware(not_before).isoformat()} (implausible)")
         if not_after is not None and f.gen_time > _aware(not_after) + MAX_DELAY:
             problems.append(f"genTime: {f.gen_time.isoformat()} is later than {_aware(not_after).isoformat()} + {MAX_DELAY} (implausible)")
+
+
+def _as_granted(tsr: bytes):
+    """The parsed response with its bare PKIStatusInfo {grantedWithMods} read as {granted} (outside the
+    signature, so the token is unchanged), or None when the status is not laid out that way."""
+    mods = bytes.fromhex("3003020101")
+    at = tsr.find(mods, 0, 16)
+    if at < 0:
+        return None
+    try:
+        from rfc3161_client import decode_timestamp_response
+
+        return decode_timestamp_response(tsr[:at] + bytes.fromhex("3003020100") + tsr[at + len(mods):])
+    except BaseException as exc:
+        if _fatal(exc):
+            raise
+        return None
 
 
 def _der_framing_problem(der: bytes) -> str | None:

@@ -5,14 +5,36 @@ random 64-bit nonce and certReq (the TSA certificate comes back in the
 token). The whole TimeStampResp is returned for storing; it is *not* fully
 verified here (``verify.tokens.verify_token`` does that), only its status
 and nonce, so a refused or replayed answer never reaches the catalog.
+
+:class:`TsaAccess` holds how to reach a TSA beyond its URL:
+
+* ``tls_ca_pem``: the CA certificate(s) an https:// TSA's server
+  certificate must chain to (else the system's trust store);
+* ``password``: HTTP basic authentication, with the user name from the URL
+  (``https://user@host/path``); the password never travels in the URL or
+  on the command line. HTTP 401/403 raise :class:`AuthenticationError`
+  (exit 4) and are never retried (account lockout);
+* ``retries`` and ``backoff``: a connection failure, a timeout, HTTP 429 or
+  5xx, the PKIStatus ``waiting`` and the failures timeNotAvailable and
+  systemFailure are retried after ``backoff``, doubled each time; every
+  other refusal fails at once with its status, text and failure reasons.
+
+``grantedWithMods`` is accepted like ``granted`` (the token itself is then
+verified in full, imprint and nonce included).
 """
 from __future__ import annotations
 
+import base64
 import socket
+import ssl
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from typing import Callable
 
-from toolkit.errors import ExitCode, MailArchiveError
+from toolkit.errors import AuthenticationError, ExitCode, MailArchiveError
 
 from .tokens import parse_fields
 
@@ -37,39 +59,151 @@ def build_query(root: bytes) -> tuple[bytes, int]:
     return req.as_bytes(), int(req.nonce)
 
 
-def request_stamp(url: str, root: bytes, *, timeout: float = 30) -> tuple[bytes, int]:
-    """(TimeStampResp DER, nonce) for ``root``; raises :class:`TsaError` on any failure (I4, I10)."""
-    if len(root) != 32:
-        raise ValueError("a Merkle root is 32 bytes")
-    query, nonce = build_query(root)
-    req = urllib.request.Request(
-        url, data=query, method="POST",
-        headers={"Content-Type": "application/timestamp-query", "Accept": "application/timestamp-reply"},
-    )
+@dataclass
+class TsaAccess:
+    tls_ca_pem: bytes | None = None
+    password: str | None = None
+    retries: int = 0
+    backoff: float = 1.0
+
+
+#: PKIFailureInfo bits (RFC 3161 §2.4.2) and what each means to the user
+FAIL_INFO = {
+    0: ("badAlg", "the TSA does not accept the hash algorithm"),
+    2: ("badRequest", "the TSA refused the request as malformed or not permitted"),
+    5: ("badDataFormat", "the TSA could not read the request"),
+    14: ("timeNotAvailable", "the TSA's time source is not available"),
+    15: ("unacceptedPolicy", "the TSA does not support the requested policy"),
+    16: ("unacceptedExtension", "the TSA does not support a requested extension"),
+    17: ("addInfoNotAvailable", "the TSA cannot provide the requested additional information"),
+    25: ("systemFailure", "the TSA failed internally"),
+}
+#: failures that may pass on their own: retried like a timeout
+TRANSIENT_FAIL_BITS = {14, 25}
+
+
+def _der_item(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER item at ``at``."""
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        return tag, at + 2, at + 2 + first
+    n = first & 0x7F
+    length = int.from_bytes(data[at + 2: at + 2 + n], "big")
+    return tag, at + 2 + n, at + 2 + n + length
+
+
+def fail_info_bits(response: bytes) -> set[int]:
+    """The PKIFailureInfo bits of a TimeStampResp's PKIStatusInfo (empty when absent or unreadable)."""
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        _, start, _ = _der_item(response, 0)                 # TimeStampResp SEQUENCE
+        tag, at, end = _der_item(response, start)            # PKIStatusInfo SEQUENCE
+        while at < end:
+            tag, c0, c1 = _der_item(response, at)
+            if tag == 0x03 and c1 > c0:                      # failInfo BIT STRING
+                bits, body = set(), response[c0 + 1: c1]
+                for i, byte in enumerate(body):
+                    bits |= {i * 8 + k for k in range(8) if byte & (0x80 >> k)}
+                return bits
+            at = c1
+    except IndexError:
+        pass
+    return set()
+
+
+class _Transient(Exception):
+    """A failure worth another attempt."""
+
+
+def _split_user(url: str) -> tuple[str, str | None]:
+    """(URL without user info, user name or None)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), urllib.parse.unquote(parts.username)
+
+
+def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> bytes:
+    plain_url, user = _split_user(url)
+    headers = {"Content-Type": "application/timestamp-query", "Accept": "application/timestamp-reply"}
+    if user is not None and access.password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{access.password}".encode()).decode("ascii")
+    context = None
+    if plain_url.startswith("https://"):
+        context = ssl.create_default_context(cadata=access.tls_ca_pem.decode("ascii")) if access.tls_ca_pem \
+            else ssl.create_default_context()
+    req = urllib.request.Request(plain_url, data=query, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             body = resp.read(MAX_RESPONSE + 1)
     except urllib.error.HTTPError as exc:
-        raise TsaError(f"the TSA at {url} answered HTTP {exc.code} {exc.reason}") from None
+        if exc.code in (401, 403):
+            who = f"as {user!r}" if user else "without a user name (put it in the URL: https://USER@host/...)"
+            hint = "" if access.password is not None else "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)"
+            raise AuthenticationError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code}){hint}") from None
+        if exc.code == 429 or exc.code >= 500:
+            raise _Transient(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
+        raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
     except (socket.timeout, TimeoutError):
-        raise TsaError(f"the TSA at {url} did not answer within {timeout:g} s") from None
+        raise _Transient(f"the TSA at {plain_url} did not answer within {timeout:g} s") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise TsaError(f"the TSA at {url} did not answer within {timeout:g} s") from None
-        raise TsaError(f"cannot reach the TSA at {url}: {reason}") from None
+            raise _Transient(f"the TSA at {plain_url} did not answer within {timeout:g} s") from None
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise TsaError(f"the TSA at {plain_url}: its TLS certificate is not trusted ({reason.verify_message}); "
+                           "give its CA with --tls-ca-file") from None
+        raise _Transient(f"cannot reach the TSA at {plain_url}: {reason}") from None
     except (OSError, ValueError) as exc:  # connection reset, bad URL
-        raise TsaError(f"cannot reach the TSA at {url}: {exc}") from None
+        raise _Transient(f"cannot reach the TSA at {plain_url}: {exc}") from None
     if len(body) > MAX_RESPONSE:
-        raise TsaError(f"the TSA at {url} answered more than {MAX_RESPONSE} bytes; not a time-stamp response")
+        raise TsaError(f"the TSA at {plain_url} answered more than {MAX_RESPONSE} bytes; not a time-stamp response")
+    return body
+
+
+def request_stamp(url: str, root: bytes, *, timeout: float = 30, access: TsaAccess | None = None,
+                  sleep: Callable[[float], None] = time.sleep) -> tuple[bytes, int]:
+    """(TimeStampResp DER, nonce) for ``root``; raises :class:`TsaError` on any failure (I4, I10).
+
+    Transient failures are retried ``access.retries`` times (see the module doc).
+    """
+    access = access or TsaAccess()
+    if len(root) != 32:
+        raise ValueError("a Merkle root is 32 bytes")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _request_once(url, root, timeout, access)
+        except _Transient as exc:
+            if attempt > access.retries:
+                tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                raise TsaError(f"{exc}{tries}") from None
+            sleep(access.backoff * 2 ** (attempt - 1))
+
+
+def _request_once(url: str, root: bytes, timeout: float, access: TsaAccess) -> tuple[bytes, int]:
+    query, nonce = build_query(root)
+    body = _post(url, query, timeout, access)
+    url = _split_user(url)[0]
     try:
         fields = parse_fields(body)
     except ValueError as exc:
         raise TsaError(f"the TSA at {url} answered something that is not a time-stamp response ({exc})") from None
-    if fields.status != 0:
+    detail = f": {fields.status_text}" if fields.status_text else ""
+    if fields.status == 3:
+        raise _Transient(f"the TSA at {url} answered 'waiting' (status 3{detail}); no token yet")
+    if fields.status not in (0, 1):
         what = _STATUS.get(fields.status, str(fields.status))
-        detail = f": {fields.status_text}" if fields.status_text else ""
-        raise TsaError(f"the TSA at {url} did not grant the time-stamp (status {what}{detail})")
+        bits = fail_info_bits(body)
+        why = "; ".join(f"{FAIL_INFO[b][0]}: {FAIL_INFO[b][1]}" for b in sorted(bits) if b in FAIL_INFO)
+        message = f"the TSA at {url} did not grant the time-stamp (status {what}{detail})" + (f" — {why}" if why else "")
+        if bits & TRANSIENT_FAIL_BITS:
+            raise _Transient(message)
+        raise TsaError(message)
     if fields.nonce != nonce:
         raise TsaError(
             f"the TSA at {url} answered with nonce {fields.nonce!r}, not the request's {nonce} "

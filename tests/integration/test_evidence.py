@@ -40,12 +40,13 @@ def _copy(src: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def test_bundles_verify_standalone(exported, tmp_path):
+def test_bundles_verify_standalone(exported, tmp_path, tsa):  # noqa: F811
     """verify-evidence needs no archive: run it with an --archive that does not exist, on a copy elsewhere."""
     _root, dest = exported
     copy = tmp_path / "elsewhere"
     shutil.copytree(dest, copy)
-    r = mailarchive(tmp_path / "no-archive-here", "verify-evidence", str(copy), json_out=True, check=0).result
+    r = mailarchive(tmp_path / "no-archive-here", "verify-evidence", "--ca-cert", str(tsa.ca_cert_path), str(copy),
+                    json_out=True, check=0).result
     assert r["failed"] == 0 and len(r["bundles"]) == 3
     assert {b["batch_id"] for b in r["bundles"]} == {1, 2}
     assert all(b["second_opinion"] == "openssl: OK" for b in r["bundles"])
@@ -58,7 +59,7 @@ def test_changed_mail_byte_fails(exported, tmp_path):
     data = bytearray((b / "message.eml").read_bytes())
     data[len(data) // 2] ^= 0x20
     (b / "message.eml").write_bytes(bytes(data))
-    res = verify_evidence(b)
+    res = verify_evidence(b, trust_bundle_ca=True)
     assert not res.ok
     assert any("mail changed" in p for p in res.problems), res.problems
 
@@ -70,10 +71,10 @@ def test_changed_path_byte_fails(exported, tmp_path):
     h = ev["path"][0]
     ev["path"][0] = ("0" if h[0] != "0" else "1") + h[1:]
     (b / "evidence.json").write_text(json.dumps(ev))
-    res = verify_evidence(b)
+    res = verify_evidence(b, trust_bundle_ca=True)
     assert not res.ok
     assert any(p.startswith("inclusion path") for p in res.problems), res.problems
-    assert verify_evidence(_bundle(exported[1], 25)).ok  # the original still verifies
+    assert verify_evidence(_bundle(exported[1], 25), trust_bundle_ca=True).ok  # the original still verifies
 
 
 def test_changed_token_byte_fails_and_foreign_ca_is_refused(exported, tmp_path):
@@ -81,7 +82,8 @@ def test_changed_token_byte_fails_and_foreign_ca_is_refused(exported, tmp_path):
     tsr = bytearray((b / "token.tsr").read_bytes())
     tsr[-5] ^= 0x01
     (b / "token.tsr").write_bytes(bytes(tsr))
-    assert not verify_evidence(b).ok
+    bad = verify_evidence(b, trust_bundle_ca=True)
+    assert not bad.ok and any(p.startswith("token:") for p in bad.problems), bad.problems
     from services.tsa import make_pki
 
     other = make_pki(tmp_path / "other-ca", "other").ca_cert.read_bytes()

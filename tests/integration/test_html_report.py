@@ -74,7 +74,7 @@ def test_html_renders_in_headless_chromium(report_file, tmp_path):
     html = dom.stdout
     assert '<table id="summary">' in html
     rows = html.count('class="check-row"')
-    assert rows == 16
+    assert rows == 17
     assert 'data-check="F02" data-status="finding"' in html
     assert 'data-check="Q01" data-status="ok"' in html
     if os.environ.get("KEEP_REPORT_PNG"):

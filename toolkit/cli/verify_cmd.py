@@ -73,32 +73,49 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
 
 @command(cli, "verify-evidence")
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-              help="Verify the tokens against this CA certificate instead of the bundle's tsa-ca.pem.")
+@click.option("--ca-cert", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True,
+              help="Verify the tokens against this CA certificate (the TSA's, from a source you trust) "
+                   "instead of the bundle's tsa-ca.pem; repeat it for the CAs of renewal links.")
+@click.option("--trust-bundle-ca", is_flag=True,
+              help="Accept the bundle's own tsa-ca.pem as trust anchor (compare its fingerprint with the TSA's first).")
 @click.pass_context
-def verify_evidence_cmd(click_ctx, bundles, ca_cert):
+def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca):
     """Check evidence bundles written by `export evidence`, with no archive and no key.
 
     Each BUNDLE is one bundle directory, or a directory of bundles. Checks
     that message.eml hashes to the stamped blob id, that its inclusion path
     leads to the batch root, and that the RFC 3161 token stamps that root
-    under the CA (also with `openssl ts -verify`). Exit 0 when all verify, 1 otherwise.
+    under the CA (also with `openssl ts -verify`). A bundle's own CA proves
+    nothing (anyone can make one): without --ca-cert or --trust-bundle-ca no
+    bundle verifies. Exit 0 when all verify, 1 otherwise.
     """
     from verify.evidence import find_bundles, verify_evidence
 
     ctx = click_ctx.obj
-    ca = ca_cert.read_bytes() if ca_cert else None
+    from verify.tokens import load_ca
+
+    ca = None
+    if ca_cert:
+        ca = b""
+        for c in ca_cert:
+            try:
+                ca += load_ca(c.read_bytes())[1]
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"--ca-cert {c}: not a readable X.509 certificate (PEM or DER): {exc}") from None
     results = []
     for b in bundles:
         found = find_bundles(b)
         if not found:
             raise UsageError(f"{b} is neither an evidence bundle (no evidence.json) nor a directory of bundles")
-        results += [verify_evidence(p, ca).as_dict() for p in found]
+        results += [verify_evidence(p, ca, trust_bundle_ca).as_dict() for p in found]
     bad = [r for r in results if not r["ok"]]
 
     def human(r):
         for x in r["bundles"]:
-            head = "[green]OK[/]" if x["ok"] else "[bold red]FAILED[/]"
+            from verify.evidence import TRUST_ANCHOR_MISSING
+
+            untrusted = x["problems"] == [TRUST_ANCHOR_MISSING]
+            head = "[green]OK[/]" if x["ok"] else ("[bold red]NOT TRUSTED[/]" if untrusted else "[bold red]FAILED[/]")
             ctx.ui.say(f"{head} {escape(x['path'])}: message {x['msg_id']}, batch {x['batch_id']}, genTime {x['gen_time']}, "
                        f"TSA {escape(str(x['tsa_subject']))}, CA SHA-256 {x['ca_fingerprint']}")
             for p in x["problems"]:
