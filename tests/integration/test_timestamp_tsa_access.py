@@ -48,7 +48,7 @@ def test_https_with_basic_auth(home, tmp_path, tsa_https):
     assert _pending(home) == []
     # configured once (URL with user, TLS CA kept), then the environment variable
     mailarchive(home, "timestamp", "configure", "--tsa-url", s.user_url, "--ca-cert", str(s.ca_cert_path),
-                "--tls-ca-file", str(s.tls_ca_path))
+                "--tls-ca-file", str(s.tls_ca_path), env={"MAILARCHIVE_TSA_PASSWORD": TSA_PASSWORD})  # its test request logs in
     mailarchive(home, "import", "eml", str(SAMPLE / "2020"))
     mailarchive(home, "timestamp", "run", "--all", env={"MAILARCHIVE_TSA_PASSWORD": TSA_PASSWORD})
     mailarchive(home, "verify", "--full")
