@@ -109,8 +109,8 @@ _DATE = (
     + rb"|(?:" + _WD + rb", +)?\d{1,2} +" + _MON + rb" +\d{2,4} +\d{1,2}:\d{2}"  # RFC 5322
     + rb"|\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2})"                                 # ISO 8601
 )
-_FULL = re.compile(rb"From +(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
-_WEAK = re.compile(rb"From(?: +-| +[^\s@]+@[^\s@]+| *)[ \t]*\r?\n?\Z")
+_FULL = re.compile(rb"From ++(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
+_WEAK = re.compile(rb"From(?: ++-| ++[^\s@]++@[^\s@]++)?[ \t]*+\r?\n?\Z")  # possessive: linear on long runs of blanks
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _QUOTED_M = re.compile(rb"^>(>*From )", re.M)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)

@@ -70,8 +70,9 @@ MAX_NAME_CHARS = 500
 
 _PARSER = BytesHeaderParser(policy=compat32)
 # a header line, or a continuation line followed by one (J1: first line is a continuation)
-_HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t]+[^\r\n]*\r?\n[!-9;-~]+:)")
-_TRAILING_WS = re.compile(rb"[ \t]+\n")
+# (no two quantifiers may overlap: ``[ \t]+[^\r\n]*`` read a long run of blanks quadratically)
+_HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t][^\r\n]*+\r?\n[!-9;-~]+:)")
+_TRAILING_WS = re.compile(rb"(?<![ \t])[ \t]++\n")  # tried only where a run of blanks starts
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _SPLIT_LIMIT = 1 << 20
 _LINEBREAKS = re.compile(r"\r\n|\r|\n")
@@ -316,9 +317,12 @@ def _add(defects: list[str], code: str) -> None:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 _ADDR_LINES = re.compile(rf"{_ADDR}(?:\n{_ADDR})*")
-_QUOTED_LIST = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*"|,)*')
-_QUOTED_SPLIT = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*")+')
-_QUOTED_STR = re.compile(r'"[^"\\\r\n]*"')
+# Possessive quantifiers throughout: a run of plain characters and a quoted string can only
+# be read one way, so a failed match never backtracks (the old ``(?:[^,"]+|"…"|,)*`` did,
+# exponentially, on a quoted string holding a backslash).
+_QUOTED_LIST = re.compile(r'(?:[^"]++|"[^"\\\r\n]*+")*+')
+_QUOTED_SPLIT = re.compile(r'(?:[^,"]++|"[^"\\\r\n]*+")++')
+_QUOTED_STR = re.compile(r'"[^"\\\r\n]*+"')
 _NAME_BAD = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"<>@]')
 
 
