@@ -5,15 +5,34 @@ inline or in worker processes (DESIGN §13). Sealing is speculative: the
 record is sealed for the pack that is open when the chunk is sent out; the
 driver re-seals the rare record that lands in the next pack, and drops the
 record of a mail that turns out to be a duplicate.
+
+The per-mail watchdog: journal unwrapping and the header scan of one mail
+run under a hard time limit (``limit`` seconds, ``DEFAULT_PARSE_LIMIT``
+unless the caller says otherwise). It is a SIGALRM timer whose handler
+raises in the running code: Python code is interrupted between bytecodes,
+and the ``re`` engine checks for signals while it matches, so even a
+backtracking regex is stopped. A mail that runs out of time is archived
+as it came (its bytes unchanged, a journal report not unwrapped) with the
+defect ``parse-timeout`` and what :func:`fallback_scan` reads. The timer
+only exists in a process's main thread (worker processes, or the CLI
+running a chunk inline); elsewhere the scan's own soft deadline applies.
+With ``cancel`` (inline preparation in the driver) the timer ticks and
+raises :class:`Cancelled` once ``cancel()`` is true, so a stop request is
+not held up by a slow mail.
 """
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
+import time
 import uuid as uuidlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
-from .headers import BodyHasher, MailMeta, scan
+from . import faults
+from .headers import BodyHasher, MailMeta, fallback_scan, scan
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
 from .source import read_regular_file
@@ -53,6 +72,43 @@ class ReadFailure(NamedTuple):
     message: str
 
 
+DEFAULT_PARSE_LIMIT = 20.0   # seconds one mail's unwrap + header scan may take
+_TICK = 0.2                  # how often the timer looks at ``cancel``
+
+
+class ParseTimeout(BaseException):
+    """One mail's preparation ran past its limit (raised by the watchdog's timer; a BaseException so that
+    the scan's own ``except Exception`` cannot swallow it)."""
+
+
+class Cancelled(BaseException):
+    """A stop was requested while a chunk was prepared inline."""
+
+
+@contextmanager
+def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Raise :class:`ParseTimeout` in the code below after ``limit`` seconds (see the module docstring)."""
+    if not limit or limit <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    end = time.monotonic() + limit
+
+    def on_alarm(signum, frame):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        if time.monotonic() >= end:
+            raise ParseTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    first = min(limit, _TICK) if cancel is not None else limit
+    signal.setitimer(signal.ITIMER_REAL, first, _TICK if cancel is not None else 0.05)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     """The bytes to archive, the journal envelope if any, and journal defects."""
     if not is_journal_report(raw):
@@ -76,10 +132,17 @@ def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     return report.original, env, ["journal-unwrapped", *report.defects]
 
 
-def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None) -> Prepared:
-    data, envelope, defects = unwrap(raw)
+def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
+            limit: float | None = DEFAULT_PARSE_LIMIT, cancel: Callable[[], bool] | None = None) -> Prepared:
+    try:
+        with watchdog(limit, cancel):
+            faults.hit("prepare_parse")
+            data, envelope, defects = unwrap(raw)
+            meta = scan(data)
+    except ParseTimeout:  # archived as it came, with what a bounded line scan reads
+        data, envelope, defects = raw, None, []
+        meta = fallback_scan(raw)
     blob = hashlib.sha256(data).digest()
-    meta = scan(data)
     p = Prepared(blob_id=blob.hex(), meta=meta, data=data if data is not raw else None, envelope=envelope, defects=defects,
                  size=len(data))
     if pack_key is not None:
@@ -89,7 +152,8 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 
 def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
-                  pack_id: bytes | None) -> list[Prepared | ReadFailure]:
+                  pack_id: bytes | None, limit: float | None = DEFAULT_PARSE_LIMIT,
+                  cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure]:
     """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
     out: list[Prepared | ReadFailure] = []
     for job in jobs:
@@ -99,7 +163,7 @@ def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID
             except OSError as exc:
                 out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
                 continue
-        out.append(prepare(job, pack_key, archive_uuid, pack_id))
+        out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, cancel))
     return out
 
 
@@ -107,7 +171,8 @@ STREAM_CHUNK = 1 << 20
 MAX_HEADER_BLOCK = 1 << 20
 
 
-def prepare_streamed(opener) -> Prepared:
+def prepare_streamed(opener, limit: float | None = DEFAULT_PARSE_LIMIT,
+                     cancel: Callable[[], bool] | None = None) -> Prepared:
     """Hash and scan a large mail in one streaming pass (bounded memory).
 
     Journal reports this large are archived as they are, flagged: unwrapping
@@ -140,7 +205,13 @@ def prepare_streamed(opener) -> Prepared:
                 body.update(bytes(head))
                 del head[MAX_HEADER_BLOCK:]
     header = bytes(head) + (b"\n" if in_body else b"")
-    meta = scan(header, body_sha256=body.digest())
+    body_sha256 = body.digest()
+    try:
+        with watchdog(limit, cancel):
+            faults.hit("prepare_parse")
+            meta = scan(header, body_sha256=body_sha256)
+    except ParseTimeout:
+        meta = fallback_scan(header, body_sha256=body_sha256)
     defects = ["large-mail-streamed"]
     if meta.journal:
         defects.append("journal-not-unwrapped-large")
