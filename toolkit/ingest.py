@@ -196,6 +196,13 @@ def _worker_init() -> None:
         os._exit(1)
 
 
+def _prepare_in_worker(*args):
+    """:func:`prepare_chunk` in a worker process, behind a fault point that can stall the worker
+    outside the per-mail watchdog (tests: a stop request must still end the run)."""
+    faults.hit("worker_prepare")
+    return prepare_chunk(*args)
+
+
 class Ingest:
     """One import run into an archive opened as writer.
 
@@ -394,7 +401,7 @@ class Ingest:
         for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
             if isinstance(job, LocalFile):
                 will_read(job.path)
-        return self._executor.submit(prepare_chunk, jobs, key, self.archive.uuid, pack_id, self.parse_limit), pack_id
+        return self._executor.submit(_prepare_in_worker, jobs, key, self.archive.uuid, pack_id, self.parse_limit), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary
