@@ -85,28 +85,71 @@ class Cancelled(BaseException):
     """A stop was requested while a chunk was prepared inline."""
 
 
-@contextmanager
-def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
-    """Raise :class:`ParseTimeout` in the code below after ``limit`` seconds (see the module docstring)."""
-    if not limit or limit <= 0 or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    end = time.monotonic() + limit
+class Watchdog:
+    """The SIGALRM handler of a run of mails, installed once; :meth:`armed` times one mail.
 
-    def on_alarm(signum, frame):
-        if cancel is not None and cancel():
+    Only usable in a process's main thread; :meth:`install` gives None elsewhere.
+    """
+
+    def __init__(self, cancel: Callable[[], bool] | None):
+        self.cancel = cancel
+        self.end: float | None = None
+
+    def _on_alarm(self, signum, frame) -> None:
+        if self.cancel is not None and self.cancel():
             raise Cancelled()
-        if time.monotonic() >= end:
+        if self.end is not None and time.monotonic() >= self.end:
             raise ParseTimeout()
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    first = min(limit, _TICK) if cancel is not None else limit
-    signal.setitimer(signal.ITIMER_REAL, first, _TICK if cancel is not None else 0.05)
-    try:
-        yield
-    finally:
+    @classmethod
+    @contextmanager
+    def install(cls, cancel: Callable[[], bool] | None = None) -> Iterator[Watchdog | None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield None
+            return
+        dog = cls(cancel)
+        previous = signal.signal(signal.SIGALRM, dog._on_alarm)
+        try:
+            yield dog
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def arm(self, limit: float | None) -> None:
+        """From now on, raise :class:`ParseTimeout` once ``limit`` seconds have passed (and, with
+        ``cancel``, :class:`Cancelled` within ``_TICK`` seconds of ``cancel()`` becoming true)."""
+        if not limit or limit <= 0:
+            if self.cancel is None:
+                return
+            limit = 1e9
+        self.end = time.monotonic() + limit
+        if self.cancel is not None:
+            signal.setitimer(signal.ITIMER_REAL, min(limit, _TICK), _TICK)
+        else:  # repeats in case the first one lands where it is not raised (it is a BaseException)
+            signal.setitimer(signal.ITIMER_REAL, limit, 0.05)
+
+    def disarm(self) -> None:
+        self.end = None  # first: an alarm already on its way then raises nothing
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+
+    @contextmanager
+    def armed(self, limit: float | None) -> Iterator[None]:
+        self.arm(limit)
+        try:
+            yield
+        finally:
+            self.disarm()
+
+
+@contextmanager
+def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
+    """One mail's :meth:`Watchdog.armed` with its own handler (see the module docstring)."""
+    with Watchdog.install(cancel) as dog:
+        if dog is None:
+            yield
+        else:
+            with dog.armed(limit):
+                yield
 
 
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
@@ -133,13 +176,21 @@ def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
 
 
 def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
-            limit: float | None = DEFAULT_PARSE_LIMIT, cancel: Callable[[], bool] | None = None) -> Prepared:
+            limit: float | None = DEFAULT_PARSE_LIMIT, dog: Watchdog | None = None) -> Prepared:
+    """Prepare one mail; with ``dog`` (installed by the caller) its parse runs under ``limit``."""
     try:
-        with watchdog(limit, cancel):
+        if dog is not None:
+            dog.arm(limit)
+        try:
             faults.hit("prepare_parse")
             data, envelope, defects = unwrap(raw)
             meta = scan(data)
+        finally:
+            if dog is not None:
+                dog.disarm()
     except ParseTimeout:  # archived as it came, with what a bounded line scan reads
+        if dog is not None:
+            dog.disarm()  # again: the alarm may have come before the disarm above
         data, envelope, defects = raw, None, []
         meta = fallback_scan(raw)
     blob = hashlib.sha256(data).digest()
@@ -156,14 +207,15 @@ def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID
                   cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure]:
     """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
     out: list[Prepared | ReadFailure] = []
-    for job in jobs:
-        if isinstance(job, LocalFile):
-            try:
-                job = read_regular_file(job.path)
-            except OSError as exc:
-                out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
-                continue
-        out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, cancel))
+    with Watchdog.install(cancel) as dog:  # one handler for the chunk; each mail arms the timer
+        for job in jobs:
+            if isinstance(job, LocalFile):
+                try:
+                    job = read_regular_file(job.path)
+                except OSError as exc:
+                    out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
+                    continue
+            out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, dog))
     return out
 
 

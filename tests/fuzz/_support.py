@@ -74,9 +74,13 @@ def amplified(data: bytes | str, size: int = 64 * 1024):
 def assert_linear(fn, data, *, fixed: float = 1.0, per_unit: float = 20e-6) -> None:
     """``fn(data)`` finishes within ``fixed`` + ``per_unit`` * len(data) seconds: a generous linear
     budget (about 2.3 s for 64 KiB) that any quadratic or worse behaviour on the amplified inputs
-    blows through, while a loaded machine stays well inside it."""
-    t = time.perf_counter()
-    fn(data)
-    elapsed = time.perf_counter() - t
+    blows through, while a loaded machine stays well inside it (best of up to 3 runs)."""
     budget = fixed + per_unit * len(data)
-    assert elapsed < budget, f"{elapsed:.2f} s for {len(data)} units (budget {budget:.2f} s): {data[:80]!r}"
+    elapsed = float("inf")
+    for _ in range(3):  # the best of up to 3 runs: a loaded machine can stall any single one
+        t = time.perf_counter()
+        fn(data)
+        elapsed = min(elapsed, time.perf_counter() - t)
+        if elapsed < budget:
+            return
+    raise AssertionError(f"{elapsed:.2f} s for {len(data)} units (budget {budget:.2f} s): {data[:80]!r}")
