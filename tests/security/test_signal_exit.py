@@ -105,3 +105,29 @@ def test_signal_ends_a_stuck_import_within_5s(tmp_path, stall, sig):
     blobs = _blobs(home)
     assert len(blobs) == len(set(blobs)) == N_MAILS
     assert set(committed) <= set(blobs)
+
+
+def test_sigterm_ends_an_export_with_130(tmp_path):
+    """Not only imports: SIGTERM ends any command as Ctrl-C does (here an export slowed after each file)."""
+    home, src, dest = tmp_path / "home", tmp_path / "src", tmp_path / "out"
+    _source(src)
+    mailarchive(home, "init", "--medium", str(tmp_path / "m1"))
+    mailarchive(home, "import", "eml", str(src))
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_FAULT_SLOW": "export_after_file:600"}
+    proc = subprocess.Popen([sys.executable, "-m", "toolkit", "--archive", str(home), "export", "eml", str(dest)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(dest.rglob("*.eml")):
+            time.sleep(0.1)
+        assert proc.poll() is None and list(dest.rglob("*.eml")), proc.communicate()
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert elapsed < 5, elapsed
