@@ -56,7 +56,7 @@ from .naming import DEFAULT_FILE_MODE
 SINGLE_NAME = "messages"
 _QUOTE = re.compile(rb"^(>*From )", re.M)
 _BARE_FROM = re.compile(rb"^From[ \t]*\r?$", re.M)
-_SENDER = re.compile(r"[!-~]+@[!-~]+")
+_SENDER = re.compile(r"(?=[!-~]*+\Z)[!-~]+@[!-~]+")  # the lookahead first: linear when it fails
 
 
 class Unrepresentable(ValueError):

@@ -131,8 +131,8 @@ _DATE = (
     + rb"|(?:" + _WD + rb", +)?\d{1,2} +" + _MON + rb" +\d{2,4} +\d{1,2}:\d{2}"  # RFC 5322
     + rb"|\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2})"                                 # ISO 8601
 )
-_FULL = re.compile(rb"From +(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
-_WEAK = re.compile(rb"From(?: +-| +[^\s@]+@[^\s@]+| *)[ \t]*\r?\n?\Z")
+_FULL = re.compile(rb"From ++(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
+_WEAK = re.compile(rb"From(?: ++-| ++[^\s@]++@[^\s@]++)?[ \t]*+\r?\n?\Z")  # possessive: linear on long runs of blanks
 #: A sender of several words (``someone@[10.1.2.3] [host]``, ``Hello Support``): only with a complete
 #: asctime date ending the line (seconds optional, a zone before or after the year). ``search`` is
 #: linear: every start is a space before a weekday, and no two adjacent quantifiers match the same bytes.

@@ -61,7 +61,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
-__all__ = ["MailMeta", "scan", "dedup_key", "normalise_body", "normalise_message_id", "split_message"]
+__all__ = ["MailMeta", "scan", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id", "split_message"]
 
 DEDUP_PREFIX = b"mailarchive-dedup-v1\0"
 MAX_VALUE_CHARS = 64 * 1024      # longest header value parsed for addresses / subject
@@ -70,8 +70,9 @@ MAX_NAME_CHARS = 500
 
 _PARSER = BytesHeaderParser(policy=compat32)
 # a header line, or a continuation line followed by one (J1: first line is a continuation)
-_HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t]+[^\r\n]*\r?\n[!-9;-~]+:)")
-_TRAILING_WS = re.compile(rb"[ \t]+\n")
+# (no two quantifiers may overlap: ``[ \t]+[^\r\n]*`` read a long run of blanks quadratically)
+_HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t][^\r\n]*+\r?\n[!-9;-~]+:)")
+_TRAILING_WS = re.compile(rb"(?<![ \t])[ \t]++\n")  # tried only where a run of blanks starts
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 _SPLIT_LIMIT = 1 << 20
 _LINEBREAKS = re.compile(r"\r\n|\r|\n")
@@ -316,9 +317,12 @@ def _add(defects: list[str], code: str) -> None:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 _ADDR_LINES = re.compile(rf"{_ADDR}(?:\n{_ADDR})*")
-_QUOTED_LIST = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*"|,)*')
-_QUOTED_SPLIT = re.compile(r'(?:[^,"]+|"[^"\\\r\n]*")+')
-_QUOTED_STR = re.compile(r'"[^"\\\r\n]*"')
+# Possessive quantifiers throughout: a run of plain characters and a quoted string can only
+# be read one way, so a failed match never backtracks (the old ``(?:[^,"]+|"…"|,)*`` did,
+# exponentially, on a quoted string holding a backslash).
+_QUOTED_LIST = re.compile(r'(?:[^"]++|"[^"\\\r\n]*+")*+')
+_QUOTED_SPLIT = re.compile(r'(?:[^,"]++|"[^"\\\r\n]*+")++')
+_QUOTED_STR = re.compile(r'"[^"\\\r\n]*+"')
 _NAME_BAD = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"<>@]')
 
 
@@ -572,6 +576,71 @@ def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_heade
         setattr(meta, kind, unique)
         if "parse-timeout" in defects:
             return
+
+
+# ---------------------------------------------------------------- fallback
+
+FALLBACK_HEAD = 64 * 1024   # bytes of the header block the fallback reads
+_FALLBACK_FIELDS = frozenset({b"message-id", b"from", b"date", b"subject", b"to", b"cc"})
+
+
+def fallback_scan(raw: bytes, *, body_sha256: bytes | None = None) -> MailMeta:
+    """What a mail whose :func:`scan` ran out of time still gets: a bounded line scan.
+
+    Reads at most ``FALLBACK_HEAD`` bytes of the header block with plain
+    ``bytes`` operations only (no regex, no email package): the first
+    Message-ID, From, Date, Subject, To and Cc, unfolded. The sender is the
+    text inside the last ``<...>`` of From (or From itself when it is one
+    word holding an ``@``); the subject is not RFC 2047 decoded; no
+    recipient lists are parsed. The body hash and the dedup key follow the
+    normal recipe, so a mail the full scan handles gets the same key. The
+    defect ``parse-timeout`` is always recorded.
+    """
+    meta = MailMeta(defects=["parse-timeout"])
+    skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
+    end = raw.find(b"\n\n", skip, skip + FALLBACK_HEAD)
+    crlf = raw.find(b"\n\r\n", skip, skip + FALLBACK_HEAD)
+    if crlf >= 0 and (end < 0 or crlf < end):
+        end = crlf
+    head = raw[skip:end + 1] if end >= 0 else raw[skip:skip + FALLBACK_HEAD]
+    if body_sha256 is None:
+        body_start = end + (2 if raw[end:end + 2] == b"\n\n" else 3) if end >= 0 else len(raw)
+        body_sha256 = _body_sha256(raw, body_start)
+    meta.body_sha256 = body_sha256
+    meta.header_size = len(head)
+    first: dict[str, str] = {}
+    name = mid = None
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name is not None:
+                first[name] += "\n" + line.rstrip(b"\r").decode("ascii", "surrogateescape")
+            continue
+        name = None
+        field_name, colon, value = line.partition(b":")
+        key = field_name.strip(b" \t").lower()
+        if colon and key in _FALLBACK_FIELDS and key.decode() not in first:
+            name = key.decode()
+            first[name] = value.lstrip(b" \t").rstrip(b"\r").decode("ascii", "surrogateescape")
+    try:
+        mid = normalise_message_id(_unfold(first["message-id"])) if "message-id" in first else None
+        meta.message_id = _text(mid) if mid else None
+        if "subject" in first:
+            meta.subject = _escape_controls(_text(_unfold(first["subject"]).strip()[:MAX_SUBJECT_CHARS]))
+        if "from" in first:
+            sender = _unfold(first["from"]).strip()
+            lt, gt = sender.rfind("<"), sender.rfind(">")
+            if 0 <= lt < gt:
+                sender = sender[lt + 1:gt].strip()
+            if "@" in sender and not any(c in sender for c in " \t<>,;\""):
+                meta.from_addr = _text(sender).lower()
+        if "date" in first:
+            meta.sent_date = _parse_date(_unfold(first["date"])[:200], meta.defects)
+    except Exception as exc:  # the contract: never raise
+        _add(meta.defects, f"parse-error:{type(exc).__name__}")
+    meta.dedup_key = dedup_key(
+        mid if meta.message_id else None, body_sha256, date_raw=first.get("date"), from_raw=first.get("from"),
+        to_raw=first.get("to"), cc_raw=first.get("cc"), subject_raw=first.get("subject"))
+    return meta
 
 
 def _parse_date(value: str, defects: list[str]) -> datetime | None:

@@ -5,6 +5,13 @@ name, flushed and renamed; only then are its catalog rows committed, in the
 same transaction as the sightings and the source cursor. A crash before the
 commit leaves at most an orphan pack (listed by verify, never counted); the
 rerun reads again from the last committed cursor.
+
+Stopping (SIGINT/SIGTERM through :meth:`Ingest.request_stop`): the chunks in
+flight get ``STOP_GRACE`` seconds to come back; then the worker processes
+are killed, the chunks still out are dropped (their mails were not
+committed, so the rerun reads them again), everything applied so far is
+committed and the run ends as interrupted. A chunk prepared inline is
+cancelled by the watchdog's timer (see :mod:`toolkit.prepare`).
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,12 +36,14 @@ import pyarrow as pa
 from . import faults
 from .archive import Archive
 from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, open_record, pack_key
-from .prepare import STREAM_CHUNK, LocalFile, Prepared, ReadFailure, prepare_chunk, prepare_streamed
+from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, Prepared, ReadFailure, prepare_chunk,
+                      prepare_streamed)
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 CHUNK = 256
 CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
+STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 
 NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
 
@@ -206,6 +215,13 @@ def _worker_init() -> None:
         os._exit(1)
 
 
+def _prepare_in_worker(*args):
+    """:func:`prepare_chunk` in a worker process, behind a fault point that can stall the worker
+    outside the per-mail watchdog (tests: a stop request must still end the run)."""
+    faults.hit("worker_prepare")
+    return prepare_chunk(*args)
+
+
 class Ingest:
     """One import run into an archive opened as writer.
 
@@ -224,6 +240,7 @@ class Ingest:
         pack_target: int | None = None,
         chunk: int = CHUNK,
         workers: int | None = None,
+        parse_limit: float | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -236,6 +253,7 @@ class Ingest:
         if workers is None:
             workers = int(os.environ.get("MAILARCHIVE_WORKERS", os.cpu_count() or 1))
         self.workers = workers
+        self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -280,6 +298,7 @@ class Ingest:
         self._pending = _Pending()
         self._last_cursor = cursor  # the last cursor committed in this run (or the one it started from)
         self._executor: ProcessPoolExecutor | None = None
+        self._stop_deadline: float | None = None
         with self.archive.catalog.reading() as con:
             self._known = KnownKeys.load(con)
         self.reporter.start("import", None, "mails")
@@ -291,6 +310,7 @@ class Ingest:
             self._commit()
             summary.status = "complete" if exhausted else "interrupted"
         except BaseException:
+            self._kill_workers()  # a second signal, or an error: never wait for a worker that may be stuck
             if self._writer is not None:
                 self._writer.abort()
             summary.status = "failed"
@@ -302,7 +322,10 @@ class Ingest:
             raise
         finally:
             if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
+                if self._stop.is_set():
+                    self._kill_workers()
+                else:
+                    self._executor.shutdown(wait=True, cancel_futures=True)
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._close_run(summary)
@@ -331,20 +354,57 @@ class Ingest:
                     )
                     window = self.workers + 1
                 first = False
-                inflight.append((chunk, *self._submit(chunk)))
+                try:
+                    inflight.append((chunk, *self._submit(chunk)))
+                except Cancelled:  # stopped while preparing inline: the chunk is read again by the rerun
+                    return False
             if not inflight:
                 return exhausted
             chunk, fut, pack_id = inflight.popleft()
+            prepared = self._result(fut)
+            if prepared is None:  # stopped, and the workers did not come back in time
+                self._kill_workers()
+                return False
             if self._writer is not None and self._writer.pack_id != pack_id:
                 self._commit()
             self._chunk_pack_id = pack_id
-            self._apply(chunk, fut.result() if isinstance(fut, Future) else fut)
+            self._apply(chunk, prepared)
             if self._writer is not None and self._writer.size >= 2 * self.pack_target:
                 self._commit()  # far more new mail than the assignment expected: keep packs bounded
             elif self._writer is None and len(self._pending.sightings) >= 20_000:
                 self._commit()  # a long run of duplicates: save the cursor now and then
             if self._stop.is_set() and not inflight:
                 return False
+
+    def _result(self, fut) -> list | None:
+        """A chunk's prepared mails; None once a stop was requested and STOP_GRACE has passed without them."""
+        if not isinstance(fut, Future):
+            return fut
+        while True:
+            try:
+                return fut.result(timeout=0.1)
+            except FutureTimeout:
+                pass
+            if self._stop.is_set():
+                if self._stop_deadline is None:
+                    self._stop_deadline = time.monotonic() + STOP_GRACE
+                elif time.monotonic() > self._stop_deadline:
+                    return None
+
+    def _kill_workers(self) -> None:
+        """End the worker processes now (a stuck one never returns) and forget the pool."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        for proc in procs:
+            try:
+                proc.kill()
+            except (OSError, ValueError):
+                pass
+        executor.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.join(1.0)
 
     def _submit(self, chunk: list):
         """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
@@ -356,11 +416,12 @@ class Ingest:
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)
         if self._executor is None:
-            return prepare_chunk(jobs, key, self.archive.uuid, pack_id), pack_id
+            return prepare_chunk(jobs, key, self.archive.uuid, pack_id, self.parse_limit, self._stop.is_set), pack_id
         for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
             if isinstance(job, LocalFile):
                 will_read(job.path)
-        return _submit_shielded(self._executor, prepare_chunk, jobs, key, self.archive.uuid, pack_id), pack_id
+        return _submit_shielded(self._executor, _prepare_in_worker, jobs, key, self.archive.uuid, pack_id,
+                                self.parse_limit), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         pending, summary = self._pending, self._summary
@@ -379,7 +440,7 @@ class Ingest:
                         mails.append((item, p))
                 else:
                     try:
-                        mails.append((item, prepare_streamed(item.opener)))
+                        mails.append((item, prepare_streamed(item.opener, self.parse_limit)))
                     except OSError as exc:
                         self._problem(item.ref, f"cannot read: {exc.strerror or exc}", item.cursor)
             else:

@@ -121,7 +121,9 @@ _PARSER = BytesHeaderParser(policy=compat32)
 _FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*:(.*)\Z", re.S)
 _ADDR_FIELDS = {"to": "envelope", "cc": "envelope", "recipient": "envelope", "bcc": "bcc"}
 _KNOWN = frozenset({"sender", "subject", "message-id", "on-behalf-of", "recipients", *_ADDR_FIELDS})
-_PLAIN_ADDR = re.compile(r"[^\s@<>,;:()\"]+@[^\s@<>,;:()\"]+")
+# starts only at the beginning of a run of address characters (the lookbehind), so a search
+# over a long run without "@" reads it once, not once per starting position
+_PLAIN_ADDR = re.compile(r"(?<![^\s@<>,;:()\"])[^\s@<>,;:()\"]++@[^\s@<>,;:()\"]++")
 _ANNOTATION = re.compile(r",\s*([A-Za-z][A-Za-z-]*\s*:.*)\Z", re.S)
 _ROLE_TAG = re.compile(r"\((to|cc|bcc|recipient)\)\s*\Z", re.I)
 _BOM = b"\xef\xbb\xbf"
@@ -220,7 +222,7 @@ def _cte(msg: Message) -> str:
 def _decode_cte(data: bytes, cte: str) -> bytes:
     """Undo base64 / quoted-printable; raises binascii.Error on broken base64."""
     if cte == "base64":
-        clean = re.sub(rb"[^A-Za-z0-9+/=]", b"", data)
+        clean = re.sub(rb"[^A-Za-z0-9+/=]+", b"", data)
         clean = clean.rstrip(b"=")
         clean += b"=" * (-len(clean) % 4)
         return base64.b64decode(clean)

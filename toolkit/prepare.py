@@ -5,15 +5,34 @@ inline or in worker processes (DESIGN §13). Sealing is speculative: the
 record is sealed for the pack that is open when the chunk is sent out; the
 driver re-seals the rare record that lands in the next pack, and drops the
 record of a mail that turns out to be a duplicate.
+
+The per-mail watchdog: journal unwrapping and the header scan of one mail
+run under a hard time limit (``limit`` seconds, ``DEFAULT_PARSE_LIMIT``
+unless the caller says otherwise). It is a SIGALRM timer whose handler
+raises in the running code: Python code is interrupted between bytecodes,
+and the ``re`` engine checks for signals while it matches, so even a
+backtracking regex is stopped. A mail that runs out of time is archived
+as it came (its bytes unchanged, a journal report not unwrapped) with the
+defect ``parse-timeout`` and what :func:`fallback_scan` reads. The timer
+only exists in a process's main thread (worker processes, or the CLI
+running a chunk inline); elsewhere the scan's own soft deadline applies.
+With ``cancel`` (inline preparation in the driver) the timer ticks and
+raises :class:`Cancelled` once ``cancel()`` is true, so a stop request is
+not held up by a slow mail.
 """
 from __future__ import annotations
 
 import hashlib
+import signal
+import threading
+import time
 import uuid as uuidlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
-from .headers import BodyHasher, MailMeta, scan
+from . import faults
+from .headers import BodyHasher, MailMeta, fallback_scan, scan
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
 from .source import read_regular_file
@@ -53,6 +72,86 @@ class ReadFailure(NamedTuple):
     message: str
 
 
+DEFAULT_PARSE_LIMIT = 20.0   # seconds one mail's unwrap + header scan may take
+_TICK = 0.2                  # how often the timer looks at ``cancel``
+
+
+class ParseTimeout(BaseException):
+    """One mail's preparation ran past its limit (raised by the watchdog's timer; a BaseException so that
+    the scan's own ``except Exception`` cannot swallow it)."""
+
+
+class Cancelled(BaseException):
+    """A stop was requested while a chunk was prepared inline."""
+
+
+class Watchdog:
+    """The SIGALRM handler of a run of mails, installed once; :meth:`armed` times one mail.
+
+    Only usable in a process's main thread; :meth:`install` gives None elsewhere.
+    """
+
+    def __init__(self, cancel: Callable[[], bool] | None):
+        self.cancel = cancel
+        self.end: float | None = None
+
+    def _on_alarm(self, signum, frame) -> None:
+        if self.cancel is not None and self.cancel():
+            raise Cancelled()
+        if self.end is not None and time.monotonic() >= self.end:
+            raise ParseTimeout()
+
+    @classmethod
+    @contextmanager
+    def install(cls, cancel: Callable[[], bool] | None = None) -> Iterator[Watchdog | None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield None
+            return
+        dog = cls(cancel)
+        previous = signal.signal(signal.SIGALRM, dog._on_alarm)
+        try:
+            yield dog
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def arm(self, limit: float | None) -> None:
+        """From now on, raise :class:`ParseTimeout` once ``limit`` seconds have passed (and, with
+        ``cancel``, :class:`Cancelled` within ``_TICK`` seconds of ``cancel()`` becoming true)."""
+        if not limit or limit <= 0:
+            if self.cancel is None:
+                return
+            limit = 1e9
+        self.end = time.monotonic() + limit
+        if self.cancel is not None:
+            signal.setitimer(signal.ITIMER_REAL, min(limit, _TICK), _TICK)
+        else:  # repeats in case the first one lands where it is not raised (it is a BaseException)
+            signal.setitimer(signal.ITIMER_REAL, limit, 0.05)
+
+    def disarm(self) -> None:
+        self.end = None  # first: an alarm already on its way then raises nothing
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    @contextmanager
+    def armed(self, limit: float | None) -> Iterator[None]:
+        self.arm(limit)
+        try:
+            yield
+        finally:
+            self.disarm()
+
+
+@contextmanager
+def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> Iterator[None]:
+    """One mail's :meth:`Watchdog.armed` with its own handler (see the module docstring)."""
+    with Watchdog.install(cancel) as dog:
+        if dog is None:
+            yield
+        else:
+            with dog.armed(limit):
+                yield
+
+
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     """The bytes to archive, the journal envelope if any, and journal defects."""
     if not is_journal_report(raw):
@@ -76,10 +175,25 @@ def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     return report.original, env, ["journal-unwrapped", *report.defects]
 
 
-def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None) -> Prepared:
-    data, envelope, defects = unwrap(raw)
+def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
+            limit: float | None = DEFAULT_PARSE_LIMIT, dog: Watchdog | None = None) -> Prepared:
+    """Prepare one mail; with ``dog`` (installed by the caller) its parse runs under ``limit``."""
+    try:
+        if dog is not None:
+            dog.arm(limit)
+        try:
+            faults.hit("prepare_parse")
+            data, envelope, defects = unwrap(raw)
+            meta = scan(data)
+        finally:
+            if dog is not None:
+                dog.disarm()
+    except ParseTimeout:  # archived as it came, with what a bounded line scan reads
+        if dog is not None:
+            dog.disarm()  # again: the alarm may have come before the disarm above
+        data, envelope, defects = raw, None, []
+        meta = fallback_scan(raw)
     blob = hashlib.sha256(data).digest()
-    meta = scan(data)
     p = Prepared(blob_id=blob.hex(), meta=meta, data=data if data is not raw else None, envelope=envelope, defects=defects,
                  size=len(data))
     if pack_key is not None:
@@ -89,17 +203,19 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 
 def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
-                  pack_id: bytes | None) -> list[Prepared | ReadFailure]:
+                  pack_id: bytes | None, limit: float | None = DEFAULT_PARSE_LIMIT,
+                  cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure]:
     """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
     out: list[Prepared | ReadFailure] = []
-    for job in jobs:
-        if isinstance(job, LocalFile):
-            try:
-                job = read_regular_file(job.path)
-            except OSError as exc:
-                out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
-                continue
-        out.append(prepare(job, pack_key, archive_uuid, pack_id))
+    with Watchdog.install(cancel) as dog:  # one handler for the chunk; each mail arms the timer
+        for job in jobs:
+            if isinstance(job, LocalFile):
+                try:
+                    job = read_regular_file(job.path)
+                except OSError as exc:
+                    out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
+                    continue
+            out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, dog))
     return out
 
 
@@ -107,7 +223,8 @@ STREAM_CHUNK = 1 << 20
 MAX_HEADER_BLOCK = 1 << 20
 
 
-def prepare_streamed(opener) -> Prepared:
+def prepare_streamed(opener, limit: float | None = DEFAULT_PARSE_LIMIT,
+                     cancel: Callable[[], bool] | None = None) -> Prepared:
     """Hash and scan a large mail in one streaming pass (bounded memory).
 
     Journal reports this large are archived as they are, flagged: unwrapping
@@ -140,7 +257,13 @@ def prepare_streamed(opener) -> Prepared:
                 body.update(bytes(head))
                 del head[MAX_HEADER_BLOCK:]
     header = bytes(head) + (b"\n" if in_body else b"")
-    meta = scan(header, body_sha256=body.digest())
+    body_sha256 = body.digest()
+    try:
+        with watchdog(limit, cancel):
+            faults.hit("prepare_parse")
+            meta = scan(header, body_sha256=body_sha256)
+    except ParseTimeout:
+        meta = fallback_scan(header, body_sha256=body_sha256)
     defects = ["large-mail-streamed"]
     if meta.journal:
         defects.append("journal-not-unwrapped-large")

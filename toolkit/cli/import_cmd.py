@@ -1,6 +1,7 @@
 """``mailarchive import eml ...`` (more sources join this group)."""
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def run_dry(ctx, importers) -> int:
     return int(ExitCode.FINDINGS) if result["errors"] else 0
 
 
+def parse_limit() -> float | None:
+    """Seconds one mail's parse may take before it is archived with the defect parse-timeout
+    (hidden setting MAILARCHIVE_PARSE_LIMIT, for tests and slow machines; unset: the default)."""
+    value = os.environ.get("MAILARCHIVE_PARSE_LIMIT")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
     if ctx.dry_run:
@@ -57,7 +68,7 @@ def run_imports(ctx, importers) -> int:
     summaries = []
     with ctx.open(writer=True) as archive:
         for importer in importers:
-            ing = Ingest(archive, ctx.ui.reporter())
+            ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit())
             previous = {}
 
             def stop(signum, frame, ing=ing):

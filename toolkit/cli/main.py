@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -162,9 +163,15 @@ def _register() -> None:
             importlib.import_module(f"{package.__name__}.{m.name}")
 
 
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a command as Ctrl-C does: cleanup runs, exit 130
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
     except MailArchiveError as exc:
