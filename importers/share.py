@@ -55,11 +55,11 @@ from urllib.parse import quote
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import Location, open_storage, parse_location
+from toolkit.storage import Location, parse_location
 
 from . import maildir as md
 from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_from_line
-from .walk import FileEntry, read_local, ref_bytes, ref_text, walk_local, walk_storage
+from .walk import FileEntry, no_mail_check, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
@@ -152,6 +152,44 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     if b"\x00" in data[:8192]:
         return SKIP, "not mail: binary"
     return SKIP, "not mail: no header block"
+
+
+def starts_with_headers(data: bytes) -> bool:
+    """The lenient test for a file the user named as a message: its first line (after a UTF-8 BOM
+    and lines of blanks) is a ``Name: value`` header line, and the header lines up to the first line
+    that is not one name at least one usual mail header. A malformed line further down ends the
+    block instead of disqualifying the file (broken mail is still mail, archived with its defects);
+    a file that starts with an empty line (no headers at all), a binary or a plain text is not mail."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    i = 0
+    while i < len(lines) - 1 and lines[i].rstrip(b"\r") and not lines[i].strip(b" \t\r"):
+        i += 1
+    names: set[bytes] = set()
+    for j, line in enumerate(lines[i:]):
+        line = line.rstrip(b"\r")
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t") and j > 0:
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            break
+        names.add(m.group(1).lower())
+    return bool(names & MAIL_HEADERS)
+
+
+def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) -> str | None:
+    """None when a file whose first bytes are ``head`` holds mail (a header block, or an mbox), else
+    the reason it is not mail. The one content check of ``import share`` (``strict``: a whole header
+    block, as files of any kind lie there) and ``import eml`` (not ``strict``: the user named these
+    files as messages, so a broken header block still counts, see :func:`starts_with_headers`)."""
+    kind, reason = detect(head, name, size)
+    if kind in (EML, MBOX):
+        return None
+    if not strict and kind == SKIP and reason in ("not mail: no header block", "not mail: binary") \
+            and starts_with_headers(head):
+        return None
+    return reason
 
 
 # -- planning: which directories are Maildirs -----------------------------------------------------
@@ -277,11 +315,12 @@ def _read_n(fd: int, n: int) -> bytes:
 class _SmbTree:
     def __init__(self, loc: Location, password: str | None):
         self.loc = loc
+        self.storage = open_source_storage(loc, password)
         try:
-            self.storage = open_storage(loc, password)
             self.entries = walk_storage(self.storage)
         except StorageError as exc:
-            raise SourceError(f"{loc}: {exc}") from None
+            self.storage.close()
+            raise SourceError.wrapping(f"{loc}: {exc}", exc) from None
 
     def head(self, e: FileEntry) -> bytes:
         return self.storage.read(e.rel.decode("utf-8"), 0, HEAD)
@@ -342,6 +381,10 @@ class ShareImporter:
         self._smb_password = smb_password
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        after = cursor.get("path_b64") if isinstance(cursor, dict) else None
+        return no_mail_check(self._scan(cursor, reporter), str(self.location), after is None)
+
+    def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after, inner = None, None
         if isinstance(cursor, dict) and "path_b64" in cursor:
             after, inner = base64.b64decode(cursor["path_b64"]), cursor.get("inner")

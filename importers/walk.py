@@ -13,9 +13,9 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from toolkit.errors import SourceError
-from toolkit.source import read_regular_file
-from toolkit.storage import Storage, parse_location
+from toolkit.errors import SourceError, SourceMissingError, StorageError
+from toolkit.source import SourceMail, SourceProblem, SourceSkip, read_regular_file
+from toolkit.storage import Storage, open_storage, parse_location
 
 
 def ref_text(path: bytes) -> str:
@@ -44,14 +44,14 @@ def walk_local(root: bytes) -> list[FileEntry]:
     """Every entry below ``root`` (a directory or a single file), sorted by relative path."""
     try:
         st = os.lstat(root)
-    except FileNotFoundError:
-        raise SourceError(f"{os.fsdecode(root)} does not exist") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceMissingError(f"{os.fsdecode(root)} does not exist: check the path") from None
     except PermissionError:
         raise SourceError(f"{os.fsdecode(root)} is not readable (permission denied)") from None
     if stat.S_ISREG(st.st_mode):
         return [FileEntry(os.path.basename(root), st.st_size, st.st_mtime)]
     if not stat.S_ISDIR(st.st_mode):
-        raise SourceError(f"{os.fsdecode(root)} is neither a file nor a directory")
+        raise SourceMissingError(f"{os.fsdecode(root)} is neither a file nor a directory")
     out: list[FileEntry] = []
     stack = [b""]
     while stack:
@@ -103,6 +103,44 @@ def open_local(root: bytes, entry: FileEntry, single_file: bool):
     return os.fdopen(fd, "rb")
 
 
+def open_source_storage(location, password: str | None) -> Storage:
+    """The storage of an ``smb://`` source whose path must exist. A share or folder that does not
+    exist is a usage error naming it (exit status 2), a rejected login keeps its status 4; any other
+    failure is a SourceError (3)."""
+    try:
+        storage = open_storage(location, password)
+    except StorageError as exc:
+        raise SourceError.wrapping(f"{location}: {exc}", exc) from None
+    try:
+        missing = location.path.strip("/") and storage.stat("") is None
+    except StorageError as exc:
+        storage.close()
+        raise SourceError.wrapping(f"{location}: {exc}", exc) from None
+    if missing:
+        storage.close()
+        raise SourceMissingError(
+            f"{location}: the folder {location.path.strip('/')!r} does not exist on share '{location.share}'"
+        )
+    return storage
+
+
+def no_mail_check(items: Iterator, where: str, fresh: bool) -> Iterator:
+    """Pass a source's items on; when a scan from the start yielded no mail at all, end with a
+    SourceProblem naming the source (exit status 1): a source that exists but holds no mail is a
+    finding, never a run that looks like a success. A resumed scan (``fresh`` false) may rightly
+    find nothing more."""
+    mails = skipped = 0
+    for item in items:
+        if isinstance(item, SourceMail):
+            mails += 1
+        elif isinstance(item, SourceSkip):
+            skipped += 1
+        yield item
+    if fresh and not mails:
+        why = f"{skipped} entries skipped as not mail (listed)" if skipped else "nothing in it"
+        yield SourceProblem(where, f"no mail found: {why}; is this the right source?", None)
+
+
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
     out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
            for e in storage.list(prefix, include_temp=True)]
@@ -133,6 +171,8 @@ class TreeSource:
     ``smb://`` location, a source URI named by ``via``, and a scan that resumes after a path cursor."""
 
     via = ""
+    #: End a scan from the start that found no mail with a finding (``no_mail_check``).
+    report_empty = True
 
     def __init__(self, location: str, smb_password: str | None = None):
         self.location = parse_location(location)
@@ -141,7 +181,7 @@ class TreeSource:
 
     def scan(self, cursor: Any, reporter) -> Iterator:
         after = cursor_path(cursor)
-        if self.location.is_smb:
-            yield from self._scan_smb(after, reporter)
-        else:
-            yield from self._scan_local(after, reporter)
+        items = self._scan_smb(after, reporter) if self.location.is_smb else self._scan_local(after, reporter)
+        if self.report_empty:
+            items = no_mail_check(items, str(self.location), after is None)
+        yield from items

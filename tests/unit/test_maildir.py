@@ -259,5 +259,6 @@ def test_not_a_directory_is_a_source_error(tmp_path):
         _scan(f)
     reporter = ListReporter()
     (tmp_path / "empty").mkdir()
-    assert list(MaildirImporter(str(tmp_path / "empty")).scan(None, reporter)) == []
+    items = list(MaildirImporter(str(tmp_path / "empty")).scan(None, reporter))
+    assert [type(i).__name__ for i in items] == ["SourceProblem"] and "no mail found" in items[0].message
     assert "not a Maildir" in reporter.warnings[0]

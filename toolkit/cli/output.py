@@ -45,6 +45,15 @@ class Ui:
         return RichReporter()
 
 
+def human_bytes(n: float) -> str:
+    """A byte count in human units (decimal): ``512 B``, ``34.2 KB``, ``1.5 MB``, ``2.0 GB``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
 def _json_default(o: Any):
     if isinstance(o, (dt.datetime, dt.date)):
         return o.isoformat()

@@ -30,7 +30,9 @@ from typing import BinaryIO, Iterator
 import smbclient
 from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError, SMBResponseException
 
-from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
+from ..errors import (
+    ObjectExistsError, ObjectMissingError, ShareMissingError, StorageError, StorageFullError, StorageLoginError,
+)
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 from .location import Location
 
@@ -44,6 +46,7 @@ _STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 _STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
 _STATUS_LOGON_FAILURE = 0xC000006D
 _STATUS_BAD_NETWORK_NAME = 0xC00000CC
+_STATUS_NOT_FOUND = 0xC0000225
 _FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
 _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
 
@@ -132,9 +135,28 @@ class SmbStorage(Storage):
         try:
             with self._guard(self._root, "connecting to"):
                 smbclient.register_session(self._host, **self._kw)
+            self._check_share()
         except BaseException:
             self.close()
             raise
+
+    def _check_share(self) -> None:
+        """Open the share's root once: a share the server does not have is named at once (smbprotocol
+        answers STATUS_BAD_NETWORK_NAME, or STATUS_NOT_FOUND after its DFS referral attempt), instead of
+        failing later as a missing file or a makedirs loop that only ends at the timeout."""
+        with self._guard(self._share_root, "opening the share"):
+            try:
+                smbclient.stat(self._share_root, **self._kw)
+            except SMBOSError as exc:
+                if exc.errno == errno.ENOENT or _status(exc) in (_STATUS_BAD_NETWORK_NAME, _STATUS_NOT_FOUND):
+                    raise self._share_missing() from None
+                raise
+
+    def _share_missing(self) -> ShareMissingError:
+        return ShareMissingError(
+            f"share '{self.loc.share}' does not exist on {self._where} (STATUS_BAD_NETWORK_NAME): "
+            f"check the share name in {self.location}"
+        )
 
     # --- deadlines and error mapping -------------------------------------------------------------
 
@@ -190,9 +212,9 @@ class SmbStorage(Storage):
                 f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
             )
         if status == _STATUS_LOGON_FAILURE:
-            return StorageError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
+            return StorageLoginError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
         if status == _STATUS_BAD_NETWORK_NAME:
-            return StorageError(f"share \\\\{self._host}\\{self.loc.share} does not exist on {self._where}")
+            return self._share_missing()
         if status is not None:
             return StorageError(f"SMB error while {what} {unc}: {exc}")
         if isinstance(exc, (SMBException, OSError, ValueError, EOFError)):
