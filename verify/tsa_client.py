@@ -12,7 +12,7 @@ import socket
 import urllib.error
 import urllib.request
 
-from toolkit.errors import ExitCode, MailArchiveError
+from toolkit.errors import AuthenticationError, ExitCode, MailArchiveError
 
 from .tokens import parse_fields
 
@@ -24,6 +24,12 @@ class TsaError(MailArchiveError):
     """The TSA could not be reached, failed, refused, or answered something unusable; a rerun retries."""
 
     exit_code = ExitCode.OPERATIONAL
+
+
+class TsaAuthError(TsaError, AuthenticationError):
+    """The TSA answered 401/407: a rejected login has its own exit status (4), like SMB, IMAP and POP3."""
+
+    exit_code = ExitCode.AUTH_FAILED
 
 
 def build_query(root: bytes) -> tuple[bytes, int]:
@@ -50,6 +56,10 @@ def request_stamp(url: str, root: bytes, *, timeout: float = 30) -> tuple[bytes,
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             body = resp.read(MAX_RESPONSE + 1)
     except urllib.error.HTTPError as exc:
+        if exc.code in (401, 407):
+            raise TsaAuthError(
+                f"the TSA at {url} rejected the login (HTTP {exc.code} {exc.reason}): check the TSA user and password"
+            ) from None
         raise TsaError(f"the TSA at {url} answered HTTP {exc.code} {exc.reason}") from None
     except (socket.timeout, TimeoutError):
         raise TsaError(f"the TSA at {url} did not answer within {timeout:g} s") from None

@@ -31,13 +31,21 @@ class Ui:
         if not self.json and not self.quiet:
             err_console.print(text)
 
-    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    def table(self, title: str, columns: list[str], rows: list[list[Any]], console: Console | None = None) -> None:
+        """A table on stdout. No cell is ever cut: on a terminal a long value (an smb:// location) wraps
+        inside its column; into a pipe or file the table is as wide as its longest row."""
         t = Table(title=title, title_justify="left")
         for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*["" if v is None else str(v) for v in r])
-        Console(highlight=False).print(t)
+            t.add_column(c, overflow="fold")
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        for r in cells:
+            t.add_row(*r)
+        if console is None:
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                widest = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+                console = Console(highlight=False, width=max(80, widest, len(title)))
+        console.print(t)
 
     def reporter(self):
         if self.json or self.quiet or not err_console.is_terminal:
