@@ -118,6 +118,13 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
                            "--archive", str(tmp_path / "restored"), json_out=True).result
     assert restored["status"] == "restored" and restored["messages"] == 4
 
+    # -- 14. media list shows the restored medium's location (the mirror share) whole, also into a pipe
+    monkeypatch.delenv("COLUMNS")
+    p = mailarchive(tmp_path / "restored", "media", "list", "--no-check")
+    location = restored["media"][0]["location"]
+    assert len(location) > 60 and location in p.stdout and "…" not in p.stdout
+    monkeypatch.setenv("COLUMNS", "1000")
+
     # ... and a mirror without catalog backup or config snapshot is named as such, not blamed on the key
     bare = samba.share_dir / smb_location.rsplit("/", 1)[1] / "bare"
     shutil.copytree(samba.share_dir / smb_location.rsplit("/", 1)[1] / "mirror", bare)

@@ -190,10 +190,13 @@ def test_a_typo_names_the_numbered_data_line():
 
 # -- 14. tables never cut a location -----------------------------------------------------------------
 
-def test_table_wraps_long_locations_on_a_narrow_terminal():
+def test_table_wraps_long_locations_on_a_narrow_terminal(monkeypatch):
+    import toolkit.cli.output as output
+
     location = "smb://smbtest@127.0.0.1:44445/mail/a/very/long/path/to/the/medium-0001"
     console = Console(width=50, record=True, force_terminal=True, color_system=None)
-    Ui().table("Media", ["id", "state", "location", "packs"], [[1, "active", location, 3]], console=console)
+    monkeypatch.setattr(output, "Console", lambda **kw: console)  # a 50-column terminal
+    Ui().table("Media", ["id", "state", "location", "packs"], [[1, "active", location, 3]])
     text = console.export_text()
     assert "…" not in text
     joined = "".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") == 5)
