@@ -129,6 +129,12 @@ class IntegrityError(MailArchiveError):
     exit_code = ExitCode.FINDINGS
 
 
+class NothingSelectedError(MailArchiveError):
+    """A command's selection (export filters) matches nothing: nothing done is never a success."""
+
+    exit_code = ExitCode.FINDINGS
+
+
 class CatalogError(MailArchiveError):
     exit_code = ExitCode.OPERATIONAL
 

@@ -92,6 +92,14 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     assert "3 seen = 0 archived (0 new, 0 id-conflict) + 3 duplicates (3 exact-duplicate, 0 duplicate) + 0 journal-merge" in p.stderr
     assert " B in " in p.stderr and "0.0 MB" not in p.stderr
 
+    # ... and an export that selects nothing says so: a folder or domain nobody has is a usage error
+    p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--folder", "Archiv/2019", check=2)
+    assert "no archived mail matches --folder 'Archiv/2019'" in p.stderr
+    p = mailarchive(home, "export", "mbox", str(tmp_path / "out.mbox"), "--domain", "exmaple.com", check=2)
+    assert "--domain 'exmaple.com'" in p.stderr
+    p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", check=1)
+    assert "the selection matches no message" in p.stderr and not (tmp_path / "out").exists()
+
     raw = mailarchive(home, "import", "eml", "--force-raw", str(src / "photo.eml"), json_out=True).result
     assert raw["archived"] == 1 and raw["skipped"] == 0
 
