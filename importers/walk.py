@@ -129,16 +129,20 @@ def no_mail_check(items: Iterator, where: str, fresh: bool) -> Iterator:
     SourceProblem naming the source (exit status 1): a source that exists but holds no mail is a
     finding, never a run that looks like a success. A resumed scan (``fresh`` false) may rightly
     find nothing more."""
-    mails = skipped = 0
+    mails = skipped = problems = 0
     for item in items:
         if isinstance(item, SourceMail):
             mails += 1
         elif isinstance(item, SourceSkip):
             skipped += 1
+        elif isinstance(item, SourceProblem):
+            problems += 1
         yield item
     if fresh and not mails:
-        why = f"{skipped} entries skipped as not mail (listed)" if skipped else "nothing in it"
-        yield SourceProblem(where, f"no mail found: {why}; is this the right source?", None)
+        why = [f"{skipped} entries skipped as not mail"] if skipped else []
+        why += [f"{problems} not readable as mail"] if problems else []
+        text = f"{' and '.join(why)} (listed)" if why else "nothing in it"
+        yield SourceProblem(where, f"no mail found: {text}; is this the right source?", None)
 
 
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:

@@ -100,6 +100,15 @@ def test_a_source_without_mail_ends_with_a_finding(tmp_path):
     assert not [i for i in EmlImporter(str(tmp_path / "junk")).scan(cursor, ListReporter()) if isinstance(i, SourceProblem)]
 
 
+def test_an_empty_mbox_is_a_finding(tmp_path):
+    from importers.mbox import MboxImporter
+    from toolkit.cli.import_cmd import FirstRunFindsMail
+
+    (tmp_path / "empty.mbox").write_bytes(b"")
+    items = _items(FirstRunFindsMail(MboxImporter(str(tmp_path / "empty.mbox"))))
+    assert isinstance(items[-1], SourceProblem) and "no mail found" in items[-1].message
+
+
 # -- 4. one exit status table: a rejected login is 4, not "3 (network, auth, I/O)" --------------------
 
 def test_exit_table_says_login_rejected_is_4():

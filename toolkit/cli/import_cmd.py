@@ -17,6 +17,23 @@ from .passwords import read_secret
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
 
+class FirstRunFindsMail:
+    """An importer (mbox, IMAP, POP3) whose scan from the start (no cursor) that finds no mail at all
+    ends with a finding (exit 1: the wrong file, account or folder?). A resumed or incremental run
+    that finds nothing new is normal. (The tree importers check this themselves: ``TreeSource``.)"""
+
+    def __init__(self, importer):
+        self._importer = importer
+
+    def __getattr__(self, name):
+        return getattr(self._importer, name)
+
+    def scan(self, cursor, reporter):
+        from importers.walk import no_mail_check
+
+        return no_mail_check(self._importer.scan(cursor, reporter), self._importer.source_uri, cursor is None)
+
+
 def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
     summaries = []

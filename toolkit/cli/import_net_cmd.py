@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .import_cmd import import_group, run_imports
+from .import_cmd import FirstRunFindsMail, import_group, run_imports
 from .main import command
 from .output import human_bytes
 from .passwords import read_secret
@@ -54,24 +54,8 @@ def _folder_counts(ctx, run_ids: list[int]) -> list[dict]:
     return sorted(folders.values(), key=lambda f: f["folder"])
 
 
-class _FirstRunFindsMail:
-    """An IMAP or POP3 importer whose first run (no cursor yet) that finds no mail at all ends with a
-    finding (exit 1: the wrong account or folder?). Later runs that find nothing new are normal."""
-
-    def __init__(self, importer):
-        self._importer = importer
-
-    def __getattr__(self, name):
-        return getattr(self._importer, name)
-
-    def scan(self, cursor, reporter):
-        from importers.walk import no_mail_check
-
-        return no_mail_check(self._importer.scan(cursor, reporter), self._importer.source_uri, cursor is None)
-
-
 def _run(click_ctx, importer) -> None:
-    importer = _FirstRunFindsMail(importer)
+    importer = FirstRunFindsMail(importer)
     ctx = click_ctx.obj
     ui = ctx.ui
     captured: dict = {}
