@@ -12,7 +12,7 @@ from media_tools.backup import create_backup
 from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
-from ..errors import ExitCode, MailArchiveError, UsageError
+from ..errors import ExitCode, LockedError, MailArchiveError, UsageError
 from ..storage import open_storage, parse_location
 from .main import cli, command, pass_ctx
 from .output import human_bytes
@@ -58,9 +58,11 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
     r = s.as_dict()
 
     def human(r):
-        if r["backup_made"]:
-            b = r["backup_made"]
+        b = r["backup_made"]
+        if b and b.get("name"):
             ctx.ui.say(f"Catalog backup made first ({b['reason']}): {b['kind']} {b['name']}")
+        elif b:
+            ctx.ui.say(f"[yellow]warning:[/] no catalog backup made ({b['reason']}): {b['problem']}")
         ctx.ui.say(
             f"Mirror to {r['dest']}: {r['copied']} copied ({human_bytes(r['bytes_copied'])}), {r['already_present']} already present, "
             f"{len(r['differing'])} differing, {len(r['missing_locally'])} missing locally, "
@@ -72,7 +74,8 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
         )
 
     ctx.ui.emit(r, human)
-    click_ctx.exit(int(ExitCode.FINDINGS) if s.problems else 0)
+    unrestorable = r["newest_backup"] is None  # a mirror without a catalog backup cannot be restored
+    click_ctx.exit(int(ExitCode.FINDINGS) if s.problems or unrestorable else 0)
 
 
 def _backup_first(ctx) -> dict | None:
@@ -82,8 +85,11 @@ def _backup_first(ctx) -> dict | None:
         reason = backup_needed(archive)
     if reason is None:
         return None
-    with ctx.open(writer=True) as archive:
-        b = create_backup(archive)
+    try:
+        with ctx.open(writer=True) as archive:
+            b = create_backup(archive)
+    except LockedError as exc:  # a writer is busy: mirror what there is, and say so
+        return {"reason": reason, "name": None, "problem": f"{exc}; run `mailarchive db backup`, then mirror again"}
     return {"reason": reason, "name": b.name, "kind": b.kind, "config_snapshot": b.config_snapshot}
 
 
