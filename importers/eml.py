@@ -43,6 +43,11 @@ def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
     return SourceProblem(ref, f"cannot read: {msg} (changed during the scan, or no permission)", cur)
 
 
+def _not_mail_head(head: bytes, size: int) -> str | None:
+    reason = mail_content(head, b"", size, strict=False)
+    return None if reason is None else f"{reason} (--force-raw archives it anyway)"
+
+
 def _head_local(path: bytes, size: int) -> bytes:
     """The first bytes of a local regular file (a symlink or FIFO swapped in is never followed or read)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -52,6 +57,12 @@ def _head_local(path: bytes, size: int) -> bytes:
         return os.pread(fd, min(size, HEAD), 0)
     finally:
         os.close(fd)
+
+
+def not_mail(raw: bytes) -> str | None:
+    """Why a file the user named as a message is not one (None: it is), with the lenient check of
+    ``mail_content``. Module-level, so that the pipeline runs it where it reads a local file (in a worker)."""
+    return _not_mail_head(raw[:HEAD], len(raw))
 
 
 class EmlImporter(TreeSource):
@@ -68,8 +79,8 @@ class EmlImporter(TreeSource):
         """A skip when ``head`` (the file's first bytes) is not a mail, else None."""
         if self.force_raw:
             return None
-        reason = mail_content(head, entry.rel.rpartition(b"/")[2], entry.size, strict=False)
-        return None if reason is None else SourceSkip(ref, f"{reason} (--force-raw archives it anyway)", cur)
+        reason = _not_mail_head(head, entry.size)
+        return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
         """``path``: a local file, read by the pipeline (in a worker) instead of ``read`` here."""
@@ -81,7 +92,7 @@ class EmlImporter(TreeSource):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
             return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
-        if not self.force_raw and (path is not None or (opener is not None and entry.size > LARGE_MAIL)):
+        if not self.force_raw and opener is not None and entry.size > LARGE_MAIL:
             try:
                 head = _head_local(path, entry.size) if path is not None else _head_opened(opener(entry), entry.size)
             except (OSError, StorageError) as exc:
@@ -94,7 +105,8 @@ class EmlImporter(TreeSource):
                               opener=lambda: opener(entry))
         if path is not None:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size, path=path,
-                              on_read_error=lambda exc: _unreadable(ref, exc, cur))
+                              on_read_error=lambda exc: _unreadable(ref, exc, cur),
+                              content_check=None if self.force_raw else not_mail)
         try:
             raw = read(entry)
         except (OSError, StorageError) as exc:

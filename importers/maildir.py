@@ -197,7 +197,6 @@ class MaildirImporter(TreeSource):
     def __init__(self, location: str, smb_password: str | None = None, *, strays: bool = True):
         super().__init__(location, smb_password)
         self._strays = strays
-        self.report_empty = strays  # inside ``import share`` (strays=False) the share reports for the whole tree
 
     # -- per entry -------------------------------------------------------------------------------
     def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes] | None,

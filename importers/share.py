@@ -59,7 +59,7 @@ from toolkit.storage import Location, parse_location
 
 from . import maildir as md
 from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_from_line
-from .walk import FileEntry, no_mail_check, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
+from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
@@ -381,10 +381,6 @@ class ShareImporter:
         self._smb_password = smb_password
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
-        after = cursor.get("path_b64") if isinstance(cursor, dict) else None
-        return no_mail_check(self._scan(cursor, reporter), str(self.location), after is None)
-
-    def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after, inner = None, None
         if isinstance(cursor, dict) and "path_b64" in cursor:
             after, inner = base64.b64decode(cursor["path_b64"]), cursor.get("inner")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from toolkit.errors import SourceError, SourceMissingError, StorageError
-from toolkit.source import SourceMail, SourceProblem, SourceSkip, read_regular_file
+from toolkit.source import read_regular_file
 from toolkit.storage import Storage, open_storage, parse_location
 
 
@@ -124,27 +124,6 @@ def open_source_storage(location, password: str | None) -> Storage:
     return storage
 
 
-def no_mail_check(items: Iterator, where: str, fresh: bool) -> Iterator:
-    """Pass a source's items on; when a scan from the start yielded no mail at all, end with a
-    SourceProblem naming the source (exit status 1): a source that exists but holds no mail is a
-    finding, never a run that looks like a success. A resumed scan (``fresh`` false) may rightly
-    find nothing more."""
-    mails = skipped = problems = 0
-    for item in items:
-        if isinstance(item, SourceMail):
-            mails += 1
-        elif isinstance(item, SourceSkip):
-            skipped += 1
-        elif isinstance(item, SourceProblem):
-            problems += 1
-        yield item
-    if fresh and not mails:
-        why = [f"{skipped} entries skipped as not mail"] if skipped else []
-        why += [f"{problems} not readable as mail"] if problems else []
-        text = f"{' and '.join(why)} (listed)" if why else "nothing in it"
-        yield SourceProblem(where, f"no mail found: {text}; is this the right source?", None)
-
-
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
     out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
            for e in storage.list(prefix, include_temp=True)]
@@ -175,8 +154,6 @@ class TreeSource:
     ``smb://`` location, a source URI named by ``via``, and a scan that resumes after a path cursor."""
 
     via = ""
-    #: End a scan from the start that found no mail with a finding (``no_mail_check``).
-    report_empty = True
 
     def __init__(self, location: str, smb_password: str | None = None):
         self.location = parse_location(location)
@@ -185,7 +162,7 @@ class TreeSource:
 
     def scan(self, cursor: Any, reporter) -> Iterator:
         after = cursor_path(cursor)
-        items = self._scan_smb(after, reporter) if self.location.is_smb else self._scan_local(after, reporter)
-        if self.report_empty:
-            items = no_mail_check(items, str(self.location), after is None)
-        yield from items
+        if self.location.is_smb:
+            yield from self._scan_smb(after, reporter)
+        else:
+            yield from self._scan_local(after, reporter)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .headers import BodyHasher, MailMeta, scan
 from .journal import is_journal_report, parse_journal_report
@@ -41,9 +41,17 @@ class Prepared:
 
 
 class LocalFile(NamedTuple):
-    """A job for :func:`prepare_chunk`: read this local file first (in the worker)."""
+    """A job for :func:`prepare_chunk`: read this local file first (in the worker). ``check``: a
+    module-level function of the bytes that returns why they are not mail (or None), run there too."""
 
     path: bytes
+    check: Callable[[bytes], str | None] | None = None
+
+
+class NotMail(NamedTuple):
+    """What :func:`prepare_chunk` returns for a LocalFile whose ``check`` found no mail in it."""
+
+    reason: str
 
 
 class ReadFailure(NamedTuple):
@@ -89,15 +97,19 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 
 def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
-                  pack_id: bytes | None) -> list[Prepared | ReadFailure]:
+                  pack_id: bytes | None) -> list[Prepared | ReadFailure | NotMail]:
     """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
-    out: list[Prepared | ReadFailure] = []
+    out: list[Prepared | ReadFailure | NotMail] = []
     for job in jobs:
         if isinstance(job, LocalFile):
+            check = job.check
             try:
                 job = read_regular_file(job.path)
             except OSError as exc:
                 out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
+                continue
+            if check is not None and (reason := check(job)) is not None:
+                out.append(NotMail(reason))
                 continue
         out.append(prepare(job, pack_key, archive_uuid, pack_id))
     return out

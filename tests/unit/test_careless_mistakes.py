@@ -41,23 +41,35 @@ def _junk_tree(root):
     (root / "blanks.eml").write_bytes(b"    \nDelivered-To: a@example.com\nSubject: y\n\nbody\n")
 
 
-def test_import_eml_lists_non_mail_as_skipped(tmp_path):
+def _ingest(tmp_path, importer, workers):
+    from toolkit.archive import Archive
+    from toolkit.ingest import ingest
+
+    home = tmp_path / f"home-{workers}-{importer.force_raw}"
+    Archive.create(home, str(home.with_name(home.name + "-medium"))).close()
+    with Archive.open(home, writer=True) as a:
+        s = ingest(a, importer, workers=workers, chunk=2)
+        with a.catalog.reading() as con:
+            refs = sorted(r[0] for r in con.execute("SELECT source_ref FROM sightings").fetchall())
+    return s, refs
+
+
+@pytest.mark.parametrize("workers", [0, 2])  # checked inline, and in the worker processes that read the files
+def test_import_eml_lists_non_mail_as_skipped(tmp_path, workers):
     _junk_tree(tmp_path / "src")
-    items = _items(EmlImporter(str(tmp_path / "src")))
-    mails = sorted(i.ref for i in items if isinstance(i, SourceMail))
-    skips = {i.ref: i.reason for i in items if isinstance(i, SourceSkip)}
-    assert mails == ["blanks.eml", "broken.eml", "mail.eml"]
-    assert set(skips) == {"photo.eml", "program.eml", "notes.eml"}
+    s, refs = _ingest(tmp_path, EmlImporter(str(tmp_path / "src")), workers)
+    skips = {p["ref"]: p["message"] for p in s.problems if p["kind"] == "skipped"}
+    assert refs == ["blanks.eml", "broken.eml", "mail.eml"]
+    assert set(skips) == {"photo.eml", "program.eml", "notes.eml"} and s.skipped == 3 and s.errors == 0
     assert skips["photo.eml"].startswith("not mail: binary") and "--force-raw" in skips["photo.eml"]
     assert skips["notes.eml"].startswith("not mail: no header block")
-    assert not any(isinstance(i, SourceProblem) for i in items)
 
 
 def test_import_eml_force_raw_archives_everything(tmp_path):
     _junk_tree(tmp_path / "src")
-    items = _items(EmlImporter(str(tmp_path / "src"), force_raw=True))
-    assert sorted(i.ref for i in items if isinstance(i, SourceMail)) == [
-        "blanks.eml", "broken.eml", "mail.eml", "notes.eml", "photo.eml", "program.eml"]
+    s, refs = _ingest(tmp_path, EmlImporter(str(tmp_path / "src"), force_raw=True), 0)
+    assert refs == ["blanks.eml", "broken.eml", "mail.eml", "notes.eml", "photo.eml", "program.eml"]
+    assert s.skipped == 0
 
 
 def test_one_content_check_for_share_and_eml():
@@ -83,30 +95,46 @@ def test_missing_local_source_is_a_usage_error(tmp_path, kind):
     assert "does-not-exist" in str(info.value) and "does not exist" in str(info.value)
 
 
+def _run_from_start(tmp_path, importer, name):
+    """One run through the real pipeline, and the finding ``import`` adds to its summary."""
+    from toolkit.archive import Archive
+    from toolkit.cli.import_cmd import _no_mail_finding
+    from toolkit.ingest import Ingest
+
+    home = tmp_path / f"home-{name}"
+    if not home.exists():
+        Archive.create(home, str(tmp_path / f"medium-{name}")).close()
+    with Archive.open(home, writer=True) as a:
+        ing = Ingest(a, workers=0)
+        s = ing.run(importer).as_dict()
+    _no_mail_finding(s, ing.resumed)
+    return s
+
+
 def test_a_source_without_mail_ends_with_a_finding(tmp_path):
+    from importers.mbox import MboxImporter
+
     (tmp_path / "empty").mkdir()
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "a.txt").write_bytes(TEXT)
-    items = _items(EmlImporter(str(tmp_path / "empty")))
-    assert len(items) == 1 and isinstance(items[0], SourceProblem) and "no mail found" in items[0].message
-    items = _items(EmlImporter(str(tmp_path / "junk")))
-    assert [type(i) for i in items] == [SourceSkip, SourceProblem]
-    assert "1 entries skipped as not mail" in items[1].message
-    # A Maildir tree without cur/ or new/: a finding too, not only a warning.
-    items = _items(MaildirImporter(str(tmp_path / "junk")))
-    assert isinstance(items[-1], SourceProblem) and "no mail found" in items[-1].message
-    # A resumed scan may rightly find nothing more: no finding then.
-    cursor = items[0].cursor
-    assert not [i for i in EmlImporter(str(tmp_path / "junk")).scan(cursor, ListReporter()) if isinstance(i, SourceProblem)]
-
-
-def test_an_empty_mbox_is_a_finding(tmp_path):
-    from importers.mbox import MboxImporter
-    from toolkit.cli.import_cmd import FirstRunFindsMail
-
     (tmp_path / "empty.mbox").write_bytes(b"")
-    items = _items(FirstRunFindsMail(MboxImporter(str(tmp_path / "empty.mbox"))))
-    assert isinstance(items[-1], SourceProblem) and "no mail found" in items[-1].message
+    for name, importer, why in (
+        ("eml-empty", EmlImporter(str(tmp_path / "empty")), "nothing in it"),
+        ("eml-junk", EmlImporter(str(tmp_path / "junk")), "1 entries skipped as not mail"),
+        ("maildir-junk", MaildirImporter(str(tmp_path / "junk")), "1 entries skipped as not mail"),  # no cur/ or new/
+        ("mbox-empty", MboxImporter(str(tmp_path / "empty.mbox")), "no mail found"),
+    ):
+        s = _run_from_start(tmp_path, importer, name)
+        assert s["seen"] == 0 and s["errors"] >= 1, name
+        assert "no mail found" in s["problems"][-1]["message"] and why in s["problems"][-1]["message"], name
+
+
+def test_a_run_that_finds_nothing_new_is_no_finding(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.eml").write_bytes(MAIL)
+    first = _run_from_start(tmp_path, EmlImporter(str(tmp_path / "src")), "x")
+    again = _run_from_start(tmp_path, EmlImporter(str(tmp_path / "src")), "x")  # read again: a duplicate
+    assert (first["errors"], again["errors"], again["seen"]) == (0, 0, 1)
 
 
 # -- 4. one exit status table: a rejected login is 4, not "3 (network, auth, I/O)" --------------------

@@ -17,21 +17,16 @@ from .passwords import read_secret
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
 
-class FirstRunFindsMail:
-    """An importer (mbox, IMAP, POP3) whose scan from the start (no cursor) that finds no mail at all
-    ends with a finding (exit 1: the wrong file, account or folder?). A resumed or incremental run
-    that finds nothing new is normal. (The tree importers check this themselves: ``TreeSource``.)"""
-
-    def __init__(self, importer):
-        self._importer = importer
-
-    def __getattr__(self, name):
-        return getattr(self._importer, name)
-
-    def scan(self, cursor, reporter):
-        from importers.walk import no_mail_check
-
-        return no_mail_check(self._importer.scan(cursor, reporter), self._importer.source_uri, cursor is None)
+def _no_mail_finding(s: dict, resumed: bool) -> None:
+    """A run that read its source from the start and found no mail at all gets a finding (exit 1): the
+    wrong path, file, account or folder? A resumed or incremental run that finds nothing new is normal."""
+    if s["status"] != "complete" or s["seen"] or resumed:
+        return
+    why = [f"{s['skipped']} entries skipped as not mail"] if s["skipped"] else []
+    why += [f"{s['errors']} not readable as mail"] if s["errors"] else []
+    text = f"{' and '.join(why)} (listed)" if why else "nothing in it"
+    s["errors"] += 1
+    s["problems"].append({"ref": s["source"], "kind": "error", "message": f"no mail found: {text}; is this the right source?"})
 
 
 def run_imports(ctx, importers) -> int:
@@ -51,6 +46,7 @@ def run_imports(ctx, importers) -> int:
                 previous[s] = signal.signal(s, stop)
             try:
                 summaries.append(ing.run(importer).as_dict())
+                _no_mail_finding(summaries[-1], ing.resumed)
             finally:
                 for s, h in previous.items():
                     signal.signal(s, h)

@@ -7,7 +7,7 @@ import click
 
 from importers.mbox import VARIANTS, MboxImporter
 
-from .import_cmd import FirstRunFindsMail, _smb_password, import_group, run_imports
+from .import_cmd import _smb_password, import_group, run_imports
 from .main import command
 
 
@@ -51,5 +51,5 @@ def mbox_cmd(click_ctx, sources, variant, password_file):
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)
-    rc = run_imports(ctx, [FirstRunFindsMail(MboxImporter(s, smb_password=password, variant=variant)) for s in sources])
+    rc = run_imports(ctx, [MboxImporter(s, smb_password=password, variant=variant) for s in sources])
     click_ctx.exit(rc)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .import_cmd import FirstRunFindsMail, import_group, run_imports
+from .import_cmd import import_group, run_imports
 from .main import command
 from .output import human_bytes
 from .passwords import read_secret
@@ -55,7 +55,6 @@ def _folder_counts(ctx, run_ids: list[int]) -> list[dict]:
 
 
 def _run(click_ctx, importer) -> None:
-    importer = FirstRunFindsMail(importer)
     ctx = click_ctx.obj
     ui = ctx.ui
     captured: dict = {}
