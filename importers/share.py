@@ -159,23 +159,30 @@ def starts_with_headers(data: bytes) -> bool:
     and lines of blanks) is a ``Name: value`` header line, and the header lines up to the first line
     that is not one name at least one usual mail header. A malformed line further down ends the
     block instead of disqualifying the file (broken mail is still mail, archived with its defects);
-    a file that starts with an empty line (no headers at all), a binary or a plain text is not mail."""
-    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
-    i = 0
-    while i < len(lines) - 1 and lines[i].rstrip(b"\r") and not lines[i].strip(b" \t\r"):
-        i += 1
+    a file that starts with an empty line (no headers at all), a binary or a plain text is not mail.
+    Reads line by line only as far as the header block goes (it runs once per imported file)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    pos, end, first = 0, len(data), True
     names: set[bytes] = set()
-    for j, line in enumerate(lines[i:]):
-        line = line.rstrip(b"\r")
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        stop = end if nl < 0 else nl
+        line = data[pos:stop].rstrip(b"\r")
+        pos = stop + 1
+        if first and line and not line.strip(b" \t"):
+            continue  # a line of blanks before the headers
         if not line:
             break
-        if line[:1] in (b" ", b"\t") and j > 0:
+        if line[:1] in (b" ", b"\t") and not first:
             continue
         m = _HEADER_LINE.match(line)
         if not m:
             break
         names.add(m.group(1).lower())
-    return bool(names & MAIL_HEADERS)
+        first = False
+        if names & MAIL_HEADERS:
+            return True
+    return False
 
 
 def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) -> str | None:
@@ -183,13 +190,10 @@ def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) ->
     the reason it is not mail. The one content check of ``import share`` (``strict``: a whole header
     block, as files of any kind lie there) and ``import eml`` (not ``strict``: the user named these
     files as messages, so a broken header block still counts, see :func:`starts_with_headers`)."""
+    if not strict and starts_with_headers(head):
+        return None
     kind, reason = detect(head, name, size)
-    if kind in (EML, MBOX):
-        return None
-    if not strict and kind == SKIP and reason in ("not mail: no header block", "not mail: binary") \
-            and starts_with_headers(head):
-        return None
-    return reason
+    return None if kind in (EML, MBOX) else reason
 
 
 # -- planning: which directories are Maildirs -----------------------------------------------------
