@@ -45,7 +45,7 @@ def _ingest(tmp_path, importer, workers):
     from toolkit.archive import Archive
     from toolkit.ingest import ingest
 
-    home = tmp_path / f"home-{workers}-{importer.force_raw}"
+    home = tmp_path / f"home-{workers}-{getattr(importer, 'force_raw', False)}"
     Archive.create(home, str(home.with_name(home.name + "-medium"))).close()
     with Archive.open(home, writer=True) as a:
         s = ingest(a, importer, workers=workers, chunk=2)
