@@ -5,7 +5,11 @@ check ``import share`` uses (``importers.share.mail_content``): a file that
 does not start with a mail header block (a JPEG, a program renamed ``.eml``, a
 text without headers) is listed as skipped "not mail: …" and never archived —
 an archive keeps what it stores forever. ``force_raw`` (``--force-raw``)
-archives every non-empty file anyway, flagged with its defects.
+archives every non-empty file anyway, flagged with its defects. For a local
+file the check (``not_mail``) travels with the SourceMail as its
+``content_check`` and runs where the pipeline reads the file (in a worker),
+so the scan reads nothing twice; SMB files are checked on the bytes read, and
+files above LARGE_MAIL on their first 64 KiB before they are streamed.
 """
 from __future__ import annotations
 
