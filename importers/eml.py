@@ -6,23 +6,35 @@ mail tools do when they open such a file: the rest of the file is archived as th
 note ``from-line-removed`` and the From_ line's date as internal date. Unlike ``import share``, which
 reads such a file as an mbox, the rest is never split: a .eml is one message, and a patch or mbox
 attached to it stays inside it.
+
+Before a file is archived its first bytes are looked at with the same content
+check ``import share`` uses (``importers.share.mail_content``): a file that
+does not start with a mail header block (a JPEG, a program renamed ``.eml``, a
+text without headers) is listed as skipped "not mail: …" and never archived —
+an archive keeps what it stores forever. ``force_raw`` (``--force-raw``)
+archives every non-empty file anyway, flagged with its defects. For a local
+file the check (``not_mail``) travels with the SourceMail as its
+``content_check`` and runs where the pipeline reads the file (in a worker),
+so the scan reads nothing twice; SMB files are checked on the bytes read, and
+files above LARGE_MAIL on their first 64 KiB before they are streamed.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from typing import Iterator
 
-from toolkit.errors import SourceError, StorageError
+from toolkit.errors import StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import open_storage
 
 from .mbox import from_line_date
-from .share import HEAD, _first_line_is_from
+from .share import HEAD, _first_line_is_from, mail_content
 
 from .walk import (
-    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, read_local, ref_text, walk_local, walk_storage,
+    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, read_local, ref_text,
+    walk_local, walk_storage,
 )
 
 #: Mails larger than this are streamed from the source, never held in memory whole.
@@ -32,6 +44,11 @@ LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
 def _folder(rel: bytes) -> str | None:
     head = rel.rpartition(b"/")[0]
     return ref_text(head) if head else None
+
+
+def _head_opened(f, size: int) -> bytes:
+    with f:
+        return f.read(min(size, HEAD))
 
 
 def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
@@ -99,10 +116,44 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
     return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **note)
 
 
+def _not_mail_head(head: bytes, size: int) -> str | None:
+    reason = mail_content(head, b"", size, strict=False)
+    return None if reason is None else f"{reason} (--force-raw archives it anyway)"
+
+
+def _head_local(path: bytes, size: int) -> bytes:
+    """The first bytes of a local regular file (a symlink or FIFO swapped in is never followed or read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "no longer a regular file")
+        return os.pread(fd, min(size, HEAD), 0)
+    finally:
+        os.close(fd)
+
+
+def not_mail(raw: bytes) -> str | None:
+    """Why a file the user named as a message is not one (None: it is), with the lenient check of
+    ``mail_content``. Module-level, so that the pipeline runs it where it reads a local file (in a worker)."""
+    return _not_mail_head(raw[:HEAD], len(raw))
+
+
 class EmlImporter(TreeSource):
-    """Every regular file below PATH is one message (hidden files and dirs are skipped, and listed)."""
+    """Every regular file below PATH that holds a mail is one message (hidden files and dirs, and
+    files that are not mail, are skipped and listed)."""
 
     via = "eml"
+
+    def __init__(self, location: str, smb_password: str | None = None, *, force_raw: bool = False):
+        super().__init__(location, smb_password)
+        self.force_raw = force_raw
+
+    def _not_mail(self, ref: str, head: bytes, entry: FileEntry, cur) -> SourceItem | None:
+        """A skip when ``head`` (the file's first bytes) is not a mail, else None."""
+        if self.force_raw:
+            return None
+        reason = _not_mail_head(head, entry.size)
+        return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
         """``path``: a local file, read by the pipeline (in a worker) instead of ``read`` here."""
@@ -114,17 +165,26 @@ class EmlImporter(TreeSource):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
             return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
+        if not self.force_raw and opener is not None and entry.size > LARGE_MAIL:
+            try:
+                head = _head_local(path, entry.size) if path is not None else _head_opened(opener(entry), entry.size)
+            except (OSError, StorageError) as exc:
+                return _unreadable(ref, exc, cur)
+            skip = self._not_mail(ref, head, entry, cur)
+            if skip is not None:
+                return skip
         if opener is not None and entry.size > LARGE_MAIL:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size,
                               opener=lambda: opener(entry))
         if path is not None:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size, path=path,
-                              on_read_error=lambda exc: _unreadable(ref, exc, cur))
+                              on_read_error=lambda exc: _unreadable(ref, exc, cur),
+                              content_check=None if self.force_raw else not_mail)
         try:
             raw = read(entry)
         except (OSError, StorageError) as exc:
             return _unreadable(ref, exc, cur)
-        return SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
+        return self._not_mail(ref, raw[:HEAD], entry, cur) or SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
 
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         root = os.fsencode(self.location.path)
@@ -137,10 +197,7 @@ class EmlImporter(TreeSource):
             yield without_envelope(item, lambda: read_local(root, entry, single))
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
-        try:
-            storage = open_storage(self.location, self._smb_password)
-        except StorageError as exc:
-            raise SourceError(f"{self.location}: {exc}") from None
+        storage = open_source_storage(self.location, self._smb_password)
         try:
             entries = walk_storage(storage)
             reporter.start("scan", len(entries), "files")

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from toolkit.errors import SourceError
+from toolkit.errors import SourceError, SourceMissingError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 
@@ -308,8 +308,8 @@ class ImapImporter(ServerSource):
         for name in names:
             if any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude):
                 continue
-            if name not in by_name:
-                raise SourceError(
+            if name not in by_name:  # a folder filter naming no folder is a usage error (exit 2)
+                raise SourceMissingError(
                     f"{self.source_uri}: no selectable folder {name!r}; folders: {', '.join(sorted(by_name)) or '(none)'}"
                 )
             out.append((by_name[name], name))

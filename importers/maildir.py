@@ -60,13 +60,14 @@ import os
 import re
 from typing import Callable, Iterator
 
-from toolkit.errors import ObjectMissingError, SourceError, StorageError
+from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import open_storage
 
 from . import utf7
-from .walk import FileEntry, TreeSource, entry_cursor, iter_after, local_path, ref_text, walk_local, walk_storage
+from .walk import (
+    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
+)
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -254,16 +255,15 @@ class MaildirImporter(TreeSource):
 
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         root = os.fsencode(self.location.path)
+        if not os.path.lexists(root):
+            raise SourceMissingError(f"{self.location} does not exist: check the path")
         if not os.path.isdir(root) or os.path.islink(root):
-            raise SourceError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
+            raise SourceMissingError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
         entries = walk_local(root)
         yield from self._items(entries, after, None, reporter, local_root=root)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
-        try:
-            storage = open_storage(self.location, self._smb_password)
-        except StorageError as exc:
-            raise SourceError(f"{self.location}: {exc}") from None
+        storage = open_source_storage(self.location, self._smb_password)
         try:
             try:
                 entries = walk_storage(storage)

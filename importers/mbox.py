@@ -104,7 +104,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
-from toolkit.errors import SourceError, StorageError, UsageError
+from toolkit.errors import SourceError, SourceMissingError, StorageError, UsageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.storage import Location, open_storage, parse_location
@@ -731,6 +731,8 @@ class MboxImporter:
             try:
                 f = open(loc.path, "rb")
                 st = os.fstat(f.fileno())
+            except FileNotFoundError:
+                raise SourceMissingError(f"{loc.path} does not exist: check the path") from None
             except OSError as exc:
                 raise SourceError(f"{loc.path}: cannot open: {exc.strerror or exc}") from None
             return f, st.st_size, st.st_mtime
@@ -741,10 +743,10 @@ class MboxImporter:
             self._storage = open_storage(replace(loc, path=parent), self._smb_password)
             entry = self._storage.stat(name)
             if entry is None:
-                raise SourceError(f"{loc}: no such file on the share")
+                raise SourceMissingError(f"{loc}: no such file on the share")
             return self._storage.open_read(name), entry.size, entry.mtime
         except StorageError as exc:
-            raise SourceError(f"{loc}: {exc}") from None
+            raise SourceError.wrapping(f"{loc}: {exc}", exc) from None
 
     def _close(self, f) -> None:
         f.close()

@@ -57,11 +57,11 @@ from urllib.parse import quote
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import Location, open_storage, parse_location
+from toolkit.storage import Location, parse_location
 
 from . import maildir as md
 from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
-from .walk import FileEntry, read_local, ref_bytes, ref_text, walk_local, walk_storage
+from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
@@ -156,6 +156,48 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     if b"\x00" in data[:8192]:
         return SKIP, "not mail: binary"
     return SKIP, "not mail: no header block"
+
+
+def starts_with_headers(data: bytes) -> bool:
+    """The lenient test for a file the user named as a message: its first line (after a UTF-8 BOM
+    and lines of blanks) is a ``Name: value`` header line, and the header lines up to the first line
+    that is not one name at least one usual mail header. A malformed line further down ends the
+    block instead of disqualifying the file (broken mail is still mail, archived with its defects);
+    a file that starts with an empty line (no headers at all), a binary or a plain text is not mail.
+    Reads line by line only as far as the header block goes (it runs once per imported file)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    pos, end, first = 0, len(data), True
+    names: set[bytes] = set()
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        stop = end if nl < 0 else nl
+        line = data[pos:stop].rstrip(b"\r")
+        pos = stop + 1
+        if first and line and not line.strip(b" \t"):
+            continue  # a line of blanks before the headers
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t") and not first:
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            break
+        names.add(m.group(1).lower())
+        first = False
+        if names & MAIL_HEADERS:
+            return True
+    return False
+
+
+def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) -> str | None:
+    """None when a file whose first bytes are ``head`` holds mail (a header block, or an mbox), else
+    the reason it is not mail. The one content check of ``import share`` (``strict``: a whole header
+    block, as files of any kind lie there) and ``import eml`` (not ``strict``: the user named these
+    files as messages, so a broken header block still counts, see :func:`starts_with_headers`)."""
+    if not strict and starts_with_headers(head):
+        return None
+    kind, reason = detect(head, name, size)
+    return None if kind in (EML, MBOX) else reason
 
 
 # -- planning: which directories are Maildirs -----------------------------------------------------
@@ -281,11 +323,12 @@ def _read_n(fd: int, n: int) -> bytes:
 class _SmbTree:
     def __init__(self, loc: Location, password: str | None):
         self.loc = loc
+        self.storage = open_source_storage(loc, password)
         try:
-            self.storage = open_storage(loc, password)
             self.entries = walk_storage(self.storage)
         except StorageError as exc:
-            raise SourceError(f"{loc}: {exc}") from None
+            self.storage.close()
+            raise SourceError.wrapping(f"{loc}: {exc}", exc) from None
 
     def head(self, e: FileEntry) -> bytes:
         return self.storage.read(e.rel.decode("utf-8"), 0, HEAD)

@@ -13,9 +13,9 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from toolkit.errors import SourceError
+from toolkit.errors import SourceError, SourceMissingError, StorageError
 from toolkit.source import read_regular_file
-from toolkit.storage import Storage, parse_location
+from toolkit.storage import Storage, open_storage, parse_location
 
 
 def ref_text(path: bytes) -> str:
@@ -44,14 +44,14 @@ def walk_local(root: bytes) -> list[FileEntry]:
     """Every entry below ``root`` (a directory or a single file), sorted by relative path."""
     try:
         st = os.lstat(root)
-    except FileNotFoundError:
-        raise SourceError(f"{os.fsdecode(root)} does not exist") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceMissingError(f"{os.fsdecode(root)} does not exist: check the path") from None
     except PermissionError:
         raise SourceError(f"{os.fsdecode(root)} is not readable (permission denied)") from None
     if stat.S_ISREG(st.st_mode):
         return [FileEntry(os.path.basename(root), st.st_size, st.st_mtime)]
     if not stat.S_ISDIR(st.st_mode):
-        raise SourceError(f"{os.fsdecode(root)} is neither a file nor a directory")
+        raise SourceMissingError(f"{os.fsdecode(root)} is neither a file nor a directory")
     out: list[FileEntry] = []
     stack = [b""]
     while stack:
@@ -101,6 +101,27 @@ def open_local(root: bytes, entry: FileEntry, single_file: bool):
         os.close(fd)
         raise OSError(0, "no longer a regular file")
     return os.fdopen(fd, "rb")
+
+
+def open_source_storage(location, password: str | None) -> Storage:
+    """The storage of an ``smb://`` source whose path must exist. A share or folder that does not
+    exist is a usage error naming it (exit status 2), a rejected login keeps its status 4; any other
+    failure is a SourceError (3)."""
+    try:
+        storage = open_storage(location, password)
+    except StorageError as exc:
+        raise SourceError.wrapping(f"{location}: {exc}", exc) from None
+    try:
+        missing = location.path.strip("/") and storage.stat("") is None
+    except StorageError as exc:
+        storage.close()
+        raise SourceError.wrapping(f"{location}: {exc}", exc) from None
+    if missing:
+        storage.close()
+        raise SourceMissingError(
+            f"{location}: the folder {location.path.strip('/')!r} does not exist on share '{location.share}'"
+        )
+    return storage
 
 
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:

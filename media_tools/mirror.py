@@ -80,6 +80,7 @@ class MirrorSummary:
     media: list[int] = field(default_factory=list)
     unreadable_media: list[dict] = field(default_factory=list)
     newest_backup: str | None = None
+    backup_made: dict | None = None         # the catalog backup made first (``backup_needed``), if any
     bytes_copied: int = 0
     complete: bool = False
 
@@ -93,7 +94,7 @@ class MirrorSummary:
             "differing": self.differing, "replaced": self.replaced, "missing_locally": self.missing_locally,
             "corrupt_locally": self.corrupt_locally, "failed": self.failed, "deleted": self.deleted,
             "media": self.media, "unreadable_media": self.unreadable_media, "newest_backup": self.newest_backup,
-            "bytes_copied": self.bytes_copied, "complete": self.complete,
+            "bytes_copied": self.bytes_copied, "complete": self.complete, "backup_made": self.backup_made,
         }
 
 
@@ -293,6 +294,30 @@ class Mirror:
         self.dest.replace(STATE_NAME, crypto.seal_blob(k, json.dumps(state).encode(), b"mirror-state"))
         s.complete = True
         return s
+
+
+#: What the catalog changes with, and when: a backup older than the newest of these is not recent.
+_CHANGES = (
+    "SELECT max(started_at) FROM runs", "SELECT max(finished_at) FROM runs",
+    "SELECT max(created_at) FROM stamp_batches", "SELECT max(gen_time) FROM stamp_batches",
+    "SELECT max(created_at) FROM packs", "SELECT max(created_at) FROM media", "SELECT max(at_time) FROM events",
+)
+
+
+def backup_needed(archive: Archive) -> str | None:
+    """Why a mirror needs a catalog backup made first, or None when the newest verified backup is newer
+    than every change the catalog records (import runs, stamp batches, packs, media events).
+
+    A mirror without a catalog backup cannot be restored (it holds no catalog and no config
+    snapshot), and one with an old backup restores an old catalog: so ``mirror`` makes one first."""
+    with archive.catalog.reading() as con:
+        newest = con.execute("SELECT max(created_at) FROM db_backups WHERE verified").fetchone()[0]
+        if newest is None:
+            return "there is no catalog backup yet"
+        changed = [t for t in (con.execute(q).fetchone()[0] for q in _CHANGES) if t is not None]
+    if changed and max(changed) > newest:
+        return f"the catalog changed after the newest backup ({newest:%Y-%m-%d %H:%M:%S %Z})"
+    return None
 
 
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:

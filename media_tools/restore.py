@@ -96,6 +96,25 @@ def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes,
     return chain
 
 
+def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], refusals: list[str], u) -> str:
+    """Why no config snapshot could be used: say what is missing at DEST before blaming the key."""
+    where = dest.location
+    if not files:
+        return f"{where} is empty: not a mirror (run `mailarchive mirror {where}` on the archive first)"
+    if not any(_MEDIUM_RE.match(n) for n in files) and STATE_NAME not in files:
+        return f"{where} holds no mirror (no {STATE_NAME}, no medium-<id>/ directories): is it the right location?"
+    if not snaps:
+        backups = "no catalog backup and " if not _find_chains(files) else ""
+        return (
+            f"{where} holds {backups}no config snapshot (medium-<id>/{CONFIG_DIR}/*.sealed): the mirror was made "
+            f"before any `mailarchive db backup`; run `mailarchive db backup` and `mailarchive mirror` on the archive"
+        )
+    return (
+        f"{where}: none of its {len(snaps)} config snapshot(s) opens with this key backup (archive {u}): "
+        f"is this the mirror of that archive? " + "; ".join(refusals[:3])
+    )
+
+
 def _write_key(home: Path, key: bytes) -> None:
     fd = os.open(home / KEY_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -132,9 +151,7 @@ def restore(
     config_name, config_text, refused_snaps = newest_config_snapshot(key, u, snaps, dest.read)
     warnings.extend(refused_snaps)
     if config_text is None:
-        raise IntegrityError(
-            f"{dest.location}: no config snapshot of archive {u} opens with this key; is this the mirror of that archive?"
-        )
+        raise IntegrityError(_nothing_to_restore(dest, files, snaps, warnings, u))
 
     # -- catalog chain ----------------------------------------------------------------------------
     backups = _find_chains(files)
@@ -149,8 +166,14 @@ def restore(
         except MailArchiveError as exc:
             refused.append({"backup": f"{BACKUP_DIR}/{n.rsplit('/', 1)[-1]}", "problem": str(exc)})
     if chain is None:
+        if not backups:
+            raise IntegrityError(
+                f"{dest.location}: the mirror holds no catalog backup (no medium-<id>/{BACKUP_DIR}/*.dbk): "
+                f"on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
+                f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+            )
         raise IntegrityError(
-            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused) or 'none found'}); "
+            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)}); "
             f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
         )
     used = chain[-1].name

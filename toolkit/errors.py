@@ -15,7 +15,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FINDINGS = 1          # done, with findings or rejected items (listed)
     USAGE = 2             # usage error
-    OPERATIONAL = 3       # network, auth, I/O; state stays consistent, rerun resumes
+    OPERATIONAL = 3       # network, I/O; state stays consistent, rerun resumes
     AUTH_FAILED = 4       # a mail server or share rejected the login (not retried: account lockout)
     NO_ARCHIVE = 10       # no archive at HOME
     LOCKED = 11           # locked by another writer
@@ -28,8 +28,8 @@ Exit status:
   0    done
   1    done with findings or rejected items (listed)
   2    usage error
-  3    operational failure (network, auth, I/O); a rerun resumes
-  4    login rejected by a mail server or share; check user and password
+  3    operational failure (network, I/O); a rerun resumes
+  4    login rejected (SMB share, IMAP, POP3, TSA); check user and password
   10   no archive at HOME
   11   locked by another writer
   12   wrong key or password
@@ -98,6 +98,19 @@ class StorageError(MailArchiveError):
     exit_code = ExitCode.OPERATIONAL
 
 
+class ShareMissingError(StorageError):
+    """An smb:// location names a share the server does not have (STATUS_BAD_NETWORK_NAME): a usage
+    error naming the share, reported at once (never retried until a timeout)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class StorageLoginError(StorageError):
+    """A share rejected the user name or password (STATUS_LOGON_FAILURE): exit status 4 like any rejected login."""
+
+    exit_code = ExitCode.AUTH_FAILED
+
+
 class ObjectExistsError(StorageError):
     """A create-only write found the final name taken (possible ID reuse)."""
 
@@ -116,14 +129,36 @@ class IntegrityError(MailArchiveError):
     exit_code = ExitCode.FINDINGS
 
 
+class NothingSelectedError(MailArchiveError):
+    """A command's selection (export filters) matches nothing: nothing done is never a success."""
+
+    exit_code = ExitCode.FINDINGS
+
+
 class CatalogError(MailArchiveError):
     exit_code = ExitCode.OPERATIONAL
 
 
 class SourceError(MailArchiveError):
-    """A mail source cannot be read (path missing, share unreachable)."""
+    """A mail source cannot be read (share unreachable, I/O failure)."""
 
     exit_code = ExitCode.OPERATIONAL
+
+    @classmethod
+    def wrapping(cls, message: str, cause: MailArchiveError) -> "SourceError":
+        """A SourceError with ``message`` that keeps the exit status of ``cause`` (a missing share stays a
+        usage error, a rejected login stays 4)."""
+        err = cls(message)
+        err.exit_code = cause.exit_code
+        return err
+
+
+class SourceMissingError(SourceError):
+    """The source named on the command line does not exist (a path, a folder on a share), or is not
+    the kind of thing the command reads (a file where a Maildir directory is expected): a usage
+    error naming it, never an empty run that looks like success."""
+
+    exit_code = ExitCode.USAGE
 
 
 class AuthenticationError(MailArchiveError):

@@ -36,8 +36,8 @@ import pyarrow as pa
 from . import faults
 from .archive import Archive
 from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, open_record, pack_key
-from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, Prepared, ReadFailure, prepare_chunk,
-                      prepare_streamed)
+from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
+                      prepare_chunk, prepare_streamed)
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
@@ -288,6 +288,7 @@ class Ingest:
     def run(self, importer: Importer) -> RunSummary:
         started = time.monotonic()
         run_id, cursor = self._open_run(importer)
+        self.resumed = cursor is not None  # False: this run reads the source from its start
         summary = RunSummary(run_id=run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._importer = importer
@@ -412,7 +413,7 @@ class Ingest:
         self._assigned += sum(it.length for it in chunk if isinstance(it, SourceMail))
         if self._assigned >= self.pack_target:
             self._assign_id, self._assigned = os.urandom(16), 0
-        jobs = [it.raw if it.raw is not None else LocalFile(it.path)
+        jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)
         if self._executor is None:
@@ -436,6 +437,8 @@ class Ingest:
                         exc = OSError(p.errno, p.message)
                         self._not_a_mail(item.on_read_error(exc) if item.on_read_error is not None
                                          else SourceProblem(item.ref, f"cannot read: {p.message}"))
+                    elif isinstance(p, NotMail):  # its content_check found no mail: listed, never archived
+                        self._not_a_mail(SourceSkip(item.ref, p.reason, item.cursor))
                     else:
                         mails.append((item, p))
                 else:

@@ -21,7 +21,11 @@ Format decisions (pinned by the golden vector in the tests):
 
 * Binary fields are Crockford base32: on input, case, spaces and dashes do
   not matter, ``O`` reads as ``0`` and ``I``/``L`` as ``1``; ``U`` is
-  invalid.
+  invalid. The hex of the ``archive`` and ``fingerprint`` lines reads
+  ``O``, ``I`` and ``L`` the same way, as the printed instructions say.
+* A typo on a checked line is named the way the paper names it: "line 03"
+  for numbered data line 03, "the 'salt:' line", each followed by the line
+  of the file in brackets (``KeyBackupFormatError.line``).
 * The wrapped key (nonce 12 + ciphertext 32 + tag 16 = 60 bytes) is six
   numbered lines of 10 bytes (16 characters). Each numbered line and the
   salt line end in a check character over the line's number and content: a
@@ -349,35 +353,40 @@ _DIGITS = re.compile(r"[0-9]{1,3}")
 _KDF_TOKEN = re.compile(r"([mtp])=([0-9]+)")
 
 
-def _fail(line: int, message: str) -> KeyBackupFormatError:
-    return KeyBackupFormatError(f"line {line}: {message}", line=line)
+def _fail(line: int, message: str, label: str | None = None) -> KeyBackupFormatError:
+    """``label``: how the printed text names the line ("line 03" for a numbered data line), said first;
+    the line of the file follows in brackets. Without one, the line of the file."""
+    where = f"{label} (line {line} of the file)" if label else f"line {line}"
+    return KeyBackupFormatError(f"{where}: {message}", line=line)
 
 
-def _symbols(lineno: int, raw: str) -> list[int]:
+def _symbols(lineno: int, raw: str, label: str | None = None) -> list[int]:
     values = []
     for c in raw.upper():
         if c in " \t-":
             continue
         v = _VALUE.get(c)
         if v is None:
-            raise _fail(lineno, f"{c!r} is not a valid character — a typo on this line?")
+            raise _fail(lineno, f"{c!r} is not a valid character — a typo on this line?", label)
         values.append(v)
     return values
 
 
 def _read_checked(lineno: int, index: int, raw: str, nbytes: int, what: str) -> bytes:
     nchars = -(-nbytes * 8 // 5)
-    values = _symbols(lineno, raw)
+    label = f"line {index:02d}" if index else "the 'salt:' line"
+    values = _symbols(lineno, raw, label)
     if len(values) != nchars + 1:
         raise _fail(
             lineno,
             f"{what} needs {nchars} characters and a check character, found {len(values)}"
             " — a character missing or doubled?",
+            label,
         )
     *body, check = values
     data = _b32decode(body, nbytes)
     if _check_value(index, body) != check or data is None:
-        raise _fail(lineno, "check character does not match — a typo on this line?")
+        raise _fail(lineno, "check character does not match — a typo on this line?", label)
     return data
 
 
@@ -405,11 +414,11 @@ def _parse_kdf(lineno: int, value: str) -> KdfParams:
 def _parse_header_value(lineno: int, label: str, value: str):
     if label == "archive":
         try:
-            return uuid.UUID(value.strip())
+            return uuid.UUID(value.strip().translate(_HEX_LOOKALIKES))
         except ValueError:
             raise _fail(lineno, "cannot read the archive uuid — a typo on this line?") from None
     if label == "fingerprint":
-        digits = re.sub(r"[\s-]", "", value).lower()
+        digits = re.sub(r"[\s-]", "", value).translate(_HEX_LOOKALIKES).lower()
         if not re.fullmatch(r"[0-9a-f]{32}", digits):
             raise _fail(lineno, "the fingerprint needs 32 hex digits — a typo on this line?")
         return "-".join(digits[i : i + 4] for i in range(0, 32, 4))
@@ -426,6 +435,10 @@ def _parse_header_value(lineno: int, label: str, value: str):
             raise _fail(lineno, "cannot read the created time (like 2024-05-01T12:00:00Z) — a typo on this line?")
         return created
     raise AssertionError(label)
+
+
+#: In the hex of the archive and fingerprint lines too, O reads as 0 and I and L as 1 (none is a hex digit).
+_HEX_LOOKALIKES = str.maketrans("OoIiLl", "001111")
 
 
 def _split(lineno: int, line: str) -> tuple[str, str]:

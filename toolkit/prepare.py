@@ -60,9 +60,17 @@ class Prepared:
 
 
 class LocalFile(NamedTuple):
-    """A job for :func:`prepare_chunk`: read this local file first (in the worker)."""
+    """A job for :func:`prepare_chunk`: read this local file first (in the worker). ``check``: a
+    module-level function of the bytes that returns why they are not mail (or None), run there too."""
 
     path: bytes
+    check: Callable[[bytes], str | None] | None = None
+
+
+class NotMail(NamedTuple):
+    """What :func:`prepare_chunk` returns for a LocalFile whose ``check`` found no mail in it."""
+
+    reason: str
 
 
 class ReadFailure(NamedTuple):
@@ -204,16 +212,21 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
                   pack_id: bytes | None, limit: float | None = DEFAULT_PARSE_LIMIT,
-                  cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure]:
-    """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first."""
-    out: list[Prepared | ReadFailure] = []
+                  cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure | NotMail]:
+    """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first (and checked, when
+    its importer asks, that it is mail at all)."""
+    out: list[Prepared | ReadFailure | NotMail] = []
     with Watchdog.install(cancel) as dog:  # one handler for the chunk; each mail arms the timer
         for job in jobs:
             if isinstance(job, LocalFile):
+                check = job.check
                 try:
                     job = read_regular_file(job.path)
                 except OSError as exc:
                     out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
+                    continue
+                if check is not None and (reason := check(job)) is not None:
+                    out.append(NotMail(reason))
                     continue
             out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, dog))
     return out

@@ -32,6 +32,9 @@ class SourceMail:
     path: bytes | None = None             # a local regular file, read with read_regular_file
     #: what the importer makes of a failed read of ``path`` (a SourceProblem or SourceSkip)
     on_read_error: Callable[[OSError], "SourceItem"] | None = None
+    #: with ``path``: a module-level function of the bytes read that says why they are not mail (or None);
+    #: the pipeline runs it where it reads the file (in a worker) and lists such a file as skipped
+    content_check: Callable[[bytes], str | None] | None = None
 
     @property
     def length(self) -> int:

@@ -250,7 +250,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         try:
             tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
         except TsaError as exc:
-            err = TsaError(
+            err = type(exc)(  # a rejected login keeps its exit status
                 f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
                 f"`mailarchive timestamp run` retries it"
             )

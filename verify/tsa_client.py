@@ -48,6 +48,12 @@ class TsaError(MailArchiveError):
     exit_code = ExitCode.OPERATIONAL
 
 
+class TsaAuthError(TsaError, AuthenticationError):
+    """The TSA answered 401/407: a rejected login has its own exit status (4), like SMB, IMAP and POP3."""
+
+    exit_code = ExitCode.AUTH_FAILED
+
+
 def build_query(root: bytes) -> tuple[bytes, int]:
     """(DER TimeStampReq, nonce) via rfc3161-client: SHA-256(root) imprint, random 64-bit nonce, certReq."""
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
@@ -140,10 +146,10 @@ def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> bytes:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             body = resp.read(MAX_RESPONSE + 1)
     except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
+        if exc.code in (401, 403, 407):
             who = f"as {user!r}" if user else "without a user name (put it in the URL: https://USER@host/...)"
             hint = "" if access.password is not None else "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)"
-            raise AuthenticationError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code}){hint}") from None
+            raise TsaAuthError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code}){hint}") from None
         if exc.code == 429 or exc.code >= 500:
             raise _Transient(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
         raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None

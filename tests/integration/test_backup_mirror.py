@@ -177,7 +177,8 @@ def test_local_pack_missing_or_corrupt_is_not_propagated(tmp_path):
     r = mailarchive(home, "mirror", str(dest), "--delete", "--verify", json_out=True, check=1).result
     assert [x["file"] for x in r["missing_locally"]] == [f"medium-1/{p1.relative_to(medium).as_posix()}"]
     assert [x["file"] for x in r["corrupt_locally"]] == [f"medium-1/{p2.relative_to(medium).as_posix()}"]
-    assert r["deleted"] == [] and r["copied"] == 0
+    # No pack is copied; only the catalog backup the mirror made first (the catalog changed) and its config snapshot.
+    assert r["deleted"] == [] and r["backup_made"] and all("/db-backups/" in f or "/config/" in f for f in r["copied_files"])
     assert _sha(copy1) == sha1  # the DEST copy of the lost pack is untouched
     assert not (dest / "medium-1" / p2.relative_to(medium)).exists()
     assert not [p for p in dest.rglob("*.tmp")]

@@ -46,8 +46,10 @@ def _flow(tmp_path: Path, source: Path, medium: str, env: dict | None = None) ->
     assert len(files) >= 200
 
     imp = mailarchive(home, "import", "eml", str(source), json_out=True, env=env).result
-    assert imp["seen"] == len(files)
-    assert imp["errors"] == 0 and imp["skipped"] == 0
+    # A few corpus files hold no header block at all (a bare body): listed as "not mail", never archived.
+    not_mail = [p for p in imp["sources"][0]["problems"] if p["message"].startswith("not mail: no header block")]
+    assert imp["seen"] + len(not_mail) == len(files) and len(not_mail) <= 10
+    assert imp["errors"] == 0 and imp["skipped"] == len(not_mail)
     assert imp["archived"] + imp["duplicates"] == imp["seen"]
 
     out = tmp_path / "export"
@@ -66,8 +68,11 @@ def _flow(tmp_path: Path, source: Path, medium: str, env: dict | None = None) ->
         "--format", "json", env=env,
     )
     by_ref = {r["source_ref"]: r for r in json.loads(sightings.stdout)}
-    assert len(by_ref) == len(files)
+    skipped = {p["ref"] for p in not_mail}
+    assert len(by_ref) == len(files) - len(skipped)
     for f in files:
+        if f.relative_to(source).as_posix() in skipped:
+            continue
         row = by_ref[f.relative_to(source).as_posix()]
         if row["decision"] in ("new", "id-conflict", "exact-duplicate"):
             assert _archived_sha(f) == row["blob_id"] and row["blob_id"] in exported, f
@@ -76,7 +81,7 @@ def _flow(tmp_path: Path, source: Path, medium: str, env: dict | None = None) ->
 
     stats = mailarchive(home, "stats", json_out=True, env=env).result
     assert stats["messages"] == imp["archived"] == len(exported)
-    assert stats["sightings"] == len(files)
+    assert stats["sightings"] == len(files) - len(skipped)
     assert sum(m["messages"] for m in stats["media"]) == stats["messages"]
 
 

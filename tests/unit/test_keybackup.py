@@ -196,7 +196,8 @@ def test_every_single_character_substitution_names_its_line(lineno):
             typo = original[:pos] + sub + original[pos + 1 :]
             err = _format_error(_set_line(GOLDEN, lineno, typo))
             assert err.line == lineno, (typo, str(err))
-            assert str(err).startswith(f"line {lineno}: check character does not match")
+            label = "the 'salt:' line" if lineno == SALT_LINE else f"line {DATA_LINES.index(lineno) + 1:02d}"
+            assert str(err).startswith(f"{label} (line {lineno} of the file): check character does not match")
             tried += 1
     assert tried == len(_checked_positions(original)) * 31
 
@@ -352,7 +353,7 @@ def test_comments_and_blank_lines_may_be_left_out_and_lines_are_counted_as_typed
     lines[6] = typo
     err = _format_error(_join(lines))
     assert err.line == 7
-    assert str(err).startswith("line 7: ")
+    assert str(err).startswith("line 01 (line 7 of the file): ")
 
 
 def test_text_that_is_not_a_key_backup():

@@ -1,4 +1,11 @@
-"""The selection options every ``export`` subcommand shares (exporters/filters.py holds the logic)."""
+"""The selection options every ``export`` subcommand shares (exporters/filters.py holds the logic).
+
+An export that selects nothing is a mistake, never a silent success: a
+``--folder``, ``--domain`` or ``--address`` that names nothing the archive
+holds is a usage error (exit 2) naming it, and a selection that is empty for
+any other reason (dates, ``--where``) ends with exit status 1 before anything
+is written ("the selection matches no message").
+"""
 from __future__ import annotations
 
 import functools
@@ -6,6 +13,9 @@ import functools
 import click
 
 from exporters.filters import Filters, dry_run
+
+from ..errors import NothingSelectedError, UsageError
+from .output import human_bytes
 
 _OPTIONS = [
     click.option("--since", metavar="DATE", default=None,
@@ -34,6 +44,7 @@ def filter_options(f):
         filters = Filters(since=since, until=until, addresses=tuple(addresses), domains=tuple(domains),
                           folders=tuple(folders), spam=spam, where=where)
         filters.sql()  # bad values are usage errors before anything is opened
+        _check_selection(click.get_current_context().obj, filters)
         return f(*args, filters=filters, dry_run=dry_run, **kw)
 
     for opt in reversed(_OPTIONS):
@@ -41,9 +52,31 @@ def filter_options(f):
     return wrapper
 
 
+def _count(con, filters: Filters) -> int:
+    where, params = filters.sql()
+    return con.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
+
+
+def _check_selection(ctx, filters: Filters) -> None:
+    """Usage error for a folder, domain or address no archived mail has; exit 1 for an empty selection."""
+    with ctx.open() as archive, archive.catalog.reading() as con:
+        unknown = [
+            f"--{opt} {name!r}"
+            for opt, key in (("folder", "folders"), ("domain", "domains"), ("address", "addresses"))
+            for name in getattr(filters, key)
+            if not _count(con, Filters(**{key: (name,)}))
+        ]
+        if unknown:
+            raise UsageError(f"no archived mail matches {', '.join(unknown)}: a typo? (`mailarchive sql` lists "
+                             f"folders with \"SELECT DISTINCT folder FROM sightings\")")
+        if not _count(con, filters):
+            raise NothingSelectedError(
+                f"the selection matches no message ({filters.describe() or 'the archive is empty'}): nothing exported")
+
+
 def emit_dry_run(ctx, filters: Filters) -> None:
     """Count the selection and print it (``--dry-run``)."""
     with ctx.open() as archive:
         r = dry_run(archive, filters)
     r["filters"] = filters.describe()
-    ctx.ui.emit(r, lambda r: ctx.ui.say(f"Would export {r['count']} messages, {r['bytes'] / 1e6:.1f} MB (dry run)"))
+    ctx.ui.emit(r, lambda r: ctx.ui.say(f"Would export {r['count']} messages, {human_bytes(r['bytes'])} (dry run)"))

@@ -11,8 +11,9 @@ from rich.filesize import decimal
 from importers.eml import EmlImporter
 
 from ..errors import ExitCode
-from ..ingest import Ingest
+from ..ingest import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
 from .main import Context, cli, command, pass_ctx, subgroup
+from .output import human_bytes
 from .passwords import read_secret
 from .problems import problem_lines
 
@@ -61,6 +62,18 @@ def parse_limit() -> float | None:
         return None
 
 
+def _no_mail_finding(s: dict, resumed: bool) -> None:
+    """A run that read its source from the start and found no mail at all gets a finding (exit 1): the
+    wrong path, file, account or folder? A resumed or incremental run that finds nothing new is normal."""
+    if s["status"] != "complete" or s["seen"] or resumed:
+        return
+    why = [f"{s['skipped']} entries skipped as not mail"] if s["skipped"] else []
+    why += [f"{s['errors']} not readable as mail"] if s["errors"] else []
+    text = f"{' and '.join(why)} (listed)" if why else "nothing in it"
+    s["errors"] += 1
+    s["problems"].append({"ref": s["source"], "kind": "error", "message": f"no mail found: {text}; is this the right source?"})
+
+
 def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
     if ctx.dry_run:
@@ -80,13 +93,14 @@ def run_imports(ctx, importers) -> int:
                 previous[s] = signal.signal(s, stop)
             try:
                 summaries.append(ing.run(importer).as_dict())
+                _no_mail_finding(summaries[-1], ing.resumed)
             finally:
                 for s, h in previous.items():
                     signal.signal(s, h)
             if summaries[-1]["status"] == "interrupted":
                 break
     totals = {k: sum(s[k] for s in summaries) for k in ("seen", "archived", "duplicates", "merged", "errors", "skipped", "bytes")}
-    decisions: dict[str, int] = {}
+    decisions = dict.fromkeys(DECISIONS, 0)  # every kind, also when 0: they add up to "seen"
     for s in summaries:
         for k, v in s["decisions"].items():
             decisions[k] = decisions.get(k, 0) + v
@@ -101,15 +115,26 @@ def run_imports(ctx, importers) -> int:
     return int(ExitCode.FINDINGS) if totals["errors"] else 0
 
 
+#: Every decision an arriving mail gets; their counts add up to "seen".
+DECISIONS = (NEW, ID_CONFLICT, EXACT, DUPLICATE, JOURNAL_MERGE)
+
+
+def summary_line(r) -> str:
+    """'N seen = A archived (…) + D duplicates (…) + M journal-merge; besides: S skipped, E errors', every kind named."""
+    d = r["decisions"]
+    return (
+        f"{r['seen']} seen = {r['archived']} archived ({d.get(NEW, 0)} {NEW}, {d.get(ID_CONFLICT, 0)} {ID_CONFLICT})"
+        f" + {r['duplicates']} duplicates ({d.get(EXACT, 0)} {EXACT}, {d.get(DUPLICATE, 0)} {DUPLICATE})"
+        f" + {r['merged']} {JOURNAL_MERGE}; besides: {r['skipped']} skipped, {r['errors']} errors"
+    )
+
+
 def _print_summary(ctx, r) -> None:
     rate = r["seen"] / r["seconds"] if r["seconds"] else 0
     ctx.ui.say(
-        f"Imported: {r['seen']} seen, {r['archived']} archived, {r['duplicates']} duplicates, "
-        f"{r['errors']} errors, {r['skipped']} skipped — {r['bytes'] / 1e6:.1f} MB in {r['seconds']:.1f} s "
+        f"Imported: {summary_line(r)} — {human_bytes(r['bytes'])} in {r['seconds']:.1f} s "
         f"({rate:.0f} mails/s); runs {', '.join(map(str, r['run_ids']))}"
     )
-    if r["decisions"]:
-        ctx.ui.say("  decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["decisions"].items())))
     for line in problem_lines([p for s in r["sources"] for p in s["problems"]], ctx.ui.log is not None):
         ctx.ui.say(line)
 
@@ -124,13 +149,17 @@ def _smb_password(sources, password_file):
 @click.argument("sources", nargs=-1, required=True)
 @dry_run_option
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD).")
+@click.option("--force-raw", is_flag=True, help="Archive files that do not look like mail too (no header block: a picture, a program); flagged with their defects, kept forever.")
 @click.pass_context
-def eml_cmd(click_ctx, sources, password_file):
+def eml_cmd(click_ctx, sources, password_file, force_raw):
     """Import .eml files: each regular file below each SOURCE is one message.
 
     SOURCE is a file, a directory tree, or smb://user@host[:port]/share/path.
     Symbolic links are never followed and FIFOs or devices never opened; they
-    and empty files are listed. Killed or interrupted runs resume from the last
+    and empty files are listed. A file that does not start with a mail header
+    block (a picture, a program, a text) is skipped as "not mail" and listed,
+    never archived, unless --force-raw is given. A SOURCE that does not exist
+    exits 2; one that holds no mail exits 1. Killed or interrupted runs resume from the last
     committed file when the same command runs again; a run after a completed
     one reads everything again and records each mail as a duplicate.
 
@@ -140,5 +169,5 @@ def eml_cmd(click_ctx, sources, password_file):
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)
-    rc = run_imports(ctx, [EmlImporter(s, smb_password=password) for s in sources])
+    rc = run_imports(ctx, [EmlImporter(s, smb_password=password, force_raw=force_raw) for s in sources])
     click_ctx.exit(rc)

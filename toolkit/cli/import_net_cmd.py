@@ -7,6 +7,7 @@ import click
 
 from .import_cmd import dry_run_option, import_group, run_imports
 from .main import command
+from .output import human_bytes
 from .passwords import read_secret
 
 
@@ -37,16 +38,18 @@ def _folder_counts(ctx, run_ids: list[int]) -> list[dict]:
         ).fetchall()
     folders: dict[str, dict] = {}
     for folder, decision, n, size in rows:
-        f = folders.setdefault(folder, {"folder": folder, "seen": 0, "archived": 0, "duplicates": 0, "errors": 0, "bytes": 0})
+        f = folders.setdefault(folder, {"folder": folder, "seen": 0, "archived": 0, "duplicates": 0, "merged": 0, "errors": 0, "bytes": 0})
         f["seen"] += n
         f["bytes"] += int(size)
         if decision in ("exact-duplicate", "duplicate"):
             f["duplicates"] += n
+        elif decision == "journal-merge":
+            f["merged"] += n
         else:
             f["archived"] += n
     for ref, n in errs:
         folder = ref.split(";UIDVALIDITY=", 1)[0]
-        f = folders.setdefault(folder, {"folder": folder, "seen": 0, "archived": 0, "duplicates": 0, "errors": 0, "bytes": 0})
+        f = folders.setdefault(folder, {"folder": folder, "seen": 0, "archived": 0, "duplicates": 0, "merged": 0, "errors": 0, "bytes": 0})
         f["errors"] += n
     return sorted(folders.values(), key=lambda f: f["folder"])
 
@@ -65,8 +68,8 @@ def _run(click_ctx, importer) -> None:
             renderer(r)
             for f in r["folders"]:
                 ui.say(
-                    f"  {f['folder'] or '(no folder)'}: {f['seen']} seen, {f['archived']} archived, "
-                    f"{f['duplicates']} duplicates, {f['errors']} errors, {f['bytes'] / 1e6:.1f} MB"
+                    f"  {f['folder'] or '(no folder)'}: {f['seen']} seen = {f['archived']} archived + "
+                    f"{f['duplicates']} duplicates + {f['merged']} journal-merge; {f['errors']} errors, {human_bytes(f['bytes'])}"
                 )
 
         emit(result, render)

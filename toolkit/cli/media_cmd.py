@@ -8,17 +8,10 @@ import click
 from media_tools import registry
 
 from .main import cli, command, pass_ctx, subgroup
+from .output import human_bytes as _human_bytes
 from .passwords import read_secret
 
 media_group = subgroup(cli, "media", "Numbered storage media: local directories or smb:// shares.")
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 @command(media_group, "list")

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import click
 
-from media_tools.mirror import mirror
+from media_tools.backup import create_backup
+from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
-from ..errors import ExitCode, MailArchiveError, UsageError
+from ..errors import ExitCode, LockedError, MailArchiveError, UsageError
 from ..storage import open_storage, parse_location
 from .main import cli, command, pass_ctx
+from .output import human_bytes
 from .passwords import read_secret
 
 
@@ -53,7 +55,9 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     """Copy every medium, the verified catalog backups and the newest config snapshot to DEST.
 
     DEST (default: the mirror.dest setting, see `mailarchive config`) is a path or smb://user@host[:port]/share/path; files go to
-    DEST/medium-<id>/. Packs first, backups last, so DEST never holds a backup
+    DEST/medium-<id>/. When the catalog changed after its newest backup (or
+    has none), a catalog backup is made first, as `db backup` would, and
+    named in the output: a mirror without one cannot be restored. Packs first, backups last, so DEST never holds a backup
     whose packs are missing. Incremental and resumable; each new copy is read
     back and its SHA-256 checked. A local pack that is missing or corrupt is
     reported and never propagated as a deletion. Exit 1 when anything was
@@ -66,9 +70,11 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     else:
         storage, _ = _dest_storage(dest, password_file)
     try:
+        made = None if dry_run else _backup_first(ctx)
         with ctx.open() as archive:
             s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter(),
                        dry_run=dry_run)
+        s.backup_made = made
     finally:
         storage.close()
     r = s.as_dict()
@@ -83,8 +89,13 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
         click_ctx.exit(int(ExitCode.FINDINGS) if s.problems else 0)
 
     def human(r):
+        b = r["backup_made"]
+        if b and b.get("name"):
+            ctx.ui.say(f"Catalog backup made first ({b['reason']}): {b['kind']} {b['name']}")
+        elif b:
+            ctx.ui.say(f"[yellow]warning:[/] no catalog backup made ({b['reason']}): {b['problem']}")
         ctx.ui.say(
-            f"Mirror to {r['dest']}: {r['copied']} copied ({r['bytes_copied']} bytes), {r['already_present']} already present, "
+            f"Mirror to {r['dest']}: {r['copied']} copied ({human_bytes(r['bytes_copied'])}), {r['already_present']} already present, "
             f"{len(r['differing'])} differing, {len(r['missing_locally'])} missing locally, "
             f"{len(r['corrupt_locally'])} corrupt locally, {len(r['deleted'])} deleted; newest backup {r['newest_backup']}"
             + "".join(f"\n  differing at DEST: {d['file']}" for d in r["differing"])
@@ -94,7 +105,23 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
         )
 
     ctx.ui.emit(r, human)
-    click_ctx.exit(int(ExitCode.FINDINGS) if s.problems else 0)
+    unrestorable = r["newest_backup"] is None  # a mirror without a catalog backup cannot be restored
+    click_ctx.exit(int(ExitCode.FINDINGS) if s.problems or unrestorable else 0)
+
+
+def _backup_first(ctx) -> dict | None:
+    """A catalog backup (and config snapshot) before mirroring when none is recent: a mirror without
+    one cannot be restored. Returns what was made, or None."""
+    with ctx.open() as archive:
+        reason = backup_needed(archive)
+    if reason is None:
+        return None
+    try:
+        with ctx.open(writer=True) as archive:
+            b = create_backup(archive)
+    except LockedError as exc:  # a writer is busy: mirror what there is, and say so
+        return {"reason": reason, "name": None, "problem": f"{exc}; run `mailarchive db backup`, then mirror again"}
+    return {"reason": reason, "name": b.name, "kind": b.kind, "config_snapshot": b.config_snapshot}
 
 
 @command(cli, "restore")

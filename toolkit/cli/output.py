@@ -38,16 +38,21 @@ class Ui:
         if not self.json and not self.quiet:
             err_console.print(text)
 
-    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    def table(self, title: str, columns: list[str], rows: list[list[Any]], console: Console | None = None) -> None:
+        """A table on stdout. No cell is ever cut: on a terminal a long value (an smb:// location) wraps
+        inside its column; into a pipe or file the table is as wide as its longest row."""
         t = Table(title=title, title_justify="left")
         for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*["" if v is None else str(v) for v in r])
-        out = Console(highlight=False)
-        if not out.is_terminal:
-            out.width = 10_000  # a pipe or a file gets whole rows: cells are never cut or wrapped at 80 columns
-        out.print(t)
+            t.add_column(c, overflow="fold")
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        for r in cells:
+            t.add_row(*r)
+        if console is None:
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                widest = sum(max([len(c), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+                console = Console(highlight=False, width=max(80, widest, len(title)))
+        console.print(t)
 
     def reporter(self):
         """Progress for the core: bars on a terminal, a line every ``progress_interval`` s otherwise."""
@@ -73,6 +78,15 @@ class Ui:
             if hasattr(r, "stop"):
                 r.stop()
         self._reporters.clear()
+
+
+def human_bytes(n: float) -> str:
+    """A byte count in human units (decimal): ``512 B``, ``34.2 KB``, ``1.5 MB``, ``2.0 GB``."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
 
 
 def _json_default(o: Any):

@@ -40,7 +40,9 @@ from typing import BinaryIO, Callable, Iterator
 import smbclient
 from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError, SMBResponseException
 
-from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
+from ..errors import (
+    ObjectExistsError, ObjectMissingError, ShareMissingError, StorageError, StorageFullError, StorageLoginError,
+)
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 from .location import SMB_DEFAULTS, Location
 
@@ -54,6 +56,7 @@ _STATUS_OBJECT_NAME_NOT_FOUND = 0xC0000034
 _STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
 _STATUS_LOGON_FAILURE = 0xC000006D
 _STATUS_BAD_NETWORK_NAME = 0xC00000CC
+_STATUS_NOT_FOUND = 0xC0000225
 _FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
 _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
 
@@ -146,6 +149,7 @@ class SmbStorage(Storage):
         self.encrypted = False
         try:
             self.encrypted = self._connect(want)
+            self._check_share()
         except BaseException:
             self.close()
             raise
@@ -171,6 +175,24 @@ class SmbStorage(Storage):
                 self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
                            "connected with signing only, so mail on this link can be read on the network")
         return bool(session.encrypt_data)
+
+    def _check_share(self) -> None:
+        """Open the share's root once: a share the server does not have is named at once (smbprotocol
+        answers STATUS_BAD_NETWORK_NAME, or STATUS_NOT_FOUND after its DFS referral attempt), instead of
+        failing later as a missing file or a makedirs loop that only ends at the timeout."""
+        with self._guard(self._share_root, "opening the share"):
+            try:
+                smbclient.stat(self._share_root, **self._kw)
+            except SMBOSError as exc:
+                if exc.errno == errno.ENOENT or _status(exc) in (_STATUS_BAD_NETWORK_NAME, _STATUS_NOT_FOUND):
+                    raise self._share_missing() from None
+                raise
+
+    def _share_missing(self) -> ShareMissingError:
+        return ShareMissingError(
+            f"share '{self.loc.share}' does not exist on {self._where} (STATUS_BAD_NETWORK_NAME): "
+            f"check the share name in {self.location}"
+        )
 
     # --- deadlines and error mapping -------------------------------------------------------------
 
@@ -226,9 +248,9 @@ class SmbStorage(Storage):
                 f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
             )
         if status == _STATUS_LOGON_FAILURE:
-            return StorageError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
+            return StorageLoginError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
         if status == _STATUS_BAD_NETWORK_NAME:
-            return StorageError(f"share \\\\{self._host}\\{self.loc.share} does not exist on {self._where}")
+            return self._share_missing()
         if status is not None:
             return StorageError(f"SMB error while {what} {unc}: {exc}")
         if isinstance(exc, (SMBException, OSError, ValueError, EOFError)):

@@ -1,0 +1,41 @@
+"""Issue 21 point 3: ``mirror`` never leaves an unrestorable mirror looking like a success.
+
+Before any catalog backup it makes one first and says so (the scripted careless-user day covers that
+on Samba); when a writer holds the archive so that no backup can be made, it mirrors what there is and
+exits 1 naming the missing backup, and the next mirror makes one.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.cli import mailarchive
+from tests.corpora import REPO
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from toolkit.archive import Archive
+a = Archive.open(Path(sys.argv[1]), writer=True)
+print("locked", flush=True)
+sys.stdin.readline()
+a.close()
+"""
+
+
+def test_mirror_while_a_writer_holds_the_archive_says_no_backup(tmp_path):
+    home, dest = tmp_path / "home", tmp_path / "mirror"
+    mailarchive(home, "init", "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml" / "2019"))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(home)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        p = mailarchive(home, "mirror", str(dest), check=1)
+        assert "no catalog backup made (there is no catalog backup yet)" in " ".join(p.stderr.split())
+        assert "newest backup None" in p.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    r = mailarchive(home, "mirror", str(dest), json_out=True).result
+    assert r["backup_made"]["name"] and r["newest_backup"] == r["backup_made"]["name"]
+    assert any(f.endswith(".sealed") for f in r["copied_files"])  # the config snapshot restore needs
