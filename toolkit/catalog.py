@@ -49,6 +49,19 @@ def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | Non
     return CatalogError(f"{path} {cause} (DuckDB: {text}); {CATALOG_NEXT_STEP}")
 
 
+def _commit_failure(path: pathlib.Path, exc: BaseException) -> BaseException:
+    """A COMMIT that failed (RELIABILITY E2: the home's volume is full): the transaction is rolled
+    back and the operator told why, with the next step; anything else is raised as it was."""
+    text = str(exc)
+    if "no space left" in text.lower() or "disk quota" in text.lower():
+        return CatalogError(
+            f"{path}: the catalog's volume is full, the last commit was rolled back (DuckDB: {text}); "
+            "free space there and rerun: a rerun resumes, and a pack written before the failed commit "
+            "is listed by `mailarchive verify` as an orphan, never deleted"
+        )
+    return catalog_damage(path, exc) or exc
+
+
 def httpfs_extension_path() -> pathlib.Path:
     import duckdb_extension_httpfs
 
@@ -167,7 +180,12 @@ class Catalog:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise _commit_failure(self.path, exc) from None
             faults.hit("catalog.after_commit")  # committed to the WAL, not yet checkpointed (A6, H6)
 
         try:
