@@ -103,6 +103,7 @@ class Archive:
                     f"{archive.catalog.path} is missing; restore the home from a mirror (`mailarchive restore`) "
                     f"or rebuild the catalog from the media (`mailarchive db rebuild`)"
                 )
+            archive.catalog.refuse_newer_schema()
             if writer:
                 archive.catalog.migrate()
             return archive

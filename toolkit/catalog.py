@@ -203,6 +203,19 @@ class Catalog:
             self._con = None
 
     # -- schema -------------------------------------------------------------------------------
+    def refuse_newer_schema(self) -> None:
+        """Refuse a catalog that a newer toolkit migrated further (RELIABILITY O8): a schema
+        migration this toolkit does not know means tables it would misread or write wrongly."""
+        known = {name for name, _ in migrations()}
+        with self.reading() as con:
+            done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+        newer = sorted(done - known)
+        if newer:
+            raise CatalogError(
+                f"{self.path}: the catalog has schema migrations this toolkit does not know ({', '.join(newer)}): "
+                "it was written by a newer mailarchive-toolkit; use that version (nothing was changed)"
+            )
+
     def create(self, info: dict[str, str]) -> None:
         if self.path.exists():
             raise CatalogError(f"{self.path} already exists")
