@@ -36,7 +36,7 @@ def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | Non
     1.4.2's fix, or not written by this toolkit), is refused. The message names the cause and
     the next step.
     """
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__  # a fatal error quotes the original below its first line
     low = text.lower()
     if "aes tag" in low or "checksum" in low or "not a valid duckdb database" in low or "corrupt" in low:
         cause = "is damaged: it fails its integrity check"
@@ -177,8 +177,13 @@ class Catalog:
             try:
                 with self._damage_reported():
                     yield con
-            except BaseException:
-                con.execute("ROLLBACK")
+            except BaseException as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    if not isinstance(exc, CatalogError):
+                        raise
+                    # a damaged block fails the rollback too; nothing was committed: report the damage
                 raise
             try:
                 con.execute("COMMIT")

@@ -106,7 +106,7 @@ def test_h1_flipped_byte_anywhere_gives_the_same_clear_error(archived, tmp_path)
     root, clean_blobs = archived
     src_home = root / "home"
     data = (src_home / "catalog.duckdb").read_bytes()
-    damaged_at_query = None
+    damaged_at_query = []
     outcomes = []
     for offset in range(4096 + 100, len(data), 256 * 1024):
         home = tmp_path / f"h{offset}"
@@ -130,13 +130,20 @@ def test_h1_flipped_byte_anywhere_gives_the_same_clear_error(archived, tmp_path)
         except CatalogError as exc:
             assert "is damaged" in str(exc) and CATALOG_NEXT_STEP in str(exc), str(exc)
             outcomes.append((offset, stage))
-            if stage == "query" and damaged_at_query is None:
-                damaged_at_query = home
+            if stage == "query":
+                damaged_at_query.append(home)
     assert any(s != "ok" for _, s in outcomes), outcomes
-    assert damaged_at_query is not None, outcomes  # the file has data blocks that only a query reads
-    # the writer's first reads (schema check, then the catalog lookups) meet that damage: a clear error
-    p = _import(damaged_at_query, root / "src")
-    _assert_refused(p, 3, "is damaged")
+    assert damaged_at_query, outcomes  # the file has data blocks that only a query reads
+    # An import reads the tables it needs: where it meets the damage it stops with the clear error
+    # (exit 3), never a traceback; it may finish when the damaged block belongs to a table it never reads.
+    refused = 0
+    for home in damaged_at_query:
+        p = _import(home, root / "src")
+        assert "Traceback" not in p.stderr, p.stderr
+        if p.returncode != 0:
+            _assert_refused(p, 3, "is damaged")
+            refused += 1
+    assert refused >= 1
 
 
 # ------------------------------------------------------------------------------------- H3
