@@ -226,6 +226,17 @@ def restore(
                 else:
                     warnings.append(f"medium {m.id} is not at DEST; it keeps its old location {m.location}")
             media_info.append({"id": m.id, "state": m.state, "location": m.location, "at_dest": present})
+        # P2/R6: media at DEST newer than the config snapshot (added after the newest backup) keep
+        # their IDs: the next medium ID goes above every ID seen at DEST, and the gap is reported.
+        at_dest = {int(mm.group(1)) for n in files if (mm := _MEDIUM_RE.match(n))}
+        newer = sorted(at_dest - {m.id for m in config.media})
+        if newer:
+            config.next_medium_id = max(config.next_medium_id, max(newer) + 1)
+            warnings.append(
+                f"the mirror holds medium {', '.join(map(str, newer))}, newer than the restored catalog backup: "
+                f"their mail is not in the restored catalog (`mailarchive db rebuild --force` adopts it from the media); "
+                f"new media get IDs from {config.next_medium_id} on, never theirs"
+            )
         config.save(tmp / CONFIG_NAME)
         archive = Archive(tmp, config, key, None)
         try:

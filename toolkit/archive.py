@@ -200,6 +200,7 @@ class Archive:
                     f"{archive.catalog.path} is missing; restore the home from a mirror (`mailarchive restore`) "
                     f"or rebuild the catalog from the media (`mailarchive db rebuild`)"
                 )
+            archive.catalog.refuse_newer_schema()
             if writer:
                 archive.catalog.migrate()
                 archive.catalog.close_dead_runs()  # we hold the lock: no run is live

@@ -26,11 +26,39 @@ from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
+from . import faults
 from .errors import CatalogError, WrongKeyError
 from .migrations import migrations
 from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
+
+CATALOG_NEXT_STEP = (
+    "restore the home from a mirror (`mailarchive restore`) or rebuild the catalog from the media "
+    "(`mailarchive db rebuild --force`, which moves this file aside and never deletes it)"
+)
+
+
+def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | None:
+    """The operator's error for a DuckDB error that means the catalog file itself is unusable
+    (RELIABILITY H1, H4), or None for any other error.
+
+    Damage shows as a failed AES-GCM tag or block checksum, or as a file DuckDB does not
+    recognise; a file that is not encrypted, or encrypted with the CTR cipher (DuckDB before
+    1.4.2's fix, or not written by this toolkit), is refused. The message names the cause and
+    the next step.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__  # a fatal error quotes the original below its first line
+    low = text.lower()
+    if "aes tag" in low or "checksum" in low or "not a valid duckdb database" in low or "corrupt" in low:
+        cause = "is damaged: it fails its integrity check"
+    elif "not encrypted" in low:
+        cause = "is not encrypted, so this toolkit did not write it: refused, never opened unencrypted"
+    elif "different cipher" in low:
+        cause = "is not encrypted with AES-GCM (CTR, or an older DuckDB): refused, only GCM catalogs are opened"
+    else:
+        return None
+    return CatalogError(f"{path} {cause} (DuckDB: {text}); {CATALOG_NEXT_STEP}")
 
 
 def httpfs_extension_path() -> pathlib.Path:
@@ -114,16 +142,30 @@ class Catalog:
             except duckdb.InvalidInputException as exc:
                 if "encryption key" in str(exc).lower():
                     raise WrongKeyError(
-                        f"{self.path}: the archive key does not open this catalog (wrong key, or a catalog of another archive)"
+                        f"{self.path}: the archive key does not open this catalog: it is the catalog of another "
+                        f"archive (H3), or the key is wrong; {CATALOG_NEXT_STEP}"
                     ) from None
-                raise CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
+                raise catalog_damage(self.path, exc) or CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise CatalogError(f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
+                    raise catalog_damage(self.path, exc) or CatalogError(
+                        f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
-                raise CatalogError(f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
+                raise catalog_damage(self.path, exc) or CatalogError(
+                    f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
+
+    @contextlib.contextmanager
+    def _damage_reported(self) -> Iterator[None]:
+        """A damaged block met by a query (not at attach) becomes the same clear error (H1)."""
+        try:
+            yield
+        except duckdb.Error as exc:
+            damage = catalog_damage(self.path, exc)
+            if damage is None:
+                raise
+            raise damage from None
 
     def _detach(self) -> None:
         if self._con is not None:
@@ -138,7 +180,8 @@ class Catalog:
         con = self._attach(read_only=True)
         try:
             con.execute("USE cat")
-            yield con
+            with self._damage_reported():
+                yield con
         finally:
             con.execute("USE memory")
             self._detach()
@@ -198,18 +241,28 @@ class Catalog:
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
-                    yield con
-                except BaseException:
-                    with contextlib.suppress(duckdb.Error):
+                    with self._damage_reported():
+                        yield con
+                except BaseException as exc:
+                    try:
                         con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        if not isinstance(exc, CatalogError):
+                            raise
+                        # a damaged block fails the rollback too; nothing was committed: report the damage
                     raise
                 con.execute("COMMIT")
             except duckdb.Error as exc:
-                failure = self._write_failure(exc)
+                # a damaged file (H1), a full volume or an I/O error (E2): one clear error, the
+                # transaction rolled back, the connection dropped (the next session attaches anew)
+                failure = catalog_damage(self.path, exc) or self._write_failure(exc)
                 if failure is None:
                     raise
-                self._discard_connection()  # DuckDB may have invalidated it; the next session attaches anew
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                self._discard_connection()
                 raise failure from None
+            faults.hit("catalog.after_commit")  # committed to the WAL, not yet checkpointed (A6, H6)
 
         try:
             con.execute("USE cat")
@@ -254,6 +307,19 @@ class Catalog:
             self._con = None
 
     # -- schema -------------------------------------------------------------------------------
+    def refuse_newer_schema(self) -> None:
+        """Refuse a catalog that a newer toolkit migrated further (RELIABILITY O8): a schema
+        migration this toolkit does not know means tables it would misread or write wrongly."""
+        known = {name for name, _ in migrations()}
+        with self.reading() as con:
+            done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+        newer = sorted(done - known)
+        if newer:
+            raise CatalogError(
+                f"{self.path}: the catalog has schema migrations this toolkit does not know ({', '.join(newer)}): "
+                "it was written by a newer mailarchive-toolkit; use that version (nothing was changed)"
+            )
+
     def create(self, info: dict[str, str]) -> None:
         if self.path.exists():
             raise CatalogError(f"{self.path} already exists")
@@ -280,22 +346,23 @@ class Catalog:
         applied: list[str] = []
         con = self._attach(read_only=False)
         try:
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
-            )
-            done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
-            for name, sql in migrations():
-                if name in done:
-                    continue
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    con.execute(sql)
-                    con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                applied.append(name)
+            with self._damage_reported():
+                con.execute(
+                    "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
+                )
+                done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
+                for name, sql in migrations():
+                    if name in done:
+                        continue
+                    con.execute("BEGIN TRANSACTION")
+                    try:
+                        con.execute(sql)
+                        con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
+                        con.execute("COMMIT")
+                    except BaseException:
+                        con.execute("ROLLBACK")
+                        raise
+                    applied.append(name)
         finally:
             self._detach()
         return applied

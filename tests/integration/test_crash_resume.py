@@ -64,13 +64,23 @@ def _state(home: Path) -> dict:
     return {"blobs": [r["blob_id"] for r in rows], "packs": {p["name"]: p["bytes"] for p in packs}}
 
 
-def _check_against_clean(home: Path, medium: Path, clean_blobs: set[str]) -> None:
+# Kill points that fall between creating a pack's temp file and renaming it into place: a kill
+# there leaves that one temp file behind (B3: readers ignore it, it is never counted as mail).
+TEMP_POINTS = {"storage.after_write", "storage.after_fsync", "pack.before_commit"}
+
+
+def _check_against_clean(home: Path, medium: Path, clean_blobs: set[str], max_temp: int = 0) -> None:
+    """Compare with the clean run; ``max_temp`` is how many kills landed at a TEMP_POINTS site."""
     st = _state(home)
     assert len(st["blobs"]) == len(set(st["blobs"])), "duplicate rows after resume"
     assert set(st["blobs"]) == clean_blobs, "resumed archive differs from a clean run"
     for name, size in st["packs"].items():  # no row without its pack
         assert (medium / name).stat().st_size == size
-    assert not list(medium.rglob("*.tmp")) or True  # temp files may stay; they are never counted
+    # Temp files come only from kills while a pack was being written, at most one per such kill;
+    # any other leftover means a temp file leaked on a normal path. None is ever a catalogued pack.
+    temps = [p.relative_to(medium).as_posix() for p in medium.rglob("*.tmp")]
+    assert len(temps) <= max_temp, temps
+    assert not set(temps) & set(st["packs"])
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +106,7 @@ def test_a1_kill_at_each_point_then_resume(tmp_path, clean, point):
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
     assert summary["errors"] == 0
-    _check_against_clean(home, medium, clean_blobs)
+    _check_against_clean(home, medium, clean_blobs, max_temp=int(point in TEMP_POINTS))
     # a further run adds nothing
     again = json.loads(_run_import(home, source).stdout)
     assert again["archived"] == 0 and again["seen"] == N_MAILS
@@ -133,25 +143,37 @@ def test_a3_signal_finishes_current_pack_and_exits_130(tmp_path, clean, sig):
 
 
 def test_a4_random_crash_loop(tmp_path, clean):
-    """Repeated kills at random points and passages; the seed is printed so a failure reproduces."""
+    """A4: kills at random points and passages; the seed is printed so a failure reproduces.
+
+    CI runs one round of 8 attempts. The long soak asks for MAILARCHIVE_CRASH_KILLS kills in
+    all (e.g. 50, see bench/README.md): rounds of attempts, each on a fresh archive, until
+    that many kills have landed, every round checked against the clean run.
+    """
     source, clean_blobs = clean
     seed = int(os.environ.get("MAILARCHIVE_CRASH_SEED", random.randrange(1 << 30)))
+    want_kills = int(os.environ.get("MAILARCHIVE_CRASH_KILLS", "0"))
     print(f"crash loop seed {seed} (MAILARCHIVE_CRASH_SEED={seed} reproduces)")
     rng = random.Random(seed)
-    home, medium = tmp_path / "home", tmp_path / "m1"
-    mailarchive(home, "init", "--medium", str(medium))
-    kills = 0
-    for _ in range(8):
-        point = rng.choice(KILL_POINTS)
-        p = _run_import(home, source, fault=f"{point}:{rng.randint(1, 2)}")
-        if p.returncode == -signal.SIGKILL:
-            kills += 1
-        else:
-            assert p.returncode == 0, (seed, p.stderr)
-    assert kills >= 1, seed  # the first pass always dies; once all is archived, pack-writing points are not reached
-    p = _run_import(home, source)
-    assert p.returncode == 0, (seed, p.stderr)
-    _check_against_clean(home, medium, clean_blobs)
+    total_kills = rounds = 0
+    while rounds == 0 or total_kills < want_kills:
+        home, medium = tmp_path / f"home{rounds}", tmp_path / f"m{rounds}"
+        rounds += 1
+        mailarchive(home, "init", "--medium", str(medium))
+        kills = temp_kills = 0
+        for _ in range(8):
+            point = rng.choice(KILL_POINTS)
+            p = _run_import(home, source, fault=f"{point}:{rng.randint(1, 2)}")
+            if p.returncode == -signal.SIGKILL:
+                kills += 1
+                temp_kills += point in TEMP_POINTS
+            else:
+                assert p.returncode == 0, (seed, p.stderr)
+        assert kills >= 1, seed  # the first pass always dies; once all is archived, pack-writing points are not reached
+        p = _run_import(home, source)
+        assert p.returncode == 0, (seed, p.stderr)
+        _check_against_clean(home, medium, clean_blobs, max_temp=temp_kills)
+        total_kills += kills
+    print(f"crash loop seed {seed}: {total_kills} kills in {rounds} rounds")
 
 
 def test_a5_source_grows_between_crash_and_resume(tmp_path, clean):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -193,9 +194,35 @@ def test_probe_succeeds_and_cleans_up(medium):
     assert medium.raw_files() == []
 
 
-def test_free_space(storage):
-    free = storage.free_space()
-    assert free is None or free > 0
+def test_free_space(medium):
+    """Both storages report the free space of the volume they write to (the figure the import
+    preflight compares with), as the operating system sees that volume."""
+    free = medium.storage.free_space()
+    assert free is not None
+    p = medium.raw
+    while not p.exists():
+        p = p.parent
+    st = os.statvfs(p)
+    expected = st.f_bavail * st.f_frsize
+    # others write to the same disk meanwhile: a margin, but far below any real mistake
+    assert abs(free - expected) <= max(expected // 20, 256 << 20), (free, expected)
+
+
+def test_free_space_of_a_small_volume(tmp_path):
+    """On an 8 MiB volume the local storage reports at most 8 MiB, and 3 MiB less after 3 MiB are written."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        storage = open_storage(str(mnt / "medium"))
+        before = storage.free_space()
+        assert 7 << 20 <= before <= 8 << 20
+        storage.put("packs/three.bin", os.urandom(3 << 20))
+        after = storage.free_space()
+        assert (3 << 20) <= before - after <= (3 << 20) + (64 << 10), (before, after)
+        storage.close()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
 
 
 # --- C4: a medium that cannot be written is refused before any work -------------------------------

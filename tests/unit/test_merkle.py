@@ -52,8 +52,33 @@ def test_known_vectors_by_hand():
     assert merkle_root([a, b, c]) == N(N(a, b), c)
     assert merkle_root([a, b, c, d, e]) == N(N(N(a, b), N(c, d)), e)
     assert merkle_root([a, b, c, d, e, f, g, h]) == N(N(N(a, b), N(c, d)), N(N(e, f), N(g, h)))
-    # A fixed value, so a change of hashing rules cannot pass unnoticed.
-    assert merkle_root([leaf_hash_message(b"\x00" * 32)]).hex() == H(b"\x00" + b"\x00" * 32).hex()
+
+
+# The published Certificate Transparency test data (also used for RFC 9162 trees): eight
+# leaf inputs of varying length and the tree heads of their first 1..8 leaves. The roots are
+# fixed hex values from that data set, not computed here, so a change of the hashing rules
+# (prefix bytes, split point, odd-node handling) cannot pass unnoticed.
+CT_LEAF_INPUTS = ["", "00", "10", "2021", "3031", "40414243",
+                  "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
+CT_ROOTS = [
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+]
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_certificate_transparency_vectors(n):
+    leaves = [H(b"\x00" + bytes.fromhex(x)) for x in CT_LEAF_INPUTS[:n]]
+    assert merkle_root(leaves).hex() == CT_ROOTS[n - 1]
+    # every audit path of the published tree leads back to its published root
+    for i in range(n):
+        assert root_from_path(leaves[i], i, n, inclusion_path(leaves, i)).hex() == CT_ROOTS[n - 1]
 
 
 @pytest.mark.parametrize("n", range(1, 21))

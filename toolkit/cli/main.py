@@ -1,6 +1,7 @@
 """The ``mailarchive`` command: global options, command groups, and the one error → exit code place."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -167,6 +168,19 @@ def _terminated(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a command as Ctrl-C does: cleanup runs, exit 130
 
 
+def _report_write_failure(exc: OSError) -> None:
+    """A write that failed outside the archive's own storage code, such as the output or log on a
+    full volume (RELIABILITY E7): reported on stderr, exit 3, never a traceback."""
+    where = exc.filename or "the output (stdout)"
+    try:
+        sys.stdout = open(os.devnull, "w")  # nothing more can be written there; keep exit quiet
+        err_console.print(f"[red]error:[/] cannot write {where}: {exc.strerror}; "
+                          "what was committed stays consistent: free space and rerun (a rerun resumes)",
+                          markup=True, highlight=False)
+    finally:
+        sys.exit(int(ExitCode.OPERATIONAL))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
@@ -174,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signal.SIGTERM, _terminated)
     try:
         rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
+        sys.stdout.flush()  # a full disk under a redirected stdout shows here, not at interpreter exit
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+        _report_write_failure(exc)
     except MailArchiveError as exc:
         err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         _exit(int(exc.exit_code), str(exc))
