@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from email.header import Header
 from email.parser import HeaderParser
 from email.policy import compat32
-from email.utils import encode_rfc2231, format_datetime, formataddr
+from email.utils import encode_rfc2231, format_datetime, formataddr, parseaddr
 from typing import Any
 
 #: Name and version of this converter: part of every converted mail's record in the catalog. A
@@ -267,14 +267,35 @@ def _rtf(msg: MapiMessage, problems: list[str]) -> bytes | None:
         return None
 
 
+_RTFDE: list = []
+
+
+def _deencapsulator():
+    """RTFDE's DeEncapsulator with its lark parser built once per process (RTFDE builds it again for
+    every message, which costs far more than the parse itself)."""
+    if not _RTFDE:
+        from lark import Lark
+        from RTFDE.deencapsulate import DeEncapsulator
+        from RTFDE.grammar import make_concise_grammar
+
+        parser = Lark(make_concise_grammar(), parser="lalr", keep_all_tokens=True, use_bytes=True,
+                      propagate_positions=True)
+
+        class Cached(DeEncapsulator):
+            def parse_rtf(self, rtf):
+                self.parser = parser
+                self.full_tree = parser.parse(rtf)
+
+        _RTFDE.append(Cached)
+    return _RTFDE[0]
+
+
 def _deencapsulate(rtf: bytes, problems: list[str]) -> tuple[str, str] | None:
     """("html"|"text", content) for RTF that wraps HTML or text, else None (native RTF)."""
     if b"\\fromhtml" not in rtf[:2048] and b"\\fromtext" not in rtf[:2048]:
         return None
     try:
-        from RTFDE.deencapsulate import DeEncapsulator
-
-        d = DeEncapsulator(rtf)
+        d = _deencapsulator()(rtf)
         d.deencapsulate()
     except Exception as exc:  # noqa: BLE001 — kept as body.rtf then
         problems.append(f"RTF body could not be de-encapsulated ({type(exc).__name__}); kept as body.rtf")
@@ -329,6 +350,12 @@ def _attachment_part(att: MapiAttachment, problems: list[str], depth: int) -> _P
     mime = (att.mime_type or "").strip().lower()
     if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+", mime):
         mime = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+    if mime.startswith("message/") or mime == "text/rfc822-headers":
+        # a message (or report) part is itself MIME: kept as it is, never base64-wrapped
+        data = att.data.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+        cte = "7bit" if data.isascii() else "8bit"
+        return _Part([("Content-Type", mime), ("Content-Transfer-Encoding", cte),
+                      ("Content-Disposition", "attachment" + _param("filename", name))], data)
     inline = bool(att.content_id)
     disp = ("inline" if inline else "attachment") + _param("filename", name)
     return _leaf(mime + _param("name", name), att.data, disposition=disp, cid=att.content_id,
@@ -356,7 +383,9 @@ def _encode_text(value: str) -> str:
 
 def _address(name: str | None, addr: str | None) -> str:
     name = (name or "").replace("\r", " ").replace("\n", " ")
-    addr = addr or ""
+    addr = (addr or "").strip()
+    if "<" in addr:  # an address property holding "name <addr>": keep the address
+        addr = parseaddr(addr)[1] or addr
     if not addr or "@" not in addr:
         # an X.500 DN or no address at all: keep the name, mark the address as not resolvable
         addr = "unresolved@invalid"
