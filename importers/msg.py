@@ -28,6 +28,7 @@ from .walk import FileEntry, TreeSource, entry_cursor, iter_after, read_local, r
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 PT_STRING8 = 0x001E
+VIA = f"msg:{mapi.CONVERTER}"
 
 
 def is_msg(head: bytes) -> bool:
@@ -129,7 +130,7 @@ class MsgImporter(TreeSource):
 
     def __init__(self, location: str, smb_password: str | None = None):
         super().__init__(location, smb_password)
-        self.via = f"msg:{mapi.CONVERTER}"
+        self.via = VIA
 
     def _item(self, entry: FileEntry, read) -> SourceItem:
         ref = ref_text(entry.rel)
@@ -181,7 +182,7 @@ def item_from_msg(data: bytes, ref: str, cursor, folder: str | None) -> SourceIt
     except Exception as exc:  # noqa: BLE001 — a damaged .msg is listed, never a traceback
         return SourceProblem(ref, f"not a readable Outlook .msg file: {type(exc).__name__}: {exc}", cursor)
     return SourceMail(raw=built.raw, ref=ref, folder=folder, flags=mapi.mail_flags(m),
-                      internal_date=mapi.internal_date(m), cursor=cursor)
+                      internal_date=mapi.internal_date(m), cursor=cursor, via=VIA)
 
 
 def _convert_with_meta(data: bytes):

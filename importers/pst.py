@@ -37,6 +37,7 @@ PST_MAGIC = b"!BDN"
 MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
 PR_IPM_SUBTREE_ENTRYID = 0x35E0
 PR_PST_PASSWORD = 0x67FF
+VIA = f"pst:{mapi.CONVERTER}"
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -148,7 +149,7 @@ class PstImporter:
         self.location = parse_location(location)
         if self.location.is_smb:
             raise SourceError(f"{location}: import pst reads local files only so far (copy the store first)")
-        self.via = f"pst:{mapi.CONVERTER}"
+        self.via = VIA
         self.source_uri = f"pst:{self.location}"
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
@@ -182,12 +183,13 @@ class PstImporter:
 
 
 def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,
-               cursor_wrap=lambda c: c) -> Iterator[SourceItem]:
-    """Every item of one store, after ``inner`` (a cursor of this store, or None)."""
+               cursor_wrap=lambda c: c, identity: str | None = None) -> Iterator[SourceItem]:
+    """Every item of one store, after ``inner`` (a cursor of this store, or None). ``cursor_wrap``
+    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy."""
     import pypff
 
     key = base64.b64encode(rel).decode("ascii")
-    identity = store_identity(path)
+    identity = identity or store_identity(path)
     done = cursor_wrap({"path_b64": key, "done": True})
     if inner is not None and inner.get("identity") != identity:
         inner = None  # the store changed: read it again
@@ -269,4 +271,4 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, cur: dict)
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
     return SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
-                      internal_date=mapi.internal_date(msg), cursor=cur)
+                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA)

@@ -32,6 +32,9 @@ class SourceMail:
     path: bytes | None = None             # a local regular file, read with read_regular_file
     #: what the importer makes of a failed read of ``path`` (a SourceProblem or SourceSkip)
     on_read_error: Callable[[OSError], "SourceItem"] | None = None
+    #: how this mail arrived when it differs from the importer's ``via`` (a mail converted from an
+    #: Outlook file inside ``import share`` names its converter: ``msg:mapi2mime/1``)
+    via: str | None = None
 
     @property
     def length(self) -> int:

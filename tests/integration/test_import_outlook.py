@@ -171,3 +171,54 @@ def test_pst_resume_from_a_cursor_gives_the_rest():
     rest = list(PstImporter(str(store)).scan(full[k].cursor, NullReporter()))
     assert [i.ref for i in rest] == [i.ref for i in full[k + 1:]]
     assert [getattr(i, "raw", None) for i in rest] == [getattr(i, "raw", None) for i in full[k + 1:]]
+
+
+def _mixed_tree(root):
+    """PST, OST-free small stores, MSG, TNEF, EML and an mbox side by side (names that hide nothing)."""
+    import shutil
+
+    from tests.corpora import REPO
+
+    corpus = corpora_dir() / "d-pst-msg"
+    (root / "outlook" / "stores").mkdir(parents=True)
+    shutil.copy(corpus / "pstsdk" / "test_unicode.pst", root / "outlook" / "stores" / "old.pst")
+    shutil.copy(corpus / "aspose-email" / "SampleContacts.pst", root / "outlook" / "stores" / "contacts")
+    shutil.copy(corpus / "outlook-message-parser" / "simple sent.msg", root / "outlook" / "dragged.dat")
+    shutil.copy(corpus / "mimekit-tnef" / "body.tnef", root / "outlook" / "winmail.dat")
+    (root / "mail").mkdir()
+    (root / "mail" / "one.eml").write_bytes(
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: eml\r\nMessage-ID: <mix-1@example.com>\r\n\r\nbody\r\n")
+    shutil.copy(REPO / "sample_data" / "mbox" / "lists.mbox", root / "mail" / "lists.mbox")
+
+
+def _check_mixed(result, rows):
+    assert result["errors"] == 0
+    assert result["seen"] == 2 + 1 + 1 + 5
+    by_via = {}
+    for r in rows:
+        by_via[r["via"]] = by_via.get(r["via"], 0) + 1
+    assert by_via == {"pst:mapi2mime/1": 2, "msg:mapi2mime/1": 1, "share": 6}
+    folders = {r["folder"] for r in rows if r["via"].startswith("pst:")}
+    assert folders == {"outlook/stores/old.pst", "outlook/stores/old.pst/Folder"}
+    listed = {p["ref"]: p["message"] for p in result["sources"][0]["problems"]}
+    assert listed["outlook/winmail.dat"].startswith("TNEF")
+    assert sum(m == "not mail: IPM.Contact" for m in listed.values()) == 6
+
+
+def test_share_routes_outlook_files_by_content(home, tmp_path):
+    root = tmp_path / "tree"
+    _mixed_tree(root)
+    r = mailarchive(home, "import", "share", str(root), json_out=True).result
+    _check_mixed(r, _sql(home, "SELECT via, folder FROM sightings"))
+    again = mailarchive(home, "import", "share", str(root), json_out=True).result
+    assert again["archived"] == 0 and again["duplicates"] == 9
+
+
+@pytest.mark.samba
+def test_share_on_samba_routes_outlook_files(home, samba, smb_location):
+    sub = smb_location.rstrip("/").rpartition("/")[2]
+    root = samba.share_dir / sub
+    root.mkdir()
+    _mixed_tree(root)
+    r = mailarchive(home, "import", "share", smb_location, json_out=True, timeout=120).result
+    _check_mixed(r, _sql(home, "SELECT via, folder FROM sightings"))
