@@ -14,6 +14,11 @@ device opened, names as bytes). Then
 * every other regular file is looked at (its first 64 KiB, after
   decompression when it starts with gzip/bzip2/xz magic bytes):
 
+  - Outlook files, by their signature: ``!BDN`` (PST/OST store: every
+    mail item, as ``import pst`` reads it; the folder is the file's path
+    plus the store's folder), an OLE2 compound file with MSG streams (one
+    mail, as ``import msg``), ``78 9F 3E 22`` (a TNEF ``winmail.dat``: one
+    mail). These mails are converted; their sightings name the converter;
   - first line a From_ line (``From `` + sender + date, optionally after
     empty lines or a UTF-8 BOM), or any other line starting with ``From ``
     (not a ``From:`` field) followed by a mail header block → an mbox,
@@ -66,13 +71,13 @@ from . import maildir as md
 from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
 from .pst import PST_MAGIC, scan_store
+from .tnef import TNEF_MAGIC, item_from_tnef
 from .walk import FileEntry, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
 EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
 PST, MSG, TNEF = "pst", "msg", "tnef"
-TNEF_MAGIC = b"\x78\x9f\x3e\x22"  # 0x223E9F78, little-endian
 
 _HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 #: At least one of these must be in a header block for a file to count as a mail.
@@ -464,16 +469,13 @@ class ShareImporter:
         """A PST/OST store, a .msg file or a TNEF file, converted like ``import pst``/``import msg`` do."""
         ref = ref_text(e.rel)
         done = {"path_b64": _b64(e.rel), "inner": None}
-        if kind == TNEF:
-            yield SourceSkip(ref, "TNEF (winmail.dat) file: not imported yet", done)
-            return
-        if kind == MSG:
+        if kind in (MSG, TNEF):
             try:
                 raw = tree.read(e)
             except (OSError, StorageError) as exc:
                 yield self._read_failure(ref, exc, done)
                 return
-            yield item_from_msg(raw, ref, done, _dir_folder(e.rel))
+            yield (item_from_msg if kind == MSG else item_from_tnef)(raw, ref, done, _dir_folder(e.rel))
             return
         wrap = lambda c: {"path_b64": _b64(e.rel), "inner": None if c.get("done") else c}  # noqa: E731
         identity = f"{e.size}:{int(e.mtime * 1e9)}"

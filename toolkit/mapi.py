@@ -109,6 +109,8 @@ class MapiMessage:
     attachments: list[MapiAttachment] = field(default_factory=list)
     #: code page of 8-bit strings the reader could not decode itself (ANSI stores)
     codepage: int | None = None
+    #: the RTF body already decompressed, for a reader that gives no PR_RTF_COMPRESSED (TNEF)
+    rtf: bytes | None = None
 
     def text(self, pid: int) -> str | None:
         v = self.props.get(pid)
@@ -257,7 +259,7 @@ def _html_bytes(msg: MapiMessage) -> tuple[bytes, str] | None:
 def _rtf(msg: MapiMessage, problems: list[str]) -> bytes | None:
     raw = msg.props.get(PR_RTF_COMPRESSED)
     if not isinstance(raw, bytes) or len(raw) < 16:
-        return None
+        return msg.rtf.rstrip(b"\x00") if msg.rtf and msg.rtf.strip(b"\x00") else None
     import compressed_rtf
 
     try:
