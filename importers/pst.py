@@ -10,7 +10,7 @@ Mail items are the classes IPM.Note*, REPORT.*, IPM.Schedule.* and IPM.Post (Del
 included); every other item (contacts, appointments, tasks, distribution lists, FreeBusy data) is
 listed as a skip naming its class, not imported. A PST password (0x67FF) is only a flag in the
 store: the store is read and the flag reported as a warning. An embedded message (attach method 5)
-is not reachable with pypff: the mail keeps a note part naming it and the run lists a problem.
+is not reachable with pypff: the mail keeps a note part naming it and the run warns about it.
 
 Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime,
 the NID of the folder and the index and NID of the last item handed on. A rerun of the same store
@@ -222,8 +222,13 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                 yield SourceProblem(f"{ref}#{folder_path}", f"folder not readable: {exc}", None)
                 continue
             for i in range(start, n):
-                yield _one(folder, i, ref, folder_path, codepage,
-                           cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
+                item = _one(folder, i, ref, folder_path, codepage,
+                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
+                if isinstance(item, tuple):
+                    item, problems = item
+                    for p in problems:
+                        reporter.warn(f"{item.ref}: {p}")
+                yield item
     finally:
         f.close()
 
@@ -270,5 +275,6 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, cur: dict)
         built = mapi.build(msg)
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
-    return SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
+    mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
                       internal_date=mapi.internal_date(msg), cursor=cur, via=VIA)
+    return (mail, built.problems) if built.problems else mail

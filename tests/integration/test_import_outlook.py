@@ -229,3 +229,39 @@ def test_share_on_samba_routes_outlook_files(home, samba, smb_location):
     _mixed_tree(root)
     r = mailarchive(home, "import", "share", smb_location, json_out=True, timeout=120).result
     _check_mixed(r, _sql(home, "SELECT via, folder FROM sightings"))
+
+
+def _pst_import(home, store, fault=None):
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli import PASSWORD
+
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_PACK_TARGET": str(64 * 1024)}
+    env.pop("MAILARCHIVE_FAULT", None)
+    if fault:
+        env["MAILARCHIVE_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "pst", str(store)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_pst_kill_9_then_rerun_gives_the_clean_blob_set(tmp_path):
+    import signal
+
+    store = corpora_dir() / "d-pst-msg" / "aspose-email" / "SampleOstFile.ost"
+    blobs = {}
+    for name, fault in (("clean", None), ("killed", "after_db_commit:2")):
+        home = tmp_path / name
+        mailarchive(home, "init", "--medium", str(tmp_path / f"m-{name}"))
+        p = _pst_import(home, store, fault)
+        if fault:
+            assert p.returncode == -signal.SIGKILL, p.stderr
+            p = _pst_import(home, store)
+            resumed = json.loads(p.stdout)
+            assert resumed["seen"] < 87  # it went on after the committed part, not from the start
+        assert p.returncode == 0, p.stderr
+        rows = _sql(home, "SELECT blob_id FROM messages")
+        blobs[name] = [r["blob_id"] for r in rows]
+    assert len(blobs["killed"]) == len(set(blobs["killed"]))
+    assert set(blobs["killed"]) == set(blobs["clean"]) and len(blobs["clean"]) > 80
