@@ -265,3 +265,29 @@ def test_pst_kill_9_then_rerun_gives_the_clean_blob_set(tmp_path):
         blobs[name] = [r["blob_id"] for r in rows]
     assert len(blobs["killed"]) == len(set(blobs["killed"]))
     assert set(blobs["killed"]) == set(blobs["clean"]) and len(blobs["clean"]) > 80
+
+
+@pytest.mark.parametrize("name", ["S_MIME test message signed.msg", "OutlookMessage with X500 dual address.msg"])
+def test_smime_signed_msg_converts_to_a_signature_openssl_accepts(tmp_path, name):
+    import subprocess
+
+    from importers.msg import item_from_msg
+
+    src = corpora_dir() / "d-pst-msg" / "outlook-message-parser" / name
+    item = item_from_msg(src.read_bytes(), name, None, None)
+    out = tmp_path / "signed.eml"
+    out.write_bytes(item.raw)
+    assert email.message_from_bytes(item.raw, policy=email.policy.default).get_content_type() == "multipart/signed"
+    p = subprocess.run(["openssl", "smime", "-verify", "-noverify", "-in", str(out), "-out", str(tmp_path / "content")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    # a changed byte in the signed content makes openssl refuse it: the check is real
+    tampered = item.raw
+    body_at = tampered.index(b"\r\n\r\n--") + 4
+    boundary_end = tampered.index(b"\r\n", body_at)
+    first_part_at = tampered.index(b"\r\n\r\n", boundary_end) + 4
+    bad = tampered[:first_part_at] + (b"X" if tampered[first_part_at:first_part_at + 1] != b"X" else b"Y") + tampered[first_part_at + 1:]
+    (tmp_path / "bad.eml").write_bytes(bad)
+    p = subprocess.run(["openssl", "smime", "-verify", "-noverify", "-in", str(tmp_path / "bad.eml"), "-out", "/dev/null"],
+                       capture_output=True, text=True)
+    assert p.returncode != 0
