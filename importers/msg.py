@@ -15,7 +15,6 @@ folder is the file's directory, flags and internal date come from the MAPI prope
 """
 from __future__ import annotations
 
-import io
 from typing import Iterator
 
 from toolkit import mapi
@@ -38,7 +37,7 @@ def is_msg(head: bytes) -> bool:
                                             or "__properties_version1.0".encode("utf-16-le") in head)
 
 
-def _props(collection, codepage_holder: list) -> dict:
+def _props(collection) -> dict:
     props = {}
     for p in collection.iter_properties():
         if p.property_type == PT_STRING8 and p.raw_direct_stream is not None:
@@ -49,7 +48,7 @@ def _props(collection, codepage_holder: list) -> dict:
 
 
 def _recipient(r) -> mapi.MapiRecipient:
-    props = _props(r.properties, [])
+    props = _props(r.properties)
 
     def text(pid):
         v = props.get(pid)
@@ -75,7 +74,7 @@ def _embedded_from_storage(storage):
 
 
 def _attachment(a, depth: int) -> mapi.MapiAttachment:
-    props = _props(a.properties, [])
+    props = _props(a.properties)
     hidden = bool(props.get(0x7FFE))
     name = a.filename or (props.get(0x3001) if isinstance(props.get(0x3001), str) else None)
     att = mapi.MapiAttachment(name=name, mime_type=a.mime_type, content_id=a.content_id, method=a.attach_method,
@@ -103,7 +102,7 @@ def _attachment(a, depth: int) -> mapi.MapiAttachment:
 
 def from_foss(m, depth: int = 0) -> mapi.MapiMessage:
     """A ``toolkit.mapi.MapiMessage`` from an aspose-email-foss ``MapiMessage``."""
-    props = _props(m.properties, [])
+    props = _props(m.properties)
     cp = props.get(0x3FFD) if isinstance(props.get(0x3FFD), int) else None
     msg = mapi.MapiMessage(props=props, codepage=cp)
     msg.recipients = [_recipient(r) for r in m.recipients]
@@ -113,14 +112,7 @@ def from_foss(m, depth: int = 0) -> mapi.MapiMessage:
 
 def convert(data: bytes) -> mapi.Built:
     """RFC 5322 bytes of one .msg file's content (raises on a file the reader cannot parse)."""
-    from aspose.email_foss.cfb.reader import CFBReader
-    from aspose.email_foss.msg.reader import MsgReader
-    from aspose.email_foss.msg.mapi_message import MapiMessage as FossMessage
-    from aspose.email_foss.msg.writer import MsgDocument
-
-    with MsgReader(CFBReader(data)) as reader:
-        m = FossMessage.from_msg_document(MsgDocument.from_reader(reader))
-    return mapi.build(from_foss(m))
+    return _convert_with_meta(data)[0]
 
 
 class MsgImporter(TreeSource):
@@ -132,7 +124,7 @@ class MsgImporter(TreeSource):
         super().__init__(location, smb_password)
         self.via = VIA
 
-    def _item(self, entry: FileEntry, read) -> SourceItem:
+    def _item(self, entry: FileEntry, read, reporter: Reporter) -> SourceItem:
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         if entry.skip_reason:
@@ -145,7 +137,7 @@ class MsgImporter(TreeSource):
             return SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", cur)
         if not is_msg(data[:65536]):
             return SourceSkip(ref, "not an Outlook .msg file (no OLE2 compound file with MSG streams)", cur)
-        return item_from_msg(data, ref, cur, folder=_folder(entry.rel))
+        return item_from_msg(data, ref, cur, folder=_folder(entry.rel), warn=reporter.warn)
 
     def _scan_local(self, after, reporter: Reporter) -> Iterator[SourceItem]:
         import os
@@ -155,7 +147,7 @@ class MsgImporter(TreeSource):
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):
-            yield self._item(entry, lambda e: read_local(root, e, single))
+            yield self._item(entry, lambda e: read_local(root, e, single), reporter)
 
     def _scan_smb(self, after, reporter: Reporter) -> Iterator[SourceItem]:
         try:
@@ -164,7 +156,7 @@ class MsgImporter(TreeSource):
             raise SourceError(f"{self.location}: {exc}") from None
         try:
             for entry in iter_after(walk_storage(storage), after):
-                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")))
+                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")), reporter)
         finally:
             storage.close()
 
@@ -174,13 +166,15 @@ def _folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
-def item_from_msg(data: bytes, ref: str, cursor, folder: str | None) -> SourceItem:
-    """One converted mail from a .msg file's bytes, or a problem naming the file."""
+def item_from_msg(data: bytes, ref: str, cursor, folder: str | None, warn=None) -> SourceItem:
+    """One converted mail from a .msg file's bytes, or a problem naming the file; ``warn`` hears
+    what the conversion could not carry (an OLE object, an RTF body kept as body.rtf)."""
     try:
-        from aspose.email_foss.cfb.reader import CFBReader  # noqa: F401 — fail early if missing
         built, m = _convert_with_meta(data)
     except Exception as exc:  # noqa: BLE001 — a damaged .msg is listed, never a traceback
         return SourceProblem(ref, f"not a readable Outlook .msg file: {type(exc).__name__}: {exc}", cursor)
+    for p in built.problems if warn is not None else ():
+        warn(f"{ref}: {p}")
     return SourceMail(raw=built.raw, ref=ref, folder=folder, flags=mapi.mail_flags(m),
                       internal_date=mapi.internal_date(m), cursor=cursor, via=VIA)
 
@@ -197,4 +191,3 @@ def _convert_with_meta(data: bytes):
     return mapi.build(m), m
 
 
-__all__ = ["MsgImporter", "convert", "from_foss", "is_msg", "item_from_msg", "OLE2_MAGIC", "io"]

@@ -475,7 +475,10 @@ class ShareImporter:
             except (OSError, StorageError) as exc:
                 yield self._read_failure(ref, exc, done)
                 return
-            yield (item_from_msg if kind == MSG else item_from_tnef)(raw, ref, done, _dir_folder(e.rel))
+            if kind == MSG:
+                yield item_from_msg(raw, ref, done, _dir_folder(e.rel), warn=reporter.warn)
+            else:
+                yield item_from_tnef(raw, ref, done, _dir_folder(e.rel))
             return
         wrap = lambda c: {"path_b64": _b64(e.rel), "inner": None if c.get("done") else c}  # noqa: E731
         identity = f"{e.size}:{int(e.mtime * 1e9)}"
