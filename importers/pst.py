@@ -12,7 +12,8 @@ listed as a skip naming its class, not imported. A PST password (0x67FF) is only
 store: the store is read and the flag reported as a warning. An embedded message (attach method 5)
 is not reachable with pypff: the mail keeps a note part naming it and the run warns about it.
 
-Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime,
+Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime
+(on a share: as the share lists them; the store is read from a private temporary copy),
 the NID of the folder and the index and NID of the last item handed on. A rerun of the same store
 skips the folders before that folder and the items up to that index; a changed store is read again
 from the start (what was archived is recognised as exact duplicates).
@@ -20,18 +21,21 @@ from the start (what was archived is recognised as exact duplicates).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import os
+import shutil
 import struct
+import tempfile
 from typing import Any, Iterator
 
 from toolkit import mapi
-from toolkit.errors import SourceError
+from toolkit.errors import SourceError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
-from toolkit.storage import parse_location
+from toolkit.storage import open_storage, parse_location
 
-from .walk import ref_text, walk_local
+from .walk import ref_text, walk_local, walk_storage
 
 PST_MAGIC = b"!BDN"
 MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
@@ -143,43 +147,72 @@ def store_identity(path: bytes) -> str:
 
 
 class PstImporter:
-    """PST/OST files (a file or every file below a directory whose content starts with ``!BDN``)."""
+    """PST/OST files (a file or every file below a directory whose content starts with ``!BDN``),
+    local or on an SMB share (a store there is copied to a private temporary file for its reader)."""
 
     def __init__(self, location: str, smb_password: str | None = None):
         self.location = parse_location(location)
-        if self.location.is_smb:
-            raise SourceError(f"{location}: import pst reads local files only so far (copy the store first)")
+        self._smb_password = smb_password
         self.via = VIA
         self.source_uri = f"pst:{self.location}"
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
-        root = os.fsencode(self.location.path)
-        entries = walk_local(root)
-        single = os.path.isfile(root) and not os.path.islink(root)
         after = base64.b64decode(cursor["path_b64"]) if isinstance(cursor, dict) and cursor.get("path_b64") else None
-        reporter.start("scan", len(entries), "files")
-        for e in entries:
-            if after is not None and e.rel < after:
-                continue
-            inner = cursor if after is not None and e.rel == after else None
-            if inner is not None and inner.get("done"):
-                continue
-            ref = ref_text(e.rel)
-            done = {"path_b64": base64.b64encode(e.rel).decode("ascii"), "done": True}
-            if e.skip_reason:
-                yield SourceSkip(ref, e.skip_reason, done)
-                continue
-            path = root if single else os.path.join(root, e.rel)
+        if self.location.is_smb:
             try:
-                with open(path, "rb") as f:
-                    magic = f.read(4)
-            except OSError as exc:
-                yield SourceProblem(ref, f"cannot read: {exc.strerror}", done)
-                continue
-            if magic != PST_MAGIC:
-                yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
-                continue
-            yield from scan_store(path, ref, e.rel, inner, reporter)
+                storage = open_storage(self.location, self._smb_password)
+                entries = walk_storage(storage)
+            except StorageError as exc:
+                raise SourceError(f"{self.location}: {exc}") from None
+            magic = lambda e: storage.read(e.rel.decode("utf-8"), 0, 4)  # noqa: E731
+            local = lambda e: _smb_copy(storage, e)  # noqa: E731
+        else:
+            storage = None
+            root = os.fsencode(self.location.path)
+            entries = walk_local(root)
+            single = os.path.isfile(root) and not os.path.islink(root)
+
+            def magic(e):
+                with open(root if single else os.path.join(root, e.rel), "rb") as f:
+                    return f.read(4)
+
+            local = lambda e: contextlib.nullcontext(root if single else os.path.join(root, e.rel))  # noqa: E731
+        try:
+            reporter.start("scan", len(entries), "files")
+            for e in entries:
+                if after is not None and e.rel < after:
+                    continue
+                inner = cursor if after is not None and e.rel == after else None
+                if inner is not None and inner.get("done"):
+                    continue
+                ref = ref_text(e.rel)
+                done = {"path_b64": base64.b64encode(e.rel).decode("ascii"), "done": True}
+                if e.skip_reason:
+                    yield SourceSkip(ref, e.skip_reason, done)
+                    continue
+                try:
+                    head = magic(e)
+                except (OSError, StorageError) as exc:
+                    yield SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", done)
+                    continue
+                if head != PST_MAGIC:
+                    yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
+                    continue
+                with local(e) as path:
+                    yield from scan_store(path, ref, e.rel, inner, reporter,
+                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None)
+        finally:
+            if storage is not None:
+                storage.close()
+
+
+@contextlib.contextmanager
+def _smb_copy(storage, e):
+    with tempfile.NamedTemporaryFile(prefix="mailarchive-store-") as tmp:
+        with storage.open_read(e.rel.decode("utf-8")) as src:
+            shutil.copyfileobj(src, tmp, 1 << 20)
+        tmp.flush()
+        yield os.fsencode(tmp.name)
 
 
 def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,

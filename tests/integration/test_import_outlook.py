@@ -254,6 +254,11 @@ def test_share_on_samba_routes_outlook_files(home, samba, smb_location):
     _mixed_tree(root)
     r = mailarchive(home, "import", "share", smb_location, json_out=True, timeout=120).result
     _check_mixed(r, _sql(home, "SELECT via, folder FROM sightings"))
+    # import pst on the share: the same store, the same bytes (exact duplicates), folders as locally
+    p = mailarchive(home, "import", "pst", f"{smb_location}/outlook/stores", json_out=True, timeout=120).result
+    assert p["errors"] == 0 and p["seen"] == 2 and p["decisions"] == {"exact-duplicate": 2}
+    rows = _sql(home, "SELECT folder FROM sightings WHERE source_uri LIKE 'pst:%'")
+    assert sorted(r["folder"] or "" for r in rows) == ["", "Folder"]
 
 
 def _pst_import(home, store, fault=None):

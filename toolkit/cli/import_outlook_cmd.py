@@ -35,27 +35,24 @@ def msg_cmd(click_ctx, sources, password_file):
 
 @command(import_group, "pst")
 @click.argument("sources", nargs=-1, required=True)
+@click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
 @click.pass_context
-def pst_cmd(click_ctx, sources):
+def pst_cmd(click_ctx, sources, password_file):
     """Import Outlook PST and OST stores: every folder, every mail item.
 
-    SOURCE is a store file or a directory (every file in it that starts with
-    the PST signature). Folders are recorded as Outlook shows them (Inbox,
-    Inbox/Sub, Deleted Items); mail items (IPM.Note*, REPORT.*,
-    IPM.Schedule.*, IPM.Post) are converted deterministically, so a rerun
-    records duplicates; contacts, appointments, tasks, distribution lists
-    and FreeBusy items are listed as skipped with their class. A killed run
-    resumes after the last committed item of the store.
+    SOURCE is a store file, a directory (every file in it that starts with
+    the PST signature) or smb://user@host[:port]/share/path (each store is
+    copied to a private temporary file while it is read). Folders are
+    recorded as Outlook shows them (Inbox, Inbox/Sub, Deleted Items); mail
+    items (IPM.Note*, REPORT.*, IPM.Schedule.*, IPM.Post) are converted
+    deterministically, so a rerun records duplicates; contacts,
+    appointments, tasks, distribution lists and FreeBusy items are listed as
+    skipped with their class. A password-flagged store is read and the flag
+    reported. A killed run resumes after the last committed item.
     """
-    from toolkit.errors import ExitCode, SourceError
-
     from importers.pst import PstImporter
 
     ctx = click_ctx.obj
-    try:
-        importers = [PstImporter(s) for s in sources]
-    except SourceError as exc:
-        ctx.ui.say(str(exc))
-        click_ctx.exit(int(ExitCode.USAGE))
-    rc = run_imports(ctx, importers)
+    password = _smb_password(sources, password_file)
+    rc = run_imports(ctx, [PstImporter(s, smb_password=password) for s in sources])
     click_ctx.exit(rc)
