@@ -102,7 +102,7 @@ def _text(v) -> str | None:
     return v or None
 
 
-def to_mapi(m, codepage: int | None) -> mapi.MapiMessage:
+def to_mapi(m, codepage: int | None, attachments: bool = True) -> mapi.MapiMessage:
     """A ``toolkit.mapi.MapiMessage`` from a pypff message."""
     props = _item_props(m)
     subject = props.get(mapi.PR_SUBJECT)
@@ -119,7 +119,7 @@ def to_mapi(m, codepage: int | None) -> mapi.MapiMessage:
         msg.recipients.append(mapi.MapiRecipient(
             kind=rp.get(0x0C15) if isinstance(rp.get(0x0C15), int) else 1, name=_text(rp.get(0x3001)),
             addrtype=_text(rp.get(0x3002)), address=_text(rp.get(0x3003)), smtp=_text(rp.get(0x39FE))))
-    for i in range(m.number_of_attachments):
+    for i in range(m.number_of_attachments if attachments else 0):
         a = m.get_attachment(i)
         ap = _item_props(a)
         name = _text(ap.get(0x3707)) or _text(ap.get(0x3704)) or _text(ap.get(0x3001))
@@ -240,6 +240,7 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                           "is not encryption and was not needed to read it")
         ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
         codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
+        directory = _directory(f.root_folder, ipm, codepage)
         skipping = inner is not None
         for folder, folder_path in _folders(f.root_folder, ipm):
             fnid = folder.identifier
@@ -255,7 +256,7 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                 yield SourceProblem(f"{ref}#{folder_path}", f"folder not readable: {exc}", None)
                 continue
             for i in range(start, n):
-                item = _one(folder, i, ref, folder_path, codepage,
+                item = _one(folder, i, ref, folder_path, codepage, directory,
                             cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
                 if isinstance(item, tuple):
                     item, problems = item
@@ -287,7 +288,27 @@ def _folders(root, ipm: int | None):
     return out
 
 
-def _one(folder, i: int, ref: str, folder_path: str | None, codepage, cur: dict) -> SourceItem:
+def _directory(root, ipm, codepage) -> dict[str, str]:
+    """X.500 DN → SMTP address over every mail item of the store (a first pass; see toolkit.mapi)."""
+    import pypff
+
+    directory: dict[str, str] = {}
+    for folder, _ in _folders(root, ipm):
+        try:
+            n = folder.number_of_sub_messages
+        except OSError:
+            continue
+        for i in range(n):
+            try:
+                m = folder.get_sub_message(i)
+                if isinstance(m, pypff.message):
+                    mapi.learn_addresses(to_mapi(m, codepage, attachments=False), directory)
+            except OSError:
+                continue
+    return directory
+
+
+def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict) -> SourceItem:
     import pypff
 
     try:
@@ -305,6 +326,7 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, cur: dict)
         return SourceSkip(item_ref, f"not mail: {cls}", cur)
     try:
         msg = to_mapi(m, codepage)
+        msg.directory = directory
         built = mapi.build(msg)
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)

@@ -8,7 +8,10 @@ table and an attachment table. The importers read those with their own library a
   are kept in their order, without their ``Content-*`` and ``MIME-Version`` fields (the MIME tree is
   rebuilt). Without them, From/Sender/To/Cc/Subject/Date/Message-ID/In-Reply-To/References are
   made from the properties. Bcc comes from the recipient table (type 3), because transport headers
-  never carry it. A missing Message-ID (0x1035) or Date (0x0039, else 0x0E06) is filled in.
+  never carry it. A missing Message-ID (0x1035) or Date (0x0039, else 0x0E06) is filled in. An
+  X.500 address (Exchange DN) becomes the SMTP address the store shows for it elsewhere
+  (``learn_addresses``: recipient tables, sender SMTP properties, transport From); one found
+  nowhere becomes ``unresolved@invalid`` with the display name kept.
 * **Bodies.** Plain text (0x1000), HTML (0x1013) and compressed RTF (0x1009, decompressed with
   ``compressed_rtf``). RTF that wraps HTML or text (``\\fromhtml1``/``\\fromtext``) is turned back
   into it when the message has no such body of its own (RTFDE); native RTF is kept as a
@@ -111,6 +114,8 @@ class MapiMessage:
     codepage: int | None = None
     #: the RTF body already decompressed, for a reader that gives no PR_RTF_COMPRESSED (TNEF)
     rtf: bytes | None = None
+    #: X.500 DN (lower case) → SMTP address, learnt from the whole store (see ``learn_addresses``)
+    directory: dict[str, str] | None = None
 
     def text(self, pid: int) -> str | None:
         v = self.props.get(pid)
@@ -383,9 +388,29 @@ def _encode_text(value: str) -> str:
     return Header(value, "utf-8").encode()
 
 
-def _address(name: str | None, addr: str | None) -> str:
+def learn_addresses(msg: MapiMessage, directory: dict[str, str]) -> None:
+    """Add to ``directory`` the X.500 DN → SMTP pairs ``msg`` shows: recipients with both, a sender
+    or sent-representing DN with its SMTP property, a sender DN with the From of the transport headers."""
+    def pair(dn, smtp):
+        if dn and smtp and "@" in smtp and "@" not in dn and dn.startswith("/"):
+            directory.setdefault(dn.lower(), smtp.strip())
+
+    for r in msg.recipients:
+        pair(r.address, r.smtp)
+    pair(msg.text(PR_SENDER_EMAIL), msg.text(PR_SENDER_SMTP))
+    pair(msg.text(PR_SENT_REPRESENTING_EMAIL), msg.text(PR_SENT_REPRESENTING_SMTP))
+    transport = msg.text(PR_TRANSPORT_MESSAGE_HEADERS)
+    if transport and msg.text(PR_SENDER_EMAIL) and "@" not in msg.text(PR_SENDER_EMAIL):
+        frm = dict((k.lower(), v) for k, v in _transport_headers(transport)).get("from")
+        if frm:
+            pair(msg.text(PR_SENDER_EMAIL), parseaddr(frm)[1])
+
+
+def _address(name: str | None, addr: str | None, directory: dict[str, str] | None = None) -> str:
     name = (name or "").replace("\r", " ").replace("\n", " ")
     addr = (addr or "").strip()
+    if directory and addr.lower() in directory:
+        addr = directory[addr.lower()]
     if "<" in addr:  # an address property holding "name <addr>": keep the address
         addr = parseaddr(addr)[1] or addr
     if not addr or "@" not in addr:
@@ -394,9 +419,9 @@ def _address(name: str | None, addr: str | None) -> str:
     return formataddr((name, addr), charset="utf-8") if name else addr
 
 
-def _recipient_addr(r: MapiRecipient) -> str:
+def _recipient_addr(r: MapiRecipient, directory: dict[str, str] | None = None) -> str:
     addr = r.smtp or (r.address if (r.addrtype or "SMTP").upper() == "SMTP" else None) or r.address
-    return _address(r.name, addr)
+    return _address(r.name, addr, directory)
 
 
 def _date(v: Any) -> str | None:
@@ -415,13 +440,14 @@ def _made_headers(msg: MapiMessage) -> list[tuple[str, str]]:
     from_name = msg.text(PR_SENT_REPRESENTING_NAME) or msg.text(PR_SENDER_NAME)
     from_addr = msg.text(PR_SENT_REPRESENTING_SMTP) or msg.text(PR_SENT_REPRESENTING_EMAIL) \
         or msg.text(PR_SENDER_SMTP) or msg.text(PR_SENDER_EMAIL)
+    d = msg.directory
     if from_name or from_addr:
-        h.append(("From", _address(from_name, from_addr)))
+        h.append(("From", _address(from_name, from_addr, d)))
     sender_addr = msg.text(PR_SENDER_SMTP) or msg.text(PR_SENDER_EMAIL)
     if sender_addr and from_addr and sender_addr.lower() != from_addr.lower() and "@" in sender_addr:
-        h.append(("Sender", _address(msg.text(PR_SENDER_NAME), sender_addr)))
+        h.append(("Sender", _address(msg.text(PR_SENDER_NAME), sender_addr, d)))
     for kind, label in ((1, "To"), (2, "Cc")):
-        rs = [_recipient_addr(r) for r in msg.recipients if r.kind == kind]
+        rs = [_recipient_addr(r, d) for r in msg.recipients if r.kind == kind]
         if rs:
             h.append((label, ",\r\n ".join(rs)))
     subject = msg.text(PR_SUBJECT)
@@ -444,7 +470,7 @@ def _headers(msg: MapiMessage) -> list[tuple[str, str]]:
     if not any(k.lower() in ("from", "date", "subject", "message-id", "to") for k, _ in headers):
         headers = _made_headers(msg)
     names = {k.lower() for k, _ in headers}
-    bcc = [_recipient_addr(r) for r in msg.recipients if r.kind == 3]
+    bcc = [_recipient_addr(r, msg.directory) for r in msg.recipients if r.kind == 3]
     if bcc and "bcc" not in names:
         headers.append(("Bcc", ",\r\n ".join(bcc)))
     if "message-id" not in names and msg.text(PR_INTERNET_MESSAGE_ID):

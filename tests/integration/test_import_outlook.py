@@ -198,6 +198,11 @@ def test_pst_resume_from_a_cursor_gives_the_rest():
 
     store = corpora_dir() / "d-pst-msg" / "aspose-email" / "SampleOstFile.ost"
     full = list(PstImporter(str(store)).scan(None, NullReporter()))
+    sent = [i for i in full if getattr(i, "folder", None) == "Sent Items"]
+    assert len(sent) == 6  # their sender is an X.500 DN only; the Inbox copies give its SMTP address
+    for i in sent:
+        assert email.message_from_bytes(i.raw, policy=email.policy.default)["From"].addresses[0].addr_spec == \
+            "saqib.razzaq@ex2010.local"
     k = 40
     rest = list(PstImporter(str(store)).scan(full[k].cursor, NullReporter()))
     assert [i.ref for i in rest] == [i.ref for i in full[k + 1:]]

@@ -116,3 +116,19 @@ def test_flags_and_internal_date_for_the_catalog():
     m = _message({mapi.PR_FLAG_STATUS: 2, mapi.PR_LAST_VERB: 102, mapi.PR_DELIVERY_TIME: WHEN})
     assert mapi.mail_flags(m) == ("\\Answered", "\\Flagged", "\\Seen")
     assert mapi.internal_date(m) == WHEN
+
+
+def test_x500_sender_resolved_through_what_the_store_shows_elsewhere():
+    dn = "/O=ORG/OU=EXCHANGE ADMINISTRATIVE GROUP/CN=RECIPIENTS/CN=ANNA"
+    seen = mapi.MapiMessage(props={}, recipients=[mapi.MapiRecipient(1, "Anna", "EX", dn.lower(), smtp="anna@org.example")])
+    directory: dict[str, str] = {}
+    mapi.learn_addresses(seen, directory)
+    sent = mapi.MapiMessage(props={mapi.PR_SENT_REPRESENTING_NAME: "Anna", mapi.PR_SENT_REPRESENTING_EMAIL: dn,
+                                   mapi.PR_SUBJECT: "s", mapi.PR_BODY: "b"},
+                            recipients=[mapi.MapiRecipient(1, "Anna", "EX", dn)])
+    unresolved = _parse(mapi.build(sent).raw)
+    assert unresolved["From"].addresses[0].addr_spec == "unresolved@invalid"
+    sent.directory = directory
+    msg = _parse(mapi.build(sent).raw)
+    assert msg["From"].addresses[0].addr_spec == "anna@org.example"
+    assert msg["To"].addresses[0].addr_spec == "anna@org.example"
