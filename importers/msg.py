@@ -23,7 +23,9 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
-from .walk import FileEntry, TreeSource, entry_cursor, iter_after, read_local, ref_text, walk_local, walk_storage
+from .walk import (
+    FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage,
+)
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 PT_STRING8 = 0x001E
@@ -124,7 +126,7 @@ class MsgImporter(TreeSource):
         super().__init__(location, smb_password)
         self.via = VIA
 
-    def _item(self, entry: FileEntry, read, reporter: Reporter) -> SourceItem:
+    def _item(self, entry: FileEntry, read, peek, reporter: Reporter) -> SourceItem:
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         if entry.skip_reason:
@@ -132,6 +134,8 @@ class MsgImporter(TreeSource):
         if entry.size == 0:
             return SourceSkip(ref, "empty file", cur)
         try:
+            if peek(entry) != OLE2_MAGIC:  # a large PST or video is never read whole to find out
+                return SourceSkip(ref, "not an Outlook .msg file (no OLE2 compound file with MSG streams)", cur)
             data = read(entry)
         except (OSError, StorageError) as exc:
             return SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", cur)
@@ -147,7 +151,7 @@ class MsgImporter(TreeSource):
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):
-            yield self._item(entry, lambda e: read_local(root, e, single), reporter)
+            yield self._item(entry, lambda e: read_local(root, e, single), lambda e: _peek_local(root, e, single), reporter)
 
     def _scan_smb(self, after, reporter: Reporter) -> Iterator[SourceItem]:
         try:
@@ -156,9 +160,15 @@ class MsgImporter(TreeSource):
             raise SourceError(f"{self.location}: {exc}") from None
         try:
             for entry in iter_after(walk_storage(storage), after):
-                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")), reporter)
+                yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
+                                 lambda e: storage.read(e.rel.decode("utf-8"), 0, 8), reporter)
         finally:
             storage.close()
+
+
+def _peek_local(root: bytes, entry: FileEntry, single: bool) -> bytes:
+    with open_local(root, entry, single) as f:
+        return f.read(8)
 
 
 def _folder(rel: bytes) -> str | None:

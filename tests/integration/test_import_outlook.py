@@ -343,3 +343,27 @@ def test_msg_embedded_message_becomes_message_rfc822(rel):
     inner = [p.get_content() for p in msg.walk() if p.get_content_type() == "message/rfc822"]
     assert inner and all(len(m.keys()) >= 2 and m.get_body() is not None for m in inner)
     assert b"could not be converted" not in item.raw
+
+
+def test_import_msg_does_not_read_other_files_whole(tmp_path):
+    """A file that is not a .msg is recognised from its first bytes and never loaded whole (a 64 MiB
+    sparse 'PST' here: the whole-file read is watched and must not happen)."""
+    from importers.msg import MsgImporter
+    from toolkit.reporter import NullReporter
+    from toolkit.source import SourceSkip
+
+    big = tmp_path / "store.pst"
+    with open(big, "wb") as f:
+        f.write(b"!BDN")
+        f.truncate(64 << 20)
+    reads = []
+    imp = MsgImporter(str(tmp_path))
+    import importers.msg as m
+
+    orig = m.read_local
+    m.read_local = lambda *a: reads.append(a) or orig(*a)
+    try:
+        items = list(imp.scan(None, NullReporter()))
+    finally:
+        m.read_local = orig
+    assert len(items) == 1 and isinstance(items[0], SourceSkip) and reads == []
