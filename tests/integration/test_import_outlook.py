@@ -367,3 +367,25 @@ def test_import_msg_does_not_read_other_files_whole(tmp_path):
     finally:
         m.read_local = orig
     assert len(items) == 1 and isinstance(items[0], SourceSkip) and reads == []
+
+
+def test_every_tnef_of_the_corpus_converts_without_defects():
+    from importers.tnef import item_from_tnef
+    from toolkit.source import SourceMail
+
+    files = sorted((corpora_dir() / "d-pst-msg" / "mimekit-tnef").glob("*.tnef"))
+    assert len(files) == 19
+    for p in files:
+        item = item_from_tnef(p.read_bytes(), p.name, None, None)
+        assert isinstance(item, SourceMail), (p.name, getattr(item, "message", None))
+        assert item_from_tnef(p.read_bytes(), p.name, None, None).raw == item.raw
+        assert _defects(email.message_from_bytes(item.raw, policy=email.policy.default)) == set(), p.name
+    # attachments come through with their bytes; a nested TNEF becomes message/rfc822
+    from tnefparse import TNEF
+
+    src = corpora_dir() / "d-pst-msg" / "mimekit-tnef" / "two-files.tnef"
+    want = {a.data for a in TNEF(src.read_bytes(), do_checksum=False).attachments}
+    msg = email.message_from_bytes(item_from_tnef(src.read_bytes(), "x", None, None).raw, policy=email.policy.default)
+    assert {p.get_payload(decode=True) for p in msg.iter_attachments()} == want
+    xmas = item_from_tnef((corpora_dir() / "d-pst-msg" / "mimekit-tnef" / "christmas.tnef").read_bytes(), "x", None, None)
+    assert b"Content-Type: message/rfc822" in xmas.raw
