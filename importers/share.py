@@ -14,6 +14,11 @@ device opened, names as bytes). Then
 * every other regular file is looked at (its first 64 KiB, after
   decompression when it starts with gzip/bzip2/xz magic bytes):
 
+  - Outlook files, by their signature: ``!BDN`` (PST/OST store: every
+    mail item, as ``import pst`` reads it; the folder is the file's path
+    plus the store's folder), an OLE2 compound file with MSG streams (one
+    mail, as ``import msg``), ``78 9F 3E 22`` (a TNEF ``winmail.dat``: one
+    mail). These mails are converted; their sightings name the converter;
   - first line a From_ line (``From `` + sender + date, optionally after
     empty lines or a UTF-8 BOM), or any other line starting with ``From ``
     (not a ``From:`` field) followed by a mail header block → an mbox,
@@ -45,11 +50,14 @@ from __future__ import annotations
 
 import base64
 import bz2
+import contextlib
 import dataclasses
 import lzma
 import os
 import re
+import shutil
 import stat
+import tempfile
 import zlib
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -61,11 +69,15 @@ from toolkit.storage import Location, parse_location
 
 from . import maildir as md
 from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
+from .msg import is_msg, item_from_msg
+from .pst import PST_MAGIC, scan_store
+from .tnef import TNEF_MAGIC, item_from_tnef
 from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
 EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
+PST, MSG, TNEF = "pst", "msg", "tnef"
 
 _HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 #: At least one of these must be in a header block for a file to count as a mail.
@@ -133,6 +145,12 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     if size == 0 or not head:
         return SKIP, "empty file"
     whole = len(head) >= size
+    if head.startswith(PST_MAGIC):
+        return PST, None
+    if is_msg(head):
+        return MSG, None
+    if head.startswith(TNEF_MAGIC):
+        return TNEF, None
     kind = compression_of(head)
     if kind == "lzip":
         return PROBLEM, "lzip-compressed file (possibly an mbox): not supported; decompress it with `lzip -d`, then rerun"
@@ -305,6 +323,10 @@ class _LocalTree:
     def location(self, rel: bytes) -> str:
         return os.fsdecode(self.full(rel))
 
+    @contextlib.contextmanager
+    def local_copy(self, e: FileEntry):
+        yield self.full(e.rel)
+
     def close(self) -> None:
         pass
 
@@ -335,6 +357,15 @@ class _SmbTree:
 
     def read(self, e: FileEntry) -> bytes:
         return self.storage.read(e.rel.decode("utf-8"))
+
+    @contextlib.contextmanager
+    def local_copy(self, e: FileEntry):
+        """A PST/OST store on the share, copied to a private temporary file for its reader."""
+        with tempfile.NamedTemporaryFile(prefix="mailarchive-store-") as tmp:
+            with self.storage.open_read(e.rel.decode("utf-8")) as src:
+                shutil.copyfileobj(src, tmp, 1 << 20)
+            tmp.flush()
+            yield os.fsencode(tmp.name)
 
     def location(self, rel: bytes) -> str:
         loc = self.loc
@@ -461,8 +492,8 @@ class ShareImporter:
                 yield self._read_failure(ref, exc, done)
                 return
             kind, reason = detect(head, e.rel.rpartition(b"/")[2], e.size)
-        else:
-            kind, head, reason = MBOX, b"", None  # only an mbox has an inner cursor
+        else:  # only an mbox or a PST/OST store has an inner cursor
+            kind, head, reason = (PST if isinstance(inner, dict) and "identity" in inner else MBOX), b"", None
         if kind == SKIP:
             yield SourceSkip(ref, reason, done)
         elif kind == PROBLEM:
@@ -477,8 +508,36 @@ class ShareImporter:
                     yield self._read_failure(ref, exc, done)
                     return
             yield SourceMail(raw=raw, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+        elif kind in (PST, MSG, TNEF):
+            yield from self._outlook(tree, e, kind, inner, reporter)
         else:
             yield from self._mbox(tree, e, inner, reporter)
+
+    def _outlook(self, tree, e: FileEntry, kind: str, inner: Any, reporter) -> Iterator[SourceItem]:
+        """A PST/OST store, a .msg file or a TNEF file, converted like ``import pst``/``import msg`` do."""
+        ref = ref_text(e.rel)
+        done = {"path_b64": _b64(e.rel), "inner": None}
+        if kind in (MSG, TNEF):
+            try:
+                raw = tree.read(e)
+            except (OSError, StorageError) as exc:
+                yield self._read_failure(ref, exc, done)
+                return
+            if kind == MSG:
+                yield item_from_msg(raw, ref, done, _dir_folder(e.rel), warn=reporter.warn)
+            else:
+                yield item_from_tnef(raw, ref, done, _dir_folder(e.rel))
+            return
+        wrap = lambda c: {"path_b64": _b64(e.rel), "inner": None if c.get("done") else c}  # noqa: E731
+        identity = f"{e.size}:{int(e.mtime * 1e9)}"
+        with tree.local_copy(e) as path:
+            for item in scan_store(path, ref, e.rel, inner, reporter, wrap, identity):
+                if isinstance(item, SourceMail):
+                    dir_folder = _dir_folder(e.rel)
+                    store = mbox_folder_name(e.rel.rpartition(b"/")[2].decode("utf-8", "backslashreplace"))
+                    base = f"{dir_folder}/{store}" if dir_folder else store
+                    item = dataclasses.replace(item, folder=f"{base}/{item.folder}" if item.folder else base)
+                yield item
 
     def _read_failure(self, ref: str, exc: BaseException, cur: dict) -> SourceItem:
         if _vanished(exc):

@@ -505,6 +505,7 @@ class Ingest:
                     "decision": decision,
                     "flags": " ".join(sorted(item.flags)) if item.flags else None,
                     "internal_date": _aware(item.internal_date),
+                    "item_via": item.via,
                 }
             )
         self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails), archived=summary.archived)
@@ -702,7 +703,7 @@ class Ingest:
                         "msg_id": msg_id_of(s["target"], base),
                         "run_id": run_id,
                         "source_uri": self._importer.source_uri,
-                        "via": self._importer.via,
+                        "via": s.get("item_via") or self._importer.via,
                         "seen_at": now,
                     }
                     for name in SIGHTING_SCHEMA.names:

@@ -35,6 +35,9 @@ class SourceMail:
     #: with ``path``: a module-level function of the bytes read that says why they are not mail (or None);
     #: the pipeline runs it where it reads the file (in a worker) and lists such a file as skipped
     content_check: Callable[[bytes], str | None] | None = None
+    #: how this mail arrived when it differs from the importer's ``via`` (a mail converted from an
+    #: Outlook file inside ``import share`` names its converter: ``msg:mapi2mime/1``)
+    via: str | None = None
 
     @property
     def length(self) -> int:

@@ -51,7 +51,7 @@ COMMAND_MODULES = {
     "init": ["init_cmd"],
     "key": ["key_cmd"],
     "media": ["media_cmd", "media_tools_cmd"],
-    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd", "config_cmd"],
+    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd", "import_outlook_cmd", "config_cmd"],
     "config": ["config_cmd"],
     "export": ["export_cmd", "export_more_cmd", "verify_cmd"],
     "stats": ["query_cmd"],

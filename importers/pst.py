@@ -1,0 +1,335 @@
+"""``import pst``: Outlook PST and OST stores, every folder, converted to RFC 5322 by ``toolkit.mapi``.
+
+Stores are read with ``libpff-python`` (module ``pypff``, LGPL, a wheel from PyPI). A store's folders
+are walked depth first in the order the store lists them. The folder recorded with each mail is the
+path the user sees: below the IPM subtree (the message store's 0x35E0 entry, "Top of Personal
+Folders"; in an OST, whose store lacks that entry, "Root - Mailbox/IPM_SUBTREE") its names joined with ``/``; a folder outside that subtree
+(OST sync folders, Freebusy Data) keeps its path below the store root.
+
+Mail items are the classes IPM.Note*, REPORT.*, IPM.Schedule.* and IPM.Post (Deleted Items
+included); every other item (contacts, appointments, tasks, distribution lists, FreeBusy data) is
+listed as a skip naming its class, not imported. A PST password (0x67FF) is only a flag in the
+store: the store is read and the flag reported as a warning. An embedded message (attach method 5)
+is not reachable with pypff: the mail keeps a note part naming it and the run warns about it.
+
+Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime
+(on a share: as the share lists them; the store is read from a private temporary copy),
+the NID of the folder and the index and NID of the last item handed on. A rerun of the same store
+skips the folders before that folder and the items up to that index; a changed store is read again
+from the start (what was archived is recognised as exact duplicates).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import os
+import shutil
+import struct
+import tempfile
+from typing import Any, Iterator
+
+from toolkit import mapi
+from toolkit.errors import SourceError, StorageError
+from toolkit.reporter import Reporter
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.storage import open_storage, parse_location
+
+from .walk import ref_text, walk_local, walk_storage
+
+PST_MAGIC = b"!BDN"
+MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
+PR_IPM_SUBTREE_ENTRYID = 0x35E0
+PR_PST_PASSWORD = 0x67FF
+VIA = f"pst:{mapi.CONVERTER}"
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def is_mail_class(cls: str) -> bool:
+    low = cls.lower()
+    return low == "ipm.note" or low.startswith(("ipm.note.", "report.", "ipm.schedule.")) or low == "ipm.post" \
+        or low.startswith("ipm.post.")
+
+
+def _value(vtype: int, data: bytes | None) -> Any:
+    if data is None:
+        return None
+    if vtype == 0x001F:
+        return data.decode("utf-16-le", "replace").split("\x00", 1)[0]
+    if vtype == 0x001E:
+        return data.split(b"\x00", 1)[0]
+    if vtype == 0x0102:
+        return bytes(data)
+    if vtype in (0x0003, 0x0002) and len(data) >= 2:
+        return int.from_bytes(data[:4], "little", signed=vtype == 0x0002)
+    if vtype == 0x0014 and len(data) >= 8:
+        return int.from_bytes(data[:8], "little")
+    if vtype == 0x000B and data:
+        return data[0] != 0
+    if vtype == 0x0040 and len(data) >= 8:
+        ticks = struct.unpack("<Q", data[:8])[0]
+        if ticks == 0 or ticks >= 0x7FFFFFFFFFFFFFFF:
+            return None
+        try:
+            return _FILETIME_EPOCH + dt.timedelta(microseconds=ticks // 10)
+        except OverflowError:
+            return None
+    return None
+
+
+def _props(record_set) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    for e in record_set.entries:
+        try:
+            v = _value(e.value_type, e.data)
+        except (OSError, IOError):
+            continue
+        if v is not None and (e.entry_type not in out or e.value_type == 0x001F):
+            out[e.entry_type] = v
+    return out
+
+
+def _item_props(item) -> dict[int, Any]:
+    try:
+        return _props(item.get_record_set(0)) if item.number_of_record_sets else {}
+    except OSError:
+        return {}
+
+
+def _text(v) -> str | None:
+    if isinstance(v, bytes):
+        v = v.decode("cp1252", "replace")
+    return v or None
+
+
+def to_mapi(m, codepage: int | None, attachments: bool = True) -> mapi.MapiMessage:
+    """A ``toolkit.mapi.MapiMessage`` from a pypff message."""
+    props = _item_props(m)
+    subject = props.get(mapi.PR_SUBJECT)
+    if isinstance(subject, (str, bytes)) and subject[:1] in ("\x01", b"\x01"):
+        props[mapi.PR_SUBJECT] = subject[2:]  # the subject-prefix length marker, not text
+    cp = props.get(mapi.PR_MESSAGE_CODEPAGE) if isinstance(props.get(mapi.PR_MESSAGE_CODEPAGE), int) else codepage
+    msg = mapi.MapiMessage(props=props, codepage=cp)
+    try:
+        rsets = list(m.recipients.record_sets) if m.recipients is not None else []
+    except OSError:
+        rsets = []
+    for rs in rsets:
+        rp = _props(rs)
+        msg.recipients.append(mapi.MapiRecipient(
+            kind=rp.get(0x0C15) if isinstance(rp.get(0x0C15), int) else 1, name=_text(rp.get(0x3001)),
+            addrtype=_text(rp.get(0x3002)), address=_text(rp.get(0x3003)), smtp=_text(rp.get(0x39FE))))
+    for i in range(m.number_of_attachments if attachments else 0):
+        a = m.get_attachment(i)
+        ap = _item_props(a)
+        name = _text(ap.get(0x3707)) or _text(ap.get(0x3704)) or _text(ap.get(0x3001))
+        method = ap.get(0x3705) if isinstance(ap.get(0x3705), int) else mapi.ATTACH_BY_VALUE
+        att = mapi.MapiAttachment(name=name, mime_type=_text(ap.get(0x370E)), content_id=_text(ap.get(0x3712)),
+                                  method=method, hidden=bool(ap.get(0x7FFE)))
+        if method == mapi.ATTACH_EMBEDDED:
+            att.missing = "embedded message (attach method 5): not readable with pypff"
+        else:
+            try:
+                att.data = a.read_buffer(a.size) if a.size else b""
+            except OSError as exc:
+                att.missing = f"attachment data not readable: {exc}"
+        msg.attachments.append(att)
+    return msg
+
+
+def _entry_nid(entry_id) -> int | None:
+    return int.from_bytes(entry_id[-4:], "little") if isinstance(entry_id, bytes) and len(entry_id) >= 24 else None
+
+
+def store_identity(path: bytes) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{int(st.st_mtime_ns)}"
+
+
+class PstImporter:
+    """PST/OST files (a file or every file below a directory whose content starts with ``!BDN``),
+    local or on an SMB share (a store there is copied to a private temporary file for its reader)."""
+
+    def __init__(self, location: str, smb_password: str | None = None):
+        self.location = parse_location(location)
+        self._smb_password = smb_password
+        self.via = VIA
+        self.source_uri = f"pst:{self.location}"
+
+    def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
+        after = base64.b64decode(cursor["path_b64"]) if isinstance(cursor, dict) and cursor.get("path_b64") else None
+        if self.location.is_smb:
+            try:
+                storage = open_storage(self.location, self._smb_password)
+                entries = walk_storage(storage)
+            except StorageError as exc:
+                raise SourceError(f"{self.location}: {exc}") from None
+            magic = lambda e: storage.read(e.rel.decode("utf-8"), 0, 4)  # noqa: E731
+            local = lambda e: _smb_copy(storage, e)  # noqa: E731
+        else:
+            storage = None
+            root = os.fsencode(self.location.path)
+            entries = walk_local(root)
+            single = os.path.isfile(root) and not os.path.islink(root)
+
+            def magic(e):
+                with open(root if single else os.path.join(root, e.rel), "rb") as f:
+                    return f.read(4)
+
+            local = lambda e: contextlib.nullcontext(root if single else os.path.join(root, e.rel))  # noqa: E731
+        try:
+            reporter.start("scan", len(entries), "files")
+            for e in entries:
+                if after is not None and e.rel < after:
+                    continue
+                inner = cursor if after is not None and e.rel == after else None
+                if inner is not None and inner.get("done"):
+                    continue
+                ref = ref_text(e.rel)
+                done = {"path_b64": base64.b64encode(e.rel).decode("ascii"), "done": True}
+                if e.skip_reason:
+                    yield SourceSkip(ref, e.skip_reason, done)
+                    continue
+                try:
+                    head = magic(e)
+                except (OSError, StorageError) as exc:
+                    yield SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", done)
+                    continue
+                if head != PST_MAGIC:
+                    yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
+                    continue
+                with local(e) as path:
+                    yield from scan_store(path, ref, e.rel, inner, reporter,
+                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None)
+        finally:
+            if storage is not None:
+                storage.close()
+
+
+@contextlib.contextmanager
+def _smb_copy(storage, e):
+    with tempfile.NamedTemporaryFile(prefix="mailarchive-store-") as tmp:
+        with storage.open_read(e.rel.decode("utf-8")) as src:
+            shutil.copyfileobj(src, tmp, 1 << 20)
+        tmp.flush()
+        yield os.fsencode(tmp.name)
+
+
+def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,
+               cursor_wrap=lambda c: c, identity: str | None = None) -> Iterator[SourceItem]:
+    """Every item of one store, after ``inner`` (a cursor of this store, or None). ``cursor_wrap``
+    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy."""
+    import pypff
+
+    key = base64.b64encode(rel).decode("ascii")
+    identity = identity or store_identity(path)
+    done = cursor_wrap({"path_b64": key, "done": True})
+    if inner is not None and inner.get("identity") != identity:
+        inner = None  # the store changed: read it again
+    f = pypff.file()
+    try:
+        f.open(os.fsdecode(path))
+    except (OSError, IOError) as exc:
+        yield SourceProblem(ref, f"not a readable PST/OST store: {exc}".splitlines()[0], done)
+        return
+    try:
+        store = _item_props(f.message_store)
+        password = store.get(PR_PST_PASSWORD)
+        if isinstance(password, int) and password not in (0, 0xFFFFFFFF):
+            reporter.warn(f"{ref}: the store is password-flagged (0x{password:08X}); Outlook's PST password "
+                          "is not encryption and was not needed to read it")
+        ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
+        codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
+        directory = _directory(f.root_folder, ipm, codepage)
+        skipping = inner is not None
+        for folder, folder_path in _folders(f.root_folder, ipm):
+            fnid = folder.identifier
+            if skipping and fnid != inner.get("folder"):
+                continue
+            start = 0
+            if skipping:
+                start = int(inner.get("pos", -1)) + 1
+                skipping = False
+            try:
+                n = folder.number_of_sub_messages
+            except OSError as exc:
+                yield SourceProblem(f"{ref}#{folder_path}", f"folder not readable: {exc}", None)
+                continue
+            for i in range(start, n):
+                item = _one(folder, i, ref, folder_path, codepage, directory,
+                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
+                if isinstance(item, tuple):
+                    item, problems = item
+                    for p in problems:
+                        reporter.warn(f"{item.ref}: {p}")
+                yield item
+    finally:
+        f.close()
+
+
+def _folders(root, ipm: int | None):
+    """(folder, user-visible path) depth first; the root and the IPM subtree root have no path."""
+    stack = [(root, None, False)]
+    out = []
+    while stack:
+        folder, path, _ = stack.pop()
+        out.append((folder, path))
+        try:
+            subs = list(folder.sub_folders)
+        except OSError:
+            subs = []
+        for sub in reversed(subs):
+            name = (sub.name or "").replace("/", "\u2215")
+            if sub.identifier == ipm or (ipm is None and name == "IPM_SUBTREE" and path == "Root - Mailbox"):
+                sub_path = None
+            else:
+                sub_path = f"{path}/{name}" if path else name
+            stack.append((sub, sub_path, False))
+    return out
+
+
+def _directory(root, ipm, codepage) -> dict[str, str]:
+    """X.500 DN → SMTP address over every mail item of the store (a first pass; see toolkit.mapi)."""
+    import pypff
+
+    directory: dict[str, str] = {}
+    for folder, _ in _folders(root, ipm):
+        try:
+            n = folder.number_of_sub_messages
+        except OSError:
+            continue
+        for i in range(n):
+            try:
+                m = folder.get_sub_message(i)
+                if isinstance(m, pypff.message):
+                    mapi.learn_addresses(to_mapi(m, codepage, attachments=False), directory)
+            except OSError:
+                continue
+    return directory
+
+
+def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict) -> SourceItem:
+    import pypff
+
+    try:
+        m = folder.get_sub_message(i)
+    except OSError as exc:
+        return SourceProblem(f"{ref}#{folder_path}/{i}", f"item not readable: {exc}".splitlines()[0], cur)
+    nid = m.identifier
+    cur["nid"] = nid
+    item_ref = f"{ref}#{folder_path or ''}/nid={nid}"
+    if not isinstance(m, pypff.message):
+        return SourceSkip(item_ref, "not mail: FreeBusy/data item", cur)
+    props = _item_props(m)
+    cls = _text(props.get(mapi.PR_MESSAGE_CLASS)) or "IPM.Note"
+    if not is_mail_class(cls):
+        return SourceSkip(item_ref, f"not mail: {cls}", cur)
+    try:
+        msg = to_mapi(m, codepage)
+        msg.directory = directory
+        built = mapi.build(msg)
+    except OSError as exc:
+        return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
+    mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
+                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA)
+    return (mail, built.problems) if built.problems else mail
