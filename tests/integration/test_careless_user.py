@@ -2,13 +2,15 @@
 
 A new technician follows the README and makes every mistake of points 1-5 of the issue. Each one
 must be reported as one — the right exit status and a message that names the mistake — and never
-look like a success. (Point 9, the config file, joins this scenario where marked below.)
+look like a success. Point 9 (the config file: secrets sealed, cron lines that run as printed)
+ends the day.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -146,5 +148,26 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     assert p.returncode != 0
     assert "no catalog backup and no config snapshot" in p.stderr and "opens with this key" not in p.stderr
 
-    # -- 9. (the config file: `mailarchive config set|get|list`, schedule lines that run as printed)
-    # PLACE FOR POINT 9 — added by the lead after merging the config command (issue 21 point 9, h21-ops).
+    # -- 9. the config file: a secret typed on the command line is refused; stored sealed, the mirror
+    #       runs with no DEST and no password in the environment, and so do the printed cron lines
+    pw_file = tmp_path / "smb-password"
+    pw_file.write_text(samba.password + "\n")
+    p = mailarchive(home, "config", "set", "mirror.password", samba.password, check=2)
+    assert samba.password not in (home / "archive.toml").read_text()
+    mailarchive(home, "config", "set", "mirror.dest", f"{smb_location}/nightly")
+    mailarchive(home, "config", "set", "mirror.password", "--value-file", str(pw_file))
+    mailarchive(home, "config", "set", "log_file", str(tmp_path / "mailarchive.log"))
+    assert samba.password not in (home / "archive.toml").read_text()  # sealed, not in clear
+    listed = mailarchive(home, "config", "list").stdout
+    assert "mirror.dest" in listed and "(sealed)" in listed and samba.password not in listed
+    assert mailarchive(home, "config", "get", "mirror.dest").stdout.strip() == f"{smb_location}/nightly"
+    bare_env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
+    lines = [ln for ln in mailarchive(home, "schedule", "--print").stdout.splitlines() if ln and not ln.startswith("#")]
+    mirror_lines = [ln for ln in lines if " mirror" in ln]
+    assert mirror_lines and all("--log-file" in ln for ln in lines)
+    job = mirror_lines[0].split(None, 5)[5].replace("\\%", "%")  # the command part of the crontab line
+    run = subprocess.run(["/bin/sh", "-c", job], env=bare_env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, (job, run.stdout, run.stderr)
+    nightly = samba.share_dir / smb_location.rsplit("/", 1)[1] / "nightly"
+    assert list(nightly.rglob("*.pack")) and list(nightly.rglob("*.dbk"))
+    assert "event=end exit=0" in (tmp_path / "mailarchive.log").read_text()
