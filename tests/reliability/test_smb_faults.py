@@ -1,0 +1,58 @@
+"""SMB faults against the real test Samba (C11).
+
+C11: the share's filesystem fills up. The medium's directory on the server is a
+small tmpfs mounted inside the share (the test runs as root), so the server
+answers the writes with STATUS_DISK_FULL exactly as a full NAS would.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.cli import mailarchive
+from tests.services.samba import USER
+
+pytestmark = pytest.mark.samba
+
+
+def _random_mails(src, n: int, size: int) -> None:
+    """Mails with incompressible bodies, so the packs really take ``n * size`` bytes."""
+    src.mkdir()
+    for i in range(n):
+        body = base64.encodebytes(os.urandom(size)).decode()
+        (src / f"{i:04d}.eml").write_text(
+            f"From: a@example.com\nTo: b@example.com\nSubject: full {i}\nMessage-ID: <full{i}@example.com>\n"
+            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\nContent-Type: text/plain\n\n{body}"
+        )
+
+
+def test_c11_disk_full_on_the_share_stops_cleanly_and_resumes(tmp_path, samba, smb_location):
+    sub = samba.share_dir / smb_location.rsplit("/", 1)[1]
+    sub.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(sub)], check=True)
+    try:
+        shutil.chown(sub, user=USER)
+        home = tmp_path / "home"
+        mailarchive(home, "init", "--medium", smb_location, "--key-backup", str(tmp_path / "kb.txt"))
+        src = tmp_path / "src"
+        _random_mails(src, 60, 40_000)  # about 2.4 MB of packs onto 1 MiB
+        env = {"MAILARCHIVE_PACK_TARGET": "200000"}
+        p = mailarchive(home, "import", "eml", str(src), env=env, check=3)
+        assert "full" in p.stderr and "Traceback" not in p.stderr
+        committed = mailarchive(home, "stats", json_out=True).result["messages"]
+        assert 0 < committed < 60
+        # what was committed is intact and nothing half-written counts
+        v = mailarchive(home, "verify", json_out=True, check=None)
+        assert v.returncode == 0, v.stdout + v.stderr
+        # room again: the rerun completes what is missing
+        subprocess.run(["mount", "-o", "remount,size=16m", str(sub)], check=True)
+        again = mailarchive(home, "import", "eml", str(src), env=env, json_out=True).result
+        assert again["archived"] == 60 - committed and again["errors"] == 0
+        assert mailarchive(home, "stats", json_out=True).result["messages"] == 60
+        mailarchive(home, "verify")
+    finally:
+        subprocess.run(["umount", "-l", str(sub)], check=False)
