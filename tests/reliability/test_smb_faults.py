@@ -56,3 +56,57 @@ def test_c11_disk_full_on_the_share_stops_cleanly_and_resumes(tmp_path, samba, s
         mailarchive(home, "verify")
     finally:
         subprocess.run(["umount", "-l", str(sub)], check=False)
+
+
+def _revoke_write(tree) -> None:
+    for d, dirs, files in os.walk(tree):
+        os.chmod(d, 0o555)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o444)
+
+
+def _restore_write(tree) -> None:
+    for d, dirs, files in os.walk(tree):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+
+
+def test_c5_write_permission_revoked_mid_run_stops_cleanly_and_resumes(tmp_path, samba, smb_location):
+    """The share's account loses write permission on the medium's directories between two packs
+    (chmod on the server: smbd acts as the share's forced user, not as root)."""
+    import sys
+    import time
+
+    from tests.cli import PASSWORD
+    from tests.corpora import REPO
+
+    sub = samba.share_dir / smb_location.rsplit("/", 1)[1]
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", smb_location, "--key-backup", str(tmp_path / "kb.txt"))
+    src = tmp_path / "src"
+    _random_mails(src, 200, 2_000)
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_PACK_TARGET": "20000",
+           "MAILARCHIVE_FAULT_SLOW": "after_db_commit:0.4"}
+    imp = subprocess.Popen([sys.executable, "-m", "toolkit", "--archive", str(home), "import", "eml", str(src)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while imp.poll() is None and time.monotonic() < deadline:
+        if mailarchive(home, "stats", json_out=True).result["messages"] > 0:
+            break
+        time.sleep(0.2)
+    assert imp.poll() is None, "the import ended before the permission could be revoked"
+    _revoke_write(sub)
+    try:
+        out, err = imp.communicate(timeout=120)
+        assert imp.returncode == 3, (out, err)
+        assert "denied" in err and "Traceback" not in err
+        committed = mailarchive(home, "stats", json_out=True).result["messages"]
+        assert 0 < committed < 200
+        v = mailarchive(home, "verify", json_out=True, check=None)
+        assert v.returncode == 0, v.stdout + v.stderr
+    finally:
+        _restore_write(sub)
+    again = mailarchive(home, "import", "eml", str(src), json_out=True).result
+    assert again["archived"] == 200 - committed and again["errors"] == 0
+    assert mailarchive(home, "stats", json_out=True).result["messages"] == 200
