@@ -291,13 +291,8 @@ class Archive:
             )
         check_label(data, self.key, self.uuid, medium_id, m.location)
         if self.lock is not None and parse_location(m.location).is_smb:
-            # a writer on a share: other hosts may use it too (toolkit.shared_lock)
-            try:
-                lock = SharedLock(s, lambda: self._open_location(m), f"{medium_id} ({m.location})").acquire()
-            except BaseException:
-                s.close()
-                raise
-            s = LockedStorage(s, lock)
+            # a writer on a share: other hosts may use it too (toolkit.shared_lock; taken at the first write)
+            s = LockedStorage(s, SharedLock(s, lambda: self._open_location(m), f"{medium_id} ({m.location})"))
         self._storages[medium_id] = s
         return s
 

@@ -12,7 +12,9 @@ on that medium:
   (write a temporary name, rename without replacing), so of two hosts creating
   it at the same moment exactly one rename succeeds. The winner waits a moment
   and reads the file back (create, wait, re-check): only if it still holds its
-  own token does it go on. The loser gets "locked" (exit 11).
+  own token does it go on. The loser gets "locked" (exit 11). A writer takes
+  the lock at its first write to the medium, so a writer that only reads a
+  share (the source of a consolidation without purge) does not block others.
 * **Heartbeat.** A thread on its own connection rewrites the file every
   ``interval`` seconds (``beat`` + 1). If the file is gone or holds another
   token, or no refresh succeeded for ``lost_after`` seconds (the share was
@@ -90,13 +92,21 @@ def _pid_alive(pid) -> bool:
     return True
 
 
-def read_lock(storage: Storage) -> dict | None:
-    try:
-        return json.loads(storage.read(LOCK_PATH) or b"{}")
-    except ObjectMissingError:
-        return None
-    except ValueError:
-        return {}  # half-written or foreign: still a lock, of nobody we know
+def read_lock(storage: Storage, attempts: int = 10) -> dict | None:
+    """The lock's content, None when there is none. A holder's heartbeat keeps the file open for a
+    moment (an SMB reader then gets a sharing violation): such errors are retried a few times."""
+    for attempt in range(attempts):
+        try:
+            return json.loads(storage.read(LOCK_PATH) or b"{}")
+        except ObjectMissingError:
+            return None
+        except ValueError:
+            return {}  # half-written or foreign: still a lock, of nobody we know
+        except StorageError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return None
 
 
 def inspect(storage: Storage) -> LockInfo | None:
@@ -137,7 +147,7 @@ def break_lock(storage: Storage) -> dict | None:
 
 
 class SharedLock:
-    """The writer lock on one medium; ``acquire`` then ``check`` before each write, ``release`` at the end."""
+    """The writer lock on one medium: ``check`` before each write (the first takes it), ``release`` at the end."""
 
     def __init__(self, storage: Storage, connect: Callable[[], Storage], where: str):
         self.storage = storage
@@ -154,6 +164,8 @@ class SharedLock:
         self.lost: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held = False
+        self._taking = threading.Lock()
 
     def _payload(self) -> bytes:
         # fixed size: a heartbeat rewrites the file in place, never shorter than before
@@ -164,7 +176,13 @@ class SharedLock:
             try:
                 self.storage.put(LOCK_PATH, self._payload())
             except ObjectExistsError:
-                info = inspect(self.storage)
+                try:
+                    info = inspect(self.storage)
+                except StorageError as exc:
+                    raise LockedError(
+                        f"medium {self.where} is locked by another writer whose lock cannot be read now ({exc}); "
+                        f"wait and rerun, or see `mailarchive lock status`"
+                    ) from None
                 if info is None:
                     continue  # released meanwhile: try again
                 if info.dead_local:
@@ -183,12 +201,18 @@ class SharedLock:
                 raise LockedError(
                     f"medium {self.where}: another writer took the lock at the same moment; wait and rerun"
                 )
+            self._held = True
             self._thread = threading.Thread(target=self._beat, daemon=True, name="shared-lock-heartbeat")
             self._thread.start()
             return self
         raise LockedError(f"medium {self.where}: the writer lock keeps changing hands; wait and rerun")
 
     def check(self) -> None:
+        """Before each write: take the lock at the first one, then refuse once it is lost."""
+        if not self._held:
+            with self._taking:
+                if not self._held:
+                    self.acquire()
         if self.lost:
             raise LockLostError(
                 f"the writer lock on medium {self.where} ({LOCK_PATH}) was lost: {self.lost}; stopped writing "
@@ -228,8 +252,9 @@ class SharedLock:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        if self.lost:
+        if self.lost or not self._held:
             return
+        self._held = False
         try:
             held = read_lock(self.storage)
             if held and held.get("token") == self.token:

@@ -110,3 +110,85 @@ def test_c5_write_permission_revoked_mid_run_stops_cleanly_and_resumes(tmp_path,
     again = mailarchive(home, "import", "eml", str(src), json_out=True).result
     assert again["archived"] == 200 - committed and again["errors"] == 0
     assert mailarchive(home, "stats", json_out=True).result["messages"] == 200
+
+
+def test_c6_delete_denied_refuses_a_consolidation_before_anything_is_copied(tmp_path):
+    """The source share lets the account write but not delete (new files read-only, ``delete readonly = no``,
+    switched on by a config reload of a running smbd); a consolidation that would purge it is refused
+    by its preflight, and neither medium changes."""
+    import signal
+    import time
+
+    from tests.corpora import REPO
+    from tests.services.process import served
+    from tests.services.samba import start_samba
+
+    with served("samba", start_samba) as srv:
+        (srv.share_dir / "m1").mkdir()
+        shutil.chown(srv.share_dir / "m1", user=USER)
+        env = {"MAILARCHIVE_SMB_PASSWORD": srv.password}
+        home = tmp_path / "home"
+        mailarchive(home, "init", "--medium", srv.url("m1"), "--key-backup", str(tmp_path / "kb.txt"), env=env)
+        mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml"), env=env)
+        mailarchive(home, "media", "add", str(tmp_path / "m2"), env=env)
+        mailarchive(home, "media", "activate", "2", env=env)
+        before = sorted(p.relative_to(srv.share_dir) for p in srv.share_dir.rglob("*"))
+        target_before = sorted(p.relative_to(tmp_path / "m2") for p in (tmp_path / "m2").rglob("*"))
+        conf = srv.share_dir.parent / "smb.conf"
+        conf.write_text(conf.read_text().replace("acl allow execute always = yes",
+                                                 "acl allow execute always = yes\ncreate mask = 0444\ndelete readonly = no"))
+        srv.proc.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        p = mailarchive(home, "media", "consolidate", "--from", "1", "--into", "2", "--purge-sources", env=env, check=None)
+        assert p.returncode not in (0, 1), p.stdout + p.stderr
+        assert "preflight" in p.stderr and "delete" in p.stderr and "Traceback" not in p.stderr
+        def mail_files(paths):  # the probe's and the writer lock's leftovers aside (they cannot be deleted here)
+            return [p for p in paths if p.parts[1:2] not in ((".probe",), ("locks",))]
+
+        after = sorted(p.relative_to(srv.share_dir) for p in srv.share_dir.rglob("*"))
+        assert mail_files(after) == mail_files(before) and any(p.suffix == ".pack" for p in after)
+        assert sorted(p.relative_to(tmp_path / "m2") for p in (tmp_path / "m2").rglob("*")) == target_before
+        assert mailarchive(home, "stats", json_out=True, env=env).result["media"][0]["messages"] > 0
+
+
+def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_path, samba, smb_location):
+    """The mirror's share drops every connection (the fault proxy resets it) in the middle of a run."""
+    import hashlib
+
+    from tests.corpora import REPO
+    from tests.services.faultproxy import FaultProxy
+
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml"))
+    with FaultProxy(samba.host, samba.port) as proxy:
+        dest = smb_location.replace(f"{samba.host}:{samba.port}", f"{proxy.host}:{proxy.port}")
+        assert mailarchive(home, "mirror", dest, "--status", check=1, json_out=True).result["state"] == "never"
+        mailarchive(home, "mirror", dest)
+        first = mailarchive(home, "mirror", dest, "--status", json_out=True).result
+        assert first["state"] == "current"
+
+        src = tmp_path / "more"
+        _random_mails(src, 30, 20_000)
+        mailarchive(home, "import", "eml", str(src), env={"MAILARCHIVE_PACK_TARGET": "100000"})
+
+        def local_state():
+            files = sorted((p.relative_to(home), hashlib.sha256(p.read_bytes()).hexdigest())
+                           for p in home.rglob("*") if p.is_file() and p.name != "mirror-status.json")
+            return files
+
+        before = local_state()
+        proxy.mode("reset", after=40_000)  # every connection: dropped once 40 kB came back
+        p = mailarchive(home, "mirror", dest, check=3)
+        assert f"stale since {first['last_ok']}" in p.stderr and "Traceback" not in p.stderr
+        assert proxy.faults_fired > 0
+        st = mailarchive(home, "mirror", dest, "--status", check=1, json_out=True).result
+        assert st["state"] == "stale" and st["stale_since"] == first["last_ok"] and st["last_error"]
+        assert local_state() == before
+        mailarchive(home, "verify")
+
+        proxy.mode("pass")
+        r = mailarchive(home, "mirror", dest, json_out=True).result
+        assert r["copied"] > 0 and r["complete"]
+        assert mailarchive(home, "mirror", dest, "--status", json_out=True).result["state"] == "current"
+        assert mailarchive(home, "mirror", dest, "--verify", json_out=True).result["copied"] == 0
