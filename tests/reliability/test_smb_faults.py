@@ -192,3 +192,35 @@ def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_pat
         assert r["copied"] > 0 and r["complete"]
         assert mailarchive(home, "mirror", dest, "--status", json_out=True).result["state"] == "current"
         assert mailarchive(home, "mirror", dest, "--verify", json_out=True).result["copied"] == 0
+
+
+STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
+SMB2_WRITE = 0x09
+
+
+def test_c3_session_expired_mid_import_stops_cleanly_and_resumes(tmp_path, samba, smb_location):
+    """The fault proxy answers one WRITE of the import's medium connection with an unsigned
+    STATUS_NETWORK_SESSION_EXPIRED (what a server sends once a session's ticket ran out). The
+    toolkit does not re-authenticate by itself: it stops cleanly (exit 3), and a rerun resumes."""
+    from tests.services.faultproxy import FaultProxy
+
+    with FaultProxy(samba.host, samba.port) as proxy:
+        medium = smb_location.replace(f"{samba.host}:{samba.port}", f"{proxy.host}:{proxy.port}")
+        home = tmp_path / "home"
+        mailarchive(home, "--smb-no-encrypt", "init", "--medium", medium, "--key-backup", str(tmp_path / "kb.txt"))
+        src = tmp_path / "src"
+        _random_mails(src, 40, 4_000)
+        env = {"MAILARCHIVE_PACK_TARGET": "15000"}
+        proxy.mode("ntstatus", status=STATUS_NETWORK_SESSION_EXPIRED, command=SMB2_WRITE, after=4, times=1)
+        p = mailarchive(home, "--smb-no-encrypt", "import", "eml", str(src), env=env, check=3)
+        assert proxy.faults_fired == 1
+        err = " ".join(p.stderr.split())
+        assert "Traceback" not in err and "session" in err and "expired" in err and "UNKNOWN" not in err, err
+        committed = mailarchive(home, "stats", json_out=True).result["messages"]
+        assert 0 < committed < 40
+        v = mailarchive(home, "--smb-no-encrypt", "verify", json_out=True, check=None)
+        assert v.returncode == 0, v.stdout + v.stderr
+        proxy.mode("pass")
+        again = mailarchive(home, "--smb-no-encrypt", "import", "eml", str(src), env=env, json_out=True).result
+        assert again["archived"] == 40 - committed and again["errors"] == 0
+        assert mailarchive(home, "stats", json_out=True).result["messages"] == 40
