@@ -206,3 +206,46 @@ def test_o5_deleted_lock_stops_the_writer_with_exit_3_and_a_rerun_completes(tmp_
     again = mailarchive(home, "import", "eml", str(src), json_out=True).result
     assert again["archived"] == 400 - committed
     assert mailarchive(home, "stats", json_out=True).result["messages"] == 400
+
+
+def test_o5_share_unreachable_longer_than_the_refresh_window_loses_the_lock(samba, smb_location):
+    """The heartbeat's connection goes through the fault proxy, which drops every connection:
+    no refresh succeeds, so after ``lost_after`` the lock counts as lost and every write refuses."""
+    from toolkit.shared_lock import SETTINGS, LockedStorage, LockLostError, SharedLock, configure
+    from toolkit.storage import open_storage
+    from tests.services.faultproxy import FaultProxy
+
+    d = samba.share_dir / smb_location.rsplit("/", 1)[1]
+    d.mkdir()
+    shutil.chown(d, user=USER)
+    saved = dict(SETTINGS)
+    configure(interval=0.2, lost_after=2.0, recheck=0.1)
+    try:
+        with FaultProxy(samba.host, samba.port) as proxy:
+            via_proxy = smb_location.replace(f"{samba.host}:{samba.port}", f"{proxy.host}:{proxy.port}")
+            storage = open_storage(smb_location, samba.password)
+            lock = SharedLock(storage, lambda: open_storage(via_proxy, samba.password), "test")
+            lock.check()  # takes it
+            time.sleep(1.0)
+            beats = json.loads((d / "locks" / "writer.lock").read_text())["beat"]
+            assert beats >= 2 and lock.lost is None  # the heartbeat runs while the share answers
+            proxy.mode("reset", after=0)
+            for conn in list(proxy._socks):  # the share goes away: the open connection too
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already
+            deadline = time.monotonic() + 30
+            while lock.lost is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert lock.lost and "no heartbeat" in lock.lost
+            with pytest.raises(LockLostError):
+                lock.check()
+            guarded = LockedStorage(storage, lock)
+            with pytest.raises(LockLostError):
+                guarded.put("packs/x.pack", b"data")
+            assert not (d / "packs").exists()
+            lock.release()
+            storage.close()
+    finally:
+        configure(**saved)
