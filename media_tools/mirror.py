@@ -33,11 +33,11 @@ Decisions:
   medium retired by consolidation, backups removed by retention); media
   that could not be read locally are never touched.
 
-Freshness (C10): each run, from the CLI, records in the home's
+Freshness (C10): each run records in the home's
 ``mirror-status.json`` per DEST the time of its last completed run and, if the
 latest run did not complete (DEST unreachable, full, refused), that run's time
 and error. A mirror whose latest run failed is "stale since" its last
-completed run; ``mirror DEST --status`` shows it without touching DEST.
+completed run; ``mailarchive mirror-status DEST`` shows it without touching DEST.
 """
 from __future__ import annotations
 
@@ -292,7 +292,20 @@ class Mirror:
 
 
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
-    return Mirror(archive, dest, **kw).run()
+    """Run a mirror and note its outcome in the home (``mirror-status.json``): a run that fails
+    leaves the mirror "stale since" its last completed run, and says so in its error."""
+    if kw.get("dry_run"):
+        return Mirror(archive, dest, **kw).run()
+    try:
+        summary = Mirror(archive, dest, **kw).run()
+    except MailArchiveError as exc:
+        st = record_mirror_run(archive.home, dest.location, str(exc))
+        since = f"stale since {st['stale_since']}" if st["stale_since"] else "stale: it never completed a run"
+        stale = MailArchiveError(f"{exc}\nThe mirror at {dest.location} is {since}; the next run catches up.")
+        stale.exit_code = exc.exit_code
+        raise stale from None
+    record_mirror_run(archive.home, dest.location, None)
+    return summary
 
 
 STATUS_NAME = "mirror-status.json"

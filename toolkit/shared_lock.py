@@ -21,7 +21,9 @@ on that medium:
   unreachable), the lock counts as lost. From then on every write through the
   medium (new file, commit, replace, delete) raises :class:`LockLostError`
   (exit 3): the writer stops; what it had committed stays committed and a rerun
-  resumes. ``lost_after`` is shorter than ``stale_after`` so a writer gives up
+  resumes. Each commit of a file (a pack, a manifest) also reads the lock file
+  first, so a deleted or taken-over lock stops the writer before it publishes
+  anything more, without waiting for the next heartbeat. ``lost_after`` is shorter than ``stale_after`` so a writer gives up
   before anyone may call its lock stale.
 * **Staleness without comparing clocks.** The age of a lock is the server's
   modification time of the lock file against the server's modification time of
@@ -29,7 +31,8 @@ on that medium:
   times come from the same clock, so a skew between the hosts' clocks (O9)
   never makes a live lock look stale. Older than ``stale_after`` (30 min): stale.
 * **Breaking.** A lock of this host whose PID is gone is broken automatically
-  (the holder crashed). A lock of another host is never broken automatically,
+  (the holder crashed; a PID reused meanwhile by another process makes the lock
+  look alive, and then it is broken by hand). A lock of another host is never broken automatically,
   stale or not: ``mailarchive lock status`` shows it, and
   ``mailarchive lock break --yes`` removes it after the operator has made sure
   that host no longer writes.
@@ -219,6 +222,17 @@ class SharedLock:
                 f"(everything reported committed stays committed). Make sure no other host writes to it, then rerun"
             )
 
+    def verify(self, storage: Storage) -> None:
+        """Right before a file is published: the lock file still names this holder (read through
+        ``storage``, the caller's own connection); otherwise the lock is lost here and now."""
+        self.check()
+        held = read_lock(storage)
+        if held is None:
+            self.lost = "the lock file was deleted"
+        elif held.get("token") != self.token:
+            self.lost = f"the lock file now names another holder ({held.get('host')}, pid {held.get('pid')})"
+        self.check()
+
     def _beat(self) -> None:
         conn: Storage | None = None
         last_ok = time.monotonic()
@@ -322,7 +336,7 @@ class LockedStorage(Storage):
 
     def open_write(self, name: str) -> AtomicWriter:
         self.lock.check()
-        return _LockedWriter(self._inner.open_write(name), self.lock)
+        return _LockedWriter(self._inner.open_write(name), self.lock, self._inner)
 
     def open_read(self, name: str):
         return self._inner.open_read(name)
@@ -362,9 +376,10 @@ class LockedStorage(Storage):
 
 
 class _LockedWriter(AtomicWriter):
-    def __init__(self, inner: AtomicWriter, lock: SharedLock):
+    def __init__(self, inner: AtomicWriter, lock: SharedLock, storage: Storage):
         self._inner = inner
         self._lock = lock
+        self._storage = storage
         self.name = inner.name
 
     def write(self, data: bytes) -> int:
@@ -375,7 +390,7 @@ class _LockedWriter(AtomicWriter):
 
     def commit(self) -> None:
         try:
-            self._lock.check()
+            self._lock.verify(self._storage)
         except LockLostError:
             self._inner.abort()
             raise

@@ -163,9 +163,9 @@ def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_pat
     mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml"))
     with FaultProxy(samba.host, samba.port) as proxy:
         dest = smb_location.replace(f"{samba.host}:{samba.port}", f"{proxy.host}:{proxy.port}")
-        assert mailarchive(home, "mirror", dest, "--status", check=1, json_out=True).result["state"] == "never"
+        assert mailarchive(home, "mirror-status", dest, check=1, json_out=True).result["state"] == "never"
         mailarchive(home, "mirror", dest)
-        first = mailarchive(home, "mirror", dest, "--status", json_out=True).result
+        first = mailarchive(home, "mirror-status", dest, json_out=True).result
         assert first["state"] == "current"
 
         src = tmp_path / "more"
@@ -182,7 +182,7 @@ def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_pat
         p = mailarchive(home, "mirror", dest, check=3)
         assert f"stale since {first['last_ok']}" in p.stderr and "Traceback" not in p.stderr
         assert proxy.faults_fired > 0
-        st = mailarchive(home, "mirror", dest, "--status", check=1, json_out=True).result
+        st = mailarchive(home, "mirror-status", dest, check=1, json_out=True).result
         assert st["state"] == "stale" and st["stale_since"] == first["last_ok"] and st["last_error"]
         assert local_state() == before
         mailarchive(home, "verify")
@@ -190,7 +190,7 @@ def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_pat
         proxy.mode("pass")
         r = mailarchive(home, "mirror", dest, json_out=True).result
         assert r["copied"] > 0 and r["complete"]
-        assert mailarchive(home, "mirror", dest, "--status", json_out=True).result["state"] == "current"
+        assert mailarchive(home, "mirror-status", dest, json_out=True).result["state"] == "current"
         assert mailarchive(home, "mirror", dest, "--verify", json_out=True).result["copied"] == 0
 
 

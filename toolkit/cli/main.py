@@ -61,6 +61,7 @@ COMMAND_MODULES = {
     "restore": ["mirror_cmd"],
     "schedule": ["mirror_cmd"],
     "lock": ["lock_cmd"],
+    "mirror-status": ["mirror_status_cmd"],
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from media_tools.mirror import mirror, mirror_status, record_mirror_run
+from media_tools.mirror import mirror
 from media_tools.restore import restore
 
 from ..errors import ExitCode, MailArchiveError, UsageError
@@ -31,10 +31,8 @@ def _dest_storage(dest: str, password_file: Path | None):
 @click.option("--verify", is_flag=True, help="Also read and hash packs already at DEST (new copies are always verified).")
 @click.option("--delete", is_flag=True, help="Delete files at DEST the archive no longer has (never for media that cannot be read).")
 @click.option("--repair", is_flag=True, help="Replace a differing pack at DEST by a verified copy of the local one.")
-@click.option("--status", "status_only", is_flag=True,
-              help="Only show whether the mirror at DEST is current or stale since its last completed run (exit 1 when stale).")
 @click.pass_context
-def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, status_only):
+def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair):
     """Copy every medium, the verified catalog backups and the newest config snapshot to DEST.
 
     DEST is a path or smb://user@host[:port]/share/path; files go to
@@ -45,32 +43,12 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, status_on
     missing, corrupt or differing.
     """
     ctx = click_ctx.obj
-    where = str(parse_location(dest))
-    if status_only:
-        ctx.open().close()  # an archive is there
-        st = mirror_status(ctx.home, where)
-        ctx.ui.emit(st, lambda st: ctx.ui.say(
-            f"Mirror {where}: " + {"current": f"current (last completed run {st.get('last_ok')})",
-                                   "never": "no completed run yet",
-                                   "stale": f"stale since {st['stale_since']} (the latest run at {st.get('last_failed')} "
-                                            f"failed: {st.get('last_error')})"}[st["state"]]))
-        click_ctx.exit(0 if st["state"] == "current" else int(ExitCode.FINDINGS))
+    storage, _ = _dest_storage(dest, password_file)
     try:
-        storage, _ = _dest_storage(dest, password_file)
-        try:
-            with ctx.open() as archive:
-                s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter())
-        finally:
-            storage.close()
-    except MailArchiveError as exc:
-        if exc.exit_code in (ExitCode.USAGE, ExitCode.NO_ARCHIVE) or not ctx.home.is_dir():
-            raise
-        st = record_mirror_run(ctx.home, where, str(exc))
-        since = f"stale since {st['stale_since']}" if st["stale_since"] else "stale: it never completed a run"
-        stale = MailArchiveError(f"{exc}\nThe mirror at {where} is {since}; the next run catches up.")
-        stale.exit_code = exc.exit_code
-        raise stale from None
-    record_mirror_run(ctx.home, where, None)
+        with ctx.open() as archive:
+            s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter())
+    finally:
+        storage.close()
     r = s.as_dict()
 
     def human(r):
