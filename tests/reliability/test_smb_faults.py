@@ -173,9 +173,12 @@ def test_c10_mirror_share_unreachable_reports_stale_since_and_catches_up(tmp_pat
         mailarchive(home, "import", "eml", str(src), env={"MAILARCHIVE_PACK_TARGET": "100000"})
 
         def local_state():
+            """The mail side of the archive: key, config, packs, and what the catalog says it holds.
+            (A mirror run may first write a fresh catalog backup and config snapshot to the medium.)"""
             files = sorted((p.relative_to(home), hashlib.sha256(p.read_bytes()).hexdigest())
-                           for p in home.rglob("*") if p.is_file() and p.name != "mirror-status.json")
-            return files
+                           for p in home.rglob("*") if p.is_file() and (p.suffix == ".pack" or p.name in ("key", "archive.toml")))
+            blobs = mailarchive(home, "sql", "--format", "json", "SELECT msg_id, blob_id FROM messages ORDER BY 1").stdout
+            return files, blobs
 
         before = local_state()
         proxy.mode("reset", after=40_000)  # every connection: dropped once 40 kB came back
