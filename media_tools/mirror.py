@@ -32,12 +32,20 @@ Decisions:
   below ``medium-<id>/`` that the local archive no longer has (packs of a
   medium retired by consolidation, backups removed by retention); media
   that could not be read locally are never touched.
+
+Freshness (C10): each run records in the home's
+``mirror-status.json`` per DEST the time of its last completed run and, if the
+latest run did not complete (DEST unreachable, full, refused), that run's time
+and error. A mirror whose latest run failed is "stale since" its last
+completed run; ``mailarchive mirror-status DEST`` shows it without touching DEST.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import json
+import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from toolkit import crypto, faults
@@ -321,4 +329,48 @@ def backup_needed(archive: Archive) -> str | None:
 
 
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
-    return Mirror(archive, dest, **kw).run()
+    """Run a mirror and note its outcome in the home (``mirror-status.json``): a run that fails
+    leaves the mirror "stale since" its last completed run, and says so in its error."""
+    if kw.get("dry_run"):
+        return Mirror(archive, dest, **kw).run()
+    try:
+        summary = Mirror(archive, dest, **kw).run()
+    except MailArchiveError as exc:
+        st = record_mirror_run(archive.home, dest.location, str(exc))
+        since = f"stale since {st['stale_since']}" if st["stale_since"] else "stale: it never completed a run"
+        exc.args = (f"{exc}\nThe mirror at {dest.location} is {since}; the next run catches up.", *exc.args[1:])
+        raise  # the same error (its type and exit status), its message extended
+    record_mirror_run(archive.home, dest.location, None)
+    return summary
+
+
+STATUS_NAME = "mirror-status.json"
+
+
+def mirror_status(home: Path, dest: str) -> dict:
+    """The freshness of the mirror at ``dest``: state ``current``, ``stale`` (since ``last_ok``) or ``never``."""
+    try:
+        entry = json.loads((Path(home) / STATUS_NAME).read_text()).get(dest, {})
+    except (OSError, ValueError):
+        entry = {}
+    state = "never" if not entry.get("last_ok") else ("stale" if entry.get("last_error") else "current")
+    return {"dest": dest, "state": state, "stale_since": entry.get("last_ok") if state == "stale" else None, **entry}
+
+
+def record_mirror_run(home: Path, dest: str, error: str | None) -> dict:
+    """Note a run's outcome for ``dest`` (atomically; other DESTs' entries stay); returns the new status."""
+    path = Path(home) / STATUS_NAME
+    try:
+        allst = json.loads(path.read_text())
+    except (OSError, ValueError):
+        allst = {}
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    entry = allst.setdefault(dest, {})
+    if error is None:
+        entry.update(last_ok=now, last_error=None, last_failed=None)
+    else:
+        entry.update(last_error=error, last_failed=now)
+    tmp = path.with_name(f"{STATUS_NAME}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(allst, indent=1))
+    os.replace(tmp, path)
+    return mirror_status(home, dest)

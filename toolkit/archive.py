@@ -35,6 +35,7 @@ from .errors import (
     WrongKeyError,
 )
 from .lock import WriterLock
+from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
 from .storage import Storage, open_storage, parse_location
 
@@ -291,6 +292,9 @@ class Archive:
                 f"point it at its files with `media retarget` or restore from the mirror"
             )
         check_label(data, self.key, self.uuid, medium_id, m.location)
+        if self.lock is not None and parse_location(m.location).is_smb:
+            # a writer on a share: other hosts may use it too (toolkit.shared_lock; taken at the first write)
+            s = LockedStorage(s, SharedLock(s, lambda: self._open_location(m), f"{medium_id} ({m.location})"))
         self._storages[medium_id] = s
         return s
 
@@ -300,8 +304,11 @@ class Archive:
         For transfers that run on several threads: an SMB storage serves one call at a
         time, so each thread gets its own. The caller closes it.
         """
-        self.storage(medium_id)
-        return self._open_location(self._medium_entry(medium_id))
+        s = self.storage(medium_id)
+        extra = self._open_location(self._medium_entry(medium_id))
+        if isinstance(s, LockedStorage):  # its writes check the same shared lock
+            extra = LockedStorage(extra, s.lock, owns_lock=False)
+        return extra
 
     def active_medium_id(self) -> int:
         m = self.config.active_medium

@@ -6,7 +6,11 @@ Modes, set for the *next* connections with ``proxy.mode(...)``:
 * ``reset`` (``after=N``)        forward, then reset both sockets (RST) once N bytes came from the server;
 * ``blackhole`` (``after=N``)    after N bytes from the server stop forwarding anything, keep the sockets open;
 * ``slow`` (``delay=s``)         forward the server's bytes in small pieces with a delay each;
-* ``strip``                      delete the STARTTLS / STLS capability from what the server says.
+* ``strip``                      delete the STARTTLS / STLS capability from what the server says;
+* ``ntstatus`` (``status=``, ``command=``, ``after=N``)  SMB2 only: the (N+1)th response to ``command``
+  (e.g. 0x09 WRITE) on a connection is replaced by an unsigned error response with NTSTATUS ``status``
+  (as a server answers for an expired session); everything else passes. Needs an unencrypted session
+  (``--smb-no-encrypt``): encrypted SMB3 messages cannot be read on the way.
 
 ``times=k`` applies a fault to the next k connections, then falls back to
 ``pass``. Everything the client sent is kept in ``client_bytes`` (tests
@@ -30,6 +34,8 @@ class _Mode:
     after: int = 0
     delay: float = 0.0
     times: int | None = None
+    status: int = 0
+    command: int = 0
 
 
 class FaultProxy:
@@ -50,10 +56,11 @@ class FaultProxy:
         threading.Thread(target=self._accept_loop, daemon=True, name="faultproxy-accept").start()
 
     # -- control -----------------------------------------------------------------------------------
-    def mode(self, name: str = "pass", *, after: int = 0, delay: float = 0.0, times: int | None = None) -> None:
-        assert name in ("pass", "reset", "blackhole", "slow", "strip"), name
+    def mode(self, name: str = "pass", *, after: int = 0, delay: float = 0.0, times: int | None = None,
+             status: int = 0, command: int = 0) -> None:
+        assert name in ("pass", "reset", "blackhole", "slow", "strip", "ntstatus"), name
         with self._lock:
-            self._mode = _Mode(name, after, delay, times)
+            self._mode = _Mode(name, after, delay, times, status, command)
 
     def _take_mode(self) -> _Mode:
         with self._lock:
@@ -62,7 +69,7 @@ class FaultProxy:
                 if m.times <= 0:
                     self._mode = m = _Mode()
                 else:
-                    self._mode = _Mode(m.name, m.after, m.delay, m.times - 1)
+                    self._mode = _Mode(m.name, m.after, m.delay, m.times - 1, m.status, m.command)
             return m
 
     def close(self) -> None:
@@ -131,6 +138,8 @@ class _Conn:
     def downstream(self) -> None:
         """server → client, with the fault."""
         m = self.mode
+        if m.name == "ntstatus":
+            return self._downstream_smb(m)
         try:
             while not self.dead.is_set():
                 data = self.server.recv(65536)
@@ -165,6 +174,39 @@ class _Conn:
         finally:
             if not self.holding.is_set():
                 self._shutdown()
+
+    def _downstream_smb(self, m: _Mode) -> None:
+        """server → client frame by frame (4-byte NetBIOS length + SMB2 message), one response rewritten."""
+        buf = b""
+        seen = 0
+        try:
+            while not self.dead.is_set():
+                data = self.server.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4:
+                    n = int.from_bytes(buf[1:4], "big")
+                    if len(buf) < 4 + n:
+                        break
+                    frame, buf = buf[4:4 + n], buf[4 + n:]
+                    if frame[:4] == b"\xfeSMB" and int.from_bytes(frame[12:14], "little") == m.command \
+                            and int.from_bytes(frame[8:12], "little") != 0x103:  # not STATUS_PENDING
+                        if seen == m.after:
+                            header = bytearray(frame[:64])
+                            header[8:12] = m.status.to_bytes(4, "little")
+                            flags = int.from_bytes(header[16:20], "little") & ~0x8  # unsigned
+                            header[16:20] = flags.to_bytes(4, "little")
+                            header[20:24] = b"\0\0\0\0"  # no compound
+                            header[48:64] = b"\0" * 16   # no signature
+                            frame = bytes(header) + b"\x09\x00\x00\x00" + b"\0\0\0\0" + b"\0"
+                            self.proxy.faults_fired += 1
+                        seen += 1
+                    self.client.sendall(len(frame).to_bytes(4, "big") + frame)
+        except OSError:
+            pass
+        finally:
+            self._shutdown()
 
     def _shutdown(self) -> None:
         self.dead.set()

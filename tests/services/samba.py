@@ -43,7 +43,7 @@ class SambaServer:
         stop_process(self.proc)
 
 
-def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = ()) -> str:
+def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = (), extra_share: tuple[str, ...] = ()) -> str:
     dirs = {
         "private dir": "private",
         "lock directory": "lock",
@@ -83,6 +83,7 @@ def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = ()) -> str
         f"valid users = {USER}",
         f"force user = {USER}",
         "acl allow execute always = yes",
+        *extra_share,
         "",
     ]
     return "\n".join(lines)
@@ -105,8 +106,9 @@ def _log_tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def start_samba(workdir: Path, extra_global: tuple[str, ...] = ()) -> SambaServer:
-    """Start smbd for the tests; the caller must ``stop()`` it. ``extra_global``: more [global] lines."""
+def start_samba(workdir: Path, extra_global: tuple[str, ...] = (), extra_share: tuple[str, ...] = ()) -> SambaServer:
+    """Start smbd for the tests; the caller must ``stop()`` it. ``extra_global``: more [global] lines,
+    ``extra_share``: more lines for the share (e.g. ``create mask = 0444``)."""
     smbd = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
     smbpasswd = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
     if smbd is None or not os.path.exists(smbpasswd):
@@ -129,7 +131,7 @@ def start_samba(workdir: Path, extra_global: tuple[str, ...] = ()) -> SambaServe
 
     port = free_port()
     conf = workdir / "smb.conf"
-    conf.write_text(_config(workdir, port, tuple(extra_global)))
+    conf.write_text(_config(workdir, port, tuple(extra_global), tuple(extra_share)))
     password = secrets.token_urlsafe(12)
     subprocess.run(
         [smbpasswd, "-c", str(conf), "-s", "-a", USER],

@@ -64,6 +64,8 @@ COMMAND_MODULES = {
     "mirror": ["mirror_cmd"],
     "restore": ["mirror_cmd"],
     "schedule": ["mirror_cmd"],
+    "lock": ["lock_cmd"],
+    "mirror-status": ["mirror_status_cmd"],
 }
 
 
@@ -120,6 +122,11 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     from ..storage import configure_smb
 
     configure_smb(encrypt=not smb_no_encrypt, warn=_warn_always)
+    timings = os.environ.get("MAILARCHIVE_LOCK_TIMINGS")  # tests: interval,lost_after,stale_after,recheck seconds
+    if timings:
+        from ..shared_lock import configure
+
+        configure(**dict(zip(("interval", "lost_after", "stale_after", "recheck"), map(float, timings.split(",")))))
 
 
 def _warn_always(message: str) -> None:

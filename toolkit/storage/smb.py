@@ -59,6 +59,7 @@ _STATUS_BAD_NETWORK_NAME = 0xC00000CC
 _STATUS_NOT_FOUND = 0xC0000225
 _FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
 _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
+_STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
 
 
 class _Watchdog:
@@ -239,6 +240,12 @@ class SmbStorage(Storage):
             return ObjectMissingError(f"{unc} is missing")
         if status == _STATUS_OBJECT_NAME_COLLISION:
             return ObjectExistsError(f"{unc} already exists: refusing to replace it (possible ID reuse)")
+        if status == _STATUS_NETWORK_SESSION_EXPIRED:
+            self._cache.clear()  # a rerun logs on afresh
+            return StorageError(
+                f"the SMB session with {self._where} expired (STATUS_NETWORK_SESSION_EXPIRED) while {what} {unc}; "
+                "what was committed stays committed: rerun to log on again and resume"
+            )
         if status in _FULL:
             return StorageFullError(
                 f"{unc}: the share is full (STATUS_DISK_FULL/quota) while {what}; free space on it, then rerun"
