@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from tests.cli import mailarchive
@@ -29,8 +30,12 @@ def test_p2_restore_from_an_older_backup_never_reuses_a_medium_id(tmp_path):
     mailarchive(home, "mirror", str(mirror))
     mailarchive(home, "media", "add", str(tmp_path / "m2"), "--activate")
     mailarchive(home, "import", "eml", str(_mails(tmp_path, "second", 4)))
-    mailarchive(home, "mirror", str(mirror))                # medium 2's packs reach the mirror, no new backup
+    mailarchive(home, "mirror", str(mirror))                # medium 2's packs reach the mirror
     assert (mirror / "medium-2").is_dir()
+    # mirror makes a catalog backup first when the catalog changed: take the mirror back to the state
+    # where its newest backup and config snapshot still predate medium 2 (the old catalog of P2)
+    for sub in ("db-backups", "config"):
+        shutil.rmtree(mirror / "medium-2" / sub, ignore_errors=True)
 
     restored = tmp_path / "restored"
     p = mailarchive(restored, "--json", "restore", "--from", str(mirror),

@@ -47,7 +47,11 @@ def test_o7_mirror_runs_during_an_import_copy_only_committed_packs(tmp_path):
         while proc.poll() is None and runs < 20:
             if list((tmp_path / "m1").rglob("*.pack")):
                 p = mailarchive(home, "--json", "mirror", str(dest), check=None)
-                assert p.returncode == 0, p.stderr
+                # beside a writer the mirror cannot make its catalog backup first: it copies what is
+                # committed and says so with exit 1 (a finding), or ends 0 when a backup was current
+                assert p.returncode in (0, 1), p.stdout + p.stderr
+                if p.returncode == 1:
+                    assert "mailarchive db backup" in p.stdout, p.stdout
                 runs += 1
                 committed = _packs(home)  # read after the mirror: everything it copied was committed before
                 copied = _mirrored(dest)

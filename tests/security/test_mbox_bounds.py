@@ -188,7 +188,9 @@ def test_a_decompression_bomb_is_stopped_named_and_bounded(tmp_path):
     m = mailarchive_measured(home, "import", "mbox", str(bomb), str(good), "--max-expansion-after", "32M")
     assert m.returncode == 1, m.stderr
     r = m.result
-    assert r["archived"] == 2 and r["errors"] == 1, r
+    # the bomb's error, and the finding that its source gave no mail at all
+    assert r["archived"] == 2 and r["errors"] == 2, r
+    assert "no mail found" in r["sources"][0]["problems"][-1]["message"], r["sources"][0]["problems"]
     problem = r["sources"][0]["problems"][0]
     assert problem["ref"] == "bomb.mbox.gz" and "decompression stopped" in problem["message"], problem
     assert m.maxrss_mib < 400, m.maxrss_mib     # the bomb expands to 2 GiB; the guard stops it at ~32 MiB

@@ -81,6 +81,13 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.journal", r"[^<>]*<([^<>]*)>\s*"): ("fullmatch", [*_runs("<", "a", "<a>"), _tail("a<b>", " ", "x"),
                                                                   _tail("<", "a")]),
     ("toolkit.journal", r"\s+"): ("sub", _runs(" ", " a")),
+    # ---- toolkit.mapi: building MIME from Outlook items
+    ("toolkit.mapi", "[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+"): ("fullmatch", [*_runs("a", "a/", "/"), _tail("a/", "a")]),
+    ("toolkit.mapi", r"\r?\n\r?\n"): ("split", _runs("\r\n", "\n\r", "\r", "\r\r\n")),
+    ("toolkit.mapi", "_DROP"): ("match", [_tail("content-", "a"), _tail("content-", "-"), *_runs("content-")]),
+    # ---- toolkit.cli.config_cmd: setting names
+    ("toolkit.cli.config_cmd", "_SOURCE"): ("fullmatch", [_tail("source.", "a"), _tail("source.a", ".password"),
+                                                           *_runs("source.")]),
     ("toolkit.journal", "def _split_parts"): (lambda s: __import__("toolkit.journal").journal._split_parts(
         s.encode("latin-1"), 0, b"b" * 100, "text/plain", []),
         [*_runs("--" + "b" * 99 + "\n", "--" + "b" * 100 + " x\n", "-"), _tail("--" + "b" * 100, " ", "x")]),

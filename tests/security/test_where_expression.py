@@ -68,7 +68,6 @@ def test_good_conditions_select(archive_home, tmp_path):
     assert everything["count"] > 2
     for cond, expected in [
         ("m.size > 0", everything["count"]),
-        ("m.size < 0", 0),
         ("m.msg_id IN (SELECT msg_id FROM sightings WHERE decision = 'new') AND m.msg_id <= 2", 2),
         ("m.subject LIKE '%)%' OR m.subject = '); --'", None),
         ("m.msg_id = 1 -- a trailing comment cannot swallow the closing parenthesis", 1),
@@ -77,6 +76,9 @@ def test_good_conditions_select(archive_home, tmp_path):
                         json_out=True).result
         if expected is not None:
             assert r["count"] == expected, cond
+    # A condition that selects nothing is a finding (exit 1), never an empty "success".
+    p = mailarchive(archive_home, "export", "eml", str(tmp_path / "a"), "--where", "m.size < 0", "--dry-run", check=1)
+    assert "matches no message" in p.stderr
     # A condition that runs but touches a file is refused by the session itself.
     p = mailarchive(archive_home, "export", "eml", str(tmp_path / "b"), "--dry-run",
                     "--where", f"m.msg_id IN (SELECT 1 FROM read_blob('{archive_home}/key'))", check=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 
 import click
+import duckdb
 
 from exporters.filters import Filters, dry_run
 
@@ -52,14 +53,18 @@ def filter_options(f):
     return wrapper
 
 
-def _count(con, filters: Filters) -> int:
+def _count(session, filters: Filters) -> int:
+    """Messages the filters select, counted in the restricted read session (the condition is user SQL)."""
     where, params = filters.sql()
-    return con.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
+    try:
+        return session.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
+    except duckdb.Error as exc:
+        raise UsageError(f"--where {filters.where!r} cannot run: {str(exc).splitlines()[0]}") from None
 
 
 def _check_selection(ctx, filters: Filters) -> None:
     """Usage error for a folder, domain or address no archived mail has; exit 1 for an empty selection."""
-    with ctx.open() as archive, archive.catalog.reading() as con:
+    with ctx.open() as archive, archive.catalog.querying() as con:
         unknown = [
             f"--{opt} {name!r}"
             for opt, key in (("folder", "folders"), ("domain", "domains"), ("address", "addresses"))
