@@ -1,7 +1,10 @@
 """Run the real `mailarchive` command and measure the peak memory of that child process.
 
-``os.wait4`` gives the rusage of the one child it reaps (on Linux its ``ru_maxrss`` also covers the
-worker processes it waited for), so earlier peaks of the test process itself cannot hide a peak.
+``ru_maxrss`` of a process counts what it held before its ``exec`` too, and a child forked from a
+large test process starts as large as its parent; so the command is forked from a small launcher
+process instead, which reaps it with ``os.wait4`` and reports its ``ru_maxrss`` (on Linux that also
+covers the worker processes the command waited for). Earlier peaks of the test process can neither
+hide nor inflate the figure.
 """
 from __future__ import annotations
 
@@ -28,31 +31,34 @@ class Measured:
         return json.loads(self.stdout)
 
 
+#: Forks the command from this small process, reaps it and writes its exit status and peak RSS to argv[1].
+_LAUNCHER = """
+import json, os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"status": status, "maxrss": usage.ru_maxrss}, f)
+"""
+
+
 def mailarchive_measured(home: Path, *args: str, env: dict | None = None, timeout: float = 300) -> Measured:
     cmd = [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args]
     full_env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, **(env or {})}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "rusage.json"
+        p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *cmd], stdout=out, stderr=err,
+                             env=full_env, start_new_session=True)
         try:
-            _, status, usage = _wait4(p.pid, timeout)
-        except TimeoutError:
-            p.kill()
-            _wait4(p.pid, 10)
-            raise
-        p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.wait(10)
+            raise TimeoutError(f"mailarchive did not end within {timeout} s") from None
+        measured = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        return Measured(p.returncode, out.read().decode(), err.read().decode(), usage.ru_maxrss / 1024)
-
-
-def _wait4(pid: int, timeout: float):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        got_pid, status, usage = os.wait4(pid, os.WNOHANG)
-        if got_pid == pid:
-            return got_pid, status, usage
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"mailarchive did not end within {timeout} s")
-        time.sleep(0.05)
+        return Measured(os.waitstatus_to_exitcode(measured["status"]), out.read().decode(), err.read().decode(),
+                        measured["maxrss"] / 1024)
