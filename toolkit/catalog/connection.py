@@ -26,10 +26,10 @@ from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
-from . import faults
-from .errors import CatalogError, WrongKeyError
+from .. import faults
+from ..errors import CatalogError, WrongKeyError
 from .migrations import migrations
-from .user_sql import check_query
+from ..user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
 
