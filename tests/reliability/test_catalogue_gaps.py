@@ -153,3 +153,29 @@ def test_p3_a_whole_medium_deleted_by_hand_is_reported_and_its_id_never_reused(t
     p = mailarchive(home, "--json", "media", "add", str(tmp_path / "m3"))
     added = json.loads(p.stdout)
     assert added.get("id", added.get("medium")) == 3, added
+
+
+def test_f4_a_pack_replaced_by_another_valid_pack_under_its_name_is_found(tmp_path):
+    """Packs are write-once under fresh names, so an "older version" of one pack can only be crafted:
+    another valid pack of the same archive and key copied over its name. Quick verify sees the size,
+    full verify refuses every record of it as foreign, naming the pack."""
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "m1"))
+    for batch in ("old", "new"):
+        d = tmp_path / batch
+        d.mkdir()
+        for i in range(3):
+            (d / f"{i}.eml").write_text(f"From: a@b.c\nSubject: {batch} {i}\nMessage-ID: <{batch}-{i}@x>\n\n{batch} body {i}\n")
+        mailarchive(home, "import", "eml", str(d))
+    packs = _sql(home, "SELECT pack_id, name, bytes FROM packs ORDER BY created_at")
+    assert len(packs) == 2, packs
+    old, new = (tmp_path / "m1" / row["name"] for row in packs)
+    shutil.copyfile(old, new)                                       # the "new" name now holds the old pack
+    p = mailarchive(home, "--json", "verify", "--full", check=None)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    report = json.loads(p.stdout)
+    found = [c for c in report["checks"] if c["status"] == "finding"]
+    assert found, report
+    assert packs[1]["pack_id"] in json.dumps(found), found
+    assert packs[0]["pack_id"] not in json.dumps([e for c in found for e in c.get("examples", [])
+                                                  if e.get("pack") != packs[1]["pack_id"]])
