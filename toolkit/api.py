@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import Archive
+from .errors import UsageError
 from .reporter import Reporter
 
 __all__ = [
@@ -114,6 +115,8 @@ def import_mail(archive: Archive, importer, *, reporter: Reporter | None = None,
     parse may take before it is archived flagged parse-timeout."""
     from .ingest import Ingest
 
+    if archive.lock is None:
+        raise UsageError("import_mail needs the archive opened as writer: open_archive(home, writer=True)")
     kw = {"workers": workers, "pack_target": pack_target, "parse_limit": parse_limit}
     return Ingest(archive, reporter, **{k: v for k, v in kw.items() if v is not None}).run(importer)
 

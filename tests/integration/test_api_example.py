@@ -56,3 +56,34 @@ def test_every_public_name_resolves():
         assert package.__all__ and sorted(set(package.__all__)) == sorted(package.__all__)
         for name in package.__all__:
             assert getattr(package, name) is not None, (package.__name__, name)
+
+
+def test_api_in_process_results_are_dataclasses_and_errors_carry_exit_codes(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from toolkit import ExitCode, MailArchiveError
+
+    created = toolkit.init_archive(tmp_path / "home", password="correct horse battery staple 2018",
+                                   key_backup=tmp_path / "kb.txt")
+    lists = MBOX.parent / "lists.mbox"
+    with toolkit.open_archive(created.home) as reader:
+        with pytest.raises(MailArchiveError) as refused:
+            toolkit.import_mail(reader, importers.MboxImporter(str(lists)), workers=0)
+        assert refused.value.exit_code == ExitCode.USAGE and "writer=True" in str(refused.value)
+    with toolkit.open_archive(created.home, writer=True) as archive:
+        dry = toolkit.dry_run_import(archive, importers.MboxImporter(str(lists)))
+        run = toolkit.import_mail(archive, importers.MboxImporter(str(lists)), workers=0)
+    n = EXPECTED["mbox"]["lists.mbox"]
+    assert dry.would_archive == run.archived == n and run.status == "complete"
+    with toolkit.open_archive(created.home) as archive:
+        meta = toolkit.export_metadata(archive, tmp_path / "meta.csv", exporters.Filters())
+        stats = toolkit.archive_stats(archive)
+    for result in (created, dry, run, meta, stats, *stats.media):
+        assert dataclasses.is_dataclass(result), type(result)
+    assert meta.format == "csv" and meta.rows == n and meta.dest.is_file()
+    assert stats.messages == n and stats.media[0].id == 1 and stats.media[0].messages == n
+    with pytest.raises(MailArchiveError) as none:
+        toolkit.open_archive(tmp_path / "nothing-here")
+    assert none.value.exit_code == ExitCode.NO_ARCHIVE
