@@ -4,6 +4,7 @@ from .lazy import lazy_exports
 
 __all__ = [
     "Archive", "ArchiveStats", "ExitCode", "InitResult", "MailArchiveError", "MediumStats", "MetadataExport",
+    "StampedBatch", "stamp_pending",
     "NullReporter", "Reporter", "RunSummary", "DryRunSummary",
     "archive_stats", "dry_run_import", "export_metadata", "import_mail", "init_archive", "open_archive",
     "verify_archive",

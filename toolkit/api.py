@@ -13,6 +13,7 @@ is the one the command line would exit with. Nothing here prints.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +22,9 @@ from .errors import UsageError
 from .reporter import Reporter
 
 __all__ = [
-    "ArchiveStats", "InitResult", "MediumStats", "MetadataExport",
+    "ArchiveStats", "InitResult", "MediumStats", "MetadataExport", "StampedBatch",
     "archive_stats", "dry_run_import", "export_metadata", "import_mail", "init_archive", "open_archive",
-    "verify_archive",
+    "stamp_pending", "verify_archive",
 ]
 
 
@@ -74,6 +75,24 @@ class MetadataExport:
     dest: Path
     format: str
     rows: int
+
+
+@dataclass(frozen=True)
+class StampedBatch:
+    """A stamp batch the TSA stamped: its leaves, Merkle root, token facts and sealed manifest."""
+
+    batch_id: int
+    leaf_count: int
+    messages: int
+    envelopes: int
+    first_msg_id: int | None
+    last_msg_id: int | None
+    root: str
+    gen_time: dt.datetime
+    serial: int
+    tsa_url: str
+    manifest: str
+    medium_id: int
 
 
 def init_archive(home: Path, *, password: str, key_backup: Path, medium: str | None = None,
@@ -148,6 +167,24 @@ def verify_archive(archive: Archive, *, full: bool = False, workers: int | None 
     from verify.checks import verify_archive as run
 
     return run(archive, full=full, workers=workers, reporter=reporter)
+
+
+def stamp_pending(archive: Archive, *, tsa_url: str, ca_pem: bytes, all_pending: bool = False,
+                  min_pending: int = 10_000, timeout: float = 30.0, policy: str | None = None, access=None,
+                  reporter: Reporter | None = None) -> tuple[StampedBatch, ...]:
+    """``mailarchive timestamp run`` (docs/timestamps.md) on an archive opened as writer: retry the pending
+    batches, then stamp new ones while ``min_pending`` leaves wait (all of them with ``all_pending``).
+    ``ca_pem`` is the TSA's CA certificate the tokens must verify against; ``access`` a
+    ``verify.tsa_client.TsaAccess`` (TLS trust, password, retries). A TSA failure raises
+    ``verify.tsa_client.TsaError`` (exit 3), the failed batch stays pending for the next call."""
+    from verify.stamping import stamp_pending as run
+
+    if archive.lock is None:
+        raise UsageError("stamp_pending needs the archive opened as writer: open_archive(home, writer=True)")
+    done = run(archive, tsa_url=tsa_url, ca_pem=ca_pem, min_pending=min_pending, all_=all_pending,
+               timeout=timeout, policy=policy, access=access, reporter=reporter)
+    names = [f.name for f in dataclasses.fields(StampedBatch)]
+    return tuple(StampedBatch(**{n: b[n] for n in names}) for b in done)
 
 
 def archive_stats(archive: Archive) -> ArchiveStats:

@@ -87,3 +87,20 @@ def test_api_in_process_results_are_dataclasses_and_errors_carry_exit_codes(tmp_
     with pytest.raises(MailArchiveError) as none:
         toolkit.open_archive(tmp_path / "nothing-here")
     assert none.value.exit_code == ExitCode.NO_ARCHIVE
+
+
+def test_api_stamps_with_a_real_tsa_and_full_verify_checks_the_tokens(tmp_path, tsa_ok):
+    created = toolkit.init_archive(tmp_path / "home", password="correct horse battery staple 2018",
+                                   key_backup=tmp_path / "kb.txt")
+    ca = tsa_ok.ca_cert_path.read_bytes()
+    with toolkit.open_archive(created.home, writer=True) as archive:
+        toolkit.import_mail(archive, importers.MboxImporter(str(MBOX), variant="mboxrd"), workers=0)
+        assert toolkit.stamp_pending(archive, tsa_url=tsa_ok.url, ca_pem=ca) == ()  # fewer than min_pending wait
+        (batch,) = toolkit.stamp_pending(archive, tsa_url=tsa_ok.url, ca_pem=ca, all_pending=True)
+    n = EXPECTED["mbox"]["archive-2018.mbox"]
+    assert isinstance(batch, toolkit.StampedBatch)
+    assert batch.messages == batch.leaf_count == n and batch.tsa_url == tsa_ok.url and batch.gen_time is not None
+    with toolkit.open_archive(created.home) as archive:
+        report = toolkit.verify_archive(archive, full=True, workers=1)
+    status = {c.id: c.status for c in report.checks}
+    assert report.exit_code == 0 and status["Q07"] == status["F05"] == status["F06"] == status["F07"] == "ok"
