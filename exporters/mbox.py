@@ -107,6 +107,67 @@ class _Box:
         self.bytes = 0
 
 
+class _Boxes:
+    """The output mboxes of one export, by folder (a message without a final line ending gets its own file)."""
+
+    def __init__(self, dest: Path, per_folder: bool, mode: int):
+        self.dest = dest
+        self.per_folder = per_folder
+        self.mode = mode
+        self.dirs = FolderDirs(dest)
+        self.boxes: dict[str, _Box] = {}
+        self.spill: dict[str, int] = {}
+
+    def box_for(self, folder: str | None, alone: bool) -> _Box:
+        per_folder, dirs = self.per_folder, self.dirs
+        key = folder if per_folder else None
+        base = (key or DEFAULT_FOLDER) if per_folder else None
+        if alone:
+            n = self.spill.get(base or "", 1) + 1
+            self.spill[base or ""] = n
+            path = dirs.file(base, f"-{n}.mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}-{n}.mbox")
+            b = _Box(self.dest, path, self.mode)
+            self.boxes[f"{base}\x00{n}"] = b
+            return b
+        k = base or ""
+        if k not in self.boxes:
+            path = dirs.file(base, ".mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}.mbox")
+            self.boxes[k] = _Box(self.dest, path, self.mode)
+        return self.boxes[k]
+
+    def add(self, sm: StoredMessage, line: bytes, body, ends_nl: bool, folders: list[str | None]) -> None:
+        """Append one message (its From_ line, quoted body and separator) to the box of each folder."""
+        for folder in folders:
+            box = self.box_for(folder, alone=not ends_nl)
+            box.part.write(line)
+            for chunk in body():
+                box.part.write(chunk)
+            if ends_nl:
+                box.part.write(b"\n")
+            box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
+                                 size=sm.size, folder=folder))
+            box.bytes += sm.size
+
+    def finish(self, summary: ExportSummary, manifest, counts: dict) -> None:
+        """Link every complete box into place and list its messages in the manifest."""
+        for box in self.boxes.values():
+            state = box.part.finish()
+            counts["files_written" if state == "written" else "files_present"] += 1
+            if state == "written":
+                summary.written += len(box.rows)
+                summary.bytes += box.bytes
+            else:
+                summary.already_present += len(box.rows)
+            rel = box.path.relative_to(self.dest).as_posix()
+            for row in box.rows:
+                manifest.add(**row, path=rel)
+            faults.hit("export_after_file")
+
+    def abort(self) -> None:
+        for box in self.boxes.values():
+            box.part.abort()
+
+
 def export_mbox(
     archive: Archive,
     dest: Path,
@@ -127,26 +188,8 @@ def export_mbox(
     ids = [sm.msg_id for sm in selection]
     facts = message_facts(archive, ids)
     places = placements(archive, ids, filters) if per_folder else {}
-    dirs = FolderDirs(dest)
-    boxes: dict[str, _Box] = {}
-    spill: dict[str, int] = {}
+    boxes = _Boxes(dest, per_folder, mode)
     counts = {"files_written": 0, "files_present": 0}
-
-    def box_for(folder: str | None, alone: bool) -> _Box:
-        key = folder if per_folder else None
-        base = (key or DEFAULT_FOLDER) if per_folder else None
-        if alone:
-            n = spill.get(base or "", 1) + 1
-            spill[base or ""] = n
-            path = dirs.file(base, f"-{n}.mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}-{n}.mbox")
-            b = _Box(dest, path, mode)
-            boxes[f"{base}\x00{n}"] = b
-            return b
-        k = base or ""
-        if k not in boxes:
-            path = dirs.file(base, ".mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}.mbox")
-            boxes[k] = _Box(dest, path, mode)
-        return boxes[k]
 
     reporter.start("export", len(selection), "mails")
     try:
@@ -159,31 +202,10 @@ def export_mbox(
             f = facts.get(sm.msg_id, {})
             line = from_line(f.get("from_addr"), f.get("internal_date") or f.get("sent_date") or f.get("archived_at"))
             folders = [p.folder for p in places[sm.msg_id]] if per_folder else [None]
-            for folder in folders:
-                box = box_for(folder, alone=not ends_nl)
-                box.part.write(line)
-                for chunk in body():
-                    box.part.write(chunk)
-                if ends_nl:
-                    box.part.write(b"\n")
-                box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
-                                     size=sm.size, folder=folder))
-                box.bytes += sm.size
-        for box in boxes.values():
-            state = box.part.finish()
-            counts["files_written" if state == "written" else "files_present"] += 1
-            if state == "written":
-                summary.written += len(box.rows)
-                summary.bytes += box.bytes
-            else:
-                summary.already_present += len(box.rows)
-            rel = box.path.relative_to(dest).as_posix()
-            for row in box.rows:
-                manifest.add(**row, path=rel)
-            faults.hit("export_after_file")
+            boxes.add(sm, line, body, ends_nl, folders)
+        boxes.finish(summary, manifest, counts)
     except BaseException:
-        for box in boxes.values():
-            box.part.abort()
+        boxes.abort()
         raise
     finally:
         reporter.finish("export")

@@ -488,28 +488,47 @@ def _wanted_fields(block: bytes) -> list[tuple[str, str]] | None:
 def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_header_bytes: int,
                   max_addresses: int, t_end: float) -> None:
     defects = meta.defects
-    if len(block) > max_header_bytes:
-        # Cut at a line boundary; if that would lose most of the budget (one giant
-        # line), cut inside the line after a separator so no partial address remains.
-        cut = block.rfind(b"\n", 0, max_header_bytes) + 1
-        if cut < max_header_bytes // 2:
-            cut = max(block.rfind(b",", 0, max_header_bytes), block.rfind(b" ", 0, max_header_bytes), cut)
-            if cut < max_header_bytes // 2:
-                cut = max_header_bytes
-        block = block[:cut]
-        defects.append("headers-capped")
+    block = _cap_block(block, max_header_bytes, defects)
     if not block.isascii():
         defects.append("header-8bit")
+    fields = _header_fields(block, defects)
+    if time.monotonic() > t_end:
+        _add(defects, "parse-timeout")
+        return
+    recipients = _first_values(fields, first)
+    _read_identity(meta, first, defects)
+    budget = _read_from(meta, first, defects, max_addresses)
+    _read_recipients(meta, recipients, budget, defects, t_end)
+
+
+def _cap_block(block: bytes, max_header_bytes: int, defects: list[str]) -> bytes:
+    """The header block cut to ``max_header_bytes`` (defect headers-capped when it was longer)."""
+    if len(block) <= max_header_bytes:
+        return block
+    # Cut at a line boundary; if that would lose most of the budget (one giant
+    # line), cut inside the line after a separator so no partial address remains.
+    cut = block.rfind(b"\n", 0, max_header_bytes) + 1
+    if cut < max_header_bytes // 2:
+        cut = max(block.rfind(b",", 0, max_header_bytes), block.rfind(b" ", 0, max_header_bytes), cut)
+        if cut < max_header_bytes // 2:
+            cut = max_header_bytes
+    defects.append("headers-capped")
+    return block[:cut]
+
+
+def _header_fields(block: bytes, defects: list[str]) -> list[tuple[str, str]]:
+    """The wanted fields (lower-case name, raw value) of the block, in order."""
     fields = _wanted_fields(block)
     if fields is None:  # anything unusual: let compat32 decide, and record its defects
         msg = _PARSER.parsebytes(block)
         for d in msg.defects:
             _add(defects, _DEFECT_CODES.get(type(d).__name__, "header-defect"))
         fields = [(name.lower(), value) for name, value in msg.raw_items() if name.lower() in _WANTED]
-    if time.monotonic() > t_end:
-        _add(defects, "parse-timeout")
-        return
+    return fields
 
+
+def _first_values(fields: list[tuple[str, str]], first: dict[str, str]) -> dict[str, list[str]]:
+    """Fill ``first`` with the first value of each field; returns every To/Cc/Bcc value."""
     recipients: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
     for lname, value in fields:
         if lname in _MULTI:
@@ -517,7 +536,11 @@ def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_heade
             first.setdefault(lname, value)
         elif lname not in first:
             first[lname] = value
+    return recipients
 
+
+def _read_identity(meta: MailMeta, first: dict[str, str], defects: list[str]) -> None:
+    """Message-ID, spam and journal flags, subject and date."""
     # Message-ID: stored text (invalid UTF-8 replaced); the key uses the raw form.
     if "message-id" in first:
         mid = normalise_message_id(_unfold(first["message-id"]))
@@ -544,20 +567,26 @@ def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_heade
     else:
         defects.append("date-missing")
 
-    budget = max_addresses
-    if "from" in first:
-        pairs = _parse_addresses(_text(_unfold(first["from"])), defects)
-        if pairs:
-            name, addr = pairs[0]
-            meta.from_addr = addr
-            if name:
-                meta.from_name = _escape_controls(_decode_words(name, defects))[:MAX_NAME_CHARS] or None
-            budget -= 1
-        else:
-            _add(defects, "address-unparsable")
-    else:
-        defects.append("from-missing")
 
+def _read_from(meta: MailMeta, first: dict[str, str], defects: list[str], budget: int) -> int:
+    """The From address and name; returns the address budget left."""
+    if "from" not in first:
+        defects.append("from-missing")
+        return budget
+    pairs = _parse_addresses(_text(_unfold(first["from"])), defects)
+    if not pairs:
+        _add(defects, "address-unparsable")
+        return budget
+    name, addr = pairs[0]
+    meta.from_addr = addr
+    if name:
+        meta.from_name = _escape_controls(_decode_words(name, defects))[:MAX_NAME_CHARS] or None
+    return budget - 1
+
+
+def _read_recipients(meta: MailMeta, recipients: dict[str, list[str]], budget: int, defects: list[str],
+                     t_end: float) -> None:
+    """To, Cc and Bcc: unique addresses within the budget, stopping at the parse deadline."""
     for kind in ("to", "cc", "bcc"):
         values = recipients[kind]
         if not values:

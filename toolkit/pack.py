@@ -340,49 +340,69 @@ def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callabl
     checks complete when the iterator ends.
     """
     _check_claims(entry.size, entry.csize, entry.length)
-    aes = AESGCM(key)
     n = segment_count(entry.csize)
-
-    def segments() -> Iterator[bytes]:
-        remaining = entry.csize
-        for i in range(n):
-            want = min(SEGMENT_PLAIN, remaining) + SEAL_OVERHEAD
-            remaining -= want - SEAL_OVERHEAD
-            sealed = read(want)
-            first = sealed if i == 0 else None
-            if len(sealed) < want:
-                raise _Fail(True, f"segment {i + 1} of {n} is {len(sealed)} bytes, {want} expected: truncated", first)
-            aad = _record_aad(archive_uuid, entry.blob_id, entry.size, i, i == n - 1)
-            try:
-                plain = aes.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
-            except InvalidTag:
-                raise _Fail(True, f"segment {i + 1} of {n}", first) from None
-            del sealed, first
-            yield plain
-
-    segs = segments()
+    segs = _open_segments(AESGCM(key), archive_uuid, entry, read, n)
     first = next(segs)
+    declared = _frame_content_size(first, entry)
+    if n == 1 and declared == entry.size <= _ONE_SHOT_MAX:
+        # the common case (one segment, a size the frame declares): one call, no stream reader
+        out = _decompress_whole(first)
+        del first
+        segs.close()
+        _check_plain(len(out), hashlib.sha256(out), entry)
+        yield out
+        return
+    yield from _stream_plain(first, segs, entry)
+
+
+def _open_segments(aes: AESGCM, archive_uuid: UUID, entry: IndexEntry, read: Callable[[int], bytes],
+                   n: int) -> Iterator[bytes]:
+    """The record's ``n`` segments, each read, authenticated and opened in turn (raises :class:`_Fail`)."""
+    remaining = entry.csize
+    for i in range(n):
+        want = min(SEGMENT_PLAIN, remaining) + SEAL_OVERHEAD
+        remaining -= want - SEAL_OVERHEAD
+        sealed = read(want)
+        first = sealed if i == 0 else None
+        if len(sealed) < want:
+            raise _Fail(True, f"segment {i + 1} of {n} is {len(sealed)} bytes, {want} expected: truncated", first)
+        aad = _record_aad(archive_uuid, entry.blob_id, entry.size, i, i == n - 1)
+        try:
+            plain = aes.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
+        except InvalidTag:
+            raise _Fail(True, f"segment {i + 1} of {n}", first) from None
+        del sealed, first
+        yield plain
+
+
+def _frame_content_size(first: bytes, entry: IndexEntry) -> int:
+    """The content size the zstd frame declares (or CONTENTSIZE_UNKNOWN); a different size fails."""
     try:
         params = zstandard.get_frame_parameters(first)
     except zstandard.ZstdError as exc:
         raise _Fail(False, f"not a zstd frame: {exc}") from None
     if params.content_size != zstandard.CONTENTSIZE_UNKNOWN and params.content_size != entry.size:
         raise _Fail(False, f"zstd frame declares {params.content_size} bytes, the authenticated size is {entry.size}")
+    return params.content_size
 
-    if n == 1 and params.content_size == entry.size <= _ONE_SHOT_MAX:
-        # the common case (one segment, a size the frame declares): one call, no stream reader
-        try:
-            out = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompress(first)
-        except zstandard.ZstdError as exc:
-            raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
-        del first
-        segs.close()
-        if len(out) != entry.size:
-            raise _Fail(False, f"decompressed to {len(out)} bytes, the authenticated size is {entry.size}")
-        if hashlib.sha256(out).digest() != entry.blob_id:
-            raise _Fail(False, f"content hash {hashlib.sha256(out).hexdigest()[:16]}… differs: bound to another blob id")
-        yield out
-        return
+
+def _decompress_whole(data: bytes) -> bytes:
+    try:
+        return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompress(data)
+    except zstandard.ZstdError as exc:
+        raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
+
+
+def _check_plain(total: int, digest, entry: IndexEntry) -> None:
+    """The decompressed size and SHA-256 must be the authenticated size and blob id."""
+    if total != entry.size:
+        raise _Fail(False, f"decompressed to {total} bytes, the authenticated size is {entry.size}")
+    if digest.digest() != entry.blob_id:
+        raise _Fail(False, f"content hash {digest.hexdigest()[:16]}… differs: bound to another blob id")
+
+
+def _stream_plain(first: bytes, segs: Iterator[bytes], entry: IndexEntry) -> Iterator[bytes]:
+    """Decompress the segments as a stream, capped at entry.size, then check size and hash."""
     source = _IterSource(first, segs)
     reader = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).stream_reader(
         source, read_size=1 << 17, read_across_frames=False, closefd=False
@@ -408,10 +428,7 @@ def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callabl
             source.drain()
         raise
     source.drain()   # authenticate every remaining segment (the last flag sits in the last one)
-    if total != entry.size:
-        raise _Fail(False, f"decompressed to {total} bytes, the authenticated size is {entry.size}")
-    if digest.digest() != entry.blob_id:
-        raise _Fail(False, f"content hash {digest.hexdigest()[:16]}… differs: bound to another blob id")
+    _check_plain(total, digest, entry)
 
 
 class _IterSource:
