@@ -16,7 +16,8 @@ from imapclient.exceptions import LoginError
 
 from toolkit.errors import AuthenticationError
 
-from .tls import certificate_checked, plaintext_refused
+from .session import StartTls, establish, login_rejected, quietly
+from .tls import certificate_checked
 
 
 def server_text(exc: BaseException) -> str:
@@ -29,18 +30,8 @@ def server_text(exc: BaseException) -> str:
 
 def close(client: IMAPClient | None, logout: bool = False) -> None:
     """Drop the connection (after LOGOUT with ``logout``); never raises."""
-    if client is None:
-        return
-    try:
-        if logout:
-            client.logout()
-            return
-    except Exception:
-        pass
-    try:
-        client.shutdown()
-    except Exception:
-        pass
+    if client is not None:
+        quietly(*([client.logout] if logout else []), client.shutdown)
 
 
 def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
@@ -52,26 +43,19 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
     where = f"{host}:{port}"
     with certificate_checked(where):
         client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=ctx, timeout=timeout)
-    try:
-        client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
-        if prepare is not None:
-            prepare(client)
-        if not implicit_tls:
-            if b"STARTTLS" in client.capabilities():
-                with certificate_checked(where):
-                    client.starttls(ctx)
-            elif not allow_plaintext:
-                raise plaintext_refused(where, "STARTTLS", "imaps")
-        if logging_in is not None:
-            logging_in()
+    starttls = None if implicit_tls else StartTls(
+        "STARTTLS", "imaps", lambda: b"STARTTLS" in client.capabilities(), lambda: client.starttls(ctx))
+
+    def login() -> None:
         try:
             client.login(user, password)
         except LoginError as exc:
-            raise auth_error(
-                f"{user}@{where}: login rejected ({server_text(exc)}). Check the user and password; "
-                "not retried, to avoid locking the account."
-            ) from None
-        return client
-    except BaseException:
-        close(client)
-        raise
+            raise login_rejected(auth_error, user, where, server_text(exc)) from None
+
+    def settings() -> None:
+        client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
+        if prepare is not None:
+            prepare(client)
+
+    return establish(client, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
+                     prepare=settings, logging_in=logging_in)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import poplib
 import ssl
+from typing import Callable
 
 from toolkit.errors import AuthenticationError
 
-from .tls import certificate_checked, plaintext_refused
+from .session import StartTls, establish, login_rejected, quietly
+from .tls import certificate_checked
 
 
 class MaildropBusy(EOFError):
@@ -29,35 +31,28 @@ def error_text(exc: BaseException) -> str:
 
 def close(conn: poplib.POP3 | None) -> None:
     """Drop the connection without QUIT; never raises."""
-    if conn is None:
-        return
+    if conn is not None:
+        quietly(conn.close)
+
+
+def _offers_stls(conn: poplib.POP3) -> bool:
     try:
-        conn.close()
-    except Exception:
-        pass
+        return "STLS" in conn.capa()
+    except poplib.error_proto:
+        return False
 
 
 def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
             auth_error: type[AuthenticationError], allow_plaintext: bool = False, timeout: float = 60,
             plain: type[poplib.POP3] = poplib.POP3, secure: type[poplib.POP3_SSL] = poplib.POP3_SSL,
-            logging_in=None) -> poplib.POP3:
+            logging_in: Callable[[], None] | None = None) -> poplib.POP3:
     """A logged-in session of class ``secure`` (pop3s) or ``plain`` (after STLS: still ``plain``)."""
     where = f"{host}:{port}"
     with certificate_checked(where):
         conn = secure(host, port, timeout=timeout, context=ctx) if implicit_tls else plain(host, port, timeout=timeout)
-    try:
-        if not implicit_tls:
-            try:
-                caps = conn.capa()
-            except poplib.error_proto:
-                caps = {}
-            if "STLS" in caps:
-                with certificate_checked(where):
-                    conn.stls(ctx)
-            elif not allow_plaintext:
-                raise plaintext_refused(where, "STLS", "pop3s")
-        if logging_in is not None:
-            logging_in()
+    starttls = None if implicit_tls else StartTls("STLS", "pop3s", lambda: _offers_stls(conn), lambda: conn.stls(ctx))
+
+    def login() -> None:
         try:
             conn.user(user)
             conn.pass_(password)
@@ -65,9 +60,7 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
             text = error_text(exc)
             if "[IN-USE]" in text or "[SYS/TEMP]" in text or "locked" in text.lower():
                 raise MaildropBusy(f"maildrop busy: {text}") from None  # retryable (D11)
-            raise auth_error(f"{user}@{where}: login rejected ({text}). Check the user and password; "
-                             "not retried, to avoid locking the account.") from None
-        return conn
-    except BaseException:
-        close(conn)
-        raise
+            raise login_rejected(auth_error, user, where, text) from None
+
+    return establish(conn, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
+                     logging_in=logging_in)
