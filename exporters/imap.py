@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import imaplib
 import json
 import os
 import re
@@ -44,10 +43,12 @@ from pathlib import Path
 from typing import Callable
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientError
 
 from toolkit import faults
 from toolkit.archive import Archive
+from toolkit.net import imap as net_imap
+from toolkit.net.retry import Retry, describe, with_reconnect
 from toolkit.errors import AuthenticationError, IntegrityError, SourceError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.retrieval import StoredMessage, stream_message
@@ -57,7 +58,6 @@ from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, placements
 from .manifest import Manifest
 
-LINK_ERRORS = (OSError, EOFError, imaplib.IMAP4.abort)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
@@ -132,12 +132,16 @@ class _State:
         self._f.close()
 
 
+def _export_gives_up(what: str, exc: BaseException, failures: int, seconds: float) -> Exception:
+    return SourceError(f"{what}: {describe(exc)}; gave up after {failures} attempts. Rerun: the export resumes.")
+
+
 class _Connection:
     def __init__(self, target: ImapTarget, password: str, ctx: ssl.SSLContext, allow_plaintext: bool,
                  timeout: float, retries: int, backoff: float):
         self.target, self._password, self._ctx = target, password, ctx
         self.allow_plaintext, self.timeout = allow_plaintext, timeout
-        self.retries, self.backoff = retries, backoff
+        self._retry = Retry(retries, backoff, deadline=None, jitter=0.0, give_up=_export_gives_up)
         self.client: IMAPClient | None = None
         self.delimiter = "/"
         self.created: set[str] = set()
@@ -147,55 +151,30 @@ class _Connection:
         if self.client is not None:
             return self.client
         t = self.target
-        where = f"{t.host}:{t.port}"
+        c = net_imap.connect(t.host, t.port, t.implicit_tls, self._ctx, user=t.user, password=self._password,
+                             auth_error=TargetAuthError, allow_plaintext=self.allow_plaintext, timeout=self.timeout)
         try:
-            c = IMAPClient(t.host, port=t.port, ssl=t.implicit_tls, ssl_context=self._ctx, timeout=self.timeout)
-        except ssl.SSLCertVerificationError as exc:
-            raise SourceError(f"{where}: the server certificate does not verify ({exc.verify_message}); "
-                              "give its CA with --ca-file, or --insecure to skip verification") from None
-        try:
-            c._imap.debug = 0
-            if not t.implicit_tls:
-                if b"STARTTLS" in c.capabilities():
-                    c.starttls(self._ctx)
-                elif not self.allow_plaintext:
-                    raise SourceError(f"{where} does not offer STARTTLS: the password was not sent. Use imaps://, "
-                                      "or --allow-plaintext only on a link you trust.")
-            try:
-                c.login(t.user, self._password)
-            except LoginError as exc:
-                raise TargetAuthError(f"{t.user}@{where}: login rejected ({exc}); check the user and password") from None
             listing = c.list_folders("", "INBOX") or c.list_folders("", "")
-            if listing and listing[0][1]:
-                d = listing[0][1]
-                self.delimiter = d.decode() if isinstance(d, bytes) else str(d)
         except BaseException:
-            try:
-                c.shutdown()
-            except Exception:
-                pass
+            net_imap.close(c)
             raise
+        if listing and listing[0][1]:
+            d = listing[0][1]
+            self.delimiter = d.decode() if isinstance(d, bytes) else str(d)
         self.client = c
         return c
 
+    def _drop(self) -> None:
+        self.dropped = True
+        net_imap.close(self.client)
+        self.client = None
+
     def call(self, what: str, op: Callable[[IMAPClient], object]):
-        failures = 0
-        while True:
-            try:
-                return op(self.open())
-            except LINK_ERRORS as exc:
-                failures += 1
-                self.dropped = True
-                if self.client is not None:
-                    try:
-                        self.client.shutdown()
-                    except Exception:
-                        pass
-                self.client = None
-                if failures > self.retries:
-                    raise SourceError(f"{what}: {type(exc).__name__}: {exc}; gave up after {failures} attempts. "
-                                      "Rerun: the export resumes.") from None
-                time.sleep(min(30.0, self.backoff * 2 ** (failures - 1)))
+        """``op`` on the open connection; after a dropped link reconnect and repeat it (bounded backoff)."""
+        try:
+            return with_reconnect(what, lambda: op(self.open()), self._drop, self._retry)
+        finally:
+            self._retry.reset()  # the budget is per call
 
     def ensure_folder(self, name: str) -> None:
         if name in self.created or name == "INBOX":
@@ -219,15 +198,24 @@ class _Connection:
         self.created.add(name)
 
     def close(self) -> None:
-        if self.client is not None:
-            try:
-                self.client.logout()
-            except Exception:
-                try:
-                    self.client.shutdown()
-                except Exception:
-                    pass
-            self.client = None
+        net_imap.close(self.client, logout=True)
+        self.client = None
+
+
+class _Pace:
+    """At most ``per_second`` APPENDs a second (None: no limit)."""
+
+    def __init__(self, per_second: float | None):
+        self.gap = 1.0 / per_second if per_second else 0.0
+        self.last = 0.0
+
+    def wait(self) -> None:
+        pause = self.last + self.gap - time.monotonic()
+        if self.gap and pause > 0:
+            time.sleep(pause)
+
+    def done(self) -> None:
+        self.last = time.monotonic()
 
 
 def default_state_dir(archive: Archive) -> Path:
@@ -264,8 +252,7 @@ def export_imap(
     state = _State(state_path)
     conn = _Connection(target, password, ssl_context or ssl.create_default_context(), allow_plaintext,
                        timeout, retries, backoff)
-    gap = 1.0 / max_per_second if max_per_second else 0.0
-    last_append = 0.0
+    pace = _Pace(max_per_second)
     reporter.start("export", len(selection), "mails")
     try:
         for sm, data in readable(archive, selection, summary, reporter):
@@ -284,10 +271,7 @@ def export_imap(
                             summary.error(sm, exc, reporter)
                             break
                         sent = crlf(raw)
-                    if gap:
-                        wait = last_append + gap - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
+                    pace.wait()
                     conn.call("LOGIN", lambda c: c)
                     name = target_folder(p.folder, target.prefix, conn.delimiter)
                     when = p.internal_date or sm.internal_date or sm.sent_date
@@ -297,7 +281,7 @@ def export_imap(
                     except IMAPClientError as exc:
                         summary.error(sm, SourceError(f"APPEND to {name!r} refused: {exc}"), reporter)
                         continue
-                    last_append = time.monotonic()
+                    pace.done()
                     rec.update(msg_id=sm.msg_id, blob_id=sm.blob_id, sha256=hashlib.sha256(sent).hexdigest(),
                                size=len(sent), target=name, source=source)
                     state.add(rec)

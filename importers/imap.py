@@ -33,25 +33,23 @@ from __future__ import annotations
 import fnmatch
 import imaplib
 import queue
-import ssl
 import threading
 from typing import Any, Callable, Iterator
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientError
 
 from toolkit.errors import SourceError, SourceMissingError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 
+from toolkit.net import imap as net_imap
+from toolkit.net.imap import close as _close
+from toolkit.net.imap import server_text as _server_text
+from toolkit.net.retry import with_reconnect
+
 from . import utf7
-from .netutil import (
-    LINK_ERRORS,
-    ServerSource,
-    CertificateError,
-    SourceAuthError,
-    TlsRequiredError,
-)
+from .netutil import ServerSource
 
 SCHEMES = {"imap": (143, False), "imaps": (993, True)}
 FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
@@ -184,45 +182,12 @@ class ImapImporter(ServerSource):
     # -- connection --------------------------------------------------------------------------------
     def _connect(self) -> IMAPClient:
         u = self.url
-        where = f"{u.host}:{u.port}"
-        try:
-            client = IMAPClient(u.host, port=u.port, ssl=u.implicit_tls, ssl_context=self._ctx, timeout=self.timeout)
-        except ssl.SSLCertVerificationError as exc:
-            raise CertificateError(
-                f"{where}: the server certificate does not verify ({exc.verify_message}); "
-                "give its CA with --ca-file, or --insecure to skip verification"
-            ) from None
-        try:
-            client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
-            _bound_literals(client._imap, self.max_fetch + 64 * 1024)
-            client.normalise_times = False  # keep INTERNALDATE's zone
-            client.folder_encode = False  # names stay wire bytes; decoded here (utf7)
-            if not u.implicit_tls:
-                if b"STARTTLS" in client.capabilities():
-                    try:
-                        client.starttls(self._ctx)
-                    except ssl.SSLCertVerificationError as exc:
-                        raise CertificateError(
-                            f"{where}: the server certificate does not verify ({exc.verify_message}); "
-                            "give its CA with --ca-file, or --insecure to skip verification"
-                        ) from None
-                elif not self.allow_plaintext:
-                    raise TlsRequiredError(
-                        f"{where} does not offer STARTTLS (or something on the way removed it): the password "
-                        "was not sent. Use imaps://, or --allow-plaintext only on a link you trust."
-                    )
-            self.logins += 1
-            try:
-                client.login(u.user, self._password)
-            except LoginError as exc:
-                raise SourceAuthError(
-                    f"{u.user}@{where}: login rejected ({_server_text(exc)}). Check the user and password; "
-                    "not retried, to avoid locking the account."
-                ) from None
-            return client
-        except BaseException:
-            _close(client)
-            raise
+        return net_imap.connect(u.host, u.port, u.implicit_tls, self._ctx, prepare=self._prepare, **self._login_options())
+
+    def _prepare(self, client: IMAPClient) -> None:
+        _bound_literals(client._imap, self.max_fetch + 64 * 1024)
+        client.normalise_times = False  # keep INTERNALDATE's zone
+        client.folder_encode = False  # names stay wire bytes; decoded here (utf7)
 
     def _ensure(self) -> IMAPClient:
         if self._client is None:
@@ -234,21 +199,23 @@ class ImapImporter(ServerSource):
                     raise _FolderError("UIDVALIDITY changed during the import; the next run reads the folder again")
         return self._client
 
+    def _drop(self) -> None:
+        _close(self._client)
+        self._client = None
+
     def _call(self, what: str, op: Callable[[IMAPClient], Any]) -> Any:
         """Run ``op`` on the connection; on a link failure reconnect (bounded backoff) and run it again.
 
         ``op`` must be repeatable (explicit UID lists): after a drop nothing of its answer was used.
         """
+        def attempt() -> Any:
+            client = self._ensure()
+            _budget(client, OTHER_LITERALS)
+            return op(client)
+
         while True:
             try:
-                client = self._ensure()
-                _budget(client, OTHER_LITERALS)
-                return op(client)
-            except LINK_ERRORS as exc:
-                _close(self._client)
-                self._client = None
-                self._retry.wait(what, exc)  # raises SourceError when the budget is spent
-                self.reconnects += 1
+                return with_reconnect(what, attempt, self._drop, self._retry, self._reconnecting)
             except IMAPClientError as exc:
                 if not _throttled(exc):
                     raise
@@ -516,25 +483,3 @@ def _flags(raw) -> tuple[str, ...]:
         if text.lower() != "\\recent":
             out.append(text)
     return tuple(out)
-
-
-def _server_text(exc: BaseException) -> str:
-    text = str(exc)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
-    return text or type(exc).__name__
-
-
-def _close(client: IMAPClient | None, logout: bool = False) -> None:
-    if client is None:
-        return
-    try:
-        if logout:
-            client.logout()
-            return
-    except Exception:
-        pass
-    try:
-        client.shutdown()
-    except Exception:
-        pass

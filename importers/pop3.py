@@ -33,20 +33,18 @@ from __future__ import annotations
 
 import poplib
 import re
-import ssl
 from typing import Any, Callable, Iterator
 
 from toolkit.errors import SourceError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 
-from .netutil import (
-    LINK_ERRORS,
-    ServerSource,
-    CertificateError,
-    SourceAuthError,
-    TlsRequiredError,
-)
+from toolkit.net import pop3 as net_pop3
+from toolkit.net.pop3 import close as _close
+from toolkit.net.pop3 import error_text as _text
+from toolkit.net.retry import with_reconnect
+
+from .netutil import ServerSource
 
 SCHEMES = {"pop3": (110, False), "pop3s": (995, True)}
 MAX_LINE = 1 << 20           # status and listing lines
@@ -110,13 +108,6 @@ class _POP3S(_Session, poplib.POP3_SSL):
     pass
 
 
-def _text(exc: BaseException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    if isinstance(arg, bytes):
-        return arg.decode("utf-8", "replace")
-    return str(arg)
-
-
 class Pop3Importer(ServerSource):
     """One POP3 maildrop."""
 
@@ -147,44 +138,8 @@ class Pop3Importer(ServerSource):
     # -- connection ------------------------------------------------------------------------------------
     def _connect(self) -> poplib.POP3:
         u = self.url
-        where = f"{u.host}:{u.port}"
-        try:
-            conn = (_POP3S(u.host, u.port, timeout=self.timeout, context=self._ctx) if u.implicit_tls
-                    else _POP3(u.host, u.port, timeout=self.timeout))
-        except ssl.SSLCertVerificationError as exc:
-            raise CertificateError(f"{where}: the server certificate does not verify ({exc.verify_message}); "
-                                   "give its CA with --ca-file, or --insecure to skip verification") from None
-        try:
-            if not u.implicit_tls:
-                try:
-                    caps = conn.capa()
-                except poplib.error_proto:
-                    caps = {}
-                if "STLS" in caps:
-                    try:
-                        conn.stls(self._ctx)
-                    except ssl.SSLCertVerificationError as exc:
-                        raise CertificateError(f"{where}: the server certificate does not verify ({exc.verify_message}); "
-                                               "give its CA with --ca-file, or --insecure to skip verification") from None
-                elif not self.allow_plaintext:
-                    raise TlsRequiredError(
-                        f"{where} does not offer STLS (or something on the way removed it): the password was not "
-                        "sent. Use pop3s://, or --allow-plaintext only on a link you trust."
-                    )
-            self.logins += 1
-            try:
-                conn.user(u.user)
-                conn.pass_(self._password)
-            except poplib.error_proto as exc:
-                text = _text(exc)
-                if "[IN-USE]" in text or "[SYS/TEMP]" in text or "locked" in text.lower():
-                    raise _LinkLost(f"maildrop busy: {text}") from None  # retryable (D11)
-                raise SourceAuthError(f"{u.user}@{where}: login rejected ({text}). Check the user and password; "
-                                      "not retried, to avoid locking the account.") from None
-            return conn
-        except BaseException:
-            _close(conn)
-            raise
+        return net_pop3.connect(u.host, u.port, u.implicit_tls, self._ctx, plain=_POP3, secure=_POP3S,
+                                **self._login_options())
 
     def _ensure(self) -> poplib.POP3:
         if self._conn is None:
@@ -195,15 +150,12 @@ class Pop3Importer(ServerSource):
                 self._numbers = {uidl: n for n, uidl in listing}
         return self._conn
 
+    def _drop(self) -> None:
+        _close(self._conn)
+        self._conn = None
+
     def _call(self, what: str, op: Callable[[poplib.POP3], Any]) -> Any:
-        while True:
-            try:
-                return op(self._ensure())
-            except LINK_ERRORS as exc:
-                _close(self._conn)
-                self._conn = None
-                self._retry.wait(what, exc)
-                self.reconnects += 1
+        return with_reconnect(what, lambda: op(self._ensure()), self._drop, self._retry, self._reconnecting)
 
     def _listing(self, conn, cmd: str) -> list[bytes]:
         """The lines of a UIDL or LIST answer, read with a line and a count cap (see the module docstring)."""
@@ -305,11 +257,3 @@ class Pop3Importer(ServerSource):
         except Exception:
             _close(conn)
 
-
-def _close(conn) -> None:
-    if conn is None:
-        return
-    try:
-        conn.close()
-    except Exception:
-        pass

@@ -1,0 +1,61 @@
+"""One IMAP session for the importer and the exporter: connect, STARTTLS with the certificate check, login.
+
+``imap://`` sends the password only after STARTTLS (or with
+``allow_plaintext``); ``imaps://`` is TLS from the first byte. A certificate
+that does not verify is :class:`~toolkit.net.tls.CertificateError`, a missing
+STARTTLS :class:`~toolkit.net.tls.TlsRequiredError`, a rejected login the
+caller's ``auth_error`` class: none of them is retried (D9, D12).
+"""
+from __future__ import annotations
+
+import ssl
+from typing import Callable
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from toolkit.errors import AuthenticationError
+
+from .session import StartTls, establish, login_rejected, quietly
+from .tls import certificate_checked
+
+
+def server_text(exc: BaseException) -> str:
+    """An imapclient error's text without the ``b'...'`` around the server's words."""
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text or type(exc).__name__
+
+
+def close(client: IMAPClient | None, logout: bool = False) -> None:
+    """Drop the connection (after LOGOUT with ``logout``); never raises."""
+    if client is not None:
+        quietly(*([client.logout] if logout else []), client.shutdown)
+
+
+def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
+            auth_error: type[AuthenticationError], allow_plaintext: bool = False, timeout: float = 60,
+            prepare: Callable[[IMAPClient], None] | None = None,
+            logging_in: Callable[[], None] | None = None) -> IMAPClient:
+    """A logged-in client. ``prepare(client)`` runs before STARTTLS (per-connection settings),
+    ``logging_in()`` right before LOGIN is sent (a login counter)."""
+    where = f"{host}:{port}"
+    with certificate_checked(where):
+        client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=ctx, timeout=timeout)
+    starttls = None if implicit_tls else StartTls(
+        "STARTTLS", "imaps", lambda: b"STARTTLS" in client.capabilities(), lambda: client.starttls(ctx))
+
+    def login() -> None:
+        try:
+            client.login(user, password)
+        except LoginError as exc:
+            raise login_rejected(auth_error, user, where, server_text(exc)) from None
+
+    def settings() -> None:
+        client._imap.debug = 0  # imapclient sets 5: every literal formatted as log text (3-4x slower)
+        if prepare is not None:
+            prepare(client)
+
+    return establish(client, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
+                     prepare=settings, logging_in=logging_in)

@@ -1,0 +1,66 @@
+"""One POP3 session: connect, STLS with the certificate check, USER/PASS (RELIABILITY D9, D11, D12).
+
+The caller names the session classes (subclasses of ``poplib.POP3`` and
+``poplib.POP3_SSL`` with its per-connection changes). A login refused because
+the maildrop is in use or the server is busy (``[IN-USE]``, ``[SYS/TEMP]``,
+"locked") is :class:`MaildropBusy`, a link failure that is retried; any other
+refusal is the caller's ``auth_error`` and is not retried.
+"""
+from __future__ import annotations
+
+import poplib
+import ssl
+from typing import Callable
+
+from toolkit.errors import AuthenticationError
+
+from .session import StartTls, establish, login_rejected, quietly
+from .tls import certificate_checked
+
+
+class MaildropBusy(EOFError):
+    """The server refused the login for now (maildrop in use, temporary failure): reconnect later."""
+
+
+def error_text(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    return str(arg)
+
+
+def close(conn: poplib.POP3 | None) -> None:
+    """Drop the connection without QUIT; never raises."""
+    if conn is not None:
+        quietly(conn.close)
+
+
+def _offers_stls(conn: poplib.POP3) -> bool:
+    try:
+        return "STLS" in conn.capa()
+    except poplib.error_proto:
+        return False
+
+
+def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
+            auth_error: type[AuthenticationError], allow_plaintext: bool = False, timeout: float = 60,
+            plain: type[poplib.POP3] = poplib.POP3, secure: type[poplib.POP3_SSL] = poplib.POP3_SSL,
+            logging_in: Callable[[], None] | None = None) -> poplib.POP3:
+    """A logged-in session of class ``secure`` (pop3s) or ``plain`` (after STLS: still ``plain``)."""
+    where = f"{host}:{port}"
+    with certificate_checked(where):
+        conn = secure(host, port, timeout=timeout, context=ctx) if implicit_tls else plain(host, port, timeout=timeout)
+    starttls = None if implicit_tls else StartTls("STLS", "pop3s", lambda: _offers_stls(conn), lambda: conn.stls(ctx))
+
+    def login() -> None:
+        try:
+            conn.user(user)
+            conn.pass_(password)
+        except poplib.error_proto as exc:
+            text = error_text(exc)
+            if "[IN-USE]" in text or "[SYS/TEMP]" in text or "locked" in text.lower():
+                raise MaildropBusy(f"maildrop busy: {text}") from None  # retryable (D11)
+            raise login_rejected(auth_error, user, where, text) from None
+
+    return establish(conn, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
+                     logging_in=logging_in)
