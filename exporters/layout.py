@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.archive import Archive
+from toolkit.catalog import reads
 from toolkit.errors import UsageError
 
 from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, open_exclusive, safe_join
@@ -63,11 +64,7 @@ def placements(archive: Archive, msg_ids: list[int], filters=None) -> dict[int, 
     if not msg_ids:
         return {}
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            "SELECT s.msg_id, s.folder, s.via, s.flags, s.internal_date FROM sightings s "
-            "WHERE s.msg_id IN (SELECT unnest(?::BIGINT[])) ORDER BY s.msg_id, s.seen_at, s.run_id",
-            [sorted(set(msg_ids))],
-        ).fetchall()
+        rows = reads.sightings_of(con, msg_ids)
     for msg_id, folder, via, flags, internal in rows:
         folder = folder.strip("/") if folder else None
         per = out.setdefault(msg_id, {})
@@ -143,11 +140,7 @@ def message_facts(archive: Archive, msg_ids: list[int]) -> dict[int, dict]:
     if not msg_ids:
         return {}
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            "SELECT msg_id, from_addr, sent_date, internal_date, archived_at FROM messages "
-            "WHERE msg_id IN (SELECT unnest(?::BIGINT[]))",
-            [sorted(set(msg_ids))],
-        ).fetchall()
+        rows = reads.message_dates(con, msg_ids)
     return {r[0]: {"from_addr": r[1], "sent_date": r[2], "internal_date": r[3], "archived_at": r[4]} for r in rows}
 
 

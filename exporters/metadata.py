@@ -24,34 +24,13 @@ from pathlib import Path
 import polars as pl
 
 from toolkit.archive import Archive
+from toolkit.catalog import reads
 from toolkit.errors import UsageError
 
 from .filters import Filters
 from .naming import DEFAULT_FILE_MODE, open_exclusive
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
-
-_SQL = """
-WITH sel AS (
-    SELECT m.* FROM messages m JOIN packs p USING (pack_id) {where}
-), rc AS (
-    SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
-    FROM recipients r WHERE r.msg_id IN (SELECT msg_id FROM sel) GROUP BY r.msg_id
-), si AS (
-    SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
-                           'via': s.via, 'decision': s.decision, 'flags': s.flags,
-                           'internal_date': s.internal_date, 'seen_at': s.seen_at}}
-                          ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
-    FROM sightings s WHERE s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
-)
-SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
-       sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
-       sel.archived_at, sel.run_id, sel.pack_id,
-       coalesce(rc.recipients, []) AS recipients, coalesce(si.sightings, []) AS sightings
-FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
-ORDER BY sel.msg_id
-"""
-
 
 def format_of(dest: Path, fmt: str | None = None) -> str:
     if fmt:
@@ -67,12 +46,9 @@ def format_of(dest: Path, fmt: str | None = None) -> str:
 def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataFrame:
     """The metadata rows as a polars DataFrame (one row per message)."""
     where, params = (filters or Filters()).sql()
-    sql = _SQL.format(where=f"WHERE {where}" if where else "")
     with archive.catalog.querying() as session:  # the filters may hold the operator's --where
         try:
-            table = session.execute(sql, params).arrow()
-            if hasattr(table, "read_all"):  # a lazy RecordBatchReader in newer DuckDB: read it inside the session
-                table = table.read_all()
+            table = reads.metadata_table(session, where, params)
         except Exception as exc:  # duckdb.Error for a bad --where
             raise UsageError(f"the selection failed: {exc}") from None
     return pl.from_arrow(table)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .archive import Archive
+from .catalog import reads
 from .errors import IntegrityError, StorageError, UsageError
 from .pack import IndexEntry, PackReader
 
@@ -29,20 +30,12 @@ class StoredMessage:
     entry: IndexEntry
 
 
-SELECT = """
-SELECT m.msg_id, m.blob_id, m.size, m.subject, m.sent_date, m.internal_date, m.message_id,
-       p.medium_id, p.name, m."offset", m.length, m.csize
-FROM messages m JOIN packs p USING (pack_id)
-"""
-
-
 def select_messages(archive: Archive, where: str | None = None, params: list | None = None) -> list[StoredMessage]:
     """The selected messages in pack order; ``where`` may hold the operator's ``--where``
     (checked with :func:`toolkit.user_sql.check_condition`), so it runs in the restricted session."""
-    sql = SELECT + (f" WHERE {where}" if where else "") + ' ORDER BY p.medium_id, p.name, m."offset"'
     with archive.catalog.querying() as session:
         try:
-            rows = session.execute(sql, params or []).fetchall()
+            rows = reads.stored_messages(session, where, params)
         except Exception as exc:  # duckdb.Error for a bad --where
             raise UsageError(f"the selection failed: {exc}") from None
     return [

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 
+from toolkit.catalog import stamps, tsa_cas
 from toolkit.errors import UsageError
 
 from .tokens import CLOCK_SKEW, ca_fingerprint, load_ca
@@ -69,11 +70,8 @@ def describe(pem: bytes) -> tuple[str, bytes, bytes, str, dt.datetime]:
 
 def load(con) -> dict[str, CaRecord]:
     """Every CA of the history, by fingerprint."""
-    rows = con.execute(
-        "SELECT fingerprint, pem, subject, not_after, added_at, retired_at, tsa_urls, policy FROM tsa_cas ORDER BY added_at"
-    ).fetchall()
     out = {}
-    for fp, pem, subject, not_after, added, retired, urls, policy in rows:
+    for fp, pem, subject, not_after, added, retired, urls, policy in tsa_cas.all_cas(con):
         try:
             url_list = list(json.loads(urls or "[]"))
         except ValueError:
@@ -98,16 +96,15 @@ def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | Non
     """
     now = now or _utcnow()
     fp, der, norm, subject, not_after = describe(pem)
-    row = con.execute("SELECT retired_at, tsa_urls, policy FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()
+    row = tsa_cas.ca_state(con, fp)
     if row is not None:
         retired, urls, old_policy = row
         if policy and policy != old_policy:
-            used = con.execute("SELECT count(*) FROM stamp_batches WHERE ca_fingerprint = ? AND status = 'stamped'",
-                               [fp]).fetchone()[0]
+            used = stamps.stamped_count_for_ca(con, fp)
             if old_policy and used:
                 raise UsageError(f"the TSA CA {fp[:16]}… has policy {old_policy} pinned, not {policy}; "
                                  f"{used} batches already stamped under it carry that one")
-            con.execute("UPDATE tsa_cas SET policy = ? WHERE fingerprint = ?", [policy, fp])
+            tsa_cas.set_policy(con, fp, policy)
         if retired is not None:
             raise UsageError(
                 f"the TSA CA {fp[:16]}… ({subject}) was retired on {_aware(retired):%Y-%m-%d %H:%M:%S}Z; "
@@ -117,17 +114,12 @@ def remember(con, pem: bytes, tsa_url: str | None = None, now: dt.datetime | Non
         url_list = list(json.loads(urls or "[]"))
         if tsa_url and tsa_url not in url_list:
             url_list.append(tsa_url)
-            con.execute("UPDATE tsa_cas SET tsa_urls = ? WHERE fingerprint = ?", [json.dumps(url_list), fp])
+            tsa_cas.set_tsa_urls(con, fp, json.dumps(url_list))
         return load(con)[fp]
-    earliest = con.execute(
-        "SELECT min(gen_time) FROM stamp_batches WHERE ca_fingerprint = ? AND status = 'stamped'", [fp]
-    ).fetchone()[0]
+    earliest = stamps.earliest_gen_time_for_ca(con, fp)
     added = min(now, _aware(earliest)) if earliest is not None else now
-    con.execute(
-        "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls, policy) "
-        "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-        [fp, der, norm.decode("ascii"), subject, not_after, added, json.dumps([tsa_url] if tsa_url else []), policy],
-    )
+    tsa_cas.add_ca(con, fingerprint=fp, der=der, pem=norm.decode("ascii"), subject=subject, not_after=not_after,
+                   added_at=added, tsa_urls_json=json.dumps([tsa_url] if tsa_url else []), policy=policy)
     return load(con)[fp]
 
 
@@ -135,13 +127,13 @@ def _add_intermediates(con, fp: str, pem: bytes) -> None:
     """Keep the intermediate CA certificates a file brings for a known anchor (never another self-signed root)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    stored_pem = con.execute("SELECT pem FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()[0]
+    stored_pem = tsa_cas.ca_pem(con, fp)
     stored = load_ca(stored_pem.encode())[0]
     have = {c.public_bytes(Encoding.DER) for c in stored}
     extra = [c for c in load_ca(pem)[0] if c.public_bytes(Encoding.DER) not in have and c.issuer != c.subject]
     if extra:
         merged = stored_pem.encode() + b"".join(c.public_bytes(Encoding.PEM) for c in extra)
-        con.execute("UPDATE tsa_cas SET pem = ? WHERE fingerprint = ?", [merged.decode("ascii"), fp])
+        tsa_cas.set_pem(con, fp, merged.decode("ascii"))
 
 
 def adopt_settings_ca(con, settings: dict | None) -> None:
@@ -153,7 +145,7 @@ def adopt_settings_ca(con, settings: dict | None) -> None:
         fp = describe(pem)[0]
     except Exception:  # a damaged setting: verify reports the batches it leaves unproven
         return
-    if con.execute("SELECT count(*) FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()[0]:
+    if tsa_cas.ca_known(con, fp):
         return
     try:
         remember(con, pem, (settings or {}).get("tsa_url"))
@@ -166,7 +158,7 @@ def resolve(con, fingerprint: str) -> str:
     want = fingerprint.replace(":", "").strip().lower()
     if len(want) < 8 or any(c not in "0123456789abcdef" for c in want):
         raise UsageError(f"{fingerprint!r} is not a SHA-256 fingerprint (hex, at least 8 digits)")
-    found = [r[0] for r in con.execute("SELECT fingerprint FROM tsa_cas WHERE starts_with(fingerprint, ?)", [want]).fetchall()]
+    found = tsa_cas.fingerprints_starting(con, want)
     if not found:
         raise UsageError(f"no TSA CA with fingerprint {want} in the archive's history (`mailarchive timestamp ca list`)")
     if len(found) > 1:
@@ -180,7 +172,7 @@ def retire(con, fingerprint: str, now: dt.datetime | None = None) -> CaRecord:
     rec = load(con)[fp]
     if rec.retired_at is not None:
         raise UsageError(f"the TSA CA {fp[:16]}… was already retired on {rec.retired_at:%Y-%m-%d %H:%M:%S}Z")
-    con.execute("UPDATE tsa_cas SET retired_at = ? WHERE fingerprint = ?", [now or _utcnow(), fp])
+    tsa_cas.retire_ca(con, fp, now or _utcnow())
     return load(con)[fp]
 
 
@@ -235,14 +227,11 @@ def restore_from_manifest(con, entry: dict, gen_time: dt.datetime | None) -> Non
         return
     fp, der, norm, subject, not_after = describe(pem)
     added = _aware(dt.datetime.fromisoformat(entry["added_at"])) if entry.get("added_at") else _aware(gen_time)
-    row = con.execute("SELECT added_at, tsa_urls FROM tsa_cas WHERE fingerprint = ?", [fp]).fetchone()
+    row = tsa_cas.ca_start(con, fp)
     urls = [u for u in entry.get("tsa_urls") or [] if isinstance(u, str)]
     if row is None:
-        con.execute(
-            "INSERT INTO tsa_cas (fingerprint, der, pem, subject, not_after, added_at, retired_at, tsa_urls, policy) "
-            "VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-            [fp, der, norm.decode("ascii"), subject, not_after, added or _utcnow(), json.dumps(urls), entry.get("policy")],
-        )
+        tsa_cas.add_ca(con, fingerprint=fp, der=der, pem=norm.decode("ascii"), subject=subject, not_after=not_after,
+                       added_at=added or _utcnow(), tsa_urls_json=json.dumps(urls), policy=entry.get("policy"))
         return
     _add_intermediates(con, fp, norm)
     old_added, old_urls = row
@@ -250,4 +239,4 @@ def restore_from_manifest(con, entry: dict, gen_time: dt.datetime | None) -> Non
     merged += [u for u in urls if u not in merged]
     if added is not None and (old_added is None or added < _aware(old_added)):
         old_added = added
-    con.execute("UPDATE tsa_cas SET added_at = ?, tsa_urls = ? WHERE fingerprint = ?", [old_added, json.dumps(merged), fp])
+    tsa_cas.set_start(con, fp, old_added, json.dumps(merged))

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError
 from toolkit.reporter import NullReporter
 
@@ -102,11 +103,11 @@ def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
     """Add Q01–Q09 to ``report`` and fill its stats."""
     now = now or _now()
     # Catalog first, media listing second: what an import adds meanwhile is an unknown pack, not a missing one (O6).
-    with archive.catalog.reading() as con:
+    with check_session(archive.catalog) as con:
         pack_count = con.execute("SELECT count(*) FROM packs").fetchone()[0]
     listing = list_media(archive, report, reporter)
     reachable = sorted(k for k, v in listing.reachable.items() if v)
-    with archive.catalog.reading() as con:
+    with check_session(archive.catalog) as con:
         con.register("listing", listing.table)
         con.register("cfg_media", _media_table(archive))
         con.register("reachable", pa.table({"medium_id": pa.array(reachable, pa.int32())}))

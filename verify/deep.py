@@ -41,6 +41,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError
 from toolkit.headers import scan
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
@@ -145,25 +146,42 @@ def check_pack(archive, task: dict) -> dict:
         problem("F01", f"pack {name} is {size} bytes, the catalog records {task['bytes']}"
                 + (" (truncated)" if size < task["bytes"] else ""), name=name)
     reader = PackReader(storage, name, archive.key, archive.uuid)
-    # The footer index (a few small reads at the end) against the catalog.
+    by_offset = {r["offset"]: r for r in rows}
+    entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
+    _check_footer(reader, entries, by_offset, name, problem)
+    _check_records(reader, entries, by_offset, size, name, out, problem)
+    if not out["stopped"]:
+        got = reader.file_sha256
+        if got is None:
+            problem("F01", f"pack {name}: not hashed", name=name)
+        elif got.hex() != task["sha256"]:
+            problem("F01", f"pack {name}: SHA-256 {got.hex()[:16]}… differs from the catalog's {task['sha256'][:16]}…", name=name)
+    out["bytes_read"] = size if not out["stopped"] else out["bytes_read"]
+    return out
+
+
+def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str, problem) -> None:
+    """F01: the footer index (a few small reads at the end) against the catalog."""
     try:
         footer = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in reader.index()}
     except MailArchiveError as exc:
         problem("F01", f"{exc}", name=name)
-        footer = None
-    by_offset = {r["offset"]: r for r in rows}
-    entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
-    if footer is not None:
-        cat = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in entries}
-        for blob, off, _l, _s, _c in sorted(cat - footer, key=lambda x: x[1]):
-            r = by_offset[off]
-            problem("F01", f"message {r['msg_id']} (offset {off}) is not in the footer index of pack {name}",
-                    msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
-        extra = sorted(footer - cat, key=lambda x: x[1])
-        if extra:
-            problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
-                    f"first blob {extra[0][0][:16]} at offset {extra[0][1]}", name=name)
+        return
+    cat = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in entries}
+    for blob, off, _l, _s, _c in sorted(cat - footer, key=lambda x: x[1]):
+        r = by_offset[off]
+        problem("F01", f"message {r['msg_id']} (offset {off}) is not in the footer index of pack {name}",
+                msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
+    extra = sorted(footer - cat, key=lambda x: x[1])
+    if extra:
+        problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
+                f"first blob {extra[0][0][:16]} at offset {extra[0][1]}", name=name)
 
+
+def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int, name: str, out: dict,
+                   problem) -> None:
+    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8)."""
+    problems = out["problems"]
     buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
 
     def on_data(entry: IndexEntry, chunk: bytes) -> None:
@@ -209,7 +227,7 @@ def check_pack(archive, task: dict) -> dict:
             problem("F02", f"message {r['msg_id']}: {text}", **objs, record=getattr(exc, "record", None))
             if consecutive >= AUTH_FAIL_LIMIT and out["ok"] == 0:
                 out["stopped"] = True
-                left = len(rows) - sum(1 for p in problems if p[0] in ("F02", "F03")) - out["ok"]
+                left = len(entries) - sum(1 for p in problems if p[0] in ("F02", "F03")) - out["ok"]
                 problem("F02", f"pack {name}: stopped after {consecutive} consecutive authentication failures and "
                         f"no record that authenticates — wrong key or foreign archive? ({left} records not checked)",
                         name=name)
@@ -219,14 +237,6 @@ def check_pack(archive, task: dict) -> dict:
         out["stopped"] = True
     finally:
         it.close()
-    if not out["stopped"]:
-        got = reader.file_sha256
-        if got is None:
-            problem("F01", f"pack {name}: not hashed", name=name)
-        elif got.hex() != task["sha256"]:
-            problem("F01", f"pack {name}: SHA-256 {got.hex()[:16]}… differs from the catalog's {task['sha256'][:16]}…", name=name)
-    out["bytes_read"] = size if not out["stopped"] else out["bytes_read"]
-    return out
 
 
 # ---------------------------------------------------------------------- parent side
@@ -400,7 +410,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     """Add F01–F07 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8)."""
     reporter = reporter or NullReporter()
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
-    with archive.catalog.reading() as con:
+    with check_session(archive.catalog) as con:
         tasks = _tasks(con)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
@@ -411,7 +421,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     finally:
         reporter.finish("verify packs")
     by_pack = {t["pack_id"]: t for t in tasks}
-    with archive.catalog.reading() as con:
+    with check_session(archive.catalog) as con:
         for res in results:
             if res.get("auth_failed") and res["pack"] in by_pack:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
@@ -430,14 +440,47 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
 
 
 def _check_batches(archive, report: Report, checks: dict) -> None:
-    from .merkle import merkle_root
-    from .stamping import batch_leaves, read_manifest
+    """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals."""
     from . import ca_history
-    from .tokens import verify_token
 
     c5, c6, c7 = checks["F05"], checks["F06"], checks["F07"]
     settings = archive.config.settings.get("timestamp") or {}
-    with archive.catalog.reading() as con:
+    history, batches, leaves, items = _batch_rows(archive)
+    stamped = 0
+    for row in batches:
+        batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status = row[:8]
+        _check_root(c5, batch, leaf_count, root_hex, [h for _, h in leaves[batch]])
+        if status != "stamped":
+            continue
+        stamped += 1
+        anchor = ca_history.anchor_for(history, settings, fp)
+        if anchor is None:
+            c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the archive's CA "
+                   "history (removed?); `mailarchive timestamp ca list` shows the history, "
+                   "`mailarchive timestamp ca add FILE` trusts a CA again", batch=batch)
+        elif token is None:
+            c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
+        else:
+            problems = _token_problems(row, anchor)
+            if problems:
+                c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
+        _check_manifest(archive, c7, row, items[batch])
+    c5.note = f"{len(batches)} batches"
+    c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
+    if not batches:
+        for c in (c5, c6, c7):
+            c.note = "no stamp batches yet"
+
+
+def _batch_rows(archive) -> tuple[dict, list[tuple], dict, dict]:
+    """(CA history, every batch's row, its leaves, its items in leaf order), read in one session."""
+    from toolkit.catalog import stamps
+
+    from . import ca_history
+    from .stamping import batch_leaves
+
+    with check_session(archive.catalog) as con:
         history = ca_history.load(con)
         batches = con.execute(
             """
@@ -451,96 +494,91 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
         leaves = {b[0]: batch_leaves(con, b[0]) for b in batches}
         items = {}
         for b in batches:
-            msgs = con.execute("SELECT blob_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [b[0]]).fetchall()
-            envs = con.execute(
-                "SELECT m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) WHERE e.batch_id = ? "
-                "ORDER BY e.envelope_id", [b[0]]).fetchall()
-            items[b[0]] = [("message", x, None) for (x,) in msgs] + [("envelope", x, s) for x, s in envs]
-    stamped = 0
-    for (batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status, created, manifest, medium, serial, nonce,
-         max_archived, max_learned) in batches:
-        hashes = [h for _, h in leaves[batch]]
-        # F05: the root from the catalog as it is now (H5, I2)
-        if not hashes:
-            c5.add(f"stamp batch {batch}: no messages or envelopes in the catalog belong to it ({leaf_count} recorded)", batch=batch)
-        else:
-            got = merkle_root(hashes).hex()
-            if got != root_hex or len(hashes) != leaf_count:
-                c5.add(f"stamp batch {batch}: the catalog's {len(hashes)} leaves give root {got[:16]}…, the batch records "
-                       f"{(root_hex or '')[:16]}… over {leaf_count} leaves — rows of a sealed batch were changed (tampering)",
-                       batch=batch)
-        if status != "stamped":
-            continue
-        stamped += 1
-        # F06: the token, against the root the batch records (that root is proven by F05 against the catalog)
-        anchor = ca_history.anchor_for(history, settings, fp)
-        if anchor is None:
-            c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the archive's CA "
-                   "history (removed?); `mailarchive timestamp ca list` shows the history, "
-                   "`mailarchive timestamp ca add FILE` trusts a CA again", batch=batch)
-        elif token is None:
-            c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
-        else:
-            try:
-                root = bytes.fromhex(root_hex or "")
-                not_before = max([t for t in (max_archived, max_learned) if t is not None], default=None)
-                not_after = (created + STAMP_WINDOW) if created is not None else None
-                try:
-                    n = int(nonce) if nonce else None
-                except ValueError:
-                    n = None
-                chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
-                                   policy=anchor.policy)
-                problems = list(chk.problems)
-                if chk.ok or chk.gen_time is not None:
-                    if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
-                        problems.append(f"serial: token {chk.serial}, catalog {serial} (token replaced?)")
-                    if gen_time is not None and chk.gen_time is not None and abs(_aware(gen_time) - chk.gen_time) > dt.timedelta(seconds=1):
-                        problems.append(f"genTime: token {chk.gen_time.isoformat()}, catalog {_aware(gen_time).isoformat()} (token replaced?)")
-                why = ca_history.trust_problem(anchor, chk.gen_time or (_aware(gen_time) if gen_time is not None else None))
-                if why:
-                    problems.append(why)
-            except BaseException as exc:  # verify_token never raises; belt and braces (I14)
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                problems = [f"invalid token: {type(exc).__name__}: {exc}"]
-            if problems:
-                c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
-        # F07: the sealed manifest on its medium
-        if not manifest or medium is None:
-            c7.add(f"stamp batch {batch} records no manifest", batch=batch)
-            continue
+            msgs, envs = stamps.batch_members(con, b[0])
+            items[b[0]] = [("message", x, None) for x in msgs] + [("envelope", x, s) for x, s in envs]
+    return history, batches, leaves, items
+
+
+def _check_root(c5, batch: int, leaf_count: int, root_hex: str | None, hashes: list[bytes]) -> None:
+    """F05: the root from the catalog as it is now (H5, I2)."""
+    from .merkle import merkle_root
+
+    if not hashes:
+        c5.add(f"stamp batch {batch}: no messages or envelopes in the catalog belong to it ({leaf_count} recorded)", batch=batch)
+        return
+    got = merkle_root(hashes).hex()
+    if got != root_hex or len(hashes) != leaf_count:
+        c5.add(f"stamp batch {batch}: the catalog's {len(hashes)} leaves give root {got[:16]}…, the batch records "
+               f"{(root_hex or '')[:16]}… over {leaf_count} leaves — rows of a sealed batch were changed (tampering)",
+               batch=batch)
+
+
+def _token_problems(row: tuple, anchor) -> list[str]:
+    """F06: the token, against the root the batch records (that root is proven by F05 against the catalog)."""
+    from . import ca_history
+    from .tokens import verify_token
+
+    (batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status, created, manifest, medium, serial, nonce,
+     max_archived, max_learned) = row
+    try:
+        root = bytes.fromhex(root_hex or "")
+        not_before = max([t for t in (max_archived, max_learned) if t is not None], default=None)
+        not_after = (created + STAMP_WINDOW) if created is not None else None
         try:
-            man = read_manifest(archive, {"batch_id": batch, "manifest_name": manifest, "medium_id": medium})
-        except MailArchiveError as exc:
-            c7.add(f"stamp batch {batch}: manifest {manifest} on medium {medium}: {exc}", batch=batch, medium=medium, name=manifest)
-            continue
-        diffs = []
-        if man.get("batch_id") != batch:
-            diffs.append(f"batch id {man.get('batch_id')}")
-        if man.get("root") != root_hex:
-            diffs.append(f"root {str(man.get('root'))[:16]}… (catalog {(root_hex or '')[:16]}…)")
-        mleaves = [(x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")) for x in man.get("leaves") or []]
-        if mleaves != items[batch]:
-            diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items[batch])}, "
-                         f"{sum(1 for a, b in zip(mleaves, items[batch]) if a != b) + abs(len(mleaves) - len(items[batch]))} differ")
-        try:
-            mtoken = base64.b64decode(man.get("token") or "")
+            n = int(nonce) if nonce else None
         except ValueError:
-            mtoken = b""
-        if token is not None and mtoken != bytes(token):
-            diffs.append("token differs from the catalog's")
-        if fp and man.get("ca_fingerprint") and man.get("ca_fingerprint") != fp:
-            diffs.append(f"CA {str(man.get('ca_fingerprint'))[:16]}… (catalog {fp[:16]}…)")
-        if diffs:
-            c7.add(f"stamp batch {batch}: manifest {manifest} disagrees with the catalog: " + "; ".join(diffs),
-                   batch=batch, medium=medium, name=manifest)
-    c5.note = f"{len(batches)} batches"
-    c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
-    if not batches:
-        for c in (c5, c6, c7):
-            c.note = "no stamp batches yet"
+            n = None
+        chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
+                           policy=anchor.policy)
+        problems = list(chk.problems)
+        if chk.ok or chk.gen_time is not None:
+            if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
+                problems.append(f"serial: token {chk.serial}, catalog {serial} (token replaced?)")
+            if gen_time is not None and chk.gen_time is not None and abs(_aware(gen_time) - chk.gen_time) > dt.timedelta(seconds=1):
+                problems.append(f"genTime: token {chk.gen_time.isoformat()}, catalog {_aware(gen_time).isoformat()} (token replaced?)")
+        why = ca_history.trust_problem(anchor, chk.gen_time or (_aware(gen_time) if gen_time is not None else None))
+        if why:
+            problems.append(why)
+    except BaseException as exc:  # verify_token never raises; belt and braces (I14)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        problems = [f"invalid token: {type(exc).__name__}: {exc}"]
+    return problems
+
+
+def _check_manifest(archive, c7, row: tuple, items: list) -> None:
+    """F07: the sealed manifest on its medium agrees with the catalog."""
+    from .stamping import read_manifest
+
+    batch, root_hex, token, fp, manifest, medium = row[0], row[2], row[3], row[5], row[9], row[10]
+    if not manifest or medium is None:
+        c7.add(f"stamp batch {batch} records no manifest", batch=batch)
+        return
+    try:
+        man = read_manifest(archive, {"batch_id": batch, "manifest_name": manifest, "medium_id": medium})
+    except MailArchiveError as exc:
+        c7.add(f"stamp batch {batch}: manifest {manifest} on medium {medium}: {exc}", batch=batch, medium=medium, name=manifest)
+        return
+    diffs = []
+    if man.get("batch_id") != batch:
+        diffs.append(f"batch id {man.get('batch_id')}")
+    if man.get("root") != root_hex:
+        diffs.append(f"root {str(man.get('root'))[:16]}… (catalog {(root_hex or '')[:16]}…)")
+    mleaves = [(x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")) for x in man.get("leaves") or []]
+    if mleaves != items:
+        diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items)}, "
+                     f"{sum(1 for a, b in zip(mleaves, items) if a != b) + abs(len(mleaves) - len(items))} differ")
+    try:
+        mtoken = base64.b64decode(man.get("token") or "")
+    except ValueError:
+        mtoken = b""
+    if token is not None and mtoken != bytes(token):
+        diffs.append("token differs from the catalog's")
+    if fp and man.get("ca_fingerprint") and man.get("ca_fingerprint") != fp:
+        diffs.append(f"CA {str(man.get('ca_fingerprint'))[:16]}… (catalog {fp[:16]}…)")
+    if diffs:
+        c7.add(f"stamp batch {batch}: manifest {manifest} disagrees with the catalog: " + "; ".join(diffs),
+               batch=batch, medium=medium, name=manifest)
 
 
 def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) -> None:
@@ -549,13 +587,15 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) ->
     ``report.stats["protection"]`` lists, per stamped batch, its CA, its
     renewals and the time it is protected until (for the reports).
     """
+    from toolkit.catalog import stamps
+
     from . import ca_history, renewal
 
     now = dt.datetime.now(dt.timezone.utc)
-    with archive.catalog.reading() as con:
+    with check_session(archive.catalog) as con:
         history = ca_history.load(con)
         chains = renewal.chains(con, history, settings)
-        n_renewals = con.execute("SELECT count(*) FROM stamp_renewals").fetchone()[0]
+        n_renewals = stamps.renewal_count(con)
     rows = []
     for bid, links in chains.items():
         for p in renewal.check_chain(roots.get(bid) or "", links, history, settings):

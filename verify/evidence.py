@@ -131,20 +131,47 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
     trusts the bundle's CA (``trust_bundle_ca``). All other checks still run.
     Never raises for a damaged bundle: every failure is a problem string.
     """
-    from .tokens import ca_fingerprint, verify_token
-
     path = Path(path)
     res = EvidenceCheck(path=str(path))
+    p = res.problems
+    ev = _read_evidence_json(path, res)
+    if ev is None:
+        return res
+    files = _read_bundle_files(path, ev, p)
+    if "message.eml" not in files or "root.bin" not in files or "token.tsr" not in files:
+        return res
+    root = _check_inclusion(ev, files, p)
+    ca = ca_pem if ca_pem is not None else files.get("tsa-ca.pem")
+    if not ca:
+        p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
+        return res
+    _check_token(ev, files["token.tsr"], root, ca, res)
+    _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res)
+    if ca_pem is None and not trust_bundle_ca:
+        p.append(TRUST_ANCHOR_MISSING)
+    res.trust = "given CA" if ca_pem is not None else ("bundle CA (--trust-bundle-ca)" if trust_bundle_ca else "none")
+    res.ok = not p
+    return res
+
+
+def _read_evidence_json(path: Path, res: EvidenceCheck) -> dict | None:
+    """evidence.json of the bundle (its ids copied into ``res``), or None when it cannot be read."""
     p = res.problems
     try:
         ev = json.loads((path / "evidence.json").read_text(encoding="utf-8"))
         if ev.get("format") != FORMAT:
             p.append(f"evidence.json: format {ev.get('format')!r}, expected {FORMAT}")
-        msg, leaf, batch, tok = ev["message"], ev["leaf"], ev["batch"], ev["token"]
+        msg, _leaf, batch, _token = ev["message"], ev["leaf"], ev["batch"], ev["token"]  # all four are required
         res.msg_id, res.blob_id, res.batch_id, res.root = msg.get("msg_id"), msg["sha256"], batch.get("batch_id"), batch["root"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         p.append(f"evidence.json unreadable: {type(exc).__name__}: {exc}")
-        return res
+        return None
+    return ev
+
+
+def _read_bundle_files(path: Path, ev: dict, p: list[str]) -> dict[str, bytes]:
+    """The bundle's files (the four fixed ones and the renewals/ ones evidence.json lists), each checked
+    against its SHA-256 in evidence.json."""
     files: dict[str, bytes] = {}
     extra = [n for n in (ev.get("files") or {}) if isinstance(n, str) and n.startswith("renewals/") and ".." not in n]
     for name in (*FILES, *extra):
@@ -155,8 +182,13 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
     for name, want in (ev.get("files") or {}).items():
         if name in files and _sha(files[name]) != want:
             p.append(f"{name}: SHA-256 {_sha(files[name])[:16]}… differs from evidence.json's {str(want)[:16]}…")
-    if "message.eml" not in files or "root.bin" not in files or "token.tsr" not in files:
-        return res
+    return files
+
+
+def _check_inclusion(ev: dict, files: dict[str, bytes], p: list[str]) -> bytes:
+    """The mail is the stamped blob and its leaf and path give root.bin; returns root.bin."""
+    msg, leaf, batch = ev["message"], ev["leaf"], ev["batch"]
+    root = files["root.bin"]
     try:
         blob = bytes.fromhex(msg["sha256"])
         mail_sha = hashlib.sha256(files["message.eml"]).digest()
@@ -167,7 +199,6 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
             p.append("leaf: evidence.json's leaf hash is not SHA-256(0x00 || blob id)")
         path_bytes = [bytes.fromhex(x) for x in ev["path"]]
         computed = root_from_path(leaf_hash, int(leaf["index"]), int(leaf["tree_size"]), path_bytes)
-        root = files["root.bin"]
         if computed != root:
             p.append(f"inclusion path: the mail's leaf and path give root {computed.hex()[:16]}…, "
                      f"root.bin is {root.hex()[:16]}… (path or mail changed)")
@@ -175,11 +206,14 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
             p.append("root.bin differs from evidence.json's batch.root")
     except (ValueError, KeyError, TypeError) as exc:
         p.append(f"inclusion path: cannot be evaluated ({type(exc).__name__}: {exc})")
-        root = files["root.bin"]
-    ca = ca_pem if ca_pem is not None else files.get("tsa-ca.pem")
-    if not ca:
-        p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
-        return res
+    return root
+
+
+def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCheck) -> None:
+    """The token stamps root.bin under ``ca``, not before the mail was archived, at evidence.json's genTime."""
+    from .tokens import ca_fingerprint, verify_token
+
+    p, msg, tok = res.problems, ev["message"], ev["token"]
     try:
         res.ca_fingerprint = ca_fingerprint(ca)
     except Exception as exc:  # not a certificate: verify_token says so too
@@ -191,7 +225,7 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
             not_before = dt.datetime.fromisoformat(msg["archived_at"])
         except ValueError:
             p.append("evidence.json: message.archived_at is not an ISO time")
-    chk = verify_token(files["token.tsr"], root, ca, not_before=not_before)
+    chk = verify_token(token, root, ca, not_before=not_before)
     res.second_opinion = chk.second_opinion
     res.tsa_subject = chk.tsa_subject
     res.gen_time = chk.gen_time.isoformat() if chk.gen_time else None
@@ -202,12 +236,6 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
                 p.append(f"token: genTime {chk.gen_time.isoformat()} differs from evidence.json's {tok['gen_time']}")
         except (ValueError, TypeError):
             p.append("evidence.json: token.gen_time is not an ISO time")
-    _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res)
-    if ca_pem is None and not trust_bundle_ca:
-        p.append(TRUST_ANCHOR_MISSING)
-    res.trust = "given CA" if ca_pem is not None else ("bundle CA (--trust-bundle-ca)" if trust_bundle_ca else "none")
-    res.ok = not p
-    return res
 
 
 def _check_renewals(entries: list, files: dict, batch_root: bytes, ca_pem: bytes | None, res: "EvidenceCheck") -> None:
@@ -342,12 +370,8 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     from toolkit.reporter import NullReporter
     from toolkit.retrieval import read_messages, select_messages
 
-    from .merkle import inclusion_paths, merkle_root
-    from .stamping import batch_leaves
-    from .tokens import ca_fingerprint, verify_token
-
     from exporters.layout import make_dest
-    from exporters.naming import refuse_link
+    from exporters.naming import refuse_link, replace_file
 
     reporter = reporter or NullReporter()
     dest = make_dest(dest, "evidence", mode)
@@ -356,127 +380,158 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     selection = select_messages(archive, where, params)
     summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
                "bundles": [], "errors": []}
-    from . import ca_history
+    state = _EvidenceState.load(archive, [s.msg_id for s in selection])
+    reporter.start("evidence", len(selection), "messages")
+    for sm, data in read_messages(archive, selection):
+        reporter.advance("evidence")
+        _export_one(archive, dest, sm, data, state, summary, mode)
+    reporter.finish("evidence")
+    index_doc = {"format": FORMAT, "archive": str(archive.uuid), "created": _iso(dt.datetime.now(dt.timezone.utc)),
+                 "where": where, "bundles": summary["bundles"], "errors": summary["errors"]}
+    replace_file(dest, dest / INDEX_NAME, (json.dumps(index_doc, indent=2) + "\n").encode("utf-8"), mode=mode,
+                 tmp=dest / f".{INDEX_NAME}.tmp")
+    return summary
 
-    settings = archive.config.settings.get("timestamp") or {}
-    ids = [s.msg_id for s in selection]
-    from . import renewal
 
-    with archive.catalog.reading() as con:
-        history = ca_history.load(con)
-        chains = renewal.chains(con, history, settings)
-        meta = {}
-        if ids:
-            for row in con.execute(
-                "SELECT msg_id, batch_id, archived_at, from_addr FROM messages WHERE msg_id IN (SELECT unnest(?))", [ids]
-            ).fetchall():
-                meta[row[0]] = row[1:]
-        batch_ids = sorted({m[0] for m in meta.values() if m[0] is not None})
-        batches: dict[int, dict] = {}
-        for b in batch_ids:
-            row = con.execute(
-                "SELECT status, merkle_root, token, gen_time, serial, tsa_url, ca_fingerprint, created_at, leaf_count "
-                "FROM stamp_batches WHERE batch_id = ?", [b]).fetchone()
-            if row is None or row[0] != "stamped" or row[2] is None:
-                batches[b] = {"error": f"stamp batch {b} is not stamped yet; run `mailarchive timestamp run --all`"}
-                continue
-            leaves = batch_leaves(con, b)
-            order = [r[0] for r in con.execute("SELECT msg_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [b]).fetchall()]
-            batches[b] = {"row": row, "leaves": [h for _, h in leaves], "index": {m: i for i, m in enumerate(order)}}
-    for b, info in batches.items():
-        if "error" in info:
-            continue
+@dataclass
+class _EvidenceState:
+    """What the catalog says about the selection's batches, read in one session and checked before any bundle."""
+
+    settings: dict
+    history: dict
+    chains: dict
+    meta: dict        # msg_id → (batch_id, archived_at, from_addr)
+    batches: dict     # batch_id → {"row", "leaves", "index", "ca_pem", "check", "paths"} or {"error"}
+
+    @classmethod
+    def load(cls, archive, ids: list[int]) -> "_EvidenceState":
+        from toolkit.catalog import reads, stamps
+
+        from . import ca_history, renewal
+        from .stamping import batch_leaves
+
+        settings = archive.config.settings.get("timestamp") or {}
+        with archive.catalog.reading() as con:
+            history = ca_history.load(con)
+            chains = renewal.chains(con, history, settings)
+            meta = {row[0]: row[1:] for row in reads.message_batches(con, ids)}
+            batches: dict[int, dict] = {}
+            for b in sorted({m[0] for m in meta.values() if m[0] is not None}):
+                row = stamps.batch_for_evidence(con, b)
+                if row is None or row[0] != "stamped" or row[2] is None:
+                    batches[b] = {"error": f"stamp batch {b} is not stamped yet; run `mailarchive timestamp run --all`"}
+                    continue
+                order = stamps.batch_message_ids(con, b)
+                batches[b] = {"row": row, "leaves": [h for _, h in batch_leaves(con, b)],
+                              "index": {m: i for i, m in enumerate(order)}}
+        state = cls(settings, history, chains, meta, batches)
+        for b, info in batches.items():
+            if "error" not in info:
+                state._check_batch(b, info)
+        return state
+
+    def _check_batch(self, b: int, info: dict) -> None:
+        """The batch's leaves still give its root and its token verifies under a CA trusted then; else an error."""
+        from . import ca_history
+        from .merkle import merkle_root
+        from .tokens import verify_token
+
         status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
         if not info["leaves"] or merkle_root(info["leaves"]).hex() != root_hex:
             info["error"] = (f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported — "
                              "run `mailarchive verify --full`")
-            continue
-        anchor = ca_history.anchor_for(history, settings, fp)
+            return
+        anchor = ca_history.anchor_for(self.history, self.settings, fp)
         if anchor is None:
             info["error"] = (f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history; "
                              "`mailarchive timestamp ca list`")
-            continue
+            return
         chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem, policy=anchor.policy)
         why = ca_history.trust_problem(anchor, chk.gen_time)
         if not chk.ok or why:
             info["error"] = f"stamp batch {b}: its token does not verify: {'; '.join(chk.problems + [why] if why else chk.problems)}"
-            continue
+            return
         info["ca_pem"] = anchor.pem
         info["check"] = chk
         info["paths"] = None   # computed on first use
-    reporter.start("evidence", len(selection), "messages")
-    for sm, data in read_messages(archive, selection):
-        reporter.advance("evidence")
-        batch, archived_at, from_addr = meta.get(sm.msg_id, (None, None, None))
-        name = f"{sm.msg_id:08d}-{sm.blob_id[:12]}"
-        if batch is None:
-            summary["errors"].append({"msg_id": sm.msg_id, "error": "not in a stamp batch yet; run `mailarchive timestamp run --all`"})
-            continue
-        info = batches[batch]
-        if "error" in info:
-            summary["errors"].append({"msg_id": sm.msg_id, "error": info["error"]})
-            continue
-        if isinstance(data, Exception):
-            summary["errors"].append({"msg_id": sm.msg_id, "error": str(data)})
-            continue
-        final = dest / name
-        if final.is_symlink():
-            summary["errors"].append({"msg_id": sm.msg_id, "error": f"{final}: a symlink is in its place; not followed"})
-            continue
-        if final.exists():
-            summary["already_present"] += 1
-            summary["bundles"].append(name)
-            continue
-        if info["paths"] is None:
-            info["paths"] = inclusion_paths(info["leaves"])
-        status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
-        index = info["index"][sm.msg_id]
-        path = info["paths"][index]
-        blob = bytes.fromhex(sm.blob_id)
-        if hashlib.sha256(data).digest() != blob or root_from_path(leaf_hash_message(blob), index, len(info["leaves"]), path).hex() != root_hex:
-            summary["errors"].append({"msg_id": sm.msg_id, "error": "the mail or its path does not give the stamped root"})
-            continue
-        chk = info["check"]
-        ca_pem = info["ca_pem"]
-        files = {
-            "message.eml": data,
-            "root.bin": bytes.fromhex(root_hex),
-            "token.tsr": bytes(token),
-            "tsa-ca.pem": ca_pem,
-        }
-        ev = {
-            "format": FORMAT,
-            "archive": {"uuid": str(archive.uuid), "name": archive.config.name},
-            "message": {"msg_id": sm.msg_id, "sha256": sm.blob_id, "size": sm.size, "message_id": sm.message_id,
-                        "subject": sm.subject, "from": from_addr, "sent_date": _iso(sm.sent_date),
-                        "archived_at": _iso(archived_at)},
-            "leaf": {"kind": "message", "rule": "SHA-256(0x00 || blob id)", "hash": leaf_hash_message(blob).hex(),
-                     "index": index, "tree_size": len(info["leaves"])},
-            "path": [h.hex() for h in path],
-            "path_rule": "RFC 9162 section 2.1.3.2; inner node = SHA-256(0x01 || left || right)",
-            "batch": {"batch_id": batch, "root": root_hex, "leaf_count": leaf_count, "sealed_at": _iso(created)},
-            "token": {"file": "token.tsr", "gen_time": _iso(chk.gen_time), "serial": chk.serial, "policy": chk.policy,
-                      "tsa": chk.tsa_subject, "tsa_url": tsa_url, "imprint": _sha(bytes.fromhex(root_hex)),
-                      "ca_file": "tsa-ca.pem", "ca_fingerprint": ca_fingerprint(ca_pem)},
-            "files": {n: _sha(d) for n, d in files.items()},
-        }
-        ev["renewals"] = _renewal_files(files, chains.get(batch, [])[1:], history, settings)
-        ev["files"] = {n: _sha(d) for n, d in files.items()}
-        files["evidence.json"] = (json.dumps(ev, indent=2, ensure_ascii=False) + "\n").encode()
-        files["SHA256SUMS"] = "".join(f"{_sha(d)}  {n}\n" for n, d in files.items() if n != "evidence.json").encode()
-        files["VERIFY.txt"] = VERIFY_TEXT.encode()
-        try:
-            _write_bundle(final, files, mode)
-        except OSError as exc:
-            summary["errors"].append({"msg_id": sm.msg_id, "error": f"{final}: {exc.strerror or exc}"})
-            continue
-        summary["written"] += 1
-        summary["bundles"].append(name)
-    reporter.finish("evidence")
-    index_doc = {"format": FORMAT, "archive": str(archive.uuid), "created": _iso(dt.datetime.now(dt.timezone.utc)),
-                 "where": where, "bundles": summary["bundles"], "errors": summary["errors"]}
-    from exporters.naming import replace_file
 
-    replace_file(dest, dest / INDEX_NAME, (json.dumps(index_doc, indent=2) + "\n").encode("utf-8"), mode=mode,
-                 tmp=dest / f".{INDEX_NAME}.tmp")
-    return summary
+
+def _export_one(archive, dest: Path, sm, data, state: _EvidenceState, summary: dict, mode: int) -> None:
+    """The bundle of one selected message, or its entry under ``errors``."""
+    batch, archived_at, from_addr = state.meta.get(sm.msg_id, (None, None, None))
+    name = f"{sm.msg_id:08d}-{sm.blob_id[:12]}"
+    error = None
+    final = dest / name
+    if batch is None:
+        error = "not in a stamp batch yet; run `mailarchive timestamp run --all`"
+    elif "error" in state.batches[batch]:
+        error = state.batches[batch]["error"]
+    elif isinstance(data, Exception):
+        error = str(data)
+    elif final.is_symlink():
+        error = f"{final}: a symlink is in its place; not followed"
+    elif final.exists():
+        summary["already_present"] += 1
+        summary["bundles"].append(name)
+        return
+    else:
+        files = _bundle_files(archive, sm, data, batch, archived_at, from_addr, state)
+        if files is None:
+            error = "the mail or its path does not give the stamped root"
+        else:
+            try:
+                _write_bundle(final, files, mode)
+            except OSError as exc:
+                error = f"{final}: {exc.strerror or exc}"
+    if error is not None:
+        summary["errors"].append({"msg_id": sm.msg_id, "error": error})
+        return
+    summary["written"] += 1
+    summary["bundles"].append(name)
+
+
+def _bundle_files(archive, sm, data: bytes, batch: int, archived_at, from_addr, state: _EvidenceState) -> dict | None:
+    """The files of one bundle (evidence.json, SHA256SUMS, VERIFY.txt included); None when the mail or its
+    path does not give the batch's stamped root."""
+    from .merkle import inclusion_paths
+    from .tokens import ca_fingerprint
+
+    info = state.batches[batch]
+    if info["paths"] is None:
+        info["paths"] = inclusion_paths(info["leaves"])
+    status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
+    index = info["index"][sm.msg_id]
+    path = info["paths"][index]
+    blob = bytes.fromhex(sm.blob_id)
+    if hashlib.sha256(data).digest() != blob or root_from_path(leaf_hash_message(blob), index, len(info["leaves"]), path).hex() != root_hex:
+        return None
+    chk = info["check"]
+    ca_pem = info["ca_pem"]
+    files = {
+        "message.eml": data,
+        "root.bin": bytes.fromhex(root_hex),
+        "token.tsr": bytes(token),
+        "tsa-ca.pem": ca_pem,
+    }
+    ev = {
+        "format": FORMAT,
+        "archive": {"uuid": str(archive.uuid), "name": archive.config.name},
+        "message": {"msg_id": sm.msg_id, "sha256": sm.blob_id, "size": sm.size, "message_id": sm.message_id,
+                    "subject": sm.subject, "from": from_addr, "sent_date": _iso(sm.sent_date),
+                    "archived_at": _iso(archived_at)},
+        "leaf": {"kind": "message", "rule": "SHA-256(0x00 || blob id)", "hash": leaf_hash_message(blob).hex(),
+                 "index": index, "tree_size": len(info["leaves"])},
+        "path": [h.hex() for h in path],
+        "path_rule": "RFC 9162 section 2.1.3.2; inner node = SHA-256(0x01 || left || right)",
+        "batch": {"batch_id": batch, "root": root_hex, "leaf_count": leaf_count, "sealed_at": _iso(created)},
+        "token": {"file": "token.tsr", "gen_time": _iso(chk.gen_time), "serial": chk.serial, "policy": chk.policy,
+                  "tsa": chk.tsa_subject, "tsa_url": tsa_url, "imprint": _sha(bytes.fromhex(root_hex)),
+                  "ca_file": "tsa-ca.pem", "ca_fingerprint": ca_fingerprint(ca_pem)},
+        "files": {n: _sha(d) for n, d in files.items()},
+    }
+    ev["renewals"] = _renewal_files(files, state.chains.get(batch, [])[1:], state.history, state.settings)
+    ev["files"] = {n: _sha(d) for n, d in files.items()}
+    files["evidence.json"] = (json.dumps(ev, indent=2, ensure_ascii=False) + "\n").encode()
+    files["SHA256SUMS"] = "".join(f"{_sha(d)}  {n}\n" for n, d in files.items() if n != "evidence.json").encode()
+    files["VERIFY.txt"] = VERIFY_TEXT.encode()
+    return files

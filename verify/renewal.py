@@ -33,6 +33,7 @@ import json
 from dataclasses import dataclass, field
 
 from toolkit import crypto
+from toolkit.catalog import stamps
 
 from . import ca_history
 from .merkle import inclusion_paths, merkle_root, root_from_path
@@ -99,19 +100,10 @@ class Link:
 def chains(con, history: dict, settings: dict | None) -> dict[int, list[Link]]:
     """Every stamped batch's chain: its own token, then its renewals in order (paths filled in)."""
     out: dict[int, list[Link]] = {}
-    for bid, root, token, fp, gen, url in con.execute(
-        "SELECT batch_id, merkle_root, token, ca_fingerprint, gen_time, tsa_url FROM stamp_batches "
-        "WHERE status = 'stamped' AND token IS NOT NULL ORDER BY batch_id"
-    ).fetchall():
+    for bid, root, token, fp, gen, url in stamps.stamped_tokens(con):
         out[bid] = [Link("batch", bid, bytes(token), fp, _aware(gen), url, root)]
-    renewals = con.execute(
-        "SELECT renewal_id, merkle_root, token, ca_fingerprint, gen_time, tsa_url, leaf_count FROM stamp_renewals "
-        "ORDER BY renewal_id"
-    ).fetchall()
-    for rid, root, token, fp, gen, url, count in renewals:
-        links = con.execute(
-            "SELECT batch_id, leaf_index, leaf FROM renewal_links WHERE renewal_id = ? ORDER BY leaf_index", [rid]
-        ).fetchall()
+    for rid, root, token, fp, gen, url, count in stamps.renewals(con):
+        links = stamps.renewal_links(con, rid)
         leaves = [bytes.fromhex(leaf) for _, _, leaf in links]
         paths = inclusion_paths(leaves) if leaves else []
         for (bid, idx, leaf), path in zip(links, paths):
@@ -199,7 +191,7 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
         history = ca_history.load(con)
         all_chains = chains(con, history, settings)
         due = due_batches(con, history, settings, before=before, all_=all_, now=now)
-        roots = dict(con.execute("SELECT batch_id, merkle_root FROM stamp_batches").fetchall())
+        roots = stamps.batch_roots(con)
     if not due:
         return None
     leaves, rows = [], []
@@ -216,7 +208,7 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
         raise TsaError(f"the renewal token from {tsa_url} does not verify against the CA in use: "
                        f"{'; '.join(check.problems)}; nothing recorded")
     with archive.catalog.reading() as con:
-        rid = con.execute("SELECT COALESCE(MAX(renewal_id), 0) + 1 FROM stamp_renewals").fetchone()[0]
+        rid = stamps.next_renewal_id(con)
     medium_id = archive.active_medium_id()
     name = f"{RENEWAL_PREFIX}{rid:08d}-{check.serial}{RENEWAL_SUFFIX}"
     manifest = {
@@ -228,14 +220,9 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
     sealed = crypto.seal_blob(manifest_key(archive), json.dumps(manifest, sort_keys=True).encode(), MANIFEST_CONTEXT)
     archive.storage(medium_id).put(name, sealed)
     with archive.catalog.writing() as con:
-        con.execute(
-            "INSERT INTO stamp_renewals (renewal_id, merkle_root, leaf_count, token, tsa_url, ca_fingerprint, gen_time, "
-            "serial, nonce, created_at, manifest_name, medium_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [rid, root.hex(), len(leaves), tsr, tsa_url, rec.fingerprint, check.gen_time, check.serial, str(nonce),
-             now, name, medium_id],
-        )
-        con.executemany("INSERT INTO renewal_links (renewal_id, leaf_index, batch_id, prev_renewal_id, leaf) "
-                        "VALUES (?, ?, ?, ?, ?)", [[rid, *r] for r in rows])
+        stamps.record_renewal(con, rid, root_hex=root.hex(), token=tsr, tsa_url=tsa_url,
+                              ca_fingerprint=rec.fingerprint, gen_time=check.gen_time, serial=check.serial,
+                              nonce=str(nonce), created_at=now, manifest_name=name, medium_id=medium_id, links=rows)
     return {"renewal_id": rid, "batches": due, "gen_time": check.gen_time, "serial": check.serial,
             "tsa_url": tsa_url, "ca_fingerprint": ca_fingerprint(rec.pem), "manifest": name,
             "protected_until": token_expiry(tsr, rec.pem)}
@@ -270,7 +257,7 @@ def restore_renewals(archive, problems: list) -> int:
             except (MailArchiveError, ValueError, KeyError, TypeError) as exc:
                 problems.append({"batch_id": None, "problem": f"renewal manifest {e.name}: {exc}"})
     with archive.catalog.writing() as con:
-        have = {r[0] for r in con.execute("SELECT batch_id FROM stamp_batches").fetchall()}
+        have = stamps.batch_ids(con)
         for rid in sorted(docs):
             doc, name, medium_id = docs[rid]
             links = doc.get("links") or []
@@ -280,14 +267,10 @@ def restore_renewals(archive, problems: list) -> int:
             if doc.get("ca"):
                 ca_history.restore_from_manifest(con, doc["ca"], _aware(dt.datetime.fromisoformat(doc["gen_time"])))
             token = base64.b64decode(doc.get("token") or "")
-            con.execute(
-                "INSERT INTO stamp_renewals (renewal_id, merkle_root, leaf_count, token, tsa_url, ca_fingerprint, gen_time, "
-                "serial, nonce, created_at, manifest_name, medium_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [rid, doc["root"], len(links), token, doc.get("tsa_url"), doc.get("ca_fingerprint"),
-                 dt.datetime.fromisoformat(doc["gen_time"]), parse_fields(token).serial if token else None,
-                 doc.get("nonce"), None, name, medium_id],
-            )
-            con.executemany("INSERT INTO renewal_links (renewal_id, leaf_index, batch_id, prev_renewal_id, leaf) "
-                            "VALUES (?, ?, ?, ?, ?)",
-                            [[rid, x["leaf_index"], x["batch_id"], x.get("prev_renewal_id"), x["leaf"]] for x in links])
+            stamps.record_renewal(
+                con, rid, root_hex=doc["root"], token=token, tsa_url=doc.get("tsa_url"),
+                ca_fingerprint=doc.get("ca_fingerprint"), gen_time=dt.datetime.fromisoformat(doc["gen_time"]),
+                serial=parse_fields(token).serial if token else None, nonce=doc.get("nonce"), created_at=None,
+                manifest_name=name, medium_id=medium_id,
+                links=[(x["leaf_index"], x["batch_id"], x.get("prev_renewal_id"), x["leaf"]) for x in links])
     return len(docs)

@@ -37,6 +37,7 @@ import json
 from typing import Any
 
 from toolkit import crypto, faults
+from toolkit.catalog import stamps
 from toolkit.errors import IntegrityError, ObjectExistsError
 from toolkit.reporter import NullReporter
 
@@ -76,20 +77,14 @@ def pending_count(archive) -> int:
 
 
 def _pending(con) -> dict[str, int]:
-    m = con.execute("SELECT count(*) FROM messages WHERE batch_id IS NULL").fetchone()[0]
-    e = con.execute("SELECT count(*) FROM envelopes WHERE batch_id IS NULL").fetchone()[0]
+    m, e = stamps.unbatched_counts(con)
     return {"messages": m, "envelopes": e, "total": m + e}
 
 
 def _batch_items(con, batch_id: int) -> list[tuple[str, str, str | None]]:
     """(kind, blob_id hex, envelope sha256 hex | None) in leaf order."""
-    msgs = con.execute("SELECT blob_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [batch_id]).fetchall()
-    envs = con.execute(
-        "SELECT m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) "
-        "WHERE e.batch_id = ? ORDER BY e.envelope_id",
-        [batch_id],
-    ).fetchall()
-    return [("message", b, None) for (b,) in msgs] + [("envelope", b, s) for b, s in envs]
+    msgs, envs = stamps.batch_members(con, batch_id)
+    return [("message", b, None) for b in msgs] + [("envelope", b, s) for b, s in envs]
 
 
 def _leaf(kind: str, blob_hex: str, env_hex: str | None) -> bytes:
@@ -160,10 +155,8 @@ def stamp_pending(
     reporter.start("stamp", None, "batches")
     try:
         with archive.catalog.reading() as con:
-            pending_batches = con.execute(
-                "SELECT batch_id FROM stamp_batches WHERE status = 'pending' ORDER BY batch_id"
-            ).fetchall()
-        for (batch_id,) in pending_batches:
+            pending_batches = stamps.open_batch_ids(con)
+        for batch_id in pending_batches:
             reporter.info(f"retrying pending stamp batch {batch_id}")
             stamped.append(_finish(archive, batch_id, tsa_url, ca_pem, fp, stamped, timeout, ca_entry, access))
             reporter.advance("stamp")
@@ -185,39 +178,25 @@ def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> i
         waiting = _pending(con)["total"]
         if waiting == 0 or (not all_ and waiting < min_pending):
             return None
-        msgs = con.execute(
-            "SELECT msg_id, blob_id FROM messages WHERE batch_id IS NULL ORDER BY msg_id LIMIT ?", [batch_size]
-        ).fetchall()
+        msgs = stamps.unbatched_messages(con, batch_size)
         room = batch_size - len(msgs)
         envs = []
         if room > 0:
-            envs = con.execute(
-                "SELECT e.envelope_id, m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) "
-                "WHERE e.batch_id IS NULL ORDER BY e.envelope_id LIMIT ?",
-                [room],
-            ).fetchall()
+            envs = stamps.unbatched_envelopes(con, room)
         leaves = [leaf_hash_message(bytes.fromhex(b)) for _, b in msgs]
         leaves += [leaf_hash_envelope(bytes.fromhex(s), bytes.fromhex(b)) for _, b, s in envs]
         if not leaves:  # only envelopes of messages that do not exist: nothing provable
             return None
         root = merkle_root(leaves)
-        batch_id = con.execute("SELECT COALESCE(MAX(batch_id), 0) + 1 FROM stamp_batches").fetchone()[0]
+        batch_id = stamps.next_batch_id(con)
         first_msg = msgs[0][0] if msgs else None
         last_msg = msgs[-1][0] if msgs else None
-        con.execute(
-            "INSERT INTO stamp_batches (batch_id, first_msg_id, last_msg_id, leaf_count, merkle_root, status, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-            [batch_id, first_msg, last_msg, len(leaves), root.hex(), _utcnow()],
-        )
+        stamps.open_batch(con, batch_id, first_msg, last_msg, len(leaves), root.hex(), _utcnow())
         if msgs:
             # Exactly the selected rows: the first len(msgs) unbatched messages by msg_id.
-            con.execute("UPDATE messages SET batch_id = ? WHERE batch_id IS NULL AND msg_id <= ?", [batch_id, last_msg])
+            stamps.batch_messages_up_to(con, batch_id, last_msg)
         if envs:
-            con.execute(
-                "UPDATE envelopes SET batch_id = ? WHERE batch_id IS NULL AND envelope_id <= ? "
-                "AND msg_id IN (SELECT msg_id FROM messages)",
-                [batch_id, envs[-1][0]],
-            )
+            stamps.batch_envelopes_up_to(con, batch_id, envs[-1][0])
         return batch_id
 
 
@@ -225,19 +204,11 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
             ca_entry: dict | None = None, access=None) -> dict:
     """Token, manifest and the stamped row for one pending batch."""
     with archive.catalog.reading() as con:
-        row = con.execute(
-            "SELECT merkle_root, leaf_count, first_msg_id, last_msg_id, created_at FROM stamp_batches WHERE batch_id = ?",
-            [batch_id],
-        ).fetchone()
+        row = stamps.sealed_batch(con, batch_id)
         items = _batch_items(con, batch_id)
     root_hex, leaf_count, first_msg, last_msg, created_at = row
     created_at = _aware(created_at)
-    leaves = [_leaf(*it) for it in items]
-    if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
-        raise IntegrityError(
-            f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
-            f"{root_hex} ({len(leaves)} leaves, {leaf_count} recorded); run `mailarchive verify --full`"
-        )
+    _check_sealed_root(batch_id, items, root_hex, leaf_count)
     root = bytes.fromhex(root_hex)
     medium_id = archive.active_medium_id()
     storage = archive.storage(medium_id)
@@ -247,48 +218,17 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
     if adopted is not None:
         tsr, nonce, check = adopted
     else:
-        try:
-            tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
-        except TsaError as exc:
-            err = type(exc)(  # a rejected login keeps its exit status
-                f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
-                f"`mailarchive timestamp run` retries it"
-            )
-            err.stamped = stamped
-            raise err from None
-        faults.hit("stamp_after_token")
-        check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow(),
-                             policy=(ca_entry or {}).get("policy"))
-        if not check.ok:
-            err = TsaError(
-                f"stamp batch {batch_id} stays pending: the token from {tsa_url} does not verify "
-                f"against the CA in use: {'; '.join(check.problems)}"
-            )
-            err.stamped = stamped
-            raise err
-        manifest = {
-            "archive": str(archive.uuid),
-            "batch_id": batch_id,
-            "root": root_hex,
-            "leaves": [{"kind": k, "blob_id": b, "envelope_sha256": s} for k, b, s in items],
-            "token": base64.b64encode(tsr).decode("ascii"),
-            "nonce": str(nonce),
-            "tsa_url": tsa_url,
-            "ca_fingerprint": fp,
-            "ca": ca_entry,
-            "gen_time": check.gen_time.isoformat(),
-            "created_at": created_at.isoformat() if created_at else None,
-        }
-        sealed = crypto.seal_blob(manifest_key(archive), json.dumps(manifest, sort_keys=True).encode(), MANIFEST_CONTEXT)
-        storage.put(name, sealed)
+        tsr, nonce, check = _fetch_token(batch_id, leaf_count, root, tsa_url, ca_pem, created_at, stamped, timeout,
+                                         ca_entry, access)
+        manifest = _manifest(archive, batch_id, root_hex, items, tsr, nonce, tsa_url, fp, ca_entry, check, created_at)
+        storage.put(name, crypto.seal_blob(manifest_key(archive), json.dumps(manifest, sort_keys=True).encode(),
+                                           MANIFEST_CONTEXT))
         faults.hit("stamp_after_manifest")
 
     with archive.catalog.writing() as con:
-        con.execute(
-            "UPDATE stamp_batches SET status = 'stamped', token = ?, tsa_url = ?, ca_fingerprint = ?, gen_time = ?, "
-            "serial = ?, nonce = ?, manifest_name = ?, medium_id = ? WHERE batch_id = ? AND status = 'pending'",
-            [tsr, tsa_url, fp, check.gen_time, check.serial, str(nonce), name, medium_id, batch_id],
-        )
+        stamps.mark_batch_stamped(con, batch_id, token=tsr, tsa_url=tsa_url, ca_fingerprint=fp,
+                                  gen_time=check.gen_time, serial=check.serial, nonce=str(nonce), manifest_name=name,
+                                  medium_id=medium_id)
     return {
         "batch_id": batch_id,
         "leaf_count": leaf_count,
@@ -302,6 +242,59 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         "tsa_url": tsa_url,
         "manifest": name,
         "medium_id": medium_id,
+    }
+
+
+def _check_sealed_root(batch_id: int, items: list, root_hex: str, leaf_count: int) -> None:
+    """Refuse a batch whose leaves in the catalog no longer give the root recorded when it was sealed."""
+    leaves = [_leaf(*it) for it in items]
+    if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
+        raise IntegrityError(
+            f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
+            f"{root_hex} ({len(leaves)} leaves, {leaf_count} recorded); run `mailarchive verify --full`"
+        )
+
+
+def _fetch_token(batch_id: int, leaf_count: int, root: bytes, tsa_url: str, ca_pem: bytes, created_at,
+                 stamped: list[dict], timeout: float, ca_entry: dict | None, access):
+    """(token, nonce, check) from the TSA, verified against the CA in use; a failure keeps the batch pending."""
+    try:
+        tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
+    except TsaError as exc:
+        err = type(exc)(  # a rejected login keeps its exit status
+            f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
+            f"`mailarchive timestamp run` retries it"
+        )
+        err.stamped = stamped
+        raise err from None
+    faults.hit("stamp_after_token")
+    check = verify_token(tsr, root, ca_pem, nonce=nonce, not_before=created_at, not_after=_utcnow(),
+                         policy=(ca_entry or {}).get("policy"))
+    if not check.ok:
+        err = TsaError(
+            f"stamp batch {batch_id} stays pending: the token from {tsa_url} does not verify "
+            f"against the CA in use: {'; '.join(check.problems)}"
+        )
+        err.stamped = stamped
+        raise err
+    return tsr, nonce, check
+
+
+def _manifest(archive, batch_id: int, root_hex: str, items: list, tsr: bytes, nonce, tsa_url: str, fp: str,
+              ca_entry: dict | None, check, created_at) -> dict:
+    """The content of a batch's sealed manifest."""
+    return {
+        "archive": str(archive.uuid),
+        "batch_id": batch_id,
+        "root": root_hex,
+        "leaves": [{"kind": k, "blob_id": b, "envelope_sha256": s} for k, b, s in items],
+        "token": base64.b64encode(tsr).decode("ascii"),
+        "nonce": str(nonce),
+        "tsa_url": tsa_url,
+        "ca_fingerprint": fp,
+        "ca": ca_entry,
+        "gen_time": check.gen_time.isoformat(),
+        "created_at": created_at.isoformat() if created_at else None,
     }
 
 

@@ -15,6 +15,7 @@ import duckdb
 
 from exporters.filters import Filters, dry_run
 
+from ..catalog import reads
 from ..errors import NothingSelectedError, UsageError
 from .output import human_bytes
 
@@ -57,7 +58,7 @@ def _count(session, filters: Filters) -> int:
     """Messages the filters select, counted in the restricted read session (the condition is user SQL)."""
     where, params = filters.sql()
     try:
-        return session.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
+        return reads.count_messages(session, where, params)
     except duckdb.Error as exc:
         raise UsageError(f"--where {filters.where!r} cannot run: {str(exc).splitlines()[0]}") from None
 

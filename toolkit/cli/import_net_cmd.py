@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..catalog import reads
 from .import_cmd import dry_run_option, import_group, run_imports
 from .main import command
 from .output import human_bytes
@@ -27,15 +28,7 @@ def _folder_counts(ctx, run_ids: list[int]) -> list[dict]:
     if not run_ids:
         return []
     with ctx.open(writer=False) as archive, archive.catalog.reading() as con:
-        rows = con.execute(
-            "SELECT coalesce(folder, ''), decision, count(*), coalesce(sum(m.size), 0) FROM sightings s "
-            "JOIN messages m USING (msg_id) WHERE s.run_id IN (SELECT unnest(?)) GROUP BY 1, 2 ORDER BY 1, 2",
-            [run_ids],
-        ).fetchall()
-        errs = con.execute(
-            "SELECT source_ref, count(*) FROM run_errors WHERE run_id IN (SELECT unnest(?)) GROUP BY 1",
-            [run_ids],
-        ).fetchall()
+        rows, errs = reads.run_folder_counts(con, run_ids)
     folders: dict[str, dict] = {}
     for folder, decision, n, size in rows:
         f = folders.setdefault(folder, {"folder": folder, "seen": 0, "archived": 0, "duplicates": 0, "merged": 0, "errors": 0, "bytes": 0})

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..catalog import reads
 from ..errors import UsageError
 from ..stats import archive_stats
 from .main import cli, command, pass_ctx
@@ -57,9 +58,7 @@ def sql_cmd(ctx, query, fmt, out):
     with ctx.open() as archive:
         with archive.catalog.querying() as session:
             try:
-                table = session.execute(query).arrow()
-                if hasattr(table, "read_all"):
-                    table = table.read_all()
+                table = reads.user_query(session, query)
             except duckdb.Error as exc:
                 raise UsageError(f"the query failed: {str(exc).strip()}") from None
     import polars as pl

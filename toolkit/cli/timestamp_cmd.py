@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..catalog import stamps
 from ..errors import UsageError
 from .main import cli, command, pass_ctx, subgroup
 
@@ -173,9 +174,7 @@ def ca_list_cmd(ctx):
     with ctx.open() as archive:
         with archive.catalog.reading() as con:
             history = ca_history.load(con)
-            counts = dict(con.execute(
-                "SELECT ca_fingerprint, count(*) FROM stamp_batches WHERE status = 'stamped' GROUP BY ca_fingerprint"
-            ).fetchall())
+            counts = stamps.stamped_count_by_ca(con)
         legacy = ca_history.legacy_record(_settings(archive)) if not history else None
     recs = list(history.values()) or ([legacy] if legacy else [])
     result = {"cas": [{**{k: v for k, v in r.as_dict().items() if k != "pem"}, "batches": counts.get(r.fingerprint, 0)}
@@ -357,14 +356,9 @@ def status_cmd(ctx):
     with ctx.open() as archive:
         conf = _settings(archive)
         with archive.catalog.reading() as con:
-            pm = con.execute("SELECT count(*) FROM messages WHERE batch_id IS NULL").fetchone()[0]
-            pe = con.execute("SELECT count(*) FROM envelopes WHERE batch_id IS NULL").fetchone()[0]
-            pending = con.execute(
-                "SELECT batch_id, leaf_count, created_at FROM stamp_batches WHERE status = 'pending' ORDER BY batch_id"
-            ).fetchall()
-            n_stamped, stamped_leaves, last = con.execute(
-                "SELECT count(*), COALESCE(sum(leaf_count), 0), max(gen_time) FROM stamp_batches WHERE status = 'stamped'"
-            ).fetchone()
+            pm, pe = stamps.unbatched_counts(con)
+            pending = stamps.open_batches(con)
+            n_stamped, stamped_leaves, last = stamps.stamped_summary(con)
             history = ca_history.load(con)
             chains = renewal.chains(con, history, conf)
     now = dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,59 @@
+"""The read session of verify's checks: their own SQL over the catalog, read-only.
+
+``verify`` (``verify/checks.py``, ``verify/deep.py``) is the one place outside
+this package that writes SQL: comparing metadata is what it does, and a
+query per check says it best. It runs that SQL through a :class:`CheckSession`
+and never holds a DuckDB connection itself:
+
+* the catalog is attached read-only (a short session, so a quick verify runs
+  beside an import and sees only committed rows);
+* :meth:`CheckSession.execute` runs one query (``SELECT`` or ``WITH``) and
+  refuses any other statement, so a check cannot change the catalog or the
+  session's settings;
+* :meth:`CheckSession.register` lays an Arrow table (a media listing, the
+  configured media) beside the catalog's tables for the length of the session.
+
+The named reads of the store (``stamps``, ``tsa_cas``, ``reads``) take a
+check session wherever they take a reading connection.
+
+Unlike :meth:`~toolkit.catalog.Catalog.querying` (for SQL the operator
+typed), the session is not sandboxed further: its SQL is the toolkit's own.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Iterator
+
+from .connection import Catalog
+
+_FIRST_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.S)
+
+
+class CheckSession:
+    """A read-only view of the catalog for verify's checks (see the module docstring)."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def execute(self, sql: str, params: list | None = None):
+        """Run one query; returns the DuckDB result (``fetchall``, ``fetchone``, ``arrow``) — fetch it inside
+        the session. Any statement other than a query is refused with ``ValueError``."""
+        m = _FIRST_WORD.match(sql)
+        if m is None or m.group(1).upper() not in ("SELECT", "WITH"):
+            raise ValueError(f"a check session runs queries only, not {sql.strip()[:40]!r}")
+        return self._con.execute(sql, params or [])
+
+    def register(self, name: str, table: Any) -> None:
+        """Make an Arrow table readable as ``name`` until :meth:`unregister` or the session's end."""
+        self._con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self._con.unregister(name)
+
+
+@contextlib.contextmanager
+def check_session(catalog: Catalog) -> Iterator[CheckSession]:
+    """A :class:`CheckSession` over a read-only attach of ``catalog`` (missing or damaged: ``CatalogError``)."""
+    with catalog.reading() as con:
+        yield CheckSession(con)

@@ -1,0 +1,140 @@
+"""The named reads for reports, exports and evidence: messages, their sightings, counts.
+
+Reads whose condition may hold the operator's SQL (``--where``, ``sql``)
+take the restricted session of :meth:`~toolkit.catalog.Catalog.querying`
+(``session``); the condition is spliced in only here, after the CLI checked
+it with :func:`toolkit.user_sql.check_condition`. The others take the
+connection of a ``reading()`` session (``con``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# -- selections (the condition may be the operator's SQL) -------------------------------------------
+_STORED_MESSAGES = """
+SELECT m.msg_id, m.blob_id, m.size, m.subject, m.sent_date, m.internal_date, m.message_id,
+       p.medium_id, p.name, m."offset", m.length, m.csize
+FROM messages m JOIN packs p USING (pack_id)
+"""
+
+_METADATA = """
+WITH sel AS (
+    SELECT m.* FROM messages m JOIN packs p USING (pack_id) {where}
+), rc AS (
+    SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
+    FROM recipients r WHERE r.msg_id IN (SELECT msg_id FROM sel) GROUP BY r.msg_id
+), si AS (
+    SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
+                           'via': s.via, 'decision': s.decision, 'flags': s.flags,
+                           'internal_date': s.internal_date, 'seen_at': s.seen_at}}
+                          ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
+    FROM sightings s WHERE s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
+)
+SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
+       sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
+       sel.archived_at, sel.run_id, sel.pack_id,
+       coalesce(rc.recipients, []) AS recipients, coalesce(si.sightings, []) AS sightings
+FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
+ORDER BY sel.msg_id
+"""
+
+
+def _arrow(result) -> Any:
+    """A query's result as one Arrow table (newer DuckDB hands a lazy reader: read it inside the session)."""
+    table = result.arrow()
+    if hasattr(table, "read_all"):
+        table = table.read_all()
+    return table
+
+
+def stored_messages(session, where: str | None = None, params: list | None = None) -> list[tuple]:
+    """(msg_id, blob_id, size, subject, sent_date, internal_date, message_id, medium_id, pack name, offset,
+    length, csize) of the selected messages in pack order (medium, pack, offset)."""
+    sql = _STORED_MESSAGES + (f" WHERE {where}" if where else "") + ' ORDER BY p.medium_id, p.name, m."offset"'
+    return session.execute(sql, params or []).fetchall()
+
+
+def count_messages(session, where: str | None = None, params: list | None = None) -> int:
+    """How many messages (alias ``m``) the condition selects."""
+    return session.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
+
+
+def metadata_table(session, where: str | None = None, params: list | None = None) -> Any:
+    """One Arrow row per selected message: its catalog fields, recipients and sightings (``export metadata``)."""
+    sql = _METADATA.format(where=f"WHERE {where}" if where else "")
+    return _arrow(session.execute(sql, params))
+
+
+def user_query(session, query: str) -> Any:
+    """The Arrow result of the operator's one SELECT (``mailarchive sql``)."""
+    return _arrow(session.execute(query))
+
+
+# -- reads by msg_id ----------------------------------------------------------------------------------
+def sightings_of(con, msg_ids: list[int]) -> list[tuple]:
+    """(msg_id, folder, via, flags, internal_date) of the messages' sightings, oldest first per message."""
+    return con.execute(
+        "SELECT s.msg_id, s.folder, s.via, s.flags, s.internal_date FROM sightings s "
+        "WHERE s.msg_id IN (SELECT unnest(?::BIGINT[])) ORDER BY s.msg_id, s.seen_at, s.run_id",
+        [sorted(set(msg_ids))],
+    ).fetchall()
+
+
+def message_dates(con, msg_ids: list[int]) -> list[tuple]:
+    """(msg_id, from_addr, sent_date, internal_date, archived_at) of the messages."""
+    return con.execute(
+        "SELECT msg_id, from_addr, sent_date, internal_date, archived_at FROM messages "
+        "WHERE msg_id IN (SELECT unnest(?::BIGINT[]))",
+        [sorted(set(msg_ids))],
+    ).fetchall()
+
+
+def message_batches(con, msg_ids: list[int]) -> list[tuple]:
+    """(msg_id, batch_id, archived_at, from_addr) of the messages."""
+    if not msg_ids:
+        return []
+    return con.execute(
+        "SELECT msg_id, batch_id, archived_at, from_addr FROM messages WHERE msg_id IN (SELECT unnest(?))", [msg_ids]
+    ).fetchall()
+
+
+# -- counts -----------------------------------------------------------------------------------------
+def archive_counts(con) -> dict:
+    """The catalog's totals for ``stats``: messages, packs, ... and per medium (``packs_by_medium``:
+    medium_id → (packs, bytes); ``messages_by_medium``: medium_id → messages)."""
+    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    media_rows = con.execute(
+        """SELECT p.medium_id, count(DISTINCT p.pack_id), coalesce(sum(p.bytes), 0)::BIGINT
+           FROM packs p GROUP BY 1"""
+    ).fetchall()
+    return {
+        "messages": one("SELECT count(*) FROM messages"),
+        "message_bytes": one("SELECT coalesce(sum(size), 0)::BIGINT FROM messages"),
+        "packs": one("SELECT count(*) FROM packs"),
+        "pack_bytes": one("SELECT coalesce(sum(bytes), 0)::BIGINT FROM packs"),
+        "recipients": one("SELECT count(*) FROM recipients"),
+        "sightings": one("SELECT count(*) FROM sightings"),
+        "runs": one("SELECT count(*) FROM runs"),
+        "spam": one("SELECT count(*) FROM messages WHERE spam"),
+        "with_defects": one("SELECT count(*) FROM messages WHERE defects IS NOT NULL"),
+        "id_conflicts": one("SELECT count(*) FROM messages WHERE id_conflict"),
+        "decisions": dict(con.execute("SELECT decision, count(*) FROM sightings GROUP BY 1").fetchall()),
+        "packs_by_medium": {mid: (packs, nbytes) for mid, packs, nbytes in media_rows},
+        "messages_by_medium": dict(
+            con.execute("SELECT p.medium_id, count(*) FROM messages m JOIN packs p USING (pack_id) GROUP BY 1").fetchall()
+        ),
+    }
+
+
+def run_folder_counts(con, run_ids: list[int]) -> tuple[list[tuple], list[tuple]]:
+    """For the runs: (folder, decision, sightings, bytes) per folder and decision, and (source_ref, errors)."""
+    rows = con.execute(
+        "SELECT coalesce(folder, ''), decision, count(*), coalesce(sum(m.size), 0) FROM sightings s "
+        "JOIN messages m USING (msg_id) WHERE s.run_id IN (SELECT unnest(?)) GROUP BY 1, 2 ORDER BY 1, 2",
+        [run_ids],
+    ).fetchall()
+    errs = con.execute(
+        "SELECT source_ref, count(*) FROM run_errors WHERE run_id IN (SELECT unnest(?)) GROUP BY 1",
+        [run_ids],
+    ).fetchall()
+    return rows, errs
