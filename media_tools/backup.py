@@ -64,9 +64,9 @@ import zstandard
 
 from toolkit import crypto
 from toolkit.archive import Archive
-from toolkit.catalog import backups as backup_rows, snapshots
 from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, ObjectMissingError, UsageError
 from toolkit.storage import Storage
+from toolkit.catalog import backups as backup_rows, snapshots
 
 BACKUP_DIR = "db-backups"
 CONFIG_DIR = "config"

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 
 from toolkit.archive import Archive
-from toolkit.catalog import media_rows
 from toolkit.errors import IntegrityError, MediumError, ObjectExistsError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
+from toolkit.catalog import media_rows
 
 from .retarget import retarget
 

@@ -146,21 +146,26 @@ def restore(
     files = {e.name: e.size for e in dest.list("")}
     warnings: list[str] = []
 
-    # -- config ------------------------------------------------------------------------------
     config_name, config_text = _newest_config(dest, files, key, u, warnings)
 
     # -- catalog chain ----------------------------------------------------------------------------
-    chain, refused, by_base = _newest_chain(dest, files, key, u)
-
-    # Q3: is the mirror behind what it claims, or did its last run stop early?
+    backups = _find_chains(files)
+    chain, refused, by_base = _newest_chain(dest, backups, key, u)
+    if chain is None:
+        if not backups:
+            raise IntegrityError(
+                f"{dest.location}: the mirror holds no catalog backup (no medium-<id>/{BACKUP_DIR}/*.dbk): "
+                f"on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
+                f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+            )
+        raise IntegrityError(
+            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)}); "
+            f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+        )
     warnings.extend(_mirror_state_warnings(dest, files, key, u, chain[-1].name, by_base))
 
     # -- build the home in a temporary sibling -------------------------------------------------------
-    tmp = home.with_name(f".{home.name}.restoring-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    os.chmod(tmp, 0o700)
+    tmp = _fresh_sibling(home)
     try:
         (tmp / CONFIG_NAME).write_text(config_text, encoding="utf-8")
         config = ArchiveConfig.load(tmp / CONFIG_NAME)
@@ -184,10 +189,7 @@ def restore(
         archive = Archive(tmp, config, key, None)
         try:
             if dest_loc.is_smb and smb_password and not keep_locations:
-                for m in config.media:
-                    if m.location.startswith("smb://"):
-                        m.secret = archive.seal_secret(f"smb:{m.location}", smb_password)
-                archive.save_config()
+                _seal_smb_passwords(archive, smb_password)
             _load_catalog(archive, chain)
             archive.sync_media_table()
             result = RestoreResult(
@@ -197,9 +199,7 @@ def restore(
             _verify_packs(archive, result, reporter)
         finally:
             archive.close()
-        if home.exists():
-            home.rmdir()
-        os.rename(tmp, home)
+        _move_into_place(tmp, home)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -219,11 +219,10 @@ def _newest_config(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.
     return config_name, config_text
 
 
-def _newest_chain(dest: Storage, files: dict[str, int], key: bytes,
-                  u: uuidlib.UUID) -> tuple[list[BackupContent], list[dict], dict[str, str]]:
-    """The newest backup chain at DEST whose every file opens and checks (B6): (chain, the newer backups
-    refused with their problem, backup file name → its name at DEST). IntegrityError when there is none."""
-    backups = _find_chains(files)
+def _newest_chain(dest: Storage, backups: list[str], key: bytes,
+                  u: uuidlib.UUID) -> tuple[list[BackupContent] | None, list[dict], dict[str, str]]:
+    """The newest chain of ``backups`` (names at DEST, newest first) whose every file opens and checks (B6):
+    (chain or None, the newer backups refused with their problem, backup file name → its name at DEST)."""
     by_base = {n.rsplit("/", 1)[-1]: n for n in sorted(backups)}
     cache: dict = {}
     refused: list[dict] = []
@@ -232,16 +231,7 @@ def _newest_chain(dest: Storage, files: dict[str, int], key: bytes,
             return _load_chain(dest, by_base, n, key, u, cache), refused, by_base
         except MailArchiveError as exc:
             refused.append({"backup": f"{BACKUP_DIR}/{n.rsplit('/', 1)[-1]}", "problem": str(exc)})
-    if not backups:
-        raise IntegrityError(
-            f"{dest.location}: the mirror holds no catalog backup (no medium-<id>/{BACKUP_DIR}/*.dbk): "
-            f"on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
-            f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
-        )
-    raise IntegrityError(
-        f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)}); "
-        f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
-    )
+    return None, refused, by_base
 
 
 def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.UUID, used: str,
@@ -290,6 +280,32 @@ def _point_media_at_dest(config, files: dict[str, int], dest_loc, keep_locations
                 warnings.append(f"medium {m.id} is not at DEST; it keeps its old location {m.location}")
         media_info.append({"id": m.id, "state": m.state, "location": m.location, "at_dest": present})
     return media_info
+
+
+def _fresh_sibling(home: Path) -> Path:
+    """An empty directory beside ``home`` (mode 0700) to build the new home in; one left by an
+    interrupted restore of this process ID is removed first."""
+    tmp = home.with_name(f".{home.name}.restoring-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    os.chmod(tmp, 0o700)
+    return tmp
+
+
+def _move_into_place(tmp: Path, home: Path) -> None:
+    """The finished home takes its name (``home``, if it exists, is an empty directory)."""
+    if home.exists():
+        home.rmdir()
+    os.rename(tmp, home)
+
+
+def _seal_smb_passwords(archive: Archive, smb_password: str) -> None:
+    """Store ``smb_password``, sealed, for every medium now on the SMB share of DEST."""
+    for m in archive.config.media:
+        if m.location.startswith("smb://"):
+            m.secret = archive.seal_secret(f"smb:{m.location}", smb_password)
+    archive.save_config()
 
 
 def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:

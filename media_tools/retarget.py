@@ -13,11 +13,11 @@ import json
 import os
 
 from toolkit.archive import Archive
-from toolkit.catalog import events, media_rows
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, MediumLabelError
 from toolkit.medium import LABEL_NAME, check_label, read_label
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
+from toolkit.catalog import events, media_rows
 
 #: How many missing or differing packs a refusal names before it summarises.
 NAMED = 10
