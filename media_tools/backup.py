@@ -59,7 +59,6 @@ import struct
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import duckdb
 import pyarrow as pa
 import zstandard
 
@@ -67,67 +66,12 @@ from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, ObjectMissingError, UsageError
 from toolkit.storage import Storage
+from toolkit.catalog import backups as backup_rows, snapshots
 
 BACKUP_DIR = "db-backups"
 CONFIG_DIR = "config"
 PAYLOAD_MAGIC = b"MADBK001"
 FORMAT = 1
-
-#: tables that only ever grow, with the key whose high-water mark splits old from new rows
-APPEND_KEYS = {
-    "messages": "msg_id",
-    "recipients": "msg_id",
-    "sightings": "run_id",
-    "run_errors": "run_id",
-    "events": "event_id",
-    "envelopes": "envelope_id",
-}
-#: columns of older rows that may change; the key of these tables is unique
-MUTABLE = {"messages": ("batch_id", "id_conflict"), "envelopes": ("batch_id",)}
-#: the catalog's own bookkeeping, never backed up (the new catalog has its own)
-SKIP_TABLES = {"schema_migrations"}
-
-
-# --------------------------------------------------------------- checksums
-
-
-def _col_expr(name: str, typ: str) -> str:
-    q = f'"{name}"'
-    t = typ.upper()
-    if t.startswith("TIMESTAMP") or t == "DATE":
-        inner = f"CAST(epoch_us({q}) AS VARCHAR)"
-    elif t == "BLOB":
-        inner = f"hex({q})"
-    else:
-        inner = f"CAST({q} AS VARCHAR)"
-    return f"coalesce({inner}, chr(0))"
-
-
-def row_hash_sql(columns: list[list[str]]) -> str:
-    parts = ", ".join(_col_expr(n, t) for n, t in columns)
-    return f"md5_number_lower(concat_ws(chr(31), {parts}))"
-
-
-def checksum(con: duckdb.DuckDBPyConnection, relation: str, columns: list[list[str]], where: str | None = None) -> list:
-    """[count, checksum text] of the rows of ``relation`` (optionally filtered)."""
-    sql = f"SELECT count(*), coalesce(sum({row_hash_sql(columns)}), 0)::VARCHAR FROM {relation}"
-    if where:
-        sql += f" WHERE {where}"
-    n, s = con.execute(sql).fetchone()
-    return [int(n), s]
-
-
-def catalog_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[list[str]]]:
-    """table → [[column, type], ...] of the attached catalog ``cat`` (default schema)."""
-    rows = con.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = 'cat' ORDER BY table_name, ordinal_position"
-    ).fetchall()
-    out: dict[str, list[list[str]]] = {}
-    for t, c, typ in rows:
-        if t not in SKIP_TABLES:
-            out.setdefault(t, []).append([c, typ])
-    return out
 
 
 # --------------------------------------------------------------- file format
@@ -208,19 +152,13 @@ def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byt
 
 def check_content(content: BackupContent) -> None:
     """Every part's rows have the count and checksum recorded from the live catalog (B6)."""
-    con = duckdb.connect(":memory:")
-    try:
-        for info, table in content.parts:
-            con.register("part_rows", table)
-            got = checksum(con, "part_rows", info["columns"])
-            con.unregister("part_rows")
-            if got != info["checksum"]:
-                raise IntegrityError(
-                    f"catalog backup {content.name}: part {info['table']}/{info['kind']} holds {got[0]} rows "
-                    f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
-                )
-    finally:
-        con.close()
+    got_all = snapshots.row_checksums([(table, info["columns"]) for info, table in content.parts])
+    for (info, _table), got in zip(content.parts, got_all):
+        if got != info["checksum"]:
+            raise IntegrityError(
+                f"catalog backup {content.name}: part {info['table']}/{info['kind']} holds {got[0]} rows "
+                f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
+            )
 
 
 def read_backup(storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID) -> BackupContent:
@@ -264,9 +202,7 @@ def backup_name(now: dt.datetime, kind: str) -> str:
 def verified_backups(archive: Archive) -> list[dict]:
     """Rows of db_backups that verified, oldest first (meta parsed). Names are medium-relative (db-backups/...)."""
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            "SELECT name, medium_id, kind, created_at, bytes, sha256, meta FROM db_backups WHERE verified ORDER BY name"
-        ).fetchall()
+        rows = backup_rows.verified_backups(con)
     out = []
     for name, medium_id, kind, created, nbytes, sha, meta in rows:
         out.append({"name": name, "medium_id": medium_id, "kind": kind, "created": created, "bytes": nbytes,
@@ -274,24 +210,23 @@ def verified_backups(archive: Archive) -> list[dict]:
     return out
 
 
-def _plan_table(con, table: str, columns, base: dict | None, full: bool) -> tuple[dict, list[tuple[dict, str | None]]]:
-    """The table's record in meta, and the parts to store as (info, SQL selecting its rows)."""
-    key = APPEND_KEYS.get(table)
+def _plan_table(con, table: str, columns, base: dict | None, full: bool) -> tuple[dict, list[dict]]:
+    """The table's record in meta, and the parts to store (each names its columns and its row filter)."""
+    key = snapshots.APPEND_KEYS.get(table)
     names = [c for c, _ in columns]
-    total = checksum(con, table, columns)
+    total = snapshots.checksum(con, table, columns)
     rec = {"columns": columns, "checksum": total, "key": key, "hw": None, "mutable": None}
     if key and key in names:
-        rec["hw"] = con.execute(f'SELECT max("{key}") FROM {table}').fetchone()[0]
-    mutable = [c for c in MUTABLE.get(table, ()) if c in names]
+        rec["hw"] = snapshots.high_water(con, table, key)
+    mutable = [c for c in snapshots.MUTABLE.get(table, ()) if c in names]
     if mutable:
         immutable_cols = [c for c in columns if c[0] not in mutable]
         rec["mutable"] = mutable
-        rec["immutable_checksum"] = checksum(con, table, immutable_cols)
-    col_list = ", ".join(f'"{c}"' for c in names)
+        rec["immutable_checksum"] = snapshots.checksum(con, table, immutable_cols)
 
     def whole():
         rec["mode"] = "full"
-        return [({"table": table, "kind": "rows", "columns": columns, "where": None}, f"SELECT {col_list} FROM {table}")]
+        return [{"table": table, "kind": "rows", "columns": columns, "where": None}]
 
     bt = (base or {}).get("tables", {}).get(table)
     if full or bt is None or bt["columns"] != columns:
@@ -302,20 +237,17 @@ def _plan_table(con, table: str, columns, base: dict | None, full: bool) -> tupl
     if not key or key not in names:
         return rec, whole()
     base_hw = bt["hw"] if bt["hw"] is not None else -1
-    old = f'coalesce("{key}", -1) <= {int(base_hw)}'
-    new = f'"{key}" > {int(base_hw)}'
-    rows_part = ({"table": table, "kind": "rows", "columns": columns, "where": new}, f"SELECT {col_list} FROM {table} WHERE {new}")
-    if checksum(con, table, columns, old) == bt["checksum"]:
+    old = snapshots.rows_up_to(key, base_hw)
+    rows_part = {"table": table, "kind": "rows", "columns": columns, "where": snapshots.rows_above(key, base_hw)}
+    if snapshots.checksum(con, table, columns, old) == bt["checksum"]:
         rec["mode"] = "append"
         return rec, [rows_part]
     if mutable and bt.get("immutable_checksum") is not None:
         immutable_cols = [c for c in columns if c[0] not in mutable]
-        if checksum(con, table, immutable_cols, old) == bt["immutable_checksum"]:
+        if snapshots.checksum(con, table, immutable_cols, old) == bt["immutable_checksum"]:
             rec["mode"] = "patch"
             pcols = [c for c in columns if c[0] == key or c[0] in mutable]
-            plist = ", ".join(f'"{c}"' for c, _ in pcols)
-            patch = ({"table": table, "kind": "patch", "columns": pcols, "where": old, "key": key},
-                     f"SELECT {plist} FROM {table} WHERE {old}")
+            patch = {"table": table, "kind": "patch", "columns": pcols, "where": old, "key": key}
             return rec, [rows_part, patch]
     return rec, whole()
 
@@ -333,13 +265,13 @@ def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
     meta["chain"].append(meta["name"])
     parts: list[tuple[dict, pa.Table]] = []
     with archive.catalog.reading() as con:
-        meta["schema"] = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
-        for table, columns in sorted(catalog_tables(con).items()):
+        meta["schema"] = snapshots.applied_migrations(con)
+        for table, columns in sorted(snapshots.catalog_tables(con).items()):
             rec, wanted = _plan_table(con, table, columns, base["meta"] if base else None, kind == "full")
             rec["stored"] = 0
-            for info, sql in wanted:
-                rows = con.execute(sql).to_arrow_table()
-                info["checksum"] = checksum(con, table, info["columns"], info["where"])
+            for info in wanted:
+                rows = snapshots.select_rows(con, table, [c for c, _ in info["columns"]], info["where"])
+                info["checksum"] = snapshots.checksum(con, table, info["columns"], info["where"])
                 rec["stored"] += rows.num_rows
                 parts.append((info, rows))
             meta["tables"][table] = rec
@@ -450,10 +382,7 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
     config_name = snapshot_config(archive, storage, now)
     record = {k: v for k, v in meta.items() if k != "parts"}
     with archive.catalog.writing() as con:
-        con.execute(
-            "INSERT INTO db_backups (name, medium_id, kind, created_at, bytes, sha256, verified, meta) VALUES (?, ?, ?, ?, ?, ?, true, ?)",
-            [name, medium_id, kind, now, len(sealed), sha, json.dumps(record)],
-        )
+        backup_rows.record_backup(con, name, medium_id, kind, now, len(sealed), sha, json.dumps(record))
     result = BackupResult(
         name=name, kind=kind, medium_id=medium_id, bytes=len(sealed), sha256=sha,
         chain=[f"{BACKUP_DIR}/{n}" for n in meta["chain"]],
@@ -479,7 +408,7 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
         except ObjectMissingError:
             pass
         with archive.catalog.writing() as con:
-            con.execute("DELETE FROM db_backups WHERE name = ?", [b["name"]])
+            backup_rows.forget_backup(con, b["name"])
         deleted.append(b["name"])
     return deleted
 
@@ -487,7 +416,7 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
 # --------------------------------------------------------------- applying
 
 
-def apply_backups(con: duckdb.DuckDBPyConnection, chain: list[BackupContent]) -> dict[str, list]:
+def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
     """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``.
 
     Returns table → [count, checksum] after loading; raises IntegrityError if
@@ -495,30 +424,24 @@ def apply_backups(con: duckdb.DuckDBPyConnection, chain: list[BackupContent]) ->
     """
     if not chain or chain[0].kind != "full":
         raise IntegrityError("a restore chain starts with a full backup")
-    existing = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'cat'").fetchall()}
+    existing = snapshots.table_names(con)
     for content in chain:
         for table, rec in content.meta["tables"].items():
             if table not in existing:
                 raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
             if rec["mode"] == "full":
-                con.execute(f"DELETE FROM {table}")
-        for i, (info, rows) in enumerate(content.parts):
-            view = f"restore_part_{i}"
-            con.register(view, rows)
+                snapshots.clear_table(con, table)
+        for info, rows in content.parts:
             table = info["table"]
             if info["kind"] == "rows":
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+                snapshots.insert_rows(con, table, rows)
             else:
                 key = info["key"]
-                cols = [c for c, _ in info["columns"] if c != key]
-                sets = ", ".join(f'"{c}" = p."{c}"' for c in cols)
-                con.execute(f'UPDATE {table} SET {sets} FROM {view} p WHERE {table}."{key}" = p."{key}"')
-            con.unregister(view)
+                snapshots.patch_rows(con, table, key, [c for c, _ in info["columns"] if c != key], rows)
     last = chain[-1]
     got = {}
     for table, rec in last.meta["tables"].items():
-        got[table] = checksum(con, table, rec["columns"])
+        got[table] = snapshots.checksum(con, table, rec["columns"])
         if got[table] != rec["checksum"]:
             raise IntegrityError(
                 f"restoring {last.name}: table {table} has {got[table][0]} rows (checksum {got[table][1]}) "

@@ -53,8 +53,6 @@ several connections keep the server and the client busy at once).
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +60,7 @@ from dataclasses import asdict, dataclass, field
 
 from toolkit import faults
 from toolkit.archive import Archive
+from toolkit.catalog import backups as backup_rows, events, media_rows
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, ObjectExistsError, StorageError
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
@@ -175,6 +174,24 @@ def plan_consolidation(
     """
     sources = list(dict.fromkeys(int(s) for s in sources))
     plan = Plan(sources=sources, target=target)
+    live_sources = _check_states(archive, plan)
+    if plan.refusals:
+        return plan
+    _list_packs(archive, plan)
+    opened = _open_media(archive, plan, live_sources)
+    if opened is None:
+        return plan
+    dst, srcs = opened
+    _check_packs_at_sources(plan, dst, srcs)
+    _check_free_space(archive, plan, dst, srcs, margin)
+    if probe_media and not plan.refusals:
+        _probe_media(plan, dst, srcs, purge_sources)
+    return plan
+
+
+def _check_states(archive: Archive, plan: Plan) -> list[int]:
+    """Refuse media in the wrong state (P10); returns the sources still to empty (not yet retired)."""
+    sources, target = plan.sources, plan.target
     refuse = plan.refusals.append
     if not sources:
         refuse("no source medium given (--from 1,2)")
@@ -205,35 +222,41 @@ def plan_consolidation(
             refuse(f"source medium {sid} is {m.state}")
         else:
             live_sources.append(sid)
-    if plan.refusals:
-        return plan
+    return live_sources
 
+
+def _list_packs(archive: Archive, plan: Plan) -> None:
+    """The packs the catalog keeps on the sources; a retired source must hold none."""
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            """SELECT pack_id, name, medium_id, bytes, records, sha256 FROM packs
-               WHERE medium_id IN (SELECT unnest(?::INTEGER[])) ORDER BY medium_id, name""",
-            [sources],
-        ).fetchall()
+        rows = media_rows.packs_on_media(con, plan.sources)
     plan.packs = [PackTask(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
     plan.bytes = sum(p.bytes for p in plan.packs)
     for sid in plan.already_retired:
         if any(p.source == sid for p in plan.packs):
-            refuse(f"source medium {sid} is retired into {target} but the catalog still puts packs on it")
+            plan.refusals.append(
+                f"source medium {sid} is retired into {plan.target} but the catalog still puts packs on it")
 
+
+def _open_media(archive: Archive, plan: Plan, live_sources: list[int]) -> tuple[Storage, dict[int, Storage]] | None:
+    """The target's and the live sources' storages, or None (with the refusals noted) if one does not open."""
     try:
-        dst = archive.storage(target)
+        dst = archive.storage(plan.target)
     except MailArchiveError as exc:
-        refuse(f"the target medium {target} cannot be opened: {exc}")
-        return plan
+        plan.refusals.append(f"the target medium {plan.target} cannot be opened: {exc}")
+        return None
     srcs: dict[int, Storage] = {}
     for sid in live_sources:
         try:
             srcs[sid] = archive.storage(sid)
         except MailArchiveError as exc:
-            refuse(f"source medium {sid} cannot be opened: {exc}")
+            plan.refusals.append(f"source medium {sid} cannot be opened: {exc}")
     if plan.refusals:
-        return plan
+        return None
+    return dst, srcs
 
+
+def _check_packs_at_sources(plan: Plan, dst: Storage, srcs: dict[int, Storage]) -> None:
+    """Note which packs are already at the target (and the bytes left to copy); refuse a pack missing at its source."""
     missing = []
     for p in plan.packs:
         st = dst.stat(p.name)
@@ -244,11 +267,15 @@ def plan_consolidation(
         if s is None:
             missing.append(p)
     for p in missing:
-        refuse(
+        plan.refusals.append(
             f"pack {p.name} ({p.records} mail(s)) is missing on source medium {p.source}; "
             f"restore it from the mirror (or rerun `media retarget`) before consolidating"
         )
 
+
+def _check_free_space(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int, Storage], margin: int | None) -> None:
+    """Count the stamps, backups and config snapshots to copy too; refuse a target without room for all (E6)."""
+    target = plan.target
     for sid, src in srcs.items():
         for e in _meta_files(src):
             plan.meta_files += 1
@@ -260,23 +287,24 @@ def plan_consolidation(
     try:
         plan.free_space = dst.free_space()
     except StorageError as exc:
-        refuse(f"cannot query free space on medium {target}: {exc}")
+        plan.refusals.append(f"cannot query free space on medium {target}: {exc}")
     if plan.free_space is not None and plan.free_space < plan.needed:
-        refuse(
+        plan.refusals.append(
             f"medium {target} has {plan.free_space} bytes free but the consolidation needs {plan.needed} "
             f"({plan.copy_bytes} to copy + margin); free space or choose another target (E6)"
         )
     plan.estimated_seconds = round(plan.copy_bytes / ASSUMED_RATE[_kind(archive, target)] + 0.1 * len(plan.packs), 1)
 
-    if probe_media and not plan.refusals:
-        to_probe = [(target, dst)] + ([(sid, s) for sid, s in srcs.items()] if purge_sources else [])
-        for mid, s in to_probe:
-            try:
-                probe(s)
-            except StorageError as exc:
-                refuse(f"medium {mid} failed the preflight (create, write, read, delete): {exc} (C6)")
-        plan.probed = True
-    return plan
+
+def _probe_media(plan: Plan, dst: Storage, srcs: dict[int, Storage], purge_sources: bool) -> None:
+    """Create, write, read and delete a file on the target, and on the sources when they are to be purged (C6)."""
+    to_probe = [(plan.target, dst)] + ([(sid, s) for sid, s in srcs.items()] if purge_sources else [])
+    for mid, s in to_probe:
+        try:
+            probe(s)
+        except StorageError as exc:
+            plan.refusals.append(f"medium {mid} failed the preflight (create, write, read, delete): {exc} (C6)")
+    plan.probed = True
 
 
 # ---------------------------------------------------------------------------------------------- copy
@@ -367,11 +395,7 @@ def _delete_quietly(storage: Storage, name: str) -> None:
 def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict]:
     """The mails of a damaged pack whose records no longer authenticate (all of them if unreadable)."""
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            """SELECT msg_id, blob_id, message_id, subject, "offset", length, size, csize
-               FROM messages WHERE pack_id = ? ORDER BY "offset" """,
-            [task.pack_id],
-        ).fetchall()
+        rows = media_rows.records_in_pack(con, task.pack_id)
     by_offset = {r[4]: r for r in rows}
     entries = [IndexEntry(bytes.fromhex(r[1]), r[4], r[5], r[6], r[7]) for r in rows]
     bad: dict[int, str] = {}
@@ -391,32 +415,23 @@ def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict
 # ---------------------------------------------------------------------------------------------- catalog
 
 
-def _event(con, kind: str, detail: dict) -> None:
-    eid = con.execute("SELECT coalesce(max(event_id), 0) + 1 FROM events").fetchone()[0]
-    con.execute(
-        "INSERT INTO events VALUES (?, ?, ?, ?)",
-        [eid, dt.datetime.now(dt.timezone.utc), kind, json.dumps(detail)],
-    )
-
-
 def _remap(con, out: _Outcome, target: int) -> None:
     """Inside one transaction: the pack's medium ID moves to the target, with its event."""
     t = out.task
-    con.execute("UPDATE packs SET medium_id = ? WHERE pack_id = ? AND medium_id = ?", [target, t.pack_id, t.source])
+    media_rows.move_pack(con, t.pack_id, t.source, target)
     detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "sha256": out.sha256}
     if out.status == "damaged-copied":
         detail["damaged"] = True
         detail["catalog_sha256"] = t.sha256
         detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
-    _event(con, "pack-moved", detail)
+    events.log_event(con, "pack-moved", detail)
 
 
 def _consolidated_logged(archive: Archive, sources: list[int], target: int) -> bool:
     with archive.catalog.reading() as con:
-        rows = con.execute("SELECT detail FROM events WHERE kind = 'media-consolidated'").fetchall()
+        logged = events.event_details(con, "media-consolidated")
     done: set[int] = set()
-    for (detail,) in rows:
-        d = json.loads(detail)
+    for d in logged:
         if d.get("target") == target:
             done.update(d.get("sources", []))
     return set(sources) <= done
@@ -454,8 +469,19 @@ def consolidate(
     if workers is None:
         all_local = all(_kind(archive, m) == "local" for m in [target, *srcs])
         workers = 2 if all_local else 3
+    outcomes, failure = _copy_packs(archive, plan, accept_loss, workers, reporter)
+    _stop_on_failure(archive, plan, dst, srcs, outcomes, failure, accept_loss)
+    _remap_packs(archive, outcomes, target, reporter)
+    meta, lost = _retire_sources(archive, plan, outcomes)
+    purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
+    return _report(plan, outcomes, meta, lost, purged, time.perf_counter() - started)
 
-    # -- copy and check (no catalog change) ---------------------------------------------------
+
+def _copy_packs(archive: Archive, plan: Plan, accept_loss: bool, workers: int,
+                reporter: Reporter) -> tuple[list[_Outcome], BaseException | None]:
+    """Copy and check every pack (no catalog change): (one outcome per pack in the plan's order, the first
+    copy failure or None); a pack whose copy failed has status ``error``."""
+    target = plan.target
     reporter.start("copy", len(plan.packs), "packs")
     outcomes: list[_Outcome] = []
     failure: BaseException | None = None
@@ -488,28 +514,37 @@ def consolidate(
             pool.shutdown(wait=True, cancel_futures=True)
         ends.close()
     reporter.finish("copy")
+    return outcomes, failure
 
+
+def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int, Storage], outcomes: list[_Outcome],
+                     failure: BaseException | None, accept_loss: bool) -> None:
+    """List the mails of damaged packs; raise the copy failure, or :class:`SourceDamaged` unless ``accept_loss``,
+    after removing the copies this run made."""
     damaged = [o for o in outcomes if o.status in ("damaged", "damaged-copied")]
     for o in damaged:
         o.lost = _affected_mails(archive, srcs[o.task.source], o.task)
-    if failure is not None or (damaged and not accept_loss):
-        _remove_created(dst, outcomes)
-        if failure is not None:
-            raise failure
-        listing = [m for o in damaged for m in o.lost]
-        lines = [f"pack {o.task.name} on medium {o.task.source} differs from the catalog's SHA-256" for o in damaged]
-        lines += [
-            f"mail {m['msg_id']} {m['message_id'] or ''} {m['subject']!r}: {m['error']}" for m in listing
-        ]
-        raise SourceDamaged(
-            "consolidation stopped before anything was moved: source packs are damaged (P6)\n  "
-            + "\n  ".join(lines)
-            + "\nRestore the packs from the mirror, or rerun with --accept-loss to move them as they are.",
-            [{"pack": o.task.name, "medium": o.task.source, "mails": o.lost} for o in damaged],
-            plan,
-        )
+    if failure is None and not (damaged and not accept_loss):
+        return
+    _remove_created(dst, outcomes)
+    if failure is not None:
+        raise failure
+    listing = [m for o in damaged for m in o.lost]
+    lines = [f"pack {o.task.name} on medium {o.task.source} differs from the catalog's SHA-256" for o in damaged]
+    lines += [
+        f"mail {m['msg_id']} {m['message_id'] or ''} {m['subject']!r}: {m['error']}" for m in listing
+    ]
+    raise SourceDamaged(
+        "consolidation stopped before anything was moved: source packs are damaged (P6)\n  "
+        + "\n  ".join(lines)
+        + "\nRestore the packs from the mirror, or rerun with --accept-loss to move them as they are.",
+        [{"pack": o.task.name, "medium": o.task.source, "mails": o.lost} for o in damaged],
+        plan,
+    )
 
-    # -- remap, one transaction per pack ------------------------------------------------------
+
+def _remap_packs(archive: Archive, outcomes: list[_Outcome], target: int, reporter: Reporter) -> None:
+    """Move each copied pack to the target in the catalog, one transaction per pack."""
     reporter.start("remap", len(outcomes), "packs")
     with archive.catalog.transactions() as transaction:  # one attach, one transaction per pack
         for o in outcomes:
@@ -520,11 +555,13 @@ def consolidate(
             reporter.advance("remap", 1)
     reporter.finish("remap")
 
-    # -- retire -------------------------------------------------------------------------------
+
+def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> tuple[list[dict], list[dict]]:
+    """Once no pack is left on a source: move the stamps, backups and config snapshots, retire the sources
+    into the target and log the consolidation. Returns (files moved, mails lost)."""
+    target = plan.target
     with archive.catalog.reading() as con:
-        left = con.execute(
-            "SELECT count(*) FROM packs WHERE medium_id IN (SELECT unnest(?::INTEGER[]))", [plan.sources]
-        ).fetchone()[0]
+        left = media_rows.count_packs_on(con, plan.sources)
     if left:
         raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
     meta = _move_meta(archive, [sid for sid in plan.sources if sid not in plan.already_retired], target)
@@ -537,15 +574,18 @@ def consolidate(
     lost = [m for o in outcomes for m in o.lost]
     if not _consolidated_logged(archive, plan.sources, target):
         with archive.catalog.writing() as con:
-            _event(con, "media-consolidated", {
+            events.log_event(con, "media-consolidated", {
                 "sources": plan.sources, "target": target,
                 "remap": {str(s): target for s in plan.sources},
                 "packs": len(outcomes), "bytes": plan.bytes,
                 "lost_msg_ids": [m["msg_id"] for m in lost],
             })
+    return meta, lost
 
-    purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
-    seconds = time.perf_counter() - started
+
+def _report(plan: Plan, outcomes: list[_Outcome], meta: list[dict], lost: list[dict], purged: list[str],
+            seconds: float) -> dict:
+    """The result of :func:`consolidate`."""
     copied = sum(o.task.bytes for o in outcomes if o.created)
     return {
         "plan": plan.as_dict(),
@@ -558,7 +598,7 @@ def consolidate(
         "purged": purged,
         "meta": meta,
         "summary": {
-            "sources": plan.sources, "target": target, "packs_moved": len(outcomes),
+            "sources": plan.sources, "target": plan.target, "packs_moved": len(outcomes),
             "bytes_moved": plan.bytes, "bytes_copied": copied,
             "already_copied": sum(1 for o in outcomes if not o.created),
             "meta_files_moved": len(meta), "meta_bytes_copied": sum(m["bytes"] for m in meta if m["copied"]),
@@ -582,7 +622,7 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
     dst = archive.storage(target)
     moved = []
     with archive.catalog.reading() as con:
-        backup_sha = dict(con.execute("SELECT name, sha256 FROM db_backups WHERE sha256 IS NOT NULL").fetchall())
+        backup_sha = backup_rows.backup_hashes(con)
     for sid in sources:
         src = archive.storage(sid)
         for e in _meta_files(src):
@@ -609,10 +649,9 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
                 )
             with archive.catalog.writing() as con:
                 if e.name.startswith("stamps/"):
-                    con.execute("UPDATE stamp_batches SET medium_id = ? WHERE medium_id = ? AND manifest_name = ?",
-                                [target, sid, e.name])
+                    media_rows.move_stamp_manifest(con, e.name, sid, target)
                 elif e.name.startswith("db-backups/"):
-                    con.execute("UPDATE db_backups SET medium_id = ? WHERE medium_id = ? AND name = ?", [target, sid, e.name])
+                    backup_rows.move_backup(con, e.name, sid, target)
             moved.append({"file": e.name, "from": sid, "bytes": n, "sha256": got, "copied": copied})
     return moved
 
@@ -633,7 +672,7 @@ def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter 
     reporter = reporter or NullReporter()
     dst = archive.storage(target)
     with archive.catalog.reading() as con:
-        on_target = {r[0]: r[1] for r in con.execute("SELECT name, sha256 FROM packs WHERE medium_id = ?", [target]).fetchall()}
+        on_target = {name: sha for name, _size, sha in media_rows.packs_on_medium(con, target)}
     purged = []
     for sid in sources:
         src = archive.storage(sid)
@@ -655,5 +694,5 @@ def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter 
             reporter.advance("purge", 1)
     if purged:
         with archive.catalog.writing() as con:
-            _event(con, "media-purged", {"sources": sources, "target": target, "packs": purged})
+            events.log_event(con, "media-purged", {"sources": sources, "target": target, "packs": purged})
     return purged

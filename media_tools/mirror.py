@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 from toolkit import crypto, faults
 from toolkit.archive import Archive
+from toolkit.catalog import backups as backup_rows, media_rows
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
@@ -235,9 +236,8 @@ class Mirror:
                 self._warn(f"medium {m.id} cannot be read: {exc}; its copy at DEST is left as it is")
         s.media = sorted(sources)
         with a.catalog.reading() as con:
-            packs = con.execute("SELECT medium_id, name, bytes, sha256 FROM packs ORDER BY medium_id, name").fetchall()
-            backups = con.execute(
-                "SELECT name, medium_id FROM db_backups WHERE verified ORDER BY name").fetchall()
+            packs = media_rows.all_packs(con)
+            backups = backup_rows.verified_backup_files(con)
         wanted: dict[int, set[str]] = {mid: {LABEL_NAME} for mid in sources}
         # 1. labels and packs of every medium
         for mid, src in sources.items():
@@ -304,14 +304,6 @@ class Mirror:
         return s
 
 
-#: What the catalog changes with, and when: a backup older than the newest of these is not recent.
-_CHANGES = (
-    "SELECT max(started_at) FROM runs", "SELECT max(finished_at) FROM runs",
-    "SELECT max(created_at) FROM stamp_batches", "SELECT max(gen_time) FROM stamp_batches",
-    "SELECT max(created_at) FROM packs", "SELECT max(created_at) FROM media", "SELECT max(at_time) FROM events",
-)
-
-
 def backup_needed(archive: Archive) -> str | None:
     """Why a mirror needs a catalog backup made first, or None when the newest verified backup is newer
     than every change the catalog records (import runs, stamp batches, packs, media events).
@@ -319,11 +311,10 @@ def backup_needed(archive: Archive) -> str | None:
     A mirror without a catalog backup cannot be restored (it holds no catalog and no config
     snapshot), and one with an old backup restores an old catalog: so ``mirror`` makes one first."""
     with archive.catalog.reading() as con:
-        newest = con.execute("SELECT max(created_at) FROM db_backups WHERE verified").fetchone()[0]
-        if newest is None:
-            return "there is no catalog backup yet"
-        changed = [t for t in (con.execute(q).fetchone()[0] for q in _CHANGES) if t is not None]
-    if changed and max(changed) > newest:
+        newest, changed = backup_rows.backup_freshness(con)
+    if newest is None:
+        return "there is no catalog backup yet"
+    if changed is not None and changed > newest:
         return f"the catalog changed after the newest backup ({newest:%Y-%m-%d %H:%M:%S %Z})"
     return None
 

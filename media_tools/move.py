@@ -26,6 +26,7 @@ from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, MediumError, ObjectExistsError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
+from toolkit.catalog import media_rows
 
 from .retarget import retarget
 
@@ -73,7 +74,7 @@ def move_medium(
         raise MediumError(f"medium {medium_id} is already at {loc}")
     src = archive.storage(medium_id)
     with archive.catalog.reading() as con:
-        pack_sha = dict(con.execute("SELECT name, sha256 FROM packs WHERE medium_id = ?", [medium_id]).fetchall())
+        pack_sha = {name: sha for name, _size, sha in media_rows.packs_on_medium(con, medium_id)}
     files = list(src.list(""))
     password = smb_password if loc.is_smb else None
     dst = open_storage(str(loc), password)

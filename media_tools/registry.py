@@ -6,32 +6,21 @@ packs, or below which a higher ID holds packs, cannot be removed.
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
-
 from toolkit.archive import Archive
+from toolkit.catalog import events, media_rows
 from toolkit.config import MediumEntry
 from toolkit.errors import MailArchiveError, MediumError
 
 
 def _log(archive: Archive, kind: str, detail: dict) -> None:
     with archive.catalog.writing() as con:
-        eid = con.execute("SELECT coalesce(max(event_id), 0) + 1 FROM events").fetchone()[0]
-        con.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?)",
-            [eid, dt.datetime.now(dt.timezone.utc), kind, json.dumps(detail)],
-        )
+        events.log_event(con, kind, detail)
 
 
 def pack_counts(archive: Archive) -> dict[int, tuple[int, int, int]]:
     """medium id → (packs, bytes, messages)."""
     with archive.catalog.reading() as con:
-        rows = con.execute(
-            """SELECT p.medium_id, count(DISTINCT p.pack_id), sum(p.bytes)::BIGINT,
-                      (SELECT count(*) FROM messages m JOIN packs q USING (pack_id) WHERE q.medium_id = p.medium_id)
-               FROM packs p GROUP BY p.medium_id"""
-        ).fetchall()
-    return {r[0]: (r[1], r[2] or 0, r[3]) for r in rows}
+        return media_rows.pack_counts(con)
 
 
 def list_media(archive: Archive, check: bool = True) -> list[dict]:

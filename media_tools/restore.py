@@ -32,6 +32,7 @@ from toolkit.errors import (
 )
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
+from toolkit.catalog import backups as backup_rows, media_rows
 
 from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
 from .mirror import STATE_NAME, open_state
@@ -145,26 +146,11 @@ def restore(
     files = {e.name: e.size for e in dest.list("")}
     warnings: list[str] = []
 
-    # -- config ------------------------------------------------------------------------------
-    snaps = sorted((n for n in files if _MEDIUM_RE.match(n) and f"/{CONFIG_DIR}/" in n and n.endswith(".sealed")),
-                   key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
-    config_name, config_text, refused_snaps = newest_config_snapshot(key, u, snaps, dest.read)
-    warnings.extend(refused_snaps)
-    if config_text is None:
-        raise IntegrityError(_nothing_to_restore(dest, files, snaps, warnings, u))
+    config_name, config_text = _newest_config(dest, files, key, u, warnings)
 
     # -- catalog chain ----------------------------------------------------------------------------
     backups = _find_chains(files)
-    by_base = {n.rsplit("/", 1)[-1]: n for n in sorted(backups)}
-    cache: dict = {}
-    chain: list[BackupContent] | None = None
-    refused: list[dict] = []
-    for n in backups:
-        try:
-            chain = _load_chain(dest, by_base, n, key, u, cache)
-            break
-        except MailArchiveError as exc:
-            refused.append({"backup": f"{BACKUP_DIR}/{n.rsplit('/', 1)[-1]}", "problem": str(exc)})
+    chain, refused, by_base = _newest_chain(dest, backups, key, u)
     if chain is None:
         if not backups:
             raise IntegrityError(
@@ -176,38 +162,10 @@ def restore(
             f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)}); "
             f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
         )
-    used = chain[-1].name
-
-    # Q3: is the mirror behind what it claims, or did its last run stop early?
-    state = None
-    if STATE_NAME in files:
-        try:
-            state = open_state(key, u, dest.read(STATE_NAME))
-        except MailArchiveError as exc:
-            warnings.append(f"{STATE_NAME} refused: {exc}")
-    if state is None:
-        warnings.append("the mirror has no state file: its last run did not complete; it may be older than the archive")
-    else:
-        newest_claimed = (state.get("newest_backup") or "").rsplit("/", 1)[-1] or None
-        if newest_claimed and newest_claimed > used:
-            behind = sum(1 for n in by_base if used < n <= newest_claimed)
-            warnings.append(
-                f"the mirror is {behind} backup(s) behind its own state: {newest_claimed} was mirrored, "
-                f"{used} is the newest usable one"
-            )
-        newest_present = max(by_base) if by_base else None
-        if newest_present and (newest_claimed is None or newest_present > newest_claimed):
-            warnings.append(
-                f"the mirror's state ({state.get('mirrored_at')}) is older than its newest backup {newest_present}: "
-                f"the last mirror run did not complete"
-            )
+    warnings.extend(_mirror_state_warnings(dest, files, key, u, chain[-1].name, by_base))
 
     # -- build the home in a temporary sibling -------------------------------------------------------
-    tmp = home.with_name(f".{home.name}.restoring-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    os.chmod(tmp, 0o700)
+    tmp = _fresh_sibling(home)
     try:
         (tmp / CONFIG_NAME).write_text(config_text, encoding="utf-8")
         config = ArchiveConfig.load(tmp / CONFIG_NAME)
@@ -215,17 +173,7 @@ def restore(
             raise WrongKeyError(f"the config snapshot {config_name} is not of the archive of this key backup ({u})")
         _write_key(tmp, key)
         dest_loc = parse_location(dest.location)
-        media_info = []
-        for m in config.media:
-            here = f"medium-{m.id}/"
-            present = any(n.startswith(here) for n in files)
-            if not keep_locations and m.state != "removed":
-                if present:
-                    m.location = f"{str(dest_loc).rstrip('/')}/medium-{m.id}"
-                    m.secret = None
-                else:
-                    warnings.append(f"medium {m.id} is not at DEST; it keeps its old location {m.location}")
-            media_info.append({"id": m.id, "state": m.state, "location": m.location, "at_dest": present})
+        media_info = _point_media_at_dest(config, files, dest_loc, keep_locations, warnings)
         # P2/R6: media at DEST newer than the config snapshot (added after the newest backup) keep
         # their IDs: the next medium ID goes above every ID seen at DEST, and the gap is reported.
         at_dest = {int(mm.group(1)) for n in files if (mm := _MEDIUM_RE.match(n))}
@@ -241,19 +189,8 @@ def restore(
         archive = Archive(tmp, config, key, None)
         try:
             if dest_loc.is_smb and smb_password and not keep_locations:
-                for m in config.media:
-                    if m.location.startswith("smb://"):
-                        m.secret = archive.seal_secret(f"smb:{m.location}", smb_password)
-                archive.save_config()
-            archive.catalog.migrate()
-            with archive.catalog.writing() as con:
-                apply_backups(con, chain)
-                for c in chain:
-                    con.execute("DELETE FROM db_backups WHERE name = ?", [f"{BACKUP_DIR}/{c.name}"])
-                    con.execute(
-                        "INSERT INTO db_backups (name, medium_id, kind, created_at, verified, meta) VALUES (?, NULL, ?, ?, true, NULL)",
-                        [f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"]],
-                    )
+                _seal_smb_passwords(archive, smb_password)
+            _load_catalog(archive, chain)
             archive.sync_media_table()
             result = RestoreResult(
                 home=str(home), uuid=str(u), fingerprint=recovered.fingerprint, config_snapshot=config_name,
@@ -262,24 +199,130 @@ def restore(
             _verify_packs(archive, result, reporter)
         finally:
             archive.close()
-        if home.exists():
-            home.rmdir()
-        os.rename(tmp, home)
+        _move_into_place(tmp, home)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
 
 
+def _newest_config(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.UUID,
+                   warnings: list[str]) -> tuple[str, str]:
+    """(name, text) of the newest config snapshot at DEST that opens; each newer one refused is noted in
+    ``warnings``. IntegrityError, saying what DEST lacks, when none opens."""
+    snaps = sorted((n for n in files if _MEDIUM_RE.match(n) and f"/{CONFIG_DIR}/" in n and n.endswith(".sealed")),
+                   key=lambda n: n.rsplit("/", 1)[-1], reverse=True)
+    config_name, config_text, refused_snaps = newest_config_snapshot(key, u, snaps, dest.read)
+    warnings.extend(refused_snaps)
+    if config_text is None:
+        raise IntegrityError(_nothing_to_restore(dest, files, snaps, warnings, u))
+    return config_name, config_text
+
+
+def _newest_chain(dest: Storage, backups: list[str], key: bytes,
+                  u: uuidlib.UUID) -> tuple[list[BackupContent] | None, list[dict], dict[str, str]]:
+    """The newest chain of ``backups`` (names at DEST, newest first) whose every file opens and checks (B6):
+    (chain or None, the newer backups refused with their problem, backup file name → its name at DEST)."""
+    by_base = {n.rsplit("/", 1)[-1]: n for n in sorted(backups)}
+    cache: dict = {}
+    refused: list[dict] = []
+    for n in backups:
+        try:
+            return _load_chain(dest, by_base, n, key, u, cache), refused, by_base
+        except MailArchiveError as exc:
+            refused.append({"backup": f"{BACKUP_DIR}/{n.rsplit('/', 1)[-1]}", "problem": str(exc)})
+    return None, refused, by_base
+
+
+def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.UUID, used: str,
+                           by_base: dict[str, str]) -> list[str]:
+    """Q3: whether the mirror is behind what its state file claims, or its last run stopped early
+    (``used``: the newest backup of the chain restored)."""
+    warnings: list[str] = []
+    state = None
+    if STATE_NAME in files:
+        try:
+            state = open_state(key, u, dest.read(STATE_NAME))
+        except MailArchiveError as exc:
+            warnings.append(f"{STATE_NAME} refused: {exc}")
+    if state is None:
+        warnings.append("the mirror has no state file: its last run did not complete; it may be older than the archive")
+        return warnings
+    newest_claimed = (state.get("newest_backup") or "").rsplit("/", 1)[-1] or None
+    if newest_claimed and newest_claimed > used:
+        behind = sum(1 for n in by_base if used < n <= newest_claimed)
+        warnings.append(
+            f"the mirror is {behind} backup(s) behind its own state: {newest_claimed} was mirrored, "
+            f"{used} is the newest usable one"
+        )
+    newest_present = max(by_base) if by_base else None
+    if newest_present and (newest_claimed is None or newest_present > newest_claimed):
+        warnings.append(
+            f"the mirror's state ({state.get('mirrored_at')}) is older than its newest backup {newest_present}: "
+            f"the last mirror run did not complete"
+        )
+    return warnings
+
+
+def _point_media_at_dest(config, files: dict[str, int], dest_loc, keep_locations: bool,
+                         warnings: list[str]) -> list[dict]:
+    """Point each medium found at DEST to its folder there (unless ``keep_locations``); one entry per medium
+    for the result, saying where it now is and whether DEST holds it."""
+    media_info = []
+    for m in config.media:
+        here = f"medium-{m.id}/"
+        present = any(n.startswith(here) for n in files)
+        if not keep_locations and m.state != "removed":
+            if present:
+                m.location = f"{str(dest_loc).rstrip('/')}/medium-{m.id}"
+                m.secret = None
+            else:
+                warnings.append(f"medium {m.id} is not at DEST; it keeps its old location {m.location}")
+        media_info.append({"id": m.id, "state": m.state, "location": m.location, "at_dest": present})
+    return media_info
+
+
+def _fresh_sibling(home: Path) -> Path:
+    """An empty directory beside ``home`` (mode 0700) to build the new home in; one left by an
+    interrupted restore of this process ID is removed first."""
+    tmp = home.with_name(f".{home.name}.restoring-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    os.chmod(tmp, 0o700)
+    return tmp
+
+
+def _move_into_place(tmp: Path, home: Path) -> None:
+    """The finished home takes its name (``home``, if it exists, is an empty directory)."""
+    if home.exists():
+        home.rmdir()
+    os.rename(tmp, home)
+
+
+def _seal_smb_passwords(archive: Archive, smb_password: str) -> None:
+    """Store ``smb_password``, sealed, for every medium now on the SMB share of DEST."""
+    for m in archive.config.media:
+        if m.location.startswith("smb://"):
+            m.secret = archive.seal_secret(f"smb:{m.location}", smb_password)
+    archive.save_config()
+
+
+def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:
+    """Create the new home's catalog and load the backup chain into it, recording the chain's backups
+    (on no medium of the new home) in one transaction."""
+    archive.catalog.migrate()
+    with archive.catalog.writing() as con:
+        apply_backups(con, chain)
+        for c in chain:
+            backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
+
+
 def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:
     """Every pack the catalog lists: present at its medium, with its size and SHA-256 (Q2)."""
     with archive.catalog.reading() as con:
-        packs = con.execute(
-            """SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.sha256,
-                      (SELECT count(*) FROM messages m WHERE m.pack_id = p.pack_id)
-               FROM packs p ORDER BY p.medium_id, p.name"""
-        ).fetchall()
-        result.messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+        packs = media_rows.packs_with_message_counts(con)
+        result.messages = media_rows.message_count(con)
     result.packs = len(packs)
     known: dict[int, set[str]] = {}
     if reporter:
@@ -300,8 +343,7 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
             problem = f"unreadable: {exc}"
         if problem:
             with archive.catalog.reading() as con:
-                ids = [r[0] for r in con.execute(
-                    "SELECT msg_id FROM messages WHERE pack_id = ? ORDER BY msg_id", [pack_id]).fetchall()]
+                ids = media_rows.msg_ids_in_pack(con, pack_id)
             result.losses.append({"medium": mid, "pack": name, "problem": problem, "messages": nmsg, "msg_ids": ids})
             result.lost_messages += nmsg
         else:

@@ -9,7 +9,6 @@ and holds every pack the catalog keeps on the medium with its recorded size;
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 
@@ -18,6 +17,7 @@ from toolkit.errors import IntegrityError, MailArchiveError, MediumError, Medium
 from toolkit.medium import LABEL_NAME, check_label, read_label
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
+from toolkit.catalog import events, media_rows
 
 #: How many missing or differing packs a refusal names before it summarises.
 NAMED = 10
@@ -44,9 +44,7 @@ def check_location(
         )
     check_label(data, archive.key, archive.uuid, medium_id, storage.location)
     with archive.catalog.reading() as con:
-        packs = con.execute(
-            "SELECT name, bytes, sha256 FROM packs WHERE medium_id = ? ORDER BY name", [medium_id]
-        ).fetchall()
+        packs = media_rows.packs_on_medium(con, medium_id)
     problems: list[dict] = []
     reporter.start("retarget-check", len(packs), "packs")
     for name, size, sha in packs:
@@ -118,9 +116,5 @@ def retarget(
             pass
     detail = {"medium": medium_id, "from": previous, "to": location, **checked}
     with archive.catalog.writing() as con:
-        eid = con.execute("SELECT coalesce(max(event_id), 0) + 1 FROM events").fetchone()[0]
-        con.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?)",
-            [eid, dt.datetime.now(dt.timezone.utc), "medium-retargeted", json.dumps(detail)],
-        )
+        events.log_event(con, "medium-retargeted", detail)
     return detail
