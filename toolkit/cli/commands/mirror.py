@@ -12,11 +12,11 @@ from media_tools.backup import create_backup
 from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
-from ..errors import ExitCode, LockedError, MailArchiveError, UsageError
-from ..storage import open_storage, parse_location
-from .main import cli, command, pass_ctx
-from .output import human_bytes
-from .passwords import read_secret
+from ...errors import ExitCode, LockedError, MailArchiveError, UsageError
+from ...storage import open_storage, parse_location
+from ..main import cli, command, pass_ctx
+from ..output import human_bytes
+from ..passwords import read_secret
 
 
 def _dest_storage(dest: str, password_file: Path | None):
@@ -29,7 +29,7 @@ def _dest_storage(dest: str, password_file: Path | None):
 
 def _configured_mirror(ctx, dest: str | None, password_file: Path | None) -> tuple[str, Path | None, str | None]:
     """DEST (default: the mirror.dest setting) and, for the configured DEST, its sealed mirror.password."""
-    from .config_cmd import secret_setting
+    from .config import secret_setting
 
     with ctx.open() as archive:
         configured = (archive.config.settings.get("mirror") or {}).get("dest")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from .import_cmd import dry_run_option, import_group, run_imports
-from .main import command
-from .output import human_bytes
-from .passwords import read_secret
+from .import_eml import dry_run_option, import_group, run_imports
+from ..main import command
+from ..output import human_bytes
+from ..passwords import read_secret
 
 
 

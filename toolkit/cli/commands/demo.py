@@ -21,14 +21,14 @@ from verify.localtsa import start_tsa
 from verify.report import write_html, write_json
 from verify.stamping import stamp_pending
 
-from ..archive import Archive
-from ..errors import ExitCode, UsageError
-from ..ingest import Ingest
-from ..keybackup import import_key_backup, write_key_backup
-from ..stats import archive_stats
-from ..storage import open_storage
-from .main import cli, command, pass_ctx
-from .verify_cmd import _render
+from ...archive import Archive
+from ...errors import ExitCode, UsageError
+from ...ingest import Ingest
+from ...keybackup import import_key_backup, write_key_backup
+from ...stats import archive_stats
+from ...storage import open_storage
+from ..main import cli, command, pass_ctx
+from .verify import _render
 
 
 def default_sample_data() -> Path:
