@@ -53,10 +53,32 @@ def exit_status_markdown() -> str:
     return "| code | meaning |\n|---|---|\n" + rows
 
 
+class NextStep(enum.Enum):
+    """What the operator can do next, as a kind: the core names no command; the command line
+    turns the kind into its hint (``toolkit/cli/hints.py``) after the error's message."""
+
+    RESTORE_HOME_OR_REBUILD_CATALOG = "restore-home-or-rebuild-catalog"  # the catalog is damaged or foreign
+    RESTORE_CATALOG_BACKUP_OR_REBUILD = "restore-catalog-backup-or-rebuild"  # the catalog file is missing
+    RESTORE_HOME_OR_REBUILD = "restore-home-or-rebuild"  # the catalog is missing when the archive opens
+    CHOOSE_OR_INIT_ARCHIVE = "choose-or-init-archive"  # no archive at the home
+    RESTORE_KEY = "restore-key"  # the key file is missing or foreign
+    LIST_MEDIA = "list-media"  # a medium ID that does not exist
+    ACTIVATE_MEDIUM = "activate-medium"  # no active medium
+    FULL_DB_BACKUP = "full-db-backup"  # no full backup to build an incremental on
+    LIST_TSA_CAS = "list-tsa-cas"  # an unknown TSA CA fingerprint
+
+
 class MailArchiveError(Exception):
-    """An error the operator can act on. The message names the object and the next step."""
+    """An error the operator can act on. The message names the object; ``next_step`` (a
+    :class:`NextStep`, or None) says what to do next, phrased by the command line."""
 
     exit_code: ExitCode = ExitCode.OPERATIONAL
+    next_step: NextStep | None = None
+
+    def __init__(self, *args, next_step: NextStep | None = None):
+        super().__init__(*args)
+        if next_step is not None:
+            self.next_step = next_step
 
 
 class UsageError(MailArchiveError):

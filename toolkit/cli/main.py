@@ -11,6 +11,8 @@ import click
 from rich.markup import escape
 
 from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
+from .environment import configure_test_hooks
+from .hints import with_hint
 from .output import Ui, err_console
 
 
@@ -119,6 +121,7 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
     ctx.obj = Context(home, Ui(json=as_json, quiet=quiet, progress_interval=progress_interval), lock_wait)
+    configure_test_hooks()
     ctx.obj.ui.log = _open_log(log_file, home, ctx)
     from ..storage import configure_smb
 
@@ -201,8 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _report_write_failure(exc)
     except MailArchiveError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-        _exit(int(exc.exit_code), str(exc))
+        message = with_hint(exc)
+        err_console.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+        _exit(int(exc.exit_code), message)
     except click.exceptions.Abort:
         err_console.print("aborted")
         _exit(int(ExitCode.INTERRUPTED), "aborted")
