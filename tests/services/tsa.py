@@ -1,6 +1,8 @@
-"""A local RFC 3161 test TSA (test CA + `openssl ts -reply` behind HTTP on 127.0.0.1) for the tests and the demo.
+"""A local RFC 3161 test TSA (test CA + `openssl ts -reply` behind HTTP on 127.0.0.1) for the tests.
 
-A throwaway RFC 3161 time-stamping authority for the tests (shared/SERVICES.md).
+A throwaway RFC 3161 time-stamping authority with misbehaving modes and forged tokens; it is
+test equipment, not part of the product (``mailarchive demo`` runs its own minimal TSA,
+``toolkit/cli/demo_tsa.py``).
 
 ``make_pki`` creates a test root CA and a TSA certificate with ``openssl``;
 ``Tsa.reply`` turns a TimeStampReq into a TimeStampResp with
