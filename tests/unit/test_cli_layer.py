@@ -100,3 +100,15 @@ def test_command_modules_follow_the_command_tree():
                 wrong.append(f"{' '.join(path)} in {module}, not listed in COMMAND_MODULES[{top!r}]")
     assert wrong == []
     assert set(COMMAND_MODULES) == set(cli.commands)
+
+
+def test_the_product_imports_no_test_equipment():
+    # the test TSA (forged tokens, hanging answers) lives in tests/services/; the demo has its own
+    found = []
+    for top in CORE:
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            found += [f"{rel}:{line} imports {name}" for line, name in _imported(path)
+                      if name == "tests" or name.startswith("tests.") or name.endswith("localtsa")]
+    assert found == []
+    assert not (REPO / "verify" / "localtsa.py").exists()
