@@ -33,7 +33,7 @@ from .verify import _render
 
 
 def default_sample_data() -> Path:
-    return Path(__file__).resolve().parents[2] / "sample_data"
+    return Path(__file__).resolve().parents[3] / "sample_data"
 
 
 @command(cli, "demo")
