@@ -132,8 +132,8 @@ class Archive:
         leftovers = [n for n in _INIT_LEFTOVERS if (home / n).exists()]
         if leftovers and not marker.exists():
             raise ArchiveExistsError(
-                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init; "
-                f"restore the home from a mirror (`mailarchive restore`) or choose another --archive"
+                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init",
+                next_step=NextStep.RESTORE_HOME_OR_OTHER,
             )
         made_home = not home.exists()
         home.mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ class Archive:
         loc = parse_location(location)
         location = str(loc)
         if any(m.location == location and m.state != "removed" for m in self.config.media):
-            raise MediumError(f"{location} is already registered as a medium; `mailarchive media list`")
+            raise MediumError(f"{location} is already registered as a medium", next_step=NextStep.SEE_MEDIA)
         medium_id = self.config.next_medium_id
         secret = None
         if loc.is_smb:

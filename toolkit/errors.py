@@ -66,6 +66,14 @@ class NextStep(enum.Enum):
     ACTIVATE_MEDIUM = "activate-medium"  # no active medium
     FULL_DB_BACKUP = "full-db-backup"  # no full backup to build an incremental on
     LIST_TSA_CAS = "list-tsa-cas"  # an unknown TSA CA fingerprint
+    SEE_MEDIA = "see-media"  # a location already registered as a medium
+    RESTORE_HOME_OR_OTHER = "restore-home-or-other"  # a damaged home where init was asked
+    SEE_LOCK = "see-lock"  # a shared lock that cannot be read now
+    BREAK_LOCK = "break-lock"  # a shared lock held by another host
+    FULL_VERIFY = "full-verify"  # a stamp batch whose messages no longer give its root
+    RERUN_STAMPING = "rerun-stamping"  # a foreign file where a stamp manifest goes
+    BACKUP_AND_MIRROR_OR_REBUILD = "backup-and-mirror-or-rebuild"  # a mirror without catalog backups
+    REBUILD_FROM_MEDIA = "rebuild-from-media"  # a mirror whose catalog backups are all refused
 
 
 class MailArchiveError(Exception):

@@ -18,6 +18,16 @@ HINTS: dict[NextStep, str] = {
     NextStep.ACTIVATE_MEDIUM: "; `mailarchive media activate ID`",
     NextStep.FULL_DB_BACKUP: "; run `mailarchive db backup --full`",
     NextStep.LIST_TSA_CAS: " (`mailarchive timestamp ca list`)",
+    NextStep.SEE_MEDIA: "; `mailarchive media list`",
+    NextStep.RESTORE_HOME_OR_OTHER: "; restore the home from a mirror (`mailarchive restore`) or choose another --archive",
+    NextStep.SEE_LOCK: "; wait and rerun, or see `mailarchive lock status`",
+    NextStep.BREAK_LOCK: " with `mailarchive lock break --yes`",
+    NextStep.FULL_VERIFY: "; run `mailarchive verify --full`",
+    NextStep.RERUN_STAMPING: "; move it aside and rerun `mailarchive timestamp run`",
+    NextStep.BACKUP_AND_MIRROR_OR_REBUILD:
+        ": on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
+        "`mailarchive db rebuild` can rebuild the catalog from the media alone",
+    NextStep.REBUILD_FROM_MEDIA: "; `mailarchive db rebuild` can rebuild the catalog from the media alone",
 }
 
 

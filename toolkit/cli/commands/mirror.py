@@ -14,6 +14,7 @@ from media_tools.restore import restore
 
 from ...errors import ExitCode, LockedError, MailArchiveError, UsageError
 from ...storage import open_storage, parse_location
+from ..hints import with_hint
 from ..main import cli, command, pass_ctx
 from ..output import human_bytes
 from ..passwords import read_secret
@@ -120,7 +121,7 @@ def _backup_first(ctx) -> dict | None:
         with ctx.open(writer=True) as archive:
             b = create_backup(archive)
     except LockedError as exc:  # a writer is busy: mirror what there is, and say so
-        return {"reason": reason, "name": None, "problem": f"{exc}; run `mailarchive db backup`, then mirror again"}
+        return {"reason": reason, "name": None, "problem": f"{with_hint(exc)}; run `mailarchive db backup`, then mirror again"}
     return {"reason": reason, "name": b.name, "kind": b.kind, "config_snapshot": b.config_snapshot}
 
 
