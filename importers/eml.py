@@ -37,8 +37,15 @@ from .walk import (
     walk_local, walk_storage,
 )
 
-#: Mails larger than this are streamed from the source, never held in memory whole.
-LARGE_MAIL = int(os.environ.get("MAILARCHIVE_LARGE_MAIL") or 32 * 1024 * 1024)
+#: Mails larger than this are streamed from the source, never held in memory whole (the command
+#: line lowers it for tests from ``MAILARCHIVE_LARGE_MAIL`` with :func:`set_large_mail`).
+LARGE_MAIL = 32 * 1024 * 1024
+
+
+def set_large_mail(nbytes: int) -> None:
+    """Stream mails above ``nbytes`` (instead of the default 32 MiB)."""
+    global LARGE_MAIL
+    LARGE_MAIL = nbytes
 
 
 def _folder(rel: bytes) -> str | None:

@@ -64,7 +64,7 @@ import zstandard
 
 from toolkit import crypto
 from toolkit.archive import Archive
-from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, ObjectMissingError, UsageError
+from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, ObjectMissingError, UsageError
 from toolkit.storage import Storage
 from toolkit.catalog import backups as backup_rows, snapshots
 
@@ -359,7 +359,7 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
     if kind is None:
         kind = "incremental" if base else "full"
     if kind == "incremental" and base is None:
-        raise UsageError("there is no verified backup to build an incremental on; run `mailarchive db backup --full`")
+        raise UsageError("there is no verified backup to build an incremental on", next_step=NextStep.FULL_DB_BACKUP)
     medium_id = archive.active_medium_id()
     storage = archive.storage(medium_id)
     name, meta, parts = build_backup(archive, kind, now, base)

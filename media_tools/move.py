@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 
 from toolkit.archive import Archive
-from toolkit.errors import IntegrityError, MediumError, ObjectExistsError
+from toolkit.errors import IntegrityError, MediumError, ObjectExistsError, NextStep
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
 from toolkit.catalog import media_rows
@@ -68,7 +68,7 @@ def move_medium(
     reporter = reporter or NullReporter()
     m = archive.config.medium(medium_id)
     if m is None:
-        raise MediumError(f"there is no medium {medium_id}; `mailarchive media list` shows the media")
+        raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
     loc = parse_location(location)
     if str(loc) == m.location:
         raise MediumError(f"medium {medium_id} is already at {loc}")

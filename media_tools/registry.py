@@ -9,7 +9,7 @@ from __future__ import annotations
 from toolkit.archive import Archive
 from toolkit.catalog import events, media_rows
 from toolkit.config import MediumEntry
-from toolkit.errors import MailArchiveError, MediumError
+from toolkit.errors import MailArchiveError, MediumError, NextStep
 
 
 def _log(archive: Archive, kind: str, detail: dict) -> None:
@@ -59,7 +59,7 @@ def add(archive: Archive, location: str, activate: bool = False, smb_password: s
 def _entry(archive: Archive, medium_id: int) -> MediumEntry:
     m = archive.config.medium(medium_id)
     if m is None:
-        raise MediumError(f"there is no medium {medium_id}; `mailarchive media list` shows the media")
+        raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
     return m
 
 

@@ -26,6 +26,7 @@ from toolkit.errors import (
     ArchiveExistsError,
     IntegrityError,
     MailArchiveError,
+    NextStep,
     StorageError,
     UsageError,
     WrongKeyError,
@@ -154,13 +155,12 @@ def restore(
     if chain is None:
         if not backups:
             raise IntegrityError(
-                f"{dest.location}: the mirror holds no catalog backup (no medium-<id>/{BACKUP_DIR}/*.dbk): "
-                f"on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
-                f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+                f"{dest.location}: the mirror holds no catalog backup (no medium-<id>/{BACKUP_DIR}/*.dbk)",
+                next_step=NextStep.BACKUP_AND_MIRROR_OR_REBUILD,
             )
         raise IntegrityError(
-            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)}); "
-            f"`mailarchive db rebuild` can rebuild the catalog from the media alone"
+            f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)})",
+            next_step=NextStep.REBUILD_FROM_MEDIA,
         )
     warnings.extend(_mirror_state_warnings(dest, files, key, u, chain[-1].name, by_base))
 

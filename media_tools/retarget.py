@@ -13,7 +13,7 @@ import json
 import os
 
 from toolkit.archive import Archive
-from toolkit.errors import IntegrityError, MailArchiveError, MediumError, MediumLabelError
+from toolkit.errors import IntegrityError, MailArchiveError, MediumError, MediumLabelError, NextStep
 from toolkit.medium import LABEL_NAME, check_label, read_label
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage, open_storage, parse_location
@@ -86,7 +86,7 @@ def retarget(
     """Point medium ``medium_id`` at ``location`` after checking its label and packs (archive opened as writer)."""
     m = archive.config.medium(medium_id)
     if m is None:
-        raise MediumError(f"there is no medium {medium_id}; `mailarchive media list` shows the media")
+        raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
     if m.state == "removed":
         raise MediumError(f"medium {medium_id} was removed; a removed medium cannot be retargeted")
     loc = parse_location(location)

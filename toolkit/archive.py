@@ -31,6 +31,7 @@ from .errors import (
     CatalogError,
     MediumError,
     MediumLabelError,
+    NextStep,
     NoArchiveError,
     WrongKeyError,
 )
@@ -131,8 +132,8 @@ class Archive:
         leftovers = [n for n in _INIT_LEFTOVERS if (home / n).exists()]
         if leftovers and not marker.exists():
             raise ArchiveExistsError(
-                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init; "
-                f"restore the home from a mirror (`mailarchive restore`) or choose another --archive"
+                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init",
+                next_step=NextStep.RESTORE_HOME_OR_OTHER,
             )
         made_home = not home.exists()
         home.mkdir(parents=True, exist_ok=True)
@@ -185,7 +186,7 @@ class Archive:
         home = Path(home)
         if not (home / CONFIG_NAME).exists():
             raise NoArchiveError(
-                f"no archive at {home} (no {CONFIG_NAME}); pass --archive HOME, set MAILARCHIVE_HOME, or run `mailarchive init`"
+                f"no archive at {home} (no {CONFIG_NAME})", next_step=NextStep.CHOOSE_OR_INIT_ARCHIVE
             )
         if (home / INIT_MARKER_NAME).exists():
             raise NoArchiveError(
@@ -198,8 +199,7 @@ class Archive:
             archive = cls(home, config, key, lock)
             if not archive.catalog.path.exists():
                 raise CatalogError(
-                    f"{archive.catalog.path} is missing; restore the home from a mirror (`mailarchive restore`) "
-                    f"or rebuild the catalog from the media (`mailarchive db rebuild`)"
+                    f"{archive.catalog.path} is missing", next_step=NextStep.RESTORE_HOME_OR_REBUILD
                 )
             archive.catalog.refuse_newer_schema()
             if writer:
@@ -218,7 +218,7 @@ class Archive:
             key = key_path.read_bytes()
         except FileNotFoundError:
             raise WrongKeyError(
-                f"{key_path} is missing; recover it with `mailarchive key restore --from BACKUP`"
+                f"{key_path} is missing", next_step=NextStep.RESTORE_KEY
             ) from None
         if len(key) != crypto.KEY_SIZE or not crypto.mac_ok(
             crypto.derive_key(key, uuidlib.UUID(config.uuid), "medium-mac"),
@@ -226,7 +226,7 @@ class Archive:
             config.key_check,
         ):
             raise WrongKeyError(
-                f"{key_path} is not the key of archive {config.uuid}; recover it with `mailarchive key restore --from BACKUP`"
+                f"{key_path} is not the key of archive {config.uuid}", next_step=NextStep.RESTORE_KEY
             )
         return key
 
@@ -265,7 +265,7 @@ class Archive:
     def _medium_entry(self, medium_id: int) -> MediumEntry:
         m = self.config.medium(medium_id)
         if m is None:
-            raise MediumError(f"there is no medium {medium_id}; `mailarchive media list` shows the media")
+            raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
         return m
 
     def _open_location(self, m: MediumEntry) -> Storage:
@@ -313,7 +313,7 @@ class Archive:
     def active_medium_id(self) -> int:
         m = self.config.active_medium
         if m is None:
-            raise MediumError("no medium is active; `mailarchive media activate ID`")
+            raise MediumError("no medium is active", next_step=NextStep.ACTIVATE_MEDIUM)
         return m.id
 
     def add_medium(self, location: str, smb_password: str | None = None, activate: bool = False) -> MediumEntry:
@@ -321,7 +321,7 @@ class Archive:
         loc = parse_location(location)
         location = str(loc)
         if any(m.location == location and m.state != "removed" for m in self.config.media):
-            raise MediumError(f"{location} is already registered as a medium; `mailarchive media list`")
+            raise MediumError(f"{location} is already registered as a medium", next_step=NextStep.SEE_MEDIA)
         medium_id = self.config.next_medium_id
         secret = None
         if loc.is_smb:

@@ -10,36 +10,83 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    """The exit statuses of every command (DESIGN §11). The one table."""
+    """The exit statuses of every command (DESIGN §11): the one table.
 
-    OK = 0
-    FINDINGS = 1          # done, with findings or rejected items (listed)
-    USAGE = 2             # usage error
-    OPERATIONAL = 3       # network, I/O; state stays consistent, rerun resumes
-    AUTH_FAILED = 4       # a mail server or share rejected the login (not retried: account lockout)
-    NO_ARCHIVE = 10       # no archive at HOME
-    LOCKED = 11           # locked by another writer
-    WRONG_KEY = 12        # wrong key or password
-    INTERRUPTED = 130     # interrupted; the current pack was finished, rerun resumes
+    Each row is ``code, the line in every --help, the longer text in docs/cli.md``; the help
+    epilog (:data:`EXIT_STATUS_HELP`) and the docs table (:func:`exit_status_markdown`) are
+    generated from it, and tests/unit/test_exit_status_table.py checks docs/cli.md against it.
+    """
+
+    def __new__(cls, code: int, help: str, doc: str):
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.help = help
+        member.doc = doc
+        return member
+
+    OK = 0, "done", "done: everything asked was done"
+    FINDINGS = (1, "done with findings or rejected items (listed)",
+                "done with findings or rejected items (listed) — also a run that did less than asked "
+                "(a source with no mail, an item that was skipped or failed)")
+    USAGE = (2, "usage error",
+             "usage error — a bad option, a source or share that does not exist, an unsafe query")
+    OPERATIONAL = (3, "operational failure (network, I/O); a rerun resumes",
+                   "operational failure (network, I/O, a full disk); the state stays consistent and a rerun resumes")
+    # a mail server or share rejected the login (not retried: account lockout)
+    AUTH_FAILED = (4, "login rejected (SMB share, IMAP, POP3, TSA); check user and password",
+                   "a login was rejected by a mail server, share or TSA; check user and password "
+                   "(never retried, to avoid account lockout)")
+    NO_ARCHIVE = 10, "no archive at HOME", "no archive at HOME"
+    LOCKED = 11, "locked by another writer", "locked by another writer (the message names its PID and start time)"
+    WRONG_KEY = 12, "wrong key or password", "wrong key or password"
+    INTERRUPTED = (130, "interrupted; the current pack was finished, a rerun resumes",
+                   "interrupted; the current pack was finished and committed, a rerun resumes")
 
 
-EXIT_STATUS_HELP = """\b
-Exit status:
-  0    done
-  1    done with findings or rejected items (listed)
-  2    usage error
-  3    operational failure (network, I/O); a rerun resumes
-  4    login rejected (SMB share, IMAP, POP3, TSA); check user and password
-  10   no archive at HOME
-  11   locked by another writer
-  12   wrong key or password
-  130  interrupted; the current pack was finished, a rerun resumes"""
+#: The end of every command's --help (``\b`` keeps click from re-wrapping the lines).
+EXIT_STATUS_HELP = "\b\nExit status:\n" + "\n".join(f"  {int(c):<4} {c.help}" for c in ExitCode)
+
+
+def exit_status_markdown() -> str:
+    """The exit-status table of docs/cli.md."""
+    rows = "".join(f"| {int(c)} | {c.doc} |\n" for c in ExitCode)
+    return "| code | meaning |\n|---|---|\n" + rows
+
+
+class NextStep(enum.Enum):
+    """What the operator can do next, as a kind: the core names no command; the command line
+    turns the kind into its hint (``toolkit/cli/hints.py``) after the error's message."""
+
+    RESTORE_HOME_OR_REBUILD_CATALOG = "restore-home-or-rebuild-catalog"  # the catalog is damaged or foreign
+    RESTORE_CATALOG_BACKUP_OR_REBUILD = "restore-catalog-backup-or-rebuild"  # the catalog file is missing
+    RESTORE_HOME_OR_REBUILD = "restore-home-or-rebuild"  # the catalog is missing when the archive opens
+    CHOOSE_OR_INIT_ARCHIVE = "choose-or-init-archive"  # no archive at the home
+    RESTORE_KEY = "restore-key"  # the key file is missing or foreign
+    LIST_MEDIA = "list-media"  # a medium ID that does not exist
+    ACTIVATE_MEDIUM = "activate-medium"  # no active medium
+    FULL_DB_BACKUP = "full-db-backup"  # no full backup to build an incremental on
+    LIST_TSA_CAS = "list-tsa-cas"  # an unknown TSA CA fingerprint
+    SEE_MEDIA = "see-media"  # a location already registered as a medium
+    RESTORE_HOME_OR_OTHER = "restore-home-or-other"  # a damaged home where init was asked
+    SEE_LOCK = "see-lock"  # a shared lock that cannot be read now
+    BREAK_LOCK = "break-lock"  # a shared lock held by another host
+    FULL_VERIFY = "full-verify"  # a stamp batch whose messages no longer give its root
+    RERUN_STAMPING = "rerun-stamping"  # a foreign file where a stamp manifest goes
+    BACKUP_AND_MIRROR_OR_REBUILD = "backup-and-mirror-or-rebuild"  # a mirror without catalog backups
+    REBUILD_FROM_MEDIA = "rebuild-from-media"  # a mirror whose catalog backups are all refused
 
 
 class MailArchiveError(Exception):
-    """An error the operator can act on. The message names the object and the next step."""
+    """An error the operator can act on. The message names the object; ``next_step`` (a
+    :class:`NextStep`, or None) says what to do next, phrased by the command line."""
 
     exit_code: ExitCode = ExitCode.OPERATIONAL
+    next_step: NextStep | None = None
+
+    def __init__(self, *args, next_step: NextStep | None = None):
+        super().__init__(*args)
+        if next_step is not None:
+            self.next_step = next_step
 
 
 class UsageError(MailArchiveError):

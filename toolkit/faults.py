@@ -1,9 +1,13 @@
 """Named kill points for crash tests (RELIABILITY §5).
 
-``MAILARCHIVE_FAULT=point[:nth]`` makes the nth passage (default 1st) through
-``hit("point")`` kill the process with SIGKILL. ``MAILARCHIVE_FAULT_SLOW=point:seconds``
+``ACTIVE["kill"] = "point[:nth]"`` makes the nth passage (default 1st) through
+``hit("point")`` kill the process with SIGKILL. ``ACTIVE["slow"] = "point:seconds"``
 makes every passage through that point sleep (a signal test then cannot miss a run that
 ends too soon). Unset, ``hit`` costs two dict lookups.
+
+The core reads no environment: the command line sets these from ``MAILARCHIVE_FAULT`` and
+``MAILARCHIVE_FAULT_SLOW`` (``toolkit/cli/environment.py``) with :func:`configure`, and a pool
+that spawns workers hands ``dict(ACTIVE)`` to each of them (``configure(**settings)``).
 """
 from __future__ import annotations
 
@@ -11,16 +15,24 @@ import os
 import signal
 import time
 
+#: The fault points in force in this process: ``kill`` and ``slow`` as described above, or None.
+ACTIVE: dict[str, str | None] = {"kill": None, "slow": None}
 _counts: dict[str, int] = {}
 
 
+def configure(kill: str | None = None, slow: str | None = None) -> None:
+    """Set (or, with None, clear) the kill point and the slow point of this process."""
+    ACTIVE["kill"] = kill or None
+    ACTIVE["slow"] = slow or None
+
+
 def hit(point: str) -> None:
-    slow = os.environ.get("MAILARCHIVE_FAULT_SLOW")
+    slow = ACTIVE["slow"]
     if slow:
         name, _, seconds = slow.partition(":")
         if name == point:
             time.sleep(float(seconds or 0.1))
-    spec = os.environ.get("MAILARCHIVE_FAULT")
+    spec = ACTIVE["kill"]
     if not spec:
         return
     name, _, nth = spec.partition(":")

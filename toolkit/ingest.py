@@ -201,8 +201,9 @@ def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _worker_init() -> None:
+def _worker_init(fault_points: dict | None = None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
+    faults.configure(**(fault_points or {}))  # the test fault points of the driver (toolkit/faults.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -351,7 +352,8 @@ class Ingest:
                     break
                 if not first and self._executor is None and self.workers > 0:
                     self._executor = ProcessPoolExecutor(
-                        self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+                        self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                        initargs=(dict(faults.ACTIVE),),
                     )
                     window = self.workers + 1
                 first = False

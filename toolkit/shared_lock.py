@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import LockedError, MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
+from .errors import LockedError, MailArchiveError, NextStep, ObjectExistsError, ObjectMissingError, StorageError
 from .storage.base import AtomicWriter, Storage
 
 LOCK_PATH = "locks/writer.lock"
@@ -183,8 +183,8 @@ class SharedLock:
                     info = inspect(self.storage)
                 except StorageError as exc:
                     raise LockedError(
-                        f"medium {self.where} is locked by another writer whose lock cannot be read now ({exc}); "
-                        f"wait and rerun, or see `mailarchive lock status`"
+                        f"medium {self.where} is locked by another writer whose lock cannot be read now ({exc})",
+                        next_step=NextStep.SEE_LOCK,
                     ) from None
                 if info is None:
                     continue  # released meanwhile: try again
@@ -196,7 +196,7 @@ class SharedLock:
                         if info.stale else "if that host no longer writes, ")
                 raise LockedError(
                     f"medium {self.where} is locked by another writer ({info.describe()}); wait for it to "
-                    f"finish, or, {hint}remove the lock with `mailarchive lock break --yes`"
+                    f"finish, or, {hint}remove the lock", next_step=NextStep.BREAK_LOCK,
                 ) from None
             time.sleep(SETTINGS["recheck"])
             held = read_lock(self.storage)

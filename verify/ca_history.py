@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 
 from toolkit.catalog import stamps, tsa_cas
-from toolkit.errors import UsageError
+from toolkit.errors import NextStep, UsageError
 
 from .tokens import CLOCK_SKEW, ca_fingerprint, load_ca
 
@@ -160,7 +160,7 @@ def resolve(con, fingerprint: str) -> str:
         raise UsageError(f"{fingerprint!r} is not a SHA-256 fingerprint (hex, at least 8 digits)")
     found = tsa_cas.fingerprints_starting(con, want)
     if not found:
-        raise UsageError(f"no TSA CA with fingerprint {want} in the archive's history (`mailarchive timestamp ca list`)")
+        raise UsageError(f"no TSA CA with fingerprint {want} in the archive's history", next_step=NextStep.LIST_TSA_CAS)
     if len(found) > 1:
         raise UsageError(f"{want} matches {len(found)} CAs; give more digits")
     return found[0]

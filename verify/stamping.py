@@ -38,7 +38,7 @@ from typing import Any
 
 from toolkit import crypto, faults
 from toolkit.catalog import stamps
-from toolkit.errors import IntegrityError, ObjectExistsError
+from toolkit.errors import IntegrityError, NextStep, ObjectExistsError
 from toolkit.reporter import NullReporter
 
 from . import ca_history
@@ -251,7 +251,7 @@ def _check_sealed_root(batch_id: int, items: list, root_hex: str, leaf_count: in
     if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
         raise IntegrityError(
             f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
-            f"{root_hex} ({len(leaves)} leaves, {leaf_count} recorded); run `mailarchive verify --full`"
+            f"{root_hex} ({len(leaves)} leaves, {leaf_count} recorded)", next_step=NextStep.FULL_VERIFY
         )
 
 
@@ -309,6 +309,6 @@ def _adopt_manifest(archive, storage, name, batch_id, root, ca_pem, created_at):
     if manifest.get("batch_id") != batch_id or manifest.get("root") != root.hex() or not check.ok:
         raise ObjectExistsError(
             f"{name} already exists on the active medium but is not a valid manifest of stamp batch {batch_id} "
-            f"({'; '.join(check.problems) or 'other batch or root'}); move it aside and rerun `mailarchive timestamp run`"
+            f"({'; '.join(check.problems) or 'other batch or root'})", next_step=NextStep.RERUN_STAMPING
         )
     return tsr, nonce, check

@@ -14,7 +14,7 @@ import pytest
 from fixtures_tsa import tsa  # noqa: F401  (also loaded by conftest's pytest_plugins)
 from tests.integration.verify_support import build_archive, clone, run_verify, sql
 from toolkit.archive import Archive
-from verify.localtsa import query_for
+from tests.services.tsa import query_for
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 from importers.mbox import OVERSIZED, MboxImporter, MboxSplitter
 from tests.cli import mailarchive
 from tests.security.child_rusage import mailarchive_measured
-from toolkit.cli.import_mbox_cmd import ByteSize
+from toolkit.cli.commands.import_mbox import ByteSize
 from toolkit.reporter import ListReporter
 from toolkit.source import SourceMail, SourceProblem
 

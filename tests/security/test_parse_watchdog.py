@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from importers.eml import EmlImporter
+from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.headers import fallback_scan, scan
 from toolkit.ingest import Ingest
@@ -101,7 +102,7 @@ def test_slow_parse_is_archived_with_parse_timeout_inline_and_in_workers(tmp_pat
     """chunk=1, one worker: the first mail is prepared inline in the driver, the others in a worker
     process; every parse sleeps 60 s at the fault point, the limit is 0.5 s."""
     mails = _slow_mails(tmp_path / "src")
-    monkeypatch.setenv("MAILARCHIVE_FAULT_SLOW", "prepare_parse:60")
+    monkeypatch.setitem(faults.ACTIVE, "slow", "prepare_parse:60")  # what the CLI sets from MAILARCHIVE_FAULT_SLOW
     a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
     try:
         t = time.monotonic()

@@ -85,8 +85,8 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.mapi", "[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+"): ("fullmatch", [*_runs("a", "a/", "/"), _tail("a/", "a")]),
     ("toolkit.mapi", r"\r?\n\r?\n"): ("split", _runs("\r\n", "\n\r", "\r", "\r\r\n")),
     ("toolkit.mapi", "_DROP"): ("match", [_tail("content-", "a"), _tail("content-", "-"), *_runs("content-")]),
-    # ---- toolkit.cli.config_cmd: setting names
-    ("toolkit.cli.config_cmd", "_SOURCE"): ("fullmatch", [_tail("source.", "a"), _tail("source.a", ".password"),
+    # ---- toolkit.cli.commands.config: setting names
+    ("toolkit.cli.commands.config", "_SOURCE"): ("fullmatch", [_tail("source.", "a"), _tail("source.a", ".password"),
                                                            *_runs("source.")]),
     ("toolkit.journal", "def _split_parts"): (lambda s: __import__("toolkit.journal").journal._split_parts(
         s.encode("latin-1"), 0, b"b" * 100, "text/plain", []),
@@ -109,7 +109,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.mbox", "_FROM_FIELD"): ("match", [_tail("From", " "), _tail("From", "\t", "x")]),
     ("importers.pop3", "_UIDL_LINE"): ("fullmatch", [_tail("1", " "), _tail("1 a", " ", "x"), *_runs("1", "1 ")]),
     ("importers.pop3", "_LIST_LINE"): ("fullmatch", [_tail("1", " "), _tail("1 1 ", "x", "\r"), *_runs("1", "1 ")]),
-    ("toolkit.cli.import_mbox_cmd", "_SIZE"): ("fullmatch", [*_runs("1", "1."), _tail("1.1", " "), _tail("1 K", "B")]),
+    ("toolkit.cli.commands.import_mbox", "_SIZE"): ("fullmatch", [*_runs("1", "1."), _tail("1.1", " "), _tail("1 K", "B")]),
     ("importers.mbox", "_HEADER"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a", "\t")]),
     ("importers.mbox", "_QUOTED_M"): ("sub", _runs(">", "\n>", "\n>From")),
     ("importers.mbox", "_CL"): ("match", [_tail("content-length:", " "), _tail("content-length:", "0"),

@@ -98,7 +98,7 @@ def test_missing_local_source_is_a_usage_error(tmp_path, kind):
 def _run_from_start(tmp_path, importer, name):
     """One run through the real pipeline, and the finding ``import`` adds to its summary."""
     from toolkit.archive import Archive
-    from toolkit.cli.import_cmd import _no_mail_finding
+    from toolkit.cli.commands.import_eml import _no_mail_finding
     from toolkit.ingest import Ingest
 
     home = tmp_path / f"home-{name}"
@@ -176,7 +176,7 @@ def test_tsa_rejecting_the_login_exits_4():
 # -- 8. summaries add up, in human units ---------------------------------------------------------------
 
 def test_summary_names_every_decision_kind_and_adds_up():
-    from toolkit.cli.import_cmd import summary_line
+    from toolkit.cli.commands.import_eml import summary_line
 
     r = {"seen": 64, "archived": 61, "duplicates": 2, "merged": 1, "skipped": 3, "errors": 0,
          "decisions": {"new": 60, "id-conflict": 1, "exact-duplicate": 1, "duplicate": 1, "journal-merge": 1}}

@@ -1,7 +1,7 @@
 """`schedule --print`: the crontab of a production archive (issue 6)."""
 from __future__ import annotations
 
-from toolkit.cli.mirror_cmd import crontab_lines
+from toolkit.cli.commands.mirror import crontab_lines
 
 RUN = "/opt/ma/bin/mailarchive --archive /srv/archive --quiet --lock-wait 600"
 

@@ -27,16 +27,14 @@ from typing import Callable, ContextManager, Iterator
 import duckdb
 
 from .. import faults
-from ..errors import CatalogError, WrongKeyError
+from ..errors import CatalogError, NextStep, WrongKeyError
 from .migrations import migrations
 from ..user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
 
-CATALOG_NEXT_STEP = (
-    "restore the home from a mirror (`mailarchive restore`) or rebuild the catalog from the media "
-    "(`mailarchive db rebuild --force`, which moves this file aside and never deletes it)"
-)
+#: What to do about a damaged or foreign catalog (the command line phrases it).
+CATALOG_NEXT_STEP = NextStep.RESTORE_HOME_OR_REBUILD_CATALOG
 
 
 def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | None:
@@ -58,7 +56,7 @@ def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | Non
         cause = "is not encrypted with AES-GCM (CTR, or an older DuckDB): refused, only GCM catalogs are opened"
     else:
         return None
-    return CatalogError(f"{path} {cause} (DuckDB: {text}); {CATALOG_NEXT_STEP}")
+    return CatalogError(f"{path} {cause} (DuckDB: {text})", next_step=CATALOG_NEXT_STEP)
 
 
 def httpfs_extension_path() -> pathlib.Path:
@@ -143,7 +141,7 @@ class Catalog:
                 if "encryption key" in str(exc).lower():
                     raise WrongKeyError(
                         f"{self.path}: the archive key does not open this catalog: it is the catalog of another "
-                        f"archive (H3), or the key is wrong; {CATALOG_NEXT_STEP}"
+                        f"archive (H3), or the key is wrong", next_step=CATALOG_NEXT_STEP
                     ) from None
                 raise catalog_damage(self.path, exc) or CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
             except duckdb.IOException as exc:
@@ -176,7 +174,7 @@ class Catalog:
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only session; tables are ``cat.<name>`` and also the default schema."""
         if not self.path.exists():
-            raise CatalogError(f"{self.path} is missing; restore it from a DB backup or run `mailarchive db rebuild`")
+            raise CatalogError(f"{self.path} is missing", next_step=NextStep.RESTORE_CATALOG_BACKUP_OR_REBUILD)
         con = self._attach(read_only=True)
         try:
             con.execute("USE cat")
@@ -199,7 +197,7 @@ class Catalog:
         reach the disk in clear (a query larger than memory fails instead).
         """
         if not self.path.exists():
-            raise CatalogError(f"{self.path} is missing; restore it from a DB backup or run `mailarchive db rebuild`")
+            raise CatalogError(f"{self.path} is missing", next_step=NextStep.RESTORE_CATALOG_BACKUP_OR_REBUILD)
         con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                                  "autoload_known_extensions": False})
         try:

@@ -11,6 +11,8 @@ import click
 from rich.markup import escape
 
 from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
+from .environment import configure_test_hooks
+from .hints import with_hint
 from .output import Ui, err_console
 
 
@@ -44,28 +46,29 @@ def subgroup(group: click.Group, name: str, help: str) -> click.Group:
     return group.group(name, epilog=EXIT_STATUS_HELP)(_group)
 
 
-#: Which command modules define (or add to) each top-level command. A command not listed here
-#: makes every ``*_cmd`` module load, so a new module works before it is listed; listing it
-#: keeps start-up short (each CLI call imports only what its command needs).
+#: Which modules of ``toolkit.cli.commands`` define (or add to) each top-level command (the naming
+#: scheme is in this package's docstring). A command not listed here makes every command module
+#: load, so a new module works before it is listed; listing it keeps start-up short (each CLI call
+#: imports only what its command needs). tests/unit/test_cli_layer.py checks this table.
 COMMAND_MODULES = {
-    "init": ["init_cmd"],
-    "key": ["key_cmd"],
-    "media": ["media_cmd", "media_tools_cmd"],
-    "import": ["import_cmd", "import_mbox_cmd", "import_maildir_cmd", "import_net_cmd", "import_outlook_cmd", "config_cmd"],
-    "config": ["config_cmd"],
-    "export": ["export_cmd", "export_more_cmd", "verify_cmd"],
-    "stats": ["query_cmd"],
-    "sql": ["query_cmd"],
-    "demo": ["demo_cmd"],
-    "timestamp": ["timestamp_cmd"],
-    "verify": ["verify_cmd"],
-    "verify-evidence": ["verify_cmd"],
-    "db": ["db_cmd"],
-    "mirror": ["mirror_cmd"],
-    "restore": ["mirror_cmd"],
-    "schedule": ["mirror_cmd"],
-    "lock": ["lock_cmd"],
-    "mirror-status": ["mirror_status_cmd"],
+    "init": ["init"],
+    "key": ["key"],
+    "media": ["media", "media_consolidate"],
+    "import": ["import_eml", "import_mbox", "import_maildir", "import_imap_pop3", "import_outlook", "config"],
+    "config": ["config"],
+    "export": ["export_eml", "export_formats", "verify"],
+    "stats": ["stats"],
+    "sql": ["sql"],
+    "demo": ["demo"],
+    "timestamp": ["timestamp"],
+    "verify": ["verify"],
+    "verify-evidence": ["verify"],
+    "db": ["db"],
+    "mirror": ["mirror"],
+    "restore": ["mirror"],
+    "schedule": ["mirror"],
+    "lock": ["lock"],
+    "mirror-status": ["mirror_status"],
 }
 
 
@@ -85,7 +88,7 @@ class LazyGroup(click.Group):
                 _register()
             else:
                 for m in mods:
-                    importlib.import_module(f"{__package__}.{m}")
+                    importlib.import_module(f"{__package__}.commands.{m}")
         return super().get_command(ctx, name)
 
 
@@ -118,6 +121,7 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
     ctx.obj = Context(home, Ui(json=as_json, quiet=quiet, progress_interval=progress_interval), lock_wait)
+    configure_test_hooks()
     ctx.obj.ui.log = _open_log(log_file, home, ctx)
     from ..storage import configure_smb
 
@@ -160,15 +164,14 @@ _RUN: dict = {}
 
 
 def _register() -> None:
-    """Import every ``*_cmd`` module of this package; each adds its commands to ``cli``."""
+    """Import every module of ``toolkit.cli.commands``; each adds its commands to ``cli``."""
     import importlib
     import pkgutil
 
-    from .. import cli as package
+    from . import commands
 
-    for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if m.name.endswith("_cmd"):
-            importlib.import_module(f"{package.__name__}.{m.name}")
+    for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{m.name}")
 
 
 def _terminated(signum, frame) -> None:
@@ -201,8 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _report_write_failure(exc)
     except MailArchiveError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
-        _exit(int(exc.exit_code), str(exc))
+        message = with_hint(exc)
+        err_console.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+        _exit(int(exc.exit_code), message)
     except click.exceptions.Abort:
         err_console.print("aborted")
         _exit(int(ExitCode.INTERRUPTED), "aborted")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..archive import Archive
-from ..errors import UsageError
-from ..keybackup import check_password, write_key_backup
-from .main import cli, command, pass_ctx
-from .output import err_console
-from .passwords import read_secret
+from ...archive import Archive
+from ...errors import UsageError
+from ...keybackup import check_password, write_key_backup
+from ..main import cli, command, pass_ctx
+from ..output import err_console
+from ..passwords import read_secret
 
 
 @command(cli, "init")

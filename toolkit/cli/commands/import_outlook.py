@@ -7,8 +7,8 @@ import click
 
 from importers.msg import MsgImporter
 
-from .import_cmd import _smb_password, import_group, run_imports
-from .main import command
+from .import_eml import _smb_password, import_group, run_imports
+from ..main import command
 
 _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD)."
 

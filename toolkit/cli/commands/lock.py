@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UsageError
-from ..shared_lock import SETTINGS, break_lock, inspect
-from .main import cli, command, pass_ctx, subgroup
+from ...errors import UsageError
+from ...shared_lock import SETTINGS, break_lock, inspect
+from ..main import cli, command, pass_ctx, subgroup
 
 lock_group = subgroup(cli, "lock", "The writer lock on shared (smb://) media: who holds it, and breaking a dead one.")
 

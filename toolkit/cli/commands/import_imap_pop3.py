@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from ..catalog import reads
-from .import_cmd import dry_run_option, import_group, run_imports
-from .main import command
-from .output import human_bytes
-from .passwords import read_secret
+from ...catalog import reads
+from .import_eml import dry_run_option, import_group, run_imports
+from ..main import command
+from ..output import human_bytes
+from ..passwords import read_secret
 
 
 

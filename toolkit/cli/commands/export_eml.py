@@ -7,10 +7,10 @@ import click
 
 from exporters.eml import LAYOUTS, export_eml
 
-from ..errors import ExitCode
-from .export_filters import emit_dry_run, filter_options
-from .export_mode import mode_option
-from .main import cli, command, subgroup
+from ...errors import ExitCode
+from ..export_filters import emit_dry_run, filter_options
+from ..export_mode import mode_option
+from ..main import cli, command, subgroup
 
 export_group = subgroup(cli, "export", "Export archived mail, byte-identical to what was imported.")
 

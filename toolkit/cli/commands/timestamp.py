@@ -11,9 +11,9 @@ from pathlib import Path
 
 import click
 
-from ..catalog import stamps
-from ..errors import UsageError
-from .main import cli, command, pass_ctx, subgroup
+from ...catalog import stamps
+from ...errors import UsageError
+from ..main import cli, command, pass_ctx, subgroup
 
 timestamp_group = subgroup(
     cli, "timestamp",
@@ -105,7 +105,7 @@ def check_tsa(tsa_url: str, ca_pem: bytes, timeout: float = 30.0, access=None) -
     from verify.tokens import verify_token
     from verify.tsa_client import request_stamp
 
-    from ..errors import IntegrityError
+    from ...errors import IntegrityError
 
     root = hashlib.sha256(b"mailarchive timestamp configure check " + os.urandom(16)).digest()
     tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)

@@ -12,11 +12,12 @@ from media_tools.backup import create_backup
 from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
-from ..errors import ExitCode, LockedError, MailArchiveError, UsageError
-from ..storage import open_storage, parse_location
-from .main import cli, command, pass_ctx
-from .output import human_bytes
-from .passwords import read_secret
+from ...errors import ExitCode, LockedError, MailArchiveError, UsageError
+from ...storage import open_storage, parse_location
+from ..hints import with_hint
+from ..main import cli, command, pass_ctx
+from ..output import human_bytes
+from ..passwords import read_secret
 
 
 def _dest_storage(dest: str, password_file: Path | None):
@@ -29,7 +30,7 @@ def _dest_storage(dest: str, password_file: Path | None):
 
 def _configured_mirror(ctx, dest: str | None, password_file: Path | None) -> tuple[str, Path | None, str | None]:
     """DEST (default: the mirror.dest setting) and, for the configured DEST, its sealed mirror.password."""
-    from .config_cmd import secret_setting
+    from .config import secret_setting
 
     with ctx.open() as archive:
         configured = (archive.config.settings.get("mirror") or {}).get("dest")
@@ -120,7 +121,7 @@ def _backup_first(ctx) -> dict | None:
         with ctx.open(writer=True) as archive:
             b = create_backup(archive)
     except LockedError as exc:  # a writer is busy: mirror what there is, and say so
-        return {"reason": reason, "name": None, "problem": f"{exc}; run `mailarchive db backup`, then mirror again"}
+        return {"reason": reason, "name": None, "problem": f"{with_hint(exc)}; run `mailarchive db backup`, then mirror again"}
     return {"reason": reason, "name": b.name, "kind": b.kind, "config_snapshot": b.config_snapshot}
 
 

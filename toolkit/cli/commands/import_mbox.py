@@ -8,8 +8,8 @@ import click
 
 from importers.mbox import MAX_MESSAGE, MAX_RATIO, MAX_RATIO_AFTER, VARIANTS, MboxImporter
 
-from .import_cmd import _smb_password, dry_run_option, import_group, run_imports
-from .main import command
+from .import_eml import _smb_password, dry_run_option, import_group, run_imports
+from ..main import command
 
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

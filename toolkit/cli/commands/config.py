@@ -28,9 +28,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
-from .main import cli, command, pass_ctx, subgroup
-from .passwords import read_secret
+from ...errors import UsageError
+from ..main import cli, command, pass_ctx, subgroup
+from ..passwords import read_secret
 
 SOURCE_KINDS = ("eml", "mbox", "maildir", "share", "imap", "pop3")
 PLAIN_KEYS = {"mirror.dest": ("mirror", "dest"), "timestamp.tsa_url": ("timestamp", "tsa_url"), "log_file": (None, "log_file")}
@@ -231,7 +231,7 @@ def _importer(kind: str, uri: str, password: str | None, ca_file: str | None):
 
 
 def _register_import_source() -> None:
-    from .import_cmd import dry_run_option, import_group, run_imports
+    from .import_eml import dry_run_option, import_group, run_imports
 
     @command(import_group, "source")
     @click.argument("name")

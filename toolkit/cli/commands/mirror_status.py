@@ -5,9 +5,9 @@ import click
 
 from media_tools.mirror import mirror_status
 
-from ..errors import ExitCode
-from ..storage import parse_location
-from .main import cli, command, pass_ctx
+from ...errors import ExitCode
+from ...storage import parse_location
+from ..main import cli, command, pass_ctx
 
 
 @command(cli, "mirror-status")

@@ -6,8 +6,8 @@ import click
 from media_tools.backup import create_backup
 from media_tools.rebuild import rebuild_catalog
 
-from ..errors import ExitCode
-from .main import cli, command, pass_ctx, subgroup
+from ...errors import ExitCode
+from ..main import cli, command, pass_ctx, subgroup
 
 db_group = subgroup(cli, "db", "The catalog: sealed backups on the media, and a rebuild from the media alone.")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from ..errors import ExitCode, UsageError
-from .export_cmd import export_group
-from .export_mode import mode_option
-from .main import cli, command
+from ...errors import ExitCode, UsageError
+from .export_eml import export_group
+from ..export_mode import mode_option
+from ..main import cli, command
 
 _STYLE = {"ok": "green", "finding": "bold red", "warning": "yellow", "skipped": "dim"}
 
@@ -142,7 +142,7 @@ def evidence_cmd(click_ctx, dest, where, mode):
     """
     from verify.evidence import export_evidence
 
-    from ..user_sql import check_condition
+    from ...user_sql import check_condition
 
     ctx = click_ctx.obj
     if where is not None:

@@ -8,10 +8,10 @@ import click
 from media_tools.consolidate import ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation
 from media_tools.retarget import retarget
 
-from ..errors import ExitCode, UsageError
-from .main import command, pass_ctx
-from .media_cmd import _human_bytes, media_group
-from .passwords import read_secret
+from ...errors import ExitCode, UsageError
+from ..main import command, pass_ctx
+from .media import _human_bytes, media_group
+from ..passwords import read_secret
 
 
 def _ids(text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""``mailarchive stats`` and ``mailarchive sql``."""
+"""``mailarchive sql``."""
 from __future__ import annotations
 
 import json
@@ -7,32 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..catalog import reads
-from ..errors import UsageError
-from ..stats import archive_stats
-from .main import cli, command, pass_ctx
-
-
-@command(cli, "stats")
-@pass_ctx
-def stats_cmd(ctx):
-    """Counts and bytes: messages, packs, recipients, sightings, runs, per medium."""
-    with ctx.open() as archive:
-        s = archive_stats(archive)
-
-    def human(r):
-        ctx.ui.say(
-            f"Archive {r['uuid']}: {r['messages']} messages ({r['message_bytes'] / 1e6:.1f} MB), "
-            f"{r['packs']} packs ({r['pack_bytes'] / 1e6:.1f} MB), {r['sightings']} sightings, {r['runs']} runs"
-        )
-        ctx.ui.table(
-            "Per medium", ["medium", "state", "packs", "messages", "pack bytes"],
-            [[m["id"], m["state"], m["packs"], m["messages"], m["pack_bytes"]] for m in r["media"]],
-        )
-        if r["decisions"]:
-            ctx.ui.say("Decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(r["decisions"].items())))
-
-    ctx.ui.emit(s, human)
+from ...catalog import reads
+from ...errors import UsageError
+from ..main import cli, command, pass_ctx
 
 
 @command(cli, "sql")
@@ -50,7 +27,7 @@ def sql_cmd(ctx, query, fmt, out):
     """
     import duckdb
 
-    from ..user_sql import check_query
+    from ...user_sql import check_query
 
     if fmt == "parquet" and out is None:
         raise UsageError("--format parquet needs --out FILE")

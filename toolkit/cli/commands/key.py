@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..archive import CONFIG_NAME, KEY_NAME, Archive, key_check
-from ..config import ArchiveConfig
-from ..errors import NoArchiveError, UsageError, WrongKeyError
-from ..keybackup import check_password, import_key_backup, write_key_backup
-from .main import cli, command, pass_ctx, subgroup
-from .passwords import read_secret
+from ...archive import CONFIG_NAME, KEY_NAME, Archive, key_check
+from ...config import ArchiveConfig
+from ...errors import NoArchiveError, UsageError, WrongKeyError
+from ...keybackup import check_password, import_key_backup, write_key_backup
+from ..main import cli, command, pass_ctx, subgroup
+from ..passwords import read_secret
 
 key_group = subgroup(cli, "key", "The archive key: printable backups and the fingerprint.")
 

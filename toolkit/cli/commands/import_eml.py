@@ -10,12 +10,12 @@ from rich.filesize import decimal
 
 from importers.eml import EmlImporter
 
-from ..errors import ExitCode
-from ..ingest import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
-from .main import Context, cli, command, pass_ctx, subgroup
-from .output import human_bytes
-from .passwords import read_secret
-from .problems import problem_lines
+from ...errors import ExitCode
+from ...ingest import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
+from ..main import Context, cli, command, pass_ctx, subgroup
+from ..output import human_bytes
+from ..passwords import read_secret
+from ..problems import problem_lines
 
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
@@ -32,7 +32,7 @@ def dry_run_option(f):
 
 def run_dry(ctx, importers) -> int:
     """The dry run of ``importers``: counts from a scan, nothing written (the catalog opened for reading)."""
-    from ..dryrun import dry_run
+    from ...dryrun import dry_run
 
     with ctx.open() as archive:
         sources = [dry_run(archive, imp, ctx.ui.reporter()).as_dict() for imp in importers]

@@ -7,9 +7,9 @@ import click
 
 from media_tools import registry
 
-from .main import cli, command, pass_ctx, subgroup
-from .output import human_bytes as _human_bytes
-from .passwords import read_secret
+from ..main import cli, command, pass_ctx, subgroup
+from ..output import human_bytes as _human_bytes
+from ..passwords import read_secret
 
 media_group = subgroup(cli, "media", "Numbered storage media: local directories or smb:// shares.")
 

@@ -8,9 +8,9 @@ import click
 from importers.maildir import MaildirImporter
 from importers.share import ShareImporter
 
-from .import_cmd import _smb_password, dry_run_option, import_group, run_imports
-from .import_mbox_cmd import mbox_limits
-from .main import command
+from .import_eml import _smb_password, dry_run_option, import_group, run_imports
+from .import_mbox import mbox_limits
+from ..main import command
 
 _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD)."
 

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from ..errors import ExitCode
-from .export_cmd import export_group
-from .export_filters import emit_dry_run, filter_options
-from .export_mode import mode_option
-from .main import command
-from .passwords import read_secret
+from ...errors import ExitCode
+from .export_eml import export_group
+from ..export_filters import emit_dry_run, filter_options
+from ..export_mode import mode_option
+from ..main import command
+from ..passwords import read_secret
 
 
 def _finish(click_ctx, summary, what: str) -> None:

@@ -1,0 +1,114 @@
+"""The CLI package is the top layer: nothing outside ``toolkit/cli/`` imports it, and its command
+modules follow the command tree (the scheme in toolkit/cli/__init__.py's docstring)."""
+from __future__ import annotations
+
+import ast
+
+import click
+
+from tests.corpora import REPO
+
+CORE = ["toolkit", "importers", "exporters", "verify", "media_tools"]
+#: ``python -m toolkit`` runs the CLI: the entry point is above the CLI, not below it.
+ENTRY_POINTS = {"toolkit/__main__.py"}
+
+
+def _module_name(path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(path) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            out.append((node.lineno, base))
+            out += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+    return out
+
+
+def cli_imports_outside_cli() -> list[str]:
+    found = []
+    for top in CORE:
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if rel.startswith("toolkit/cli/") or rel in ENTRY_POINTS:
+                continue
+            for line, name in _imported(path):
+                if name == "toolkit.cli" or name.startswith("toolkit.cli."):
+                    found.append(f"{rel}:{line} imports {name}")
+    return found
+
+
+def test_nothing_outside_the_cli_package_imports_it():
+    assert cli_imports_outside_cli() == []
+
+
+def test_the_check_sees_a_relative_import_of_the_cli(tmp_path, monkeypatch):
+    # the resolver must see ``from ..cli.main import x`` in toolkit/storage/ as toolkit.cli.main
+    path = REPO / "toolkit" / "storage" / "_probe_layer.py"
+    path.write_text("from ..cli.main import cli\nimport toolkit.cli.output\n", encoding="utf-8")
+    try:
+        found = cli_imports_outside_cli()
+    finally:
+        path.unlink()
+    assert found == ["toolkit/storage/_probe_layer.py:1 imports toolkit.cli.main",
+                     "toolkit/storage/_probe_layer.py:1 imports toolkit.cli.main.cli",
+                     "toolkit/storage/_probe_layer.py:2 imports toolkit.cli.output"]
+
+
+#: Commands that live in the module of the command they belong with (toolkit/cli/__init__.py).
+HOMED_ELSEWHERE = {("restore",): "mirror", ("schedule",): "mirror", ("verify-evidence",): "verify",
+                   ("export", "evidence"): "verify", ("import", "source"): "config"}
+
+
+def _walk(cmd, path):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            yield from _walk(sub, path + (name,))
+
+
+def test_command_modules_follow_the_command_tree():
+    from toolkit.cli.main import COMMAND_MODULES, _register, cli
+
+    _register()
+    wrong = []
+    for top, cmd in cli.commands.items():
+        for path, sub in _walk(cmd, (top,)):
+            if isinstance(sub, click.Group):
+                continue  # groups are made by main.subgroup; their commands say where they live
+            module = sub.callback.__module__.removeprefix("toolkit.cli.commands.")
+            expected = HOMED_ELSEWHERE.get(path)
+            prefix = top.replace("-", "_")
+            if expected is not None and module != expected:
+                wrong.append(f"{' '.join(path)} in {module}, documented in {expected}")
+            if expected is None and module != prefix and not module.startswith(prefix + "_"):
+                wrong.append(f"{' '.join(path)} in {module}: not named after `{top}`")
+            if module not in COMMAND_MODULES.get(top, []):
+                wrong.append(f"{' '.join(path)} in {module}, not listed in COMMAND_MODULES[{top!r}]")
+    assert wrong == []
+    assert set(COMMAND_MODULES) == set(cli.commands)
+
+
+def test_the_product_imports_no_test_equipment():
+    # the test TSA (forged tokens, hanging answers) lives in tests/services/; the demo has its own
+    found = []
+    for top in CORE:
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            found += [f"{rel}:{line} imports {name}" for line, name in _imported(path)
+                      if name == "tests" or name.startswith("tests.") or name.endswith("localtsa")]
+    assert found == []
+    assert not (REPO / "verify" / "localtsa.py").exists()

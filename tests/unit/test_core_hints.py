@@ -1,0 +1,58 @@
+"""The core names no ``mailarchive`` command in its errors: an error carries a next-step kind
+(``toolkit.errors.NextStep``) and the command line adds the command hint (toolkit/cli/hints.py),
+so the operator reads the same message as before."""
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from tests.cli import mailarchive
+from tests.corpora import REPO
+from toolkit.archive import Archive
+from toolkit.errors import NextStep, NoArchiveError
+
+CORE = ["toolkit", "importers", "exporters", "verify", "media_tools"]
+
+
+def test_every_next_step_has_a_hint():
+    from toolkit.cli.hints import HINTS
+
+    assert set(HINTS) == set(NextStep)
+    assert all("`mailarchive " in text or "--archive" in text for text in HINTS.values())
+
+
+def test_the_core_error_names_no_command_and_the_cli_adds_it(tmp_path):
+    home = tmp_path / "nowhere"
+    with pytest.raises(NoArchiveError) as info:
+        Archive.open(home)
+    assert "mailarchive" not in str(info.value) and "--archive" not in str(info.value)
+    assert info.value.next_step is NextStep.CHOOSE_OR_INIT_ARCHIVE
+    p = mailarchive(home, "stats", check=10)
+    assert (f"no archive at {home} (no archive.toml); pass --archive HOME, set MAILARCHIVE_HOME, or run "
+            "`mailarchive init`") in " ".join(p.stderr.split())
+
+
+def _command_strings(path):
+    """(line, text) of string constants in the file that name a `mailarchive ...` command."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            if "`mailarchive " in node.value:
+                yield node.lineno, node.value
+
+
+@pytest.mark.xfail(strict=False, reason="verify findings, shared_lock, restore/mirror and a few more sites still "
+                                        "phrase their hints in the core; the next wave converts them")
+def test_no_core_string_names_a_command():
+    found = []
+    for top in CORE:
+        for path in sorted((REPO / top).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if rel.startswith("toolkit/cli/"):
+                continue
+            found += [f"{rel}:{line}: {text.strip()[:70]}" for line, text in _command_strings(path)]
+    assert found == [], "\n".join(found)

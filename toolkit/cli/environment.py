@@ -1,0 +1,28 @@
+"""The environment variables of the test hooks, read here at the command line's edge and handed
+to the core, which reads no environment itself (tests/unit/test_no_environ.py).
+
+* ``MAILARCHIVE_FAULT=point[:nth]`` and ``MAILARCHIVE_FAULT_SLOW=point:seconds``: the crash and
+  stall points of ``toolkit/faults.py``;
+* ``MAILARCHIVE_LARGE_MAIL=BYTES``: ``import eml`` streams files above this size (default 32 MiB).
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import UsageError
+
+
+def configure_test_hooks(environ=os.environ) -> None:
+    """Hand the test hooks of ``environ`` to the core (unset ones are cleared)."""
+    from .. import faults
+
+    faults.configure(kill=environ.get("MAILARCHIVE_FAULT"), slow=environ.get("MAILARCHIVE_FAULT_SLOW"))
+    large = environ.get("MAILARCHIVE_LARGE_MAIL")
+    if large:
+        try:
+            nbytes = int(large)
+        except ValueError:
+            raise UsageError(f"MAILARCHIVE_LARGE_MAIL must be a number of bytes, not {large!r}") from None
+        from importers.eml import set_large_mail
+
+        set_large_mail(nbytes)
