@@ -12,6 +12,11 @@ are killed, the chunks still out are dropped (their mails were not
 committed, so the rerun reads them again), everything applied so far is
 committed and the run ends as interrupted. A chunk prepared inline is
 cancelled by the watchdog's timer (see :mod:`toolkit.prepare`).
+
+The run has three parts: this driver (reading, the worker pool, pack
+assignment and pack writing), the pure dedup decider (:mod:`toolkit.dedup`,
+docs/dedup.md) and the writer that commits the decided rows through the
+catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`).
 """
 from __future__ import annotations
 
@@ -177,7 +182,6 @@ class Ingest:
             self._rows.close_run(summary.status)
         except Exception:  # the original error matters more
             pass
-
 
     def _drive(self, items: Iterator) -> bool:
         """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted.
