@@ -42,15 +42,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-
 from toolkit import crypto
 from toolkit.archive import CATALOG_NAME, CONFIG_NAME, LOCK_NAME, Archive
-from toolkit.catalog import Catalog
+from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
 from toolkit.config import ArchiveConfig
 from toolkit.errors import IntegrityError, MailArchiveError, NoArchiveError, UsageError
 from toolkit.headers import scan
-from toolkit.ingest import MESSAGE_SCHEMA, RECIPIENT_SCHEMA
 from toolkit.lock import WriterLock
 from toolkit.pack import PackReader, pack_id_from_name
 
@@ -143,12 +140,7 @@ def _old_counts(old_path: Path, catalog_key: bytes) -> dict:
     counts = {t: None for t in LOST_TABLES}
     try:
         cat = Catalog(old_path, catalog_key)
-        with cat.reading() as con:
-            for t in LOST_TABLES:
-                try:
-                    counts[t] = con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                except Exception:
-                    pass
+        counts = rebuild_rows.table_counts(cat, LOST_TABLES)
         cat.close()
     except MailArchiveError:
         pass
@@ -227,10 +219,7 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter) -> None:
         if reporter:
             reporter.finish("rebuild")
     with archive.catalog.writing() as con:
-        con.execute(
-            """UPDATE messages SET id_conflict = true WHERE message_id IN (
-                   SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
-        )
+        ingest_rows.flag_shared_message_ids(con)
 
 
 def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:
@@ -245,8 +234,8 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
         result.unreadable.append({"medium": medium_id, "pack": entry.name, "problem": str(exc)})
         return next_id
     archived_at = dt.datetime.fromtimestamp(entry.mtime, dt.timezone.utc)
-    cols = {n: [] for n in MESSAGE_SCHEMA.names}
-    recips = {"msg_id": [], "kind": [], "address": []}
+    messages: list[dict] = []
+    recipients: list[dict] = []
     for ie in sorted(index, key=lambda x: x.offset):
         blob = ie.blob_id.hex()
         if blob in seen_blobs:
@@ -272,31 +261,21 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
             "defects": ",".join(meta.defects) if meta.defects else None, "id_conflict": False,
             "archived_at": archived_at, "run_id": None, "batch_id": None,
         }
-        for n in MESSAGE_SCHEMA.names:
-            cols[n].append(row[n])
-        for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)):
-            for a in addrs:
-                recips["msg_id"].append(msg_id)
-                recips["kind"].append(kind)
-                recips["address"].append(a)
-    if not cols["msg_id"]:
+        messages.append(row)
+        recipients += [{"msg_id": msg_id, "kind": kind, "address": a}
+                       for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)) for a in addrs]
+    if not messages:
         result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
         return next_id
-    with archive.catalog.writing() as con:
-        con.execute(
-            "INSERT INTO packs VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            [pack_id, medium_id, entry.name, entry.size, len(index), h.hexdigest(), archived_at],
-        )
-        con.register("rebuilt_messages", pa.table(cols, schema=MESSAGE_SCHEMA))
-        con.execute("INSERT INTO messages BY NAME SELECT * FROM rebuilt_messages")
-        con.unregister("rebuilt_messages")
-        if recips["msg_id"]:
-            con.register("rebuilt_recipients", pa.table(recips, schema=RECIPIENT_SCHEMA))
-            con.execute("INSERT INTO recipients BY NAME SELECT * FROM rebuilt_recipients")
-            con.unregister("rebuilt_recipients")
+    pack = {"pack_id": pack_id, "medium_id": medium_id, "name": entry.name, "bytes": entry.size,
+            "records": len(index), "sha256": h.hexdigest(), "created_at": archived_at, "run_id": None}
+    with archive.catalog.writing() as con:  # the same appends as an import's commit
+        ingest_rows.append_rows(con, "packs", [pack])
+        ingest_rows.append_rows(con, "messages", messages)
+        ingest_rows.append_rows(con, "recipients", recipients)
     result.packs += 1
-    result.messages += len(cols["msg_id"])
-    result.recipients += len(recips["msg_id"])
+    result.messages += len(messages)
+    result.recipients += len(recipients)
     return next_id
 
 
@@ -344,34 +323,9 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
                 rank["batch_id"].append(row["batch_id"])
                 rank["idx"].append(i)
     with archive.catalog.writing() as con:
-        con.register("leaf_rank", pa.table({"blob_id": pa.array(rank["blob_id"], pa.string()),
-                                            "batch_id": pa.array(rank["batch_id"], pa.int32()),
-                                            "idx": pa.array(rank["idx"], pa.int64())}))
-        con.execute(
-            """CREATE TEMP TABLE idmap AS
-               SELECT m.msg_id AS old_id, r.batch_id AS batch_id,
-                      row_number() OVER (ORDER BY r.batch_id NULLS LAST, r.idx, m.msg_id) AS new_id
-               FROM messages m LEFT JOIN leaf_rank r USING (blob_id)"""
-        )
-        con.execute(
-            """CREATE TEMP TABLE m2 AS SELECT m.* REPLACE (i.new_id::BIGINT AS msg_id, i.batch_id::INTEGER AS batch_id)
-               FROM messages m JOIN idmap i ON m.msg_id = i.old_id"""
-        )
-        con.execute(
-            """CREATE TEMP TABLE r2 AS SELECT r.* REPLACE (i.new_id::BIGINT AS msg_id)
-               FROM recipients r JOIN idmap i ON r.msg_id = i.old_id"""
-        )
-        con.execute("DELETE FROM recipients")
-        con.execute("DELETE FROM messages")
-        con.execute("INSERT INTO messages BY NAME SELECT * FROM m2")
-        con.execute("INSERT INTO recipients BY NAME SELECT * FROM r2")
-        for t in ("idmap", "m2", "r2"):
-            con.execute(f"DROP TABLE temp.{t}")
-        con.unregister("leaf_rank")
+        rebuild_rows.renumber_by_leaf_rank(con, rank["blob_id"], rank["batch_id"], rank["idx"])
         for row, blobs, envs in manifests:
-            first, last, n = con.execute(
-                "SELECT min(msg_id), max(msg_id), count(*) FROM messages WHERE batch_id = ?", [row["batch_id"]]
-            ).fetchone()
+            first, last, n = rebuild_rows.batch_span(con, row["batch_id"])
             row = dict(row, first_msg_id=first, last_msg_id=last)
             ca = row.pop("_ca", None)
             if ca:
@@ -381,11 +335,7 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
                     restore_from_manifest(con, ca, row.get("gen_time"))
                 except Exception as exc:  # a damaged CA entry: verify reports the batch it leaves unproven
                     result.stamp_problems.append({"batch_id": row["batch_id"], "problem": f"its TSA CA cannot be restored: {exc}"})
-            cols = list(row)
-            con.execute(
-                f"INSERT INTO stamp_batches ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                [row[c] for c in cols],
-            )
+            rebuild_rows.insert_stamp_batch(con, row)
             result.stamp_batches += 1
             result.stamped_messages += n
             if n != len(blobs):

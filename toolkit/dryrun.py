@@ -15,10 +15,10 @@ stores it, flagged).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from .archive import Archive
+from .catalog import ingest_rows as store
 from .prepare import prepare, prepare_streamed
 from .reporter import NullReporter, Reporter
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
@@ -44,21 +44,13 @@ class DryRunSummary:
                 "problems": self.problems}
 
 
-def _start_cursor(con, importer: Importer):
-    row = con.execute("SELECT cursor FROM cursors WHERE source_uri = ?", [importer.source_uri]).fetchone()
-    cursor = json.loads(row[0]) if row else None
-    if isinstance(cursor, dict) and cursor.get("complete"):
-        cursor = cursor.get("last") if getattr(importer, "incremental", False) else None
-    return cursor
-
-
 def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = None) -> DryRunSummary:
     reporter = reporter or NullReporter()
     s = DryRunSummary(importer.source_uri)
     with archive.catalog.reading() as con:
-        cursor = _start_cursor(con, importer)
-        blobs = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
-        keys = {r[0] for r in con.execute("SELECT dedup_key FROM messages").fetchall()}
+        stored = store.stored_cursor(con, importer.source_uri)
+        cursor = store.resume_point(stored, getattr(importer, "incremental", False))
+        blobs, keys = store.archived_blobs_and_keys(con)
     reporter.start("dry-run", None, "mails")
     try:
         for item in importer.scan(cursor, reporter):

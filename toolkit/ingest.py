@@ -12,174 +12,49 @@ are killed, the chunks still out are dropped (their mails were not
 committed, so the rerun reads them again), everything applied so far is
 committed and the run ends as interrupted. A chunk prepared inline is
 cancelled by the watchdog's timer (see :mod:`toolkit.prepare`).
+
+The run has three parts: this driver (reading, the worker pool, pack
+assignment and pack writing), the pure dedup decider (:mod:`toolkit.dedup`,
+docs/dedup.md) and the writer that commits the decided rows through the
+catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`).
 """
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import hashlib
-import json
 import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
-from array import array
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import pyarrow as pa
+from typing import Iterator
 
 from . import faults
 from .archive import Archive
-from .pack import PACK_TARGET_SIZE, PackInfo, PackWriter, open_record, pack_key
+from .catalog import ingest_rows as store
+from .dedup import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known, Placement
+from .ingest_writer import IngestWriter
+from .known_keys import KnownKeys
+from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_chunk, prepare_streamed)
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
+__all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
+
 CHUNK = 256
 CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
-
-NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
-
-_TS = pa.timestamp("us", tz="UTC")
-
-MESSAGE_SCHEMA = pa.schema(
-    [
-        ("msg_id", pa.int64()), ("blob_id", pa.string()), ("dedup_key", pa.string()),
-        ("pack_id", pa.string()), ("offset", pa.int64()), ("length", pa.int64()),
-        ("size", pa.int64()), ("csize", pa.int64()), ("message_id", pa.string()),
-        ("subject", pa.string()), ("from_addr", pa.string()), ("from_name", pa.string()),
-        ("sent_date", _TS), ("internal_date", _TS), ("spam", pa.bool_()), ("defects", pa.string()),
-        ("id_conflict", pa.bool_()), ("archived_at", _TS), ("run_id", pa.int32()), ("batch_id", pa.int32()),
-    ]
-)
-RECIPIENT_SCHEMA = pa.schema([("msg_id", pa.int64()), ("kind", pa.string()), ("address", pa.string())])
-ENVELOPE_SCHEMA = pa.schema(
-    [
-        ("envelope_id", pa.int64()), ("msg_id", pa.int64()), ("run_id", pa.int32()), ("text", pa.string()),
-        ("sha256", pa.string()), ("learned_at", _TS), ("batch_id", pa.int32()),
-    ]
-)
-SIGHTING_SCHEMA = pa.schema(
-    [
-        ("msg_id", pa.int64()), ("run_id", pa.int32()), ("source_uri", pa.string()), ("folder", pa.string()),
-        ("source_ref", pa.string()), ("via", pa.string()), ("decision", pa.string()), ("flags", pa.string()),
-        ("internal_date", _TS), ("seen_at", _TS),
-    ]
-)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+DUPLICATE_RUN_COMMIT = 20_000  # sightings without a new mail after which the cursor is saved anyway
 
 
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
     if d is None:
         return None
     return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
-
-
-@dataclass
-class _Pending:
-    """Everything decided since the last commit. Targets are ("new", pending index) or ("old", msg_id)."""
-
-    messages: list[dict] = field(default_factory=list)      # new messages; msg_id assigned at commit
-    recipients: list[tuple[tuple, str, str]] = field(default_factory=list)  # (target, kind, address)
-    recipient_keys: dict[tuple, set] = field(default_factory=dict)          # target -> {(kind, address)}
-    envelopes: list[tuple[tuple, str, str]] = field(default_factory=list)   # (target, text, sha256)
-    envelope_keys: dict[tuple, set] = field(default_factory=dict)           # target -> {sha256}
-    sightings: list[dict] = field(default_factory=list)
-    errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
-    conflicts: set[int] = field(default_factory=set)        # existing msg_ids now in an id-conflict
-    cursor: Any = None
-    has_cursor: bool = False
-    blob_index: dict[str, int] = field(default_factory=dict)
-    dedup_index: dict[str, int] = field(default_factory=dict)
-    mid_index: dict[str, tuple[str, int]] = field(default_factory=dict)
-
-    def empty(self) -> bool:
-        return not (self.messages or self.sightings or self.errors or self.has_cursor)
-
-    def add_recipient(self, target: tuple, kind: str, address: str) -> bool:
-        keys = self.recipient_keys.setdefault(target, set())
-        if (kind, address) in keys:
-            return False
-        keys.add((kind, address))
-        self.recipients.append((target, kind, address))
-        return True
-
-
-class KnownKeys:
-    """Which keys the catalog may hold, without asking it for every chunk.
-
-    What the catalog held when the run started is kept as sorted 60-bit
-    prefixes (8 bytes a key): a key that misses there cannot be in the
-    catalog from before the run. What this run committed is kept exactly
-    (key -> first msg_id) up to ``RUN_KEYS_LIMIT`` messages (~30 MB); beyond that the
-    run's keys move into prefix arrays too, and their hits are looked up in
-    the catalog like the old ones. A fresh migration thus asks the catalog
-    nothing, however many duplicates it holds.
-    """
-
-    RUN_KEYS_LIMIT = 50_000
-
-    def __init__(self, blobs: list[int], keys: list[int], mids: list[int]):
-        self._sets = [array("Q", sorted(x)) for x in (blobs, keys, mids)]
-        self.run_blobs: dict[str, int] = {}
-        self.run_keys: dict[str, int] = {}
-        self.run_mids: dict[str, int] = {}
-
-    @classmethod
-    def load(cls, con) -> "KnownKeys":
-        pre = "('0x' || substr({0}, 1, 15))::UBIGINT"
-        blobs = [r[0] for r in con.execute(f"SELECT {pre.format('blob_id')} FROM messages").fetchall()]
-        keys = [r[0] for r in con.execute(f"SELECT {pre.format('dedup_key')} FROM messages").fetchall()]
-        mids = [_mid_hash(r[0]) for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
-        return cls(blobs, keys, mids)
-
-    def add(self, blobs: dict[str, int], keys: dict[str, int], mids: dict[str, int]) -> None:
-        """Take in what a commit of this run added (key -> msg_id)."""
-        self.run_blobs.update(blobs)
-        self.run_keys.update(keys)
-        for mid, msg_id in mids.items():
-            self.run_mids.setdefault(mid, msg_id)
-        if len(self.run_blobs) > self.RUN_KEYS_LIMIT:
-            self._spill()
-
-    def _spill(self) -> None:
-        """Bound memory: the run's exact keys become prefixes (their hits go to the catalog)."""
-        for i, new in enumerate((
-            [int(b[:15], 16) for b in self.run_blobs],
-            [int(k[:15], 16) for k in self.run_keys],
-            [_mid_hash(m) for m in self.run_mids],
-        )):
-            if new:
-                self._sets[i] = array("Q", sorted([*self._sets[i], *new]))
-        self.run_blobs, self.run_keys, self.run_mids = {}, {}, {}
-
-    @staticmethod
-    def _has(arr: array, value: int) -> bool:
-        i = bisect.bisect_left(arr, value)
-        return i < len(arr) and arr[i] == value
-
-    def may_hold(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
-        """True when the catalog must be asked about one of these keys."""
-        b, k, m = self._sets
-        return (
-            self._has(b, int(blob_id[:15], 16))
-            or self._has(k, int(dedup_key[:15], 16))
-            or (message_id is not None and self._has(m, _mid_hash(message_id)))
-        )
-
-
-def _mid_hash(message_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
 _SHIELDED = {signal.SIGINT, signal.SIGTERM}
@@ -224,12 +99,14 @@ def _prepare_in_worker(*args):
 
 
 class Ingest:
-    """One import run into an archive opened as writer.
+    """One import run into an archive opened as writer: the driver.
 
-    Reading the source, dedup decisions, pack writing and catalog commits
-    happen in this process; hashing, header scanning, journal unwrapping and
-    compress + seal fan out over worker processes once a source holds more
-    than one chunk (MAILARCHIVE_WORKERS=0 keeps everything inline).
+    Reading the source, pack assignment and pack writing happen in this
+    process; hashing, header scanning, journal unwrapping and compress + seal
+    fan out over worker processes once a source holds more than one chunk
+    (``workers=0`` keeps everything inline). Each arrival is decided by the
+    :class:`~toolkit.dedup.DedupDecider` and its rows are committed by the
+    :class:`~toolkit.ingest_writer.IngestWriter` once per pack.
     """
 
     def __init__(
@@ -248,12 +125,9 @@ class Ingest:
         self.archive = archive
         self.reporter = reporter or NullReporter()
         self.command = command
-        # MAILARCHIVE_PACK_TARGET (bytes) is a tuning and test knob: small packs make crash tests meaningful.
-        self.pack_target = pack_target or int(os.environ.get("MAILARCHIVE_PACK_TARGET") or PACK_TARGET_SIZE)
+        self.pack_target = pack_target or PACK_TARGET_SIZE  # small packs make crash tests meaningful
         self.chunk = chunk
-        if workers is None:
-            workers = int(os.environ.get("MAILARCHIVE_WORKERS", os.cpu_count() or 1))
-        self.workers = workers
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
         self._stop = threading.Event()
 
@@ -261,66 +135,31 @@ class Ingest:
         """Finish the chunks in flight, commit them, and end the run as interrupted."""
         self._stop.set()
 
-    # -- run bookkeeping ----------------------------------------------------------------------
-    def _open_run(self, importer: Importer) -> tuple[int, Any]:
-        source_uri = importer.source_uri
-        with self.archive.catalog.writing() as con:
-            run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()[0]
-            con.execute(
-                "INSERT INTO runs (run_id, command, source_uri, started_at, status, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                [run_id, self.command, source_uri, _utcnow(), os.getpid(), socket.gethostname()],
-            )
-            row = con.execute("SELECT cursor FROM cursors WHERE source_uri = ?", [source_uri]).fetchone()
-        cursor = json.loads(row[0]) if row else None
-        if isinstance(cursor, dict) and cursor.get("complete"):
-            # Incremental sources (IMAP, POP3) go on after the last mail; the others are read
-            # again from the start after a completed run, and dedup decides.
-            cursor = cursor.get("last") if getattr(importer, "incremental", False) else None
-        return run_id, cursor
-
-    def _close_run(self, summary: RunSummary) -> None:
-        with self.archive.catalog.writing() as con:
-            con.execute(
-                "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
-                [_utcnow(), summary.status, summary.run_id],
-            )
-
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
         started = time.monotonic()
-        run_id, cursor = self._open_run(importer)
+        self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via)
+        cursor = self._rows.open_run(getattr(importer, "incremental", False), os.getpid(), socket.gethostname())
         self.resumed = cursor is not None  # False: this run reads the source from its start
-        summary = RunSummary(run_id=run_id, source_uri=importer.source_uri)
+        summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
-        self._importer = importer
         self._writer: PackWriter | None = None
         self._assign_id, self._assigned = os.urandom(16), 0
         self._chunk_pack_id = self._assign_id
         self._sealed_ids: set[bytes] = set()
-        self._pending = _Pending()
-        self._last_cursor = cursor  # the last cursor committed in this run (or the one it started from)
+        self._decider = DedupDecider()
         self._executor: ProcessPoolExecutor | None = None
         self._stop_deadline: float | None = None
-        with self.archive.catalog.reading() as con:
-            self._known = KnownKeys.load(con)
+        self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))
             if exhausted:
-                self._pending.cursor = {"complete": True, "last": self._pending.cursor if self._pending.has_cursor else self._last_cursor}
-                self._pending.has_cursor = True
+                self._rows.mark_complete()
             self._commit()
             summary.status = "complete" if exhausted else "interrupted"
         except BaseException:
-            self._kill_workers()  # a second signal, or an error: never wait for a worker that may be stuck
-            if self._writer is not None:
-                self._writer.abort()
-            summary.status = "failed"
-            summary.seconds = time.monotonic() - started
-            try:
-                self._close_run(summary)
-            except Exception:  # the original error matters more
-                pass
+            self._fail(summary, started)
             raise
         finally:
             if self._executor is not None:
@@ -330,8 +169,20 @@ class Ingest:
                     self._executor.shutdown(wait=True, cancel_futures=True)
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
-        self._close_run(summary)
+        self._rows.close_run(summary.status)
         return summary
+
+    def _fail(self, summary: RunSummary, started: float) -> None:
+        """An error or a second signal: end the workers and the open pack, and record the run as failed."""
+        self._kill_workers()  # never wait for a worker that may be stuck
+        if self._writer is not None:
+            self._writer.abort()
+        summary.status = "failed"
+        summary.seconds = time.monotonic() - started
+        try:
+            self._rows.close_run(summary.status)
+        except Exception:  # the original error matters more
+            pass
 
     def _drive(self, items: Iterator) -> bool:
         """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted.
@@ -374,7 +225,7 @@ class Ingest:
             self._apply(chunk, prepared)
             if self._writer is not None and self._writer.size >= 2 * self.pack_target:
                 self._commit()  # far more new mail than the assignment expected: keep packs bounded
-            elif self._writer is None and len(self._pending.sightings) >= 20_000:
+            elif self._writer is None and len(self._rows.rows.sightings) >= DUPLICATE_RUN_COMMIT:
                 self._commit()  # a long run of duplicates: save the cursor now and then
             if self._stop.is_set() and not inflight:
                 return False
@@ -427,7 +278,18 @@ class Ingest:
                                 self.parse_limit), pack_id
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
-        pending, summary = self._pending, self._summary
+        """Decide and record every item of a chunk, in order (prepared: one result per mail read locally)."""
+        mails = self._arrivals(chunk, prepared)
+        if not mails:
+            return
+        known = self._lookup(mails)
+        placed = [(item, p, self._place(item, p, known)) for item, p in mails]
+        self._settle(placed)
+        self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails),
+                              archived=self._summary.archived)
+
+    def _arrivals(self, chunk: list, prepared: list[Prepared]) -> list[tuple[SourceMail, Prepared]]:
+        """The chunk's mails with their prepared keys; what is not a mail is recorded as a problem or a skip."""
         mails: list[tuple[SourceMail, Prepared]] = []
         it = iter(prepared)
         for item in chunk:
@@ -447,59 +309,37 @@ class Ingest:
                     try:
                         mails.append((item, prepare_streamed(item.opener, self.parse_limit)))
                     except OSError as exc:
-                        self._problem(item.ref, f"cannot read: {exc.strerror or exc}", item.cursor)
+                        self._problem(item.ref, f"cannot read: {exc.strerror or exc}")
             else:
                 self._not_a_mail(item)
             if item.cursor is not None:
-                pending.cursor, pending.has_cursor = item.cursor, True
-        if not mails:
-            return
-        known_blobs, known_keys, known_mids = self._lookup(mails)
-        decided = []
-        for item, p in mails:
-            summary.seen += 1
-            summary.bytes += item.length
-            dkey = p.meta.dedup_key.hex()
-            if p.blob_id in pending.blob_index:
-                decision, target = EXACT, ("new", pending.blob_index[p.blob_id])
-            elif p.blob_id in known_blobs:
-                decision, target = EXACT, ("old", known_blobs[p.blob_id])
-            elif dkey in pending.dedup_index:
-                decision, target = DUPLICATE, ("new", pending.dedup_index[dkey])
-            elif dkey in known_keys:
-                decision, target = DUPLICATE, ("old", known_keys[dkey])
-            else:
-                conflict = None
-                if p.meta.message_id:
-                    conflict = pending.mid_index.get(p.meta.message_id) or known_mids.get(p.meta.message_id)
-                target = ("new", self._store_new(item, p, id_conflict=conflict is not None))
-                decision = NEW
-                if conflict is not None:
-                    decision = ID_CONFLICT
-                    kind, ref = conflict
-                    if kind == "old":
-                        pending.conflicts.add(ref)
-                    else:
-                        pending.messages[ref]["id_conflict"] = True
-            decided.append((item, p, decision, target))
-        self._load_old_evidence([t for _, p, _, t in decided if p.envelope is not None and t[0] == "old"])
-        for item, p, decision, target in decided:
+                self._rows.rows.set_cursor(item.cursor)
+        return mails
+
+    def _place(self, item: SourceMail, p: Prepared, known: Known) -> Placement:
+        """The decider's placement of one mail; a new one is stored in the open pack at once."""
+        self._summary.seen += 1
+        self._summary.bytes += item.length
+        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id), known)
+        if placement.decision in (NEW, ID_CONFLICT):
+            self._store_new(item, p, placement)
+        return placement
+
+    def _settle(self, placed: list[tuple[SourceMail, Prepared, Placement]]) -> None:
+        """Journal envelopes (they may turn a duplicate into a journal-merge), then one sighting per mail."""
+        decider, rows = self._decider, self._rows.rows
+        wanted = decider.evidence_wanted([pl.target for _, p, pl in placed if p.envelope is not None])
+        if wanted:  # recipients and envelope hashes already stored for messages a journal report points at
+            decider.take_evidence(wanted, *store.stored_evidence(self.archive.catalog, wanted))
+        for item, p, placement in placed:
+            decision, target = placement.decision, placement.target
             if p.envelope is not None:
-                added = sum(pending.add_recipient(target, kind, addr) for kind, addr in p.envelope.recipients)
-                env_keys = pending.envelope_keys.setdefault(target, set())
-                if p.envelope.sha256 not in env_keys:
-                    env_keys.add(p.envelope.sha256)
-                    pending.envelopes.append((target, p.envelope.text, p.envelope.sha256))
-                if added and decision in (EXACT, DUPLICATE):
-                    decision = JOURNAL_MERGE
-            if decision in (EXACT, DUPLICATE):
-                summary.duplicates += 1
-            elif decision == JOURNAL_MERGE:
-                summary.merged += 1
-            else:
-                summary.archived += 1
-            summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
-            pending.sightings.append(
+                decision, added, new_envelope = decider.settle(placement, p.envelope.recipients, p.envelope.sha256)
+                rows.recipients.extend((target, kind, address) for kind, address in added)
+                if new_envelope:
+                    rows.envelopes.append((target, p.envelope.text, p.envelope.sha256))
+            self._count(decision)
+            rows.sightings.append(
                 {
                     "target": target,
                     "folder": item.folder,
@@ -510,63 +350,40 @@ class Ingest:
                     "item_via": item.via,
                 }
             )
-        self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails), archived=summary.archived)
+
+    def _count(self, decision: str) -> None:
+        summary = self._summary
+        if decision in (EXACT, DUPLICATE):
+            summary.duplicates += 1
+        elif decision == JOURNAL_MERGE:
+            summary.merged += 1
+        else:
+            summary.archived += 1
+        summary.decisions[decision] = summary.decisions.get(decision, 0) + 1
 
     def _not_a_mail(self, item: SourceProblem | SourceSkip) -> None:
         if isinstance(item, SourceProblem):
-            self._problem(item.ref, item.message, None)
+            self._problem(item.ref, item.message)
         elif isinstance(item, SourceSkip):
-            pending, summary = self._pending, self._summary
-            pending.errors.append(("skipped", item.ref, item.reason))
-            summary.skipped += 1
-            summary.problems.append({"ref": item.ref, "kind": "skipped", "message": item.reason})
+            self._rows.rows.errors.append(("skipped", item.ref, item.reason))
+            self._summary.skipped += 1
+            self._summary.problems.append({"ref": item.ref, "kind": "skipped", "message": item.reason})
 
-    def _problem(self, ref: str, message: str, cursor) -> None:
-        self._pending.errors.append(("error", ref, message))
+    def _problem(self, ref: str, message: str) -> None:
+        self._rows.rows.errors.append(("error", ref, message))
         self._summary.errors += 1
         self._summary.problems.append({"ref": ref, "kind": "error", "message": message})
         self.reporter.warn(f"{ref}: {message}")
 
-    def _load_old_evidence(self, targets: list[tuple]) -> None:
-        """Recipients and envelope hashes already stored for messages a journal report points at."""
-        pending = self._pending
-        ids = sorted({t[1] for t in targets if t not in pending.recipient_keys or t not in pending.envelope_keys})
-        if not ids:
-            return
-        with self.archive.catalog.reading() as con:
-            rec = con.execute(
-                "SELECT msg_id, kind, address FROM recipients WHERE msg_id IN (SELECT unnest(?))", [ids]
-            ).fetchall()
-            env = con.execute("SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN (SELECT unnest(?))", [ids]).fetchall()
-        for msg_id in ids:
-            pending.recipient_keys.setdefault(("old", msg_id), set())
-            pending.envelope_keys.setdefault(("old", msg_id), set())
-        for msg_id, kind, address in rec:
-            pending.recipient_keys[("old", msg_id)].add((kind, address))
-        for msg_id, sha in env:
-            pending.envelope_keys[("old", msg_id)].add(sha)
-
-    def _store_new(self, item: SourceMail, p: Prepared, id_conflict: bool) -> int:
-        pending = self._pending
-        if self._writer is None:
-            storage = self.archive.storage(self.archive.active_medium_id())
-            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else os.urandom(16)
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
-        data = p.data if p.data is not None else item.raw
-        blob = bytes.fromhex(p.blob_id)
-        if p.streamed:
-            entry = self._writer.add_stream(blob, item.size, _chunks(item.opener))
-        elif p.record is not None and p.sealed_for == self._writer.pack_id:
-            entry = self._writer.add_sealed(blob, p.record, p.size, p.csize)
-        else:  # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
-            if data is None:  # read by a worker: take the bytes back out of the record (checked against the blob id)
-                data = open_record(pack_key(self.archive.key, self.archive.uuid, p.sealed_for), self.archive.uuid,
-                                   blob, p.size, p.csize, p.record)
-            entry = self._writer.add(blob, data)
-        idx = len(pending.messages)
+    def _store_new(self, item: SourceMail, p: Prepared, placement: Placement) -> None:
+        """Write a new mail into the open pack and queue its message and recipient rows."""
+        rows = self._rows.rows
+        entry = self._pack_record(item, p)
+        if placement.target[1] != len(rows.messages):
+            raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
         defects = [*meta.defects, *p.defects]
-        pending.messages.append(
+        rows.messages.append(
             {
                 "blob_id": p.blob_id,
                 "dedup_key": meta.dedup_key.hex(),
@@ -583,166 +400,80 @@ class Ingest:
                 "internal_date": _aware(item.internal_date),
                 "spam": bool(meta.spam),
                 "defects": ",".join(defects) if defects else None,
-                "id_conflict": id_conflict,
+                "id_conflict": placement.conflict_with is not None,
             }
         )
-        for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)):
-            for a in addrs:
-                pending.add_recipient(("new", idx), kind, a)
-        pending.blob_index[p.blob_id] = idx
-        pending.dedup_index[meta.dedup_key.hex()] = idx
-        if meta.message_id:
-            pending.mid_index.setdefault(meta.message_id, ("new", idx))
-        return idx
+        pairs = [(kind, a) for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)) for a in addrs]
+        added = self._decider.add_recipients(placement.target, pairs)
+        rows.recipients.extend((placement.target, kind, a) for kind, a in added)
+        if placement.conflict_with is not None:  # both sides of an id-conflict are flagged
+            kind, ref = placement.conflict_with
+            if kind == "old":
+                rows.conflicts.add(ref)
+            else:
+                rows.messages[ref]["id_conflict"] = True
 
-    def _lookup(self, mails) -> tuple[dict[str, int], dict[str, int], dict[str, tuple[str, int]]]:
+    def _pack_record(self, item: SourceMail, p: Prepared):
+        """Add a new mail's record to the open pack (opened on demand); returns its index entry."""
+        if self._writer is None:
+            storage = self.archive.storage(self.archive.active_medium_id())
+            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else os.urandom(16)
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
+        data = p.data if p.data is not None else item.raw
+        blob = bytes.fromhex(p.blob_id)
+        if p.streamed:
+            return self._writer.add_stream(blob, item.size, _chunks(item.opener))
+        if p.record is not None and p.sealed_for == self._writer.pack_id:
+            return self._writer.add_sealed(blob, p.record, p.size, p.csize)
+        # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
+        if data is None:  # read by a worker: take the bytes back out of the record (checked against the blob id)
+            data = open_record(pack_key(self.archive.key, self.archive.uuid, p.sealed_for), self.archive.uuid,
+                               blob, p.size, p.csize, p.record)
+        return self._writer.add(blob, data)
+
+    def _lookup(self, mails) -> Known:
         """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds.
 
         Keys this run committed are answered from memory; the catalog is asked
         only about keys it may have held before the run (or that were spilled).
         """
         known = self._known
-        blobs = {p.blob_id: known.run_blobs[p.blob_id] for _, p in mails if p.blob_id in known.run_blobs}
-        dkeys = {}
-        mids = {}
+        found = Known()
         for _, p in mails:
-            dkey = p.meta.dedup_key.hex()
+            dkey, mid = p.meta.dedup_key.hex(), p.meta.message_id
+            if p.blob_id in known.run_blobs:
+                found.blobs[p.blob_id] = known.run_blobs[p.blob_id]
             if dkey in known.run_keys:
-                dkeys[dkey] = known.run_keys[dkey]
-            mid = p.meta.message_id
+                found.keys[dkey] = known.run_keys[dkey]
             if mid is not None and mid in known.run_mids:
-                mids[mid] = ("old", known.run_mids[mid])
-        ask = [(i, p) for i, p in mails if known.may_hold(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
-        if not ask:
-            return blobs, dkeys, mids
-        keys = pa.table(
-            {
-                "blob_id": [p.blob_id for _, p in ask],
-                "dedup_key": [p.meta.dedup_key.hex() for _, p in ask],
-                "message_id": [p.meta.message_id for _, p in ask],
-            }
-        )
-        with self.archive.catalog.reading() as con:
-            con.register("chunk_keys", keys)
-            old_blobs = con.execute(
-                "SELECT m.blob_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT blob_id FROM chunk_keys) k USING (blob_id) GROUP BY 1"
-            ).fetchall()
-            old_keys = con.execute(
-                "SELECT m.dedup_key, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT dedup_key FROM chunk_keys) k USING (dedup_key) GROUP BY 1"
-            ).fetchall()
-            old_mids = con.execute(
-                "SELECT m.message_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT message_id FROM chunk_keys WHERE message_id IS NOT NULL) k USING (message_id) GROUP BY 1"
-            ).fetchall()
-            con.unregister("chunk_keys")
-        # the catalog's answer is the lowest msg_id: it wins over the run's own (later) one
-        blobs.update(old_blobs)
-        dkeys.update(old_keys)
-        mids.update({m: ("old", i) for m, i in old_mids})
-        return blobs, dkeys, mids
+                found.mids[mid] = known.run_mids[mid]
+        ask = [p for _, p in mails if known.may_hold(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
+        if ask:
+            blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p in ask],
+                                                   [p.meta.dedup_key.hex() for p in ask],
+                                                   [p.meta.message_id for p in ask])
+            # the catalog's answer is the lowest msg_id: it wins over the run's own (later) one
+            found.blobs.update(blobs)
+            found.keys.update(dkeys)
+            found.mids.update(mids)
+        return found
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
-        pending, summary = self._pending, self._summary
-        if pending.empty() and self._writer is None and not pending.envelopes:
+        """Seal the open pack (if any), then commit its rows and everything decided since the last commit."""
+        summary = self._summary
+        if self._rows.rows.empty() and self._writer is None:
             return
-        info: PackInfo | None = None
+        info = None
         if self._writer is not None:
             info = self._writer.seal()
             self._sealed_ids.add(info.pack_id)
             self._writer = None
             summary.packs += 1
             faults.hit("after_pack_seal")
-        medium_id = self.archive.active_medium_id()
-        now = _utcnow()
-        run_id = summary.run_id
-
-        def msg_id_of(target: tuple, base: int) -> int:
-            kind, ref = target
-            return base + ref if kind == "new" else ref
-
-        with self.archive.catalog.writing() as con:
-            base = con.execute("SELECT coalesce(max(msg_id), 0) + 1 FROM messages").fetchone()[0]
-            if info is not None:
-                con.execute(
-                    "INSERT INTO packs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [info.pack_id.hex(), medium_id, info.name, info.bytes, info.records, info.sha256.hex(), now, run_id],
-                )
-            if pending.messages:
-                cols = {name: [] for name in MESSAGE_SCHEMA.names}
-                for i, m in enumerate(pending.messages):
-                    row = {**m, "msg_id": base + i, "archived_at": now, "run_id": run_id, "batch_id": None}
-                    for name in MESSAGE_SCHEMA.names:
-                        cols[name].append(row[name])
-                _insert(con, "messages", pa.table(cols, schema=MESSAGE_SCHEMA))
-            if pending.recipients:
-                _insert(con, "recipients", pa.table(
-                    {
-                        "msg_id": [msg_id_of(t, base) for t, _, _ in pending.recipients],
-                        "kind": [k for _, k, _ in pending.recipients],
-                        "address": [a for _, _, a in pending.recipients],
-                    },
-                    schema=RECIPIENT_SCHEMA,
-                ))
-            if pending.envelopes:
-                env_base = con.execute("SELECT coalesce(max(envelope_id), 0) + 1 FROM envelopes").fetchone()[0]
-                _insert(con, "envelopes", pa.table(
-                    {
-                        "envelope_id": [env_base + i for i in range(len(pending.envelopes))],
-                        "msg_id": [msg_id_of(t, base) for t, _, _ in pending.envelopes],
-                        "run_id": [run_id] * len(pending.envelopes),
-                        "text": [text for _, text, _ in pending.envelopes],
-                        "sha256": [sha for _, _, sha in pending.envelopes],
-                        "learned_at": [now] * len(pending.envelopes),
-                        "batch_id": pa.nulls(len(pending.envelopes), pa.int32()),
-                    },
-                    schema=ENVELOPE_SCHEMA,
-                ))
-            if pending.sightings:
-                cols = {name: [] for name in SIGHTING_SCHEMA.names}
-                for s in pending.sightings:
-                    row = {
-                        **s,
-                        "msg_id": msg_id_of(s["target"], base),
-                        "run_id": run_id,
-                        "source_uri": self._importer.source_uri,
-                        "via": s.get("item_via") or self._importer.via,
-                        "seen_at": now,
-                    }
-                    for name in SIGHTING_SCHEMA.names:
-                        cols[name].append(row[name])
-                _insert(con, "sightings", pa.table(cols, schema=SIGHTING_SCHEMA))
-            if pending.conflicts:
-                con.execute(
-                    "UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))",
-                    [sorted(pending.conflicts)],
-                )
-            for kind, ref, message in pending.errors:
-                con.execute("INSERT INTO run_errors VALUES (?, ?, ?, ?)", [run_id, kind, ref, message])
-            if pending.has_cursor:
-                con.execute(
-                    "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)",
-                    [self._importer.source_uri, json.dumps(pending.cursor), now, run_id],
-                )
-                self._last_cursor = pending.cursor
-            con.execute(
-                "UPDATE runs SET seen = ?, archived = ?, duplicates = ?, merged = ?, errors = ?, bytes = ? WHERE run_id = ?",
-                [summary.seen, summary.archived, summary.duplicates, summary.merged, summary.errors, summary.bytes, run_id],
-            )
-        faults.hit("after_db_commit")
-        self._known.add(
-            {m["blob_id"]: base + i for i, m in enumerate(pending.messages)},
-            {m["dedup_key"]: base + i for i, m in enumerate(pending.messages)},
-            {m["message_id"]: base + i for i, m in reversed(list(enumerate(pending.messages))) if m["message_id"]},
-        )
-        self._pending = _Pending()
-
-
-def _insert(con, table: str, data: pa.Table) -> None:
-    con.register("_rows", data)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
-    finally:
-        con.unregister("_rows")
+        committed = self._rows.commit(info, self.archive.active_medium_id(), summary)
+        self._known.add(committed.blobs, committed.keys, committed.mids)
+        self._decider.reset()
 
 
 def _chunks(opener) -> Iterator[bytes]:

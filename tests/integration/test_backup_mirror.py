@@ -51,7 +51,7 @@ def write_new_mails(root: Path, n: int, tag: str) -> Path:
     return root
 
 
-def _make_archive(tmp_path: Path, source: Path) -> Path:
+def _make_archive(tmp_path: Path, source: Path, **ingest_options) -> Path:
     """HOME at tmp_path/home with medium tmp_path/m1 (made in-process: no key backup, no Argon2 cost),
     then ``source`` imported into it (a second call imports into the same archive)."""
     from importers.eml import EmlImporter
@@ -61,7 +61,7 @@ def _make_archive(tmp_path: Path, source: Path) -> Path:
     if not home.exists():
         Archive.create(home, str(tmp_path / "m1")).close()
     with Archive.open(home, writer=True) as a:
-        assert ingest(a, EmlImporter(str(source))).archived > 0
+        assert ingest(a, EmlImporter(str(source)), **ingest_options).archived > 0
     return home
 
 
@@ -286,8 +286,7 @@ def test_incremental_carries_updates_of_old_rows(archive_with_mail, tmp_path):
 def test_Q5_mirror_share_full_or_read_only_midway_then_resumes(tmp_path, monkeypatch, err, raised):
     """Q5: DEST fails after one pack: the local archive is untouched, DEST holds no partial file and no
     MIRROR.json claiming a mirror, and the next run copies only what is missing."""
-    monkeypatch.setenv("MAILARCHIVE_PACK_TARGET", "4000")  # several packs from the sample mails
-    home = _make_archive(tmp_path, SAMPLE)
+    home = _make_archive(tmp_path, SAMPLE, pack_target=4000)  # several packs from the sample mails
     dest = tmp_path / "mirror"
     local = {p: _sha(p) for p in (tmp_path / "m1").rglob("*") if p.is_file()}
     real_init = local_storage._LocalWriter.__init__

@@ -153,7 +153,6 @@ def test_e5_quota_exceeded_is_handled_like_a_full_volume(tmp_path, clean, monkey
     from toolkit.storage import local
 
     source, clean_blobs = clean
-    monkeypatch.setenv("MAILARCHIVE_PACK_TARGET", str(256 * 1024))
     home, medium = tmp_path / "home", tmp_path / "m1"
     mailarchive(home, "init", "--medium", str(medium))
     written = [0]
@@ -172,7 +171,7 @@ def test_e5_quota_exceeded_is_handled_like_a_full_volume(tmp_path, clean, monkey
     archive = Archive.open(home, writer=True)
     try:
         with pytest.raises(StorageFullError) as info:
-            Ingest(archive, workers=0).run(EmlImporter(str(source)))
+            Ingest(archive, workers=0, pack_target=256 * 1024).run(EmlImporter(str(source)))
         assert "no space left" in str(info.value) and "Disk quota exceeded" in str(info.value)
     finally:
         archive.close()

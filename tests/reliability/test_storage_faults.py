@@ -30,7 +30,7 @@ def _make_source(root: Path, n: int = 60) -> None:
 def _run(home: Path, source: Path):
     archive = Archive.open(home, writer=True)
     try:
-        return Ingest(archive, workers=0).run(EmlImporter(str(source)))
+        return Ingest(archive, workers=0, pack_target=16 * 1024).run(EmlImporter(str(source)))
     finally:
         archive.close()
 
@@ -47,7 +47,6 @@ def _rows(home: Path) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("nth", [1, 3])
 def test_b4_eio_on_rename_then_retry(tmp_path, monkeypatch, nth):
-    monkeypatch.setenv("MAILARCHIVE_PACK_TARGET", str(16 * 1024))
     source = tmp_path / "src"
     _make_source(source)
     home, medium = tmp_path / "home", tmp_path / "m1"

@@ -62,6 +62,13 @@ def parse_limit() -> float | None:
         return None
 
 
+def ingest_tuning() -> dict:
+    """Hidden tuning and test knobs: MAILARCHIVE_PACK_TARGET (pack size in bytes; small packs make crash
+    tests meaningful) and MAILARCHIVE_WORKERS (worker processes; 0 prepares everything inline)."""
+    target, workers = os.environ.get("MAILARCHIVE_PACK_TARGET"), os.environ.get("MAILARCHIVE_WORKERS")
+    return {"pack_target": int(target) if target else None, "workers": int(workers) if workers else None}
+
+
 def _no_mail_finding(s: dict, resumed: bool) -> None:
     """A run that read its source from the start and found no mail at all gets a finding (exit 1): the
     wrong path, file, account or folder? A resumed or incremental run that finds nothing new is normal."""
@@ -81,7 +88,7 @@ def run_imports(ctx, importers) -> int:
     summaries = []
     with ctx.open(writer=True) as archive:
         for importer in importers:
-            ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit())
+            ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit(), **ingest_tuning())
             previous = {}
 
             def stop(signum, frame, ing=ing):

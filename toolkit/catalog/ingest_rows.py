@@ -1,0 +1,145 @@
+"""The named reads and writes of an import run and of ``db rebuild`` (docs/dedup.md).
+
+Writes that belong to one commit (a pack's rows, its sightings, the source
+cursor, the run's counters) take the connection of the caller's writer
+session, so that they land in one transaction; the others open their own
+session from the :class:`~toolkit.catalog.Catalog`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from .connection import Catalog
+from .schema import rows_table
+
+_PREFIX = "('0x' || substr({0}, 1, 15))::UBIGINT"  # the first 60 bits of a hex key
+
+
+# -- runs and cursors -------------------------------------------------------------------------------------
+def start_run(catalog: Catalog, command: str, source_uri: str, now: dt.datetime, pid: int, host: str) -> tuple[int, Any]:
+    """Open a run row (status running); returns its run_id and the source's committed cursor (decoded, or None)."""
+    with catalog.writing() as con:
+        run_id = con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchone()[0]
+        con.execute(
+            "INSERT INTO runs (run_id, command, source_uri, started_at, status, pid, host) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+            [run_id, command, source_uri, now, pid, host],
+        )
+        cursor = stored_cursor(con, source_uri)
+    return run_id, cursor
+
+
+def finish_run(catalog: Catalog, run_id: int, status: str, now: dt.datetime) -> None:
+    with catalog.writing() as con:
+        con.execute("UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?", [now, status, run_id])
+
+
+def stored_cursor(con, source_uri: str) -> Any:
+    """The cursor last committed for a source (decoded JSON), or None."""
+    row = con.execute("SELECT cursor FROM cursors WHERE source_uri = ?", [source_uri]).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def resume_point(cursor: Any, incremental: bool) -> Any:
+    """Where a run starts from a committed cursor: after a completed run, incremental sources (IMAP,
+    POP3) go on after the last mail; the others are read again from the start and dedup decides."""
+    if isinstance(cursor, dict) and cursor.get("complete"):
+        return cursor.get("last") if incremental else None
+    return cursor
+
+
+def save_cursor(con, source_uri: str, cursor: Any, now: dt.datetime, run_id: int) -> None:
+    con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?, ?)", [source_uri, json.dumps(cursor), now, run_id])
+
+
+def save_run_counts(con, run_id: int, *, seen: int, archived: int, duplicates: int, merged: int, errors: int,
+                    bytes: int) -> None:
+    con.execute(
+        "UPDATE runs SET seen = ?, archived = ?, duplicates = ?, merged = ?, errors = ?, bytes = ? WHERE run_id = ?",
+        [seen, archived, duplicates, merged, errors, bytes, run_id],
+    )
+
+
+# -- keys the catalog holds --------------------------------------------------------------------------------
+def key_prefixes(catalog: Catalog) -> tuple[list[int], list[int], list[str]]:
+    """The 60-bit prefixes of every archived blob id and dedup key, and the distinct Message-IDs."""
+    with catalog.reading() as con:
+        blobs = [r[0] for r in con.execute(f"SELECT {_PREFIX.format('blob_id')} FROM messages").fetchall()]
+        keys = [r[0] for r in con.execute(f"SELECT {_PREFIX.format('dedup_key')} FROM messages").fetchall()]
+        mids = [r[0] for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
+    return blobs, keys, mids
+
+
+def archived_blobs_and_keys(con) -> tuple[set[str], set[str]]:
+    """Every archived blob id and dedup key (a dry run's duplicate check)."""
+    blobs = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
+    keys = {r[0] for r in con.execute("SELECT dedup_key FROM messages").fetchall()}
+    return blobs, keys
+
+
+def lookup_keys(catalog: Catalog, blob_ids: list[str], dedup_keys: list[str], message_ids: list[str | None]
+                ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """The lowest msg_id the catalog holds for each of these blob ids, dedup keys and Message-IDs."""
+    keys = pa.table({"blob_id": pa.array(blob_ids, pa.string()), "dedup_key": pa.array(dedup_keys, pa.string()),
+                     "message_id": pa.array(message_ids, pa.string())})
+    with catalog.reading() as con:
+        con.register("chunk_keys", keys)
+        try:
+            blobs = con.execute(
+                "SELECT m.blob_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT blob_id FROM chunk_keys) k USING (blob_id) GROUP BY 1"
+            ).fetchall()
+            dkeys = con.execute(
+                "SELECT m.dedup_key, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT dedup_key FROM chunk_keys) k USING (dedup_key) GROUP BY 1"
+            ).fetchall()
+            mids = con.execute(
+                "SELECT m.message_id, min(m.msg_id) FROM messages m JOIN (SELECT DISTINCT message_id FROM chunk_keys WHERE message_id IS NOT NULL) k USING (message_id) GROUP BY 1"
+            ).fetchall()
+        finally:
+            con.unregister("chunk_keys")
+    return dict(blobs), dict(dkeys), dict(mids)
+
+
+def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+    """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) stored for these messages."""
+    with catalog.reading() as con:
+        rec = con.execute(
+            "SELECT msg_id, kind, address FROM recipients WHERE msg_id IN (SELECT unnest(?))", [msg_ids]
+        ).fetchall()
+        env = con.execute("SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN (SELECT unnest(?))", [msg_ids]).fetchall()
+    return rec, env
+
+
+# -- appending a pack's rows --------------------------------------------------------------------------------
+def next_msg_id(con) -> int:
+    return con.execute("SELECT coalesce(max(msg_id), 0) + 1 FROM messages").fetchone()[0]
+
+
+def next_envelope_id(con) -> int:
+    return con.execute("SELECT coalesce(max(envelope_id), 0) + 1 FROM envelopes").fetchone()[0]
+
+
+def append_rows(con, table: str, rows: list[dict]) -> None:
+    """Append rows (dicts holding every column of ``table``, see :mod:`.schema`) by column name."""
+    if not rows:
+        return
+    con.register("_rows", rows_table(table, rows))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+
+
+def flag_id_conflicts(con, msg_ids: list[int]) -> None:
+    """Mark archived messages as sharing their Message-ID with another, different one."""
+    con.execute("UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))", [sorted(msg_ids)])
+
+
+def flag_shared_message_ids(con) -> None:
+    """Mark every message whose Message-ID another archived message shares (``db rebuild``)."""
+    con.execute(
+        """UPDATE messages SET id_conflict = true WHERE message_id IN (
+               SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+    )

@@ -1,0 +1,127 @@
+"""The dedup decision of every arrival (docs/dedup.md), as a pure function of keys.
+
+:class:`DedupDecider` is given an arrival's keys and what the catalog holds
+for them, and answers with a decision and a *target*: ``("new", i)`` for the
+i-th message stored since the last commit, ``("old", msg_id)`` for an
+archived one. It keeps the keys of the messages decided since the last
+commit (a later copy in the same chunk or commit finds the first one) and the
+recipients and envelopes each target is known to have, which decide whether a
+journal report brings something new. It reads no catalog and writes nothing:
+the caller looks the keys up and stores what was decided.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
+DECISIONS = (NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """An arrival's identity: blob id and dedup key (hex), normalised Message-ID (None when unusable)."""
+
+    blob_id: str
+    dedup_key: str
+    message_id: str | None
+
+
+@dataclass
+class Known:
+    """What the catalog holds for a chunk's keys: the lowest msg_id per blob id, dedup key and Message-ID."""
+
+    blobs: dict[str, int] = field(default_factory=dict)
+    keys: dict[str, int] = field(default_factory=dict)
+    mids: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an arrival goes: its decision before any journal evidence, its target, and for an
+    id-conflict the target whose Message-ID it shares (that one gets flagged too)."""
+
+    decision: str
+    target: tuple[str, int]
+    conflict_with: tuple[str, int] | None = None
+
+
+class DedupDecider:
+    """Decisions for the arrivals of one commit (see the module doc); :meth:`reset` after each commit."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.new_count = 0
+        self._blobs: dict[str, int] = {}
+        self._keys: dict[str, int] = {}
+        self._mids: dict[str, tuple[str, int]] = {}
+        self._recipients: dict[tuple, set[tuple[str, str]]] = {}
+        self._envelopes: dict[tuple, set[str]] = {}
+
+    def place(self, keys: Keys, known: Known) -> Placement:
+        """Decide an arrival by its keys: the same bytes first, then the same dedup key, then a Message-ID
+        shared with different content; otherwise it is new. A new one is registered at once."""
+        if keys.blob_id in self._blobs:
+            return Placement(EXACT, ("new", self._blobs[keys.blob_id]))
+        if keys.blob_id in known.blobs:
+            return Placement(EXACT, ("old", known.blobs[keys.blob_id]))
+        if keys.dedup_key in self._keys:
+            return Placement(DUPLICATE, ("new", self._keys[keys.dedup_key]))
+        if keys.dedup_key in known.keys:
+            return Placement(DUPLICATE, ("old", known.keys[keys.dedup_key]))
+        conflict = None
+        if keys.message_id:
+            conflict = self._mids.get(keys.message_id)
+            if conflict is None and keys.message_id in known.mids:
+                conflict = ("old", known.mids[keys.message_id])
+        target = ("new", self.new_count)
+        self.new_count += 1
+        self._blobs[keys.blob_id] = target[1]
+        self._keys[keys.dedup_key] = target[1]
+        if keys.message_id:
+            self._mids.setdefault(keys.message_id, target)
+        return Placement(NEW if conflict is None else ID_CONFLICT, target, conflict)
+
+    def add_recipients(self, target: tuple, pairs) -> list[tuple[str, str]]:
+        """Record (kind, address) pairs for a target; returns those it did not have yet, in order."""
+        have = self._recipients.setdefault(target, set())
+        added = []
+        for pair in pairs:
+            if pair not in have:
+                have.add(pair)
+                added.append(pair)
+        return added
+
+    def add_envelope(self, target: tuple, sha256: str) -> bool:
+        """Record an envelope (by its hash) for a target; False when the target has it already."""
+        have = self._envelopes.setdefault(target, set())
+        if sha256 in have:
+            return False
+        have.add(sha256)
+        return True
+
+    def evidence_wanted(self, targets) -> list[int]:
+        """The archived msg_ids among ``targets`` whose stored recipients and envelopes are not known yet."""
+        return sorted({t[1] for t in targets if t[0] == "old" and (t not in self._recipients or t not in self._envelopes)})
+
+    def take_evidence(self, msg_ids: list[int], recipients, envelope_hashes) -> None:
+        """What the catalog stores for these archived messages: (msg_id, kind, address), (msg_id, sha256)."""
+        for msg_id in msg_ids:
+            self._recipients.setdefault(("old", msg_id), set())
+            self._envelopes.setdefault(("old", msg_id), set())
+        for msg_id, kind, address in recipients:
+            self._recipients[("old", msg_id)].add((kind, address))
+        for msg_id, sha in envelope_hashes:
+            self._envelopes[("old", msg_id)].add(sha)
+
+    def settle(self, placement: Placement, envelope_recipients, envelope_sha256: str
+               ) -> tuple[str, list[tuple[str, str]], bool]:
+        """A journal envelope for a placed arrival: (final decision, recipients it adds, whether the envelope
+        is new for the target). A copy of a known mail that brings new recipients is a journal-merge."""
+        added = self.add_recipients(placement.target, envelope_recipients)
+        new_envelope = self.add_envelope(placement.target, envelope_sha256)
+        decision = placement.decision
+        if added and decision in (EXACT, DUPLICATE):
+            decision = JOURNAL_MERGE
+        return decision, added, new_envelope

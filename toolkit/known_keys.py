@@ -1,0 +1,70 @@
+"""Which keys the catalog may hold, answered from memory during an import run (docs/dedup.md)."""
+from __future__ import annotations
+
+import bisect
+import hashlib
+from array import array
+
+
+class KnownKeys:
+    """Which keys the catalog may hold, without asking it for every chunk.
+
+    What the catalog held when the run started is kept as sorted 60-bit
+    prefixes (8 bytes a key): a key that misses there cannot be in the
+    catalog from before the run. What this run committed is kept exactly
+    (key -> first msg_id) up to ``RUN_KEYS_LIMIT`` messages (~30 MB); beyond that the
+    run's keys move into prefix arrays too, and their hits are looked up in
+    the catalog like the old ones. A fresh migration thus asks the catalog
+    nothing, however many duplicates it holds.
+    """
+
+    RUN_KEYS_LIMIT = 50_000
+
+    def __init__(self, blobs: list[int], keys: list[int], mids: list[int]):
+        self._sets = [array("Q", sorted(x)) for x in (blobs, keys, mids)]
+        self.run_blobs: dict[str, int] = {}
+        self.run_keys: dict[str, int] = {}
+        self.run_mids: dict[str, int] = {}
+
+    @classmethod
+    def from_catalog(cls, blob_prefixes: list[int], key_prefixes: list[int], message_ids: list[str]) -> "KnownKeys":
+        """From what the catalog holds: 60-bit prefixes of blob ids and dedup keys, distinct Message-IDs."""
+        return cls(blob_prefixes, key_prefixes, [mid_hash(m) for m in message_ids])
+
+    def add(self, blobs: dict[str, int], keys: dict[str, int], mids: dict[str, int]) -> None:
+        """Take in what a commit of this run added (key -> msg_id)."""
+        self.run_blobs.update(blobs)
+        self.run_keys.update(keys)
+        for mid, msg_id in mids.items():
+            self.run_mids.setdefault(mid, msg_id)
+        if len(self.run_blobs) > self.RUN_KEYS_LIMIT:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Bound memory: the run's exact keys become prefixes (their hits go to the catalog)."""
+        for i, new in enumerate((
+            [int(b[:15], 16) for b in self.run_blobs],
+            [int(k[:15], 16) for k in self.run_keys],
+            [mid_hash(m) for m in self.run_mids],
+        )):
+            if new:
+                self._sets[i] = array("Q", sorted([*self._sets[i], *new]))
+        self.run_blobs, self.run_keys, self.run_mids = {}, {}, {}
+
+    @staticmethod
+    def _has(arr: array, value: int) -> bool:
+        i = bisect.bisect_left(arr, value)
+        return i < len(arr) and arr[i] == value
+
+    def may_hold(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
+        """True when the catalog must be asked about one of these keys."""
+        b, k, m = self._sets
+        return (
+            self._has(b, int(blob_id[:15], 16))
+            or self._has(k, int(dedup_key[:15], 16))
+            or (message_id is not None and self._has(m, mid_hash(message_id)))
+        )
+
+
+def mid_hash(message_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
