@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -182,7 +183,8 @@ def _move_restored_media(ctx, home: Path, media_to: str, smb_password: str | Non
         ctx.ui.say("restored with losses: the media stay at the mirror (`media move` them once the losses are dealt with)")
         return []
     moved = []
-    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait) as archive:
+    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait,
+                      smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD")) as archive:
         for m in sorted(archive.config.media, key=lambda m: m.id):
             if m.state in ("removed", "retired"):
                 continue
