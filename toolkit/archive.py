@@ -1,4 +1,4 @@
-"""An archive: its home (config, key, catalog, lock) and access to its media.
+"""An archive: its home (config, key, catalog, lock: a :class:`toolkit.home.Home`) and access to its media.
 
 ``init`` writes ``init.incomplete`` (JSON: archive uuid, medium location) into
 the home before anything else and removes it as its very last step, after
@@ -32,12 +32,11 @@ from .errors import (
     MediumLabelError,
     NoArchiveError,
 )
-from .home import CONFIG_NAME, INIT_MARKER_NAME, Home
+from .home import CONFIG_NAME, INIT_MARKER_NAME, Home, key_check
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
 from .storage import Storage, open_storage, parse_location
-
 
 
 def _now() -> str:
@@ -85,10 +84,6 @@ def _check_init_allowed(home: Home, medium_location: str) -> None:
             f"{home.path} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init; "
             f"restore the home from a mirror (`mailarchive restore`) or choose another --archive"
         )
-
-
-def key_check(key: bytes, archive_uuid: uuidlib.UUID) -> str:
-    return crypto.mac(crypto.derive_key(key, archive_uuid, "medium-mac"), b"key-check/" + archive_uuid.bytes)
 
 
 class Archive:

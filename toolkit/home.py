@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid as uuidlib
 from pathlib import Path
 
 from . import crypto
@@ -35,6 +36,24 @@ INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CONFIG_NAME)
 #: Defaults ``init`` puts inside the home when not told otherwise.
 DEFAULT_MEDIUM_NAME = "medium-1"
 DEFAULT_KEY_BACKUP_NAME = "key-backup.txt"
+
+
+def _key_check_input(archive_uuid: uuidlib.UUID) -> tuple[str, bytes]:
+    return "medium-mac", b"key-check/" + archive_uuid.bytes
+
+
+def key_check(key: bytes, archive_uuid: uuidlib.UUID) -> str:
+    """The config's ``key_check``: a MAC under the key, so another archive's key is refused."""
+    purpose, message = _key_check_input(archive_uuid)
+    return crypto.mac(crypto.derive_key(key, archive_uuid, purpose), message)
+
+
+def key_matches(key: bytes, archive_uuid: uuidlib.UUID, check: str) -> bool:
+    """Is ``key`` the key whose key check is ``check`` (compared in constant time)?"""
+    if len(key) != crypto.KEY_SIZE:
+        return False
+    purpose, message = _key_check_input(archive_uuid)
+    return crypto.mac_ok(crypto.derive_key(key, archive_uuid, purpose), message, check)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,20 +176,15 @@ class Home:
         """The key file's bytes as they are (FileNotFoundError if there is none)."""
         return self.key_path.read_bytes()
 
-    def read_key(self, archive_uuid: str, key_check: str) -> bytes:
+    def read_key(self, archive_uuid: str, check: str) -> bytes:
         """The archive key, checked against the config's key check (WrongKeyError naming the file)."""
-        import uuid as uuidlib
-
         try:
             key = self.read_key_bytes()
         except FileNotFoundError:
             raise WrongKeyError(
                 f"{self.key_path} is missing; recover it with `mailarchive key restore --from BACKUP`"
             ) from None
-        u = uuidlib.UUID(archive_uuid)
-        if len(key) != crypto.KEY_SIZE or not crypto.mac_ok(
-            crypto.derive_key(key, u, "medium-mac"), b"key-check/" + u.bytes, key_check
-        ):
+        if not key_matches(key, uuidlib.UUID(archive_uuid), check):
             raise WrongKeyError(
                 f"{self.key_path} is not the key of archive {archive_uuid}; "
                 f"recover it with `mailarchive key restore --from BACKUP`"

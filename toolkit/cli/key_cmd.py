@@ -5,9 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..archive import key_check
 from ..errors import NoArchiveError, UsageError, WrongKeyError
-from ..home import Home
+from ..home import Home, key_matches
 from ..keybackup import check_password, import_key_backup, write_key_backup
 from .main import cli, command, pass_ctx, subgroup
 from .passwords import read_secret
@@ -62,7 +61,7 @@ def restore(ctx, source, password_file):
     import uuid as uuidlib
 
     recovered = import_key_backup(text, password.encode(), expected_uuid=uuidlib.UUID(config.uuid))
-    if key_check(recovered.key, uuidlib.UUID(config.uuid)) != config.key_check:
+    if not key_matches(recovered.key, uuidlib.UUID(config.uuid), config.key_check):
         raise WrongKeyError(f"{source} holds a key that does not match archive {config.uuid}")
     status = home.install_key(recovered.key)
     result = {"status": status, "uuid": str(recovered.archive_uuid), "fingerprint": recovered.fingerprint}
