@@ -23,6 +23,7 @@ from . import crypto
 from .config import ArchiveConfig
 from .errors import WrongKeyError
 from .lock import WriterLock
+from .storage.local import _fsync_dir
 
 CONFIG_NAME = "archive.toml"
 KEY_NAME = "key"
@@ -56,12 +57,9 @@ def key_matches(key: bytes, archive_uuid: uuidlib.UUID, check: str) -> bool:
     return crypto.mac_ok(crypto.derive_key(key, archive_uuid, purpose), message, check)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _file(name: str) -> property:
+    """The path of the file ``name`` in the home, as a read-only attribute."""
+    return property(lambda self: self.path / name, doc=f"HOME/{name}")
 
 
 def write_synced(path: Path, data: bytes) -> None:
@@ -86,33 +84,13 @@ class Home:
         return str(self.path)
 
     # -- the layout ----------------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        return self.path / CONFIG_NAME
-
-    @property
-    def key_path(self) -> Path:
-        return self.path / KEY_NAME
-
-    @property
-    def catalog_path(self) -> Path:
-        return self.path / CATALOG_NAME
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path / LOCK_NAME
-
-    @property
-    def init_marker_path(self) -> Path:
-        return self.path / INIT_MARKER_NAME
-
-    @property
-    def default_medium(self) -> Path:
-        return self.path / DEFAULT_MEDIUM_NAME
-
-    @property
-    def default_key_backup(self) -> Path:
-        return self.path / DEFAULT_KEY_BACKUP_NAME
+    config_path = _file(CONFIG_NAME)
+    key_path = _file(KEY_NAME)
+    catalog_path = _file(CATALOG_NAME)
+    lock_path = _file(LOCK_NAME)
+    init_marker_path = _file(INIT_MARKER_NAME)
+    default_medium = _file(DEFAULT_MEDIUM_NAME)
+    default_key_backup = _file(DEFAULT_KEY_BACKUP_NAME)
 
     # -- state -----------------------------------------------------------------------------------
     def has_config(self) -> bool:
