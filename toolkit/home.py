@@ -37,6 +37,10 @@ INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CONFIG_NAME)
 #: Defaults ``init`` puts inside the home when not told otherwise.
 DEFAULT_MEDIUM_NAME = "medium-1"
 DEFAULT_KEY_BACKUP_NAME = "key-backup.txt"
+DEFAULT_LOG_NAME = "mailarchive.log"
+#: What other commands keep in the home: the mirror runs' outcomes, the IMAP exports' resume state.
+MIRROR_STATUS_NAME = "mirror-status.json"
+EXPORT_STATE_NAME = "export-state"
 
 
 def _key_check_input(archive_uuid: uuidlib.UUID) -> tuple[str, bytes]:
@@ -91,6 +95,9 @@ class Home:
     init_marker_path = _file(INIT_MARKER_NAME)
     default_medium = _file(DEFAULT_MEDIUM_NAME)
     default_key_backup = _file(DEFAULT_KEY_BACKUP_NAME)
+    default_log_file = _file(DEFAULT_LOG_NAME)
+    mirror_status_path = _file(MIRROR_STATUS_NAME)
+    export_state_dir = _file(EXPORT_STATE_NAME)
 
     # -- state -----------------------------------------------------------------------------------
     def has_config(self) -> bool:

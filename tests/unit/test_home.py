@@ -30,6 +30,9 @@ def test_layout_names(tmp_path):
     assert h.init_marker_path == tmp_path / "home" / "init.incomplete"
     assert h.default_medium == tmp_path / "home" / "medium-1"
     assert h.default_key_backup == tmp_path / "home" / "key-backup.txt"
+    assert h.default_log_file == tmp_path / "home" / "mailarchive.log"
+    assert h.mirror_status_path == tmp_path / "home" / "mirror-status.json"
+    assert h.export_state_dir == tmp_path / "home" / "export-state"
     assert os.fspath(h) == str(tmp_path / "home")
 
 
@@ -139,14 +142,15 @@ def _source_files():
         yield from (REPO / top).rglob("*.py")
 
 
-def test_only_home_names_the_key_file():
-    """The key file's name and its writing live in toolkit/home.py alone (one writer of the key)."""
+def test_only_home_builds_paths_in_the_home():
+    """The key file's name and its writing live in toolkit/home.py alone (one writer of the key), and
+    no other module joins a name to the home directory."""
     offenders = []
     for path in _source_files():
         if path == REPO / "toolkit" / "home.py":
             continue
         text = path.read_text(encoding="utf-8")
-        if re.search(r"\bKEY_NAME\b|/ \"key\"|\.home / ", text):
+        if re.search(r"\bKEY_NAME\b|/ \"key\"|\.home / |Path\((archive\.)?home\) / |\bhome / \"", text):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
 

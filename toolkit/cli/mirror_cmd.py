@@ -14,6 +14,7 @@ from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
 from ..errors import ExitCode, LockedError, MailArchiveError, UsageError
+from ..home import Home
 from ..storage import open_storage, parse_location
 from .main import cli, command, pass_ctx
 from .output import human_bytes
@@ -290,5 +291,5 @@ def schedule_cmd(ctx, do_print, mirror_dest, keep):
         pass  # no archive yet: print the schedule with examples
     configured = mirror_dest is None or mirror_dest == settings_dest
     lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep,
-                          log_file=log_file or str(Path(home) / "mailarchive.log"), mirror_configured=configured and bool(settings_dest))
+                          log_file=log_file or str(Home(home).default_log_file), mirror_configured=configured and bool(settings_dest))
     ctx.ui.emit({"lines": lines}, lambda r: click.echo("\n".join(r["lines"])))
