@@ -152,9 +152,9 @@ class Home:
 
     def remove_init_files(self) -> None:
         """Remove what an init writes into the home (the marker last: until then a rerun may clear)."""
-        for name in (*INIT_FILES, INIT_MARKER_NAME):
+        for path in (*self.path.glob(f".{KEY_NAME}.*.tmp"), *(self.path / n for n in (*INIT_FILES, INIT_MARKER_NAME))):
             with contextlib.suppress(FileNotFoundError):
-                (self.path / name).unlink()
+                path.unlink()
 
     # -- the key -----------------------------------------------------------------------------------
     def read_key_bytes(self) -> bytes:
@@ -185,7 +185,7 @@ class Home:
         """
         if len(key) != crypto.KEY_SIZE:
             raise ValueError(f"an archive key is {crypto.KEY_SIZE} bytes, not {len(key)}")
-        tmp = self.path / f".{KEY_NAME}.{os.getpid()}.tmp"
+        tmp = self.path / f".{KEY_NAME}.{os.getpid()}.tmp"  # a killed write's is removed by remove_init_files
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -132,6 +132,7 @@ def test_init_marker_and_leftovers(tmp_path):
     h.write_key(crypto.new_archive_key())
     h.catalog_path.write_bytes(b"x")
     (tmp_path / "unrelated.txt").write_text("kept")
+    (tmp_path / ".key.4242.tmp").write_bytes(b"k" * 32)  # a key write killed before its link
     assert h.init_leftovers() == ["key", "catalog.duckdb"]
     h.remove_init_files()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["unrelated.txt"]
