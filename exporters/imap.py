@@ -219,7 +219,7 @@ class _Pace:
 
 
 def default_state_dir(archive: Archive) -> Path:
-    return Path(archive.home) / "export-state"
+    return archive.home_files.export_state_dir
 
 
 def export_imap(

@@ -52,6 +52,7 @@ from toolkit import crypto, faults
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
+from toolkit.home import MIRROR_STATUS_NAME as STATUS_NAME, Home
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
 
@@ -335,13 +336,10 @@ def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
     return summary
 
 
-STATUS_NAME = "mirror-status.json"
-
-
 def mirror_status(home: Path, dest: str) -> dict:
     """The freshness of the mirror at ``dest``: state ``current``, ``stale`` (since ``last_ok``) or ``never``."""
     try:
-        entry = json.loads((Path(home) / STATUS_NAME).read_text()).get(dest, {})
+        entry = json.loads(Home(home).mirror_status_path.read_text()).get(dest, {})
     except (OSError, ValueError):
         entry = {}
     state = "never" if not entry.get("last_ok") else ("stale" if entry.get("last_error") else "current")
@@ -350,7 +348,7 @@ def mirror_status(home: Path, dest: str) -> dict:
 
 def record_mirror_run(home: Path, dest: str, error: str | None) -> dict:
     """Note a run's outcome for ``dest`` (atomically; other DESTs' entries stay); returns the new status."""
-    path = Path(home) / STATUS_NAME
+    path = Home(home).mirror_status_path
     try:
         allst = json.loads(path.read_text())
     except (OSError, ValueError):

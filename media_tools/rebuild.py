@@ -43,12 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit import crypto
-from toolkit.archive import CATALOG_NAME, CONFIG_NAME, LOCK_NAME, Archive
+from toolkit.archive import Archive
 from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
-from toolkit.config import ArchiveConfig
 from toolkit.errors import IntegrityError, MailArchiveError, NoArchiveError, UsageError
 from toolkit.headers import scan
-from toolkit.lock import WriterLock
+from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import PackReader, pack_id_from_name
 
 STAMPS_DIR = "stamps"
@@ -149,15 +148,16 @@ def _old_counts(old_path: Path, catalog_key: bytes) -> dict:
 
 def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, reporter=None) -> RebuildResult:
     home = Path(home)
-    if not (home / CONFIG_NAME).exists():
+    h = Home(home)
+    if not h.has_config():
         raise NoArchiveError(f"no archive at {home} (no {CONFIG_NAME})")
-    lock = WriterLock(home / LOCK_NAME).acquire(lock_wait)
+    lock = h.lock(lock_wait)
     try:
-        config = ArchiveConfig.load(home / CONFIG_NAME)
-        key = Archive._load_key(home, config)
-        archive = Archive(home, config, key, lock)
+        config = h.load_config()
+        key = h.read_key(config.uuid, config.key_check)
+        archive = Archive(h, config, key, lock)
         result = RebuildResult()
-        path = home / CATALOG_NAME
+        path = h.catalog_path
         result.lost = {t: None for t in LOST_TABLES}
         if path.exists():
             if not force:

@@ -20,8 +20,8 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit.archive import CONFIG_NAME, KEY_NAME, Archive, key_check
-from toolkit.config import ArchiveConfig
+from toolkit.archive import Archive, key_check
+from toolkit.home import Home
 from toolkit.errors import (
     ArchiveExistsError,
     IntegrityError,
@@ -117,15 +117,6 @@ def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], 
     )
 
 
-def _write_key(home: Path, key: bytes) -> None:
-    fd = os.open(home / KEY_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-
 def restore(
     dest: Storage,
     key_backup_text: str,
@@ -137,7 +128,7 @@ def restore(
     reporter=None,
 ) -> RestoreResult:
     home = Path(home).absolute()
-    if (home / CONFIG_NAME).exists():
+    if Home(home).has_config():
         raise ArchiveExistsError(f"{home} already holds an archive; restore into a new --archive directory")
     if home.exists() and any(home.iterdir()):
         raise UsageError(f"{home} is not empty; restore into a new or empty directory")
@@ -167,11 +158,10 @@ def restore(
     # -- build the home in a temporary sibling -------------------------------------------------------
     tmp = _fresh_sibling(home)
     try:
-        (tmp / CONFIG_NAME).write_text(config_text, encoding="utf-8")
-        config = ArchiveConfig.load(tmp / CONFIG_NAME)
+        config = Home(tmp).write_config_text(config_text)
         if config.uuid != str(u) or key_check(key, u) != config.key_check:
             raise WrongKeyError(f"the config snapshot {config_name} is not of the archive of this key backup ({u})")
-        _write_key(tmp, key)
+        Home(tmp).write_key(key)
         dest_loc = parse_location(dest.location)
         media_info = _point_media_at_dest(config, files, dest_loc, keep_locations, warnings)
         # P2/R6: media at DEST newer than the config snapshot (added after the newest backup) keep
@@ -185,7 +175,7 @@ def restore(
                 f"their mail is not in the restored catalog (`mailarchive db rebuild --force` adopts it from the media); "
                 f"new media get IDs from {config.next_medium_id} on, never theirs"
             )
-        config.save(tmp / CONFIG_NAME)
+        Home(tmp).save_config(config)
         archive = Archive(tmp, config, key, None)
         try:
             if dest_loc.is_smb and smb_password and not keep_locations:

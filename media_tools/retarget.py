@@ -9,8 +9,6 @@ and holds every pack the catalog keeps on the medium with its recorded size;
 """
 from __future__ import annotations
 
-import json
-import os
 
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, MediumLabelError, NextStep
@@ -94,9 +92,7 @@ def retarget(
     other = next((o for o in archive.config.media if o.location == location and o.id != medium_id and o.state != "removed"), None)
     if other is not None:
         raise MediumError(f"{location} is registered as medium {other.id}; it cannot hold medium {medium_id} too")
-    password = None
-    if loc.is_smb:
-        password = smb_password or os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+    password = (smb_password or archive.smb_password) if loc.is_smb else None
     storage = open_storage(location, password)
     try:
         checked = check_location(archive, medium_id, storage, verify=verify, reporter=reporter)

@@ -1,4 +1,4 @@
-"""An archive: its home (config, key, catalog, lock) and access to its media.
+"""An archive: its home (config, key, catalog, lock: a :class:`toolkit.home.Home`) and access to its media.
 
 ``init`` writes ``init.incomplete`` (JSON: archive uuid, medium location) into
 the home before anything else and removes it as its very last step, after
@@ -16,8 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import json
-import os
 import shutil
 import uuid as uuidlib
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Callable
 
 from . import crypto, faults
 from .catalog import Catalog
+from .catalog.media_registry import replace_media_rows
 from .config import ArchiveConfig, MediumEntry
 from .errors import (
     ArchiveExistsError,
@@ -33,38 +32,16 @@ from .errors import (
     MediumLabelError,
     NextStep,
     NoArchiveError,
-    WrongKeyError,
 )
+from .home import CONFIG_NAME, INIT_MARKER_NAME, Home, key_check
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
 from .storage import Storage, open_storage, parse_location
 
-CONFIG_NAME = "archive.toml"
-KEY_NAME = "key"
-CATALOG_NAME = "catalog.duckdb"
-LOCK_NAME = "lock"
-INIT_MARKER_NAME = "init.incomplete"
-_INIT_LEFTOVERS = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CONFIG_NAME)
-
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _remove_init_files(home: Path) -> None:
-    """Remove what an init writes into the home (the marker last: until then a rerun may clear)."""
-    for name in (*_INIT_LEFTOVERS, INIT_MARKER_NAME):
-        with contextlib.suppress(FileNotFoundError):
-            (home / name).unlink()
 
 
 def _remove_label(location: str, key: bytes, archive_uuid: uuidlib.UUID, smb_password: str | None) -> None:
@@ -83,32 +60,47 @@ def _remove_label(location: str, key: bytes, archive_uuid: uuidlib.UUID, smb_pas
         storage.close()
 
 
-def _clear_failed_init(home: Path, marker: Path, smb_password: str | None) -> None:
+def _clear_failed_init(home: Home, smb_password: str | None) -> None:
     """The leftovers of an init that was killed: its label (if the leftover key made it) and its files."""
     try:
-        info = json.loads(marker.read_bytes())
-        old_uuid, old_medium = uuidlib.UUID(info["uuid"]), str(info["medium"])
-        old_key = (home / KEY_NAME).read_bytes()
+        uuid_text, old_medium = home.read_init_marker()
+        old_uuid = uuidlib.UUID(uuid_text)
+        old_key = home.read_key_bytes()
     except (OSError, ValueError, KeyError, TypeError):
         old_key = b""
     if len(old_key) == crypto.KEY_SIZE:
         with contextlib.suppress(Exception):
             _remove_label(old_medium, old_key, old_uuid, smb_password)
-    _remove_init_files(home)
+    home.remove_init_files()
 
 
-def key_check(key: bytes, archive_uuid: uuidlib.UUID) -> str:
-    return crypto.mac(crypto.derive_key(key, archive_uuid, "medium-mac"), b"key-check/" + archive_uuid.bytes)
+def _check_init_allowed(home: Home, medium_location: str) -> None:
+    """Refuse an init into a home with an archive, or with a damaged one; check the location's syntax."""
+    if home.has_config() and not home.init_pending():
+        raise ArchiveExistsError(f"{home.path} already holds an archive; choose another --archive")
+    parse_location(medium_location)  # usage errors before anything is created
+    leftovers = home.init_leftovers()
+    if leftovers and not home.init_pending():
+        raise ArchiveExistsError(
+            f"{home.path} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init",
+            next_step=NextStep.RESTORE_HOME_OR_OTHER,
+        )
 
 
 class Archive:
-    def __init__(self, home: Path, config: ArchiveConfig, key: bytes, lock: WriterLock | None):
-        self.home = Path(home)
+    """An open archive. ``smb_password``: the password for SMB media whose entry stores none
+    (the CLI passes $MAILARCHIVE_SMB_PASSWORD; the core reads no environment)."""
+
+    def __init__(self, home: Path | Home, config: ArchiveConfig, key: bytes, lock: WriterLock | None,
+                 smb_password: str | None = None):
+        self.home_files = home if isinstance(home, Home) else Home(home)
+        self.home = self.home_files.path
         self.config = config
         self.key = key
         self.uuid = uuidlib.UUID(config.uuid)
         self.lock = lock
-        self.catalog = Catalog(self.home / CATALOG_NAME, crypto.derive_key(key, self.uuid, "catalog"))
+        self.smb_password = smb_password
+        self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"))
         self._storages: dict[int, Storage] = {}
 
     # -- creation and opening -------------------------------------------------------------
@@ -124,41 +116,25 @@ class Archive:
     ) -> "Archive":
         """Make a new archive; ``last_step`` (e.g. writing the key backup) is part of it:
         if it fails, the archive is removed again like any other failed init."""
-        home = Path(home)
-        marker = home / INIT_MARKER_NAME
-        if (home / CONFIG_NAME).exists() and not marker.exists():
-            raise ArchiveExistsError(f"{home} already holds an archive; choose another --archive")
-        parse_location(medium_location)  # usage errors before anything is created
-        leftovers = [n for n in _INIT_LEFTOVERS if (home / n).exists()]
-        if leftovers and not marker.exists():
-            raise ArchiveExistsError(
-                f"{home} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init",
-                next_step=NextStep.RESTORE_HOME_OR_OTHER,
-            )
-        made_home = not home.exists()
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
+        h = Home(home)
+        _check_init_allowed(h, medium_location)
+        made_home = h.make_dir()
         key = key or crypto.new_archive_key()
         archive_uuid = uuidlib.uuid4()
-        lock = WriterLock(home / LOCK_NAME).acquire()
+        lock = h.lock()
         archive = None
         try:
-            if marker.exists():
-                _clear_failed_init(home, marker, smb_password)
-            _write_synced(marker, json.dumps({"uuid": str(archive_uuid), "medium": medium_location}).encode())
-            key_path = home / KEY_NAME
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-                f.flush()
-                os.fsync(f.fileno())
+            if h.init_pending():
+                _clear_failed_init(h, smb_password)
+            h.write_init_marker(str(archive_uuid), medium_location)
+            h.write_key(key)
             config = ArchiveConfig(
                 uuid=str(archive_uuid),
-                name=name or home.name,
+                name=name or h.path.name,
                 created=_now(),
                 key_check=key_check(key, archive_uuid),
             )
-            archive = cls(home, config, key, lock)
+            archive = cls(h, config, key, lock, smb_password=smb_password)
             faults.hit("init_before_catalog")
             archive.catalog.create({"uuid": str(archive_uuid), "created": config.created})
             faults.hit("init_before_medium")
@@ -166,37 +142,37 @@ class Archive:
             faults.hit("init_before_last_step")
             if last_step is not None:
                 last_step(archive)
-            marker.unlink()
+            h.clear_init_marker()
             return archive
         except BaseException:
             if archive is not None:
                 archive.catalog.close()
                 with contextlib.suppress(Exception):
                     _remove_label(medium_location, key, archive_uuid, smb_password)
-            _remove_init_files(home)
+            h.remove_init_files()
             lock.release()
-            with contextlib.suppress(OSError):
-                (home / LOCK_NAME).unlink()
+            h.remove_lock_file()
             if made_home:  # everything in it is this init's (the default medium-1 too)
-                shutil.rmtree(home, ignore_errors=True)
+                shutil.rmtree(h.path, ignore_errors=True)
             raise
 
     @classmethod
-    def open(cls, home: Path, writer: bool = False, lock_wait: float = 0.0) -> "Archive":
-        home = Path(home)
-        if not (home / CONFIG_NAME).exists():
+    def open(cls, home: Path, writer: bool = False, lock_wait: float = 0.0,
+             smb_password: str | None = None) -> "Archive":
+        h = Home(home)
+        if not h.has_config():
             raise NoArchiveError(
-                f"no archive at {home} (no {CONFIG_NAME})", next_step=NextStep.CHOOSE_OR_INIT_ARCHIVE
+                f"no archive at {h.path} (no {CONFIG_NAME})", next_step=NextStep.CHOOSE_OR_INIT_ARCHIVE
             )
-        if (home / INIT_MARKER_NAME).exists():
+        if h.init_pending():
             raise NoArchiveError(
-                f"`mailarchive init` of {home} did not finish ({INIT_MARKER_NAME} is there); run the same init again"
+                f"`mailarchive init` of {h.path} did not finish ({INIT_MARKER_NAME} is there); run the same init again"
             )
-        lock = WriterLock(home / LOCK_NAME).acquire(lock_wait) if writer else None
+        lock = h.lock(lock_wait) if writer else None
         try:
-            config = ArchiveConfig.load(home / CONFIG_NAME)
-            key = cls._load_key(home, config)
-            archive = cls(home, config, key, lock)
+            config = h.load_config()
+            key = h.read_key(config.uuid, config.key_check)
+            archive = cls(h, config, key, lock, smb_password=smb_password)
             if not archive.catalog.path.exists():
                 raise CatalogError(
                     f"{archive.catalog.path} is missing", next_step=NextStep.RESTORE_HOME_OR_REBUILD
@@ -210,25 +186,6 @@ class Archive:
             if lock:
                 lock.release()
             raise
-
-    @staticmethod
-    def _load_key(home: Path, config: ArchiveConfig) -> bytes:
-        key_path = home / KEY_NAME
-        try:
-            key = key_path.read_bytes()
-        except FileNotFoundError:
-            raise WrongKeyError(
-                f"{key_path} is missing", next_step=NextStep.RESTORE_KEY
-            ) from None
-        if len(key) != crypto.KEY_SIZE or not crypto.mac_ok(
-            crypto.derive_key(key, uuidlib.UUID(config.uuid), "medium-mac"),
-            b"key-check/" + uuidlib.UUID(config.uuid).bytes,
-            config.key_check,
-        ):
-            raise WrongKeyError(
-                f"{key_path} is not the key of archive {config.uuid}", next_step=NextStep.RESTORE_KEY
-            )
-        return key
 
     def close(self) -> None:
         for s in self._storages.values():
@@ -246,7 +203,7 @@ class Archive:
         self.close()
 
     def save_config(self) -> None:
-        self.config.save(self.home / CONFIG_NAME)
+        self.home_files.save_config(self.config)
 
     @property
     def fingerprint(self) -> str:
@@ -271,9 +228,7 @@ class Archive:
     def _open_location(self, m: MediumEntry) -> Storage:
         password = None
         if parse_location(m.location).is_smb:
-            password = (
-                self.open_secret(f"smb:{m.location}", m.secret) if m.secret else os.environ.get("MAILARCHIVE_SMB_PASSWORD")
-            )
+            password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
         return open_storage(m.location, password)
 
     def storage(self, medium_id: int) -> Storage:
@@ -325,7 +280,7 @@ class Archive:
         medium_id = self.config.next_medium_id
         secret = None
         if loc.is_smb:
-            smb_password = smb_password or os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+            smb_password = smb_password or self.smb_password
             if smb_password is not None:
                 secret = self.seal_secret(f"smb:{location}", smb_password)
         storage = open_storage(location, smb_password)
@@ -350,11 +305,4 @@ class Archive:
 
     def sync_media_table(self) -> None:
         """Mirror the registry into the catalog's media table (for SQL) and log the change."""
-        with self.catalog.writing() as con:
-            con.execute("DELETE FROM media")
-            for m in self.config.media:
-                kind = "smb" if m.location.startswith("smb://") else "local"
-                con.execute(
-                    "INSERT INTO media VALUES (?, ?, ?, ?, ?, ?)",
-                    [m.id, m.location, kind, m.state, m.alias_of, m.created or None],
-                )
+        replace_media_rows(self.catalog, self.config.media)

@@ -77,11 +77,11 @@ _worker_archive = None
 
 
 # ---------------------------------------------------------------------- worker side
-def _init_worker(home: str) -> None:
+def _init_worker(home: str, smb_password: str | None = None) -> None:
     global _worker_archive
     from toolkit.archive import Archive
 
-    _worker_archive = Archive.open(Path(home))
+    _worker_archive = Archive.open(Path(home), smb_password=smb_password)
 
 
 def _task_in_worker(task: dict) -> dict:
@@ -378,7 +378,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["verify.deep"])
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                    initargs=(str(archive.home),)) as pool:
+                                    initargs=(str(archive.home), archive.smb_password)) as pool:
             futures = {pool.submit(_task_in_worker, t): t for t in tasks}
             try:
                 for fut in cf.as_completed(futures):

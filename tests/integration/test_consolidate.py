@@ -127,9 +127,9 @@ def assert_consolidated(home: Path, sources: list[int], target: int, all_packs: 
 # ------------------------------------------------------------------------------- acceptance 1
 
 
-def test_consolidate_local_and_smb_media_into_local_then_new_id(tmp_path, smb_location):
+def test_consolidate_local_and_smb_media_into_local_then_new_id(tmp_path, smb_location, samba):
     """Acceptance 1 (CLI end to end): media 1 (local), 2 (Samba), 3 (local); consolidate 1,2 → 3 (P1, P8)."""
-    home = build(tmp_path, [str(tmp_path / "m1"), smb_location, str(tmp_path / "m3")])
+    home = build(tmp_path, [str(tmp_path / "m1"), smb_location, str(tmp_path / "m3")], smb_password=samba.password)
     before = export_digests(home, tmp_path / "before", cli=False)
     assert len(before) == 24
     with Archive.open(home) as archive:

@@ -38,7 +38,7 @@ def medium(request, tmp_path):
     else:
         url = request.getfixturevalue("smb_location")
         samba = request.getfixturevalue("samba")
-        storage = open_storage(url, timeout=30)
+        storage = open_storage(url, samba.password, timeout=30)
         raw = samba.share_dir / parse_location(url).path
     yield Medium(storage, raw)
     storage.close()

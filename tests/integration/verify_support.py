@@ -6,7 +6,8 @@ from pathlib import Path
 
 from importers.eml import EmlImporter
 from tests.corpora import REPO
-from toolkit.archive import CONFIG_NAME, Archive
+from toolkit.archive import Archive
+from toolkit.home import CONFIG_NAME
 from toolkit.ingest import Ingest
 
 SAMPLE = REPO / "sample_data" / "eml"

@@ -26,7 +26,8 @@ class Context:
     def open(self, writer: bool = False):
         from ..archive import Archive
 
-        return Archive.open(self.home, writer=writer, lock_wait=self.lock_wait)
+        return Archive.open(self.home, writer=writer, lock_wait=self.lock_wait,
+                            smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"))
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -24,6 +24,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from ..home import Home
+
 
 def _value(v: Any) -> str:
     if isinstance(v, bool):
@@ -77,7 +79,7 @@ def _scalar(v: Any) -> bool:
 def log_file_setting(home: Path) -> str | None:
     """The ``log_file`` setting read from archive.toml without opening the archive (no key needed), or None."""
     try:
-        data = tomllib.loads((Path(home) / "archive.toml").read_text(encoding="utf-8"))
+        data = tomllib.loads(Home(home).config_path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
         return None
     value = (data.get("settings") or {}).get("log_file")

@@ -70,7 +70,7 @@ def configure_smb(*, encrypt: bool = True, warn=None) -> None:
 
 def open_storage(location: str | Location, password: str | None = None, timeout: float = 60.0,
                  encrypt: bool | None = None) -> Storage:
-    """The Storage for a location. SMB needs the password (from the caller's secret source).
+    """The Storage for a location. SMB needs the password (the caller reads it from its secret source).
 
     ``encrypt``: ask for SMB3 encryption (None: the process default, on unless ``--smb-no-encrypt``).
     """
@@ -81,8 +81,6 @@ def open_storage(location: str | Location, password: str | None = None, timeout:
         return LocalStorage(loc.path)
     from .smb import SmbStorage
 
-    if password is None:
-        password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
     if password is None:
         raise UsageError(
             f"{loc}: no SMB password; set MAILARCHIVE_SMB_PASSWORD or pass --password-file"

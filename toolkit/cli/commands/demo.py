@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets as _secrets
 import shutil
 from pathlib import Path
@@ -149,7 +150,7 @@ def _stamp(archive, tsa: DemoTsa, step) -> None:
 def _backup_and_mirror(archive, dest: str, step) -> str:
     b = create_backup(archive, kind="full")
     step("db backup", True, f"verified catalog backup {getattr(b, 'name', b)}")
-    with open_storage(dest) as dest_storage:
+    with open_storage(dest, os.environ.get("MAILARCHIVE_SMB_PASSWORD")) as dest_storage:
         m = mirror(archive, dest_storage)
     step("mirror", not (m.failed or m.missing_locally or m.corrupt_locally),
          f"{len(m.copied)} files copied to {dest}")
@@ -159,7 +160,7 @@ def _backup_and_mirror(archive, dest: str, step) -> str:
 def _restore_and_verify(dest: str, backup: Path, password: str, workdir: Path, step):
     """Restore a new home from the mirror and verify it in full: (its path, the report)."""
     restored_home = workdir / "restored-home"
-    with open_storage(dest) as dest_storage:
+    with open_storage(dest, os.environ.get("MAILARCHIVE_SMB_PASSWORD")) as dest_storage:
         r = restore(dest_storage, backup.read_text(), password.encode(), restored_home)
     step("restore", not r.losses, f"new home {restored_home} from the mirror: {r.messages} messages, "
          f"{r.packs_ok}/{r.packs} packs intact")

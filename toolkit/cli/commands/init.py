@@ -8,6 +8,7 @@ import click
 
 from ...archive import Archive
 from ...errors import UsageError
+from ...home import Home
 from ...keybackup import check_password, write_key_backup
 from ..main import cli, command, pass_ctx
 from ..output import err_console
@@ -36,8 +37,8 @@ def init(ctx, medium, key_backup, password_file, name):
         )
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
     check_password(password)
-    medium = medium or str(ctx.home / "medium-1")
-    backup = key_backup or ctx.home / "key-backup.txt"
+    medium = medium or str(Home(ctx.home).default_medium)
+    backup = key_backup or Home(ctx.home).default_key_backup
     # The key backup is init's last step: if it cannot be written, nothing of the archive stays behind.
     archive = Archive.create(
         ctx.home, medium, name=name, smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"),

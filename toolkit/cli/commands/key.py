@@ -1,14 +1,12 @@
 """``mailarchive key backup | restore | fingerprint``."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
-from ...archive import CONFIG_NAME, KEY_NAME, Archive, key_check
-from ...config import ArchiveConfig
 from ...errors import NoArchiveError, UsageError, WrongKeyError
+from ...home import Home, key_matches
 from ...keybackup import check_password, import_key_backup, write_key_backup
 from ..main import cli, command, pass_ctx, subgroup
 from ..passwords import read_secret
@@ -54,31 +52,17 @@ def restore(ctx, source, password_file):
     A typo is reported with its line number; a wrong password exits 12 and
     writes nothing; a backup of another archive is refused by its uuid.
     """
-    config_path = ctx.home / CONFIG_NAME
-    if not config_path.exists():
+    home = Home(ctx.home)
+    if not home.has_config():
         raise NoArchiveError(f"no archive at {ctx.home}; `mailarchive restore` rebuilds a whole home from a mirror")
-    config = ArchiveConfig.load(config_path)
+    config = home.load_config()
     text = source.read_text(encoding="utf-8", errors="replace")
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password of the key backup")
     import uuid as uuidlib
 
     recovered = import_key_backup(text, password.encode(), expected_uuid=uuidlib.UUID(config.uuid))
-    if key_check(recovered.key, uuidlib.UUID(config.uuid)) != config.key_check:
+    if not key_matches(recovered.key, uuidlib.UUID(config.uuid), config.key_check):
         raise WrongKeyError(f"{source} holds a key that does not match archive {config.uuid}")
-    key_path = ctx.home / KEY_NAME
-    status = "restored"
-    if key_path.exists():
-        if key_path.read_bytes() == recovered.key:
-            status = "already-present"
-        else:
-            damaged = key_path.with_name(KEY_NAME + ".damaged")
-            os.replace(key_path, damaged)
-            status = "replaced-damaged"
-    if status != "already-present":
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(recovered.key)
-            f.flush()
-            os.fsync(f.fileno())
+    status = home.install_key(recovered.key)
     result = {"status": status, "uuid": str(recovered.archive_uuid), "fingerprint": recovered.fingerprint}
     ctx.ui.emit(result, lambda r: ctx.ui.say(f"Key {r['status']} (fingerprint {r['fingerprint']})"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from media_tools.mirror import backup_needed, mirror
 from media_tools.restore import restore
 
 from ...errors import ExitCode, LockedError, MailArchiveError, UsageError
+from ...home import Home
 from ...storage import open_storage, parse_location
 from ..hints import with_hint
 from ..main import cli, command, pass_ctx
@@ -183,7 +185,8 @@ def _move_restored_media(ctx, home: Path, media_to: str, smb_password: str | Non
         ctx.ui.say("restored with losses: the media stay at the mirror (`media move` them once the losses are dealt with)")
         return []
     moved = []
-    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait) as archive:
+    with Archive.open(home, writer=True, lock_wait=ctx.lock_wait,
+                      smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD")) as archive:
         for m in sorted(archive.config.media, key=lambda m: m.id):
             if m.state in ("removed", "retired"):
                 continue
@@ -289,5 +292,5 @@ def schedule_cmd(ctx, do_print, mirror_dest, keep):
         pass  # no archive yet: print the schedule with examples
     configured = mirror_dest is None or mirror_dest == settings_dest
     lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep,
-                          log_file=log_file or str(Path(home) / "mailarchive.log"), mirror_configured=configured and bool(settings_dest))
+                          log_file=log_file or str(Home(home).default_log_file), mirror_configured=configured and bool(settings_dest))
     ctx.ui.emit({"lines": lines}, lambda r: click.echo("\n".join(r["lines"])))
