@@ -17,7 +17,7 @@ hold (AND); the values of one repeatable filter are alternatives (OR).
   ``Archive/2019``), and its subfolders.
 * ``spam``: True only spam, False no spam, None both.
 * ``where``: an SQL condition, ANDed with the rest. It must be exactly one
-  expression (``toolkit.user_sql.check_condition``) and runs in the catalog's
+  expression (``toolkit.catalog.user_sql.check_condition``) and runs in the catalog's
   restricted read session: it can read the catalog, nothing else.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.retrieval import StoredMessage, select_messages
-from toolkit.user_sql import check_condition
+from toolkit.catalog.user_sql import check_condition
 
 _DATE_EXPR = "coalesce(m.sent_date, m.internal_date)"
 

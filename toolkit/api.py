@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .archive import Archive
 from .errors import UsageError
+from .home import Home
 from .reporter import Reporter
 
 __all__ = [
@@ -106,7 +107,7 @@ def init_archive(home: Path, *, password: str, key_backup: Path, medium: str | N
     home = Path(home)
     backup = Path(key_backup)
     archive = Archive.create(
-        home, medium or str(home / "medium-1"), name=name, smb_password=smb_password,
+        home, medium or str(Home(home).default_medium), name=name, smb_password=smb_password,
         last_step=lambda a: write_key_backup(backup, a.key, a.uuid, password.encode()),
     )
     try:

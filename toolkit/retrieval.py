@@ -32,7 +32,7 @@ class StoredMessage:
 
 def select_messages(archive: Archive, where: str | None = None, params: list | None = None) -> list[StoredMessage]:
     """The selected messages in pack order; ``where`` may hold the operator's ``--where``
-    (checked with :func:`toolkit.user_sql.check_condition`), so it runs in the restricted session."""
+    (checked with :func:`toolkit.catalog.user_sql.check_condition`), so it runs in the restricted session."""
     with archive.catalog.querying() as session:
         try:
             rows = reads.stored_messages(session, where, params)

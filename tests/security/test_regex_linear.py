@@ -96,6 +96,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.keybackup", "_KDF_TOKEN"): ("fullmatch", [_tail("m=", "0"), *_runs("m=")]),
     ("toolkit.keybackup", r"[\s-]"): ("sub", _runs("a", " -")),
     ("toolkit.keybackup", "[0-9a-f]{32}"): ("fullmatch", _runs("0", "0 ")),
+    ("toolkit.catalog.checking", "_FIRST_WORD"): ("match", [*_runs("/*", "--\n", "/**/ ", " ", "-"), _tail("/*", "*")]),
     ("toolkit.catalog.connection", "[0-9a-fA-F]{8,}"): ("finditer", _runs("0", "0000000x", "0" * 999 + "x")),
     ("toolkit.pack", "_NAME_RE"): ("match", _runs("0", "0.pack")),
     # ---- importers: mbox From_ lines, Maildir names, share classification

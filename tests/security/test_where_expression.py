@@ -14,7 +14,7 @@ import pytest
 from tests.cli import mailarchive
 from tests.corpora import REPO
 from toolkit.errors import UsageError
-from toolkit.user_sql import check_condition
+from toolkit.catalog.user_sql import check_condition
 
 pytestmark = pytest.mark.security
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 
-import pytest
 
 from tests.corpora import REPO
 
@@ -43,8 +42,6 @@ def test_the_check_finds_every_form(tmp_path):
     assert environ_reads(probe) == [2, 3, 4, 5, 6]
 
 
-@pytest.mark.xfail(strict=False, reason="toolkit/ingest.py, toolkit/archive.py, toolkit/storage/location.py and "
-                                        "media_tools/retarget.py move their reads to the CLI in the same wave")
 def test_no_environ_outside_the_cli():
     found = core_environ_reads()
     assert found == [], "os.environ/getenv outside toolkit/cli/:\n" + "\n".join(found)

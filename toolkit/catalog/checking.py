@@ -27,7 +27,9 @@ from typing import Any, Iterator
 
 from .connection import Catalog
 
-_FIRST_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(\w+)", re.S)
+# atomic groups and possessive runs: a comment, once matched, is never matched again another way,
+# so a long run of comments without a word after it fails in linear time
+_FIRST_WORD = re.compile(r"\s*+(?>--[^\n]*+\n\s*+|/\*.*?\*/\s*+)*+(\w+)", re.S)
 
 
 class CheckSession:

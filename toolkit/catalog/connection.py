@@ -14,7 +14,7 @@ text is scrubbed of the key before it becomes a message.
 SQL the operator typed (``sql``, ``--where``) runs only in :meth:`Catalog.querying`:
 a connection of its own with the catalog attached read-only, after which file
 and network access, extension loading and every setting are locked, and which
-runs exactly one SELECT per call (see :mod:`toolkit.user_sql`).
+runs exactly one SELECT per call (see :mod:`toolkit.catalog.user_sql`).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ import duckdb
 from .. import faults
 from ..errors import CatalogError, NextStep, WrongKeyError
 from .migrations import migrations
-from ..user_sql import check_query
+from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
 

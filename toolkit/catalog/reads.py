@@ -3,7 +3,7 @@
 Reads whose condition may hold the operator's SQL (``--where``, ``sql``)
 take the restricted session of :meth:`~toolkit.catalog.Catalog.querying`
 (``session``); the condition is spliced in only here, after the CLI checked
-it with :func:`toolkit.user_sql.check_condition`. The others take the
+it with :func:`toolkit.catalog.user_sql.check_condition`. The others take the
 connection of a ``reading()`` session (``con``).
 """
 from __future__ import annotations

@@ -27,7 +27,7 @@ def sql_cmd(ctx, query, fmt, out):
     """
     import duckdb
 
-    from ...user_sql import check_query
+    from ...catalog.user_sql import check_query
 
     if fmt == "parquet" and out is None:
         raise UsageError("--format parquet needs --out FILE")

@@ -142,7 +142,7 @@ def evidence_cmd(click_ctx, dest, where, mode):
     """
     from verify.evidence import export_evidence
 
-    from ...user_sql import check_condition
+    from ...catalog.user_sql import check_condition
 
     ctx = click_ctx.obj
     if where is not None:

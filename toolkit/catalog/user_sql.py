@@ -23,7 +23,7 @@ import json
 
 import duckdb
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def check_query(text: str, placeholders: bool = False) -> duckdb.Statement:
