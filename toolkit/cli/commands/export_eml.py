@@ -37,12 +37,18 @@ def eml_cmd(click_ctx, dest, layout, filters, dry_run, mode):
         return
     with ctx.open() as archive:
         summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
+    finish_export(click_ctx, summary, "into")
+
+
+def finish_export(click_ctx, summary, what: str) -> None:
+    """Say (or emit as JSON) what an export wrote; exit 1 when any message could not be exported."""
+    ctx = click_ctx.obj
     r = summary.as_dict()
     ctx.ui.emit(
         r,
         lambda r: ctx.ui.say(
             f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
-            f"of {r['selected']} selected into {r['dest']}"
+            f"of {r['selected']} selected {what} {r['dest']}"
             + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
         ),
     )

@@ -5,26 +5,11 @@ from pathlib import Path
 
 import click
 
-from ...errors import ExitCode
-from .export_eml import export_group
+from .export_eml import export_group, finish_export
 from ..export_filters import emit_dry_run, filter_options
 from ..export_mode import mode_option
 from ..main import command
 from ..passwords import read_secret
-
-
-def _finish(click_ctx, summary, what: str) -> None:
-    ctx = click_ctx.obj
-    r = summary.as_dict()
-    ctx.ui.emit(
-        r,
-        lambda r: ctx.ui.say(
-            f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
-            f"of {r['selected']} selected {what} {r['dest']}"
-            + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
-        ),
-    )
-    click_ctx.exit(int(ExitCode.FINDINGS) if summary.errors else 0)
 
 
 @command(export_group, "mbox")
@@ -50,7 +35,7 @@ def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run, mode):
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
         summary = export_mbox(archive, dest, filters, per_folder=per_folder, reporter=ctx.ui.reporter(), mode=mode)
-    _finish(click_ctx, summary, "into")
+    finish_export(click_ctx, summary, "into")
 
 
 @command(export_group, "maildir")
@@ -73,7 +58,7 @@ def maildir_cmd(click_ctx, dest, filters, dry_run, mode):
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
         summary = export_maildir(archive, dest, filters, reporter=ctx.ui.reporter(), mode=mode)
-    _finish(click_ctx, summary, "into")
+    finish_export(click_ctx, summary, "into")
 
 
 @command(export_group, "imap")
@@ -116,7 +101,7 @@ def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, all
             allow_plaintext=allow_plaintext, timeout=timeout, retries=retries, max_per_second=max_per_second,
             manifest_dir=manifest_dir, reporter=ctx.ui.reporter(),
         )
-    _finish(click_ctx, summary, "to")
+    finish_export(click_ctx, summary, "to")
 
 
 @command(export_group, "metadata")
