@@ -57,11 +57,12 @@ def _run_import(home: Path, source: Path, fault: str | None = None) -> subproces
 
 
 def _state(home: Path) -> dict:
-    rows = json.loads(
-        mailarchive(home, "sql", "SELECT m.blob_id, p.name FROM messages m JOIN packs p USING (pack_id)", "--format", "json").stdout
-    )
-    packs = json.loads(mailarchive(home, "sql", "SELECT name, bytes FROM packs", "--format", "json").stdout)
-    return {"blobs": [r["blob_id"] for r in rows], "packs": {p["name"]: p["bytes"] for p in packs}}
+    """Every message row's blob id (each row joined to its pack) and every pack row's name and size, in one command."""
+    rows = json.loads(mailarchive(
+        home, "sql", "SELECT 'blob' AS kind, m.blob_id AS name, NULL AS bytes FROM messages m JOIN packs p USING (pack_id) "
+        "UNION ALL SELECT 'pack', name, bytes FROM packs", "--format", "json").stdout)
+    return {"blobs": [r["name"] for r in rows if r["kind"] == "blob"],
+            "packs": {r["name"]: r["bytes"] for r in rows if r["kind"] == "pack"}}
 
 
 # Kill points that fall between creating a pack's temp file and renaming it into place: a kill
