@@ -17,6 +17,18 @@ from services.process import served
 pytest_plugins = sorted(p.stem for p in Path(__file__).parent.glob("fixtures_*.py"))
 
 
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="soak-like tests run their full count (e.g. A4: 50 kills) instead of the "
+                          "seed-controlled CI subset (tests/README.md)")
+
+
+@pytest.fixture(scope="session")
+def long_run(request) -> bool:
+    """True under ``pytest --long``: soak-like tests run their full count instead of the CI subset."""
+    return bool(request.config.getoption("--long"))
+
+
 @pytest.fixture(scope="session")
 def samba():
     from services.samba import start_samba

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections import Counter
 from email.header import decode_header, make_header
@@ -38,6 +39,25 @@ def _need(path: Path) -> None:
 
 def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+# The corpora are read-only and scan / split_message / the compat32 parse are pure: several tests
+# walk the same ~6,000 files, so each file is read, scanned and parsed once per session.
+@functools.lru_cache(maxsize=None)
+def _scan(path: Path):
+    return scan(path.read_bytes())
+
+
+@functools.lru_cache(maxsize=None)
+def _block(path: Path) -> bytes:
+    return split_message(path.read_bytes())[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_caches():
+    yield
+    for cached in (_scan, _block, _compat32_fields):
+        cached.cache_clear()
 
 
 def _collapse(s: str | None) -> str:
@@ -82,6 +102,7 @@ def test_mime_edge_torture_deadlines():
         assert len(m.dedup_key) == 32 and len(m.body_sha256) == 32, name
 
 
+@functools.lru_cache(maxsize=None)
 def _compat32_fields(block: bytes) -> list[tuple[str, str]]:
     msg = BytesHeaderParser(policy=compat32).parsebytes(block)
     return [(n.lower(), v) for n, v in msg.raw_items() if n.lower() in _WANTED]
@@ -93,7 +114,7 @@ def test_fast_field_split_equals_compat32_on_all_corpora():
     _need(REAL)
     checked = deferred = 0
     for path in _files(MIME_EDGE) + _files(REAL):
-        block, _, _ = split_message(path.read_bytes())
+        block = _block(path)
         if not block:
             continue
         fast = _wanted_fields(block)
@@ -111,7 +132,7 @@ def test_fast_address_parser_equals_getaddresses_on_all_corpora():
     _need(REAL)
     used = 0
     for path in _files(MIME_EDGE) + _files(REAL):
-        block, _, _ = split_message(path.read_bytes())
+        block = _block(path)
         for name, value in _compat32_fields(block) if block else []:
             if name not in ("from", "to", "cc", "bcc"):
                 continue
@@ -140,7 +161,7 @@ def test_real_corpus_matches_index():
     mid_bad, subj_bad, keys, defects = [], [], Counter(), Counter()
     pairs: list[tuple[tuple[str, bytes], bytes]] = []
     for row in rows:
-        m = scan((REAL / row["file"]).read_bytes())
+        m = _scan(REAL / row["file"])
         keys[m.dedup_key] += 1
         if m.message_id:
             pairs.append(((m.message_id, m.body_sha256), m.dedup_key))
@@ -175,6 +196,6 @@ def test_real_corpus_every_file_scans():
     files = _files(REAL)
     assert len(files) > 5000
     for path in files:
-        m = scan(path.read_bytes())
+        m = _scan(path)
         assert len(m.dedup_key) == 32, path
         assert m.from_addr, path

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from importers.imap import ImapImporter
 from services.evil_imap import MAIL, start_evil_imap
+from tests.security.child_rusage import measured
 from toolkit.archive import Archive
 from toolkit.ingest import Ingest
 from toolkit.reporter import ListReporter
@@ -36,8 +36,9 @@ def _importer(server) -> ImapImporter:
     return ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=1, backoff=0.1, prefetch=0)
 
 
-# The scan runs in a child process, so its own peak RSS (from wait4) is measured, not this
-# test process's, whose earlier peaks would hide any allocation made here.
+# The scan runs in a child process forked from a small launcher (tests/security/child_rusage.py), so
+# its peak RSS is its own: a child forked from this test process would start as large as the test
+# process, whose earlier peaks would hide any allocation made here.
 _CHILD = """
 import json, sys, time
 from importers.imap import ImapImporter
@@ -58,16 +59,12 @@ print(json.dumps({
 
 
 def _child_peak_rss(arg: str) -> tuple[dict, int]:
-    """Run the scan in a child; return its JSON answer and its peak RSS in bytes."""
+    """Run the scan in a child; return its JSON answer and its own peak RSS in bytes."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])])}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, arg], stdout=subprocess.PIPE, env=env)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    assert proc.returncode == 0
-    return json.loads(out), usage.ru_maxrss * 1024  # Linux reports KiB
+    m = measured([sys.executable, "-c", _CHILD, arg], env, timeout=120)
+    assert m.returncode == 0, m.stderr
+    return json.loads(m.stdout), int(m.maxrss_mib * (1 << 20))
 
 
 def test_D6_hostile_answers_are_listed_and_the_other_folders_imported(evil):

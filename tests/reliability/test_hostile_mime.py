@@ -3,18 +3,19 @@
 The toolkit never parses MIME bodies: the header scan reads the top header block only, and the
 body is hashed and stored as bytes. So such a mail is archived byte for byte, with memory bounded
 and no recursion; verify --full re-derives its header fields without trouble. The import runs in a
-child process whose own peak RSS (from wait4) is compared with a child importing one small mail.
+child process forked from a small launcher, whose own peak RSS
+(from wait4) is compared with that of a child importing one small mail.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from tests.cli import PASSWORD, mailarchive
+from tests.security.child_rusage import measured
 
 
 def _deeply_nested(path: Path, depth: int = 10_000, parts: int = 200_000) -> bytes:
@@ -30,15 +31,12 @@ def _deeply_nested(path: Path, depth: int = 10_000, parts: int = 200_000) -> byt
 
 
 def _import_peak_rss(home: Path, source: Path) -> tuple[int, int]:
-    """(exit status, peak RSS in bytes) of `mailarchive import eml SOURCE` in a child."""
+    """(exit status, own peak RSS in bytes) of `mailarchive import eml SOURCE`, forked from a small launcher
+    (tests/security/child_rusage.py): a child forked from this test process would start as large as it."""
     env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD}
     env.pop("MAILARCHIVE_FAULT", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "eml",
-         str(source)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024
+    m = measured([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "eml", str(source)], env)
+    return m.returncode, int(m.maxrss_mib * (1 << 20))
 
 
 def test_j6_deep_nesting_and_many_parts_are_archived_raw_with_bounded_memory(tmp_path):

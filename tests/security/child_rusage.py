@@ -43,22 +43,27 @@ with open(sys.argv[1], "w") as f:
 """
 
 
-def mailarchive_measured(home: Path, *args: str, env: dict | None = None, timeout: float = 300) -> Measured:
-    cmd = [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args]
-    full_env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, **(env or {})}
+def measured(cmd: list[str], env: dict | None = None, timeout: float = 300) -> Measured:
+    """Run ``cmd`` (argv) forked from the small launcher; its exit code, output and own peak RSS."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "rusage.json"
         p = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *cmd], stdout=out, stderr=err,
-                             env=full_env, start_new_session=True)
+                             env=env if env is not None else dict(os.environ), start_new_session=True)
         try:
             p.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, 9)
             p.wait(10)
-            raise TimeoutError(f"mailarchive did not end within {timeout} s") from None
-        measured = json.loads(report.read_text())
+            raise TimeoutError(f"{cmd[:3]} did not end within {timeout} s") from None
+        result = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        return Measured(os.waitstatus_to_exitcode(measured["status"]), out.read().decode(), err.read().decode(),
-                        measured["maxrss"] / 1024)
+        return Measured(os.waitstatus_to_exitcode(result["status"]), out.read().decode(), err.read().decode(),
+                        result["maxrss"] / 1024)
+
+
+def mailarchive_measured(home: Path, *args: str, env: dict | None = None, timeout: float = 300) -> Measured:
+    cmd = [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args]
+    full_env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, **(env or {})}
+    return measured(cmd, full_env, timeout)

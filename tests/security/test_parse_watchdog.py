@@ -59,15 +59,18 @@ def test_the_old_address_regex_is_stopped_by_the_watchdog():
     with pytest.raises(ParseTimeout):
         with watchdog(0.3):
             old.fullmatch(to)
-    assert time.monotonic() - t < 3
+    # stopped by the 0.3 s alarm, not after the hours the match would take: a margin no load reaches
+    assert time.monotonic() - t < 60
 
 
 @pytest.mark.parametrize("length", [240, 13_600])
 def test_point6_shape_scans_quickly(length):
+    """No wall-clock figure here: the scan ends within its own parse deadline (no ``parse-timeout``
+    defect), and a watchdog 30 times that deadline turns a backtracking hang into a failure. That the
+    address patterns stay linear on this shape is checked by tests/security/test_regex_linear.py."""
     raw = point6_mail(length)
-    t = time.monotonic()
-    meta = scan(raw)
-    assert time.monotonic() - t < 2
+    with watchdog(60):
+        meta = scan(raw)
     assert "parse-timeout" not in meta.defects
     assert meta.message_id == "point6-0@example.net" and meta.from_addr == "spam0@example.net"
     assert "user0@example0.com" in meta.to

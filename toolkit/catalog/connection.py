@@ -145,7 +145,8 @@ class Catalog:
                     ) from None
                 raise catalog_damage(self.path, exc) or CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                # the word "lock", not "block" of a damaged file's checksum message
+                if not re.search(r"\block\b", str(exc), re.IGNORECASE) or time.monotonic() > deadline:
                     raise catalog_damage(self.path, exc) or CatalogError(
                         f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
                 time.sleep(delay)
