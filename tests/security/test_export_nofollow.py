@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import mailarchive
+from toolkit.home import Home
 from tests.integration.verify_support import build_archive
 
 from fixtures_tsa import tsa  # noqa: F401
@@ -190,7 +191,7 @@ def test_imap_export_follows_no_symlink_at_its_manifest_or_state_log(home, tmp_p
         assert _sha(outside) == sha
     u = parse_mail_url(url, {"imap": (143, False), "imaps": (993, True)})
     target = ImapTarget(u.host, u.port, u.user, u.implicit_tls, u.path)
-    state = default_state_dir(type("A", (), {"home": home})()) / f"imap-{target.key}.jsonl"
+    state = default_state_dir(type("A", (), {"home_files": Home(home)})()) / f"imap-{target.key}.jsonl"
     state.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(outside, state)
     try:

@@ -97,6 +97,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.keybackup", r"[\s-]"): ("sub", _runs("a", " -")),
     ("toolkit.keybackup", "[0-9a-f]{32}"): ("fullmatch", _runs("0", "0 ")),
     ("toolkit.catalog.checking", "_FIRST_WORD"): ("match", [*_runs("/*", "--\n", "/**/ ", " ", "-"), _tail("/*", "*")]),
+    ("toolkit.catalog.connection", "\\block\\b"): ("search", _runs("lock", "block", "l", " lock ")),
     ("toolkit.catalog.connection", "[0-9a-fA-F]{8,}"): ("finditer", _runs("0", "0000000x", "0" * 999 + "x")),
     ("toolkit.pack", "_NAME_RE"): ("match", _runs("0", "0.pack")),
     # ---- importers: mbox From_ lines, Maildir names, share classification
