@@ -13,7 +13,7 @@ test CA:
 * the **floor** of an IMAP import on this machine (``--no-floor`` skips it):
   our IMAP reader alone, fetching every mail in this process and keeping
   nothing (wall time and the CPU seconds of the whole machine, Dovecot's
-  included, from /proc/stat), plus the CPU seconds of the work DESIGN fixes
+  included, from /proc/stat), plus the CPU seconds of the work the format fixes
   for every mail, timed on the fetched bytes with nothing else running:
   SHA-256 of the mail (blob id), CRLF→LF and SHA-256 of the body (dedup
   key), zstd level 1 + AES-256-GCM (the sealed record) and SHA-256 of the
@@ -139,7 +139,7 @@ def machine_cpu_seconds() -> float:
 
 
 def floor(url: str, ca: Path, password: str, count: int) -> dict:
-    """The reader alone (machine CPU and wall) and the CPU of the per-mail work DESIGN fixes."""
+    """The reader alone (machine CPU and wall) and the CPU of the per-mail work the format fixes."""
     import hashlib
     import uuid
 

@@ -434,7 +434,7 @@ def fmt_row(m: Measure, messages: int, nbytes: int, restic: Measure | None) -> s
 
 
 def measure_floor(eml_root: Path, cache_mode: str) -> dict:
-    """Read every EML file (cache as for the contenders) and do only the per-mail work DESIGN fixes.
+    """Read every EML file (cache as for the contenders) and do only the per-mail work the format fixes.
 
     In this process, one thread: SHA-256 of the mail (blob id), the body normalised and hashed
     (dedup key), zstd level 1 + AES-256-GCM (the sealed record), SHA-256 of the record (the pack
@@ -474,7 +474,7 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
 def floor_lines(low: dict, restic: Measure | None, eml: Measure | None) -> list[str]:
     text = (
         f"Floor ({low['cores']} cores, same tree, same cache): reading the {low['mails']} files took "
-        f"{low['read_wall']:.1f} s ({low['read_cpu']:.1f} CPU-s); the per-mail work DESIGN fixes (SHA-256 of the mail, "
+        f"{low['read_wall']:.1f} s ({low['read_cpu']:.1f} CPU-s); the per-mail work the format fixes (SHA-256 of the mail, "
         f"normalised body + SHA-256, zstd 1 + AES-GCM, SHA-256 of the record) {low['work_cpu']:.1f} CPU-s: no import can "
         f"take less than **{low['floor']:.1f} s**"
     )

@@ -1,4 +1,4 @@
-"""The selection filters every exporter shares (DESIGN §11, issue 8).
+"""The selection filters every exporter shares (docs/cli.md).
 
 A :class:`Filters` value turns the operator's options into one SQL condition
 over the catalog plus its parameters, for :func:`toolkit.retrieval.select_messages`

@@ -88,7 +88,7 @@ def placements(archive: Archive, msg_ids: list[int], filters=None) -> dict[int, 
 
 
 class FolderDirs:
-    """Folder names → safe directories below an export root (RELIABILITY N3-N8).
+    """Folder names → safe directories below an export root (docs/reliability.md N3-N8).
 
     Every ``/``-separated part becomes one component through the shared
     :class:`UniqueNamer` of its parent directory, so ``..``, ``/abs``,

@@ -10,7 +10,7 @@ a directory name — ``.`` (the Maildir++ separator), ``\\ : * ? " < > |``,
 a trailing space, and everything outside printable ASCII (control and
 bidi characters included) — are written in the base64 form, which a
 modified-UTF-7 reader decodes back to the same folder name; so ``..``,
-``/abs`` or ``C:\\x`` never become path components (RELIABILITY N3, N4, N8).
+``/abs`` or ``C:\\x`` never become path components (docs/reliability.md N3, N4, N8).
 Directory names that would clash on a case-insensitive file system get a
 ``~2`` suffix (N5).
 

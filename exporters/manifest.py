@@ -1,4 +1,4 @@
-"""The export manifest: what was exported, with SHA-256, so the recipient can check it (RELIABILITY E4).
+"""The export manifest: what was exported, with SHA-256, so the recipient can check it (docs/reliability.md E4).
 
 Two files in the manifest directory: ``manifest.csv`` (one row per exported
 copy) and ``manifest.json`` (the same rows plus the export's parameters,

@@ -1,4 +1,4 @@
-"""Safe file names for exports (RELIABILITY N3-N8).
+"""Safe file names for exports (docs/reliability.md N3-N8).
 
 Every name an exporter writes comes from mail content (attachment names,
 subjects, IMAP folder names), so it is hostile input. This module turns such
@@ -195,7 +195,7 @@ def open_exclusive(root: Path, path: Path, *, mode: int = DEFAULT_FILE_MODE, dmo
     existing file at ``path``, or a symlink (or non-directory) among the
     parents below ``root``, raises UsageError. On POSIX the walk holds
     directory file descriptors opened with O_NOFOLLOW, so a symlink swapped
-    in during the export is not followed either (RELIABILITY N6).
+    in during the export is not followed either (docs/reliability.md N6).
 
     The file gets exactly ``mode`` and new directories ``dmode`` (default:
     :func:`dir_mode` of ``mode``), whatever the umask.

@@ -1,4 +1,4 @@
-"""``import imap``: every folder of an IMAP account, read-only, resumable (DESIGN §6, RELIABILITY D1-D10).
+"""``import imap``: every folder of an IMAP account, read-only, resumable (docs/dedup.md, docs/reliability.md D1-D10).
 
 Read-only: folders are opened with EXAMINE and bodies fetched with
 ``BODY.PEEK[]``, so no flag (not even \\Seen) changes on the server (D8).

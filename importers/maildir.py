@@ -1,4 +1,4 @@
-"""``import maildir``: a Maildir or Maildir++ tree, local or on an SMB share (RELIABILITY M1-M3, N1, N2).
+"""``import maildir``: a Maildir or Maildir++ tree, local or on an SMB share (docs/reliability.md M1-M3, N1, N2).
 
 Layout
 ------

@@ -1,4 +1,4 @@
-"""``import mbox``: the project's own mbox splitter (RELIABILITY L1-L9, A5, C7, K3).
+"""``import mbox``: the project's own mbox splitter (docs/reliability.md L1-L9, A5, C7, K3).
 
 Python's ``mailbox.mbox`` splits on every line that starts with ``From ``;
 this module decides per line, streams in bounded memory (one message, two
@@ -37,7 +37,7 @@ A From_ line separates messages
 * after a non-empty line only when the next line is a header field
   (``Name: value``). Real writers do this (mailutils, Netscape/MimeKit,
   Pipermail ``malformed.txt``); such messages carry the flag
-  ``separator-without-blank-line``. This relaxes RELIABILITY L1 ("needs the
+  ``separator-without-blank-line``. This relaxes docs/reliability.md L1 ("needs the
   preceding blank line") on purpose: a text line is never split on, but
   the corpora's oracles count these separators.
 

@@ -16,7 +16,7 @@ __all__ = ["LINK_ERRORS", "CertificateError", "MailUrl", "Retry", "ServerSource"
 
 
 class SourceAuthError(AuthenticationError):
-    """The mail server rejected the user name or password (RELIABILITY D12): not retried, to avoid a lockout."""
+    """The mail server rejected the user name or password (docs/reliability.md D12): not retried, to avoid a lockout."""
 
 
 class ServerSource:

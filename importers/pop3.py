@@ -1,4 +1,4 @@
-"""``import pop3``: the mail of a POP3 maildrop, never deleted (DESIGN §6, RELIABILITY D11).
+"""``import pop3``: the mail of a POP3 maildrop, never deleted (docs/dedup.md, docs/reliability.md D11).
 
 The stdlib ``poplib`` is used for the session, with two changes made per
 connection (no module global is touched, STYLE.md): status lines may be up

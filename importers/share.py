@@ -1,4 +1,4 @@
-"""``import share``: a whole tree of mixed mail (local or ``smb://``), detected by content (issue 3, C8, N1, N2).
+"""``import share``: a whole tree of mixed mail (local or ``smb://``), detected by content.
 
 The tree is walked once (``importers.walk``: no symlink followed, no FIFO or
 device opened, names as bytes). Then

@@ -1,7 +1,7 @@
 """Walking a source tree (local or SMB) safely and in a stable order.
 
 Symbolic links are never followed, FIFOs, sockets and devices are never
-opened (RELIABILITY N1): they come back as skips with a reason. Paths are
+opened (docs/reliability.md N1): they come back as skips with a reason. Paths are
 handled as bytes so that names that are not UTF-8 survive (N2); ``ref_text``
 turns them into the lossless text stored in the catalog.
 """

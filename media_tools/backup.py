@@ -1,4 +1,4 @@
-"""Sealed catalog backups on the active medium (DESIGN §4, RELIABILITY B6, E3).
+"""Sealed catalog backups on the active medium (docs/formats.md, docs/reliability.md B6, E3).
 
 File: ``db-backups/<UTC ts>-full.dbk`` or ``-incr.dbk``, create-only. Content::
 

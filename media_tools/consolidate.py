@@ -1,4 +1,4 @@
-"""Consolidating media: move every pack of some media onto one target medium (DESIGN §10, RELIABILITY P).
+"""Consolidating media: move every pack of some media onto one target medium (docs/media.md, docs/reliability.md P).
 
 Steps, each safe to interrupt (P5) — rerunning the same command completes the work:
 

@@ -1,4 +1,4 @@
-"""``mirror DEST``: copy every medium, the catalog backups and config snapshots to DEST (DESIGN §10).
+"""``mirror DEST``: copy every medium, the catalog backups and config snapshots to DEST (docs/media.md).
 
 Layout at DEST::
 
@@ -9,7 +9,7 @@ Layout at DEST::
     medium-<id>/db-backups/*.dbk
     medium-<id>/config/*.sealed
 
-Order (RELIABILITY A7): the packs of all media first, then stamp manifests,
+Order (docs/reliability.md A7): the packs of all media first, then stamp manifests,
 then backups and config snapshots, last MIRROR.json. A killed run leaves at
 most a temporary file (ignored by readers, never under a final name); the
 next run copies what is missing. So DEST never holds a backup whose packs

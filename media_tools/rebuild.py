@@ -1,4 +1,4 @@
-"""``db rebuild``: reconstruct the catalog from the media alone (RELIABILITY H7, DESIGN §4).
+"""``db rebuild``: reconstruct the catalog from the media alone (docs/reliability.md H7, docs/formats.md).
 
 For every medium that is not removed (retired media last), every pack's
 footer index is read and each record decrypted and its headers scanned, as

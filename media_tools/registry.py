@@ -1,4 +1,4 @@
-"""Media registry operations and their rules (DESIGN §10, RELIABILITY P1/P3).
+"""Media registry operations and their rules (docs/media.md, docs/reliability.md P1/P3).
 
 IDs start at 1 and are handed out from a high-water mark, so they are never
 renumbered or reused. Exactly one medium is active. A medium that holds

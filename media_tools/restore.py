@@ -1,4 +1,4 @@
-"""``restore --from DEST``: a new archive home from a mirror (DESIGN §10, RELIABILITY Q1–Q3, B6).
+"""``restore --from DEST``: a new archive home from a mirror (docs/media.md, docs/reliability.md Q1–Q3, B6).
 
 Steps: the key from the printable key backup and its password; the config
 from the newest config snapshot at DEST that opens; the catalog from the

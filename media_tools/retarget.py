@@ -1,4 +1,4 @@
-"""Pointing a medium at a new location whose files were copied by other means (DESIGN §10).
+"""Pointing a medium at a new location whose files were copied by other means (docs/media.md).
 
 The support path of the original product: a medium's files were copied to
 another disk or share (rsync, robocopy, a restored backup), and the medium's

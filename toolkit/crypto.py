@@ -1,4 +1,4 @@
-"""Key derivation and sealing (DESIGN §5).
+"""Key derivation and sealing (docs/formats.md).
 
 Every key is derived from the 32-byte archive key with HKDF-SHA256
 (salt = archive uuid bytes, info = ``mailarchive/v1/<purpose>``). Sealed

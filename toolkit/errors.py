@@ -10,7 +10,7 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    """The exit statuses of every command (DESIGN §11): the one table.
+    """The exit statuses of every command (docs/cli.md): the one table.
 
     Each row is ``code, the line in every --help, the longer text in docs/cli.md``; the help
     epilog (:data:`EXIT_STATUS_HELP`) and the docs table (:func:`exit_status_markdown`) are
@@ -209,7 +209,7 @@ class SourceMissingError(SourceError):
 
 
 class AuthenticationError(MailArchiveError):
-    """A server rejected the credentials (RELIABILITY D12): its own exit status, at most one retry."""
+    """A server rejected the credentials (docs/reliability.md D12): its own exit status, at most one retry."""
 
     exit_code = ExitCode.AUTH_FAILED
 

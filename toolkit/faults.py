@@ -1,4 +1,4 @@
-"""Named kill points for crash tests (RELIABILITY §5).
+"""Named kill points for crash tests (docs/reliability.md).
 
 ``ACTIVE["kill"] = "point[:nth]"`` makes the nth passage (default 1st) through
 ``hit("point")`` kill the process with SIGKILL. ``ACTIVE["slow"] = "point:seconds"``

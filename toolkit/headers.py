@@ -1,6 +1,6 @@
 """Fast header scan: raw message bytes -> catalog metadata and the dedup key.
 
-This is the import's hot spot (DESIGN §6, SERVICES "Other measured facts").
+This is the import's hot spot (docs/dedup.md, tests/README.md ("Other measured facts")).
 The header block is split off by hand and only that block is parsed, with
 ``compat32`` semantics; the MIME tree is never built here. A fast splitter
 returns exactly what ``BytesHeaderParser(policy=compat32)`` gives for the

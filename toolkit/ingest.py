@@ -1,6 +1,6 @@
-"""The ingest pipeline (DESIGN §6): source → header scan → dedup → seal → pack → catalog commit.
+"""The ingest pipeline (docs/dedup.md): source → header scan → dedup → seal → pack → catalog commit.
 
-Order of durability (RELIABILITY R1): a pack is written under a temporary
+Order of durability (docs/reliability.md R1): a pack is written under a temporary
 name, flushed and renamed; only then are its catalog rows committed, in the
 same transaction as the sightings and the source cursor. A crash before the
 commit leaves at most an orphan pack (listed by verify, never counted); the

@@ -1,4 +1,4 @@
-"""Exchange envelope journal reports: detect them and take them apart (DESIGN §6, RELIABILITY D13).
+"""Exchange envelope journal reports: detect them and take them apart (docs/dedup.md, docs/reliability.md D13).
 
 A journal report is a ``multipart/mixed`` mail with the header
 ``X-MS-Journal-Report:``. Its first ``text/plain`` part is the *envelope*

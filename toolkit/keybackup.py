@@ -1,4 +1,4 @@
-"""The printable key backup (DESIGN §5, RELIABILITY §4 "Printable key backup").
+"""The printable key backup (docs/formats.md, docs/reliability.md "Printable key backup").
 
 The 32-byte archive key is wrapped with AES-256-GCM under a key that
 Argon2id derives from the user's password (default: RFC 9106 second
@@ -45,7 +45,7 @@ Format decisions (pinned by the golden vector in the tests):
   the AEAD. ``fingerprint`` is not in the AAD either; import recomputes it
   from the unwrapped key and refuses a backup whose printed one differs.
 * KDF parameters outside sane limits are refused while parsing, before any
-  memory is allocated (RELIABILITY G3). Import accepts any parameters
+  memory is allocated (docs/reliability.md G3). Import accepts any parameters
   within those limits (an attacker lowering them only breaks the AEAD);
   the default on export is the RFC 9106 second option.
 
@@ -571,7 +571,7 @@ def write_key_backup(
 
     The text goes to a temp file in the same directory, is fsynced, imported
     again from disk and compared with ``key``; only then is it renamed over
-    ``path`` (RELIABILITY A8). On any failure the temp file is removed and
+    ``path`` (docs/reliability.md A8). On any failure the temp file is removed and
     nothing is left under the final name.
     """
     path = Path(path)

@@ -1,4 +1,4 @@
-"""One writer per archive home: an flock on HOME/lock (DESIGN §4, RELIABILITY O1/O2).
+"""One writer per archive home: an flock on HOME/lock (docs/formats.md, docs/reliability.md O1/O2).
 
 The kernel drops an flock when its holder dies, so a lock left by a killed
 process is never stale. The file names the holder (pid, host, start time) so

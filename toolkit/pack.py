@@ -1,4 +1,4 @@
-"""Pack files: many sealed mail records in one create-only file (DESIGN §4, §5).
+"""Pack files: many sealed mail records in one create-only file (docs/formats.md).
 
 Byte contract (version 1). All integers are unsigned big-endian. A change to
 any byte here must fail ``tests/unit/test_pack.py::test_golden_vector``.
@@ -55,7 +55,7 @@ reported as an authentication failure, not as corruption.
 
 :func:`seal_record` and :func:`open_record` are pure functions (no storage,
 no shared state) so that sealing and checking can run in worker processes
-(DESIGN §13).
+(docs/architecture.md).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Reading archived mail back: select rows in the catalog, then read packs in file order.
 
 The selection is read in one short catalog session first, so a reader never
-sees rows of an uncommitted pack (RELIABILITY O6), and packs are read in
+sees rows of an uncommitted pack (docs/reliability.md O6), and packs are read in
 offset order, one reader per pack.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What importers hand to the pipeline, and what they promise (DESIGN §3, §6).
+"""What importers hand to the pipeline, and what they promise (docs/architecture.md, docs/dedup.md).
 
 An importer never sees keys, packs or the catalog: it yields SourceMail items
 in a stable order and says, per item, what the source cursor becomes once
@@ -55,7 +55,7 @@ class SourceMail:
 
 def read_regular_file(path: bytes) -> bytes:
     """The bytes of a local regular file; a symlink or FIFO swapped in after the scan is never
-    followed or read (RELIABILITY N1): OSError "no longer a regular file"."""
+    followed or read (docs/reliability.md N1): OSError "no longer a regular file"."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

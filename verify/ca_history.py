@@ -1,4 +1,4 @@
-"""The archive's TSA CA history: every CA certificate it ever trusted, and when (issue 16).
+"""The archive's TSA CA history: every CA certificate it ever trusted, and when.
 
 A row of ``tsa_cas`` (see migration ``m0040_tsa_ca_history``) is one trust
 anchor: its DER, the PEM file it came from (anchor plus intermediates), its

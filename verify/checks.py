@@ -1,10 +1,10 @@
-"""Quick verification: SQL over the catalog joined with what the media hold (DESIGN §9).
+"""Quick verification: SQL over the catalog joined with what the media hold (docs/verification.md).
 
 Nothing here reads a pack's contents; :mod:`verify.deep` does that for
 ``--full``. The media are listed once (``Storage.list``) into a ``listing``
 table (medium_id, name, size) that the checks join with the catalog in one
 short read-only session, so a quick verify runs beside an import and sees a
-consistent snapshot (RELIABILITY O6): the catalog is read *before* the
+consistent snapshot (docs/reliability.md O6): the catalog is read *before* the
 media are listed, so a pack an import publishes meanwhile shows up as an
 unknown pack (a warning), never as a missing one.
 

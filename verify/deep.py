@@ -1,4 +1,4 @@
-"""Full verification: read every pack once and prove the catalog from it (DESIGN §9, RELIABILITY F, H5, I).
+"""Full verification: read every pack once and prove the catalog from it (docs/verification.md, docs/reliability.md F, H5, I).
 
 Per pack, one task (fanned out over a ProcessPoolExecutor) opens the pack
 with :class:`toolkit.pack.PackReader` and makes one sequential pass
@@ -97,7 +97,7 @@ def _aware(t):
 def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
     """The catalog fields that differ from what the mail's headers say.
 
-    Only the header block is parsed (DESIGN §9: Message-ID, from, to/cc,
+    Only the header block is parsed (docs/verification.md: Message-ID, from, to/cc,
     subject, date). The body is not normalised and hashed again: F03 already
     proved the bytes by their SHA-256, and a dedup key depends only on those
     bytes, so re-deriving it would cost ~40 % of a full verify for nothing new.

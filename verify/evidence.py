@@ -1,4 +1,4 @@
-"""Evidence bundles: one archived message with everything needed to prove it existed, unchanged, at genTime (DESIGN §8).
+"""Evidence bundles: one archived message with everything needed to prove it existed, unchanged, at genTime (docs/timestamps.md).
 
 A bundle is a directory ``<msg_id>-<blob id prefix>/`` holding::
 

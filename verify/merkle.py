@@ -1,4 +1,4 @@
-"""The RFC 6962 Merkle tree of a stamp batch (DESIGN §8).
+"""The RFC 6962 Merkle tree of a stamp batch (docs/timestamps.md).
 
 Leaves are hashed with a 0x00 prefix, inner nodes with 0x01, so a leaf can
 never pass for an inner node. For n > 1 leaves the tree splits at k, the

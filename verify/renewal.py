@@ -1,4 +1,4 @@
-"""Renewal chains: newer time-stamps over older ones, in the spirit of RFC 4998 evidence records (issue 16).
+"""Renewal chains: newer time-stamps over older ones, in the spirit of RFC 4998 evidence records.
 
 A token proves its root only while its TSA certificate chain is valid (and
 its hash algorithm strong). Before that runs out, ``renew`` stamps a new

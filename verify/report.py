@@ -1,4 +1,4 @@
-"""The result of a verification run, and the files an auditor files (DESIGN §9).
+"""The result of a verification run, and the files an auditor files (docs/verification.md).
 
 A :class:`Report` holds :class:`Check` results. Each check has an ID (``Q..``
 quick, ``F..`` full), a title, a status and a count of the objects it found,

@@ -1,4 +1,4 @@
-"""Stamp batches: unstamped messages and envelopes → Merkle root → RFC 3161 token (DESIGN §8, RELIABILITY A2, I10).
+"""Stamp batches: unstamped messages and envelopes → Merkle root → RFC 3161 token (docs/timestamps.md, docs/reliability.md A2, I10).
 
 A batch's leaves, in this order (the order is part of the proof):
 

@@ -1,4 +1,4 @@
-"""Verifying an RFC 3161 TimeStampResp over a Merkle root (DESIGN §8, RELIABILITY I1–I16).
+"""Verifying an RFC 3161 TimeStampResp over a Merkle root (docs/timestamps.md, docs/reliability.md I1–I16).
 
 ``verify_token`` never raises: any failure is a problem string in the
 returned :class:`TokenCheck`, and ``ok`` is True only with no problems.

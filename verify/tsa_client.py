@@ -1,4 +1,4 @@
-"""Asking an RFC 3161 TSA over HTTP to stamp a Merkle root (DESIGN §8, RELIABILITY I4, I10).
+"""Asking an RFC 3161 TSA over HTTP to stamp a Merkle root (docs/timestamps.md, docs/reliability.md I4, I10).
 
 The request carries the SHA-256 of the 32 root bytes as message imprint, a
 random 64-bit nonce and certReq (the TSA certificate comes back in the

@@ -1,4 +1,4 @@
-"""Journal reports: every file of corpora c-exchange-journal and sample_data/journal (RELIABILITY D13).
+"""Journal reports: every file of corpora c-exchange-journal and sample_data/journal (docs/reliability.md D13).
 
 Each file has an explicit expectation, written down by reading the file:
 whether it is a report, the envelope's Sender / Message-Id, the envelope

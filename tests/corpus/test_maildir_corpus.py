@@ -1,4 +1,4 @@
-"""Every Maildir of b-mbox-maildir (issue 3 acceptance 1; M1, M2, C8): counts per folder, flags, bytes.
+"""Every Maildir of b-mbox-maildir (M1, M2, C8): counts per folder, flags, bytes.
 
 The Maildirs (MANIFEST.md): notmuch ``default`` (nested cur/new folders foo/, foo/baz, bar/, bar/baz and
 ten loose files that are not in any cur/ or new/), notmuch ``lkml`` (210 files, 34 of them byte-identical

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance 2: all 5,429 real list messages import; the one duplicated Message-ID comes out as one duplicate."""
+"""All 5,429 real list messages import; the one duplicated Message-ID comes out as one duplicate."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Fuzz target: the header scan and address parsing (issue 13, point 8).
+"""Fuzz target: the header scan and address parsing.
 
 Invariants: ``scan`` and ``prepare`` never raise on any bytes; the archived blob is the
 input (unless a journal report was unwrapped); address parsing never raises and

@@ -1,4 +1,4 @@
-"""Fuzz target: journal report unwrapping (issue 13, point 8).
+"""Fuzz target: journal report unwrapping.
 
 Invariants: ``unwrap`` never raises; a mail that is not unwrapped is archived as it
 came (the same bytes object, no envelope); an unwrapped one yields bytes and an

@@ -1,4 +1,4 @@
-"""Fuzz target: Maildir file and folder names (issue 13, point 8).
+"""Fuzz target: Maildir file and folder names.
 
 Invariants: flag parsing, the info-suffix test, path classification, the time in a
 name and folder-name decoding (modified UTF-7, Maildir++ dots) never raise, return

@@ -1,4 +1,4 @@
-"""Fuzz target: the mbox splitter (issue 13, point 8).
+"""Fuzz target: the mbox splitter.
 
 Invariants: splitting never raises; no byte is lost or added: the prefix before the
 first From_ line, then each message's From_ line + archived bytes + separator, in

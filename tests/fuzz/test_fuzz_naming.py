@@ -1,4 +1,4 @@
-"""Fuzz target: export file naming (issue 13, point 8).
+"""Fuzz target: export file naming.
 
 Invariants: ``message_filename`` and ``safe_component`` never raise on any subject or
 name; the result is one safe path component (no "/" or NUL, not "." or "..", at most

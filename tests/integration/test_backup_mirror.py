@@ -1,4 +1,4 @@
-"""Issue 6: catalog backups and the verified mirror (RELIABILITY Q1, A7, E3, B6).
+"""Catalog backups and the verified mirror (docs/reliability.md Q1, A7, E3, B6).
 
 The product flow runs the real CLI against the real Samba share; the
 ENOSPC and backup-verification faults run in-process with the storage

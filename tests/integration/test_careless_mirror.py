@@ -1,4 +1,4 @@
-"""Issue 21 point 3: ``mirror`` never leaves an unrestorable mirror looking like a success.
+"""``mirror`` never leaves an unrestorable mirror looking like a success.
 
 Before any catalog backup it makes one first and says so (the scripted careless-user day covers that
 on Samba); when a writer holds the archive so that no backup can be made, it mirrors what there is and

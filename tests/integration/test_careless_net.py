@@ -1,4 +1,4 @@
-"""Issue 21 point 1 for the mail servers, against the real Dovecot: an account with no mail at its
+"""The careless user's mistakes with the mail servers, against the real Dovecot: an account with no mail at its
 first import is a finding (exit 1), a --folder naming no folder a usage error (2), a rejected login 4."""
 from __future__ import annotations
 

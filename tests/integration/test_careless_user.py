@@ -1,4 +1,4 @@
-"""Issue 21 acceptance: the careless user's day, scripted against the real Samba.
+"""The careless user's day, scripted against the real Samba.
 
 A new technician follows the README and makes every mistake of points 1-5 of the issue. Each one
 must be reported as one — the right exit status and a message that names the mistake — and never

@@ -1,4 +1,4 @@
-"""Issue 7: media consolidation with ID remapping (RELIABILITY P1, P5, P6, P10, E6).
+"""Media consolidation with ID remapping (docs/reliability.md P1, P5, P6, P10, E6).
 
 The heavy matrix runs in-process (Archive + media_tools.consolidate); the CLI
 is used end to end for the Samba case, the kill -9 points and one refusal.

@@ -1,4 +1,4 @@
-"""Issue 2 acceptance 2 and 3: init → import eml → export eml → byte-identical, counts match (local and SMB)."""
+"""Init → import eml → export eml → byte-identical, counts match (local and SMB)."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Crash and resume of an import (RELIABILITY A1, A3, A4, A5; DESIGN §6 durability).
+"""Crash and resume of an import (docs/reliability.md A1, A3, A4, A5; docs/dedup.md durability).
 
 Each test kills a real `mailarchive import` at a named point (MAILARCHIVE_FAULT)
 or with a signal, reruns the same command, and compares with a clean run:

@@ -1,4 +1,4 @@
-"""Issue 2 acceptance 8 (demo) and the CLI conventions: help everywhere, exit statuses, --json."""
+"""The demo and the CLI conventions: help everywhere, exit statuses, --json."""
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,4 @@
-"""Evidence bundles (issue 5 acceptance 3): `export evidence` writes bundles that verify with no archive and no key;
+"""Evidence bundles: `export evidence` writes bundles that verify with no archive and no key;
 a changed byte in the mail, the inclusion path or the token fails. Also the auditor's manual route
 (sha256sum, a few lines of Python, `openssl ts -verify`) that the README shows."""
 from __future__ import annotations

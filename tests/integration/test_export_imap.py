@@ -1,4 +1,4 @@
-"""Issue 8 acceptance 1 (IMAP round trip) and 3 (resume without duplicates) against a real Dovecot.
+"""export imap: the IMAP round trip, and a resume without duplicates, against a real Dovecot.
 
 export imap into a fresh account → import imap into a third archive: the
 same messages (blob ids; IMAP carries CRLF, so LF mail comes back as its

@@ -1,4 +1,4 @@
-"""Issue 8 acceptance 4: hostile folder names (RELIABILITY N3-N8) produce files only inside DEST.
+"""Hostile folder names (docs/reliability.md N3-N8) produce files only inside DEST.
 
 The catalog's sightings carry the folder names (set in-process); eml
 (--layout folder), mbox (--per-folder) and maildir exports must write every

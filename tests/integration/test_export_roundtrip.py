@@ -1,4 +1,4 @@
-"""Issue 8 acceptance 1 (mbox and maildir round trips) and 3 (manifests; RELIABILITY E4, L3).
+"""mbox and Maildir export round trips, and the export manifests (docs/reliability.md E4, L3).
 
 Source: every sample_data source (eml, journal reports, Maildir++, both
 mboxes) plus every ``*.mbox`` of corpora/b-mbox-maildir. Export → import

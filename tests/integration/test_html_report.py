@@ -1,4 +1,4 @@
-"""The HTML report renders in headless Chromium (Debian package `chromium`) and shows the summary table (issue 5 acceptance 4)."""
+"""The HTML report renders in headless Chromium (Debian package `chromium`) and shows the summary table."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""``import imap`` against a real Dovecot (issue 4; RELIABILITY D1, D2, D4, D5, D7, D8, D9, D10, D12).
+"""``import imap`` against a real Dovecot (docs/reliability.md D1, D2, D4, D5, D7, D8, D9, D10, D12).
 
 Mail is loaded with IMAP APPEND (flags, INTERNALDATE with a zone, modified
 UTF-7 folder names) or written straight into the Maildir for bulk; faults come

@@ -1,4 +1,4 @@
-"""``import msg`` / ``import pst`` on the Outlook files of the d-pst-msg corpus (issue 17)."""
+"""``import msg`` / ``import pst`` on the Outlook files of the d-pst-msg corpus."""
 from __future__ import annotations
 
 import email

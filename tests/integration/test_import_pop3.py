@@ -1,4 +1,4 @@
-"""``import pop3`` against a real Dovecot (issue 4; RELIABILITY D8, D11, D12).
+"""``import pop3`` against a real Dovecot (docs/reliability.md D8, D11, D12).
 
 Bodies with '.'-lines and lines far beyond poplib's 2048-byte limit come back
 byte-exact; POP3 never deletes, and reruns fetch only new mail (UIDL cursor).

@@ -1,4 +1,4 @@
-"""``import share`` over a mixed tree (issue 3 acceptance 5; C8, N1, N2, M2), on the real Samba share and locally."""
+"""``import share`` over a mixed tree (C8, N1, N2, M2), on the real Samba share and locally."""
 from __future__ import annotations
 
 import gzip

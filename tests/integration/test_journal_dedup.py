@@ -1,4 +1,4 @@
-"""Journal report + the gateway's direct copy end as one message with the union of recipients, either order (D13, issue 3)."""
+"""Journal report + the gateway's direct copy end as one message with the union of recipients, either order (D13)."""
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,4 @@
-"""Issue 2 acceptance 4: key backup round trip, typo line report, wrong password, foreign backup (G1, G2, G4)."""
+"""Key backup round trip, typo line report, wrong password, foreign backup (G1, G2, G4)."""
 from __future__ import annotations
 
 import os

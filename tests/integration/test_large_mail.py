@@ -1,4 +1,4 @@
-"""Large mails are streamed, never held whole (RELIABILITY K1, K2; issue 3 memory bound).
+"""Large mails are streamed, never held whole (docs/reliability.md K1, K2).
 
 The threshold is lowered so a 40 MB mail (3 segments of 16 MiB) takes the
 streamed path; the result must equal the in-memory path exactly.

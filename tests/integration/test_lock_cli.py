@@ -1,4 +1,4 @@
-"""Issue 2 acceptance 7: a second writer fails fast naming the holder (O1); readers run beside a writer (O6)."""
+"""A second writer fails fast naming the holder (O1); readers run beside a writer (O6)."""
 from __future__ import annotations
 
 import os

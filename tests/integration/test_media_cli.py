@@ -1,4 +1,4 @@
-"""Issue 2 acceptance 5: media rules, each refusal with its message (P1, P3, P4)."""
+"""Media rules, each refusal with its message (P1, P3, P4)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 6: restore from a damaged SMB mirror (RELIABILITY Q2, Q3, B6) and `db rebuild` (H7).
+"""Restore from a damaged SMB mirror (docs/reliability.md Q2, Q3, B6) and `db rebuild` (H7).
 
 One source archive is built in-process (three imports → three packs, two
 stamp batches from the local TSA plus unstamped mail, a full and an

@@ -1,4 +1,4 @@
-"""Issue 7 acceptance 4: `media retarget` — a medium copied by hand, and the refusals (P4, P9)."""
+"""`media retarget` — a medium copied by hand, and the refusals (P4, P9)."""
 from __future__ import annotations
 
 import hashlib

@@ -359,7 +359,7 @@ class _Proxy:
 
 
 def test_smb_blackhole_mid_write_fails_within_timeout(samba):
-    """RELIABILITY C1: the link goes dead in the middle of a write; we fail within our deadline."""
+    """docs/reliability.md C1: the link goes dead in the middle of a write; we fail within our deadline."""
     proxy = _Proxy(samba.port)
     timeout = 4.0
     sub = f"blackhole-{os.getpid()}-{time.monotonic_ns()}"
@@ -406,7 +406,7 @@ def test_smb_reconnects_after_deadline(samba):
 
 
 def test_smb_connection_reset_gives_clean_error_then_reconnects(samba):
-    """RELIABILITY C2 (client side): a dropped connection is a StorageError; the next call reconnects."""
+    """docs/reliability.md C2 (client side): a dropped connection is a StorageError; the next call reconnects."""
     proxy = _Proxy(samba.port)
     url = f"smb://{samba.user}@127.0.0.1:{proxy.port}/{samba.share}/reset-{time.monotonic_ns()}"
     storage = open_storage(url, password=samba.password, timeout=5)

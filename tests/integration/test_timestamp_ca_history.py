@@ -1,4 +1,4 @@
-"""Issue 16, part 1: the CA each batch was stamped under. Two real local TSAs (A: ECDSA root; B: RSA root, ECDSA
+"""The CA each batch was stamped under. Two real local TSAs (A: ECDSA root; B: RSA root, ECDSA
 intermediate in the token, ECDSA TSA certificate); a change of TSA midway keeps every batch verifying, evidence of
 both batches checks against the right CA (toolkit and plain openssl), and each tamper case is a finding naming the
 batch. Restore from a mirror and `db rebuild` bring the CA history back."""

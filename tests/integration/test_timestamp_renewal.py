@@ -1,4 +1,4 @@
-"""Issue 16, renewal chains: batches stamped by a TSA whose certificate runs out in 30 days get a warning naming
+"""Renewal chains: batches stamped by a TSA whose certificate runs out in 30 days get a warning naming
 them (not a silent OK); `timestamp renew` with a long-lived TSA extends their protection and `verify --full`
 follows the chains; a renewal link that does not cover its batch is a finding naming the batch."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 16: the HTML verify report shows, per stamp batch, the CA it was stamped under and "protected until",
+"""The HTML verify report shows, per stamp batch, the CA it was stamped under and "protected until",
 marking batches whose protection ends within 90 days — checked in the DOM headless Chromium renders."""
 from __future__ import annotations
 

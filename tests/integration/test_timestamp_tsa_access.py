@@ -1,4 +1,4 @@
-"""Issue 16, reaching real TSAs: HTTPS with its own TLS trust (--tls-ca-file), HTTP basic authentication
+"""Reaching real TSAs: HTTPS with its own TLS trust (--tls-ca-file), HTTP basic authentication
 (MAILARCHIVE_TSA_PASSWORD or --password-file, user name in the URL), a rejected login exits 4 without retries,
 `grantedWithMods` is accepted, `waiting` is retried with backoff, and each refusal gives a clear error."""
 from __future__ import annotations

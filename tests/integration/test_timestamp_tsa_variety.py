@@ -1,4 +1,4 @@
-"""Issue 16, real TSA variety (part b): an intermediate CA in the token or in the CA file, --policy pinning,
+"""Real TSA variety (part b): an intermediate CA in the token or in the CA file, --policy pinning,
 ESSCertID v1 (SHA-1) beside v2, tokens signed with ECDSA and with RSA. The second local TSA (RSA root, ECDSA
 intermediate, ECDSA TSA certificate) answers; for some tests its signer is swapped for another openssl
 configuration on the same PKI."""

@@ -1,4 +1,4 @@
-"""A damaged, foreign or unacceptable catalog file (RELIABILITY H1, H3, H4, H6) and a kill -9
+"""A damaged, foreign or unacceptable catalog file (docs/reliability.md H1, H3, H4, H6) and a kill -9
 while the catalog's write-ahead log holds a commit (A6).
 
 Every case runs the real `mailarchive` command. A catalog that cannot be trusted gives a clear

@@ -1,4 +1,4 @@
-"""Disk full (RELIABILITY E1, E2, E5, E7) on small tmpfs volumes mounted by the test (it runs as root).
+"""Disk full (docs/reliability.md E1, E2, E5, E7) on small tmpfs volumes mounted by the test (it runs as root).
 
 E1/E5: the medium's volume fills (ENOSPC, or the user's quota: EDQUOT) in the middle of a pack.
 E2: the home's volume fills while the catalog commits. E7: the temp volume is full, and the output

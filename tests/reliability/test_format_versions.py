@@ -1,4 +1,4 @@
-"""An older toolkit opening an archive written by a newer one (RELIABILITY O8).
+"""An older toolkit opening an archive written by a newer one (docs/reliability.md O8).
 
 Two places carry a version: the archive's configuration (``format = N``) and the catalog's list of
 applied schema migrations. A newer value in either is refused with a message naming what is

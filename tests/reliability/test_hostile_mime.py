@@ -1,4 +1,4 @@
-"""MIME built to exhaust a parser (RELIABILITY J6): 10,000 nested multiparts and 200,000 empty parts.
+"""MIME built to exhaust a parser (docs/reliability.md J6): 10,000 nested multiparts and 200,000 empty parts.
 
 The toolkit never parses MIME bodies: the header scan reads the top header block only, and the
 body is hashed and stored as bytes. So such a mail is archived byte for byte, with memory bounded

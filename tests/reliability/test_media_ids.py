@@ -1,4 +1,4 @@
-"""Media IDs are never reused after a restore from an older state (RELIABILITY P2, R6).
+"""Media IDs are never reused after a restore from an older state (docs/reliability.md P2, R6).
 
 The mirror holds medium 2, added after the newest catalog backup and config snapshot. A restore
 from that mirror gets the older config (media 1 only); the next medium must still get ID 3, never

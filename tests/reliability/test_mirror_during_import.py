@@ -1,4 +1,4 @@
-"""A mirror run while an import is writing (RELIABILITY O7).
+"""A mirror run while an import is writing (docs/reliability.md O7).
 
 The mirror reads the catalog first and copies only the packs it lists: a pack the import has
 written but not yet committed (or a temp file) never reaches the mirror under a final name. The

@@ -1,4 +1,4 @@
-"""Torn writes on the medium (RELIABILITY B4): the pack's temp file is complete, but the
+"""Torn writes on the medium (docs/reliability.md B4): the pack's temp file is complete, but the
 create-only rename into place fails with EIO. The run stops with a clear error, the temp file
 is removed, and a retry produces exactly one final pack per mail and no duplicate catalog row.
 

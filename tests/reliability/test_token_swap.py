@@ -1,5 +1,5 @@
 """A stored time-stamp token swapped for another *valid* token over the same Merkle root
-(RELIABILITY I15): same TSA, same root, a different genTime and serial number.
+(docs/reliability.md I15): same TSA, same root, a different genTime and serial number.
 
 The token verifies on its own, so the swap is found only by comparing it with what was recorded
 when the batch was stamped: the catalog row (genTime) and the sealed stamp manifest on the medium.

@@ -1,4 +1,4 @@
-"""The archive opened with the wrong master key (RELIABILITY G5).
+"""The archive opened with the wrong master key (docs/reliability.md G5).
 
 The configuration holds a key check (a MAC over the archive UUID under a key derived from the
 master key). A key file of another archive, or a damaged one, fails it before anything is read

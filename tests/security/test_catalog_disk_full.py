@@ -1,4 +1,4 @@
-"""Issue 13 point 11: a full disk under the catalog ends an import with exit 3 and one message.
+"""A full disk under the catalog ends an import with exit 3 and one message.
 
 The home lives on a small tmpfs (mounted by the test, which runs as root),
 filled up to a few hundred KB, so that the catalog's commit of an import runs

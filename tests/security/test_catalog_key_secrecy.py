@@ -1,4 +1,4 @@
-"""Issue 13 point 5: no piece of the catalog key reaches a message; any home path works;
+"""No piece of the catalog key reaches a message; any home path works;
 a failed init leaves nothing behind, and a killed one can be run again.
 """
 from __future__ import annotations

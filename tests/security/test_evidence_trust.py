@@ -1,4 +1,4 @@
-"""Issue 13 point 4: `verify-evidence` must not trust the CA that a bundle brings along.
+"""`verify-evidence` must not trust the CA that a bundle brings along.
 
 A forger changes a real bundle's mail, recomputes the leaf and the root along the unchanged inclusion path, has
 the changed root stamped by a TSA under a CA of their own (a second local TSA with its own PKI), and ships that

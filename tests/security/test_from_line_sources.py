@@ -1,4 +1,4 @@
-"""Issue 13 point 7: a file that starts with a From_ line of an unusual shape is mail, never skipped.
+"""A file that starts with a From_ line of an unusual shape is mail, never skipped.
 
 Older MTAs wrote senders with spaces or brackets (``From someone@[10.1.2.3] [host]  Sun Aug  5 …``).
 ``import share`` reads such a file as an mbox (From_ line removed), ``import eml`` removes the From_
@@ -127,7 +127,7 @@ def test_share_still_reads_a_from_header_with_space_before_colon_as_eml():
 
 
 def test_any_from_line_followed_by_a_header_block_opens_an_mbox():
-    """No date at all, but a mail header block follows: the file is an mbox (issue 13 point 7)."""
+    """No date at all, but a mail header block follows: the file is an mbox."""
     data = b"From someone@[10.1.2.3] [host]\n" + _mail(1)
     assert detect(data, b"x", len(data)) == (MBOX, None)
     sp = MboxSplitter(io.BytesIO(data))

@@ -1,4 +1,4 @@
-"""Issue 13 point 10: IMAP and POP3 imports are bounded in bytes against hostile servers.
+"""IMAP and POP3 imports are bounded in bytes against hostile servers.
 
 * IMAP: a server whose RFC822.SIZE says 1,000 bytes and whose literals carry 50 MB cannot make the
   import hold them (the peak RSS of the import process is measured, not the test's own); the

@@ -1,4 +1,4 @@
-"""Issue 13 point 9: mbox reading is linear in time and bounded in memory.
+"""Mbox reading is linear in time and bounded in memory.
 
 * a long line costs linear time (no repeated concatenation of a growing buffer);
 * ``--max-message-size``: a message over it is never read whole, is listed as an error with its file,

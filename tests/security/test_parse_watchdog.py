@@ -1,4 +1,4 @@
-"""A mail never hangs an import, and is never dropped (issue 13, point 6).
+"""A mail never hangs an import, and is never dropped.
 
 The shape that hung real imports: a To: of comma-separated addresses ending in
 ``x@host."tld\\]"`` (a quoted string holding a backslash). It must import

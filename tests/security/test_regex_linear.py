@@ -1,4 +1,4 @@
-"""Every regular expression of the toolkit runs in linear time on hostile input (issue 13, point 6).
+"""Every regular expression of the toolkit runs in linear time on hostile input.
 
 The test finds the patterns itself: every compiled pattern held by a module of
 ``toolkit``, ``importers``, ``exporters``, ``verify`` and ``media_tools``, and every

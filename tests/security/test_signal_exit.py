@@ -1,4 +1,4 @@
-"""SIGINT/SIGTERM end an import within 5 s with exit 130, even with a stuck worker (issue 13, point 6).
+"""SIGINT/SIGTERM end an import within 5 s with exit 130, even with a stuck worker.
 
 A real ``mailarchive import eml`` runs on a tree whose preparation hangs: either a
 worker process stalls (fault point ``worker_prepare``, outside the per-mail

@@ -1,4 +1,4 @@
-"""Issue 13 point 1: `mailarchive sql` is read-only and reaches nothing but the catalog.
+"""`mailarchive sql` is read-only and reaches nothing but the catalog.
 
 Each attack is run through the real command. It must exit 2 with a one-line
 reason (no traceback), and afterwards every file of the home, and a canary file

@@ -1,4 +1,4 @@
-"""Issue 13 point 2: `--where` is exactly one SQL expression, run in the restricted session.
+"""`--where` is exactly one SQL expression, run in the restricted session.
 
 The attack of the issue closes the parenthesis the condition is put in, runs a
 COPY, and opens a new SELECT. It must exit 2 and write nothing, with and

@@ -1,4 +1,4 @@
-"""A scripted IMAP server that breaks the protocol on purpose (RELIABILITY D6).
+"""A scripted IMAP server that breaks the protocol on purpose (docs/reliability.md D6).
 
 Plain TCP on 127.0.0.1, no TLS (the importer is run with ``allow_plaintext``).
 It speaks just enough IMAP4rev1 for the importer (CAPABILITY, LOGIN, LIST,

@@ -1,4 +1,4 @@
-"""A scripted POP3 server for the cases Dovecot cannot play (RELIABILITY D11).
+"""A scripted POP3 server for the cases Dovecot cannot play (docs/reliability.md D11).
 
 Plain TCP on 127.0.0.1 (the importer runs with ``allow_plaintext``): no CAPA,
 optionally no UIDL, and a maildrop that answers ``-ERR [IN-USE]`` to the first

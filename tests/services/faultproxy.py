@@ -1,4 +1,4 @@
-"""A small threaded TCP proxy on 127.0.0.1 that injects network faults (RELIABILITY D1-D3, D9).
+"""A small threaded TCP proxy on 127.0.0.1 that injects network faults (docs/reliability.md D1-D3, D9).
 
 Modes, set for the *next* connections with ``proxy.mode(...)``:
 

@@ -1,4 +1,4 @@
-"""Issue 21, the careless user's mistakes, one check each without servers (the scripted scenario
+"""The careless user's mistakes, one check each without servers (the scripted scenario
 against the real Samba is tests/integration/test_careless_user.py)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 8 acceptance 2: each shared export filter selects exactly the expected messages.
+"""Each shared export filter selects exactly the expected messages.
 
 The catalog is built for the test: a few crafted messages imported from
 folders, plus the two journal reports of sample_data, whose Bcc recipients

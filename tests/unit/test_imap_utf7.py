@@ -1,4 +1,4 @@
-"""Modified UTF-7 folder names (RELIABILITY D10): RFC 3501 examples, round trips, lenient decoding."""
+"""Modified UTF-7 folder names (docs/reliability.md D10): RFC 3501 examples, round trips, lenient decoding."""
 from __future__ import annotations
 
 import pytest

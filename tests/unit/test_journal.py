@@ -1,4 +1,4 @@
-"""toolkit.journal: Exchange envelope journal reports (RELIABILITY D13, DESIGN §6 "Journal reports").
+"""toolkit.journal: Exchange envelope journal reports (docs/reliability.md D13, docs/dedup.md "Journal reports").
 
 The reports here are built by hand so each test controls one property; the real
 reports are swept in tests/corpus/test_journal_corpus.py.

@@ -1,4 +1,4 @@
-"""The printable key backup: format, typo detection, wrong password, tampering (RELIABILITY G1-G4, B7, A8)."""
+"""The printable key backup: format, typo detection, wrong password, tampering (docs/reliability.md G1-G4, B7, A8)."""
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,4 @@
-"""The mbox splitter and importer (RELIABILITY L1-L7, L9, A5, C7/K3 streaming)."""
+"""The mbox splitter and importer (docs/reliability.md L1-L7, L9, A5, C7/K3 streaming)."""
 from __future__ import annotations
 
 import bz2

@@ -1,4 +1,4 @@
-"""The media tools ask the catalog store by name (issue 14): no SQL text and no ``execute(`` in
+"""The media tools ask the catalog store by name: no SQL text and no ``execute(`` in
 media_tools' backup, consolidate, restore, mirror, retarget, registry and move modules, no function
 there over 80 lines, and the store's named reads and writes for them behave as those tools need,
 on a real encrypted catalog."""

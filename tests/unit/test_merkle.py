@@ -1,4 +1,4 @@
-"""RFC 6962 Merkle tree of stamp batches (DESIGN §8): vectors, audit paths, tamper (I2)."""
+"""RFC 6962 Merkle tree of stamp batches (docs/timestamps.md): vectors, audit paths, tamper (I2)."""
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,4 @@
-"""Safe export names (RELIABILITY N3-N8): exporters/naming.py."""
+"""Safe export names (docs/reliability.md N3-N8): exporters/naming.py."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""Pack file format: round trips, golden vector, tamper and truncation (RELIABILITY B, F, K)."""
+"""Pack file format: round trips, golden vector, tamper and truncation (docs/reliability.md B, F, K)."""
 from __future__ import annotations
 
 import hashlib

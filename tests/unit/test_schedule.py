@@ -1,4 +1,4 @@
-"""`schedule --print`: the crontab of a production archive (issue 6)."""
+"""`schedule --print`: the crontab of a production archive."""
 from __future__ import annotations
 
 from toolkit.cli.commands.mirror import crontab_lines

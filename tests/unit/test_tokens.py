@@ -1,4 +1,4 @@
-"""RFC 3161 token verification (RELIABILITY I1–I14) against the live local TSA, forged tokens and the f-rfc3161 corpus."""
+"""RFC 3161 token verification (docs/reliability.md I1–I14) against the live local TSA, forged tokens and the f-rfc3161 corpus."""
 from __future__ import annotations
 
 import datetime as dt
@@ -177,7 +177,7 @@ def test_unreadable_ca_is_a_problem(stamp_a):
     assert not c.ok and tags(c) == {"CA"}
 
 
-# -- the real tokens of shared/corpora/f-rfc3161 (issue 5 acceptance 1), one test per file group -------
+# -- the real tokens of shared/corpora/f-rfc3161, one test per file group -------
 @pytest.fixture(scope="module")
 def f_dir() -> Path:
     from corpora import corpora_dir

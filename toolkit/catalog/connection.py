@@ -1,4 +1,4 @@
-"""The encrypted DuckDB catalog (DESIGN §5, §7).
+"""The encrypted DuckDB catalog (docs/formats.md).
 
 The catalog file is attached only for the length of a session: a writer
 attaches read-write for one batch lookup or one commit, a reader attaches
@@ -39,7 +39,7 @@ CATALOG_NEXT_STEP = NextStep.RESTORE_HOME_OR_REBUILD_CATALOG
 
 def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | None:
     """The operator's error for a DuckDB error that means the catalog file itself is unusable
-    (RELIABILITY H1, H4), or None for any other error.
+    (docs/reliability.md H1, H4), or None for any other error.
 
     Damage shows as a failed AES-GCM tag or block checksum, or as a file DuckDB does not
     recognise; a file that is not encrypted, or encrypted with the CTR cipher (DuckDB before
@@ -307,7 +307,7 @@ class Catalog:
 
     # -- schema -------------------------------------------------------------------------------
     def refuse_newer_schema(self) -> None:
-        """Refuse a catalog that a newer toolkit migrated further (RELIABILITY O8): a schema
+        """Refuse a catalog that a newer toolkit migrated further (docs/reliability.md O8): a schema
         migration this toolkit does not know means tables it would misread or write wrongly."""
         known = {name for name, _ in migrations()}
         with self.reading() as con:

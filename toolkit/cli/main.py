@@ -181,7 +181,7 @@ def _terminated(signum, frame) -> None:
 
 def _report_write_failure(exc: OSError) -> None:
     """A write that failed outside the archive's own storage code, such as the output or log on a
-    full volume (RELIABILITY E7): reported on stderr, exit 3, never a traceback."""
+    full volume (docs/reliability.md E7): reported on stderr, exit 3, never a traceback."""
     where = exc.filename or "the output (stdout)"
     try:
         sys.stdout = open(os.devnull, "w")  # nothing more can be written there; keep exit quiet

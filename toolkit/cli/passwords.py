@@ -1,4 +1,4 @@
-"""Secrets come from a file, an environment variable or a prompt — never from argv (DESIGN §5)."""
+"""Secrets come from a file, an environment variable or a prompt — never from argv (docs/formats.md)."""
 from __future__ import annotations
 
 import os

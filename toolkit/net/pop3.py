@@ -1,4 +1,4 @@
-"""One POP3 session: connect, STLS with the certificate check, USER/PASS (RELIABILITY D9, D11, D12).
+"""One POP3 session: connect, STLS with the certificate check, USER/PASS (docs/reliability.md D9, D11, D12).
 
 The caller names the session classes (subclasses of ``poplib.POP3`` and
 ``poplib.POP3_SSL`` with its per-connection changes). A login refused because

@@ -1,4 +1,4 @@
-"""Link failures, bounded exponential backoff and reconnect-and-repeat (RELIABILITY D1-D3, I10)."""
+"""Link failures, bounded exponential backoff and reconnect-and-repeat (docs/reliability.md D1-D3, I10)."""
 from __future__ import annotations
 
 import imaplib

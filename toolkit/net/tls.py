@@ -1,4 +1,4 @@
-"""TLS for every client: one way to build the context and one wording for its refusals (RELIABILITY D9).
+"""TLS for every client: one way to build the context and one wording for its refusals (docs/reliability.md D9).
 
 A context verifies the server's certificate and host name against the
 system's trust store, or only against the CA given (``--ca-file`` or PEM

@@ -1,4 +1,4 @@
-"""Preflight probe of a medium (RELIABILITY C4): prove create, write, read back, delete work."""
+"""Preflight probe of a medium (docs/reliability.md C4): prove create, write, read back, delete work."""
 from __future__ import annotations
 
 import secrets

@@ -1,6 +1,6 @@
 """A medium on an SMB share, through smbprotocol's ``smbclient`` API.
 
-Facts this module is built on (shared/SERVICES.md, RELIABILITY C1/C4/C9/C11):
+Facts this module is built on (tests/README.md, docs/reliability.md C1/C4/C9/C11):
 
 * A UNC path carries no port: every ``smbclient`` call gets ``port=``. Each
   storage keeps its own connection cache, so a session (and its password) is

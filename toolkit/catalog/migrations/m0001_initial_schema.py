@@ -1,4 +1,4 @@
-"""The initial catalog schema (DESIGN §7)."""
+"""The initial catalog schema (docs/formats.md)."""
 
 SQL = """
         CREATE TABLE cat.archive_info (key VARCHAR PRIMARY KEY, value VARCHAR);

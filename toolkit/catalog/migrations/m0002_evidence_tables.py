@@ -1,4 +1,4 @@
-"""Journal envelopes kept as evidence, and fuller stamp batch records (DESIGN §6, §8)."""
+"""Journal envelopes kept as evidence, and fuller stamp batch records (docs/dedup.md, docs/timestamps.md)."""
 
 SQL = """
 CREATE TABLE cat.envelopes (

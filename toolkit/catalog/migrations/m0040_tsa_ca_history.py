@@ -1,4 +1,4 @@
-"""Every TSA CA certificate the archive has trusted, with when it was trusted (issue 16).
+"""Every TSA CA certificate the archive has trusted, with when it was trusted.
 
 ``fingerprint`` is the SHA-256 of ``der`` (the trust anchor, the first
 certificate of the file it came from); ``pem`` is that whole file (anchor

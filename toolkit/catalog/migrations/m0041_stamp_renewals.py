@@ -1,4 +1,4 @@
-"""Renewal time-stamps (issue 16): a newer token over older tokens, so proof outlives a TSA certificate.
+"""Renewal time-stamps: a newer token over older tokens, so proof outlives a TSA certificate.
 
 A renewal stamps a Merkle tree whose leaves (in ``leaf_index`` order) are,
 for each batch it renews, SHA-256(batch root ‖ SHA-256(the batch's current

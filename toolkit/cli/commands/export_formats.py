@@ -1,4 +1,4 @@
-"""``mailarchive export mbox|maildir|imap|metadata``: the other export targets (issue 8)."""
+"""``mailarchive export mbox|maildir|imap|metadata``: the other export targets."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""``mailarchive import imap`` and ``import pop3``: mail servers as sources (DESIGN §6)."""
+"""``mailarchive import imap`` and ``import pop3``: mail servers as sources (docs/dedup.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -220,7 +220,7 @@ def _source_args(src) -> str | None:
 
 def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None,
                   log_file: str | None = None, mirror_configured: bool = False) -> list[str]:
-    """The crontab of a production archive (issue 6): stamping, backups + mirror, imports.
+    """The crontab of a production archive: stamping, backups + mirror, imports.
 
     With ``log_file`` every job appends to that run log. ``mirror_configured``: the mirror is
     the mirror.dest setting, so the job runs ``mirror`` without DEST and opens its sealed

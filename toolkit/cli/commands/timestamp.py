@@ -1,4 +1,4 @@
-"""``mailarchive timestamp configure | run | status | ca list|add|retire`` (DESIGN §8).
+"""``mailarchive timestamp configure | run | status | ca list|add|retire`` (docs/timestamps.md).
 
 Every CA certificate the archive trusts is kept in its CA history (the
 catalog's ``tsa_cas``; see ``verify.ca_history``): ``configure`` and

@@ -1,4 +1,4 @@
-"""``mailarchive verify``, ``mailarchive verify-evidence`` and ``mailarchive export evidence`` (DESIGN §8–§9)."""
+"""``mailarchive verify``, ``mailarchive verify-evidence`` and ``mailarchive export evidence`` (docs/timestamps.md, docs/verification.md)."""
 from __future__ import annotations
 
 from pathlib import Path
