@@ -129,7 +129,7 @@ def restore(
 ) -> RestoreResult:
     home = Path(home).absolute()
     if Home(home).has_config():
-        raise ArchiveExistsError(f"{home} already holds an archive; restore into a new --archive directory")
+        raise ArchiveExistsError(f"{home} already holds an archive", next_step=NextStep.RESTORE_INTO_NEW_HOME)
     if home.exists() and any(home.iterdir()):
         raise UsageError(f"{home} is not empty; restore into a new or empty directory")
     recovered = import_key_backup(key_backup_text, password)
