@@ -99,6 +99,14 @@ class NextStep(enum.Enum):
     GIVE_SMB_PASSWORD = "give-smb-password"  # an smb:// location and no password
     GIVE_TSA_PASSWORD = "give-tsa-password"  # a TSA login rejected with no password given
     GIVE_TSA_CA = "give-tsa-ca"  # a TSA whose TLS certificate is not trusted
+    NAME_SOURCE_MEDIA = "name-source-media"  # a consolidation without source media
+    ACTIVATE_TARGET_FIRST = "activate-target-first"  # consolidating the active medium (args: sid, target)
+    RESTORE_OR_RETARGET_SOURCE = "restore-or-retarget-source"  # a pack missing on a source medium (args: head)
+    ACCEPT_LOSS = "accept-loss"  # damaged source packs stopped a consolidation
+    MIRROR_FIRST = "mirror-first"  # an empty location given as a mirror (args: where)
+    BACKUP_BEFORE_MIRROR = "backup-before-mirror"  # a mirror made before any catalog backup (args: head)
+    REBUILD_ADOPTS_NEWER_MEDIA = "rebuild-adopts-newer-media"  # a mirror with media newer than its backup (args: head, tail)
+    REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
 
 
 class MailArchiveError(Exception):

@@ -85,14 +85,56 @@ def _command_strings(path):
                 yield node.lineno, node.value
 
 
-@pytest.mark.xfail(strict=False, reason="verify findings, shared_lock, restore/mirror and a few more sites still "
-                                       "phrase their hints in the core; the next wave converts them")
-def test_no_core_string_names_a_command():
-    found = []
+#: Texts the tool writes for a reader of a file, not messages: the printed key backup's instructions and the
+#: VERIFY.txt of an evidence bundle name the commands that read them, on purpose.
+DOCUMENTS = {"toolkit/keybackup.py"}  # and verify/evidence.py's VERIFY.txt, skipped below
+
+#: Sites not converted yet (file, a piece of the text). Each must still exist, so the list only shrinks:
+#: the importers' per-mail problems (kept in the catalog's error rows and the run summary, and reported
+#: live through the reporter), the exporters' and tools' checks of an option's own value (the message
+#: quotes the option the caller gave), the standalone evidence verifier, and verify's skip note.
+NOT_YET = {
+    ("toolkit/catalog/user_sql.py", "--where"),
+    ("importers/eml.py", "--force-raw"),
+    ("importers/imap.py", "`import eml`"),
+    ("importers/mbox.py", "--variant mboxrd"),
+    ("importers/mbox.py", "over the --max-message-size"),
+    ("importers/mbox.py", "rerun with --max-message-size"),
+    ("importers/mbox.py", "--max-expansion-ratio"),
+    ("exporters/filters.py", "--folder needs"),
+    ("exporters/imap.py", "--max-per-second"),
+    ("exporters/metadata.py", "--format"),
+    ("exporters/naming.py", "--mode {text!r}"),
+    ("exporters/naming.py", "--mode {text}: only"),
+    ("exporters/naming.py", "--mode {text}: the owner"),
+    ("verify/checks.py", "only with --full"),
+    ("verify/evidence.py", "--trust-bundle-ca after"),
+    ("verify/evidence.py", "(--trust-bundle-ca)"),
+    ("media_tools/backup.py", "--keep needs"),
+    ("media_tools/mirror.py", "--repair"),
+}
+
+
+def _core_sites():
+    """(file, line, text) of every string constant in the core that names the command line."""
     for top in CORE:
         for path in sorted((REPO / top).rglob("*.py")):
             rel = path.relative_to(REPO).as_posix()
-            if rel.startswith("toolkit/cli/"):
+            if rel.startswith("toolkit/cli/") or rel in DOCUMENTS:
                 continue
-            found += [f"{rel}:{line}: {text.strip()[:70]}" for line, text in _command_strings(path)]
+            for line, text in _command_strings(path):
+                if rel == "verify/evidence.py" and text.startswith("How to check this evidence bundle"):
+                    continue  # its VERIFY.txt
+                yield rel, line, text
+
+
+def test_no_core_string_names_a_command():
+    found, left = [], set(NOT_YET)
+    for rel, line, text in _core_sites():
+        src = (REPO / rel).read_text(encoding="utf-8").splitlines()[line - 1]
+        hits = {(f, piece) for f, piece in NOT_YET if f == rel and (piece in text or piece in src)}
+        left -= hits
+        if not hits:
+            found.append(f"{rel}:{line}: {text.strip()[:70]}")
     assert found == [], "\n".join(found)
+    assert left == set(), f"converted, so leave NOT_YET: {sorted(left)}"

@@ -53,6 +53,10 @@ HINTS: dict[NextStep, str] = {
     NextStep.GIVE_SMB_PASSWORD: "; set MAILARCHIVE_SMB_PASSWORD or pass --password-file",
     NextStep.GIVE_TSA_PASSWORD: "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)",
     NextStep.GIVE_TSA_CA: "; give its CA with --tls-ca-file",
+    NextStep.NAME_SOURCE_MEDIA: " (--from 1,2)",
+    NextStep.ACCEPT_LOSS: ", or rerun with --accept-loss to move them as they are.",
+    NextStep.MIRROR_FIRST: " (run `mailarchive mirror {where}` on the archive first)",
+    NextStep.REBUILD_ADOPTS_PACKS: "; `mailarchive db rebuild --force` adopts them",
 }
 
 #: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.
@@ -60,6 +64,14 @@ REPHRASED: dict[NextStep, str] = {
     NextStep.FINISH_INIT: "`mailarchive init` of {path} did not finish ({marker} is there); run the same init again",
     NextStep.REBUILD_NEEDS_FORCE:
         "{path} exists; `db rebuild` replaces the catalog only with --force (the old one is moved aside)",
+    NextStep.ACTIVATE_TARGET_FIRST: "source medium {sid} is the active medium; activate another medium first "
+                                    "(`mailarchive media activate {target}`) so that new packs go elsewhere",
+    NextStep.RESTORE_OR_RETARGET_SOURCE:
+        "{head}; restore it from the mirror (or rerun `media retarget`) before consolidating",
+    NextStep.BACKUP_BEFORE_MIRROR: "{head}: the mirror was made before any `mailarchive db backup`; "
+                                   "run `mailarchive db backup` and `mailarchive mirror` on the archive",
+    NextStep.REBUILD_ADOPTS_NEWER_MEDIA:
+        "{head} (`mailarchive db rebuild --force` adopts it from the media); {tail}",
 }
 
 
@@ -84,6 +96,12 @@ def with_hint(exc: BaseException) -> str:
     message = str(exc) + (hint(getattr(cause, "next_step", None), **getattr(cause, "hint_args", {}))
                           if cause is not None else "")
     return phrase(message, getattr(exc, "next_step", None), **getattr(exc, "hint_args", {}))
+
+
+def phrase_listed(texts: list[str], steps: dict[str, dict]) -> list[str]:
+    """Listed core texts (refusals, warnings) phrased with the next step ``steps`` holds for each, if any."""
+    return [phrase(t, steps[t]["next_step"], **{k: v for k, v in steps[t].items() if k != "next_step"})
+            if t in steps else t for t in texts]
 
 
 def hint_findings(items) -> None:
