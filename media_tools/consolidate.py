@@ -256,14 +256,14 @@ def _open_media(archive: Archive, plan: Plan, live_sources: list[int]) -> tuple[
     try:
         dst = archive.storage(plan.target)
     except MailArchiveError as exc:
-        plan.refusals.append(f"the target medium {plan.target} cannot be opened: {exc}")
+        plan.refuse(f"the target medium {plan.target} cannot be opened: {exc}", exc.next_step, **exc.hint_args)
         return None
     srcs: dict[int, Storage] = {}
     for sid in live_sources:
         try:
             srcs[sid] = archive.storage(sid)
         except MailArchiveError as exc:
-            plan.refusals.append(f"source medium {sid} cannot be opened: {exc}")
+            plan.refuse(f"source medium {sid} cannot be opened: {exc}", exc.next_step, **exc.hint_args)
     if plan.refusals:
         return None
     return dst, srcs

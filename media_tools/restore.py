@@ -358,6 +358,8 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
             storage = archive.storage(m.id)
         except MailArchiveError as exc:
             result.warnings.append(f"medium {m.id} cannot be opened: {exc}")
+            if exc.next_step is not None:  # its next step, phrased by the command line
+                result.warning_steps[result.warnings[-1]] = {"next_step": exc.next_step.value, **exc.hint_args}
             continue
         extra = [e.name for e in storage.list("packs") if e.name.endswith(".pack") and e.name not in known.get(m.id, set())]
         result.packs_not_in_catalog += len(extra)

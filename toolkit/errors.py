@@ -119,6 +119,7 @@ class MailArchiveError(Exception):
     next_step: NextStep | None = None
     hint_args: dict = {}
     cause: "MailArchiveError | None" = None
+    epilogue: str = ""  # the end of the message, added after it was raised: the hint goes before it
 
     def __init__(self, *args, next_step: NextStep | None = None, hint_args: dict | None = None,
                  cause: "MailArchiveError | None" = None):
@@ -237,7 +238,7 @@ class SourceError(MailArchiveError):
     def wrapping(cls, message: str, cause: MailArchiveError) -> "SourceError":
         """A SourceError with ``message`` that keeps the exit status of ``cause`` (a missing share stays a
         usage error, a rejected login stays 4)."""
-        err = cls(message)
+        err = cls(message, cause=cause)  # the cause's next step is phrased after the message
         err.exit_code = cause.exit_code
         return err
 

@@ -136,7 +136,7 @@ def check_pack(archive, task: dict) -> dict:
         storage = archive.storage(medium)
         st = storage.stat(name)
     except MailArchiveError as exc:
-        problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name)
+        problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name, next_step=exc.next_step)
         return out
     if st is None:
         problem("F01", f"pack {name} is missing from medium {medium}: its {len(rows)} messages cannot be read", name=name)

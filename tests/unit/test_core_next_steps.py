@@ -81,3 +81,14 @@ def test_an_existing_archive_refuses_init_without_naming_the_option(home, tmp_pa
     with pytest.raises(ArchiveExistsError) as info:
         Archive.create(home, str(tmp_path / "medium2"))
     assert _plain(str(info.value)) and info.value.next_step is NextStep.CHOOSE_OTHER_HOME
+
+
+def test_the_hint_goes_before_an_epilogue_added_after_the_raise():
+    from toolkit.cli.hints import with_hint
+    from toolkit.errors import MediumLabelError
+
+    exc = MediumLabelError("medium 2 at /x is labelled as medium 3; check the location", next_step=NextStep.RETARGET_MEDIUM)
+    exc.epilogue = "\nThe mirror at /m is stale since 2026-01-01; the next run catches up."
+    exc.args = (f"{exc}{exc.epilogue}",)
+    assert with_hint(exc) == ("medium 2 at /x is labelled as medium 3; check the location (or use `media retarget`)"
+                              "\nThe mirror at /m is stale since 2026-01-01; the next run catches up.")

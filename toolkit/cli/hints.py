@@ -92,10 +92,13 @@ def phrase(message: str, step: NextStep | str | None, **args) -> str:
 
 def with_hint(exc: BaseException) -> str:
     """The error's message followed by the command hints of its cause and of its own next step."""
-    cause = getattr(exc, "cause", None)
-    message = str(exc) + (hint(getattr(cause, "next_step", None), **getattr(cause, "hint_args", {}))
-                          if cause is not None else "")
-    return phrase(message, getattr(exc, "next_step", None), **getattr(exc, "hint_args", {}))
+    cause, message, epilogue = getattr(exc, "cause", None), str(exc), getattr(exc, "epilogue", "")
+    if epilogue and message.endswith(epilogue):
+        message = message[: -len(epilogue)]
+    else:
+        epilogue = ""
+    message += hint(getattr(cause, "next_step", None), **getattr(cause, "hint_args", {})) if cause is not None else ""
+    return phrase(message, getattr(exc, "next_step", None), **getattr(exc, "hint_args", {})) + epilogue
 
 
 def phrase_listed(texts: list[str], steps: dict[str, dict]) -> list[str]:
