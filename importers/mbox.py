@@ -104,7 +104,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
-from toolkit.errors import SourceError, SourceMissingError, StorageError, UsageError
+from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.storage import Location, open_storage, parse_location
@@ -727,7 +727,7 @@ class MboxImporter:
         loc = self.location
         if not loc.is_smb:
             if os.path.isdir(loc.path):
-                raise UsageError(f"{loc.path} is a directory; `import mbox` takes mbox files")
+                raise UsageError(f"{loc.path} is a directory", next_step=NextStep.MBOX_TAKES_FILES)
             try:
                 f = open(loc.path, "rb")
                 st = os.fstat(f.fileno())

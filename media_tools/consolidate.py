@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass, field
 from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, events, media_rows
-from toolkit.errors import IntegrityError, MailArchiveError, MediumError, ObjectExistsError, StorageError
+from toolkit.errors import IntegrityError, MailArchiveError, MediumError, NextStep, ObjectExistsError, StorageError
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage
@@ -91,10 +91,17 @@ class ConsolidationRefused(MediumError):
 class SourceDamaged(IntegrityError):
     """Source packs failed their check; nothing was moved. ``.damaged`` lists packs and mails."""
 
+    next_step = NextStep.ACCEPT_LOSS
+
     def __init__(self, message: str, damaged: list[dict], plan: "Plan"):
         super().__init__(message)
         self.damaged = damaged
         self.plan = plan
+
+
+def refused_message(refusals: list[str]) -> str:
+    """The message of a refused consolidation, one refusal a line."""
+    return "consolidation refused, nothing was copied:\n  " + "\n  ".join(refusals)
 
 
 @dataclass
@@ -123,7 +130,16 @@ class Plan:
     estimated_seconds: float = 0.0
     already_retired: list[int] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    #: refusal text -> {"next_step": NextStep value, and the values its phrasing names}: the command line
+    #: phrases what to do next (the core names no command)
+    refusal_steps: dict[str, dict] = field(default_factory=dict)
     probed: bool = False
+
+    def refuse(self, text: str, next_step: NextStep | None = None, **hint_args) -> None:
+        """One reason to refuse, with the kind of what to do next."""
+        self.refusals.append(text)
+        if next_step is not None:
+            self.refusal_steps[text] = {"next_step": next_step.value, **hint_args}
 
     @property
     def ok(self) -> bool:
@@ -192,21 +208,21 @@ def plan_consolidation(
 def _check_states(archive: Archive, plan: Plan) -> list[int]:
     """Refuse media in the wrong state (P10); returns the sources still to empty (not yet retired)."""
     sources, target = plan.sources, plan.target
-    refuse = plan.refusals.append
+    refuse = plan.refuse
     if not sources:
-        refuse("no source medium given (--from 1,2)")
+        refuse("no source medium given", NextStep.NAME_SOURCE_MEDIA)
     if target in sources:
         refuse(f"medium {target} is both a source and the target; a medium cannot be consolidated into itself (P10)")
     t = archive.config.medium(target)
     if t is None:
-        refuse(f"the target medium {target} does not exist; `mailarchive media list` shows the media")
+        refuse(f"the target medium {target} does not exist", NextStep.LIST_MEDIA)
     elif t.state not in TARGET_STATES:
         refuse(f"the target medium {target} is {t.state}; consolidate into an active or standby medium")
     live_sources = []
     for sid in sources:
         m = archive.config.medium(sid)
         if m is None:
-            refuse(f"source medium {sid} does not exist; `mailarchive media list` shows the media")
+            refuse(f"source medium {sid} does not exist", NextStep.LIST_MEDIA)
         elif m.state == "retired" and m.alias_of == target and sid != target:
             plan.already_retired.append(sid)
         elif m.state == "retired":
@@ -214,10 +230,8 @@ def _check_states(archive: Archive, plan: Plan) -> list[int]:
         elif m.state == "removed":
             refuse(f"source medium {sid} was removed and holds nothing to move")
         elif m.state == "active":
-            refuse(
-                f"source medium {sid} is the active medium; activate another medium first "
-                f"(`mailarchive media activate {target}`) so that new packs go elsewhere"
-            )
+            refuse(f"source medium {sid} is the active medium; activate another medium first so that new packs go "
+                   f"elsewhere", NextStep.ACTIVATE_TARGET_FIRST, sid=sid, target=target)
         elif m.state not in SOURCE_STATES:
             refuse(f"source medium {sid} is {m.state}")
         else:
@@ -242,14 +256,14 @@ def _open_media(archive: Archive, plan: Plan, live_sources: list[int]) -> tuple[
     try:
         dst = archive.storage(plan.target)
     except MailArchiveError as exc:
-        plan.refusals.append(f"the target medium {plan.target} cannot be opened: {exc}")
+        plan.refuse(f"the target medium {plan.target} cannot be opened: {exc}", exc.next_step, **exc.hint_args)
         return None
     srcs: dict[int, Storage] = {}
     for sid in live_sources:
         try:
             srcs[sid] = archive.storage(sid)
         except MailArchiveError as exc:
-            plan.refusals.append(f"source medium {sid} cannot be opened: {exc}")
+            plan.refuse(f"source medium {sid} cannot be opened: {exc}", exc.next_step, **exc.hint_args)
     if plan.refusals:
         return None
     return dst, srcs
@@ -267,10 +281,9 @@ def _check_packs_at_sources(plan: Plan, dst: Storage, srcs: dict[int, Storage]) 
         if s is None:
             missing.append(p)
     for p in missing:
-        plan.refusals.append(
-            f"pack {p.name} ({p.records} mail(s)) is missing on source medium {p.source}; "
-            f"restore it from the mirror (or rerun `media retarget`) before consolidating"
-        )
+        head = f"pack {p.name} ({p.records} mail(s)) is missing on source medium {p.source}"
+        plan.refuse(f"{head}; restore it from the mirror (or point the medium at its files again) before consolidating",
+                    NextStep.RESTORE_OR_RETARGET_SOURCE, head=head)
 
 
 def _check_free_space(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int, Storage], margin: int | None) -> None:
@@ -461,9 +474,7 @@ def consolidate(
     started = time.perf_counter()
     plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin)
     if not plan.ok:
-        raise ConsolidationRefused(
-            "consolidation refused, nothing was copied:\n  " + "\n  ".join(plan.refusals), plan
-        )
+        raise ConsolidationRefused(refused_message(plan.refusals), plan)
     dst = archive.storage(target)
     srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
     if workers is None:
@@ -537,7 +548,7 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
     raise SourceDamaged(
         "consolidation stopped before anything was moved: source packs are damaged (P6)\n  "
         + "\n  ".join(lines)
-        + "\nRestore the packs from the mirror, or rerun with --accept-loss to move them as they are.",
+        + "\nRestore the packs from the mirror",
         [{"pack": o.task.name, "medium": o.task.source, "mails": o.lost} for o in damaged],
         plan,
     )

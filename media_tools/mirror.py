@@ -330,7 +330,8 @@ def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
     except MailArchiveError as exc:
         st = record_mirror_run(archive.home, dest.location, str(exc))
         since = f"stale since {st['stale_since']}" if st["stale_since"] else "stale: it never completed a run"
-        exc.args = (f"{exc}\nThe mirror at {dest.location} is {since}; the next run catches up.", *exc.args[1:])
+        exc.epilogue = f"\nThe mirror at {dest.location} is {since}; the next run catches up."
+        exc.args = (f"{exc}{exc.epilogue}", *exc.args[1:])
         raise  # the same error (its type and exit status), its message extended
     record_mirror_run(archive.home, dest.location, None)
     return summary

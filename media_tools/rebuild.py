@@ -45,7 +45,7 @@ from pathlib import Path
 from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
-from toolkit.errors import IntegrityError, MailArchiveError, NoArchiveError, UsageError
+from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.headers import scan
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import PackReader, pack_id_from_name
@@ -162,7 +162,8 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         if path.exists():
             if not force:
                 raise UsageError(
-                    f"{path} exists; `db rebuild` replaces the catalog only with --force (the old one is moved aside)"
+                    f"{path} exists; the rebuild replaces the catalog only when forced (the old one is moved aside)",
+                    next_step=NextStep.REBUILD_NEEDS_FORCE, hint_args={"path": path},
                 )
             aside = path.with_name(f"{CATALOG_NAME}.{_ts(dt.datetime.now(dt.timezone.utc))}.old")
             os.rename(path, aside)

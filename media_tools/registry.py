@@ -84,7 +84,7 @@ def deactivate(archive: Archive, medium_id: int) -> MediumEntry:
     if m.state == "active":
         raise MediumError(
             f"medium {medium_id} is the active medium; exactly one medium must be active — "
-            f"activate another one first (`mailarchive media activate ID`)"
+            f"activate another one first", next_step=NextStep.ACTIVATE_ANOTHER_MEDIUM
         )
     if m.state != "standby":
         raise MediumError(f"medium {medium_id} is {m.state}; only a standby medium can be deactivated")

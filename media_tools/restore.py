@@ -56,6 +56,8 @@ class RestoreResult:
     losses: list[dict] = field(default_factory=list)
     lost_messages: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: warning text -> {"next_step": NextStep value, and the values its phrasing names} (phrased by the command line)
+    warning_steps: dict[str, dict] = field(default_factory=dict)
     packs_not_in_catalog: int = 0
 
     @property
@@ -98,20 +100,23 @@ def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes,
     return chain
 
 
-def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], refusals: list[str], u) -> str:
+def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], refusals: list[str], u) -> IntegrityError:
     """Why no config snapshot could be used: say what is missing at DEST before blaming the key."""
     where = dest.location
     if not files:
-        return f"{where} is empty: not a mirror (run `mailarchive mirror {where}` on the archive first)"
+        return IntegrityError(f"{where} is empty: not a mirror", next_step=NextStep.MIRROR_FIRST,
+                              hint_args={"where": where})
     if not any(_MEDIUM_RE.match(n) for n in files) and STATE_NAME not in files:
-        return f"{where} holds no mirror (no {STATE_NAME}, no medium-<id>/ directories): is it the right location?"
+        return IntegrityError(
+            f"{where} holds no mirror (no {STATE_NAME}, no medium-<id>/ directories): is it the right location?")
     if not snaps:
         backups = "no catalog backup and " if not _find_chains(files) else ""
-        return (
-            f"{where} holds {backups}no config snapshot (medium-<id>/{CONFIG_DIR}/*.sealed): the mirror was made "
-            f"before any `mailarchive db backup`; run `mailarchive db backup` and `mailarchive mirror` on the archive"
+        head = f"{where} holds {backups}no config snapshot (medium-<id>/{CONFIG_DIR}/*.sealed)"
+        return IntegrityError(
+            f"{head}: the mirror was made before any catalog backup; back up the catalog and mirror it again",
+            next_step=NextStep.BACKUP_BEFORE_MIRROR, hint_args={"head": head},
         )
-    return (
+    return IntegrityError(
         f"{where}: none of its {len(snaps)} config snapshot(s) opens with this key backup (archive {u}): "
         f"is this the mirror of that archive? " + "; ".join(refusals[:3])
     )
@@ -129,7 +134,7 @@ def restore(
 ) -> RestoreResult:
     home = Path(home).absolute()
     if Home(home).has_config():
-        raise ArchiveExistsError(f"{home} already holds an archive; restore into a new --archive directory")
+        raise ArchiveExistsError(f"{home} already holds an archive", next_step=NextStep.RESTORE_INTO_NEW_HOME)
     if home.exists() and any(home.iterdir()):
         raise UsageError(f"{home} is not empty; restore into a new or empty directory")
     recovered = import_key_backup(key_backup_text, password)
@@ -137,6 +142,7 @@ def restore(
 
     files = {e.name: e.size for e in dest.list("")}
     warnings: list[str] = []
+    warning_steps: dict[str, dict] = {}
 
     config_name, config_text = _newest_config(dest, files, key, u, warnings)
 
@@ -170,11 +176,12 @@ def restore(
         newer = sorted(at_dest - {m.id for m in config.media})
         if newer:
             config.next_medium_id = max(config.next_medium_id, max(newer) + 1)
-            warnings.append(
-                f"the mirror holds medium {', '.join(map(str, newer))}, newer than the restored catalog backup: "
-                f"their mail is not in the restored catalog (`mailarchive db rebuild --force` adopts it from the media); "
-                f"new media get IDs from {config.next_medium_id} on, never theirs"
-            )
+            head = (f"the mirror holds medium {', '.join(map(str, newer))}, newer than the restored catalog backup: "
+                    f"their mail is not in the restored catalog")
+            tail = f"new media get IDs from {config.next_medium_id} on, never theirs"
+            warnings.append(f"{head} (a forced catalog rebuild adopts it from the media); {tail}")
+            warning_steps[warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_NEWER_MEDIA.value, "head": head,
+                                           "tail": tail}
         Home(tmp).save_config(config)
         archive = Archive(tmp, config, key, None)
         try:
@@ -185,6 +192,7 @@ def restore(
             result = RestoreResult(
                 home=str(home), uuid=str(u), fingerprint=recovered.fingerprint, config_snapshot=config_name,
                 chain=[f"{BACKUP_DIR}/{c.name}" for c in chain], refused_backups=refused, media=media_info, warnings=warnings,
+                warning_steps=warning_steps,
             )
             _verify_packs(archive, result, reporter)
         finally:
@@ -205,7 +213,7 @@ def _newest_config(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.
     config_name, config_text, refused_snaps = newest_config_snapshot(key, u, snaps, dest.read)
     warnings.extend(refused_snaps)
     if config_text is None:
-        raise IntegrityError(_nothing_to_restore(dest, files, snaps, warnings, u))
+        raise _nothing_to_restore(dest, files, snaps, warnings, u)
     return config_name, config_text
 
 
@@ -350,11 +358,14 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
             storage = archive.storage(m.id)
         except MailArchiveError as exc:
             result.warnings.append(f"medium {m.id} cannot be opened: {exc}")
+            if exc.next_step is not None:  # its next step, phrased by the command line
+                result.warning_steps[result.warnings[-1]] = {"next_step": exc.next_step.value, **exc.hint_args}
             continue
         extra = [e.name for e in storage.list("packs") if e.name.endswith(".pack") and e.name not in known.get(m.id, set())]
         result.packs_not_in_catalog += len(extra)
     if result.packs_not_in_catalog:
         result.warnings.append(
             f"{result.packs_not_in_catalog} pack(s) at DEST are newer than the restored catalog backup: "
-            f"the mirror holds mail the backup does not list; `mailarchive db rebuild --force` adopts them"
+            f"the mirror holds mail the backup does not list"
         )
+        result.warning_steps[result.warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_PACKS.value}

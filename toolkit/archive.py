@@ -77,7 +77,7 @@ def _clear_failed_init(home: Home, smb_password: str | None) -> None:
 def _check_init_allowed(home: Home, medium_location: str) -> None:
     """Refuse an init into a home with an archive, or with a damaged one; check the location's syntax."""
     if home.has_config() and not home.init_pending():
-        raise ArchiveExistsError(f"{home.path} already holds an archive; choose another --archive")
+        raise ArchiveExistsError(f"{home.path} already holds an archive", next_step=NextStep.CHOOSE_OTHER_HOME)
     parse_location(medium_location)  # usage errors before anything is created
     leftovers = home.init_leftovers()
     if leftovers and not home.init_pending():
@@ -166,7 +166,8 @@ class Archive:
             )
         if h.init_pending():
             raise NoArchiveError(
-                f"`mailarchive init` of {h.path} did not finish ({INIT_MARKER_NAME} is there); run the same init again"
+                f"the init of {h.path} did not finish ({INIT_MARKER_NAME} is there); run the same init again",
+                next_step=NextStep.FINISH_INIT, hint_args={"path": h.path, "marker": INIT_MARKER_NAME},
             )
         lock = h.lock(lock_wait) if writer else None
         try:
@@ -243,8 +244,8 @@ class Archive:
         if data is None:
             s.close()
             raise MediumLabelError(
-                f"medium {medium_id} at {m.location} has no {'MEDIUM.json'}: wrong location, or the medium was lost; "
-                f"point it at its files with `media retarget` or restore from the mirror"
+                f"medium {medium_id} at {m.location} has no {'MEDIUM.json'}: wrong location, or the medium was lost",
+                next_step=NextStep.RETARGET_OR_RESTORE_MEDIUM,
             )
         check_label(data, self.key, self.uuid, medium_id, m.location)
         if self.lock is not None and parse_location(m.location).is_smb:

@@ -74,19 +74,62 @@ class NextStep(enum.Enum):
     RERUN_STAMPING = "rerun-stamping"  # a foreign file where a stamp manifest goes
     BACKUP_AND_MIRROR_OR_REBUILD = "backup-and-mirror-or-rebuild"  # a mirror without catalog backups
     REBUILD_FROM_MEDIA = "rebuild-from-media"  # a mirror whose catalog backups are all refused
+    FINISH_INIT = "finish-init"  # an init that did not finish (args: path, marker)
+    CHOOSE_OTHER_HOME = "choose-other-home"  # init into a home that holds an archive
+    RESTORE_INTO_NEW_HOME = "restore-into-new-home"  # restore into a home that holds an archive
+    RETARGET_MEDIUM = "retarget-medium"  # a label of another medium of this archive
+    RETARGET_OR_RESTORE_MEDIUM = "retarget-or-restore-medium"  # a medium location without its label
+    ACTIVATE_ANOTHER_MEDIUM = "activate-another-medium"  # deactivating the active medium
+    ACTIVATE_ONE_MEDIUM = "activate-one-medium"  # not exactly one active medium (a verify finding)
+    ADOPT_ORPHAN_PACK = "adopt-orphan-pack"  # a pack on a medium the catalog does not place there
+    STAMP_ALL = "stamp-all"  # mail not in a stamp batch yet
+    RETRY_STAMPING = "retry-stamping"  # a stamp batch pending its token
+    DB_BACKUP = "db-backup"  # no catalog backup yet
+    SEE_CA_HISTORY = "see-ca-history"  # a batch stamped under a CA no longer in the history
+    SEE_TSA_CAS = "see-tsa-cas"  # the same, when exporting evidence
+    FULL_VERIFY_FIRST = "full-verify-first"  # evidence refused: the catalog no longer gives a stamped root
+    RENEW_STAMPS = "renew-stamps"  # a stamp's protection ends soon
+    REBUILD_NEEDS_FORCE = "rebuild-needs-force"  # a rebuild over an existing catalog (args: path)
+    MBOX_TAKES_FILES = "mbox-takes-files"  # a directory given where mbox files are read
+    WAIT_LONGER_FOR_LOCK = "wait-longer-for-lock"  # the local writer lock is held
+    GIVE_CA = "give-ca"  # a server certificate that does not verify against the CA in use
+    USE_TLS = "use-tls"  # a server without STARTTLS/STLS (args: tls_scheme)
+    PASSWORD_NOT_IN_URL = "password-not-in-url"  # a password inside a server URL
+    SMB_PASSWORD_NOT_IN_URL = "smb-password-not-in-url"  # a password inside an smb:// location
+    GIVE_SMB_PASSWORD = "give-smb-password"  # an smb:// location and no password
+    GIVE_TSA_PASSWORD = "give-tsa-password"  # a TSA login rejected with no password given
+    GIVE_TSA_CA = "give-tsa-ca"  # a TSA whose TLS certificate is not trusted
+    NAME_SOURCE_MEDIA = "name-source-media"  # a consolidation without source media
+    ACTIVATE_TARGET_FIRST = "activate-target-first"  # consolidating the active medium (args: sid, target)
+    RESTORE_OR_RETARGET_SOURCE = "restore-or-retarget-source"  # a pack missing on a source medium (args: head)
+    ACCEPT_LOSS = "accept-loss"  # damaged source packs stopped a consolidation
+    MIRROR_FIRST = "mirror-first"  # an empty location given as a mirror (args: where)
+    BACKUP_BEFORE_MIRROR = "backup-before-mirror"  # a mirror made before any catalog backup (args: head)
+    REBUILD_ADOPTS_NEWER_MEDIA = "rebuild-adopts-newer-media"  # a mirror with media newer than its backup (args: head, tail)
+    REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
 
 
 class MailArchiveError(Exception):
     """An error the operator can act on. The message names the object; ``next_step`` (a
-    :class:`NextStep`, or None) says what to do next, phrased by the command line."""
+    :class:`NextStep`, or None) says what to do next, phrased by the command line. ``hint_args``
+    are the values that phrasing may name (a path, a URL scheme); ``cause``, an error whose own next
+    step is phrased first (an error this one wraps)."""
 
     exit_code: ExitCode = ExitCode.OPERATIONAL
     next_step: NextStep | None = None
+    hint_args: dict = {}
+    cause: "MailArchiveError | None" = None
+    epilogue: str = ""  # the end of the message, added after it was raised: the hint goes before it
 
-    def __init__(self, *args, next_step: NextStep | None = None):
+    def __init__(self, *args, next_step: NextStep | None = None, hint_args: dict | None = None,
+                 cause: "MailArchiveError | None" = None):
         super().__init__(*args)
         if next_step is not None:
             self.next_step = next_step
+        if hint_args:
+            self.hint_args = dict(hint_args)
+        if cause is not None:
+            self.cause = cause
 
 
 class UsageError(MailArchiveError):
@@ -195,7 +238,7 @@ class SourceError(MailArchiveError):
     def wrapping(cls, message: str, cause: MailArchiveError) -> "SourceError":
         """A SourceError with ``message`` that keeps the exit status of ``cause`` (a missing share stays a
         usage error, a rejected login stays 4)."""
-        err = cls(message)
+        err = cls(message, cause=cause)  # the cause's next step is phrased after the message
         err.exit_code = cause.exit_code
         return err
 

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from .errors import LockedError
+from .errors import LockedError, NextStep
 
 
 class WriterLock:
@@ -36,8 +36,8 @@ class WriterLock:
                     raise LockedError(
                         f"the archive at {self.path.parent} is locked by another writer "
                         f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
-                        f"since {holder.get('started', '?')}); wait for it to finish, "
-                        f"or pass --lock-wait SECONDS"
+                        f"since {holder.get('started', '?')}); wait for it to finish",
+                        next_step=NextStep.WAIT_LONGER_FOR_LOCK,
                     ) from None
                 time.sleep(0.2)
         info = {

@@ -11,7 +11,7 @@ import json
 import uuid as uuidlib
 
 from . import crypto
-from .errors import ForeignArchiveError, MediumLabelError, ObjectMissingError, StorageError
+from .errors import ForeignArchiveError, MediumLabelError, NextStep, ObjectMissingError, StorageError
 from .storage import Storage
 
 LABEL_NAME = "MEDIUM.json"
@@ -47,7 +47,7 @@ def check_label(data: bytes, key: bytes, archive_uuid: uuidlib.UUID, medium_id: 
     if body_medium != medium_id:
         raise MediumLabelError(
             f"{where} is labelled as medium {body_medium} of this archive, not medium {medium_id}; "
-            f"check the location (or use `media retarget`)"
+            f"check the location", next_step=NextStep.RETARGET_MEDIUM
         )
     mac_key = crypto.derive_key(key, archive_uuid, "medium-mac")
     if not crypto.mac_ok(mac_key, _canonical(label), tag):

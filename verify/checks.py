@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from toolkit.catalog import check_session
-from toolkit.errors import MailArchiveError
+from toolkit.errors import MailArchiveError, NextStep
 from toolkit.reporter import NullReporter
 
 from .report import Report
@@ -165,7 +165,7 @@ def _unknown_packs(con, report: Report) -> None:
     for medium, name, size, cat_medium in rows:
         pack_id = name.rsplit("/", 1)[-1].removesuffix(".pack") if _PACK_RE.match(name) else None
         where = f"the catalog places it on medium {cat_medium}" if cat_medium is not None else "no catalog row"
-        c.add(f"{name} ({size} bytes) on medium {medium}: {where}; adopt it with `mailarchive db reconcile` or leave it",
+        c.add(f"{name} ({size} bytes) on medium {medium}: {where}", NextStep.ADOPT_ORPHAN_PACK,
               pack=pack_id, medium=medium, name=name)
     c.note = "orphans after a crash are expected and are listed, not errors"
 
@@ -212,7 +212,7 @@ def _media_rules(con, report: Report, archive) -> None:
     cfg = archive.config
     active = [m.id for m in cfg.media if m.state == "active"]
     if len(active) != 1:
-        c.add(f"{len(active)} active media ({active}); exactly one must be active: `mailarchive media activate ID`")
+        c.add(f"{len(active)} active media ({active}); exactly one must be active", NextStep.ACTIVATE_ONE_MEDIUM)
     seen: set[int] = set()
     for m in cfg.media:
         if m.id in seen:
@@ -250,15 +250,15 @@ def _stamp_coverage(con, report: Report, now: dt.datetime, policy: dt.timedelta)
         [cutoff],
     ).fetchall()
     for msg_id, blob, at in rows:
-        c.add(f"message {msg_id} archived {at.isoformat()} is not in a stamp batch after {policy.total_seconds() / 3600:g} h; run `mailarchive timestamp run --all`",
-              msg_id=msg_id, blob_id=blob)
+        c.add(f"message {msg_id} archived {at.isoformat()} is not in a stamp batch after {policy.total_seconds() / 3600:g} h",
+              NextStep.STAMP_ALL, msg_id=msg_id, blob_id=blob)
     rows = con.execute(
         "SELECT batch_id, leaf_count, created_at FROM stamp_batches WHERE status IS DISTINCT FROM 'stamped' ORDER BY batch_id"
     ).fetchall()
     for batch, leaves, created in rows:
         text = f"stamp batch {batch} ({leaves} leaves, sealed {created.isoformat() if created else '?'}) is pending its token"
         if created is None or created < cutoff:
-            c.add(text + f" for longer than {policy}; `mailarchive timestamp run` retries it", batch=batch)
+            c.add(text + f" for longer than {policy}", NextStep.RETRY_STAMPING, batch=batch)
         else:
             c.warn(text, batch=batch)
     rows = con.execute(
@@ -284,7 +284,7 @@ def _backups(con, report: Report, now: dt.datetime) -> None:
         """
     ).fetchall()
     if not rows:
-        c.warn("no catalog backup yet; run `mailarchive db backup`")
+        c.warn("no catalog backup yet", NextStep.DB_BACKUP)
         return
     verified = [r for r in rows if r[4]]
     if not verified:

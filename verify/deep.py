@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.catalog import check_session
-from toolkit.errors import MailArchiveError
+from toolkit.errors import MailArchiveError, NextStep
 from toolkit.headers import scan
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
@@ -136,7 +136,7 @@ def check_pack(archive, task: dict) -> dict:
         storage = archive.storage(medium)
         st = storage.stat(name)
     except MailArchiveError as exc:
-        problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name)
+        problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name, next_step=exc.next_step)
         return out
     if st is None:
         problem("F01", f"pack {name} is missing from medium {medium}: its {len(rows)} messages cannot be read", name=name)
@@ -456,8 +456,7 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
         anchor = ca_history.anchor_for(history, settings, fp)
         if anchor is None:
             c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the archive's CA "
-                   "history (removed?); `mailarchive timestamp ca list` shows the history, "
-                   "`mailarchive timestamp ca add FILE` trusts a CA again", batch=batch)
+                   "history (removed?)", NextStep.SEE_CA_HISTORY, batch=batch)
         elif token is None:
             c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
         else:
@@ -608,7 +607,7 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) ->
         if until is not None and until <= now + renewal.WARN_AHEAD:
             state = "has expired" if until <= now else f"ends within {renewal.WARN_AHEAD.days} days"
             c8.warn(f"stamp batch {bid}: protected until {until:%Y-%m-%d} — its newest token's certificate chain "
-                    f"{state}; `mailarchive timestamp renew` extends it", batch=bid)
+                    f"{state}", NextStep.RENEW_STAMPS, batch=bid)
     report.stats["protection"] = rows
     ends = [r["protected_until"] for r in rows if r["protected_until"] is not None]
     c8.note = (f"{n_renewals} renewals; earliest protection ends {min(ends):%Y-%m-%d}" if ends

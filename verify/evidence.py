@@ -44,6 +44,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolkit.errors import NextStep
+
 from .merkle import leaf_hash_message, root_from_path
 
 FORMAT = "mailarchive-evidence/1"
@@ -419,7 +421,7 @@ class _EvidenceState:
             for b in sorted({m[0] for m in meta.values() if m[0] is not None}):
                 row = stamps.batch_for_evidence(con, b)
                 if row is None or row[0] != "stamped" or row[2] is None:
-                    batches[b] = {"error": f"stamp batch {b} is not stamped yet; run `mailarchive timestamp run --all`"}
+                    batches[b] = {"error": f"stamp batch {b} is not stamped yet", "next_step": NextStep.STAMP_ALL}
                     continue
                 order = stamps.batch_message_ids(con, b)
                 batches[b] = {"row": row, "leaves": [h for _, h in batch_leaves(con, b)],
@@ -438,13 +440,13 @@ class _EvidenceState:
 
         status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
         if not info["leaves"] or merkle_root(info["leaves"]).hex() != root_hex:
-            info["error"] = (f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported — "
-                             "run `mailarchive verify --full`")
+            info["error"] = f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported"
+            info["next_step"] = NextStep.FULL_VERIFY_FIRST
             return
         anchor = ca_history.anchor_for(self.history, self.settings, fp)
         if anchor is None:
-            info["error"] = (f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history; "
-                             "`mailarchive timestamp ca list`")
+            info["error"] = f"stamp batch {b}: its TSA CA {(fp or '?')[:16]}… is not in the archive's CA history"
+            info["next_step"] = NextStep.SEE_TSA_CAS
             return
         chk = verify_token(bytes(token), bytes.fromhex(root_hex), anchor.pem, policy=anchor.policy)
         why = ca_history.trust_problem(anchor, chk.gen_time)
@@ -460,12 +462,12 @@ def _export_one(archive, dest: Path, sm, data, state: _EvidenceState, summary: d
     """The bundle of one selected message, or its entry under ``errors``."""
     batch, archived_at, from_addr = state.meta.get(sm.msg_id, (None, None, None))
     name = f"{sm.msg_id:08d}-{sm.blob_id[:12]}"
-    error = None
+    error = step = None
     final = dest / name
     if batch is None:
-        error = "not in a stamp batch yet; run `mailarchive timestamp run --all`"
+        error, step = "not in a stamp batch yet", NextStep.STAMP_ALL
     elif "error" in state.batches[batch]:
-        error = state.batches[batch]["error"]
+        error, step = state.batches[batch]["error"], state.batches[batch].get("next_step")
     elif isinstance(data, Exception):
         error = str(data)
     elif final.is_symlink():
@@ -484,7 +486,7 @@ def _export_one(archive, dest: Path, sm, data, state: _EvidenceState, summary: d
             except OSError as exc:
                 error = f"{final}: {exc.strerror or exc}"
     if error is not None:
-        summary["errors"].append({"msg_id": sm.msg_id, "error": error})
+        summary["errors"].append({"msg_id": sm.msg_id, "error": error, **({"next_step": step.value} if step else {})})
         return
     summary["written"] += 1
     summary["bundles"].append(name)

@@ -44,21 +44,26 @@ class Check:
     note: str = ""                 # one line on what was checked or why skipped
     severity: str = "finding"      # what a hit makes the status: finding | warning
 
-    def add(self, detail: str, **objects: Any) -> None:
-        """Record one finding (or warning) about the named objects."""
+    def add(self, detail: str, next_step: Any = None, **objects: Any) -> None:
+        """Record one finding (or warning) about the named objects. ``next_step`` (a
+        ``toolkit.errors.NextStep``) is kept in the item as its value: the kind of what to do next, which
+        the command line phrases after the detail (the core names no command)."""
         self.count += 1
         if self.status in ("ok", "skipped"):
             self.status = self.severity
         elif self.status == "warning" and self.severity == "finding":
             self.status = "finding"
         if len(self.items) < MAX_ITEMS:
-            self.items.append({**{k: v for k, v in objects.items() if v is not None}, "detail": detail})
+            item = {**{k: v for k, v in objects.items() if v is not None}, "detail": detail}
+            if next_step is not None:
+                item["next_step"] = next_step.value
+            self.items.append(item)
 
-    def warn(self, detail: str, **objects: Any) -> None:
+    def warn(self, detail: str, next_step: Any = None, **objects: Any) -> None:
         """A hit that is only a warning, whatever the check's severity."""
         severity, self.severity = self.severity, "warning"
         try:
-            self.add(detail, **objects)
+            self.add(detail, next_step, **objects)
         finally:
             self.severity = severity
 

@@ -262,8 +262,8 @@ def _fetch_token(batch_id: int, leaf_count: int, root: bytes, tsa_url: str, ca_p
         tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
     except TsaError as exc:
         err = type(exc)(  # a rejected login keeps its exit status
-            f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}; "
-            f"`mailarchive timestamp run` retries it"
+            f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}",
+            next_step=NextStep.RETRY_STAMPING, cause=exc,
         )
         err.stamped = stamped
         raise err from None

@@ -38,7 +38,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
-from toolkit.errors import AuthenticationError, ExitCode, MailArchiveError
+from toolkit.errors import AuthenticationError, ExitCode, MailArchiveError, NextStep
 from toolkit.net.retry import Retry
 from toolkit.net.tls import tls_context
 
@@ -151,8 +151,8 @@ def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> bytes:
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403, 407):
             who = f"as {user!r}" if user else "without a user name (put it in the URL: https://USER@host/...)"
-            hint = "" if access.password is not None else "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)"
-            raise TsaAuthError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code}){hint}") from None
+            step = None if access.password is not None else NextStep.GIVE_TSA_PASSWORD
+            raise TsaAuthError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code})", next_step=step) from None
         if exc.code == 429 or exc.code >= 500:
             raise _Transient(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
         raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
@@ -163,8 +163,8 @@ def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> bytes:
         if isinstance(reason, (socket.timeout, TimeoutError)):
             raise _Transient(f"the TSA at {plain_url} did not answer within {timeout:g} s") from None
         if isinstance(reason, ssl.SSLCertVerificationError):
-            raise TsaError(f"the TSA at {plain_url}: its TLS certificate is not trusted ({reason.verify_message}); "
-                           "give its CA with --tls-ca-file") from None
+            raise TsaError(f"the TSA at {plain_url}: its TLS certificate is not trusted ({reason.verify_message})",
+                           next_step=NextStep.GIVE_TSA_CA) from None
         raise _Transient(f"cannot reach the TSA at {plain_url}: {reason}") from None
     except (OSError, ValueError) as exc:  # connection reset, bad URL
         raise _Transient(f"cannot reach the TSA at {plain_url}: {exc}") from None

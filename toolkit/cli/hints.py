@@ -28,10 +28,90 @@ HINTS: dict[NextStep, str] = {
         ": on the archive run `mailarchive db backup` and then `mailarchive mirror` again; without one, "
         "`mailarchive db rebuild` can rebuild the catalog from the media alone",
     NextStep.REBUILD_FROM_MEDIA: "; `mailarchive db rebuild` can rebuild the catalog from the media alone",
+    NextStep.CHOOSE_OTHER_HOME: "; choose another --archive",
+    NextStep.RESTORE_INTO_NEW_HOME: "; restore into a new --archive directory",
+    NextStep.RETARGET_MEDIUM: " (or use `media retarget`)",
+    NextStep.RETARGET_OR_RESTORE_MEDIUM:
+        "; point it at its files with `media retarget` or restore from the mirror",
+    NextStep.ACTIVATE_ANOTHER_MEDIUM: " (`mailarchive media activate ID`)",
+    NextStep.ACTIVATE_ONE_MEDIUM: ": `mailarchive media activate ID`",
+    NextStep.ADOPT_ORPHAN_PACK: "; adopt it with `mailarchive db reconcile` or leave it",
+    NextStep.STAMP_ALL: "; run `mailarchive timestamp run --all`",
+    NextStep.RETRY_STAMPING: "; `mailarchive timestamp run` retries it",
+    NextStep.DB_BACKUP: "; run `mailarchive db backup`",
+    NextStep.SEE_CA_HISTORY: "; `mailarchive timestamp ca list` shows the history, "
+                             "`mailarchive timestamp ca add FILE` trusts a CA again",
+    NextStep.SEE_TSA_CAS: "; `mailarchive timestamp ca list`",
+    NextStep.FULL_VERIFY_FIRST: " — run `mailarchive verify --full`",
+    NextStep.RENEW_STAMPS: "; `mailarchive timestamp renew` extends it",
+    NextStep.MBOX_TAKES_FILES: "; `import mbox` takes mbox files",
+    NextStep.WAIT_LONGER_FOR_LOCK: ", or pass --lock-wait SECONDS",
+    NextStep.GIVE_CA: "; give its CA with --ca-file, or --insecure to skip verification",
+    NextStep.USE_TLS: " Use {tls_scheme}://, or --allow-plaintext only on a link you trust.",
+    NextStep.PASSWORD_NOT_IN_URL: "; use --password-file or the environment variable",
+    NextStep.SMB_PASSWORD_NOT_IN_URL: "; use MAILARCHIVE_SMB_PASSWORD or --password-file instead",
+    NextStep.GIVE_SMB_PASSWORD: "; set MAILARCHIVE_SMB_PASSWORD or pass --password-file",
+    NextStep.GIVE_TSA_PASSWORD: "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)",
+    NextStep.GIVE_TSA_CA: "; give its CA with --tls-ca-file",
+    NextStep.NAME_SOURCE_MEDIA: " (--from 1,2)",
+    NextStep.ACCEPT_LOSS: ", or rerun with --accept-loss to move them as they are.",
+    NextStep.MIRROR_FIRST: " (run `mailarchive mirror {where}` on the archive first)",
+    NextStep.REBUILD_ADOPTS_PACKS: "; `mailarchive db rebuild --force` adopts them",
+}
+
+#: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.
+REPHRASED: dict[NextStep, str] = {
+    NextStep.FINISH_INIT: "`mailarchive init` of {path} did not finish ({marker} is there); run the same init again",
+    NextStep.REBUILD_NEEDS_FORCE:
+        "{path} exists; `db rebuild` replaces the catalog only with --force (the old one is moved aside)",
+    NextStep.ACTIVATE_TARGET_FIRST: "source medium {sid} is the active medium; activate another medium first "
+                                    "(`mailarchive media activate {target}`) so that new packs go elsewhere",
+    NextStep.RESTORE_OR_RETARGET_SOURCE:
+        "{head}; restore it from the mirror (or rerun `media retarget`) before consolidating",
+    NextStep.BACKUP_BEFORE_MIRROR: "{head}: the mirror was made before any `mailarchive db backup`; "
+                                   "run `mailarchive db backup` and `mailarchive mirror` on the archive",
+    NextStep.REBUILD_ADOPTS_NEWER_MEDIA:
+        "{head} (`mailarchive db rebuild --force` adopts it from the media); {tail}",
 }
 
 
+def hint(step: NextStep | str | None, **args) -> str:
+    """The command hint of a next step (a :class:`NextStep` or its value, as a verify finding keeps it),
+    with its joint; "" for None."""
+    if step is None:
+        return ""
+    return HINTS[NextStep(step)].format(**args)
+
+
+def phrase(message: str, step: NextStep | str | None, **args) -> str:
+    """A core message with the hint of its next step: appended, or the whole message rephrased."""
+    if step is not None and NextStep(step) in REPHRASED:
+        return REPHRASED[NextStep(step)].format(**args)
+    return message + hint(step, **args)
+
+
 def with_hint(exc: BaseException) -> str:
-    """The error's message followed by the command hint of its next step, if it has one."""
-    step = getattr(exc, "next_step", None)
-    return str(exc) + (HINTS[step] if step is not None else "")
+    """The error's message followed by the command hints of its cause and of its own next step."""
+    cause, message, epilogue = getattr(exc, "cause", None), str(exc), getattr(exc, "epilogue", "")
+    if epilogue and message.endswith(epilogue):
+        message = message[: -len(epilogue)]
+    else:
+        epilogue = ""
+    message += hint(getattr(cause, "next_step", None), **getattr(cause, "hint_args", {})) if cause is not None else ""
+    return phrase(message, getattr(exc, "next_step", None), **getattr(exc, "hint_args", {})) + epilogue
+
+
+def phrase_listed(texts: list[str], steps: dict[str, dict]) -> list[str]:
+    """Listed core texts (refusals, warnings) phrased with the next step ``steps`` holds for each, if any."""
+    return [phrase(t, steps[t]["next_step"], **{k: v for k, v in steps[t].items() if k != "next_step"})
+            if t in steps else t for t in texts]
+
+
+def hint_findings(items) -> None:
+    """Append the hint of each finding's ``next_step`` to its ``detail`` (a verify report's items, an evidence
+    export's errors), so the report reads as a command-line message; the kind stays in the item."""
+    for item in items:
+        if item.get("next_step") is not None and "detail" in item:
+            item["detail"] = item["detail"] + hint(item["next_step"])
+        elif item.get("next_step") is not None and "error" in item:
+            item["error"] = item["error"] + hint(item["next_step"])

@@ -12,9 +12,7 @@ import ssl
 from contextlib import contextmanager
 from typing import Iterator
 
-from toolkit.errors import SourceError, UsageError
-
-CA_HINT = "give its CA with --ca-file, or --insecure to skip verification"
+from toolkit.errors import NextStep, SourceError, UsageError
 
 
 class TlsRequiredError(SourceError):
@@ -46,12 +44,13 @@ def certificate_checked(where: str) -> Iterator[None]:
     try:
         yield
     except ssl.SSLCertVerificationError as exc:
-        raise CertificateError(f"{where}: the server certificate does not verify ({exc.verify_message}); {CA_HINT}") from None
+        raise CertificateError(f"{where}: the server certificate does not verify ({exc.verify_message})",
+                               next_step=NextStep.GIVE_CA) from None
 
 
 def plaintext_refused(where: str, command: str, tls_scheme: str) -> TlsRequiredError:
     """The error for a server that offers no ``command`` (STARTTLS, STLS) when plaintext is not allowed."""
     return TlsRequiredError(
-        f"{where} does not offer {command} (or something on the way removed it): the password was not sent. "
-        f"Use {tls_scheme}://, or --allow-plaintext only on a link you trust."
+        f"{where} does not offer {command} (or something on the way removed it): the password was not sent.",
+        next_step=NextStep.USE_TLS, hint_args={"tls_scheme": tls_scheme},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from toolkit.errors import UsageError
+from toolkit.errors import NextStep, UsageError
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def parse_mail_url(url: str, schemes: dict[str, tuple[int, bool]]) -> MailUrl:
     if scheme not in schemes:
         raise UsageError(f"{url}: expected one of {', '.join(s + '://' for s in schemes)}")
     if parts.password is not None:
-        raise UsageError(f"{url}: no password in the URL; use --password-file or the environment variable")
+        raise UsageError(f"{url}: no password in the URL", next_step=NextStep.PASSWORD_NOT_IN_URL)
     if not parts.username or not parts.hostname:
         raise UsageError(f"{url}: expected {scheme}://USER@HOST[:PORT]")
     try:

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from ..errors import UsageError
+from ..errors import NextStep, UsageError
 from .base import Storage
 
 SMB_DEFAULT_PORT = 445
@@ -37,8 +37,8 @@ def parse_location(text: str) -> Location:
         u = urlsplit(text)
         if u.password is not None:
             raise UsageError(
-                "a password in an smb:// location would be visible in the process list; "
-                "use MAILARCHIVE_SMB_PASSWORD or --password-file instead"
+                "a password in an smb:// location would be visible in the process list",
+                next_step=NextStep.SMB_PASSWORD_NOT_IN_URL,
             )
         if not u.hostname or not u.username:
             raise UsageError(f"{text}: expected smb://user@host[:port]/share/path")
@@ -83,6 +83,6 @@ def open_storage(location: str | Location, password: str | None = None, timeout:
 
     if password is None:
         raise UsageError(
-            f"{loc}: no SMB password; set MAILARCHIVE_SMB_PASSWORD or pass --password-file"
+            f"{loc}: no SMB password", next_step=NextStep.GIVE_SMB_PASSWORD
         )
     return SmbStorage(loc, password, timeout=timeout, encrypt=encrypt)

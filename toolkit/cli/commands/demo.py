@@ -29,6 +29,7 @@ from ...keybackup import import_key_backup, write_key_backup
 from ...stats import archive_stats
 from ...storage import open_storage
 from ..demo_tsa import DemoTsa
+from ..hints import hint_findings
 from ..main import cli, command, pass_ctx
 from .verify import _render
 
@@ -166,6 +167,7 @@ def _restore_and_verify(dest: str, backup: Path, password: str, workdir: Path, s
          f"{r.packs_ok}/{r.packs} packs intact")
     with Archive.open(restored_home) as restored:
         report = verify_archive(restored, full=True)
+        hint_findings(item for c in report.checks for item in c.items)
         write_html(report, workdir / "verify-report.html")
         write_json(report, workdir / "verify-report.json")
     step("verify --full", report.exit_code == 0,

@@ -5,10 +5,13 @@ from pathlib import Path
 
 import click
 
-from media_tools.consolidate import ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation
+from media_tools.consolidate import (
+    ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation, refused_message,
+)
 from media_tools.retarget import retarget
 
 from ...errors import ExitCode, UsageError
+from ..hints import phrase_listed, with_hint
 from ..main import command, pass_ctx
 from .media import _human_bytes, media_group
 from ..passwords import read_secret
@@ -58,6 +61,7 @@ def consolidate_cmd(click_ctx, sources, target, dry_run, accept_loss, purge_sour
     with ctx.open(writer=True) as archive:
         if dry_run:
             plan = plan_consolidation(archive, ids, target, purge_sources=purge_sources, probe_media=False).as_dict()
+            plan["refusals"] = phrase_listed(plan["refusals"], plan["refusal_steps"])
             ctx.ui.emit({"plan": plan, "dry_run": True}, lambda r: _say_plan(ctx, r["plan"]))
             click_ctx.exit(0 if plan["ok"] else int(ExitCode.USAGE))
         try:
@@ -65,12 +69,15 @@ def consolidate_cmd(click_ctx, sources, target, dry_run, accept_loss, purge_sour
                 archive, ids, target, accept_loss=accept_loss, purge_sources=purge_sources, reporter=ctx.ui.reporter()
             )
         except ConsolidationRefused as exc:
+            plan = exc.plan.as_dict()
+            plan["refusals"] = phrase_listed(plan["refusals"], plan["refusal_steps"])
             if ctx.ui.json:
-                ctx.ui.emit({"plan": exc.plan.as_dict(), "status": "refused", "error": str(exc)})
-            raise
+                ctx.ui.emit({"plan": plan, "status": "refused", "error": refused_message(plan["refusals"])})
+            raise ConsolidationRefused(refused_message(plan["refusals"]), exc.plan) from None
         except SourceDamaged as exc:
             if ctx.ui.json:
-                ctx.ui.emit({"plan": exc.plan.as_dict(), "status": "damaged", "damaged": exc.damaged, "error": str(exc)})
+                ctx.ui.emit({"plan": exc.plan.as_dict(), "status": "damaged", "damaged": exc.damaged,
+                             "error": with_hint(exc)})
             raise
     result["status"] = "complete"
 

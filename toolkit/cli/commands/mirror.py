@@ -16,7 +16,7 @@ from media_tools.restore import restore
 from ...errors import ExitCode, LockedError, MailArchiveError, UsageError
 from ...home import Home
 from ...storage import open_storage, parse_location
-from ..hints import with_hint
+from ..hints import phrase_listed, with_hint
 from ..main import cli, command, pass_ctx
 from ..output import human_bytes
 from ..passwords import read_secret
@@ -154,6 +154,7 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     finally:
         storage.close()
     r = result.as_dict()
+    r["warnings"] = phrase_listed(r["warnings"], r.get("warning_steps", {}))
     if media_to is not None:
         r["moved"] = _move_restored_media(ctx, home, media_to, smb_password, skip=result.losses)
 

@@ -9,6 +9,7 @@ from rich.markup import escape
 from ...errors import ExitCode, UsageError
 from .export_eml import export_group
 from ..export_mode import mode_option
+from ..hints import hint_findings
 from ..main import cli, command
 
 _STYLE = {"ok": "green", "finding": "bold red", "warning": "yellow", "skipped": "dim"}
@@ -61,6 +62,7 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
     ctx = click_ctx.obj
     with ctx.open() as archive:
         report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter())
+    hint_findings(item for c in report.checks for item in c.items)  # the reports read as before, with the commands
     if json_report:
         write_json(report, json_report)
     if html_report:
@@ -149,6 +151,7 @@ def evidence_cmd(click_ctx, dest, where, mode):
         where = check_condition(where)  # one SQL expression, before anything is opened or written
     with ctx.open() as archive:
         summary = export_evidence(archive, dest, where=where, reporter=ctx.ui.reporter(), mode=mode)
+    hint_findings(summary["errors"])
     ctx.ui.emit(
         summary,
         lambda r: ctx.ui.say(
