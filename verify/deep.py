@@ -102,7 +102,7 @@ def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
     proved the bytes by their SHA-256, and a dedup key depends only on those
     bytes, so re-deriving it would cost ~40 % of a full verify for nothing new.
     """
-    meta = scan(data, body_sha256=b"")
+    meta = scan(data, body_hash=b"")
     diffs = []
     for name, got in (("message_id", meta.message_id), ("from_addr", meta.from_addr), ("subject", meta.subject)):
         if got != row.get(name):
