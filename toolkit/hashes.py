@@ -13,23 +13,12 @@ pins these choices.
 """
 from __future__ import annotations
 
-import hashlib
 from typing import BinaryIO
 
 import blake3
 
 #: the name the catalog and reports give the file checksum (column ``packs.blake3``, ...)
 CHECKSUM_NAME = "blake3"
-
-
-def blob_hasher(data: bytes = b""):
-    """A SHA-256 hasher: the blob id of a mail is its digest."""
-    return hashlib.sha256(data)
-
-
-def blob_id(data) -> bytes:
-    """The 32-byte blob id (SHA-256) of a mail's bytes."""
-    return hashlib.sha256(data).digest()
 
 
 def body_hasher():

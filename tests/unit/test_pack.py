@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
+import blake3
 import pytest
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,7 +91,7 @@ def test_round_trip_small_big_and_streamed(storage, big):
 
     raw = file_of(storage, info.name).read_bytes()
     assert info.name == f"packs/{info.pack_id[:1].hex()}/{info.pack_id.hex()}.pack"
-    assert (info.bytes, info.records, info.sha256) == (len(raw), 6, sha(raw))
+    assert (info.bytes, info.records, info.blake3) == (len(raw), 6, blake3.blake3(raw).digest())
     assert info.entries == added
     assert added[4].length == record_length(added[4].csize) and added[4].length > 2 * SEGMENT_PLAIN
 
@@ -453,7 +454,7 @@ def test_truncated_pack(three, cut):
             with pytest.raises(RecordAuthError, match="truncated"):
                 reader.read(entry)
             assert isinstance(results[entry.offset], RecordAuthError)
-    assert reader.file_sha256 == sha(raw[:keep])
+    assert reader.file_blake3 == blake3.blake3(raw[:keep]).digest()
 
 
 def test_tail_replaced_by_zeros(storage):
@@ -561,5 +562,5 @@ def test_verify_all_reports_the_one_bad_record_in_one_pass(tmp_path):
     errors = [err for _, err in results]
     assert errors[0] is None and errors[2] is None and errors[3] is None
     assert isinstance(errors[1], RecordAuthError) and "record 1" in str(errors[1])
-    assert reader.file_sha256 == sha(file_of(storage, info.name).read_bytes())
+    assert reader.file_blake3 == blake3.blake3(file_of(storage, info.name).read_bytes()).digest()
     assert isinstance(errors[1], IntegrityError)
