@@ -8,7 +8,7 @@
   (mirror, consolidate, move, restore, verify) = BLAKE3, 32 bytes, in hex.
 
 BLAKE3 runs several times faster than SHA-256 on one core, on CPUs with and
-without SHA extensions (bench/RESULTS.md). ``tests/unit/test_hash_choices.py``
+without SHA extensions (bench/RESULTS.md). ``tests/integration/test_hash_choices.py``
 pins these choices.
 """
 from __future__ import annotations
