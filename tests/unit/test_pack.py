@@ -147,6 +147,8 @@ def test_writer_refuses_wrong_blob_id_and_duplicates(storage):
 GOLDEN_MESSAGES = [b"", b"From: a@example.org\r\nSubject: golden\r\n\r\nhello, world\r\n", bytes(range(256))]
 GOLDEN_SIZE = 698
 GOLDEN_SHA256 = "15eb226f4682aa5d49a5e4d8b043376766ae8dd5f8ef29a2902302b0ccd84c03"
+#: the pack checksum the catalog keeps for the golden pack (format v2: BLAKE3 of the file)
+GOLDEN_BLAKE3 = "86cb4d20ea43c371569c0fb0be51628107ea5f7d7a796755bdb7b5c9aa7a3254"
 GOLDEN_HEX = (
     "4d415041434b30310000000000004000800000000000000111111111111111111111111111111111000000000000000000000001"
     "888eb085994ce1e8d2107333ae93c2c03044983c661d8498c5000000000000000000000002579cef920f50334eb989d9af5c374f"
@@ -177,6 +179,7 @@ def test_golden_vector(storage):
     assert len(raw) == GOLDEN_SIZE
     assert hashlib.sha256(raw).hexdigest() == GOLDEN_SHA256
     assert raw == bytes.fromhex(GOLDEN_HEX)
+    assert info.blake3.hex() == GOLDEN_BLAKE3
     # the contract's landmarks, independently of the reader
     assert raw[:40] == b"MAPACK01" + UUID1.bytes + b"\x11" * 16
     assert raw[40:52] == (1).to_bytes(12, "big")          # first nonce, first record
@@ -187,11 +190,13 @@ def test_golden_vector(storage):
 
 
 def test_golden_pack_reads_back(storage):
-    """A reader of today reads the pinned bytes (an old-format fixture, STYLE.md)."""
+    """A reader of today reads the pinned bytes (an old-format fixture, STYLE.md) and checksums them with BLAKE3."""
     name = "packs/11/11111111111111111111111111111111.pack"
     storage.put(name, bytes.fromhex(GOLDEN_HEX))
     reader = PackReader(storage, name, KEY, UUID1)
     assert [reader.read(e) for e in reader.index()] == GOLDEN_MESSAGES
+    assert [err for _, err in reader.verify_all()] == [None] * len(GOLDEN_MESSAGES)
+    assert reader.file_blake3.hex() == GOLDEN_BLAKE3
 
 
 # ----------------------------------------------------------------- crafted packs
