@@ -60,7 +60,7 @@ def check_location(
     if problems:
         named = "\n  ".join(f"{p['pack']}: {p['problem']}" for p in problems[:NAMED])
         more = f"\n  … and {len(problems) - NAMED} more" if len(problems) > NAMED else ""
-        cls = IntegrityError if verify and all(p["problem"].startswith("SHA") for p in problems) else RetargetRefused
+        cls = IntegrityError if verify and all(p["problem"].startswith("BLAKE3 ") for p in problems) else RetargetRefused
         msg = (
             f"{storage.location} does not hold all packs of medium {medium_id} "
             f"({len(problems)} of {len(packs)} missing or different):\n  {named}{more}\n"

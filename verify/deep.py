@@ -50,7 +50,7 @@ from toolkit.reporter import NullReporter
 from .report import Report
 
 FULL_CHECKS = [
-    ("F01", "Pack files: readable, index and SHA-256 as recorded"),
+    ("F01", "Pack files: readable, index and BLAKE3 checksum as recorded"),
     ("F02", "Every record authenticates and decompresses"),
     ("F03", "SHA-256 of every mail equals its blob id"),
     ("F04", "Header fields re-derived from the mail equal the catalog"),
