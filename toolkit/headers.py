@@ -203,8 +203,7 @@ class BodyHasher:
         buf = self._carry + chunk
         if b"\r" in buf and b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
-        hold = 1 if buf.endswith(b"\r") else 0
-        cut = buf.rfind(b"\n", 0, len(buf) - hold) + 1    # end of the complete lines (0: none)
+        cut = buf.rfind(b"\n") + 1    # end of the complete lines (0: none); a CR at the end stays in the carry
         end = _content_end(buf, 0, cut)
         if end:
             if self._newlines:
