@@ -17,10 +17,6 @@ from typing import BinaryIO
 
 import blake3
 
-#: the name the catalog and reports give the file checksum (column ``packs.blake3``, ...)
-CHECKSUM_NAME = "blake3"
-
-
 def body_hasher():
     """A BLAKE3 hasher for the normalised body (single-threaded: workers already run in parallel)."""
     return blake3.blake3()
