@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import blake3
 
+
 def body_hasher():
     """A BLAKE3 hasher for the normalised body (single-threaded: workers already run in parallel)."""
     return blake3.blake3()
