@@ -13,7 +13,7 @@ with random base64 attachments, imported through the library), then times
   consolidation 4 → an smb:// medium against ``smbclient`` ``mput`` of the
   same files.
 
-* floors: SHA-256 of the same pack files on two threads with nothing else
+* floors: the BLAKE3 checksum of the same pack files on two threads with nothing else
   (warm cache) — the hash pass a verified copy cannot skip; and smbprotocol
   alone writing the files to the share, then reading them back, on three
   connections with no hashing — a verified copy onto SMB must do both.
@@ -142,16 +142,16 @@ def _cp_sync(sources: list[Path], plain: Path) -> tuple[float, float]:
 
 
 def hash_floor(files: list[Path], threads: int = 2) -> float:
-    """Seconds to SHA-256 the files on ``threads`` threads, warm cache, nothing else done."""
+    """Seconds to checksum (BLAKE3, the pack checksum of format v2) the files on ``threads`` threads, warm cache."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from toolkit.storage.base import stream_sha256
+    from toolkit.hashes import stream_checksum
 
     warm(files)
 
     def one(p: Path) -> None:
         with open(p, "rb", buffering=0) as f:
-            stream_sha256(f, 1 << 20)
+            stream_checksum(f, 1 << 20)
 
     with ThreadPoolExecutor(threads) as pool:
         return timed(lambda: list(pool.map(one, files)))
@@ -269,7 +269,7 @@ def report(local: dict, smb: dict | None, mb: int) -> str:
         f"| `cp -r` + `sync` local → local | warm | {local['warm_cp_sync']:.2f} | {rate(n, local['warm_cp_sync']):.0f} | "
         f"{local['warm_cp_sync'] / local['warm_consolidate']:.2f} |",
         f"| consolidation local → local | warm | {local['warm_consolidate']:.2f} | {rate(n, local['warm_consolidate']):.0f} | |",
-        f"| floor: SHA-256 alone, 2 threads | warm | {local['hash_floor']:.2f} | {rate(n, local['hash_floor']):.0f} | "
+        f"| floor: BLAKE3 checksum alone, 2 threads | warm | {local['hash_floor']:.2f} | {rate(n, local['hash_floor']):.0f} | "
         f"{local['cold_cp_sync'] / local['hash_floor']:.2f} (cp cold ÷ floor) |",
     ]
     if smb:
@@ -290,13 +290,13 @@ def report(local: dict, smb: dict | None, mb: int) -> str:
         "",
         f"Cache: {cold} for the rows marked cold; warm rows read their input once first.",
         "What a consolidation does per byte beyond the plain copy: the copy is flushed to disk per pack",
-        "(fsync), then read back and hashed (SHA-256 against the catalog: the one hash pass); local → local",
+        "(fsync), then read back and hashed (BLAKE3 against the catalog: the one hash pass); local → local",
         "the kernel copies (`copy_file_range`). Packs are copied by two threads when both media are local,",
         "by three (each with its own SMB connection) when one end is on SMB.",
         "SHA-256 without SHA extensions runs at 220–380 MB/s per core on this CPU, so two cores cap a",
         "consolidation near 450–700 MB/s whatever the disk; `cp -r` does no hashing and, without `sync`, no writing.",
         "SMB goes through smbprotocol (pure Python, SMB3 with signing/encryption, write + read-back over the wire).",
-        "Floors: the SHA-256 row is the hash pass alone on the same bytes (no copy, no disk); the smbprotocol",
+        "Floors: the BLAKE3 row is the hash pass alone on the same bytes (no copy, no disk); the smbprotocol",
         "rows are the library alone moving the same bytes (no hash, no catalog). A verified copy onto SMB",
         "must write every byte and read it back, so its throughput cannot exceed the write + read-back row;",
         "the ratio column of a floor row is the best a consolidation could reach against its plain copy.",

@@ -437,15 +437,16 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
     """Read every EML file (cache as for the contenders) and do only the per-mail work the format fixes.
 
     In this process, one thread: SHA-256 of the mail (blob id), the body normalised and hashed
-    (dedup key), zstd level 1 + AES-256-GCM (the sealed record), SHA-256 of the record (the pack
-    file hash). No import of this tree on these cores can take less wall time than the larger of
+    (dedup key), zstd level 1 + AES-256-GCM (the sealed record), BLAKE3 of the record (the pack
+    file checksum, format v2). No import of this tree on these cores can take less wall time than the larger of
     the reading time and (reading CPU + work CPU) ÷ cores.
     """
     import hashlib
     import uuid
 
     sys.path.insert(0, str(REPO))
-    from toolkit.headers import normalise_body, split_message
+    from toolkit.hashes import checksum_hasher
+    from toolkit.headers import hash_body, split_offsets
     from toolkit.pack import seal_record
 
     prepare_cache([eml_root], cache_mode)
@@ -461,9 +462,9 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
             read_wall += time.perf_counter() - t0
             read_cpu += c1 - c0
             blob = hashlib.sha256(raw).digest()
-            hashlib.sha256(normalise_body(split_message(raw)[1])).digest()
+            hash_body(raw, split_offsets(raw)[1])
             record, _ = seal_record(key, archive_uuid, blob, raw, check=False)
-            hashlib.sha256(record).digest()
+            checksum_hasher().update(record).digest()
             work_cpu += time.process_time() - c1
             mails += 1
     cores = os.cpu_count() or 1

@@ -52,7 +52,6 @@ last resort when no v2 snapshot verifies, with a warning.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import struct
@@ -62,7 +61,7 @@ from uuid import UUID
 import pyarrow as pa
 import zstandard
 
-from toolkit import crypto
+from toolkit import crypto, hashes
 from toolkit.archive import Archive
 from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, ObjectMissingError, UsageError
 from toolkit.storage import Storage
@@ -176,7 +175,7 @@ class BackupResult:
     kind: str
     medium_id: int
     bytes: int
-    sha256: str
+    blake3: str
     chain: list[str]
     tables: dict[str, dict]
     config_snapshot: str
@@ -185,7 +184,7 @@ class BackupResult:
     def as_dict(self) -> dict:
         return {
             "name": self.name, "kind": self.kind, "medium": self.medium_id, "bytes": self.bytes,
-            "sha256": self.sha256, "chain": self.chain, "config_snapshot": self.config_snapshot,
+            "blake3": self.blake3, "chain": self.chain, "config_snapshot": self.config_snapshot,
             "deleted": self.deleted,
             "tables": {t: {"mode": v["mode"], "rows": v["stored"], "total": v["checksum"][0]} for t, v in self.tables.items()},
         }
@@ -206,7 +205,7 @@ def verified_backups(archive: Archive) -> list[dict]:
     out = []
     for name, medium_id, kind, created, nbytes, sha, meta in rows:
         out.append({"name": name, "medium_id": medium_id, "kind": kind, "created": created, "bytes": nbytes,
-                    "sha256": sha, "meta": json.loads(meta) if meta else None})
+                    "blake3": sha, "meta": json.loads(meta) if meta else None})
     return out
 
 
@@ -378,13 +377,13 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
         except MailArchiveError:
             pass
         raise
-    sha = hashlib.sha256(sealed).hexdigest()
+    sha = hashes.checksum(sealed)
     config_name = snapshot_config(archive, storage, now)
     record = {k: v for k, v in meta.items() if k != "parts"}
     with archive.catalog.writing() as con:
         backup_rows.record_backup(con, name, medium_id, kind, now, len(sealed), sha, json.dumps(record))
     result = BackupResult(
-        name=name, kind=kind, medium_id=medium_id, bytes=len(sealed), sha256=sha,
+        name=name, kind=kind, medium_id=medium_id, bytes=len(sealed), blake3=sha,
         chain=[f"{BACKUP_DIR}/{n}" for n in meta["chain"]],
         tables=meta["tables"], config_snapshot=config_name,
     )

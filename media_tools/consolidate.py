@@ -9,7 +9,7 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
 2. **Copy and check**: each source pack is copied into a create-only file of
    the same name at the target (local → local by the kernel, ``copy_file_range``;
    otherwise streamed), flushed to disk, and then the copy is read back and
-   its size and SHA-256 compared with the catalog's — one hash pass, over the
+   its size and BLAKE3 compared with the catalog's — one hash pass, over the
    bytes the target actually holds. When they differ, the source is hashed
    too: if it differs the same way, the source is damaged and its records are
    authenticated one by one to name the affected mails (P6); damage stops the
@@ -32,7 +32,7 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
 
 4a. **Stamps, backups, config snapshots** (before retiring): every file below
    ``stamps/``, ``db-backups/`` and ``config/`` of a source is copied to the same
-   name at the target (create-only) and the copy read back and its SHA-256
+   name at the target (create-only) and the copy read back and its BLAKE3
    compared with the source's (and with the catalog's for a backup); then the
    ``stamp_batches`` and ``db_backups`` rows naming it move to the target. A
    copy left by an interrupted run is reused when it matches; a different file
@@ -111,7 +111,7 @@ class PackTask:
     source: int
     bytes: int
     records: int
-    sha256: str
+    blake3: str                    # the catalog's checksum of the pack file
     at_target: bool = False        # a file of this name is already at the target (checked while copying)
 
 
@@ -156,7 +156,7 @@ class Plan:
 class _Outcome:
     task: PackTask
     status: str = "pending"        # copied | already-copied | damaged-copied | damaged | moved | error
-    sha256: str | None = None      # of the bytes at the target
+    blake3: str | None = None      # checksum of the bytes at the target
     created: bool = False          # this run created the target file
     error: str | None = None
     lost: list[dict] = field(default_factory=list)
@@ -359,41 +359,41 @@ def _copy_one(src: Storage, dst: Storage, task: PackTask, accept_loss: bool, tar
     t0 = time.perf_counter()
     st = dst.stat(task.name)
     if st is not None:
-        got, n = dst.sha256(task.name)
-        if got == task.sha256 and n == task.bytes:
-            out.status, out.sha256 = "already-copied", got
+        got, n = dst.blake3(task.name)
+        if got == task.blake3 and n == task.bytes:
+            out.status, out.blake3 = "already-copied", got
             out.seconds = time.perf_counter() - t0
             return out
-        src_sha, src_n = src.sha256(task.name)
+        src_sha, src_n = src.blake3(task.name)
         if src_sha == got and src_n == n:  # the source itself differs from the catalog: damaged
             out.status = "damaged-copied" if accept_loss else "damaged"
-            out.sha256 = got
+            out.blake3 = got
             out.created = not accept_loss  # our copy of a damaged pack: removed again when the run refuses
             return out
         raise ObjectExistsError(
-            f"medium {target} already holds a different file {task.name} ({n} bytes, SHA-256 {got[:16]}…, "
-            f"expected {task.sha256[:16]}…); move it aside and rerun"
+            f"medium {target} already holds a different file {task.name} ({n} bytes, BLAKE3 {got[:16]}…, "
+            f"expected {task.blake3[:16]}…); move it aside and rerun"
         )
 
     n = dst.copy_in(task.name, src, task.name, COPY_CHUNK)  # create-only; local → local in the kernel
     out.created = True
     faults.hit("consolidate_after_copy")
-    got, m = dst.sha256(task.name)  # the copy, read back: this is the check that counts
-    if got != task.sha256 or m != task.bytes:
-        src_sha, src_n = src.sha256(task.name)
+    got, m = dst.blake3(task.name)  # the copy, read back: this is the check that counts
+    if got != task.blake3 or m != task.bytes:
+        src_sha, src_n = src.blake3(task.name)
         if src_sha != got or src_n != m:
             _delete_quietly(dst, task.name)
             raise IntegrityError(
                 f"the copy of {task.name} on medium {target} reads back differently from its source "
-                f"({m} of {n} bytes, SHA-256 {got[:16]}…): the target medium is unreliable; the copy was "
+                f"({m} of {n} bytes, BLAKE3 {got[:16]}…): the target medium is unreliable; the copy was "
                 "removed and nothing was moved"
             )
         # the source itself differs from the catalog: damaged (the copy goes again unless accept_loss)
-        out.status, out.sha256 = ("damaged-copied" if accept_loss else "damaged"), got
+        out.status, out.blake3 = ("damaged-copied" if accept_loss else "damaged"), got
         out.seconds = time.perf_counter() - t0
         return out
     faults.hit("consolidate_after_verify")
-    out.status, out.sha256 = "copied", got
+    out.status, out.blake3 = "copied", got
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -432,10 +432,10 @@ def _remap(con, out: _Outcome, target: int) -> None:
     """Inside one transaction: the pack's medium ID moves to the target, with its event."""
     t = out.task
     media_rows.move_pack(con, t.pack_id, t.source, target)
-    detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "sha256": out.sha256}
+    detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "blake3": out.blake3}
     if out.status == "damaged-copied":
         detail["damaged"] = True
-        detail["catalog_sha256"] = t.sha256
+        detail["catalog_blake3"] = t.blake3
         detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
     events.log_event(con, "pack-moved", detail)
 
@@ -541,7 +541,7 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
     if failure is not None:
         raise failure
     listing = [m for o in damaged for m in o.lost]
-    lines = [f"pack {o.task.name} on medium {o.task.source} differs from the catalog's SHA-256" for o in damaged]
+    lines = [f"pack {o.task.name} on medium {o.task.source} differs from the catalog's BLAKE3" for o in damaged]
     lines += [
         f"mail {m['msg_id']} {m['message_id'] or ''} {m['subject']!r}: {m['error']}" for m in listing
     ]
@@ -602,7 +602,7 @@ def _report(plan: Plan, outcomes: list[_Outcome], meta: list[dict], lost: list[d
         "plan": plan.as_dict(),
         "packs": [
             {"pack": o.task.name, "from": o.task.source, "bytes": o.task.bytes, "status": o.status,
-             "sha256": o.sha256, "copied": o.created, "seconds": round(o.seconds, 3), "lost": o.lost}
+             "blake3": o.blake3, "copied": o.created, "seconds": round(o.seconds, 3), "lost": o.lost}
             for o in outcomes
         ],
         "lost": lost,
@@ -637,17 +637,17 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
     for sid in sources:
         src = archive.storage(sid)
         for e in _meta_files(src):
-            want, n = src.sha256(e.name)
+            want, n = src.blake3(e.name)
             if e.name in backup_sha and backup_sha[e.name] != want:
                 raise IntegrityError(
-                    f"backup {e.name} on medium {sid} differs from the catalog's SHA-256; nothing was retired "
+                    f"backup {e.name} on medium {sid} differs from the catalog's BLAKE3; nothing was retired "
                     f"(remove that backup's file or restore it from the mirror, then rerun)"
                 )
             copied = False
             if dst.stat(e.name) is None:
                 dst.copy_in(e.name, src, e.name, COPY_CHUNK)
                 copied = True
-            got, m = dst.sha256(e.name)
+            got, m = dst.blake3(e.name)
             if (got, m) != (want, n):
                 if copied:
                     _delete_quietly(dst, e.name)
@@ -663,7 +663,7 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
                     media_rows.move_stamp_manifest(con, e.name, sid, target)
                 elif e.name.startswith("db-backups/"):
                     backup_rows.move_backup(con, e.name, sid, target)
-            moved.append({"file": e.name, "from": sid, "bytes": n, "sha256": got, "copied": copied})
+            moved.append({"file": e.name, "from": sid, "bytes": n, "blake3": got, "copied": copied})
     return moved
 
 
@@ -678,7 +678,7 @@ def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:
 
 def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter | None = None) -> list[str]:
     """Delete source pack files whose pack the catalog now keeps on ``target`` and whose target copy
-    passes a full verification (every record authenticates, file SHA-256 equals the catalog's).
+    passes a full verification (every record authenticates, file BLAKE3 equals the catalog's).
     Packs moved with accepted damage fail that check and stay on the source."""
     reporter = reporter or NullReporter()
     dst = archive.storage(target)
@@ -697,7 +697,7 @@ def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter 
             except MailArchiveError as exc:
                 reporter.warn(f"kept {entry.name} on medium {sid}: the target copy does not verify ({exc})")
                 continue
-            if failed or reader.file_sha256 is None or reader.file_sha256.hex() != sha:
+            if failed or reader.file_blake3 is None or reader.file_blake3.hex() != sha:
                 reporter.warn(f"kept {entry.name} on medium {sid}: the target copy does not fully verify")
                 continue
             src.delete(entry.name)

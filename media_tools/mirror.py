@@ -20,10 +20,10 @@ only make the mirror older).
 Decisions:
 
 * A pack present at DEST with the catalog's size counts as present; with
-  ``verify=True`` its SHA-256 is also read and compared. Every new copy is
-  read back and its SHA-256 compared with the catalog before it counts.
+  ``verify=True`` its BLAKE3 checksum is also read and compared. Every new copy is
+  read back and its BLAKE3 checksum compared with the catalog before it counts.
 * The local pack is hashed while it is copied; a local pack that is missing
-  or whose SHA-256 differs from the catalog is reported and not copied, and
+  or whose BLAKE3 checksum differs from the catalog is reported and not copied, and
   nothing at DEST is deleted because of it (Q4).
 * A file at DEST that differs (size, or hash with ``verify``) is reported
   and left alone; ``repair=True`` replaces a differing pack by a fresh,
@@ -42,13 +42,12 @@ completed run; ``mailarchive mirror-status DEST`` shows it without touching DEST
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from toolkit import crypto, faults
+from toolkit import crypto, faults, hashes
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
@@ -115,7 +114,7 @@ class _LocalCorrupt(Exception):
 
 def _copy(src: Storage, name: str, dest: Storage, dest_name: str, expected_sha: str | None) -> tuple[int, str]:
     """Copy create-only, hashing the local bytes on the way; then read the copy back and compare."""
-    h = hashlib.sha256()
+    h = hashes.checksum_hasher()
     n = 0
     w = dest.open_write(dest_name)
     try:
@@ -131,13 +130,13 @@ def _copy(src: Storage, name: str, dest: Storage, dest_name: str, expected_sha: 
     except BaseException:
         w.abort()
         raise
-    back = dest.sha256(dest_name)[0]
+    back = dest.blake3(dest_name)[0]
     if back != digest:
         try:
             dest.delete(dest_name)
         except MailArchiveError:
             pass
-        raise StorageError(f"{dest.location}/{dest_name}: the copy reads back with another SHA-256; removed, rerun the mirror")
+        raise StorageError(f"{dest.location}/{dest_name}: the copy reads back with another checksum (BLAKE3); removed, rerun the mirror")
     return n, digest
 
 
@@ -171,7 +170,7 @@ class Mirror:
         if have is not None:
             same = size is None or have == size
             if same and sha is not None and self.verify:
-                same = self.dest.sha256(dest_name)[0] == sha
+                same = self.dest.blake3(dest_name)[0] == sha
             elif same and size is None:
                 # small files without a catalog size (labels, manifests, backups): compare bytes
                 local = src.stat(name)
@@ -199,7 +198,7 @@ class Mirror:
             if have is not None:
                 # repair: copy under a temp name first is what _copy does; the differing file goes only
                 # after the local pack verified during a dry hash.
-                if src.sha256(name)[0] != sha:
+                if src.blake3(name)[0] != sha:
                     raise _LocalCorrupt("")
                 self.dest.delete(dest_name)
                 self._dest_index().pop(dest_name, None)
@@ -210,7 +209,7 @@ class Mirror:
             return False
         except _LocalCorrupt:
             s.corrupt_locally.append({"file": dest_name, "location": f"{src.location}/{name}"})
-            self._warn(f"{src.location}/{name} does not match its SHA-256 in the catalog: not mirrored")
+            self._warn(f"{src.location}/{name} does not match its checksum (BLAKE3) in the catalog: not mirrored")
             return False
         except ObjectExistsError:
             # another run created it meanwhile; check it on the next run

@@ -8,8 +8,8 @@ Steps:
 1. Every file of the medium (label, packs, stamp manifests, catalog backups,
    config snapshots; temporary files left out) is copied create-only to the
    same relative name below LOCATION, and the copy is read back and its
-   SHA-256 compared with the source's — and with the catalog's for a pack.
-2. A file already at LOCATION with the source's size and SHA-256 counts as
+   BLAKE3 checksum compared with the source's — and with the catalog's for a pack.
+2. A file already at LOCATION with the source's size and BLAKE3 checksum counts as
    copied (an interrupted move resumes: rerun the same command); a file there
    with other content stops the move, naming it, before anything switches.
 3. The switch is ``retarget`` (label and every pack checked at LOCATION), which
@@ -35,15 +35,15 @@ COPY_CHUNK = 8 * 1024 * 1024
 
 def _copy_verified(src: Storage, dst: Storage, name: str, size: int, catalog_sha: str | None) -> bool:
     """Copy ``name`` unless a good copy is there; True when bytes were copied. Raises on any mismatch."""
-    want, n = src.sha256(name)
+    want, n = src.blake3(name)
     if catalog_sha is not None and want != catalog_sha:
-        raise IntegrityError(f"{src.location}/{name} does not match its SHA-256 in the catalog; nothing was switched "
+        raise IntegrityError(f"{src.location}/{name} does not match its checksum (BLAKE3) in the catalog; nothing was switched "
                              f"(restore that pack from the mirror first)")
     copied = False
     if dst.stat(name) is None:
         dst.copy_in(name, src, name, COPY_CHUNK)
         copied = True
-    got, m = dst.sha256(name)
+    got, m = dst.blake3(name)
     if (got, m) != (want, n):
         if copied:
             try:

@@ -3,7 +3,7 @@
 For every medium that is not removed (retired media last), every pack's
 footer index is read and each record decrypted and its headers scanned, as
 the import did, giving the rows of ``messages``, ``recipients`` and
-``packs`` (size and SHA-256 from the file). Sealed stamp manifests
+``packs`` (size and BLAKE3 checksum from the file). Sealed stamp manifests
 (``stamps/*.manifest``) give ``stamp_batches`` back and set
 ``messages.batch_id`` by blob id; envelope leaves of a batch are reported
 (journal envelopes were only in the catalog).
@@ -36,13 +36,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import crypto
+from toolkit import crypto, hashes
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
 from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
@@ -227,7 +226,7 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
     reader = PackReader(storage, entry.name, archive.key, archive.uuid)
     try:
         index = reader.index()
-        h = hashlib.sha256()
+        h = hashes.checksum_hasher()
         with storage.open_read(entry.name) as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
@@ -269,7 +268,7 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
         result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
         return next_id
     pack = {"pack_id": pack_id, "medium_id": medium_id, "name": entry.name, "bytes": entry.size,
-            "records": len(index), "sha256": h.hexdigest(), "created_at": archived_at, "run_id": None}
+            "records": len(index), "blake3": h.hexdigest(), "created_at": archived_at, "run_id": None}
     with archive.catalog.writing() as con:  # the same appends as an import's commit
         ingest_rows.append_rows(con, "packs", [pack])
         ingest_rows.append_rows(con, "messages", messages)

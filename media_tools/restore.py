@@ -7,7 +7,7 @@ every file opens and checks — a truncated or damaged backup is refused and
 the next older chain is used, and the result says which were refused (B6);
 media pointed at DEST/medium-<id> (unless ``keep_locations``); last a
 verification that every pack the catalog lists is at its medium with the
-catalog's size and SHA-256. Missing or corrupt packs are listed with the
+catalog's size and BLAKE3 checksum. Missing or corrupt packs are listed with the
 messages they hold: "restored with losses" (Q2). The home is built in a
 temporary sibling directory and renamed into place only at the end.
 """
@@ -317,7 +317,7 @@ def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:
 
 
 def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:
-    """Every pack the catalog lists: present at its medium, with its size and SHA-256 (Q2)."""
+    """Every pack the catalog lists: present at its medium, with its size and BLAKE3 checksum (Q2)."""
     with archive.catalog.reading() as con:
         packs = media_rows.packs_with_message_counts(con)
         result.messages = media_rows.message_count(con)
@@ -335,8 +335,8 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
                 problem = "missing"
             elif st.size != size:
                 problem = f"size {st.size}, expected {size}"
-            elif storage.sha256(name)[0] != sha:
-                problem = "SHA-256 differs (corrupt)"
+            elif storage.blake3(name)[0] != sha:
+                problem = "checksum (BLAKE3) differs (corrupt)"
         except (StorageError, IntegrityError, MailArchiveError) as exc:
             problem = f"unreadable: {exc}"
         if problem:

@@ -5,7 +5,7 @@ another disk or share (rsync, robocopy, a restored backup), and the medium's
 registry entry is to follow them. Refused unless the new location carries
 THIS archive's label for THIS medium ID (MEDIUM.json with a valid HMAC, P4/P9)
 and holds every pack the catalog keeps on the medium with its recorded size;
-``verify=True`` also compares each pack's SHA-256. Nothing changes on refusal.
+``verify=True`` also compares each pack's BLAKE3 checksum. Nothing changes on refusal.
 """
 from __future__ import annotations
 
@@ -52,15 +52,15 @@ def check_location(
         elif st.size != size:
             problems.append({"pack": name, "problem": f"size {st.size}, the catalog expects {size}"})
         elif verify:
-            got = storage.sha256(name)[0]
+            got = storage.blake3(name)[0]
             if got != sha:
-                problems.append({"pack": name, "problem": f"SHA-256 {got[:16]}…, the catalog expects {sha[:16]}…"})
+                problems.append({"pack": name, "problem": f"BLAKE3 {got[:16]}…, the catalog expects {sha[:16]}…"})
         reporter.advance("retarget-check", 1, bytes=size)
     reporter.finish("retarget-check")
     if problems:
         named = "\n  ".join(f"{p['pack']}: {p['problem']}" for p in problems[:NAMED])
         more = f"\n  … and {len(problems) - NAMED} more" if len(problems) > NAMED else ""
-        cls = IntegrityError if verify and all(p["problem"].startswith("SHA") for p in problems) else RetargetRefused
+        cls = IntegrityError if verify and all(p["problem"].startswith("BLAKE3 ") for p in problems) else RetargetRefused
         msg = (
             f"{storage.location} does not hold all packs of medium {medium_id} "
             f"({len(problems)} of {len(packs)} missing or different):\n  {named}{more}\n"

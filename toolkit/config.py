@@ -10,7 +10,8 @@ import tomli_w
 
 from .errors import CatalogError
 
-FORMAT_VERSION = 1
+#: v2 (issue 15): body hashes and pack/backup checksums are BLAKE3 (toolkit/hashes.py); v1 used SHA-256.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -46,6 +47,11 @@ class ArchiveConfig:
         if data.get("format", 0) > FORMAT_VERSION:
             raise CatalogError(
                 f"{path}: archive format v{data['format']} needs a newer mailarchive-toolkit (this one reads v{FORMAT_VERSION})"
+            )
+        if data.get("format", 0) < FORMAT_VERSION:
+            raise CatalogError(
+                f"{path}: archive format v{data.get('format', 0)} is older than this toolkit reads (v{FORMAT_VERSION}: "
+                "BLAKE3 body hashes and pack checksums instead of SHA-256); use the mailarchive-toolkit that wrote it"
             )
         media = [MediumEntry(**m) for m in data.pop("media", [])]
         known = {f for f in cls.__dataclass_fields__}

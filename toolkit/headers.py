@@ -22,15 +22,18 @@ Header block / body split
 Body normalisation (``normalise_body``)
     CRLF -> LF; a bare CR is kept; spaces and tabs at the end of each line
     are removed; trailing empty lines are removed (so the final newline is
-    gone too). ``body_sha256 = sha256(normalise_body(body))``.
+    gone too). ``body_hash = BLAKE3(normalise_body(body))`` (32 bytes; see
+    :mod:`toolkit.hashes`), fed piece by piece by :func:`hash_body` and
+    :class:`BodyHasher` without building the normalised body.
 
 Dedup key -- A STORED FORMAT. Changing any byte of this recipe changes the
 key of every message and breaks deduplication against existing archives.
-Version the prefix (``-v2``) instead of editing it.
+Version the prefix instead of editing it (``-v2`` since the body hash became
+BLAKE3 with archive format v2; ``-v1`` keys used SHA-256 body hashes).
 
     With a Message-ID::
 
-        sha256(b"mailarchive-dedup-v1\\0mid\\0" + MID + b"\\0" + body_sha256)
+        sha256(b"mailarchive-dedup-v2\\0mid\\0" + MID + b"\\0" + body_hash)
 
     MID is the Message-ID header value (first occurrence), unfolded, with
     all whitespace removed and the angle brackets stripped (the text
@@ -40,9 +43,9 @@ Version the prefix (``-v2``) instead of editing it.
 
     Without a Message-ID (missing or empty after normalisation)::
 
-        sha256(b"mailarchive-dedup-v1\\0nomid\\0"
+        sha256(b"mailarchive-dedup-v2\\0nomid\\0"
                + DATE + b"\\0" + FROM + b"\\0" + TO + b"\\0" + CC + b"\\0"
-               + SUBJECT + b"\\0" + body_sha256)
+               + SUBJECT + b"\\0" + body_hash)
 
     each field being the first occurrence of that header, raw (no RFC 2047
     decoding), unfolded, runs of space/tab/CR/LF collapsed to one space,
@@ -61,9 +64,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
+from . import hashes
+
 __all__ = ["MailMeta", "scan", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id", "split_message"]
 
-DEDUP_PREFIX = b"mailarchive-dedup-v1\0"
+DEDUP_PREFIX = b"mailarchive-dedup-v2\0"   # v2: the body hash is BLAKE3 (v1: SHA-256)
 MAX_VALUE_CHARS = 64 * 1024      # longest header value parsed for addresses / subject
 MAX_SUBJECT_CHARS = 2000
 MAX_NAME_CHARS = 500
@@ -72,9 +77,10 @@ _PARSER = BytesHeaderParser(policy=compat32)
 # a header line, or a continuation line followed by one (J1: first line is a continuation)
 # (no two quantifiers may overlap: ``[ \t]+[^\r\n]*`` read a long run of blanks quadratically)
 _HEADER_LINE = re.compile(rb"(?:From |[!-9;-~]+[ \t]*:|[ \t][^\r\n]*+\r?\n[!-9;-~]+:)")
-_TRAILING_WS = re.compile(rb"(?<![ \t])[ \t]++\n")  # tried only where a run of blanks starts
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_SPLIT_LIMIT = 1 << 20
+# literal searches: the re engine finds these two-byte needles about twice as fast as bytes.find
+_SPACE_LF = re.compile(rb" \n")
+_TAB_LF = re.compile(rb"\t\n")
 _LINEBREAKS = re.compile(r"\r\n|\r|\n")
 _WS_RUN = re.compile(r"[ \t\r\n]+")
 _ALL_WS = re.compile(r"[ \t\r\n]+")
@@ -104,7 +110,7 @@ class MailMeta:
     sent_date: datetime | None = None
     spam: bool = False
     defects: list[str] = field(default_factory=list)
-    body_sha256: bytes = b""
+    body_hash: bytes = b""
     dedup_key: bytes = b""
     header_size: int = 0
     journal: bool = False
@@ -112,25 +118,84 @@ class MailMeta:
 
 # ---------------------------------------------------------------- body / key
 
+_BLANKS = b" \t"
+
+
+def _content_end(body: bytes, start: int, stop: int) -> int:
+    """End of ``body[start:stop]`` without its tail of spaces, tabs and LFs (C-speed rstrip of growing tails)."""
+    k = 64
+    while True:
+        lo = max(start, stop - k)
+        kept = len(body[lo:stop].rstrip(b" \t\n"))
+        if kept or lo == start:
+            return lo + kept
+        k *= 16
+
+
+def _find(pattern: re.Pattern, body: bytes, pos: int, end: int) -> int:
+    m = pattern.search(body, pos, end)
+    return m.start() if m else -1
+
+
+def _has_blank_before_lf(body: bytes, start: int, end: int) -> bool:
+    return _SPACE_LF.search(body, start, end) is not None or (
+        body.find(b"\t", start, end) >= 0 and _TAB_LF.search(body, start, end) is not None)
+
+
+def _feed_stripped(update, body: bytes, start: int, end: int) -> None:
+    """``update`` each piece of ``body[start:end]`` (LF line ends) with the blanks before each LF left out.
+
+    Python work per line that has trailing blanks, not per line: the pieces between are
+    found by C searches and passed on as views."""
+    view = memoryview(body)
+    pos = start
+    sp = _find(_SPACE_LF, body, pos, end)
+    tab = _find(_TAB_LF, body, pos, end) if body.find(b"\t", pos, end) >= 0 else -1
+    while sp >= 0 or tab >= 0:
+        i = sp if tab < 0 or 0 <= sp < tab else tab     # the blank before the first such LF
+        j = i
+        while j > pos and body[j - 1] in (0x20, 0x09):
+            j -= 1
+        update(view[pos:j])
+        pos = i + 1                                      # the LF starts the next piece
+        if 0 <= sp < pos:
+            sp = _find(_SPACE_LF, body, pos, end)
+        if 0 <= tab < pos:
+            tab = _find(_TAB_LF, body, pos, end)
+    update(view[pos:end])
+
+
 def normalise_body(body: bytes) -> bytes:
     """CRLF -> LF, bare CR kept, trailing spaces/tabs per line and trailing empty lines removed."""
-    # One-byte searches run at memchr speed, two-byte ones ten times slower: test for the
-    # byte first, so a body without CR or tab costs one two-byte scan (" \n"), not three.
     if b"\r" in body and b"\r\n" in body:
         body = body.replace(b"\r\n", b"\n")
-    if b" \n" in body or (b"\t" in body and b"\t\n" in body):
-        if len(body) <= _SPLIT_LIMIT:
-            body = b"\n".join([line.rstrip(b" \t") for line in body.split(b"\n")])
-        else:  # no per-line list for huge bodies
-            body = _TRAILING_WS.sub(b"\n", body)
-    return body.rstrip(b" \t").rstrip(b"\n")
+    end = _content_end(body, 0, len(body))
+    if not _has_blank_before_lf(body, 0, end):
+        return body[:end] if end < len(body) else body
+    pieces: list = []
+    _feed_stripped(pieces.append, body, 0, end)
+    return b"".join(pieces)
+
+
+def hash_body(raw: bytes, start: int = 0) -> bytes:
+    """BLAKE3 of ``normalise_body(raw[start:])``, fed piece by piece: nothing is copied when the
+    body has no CRLF (most mails), and only the lines with trailing blanks cost Python work."""
+    if raw.find(b"\r", start) >= 0 and raw.find(b"\r\n", start) >= 0:
+        raw, start = raw[start:].replace(b"\r\n", b"\n"), 0
+    end = _content_end(raw, start, len(raw))
+    if not _has_blank_before_lf(raw, start, end):
+        # nothing to strip inside: one call over the whole body (a view, or the bytes themselves)
+        return hashes.body_hasher().update(raw if start == 0 and end == len(raw) else memoryview(raw)[start:end]).digest()
+    h = hashes.body_hasher()
+    _feed_stripped(h.update, raw, start, end)
+    return h.digest()
 
 
 class BodyHasher:
-    """SHA-256 of ``normalise_body(body)`` computed over a body fed in chunks of any size."""
+    """BLAKE3 of ``normalise_body(body)`` computed over a body fed in chunks of any size."""
 
     def __init__(self) -> None:
-        self._h = hashlib.sha256()
+        self._h = hashes.body_hasher()
         self._carry = b""        # an incomplete last line (may end in a CR that a LF could follow)
         self._newlines = 0       # newlines held back: trailing empty lines are dropped at the end
 
@@ -138,19 +203,15 @@ class BodyHasher:
         buf = self._carry + chunk
         if b"\r" in buf and b"\r\n" in buf:
             buf = buf.replace(b"\r\n", b"\n")
-        hold = 1 if buf.endswith(b"\r") else 0
-        cut = buf.rfind(b"\n", 0, len(buf) - hold)
-        if cut < 0:
-            self._carry = buf
-            return
-        complete, self._carry = buf[: cut + 1], buf[cut + 1:]
-        if b" \n" in complete or (b"\t" in complete and b"\t\n" in complete):
-            complete = _TRAILING_WS.sub(b"\n", complete)
-        content = complete.rstrip(b"\n")
-        if content:
-            self._h.update(b"\n" * self._newlines + content)
+        cut = buf.rfind(b"\n") + 1    # end of the complete lines (0: none); a CR at the end stays in the carry
+        end = _content_end(buf, 0, cut)
+        if end:
+            if self._newlines:
+                self._h.update(b"\n" * self._newlines)
+            _feed_stripped(self._h.update, buf, 0, end)
             self._newlines = 0
-        self._newlines += len(complete) - len(content)
+        self._newlines += buf.count(b"\n", end, cut)
+        self._carry = buf[cut:]
 
     def digest(self) -> bytes:
         tail = self._carry.rstrip(b" \t")
@@ -187,7 +248,7 @@ def _collapse(value: str | None) -> str:
     return _WS_RUN.sub(" ", value).strip() if value else ""
 
 
-def dedup_key(message_id: str | None, body_sha256: bytes, *, date_raw: str | None = None,
+def dedup_key(message_id: str | None, body_hash: bytes, *, date_raw: str | None = None,
               from_raw: str | None = None, to_raw: str | None = None, cc_raw: str | None = None,
               subject_raw: str | None = None) -> bytes:
     """The 32-byte dedup key (stored format, see the module docstring).
@@ -202,7 +263,7 @@ def dedup_key(message_id: str | None, body_sha256: bytes, *, date_raw: str | Non
         h.update(b"nomid\0")
         for raw in (date_raw, from_raw, to_raw, cc_raw, subject_raw):
             h.update(_enc(_collapse(raw)) + b"\0")
-    h.update(body_sha256)
+    h.update(body_hash)
     return h.digest()
 
 
@@ -235,21 +296,6 @@ def split_offsets(raw: bytes, pos: int = 0) -> tuple[int, int, str | None]:
         if k >= 0:
             return k + 1, k + 2, None
     return len(raw), len(raw), "no-header-body-separator"
-
-
-def _body_sha256(raw: bytes, start: int = 0) -> bytes:
-    """SHA-256 of ``normalise_body(raw[start:])``; when there is nothing to normalise inside the body
-    (no CR, no spaces or tabs before a line end: most mails), a view is hashed and nothing copied."""
-    if raw.find(b"\r", start) < 0 and raw.find(b" \n", start) < 0 and (
-            raw.find(b"\t", start) < 0 or raw.find(b"\t\n", start) < 0):
-        end, floor = len(raw), max(start, len(raw) - 4096)
-        while end > floor and raw[end - 1] in (0x20, 0x09):   # rstrip(b" \t")
-            end -= 1
-        while end > floor and raw[end - 1] == 0x0A:          # then rstrip(b"\n")
-            end -= 1
-        if end > floor:
-            return hashlib.sha256(memoryview(raw)[start:end]).digest()
-    return hashlib.sha256(normalise_body(raw[start:])).digest()  # a long blank tail, or work to do
 
 
 # ---------------------------------------------------------------- text helpers
@@ -417,10 +463,10 @@ _WANTED_LINE = re.compile(rb"\n(" + b"|".join(re.escape(n.encode()) for n in sor
 
 
 def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10_000,
-         deadline: float = 2.0, body_sha256: bytes | None = None) -> MailMeta:
+         deadline: float = 2.0, body_hash: bytes | None = None) -> MailMeta:
     """Scan one message. Never raises for bytes input; see the module docstring.
 
-    With ``body_sha256`` (from :class:`BodyHasher` over a streamed body) ``raw``
+    With ``body_hash`` (from :class:`BodyHasher` over a streamed body) ``raw``
     need only hold the header block and its separator: large mails are never
     held in memory whole.
     """
@@ -436,7 +482,7 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
     if split_defect:
         defects.append(split_defect)
     meta.header_size = len(header_block)
-    meta.body_sha256 = body_sha256 if body_sha256 is not None else _body_sha256(raw, body_start)
+    meta.body_hash = body_hash if body_hash is not None else hash_body(raw, body_start)
     if b"\0" in raw:
         defects.append("nul-bytes")
     first: dict[str, str] = {}
@@ -449,11 +495,11 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
     try:
         mid_raw = normalise_message_id(_unfold(first["message-id"])) if "message-id" in first else None
         meta.dedup_key = dedup_key(
-            mid_raw, meta.body_sha256, date_raw=first.get("date"), from_raw=first.get("from"),
+            mid_raw, meta.body_hash, date_raw=first.get("date"), from_raw=first.get("from"),
             to_raw=first.get("to"), cc_raw=first.get("cc"), subject_raw=first.get("subject"))
     except Exception as exc:  # pragma: no cover - dedup_key takes str only
         _add(defects, f"parse-error:{type(exc).__name__}")
-        meta.dedup_key = dedup_key(None, meta.body_sha256)
+        meta.dedup_key = dedup_key(None, meta.body_hash)
     return meta
 
 
@@ -613,7 +659,7 @@ FALLBACK_HEAD = 64 * 1024   # bytes of the header block the fallback reads
 _FALLBACK_FIELDS = frozenset({b"message-id", b"from", b"date", b"subject", b"to", b"cc"})
 
 
-def fallback_scan(raw: bytes, *, body_sha256: bytes | None = None) -> MailMeta:
+def fallback_scan(raw: bytes, *, body_hash: bytes | None = None) -> MailMeta:
     """What a mail whose :func:`scan` ran out of time still gets: a bounded line scan.
 
     Reads at most ``FALLBACK_HEAD`` bytes of the header block with plain
@@ -632,10 +678,10 @@ def fallback_scan(raw: bytes, *, body_sha256: bytes | None = None) -> MailMeta:
     if crlf >= 0 and (end < 0 or crlf < end):
         end = crlf
     head = raw[skip:end + 1] if end >= 0 else raw[skip:skip + FALLBACK_HEAD]
-    if body_sha256 is None:
+    if body_hash is None:
         body_start = end + (2 if raw[end:end + 2] == b"\n\n" else 3) if end >= 0 else len(raw)
-        body_sha256 = _body_sha256(raw, body_start)
-    meta.body_sha256 = body_sha256
+        body_hash = hash_body(raw, body_start)
+    meta.body_hash = body_hash
     meta.header_size = len(head)
     first: dict[str, str] = {}
     name = mid = None
@@ -667,7 +713,7 @@ def fallback_scan(raw: bytes, *, body_sha256: bytes | None = None) -> MailMeta:
     except Exception as exc:  # the contract: never raise
         _add(meta.defects, f"parse-error:{type(exc).__name__}")
     meta.dedup_key = dedup_key(
-        mid if meta.message_id else None, body_sha256, date_raw=first.get("date"), from_raw=first.get("from"),
+        mid if meta.message_id else None, body_hash, date_raw=first.get("date"), from_raw=first.get("from"),
         to_raw=first.get("to"), cc_raw=first.get("cc"), subject_raw=first.get("subject"))
     return meta
 

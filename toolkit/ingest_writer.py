@@ -121,7 +121,7 @@ class IngestWriter:
 
     def _pack_row(self, pack: PackInfo, medium_id: int, now: dt.datetime) -> dict:
         return {"pack_id": pack.pack_id.hex(), "medium_id": medium_id, "name": pack.name, "bytes": pack.bytes,
-                "records": pack.records, "sha256": pack.sha256.hex(), "created_at": now, "run_id": self.run_id}
+                "records": pack.records, "blake3": pack.blake3.hex(), "created_at": now, "run_id": self.run_id}
 
     def _sighting_row(self, s: dict, base: int, now: dt.datetime) -> dict:
         return {**s, "msg_id": _msg_id(s["target"], base), "run_id": self.run_id, "source_uri": self.source_uri,

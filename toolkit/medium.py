@@ -15,6 +15,8 @@ from .errors import ForeignArchiveError, MediumLabelError, NextStep, ObjectMissi
 from .storage import Storage
 
 LABEL_NAME = "MEDIUM.json"
+#: the archive format a medium holds (toolkit/config.py FORMAT_VERSION: v2 packs are checksummed with BLAKE3)
+LABEL_FORMAT = 2
 
 
 def _canonical(body: dict) -> bytes:
@@ -26,7 +28,7 @@ def make_label(key: bytes, archive_uuid: uuidlib.UUID, medium_id: int) -> bytes:
         "archive": str(archive_uuid),
         "medium": medium_id,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "format": 1,
+        "format": LABEL_FORMAT,
     }
     mac_key = crypto.derive_key(key, archive_uuid, "medium-mac")
     return json.dumps({**body, "hmac": crypto.mac(mac_key, _canonical(body))}, indent=2).encode() + b"\n"
@@ -52,6 +54,14 @@ def check_label(data: bytes, key: bytes, archive_uuid: uuidlib.UUID, medium_id: 
     mac_key = crypto.derive_key(key, archive_uuid, "medium-mac")
     if not crypto.mac_ok(mac_key, _canonical(label), tag):
         raise MediumLabelError(f"{where}/{LABEL_NAME}: the label's HMAC does not match (tampered, or another key)")
+    fmt = label.get("format")
+    if fmt != LABEL_FORMAT:
+        newer = isinstance(fmt, int) and fmt > LABEL_FORMAT
+        raise MediumLabelError(
+            f"{where} holds archive format v{fmt}, this toolkit reads v{LABEL_FORMAT}: "
+            + ("it needs a newer mailarchive-toolkit" if newer else
+               "an older format (SHA-256 pack checksums); use the mailarchive-toolkit that wrote it")
+        )
     return label
 
 

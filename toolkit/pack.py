@@ -44,6 +44,12 @@ covers (left by an aborted :meth:`PackWriter.add_stream`) are dead space.
 
 Name. ``packs/<first byte of pack id, 2 hex>/<pack id, 32 hex>.pack``.
 
+Checksum. The catalog keeps the BLAKE3 of the whole file (``packs.blake3``,
+:attr:`PackInfo.blake3`; archive format v2, :mod:`toolkit.hashes`); every
+copy, mirror, restore and ``verify --full`` compares against it. No byte of
+the file itself depends on that choice: the record binding above stays the
+SHA-256 blob id.
+
 Policy limits (checked before any allocation): a record claiming a plain size
 above :data:`MAX_MESSAGE_SIZE` is refused; decompression is streamed and
 never produces more than the authenticated plain size (+1 byte, to notice);
@@ -70,7 +76,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import crypto, faults
+from . import crypto, faults, hashes
 from .errors import IntegrityError, MailArchiveError, SourceError
 from .storage.base import AtomicWriter, Storage
 
@@ -162,7 +168,7 @@ class PackInfo:
     name: str
     bytes: int
     records: int
-    sha256: bytes
+    blake3: bytes                 # BLAKE3 of the whole file: the pack checksum the catalog keeps
     entries: list[IndexEntry] = field(default_factory=list)
 
 
@@ -495,7 +501,7 @@ class PackWriter:
         self._level = ZSTD_LEVEL if level is None else level
         self._entries: list[IndexEntry] = []
         self._blob_ids: set[bytes] = set()
-        self._sha = hashlib.sha256()
+        self._sha = hashes.checksum_hasher()
         self._pos = 0
         self._closed = False
         self._w: AtomicWriter = storage.open_write(self.name)
@@ -637,8 +643,8 @@ class PackReader:
         self._entries: list[IndexEntry] | None = None
         self._numbers: dict[int, int] = {}
         self.footer_offset: int | None = None
-        #: SHA-256 of the whole file, set when a :meth:`verify_all` iteration completes
-        self.file_sha256: bytes | None = None
+        #: BLAKE3 of the whole file (the pack checksum), set when a :meth:`verify_all` iteration completes
+        self.file_blake3: bytes | None = None
 
     # -- index
 
@@ -728,12 +734,12 @@ class PackReader:
         Without ``entries`` the footer index is read (PackFormatError if it
         cannot be); with entries (e.g. from the catalog) a pack whose footer
         is damaged can still be checked record by record. When the iteration
-        completes, :attr:`file_sha256` holds the SHA-256 of the whole file.
+        completes, :attr:`file_blake3` holds the BLAKE3 of the whole file.
         ``on_data(entry, chunk)``, when given, receives each decompressed chunk
         of a record as it passes (only proven good when that record then
         yields no error), so callers can look at the mail in the same pass.
         """
-        self.file_sha256 = None
+        self.file_blake3 = None
         with self.storage.open_read(self.name) as f:
             size = _size_of(f)
             if entries is None:
@@ -758,7 +764,7 @@ class PackReader:
                 else:
                     yield entry, None
             fwd.skip_to(None)
-            self.file_sha256 = fwd.digest()
+            self.file_blake3 = fwd.digest()
 
     # -- error reports
 
@@ -807,11 +813,11 @@ class PackReader:
 
 
 class _ForwardReader:
-    """Forward-only reads of one open file, hashing every byte that passes."""
+    """Forward-only reads of one open file, hashing every byte that passes (BLAKE3, the pack checksum)."""
 
     def __init__(self, f: BinaryIO):
         self._f = f
-        self._sha = hashlib.sha256()
+        self._sha = hashes.checksum_hasher()
         self.pos = 0
 
     def read(self, n: int) -> bytes:

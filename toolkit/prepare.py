@@ -270,13 +270,13 @@ def prepare_streamed(opener, limit: float | None = DEFAULT_PARSE_LIMIT,
                 body.update(bytes(head))
                 del head[MAX_HEADER_BLOCK:]
     header = bytes(head) + (b"\n" if in_body else b"")
-    body_sha256 = body.digest()
+    body_hash = body.digest()
     try:
         with watchdog(limit, cancel):
             faults.hit("prepare_parse")
-            meta = scan(header, body_sha256=body_sha256)
+            meta = scan(header, body_hash=body_hash)
     except ParseTimeout:
-        meta = fallback_scan(header, body_sha256=body_sha256)
+        meta = fallback_scan(header, body_hash=body_hash)
     defects = ["large-mail-streamed"]
     if meta.journal:
         defects.append("journal-not-unwrapped-large")

@@ -361,8 +361,8 @@ class LockedStorage(Storage):
     def free_space(self):
         return self._inner.free_space()
 
-    def sha256(self, name: str):
-        return self._inner.sha256(name)
+    def blake3(self, name: str):
+        return self._inner.blake3(name)
 
     def prefetch(self, name: str) -> None:
         self._inner.prefetch(name)

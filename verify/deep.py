@@ -50,7 +50,7 @@ from toolkit.reporter import NullReporter
 from .report import Report
 
 FULL_CHECKS = [
-    ("F01", "Pack files: readable, index and SHA-256 as recorded"),
+    ("F01", "Pack files: readable, index and BLAKE3 checksum as recorded"),
     ("F02", "Every record authenticates and decompresses"),
     ("F03", "SHA-256 of every mail equals its blob id"),
     ("F04", "Header fields re-derived from the mail equal the catalog"),
@@ -102,7 +102,7 @@ def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
     proved the bytes by their SHA-256, and a dedup key depends only on those
     bytes, so re-deriving it would cost ~40 % of a full verify for nothing new.
     """
-    meta = scan(data, body_sha256=b"")
+    meta = scan(data, body_hash=b"")
     diffs = []
     for name, got in (("message_id", meta.message_id), ("from_addr", meta.from_addr), ("subject", meta.subject)):
         if got != row.get(name):
@@ -120,7 +120,7 @@ def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
 def check_pack(archive, task: dict) -> dict:
     """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
 
-    ``task``: medium_id, pack_id, name, bytes, sha256 (hex), rows (catalog rows of its messages).
+    ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (catalog rows of its messages).
     """
     pack, medium, name = task["pack_id"], task["medium_id"], task["name"]
     rows = sorted(task["rows"], key=lambda r: r["offset"])
@@ -151,11 +151,12 @@ def check_pack(archive, task: dict) -> dict:
     _check_footer(reader, entries, by_offset, name, problem)
     _check_records(reader, entries, by_offset, size, name, out, problem)
     if not out["stopped"]:
-        got = reader.file_sha256
+        got = reader.file_blake3
         if got is None:
             problem("F01", f"pack {name}: not hashed", name=name)
-        elif got.hex() != task["sha256"]:
-            problem("F01", f"pack {name}: SHA-256 {got.hex()[:16]}… differs from the catalog's {task['sha256'][:16]}…", name=name)
+        elif got.hex() != task["blake3"]:
+            problem("F01", f"pack {name}: checksum (BLAKE3) {got.hex()[:16]}… differs from the catalog's {task['blake3'][:16]}…",
+                    name=name)
     out["bytes_read"] = size if not out["stopped"] else out["bytes_read"]
     return out
 
@@ -241,7 +242,7 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
 
 # ---------------------------------------------------------------------- parent side
 def _tasks(con) -> list[dict]:
-    packs = con.execute("SELECT pack_id, medium_id, name, bytes, sha256 FROM packs ORDER BY medium_id, name").fetchall()
+    packs = con.execute("SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
     msgs = con.execute(
         """
         SELECT msg_id, blob_id, dedup_key, pack_id, "offset", length, size, csize, message_id, from_addr, subject,
@@ -262,7 +263,7 @@ def _tasks(con) -> list[dict]:
         row.update(rcpt.get(row["msg_id"], {}))
         by_pack.setdefault(row["pack_id"], []).append(row)
     return [
-        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "sha256": sha, "rows": by_pack.get(p, [])}
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
         for p, med, name, nbytes, sha in packs
     ]
 

@@ -71,7 +71,7 @@ def test_mime_edge_every_file_scans():
     errors, keys = [], set()
     for path in files:
         m = scan(path.read_bytes())
-        assert len(m.dedup_key) == 32 and len(m.body_sha256) == 32, path
+        assert len(m.dedup_key) == 32 and len(m.body_hash) == 32, path
         keys.add(m.dedup_key)
         errors += [(path.name, d) for d in m.defects if d.startswith("parse-error")]
     assert errors == []
@@ -99,7 +99,7 @@ def test_mime_edge_torture_deadlines():
         _need(path)  # a missing file fails under CI=true instead of silently testing nothing
         m = scan(path.read_bytes())
         assert not any(d.startswith("parse-error") for d in m.defects), (name, m.defects)
-        assert len(m.dedup_key) == 32 and len(m.body_sha256) == 32, name
+        assert len(m.dedup_key) == 32 and len(m.body_hash) == 32, name
 
 
 @functools.lru_cache(maxsize=None)
@@ -164,7 +164,7 @@ def test_real_corpus_matches_index():
         m = _scan(REAL / row["file"])
         keys[m.dedup_key] += 1
         if m.message_id:
-            pairs.append(((m.message_id, m.body_sha256), m.dedup_key))
+            pairs.append(((m.message_id, m.body_hash), m.dedup_key))
         defects.update(m.defects)
         mid = row["message_id"].strip()
         expected_mid = mid[1:-1] if mid.startswith("<") and mid.endswith(">") else mid

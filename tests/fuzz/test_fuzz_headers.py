@@ -28,7 +28,7 @@ def seeds() -> list[bytes]:
 
 def _check_meta(meta: MailMeta) -> None:
     assert isinstance(meta.defects, list) and all(isinstance(d, str) for d in meta.defects)
-    assert len(meta.dedup_key) == 32 and len(meta.body_sha256) == 32
+    assert len(meta.dedup_key) == 32 and len(meta.body_hash) == 32
     assert all(isinstance(a, str) for a in meta.to + meta.cc + meta.bcc)
 
 

@@ -160,7 +160,7 @@ def test_mirror_killed_then_rerun_completes_smb(tmp_path, samba, smb_location):
 
 def test_local_pack_missing_or_corrupt_is_not_propagated(tmp_path):
     """Q4: a local pack gone missing is reported and its DEST copy kept even with --delete;
-    a corrupt local pack (SHA-256 differs from the catalog) is reported and not copied."""
+    a corrupt local pack (its BLAKE3 checksum differs from the catalog) is reported and not copied."""
     medium, dest = tmp_path / "m1", tmp_path / "dest"
     home = _make_archive(tmp_path, SAMPLE / "2019")
     with Archive.open(home) as a:

@@ -112,12 +112,12 @@ def assert_consolidated(home: Path, sources: list[int], target: int, all_packs: 
         assert sorted(by.get(target, [])) == sorted(all_packs)          # no lost, no doubled pack
         assert all(not by.get(s) for s in sources)
         with archive.catalog.reading() as con:
-            names = con.execute("SELECT name, sha256 FROM packs WHERE medium_id = ?", [target]).fetchall()
+            names = con.execute("SELECT name, blake3 FROM packs WHERE medium_id = ?", [target]).fetchall()
         dst = archive.storage(target)
         for name, sha in names:
             reader = PackReader(dst, name, archive.key, archive.uuid)
             assert all(exc is None for _, exc in reader.verify_all())
-            assert reader.file_sha256.hex() == sha
+            assert reader.file_blake3.hex() == sha
         for s in sources:
             m = archive.config.medium(s)
             assert (m.state, m.alias_of) == ("retired", target)

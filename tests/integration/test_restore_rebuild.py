@@ -105,7 +105,7 @@ def test_restore_reports_losses_and_refuses_truncated_backup(source, tmp_path):
     losses = {x["pack"]: x for x in r["losses"]}
     assert set(losses) == {missing_pack, corrupt_pack}
     assert losses[missing_pack]["problem"] == "missing" and losses[missing_pack]["msg_ids"] == missing_ids
-    assert "SHA-256" in losses[corrupt_pack]["problem"] and losses[corrupt_pack]["msg_ids"] == corrupt_ids
+    assert "BLAKE3" in losses[corrupt_pack]["problem"] and losses[corrupt_pack]["msg_ids"] == corrupt_ids
     assert r["lost_messages"] == len(missing_ids) + len(corrupt_ids)
     assert r["packs"] == 3 and r["packs_ok"] == 1
     assert r["packs_not_in_catalog"] == 1  # the pack of the late import: newer than the full backup

@@ -44,13 +44,13 @@ def test_copied_medium_retargeted_then_reads_and_verifies(tmp_path, two_media):
     with Archive.open(home) as archive:
         assert archive.config.medium(1).location == str(tmp_path / "m1-copy")
         with archive.catalog.reading() as con:
-            names = con.execute("SELECT name, sha256 FROM packs WHERE medium_id = 1").fetchall()
+            names = con.execute("SELECT name, blake3 FROM packs WHERE medium_id = 1").fetchall()
             kinds = [k for (k,) in con.execute("SELECT kind FROM events").fetchall()]
             loc = con.execute("SELECT location FROM media WHERE medium_id = 1").fetchone()[0]
         assert loc == str(tmp_path / "m1-copy") and "medium-retargeted" in kinds
         for name, sha in names:
             reader = PackReader(archive.storage(1), name, archive.key, archive.uuid)
-            assert all(exc is None for _, exc in reader.verify_all()) and reader.file_sha256.hex() == sha
+            assert all(exc is None for _, exc in reader.verify_all()) and reader.file_blake3.hex() == sha
 
 
 def test_location_missing_a_pack_is_refused_naming_it(tmp_path, two_media):

@@ -101,7 +101,7 @@ def test_f1_flipped_bit_in_a_record(home):
     assert [i["msg_id"] for i in items] == [5]
     assert items[0]["pack"] == victim["pack_id"] and items[0]["medium"] == 1 and items[0]["batch"] == victim["batch"]
     assert "authentication failed" in items[0]["detail"]
-    assert any(i.get("name") == str(victim["pack"].relative_to(home.parent / "medium")) for i in _items(r, "F01"))  # pack SHA-256
+    assert any(i.get("name") == str(victim["pack"].relative_to(home.parent / "medium")) for i in _items(r, "F01"))  # pack checksum (BLAKE3)
     assert _findings(r) == {"F01", "F02"}
     # F6: quick verify does not read packs, so it does not see this (documented)
     assert run_verify(home, full=False).exit_code == 0

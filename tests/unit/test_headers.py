@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from email.utils import getaddresses
 from types import SimpleNamespace
 
+import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,7 +95,7 @@ def test_dedup_key_ignores_transport_headers_and_line_endings():
     b = scan(b"Received: from elsewhere by gw; Tue, 2 Jan 2024 00:00:00 +0000\r\n"
              b"X-Gateway: copy\r\n" + crlf(BASE.split(b"\n", 1)[1]))
     assert a.message_id == b.message_id
-    assert a.body_sha256 == b.body_sha256
+    assert a.body_hash == b.body_hash
     assert a.dedup_key == b.dedup_key
 
 
@@ -132,24 +133,24 @@ def test_golden_dedup_key():
     msg = (b"From: a@b.c\nMessage-ID: <golden-1@example.org>\nSubject: Golden\n"
            b"Date: Tue, 02 Jan 2024 03:04:05 +0000\n\nHello  \r\nWorld\n\n\n")
     m = scan(msg)
-    body = hashlib.sha256(b"Hello\nWorld").digest()
-    assert m.body_sha256 == body
-    expected = hashlib.sha256(b"mailarchive-dedup-v1\0mid\0golden-1@example.org\0" + body).digest()
+    body = blake3.blake3(b"Hello\nWorld").digest()
+    assert m.body_hash == body
+    expected = hashlib.sha256(b"mailarchive-dedup-v2\0mid\0golden-1@example.org\0" + body).digest()
     assert m.dedup_key == expected
-    assert m.dedup_key.hex() == "8564a5ff3648611eb581ee91123dd1b1df15e8b45a9d6ae91f41eb185483f0b1"
+    assert m.dedup_key.hex() == "82214952b7c0d3115992583a3b3d0947c0e794a95aad734ad3d8d21f858784e2"
 
     nomid = b"From: a@b.c\nSubject: Golden\nDate: Tue, 02 Jan 2024 03:04:05 +0000\nTo: x@y.z\n\nHello\n"
     n = scan(nomid)
     expected = hashlib.sha256(
-        b"mailarchive-dedup-v1\0nomid\0Tue, 02 Jan 2024 03:04:05 +0000\0a@b.c\0x@y.z\0\0Golden\0"
-        + hashlib.sha256(b"Hello").digest()).digest()
+        b"mailarchive-dedup-v2\0nomid\0Tue, 02 Jan 2024 03:04:05 +0000\0a@b.c\0x@y.z\0\0Golden\0"
+        + blake3.blake3(b"Hello").digest()).digest()
     assert n.dedup_key == expected
-    assert n.dedup_key.hex() == "080361332647a0d38189e4354dd5d73dffd06d93df8421ae6d9aeeb9dcfce169"
+    assert n.dedup_key.hex() == "e32079d7324b183bd2889ca403bd216369be9bcd9a968a87fabe5a19553914d5"
 
 
 def test_dedup_key_function_matches_scan():
     m = scan(BASE)
-    assert dedup_key("20240101.ABC@Example.ORG", m.body_sha256) == m.dedup_key
+    assert dedup_key("20240101.ABC@Example.ORG", m.body_hash) == m.dedup_key
 
 
 # ------------------------------------------------------------------ spam
@@ -202,7 +203,7 @@ def test_8bit_header_replaced_and_flagged():
     assert m.message_id == "\ufffd@x"
     # the key keeps the raw bytes of the Message-ID
     assert m.dedup_key == hashlib.sha256(
-        b"mailarchive-dedup-v1\0mid\0\xe9@x\0" + hashlib.sha256(b"x").digest()).digest()
+        b"mailarchive-dedup-v2\0mid\0\xe9@x\0" + blake3.blake3(b"x").digest()).digest()
 
 
 # ------------------------------------------------------------------ J3 addresses
@@ -376,13 +377,13 @@ def test_j7_nul_bytes():
     m = scan(b"From: a@b.c\nSubject: a\x00b\n\nbo\x00dy\n")
     assert "nul-bytes" in m.defects
     assert m.subject == "a\\x00b"
-    assert m.body_sha256 == hashlib.sha256(b"bo\x00dy").digest()
+    assert m.body_hash == blake3.blake3(b"bo\x00dy").digest()
 
 
 def test_j7_bare_cr_and_mixed_line_endings():
     m = scan(b"From: a@b.c\r\nSubject: mixed\nTo: x@y.z\r\n\r\nline1\rstill1\r\nline2\n")
     assert m.subject == "mixed" and m.to == ["x@y.z"]
-    assert m.body_sha256 == hashlib.sha256(b"line1\rstill1\nline2").digest()
+    assert m.body_hash == blake3.blake3(b"line1\rstill1\nline2").digest()
     # bare CR inside the header block goes through the compat32 parser
     m = scan(b"From: a@b.c\rSubject: cr\n\nbody")
     assert len(m.dedup_key) == 32
@@ -437,21 +438,21 @@ def test_sent_date_is_utc_aware():
 def test_j11_zero_bytes():
     m = scan(b"")
     assert "empty-message" in m.defects
-    assert m.body_sha256 == hashlib.sha256(b"").digest() and len(m.dedup_key) == 32
+    assert m.body_hash == blake3.blake3(b"").digest() and len(m.dedup_key) == 32
 
 
 def test_j11_headers_only():
     m = scan(b"From: a@b.c\nSubject: only headers\nMessage-ID: <h@x>\n")
     assert "no-header-body-separator" in m.defects
     assert m.subject == "only headers" and m.message_id == "h@x"
-    assert m.body_sha256 == hashlib.sha256(b"").digest()
+    assert m.body_hash == blake3.blake3(b"").digest()
 
 
 def test_j11_not_a_header_at_all():
     m = scan(b"just some text\nwithout headers\n\nmore\n")
     assert "no-headers" in m.defects
     assert m.header_size == 0
-    assert m.body_sha256 == hashlib.sha256(b"just some text\nwithout headers\n\nmore").digest()
+    assert m.body_hash == blake3.blake3(b"just some text\nwithout headers\n\nmore").digest()
 
 
 def test_j11_two_megabyte_single_header_line(monkeypatch):
@@ -461,7 +462,7 @@ def test_j11_two_megabyte_single_header_line(monkeypatch):
     _assert_bounded(work)
     assert "headers-capped" in m.defects
     assert m.from_addr == "a@b.c"
-    assert m.body_sha256 == hashlib.sha256(b"body").digest()
+    assert m.body_hash == blake3.blake3(b"body").digest()
 
 
 def test_j11_two_megabyte_subject_line():
@@ -481,7 +482,7 @@ def test_j1_first_line_continuation():
     m = scan(b" continuation\nFrom: a@b.c\nSubject: s\n\nx")
     assert m.from_addr == "a@b.c" and m.subject == "s"
     assert "first-line-continuation" in m.defects
-    assert m.body_sha256 == hashlib.sha256(b"x").digest()
+    assert m.body_hash == blake3.blake3(b"x").digest()
 
 
 def test_folded_address_header():
@@ -495,7 +496,7 @@ def test_folded_address_header():
 @given(st.binary(max_size=2000))
 def test_scan_never_raises_on_random_bytes(raw):
     m = scan(raw)
-    assert len(m.dedup_key) == 32 and len(m.body_sha256) == 32
+    assert len(m.dedup_key) == 32 and len(m.body_hash) == 32
     assert all(isinstance(d, str) for d in m.defects)
 
 
@@ -539,10 +540,10 @@ _BODY_BYTES = st.lists(st.sampled_from([b"a", b" ", b"\t", b"\r", b"\n", b"\r\n"
 @given(_BODY_BYTES, _BODY_BYTES, st.integers(min_value=0, max_value=5000))
 def test_body_hash_without_copy_equals_the_normalised_hash(head, body, blank_tail):
     """The no-copy body hash (a view over the mail, taken when nothing inside needs normalising)
-    gives exactly SHA-256(normalise_body(body)), whatever the body and however long its blank tail."""
+    gives exactly BLAKE3(normalise_body(body)), whatever the body and however long its blank tail."""
     raw = head + body + b"\n" * (blank_tail % 3) + b" " * blank_tail
     start = len(head)
-    assert headers._body_sha256(raw, start) == hashlib.sha256(normalise_body(raw[start:])).digest()
+    assert headers.hash_body(raw, start) == blake3.blake3(normalise_body(raw[start:])).digest()
 
 
 @settings(max_examples=300, deadline=None)

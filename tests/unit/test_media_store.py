@@ -61,7 +61,7 @@ def catalog(tmp_path):
 
 
 def _pack(con, pack_id: str, medium: int, nbytes: int = 100, sha: str = "aa") -> None:
-    con.execute("INSERT INTO packs (pack_id, medium_id, name, bytes, records, sha256) VALUES (?, ?, ?, ?, 1, ?)",
+    con.execute("INSERT INTO packs (pack_id, medium_id, name, bytes, records, blake3) VALUES (?, ?, ?, ?, 1, ?)",
                 [pack_id, medium, f"packs/{pack_id}.pack", nbytes, sha])
 
 

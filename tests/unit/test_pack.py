@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from uuid import UUID
 
+import blake3
 import pytest
 import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -90,7 +91,7 @@ def test_round_trip_small_big_and_streamed(storage, big):
 
     raw = file_of(storage, info.name).read_bytes()
     assert info.name == f"packs/{info.pack_id[:1].hex()}/{info.pack_id.hex()}.pack"
-    assert (info.bytes, info.records, info.sha256) == (len(raw), 6, sha(raw))
+    assert (info.bytes, info.records, info.blake3) == (len(raw), 6, blake3.blake3(raw).digest())
     assert info.entries == added
     assert added[4].length == record_length(added[4].csize) and added[4].length > 2 * SEGMENT_PLAIN
 
@@ -146,6 +147,8 @@ def test_writer_refuses_wrong_blob_id_and_duplicates(storage):
 GOLDEN_MESSAGES = [b"", b"From: a@example.org\r\nSubject: golden\r\n\r\nhello, world\r\n", bytes(range(256))]
 GOLDEN_SIZE = 698
 GOLDEN_SHA256 = "15eb226f4682aa5d49a5e4d8b043376766ae8dd5f8ef29a2902302b0ccd84c03"
+#: the pack checksum the catalog keeps for the golden pack (format v2: BLAKE3 of the file)
+GOLDEN_BLAKE3 = "86cb4d20ea43c371569c0fb0be51628107ea5f7d7a796755bdb7b5c9aa7a3254"
 GOLDEN_HEX = (
     "4d415041434b30310000000000004000800000000000000111111111111111111111111111111111000000000000000000000001"
     "888eb085994ce1e8d2107333ae93c2c03044983c661d8498c5000000000000000000000002579cef920f50334eb989d9af5c374f"
@@ -176,6 +179,7 @@ def test_golden_vector(storage):
     assert len(raw) == GOLDEN_SIZE
     assert hashlib.sha256(raw).hexdigest() == GOLDEN_SHA256
     assert raw == bytes.fromhex(GOLDEN_HEX)
+    assert info.blake3.hex() == GOLDEN_BLAKE3
     # the contract's landmarks, independently of the reader
     assert raw[:40] == b"MAPACK01" + UUID1.bytes + b"\x11" * 16
     assert raw[40:52] == (1).to_bytes(12, "big")          # first nonce, first record
@@ -186,11 +190,13 @@ def test_golden_vector(storage):
 
 
 def test_golden_pack_reads_back(storage):
-    """A reader of today reads the pinned bytes (an old-format fixture, STYLE.md)."""
+    """A reader of today reads the pinned bytes (an old-format fixture, STYLE.md) and checksums them with BLAKE3."""
     name = "packs/11/11111111111111111111111111111111.pack"
     storage.put(name, bytes.fromhex(GOLDEN_HEX))
     reader = PackReader(storage, name, KEY, UUID1)
     assert [reader.read(e) for e in reader.index()] == GOLDEN_MESSAGES
+    assert [err for _, err in reader.verify_all()] == [None] * len(GOLDEN_MESSAGES)
+    assert reader.file_blake3.hex() == GOLDEN_BLAKE3
 
 
 # ----------------------------------------------------------------- crafted packs
@@ -453,7 +459,7 @@ def test_truncated_pack(three, cut):
             with pytest.raises(RecordAuthError, match="truncated"):
                 reader.read(entry)
             assert isinstance(results[entry.offset], RecordAuthError)
-    assert reader.file_sha256 == sha(raw[:keep])
+    assert reader.file_blake3 == blake3.blake3(raw[:keep]).digest()
 
 
 def test_tail_replaced_by_zeros(storage):
@@ -561,5 +567,5 @@ def test_verify_all_reports_the_one_bad_record_in_one_pass(tmp_path):
     errors = [err for _, err in results]
     assert errors[0] is None and errors[2] is None and errors[3] is None
     assert isinstance(errors[1], RecordAuthError) and "record 1" in str(errors[1])
-    assert reader.file_sha256 == sha(file_of(storage, info.name).read_bytes())
+    assert reader.file_blake3 == blake3.blake3(file_of(storage, info.name).read_bytes()).digest()
     assert isinstance(errors[1], IntegrityError)

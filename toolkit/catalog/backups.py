@@ -15,9 +15,9 @@ _CHANGES = (
 
 
 def verified_backups(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """(name, medium_id, kind, created_at, bytes, sha256, meta JSON text) of each verified backup, oldest first."""
+    """(name, medium_id, kind, created_at, bytes, blake3 checksum, meta JSON text) of each verified backup, oldest first."""
     return con.execute(
-        "SELECT name, medium_id, kind, created_at, bytes, sha256, meta FROM db_backups WHERE verified ORDER BY name"
+        "SELECT name, medium_id, kind, created_at, bytes, blake3, meta FROM db_backups WHERE verified ORDER BY name"
     ).fetchall()
 
 
@@ -28,15 +28,15 @@ def verified_backup_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int
 
 def backup_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """name → SHA-256 of every backup whose file hash is known."""
-    return dict(con.execute("SELECT name, sha256 FROM db_backups WHERE sha256 IS NOT NULL").fetchall())
+    return dict(con.execute("SELECT name, blake3 FROM db_backups WHERE blake3 IS NOT NULL").fetchall())
 
 
 def record_backup(con: duckdb.DuckDBPyConnection, name: str, medium_id: int, kind: str, created: dt.datetime,
-                  nbytes: int, sha256: str, meta: str) -> None:
+                  nbytes: int, blake3: str, meta: str) -> None:
     """A backup written, read back and verified on medium ``medium_id`` (``meta``: its JSON header)."""
     con.execute(
-        "INSERT INTO db_backups (name, medium_id, kind, created_at, bytes, sha256, verified, meta) VALUES (?, ?, ?, ?, ?, ?, true, ?)",
-        [name, medium_id, kind, created, nbytes, sha256, meta],
+        "INSERT INTO db_backups (name, medium_id, kind, created_at, bytes, blake3, verified, meta) VALUES (?, ?, ?, ?, ?, ?, true, ?)",
+        [name, medium_id, kind, created, nbytes, blake3, meta],
     )
 
 

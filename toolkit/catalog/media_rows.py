@@ -17,17 +17,17 @@ def pack_counts(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, int
 
 
 def packs_on_medium(con: duckdb.DuckDBPyConnection, medium_id: int) -> list[tuple[str, int, str]]:
-    """(name, bytes, sha256) of each pack on medium ``medium_id``, by name."""
+    """(name, bytes, blake3) of each pack on medium ``medium_id``, by name."""
     return con.execute(
-        "SELECT name, bytes, sha256 FROM packs WHERE medium_id = ? ORDER BY name", [medium_id]
+        "SELECT name, bytes, blake3 FROM packs WHERE medium_id = ? ORDER BY name", [medium_id]
     ).fetchall()
 
 
 def packs_on_media(con: duckdb.DuckDBPyConnection, medium_ids: list[int]) -> list[tuple]:
-    """(pack_id, name, medium_id, bytes, records, sha256) of each pack on the media ``medium_ids``,
+    """(pack_id, name, medium_id, bytes, records, blake3) of each pack on the media ``medium_ids``,
     by medium, then name."""
     return con.execute(
-        """SELECT pack_id, name, medium_id, bytes, records, sha256 FROM packs
+        """SELECT pack_id, name, medium_id, bytes, records, blake3 FROM packs
            WHERE medium_id IN (SELECT unnest(?::INTEGER[])) ORDER BY medium_id, name""",
         [medium_ids],
     ).fetchall()
@@ -41,14 +41,14 @@ def count_packs_on(con: duckdb.DuckDBPyConnection, medium_ids: list[int]) -> int
 
 
 def all_packs(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, int, str]]:
-    """(medium_id, name, bytes, sha256) of every pack, by medium, then name."""
-    return con.execute("SELECT medium_id, name, bytes, sha256 FROM packs ORDER BY medium_id, name").fetchall()
+    """(medium_id, name, bytes, blake3) of every pack, by medium, then name."""
+    return con.execute("SELECT medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
 
 
 def packs_with_message_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """(pack_id, medium_id, name, bytes, sha256, messages) of every pack, by medium, then name."""
+    """(pack_id, medium_id, name, bytes, blake3, messages) of every pack, by medium, then name."""
     return con.execute(
-        """SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.sha256,
+        """SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.blake3,
                   (SELECT count(*) FROM messages m WHERE m.pack_id = p.pack_id)
            FROM packs p ORDER BY p.medium_id, p.name"""
     ).fetchall()

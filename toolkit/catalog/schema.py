@@ -13,7 +13,7 @@ _TS = pa.timestamp("us", tz="UTC")
 PACK_SCHEMA = pa.schema(
     [
         ("pack_id", pa.string()), ("medium_id", pa.int32()), ("name", pa.string()), ("bytes", pa.int64()),
-        ("records", pa.int32()), ("sha256", pa.string()), ("created_at", _TS), ("run_id", pa.int32()),
+        ("records", pa.int32()), ("blake3", pa.string()), ("created_at", _TS), ("run_id", pa.int32()),
     ]
 )
 MESSAGE_SCHEMA = pa.schema(

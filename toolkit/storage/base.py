@@ -9,9 +9,10 @@ ignore them.
 from __future__ import annotations
 
 import abc
-import hashlib
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
+
+from ..hashes import stream_checksum
 
 TMP_SUFFIX = ".tmp"
 
@@ -117,10 +118,11 @@ class Storage(abc.ABC):
     def free_space(self) -> int | None:
         return None
 
-    def sha256(self, name: str) -> tuple[str, int]:
-        """(SHA-256 hex, size) of the object as this storage reads it back, in one front-to-back pass."""
+    def blake3(self, name: str) -> tuple[str, int]:
+        """(BLAKE3 hex, size) of the object as this storage reads it back, in one front-to-back pass
+        (the file checksum of archive format v2, :mod:`toolkit.hashes`)."""
         with self.open_read(name) as f:
-            return stream_sha256(f)
+            return stream_checksum(f)
 
     def prefetch(self, name: str) -> None:
         """Hint that ``name`` will be read soon, front to back (a no-op where the storage cannot use it)."""
@@ -145,16 +147,3 @@ def _read_exact(f: BinaryIO, length: int, name: str) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
-
-
-def stream_sha256(f: BinaryIO, chunk: int = 8 << 20) -> tuple[str, int]:
-    """(SHA-256 hex, bytes) of what ``f`` yields from its position to its end, read into one reused
-    buffer (a fresh multi-MiB bytes object per read costs page faults that show in the hash rate)."""
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    n = 0
-    while k := f.readinto(buf):
-        h.update(view[:k])
-        n += k
-    return h.hexdigest(), n

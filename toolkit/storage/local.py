@@ -9,7 +9,8 @@ from typing import BinaryIO, Iterator
 
 from .. import faults
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
-from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage, stream_sha256
+from ..hashes import stream_checksum
+from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 #: copy_file_range refused (another file system on old kernels, or not supported): copy by reading
@@ -164,10 +165,10 @@ class LocalStorage(Storage):
             raise
         return n
 
-    def sha256(self, name: str) -> tuple[str, int]:
+    def blake3(self, name: str) -> tuple[str, int]:
         with self.open_read(name) as f:
             try:
-                return stream_sha256(f, 1 << 20)
+                return stream_checksum(f, 1 << 20)
             except OSError as exc:
                 raise _io_error(exc, f"reading {self._path(name)}") from None
 

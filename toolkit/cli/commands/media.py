@@ -99,7 +99,7 @@ def move_cmd(ctx, medium_id, location, password_file):
     """Copy medium ID's files to LOCATION, verify every copy, then point the medium there.
 
     LOCATION is a path or smb://user@host[:port]/share/path. Each copy is read
-    back and its SHA-256 compared before the switch; an interrupted move
+    back and its BLAKE3 checksum compared before the switch; an interrupted move
     resumes when rerun (good copies are kept). The old location is left as it
     is. Use it to bring a restored archive's media (at the mirror) back onto
     local disk or another share.

@@ -49,7 +49,7 @@ def _say_plan(ctx, plan: dict) -> None:
 def consolidate_cmd(click_ctx, sources, target, dry_run, accept_loss, purge_sources):
     """Move every pack of the --from media onto the --into medium; the sources become retired aliases.
 
-    Each pack is copied, its copy verified (size + SHA-256), then its medium
+    Each pack is copied, its copy verified (size + BLAKE3 checksum), then its medium
     ID is moved in the catalog in one transaction. Mails keep their numbers
     and their stamps. A damaged source pack stops everything before the
     catalog changes (the affected mails are named) unless --accept-loss.
@@ -100,7 +100,7 @@ def consolidate_cmd(click_ctx, sources, target, dry_run, accept_loss, purge_sour
 @command(media_group, "retarget")
 @click.argument("medium_id", type=int)
 @click.argument("location")
-@click.option("--verify", is_flag=True, help="Also compare the SHA-256 of every pack with the catalog.")
+@click.option("--verify", is_flag=True, help="Also compare the BLAKE3 checksum of every pack with the catalog.")
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file (else $MAILARCHIVE_SMB_PASSWORD, else a prompt).")
 @pass_ctx
 def retarget_cmd(ctx, medium_id, location, verify, password_file):
@@ -108,7 +108,7 @@ def retarget_cmd(ctx, medium_id, location, verify, password_file):
 
     Refused unless LOCATION's MEDIUM.json is this archive's label for this
     medium and every pack the catalog keeps on the medium is there with its
-    size (--verify: and its SHA-256). The refusal names what is missing.
+    size (--verify: and its BLAKE3 checksum). The refusal names what is missing.
     """
     password = None
     if location.startswith("smb://"):

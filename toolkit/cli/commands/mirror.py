@@ -62,7 +62,7 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     has none), a catalog backup is made first, as `db backup` would, and
     named in the output: a mirror without one cannot be restored. Packs first, backups last, so DEST never holds a backup
     whose packs are missing. Incremental and resumable; each new copy is read
-    back and its SHA-256 checked. A local pack that is missing or corrupt is
+    back and its BLAKE3 checksum checked. A local pack that is missing or corrupt is
     reported and never propagated as a deletion. Exit 1 when anything was
     missing, corrupt or differing.
     """
@@ -140,7 +140,7 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     """Build a new archive home from a mirror: key, config snapshot, catalog backups, media at the mirror.
 
     Ends with a check that every pack the catalog lists is at its medium with
-    its size and SHA-256. Exit 1 "restored with losses" lists the missing or
+    its size and BLAKE3 checksum. Exit 1 "restored with losses" lists the missing or
     corrupt packs and the messages in them. A truncated or damaged backup is
     refused in favour of the previous verified one.
     """

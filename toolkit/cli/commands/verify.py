@@ -32,7 +32,7 @@ def _render(ctx, report) -> None:
 
 
 @command(cli, "verify")
-@click.option("--full", is_flag=True, help="Also read every pack: SHA-256, every record authenticated and decompressed, "
+@click.option("--full", is_flag=True, help="Also read every pack: BLAKE3 checksum, every record authenticated and decompressed, "
               "blob ids, header fields against the catalog, Merkle roots, tokens, manifests.")
 @click.option("--json-report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the machine-readable report (one entry per check, plus totals) to this file.")
