@@ -17,8 +17,9 @@ from pathlib import Path
 
 _LINE_NO = re.compile(r":\d+\)$")
 _PROCESS = re.compile(r'process \d+:"[^"]*";?')  # the command line may hold ";" itself
-DEFAULT_FUNCTIONS = ["prepare", "unwrap", "scan", "split_offsets", "normalise_body", "_body_sha256", "seal_record",
-                     "_commit", "commit", "append_rows", "rows_table", "_store_new", "_settle", "_apply"]
+DEFAULT_FUNCTIONS = ["prepare", "unwrap", "scan", "split_mail", "split_offsets", "normalise_body", "_body_sha256", "seal_record",
+                     "_commit", "commit", "append_rows", "append_columns", "rows_table", "_store_new", "_settle",
+                     "_apply", "_head"]
 
 
 def _frame(frame: str) -> str:
