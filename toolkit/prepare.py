@@ -160,9 +160,14 @@ def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> I
                 yield
 
 
-def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
-    """The bytes to archive, the journal envelope if any, journal defects, and the header split of the
-    bytes to archive (each mail is split into header block and body once, here)."""
+def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
+    """The bytes to archive, the journal envelope if any, and journal defects."""
+    return unwrap_split(raw)[:3]
+
+
+def unwrap_split(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
+    """:func:`unwrap`, and the header split of the bytes to archive (each mail is split into header block
+    and body once, here; the journal check, the journal parse and the header scan share it)."""
     split = split_mail(raw)
     if not is_journal_report(raw, split):
         return raw, None, [], split
@@ -193,7 +198,7 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
             dog.arm(limit)
         try:
             faults.hit("prepare_parse")
-            data, envelope, defects, split = unwrap(raw)
+            data, envelope, defects, split = unwrap_split(raw)
             meta = scan(data, split=split)
         finally:
             if dog is not None:
