@@ -3,7 +3,8 @@
 
 Reads the collapsed stacks that ``py-spy record --subprocesses --format raw`` writes (one line per
 stack: ``process PID:"cmd";frame;frame COUNT``, a child's stack starting with its parent's
-``process`` entry and then its own) and prints, for the main process and the worker processes together, the functions with the most samples of their own (the leaf frame)
+``process`` entry and then its own) and prints, for the main process and the worker processes
+together, the functions with the most samples of their own (the leaf frame)
 and the share of all samples that pass through a few named functions (inclusive).
 
     python bench/profile_top.py PROFILE.raw [--top 15] [--function prepare --function scan ...]
@@ -17,7 +18,8 @@ from pathlib import Path
 
 _LINE_NO = re.compile(r":\d+\)$")
 _PROCESS = re.compile(r'process \d+:"[^"]*";?')  # the command line may hold ";" itself
-DEFAULT_FUNCTIONS = ["prepare", "unwrap", "scan", "split_mail", "split_offsets", "normalise_body", "_body_sha256", "seal_record",
+DEFAULT_FUNCTIONS = ["prepare", "unwrap", "scan", "split_mail", "split_offsets", "normalise_body", "_body_sha256",
+                     "seal_record",
                      "_commit", "commit", "append_rows", "append_columns", "rows_table", "_store_new", "_settle",
                      "_apply", "_head"]
 

@@ -15,6 +15,7 @@ from toolkit.archive import Archive
 from toolkit.catalog import ingest_rows
 from toolkit.ingest import Ingest
 from toolkit.ingest_writer import IngestWriter
+from toolkit.source import RunSummary
 
 OWN = str(REPO / "toolkit")
 TO = ["bob@example.net", "carol@example.net"]
@@ -101,5 +102,61 @@ def test_a_commit_runs_no_python_line_per_row(tmp_path, monkeypatch):
         assert rec == [("cc", 300), ("to", 600)]
         assert sightings[:2] == (330, 300) and sightings[2] == sightings[3] and sightings[4] == 30
         assert mid_of_first == "m0@example.com"
+    finally:
+        a.close()
+
+
+def _message(rows, n: int, mid: str | None, *, conflict: bool = False) -> None:
+    rows.messages.add(blob_id=f"{n:064x}", dedup_key=f"{n + 100:064x}", pack_id="ab" * 16, offset=n * 10, length=10,
+                      size=8, csize=9, message_id=mid, subject=f"s{n}", from_addr="a@x", from_name=None,
+                      sent_date=None, internal_date=None, spam=False, defects=None, id_conflict=conflict)
+
+
+def _sighting(rows, target: tuple, ref: str, decision: str, via: str | None) -> None:
+    rows.sightings.add(target=target, folder="INBOX", source_ref=ref, decision=decision, flags=None,
+                       internal_date=None, item_via=via)
+
+
+def test_every_kind_of_pending_row_lands_where_its_target_points(tmp_path):
+    """New targets number from the catalog's next msg_id, old ones stay; envelopes, errors, the item's own
+    ``via`` (else the run's), an id-conflict inside the commit, and the keys handed back to the run."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        w = IngestWriter(a.catalog, "import", "eml:/src", "eml")
+        w.open_run(False, 1, "host")
+        _message(w.rows, 1, "same@x")
+        _sighting(w.rows, ("new", 0), "first", "new", None)
+        w.commit(None, 1, RunSummary(w.run_id, "eml:/src"))  # msg_id 1
+
+        rows = w.rows
+        _message(rows, 2, "same@x")
+        _message(rows, 3, None)
+        _message(rows, 4, "same@x", conflict=True)
+        rows.messages["id_conflict"][0] = True  # flagged after it was added, as the driver does
+        rows.recipients += [(("new", 1), "to", "b@x"), (("old", 1), "envelope", "c@x")]
+        rows.envelopes.append((("old", 1), "Sender: a@x", "e" * 64))
+        _sighting(rows, ("new", 2), "n2", "id-conflict", "imap")
+        _sighting(rows, ("old", 1), "o1", "journal-merge", None)
+        rows.errors.append(("skipped", "junk.txt", "not a mail"))
+        done = w.commit(None, 1, RunSummary(w.run_id, "eml:/src"))
+        assert done.blobs == {f"{2:064x}": 2, f"{3:064x}": 3, f"{4:064x}": 4}
+        assert done.keys == {f"{n + 100:064x}": n for n in (2, 3, 4)}
+        assert done.mids == {"same@x": 2}  # the first new message with that id
+        with a.catalog.reading() as con:
+            msgs = con.execute("SELECT msg_id, message_id, id_conflict, run_id, batch_id IS NULL, "
+                               "archived_at IS NOT NULL FROM messages ORDER BY 1").fetchall()
+            recs = con.execute("SELECT msg_id, kind, address FROM recipients ORDER BY 1").fetchall()
+            envs = con.execute("SELECT envelope_id, msg_id, text, run_id FROM envelopes").fetchall()
+            sights = con.execute("SELECT msg_id, source_ref, decision, via, source_uri FROM sightings "
+                                 "ORDER BY 2").fetchall()
+            errs = con.execute("SELECT run_id, kind, source_ref, message FROM run_errors").fetchall()
+        run = w.run_id
+        assert msgs == [(1, "same@x", False, run, True, True), (2, "same@x", True, run, True, True),
+                        (3, None, False, run, True, True), (4, "same@x", True, run, True, True)]
+        assert recs == [(1, "envelope", "c@x"), (3, "to", "b@x")]
+        assert envs == [(1, 1, "Sender: a@x", run)]
+        assert sights == [(1, "first", "new", "eml", "eml:/src"), (4, "n2", "id-conflict", "imap", "eml:/src"),
+                          (1, "o1", "journal-merge", "eml", "eml:/src")]
+        assert errs == [(run, "skipped", "junk.txt", "not a mail")]
     finally:
         a.close()
