@@ -63,10 +63,12 @@ from email.header import decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import NamedTuple
 
 from . import hashes
 
-__all__ = ["MailMeta", "scan", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id", "split_message"]
+__all__ = ["MailMeta", "Split", "scan", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id",
+           "split_mail", "split_message"]
 
 DEDUP_PREFIX = b"mailarchive-dedup-v2\0"   # v2: the body hash is BLAKE3 (v1: SHA-256)
 MAX_VALUE_CHARS = 64 * 1024      # longest header value parsed for addresses / subject
@@ -275,6 +277,23 @@ def split_message(raw: bytes) -> tuple[bytes, bytes, str | None]:
     return raw[:header_end], raw[body_start:], defect
 
 
+class Split(NamedTuple):
+    """A mail split once (:func:`split_mail`), handed on to every reader of its header block."""
+
+    skip: int               # bytes of a UTF-8 BOM before the first header (3 or 0)
+    header_end: int         # end of the header block in the mail's bytes
+    body_start: int         # start of the body in the mail's bytes
+    defect: str | None      # what :func:`split_offsets` says about the split
+    block: bytes            # the header block, ``raw[skip:header_end]``
+
+
+def split_mail(raw: bytes) -> Split:
+    """The header block / body split of a whole mail (after a UTF-8 BOM, if it has one)."""
+    skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
+    header_end, body_start, defect = split_offsets(raw, skip)
+    return Split(skip, header_end, body_start, defect, raw[skip:header_end])
+
+
 def split_offsets(raw: bytes, pos: int = 0) -> tuple[int, int, str | None]:
     """:func:`split_message` of ``raw[pos:]`` as offsets into ``raw``: (end of the header block,
     start of the body, defect or None). Slices nothing, so the body is never copied."""
@@ -463,22 +482,21 @@ _WANTED_LINE = re.compile(rb"\n(" + b"|".join(re.escape(n.encode()) for n in sor
 
 
 def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10_000,
-         deadline: float = 2.0, body_hash: bytes | None = None) -> MailMeta:
+         deadline: float = 2.0, body_hash: bytes | None = None, split: Split | None = None) -> MailMeta:
     """Scan one message. Never raises for bytes input; see the module docstring.
 
     With ``body_hash`` (from :class:`BodyHasher` over a streamed body) ``raw``
     need only hold the header block and its separator: large mails are never
-    held in memory whole.
+    held in memory whole. ``split``: :func:`split_mail` of ``raw`` when the
+    caller already has it (the mail is then not split again).
     """
     if not isinstance(raw, bytes):
         raw = bytes(raw)
     meta = MailMeta()
     defects = meta.defects
-    skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0  # a UTF-8 BOM before the first header (some exports)
-    if skip:
+    skip, _, body_start, split_defect, header_block = split if split is not None else split_mail(raw)
+    if skip:  # a UTF-8 BOM before the first header (some exports)
         defects.append("bom")
-    header_end, body_start, split_defect = split_offsets(raw, skip)
-    header_block = raw[skip:header_end]
     if split_defect:
         defects.append(split_defect)
     meta.header_size = len(header_block)

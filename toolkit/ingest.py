@@ -339,16 +339,14 @@ class Ingest:
                 if new_envelope:
                     rows.envelopes.append((target, p.envelope.text, p.envelope.sha256))
             self._count(decision)
-            rows.sightings.append(
-                {
-                    "target": target,
-                    "folder": item.folder,
-                    "source_ref": item.ref,
-                    "decision": decision,
-                    "flags": " ".join(sorted(item.flags)) if item.flags else None,
-                    "internal_date": _aware(item.internal_date),
-                    "item_via": item.via,
-                }
+            rows.sightings.add(
+                target=target,
+                folder=item.folder,
+                source_ref=item.ref,
+                decision=decision,
+                flags=" ".join(sorted(item.flags)) if item.flags else None,
+                internal_date=_aware(item.internal_date),
+                item_via=item.via or None,  # None: the run's own
             )
 
     def _count(self, decision: str) -> None:
@@ -383,25 +381,23 @@ class Ingest:
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
         defects = [*meta.defects, *p.defects]
-        rows.messages.append(
-            {
-                "blob_id": p.blob_id,
-                "dedup_key": meta.dedup_key.hex(),
-                "pack_id": self._writer.pack_id.hex(),
-                "offset": entry.offset,
-                "length": entry.length,
-                "size": entry.size,
-                "csize": entry.csize,
-                "message_id": meta.message_id,
-                "subject": meta.subject,
-                "from_addr": meta.from_addr,
-                "from_name": meta.from_name,
-                "sent_date": _aware(meta.sent_date),
-                "internal_date": _aware(item.internal_date),
-                "spam": bool(meta.spam),
-                "defects": ",".join(defects) if defects else None,
-                "id_conflict": placement.conflict_with is not None,
-            }
+        rows.messages.add(
+            blob_id=p.blob_id,
+            dedup_key=meta.dedup_key.hex(),
+            pack_id=self._writer.pack_id.hex(),
+            offset=entry.offset,
+            length=entry.length,
+            size=entry.size,
+            csize=entry.csize,
+            message_id=meta.message_id,
+            subject=meta.subject,
+            from_addr=meta.from_addr,
+            from_name=meta.from_name,
+            sent_date=_aware(meta.sent_date),
+            internal_date=_aware(item.internal_date),
+            spam=bool(meta.spam),
+            defects=",".join(defects) if defects else None,
+            id_conflict=placement.conflict_with is not None,
         )
         pairs = [(kind, a) for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)) for a in addrs]
         added = self._decider.add_recipients(placement.target, pairs)
@@ -411,7 +407,7 @@ class Ingest:
             if kind == "old":
                 rows.conflicts.add(ref)
             else:
-                rows.messages[ref]["id_conflict"] = True
+                rows.messages["id_conflict"][ref] = True
 
     def _pack_record(self, item: SourceMail, p: Prepared):
         """Add a new mail's record to the open pack (opened on demand); returns its index entry."""

@@ -14,6 +14,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from . import faults
 from .catalog import Catalog
 from .catalog import ingest_rows as store
@@ -25,21 +28,46 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+MESSAGE_COLUMNS = ("blob_id", "dedup_key", "pack_id", "offset", "length", "size", "csize", "message_id", "subject",
+                   "from_addr", "from_name", "sent_date", "internal_date", "spam", "defects", "id_conflict")
+SIGHTING_COLUMNS = ("target", "folder", "source_ref", "decision", "flags", "internal_date", "item_via")
+
+
+class Columns:
+    """Rows held as one list per column: a commit turns each list into an Arrow array at once."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.lists: dict[str, list] = {name: [] for name in names}
+
+    def add(self, **row: Any) -> None:
+        """One row: a value for every column."""
+        if len(row) != len(self.lists):
+            raise TypeError(f"a row needs exactly the columns {list(self.lists)}, got {list(row)}")
+        for name, values in self.lists.items():
+            values.append(row[name])
+
+    def __getitem__(self, name: str) -> list:
+        return self.lists[name]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.lists.values())))
+
+
 @dataclass
 class PendingRows:
     """Everything decided since the last commit."""
 
-    messages: list[dict] = field(default_factory=list)      # new messages; msg_id assigned at commit
+    messages: Columns = field(default_factory=lambda: Columns(MESSAGE_COLUMNS))  # new; msg_id assigned at commit
     recipients: list[tuple[tuple, str, str]] = field(default_factory=list)  # (target, kind, address)
     envelopes: list[tuple[tuple, str, str]] = field(default_factory=list)   # (target, text, sha256)
-    sightings: list[dict] = field(default_factory=list)
+    sightings: Columns = field(default_factory=lambda: Columns(SIGHTING_COLUMNS))
     errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
     conflicts: set[int] = field(default_factory=set)        # archived msg_ids now in an id-conflict
     cursor: Any = None
     has_cursor: bool = False
 
     def empty(self) -> bool:
-        return not (self.messages or self.sightings or self.errors or self.has_cursor or self.envelopes)
+        return not (len(self.messages) or len(self.sightings) or self.errors or self.has_cursor or self.envelopes)
 
     def set_cursor(self, cursor: Any) -> None:
         self.cursor, self.has_cursor = cursor, True
@@ -81,29 +109,21 @@ class IngestWriter:
         rows.set_cursor({"complete": True, "last": rows.cursor if rows.has_cursor else self.last_cursor})
 
     def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary) -> Committed:
-        """Commit the pending rows (with the sealed pack's row, if any) in one transaction."""
+        """Commit the pending rows (with the sealed pack's row, if any) in one transaction: one Arrow
+        append per table, its columns built whole (no loop over the rows in Python)."""
         rows, now = self.rows, _utcnow()
         with self.catalog.writing() as con:
             base = store.next_msg_id(con)
             if pack is not None:
                 store.append_rows(con, "packs", [self._pack_row(pack, medium_id, now)])
-            store.append_rows(con, "messages", [
-                {**m, "msg_id": base + i, "archived_at": now, "run_id": self.run_id, "batch_id": None}
-                for i, m in enumerate(rows.messages)])
-            store.append_rows(con, "recipients", [
-                {"msg_id": _msg_id(t, base), "kind": kind, "address": address} for t, kind, address in rows.recipients])
+            self._append_messages(con, rows.messages, base, now)
+            self._append_recipients(con, rows.recipients, base)
             if rows.envelopes:
-                env_base = store.next_envelope_id(con)
-                store.append_rows(con, "envelopes", [
-                    {"envelope_id": env_base + i, "msg_id": _msg_id(t, base), "run_id": self.run_id, "text": text,
-                     "sha256": sha, "learned_at": now, "batch_id": None}
-                    for i, (t, text, sha) in enumerate(rows.envelopes)])
-            store.append_rows(con, "sightings", [self._sighting_row(s, base, now) for s in rows.sightings])
+                self._append_envelopes(con, rows.envelopes, base, store.next_envelope_id(con), now)
+            self._append_sightings(con, rows.sightings, base, now)
             if rows.conflicts:
                 store.flag_id_conflicts(con, sorted(rows.conflicts))
-            store.append_rows(con, "run_errors", [
-                {"run_id": self.run_id, "kind": kind, "source_ref": ref, "message": message}
-                for kind, ref, message in rows.errors])
+            self._append_errors(con, rows.errors)
             if rows.has_cursor:
                 store.save_cursor(con, self.source_uri, rows.cursor, now, self.run_id)
             store.save_run_counts(con, self.run_id, seen=summary.seen, archived=summary.archived,
@@ -113,21 +133,57 @@ class IngestWriter:
             self.last_cursor = rows.cursor
         faults.hit("after_db_commit")
         self.rows = PendingRows()
-        return Committed(
-            {m["blob_id"]: base + i for i, m in enumerate(rows.messages)},
-            {m["dedup_key"]: base + i for i, m in enumerate(rows.messages)},
-            {m["message_id"]: base + i for i, m in reversed(list(enumerate(rows.messages))) if m["message_id"]},
-        )
+        ids = range(base, base + len(rows.messages))
+        mids = dict(zip(reversed(rows.messages["message_id"]), reversed(ids)))  # the first message with an id wins
+        mids.pop(None, None)
+        mids.pop("", None)
+        return Committed(dict(zip(rows.messages["blob_id"], ids)), dict(zip(rows.messages["dedup_key"], ids)), mids)
+
+    def _append_messages(self, con, messages: Columns, base: int, now: dt.datetime) -> None:
+        n = len(messages)
+        store.append_columns(con, "messages", {
+            **messages.lists, "msg_id": range(base, base + n), "archived_at": [now] * n,
+            "run_id": [self.run_id] * n, "batch_id": pa.nulls(n, pa.int32())}, n)
+
+    def _append_recipients(self, con, recipients: list[tuple[tuple, str, str]], base: int) -> None:
+        if recipients:
+            targets, kinds, addresses = zip(*recipients)
+            store.append_columns(con, "recipients", {"msg_id": _msg_ids(targets, base), "kind": kinds,
+                                                     "address": addresses}, len(recipients))
+
+    def _append_envelopes(self, con, envelopes: list[tuple[tuple, str, str]], base: int, env_base: int,
+                          now: dt.datetime) -> None:
+        n = len(envelopes)
+        targets, texts, shas = zip(*envelopes)
+        store.append_columns(con, "envelopes", {
+            "envelope_id": range(env_base, env_base + n), "msg_id": _msg_ids(targets, base),
+            "run_id": [self.run_id] * n, "text": texts, "sha256": shas, "learned_at": [now] * n,
+            "batch_id": pa.nulls(n, pa.int32())}, n)
+
+    def _append_sightings(self, con, sightings: Columns, base: int, now: dt.datetime) -> None:
+        n = len(sightings)
+        if not n:
+            return
+        cols = dict(sightings.lists)
+        vias = pc.fill_null(pa.array(cols.pop("item_via"), pa.string()), self.via)  # the item's own, else the run's
+        msg_ids = _msg_ids(cols.pop("target"), base)
+        store.append_columns(con, "sightings", {
+            **cols, "msg_id": msg_ids, "run_id": [self.run_id] * n,
+            "source_uri": [self.source_uri] * n, "via": vias, "seen_at": [now] * n}, n)
+
+    def _append_errors(self, con, errors: list[tuple[str, str, str]]) -> None:
+        if errors:
+            kinds, refs, messages = zip(*errors)
+            store.append_columns(con, "run_errors", {"run_id": [self.run_id] * len(errors), "kind": kinds,
+                                                     "source_ref": refs, "message": messages}, len(errors))
 
     def _pack_row(self, pack: PackInfo, medium_id: int, now: dt.datetime) -> dict:
         return {"pack_id": pack.pack_id.hex(), "medium_id": medium_id, "name": pack.name, "bytes": pack.bytes,
                 "records": pack.records, "blake3": pack.blake3.hex(), "created_at": now, "run_id": self.run_id}
 
-    def _sighting_row(self, s: dict, base: int, now: dt.datetime) -> dict:
-        return {**s, "msg_id": _msg_id(s["target"], base), "run_id": self.run_id, "source_uri": self.source_uri,
-                "via": s.get("item_via") or self.via, "seen_at": now}
 
-
-def _msg_id(target: tuple, base: int) -> int:
-    kind, ref = target
-    return base + ref if kind == "new" else ref
+def _msg_ids(targets: tuple | list, base: int) -> pa.Array:
+    """The msg_id of each target: ``("new", i)`` is ``base + i``, ``("old", msg_id)`` is itself."""
+    kinds, refs = zip(*targets)
+    refs = pa.array(refs, pa.int64())
+    return pc.if_else(pc.equal(pa.array(kinds, pa.string()), "new"), pc.add(refs, pa.scalar(base, pa.int64())), refs)

@@ -92,7 +92,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from .headers import normalise_message_id, split_message, split_offsets
+from .headers import Split, normalise_message_id, split_mail, split_message
 
 __all__ = ["EnvelopeRecipient", "JournalReport", "is_journal_report", "parse_journal_report"]
 
@@ -114,6 +114,7 @@ class JournalReport:
     recipients: list[EnvelopeRecipient] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     outer_envelope_text: str | None = None  # journal-of-journal only: the outer report's envelope
+    original_split: Split | None = field(default=None, repr=False, compare=False)  # split_mail(original)
 
 
 _JOURNAL_HEADER = re.compile(rb"(?im)^x-ms-journal-report[ \t]*:")
@@ -126,7 +127,6 @@ _KNOWN = frozenset({"sender", "subject", "message-id", "on-behalf-of", "recipien
 _PLAIN_ADDR = re.compile(r"(?<![^\s@<>,;:()\"])[^\s@<>,;:()\"]++@[^\s@<>,;:()\"]++")
 _ANNOTATION = re.compile(r",\s*([A-Za-z][A-Za-z-]*\s*:.*)\Z", re.S)
 _ROLE_TAG = re.compile(r"\((to|cc|bcc|recipient)\)\s*\Z", re.I)
-_BOM = b"\xef\xbb\xbf"
 _REDIRECTIONS = frozenset({"expanded", "forwarded"})
 _REDIRECTION_START = re.compile(r"(?i)(expanded|forwarded)\s*:")
 _ANNOTATION_PARTS = re.compile(r"([A-Za-z][A-Za-z-]*)\s*:\s*(.*)\Z", re.S)
@@ -139,18 +139,12 @@ def _add(defects: list[str], code: str) -> None:
 
 # ---------------------------------------------------------------- detection
 
-def _headers_and_body(raw: bytes) -> tuple[bytes, int]:
-    """(header block, offset of the body in raw)."""
-    skip = 3 if raw[:3] == _BOM else 0
-    header_end, body_start, _ = split_offsets(raw, skip)
-    return raw[skip:header_end], body_start
-
-
-def is_journal_report(raw: bytes) -> bool:
-    """True when the top-level header block has an ``X-MS-Journal-Report`` field."""
+def is_journal_report(raw: bytes, split: Split | None = None) -> bool:
+    """True when the top-level header block has an ``X-MS-Journal-Report`` field (``split``: the
+    caller's :func:`~toolkit.headers.split_mail` of ``raw``, so that it is not split again)."""
     try:
-        block, _ = _headers_and_body(bytes(raw))
-    except Exception:  # pragma: no cover - split_message takes any bytes
+        block = (split if split is not None else split_mail(bytes(raw))).block
+    except Exception:  # pragma: no cover - split_mail takes any bytes
         return False
     return bool(_JOURNAL_HEADER.search(block))
 
@@ -372,18 +366,20 @@ def _parse_envelope(text: str, report: JournalReport) -> bool:
 
 # ---------------------------------------------------------------- parse
 
-def parse_journal_report(raw: bytes) -> JournalReport | None:
-    """Take a journal report apart (module docstring). Never raises."""
+def parse_journal_report(raw: bytes, split: Split | None = None) -> JournalReport | None:
+    """Take a journal report apart (module docstring). Never raises. ``split``: as for
+    :func:`is_journal_report`; the report's ``original_split`` is the split of its original."""
     try:
         raw = bytes(raw)
-        return _parse(raw, unwrap=True)
+        return _parse(raw, unwrap=True, split=split)
     except Exception as exc:  # the contract: never raise; archive raw and flag
         return JournalReport(original=None, envelope_text="",
                              defects=[f"journal-parse-error:{type(exc).__name__}"])
 
 
-def _parse(raw: bytes, unwrap: bool) -> JournalReport | None:
-    block, body_start = _headers_and_body(raw)
+def _parse(raw: bytes, unwrap: bool, split: Split | None = None) -> JournalReport | None:
+    split = split if split is not None else split_mail(raw)
+    block, body_start = split.block, split.body_start
     if not _JOURNAL_HEADER.search(block):
         return None
     top = _header_message(block)
@@ -439,13 +435,13 @@ def _parse(raw: bytes, unwrap: bool) -> JournalReport | None:
     if not data.strip():
         _add(defects, "journal-empty-original")
         return report
-    report.original = data
+    report.original, report.original_split = data, split_mail(data)
 
-    if is_journal_report(data):
+    if is_journal_report(data, report.original_split):
         if not unwrap:
             _add(defects, "journal-of-journal-deep")
             return report
-        inner = _parse(data, unwrap=False)
+        inner = _parse(data, unwrap=False, split=report.original_split)
         if inner is not None:
             inner.outer_envelope_text = report.envelope_text
             inner.defects[:0] = [d for d in ["journal-of-journal", *defects] if d not in inner.defects]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
 
 from . import faults
-from .headers import BodyHasher, MailMeta, fallback_scan, scan
+from .headers import BodyHasher, MailMeta, Split, fallback_scan, scan, split_mail
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
 from .source import read_regular_file
@@ -162,13 +162,20 @@ def watchdog(limit: float | None, cancel: Callable[[], bool] | None = None) -> I
 
 def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     """The bytes to archive, the journal envelope if any, and journal defects."""
-    if not is_journal_report(raw):
-        return raw, None, []
-    report = parse_journal_report(raw)
+    return unwrap_split(raw)[:3]
+
+
+def unwrap_split(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
+    """:func:`unwrap`, and the header split of the bytes to archive (each mail is split into header block
+    and body once, here; the journal check, the journal parse and the header scan share it)."""
+    split = split_mail(raw)
+    if not is_journal_report(raw, split):
+        return raw, None, [], split
+    report = parse_journal_report(raw, split)
     if report is None:  # a look-alike: an ordinary mail
-        return raw, None, []
+        return raw, None, [], split
     if report.original is None:  # nothing to unwrap: keep the report itself, flagged (D13)
-        return raw, None, list(report.defects) or ["journal-no-original"]
+        return raw, None, list(report.defects) or ["journal-no-original"], split
     seen: set[tuple[str, str]] = set()
     recipients = []
     for r in report.recipients:
@@ -180,7 +187,7 @@ def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     if report.outer_envelope_text:
         text = report.outer_envelope_text + "\n--- inner journal envelope ---\n" + text
     env = Envelope(text=text, sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), recipients=recipients)
-    return report.original, env, ["journal-unwrapped", *report.defects]
+    return report.original, env, ["journal-unwrapped", *report.defects], report.original_split
 
 
 def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
@@ -191,8 +198,8 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
             dog.arm(limit)
         try:
             faults.hit("prepare_parse")
-            data, envelope, defects = unwrap(raw)
-            meta = scan(data)
+            data, envelope, defects, split = unwrap_split(raw)
+            meta = scan(data, split=split)
         finally:
             if dog is not None:
                 dog.disarm()

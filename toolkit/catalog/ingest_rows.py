@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from .connection import Catalog
-from .schema import rows_table
+from .schema import columns_table, rows_table
 
 _PREFIX = "('0x' || substr({0}, 1, 15))::UBIGINT"  # the first 60 bits of a hex key
 
@@ -126,6 +126,18 @@ def append_rows(con, table: str, rows: list[dict]) -> None:
     if not rows:
         return
     con.register("_rows", rows_table(table, rows))
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
+
+
+def append_columns(con, table: str, columns: dict[str, list | pa.Array], count: int) -> None:
+    """Append ``count`` rows given as columns (every column of ``table``, see :mod:`.schema`) in one
+    Arrow append, by column name."""
+    if not count:
+        return
+    con.register("_rows", columns_table(table, columns))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
     finally:

@@ -58,3 +58,19 @@ def rows_table(table: str, rows: list[dict]) -> pa.Table:
     """The Arrow table of ``rows`` (dicts with every column of ``table``; other keys are ignored)."""
     schema = TABLES[table]
     return pa.table({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+
+
+def columns_table(table: str, columns: dict[str, list | pa.Array]) -> pa.Table:
+    """The Arrow table of ``columns`` (exactly the columns of ``table``, each a list of values or an
+    Arrow array, all of one length): converted column by column, never row by row."""
+    schema = TABLES[table]
+    if set(columns) != set(schema.names):
+        raise ValueError(f"{table}: columns {sorted(set(columns) ^ set(schema.names))} do not match its schema")
+    arrays = [_array(columns[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(values: list | pa.Array, type_: pa.DataType) -> pa.Array:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values if values.type == type_ else values.cast(type_)
+    return pa.array(values, type_)
