@@ -24,6 +24,9 @@ F06 every token verifies (against the CA its batch records, which the CA history
     ESS binding via openssl, genTime plausible)
 F07 sealed stamp manifests match the catalog
 
+B8: a pack that fails any of F01–F04 is read once more; clean on the second read, it is a
+warning ("ok on 2nd read"), not a finding.
+
 F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
 authentication (and are not simply cut off) is not read further: that is a
 wrong key or a foreign archive, not a million corrupt mails; the run stops
@@ -118,6 +121,29 @@ def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
 
 
 def check_pack(archive, task: dict) -> dict:
+    """Check one pack; a pack that fails its check is read a second time (RELIABILITY B8).
+
+    One garbled read (a flaky cable, a share that returns wrong bytes once) must not be reported
+    as a damaged pack: when the second read is clean, the result is the second one and the first
+    read's problems become one warning ("ok on 2nd read"); when it fails too, its problems are the
+    findings. A pack that is missing or on an unreachable medium is not read again.
+    """
+    first = _check_pack_once(archive, task)
+    if not first["problems"] or first.get("unread"):
+        return first
+    second = _check_pack_once(archive, task)
+    if second["problems"]:
+        return second
+    ids = sorted({cid for cid, _d, _o in first["problems"]})
+    detail = first["problems"][0][1]
+    more = len(first["problems"]) - 1
+    second["warnings"] = [(ids[0], f"pack {task['name']}: ok on 2nd read (the first read failed: {detail}"
+                           + (f"; +{more} more" if more else "") + ")",
+                           {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]
+    return second
+
+
+def _check_pack_once(archive, task: dict) -> dict:
     """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
 
     ``task``: medium_id, pack_id, name, bytes, sha256 (hex), rows (catalog rows of its messages).
@@ -137,9 +163,11 @@ def check_pack(archive, task: dict) -> dict:
         st = storage.stat(name)
     except MailArchiveError as exc:
         problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name)
+        out["unread"] = True
         return out
     if st is None:
         problem("F01", f"pack {name} is missing from medium {medium}: its {len(rows)} messages cannot be read", name=name)
+        out["unread"] = True
         return out
     size = st.size
     if size != task["bytes"]:
@@ -432,6 +460,8 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         ok += res["ok"]
         for cid, detail, objs in res["problems"]:
             checks[cid].add(detail, **objs)
+        for cid, detail, objs in res.get("warnings", ()):
+            checks[cid].warn(detail, **objs)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
