@@ -434,8 +434,12 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
-             pool_min_bytes: int = POOL_MIN_BYTES) -> None:
-    """Add F01–F07 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8)."""
+             pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
+             crls: list[bytes] | None = None) -> None:
+    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
+
+    ``at`` fixes the verification time of the tokens (default now) and ``crls`` adds revocation data
+    for their TSA chains (I16, :func:`verify.tokens.verify_token`)."""
     reporter = reporter or NullReporter()
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     with check_session(archive.catalog) as con:
@@ -466,10 +470,10 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
-    _check_batches(archive, report, checks)
+    _check_batches(archive, report, checks, at, crls)
 
 
-def _check_batches(archive, report: Report, checks: dict) -> None:
+def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) -> None:
     """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals."""
     from . import ca_history
 
@@ -491,13 +495,13 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
         elif token is None:
             c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
         else:
-            problems = _token_problems(row, anchor)
+            problems = _token_problems(row, anchor, at, crls)
             if problems:
                 c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
         _check_manifest(archive, c7, row, items[batch])
     c5.note = f"{len(batches)} batches"
     c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches}, at)
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
@@ -543,7 +547,7 @@ def _check_root(c5, batch: int, leaf_count: int, root_hex: str | None, hashes: l
                batch=batch)
 
 
-def _token_problems(row: tuple, anchor) -> list[str]:
+def _token_problems(row: tuple, anchor, at=None, crls=None) -> list[str]:
     """F06: the token, against the root the batch records (that root is proven by F05 against the catalog)."""
     from . import ca_history
     from .tokens import verify_token
@@ -559,7 +563,7 @@ def _token_problems(row: tuple, anchor) -> list[str]:
         except ValueError:
             n = None
         chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
-                           policy=anchor.policy)
+                           policy=anchor.policy, at=at, crls=crls)
         problems = list(chk.problems)
         if chk.ok or chk.gen_time is not None:
             if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
@@ -611,7 +615,7 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
                batch=batch, medium=medium, name=manifest)
 
 
-def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) -> None:
+def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at=None) -> None:
     """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
 
     ``report.stats["protection"]`` lists, per stamped batch, its CA, its
@@ -621,7 +625,7 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) ->
 
     from . import ca_history, renewal
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = at or dt.datetime.now(dt.timezone.utc)
     with check_session(archive.catalog) as con:
         history = ca_history.load(con)
         chains = renewal.chains(con, history, settings)
