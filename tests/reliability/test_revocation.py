@@ -133,3 +133,15 @@ def test_i16_at_before_gen_time_and_usage_errors(stamped):
     r = mailarchive(stamped["home"], "verify-evidence", str(stamped["evidence"]), "--crl", str(stamped["home"] / "archive.toml"),
                     check=None)
     assert r.returncode == 2 and "revocation list" in r.stderr
+
+
+def test_i16_library_api_takes_at_and_crls(stamped):
+    from toolkit import api
+
+    revoked = stamped["gen"] + dt.timedelta(days=1)
+    crl = _crl(stamped, "api", revoked, "keyCompromise").read_bytes()
+    with api.open_archive(stamped["home"]) as archive:
+        ok = api.verify_archive(archive, full=True, at=revoked - dt.timedelta(hours=1), crls=[crl])
+        bad = api.verify_archive(archive, full=True, at=revoked + dt.timedelta(days=1), crls=[crl])
+    assert ok.exit_code == 0
+    assert bad.exit_code == 1 and "key compromise" in bad.get("F06").items[0]["detail"]
