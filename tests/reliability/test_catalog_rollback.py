@@ -65,3 +65,29 @@ def test_h2_catalog_put_back_from_an_older_copy_is_reported(tmp_path, tsa_ok):
     mailarchive(home, "db", "rebuild", "--force")
     q = _q10(home)
     assert q["exit"] == 0 and q["status"] == "ok", q
+
+
+def test_h2_marks_are_no_kill_sites_so_the_nth_kill_still_lands_in_a_pack(tmp_path):
+    """The crash tests kill at the nth passage of the storage's write points; a mark written after each
+    commit must not take one of those passages (the kill would land in a mark instead of the next pack)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.cli import PASSWORD
+
+    home, medium = tmp_path / "home", tmp_path / "m1"
+    mailarchive(home, "init", "--medium", str(medium))
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        (src / f"{i}.eml").write_text(f"From: a@example.org\nSubject: k {i}\nMessage-ID: <k-{i}@x>\n\n" + f"{i} " * 2000)
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_PACK_TARGET": str(16 * 1024),
+           "MAILARCHIVE_FAULT": "storage.after_write:2"}
+    p = subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "import", "eml", str(src)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    temps = [x.relative_to(medium).as_posix() for x in medium.rglob("*.tmp")]
+    assert len(temps) == 1 and temps[0].startswith("packs/"), temps
+    assert len(list(medium.glob("packs/*/*.pack"))) == 1 and len(list(medium.glob("marks/*.mark"))) == 1
