@@ -102,7 +102,7 @@ def _media_table(archive) -> pa.Table:
 
 def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
               stamp_policy: dt.timedelta = STAMP_POLICY, reporter=None) -> None:
-    """Add Q01–Q09 to ``report`` and fill its stats."""
+    """Add Q01–Q10 to ``report`` and fill its stats."""
     now = now or _now()
     # Catalog first, media listing second: what an import adds meanwhile is an unknown pack, not a missing one (O6).
     with check_session(archive.catalog) as con:
