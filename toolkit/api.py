@@ -161,13 +161,15 @@ def export_metadata(archive: Archive, dest: Path, filters=None, *, fmt: str | No
 
 
 def verify_archive(archive: Archive, *, full: bool = False, workers: int | None = None,
-                   reporter: Reporter | None = None):
+                   reporter: Reporter | None = None, at=None, crls: list[bytes] | None = None):
     """Check the archive (``mailarchive verify``; with ``full``, ``verify --full``: every pack read).
     Returns a :class:`verify.report.Report`: ``exit_code`` 0 clean, 1 with findings; write it with
-    ``verify.write_json``, ``write_html`` or ``write_findings``."""
+    ``verify.write_json``, ``write_html`` or ``write_findings``. ``at`` (an aware datetime) verifies
+    as of that time, ``crls`` (PEM or DER CRLs) are revocation data for the tokens' TSA chains
+    (``verify --at/--crl``, docs/timestamps.md)."""
     from verify.checks import verify_archive as run
 
-    return run(archive, full=full, workers=workers, reporter=reporter)
+    return run(archive, full=full, workers=workers, reporter=reporter, now=at, crls=crls)
 
 
 def stamp_pending(archive: Archive, *, tsa_url: str, ca_pem: bytes, all_pending: bool = False,

@@ -31,7 +31,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from typing import Iterator
 
-from . import faults
+from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .dedup import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known, Placement
@@ -467,7 +467,11 @@ class Ingest:
             self._writer = None
             summary.packs += 1
             faults.hit("after_pack_seal")
-        committed = self._rows.commit(info, self.archive.active_medium_id(), summary)
+        medium_id = self.archive.active_medium_id()
+        committed = self._rows.commit(info, medium_id, summary)
+        if info is not None:  # the high-water mark goes on the medium after the commit (RELIABILITY H2)
+            marks.mark_pack(self.archive.storage(medium_id), self.archive.uuid, info.pack_id.hex(),
+                            max(committed.blobs.values(), default=None))
         self._known.add(committed.blobs, committed.keys, committed.mids)
         self._decider.reset()
 

@@ -19,6 +19,8 @@ Q06 media ID rules (one active medium, IDs below the high-water mark, packs only
 Q07 timestamp coverage (messages unbatched longer than the policy, pending batches)
 Q08 catalog backups present, recent and on their medium
 Q09 sealed stamp manifests present on their medium
+Q10 the catalog is not older than the media: every pack and stamp batch whose high-water mark
+    (``toolkit/marks.py``, written after its commit) is on a medium is in the catalog (H2)
 """
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ def _media_table(archive) -> pa.Table:
 
 def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
               stamp_policy: dt.timedelta = STAMP_POLICY, reporter=None) -> None:
-    """Add Q01–Q09 to ``report`` and fill its stats."""
+    """Add Q01–Q10 to ``report`` and fill its stats."""
     now = now or _now()
     # Catalog first, media listing second: what an import adds meanwhile is an unknown pack, not a missing one (O6).
     with check_session(archive.catalog) as con:
@@ -120,6 +122,7 @@ def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
             _stamp_coverage(con, report, now, stamp_policy)
             _backups(con, report, now)
             _manifests(con, report)
+            _high_water_marks(con, report)
             report.stats.update(collect_stats(con))
         finally:
             for t in ("listing", "cfg_media", "reachable"):
@@ -319,6 +322,48 @@ def _manifests(con, report: Report) -> None:
             c.add(f"manifest {name} of stamped batch {batch} is missing from medium {medium}", batch=batch, medium=medium, name=name)
 
 
+def _high_water_marks(con, report: Report) -> None:
+    """Q10: marks of packs and batches the catalog does not hold: it was rolled back to an older state (H2).
+
+    A mark is written only after its pack's or batch's commit, and the listing is taken before
+    this session opens, so a pack an import commits meanwhile is in the catalog read here.
+    """
+    c = report.check("Q10", "Catalog not older than the media (high-water marks)")
+    packs = con.execute(
+        r"""
+        SELECT l.medium_id, regexp_extract(l.name, '^marks/pack-([0-9a-f]{32})\.mark$', 1) AS pack_id
+        FROM listing l
+        WHERE regexp_matches(l.name, '^marks/pack-[0-9a-f]{32}\.mark$')
+          AND regexp_extract(l.name, '^marks/pack-([0-9a-f]{32})\.mark$', 1) NOT IN (SELECT pack_id FROM packs)
+        ORDER BY l.medium_id, pack_id
+        """
+    ).fetchall()
+    batches = con.execute(
+        r"""
+        SELECT l.medium_id, CAST(regexp_extract(l.name, '^marks/batch-([0-9]{8,})\.mark$', 1) AS BIGINT) AS batch_id
+        FROM listing l
+        WHERE regexp_matches(l.name, '^marks/batch-[0-9]{8,}\.mark$')
+          AND CAST(regexp_extract(l.name, '^marks/batch-([0-9]{8,})\.mark$', 1) AS BIGINT)
+              NOT IN (SELECT batch_id FROM stamp_batches WHERE status = 'stamped')
+        ORDER BY batch_id
+        """
+    ).fetchall()
+    marked = con.execute(
+        r"SELECT count(*) FROM listing WHERE regexp_matches(name, '^marks/(pack|batch)-[0-9a-f]+\.mark$')").fetchone()[0]
+    c.note = f"{marked} high-water marks on reachable media"
+    if not packs and not batches:
+        return
+    media = sorted({m for m, _ in packs} | {m for m, _ in batches})
+    first = (f"first pack {packs[0][1]} on medium {packs[0][0]}" if packs
+             else f"first batch {batches[0][1]} on medium {batches[0][0]}")
+    c.add(f"catalog older than the media: {len(packs)} packs / {len(batches)} batches newer than it were committed "
+          f"by a later catalog ({first}; media {', '.join(map(str, media))}) — it was put back from an older backup "
+          "or copy. Put back a newer catalog (`mailarchive restore --from MIRROR`, or a newer copy of the file) or "
+          "rebuild it from the media (`mailarchive db rebuild --force`); importing on top of it would archive "
+          "those mails again",
+          medium=media[0], pack=packs[0][1] if packs else None, batch=batches[0][1] if batches else None)
+
+
 def collect_stats(con) -> dict:
     """Counts for the report: messages, per month (date sent), per medium, stamp coverage."""
     messages = con.execute("SELECT count(*) FROM messages").fetchone()[0]
@@ -373,15 +418,18 @@ def new_report(archive, mode: str) -> Report:
 
 def verify_archive(archive, *, full: bool = False, workers: int | None = None, reporter=None,
                    now: dt.datetime | None = None, stamp_policy: dt.timedelta = STAMP_POLICY,
-                   pool_min_bytes: int | None = None) -> Report:
-    """Run the quick checks, and with ``full`` the deep ones (:mod:`verify.deep`); returns the report."""
+                   pool_min_bytes: int | None = None, crls: list[bytes] | None = None) -> Report:
+    """Run the quick checks, and with ``full`` the deep ones (:mod:`verify.deep`); returns the report.
+
+    ``now`` is the verification time (default: the clock), also for the tokens; ``crls`` are
+    revocation data for the TSA chains of the tokens (``full`` only; RELIABILITY I16)."""
     report = new_report(archive, "full" if full else "quick")
     run_quick(archive, report, now=now, stamp_policy=stamp_policy, reporter=reporter)
     if full:
         from .deep import run_full
 
         kw = {} if pool_min_bytes is None else {"pool_min_bytes": pool_min_bytes}
-        run_full(archive, report, workers=workers, reporter=reporter, **kw)
+        run_full(archive, report, workers=workers, reporter=reporter, at=now, crls=crls, **kw)
     else:
         from .deep import FULL_CHECKS
 

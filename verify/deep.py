@@ -24,6 +24,9 @@ F06 every token verifies (against the CA its batch records, which the CA history
     ESS binding via openssl, genTime plausible)
 F07 sealed stamp manifests match the catalog
 
+B8: a pack that fails any of F01–F04 is read once more; clean on the second read, it is a
+warning ("ok on 2nd read"), not a finding.
+
 F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
 authentication (and are not simply cut off) is not read further: that is a
 wrong key or a foreign archive, not a million corrupt mails; the run stops
@@ -118,6 +121,29 @@ def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
 
 
 def check_pack(archive, task: dict) -> dict:
+    """Check one pack; a pack that fails its check is read a second time (docs/reliability.md B8).
+
+    One garbled read (a flaky cable, a share that returns wrong bytes once) must not be reported
+    as a damaged pack: when the second read is clean, the result is the second one and the first
+    read's problems become one warning ("ok on 2nd read"); when it fails too, its problems are the
+    findings. A pack that is missing or on an unreachable medium is not read again.
+    """
+    first = _check_pack_once(archive, task)
+    if not first["problems"] or first.get("unread"):
+        return first
+    second = _check_pack_once(archive, task)
+    if second["problems"]:
+        return second
+    ids = sorted({cid for cid, _d, _o in first["problems"]})
+    detail = first["problems"][0][1]
+    more = len(first["problems"]) - 1
+    second["warnings"] = [(ids[0], f"pack {task['name']}: ok on 2nd read (the first read failed: {detail}"
+                           + (f"; +{more} more" if more else "") + ")",
+                           {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]
+    return second
+
+
+def _check_pack_once(archive, task: dict) -> dict:
     """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
 
     ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (catalog rows of its messages).
@@ -137,9 +163,11 @@ def check_pack(archive, task: dict) -> dict:
         st = storage.stat(name)
     except MailArchiveError as exc:
         problem("F01", f"pack {name} not checked: medium {medium}: {exc}", name=name, next_step=exc.next_step)
+        out["unread"] = True
         return out
     if st is None:
         problem("F01", f"pack {name} is missing from medium {medium}: its {len(rows)} messages cannot be read", name=name)
+        out["unread"] = True
         return out
     size = st.size
     if size != task["bytes"]:
@@ -407,8 +435,12 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
-             pool_min_bytes: int = POOL_MIN_BYTES) -> None:
-    """Add F01–F07 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8)."""
+             pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
+             crls: list[bytes] | None = None) -> None:
+    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
+
+    ``at`` fixes the verification time of the tokens (default now) and ``crls`` adds revocation data
+    for their TSA chains (I16, :func:`verify.tokens.verify_token`)."""
     reporter = reporter or NullReporter()
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     with check_session(archive.catalog) as con:
@@ -433,14 +465,16 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         ok += res["ok"]
         for cid, detail, objs in res["problems"]:
             checks[cid].add(detail, **objs)
+        for cid, detail, objs in res.get("warnings", ()):
+            checks[cid].warn(detail, **objs)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
-    _check_batches(archive, report, checks)
+    _check_batches(archive, report, checks, at, crls)
 
 
-def _check_batches(archive, report: Report, checks: dict) -> None:
+def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) -> None:
     """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals."""
     from . import ca_history
 
@@ -461,13 +495,13 @@ def _check_batches(archive, report: Report, checks: dict) -> None:
         elif token is None:
             c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
         else:
-            problems = _token_problems(row, anchor)
+            problems = _token_problems(row, anchor, at, crls)
             if problems:
                 c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
         _check_manifest(archive, c7, row, items[batch])
     c5.note = f"{len(batches)} batches"
     c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches})
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches}, at)
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
@@ -513,7 +547,7 @@ def _check_root(c5, batch: int, leaf_count: int, root_hex: str | None, hashes: l
                batch=batch)
 
 
-def _token_problems(row: tuple, anchor) -> list[str]:
+def _token_problems(row: tuple, anchor, at=None, crls=None) -> list[str]:
     """F06: the token, against the root the batch records (that root is proven by F05 against the catalog)."""
     from . import ca_history
     from .tokens import verify_token
@@ -529,7 +563,7 @@ def _token_problems(row: tuple, anchor) -> list[str]:
         except ValueError:
             n = None
         chk = verify_token(bytes(token), root, anchor.pem, nonce=n, not_before=not_before, not_after=not_after,
-                           policy=anchor.policy)
+                           policy=anchor.policy, at=at, crls=crls)
         problems = list(chk.problems)
         if chk.ok or chk.gen_time is not None:
             if serial and chk.serial and serial.lower().lstrip("0") != chk.serial.lstrip("0"):
@@ -581,7 +615,7 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
                batch=batch, medium=medium, name=manifest)
 
 
-def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) -> None:
+def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at=None) -> None:
     """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
 
     ``report.stats["protection"]`` lists, per stamped batch, its CA, its
@@ -591,7 +625,7 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict) ->
 
     from . import ca_history, renewal
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = at or dt.datetime.now(dt.timezone.utc)
     with check_session(archive.catalog) as con:
         history = ca_history.load(con)
         chains = renewal.chains(con, history, settings)

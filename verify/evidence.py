@@ -124,13 +124,16 @@ TRUST_ANCHOR_MISSING = (
 )
 
 
-def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bool = False) -> EvidenceCheck:
+def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bool = False, *,
+                    at: dt.datetime | None = None, crls: list[bytes] | None = None) -> EvidenceCheck:
     """Check one bundle directory on its own; ``ca_pem`` replaces the bundle's CA (the one the auditor trusts).
 
     A bundle carries its own CA certificate, and a forger can make a CA and a
     valid token for any changed mail: without ``ca_pem`` the bundle never
     verifies (problem :data:`TRUST_ANCHOR_MISSING`) unless the caller says it
     trusts the bundle's CA (``trust_bundle_ca``). All other checks still run.
+    ``at`` (verification time) and ``crls`` (revocation data for the TSA's
+    chain) are those of :func:`verify.tokens.verify_token` (I16).
     Never raises for a damaged bundle: every failure is a problem string.
     """
     path = Path(path)
@@ -147,7 +150,7 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
     if not ca:
         p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
         return res
-    _check_token(ev, files["token.tsr"], root, ca, res)
+    _check_token(ev, files["token.tsr"], root, ca, res, at, crls)
     _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res)
     if ca_pem is None and not trust_bundle_ca:
         p.append(TRUST_ANCHOR_MISSING)
@@ -211,7 +214,7 @@ def _check_inclusion(ev: dict, files: dict[str, bytes], p: list[str]) -> bytes:
     return root
 
 
-def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCheck) -> None:
+def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCheck, at=None, crls=None) -> None:
     """The token stamps root.bin under ``ca``, not before the mail was archived, at evidence.json's genTime."""
     from .tokens import ca_fingerprint, verify_token
 
@@ -227,7 +230,7 @@ def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCh
             not_before = dt.datetime.fromisoformat(msg["archived_at"])
         except ValueError:
             p.append("evidence.json: message.archived_at is not an ISO time")
-    chk = verify_token(token, root, ca, not_before=not_before)
+    chk = verify_token(token, root, ca, not_before=not_before, at=at, crls=crls)
     res.second_opinion = chk.second_opinion
     res.tsa_subject = chk.tsa_subject
     res.gen_time = chk.gen_time.isoformat() if chk.gen_time else None

@@ -36,7 +36,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from toolkit import crypto, faults
+from toolkit import crypto, faults, marks
 from toolkit.catalog import stamps
 from toolkit.errors import IntegrityError, NextStep, ObjectExistsError
 from toolkit.reporter import NullReporter
@@ -229,6 +229,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         stamps.mark_batch_stamped(con, batch_id, token=tsr, tsa_url=tsa_url, ca_fingerprint=fp,
                                   gen_time=check.gen_time, serial=check.serial, nonce=str(nonce), manifest_name=name,
                                   medium_id=medium_id)
+    marks.mark_batch(storage, archive.uuid, batch_id)  # after the commit: a high-water mark (RELIABILITY H2)
     return {
         "batch_id": batch_id,
         "leaf_count": leaf_count,

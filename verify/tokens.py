@@ -13,7 +13,8 @@ Problem strings start with a fixed tag so callers can sort them:
 ``EKU:``             TSA certificate EKU missing, not critical, no timeStamping (I7)
 ``openssl:``         ``openssl ts -verify`` refused it: ESS signing-certificate (v2) binding (I9) and more
 ``policy:``          not the pinned TSA policy OID (when one is pinned)
-``genTime:``         outside [not_before - CLOCK_SKEW, not_after + MAX_DELAY] (I11)
+``genTime:``         outside [not_before - CLOCK_SKEW, not_after + MAX_DELAY] (I11), or after the verification time
+``revocation:``      the TSA certificate or its CA revoked by a given CRL (I16, :mod:`verify.revocation`)
 
 rfc3161-client checks signature, chain at genTime, EKU; it does not check
 the ESSCertIDv2 binding, so ``openssl ts -verify -CAfile <pinned CA>`` runs
@@ -81,6 +82,8 @@ class TokenFields:
     tsa_subject: str | None = None
     parsed_by: str = "rfc3161-client"
     response: object = None  # the rfc3161_client TimeStampResponse when it parsed
+    signer_cert: object = None  # the signing certificate from the token's bag (x509), when rfc3161-client parsed
+    bag: list = field(default_factory=list)  # every certificate of the token's bag (x509)
 
 
 def parse_fields(tsr: bytes) -> TokenFields:
@@ -129,8 +132,10 @@ def _fields_rfc3161(tsr: bytes) -> TokenFields:
     if len(sis) == 1:
         for der in sd.certificates:
             cert = x509.load_der_x509_certificate(der)
+            f.bag.append(cert)
             if cert.issuer == sis[0].issuer and cert.serial_number == sis[0].serial_number:
                 f.tsa_subject = cert.subject.rfc4514_string()
+                f.signer_cert = cert
     if f.tsa_subject is None:
         try:
             name = info.name
@@ -305,6 +310,8 @@ def verify_token(
     not_after: dt.datetime | None = None,
     openssl: bool = True,
     policy: str | None = None,
+    at: dt.datetime | None = None,
+    crls: list[bytes] | None = None,
 ) -> TokenCheck:
     """Check a whole TimeStampResp (DER) as proof that ``root`` existed at genTime, under the pinned ``ca_pem``.
 
@@ -312,12 +319,16 @@ def verify_token(
     creation and the time the token was requested); CLOCK_SKEW and MAX_DELAY
     widen them. ``openssl=False`` skips the second opinion (then the ESS
     signing-certificate binding is not checked). ``policy`` pins the TSA
-    policy OID the token must carry. Never raises.
+    policy OID the token must carry. ``at`` is the verification time
+    (default now): genTime must not be after it, and the revocation entries
+    of ``crls`` (PEM or DER CRLs) count only up to it (I16). Never raises.
     """
     check = TokenCheck(ok=False)
     problems = check.problems
     try:
-        _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check)
+        fields = _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check)
+        if fields is not None:
+            _check_at(fields, ca_pem, _aware(at) if at is not None else None, crls or [], problems)
         if policy and check.policy is not None and check.policy != policy:
             problems.append(f"policy: the token's TSA policy is {check.policy}, the pinned policy is {policy}")
     except BaseException as exc:
@@ -328,35 +339,48 @@ def verify_token(
     return check
 
 
-def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: TokenCheck) -> None:
+def _check_at(f: TokenFields, ca_pem: bytes, at: dt.datetime | None, crls: list[bytes], problems: list[str]) -> None:
+    """genTime against the verification time; the CRLs applied to the TSA certificate's chain (I16)."""
+    if at is not None and f.gen_time is not None and f.gen_time > at + CLOCK_SKEW:
+        problems.append(f"genTime: {f.gen_time.isoformat()} is after the verification time {at.isoformat()}")
+    if crls:
+        from . import revocation
+
+        pinned = load_ca(ca_pem)[0]
+        problems += revocation.problems(f.signer_cert, pinned + f.bag, crls, f.gen_time,
+                                        at or dt.datetime.now(dt.timezone.utc))
+
+
+def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: TokenCheck) -> TokenFields | None:
+    """The checks of :func:`verify_token`; returns the parsed fields of a granted token (else None)."""
     problems = check.problems
     if not isinstance(tsr, (bytes, bytearray)) or not tsr:
         problems.append("invalid token: empty")
-        return
+        return None
     tsr = bytes(tsr)
     framing = _der_framing_problem(tsr)
     if framing:
         problems.append(f"invalid token: {framing}")
-        return
+        return None
     try:
         certs, ca_pem = load_ca(ca_pem)
     except BaseException as exc:
         if _fatal(exc):
             raise
         problems.append(f"CA: cannot read the pinned CA certificate ({_describe(exc)})")
-        return
+        return None
     try:
         f = parse_fields(tsr)
     except ValueError as exc:
         problems.append(f"invalid token: {exc}")
-        return
+        return None
     check.gen_time, check.serial, check.policy, check.nonce, check.tsa_subject = (
         f.gen_time, f.serial, f.policy, f.nonce, f.tsa_subject
     )
     if f.status not in (0, 1):  # grantedWithMods carries a token like granted; the checks below decide
         label = {2: "rejection", 3: "waiting", 4: "revocationWarning", 5: "revocationNotification"}
         problems.append(f"status: {label.get(f.status, f.status)} (not granted)" + (f": {f.status_text}" if f.status_text else ""))
-        return
+        return None
     if f.hash_oid == SHA1_OID:
         problems.append("imprint: SHA-1 message imprint rejected (SHA-256 required)")
     elif f.hash_oid != SHA256_OID:
@@ -384,6 +408,7 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
             problems.append(f"genTime: {f.gen_time.isoformat()} is before {_aware(not_before).isoformat()} (implausible)")
         if not_after is not None and f.gen_time > _aware(not_after) + MAX_DELAY:
             problems.append(f"genTime: {f.gen_time.isoformat()} is later than {_aware(not_after).isoformat()} + {MAX_DELAY} (implausible)")
+    return f
 
 
 def _as_granted(tsr: bytes):

@@ -31,6 +31,40 @@ def _render(ctx, report) -> None:
     ctx.ui.say(f"{verdict}; {t['warnings']} warnings; {t['checks_skipped']} checks skipped")
 
 
+def _parse_at(value: str | None):
+    """``--at TIME``: ISO 8601, a time without zone is UTC."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at {value}: not an ISO 8601 time (e.g. 2031-05-01T12:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _read_crls(paths) -> list[bytes]:
+    """The ``--crl`` files, each checked to be a readable CRL (PEM or DER)."""
+    from verify.revocation import load_crl
+
+    out = []
+    for p in paths:
+        try:
+            data = p.read_bytes()
+            load_crl(data)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--crl {p}: not a readable certificate revocation list (PEM or DER): {exc}") from None
+        out.append(data)
+    return out
+
+
+_AT_HELP = ("Verify as of this time (ISO 8601, UTC unless a zone is given) instead of now: the tokens' genTime "
+            "must not be later, and revocations dated after it do not count.")
+_CRL_HELP = ("A CRL (PEM or DER) of the TSA's CA or an intermediate; repeatable. A TSA certificate revoked at or "
+             "before a token's genTime fails it; revoked later, the token still verifies (unless for key compromise).")
+
+
 @command(cli, "verify")
 @click.option("--full", is_flag=True, help="Also read every pack: BLAKE3 checksum, every record authenticated and decompressed, "
               "blob ids, header fields against the catalog, Merkle roots, tokens, manifests.")
@@ -42,8 +76,11 @@ def _render(ctx, report) -> None:
               help="Write every finding and warning, one row each, to F.parquet or F.csv.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes reading packs with --full (default: the CPU count, at most 8).")
+@click.option("--at", "at", default=None, metavar="TIME", help=_AT_HELP)
+@click.option("--crl", "crl", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True,
+              help=_CRL_HELP + " Tokens are checked only with --full.")
 @click.pass_context
-def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
+def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at, crl):
     """Check the archive: catalog against media (quick), or every byte too (--full).
 
     Quick checks run as SQL over the catalog and a listing of the media:
@@ -59,9 +96,13 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
 
     if findings is not None and findings.suffix.lower() not in (".parquet", ".csv"):
         raise UsageError(f"--findings {findings}: the file name must end in .parquet or .csv")
+    if crl and not full:
+        raise UsageError("--crl applies to the timestamp tokens, which only `verify --full` checks")
+    at_time, crls = _parse_at(at), _read_crls(crl)
     ctx = click_ctx.obj
     with ctx.open() as archive:
-        report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter())
+        report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter(), now=at_time,
+                                crls=crls or None)
     hint_findings(item for c in report.checks for item in c.items)  # the reports read as before, with the commands
     if json_report:
         write_json(report, json_report)
@@ -80,8 +121,10 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers):
                    "instead of the bundle's tsa-ca.pem; repeat it for the CAs of renewal links.")
 @click.option("--trust-bundle-ca", is_flag=True,
               help="Accept the bundle's own tsa-ca.pem as trust anchor (compare its fingerprint with the TSA's first).")
+@click.option("--at", "at", default=None, metavar="TIME", help=_AT_HELP)
+@click.option("--crl", "crl", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True, help=_CRL_HELP)
 @click.pass_context
-def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca):
+def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca, at, crl):
     """Check evidence bundles written by `export evidence`, with no archive and no key.
 
     Each BUNDLE is one bundle directory, or a directory of bundles. Checks
@@ -96,6 +139,7 @@ def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca):
     ctx = click_ctx.obj
     from verify.tokens import load_ca
 
+    at_time, crls = _parse_at(at), _read_crls(crl)
     ca = None
     if ca_cert:
         ca = b""
@@ -109,7 +153,7 @@ def verify_evidence_cmd(click_ctx, bundles, ca_cert, trust_bundle_ca):
         found = find_bundles(b)
         if not found:
             raise UsageError(f"{b} is neither an evidence bundle (no evidence.json) nor a directory of bundles")
-        results += [verify_evidence(p, ca, trust_bundle_ca).as_dict() for p in found]
+        results += [verify_evidence(p, ca, trust_bundle_ca, at=at_time, crls=crls or None).as_dict() for p in found]
     bad = [r for r in results if not r["ok"]]
 
     def human(r):
