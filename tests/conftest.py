@@ -30,3 +30,21 @@ def smb_location(samba, monkeypatch) -> str:
     """A fresh, empty sub-path of the share for one test, with the password in the environment."""
     monkeypatch.setenv("MAILARCHIVE_SMB_PASSWORD", samba.password)
     return samba.url(f"t-{secrets.token_hex(6)}")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="also run the tests marked long (minutes each: huge mails, soaks)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: runs only with --long (minutes: huge mails, soaks)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long test: run with pytest --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
