@@ -412,6 +412,10 @@ def _dir_folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
+def _open_nofollow(path, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
 def _vanished(exc: BaseException) -> bool:
     return isinstance(exc, (FileNotFoundError, ObjectMissingError))
 
@@ -559,7 +563,7 @@ class ShareImporter:
         limits = ZipLimits(max_ratio=self._mbox_limits.get("max_ratio") or ZipLimits.max_ratio)
         skip = inner["zip_items"] if isinstance(inner, dict) else 0
         try:
-            with tree.local_copy(e) as path, open(path, "rb") as f:
+            with tree.local_copy(e) as path, open(path, "rb", opener=_open_nofollow) as f:
                 items = scan_zip(f, ref, folder, None, limits, lambda *a: member_items(*a, warn=reporter.warn))
                 yield from zip_cursors(items, skip, e.rel, ref)
         except (OSError, StorageError) as exc:
