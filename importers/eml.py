@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import stat
+import tempfile
 from typing import Iterator
 
 from toolkit.errors import StorageError
@@ -146,6 +148,19 @@ def not_mail(raw: bytes) -> str | None:
     return _not_mail_head(raw[:HEAD], len(raw))
 
 
+def _temporary_copy(storage, entry: FileEntry):
+    """A zip on the share, copied to a private temporary file (deleted on close) for its reader."""
+    tmp = tempfile.TemporaryFile(prefix="mailarchive-zip-")
+    try:
+        with storage.open_read(entry.rel.decode("utf-8")) as src:
+            shutil.copyfileobj(src, tmp, 1 << 20)
+        tmp.seek(0)
+        return tmp
+    except BaseException:
+        tmp.close()
+        raise
+
+
 class EmlImporter(TreeSource):
     """Every regular file below PATH that holds a mail is one message (hidden files and dirs, and
     files that are not mail, are skipped and listed)."""
@@ -236,6 +251,9 @@ class EmlImporter(TreeSource):
             entries = walk_storage(storage)
             reporter.start("scan", len(entries), "files")
             for entry in iter_after(entries, after, reporter):
+                if self._zip_named(entry):
+                    yield from self._zip(entry, lambda: _temporary_copy(storage, entry))
+                    continue
                 item = self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
                                   lambda e: storage.open_read(e.rel.decode("utf-8")))
                 yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")))

@@ -131,3 +131,29 @@ def test_share_resumes_inside_a_zip(tmp_path):
     rest = list(ShareImporter(str(root)).scan(first[1].cursor, NullReporter()))
     assert [i.ref for i in rest] == [f"m.zip!{i}.eml" for i in range(2, 5)]
     assert [i.raw for i in rest] == [i.raw for i in first[2:]]
+
+
+def test_share_reads_a_zip_on_the_real_samba_share(samba, smb_location, tmp_path):
+    """On ``smb://`` the zip is copied to a private temporary file for its reader, as a PST is; its
+    members are read from there and never extracted, on the share or locally."""
+    sub = smb_location.rstrip("/").rpartition("/")[2]
+    root = samba.share_dir / sub
+    root.mkdir()
+    (root / "mails.zip").write_bytes(_zip({"a.eml": _eml(1, "on the share"), "../../slip.eml": _eml(2, "slip")}))
+    home = _init(tmp_path)
+    r = mailarchive(home, "import", "share", smb_location, json_out=True, timeout=120).result
+    assert r["archived"] == 2 and r["errors"] == 0
+    assert set(_sightings(home)) == {"mails.zip!a.eml", "mails.zip!../../slip.eml"}
+    assert os.listdir(root) == ["mails.zip"] and not (samba.share_dir / "slip.eml").exists()
+
+
+def test_import_eml_reads_a_zip_on_the_real_samba_share(samba, smb_location, tmp_path):
+    sub = smb_location.rstrip("/").rpartition("/")[2]
+    root = samba.share_dir / sub
+    root.mkdir()
+    (root / "loose.eml").write_bytes(_eml(1, "loose"))
+    (root / "mails.zip").write_bytes(_zip({"x/one.eml": _eml(2, "one"), "/abs.eml": _eml(3, "abs")}))
+    home = _init(tmp_path)
+    r = mailarchive(home, "import", "eml", smb_location, json_out=True, timeout=120).result
+    assert r["archived"] == 3 and r["errors"] == 0
+    assert set(_sightings(home)) == {"loose.eml", "mails.zip!x/one.eml", "mails.zip!/abs.eml"}
