@@ -17,6 +17,11 @@ file the check (``not_mail``) travels with the SourceMail as its
 ``content_check`` and runs where the pipeline reads the file (in a worker),
 so the scan reads nothing twice; SMB files are checked on the bytes read, and
 files above LARGE_MAIL on their first 64 KiB before they are streamed.
+
+A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
+one (``importers.zipped``): each member holding mail is one item ``path!member``, nothing is
+extracted; a zip on ``smb://`` is first copied to a private temporary file. A zip under another
+name is skipped with a reason that says so.
 """
 from __future__ import annotations
 

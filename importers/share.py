@@ -19,6 +19,13 @@ device opened, names as bytes). Then
     plus the store's folder), an OLE2 compound file with MSG streams (one
     mail, as ``import msg``), ``78 9F 3E 22`` (a TNEF ``winmail.dat``: one
     mail). These mails are converted; their sightings name the converter;
+  - a zip file (``PK`` magic bytes): its members are read where the zip lies,
+    never extracted, each detected by content like a file here (EML, mbox,
+    .msg, TNEF, nested zip), by ``importers.zipped``; refs are
+    ``path!member`` (a member name is only a label), folders the zip's path
+    plus the member's plain directory parts. A bomb, an over-large member or
+    a zip nested too deep is an error naming the member. Its cursor counts
+    the items read from the zip (``{"zip_items": n}``);
   - first line a From_ line (``From `` + sender + date, optionally after
     empty lines or a UTF-8 BOM), or any other line starting with ``From ``
     (not a ``From:`` field) followed by a mail header block → an mbox,
