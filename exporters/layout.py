@@ -119,6 +119,15 @@ class FolderDirs:
                 self._dirs[key] = parent + (self._namer(parent).claim(parts[i - 1]),)
         return self._dirs[parts]
 
+    def member(self, folder: str | None, name: str) -> str:
+        """The '/'-joined relative name of ``name`` in the folder's directory (a zip member), named
+        like :meth:`file` names it but without touching the file system."""
+        rel = self.directory(folder)
+        key = (rel, name)
+        if key not in self._files:
+            self._files[key] = self._namer(rel).claim(name)
+        return "/".join(rel + (self._files[key],))
+
     def file(self, folder: str | None, name: str, *, as_leaf: bool = False) -> Path:
         """A safe file path for ``name`` in the folder's directory; with ``as_leaf`` the
         folder's last part itself names the file (``A/B`` + ``.mbox`` → ``A/B.mbox``)."""

@@ -17,12 +17,19 @@ file the check (``not_mail``) travels with the SourceMail as its
 ``content_check`` and runs where the pipeline reads the file (in a worker),
 so the scan reads nothing twice; SMB files are checked on the bytes read, and
 files above LARGE_MAIL on their first 64 KiB before they are streamed.
+
+A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
+one (``importers.zipped``): each member holding mail is one item ``path!member``, nothing is
+extracted; a zip on ``smb://`` is first copied to a private temporary file. A zip under another
+name is skipped with a reason that says so.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import stat
+import tempfile
 from typing import Iterator
 
 from toolkit.errors import StorageError
@@ -30,7 +37,8 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
 from .mbox import from_line_date
-from .share import HEAD, _first_line_is_from, mail_content
+from .share import HEAD, _first_line_is_from, mail_content, member_items
+from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, read_local, ref_text,
@@ -145,6 +153,19 @@ def not_mail(raw: bytes) -> str | None:
     return _not_mail_head(raw[:HEAD], len(raw))
 
 
+def _temporary_copy(storage, entry: FileEntry):
+    """A zip on the share, copied to a private temporary file (deleted on close) for its reader."""
+    tmp = tempfile.TemporaryFile(prefix="mailarchive-zip-")
+    try:
+        with storage.open_read(entry.rel.decode("utf-8")) as src:
+            shutil.copyfileobj(src, tmp, 1 << 20)
+        tmp.seek(0)
+        return tmp
+    except BaseException:
+        tmp.close()
+        raise
+
+
 class EmlImporter(TreeSource):
     """Every regular file below PATH that holds a mail is one message (hidden files and dirs, and
     files that are not mail, are skipped and listed)."""
@@ -193,12 +214,38 @@ class EmlImporter(TreeSource):
             return _unreadable(ref, exc, cur)
         return self._not_mail(ref, raw[:HEAD], entry, cur) or SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
 
+    def _zip_named(self, entry: FileEntry) -> bool:
+        return (not entry.skip_reason and entry.size > 0 and entry.rel.lower().endswith(b".zip")
+                and not any(part.startswith(b".") for part in entry.rel.split(b"/")))
+
+    def _zip(self, entry: FileEntry, opener) -> Iterator[SourceItem]:
+        """The mails inside a file named .zip (``importers.zipped``), never extracted to disk; the
+        items inside carry no cursor (a resume reads the zip again), the last one the file's."""
+        ref, cur = ref_text(entry.rel), entry_cursor(entry)
+        try:
+            with opener() as f:
+                if not is_zip(f.read(4)):
+                    f.seek(0)
+                    yield self._item(entry, lambda e: f.read(), None)
+                    return
+                f.seek(0)
+                name = ref.rpartition("/")[2]
+                folder = f"{_folder(entry.rel)}/{name}" if _folder(entry.rel) else name
+                yield from scan_zip(f, ref, folder, None, ZipLimits(), member_items)
+        except (OSError, StorageError) as exc:
+            yield _unreadable(ref, exc, cur)
+            return
+        yield SourceSkip(ref, "zip file: its members are listed above", cur)
+
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         root = os.fsencode(self.location.path)
         entries = walk_local(root)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after, reporter):
+            if self._zip_named(entry):
+                yield from self._zip(entry, lambda: open_local(root, entry, single))
+                continue
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
             yield without_envelope(item, lambda: read_local(root, entry, single))
@@ -209,6 +256,9 @@ class EmlImporter(TreeSource):
             entries = walk_storage(storage)
             reporter.start("scan", len(entries), "files")
             for entry in iter_after(entries, after, reporter):
+                if self._zip_named(entry):
+                    yield from self._zip(entry, lambda: _temporary_copy(storage, entry))
+                    continue
                 item = self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
                                   lambda e: storage.open_read(e.rel.decode("utf-8")))
                 yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")))

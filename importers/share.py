@@ -19,6 +19,13 @@ device opened, names as bytes). Then
     plus the store's folder), an OLE2 compound file with MSG streams (one
     mail, as ``import msg``), ``78 9F 3E 22`` (a TNEF ``winmail.dat``: one
     mail). These mails are converted; their sightings name the converter;
+  - a zip file (``PK`` magic bytes): its members are read where the zip lies,
+    never extracted, each detected by content like a file here (EML, mbox,
+    .msg, TNEF, nested zip), by ``importers.zipped``; refs are
+    ``path!member`` (a member name is only a label), folders the zip's path
+    plus the member's plain directory parts. A bomb, an over-large member or
+    a zip nested too deep is an error naming the member. Its cursor counts
+    the items read from the zip (``{"zip_items": n}``);
   - first line a From_ line (``From `` + sender + date, optionally after
     empty lines or a UTF-8 BOM), or any other line starting with ``From ``
     (not a ``From:`` field) followed by a mail header block → an mbox,
@@ -52,6 +59,7 @@ import base64
 import bz2
 import contextlib
 import dataclasses
+import io
 import lzma
 import os
 import re
@@ -68,16 +76,18 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, parse_location
 
 from . import maildir as md
-from .mbox import MboxImporter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
+from .mbox import MboxImporter, MboxSplitter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
 from .pst import PST_MAGIC, scan_store
 from .tnef import TNEF_MAGIC, item_from_tnef
+from .zipped import ZipLimits, is_zip, scan_zip
 from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
 
 HEAD = 64 << 10
 
 EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
 PST, MSG, TNEF = "pst", "msg", "tnef"
+ZIP = "zip"
 
 _HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 #: At least one of these must be in a header block for a file to count as a mail.
@@ -151,6 +161,8 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         return MSG, None
     if head.startswith(TNEF_MAGIC):
         return TNEF, None
+    if is_zip(head):
+        return ZIP, None
     kind = compression_of(head)
     if kind == "lzip":
         return PROBLEM, "lzip-compressed file (possibly an mbox): not supported; decompress it with `lzip -d`, then rerun"
@@ -215,6 +227,8 @@ def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) ->
     if not strict and starts_with_headers(head):
         return None
     kind, reason = detect(head, name, size)
+    if kind == ZIP:
+        return "zip file: the mail inside is read when its name ends in .zip (or by import share)"
     return None if kind in (EML, MBOX) else reason
 
 
@@ -405,6 +419,10 @@ def _dir_folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
+def _open_nofollow(path, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
 def _vanished(exc: BaseException) -> bool:
     return isinstance(exc, (FileNotFoundError, ObjectMissingError))
 
@@ -492,7 +510,9 @@ class ShareImporter:
                 yield self._read_failure(ref, exc, done)
                 return
             kind, reason = detect(head, e.rel.rpartition(b"/")[2], e.size)
-        else:  # only an mbox or a PST/OST store has an inner cursor
+        elif isinstance(inner, dict) and "zip_items" in inner:
+            kind, head, reason = ZIP, b"", None
+        else:  # only an mbox, a zip or a PST/OST store has an inner cursor
             kind, head, reason = (PST if isinstance(inner, dict) and "identity" in inner else MBOX), b"", None
         if kind == SKIP:
             yield SourceSkip(ref, reason, done)
@@ -510,6 +530,8 @@ class ShareImporter:
             yield SourceMail(raw=raw, ref=ref, folder=_dir_folder(e.rel), cursor=done)
         elif kind in (PST, MSG, TNEF):
             yield from self._outlook(tree, e, kind, inner, reporter)
+        elif kind == ZIP:
+            yield from self._zip(tree, e, inner, reporter)
         else:
             yield from self._mbox(tree, e, inner, reporter)
 
@@ -539,6 +561,21 @@ class ShareImporter:
                     item = dataclasses.replace(item, folder=f"{base}/{item.folder}" if item.folder else base)
                 yield item
 
+    def _zip(self, tree, e: FileEntry, inner: Any, reporter) -> Iterator[SourceItem]:
+        """The mails inside a zip file (``importers.zipped``), read where it lies (a copy for SMB)."""
+        ref = ref_text(e.rel)
+        dir_folder = _dir_folder(e.rel)
+        name = e.rel.rpartition(b"/")[2].decode("utf-8", "backslashreplace")
+        folder = f"{dir_folder}/{name}" if dir_folder else name
+        limits = ZipLimits(max_ratio=self._mbox_limits.get("max_ratio") or ZipLimits.max_ratio)
+        skip = inner["zip_items"] if isinstance(inner, dict) else 0
+        try:
+            with tree.local_copy(e) as path, open(path, "rb", opener=_open_nofollow) as f:
+                items = scan_zip(f, ref, folder, None, limits, lambda *a: member_items(*a, warn=reporter.warn))
+                yield from zip_cursors(items, skip, e.rel, ref)
+        except (OSError, StorageError) as exc:
+            yield self._read_failure(ref, exc, {"path_b64": _b64(e.rel), "inner": None})
+
     def _read_failure(self, ref: str, exc: BaseException, cur: dict) -> SourceItem:
         if _vanished(exc):
             return SourceSkip(ref, "vanished during the scan (changed during scan)", cur)
@@ -565,3 +602,56 @@ class ShareImporter:
                     yield dataclasses.replace(item, ref=new_ref, reason=_clean(item.reason), cursor=cur)
         except SourceError as exc:
             yield SourceProblem(ref, _clean(f"mbox not readable: {exc}"), {"path_b64": _b64(e.rel), "inner": None})
+
+
+# -- members of a zip -----------------------------------------------------------------------------
+
+def member_items(data: bytes, name: str, ref: str, folder: str, warn=None) -> Iterator[SourceItem]:
+    """The items of one zip member's bytes, detected by content like a file of the tree."""
+    base = name.replace("\\", "/").rpartition("/")[2]
+    kind, reason = detect(data[:HEAD], base.encode("utf-8", "surrogateescape"), len(data))
+    if kind == EML:
+        yield SourceMail(raw=data, ref=ref, folder=folder)
+    elif kind == MBOX:
+        yield from _mbox_member(data, ref, f"{folder}/{mbox_folder_name(base)}")
+    elif kind == MSG:
+        yield item_from_msg(data, ref, None, folder, warn=warn)
+    elif kind == TNEF:
+        yield item_from_tnef(data, ref, None, folder)
+    elif kind == PST:
+        yield SourceProblem(ref, "PST/OST store inside a zip: not read (extract it, then import the file)")
+    elif kind == PROBLEM:
+        yield SourceProblem(ref, reason)
+    else:
+        yield SourceSkip(ref, reason)
+
+
+def _mbox_member(data: bytes, ref: str, folder: str) -> Iterator[SourceItem]:
+    if compression_of(data[:8]):
+        yield SourceSkip(ref, "compressed mbox inside a zip: not read (extract it, then import the file)")
+        return
+    for msg in MboxSplitter(io.BytesIO(data)):
+        mref = f"{ref}@{msg.offset}"
+        if not msg.raw or msg.raw.isspace():
+            yield SourceProblem(mref, "empty message (nothing between this From_ line and the next)")
+            continue
+        flags = sorted(msg.flags) + [f"variant={msg.variant}"]
+        yield SourceMail(raw=msg.raw, ref=mref, folder=folder, flags=(",".join(flags),), internal_date=msg.date)
+
+
+def zip_cursors(items: Iterator[SourceItem], skip: int, rel: bytes, ref: str) -> Iterator[SourceItem]:
+    """``items`` after the first ``skip``, each with the cursor of the count read so far (the last one:
+    the zip is done), so that an interrupted run resumes inside the zip."""
+    prev, n = None, 0
+    for item in items:
+        n += 1
+        if n <= skip:
+            continue
+        if prev is not None:
+            yield prev
+        prev = dataclasses.replace(item, cursor={"path_b64": _b64(rel), "inner": {"zip_items": n}})
+    done = {"path_b64": _b64(rel), "inner": None}
+    if prev is not None:
+        yield dataclasses.replace(prev, cursor=done)
+    elif n == 0:
+        yield SourceSkip(ref, "zip file holding no files", done)

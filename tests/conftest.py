@@ -20,7 +20,8 @@ pytest_plugins = sorted(p.stem for p in Path(__file__).parent.glob("fixtures_*.p
 def pytest_addoption(parser):
     parser.addoption("--long", action="store_true", default=False,
                      help="soak-like tests run their full count (e.g. A4: 50 kills) instead of the "
-                          "seed-controlled CI subset (tests/README.md)")
+                          "seed-controlled CI subset (tests/README.md), and the tests marked long run "
+                          "(minutes each: huge mails)")
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +43,16 @@ def smb_location(samba, monkeypatch) -> str:
     """A fresh, empty sub-path of the share for one test, with the password in the environment."""
     monkeypatch.setenv("MAILARCHIVE_SMB_PASSWORD", samba.password)
     return samba.url(f"t-{secrets.token_hex(6)}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: runs only with --long (minutes: huge mails, soaks)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long test: run with pytest --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from exporters.eml import LAYOUTS, export_eml
+from exporters.zip_package import export_eml_zip
 
 from ...errors import ExitCode
 from ..export_filters import emit_dry_run, filter_options
@@ -16,27 +17,34 @@ export_group = subgroup(cli, "export", "Export archived mail, byte-identical to 
 
 
 @command(export_group, "eml")
-@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--zip", "as_zip", is_flag=True,
+              help="Write DEST as one new zip file (for auditors): the .eml files with the manifest inside.")
 @click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True,
               help="flat: all files in DEST; folder: one directory per source folder (a copy per folder); "
                    "date: DEST/YYYY/MM/.")
 @filter_options
 @mode_option
 @click.pass_context
-def eml_cmd(click_ctx, dest, layout, filters, dry_run, mode):
+def eml_cmd(click_ctx, dest, as_zip, layout, filters, dry_run, mode):
     """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
 
     File names are derived safely from date, message number and subject. A
     rerun completes an interrupted export without rewriting finished files;
     the manifest is written last, so an export without manifest.json is incomplete.
-    Readers run beside an import.
+    Readers run beside an import. With --zip, DEST is a zip file that must
+    not exist yet; it appears only once complete.
     """
     ctx = click_ctx.obj
     if dry_run:
         emit_dry_run(ctx, filters)
         return
+    if not as_zip and dest.is_file() and not dest.is_symlink():
+        raise click.BadParameter(f"{dest} is a file; export eml writes into a directory (or use --zip)",
+                                 param_hint="DEST")
     with ctx.open() as archive:
-        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
+        export = export_eml_zip if as_zip else export_eml
+        summary = export(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
     finish_export(click_ctx, summary, "into")
 
 
