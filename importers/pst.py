@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import email.policy
 import datetime as dt
 import os
 import shutil
@@ -35,6 +37,7 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
+from . import pst_embedded
 from .walk import ref_text, walk_local, walk_storage
 
 PST_MAGIC = b"!BDN"
@@ -42,6 +45,7 @@ MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
 PR_IPM_SUBTREE_ENTRYID = 0x35E0
 PR_PST_PASSWORD = 0x67FF
 VIA = f"pst:{mapi.CONVERTER}"
+VIA_EMBEDDED = "pst:readpst"  # an embedded message as readpst wrote it (see importers.pst_embedded)
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -242,6 +246,7 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
         codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
         directory = _directory(f.root_folder, ipm, codepage)
         skipping = inner is not None
+        recovered = None  # the store's embedded messages, from readpst once one is needed
         for folder, folder_path in _folders(f.root_folder, ipm):
             fnid = folder.identifier
             if skipping and fnid != inner.get("folder"):
@@ -262,7 +267,12 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                     item, problems = item
                     for p in problems:
                         reporter.warn(f"{item.ref}: {p}")
-                yield item
+                if isinstance(item, SourceMail) and item.embedded:
+                    if recovered is None:
+                        recovered = pst_embedded.recover(path)
+                    yield from _with_embedded(item, folder.name or "", recovered, reporter)
+                else:
+                    yield item
     finally:
         f.close()
 
@@ -331,5 +341,27 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
     mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
-                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA)
+                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA,
+                      embedded=sum(1 for a in msg.attachments if a.method == mapi.ATTACH_EMBEDDED))
     return (mail, built.problems) if built.problems else mail
+
+
+def _with_embedded(parent: SourceMail, folder_leaf: str, recovered, reporter: Reporter) -> Iterator[SourceItem]:
+    """A mail with embedded messages, then each of them as its own mail linked to it (``parent_ref``).
+    The source cursor moves past the parent only with its last embedded message."""
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(parent.raw)
+    subject = " ".join(str(head.get("Subject") or "").split())
+    children = None if recovered.error else recovered.take(folder_leaf, (head.get("Message-ID") or "").strip(),
+                                                           subject)
+    if recovered.error or children is None:
+        why = recovered.error or "readpst wrote no such item"
+        reporter.warn(f"{parent.ref}: {parent.embedded} embedded message(s) not recovered: {why}")
+        yield parent
+        return
+    if len(children) != parent.embedded:
+        reporter.warn(f"{parent.ref}: {parent.embedded} embedded message(s), readpst recovered {len(children)}")
+    cursor, parent.cursor = parent.cursor, None
+    yield parent
+    for k, raw in enumerate(children, 1):
+        yield SourceMail(raw=raw, ref=f"{parent.ref}/embedded={k}", folder=parent.folder,
+                         cursor=cursor if k == len(children) else None, via=VIA_EMBEDDED, parent_ref=parent.ref)

@@ -148,6 +148,7 @@ class Ingest:
         self._chunk_pack_id = self._assign_id
         self._sealed_ids: set[bytes] = set()
         self._decider = DedupDecider()
+        self._parents: dict[str, tuple] = {}  # ref -> target of a mail whose embedded messages follow
         self._executor: ProcessPoolExecutor | None = None
         self._stop_deadline: float | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
@@ -339,6 +340,10 @@ class Ingest:
                 if new_envelope:
                     rows.envelopes.append((target, p.envelope.text, p.envelope.sha256))
             self._count(decision)
+            if item.embedded:
+                self._parents[item.ref] = target
+            if item.parent_ref is not None and item.parent_ref in self._parents:
+                rows.links.append((target, self._parents[item.parent_ref], "embedded", item.ref))
             rows.sightings.append(
                 {
                     "target": target,
@@ -473,6 +478,8 @@ class Ingest:
             faults.hit("after_pack_seal")
         committed = self._rows.commit(info, self.archive.active_medium_id(), summary)
         self._known.add(committed.blobs, committed.keys, committed.mids)
+        self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
+                         for ref, t in self._parents.items()}
         self._decider.reset()
 
 

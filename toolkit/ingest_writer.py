@@ -35,6 +35,7 @@ class PendingRows:
     sightings: list[dict] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
     conflicts: set[int] = field(default_factory=set)        # archived msg_ids now in an id-conflict
+    links: list[tuple[tuple, tuple, str, str]] = field(default_factory=list)  # (target, parent target, kind, ref)
     cursor: Any = None
     has_cursor: bool = False
 
@@ -52,6 +53,7 @@ class Committed:
     blobs: dict[str, int]
     keys: dict[str, int]
     mids: dict[str, int]
+    base: int = 0  # the msg_id of the commit's first new message (target ("new", i) is base + i)
 
 
 class IngestWriter:
@@ -99,6 +101,9 @@ class IngestWriter:
                      "sha256": sha, "learned_at": now, "batch_id": None}
                     for i, (t, text, sha) in enumerate(rows.envelopes)])
             store.append_rows(con, "sightings", [self._sighting_row(s, base, now) for s in rows.sightings])
+            store.add_links(con, [
+                {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind, "run_id": self.run_id,
+                 "source_ref": ref} for t, pt, kind, ref in rows.links])
             if rows.conflicts:
                 store.flag_id_conflicts(con, sorted(rows.conflicts))
             store.append_rows(con, "run_errors", [
@@ -117,6 +122,7 @@ class IngestWriter:
             {m["blob_id"]: base + i for i, m in enumerate(rows.messages)},
             {m["dedup_key"]: base + i for i, m in enumerate(rows.messages)},
             {m["message_id"]: base + i for i, m in reversed(list(enumerate(rows.messages))) if m["message_id"]},
+            base,
         )
 
     def _pack_row(self, pack: PackInfo, medium_id: int, now: dt.datetime) -> dict:

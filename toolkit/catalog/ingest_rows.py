@@ -132,6 +132,21 @@ def append_rows(con, table: str, rows: list[dict]) -> None:
         con.unregister("_rows")
 
 
+def add_links(con, rows: list[dict]) -> None:
+    """Record links between messages (``message_links`` rows); a pair and kind already linked is kept once."""
+    if not rows:
+        return
+    con.register("_links", rows_table("message_links", rows))
+    try:
+        con.execute(
+            """INSERT INTO message_links BY NAME
+               SELECT DISTINCT ON (l.msg_id, l.parent_msg_id, l.kind) l.* FROM _links l
+               WHERE NOT EXISTS (SELECT 1 FROM message_links m WHERE m.msg_id = l.msg_id
+                                 AND m.parent_msg_id = l.parent_msg_id AND m.kind = l.kind)""")
+    finally:
+        con.unregister("_links")
+
+
 def flag_id_conflicts(con, msg_ids: list[int]) -> None:
     """Mark archived messages as sharing their Message-ID with another, different one."""
     con.execute("UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))", [sorted(msg_ids)])
