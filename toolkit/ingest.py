@@ -34,7 +34,8 @@ from typing import Iterator
 from . import faults
 from .archive import Archive
 from .catalog import ingest_rows as store
-from .dedup import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known, Placement
+from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
+                    Placement, conversion_of)
 from .ingest_writer import IngestWriter
 from .known_keys import KnownKeys
 from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
@@ -321,9 +322,16 @@ class Ingest:
         """The decider's placement of one mail; a new one is stored in the open pack at once."""
         self._summary.seen += 1
         self._summary.bytes += item.length
-        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id), known)
-        if placement.decision in (NEW, ID_CONFLICT):
+        conversion = conversion_of(item.via or self._rows.via)
+        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id,
+                                             converted=conversion is not None), known)
+        if placement.decision in (NEW, ID_CONFLICT, CONVERTED_TWIN):
             self._store_new(item, p, placement)
+            if conversion is not None:
+                self._rows.rows.conversions.append((placement.target, *conversion))
+        if placement.twin_of is not None:  # a link from the converted mail to the original MIME
+            pair = (placement.target, placement.twin_of) if conversion else (placement.twin_of, placement.target)
+            self._rows.rows.links.append((*pair, CONVERTED_TWIN, item.ref))
         return placement
 
     def _settle(self, placed: list[tuple[SourceMail, Prepared, Placement]]) -> None:
@@ -461,6 +469,9 @@ class Ingest:
             found.blobs.update(blobs)
             found.keys.update(dkeys)
             found.mids.update(mids)
+        if found.keys or found.mids:  # converted mail and original MIME are told apart (toolkit.dedup)
+            found.keys, found.converted_keys, found.converted = store.split_by_conversion(
+                self.archive.catalog, list(found.keys), list(found.mids.values()))
         return found
 
     # -- commit ------------------------------------------------------------------------------------

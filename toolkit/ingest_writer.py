@@ -35,6 +35,7 @@ class PendingRows:
     sightings: list[dict] = field(default_factory=list)
     errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
     conflicts: set[int] = field(default_factory=set)        # archived msg_ids now in an id-conflict
+    conversions: list[tuple[tuple, str, str]] = field(default_factory=list)  # (target, source kind, converter)
     links: list[tuple[tuple, tuple, str, str]] = field(default_factory=list)  # (target, parent target, kind, ref)
     cursor: Any = None
     has_cursor: bool = False
@@ -101,6 +102,8 @@ class IngestWriter:
                      "sha256": sha, "learned_at": now, "batch_id": None}
                     for i, (t, text, sha) in enumerate(rows.envelopes)])
             store.append_rows(con, "sightings", [self._sighting_row(s, base, now) for s in rows.sightings])
+            store.append_rows(con, "conversions", [
+                {"msg_id": _msg_id(t, base), "source_kind": kind, "converter": conv} for t, kind, conv in rows.conversions])
             store.add_links(con, [
                 {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind, "run_id": self.run_id,
                  "source_ref": ref} for t, pt, kind, ref in rows.links])

@@ -47,6 +47,7 @@ MESSAGE_LINK_SCHEMA = pa.schema(
     [("msg_id", pa.int64()), ("parent_msg_id", pa.int64()), ("kind", pa.string()), ("run_id", pa.int32()),
      ("source_ref", pa.string())]
 )
+CONVERSION_SCHEMA = pa.schema([("msg_id", pa.int64()), ("source_kind", pa.string()), ("converter", pa.string())])
 
 TABLES: dict[str, pa.Schema] = {
     "packs": PACK_SCHEMA,
@@ -56,6 +57,7 @@ TABLES: dict[str, pa.Schema] = {
     "sightings": SIGHTING_SCHEMA,
     "run_errors": RUN_ERROR_SCHEMA,
     "message_links": MESSAGE_LINK_SCHEMA,
+    "conversions": CONVERSION_SCHEMA,
 }
 
 
