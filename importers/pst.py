@@ -159,6 +159,7 @@ class PstImporter:
         self._smb_password = smb_password
         self.via = VIA
         self.source_uri = f"pst:{self.location}"
+        self.convert_limit: float | None = mapi.CONVERT_LIMIT  # seconds per item (toolkit.mapi.build_guarded)
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after = base64.b64decode(cursor["path_b64"]) if isinstance(cursor, dict) and cursor.get("path_b64") else None
@@ -204,7 +205,8 @@ class PstImporter:
                     continue
                 with local(e) as path:
                     yield from scan_store(path, ref, e.rel, inner, reporter,
-                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None)
+                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None,
+                                          convert_limit=self.convert_limit)
         finally:
             if storage is not None:
                 storage.close()
@@ -220,9 +222,11 @@ def _smb_copy(storage, e):
 
 
 def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,
-               cursor_wrap=lambda c: c, identity: str | None = None) -> Iterator[SourceItem]:
+               cursor_wrap=lambda c: c, identity: str | None = None,
+               convert_limit: float | None = mapi.CONVERT_LIMIT) -> Iterator[SourceItem]:
     """Every item of one store, after ``inner`` (a cursor of this store, or None). ``cursor_wrap``
-    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy."""
+    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy;
+    ``convert_limit`` is each item's conversion watchdog (:func:`toolkit.mapi.build_guarded`)."""
     import pypff
 
     key = base64.b64encode(rel).decode("ascii")
@@ -262,7 +266,8 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                 continue
             for i in range(start, n):
                 item = _one(folder, i, ref, folder_path, codepage, directory,
-                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
+                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}),
+                            convert_limit)
                 if isinstance(item, tuple):
                     item, problems = item
                     for p in problems:
@@ -318,7 +323,8 @@ def _directory(root, ipm, codepage) -> dict[str, str]:
     return directory
 
 
-def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict) -> SourceItem:
+def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict,
+         convert_limit: float | None = mapi.CONVERT_LIMIT) -> SourceItem:
     import pypff
 
     try:
@@ -337,7 +343,9 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
     try:
         msg = to_mapi(m, codepage)
         msg.directory = directory
-        built = mapi.build(msg)
+        built = mapi.build_guarded(msg, convert_limit) if convert_limit else mapi.build(msg)
+    except mapi.ConversionTimeout as exc:
+        return SourceProblem(item_ref, f"item not converted: {exc}", cur)
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
     mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
