@@ -78,3 +78,27 @@ def test_an_original_first_then_the_converted_copy_is_also_a_twin(home, tmp_path
     assert r["archived"] == 1 and r["decisions"]["converted-twin"] == 1
     pairs = _sql(other, "SELECT original_msg_id, converted_msg_id FROM converted_twins")
     assert pairs == [{"original_msg_id": 1, "converted_msg_id": 2}]
+
+
+def test_export_prefers_the_original_mime_of_a_twin_pair(home, tmp_path):
+    src, eml, converted = _converted_and_original(home, tmp_path)
+    mailarchive(home, "import", "eml", str(eml))
+    out = tmp_path / "out"
+    r = mailarchive(home, "export", "eml", str(out), json_out=True).result
+    files = sorted(out.glob("*.eml"))
+    # the original MIME is written; the converted twin is listed as left out, not silently dropped
+    assert [f.read_bytes() for f in files] == [(eml / "original.eml").read_bytes()]
+    pair = _sql(home, "SELECT original_msg_id, converted_msg_id FROM converted_twins")[0]
+    assert r["selected"] == 2 and r["written"] == 1
+    assert r["converted_twins_left_out"] == [{"msg_id": pair["converted_msg_id"],
+                                              "original_msg_id": pair["original_msg_id"]}]
+    # asked for, both are written, the converted one exactly as archived
+    both = tmp_path / "both"
+    r = mailarchive(home, "export", "eml", str(both), "--with-converted-twins", json_out=True).result
+    assert r["written"] == 2 and not r["converted_twins_left_out"]
+    assert sorted(f.read_bytes() for f in both.glob("*.eml")) == sorted([converted, (eml / "original.eml").read_bytes()])
+    # a selection of the converted mail alone exports it
+    only = tmp_path / "only"
+    r = mailarchive(home, "export", "eml", str(only), "--where", f"msg_id = {pair['converted_msg_id']}",
+                    json_out=True).result
+    assert r["written"] == 1 and [f.read_bytes() for f in only.glob("*.eml")] == [converted]

@@ -20,10 +20,12 @@ export_group = subgroup(cli, "export", "Export archived mail, byte-identical to 
 @click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True,
               help="flat: all files in DEST; folder: one directory per source folder (a copy per folder); "
                    "date: DEST/YYYY/MM/.")
+@click.option("--with-converted-twins", is_flag=True,
+              help="Also write a converted mail (from an Outlook item) whose original MIME is selected too.")
 @filter_options
 @mode_option
 @click.pass_context
-def eml_cmd(click_ctx, dest, layout, filters, dry_run, mode):
+def eml_cmd(click_ctx, dest, layout, with_converted_twins, filters, dry_run, mode):
     """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
 
     File names are derived safely from date, message number and subject. A
@@ -36,13 +38,16 @@ def eml_cmd(click_ctx, dest, layout, filters, dry_run, mode):
         emit_dry_run(ctx, filters)
         return
     with ctx.open() as archive:
-        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
+        summary = export_eml(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode,
+                             converted_twins=with_converted_twins)
     r = summary.as_dict()
     ctx.ui.emit(
         r,
         lambda r: ctx.ui.say(
             f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
             f"of {r['selected']} selected into {r['dest']}"
+            + (f"\n  {len(r['converted_twins_left_out'])} converted mail(s) left out: their original MIME is "
+               "exported (--with-converted-twins writes them too)" if r["converted_twins_left_out"] else "")
             + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
         ),
     )
