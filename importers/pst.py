@@ -272,6 +272,8 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                     item, problems = item
                     for p in problems:
                         reporter.warn(f"{item.ref}: {p}")
+                if isinstance(item, SourceSkip) and item.reason.startswith("not mail: IPM."):
+                    yield from _embedded_of_non_mail(folder, i, item)
                 if isinstance(item, SourceMail) and item.embedded:
                     if recovered is None:
                         recovered = pst_embedded.recover(path)
@@ -373,3 +375,16 @@ def _with_embedded(parent: SourceMail, folder_leaf: str, recovered, reporter: Re
     for k, raw in enumerate(children, 1):
         yield SourceMail(raw=raw, ref=f"{parent.ref}/embedded={k}", folder=parent.folder,
                          cursor=cursor if k == len(children) else None, via=VIA_EMBEDDED, parent_ref=parent.ref)
+
+
+def _embedded_of_non_mail(folder, i: int, skip: SourceSkip) -> Iterator[SourceSkip]:
+    """The embedded items (attach method 5) of a non-mail item (an appointment's exceptions), each
+    listed as a skip of its own before the item itself, so that none of them goes uncounted."""
+    try:
+        m = folder.get_sub_message(i)
+        n = sum(1 for k in range(m.number_of_attachments) if _item_props(m.get_attachment(k)).get(0x3705) == 5)
+    except OSError:
+        return
+    cls = skip.reason.removeprefix("not mail: ")
+    for k in range(1, n + 1):
+        yield SourceSkip(f"{skip.ref}/embedded={k}", f"not mail: embedded item of {cls}", None)

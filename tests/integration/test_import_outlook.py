@@ -153,6 +153,8 @@ def test_import_pst_counts_folders_non_mail_listed_rerun_duplicates(home, tmp_pa
     assert reasons.count("not mail: IPM.Contact") == 1 + 1 + 6 + 1 + 1
     assert reasons.count("not mail: IPM.DistList") == 2
     assert reasons.count("not mail: IPM.Appointment") == 1 + 1 + 1 + 5
+    # the other 2 of the corpus's 17 embedded messages: exceptions of an appointment, listed, not mail
+    assert reasons.count("not mail: embedded item of IPM.Appointment") == 2
 
     again = mailarchive(home, "import", "pst", str(corpus), json_out=True).result
     # Same bytes again: everything archived is an exact duplicate now. Two items are the same mail
