@@ -27,7 +27,8 @@ from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.errors import IntegrityError, StorageError
-from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, select_messages, stream_message
+from toolkit.retrieval import (STREAM_ABOVE, StoredMessage, prefer_originals, read_messages, select_messages,
+                               stream_message)
 
 from .naming import DEFAULT_FILE_MODE, message_filename, open_exclusive, replace_file, safe_join
 
@@ -42,6 +43,8 @@ class ExportSummary:
     already_present: int = 0
     errors: list[dict] = field(default_factory=list)
     bytes: int = 0
+    #: converted mails not written because their original MIME (a converted-twin) is in the selection
+    twins_left_out: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -51,6 +54,7 @@ class ExportSummary:
             "already_present": self.already_present,
             "errors": self.errors,
             "bytes": self.bytes,
+            "converted_twins_left_out": self.twins_left_out,
         }
 
     def error(self, sm: StoredMessage, exc: BaseException | str, reporter: Reporter | None = None) -> None:
@@ -112,8 +116,12 @@ def export_eml(
     filters=None,
     layout: str = "flat",
     mode: int = DEFAULT_FILE_MODE,
+    converted_twins: bool = False,
 ) -> ExportSummary:
     """Export the selection (``filters``, a :class:`exporters.filters.Filters`, ANDed with ``where``).
+
+    A converted mail (built from an Outlook item) whose original MIME is selected too is left out
+    and listed in the summary, unless ``converted_twins`` (docs/dedup.md: export prefers the original).
 
     ``layout``: ``flat`` (all files in DEST), ``folder`` (one copy per source
     folder, in directories named after it, messages without a folder in DEST
@@ -136,6 +144,8 @@ def export_eml(
             params = list(params or []) + fparams
     selection = select_messages(archive, where, params)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
+    if not converted_twins:
+        selection, summary.twins_left_out = prefer_originals(archive, selection)
     (dest / "manifest.json").unlink(missing_ok=True)  # the export is incomplete until rewritten
     remove_stale_parts(dest)
     places = placements(archive, [sm.msg_id for sm in selection], filters) if layout == "folder" else {}

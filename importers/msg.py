@@ -125,6 +125,8 @@ class MsgImporter(TreeSource):
     def __init__(self, location: str, smb_password: str | None = None):
         super().__init__(location, smb_password)
         self.via = VIA
+        self.convert_limit: float | None = mapi.CONVERT_LIMIT  # seconds per item (toolkit.mapi.build_guarded)
+        self.fallback_limit: float | None = None
 
     def _item(self, entry: FileEntry, read, peek, reporter: Reporter) -> SourceItem:
         ref = ref_text(entry.rel)
@@ -141,7 +143,8 @@ class MsgImporter(TreeSource):
             return SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", cur)
         if not is_msg(data[:65536]):
             return SourceSkip(ref, "not an Outlook .msg file (no OLE2 compound file with MSG streams)", cur)
-        return item_from_msg(data, ref, cur, folder=_folder(entry.rel), warn=reporter.warn)
+        return item_from_msg(data, ref, cur, folder=_folder(entry.rel), warn=reporter.warn,
+                             limits=(self.convert_limit, self.fallback_limit))
 
     def _scan_local(self, after, reporter: Reporter) -> Iterator[SourceItem]:
         import os
@@ -176,11 +179,15 @@ def _folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
-def item_from_msg(data: bytes, ref: str, cursor, folder: str | None, warn=None) -> SourceItem:
+def item_from_msg(data: bytes, ref: str, cursor, folder: str | None, warn=None,
+                  limits: tuple[float | None, float | None] = (mapi.CONVERT_LIMIT, None)) -> SourceItem:
     """One converted mail from a .msg file's bytes, or a problem naming the file; ``warn`` hears
-    what the conversion could not carry (an OLE object, an RTF body kept as body.rtf)."""
+    what the conversion could not carry (an OLE object, an RTF body kept as body.rtf). ``limits``:
+    the conversion's watchdog and that of its fallback (:func:`toolkit.mapi.build_guarded`)."""
     try:
-        built, m = _convert_with_meta(data)
+        built, m = _convert_with_meta(data, limits)
+    except mapi.ConversionTimeout as exc:
+        return SourceProblem(ref, f"Outlook .msg file not converted: {exc}", cursor)
     except Exception as exc:  # noqa: BLE001 — a damaged .msg is listed, never a traceback
         return SourceProblem(ref, f"not a readable Outlook .msg file: {type(exc).__name__}: {exc}", cursor)
     for p in built.problems if warn is not None else ():
@@ -189,7 +196,7 @@ def item_from_msg(data: bytes, ref: str, cursor, folder: str | None, warn=None) 
                       internal_date=mapi.internal_date(m), cursor=cursor, via=VIA)
 
 
-def _convert_with_meta(data: bytes):
+def _convert_with_meta(data: bytes, limits: tuple[float | None, float | None] = (None, None)):
     from aspose.email_foss.cfb.reader import CFBReader
     from aspose.email_foss.msg.mapi_message import MapiMessage as FossMessage
     from aspose.email_foss.msg.reader import MsgReader
@@ -198,6 +205,6 @@ def _convert_with_meta(data: bytes):
     with MsgReader(CFBReader(data)) as reader:
         fm = FossMessage.from_msg_document(MsgDocument.from_reader(reader))
     m = from_foss(fm)
-    return mapi.build(m), m
+    return mapi.build_guarded(m, *limits) if limits[0] else mapi.build(m), m
 
 

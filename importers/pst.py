@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import email.policy
 import datetime as dt
 import os
 import shutil
@@ -35,6 +37,7 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
+from . import pst_embedded
 from .walk import ref_text, walk_local, walk_storage
 
 PST_MAGIC = b"!BDN"
@@ -42,6 +45,7 @@ MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
 PR_IPM_SUBTREE_ENTRYID = 0x35E0
 PR_PST_PASSWORD = 0x67FF
 VIA = f"pst:{mapi.CONVERTER}"
+VIA_EMBEDDED = "pst:readpst"  # an embedded message as readpst wrote it (see importers.pst_embedded)
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -155,6 +159,7 @@ class PstImporter:
         self._smb_password = smb_password
         self.via = VIA
         self.source_uri = f"pst:{self.location}"
+        self.convert_limit: float | None = mapi.CONVERT_LIMIT  # seconds per item (toolkit.mapi.build_guarded)
 
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         after = base64.b64decode(cursor["path_b64"]) if isinstance(cursor, dict) and cursor.get("path_b64") else None
@@ -200,7 +205,8 @@ class PstImporter:
                     continue
                 with local(e) as path:
                     yield from scan_store(path, ref, e.rel, inner, reporter,
-                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None)
+                                          identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None,
+                                          convert_limit=self.convert_limit)
         finally:
             if storage is not None:
                 storage.close()
@@ -216,9 +222,11 @@ def _smb_copy(storage, e):
 
 
 def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,
-               cursor_wrap=lambda c: c, identity: str | None = None) -> Iterator[SourceItem]:
+               cursor_wrap=lambda c: c, identity: str | None = None,
+               convert_limit: float | None = mapi.CONVERT_LIMIT) -> Iterator[SourceItem]:
     """Every item of one store, after ``inner`` (a cursor of this store, or None). ``cursor_wrap``
-    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy."""
+    puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy;
+    ``convert_limit`` is each item's conversion watchdog (:func:`toolkit.mapi.build_guarded`)."""
     import pypff
 
     key = base64.b64encode(rel).decode("ascii")
@@ -242,6 +250,7 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
         codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
         directory = _directory(f.root_folder, ipm, codepage)
         skipping = inner is not None
+        recovered = None  # the store's embedded messages, from readpst once one is needed
         for folder, folder_path in _folders(f.root_folder, ipm):
             fnid = folder.identifier
             if skipping and fnid != inner.get("folder"):
@@ -257,12 +266,20 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                 continue
             for i in range(start, n):
                 item = _one(folder, i, ref, folder_path, codepage, directory,
-                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}))
+                            cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}),
+                            convert_limit)
                 if isinstance(item, tuple):
                     item, problems = item
                     for p in problems:
                         reporter.warn(f"{item.ref}: {p}")
-                yield item
+                if isinstance(item, SourceSkip) and item.reason.startswith("not mail: IPM."):
+                    yield from _embedded_of_non_mail(folder, i, item)
+                if isinstance(item, SourceMail) and item.embedded:
+                    if recovered is None:
+                        recovered = pst_embedded.recover(path)
+                    yield from _with_embedded(item, folder.name or "", recovered, reporter)
+                else:
+                    yield item
     finally:
         f.close()
 
@@ -308,7 +325,8 @@ def _directory(root, ipm, codepage) -> dict[str, str]:
     return directory
 
 
-def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict) -> SourceItem:
+def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict,
+         convert_limit: float | None = mapi.CONVERT_LIMIT) -> SourceItem:
     import pypff
 
     try:
@@ -327,9 +345,46 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
     try:
         msg = to_mapi(m, codepage)
         msg.directory = directory
-        built = mapi.build(msg)
+        built = mapi.build_guarded(msg, convert_limit) if convert_limit else mapi.build(msg)
+    except mapi.ConversionTimeout as exc:
+        return SourceProblem(item_ref, f"item not converted: {exc}", cur)
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
     mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
-                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA)
+                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA,
+                      embedded=sum(1 for a in msg.attachments if a.method == mapi.ATTACH_EMBEDDED))
     return (mail, built.problems) if built.problems else mail
+
+
+def _with_embedded(parent: SourceMail, folder_leaf: str, recovered, reporter: Reporter) -> Iterator[SourceItem]:
+    """A mail with embedded messages, then each of them as its own mail linked to it (``parent_ref``).
+    The source cursor moves past the parent only with its last embedded message."""
+    head = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(parent.raw)
+    subject = " ".join(str(head.get("Subject") or "").split())
+    children = None if recovered.error else recovered.take(folder_leaf, (head.get("Message-ID") or "").strip(),
+                                                           subject)
+    if recovered.error or children is None:
+        why = recovered.error or "readpst wrote no such item"
+        reporter.warn(f"{parent.ref}: {parent.embedded} embedded message(s) not recovered: {why}")
+        yield parent
+        return
+    if len(children) != parent.embedded:
+        reporter.warn(f"{parent.ref}: {parent.embedded} embedded message(s), readpst recovered {len(children)}")
+    cursor, parent.cursor = parent.cursor, None
+    yield parent
+    for k, raw in enumerate(children, 1):
+        yield SourceMail(raw=raw, ref=f"{parent.ref}/embedded={k}", folder=parent.folder,
+                         cursor=cursor if k == len(children) else None, via=VIA_EMBEDDED, parent_ref=parent.ref)
+
+
+def _embedded_of_non_mail(folder, i: int, skip: SourceSkip) -> Iterator[SourceSkip]:
+    """The embedded items (attach method 5) of a non-mail item (an appointment's exceptions), each
+    listed as a skip of its own before the item itself, so that none of them goes uncounted."""
+    try:
+        m = folder.get_sub_message(i)
+        n = sum(1 for k in range(m.number_of_attachments) if _item_props(m.get_attachment(k)).get(0x3705) == 5)
+    except OSError:
+        return
+    cls = skip.reason.removeprefix("not mail: ")
+    for k in range(1, n + 1):
+        yield SourceSkip(f"{skip.ref}/embedded={k}", f"not mail: embedded item of {cls}", None)

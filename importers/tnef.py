@@ -66,7 +66,9 @@ def item_from_tnef(data: bytes, ref: str, cursor, folder: str | None) -> SourceI
         from tnefparse import TNEF
 
         msg = to_mapi(TNEF(data, do_checksum=False))
-        built = mapi.build(msg)
+        built = mapi.build_guarded(msg)
+    except mapi.ConversionTimeout as exc:
+        return SourceProblem(ref, f"TNEF file not converted: {exc}", cursor)
     except Exception as exc:  # noqa: BLE001 — a damaged TNEF file is listed, never a traceback
         return SourceProblem(ref, f"not a readable TNEF file: {type(exc).__name__}: {exc}", cursor)
     return SourceMail(raw=built.raw, ref=ref, folder=folder, flags=mapi.mail_flags(msg),

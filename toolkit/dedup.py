@@ -14,7 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
-DECISIONS = (NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE)
+CONVERTED_TWIN = "converted-twin"
+DECISIONS = (NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE, CONVERTED_TWIN)
+
+
+def conversion_of(via: str | None) -> tuple[str, str] | None:
+    """(source kind, converter) of a mail that a converter built (via ``pst:mapi2mime/1``,
+    ``msg:mapi2mime/1``, ``tnef:mapi2mime/1``, ``pst:readpst``); None for MIME received as it was."""
+    if not via or ":" not in via:
+        return None
+    kind, converter = via.split(":", 1)
+    return (kind, converter) if kind and converter else None
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class Keys:
     blob_id: str
     dedup_key: str
     message_id: str | None
+    converted: bool = False  # built by a converter (an Outlook item), not MIME received as it was
 
 
 @dataclass
@@ -33,16 +44,22 @@ class Known:
     blobs: dict[str, int] = field(default_factory=dict)
     keys: dict[str, int] = field(default_factory=dict)
     mids: dict[str, int] = field(default_factory=dict)
+    #: converted mail is looked up apart: ``keys`` then holds MIME received as it was, ``converted_keys``
+    #: the converted messages, and ``converted`` which msg_ids of ``mids`` are converted mail
+    converted_keys: dict[str, int] = field(default_factory=dict)
+    converted: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where an arrival goes: its decision before any journal evidence, its target, and for an
-    id-conflict the target whose Message-ID it shares (that one gets flagged too)."""
+    """Where an arrival goes: its decision before any journal evidence, its target, for an
+    id-conflict the target whose Message-ID it shares (that one gets flagged too), and for a
+    converted-twin the target of the same mail from the other kind of source."""
 
     decision: str
     target: tuple[str, int]
     conflict_with: tuple[str, int] | None = None
+    twin_of: tuple[str, int] | None = None
 
 
 class DedupDecider:
@@ -54,34 +71,58 @@ class DedupDecider:
     def reset(self) -> None:
         self.new_count = 0
         self._blobs: dict[str, int] = {}
-        self._keys: dict[str, int] = {}
-        self._mids: dict[str, tuple[str, int]] = {}
+        self._keys: dict[tuple[str, bool], int] = {}  # (dedup key, converted) -> new message
+        self._mids: dict[tuple[str, bool], tuple[str, int]] = {}  # (Message-ID, converted) -> target
+        self._converted: set[int] = set()  # the new messages of this commit that are converted mail
         self._recipients: dict[tuple, set[tuple[str, str]]] = {}
         self._envelopes: dict[tuple, set[str]] = {}
 
     def place(self, keys: Keys, known: Known) -> Placement:
         """Decide an arrival by its keys: the same bytes first, then the same dedup key, then a Message-ID
-        shared with different content; otherwise it is new. A new one is registered at once."""
+        shared with different content; otherwise it is new. A new one is registered at once.
+
+        A converted mail and MIME received as it was are never merged: when the dedup key or the
+        Message-ID matches a message of the other kind, both are kept as a converted-twin."""
         if keys.blob_id in self._blobs:
             return Placement(EXACT, ("new", self._blobs[keys.blob_id]))
         if keys.blob_id in known.blobs:
             return Placement(EXACT, ("old", known.blobs[keys.blob_id]))
-        if keys.dedup_key in self._keys:
-            return Placement(DUPLICATE, ("new", self._keys[keys.dedup_key]))
-        if keys.dedup_key in known.keys:
-            return Placement(DUPLICATE, ("old", known.keys[keys.dedup_key]))
+        twin = None
+        mine, other = (known.converted_keys, known.keys) if keys.converted else (known.keys, known.converted_keys)
+        k = keys.dedup_key
+        if (k, keys.converted) in self._keys:
+            return Placement(DUPLICATE, ("new", self._keys[(k, keys.converted)]))
+        if k in mine:
+            return Placement(DUPLICATE, ("old", mine[k]))
+        if (k, not keys.converted) in self._keys:
+            twin = ("new", self._keys[(k, not keys.converted)])
+        elif k in other:
+            twin = ("old", other[k])
         conflict = None
-        if keys.message_id:
-            conflict = self._mids.get(keys.message_id)
-            if conflict is None and keys.message_id in known.mids:
-                conflict = ("old", known.mids[keys.message_id])
+        mid, conv = keys.message_id, keys.converted
+        if mid and twin is None:
+            old = ("old", known.mids[mid]) if mid in known.mids else None
+            if (mid, conv) in self._mids:
+                conflict = self._mids[(mid, conv)]
+            elif old is not None and self._is_converted(old, known) == conv:
+                conflict = old
+            else:
+                twin = self._mids.get((mid, not conv)) or old
         target = ("new", self.new_count)
         self.new_count += 1
         self._blobs[keys.blob_id] = target[1]
-        self._keys[keys.dedup_key] = target[1]
-        if keys.message_id:
-            self._mids.setdefault(keys.message_id, target)
+        self._keys[(keys.dedup_key, keys.converted)] = target[1]
+        if keys.converted:
+            self._converted.add(target[1])
+        if mid:
+            self._mids.setdefault((mid, conv), target)
+        if twin is not None:
+            return Placement(CONVERTED_TWIN, target, twin_of=twin)
         return Placement(NEW if conflict is None else ID_CONFLICT, target, conflict)
+
+    def _is_converted(self, target: tuple[str, int], known: Known) -> bool:
+        kind, ref = target
+        return ref in self._converted if kind == "new" else ref in known.converted
 
     def add_recipients(self, target: tuple, pairs) -> list[tuple[str, str]]:
         """Record (kind, address) pairs for a target; returns those it did not have yet, in order."""

@@ -34,7 +34,8 @@ from typing import Iterator
 from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
-from .dedup import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known, Placement
+from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
+                    Placement, conversion_of)
 from .ingest_writer import IngestWriter
 from .known_keys import KnownKeys
 from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
@@ -148,6 +149,7 @@ class Ingest:
         self._chunk_pack_id = self._assign_id
         self._sealed_ids: set[bytes] = set()
         self._decider = DedupDecider()
+        self._parents: dict[str, tuple] = {}  # ref -> target of a mail whose embedded messages follow
         self._executor: ProcessPoolExecutor | None = None
         self._stop_deadline: float | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
@@ -320,9 +322,16 @@ class Ingest:
         """The decider's placement of one mail; a new one is stored in the open pack at once."""
         self._summary.seen += 1
         self._summary.bytes += item.length
-        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id), known)
-        if placement.decision in (NEW, ID_CONFLICT):
+        conversion = conversion_of(item.via or self._rows.via)
+        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id,
+                                             converted=conversion is not None), known)
+        if placement.decision in (NEW, ID_CONFLICT, CONVERTED_TWIN):
             self._store_new(item, p, placement)
+            if conversion is not None:
+                self._rows.rows.conversions.append((placement.target, *conversion))
+        if placement.twin_of is not None:  # a link from the converted mail to the original MIME
+            pair = (placement.target, placement.twin_of) if conversion else (placement.twin_of, placement.target)
+            self._rows.rows.links.append((*pair, CONVERTED_TWIN, item.ref))
         return placement
 
     def _settle(self, placed: list[tuple[SourceMail, Prepared, Placement]]) -> None:
@@ -339,6 +348,10 @@ class Ingest:
                 if new_envelope:
                     rows.envelopes.append((target, p.envelope.text, p.envelope.sha256))
             self._count(decision)
+            if item.embedded:
+                self._parents[item.ref] = target
+            if item.parent_ref is not None and item.parent_ref in self._parents:
+                rows.links.append((target, self._parents[item.parent_ref], "embedded", item.ref))
             rows.sightings.add(
                 target=target,
                 folder=item.folder,
@@ -452,6 +465,9 @@ class Ingest:
             found.blobs.update(blobs)
             found.keys.update(dkeys)
             found.mids.update(mids)
+        if found.keys or found.mids:  # converted mail and original MIME are told apart (toolkit.dedup)
+            found.keys, found.converted_keys, found.converted = store.split_by_conversion(
+                self.archive.catalog, list(found.keys), list(found.mids.values()))
         return found
 
     # -- commit ------------------------------------------------------------------------------------
@@ -469,10 +485,12 @@ class Ingest:
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
         committed = self._rows.commit(info, medium_id, summary)
-        if info is not None:  # the high-water mark goes on the medium after the commit (RELIABILITY H2)
+        if info is not None:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
             marks.mark_pack(self.archive.storage(medium_id), self.archive.uuid, info.pack_id.hex(),
                             max(committed.blobs.values(), default=None))
         self._known.add(committed.blobs, committed.keys, committed.mids)
+        self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
+                         for ref, t in self._parents.items()}
         self._decider.reset()
 
 

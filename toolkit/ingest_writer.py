@@ -63,6 +63,8 @@ class PendingRows:
     sightings: Columns = field(default_factory=lambda: Columns(SIGHTING_COLUMNS))
     errors: list[tuple[str, str, str]] = field(default_factory=list)       # (kind, ref, message)
     conflicts: set[int] = field(default_factory=set)        # archived msg_ids now in an id-conflict
+    conversions: list[tuple[tuple, str, str]] = field(default_factory=list)  # (target, source kind, converter)
+    links: list[tuple[tuple, tuple, str, str]] = field(default_factory=list)  # (target, parent target, kind, ref)
     cursor: Any = None
     has_cursor: bool = False
 
@@ -80,6 +82,7 @@ class Committed:
     blobs: dict[str, int]
     keys: dict[str, int]
     mids: dict[str, int]
+    base: int = 0  # the msg_id of the commit's first new message (target ("new", i) is base + i)
 
 
 class IngestWriter:
@@ -121,6 +124,11 @@ class IngestWriter:
             if rows.envelopes:
                 self._append_envelopes(con, rows.envelopes, base, store.next_envelope_id(con), now)
             self._append_sightings(con, rows.sightings, base, now)
+            store.append_rows(con, "conversions", [
+                {"msg_id": _msg_id(t, base), "source_kind": kind, "converter": conv} for t, kind, conv in rows.conversions])
+            store.add_links(con, [
+                {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind, "run_id": self.run_id,
+                 "source_ref": ref} for t, pt, kind, ref in rows.links])
             if rows.conflicts:
                 store.flag_id_conflicts(con, sorted(rows.conflicts))
             self._append_errors(con, rows.errors)
@@ -137,7 +145,8 @@ class IngestWriter:
         mids = dict(zip(reversed(rows.messages["message_id"]), reversed(ids)))  # the first message with an id wins
         mids.pop(None, None)
         mids.pop("", None)
-        return Committed(dict(zip(rows.messages["blob_id"], ids)), dict(zip(rows.messages["dedup_key"], ids)), mids)
+        return Committed(dict(zip(rows.messages["blob_id"], ids)), dict(zip(rows.messages["dedup_key"], ids)), mids,
+                         base)
 
     def _append_messages(self, con, messages: Columns, base: int, now: dt.datetime) -> None:
         n = len(messages)
@@ -187,3 +196,9 @@ def _msg_ids(targets: tuple | list, base: int) -> pa.Array:
     kinds, refs = zip(*targets)
     refs = pa.array(refs, pa.int64())
     return pc.if_else(pc.equal(pa.array(kinds, pa.string()), "new"), pc.add(refs, pa.scalar(base, pa.int64())), refs)
+
+
+def _msg_id(target: tuple, base: int) -> int:
+    """The msg_id of one target (see :func:`_msg_ids`)."""
+    kind, ref = target
+    return base + ref if kind == "new" else ref

@@ -35,6 +35,7 @@ Folder, message class, flags and MAPI dates never go into made-up headers: :func
 from __future__ import annotations
 
 import base64
+import contextvars
 import datetime as dt
 import hashlib
 import mimetypes
@@ -50,6 +51,9 @@ from typing import Any
 #: Name and version of this converter: part of every converted mail's record in the catalog. A
 #: change to the bytes it writes for the same item must change the version.
 CONVERTER = "mapi2mime/1"
+CONVERT_LIMIT = 60.0  # seconds one item's conversion may take (build_guarded) before its fallback
+#: False while a conversion runs without RTF de-encapsulation (build_guarded's fallback)
+_DEENCAPSULATE: contextvars.ContextVar[bool] = contextvars.ContextVar("deencapsulate", default=True)
 
 PR_MESSAGE_CLASS = 0x001A
 PR_IMPORTANCE = 0x0017
@@ -323,7 +327,7 @@ def _body_parts(msg: MapiMessage, problems: list[str]) -> tuple[_Part | None, _P
     rtf = _rtf(msg, problems)
     rtf_part = None
     if rtf is not None and (html is None or text is None):
-        got = _deencapsulate(rtf, problems) if (html is None or text is None) else None
+        got = _deencapsulate(rtf, problems) if (html is None or text is None) and _DEENCAPSULATE.get() else None
         if got is not None and got[0] == "html" and html is None:
             html = (got[1].encode("utf-8"), "utf-8")
         elif got is not None and got[0] == "text" and text is None:
@@ -513,6 +517,34 @@ def build(msg: MapiMessage, _depth: int = 0) -> Built:
         root.headers = headers + root.headers
         raw = root.serialize()
     return Built(raw, problems)
+
+
+class ConversionTimeout(Exception):
+    """An item's conversion ran past its limit, also without RTF de-encapsulation."""
+
+
+def build_guarded(msg: MapiMessage, limit: float | None = CONVERT_LIMIT, fallback_limit: float | None = None) -> Built:
+    """:func:`build` under a watchdog (``toolkit.prepare``'s SIGALRM timer, in the main thread): a
+    conversion that runs past ``limit`` seconds (RTF de-encapsulation of a huge or hostile body) is
+    done again without de-encapsulating RTF (the RTF is kept as ``body.rtf`` and the mail says so in
+    its problems); when that too runs past ``fallback_limit`` (default ``limit``), ConversionTimeout."""
+    from .prepare import ParseTimeout, watchdog
+
+    try:
+        with watchdog(limit):
+            return build(msg)
+    except ParseTimeout:
+        pass
+    token = _DEENCAPSULATE.set(False)
+    try:
+        with watchdog(fallback_limit or limit):
+            built = build(msg)
+    except ParseTimeout:
+        raise ConversionTimeout(f"conversion did not finish within {fallback_limit or limit:g} s") from None
+    finally:
+        _DEENCAPSULATE.reset(token)
+    built.problems.append(f"conversion ran past {limit:g} s: the RTF body was not de-encapsulated (kept as body.rtf)")
+    return built
 
 
 def _tree(msg: MapiMessage, problems: list[str], depth: int) -> _Part:

@@ -48,6 +48,17 @@ def select_messages(archive: Archive, where: str | None = None, params: list | N
     ]
 
 
+def prefer_originals(archive: Archive, selection: list[StoredMessage]) -> tuple[list[StoredMessage], list[dict]]:
+    """The selection without each converted mail whose original MIME (its converted-twin) is selected
+    too, and those left out as {"msg_id", "original_msg_id"} (docs/dedup.md)."""
+    ids = {sm.msg_id for sm in selection}
+    with archive.catalog.reading() as con:
+        originals = reads.converted_twin_originals(con, sorted(ids))
+    drop = {c: o for c, o in originals.items() if o in ids}
+    return ([sm for sm in selection if sm.msg_id not in drop],
+            [{"msg_id": c, "original_msg_id": o} for c, o in sorted(drop.items())])
+
+
 def read_messages(
     archive: Archive, selection: list[StoredMessage], stream_above: int | None = None
 ) -> Iterator[tuple[StoredMessage, bytes | Exception | None]]:

@@ -38,6 +38,10 @@ class SourceMail:
     #: how this mail arrived when it differs from the importer's ``via`` (a mail converted from an
     #: Outlook file inside ``import share`` names its converter: ``msg:mapi2mime/1``)
     via: str | None = None
+    #: how many embedded messages (archived as mails of their own) follow this mail in the scan
+    embedded: int = 0
+    #: the ``ref`` of the mail this one was embedded in (a link recorded in the catalog)
+    parent_ref: str | None = None
 
     @property
     def length(self) -> int:

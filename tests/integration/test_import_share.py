@@ -211,7 +211,8 @@ def test_share_local_mixed_tree_with_symlinks_and_fifo(tmp_path):
     # The same command again (the last run completed): everything is read again and is a duplicate.
     again = mailarchive(home, "import", "share", str(root), json_out=True, timeout=60).result
     assert again["seen"] == mails and again["archived"] == 0 and again["decisions"] == {
-        "new": 0, "id-conflict": 0, "exact-duplicate": mails, "duplicate": 0, "journal-merge": 0}
+        "new": 0, "id-conflict": 0, "exact-duplicate": mails, "duplicate": 0, "journal-merge": 0,
+        "converted-twin": 0}
     assert again["skipped"] == r["skipped"] and again["errors"] == 0
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from toolkit.dedup import (DECISIONS, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
-                           Placement)
+from toolkit.dedup import (CONVERTED_TWIN, DECISIONS, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider,
+                           Keys, Known, Placement, conversion_of)
 
 
 def keys(n: int, *, key: int | None = None, mid: str | None = None) -> Keys:
@@ -135,7 +135,49 @@ def test_every_documented_decision_kind_is_produced():
     seen.add(d.place(keys(3, mid="a@x"), NOTHING).decision)                      # id-conflict
     merge = d.place(keys(1, mid="a@x"), NOTHING)
     seen.add(d.settle(merge, [("bcc", "z@x")], "e")[0])                          # journal-merge
-    assert seen == set(DECISIONS) == {NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE}
+    seen.add(d.place(converted(4, key=1, mid="a@x"), NOTHING).decision)          # converted-twin
+    assert seen == set(DECISIONS) == {NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE, CONVERTED_TWIN}
+
+
+def converted(n: int, *, key: int | None = None, mid: str | None = None) -> Keys:
+    """Keys of a mail built by a converter (an Outlook item), not received as MIME."""
+    k = keys(n, key=key, mid=mid)
+    return Keys(k.blob_id, k.dedup_key, k.message_id, converted=True)
+
+
+def test_a_converted_copy_of_an_original_is_kept_as_its_twin_not_merged():
+    d = DedupDecider()
+    assert d.place(keys(1, mid="a@x"), NOTHING) == Placement(NEW, ("new", 0))
+    # same dedup key (same Message-ID and body) but converted from an Outlook item: both kept, linked
+    assert d.place(converted(2, key=1, mid="a@x"), NOTHING) == Placement(CONVERTED_TWIN, ("new", 1), twin_of=("new", 0))
+    # another converted copy is a duplicate of the converted one, another original of the original
+    assert d.place(converted(3, key=1, mid="a@x"), NOTHING) == Placement(DUPLICATE, ("new", 1))
+    assert d.place(keys(4, key=1, mid="a@x"), NOTHING) == Placement(DUPLICATE, ("new", 0))
+    assert d.new_count == 2
+
+
+def test_an_original_arriving_after_its_converted_copy_is_its_twin():
+    d = DedupDecider()
+    known = Known(converted_keys={keys(1).dedup_key: 5}, mids={"a@x": 5}, converted={5})
+    assert d.place(keys(2, key=1, mid="a@x"), known) == Placement(CONVERTED_TWIN, ("new", 0), twin_of=("old", 5))
+    # the converted side of the archive is a duplicate for a converted arrival
+    assert d.place(converted(3, key=1, mid="a@x"), known) == Placement(DUPLICATE, ("old", 5))
+
+
+def test_same_message_id_other_content_across_kinds_is_a_twin_not_an_id_conflict():
+    d = DedupDecider()
+    known = Known(keys={keys(1).dedup_key: 7}, mids={"a@x": 7})
+    # converted bodies often differ from the original MIME (RTF, rebuilt parts): the key differs
+    assert d.place(converted(2, key=9, mid="a@x"), known) == Placement(CONVERTED_TWIN, ("new", 0), twin_of=("old", 7))
+    # within one kind it is still an id-conflict
+    assert d.place(keys(3, key=8, mid="a@x"), known) == Placement(ID_CONFLICT, ("new", 1), ("old", 7))
+    assert d.place(converted(4, key=6, mid="a@x"), Known(mids={"a@x": 9}, converted={9})).decision == ID_CONFLICT
+
+
+def test_conversion_of_names_source_kind_and_converter():
+    assert conversion_of("pst:mapi2mime/1") == ("pst", "mapi2mime/1")
+    assert conversion_of("pst:readpst") == ("pst", "readpst")
+    assert conversion_of("imap") is None and conversion_of(None) is None and conversion_of("eml") is None
 
 
 def test_the_decider_needs_no_catalog():

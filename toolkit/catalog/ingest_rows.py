@@ -102,6 +102,20 @@ def lookup_keys(catalog: Catalog, blob_ids: list[str], dedup_keys: list[str], me
     return dict(blobs), dict(dkeys), dict(mids)
 
 
+def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[int]
+                        ) -> tuple[dict[str, int], dict[str, int], set[int]]:
+    """For these dedup keys the lowest msg_id among MIME received as it was and among converted mail
+    (``conversions``); and which of ``msg_ids`` are converted mail."""
+    with catalog.reading() as con:
+        rows = con.execute(
+            """SELECT m.dedup_key, c.msg_id IS NOT NULL, min(m.msg_id) FROM messages m
+               LEFT JOIN conversions c USING (msg_id) WHERE m.dedup_key IN (SELECT unnest(?)) GROUP BY 1, 2""",
+            [dedup_keys]).fetchall()
+        conv = {r[0] for r in con.execute("SELECT msg_id FROM conversions WHERE msg_id IN (SELECT unnest(?))",
+                                          [msg_ids]).fetchall()}
+    return {k: i for k, c, i in rows if not c}, {k: i for k, c, i in rows if c}, conv
+
+
 def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) stored for these messages."""
     with catalog.reading() as con:
@@ -142,6 +156,21 @@ def append_columns(con, table: str, columns: dict[str, list | pa.Array], count: 
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
     finally:
         con.unregister("_rows")
+
+
+def add_links(con, rows: list[dict]) -> None:
+    """Record links between messages (``message_links`` rows); a pair and kind already linked is kept once."""
+    if not rows:
+        return
+    con.register("_links", rows_table("message_links", rows))
+    try:
+        con.execute(
+            """INSERT INTO message_links BY NAME
+               SELECT DISTINCT ON (l.msg_id, l.parent_msg_id, l.kind) l.* FROM _links l
+               WHERE NOT EXISTS (SELECT 1 FROM message_links m WHERE m.msg_id = l.msg_id
+                                 AND m.parent_msg_id = l.parent_msg_id AND m.kind = l.kind)""")
+    finally:
+        con.unregister("_links")
 
 
 def flag_id_conflicts(con, msg_ids: list[int]) -> None:

@@ -138,3 +138,10 @@ def run_folder_counts(con, run_ids: list[int]) -> tuple[list[tuple], list[tuple]
         [run_ids],
     ).fetchall()
     return rows, errs
+
+
+def converted_twin_originals(con, msg_ids: list[int]) -> dict[int, int]:
+    """For the converted mails among ``msg_ids`` that have a converted-twin: converted msg_id -> original."""
+    return dict(con.execute(
+        "SELECT converted_msg_id, min(original_msg_id) FROM converted_twins "
+        "WHERE converted_msg_id IN (SELECT unnest(?)) GROUP BY 1", [msg_ids]).fetchall())

@@ -43,6 +43,11 @@ SIGHTING_SCHEMA = pa.schema(
 RUN_ERROR_SCHEMA = pa.schema(
     [("run_id", pa.int32()), ("kind", pa.string()), ("source_ref", pa.string()), ("message", pa.string())]
 )
+MESSAGE_LINK_SCHEMA = pa.schema(
+    [("msg_id", pa.int64()), ("parent_msg_id", pa.int64()), ("kind", pa.string()), ("run_id", pa.int32()),
+     ("source_ref", pa.string())]
+)
+CONVERSION_SCHEMA = pa.schema([("msg_id", pa.int64()), ("source_kind", pa.string()), ("converter", pa.string())])
 
 TABLES: dict[str, pa.Schema] = {
     "packs": PACK_SCHEMA,
@@ -51,6 +56,8 @@ TABLES: dict[str, pa.Schema] = {
     "envelopes": ENVELOPE_SCHEMA,
     "sightings": SIGHTING_SCHEMA,
     "run_errors": RUN_ERROR_SCHEMA,
+    "message_links": MESSAGE_LINK_SCHEMA,
+    "conversions": CONVERSION_SCHEMA,
 }
 
 

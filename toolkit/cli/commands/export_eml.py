@@ -23,10 +23,12 @@ export_group = subgroup(cli, "export", "Export archived mail, byte-identical to 
 @click.option("--layout", type=click.Choice(LAYOUTS), default="flat", show_default=True,
               help="flat: all files in DEST; folder: one directory per source folder (a copy per folder); "
                    "date: DEST/YYYY/MM/.")
+@click.option("--with-converted-twins", is_flag=True,
+              help="Also write a converted mail (from an Outlook item) whose original MIME is selected too.")
 @filter_options
 @mode_option
 @click.pass_context
-def eml_cmd(click_ctx, dest, as_zip, layout, filters, dry_run, mode):
+def eml_cmd(click_ctx, dest, as_zip, layout, with_converted_twins, filters, dry_run, mode):
     """Write one .eml file per selected message into DEST, plus manifest.csv/.json listing SHA-256 per file.
 
     File names are derived safely from date, message number and subject. A
@@ -44,7 +46,8 @@ def eml_cmd(click_ctx, dest, as_zip, layout, filters, dry_run, mode):
                                  param_hint="DEST")
     with ctx.open() as archive:
         export = export_eml_zip if as_zip else export_eml
-        summary = export(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode)
+        summary = export(archive, dest, filters=filters, layout=layout, reporter=ctx.ui.reporter(), mode=mode,
+                         converted_twins=with_converted_twins)
     finish_export(click_ctx, summary, "into")
 
 
@@ -57,6 +60,8 @@ def finish_export(click_ctx, summary, what: str) -> None:
         lambda r: ctx.ui.say(
             f"Exported {r['written']} new, {r['already_present']} already present, {len(r['errors'])} errors "
             f"of {r['selected']} selected {what} {r['dest']}"
+            + (f"\n  {len(r['converted_twins_left_out'])} converted mail(s) left out: their original MIME is "
+               "exported (--with-converted-twins writes them too)" if r.get("converted_twins_left_out") else "")
             + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
         ),
     )

@@ -11,7 +11,7 @@ from rich.filesize import decimal
 from importers.eml import EmlImporter
 
 from ...errors import ExitCode
-from ...ingest import DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
+from ...ingest import CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
 from ..main import Context, cli, command, pass_ctx, subgroup
 from ..output import human_bytes
 from ..passwords import read_secret
@@ -123,14 +123,15 @@ def run_imports(ctx, importers) -> int:
 
 
 #: Every decision an arriving mail gets; their counts add up to "seen".
-DECISIONS = (NEW, ID_CONFLICT, EXACT, DUPLICATE, JOURNAL_MERGE)
+DECISIONS = (NEW, ID_CONFLICT, CONVERTED_TWIN, EXACT, DUPLICATE, JOURNAL_MERGE)
 
 
 def summary_line(r) -> str:
     """'N seen = A archived (…) + D duplicates (…) + M journal-merge; besides: S skipped, E errors', every kind named."""
     d = r["decisions"]
+    twins = f", {d[CONVERTED_TWIN]} {CONVERTED_TWIN}" if d.get(CONVERTED_TWIN) else ""
     return (
-        f"{r['seen']} seen = {r['archived']} archived ({d.get(NEW, 0)} {NEW}, {d.get(ID_CONFLICT, 0)} {ID_CONFLICT})"
+        f"{r['seen']} seen = {r['archived']} archived ({d.get(NEW, 0)} {NEW}, {d.get(ID_CONFLICT, 0)} {ID_CONFLICT}{twins})"
         f" + {r['duplicates']} duplicates ({d.get(EXACT, 0)} {EXACT}, {d.get(DUPLICATE, 0)} {DUPLICATE})"
         f" + {r['merged']} {JOURNAL_MERGE}; besides: {r['skipped']} skipped, {r['errors']} errors"
     )
