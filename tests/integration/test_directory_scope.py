@@ -293,3 +293,21 @@ def test_directory_import_replaces_and_every_change_is_a_versioned_event(tmp_pat
     assert events[1]["what"]["users"]["removed"] == ["bernd"]
     assert events[1]["what"]["domains"]["added"] == ["example.org"]
     assert events[1]["source"]["file"] == "second.toml"
+
+
+def test_every_export_format_takes_the_scope(archive):
+    home, src, base = archive
+    mails = source_mails(src)
+    expected = {k for k, m in mails.items() if _addresses(m) & EXPECTED_ADDRESSES["david"]}
+    meta = base / "david.json"
+    r = mailarchive(home, "export", "metadata", str(meta), "--as-user", "david", json_out=True).result
+    assert r["filters"]["scope"]["as_user"] == "david" and r["filters"]["scope"]["groups"] == ["nordlicht"]
+    rows = json.loads(meta.read_text(encoding="utf-8"))
+    assert len(rows) == len(expected)
+    assert "Only to the group" in {r["subject"] for r in rows}
+    for fmt in ("mbox", "maildir"):
+        dest = base / f"david-{fmt}"
+        mailarchive(home, "export", fmt, str(dest), "--as-user", "david")
+        manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
+        assert len({m["msg_id"] for m in manifest["messages"]}) == len(expected), fmt  # a row per folder copy
+        assert manifest["filters"]["scope"] == r["filters"]["scope"]
