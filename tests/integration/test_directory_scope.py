@@ -141,7 +141,7 @@ def test_export_as_user_gives_exactly_the_users_mail(archive, user):
     assert 0 < len(expected) < len(mails)
     manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
     scope = manifest["filters"]["scope"]
-    assert scope["as_user"] == user and scope["directory_version"] == 2
+    assert scope["as_user"] == user and scope["directory_version"] == _list(home)["version"] >= 2
     assert set(scope["addresses"]) == EXPECTED_ADDRESSES[user]
 
 
@@ -311,3 +311,26 @@ def test_every_export_format_takes_the_scope(archive):
         manifest = json.loads((dest / "manifest.json").read_text(encoding="utf-8"))
         assert len({m["msg_id"] for m in manifest["messages"]}) == len(expected), fmt  # a row per folder copy
         assert manifest["filters"]["scope"] == r["filters"]["scope"]
+
+
+def _keys_under(src: Path, sub: str) -> set[tuple]:
+    return set(source_mails(src / sub))
+
+
+def test_revisor_by_folder_and_domain_sees_their_union(archive):
+    """A profile of folders sees the mail seen in them or below; with a domain too, the union of both."""
+    home, src, base = archive
+    mails = source_mails(src)
+    mailarchive(home, "directory", "revisor", "set", "y2021", "--folder", "eml/2021", env=ACTOR)
+    dest = base / "revisor-2021"
+    mailarchive(home, "export", "eml", str(dest), "--as-revisor", "y2021")
+    under = _keys_under(src, "eml/2021")
+    assert set(exported_keys(dest)) == under and set(source_mails(src / "eml/2021/projects")) < under
+
+    mailarchive(home, "directory", "revisor", "set", "mixed", "--folder", "eml/2020", "--domain", "example.net",
+                env=ACTOR)
+    in_domain = {k for k, m in mails.items() if any(a.rpartition("@")[2] == "example.net" for a in _addresses(m))}
+    dest = base / "revisor-mixed"
+    mailarchive(home, "export", "eml", str(dest), "--as-revisor", "mixed")
+    assert set(exported_keys(dest)) == in_domain | _keys_under(src, "eml/2020")
+    assert _keys_under(src, "eml/2020") - in_domain, "the folder adds mail outside the domain"
