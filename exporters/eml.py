@@ -180,7 +180,7 @@ def export_eml(
                 faults.hit("export_after_file")
             rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
     reporter.finish("export")
-    _write_manifest(dest, rows, summary, mode)
+    _write_manifest(dest, rows, summary, mode, filters.describe() if filters is not None else {})
     return summary
 
 
@@ -195,11 +195,13 @@ def _manifest_row(sm: StoredMessage, rel: str) -> dict:
     }
 
 
-def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary, mode: int = DEFAULT_FILE_MODE) -> None:
+def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary, mode: int = DEFAULT_FILE_MODE,
+                    selection: dict | None = None) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
     w.writeheader()
     w.writerows(rows)
     replace_file(dest, dest / "manifest.csv", buf.getvalue().encode("utf-8"), mode=mode)
-    doc = {"complete": not summary.errors, "count": len(rows), "errors": summary.errors, "messages": rows}
+    doc = {"complete": not summary.errors, "count": len(rows), "filters": selection or {},
+           "errors": summary.errors, "messages": rows}
     replace_file(dest, dest / "manifest.json", json.dumps(doc, indent=1).encode("utf-8"), mode=mode)

@@ -16,6 +16,11 @@ hold (AND); the values of one repeatable filter are alternatives (OR).
 * ``folders``: a source folder from any sighting (``INBOX``,
   ``Archive/2019``), and its subfolders.
 * ``spam``: True only spam, False no spam, None both.
+* ``scope``: what one person may see (``--as-user``/``--as-revisor``), a
+  :class:`toolkit.catalog.directory.Scope` the store built from the directory:
+  its SQL condition is ANDed with the rest, so the catalog query itself
+  selects only mail in scope. ``describe()`` records it with the directory
+  version it came from (the export manifests hold that).
 * ``where``: an SQL condition, ANDed with the rest. It must be exactly one
   expression (``toolkit.catalog.user_sql.check_condition``) and runs in the catalog's
   restricted read session: it can read the catalog, nothing else.
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.retrieval import StoredMessage, select_messages
+from toolkit.catalog.directory import Scope
 from toolkit.catalog.user_sql import check_condition
 
 _DATE_EXPR = "coalesce(m.sent_date, m.internal_date)"
@@ -80,6 +86,7 @@ class Filters:
     folders: tuple[str, ...] = ()
     spam: bool | None = None
     where: str | None = None
+    scope: Scope | None = None
 
     def sql(self) -> tuple[str | None, list]:
         """(condition or None, parameters) for ``select_messages``; raises UsageError on bad values."""
@@ -123,6 +130,9 @@ class Filters:
         if self.spam is not None:
             parts.append("m.spam = ?")
             params.append(self.spam)
+        if self.scope is not None:
+            parts.append(self.scope.condition)
+            params += list(self.scope.params)
         if self.where is not None:
             parts.append(check_condition(self.where))
         if not parts:
@@ -148,6 +158,8 @@ class Filters:
                 out[key] = list(getattr(self, key))
         if self.spam is not None:
             out["spam"] = self.spam
+        if self.scope is not None:
+            out["scope"] = self.scope.describe()
         return out
 
 

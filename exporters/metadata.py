@@ -88,7 +88,7 @@ def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None
             raise UsageError(f"refusing to write {str(dest)!r}: something (a file or a symlink) appeared there") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return {"dest": str(dest), "format": fmt, "rows": df.height}
+    return {"dest": str(dest), "format": fmt, "rows": df.height, "filters": (filters or Filters()).describe()}
 
 
 def _json_default(v):

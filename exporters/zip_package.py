@@ -33,7 +33,7 @@ from pathlib import Path
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, select_messages, stream_message
+from toolkit.retrieval import StoredMessage, prefer_originals, select_messages, stream_message
 
 from .eml import LAYOUTS, MANIFEST_FIELDS, ExportSummary, readable
 from .layout import FolderDirs, placements
@@ -95,8 +95,11 @@ def _open_new(dest: Path, mode: int):
 
 
 def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = None, *, filters=None,
-                   layout: str = "flat", mode: int = DEFAULT_FILE_MODE) -> ExportSummary:
-    """Export the selection (``filters``) into the new zip file ``dest``; see the module docstring."""
+                   layout: str = "flat", mode: int = DEFAULT_FILE_MODE, converted_twins: bool = False) -> ExportSummary:
+    """Export the selection (``filters``) into the new zip file ``dest``; see the module docstring.
+
+    A converted mail whose original MIME is selected too is left out, as in :func:`exporters.eml.export_eml`,
+    unless ``converted_twins``."""
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     dest = Path(dest)
@@ -107,6 +110,8 @@ def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = Non
     where, params = filters.sql() if filters is not None else (None, [])
     selection = select_messages(archive, where or None, params)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
+    if not converted_twins:
+        selection, summary.twins_left_out = prefer_originals(archive, selection)
     tmp, f = _open_new(dest, mode)
     try:
         with f:

@@ -186,7 +186,7 @@ class Catalog:
             self._detach()
 
     @contextlib.contextmanager
-    def querying(self) -> Iterator[ReadSession]:
+    def querying(self, scope=None) -> Iterator[ReadSession]:
         """The restricted read session for SQL the operator typed (``sql``, ``--where``).
 
         A connection of its own: the catalog is attached read-only and made the
@@ -196,6 +196,10 @@ class Catalog:
         encrypted file needs no extension, so none is loaded; with file access
         off DuckDB does not spill to temp files either, so catalog rows never
         reach the disk in clear (a query larger than memory fails instead).
+
+        With ``scope`` (a :class:`toolkit.catalog.directory.Scope`) the session holds only the
+        rows in that scope: they are copied into the session's memory and the catalog is
+        detached before the lock (:func:`toolkit.catalog.directory.restrict_session`).
         """
         if not self.path.exists():
             raise CatalogError(f"{self.path} is missing", next_step=NextStep.RESTORE_CATALOG_BACKUP_OR_REBUILD)
@@ -203,8 +207,12 @@ class Catalog:
                                                  "autoload_known_extensions": False})
         try:
             self._attach_on(con, read_only=True)
+            con.execute("USE cat")
+            if scope is not None:
+                from .directory import restrict_session
+
+                restrict_session(con, scope)
             for setting in (
-                "USE cat",
                 "SET autoinstall_known_extensions = false",
                 "SET autoload_known_extensions = false",
                 "SET enable_external_access = false",

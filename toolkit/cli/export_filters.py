@@ -8,6 +8,7 @@ is written ("the selection matches no message").
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import click
@@ -15,7 +16,7 @@ import duckdb
 
 from exporters.filters import Filters, dry_run
 
-from ..catalog import reads
+from ..catalog import directory, reads
 from ..errors import NothingSelectedError, UsageError
 from .output import human_bytes
 
@@ -34,6 +35,11 @@ _OPTIONS = [
                  help="Only spam, or no spam (default: both)."),
     click.option("--where", default=None, metavar="SQL",
                  help="SQL condition over the catalog's messages (alias m), e.g. \"m.size > 1000000\"."),
+    click.option("--as-user", "as_user", metavar="NAME", default=None,
+                 help="Only the mail user NAME of the directory may see: from or to one of their addresses, or an "
+                      "assigned address of one of their groups (Bcc and journal envelopes included)."),
+    click.option("--as-revisor", "as_revisor", metavar="PROFILE", default=None,
+                 help="Only the mail in the saved scope of revisor PROFILE (`directory revisor set`)."),
     click.option("--dry-run", is_flag=True, help="Print how many messages and bytes would be exported; write nothing."),
 ]
 
@@ -42,16 +48,32 @@ def filter_options(f):
     """Add the shared options; the command receives ``filters`` (a Filters) and ``dry_run`` (bool)."""
 
     @functools.wraps(f)
-    def wrapper(*args, since, until, addresses, domains, folders, spam, where, dry_run, **kw):
+    def wrapper(*args, since, until, addresses, domains, folders, spam, where, as_user, as_revisor, dry_run, **kw):
         filters = Filters(since=since, until=until, addresses=tuple(addresses), domains=tuple(domains),
                           folders=tuple(folders), spam=spam, where=where)
         filters.sql()  # bad values are usage errors before anything is opened
-        _check_selection(click.get_current_context().obj, filters)
+        ctx = click.get_current_context().obj
+        scope = resolve_scope(ctx, as_user, as_revisor)
+        if scope is not None:
+            filters = dataclasses.replace(filters, scope=scope)
+        _check_selection(ctx, filters)
         return f(*args, filters=filters, dry_run=dry_run, **kw)
 
     for opt in reversed(_OPTIONS):
         wrapper = opt(wrapper)
     return wrapper
+
+
+def resolve_scope(ctx, as_user: str | None, as_revisor: str | None):
+    """The Scope of ``--as-user``/``--as-revisor`` (at most one), built from the directory, or None."""
+    if as_user is not None and as_revisor is not None:
+        raise UsageError("give --as-user or --as-revisor, not both")
+    if as_user is None and as_revisor is None:
+        return None
+    with ctx.open() as archive, archive.catalog.reading() as con:
+        if as_user is not None:
+            return directory.user_scope(con, as_user)
+        return directory.revisor_scope(con, as_revisor)
 
 
 def _count(session, filters: Filters) -> int:

@@ -70,6 +70,7 @@ COMMAND_MODULES = {
     "schedule": ["mirror"],
     "lock": ["lock"],
     "mirror-status": ["mirror_status"],
+    "directory": ["directory"],
 }
 
 
