@@ -33,7 +33,7 @@ from pathlib import Path
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, prefer_originals, select_messages, stream_message
+from toolkit.retrieval import prefer_originals, select_messages, stream_message
 
 from .eml import LAYOUTS, MANIFEST_FIELDS, ExportSummary, readable
 from .layout import FolderDirs, placements
