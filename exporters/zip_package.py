@@ -104,7 +104,7 @@ def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = Non
         raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     dest = Path(dest)
     if os.path.lexists(dest):
-        raise UsageError(f"{dest} exists (a file, directory or symlink): export --zip creates a new file, "
+        raise UsageError(f"{dest} exists (a file, directory or symlink): a zip export creates a new file, "
                          "never replaces one")
     reporter = reporter or NullReporter()
     where, params = filters.sql() if filters is not None else (None, [])

@@ -107,6 +107,7 @@ class NextStep(enum.Enum):
     BACKUP_BEFORE_MIRROR = "backup-before-mirror"  # a mirror made before any catalog backup (args: head)
     REBUILD_ADOPTS_NEWER_MEDIA = "rebuild-adopts-newer-media"  # a mirror with media newer than its backup (args: head, tail)
     REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
+    PUT_BACK_NEWER_CATALOG = "put-back-newer-catalog"  # the catalog is older than the media's high-water marks
 
 
 class MailArchiveError(Exception):

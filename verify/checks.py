@@ -358,9 +358,7 @@ def _high_water_marks(con, report: Report) -> None:
              else f"first batch {batches[0][1]} on medium {batches[0][0]}")
     c.add(f"catalog older than the media: {len(packs)} packs / {len(batches)} batches newer than it were committed "
           f"by a later catalog ({first}; media {', '.join(map(str, media))}) — it was put back from an older backup "
-          "or copy. Put back a newer catalog (`mailarchive restore --from MIRROR`, or a newer copy of the file) or "
-          "rebuild it from the media (`mailarchive db rebuild --force`); importing on top of it would archive "
-          "those mails again",
+          "or copy", NextStep.PUT_BACK_NEWER_CATALOG,
           medium=media[0], pack=packs[0][1] if packs else None, batch=batches[0][1] if batches else None)
 
 

@@ -1,4 +1,4 @@
-"""The catalog rolled back to an older copy (RELIABILITY H2), found by high-water marks on the media.
+"""The catalog rolled back to an older copy (docs/reliability.md H2), found by high-water marks on the media.
 
 Every committed pack and every stamped batch leaves a small create-only mark on its medium after
 its commit (``toolkit/marks.py``). The archive is imported and stamped, the catalog file copied

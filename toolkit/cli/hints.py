@@ -37,6 +37,9 @@ HINTS: dict[NextStep, str] = {
     NextStep.ACTIVATE_ONE_MEDIUM: ": `mailarchive media activate ID`",
     NextStep.ADOPT_ORPHAN_PACK: "; adopt it with `mailarchive db reconcile` or leave it",
     NextStep.STAMP_ALL: "; run `mailarchive timestamp run --all`",
+    NextStep.PUT_BACK_NEWER_CATALOG: ". Put back a newer catalog (`mailarchive restore --from MIRROR`, or a newer "
+                                     "copy of the file) or rebuild it from the media (`mailarchive db rebuild "
+                                     "--force`); importing on top of it would archive those mails again",
     NextStep.RETRY_STAMPING: "; `mailarchive timestamp run` retries it",
     NextStep.DB_BACKUP: "; run `mailarchive db backup`",
     NextStep.SEE_CA_HISTORY: "; `mailarchive timestamp ca list` shows the history, "
