@@ -193,6 +193,9 @@ def hash_body(raw: bytes, start: int = 0) -> bytes:
     return h.digest()
 
 
+_CARRY_LIMIT = 1 << 16  # an unfinished line longer than this is hashed up to its trailing blanks
+
+
 class BodyHasher:
     """BLAKE3 of ``normalise_body(body)`` computed over a body fed in chunks of any size."""
 
@@ -214,6 +217,19 @@ class BodyHasher:
             self._newlines = 0
         self._newlines += buf.count(b"\n", end, cut)
         self._carry = buf[cut:]
+        if len(self._carry) > _CARRY_LIMIT:
+            self._flush_line_start()
+
+    def _flush_line_start(self) -> None:
+        """Hash the start of a long unfinished line: only its tail of blanks (and a CR a LF may follow)
+        can still change, so a body without newlines is not copied again with every chunk."""
+        keep = len(self._carry.rstrip(b" \t\r"))
+        if keep:
+            if self._newlines:
+                self._h.update(b"\n" * self._newlines)
+                self._newlines = 0
+            self._h.update(self._carry[:keep])
+            self._carry = self._carry[keep:]
 
     def digest(self) -> bytes:
         tail = self._carry.rstrip(b" \t")
