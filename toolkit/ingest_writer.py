@@ -124,11 +124,11 @@ class IngestWriter:
             if rows.envelopes:
                 self._append_envelopes(con, rows.envelopes, base, store.next_envelope_id(con), now)
             self._append_sightings(con, rows.sightings, base, now)
-            store.append_rows(con, "conversions", [
-                {"msg_id": _msg_id(t, base), "source_kind": kind, "converter": conv} for t, kind, conv in rows.conversions])
-            store.add_links(con, [
-                {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind, "run_id": self.run_id,
-                 "source_ref": ref} for t, pt, kind, ref in rows.links])
+            self._append_conversions(con, rows.conversions, base)
+            if rows.links:
+                store.add_links(con, [
+                    {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind,
+                     "run_id": self.run_id, "source_ref": ref} for t, pt, kind, ref in rows.links])
             if rows.conflicts:
                 store.flag_id_conflicts(con, sorted(rows.conflicts))
             self._append_errors(con, rows.errors)
@@ -179,6 +179,12 @@ class IngestWriter:
         store.append_columns(con, "sightings", {
             **cols, "msg_id": msg_ids, "run_id": [self.run_id] * n,
             "source_uri": [self.source_uri] * n, "via": vias, "seen_at": [now] * n}, n)
+
+    def _append_conversions(self, con, conversions: list[tuple[tuple, str, str]], base: int) -> None:
+        if conversions:
+            targets, kinds, converters = zip(*conversions)
+            store.append_columns(con, "conversions", {"msg_id": _msg_ids(targets, base), "source_kind": kinds,
+                                                      "converter": converters}, len(conversions))
 
     def _append_errors(self, con, errors: list[tuple[str, str, str]]) -> None:
         if errors:
