@@ -26,8 +26,10 @@ Decisions:
   another archived message (the import marks both sides). ``internal_date``,
   ``run_id`` and sightings came from the sources and are lost;
   ``archived_at`` is the pack file's mtime (an approximation).
-* Sightings, runs, run_errors, cursors, events, envelopes and db_backups
-  exist only in the catalog: reported as lost (with counts when the old
+* Sightings, runs, run_errors, cursors, events, envelopes, db_backups,
+  conversions and message links, the directory, retention policies, legal
+  holds, deletion requests and tombstones exist only in the catalog:
+  reported as lost (with counts when the old
   catalog moved aside with ``force`` still opens), never invented.
 * An existing catalog is refused unless ``force``; then it is moved aside
   to ``catalog.duckdb.<UTC ts>.old`` (with its WAL), never deleted.
@@ -51,7 +53,11 @@ from toolkit.pack import PackReader, pack_id_from_name
 
 STAMPS_DIR = "stamps"
 MANIFEST_SUFFIX = ".manifest"
-LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelopes", "db_backups")
+LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelopes", "db_backups",
+               "conversions", "message_links",  # which mail was converted, and from what; embedded-in links
+               "domains", "domain_aliases", "users", "user_addresses", "groups", "group_members",
+               "group_assigned", "revisor_scopes",  # the directory: import its file again
+               "retention_policies", "legal_holds", "deletion_requests", "deletion_items", "tombstones")
 CHUNK = 1 << 20
 
 

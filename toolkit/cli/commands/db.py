@@ -59,7 +59,7 @@ def rebuild_cmd(click_ctx, force):
             f"Rebuilt the catalog: {r['messages']} messages in {r['packs']} packs from media {r['media']}, "
             f"{r['stamp_batches']} stamp batches ({r['stamped_messages']} messages)"
             + (f"\n  old catalog moved to {r['moved_aside']}" if r["moved_aside"] else "")
-            + "\n  lost (held only by the catalog): " + ", ".join(f"{k} {'?' if v is None else v}" for k, v in r["lost"].items())
+            + "\n  lost (held only by the catalog): " + _lost_line(r["lost"])
             + "".join(f"\n  unreadable: {u}" for u in r["unreadable"])
             + "".join(f"\n  manifest unreadable: {u}" for u in r["manifests_unreadable"])
             + "".join(f"\n  stamp batch {u['batch_id']}: {u['problem']}" for u in r["stamp_problems"])
@@ -68,3 +68,13 @@ def rebuild_cmd(click_ctx, force):
 
     ctx.ui.emit(r, human)
     click_ctx.exit(int(ExitCode.FINDINGS) if result.problems else 0)
+
+
+def _lost_line(lost: dict) -> str:
+    """The tables held only by the catalog: each with its count from the old catalog (``?`` when it could not
+    be read); tables that were empty are left out (all of them: "nothing")."""
+    unknown = [k for k, v in lost.items() if v is None]
+    if len(unknown) == len(lost):
+        return ", ".join(unknown) + " (the old catalog could not be read: counts unknown)"
+    shown = [f"{k} {'?' if v is None else v}" for k, v in lost.items() if v is None or v]
+    return ", ".join(shown) or "nothing"
