@@ -324,7 +324,7 @@ def _body_parts(msg: MapiMessage, problems: list[str]) -> tuple[_Part | None, _P
     """(text part, html part, body.rtf part) — each may be None."""
     text = msg.text(PR_BODY)
     html = _html_bytes(msg)
-    rtf = _rtf(msg, problems)
+    rtf = _rtf(msg, problems) if html is None or text is None else None  # unused when both bodies exist
     rtf_part = None
     if rtf is not None and (html is None or text is None):
         got = _deencapsulate(rtf, problems) if (html is None or text is None) and _DEENCAPSULATE.get() else None
@@ -408,6 +408,15 @@ def learn_addresses(msg: MapiMessage, directory: dict[str, str]) -> None:
         frm = dict((k.lower(), v) for k, v in _transport_headers(transport)).get("from")
         if frm:
             pair(msg.text(PR_SENDER_EMAIL), parseaddr(frm)[1])
+
+
+def has_x500_address(msg: MapiMessage) -> bool:
+    """Whether a sender or recipient address of ``msg`` is an X.500 DN: only then can the store's
+    ``directory`` change the bytes :func:`build` writes (a reader may skip making it otherwise)."""
+    values = [msg.text(pid) for pid in (PR_SENDER_EMAIL, PR_SENDER_SMTP, PR_SENT_REPRESENTING_EMAIL,
+                                        PR_SENT_REPRESENTING_SMTP)]
+    values += [v for r in msg.recipients for v in (r.address, r.smtp)]
+    return any(isinstance(v, str) and v.strip().startswith("/") for v in values)
 
 
 def _address(name: str | None, addr: str | None, directory: dict[str, str] | None = None) -> str:
