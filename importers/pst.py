@@ -15,8 +15,9 @@ is not reachable with pypff: the mail keeps a note part naming it and the run wa
 Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime
 (on a share: as the share lists them; the store is read from a private temporary copy),
 the NID of the folder and the index and NID of the last item handed on. A rerun of the same store
-skips the folders before that folder and the items up to that index; a changed store is read again
-from the start (what was archived is recognised as exact duplicates).
+skips the folders before that folder and the items up to that index; a changed store (another size
+or mtime, or no longer that item's NID at that index in that folder) is read again from the start
+(what was archived is recognised as exact duplicates).
 """
 from __future__ import annotations
 
@@ -272,9 +273,11 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
         ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
         codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
         directory = _LazyDirectory(f.root_folder, ipm, codepage)
+        folders = _folders(f.root_folder, ipm)
+        inner = _resumable(folders, inner)
         skipping = inner is not None
         recovered = None  # the store's embedded messages, from readpst once one is needed
-        for folder, folder_path in _folders(f.root_folder, ipm):
+        for folder, folder_path in folders:
             fnid = folder.identifier
             if skipping and fnid != inner.get("folder"):
                 continue
@@ -305,6 +308,21 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                     yield item
     finally:
         f.close()
+
+
+def _resumable(folders, inner: dict | None) -> dict | None:
+    """``inner`` when the store still holds the item it names (the folder's NID, and the item's NID at
+    its position), else None: the store is read again from the start (what was archived comes back
+    as exact duplicates)."""
+    if inner is None or inner.get("nid") is None:
+        return inner
+    for folder, _ in folders:
+        if folder.identifier == inner.get("folder"):
+            try:
+                return inner if folder.get_sub_message(int(inner.get("pos", -1))).identifier == inner["nid"] else None
+            except (OSError, IndexError, TypeError, ValueError):
+                return None
+    return None
 
 
 def _folders(root, ipm: int | None):
