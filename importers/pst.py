@@ -15,8 +15,9 @@ is not reachable with pypff: the mail keeps a note part naming it and the run wa
 Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime
 (on a share: as the share lists them; the store is read from a private temporary copy),
 the NID of the folder and the index and NID of the last item handed on. A rerun of the same store
-skips the folders before that folder and the items up to that index; a changed store is read again
-from the start (what was archived is recognised as exact duplicates).
+skips the folders before that folder and the items up to that index; a changed store (another size
+or mtime, or no longer that item's NID at that index in that folder) is read again from the start
+(what was archived is recognised as exact duplicates).
 """
 from __future__ import annotations
 
@@ -81,9 +82,13 @@ def _value(vtype: int, data: bytes | None) -> Any:
     return None
 
 
-def _props(record_set) -> dict[int, Any]:
+def _props(record_set, wanted: frozenset[int] | None = None) -> dict[int, Any]:
+    """The entries of a record set by property id (only those in ``wanted`` when given: the data of
+    the others is never read)."""
     out: dict[int, Any] = {}
     for e in record_set.entries:
+        if wanted is not None and e.entry_type not in wanted:
+            continue
         try:
             v = _value(e.value_type, e.data)
         except (OSError, IOError):
@@ -93,9 +98,9 @@ def _props(record_set) -> dict[int, Any]:
     return out
 
 
-def _item_props(item) -> dict[int, Any]:
+def _item_props(item, wanted: frozenset[int] | None = None) -> dict[int, Any]:
     try:
-        return _props(item.get_record_set(0)) if item.number_of_record_sets else {}
+        return _props(item.get_record_set(0), wanted) if item.number_of_record_sets else {}
     except OSError:
         return {}
 
@@ -106,14 +111,17 @@ def _text(v) -> str | None:
     return v or None
 
 
-def to_mapi(m, codepage: int | None, attachments: bool = True) -> mapi.MapiMessage:
-    """A ``toolkit.mapi.MapiMessage`` from a pypff message."""
-    props = _item_props(m)
+def to_mapi(m, codepage: int | None, attachments: bool = True, props: dict[int, Any] | None = None) -> mapi.MapiMessage:
+    """A ``toolkit.mapi.MapiMessage`` from a pypff message (``props``: its properties when the
+    caller has read them already; each is read once)."""
+    props = _item_props(m) if props is None else props
     subject = props.get(mapi.PR_SUBJECT)
     if isinstance(subject, (str, bytes)) and subject[:1] in ("\x01", b"\x01"):
         props[mapi.PR_SUBJECT] = subject[2:]  # the subject-prefix length marker, not text
     cp = props.get(mapi.PR_MESSAGE_CODEPAGE) if isinstance(props.get(mapi.PR_MESSAGE_CODEPAGE), int) else codepage
     msg = mapi.MapiMessage(props=props, codepage=cp)
+    if attachments:
+        _rtf_from_reader(m, msg)
     try:
         rsets = list(m.recipients.record_sets) if m.recipients is not None else []
     except OSError:
@@ -139,6 +147,22 @@ def to_mapi(m, codepage: int | None, attachments: bool = True) -> mapi.MapiMessa
                 att.missing = f"attachment data not readable: {exc}"
         msg.attachments.append(att)
     return msg
+
+
+def _rtf_from_reader(m, msg: mapi.MapiMessage) -> None:
+    """The RTF body decompressed by libpff (C; the same bytes as ``compressed_rtf``, which is pure Python
+    and the slowest step of a conversion). An RTF body libpff rejects (uncompressed ``MELA`` bodies)
+    or that decompresses to nothing stays compressed for the builder to handle."""
+    raw = msg.props.get(mapi.PR_RTF_COMPRESSED)
+    if not isinstance(raw, bytes) or len(raw) < 16:
+        return
+    try:
+        rtf = m.rtf_body
+    except (OSError, IOError):
+        return
+    if isinstance(rtf, bytes) and rtf.strip(b"\x00"):
+        del msg.props[mapi.PR_RTF_COMPRESSED]
+        msg.rtf = rtf
 
 
 def _entry_nid(entry_id) -> int | None:
@@ -248,10 +272,12 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                           "is not encryption and was not needed to read it")
         ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
         codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
-        directory = _directory(f.root_folder, ipm, codepage)
+        directory = _LazyDirectory(f.root_folder, ipm, codepage)
+        folders = _folders(f.root_folder, ipm)
+        inner = _resumable(folders, inner)
         skipping = inner is not None
         recovered = None  # the store's embedded messages, from readpst once one is needed
-        for folder, folder_path in _folders(f.root_folder, ipm):
+        for folder, folder_path in folders:
             fnid = folder.identifier
             if skipping and fnid != inner.get("folder"):
                 continue
@@ -284,6 +310,21 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
         f.close()
 
 
+def _resumable(folders, inner: dict | None) -> dict | None:
+    """``inner`` when the store still holds the item it names (the folder's NID, and the item's NID at
+    its position), else None: the store is read again from the start (what was archived comes back
+    as exact duplicates)."""
+    if inner is None or inner.get("nid") is None:
+        return inner
+    for folder, _ in folders:
+        if folder.identifier == inner.get("folder"):
+            try:
+                return inner if folder.get_sub_message(int(inner.get("pos", -1))).identifier == inner["nid"] else None
+            except (OSError, IndexError, TypeError, ValueError):
+                return None
+    return None
+
+
 def _folders(root, ipm: int | None):
     """(folder, user-visible path) depth first; the root and the IPM subtree root have no path."""
     stack = [(root, None, False)]
@@ -305,6 +346,13 @@ def _folders(root, ipm: int | None):
     return out
 
 
+#: what ``toolkit.mapi.learn_addresses`` reads of an item besides its recipients (the first pass reads
+#: only these, never the bodies or attachments)
+_DIRECTORY_PROPS = frozenset({mapi.PR_SUBJECT, mapi.PR_MESSAGE_CODEPAGE, mapi.PR_SENDER_EMAIL, mapi.PR_SENDER_SMTP,
+                              mapi.PR_SENT_REPRESENTING_EMAIL, mapi.PR_SENT_REPRESENTING_SMTP,
+                              mapi.PR_TRANSPORT_MESSAGE_HEADERS})
+
+
 def _directory(root, ipm, codepage) -> dict[str, str]:
     """X.500 DN → SMTP address over every mail item of the store (a first pass; see toolkit.mapi)."""
     import pypff
@@ -319,10 +367,25 @@ def _directory(root, ipm, codepage) -> dict[str, str]:
             try:
                 m = folder.get_sub_message(i)
                 if isinstance(m, pypff.message):
-                    mapi.learn_addresses(to_mapi(m, codepage, attachments=False), directory)
+                    props = _item_props(m, _DIRECTORY_PROPS)
+                    mapi.learn_addresses(to_mapi(m, codepage, attachments=False, props=props), directory)
             except OSError:
                 continue
     return directory
+
+
+class _LazyDirectory:
+    """The store's X.500 → SMTP map, made by a first pass over the store (:func:`_directory`) only when
+    an item has an X.500 address to resolve: a store without one is read once, not twice."""
+
+    def __init__(self, root, ipm, codepage):
+        self._args = (root, ipm, codepage)
+        self._map: dict[str, str] | None = None
+
+    def for_message(self, msg: mapi.MapiMessage) -> dict[str, str] | None:
+        if self._map is None and mapi.has_x500_address(msg):
+            self._map = _directory(*self._args)
+        return self._map
 
 
 def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory, cur: dict,
@@ -343,8 +406,8 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
     if not is_mail_class(cls):
         return SourceSkip(item_ref, f"not mail: {cls}", cur)
     try:
-        msg = to_mapi(m, codepage)
-        msg.directory = directory
+        msg = to_mapi(m, codepage, props=props)
+        msg.directory = directory.for_message(msg)
         built = mapi.build_guarded(msg, convert_limit) if convert_limit else mapi.build(msg)
     except mapi.ConversionTimeout as exc:
         return SourceProblem(item_ref, f"item not converted: {exc}", cur)

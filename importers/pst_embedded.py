@@ -94,6 +94,8 @@ def _index(out: str) -> Recovered:
                 continue
             with open(os.path.join(dirpath, name), "rb") as f:
                 raw = f.read()
+            if b"message/rfc822" not in raw.lower():
+                continue  # no embedded message: not parsed (most items)
             children = [normalise(c) for c in embedded_parts(raw)]
             if not children:
                 continue

@@ -14,7 +14,8 @@ table and an attachment table. The importers read those with their own library a
   nowhere becomes ``unresolved@invalid`` with the display name kept.
 * **Bodies.** Plain text (0x1000), HTML (0x1013) and compressed RTF (0x1009, decompressed with
   ``compressed_rtf``). RTF that wraps HTML or text (``\\fromhtml1``/``\\fromtext``) is turned back
-  into it when the message has no such body of its own (RTFDE); native RTF is kept as a
+  into it when the message has no such body of its own (RTFDE; a body seen lately is not parsed
+  again, its result is reused); native RTF is kept as a
   ``body.rtf`` part. Bodies keep their bytes: the charset parameter names the code page they are in
   (0x3FDE internet code page, else 0x3FFD message code page).
 * **Attachments.** By value (0x3701) with name (0x3707, 0x3704, 0x3001), type (0x370E, else from the
@@ -41,6 +42,7 @@ import hashlib
 import mimetypes
 import quopri
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from email.header import Header
 from email.parser import HeaderParser
@@ -301,10 +303,36 @@ def _deencapsulator():
     return _RTFDE[0]
 
 
+#: RTF bodies de-encapsulated lately (SHA-256 of the RTF → result and problem): RTFDE costs tens of
+#: milliseconds per body, and a store often holds the same RTF body many times (Exchange writes one
+#: fixed RTF for every item whose text body is empty). Small bodies only, a few dozen of them.
+_RTF_MEMO: "OrderedDict[bytes, tuple[tuple[str, str] | None, str | None]]" = OrderedDict()
+_RTF_MEMO_ITEMS, _RTF_MEMO_MAX_BYTES = 64, 64 * 1024
+
+
 def _deencapsulate(rtf: bytes, problems: list[str]) -> tuple[str, str] | None:
     """("html"|"text", content) for RTF that wraps HTML or text, else None (native RTF)."""
     if b"\\fromhtml" not in rtf[:2048] and b"\\fromtext" not in rtf[:2048]:
         return None
+    key = hashlib.sha256(rtf).digest() if len(rtf) <= _RTF_MEMO_MAX_BYTES else None
+    if key is not None and key in _RTF_MEMO:
+        _RTF_MEMO.move_to_end(key)
+        got, problem = _RTF_MEMO[key]
+    else:
+        mark = len(problems)
+        got = _deencapsulate_once(rtf, problems)
+        problem = problems[mark] if len(problems) > mark else None
+        if key is not None:
+            _RTF_MEMO[key] = (got, problem)
+            if len(_RTF_MEMO) > _RTF_MEMO_ITEMS:
+                _RTF_MEMO.popitem(last=False)
+        return got
+    if problem is not None:
+        problems.append(problem)
+    return got
+
+
+def _deencapsulate_once(rtf: bytes, problems: list[str]) -> tuple[str, str] | None:
     try:
         d = _deencapsulator()(rtf)
         d.deencapsulate()
@@ -324,7 +352,7 @@ def _body_parts(msg: MapiMessage, problems: list[str]) -> tuple[_Part | None, _P
     """(text part, html part, body.rtf part) — each may be None."""
     text = msg.text(PR_BODY)
     html = _html_bytes(msg)
-    rtf = _rtf(msg, problems)
+    rtf = _rtf(msg, problems) if html is None or text is None else None  # unused when both bodies exist
     rtf_part = None
     if rtf is not None and (html is None or text is None):
         got = _deencapsulate(rtf, problems) if (html is None or text is None) and _DEENCAPSULATE.get() else None
@@ -408,6 +436,15 @@ def learn_addresses(msg: MapiMessage, directory: dict[str, str]) -> None:
         frm = dict((k.lower(), v) for k, v in _transport_headers(transport)).get("from")
         if frm:
             pair(msg.text(PR_SENDER_EMAIL), parseaddr(frm)[1])
+
+
+def has_x500_address(msg: MapiMessage) -> bool:
+    """Whether a sender or recipient address of ``msg`` is an X.500 DN: only then can the store's
+    ``directory`` change the bytes :func:`build` writes (a reader may skip making it otherwise)."""
+    values = [msg.text(pid) for pid in (PR_SENDER_EMAIL, PR_SENDER_SMTP, PR_SENT_REPRESENTING_EMAIL,
+                                        PR_SENT_REPRESENTING_SMTP)]
+    values += [v for r in msg.recipients for v in (r.address, r.smtp)]
+    return any(isinstance(v, str) and v.strip().startswith("/") for v in values)
 
 
 def _address(name: str | None, addr: str | None, directory: dict[str, str] | None = None) -> str:
