@@ -334,3 +334,24 @@ def test_revisor_by_folder_and_domain_sees_their_union(archive):
     mailarchive(home, "export", "eml", str(dest), "--as-revisor", "mixed")
     assert set(exported_keys(dest)) == in_domain | _keys_under(src, "eml/2020")
     assert _keys_under(src, "eml/2020") - in_domain, "the folder adds mail outside the domain"
+
+
+def test_sql_as_user_hides_who_else_was_blind_copied(archive):
+    """A user sees the Bcc rows of the mail they sent and their own Bcc rows; on mail sent to them, not
+    who else was blind-copied (that includes the journal envelope, which lists every recipient)."""
+    home, src, base = archive
+    own = EXPECTED_ADDRESSES["anna"]
+    query = ("SELECT r.msg_id, lower(r.address) AS address, lower(m.from_addr) AS sender FROM recipients r "
+             "JOIN messages m USING (msg_id) WHERE r.kind = 'bcc'")
+    scoped_ids = {r["msg_id"] for r in json.loads(mailarchive(
+        home, "sql", "--as-user", "anna", "--format", "json", "SELECT msg_id FROM messages").stdout)}
+    everyone = [r for r in json.loads(mailarchive(home, "sql", "--format", "json", query).stdout)
+                if r["msg_id"] in scoped_ids]
+    hidden = [r for r in everyone if r["address"] not in own and r["sender"] not in own]
+    assert hidden, "the sample must hold a mail Anna may see with someone else's Bcc"
+    seen = json.loads(mailarchive(home, "sql", "--as-user", "anna", "--format", "json", query).stdout)
+    assert sorted(map(json.dumps, seen)) == sorted(json.dumps(r) for r in everyone if r not in hidden)
+    envelopes = json.loads(mailarchive(home, "sql", "--as-user", "anna", "--format", "json",
+                                       "SELECT e.msg_id, lower(m.from_addr) AS sender FROM envelopes e "
+                                       "JOIN messages m USING (msg_id)").stdout)
+    assert all(e["sender"] in own for e in envelopes), envelopes

@@ -227,14 +227,29 @@ def revisor_scope(con, name: str) -> Scope:
                  {"domains": domains, "folders": folders})
 
 
+_SENT_BY_USER = ("t.msg_id IN (SELECT msg_id FROM memory.main.messages "
+                 "WHERE lower(from_addr) IN (SELECT unnest(?::VARCHAR[])))")
+_BLIND_COPIES = {
+    "recipients": f"(t.kind <> 'bcc' OR lower(t.address) IN (SELECT unnest(?::VARCHAR[])) OR {_SENT_BY_USER})",
+    "envelopes": _SENT_BY_USER,
+}
+
+
 def restrict_session(con: duckdb.DuckDBPyConnection, scope: Scope) -> None:
     """Copy the rows in ``scope`` of :data:`SCOPED_TABLES` into the session's own memory and detach the
     catalog, so a query sees those rows and nothing else (not even through ``cat.``); called by
     :meth:`~toolkit.catalog.Catalog.querying` before it locks the session's configuration."""
     con.execute(f"CREATE TABLE memory.main.messages AS SELECT m.* FROM cat.main.messages m WHERE {scope.condition}",
                 list(scope.params))
+    own = scope.detail.get("addresses") if scope.kind == "user" else None
     for table in SCOPED_TABLES[1:]:
-        con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM cat.main.{table} "
-                    "WHERE msg_id IN (SELECT msg_id FROM memory.main.messages)")
+        where = "msg_id IN (SELECT msg_id FROM memory.main.messages)"
+        params: list = []
+        if own is not None and table in _BLIND_COPIES:
+            # a user sees the Bcc recipients (and the journal envelope, which names them all) of the mail
+            # they sent, and their own Bcc rows; not who else was blind-copied on mail sent to them
+            where += " AND " + _BLIND_COPIES[table]
+            params = [own] * _BLIND_COPIES[table].count("?")
+        con.execute(f"CREATE TABLE memory.main.{table} AS SELECT * FROM cat.main.{table} t WHERE {where}", params)
     con.execute("USE memory")
     con.execute("DETACH cat")
