@@ -75,6 +75,24 @@ def current(con) -> Directory:
     return d
 
 
+def owned_sightings(con) -> dict[str, int]:
+    """owner → how many sightings name that owner (a migration plan's owner column); empty before m0061."""
+    has_owner = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'cat' AND table_name = 'sightings' "
+        "AND column_name = 'owner'").fetchone()[0]
+    if not has_owner:
+        return {}
+    return dict(con.execute(
+        "SELECT owner, count(*) FROM sightings WHERE owner IS NOT NULL GROUP BY owner ORDER BY owner").fetchall())
+
+
+def user_names(con) -> set[str]:
+    """The names of the directory's users (empty when the catalog has no directory)."""
+    if not has_directory(con):
+        return set()
+    return {r[0] for r in con.execute("SELECT name FROM users").fetchall()}
+
+
 def revisors(con) -> dict[str, dict]:
     """name → {"all": bool, "domains": [...], "folders": [...]} of every revisor profile."""
     out: dict[str, dict] = {}
