@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UsageError
+
 KINDS = ("imap", "pop3", "mbox", "maildir", "eml", "share", "pst", "msg")
 SERVER_KINDS = ("imap", "pop3")
 COLUMNS = ("kind", "location", "user", "password_file", "owner", "folders")
@@ -156,7 +158,13 @@ def _line(number: int, row: dict, base: Path, plan: Plan) -> PlanLine | None:
         return None
     if password_file not in (None, PROMPT):
         password_file = Path(password_file) if Path(password_file).is_absolute() else base / password_file
-    return PlanLine(number, kind, location, get["user"] or None, password_file, get["owner"] or None, folders)
+    line = PlanLine(number, kind, location, get["user"] or None, password_file, get["owner"] or None, folders)
+    try:
+        line.server  # a server URL must parse (host, port, no password in it)
+    except UsageError as exc:
+        plan.problems.append((number, str(exc)))
+        return None
+    return line
 
 
 def _server_problems(kind: str, location: str, user: str, password_file: str | None) -> list[str]:
@@ -164,7 +172,10 @@ def _server_problems(kind: str, location: str, user: str, password_file: str | N
     scheme = location.split("://", 1)[0].lower() if "://" in location else ""
     if location and scheme not in _SCHEMES[kind]:
         wrong.append(f"location {location!r} is not a {' or '.join(s + '://' for s in _SCHEMES[kind])} URL")
-    has_user = "@" in location.split("://", 1)[-1].split("/", 1)[0]
+    netloc = location.split("://", 1)[-1].split("/", 1)[0]
+    if ":" in netloc.rpartition("@")[0]:
+        return ["a password in the location: passwords never go into the plan (name a password_file)"]
+    has_user = "@" in netloc
     if not user and not has_user:
         wrong.append("no user")
     if not password_file:
