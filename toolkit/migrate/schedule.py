@@ -28,6 +28,7 @@ from .report import MigrationReport, Outcome
 
 THROTTLE_MARKS = ("[THROTTLED]", "[IN-USE]", "[LOGIN-DELAY]", "maildrop busy")
 TOTAL = "all sources"
+STOP_GRACE = 2.0  # seconds the source being committed gets to reach its next chunk after a stop request
 
 
 class _Prefixed(NullReporter):
@@ -79,16 +80,24 @@ class Migration:
                       for o, imp in jobs]
         self._stop = threading.Event()
         self._current = None
+        self._current_job: _Job | None = None
         self._slots = threading.Semaphore(self.parallel)
         self._servers: dict[str, threading.Semaphore] = {}
 
     def request_stop(self) -> None:
         """Stop reading, end the source being committed as interrupted (its committed part stays)."""
         self._stop.set()
-        if self._current is not None:
-            self._current.request_stop()
+        current = self._current
+        if current is not None:
+            current.request_stop()  # it commits what it applied and ends at its next chunk
         for job in self._jobs:
-            if job.feed is not None:
+            if job.feed is None:
+                continue
+            if job is self._current_job:  # its reader may be slow: stop waiting for it after a grace period
+                timer = threading.Timer(STOP_GRACE, job.feed.cancel)
+                timer.daemon = True
+                timer.start()
+            else:
                 job.feed.cancel()
 
     def run(self) -> MigrationReport:
@@ -137,8 +146,7 @@ class Migration:
             self.reporter.advance(TOTAL, 1)
         if self._stop.is_set():
             for job in jobs:
-                if job.feed is not None:
-                    job.feed.cancel()
+                job.feed.cancel()
         dispatcher.join(5.0)
         return later
 
@@ -186,6 +194,7 @@ class Migration:
         make = self._make_ingest or (lambda: Ingest(self.archive, _Prefixed(self.reporter, out.line.label()),
                                                     command="migrate", **self.ingest_options))
         ing = self._current = make()
+        self._current_job = job
         try:
             summary = ing.run(FedImporter(job.importer, job.feed, job.cursor)).as_dict()
             out.add(summary)
