@@ -72,7 +72,8 @@ def _plan(tmp_path, dovecot, n_imap=6, n_pop=2):
             _load(dovecot, u, pw, [_mail(u + "-arch", 1), SHARED[3]], folder="Archive")
         (tmp_path / f"{u}.pw").write_text(pw + "\n")
         kind, port = ("imap", dovecot.imaps_port) if i < n_imap else ("pop3", dovecot.pop3s_port)
-        lines.append(f"{kind},{kind}s://127.0.0.1:{port},{u},{u}.pw,owner-{u},")
+        folders = "Archive" if i == 1 else ""  # that account: only its Archive folder
+        lines.append(f"{kind},{kind}s://127.0.0.1:{port},{u},{u}.pw,owner-{u},{folders}")
     for j in range(2):
         _mbox(tmp_path / f"box{j}.mbox", [_mail(f"mbox{j}-", k) for k in range(6)] + SHARED[j:j + 2])
         lines.append(f"mbox,box{j}.mbox,,,archivist,")
@@ -106,7 +107,7 @@ def _run(home, plan, dovecot, *args, check=0):
 
 
 def test_parallel_run_equals_the_sequential_one(dovecot, tmp_path):
-    plan, _ = _plan(tmp_path, dovecot)
+    plan, users = _plan(tmp_path, dovecot)
     seq, par = _init(tmp_path, "seq"), _init(tmp_path, "par")
     r_seq = _run(seq, plan, dovecot, "--parallel", "1").result
     r_par = _run(par, plan, dovecot, "--parallel", "4", "--per-server", "3", "--report", str(tmp_path / "r.json"),
@@ -120,6 +121,8 @@ def test_parallel_run_equals_the_sequential_one(dovecot, tmp_path):
     assert arrivals_par == arrivals_seq  # the same decision for every arrival
     assert {a[4] for a in arrivals_par} >= {"archivist"} and all(a[4] for a in arrivals_par)
     assert json.loads((tmp_path / "r.json").read_text())["sources"] == r_par["sources"]
+    folders = _sql(par, f"SELECT DISTINCT folder FROM sightings WHERE owner = 'owner-{users[1][0]}'")
+    assert folders == [{"folder": "Archive"}]  # the plan's folders column is an include list
     page = (tmp_path / "r.html").read_text()
     assert page.count("<tr class=\"complete\">") == 12 and "<script" not in page and "http" not in page.split("<table")[0].lower()
     # every owner is unknown to the (empty) directory: warned about, not an error

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..catalog import ingest_rows as store
@@ -52,7 +52,6 @@ class _Job:
     cursor: Any = None
     feed: Feed | None = None
     started: float = 0.0
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 def throttled(exc: BaseException) -> bool:
@@ -130,7 +129,7 @@ class Migration:
                 job.outcome.status = "done-before"
             return False
         job.cursor = store.resume_point(stored, getattr(job.importer, "incremental", False))
-        job.feed, job.done = Feed(self.feed_bytes), threading.Event()
+        job.feed = Feed(self.feed_bytes)
         return True
 
     def _round(self, jobs: list[_Job]) -> list[_Job]:
