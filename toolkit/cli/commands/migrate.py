@@ -113,6 +113,7 @@ def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file,
         raise UsageError(f"the plan has {len(problems)} problem(s); nothing was run (migrate check lists "
                          f"reachability and logins too):\n" + _problem_text(plan_file, problems))
     server = ServerOptions(ca_file, insecure, allow_plaintext, timeout, retries)
+    # every source's Ingest gets these settings; an --executor option (Dask) adds its executor here
     with ctx.open(writer=True) as archive:
         result = run_plan(archive, plan, passwords, server, reporter=ctx.ui.reporter(), parallel=parallel,
                           per_server=per_server, retry_wait=retry_wait,
