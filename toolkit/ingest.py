@@ -139,7 +139,8 @@ class Ingest:
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
         started = time.monotonic()
-        self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via)
+        self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
+                                  getattr(importer, "owner", None))
         cursor = self._rows.open_run(getattr(importer, "incremental", False), os.getpid(), socket.gethostname())
         self.resumed = cursor is not None  # False: this run reads the source from its start
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)

@@ -88,8 +88,9 @@ class Committed:
 class IngestWriter:
     """The run row, the pending rows and their commits for one import run of one source."""
 
-    def __init__(self, catalog: Catalog, command: str, source_uri: str, via: str):
+    def __init__(self, catalog: Catalog, command: str, source_uri: str, via: str, owner: str | None = None):
         self.catalog = catalog
+        self.owner = owner  # the mailbox's owner, recorded on every sighting (a migration plan names it)
         self.command = command
         self.source_uri = source_uri
         self.via = via
@@ -178,7 +179,7 @@ class IngestWriter:
         msg_ids = _msg_ids(cols.pop("target"), base)
         store.append_columns(con, "sightings", {
             **cols, "msg_id": msg_ids, "run_id": [self.run_id] * n,
-            "source_uri": [self.source_uri] * n, "via": vias, "seen_at": [now] * n}, n)
+            "source_uri": [self.source_uri] * n, "via": vias, "seen_at": [now] * n, "owner": [self.owner] * n}, n)
 
     def _append_conversions(self, con, conversions: list[tuple[tuple, str, str]], base: int) -> None:
         if conversions:

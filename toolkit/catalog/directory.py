@@ -75,6 +75,24 @@ def current(con) -> Directory:
     return d
 
 
+def owned_sightings(con) -> dict[str, int]:
+    """owner → how many sightings name that owner (a migration plan's owner column); empty before m0061."""
+    has_owner = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'cat' AND table_name = 'sightings' "
+        "AND column_name = 'owner'").fetchone()[0]
+    if not has_owner:
+        return {}
+    return dict(con.execute(
+        "SELECT owner, count(*) FROM sightings WHERE owner IS NOT NULL GROUP BY owner ORDER BY owner").fetchall())
+
+
+def user_names(con) -> set[str]:
+    """The names of the directory's users (empty when the catalog has no directory)."""
+    if not has_directory(con):
+        return set()
+    return {r[0] for r in con.execute("SELECT name FROM users").fetchall()}
+
+
 def revisors(con) -> dict[str, dict]:
     """name → {"all": bool, "domains": [...], "folders": [...]} of every revisor profile."""
     out: dict[str, dict] = {}
@@ -105,6 +123,12 @@ def _diff(old: dict, new: dict) -> dict:
     }
 
 
+def _insert_many(con, sql: str, rows: list) -> None:
+    """``executemany`` that accepts no rows (a directory without aliases or groups; DuckDB refuses [])."""
+    if rows:
+        con.executemany(sql, rows)
+
+
 def replace_directory(con, new: Directory, actor: str, source: dict) -> dict:
     """Replace the directory by ``new`` inside the caller's transaction; an event records who, what and the
     version. Returns {"changed", "version", "what"}; an identical directory changes nothing (no event)."""
@@ -119,14 +143,14 @@ def replace_directory(con, new: Directory, actor: str, source: dict) -> dict:
         return {"changed": False, "version": version(con), "what": what}
     for table in ("domains", "domain_aliases", "users", "user_addresses", "groups", "group_members", "group_assigned"):
         con.execute(f"DELETE FROM {table}")
-    con.executemany("INSERT INTO domains VALUES (?)", [[d] for d in new.domains])
-    con.executemany("INSERT INTO domain_aliases VALUES (?, ?)", [[a, d] for a, d in new.aliases.items()])
-    con.executemany("INSERT INTO users VALUES (?)", [[n] for n in new.users])
-    con.executemany("INSERT INTO user_addresses VALUES (?, ?)", [[n, a] for n, addrs in new.users.items() for a in addrs])
-    con.executemany("INSERT INTO groups VALUES (?)", [[n] for n in new.groups])
+    _insert_many(con, "INSERT INTO domains VALUES (?)", [[d] for d in new.domains])
+    _insert_many(con, "INSERT INTO domain_aliases VALUES (?, ?)", [[a, d] for a, d in new.aliases.items()])
+    _insert_many(con, "INSERT INTO users VALUES (?)", [[n] for n in new.users])
+    _insert_many(con, "INSERT INTO user_addresses VALUES (?, ?)", [[n, a] for n, addrs in new.users.items() for a in addrs])
+    _insert_many(con, "INSERT INTO groups VALUES (?)", [[n] for n in new.groups])
     for table, key in (("group_members", "members"), ("group_assigned", "assigned")):
-        con.executemany(f"INSERT INTO {table} VALUES (?, ?)",
-                        [[n, a] for n, g in new.groups.items() for a in g[key]])
+        _insert_many(con, f"INSERT INTO {table} VALUES (?, ?)",
+                     [[n, a] for n, g in new.groups.items() for a in g[key]])
     v = version(con) + 1
     log_event(con, "directory-imported", {"version": v, "actor": actor, "source": source, "what": what,
                                           "counts": {"domains": len(new.domains), "aliases": len(new.aliases),

@@ -37,7 +37,7 @@ SIGHTING_SCHEMA = pa.schema(
     [
         ("msg_id", pa.int64()), ("run_id", pa.int32()), ("source_uri", pa.string()), ("folder", pa.string()),
         ("source_ref", pa.string()), ("via", pa.string()), ("decision", pa.string()), ("flags", pa.string()),
-        ("internal_date", _TS), ("seen_at", _TS),
+        ("internal_date", _TS), ("seen_at", _TS), ("owner", pa.string()),
     ]
 )
 RUN_ERROR_SCHEMA = pa.schema(

@@ -67,8 +67,10 @@ def list_cmd(ctx, as_json):
     with ctx.open() as archive, archive.catalog.reading() as con:
         d = directory.current(con)
         history = directory.changes(con)
+        owned = directory.owned_sightings(con)
         r = {"version": len(history), **d.as_dict(), "revisors": directory.revisors(con),
-             "last_change": history[-1] if history else None}
+             "last_change": history[-1] if history else None,
+             "owned_sightings": {n: owned.get(n, 0) for n in d.users}}
     ctx.ui.emit(r, lambda r: _show(ctx, r))
 
 
@@ -77,7 +79,8 @@ def _show(ctx, r: dict) -> None:
     ctx.ui.say(f"Directory version {r['version']}"
                + (f", last changed {last['at']:%Y-%m-%d %H:%M} by {last['actor']} ({last['kind']})" if last else ""))
     rows = [["domain", d, ""] for d in r["domains"]] + [["alias", a, f"→ {t}"] for a, t in r["aliases"].items()]
-    rows += [["user", n, ", ".join(a)] for n, a in r["users"].items()]
+    rows += [["user", n, ", ".join(a) + f"; owns {r['owned_sightings'].get(n, 0)} sightings"]
+             for n, a in r["users"].items()]
     rows += [["group", n, "members: " + ", ".join(g["members"]) + "; assigned: " + ", ".join(g["assigned"])]
              for n, g in r["groups"].items()]
     rows += [["revisor", n, "everything" if p["all"] else

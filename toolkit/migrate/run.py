@@ -1,0 +1,33 @@
+"""``run_plan``: a validated plan run into an archive opened as writer; returns the report as a dict."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..catalog import directory
+from ..reporter import Reporter
+from .plan import Plan
+from .report import Outcome, owner_warnings
+from .schedule import Migration
+from .sources import ServerOptions, make_importer
+
+
+def run_plan(archive, plan: Plan, passwords: dict[int, str], server: ServerOptions, *,
+             reporter: Reporter | None = None, parallel: int = 1, per_server: int = 4, retry_wait: float = 30.0,
+             smb_password: str | None = None, ingest_options: dict | None = None,
+             on_start: Callable[[Migration], Callable[[], object]] | None = None) -> dict:
+    """Run every line of ``plan`` (see :mod:`.schedule`). ``on_start(migration)`` may install signal
+    handlers that call ``migration.request_stop()``; it returns the function that removes them."""
+    jobs = [(Outcome(line), make_importer(line, passwords.get(line.number), server, smb_password))
+            for line in plan.lines]
+    migration = Migration(archive, jobs, reporter=reporter, parallel=parallel, per_server=per_server,
+                          retry_wait=retry_wait, ingest_options=ingest_options)
+    undo = on_start(migration) if on_start is not None else None
+    try:
+        report = migration.run()
+    finally:
+        if undo is not None:
+            undo()
+    report.plan = str(plan.path)
+    with archive.catalog.reading() as con:
+        report.warnings += owner_warnings(report.outcomes, directory.user_names(con))
+    return report.as_dict()
