@@ -30,6 +30,7 @@ fails is listed and the others continue.
 """
 from __future__ import annotations
 
+import collections
 import fnmatch
 import imaplib
 import queue
@@ -46,7 +47,8 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.net import imap as net_imap
 from toolkit.net.imap import close as _close
 from toolkit.net.imap import server_text as _server_text
-from toolkit.net.retry import with_reconnect
+from toolkit.net.imap_pipeline import complete_fetch, send_fetch
+from toolkit.net.retry import LINK_ERRORS, with_reconnect
 
 from . import utf7
 from .netutil import ServerSource
@@ -66,6 +68,8 @@ OTHER_LITERALS = 16 << 20
 FETCH_SLACK = 64 << 10
 #: Bytes of mail the read-ahead thread may hold beyond the one being handed over.
 PREFETCH_BYTES = 64 << 20
+#: Body FETCH commands sent before the answer of the first is read (1: one at a time).
+PIPELINE = 4
 
 
 class _FolderError(Exception):
@@ -98,8 +102,8 @@ def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
         budget = imap._literal_budget
         if size > budget[1]:
             raise _ProtocolError(
-                f"the server sent more than it announced: a literal of {size:,} bytes where the command "
-                f"allows {budget[0]:,} bytes in all (the RFC822.SIZE values of the batch); the connection "
+                f"the server sent more than it announced: a literal of {size:,} bytes where the commands in "
+                f"flight allow {budget[0]:,} bytes in all (the RFC822.SIZE values of their batches); the connection "
                 "was dropped (a broken or hostile server?)"
             )
         budget[1] -= size
@@ -113,6 +117,14 @@ def _budget(c: IMAPClient, nbytes: int) -> None:
     b = getattr(c._imap, "_literal_budget", None)
     if b is not None:
         b[0] = b[1] = nbytes
+
+
+def _credit(c: IMAPClient, nbytes: int) -> None:
+    """Add the literal bytes of one more command in flight to the connection's budget (pipelined FETCH)."""
+    b = getattr(c._imap, "_literal_budget", None)
+    if b is not None:
+        b[0] += nbytes
+        b[1] += nbytes
 
 
 def load_cursor(cursor: Any) -> dict[str, tuple[int, int]]:
@@ -160,6 +172,7 @@ class ImapImporter(ServerSource):
         prefetch: int = 400,
         prefetch_bytes: int = PREFETCH_BYTES,
         max_fetch: int = MAX_FETCH,
+        pipeline: int = PIPELINE,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
                          timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
@@ -175,6 +188,7 @@ class ImapImporter(ServerSource):
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
         self.prefetch_bytes = prefetch_bytes  # and at most this many bytes of mail
         self.max_fetch = max_fetch
+        self.pipeline = max(1, pipeline)  # body FETCH commands in flight on the connection
         self.throttled = 0
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
@@ -309,13 +323,89 @@ class ImapImporter(ServerSource):
                 yield [uid]
                 continue
             size = sizes[uid]
-            if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes):
+            if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes // self.pipeline):
                 yield cur
                 cur, nbytes = [], 0
             cur.append(uid)
             nbytes += size
         if cur:
             yield cur
+
+    def _allowed(self, batch: list[int], sizes: dict[int, int]) -> int:
+        """The literal bytes a body FETCH of ``batch`` may bring: its RFC822.SIZE values (+ slack)."""
+        known = all(u in sizes for u in batch)
+        return (sum(sizes[u] for u in batch) if known else self.max_fetch) + FETCH_SLACK
+
+    def _fetch_batches(self, name: str, batches: list[list[int]], sizes: dict[int, int]) -> Iterator[tuple[list[int], dict]]:
+        """(batch, {uid: FETCH answer}) in order, with up to ``pipeline`` body FETCH commands in flight.
+
+        The answers are read one command at a time, each within its own literal budget. A broken link:
+        reconnect (bounded backoff) and send again every batch not yet handed over. A NO or BAD (throttling,
+        a mail expunged): the commands in flight are read to their end and that batch takes the one-at-a-time
+        path of ``_call`` (pause on throttling, mail by mail after a NO).
+        """
+        what = f"FETCH {name}"
+        inflight: collections.deque = collections.deque()  # (batch, tag, allowed bytes), in the order sent
+        stash: dict[int, dict] = {}  # answers read for a later batch (Dovecot runs pipelined FETCHes in parallel)
+        credited: IMAPClient | None = None
+        i = 0
+        while i < len(batches):
+            reading = False
+            try:
+                c = self._ensure()
+                if c is not credited:  # a new connection: its literal budget is what the commands sent on it allow
+                    _budget(c, 0)
+                    credited = c
+                window = sum(a for _b, _t, a in inflight)
+                while len(inflight) < self.pipeline and i + len(inflight) < len(batches):
+                    nxt = batches[i + len(inflight)]
+                    allowed = self._allowed(nxt, sizes)
+                    if inflight and window + allowed > self.batch_bytes + len(inflight) * FETCH_SLACK:
+                        break  # the answers in flight may all be read at once: bounded in bytes
+                    _credit(c, allowed)
+                    inflight.append((nxt, send_fetch(c, nxt, FETCH_ITEMS), allowed))
+                    window += allowed
+                batch, tag, _a = inflight[0]
+                reading = True
+                stash.update(complete_fetch(c, tag))
+                inflight.popleft()
+            except LINK_ERRORS as exc:
+                inflight.clear()
+                stash.clear()
+                self._drop()
+                self._retry.wait(what, exc)  # raises when the budget is spent
+                self._reconnecting()
+                continue
+            except IMAPClientError as exc:
+                if not reading:
+                    raise
+                batch = inflight.popleft()[0]
+                self._drain(inflight)
+                stash.clear()
+                if _throttled(exc):
+                    self.throttled += 1
+                    self._retry.wait(what, exc)  # the same connection, after a pause: no re-login storm
+                allowed = self._allowed(batch, sizes)
+                stash.update(self._call(what, lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1]))
+            self._retry.reset()
+            data = {u: stash.pop(u) for u in batch if u in stash}
+            later = {u for b, _t, _a in inflight for u in b}
+            for u in [u for u in stash if u not in later]:  # unsolicited answers
+                del stash[u]
+            yield batch, data
+            i += 1
+
+    def _drain(self, inflight: collections.deque) -> None:
+        """Read the answers of the commands still in flight and throw them away (they are sent again)."""
+        while inflight and self._client is not None:
+            _batch, tag, _allowed = inflight.popleft()
+            try:
+                complete_fetch(self._client, tag)
+            except LINK_ERRORS:
+                self._drop()
+            except IMAPClientError:
+                continue
+        inflight.clear()
 
     def _scan_folder(self, wire: bytes, name: str, prev: tuple[int, int] | None, done: dict, reporter: Reporter) -> Iterator[SourceItem]:
         info = self._call(f"EXAMINE {name}", lambda c: c.select_folder(wire, readonly=True))
@@ -350,11 +440,7 @@ class ImapImporter(ServerSource):
         task = f"folder {name}"
         reporter.start(task, len(uids), "mails")
         try:
-            for batch in self._batches(uids, sizes):
-                known = all(u in sizes for u in batch)
-                allowed = (sum(sizes[u] for u in batch) if known else self.max_fetch) + FETCH_SLACK
-                data = self._call(f"FETCH {name}", lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1])
-                self._retry.reset()
+            for batch, data in self._fetch_batches(name, list(self._batches(uids, sizes)), sizes):
                 for uid in batch:
                     ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
                     cursor = {"folders": done, "current": [name, uidvalidity, uid]}
