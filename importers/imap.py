@@ -31,6 +31,7 @@ fails is listed and the others continue.
 from __future__ import annotations
 
 import collections
+import copy
 import fnmatch
 import imaplib
 import queue
@@ -173,6 +174,7 @@ class ImapImporter(ServerSource):
         prefetch_bytes: int = PREFETCH_BYTES,
         max_fetch: int = MAX_FETCH,
         pipeline: int = PIPELINE,
+        connections: int = 1,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
                          timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
@@ -189,6 +191,8 @@ class ImapImporter(ServerSource):
         self.prefetch_bytes = prefetch_bytes  # and at most this many bytes of mail
         self.max_fetch = max_fetch
         self.pipeline = max(1, pipeline)  # body FETCH commands in flight on the connection
+        self.connections = max(1, connections)  # folders read at once, each on its own connection
+        self.parallel_peak_bytes = 0  # the most bytes of mail the connections held ahead at once
         self.throttled = 0
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
@@ -249,21 +253,22 @@ class ImapImporter(ServerSource):
         done: dict[str, list[int]] = {k: list(v) for k, v in state.items()}
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
-            for wire, name in self._choose(listing, reporter):
+            chosen = self._choose(listing, reporter)
+            if self.connections > 1 and len(chosen) > 1:
+                streams = self._parallel_streams(chosen, state, reporter)
+            else:
+                streams = ((name, self._folder_stream(wire, name, state.get(name), reporter)) for wire, name in chosen)
+            for name, stream in streams:
                 problems: list[SourceItem] = []
                 try:
-                    for item in self._scan_folder(wire, name, state.get(name), done, reporter):
+                    for item in stream:
+                        if isinstance(item.cursor, dict) and "current" in item.cursor:
+                            item.cursor["folders"] = done  # the folders finished before this one, in yield order
                         yield item
-                except _ProtocolError as exc:
-                    _close(self._client)
-                    self._client = None
-                    problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except _FolderError as exc:
                     problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except IMAPClientError as exc:  # NO/BAD from the server for this folder
                     problems.append(SourceProblem(name, f"folder not imported: {_server_text(exc)}", None))
-                finally:
-                    self._selected = None
                 last = self._folder_last.get(name)
                 if last is not None:
                     done = {**done, name: list(last)}
@@ -273,6 +278,67 @@ class ImapImporter(ServerSource):
         finally:
             _close(self._client, logout=True)
             self._client = None
+
+    def _folder_stream(self, wire: bytes, name: str, prev: tuple[int, int] | None, reporter: Reporter) -> Iterator[SourceItem]:
+        """One folder on this importer's connection; a protocol break drops the connection (the next folder reconnects)."""
+        try:
+            yield from self._scan_folder(wire, name, prev, {}, reporter)
+        except _ProtocolError:
+            self._drop()
+            raise
+        finally:
+            self._selected = None
+
+    def _parallel_streams(self, chosen: list[tuple[bytes, str]], state: dict, reporter: Reporter) -> Iterator[tuple[str, Iterator]]:
+        """(name, items) in the listing's order while up to ``connections`` connections read folders ahead.
+
+        Each connection takes the next folder not yet started; what they read waits in per-folder queues
+        bounded together by ``prefetch_bytes`` (the folder being handed over may always add one mail).
+        """
+        lock = threading.Lock()
+        shared = _LockedReporter(reporter, lock)
+        readers = [self] + [self._sibling() for _ in range(min(self.connections, len(chosen)) - 1)]
+        feeds = _Feeds([name for _w, name in chosen], self.prefetch_bytes)
+        order = iter(list(enumerate(chosen)))
+
+        def work(reader: "ImapImporter") -> None:
+            try:
+                while True:
+                    with lock:
+                        nxt = next(order, None)
+                    if nxt is None or feeds.stopped:
+                        return
+                    k, (wire, name) = nxt
+                    feeds.run(k, reader._folder_stream(wire, name, state.get(name), shared))
+            finally:
+                if reader is not self:
+                    _close(reader._client, logout=True)
+                    reader._client = None
+
+        threads = [threading.Thread(target=work, args=(r,), name="imap-connection", daemon=True) for r in readers]
+        for t in threads:
+            t.start()
+        try:
+            for k, (_wire, name) in enumerate(chosen):
+                yield name, feeds.items(k)
+        finally:
+            feeds.stop()
+            for t in threads:
+                t.join()
+            self.parallel_peak_bytes = max(self.parallel_peak_bytes, feeds.peak)
+            for r in readers[1:]:
+                self.logins += r.logins
+                self.reconnects += r.reconnects
+                self.throttled += r.throttled
+
+    def _sibling(self) -> "ImapImporter":
+        """Another connection to the same account: the same settings, its own session and retry budget."""
+        other = copy.copy(self)
+        other._client, other._selected = None, None
+        other._retry = copy.copy(self._retry)
+        other._retry.reset()
+        other.logins = other.reconnects = other.throttled = 0
+        return other
 
     def _choose(self, listing, reporter: Reporter) -> list[tuple[bytes, str]]:
         self._folder_last: dict[str, tuple[int, int]] = {}
@@ -463,6 +529,91 @@ class ImapImporter(ServerSource):
 
 
 _END = object()
+
+
+class _LockedReporter:
+    """A reporter several connections' threads share: one call at a time."""
+
+    def __init__(self, inner: Reporter, lock: threading.Lock):
+        self._inner, self._lock = inner, lock
+
+    def __getattr__(self, name: str):
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*a, **kw):
+            with self._lock:
+                return target(*a, **kw)
+        return call
+
+
+class _Stopped(Exception):
+    """The consumer went away: the connections' threads end."""
+
+
+class _Feeds:
+    """Per-folder queues filled by several connections, emptied in folder order, bounded together in bytes."""
+
+    def __init__(self, names: list[str], max_bytes: int):
+        self._queues = [collections.deque() for _ in names]
+        self._max = max_bytes
+        self._bytes = 0
+        self._head = 0  # the folder being handed over: it may always add one mail to an empty queue
+        self._cond = threading.Condition()
+        self.stopped = False
+        self.peak = 0  # the most bytes of mail queued at once
+
+    def _put(self, k: int, x) -> None:
+        n = _size(x)
+        q = self._queues[k]
+        with self._cond:
+            while n and self._bytes + n > self._max and not (k == self._head and not q):
+                if self.stopped:
+                    raise _Stopped
+                self._cond.wait(0.2)
+            if self.stopped:
+                raise _Stopped
+            q.append(x)
+            self._bytes += n
+            self.peak = max(self.peak, self._bytes)
+            self._cond.notify_all()
+
+    def run(self, k: int, gen: Iterator) -> None:
+        """Read folder ``k`` into its queue: its items, then its end or its error."""
+        try:
+            for x in gen:
+                self._put(k, x)
+            self._put(k, _END)
+        except _Stopped:
+            gen.close()
+        except BaseException as exc:  # handed to the consumer, in order
+            try:
+                self._put(k, _Failed(exc))
+            except _Stopped:
+                pass
+
+    def items(self, k: int) -> Iterator:
+        q = self._queues[k]
+        while True:
+            with self._cond:
+                self._head = k
+                self._cond.notify_all()
+                while not q:
+                    self._cond.wait(0.2)
+                x = q.popleft()
+                self._bytes -= _size(x)
+                self._cond.notify_all()
+            if x is _END:
+                return
+            if isinstance(x, _Failed):
+                raise x.exc
+            yield x
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
 
 
 class _Failed:

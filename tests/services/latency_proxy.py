@@ -46,6 +46,8 @@ class _Pipe:
                 self._queue.append((time.monotonic() + self.delay, data or None))
                 self._ready.notify()
             if not data:
+                if self.direction == "c2s":
+                    self.proxy._opened(-1)
                 return
 
     def _write(self) -> None:
@@ -91,6 +93,7 @@ class LatencyProxy:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self.connections = 0
+        self.open_now = self.max_open = 0  # connections open at once (until the client's end of stream)
         self.bytes_forwarded = 0
         threading.Thread(target=self._accept_loop, daemon=True, name="latency-accept").start()
 
@@ -101,6 +104,11 @@ class LatencyProxy:
     def _log(self, direction: str, data: bytes) -> None:
         with self._lock:
             self.events.append((direction, data))
+
+    def _opened(self, n: int) -> None:
+        with self._lock:
+            self.open_now += n
+            self.max_open = max(self.max_open, self.open_now)
 
     def _count(self, n: int) -> None:
         with self._lock:
@@ -123,6 +131,7 @@ class LatencyProxy:
             with self._lock:
                 self.connections += 1
                 self._socks += [client, server]
+            self._opened(1)
             _Pipe(client, server, self.delay, self, "c2s")
             _Pipe(server, client, self.delay, self, "s2c")
 
