@@ -27,6 +27,11 @@ exponential backoff, re-login, re-EXAMINE and a refetch of the batch that
 was in flight; a message expunged meanwhile is listed as "source changed
 during import" (D4). A rejected login is never retried (D12). A folder that
 fails is listed and the others continue.
+
+Over a long link (docs/architecture.md, "IMAP import over a long link") up
+to ``pipeline`` body FETCH commands are in flight on a connection (their
+window bounded in bytes), and with ``connections`` > 1 several folders are
+read at once, each on its own connection, and handed over in order.
 """
 from __future__ import annotations
 
