@@ -308,6 +308,8 @@ class ImapImporter(ServerSource):
 
         def work(reader: "ImapImporter") -> None:
             try:
+                if reader is not self and not self._log_in_sibling(reader, shared):
+                    return
                 while True:
                     with lock:
                         nxt = next(order, None)
@@ -335,6 +337,18 @@ class ImapImporter(ServerSource):
                 self.logins += r.logins
                 self.reconnects += r.reconnects
                 self.throttled += r.throttled
+
+    def _log_in_sibling(self, reader: "ImapImporter", reporter: Reporter) -> bool:
+        """Open one more connection; when the server refuses it (a limit of connections per user, say),
+        the folders are read on the connections that did open: never an error, never retried."""
+        try:
+            reader._ensure()
+            return True
+        except Exception as exc:  # the first connection logged in: this is a limit, not a wrong password
+            reporter.info(f"{self.source_uri}: one more connection was refused ({exc}); reading with fewer")
+            _close(reader._client)
+            reader._client = None
+            return False
 
     def _sibling(self) -> "ImapImporter":
         """Another connection to the same account: the same settings, its own session and retry budget."""

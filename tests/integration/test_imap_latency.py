@@ -203,3 +203,27 @@ def test_folders_on_several_connections_come_in_the_same_order_with_resumable_cu
     rest = list(ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3)
                 .scan(first[-1].cursor, ListReporter()))
     assert _refs_and_bytes(first + rest) == _refs_and_bytes(one)
+
+
+def test_a_refused_extra_connection_leaves_the_folders_to_the_first_one(dovecot, mail_user):
+    """A server that takes only one connection per user (the proxy resets every later one at once): the
+    extra connections give up quietly, without a login, and the first reads every folder."""
+    from services.faultproxy import FaultProxy, _Mode
+
+    class OnlyFirst(FaultProxy):
+        def _take_mode(self):
+            return _Mode() if self.connections == 0 else _Mode("reset", after=0)
+
+    user, pw = mail_user
+    n = _fill(dovecot, user, {"INBOX": 5, "A": 5, "B": 5})
+    proxy = OnlyFirst("127.0.0.1", dovecot.imaps_port)
+    try:
+        reporter = ListReporter()
+        imp = ImapImporter(f"imaps://{user}@127.0.0.1:{proxy.port}", pw, ca_file=str(dovecot.ca_cert_path),
+                           connections=3, backoff=0.05)
+        got = [it for it in imp.scan(None, reporter) if isinstance(it, SourceMail)]
+    finally:
+        proxy.close()
+    assert len(got) == n
+    assert imp.logins == 1 and proxy.connections == 3
+    assert sum("one more connection was refused" in m for m in reporter.infos) == 2, reporter.infos
