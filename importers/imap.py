@@ -256,6 +256,7 @@ class ImapImporter(ServerSource):
     def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         state = load_cursor(cursor)
         done: dict[str, list[int]] = {k: list(v) for k, v in state.items()}
+        streams: Iterator | None = None
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
             chosen = self._choose(listing, reporter)
@@ -281,6 +282,8 @@ class ImapImporter(ServerSource):
                     p.cursor = {"folders": done}
                     yield p
         finally:
+            if streams is not None:
+                streams.close()  # the other connections' threads end before this connection closes
             _close(self._client, logout=True)
             self._client = None
 
