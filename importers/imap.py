@@ -27,9 +27,16 @@ exponential backoff, re-login, re-EXAMINE and a refetch of the batch that
 was in flight; a message expunged meanwhile is listed as "source changed
 during import" (D4). A rejected login is never retried (D12). A folder that
 fails is listed and the others continue.
+
+Over a long link (docs/architecture.md, "IMAP import over a long link") up
+to ``pipeline`` body FETCH commands are in flight on a connection (their
+window bounded in bytes), and with ``connections`` > 1 several folders are
+read at once, each on its own connection, and handed over in order.
 """
 from __future__ import annotations
 
+import collections
+import copy
 import fnmatch
 import imaplib
 import queue
@@ -46,7 +53,8 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.net import imap as net_imap
 from toolkit.net.imap import close as _close
 from toolkit.net.imap import server_text as _server_text
-from toolkit.net.retry import with_reconnect
+from toolkit.net.imap_pipeline import complete_fetch, send_fetch
+from toolkit.net.retry import LINK_ERRORS, with_reconnect
 
 from . import utf7
 from .netutil import ServerSource
@@ -66,6 +74,8 @@ OTHER_LITERALS = 16 << 20
 FETCH_SLACK = 64 << 10
 #: Bytes of mail the read-ahead thread may hold beyond the one being handed over.
 PREFETCH_BYTES = 64 << 20
+#: Body FETCH commands sent before the answer of the first is read (1: one at a time).
+PIPELINE = 4
 
 
 class _FolderError(Exception):
@@ -98,8 +108,8 @@ def _bound_literals(imap: imaplib.IMAP4, limit: int) -> None:
         budget = imap._literal_budget
         if size > budget[1]:
             raise _ProtocolError(
-                f"the server sent more than it announced: a literal of {size:,} bytes where the command "
-                f"allows {budget[0]:,} bytes in all (the RFC822.SIZE values of the batch); the connection "
+                f"the server sent more than it announced: a literal of {size:,} bytes where the commands in "
+                f"flight allow {budget[0]:,} bytes in all (the RFC822.SIZE values of their batches); the connection "
                 "was dropped (a broken or hostile server?)"
             )
         budget[1] -= size
@@ -113,6 +123,14 @@ def _budget(c: IMAPClient, nbytes: int) -> None:
     b = getattr(c._imap, "_literal_budget", None)
     if b is not None:
         b[0] = b[1] = nbytes
+
+
+def _credit(c: IMAPClient, nbytes: int) -> None:
+    """Add the literal bytes of one more command in flight to the connection's budget (pipelined FETCH)."""
+    b = getattr(c._imap, "_literal_budget", None)
+    if b is not None:
+        b[0] += nbytes
+        b[1] += nbytes
 
 
 def load_cursor(cursor: Any) -> dict[str, tuple[int, int]]:
@@ -160,6 +178,8 @@ class ImapImporter(ServerSource):
         prefetch: int = 400,
         prefetch_bytes: int = PREFETCH_BYTES,
         max_fetch: int = MAX_FETCH,
+        pipeline: int = PIPELINE,
+        connections: int = 1,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
                          timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
@@ -175,6 +195,9 @@ class ImapImporter(ServerSource):
         self.prefetch = prefetch  # items read ahead by a background thread (0: none)
         self.prefetch_bytes = prefetch_bytes  # and at most this many bytes of mail
         self.max_fetch = max_fetch
+        self.pipeline = max(1, pipeline)  # body FETCH commands in flight on the connection
+        self.connections = max(1, connections)  # folders read at once, each on its own connection
+        self.parallel_peak_bytes = 0  # the most bytes of mail the connections held ahead at once
         self.throttled = 0
         self._client: IMAPClient | None = None
         self._selected: tuple[bytes, int] | None = None  # (wire name, uidvalidity) to re-EXAMINE after a reconnect
@@ -233,23 +256,25 @@ class ImapImporter(ServerSource):
     def _scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         state = load_cursor(cursor)
         done: dict[str, list[int]] = {k: list(v) for k, v in state.items()}
+        streams: Iterator | None = None
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
-            for wire, name in self._choose(listing, reporter):
+            chosen = self._choose(listing, reporter)
+            if self.connections > 1 and len(chosen) > 1:
+                streams = self._parallel_streams(chosen, state, reporter)
+            else:
+                streams = ((name, self._folder_stream(wire, name, state.get(name), reporter)) for wire, name in chosen)
+            for name, stream in streams:
                 problems: list[SourceItem] = []
                 try:
-                    for item in self._scan_folder(wire, name, state.get(name), done, reporter):
+                    for item in stream:
+                        if isinstance(item.cursor, dict) and "current" in item.cursor:
+                            item.cursor["folders"] = done  # the folders finished before this one, in yield order
                         yield item
-                except _ProtocolError as exc:
-                    _close(self._client)
-                    self._client = None
-                    problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except _FolderError as exc:
                     problems.append(SourceProblem(name, f"folder not imported: {exc}", None))
                 except IMAPClientError as exc:  # NO/BAD from the server for this folder
                     problems.append(SourceProblem(name, f"folder not imported: {_server_text(exc)}", None))
-                finally:
-                    self._selected = None
                 last = self._folder_last.get(name)
                 if last is not None:
                     done = {**done, name: list(last)}
@@ -257,8 +282,85 @@ class ImapImporter(ServerSource):
                     p.cursor = {"folders": done}
                     yield p
         finally:
+            if streams is not None:
+                streams.close()  # the other connections' threads end before this connection closes
             _close(self._client, logout=True)
             self._client = None
+
+    def _folder_stream(self, wire: bytes, name: str, prev: tuple[int, int] | None, reporter: Reporter) -> Iterator[SourceItem]:
+        """One folder on this importer's connection; a protocol break drops the connection (the next folder reconnects)."""
+        try:
+            yield from self._scan_folder(wire, name, prev, {}, reporter)
+        except _ProtocolError:
+            self._drop()
+            raise
+        finally:
+            self._selected = None
+
+    def _parallel_streams(self, chosen: list[tuple[bytes, str]], state: dict, reporter: Reporter) -> Iterator[tuple[str, Iterator]]:
+        """(name, items) in the listing's order while up to ``connections`` connections read folders ahead.
+
+        Each connection takes the next folder not yet started; what they read waits in per-folder queues
+        bounded together by ``prefetch_bytes`` (the folder being handed over may always add one mail).
+        """
+        lock = threading.Lock()
+        shared = _LockedReporter(reporter, lock)
+        readers = [self] + [self._sibling() for _ in range(min(self.connections, len(chosen)) - 1)]
+        feeds = _Feeds([name for _w, name in chosen], self.prefetch_bytes)
+        order = iter(list(enumerate(chosen)))
+
+        def work(reader: "ImapImporter") -> None:
+            try:
+                if reader is not self and not self._log_in_sibling(reader, shared):
+                    return
+                while True:
+                    with lock:
+                        nxt = next(order, None)
+                    if nxt is None or feeds.stopped:
+                        return
+                    k, (wire, name) = nxt
+                    feeds.run(k, reader._folder_stream(wire, name, state.get(name), shared))
+            finally:
+                if reader is not self:
+                    _close(reader._client, logout=True)
+                    reader._client = None
+
+        threads = [threading.Thread(target=work, args=(r,), name="imap-connection", daemon=True) for r in readers]
+        for t in threads:
+            t.start()
+        try:
+            for k, (_wire, name) in enumerate(chosen):
+                yield name, feeds.items(k)
+        finally:
+            feeds.stop()
+            for t in threads:
+                t.join()
+            self.parallel_peak_bytes = max(self.parallel_peak_bytes, feeds.peak)
+            for r in readers[1:]:
+                self.logins += r.logins
+                self.reconnects += r.reconnects
+                self.throttled += r.throttled
+
+    def _log_in_sibling(self, reader: "ImapImporter", reporter: Reporter) -> bool:
+        """Open one more connection; when the server refuses it (a limit of connections per user, say),
+        the folders are read on the connections that did open: never an error, never retried."""
+        try:
+            reader._ensure()
+            return True
+        except Exception as exc:  # the first connection logged in: this is a limit, not a wrong password
+            reporter.info(f"{self.source_uri}: one more connection was refused ({exc}); reading with fewer")
+            _close(reader._client)
+            reader._client = None
+            return False
+
+    def _sibling(self) -> "ImapImporter":
+        """Another connection to the same account: the same settings, its own session and retry budget."""
+        other = copy.copy(self)
+        other._client, other._selected = None, None
+        other._retry = copy.copy(self._retry)
+        other._retry.reset()
+        other.logins = other.reconnects = other.throttled = 0
+        return other
 
     def _choose(self, listing, reporter: Reporter) -> list[tuple[bytes, str]]:
         self._folder_last: dict[str, tuple[int, int]] = {}
@@ -309,13 +411,89 @@ class ImapImporter(ServerSource):
                 yield [uid]
                 continue
             size = sizes[uid]
-            if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes):
+            if cur and (len(cur) >= self.batch or nbytes + size > self.batch_bytes // self.pipeline):
                 yield cur
                 cur, nbytes = [], 0
             cur.append(uid)
             nbytes += size
         if cur:
             yield cur
+
+    def _allowed(self, batch: list[int], sizes: dict[int, int]) -> int:
+        """The literal bytes a body FETCH of ``batch`` may bring: its RFC822.SIZE values (+ slack)."""
+        known = all(u in sizes for u in batch)
+        return (sum(sizes[u] for u in batch) if known else self.max_fetch) + FETCH_SLACK
+
+    def _fetch_batches(self, name: str, batches: list[list[int]], sizes: dict[int, int]) -> Iterator[tuple[list[int], dict]]:
+        """(batch, {uid: FETCH answer}) in order, with up to ``pipeline`` body FETCH commands in flight.
+
+        The answers are read one command at a time, each within its own literal budget. A broken link:
+        reconnect (bounded backoff) and send again every batch not yet handed over. A NO or BAD (throttling,
+        a mail expunged): the commands in flight are read to their end and that batch takes the one-at-a-time
+        path of ``_call`` (pause on throttling, mail by mail after a NO).
+        """
+        what = f"FETCH {name}"
+        inflight: collections.deque = collections.deque()  # (batch, tag, allowed bytes), in the order sent
+        stash: dict[int, dict] = {}  # answers read for a later batch (Dovecot runs pipelined FETCHes in parallel)
+        credited: IMAPClient | None = None
+        i = 0
+        while i < len(batches):
+            reading = False
+            try:
+                c = self._ensure()
+                if c is not credited:  # a new connection: its literal budget is what the commands sent on it allow
+                    _budget(c, 0)
+                    credited = c
+                window = sum(a for _b, _t, a in inflight)
+                while len(inflight) < self.pipeline and i + len(inflight) < len(batches):
+                    nxt = batches[i + len(inflight)]
+                    allowed = self._allowed(nxt, sizes)
+                    if inflight and window + allowed > self.batch_bytes + len(inflight) * FETCH_SLACK:
+                        break  # the answers in flight may all be read at once: bounded in bytes
+                    _credit(c, allowed)
+                    inflight.append((nxt, send_fetch(c, nxt, FETCH_ITEMS), allowed))
+                    window += allowed
+                batch, tag, _a = inflight[0]
+                reading = True
+                stash.update(complete_fetch(c, tag))
+                inflight.popleft()
+            except LINK_ERRORS as exc:
+                inflight.clear()
+                stash.clear()
+                self._drop()
+                self._retry.wait(what, exc)  # raises when the budget is spent
+                self._reconnecting()
+                continue
+            except IMAPClientError as exc:
+                if not reading:
+                    raise
+                batch = inflight.popleft()[0]
+                self._drain(inflight)
+                stash.clear()
+                if _throttled(exc):
+                    self.throttled += 1
+                    self._retry.wait(what, exc)  # the same connection, after a pause: no re-login storm
+                allowed = self._allowed(batch, sizes)
+                stash.update(self._call(what, lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1]))
+            self._retry.reset()
+            data = {u: stash.pop(u) for u in batch if u in stash}
+            later = {u for b, _t, _a in inflight for u in b}
+            for u in [u for u in stash if u not in later]:  # unsolicited answers
+                del stash[u]
+            yield batch, data
+            i += 1
+
+    def _drain(self, inflight: collections.deque) -> None:
+        """Read the answers of the commands still in flight and throw them away (they are sent again)."""
+        while inflight and self._client is not None:
+            _batch, tag, _allowed = inflight.popleft()
+            try:
+                complete_fetch(self._client, tag)
+            except LINK_ERRORS:
+                self._drop()
+            except IMAPClientError:
+                continue
+        inflight.clear()
 
     def _scan_folder(self, wire: bytes, name: str, prev: tuple[int, int] | None, done: dict, reporter: Reporter) -> Iterator[SourceItem]:
         info = self._call(f"EXAMINE {name}", lambda c: c.select_folder(wire, readonly=True))
@@ -350,11 +528,7 @@ class ImapImporter(ServerSource):
         task = f"folder {name}"
         reporter.start(task, len(uids), "mails")
         try:
-            for batch in self._batches(uids, sizes):
-                known = all(u in sizes for u in batch)
-                allowed = (sum(sizes[u] for u in batch) if known else self.max_fetch) + FETCH_SLACK
-                data = self._call(f"FETCH {name}", lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1])
-                self._retry.reset()
+            for batch, data in self._fetch_batches(name, list(self._batches(uids, sizes)), sizes):
                 for uid in batch:
                     ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
                     cursor = {"folders": done, "current": [name, uidvalidity, uid]}
@@ -377,6 +551,91 @@ class ImapImporter(ServerSource):
 
 
 _END = object()
+
+
+class _LockedReporter:
+    """A reporter several connections' threads share: one call at a time."""
+
+    def __init__(self, inner: Reporter, lock: threading.Lock):
+        self._inner, self._lock = inner, lock
+
+    def __getattr__(self, name: str):
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*a, **kw):
+            with self._lock:
+                return target(*a, **kw)
+        return call
+
+
+class _Stopped(Exception):
+    """The consumer went away: the connections' threads end."""
+
+
+class _Feeds:
+    """Per-folder queues filled by several connections, emptied in folder order, bounded together in bytes."""
+
+    def __init__(self, names: list[str], max_bytes: int):
+        self._queues = [collections.deque() for _ in names]
+        self._max = max_bytes
+        self._bytes = 0
+        self._head = 0  # the folder being handed over: it may always add one mail to an empty queue
+        self._cond = threading.Condition()
+        self.stopped = False
+        self.peak = 0  # the most bytes of mail queued at once
+
+    def _put(self, k: int, x) -> None:
+        n = _size(x)
+        q = self._queues[k]
+        with self._cond:
+            while n and self._bytes + n > self._max and not (k == self._head and not q):
+                if self.stopped:
+                    raise _Stopped
+                self._cond.wait(0.2)
+            if self.stopped:
+                raise _Stopped
+            q.append(x)
+            self._bytes += n
+            self.peak = max(self.peak, self._bytes)
+            self._cond.notify_all()
+
+    def run(self, k: int, gen: Iterator) -> None:
+        """Read folder ``k`` into its queue: its items, then its end or its error."""
+        try:
+            for x in gen:
+                self._put(k, x)
+            self._put(k, _END)
+        except _Stopped:
+            gen.close()
+        except BaseException as exc:  # handed to the consumer, in order
+            try:
+                self._put(k, _Failed(exc))
+            except _Stopped:
+                pass
+
+    def items(self, k: int) -> Iterator:
+        q = self._queues[k]
+        while True:
+            with self._cond:
+                self._head = k
+                self._cond.notify_all()
+                while not q:
+                    self._cond.wait(0.2)
+                x = q.popleft()
+                self._bytes -= _size(x)
+                self._cond.notify_all()
+            if x is _END:
+                return
+            if isinstance(x, _Failed):
+                raise x.exc
+            yield x
+
+    def stop(self) -> None:
+        with self._cond:
+            self.stopped = True
+            self._cond.notify_all()
 
 
 class _Failed:

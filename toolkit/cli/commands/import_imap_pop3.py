@@ -81,9 +81,12 @@ def _run(click_ctx, importer) -> None:
 @click.option("--folder", "folders", multiple=True, help="Import only this folder (decoded name, e.g. 'Entwürfe' or 'Archive/2020'); repeatable.")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip folders whose name matches this shell pattern (e.g. 'Junk*'); repeatable.")
 @click.option("--batch", type=click.IntRange(1, 5000), default=200, show_default=True, help="Messages per FETCH.")
+@click.option("--connections", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="Folders read at once, each on its own connection (servers limit connections per user).")
 @_tls_options
 @click.pass_context
-def imap_cmd(click_ctx, url, folders, exclude, batch, password_file, ca_file, insecure, allow_plaintext, retries, timeout):
+def imap_cmd(click_ctx, url, folders, exclude, batch, connections, password_file, ca_file, insecure, allow_plaintext,
+             retries, timeout):
     """Import every folder of an IMAP account, read-only.
 
     URL is imaps://USER@HOST[:PORT] (implicit TLS) or imap://USER@HOST[:PORT]
@@ -110,7 +113,7 @@ def imap_cmd(click_ctx, url, folders, exclude, batch, password_file, ca_file, in
     password = read_secret(password_file, "MAILARCHIVE_IMAP_PASSWORD", "IMAP password")
     importer = ImapImporter(
         url, password, folders=list(folders) or None, exclude=exclude, ca_file=ca_file, insecure=insecure,
-        allow_plaintext=allow_plaintext, timeout=timeout, batch=batch, retries=retries,
+        allow_plaintext=allow_plaintext, timeout=timeout, batch=batch, retries=retries, connections=connections,
     )
     _run(click_ctx, importer)
 
