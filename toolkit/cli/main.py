@@ -71,6 +71,8 @@ COMMAND_MODULES = {
     "lock": ["lock"],
     "mirror-status": ["mirror_status"],
     "directory": ["directory"],
+    "retention": ["retention"],
+    "delete": ["delete"],
 }
 
 
