@@ -66,7 +66,7 @@ def set_policy(con, kind: str, value: str, years: int, actor: str) -> dict:
     if kind not in POLICY_KINDS:
         raise ValueError(f"unknown policy scope {kind!r}")
     if years < 0:
-        raise UsageError(f"--years must be 0 or more, not {years}")
+        raise UsageError(f"a policy keeps mail 0 years or more, not {years}")
     if kind == "user":
         directory.user_scope(con, value)  # the user must exist
     before = con.execute("SELECT years FROM retention_policies WHERE scope_kind = ? AND scope_value = ?",
@@ -147,7 +147,7 @@ def selected_ids(session, where: str) -> list[int]:
     try:
         return [r[0] for r in session.execute(f"SELECT m.msg_id FROM messages m WHERE {where} ORDER BY m.msg_id").fetchall()]
     except duckdb.Error as exc:
-        raise UsageError(f"--where fails: {str(exc).strip().splitlines()[0]}") from None
+        raise UsageError(f"the condition fails: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _hold_coverage(con, query_held: dict[int, set[int]]) -> dict[int, list[int]]:
@@ -204,9 +204,9 @@ def request_deletion(con, where: str, reason: str, actor: str, selected: list[in
     one is deletable at ``now``; a stamped ``deletion-requested`` event records it. Otherwise nothing but a
     ``deletion-request-refused`` event is written and the result holds ``refused`` (the reason)."""
     if not reason or not reason.strip():
-        raise UsageError("a deletion request needs a --reason")
+        raise UsageError("a deletion request needs a reason")
     if not selected:
-        raise NothingSelectedError(f"--where selects no mail: {where}")
+        raise NothingSelectedError(f"the condition selects no mail: {where}")
     why = refusal(decide_all(facts(con, query_held, selected), now))
     if why:
         log_event(con, "deletion-request-refused", {"actor": actor, "where": where, "reason": reason,
