@@ -270,6 +270,10 @@ def test_verify_full_finds_a_changed_stamped_event(home, tsa):
     mailarchive(home, "retention", "set", "--years", "1", "--folder", "2019", env=LEAD)
     r = mailarchive(home, "delete", "request", "--where", "m.subject ILIKE '%kantine%'", "--reason", "canteen",
                     env=ANNA, json_out=True).result
+    with Archive.open(home, writer=True) as archive, archive.catalog.writing() as con:  # requested two days ago
+        con.execute("UPDATE events SET at_time = at_time - INTERVAL 2 DAY WHERE kind = 'deletion-requested'")
+    p = mailarchive(home, "verify", json_out=True, check=1)  # quick: Q07 names the event left unstamped
+    assert "Q07" in p.stdout and "(deletion-requested," in p.stdout and "is not in a stamp batch" in p.stdout
     mailarchive(home, "timestamp", "run", "--all")
     mailarchive(home, "verify", "--full")
     with Archive.open(home, writer=True) as archive, archive.catalog.writing() as con:
