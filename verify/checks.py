@@ -272,7 +272,28 @@ def _stamp_coverage(con, report: Report, now: dt.datetime, policy: dt.timedelta)
     ).fetchall()
     for batch, n, first in rows:
         c.add(f"{n} messages (first {first}) name stamp batch {batch}, which does not exist", batch=batch, msg_id=first)
+    _stamped_event_coverage(con, c, cutoff, policy)
     c.note = f"policy: every message in a stamped batch within {policy.total_seconds() / 3600:g} h of archiving"
+
+
+def _stamped_event_coverage(con, c, cutoff: dt.datetime, policy: dt.timedelta) -> None:
+    """Q07 for the stamped events (the steps of a deletion, docs/retention.md): in a batch within the policy, and
+    only in batches that exist. A catalog no writer migrated yet has no ``events.batch_id`` and no such events."""
+    from toolkit.catalog.events import STAMPED_KINDS, has_event_batches
+
+    if not has_event_batches(con):
+        return
+    rows = con.execute(
+        "SELECT event_id, kind, at_time FROM events WHERE batch_id IS NULL AND at_time < ? "
+        "AND kind IN (SELECT unnest(?::VARCHAR[])) ORDER BY event_id", [cutoff, list(STAMPED_KINDS)]).fetchall()
+    for eid, kind, at in rows:
+        c.add(f"event {eid} ({kind}, {at.isoformat()}) is not in a stamp batch after {policy.total_seconds() / 3600:g} h",
+              NextStep.STAMP_ALL, event=eid)
+    rows = con.execute(
+        "SELECT e.batch_id, count(*), min(e.event_id) FROM events e LEFT JOIN stamp_batches b USING (batch_id) "
+        "WHERE e.batch_id IS NOT NULL AND b.batch_id IS NULL GROUP BY 1 ORDER BY 1").fetchall()
+    for batch, n, first in rows:
+        c.add(f"{n} stamped events (first {first}) name stamp batch {batch}, which does not exist", batch=batch)
 
 
 def _backups(con, report: Report, now: dt.datetime) -> None:

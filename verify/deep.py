@@ -509,10 +509,8 @@ def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) ->
 
 def _batch_rows(archive) -> tuple[dict, list[tuple], dict, dict]:
     """(CA history, every batch's row, its leaves, its items in leaf order), read in one session."""
-    from toolkit.catalog import stamps
-
     from . import ca_history
-    from .stamping import batch_leaves
+    from .stamping import _batch_items, batch_leaves
 
     with check_session(archive.catalog) as con:
         history = ca_history.load(con)
@@ -526,10 +524,7 @@ def _batch_rows(archive) -> tuple[dict, list[tuple], dict, dict]:
             """
         ).fetchall()
         leaves = {b[0]: batch_leaves(con, b[0]) for b in batches}
-        items = {}
-        for b in batches:
-            msgs, envs = stamps.batch_members(con, b[0])
-            items[b[0]] = [("message", x, None) for x in msgs] + [("envelope", x, s) for x, s in envs]
+        items = {b[0]: _batch_items(con, b[0]) for b in batches}
     return history, batches, leaves, items
 
 
@@ -582,7 +577,7 @@ def _token_problems(row: tuple, anchor, at=None, crls=None) -> list[str]:
 
 def _check_manifest(archive, c7, row: tuple, items: list) -> None:
     """F07: the sealed manifest on its medium agrees with the catalog."""
-    from .stamping import read_manifest
+    from .stamping import manifest_items, read_manifest
 
     batch, root_hex, token, fp, manifest, medium = row[0], row[2], row[3], row[5], row[9], row[10]
     if not manifest or medium is None:
@@ -598,7 +593,7 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
         diffs.append(f"batch id {man.get('batch_id')}")
     if man.get("root") != root_hex:
         diffs.append(f"root {str(man.get('root'))[:16]}… (catalog {(root_hex or '')[:16]}…)")
-    mleaves = [(x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")) for x in man.get("leaves") or []]
+    mleaves = manifest_items(man)
     if mleaves != items:
         diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items)}, "
                      f"{sum(1 for a, b in zip(mleaves, items) if a != b) + abs(len(mleaves) - len(items))} differ")

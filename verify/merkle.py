@@ -24,6 +24,11 @@ def leaf_hash_envelope(envelope_sha256: bytes, blob_id: bytes) -> bytes:
     return _sha(b"\x00" + b"envelope" + envelope_sha256 + blob_id)
 
 
+def leaf_hash_event(event_sha256: bytes) -> bytes:
+    """SHA-256(0x00 || 'event' || SHA-256(the event's canonical JSON)): a stamped event (a step of a deletion)."""
+    return _sha(b"\x00" + b"event" + event_sha256)
+
+
 def _node(left: bytes, right: bytes) -> bytes:
     return _sha(b"\x01" + left + right)
 

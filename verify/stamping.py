@@ -1,16 +1,19 @@
-"""Stamp batches: unstamped messages and envelopes → Merkle root → RFC 3161 token (docs/timestamps.md, docs/reliability.md A2, I10).
+"""Stamp batches: unstamped messages, envelopes and stamped events → Merkle root → RFC 3161 token (docs/timestamps.md, docs/reliability.md A2, I10).
 
 A batch's leaves, in this order (the order is part of the proof):
 
 1. its messages ordered by ``msg_id``: ``leaf_hash_message(blob_id)``;
 2. then its envelopes ordered by ``envelope_id``:
-   ``leaf_hash_envelope(SHA-256(envelope text), blob_id of the envelope's message)``.
+   ``leaf_hash_envelope(SHA-256(envelope text), blob_id of the envelope's message)``;
+3. then its stamped events (the steps of an approved deletion) ordered by ``event_id``:
+   ``leaf_hash_event(SHA-256(the event's canonical JSON))`` (``toolkit.catalog.events.canonical_json``).
+   A batch sealed before events were stamped has none and verifies as before.
 
 Life of a batch:
 
 * one catalog transaction creates the ``stamp_batches`` row (status
-  ``pending``, root, counts) and sets ``batch_id`` on its messages and
-  envelopes — so a batch is either fully sealed or does not exist;
+  ``pending``, root, counts) and sets ``batch_id`` on its messages,
+  envelopes and events — so a batch is either fully sealed or does not exist;
 * the token is requested outside any catalog session and verified
   (``verify_token`` with the request's nonce);
 * the sealed manifest ``stamps/<batch_id:08d>-<root[:16]>.manifest`` is
@@ -33,16 +36,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
 from toolkit import crypto, faults, marks
-from toolkit.catalog import stamps
+from toolkit.catalog import events, stamps
 from toolkit.errors import IntegrityError, NextStep, ObjectExistsError
 from toolkit.reporter import NullReporter
 
 from . import ca_history
-from .merkle import leaf_hash_envelope, leaf_hash_message, merkle_root
+from .merkle import leaf_hash_envelope, leaf_hash_event, leaf_hash_message, merkle_root
 from .tokens import ca_fingerprint, verify_token
 from .tsa_client import TsaError, request_stamp
 
@@ -71,30 +75,62 @@ def manifest_key(archive) -> bytes:
 
 # -- reading ---------------------------------------------------------------------------------------
 def pending_count(archive) -> int:
-    """Leaves waiting for a batch: messages plus journal envelopes with no batch_id."""
+    """Leaves waiting for a batch: messages, journal envelopes and stamped events with no batch_id."""
     with archive.catalog.reading() as con:
         return _pending(con)["total"]
 
 
 def _pending(con) -> dict[str, int]:
     m, e = stamps.unbatched_counts(con)
-    return {"messages": m, "envelopes": e, "total": m + e}
+    v = len(_event_items(con, None))
+    return {"messages": m, "envelopes": e, "events": v, "total": m + e + v}
 
 
-def _batch_items(con, batch_id: int) -> list[tuple[str, str, str | None]]:
-    """(kind, blob_id hex, envelope sha256 hex | None) in leaf order."""
+def _event_items(con, batch_id: int | None, limit: int | None = None) -> list[tuple[str, str, int]]:
+    """("event", SHA-256 hex of its canonical JSON, event_id) of a batch's stamped events (None: unbatched ones)."""
+    if not events.has_event_batches(con):  # a catalog no writer has migrated yet holds no stamped events
+        return []
+    return [("event", hashlib.sha256(events.canonical_json(eid, at, kind, detail)).hexdigest(), eid)
+            for eid, at, kind, detail in events.stamped_event_rows(con, batch_id, limit)]
+
+
+def _batch_items(con, batch_id: int) -> list[tuple]:
+    """(kind, blob_id hex, envelope sha256 hex | None) of messages and envelopes, then
+    ("event", event sha256 hex, event_id) of events, in leaf order."""
     msgs, envs = stamps.batch_members(con, batch_id)
-    return [("message", b, None) for b in msgs] + [("envelope", b, s) for b, s in envs]
+    return ([("message", b, None) for b in msgs] + [("envelope", b, s) for b, s in envs]
+            + _event_items(con, batch_id))
 
 
-def _leaf(kind: str, blob_hex: str, env_hex: str | None) -> bytes:
+def _leaf(kind: str, blob_hex: str, env_hex) -> bytes:
     if kind == "message":
         return leaf_hash_message(bytes.fromhex(blob_hex))
+    if kind == "event":
+        return leaf_hash_event(bytes.fromhex(blob_hex))
     return leaf_hash_envelope(bytes.fromhex(env_hex), bytes.fromhex(blob_hex))
 
 
+def manifest_leaf(item: tuple) -> dict:
+    """One leaf of a sealed manifest (docs/formats.md)."""
+    kind, a, b = item
+    if kind == "event":
+        return {"kind": "event", "event_sha256": a, "event_id": b}
+    return {"kind": kind, "blob_id": a, "envelope_sha256": b}
+
+
+def manifest_items(manifest: dict) -> list[tuple]:
+    """The leaves of a manifest as the items of :func:`_batch_items`, to compare with the catalog."""
+    out = []
+    for x in manifest.get("leaves") or []:
+        if x.get("kind") == "event":
+            out.append(("event", x.get("event_sha256"), x.get("event_id")))
+        else:
+            out.append((x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")))
+    return out
+
+
 def batch_leaves(con, batch_id) -> list[tuple[str, bytes]]:
-    """Ordered (kind, leaf hash) of a batch: its messages by msg_id, then its envelopes by envelope_id."""
+    """Ordered (kind, leaf hash) of a batch: its messages by msg_id, its envelopes by envelope_id, its events by event_id."""
     return [(k, _leaf(k, b, s)) for k, b, s in _batch_items(con, int(batch_id))]
 
 
@@ -183,8 +219,11 @@ def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> i
         envs = []
         if room > 0:
             envs = stamps.unbatched_envelopes(con, room)
+        room -= len(envs)
+        evs = _event_items(con, None, room) if room > 0 else []
         leaves = [leaf_hash_message(bytes.fromhex(b)) for _, b in msgs]
         leaves += [leaf_hash_envelope(bytes.fromhex(s), bytes.fromhex(b)) for _, b, s in envs]
+        leaves += [_leaf(*it) for it in evs]
         if not leaves:  # only envelopes of messages that do not exist: nothing provable
             return None
         root = merkle_root(leaves)
@@ -197,6 +236,8 @@ def _seal_new_batch(archive, min_pending: int, all_: bool, batch_size: int) -> i
             stamps.batch_messages_up_to(con, batch_id, last_msg)
         if envs:
             stamps.batch_envelopes_up_to(con, batch_id, envs[-1][0])
+        if evs:
+            events.batch_events_up_to(con, batch_id, evs[-1][2])
         return batch_id
 
 
@@ -235,6 +276,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
         "leaf_count": leaf_count,
         "messages": sum(1 for k, _, _ in items if k == "message"),
         "envelopes": sum(1 for k, _, _ in items if k == "envelope"),
+        "events": sum(1 for k, _, _ in items if k == "event"),
         "first_msg_id": first_msg,
         "last_msg_id": last_msg,
         "root": root_hex,
@@ -288,7 +330,7 @@ def _manifest(archive, batch_id: int, root_hex: str, items: list, tsr: bytes, no
         "archive": str(archive.uuid),
         "batch_id": batch_id,
         "root": root_hex,
-        "leaves": [{"kind": k, "blob_id": b, "envelope_sha256": s} for k, b, s in items],
+        "leaves": [manifest_leaf(it) for it in items],
         "token": base64.b64encode(tsr).decode("ascii"),
         "nonce": str(nonce),
         "tsa_url": tsa_url,

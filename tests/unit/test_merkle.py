@@ -122,3 +122,14 @@ def test_malformed_inputs():
         root_from_path(LEAVES[0], 0, 5, inclusion_path(LEAVES[:5], 0)[:-1])  # too short
     with pytest.raises(ValueError):
         root_from_path(LEAVES[0], 0, 2, inclusion_path(LEAVES[:5], 0))  # too long
+
+
+def test_event_leaf_is_domain_separated():
+    """An event leaf (docs/timestamps.md) never equals a message or envelope leaf over the same bytes."""
+    import hashlib
+
+    from verify.merkle import leaf_hash_envelope, leaf_hash_event, leaf_hash_message
+
+    h = hashlib.sha256(b'{"event_id":1}').digest()
+    assert leaf_hash_event(h) == hashlib.sha256(b"\x00event" + h).digest()
+    assert leaf_hash_event(h) not in (leaf_hash_message(h), leaf_hash_envelope(h, b""), leaf_hash_envelope(b"", h))

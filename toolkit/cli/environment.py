@@ -26,3 +26,11 @@ def configure_test_hooks(environ=os.environ) -> None:
         from importers.eml import set_large_mail
 
         set_large_mail(nbytes)
+
+
+def actor_name(given: str | None, environ=os.environ) -> str:
+    """Who acts: ``--actor NAME``, else ``$MAILARCHIVE_ACTOR``; recorded in the event log (docs/retention.md)."""
+    name = given if given is not None else environ.get("MAILARCHIVE_ACTOR")
+    if name is None or not name.strip():
+        raise UsageError("name who acts: --actor NAME or $MAILARCHIVE_ACTOR (it is recorded)")
+    return name.strip()

@@ -72,6 +72,8 @@ COMMAND_MODULES = {
     "mirror-status": ["mirror_status"],
     "directory": ["directory"],
     "migrate": ["migrate"],
+    "retention": ["retention"],
+    "delete": ["delete"],
 }
 
 

@@ -1,0 +1,130 @@
+"""Which mails are deletable, and from when: the pure rules of retention (docs/retention.md).
+
+A policy keeps mail N years from its sent date, or its internal date when it has no
+sent date. Several policies may cover one mail (its domain, a folder it was seen in, a
+user whose mail it is): the **longest keep wins**, so adding a policy can only keep a
+mail longer, never make it deletable sooner. A mail no policy covers is never
+deletable; nor is a mail with neither date. A legal hold in force on a mail blocks its
+deletion whatever the policies say.
+
+The catalog side (:mod:`toolkit.catalog.retention`) works out which policies and holds
+cover each mail; this module decides, with no SQL and no clock of its own.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+#: the states of a mail under retention, in the order a report lists them
+HELD, NO_POLICY, UNDATED, KEPT, DELETABLE = "held", "no-policy", "undated", "kept", "deletable"
+
+
+@dataclass(frozen=True)
+class Policy:
+    scope_kind: str   # "domain", "folder" or "user"
+    scope_value: str
+    years: int
+
+    def label(self) -> str:
+        return f"{self.scope_kind} {self.scope_value} ({self.years} years)"
+
+
+@dataclass(frozen=True)
+class MailFacts:
+    msg_id: int
+    message_id: str | None
+    sent_date: dt.datetime | None
+    internal_date: dt.datetime | None
+    policies: tuple[Policy, ...] = ()
+    holds: tuple[int, ...] = ()   # hold_ids of the holds in force on the mail
+
+
+@dataclass(frozen=True)
+class Decision:
+    msg_id: int
+    message_id: str | None
+    state: str                         # one of HELD, NO_POLICY, UNDATED, KEPT, DELETABLE
+    base_date: dt.datetime | None      # the sent date, else the internal date
+    date_kind: str | None              # "sent" or "internal"
+    deletable_from: dt.datetime | None  # base date + the longest keep (None: never, under the current policies)
+    policy: Policy | None              # the policy that decides (the longest keep)
+    holds: tuple[int, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        return {"msg_id": self.msg_id, "message_id": self.message_id, "state": self.state,
+                "date": self.base_date, "date_kind": self.date_kind, "deletable_from": self.deletable_from,
+                "policy": None if self.policy is None else {"scope": self.policy.scope_kind,
+                                                            "value": self.policy.scope_value,
+                                                            "years": self.policy.years},
+                "holds": list(self.holds)}
+
+
+def add_years(t: dt.datetime, years: int) -> dt.datetime:
+    """``t`` plus whole calendar years; 29 February becomes 28 February in a year that has none."""
+    try:
+        return t.replace(year=t.year + years)
+    except ValueError:
+        return t.replace(year=t.year + years, day=28)
+
+
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    if t is None:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def governing_policy(policies) -> Policy | None:
+    """The policy that decides among those covering one mail: the longest keep (ties: the first by scope)."""
+    ranked = sorted(policies, key=lambda p: (-p.years, p.scope_kind, p.scope_value))
+    return ranked[0] if ranked else None
+
+
+def decide(mail: MailFacts, now: dt.datetime) -> Decision:
+    """The state of one mail at ``now``: held, not covered by any policy, undated, kept until a date, or deletable."""
+    sent, internal = _aware(mail.sent_date), _aware(mail.internal_date)
+    base, kind = (sent, "sent") if sent is not None else ((internal, "internal") if internal is not None else (None, None))
+    policy = governing_policy(mail.policies)
+    until = add_years(base, policy.years) if (policy is not None and base is not None) else None
+    if mail.holds:
+        state = HELD
+    elif policy is None:
+        state = NO_POLICY
+    elif base is None:
+        state = UNDATED
+    else:
+        state = DELETABLE if until <= _aware(now) else KEPT
+    return Decision(mail.msg_id, mail.message_id, state, base, kind, until, policy, tuple(sorted(mail.holds)))
+
+
+def decide_all(mails, now: dt.datetime) -> list[Decision]:
+    return [decide(m, now) for m in mails]
+
+
+def refusal(decisions: list[Decision], show: int = 5) -> str | None:
+    """Why a deletion of exactly these mails must be refused (None: every one is deletable now).
+
+    Names, per reason, how many mails, the first few Message-IDs (msg ids when a mail has none), and
+    which holds or policies stand in the way."""
+    parts = []
+    by_state: dict[str, list[Decision]] = {}
+    for d in decisions:
+        if d.state != DELETABLE:
+            by_state.setdefault(d.state, []).append(d)
+    for state in (HELD, KEPT, NO_POLICY, UNDATED):
+        ds = by_state.get(state)
+        if not ds:
+            continue
+        first = ", ".join(d.message_id or f"msg {d.msg_id}" for d in ds[:show]) + (", …" if len(ds) > show else "")
+        if state == HELD:
+            holds = sorted({h for d in ds for h in d.holds})
+            why = f"under legal hold {', '.join(f'#{h}' for h in holds)}"
+        elif state == KEPT:
+            pols = sorted({d.policy.label() for d in ds})
+            last = max(d.deletable_from for d in ds)
+            why = f"kept by policy {'; '.join(pols)} (the last one until {last:%Y-%m-%d})"
+        elif state == NO_POLICY:
+            why = "covered by no retention policy (nothing is deletable without one)"
+        else:
+            why = "with neither a sent nor an internal date (the keep cannot be computed)"
+        parts.append(f"{len(ds)} mail{'s' if len(ds) != 1 else ''} {why}: {first}")
+    return "; ".join(parts) or None
