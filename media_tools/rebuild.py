@@ -104,8 +104,8 @@ def _iso(value):
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str], int]:
-    """(stamp_batches row, message blob ids in leaf order, number of envelope leaves) of a manifest.
+def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str], dict[str, int]]:
+    """(stamp_batches row, message blob ids in leaf order, {leaf kind: count} of the other leaves) of a manifest.
 
     The manifest is the one ``verify.stamping`` writes: archive, batch_id,
     root, leaves [{kind, blob_id, envelope_sha256}], token (base64), nonce,
@@ -133,7 +133,12 @@ def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str
         "serial": serial, "nonce": doc.get("nonce"),
         "_ca": doc.get("ca") if isinstance(doc.get("ca"), dict) else None,  # the batch's TSA CA, for the CA history
     }
-    return row, blobs, len(leaves) - len(blobs)
+    others: dict[str, int] = {}
+    for leaf in leaves:
+        kind = leaf.get("kind", "message")
+        if kind != "message":
+            others[kind] = others.get(kind, 0) + 1
+    return row, blobs, others
 
 
 def _ts(now: dt.datetime) -> str:
@@ -348,5 +353,7 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
                 result.stamp_problems.append(
                     {"batch_id": row["batch_id"], "problem": f"{len(blobs) - n} of its {len(blobs)} messages were not found on the media"})
             if envs:
+                what = {"envelope": "journal envelope", "event": "deletion-event"}
+                kinds = " and ".join(f"{n} {what.get(k, k)} leaves" for k, n in sorted(envs.items()))
                 result.stamp_problems.append(
-                    {"batch_id": row["batch_id"], "problem": f"{envs} journal envelope leaves: the envelopes were only in the catalog (lost)"})
+                    {"batch_id": row["batch_id"], "problem": f"{kinds}: their rows were only in the catalog (lost)"})
