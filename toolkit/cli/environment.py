@@ -26,3 +26,11 @@ def configure_test_hooks(environ=os.environ) -> None:
         from importers.eml import set_large_mail
 
         set_large_mail(nbytes)
+
+
+def actor(explicit: str | None, environ=os.environ) -> str:
+    """Who acts (``--actor``, else ``$MAILARCHIVE_ACTOR``); a decision with no named actor is a usage error."""
+    name = (explicit or environ.get("MAILARCHIVE_ACTOR") or "").strip()
+    if not name:
+        raise UsageError("name who acts: --actor NAME or MAILARCHIVE_ACTOR=NAME")
+    return name

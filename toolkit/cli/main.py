@@ -71,6 +71,7 @@ COMMAND_MODULES = {
     "lock": ["lock"],
     "mirror-status": ["mirror_status"],
     "directory": ["directory"],
+    "purge": ["purge"],
 }
 
 

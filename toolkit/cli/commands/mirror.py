@@ -253,6 +253,8 @@ def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None =
         lines.append("# (no mirror configured: `mailarchive config set mirror.dest DEST` adds the mirror run after each backup)")
         lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup')}")
         lines.append(f"12 1 * * * {locked('backup', f'{run} db backup --full{keep_opt}')}")
+    lines.append("# purge of approved deletion requests: daily at 03:40")
+    lines.append(f"40 3 * * * {locked('purge', f'{run} purge --actor scheduled-purge')}")
     lines.append("# imports at :02, :17, :32 and :47")
     args = [a for a in (_source_args(s) for s in sources) if a]
     if args:

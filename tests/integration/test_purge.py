@@ -1,0 +1,134 @@
+"""Purging approved deletions (docs/retention.md "Purge and tombstones"): the purged mails' bytes leave
+the media, every other mail stays readable and provable, the stamps still recompute from tombstones,
+and a purge killed at each step completes when rerun."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import PASSWORD, mailarchive
+from tests.integration.verify_support import build_archive, clone, messages
+from toolkit.archive import Archive
+from toolkit.catalog import purge_rows
+from toolkit.pack import PackReader
+from verify.evidence import verify_evidence
+
+from fixtures_tsa import tsa  # noqa: F401
+
+MARKER_A = b"line A: revenue"     # only in twin A's body
+MARKER_B = b"line B: revenue"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tsa):  # noqa: F811
+    root = tmp_path_factory.mktemp("purge-base")
+    build_archive(root, tsa)
+    return root
+
+
+def _twins(home: Path) -> tuple[dict, dict]:
+    rows = messages(home)
+    a = [r for r in rows.values() if r["subject"] == "Twin message A"][0]
+    b = [r for r in rows.values() if r["subject"] == "Twin message B"][0]
+    return a, b
+
+
+def _approve(home: Path, msg_ids: list[int]) -> int:
+    now = dt.datetime.now(dt.timezone.utc)
+    with Archive.open(home, writer=True) as archive:
+        with archive.catalog.writing() as con:
+            return purge_rows.insert_approved_request(con, msg_ids, reason="test: wrongly archived",
+                                                      requested_by="alice", approved_by="bob", now=now)
+
+
+def _plain_of_all_packs(home: Path) -> bytes:
+    """Every mail byte the medium's packs hold, decrypted (the packs' own footers, not the catalog)."""
+    out = []
+    with Archive.open(home) as archive:
+        storage = archive.storage(1)
+        for e in storage.list("packs"):
+            reader = PackReader(storage, e.name, archive.key, archive.uuid)
+            for _entry, exc in reader.verify_all(on_data=lambda _e, chunk: out.append(bytes(chunk))):
+                assert exc is None
+    return b"".join(out)
+
+
+def _purge(home: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_ACTOR": "carol"}
+    env.pop("MAILARCHIVE_FAULT", None)
+    if fault:
+        env["MAILARCHIVE_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "purge"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _check_purged(home: Path, a: dict, b: dict, others: set[int]) -> None:
+    """A is gone from catalog and media, B and every other mail readable, verify --full exits 0."""
+    rows = messages(home)
+    assert a["msg_id"] not in rows
+    assert set(rows) == others
+    plain = _plain_of_all_packs(home)
+    assert MARKER_A not in plain and MARKER_B in plain
+    assert not a["pack"].exists(), "the old pack of the purged mail is still on the medium"
+    r = mailarchive(home, "verify", "--full", json_out=True).result
+    q11 = [c for c in r["checks"] if c["id"] == "Q11"][0]
+    assert "1 mail(s) deleted by approval" in q11["note"]
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            assert purge_rows.tombstones_of(con, [a["msg_id"]])[a["msg_id"]][0] == 1
+            assert purge_rows.approved_requests(con) == []
+
+
+def test_purge_removes_bytes_keeps_others_and_stamps(base, tmp_path, tsa):  # noqa: F811
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    assert a["pack"] == b["pack"] and a["batch"] == b["batch"] == 1
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    dry = mailarchive(home, "purge", "--dry-run", "--actor", "carol", json_out=True).result
+    assert dry["requests"][0]["to_purge"] == [a["msg_id"]] and a["pack"].exists()
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)["requests"][0]
+    assert out["status"] == "purged" and out["purged"] == [a["msg_id"]] and len(out["packs_rewritten"]) == 1
+    _check_purged(home, a, b, others)
+    # the purged mail cannot be exported, and its evidence is refused with the reason
+    exp = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--where", f"m.msg_id = {a['msg_id']}",
+                      json_out=True, check=None)
+    assert exp.returncode != 0 or not list((tmp_path / "out").rglob("*.eml"))
+    ev = mailarchive(home, "export", "evidence", str(tmp_path / "ev"), "--where",
+                     f"m.msg_id IN ({a['msg_id']}, {b['msg_id']})", json_out=True, check=1).result
+    assert ev["written"] == 1
+    (err,) = ev["errors"]
+    assert err["msg_id"] == a["msg_id"] and "purged" in err["error"] and "request 1" in err["error"]
+    # the other mail of the same batch still proves, with the batch's original root
+    (bundle,) = [d for d in (tmp_path / "ev").iterdir() if d.is_dir()]
+    res = verify_evidence(bundle, ca_pem=Path(tsa.ca_cert_path).read_bytes())
+    assert res.ok, res.problems
+    # a second purge has nothing to do
+    again = json.loads(_purge(home).stdout)
+    assert again["requests"] == []
+
+
+POINTS = ["pack.before_commit", "purge_after_new_pack", "purge_after_switch", "purge_after_old_removed",
+          "purge_before_done"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_purge_killed_at_each_step_then_rerun(base, tmp_path, point):
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    p = _purge(home, fault=point)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    _check_purged(home, a, b, others)
