@@ -75,10 +75,13 @@ def row_checksums(parts: list[tuple[pa.Table, list[list[str]]]]) -> list[list]:
 
 
 def catalog_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[list[str]]]:
-    """table → [[column, type], ...] of the attached catalog ``cat`` (default schema), bookkeeping left out."""
+    """table → [[column, type], ...] of the attached catalog ``cat`` (default schema; base tables, not views),
+    bookkeeping left out."""
     rows = con.execute(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_catalog = 'cat' ORDER BY table_name, ordinal_position"
+        "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c "
+        "JOIN information_schema.tables t ON t.table_catalog = c.table_catalog AND t.table_schema = c.table_schema "
+        "AND t.table_name = c.table_name "
+        "WHERE c.table_catalog = 'cat' AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position"
     ).fetchall()
     out: dict[str, list[list[str]]] = {}
     for t, c, typ in rows:
@@ -88,9 +91,10 @@ def catalog_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[list[str]]]
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every table of the attached catalog ``cat``."""
+    """Every table of the attached catalog ``cat`` (views are not tables: they hold no rows to back up)."""
     return {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'cat'").fetchall()}
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'cat' "
+        "AND table_type = 'BASE TABLE'").fetchall()}
 
 
 def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
