@@ -132,3 +132,38 @@ def test_purge_killed_at_each_step_then_rerun(base, tmp_path, point):
     p = _purge(home)
     assert p.returncode == 0, p.stderr
     _check_purged(home, a, b, others)
+
+
+def test_mirror_keeps_purged_pack_until_delete_and_restore_does_not_bring_it_back(base, tmp_path):
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    old_rel = str(a["pack"].relative_to(tmp_path / "medium"))
+    dest = tmp_path / "mirror"
+    mailarchive(home, "mirror", str(dest), json_out=True)
+    assert (dest / "medium-1" / old_rel).exists()
+    _approve(home, [a["msg_id"]])
+    assert _purge(home).returncode == 0
+    plain = mailarchive(home, "mirror", str(dest), json_out=True).result
+    assert plain["kept_at_dest"] == [f"medium-1/{old_rel}"] and plain["deleted"] == []
+    assert (dest / "medium-1" / old_rel).exists()
+    # restore from the mirror that still holds the old pack: the purged mail stays purged
+    kb = tmp_path / "key-backup.txt"
+    mailarchive(home, "key", "backup", "--out", str(kb))
+    new_home = tmp_path / "restored"
+    r = mailarchive(tmp_path / "unused", "restore", "--from", str(dest), "--key-backup", str(kb),
+                    "--archive", str(new_home), json_out=True, check=None)
+    assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
+    assert (new_home / "archive.toml").exists(), (r.returncode, r.stdout, r.stderr)
+    rows = messages(new_home)
+    assert a["msg_id"] not in rows and b["msg_id"] in rows
+    out = tmp_path / "export"
+    mailarchive(new_home, "export", "eml", str(out), json_out=True)
+    exported = b"".join(p.read_bytes() for p in out.rglob("*.eml"))
+    assert MARKER_B in exported and MARKER_A not in exported
+    with Archive.open(new_home) as archive:
+        with archive.catalog.reading() as con:
+            assert a["msg_id"] in purge_rows.tombstones_of(con, [a["msg_id"]])
+    # mirror --delete removes it at DEST
+    deleted = mailarchive(home, "mirror", str(dest), "--delete", json_out=True).result
+    assert f"medium-1/{old_rel}" in deleted["deleted"] and deleted["kept_at_dest"] == []
+    assert not (dest / "medium-1" / old_rel).exists()

@@ -105,6 +105,8 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
             + "".join(f"\n  missing locally: {d['location']}" for d in r["missing_locally"])
             + "".join(f"\n  corrupt locally: {d['location']}" for d in r["corrupt_locally"])
             + "".join(f"\n  medium {d['medium']} unreadable: {d['problem']}" for d in r["unreadable_media"])
+            + "".join(f"\n  removed locally, kept on the mirror: {n} (mirror --delete removes it)"
+                      for n in r["kept_at_dest"])
         )
 
     ctx.ui.emit(r, human)
