@@ -167,3 +167,47 @@ def test_mirror_keeps_purged_pack_until_delete_and_restore_does_not_bring_it_bac
     deleted = mailarchive(home, "mirror", str(dest), "--delete", json_out=True).result
     assert f"medium-1/{old_rel}" in deleted["deleted"] and deleted["kept_at_dest"] == []
     assert not (dest / "medium-1" / old_rel).exists()
+
+
+def test_purged_mail_with_a_stamped_journal_envelope_keeps_its_leaf(tmp_path, tsa):  # noqa: F811
+    """The envelope's leaf is SHA-256(text) with the mail's blob id: it stays through the tombstone,
+    its text goes; the batch's root still recomputes and the other mail still proves."""
+    from importers.eml import EmlImporter
+    from tests.corpora import REPO
+    from tests.integration.verify_support import twin
+    from toolkit.ingest import Ingest
+    from verify.stamping import stamp_pending
+
+    home = tmp_path / "home"
+    archive = Archive.create(home, str(tmp_path / "medium"))
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "direct.eml").write_bytes((REPO / "sample_data/eml/2021/projects/2021-03-15_vertragsentwurf.eml").read_bytes())
+        (src / "journal.eml").write_bytes((REPO / "sample_data/journal/journal-report-1.eml").read_bytes())
+        (src / "b.eml").write_bytes(twin("B"))
+        Ingest(archive, workers=0).run(EmlImporter(str(src)))
+        stamp_pending(archive, tsa_url=tsa.url, ca_pem=Path(tsa.ca_cert_path).read_bytes(), all_=True)
+        archive.config.settings["timestamp"] = {"tsa_url": tsa.url, "ca_pem": Path(tsa.ca_cert_path).read_text()}
+        archive.save_config()
+    finally:
+        archive.close()
+    rows = messages(home)
+    journaled = [r for r in rows.values() if r["subject"] != "Twin message B"][0]
+    other = [r for r in rows.values() if r["subject"] == "Twin message B"][0]
+    _approve(home, [journaled["msg_id"]])
+    assert _purge(home).returncode == 0
+    assert set(messages(home)) == {other["msg_id"]}
+    mailarchive(home, "verify", "--full", json_out=True)
+    ev = mailarchive(home, "export", "evidence", str(tmp_path / "ev"), json_out=True).result
+    assert ev["written"] == 1 and ev["errors"] == []
+    (bundle,) = [d for d in (tmp_path / "ev").iterdir() if d.is_dir()]
+    assert verify_evidence(bundle, ca_pem=Path(tsa.ca_cert_path).read_bytes()).ok
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            from toolkit.catalog import stamps
+
+            msgs, envs = stamps.batch_members(con, 1)
+            texts = con.execute("SELECT text FROM envelopes").fetchall()
+    assert texts == [("",)], "the purged mail's envelope keeps its hash and batch, not its text"
+    assert journaled["blob_id"] in msgs and [b for b, _ in envs] == [journaled["blob_id"]]
