@@ -211,3 +211,22 @@ def test_purged_mail_with_a_stamped_journal_envelope_keeps_its_leaf(tmp_path, ts
             texts = con.execute("SELECT text FROM envelopes").fetchall()
     assert texts == [("",)], "the purged mail's envelope keeps its hash and batch, not its text"
     assert journaled["blob_id"] in msgs and [b for b, _ in envs] == [journaled["blob_id"]]
+
+
+def test_mail_not_deletable_now_stays_with_its_request(base, tmp_path, monkeypatch):
+    """When the rules asked at purge time refuse a mail (a hold placed after the approval), nothing of it
+    moves and its request stays approved. The refusal is forced here: the hold and retention checks are
+    not in this branch's rules module yet."""
+    import media_tools.purge as purge_mod
+
+    home = clone(base, tmp_path)
+    a, _b = _twins(home)
+    before = messages(home)
+    _approve(home, [a["msg_id"]])
+    monkeypatch.setattr(purge_mod, "deletable_now", lambda con, ids, now: set())
+    with Archive.open(home, writer=True) as archive:
+        (out,) = purge_mod.purge_approved(archive, actor="carol")
+        with archive.catalog.reading() as con:
+            assert [r[0] for r in purge_rows.approved_requests(con)] == [1]
+    assert out.status == "approved" and out.kept == [a["msg_id"]] and out.purged == []
+    assert messages(home) == before and a["pack"].exists()
