@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..errors import IntegrityError
 from . import events
 
 
@@ -113,7 +114,7 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
         _remove_rows(con, ids)
     left = con.execute("SELECT count(*) FROM messages WHERE pack_id = ?", [old_pack_id]).fetchone()[0]
     if left:
-        raise RuntimeError(f"pack {old_pack_id}: {left} mail(s) would be left without a pack; nothing switched")
+        raise IntegrityError(f"pack {old_pack_id}: {left} mail(s) would be left without a pack; nothing switched")
     con.execute("DELETE FROM packs WHERE pack_id = ?", [old_pack_id])
     events.log_event(con, "purge-pack-switched", detail)
 

@@ -25,11 +25,12 @@ def purge_cmd(click_ctx, dry_run, actor_name):
     """
     ctx = click_ctx.obj
     who = read_actor(actor_name)
-    with ctx.open(writer=True) as archive:
-        if dry_run:
+    if dry_run:
+        with ctx.open() as archive:
             plan = plan_purge(archive)
-            ctx.ui.emit({"dry_run": True, "actor": who, "requests": plan}, lambda r: _say_plan(ctx, r["requests"]))
-            return
+        ctx.ui.emit({"dry_run": True, "actor": who, "requests": plan}, lambda r: _say_plan(ctx, r["requests"]))
+        return
+    with ctx.open(writer=True) as archive:
         outcomes = [o.as_dict() for o in purge_approved(archive, actor=who, reporter=ctx.ui.reporter())]
     kept = sum(len(o["kept"]) for o in outcomes)
     ctx.ui.emit({"actor": who, "requests": outcomes}, lambda r: _say_done(ctx, r["requests"]))
