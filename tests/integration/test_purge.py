@@ -230,3 +230,23 @@ def test_mail_not_deletable_now_stays_with_its_request(base, tmp_path, monkeypat
             assert [r[0] for r in purge_rows.approved_requests(con)] == [1]
     assert out.status == "approved" and out.kept == [a["msg_id"]] and out.purged == []
     assert messages(home) == before and a["pack"].exists()
+
+
+def test_two_packs_two_batches_killed_between_packs(base, tmp_path):
+    """A request over mails in two packs and two stamp batches, killed after the first pack's switch:
+    the rerun finishes the second pack and removes both old packs."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    c = [r for r in messages(home).values() if r["subject"] == "Twin message C"][0]
+    assert c["pack"] != a["pack"] and c["batch"] == 2
+    others = set(messages(home)) - {a["msg_id"], c["msg_id"]}
+    _approve(home, [a["msg_id"], c["msg_id"]])
+    assert _purge(home, fault="purge_after_switch:1").returncode == -signal.SIGKILL
+    assert len(set(messages(home)) & {a["msg_id"], c["msg_id"]}) == 1, "exactly one pack was switched"
+    assert _purge(home).returncode == 0
+    assert set(messages(home)) == others
+    plain = _plain_of_all_packs(home)
+    assert MARKER_A not in plain and b"line C: revenue" not in plain and MARKER_B in plain
+    assert not a["pack"].exists() and not c["pack"].exists()
+    r = mailarchive(home, "verify", "--full", json_out=True).result
+    assert [ch["note"] for ch in r["checks"] if ch["id"] == "Q11"] == ["2 mail(s) deleted by approval"]
