@@ -86,6 +86,7 @@ class MirrorSummary:
     corrupt_locally: list[dict] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    kept_at_dest: list[str] = field(default_factory=list)   # packs removed locally, kept on the mirror
     media: list[int] = field(default_factory=list)
     unreadable_media: list[dict] = field(default_factory=list)
     newest_backup: str | None = None
@@ -102,6 +103,7 @@ class MirrorSummary:
             "dest": self.dest, "copied": len(self.copied), "copied_files": self.copied, "already_present": self.present,
             "differing": self.differing, "replaced": self.replaced, "missing_locally": self.missing_locally,
             "corrupt_locally": self.corrupt_locally, "failed": self.failed, "deleted": self.deleted,
+            "kept_at_dest": self.kept_at_dest,
             "media": self.media, "unreadable_media": self.unreadable_media, "newest_backup": self.newest_backup,
             "bytes_copied": self.bytes_copied, "complete": self.complete, "backup_made": self.backup_made,
         }
@@ -224,6 +226,29 @@ class Mirror:
         return True
 
     # -- the run ------------------------------------------------------------------------------
+    def _prune(self, sources: dict, wanted: dict[int, set[str]]) -> None:
+        """Files below ``medium-<id>/`` the local archive no longer has: deleted with ``delete``, else the packs
+        among them listed as removed locally and kept at DEST (e.g. rewritten by a purge)."""
+        s = self.summary
+        for mid in sources:
+            prefix = f"{medium_dir(mid)}/"
+            for dest_name in sorted(self._dest_index()):
+                if not dest_name.startswith(prefix) or dest_name[len(prefix):] in wanted[mid]:
+                    continue
+                rel = dest_name[len(prefix):]
+                if rel.startswith(CONFIG_DIR + "/"):
+                    continue  # older config snapshots are harmless history
+                if not self.delete:
+                    if rel.startswith("packs/"):
+                        s.kept_at_dest.append(dest_name)
+                    continue
+                if not self.dry_run:
+                    self.dest.delete(dest_name)
+                s.deleted.append(dest_name)
+        if s.kept_at_dest:
+            self._warn(f"{len(s.kept_at_dest)} pack(s) removed locally, kept on the mirror (mirror --delete removes "
+                       "them there)")
+
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
         media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
@@ -276,17 +301,7 @@ class Mirror:
                 wanted[mid].add(snap)
                 self._sync_file(src, snap, f"{medium_dir(mid)}/{snap}", None, None, kind="config")
         # 4. deletions only when asked, only for media read fine
-        if self.delete:
-            for mid in sources:
-                prefix = f"{medium_dir(mid)}/"
-                for dest_name in sorted(self._dest_index()):
-                    if dest_name.startswith(prefix) and dest_name[len(prefix):] not in wanted[mid]:
-                        rel = dest_name[len(prefix):]
-                        if rel.startswith(CONFIG_DIR + "/"):
-                            continue  # older config snapshots are harmless history
-                        if not self.dry_run:
-                            self.dest.delete(dest_name)
-                        s.deleted.append(dest_name)
+        self._prune(sources, wanted)
         if self.dry_run:
             return s
         # 5. the state, last

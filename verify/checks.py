@@ -21,6 +21,8 @@ Q08 catalog backups present, recent and on their medium
 Q09 sealed stamp manifests present on their medium
 Q10 the catalog is not older than the media: every pack and stamp batch whose high-water mark
     (``toolkit/marks.py``, written after its commit) is on a medium is in the catalog (H2)
+Q11 mails deleted by approval: the tombstones of purged mails, counted (never reported missing);
+    a msg_id both archived and tombstoned is a finding
 """
 from __future__ import annotations
 
@@ -123,6 +125,7 @@ def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
             _backups(con, report, now)
             _manifests(con, report)
             _high_water_marks(con, report)
+            _tombstones(con, report)
             report.stats.update(collect_stats(con))
         finally:
             for t in ("listing", "cfg_media", "reachable"):
@@ -381,6 +384,18 @@ def _high_water_marks(con, report: Report) -> None:
           f"by a later catalog ({first}; media {', '.join(map(str, media))}) — it was put back from an older backup "
           "or copy", NextStep.PUT_BACK_NEWER_CATALOG,
           medium=media[0], pack=packs[0][1] if packs else None, batch=batches[0][1] if batches else None)
+
+
+def _tombstones(con, report: Report) -> None:
+    """Q11: purged mails leave a tombstone (docs/retention.md); counted, and never both archived and purged."""
+    from toolkit.catalog import purge_rows
+
+    c = report.check("Q11", "Mails deleted by approval (tombstones)")
+    n = purge_rows.tombstone_count(con)
+    c.note = f"{n} mail(s) deleted by approval"
+    report.stats["deleted_by_approval"] = n
+    for msg_id in purge_rows.live_and_tombstoned(con):
+        c.add(f"mail {msg_id} is both archived and tombstoned (purged)", msg_id=msg_id)
 
 
 def collect_stats(con) -> dict:

@@ -384,7 +384,7 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     refuse_link(dest / f".{INDEX_NAME}.tmp")
     selection = select_messages(archive, where, params)
     summary = {"dest": str(dest), "selected": len(selection), "written": 0, "already_present": 0,
-               "bundles": [], "errors": []}
+               "bundles": [], "errors": _purged_selected(archive, where, params)}
     state = _EvidenceState.load(archive, [s.msg_id for s in selection])
     reporter.start("evidence", len(selection), "messages")
     for sm, data in read_messages(archive, selection):
@@ -396,6 +396,17 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     replace_file(dest, dest / INDEX_NAME, (json.dumps(index_doc, indent=2) + "\n").encode("utf-8"), mode=mode,
                  tmp=dest / f".{INDEX_NAME}.tmp")
     return summary
+
+
+def _purged_selected(archive, where: str | None, params: list | None) -> list[dict]:
+    """An error entry for each purged mail the condition names by msg_id, blob_id or batch_id: only its
+    tombstone is left, there is no mail to prove (docs/retention.md "Purge and tombstones")."""
+    from toolkit.catalog import purge_rows
+
+    with archive.catalog.querying() as session:
+        found = purge_rows.tombstones_matching(session, where, params)
+    return [{"msg_id": m, "error": f"purged by approved deletion request {rid} on {_iso(at)}: only its tombstone "
+                                   "is left, no mail to prove"} for m, rid, at in found]
 
 
 @dataclass

@@ -65,7 +65,7 @@ def test_config_and_schedule_lines_run_as_printed(tmp_path, samba, smb_location,
 
     lines = mailarchive(home, "schedule", "--print").stdout.splitlines()
     jobs = [ln for ln in lines if ln and not ln.startswith("#")]
-    assert len(jobs) == 5, lines
+    assert len(jobs) == 6, lines
     assert all(f"--log-file {log}" in j for j in jobs)
     imports = [j for j in jobs if " import source nas" in j]
     assert len(imports) == 1
@@ -80,7 +80,7 @@ def test_config_and_schedule_lines_run_as_printed(tmp_path, samba, smb_location,
     assert list((samba.share_dir / sub / "medium-1").rglob("*.pack"))
     assert list((samba.share_dir / sub / "medium-1" / "db-backups").iterdir())
     text = log.read_text()
-    for cmd in ("import source nas", "timestamp run --all", "db backup --full", "mirror"):
+    for cmd in ("import source nas", "timestamp run --all", "db backup --full", "mirror", "purge --actor"):
         assert re.search(rf"event=start command=\".*{cmd}", text), (cmd, text)
     assert text.count(" event=end exit=0 ") >= 7
 

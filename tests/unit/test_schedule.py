@@ -22,6 +22,7 @@ def test_schedule_lines_exact():
         f"'{RUN} db backup && {RUN} mirror smb://backup@nas:445/mirror/archive'",
         f"12 1 * * * flock -n /srv/archive/.cron-backup.lock -c "
         f"'{RUN} db backup --full && {RUN} mirror smb://backup@nas:445/mirror/archive'",
+        f"40 3 * * * flock -n /srv/archive/.cron-purge.lock {RUN} purge --actor scheduled-purge",
         f"2,17,32,47 * * * * flock -n /srv/archive/.cron-import-1.lock {RUN} import imap imaps://mail@imap.example.com/INBOX",
         f"2,17,32,47 * * * * flock -n /srv/archive/.cron-import-2.lock {RUN} import pop3 pop3s://u@pop.example.com",
     ]
@@ -33,7 +34,8 @@ def test_schedule_without_mirror_or_sources_prints_examples():
     jobs = _jobs(lines)
     assert jobs[2] == f"12 0,2-23 * * * flock -n /srv/archive/.cron-backup.lock {RUN} db backup"
     assert jobs[3] == f"12 1 * * * flock -n /srv/archive/.cron-backup.lock {RUN} db backup --full --keep 48"
-    assert len(jobs) == 4
+    assert jobs[4] == f"40 3 * * * flock -n /srv/archive/.cron-purge.lock {RUN} purge --actor scheduled-purge"
+    assert len(jobs) == 5
     assert lines[-1].startswith("# 2,17,32,47 * * * * ") and " import imap " in lines[-1]
 
 

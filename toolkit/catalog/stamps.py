@@ -36,11 +36,17 @@ def unbatched_envelopes(con, limit: int) -> list[tuple[int, str, str]]:
 
 
 # -- batches ----------------------------------------------------------------------------------------
+#: a batch's message leaves: its archived messages and the tombstones of its purged ones (same blob id, same
+#: msg_id), so that a purge never changes a batch's leaves (docs/retention.md "Purge and tombstones")
+_LEAF_MESSAGES = "(SELECT msg_id, blob_id, batch_id FROM messages UNION ALL SELECT msg_id, blob_id, batch_id FROM tombstones)"
+
+
 def batch_members(con, batch_id: int) -> tuple[list[str], list[tuple[str, str]]]:
-    """A batch's message blob ids by msg_id, and its envelopes' (blob id, sha256) by envelope_id."""
-    msgs = con.execute("SELECT blob_id FROM messages WHERE batch_id = ? ORDER BY msg_id", [batch_id]).fetchall()
+    """A batch's message blob ids by msg_id (tombstones of purged mails included), and its envelopes'
+    (blob id, sha256) by envelope_id."""
+    msgs = con.execute(f"SELECT blob_id FROM {_LEAF_MESSAGES} WHERE batch_id = ? ORDER BY msg_id", [batch_id]).fetchall()
     envs = con.execute(
-        "SELECT m.blob_id, e.sha256 FROM envelopes e JOIN messages m USING (msg_id) "
+        f"SELECT m.blob_id, e.sha256 FROM envelopes e JOIN {_LEAF_MESSAGES} m USING (msg_id) "
         "WHERE e.batch_id = ? ORDER BY e.envelope_id",
         [batch_id],
     ).fetchall()
@@ -48,8 +54,8 @@ def batch_members(con, batch_id: int) -> tuple[list[str], list[tuple[str, str]]]
 
 
 def batch_message_ids(con, batch_id: int) -> list[int]:
-    """The msg_ids of a batch in leaf order."""
-    return [r[0] for r in con.execute("SELECT msg_id FROM messages WHERE batch_id = ? ORDER BY msg_id",
+    """The msg_ids of a batch in leaf order (purged ones included)."""
+    return [r[0] for r in con.execute(f"SELECT msg_id FROM {_LEAF_MESSAGES} WHERE batch_id = ? ORDER BY msg_id",
                                       [batch_id]).fetchall()]
 
 

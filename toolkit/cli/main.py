@@ -74,6 +74,7 @@ COMMAND_MODULES = {
     "migrate": ["migrate"],
     "retention": ["retention"],
     "delete": ["delete"],
+    "purge": ["purge"],
 }
 
 

@@ -105,6 +105,8 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
             + "".join(f"\n  missing locally: {d['location']}" for d in r["missing_locally"])
             + "".join(f"\n  corrupt locally: {d['location']}" for d in r["corrupt_locally"])
             + "".join(f"\n  medium {d['medium']} unreadable: {d['problem']}" for d in r["unreadable_media"])
+            + "".join(f"\n  removed locally, kept on the mirror: {n} (mirror --delete removes it)"
+                      for n in r["kept_at_dest"])
         )
 
     ctx.ui.emit(r, human)
@@ -253,6 +255,8 @@ def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None =
         lines.append("# (no mirror configured: `mailarchive config set mirror.dest DEST` adds the mirror run after each backup)")
         lines.append(f"12 0,2-23 * * * {locked('backup', f'{run} db backup')}")
         lines.append(f"12 1 * * * {locked('backup', f'{run} db backup --full{keep_opt}')}")
+    lines.append("# purge of approved deletion requests: daily at 03:40")
+    lines.append(f"40 3 * * * {locked('purge', f'{run} purge --actor scheduled-purge')}")
     lines.append("# imports at :02, :17, :32 and :47")
     args = [a for a in (_source_args(s) for s in sources) if a]
     if args:

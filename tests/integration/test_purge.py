@@ -1,0 +1,261 @@
+"""Purging approved deletions (docs/retention.md "Purge and tombstones"): the purged mails' bytes leave
+the media, every other mail stays readable and provable, the stamps still recompute from tombstones,
+and a purge killed at each step completes when rerun."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import PASSWORD, mailarchive
+from tests.integration.verify_support import build_archive, clone, messages
+from toolkit.archive import Archive
+from toolkit.catalog import purge_rows, retention as retention_rows
+from toolkit.pack import PackReader
+from verify.evidence import verify_evidence
+
+from fixtures_tsa import tsa  # noqa: F401
+
+MARKER_A = b"line A: revenue"     # only in twin A's body
+MARKER_B = b"line B: revenue"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tsa):  # noqa: F811
+    root = tmp_path_factory.mktemp("purge-base")
+    build_archive(root, tsa)
+    return root
+
+
+def _twins(home: Path) -> tuple[dict, dict]:
+    rows = messages(home)
+    a = [r for r in rows.values() if r["subject"] == "Twin message A"][0]
+    b = [r for r in rows.values() if r["subject"] == "Twin message B"][0]
+    return a, b
+
+
+def _approve(home: Path, msg_ids: list[int]) -> int:
+    """An approved request for ``msg_ids``, whose senders' domains are under a 0-year policy (so the
+    retention rules asked at purge time call them deletable)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    with Archive.open(home, writer=True) as archive:
+        with archive.catalog.writing() as con:
+            domains = {r[0] for r in con.execute(
+                "SELECT DISTINCT split_part(lower(from_addr), '@', -1) FROM messages "
+                "WHERE msg_id IN (SELECT unnest(?::BIGINT[]))", [msg_ids]).fetchall()}
+            for d in sorted(domains):
+                retention_rows.set_policy(con, "domain", d, 0, "records-manager")
+            return purge_rows.insert_approved_request(con, msg_ids, reason="test: wrongly archived",
+                                                      requested_by="alice", approved_by="bob", now=now)
+
+
+def _plain_of_all_packs(home: Path) -> bytes:
+    """Every mail byte the medium's packs hold, decrypted (the packs' own footers, not the catalog)."""
+    out = []
+    with Archive.open(home) as archive:
+        storage = archive.storage(1)
+        for e in storage.list("packs"):
+            reader = PackReader(storage, e.name, archive.key, archive.uuid)
+            for _entry, exc in reader.verify_all(on_data=lambda _e, chunk: out.append(bytes(chunk))):
+                assert exc is None
+    return b"".join(out)
+
+
+def _purge(home: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_ACTOR": "carol"}
+    env.pop("MAILARCHIVE_FAULT", None)
+    if fault:
+        env["MAILARCHIVE_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "purge"],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _check_purged(home: Path, a: dict, b: dict, others: set[int]) -> None:
+    """A is gone from catalog and media, B and every other mail readable, verify --full exits 0."""
+    rows = messages(home)
+    assert a["msg_id"] not in rows
+    assert set(rows) == others
+    plain = _plain_of_all_packs(home)
+    assert MARKER_A not in plain and MARKER_B in plain
+    assert not a["pack"].exists(), "the old pack of the purged mail is still on the medium"
+    r = mailarchive(home, "verify", "--full", json_out=True).result
+    q11 = [c for c in r["checks"] if c["id"] == "Q11"][0]
+    assert "1 mail(s) deleted by approval" in q11["note"]
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            assert purge_rows.tombstones_of(con, [a["msg_id"]])[a["msg_id"]][0] == 1
+            assert purge_rows.approved_requests(con) == []
+
+
+def test_purge_removes_bytes_keeps_others_and_stamps(base, tmp_path, tsa):  # noqa: F811
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    assert a["pack"] == b["pack"] and a["batch"] == b["batch"] == 1
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    dry = mailarchive(home, "purge", "--dry-run", "--actor", "carol", json_out=True).result
+    assert dry["requests"][0]["to_purge"] == [a["msg_id"]] and a["pack"].exists()
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)["requests"][0]
+    assert out["status"] == "purged" and out["purged"] == [a["msg_id"]] and len(out["packs_rewritten"]) == 1
+    _check_purged(home, a, b, others)
+    # the purged mail cannot be exported, and its evidence is refused with the reason
+    exp = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--where", f"m.msg_id = {a['msg_id']}",
+                      json_out=True, check=None)
+    assert exp.returncode != 0 or not list((tmp_path / "out").rglob("*.eml"))
+    ev = mailarchive(home, "export", "evidence", str(tmp_path / "ev"), "--where",
+                     f"m.msg_id IN ({a['msg_id']}, {b['msg_id']})", json_out=True, check=1).result
+    assert ev["written"] == 1
+    (err,) = ev["errors"]
+    assert err["msg_id"] == a["msg_id"] and "purged" in err["error"] and "request 1" in err["error"]
+    # the other mail of the same batch still proves, with the batch's original root
+    (bundle,) = [d for d in (tmp_path / "ev").iterdir() if d.is_dir()]
+    res = verify_evidence(bundle, ca_pem=Path(tsa.ca_cert_path).read_bytes())
+    assert res.ok, res.problems
+    # a second purge has nothing to do
+    again = json.loads(_purge(home).stdout)
+    assert again["requests"] == []
+
+
+POINTS = ["pack.before_commit", "purge_after_new_pack", "purge_after_switch", "purge_after_old_removed",
+          "purge_before_done"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_purge_killed_at_each_step_then_rerun(base, tmp_path, point):
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    p = _purge(home, fault=point)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    _check_purged(home, a, b, others)
+
+
+def test_mirror_keeps_purged_pack_until_delete_and_restore_does_not_bring_it_back(base, tmp_path):
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    old_rel = str(a["pack"].relative_to(tmp_path / "medium"))
+    dest = tmp_path / "mirror"
+    mailarchive(home, "mirror", str(dest), json_out=True)
+    assert (dest / "medium-1" / old_rel).exists()
+    _approve(home, [a["msg_id"]])
+    assert _purge(home).returncode == 0
+    plain = mailarchive(home, "mirror", str(dest), json_out=True).result
+    assert plain["kept_at_dest"] == [f"medium-1/{old_rel}"] and plain["deleted"] == []
+    assert (dest / "medium-1" / old_rel).exists()
+    # restore from the mirror that still holds the old pack: the purged mail stays purged
+    kb = tmp_path / "key-backup.txt"
+    mailarchive(home, "key", "backup", "--out", str(kb))
+    new_home = tmp_path / "restored"
+    r = mailarchive(tmp_path / "unused", "restore", "--from", str(dest), "--key-backup", str(kb),
+                    "--archive", str(new_home), json_out=True, check=None)
+    assert r.returncode in (0, 1), (r.returncode, r.stdout, r.stderr)
+    assert (new_home / "archive.toml").exists(), (r.returncode, r.stdout, r.stderr)
+    rows = messages(new_home)
+    assert a["msg_id"] not in rows and b["msg_id"] in rows
+    out = tmp_path / "export"
+    mailarchive(new_home, "export", "eml", str(out), json_out=True)
+    exported = b"".join(p.read_bytes() for p in out.rglob("*.eml"))
+    assert MARKER_B in exported and MARKER_A not in exported
+    with Archive.open(new_home) as archive:
+        with archive.catalog.reading() as con:
+            assert a["msg_id"] in purge_rows.tombstones_of(con, [a["msg_id"]])
+    # mirror --delete removes it at DEST
+    deleted = mailarchive(home, "mirror", str(dest), "--delete", json_out=True).result
+    assert f"medium-1/{old_rel}" in deleted["deleted"] and deleted["kept_at_dest"] == []
+    assert not (dest / "medium-1" / old_rel).exists()
+
+
+def test_purged_mail_with_a_stamped_journal_envelope_keeps_its_leaf(tmp_path, tsa):  # noqa: F811
+    """The envelope's leaf is SHA-256(text) with the mail's blob id: it stays through the tombstone,
+    its text goes; the batch's root still recomputes and the other mail still proves."""
+    from importers.eml import EmlImporter
+    from tests.corpora import REPO
+    from tests.integration.verify_support import twin
+    from toolkit.ingest import Ingest
+    from verify.stamping import stamp_pending
+
+    home = tmp_path / "home"
+    archive = Archive.create(home, str(tmp_path / "medium"))
+    try:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "direct.eml").write_bytes((REPO / "sample_data/eml/2021/projects/2021-03-15_vertragsentwurf.eml").read_bytes())
+        (src / "journal.eml").write_bytes((REPO / "sample_data/journal/journal-report-1.eml").read_bytes())
+        (src / "b.eml").write_bytes(twin("B"))
+        Ingest(archive, workers=0).run(EmlImporter(str(src)))
+        stamp_pending(archive, tsa_url=tsa.url, ca_pem=Path(tsa.ca_cert_path).read_bytes(), all_=True)
+        archive.config.settings["timestamp"] = {"tsa_url": tsa.url, "ca_pem": Path(tsa.ca_cert_path).read_text()}
+        archive.save_config()
+    finally:
+        archive.close()
+    rows = messages(home)
+    journaled = [r for r in rows.values() if r["subject"] != "Twin message B"][0]
+    other = [r for r in rows.values() if r["subject"] == "Twin message B"][0]
+    _approve(home, [journaled["msg_id"]])
+    assert _purge(home).returncode == 0
+    assert set(messages(home)) == {other["msg_id"]}
+    mailarchive(home, "verify", "--full", json_out=True)
+    ev = mailarchive(home, "export", "evidence", str(tmp_path / "ev"), json_out=True).result
+    assert ev["written"] == 1 and ev["errors"] == []
+    (bundle,) = [d for d in (tmp_path / "ev").iterdir() if d.is_dir()]
+    assert verify_evidence(bundle, ca_pem=Path(tsa.ca_cert_path).read_bytes()).ok
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            from toolkit.catalog import stamps
+
+            msgs, envs = stamps.batch_members(con, 1)
+            texts = con.execute("SELECT text FROM envelopes").fetchall()
+    assert texts == [("",)], "the purged mail's envelope keeps its hash and batch, not its text"
+    assert journaled["blob_id"] in msgs and [b for b, _ in envs] == [journaled["blob_id"]]
+
+
+def test_mail_not_deletable_now_stays_with_its_request(base, tmp_path):
+    """When the rules asked at purge time refuse a mail — a legal hold placed on its sender after the
+    approval — nothing of it moves and its request stays approved."""
+    import media_tools.purge as purge_mod
+
+    home = clone(base, tmp_path)
+    a, _b = _twins(home)
+    _approve(home, [a["msg_id"]])
+    with Archive.open(home, writer=True) as archive:
+        with archive.catalog.writing() as con:
+            sender = con.execute("SELECT from_addr FROM messages WHERE msg_id = ?", [a["msg_id"]]).fetchone()[0]
+            retention_rows.add_hold(con, "address", sender, "litigation", "legal")
+    before = messages(home)
+    with Archive.open(home, writer=True) as archive:
+        (out,) = purge_mod.purge_approved(archive, actor="carol")
+        with archive.catalog.reading() as con:
+            assert [r[0] for r in purge_rows.approved_requests(con)] == [1]
+    assert out.status == "approved" and out.kept == [a["msg_id"]] and out.purged == []
+    assert messages(home) == before and a["pack"].exists()
+
+
+def test_two_packs_two_batches_killed_between_packs(base, tmp_path):
+    """A request over mails in two packs and two stamp batches, killed after the first pack's switch:
+    the rerun finishes the second pack and removes both old packs."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    c = [r for r in messages(home).values() if r["subject"] == "Twin message C"][0]
+    assert c["pack"] != a["pack"] and c["batch"] == 2
+    others = set(messages(home)) - {a["msg_id"], c["msg_id"]}
+    _approve(home, [a["msg_id"], c["msg_id"]])
+    assert _purge(home, fault="purge_after_switch:1").returncode == -signal.SIGKILL
+    assert len(set(messages(home)) & {a["msg_id"], c["msg_id"]}) == 1, "exactly one pack was switched"
+    assert _purge(home).returncode == 0
+    assert set(messages(home)) == others
+    plain = _plain_of_all_packs(home)
+    assert MARKER_A not in plain and b"line C: revenue" not in plain and MARKER_B in plain
+    assert not a["pack"].exists() and not c["pack"].exists()
+    r = mailarchive(home, "verify", "--full", json_out=True).result
+    assert [ch["note"] for ch in r["checks"] if ch["id"] == "Q11"] == ["2 mail(s) deleted by approval"]

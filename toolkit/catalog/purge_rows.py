@@ -1,0 +1,167 @@
+"""The named reads and writes of purging approved deletions (docs/retention.md "Purge and tombstones").
+
+A purged mail keeps only its tombstone (msg_id, blob id, stamp batch, request, purged_at); its rows
+in ``messages``, ``recipients``, ``sightings``, ``message_links`` and ``conversions`` go. Its journal
+envelopes that are in a stamp batch keep their SHA-256 and batch (a Merkle leaf needs both) with the
+text emptied; unbatched ones go. One pack's switch (:func:`switch_pack`) is one transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from ..errors import IntegrityError
+from . import events
+
+
+# -- requests ---------------------------------------------------------------------------------------
+def approved_requests(con) -> list[tuple[int, str, str | None]]:
+    """(request_id, reason, decided_by) of the approved requests not purged yet, oldest first."""
+    return con.execute(
+        "SELECT request_id, reason, decided_by FROM deletion_requests "
+        "WHERE status = 'approved' AND purged_at IS NULL ORDER BY request_id").fetchall()
+
+
+def request_status(con, request_id: int) -> str | None:
+    row = con.execute("SELECT status FROM deletion_requests WHERE request_id = ?", [request_id]).fetchone()
+    return row[0] if row else None
+
+
+def insert_approved_request(con, msg_ids: list[int], *, reason: str, requested_by: str, approved_by: str,
+                            now: dt.datetime, where_sql: str = "") -> int:
+    """A request already approved, with its frozen items (for callers that decided elsewhere, and tests)."""
+    rid = con.execute("SELECT coalesce(max(request_id), 0) + 1 FROM deletion_requests").fetchone()[0]
+    con.execute(
+        "INSERT INTO deletion_requests (request_id, where_sql, reason, requested_by, requested_at, status, "
+        "decided_by, decided_at) VALUES (?, ?, ?, ?, ?, 'approved', ?, ?)",
+        [rid, where_sql or f"m.msg_id IN ({', '.join(map(str, msg_ids)) or 'NULL'})", reason, requested_by, now,
+         approved_by, now])
+    for m in sorted(set(msg_ids)):
+        con.execute("INSERT INTO deletion_items VALUES (?, ?)", [rid, m])
+    return rid
+
+
+def approved_items(con, msg_ids: list[int]) -> set[int]:
+    """Those of ``msg_ids`` that an approved, not yet purged request holds."""
+    if not msg_ids:
+        return set()
+    rows = con.execute(
+        "SELECT DISTINCT i.msg_id FROM deletion_items i JOIN deletion_requests r USING (request_id) "
+        "WHERE r.status = 'approved' AND r.purged_at IS NULL AND i.msg_id IN (SELECT unnest(?))",
+        [sorted(set(msg_ids))]).fetchall()
+    return {r[0] for r in rows}
+
+
+def live_items(con, request_id: int) -> list[int]:
+    """The msg_ids of a request that are still archived (not tombstoned yet)."""
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT i.msg_id FROM deletion_items i JOIN messages m USING (msg_id) "
+        "WHERE i.request_id = ? ORDER BY 1", [request_id]).fetchall()]
+
+
+def item_count(con, request_id: int) -> int:
+    return con.execute("SELECT count(DISTINCT msg_id) FROM deletion_items WHERE request_id = ?",
+                       [request_id]).fetchone()[0]
+
+
+def mark_purged(con, request_id: int, now: dt.datetime, detail: dict) -> None:
+    """The request becomes ``purged`` (with its time) and a ``deletion-purged`` event is logged."""
+    con.execute("UPDATE deletion_requests SET status = 'purged', purged_at = ? WHERE request_id = ?",
+                [now, request_id])
+    events.log_event(con, "deletion-purged", detail)
+
+
+# -- packs ------------------------------------------------------------------------------------------
+def packs_holding(con, msg_ids: list[int]) -> list[tuple[str, int, str, int, int, str]]:
+    """(pack_id, medium_id, name, bytes, records, blake3) of the packs that hold any of ``msg_ids``."""
+    if not msg_ids:
+        return []
+    return con.execute(
+        "SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.records, p.blake3 FROM packs p "
+        "WHERE p.pack_id IN (SELECT pack_id FROM messages WHERE msg_id IN (SELECT unnest(?))) ORDER BY p.name",
+        [sorted(set(msg_ids))]).fetchall()
+
+
+def pack_records(con, pack_id: str) -> list[tuple[int, str, int, int, int, int, int | None]]:
+    """(msg_id, blob_id, offset, length, size, csize, batch_id) of a pack's mails, in file order."""
+    return con.execute(
+        'SELECT msg_id, blob_id, "offset", length, size, csize, batch_id FROM messages WHERE pack_id = ? '
+        'ORDER BY "offset"', [pack_id]).fetchall()
+
+
+def pack_row(con, pack_id: str) -> tuple | None:
+    """(medium_id, name, bytes, blake3) of a pack, or None."""
+    return con.execute("SELECT medium_id, name, bytes, blake3 FROM packs WHERE pack_id = ?", [pack_id]).fetchone()
+
+
+def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, tuple[int, int]],
+                purged: list[tuple[int, str, int | None]], request_id: int, now: dt.datetime, detail: dict) -> None:
+    """Inside one transaction: the new pack's row (``new_pack``: pack_id, medium_id, name, bytes, records,
+    blake3; None when nothing remains), the remaining mails' place (``moved``: blob_id → (offset, length, csize)),
+    a tombstone for each purged (msg_id, blob_id, batch_id) with their rows removed, the old pack's row
+    removed, and a ``purge-pack-switched`` event with ``detail``."""
+    if new_pack is not None:
+        con.execute("INSERT INTO packs (pack_id, medium_id, name, bytes, records, blake3, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [new_pack["pack_id"], new_pack["medium_id"], new_pack["name"], new_pack["bytes"],
+                     new_pack["records"], new_pack["blake3"], now])
+        for blob, (offset, length, csize) in moved.items():
+            con.execute('UPDATE messages SET pack_id = ?, "offset" = ?, length = ?, csize = ? '
+                        'WHERE pack_id = ? AND blob_id = ?', [new_pack["pack_id"], offset, length, csize, old_pack_id, blob])
+    ids = [m for m, _, _ in purged]
+    for msg_id, blob, batch in purged:
+        con.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?, ?)", [msg_id, blob, batch, request_id, now])
+    if ids:
+        _remove_rows(con, ids)
+    left = con.execute("SELECT count(*) FROM messages WHERE pack_id = ?", [old_pack_id]).fetchone()[0]
+    if left:
+        raise IntegrityError(f"pack {old_pack_id}: {left} mail(s) would be left without a pack; nothing switched")
+    con.execute("DELETE FROM packs WHERE pack_id = ?", [old_pack_id])
+    events.log_event(con, "purge-pack-switched", detail)
+
+
+def _remove_rows(con, ids: list[int]) -> None:
+    """Everything of the purged mails except what a stamp needs (their batched envelopes' hash)."""
+    p = [ids]
+    con.execute("DELETE FROM envelopes WHERE batch_id IS NULL AND msg_id IN (SELECT unnest(?))", p)
+    con.execute("UPDATE envelopes SET text = '' WHERE msg_id IN (SELECT unnest(?))", p)
+    for table, col in (("recipients", "msg_id"), ("sightings", "msg_id"), ("conversions", "msg_id"),
+                       ("message_links", "msg_id"), ("message_links", "parent_msg_id"), ("messages", "msg_id")):
+        con.execute(f"DELETE FROM {table} WHERE {col} IN (SELECT unnest(?))", p)
+
+
+def switched_packs(con, request_id: int) -> list[dict]:
+    """The ``purge-pack-switched`` details of a request (old pack name and medium, new pack), oldest first."""
+    return [d for d in events.event_details(con, "purge-pack-switched") if d.get("request_id") == request_id]
+
+
+# -- tombstones -------------------------------------------------------------------------------------
+def tombstone_count(con) -> int:
+    return con.execute("SELECT count(*) FROM tombstones").fetchone()[0]
+
+
+def tombstones_of(con, msg_ids: list[int]) -> dict[int, tuple[int, object]]:
+    """msg_id → (request_id, purged_at) of those of ``msg_ids`` that were purged."""
+    if not msg_ids:
+        return {}
+    rows = con.execute("SELECT msg_id, request_id, purged_at FROM tombstones WHERE msg_id IN (SELECT unnest(?))",
+                       [sorted(set(msg_ids))]).fetchall()
+    return {m: (r, t) for m, r, t in rows}
+
+
+def tombstones_matching(session, where: str | None, params: list | None = None) -> list[tuple[int, int, object]]:
+    """(msg_id, request_id, purged_at) of the tombstones an operator's condition over alias ``m`` selects,
+    where it names only msg_id, blob_id or batch_id (any other condition selects none here)."""
+    if not where:
+        return []
+    try:
+        return session.execute(
+            f"SELECT m.msg_id, m.request_id, m.purged_at FROM tombstones m WHERE {where} ORDER BY 1",
+            params or []).fetchall()
+    except Exception:  # duckdb.Error: the condition names message columns a tombstone does not keep
+        return []
+
+
+def live_and_tombstoned(con) -> list[int]:
+    """msg_ids that are both archived and tombstoned (never after a complete switch)."""
+    return [r[0] for r in con.execute(
+        "SELECT msg_id FROM tombstones WHERE msg_id IN (SELECT msg_id FROM messages) ORDER BY 1").fetchall()]
