@@ -423,7 +423,7 @@ class _SmbWriter(AtomicWriter):
         with self._s._guard(self._tmp, "creating", "write"):
             self._f = smbclient.open_file(self._tmp, mode="xb", buffering=0, **self._s._kw)
         # WRITE requests pipelined, several in flight (smb_pipeline): a short write fails the transfer
-        self._w = PipelinedWriter(self._f.fd)
+        self._w = PipelinedWriter(self._f.fd, label=self._tmp)
 
     def write(self, data: bytes) -> int:
         try:

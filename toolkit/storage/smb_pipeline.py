@@ -18,13 +18,15 @@ from collections import deque
 from smbprotocol.connection import MAX_PAYLOAD_SIZE  # 64 KiB: one credit
 from smbprotocol.exceptions import SMBResponseException
 
+from ..errors import StorageError
+
 #: Payload bytes per request (the negotiated maximum is used when smaller).
 CHUNK = 1 << 20
 #: Requests outstanding at once per open file.
 DEPTH = 4
 
 
-class ShortWrite(OSError):
+class ShortWrite(StorageError):
     """The server acknowledged fewer bytes than a write request carried."""
 
 
@@ -35,8 +37,9 @@ def _credits(n: int) -> int:
 class PipelinedWriter:
     """Sequential writes to an open smbprotocol ``Open`` (``raw.fd``), ``depth`` requests in flight."""
 
-    def __init__(self, open_, chunk: int = CHUNK, depth: int = DEPTH):
+    def __init__(self, open_, chunk: int = CHUNK, depth: int = DEPTH, label: str = ""):
         self._open = open_
+        self._label = label or "an SMB file"
         self._conn = open_.connection
         self._chunk = max(MAX_PAYLOAD_SIZE, min(chunk, self._conn.max_write_size))
         self._depth = max(1, depth)
@@ -98,7 +101,7 @@ class PipelinedWriter:
         req, recv, n, at = self._pending.popleft()
         got = recv(req)
         if got != n:
-            raise ShortWrite(f"the server wrote {got} of {n} bytes at offset {at}")
+            raise ShortWrite(f"{self._label}: the server wrote {got} of {n} bytes at offset {at}; the file is incomplete")
         self.written += n
 
 
