@@ -170,8 +170,8 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
         f"- restic check --read-data: exit {r.rc}.",
         "",
-        f"Acceptance 5: `verify --full` runs at {ratio:.2f}× (median of {len(ratios)} pairs) the MB/s of `restic check --read-data` over the same corpus "
-        f"(target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'}); counted in bytes each tool stores and reads "
+        f"Target: `verify --full` runs at {ratio:.2f}× (median of {len(ratios)} pairs) the MB/s of `restic check --read-data` over the same corpus "
+        f"(target ≥ 2×: {'met' if ratio >= 2 else 'NOT met'}); counted in bytes each tool stores and reads "
         f"(packs {packs_bytes / 1e6:.0f} MB, restic data {restic_bytes / 1e6:.0f} MB) the ratio is {stored_ratio:.2f}×.",
         "",
         "`verify --full` reads every pack once (SHA-256 of the file, every record authenticated and decompressed, "
