@@ -256,7 +256,15 @@ def bench_local(root: Path, home: Path, nbytes: int, repeat: int) -> dict:
     return {"pairs": pairs, "hash_floor": hash_floor(warm_files), "next": (sources[0], n)}
 
 
+def ensure_rclone() -> None:
+    """Install the Debian rclone package (it has the SMB backend) when it is missing and we are root."""
+    if shutil.which("rclone") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing rclone (apt-get install -y rclone) ...", flush=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "rclone"], capture_output=True)
+
+
 def bench_smb(root: Path, home: Path, nbytes: int, repeat: int, start: tuple[int, int]) -> dict | None:
+    ensure_rclone()
     if shutil.which("rclone") is None:
         print("SMB part skipped: rclone missing (apt-get install -y rclone)")
         return None
