@@ -113,6 +113,50 @@ def run_verify(home: Path, env: dict, cache_mode: str, workers: int | None) -> M
     return m
 
 
+def measure_floor(home: Path, cache_mode: str) -> dict:
+    """The work `verify --full` cannot skip, in this process on one thread, cache as for the contenders:
+    every pack read once with its file BLAKE3, every record authenticated (AES-GCM), decompressed and its
+    mail hashed against its blob id (``PackReader.verify_all``); no catalog, no other checks. No verify of
+    these packs on these cores can take less than the larger of its wall time spread over the cores and
+    its CPU time ÷ cores."""
+    import os
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from toolkit.archive import Archive
+    from toolkit.pack import PackReader
+
+    cache = prepare_cache(medium_dirs(home), cache_mode)
+    t0, c0 = time.perf_counter(), time.process_time()
+    records = bad = 0
+    with Archive.open(home) as a:
+        for m in a.config.media:
+            if m.state == "removed":
+                continue
+            st = a.storage(m.id)
+            for e in st.list("packs"):
+                for _entry, exc in PackReader(st, e.name, a.key, a.uuid).verify_all():
+                    records += 1
+                    bad += exc is not None
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    cores = os.cpu_count() or 1
+    return {"wall": wall, "cpu": cpu, "records": records, "bad": bad, "cores": cores, "cache": cache,
+            "floor": max(wall / cores, cpu / cores)}
+
+
+def floor_line(low: dict, v: Measure, r: Measure) -> str:
+    budget = r.seconds / 2
+    text = (f"Floor (same run, {low['cache']} cache): every pack read once, file BLAKE3, every one of the {low['records']} "
+            f"records authenticated, decompressed and its mail hashed (`PackReader.verify_all` in one process, no catalog) "
+            f"took {low['wall']:.1f} s and {low['cpu']:.1f} CPU-s: spread over {low['cores']} cores no verify can take "
+            f"less than **{low['floor']:.1f} s**; 2× restic means {budget:.1f} s")
+    text += (" — below the floor: not reachable on this machine at its speed of the moment." if low["floor"] > budget
+             else f", {budget - low['floor']:.1f} s above the floor.")
+    text += (f" `verify --full` takes {v.seconds - low['floor']:.1f} s more than the floor "
+             f"({v.seconds / low['floor']:.1f}× it).")
+    return text
+
+
 def run_restic_check(repo: Path, env: dict, cache_mode: str) -> Measure:
     renv = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(repo.parent / "restic-cache"))
     cache = prepare_cache([repo], cache_mode)
@@ -135,7 +179,7 @@ def verify_findings(m: Measure) -> str:
 
 
 def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, restic_bytes: int,
-           load_before: str, cache_note: str, args, ratios: list[float]) -> str:
+           load_before: str, cache_note: str, args, ratios: list[float], low: dict | None = None) -> str:
     src = st["eml_bytes"]
 
     def row(m: Measure, stored: int, ratio: str) -> str:
@@ -170,11 +214,12 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
         f"- restic check --read-data: exit {r.rc}.",
         "",
-        f"Acceptance 5: `verify --full` runs at {ratio:.2f}× (median of {len(ratios)} pairs) the MB/s of `restic check --read-data` over the same corpus "
-        f"(target ≥ 1.5×: {'met' if ratio >= 1.5 else 'NOT met'}); counted in bytes each tool stores and reads "
+        f"Target: `verify --full` runs at {ratio:.2f}× (median of {len(ratios)} pairs) the MB/s of `restic check --read-data` over the same corpus "
+        f"(target ≥ 2×: {'met' if ratio >= 2 else 'NOT met'}); counted in bytes each tool stores and reads "
         f"(packs {packs_bytes / 1e6:.0f} MB, restic data {restic_bytes / 1e6:.0f} MB) the ratio is {stored_ratio:.2f}×.",
         "",
-        "`verify --full` reads every pack once (SHA-256 of the file, every record authenticated and decompressed, "
+        *([floor_line(low, v, r), ""] if low else []),
+        "`verify --full` reads every pack once (BLAKE3 of the file, every record authenticated and decompressed, "
         "SHA-256 of every mail against its blob id, header fields against the catalog) plus the quick checks; "
         "`restic check --read-data` reads and hashes every pack file of the repository (restic 0.14, Debian).",
     ]
@@ -211,6 +256,7 @@ def main() -> None:
         print(f"archive {home}: {messages} messages, {packs_bytes / 1e6:.0f} MB of packs; restic data "
               f"{restic_bytes / 1e6:.0f} MB; load {loadavg()}", flush=True)
         pairs = []
+        low = None
         with DelayAccounting():
             for i in range(max(1, args.repeat)):
                 if i % 2 == 0:
@@ -220,6 +266,8 @@ def main() -> None:
                     r = run_restic_check(repo, env, args.cache)
                     v = run_verify(home, env, args.cache, args.workers)
                 pairs.append((r.seconds / v.seconds, v, r))
+                if i == max(1, args.repeat) // 2:  # the floor once, in the middle pair
+                    low = measure_floor(home, args.cache)
                 print(f"pair {i + 1}: verify {v.seconds:.1f} s, restic {r.seconds:.1f} s, {pairs[-1][0]:.2f}x", flush=True)
         ratios = [p[0] for p in pairs]
         _, v, r = sorted(pairs, key=lambda p: p[0])[len(pairs) // 2]
@@ -229,7 +277,7 @@ def main() -> None:
         else:
             cache_note = "Page cache warm for each contender (its stored data read once before it" + (
                 ", dropping the cache was refused)." if args.cache == "cold" else ").")
-        section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios)
+        section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios, low)
         print()
         print(section)
         if args.record:

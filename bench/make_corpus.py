@@ -7,7 +7,12 @@ with other Received headers, as a gateway and a mailbox copy differ).
 Writes an EML tree (100 files per directory), and optionally one mbox and a
 Maildir of the same messages.
 
-    python bench/make_corpus.py OUT [--count 20000] [--seed 1] [--mbox] [--maildir]
+``--mean-size 40k`` scales the attachments (same share of mails, same shape:
+sizes uniform between 5 % and 195 % of their mean) so that the mean mail size
+is about the size given; without it the attachments are 50 KB–2 MB of base64
+(mean mail ~116 KB) exactly as before, so a seed gives the same corpus.
+
+    python bench/make_corpus.py OUT [--count 20000] [--seed 1] [--mean-size 40k] [--mbox] [--maildir]
 """
 from __future__ import annotations
 
@@ -37,7 +42,31 @@ def _text(rng: random.Random, size: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def make_message(rng: random.Random, i: int, when: datetime) -> bytes:
+#: base64 bytes of an attachment: uniform in this range (the default: 50 KB to 2 MB)
+DEFAULT_ATTACHMENT = (50_000, 2_000_000)
+#: mean size of a mail without attachment (headers + 1.5-18 KB of text) and the share with one
+TEXT_MEAN, ATTACHMENT_SHARE = 10_300, 0.10
+
+
+def parse_size(text: str) -> int:
+    """'40k', '40K', '1.5m', '40000' -> bytes (k = 1000)."""
+    t = text.strip().lower()
+    mult = {"k": 1000, "m": 1000 ** 2}.get(t[-1:], 1)
+    return int(float(t[:-1] if mult > 1 else t) * mult)
+
+
+def attachment_range(mean_size: int | None) -> tuple[int, int] | None:
+    """The base64 size range of attachments for a corpus of mean mail size MEAN_SIZE (None: no attachments)."""
+    if mean_size is None:
+        return DEFAULT_ATTACHMENT
+    mean_b64 = (mean_size - TEXT_MEAN) / ATTACHMENT_SHARE
+    if mean_b64 < 2_000:
+        return None
+    return int(mean_b64 * 0.05), int(mean_b64 * 1.95)
+
+
+def make_message(rng: random.Random, i: int, when: datetime,
+                 attachment: tuple[int, int] | None = DEFAULT_ATTACHMENT) -> bytes:
     sender, to = rng.sample(PEOPLE, 2)
     cc = rng.sample(PEOPLE, rng.randint(0, 3))
     hdr = [
@@ -54,8 +83,8 @@ def make_message(rng: random.Random, i: int, when: datetime) -> bytes:
         "MIME-Version: 1.0",
     ]
     body = _text(rng, rng.randint(1500, 18000))
-    if rng.random() < 0.10:
-        att = rng.randbytes(rng.randint(50_000, 2_000_000) * 3 // 4)
+    if rng.random() < ATTACHMENT_SHARE and attachment is not None:
+        att = rng.randbytes(rng.randint(*attachment) * 3 // 4)
         b64 = base64.encodebytes(att).decode()
         boundary = f"b{rng.getrandbits(48):x}"
         hdr.append(f'Content-Type: multipart/mixed; boundary="{boundary}"')
@@ -70,7 +99,8 @@ def make_message(rng: random.Random, i: int, when: datetime) -> bytes:
     return ("\n".join(hdr) + "\n\n" + body).encode("utf-8")
 
 
-def generate(count: int, seed: int) -> list[bytes]:
+def generate(count: int, seed: int, mean_size: int | None = None) -> list[bytes]:
+    attachment = attachment_range(mean_size)
     rng = random.Random(seed)
     when = datetime(2019, 1, 1, 8, 0, tzinfo=timezone.utc)
     msgs: list[bytes] = []
@@ -84,7 +114,7 @@ def generate(count: int, seed: int) -> list[bytes]:
                 msgs.append(b"Received: from relay.example.org by mx2.example.com; " +
                             format_datetime(when).encode() + b"\n" + orig)  # same mail, other transport header
             continue
-        msgs.append(make_message(rng, len(msgs), when))
+        msgs.append(make_message(rng, len(msgs), when, attachment))
     return msgs
 
 
@@ -93,10 +123,12 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--count", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mean-size", type=parse_size, default=None,
+                    help="mean mail size, e.g. 40k (default: the original mix, ~116 KB)")
     ap.add_argument("--mbox", action="store_true")
     ap.add_argument("--maildir", action="store_true")
     a = ap.parse_args()
-    msgs = generate(a.count, a.seed)
+    msgs = generate(a.count, a.seed, a.mean_size)
     eml = a.out / "eml"
     for i, m in enumerate(msgs):
         d = eml / f"{i // 100:04d}"
@@ -116,7 +148,7 @@ def main() -> None:
         for i, m in enumerate(msgs):
             (md / "cur" / f"{1546300800 + i}.{i}.bench:2,S").write_bytes(m)
     total = sum(len(m) for m in msgs)
-    print(f"{len(msgs)} messages, {total / 1e6:.1f} MB into {a.out}")
+    print(f"{len(msgs)} messages, {total / 1e6:.1f} MB (mean {total / max(1, len(msgs)) / 1e3:.0f} KB) into {a.out}")
 
 
 if __name__ == "__main__":

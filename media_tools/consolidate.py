@@ -49,7 +49,9 @@ the mirror first): there is nothing to copy, with or without ``accept_loss``.
 Packs are copied by worker threads (hashing and file I/O release the GIL): two
 when both media are local, three when an end is on SMB, each thread with its
 own SMB connection (an SMB storage's watchdog serves one call at a time, and
-several connections keep the server and the client busy at once).
+several connections keep the server and the client busy at once). Those connections
+carry packs only, whose records are sealed: they are signed but not encrypted
+(docs/media.md); each pipelines its WRITE and READ requests (toolkit/storage/smb_pipeline.py).
 """
 from __future__ import annotations
 
@@ -340,7 +342,7 @@ class _Ends:
         if conns is None:
             conns = self._mine.conns = {}
         if medium_id not in conns:
-            conns[medium_id] = self._archive.extra_connection(medium_id)
+            conns[medium_id] = self._archive.extra_connection(medium_id, sealed_only=True)  # packs only
             with self._lock:
                 self._opened.append(conns[medium_id])
         return conns[medium_id]

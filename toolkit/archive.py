@@ -226,11 +226,11 @@ class Archive:
             raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
         return m
 
-    def _open_location(self, m: MediumEntry) -> Storage:
+    def _open_location(self, m: MediumEntry, encrypt: bool | None = None) -> Storage:
         password = None
         if parse_location(m.location).is_smb:
             password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
-        return open_storage(m.location, password)
+        return open_storage(m.location, password, encrypt=encrypt)
 
     def storage(self, medium_id: int) -> Storage:
         """The medium's storage, its label checked once per process."""
@@ -254,14 +254,17 @@ class Archive:
         self._storages[medium_id] = s
         return s
 
-    def extra_connection(self, medium_id: int) -> Storage:
+    def extra_connection(self, medium_id: int, sealed_only: bool = False) -> Storage:
         """Another, uncached connection to a medium whose label :meth:`storage` has checked.
 
         For transfers that run on several threads: an SMB storage serves one call at a
-        time, so each thread gets its own. The caller closes it.
+        time, so each thread gets its own. The caller closes it. ``sealed_only``: the caller
+        moves nothing but sealed files (packs: every record is AES-GCM sealed), so an SMB
+        session is signed but not asked for encryption (docs/media.md); a server that
+        requires encryption still gets it.
         """
         s = self.storage(medium_id)
-        extra = self._open_location(self._medium_entry(medium_id))
+        extra = self._open_location(self._medium_entry(medium_id), encrypt=False if sealed_only else None)
         if isinstance(s, LockedStorage):  # its writes check the same shared lock
             extra = LockedStorage(extra, s.lock, owns_lock=False)
         return extra

@@ -7,7 +7,10 @@ Facts this module is built on (tests/README.md, docs/reliability.md C1/C4/C9/C11
   never shared with another storage, and ``close()`` drops exactly ours.
 * ``scandir`` entries are read through ``entry.smb_info``; ``entry.stat()``
   would dial port 445.
-* Writes are buffered: an unbuffered ``write()`` may write less than asked.
+* An smbprotocol ``write()`` may write less than asked. Pack writes and
+  read-backs go through :mod:`.smb_pipeline` instead: several WRITE/READ
+  requests in flight on the open file, each answer checked for its full
+  byte count (a short write fails the transfer, the temporary file goes).
 * smbprotocol waits without a deadline for most replies (a dead link blocks
   for 10+ minutes). Every call here runs under a watchdog: when it takes
   longer than ``timeout`` the socket is shut down, the call fails, and the
@@ -43,8 +46,10 @@ from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError
 from ..errors import (
     ObjectExistsError, ObjectMissingError, ShareMissingError, StorageError, StorageFullError, StorageLoginError,
 )
+from ..hashes import checksum_hasher
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 from .location import SMB_DEFAULTS, Location
+from .smb_pipeline import PipelinedWriter, pipelined_read
 
 WRITE_BUFFER = 1 << 20
 
@@ -298,6 +303,19 @@ class SmbStorage(Storage):
             f = smbclient.open_file(unc, mode="rb", share_access="r", **self._kw)
         return _SmbReader(self, unc, f)
 
+    def blake3(self, name: str) -> tuple[str, int]:
+        """(BLAKE3 hex, size) as the share reads it back: READ requests pipelined (smb_pipeline), the pieces
+        hashed in file order while the next ones travel."""
+        unc = self._unc(name)
+        h = checksum_hasher()
+        with self._guard(unc, "reading", "read"):
+            raw = smbclient.open_file(unc, mode="rb", buffering=0, share_access="r", **self._kw)
+            try:
+                n = pipelined_read(raw.fd, raw.fd.end_of_file, h.update)
+            finally:
+                raw.close()
+        return h.hexdigest(), n
+
     def stat(self, name: str) -> Entry | None:
         unc = self._unc(name)
         try:
@@ -403,27 +421,29 @@ class _SmbWriter(AtomicWriter):
 
     def _open(self) -> None:
         with self._s._guard(self._tmp, "creating", "write"):
-            self._f = smbclient.open_file(self._tmp, mode="xb", buffering=WRITE_BUFFER, **self._s._kw)
+            self._f = smbclient.open_file(self._tmp, mode="xb", buffering=0, **self._s._kw)
+        # WRITE requests pipelined, several in flight (smb_pipeline): a short write fails the transfer
+        self._w = PipelinedWriter(self._f.fd, label=self._tmp)
 
     def write(self, data: bytes) -> int:
         try:
             with self._s._guard(self._tmp, "writing", "write"):
-                self._f.write(data)
+                self._w.write(data)
         except BaseException:
             self.abort()
             raise
         return len(data)
 
     def tell(self) -> int:
-        return self._f.tell()
+        return self._w.tell()
 
     def commit(self) -> None:
         if self._done:
             raise StorageError(f"{self._final}: writer already committed or aborted")
         try:
             with self._s._guard(self._tmp, "writing", "write"):
-                self._f.flush()
-                self._f.raw.flush()  # SMB2 FLUSH: the server writes its cache to disk
+                self._w.drain()   # every WRITE answered, each for all of its bytes
+                self._f.fd.flush()  # SMB2 FLUSH: the server writes its cache to disk
                 self._f.close()
             self._rename()
         except BaseException:
@@ -451,6 +471,7 @@ class _SmbWriter(AtomicWriter):
             return
         self._done = True
         if self._f is not None:
+            self._w.discard()
             try:
                 self._f.close()
             except Exception:
