@@ -122,6 +122,13 @@ def test_purge_removes_bytes_keeps_others_and_stamps(base, tmp_path, tsa):  # no
     # a second purge has nothing to do
     again = json.loads(_purge(home).stdout)
     assert again["requests"] == []
+    # the purge itself is proven by the next stamp batch, and the archive still verifies in full
+    mailarchive(home, "timestamp", "run", "--all")
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            purged = con.execute("SELECT batch_id FROM events WHERE kind = 'deletion-purged'").fetchall()
+    assert len(purged) == 1 and purged[0][0] is not None, purged
+    mailarchive(home, "verify", "--full")
 
 
 POINTS = ["pack.before_commit", "purge_after_new_pack", "purge_after_switch", "purge_after_old_removed",
