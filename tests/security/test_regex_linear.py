@@ -124,6 +124,22 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.share", "_MAILDIR_NAME"): ("match", _runs("1")),
     # ---- exporters: file names, mbox quoting, IMAP answers, layout
     ("exporters.naming", r"[\W_]+"): ("sub", _runs("_", " a", "é!")),
+    # ---- auditor zip packages and zip sources: member names
+    ("exporters.zip_package", "_CONTROL"): ("finditer", _runs("a", "\x01", "é")),
+    ("exporters.zip_package", "[A-Za-z]:"): ("match", [_tail("a", ":"), *_runs("a", "a:")]),
+    ("importers.zipped", "_CONTROL"): ("finditer", _runs("a", "\x01", "é")),
+    # ---- readpst's output, parsed for embedded messages (a hostile store can shape it)
+    ("importers.pst_embedded", "_BOUNDARY_TOKEN"): ("finditer", [*_runs("iamunique-", "iamunique-1"),
+                                                               _tail("iamunique-", "1")]),
+    ("importers.pst_embedded", "_HEADER_END"): ("search", _runs("\r\n", "\n\r", "\r", "\r\r\n")),
+    ("importers.pst_embedded", r"v(\d[\w.]*)"): ("search", [*_runs("v", "v1"), _tail("v", "1.", " ")]),
+    ("importers.pst_embedded", "def embedded_parts"): (
+        lambda s: __import__("importers.pst_embedded").pst_embedded.embedded_parts(
+            b"Content-Type: multipart/mixed; boundary=b\n\n" + s.encode("latin-1")),
+        [*_runs("\n--b", "\n--b \t", "--b\r\n", "\r\n-"), _tail("\n--b", " ", "x")]),
+    # ---- high-water marks on the media
+    ("toolkit.marks", "PACK_MARK_RE"): ("match", [_tail("marks/pack-", "0"), *_runs("marks/pack-")]),
+    ("toolkit.marks", "BATCH_MARK_RE"): ("match", [_tail("marks/batch-", "0"), *_runs("marks/batch-")]),
     ("exporters.mbox", "_QUOTE"): ("sub", _runs(">", "\n>", "\n>From")),
     ("exporters.mbox", "_BARE_FROM"): ("finditer", [*_runs("\nFrom" + " " * 999 + "x", "\nFrom \t"), _tail("From", " ", "x")]),
     ("exporters.mbox", "_SENDER"): ("fullmatch", [_tail("", "@", " "), _tail("", "a@"), *_runs("@"), _tail("", "a", " ")]),
