@@ -94,9 +94,12 @@ def _worker_init(fault_points: dict | None = None) -> None:
         os._exit(1)
 
 
-def _pack_in_worker(task: PackTask) -> PackResult:
+def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
     """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
-    worker outside the per-mail watchdog (tests: a stop request must still end the run)."""
+    worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
+    the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
+    if slow_point:
+        faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
     return build_pack(task)
 
@@ -289,7 +292,8 @@ class Ingest:
             for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
                 if isinstance(job, LocalFile):
                     will_read(job.path)
-        return _submit_shielded(self._executor, _pack_in_worker, task), os.urandom(16)
+        slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
+        return _submit_shielded(self._executor, _pack_in_worker, task, slow), os.urandom(16)
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         """Decide and record every item of a chunk, in order (prepared: one result per mail read locally)."""
