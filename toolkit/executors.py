@@ -40,11 +40,11 @@ def parse_executor(text: str | None) -> ExecutorSpec:
     if m := _CLUSTER.match(text):
         n = int(m.group(1))
         if not 1 <= n <= 256:
-            raise UsageError(f"--executor {text}: the number of workers must be between 1 and 256")
+            raise UsageError(f"executor {text}: the number of workers must be between 1 and 256")
         return ExecutorSpec("local-cluster", workers=n)
     if m := _DASK.match(text):
         return ExecutorSpec("dask", address=f"tcp://{m.group(1)}:{m.group(2)}")
-    raise UsageError(f"--executor {text!r}: expected local, local-cluster:N or dask://HOST:PORT")
+    raise UsageError(f"executor {text!r}: expected local, local-cluster:N or dask://HOST:PORT")
 
 
 class DaskExecutor(Executor):
@@ -58,7 +58,7 @@ class DaskExecutor(Executor):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise UsageError("--executor needs Dask: install the extra 'dask' (pip install 'mailarchive-toolkit[dask]')") from None
+            raise UsageError("a Dask executor needs Dask, which is not installed (the optional extra 'dask')") from None
         self.cluster = None
         if spec.kind == "local-cluster":
             self.cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
