@@ -1,10 +1,8 @@
 """The pure, per-mail part of ingest: journal unwrap, hash, header scan, compress + seal.
 
 ``prepare`` has no shared state and touches no storage or catalog, so it runs
-inline or in worker processes (docs/architecture.md). Sealing is speculative: the
-record is sealed for the pack that is open when the chunk is sent out; the
-driver re-seals the rare record that lands in the next pack, and drops the
-record of a mail that turns out to be a duplicate.
+inline or in worker processes (docs/architecture.md); the pack task
+(:mod:`toolkit.pack_tasks`) prepares each mail it reads, then seals and writes it.
 
 The per-mail watchdog: journal unwrapping and the header scan of one mail
 run under a hard time limit (``limit`` seconds, ``DEFAULT_PARSE_LIMIT``
