@@ -106,8 +106,8 @@ def test_local_cluster_gives_the_same_blobs_and_decisions(tmp_path, local_run):
 
 def test_a_worker_killed_mid_run_changes_nothing(tmp_path, local_run):
     """docs/reliability.md A10: kill -9 of the worker process running a task (each task's seal is slowed
-    to 0.4 s, so the kill
-    lands while tasks are out): the scheduler runs the lost task again on a fresh worker."""
+    to 0.4 s, so the kill lands while tasks are out): the scheduler runs the lost task again on a fresh
+    worker."""
     src, _home, (blobs, sightings) = local_run
     home = tmp_path / "home"
     killed: list[int] = []
