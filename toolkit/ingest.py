@@ -225,10 +225,11 @@ class Ingest:
             if prepared is None:  # stopped, and the workers did not come back in time
                 self._kill_workers()
                 return False
+            if self._task is not None:
+                self._commit()  # one transaction per finished pack: the one before this (the last goes with the run's end)
             self._chunk_pack_id = pack_id
             self._task, self._task_entries, self._task_used = prepared, prepared.entries(), False
             self._apply(chunk, prepared.prepared)
-            self._commit()  # one transaction per finished pack
             if self._stop.is_set() and not inflight:
                 return False
 
