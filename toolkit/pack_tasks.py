@@ -26,7 +26,7 @@ import pyarrow as pa
 from .errors import MediumLabelError
 from .medium import check_label, read_label
 from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
-from .prepare import DEFAULT_PARSE_LIMIT, NotMail, Prepared, ReadFailure, Watchdog, prepare, read_job
+from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Watchdog, prepare, read_job
 from .storage import Storage
 from .storage.location import open_storage
 
@@ -135,4 +135,4 @@ def _result(prepared: list, info: PackInfo | None) -> PackResult:
     return PackResult(prepared, info, rows)
 
 
-__all__ = ["MediumAccess", "Sealing", "PackTask", "PackResult", "build_pack", "Prepared"]
+__all__ = ["MediumAccess", "Sealing", "PackTask", "PackResult", "build_pack"]
