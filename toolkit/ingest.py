@@ -50,6 +50,7 @@ __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CON
 
 CHUNK = 4096                   # mails a task (one pack) holds at most
 CHUNK_BYTES = 64 * 1024 * 1024  # bounds memory: (workers + 1) tasks in flight, each at most one pack of mail
+FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline) is at most this
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 
 
@@ -206,7 +207,10 @@ class Ingest:
         while True:
             window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
-                chunk = _take(items, self.chunk, min(CHUNK_BYTES, max(1, self.pack_target)))
+                size = min(CHUNK_BYTES, max(1, self.pack_target))
+                # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
+                chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                              min(size, FIRST_CHUNK_BYTES) if first else size)
                 if not chunk:
                     exhausted = True
                     break
