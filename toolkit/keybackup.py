@@ -126,6 +126,22 @@ class KdfParams:
 
 RFC9106_LOW_MEMORY = KdfParams(memory_kib=65536, iterations=3, lanes=4)
 
+#: The key-backup KDF profiles an archive can be created with (``init --kdf-profile``), recorded in
+#: its configuration so that later backups use the same one. ``strong`` is the default and the only
+#: one for real archives; ``test`` (Argon2id with 8 KiB, one pass) exists so that test suites that
+#: create hundreds of throwaway archives do not spend most of an ``init`` in the KDF: a backup
+#: written under it falls to a password guess at once. docs/formats.md, "Key backup".
+KDF_PROFILES = {"strong": RFC9106_LOW_MEMORY, "test": KdfParams(memory_kib=8, iterations=1, lanes=1)}
+DEFAULT_KDF_PROFILE = "strong"
+
+
+def kdf_profile_params(profile: str) -> KdfParams:
+    """The Argon2id parameters of a key-backup KDF profile (an unknown name is a usage error)."""
+    try:
+        return KDF_PROFILES[profile]
+    except KeyError:
+        raise UsageError(f"unknown key-backup KDF profile {profile!r} (known: {', '.join(KDF_PROFILES)})") from None
+
 
 @dataclass(frozen=True)
 class RecoveredKey:
