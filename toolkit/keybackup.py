@@ -74,7 +74,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from . import crypto
+from . import crypto, faults
 from .errors import ForeignArchiveError, KeyBackupFormatError, StorageError, UsageError, WrongKeyError
 
 MAGIC_LINE = "MAILARCHIVE KEY BACKUP v1"
@@ -605,12 +605,14 @@ def write_key_backup(
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            faults.hit("key_backup_temp_written")
             written = tmp.read_text(encoding="ascii")
         except OSError as exc:
             raise StorageError(f"writing the key backup {path}: {exc.strerror or exc}") from None
         recovered = import_key_backup(written, password, expected_uuid=archive_uuid)
         if recovered.key != key:
             raise StorageError(f"the key backup written to {path} did not read back identically; nothing was kept")
+        faults.hit("key_backup_before_rename")
         try:
             os.replace(tmp, path)
             dfd = os.open(path.parent, os.O_RDONLY)
