@@ -35,6 +35,7 @@ class ArchiveConfig:
     key_check: str                 # MAC proving the key file belongs to this archive
     format: int = FORMAT_VERSION
     next_medium_id: int = 1        # high-water mark: IDs are never handed out twice
+    kdf_profile: str = "strong"    # key-backup KDF profile chosen at init (toolkit.keybackup.KDF_PROFILES)
     media: list[MediumEntry] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
 
@@ -59,6 +60,8 @@ class ArchiveConfig:
 
     def dumps(self) -> str:
         data = {k: v for k, v in asdict(self).items() if k not in ("media", "settings")}
+        if data["kdf_profile"] == "strong":
+            del data["kdf_profile"]  # the default is not written: configurations stay as they were
         data["settings"] = self.settings
         data["media"] = [m.to_toml() for m in self.media]
         return tomli_w.dumps(data)

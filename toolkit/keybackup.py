@@ -74,7 +74,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from . import crypto
+from . import crypto, faults
 from .errors import ForeignArchiveError, KeyBackupFormatError, StorageError, UsageError, WrongKeyError
 
 MAGIC_LINE = "MAILARCHIVE KEY BACKUP v1"
@@ -125,6 +125,22 @@ class KdfParams:
 
 
 RFC9106_LOW_MEMORY = KdfParams(memory_kib=65536, iterations=3, lanes=4)
+
+#: The key-backup KDF profiles an archive can be created with (``init --kdf-profile``), recorded in
+#: its configuration so that later backups use the same one. ``strong`` is the default and the only
+#: one for real archives; ``test`` (Argon2id with 8 KiB, one pass) exists so that test suites that
+#: create hundreds of throwaway archives do not spend most of an ``init`` in the KDF: a backup
+#: written under it falls to a password guess at once. docs/formats.md, "Key backup".
+KDF_PROFILES = {"strong": RFC9106_LOW_MEMORY, "test": KdfParams(memory_kib=8, iterations=1, lanes=1)}
+DEFAULT_KDF_PROFILE = "strong"
+
+
+def kdf_profile_params(profile: str) -> KdfParams:
+    """The Argon2id parameters of a key-backup KDF profile (an unknown name is a usage error)."""
+    try:
+        return KDF_PROFILES[profile]
+    except KeyError:
+        raise UsageError(f"unknown key-backup KDF profile {profile!r} (known: {', '.join(KDF_PROFILES)})") from None
 
 
 @dataclass(frozen=True)
@@ -589,12 +605,14 @@ def write_key_backup(
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            faults.hit("key_backup_temp_written")
             written = tmp.read_text(encoding="ascii")
         except OSError as exc:
             raise StorageError(f"writing the key backup {path}: {exc.strerror or exc}") from None
         recovered = import_key_backup(written, password, expected_uuid=archive_uuid)
         if recovered.key != key:
             raise StorageError(f"the key backup written to {path} did not read back identically; nothing was kept")
+        faults.hit("key_backup_before_rename")
         try:
             os.replace(tmp, path)
             dfd = os.open(path.parent, os.O_RDONLY)

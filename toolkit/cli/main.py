@@ -223,7 +223,25 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         _exit(int(ExitCode.INTERRUPTED), "interrupted")
+    except Exception as exc:
+        if not _caused_by_interrupt(exc):
+            raise
+        # a second Ctrl-C/SIGTERM inside a DuckDB query comes back as "Query interrupted"
+        # (docs/reliability.md A3): the transaction is rolled back, a rerun resumes
+        err_console.print("interrupted")
+        _exit(int(ExitCode.INTERRUPTED), "interrupted")
     _exit(int(rv or 0))
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Is a KeyboardInterrupt among the causes of ``exc`` (as DuckDB chains it to its own error)?"""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _exit(code: int, error: str | None = None) -> None:

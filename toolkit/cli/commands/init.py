@@ -9,7 +9,7 @@ import click
 from ...archive import Archive
 from ...errors import UsageError
 from ...home import Home
-from ...keybackup import check_password, write_key_backup
+from ...keybackup import DEFAULT_KDF_PROFILE, KDF_PROFILES, check_password, kdf_profile_params, write_key_backup
 from ..main import cli, command, pass_ctx
 from ..output import err_console
 from ..passwords import read_secret
@@ -20,8 +20,11 @@ from ..passwords import read_secret
 @click.option("--key-backup", type=click.Path(path_type=Path), default=None, help="Where to write the printable key backup, outside HOME (default: HOME/key-backup.txt, with a warning: copy it elsewhere).")
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File holding the key backup password, at least 12 characters and not a common one (else $MAILARCHIVE_PASSWORD, else a prompt).")
 @click.option("--name", default=None, help="A name for the archive (default: the home's directory name).")
+@click.option("--kdf-profile", type=click.Choice(sorted(KDF_PROFILES)), default=DEFAULT_KDF_PROFILE, show_default=True,
+              help="Argon2id parameters of the key backup's password, kept for later `key backup` runs. "
+                   "`test` is for throwaway archives of test suites only: its backups fall to a password guess.")
 @pass_ctx
-def init(ctx, medium, key_backup, password_file, name):
+def init(ctx, medium, key_backup, password_file, name, kdf_profile):
     """Create a new archive: home, key, encrypted catalog, medium 1, and the printable key backup.
 
     The key backup is the only way back into the archive if the home is lost:
@@ -42,7 +45,7 @@ def init(ctx, medium, key_backup, password_file, name):
     # The key backup is init's last step: if it cannot be written, nothing of the archive stays behind.
     archive = Archive.create(
         ctx.home, medium, name=name, smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"),
-        last_step=lambda a: write_key_backup(Path(backup), a.key, a.uuid, password.encode()),
+        last_step=lambda a: _write_first_backup(a, Path(backup), password, kdf_profile),
     )
     try:
         result = {
@@ -75,6 +78,14 @@ def init(ctx, medium, key_backup, password_file, name):
     ctx.ui.emit(result, human)
     if result["warnings"] and (ctx.ui.json or ctx.ui.quiet):
         err_console.print(f"warning: {result['warnings'][0]}", markup=False, highlight=False)
+
+
+def _write_first_backup(archive: Archive, backup: Path, password: str, kdf_profile: str) -> None:
+    """Record the KDF profile (only a non-default one changes the configuration), then write the backup."""
+    if kdf_profile != archive.config.kdf_profile:
+        archive.config.kdf_profile = kdf_profile
+        archive.save_config()
+    write_key_backup(backup, archive.key, archive.uuid, password.encode(), kdf_params=kdf_profile_params(kdf_profile))
 
 
 def _inside(path: Path, home: Path) -> bool:

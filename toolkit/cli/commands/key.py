@@ -7,7 +7,7 @@ import click
 
 from ...errors import NoArchiveError, UsageError, WrongKeyError
 from ...home import Home, key_matches
-from ...keybackup import check_password, import_key_backup, write_key_backup
+from ...keybackup import check_password, import_key_backup, kdf_profile_params, write_key_backup
 from ..main import cli, command, pass_ctx, subgroup
 from ..passwords import read_secret
 
@@ -28,7 +28,8 @@ def backup(ctx, out, password_file):
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
     check_password(password)
     with ctx.open() as archive:
-        write_key_backup(out, archive.key, archive.uuid, password.encode())
+        write_key_backup(out, archive.key, archive.uuid, password.encode(),
+                         kdf_params=kdf_profile_params(archive.config.kdf_profile))
         result = {"out": str(out.absolute()), "uuid": str(archive.uuid), "fingerprint": archive.fingerprint}
     ctx.ui.emit(result, lambda r: ctx.ui.say(f"Wrote key backup {r['out']} (fingerprint {r['fingerprint']})"))
 
