@@ -246,8 +246,8 @@ class Mirror:
                     self.dest.delete(dest_name)
                 s.deleted.append(dest_name)
         if s.kept_at_dest:
-            self._warn(f"{len(s.kept_at_dest)} pack(s) removed locally, kept on the mirror (mirror --delete removes "
-                       "them there)")
+            self._warn(f"{len(s.kept_at_dest)} pack(s) removed locally, kept on the mirror (a mirror run with "
+                       "deletion on removes them there)")
 
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
