@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 
-USERS = 40
+USERS = 80
 _taken: list[str] = []
 
 
