@@ -67,6 +67,8 @@ _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
 _STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
 
 
+_CONNECTING = threading.Lock()
+
 class _Watchdog:
     """One background thread that shuts the SMB socket down when a call overruns its deadline."""
 
@@ -154,7 +156,8 @@ class SmbStorage(Storage):
         #: does this storage's session encrypt every message? (False: signed only)
         self.encrypted = False
         try:
-            self.encrypted = self._connect(want)
+            with _CONNECTING:  # one session set-up at a time: copy threads connect together (smbprotocol's
+                self.encrypted = self._connect(want)  # negotiation/auth is not known to be thread-safe)
             self._check_share()
         except BaseException:
             self.close()
