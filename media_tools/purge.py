@@ -97,11 +97,12 @@ def purge_approved(archive: Archive, *, actor: str, now: dt.datetime | None = No
     reporter = reporter or NullReporter()
     with archive.catalog.reading() as con:
         requests = [r[0] for r in purge_rows.approved_requests(con)]
-    return [_purge_request(archive, rid, actor, now or _utcnow(), reporter) for rid in requests]
+    held = query_held(archive.catalog)  # the query holds, run once for every request
+    return [_purge_request(archive, rid, actor, now or _utcnow(), reporter, held) for rid in requests]
 
 
-def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, reporter: Reporter) -> RequestOutcome:
-    held = query_held(archive.catalog)
+def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, reporter: Reporter,
+                   held: dict[int, set[int]]) -> RequestOutcome:
     with archive.catalog.reading() as con:
         live = purge_rows.live_items(con, rid)
         ok = deletable_now(con, live, now, held)

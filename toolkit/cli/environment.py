@@ -34,8 +34,3 @@ def actor_name(given: str | None, environ=os.environ) -> str:
     if name is None or not name.strip():
         raise UsageError("name who acts: --actor NAME or $MAILARCHIVE_ACTOR (it is recorded)")
     return name.strip()
-
-
-def actor(explicit: str | None, environ=os.environ) -> str:
-    """The same as :func:`actor_name` (the purge command's name for it)."""
-    return actor_name(explicit, environ)

@@ -14,6 +14,7 @@ import click
 from ...catalog import directory
 from ...directory_file import norm_domain, parse_directory
 from ...errors import UsageError
+from ..environment import actor_name
 from ..main import cli, command, pass_ctx, subgroup
 
 directory_group = subgroup(cli, "directory", "The archive's people: local domains, users, groups, revisor profiles.")
@@ -21,12 +22,6 @@ revisor_group = subgroup(directory_group, "revisor", "Saved scopes of revisors (
 
 _ACTOR = click.option("--actor", envvar="MAILARCHIVE_ACTOR", metavar="NAME", default=None,
                       help="Who makes the change (default: $MAILARCHIVE_ACTOR); recorded in the event log.")
-
-
-def _actor(actor: str | None) -> str:
-    if actor is None or not actor.strip():
-        raise UsageError("name who makes this change: --actor NAME or $MAILARCHIVE_ACTOR (it is recorded)")
-    return actor.strip()
 
 
 @command(directory_group, "import")
@@ -41,7 +36,7 @@ def import_cmd(ctx, file, actor):
     tables a name, members = [...] and assigned = [...] (addresses). The whole
     directory is replaced; an identical file changes nothing.
     """
-    actor = _actor(actor)
+    actor = actor_name(actor)
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -101,7 +96,7 @@ def _show(ctx, r: dict) -> None:
 @pass_ctx
 def revisor_set_cmd(ctx, name, domains, folders, everything, actor):
     """Save (or replace) revisor profile NAME: the mail of the given domains or folders, or --all."""
-    actor = _actor(actor)
+    actor = actor_name(actor)
     if everything == bool(domains or folders):
         raise UsageError("give the profile's scope: --domain and/or --folder, or --all (not both)")
     doms = [norm_domain(d, "--domain") for d in domains]
@@ -120,7 +115,7 @@ def revisor_set_cmd(ctx, name, domains, folders, everything, actor):
 @pass_ctx
 def revisor_remove_cmd(ctx, name, actor):
     """Remove revisor profile NAME."""
-    actor = _actor(actor)
+    actor = actor_name(actor)
     with ctx.open(writer=True) as archive, archive.catalog.writing() as con:
         r = directory.remove_revisor(con, name, actor)
     r["revisor"] = name

@@ -13,12 +13,18 @@ from ..passwords import read_secret
 
 
 
-def _tls_options(f):
+def server_options(f):
+    """The connection options of every server source (also `migrate`'s, for all its server lines)."""
     f = click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds without an answer before the connection counts as dropped.")(f)
     f = click.option("--retries", type=click.IntRange(0, 50), default=5, show_default=True, help="Reconnect attempts in a row after a dropped or silent connection (exponential backoff).")(f)
     f = click.option("--allow-plaintext", is_flag=True, help="Log in over an unencrypted link when the server offers no STARTTLS (trusted links only).")(f)
     f = click.option("--insecure", is_flag=True, help="Do not verify the server certificate (explicit; never the default).")(f)
     f = click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Verify the server certificate against these CA certificates (PEM) instead of the system store.")(f)
+    return f
+
+
+def _tls_options(f):
+    f = server_options(f)
     f = click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Read the password from this file (else the environment variable, else a prompt).")(f)
     return f
 

@@ -13,17 +13,9 @@ from ...migrate.sources import ServerOptions
 from ..main import cli, command, subgroup
 from ..output import human_bytes
 from .import_eml import ingest_tuning, parse_limit
+from .import_imap_pop3 import server_options
 
 migrate_group = subgroup(cli, "migrate", "Run a migration plan: many sources, read in parallel, one catalog writer.")
-
-
-def _server_options(f):
-    f = click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds without an answer before a server connection counts as dropped.")(f)
-    f = click.option("--retries", type=click.IntRange(0, 50), default=5, show_default=True, help="Reconnect attempts in a row per server source (exponential backoff).")(f)
-    f = click.option("--allow-plaintext", is_flag=True, help="Log in over an unencrypted link when a server offers no STARTTLS (trusted links only).")(f)
-    f = click.option("--insecure", is_flag=True, help="Do not verify server certificates (explicit; never the default).")(f)
-    f = click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Verify server certificates against these CA certificates (PEM).")(f)
-    return f
 
 
 def _passwords(plan: Plan) -> tuple[dict[int, str], list[tuple[int, str]]]:
@@ -56,7 +48,7 @@ def _problem_text(plan_path: Path, problems: list[tuple[int, str]]) -> str:
 
 @command(migrate_group, "check")
 @click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path, dir_okay=False))
-@_server_options
+@server_options
 @click.pass_context
 def check_cmd(click_ctx, plan_file, ca_file, insecure, allow_plaintext, retries, timeout):
     """Check every line of a plan without importing anything: its syntax, that each local source
@@ -89,7 +81,7 @@ def check_cmd(click_ctx, plan_file, ca_file, insecure, allow_plaintext, retries,
 @click.option("--retry-wait", type=click.FloatRange(0, 3600), default=30.0, show_default=True, help="Seconds before a throttled source is tried again (after the others).")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the summary as JSON to this file.")
 @click.option("--html-report", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the summary as a self-contained HTML page to this file.")
-@_server_options
+@server_options
 @click.pass_context
 def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file, html_report, ca_file, insecure,
             allow_plaintext, retries, timeout):

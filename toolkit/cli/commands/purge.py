@@ -6,15 +6,16 @@ import click
 from media_tools.purge import plan_purge, purge_approved
 
 from ...errors import ExitCode
-from ..environment import actor as read_actor
+from ..environment import actor_name
 from ..main import cli, command
+from .retention import ACTOR
 
 
 @command(cli, "purge")
 @click.option("--dry-run", is_flag=True, help="List the approved requests, their mails and the packs to rewrite; change nothing.")
-@click.option("--actor", "actor_name", default=None, help="Who runs the purge (else $MAILARCHIVE_ACTOR).")
+@ACTOR
 @click.pass_context
-def purge_cmd(click_ctx, dry_run, actor_name):
+def purge_cmd(click_ctx, dry_run, actor):
     """Rewrite the packs holding the mails of approved deletion requests without them.
 
     Each new pack is written create-only and read back before the catalog switches to it (one
@@ -24,7 +25,7 @@ def purge_cmd(click_ctx, dry_run, actor_name):
     Rerun `purge`: it completes the work.
     """
     ctx = click_ctx.obj
-    who = read_actor(actor_name)
+    who = actor_name(actor)
     if dry_run:
         with ctx.open() as archive:
             plan = plan_purge(archive)

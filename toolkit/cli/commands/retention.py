@@ -9,6 +9,7 @@ import datetime as dt
 
 import click
 
+from ... import purge_rules
 from ...catalog import retention
 from ...directory_file import norm_address, norm_domain
 from ...errors import UsageError
@@ -23,13 +24,8 @@ ACTOR = click.option("--actor", metavar="NAME", default=None,
 
 
 def query_held(archive) -> dict[int, set[int]]:
-    """hold_id → msg_ids of every query hold in force, evaluated in the restricted SQL session."""
-    with archive.catalog.reading() as con:
-        rows = [h for h in retention.holds(con) if h["kind"] == "query"]
-    if not rows:
-        return {}
-    with archive.catalog.querying() as session:
-        return retention.query_hold_members(session, rows)
+    """hold_id → msg_ids of every query hold in force (evaluated in the restricted SQL session)."""
+    return purge_rules.query_held(archive.catalog)
 
 
 def _one_scope(options: dict) -> tuple[str, str]:
