@@ -92,6 +92,31 @@ def _worker_init(fault_points: dict | None = None) -> None:
         os._exit(1)
 
 
+def kill_pool(executor: ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers now and let its manager thread end (never waits on a worker)."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass
+    for proc in procs:
+        proc.join(5.0)
+    # A worker killed while writing a large result leaves half a message in
+    # the result pipe; the pool's manager thread then waits in recv() for
+    # the rest forever, because this process holds the pipe's write end
+    # too, and the interpreter hangs at exit joining that thread. With
+    # every worker gone, closing our write end turns the wait into EOF.
+    queue = getattr(executor, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None and not any(proc.is_alive() for proc in procs):
+        try:
+            writer.close()
+        except OSError:
+            pass
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
 def _prepare_in_worker(*args):
     """:func:`prepare_chunk` in a worker process, behind a fault point that can stall the worker
     outside the per-mail watchdog (tests: a stop request must still end the run)."""
@@ -251,17 +276,8 @@ class Ingest:
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        procs = list((getattr(executor, "_processes", None) or {}).values())
-        for proc in procs:
-            try:
-                proc.kill()
-            except (OSError, ValueError):
-                pass
-        executor.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            proc.join(1.0)
+        if executor is not None:
+            kill_pool(executor)
 
     def _submit(self, chunk: list):
         """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
