@@ -32,6 +32,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as Futu
 from typing import Iterator
 
 from . import faults, marks
+from .process_guard import forbid_core_dumps
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
@@ -80,6 +81,7 @@ def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
 def _worker_init(fault_points: dict | None = None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
     faults.configure(**(fault_points or {}))  # the test fault points of the driver (toolkit/faults.py)
+    forbid_core_dumps()  # a spawned program is dumpable again (toolkit/process_guard.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
