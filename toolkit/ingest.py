@@ -51,6 +51,9 @@ CHUNK = 256
 CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 DUPLICATE_RUN_COMMIT = 20_000  # sightings without a new mail after which the cursor is saved anyway
+#: A pack closes after this many mails even below its byte target: the rows of an open pack wait in
+#: memory for its commit, so a million tiny mails must not all go into one pack (docs/reliability.md K8).
+PACK_MAX_MAILS = 5_000
 
 
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
@@ -173,7 +176,7 @@ class Ingest:
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._writer: PackWriter | None = None
-        self._assign_id, self._assigned = os.urandom(16), 0
+        self._assign_id, self._assigned, self._assigned_mails = os.urandom(16), 0, 0
         self._chunk_pack_id = self._assign_id
         self._sealed_ids: set[bytes] = set()
         self._decider = DedupDecider()
@@ -284,9 +287,11 @@ class Ingest:
     def _submit(self, chunk: list):
         """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
         pack_id = self._assign_id
-        self._assigned += sum(it.length for it in chunk if isinstance(it, SourceMail))
-        if self._assigned >= self.pack_target:
-            self._assign_id, self._assigned = os.urandom(16), 0
+        mails = [it for it in chunk if isinstance(it, SourceMail)]
+        self._assigned += sum(it.length for it in mails)
+        self._assigned_mails += len(mails)
+        if self._assigned >= self.pack_target or self._assigned_mails >= PACK_MAX_MAILS:
+            self._assign_id, self._assigned, self._assigned_mails = os.urandom(16), 0, 0
         jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)

@@ -200,9 +200,10 @@ def _report_write_failure(exc: OSError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
-    from ..process_guard import forbid_core_dumps
+    from ..process_guard import cap_malloc_arenas, forbid_core_dumps
 
     forbid_core_dumps()  # the key and passphrases never reach a core file (docs/reliability.md G7)
+    cap_malloc_arenas()  # a long run's memory stays bounded (docs/reliability.md K8)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
     try:
