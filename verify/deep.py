@@ -436,15 +436,27 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
              pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
-             crls: list[bytes] | None = None) -> None:
+             crls: list[bytes] | None = None, subset=None, seed: int = 0) -> None:
     """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
 
     ``at`` fixes the verification time of the tokens (default now) and ``crls`` adds revocation data
-    for their TSA chains (I16, :func:`verify.tokens.verify_token`)."""
+    for their TSA chains (I16, :func:`verify.tokens.verify_token`). ``subset`` (a
+    :class:`verify.sampling.Subset`) reads only that many packs, the least recently verified first,
+    ties in the order ``seed`` gives (F6); every run records the packs it read in the home's
+    verify state (:mod:`verify.sampling`)."""
+    from . import sampling
+
     reporter = reporter or NullReporter()
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     with check_session(archive.catalog) as con:
         tasks = _tasks(con)
+    state_path = archive.home_files.verify_state_path
+    all_packs = {t["pack_id"] for t in tasks}
+    if subset is not None:
+        chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
+        report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
+                                  "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
+        tasks = chosen
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(tasks)))
@@ -468,6 +480,14 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         for cid, detail, objs in res.get("warnings", ()):
             checks[cid].warn(detail, **objs)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
+    if subset is not None:
+        checks["F01"].note = (f"subset {subset.text} (seed {seed}): {len(results)} of {len(all_packs)} packs, "
+                              f"{bytes_read:,} bytes read")
+    read = [r["pack"] for r in results if r["pack"] in by_pack and not r.get("unread")]
+    try:
+        sampling.record_reads(state_path, str(archive.uuid), read, all_packs, dt.datetime.now(dt.timezone.utc))
+    except OSError as exc:  # a read-only home: the run stands, the next subset just does not rotate
+        reporter.warn(f"the packs read were not recorded in {state_path}: {exc}")
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
