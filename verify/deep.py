@@ -297,7 +297,8 @@ def _tasks(con) -> list[dict]:
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
-    """F3: name the pack and blob a failing record's bytes really belong to, when they are a copy from another pack."""
+    """F3: name the pack, its medium and the blob a failing record's bytes really belong to, when they are a copy
+    from another pack (on this medium or another: the record key depends on the pack id, never on the medium)."""
     failed = result["auth_failed"][:PROBE_RECORDS]
     if not failed:
         return
@@ -313,10 +314,11 @@ def _probe_copies(archive, con, result: dict, task: dict) -> None:
         except MailArchiveError:
             continue
         cands = con.execute(
-            "SELECT pack_id, blob_id, size, csize, msg_id FROM messages WHERE csize = ? AND pack_id <> ? LIMIT ?",
+            "SELECT m.pack_id, m.blob_id, m.size, m.csize, m.msg_id, p.medium_id FROM messages m "
+            "LEFT JOIN packs p USING (pack_id) WHERE m.csize = ? AND m.pack_id <> ? LIMIT ?",
             [f["csize"], task["pack_id"], PROBE_CANDIDATES],
         ).fetchall()
-        for pack_id, blob, size, csize, msg_id in cands:
+        for pack_id, blob, size, csize, msg_id, medium_id in cands:
             try:
                 open_record(pack_key(archive.key, archive.uuid, bytes.fromhex(pack_id)), archive.uuid,
                             bytes.fromhex(blob), size, csize, record)
@@ -324,8 +326,8 @@ def _probe_copies(archive, con, result: dict, task: dict) -> None:
                 continue
             cid, detail, objs = result["problems"][f["index"]]
             result["problems"][f["index"]] = (
-                cid, detail + f" [its bytes are a copy of message {msg_id} (blob {blob[:16]}) from pack {pack_id}: "
-                "a record copied from another pack]", {**objs, "name": f"copied_from:{pack_id}"},
+                cid, detail + f" [its bytes are a copy of message {msg_id} (blob {blob[:16]}) from pack {pack_id} "
+                f"on medium {medium_id}: a record copied from another pack]", {**objs, "name": f"copied_from:{pack_id}"},
             )
             break
 
