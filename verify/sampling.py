@@ -51,22 +51,22 @@ def parse_subset(text: str) -> Subset:
     """``10%``, ``0.25``, ``1/4`` (fractions of the packs, above 0 and at most 1) or ``5`` (packs)."""
     m = _SPEC.match(text or "")
     if not m:
-        raise UsageError(f"--subset {text}: give a fraction of the packs (10%, 0.1 or 1/10) or a number of packs (5)")
+        raise UsageError(f"subset {text}: give a fraction of the packs (10%, 0.1 or 1/10) or a number of packs (5)")
     if m["n"] is not None:
         n = int(m["n"])
         if n < 1:
-            raise UsageError(f"--subset {text}: the number of packs must be at least 1")
+            raise UsageError(f"subset {text}: the number of packs must be at least 1")
         return Subset(text=text, count=n)
     if m["pct"] is not None:
         frac = float(m["pct"]) / 100
     elif m["den"] is not None:
         if int(m["den"]) == 0:
-            raise UsageError(f"--subset {text}: division by zero")
+            raise UsageError(f"subset {text}: division by zero")
         frac = int(m["num"]) / int(m["den"])
     else:
         frac = float(m["frac"])
     if not 0 < frac <= 1:
-        raise UsageError(f"--subset {text}: a fraction must be above 0 and at most 100%")
+        raise UsageError(f"subset {text}: a fraction must be above 0 and at most 100%")
     return Subset(text=text, fraction=frac)
 
 

@@ -111,7 +111,10 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at,
     if subset is not None:
         from verify.sampling import parse_subset
 
-        subset = parse_subset(subset)
+        try:
+            subset = parse_subset(subset)
+        except UsageError as exc:  # the library names no option: "subset 0: ..." becomes "--subset 0: ..."
+            raise UsageError(f"--{exc}") from None
         full = True
     if crl and not full:
         raise UsageError("--crl applies to the timestamp tokens, which only `verify --full` checks")
