@@ -395,6 +395,9 @@ class Ingest:
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
         defects = [*meta.defects, *p.defects]
+        if meta.sent_date is None and item.internal_date is not None:
+            # J9: the date the mail shows (sent date, else internal date) comes from the source, not the mail
+            defects.append(f"date-from-{item.date_source or 'internal-date'}")
         rows.messages.add(
             blob_id=p.blob_id,
             dedup_key=meta.dedup_key.hex(),
