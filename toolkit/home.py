@@ -7,6 +7,7 @@ A home is a directory (mode 0700) holding:
 - ``catalog.duckdb`` (+ ``.wal``): the encrypted catalog;
 - ``lock``: the writer lock (an flock; see :mod:`toolkit.lock`);
 - ``init.incomplete``: present while an ``init`` has not finished (see :mod:`toolkit.archive`).
+- ``verify-state.json``: which packs each full or sampled verify read, and when (see :mod:`verify.sampling`).
 
 Init, key restore, restore and rebuild reach these files through a :class:`Home`;
 nothing else builds their paths.
