@@ -32,6 +32,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as Futu
 from typing import Callable, Iterator
 
 from . import faults, marks
+from .process_guard import forbid_core_dumps
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
@@ -81,6 +82,7 @@ def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
 def _worker_init(fault_points: dict | None = None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
     faults.configure(**(fault_points or {}))  # the test fault points of the driver (toolkit/faults.py)
+    forbid_core_dumps()  # a spawned program is dumpable again (toolkit/process_guard.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -91,6 +93,31 @@ def _worker_init(fault_points: dict | None = None) -> None:
         pass
     if os.getppid() == 1:  # the driver died before prctl took effect
         os._exit(1)
+
+
+def kill_pool(executor: ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers now and let its manager thread end (never waits on a worker)."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass
+    for proc in procs:
+        proc.join(5.0)
+    # A worker killed while writing a large result leaves half a message in
+    # the result pipe; the pool's manager thread then waits in recv() for
+    # the rest forever, because this process holds the pipe's write end
+    # too, and the interpreter hangs at exit joining that thread. With
+    # every worker gone, closing our write end turns the wait into EOF.
+    queue = getattr(executor, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None and not any(proc.is_alive() for proc in procs):
+        try:
+            writer.close()
+        except OSError:
+            pass
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _prepare_in_worker(*args):
@@ -255,17 +282,8 @@ class Ingest:
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        procs = list((getattr(executor, "_processes", None) or {}).values())
-        for proc in procs:
-            try:
-                proc.kill()
-            except (OSError, ValueError):
-                pass
-        executor.shutdown(wait=False, cancel_futures=True)
-        for proc in procs:
-            proc.join(1.0)
+        if executor is not None:
+            kill_pool(executor)
 
     def _submit(self, chunk: list):
         """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""

@@ -83,6 +83,9 @@ _worker_archive = None
 def _init_worker(home: str, smb_password: str | None = None) -> None:
     global _worker_archive
     from toolkit.archive import Archive
+    from toolkit.process_guard import forbid_core_dumps
+
+    forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
 
     _worker_archive = Archive.open(Path(home), smb_password=smb_password)
 

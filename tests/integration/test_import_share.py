@@ -274,3 +274,18 @@ def test_maildir_detection_by_layout(tmp_path):
     assert items["Projects/new/Thumbs.db"].reason == "not mail: Windows/macOS folder metadata (Thumbs.db)"
     assert items["Mail2/.Sub/maildirfolder"].reason == "Maildir metadata, not a message"
     assert len(items) == 4
+
+
+@pytest.mark.samba
+@pytest.mark.parametrize("what", ["share", "folder"])
+def test_c8_a_missing_share_or_folder_is_an_error_naming_it(tmp_path, samba, what):
+    """C8: a share or folder that does not exist on the server is a usage error naming it, not an empty run."""
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    missing = f"no-such-share-{os.getpid()}" if what == "share" else f"{samba.share}/no-such-folder-{os.getpid()}"
+    url = f"smb://{samba.user}@{samba.host}:{samba.port}/{missing}"
+    p = mailarchive(home, "import", "share", url, check=None, env={"MAILARCHIVE_SMB_PASSWORD": samba.password})
+    err = " ".join(p.stderr.split())
+    assert p.returncode not in (0, 1), (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in err and missing.rpartition("/")[2] in err, err
+    assert mailarchive(home, "stats", json_out=True).result["messages"] == 0

@@ -86,3 +86,24 @@ def test_smb_credentials_are_sealed(tmp_path, samba, smb_location):
     # The sealed password is enough: no environment variable needed later.
     p = mailarchive(home, "media", "list", json_out=True, env={"MAILARCHIVE_SMB_PASSWORD": ""})
     assert p.result["media"][0]["reachable"] is True
+
+
+def test_p9_a_missing_label_stops_writes_and_is_a_finding(tmp_path):
+    """P9: MEDIUM.json deleted by hand on a medium that holds packs. The next import of new mail stops
+    (exit 3) naming the medium and the next step, writes nothing and never writes a new label; quick
+    verify reports the medium (Q01) and exits 1."""
+    home, m1 = tmp_path / "home", tmp_path / "m1"
+    mailarchive(home, "init", "--medium", str(m1))
+    mailarchive(home, "import", "eml", str(REPO / "sample_data" / "eml"))
+    (m1 / "MEDIUM.json").unlink()
+    before = sorted(p.relative_to(m1) for p in m1.rglob("*"))
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "1.eml").write_text("From: x@example.com\nSubject: new\nMessage-ID: <p9-new@example.com>\n\nhello\n")
+    p = mailarchive(home, "import", "eml", str(new), check=3)
+    err = " ".join(p.stderr.split())
+    assert "medium 1" in err and "MEDIUM.json" in err and "media retarget" in err and "Traceback" not in err
+    assert sorted(p.relative_to(m1) for p in m1.rglob("*")) == before  # no label, no pack, no temp file
+    v = mailarchive(home, "verify", json_out=True, check=1).result
+    q01 = next(c for c in v["checks"] if c["id"] == "Q01")
+    assert q01["status"] == "finding" and "no MEDIUM.json" in json.dumps(q01)

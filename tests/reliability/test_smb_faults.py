@@ -227,3 +227,46 @@ def test_c3_session_expired_mid_import_stops_cleanly_and_resumes(tmp_path, samba
         again = mailarchive(home, "--smb-no-encrypt", "import", "eml", str(src), env=env, json_out=True).result
         assert again["archived"] == 40 - committed and again["errors"] == 0
         assert mailarchive(home, "stats", json_out=True).result["messages"] == 40
+
+
+def _blob_ids(home) -> list[str]:
+    rows = mailarchive(home, "sql", "SELECT blob_id FROM messages ORDER BY blob_id", "--format", "json").stdout
+    import json
+
+    return [r["blob_id"] for r in json.loads(rows)]
+
+
+def test_c2_connection_reset_mid_import_then_rerun_equals_a_clean_run(tmp_path, samba, smb_location):
+    """C2 at the import level: every SMB connection of the import is reset (RST both ways) once the
+    server has sent it 6 KB, i.e. a few packs into the run, as a Samba restart or a dropped link looks
+    to the client. The run stops with exit 3 and a message naming the server (or reconnects and
+    finishes); the rerun without the fault ends with exactly the blob set of a clean local run of the
+    same mails, each once, and verify --full is clean."""
+    from tests.services.faultproxy import FaultProxy
+
+    src = tmp_path / "src"
+    _random_mails(src, 40, 4_000)
+    env = {"MAILARCHIVE_PACK_TARGET": "15000"}
+    clean = tmp_path / "clean"
+    mailarchive(clean, "init", "--medium", str(tmp_path / "clean-m1"), "--key-backup", str(tmp_path / "ckb.txt"))
+    mailarchive(clean, "import", "eml", str(src), env=env)
+    expected = _blob_ids(clean)
+    assert len(expected) == 40
+    with FaultProxy(samba.host, samba.port) as proxy:
+        medium = smb_location.replace(f"{samba.host}:{samba.port}", f"{proxy.host}:{proxy.port}")
+        home = tmp_path / "home"
+        mailarchive(home, "init", "--medium", medium, "--key-backup", str(tmp_path / "kb.txt"))
+        proxy.mode("reset", after=6_000)
+        p = mailarchive(home, "import", "eml", str(src), env=env, check=None)
+        assert proxy.faults_fired >= 1
+        assert p.returncode in (0, 3), (p.returncode, p.stdout, p.stderr)
+        assert "Traceback" not in p.stderr
+        if p.returncode == 3:
+            assert f"{proxy.host}:{proxy.port}" in " ".join(p.stderr.split()), p.stderr
+        proxy.mode("pass")
+        done = mailarchive(home, "import", "eml", str(src), env=env, json_out=True).result
+        assert done["status"] == "complete" and done["errors"] == 0
+        blobs = _blob_ids(home)
+        assert blobs == expected  # the same mails, each exactly once
+        v = mailarchive(home, "verify", "--full", json_out=True, check=None)
+        assert v.returncode == 0, v.stdout + v.stderr

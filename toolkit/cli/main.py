@@ -200,6 +200,9 @@ def _report_write_failure(exc: OSError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
+    from ..process_guard import forbid_core_dumps
+
+    forbid_core_dumps()  # the key and passphrases never reach a core file (docs/reliability.md G7)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
     try:
