@@ -121,7 +121,8 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
     cut = envelope_length(head, len(head) >= item.length)
     if not cut:
         return item
-    note = {"flags": (FROM_LINE_REMOVED,), "internal_date": from_line_date(head[head.index(b"From "):cut])}
+    note = {"flags": (FROM_LINE_REMOVED,), "internal_date": from_line_date(head[head.index(b"From "):cut]),
+            "date_source": "from-line"}
     if item.raw is None and item.path is None:
         return dataclasses.replace(item, size=item.size - cut, opener=_skip_opener(item.opener, cut), **note)
     try:

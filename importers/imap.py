@@ -545,7 +545,8 @@ class ImapImporter(ServerSource):
                         continue
                     flags = _flags(d.get(b"FLAGS", ()))
                     reporter.advance(task, 1, bytes=len(raw))
-                    yield SourceMail(raw=raw, ref=ref, folder=name, flags=flags, internal_date=d.get(b"INTERNALDATE"), cursor=cursor)
+                    yield SourceMail(raw=raw, ref=ref, folder=name, flags=flags, internal_date=d.get(b"INTERNALDATE"),
+                                     date_source="imap-internaldate", cursor=cursor)
         finally:
             reporter.finish(task)
 

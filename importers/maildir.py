@@ -172,6 +172,13 @@ def internal_date(entry: FileEntry) -> dt.datetime | None:
         return None
 
 
+def internal_date_source(entry: FileEntry) -> str | None:
+    """What :func:`internal_date` read: the name's time stamp, the file's mtime, or nothing."""
+    if _name_time(entry.rel.rpartition(b"/")[2]):
+        return "maildir-name-time"
+    return "file-time" if entry.mtime > 0 else None
+
+
 def _vanished(exc: BaseException) -> bool:
     return isinstance(exc, (FileNotFoundError, ObjectMissingError)) or (
         isinstance(exc, OSError) and exc.errno == 2
@@ -231,6 +238,7 @@ class MaildirImporter(TreeSource):
             folder=folder_name(folder_dir or b""),
             flags=flag_field(parse_flags(_text(name))),
             internal_date=internal_date(entry),
+            date_source=internal_date_source(entry),
             cursor=cur,
         )
         if local_root is not None:

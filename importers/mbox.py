@@ -881,5 +881,6 @@ class MboxImporter:
             folder=folder_name(self.name),
             flags=(",".join(flags),),  # one element: sightings.flags joins the tuple without a separator
             internal_date=msg.date,
+            date_source="from-line",
             cursor=cur,
         )

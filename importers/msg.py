@@ -193,7 +193,7 @@ def item_from_msg(data: bytes, ref: str, cursor, folder: str | None, warn=None,
     for p in built.problems if warn is not None else ():
         warn(f"{ref}: {p}")
     return SourceMail(raw=built.raw, ref=ref, folder=folder, flags=mapi.mail_flags(m),
-                      internal_date=mapi.internal_date(m), cursor=cursor, via=VIA)
+                      internal_date=mapi.internal_date(m), date_source="outlook-item-time", cursor=cursor, via=VIA)
 
 
 def _convert_with_meta(data: bytes, limits: tuple[float | None, float | None] = (None, None)):

@@ -414,7 +414,7 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
     except OSError as exc:
         return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
     mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
-                      internal_date=mapi.internal_date(msg), cursor=cur, via=VIA,
+                      internal_date=mapi.internal_date(msg), date_source="outlook-item-time", cursor=cur, via=VIA,
                       embedded=sum(1 for a in msg.attachments if a.method == mapi.ATTACH_EMBEDDED))
     return (mail, built.problems) if built.problems else mail
 

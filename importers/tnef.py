@@ -72,4 +72,4 @@ def item_from_tnef(data: bytes, ref: str, cursor, folder: str | None) -> SourceI
     except Exception as exc:  # noqa: BLE001 — a damaged TNEF file is listed, never a traceback
         return SourceProblem(ref, f"not a readable TNEF file: {type(exc).__name__}: {exc}", cursor)
     return SourceMail(raw=built.raw, ref=ref, folder=folder, flags=mapi.mail_flags(msg),
-                      internal_date=mapi.internal_date(msg), cursor=cursor, via=VIA)
+                      internal_date=mapi.internal_date(msg), date_source="outlook-item-time", cursor=cursor, via=VIA)

@@ -161,15 +161,18 @@ def export_metadata(archive: Archive, dest: Path, filters=None, *, fmt: str | No
 
 
 def verify_archive(archive: Archive, *, full: bool = False, workers: int | None = None,
-                   reporter: Reporter | None = None, at=None, crls: list[bytes] | None = None):
+                   reporter: Reporter | None = None, at=None, crls: list[bytes] | None = None,
+                   subset: str | None = None, seed: int = 0):
     """Check the archive (``mailarchive verify``; with ``full``, ``verify --full``: every pack read).
     Returns a :class:`verify.report.Report`: ``exit_code`` 0 clean, 1 with findings; write it with
     ``verify.write_json``, ``write_html`` or ``write_findings``. ``at`` (an aware datetime) verifies
     as of that time, ``crls`` (PEM or DER CRLs) are revocation data for the tokens' TSA chains
-    (``verify --at/--crl``, docs/timestamps.md)."""
+    (``verify --at/--crl``, docs/timestamps.md). ``subset`` (``"10%"``, ``"1/4"``, ``"5"``) reads only
+    that share of the packs, least recently verified first, ``seed`` ordering ties
+    (``verify --subset/--seed``, docs/verification.md)."""
     from verify.checks import verify_archive as run
 
-    return run(archive, full=full, workers=workers, reporter=reporter, now=at, crls=crls)
+    return run(archive, full=full, workers=workers, reporter=reporter, now=at, crls=crls, subset=subset, seed=seed)
 
 
 def stamp_pending(archive: Archive, *, tsa_url: str, ca_pem: bytes, all_pending: bool = False,

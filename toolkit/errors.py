@@ -108,6 +108,7 @@ class NextStep(enum.Enum):
     REBUILD_ADOPTS_NEWER_MEDIA = "rebuild-adopts-newer-media"  # a mirror with media newer than its backup (args: head, tail)
     REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
     PUT_BACK_NEWER_CATALOG = "put-back-newer-catalog"  # the catalog is older than the media's high-water marks
+    CHECK_STRANGER_PACK = "check-stranger-pack"  # an import met a pack name it did not write (B5, C9)
 
 
 class MailArchiveError(Exception):
@@ -204,6 +205,15 @@ class StorageLoginError(StorageError):
 
 class ObjectExistsError(StorageError):
     """A create-only write found the final name taken (possible ID reuse)."""
+
+
+class PackNameTakenError(ObjectExistsError):
+    """An import met a pack name on a medium that it did not write (docs/reliability.md B5, C9).
+
+    The run stops: the object there is left as it is (never replaced, never deleted), the pack
+    this run was sealing is dropped with its rows, and the error names the medium and the pack.
+    Exit 3 like any storage failure: the state is consistent and a rerun picks a new pack id.
+    """
 
 
 class ObjectMissingError(StorageError):

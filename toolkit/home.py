@@ -7,6 +7,7 @@ A home is a directory (mode 0700) holding:
 - ``catalog.duckdb`` (+ ``.wal``): the encrypted catalog;
 - ``lock``: the writer lock (an flock; see :mod:`toolkit.lock`);
 - ``init.incomplete``: present while an ``init`` has not finished (see :mod:`toolkit.archive`).
+- ``verify-state.json``: which packs each full or sampled verify read, and when (see :mod:`verify.sampling`).
 
 Init, key restore, restore and rebuild reach these files through a :class:`Home`;
 nothing else builds their paths.
@@ -41,6 +42,8 @@ DEFAULT_LOG_NAME = "mailarchive.log"
 #: What other commands keep in the home: the mirror runs' outcomes, the IMAP exports' resume state.
 MIRROR_STATUS_NAME = "mirror-status.json"
 EXPORT_STATE_NAME = "export-state"
+#: Which packs each full or sampled verify read, and when (verify/sampling.py).
+VERIFY_STATE_NAME = "verify-state.json"
 
 
 def _key_check_input(archive_uuid: uuidlib.UUID) -> tuple[str, bytes]:
@@ -98,6 +101,7 @@ class Home:
     default_log_file = _file(DEFAULT_LOG_NAME)
     mirror_status_path = _file(MIRROR_STATUS_NAME)
     export_state_dir = _file(EXPORT_STATE_NAME)
+    verify_state_path = _file(VERIFY_STATE_NAME)
 
     # -- state -----------------------------------------------------------------------------------
     def has_config(self) -> bool:

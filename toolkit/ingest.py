@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import faults, marks
 from .process_guard import forbid_core_dumps
@@ -37,6 +37,7 @@ from .archive import Archive
 from .catalog import ingest_rows as store
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
+from .errors import NextStep, ObjectExistsError, PackNameTakenError
 from .ingest_writer import IngestWriter
 from .known_keys import KnownKeys
 from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
@@ -150,6 +151,7 @@ class Ingest:
         chunk: int = CHUNK,
         workers: int | None = None,
         parse_limit: float | None = None,
+        pack_ids: Callable[[], bytes] | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -160,6 +162,8 @@ class Ingest:
         self.chunk = chunk
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
+        #: where new pack ids come from: 16 random bytes each (a test may give its own to meet a taken name)
+        self._new_pack_id = pack_ids or (lambda: os.urandom(16))
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -176,7 +180,7 @@ class Ingest:
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._writer: PackWriter | None = None
-        self._assign_id, self._assigned, self._assigned_mails = os.urandom(16), 0, 0
+        self._assign_id, self._assigned, self._assigned_mails = self._new_pack_id(), 0, 0
         self._chunk_pack_id = self._assign_id
         self._sealed_ids: set[bytes] = set()
         self._decider = DedupDecider()
@@ -291,7 +295,7 @@ class Ingest:
         self._assigned += sum(it.length for it in mails)
         self._assigned_mails += len(mails)
         if self._assigned >= self.pack_target or self._assigned_mails >= PACK_MAX_MAILS:
-            self._assign_id, self._assigned, self._assigned_mails = os.urandom(16), 0, 0
+            self._assign_id, self._assigned, self._assigned_mails = self._new_pack_id(), 0, 0
         jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         key = pack_key(self.archive.key, self.archive.uuid, pack_id)
@@ -418,6 +422,9 @@ class Ingest:
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
         defects = [*meta.defects, *p.defects]
+        if meta.sent_date is None and item.internal_date is not None:
+            # J9: the date the mail shows (sent date, else internal date) comes from the source, not the mail
+            defects.append(f"date-from-{item.date_source or 'internal-date'}")
         rows.messages.add(
             blob_id=p.blob_id,
             dedup_key=meta.dedup_key.hex(),
@@ -450,7 +457,7 @@ class Ingest:
         """Add a new mail's record to the open pack (opened on demand); returns its index entry."""
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else os.urandom(16)
+            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else self._new_pack_id()
             self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
         data = p.data if p.data is not None else item.raw
         blob = bytes.fromhex(p.blob_id)
@@ -502,7 +509,7 @@ class Ingest:
             return
         info = None
         if self._writer is not None:
-            info = self._writer.seal()
+            info = self._seal_open_pack()
             self._sealed_ids.add(info.pack_id)
             self._writer = None
             summary.packs += 1
@@ -516,6 +523,28 @@ class Ingest:
         self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
                          for ref, t in self._parents.items()}
         self._decider.reset()
+
+
+    def _seal_open_pack(self):
+        """Publish the open pack; a name already taken on the medium stops the whole run (B5, C9).
+
+        Create-only publishing never replaces the object there. The run does not pick another id
+        and go on: this run chose a fresh random id, so a file of that name was put there by
+        something else (another home writing to this medium, a copy put back by hand, an id source
+        that repeats), which the operator must look at before more is written; and the records of
+        the pack are sealed for its id, so another id would mean sealing them again.
+        """
+        writer = self._writer
+        try:
+            return writer.seal()
+        except ObjectExistsError:
+            medium = self.archive.config.active_medium
+            raise PackNameTakenError(
+                f"medium {medium.id} ({medium.location}): pack {writer.name} is already there and this import "
+                f"did not write it; refused to replace it (possible ID reuse). The import stopped: that file is "
+                f"untouched, and the {writer.count} mails this pack held were not committed",
+                next_step=NextStep.CHECK_STRANGER_PACK,
+            ) from None
 
 
 def _chunks(opener) -> Iterator[bytes]:

@@ -15,6 +15,10 @@ from typing import Any, BinaryIO, Callable, Iterator, Protocol
 from .reporter import Reporter
 
 
+#: the sources of an internal date (``SourceMail.date_source``); None means "internal-date" (the importer's own)
+DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-line", "outlook-item-time")
+
+
 @dataclass
 class SourceMail:
     """One mail, in one of three forms: ``raw`` bytes; a local file (``raw=None`` with ``path`` and
@@ -26,6 +30,9 @@ class SourceMail:
     folder: str | None = None
     flags: tuple[str, ...] = ()
     internal_date: dt.datetime | None = None
+    #: where ``internal_date`` comes from (docs/reliability.md J9), named in the ``date-from-…`` flag of a
+    #: mail whose Date header is missing or unparsable: one of :data:`DATE_SOURCES`
+    date_source: str | None = None
     cursor: Any = None                    # JSON-able cursor state after this item
     size: int | None = None               # with opener or path: the byte count (from the scan)
     opener: Callable[[], BinaryIO] | None = None

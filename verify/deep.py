@@ -300,7 +300,8 @@ def _tasks(con) -> list[dict]:
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
-    """F3: name the pack and blob a failing record's bytes really belong to, when they are a copy from another pack."""
+    """F3: name the pack, its medium and the blob a failing record's bytes really belong to, when they are a copy
+    from another pack (on this medium or another: the record key depends on the pack id, never on the medium)."""
     failed = result["auth_failed"][:PROBE_RECORDS]
     if not failed:
         return
@@ -316,10 +317,11 @@ def _probe_copies(archive, con, result: dict, task: dict) -> None:
         except MailArchiveError:
             continue
         cands = con.execute(
-            "SELECT pack_id, blob_id, size, csize, msg_id FROM messages WHERE csize = ? AND pack_id <> ? LIMIT ?",
+            "SELECT m.pack_id, m.blob_id, m.size, m.csize, m.msg_id, p.medium_id FROM messages m "
+            "LEFT JOIN packs p USING (pack_id) WHERE m.csize = ? AND m.pack_id <> ? LIMIT ?",
             [f["csize"], task["pack_id"], PROBE_CANDIDATES],
         ).fetchall()
-        for pack_id, blob, size, csize, msg_id in cands:
+        for pack_id, blob, size, csize, msg_id, medium_id in cands:
             try:
                 open_record(pack_key(archive.key, archive.uuid, bytes.fromhex(pack_id)), archive.uuid,
                             bytes.fromhex(blob), size, csize, record)
@@ -327,8 +329,8 @@ def _probe_copies(archive, con, result: dict, task: dict) -> None:
                 continue
             cid, detail, objs = result["problems"][f["index"]]
             result["problems"][f["index"]] = (
-                cid, detail + f" [its bytes are a copy of message {msg_id} (blob {blob[:16]}) from pack {pack_id}: "
-                "a record copied from another pack]", {**objs, "name": f"copied_from:{pack_id}"},
+                cid, detail + f" [its bytes are a copy of message {msg_id} (blob {blob[:16]}) from pack {pack_id} "
+                f"on medium {medium_id}: a record copied from another pack]", {**objs, "name": f"copied_from:{pack_id}"},
             )
             break
 
@@ -439,15 +441,27 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
              pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
-             crls: list[bytes] | None = None) -> None:
+             crls: list[bytes] | None = None, subset=None, seed: int = 0) -> None:
     """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
 
     ``at`` fixes the verification time of the tokens (default now) and ``crls`` adds revocation data
-    for their TSA chains (I16, :func:`verify.tokens.verify_token`)."""
+    for their TSA chains (I16, :func:`verify.tokens.verify_token`). ``subset`` (a
+    :class:`verify.sampling.Subset`) reads only that many packs, the least recently verified first,
+    ties in the order ``seed`` gives (F6); every run records the packs it read in the home's
+    verify state (:mod:`verify.sampling`)."""
+    from . import sampling
+
     reporter = reporter or NullReporter()
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     with check_session(archive.catalog) as con:
         tasks = _tasks(con)
+    state_path = archive.home_files.verify_state_path
+    all_packs = {t["pack_id"] for t in tasks}
+    if subset is not None:
+        chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
+        report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
+                                  "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
+        tasks = chosen
     if workers is None:
         workers = min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(tasks)))
@@ -471,6 +485,14 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         for cid, detail, objs in res.get("warnings", ()):
             checks[cid].warn(detail, **objs)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
+    if subset is not None:
+        checks["F01"].note = (f"subset {subset.text} (seed {seed}): {len(results)} of {len(all_packs)} packs, "
+                              f"{bytes_read:,} bytes read")
+    read = [r["pack"] for r in results if r["pack"] in by_pack and not r.get("unread")]
+    try:
+        sampling.record_reads(state_path, str(archive.uuid), read, all_packs, dt.datetime.now(dt.timezone.utc))
+    except OSError as exc:  # a read-only home: the run stands, the next subset just does not rotate
+        reporter.warn(f"the packs read were not recorded in {state_path}: {exc}")
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok

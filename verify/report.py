@@ -265,6 +265,15 @@ def _batch_section(rows: list[dict] | None) -> list[str]:
     return out
 
 
+def _mode_text(mode: str, subset: dict | None) -> str:
+    if mode != "full":
+        return "quick (catalog and media listings; packs not read)"
+    if subset:
+        return (f"sampled full (quick checks + {subset['packs_read']} of {subset['packs_total']} packs read and "
+                f"authenticated: subset {subset['spec']}, seed {subset['seed']}, least recently verified first)")
+    return "full (quick checks + every pack read and authenticated)"
+
+
 def render_html(report: Report) -> str:
     """One self-contained HTML page (no scripts, no external files) that prints well."""
     d = report.as_dict()
@@ -286,7 +295,7 @@ def render_html(report: Report) -> str:
         ("Archive name", a.get("name")), ("Archive UUID", a.get("uuid")),
         ("Key fingerprint", a.get("fingerprint")), ("Archive home", a.get("home")),
         ("Media", a.get("media")),
-        ("Verification", "full (quick checks + every pack read and authenticated)" if report.mode == "full" else "quick (catalog and media listings; packs not read)"),
+        ("Verification", _mode_text(report.mode, s.get("subset"))),
         ("Started", d.get("started_at")), ("Finished", d.get("finished_at")),
         ("Host", d.get("host")), ("Tool version", d.get("version")),
         ("Messages / packs", f"{s.get('messages', 0):,} / {s.get('packs', 0):,}"),

@@ -141,6 +141,51 @@ def test_all_folders_byte_exact_with_folder_flags_internaldate_and_no_flag_chang
     assert (again["seen"], again["archived"]) == (0, 0)  # acceptance 3: only new mail is fetched
 
 
+def test_j9_no_or_unparsable_date_falls_back_to_internaldate_and_is_flagged(dovecot, mail_user, archive):
+    """RELIABILITY J9 over IMAP: a mail without a Date header, with a garbage one, with ``Date: 0``: the
+    catalog keeps no sent date (the header says none), the server's INTERNALDATE as internal date, and the
+    flag ``date-from-imap-internaldate``; the date filters of the exports use that date. A far-future Date
+    stays the sent date (flagged ``date-implausible``); a good Date gets no fallback flag."""
+    from exporters.filters import Filters, select
+
+    user, pw = mail_user
+    when = {  # subject -> (Date header line or None, INTERNALDATE)
+        "no date": (None, dt.datetime(2016, 3, 4, 5, 6, 7, tzinfo=TZ)),
+        "garbage date": (b"Date: the day after the party\r\n", dt.datetime(2017, 8, 9, 10, 11, 12, tzinfo=dt.timezone.utc)),
+        "zero date": (b"Date: 0\r\n", dt.datetime(2018, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)),
+        "far future": (b"Date: Fri, 1 Jan 2100 00:00:00 +0000\r\n", dt.datetime(2018, 6, 1, 0, 0, 0, tzinfo=dt.timezone.utc)),
+        "good date": (b"Date: Mon, 7 Jan 2019 09:15:00 +0000\r\n", dt.datetime(2019, 1, 7, 9, 20, 0, tzinfo=dt.timezone.utc)),
+    }
+    c = _client(dovecot, user, pw)
+    try:
+        for n, (subject, (date_line, internal)) in enumerate(when.items()):
+            head, rest = _mail(n, subject=subject).split(b"Date: ", 1)
+            raw = head + (date_line or b"") + rest.split(b"\r\n", 1)[1]
+            c.append("INBOX", raw, msg_time=internal)
+    finally:
+        c.logout()
+    s = Ingest(archive).run(_importer(dovecot, user, pw))
+    assert (s.seen, s.archived, s.errors) == (5, 5, 0)
+    with archive.catalog.reading() as con:
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT subject, sent_date, internal_date, defects FROM messages").fetchall()}
+    for subject in ("no date", "garbage date", "zero date"):
+        sent, internal, defects = rows[subject]
+        assert sent is None, subject
+        assert internal == when[subject][1], (subject, internal)
+        flags = defects.split(",")
+        assert "date-from-imap-internaldate" in flags, (subject, flags)
+        assert ("date-missing" if subject == "no date" else "date-unparsable") in flags, (subject, flags)
+    sent, internal, defects = rows["far future"]
+    assert sent.year == 2100 and "date-implausible" in defects and "date-from-" not in defects
+    assert "date-from-" not in (rows["good date"][2] or "")
+    # the date the exports select by is the INTERNALDATE for the three: one day's window finds each
+    for subject in ("no date", "garbage date", "zero date"):
+        day = when[subject][1].astimezone(dt.timezone.utc).date().isoformat()
+        got = select(archive, Filters(since=day, until=day))
+        assert [m.subject for m in got] == [subject], (subject, [m.subject for m in got])
+
+
 # -- acceptance 3: incremental reruns and a recreated folder (D5) --------------------------------------
 def test_rerun_fetches_only_new_mail_and_recreated_folder_gives_no_duplicates_D5(dovecot, mail_user, archive):
     user, pw = mail_user

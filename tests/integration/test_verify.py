@@ -148,6 +148,50 @@ def test_f3_record_copied_into_another_pack(home):
     assert items[0]["name"] == f"copied_from:{a['pack_id']}"
 
 
+def test_f3_record_copied_from_a_pack_on_another_medium(tmp_path):
+    """RELIABILITY F3 across media: twin A's record (medium 1) copied over twin C's in a pack on medium 2,
+    that pack's checksum re-sealed in the catalog so only the record check can tell: rejected as a copy,
+    naming the pack and the medium it came from."""
+    import blake3
+
+    from importers.eml import EmlImporter
+    from toolkit.archive import Archive
+    from toolkit.ingest import Ingest
+    from tests.integration.verify_support import twin
+
+    home = tmp_path / "home"
+    archive = Archive.create(home, str(tmp_path / "medium-1"), name="f3-two-media")
+    try:
+        for letter, medium in (("A", None), ("C", tmp_path / "medium-2")):
+            if medium is not None:
+                archive.add_medium(str(medium), activate=True)
+            src = tmp_path / f"src-{letter}"
+            src.mkdir()
+            (src / f"{letter}.eml").write_bytes(twin(letter))
+            Ingest(archive, pack_target=6000).run(EmlImporter(str(src)))
+        with archive.catalog.reading() as con:
+            rows = {subject[-1]: (pack_id, name, medium_id, off, length) for subject, pack_id, name, medium_id, off, length in con.execute(
+                """SELECT m.subject, p.pack_id, p.name, p.medium_id, m."offset", m.length
+                   FROM messages m JOIN packs p USING (pack_id)""").fetchall()}
+    finally:
+        archive.close()
+    (a_pack, a_name, a_medium, a_off, a_len), (c_pack, c_name, c_medium, c_off, c_len) = rows["A"], rows["C"]
+    assert (a_medium, c_medium) == (1, 2) and a_len == c_len
+    record = (tmp_path / "medium-1" / a_name).read_bytes()[a_off:a_off + a_len]
+    c_path = tmp_path / "medium-2" / c_name
+    data = bytearray(c_path.read_bytes())
+    data[c_off:c_off + c_len] = record
+    c_path.write_bytes(bytes(data))
+    sql(home, "UPDATE packs SET blake3 = ? WHERE pack_id = ?", [blake3.blake3(bytes(data)).hexdigest(), c_pack])
+    r = run_verify(home)
+    assert _findings(r) == {"F02"}  # the file checksum agrees: only the record itself gives it away
+    items = _items(r, "F02")
+    assert len(items) == 1 and items[0]["pack"] == c_pack and items[0]["medium"] == 2
+    assert "copied from another pack" in items[0]["detail"], items[0]["detail"]
+    assert f"from pack {a_pack} on medium 1" in items[0]["detail"], items[0]["detail"]
+    assert items[0]["name"] == f"copied_from:{a_pack}"
+
+
 def test_b1_truncated_pack(home):
     rows = messages(home)
     victim = max((r for r in rows.values() if r["batch"] == 2), key=lambda r: r["offset"])  # last record of its pack

@@ -60,6 +60,10 @@ HINTS: dict[NextStep, str] = {
     NextStep.ACCEPT_LOSS: ", or rerun with --accept-loss to move them as they are.",
     NextStep.MIRROR_FIRST: " (run `mailarchive mirror {where}` on the archive first)",
     NextStep.REBUILD_ADOPTS_PACKS: "; `mailarchive db rebuild --force` adopts them",
+    NextStep.CHECK_STRANGER_PACK:
+        ". Leave that file where it is: `mailarchive verify` lists it as an unknown pack; find out what wrote "
+        "it (another home writing to this medium, a copy put back by hand) before the next import, "
+        "which rerun picks a new pack id",
 }
 
 #: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.

@@ -79,8 +79,15 @@ _CRL_HELP = ("A CRL (PEM or DER) of the TSA's CA or an intermediate; repeatable.
 @click.option("--at", "at", default=None, metavar="TIME", help=_AT_HELP)
 @click.option("--crl", "crl", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True,
               help=_CRL_HELP + " Tokens are checked only with --full.")
+@click.option("--subset", "subset", default=None, metavar="FRACTION|N",
+              help="Sampled full verification: read only this share of the packs (10%, 0.1, 1/10) or this many "
+                   "packs (5), the least recently verified first, so that repeated runs cover every pack "
+                   "(--subset 25% four times reads each pack once). Implies --full for the packs it reads.")
+@click.option("--seed", "seed", type=click.IntRange(min=0), default=None,
+              help="With --subset: orders the packs that were verified equally long ago (default 0); "
+                   "the same seed and history choose the same packs.")
 @click.pass_context
-def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at, crl):
+def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at, crl, subset, seed):
     """Check the archive: catalog against media (quick), or every byte too (--full).
 
     Quick checks run as SQL over the catalog and a listing of the media:
@@ -89,20 +96,33 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at,
     a known pack, dedup keys unique, media ID rules, timestamp coverage,
     catalog backups. --full reads each pack once, in parallel processes.
     Quick verify does not read packs, so a flipped bit inside a pack is only
-    found by --full. Exit 0 when clean (warnings allowed), 1 with findings.
+    found by --full. --subset 10% is a full verification of a tenth of the
+    packs, those verified least recently first (HOME/verify-state.json records
+    which packs each run read): ten such runs read every pack. Exit 0 when
+    clean (warnings allowed), 1 with findings.
     """
     from verify.checks import verify_archive
     from verify.report import write_findings, write_html, write_json
 
     if findings is not None and findings.suffix.lower() not in (".parquet", ".csv"):
         raise UsageError(f"--findings {findings}: the file name must end in .parquet or .csv")
+    if seed is not None and subset is None:
+        raise UsageError("--seed orders the packs of a sampled verification: give --subset FRACTION|N too")
+    if subset is not None:
+        from verify.sampling import parse_subset
+
+        try:
+            subset = parse_subset(subset)
+        except UsageError as exc:  # the library names no option: "subset 0: ..." becomes "--subset 0: ..."
+            raise UsageError(f"--{exc}") from None
+        full = True
     if crl and not full:
         raise UsageError("--crl applies to the timestamp tokens, which only `verify --full` checks")
     at_time, crls = _parse_at(at), _read_crls(crl)
     ctx = click_ctx.obj
     with ctx.open() as archive:
         report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter(), now=at_time,
-                                crls=crls or None)
+                                crls=crls or None, subset=subset, seed=seed or 0)
     hint_findings(item for c in report.checks for item in c.items)  # the reports read as before, with the commands
     if json_report:
         write_json(report, json_report)
