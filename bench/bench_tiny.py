@@ -23,6 +23,7 @@ The one-million-mail figure of K8 is the same script with larger counts (about
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import shutil
@@ -45,15 +46,22 @@ from bench_import import (  # noqa: E402
 )
 
 TITLE = "## Tiny mails (K8)"
+TITLE_K3 = "## A large mbox (K3)"
 WORDS = "invoice meeting ok thanks see you tomorrow call me later done fine yes no agenda lunch".split()
 
 
-def write_mbox(path: Path, count: int, seed: int) -> int:
-    """COUNT distinct tiny mails (headers + one short line) in one mbox; returns its size."""
+def write_mbox(path: Path, count: int, seed: int, body_kb: int = 0) -> int:
+    """COUNT distinct tiny mails (headers + one short line) in one mbox; returns its size.
+
+    With ``body_kb`` each mail also carries that many KB of base64 lines (incompressible, seeded):
+    the K3 run (a large mbox) with the same script."""
     rng = random.Random(seed)
     with open(path, "wb") as f:
         for i in range(count):
             body = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+            if body_kb:
+                blob = base64.encodebytes(rng.randbytes(body_kb * 768)).decode()
+                body = f"{body}\n\n{blob}"
             f.write(
                 (f"From tiny@example.com Mon Jan  7 09:15:00 2019\n"
                  f"From: t{i % 97}@example.com\nTo: archive@example.com\nSubject: tiny {i}\n"
@@ -70,9 +78,9 @@ def home_bytes(home: Path) -> tuple[int, int, int]:
     return catalog, sum(p.stat().st_size for p in files), len(files)
 
 
-def run_one(work: Path, count: int, seed: int, env: dict) -> dict:
+def run_one(work: Path, count: int, seed: int, env: dict, body_kb: int = 0) -> dict:
     mbox = work / f"tiny-{count}.mbox"
-    size = write_mbox(mbox, count, seed)
+    size = write_mbox(mbox, count, seed, body_kb)
     home = work / f"archive-{count}"
     init_archive(home, env)
     print(f"  import mbox of {count} tiny mails ({size / 1e6:.0f} MB) ...", flush=True)
@@ -92,11 +100,13 @@ def run_one(work: Path, count: int, seed: int, env: dict) -> dict:
 
 
 def report(rows: list[dict], args, load_before: str) -> str:
+    what = (f"~250-byte mails plus {args.body_kb} KB of base64 each" if args.body_kb else "~250-byte mails")
+    flags = f" --body-kb {args.body_kb}" if args.body_kb else ""
     lines = [
-        TITLE,
+        TITLE_K3 if args.body_kb else TITLE,
         "",
-        f"`bench/bench_tiny.py --counts {args.counts}` on {machine(load_before)}. Each count: one mbox of distinct "
-        "~250-byte mails, `import mbox` into a fresh archive (warm cache: the mbox was just written).",
+        f"`bench/bench_tiny.py{flags} --counts {args.counts}` on {machine(load_before)}. Each count: one mbox of distinct "
+        f"{what}, `import mbox` into a fresh archive (warm cache: the mbox was just written).",
         "",
         "| mails | mbox MB | seconds | mails/s | peak RSS MB | VmHWM MB main / largest worker | catalog MB "
         "| catalog bytes / mail | catalog bytes per added mail (from the row above) | packs | packs MB | pack bytes / mail |",
@@ -144,6 +154,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--counts", default="10000,20000,40000", help="comma-separated mail counts (default 10000,20000,40000)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--body-kb", type=int, default=0,
+                    help="add this many KB of base64 to every mail: K3, a large mbox (e.g. --body-kb 40 --counts "
+                         "12500,50000 for 0.5 and 2 GB); recorded under its own section")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the temp dir)")
     ap.add_argument("--record", action="store_true", help=f"replace the '{TITLE}' section of bench/RESULTS.md")
     args = ap.parse_args()
@@ -152,14 +165,14 @@ def main() -> None:
     env = bench_env()
     work = Path(tempfile.mkdtemp(prefix="bench-tiny-", dir=args.dir))
     try:
-        rows = [run_one(work, n, args.seed, env) for n in counts]
+        rows = [run_one(work, n, args.seed, env, args.body_kb) for n in counts]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     section = report(rows, args, load_before)
     print()
     print(section)
     if args.record:
-        record(section, TITLE)
+        record(section, TITLE if not args.body_kb else TITLE_K3)
         print("recorded in bench/RESULTS.md")
 
 
