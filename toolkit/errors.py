@@ -108,6 +108,7 @@ class NextStep(enum.Enum):
     REBUILD_ADOPTS_NEWER_MEDIA = "rebuild-adopts-newer-media"  # a mirror with media newer than its backup (args: head, tail)
     REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
     PUT_BACK_NEWER_CATALOG = "put-back-newer-catalog"  # the catalog is older than the media's high-water marks
+    ADD_MEDIUM_OR_FREE_SPACE = "add-medium-or-free-space"  # too little free space on the active medium (args: medium)
 
 
 class MailArchiveError(Exception):

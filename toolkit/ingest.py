@@ -42,6 +42,7 @@ from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_chunk, prepare_streamed)
 from .reporter import NullReporter, Reporter
+from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
@@ -138,6 +139,7 @@ class Ingest:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
+        check_import_space(self.archive, self.pack_target)  # E6: refused before anything is written
         started = time.monotonic()
         self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
                                   getattr(importer, "owner", None))

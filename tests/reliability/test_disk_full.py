@@ -1,10 +1,11 @@
-"""Disk full (docs/reliability.md E1, E2, E5, E7) on small tmpfs volumes mounted by the test (it runs as root).
+"""Disk full (docs/reliability.md E1, E2, E5, E6, E7) on small tmpfs volumes mounted by the test (it runs as root).
 
 E1/E5: the medium's volume fills (ENOSPC, or the user's quota: EDQUOT) in the middle of a pack.
 E2: the home's volume fills while the catalog commits. E7: the temp volume is full, and the output
 (stdout, where summaries and logs go) cannot be written. Each time the run stops with exit 3 and a
 clear message, leaves no temp file and no catalog row without its pack, and once space is freed a
-rerun completes to the same content as a clean run.
+rerun completes to the same content as a clean run. E6: an import onto a medium with less free space
+than it needs is refused before it writes anything.
 """
 from __future__ import annotations
 
@@ -128,6 +129,7 @@ def test_e1_media_volume_fills_mid_pack(tmp_path, tmpfs, clean, seed):
     vol = tmpfs("media", f"{size_kib}k")
     home, medium = tmp_path / "home", vol.path / "m1"
     mailarchive(home, "init", "--medium", str(medium))
+    mailarchive(home, "config", "set", "import.min_free", "0")  # no E6 refusal: the volume fills mid-pack
     p = _import(home, source)
     _assert_full_error(p)
     _assert_consistent(home, medium)      # the temp file of the failed pack is gone, no row without pack
@@ -178,6 +180,38 @@ def test_e5_quota_exceeded_is_handled_like_a_full_volume(tmp_path, clean, monkey
     monkeypatch.setattr(local._LocalWriter, "write", real_write)
     _assert_consistent(home, medium)
     assert set(_blobs(home)) < clean_blobs
+    _finish_and_compare(home, source, medium, clean_blobs)
+
+
+# ---------------------------------------------------------------------------------- E6
+
+
+def test_e6_import_refused_up_front_when_the_medium_lacks_free_space(tmp_path, tmpfs, clean):
+    """The active medium's volume has less free space than an import needs (two packs plus the margin):
+    the import is refused before it reads or writes, naming the medium, its free bytes and the next
+    step, exit 3; nothing is on the medium and the catalog has no mail. With room the same import runs."""
+    source, clean_blobs = clean
+    vol = tmpfs("media", "4m")
+    home, medium = tmp_path / "home", vol.path / "m1"
+    mailarchive(home, "init", "--medium", str(medium))
+    before = sorted(p.relative_to(medium).as_posix() for p in medium.rglob("*"))
+    p = _import(home, source)
+    assert p.returncode == 3, (p.returncode, p.stdout[-500:], p.stderr[-3000:])
+    err = " ".join(p.stderr.split())
+    assert "Traceback" not in err
+    assert f"not enough free space on medium 1 ({medium})" in err, err
+    free = int(err.split("): ", 1)[1].split(" bytes free", 1)[0])
+    assert 0 < free <= 4 << 20
+    assert "media add LOCATION --activate" in err and "import.min_free" in err and "nothing was written" in err
+    assert sorted(p.relative_to(medium).as_posix() for p in medium.rglob("*")) == before  # no pack, no temp file
+    assert _blobs(home) == []
+    runs = mailarchive(home, "sql", "SELECT count(*) AS n FROM runs", "--format", "json").stdout
+    assert json.loads(runs)[0]["n"] == 0  # refused before the run began
+    # the minimum is a setting: lowered below the free space, the check lets the import start
+    mailarchive(home, "config", "set", "import.min_free", "1M")
+    assert mailarchive(home, "config", "get", "import.min_free").stdout.strip() == str(1 << 20)
+    vol.resize("128m")
+    mailarchive(home, "config", "unset", "import.min_free")  # the default minimum fits now
     _finish_and_compare(home, source, medium, clean_blobs)
 
 

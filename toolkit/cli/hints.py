@@ -60,6 +60,9 @@ HINTS: dict[NextStep, str] = {
     NextStep.ACCEPT_LOSS: ", or rerun with --accept-loss to move them as they are.",
     NextStep.MIRROR_FIRST: " (run `mailarchive mirror {where}` on the archive first)",
     NextStep.REBUILD_ADOPTS_PACKS: "; `mailarchive db rebuild --force` adopts them",
+    NextStep.ADD_MEDIUM_OR_FREE_SPACE:
+        "; free space on medium {medium}, or add a medium and make it the active one (`mailarchive media add "
+        "LOCATION --activate`), then rerun; `mailarchive config set import.min_free BYTES` changes the minimum",
 }
 
 #: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.
