@@ -1,11 +1,12 @@
-"""Disk full (docs/reliability.md E1, E2, E5, E6, E7) on small tmpfs volumes mounted by the test (it runs as root).
+"""Disk full (docs/reliability.md E1, E2, E4, E5, E6, E7) on small tmpfs volumes mounted by the test (it runs as root).
 
 E1/E5: the medium's volume fills (ENOSPC, or the user's quota: EDQUOT) in the middle of a pack.
 E2: the home's volume fills while the catalog commits. E7: the temp volume is full, and the output
 (stdout, where summaries and logs go) cannot be written. Each time the run stops with exit 3 and a
 clear message, leaves no temp file and no catalog row without its pack, and once space is freed a
 rerun completes to the same content as a clean run. E6: an import onto a medium with less free space
-than it needs is refused before it writes anything.
+than it needs is refused before it writes anything. E4: an export whose target fills stops the same
+way, without its completion manifest.
 """
 from __future__ import annotations
 
@@ -213,6 +214,51 @@ def test_e6_import_refused_up_front_when_the_medium_lacks_free_space(tmp_path, t
     vol.resize("128m")
     mailarchive(home, "config", "unset", "import.min_free")  # the default minimum fits now
     _finish_and_compare(home, source, medium, clean_blobs)
+
+
+# ---------------------------------------------------------------------------------- E4
+
+
+def _assert_export_full_error(p: subprocess.CompletedProcess, dest: Path) -> None:
+    assert p.returncode == 3, (p.returncode, p.stdout[-500:], p.stderr[-3000:])
+    err = " ".join(p.stderr.split())
+    assert "Traceback" not in err, err
+    assert f"export to {dest} stopped: its volume is full" in err, err
+    assert "bytes free there" in err and "no completion manifest" in err, err
+
+
+def test_e4_export_onto_a_full_target_stops_without_manifest_and_reruns(tmp_path, tmpfs, clean):
+    """A mail export (eml into a directory) and an auditor export (a zip) onto a small tmpfs that fills:
+    exit 3 naming the target and its free space, no completion manifest, no temporary file left;
+    the rerun with room (the grown volume, or a larger target for the zip) completes."""
+    source, clean_blobs = clean
+    home = source.parent / "home"
+    vol = tmpfs("export", "512k")
+    out = vol.path / "out"
+    p = mailarchive(home, "export", "eml", str(out), check=None)
+    _assert_export_full_error(p, out)
+    assert not (out / "manifest.json").exists() and not (out / "manifest.csv").exists()
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*.part"))
+    kept = {f.name for f in out.iterdir()}
+    assert kept  # some files were finished before the volume filled
+    vol.resize("32m")
+    r = json.loads(mailarchive(home, "--json", "export", "eml", str(out)).stdout)
+    assert r["errors"] == [] and r["already_present"] == len(kept) and r["written"] == N_MAILS - len(kept)
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["complete"] and doc["count"] == N_MAILS
+
+    zvol = tmpfs("zip", "256k")
+    dest = zvol.path / "audit.zip"
+    p = mailarchive(home, "export", "eml", "--zip", str(dest), check=None)
+    _assert_export_full_error(p, dest)
+    assert list(zvol.path.iterdir()) == []  # no zip, no temporary file
+    bigger = tmp_path / "audit.zip"
+    mailarchive(home, "export", "eml", "--zip", str(bigger))
+    import zipfile
+
+    with zipfile.ZipFile(bigger) as z:
+        doc = json.loads(z.read("manifest.json"))
+    assert doc["complete"] and doc["count"] == N_MAILS
 
 
 # ---------------------------------------------------------------------------------- E2
