@@ -121,6 +121,7 @@ class Ingest:
         chunk: int = CHUNK,
         workers: int | None = None,
         parse_limit: float | None = None,
+        min_free: int | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -131,6 +132,7 @@ class Ingest:
         self.chunk = chunk
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
+        self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -139,7 +141,7 @@ class Ingest:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
-        check_import_space(self.archive, self.pack_target)  # E6: refused before anything is written
+        check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written
         started = time.monotonic()
         self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
                                   getattr(importer, "owner", None))

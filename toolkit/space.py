@@ -33,10 +33,11 @@ def import_minimum(archive: Archive, pack_target: int) -> int:
     return value
 
 
-def check_import_space(archive: Archive, pack_target: int) -> dict:
-    """Refuse (StorageFullError, exit 3) when the active medium has less free space than an import needs;
-    returns what was compared ``{"medium", "free", "needed"}``."""
-    needed = import_minimum(archive, pack_target)
+def check_import_space(archive: Archive, pack_target: int, min_free: int | None = None) -> dict:
+    """Refuse (StorageFullError, exit 3) when the active medium has less free space than an import needs
+    (``min_free`` bytes when given, else :func:`import_minimum`); returns what was compared
+    ``{"medium", "free", "needed"}``."""
+    needed = import_minimum(archive, pack_target) if min_free is None else min_free
     medium_id = archive.active_medium_id()
     if needed == 0:
         return {"medium": medium_id, "free": None, "needed": 0}

@@ -216,6 +216,28 @@ def test_e6_import_refused_up_front_when_the_medium_lacks_free_space(tmp_path, t
     _finish_and_compare(home, source, medium, clean_blobs)
 
 
+def test_e6_library_takes_the_minimum_as_an_argument(tmp_path):
+    """The API's ``min_free`` overrides the setting: above the volume's free space the run is refused with
+    StorageFullError before any pack or run row; 0 switches the check off."""
+    from importers.eml import EmlImporter
+    from toolkit.api import import_mail
+    from toolkit.archive import Archive
+    from toolkit.errors import NextStep, StorageFullError
+
+    home, medium = tmp_path / "home", tmp_path / "m1"
+    Archive.create(home, str(medium)).close()
+    source = Path(__file__).resolve().parents[2] / "sample_data" / "eml" / "2019"
+    with Archive.open(home, writer=True) as archive:
+        with pytest.raises(StorageFullError) as info:
+            import_mail(archive, EmlImporter(str(source)), workers=0, min_free=1 << 62)
+        assert info.value.next_step is NextStep.ADD_MEDIUM_OR_FREE_SPACE
+        assert f"medium 1 ({medium})" in str(info.value) and "mailarchive" not in str(info.value)
+        assert not list(medium.rglob("*.pack"))
+        with archive.catalog.reading() as con:
+            assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert import_mail(archive, EmlImporter(str(source)), workers=0, min_free=0).status == "complete"
+
+
 # ---------------------------------------------------------------------------------- E4
 
 
