@@ -46,12 +46,12 @@ def check_import_space(archive: Archive, pack_target: int, min_free: int | None 
     if free is not None and free < needed:
         raise StorageFullError(
             f"not enough free space on medium {medium_id} ({storage.location}): {free} bytes free "
-            f"({_mib(free)}), an import needs at least {needed} ({_mib(needed)}) before it starts; "
+            f"({_size(free)}), an import needs at least {needed} ({_size(needed)}) before it starts; "
             f"nothing was written",
             next_step=NextStep.ADD_MEDIUM_OR_FREE_SPACE, hint_args={"medium": medium_id},
         )
     return {"medium": medium_id, "free": free, "needed": needed}
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.1f} MiB"
+def _size(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
