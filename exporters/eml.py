@@ -31,6 +31,7 @@ from toolkit.retrieval import (STREAM_ABOVE, StoredMessage, prefer_originals, re
                                stream_message)
 
 from .naming import DEFAULT_FILE_MODE, message_filename, open_exclusive, replace_file, safe_join
+from .target_space import stops_when_full
 
 MANIFEST_FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "path"]
 
@@ -106,6 +107,7 @@ def _write_new(dest: Path, path: Path, data, mode: int = DEFAULT_FILE_MODE) -> N
 LAYOUTS = ("flat", "folder", "date")
 
 
+@stops_when_full
 def export_eml(
     archive: Archive,
     dest: Path,

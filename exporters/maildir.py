@@ -42,6 +42,7 @@ from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import PartFile, open_export_dir, placements, sha256_file
 from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, make_dirs, open_exclusive, safe_join
+from .target_space import stops_when_full
 
 LETTERS = {"\\Seen": "S", "\\Answered": "R", "\\Flagged": "F", "\\Deleted": "T", "\\Draft": "D", "$Passed": "P"}
 _KEYWORD_LETTER = re.compile(r"\$maildir-(?:keyword-[a-z]|flag-[A-Z])")
@@ -99,6 +100,7 @@ def file_stem(sm: StoredMessage, when: dt.datetime | None) -> str:
     return f"{ts}.M{sm.msg_id}_{sm.blob_id[:12]}.mailarchive,S={sm.size}"
 
 
+@stops_when_full
 def export_maildir(
     archive: Archive, dest: Path, filters: Filters | None = None, *, reporter: Reporter | None = None,
     mode: int = DEFAULT_FILE_MODE,

@@ -52,6 +52,7 @@ from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
 from .naming import DEFAULT_FILE_MODE
+from .target_space import stops_when_full
 
 SINGLE_NAME = "messages"
 _QUOTE = re.compile(rb"^(>*From )", re.M)
@@ -168,6 +169,7 @@ class _Boxes:
             box.part.abort()
 
 
+@stops_when_full
 def export_mbox(
     archive: Archive,
     dest: Path,

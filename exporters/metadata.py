@@ -29,6 +29,7 @@ from toolkit.errors import UsageError
 
 from .filters import Filters
 from .naming import DEFAULT_FILE_MODE, open_exclusive
+from .target_space import stops_when_full
 
 FORMATS = {".parquet": "parquet", ".csv": "csv", ".json": "json"}
 
@@ -54,6 +55,7 @@ def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataF
     return pl.from_arrow(table)
 
 
+@stops_when_full
 def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None, fmt: str | None = None,
                     mode: int = DEFAULT_FILE_MODE) -> dict:
     """Write the metadata file; returns {"dest", "format", "rows"}."""

@@ -38,6 +38,7 @@ from toolkit.retrieval import prefer_originals, select_messages, stream_message
 from .eml import LAYOUTS, MANIFEST_FIELDS, ExportSummary, readable
 from .layout import FolderDirs, placements
 from .naming import DEFAULT_FILE_MODE, message_filename
+from .target_space import stops_when_full
 
 _FILE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -94,6 +95,7 @@ def _open_new(dest: Path, mode: int):
     return tmp, os.fdopen(fd, "w+b")
 
 
+@stops_when_full
 def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = None, *, filters=None,
                    layout: str = "flat", mode: int = DEFAULT_FILE_MODE, converted_twins: bool = False) -> ExportSummary:
     """Export the selection (``filters``) into the new zip file ``dest``; see the module docstring.

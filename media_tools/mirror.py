@@ -38,6 +38,12 @@ Freshness (C10): each run records in the home's
 latest run did not complete (DEST unreachable, full, refused), that run's time
 and error. A mirror whose latest run failed is "stale since" its last
 completed run; ``mailarchive mirror-status DEST`` shows it without touching DEST.
+
+Behind (Q3): a completed run records the extent of the catalog it copied (mails,
+highest msg_id, packs, stamped batches; ``toolkit/catalog/extent.py``) in
+``mirror-status.json`` and in the sealed ``MIRROR.json``. ``mirror-status`` counts
+what the archive committed since (:func:`mirror_lag`); a restore compares the
+catalog it restored with ``MIRROR.json``'s extent (``media_tools/restore.py``).
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ from dataclasses import dataclass, field
 from toolkit import crypto, faults, hashes
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows
+from toolkit.catalog.extent import catalog_extent, committed_since
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
 from toolkit.home import MIRROR_STATUS_NAME as STATUS_NAME, Home
 from toolkit.medium import LABEL_NAME
@@ -93,6 +100,7 @@ class MirrorSummary:
     backup_made: dict | None = None         # the catalog backup made first (``backup_needed``), if any
     bytes_copied: int = 0
     complete: bool = False
+    extent: dict | None = None              # the catalog's mails, packs and stamped batches this run copied (Q3)
 
     @property
     def problems(self) -> bool:
@@ -106,6 +114,7 @@ class MirrorSummary:
             "kept_at_dest": self.kept_at_dest,
             "media": self.media, "unreadable_media": self.unreadable_media, "newest_backup": self.newest_backup,
             "bytes_copied": self.bytes_copied, "complete": self.complete, "backup_made": self.backup_made,
+            "extent": self.extent,
         }
 
 
@@ -263,6 +272,7 @@ class Mirror:
         with a.catalog.reading() as con:
             packs = media_rows.all_packs(con)
             backups = backup_rows.verified_backup_files(con)
+            s.extent = catalog_extent(con)
         wanted: dict[int, set[str]] = {mid: {LABEL_NAME} for mid in sources}
         # 1. labels and packs of every medium
         for mid, src in sources.items():
@@ -312,6 +322,7 @@ class Mirror:
             "packs": sum(1 for mid, *_ in packs if mid in sources),
             "newest_backup": s.newest_backup,
             "problems": s.problems,
+            "extent": s.extent,
         }
         k = state_key(a)
         self.dest.replace(STATE_NAME, crypto.seal_blob(k, json.dumps(state).encode(), b"mirror-state"))
@@ -347,7 +358,7 @@ def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
         exc.epilogue = f"\nThe mirror at {dest.location} is {since}; the next run catches up."
         exc.args = (f"{exc}{exc.epilogue}", *exc.args[1:])
         raise  # the same error (its type and exit status), its message extended
-    record_mirror_run(archive.home, dest.location, None)
+    record_mirror_run(archive.home, dest.location, None, extent=summary.extent)
     return summary
 
 
@@ -361,8 +372,19 @@ def mirror_status(home: Path, dest: str) -> dict:
     return {"dest": dest, "state": state, "stale_since": entry.get("last_ok") if state == "stale" else None, **entry}
 
 
-def record_mirror_run(home: Path, dest: str, error: str | None) -> dict:
-    """Note a run's outcome for ``dest`` (atomically; other DESTs' entries stay); returns the new status."""
+def mirror_lag(archive: Archive, status: dict) -> dict | None:
+    """What the archive committed after the last completed mirror run of ``status`` (from
+    :func:`mirror_status`): ``{"mails", "packs", "batches"}`` the mirror lacks, None when unknown (no
+    completed run, or one of a toolkit that did not record its extent)."""
+    if not status.get("last_ok") or not status.get("extent"):
+        return None
+    with archive.catalog.reading() as con:
+        return committed_since(con, status["extent"])
+
+
+def record_mirror_run(home: Path, dest: str, error: str | None, extent: dict | None = None) -> dict:
+    """Note a run's outcome for ``dest`` (atomically; other DESTs' entries stay); returns the new status.
+    A completed run also records the ``extent`` of the catalog it copied (Q3)."""
     path = Home(home).mirror_status_path
     try:
         allst = json.loads(path.read_text())
@@ -371,7 +393,7 @@ def record_mirror_run(home: Path, dest: str, error: str | None) -> dict:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     entry = allst.setdefault(dest, {})
     if error is None:
-        entry.update(last_ok=now, last_error=None, last_failed=None)
+        entry.update(last_ok=now, last_error=None, last_failed=None, extent=extent)
     else:
         entry.update(last_error=error, last_failed=now)
     tmp = path.with_name(f"{STATUS_NAME}.{os.getpid()}.tmp")

@@ -34,6 +34,7 @@ from toolkit.errors import (
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
 from toolkit.catalog import backups as backup_rows, media_rows
+from toolkit.catalog.extent import catalog_extent, describe, short_of
 
 from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
 from .mirror import STATE_NAME, open_state
@@ -59,6 +60,9 @@ class RestoreResult:
     #: warning text -> {"next_step": NextStep value, and the values its phrasing names} (phrased by the command line)
     warning_steps: dict[str, dict] = field(default_factory=dict)
     packs_not_in_catalog: int = 0
+    #: how far the restored catalog falls short of the mirror's last run ({"mails", "packs", "batches"}; Q3),
+    #: None when the mirror recorded no extent
+    behind: dict | None = None
 
     @property
     def status(self) -> str:
@@ -159,7 +163,8 @@ def restore(
             f"{dest.location}: no usable catalog backup (refused: {', '.join(r['backup'] for r in refused)})",
             next_step=NextStep.REBUILD_FROM_MEDIA,
         )
-    warnings.extend(_mirror_state_warnings(dest, files, key, u, chain[-1].name, by_base))
+    state_warnings, state = _mirror_state_warnings(dest, files, key, u, chain[-1].name, by_base)
+    warnings.extend(state_warnings)
 
     # -- build the home in a temporary sibling -------------------------------------------------------
     tmp = _fresh_sibling(home)
@@ -194,6 +199,7 @@ def restore(
                 chain=[f"{BACKUP_DIR}/{c.name}" for c in chain], refused_backups=refused, media=media_info, warnings=warnings,
                 warning_steps=warning_steps,
             )
+            _compare_with_mirror_run(archive, result, state)
             _verify_packs(archive, result, reporter)
         finally:
             archive.close()
@@ -233,9 +239,9 @@ def _newest_chain(dest: Storage, backups: list[str], key: bytes,
 
 
 def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.UUID, used: str,
-                           by_base: dict[str, str]) -> list[str]:
+                           by_base: dict[str, str]) -> tuple[list[str], dict | None]:
     """Q3: whether the mirror is behind what its state file claims, or its last run stopped early
-    (``used``: the newest backup of the chain restored)."""
+    (``used``: the newest backup of the chain restored); with the opened state file, if any."""
     warnings: list[str] = []
     state = None
     if STATE_NAME in files:
@@ -245,7 +251,7 @@ def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: 
             warnings.append(f"{STATE_NAME} refused: {exc}")
     if state is None:
         warnings.append("the mirror has no state file: its last run did not complete; it may be older than the archive")
-        return warnings
+        return warnings, None
     newest_claimed = (state.get("newest_backup") or "").rsplit("/", 1)[-1] or None
     if newest_claimed and newest_claimed > used:
         behind = sum(1 for n in by_base if used < n <= newest_claimed)
@@ -259,7 +265,23 @@ def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: 
             f"the mirror's state ({state.get('mirrored_at')}) is older than its newest backup {newest_present}: "
             f"the last mirror run did not complete"
         )
-    return warnings
+    return warnings, state
+
+
+def _compare_with_mirror_run(archive: Archive, result: RestoreResult, state: dict | None) -> None:
+    """Q3: the restored catalog against the extent the mirror's last run recorded (``MIRROR.json``): the
+    stamp batches, packs and mails committed then that the restored catalog does not hold."""
+    recorded = (state or {}).get("extent")
+    if not recorded:
+        return
+    with archive.catalog.reading() as con:
+        result.behind = short_of(catalog_extent(con), recorded)
+    if any(result.behind.values()):
+        result.warnings.append(
+            f"the restored catalog is {describe(result.behind)} behind the mirror's last run "
+            f"({state.get('mirrored_at')}): they were committed after the newest usable catalog backup"
+        )
+        result.warning_steps[result.warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_PACKS.value}
 
 
 def _point_media_at_dest(config, files: dict[str, int], dest_loc, keep_locations: bool,

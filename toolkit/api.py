@@ -125,19 +125,21 @@ def open_archive(home: Path, *, writer: bool = False, lock_wait: float = 0.0) ->
 
 
 def import_mail(archive: Archive, importer, *, reporter: Reporter | None = None, workers: int | None = None,
-                pack_target: int | None = None, parse_limit: float | None = None):
+                pack_target: int | None = None, parse_limit: float | None = None, min_free: int | None = None):
     """Run one importer (``importers.MboxImporter(path)``, ...) into an archive opened as writer;
     returns its :class:`toolkit.source.RunSummary`. A rerun of the same source resumes where an
     interrupted run stopped; what is already archived counts as duplicates.
 
     ``workers``: processes for hashing, parsing and sealing (0: everything in this process; default:
     the CPU count); ``pack_target``: pack size in bytes; ``parse_limit``: seconds one mail's header
-    parse may take before it is archived flagged parse-timeout."""
+    parse may take before it is archived flagged parse-timeout; ``min_free``: the free bytes the active
+    medium must have before the run starts (default: the archive's ``import.min_free`` setting, else two
+    packs + 64 MiB; 0: no check), else a ``StorageFullError`` before anything is written."""
     from .ingest import Ingest
 
     if archive.lock is None:
         raise UsageError("import_mail needs the archive opened as writer: open_archive(home, writer=True)")
-    kw = {"workers": workers, "pack_target": pack_target, "parse_limit": parse_limit}
+    kw = {"workers": workers, "pack_target": pack_target, "parse_limit": parse_limit, "min_free": min_free}
     return Ingest(archive, reporter, **{k: v for k, v in kw.items() if v is not None}).run(importer)
 
 

@@ -109,6 +109,8 @@ class NextStep(enum.Enum):
     REBUILD_ADOPTS_PACKS = "rebuild-adopts-packs"  # a mirror with packs newer than its backup
     PUT_BACK_NEWER_CATALOG = "put-back-newer-catalog"  # the catalog is older than the media's high-water marks
     CHECK_STRANGER_PACK = "check-stranger-pack"  # an import met a pack name it did not write (B5, C9)
+    ADD_MEDIUM_OR_FREE_SPACE = "add-medium-or-free-space"  # too little free space on the active medium (args: medium)
+    FREE_EXPORT_TARGET = "free-export-target"  # an export target that filled up (args: dest)
 
 
 class MailArchiveError(Exception):

@@ -44,6 +44,7 @@ from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_chunk, prepare_streamed)
 from .reporter import NullReporter, Reporter
+from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
@@ -152,6 +153,7 @@ class Ingest:
         workers: int | None = None,
         parse_limit: float | None = None,
         pack_ids: Callable[[], bytes] | None = None,
+        min_free: int | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -164,6 +166,7 @@ class Ingest:
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
         #: where new pack ids come from: 16 random bytes each (a test may give its own to meet a taken name)
         self._new_pack_id = pack_ids or (lambda: os.urandom(16))
+        self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -172,6 +175,7 @@ class Ingest:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
+        check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written
         started = time.monotonic()
         self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
                                   getattr(importer, "owner", None))

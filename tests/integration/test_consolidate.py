@@ -1,4 +1,4 @@
-"""Media consolidation with ID remapping (docs/reliability.md P1, P5, P6, P10, E6).
+"""Media consolidation with ID remapping (docs/reliability.md P1, P5, P6, P8, P10, E6).
 
 The heavy matrix runs in-process (Archive + media_tools.consolidate); the CLI
 is used end to end for the Samba case, the kill -9 points and one refusal.
@@ -163,6 +163,57 @@ def test_consolidate_local_and_smb_media_into_local_then_new_id(tmp_path, smb_lo
         # rerunning a finished consolidation is a no-op
         assert consolidate(archive, [1, 2], 3)["summary"]["packs_moved"] == 0
     assert_consolidated(home, [1, 2], 3, all_packs, before)
+
+
+def test_p8_stamps_verify_after_consolidation(template, tmp_path, tsa_ok):
+    """P8: two batches stamped at the test TSA, their manifests on media 1 and 2; after consolidating 1,2 → 3
+    and moving the old media's folders away, `verify --full` passes (every token, root and manifest), and
+    each mail read back from medium 3 gives its batch's stamped root through its own inclusion path."""
+    from verify.merkle import inclusion_path, leaf_hash_message, merkle_root, root_from_path
+    from verify.stamping import batch_leaves
+    from verify.tokens import verify_token
+
+    root = clone(template, tmp_path)
+    home = root / "home"
+    mailarchive(home, "timestamp", "configure", "--tsa-url", tsa_ok.url, "--ca-cert", str(tsa_ok.ca_cert_path))
+    mailarchive(home, "media", "activate", "1")
+    first = mailarchive(home, "timestamp", "run", "--all", json_out=True).result["stamped"]
+    mailarchive(home, "import", "eml", str(write_mails(root / "late", "late", 3)))
+    mailarchive(home, "media", "activate", "2")
+    second = mailarchive(home, "timestamp", "run", "--all", json_out=True).result["stamped"]
+    assert [b["leaf_count"] for b in first + second] == [24, 3]
+    assert (root / "m1" / first[0]["manifest"]).is_file() and (root / "m2" / second[0]["manifest"]).is_file()
+    mailarchive(home, "media", "activate", "3")
+    r = mailarchive(home, "media", "consolidate", "--from", "1,2", "--into", "3", json_out=True).result
+    assert r["status"] == "complete" and r["summary"]["packs_moved"] == 5
+    for old in ("m1", "m2"):  # only medium 3 can answer now
+        (root / old).rename(root / f"{old}-gone")
+
+    v = mailarchive(home, "verify", "--full", json_out=True).result
+    checks = {c["id"]: c for c in v["checks"]}
+    assert v["totals"]["findings"] == 0, [c for c in v["checks"] if c["count"]]
+    assert all(checks[i]["count"] == 0 for i in ("F01", "F02", "F03", "F05", "F06", "F07"))
+    assert checks["F06"]["note"].startswith("2 stamped batches")
+
+    ca_pem = tsa_ok.ca_cert_path.read_bytes()
+    with Archive.open(home) as archive:
+        assert set(packs_by_medium(archive)) == {3}
+        mails = {sm.msg_id: data for sm, data in read_messages(archive, select_messages(archive))}
+        with archive.catalog.reading() as con:
+            batches = con.execute("SELECT batch_id, merkle_root, token, nonce, medium_id FROM stamp_batches "
+                                  "ORDER BY batch_id").fetchall()
+            members = {b: [m for (m,) in con.execute("SELECT msg_id FROM messages WHERE batch_id = ? ORDER BY msg_id",
+                                                     [b]).fetchall()] for b, *_ in batches}
+            catalog_leaves = {b: [h for _, h in batch_leaves(con, b)] for b, *_ in batches}
+    assert [b[4] for b in batches] == [3, 3]  # the manifests moved with their packs
+    assert sorted(m for ms in members.values() for m in ms) == sorted(mails)
+    for batch, root_hex, token, nonce, _medium in batches:
+        stamped_root = bytes.fromhex(root_hex)
+        assert verify_token(token, stamped_root, ca_pem, nonce=int(nonce)).ok
+        leaves = [leaf_hash_message(hashlib.sha256(mails[m]).digest()) for m in members[batch]]
+        assert leaves == catalog_leaves[batch] and merkle_root(leaves) == stamped_root
+        for i, leaf in enumerate(leaves):
+            assert root_from_path(leaf, i, len(leaves), inclusion_path(leaves, i)) == stamped_root
 
 
 def digests_of(home: Path) -> list[str]:

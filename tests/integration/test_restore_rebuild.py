@@ -79,7 +79,8 @@ def source(tmp_path_factory, samba, tsa):
 def test_restore_reports_losses_and_refuses_truncated_backup(source, tmp_path):
     """Q2: one pack missing and one corrupt at DEST → exactly their messages listed, exit 1.
     B6: the newest (incremental) backup truncated → refused, the previous verified chain used.
-    Q3: the mirror's own state names a newer backup than the one usable → reported as behind."""
+    Q3: the mirror's own state names a newer backup than the one usable → reported as behind, with the
+    packs and mails the restored catalog lacks against the mirror's last run."""
     before = source["before"]
     dest_dir = Path(str(source["dest_dir"]) + "-damaged")
     shutil.copytree(source["dest_dir"], dest_dir)
@@ -110,6 +111,10 @@ def test_restore_reports_losses_and_refuses_truncated_backup(source, tmp_path):
     assert r["packs"] == 3 and r["packs_ok"] == 1
     assert r["packs_not_in_catalog"] == 1  # the pack of the late import: newer than the full backup
     assert any("1 backup(s) behind" in w for w in r["warnings"])
+    # Q3 with numbers: against the mirror's last run the restored catalog lacks the late import's pack
+    assert r["behind"] == {"mails": 2, "packs": 1, "batches": 0}
+    assert any(w.startswith("the restored catalog is 0 stamp batch(es), 1 pack(s) and 2 mail(s) behind the "
+                            "mirror's last run") for w in r["warnings"]), r["warnings"]
     # the restored home is usable: the intact pack exports, the lost ones are named
     s = mailarchive(new_home, "stats", json_out=True, env=source["env"]).result
     assert s["messages"] == len(before["messages"]) - 2  # the full backup predates the 2 late mails

@@ -1,10 +1,12 @@
-"""Disk full (docs/reliability.md E1, E2, E5, E7) on small tmpfs volumes mounted by the test (it runs as root).
+"""Disk full (docs/reliability.md E1, E2, E4, E5, E6, E7) on small tmpfs volumes mounted by the test (it runs as root).
 
 E1/E5: the medium's volume fills (ENOSPC, or the user's quota: EDQUOT) in the middle of a pack.
 E2: the home's volume fills while the catalog commits. E7: the temp volume is full, and the output
 (stdout, where summaries and logs go) cannot be written. Each time the run stops with exit 3 and a
 clear message, leaves no temp file and no catalog row without its pack, and once space is freed a
-rerun completes to the same content as a clean run.
+rerun completes to the same content as a clean run. E6: an import onto a medium with less free space
+than it needs is refused before it writes anything. E4: an export whose target fills stops the same
+way, without its completion manifest.
 """
 from __future__ import annotations
 
@@ -128,6 +130,7 @@ def test_e1_media_volume_fills_mid_pack(tmp_path, tmpfs, clean, seed):
     vol = tmpfs("media", f"{size_kib}k")
     home, medium = tmp_path / "home", vol.path / "m1"
     mailarchive(home, "init", "--medium", str(medium))
+    mailarchive(home, "config", "set", "import.min_free", "0")  # no E6 refusal: the volume fills mid-pack
     p = _import(home, source)
     _assert_full_error(p)
     _assert_consistent(home, medium)      # the temp file of the failed pack is gone, no row without pack
@@ -179,6 +182,106 @@ def test_e5_quota_exceeded_is_handled_like_a_full_volume(tmp_path, clean, monkey
     _assert_consistent(home, medium)
     assert set(_blobs(home)) < clean_blobs
     _finish_and_compare(home, source, medium, clean_blobs)
+
+
+# ---------------------------------------------------------------------------------- E6
+
+
+def test_e6_import_refused_up_front_when_the_medium_lacks_free_space(tmp_path, tmpfs, clean):
+    """The active medium's volume has less free space than an import needs (two packs plus the margin):
+    the import is refused before it reads or writes, naming the medium, its free bytes and the next
+    step, exit 3; nothing is on the medium and the catalog has no mail. With room the same import runs."""
+    source, clean_blobs = clean
+    vol = tmpfs("media", "4m")
+    home, medium = tmp_path / "home", vol.path / "m1"
+    mailarchive(home, "init", "--medium", str(medium))
+    before = sorted(p.relative_to(medium).as_posix() for p in medium.rglob("*"))
+    p = _import(home, source)
+    assert p.returncode == 3, (p.returncode, p.stdout[-500:], p.stderr[-3000:])
+    err = " ".join(p.stderr.split())
+    assert "Traceback" not in err
+    assert f"not enough free space on medium 1 ({medium})" in err, err
+    free = int(err.split("): ", 1)[1].split(" bytes free", 1)[0])
+    assert 0 < free <= 4 << 20
+    assert "media add LOCATION --activate" in err and "import.min_free" in err and "nothing was written" in err
+    assert sorted(p.relative_to(medium).as_posix() for p in medium.rglob("*")) == before  # no pack, no temp file
+    assert _blobs(home) == []
+    runs = mailarchive(home, "sql", "SELECT count(*) AS n FROM runs", "--format", "json").stdout
+    assert json.loads(runs)[0]["n"] == 0  # refused before the run began
+    # the minimum is a setting (a size); with room above it the same import runs to the clean content
+    assert mailarchive(home, "config", "set", "import.min_free", "8M", json_out=True).result["value"] == 8 << 20
+    vol.resize("32m")
+    p = _import(home, source)
+    assert p.returncode == 0, p.stderr
+    _assert_consistent(home, medium)
+    assert set(_blobs(home)) == clean_blobs
+
+
+def test_e6_library_takes_the_minimum_as_an_argument(tmp_path):
+    """The API's ``min_free`` overrides the setting: above the volume's free space the run is refused with
+    StorageFullError before any pack or run row; 0 switches the check off."""
+    from importers.eml import EmlImporter
+    from toolkit.api import import_mail
+    from toolkit.archive import Archive
+    from toolkit.errors import NextStep, StorageFullError
+
+    home, medium = tmp_path / "home", tmp_path / "m1"
+    Archive.create(home, str(medium)).close()
+    source = Path(__file__).resolve().parents[2] / "sample_data" / "eml" / "2019"
+    with Archive.open(home, writer=True) as archive:
+        with pytest.raises(StorageFullError) as info:
+            import_mail(archive, EmlImporter(str(source)), workers=0, min_free=1 << 62)
+        assert info.value.next_step is NextStep.ADD_MEDIUM_OR_FREE_SPACE
+        assert f"medium 1 ({medium})" in str(info.value) and "mailarchive" not in str(info.value)
+        assert not list(medium.rglob("*.pack"))
+        with archive.catalog.reading() as con:
+            assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert import_mail(archive, EmlImporter(str(source)), workers=0, min_free=0).status == "complete"
+
+
+# ---------------------------------------------------------------------------------- E4
+
+
+def _assert_export_full_error(p: subprocess.CompletedProcess, dest: Path) -> None:
+    assert p.returncode == 3, (p.returncode, p.stdout[-500:], p.stderr[-3000:])
+    err = " ".join(p.stderr.split())
+    assert "Traceback" not in err, err
+    assert f"export to {dest} stopped: its volume is full" in err, err
+    assert "bytes free there" in err and "no completion manifest" in err, err
+
+
+def test_e4_export_onto_a_full_target_stops_without_manifest_and_reruns(tmp_path, tmpfs, clean):
+    """A mail export (eml into a directory) and an auditor export (a zip) onto a small tmpfs that fills:
+    exit 3 naming the target and its free space, no completion manifest, no temporary file left;
+    the rerun with room (the grown volume, or a larger target for the zip) completes."""
+    source, clean_blobs = clean
+    home = source.parent / "home"
+    vol = tmpfs("export", "512k")
+    out = vol.path / "out"
+    p = mailarchive(home, "export", "eml", str(out), check=None)
+    _assert_export_full_error(p, out)
+    assert not (out / "manifest.json").exists() and not (out / "manifest.csv").exists()
+    assert not list(out.rglob("*.part")) and not list(out.rglob(".*.part"))
+    kept = {f.name for f in out.iterdir()}
+    assert kept  # some files were finished before the volume filled
+    vol.resize("32m")
+    r = json.loads(mailarchive(home, "--json", "export", "eml", str(out)).stdout)
+    assert r["errors"] == [] and r["already_present"] == len(kept) and r["written"] == N_MAILS - len(kept)
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["complete"] and doc["count"] == N_MAILS
+
+    zvol = tmpfs("zip", "256k")
+    dest = zvol.path / "audit.zip"
+    p = mailarchive(home, "export", "eml", "--zip", str(dest), check=None)
+    _assert_export_full_error(p, dest)
+    assert list(zvol.path.iterdir()) == []  # no zip, no temporary file
+    bigger = tmp_path / "audit.zip"
+    mailarchive(home, "export", "eml", "--zip", str(bigger))
+    import zipfile
+
+    with zipfile.ZipFile(bigger) as z:
+        doc = json.loads(z.read("manifest.json"))
+    assert doc["complete"] and doc["count"] == N_MAILS
 
 
 # ---------------------------------------------------------------------------------- E2

@@ -64,6 +64,12 @@ HINTS: dict[NextStep, str] = {
         ". Leave that file where it is: `mailarchive verify` lists it as an unknown pack; find out what wrote "
         "it (another home writing to this medium, a copy put back by hand) before the next import, "
         "which rerun picks a new pack id",
+    NextStep.ADD_MEDIUM_OR_FREE_SPACE:
+        "; free space on medium {medium}, or add a medium and make it the active one (`mailarchive media add "
+        "LOCATION --activate`), then rerun; `mailarchive config set import.min_free BYTES` changes the minimum",
+    NextStep.FREE_EXPORT_TARGET:
+        "; free space there, or choose a DEST with more room, then run the same `mailarchive export` again "
+        "(finished files are kept; the manifest comes last)",
 }
 
 #: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.

@@ -54,7 +54,7 @@ def subgroup(group: click.Group, name: str, help: str) -> click.Group:
 COMMAND_MODULES = {
     "init": ["init"],
     "key": ["key"],
-    "media": ["media", "media_consolidate"],
+    "media": ["media", "media_consolidate", "media_gc"],
     "import": ["import_eml", "import_mbox", "import_maildir", "import_imap_pop3", "import_outlook", "config"],
     "config": ["config"],
     "export": ["export_eml", "export_formats", "verify"],

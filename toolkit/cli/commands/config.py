@@ -12,6 +12,7 @@ key                         stored as                                  used by
 ``source.NAME``             ``sources[] = {name, kind, uri}``          ``import source NAME``, ``schedule``
 ``source.NAME.password``    ``sources[].password_sealed`` (sealed)     ``import source NAME``
 ``source.NAME.ca_file``     ``sources[].ca_file``                      ``import source NAME`` (imap, pop3)
+``import.min_free``         ``import.min_free`` (bytes)                every import (toolkit/space.py, E6)
 ==========================  =========================================  ===================================
 
 A source's value is ``KIND URI`` with KIND one of eml, mbox, maildir, share, imap, pop3.
@@ -33,8 +34,11 @@ from ..main import cli, command, pass_ctx, subgroup
 from ..passwords import read_secret
 
 SOURCE_KINDS = ("eml", "mbox", "maildir", "share", "imap", "pop3")
-PLAIN_KEYS = {"mirror.dest": ("mirror", "dest"), "timestamp.tsa_url": ("timestamp", "tsa_url"), "log_file": (None, "log_file")}
+PLAIN_KEYS = {"mirror.dest": ("mirror", "dest"), "timestamp.tsa_url": ("timestamp", "tsa_url"), "log_file": (None, "log_file"),
+              "import.min_free": ("import", "min_free")}
 SECRET_KEYS = {"mirror.password": ("mirror", "password_sealed")}
+_SIZE = re.compile(r"(\d+)\s*([kmgt]?)(?:i?b)?")
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SOURCE = re.compile(r"source\.([A-Za-z0-9_-]+)(?:\.(password|ca_file))?")
 SEALED = "(sealed)"
 
@@ -48,6 +52,14 @@ def _check_key(key: str) -> None:
         return
     names = ", ".join([*PLAIN_KEYS, *SECRET_KEYS, "source.NAME", "source.NAME.password", "source.NAME.ca_file"])
     raise UsageError(f"unknown setting {key!r}; the settings are: {names}")
+
+
+def parse_size(key: str, text: str) -> int:
+    """Bytes of ``512M``, ``2G``, ``1048576`` (K, M, G, T: powers of 1024)."""
+    m = _SIZE.fullmatch(text.strip().lower())
+    if m is None:
+        raise UsageError(f"{key} takes a size in bytes, optionally with K, M, G or T (e.g. 512M or 0), not {text!r}")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
 
 
 def find_source(settings: dict, name: str) -> dict | None:
@@ -143,7 +155,8 @@ def set_cmd(ctx, key, value, value_file):
 
     \b
     Keys: mirror.dest, mirror.password (secret), timestamp.tsa_url, log_file,
-          source.NAME ('KIND URI'), source.NAME.password (secret), source.NAME.ca_file
+          source.NAME ('KIND URI'), source.NAME.password (secret), source.NAME.ca_file,
+          import.min_free (free space an import needs on the active medium, e.g. 512M; 0: no check)
     """
     _check_key(key)
     if _is_secret(key):
@@ -156,6 +169,8 @@ def set_cmd(ctx, key, value, value_file):
         value = str(Path(value).expanduser().absolute())
     if key == "mirror.dest" or key.startswith("source."):
         value = value.strip()
+    if key == "import.min_free":
+        value = parse_size(key, value)
     with ctx.open(writer=True) as archive:
         _set(archive, key, value)
         archive.save_config()
