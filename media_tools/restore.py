@@ -175,18 +175,7 @@ def restore(
         Home(tmp).write_key(key)
         dest_loc = parse_location(dest.location)
         media_info = _point_media_at_dest(config, files, dest_loc, keep_locations, warnings)
-        # P2/R6: media at DEST newer than the config snapshot (added after the newest backup) keep
-        # their IDs: the next medium ID goes above every ID seen at DEST, and the gap is reported.
-        at_dest = {int(mm.group(1)) for n in files if (mm := _MEDIUM_RE.match(n))}
-        newer = sorted(at_dest - {m.id for m in config.media})
-        if newer:
-            config.next_medium_id = max(config.next_medium_id, max(newer) + 1)
-            head = (f"the mirror holds medium {', '.join(map(str, newer))}, newer than the restored catalog backup: "
-                    f"their mail is not in the restored catalog")
-            tail = f"new media get IDs from {config.next_medium_id} on, never theirs"
-            warnings.append(f"{head} (a forced catalog rebuild adopts it from the media); {tail}")
-            warning_steps[warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_NEWER_MEDIA.value, "head": head,
-                                           "tail": tail}
+        _keep_ids_of_newer_media(config, files, warnings, warning_steps)
         Home(tmp).save_config(config)
         archive = Archive(tmp, config, key, None)
         try:
@@ -208,6 +197,21 @@ def restore(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def _keep_ids_of_newer_media(config, files: dict[str, int], warnings: list[str], warning_steps: dict[str, dict]) -> None:
+    """P2/R6: media at DEST newer than the config snapshot (added after the newest backup) keep
+    their IDs: the next medium ID goes above every ID seen at DEST, and the gap is reported."""
+    at_dest = {int(mm.group(1)) for n in files if (mm := _MEDIUM_RE.match(n))}
+    newer = sorted(at_dest - {m.id for m in config.media})
+    if newer:
+        config.next_medium_id = max(config.next_medium_id, max(newer) + 1)
+        head = (f"the mirror holds medium {', '.join(map(str, newer))}, newer than the restored catalog backup: "
+                f"their mail is not in the restored catalog")
+        tail = f"new media get IDs from {config.next_medium_id} on, never theirs"
+        warnings.append(f"{head} (a forced catalog rebuild adopts it from the media); {tail}")
+        warning_steps[warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_NEWER_MEDIA.value, "head": head,
+                                       "tail": tail}
 
 
 def _newest_config(dest: Storage, files: dict[str, int], key: bytes, u: uuidlib.UUID,
