@@ -17,6 +17,7 @@ import pytest
 
 from tests.cli import mailarchive
 from tests.integration.verify_support import build_archive, by_subject, clone, messages, run_verify, sql
+from tests.tampering import flip_bit as _flip
 
 from fixtures_tsa import tsa  # noqa: F401  (also loaded by conftest's pytest_plugins)
 
@@ -41,14 +42,6 @@ def _items(report, check_id: str) -> list[dict]:
 
 def _findings(report) -> set[str]:
     return {c.id for c in report.checks if c.status == "finding"}
-
-
-def _flip(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
 
 
 def _batch_token(home: Path, batch: int) -> bytes:

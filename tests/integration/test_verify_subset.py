@@ -12,6 +12,7 @@ import pytest
 
 from tests.cli import mailarchive
 from tests.integration.verify_support import build_archive, clone, messages, run_verify
+from tests.tampering import flip_bit as _flip
 from toolkit.home import VERIFY_STATE_NAME
 
 
@@ -25,14 +26,6 @@ def base(tmp_path_factory):
 @pytest.fixture
 def home(base, tmp_path) -> Path:
     return clone(base, tmp_path / "copy")
-
-
-def _flip(path: Path, offset: int) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x01]))
 
 
 def _packs(home: Path) -> dict[str, str]:

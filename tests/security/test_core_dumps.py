@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import PASSWORD, mailarchive
+from tests.tampering import child_pids as _children
 
 pytestmark = pytest.mark.security
 
@@ -28,16 +29,6 @@ def _unlimited_cores() -> None:
 
 def _cores(where: Path) -> list[str]:
     return sorted(p.name for p in where.iterdir() if p.name.startswith("core"))
-
-
-def _children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out |= {int(c) for c in (task / "children").read_text().split()}
-        except OSError:
-            pass
-    return out
 
 
 def _require_core_files(tmp_path: Path) -> None:

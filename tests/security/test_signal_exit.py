@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import PASSWORD, mailarchive
+from tests.tampering import child_pids as _children
 
 pytestmark = pytest.mark.security
 
@@ -33,16 +34,6 @@ def _source(root: Path) -> None:
         body = f"line {i} " * 300  # > 1 KiB, so that a pack target of 4 KiB sends one mail per chunk
         (root / f"{i:03d}.eml").write_text(
             f"From: a{i}@example.com\nTo: b@example.org\nSubject: stop {i}\nMessage-ID: <stop-{i}@example.com>\n\n{body}\n")
-
-
-def _children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out |= {int(c) for c in (task / "children").read_text().split()}
-        except OSError:
-            pass
-    return out
 
 
 def _alive(pid: int) -> bool:
