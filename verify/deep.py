@@ -526,7 +526,7 @@ def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) ->
         _check_manifest(archive, c7, row, items[batch])
     c5.note = f"{len(batches)} batches"
     c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches}, at)
+    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches}, at, crls)
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
@@ -635,7 +635,7 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
                batch=batch, medium=medium, name=manifest)
 
 
-def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at=None) -> None:
+def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at=None, crls=None) -> None:
     """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
 
     ``report.stats["protection"]`` lists, per stamped batch, its CA, its
@@ -652,7 +652,7 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at
         n_renewals = stamps.renewal_count(con)
     rows = []
     for bid, links in chains.items():
-        for p in renewal.check_chain(roots.get(bid) or "", links, history, settings):
+        for p in renewal.check_chain(roots.get(bid) or "", links, history, settings, at=at, crls=crls):
             c8.add(f"stamp batch {bid}: {p}", batch=bid)
         until = renewal.protected_until(links)
         anchor = ca_history.anchor_for(history, settings, links[0].ca_fingerprint)

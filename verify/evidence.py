@@ -151,7 +151,7 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
         p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
         return res
     _check_token(ev, files["token.tsr"], root, ca, res, at, crls)
-    _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res)
+    _check_renewals(ev.get("renewals") or [], files, root, ca_pem, res, at, crls)
     if ca_pem is None and not trust_bundle_ca:
         p.append(TRUST_ANCHOR_MISSING)
     res.trust = "given CA" if ca_pem is not None else ("bundle CA (--trust-bundle-ca)" if trust_bundle_ca else "none")
@@ -243,8 +243,10 @@ def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCh
             p.append("evidence.json: token.gen_time is not an ISO time")
 
 
-def _check_renewals(entries: list, files: dict, batch_root: bytes, ca_pem: bytes | None, res: "EvidenceCheck") -> None:
-    """Each renewal link: leaf over the previous token, path to its root, token under the CA, made in time."""
+def _check_renewals(entries: list, files: dict, batch_root: bytes, ca_pem: bytes | None, res: "EvidenceCheck",
+                    at=None, crls=None) -> None:
+    """Each renewal link: leaf over the previous token, path to its root, token under the CA (at ``at``,
+    against ``crls``, as the batch's own token), made in time."""
     from .renewal import renewal_leaf, token_expiry
     from .tokens import verify_token
 
@@ -269,7 +271,7 @@ def _check_renewals(entries: list, files: dict, batch_root: bytes, ca_pem: bytes
                          f"root.bin is {rroot.hex()[:16]}… (the renewal does not cover this batch)")
         except (KeyError, ValueError, TypeError) as exc:
             p.append(f"{d}: inclusion path cannot be evaluated ({type(exc).__name__}: {exc})")
-        chk = verify_token(token, rroot, ca)
+        chk = verify_token(token, rroot, ca, at=at, crls=crls)
         p.extend(f"{d}: token: {x}" for x in chk.problems)
         expires = token_expiry(prev_token, prev_ca)
         if chk.gen_time and expires and chk.gen_time >= expires:

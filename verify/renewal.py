@@ -117,8 +117,10 @@ def chains(con, history: dict, settings: dict | None) -> dict[int, list[Link]]:
     return out
 
 
-def check_chain(batch_root_hex: str, links: list[Link], history: dict, settings: dict | None) -> list[str]:
-    """Problems of one batch's renewal links (the batch's own token is checked by F06)."""
+def check_chain(batch_root_hex: str, links: list[Link], history: dict, settings: dict | None, *,
+                at: dt.datetime | None = None, crls: list[bytes] | None = None) -> list[str]:
+    """Problems of one batch's renewal links (the batch's own token is checked by F06); ``at`` and
+    ``crls`` as for F06: each renewal token is judged at that time against that revocation data."""
     problems = []
     for prev, link in zip(links, links[1:]):
         name = f"renewal {link.id}"
@@ -139,7 +141,7 @@ def check_chain(batch_root_hex: str, links: list[Link], history: dict, settings:
         if anchor is None:
             problems.append(f"{name}: its TSA CA {str(link.ca_fingerprint)[:16]}… is not in the archive's CA history")
             continue
-        chk = verify_token(link.token, bytes.fromhex(link.root), anchor.pem, policy=anchor.policy)
+        chk = verify_token(link.token, bytes.fromhex(link.root), anchor.pem, policy=anchor.policy, at=at, crls=crls)
         problems += [f"{name}: token rejected: {p}" for p in chk.problems]
         why = ca_history.trust_problem(anchor, chk.gen_time)
         if why:

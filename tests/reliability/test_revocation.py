@@ -145,3 +145,47 @@ def test_i16_library_api_takes_at_and_crls(stamped):
         bad = api.verify_archive(archive, full=True, at=revoked + dt.timedelta(days=1), crls=[crl])
     assert ok.exit_code == 0
     assert bad.exit_code == 1 and "key compromise" in bad.get("F06").items[0]["detail"]
+
+
+@pytest.fixture(scope="module")
+def renewed(tmp_path_factory, tsa):  # noqa: F811
+    """An archive stamped, then renewed a few seconds later by the same TSA (so a revocation can fall between)."""
+    import time
+
+    root = tmp_path_factory.mktemp("i16-renewal")
+    home, src = root / "home", root / "src"
+    src.mkdir()
+    (src / "0.eml").write_text("From: a@example.org\nSubject: i16 renewal\nMessage-ID: <i16-r@x>\n\nbody\n")
+    mailarchive(home, "init", "--medium", str(root / "m1"), "--key-backup", str(root / "kb.txt"))
+    mailarchive(home, "timestamp", "configure", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    mailarchive(home, "import", "eml", str(src))
+    mailarchive(home, "timestamp", "run", "--all")
+    time.sleep(3)
+    mailarchive(home, "timestamp", "renew", "--all", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path))
+    mailarchive(home, "export", "evidence", str(root / "evidence"))
+    rows = json.loads(mailarchive(home, "sql", "SELECT (SELECT epoch(gen_time) FROM stamp_batches WHERE batch_id = 1) AS b, "
+                                  "(SELECT epoch(gen_time) FROM stamp_renewals WHERE renewal_id = 1) AS r",
+                                  "--format", "json").stdout)[0]
+    gen = {k: dt.datetime.fromtimestamp(v, dt.timezone.utc) for k, v in rows.items()}
+    assert gen["r"] - gen["b"] >= dt.timedelta(seconds=2)
+    return {"root": root, "home": home, "evidence": root / "evidence", "gen": gen["b"], "renewal_gen": gen["r"],
+            "tsa": tsa}
+
+
+def test_i16_a_renewal_made_after_the_tsa_was_revoked_fails_and_the_batch_token_still_holds(renewed):
+    """The TSA certificate revoked (superseded) between the batch's token and its renewal: the batch's own
+    token still verifies (F06), the renewal link does not (F08), in `verify --full` and in the evidence bundle."""
+    between = renewed["gen"] + (renewed["renewal_gen"] - renewed["gen"]) / 2
+    crl = _crl(renewed, "between", between, "superseded")
+    r = mailarchive(renewed["home"], "verify", "--full", "--crl", str(crl), json_out=True, check=None)
+    checks = {c["id"]: c for c in r.result["checks"]}
+    assert r.returncode == 1
+    assert checks["F06"]["status"] == "ok", checks["F06"]
+    f08 = " ".join(e["detail"] for e in checks["F08"].get("examples", []))
+    assert checks["F08"]["status"] == "finding" and "renewal 1" in f08 and "revocation" in f08, checks["F08"]
+    code, probs = _evidence(renewed, "--crl", str(crl))
+    assert code == 1 and "renewals/01" in probs and "revocation" in probs, probs
+    # revoked after the renewal too: both hold
+    late = _crl(renewed, "late", renewed["renewal_gen"] + dt.timedelta(hours=1), "superseded")
+    assert mailarchive(renewed["home"], "verify", "--full", "--crl", str(late), check=None).returncode == 0
+    assert _evidence(renewed, "--crl", str(late)) == (0, "")
