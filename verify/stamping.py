@@ -80,6 +80,11 @@ def pending_count(archive) -> int:
         return _pending(con)["total"]
 
 
+def pending_leaves(con) -> dict[str, int]:
+    """Leaves waiting for a batch by kind ("messages", "envelopes", "events") and their "total"."""
+    return _pending(con)
+
+
 def _pending(con) -> dict[str, int]:
     m, e = stamps.unbatched_counts(con)
     v = len(_event_items(con, None))

@@ -243,7 +243,10 @@ def test_approval_rejection_events_and_stamp(home, tsa):
     extra.write_text("From: a@example.org\nTo: b@example.org\nSubject: late\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n"
                      "Message-ID: <late.1@example.org>\n\nlate\n", encoding="utf-8")
     mailarchive(home, "import", "eml", str(extra))
+    st = mailarchive(home, "timestamp", "status", json_out=True).result  # the four events wait with the mail
+    assert (st["pending_messages"], st["pending_events"]) == (1, 4), st
     mailarchive(home, "timestamp", "run", "--all")
+    assert mailarchive(home, "timestamp", "status", json_out=True).result["pending_events"] == 0
     ev = events(home)
     stamped = [e for e in ev if e["kind"] in ("deletion-requested", "deletion-approved", "deletion-rejected")]
     assert [e["kind"] for e in stamped] == ["deletion-requested", "deletion-requested", "deletion-approved",

@@ -353,10 +353,11 @@ def status_cmd(ctx):
     import datetime as dt
 
     from verify import ca_history, renewal
+    from verify.stamping import pending_leaves
     with ctx.open() as archive:
         conf = _settings(archive)
         with archive.catalog.reading() as con:
-            pm, pe = stamps.unbatched_counts(con)
+            waiting = pending_leaves(con)
             pending = stamps.open_batches(con)
             n_stamped, stamped_leaves, last = stamps.stamped_summary(con)
             history = ca_history.load(con)
@@ -369,8 +370,9 @@ def status_cmd(ctx):
                            "protected_until": until,
                            "warning": until is not None and until <= now + renewal.WARN_AHEAD})
     result = {
-        "pending_messages": pm,
-        "pending_envelopes": pe,
+        "pending_messages": waiting["messages"],
+        "pending_envelopes": waiting["envelopes"],
+        "pending_events": waiting["events"],
         "pending_batches": [{"batch_id": b, "leaf_count": n, "created_at": c} for b, n, c in pending],
         "stamped_batches": n_stamped,
         "stamped_leaves": int(stamped_leaves),
@@ -381,7 +383,8 @@ def status_cmd(ctx):
 
     def human(r):
         ctx.ui.say(f"TSA: {r['tsa_url'] or 'not configured (`mailarchive timestamp configure`)'}")
-        ctx.ui.say(f"waiting for a batch: {r['pending_messages']} messages, {r['pending_envelopes']} envelopes")
+        ctx.ui.say(f"waiting for a batch: {r['pending_messages']} messages, {r['pending_envelopes']} envelopes, "
+                   f"{r['pending_events']} deletion events")
         ctx.ui.say(f"stamped: {r['stamped_batches']} batches, {r['stamped_leaves']} leaves, last genTime {r['last_gen_time'] or '-'}")
         if r["protection"]:
             ctx.ui.table("Stamped batches", ["batch", "CA (SHA-256)", "renewals", "protected until"],
