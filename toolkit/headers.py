@@ -57,7 +57,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email import errors as email_errors
 from email.header import decode_header
 from email.parser import BytesHeaderParser
@@ -66,6 +66,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import NamedTuple
 
 from . import hashes
+from .plausible_dates import plausible
 
 __all__ = ["MailMeta", "Split", "scan", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id",
            "split_mail", "split_message"]
@@ -766,6 +767,6 @@ def _parse_date(value: str, defects: list[str]) -> datetime | None:
     except Exception:  # ValueError, TypeError, OverflowError, IndexError on odd input
         defects.append("date-unparsable")
         return None
-    if dt.year < 1970 or dt > datetime.now(timezone.utc) + timedelta(days=365):
+    if not plausible(dt, datetime.now(timezone.utc)):  # before 1971 or after tomorrow (toolkit/plausible_dates.py)
         defects.append("date-implausible")
     return dt

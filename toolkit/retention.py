@@ -1,10 +1,11 @@
 """Which mails are deletable, and from when: the pure rules of retention (docs/retention.md).
 
-A policy keeps mail N years from its sent date, or its internal date when it has no
-sent date. Several policies may cover one mail (its domain, a folder it was seen in, a
+A policy keeps mail N years from its **retention clock** (:func:`retention_clock`): the sent
+date when plausible, else the source's internal date when plausible, else the time it was archived
+(plausible: toolkit/plausible_dates.py). Several policies may cover one mail (its domain, a folder it was seen in, a
 user whose mail it is): the **longest keep wins**, so adding a policy can only keep a
 mail longer, never make it deletable sooner. A mail no policy covers is never
-deletable; nor is a mail with neither date. A legal hold in force on a mail blocks its
+deletable; nor is a mail with no date at all (not even the time it was archived). A legal hold in force on a mail blocks its
 deletion whatever the policies say.
 
 The catalog side (:mod:`toolkit.catalog.retention`) works out which policies and holds
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+
+from .plausible_dates import plausible
 
 #: the states of a mail under retention, in the order a report lists them
 HELD, NO_POLICY, UNDATED, KEPT, DELETABLE = "held", "no-policy", "undated", "kept", "deletable"
@@ -37,6 +40,7 @@ class MailFacts:
     internal_date: dt.datetime | None
     policies: tuple[Policy, ...] = ()
     holds: tuple[int, ...] = ()   # hold_ids of the holds in force on the mail
+    archived_at: dt.datetime | None = None  # when the archive took the mail in (catalog ``archived_at``)
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,8 @@ class Decision:
     msg_id: int
     message_id: str | None
     state: str                         # one of HELD, NO_POLICY, UNDATED, KEPT, DELETABLE
-    base_date: dt.datetime | None      # the sent date, else the internal date
-    date_kind: str | None              # "sent" or "internal"
+    base_date: dt.datetime | None      # the retention clock: the date the keep runs from
+    date_kind: str | None              # "sent", "internal" or "archived"
     deletable_from: dt.datetime | None  # base date + the longest keep (None: never, under the current policies)
     policy: Policy | None              # the policy that decides (the longest keep)
     holds: tuple[int, ...] = field(default=())
@@ -79,10 +83,26 @@ def governing_policy(policies) -> Policy | None:
     return ranked[0] if ranked else None
 
 
+def retention_clock(mail: MailFacts, now: dt.datetime) -> tuple[dt.datetime | None, str | None]:
+    """The date a mail's keep runs from, and which date it is (docs/retention.md "The retention clock").
+
+    The sent date when it is plausible; else the internal date (IMAP INTERNALDATE, mbox From_ line,
+    Maildir or file time) when plausible; else the time the mail was archived. Plausible: from 1971 up
+    to a day after the mail was archived (``now`` when that is unknown). A forged ``Date: 1900`` thus
+    cannot make a mail deletable at once, nor a ``Date: 2999`` keep it forever; and the fallbacks only
+    ever lie later than the mail's real sending (it was received, then archived, after it was sent), so
+    a keep counted from them never ends before the law intends."""
+    archived = _aware(mail.archived_at)
+    reference = archived if archived is not None else _aware(now)
+    for t, kind in ((mail.sent_date, "sent"), (mail.internal_date, "internal")):
+        if plausible(t, reference):
+            return _aware(t), kind
+    return (archived, "archived") if archived is not None else (None, None)
+
+
 def decide(mail: MailFacts, now: dt.datetime) -> Decision:
     """The state of one mail at ``now``: held, not covered by any policy, undated, kept until a date, or deletable."""
-    sent, internal = _aware(mail.sent_date), _aware(mail.internal_date)
-    base, kind = (sent, "sent") if sent is not None else ((internal, "internal") if internal is not None else (None, None))
+    base, kind = retention_clock(mail, now)
     policy = governing_policy(mail.policies)
     until = add_years(base, policy.years) if (policy is not None and base is not None) else None
     if mail.holds:
@@ -125,6 +145,6 @@ def refusal(decisions: list[Decision], show: int = 5) -> str | None:
         elif state == NO_POLICY:
             why = "covered by no retention policy (nothing is deletable without one)"
         else:
-            why = "with neither a sent nor an internal date (the keep cannot be computed)"
+            why = "with no date to count the keep from (the keep cannot be computed)"
         parts.append(f"{len(ds)} mail{'s' if len(ds) != 1 else ''} {why}: {first}")
     return "; ".join(parts) or None

@@ -23,6 +23,7 @@ from importers.netutil import CertificateError, SourceAuthError, TlsRequiredErro
 from tests.cli import mailarchive
 from toolkit.archive import Archive
 from toolkit.errors import ExitCode, SourceError
+from toolkit.catalog import retention
 from toolkit.ingest import Ingest
 from toolkit.reporter import ListReporter
 from toolkit.retrieval import read_messages, select_messages
@@ -145,7 +146,8 @@ def test_j9_no_or_unparsable_date_falls_back_to_internaldate_and_is_flagged(dove
     """RELIABILITY J9 over IMAP: a mail without a Date header, with a garbage one, with ``Date: 0``: the
     catalog keeps no sent date (the header says none), the server's INTERNALDATE as internal date, and the
     flag ``date-from-imap-internaldate``; the date filters of the exports use that date. A far-future Date
-    stays the sent date (flagged ``date-implausible``); a good Date gets no fallback flag."""
+    stays the sent date (flagged ``date-implausible``), but its retention clock is the INTERNALDATE; a good
+    Date gets no fallback flag and counts from itself."""
     from exporters.filters import Filters, select
 
     user, pw = mail_user
@@ -179,6 +181,15 @@ def test_j9_no_or_unparsable_date_falls_back_to_internaldate_and_is_flagged(dove
     sent, internal, defects = rows["far future"]
     assert sent.year == 2100 and "date-implausible" in defects and "date-from-" not in defects
     assert "date-from-" not in (rows["good date"][2] or "")
+    # the retention clock (docs/retention.md): the far-future mail counts from its INTERNALDATE, not from 2100
+    with archive.catalog.writing() as con:
+        retention.set_policy(con, "domain", "example.org", 5, "lead")
+        keep = {m["message_id"]: m for m in retention.report(con, {}, dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc))["mails"]}
+        by_subject = dict(con.execute("SELECT subject, message_id FROM messages").fetchall())
+    far, good = keep[by_subject["far future"]], keep[by_subject["good date"]]
+    assert (far["date"], far["date_kind"], far["state"]) == (when["far future"][1], "internal", "deletable")
+    assert far["deletable_from"] == dt.datetime(2023, 6, 1, tzinfo=dt.timezone.utc)
+    assert (good["date"], good["date_kind"]) == (dt.datetime(2019, 1, 7, 9, 15, tzinfo=dt.timezone.utc), "sent")
     # the date the exports select by is the INTERNALDATE for the three: one day's window finds each
     for subject in ("no date", "garbage date", "zero date"):
         day = when[subject][1].astimezone(dt.timezone.utc).date().isoformat()

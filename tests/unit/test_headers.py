@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from email.utils import getaddresses
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime, getaddresses
 from types import SimpleNamespace
 
 import blake3
@@ -414,8 +414,14 @@ def test_j9_dates():
     assert m.sent_date is None and "date-unparsable" in m.defects
     m = d(b"")
     assert m.sent_date is None and "date-unparsable" in m.defects
-    m = d(b"Thu, 01 Jan 1970 00:00:00 -0000")
+    m = d(b"Thu, 01 Jan 1970 00:00:00 -0000")  # the zero time stamp: kept, but before 1971, so implausible
     assert m.sent_date == datetime(1970, 1, 1, tzinfo=timezone.utc) and "date-no-zone" in m.defects
+    assert "date-implausible" in m.defects
+    assert "date-implausible" not in d(b"Fri, 1 Jan 1971 00:00:00 +0000").defects
+    soon = datetime.now(timezone.utc) + timedelta(hours=12)
+    assert "date-implausible" not in d(format_datetime(soon).encode()).defects
+    m = d(format_datetime(soon + timedelta(days=2)).encode())  # more than a day ahead of the import
+    assert m.sent_date is not None and "date-implausible" in m.defects
     m = d(b"Mon, 1 Jan 1900 00:00:00 +0000")
     assert m.sent_date.year == 1900 and "date-implausible" in m.defects
     m = d(b"Fri, 1 Jan 2100 00:00:00 +0000")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from toolkit.retention import (DELETABLE, HELD, KEPT, NO_POLICY, UNDATED, MailFacts, Policy, add_years, decide,
-                               refusal)
+                               refusal, retention_clock)
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def mail(sent=None, internal=None, policies=(), holds=(), msg_id=1, message_id="a@x"):
-    return MailFacts(msg_id, message_id, sent, internal, tuple(policies), tuple(holds))
+def mail(sent=None, internal=None, policies=(), holds=(), msg_id=1, message_id="a@x", archived=None):
+    return MailFacts(msg_id, message_id, sent, internal, tuple(policies), tuple(holds), archived)
 
 
 def test_longest_keep_wins_whatever_the_order():
@@ -61,3 +61,34 @@ def test_refusal_names_count_ids_holds_and_policies():
     assert "1 mail under legal hold #2: msg 9" in why
     ok = decide(mail(dt.datetime(2010, 1, 1, tzinfo=UTC), policies=[Policy("domain", "x", 1)]), NOW)
     assert refusal([ok]) is None
+
+
+# -- J9: the retention clock skips implausible dates (docs/retention.md "The retention clock") ----------------
+ARCHIVED = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+INTERNAL = dt.datetime(2024, 5, 6, 7, 0, 0, tzinfo=UTC)
+
+
+def test_j9_implausible_sent_date_gives_way_to_the_internal_date_then_the_archive_time():
+    p = [Policy("domain", "example.com", 10)]
+    past, future = dt.datetime(1900, 1, 1, tzinfo=UTC), dt.datetime(2999, 1, 1, tzinfo=UTC)
+    for sent in (past, future, dt.datetime(1970, 1, 1, tzinfo=UTC), ARCHIVED + dt.timedelta(days=1, seconds=1)):
+        d = decide(mail(sent, INTERNAL, p, archived=ARCHIVED), NOW)
+        assert (d.base_date, d.date_kind, d.state) == (INTERNAL, "internal", KEPT), sent
+        assert d.deletable_from == dt.datetime(2034, 5, 6, 7, tzinfo=UTC)
+        # the 1900 mail is not deletable at once, the 2999 one not kept forever: deletable 10 years on
+        assert decide(mail(sent, INTERNAL, p, archived=ARCHIVED), dt.datetime(2034, 5, 6, 7, tzinfo=UTC)).state == DELETABLE
+        # an implausible internal date too (a forged From_ line): the time the mail was archived
+        for internal in (None, past, future):
+            assert retention_clock(mail(sent, internal, p, archived=ARCHIVED), NOW) == (ARCHIVED, "archived")
+    # no date at all: the archive time, so not undated once the catalog knows it
+    assert decide(mail(None, None, p, archived=ARCHIVED), NOW).date_kind == "archived"
+
+
+def test_j9_a_plausible_sent_date_counts_as_before_even_next_to_a_later_internal_date():
+    p = [Policy("domain", "example.com", 5)]
+    for sent in (dt.datetime(1971, 1, 1, tzinfo=UTC), dt.datetime(2010, 3, 4, tzinfo=UTC),
+                 ARCHIVED + dt.timedelta(hours=23)):  # a sender's clock a little fast is still believed
+        d = decide(mail(sent, INTERNAL, p, archived=ARCHIVED), NOW)
+        assert (d.base_date, d.date_kind, d.deletable_from) == (sent, "sent", add_years(sent, 5))
+    # without the archive time (a library call) ``now`` bounds the future
+    assert retention_clock(mail(dt.datetime(2026, 6, 3, tzinfo=UTC), INTERNAL), NOW) == (INTERNAL, "internal")

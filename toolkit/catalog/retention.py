@@ -173,10 +173,10 @@ def facts(con, query_held: dict[int, set[int]], msg_ids=None) -> list[MailFacts]
     """The retention facts of ``msg_ids`` (None: of every mail a policy or a hold covers), by msg_id."""
     pol, held = _policy_coverage(con), _hold_coverage(con, query_held)
     ids = sorted(set(pol) | set(held)) if msg_ids is None else sorted(set(msg_ids))
-    rows = con.execute("SELECT msg_id, message_id, sent_date, internal_date FROM messages "
+    rows = con.execute("SELECT msg_id, message_id, sent_date, internal_date, archived_at FROM messages "
                        "WHERE msg_id IN (SELECT unnest(?::BIGINT[])) ORDER BY msg_id", [ids]).fetchall()
-    return [MailFacts(i, mid, sent, internal, tuple(pol.get(i, ())), tuple(held.get(i, ())))
-            for i, mid, sent, internal in rows]
+    return [MailFacts(i, mid, sent, internal, tuple(pol.get(i, ())), tuple(held.get(i, ())), archived)
+            for i, mid, sent, internal, archived in rows]
 
 
 def report(con, query_held: dict[int, set[int]], now: dt.datetime) -> dict:

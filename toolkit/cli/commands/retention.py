@@ -38,7 +38,8 @@ def _one_scope(options: dict) -> tuple[str, str]:
 
 @command(retention_group, "set")
 @click.option("--years", type=click.IntRange(min=0), required=True, help="Keep mail N years from its sent date "
-              "(its internal date when it has none).")
+              "(else its internal date, else when it was archived, each only when plausible: "
+              "docs/retention.md).")
 @click.option("--domain", default=None, help="Mail from or to an address of DOMAIN (and its aliases, for a local domain).")
 @click.option("--folder", default=None, help="Mail seen in source folder FOLDER or its subfolders.")
 @click.option("--user", default=None, help="The mail of directory user USER (their addresses and their groups').")
