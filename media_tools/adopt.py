@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from toolkit import marks
 from toolkit.archive import Archive
-from toolkit.catalog import events, ingest_rows
+from toolkit.catalog import events, ingest_rows, rebuild_rows
 from toolkit.errors import MailArchiveError, MediumError, NextStep
 from toolkit.pack import pack_id_from_name
 
@@ -83,7 +83,7 @@ def adopt_packs(archive: Archive, *, medium_id: int | None = None, dry_run: bool
         raise RuntimeError("adopting packs needs the archive opened as writer")
     result = AdoptResult(dry_run=dry_run)
     with archive.catalog.reading() as con:
-        known = dict(con.execute("SELECT pack_id, medium_id FROM packs").fetchall())
+        known = rebuild_rows.pack_media(con)
     seen = _Seen()
     for mid in _media(archive, medium_id):
         try:
