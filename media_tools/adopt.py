@@ -11,7 +11,8 @@ consolidation that stopped half way. Quick verify lists such packs under Q03, ne
   forged file, a pack of another archive) is refused and left where it is, never deleted;
 * dedup holds (docs/dedup.md): a record whose blob id the catalog (or a pack adopted before it in
   this run) holds is an exact duplicate, one whose dedup key it holds a duplicate; neither becomes a
-  second message. The others become messages with new msg_ids after the highest, their rows derived
+  second message. A record whose mail was purged by approval (a tombstone, docs/retention.md: the
+  old pack of a purge killed before it removed that pack) is never brought back. The others become messages with new msg_ids after the highest, their rows derived
   as ``db rebuild`` derives them (no run, no sightings: those came from the sources). A Message-ID
   shared with another message flags both (``id_conflict``), as the import does;
 * each pack is one transaction: its ``packs``, ``messages`` and ``recipients`` rows and a
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 
 from toolkit import marks
 from toolkit.archive import Archive
-from toolkit.catalog import events, ingest_rows, rebuild_rows
+from toolkit.catalog import events, ingest_rows, purge_rows, rebuild_rows
 from toolkit.errors import MailArchiveError, MediumError, NextStep
 from toolkit.pack import pack_id_from_name
 
@@ -116,10 +117,11 @@ def _one_pack(archive, storage, mid: int, entry, known: dict, seen: _Seen, resul
     if got.problems:
         result.refused.append({**where, "pack": pack_id, "problems": [p["problem"] for p in got.problems]})
         return
-    new, exact, dups, conflicts = _decide(archive, got.records, seen)
-    info = {**where, "pack": pack_id, "records": got.count, "exact_duplicates": exact, "duplicates": dups}
+    new, counts, conflicts = _decide(archive, got.records, seen)
+    info = {**where, "pack": pack_id, "records": got.count, **counts}
     if not new:
-        result.nothing_new.append({**info, "reason": "every record is archived already"})
+        result.nothing_new.append({**info, "reason": "every record is archived already or was purged by approval"
+                                   if counts["purged"] else "every record is archived already"})
         return
     for r in new:
         seen.blobs.add(r.blob_id)
@@ -131,23 +133,29 @@ def _one_pack(archive, storage, mid: int, entry, known: dict, seen: _Seen, resul
     result.adopted.append(info)
 
 
-def _decide(archive, records: list[pack_rows.Record], seen: _Seen) -> tuple[list, int, int, int]:
-    """(new records, exact duplicates, duplicates, new records sharing a known Message-ID) (docs/dedup.md)."""
+def _decide(archive, records: list[pack_rows.Record], seen: _Seen) -> tuple[list, dict, int]:
+    """(new records, {exact_duplicates, duplicates, purged: counts}, new records sharing a known Message-ID)
+    (docs/dedup.md; a purged mail stays purged, docs/retention.md)."""
+    counts = {"exact_duplicates": 0, "duplicates": 0, "purged": 0}
     if not records:
-        return [], 0, 0, 0
+        return [], counts, 0
     blobs, keys, mids = ingest_rows.lookup_keys(
         archive.catalog, [r.blob_id for r in records], [r.dedup_key for r in records],
         [r.row["message_id"] for r in records])
-    new, exact, dups = [], 0, 0
+    with archive.catalog.reading() as con:
+        purged = purge_rows.tombstoned_blobs(con, [r.blob_id for r in records])
+    new = []
     for r in records:
         if r.blob_id in blobs or r.blob_id in seen.blobs:
-            exact += 1
+            counts["exact_duplicates"] += 1
+        elif r.blob_id in purged:
+            counts["purged"] += 1
         elif r.dedup_key in keys or r.dedup_key in seen.keys:
-            dups += 1
+            counts["duplicates"] += 1
         else:
             new.append(r)
     conflicts = sum(1 for r in new if r.row["message_id"] in mids)
-    return new, exact, dups, conflicts
+    return new, counts, conflicts
 
 
 def _commit(archive, storage, pack: dict, new: list[pack_rows.Record], info: dict) -> list[int]:
@@ -161,6 +169,6 @@ def _commit(archive, storage, pack: dict, new: list[pack_rows.Record], info: dic
         events.log_event(con, EVENT_KIND, {
             "pack": pack["pack_id"], "medium": pack["medium_id"], "name": pack["name"], "records": pack["records"],
             "messages": len(messages), "msg_ids": span, "exact_duplicates": info["exact_duplicates"],
-            "duplicates": info["duplicates"]})
+            "duplicates": info["duplicates"], "purged": info["purged"]})
     marks.mark_pack(storage, archive.uuid, pack["pack_id"], span[1])
     return span

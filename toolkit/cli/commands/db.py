@@ -101,10 +101,10 @@ def adopt_cmd(click_ctx, medium_id, dry_run, as_json):
     def human(r):
         verb = "would adopt" if r["dry_run"] else "adopted"
         for p in r["adopted"]:
-            known = p["exact_duplicates"] + p["duplicates"]
+            known = p["exact_duplicates"] + p["duplicates"] + p["purged"]
             ctx.ui.say(f"  medium {p['medium']}: {verb} {p['name']}: {p['messages']} of {p['records']} records as new mails"
                        + (f" (msg ids {p['msg_ids'][0]}-{p['msg_ids'][1]})" if p["msg_ids"] else "")
-                       + (f"; {known} archived already, not added twice" if known else ""))
+                       + (f"; {known} archived already (or purged), not added again" if known else ""))
         for p in r["nothing_new"]:
             ctx.ui.say(f"  medium {p['medium']}: {p['name']}: nothing new ({p['reason']}); left on the medium")
         for p in r["refused"]:
