@@ -3,7 +3,8 @@
 For every medium that is not removed (retired media last), every pack's
 footer index is read and each record decrypted and its headers scanned, as
 the import did, giving the rows of ``messages``, ``recipients`` and
-``packs`` (size and BLAKE3 checksum from the file). Sealed stamp manifests
+``packs`` (size and BLAKE3 checksum from the file; the per-pack reading is
+:mod:`media_tools.pack_rows`, shared with ``db adopt``). Sealed stamp manifests
 (``stamps/*.manifest``) give ``stamp_batches`` back and set
 ``messages.batch_id`` by blob id; envelope leaves of a batch are reported
 (journal envelopes were only in the catalog).
