@@ -3,7 +3,8 @@
 For every medium that is not removed (retired media last), every pack's
 footer index is read and each record decrypted and its headers scanned, as
 the import did, giving the rows of ``messages``, ``recipients`` and
-``packs`` (size and BLAKE3 checksum from the file). Sealed stamp manifests
+``packs`` (size and BLAKE3 checksum from the file; the per-pack reading is
+:mod:`media_tools.pack_rows`, shared with ``db adopt``). Sealed stamp manifests
 (``stamps/*.manifest``) give ``stamp_batches`` back and set
 ``messages.batch_id`` by blob id; envelope leaves of a batch are reported
 (journal envelopes were only in the catalog).
@@ -43,13 +44,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit import crypto, hashes
+from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
 from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
-from toolkit.headers import scan
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
-from toolkit.pack import PackReader, pack_id_from_name
+from toolkit.pack import pack_id_from_name
+
+from . import pack_rows
 
 STAMPS_DIR = "stamps"
 MANIFEST_SUFFIX = ".manifest"
@@ -58,7 +60,6 @@ LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelope
                "domains", "domain_aliases", "users", "user_addresses", "groups", "group_members",
                "group_assigned", "revisor_scopes",  # the directory: import its file again
                "retention_policies", "legal_holds", "deletion_requests", "deletion_items", "tombstones")
-CHUNK = 1 << 20
 
 
 @dataclass
@@ -234,60 +235,22 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter) -> None:
 
 
 def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:
-    reader = PackReader(storage, entry.name, archive.key, archive.uuid)
-    try:
-        index = reader.index()
-        h = hashes.checksum_hasher()
-        with storage.open_read(entry.name) as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-    except MailArchiveError as exc:
-        result.unreadable.append({"medium": medium_id, "pack": entry.name, "problem": str(exc)})
+    got = pack_rows.read_pack(archive, storage, medium_id, entry, pack_id, skip=seen_blobs)
+    result.unreadable += got.problems
+    if got.pack is None:
         return next_id
-    archived_at = dt.datetime.fromtimestamp(entry.mtime, dt.timezone.utc)
-    messages: list[dict] = []
-    recipients: list[dict] = []
-    for ie in sorted(index, key=lambda x: x.offset):
-        blob = ie.blob_id.hex()
-        if blob in seen_blobs:
-            result.duplicate_records += 1
-            continue
-        try:
-            raw = reader.read(ie)
-        except MailArchiveError as exc:
-            result.unreadable.append({"medium": medium_id, "pack": entry.name, "blob_id": blob, "problem": str(exc)})
-            continue
-        meta = scan(raw)
-        seen_blobs.add(blob)
-        msg_id = next_id
-        next_id += 1
-        row = {
-            "msg_id": msg_id, "blob_id": blob, "dedup_key": meta.dedup_key.hex(), "pack_id": pack_id,
-            "offset": ie.offset, "length": ie.length, "size": ie.size, "csize": ie.csize,
-            "message_id": meta.message_id, "subject": meta.subject, "from_addr": meta.from_addr,
-            "from_name": meta.from_name,
-            "sent_date": (meta.sent_date if meta.sent_date is None or meta.sent_date.tzinfo
-                          else meta.sent_date.replace(tzinfo=dt.timezone.utc)),
-            "internal_date": None, "spam": bool(meta.spam),
-            "defects": ",".join(meta.defects) if meta.defects else None, "id_conflict": False,
-            "archived_at": archived_at, "run_id": None, "batch_id": None,
-        }
-        messages.append(row)
-        recipients += [{"msg_id": msg_id, "kind": kind, "address": a}
-                       for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)) for a in addrs]
-    if not messages:
+    result.duplicate_records += len(got.skipped)
+    if not got.records:
         result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
         return next_id
-    pack = {"pack_id": pack_id, "medium_id": medium_id, "name": entry.name, "bytes": entry.size,
-            "records": len(index), "blake3": h.hexdigest(), "created_at": archived_at, "run_id": None}
+    messages, recipients = pack_rows.number_rows(got.records, next_id)
     with archive.catalog.writing() as con:  # the same appends as an import's commit
-        ingest_rows.append_rows(con, "packs", [pack])
-        ingest_rows.append_rows(con, "messages", messages)
-        ingest_rows.append_rows(con, "recipients", recipients)
+        pack_rows.append_pack(con, got.pack, messages, recipients)
+    seen_blobs.update(r.blob_id for r in got.records)
     result.packs += 1
     result.messages += len(messages)
     result.recipients += len(recipients)
-    return next_id
+    return next_id + len(messages)
 
 
 def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:

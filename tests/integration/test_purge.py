@@ -248,6 +248,25 @@ def test_mail_not_deletable_now_stays_with_its_request(base, tmp_path):
     assert messages(home) == before and a["pack"].exists()
 
 
+def test_p7_adopt_never_brings_a_purged_mail_back(base, tmp_path):
+    """A purge killed after its switch leaves the old pack (with the purged mail) on the medium, unknown to
+    the catalog: `db adopt` reads it, finds the purged mail's tombstone and the kept mails archived, and
+    adopts nothing; the rerun of the purge then removes the old pack."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    assert _purge(home, fault="purge_after_switch").returncode == -signal.SIGKILL
+    assert a["pack"].exists()
+    r = mailarchive(home, "db", "adopt", json_out=True).result
+    assert not r["adopted"] and not r["refused"], r
+    [old] = r["nothing_new"]
+    assert old["purged"] == 1 and old["exact_duplicates"] == old["records"] - 1 and "purged" in old["reason"]
+    assert a["msg_id"] not in messages(home)
+    assert _purge(home).returncode == 0
+    _check_purged(home, a, b, others)
+
+
 def test_two_packs_two_batches_killed_between_packs(base, tmp_path):
     """A request over mails in two packs and two stamp batches, killed after the first pack's switch:
     the rerun finishes the second pack and removes both old packs."""

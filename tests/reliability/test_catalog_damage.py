@@ -235,8 +235,8 @@ def test_a6_kill_with_the_commit_only_in_the_wal_replays_it(archived, tmp_path):
 def test_h6_wal_deleted_after_a_crash(archived, tmp_path):
     """The WAL is lost: the catalog opens at its last checkpoint (DuckDB cannot know a WAL is
     missing). The packs committed only in the WAL are listed by verify as orphans, never deleted;
-    a rerun of the import archives the lost mails again, and `db rebuild --force` adopts the
-    orphan packs from the media."""
+    `db adopt` takes them back (P7), a rerun of the import archives the mails never committed,
+    and `db rebuild --force` finds the same from the media."""
     root, clean_blobs = archived
     home = _killed_with_wal(tmp_path, root / "src")
     (home / "catalog.duckdb.wal").unlink()
@@ -247,6 +247,12 @@ def test_h6_wal_deleted_after_a_crash(archived, tmp_path):
     orphans = next(c for c in report["checks"] if c["id"] == "Q03")
     assert orphans["count"] >= 1, orphans  # the pack whose row was lost is listed, not deleted
     packs_on_medium = sorted(p.name for p in (tmp_path / "m1").rglob("*.pack"))
+    adopted = mailarchive(home, "db", "adopt", json_out=True).result
+    assert len(adopted["adopted"]) == orphans["count"] and not adopted["refused"], adopted
+    assert set(_blobs(home)) - before and set(_blobs(home)) <= clean_blobs
+    v = json.loads(mailarchive(home, "--json", "verify", check=None).stdout)
+    assert {c["id"]: c["count"] for c in v["checks"]}["Q03"] == 0
+    assert {c["id"]: c["count"] for c in v["checks"]}["Q10"] == 0  # their high-water marks are covered again
     p = _import(home, root / "src")
     assert p.returncode == 0, p.stderr
     after = _blobs(home)

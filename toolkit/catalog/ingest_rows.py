@@ -178,9 +178,18 @@ def flag_id_conflicts(con, msg_ids: list[int]) -> None:
     con.execute("UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))", [sorted(msg_ids)])
 
 
-def flag_shared_message_ids(con) -> None:
-    """Mark every message whose Message-ID another archived message shares (``db rebuild``)."""
+def flag_shared_message_ids(con, msg_ids: list[int] | None = None) -> None:
+    """Mark every message whose Message-ID another archived message shares (``db rebuild``); with
+    ``msg_ids`` (``db adopt``) only the Message-IDs of those messages are looked at (both sides flagged)."""
+    if msg_ids is None:
+        con.execute(
+            """UPDATE messages SET id_conflict = true WHERE message_id IN (
+                   SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+        )
+        return
     con.execute(
         """UPDATE messages SET id_conflict = true WHERE message_id IN (
-               SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+               SELECT message_id FROM messages WHERE message_id IN (
+                   SELECT message_id FROM messages WHERE msg_id IN (SELECT unnest(?::BIGINT[])))
+               GROUP BY 1 HAVING count(*) > 1)""", [sorted(msg_ids)]
     )

@@ -148,6 +148,15 @@ def tombstones_of(con, msg_ids: list[int]) -> dict[int, tuple[int, object]]:
     return {m: (r, t) for m, r, t in rows}
 
 
+def tombstoned_blobs(con, blob_ids: list[str]) -> set[str]:
+    """Those of ``blob_ids`` whose mail was purged by approval (``db adopt`` never brings them back)."""
+    if not blob_ids:
+        return set()
+    rows = con.execute("SELECT DISTINCT blob_id FROM tombstones WHERE blob_id IN (SELECT unnest(?::VARCHAR[]))",
+                       [sorted(set(blob_ids))]).fetchall()
+    return {r[0] for r in rows}
+
+
 def tombstones_matching(session, where: str | None, params: list | None = None) -> list[tuple[int, int, object]]:
     """(msg_id, request_id, purged_at) of the tombstones an operator's condition over alias ``m`` selects,
     where it names only msg_id, blob_id or batch_id (any other condition selects none here)."""

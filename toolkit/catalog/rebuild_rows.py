@@ -1,6 +1,6 @@
-"""The named reads and writes of ``db rebuild`` beyond a pack's rows (those are in :mod:`.ingest_rows`):
-renumbering messages into stamp-batch order, restoring ``stamp_batches``, counting what a moved-aside
-catalog held."""
+"""The named reads and writes of ``db rebuild`` and ``db adopt`` beyond a pack's rows (those are in
+:mod:`.ingest_rows`): renumbering messages into stamp-batch order, restoring ``stamp_batches``, counting
+what a moved-aside catalog held, where the catalog places each pack."""
 from __future__ import annotations
 
 import pyarrow as pa
@@ -18,6 +18,11 @@ def table_counts(catalog: Catalog, tables: tuple[str, ...]) -> dict[str, int | N
             except Exception:
                 pass
     return counts
+
+
+def pack_media(con) -> dict[str, int]:
+    """{pack_id: medium_id} of every pack the catalog knows."""
+    return dict(con.execute("SELECT pack_id, medium_id FROM packs").fetchall())
 
 
 def renumber_by_leaf_rank(con, blob_ids: list[str], batch_ids: list[int], leaf_index: list[int]) -> None:

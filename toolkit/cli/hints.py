@@ -35,7 +35,7 @@ HINTS: dict[NextStep, str] = {
         "; point it at its files with `media retarget` or restore from the mirror",
     NextStep.ACTIVATE_ANOTHER_MEDIUM: " (`mailarchive media activate ID`)",
     NextStep.ACTIVATE_ONE_MEDIUM: ": `mailarchive media activate ID`",
-    NextStep.ADOPT_ORPHAN_PACK: "; adopt it with `mailarchive db reconcile` or leave it",
+    NextStep.ADOPT_ORPHAN_PACK: "; `mailarchive db adopt` takes its mails into the catalog (or leave it)",
     NextStep.STAMP_ALL: "; run `mailarchive timestamp run --all`",
     NextStep.PUT_BACK_NEWER_CATALOG: ". Put back a newer catalog (`mailarchive restore --from MIRROR`, or a newer "
                                      "copy of the file) or rebuild it from the media (`mailarchive db rebuild "

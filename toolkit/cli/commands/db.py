@@ -1,4 +1,5 @@
-"""``mailarchive db backup | rebuild``: sealed catalog backups and a catalog rebuilt from the media."""
+"""``mailarchive db backup | rebuild | adopt``: sealed catalog backups, a catalog rebuilt from the media, and
+valid packs the catalog does not know taken into it."""
 from __future__ import annotations
 
 import click
@@ -9,7 +10,8 @@ from media_tools.rebuild import rebuild_catalog
 from ...errors import ExitCode
 from ..main import cli, command, pass_ctx, subgroup
 
-db_group = subgroup(cli, "db", "The catalog: sealed backups on the media, and a rebuild from the media alone.")
+db_group = subgroup(cli, "db", "The catalog: sealed backups on the media, a rebuild from the media alone, "
+                    "adopting unknown packs.")
 
 
 @command(db_group, "backup")
@@ -65,6 +67,54 @@ def rebuild_cmd(click_ctx, force):
             + "".join(f"\n  stamp batch {u['batch_id']}: {u['problem']}" for u in r["stamp_problems"])
             + (f"\n  orphan packs (no new records): {len(r['orphan_packs'])}" if r["orphan_packs"] else "")
         )
+
+    ctx.ui.emit(r, human)
+    click_ctx.exit(int(ExitCode.FINDINGS) if result.problems else 0)
+
+
+@command(db_group, "adopt")
+@click.option("--medium", "medium_id", type=int, default=None,
+              help="Only this medium (default: every active, standby and deactivated medium).")
+@click.option("--dry-run", is_flag=True, help="Read and list what would be adopted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (like the global --json).")
+@click.pass_context
+def adopt_cmd(click_ctx, medium_id, dry_run, as_json):
+    """Adopt valid packs on the media that the catalog does not know (verify's Q03).
+
+    Every such pack is read with the archive key and every record
+    authenticated; its new mails get catalog rows as `db rebuild` derives
+    them, one transaction per pack. Mails already archived (same bytes or
+    same dedup key) are not added twice; a pack holding nothing new is
+    listed and left on the medium. A pack that does not read or
+    authenticate is refused and left as it is (exit 1). Nothing is ever
+    deleted. Takes the writer lock.
+    """
+    from media_tools.adopt import adopt_packs
+
+    ctx = click_ctx.obj
+    if as_json:
+        ctx.ui.json = True
+    with ctx.open(writer=True) as archive:
+        result = adopt_packs(archive, medium_id=medium_id, dry_run=dry_run)
+    r = result.as_dict()
+
+    def human(r):
+        verb = "would adopt" if r["dry_run"] else "adopted"
+        for p in r["adopted"]:
+            known = p["exact_duplicates"] + p["duplicates"] + p["purged"]
+            ctx.ui.say(f"  medium {p['medium']}: {verb} {p['name']}: {p['messages']} of {p['records']} records as new mails"
+                       + (f" (msg ids {p['msg_ids'][0]}-{p['msg_ids'][1]})" if p["msg_ids"] else "")
+                       + (f"; {known} archived already (or purged), not added again" if known else ""))
+        for p in r["nothing_new"]:
+            ctx.ui.say(f"  medium {p['medium']}: {p['name']}: nothing new ({p['reason']}); left on the medium")
+        for p in r["refused"]:
+            ctx.ui.say(f"  medium {p['medium']}: {p['name']}: refused, left as it is: {'; '.join(p['problems'][:3])}"
+                       + (f" (and {len(p['problems']) - 3} more)" if len(p["problems"]) > 3 else ""))
+        for u in r["unreachable"]:
+            ctx.ui.say(f"  medium {u['medium']} not looked at: {u['problem']}")
+        ctx.ui.say(f"{verb.capitalize()} {len(r['adopted'])} pack(s) with {r['messages']} mail(s) from medium "
+                   f"{', '.join(map(str, r['media'])) or 'none'}; {len(r['nothing_new'])} with nothing new, "
+                   f"{len(r['refused'])} refused")
 
     ctx.ui.emit(r, human)
     click_ctx.exit(int(ExitCode.FINDINGS) if result.problems else 0)
