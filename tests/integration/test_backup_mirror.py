@@ -109,8 +109,10 @@ def test_product_flow_backup_mirror_restore_smb(tmp_path, samba, smb_location, t
     m2 = mailarchive(home, "mirror", smb_location, json_out=True).result
     new_packs = {f for f in m2["copied_files"] if "/packs/" in f}
     assert len(new_packs) == 1 and not new_packs & first_packs
+    (new_pack,) = new_packs
+    new_mark = f"medium-1/marks/pack-{new_pack.rsplit('/', 1)[-1].removesuffix('.pack')}.mark"  # H2: marks travel
     assert set(m2["copied_files"]) == new_packs | {
-        f"medium-1/{incr['name']}", f"medium-1/{incr['config_snapshot']}"}
+        new_mark, f"medium-1/{incr['name']}", f"medium-1/{incr['config_snapshot']}"}
     assert m2["already_present"] == len(m1["copied_files"]) - 1  # the old config snapshot is not re-sent
     assert m2["newest_backup"] == incr["name"]
 
