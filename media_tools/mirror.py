@@ -12,8 +12,9 @@ Layout at DEST::
 
 Order (docs/reliability.md A7): the packs of all media first, then stamp manifests,
 then high-water marks, then backups and config snapshots, last MIRROR.json. A mark is copied
-only for a pack or stamped batch of the catalog read at the start (so its pack or manifest is
-already at DEST): a mark an import writes meanwhile waits for the next run. Marks at DEST make a
+only for a pack or stamped batch of the catalog read at the start whose pack or manifest DEST
+now holds: a mark an import writes meanwhile waits for the next run, and the mark of a pack
+missing or corrupt locally stays behind with it. Marks at DEST make a
 restore from the mirror see a catalog backup older than the packs the mirror holds (H2, Q10). A killed run leaves at
 most a temporary file (ignored by readers, never under a final name); the
 next run copies what is missing. So DEST never holds a backup whose packs
@@ -286,11 +287,13 @@ class Mirror:
             self._sync_file(src, LABEL_NAME, f"{medium_dir(mid)}/{LABEL_NAME}", None, None, kind="label")
         if self.reporter:
             self.reporter.start("mirror", len(packs), "packs")
+        at_dest: set[str] = set()  # the packs and manifests DEST now holds good copies of: their marks may follow
         for mid, name, size, sha in packs:
             if mid not in sources:
                 continue
             wanted[mid].add(name)
-            self._sync_file(sources[mid], name, f"{medium_dir(mid)}/{name}", size, sha, kind="pack")
+            if self._sync_file(sources[mid], name, f"{medium_dir(mid)}/{name}", size, sha, kind="pack"):
+                at_dest.add(marks.pack_mark_name(name.rsplit("/", 1)[-1].removesuffix(".pack")))
             if self.reporter:
                 self.reporter.advance("mirror", 1)
         if self.reporter:
@@ -299,16 +302,18 @@ class Mirror:
         for mid, src in sources.items():
             for e in src.list(STAMPS_DIR):
                 wanted[mid].add(e.name)
-                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest")
-        # 2a. high-water marks of the packs and stamped batches copied
-        pack_ids = {name.rsplit("/", 1)[-1].removesuffix(".pack") for mid, name, *_ in packs if mid in sources}
+                if self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest"):
+                    batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
+                    if batch.isdigit() and int(batch) in stamped:
+                        at_dest.add(marks.batch_mark_name(int(batch)))
+        # 2a. high-water marks: only of packs and stamped batches (in the catalog read) whose files are at DEST
         for mid, src in sources.items():
             for e in src.list(marks.MARKS_DIR):
                 wanted[mid].add(e.name)
                 dest_name = f"{medium_dir(mid)}/{e.name}"
                 if dest_name in self._dest_index():
                     s.present += 1  # only its name counts (a mark is never replaced)
-                elif marks.marked_pack(e.name) in pack_ids or marks.marked_batch(e.name) in stamped:
+                elif e.name in at_dest:
                     self._sync_file(src, e.name, dest_name, e.size, None, kind="mark")
         # 3. backups (verified ones), then the newest config snapshot of each medium
         for name, mid in backups:

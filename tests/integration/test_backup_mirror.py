@@ -156,7 +156,7 @@ def test_mirror_killed_then_rerun_completes_smb(tmp_path, samba, smb_location):
     assert not any("db-backups" in n for n in names) and "MIRROR.json" not in names  # objects first, DB last
     again = mailarchive(home, "mirror", smb_location, json_out=True).result
     assert again["complete"] and again["already_present"] == 2
-    assert {f.split("/")[1] for f in again["copied_files"]} == {"db-backups", "config"}
+    assert {f.split("/")[1] for f in again["copied_files"]} == {"marks", "db-backups", "config"}  # marks after packs
     assert not [n for n in (p.name for p in dest.rglob("*")) if n.endswith(".tmp")]
 
 

@@ -137,12 +137,7 @@ def test_h2_marks_travel_with_the_mirror_so_a_restore_from_it_sees_an_older_back
     mailarchive(restored, "db", "rebuild", "--force")
     q = _q10(restored)
     assert q["exit"] == 0 and q["status"] == "ok", q
-
-    # the complete mirror: its newest backup holds the pack, so the restore and Q10 are silent
-    full, res = _restore(tmp_path, dest, "restored-full")
-    assert res["messages"] == 5 and res["marked_not_in_catalog"] == {"packs": [], "batches": []}
-    assert not [w for w in res["warnings"] if "behind" in w or "older than" in w], res["warnings"]
-    assert _q10(full)["status"] == "ok"
+    # (a restore from the complete mirror warns nothing: tests/integration/test_backup_mirror.py, Q1)
 
 
 def test_h2_consolidation_carries_the_marks_so_a_rollback_is_still_found(tmp_path):
