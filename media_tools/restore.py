@@ -287,7 +287,7 @@ def _marks_at_dest(archive: Archive, files: dict[str, int]) -> dict[int, list[st
     """The high-water marks (medium-relative names) at DEST of each live medium the new home points at."""
     by_medium: dict[int, list[str]] = {}
     for m in archive.config.media:
-        if m.state in ("active", "standby", "deactivated"):
+        if m.state in ("active", "standby", "deactivated"):  # the live media quick verify lists (Q10)
             prefix = f"medium-{m.id}/"
             by_medium[m.id] = [n[len(prefix):] for n in files if n.startswith(prefix + marks.MARKS_DIR + "/")]
     return by_medium
