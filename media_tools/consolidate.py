@@ -38,6 +38,10 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    copy left by an interrupted run is reused when it matches; a different file
    of that name at the target stops the run before the media are retired. The
    source keeps its files (the old location is left untouched).
+4b. **Marks**: the high-water marks (``marks/``, docs/formats.md) of the sources are copied to
+   the target create-only (a mark already there is kept: only its name counts), so quick
+   verify (Q10) still finds a later rollback of the catalog once the sources are retired and
+   no longer listed.
 
 Decisions: the active medium cannot be a source (activate another medium
 first); the target must be active or standby. Stamps cover content hashes,
@@ -60,7 +64,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from toolkit import faults
+from toolkit import faults, marks
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, events, media_rows
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, NextStep, ObjectExistsError, StorageError
@@ -577,7 +581,9 @@ def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> t
         left = media_rows.count_packs_on(con, plan.sources)
     if left:
         raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
-    meta = _move_meta(archive, [sid for sid in plan.sources if sid not in plan.already_retired], target)
+    live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
+    meta = _move_meta(archive, live_sources, target)
+    meta += _carry_marks(archive, live_sources, target)
     faults.hit("consolidate_before_retire")
     for sid in plan.sources:
         m = archive.config.medium(sid)
@@ -667,6 +673,28 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
                     backup_rows.move_backup(con, e.name, sid, target)
             moved.append({"file": e.name, "from": sid, "bytes": n, "blake3": got, "copied": copied})
     return moved
+
+
+def _carry_marks(archive: Archive, sources: list[int], target: int) -> list[dict]:
+    """Copy each source's high-water marks to the target, create-only, each read back (4b)."""
+    dst = archive.storage(target)
+    carried = []
+    for sid in sources:
+        src = archive.storage(sid)
+        for e in src.list(marks.MARKS_DIR):
+            if dst.stat(e.name) is not None:
+                continue  # only its name counts: a mark already there stays as it is
+            body = src.read(e.name)
+            try:
+                dst.put(e.name, body)
+            except ObjectExistsError:
+                continue
+            if dst.read(e.name) != body:
+                _delete_quietly(dst, e.name)
+                raise IntegrityError(f"the copy of {e.name} on medium {target} reads back differently from medium "
+                                     f"{sid}: the target medium is unreliable; nothing was retired")
+            carried.append({"file": e.name, "from": sid, "bytes": len(body), "blake3": None, "copied": True})
+    return carried
 
 
 def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:

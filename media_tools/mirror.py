@@ -6,11 +6,16 @@ Layout at DEST::
     medium-<id>/MEDIUM.json                 the medium's label (so DEST/medium-<id> is a valid medium)
     medium-<id>/packs/ab/<pack id>.pack
     medium-<id>/stamps/*.manifest
+    medium-<id>/marks/*.mark                high-water marks (docs/formats.md; toolkit/marks.py)
     medium-<id>/db-backups/*.dbk
     medium-<id>/config/*.sealed
 
 Order (docs/reliability.md A7): the packs of all media first, then stamp manifests,
-then backups and config snapshots, last MIRROR.json. A killed run leaves at
+then high-water marks, then backups and config snapshots, last MIRROR.json. A mark is copied
+only for a pack or stamped batch of the catalog read at the start whose pack or manifest DEST
+now holds: a mark an import writes meanwhile waits for the next run, and the mark of a pack
+missing or corrupt locally stays behind with it. Marks at DEST make a
+restore from the mirror see a catalog backup older than the packs the mirror holds (H2, Q10). A killed run leaves at
 most a temporary file (ignored by readers, never under a final name); the
 next run copies what is missing. So DEST never holds a backup whose packs
 are not there — except packs that are missing or corrupt locally, which are
@@ -30,8 +35,10 @@ Decisions:
   verified copy (only after the local copy was verified against the catalog).
 * Nothing is deleted at DEST unless ``delete=True``, which removes files
   below ``medium-<id>/`` that the local archive no longer has (packs of a
-  medium retired by consolidation, backups removed by retention); media
-  that could not be read locally are never touched.
+  medium retired by consolidation, backups removed by retention, the
+  marks of packs a purge removed); media that could not be read locally are
+  never touched. A plain run keeps them: quick verify leaves out the marks of
+  packs the catalog records as purged.
 
 Freshness (C10): each run records in the home's
 ``mirror-status.json`` per DEST the time of its last completed run and, if the
@@ -53,9 +60,9 @@ import os
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from toolkit import crypto, faults, hashes
+from toolkit import crypto, faults, hashes, marks
 from toolkit.archive import Archive
-from toolkit.catalog import backups as backup_rows, media_rows
+from toolkit.catalog import backups as backup_rows, media_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, committed_since
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
 from toolkit.home import MIRROR_STATUS_NAME as STATUS_NAME, Home
@@ -272,6 +279,7 @@ class Mirror:
         with a.catalog.reading() as con:
             packs = media_rows.all_packs(con)
             backups = backup_rows.verified_backup_files(con)
+            stamped = stamp_rows.stamped_batch_ids(con)
             s.extent = catalog_extent(con)
         wanted: dict[int, set[str]] = {mid: {LABEL_NAME} for mid in sources}
         # 1. labels and packs of every medium
@@ -279,11 +287,13 @@ class Mirror:
             self._sync_file(src, LABEL_NAME, f"{medium_dir(mid)}/{LABEL_NAME}", None, None, kind="label")
         if self.reporter:
             self.reporter.start("mirror", len(packs), "packs")
+        at_dest: set[str] = set()  # the packs and manifests DEST now holds good copies of: their marks may follow
         for mid, name, size, sha in packs:
             if mid not in sources:
                 continue
             wanted[mid].add(name)
-            self._sync_file(sources[mid], name, f"{medium_dir(mid)}/{name}", size, sha, kind="pack")
+            if self._sync_file(sources[mid], name, f"{medium_dir(mid)}/{name}", size, sha, kind="pack"):
+                at_dest.add(marks.pack_mark_name(name.rsplit("/", 1)[-1].removesuffix(".pack")))
             if self.reporter:
                 self.reporter.advance("mirror", 1)
         if self.reporter:
@@ -292,7 +302,19 @@ class Mirror:
         for mid, src in sources.items():
             for e in src.list(STAMPS_DIR):
                 wanted[mid].add(e.name)
-                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest")
+                if self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest"):
+                    batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
+                    if batch.isdigit() and int(batch) in stamped:
+                        at_dest.add(marks.batch_mark_name(int(batch)))
+        # 2a. high-water marks: only of packs and stamped batches (in the catalog read) whose files are at DEST
+        for mid, src in sources.items():
+            for e in src.list(marks.MARKS_DIR):
+                wanted[mid].add(e.name)
+                dest_name = f"{medium_dir(mid)}/{e.name}"
+                if dest_name in self._dest_index():
+                    s.present += 1  # only its name counts (a mark is never replaced)
+                elif e.name in at_dest:
+                    self._sync_file(src, e.name, dest_name, e.size, None, kind="mark")
         # 3. backups (verified ones), then the newest config snapshot of each medium
         for name, mid in backups:
             if mid not in sources:

@@ -10,6 +10,13 @@ verification that every pack the catalog lists is at its medium with the
 catalog's size and BLAKE3 checksum. Missing or corrupt packs are listed with the
 messages they hold: "restored with losses" (Q2). The home is built in a
 temporary sibling directory and renamed into place only at the end.
+
+A restored catalog older than the mirror (its newest backup refused, or a mirror run
+stopped after the packs) is said once, with one next step (``db rebuild --force``): from
+the high-water marks at DEST (the packs and stamp batches a later catalog committed, the
+same ones quick verify's Q10 then names: ``toolkit/marks.py`` ``lacking``) together with
+the extent the mirror's last run recorded (Q3), else from the packs at DEST the catalog
+does not list (a mirror without marks or state).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolkit import marks
 from toolkit.archive import Archive, key_check
 from toolkit.home import Home
 from toolkit.errors import (
@@ -33,7 +41,7 @@ from toolkit.errors import (
 )
 from toolkit.keybackup import import_key_backup
 from toolkit.storage import Storage, parse_location
-from toolkit.catalog import backups as backup_rows, media_rows
+from toolkit.catalog import backups as backup_rows, media_rows, purge_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, describe, short_of
 
 from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
@@ -63,6 +71,9 @@ class RestoreResult:
     #: how far the restored catalog falls short of the mirror's last run ({"mails", "packs", "batches"}; Q3),
     #: None when the mirror recorded no extent
     behind: dict | None = None
+    #: the packs and stamp batches whose high-water marks are at DEST and that the restored catalog lacks (H2;
+    #: quick verify's Q10 names the same): {"packs": [pack ids], "batches": [batch ids]}
+    marked_not_in_catalog: dict = field(default_factory=lambda: {"packs": [], "batches": []})
 
     @property
     def status(self) -> str:
@@ -188,8 +199,8 @@ def restore(
                 chain=[f"{BACKUP_DIR}/{c.name}" for c in chain], refused_backups=refused, media=media_info, warnings=warnings,
                 warning_steps=warning_steps,
             )
-            _compare_with_mirror_run(archive, result, state)
             _verify_packs(archive, result, reporter)
+            _compare_with_mirror(archive, result, state, files)
         finally:
             archive.close()
         _move_into_place(tmp, home)
@@ -272,20 +283,45 @@ def _mirror_state_warnings(dest: Storage, files: dict[str, int], key: bytes, u: 
     return warnings, state
 
 
-def _compare_with_mirror_run(archive: Archive, result: RestoreResult, state: dict | None) -> None:
-    """Q3: the restored catalog against the extent the mirror's last run recorded (``MIRROR.json``): the
-    stamp batches, packs and mails committed then that the restored catalog does not hold."""
+def _marks_at_dest(archive: Archive, files: dict[str, int]) -> dict[int, list[str]]:
+    """The high-water marks (medium-relative names) at DEST of each live medium the new home points at."""
+    by_medium: dict[int, list[str]] = {}
+    for m in archive.config.media:
+        if m.state in ("active", "standby", "deactivated"):  # the live media quick verify lists (Q10)
+            prefix = f"medium-{m.id}/"
+            by_medium[m.id] = [n[len(prefix):] for n in files if n.startswith(prefix + marks.MARKS_DIR + "/")]
+    return by_medium
+
+
+def _compare_with_mirror(archive: Archive, result: RestoreResult, state: dict | None, files: dict[str, int]) -> None:
+    """H2/Q3, one warning: what the restored catalog lacks against the high-water marks at DEST and against the
+    extent the mirror's last run recorded (``MIRROR.json``); when neither tells, the packs at DEST it does not list."""
     recorded = (state or {}).get("extent")
-    if not recorded:
-        return
     with archive.catalog.reading() as con:
-        result.behind = short_of(catalog_extent(con), recorded)
-    if any(result.behind.values()):
-        result.warnings.append(
-            f"the restored catalog is {describe(result.behind)} behind the mirror's last run "
-            f"({state.get('mirrored_at')}): they were committed after the newest usable catalog backup"
-        )
-        result.warning_steps[result.warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_PACKS.value}
+        if recorded:
+            result.behind = short_of(catalog_extent(con), recorded)
+        known = (media_rows.pack_ids(con), stamp_rows.stamped_batch_ids(con), purge_rows.purged_pack_ids(con))
+    packs, batches = set(), set()
+    for names in _marks_at_dest(archive, files).values():
+        p, b = marks.lacking(names, *known)
+        packs.update(p)
+        batches.update(b)
+    result.marked_not_in_catalog = {"packs": sorted(packs), "batches": sorted(batches)}
+    marked = (f"the high-water marks at DEST name {len(packs)} pack(s) and {len(batches)} stamp batch(es) a later "
+              f"catalog committed (quick verify's Q10 lists them)")
+    if result.behind and any(result.behind.values()):
+        text = (f"the restored catalog is {describe(result.behind)} behind the mirror's last run "
+                f"({state.get('mirrored_at')}): they were committed after the newest usable catalog backup"
+                + (f"; {marked}" if packs or batches else ""))
+    elif packs or batches:
+        text = f"the restored catalog is older than the mirror's media: {marked} after the newest usable catalog backup"
+    elif result.packs_not_in_catalog:
+        text = (f"{result.packs_not_in_catalog} pack(s) at DEST are newer than the restored catalog backup: "
+                f"the mirror holds mail the backup does not list")
+    else:
+        return
+    result.warnings.append(text)
+    result.warning_steps[text] = {"next_step": NextStep.REBUILD_ADOPTS_PACKS.value}
 
 
 def _point_media_at_dest(config, files: dict[str, int], dest_loc, keep_locations: bool,
@@ -376,7 +412,10 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
             reporter.advance("restore-verify", 1)
     if reporter:
         reporter.finish("restore-verify")
-    # packs at DEST that the restored catalog does not know: mail newer than the backup (Q3)
+    # packs at DEST that the restored catalog does not know: mail newer than the backup (Q3); not those a
+    # purge it records removed (a plain mirror keeps them)
+    with archive.catalog.reading() as con:
+        purged = purge_rows.purged_pack_ids(con)
     for m in archive.config.media:
         if m.state == "removed":
             continue
@@ -387,11 +426,6 @@ def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> Non
             if exc.next_step is not None:  # its next step, phrased by the command line
                 result.warning_steps[result.warnings[-1]] = {"next_step": exc.next_step.value, **exc.hint_args}
             continue
-        extra = [e.name for e in storage.list("packs") if e.name.endswith(".pack") and e.name not in known.get(m.id, set())]
+        extra = [e.name for e in storage.list("packs") if e.name.endswith(".pack") and e.name not in known.get(m.id, set())
+                 and e.name.rsplit("/", 1)[-1].removesuffix(".pack") not in purged]
         result.packs_not_in_catalog += len(extra)
-    if result.packs_not_in_catalog:
-        result.warnings.append(
-            f"{result.packs_not_in_catalog} pack(s) at DEST are newer than the restored catalog backup: "
-            f"the mirror holds mail the backup does not list"
-        )
-        result.warning_steps[result.warnings[-1]] = {"next_step": NextStep.REBUILD_ADOPTS_PACKS.value}

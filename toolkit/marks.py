@@ -10,6 +10,12 @@ from an older backup or copy, and quick verify reports it.
 
 A mark holds a little JSON (archive uuid, what it marks, when); verify reads only its name.
 A mark that already exists (a batch id used again after such a rollback) is left as it is.
+
+Marks travel with what they mark: ``mirror`` copies them (after the packs and manifests they name),
+a consolidation copies them to its target, and a restore keeps them in the media it points at, so
+a catalog restored from an older backup than the mirror's packs is found the same way (docs/formats.md).
+A pack a purge removed (``purge-pack-switched``) is no longer in the catalog, and its mark, kept on a
+mirror, proves nothing newer: :func:`lacking` leaves such packs out.
 """
 from __future__ import annotations
 
@@ -50,3 +56,28 @@ def mark_pack(storage: Storage, archive_uuid, pack_id_hex: str, max_msg_id: int 
 def mark_batch(storage: Storage, archive_uuid, batch_id: int) -> None:
     """Record on the manifest's medium that the catalog committed stamp batch ``batch_id`` as stamped."""
     _put(storage, batch_mark_name(batch_id), archive_uuid, {"batch": batch_id})
+
+
+def marked_pack(name: str) -> str | None:
+    """The pack id a mark's name (medium-relative) names, else None."""
+    m = PACK_MARK_RE.match(name)
+    return m.group(1) if m else None
+
+
+def marked_batch(name: str) -> int | None:
+    """The stamp batch a mark's name (medium-relative) names, else None."""
+    m = BATCH_MARK_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def lacking(names, pack_ids: set[str], stamped_batches: set[int], purged_pack_ids: set[str]) -> tuple[list[str], list[int]]:
+    """(packs, batches) marked in ``names`` that a catalog holding ``pack_ids`` and ``stamped_batches`` lacks,
+    sorted: that catalog is older than the media (Q10). Packs removed by a purge the catalog recorded
+    (``purged_pack_ids``) are not missing."""
+    packs, batches = set(), set()
+    for n in names:
+        if (p := marked_pack(n)) is not None and p not in pack_ids and p not in purged_pack_ids:
+            packs.add(p)
+        elif (b := marked_batch(n)) is not None and b not in stamped_batches:
+            batches.add(b)
+    return sorted(packs), sorted(batches)

@@ -350,30 +350,29 @@ def _high_water_marks(con, report: Report) -> None:
     """Q10: marks of packs and batches the catalog does not hold: it was rolled back to an older state (H2).
 
     A mark is written only after its pack's or batch's commit, and the listing is taken before
-    this session opens, so a pack an import commits meanwhile is in the catalog read here.
+    this session opens, so a pack an import commits meanwhile is in the catalog read here. The marks
+    of packs a recorded purge removed (kept on a mirror) are left out (``toolkit/marks.py`` ``lacking``,
+    which a restore uses too).
     """
+    from toolkit import marks
+    from toolkit.catalog import media_rows, purge_rows, stamps
+
     c = report.check("Q10", "Catalog not older than the media (high-water marks)")
-    packs = con.execute(
-        r"""
-        SELECT l.medium_id, regexp_extract(l.name, '^marks/pack-([0-9a-f]{32})\.mark$', 1) AS pack_id
-        FROM listing l
-        WHERE regexp_matches(l.name, '^marks/pack-[0-9a-f]{32}\.mark$')
-          AND regexp_extract(l.name, '^marks/pack-([0-9a-f]{32})\.mark$', 1) NOT IN (SELECT pack_id FROM packs)
-        ORDER BY l.medium_id, pack_id
-        """
-    ).fetchall()
-    batches = con.execute(
-        r"""
-        SELECT l.medium_id, CAST(regexp_extract(l.name, '^marks/batch-([0-9]{8,})\.mark$', 1) AS BIGINT) AS batch_id
-        FROM listing l
-        WHERE regexp_matches(l.name, '^marks/batch-[0-9]{8,}\.mark$')
-          AND CAST(regexp_extract(l.name, '^marks/batch-([0-9]{8,})\.mark$', 1) AS BIGINT)
-              NOT IN (SELECT batch_id FROM stamp_batches WHERE status = 'stamped')
-        ORDER BY batch_id
-        """
-    ).fetchall()
-    marked = con.execute(
-        r"SELECT count(*) FROM listing WHERE regexp_matches(name, '^marks/(pack|batch)-[0-9a-f]+\.mark$')").fetchone()[0]
+    rows = con.execute(
+        "SELECT medium_id, name FROM listing WHERE starts_with(name, 'marks/') ORDER BY medium_id, name").fetchall()
+    pack_ids, stamped, purged = media_rows.pack_ids(con), stamps.stamped_batch_ids(con), purge_rows.purged_pack_ids(con)
+    by_medium: dict[int, list[str]] = {}
+    for medium, name in rows:
+        by_medium.setdefault(medium, []).append(name)
+    packs: list[tuple[int, str]] = []
+    batches: dict[int, int] = {}
+    for medium, names in sorted(by_medium.items()):
+        p, b = marks.lacking(names, pack_ids, stamped, purged)
+        packs += [(medium, x) for x in p]
+        for x in b:
+            batches.setdefault(x, medium)
+    batches = sorted(((m, b) for b, m in batches.items()), key=lambda mb: mb[1])
+    marked = sum(1 for _m, n in rows if marks.marked_pack(n) or marks.marked_batch(n) is not None)
     c.note = f"{marked} high-water marks on reachable media"
     if not packs and not batches:
         return

@@ -109,8 +109,10 @@ def test_product_flow_backup_mirror_restore_smb(tmp_path, samba, smb_location, t
     m2 = mailarchive(home, "mirror", smb_location, json_out=True).result
     new_packs = {f for f in m2["copied_files"] if "/packs/" in f}
     assert len(new_packs) == 1 and not new_packs & first_packs
+    (new_pack,) = new_packs
+    new_mark = f"medium-1/marks/pack-{new_pack.rsplit('/', 1)[-1].removesuffix('.pack')}.mark"  # H2: marks travel
     assert set(m2["copied_files"]) == new_packs | {
-        f"medium-1/{incr['name']}", f"medium-1/{incr['config_snapshot']}"}
+        new_mark, f"medium-1/{incr['name']}", f"medium-1/{incr['config_snapshot']}"}
     assert m2["already_present"] == len(m1["copied_files"]) - 1  # the old config snapshot is not re-sent
     assert m2["newest_backup"] == incr["name"]
 
@@ -154,7 +156,7 @@ def test_mirror_killed_then_rerun_completes_smb(tmp_path, samba, smb_location):
     assert not any("db-backups" in n for n in names) and "MIRROR.json" not in names  # objects first, DB last
     again = mailarchive(home, "mirror", smb_location, json_out=True).result
     assert again["complete"] and again["already_present"] == 2
-    assert {f.split("/")[1] for f in again["copied_files"]} == {"db-backups", "config"}
+    assert {f.split("/")[1] for f in again["copied_files"]} == {"marks", "db-backups", "config"}  # marks after packs
     assert not [n for n in (p.name for p in dest.rglob("*")) if n.endswith(".tmp")]
 
 

@@ -50,3 +50,9 @@ def test_q3_mirror_behind_the_archive_is_counted_in_mirror_status_and_restore(tm
     assert warning.startswith(f"the restored catalog is 1 stamp batch(es), 1 pack(s) and {_mails('2020')} mail(s) "
                               "behind the mirror's last run"), warning
     assert "db rebuild --force" in warning
+    # H2: the high-water marks the mirror copied name the same pack and batch, in the same (one) warning
+    assert [len(r["marked_not_in_catalog"][k]) for k in ("packs", "batches")] == [1, 1]
+    assert "the high-water marks at DEST name 1 pack(s) and 1 stamp batch(es)" in warning, warning
+    assert not [w for w in r["warnings"] if "newer than the restored catalog" in w], r["warnings"]
+    q10 = {c["id"]: c for c in mailarchive(tmp_path / "restored", "verify", json_out=True, check=1).result["checks"]}["Q10"]
+    assert "1 packs / 1 batches newer than it" in q10["examples"][0]["detail"], q10

@@ -91,3 +91,119 @@ def test_h2_marks_are_no_kill_sites_so_the_nth_kill_still_lands_in_a_pack(tmp_pa
     temps = [x.relative_to(medium).as_posix() for x in medium.rglob("*.tmp")]
     assert len(temps) == 1 and temps[0].startswith("packs/"), temps
     assert len(list(medium.glob("packs/*/*.pack"))) == 1 and len(list(medium.glob("marks/*.mark"))) == 1
+
+
+def _restore(tmp_path: Path, dest: Path, name: str) -> tuple[Path, dict]:
+    home = tmp_path / name
+    r = mailarchive(home, "restore", "--from", str(dest), "--key-backup", str(tmp_path / "kb.txt"), json_out=True)
+    return home, r.result
+
+
+def test_h2_marks_travel_with_the_mirror_so_a_restore_from_it_sees_an_older_backup(tmp_path):
+    """A mirror run stopped after the packs and marks of a later import (before its catalog backup and its
+    state): the restore takes the older backup; the marks it finds at DEST say so once, with the same
+    pack quick verify's Q10 then names, and `db rebuild --force` adopts it."""
+    home, dest = tmp_path / "home", tmp_path / "mirror"
+    mailarchive(home, "init", "--medium", str(tmp_path / "m1"), "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(home, "import", "eml", str(_mails(tmp_path / "s1", "first", 3)))
+    mailarchive(home, "mirror", str(dest))
+    assert len(list((dest / "medium-1" / "marks").glob("pack-*.mark"))) == 1
+    old = tmp_path / "mirror-old"
+    shutil.copytree(dest, old)
+    mailarchive(home, "import", "eml", str(_mails(tmp_path / "s2", "second", 2)))
+    r = mailarchive(home, "mirror", str(dest), json_out=True).result
+    assert r["backup_made"], r  # the mirror backs the catalog up first: the full run leaves no gap
+    # the run that stopped: the new pack and its mark reached DEST, the backup and MIRROR.json did not
+    new_marks = {p.name for p in (dest / "medium-1" / "marks").iterdir()} - {
+        p.name for p in (old / "medium-1" / "marks").iterdir()}
+    (new_mark,) = new_marks
+    new_pack = new_mark.removeprefix("pack-").removesuffix(".mark")
+    shutil.copy2(dest / "medium-1" / "marks" / new_mark, old / "medium-1" / "marks" / new_mark)
+    rel = f"packs/{new_pack[:2]}/{new_pack}.pack"
+    (old / "medium-1" / rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(dest / "medium-1" / rel, old / "medium-1" / rel)
+
+    restored, res = _restore(tmp_path, old, "restored")
+    assert res["messages"] == 3 and res["marked_not_in_catalog"] == {"packs": [new_pack], "batches": []}
+    assert res["behind"] == {"mails": 0, "packs": 0, "batches": 0}  # MIRROR.json is of the first run
+    said = [w for w in res["warnings"] if "newer than" in w or "older than" in w or "behind" in w]
+    assert len(said) == 1, res["warnings"]  # once: not again as "pack(s) at DEST newer than the backup"
+    assert "the high-water marks at DEST name 1 pack(s) and 0 stamp batch(es)" in said[0], said
+    assert "db rebuild --force" in said[0] and "Q10" in said[0]
+    q = _q10(restored)
+    assert q["exit"] == 1 and q["status"] == "finding", q
+    assert q["examples"][0]["pack"] == new_pack and "1 packs / 0 batches" in q["examples"][0]["detail"], q
+
+    mailarchive(restored, "db", "rebuild", "--force")
+    q = _q10(restored)
+    assert q["exit"] == 0 and q["status"] == "ok", q
+    # (a restore from the complete mirror warns nothing: tests/integration/test_backup_mirror.py, Q1)
+
+
+def test_h2_consolidation_carries_the_marks_so_a_rollback_is_still_found(tmp_path):
+    """Media 1 and 2 consolidated into 3 and retired (and moved away): the marks of their packs are on
+    medium 3, so a catalog put back from before the second import is still found by Q10."""
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "m1"))
+    mailarchive(home, "import", "eml", str(_mails(tmp_path / "s1", "first", 3)))
+    old = tmp_path / "old-catalog"
+    old.mkdir()
+    for f in home.glob(CATALOG_NAME + "*"):
+        shutil.copy2(f, old / f.name)
+    mailarchive(home, "media", "add", str(tmp_path / "m2"), "--activate")
+    mailarchive(home, "import", "eml", str(_mails(tmp_path / "s2", "second", 2)))
+    (mark2,) = (tmp_path / "m2" / "marks").glob("pack-*.mark")
+    mailarchive(home, "media", "add", str(tmp_path / "m3"), "--activate")
+    r = mailarchive(home, "media", "consolidate", "--from", "1,2", "--into", "3", json_out=True).result
+    assert r["summary"]["packs_moved"] == 2
+    assert {p.name for p in (tmp_path / "m3" / "marks").glob("pack-*.mark")} == {
+        p.name for m in ("m1", "m2") for p in (tmp_path / m / "marks").glob("pack-*.mark")}
+    for m in ("m1", "m2"):
+        (tmp_path / m).rename(tmp_path / f"{m}-gone")
+    q = _q10(home)
+    assert q["exit"] == 0 and q["note"].startswith("2 high-water marks"), q
+
+    for f in home.glob(CATALOG_NAME + "*"):
+        f.unlink()
+    for f in old.iterdir():
+        shutil.copy2(f, home / f.name)
+    q = _q10(home)
+    assert q["status"] == "finding" and q["examples"][0]["medium"] == 3, q
+    assert q["examples"][0]["pack"] == mark2.name.removeprefix("pack-").removesuffix(".mark"), q
+
+
+def test_h2_a_purged_packs_mark_stays_on_a_plain_mirror_and_proves_nothing(tmp_path):
+    """A purge removes the old pack and its mark locally: a plain mirror keeps both at DEST, and a restore
+    from it (whose backup records the purge) is not called older than the media; `mirror --delete`
+    removes them."""
+    import datetime as dt
+
+    from toolkit.archive import Archive
+    from toolkit.catalog import purge_rows, retention as retention_rows
+
+    home, dest = tmp_path / "home", tmp_path / "mirror"
+    mailarchive(home, "init", "--medium", str(tmp_path / "m1"), "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(home, "import", "eml", str(_mails(tmp_path / "s1", "first", 3)))
+    mailarchive(home, "mirror", str(dest))
+    (old_mark,) = (dest / "medium-1" / "marks").glob("pack-*.mark")
+    with Archive.open(home, writer=True) as archive:
+        with archive.catalog.writing() as con:
+            retention_rows.set_policy(con, "domain", "example.org", 0, "records-manager")
+            (msg_id,) = con.execute("SELECT min(msg_id) FROM messages").fetchone()
+            purge_rows.insert_approved_request(con, [msg_id], reason="test", requested_by="alice",
+                                               approved_by="bob", now=dt.datetime.now(dt.timezone.utc))
+    mailarchive(home, "purge", "--actor", "carol")
+    assert not (tmp_path / "m1" / "marks" / old_mark.name).exists()
+
+    mailarchive(home, "mirror", str(dest))
+    assert (dest / "medium-1" / "marks" / old_mark.name).exists()  # kept, as its pack is
+    assert len(list((dest / "medium-1" / "marks").glob("pack-*.mark"))) == 2
+    restored, res = _restore(tmp_path, dest, "restored")
+    assert res["messages"] == 2 and res["marked_not_in_catalog"] == {"packs": [], "batches": []}
+    assert res["packs_not_in_catalog"] == 0, res  # the purged pack is not "newer than the backup"
+    assert _q10(restored)["status"] == "ok"
+
+    r = mailarchive(home, "mirror", str(dest), "--delete", json_out=True).result
+    assert f"medium-1/marks/{old_mark.name}" in r["deleted"], r["deleted"]
+    assert not (dest / "medium-1" / "marks" / old_mark.name).exists()
+    assert len(list((dest / "medium-1" / "marks").glob("pack-*.mark"))) == 1

@@ -45,6 +45,11 @@ def all_packs(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, int, str]]
     return con.execute("SELECT medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
 
 
+def pack_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The id of every pack in the catalog."""
+    return {p for (p,) in con.execute("SELECT pack_id FROM packs").fetchall()}
+
+
 def packs_with_message_counts(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """(pack_id, medium_id, name, bytes, blake3, messages) of every pack, by medium, then name."""
     return con.execute(

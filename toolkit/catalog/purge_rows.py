@@ -174,3 +174,9 @@ def live_and_tombstoned(con) -> list[int]:
     """msg_ids that are both archived and tombstoned (never after a complete switch)."""
     return [r[0] for r in con.execute(
         "SELECT msg_id FROM tombstones WHERE msg_id IN (SELECT msg_id FROM messages) ORDER BY 1").fetchall()]
+
+
+def purged_pack_ids(con) -> set[str]:
+    """The ids of every pack a purge switched out (removed from the catalog): their high-water marks,
+    kept on a mirror, prove no newer catalog (docs/retention.md "Mirrors and restore")."""
+    return {d["old_pack_id"] for d in events.event_details(con, "purge-pack-switched") if d.get("old_pack_id")}

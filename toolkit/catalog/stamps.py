@@ -163,6 +163,11 @@ def batch_roots(con) -> dict[int, str]:
     return dict(con.execute("SELECT batch_id, merkle_root FROM stamp_batches").fetchall())
 
 
+def stamped_batch_ids(con) -> set[int]:
+    """The ids of the batches committed as stamped."""
+    return {b for (b,) in con.execute("SELECT batch_id FROM stamp_batches WHERE status = 'stamped'").fetchall()}
+
+
 def batch_ids(con) -> set[int]:
     return {r[0] for r in con.execute("SELECT batch_id FROM stamp_batches").fetchall()}
 
