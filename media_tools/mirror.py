@@ -265,6 +265,17 @@ class Mirror:
             self._warn(f"{len(s.kept_at_dest)} pack(s) removed locally, kept on the mirror (a mirror run with "
                        "deletion on removes them there)")
 
+    def _sync_marks(self, sources: dict[int, Storage], wanted: dict[int, set[str]], at_dest: set[str]) -> None:
+        """2a. high-water marks: only of packs and stamped batches (in the catalog read) whose files are at DEST."""
+        for mid, src in sources.items():
+            for e in src.list(marks.MARKS_DIR):
+                wanted[mid].add(e.name)
+                dest_name = f"{medium_dir(mid)}/{e.name}"
+                if dest_name in self._dest_index():
+                    self.summary.present += 1  # only its name counts (a mark is never replaced)
+                elif e.name in at_dest:
+                    self._sync_file(src, e.name, dest_name, e.size, None, kind="mark")
+
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
         media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
@@ -306,15 +317,7 @@ class Mirror:
                     batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
                     if batch.isdigit() and int(batch) in stamped:
                         at_dest.add(marks.batch_mark_name(int(batch)))
-        # 2a. high-water marks: only of packs and stamped batches (in the catalog read) whose files are at DEST
-        for mid, src in sources.items():
-            for e in src.list(marks.MARKS_DIR):
-                wanted[mid].add(e.name)
-                dest_name = f"{medium_dir(mid)}/{e.name}"
-                if dest_name in self._dest_index():
-                    s.present += 1  # only its name counts (a mark is never replaced)
-                elif e.name in at_dest:
-                    self._sync_file(src, e.name, dest_name, e.size, None, kind="mark")
+        self._sync_marks(sources, wanted, at_dest)
         # 3. backups (verified ones), then the newest config snapshot of each medium
         for name, mid in backups:
             if mid not in sources:
