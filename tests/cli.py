@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import shutil
 import json
 import locale
 import os
@@ -108,6 +109,17 @@ def _server() -> str:
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
             if proc.stdout.readline().strip() != "ready":
                 raise RuntimeError("the mailarchive fork server (tests/cli_server.py) did not start")
-            atexit.register(proc.kill)
+            atexit.register(stop_server)
             _SERVER.update(pid=os.getpid(), path=path, proc=proc)
         return _SERVER["path"]
+
+
+def stop_server() -> None:
+    """End this process's fork server and wait for it (so its children's CPU time is counted as ours)."""
+    with _SERVER_LOCK:
+        if _SERVER.get("pid") == os.getpid():
+            proc = _SERVER.pop("proc")
+            proc.terminate()
+            proc.wait()
+            shutil.rmtree(os.path.dirname(_SERVER.pop("path")), ignore_errors=True)
+            _SERVER.clear()
