@@ -67,6 +67,12 @@ def _compile_project_sources() -> None:
             compileall.compile_dir(root / package, quiet=2, workers=1)
 
 
+def pytest_unconfigure(config):
+    from tests.cli import stop_server
+
+    stop_server()  # the fork server of tests/cli.py, if this process started one
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--long"):
         return

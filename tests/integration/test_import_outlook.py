@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.cli import mailarchive
+from tests.cli import mailarchive, run_cli
 from tests.corpora import corpora_dir
 
 #: Header defects Python's parser finds that the source data already has, in the transport headers
@@ -344,8 +344,8 @@ def _pst_import(home, store, fault=None):
     env.pop("MAILARCHIVE_FAULT", None)
     if fault:
         env["MAILARCHIVE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "pst", str(store)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    return run_cli([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "pst", str(store)],
+                   env=env, timeout=600)
 
 
 def test_pst_kill_9_then_rerun_gives_the_clean_blob_set(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import PASSWORD, mailarchive
+from tests.cli import PASSWORD, mailarchive, run_cli
 from tests.integration.verify_support import build_archive, clone, messages
 from toolkit.archive import Archive
 from toolkit.catalog import purge_rows, retention as retention_rows
@@ -72,8 +72,7 @@ def _purge(home: Path, fault: str | None = None) -> subprocess.CompletedProcess:
     env.pop("MAILARCHIVE_FAULT", None)
     if fault:
         env["MAILARCHIVE_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "purge"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return run_cli([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "purge"], env=env, timeout=300)
 
 
 def _check_purged(home: Path, a: dict, b: dict, others: set[int]) -> None:

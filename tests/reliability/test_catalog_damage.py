@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.cli import PASSWORD, mailarchive
+from tests.cli import PASSWORD, mailarchive, run_cli
 from toolkit.archive import Archive
 from toolkit.catalog import CATALOG_NEXT_STEP, _connection
 from toolkit.errors import CatalogError
@@ -41,10 +41,8 @@ def _import(home: Path, source: Path, fault: str | None = None) -> subprocess.Co
     env.pop("MAILARCHIVE_FAULT", None)
     if fault:
         env["MAILARCHIVE_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "eml", str(source)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
+    return run_cli([sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "eml", str(source)],
+                   env=env, timeout=300)
 
 
 def _blobs(home: Path) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.cli import mailarchive
+from tests.cli import mailarchive, run_cli
 from toolkit.home import CATALOG_NAME
 
 from fixtures_tsa import tsa  # noqa: F401  (also loaded by conftest's pytest_plugins)
@@ -72,7 +72,6 @@ def test_h2_marks_are_no_kill_sites_so_the_nth_kill_still_lands_in_a_pack(tmp_pa
     commit must not take one of those passages (the kill would land in a mark instead of the next pack)."""
     import os
     import signal
-    import subprocess
     import sys
 
     from tests.cli import PASSWORD
@@ -85,8 +84,7 @@ def test_h2_marks_are_no_kill_sites_so_the_nth_kill_still_lands_in_a_pack(tmp_pa
         (src / f"{i}.eml").write_text(f"From: a@example.org\nSubject: k {i}\nMessage-ID: <k-{i}@x>\n\n" + f"{i} " * 2000)
     env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_PACK_TARGET": str(16 * 1024),
            "MAILARCHIVE_FAULT": "storage.after_write:2"}
-    p = subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "import", "eml", str(src)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = run_cli([sys.executable, "-m", "toolkit", "--archive", str(home), "import", "eml", str(src)], env=env, timeout=300)
     assert p.returncode == -signal.SIGKILL, p.stderr
     temps = [x.relative_to(medium).as_posix() for x in medium.rglob("*.tmp")]
     assert len(temps) == 1 and temps[0].startswith("packs/"), temps

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import PASSWORD, mailarchive
+from tests.cli import PASSWORD, mailarchive, run_cli
 
 N_MAILS = 150
 
@@ -81,7 +81,7 @@ def _import(home: Path, source: Path, env: dict | None = None, user: str | None 
     cmd = [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "import", "eml", str(source)]
     if user:
         cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=full, timeout=300)
+    return run_cli(cmd, env=full, timeout=300)
 
 
 def _blobs(home: Path) -> list[str]:
