@@ -137,6 +137,13 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
         lambda s: __import__("importers.pst_embedded").pst_embedded.embedded_parts(
             b"Content-Type: multipart/mixed; boundary=b\n\n" + s.encode("latin-1")),
         [*_runs("\n--b", "\n--b \t", "--b\r\n", "\r\n-"), _tail("\n--b", " ", "x")]),
+    # ---- media gc, config sizes, verify --subset
+    ("media_tools.temp_gc", "TEMP_NAME_RE"): ("match", [_tail("a", ".0"), _tail("a.", "0123456789ab."),
+                                                       *_runs(".", "a.", "0")]),
+    ("toolkit.cli.commands.config", "_SIZE"): ("fullmatch", [*_runs("1", "1 "), _tail("1", " "), _tail("1 k", "i")]),
+    ("toolkit.cli.commands.media_gc", "_AGE"): ("fullmatch", [*_runs("1", "1."), _tail("1.", "1"), _tail("1", ".1")]),
+    ("verify.sampling", "_SPEC"): ("match", [*_runs("1", " ", "1 ", "0."), _tail("1", " "), _tail("1 /", " "),
+                                             _tail("0.", "1"), _tail("1.", "1", "%x")]),
     # ---- high-water marks on the media
     ("toolkit.marks", "PACK_MARK_RE"): ("match", [_tail("marks/pack-", "0"), *_runs("marks/pack-")]),
     ("toolkit.marks", "BATCH_MARK_RE"): ("match", [_tail("marks/batch-", "0"), *_runs("marks/batch-")]),
