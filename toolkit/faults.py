@@ -7,7 +7,9 @@ ends too soon). Unset, ``hit`` costs two dict lookups.
 
 The core reads no environment: the command line sets these from ``MAILARCHIVE_FAULT`` and
 ``MAILARCHIVE_FAULT_SLOW`` (``toolkit/cli/environment.py``) with :func:`configure`, and a pool
-that spawns workers hands ``dict(ACTIVE)`` to each of them (``configure(**settings)``).
+that spawns workers hands ``dict(ACTIVE)`` to each of them (``configure(**settings)``), with
+``kill_also`` set to the driver's pid: a kill point reached in a worker (which writes packs) then kills
+the driver first, so a test sees the whole import die at that point, as in a crash.
 """
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ import signal
 import time
 
 #: The fault points in force in this process: ``kill`` and ``slow`` as described above, or None.
-ACTIVE: dict[str, str | None] = {"kill": None, "slow": None}
+ACTIVE: dict[str, str | int | None] = {"kill": None, "slow": None, "kill_also": None}
 _counts: dict[str, int] = {}
 
 
-def configure(kill: str | None = None, slow: str | None = None) -> None:
-    """Set (or, with None, clear) the kill point and the slow point of this process."""
+def configure(kill: str | None = None, slow: str | None = None, kill_also: int | None = None) -> None:
+    """Set (or, with None, clear) the kill point and the slow point of this process, and the process
+    killed with it (``kill_also``: a worker's driver)."""
     ACTIVE["kill"] = kill or None
     ACTIVE["slow"] = slow or None
+    ACTIVE["kill_also"] = kill_also or None
 
 
 def hit(point: str) -> None:
@@ -40,4 +44,9 @@ def hit(point: str) -> None:
         return
     _counts[point] = _counts.get(point, 0) + 1
     if _counts[point] >= int(nth or 1):
+        if ACTIVE["kill_also"]:
+            try:
+                os.kill(int(ACTIVE["kill_also"]), signal.SIGKILL)
+            except OSError:
+                pass
         os.kill(os.getpid(), signal.SIGKILL)

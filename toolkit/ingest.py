@@ -21,35 +21,37 @@ catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`)
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import Executor, Future, TimeoutError as FutureTimeout
 from typing import Iterator
 
 from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
+from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .ingest_writer import IngestWriter
+from .errors import StorageError
 from .known_keys import KnownKeys
-from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
+from .pack import PACK_TARGET_SIZE, PackWriter
+from .pack_tasks import MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
-                      prepare_chunk, prepare_streamed)
+                      prepare_streamed)
 from .reporter import NullReporter, Reporter
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
 
-CHUNK = 256
-CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
+CHUNK = 4096                   # mails a task (one pack) holds at most
+CHUNK_BYTES = 64 * 1024 * 1024  # bounds memory: (workers + 1) tasks in flight, each at most one pack of mail
+FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline) is at most this
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
-DUPLICATE_RUN_COMMIT = 20_000  # sightings without a new mail after which the cursor is saved anyway
 
 
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
@@ -61,7 +63,7 @@ def _aware(d: dt.datetime | None) -> dt.datetime | None:
 _SHIELDED = {signal.SIGINT, signal.SIGTERM}
 
 
-def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
+def _submit_shielded(executor: Executor, *args) -> Future:
     """Submit with SIGINT/SIGTERM blocked, so that a worker spawned by this submit starts with them blocked.
 
     Ctrl-C signals the whole process group: a worker still importing its modules
@@ -79,7 +81,8 @@ def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
 
 def _worker_init(fault_points: dict | None = None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
-    faults.configure(**(fault_points or {}))  # the test fault points of the driver (toolkit/faults.py)
+    # the test fault points of the driver; a kill point reached here kills the driver too (toolkit/faults.py)
+    faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -117,22 +120,27 @@ def kill_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _prepare_in_worker(*args):
-    """:func:`prepare_chunk` in a worker process, behind a fault point that can stall the worker
-    outside the per-mail watchdog (tests: a stop request must still end the run)."""
+def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
+    """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
+    worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
+    the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
+    if slow_point:
+        faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
-    return prepare_chunk(*args)
+    return build_pack(task)
 
 
 class Ingest:
     """One import run into an archive opened as writer: the driver.
 
-    Reading the source, pack assignment and pack writing happen in this
-    process; hashing, header scanning, journal unwrapping and compress + seal
-    fan out over worker processes once a source holds more than one chunk
-    (``workers=0`` keeps everything inline). Each arrival is decided by the
-    :class:`~toolkit.dedup.DedupDecider` and its rows are committed by the
-    :class:`~toolkit.ingest_writer.IngestWriter` once per pack.
+    Reading the source happens in this process; each batch of items (at most
+    one pack of mail) becomes a :class:`~toolkit.pack_tasks.PackTask` that
+    reads local files, hashes, scans, unwraps journal reports, compresses,
+    seals and writes one pack, on the executor once a source holds more than
+    one batch (``workers=0`` keeps everything inline; ``executor`` chooses
+    local processes or Dask, :mod:`toolkit.executors`). Each arrival is decided
+    by the :class:`~toolkit.dedup.DedupDecider` and its rows are committed by
+    the :class:`~toolkit.ingest_writer.IngestWriter` once per finished pack.
     """
 
     def __init__(
@@ -145,6 +153,7 @@ class Ingest:
         chunk: int = CHUNK,
         workers: int | None = None,
         parse_limit: float | None = None,
+        executor: ExecutorSpec | str | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -155,6 +164,8 @@ class Ingest:
         self.chunk = chunk
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
+        self.executor_spec = executor if isinstance(executor, ExecutorSpec) else parse_executor(executor)
+        self.on_executor = None  # tests: called with the executor once it is started
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -171,12 +182,13 @@ class Ingest:
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._writer: PackWriter | None = None
-        self._assign_id, self._assigned = os.urandom(16), 0
-        self._chunk_pack_id = self._assign_id
-        self._sealed_ids: set[bytes] = set()
+        self._chunk_pack_id = os.urandom(16)  # the driver's own pack (streamed mail) of the chunk being applied
         self._decider = DedupDecider()
         self._parents: dict[str, tuple] = {}  # ref -> target of a mail whose embedded messages follow
-        self._executor: ProcessPoolExecutor | None = None
+        self._executor: Executor | None = None
+        self._task: PackResult | None = None  # the task whose pack the mails being applied were written to
+        self._task_entries: dict = {}
+        self._task_used = False
         self._stop_deadline: float | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
@@ -213,28 +225,24 @@ class Ingest:
             pass
 
     def _drive(self, items: Iterator) -> bool:
-        """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted.
-
-        Each chunk is assigned to a pack when it is sent out (by the bytes sent
-        so far), so workers seal its records for the pack they will land in;
-        the driver seals the open pack when the next chunk belongs to another.
-        """
+        """Feed chunks through their pack tasks (inline or on the executor) in order; True when the source is
+        exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back."""
         inflight: deque = deque()
         exhausted = False
         first = True
         while True:
-            window = self.workers + 1 if self._executor is not None else 1
+            window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
-                chunk = _take(items, self.chunk, min(CHUNK_BYTES, max(1, self.pack_target // 4)))
+                size = min(CHUNK_BYTES, max(1, self.pack_target))
+                # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
+                chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                              min(size, FIRST_CHUNK_BYTES) if first else size)
                 if not chunk:
                     exhausted = True
                     break
-                if not first and self._executor is None and self.workers > 0:
-                    self._executor = ProcessPoolExecutor(
-                        self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                        initargs=(dict(faults.ACTIVE),),
-                    )
-                    window = self.workers + 1
+                if not first and self._executor is None and (self.workers > 0 or self.executor_spec.distributed):
+                    self._start_executor()
+                    window = self._window()
                 first = False
                 try:
                     inflight.append((chunk, *self._submit(chunk)))
@@ -247,19 +255,29 @@ class Ingest:
             if prepared is None:  # stopped, and the workers did not come back in time
                 self._kill_workers()
                 return False
-            if self._writer is not None and self._writer.pack_id != pack_id:
-                self._commit()
+            if self._task is not None:
+                self._commit()  # one transaction per finished pack: the one before this (the last goes with the run's end)
             self._chunk_pack_id = pack_id
-            self._apply(chunk, prepared)
-            if self._writer is not None and self._writer.size >= 2 * self.pack_target:
-                self._commit()  # far more new mail than the assignment expected: keep packs bounded
-            elif self._writer is None and len(self._rows.rows.sightings) >= DUPLICATE_RUN_COMMIT:
-                self._commit()  # a long run of duplicates: save the cursor now and then
+            self._task, self._task_entries, self._task_used = prepared, prepared.entries(), False
+            self._apply(chunk, prepared.prepared)
             if self._stop.is_set() and not inflight:
                 return False
 
-    def _result(self, fut) -> list | None:
-        """A chunk's prepared mails; None once a stop was requested and STOP_GRACE has passed without them."""
+    def _window(self) -> int:
+        """How many tasks may be out at once: one more than there are workers to run them."""
+        if self._executor is None:
+            return 1
+        if isinstance(self._executor, DaskExecutor):
+            return self._executor.worker_count + 1
+        return self.workers + 1
+
+    def _start_executor(self) -> None:
+        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE),))
+        if self.on_executor is not None:
+            self.on_executor(self._executor)
+
+    def _result(self, fut) -> PackResult | None:
+        """A chunk's pack task result; None once a stop was requested and STOP_GRACE has passed without them."""
         if not isinstance(fut, Future):
             return fut
         while True:
@@ -276,25 +294,29 @@ class Ingest:
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
-        if executor is not None:
-            kill_pool(executor)
+        if executor is None:
+            return
+        if isinstance(executor, DaskExecutor):  # its workers are not ours to kill; drop our tasks
+            executor.shutdown(wait=False, cancel_futures=True)
+            return
+        kill_pool(executor)
 
     def _submit(self, chunk: list):
-        """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
-        pack_id = self._assign_id
-        self._assigned += sum(it.length for it in chunk if isinstance(it, SourceMail))
-        if self._assigned >= self.pack_target:
-            self._assign_id, self._assigned = os.urandom(16), 0
+        """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
+        driver's own pack takes if a streamed mail needs one)."""
         jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
-        key = pack_key(self.archive.key, self.archive.uuid, pack_id)
+        medium_id = self.archive.active_medium_id()
+        task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
+                        Sealing(self.archive.key, self.archive.uuid), self.parse_limit)
         if self._executor is None:
-            return prepare_chunk(jobs, key, self.archive.uuid, pack_id, self.parse_limit, self._stop.is_set), pack_id
-        for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
-            if isinstance(job, LocalFile):
-                will_read(job.path)
-        return _submit_shielded(self._executor, _prepare_in_worker, jobs, key, self.archive.uuid, pack_id,
-                                self.parse_limit), pack_id
+            return build_pack(task, self._stop.is_set, self.archive.storage(medium_id)), os.urandom(16)
+        if not self.executor_spec.distributed:
+            for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
+                if isinstance(job, LocalFile):
+                    will_read(job.path)
+        slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
+        return _submit_shielded(self._executor, _pack_in_worker, task, slow), os.urandom(16)
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         """Decide and record every item of a chunk, in order (prepared: one result per mail read locally)."""
@@ -406,7 +428,7 @@ class Ingest:
     def _store_new(self, item: SourceMail, p: Prepared, placement: Placement) -> None:
         """Write a new mail into the open pack and queue its message and recipient rows."""
         rows = self._rows.rows
-        entry = self._pack_record(item, p)
+        pack_id, entry = self._pack_record(item, p)
         if placement.target[1] != len(rows.messages):
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
@@ -414,7 +436,7 @@ class Ingest:
         rows.messages.add(
             blob_id=p.blob_id,
             dedup_key=meta.dedup_key.hex(),
-            pack_id=self._writer.pack_id.hex(),
+            pack_id=pack_id.hex(),
             offset=entry.offset,
             length=entry.length,
             size=entry.size,
@@ -440,22 +462,18 @@ class Ingest:
                 rows.messages["id_conflict"][ref] = True
 
     def _pack_record(self, item: SourceMail, p: Prepared):
-        """Add a new mail's record to the open pack (opened on demand); returns its index entry."""
+        """Where a new mail's record is: in its task's pack (the task wrote every distinct blob it read), or
+        for a streamed mail in the driver's own pack (opened on demand); returns (pack id, index entry)."""
+        if not p.streamed:
+            entry = self._task_entries.get(p.blob_id) if self._task is not None else None
+            if entry is None or self._task.pack is None:
+                raise AssertionError(f"the record of new mail {item.ref} is missing from its task's pack")
+            self._task_used = True
+            return self._task.pack.pack_id, entry
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else os.urandom(16)
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
-        data = p.data if p.data is not None else item.raw
-        blob = bytes.fromhex(p.blob_id)
-        if p.streamed:
-            return self._writer.add_stream(blob, item.size, _chunks(item.opener))
-        if p.record is not None and p.sealed_for == self._writer.pack_id:
-            return self._writer.add_sealed(blob, p.record, p.size, p.csize)
-        # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
-        if data is None:  # read by a worker: take the bytes back out of the record (checked against the blob id)
-            data = open_record(pack_key(self.archive.key, self.archive.uuid, p.sealed_for), self.archive.uuid,
-                               blob, p.size, p.csize, p.record)
-        return self._writer.add(blob, data)
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
+        return self._writer.pack_id, self._writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
 
     def _lookup(self, mails) -> Known:
         """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds.
@@ -489,26 +507,42 @@ class Ingest:
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
-        """Seal the open pack (if any), then commit its rows and everything decided since the last commit."""
+        """Commit the finished task's pack (when a new mail is in it), the driver's own pack (streamed mail)
+        and everything decided since the last commit, in one transaction."""
         summary = self._summary
-        if self._rows.rows.empty() and self._writer is None:
+        task, self._task = self._task, None
+        task_pack = task.pack if task is not None else None
+        if self._rows.rows.empty() and self._writer is None and task_pack is None:
             return
-        info = None
+        packs = []
         if self._writer is not None:
-            info = self._writer.seal()
-            self._sealed_ids.add(info.pack_id)
+            packs.append(self._writer.seal())
             self._writer = None
-            summary.packs += 1
+        if task_pack is not None and self._task_used:
+            packs.append(task_pack)
+        summary.packs += len(packs)
+        if packs:
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
-        committed = self._rows.commit(info, medium_id, summary)
-        if info is not None:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
-            marks.mark_pack(self.archive.storage(medium_id), self.archive.uuid, info.pack_id.hex(),
-                            max(committed.blobs.values(), default=None))
+        committed = self._rows.commit(packs[0] if packs else None, medium_id, summary, also=packs[1:])
+        storage = self.archive.storage(medium_id)
+        for info in packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
+            marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(), max(committed.blobs.values(), default=None))
+        if task_pack is not None and not self._task_used:  # every mail in it was a duplicate: never referenced
+            _drop_unreferenced(storage, task_pack)
         self._known.add(committed.blobs, committed.keys, committed.mids)
         self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
                          for ref, t in self._parents.items()}
         self._decider.reset()
+
+
+def _drop_unreferenced(storage, pack) -> None:
+    """Remove a task's pack that no catalog row references (all its mails were archived already), so that
+    importing the same source twice does not double the medium; if this fails, it stays an adoptable orphan."""
+    try:
+        storage.delete(pack.name)
+    except (OSError, StorageError):
+        pass
 
 
 def _chunks(opener) -> Iterator[bytes]:

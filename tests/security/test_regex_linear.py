@@ -137,6 +137,10 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
         lambda s: __import__("importers.pst_embedded").pst_embedded.embedded_parts(
             b"Content-Type: multipart/mixed; boundary=b\n\n" + s.encode("latin-1")),
         [*_runs("\n--b", "\n--b \t", "--b\r\n", "\r\n-"), _tail("\n--b", " ", "x")]),
+    # ---- the --executor value
+    ("toolkit.executors", "_CLUSTER"): ("match", [_tail("local-cluster:", "1"), *_runs("local-cluster:")]),
+    ("toolkit.executors", "_DASK"): ("match", [_tail("dask://", "a"), _tail("dask://[", ":"), _tail("dask://a:", "1"),
+                                              *_runs("dask://", ":")]),
     # ---- high-water marks on the media
     ("toolkit.marks", "PACK_MARK_RE"): ("match", [_tail("marks/pack-", "0"), *_runs("marks/pack-")]),
     ("toolkit.marks", "BATCH_MARK_RE"): ("match", [_tail("marks/batch-", "0"), *_runs("marks/batch-")]),
