@@ -21,13 +21,14 @@ catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`)
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import signal
 import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor, Future, TimeoutError as FutureTimeout
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
 from typing import Iterator
 
 from . import faults, marks
@@ -39,7 +40,7 @@ from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE
 from .ingest_writer import IngestWriter
 from .errors import StorageError
 from .known_keys import KnownKeys
-from .pack import PACK_TARGET_SIZE, PackWriter
+from .pack import PACK_TARGET_SIZE, PackReader, PackWriter
 from .pack_tasks import MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_streamed)
@@ -79,10 +80,13 @@ def _submit_shielded(executor: Executor, *args) -> Future:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _worker_init(fault_points: dict | None = None) -> None:
+def _worker_init(fault_points: dict | None = None, fault_count=None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
-    # the test fault points of the driver; a kill point reached here kills the driver too (toolkit/faults.py)
+    # the test fault points of the driver; a kill point reached here kills the driver too, and its passages
+    # are counted with the driver's (toolkit/faults.py)
     faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
+    if fault_count is not None:
+        faults.share(fault_count)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -188,7 +192,7 @@ class Ingest:
         self._executor: Executor | None = None
         self._task: PackResult | None = None  # the task whose pack the mails being applied were written to
         self._task_entries: dict = {}
-        self._task_used = False
+        self._task_refs: set[str] = set()  # blob ids of the task's pack that new mails reference
         self._stop_deadline: float | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
@@ -255,24 +259,26 @@ class Ingest:
             if prepared is None:  # stopped, and the workers did not come back in time
                 self._kill_workers()
                 return False
-            if self._task is not None:
-                self._commit()  # one transaction per finished pack: the one before this (the last goes with the run's end)
             self._chunk_pack_id = pack_id
-            self._task, self._task_entries, self._task_used = prepared, prepared.entries(), False
+            self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
             self._apply(chunk, prepared.prepared)
+            if not exhausted or inflight:
+                self._commit()  # one transaction per finished pack (the last one goes with the run's end)
             if self._stop.is_set() and not inflight:
                 return False
 
     def _window(self) -> int:
-        """How many tasks may be out at once: one more than there are workers to run them."""
-        if self._executor is None:
+        """How many tasks may be out at once: one more than there are workers to run them (one while a test
+        kill point is set: its nth passage is then the same in every run, toolkit/faults.py)."""
+        if self._executor is None or faults.ACTIVE["kill"]:
             return 1
         if isinstance(self._executor, DaskExecutor):
             return self._executor.worker_count + 1
         return self.workers + 1
 
     def _start_executor(self) -> None:
-        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE),))
+        count = None if self.executor_spec.distributed else faults.shared_count(multiprocessing.get_context("spawn"))
+        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE), count))
         if self.on_executor is not None:
             self.on_executor(self._executor)
 
@@ -468,7 +474,7 @@ class Ingest:
             entry = self._task_entries.get(p.blob_id) if self._task is not None else None
             if entry is None or self._task.pack is None:
                 raise AssertionError(f"the record of new mail {item.ref} is missing from its task's pack")
-            self._task_used = True
+            self._task_refs.add(p.blob_id)
             return self._task.pack.pack_id, entry
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
@@ -507,18 +513,26 @@ class Ingest:
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
-        """Commit the finished task's pack (when a new mail is in it), the driver's own pack (streamed mail)
-        and everything decided since the last commit, in one transaction."""
+        """Commit the finished task's pack, the driver's own pack (streamed mail) and everything decided since
+        the last commit, in one transaction.
+
+        A committed pack holds only records the catalog references (purge, rebuild and verify rely on it:
+        docs/architecture.md). A task seals every distinct mail it reads; when the driver found some of them
+        already archived, the referenced records are copied into the driver's own pack and the task's pack
+        is removed after the commit (a crash in between leaves it an orphan, as any uncommitted pack)."""
         summary = self._summary
         task, self._task = self._task, None
         task_pack = task.pack if task is not None else None
         if self._rows.rows.empty() and self._writer is None and task_pack is None:
             return
+        whole = task_pack is not None and self._task_refs and self._task_refs == set(self._task_entries)
+        if task_pack is not None and self._task_refs and not whole:
+            self._move_referenced(task_pack)
         packs = []
         if self._writer is not None:
             packs.append(self._writer.seal())
             self._writer = None
-        if task_pack is not None and self._task_used:
+        if whole:
             packs.append(task_pack)
         summary.packs += len(packs)
         if packs:
@@ -528,12 +542,31 @@ class Ingest:
         storage = self.archive.storage(medium_id)
         for info in packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
             marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(), max(committed.blobs.values(), default=None))
-        if task_pack is not None and not self._task_used:  # every mail in it was a duplicate: never referenced
+        if task_pack is not None and not whole:  # no catalog row references it (any more)
             _drop_unreferenced(storage, task_pack)
+        self._task_refs = set()
         self._known.add(committed.blobs, committed.keys, committed.mids)
         self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
                          for ref, t in self._parents.items()}
         self._decider.reset()
+
+    def _move_referenced(self, task_pack) -> None:
+        """Copy the task pack's referenced records into the driver's own pack and point their rows there."""
+        if self._writer is None:
+            storage = self.archive.storage(self.archive.active_medium_id())
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
+        reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
+                            self.archive.uuid)
+        moved = {}
+        for blob in sorted(self._task_refs, key=lambda b: self._task_entries[b].offset):
+            entry = self._task_entries[blob]
+            moved[blob] = self._writer.add_stream(entry.blob_id, entry.size, reader.stream(entry))
+        messages, old, new = self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex()
+        for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
+            if pack == old:
+                e = moved[blob]
+                messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e.offset, e.length
+                messages["size"][i], messages["csize"][i] = e.size, e.csize
 
 
 def _drop_unreferenced(storage, pack) -> None:

@@ -137,9 +137,9 @@ def check_pack(archive, task: dict) -> dict:
     ids = sorted({cid for cid, _d, _o in first["problems"]})
     detail = first["problems"][0][1]
     more = len(first["problems"]) - 1
-    second["warnings"] = second.get("warnings", []) + [
-        (ids[0], f"pack {task['name']}: ok on 2nd read (the first read failed: {detail}" + (f"; +{more} more" if more else "")
-         + ")", {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]
+    second["warnings"] = [(ids[0], f"pack {task['name']}: ok on 2nd read (the first read failed: {detail}"
+                           + (f"; +{more} more" if more else "") + ")",
+                           {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]
     return second
 
 
@@ -157,9 +157,6 @@ def _check_pack_once(archive, task: dict) -> dict:
 
     def problem(cid: str, detail: str, **objs) -> None:
         problems.append((cid, detail, {**where, **objs}))
-
-    def adoptable(cid: str, detail: str, **objs) -> None:  # worth listing, not damage
-        out.setdefault("warnings", []).append((cid, detail, {**where, **objs}))
 
     try:
         storage = archive.storage(medium)
@@ -179,7 +176,7 @@ def _check_pack_once(archive, task: dict) -> dict:
     reader = PackReader(storage, name, archive.key, archive.uuid)
     by_offset = {r["offset"]: r for r in rows}
     entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
-    _check_footer(reader, entries, by_offset, name, problem, adoptable)
+    _check_footer(reader, entries, by_offset, name, problem)
     _check_records(reader, entries, by_offset, size, name, out, problem)
     if not out["stopped"]:
         got = reader.file_blake3
@@ -192,10 +189,8 @@ def _check_pack_once(archive, task: dict) -> dict:
     return out
 
 
-def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str, problem, adoptable) -> None:
-    """F01: the footer index (a few small reads at the end) against the catalog. Records the catalog does
-    not list are a warning (adoptable): a pack task seals every mail it reads, and the ones the driver
-    then finds already archived are never referenced (docs/architecture.md)."""
+def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str, problem) -> None:
+    """F01: the footer index (a few small reads at the end) against the catalog."""
     try:
         footer = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in reader.index()}
     except MailArchiveError as exc:
@@ -208,7 +203,7 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
                 msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
     extra = sorted(footer - cat, key=lambda x: x[1])
     if extra:
-        adoptable("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
+        problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
                 f"first blob {extra[0][0][:16]} at offset {extra[0][1]}", name=name)
 
 

@@ -46,12 +46,15 @@ def test_duplicates_across_packs_are_not_stored_twice(tmp_path, monkeypatch, wor
                 "SELECT count(*), count(DISTINCT blob_id), count(DISTINCT dedup_key) FROM messages"
             ).fetchone()
             packs = con.execute("SELECT count(*), sum(records) FROM packs").fetchone()
+            names = {r[0] for r in con.execute("SELECT name FROM packs").fetchall()}
         assert rows == blobs == keys == distinct == s.archived
         assert s.decisions.get("exact-duplicate", 0) + s.decisions.get("duplicate", 0) == 110
         assert s.decisions.get("exact-duplicate", 0) >= 50 and s.decisions.get("duplicate", 0) >= 50
-        # a pack task writes every distinct mail it reads; the driver references those it finds new
-        # (docs/architecture.md), so a duplicate's record may stay in its pack, never referenced
-        assert packs[0] == s.packs and rows <= packs[1] <= rows + 110
+        # a pack task seals every distinct mail it reads; a committed pack holds only the records the
+        # catalog references (the driver moves them out of a task pack that also holds duplicates)
+        assert packs == (s.packs, rows)
+        on_medium = {f.relative_to(tmp_path / "m1").as_posix() for f in (tmp_path / "m1").glob("packs/*/*.pack")}
+        assert on_medium == names, "a task pack left on the medium after its records moved"
         again = Ingest(a, workers=workers, pack_target=200_000, chunk=32).run(EmlImporter(str(tmp_path / "src")))
         assert again.archived == 0
     finally:
