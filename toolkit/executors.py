@@ -59,6 +59,7 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
         except ImportError:
             raise UsageError("a Dask executor needs Dask, which is not installed (the optional extra 'dask')") from None
+        self.spec = spec
         self.cluster = None
         if spec.kind == "local-cluster":
             self.cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,

@@ -157,7 +157,7 @@ class Ingest:
         chunk: int = CHUNK,
         workers: int | None = None,
         parse_limit: float | None = None,
-        executor: ExecutorSpec | str | None = None,
+        executor: ExecutorSpec | str | DaskExecutor | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -168,7 +168,10 @@ class Ingest:
         self.chunk = chunk
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
-        self.executor_spec = executor if isinstance(executor, ExecutorSpec) else parse_executor(executor)
+        # a DaskExecutor given here is shared (a migration's sources): this run uses it and never closes it
+        self._given = executor if isinstance(executor, DaskExecutor) else None
+        self.executor_spec = (executor.spec if self._given is not None else
+                              executor if isinstance(executor, ExecutorSpec) else parse_executor(executor))
         self.on_executor = None  # tests: called with the executor once it is started
         self._stop = threading.Event()
 
@@ -194,6 +197,7 @@ class Ingest:
         self._task_entries: dict = {}
         self._task_refs: set[str] = set()  # blob ids of the task's pack that new mails reference
         self._stop_deadline: float | None = None
+        self._inflight: deque = deque()
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
         try:
@@ -207,7 +211,7 @@ class Ingest:
             raise
         finally:
             if self._executor is not None:
-                if self._stop.is_set():
+                if self._stop.is_set() or self._given is not None:
                     self._kill_workers()
                 else:
                     self._executor.shutdown(wait=True, cancel_futures=True)
@@ -231,7 +235,7 @@ class Ingest:
     def _drive(self, items: Iterator) -> bool:
         """Feed chunks through their pack tasks (inline or on the executor) in order; True when the source is
         exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back."""
-        inflight: deque = deque()
+        inflight: deque = self._inflight
         exhausted = False
         first = True
         while True:
@@ -277,6 +281,9 @@ class Ingest:
         return self.workers + 1
 
     def _start_executor(self) -> None:
+        if self._given is not None:
+            self._executor = self._given
+            return
         count = None if self.executor_spec.distributed else faults.shared_count(multiprocessing.get_context("spawn"))
         self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE), count))
         if self.on_executor is not None:
@@ -301,6 +308,11 @@ class Ingest:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
         if executor is None:
+            return
+        if executor is self._given:  # shared with other runs: drop only this run's tasks
+            for _chunk, fut, _pack_id in self._inflight:
+                if isinstance(fut, Future):
+                    fut.cancel()
             return
         if isinstance(executor, DaskExecutor):  # its workers are not ours to kill; drop our tasks
             executor.shutdown(wait=False, cancel_futures=True)

@@ -3,8 +3,9 @@
 The same input gives the same blob set and the same dedup decisions as the local executor; a
 worker killed (SIGKILL) in the middle of the run loses its task, the scheduler runs it again,
 and the archive still holds each mail once. Records of mails the driver found to be duplicates
-stay unreferenced in their packs, and verify lists them (and orphan packs) as adoptable, never
-as damage.
+never stay in a committed pack (the driver moves the new ones out of such a task pack); the
+pack a lost task may have sealed is an orphan that verify lists, never damage. ``migrate run
+--executor local-cluster:2`` gives a plan of file sources the blob set of a local run.
 """
 from __future__ import annotations
 
@@ -80,15 +81,25 @@ def _verify_full(home: Path) -> dict:
     return {c["id"]: c for c in report["checks"]}
 
 
-def test_local_run_leaves_duplicate_records_unreferenced_and_verify_calls_them_adoptable(local_run):
+def test_local_run_keeps_no_duplicate_record_on_the_media(local_run):
+    """Tasks seal every distinct mail they read; the driver moves the records of new mails out of a task
+    pack that also holds duplicates, so every pack on the medium is in the catalog and holds only
+    referenced records (purge and db rebuild rely on it)."""
     _src, home, (blobs, sightings) = local_run
     decisions = [d for _n, d, _b in sightings]
     assert len(blobs) == len(set(blobs)) == N
     assert decisions.count("exact-duplicate") == 6 and decisions.count("duplicate") == 6
-    checks = _verify_full(home)  # exit 0: nothing is damaged
-    f01 = checks["F01"]
-    assert f01["status"] == "warning", f01
-    assert all("adoptable" in e["detail"] for e in f01["examples"]), f01
+    checks = _verify_full(home)
+    assert checks["F01"]["status"] == "ok", checks["F01"]
+    _assert_media_match_catalog(home)
+
+
+def _assert_media_match_catalog(home: Path, orphans_allowed: int = 0) -> None:
+    packs = _json(home, "SELECT name, records FROM packs")
+    medium = home.parent / "m1"
+    on_medium = {f.relative_to(medium).as_posix() for f in medium.glob("packs/*/*.pack")}
+    assert {p["name"] for p in packs} <= on_medium and len(on_medium - {p["name"] for p in packs}) <= orphans_allowed
+    assert sum(p["records"] for p in packs) == len(_json(home, "SELECT msg_id FROM messages"))
 
 
 def test_local_cluster_gives_the_same_blobs_and_decisions(tmp_path, local_run):
@@ -141,3 +152,50 @@ def test_a_worker_killed_mid_run_changes_nothing(tmp_path, local_run):
     assert got_sightings == sightings
     checks = _verify_full(home)  # a partial or orphan pack of the lost task is adoptable, not damage
     assert checks["F01"]["status"] in ("ok", "warning") and checks["Q03"]["status"] in ("ok", "warning")
+
+
+def _plan(root: Path) -> Path:
+    """A plan of file sources only (2 mbox files, 2 Maildirs) that share mails: several tasks each."""
+    rng = random.Random(11)
+
+    def mail(tag: str, i: int) -> bytes:
+        body = "".join(rng.choice("qrstuvw xyz\n") for _ in range(rng.randint(1500, 3000)))
+        return (f"From: {tag}{i}@example.org\nTo: r@example.org\nSubject: {tag} {i}\nMessage-ID: <{tag}-{i}@example.org>\n"
+                f"Date: Mon, 1 Jun 2020 10:00:{i % 60:02d} +0000\n\n{body}\n").encode()
+
+    shared = [mail("shared", i) for i in range(5)]
+    lines = ["kind,location,user,password_file,owner,folders"]
+    for j in range(2):
+        mails = [mail(f"mbox{j}-", k) for k in range(10)] + shared[j:j + 3]
+        (root / f"box{j}.mbox").write_bytes(b"".join(b"From sender@example.org Mon Jun  1 10:00:00 2020\n" + m + b"\n"
+                                                     for m in mails))
+        lines.append(f"mbox,box{j}.mbox,,,archivist,")
+        md = root / f"md{j}"
+        for sub in ("cur", "new", "tmp"):
+            (md / sub).mkdir(parents=True)
+        for i, m in enumerate([mail(f"md{j}-", k) for k in range(8)] + shared[:3]):
+            (md / "cur" / f"{1000 + i}.M{i}P1.host:2,S").write_bytes(m)
+        lines.append(f"maildir,md{j},,,archivist,")
+    plan = root / "plan.csv"
+    plan.write_text("\n".join(lines) + "\n")
+    return plan
+
+
+def test_migrate_run_on_a_local_cluster_gives_the_blob_set_of_a_local_run(tmp_path):
+    plan = _plan(tmp_path)
+    env = {"MAILARCHIVE_PACK_TARGET": "8000", "MAILARCHIVE_WORKERS": "2"}
+    got = {}
+    for name, extra in (("local", ()), ("dask", ("--executor", "local-cluster:2"))):
+        home = tmp_path / name / "home"
+        mailarchive(home, "init", "--medium", str(tmp_path / name / "m1"))
+        r = mailarchive(home, "migrate", "run", str(plan), *extra, env=env, json_out=True, timeout=180).result
+        assert [s["status"] for s in r["sources"]] == ["complete"] * 4, r
+        assert r["duplicates"] > 0
+        rows = _json(home, "SELECT s.source_uri, s.source_ref, s.decision, m.blob_id FROM sightings s "
+                           "JOIN messages m USING (msg_id)")
+        got[name] = ({b["blob_id"] for b in _json(home, "SELECT blob_id FROM messages")},
+                     sorted((Path(x["source_uri"]).name, x["source_ref"], x["decision"], x["blob_id"]) for x in rows),
+                     r["archived"])
+        assert len(got[name][0]) == r["archived"]
+        _assert_media_match_catalog(home)
+    assert got["dask"] == got["local"]
