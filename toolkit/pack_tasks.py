@@ -5,14 +5,16 @@ A :class:`PackTask` carries everything its worker needs, explicitly: the jobs
 its SMB password), and the archive key material that seals the records. No
 environment, no global counter, no catalog: the task picks its own random pack
 id, so a retried task (a worker lost mid-run) writes another pack and the
-first attempt's file is at most an orphan pack that verify lists as adoptable.
+first attempt's file is at most an orphan pack that verify lists.
 
 Within a task the worker pre-deduplicates by blob id (the same bytes are
 written once). Every other dedup decision is the driver's, which gets back
 :class:`PackResult`: per job the prepared keys and headers (no mail bytes)
 and the pack's index rows as an Arrow table, with its BLAKE3 checksum in
-``pack``. A record whose mail the driver then decides is a duplicate stays in
-the pack, never referenced by the catalog.
+``pack``. When the driver then decides that some of the task's mails are
+duplicates, it copies the records of the new ones into its own pack and
+removes the task's pack after the commit (:meth:`toolkit.ingest.Ingest._commit`):
+a committed pack never holds a record the catalog does not reference.
 """
 from __future__ import annotations
 
