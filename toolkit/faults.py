@@ -45,7 +45,9 @@ def share(counter) -> None:
 
 def configure(kill: str | None = None, slow: str | None = None, kill_also: int | None = None) -> None:
     """Set (or, with None, clear) the kill point and the slow point of this process, and the process
-    killed with it (``kill_also``: a worker's driver)."""
+    killed with it (``kill_also``: a worker's driver). A counter shared before is dropped."""
+    global _shared
+    _shared = None
     ACTIVE["kill"] = kill or None
     ACTIVE["slow"] = slow or None
     ACTIVE["kill_also"] = kill_also or None
