@@ -215,6 +215,7 @@ class Ingest:
                     self._kill_workers()
                 else:
                     self._executor.shutdown(wait=True, cancel_futures=True)
+            self._drop_unapplied()
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._rows.close_run(summary.status)
@@ -261,6 +262,7 @@ class Ingest:
             chunk, fut, pack_id = inflight.popleft()
             prepared = self._result(fut)
             if prepared is None:  # stopped, and the workers did not come back in time
+                inflight.appendleft((chunk, fut, pack_id))
                 self._kill_workers()
                 return False
             self._chunk_pack_id = pack_id
@@ -318,6 +320,23 @@ class Ingest:
             executor.shutdown(wait=False, cancel_futures=True)
             return
         kill_pool(executor)
+
+    def _drop_unapplied(self) -> None:
+        """Remove the packs of tasks that finished but were never applied (a stopped or failed run): no
+        catalog row will reference them. A task still running when its worker was killed leaves at most
+        its temp file, which every reader ignores."""
+        inflight, self._inflight = self._inflight, deque()
+        storage = None
+        for _chunk, fut, _pack_id in inflight:
+            if not isinstance(fut, Future) or not fut.done() or fut.cancelled() or fut.exception() is not None:
+                continue
+            pack = fut.result().pack
+            if pack is not None:
+                try:
+                    storage = storage or self.archive.storage(self.archive.active_medium_id())
+                except Exception:  # the run's own error matters more; the pack stays an orphan
+                    return
+                _drop_unreferenced(storage, pack)
 
     def _submit(self, chunk: list):
         """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
