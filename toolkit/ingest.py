@@ -29,6 +29,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_futures
 from typing import Iterator
 
 from . import faults, marks
@@ -53,6 +54,7 @@ CHUNK = 4096                   # mails a task (one pack) holds at most
 CHUNK_BYTES = 64 * 1024 * 1024  # bounds memory: (workers + 1) tasks in flight, each at most one pack of mail
 FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline) is at most this
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
+FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
 
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
@@ -206,8 +208,8 @@ class Ingest:
                 self._rows.mark_complete()
             self._commit()
             summary.status = "complete" if exhausted else "interrupted"
-        except BaseException:
-            self._fail(summary, started)
+        except BaseException as exc:
+            self._fail(summary, started, settle=isinstance(exc, Exception))
             raise
         finally:
             if self._executor is not None:
@@ -221,8 +223,16 @@ class Ingest:
         self._rows.close_run(summary.status)
         return summary
 
-    def _fail(self, summary: RunSummary, started: float) -> None:
-        """An error or a second signal: end the workers and the open pack, and record the run as failed."""
+    def _fail(self, summary: RunSummary, started: float, settle: bool = False) -> None:
+        """An error or a second signal: end the workers and the open pack, and record the run as failed.
+        After an error (``settle``) the tasks still running get ``FAIL_GRACE`` seconds to end on their own
+        first (a full medium fails them all within moments, and each removes its temp file); then, as
+        after a second signal, the workers are killed."""
+        if settle and self._executor is not None:
+            futures = [f for _c, f, _p in self._inflight if isinstance(f, Future)]
+            for f in futures:
+                f.cancel()
+            wait_futures(futures, timeout=FAIL_GRACE)
         self._kill_workers()  # never wait for a worker that may be stuck
         if self._writer is not None:
             self._writer.abort()
@@ -238,18 +248,20 @@ class Ingest:
         exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back."""
         inflight: deque = self._inflight
         exhausted = False
-        first = True
+        pool = self.workers > 0 or self.executor_spec.distributed
+        first = pool  # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
         while True:
             window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
                 size = min(CHUNK_BYTES, max(1, self.pack_target))
-                # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
                 chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
                               min(size, FIRST_CHUNK_BYTES) if first else size)
                 if not chunk:
                     exhausted = True
                     break
-                if not first and self._executor is None and (self.workers > 0 or self.executor_spec.distributed):
+                if self._task is not None:  # the task applied last is committed before the next one is sent
+                    self._commit()
+                if not first and self._executor is None and pool:
                     self._start_executor()
                     window = self._window()
                 first = False
@@ -258,7 +270,9 @@ class Ingest:
                 except Cancelled:  # stopped while preparing inline: the chunk is read again by the rerun
                     return False
             if not inflight:
-                return exhausted
+                return exhausted  # the task applied last is committed with the run's end
+            if self._task is not None:  # one transaction per finished pack, before waiting for the next
+                self._commit()
             chunk, fut, pack_id = inflight.popleft()
             prepared = self._result(fut)
             if prepared is None:  # stopped, and the workers did not come back in time
@@ -268,8 +282,6 @@ class Ingest:
             self._chunk_pack_id = pack_id
             self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
             self._apply(chunk, prepared.prepared)
-            if not exhausted or inflight:
-                self._commit()  # one transaction per finished pack (the last one goes with the run's end)
             if self._stop.is_set() and not inflight:
                 return False
 
