@@ -232,6 +232,17 @@ class Archive:
             password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
         return open_storage(m.location, password, encrypt=encrypt)
 
+    def medium_access(self, medium_id: int) -> tuple[str, str | None]:
+        """(location, SMB password or None) of a medium, for a worker that opens it itself
+        (docs/architecture.md: the password travels with the task)."""
+        m = self._medium_entry(medium_id)
+        if m.state == "removed":
+            raise MediumError(f"medium {medium_id} was removed")
+        password = None
+        if parse_location(m.location).is_smb:
+            password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
+        return m.location, password
+
     def storage(self, medium_id: int) -> Storage:
         """The medium's storage, its label checked once per process."""
         if medium_id in self._storages:

@@ -28,34 +28,36 @@ import socket
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import wait as wait_futures
 from typing import Callable, Iterator
 
 from . import faults, marks
 from .process_guard import forbid_core_dumps
 from .archive import Archive
 from .catalog import ingest_rows as store
+from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
 from .ingest_writer import IngestWriter
+from .errors import StorageError
 from .known_keys import KnownKeys
-from .pack import PACK_TARGET_SIZE, PackWriter, open_record, pack_key
+from .pack import PACK_TARGET_SIZE, PackReader, PackWriter, pack_name
+from .pack_tasks import MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
-                      prepare_chunk, prepare_streamed)
+                      prepare_streamed)
 from .reporter import NullReporter, Reporter
 from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
 
 __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
 
-CHUNK = 256
-CHUNK_BYTES = 8 * 1024 * 1024  # bounds memory: (workers + 1) chunks in flight
+CHUNK = 4096                   # mails a task (one pack) holds at most
+CHUNK_BYTES = 64 * 1024 * 1024  # bounds memory: (workers + 1) tasks in flight, each at most one pack of mail
+FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline) is at most this
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
-DUPLICATE_RUN_COMMIT = 20_000  # sightings without a new mail after which the cursor is saved anyway
-#: A pack closes after this many mails even below its byte target: the rows of an open pack wait in
-#: memory for its commit, so a million tiny mails must not all go into one pack (docs/reliability.md K8).
-PACK_MAX_MAILS = 5_000
+FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
 
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
@@ -67,7 +69,7 @@ def _aware(d: dt.datetime | None) -> dt.datetime | None:
 _SHIELDED = {signal.SIGINT, signal.SIGTERM}
 
 
-def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
+def _submit_shielded(executor: Executor, *args) -> Future:
     """Submit with SIGINT/SIGTERM blocked, so that a worker spawned by this submit starts with them blocked.
 
     Ctrl-C signals the whole process group: a worker still importing its modules
@@ -83,9 +85,13 @@ def _submit_shielded(executor: ProcessPoolExecutor, *args) -> Future:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _worker_init(fault_points: dict | None = None) -> None:
+def _worker_init(fault_points: dict | None = None, fault_count=None) -> None:
     """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
-    faults.configure(**(fault_points or {}))  # the test fault points of the driver (toolkit/faults.py)
+    # the test fault points of the driver; a kill point reached here kills the driver too, and its passages
+    # are counted with the driver's (toolkit/faults.py)
+    faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
+    if fault_count is not None:
+        faults.share(fault_count)
     forbid_core_dumps()  # a spawned program is dumpable again (toolkit/process_guard.py)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -124,22 +130,27 @@ def kill_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _prepare_in_worker(*args):
-    """:func:`prepare_chunk` in a worker process, behind a fault point that can stall the worker
-    outside the per-mail watchdog (tests: a stop request must still end the run)."""
+def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
+    """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
+    worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
+    the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
+    if slow_point:
+        faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
-    return prepare_chunk(*args)
+    return build_pack(task)
 
 
 class Ingest:
     """One import run into an archive opened as writer: the driver.
 
-    Reading the source, pack assignment and pack writing happen in this
-    process; hashing, header scanning, journal unwrapping and compress + seal
-    fan out over worker processes once a source holds more than one chunk
-    (``workers=0`` keeps everything inline). Each arrival is decided by the
-    :class:`~toolkit.dedup.DedupDecider` and its rows are committed by the
-    :class:`~toolkit.ingest_writer.IngestWriter` once per pack.
+    Reading the source happens in this process; each batch of items (at most
+    one pack of mail) becomes a :class:`~toolkit.pack_tasks.PackTask` that
+    reads local files, hashes, scans, unwraps journal reports, compresses,
+    seals and writes one pack, on the executor once a source holds more than
+    one batch (``workers=0`` keeps everything inline; ``executor`` chooses
+    local processes or Dask, :mod:`toolkit.executors`). Each arrival is decided
+    by the :class:`~toolkit.dedup.DedupDecider` and its rows are committed by
+    the :class:`~toolkit.ingest_writer.IngestWriter` once per finished pack.
     """
 
     def __init__(
@@ -154,6 +165,7 @@ class Ingest:
         parse_limit: float | None = None,
         pack_ids: Callable[[], bytes] | None = None,
         min_free: int | None = None,
+        executor: ExecutorSpec | str | DaskExecutor | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -164,9 +176,14 @@ class Ingest:
         self.chunk = chunk
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
-        #: where new pack ids come from: 16 random bytes each (a test may give its own to meet a taken name)
+        #: where the ids of task packs come from: 16 random bytes each (a test may give its own to meet a taken name)
         self._new_pack_id = pack_ids or (lambda: os.urandom(16))
         self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
+        # a DaskExecutor given here is shared (a migration's sources): this run uses it and never closes it
+        self._given = executor if isinstance(executor, DaskExecutor) else None
+        self.executor_spec = (executor.spec if self._given is not None else
+                              executor if isinstance(executor, ExecutorSpec) else parse_executor(executor))
+        self.on_executor = None  # tests: called with the executor once it is started
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -184,13 +201,15 @@ class Ingest:
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
         self._writer: PackWriter | None = None
-        self._assign_id, self._assigned, self._assigned_mails = self._new_pack_id(), 0, 0
-        self._chunk_pack_id = self._assign_id
-        self._sealed_ids: set[bytes] = set()
+        self._chunk_pack_id = os.urandom(16)  # the driver's own pack (streamed mail) of the chunk being applied
         self._decider = DedupDecider()
         self._parents: dict[str, tuple] = {}  # ref -> target of a mail whose embedded messages follow
-        self._executor: ProcessPoolExecutor | None = None
+        self._executor: Executor | None = None
+        self._task: PackResult | None = None  # the task whose pack the mails being applied were written to
+        self._task_entries: dict = {}
+        self._task_refs: set[str] = set()  # blob ids of the task's pack that new mails reference
         self._stop_deadline: float | None = None
+        self._inflight: deque = deque()
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
         try:
@@ -199,22 +218,31 @@ class Ingest:
                 self._rows.mark_complete()
             self._commit()
             summary.status = "complete" if exhausted else "interrupted"
-        except BaseException:
-            self._fail(summary, started)
+        except BaseException as exc:
+            self._fail(summary, started, settle=isinstance(exc, Exception))
             raise
         finally:
             if self._executor is not None:
-                if self._stop.is_set():
+                if self._stop.is_set() or self._given is not None:
                     self._kill_workers()
                 else:
                     self._executor.shutdown(wait=True, cancel_futures=True)
+            self._drop_unapplied()
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._rows.close_run(summary.status)
         return summary
 
-    def _fail(self, summary: RunSummary, started: float) -> None:
-        """An error or a second signal: end the workers and the open pack, and record the run as failed."""
+    def _fail(self, summary: RunSummary, started: float, settle: bool = False) -> None:
+        """An error or a second signal: end the workers and the open pack, and record the run as failed.
+        After an error (``settle``) the tasks still running get ``FAIL_GRACE`` seconds to end on their own
+        first (a full medium fails them all within moments, and each removes its temp file); then, as
+        after a second signal, the workers are killed."""
+        if settle and self._executor is not None:
+            futures = [f for _c, f, _p in self._inflight if isinstance(f, Future)]
+            for f in futures:
+                f.cancel()
+            wait_futures(futures, timeout=FAIL_GRACE)
         self._kill_workers()  # never wait for a worker that may be stuck
         if self._writer is not None:
             self._writer.abort()
@@ -226,53 +254,67 @@ class Ingest:
             pass
 
     def _drive(self, items: Iterator) -> bool:
-        """Feed chunks through prepare (inline or in workers) in order; True when the source is exhausted.
-
-        Each chunk is assigned to a pack when it is sent out (by the bytes sent
-        so far), so workers seal its records for the pack they will land in;
-        the driver seals the open pack when the next chunk belongs to another.
-        """
-        inflight: deque = deque()
+        """Feed chunks through their pack tasks (inline or on the executor) in order; True when the source is
+        exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back."""
+        inflight: deque = self._inflight
         exhausted = False
-        first = True
+        pool = self.workers > 0 or self.executor_spec.distributed
+        first = pool  # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
         while True:
-            window = self.workers + 1 if self._executor is not None else 1
+            window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
-                chunk = _take(items, self.chunk, min(CHUNK_BYTES, max(1, self.pack_target // 4)))
+                size = min(CHUNK_BYTES, max(1, self.pack_target))
+                chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                              min(size, FIRST_CHUNK_BYTES) if first else size)
                 if not chunk:
                     exhausted = True
                     break
-                if not first and self._executor is None and self.workers > 0:
-                    self._executor = ProcessPoolExecutor(
-                        self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                        initargs=(dict(faults.ACTIVE),),
-                    )
-                    window = self.workers + 1
+                if self._task is not None:  # the task applied last is committed before the next one is sent
+                    self._commit()
+                if not first and self._executor is None and pool:
+                    self._start_executor()
+                    window = self._window()
                 first = False
                 try:
                     inflight.append((chunk, *self._submit(chunk)))
                 except Cancelled:  # stopped while preparing inline: the chunk is read again by the rerun
                     return False
             if not inflight:
-                return exhausted
+                return exhausted  # the task applied last is committed with the run's end
+            if self._task is not None:  # one transaction per finished pack, before waiting for the next
+                self._commit()
             chunk, fut, pack_id = inflight.popleft()
             prepared = self._result(fut)
             if prepared is None:  # stopped, and the workers did not come back in time
+                inflight.appendleft((chunk, fut, pack_id))
                 self._kill_workers()
                 return False
-            if self._writer is not None and self._writer.pack_id != pack_id:
-                self._commit()
             self._chunk_pack_id = pack_id
-            self._apply(chunk, prepared)
-            if self._writer is not None and self._writer.size >= 2 * self.pack_target:
-                self._commit()  # far more new mail than the assignment expected: keep packs bounded
-            elif self._writer is None and len(self._rows.rows.sightings) >= DUPLICATE_RUN_COMMIT:
-                self._commit()  # a long run of duplicates: save the cursor now and then
+            self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
+            self._apply(chunk, prepared.prepared)
             if self._stop.is_set() and not inflight:
                 return False
 
-    def _result(self, fut) -> list | None:
-        """A chunk's prepared mails; None once a stop was requested and STOP_GRACE has passed without them."""
+    def _window(self) -> int:
+        """How many tasks may be out at once: one more than there are workers to run them (one while a test
+        kill point is set: its nth passage is then the same in every run, toolkit/faults.py)."""
+        if self._executor is None or faults.ACTIVE["kill"]:
+            return 1
+        if isinstance(self._executor, DaskExecutor):
+            return self._executor.worker_count + 1
+        return self.workers + 1
+
+    def _start_executor(self) -> None:
+        if self._given is not None:
+            self._executor = self._given
+            return
+        count = None if self.executor_spec.distributed else faults.shared_count(multiprocessing.get_context("spawn"))
+        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE), count))
+        if self.on_executor is not None:
+            self.on_executor(self._executor)
+
+    def _result(self, fut) -> PackResult | None:
+        """A chunk's pack task result; None once a stop was requested and STOP_GRACE has passed without them."""
         if not isinstance(fut, Future):
             return fut
         while True:
@@ -280,6 +322,8 @@ class Ingest:
                 return fut.result(timeout=0.1)
             except FutureTimeout:
                 pass
+            except ObjectExistsError as exc:  # the task's pack met a name it did not write (B5, C9)
+                raise self._name_taken(getattr(exc, "pack_name", "?"), getattr(exc, "mails", 0)) from None
             if self._stop.is_set():
                 if self._stop_deadline is None:
                     self._stop_deadline = time.monotonic() + STOP_GRACE
@@ -289,27 +333,54 @@ class Ingest:
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
-        if executor is not None:
-            kill_pool(executor)
+        if executor is None:
+            return
+        if executor is self._given:  # shared with other runs: drop only this run's tasks
+            for _chunk, fut, _pack_id in self._inflight:
+                if isinstance(fut, Future):
+                    fut.cancel()
+            return
+        if isinstance(executor, DaskExecutor):  # its workers are not ours to kill; drop our tasks
+            executor.shutdown(wait=False, cancel_futures=True)
+            return
+        kill_pool(executor)
+
+    def _drop_unapplied(self) -> None:
+        """Remove the packs of tasks that finished but were never applied (a stopped or failed run): no
+        catalog row will reference them. A task still running when its worker was killed leaves at most
+        its temp file, which every reader ignores."""
+        inflight, self._inflight = self._inflight, deque()
+        storage = None
+        for _chunk, fut, _pack_id in inflight:
+            if not isinstance(fut, Future) or not fut.done() or fut.cancelled() or fut.exception() is not None:
+                continue
+            pack = fut.result().pack
+            if pack is not None:
+                try:
+                    storage = storage or self.archive.storage(self.archive.active_medium_id())
+                except Exception:  # the run's own error matters more; the pack stays an orphan
+                    return
+                _drop_unreferenced(storage, pack)
 
     def _submit(self, chunk: list):
-        """Send a chunk out (or prepare it inline); returns (result or future, pack id it is sealed for)."""
-        pack_id = self._assign_id
-        mails = [it for it in chunk if isinstance(it, SourceMail)]
-        self._assigned += sum(it.length for it in mails)
-        self._assigned_mails += len(mails)
-        if self._assigned >= self.pack_target or self._assigned_mails >= PACK_MAX_MAILS:
-            self._assign_id, self._assigned, self._assigned_mails = self._new_pack_id(), 0, 0
+        """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
+        driver's own pack takes if a streamed mail needs one)."""
         jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
-        key = pack_key(self.archive.key, self.archive.uuid, pack_id)
+        medium_id = self.archive.active_medium_id()
+        task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
+                        Sealing(self.archive.key, self.archive.uuid), self.parse_limit, pack_id=self._new_pack_id())
         if self._executor is None:
-            return prepare_chunk(jobs, key, self.archive.uuid, pack_id, self.parse_limit, self._stop.is_set), pack_id
-        for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
-            if isinstance(job, LocalFile):
-                will_read(job.path)
-        return _submit_shielded(self._executor, _prepare_in_worker, jobs, key, self.archive.uuid, pack_id,
-                                self.parse_limit), pack_id
+            try:
+                return build_pack(task, self._stop.is_set, self.archive.storage(medium_id)), os.urandom(16)
+            except ObjectExistsError as exc:
+                raise self._name_taken(getattr(exc, "pack_name", pack_name(task.pack_id)), getattr(exc, "mails", 0)) from None
+        if not self.executor_spec.distributed:
+            for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
+                if isinstance(job, LocalFile):
+                    will_read(job.path)
+        slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
+        return _submit_shielded(self._executor, _pack_in_worker, task, slow), os.urandom(16)
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         """Decide and record every item of a chunk, in order (prepared: one result per mail read locally)."""
@@ -421,7 +492,7 @@ class Ingest:
     def _store_new(self, item: SourceMail, p: Prepared, placement: Placement) -> None:
         """Write a new mail into the open pack and queue its message and recipient rows."""
         rows = self._rows.rows
-        entry = self._pack_record(item, p)
+        pack_id, entry = self._pack_record(item, p)
         if placement.target[1] != len(rows.messages):
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
@@ -432,7 +503,7 @@ class Ingest:
         rows.messages.add(
             blob_id=p.blob_id,
             dedup_key=meta.dedup_key.hex(),
-            pack_id=self._writer.pack_id.hex(),
+            pack_id=pack_id.hex(),
             offset=entry.offset,
             length=entry.length,
             size=entry.size,
@@ -458,22 +529,18 @@ class Ingest:
                 rows.messages["id_conflict"][ref] = True
 
     def _pack_record(self, item: SourceMail, p: Prepared):
-        """Add a new mail's record to the open pack (opened on demand); returns its index entry."""
+        """Where a new mail's record is: in its task's pack (the task wrote every distinct blob it read), or
+        for a streamed mail in the driver's own pack (opened on demand); returns (pack id, index entry)."""
+        if not p.streamed:
+            entry = self._task_entries.get(p.blob_id) if self._task is not None else None
+            if entry is None or self._task.pack is None:
+                raise AssertionError(f"the record of new mail {item.ref} is missing from its task's pack")
+            self._task_refs.add(p.blob_id)
+            return self._task.pack.pack_id, entry
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            pack_id = self._chunk_pack_id if self._chunk_pack_id not in self._sealed_ids else self._new_pack_id()
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=pack_id)
-        data = p.data if p.data is not None else item.raw
-        blob = bytes.fromhex(p.blob_id)
-        if p.streamed:
-            return self._writer.add_stream(blob, item.size, _chunks(item.opener))
-        if p.record is not None and p.sealed_for == self._writer.pack_id:
-            return self._writer.add_sealed(blob, p.record, p.size, p.csize)
-        # sealed for a pack that filled up meanwhile, or not sealed: seal for this one
-        if data is None:  # read by a worker: take the bytes back out of the record (checked against the blob id)
-            data = open_record(pack_key(self.archive.key, self.archive.uuid, p.sealed_for), self.archive.uuid,
-                               blob, p.size, p.csize, p.record)
-        return self._writer.add(blob, data)
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
+        return self._writer.pack_id, self._writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
 
     def _lookup(self, mails) -> Known:
         """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds.
@@ -507,48 +574,94 @@ class Ingest:
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self) -> None:
-        """Seal the open pack (if any), then commit its rows and everything decided since the last commit."""
+        """Commit the finished task's pack, the driver's own pack (streamed mail) and everything decided since
+        the last commit, in one transaction.
+
+        A committed pack holds only records the catalog references (purge, rebuild and verify rely on it:
+        docs/architecture.md). A task seals every distinct mail it reads; when the driver found some of them
+        already archived, the referenced records are copied into the driver's own pack and the task's pack
+        is removed after the commit (a crash in between leaves it an orphan, as any uncommitted pack)."""
         summary = self._summary
-        if self._rows.rows.empty() and self._writer is None:
+        task, self._task = self._task, None
+        task_pack = task.pack if task is not None else None
+        if self._rows.rows.empty() and self._writer is None and task_pack is None:
             return
-        info = None
+        whole = task_pack is not None and self._task_refs and self._task_refs == set(self._task_entries)
+        if task_pack is not None and self._task_refs and not whole:
+            self._move_referenced(task_pack)
+        packs = []
         if self._writer is not None:
-            info = self._seal_open_pack()
-            self._sealed_ids.add(info.pack_id)
+            packs.append(self._seal_open_pack())
             self._writer = None
-            summary.packs += 1
+        if whole:
+            packs.append(task_pack)
+        summary.packs += len(packs)
+        if packs:
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
-        committed = self._rows.commit(info, medium_id, summary)
-        if info is not None:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
-            marks.mark_pack(self.archive.storage(medium_id), self.archive.uuid, info.pack_id.hex(),
-                            max(committed.blobs.values(), default=None))
+        committed = self._rows.commit(packs[0] if packs else None, medium_id, summary, also=packs[1:])
+        storage = self.archive.storage(medium_id)
+        for info in packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
+            marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(), max(committed.blobs.values(), default=None))
+        if task_pack is not None and not whole:  # no catalog row references it (any more)
+            _drop_unreferenced(storage, task_pack)
+        self._task_refs = set()
         self._known.add(committed.blobs, committed.keys, committed.mids)
         self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
                          for ref, t in self._parents.items()}
         self._decider.reset()
 
-
     def _seal_open_pack(self):
-        """Publish the open pack; a name already taken on the medium stops the whole run (B5, C9).
-
-        Create-only publishing never replaces the object there. The run does not pick another id
-        and go on: this run chose a fresh random id, so a file of that name was put there by
-        something else (another home writing to this medium, a copy put back by hand, an id source
-        that repeats), which the operator must look at before more is written; and the records of
-        the pack are sealed for its id, so another id would mean sealing them again.
-        """
+        """Publish the driver's own pack; a name already taken on the medium stops the whole run (B5, C9)."""
         writer = self._writer
         try:
             return writer.seal()
         except ObjectExistsError:
-            medium = self.archive.config.active_medium
-            raise PackNameTakenError(
-                f"medium {medium.id} ({medium.location}): pack {writer.name} is already there and this import "
-                f"did not write it; refused to replace it (possible ID reuse). The import stopped: that file is "
-                f"untouched, and the {writer.count} mails this pack held were not committed",
-                next_step=NextStep.CHECK_STRANGER_PACK,
-            ) from None
+            raise self._name_taken(writer.name, writer.count) from None
+
+    def _name_taken(self, name: str, mails: int) -> PackNameTakenError:
+        """The error that stops a run whose pack (a task's or the driver's own) met a name already taken.
+
+        Create-only publishing never replaces the object there. The run does not pick another id
+        and go on: it chose a fresh random id, so a file of that name was put there by something else
+        (another home writing to this medium, a copy put back by hand, an id source that repeats),
+        which the operator must look at before more is written; and the records of the pack are sealed
+        for its id, so another id would mean sealing them again.
+        """
+        medium = self.archive.config.active_medium
+        return PackNameTakenError(
+            f"medium {medium.id} ({medium.location}): pack {name} is already there and this import "
+            f"did not write it; refused to replace it (possible ID reuse). The import stopped: that file is "
+            f"untouched, and the {mails} mails this pack held were not committed",
+            next_step=NextStep.CHECK_STRANGER_PACK,
+        )
+
+    def _move_referenced(self, task_pack) -> None:
+        """Copy the task pack's referenced records into the driver's own pack and point their rows there."""
+        if self._writer is None:
+            storage = self.archive.storage(self.archive.active_medium_id())
+            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
+        reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
+                            self.archive.uuid)
+        moved = {}
+        for blob in sorted(self._task_refs, key=lambda b: self._task_entries[b].offset):
+            entry = self._task_entries[blob]
+            moved[blob] = self._writer.add_stream(entry.blob_id, entry.size, reader.stream(entry))
+        messages, old, new = self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex()
+        for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
+            if pack == old:
+                e = moved[blob]
+                messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e.offset, e.length
+                messages["size"][i], messages["csize"][i] = e.size, e.csize
+
+
+def _drop_unreferenced(storage, pack) -> None:
+    """Remove a task's pack that no catalog row references (all its mails were archived already), so that
+    importing the same source twice does not double the medium; if this fails, it stays an adoptable orphan."""
+    try:
+        storage.delete(pack.name)
+    except (OSError, StorageError):
+        pass
 
 
 def _chunks(opener) -> Iterator[bytes]:

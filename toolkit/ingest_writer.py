@@ -112,14 +112,15 @@ class IngestWriter:
         rows = self.rows
         rows.set_cursor({"complete": True, "last": rows.cursor if rows.has_cursor else self.last_cursor})
 
-    def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary) -> Committed:
-        """Commit the pending rows (with the sealed pack's row, if any) in one transaction: one Arrow
-        append per table, its columns built whole (no loop over the rows in Python)."""
+    def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary, also: list[PackInfo] = ()
+               ) -> Committed:
+        """Commit the pending rows (with the sealed pack's row, if any, and those of ``also``) in one
+        transaction: one Arrow append per table, its columns built whole (no loop over the rows in Python)."""
         rows, now = self.rows, _utcnow()
         with self.catalog.writing() as con:
             base = store.next_msg_id(con)
             if pack is not None:
-                store.append_rows(con, "packs", [self._pack_row(pack, medium_id, now)])
+                store.append_rows(con, "packs", [self._pack_row(p, medium_id, now) for p in (pack, *also)])
             self._append_messages(con, rows.messages, base, now)
             self._append_recipients(con, rows.recipients, base)
             if rows.envelopes:

@@ -1,10 +1,8 @@
 """The pure, per-mail part of ingest: journal unwrap, hash, header scan, compress + seal.
 
 ``prepare`` has no shared state and touches no storage or catalog, so it runs
-inline or in worker processes (docs/architecture.md). Sealing is speculative: the
-record is sealed for the pack that is open when the chunk is sent out; the
-driver re-seals the rare record that lands in the next pack, and drops the
-record of a mail that turns out to be a duplicate.
+inline or in worker processes (docs/architecture.md); the pack task
+(:mod:`toolkit.pack_tasks`) prepares each mail it reads, then seals and writes it.
 
 The per-mail watchdog: journal unwrapping and the header scan of one mail
 run under a hard time limit (``limit`` seconds, ``DEFAULT_PARSE_LIMIT``
@@ -225,18 +223,25 @@ def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID
     out: list[Prepared | ReadFailure | NotMail] = []
     with Watchdog.install(cancel) as dog:  # one handler for the chunk; each mail arms the timer
         for job in jobs:
-            if isinstance(job, LocalFile):
-                check = job.check
-                try:
-                    job = read_regular_file(job.path)
-                except OSError as exc:
-                    out.append(ReadFailure(exc.errno or 0, exc.strerror or str(exc)))
-                    continue
-                if check is not None and (reason := check(job)) is not None:
-                    out.append(NotMail(reason))
-                    continue
+            job = read_job(job)
+            if isinstance(job, (ReadFailure, NotMail)):
+                out.append(job)
+                continue
             out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, dog))
     return out
+
+
+def read_job(job) -> bytes | ReadFailure | NotMail:
+    """A job's mail bytes: the bytes themselves, or a :class:`LocalFile` read (and checked) here."""
+    if not isinstance(job, LocalFile):
+        return job
+    try:
+        raw = read_regular_file(job.path)
+    except OSError as exc:
+        return ReadFailure(exc.errno or 0, exc.strerror or str(exc))
+    if job.check is not None and (reason := job.check(raw)) is not None:
+        return NotMail(reason)
+    return raw
 
 
 STREAM_CHUNK = 1 << 20

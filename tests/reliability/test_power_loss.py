@@ -127,8 +127,10 @@ def test_a9_power_loss_keeps_what_the_catalog_references(tmp_path, clean, point)
     mailarchive(home, "init", "--key-backup", str(tmp_path / "kb.txt"))
     medium = home / "medium-1"
     snap = tmp_path / "snap"
+    # the recorder watches one process: the pack tasks run inline in it (MAILARCHIVE_WORKERS=0), with the
+    # same writes and fsyncs as in worker processes (docs/architecture.md)
     env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "MAILARCHIVE_PACK_TARGET": "4000",
-           "MAILARCHIVE_FAULT": point}
+           "MAILARCHIVE_FAULT": point, "MAILARCHIVE_WORKERS": "0"}
     p = subprocess.run(
         [sys.executable, "-c", RECORDER, str(medium), str(snap), "--archive", str(home),
          "import", "eml", str(REPO / "sample_data" / "eml")],

@@ -144,6 +144,10 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.cli.commands.media_gc", "_AGE"): ("fullmatch", [*_runs("1", "1."), _tail("1.", "1"), _tail("1", ".1")]),
     ("verify.sampling", "_SPEC"): ("match", [*_runs("1", " ", "1 ", "0."), _tail("1", " "), _tail("1 /", " "),
                                              _tail("0.", "1"), _tail("1.", "1", "%x")]),
+    # ---- the --executor value
+    ("toolkit.executors", "_CLUSTER"): ("match", [_tail("local-cluster:", "1"), *_runs("local-cluster:")]),
+    ("toolkit.executors", "_DASK"): ("match", [_tail("dask://", "a"), _tail("dask://[", ":"), _tail("dask://a:", "1"),
+                                              *_runs("dask://", ":")]),
     # ---- high-water marks on the media
     ("toolkit.marks", "PACK_MARK_RE"): ("match", [_tail("marks/pack-", "0"), *_runs("marks/pack-")]),
     ("toolkit.marks", "BATCH_MARK_RE"): ("match", [_tail("marks/batch-", "0"), *_runs("marks/batch-")]),

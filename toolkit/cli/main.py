@@ -22,6 +22,7 @@ class Context:
         self.ui = ui
         self.lock_wait = lock_wait
         self.dry_run = False  # set by an import command's --dry-run
+        self.executor = None  # set by --executor (toolkit/cli/executor_option.py); None: local processes
 
     def open(self, writer: bool = False):
         from ..archive import Archive

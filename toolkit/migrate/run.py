@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..catalog import directory
+from ..executors import DaskExecutor, ExecutorSpec
 from ..reporter import Reporter
 from .plan import Plan
 from .report import Outcome, owner_warnings
@@ -19,14 +20,23 @@ def run_plan(archive, plan: Plan, passwords: dict[int, str], server: ServerOptio
     handlers that call ``migration.request_stop()``; it returns the function that removes them."""
     jobs = [(Outcome(line), make_importer(line, passwords.get(line.number), server, smb_password))
             for line in plan.lines]
-    migration = Migration(archive, jobs, reporter=reporter, parallel=parallel, per_server=per_server,
-                          retry_wait=retry_wait, ingest_options=ingest_options)
-    undo = on_start(migration) if on_start is not None else None
+    options = dict(ingest_options or {})
+    spec = options.get("executor")
+    shared = None
+    if isinstance(spec, ExecutorSpec) and spec.distributed:  # one Dask client (or cluster) for every source
+        shared = options["executor"] = DaskExecutor(spec)
     try:
-        report = migration.run()
+        migration = Migration(archive, jobs, reporter=reporter, parallel=parallel, per_server=per_server,
+                              retry_wait=retry_wait, ingest_options=options)
+        undo = on_start(migration) if on_start is not None else None
+        try:
+            report = migration.run()
+        finally:
+            if undo is not None:
+                undo()
     finally:
-        if undo is not None:
-            undo()
+        if shared is not None:
+            shared.shutdown(wait=False, cancel_futures=True)
     report.plan = str(plan.path)
     with archive.catalog.reading() as con:
         report.warnings += owner_warnings(report.outcomes, directory.user_names(con))

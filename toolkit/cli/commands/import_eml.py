@@ -14,6 +14,7 @@ from ...errors import ExitCode
 from ...ingest import CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
 from ..main import Context, cli, command, pass_ctx, subgroup
 from ..output import human_bytes
+from ..executor_option import executor_option
 from ..passwords import read_secret
 from ..problems import problem_lines
 
@@ -88,7 +89,8 @@ def run_imports(ctx, importers) -> int:
     summaries = []
     with ctx.open(writer=True) as archive:
         for importer in importers:
-            ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit(), **ingest_tuning())
+            ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit(), executor=ctx.executor,
+                         **ingest_tuning())
             previous = {}
 
             def stop(signum, frame, ing=ing):
@@ -156,6 +158,7 @@ def _smb_password(sources, password_file):
 @command(import_group, "eml")
 @click.argument("sources", nargs=-1, required=True)
 @dry_run_option
+@executor_option
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD).")
 @click.option("--force-raw", is_flag=True, help="Archive files that do not look like mail too (no header block: a picture, a program); flagged with their defects, kept forever.")
 @click.pass_context

@@ -10,6 +10,7 @@ from importers.share import ShareImporter
 
 from .import_eml import _smb_password, dry_run_option, import_group, run_imports
 from .import_mbox import mbox_limits
+from ..executor_option import executor_option
 from ..main import command
 
 _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PASSWORD)."
@@ -17,6 +18,7 @@ _PASSWORD_HELP = "SMB password file for smb:// sources (else $MAILARCHIVE_SMB_PA
 
 @command(import_group, "maildir")
 @dry_run_option
+@executor_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
 @click.pass_context
@@ -39,6 +41,7 @@ def maildir_cmd(click_ctx, sources, password_file):
 
 @command(import_group, "share")
 @dry_run_option
+@executor_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_PASSWORD_HELP)
 @mbox_limits

@@ -9,6 +9,7 @@ import click
 from importers.mbox import MAX_MESSAGE, MAX_RATIO, MAX_RATIO_AFTER, VARIANTS, MboxImporter
 
 from .import_eml import _smb_password, dry_run_option, import_group, run_imports
+from ..executor_option import executor_option
 from ..main import command
 
 
@@ -48,6 +49,7 @@ def mbox_limits(f):
 
 @command(import_group, "mbox")
 @dry_run_option
+@executor_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--variant", type=click.Choice(VARIANTS), default="auto", show_default=True,
               help="How the mbox quotes body lines that start with 'From ': only mboxrd is unquoted.")

@@ -10,6 +10,7 @@ import click
 from ...errors import ExitCode, UsageError
 from ...migrate.plan import PROMPT, SERVER_KINDS, Plan, load_plan
 from ...migrate.sources import ServerOptions
+from ..executor_option import executor_option
 from ..main import cli, command, subgroup
 from ..output import human_bytes
 from .import_eml import ingest_tuning, parse_limit
@@ -82,6 +83,7 @@ def check_cmd(click_ctx, plan_file, ca_file, insecure, allow_plaintext, retries,
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the summary as JSON to this file.")
 @click.option("--html-report", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Write the summary as a self-contained HTML page to this file.")
 @server_options
+@executor_option
 @click.pass_context
 def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file, html_report, ca_file, insecure,
             allow_plaintext, retries, timeout):
@@ -105,11 +107,12 @@ def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file,
         raise UsageError(f"the plan has {len(problems)} problem(s); nothing was run (migrate check lists "
                          f"reachability and logins too):\n" + _problem_text(plan_file, problems))
     server = ServerOptions(ca_file, insecure, allow_plaintext, timeout, retries)
-    # every source's Ingest gets these settings; an --executor option (Dask) adds its executor here
+    # every source's Ingest gets these settings; a Dask executor is opened once for the whole plan
     with ctx.open(writer=True) as archive:
         result = run_plan(archive, plan, passwords, server, reporter=ctx.ui.reporter(), parallel=parallel,
                           per_server=per_server, retry_wait=retry_wait,
-                          ingest_options={"parse_limit": parse_limit(), **ingest_tuning()}, on_start=_on_signals)
+                          ingest_options={"parse_limit": parse_limit(), **ingest_tuning(),
+                                          "executor": ctx.executor}, on_start=_on_signals)
     if report_file is not None:
         write_json(result, report_file)
     if html_report is not None:
