@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from toolkit import marks
 from toolkit.archive import Archive
 from toolkit.catalog import events, ingest_rows, purge_rows, rebuild_rows
-from toolkit.errors import MailArchiveError, MediumError, NextStep
+from toolkit.errors import MailArchiveError
 from toolkit.pack import pack_id_from_name
 
 from . import pack_rows
+from .registry import media_in_service
 
 #: The media looked at when none is named: those quick verify lists (Q03).
-LIVE_STATES = ("active", "standby", "deactivated")
 EVENT_KIND = "pack-adopted"
 
 
@@ -69,12 +69,7 @@ class _Seen:
 
 
 def _media(archive: Archive, medium_id: int | None) -> list[int]:
-    if medium_id is None:
-        return sorted(m.id for m in archive.config.media if m.state in LIVE_STATES)
-    m = archive.config.medium(medium_id)
-    if m is None or m.state == "removed":
-        raise MediumError(f"there is no medium {medium_id} to adopt packs from", next_step=NextStep.LIST_MEDIA)
-    return [medium_id]
+    return media_in_service(archive, medium_id, "to adopt packs from")
 
 
 def adopt_packs(archive: Archive, *, medium_id: int | None = None, dry_run: bool = False) -> AdoptResult:

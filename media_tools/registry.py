@@ -118,3 +118,18 @@ def remove(archive: Archive, medium_id: int) -> MediumEntry:
     archive.sync_media_table()
     _log(archive, "medium-removed", {"medium": medium_id, "location": m.location})
     return m
+
+
+#: Media whose files a housekeeping pass (adopt, temp-file collection) looks at: every one not removed.
+IN_SERVICE_STATES = ("active", "standby", "deactivated")
+
+
+def media_in_service(archive: Archive, medium_id: int | None, purpose: str) -> list[int]:
+    """The ids of the media in service, or ``[medium_id]`` when one is named (a removed or unknown one is an
+    error naming ``purpose``, e.g. "to clean")."""
+    if medium_id is None:
+        return sorted(m.id for m in archive.config.media if m.state in IN_SERVICE_STATES)
+    m = archive.config.medium(medium_id)
+    if m is None or m.state == "removed":
+        raise MediumError(f"there is no medium {medium_id} {purpose}", next_step=NextStep.LIST_MEDIA)
+    return [medium_id]

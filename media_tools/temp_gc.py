@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 
 from toolkit.archive import Archive
 from toolkit.catalog import media_rows
-from toolkit.errors import MailArchiveError, MediumError, NextStep, ObjectMissingError, StorageError
+from toolkit.errors import MailArchiveError, ObjectMissingError, StorageError
 from toolkit.shared_lock import PROBE_PREFIX
 from toolkit.storage import Storage
 from toolkit.storage.base import TMP_SUFFIX
+
+from .registry import media_in_service
 
 #: The temporary names of the storage writers (``toolkit/storage/local.py``, ``smb.py``).
 TEMP_NAME_RE = re.compile(r"^(?P<final>.+)\.[0-9a-f]{12}" + re.escape(TMP_SUFFIX) + r"$")
 
 #: The media looked at when none is named: the ones in service.
-DEFAULT_STATES = ("active", "standby", "deactivated")
 
 
 @dataclass
@@ -75,12 +76,7 @@ def medium_now(storage: Storage) -> float:
 
 
 def _media(archive: Archive, medium_id: int | None) -> list[int]:
-    if medium_id is None:
-        return sorted(m.id for m in archive.config.media if m.state in DEFAULT_STATES)
-    m = archive.config.medium(medium_id)
-    if m is None or m.state == "removed":
-        raise MediumError(f"there is no medium {medium_id} to clean", next_step=NextStep.LIST_MEDIA)
-    return [medium_id]
+    return media_in_service(archive, medium_id, "to clean")
 
 
 def collect_temp_files(archive: Archive, older_than: float, *, medium_id: int | None = None,
