@@ -56,6 +56,9 @@ __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CON
 CHUNK = 4096                   # mails a task (one pack) holds at most
 CHUNK_BYTES = 64 * 1024 * 1024  # bounds memory: (workers + 1) tasks in flight, each at most one pack of mail
 FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline) is at most this
+#: A chunk of mail the source handed over as bytes is smaller: the driver holds it (and the pipe a pickled
+#: copy) until its task is back, (workers + 1) chunks at once (docs/reliability.md K1, K3).
+RAW_CHUNK_BYTES = 16 * 1024 * 1024
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -674,12 +677,16 @@ def _chunks(opener) -> Iterator[bytes]:
 
 
 def _take(it: Iterator, n: int, max_bytes: int) -> list:
+    """The next chunk: at most ``n`` items and ``max_bytes`` of mail, and at most RAW_CHUNK_BYTES of mail
+    the source handed over as bytes (IMAP, POP3, mbox: the driver holds those until their task is back)."""
     out = []
-    size = 0
+    size = raw = 0
     for item in it:
         out.append(item)
-        size += item.length if isinstance(item, SourceMail) else 0
-        if len(out) >= n or size >= max_bytes:
+        if isinstance(item, SourceMail):
+            size += item.length
+            raw += item.length if item.raw is not None else 0
+        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES:
             break
     return out
 
