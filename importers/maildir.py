@@ -161,22 +161,18 @@ def _name_time(name: bytes) -> float | None:
 _EARLIEST = 631152000.0  # 1990-01-01
 
 
-def internal_date(entry: FileEntry) -> dt.datetime | None:
-    """Delivery time from the name's time stamp prefix, else the file's mtime (see the module docstring)."""
-    ts = _name_time(entry.rel.rpartition(b"/")[2]) or (entry.mtime if entry.mtime > 0 else None)
+def internal_date(entry: FileEntry) -> tuple[dt.datetime | None, str | None]:
+    """(delivery time, where it came from): the name's time stamp prefix ("maildir-name-time"), else the
+    file's mtime ("file-time"), else (None, None) (see the module docstring)."""
+    ts, source = _name_time(entry.rel.rpartition(b"/")[2]), "maildir-name-time"
     if not ts:
-        return None
+        ts, source = (entry.mtime, "file-time") if entry.mtime > 0 else (None, None)
+    if not ts:
+        return None, None
     try:
-        return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc), source
     except (OverflowError, OSError, ValueError):
-        return None
-
-
-def internal_date_source(entry: FileEntry) -> str | None:
-    """What :func:`internal_date` read: the name's time stamp, the file's mtime, or nothing."""
-    if _name_time(entry.rel.rpartition(b"/")[2]):
-        return "maildir-name-time"
-    return "file-time" if entry.mtime > 0 else None
+        return None, None
 
 
 def _vanished(exc: BaseException) -> bool:
@@ -232,13 +228,14 @@ class MaildirImporter(TreeSource):
             return SourceSkip(ref, "hidden name in cur/ or new/ (Maildir readers ignore names starting with '.')", cur)
         if entry.size == 0:
             return SourceSkip(ref, "empty file (0 bytes): not a message", cur)
+        when, when_from = internal_date(entry)
         mail = SourceMail(
             raw=None,
             ref=ref,
             folder=folder_name(folder_dir or b""),
             flags=flag_field(parse_flags(_text(name))),
-            internal_date=internal_date(entry),
-            date_source=internal_date_source(entry),
+            internal_date=when,
+            date_source=when_from,
             cursor=cur,
         )
         if local_root is not None:
