@@ -58,7 +58,7 @@ class Prepared:
 
 
 class LocalFile(NamedTuple):
-    """A job for :func:`prepare_chunk`: read this local file first (in the worker). ``check``: a
+    """A job for :func:`toolkit.pack_tasks.build_pack`: read this local file first (in the worker). ``check``: a
     module-level function of the bytes that returns why they are not mail (or None), run there too."""
 
     path: bytes
@@ -66,13 +66,13 @@ class LocalFile(NamedTuple):
 
 
 class NotMail(NamedTuple):
-    """What :func:`prepare_chunk` returns for a LocalFile whose ``check`` found no mail in it."""
+    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it."""
 
     reason: str
 
 
 class ReadFailure(NamedTuple):
-    """What :func:`prepare_chunk` returns for a LocalFile it could not read."""
+    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile it could not read."""
 
     errno: int
     message: str
@@ -213,22 +213,6 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
         p.record, p.csize = seal_record(pack_key, archive_uuid, blob, data, check=False)
         p.sealed_for = pack_id
     return p
-
-
-def prepare_chunk(jobs: list, pack_key: bytes | None, archive_uuid: uuidlib.UUID,
-                  pack_id: bytes | None, limit: float | None = DEFAULT_PARSE_LIMIT,
-                  cancel: Callable[[], bool] | None = None) -> list[Prepared | ReadFailure | NotMail]:
-    """:func:`prepare` for each job: mail bytes, or a :class:`LocalFile` read here first (and checked, when
-    its importer asks, that it is mail at all)."""
-    out: list[Prepared | ReadFailure | NotMail] = []
-    with Watchdog.install(cancel) as dog:  # one handler for the chunk; each mail arms the timer
-        for job in jobs:
-            job = read_job(job)
-            if isinstance(job, (ReadFailure, NotMail)):
-                out.append(job)
-                continue
-            out.append(prepare(job, pack_key, archive_uuid, pack_id, limit, dog))
-    return out
 
 
 def read_job(job) -> bytes | ReadFailure | NotMail:
