@@ -100,11 +100,15 @@ class Watchdog:
     def __init__(self, cancel: Callable[[], bool] | None):
         self.cancel = cancel
         self.end: float | None = None
+        #: the limit passed while armed (set before raising: the ParseTimeout may land in a frame that
+        #: swallows it, a gc or weakref callback, and the work then goes on; :meth:`disarm` tells)
+        self.fired = False
 
     def _on_alarm(self, signum, frame) -> None:
         if self.cancel is not None and self.cancel():
             raise Cancelled()
         if self.end is not None and time.monotonic() >= self.end:
+            self.fired = True
             raise ParseTimeout()
 
     @classmethod
@@ -129,22 +133,30 @@ class Watchdog:
                 return
             limit = 1e9
         self.end = time.monotonic() + limit
+        self.fired = False
         if self.cancel is not None:
             signal.setitimer(signal.ITIMER_REAL, min(limit, _TICK), _TICK)
         else:  # repeats in case the first one lands where it is not raised (it is a BaseException)
             signal.setitimer(signal.ITIMER_REAL, limit, 0.05)
 
-    def disarm(self) -> None:
+    def disarm(self) -> bool:
+        """Stop timing; True when the limit passed meanwhile (even if its ParseTimeout was swallowed)."""
         self.end = None  # first: an alarm already on its way then raises nothing
         signal.setitimer(signal.ITIMER_REAL, 0)
+        fired, self.fired = self.fired, False
+        return fired
 
     @contextmanager
     def armed(self, limit: float | None) -> Iterator[None]:
+        """Run the block under ``limit``; a block that ran past it ends in ParseTimeout, also when the
+        alarm's exception was swallowed on the way (its result came too late and is not used)."""
         self.arm(limit)
         try:
             yield
         finally:
-            self.disarm()
+            late = self.disarm()
+        if late:
+            raise ParseTimeout()
 
 
 @contextmanager
@@ -199,8 +211,9 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
             data, envelope, defects, split = unwrap_split(raw)
             meta = scan(data, split=split)
         finally:
-            if dog is not None:
-                dog.disarm()
+            late = dog.disarm() if dog is not None else False
+        if late:  # past the limit, its ParseTimeout swallowed on the way: the same as a timeout
+            raise ParseTimeout()
     except ParseTimeout:  # archived as it came, with what a bounded line scan reads
         if dog is not None:
             dog.disarm()  # again: the alarm may have come before the disarm above
