@@ -646,10 +646,8 @@ class Ingest:
             self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
         reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
                             self.archive.uuid)
-        moved = {}
-        for blob in sorted(self._task_refs, key=lambda b: self._task_entries[b].offset):
-            entry = self._task_entries[blob]
-            moved[blob] = self._writer.add_stream(entry.blob_id, entry.size, reader.stream(entry))
+        taken = self._writer.take_from(reader, [self._task_entries[blob] for blob in self._task_refs])
+        moved = {blob.hex(): entry for blob, entry in taken.items()}
         messages, old, new = self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex()
         for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
             if pack == old:

@@ -577,6 +577,33 @@ class PackWriter:
         emit(pending, True)
         return self._remember(IndexEntry(bytes(blob_id), offset, self._pos - offset, size, csize))
 
+    def take_from(self, reader: "PackReader", entries: Iterable[IndexEntry]) -> dict[bytes, IndexEntry]:
+        """Copy records of another pack of this archive into this one: blob id -> new entry.
+
+        Each segment is authenticated under the source pack's key and sealed again under this pack's
+        (its compressed bytes unchanged, so no decompression, no new compression: a move costs two AES-GCM
+        passes). The mail's SHA-256 is not recomputed: the source record was authenticated, and its AAD
+        binds blob id and size. Records are read in the order of their offsets, in one open file.
+        """
+        moved: dict[bytes, IndexEntry] = {}
+        with reader.storage.open_read(reader.name) as f:
+            aes = AESGCM(reader._key)
+            for entry in sorted(entries, key=lambda e: e.offset):
+                self._check_open(entry.blob_id)
+                offset = self._pos
+                try:  # a failure part-way leaves dead bytes no entry points to; the caller drops this pack
+                    _check_claims(entry.size, entry.csize, entry.length)
+                    f.seek(entry.offset)
+                    n = segment_count(entry.csize)
+                    for i, plain in enumerate(_open_segments(aes, self.archive_uuid, entry, lambda k: _read_full(f, k), n)):
+                        aad = _record_aad(self.archive_uuid, entry.blob_id, entry.size, i, i == n - 1)
+                        self._write(_seal_segment(self._aes, self._nonces, aad, plain))
+                except _Fail as fail:
+                    raise reader._error(entry, fail) from None
+                moved[entry.blob_id] = self._remember(
+                    IndexEntry(bytes(entry.blob_id), offset, self._pos - offset, entry.size, entry.csize))
+        return moved
+
     def seal(self) -> PackInfo:
         """Write footer and trailer, then publish create-only (ObjectExistsError if the name is taken)."""
         if self._closed:

@@ -569,3 +569,35 @@ def test_verify_all_reports_the_one_bad_record_in_one_pass(tmp_path):
     assert isinstance(errors[1], RecordAuthError) and "record 1" in str(errors[1])
     assert reader.file_blake3 == blake3.blake3(file_of(storage, info.name).read_bytes()).digest()
     assert isinstance(errors[1], IntegrityError)
+
+
+def test_take_from_reseals_records_under_the_new_pack(storage, big):
+    """A moved record is sealed again under the target pack's key: it reads back there, byte for byte, and
+    the copy is no longer the source's ciphertext (a raw copy would fail authentication in the new pack)."""
+    mails = [os.urandom(3000), b"Subject: x\r\n\r\n" + b"text " * 4000, big]
+    src = build(storage, mails)
+    reader = PackReader(storage, src.name, KEY, UUID1)
+    w = PackWriter(storage, KEY, UUID1)
+    w.add(sha(b"already here"), b"already here")
+    moved = w.take_from(reader, [src.entries[2], src.entries[0]])   # any order in; offset order out
+    info = w.seal()
+    assert [moved[sha(m)].size for m in (mails[0], big)] == [len(mails[0]), len(big)]
+    assert moved[sha(mails[0])].offset < moved[sha(big)].offset
+    target = PackReader(storage, info.name, KEY, UUID1)
+    assert target.index() == info.entries and len(info.entries) == 3
+    assert target.read(moved[sha(mails[0])]) == mails[0]
+    assert target.read(moved[sha(big)]) == big
+    old_raw = file_of(storage, src.name).read_bytes()
+    new_raw = file_of(storage, info.name).read_bytes()
+    e_old, e_new = src.entries[0], moved[sha(mails[0])]
+    assert old_raw[e_old.offset: e_old.offset + e_old.length] != new_raw[e_new.offset: e_new.offset + e_new.length]
+
+
+def test_take_from_refuses_a_damaged_source_record(storage):
+    src = build(storage, [os.urandom(5000)])
+    (entry,) = src.entries
+    flip(file_of(storage, src.name), entry.offset + 40)
+    w = PackWriter(storage, KEY, UUID1)
+    with pytest.raises(RecordAuthError):
+        w.take_from(PackReader(storage, src.name, KEY, UUID1), [entry])
+    w.abort()
