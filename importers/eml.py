@@ -15,7 +15,8 @@ an archive keeps what it stores forever. ``force_raw`` (``--force-raw``)
 archives every non-empty file anyway, flagged with its defects. For a local
 file the check (``not_mail``) travels with the SourceMail as its
 ``content_check`` and runs where the pipeline reads the file (in a worker),
-so the scan reads nothing twice; SMB files are checked on the bytes read, and
+so the scan reads nothing twice; the From_ line is looked for there too (``cut_envelope``, the
+item's ``envelope_cut``). SMB files are checked on the bytes read, and
 files above LARGE_MAIL on their first 64 KiB before they are streamed.
 
 A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
@@ -33,6 +34,7 @@ import tempfile
 from typing import Iterator
 
 from toolkit.errors import StorageError
+from toolkit.prepare import Trimmed
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
@@ -113,6 +115,22 @@ def _skip_opener(opener, n: int):
     return open_after
 
 
+def _envelope_note(head: bytes, cut: int) -> dict:
+    return {"flags": (FROM_LINE_REMOVED,), "internal_date": from_line_date(head[head.index(b"From "):cut]),
+            "date_source": "from-line"}
+
+
+def cut_envelope(raw: bytes) -> Trimmed | None:
+    """A whole file's bytes without a leading From_ line (and what to note on its item), or None when it
+    has none. Module-level: the pipeline runs it where it reads a local file (in a worker), so the scan
+    does not open every file to look for the line (``SourceMail.envelope_cut``)."""
+    head = raw[:HEAD]
+    cut = envelope_length(head, len(head) >= len(raw))
+    if not cut:
+        return None
+    return Trimmed(raw[cut:], cut, _envelope_note(head, cut))
+
+
 def without_envelope(item: SourceItem, read) -> SourceItem:
     """``item`` with a leading From_ line removed (see the module docstring); ``read()`` gives the whole file."""
     if not isinstance(item, SourceMail):
@@ -121,8 +139,7 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
     cut = envelope_length(head, len(head) >= item.length)
     if not cut:
         return item
-    note = {"flags": (FROM_LINE_REMOVED,), "internal_date": from_line_date(head[head.index(b"From "):cut]),
-            "date_source": "from-line"}
+    note = _envelope_note(head, cut)
     if item.raw is None and item.path is None:
         return dataclasses.replace(item, size=item.size - cut, opener=_skip_opener(item.opener, cut), **note)
     try:
@@ -249,7 +266,10 @@ class EmlImporter(TreeSource):
                 continue
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
-            yield without_envelope(item, lambda: read_local(root, entry, single))
+            if isinstance(item, SourceMail) and item.path is not None:
+                yield dataclasses.replace(item, envelope_cut=cut_envelope)  # looked for where it is read
+            else:
+                yield without_envelope(item, lambda: read_local(root, entry, single))
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         storage = open_source_storage(self.location, self._smb_password)

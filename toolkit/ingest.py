@@ -20,6 +20,7 @@ catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`)
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import multiprocessing
 import os
@@ -368,7 +369,7 @@ class Ingest:
     def _submit(self, chunk: list):
         """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
         driver's own pack takes if a streamed mail needs one)."""
-        jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
+        jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check, it.envelope_cut)
                 for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
         medium_id = self.archive.active_medium_id()
         task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
@@ -412,6 +413,9 @@ class Ingest:
                     elif isinstance(p, NotMail):  # its content_check found no mail: listed, never archived
                         self._not_a_mail(SourceSkip(item.ref, p.reason, item.cursor))
                     else:
+                        if p.source_note is not None:  # a From_ line the worker removed (importers/eml.py)
+                            item = dataclasses.replace(item, size=item.size - p.source_note.removed,
+                                                       **p.source_note.note)
                         mails.append((item, p))
                 else:
                     try:

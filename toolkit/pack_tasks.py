@@ -28,7 +28,7 @@ import pyarrow as pa
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
 from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
-from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Watchdog, prepare, read_job
+from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Trimmed, Watchdog, prepare, read_job
 from .storage import Storage
 from .storage.location import open_storage
 
@@ -110,7 +110,12 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 if isinstance(raw, (ReadFailure, NotMail)):
                     out.append(raw)
                     continue
+                trimmed = raw if isinstance(raw, Trimmed) else None
+                if trimmed is not None:
+                    raw = trimmed.raw
                 p = prepare(raw, None, seal.archive_uuid, None, task.parse_limit, dog)
+                if trimmed is not None:
+                    p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
                     data = p.data if p.data is not None else raw
                     record, csize = seal_record(key, seal.archive_uuid, bytes.fromhex(p.blob_id), data, check=False)

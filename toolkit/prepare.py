@@ -55,6 +55,8 @@ class Prepared:
     sealed_for: bytes | None = None           # pack id the record was sealed for
     streamed: bool = False                    # a large mail: never in memory whole, stored with add_stream
     size: int = 0                             # bytes archived (of ``data``, or of the source item's bytes)
+    #: what a LocalFile's ``cut`` removed and noted (:class:`Trimmed`): the driver puts it on the source item
+    source_note: "Trimmed | None" = None
 
 
 class LocalFile(NamedTuple):
@@ -63,6 +65,18 @@ class LocalFile(NamedTuple):
 
     path: bytes
     check: Callable[[bytes], str | None] | None = None
+    #: a module-level function of the bytes read that removes what is not the message (a leading From_
+    #: line: importers/eml.py) and says so (a :class:`Trimmed`), or returns None when nothing is removed
+    cut: "Callable[[bytes], Trimmed | None] | None" = None
+
+
+class Trimmed(NamedTuple):
+    """What a LocalFile's ``cut`` removed: the message's bytes, how many bytes came before them, and the
+    source item's fields that record it (flags, internal_date, date_source)."""
+
+    raw: bytes
+    removed: int
+    note: dict
 
 
 class NotMail(NamedTuple):
@@ -228,14 +242,19 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
     return p
 
 
-def read_job(job) -> bytes | ReadFailure | NotMail:
-    """A job's mail bytes: the bytes themselves, or a :class:`LocalFile` read (and checked) here."""
+def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:
+    """A job's mail bytes: the bytes themselves, or a :class:`LocalFile` read (cut and checked) here.
+
+    A file its ``cut`` trims comes back as :class:`Trimmed`; the content check is then not run (the
+    From_ line and the header block after it are what made it a mail: importers/eml.py)."""
     if not isinstance(job, LocalFile):
         return job
     try:
         raw = read_regular_file(job.path)
     except OSError as exc:
         return ReadFailure(exc.errno or 0, exc.strerror or str(exc))
+    if job.cut is not None and (trimmed := job.cut(raw)) is not None:
+        return trimmed
     if job.check is not None and (reason := job.check(raw)) is not None:
         return NotMail(reason)
     return raw

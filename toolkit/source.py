@@ -42,6 +42,9 @@ class SourceMail:
     #: with ``path``: a module-level function of the bytes read that says why they are not mail (or None);
     #: the pipeline runs it where it reads the file (in a worker) and lists such a file as skipped
     content_check: Callable[[bytes], str | None] | None = None
+    #: with ``path``: a module-level function that removes a leading From_ line from the bytes read
+    #: (``toolkit.prepare.LocalFile.cut``); the pipeline runs it in the worker and puts its note here
+    envelope_cut: Callable | None = None
     #: how this mail arrived when it differs from the importer's ``via`` (a mail converted from an
     #: Outlook file inside ``import share`` names its converter: ``msg:mapi2mime/1``)
     via: str | None = None

@@ -173,6 +173,11 @@ def test_import_eml_removes_the_from_line_and_never_splits(tmp_path):
     assert texts == sorted([_mail(1) + inner, _mail(2), _mail(3, b"\r\n")])
     flags = {r["source_ref"]: r["flags"] for r in rows}
     assert flags == {"old-mta.eml": FROM_LINE_REMOVED, "plain.eml": None, "crlf.eml": FROM_LINE_REMOVED}
+    # the From_ line's date is the internal date, also when the line is removed in a worker (LocalFile.cut)
+    dates = json.loads(mailarchive(tmp_path / "home-eml", "sql", "SELECT source_ref, internal_date FROM sightings",
+                                   "--format", "json").stdout)
+    dated = {r["source_ref"]: r["internal_date"] for r in dates}
+    assert dated["old-mta.eml"] is not None and dated["crlf.eml"] is not None and dated["plain.eml"] is None, dated
 
 
 def test_import_eml_streams_a_large_file_without_its_from_line(tmp_path):
