@@ -14,6 +14,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .process_guard import forbid_core_dumps
 
 _CLUSTER = re.compile(r"local-cluster:(\d+)\Z")
 _DASK = re.compile(r"dask://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d+)\Z")
@@ -67,6 +68,9 @@ class DaskExecutor(Executor):
             self.client = Client(self.cluster)
         else:
             self.client = Client(spec.address, timeout=30)
+        # the archive key reaches the workers with the tasks: no core file may hold it (docs/reliability.md
+        # G7); a worker that joins later guards itself in its first task (toolkit.ingest._pack_in_worker)
+        self.client.run(forbid_core_dumps)
         self._inner = self.client.get_executor(pure=False)
 
     @property
@@ -87,6 +91,18 @@ class DaskExecutor(Executor):
             self.client.close()
             if self.cluster is not None:
                 self.cluster.close()
+
+
+def worker_dump_guards(client) -> dict[str, tuple[int, int]]:
+    """Per worker address: (RLIMIT_CORE hard limit, PR_GET_DUMPABLE); (0, 0) when core dumps are off."""
+    return client.run(_dump_guard)
+
+
+def _dump_guard() -> tuple[int, int]:
+    import ctypes
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_CORE)[1], ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
 
 
 def _pid() -> int:

@@ -138,10 +138,16 @@ def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult
     """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
     worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
     the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
+    global _GUARDED
+    if not _GUARDED:  # a Dask worker is not started by us: it gets the guard with its first task (G7)
+        _GUARDED = forbid_core_dumps() or True
     if slow_point:
         faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
     return build_pack(task)
+
+
+_GUARDED = False
 
 
 class Ingest:

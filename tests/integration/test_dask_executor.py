@@ -204,3 +204,16 @@ def test_migrate_run_on_a_local_cluster_gives_the_blob_set_of_a_local_run(tmp_pa
         assert len(got[name][0]) == r["archived"]
         _assert_media_match_catalog(home)
     assert got["dask"] == got["local"]
+
+
+def test_dask_workers_get_no_core_dumps():
+    """G7 on Dask: the workers receive the archive key with their tasks, so the executor switches core
+    dumps off in every worker (RLIMIT_CORE 0 and not dumpable), as the local pool's initializer does."""
+    from toolkit.executors import DaskExecutor, parse_executor, worker_dump_guards
+
+    executor = DaskExecutor(parse_executor("local-cluster:2"))
+    try:
+        guards = worker_dump_guards(executor.client)
+        assert len(guards) == 2 and set(guards.values()) == {(0, 0)}, guards
+    finally:
+        executor.shutdown()
