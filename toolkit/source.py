@@ -72,10 +72,17 @@ def read_regular_file(path: bytes) -> bytes:
     followed or read (docs/reliability.md N1): OSError "no longer a regular file"."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(0, "no longer a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read()
+        # one read of the size the scan saw (+1 to see a file that grew); a short read goes on to EOF
+        data = os.read(fd, min(st.st_size, 1 << 30) + 1)
+        if len(data) <= st.st_size and data:
+            parts = [data]
+            while chunk := os.read(fd, 1 << 20):
+                parts.append(chunk)
+            data = b"".join(parts) if len(parts) > 1 else data
+        return data
     finally:
         os.close(fd)
 
