@@ -14,7 +14,7 @@ Q01 media reachable and correctly labelled
 Q02 every pack in the catalog present on its medium with its size
 Q03 unknown packs on media (warning: adoptable, e.g. left by a crash — never deleted)
 Q04 every message in a pack the catalog knows, inside its recorded size
-Q05 dedup keys and blob ids unique among messages
+Q05 message ids, dedup keys and blob ids unique among messages
 Q06 media ID rules (one active medium, IDs below the high-water mark, packs only on live media)
 Q07 timestamp coverage (messages unbatched longer than the policy, pending batches)
 Q08 catalog backups present, recent and on their medium
@@ -204,8 +204,8 @@ def _messages_in_packs(con, report: Report) -> None:
 
 
 def _unique_keys(con, report: Report) -> None:
-    c = report.check("Q05", "Dedup keys and blob ids unique among messages")
-    for col in ("dedup_key", "blob_id"):
+    c = report.check("Q05", "Message ids, dedup keys and blob ids unique among messages")
+    for col in ("msg_id", "dedup_key", "blob_id"):  # msg_id: no index enforces it (catalog migration 0172)
         rows = con.execute(
             f"SELECT {col}, list(msg_id ORDER BY msg_id) FROM messages GROUP BY {col} HAVING count(*) > 1 ORDER BY 1"
         ).fetchall()
