@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import threading
@@ -41,11 +42,11 @@ from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
-from .ingest_writer import IngestWriter
+from .ingest_writer import IngestWriter, PendingRows
 from .errors import StorageError
 from .known_keys import KnownKeys
-from .pack import PACK_TARGET_SIZE, PackReader, PackWriter, pack_name
-from .pack_tasks import MediumAccess, PackResult, PackTask, Sealing, build_pack
+from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
+from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_streamed)
 from .reporter import NullReporter, Reporter
@@ -60,6 +61,7 @@ FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline
 #: A chunk of mail the source handed over as bytes is smaller: the driver holds it (and the pipe a pickled
 #: copy) until its task is back, (workers + 1) chunks at once (docs/reliability.md K1, K3).
 RAW_CHUNK_BYTES = 16 * 1024 * 1024
+_NO_ROWS = ROW_SCHEMA.empty_table()
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -89,8 +91,21 @@ def _submit_shielded(executor: Executor, *args) -> Future:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _worker_init(fault_points: dict | None = None, fault_count=None) -> None:
-    """Workers leave signals to the driver, and die with it (a killed import leaves no stray process)."""
+#: In a local worker process: (the driver's queue of two-phase questions, this worker's slot, the queue
+#: its answers come on); see :func:`toolkit.pack_tasks.build_pack` and :meth:`Ingest._await_question`
+_CHANNEL: tuple | None = None
+
+
+def _worker_init(fault_points: dict | None = None, fault_count=None, channel: tuple | None = None) -> None:
+    """Workers leave signals to the driver, and die with it (a killed import leaves no stray process).
+    ``channel`` (questions queue, answer queues, slot counter): the two-phase tasks' way to the driver."""
+    global _CHANNEL
+    if channel is not None:
+        questions, answers, slots = channel
+        with slots.get_lock():
+            slot = slots.value
+            slots.value += 1
+        _CHANNEL = (questions, slot, answers[slot])
     # the test fault points of the driver; a kill point reached here kills the driver too, and its passages
     # are counted with the driver's (toolkit/faults.py)
     faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
@@ -144,7 +159,17 @@ def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult
     if slow_point:
         faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
-    return build_pack(task)
+    return build_pack(task, decide=_ask_driver(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
+
+
+def _ask_driver(pack_id: bytes):
+    """A two-phase task's ``decide``: the question goes to the driver, the answer comes on this worker's queue."""
+    questions, slot, answers = _CHANNEL
+
+    def decide(prepared: list, records: dict) -> set[str]:
+        questions.put((pack_id, slot, prepared, records))
+        return answers.get()
+    return decide
 
 
 _GUARDED = False
@@ -220,6 +245,10 @@ class Ingest:
         self._task_refs: set[str] = set()  # blob ids of the task's pack that new mails reference
         self._stop_deadline: float | None = None
         self._inflight: deque = deque()
+        self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
+        self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
+        self._questions, self._answers = None, []
+        self._counts_before: RunSummary | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
         self.reporter.start("import", None, "mails")
         try:
@@ -252,6 +281,8 @@ class Ingest:
             futures = [f for _c, f, _p in self._inflight if isinstance(f, Future)]
             for f in futures:
                 f.cancel()
+            for answers in self._answers:  # a task waiting for its decisions writes nothing and ends
+                answers.put(set())
             wait_futures(futures, timeout=FAIL_GRACE)
         self._kill_workers()  # never wait for a worker that may be stuck
         if self._writer is not None:
@@ -294,14 +325,22 @@ class Ingest:
             if self._task is not None:  # one transaction per finished pack, before waiting for the next
                 self._commit()
             chunk, fut, pack_id = inflight.popleft()
-            prepared = self._result(fut)
-            if prepared is None:  # stopped, and the workers did not come back in time
-                inflight.appendleft((chunk, fut, pack_id))
-                self._kill_workers()
-                return False
             self._chunk_pack_id = pack_id
-            self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
-            self._apply(chunk, prepared.prepared)
+            task_pack = self._two_phase.pop(fut, None)
+            if task_pack is not None:
+                if not self._apply_two_phase(chunk, fut, task_pack):  # stopped: the workers did not come back
+                    self._discard_pending()
+                    inflight.appendleft((chunk, fut, pack_id))
+                    self._kill_workers()
+                    return False
+            else:
+                prepared = self._result(fut)
+                if prepared is None:  # stopped, and the workers did not come back in time
+                    inflight.appendleft((chunk, fut, pack_id))
+                    self._kill_workers()
+                    return False
+                self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
+                self._apply(chunk, prepared.prepared)
             if self._stop.is_set() and not inflight:
                 return False
 
@@ -318,8 +357,13 @@ class Ingest:
         if self._given is not None:
             self._executor = self._given
             return
+        channel = None
+        if not self.executor_spec.distributed:  # local workers ask before they write (two phases: pack_tasks)
+            ctx = multiprocessing.get_context("spawn")
+            self._questions, self._answers = ctx.Queue(), [ctx.Queue() for _ in range(max(1, self.workers))]
+            channel = (self._questions, self._answers, ctx.Value("i", 0))
         count = None if self.executor_spec.distributed else faults.shared_count(multiprocessing.get_context("spawn"))
-        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE), count))
+        self._executor = open_executor(self.executor_spec, self.workers, _worker_init, (dict(faults.ACTIVE), count, channel))
         if self.on_executor is not None:
             self.on_executor(self._executor)
 
@@ -334,15 +378,77 @@ class Ingest:
                 pass
             except ObjectExistsError as exc:  # the task's pack met a name it did not write (B5, C9)
                 raise self._name_taken(getattr(exc, "pack_name", "?"), getattr(exc, "mails", 0)) from None
-            if self._stop.is_set():
-                if self._stop_deadline is None:
-                    self._stop_deadline = time.monotonic() + STOP_GRACE
-                elif time.monotonic() > self._stop_deadline:
-                    return None
+            if self._stop_waiting():
+                return None
+
+    def _discard_pending(self) -> None:
+        """Forget what was decided for a chunk whose pack will not be written (stopped while it was): its rows,
+        its cursor (the rerun reads the chunk again), the driver's open pack and the counts it added."""
+        if self._counts_before is not None:
+            self._summary.__dict__.update(self._counts_before.__dict__)
+            self._counts_before = None
+        self._rows.rows = PendingRows()
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        self._task, self._task_entries, self._task_refs = None, {}, set()
+        self._decider.reset()
+
+    def _stop_waiting(self) -> bool:
+        """True once a stop was requested and STOP_GRACE has passed since the first wait after it."""
+        if not self._stop.is_set():
+            return False
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + STOP_GRACE
+            return False
+        return time.monotonic() > self._stop_deadline
+
+    def _await_question(self, pack_id: bytes, fut: Future) -> tuple | None:
+        """The two-phase question of the task writing pack ``pack_id``: (slot, prepared, records); questions
+        of later tasks that come first are kept. None once a stop was requested and STOP_GRACE has passed."""
+        while True:
+            if pack_id in self._asked:
+                return self._asked.pop(pack_id)
+            try:
+                asked, slot, prepared, records = self._questions.get(timeout=0.1)
+                self._asked[asked] = (slot, prepared, records)
+                continue
+            except queue.Empty:
+                pass
+            if fut.done():  # it ended without asking: its error (a task asks before it can end otherwise)
+                self._result(fut)
+                raise AssertionError(f"pack task {pack_id.hex()} ended without asking which records to write")
+            if self._stop_waiting():
+                return None
+
+    def _apply_two_phase(self, chunk: list, fut: Future, task_pack: bytes) -> bool:
+        """Decide a two-phase task's mails before its pack is written, answer which records it keeps, then
+        take its pack (offsets as written); False when stopped meanwhile (nothing of the chunk is committed)."""
+        question = self._await_question(task_pack, fut)
+        if question is None:
+            return False
+        self._counts_before = dataclasses.replace(self._summary)
+        slot, prepared, records = question
+        self._task = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
+        self._task_entries = {b: IndexEntry(bytes.fromhex(b), 0, n, s, c) for b, (n, s, c) in records.items()}
+        self._task_refs = set()
+        self._apply(chunk, prepared)
+        self._answers[slot].put(set(self._task_refs))
+        result = self._result(fut)
+        if result is None:
+            return False
+        self._task, self._task_entries = result, result.entries()
+        if result.pack is not None:
+            _point_rows(self._rows.rows.messages, task_pack.hex(), task_pack.hex(), self._task_entries)
+        self._counts_before = None
+        return True
 
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
         executor, self._executor = self._executor, None
+        for q in (self._questions, *self._answers):  # nobody reads them any more: never wait at exit to flush
+            if q is not None:
+                q.cancel_join_thread()
         if executor is None:
             return
         if executor is self._given:  # shared with other runs: drop only this run's tasks
@@ -390,7 +496,11 @@ class Ingest:
                 if isinstance(job, LocalFile):
                     will_read(job.path)
         slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
-        return _submit_shielded(self._executor, _pack_in_worker, task, slow), os.urandom(16)
+        task.two_phase = self._questions is not None and self._executor is not self._given
+        fut = _submit_shielded(self._executor, _pack_in_worker, task, slow)
+        if task.two_phase:
+            self._two_phase[fut] = task.pack_id
+        return fut, os.urandom(16)
 
     def _apply(self, chunk: list, prepared: list[Prepared]) -> None:
         """Decide and record every item of a chunk, in order (prepared: one result per mail read locally)."""
@@ -657,13 +767,17 @@ class Ingest:
         reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
                             self.archive.uuid)
         taken = self._writer.take_from(reader, [self._task_entries[blob] for blob in self._task_refs])
-        moved = {blob.hex(): entry for blob, entry in taken.items()}
-        messages, old, new = self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex()
-        for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
-            if pack == old:
-                e = moved[blob]
-                messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e.offset, e.length
-                messages["size"][i], messages["csize"][i] = e.size, e.csize
+        _point_rows(self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex(),
+                    {blob.hex(): entry for blob, entry in taken.items()})
+
+
+def _point_rows(messages, old: str, new: str, entries: dict[str, IndexEntry]) -> None:
+    """Point the pending message rows of pack ``old`` at their records in pack ``new`` (blob id -> entry)."""
+    for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
+        if pack == old:
+            e = entries[blob]
+            messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e.offset, e.length
+            messages["size"][i], messages["csize"][i] = e.size, e.csize
 
 
 def _drop_unreferenced(storage, pack) -> None:

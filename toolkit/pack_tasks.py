@@ -11,10 +11,18 @@ Within a task the worker pre-deduplicates by blob id (the same bytes are
 written once). Every other dedup decision is the driver's, which gets back
 :class:`PackResult`: per job the prepared keys and headers (no mail bytes)
 and the pack's index rows as an Arrow table, with its BLAKE3 checksum in
-``pack``. When the driver then decides that some of the task's mails are
-duplicates, it copies the records of the new ones into its own pack and
-removes the task's pack after the commit (:meth:`toolkit.ingest.Ingest._commit`):
-a committed pack never holds a record the catalog does not reference.
+``pack``. A committed pack never holds a record the catalog does not reference;
+two ways keep it so:
+
+* **Two phases** (the local worker processes): the worker seals its records in
+  memory and hands the prepared mails to the driver first (``decide``); the
+  driver takes its dedup decisions and answers which records to keep, and only
+  those are written. Nothing is copied afterwards, nothing written twice.
+* **One phase** (the first chunk, run inline, and Dask tasks, which cannot wait
+  for the driver): every distinct record is written; when the driver then finds
+  some of them duplicates, it copies the records of the new ones into its own
+  pack and removes the task's pack after the commit
+  (:meth:`toolkit.ingest.Ingest._commit`).
 """
 from __future__ import annotations
 
@@ -60,6 +68,7 @@ class PackTask:
     sealing: Sealing
     parse_limit: float | None = DEFAULT_PARSE_LIMIT
     pack_id: bytes | None = None              # the id its pack is published under (None: fresh random bytes)
+    two_phase: bool = False                   # the worker asks the driver which records to write (Decide)
 
 
 @dataclass
@@ -94,14 +103,25 @@ def _storage(medium: MediumAccess, sealing: Sealing) -> Storage:
     return s
 
 
-def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage: Storage | None = None) -> PackResult:
-    """Run one task: prepare every job, write each distinct blob once into a new pack, seal it create-only."""
+#: ``decide(prepared, records)`` of a two-phase task: given the task's prepared mails and, per distinct
+#: blob id, its sealed record's (length, size, csize), the driver answers which blob ids the pack keeps
+Decide = Callable[[list, dict[str, tuple[int, int, int]]], set[str]]
+
+
+def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage: Storage | None = None,
+               decide: Decide | None = None) -> PackResult:
+    """Run one task: prepare every job, write each distinct blob once into a new pack, seal it create-only.
+
+    With ``decide`` (two phases, docs/architecture.md) the records are sealed in memory first, the driver
+    takes its dedup decisions on the prepared mails, and the pack holds only the records it keeps: no
+    record of a duplicate is ever written, and the driver never copies one out of this pack."""
     storage = storage or _storage(task.medium, task.sealing)
     seal = task.sealing
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
     key = pack_key(seal.archive_key, seal.archive_uuid, pack_id)
     writer: PackWriter | None = None
     written: set[str] = set()
+    held: list[tuple[str, bytes, int, int]] = []  # two phases: (blob id, record, size, csize) until decided
     out: list = []
     try:
         with Watchdog.install(cancel) as dog:
@@ -119,12 +139,23 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 if p.blob_id not in written:
                     data = p.data if p.data is not None else raw
                     record, csize = seal_record(key, seal.archive_uuid, bytes.fromhex(p.blob_id), data, check=False)
-                    if writer is None:
-                        writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
-                    writer.add_sealed(bytes.fromhex(p.blob_id), record, len(data), csize)
+                    if decide is not None:
+                        held.append((p.blob_id, record, len(data), csize))
+                    else:
+                        if writer is None:
+                            writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
+                        writer.add_sealed(bytes.fromhex(p.blob_id), record, len(data), csize)
                     written.add(p.blob_id)
                 p.data = None  # rows, not bytes: the driver never needs them back
                 out.append(p)
+        if decide is not None:
+            keep = decide(out, {b: (len(r), size, csize) for b, r, size, csize in held})
+            for blob, record, size, csize in held:  # in the order sealed: the offsets the driver expects
+                if blob in keep:
+                    if writer is None:
+                        writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
+                    writer.add_sealed(bytes.fromhex(blob), record, size, csize)
+            held.clear()
         info = writer.seal() if writer is not None else None
     except ObjectExistsError as exc:  # the name is taken by a file this task did not write (B5, C9)
         writer.abort()
