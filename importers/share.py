@@ -595,13 +595,27 @@ class ShareImporter:
                 new_ref = ref_text(e.rel + suffix.encode("utf-8", "surrogateescape"))
                 cur = {"path_b64": _b64(e.rel), "inner": item.cursor} if item.cursor is not None else None
                 if isinstance(item, SourceMail):
-                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur)
+                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur,
+                                              on_read_error=_renamed(item.on_read_error, new_ref, cur))
                 elif isinstance(item, SourceProblem):
                     yield dataclasses.replace(item, ref=new_ref, message=_clean(item.message), cursor=cur)
                 else:
                     yield dataclasses.replace(item, ref=new_ref, reason=_clean(item.reason), cursor=cur)
         except SourceError as exc:
             yield SourceProblem(ref, _clean(f"mbox not readable: {exc}"), {"path_b64": _b64(e.rel), "inner": None})
+
+
+def _renamed(on_read_error, ref: str, cur: Any):
+    """An inner importer's ``on_read_error`` whose problem carries this tree's ref and cursor."""
+    if on_read_error is None:
+        return None
+
+    def renamed(exc: OSError) -> SourceItem:
+        item = on_read_error(exc)
+        if isinstance(item, SourceProblem):
+            return dataclasses.replace(item, ref=ref, message=_clean(item.message), cursor=cur)
+        return dataclasses.replace(item, ref=ref, reason=_clean(item.reason), cursor=cur)
+    return renamed
 
 
 # -- members of a zip -----------------------------------------------------------------------------

@@ -229,9 +229,11 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 
 def read_job(job) -> bytes | ReadFailure | NotMail:
-    """A job's mail bytes: the bytes themselves, or a :class:`LocalFile` read (and checked) here."""
+    """A job's mail bytes: the bytes themselves, a :class:`LocalFile` read (and checked) here, or what a job
+    that reads itself returns from its ``read()`` (a :class:`toolkit.file_region.FileRegion`)."""
     if not isinstance(job, LocalFile):
-        return job
+        read = getattr(job, "read", None)  # bytes have none
+        return job if read is None else read()
     try:
         raw = read_regular_file(job.path)
     except OSError as exc:
