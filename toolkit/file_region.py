@@ -70,7 +70,7 @@ class FileRegion(NamedTuple):
         return raw
 
     def _changed(self, st: os.stat_result, got: int) -> str:
-        what = (f"it now ends at byte {self.offset + got}, before the message's end at byte {self.offset + self.length}"
+        what = (f"the file now ends at byte {st.st_size}, before the message's end at byte {self.offset + self.length}"
                 if got < self.length else f"bytes {self.offset}-{self.offset + self.length} differ from what the scan read")
         if (st.st_size, st.st_mtime) != (self.size, self.mtime):
             what += f" (size {self.size} -> {st.st_size} bytes, modified since the scan)"
