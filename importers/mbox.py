@@ -105,7 +105,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
-from toolkit.file_region import FileRegion
+from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.storage import Location, open_storage, parse_location
@@ -144,7 +144,7 @@ _LOOSE = re.compile(
 #: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_QUOTED_M = re.compile(rb"^>(>*From )", re.M)
+_QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
 
 

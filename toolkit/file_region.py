@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 from .prepare import ReadFailure
 
-_QUOTED = re.compile(rb"^>(>*From )", re.M)
+#: an mboxrd-quoted From_ line; one ``>`` goes (the splitter, importers/mbox.py, unquotes with the same pattern)
+QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 
 
 class FileRegion(NamedTuple):
@@ -66,7 +67,7 @@ class FileRegion(NamedTuple):
             return ReadFailure(0, self._changed(st, len(data)))
         raw = data[self.head:self.length - self.tail]
         if self.unquote and b">From " in raw:
-            raw = _QUOTED.sub(rb"\1", raw)
+            raw = QUOTED_FROM.sub(rb"\1", raw)
         return raw
 
     def _changed(self, st: os.stat_result, got: int) -> str:
@@ -89,4 +90,4 @@ def _pread_all(fd: int, n: int, offset: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-__all__ = ["FileRegion"]
+__all__ = ["FileRegion", "QUOTED_FROM"]
