@@ -85,7 +85,7 @@ def test_regions_read_back_the_bytes_the_splitter_gives(tmp_path, variant):
         assert any(b"\nFrom the quoted line" in i.raw for i in held)
 
 
-def test_the_driver_never_receives_mail_bytes(tmp_path):
+def test_the_driver_sends_regions_never_mail_bytes(tmp_path):
     """Every job the driver sends to the workers is a FileRegion; the import equals one of the same
     messages handed over as bytes (a gzip copy of the mbox: same blob ids, same decisions)."""
     data = _mbox(30)
