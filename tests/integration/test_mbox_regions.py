@@ -169,3 +169,30 @@ def test_a_truncated_mbox_lists_the_lost_messages_and_an_appended_one_reads(tmp_
     assert [p["message"].split(" of this run")[0] for p in cut.problems] == ["box.mbox: message 5", "box.mbox: message 6"]
     assert all(f"the file now ends at byte {offsets[4] + 10}" in p["message"] for p in cut.problems)
     assert grown.status == "complete" and grown.errors == 0 and grown.archived == 2  # 4 + 2 = all 6 now
+
+
+def test_an_mbox_in_a_share_tree_changed_after_the_scan_names_its_path_in_the_tree(tmp_path):
+    """``import share`` of a local tree: the mbox inside is read by regions too; a message changed after
+    the scan is listed under the tree's ref (``dir/box.mbox@offset``) and the share's own cursor."""
+    from importers.share import ShareImporter
+
+    data = _mbox(3)
+    box = tmp_path / "tree" / "lists" / "box.mbox"
+    box.parent.mkdir(parents=True)
+    box.write_bytes(data)
+    offsets = [m.offset for m in MboxSplitter(open(box, "rb"))]
+
+    def rewrite():
+        with open(box, "r+b") as f:
+            f.seek(data.index(b"body 1\n", offsets[1]))
+            f.write(b"BODY")
+
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        run = Ingest(archive, ListReporter(), workers=0).run(_Touched(ShareImporter(str(tmp_path / "tree")), rewrite))
+    finally:
+        archive.close()
+    assert run.status == "complete" and (run.archived, run.errors) == (3, 1)
+    [problem] = run.problems
+    assert problem["ref"] == f"lists/box.mbox@{offsets[1]}"
+    assert "box.mbox: message 2 of this run" in problem["message"] and "changed after the scan" in problem["message"]
