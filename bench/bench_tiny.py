@@ -108,16 +108,18 @@ def report(rows: list[dict], args, load_before: str) -> str:
         f"`bench/bench_tiny.py{flags} --counts {args.counts}` on {machine(load_before)}. Each count: one mbox of distinct "
         f"{what}, `import mbox` into a fresh archive (warm cache: the mbox was just written).",
         "",
-        "| mails | mbox MB | seconds | mails/s | peak RSS MB | VmHWM MB main / largest worker | catalog MB "
-        "| catalog bytes / mail | catalog bytes per added mail (from the row above) | packs | packs MB | pack bytes / mail |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mails | mbox MB | seconds | mails/s | CPU s main + workers | peak RSS MB | VmHWM MB main / largest worker "
+        "| catalog MB | catalog bytes / mail | catalog bytes per added mail (from the row above) | packs | packs MB "
+        "| pack bytes / mail |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     prev = None
     for r in rows:
         m, n = r["m"], r["count"]
         marginal = f"{(r['catalog'] - prev['catalog']) / (n - prev['count']):.0f}" if prev else ""
         lines.append(
-            f"| {n} | {r['mbox'] / 1e6:.1f} | {m.seconds:.1f} | {n / m.seconds:.0f} | {m.maxrss_mb:.0f} | "
+            f"| {n} | {r['mbox'] / 1e6:.1f} | {m.seconds:.1f} | {n / m.seconds:.0f} | "
+            f"{m.cpu_main:.0f} + {m.cpu_workers:.0f} | {m.maxrss_mb:.0f} | "
             f"{m.main_hwm_mb:.0f} / {m.worker_hwm_mb:.0f} | {r['catalog'] / 1e6:.1f} | {r['catalog'] / n:.0f} | {marginal} | "
             f"{r['npacks']} | {r['packs'] / 1e6:.1f} | {r['packs'] / n:.0f} |"
         )

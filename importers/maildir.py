@@ -63,6 +63,7 @@ from typing import Callable, Iterator
 from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.share_file import ShareAccess, ShareFile
 
 from . import utf7
 from .walk import (
@@ -203,8 +204,9 @@ class MaildirImporter(TreeSource):
 
     # -- per entry -------------------------------------------------------------------------------
     def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes] | None,
-              local_root: bytes | None = None) -> SourceItem | None:
-        """With ``local_root`` the message is handed over as a local path, read by the pipeline (in a worker)."""
+              local_root: bytes | None = None, share: ShareAccess | None = None) -> SourceItem | None:
+        """With ``local_root`` the message is handed over as a local path, with ``share`` as a file on the share
+        (:class:`toolkit.share_file.ShareFile`): either way read by the pipeline (in a worker)."""
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         kind, folder_dir = classify(entry.rel)
@@ -242,6 +244,10 @@ class MaildirImporter(TreeSource):
             mail.path, mail.size = local_path(local_root, entry, False), entry.size
             mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
             return mail
+        if share is not None:
+            mail.job, mail.size = ShareFile(share, entry.rel.decode("utf-8"), entry.size, entry.mtime), entry.size
+            mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
+            return mail
         try:
             mail.raw = read(entry)
         except (OSError, StorageError) as exc:
@@ -249,12 +255,12 @@ class MaildirImporter(TreeSource):
         return mail
 
     def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,
-               local_root: bytes | None = None) -> Iterator[SourceItem]:
+               local_root: bytes | None = None, share: ShareAccess | None = None) -> Iterator[SourceItem]:
         if not any(classify(e.rel)[0] == MESSAGE for e in entries):
             reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir")
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after, reporter):
-            item = self._item(entry, read, local_root)
+            item = self._item(entry, read, local_root, share)
             if item is not None:
                 yield item
 
@@ -274,6 +280,7 @@ class MaildirImporter(TreeSource):
                 entries = walk_storage(storage)
             except StorageError as exc:
                 raise SourceError(f"{self.location}: cannot list the Maildir: {exc}") from None
-            yield from self._items(entries, after, lambda e: storage.read(e.rel.decode("utf-8")), reporter)
+            yield from self._items(entries, after, None, reporter,
+                                   share=ShareAccess.of(self.location, self._smb_password))
         finally:
             storage.close()

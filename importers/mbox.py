@@ -105,6 +105,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
+from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.storage import Location, open_storage, parse_location
@@ -143,7 +144,7 @@ _LOOSE = re.compile(
 #: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_QUOTED_M = re.compile(rb"^>(>*From )", re.M)
+_QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
 
 
@@ -224,6 +225,12 @@ class MboxMessage:
     crc32: int = 0               # of the region as it stands in the file: from_line + stored + separator
     unquoted: int = 0            # lines from which one '>' was removed (mboxrd only)
     oversized: bool = False      # over the splitter's max_message: raw is empty, never read whole
+    empty: bool = False          # nothing but empty lines (or nothing) between the From_ line and the next
+
+    @property
+    def archived_length(self) -> int:
+        """The length of what is archived (``raw``, also when the splitter did not keep it)."""
+        return self.stored_length - self.unquoted
 
     @property
     def stored_length(self) -> int:
@@ -318,11 +325,13 @@ class MboxSplitter:
 
     ``prefix_length``/``prefix_blank_only`` describe bytes before the first From_
     line; they are set before the first message is yielded (or at the end).
-    ``base`` is the stream offset of the first byte of ``f`` (for resumed scans).
+    ``base`` is the stream offset of the first byte of ``f`` (for resumed scans). With
+    ``keep_bytes=False`` a message's ``raw`` stays empty (its region says where it lies in the
+    stream; the importer has the pipeline read it there: :class:`toolkit.file_region.FileRegion`).
     """
 
     def __init__(self, f: BinaryIO, variant: str = "auto", base: int = 0, block: int = BLOCK,
-                 max_message: int | None = None):
+                 max_message: int | None = None, keep_bytes: bool = True):
         if variant not in VARIANTS:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
@@ -330,6 +339,7 @@ class MboxSplitter:
         self._lines = _Lines(f, base, block)
         self._block = block
         self.max_message = max_message
+        self.keep_bytes = keep_bytes
         if max_message is not None:
             self._lines.limit = max_message + 3  # a longer line already makes its message too big
         self.prefix_length = 0
@@ -560,24 +570,31 @@ class MboxSplitter:
         for _, line in acc:
             crc = zlib.crc32(line, crc)
         crc = zlib.crc32(sep, crc)
-        raw = b"".join(line for _, line in acc)
-        quoted = len(_QUOTED_M.findall(raw)) if b">From " in raw else 0
+        if self.keep_bytes:
+            raw = b"".join(line for _, line in acc)
+            quoted = len(_QUOTED_M.findall(raw)) if b">From " in raw else 0
+            empty = not raw or raw.isspace()
+        else:  # the same counts line by line (every item of acc is whole lines), the bytes not joined
+            raw = b""
+            quoted = sum(len(_QUOTED_M.findall(text)) for _, text in acc if b">From " in text)
+            empty = all(text.isspace() for _, text in acc)
         self.quoted_lines += quoted
         unquoted = 0
         if self.variant == "mboxrd" and quoted:
-            raw = _QUOTED_M.sub(rb"\1", raw)
+            if raw:
+                raw = _QUOTED_M.sub(rb"\1", raw)
             unquoted = quoted
         flags = list(flags)
         if cl_flag:
             flags.append(cl_flag)
-        if raw and not raw.endswith(b"\n"):
+        if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
         end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep)
         if self.variant != "auto":
             variant = self.variant
         else:
             variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc)) else "unknown"
-        return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted)
+        return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
 
     @staticmethod
     def _had_cl(acc) -> bool:
@@ -704,6 +721,14 @@ class MboxImporter:
     The check guards against a rewritten mbox, not an adversary (who could edit
     the source anyway), so a CRC-32 is enough; it spares a SHA-256 pass over
     every byte. Cursors of older runs carry "sha256" instead, and still work.
+
+    Of a plain (uncompressed) local mbox the scan keeps no mail bytes: each
+    message is handed over as a :class:`toolkit.file_region.FileRegion` (the
+    file, the region, its CRC-32, the mboxrd unquoting) that the pack task's
+    worker reads and checks itself; a region that no longer holds what the scan
+    read is listed as a problem naming the mbox and the message. A compressed
+    mbox (offsets of the decompressed stream) or one on a share is handed over
+    as bytes.
     """
 
     via = "mbox"
@@ -720,6 +745,7 @@ class MboxImporter:
         self.max_ratio, self.max_ratio_after = max_ratio, max_ratio_after
         self._smb_password = smb_password
         self.name = os.path.basename(self.location.path.rstrip("/")) or str(self.location)
+        self._region_path: bytes | None = None  # the file the pack tasks read regions of (plain local mbox)
 
     # -- opening -------------------------------------------------------------------------------------
     def _open_raw(self):
@@ -813,7 +839,11 @@ class MboxImporter:
 
     def _split(self, raw_f, size, mtime, cursor, reporter) -> Iterator[SourceItem]:
         stream, base = self._resume(raw_f, size, cursor, reporter)
-        splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message)
+        plain_local = stream is raw_f and not self.location.is_smb
+        # the pack tasks read the regions by this name (a symlink named on the command line resolved: the
+        # worker follows none); what lies there then is checked against the scan's CRC-32
+        self._region_path = os.fsencode(os.path.realpath(self.location.path)) if plain_local else None
+        splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message, keep_bytes=not plain_local)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
         prefix_done = False
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
@@ -872,10 +902,10 @@ class MboxImporter:
                 f"{self.name}: the message at byte {msg.offset} is {msg.stored_length} bytes, over the "
                 f"--max-message-size of {self.max_message} bytes: not imported (never read whole); "
                 f"rerun with --max-message-size {msg.stored_length} or more to import it"), cur)
-        if not msg.raw or msg.raw.isspace():
+        if msg.empty:
             return SourceProblem(ref, "empty message (nothing between this From_ line and the next)", cur)
         flags = sorted(msg.flags) + [f"variant={msg.variant}"]
-        return SourceMail(
+        mail = SourceMail(
             raw=msg.raw,
             ref=ref,
             folder=folder_name(self.name),
@@ -884,3 +914,18 @@ class MboxImporter:
             date_source="from-line",
             cursor=cur,
         )
+        if self._region_path is not None:  # the worker reads it (see the class docstring)
+            mail.raw, mail.size = None, msg.archived_length
+            mail.job = FileRegion(self._region_path, msg.offset, msg.end_offset - msg.offset, msg.crc32,
+                                  len(msg.from_line), len(msg.separator), self.variant == "mboxrd", size, mtime)
+            mail.on_read_error = self._changed(ref, counts["messages"], msg.offset, cur)
+        return mail
+
+    def _changed(self, ref: str, index: int, offset: int, cur: dict):
+        """What a region the worker could not read as scanned becomes: a problem naming the mbox and the message."""
+        def problem(exc: OSError) -> SourceProblem:
+            return SourceProblem(ref, (
+                f"{self.name}: message {index} of this run (at byte {offset}) not imported: "
+                f"{exc.strerror or exc}. Rerun the import once nothing writes to the mbox (what is archived "
+                f"already is skipped)"), cur)
+        return problem

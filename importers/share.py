@@ -72,6 +72,7 @@ from urllib.parse import quote
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import NullReporter, Reporter
+from toolkit.share_file import ShareAccess, ShareFile
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, parse_location
 
@@ -334,6 +335,11 @@ class _LocalTree:
     def read(self, e: FileEntry) -> bytes:
         return read_local(self.root, e, self.single)
 
+    def mail(self, e: FileEntry, mail: SourceMail) -> SourceMail:
+        """``mail`` read from the file by the pipeline (a local path)."""
+        mail.path = self.full(e.rel)
+        return mail
+
     def location(self, rel: bytes) -> str:
         return os.fsdecode(self.full(rel))
 
@@ -359,6 +365,7 @@ def _read_n(fd: int, n: int) -> bytes:
 class _SmbTree:
     def __init__(self, loc: Location, password: str | None):
         self.loc = loc
+        self.access = ShareAccess.of(loc, password)
         self.storage = open_source_storage(loc, password)
         try:
             self.entries = walk_storage(self.storage)
@@ -371,6 +378,11 @@ class _SmbTree:
 
     def read(self, e: FileEntry) -> bytes:
         return self.storage.read(e.rel.decode("utf-8"))
+
+    def mail(self, e: FileEntry, mail: SourceMail) -> SourceMail:
+        """``mail`` read from the file by the pipeline over its own connection (toolkit/share_file.py)."""
+        mail.job = ShareFile(self.access, e.rel.decode("utf-8"), e.size, e.mtime)
+        return mail
 
     @contextlib.contextmanager
     def local_copy(self, e: FileEntry):
@@ -482,7 +494,8 @@ class ShareImporter:
                 cur = {"path_b64": _b64(root), "inner": item.cursor} if item.cursor is not None else None
                 if isinstance(item, SourceMail):
                     folder = f"{prefix}/{item.folder}" if prefix else item.folder
-                    yield dataclasses.replace(item, ref=ref, folder=folder, cursor=cur)
+                    yield dataclasses.replace(item, ref=ref, folder=folder, cursor=cur,
+                                              on_read_error=_renamed(item.on_read_error, ref, cur))
                 else:
                     yield dataclasses.replace(item, ref=ref, cursor=cur)
         except SourceError as exc:
@@ -519,15 +532,11 @@ class ShareImporter:
         elif kind == PROBLEM:
             yield SourceProblem(ref, reason, done)
         elif kind == EML:
-            if len(head) >= e.size and len(head) < HEAD:
-                raw = head
-            else:
-                try:
-                    raw = tree.read(e)
-                except (OSError, StorageError) as exc:
-                    yield self._read_failure(ref, exc, done)
-                    return
-            yield SourceMail(raw=raw, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+            if len(head) >= e.size and len(head) < HEAD:  # read whole for the detection already
+                yield SourceMail(raw=head, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+            else:  # the pipeline reads the rest of it (in a worker)
+                yield tree.mail(e, SourceMail(raw=None, ref=ref, folder=_dir_folder(e.rel), cursor=done, size=e.size,
+                                              on_read_error=lambda exc: self._read_failure(ref, exc, done)))
         elif kind in (PST, MSG, TNEF):
             yield from self._outlook(tree, e, kind, inner, reporter)
         elif kind == ZIP:
@@ -595,13 +604,27 @@ class ShareImporter:
                 new_ref = ref_text(e.rel + suffix.encode("utf-8", "surrogateescape"))
                 cur = {"path_b64": _b64(e.rel), "inner": item.cursor} if item.cursor is not None else None
                 if isinstance(item, SourceMail):
-                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur)
+                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur,
+                                              on_read_error=_renamed(item.on_read_error, new_ref, cur))
                 elif isinstance(item, SourceProblem):
                     yield dataclasses.replace(item, ref=new_ref, message=_clean(item.message), cursor=cur)
                 else:
                     yield dataclasses.replace(item, ref=new_ref, reason=_clean(item.reason), cursor=cur)
         except SourceError as exc:
             yield SourceProblem(ref, _clean(f"mbox not readable: {exc}"), {"path_b64": _b64(e.rel), "inner": None})
+
+
+def _renamed(on_read_error, ref: str, cur: Any):
+    """An inner importer's ``on_read_error`` whose problem carries this tree's ref and cursor."""
+    if on_read_error is None:
+        return None
+
+    def renamed(exc: OSError) -> SourceItem:
+        item = on_read_error(exc)
+        if isinstance(item, SourceProblem):
+            return dataclasses.replace(item, ref=ref, message=_clean(item.message), cursor=cur)
+        return dataclasses.replace(item, ref=ref, reason=_clean(item.reason), cursor=cur)
+    return renamed
 
 
 # -- members of a zip -----------------------------------------------------------------------------

@@ -69,6 +69,8 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
                     p = prepare(item.raw, None, archive.uuid, None)
                 elif item.path is not None:
                     p = prepare(read_regular_file(item.path), None, archive.uuid, None)
+                elif item.job is not None:  # a region of a local mbox (toolkit.file_region)
+                    p = prepare(item.content(), None, archive.uuid, None)
                 else:
                     p = prepare_streamed(item.opener)
             except OSError as exc:

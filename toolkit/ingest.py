@@ -481,8 +481,7 @@ class Ingest:
     def _submit(self, chunk: list):
         """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
         driver's own pack takes if a streamed mail needs one)."""
-        jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check, it.envelope_cut)
-                for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
+        jobs = [_job(it) for it in chunk if isinstance(it, SourceMail) and _read_by_task(it)]
         medium_id = self.archive.active_medium_id()
         task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
                         Sealing(self.archive.key, self.archive.uuid), self.parse_limit, pack_id=self._new_pack_id())
@@ -520,7 +519,7 @@ class Ingest:
         for item in chunk:
             if isinstance(item, SourceMail):
                 faults.hit("after_source_read")
-                if item.raw is not None or item.path is not None:
+                if _read_by_task(item):
                     p = next(it)
                     if isinstance(p, ReadFailure):  # a local file that changed after the scan
                         exc = OSError(p.errno, p.message)
@@ -796,6 +795,18 @@ def _chunks(opener) -> Iterator[bytes]:
             if not chunk:
                 return
             yield chunk
+
+
+def _read_by_task(item: SourceMail) -> bool:
+    """Is the mail read by its pack task (bytes, a local file, a job), not streamed by the driver?"""
+    return item.raw is not None or item.path is not None or item.job is not None
+
+
+def _job(item: SourceMail):
+    """What the pack task gets for a mail it reads: its bytes, a LocalFile, or the importer's own job."""
+    if item.raw is not None:
+        return item.raw
+    return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
 
 
 def _take(it: Iterator, n: int, max_bytes: int) -> list:

@@ -1,7 +1,7 @@
 """One pack per task: read a batch of source items, prepare them, write and seal one pack (docs/architecture.md).
 
 A :class:`PackTask` carries everything its worker needs, explicitly: the jobs
-(mail bytes, or local files to read there), where the active medium is (and
+(mail bytes, or where to read the mail there: local files, mbox regions, files on a share), where the active medium is (and
 its SMB password), and the archive key material that seals the records. No
 environment, no global counter, no catalog: the task picks its own random pack
 id, so a retried task (a worker lost mid-run) writes another pack and the
@@ -63,7 +63,7 @@ class Sealing:
 
 @dataclass
 class PackTask:
-    jobs: list                                # bytes, or LocalFile
+    jobs: list                                # bytes, LocalFile, or a job that reads itself (FileRegion, ShareFile)
     medium: MediumAccess
     sealing: Sealing
     parse_limit: float | None = DEFAULT_PARSE_LIMIT

@@ -243,12 +243,14 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
 
 
 def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:
-    """A job's mail bytes: the bytes themselves, or a :class:`LocalFile` read (cut and checked) here.
+    """A job's mail bytes: the bytes themselves, a :class:`LocalFile` read (cut and checked) here, or what a
+    job that reads itself returns from its ``read()`` (a :class:`toolkit.file_region.FileRegion`).
 
     A file its ``cut`` trims comes back as :class:`Trimmed`; the content check is then not run (the
     From_ line and the header block after it are what made it a mail: importers/eml.py)."""
     if not isinstance(job, LocalFile):
-        return job
+        read = getattr(job, "read", None)  # bytes have none
+        return job if read is None else read()
     try:
         raw = read_regular_file(job.path)
     except OSError as exc:

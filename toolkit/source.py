@@ -21,9 +21,10 @@ DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-lin
 
 @dataclass
 class SourceMail:
-    """One mail, in one of three forms: ``raw`` bytes; a local file (``raw=None`` with ``path`` and
+    """One mail, in one of four forms: ``raw`` bytes; a local file (``raw=None`` with ``path`` and
     ``size``) that the pipeline reads itself, in a worker process, so its bytes never travel between
-    processes; or a large mail (``raw=None`` with ``size`` and ``opener``) that is streamed."""
+    processes; a ``job`` that reads itself there (``raw=None`` with ``size``); or a large mail
+    (``raw=None`` with ``size`` and ``opener``) that is streamed."""
 
     raw: bytes | None
     ref: str                              # where it came from: a path, "path@offset", "INBOX;uid=7"
@@ -52,6 +53,10 @@ class SourceMail:
     embedded: int = 0
     #: the ``ref`` of the mail this one was embedded in (a link recorded in the catalog)
     parent_ref: str | None = None
+    #: a job the pipeline hands to its pack task as it is (``raw=None``, ``size`` set): a picklable object whose
+    #: ``read()`` runs in the worker and returns the mail's bytes or a ReadFailure, passed to ``on_read_error``
+    #: (a region of a local mbox: :class:`toolkit.file_region.FileRegion`); its bytes never pass the driver
+    job: Any = None
 
     @property
     def length(self) -> int:
@@ -63,6 +68,11 @@ class SourceMail:
             return self.raw
         if self.path is not None:
             return read_regular_file(self.path)
+        if self.job is not None:
+            got = self.job.read()
+            if not isinstance(got, bytes):  # a ReadFailure
+                raise OSError(got.errno, got.message)
+            return got
         with self.opener() as f:
             return f.read()
 

@@ -60,5 +60,5 @@ def test_c7_mbox_over_4_gib_on_the_share_reads_and_resumes_past_the_mark(tmp_pat
     reporter = ListReporter()
     items = list(MboxImporter(f"{smb_location}/big.mbox", smb_password=samba.password).scan(cursor, reporter))
     assert not reporter.warnings, reporter.warnings  # a wrong offset fails the CRC and warns "rewritten"
-    assert [i.raw for i in items] == [three.raw]
+    assert [i.content() for i in items] == [three.content()]
     assert items[0].cursor["offset"] == BASE + len(TAIL) and items[0].cursor["start"] > 1 << 32

@@ -233,7 +233,7 @@ def test_compressed_files_give_the_same_messages(tmp_path, suffix, compress):
     packed.write_bytes(compress(SAMPLE))
     a, _ = scan(plain)
     b, _ = scan(packed)
-    assert [(i.raw, i.ref, i.folder) for i in a] == [(i.raw, i.ref.replace(suffix, ""), i.folder) for i in b]
+    assert [(i.content(), i.ref, i.folder) for i in a] == [(i.content(), i.ref.replace(suffix, ""), i.folder) for i in b]
     assert len(a) == 3 and a[0].folder == "box" and folder_name("x.mbox.gz") == "x"
 
 
@@ -242,7 +242,7 @@ def test_importer_items_flags_and_dates(tmp_path):
     p.write_bytes(SAMPLE)
     items, rep = scan(p, variant="mboxrd")
     assert all(isinstance(i, SourceMail) for i in items)
-    assert items[1].raw == msg("two", b"From x\n") and items[1].ref == f"box.mbox@{len(F1 + msg('one')) + 1}"
+    assert items[1].content() == msg("two", b"From x\n") and items[1].ref == f"box.mbox@{len(F1 + msg('one')) + 1}"
     assert items[0].internal_date.isoformat() == "2019-01-07T09:15:00+00:00"
     assert items[0].flags == ("variant=mboxrd",)
     assert any("3 messages" in m for m in rep.infos)
@@ -269,7 +269,7 @@ def test_A5_appended_mbox_resumes_after_the_cursor(tmp_path):
     with open(p, "ab") as f:
         f.write(F1 + msg("four") + b"\n")
     rest, rep = scan(p, cursor)
-    assert [i.raw for i in rest] == [msg("three"), msg("four")] and not rep.warnings
+    assert [i.content() for i in rest] == [msg("three"), msg("four")] and not rep.warnings
     assert rest[0].ref == first[2].ref
 
 
@@ -292,7 +292,7 @@ def test_A5_compressed_resume_skips_to_the_cursor(tmp_path):
     p.write_bytes(gzip.compress(SAMPLE))
     cursor = scan(p)[0][0].cursor
     items, rep = scan(p, cursor)
-    assert [i.raw for i in items] == [msg("two", b">From x\n"), msg("three")] and not rep.warnings
+    assert [i.content() for i in items] == [msg("two", b">From x\n"), msg("three")] and not rep.warnings
 
 
 def test_A5_cursor_of_an_older_run_with_a_sha256_still_resumes(tmp_path):
@@ -305,7 +305,7 @@ def test_A5_cursor_of_an_older_run_with_a_sha256_still_resumes(tmp_path):
     region = SAMPLE[cursor["start"]:cursor["offset"]]
     legacy = {k: v for k, v in cursor.items() if k != "crc32"} | {"sha256": hashlib.sha256(region).hexdigest()}
     rest, rep = scan(p, legacy)
-    assert [i.raw for i in rest] == [msg("three")] and not rep.warnings
+    assert [i.content() for i in rest] == [msg("three")] and not rep.warnings
     legacy["sha256"] = "0" * 64
     rest, rep = scan(p, legacy)
     assert len(rest) == 3 and any("rewritten" in w for w in rep.warnings)

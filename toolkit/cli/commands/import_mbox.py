@@ -83,10 +83,13 @@ def mbox_cmd(click_ctx, sources, variant, password_file, max_message_size, max_e
     The archived bytes are the message between its From_ line and the empty
     line written before the next From_ line; the From_ date becomes the
     internal date. Killed or interrupted runs resume at the byte after the
-    last committed message, after checking that message's SHA-256; an mbox
+    last committed message, after checking that message's CRC-32; an mbox
     rewritten in the meantime is read again from the start (with a warning),
     and dedup decides. A run after a completed one reads everything again and
-    records each mail as a duplicate.
+    records each mail as a duplicate. The workers read the messages of a
+    plain local mbox themselves, by offset: a message whose bytes changed
+    after the scan found it is listed as an error (mbox, message number, byte
+    offset) and not imported; rerun once nothing writes to the mbox.
 
     Limits: a message over --max-message-size is listed as an error (file,
     byte offset, size) and not imported, rather than archived by streaming:

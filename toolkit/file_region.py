@@ -1,0 +1,93 @@
+"""A pack-task job that names a region of a local file: the worker reads the mail itself (docs/architecture.md).
+
+``import mbox`` of a plain local mbox finds the message boundaries in the
+driver (it must: the cursor and the order of the mails come from there) but
+hands the pipeline one :class:`FileRegion` per message instead of its bytes.
+The worker (:func:`toolkit.prepare.read_job`) opens the file, reads the
+region ``[offset, offset + length)`` with ``pread`` and accepts it only when its
+CRC-32 is the one the scan computed for the same bytes (the CRC of the
+mbox cursor, docs/reliability.md A5): a file rewritten, truncated or swapped
+after the scan gives a :class:`~toolkit.prepare.ReadFailure` saying what
+changed, which the importer lists as a problem naming the mbox and the
+message; it never becomes a silently different mail. Bytes appended after
+the scan leave the regions before them as they were, so a mailbox that a
+delivery agent writes to while it is imported still reads. The CRC guards
+against a changed file, not an adversary (who could edit the source anyway).
+
+Of the region, ``head`` bytes (the From_ line) and ``tail`` bytes (the
+separating empty line) are not archived; with ``unquote`` (mboxrd) one ``>``
+is removed from every line matching ``^>+From `` (docs/reliability.md L3),
+exactly as the splitter does for the bytes it hands over itself.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import zlib
+from typing import NamedTuple
+
+from .prepare import ReadFailure
+
+#: an mboxrd-quoted From_ line; one ``>`` goes (the splitter, importers/mbox.py, unquotes with the same pattern)
+QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
+
+
+class FileRegion(NamedTuple):
+    """Read ``length`` bytes at ``offset`` of the local regular file ``path`` and archive the part between
+    ``head`` and ``tail``; ``crc32`` is the scan's CRC-32 of the whole region, ``size``/``mtime`` what the
+    scan saw of the file (named in the failure message)."""
+
+    path: bytes
+    offset: int
+    length: int
+    crc32: int
+    head: int = 0
+    tail: int = 0
+    unquote: bool = False
+    size: int = 0
+    mtime: float = 0.0
+
+    def read(self) -> bytes | ReadFailure:
+        """The mail's bytes, or why the file no longer holds the region the scan read."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            return ReadFailure(exc.errno or 0, exc.strerror or str(exc))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return ReadFailure(0, "no longer a regular file")
+            data = _pread_all(fd, self.length, self.offset)
+        except OSError as exc:
+            return ReadFailure(exc.errno or 0, exc.strerror or str(exc))
+        finally:
+            os.close(fd)
+        if len(data) < self.length or zlib.crc32(data) != self.crc32:
+            return ReadFailure(0, self._changed(st, len(data)))
+        raw = data[self.head:self.length - self.tail]
+        if self.unquote and b">From " in raw:
+            raw = QUOTED_FROM.sub(rb"\1", raw)
+        return raw
+
+    def _changed(self, st: os.stat_result, got: int) -> str:
+        what = (f"the file now ends at byte {st.st_size}, before the message's end at byte {self.offset + self.length}"
+                if got < self.length else f"bytes {self.offset}-{self.offset + self.length} differ from what the scan read")
+        if (st.st_size, st.st_mtime) != (self.size, self.mtime):
+            what += f" (size {self.size} -> {st.st_size} bytes, modified since the scan)"
+        return f"the file changed after the scan: {what}"
+
+
+def _pread_all(fd: int, n: int, offset: int) -> bytes:
+    """Up to ``n`` bytes at ``offset`` (fewer only at EOF)."""
+    parts, got = [], 0
+    while got < n:
+        chunk = os.pread(fd, min(n - got, 1 << 30), offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+__all__ = ["FileRegion", "QUOTED_FROM"]
