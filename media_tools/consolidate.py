@@ -20,9 +20,11 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    copy differs, the target is unreliable: the copy is removed and the run stops.
    A copy left by an earlier interrupted run is reused when it verifies; a
    file of that name with other content stops everything with its name.
-3. **Remap**: one catalog transaction per pack moves ``packs.medium_id`` to
-   the target and logs a ``pack-moved`` event. Mails are found through their
-   pack, so they are never read from a source again.
+3. **Remap**: once every copy is verified, one catalog transaction moves
+   ``packs.medium_id`` of all packs to the target and logs a ``pack-moved``
+   event per pack (a kill before its commit moves none; the rerun reuses the
+   verified copies). Mails are found through their pack, so they are never
+   read from a source again.
 4. **Retire**: every source becomes ``retired`` with ``alias_of = target``
    (archive.toml and the catalog's media table), and one
    ``media-consolidated`` event records the remap.
@@ -67,6 +69,7 @@ from dataclasses import asdict, dataclass, field
 from toolkit import faults, marks
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, events, media_rows
+from toolkit.catalog.media_registry import replace_media_rows_in
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, NextStep, ObjectExistsError, StorageError
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
@@ -446,11 +449,10 @@ def _remap(con, out: _Outcome, target: int) -> None:
     events.log_event(con, "pack-moved", detail)
 
 
-def _consolidated_logged(archive: Archive, sources: list[int], target: int) -> bool:
-    with archive.catalog.reading() as con:
-        logged = events.event_details(con, "media-consolidated")
+def _consolidated_logged(con, sources: list[int], target: int) -> bool:
+    """Has a ``media-consolidated`` event of an earlier (interrupted) run already recorded these sources?"""
     done: set[int] = set()
-    for d in logged:
+    for d in events.event_details(con, "media-consolidated"):
         if d.get("target") == target:
             done.update(d.get("sources", []))
     return set(sources) <= done
@@ -561,15 +563,17 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
 
 
 def _remap_packs(archive: Archive, outcomes: list[_Outcome], target: int, reporter: Reporter) -> None:
-    """Move each copied pack to the target in the catalog, one transaction per pack."""
+    """Move every copied pack to the target in the catalog: one transaction for all of them (every copy
+    was verified before; a kill before the commit moves none, a rerun reuses the verified copies)."""
     reporter.start("remap", len(outcomes), "packs")
-    with archive.catalog.transactions() as transaction:  # one attach, one transaction per pack
-        for o in outcomes:
-            with transaction() as con:
+    if outcomes:
+        with archive.catalog.writing() as con:
+            for o in outcomes:
                 _remap(con, o, target)
-            o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
-            faults.hit("consolidate_after_commit")
-            reporter.advance("remap", 1)
+        faults.hit("consolidate_after_commit")
+    for o in outcomes:
+        o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
+    reporter.advance("remap", len(outcomes))
     reporter.finish("remap")
 
 
@@ -579,20 +583,22 @@ def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> t
     target = plan.target
     with archive.catalog.reading() as con:
         left = media_rows.count_packs_on(con, plan.sources)
+        backup_sha = backup_rows.backup_hashes(con)
+        logged = _consolidated_logged(con, plan.sources, target)
     if left:
         raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
     live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
-    meta = _move_meta(archive, live_sources, target)
+    meta = _move_meta(archive, live_sources, target, backup_sha)
     meta += _carry_marks(archive, live_sources, target)
     faults.hit("consolidate_before_retire")
     for sid in plan.sources:
         m = archive.config.medium(sid)
         m.state, m.alias_of = "retired", target
-    archive.save_config()
-    archive.sync_media_table()
+    archive.save_config()  # the registry is the truth (archive.toml); the catalog's copy and the event follow
     lost = [m for o in outcomes for m in o.lost]
-    if not _consolidated_logged(archive, plan.sources, target):
-        with archive.catalog.writing() as con:
+    with archive.catalog.writing() as con:
+        replace_media_rows_in(con, archive.config.media)
+        if not logged:
             events.log_event(con, "media-consolidated", {
                 "sources": plan.sources, "target": target,
                 "remap": {str(s): target for s in plan.sources},
@@ -636,12 +642,12 @@ def _meta_files(storage: Storage) -> list:
     return [e for d in META_DIRS for e in storage.list(d)]
 
 
-def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
-    """Copy each source's stamps/, db-backups/, config/ to the target with verification; re-point the catalog."""
+def _move_meta(archive: Archive, sources: list[int], target: int, backup_sha: dict[str, str]) -> list[dict]:
+    """Copy each source's stamps/, db-backups/, config/ to the target with verification; then re-point the
+    catalog rows naming them, in one transaction (a kill before it: the rerun reuses the verified copies).
+    ``backup_sha``: the catalog's BLAKE3 of each backup file."""
     dst = archive.storage(target)
     moved = []
-    with archive.catalog.reading() as con:
-        backup_sha = backup_rows.backup_hashes(con)
     for sid in sources:
         src = archive.storage(sid)
         for e in _meta_files(src):
@@ -666,12 +672,15 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
                 raise ObjectExistsError(
                     f"medium {target} already holds a different file {e.name}; move it aside and rerun"
                 )
-            with archive.catalog.writing() as con:
-                if e.name.startswith("stamps/"):
-                    media_rows.move_stamp_manifest(con, e.name, sid, target)
-                elif e.name.startswith("db-backups/"):
-                    backup_rows.move_backup(con, e.name, sid, target)
             moved.append({"file": e.name, "from": sid, "bytes": n, "blake3": got, "copied": copied})
+    rows = [m for m in moved if m["file"].startswith(("stamps/", "db-backups/"))]
+    if rows:
+        with archive.catalog.writing() as con:
+            for m in rows:
+                if m["file"].startswith("stamps/"):
+                    media_rows.move_stamp_manifest(con, m["file"], m["from"], target)
+                else:
+                    backup_rows.move_backup(con, m["file"], m["from"], target)
     return moved
 
 
