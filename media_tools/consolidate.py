@@ -65,6 +65,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from toolkit import faults, marks
 from toolkit.archive import Archive
@@ -191,11 +192,13 @@ def plan_consolidation(
     purge_sources: bool = False,
     margin: int | None = None,
     probe_media: bool = True,
+    before_probe: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """The plan, with every reason to refuse in ``plan.refusals`` (nothing is written except probes).
 
     ``margin`` overrides the free-space margin (bytes); ``probe_media=False``
-    skips the write probes (dry runs).
+    skips the write probes (dry runs). ``before_probe(plan)`` is called once the packs are
+    listed and the media opened, before the probes (which may wait for a share's lock).
     """
     sources = list(dict.fromkeys(int(s) for s in sources))
     plan = Plan(sources=sources, target=target)
@@ -210,6 +213,8 @@ def plan_consolidation(
     _check_packs_at_sources(plan, dst, srcs)
     _check_free_space(archive, plan, dst, srcs, margin)
     if probe_media and not plan.refusals:
+        if before_probe is not None:
+            before_probe(plan)
         _probe_media(plan, dst, srcs, purge_sources)
     return plan
 
@@ -338,6 +343,8 @@ class _Ends:
 
     def __init__(self, archive: Archive):
         self._archive = archive
+        self.archive = archive
+        self.warming: list = []  # futures of the threads opening their connections (see _warm_up)
         self._mine = threading.local()
         self._opened: list[Storage] = []
         self._lock = threading.Lock()
@@ -480,15 +487,24 @@ def consolidate(
     """
     reporter = reporter or NullReporter()
     started = time.perf_counter()
-    plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin)
-    if not plan.ok:
-        raise ConsolidationRefused(refused_message(plan.refusals), plan)
-    dst = archive.storage(target)
-    srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
     if workers is None:
-        all_local = all(_kind(archive, m) == "local" for m in [target, *srcs])
-        workers = 2 if all_local else 3
-    outcomes, failure = _copy_packs(archive, plan, accept_loss, workers, reporter)
+        ends_at = [target, *sources]
+        live = [m for m in ends_at if (e := archive.config.medium(m)) is not None and e.state not in ("retired", "removed")]
+        workers = 2 if all(_kind(archive, m) == "local" for m in live) else 3
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    ends = _Ends(archive)
+    try:
+        plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin,
+                                  before_probe=lambda plan: _warm_up(plan, pool, ends, workers))
+        if not plan.ok:
+            raise ConsolidationRefused(refused_message(plan.refusals), plan)
+        dst = archive.storage(target)
+        srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
+        outcomes, failure = _copy_packs(plan, accept_loss, workers, reporter, pool, ends)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        ends.close()
     _stop_on_failure(archive, plan, dst, srcs, outcomes, failure, accept_loss)
     _remap_packs(archive, outcomes, target, reporter)
     meta, lost = _retire_sources(archive, plan, outcomes)
@@ -496,16 +512,44 @@ def consolidate(
     return _report(plan, outcomes, meta, lost, purged, time.perf_counter() - started)
 
 
-def _copy_packs(archive: Archive, plan: Plan, accept_loss: bool, workers: int,
-                reporter: Reporter) -> tuple[list[_Outcome], BaseException | None]:
+#: Packs whose source file the disk starts reading during the plan's probes, per copying thread.
+WARM_PACKS_PER_THREAD = 2
+
+
+def _warm_up(plan: Plan, pool: ThreadPoolExecutor | None, ends: "_Ends", workers: int) -> None:
+    """Meanwhile the probes run (a share's lock waits ``recheck`` seconds before it counts, toolkit/shared_lock.py):
+    each copying thread opens its connections (reads only: nothing is written before the probe passed) and the
+    first packs of local sources are read ahead into the page cache."""
+    if not plan.packs:
+        return
+    for p in plan.packs[: workers * WARM_PACKS_PER_THREAD]:
+        ends.archive.storage(p.source).prefetch(p.name)  # a hint: local sources only, nothing for SMB
+    media = [plan.target, *sorted({p.source for p in plan.packs})]
+    if pool is None or all(_kind(ends.archive, m) == "local" for m in media):
+        return
+    barrier = threading.Barrier(workers)
+
+    def connect() -> None:
+        try:
+            barrier.wait(timeout=30)  # one task per thread: each waits until all threads hold one
+        except threading.BrokenBarrierError:
+            pass
+        for m in media:
+            ends.get(m)  # an error here comes back when the thread copies its first pack
+
+    ends.warming = [pool.submit(connect) for _ in range(workers)]
+
+
+def _copy_packs(plan: Plan, accept_loss: bool, workers: int, reporter: Reporter, pool: ThreadPoolExecutor | None,
+                ends: "_Ends") -> tuple[list[_Outcome], BaseException | None]:
     """Copy and check every pack (no catalog change): (one outcome per pack in the plan's order, the first
     copy failure or None); a pack whose copy failed has status ``error``."""
     target = plan.target
     reporter.start("copy", len(plan.packs), "packs")
     outcomes: list[_Outcome] = []
     failure: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    ends = _Ends(archive)
+    for f in ends.warming:  # the connections are open (or failed: the copy names the error)
+        f.exception()
 
     def copy(i: int) -> _Outcome:
         p = plan.packs[i]
@@ -515,23 +559,18 @@ def _copy_packs(archive: Archive, plan: Plan, accept_loss: bool, workers: int,
             ends.get(ahead.source).prefetch(ahead.name)
         return _copy_one(src, ends.get(target), p, accept_loss, target)
 
-    try:
-        if pool is not None:
-            calls = [pool.submit(copy, i).result for i in range(len(plan.packs))]
-        else:  # one worker: copy in this thread
-            calls = [lambda i=i: copy(i) for i in range(len(plan.packs))]
-        for p, call in zip(plan.packs, calls):
-            try:
-                out = call()
-            except Exception as exc:  # keep collecting, so every created copy is known
-                failure = failure or exc
-                out = _Outcome(p, status="error", error=str(exc))
-            outcomes.append(out)
-            reporter.advance("copy", 1, bytes=p.bytes if out.status in ("copied", "damaged-copied") else 0)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        ends.close()
+    if pool is not None:
+        calls = [pool.submit(copy, i).result for i in range(len(plan.packs))]
+    else:  # one worker: copy in this thread
+        calls = [lambda i=i: copy(i) for i in range(len(plan.packs))]
+    for p, call in zip(plan.packs, calls):
+        try:
+            out = call()
+        except Exception as exc:  # keep collecting, so every created copy is known
+            failure = failure or exc
+            out = _Outcome(p, status="error", error=str(exc))
+        outcomes.append(out)
+        reporter.advance("copy", 1, bytes=p.bytes if out.status in ("copied", "damaged-copied") else 0)
     reporter.finish("copy")
     return outcomes, failure
 
