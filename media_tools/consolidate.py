@@ -20,30 +20,34 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    copy differs, the target is unreliable: the copy is removed and the run stops.
    A copy left by an earlier interrupted run is reused when it verifies; a
    file of that name with other content stops everything with its name.
-3. **Remap**: once every copy is verified, one catalog transaction moves
-   ``packs.medium_id`` of all packs to the target and logs a ``pack-moved``
-   event per pack (a kill before its commit moves none; the rerun reuses the
-   verified copies). Mails are found through their pack, so they are never
-   read from a source again.
-4. **Retire**: every source becomes ``retired`` with ``alias_of = target``
-   (archive.toml and the catalog's media table), and one
-   ``media-consolidated`` event records the remap.
-5. **Purge** (only when asked): a source pack file is deleted only after the
-   target copy passed a full record-by-record verification and the catalog
-   commit; packs copied with accepted damage are kept on the source.
-
-4a. **Stamps, backups, config snapshots** (before retiring): every file below
-   ``stamps/``, ``db-backups/`` and ``config/`` of a source is copied to the same
-   name at the target (create-only) and the copy read back and its BLAKE3
-   compared with the source's (and with the catalog's for a backup); then the
-   ``stamp_batches`` and ``db_backups`` rows naming it move to the target. A
-   copy left by an interrupted run is reused when it matches; a different file
-   of that name at the target stops the run before the media are retired. The
-   source keeps its files (the old location is left untouched).
-4b. **Marks**: the high-water marks (``marks/``, docs/formats.md) of the sources are copied to
+3. **Stamps, backups, config snapshots**: every file below ``stamps/``,
+   ``db-backups/`` and ``config/`` of a source is copied to the same name at
+   the target (create-only) and the copy read back and its BLAKE3 compared
+   with the source's (and with the catalog's for a backup). A copy left by an
+   interrupted run is reused when it matches; a different file of that name
+   at the target stops the run before the catalog changes. The source keeps
+   its files (the old location is left untouched).
+4. **Remap**: once every copy is verified, one catalog transaction moves
+   ``packs.medium_id`` of all packs to the target with a ``pack-moved`` event
+   per pack, and the ``stamp_batches`` and ``db_backups`` rows naming the
+   files of step 3; it commits only when no pack is left on a source. A kill
+   before its commit moves nothing (the rerun reuses the verified copies).
+   Mails are found through their pack, so they are never read from a source
+   again.
+5. **Marks**: the high-water marks (``marks/``, docs/formats.md) of the sources are copied to
    the target create-only (a mark already there is kept: only its name counts), so quick
    verify (Q10) still finds a later rollback of the catalog once the sources are retired and
    no longer listed.
+6. **Retire**: every source becomes ``retired`` with ``alias_of = target``
+   (archive.toml, then the catalog's media table), and one
+   ``media-consolidated`` event records the remap (same transaction).
+7. **Purge** (only when asked): a source pack file is deleted only after the
+   target copy passed a full record-by-record verification and the catalog
+   commit; packs copied with accepted damage are kept on the source.
+
+Catalog sessions of a run: one read for the plan, one read before the
+remap, the remap's transaction and the retire's transaction (whatever the
+number of packs).
 
 Decisions: the active medium cannot be a source (activate another medium
 first); the target must be active or standby. Stamps cover content hashes,
@@ -444,8 +448,8 @@ def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict
 # ---------------------------------------------------------------------------------------------- catalog
 
 
-def _remap(con, out: _Outcome, target: int) -> None:
-    """Inside one transaction: the pack's medium ID moves to the target, with its event."""
+def _remap_pack(con, out: _Outcome, target: int) -> None:
+    """Inside the remap's transaction: the pack's medium ID moves to the target, with its event."""
     t = out.task
     media_rows.move_pack(con, t.pack_id, t.source, target)
     detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "blake3": out.blake3}
@@ -506,8 +510,15 @@ def consolidate(
             pool.shutdown(wait=True, cancel_futures=True)
         ends.close()
     _stop_on_failure(archive, plan, dst, srcs, outcomes, failure, accept_loss)
-    _remap_packs(archive, outcomes, target, reporter)
-    meta, lost = _retire_sources(archive, plan, outcomes)
+    with archive.catalog.reading() as con:
+        backup_sha = backup_rows.backup_hashes(con)
+        logged = _consolidated_logged(con, plan.sources, target)
+    live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
+    meta = _copy_meta(archive, live_sources, target, backup_sha)
+    faults.hit("consolidate_after_meta")
+    _remap(archive, plan, outcomes, meta, reporter)
+    meta += _carry_marks(archive, live_sources, target)
+    lost = _retire_sources(archive, plan, outcomes, logged)
     purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
     return _report(plan, outcomes, meta, lost, purged, time.perf_counter() - started)
 
@@ -601,14 +612,25 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
     )
 
 
-def _remap_packs(archive: Archive, outcomes: list[_Outcome], target: int, reporter: Reporter) -> None:
-    """Move every copied pack to the target in the catalog: one transaction for all of them (every copy
-    was verified before; a kill before the commit moves none, a rerun reuses the verified copies)."""
+def _remap(archive: Archive, plan: Plan, outcomes: list[_Outcome], meta: list[dict], reporter: Reporter) -> None:
+    """One catalog transaction, once every copy is verified: every pack moves to the target (with its
+    ``pack-moved`` event) and so do the stamp manifests and backups copied there; no pack may be left on a
+    source. A kill before the commit moves nothing (the rerun reuses the verified copies)."""
+    target = plan.target
+    rows = [m for m in meta if m["file"].startswith(("stamps/", "db-backups/"))]
     reporter.start("remap", len(outcomes), "packs")
+    with archive.catalog.writing() as con:
+        for o in outcomes:
+            _remap_pack(con, o, target)
+        for m in rows:
+            if m["file"].startswith("stamps/"):
+                media_rows.move_stamp_manifest(con, m["file"], m["from"], target)
+            else:
+                backup_rows.move_backup(con, m["file"], m["from"], target)
+        left = media_rows.count_packs_on(con, plan.sources)
+        if left:  # rolled back
+            raise MediumError(f"{left} pack(s) would stay on the source media after the remap; rerun the consolidation")
     if outcomes:
-        with archive.catalog.writing() as con:
-            for o in outcomes:
-                _remap(con, o, target)
         faults.hit("consolidate_after_commit")
     for o in outcomes:
         o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
@@ -616,19 +638,10 @@ def _remap_packs(archive: Archive, outcomes: list[_Outcome], target: int, report
     reporter.finish("remap")
 
 
-def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> tuple[list[dict], list[dict]]:
-    """Once no pack is left on a source: move the stamps, backups and config snapshots, retire the sources
-    into the target and log the consolidation. Returns (files moved, mails lost)."""
+def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome], logged: bool) -> list[dict]:
+    """Retire the sources into the target (archive.toml, then the catalog's media table) and log the
+    consolidation unless ``logged`` (an interrupted run did). Returns the mails lost."""
     target = plan.target
-    with archive.catalog.reading() as con:
-        left = media_rows.count_packs_on(con, plan.sources)
-        backup_sha = backup_rows.backup_hashes(con)
-        logged = _consolidated_logged(con, plan.sources, target)
-    if left:
-        raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
-    live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
-    meta = _move_meta(archive, live_sources, target, backup_sha)
-    meta += _carry_marks(archive, live_sources, target)
     faults.hit("consolidate_before_retire")
     for sid in plan.sources:
         m = archive.config.medium(sid)
@@ -644,7 +657,7 @@ def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> t
                 "packs": len(outcomes), "bytes": plan.bytes,
                 "lost_msg_ids": [m["msg_id"] for m in lost],
             })
-    return meta, lost
+    return lost
 
 
 def _report(plan: Plan, outcomes: list[_Outcome], meta: list[dict], lost: list[dict], purged: list[str],
@@ -681,10 +694,10 @@ def _meta_files(storage: Storage) -> list:
     return [e for d in META_DIRS for e in storage.list(d)]
 
 
-def _move_meta(archive: Archive, sources: list[int], target: int, backup_sha: dict[str, str]) -> list[dict]:
-    """Copy each source's stamps/, db-backups/, config/ to the target with verification; then re-point the
-    catalog rows naming them, in one transaction (a kill before it: the rerun reuses the verified copies).
-    ``backup_sha``: the catalog's BLAKE3 of each backup file."""
+def _copy_meta(archive: Archive, sources: list[int], target: int, backup_sha: dict[str, str]) -> list[dict]:
+    """Copy each source's stamps/, db-backups/, config/ to the target with verification (no catalog change:
+    the remap's transaction re-points the rows naming them). ``backup_sha``: the catalog's BLAKE3 of each
+    backup file."""
     dst = archive.storage(target)
     moved = []
     for sid in sources:
@@ -712,14 +725,6 @@ def _move_meta(archive: Archive, sources: list[int], target: int, backup_sha: di
                     f"medium {target} already holds a different file {e.name}; move it aside and rerun"
                 )
             moved.append({"file": e.name, "from": sid, "bytes": n, "blake3": got, "copied": copied})
-    rows = [m for m in moved if m["file"].startswith(("stamps/", "db-backups/"))]
-    if rows:
-        with archive.catalog.writing() as con:
-            for m in rows:
-                if m["file"].startswith("stamps/"):
-                    media_rows.move_stamp_manifest(con, m["file"], m["from"], target)
-                else:
-                    backup_rows.move_backup(con, m["file"], m["from"], target)
     return moved
 
 
