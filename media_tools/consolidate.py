@@ -346,7 +346,6 @@ class _Ends:
     """The storages a copying thread uses: local media shared, an SMB medium one connection per thread."""
 
     def __init__(self, archive: Archive):
-        self._archive = archive
         self.archive = archive
         self.warming: list = []  # futures of the threads opening their connections (see _warm_up)
         self._mine = threading.local()
@@ -354,13 +353,13 @@ class _Ends:
         self._lock = threading.Lock()
 
     def get(self, medium_id: int) -> Storage:
-        if _kind(self._archive, medium_id) == "local":
-            return self._archive.storage(medium_id)
+        if _kind(self.archive, medium_id) == "local":
+            return self.archive.storage(medium_id)
         conns = getattr(self._mine, "conns", None)
         if conns is None:
             conns = self._mine.conns = {}
         if medium_id not in conns:
-            conns[medium_id] = self._archive.extra_connection(medium_id, sealed_only=True)  # packs only
+            conns[medium_id] = self.archive.extra_connection(medium_id, sealed_only=True)  # packs only
             with self._lock:
                 self._opened.append(conns[medium_id])
         return conns[medium_id]
