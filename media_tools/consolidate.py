@@ -56,7 +56,7 @@ files of 4a still to copy (the data estimate); ``needed`` adds the free-space
 margin the target must keep (E6), shown apart as ``margin``. A pack file missing from a source is always refused (restore it from
 the mirror first): there is nothing to copy, with or without ``accept_loss``.
 
-Packs are copied by worker threads (hashing and file I/O release the GIL): two
+Packs are copied by worker threads (hashing and file I/O release the GIL): four
 when both media are local, three when an end is on SMB, each thread with its
 own SMB connection (an SMB storage's watchdog serves one call at a time, and
 several connections keep the server and the client busy at once). Those connections
@@ -82,6 +82,10 @@ from toolkit.storage import Storage
 from toolkit.storage.location import parse_location
 from toolkit.storage.probe import probe
 
+#: Copying threads when every medium is local (while one waits for its fsync, the others copy and hash;
+#: bench/RESULTS.md "Consolidation") and when an end is on SMB (each with its own connection).
+LOCAL_THREADS = 4
+SMB_THREADS = 3
 #: Copy buffer: large reads and writes keep the per-call overhead out of the throughput.
 COPY_CHUNK = 8 * 1024 * 1024
 #: Free space the target must keep beyond the bytes copied (E6): max(64 MiB, 2 %).
@@ -447,16 +451,15 @@ def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict
 # ---------------------------------------------------------------------------------------------- catalog
 
 
-def _remap_pack(con, out: _Outcome, target: int) -> None:
-    """Inside the remap's transaction: the pack's medium ID moves to the target, with its event."""
+def _moved_detail(out: _Outcome, target: int) -> dict:
+    """The detail of a pack's ``pack-moved`` event."""
     t = out.task
-    media_rows.move_pack(con, t.pack_id, t.source, target)
     detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "blake3": out.blake3}
     if out.status == "damaged-copied":
         detail["damaged"] = True
         detail["catalog_blake3"] = t.blake3
         detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
-    events.log_event(con, "pack-moved", detail)
+    return detail
 
 
 def _consolidated_logged(con, sources: list[int], target: int) -> bool:
@@ -493,7 +496,7 @@ def consolidate(
     if workers is None:
         ends_at = [target, *sources]
         live = [m for m in ends_at if (e := archive.config.medium(m)) is not None and e.state not in ("retired", "removed")]
-        workers = 2 if all(_kind(archive, m) == "local" for m in live) else 3
+        workers = LOCAL_THREADS if all(_kind(archive, m) == "local" for m in live) else SMB_THREADS
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     ends = _Ends(archive)
     try:
@@ -619,8 +622,8 @@ def _remap(archive: Archive, plan: Plan, outcomes: list[_Outcome], meta: list[di
     rows = [m for m in meta if m["file"].startswith(("stamps/", "db-backups/"))]
     reporter.start("remap", len(outcomes), "packs")
     with archive.catalog.writing() as con:
-        for o in outcomes:
-            _remap_pack(con, o, target)
+        media_rows.move_packs(con, [(o.task.pack_id, o.task.source) for o in outcomes], target)
+        events.log_events(con, "pack-moved", [_moved_detail(o, target) for o in outcomes])
         for m in rows:
             if m["file"].startswith("stamps/"):
                 media_rows.move_stamp_manifest(con, m["file"], m["from"], target)
@@ -727,26 +730,37 @@ def _copy_meta(archive: Archive, sources: list[int], target: int, backup_sha: di
     return moved
 
 
+#: Threads copying the high-water marks onto a local target (each copy is two fsyncs; they overlap).
+MARK_THREADS = 4
+
+
 def _carry_marks(archive: Archive, sources: list[int], target: int) -> list[dict]:
-    """Copy each source's high-water marks to the target, create-only, each read back (4b)."""
+    """Copy each source's high-water marks to the target, create-only, each read back (step 5). Onto a local
+    target several at once; onto a share one after the other over the medium's own (encrypted) connection."""
     dst = archive.storage(target)
-    carried = []
-    for sid in sources:
-        src = archive.storage(sid)
-        for e in src.list(marks.MARKS_DIR):
-            if dst.stat(e.name) is not None:
-                continue  # only its name counts: a mark already there stays as it is
-            body = src.read(e.name)
-            try:
-                dst.put(e.name, body)
-            except ObjectExistsError:
-                continue
-            if dst.read(e.name) != body:
-                _delete_quietly(dst, e.name)
-                raise IntegrityError(f"the copy of {e.name} on medium {target} reads back differently from medium "
-                                     f"{sid}: the target medium is unreliable; nothing was retired")
-            carried.append({"file": e.name, "from": sid, "bytes": len(body), "blake3": None, "copied": True})
-    return carried
+    todo = [(sid, e.name) for sid in sources for e in archive.storage(sid).list(marks.MARKS_DIR)]
+
+    def carry(item: tuple[int, str]) -> dict | None:
+        sid, name = item
+        if dst.stat(name) is not None:
+            return None  # only its name counts: a mark already there stays as it is
+        body = archive.storage(sid).read(name)
+        try:
+            dst.put(name, body)
+        except ObjectExistsError:
+            return None
+        if dst.read(name) != body:
+            _delete_quietly(dst, name)
+            raise IntegrityError(f"the copy of {name} on medium {target} reads back differently from medium "
+                                 f"{sid}: the target medium is unreliable; nothing was retired")
+        return {"file": name, "from": sid, "bytes": len(body), "blake3": None, "copied": True}
+
+    if len(todo) > 1 and all(_kind(archive, m) == "local" for m in [target, *sources]):
+        with ThreadPoolExecutor(max_workers=MARK_THREADS) as pool:
+            done = list(pool.map(carry, todo))
+    else:
+        done = [carry(item) for item in todo]
+    return [d for d in done if d is not None]
 
 
 def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:
