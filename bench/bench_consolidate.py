@@ -434,7 +434,7 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
         "peak RSS is the largest process (wait4 and sampled VmHWM).",
         "What a consolidation does per byte beyond the plain copy: every copy is flushed to disk (fsync; SMB2 FLUSH), "
         "then read back and its BLAKE3 compared with the catalog (the one hash pass); local → local the kernel "
-        "copies (`copy_file_range`), two threads; onto SMB three threads, each with its own signed, unencrypted "
+        "copies (`copy_file_range`), four threads; onto SMB three threads, each with its own signed, unencrypted "
         "connection (packs are sealed) and several WRITE/READ requests in flight (toolkit/storage/smb_pipeline.py). "
         f"rclone ({rv or 'not installed'}, Debian) copies with its SMB backend (signed, not encrypted) and "
         "`check --download` reads both sides again and compares them byte for byte.",

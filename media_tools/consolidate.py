@@ -62,6 +62,9 @@ own SMB connection (an SMB storage's watchdog serves one call at a time, and
 several connections keep the server and the client busy at once). Those connections
 carry packs only, whose records are sealed: they are signed but not encrypted
 (docs/media.md); each pipelines its WRITE and READ requests (toolkit/storage/smb_pipeline.py).
+The threads open their connections, and the disk starts reading the first source packs, while
+the plan's write probe runs (on a share it waits for the writer lock's recheck; nothing is
+written before the probe passed).
 """
 from __future__ import annotations
 
