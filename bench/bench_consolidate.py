@@ -18,9 +18,14 @@ and the report says so), in ``--repeat`` pairs whose order alternates:
 
 Floors in the same run: the BLAKE3 checksum of the same packs on two
 threads, nothing else (warm cache: the hash pass a verified copy cannot
-skip); smbprotocol through our SMB storage alone writing the packs to the
-share and reading them back on three signed, unencrypted connections (no
-hash, no catalog): a verified copy onto SMB must do both.
+skip); the CLI's fixed cost, ``media consolidate --dry-run`` (process start,
+imports, archive and catalog open, the plan; no copy), warm, and what
+``cp -r`` + ``sync`` would reach with that cost added; smbprotocol through
+our SMB storage alone writing the packs to the share and reading them back
+on three signed, unencrypted connections (no hash, no catalog): a verified
+copy onto SMB must do both, plus the fixed cost and the share lock's recheck
+wait (toolkit/shared_lock.py). CPU-seconds: the whole process tree (wait4)
+for the CLI, the children's ``os.times`` for ``cp``/``sync`` and rclone.
 
 Prints the section; ``--record`` replaces the "## Consolidation" section of
 bench/RESULTS.md (other sections are kept).
@@ -99,6 +104,12 @@ def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def children_cpu() -> float:
+    """CPU-seconds (user + system) of the child processes waited for so far."""
+    t = os.times()
+    return t.children_user + t.children_system
 
 
 def build(root: Path, mb: int) -> tuple[Archive, int]:
@@ -198,28 +209,34 @@ def run_consolidate(home: Path, sources: list[int], target: int, nbytes: int, en
     return m
 
 
-def cp_sync(src_packs: Path, plain: Path) -> float:
-    """``cp -r`` of a medium's packs/ then ``sync``, cold; the copy is removed afterwards (not timed)."""
+def cp_sync(src_packs: Path, plain: Path) -> tuple[float, float]:
+    """(seconds, CPU-seconds) of ``cp -r`` of a medium's packs/ then ``sync``, cold; the copy is removed
+    afterwards (not timed)."""
     drop_caches()
+    c0 = children_cpu()
     t = timed(lambda: (subprocess.run(["cp", "-r", str(src_packs), str(plain)], check=True),
                        subprocess.run(["sync"], check=True)))
+    cpu = children_cpu() - c0
     shutil.rmtree(plain)
     subprocess.run(["sync"], check=True)
-    return t
+    return t, cpu
 
 
-def rclone_verified(src_packs: Path, server, sub: str) -> tuple[float, float]:
-    """(copy seconds, check seconds) of ``rclone copy`` + ``rclone check --download`` onto the share, cold."""
+def rclone_verified(src_packs: Path, server, sub: str) -> tuple[float, float, float]:
+    """(copy seconds, check seconds, CPU-seconds of both) of ``rclone copy`` + ``rclone check --download``
+    onto the share, cold."""
     ob = subprocess.run(["rclone", "obscure", server.password], capture_output=True, text=True, check=True).stdout.strip()
     remote = f":smb,host={server.host},port={server.port},user={server.user},pass={ob}:{server.share}/{sub}"
     env = dict(os.environ, RCLONE_CONFIG="/dev/null")
     drop_caches()
+    c0 = children_cpu()
     t_copy = timed(lambda: subprocess.run(["rclone", "copy", str(src_packs), remote], check=True, env=env,
                                           capture_output=True))
     t_check = timed(lambda: subprocess.run(["rclone", "check", "--download", str(src_packs), remote], check=True,
                                            env=env, capture_output=True))
+    cpu = children_cpu() - c0
     shutil.rmtree(server.share_dir / sub, ignore_errors=True)
-    return t_copy, t_check
+    return t_copy, t_check, cpu
 
 
 def rclone_version() -> str | None:
@@ -238,22 +255,37 @@ def bench_local(root: Path, home: Path, nbytes: int, repeat: int) -> dict:
     for r in range(repeat):
         src_dirs = [root / f"m{s}" / "packs" for s in sources]
         def do_cp():
-            return sum(cp_sync(d, root / f"plain-{i}") for i, d in enumerate(src_dirs))
+            runs = [cp_sync(d, root / f"plain-{i}") for i, d in enumerate(src_dirs)]
+            return sum(r[0] for r in runs), sum(r[1] for r in runs)
         def do_cons():
             target = add_medium(home, str(root / f"m{n}"))
             return run_consolidate(home, sources, target, nbytes, env, "consolidation local → local")
         if r % 2 == 0:
-            t_cp, m = do_cp(), do_cons()
+            (t_cp, cpu_cp), m = do_cp(), do_cons()
         else:
-            m, t_cp = do_cons(), do_cp()
-        pairs.append({"cp": t_cp, "cons": m})
+            m, (t_cp, cpu_cp) = do_cons(), do_cp()
+        pairs.append({"cp": t_cp, "cp_cpu": cpu_cp, "cons": m})
         print(f"  local pair {r + 1}: consolidation {m.seconds:.2f} s, cp -r + sync {t_cp:.2f} s, "
               f"{t_cp / m.seconds:.2f}x, peak RSS {m.maxrss_mb:.0f} MB", flush=True)
         for s in sources:
             shutil.rmtree(root / f"m{s}" / "packs", ignore_errors=True)  # retired: keep the disk small
         sources, n = [n], n + 1
     warm_files = pack_files(root / f"m{sources[0]}")
-    return {"pairs": pairs, "hash_floor": hash_floor(warm_files), "next": (sources[0], n)}
+    return {"pairs": pairs, "hash_floor": hash_floor(warm_files), "fixed": fixed_floor(home, sources[0], n, env),
+            "next": (sources[0], n)}
+
+
+def fixed_floor(home: Path, source: int, n: int, env: dict):
+    """The CLI's fixed cost, warm: process start, imports, the archive and catalog open and the plan with its
+    free-space check, as ``media consolidate --dry-run`` runs them (no probe, no copy); its Measure."""
+    target = add_medium(home, str(home.parent / f"m{n}"))
+    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "media", "consolidate", "--dry-run",
+                               "--from", str(source), "--into", str(target)]
+    runs = [run_measured("dry run", cmd, env) for _ in range(3)]
+    for m in runs:
+        if m.rc != 0:
+            sys.exit(f"the dry run failed (exit {m.rc}):\n{m.stderr[-3000:]}")
+    return sorted(runs, key=lambda m: m.seconds)[1]
 
 
 def ensure_rclone() -> None:
@@ -292,8 +324,8 @@ def bench_smb(root: Path, home: Path, nbytes: int, repeat: int, start: tuple[int
             else:
                 (target, m), rc = do_cons(), do_rclone()
             pairs.append({"rclone": rc, "cons": m})
-            print(f"  SMB pair {r + 1}: consolidation {m.seconds:.2f} s, rclone copy + check {sum(rc):.2f} s, "
-                  f"{sum(rc) / m.seconds:.2f}x, peak RSS {m.maxrss_mb:.0f} MB", flush=True)
+            print(f"  SMB pair {r + 1}: consolidation {m.seconds:.2f} s, rclone copy + check {rc[0] + rc[1]:.2f} s, "
+                  f"{(rc[0] + rc[1]) / m.seconds:.2f}x, peak RSS {m.maxrss_mb:.0f} MB", flush=True)
             shutil.rmtree(src_packs, ignore_errors=True)
             if r + 1 < repeat:  # bring the packs back to a fresh local medium for the next pair
                 src_dir = root / f"back-{r}"
@@ -309,6 +341,16 @@ def bench_smb(root: Path, home: Path, nbytes: int, repeat: int, start: tuple[int
 
 
 # -- the report ----------------------------------------------------------------------------------
+#: toolkit.shared_lock.SETTINGS["recheck"]: a writer on a share waits this long after creating the lock
+from toolkit.shared_lock import SETTINGS as _LOCK_SETTINGS  # noqa: E402
+
+SHARED_LOCK_RECHECK = _LOCK_SETTINGS["recheck"]
+
+
+def section_title(mb: int) -> str:
+    """The RESULTS.md section of a run: the default size has the plain title, others name their size."""
+    return "## Consolidation" if mb == 200 else f"## Consolidation, {mb} MB of packs"
+
 def _median(pairs: list[dict], ratio) -> dict:
     return sorted(pairs, key=ratio)[(len(pairs) - 1) // 2]
 
@@ -318,51 +360,61 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
         return nbytes / 1e6 / t
 
     lr = lambda p: p["cp"] / p["cons"].seconds  # noqa: E731
+    cpu = lambda m: m.cpu_user + m.cpu_sys  # noqa: E731
     lm = _median(local["pairs"], lr)
     cold = all(p["cons"].extra["cold"] for p in local["pairs"])
     lines = [
-        "## Consolidation",
+        section_title(args.mb),
         "",
-        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}` on {os.cpu_count()} CPUs, {cpu_model()}, "
+        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}{' --no-smb' if args.no_smb else ''}` on {os.cpu_count()} CPUs, {cpu_model()}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}, load average before "
         f"{load_before}, after {loadavg()}; {nbytes / 1e6:.0f} MB of packs "
         f"({'page cache dropped before every contender: cold' if cold else 'warm: dropping the page cache was refused'}).",
         "",
-        "| run (median pair) | seconds | MB/s | peak RSS MB | consolidation ÷ peer (speed) |",
-        "|---|---|---|---|---|",
+        "| run (median pair) | seconds | MB/s | CPU-s | peak RSS MB | consolidation ÷ peer (speed) |",
+        "|---|---|---|---|---|---|",
         f"| consolidation local → local (CLI) | {lm['cons'].seconds:.2f} | {rate(lm['cons'].seconds):.0f} | "
-        f"{lm['cons'].maxrss_mb:.0f} | **{lr(lm):.2f}×** |",
+        f"{cpu(lm['cons']):.2f} | {lm['cons'].maxrss_mb:.0f} | **{lr(lm):.2f}×** |",
         f"| … of which the consolidation itself (its JSON `seconds`: plan, copy, read-back, remap, retire) | "
-        f"{lm['cons'].extra['inner']:.2f} | {rate(lm['cons'].extra['inner']):.0f} | | {lm['cp'] / lm['cons'].extra['inner']:.2f}× |",
-        f"| `cp -r` + `sync` local → local | {lm['cp']:.2f} | {rate(lm['cp']):.0f} | | |",
+        f"{lm['cons'].extra['inner']:.2f} | {rate(lm['cons'].extra['inner']):.0f} | | | "
+        f"{lm['cp'] / lm['cons'].extra['inner']:.2f}× |",
+        f"| `cp -r` + `sync` local → local | {lm['cp']:.2f} | {rate(lm['cp']):.0f} | {lm['cp_cpu']:.2f} | | |",
         f"| floor: BLAKE3 of the packs alone, 2 threads, warm | {local['hash_floor']:.2f} | "
-        f"{rate(local['hash_floor']):.0f} | | |",
+        f"{rate(local['hash_floor']):.0f} | | | |",
+        f"| floor: the CLI's fixed cost (`media consolidate --dry-run`: start, imports, archive + catalog open, "
+        f"plan; warm, median of 3) | {local['fixed'].seconds:.2f} | | {cpu(local['fixed']):.2f} | "
+        f"{local['fixed'].maxrss_mb:.0f} | |",
+        f"| floor: `cp -r` + `sync` time + that fixed cost, against `cp -r` + `sync` | "
+        f"{lm['cp'] + local['fixed'].seconds:.2f} | | | | {lm['cp'] / (lm['cp'] + local['fixed'].seconds):.2f}× |",
     ]
     verdict = [f"local → local {lr(lm):.2f}× `cp -r` + `sync` (median of {len(local['pairs'])} pairs: "
                + ", ".join(f"{lr(p):.2f}×" for p in local["pairs"]) + f"; target ≥ 0.8×: {'met' if lr(lm) >= 0.8 else 'NOT met'})"]
     peaks = [p["cons"].maxrss_mb for p in local["pairs"]]
     if smb:
-        sr = lambda p: sum(p["rclone"]) / p["cons"].seconds  # noqa: E731
+        sr = lambda p: (p["rclone"][0] + p["rclone"][1]) / p["cons"].seconds  # noqa: E731
         sm = _median(smb["pairs"], sr)
-        rc_copy, rc_check = sm["rclone"]
+        rc_copy, rc_check, rc_cpu = sm["rclone"]
         lines += [
             f"| consolidation local → SMB (CLI) | {sm['cons'].seconds:.2f} | {rate(sm['cons'].seconds):.0f} | "
-            f"{sm['cons'].maxrss_mb:.0f} | **{sr(sm):.2f}×** |",
+            f"{cpu(sm['cons']):.2f} | {sm['cons'].maxrss_mb:.0f} | **{sr(sm):.2f}×** |",
             f"| … of which the consolidation itself | {sm['cons'].extra['inner']:.2f} | "
-            f"{rate(sm['cons'].extra['inner']):.0f} | | {sum(sm['rclone']) / sm['cons'].extra['inner']:.2f}× |",
+            f"{rate(sm['cons'].extra['inner']):.0f} | | | {(rc_copy + rc_check) / sm['cons'].extra['inner']:.2f}× |",
             f"| `rclone copy` + `rclone check --download` local → SMB | {rc_copy + rc_check:.2f} | "
-            f"{rate(rc_copy + rc_check):.0f} | | |",
-            f"| … of which `rclone copy` | {rc_copy:.2f} | {rate(rc_copy):.0f} | | |",
-            f"| … of which `rclone check --download` | {rc_check:.2f} | {rate(rc_check):.0f} | | |",
+            f"{rate(rc_copy + rc_check):.0f} | {rc_cpu:.2f} | | |",
+            f"| … of which `rclone copy` | {rc_copy:.2f} | {rate(rc_copy):.0f} | | | |",
+            f"| … of which `rclone check --download` | {rc_check:.2f} | {rate(rc_check):.0f} | | | |",
         ]
         for m in smb["back"][:1]:
             lines.append(f"| consolidation SMB → local (CLI, between pairs) | {m.seconds:.2f} | {rate(m.seconds):.0f} | "
-                         f"{m.maxrss_mb:.0f} | |")
+                         f"{cpu(m):.2f} | {m.maxrss_mb:.0f} | |")
         lines += [
-            f"| floor: our SMB storage alone, write, 3 connections | {smb['write']:.2f} | {rate(smb['write']):.0f} | | |",
-            f"| floor: … read back + BLAKE3, 3 connections | {smb['read']:.2f} | {rate(smb['read']):.0f} | | |",
-            f"| floor: write + read back | {smb['write'] + smb['read']:.2f} | {rate(smb['write'] + smb['read']):.0f} | | "
+            f"| floor: our SMB storage alone, write, 3 connections | {smb['write']:.2f} | {rate(smb['write']):.0f} | | | |",
+            f"| floor: … read back + BLAKE3, 3 connections | {smb['read']:.2f} | {rate(smb['read']):.0f} | | | |",
+            f"| floor: write + read back | {smb['write'] + smb['read']:.2f} | {rate(smb['write'] + smb['read']):.0f} | | | "
             f"{(rc_copy + rc_check) / (smb['write'] + smb['read']):.2f}× (rclone ÷ floor) |",
+            f"| floor: write + read back + the CLI's fixed cost + the share lock's recheck wait "
+            f"({SHARED_LOCK_RECHECK:g} s) | {smb['write'] + smb['read'] + local['fixed'].seconds + SHARED_LOCK_RECHECK:.2f} | "
+            f"| | | {(rc_copy + rc_check) / (smb['write'] + smb['read'] + local['fixed'].seconds + SHARED_LOCK_RECHECK):.2f}× |",
         ]
         verdict.append(f"local → SMB {sr(sm):.2f}× rclone's verified copy (pairs: "
                        + ", ".join(f"{sr(p):.2f}×" for p in smb["pairs"]) + f"; target ≥ 1×: {'met' if sr(sm) >= 1 else 'NOT met'})")
@@ -382,7 +434,7 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
         "peak RSS is the largest process (wait4 and sampled VmHWM).",
         "What a consolidation does per byte beyond the plain copy: every copy is flushed to disk (fsync; SMB2 FLUSH), "
         "then read back and its BLAKE3 compared with the catalog (the one hash pass); local → local the kernel "
-        "copies (`copy_file_range`), two threads; onto SMB three threads, each with its own signed, unencrypted "
+        "copies (`copy_file_range`), four threads; onto SMB three threads, each with its own signed, unencrypted "
         "connection (packs are sealed) and several WRITE/READ requests in flight (toolkit/storage/smb_pipeline.py). "
         f"rclone ({rv or 'not installed'}, Debian) copies with its SMB backend (signed, not encrypted) and "
         "`check --download` reads both sides again and compares them byte for byte.",
@@ -396,7 +448,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="pairs per comparison (default 3); the median pair is shown")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the temp dir)")
     ap.add_argument("--no-smb", action="store_true", help="skip the SMB part")
-    ap.add_argument("--record", action="store_true", help="replace the '## Consolidation' section of bench/RESULTS.md")
+    ap.add_argument("--record", action="store_true",
+                    help="replace the '## Consolidation' section of bench/RESULTS.md ('## Consolidation, N MB of packs' "
+                         "for another --mb)")
     args = ap.parse_args()
     load_before = loadavg()
     root = Path(tempfile.mkdtemp(prefix="bench-consolidate-", dir=args.dir))
@@ -411,7 +465,7 @@ def main() -> None:
         print()
         print(section)
         if args.record:
-            record_section(section, "## Consolidation")
+            record_section(section, section_title(args.mb))
             print("recorded in bench/RESULTS.md")
     finally:
         shutil.rmtree(root, ignore_errors=True)

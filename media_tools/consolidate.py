@@ -20,28 +20,34 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    copy differs, the target is unreliable: the copy is removed and the run stops.
    A copy left by an earlier interrupted run is reused when it verifies; a
    file of that name with other content stops everything with its name.
-3. **Remap**: one catalog transaction per pack moves ``packs.medium_id`` to
-   the target and logs a ``pack-moved`` event. Mails are found through their
-   pack, so they are never read from a source again.
-4. **Retire**: every source becomes ``retired`` with ``alias_of = target``
-   (archive.toml and the catalog's media table), and one
-   ``media-consolidated`` event records the remap.
-5. **Purge** (only when asked): a source pack file is deleted only after the
-   target copy passed a full record-by-record verification and the catalog
-   commit; packs copied with accepted damage are kept on the source.
-
-4a. **Stamps, backups, config snapshots** (before retiring): every file below
-   ``stamps/``, ``db-backups/`` and ``config/`` of a source is copied to the same
-   name at the target (create-only) and the copy read back and its BLAKE3
-   compared with the source's (and with the catalog's for a backup); then the
-   ``stamp_batches`` and ``db_backups`` rows naming it move to the target. A
-   copy left by an interrupted run is reused when it matches; a different file
-   of that name at the target stops the run before the media are retired. The
-   source keeps its files (the old location is left untouched).
-4b. **Marks**: the high-water marks (``marks/``, docs/formats.md) of the sources are copied to
+3. **Stamps, backups, config snapshots**: every file below ``stamps/``,
+   ``db-backups/`` and ``config/`` of a source is copied to the same name at
+   the target (create-only) and the copy read back and its BLAKE3 compared
+   with the source's (and with the catalog's for a backup). A copy left by an
+   interrupted run is reused when it matches; a different file of that name
+   at the target stops the run before the catalog changes. The source keeps
+   its files (the old location is left untouched).
+4. **Remap**: once every copy is verified, one catalog transaction moves
+   ``packs.medium_id`` of all packs to the target with a ``pack-moved`` event
+   per pack, and the ``stamp_batches`` and ``db_backups`` rows naming the
+   files of step 3; it commits only when no pack is left on a source. A kill
+   before its commit moves nothing (the rerun reuses the verified copies).
+   Mails are found through their pack, so they are never read from a source
+   again.
+5. **Marks**: the high-water marks (``marks/``, docs/formats.md) of the sources are copied to
    the target create-only (a mark already there is kept: only its name counts), so quick
    verify (Q10) still finds a later rollback of the catalog once the sources are retired and
    no longer listed.
+6. **Retire**: every source becomes ``retired`` with ``alias_of = target``
+   (archive.toml, then the catalog's media table), and one
+   ``media-consolidated`` event records the remap (same transaction).
+7. **Purge** (only when asked): a source pack file is deleted only after the
+   target copy passed a full record-by-record verification and the catalog
+   commit; packs copied with accepted damage are kept on the source.
+
+Catalog sessions of a run: one read for the plan, one read before the
+remap, the remap's transaction and the retire's transaction (whatever the
+number of packs).
 
 Decisions: the active medium cannot be a source (activate another medium
 first); the target must be active or standby. Stamps cover content hashes,
@@ -50,12 +56,15 @@ files of 4a still to copy (the data estimate); ``needed`` adds the free-space
 margin the target must keep (E6), shown apart as ``margin``. A pack file missing from a source is always refused (restore it from
 the mirror first): there is nothing to copy, with or without ``accept_loss``.
 
-Packs are copied by worker threads (hashing and file I/O release the GIL): two
+Packs are copied by worker threads (hashing and file I/O release the GIL): four
 when both media are local, three when an end is on SMB, each thread with its
 own SMB connection (an SMB storage's watchdog serves one call at a time, and
 several connections keep the server and the client busy at once). Those connections
 carry packs only, whose records are sealed: they are signed but not encrypted
 (docs/media.md); each pipelines its WRITE and READ requests (toolkit/storage/smb_pipeline.py).
+The threads open their connections, and the disk starts reading the first source packs, while
+the plan's write probe runs (on a share it waits for the writer lock's recheck; nothing is
+written before the probe passed).
 """
 from __future__ import annotations
 
@@ -63,10 +72,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from toolkit import faults, marks
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, events, media_rows
+from toolkit.catalog.media_registry import replace_media_rows_in
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, NextStep, ObjectExistsError, StorageError
 from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
@@ -74,6 +85,10 @@ from toolkit.storage import Storage
 from toolkit.storage.location import parse_location
 from toolkit.storage.probe import probe
 
+#: Copying threads when every medium is local (while one waits for its fsync, the others copy and hash;
+#: bench/RESULTS.md "Consolidation") and when an end is on SMB (each with its own connection).
+LOCAL_THREADS = 4
+SMB_THREADS = 3
 #: Copy buffer: large reads and writes keep the per-call overhead out of the throughput.
 COPY_CHUNK = 8 * 1024 * 1024
 #: Free space the target must keep beyond the bytes copied (E6): max(64 MiB, 2 %).
@@ -188,11 +203,13 @@ def plan_consolidation(
     purge_sources: bool = False,
     margin: int | None = None,
     probe_media: bool = True,
+    before_probe: Callable[[Plan], None] | None = None,
 ) -> Plan:
     """The plan, with every reason to refuse in ``plan.refusals`` (nothing is written except probes).
 
     ``margin`` overrides the free-space margin (bytes); ``probe_media=False``
-    skips the write probes (dry runs).
+    skips the write probes (dry runs). ``before_probe(plan)`` is called once the packs are
+    listed and the media opened, before the probes (which may wait for a share's lock).
     """
     sources = list(dict.fromkeys(int(s) for s in sources))
     plan = Plan(sources=sources, target=target)
@@ -207,6 +224,8 @@ def plan_consolidation(
     _check_packs_at_sources(plan, dst, srcs)
     _check_free_space(archive, plan, dst, srcs, margin)
     if probe_media and not plan.refusals:
+        if before_probe is not None:
+            before_probe(plan)
         _probe_media(plan, dst, srcs, purge_sources)
     return plan
 
@@ -334,19 +353,20 @@ class _Ends:
     """The storages a copying thread uses: local media shared, an SMB medium one connection per thread."""
 
     def __init__(self, archive: Archive):
-        self._archive = archive
+        self.archive = archive
+        self.warming: list = []  # futures of the threads opening their connections (see _warm_up)
         self._mine = threading.local()
         self._opened: list[Storage] = []
         self._lock = threading.Lock()
 
     def get(self, medium_id: int) -> Storage:
-        if _kind(self._archive, medium_id) == "local":
-            return self._archive.storage(medium_id)
+        if _kind(self.archive, medium_id) == "local":
+            return self.archive.storage(medium_id)
         conns = getattr(self._mine, "conns", None)
         if conns is None:
             conns = self._mine.conns = {}
         if medium_id not in conns:
-            conns[medium_id] = self._archive.extra_connection(medium_id, sealed_only=True)  # packs only
+            conns[medium_id] = self.archive.extra_connection(medium_id, sealed_only=True)  # packs only
             with self._lock:
                 self._opened.append(conns[medium_id])
         return conns[medium_id]
@@ -434,23 +454,21 @@ def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict
 # ---------------------------------------------------------------------------------------------- catalog
 
 
-def _remap(con, out: _Outcome, target: int) -> None:
-    """Inside one transaction: the pack's medium ID moves to the target, with its event."""
+def _moved_detail(out: _Outcome, target: int) -> dict:
+    """The detail of a pack's ``pack-moved`` event."""
     t = out.task
-    media_rows.move_pack(con, t.pack_id, t.source, target)
     detail = {"pack_id": t.pack_id, "name": t.name, "from": t.source, "to": target, "blake3": out.blake3}
     if out.status == "damaged-copied":
         detail["damaged"] = True
         detail["catalog_blake3"] = t.blake3
         detail["lost_msg_ids"] = [m["msg_id"] for m in out.lost]
-    events.log_event(con, "pack-moved", detail)
+    return detail
 
 
-def _consolidated_logged(archive: Archive, sources: list[int], target: int) -> bool:
-    with archive.catalog.reading() as con:
-        logged = events.event_details(con, "media-consolidated")
+def _consolidated_logged(con, sources: list[int], target: int) -> bool:
+    """Has a ``media-consolidated`` event of an earlier (interrupted) run already recorded these sources?"""
     done: set[int] = set()
-    for d in logged:
+    for d in events.event_details(con, "media-consolidated"):
         if d.get("target") == target:
             done.update(d.get("sources", []))
     return set(sources) <= done
@@ -478,32 +496,76 @@ def consolidate(
     """
     reporter = reporter or NullReporter()
     started = time.perf_counter()
-    plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin)
-    if not plan.ok:
-        raise ConsolidationRefused(refused_message(plan.refusals), plan)
-    dst = archive.storage(target)
-    srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
     if workers is None:
-        all_local = all(_kind(archive, m) == "local" for m in [target, *srcs])
-        workers = 2 if all_local else 3
-    outcomes, failure = _copy_packs(archive, plan, accept_loss, workers, reporter)
+        ends_at = [target, *sources]
+        live = [m for m in ends_at if (e := archive.config.medium(m)) is not None and e.state not in ("retired", "removed")]
+        workers = LOCAL_THREADS if all(_kind(archive, m) == "local" for m in live) else SMB_THREADS
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    ends = _Ends(archive)
+    try:
+        plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin,
+                                  before_probe=lambda plan: _warm_up(plan, pool, ends, workers))
+        if not plan.ok:
+            raise ConsolidationRefused(refused_message(plan.refusals), plan)
+        dst = archive.storage(target)
+        srcs = {sid: archive.storage(sid) for sid in {p.source for p in plan.packs}}
+        outcomes, failure = _copy_packs(plan, accept_loss, workers, reporter, pool, ends)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        ends.close()
     _stop_on_failure(archive, plan, dst, srcs, outcomes, failure, accept_loss)
-    _remap_packs(archive, outcomes, target, reporter)
-    meta, lost = _retire_sources(archive, plan, outcomes)
+    with archive.catalog.reading() as con:
+        backup_sha = backup_rows.backup_hashes(con)
+        logged = _consolidated_logged(con, plan.sources, target)
+    live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
+    meta = _copy_meta(archive, live_sources, target, backup_sha)
+    faults.hit("consolidate_after_meta")
+    _remap(archive, plan, outcomes, meta, reporter)
+    meta += _carry_marks(archive, live_sources, target)
+    lost = _retire_sources(archive, plan, outcomes, logged)
     purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
     return _report(plan, outcomes, meta, lost, purged, time.perf_counter() - started)
 
 
-def _copy_packs(archive: Archive, plan: Plan, accept_loss: bool, workers: int,
-                reporter: Reporter) -> tuple[list[_Outcome], BaseException | None]:
+#: Packs whose source file the disk starts reading during the plan's probes, per copying thread.
+WARM_PACKS_PER_THREAD = 2
+
+
+def _warm_up(plan: Plan, pool: ThreadPoolExecutor | None, ends: "_Ends", workers: int) -> None:
+    """Meanwhile the probes run (a share's lock waits ``recheck`` seconds before it counts, toolkit/shared_lock.py):
+    each copying thread opens its connections (reads only: nothing is written before the probe passed) and the
+    first packs of local sources are read ahead into the page cache."""
+    if not plan.packs:
+        return
+    for p in plan.packs[: workers * WARM_PACKS_PER_THREAD]:
+        ends.archive.storage(p.source).prefetch(p.name)  # a hint: local sources only, nothing for SMB
+    media = [plan.target, *sorted({p.source for p in plan.packs})]
+    if pool is None or all(_kind(ends.archive, m) == "local" for m in media):
+        return
+    barrier = threading.Barrier(workers)
+
+    def connect() -> None:
+        try:
+            barrier.wait(timeout=30)  # one task per thread: each waits until all threads hold one
+        except threading.BrokenBarrierError:
+            pass
+        for m in media:
+            ends.get(m)  # an error here comes back when the thread copies its first pack
+
+    ends.warming = [pool.submit(connect) for _ in range(workers)]
+
+
+def _copy_packs(plan: Plan, accept_loss: bool, workers: int, reporter: Reporter, pool: ThreadPoolExecutor | None,
+                ends: "_Ends") -> tuple[list[_Outcome], BaseException | None]:
     """Copy and check every pack (no catalog change): (one outcome per pack in the plan's order, the first
     copy failure or None); a pack whose copy failed has status ``error``."""
     target = plan.target
     reporter.start("copy", len(plan.packs), "packs")
     outcomes: list[_Outcome] = []
     failure: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    ends = _Ends(archive)
+    for f in ends.warming:  # the connections are open (or failed: the copy names the error)
+        f.exception()
 
     def copy(i: int) -> _Outcome:
         p = plan.packs[i]
@@ -513,23 +575,18 @@ def _copy_packs(archive: Archive, plan: Plan, accept_loss: bool, workers: int,
             ends.get(ahead.source).prefetch(ahead.name)
         return _copy_one(src, ends.get(target), p, accept_loss, target)
 
-    try:
-        if pool is not None:
-            calls = [pool.submit(copy, i).result for i in range(len(plan.packs))]
-        else:  # one worker: copy in this thread
-            calls = [lambda i=i: copy(i) for i in range(len(plan.packs))]
-        for p, call in zip(plan.packs, calls):
-            try:
-                out = call()
-            except Exception as exc:  # keep collecting, so every created copy is known
-                failure = failure or exc
-                out = _Outcome(p, status="error", error=str(exc))
-            outcomes.append(out)
-            reporter.advance("copy", 1, bytes=p.bytes if out.status in ("copied", "damaged-copied") else 0)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        ends.close()
+    if pool is not None:
+        calls = [pool.submit(copy, i).result for i in range(len(plan.packs))]
+    else:  # one worker: copy in this thread
+        calls = [lambda i=i: copy(i) for i in range(len(plan.packs))]
+    for p, call in zip(plan.packs, calls):
+        try:
+            out = call()
+        except Exception as exc:  # keep collecting, so every created copy is known
+            failure = failure or exc
+            out = _Outcome(p, status="error", error=str(exc))
+        outcomes.append(out)
+        reporter.advance("copy", 1, bytes=p.bytes if out.status in ("copied", "damaged-copied") else 0)
     reporter.finish("copy")
     return outcomes, failure
 
@@ -560,46 +617,52 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
     )
 
 
-def _remap_packs(archive: Archive, outcomes: list[_Outcome], target: int, reporter: Reporter) -> None:
-    """Move each copied pack to the target in the catalog, one transaction per pack."""
+def _remap(archive: Archive, plan: Plan, outcomes: list[_Outcome], meta: list[dict], reporter: Reporter) -> None:
+    """One catalog transaction, once every copy is verified: every pack moves to the target (with its
+    ``pack-moved`` event) and so do the stamp manifests and backups copied there; no pack may be left on a
+    source. A kill before the commit moves nothing (the rerun reuses the verified copies)."""
+    target = plan.target
+    rows = [m for m in meta if m["file"].startswith(("stamps/", "db-backups/"))]
     reporter.start("remap", len(outcomes), "packs")
-    with archive.catalog.transactions() as transaction:  # one attach, one transaction per pack
-        for o in outcomes:
-            with transaction() as con:
-                _remap(con, o, target)
-            o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
-            faults.hit("consolidate_after_commit")
-            reporter.advance("remap", 1)
+    with archive.catalog.writing() as con:
+        media_rows.move_packs(con, [(o.task.pack_id, o.task.source) for o in outcomes], target)
+        events.log_events(con, "pack-moved", [_moved_detail(o, target) for o in outcomes])
+        for m in rows:
+            if m["file"].startswith("stamps/"):
+                media_rows.move_stamp_manifest(con, m["file"], m["from"], target)
+            else:
+                backup_rows.move_backup(con, m["file"], m["from"], target)
+        left = media_rows.count_packs_on(con, plan.sources)
+        if left:  # rolled back
+            raise MediumError(f"{left} pack(s) would stay on the source media after the remap; rerun the consolidation")
+    if outcomes:
+        faults.hit("consolidate_after_commit")
+    for o in outcomes:
+        o.status = "moved" if o.status != "damaged-copied" else "moved-damaged"
+    reporter.advance("remap", len(outcomes))
     reporter.finish("remap")
 
 
-def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome]) -> tuple[list[dict], list[dict]]:
-    """Once no pack is left on a source: move the stamps, backups and config snapshots, retire the sources
-    into the target and log the consolidation. Returns (files moved, mails lost)."""
+def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome], logged: bool) -> list[dict]:
+    """Retire the sources into the target (archive.toml, then the catalog's media table) and log the
+    consolidation unless ``logged`` (an interrupted run did). Returns the mails lost."""
     target = plan.target
-    with archive.catalog.reading() as con:
-        left = media_rows.count_packs_on(con, plan.sources)
-    if left:
-        raise MediumError(f"{left} pack(s) are still on the source media after the remap; rerun the consolidation")
-    live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
-    meta = _move_meta(archive, live_sources, target)
-    meta += _carry_marks(archive, live_sources, target)
     faults.hit("consolidate_before_retire")
     for sid in plan.sources:
         m = archive.config.medium(sid)
         m.state, m.alias_of = "retired", target
-    archive.save_config()
-    archive.sync_media_table()
+    archive.save_config()  # the registry is the truth (archive.toml); the catalog's copy and the event follow
     lost = [m for o in outcomes for m in o.lost]
-    if not _consolidated_logged(archive, plan.sources, target):
-        with archive.catalog.writing() as con:
+    with archive.catalog.writing() as con:
+        replace_media_rows_in(con, archive.config.media)
+        if not logged:
             events.log_event(con, "media-consolidated", {
                 "sources": plan.sources, "target": target,
                 "remap": {str(s): target for s in plan.sources},
                 "packs": len(outcomes), "bytes": plan.bytes,
                 "lost_msg_ids": [m["msg_id"] for m in lost],
             })
-    return meta, lost
+    return lost
 
 
 def _report(plan: Plan, outcomes: list[_Outcome], meta: list[dict], lost: list[dict], purged: list[str],
@@ -636,12 +699,12 @@ def _meta_files(storage: Storage) -> list:
     return [e for d in META_DIRS for e in storage.list(d)]
 
 
-def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
-    """Copy each source's stamps/, db-backups/, config/ to the target with verification; re-point the catalog."""
+def _copy_meta(archive: Archive, sources: list[int], target: int, backup_sha: dict[str, str]) -> list[dict]:
+    """Copy each source's stamps/, db-backups/, config/ to the target with verification (no catalog change:
+    the remap's transaction re-points the rows naming them). ``backup_sha``: the catalog's BLAKE3 of each
+    backup file."""
     dst = archive.storage(target)
     moved = []
-    with archive.catalog.reading() as con:
-        backup_sha = backup_rows.backup_hashes(con)
     for sid in sources:
         src = archive.storage(sid)
         for e in _meta_files(src):
@@ -666,35 +729,41 @@ def _move_meta(archive: Archive, sources: list[int], target: int) -> list[dict]:
                 raise ObjectExistsError(
                     f"medium {target} already holds a different file {e.name}; move it aside and rerun"
                 )
-            with archive.catalog.writing() as con:
-                if e.name.startswith("stamps/"):
-                    media_rows.move_stamp_manifest(con, e.name, sid, target)
-                elif e.name.startswith("db-backups/"):
-                    backup_rows.move_backup(con, e.name, sid, target)
             moved.append({"file": e.name, "from": sid, "bytes": n, "blake3": got, "copied": copied})
     return moved
 
 
+#: Threads copying the high-water marks onto a local target (each copy is two fsyncs; they overlap).
+MARK_THREADS = 4
+
+
 def _carry_marks(archive: Archive, sources: list[int], target: int) -> list[dict]:
-    """Copy each source's high-water marks to the target, create-only, each read back (4b)."""
+    """Copy each source's high-water marks to the target, create-only, each read back (step 5). Onto a local
+    target several at once; onto a share one after the other over the medium's own (encrypted) connection."""
     dst = archive.storage(target)
-    carried = []
-    for sid in sources:
-        src = archive.storage(sid)
-        for e in src.list(marks.MARKS_DIR):
-            if dst.stat(e.name) is not None:
-                continue  # only its name counts: a mark already there stays as it is
-            body = src.read(e.name)
-            try:
-                dst.put(e.name, body)
-            except ObjectExistsError:
-                continue
-            if dst.read(e.name) != body:
-                _delete_quietly(dst, e.name)
-                raise IntegrityError(f"the copy of {e.name} on medium {target} reads back differently from medium "
-                                     f"{sid}: the target medium is unreliable; nothing was retired")
-            carried.append({"file": e.name, "from": sid, "bytes": len(body), "blake3": None, "copied": True})
-    return carried
+    todo = [(sid, e.name) for sid in sources for e in archive.storage(sid).list(marks.MARKS_DIR)]
+
+    def carry(item: tuple[int, str]) -> dict | None:
+        sid, name = item
+        if dst.stat(name) is not None:
+            return None  # only its name counts: a mark already there stays as it is
+        body = archive.storage(sid).read(name)
+        try:
+            dst.put(name, body)
+        except ObjectExistsError:
+            return None
+        if dst.read(name) != body:
+            _delete_quietly(dst, name)
+            raise IntegrityError(f"the copy of {name} on medium {target} reads back differently from medium "
+                                 f"{sid}: the target medium is unreliable; nothing was retired")
+        return {"file": name, "from": sid, "bytes": len(body), "blake3": None, "copied": True}
+
+    if len(todo) > 1 and all(_kind(archive, m) == "local" for m in [target, *sources]):
+        with ThreadPoolExecutor(max_workers=MARK_THREADS) as pool:
+            done = list(pool.map(carry, todo))
+    else:
+        done = [carry(item) for item in todo]
+    return [d for d in done if d is not None]
 
 
 def _remove_created(dst: Storage, outcomes: list[_Outcome]) -> None:

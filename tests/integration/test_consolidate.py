@@ -24,7 +24,8 @@ from toolkit.pack import PackReader
 from toolkit.reporter import NullReporter
 from toolkit.retrieval import read_messages, select_messages
 
-KILL_POINTS = ["consolidate_after_copy", "consolidate_after_verify", "consolidate_after_commit", "consolidate_before_retire"]
+KILL_POINTS = ["consolidate_after_copy", "consolidate_after_verify", "consolidate_after_meta", "consolidate_after_commit",
+               "consolidate_before_retire"]
 
 
 def write_mails(d: Path, tag: str, n: int) -> Path:
@@ -264,8 +265,39 @@ def test_kill_at_each_step_then_rerun(template, tmp_path, point):
     r = mailarchive(home, *args, json_out=True).result
     assert r["status"] == "complete"
     assert_consolidated(home, [1, 2], 3, all_packs, before)
-    if point == "consolidate_after_commit":   # one pack was already moved by the killed run
-        assert r["summary"]["packs_moved"] == 3
+    if point == "consolidate_after_commit":   # the killed run had moved every pack in its one remap commit
+        assert r["summary"]["packs_moved"] == 0
+
+
+def test_kill_before_the_remap_commit_moves_no_pack_and_no_backup_row(template, tmp_path):
+    """P5: the remap is one transaction for the packs and the stamp/backup rows: a kill after every copy
+    (packs and a catalog backup of a source) but before that commit leaves every row on the sources; the
+    rerun reuses the verified copies and moves packs and backup rows together."""
+    home = clone(template, tmp_path) / "home"
+    mailarchive(home, "media", "activate", "1")
+    mailarchive(home, "db", "backup", "--full")                      # a backup file on source medium 1
+    mailarchive(home, "media", "activate", "3")
+    backup_media = "SELECT medium_id FROM db_backups WHERE medium_id IS NOT NULL"
+    with Archive.open(home) as archive:
+        all_packs = sorted(p for ps in packs_by_medium(archive).values() for p in ps)
+        on_source = {mid: ids for mid, ids in packs_by_medium(archive).items() if mid in (1, 2)}
+        with archive.catalog.reading() as con:
+            assert {r[0] for r in con.execute(backup_media).fetchall()} == {1}
+    args = ["media", "consolidate", "--from", "1,2", "--into", "3"]
+    p = mailarchive(home, *args, env={"MAILARCHIVE_FAULT": "consolidate_after_meta"}, check=None)
+    assert p.returncode == -9, p.stderr
+    with Archive.open(home) as archive:
+        assert {mid: ids for mid, ids in packs_by_medium(archive).items() if mid in (1, 2)} == on_source
+        with archive.catalog.reading() as con:
+            assert {r[0] for r in con.execute(backup_media).fetchall()} == {1}
+    r = mailarchive(home, *args, json_out=True).result
+    assert r["summary"]["already_copied"] == sum(map(len, on_source.values())) and r["summary"]["bytes_copied"] == 0
+    backups = [m for m in r["meta"] if m["file"].startswith("db-backups/")]
+    assert backups and not any(m["copied"] for m in backups)         # the killed run's copies, reused
+    with Archive.open(home) as archive:
+        assert sorted(packs_by_medium(archive).get(3, [])) == all_packs
+        with archive.catalog.reading() as con:
+            assert {r[0] for r in con.execute(backup_media).fetchall()} == {3}
 
 
 def test_kill_mid_copy_leaves_reusable_copies(template, tmp_path):

@@ -94,6 +94,33 @@ def test_a_pack_moves_only_from_the_medium_the_catalog_has_it_on(catalog):
         assert media_rows.pack_counts(con) == {1: (1, 100, 0), 2: (1, 50, 0), 3: (1, 7, 0)}
 
 
+def test_many_packs_move_in_one_statement_each_only_from_its_source(catalog):
+    with catalog.writing() as con:
+        _pack(con, "p1", 2, 100, "s1")
+        _pack(con, "p2", 3, 50, "s2")
+        _pack(con, "p3", 3, 7, "s3")
+        _pack(con, "p4", 2, 1, "s4")
+        media_rows.move_packs(con, [("p1", 2), ("p2", 3), ("p3", 2)], 1)  # p3 is on 3, not 2: stays
+        media_rows.move_packs(con, [], 1)
+    with catalog.reading() as con:
+        assert [r[0] for r in media_rows.packs_on_media(con, [1])] == ["p1", "p2"]
+        assert [r[0] for r in media_rows.packs_on_media(con, [2, 3])] == ["p4", "p3"]
+
+
+def test_several_events_are_numbered_after_the_last_one(catalog):
+    with catalog.writing() as con:
+        events.log_event(con, "medium-added", {"medium": 2})
+        events.log_events(con, "pack-moved", [{"pack_id": "a"}, {"pack_id": "b"}])
+        events.log_events(con, "pack-moved", [])
+        events.log_event(con, "media-consolidated", {"sources": [2], "target": 1})
+    with catalog.reading() as con:
+        assert con.execute("SELECT event_id, kind FROM events ORDER BY event_id").fetchall() == [
+            (1, "medium-added"), (2, "pack-moved"), (3, "pack-moved"), (4, "media-consolidated")]
+        assert events.event_details(con, "pack-moved") == [{"pack_id": "a"}, {"pack_id": "b"}]
+    with pytest.raises(ValueError), catalog.writing() as con:
+        events.log_events(con, "deletion-requested", [{}])  # a stamped kind takes its own path
+
+
 def test_backup_rows_record_move_restore_and_forget(catalog):
     import datetime as dt
 

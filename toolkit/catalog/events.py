@@ -27,6 +27,21 @@ def log_event(con: duckdb.DuckDBPyConnection, kind: str, detail: dict) -> int:
     return eid
 
 
+def log_events(con: duckdb.DuckDBPyConnection, kind: str, details: list[dict]) -> None:
+    """:func:`log_event` for several events of ``kind`` (not a stamped kind), numbered in order, one statement."""
+    if kind in STAMPED_KINDS:
+        raise ValueError(f"event kind {kind!r} is stamped: log it with log_stamped_event")
+    if not details:
+        return
+    first = con.execute("SELECT coalesce(max(event_id), 0) + 1 FROM events").fetchone()[0]
+    now = dt.datetime.now(dt.timezone.utc)
+    con.execute(
+        "INSERT INTO events (event_id, at_time, kind, detail) "
+        "SELECT unnest(?::BIGINT[]), ?::TIMESTAMPTZ, ?, unnest(?::VARCHAR[])",
+        [list(range(first, first + len(details))), now, kind, [json.dumps(d) for d in details]],
+    )
+
+
 def log_stamped_event(con: duckdb.DuckDBPyConnection, kind: str, detail: dict) -> int:
     """:func:`log_event` for a kind that the next stamp batch proves (one of :data:`STAMPED_KINDS`)."""
     if kind not in STAMPED_KINDS:

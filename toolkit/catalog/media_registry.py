@@ -21,12 +21,17 @@ class MediumRow(Protocol):
 
 def replace_media_rows(catalog: Catalog, media: Iterable[MediumRow]) -> None:
     """Replace the ``media`` table's rows by one row per registry entry, in one transaction."""
+    with catalog.writing() as con:
+        replace_media_rows_in(con, media)
+
+
+def replace_media_rows_in(con, media: Iterable[MediumRow]) -> None:
+    """:func:`replace_media_rows` inside the caller's transaction (with other changes that belong to it)."""
     rows = [
         [m.id, m.location, "smb" if m.location.startswith("smb://") else "local", m.state, m.alias_of, m.created or None]
         for m in media
     ]
-    with catalog.writing() as con:
-        con.execute("DELETE FROM media")
-        if rows:
-            con.executemany("INSERT INTO media VALUES (?, ?, ?, ?, ?, ?)", rows)
+    con.execute("DELETE FROM media")
+    if rows:
+        con.executemany("INSERT INTO media VALUES (?, ?, ?, ?, ?, ?)", rows)
 

@@ -85,6 +85,17 @@ def move_pack(con: duckdb.DuckDBPyConnection, pack_id: str, source: int, target:
     con.execute("UPDATE packs SET medium_id = ? WHERE pack_id = ? AND medium_id = ?", [target, pack_id, source])
 
 
+def move_packs(con: duckdb.DuckDBPyConnection, moves: list[tuple[str, int]], target: int) -> None:
+    """Each (pack_id, source) of ``moves`` is now on medium ``target`` (if the catalog still had it on its
+    source): :func:`move_pack` for many packs in one statement."""
+    if moves:
+        con.execute(
+            """UPDATE packs SET medium_id = $1 FROM (SELECT unnest($2::VARCHAR[]) AS pid, unnest($3::INTEGER[]) AS src) m
+               WHERE packs.pack_id = m.pid AND packs.medium_id = m.src""",
+            [target, [p for p, _ in moves], [s for _, s in moves]],
+        )
+
+
 def move_stamp_manifest(con: duckdb.DuckDBPyConnection, manifest_name: str, source: int, target: int) -> None:
     """The stamp manifest ``manifest_name`` on medium ``source`` now counts as on medium ``target``."""
     con.execute("UPDATE stamp_batches SET medium_id = ? WHERE medium_id = ? AND manifest_name = ?",
