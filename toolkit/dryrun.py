@@ -51,6 +51,8 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
         stored = store.stored_cursor(con, importer.source_uri)
         cursor = store.resume_point(stored, getattr(importer, "incremental", False))
         blobs, keys = store.archived_blobs_and_keys(con)
+    if getattr(importer, "fetch_in_tasks", False):  # no pack tasks here: the reader fetches the mails itself
+        importer.fetch_in_tasks = False
     reporter.start("dry-run", None, "mails")
     try:
         for item in importer.scan(cursor, reporter):
@@ -69,6 +71,8 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
                     p = prepare(item.raw, None, archive.uuid, None)
                 elif item.path is not None:
                     p = prepare(read_regular_file(item.path), None, archive.uuid, None)
+                elif item.job is not None:  # a remote mail (toolkit.remote_jobs): fetched here
+                    p = prepare(item.content(), None, archive.uuid, None)
                 else:
                     p = prepare_streamed(item.opener)
             except OSError as exc:

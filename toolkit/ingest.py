@@ -47,6 +47,7 @@ from .pack import PACK_TARGET_SIZE, PackReader, PackWriter, pack_name
 from .pack_tasks import MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_streamed)
+from .remote_jobs import close_sessions
 from .reporter import NullReporter, Reporter
 from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
@@ -231,6 +232,7 @@ class Ingest:
                 else:
                     self._executor.shutdown(wait=True, cancel_futures=True)
             self._drop_unapplied()
+            close_sessions()
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._rows.close_run(summary.status)
@@ -308,6 +310,7 @@ class Ingest:
         return self.workers + 1
 
     def _start_executor(self) -> None:
+        close_sessions()  # a connection the inline chunk opened does not stay open beside the workers' own
         if self._given is not None:
             self._executor = self._given
             return
@@ -368,8 +371,8 @@ class Ingest:
     def _submit(self, chunk: list):
         """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
         driver's own pack takes if a streamed mail needs one)."""
-        jobs = [it.raw if it.raw is not None else LocalFile(it.path, it.content_check)
-                for it in chunk if isinstance(it, SourceMail) and (it.raw is not None or it.path is not None)]
+        jobs = [it.raw if it.raw is not None else it.job if it.job is not None else LocalFile(it.path, it.content_check)
+                for it in chunk if isinstance(it, SourceMail) and _task_reads(it)]
         medium_id = self.archive.active_medium_id()
         task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
                         Sealing(self.archive.key, self.archive.uuid), self.parse_limit, pack_id=self._new_pack_id())
@@ -403,7 +406,7 @@ class Ingest:
         for item in chunk:
             if isinstance(item, SourceMail):
                 faults.hit("after_source_read")
-                if item.raw is not None or item.path is not None:
+                if _task_reads(item):
                     p = next(it)
                     if isinstance(p, ReadFailure):  # a local file that changed after the scan
                         exc = OSError(p.errno, p.message)
@@ -665,6 +668,11 @@ def _drop_unreferenced(storage, pack) -> None:
         storage.delete(pack.name)
     except (OSError, StorageError):
         pass
+
+
+def _task_reads(item: SourceMail) -> bool:
+    """Does the pack task read this mail (bytes, a local file, a remote job), rather than the driver stream it?"""
+    return item.raw is not None or item.path is not None or item.job is not None
 
 
 def _chunks(opener) -> Iterator[bytes]:

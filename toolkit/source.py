@@ -49,6 +49,10 @@ class SourceMail:
     embedded: int = 0
     #: the ``ref`` of the mail this one was embedded in (a link recorded in the catalog)
     parent_ref: str | None = None
+    #: a fourth form (``raw=None``, ``size`` from the listing): a picklable batch job the pack task fetches
+    #: the mail with where it runs (:mod:`toolkit.remote_jobs`; an IMAP UID); a failed fetch becomes
+    #: ``on_read_error``'s item
+    job: Any = None
 
     @property
     def length(self) -> int:
@@ -60,6 +64,13 @@ class SourceMail:
             return self.raw
         if self.path is not None:
             return read_regular_file(self.path)
+        if self.job is not None:
+            from .remote_jobs import read_jobs  # the pipeline fetches it in a worker; here, on demand
+
+            got = next(read_jobs([self.job]))
+            if isinstance(got, bytes):
+                return got
+            raise OSError(getattr(got, "errno", 0), getattr(got, "message", str(got)))
         with self.opener() as f:
             return f.read()
 
