@@ -117,6 +117,7 @@ class ImapUid(NamedTuple):
                     yield _body(data.get(uid), sizes.get(uid), CHANGED)
                     done += 1
         except (_FolderError, IMAPClientError) as exc:  # this folder only: each mail not fetched is listed
+            fetcher._selected = None  # the next batch EXAMINEs and checks its folder again
             if isinstance(exc, _ProtocolError):
                 drop_session(account)
             why = str(exc) if isinstance(exc, _FolderError) else server_text(exc)
