@@ -202,6 +202,7 @@ class ImapImporter(ServerSource):
         #: True: list here, hand over one ImapUid job per mail, and let the pack tasks fetch the bodies in their
         #: worker processes (importers/imap_jobs.py); False: fetch the bodies here and hand over their bytes
         self.fetch_in_tasks = fetch_in_tasks
+        self.keep_sessions = True  # a worker keeps its connection for its next task (False: closed after each)
         self.fetch_items = FETCH_ITEMS  # what a body FETCH asks for
         self._ca_file, self._insecure = ca_file, insecure
         self._account = None  # the ImapAccount of the jobs, made on first use

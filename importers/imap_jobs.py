@@ -52,6 +52,7 @@ class ImapAccount:
     batch_bytes: int = 16 << 20
     max_fetch: int = 1 << 30
     pipeline: int = 4
+    keep: bool = True                          # keep the connection for the next task (False: a Dask worker's)
 
     @classmethod
     def of(cls, importer, ca_pem: bytes | None) -> "ImapAccount":
@@ -60,7 +61,8 @@ class ImapAccount:
         return cls(f"{u.scheme}://{quote(u.user, safe='')}@{host}:{u.port}", importer._password, ca_pem,
                    importer._insecure, importer.allow_plaintext, importer.timeout, importer._retry.retries,
                    importer._retry.backoff, importer._retry.deadline, importer.batch,
-                   min(importer.batch_bytes, ImapAccount.batch_bytes), importer.max_fetch, importer.pipeline)
+                   min(importer.batch_bytes, ImapAccount.batch_bytes), importer.max_fetch, importer.pipeline,
+                   getattr(importer, "keep_sessions", True))
 
     def open(self):
         """A fetcher for this account (an ImapImporter that fetches only); it connects on first use."""
@@ -124,6 +126,9 @@ class ImapUid(NamedTuple):
             failure = ReadFailure(0, f"{CHANGED}: folder {folder.name!r} could not be read ({why}); not archived")
             for _ in range(len(jobs) - done):
                 yield failure
+        finally:
+            if not account.keep:  # connections counted per task in flight (toolkit/migrate/schedule.py)
+                drop_session(account)
 
 
 def _body(d: dict | None, listed: int | None, changed: str) -> bytes | ReadFailure:

@@ -170,6 +170,7 @@ class Ingest:
         pack_ids: Callable[[], bytes] | None = None,
         min_free: int | None = None,
         executor: ExecutorSpec | str | DaskExecutor | None = None,
+        max_tasks: int | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -188,6 +189,8 @@ class Ingest:
         self.executor_spec = (executor.spec if self._given is not None else
                               executor if isinstance(executor, ExecutorSpec) else parse_executor(executor))
         self.on_executor = None  # tests: called with the executor once it is started
+        #: at most this many tasks out at once (a migration bounds the connections of IMAP tasks on Dask so)
+        self.max_tasks = max_tasks
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -306,8 +309,10 @@ class Ingest:
         if self._executor is None or faults.ACTIVE["kill"]:
             return 1
         if isinstance(self._executor, DaskExecutor):
-            return self._executor.worker_count + 1
-        return self.workers + 1
+            window = self._executor.worker_count + 1
+        else:
+            window = self.workers + 1
+        return window if self.max_tasks is None else max(1, min(window, self.max_tasks))
 
     def _start_executor(self) -> None:
         close_sessions()  # a connection the inline chunk opened does not stay open beside the workers' own

@@ -12,10 +12,18 @@ A source that is throttled or whose maildrop is busy (IMAP ``[THROTTLED]``, POP3
 ``[LOGIN-DELAY]``) after its importer's own retries is tried again after the other sources, once
 ``retry_wait`` seconds have passed, up to ``retry_rounds`` times; its cursor makes that a resume.
 A source whose committed cursor says it was read to the end is skipped (``done-before``).
+
+An IMAP source whose pack tasks fetch the mail (``fetch_in_tasks``, importers/imap_jobs.py) opens
+connections beyond its reader's: one per worker process of its ingest run (the driver's own, for a
+chunk prepared inline, is closed before the workers start). They count against ``per_server`` too:
+the dispatcher reserves them with the reader's slot, in plan order, and the committer gives them
+back when the source's run ends; the source's run gets at most ``per_server - 1`` workers (with
+``per_server`` 1 its reader fetches the mail itself, as before).
 """
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +60,9 @@ class _Job:
     cursor: Any = None
     feed: Feed | None = None
     started: float = 0.0
+    fetchers: int = 0             # connections its pack tasks open to its server (0: its reader fetches)
+    gate: Any = None              # the per-server semaphore they were reserved from
+    held: int = 0                 # of them reserved now (given back by the committer)
 
 
 def throttled(exc: BaseException) -> bool:
@@ -64,7 +75,7 @@ class Migration:
     """One run of a plan into an archive opened as writer."""
 
     def __init__(self, archive, jobs: list[tuple[Outcome, Any]], *, reporter: Reporter | None = None,
-                 parallel: int = 1, per_server: int = 4, feed_bytes: int = 256 << 20,
+                 parallel: int = 1, per_server: int = 4, feed_bytes: int = 128 << 20,
                  retry_wait: float = 30.0, retry_rounds: int = 3, ingest_options: dict | None = None,
                  make_ingest: Callable | None = None):
         self.archive = archive
@@ -82,6 +93,28 @@ class Migration:
         self._current_job: _Job | None = None
         self._slots = threading.Semaphore(self.parallel)
         self._servers: dict[str, threading.Semaphore] = {}
+        for job in self._jobs:
+            job.fetchers = self._fetchers(job)
+
+    def _fetchers(self, job: _Job) -> int:
+        """How many connections the pack tasks of ``job`` open to its server (0: its reader fetches the mail).
+
+        One per worker process of its ingest run (with no workers, the driver's own); a Dask executor's
+        workers close theirs after each batch and the run keeps as many tasks out as it may open."""
+        imp = job.importer
+        if not getattr(imp, "fetch_in_tasks", False) or not getattr(job.outcome.line, "server", None):
+            return 0
+        if self.per_server < 2:  # no room beside the reader's connection: the reader fetches, as before
+            imp.fetch_in_tasks = False
+            return 0
+        executor = self.ingest_options.get("executor")
+        if getattr(executor, "worker_count", None) is not None:
+            imp.keep_sessions = False
+            workers = executor.worker_count
+        else:
+            workers = self.ingest_options.get("workers")
+            workers = (os.cpu_count() or 1) if workers is None else workers
+        return max(1, min(workers, self.per_server - 1))
 
     def request_stop(self) -> None:
         """Stop reading, end the source being committed as interrupted (its committed part stays)."""
@@ -147,18 +180,26 @@ class Migration:
             for job in jobs:
                 job.feed.cancel()
         dispatcher.join(5.0)
+        for job in jobs:  # a source never committed (stopped) gives its slots back too
+            self._give_back(job)
         return later
 
     def _dispatch(self, jobs: list[_Job]) -> None:
-        """Start the readers in plan order, each once a slot (and a slot of its server) is free."""
+        """Start the readers in plan order, each once a slot (and a slot of its server, and those of the
+        connections its pack tasks open) is free. Only this thread takes server slots, in plan order; the
+        source being committed gives its own back, so the dispatcher never waits on a later source."""
         for job in jobs:
             server = getattr(job.outcome.line, "server", None)
             self._slots.acquire()
             gate = self._servers.setdefault(server, threading.Semaphore(self.per_server)) if server else None
             if gate is not None:
                 gate.acquire()
+                for _ in range(job.fetchers):
+                    gate.acquire()
+                job.gate, job.held = gate, job.fetchers
             if self._stop.is_set():
                 self._release(gate)
+                self._give_back(job)
                 job.feed.close(Cancelled())
                 continue
             threading.Thread(target=self._read, args=(job, gate), name=f"migrate-read-{job.outcome.line.number}",
@@ -168,6 +209,12 @@ class Migration:
         if gate is not None:
             gate.release()
         self._slots.release()
+
+    def _give_back(self, job: _Job) -> None:
+        """Return the server slots reserved for the connections of ``job``'s pack tasks (once)."""
+        held, job.held = job.held, 0
+        for _ in range(held):
+            job.gate.release()
 
     def _read(self, job: _Job, gate) -> None:
         """The reader thread of one source: its items into its feed, then the slots back."""
@@ -190,8 +237,14 @@ class Migration:
 
         out = job.outcome
         out.attempts += 1
+        options = dict(self.ingest_options)
+        if job.fetchers:  # one connection per worker process: no more workers than reserved connections
+            if options.get("executor") is not None and getattr(options["executor"], "worker_count", None) is not None:
+                options["max_tasks"] = job.fetchers
+            else:
+                options["workers"] = job.fetchers if options.get("workers") != 0 else 0
         make = self._make_ingest or (lambda: Ingest(self.archive, _Prefixed(self.reporter, out.line.label()),
-                                                    command="migrate", **self.ingest_options))
+                                                    command="migrate", **options))
         ing = self._current = make()
         self._current_job = job
         try:
@@ -211,6 +264,7 @@ class Migration:
                 return True
         finally:
             self._current = None
+            self._give_back(job)  # its run ended: its workers (and their connections) are gone
             out.seconds += time.monotonic() - (job.started or time.monotonic())
             self.reporter.finish(job.row)
         return False
