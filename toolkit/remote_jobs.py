@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 from .prepare import read_job
 
 _SESSION: list = []  # per process: [key, session, close] of the one open session, or empty
+_FINALIZER: list = []  # the exit hook that closes it (a pool's worker ends without running atexit)
 
 
 def read_jobs(jobs: list) -> Iterator:
@@ -53,6 +54,10 @@ def cached_session(key: Any, open_: Callable[[], Any], close: Callable[[Any], No
     close_sessions()
     session = open_()
     _SESSION[:] = [key, session, close]
+    if not _FINALIZER:  # a worker process that ends logs out first (the server sees a clean end, not a drop)
+        import multiprocessing.util
+
+        _FINALIZER.append(multiprocessing.util.Finalize(None, close_sessions, exitpriority=10))
     return session
 
 

@@ -8,15 +8,24 @@ and the worker's fetch is listed with its UID, never silently dropped (docs/reli
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
 import ssl
+import sys
+import threading
+import time
 
 import pytest
 from imapclient import IMAPClient
 
 from importers.imap import ImapImporter
+from tests.cli import mailarchive
 from toolkit.archive import Archive
 from toolkit.ingest import Ingest
+from toolkit.migrate.plan import load_plan
+from toolkit.migrate.run import run_plan
+from toolkit.migrate.sources import ServerOptions
 from toolkit.retrieval import read_messages, select_messages
 
 
@@ -172,3 +181,136 @@ def test_a_folder_recreated_between_the_listing_and_the_fetch_is_listed_and_read
         assert blobs == {hashlib.sha256(m).hexdigest() for m in second}
     finally:
         archive.close()
+
+
+def test_killed_mid_run_while_workers_fetch_resumes_without_loss_or_a_second_sighting(dovecot, mail_user, tmp_path):
+    """kill -9 in a worker's preparation (the driver dies with it): the rerun resumes from the committed
+    cursor; every mail is archived once and seen once (small packs: several tasks, one at a time)."""
+    user, pw = mail_user
+    mails = [_mail(300 + i, 5_000) for i in range(30)]
+    c = _client(dovecot, user, pw)
+    for m in mails:
+        c.append("INBOX", m)
+    c.logout()
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    url = f"imaps://{user}@127.0.0.1:{dovecot.imaps_port}"
+    env = {"MAILARCHIVE_IMAP_PASSWORD": pw, "MAILARCHIVE_WORKERS": "2", "MAILARCHIVE_PACK_TARGET": "60000"}
+    killed = mailarchive(home, "import", "imap", url, "--ca-file", str(dovecot.ca_cert_path),
+                         env={**env, "MAILARCHIVE_FAULT": "prepare_parse:17"}, check=None)
+    assert killed.returncode == -9, (killed.returncode, killed.stderr[-2000:])
+    done = mailarchive(home, "import", "imap", url, "--ca-file", str(dovecot.ca_cert_path), env=env, json_out=True)
+    assert done.result["seen"] < 30 and done.result["errors"] == 0  # it resumed: the committed part was not read again
+    rows = json.loads(mailarchive(home, "sql", "SELECT s.source_ref, m.blob_id FROM sightings s JOIN messages m "
+                                  "USING (msg_id)", "--format", "json").stdout)
+    assert sorted(r["source_ref"] for r in rows) == sorted(set(r["source_ref"] for r in rows)) and len(rows) == 30
+    assert {r["blob_id"] for r in rows} == {hashlib.sha256(m).hexdigest() for m in mails}
+
+
+class SessionCounter:
+    """A TCP relay that counts the IMAP sessions open at once (``peak``): from the connection until the
+    client's LOGOUT passes (before the server can answer it, so before the client can go on) or its end of
+    stream. Plain text (a STARTTLS-stripping proxy behind it), so that the commands can be read."""
+
+    def __init__(self, target: tuple[str, int], delay: float = 0.01):
+        self.target, self.delay = target, delay  # each answer of the server waits ``delay``: listings take a while
+        self.open = self.peak = self.sessions = 0
+        self._lock = threading.Lock()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.open += 1
+                self.sessions += 1
+                self.peak = max(self.peak, self.open)
+            server = socket.create_connection(self.target)
+            state = {"ended": False}
+            threading.Thread(target=self._pump, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, None, self.delay), daemon=True).start()
+
+    def _end(self, state: dict) -> None:
+        with self._lock:
+            if not state["ended"]:
+                state["ended"] = True
+                self.open -= 1
+
+    def _pump(self, src: socket.socket, dst: socket.socket, state: dict | None, delay: float = 0.0) -> None:
+        try:
+            while data := src.recv(65536):
+                if delay:
+                    time.sleep(delay)
+                if state is not None and b" LOGOUT\r\n" in data.upper():
+                    self._end(state)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            if state is not None:
+                self._end(state)
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.mark.parametrize("per_server", [1, 3])
+def test_migrate_counts_the_workers_connections_against_per_server(dovecot, fault_proxy, tmp_path, per_server):
+    """Four IMAP accounts of three folders read 4 at once (the readers still list the later folders while
+    the first is committed), each committed with 2 workers that fetch on connections of their own: never
+    more than ``per_server`` sessions open on the server at once. With 1, each reader fetches."""
+    users = _free_users(dovecot, 4)
+    lines = ["kind,location,user,password_file,owner,folders"]
+    want = set()
+    for u, pw in users:
+        c = _client(dovecot, u, pw)
+        c.create_folder("A")
+        c.create_folder("B")
+        for i in range(12):
+            m = _mail(400 + i, 1_000)
+            c.append(("INBOX", "A", "B")[i % 3], m)
+            want.add(hashlib.sha256(m).hexdigest())
+        c.logout()
+        (tmp_path / f"{u}.pw").write_text(pw + "\n")
+    clear = fault_proxy("127.0.0.1", dovecot.imap_port)
+    clear.mode("strip")
+    relay = SessionCounter(("127.0.0.1", clear.port))
+    try:
+        lines += [f"imap,imap://127.0.0.1:{relay.port},{u},{u}.pw,," for u, _pw in users]
+        (tmp_path / "plan.csv").write_text("\n".join(lines) + "\n")
+        plan = load_plan(tmp_path / "plan.csv")
+        archive = Archive.create(tmp_path / "home", str(tmp_path / "medium"))
+        try:
+            r = run_plan(archive, plan, {ln.number: pw for ln, (_u, pw) in zip(plan.lines, users)},
+                         ServerOptions(allow_plaintext=True, backoff=0.05), parallel=4, per_server=per_server,
+                         ingest_options={"workers": 2, "chunk": 4})
+            blobs, _rows = _outcome(archive)
+        finally:
+            archive.close()
+    finally:
+        relay.close()
+    assert [s["status"] for s in r["sources"]] == ["complete"] * 4 and r["archived"] == 48
+    assert blobs == want
+    assert relay.peak <= per_server, relay.peak
+    if per_server == 1:
+        assert relay.sessions == 4  # each reader fetched its mail itself
+    else:
+        assert relay.sessions > 4  # the pack tasks logged in themselves
+
+
+def _free_users(dovecot, n: int) -> list[tuple[str, str]]:
+    taken = sys.modules["fixtures_dovecot"]._taken  # the pool of the mail_user fixture
+    free = [u for u in sorted(dovecot.users) if u not in taken][:n]
+    assert len(free) == n, "not enough test mailbox users: raise USERS in tests/fixtures_dovecot.py"
+    taken.extend(free)
+    return [(u, dovecot.users[u]) for u in free]

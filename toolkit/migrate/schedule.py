@@ -15,10 +15,11 @@ A source whose committed cursor says it was read to the end is skipped (``done-b
 
 An IMAP source whose pack tasks fetch the mail (``fetch_in_tasks``, importers/imap_jobs.py) opens
 connections beyond its reader's: one per worker process of its ingest run (the driver's own, for a
-chunk prepared inline, is closed before the workers start). They count against ``per_server`` too:
-the dispatcher reserves them with the reader's slot, in plan order, and the committer gives them
-back when the source's run ends; the source's run gets at most ``per_server - 1`` workers (with
-``per_server`` 1 its reader fetches the mail itself, as before).
+chunk prepared inline, is closed before the workers start). They count against ``per_server`` too.
+Only the source being committed has pack tasks, so a server's fetching connections are at most
+``W = min(workers, per_server - 1)`` at any time: its readers get ``per_server - W`` slots, and the
+run of each of its sources at most W workers (with ``per_server`` 1 the reader fetches the mail itself,
+as before).
 """
 from __future__ import annotations
 
@@ -61,8 +62,6 @@ class _Job:
     feed: Feed | None = None
     started: float = 0.0
     fetchers: int = 0             # connections its pack tasks open to its server (0: its reader fetches)
-    gate: Any = None              # the per-server semaphore they were reserved from
-    held: int = 0                 # of them reserved now (given back by the committer)
 
 
 def throttled(exc: BaseException) -> bool:
@@ -93,8 +92,12 @@ class Migration:
         self._current_job: _Job | None = None
         self._slots = threading.Semaphore(self.parallel)
         self._servers: dict[str, threading.Semaphore] = {}
+        self._fetching: dict[str, int] = {}  # server -> the most connections one source's pack tasks open to it
         for job in self._jobs:
             job.fetchers = self._fetchers(job)
+            server = getattr(job.outcome.line, "server", None)
+            if job.fetchers:
+                self._fetching[server] = max(self._fetching.get(server, 0), job.fetchers)
 
     def _fetchers(self, job: _Job) -> int:
         """How many connections the pack tasks of ``job`` open to its server (0: its reader fetches the mail).
@@ -180,26 +183,20 @@ class Migration:
             for job in jobs:
                 job.feed.cancel()
         dispatcher.join(5.0)
-        for job in jobs:  # a source never committed (stopped) gives its slots back too
-            self._give_back(job)
         return later
 
     def _dispatch(self, jobs: list[_Job]) -> None:
-        """Start the readers in plan order, each once a slot (and a slot of its server, and those of the
-        connections its pack tasks open) is free. Only this thread takes server slots, in plan order; the
-        source being committed gives its own back, so the dispatcher never waits on a later source."""
+        """Start the readers in plan order, each once a slot (and a reader's slot of its server) is free. A
+        server's readers get ``per_server`` slots less those its sources' pack tasks may hold at once."""
         for job in jobs:
             server = getattr(job.outcome.line, "server", None)
             self._slots.acquire()
-            gate = self._servers.setdefault(server, threading.Semaphore(self.per_server)) if server else None
+            gate = self._servers.setdefault(
+                server, threading.Semaphore(self.per_server - self._fetching.get(server, 0))) if server else None
             if gate is not None:
                 gate.acquire()
-                for _ in range(job.fetchers):
-                    gate.acquire()
-                job.gate, job.held = gate, job.fetchers
             if self._stop.is_set():
                 self._release(gate)
-                self._give_back(job)
                 job.feed.close(Cancelled())
                 continue
             threading.Thread(target=self._read, args=(job, gate), name=f"migrate-read-{job.outcome.line.number}",
@@ -209,12 +206,6 @@ class Migration:
         if gate is not None:
             gate.release()
         self._slots.release()
-
-    def _give_back(self, job: _Job) -> None:
-        """Return the server slots reserved for the connections of ``job``'s pack tasks (once)."""
-        held, job.held = job.held, 0
-        for _ in range(held):
-            job.gate.release()
 
     def _read(self, job: _Job, gate) -> None:
         """The reader thread of one source: its items into its feed, then the slots back."""
@@ -264,7 +255,6 @@ class Migration:
                 return True
         finally:
             self._current = None
-            self._give_back(job)  # its run ended: its workers (and their connections) are gone
             out.seconds += time.monotonic() - (job.started or time.monotonic())
             self.reporter.finish(job.row)
         return False
