@@ -134,6 +134,25 @@ def kill_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
+class SharedPool(ProcessPoolExecutor):
+    """Local worker processes that several runs share (the sources of a migration: their interpreters,
+    imports and IMAP logins are paid once, not per source). A run given one sends its tasks there and, when
+    it stops or fails, cancels only its own; the owner shuts the pool down (:func:`kill_pool` after a stop)."""
+
+    spec = ExecutorSpec()
+
+    def __init__(self, workers: int):
+        count = faults.shared_count(multiprocessing.get_context("spawn"))
+        super().__init__(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                         initargs=(dict(faults.ACTIVE), count))
+        self.worker_count = workers
+
+    @property
+    def broken(self) -> bool:
+        """A worker died (the pool takes no more tasks): the owner starts another for the next run."""
+        return bool(getattr(self, "_broken", False))
+
+
 def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
     """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
     worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
@@ -169,7 +188,7 @@ class Ingest:
         parse_limit: float | None = None,
         pack_ids: Callable[[], bytes] | None = None,
         min_free: int | None = None,
-        executor: ExecutorSpec | str | DaskExecutor | None = None,
+        executor: ExecutorSpec | str | DaskExecutor | SharedPool | None = None,
         max_tasks: int | None = None,
     ):
         if archive.lock is None:
@@ -184,8 +203,8 @@ class Ingest:
         #: where the ids of task packs come from: 16 random bytes each (a test may give its own to meet a taken name)
         self._new_pack_id = pack_ids or (lambda: os.urandom(16))
         self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
-        # a DaskExecutor given here is shared (a migration's sources): this run uses it and never closes it
-        self._given = executor if isinstance(executor, DaskExecutor) else None
+        # a DaskExecutor or SharedPool given here is shared (a migration's sources): this run uses it, never closes it
+        self._given = executor if isinstance(executor, (DaskExecutor, SharedPool)) else None
         self.executor_spec = (executor.spec if self._given is not None else
                               executor if isinstance(executor, ExecutorSpec) else parse_executor(executor))
         self.on_executor = None  # tests: called with the executor once it is started
@@ -308,7 +327,7 @@ class Ingest:
         kill point is set: its nth passage is then the same in every run, toolkit/faults.py)."""
         if self._executor is None or faults.ACTIVE["kill"]:
             return 1
-        if isinstance(self._executor, DaskExecutor):
+        if isinstance(self._executor, (DaskExecutor, SharedPool)):
             window = self._executor.worker_count + 1
         else:
             window = self.workers + 1

@@ -110,14 +110,24 @@ class Migration:
         if self.per_server < 2:  # no room beside the reader's connection: the reader fetches, as before
             imp.fetch_in_tasks = False
             return 0
-        executor = self.ingest_options.get("executor")
-        if getattr(executor, "worker_count", None) is not None:
-            imp.keep_sessions = False
-            workers = executor.worker_count
+        pool = self._pool_size()
+        if pool is not None:
+            workers = pool
         else:
             workers = self.ingest_options.get("workers")
             workers = (os.cpu_count() or 1) if workers is None else workers
-        return max(1, min(workers, self.per_server - 1))
+        fetchers = max(1, min(workers, self.per_server - 1))
+        if pool is not None and fetchers < pool:  # more workers than connections: each closes its own after a batch
+            imp.keep_sessions = False
+        return fetchers
+
+    def _pool_size(self) -> int | None:
+        """The worker count of a pool the sources share (local or Dask), else None (each run starts its own)."""
+        return getattr(self.ingest_options.get("executor"), "worker_count", None)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def request_stop(self) -> None:
         """Stop reading, end the source being committed as interrupted (its committed part stays)."""
@@ -228,10 +238,17 @@ class Migration:
 
         out = job.outcome
         out.attempts += 1
+        executor = self.ingest_options.get("executor")
+        if getattr(executor, "broken", False):  # a worker of the shared pool died: a new pool for the next source
+            from ..ingest import SharedPool, kill_pool
+
+            kill_pool(executor)
+            self.ingest_options["executor"] = SharedPool(executor.worker_count)
         options = dict(self.ingest_options)
         if job.fetchers:  # one connection per worker process: no more workers than reserved connections
-            if options.get("executor") is not None and getattr(options["executor"], "worker_count", None) is not None:
-                options["max_tasks"] = job.fetchers
+            if self._pool_size() is not None:
+                if job.fetchers < self._pool_size():
+                    options["max_tasks"] = job.fetchers
             else:
                 options["workers"] = job.fetchers if options.get("workers") != 0 else 0
         make = self._make_ingest or (lambda: Ingest(self.archive, _Prefixed(self.reporter, out.line.label()),
