@@ -4,7 +4,7 @@ Starts a throwaway Dovecot (tests/services/dovecot.py) with ``--accounts`` users
 with ``--count`` corpus mails (bench/make_corpus.py, written straight into the Maildir and indexed
 before any timing), writes a plan of IMAP lines (imaps, the test CA) and times ``--pairs``
 alternating pairs (sequential first, then parallel first, ...) of ``migrate run`` of that plan,
-each into a fresh archive: ``--parallel 1`` and ``--parallel N --per-server N`` (all accounts live
+each into a fresh archive: ``--parallel 1`` (the default ``--per-server 4``) and ``--parallel N --per-server N`` (all accounts live
 on one server here, so the per-server limit would otherwise cap the readers). With ``--rtt-ms``
 (default 20) the plan points at tests/services/latency_proxy.py in front of Dovecot (half the RTT
 each way, bandwidth not limited): mail servers are remote, and on loopback the one committer's

@@ -314,3 +314,20 @@ def _free_users(dovecot, n: int) -> list[tuple[str, str]]:
     assert len(free) == n, "not enough test mailbox users: raise USERS in tests/fixtures_dovecot.py"
     taken.extend(free)
     return [(u, dovecot.users[u]) for u in free]
+
+
+def test_dry_run_reads_the_mail_itself(dovecot, mail_user, tmp_path):
+    """A dry run starts no pack task: the reader fetches (every mail read and counted, none archived)."""
+    from toolkit.dryrun import dry_run
+
+    user, pw = mail_user
+    mails = _fill(dovecot, user, pw)
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "medium"))
+    try:
+        s = dry_run(archive, _importer(dovecot, user, pw))
+        with archive.catalog.reading() as con:
+            stored = con.execute("SELECT count(*) FROM messages").fetchone()[0]
+    finally:
+        archive.close()
+    assert (s.read, s.errors, s.would_archive, s.duplicates) == (39, 0, len(mails), 9)
+    assert stored == 0
