@@ -32,6 +32,13 @@ Over a long link (docs/architecture.md, "IMAP import over a long link") up
 to ``pipeline`` body FETCH commands are in flight on a connection (their
 window bounded in bytes), and with ``connections`` > 1 several folders are
 read at once, each on its own connection, and handed over in order.
+
+By default (``fetch_in_tasks``) the scan only lists: each mail is handed over
+as an :class:`~importers.imap_jobs.ImapUid` job with its size, flags and
+INTERNALDATE, and the pack task's worker process fetches the bodies itself
+with the same pipelined FETCH (importers/imap_jobs.py); with
+``fetch_in_tasks=False`` (the dry run, ``migrate run --per-server 1``) the
+scan fetches them and hands over their bytes.
 """
 from __future__ import annotations
 
