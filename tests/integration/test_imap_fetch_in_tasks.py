@@ -331,3 +331,21 @@ def test_dry_run_reads_the_mail_itself(dovecot, mail_user, tmp_path):
         archive.close()
     assert (s.read, s.errors, s.would_archive, s.duplicates) == (39, 0, len(mails), 9)
     assert stored == 0
+
+
+def test_dask_workers_fetch_too_and_store_the_same_blobs_and_decisions(dovecot, mail_user, tmp_path):
+    """``--executor local-cluster:2``: the same ImapUid jobs go to Dask's worker processes, which log in
+    themselves; blobs and decisions are those of the reader fetching."""
+    pytest.importorskip("distributed")
+    user, pw = mail_user
+    _fill(dovecot, user, pw)
+    results = {}
+    for how, in_tasks, options in (("reader", False, {"workers": 0}), ("dask", True, {"executor": "local-cluster:2"})):
+        archive = Archive.create(tmp_path / f"home-{how}", str(tmp_path / f"medium-{how}"))
+        try:
+            s = Ingest(archive, chunk=5, **options).run(_importer(dovecot, user, pw, fetch_in_tasks=in_tasks))
+            assert (s.status, s.seen, s.errors, s.archived) == ("complete", 39, 0, 30), s
+            results[how] = _outcome(archive)
+        finally:
+            archive.close()
+    assert results["dask"] == results["reader"]
