@@ -286,7 +286,9 @@ class Ingest:
         inflight: deque = self._inflight
         exhausted = False
         pool = self.workers > 0 or self.executor_spec.distributed
-        first = pool  # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
+        # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
+        # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
+        first = pool and self._given is None
         while True:
             window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
