@@ -712,14 +712,16 @@ def _chunks(opener) -> Iterator[bytes]:
 
 def _take(it: Iterator, n: int, max_bytes: int) -> list:
     """The next chunk: at most ``n`` items and ``max_bytes`` of mail, and at most RAW_CHUNK_BYTES of mail
-    the source handed over as bytes (IMAP, POP3, mbox: the driver holds those until their task is back)."""
+    the source handed over as bytes (POP3, mbox: the driver holds those until their task is back) or as
+    remote jobs (IMAP: the task fetches them; the same packs as when their bytes came through the driver,
+    and a source of 50 MB still gives the workers several tasks at once)."""
     out = []
     size = raw = 0
     for item in it:
         out.append(item)
         if isinstance(item, SourceMail):
             size += item.length
-            raw += item.length if item.raw is not None else 0
+            raw += item.length if item.raw is not None or item.job is not None else 0
         if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES:
             break
     return out
