@@ -60,6 +60,11 @@ FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline
 #: A chunk of mail the source handed over as bytes is smaller: the driver holds it (and the pipe a pickled
 #: copy) until its task is back, (workers + 1) chunks at once (docs/reliability.md K1, K3).
 RAW_CHUNK_BYTES = 16 * 1024 * 1024
+#: A chunk of remote jobs (IMAP UIDs the task fetches itself: toolkit/remote_jobs.py) is held by no one but its
+#: worker; cut smaller than a pack anyway, so that an account of 50 MB in a migration still gives both workers a
+#: task (64 MiB: one task per such account, one worker busy), while a large import is not cut into so many
+#: packs that a catalog commit per pack costs (16 MiB: ~25 % more CPU for 5,000 mails; bench/RESULTS.md)
+REMOTE_CHUNK_BYTES = 32 * 1024 * 1024
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -711,18 +716,18 @@ def _chunks(opener) -> Iterator[bytes]:
 
 
 def _take(it: Iterator, n: int, max_bytes: int) -> list:
-    """The next chunk: at most ``n`` items and ``max_bytes`` of mail, and at most RAW_CHUNK_BYTES of mail
-    the source handed over as bytes (POP3, mbox: the driver holds those until their task is back) or as
-    remote jobs (IMAP: the task fetches them; the same packs as when their bytes came through the driver,
-    and a source of 50 MB still gives the workers several tasks at once)."""
+    """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
+    source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
+    REMOTE_CHUNK_BYTES of mail the task fetches itself (IMAP)."""
     out = []
-    size = raw = 0
+    size = raw = remote = 0
     for item in it:
         out.append(item)
         if isinstance(item, SourceMail):
             size += item.length
-            raw += item.length if item.raw is not None or item.job is not None else 0
-        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES:
+            raw += item.length if item.raw is not None else 0
+            remote += item.length if item.job is not None else 0
+        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= REMOTE_CHUNK_BYTES:
             break
     return out
 
