@@ -169,7 +169,7 @@ def floor(url: str, ca: Path, password: str, count: int) -> dict:
 
     raws = []
     cpu0, own0, t0 = machine_cpu_seconds(), time.process_time(), time.perf_counter()
-    for item in ImapImporter(url, password, ca_file=str(ca)).scan(None, NullReporter()):
+    for item in ImapImporter(url, password, ca_file=str(ca), fetch_in_tasks=False).scan(None, NullReporter()):
         if isinstance(item, SourceMail):
             raws.append(item.raw)
     reader_wall, reader_cpu = time.perf_counter() - t0, machine_cpu_seconds() - cpu0
@@ -197,7 +197,7 @@ def reader_alone(url: str, ca: Path, password: str, count: int, **options) -> fl
     from toolkit.source import SourceMail
 
     t0, n = time.perf_counter(), 0
-    for item in ImapImporter(url, password, ca_file=str(ca), **options).scan(None, NullReporter()):
+    for item in ImapImporter(url, password, ca_file=str(ca), fetch_in_tasks=False, **options).scan(None, NullReporter()):
         n += isinstance(item, SourceMail)
     assert n == count, (n, count)
     return time.perf_counter() - t0

@@ -32,12 +32,20 @@ Over a long link (docs/architecture.md, "IMAP import over a long link") up
 to ``pipeline`` body FETCH commands are in flight on a connection (their
 window bounded in bytes), and with ``connections`` > 1 several folders are
 read at once, each on its own connection, and handed over in order.
+
+By default (``fetch_in_tasks``) the scan only lists: each mail is handed over
+as an :class:`~importers.imap_jobs.ImapUid` job with its size, flags and
+INTERNALDATE, and the pack task's worker process fetches the bodies itself
+with the same pipelined FETCH (importers/imap_jobs.py); with
+``fetch_in_tasks=False`` (the dry run, ``migrate run --per-server 1``) the
+scan fetches them and hands over their bytes.
 """
 from __future__ import annotations
 
 import collections
 import copy
 import fnmatch
+import functools
 import imaplib
 import queue
 import threading
@@ -180,6 +188,7 @@ class ImapImporter(ServerSource):
         max_fetch: int = MAX_FETCH,
         pipeline: int = PIPELINE,
         connections: int = 1,
+        fetch_in_tasks: bool = True,
     ):
         super().__init__(url, password, SCHEMES, ca_file=ca_file, insecure=insecure, allow_plaintext=allow_plaintext,
                          timeout=timeout, retries=retries, backoff=backoff, retry_deadline=retry_deadline)
@@ -197,6 +206,13 @@ class ImapImporter(ServerSource):
         self.max_fetch = max_fetch
         self.pipeline = max(1, pipeline)  # body FETCH commands in flight on the connection
         self.connections = max(1, connections)  # folders read at once, each on its own connection
+        #: True: list here, hand over one ImapUid job per mail, and let the pack tasks fetch the bodies in their
+        #: worker processes (importers/imap_jobs.py); False: fetch the bodies here and hand over their bytes
+        self.fetch_in_tasks = fetch_in_tasks
+        self.keep_sessions = True  # a worker keeps its connection for its next task (False: closed after each)
+        self.fetch_items = FETCH_ITEMS  # what a body FETCH asks for
+        self._ca_file, self._insecure = ca_file, insecure
+        self._account = None  # the ImapAccount of the jobs, made on first use
         self.parallel_peak_bytes = 0  # the most bytes of mail the connections held ahead at once
         self.throttled = 0
         self._client: IMAPClient | None = None
@@ -225,6 +241,35 @@ class ImapImporter(ServerSource):
     def _drop(self) -> None:
         _close(self._client)
         self._client = None
+
+    def _switch(self, wire: bytes, uidvalidity: int, name: str) -> None:
+        """Read ``wire`` next, as listed with ``uidvalidity`` (a fetcher in a pack task, importers/imap_jobs.py):
+        EXAMINE it now if connected to another folder, or on connecting; _FolderError when its UIDVALIDITY
+        is no longer the listed one (the next run reads the folder again)."""
+        if self._selected == (wire, uidvalidity) and self._client is not None:
+            return
+        self._selected = (wire, uidvalidity)
+        if self._client is None:
+            self._call(f"EXAMINE {name}", lambda c: None)  # connects, then EXAMINEs and checks (_ensure)
+            return
+        info = self._call(f"EXAMINE {name}", lambda c: c.select_folder(wire, readonly=True))
+        if int(info.get(b"UIDVALIDITY", 0)) != uidvalidity:
+            raise _FolderError("UIDVALIDITY changed during the import; the next run reads the folder again")
+
+    def _jobs_account(self):
+        """The ImapAccount every job of this importer carries (the CA file read once, sent as PEM bytes)."""
+        if self._account is None:
+            from .imap_jobs import ImapAccount
+
+            pem = None
+            if self._ca_file and not self._insecure:
+                try:
+                    with open(self._ca_file, "rb") as f:
+                        pem = f.read()
+                except OSError as exc:
+                    raise SourceError(f"cannot read the CA file {self._ca_file}: {exc.strerror or exc}") from None
+            self._account = ImapAccount.of(self, pem)
+        return self._account
 
     def _call(self, what: str, op: Callable[[IMAPClient], Any]) -> Any:
         """Run ``op`` on the connection; on a link failure reconnect (bounded backoff) and run it again.
@@ -391,13 +436,18 @@ class ImapImporter(ServerSource):
             uids.extend(u for u in found if u > last_uid)  # "n:*" always matches the highest UID
         return sorted(set(uids))
 
-    def _sizes(self, c: IMAPClient, uids: list[int]) -> dict[int, int]:
+    def _sizes(self, c: IMAPClient, uids: list[int], meta: dict | None = None) -> dict[int, int]:
+        """RFC822.SIZE per UID; with ``meta`` (mails fetched by the pack tasks) also each mail's FLAGS and
+        INTERNALDATE into it, which the sightings need and the workers then need not send back."""
         sizes: dict[int, int] = {}
+        items = [b"RFC822.SIZE"] if meta is None else [b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE"]
         for i in range(0, len(uids), SIZE_CHUNK):
             part = uids[i:i + SIZE_CHUNK]
-            for uid, d in _fetch(c, part, [b"RFC822.SIZE"]).items():
+            for uid, d in _fetch(c, part, items).items():
                 if b"RFC822.SIZE" in d:
                     sizes[uid] = int(d[b"RFC822.SIZE"])
+                if meta is not None:
+                    meta[uid] = (_flags(d.get(b"FLAGS", ())), d.get(b"INTERNALDATE"))
         return sizes
 
     def _batches(self, uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
@@ -451,7 +501,7 @@ class ImapImporter(ServerSource):
                     if inflight and window + allowed > self.batch_bytes + len(inflight) * FETCH_SLACK:
                         break  # the answers in flight may all be read at once: bounded in bytes
                     _credit(c, allowed)
-                    inflight.append((nxt, send_fetch(c, nxt, FETCH_ITEMS), allowed))
+                    inflight.append((nxt, send_fetch(c, nxt, self.fetch_items), allowed))
                     window += allowed
                 batch, tag, _a = inflight[0]
                 reading = True
@@ -474,7 +524,7 @@ class ImapImporter(ServerSource):
                     self.throttled += 1
                     self._retry.wait(what, exc)  # the same connection, after a pause: no re-login storm
                 allowed = self._allowed(batch, sizes)
-                stash.update(self._call(what, lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch))[1]))
+                stash.update(self._call(what, lambda c: (_budget(c, allowed), _fetch_tolerant(c, batch, self.fetch_items))[1]))
             self._retry.reset()
             data = {u: stash.pop(u) for u in batch if u in stash}
             later = {u for b, _t, _a in inflight for u in b}
@@ -514,7 +564,8 @@ class ImapImporter(ServerSource):
             self._after_search(name, uids)
         if not uids:
             return
-        sizes = self._call(f"FETCH sizes {name}", lambda c: self._sizes(c, uids))
+        meta: dict[int, tuple] | None = {} if self.fetch_in_tasks else None
+        sizes = self._call(f"FETCH sizes {name}", lambda c: (meta.clear() if meta else None, self._sizes(c, uids, meta))[1])
         too_big = [u for u in uids if sizes.get(u, 0) > self.max_fetch]
         for uid in too_big:  # no cursor: the mails before it are still to come
             yield SourceProblem(
@@ -525,6 +576,9 @@ class ImapImporter(ServerSource):
             )
         if too_big:
             uids = [u for u in uids if u not in set(too_big)]
+        if self.fetch_in_tasks:
+            yield from self._listed(wire, name, uidvalidity, uids, sizes, meta, done, reporter)
+            return
         task = f"folder {name}"
         reporter.start(task, len(uids), "mails")
         try:
@@ -549,6 +603,27 @@ class ImapImporter(ServerSource):
                                      date_source="imap-internaldate", cursor=cursor)
         finally:
             reporter.finish(task)
+
+    def _listed(self, wire: bytes, name: str, uidvalidity: int, uids: list[int], sizes: dict[int, int],
+                meta: dict[int, tuple], done: dict, reporter: Reporter) -> Iterator[SourceItem]:
+        """The folder's mails as jobs for the pack tasks (importers/imap_jobs.py): no body fetched here."""
+        from .imap_jobs import ImapFolder, ImapUid
+
+        folder = ImapFolder(self._jobs_account(), wire, name, uidvalidity)
+        for uid in uids:
+            ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
+            cursor = {"folders": done, "current": [name, uidvalidity, uid]}
+            self._folder_last[name] = (uidvalidity, uid)
+            flags, date = meta.get(uid, ((), None))
+            size = sizes.get(uid)
+            yield SourceMail(raw=None, ref=ref, folder=name, flags=flags, internal_date=date,
+                             date_source="imap-internaldate", cursor=cursor, size=size, job=ImapUid(folder, uid, size),
+                             on_read_error=functools.partial(_not_fetched, ref, cursor))
+
+
+def _not_fetched(ref: str, cursor: dict, exc: OSError) -> SourceProblem:
+    """A mail the pack task could not fetch (expunged since the listing, a short literal): listed (D4)."""
+    return SourceProblem(ref, exc.strerror or str(exc), cursor)
 
 
 _END = object()
@@ -712,10 +787,10 @@ def _fetch(c: IMAPClient, uids: list[int], items: list[bytes]) -> dict[int, dict
     return c.fetch(uids, items)
 
 
-def _fetch_tolerant(c: IMAPClient, uids: list[int]) -> dict[int, dict]:
+def _fetch_tolerant(c: IMAPClient, uids: list[int], items: list[bytes] = FETCH_ITEMS) -> dict[int, dict]:
     """FETCH a batch; when the server answers NO (e.g. [EXPUNGEISSUED]), fetch one by one to keep the rest (D4)."""
     try:
-        return c.fetch(uids, FETCH_ITEMS)
+        return c.fetch(uids, items)
     except imaplib.IMAP4.abort:
         raise
     except IMAPClientError as exc:
@@ -726,7 +801,7 @@ def _fetch_tolerant(c: IMAPClient, uids: list[int]) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for uid in uids:
         try:
-            out.update(c.fetch([uid], FETCH_ITEMS))
+            out.update(c.fetch([uid], items))
         except imaplib.IMAP4.abort:
             raise
         except IMAPClientError as exc:

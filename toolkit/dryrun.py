@@ -51,6 +51,8 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
         stored = store.stored_cursor(con, importer.source_uri)
         cursor = store.resume_point(stored, getattr(importer, "incremental", False))
         blobs, keys = store.archived_blobs_and_keys(con)
+    if getattr(importer, "fetch_in_tasks", False):  # no pack tasks here: the reader fetches the mails itself
+        importer.fetch_in_tasks = False
     reporter.start("dry-run", None, "mails")
     try:
         for item in importer.scan(cursor, reporter):
@@ -69,7 +71,7 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
                     p = prepare(item.raw, None, archive.uuid, None)
                 elif item.path is not None:
                     p = prepare(read_regular_file(item.path), None, archive.uuid, None)
-                elif item.job is not None:  # a region of a local mbox (toolkit.file_region)
+                elif item.job is not None:  # a region of a local mbox, a share file, a remote mail: read here
                     p = prepare(item.content(), None, archive.uuid, None)
                 else:
                     p = prepare_streamed(item.opener)

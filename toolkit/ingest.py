@@ -49,6 +49,7 @@ from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter
 from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_streamed)
+from .remote_jobs import close_sessions
 from .reporter import NullReporter, Reporter
 from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
@@ -62,6 +63,11 @@ FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline
 #: copy) until its task is back, (workers + 1) chunks at once (docs/reliability.md K1, K3).
 RAW_CHUNK_BYTES = 16 * 1024 * 1024
 _NO_ROWS = ROW_SCHEMA.empty_table()
+#: A chunk of remote jobs (IMAP UIDs the task fetches itself: toolkit/remote_jobs.py) is held by no one but its
+#: worker; cut smaller than a pack anyway, so that an account of 50 MB in a migration still gives both workers a
+#: task (64 MiB: one task per such account, one worker busy), while a large import is not cut into so many
+#: packs that a catalog commit per pack costs (16 MiB: ~25 % more CPU for 5,000 mails; bench/RESULTS.md)
+REMOTE_CHUNK_BYTES = 32 * 1024 * 1024
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -149,6 +155,25 @@ def kill_pool(executor: ProcessPoolExecutor) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
+class SharedPool(ProcessPoolExecutor):
+    """Local worker processes that several runs share (the sources of a migration: their interpreters,
+    imports and IMAP logins are paid once, not per source). A run given one sends its tasks there and, when
+    it stops or fails, cancels only its own; the owner shuts the pool down (:func:`kill_pool` after a stop)."""
+
+    spec = ExecutorSpec()
+
+    def __init__(self, workers: int):
+        count = faults.shared_count(multiprocessing.get_context("spawn"))
+        super().__init__(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                         initargs=(dict(faults.ACTIVE), count))
+        self.worker_count = workers
+
+    @property
+    def broken(self) -> bool:
+        """A worker died (the pool takes no more tasks): the owner starts another for the next run."""
+        return bool(getattr(self, "_broken", False))
+
+
 def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
     """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
     worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
@@ -200,7 +225,8 @@ class Ingest:
         parse_limit: float | None = None,
         pack_ids: Callable[[], bytes] | None = None,
         min_free: int | None = None,
-        executor: ExecutorSpec | str | DaskExecutor | None = None,
+        executor: ExecutorSpec | str | DaskExecutor | SharedPool | None = None,
+        max_tasks: int | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -214,11 +240,13 @@ class Ingest:
         #: where the ids of task packs come from: 16 random bytes each (a test may give its own to meet a taken name)
         self._new_pack_id = pack_ids or (lambda: os.urandom(16))
         self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
-        # a DaskExecutor given here is shared (a migration's sources): this run uses it and never closes it
-        self._given = executor if isinstance(executor, DaskExecutor) else None
+        # a DaskExecutor or SharedPool given here is shared (a migration's sources): this run uses it, never closes it
+        self._given = executor if isinstance(executor, (DaskExecutor, SharedPool)) else None
         self.executor_spec = (executor.spec if self._given is not None else
                               executor if isinstance(executor, ExecutorSpec) else parse_executor(executor))
         self.on_executor = None  # tests: called with the executor once it is started
+        #: at most this many tasks out at once (a migration bounds the connections of IMAP tasks on Dask so)
+        self.max_tasks = max_tasks
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -267,6 +295,7 @@ class Ingest:
                 else:
                     self._executor.shutdown(wait=True, cancel_futures=True)
             self._drop_unapplied()
+            close_sessions()
             self.reporter.finish("import")
         summary.seconds = time.monotonic() - started
         self._rows.close_run(summary.status)
@@ -300,7 +329,9 @@ class Ingest:
         inflight: deque = self._inflight
         exhausted = False
         pool = self.workers > 0 or self.executor_spec.distributed
-        first = pool  # the first chunk runs inline: kept small, so a large source is not read serially meanwhile
+        # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
+        # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
+        first = pool and self._given is None
         while True:
             window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
@@ -349,11 +380,14 @@ class Ingest:
         kill point is set: its nth passage is then the same in every run, toolkit/faults.py)."""
         if self._executor is None or faults.ACTIVE["kill"]:
             return 1
-        if isinstance(self._executor, DaskExecutor):
-            return self._executor.worker_count + 1
-        return self.workers + 1
+        if isinstance(self._executor, (DaskExecutor, SharedPool)):
+            window = self._executor.worker_count + 1
+        else:
+            window = self.workers + 1
+        return window if self.max_tasks is None else max(1, min(window, self.max_tasks))
 
     def _start_executor(self) -> None:
+        close_sessions()  # a connection the inline chunk opened does not stay open beside the workers' own
         if self._given is not None:
             self._executor = self._given
             return
@@ -810,16 +844,18 @@ def _job(item: SourceMail):
 
 
 def _take(it: Iterator, n: int, max_bytes: int) -> list:
-    """The next chunk: at most ``n`` items and ``max_bytes`` of mail, and at most RAW_CHUNK_BYTES of mail
-    the source handed over as bytes (IMAP, POP3, mbox: the driver holds those until their task is back)."""
+    """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
+    source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
+    REMOTE_CHUNK_BYTES of mail the task fetches itself (IMAP)."""
     out = []
-    size = raw = 0
+    size = raw = remote = 0
     for item in it:
         out.append(item)
         if isinstance(item, SourceMail):
             size += item.length
             raw += item.length if item.raw is not None else 0
-        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES:
+            remote += item.length if getattr(item.job, "batch_key", None) is not None else 0  # not a FileRegion
+        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= REMOTE_CHUNK_BYTES:
             break
     return out
 

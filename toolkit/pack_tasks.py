@@ -36,7 +36,8 @@ import pyarrow as pa
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
 from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
-from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Trimmed, Watchdog, prepare, read_job
+from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Trimmed, Watchdog, prepare
+from .remote_jobs import read_jobs
 from .storage import Storage
 from .storage.location import open_storage
 
@@ -63,7 +64,7 @@ class Sealing:
 
 @dataclass
 class PackTask:
-    jobs: list                                # bytes, LocalFile, or a job that reads itself (FileRegion, ShareFile)
+    jobs: list                                # bytes, LocalFile, a job that reads itself (FileRegion, ShareFile), or batch jobs (toolkit.remote_jobs)
     medium: MediumAccess
     sealing: Sealing
     parse_limit: float | None = DEFAULT_PARSE_LIMIT
@@ -125,8 +126,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     out: list = []
     try:
         with Watchdog.install(cancel) as dog:
-            for job in task.jobs:
-                raw = read_job(job)
+            for raw in read_jobs(task.jobs):  # bytes, a local file, or batch jobs fetched here (toolkit.remote_jobs)
                 if isinstance(raw, (ReadFailure, NotMail)):
                     out.append(raw)
                     continue

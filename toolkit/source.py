@@ -53,9 +53,11 @@ class SourceMail:
     embedded: int = 0
     #: the ``ref`` of the mail this one was embedded in (a link recorded in the catalog)
     parent_ref: str | None = None
-    #: a job the pipeline hands to its pack task as it is (``raw=None``, ``size`` set): a picklable object whose
-    #: ``read()`` runs in the worker and returns the mail's bytes or a ReadFailure, passed to ``on_read_error``
-    #: (a region of a local mbox: :class:`toolkit.file_region.FileRegion`); its bytes never pass the driver
+    #: a job the pipeline hands to its pack task as it is (``raw=None``, ``size`` set), read where the task
+    #: runs, so its bytes never pass the driver: a picklable object whose ``read()`` returns the mail's bytes
+    #: or a ReadFailure (a region of a local mbox: :class:`toolkit.file_region.FileRegion`; a file on a
+    #: share: :class:`toolkit.share_file.ShareFile`), or a batch job the task fetches with others of its
+    #: kind (:mod:`toolkit.remote_jobs`; an IMAP UID); a failed read becomes ``on_read_error``'s item
     job: Any = None
 
     @property
@@ -69,10 +71,12 @@ class SourceMail:
         if self.path is not None:
             return read_regular_file(self.path)
         if self.job is not None:
-            got = self.job.read()
-            if not isinstance(got, bytes):  # a ReadFailure
-                raise OSError(got.errno, got.message)
-            return got
+            from .remote_jobs import read_jobs  # the pipeline reads it in a worker; here, on demand
+
+            got = next(read_jobs([self.job]))
+            if isinstance(got, bytes):
+                return got
+            raise OSError(getattr(got, "errno", 0), getattr(got, "message", str(got)))
         with self.opener() as f:
             return f.read()
 

@@ -47,7 +47,8 @@ from toolkit.source import SourceMail, SourceProblem
 if sys.argv[1] == "baseline":
     print(json.dumps({}))
     sys.exit(0)
-imp = ImapImporter(sys.argv[1], "pw", allow_plaintext=True, timeout=60, retries=1, backoff=0.1, prefetch=0)
+imp = ImapImporter(sys.argv[1], "pw", allow_plaintext=True, timeout=60, retries=1, backoff=0.1, prefetch=0,
+                   fetch_in_tasks=False)  # the reader fetches: the same fetch code a pack task runs
 started = time.monotonic()
 items = list(imp.scan(None, ListReporter()))
 print(json.dumps({
@@ -100,17 +101,21 @@ def test_D6_run_completes_with_the_problems_listed(evil, tmp_path):
         archive.close()
 
 
-def test_D3_throttling_and_bye_back_off_and_resume_without_a_login_storm(tmp_path):
-    """NO [THROTTLED] twice: the same connection waits and asks again; BYE: one reconnect, one login more."""
+@pytest.mark.parametrize("in_tasks", [False, True])
+def test_D3_throttling_and_bye_back_off_and_resume_without_a_login_storm(tmp_path, in_tasks):
+    """NO [THROTTLED] twice: the same connection waits and asks again; BYE: one reconnect, one login more.
+    With the pack task fetching (``in_tasks``) the listing has its own connection: one login more."""
     server = start_evil_imap({"T-Throttled": "throttle", "U-Bye": "bye"})
     archive = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
     try:
-        imp = ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=3, backoff=0.05, prefetch=0)
+        imp = ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=3, backoff=0.05, prefetch=0,
+                           fetch_in_tasks=in_tasks)
         summary = Ingest(archive, workers=0).run(imp)
     finally:
         archive.close()
         server.stop()
     assert (summary.status, summary.seen, summary.errors) == ("complete", 2, 0)
-    assert imp.throttled == 2 and imp.reconnects == 1 and imp.logins == 2
-    assert sum(c.endswith(b"LOGIN evil \"pw\"") for c in server.commands) == 2
+    if not in_tasks:
+        assert imp.throttled == 2 and imp.reconnects == 1 and imp.logins == 2
+    assert sum(c.endswith(b"LOGIN evil \"pw\"") for c in server.commands) == 2 + in_tasks
     assert server.body_fetches == {"T-Throttled": 2, "U-Bye": 1}

@@ -130,10 +130,11 @@ def test_import_through_the_latency_proxy_stores_the_same_blobs_as_a_direct_impo
     assert results["proxy"] == results["direct"]
 
 
-@pytest.mark.parametrize("pipeline, expect_overlap", [(1, False), (4, True)])
-def test_body_fetches_are_pipelined(dovecot, mail_user, fault_proxy, pipeline, expect_overlap):
+@pytest.mark.parametrize("pipeline, expect_overlap, in_tasks", [(1, False, False), (4, True, False), (4, True, True)])
+def test_body_fetches_are_pipelined(dovecot, mail_user, fault_proxy, tmp_path, pipeline, expect_overlap, in_tasks):
     """With ``pipeline`` 4 the client sends the next UID FETCH before the answer to the previous one came
-    (seen on the wire, through a proxy whose delay makes the order certain); with 1 it never does.
+    (seen on the wire, through a proxy whose delay makes the order certain); with 1 it never does; the
+    same when a pack task fetches (``in_tasks``, run inline here: one connection for the listing, one for it).
     The fault proxy strips STARTTLS so that the commands can be read on the way (plaintext allowed)."""
     user, pw = mail_user
     n = _fill(dovecot, user, {"INBOX": 40})
@@ -141,9 +142,17 @@ def test_body_fetches_are_pipelined(dovecot, mail_user, fault_proxy, pipeline, e
     clear.mode("strip")
     with LatencyProxy("127.0.0.1", clear.port, delay=0.03, record=True) as proxy:
         imp = ImapImporter(f"imap://{user}@127.0.0.1:{proxy.port}", pw, allow_plaintext=True, batch=5,
-                           pipeline=pipeline, prefetch=0)
-        got = [it for it in imp.scan(None, ListReporter()) if isinstance(it, SourceMail)]
-        assert len(got) == n
+                           pipeline=pipeline, prefetch=0, fetch_in_tasks=in_tasks)
+        if in_tasks:
+            archive = Archive.create(tmp_path / "home", str(tmp_path / "medium"))
+            try:
+                s = Ingest(archive, workers=0).run(imp)
+            finally:
+                archive.close()
+            assert (s.status, s.archived, s.errors) == ("complete", n, 0)
+        else:
+            got = [it for it in imp.scan(None, ListReporter()) if isinstance(it, SourceMail)]
+            assert len(got) == n
         events = list(proxy.events)
     # Replay the two streams in the order the proxy read them: a FETCH is in flight from its command line
     # (client → server) to its tagged completion (server → client).
@@ -180,12 +189,14 @@ def test_folders_on_several_connections_come_in_the_same_order_with_resumable_cu
     user, pw = mail_user
     n = _fill(dovecot, user, {"INBOX": 12, "A": 15, "B": 15, "C": 15})
     url = f"imaps://{user}@127.0.0.1:{dovecot.imaps_port}"
-    one = list(ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4).scan(None, ListReporter()))
+    one = list(ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, fetch_in_tasks=False)
+               .scan(None, ListReporter()))
     assert len(one) == n
     with LatencyProxy("127.0.0.1", dovecot.imaps_port, delay=0.01) as proxy:
         purl = f"imaps://{user}@127.0.0.1:{proxy.port}"
         limit = 300_000
-        imp = ImapImporter(purl, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3, prefetch_bytes=limit)
+        imp = ImapImporter(purl, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3, prefetch_bytes=limit,
+                           fetch_in_tasks=False)
         three = list(imp.scan(None, ListReporter()))
         assert proxy.max_open == 3 and imp.logins == 3
     assert _refs_and_bytes(three) == _refs_and_bytes(one)
@@ -196,11 +207,12 @@ def test_folders_on_several_connections_come_in_the_same_order_with_resumable_cu
     assert three[-1].cursor["current"][0] == "C"
 
     # stop part-way (the consumer closes the scan), resume from the last cursor handed over
-    imp2 = ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3, prefetch_bytes=limit)
+    imp2 = ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3, prefetch_bytes=limit,
+                        fetch_in_tasks=False)
     scan = imp2.scan(None, ListReporter())
     first = [next(scan) for _ in range(20)]
     scan.close()
-    rest = list(ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3)
+    rest = list(ImapImporter(url, pw, ca_file=str(dovecot.ca_cert_path), batch=4, connections=3, fetch_in_tasks=False)
                 .scan(first[-1].cursor, ListReporter()))
     assert _refs_and_bytes(first + rest) == _refs_and_bytes(one)
 

@@ -1,10 +1,13 @@
 """``run_plan``: a validated plan run into an archive opened as writer; returns the report as a dict."""
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from ..catalog import directory
 from ..executors import DaskExecutor, ExecutorSpec
+from ..executors import parse_executor as parse_executor_spec
+from ..ingest import SharedPool, kill_pool
 from ..reporter import Reporter
 from .plan import Plan
 from .report import Outcome, owner_warnings
@@ -22,9 +25,14 @@ def run_plan(archive, plan: Plan, passwords: dict[int, str], server: ServerOptio
             for line in plan.lines]
     options = dict(ingest_options or {})
     spec = options.get("executor")
-    shared = None
+    migration = None
     if isinstance(spec, ExecutorSpec) and spec.distributed:  # one Dask client (or cluster) for every source
-        shared = options["executor"] = DaskExecutor(spec)
+        options["executor"] = DaskExecutor(spec)
+    elif spec is None or isinstance(spec, ExecutorSpec) or isinstance(spec, str) and not parse_executor_spec(spec).distributed:
+        workers = options.get("workers")
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        if workers > 0:  # one pool of worker processes for every source (started with the first task)
+            options["executor"] = SharedPool(workers)
     try:
         migration = Migration(archive, jobs, reporter=reporter, parallel=parallel, per_server=per_server,
                               retry_wait=retry_wait, ingest_options=options)
@@ -35,7 +43,13 @@ def run_plan(archive, plan: Plan, passwords: dict[int, str], server: ServerOptio
             if undo is not None:
                 undo()
     finally:
-        if shared is not None:
+        shared = (migration.ingest_options if migration is not None else options).get("executor")
+        if isinstance(shared, SharedPool):
+            if migration is not None and migration.stopped:
+                kill_pool(shared)  # a stuck worker is never waited for
+            else:
+                shared.shutdown(wait=True, cancel_futures=True)
+        elif isinstance(shared, DaskExecutor):
             shared.shutdown(wait=False, cancel_futures=True)
     report.plan = str(plan.path)
     with archive.catalog.reading() as con:

@@ -12,10 +12,19 @@ A source that is throttled or whose maildrop is busy (IMAP ``[THROTTLED]``, POP3
 ``[LOGIN-DELAY]``) after its importer's own retries is tried again after the other sources, once
 ``retry_wait`` seconds have passed, up to ``retry_rounds`` times; its cursor makes that a resume.
 A source whose committed cursor says it was read to the end is skipped (``done-before``).
+
+An IMAP source whose pack tasks fetch the mail (``fetch_in_tasks``, importers/imap_jobs.py) opens
+connections beyond its reader's: one per worker process of its ingest run (the driver's own, for a
+chunk prepared inline, is closed before the workers start). They count against ``per_server`` too.
+Only the source being committed has pack tasks, so a server's fetching connections are at most
+``W = min(workers, per_server - 1)`` at any time: its readers get ``per_server - W`` slots, and the
+run of each of its sources at most W workers (with ``per_server`` 1 the reader fetches the mail itself,
+as before).
 """
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +61,7 @@ class _Job:
     cursor: Any = None
     feed: Feed | None = None
     started: float = 0.0
+    fetchers: int = 0             # connections its pack tasks open to its server (0: its reader fetches)
 
 
 def throttled(exc: BaseException) -> bool:
@@ -64,7 +74,7 @@ class Migration:
     """One run of a plan into an archive opened as writer."""
 
     def __init__(self, archive, jobs: list[tuple[Outcome, Any]], *, reporter: Reporter | None = None,
-                 parallel: int = 1, per_server: int = 4, feed_bytes: int = 256 << 20,
+                 parallel: int = 1, per_server: int = 4, feed_bytes: int = 128 << 20,
                  retry_wait: float = 30.0, retry_rounds: int = 3, ingest_options: dict | None = None,
                  make_ingest: Callable | None = None):
         self.archive = archive
@@ -82,6 +92,42 @@ class Migration:
         self._current_job: _Job | None = None
         self._slots = threading.Semaphore(self.parallel)
         self._servers: dict[str, threading.Semaphore] = {}
+        self._fetching: dict[str, int] = {}  # server -> the most connections one source's pack tasks open to it
+        for job in self._jobs:
+            job.fetchers = self._fetchers(job)
+            server = getattr(job.outcome.line, "server", None)
+            if job.fetchers:
+                self._fetching[server] = max(self._fetching.get(server, 0), job.fetchers)
+
+    def _fetchers(self, job: _Job) -> int:
+        """How many connections the pack tasks of ``job`` open to its server (0: its reader fetches the mail).
+
+        One per worker process of its ingest run (with no workers, the driver's own); a Dask executor's
+        workers close theirs after each batch and the run keeps as many tasks out as it may open."""
+        imp = job.importer
+        if not getattr(imp, "fetch_in_tasks", False) or not getattr(job.outcome.line, "server", None):
+            return 0
+        if self.per_server < 2:  # no room beside the reader's connection: the reader fetches, as before
+            imp.fetch_in_tasks = False
+            return 0
+        pool = self._pool_size()
+        if pool is not None:
+            workers = pool
+        else:
+            workers = self.ingest_options.get("workers")
+            workers = (os.cpu_count() or 1) if workers is None else workers
+        fetchers = max(1, min(workers, self.per_server - 1))
+        if pool is not None and fetchers < pool:  # more workers than connections: each closes its own after a batch
+            imp.keep_sessions = False
+        return fetchers
+
+    def _pool_size(self) -> int | None:
+        """The worker count of a pool the sources share (local or Dask), else None (each run starts its own)."""
+        return getattr(self.ingest_options.get("executor"), "worker_count", None)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def request_stop(self) -> None:
         """Stop reading, end the source being committed as interrupted (its committed part stays)."""
@@ -150,11 +196,13 @@ class Migration:
         return later
 
     def _dispatch(self, jobs: list[_Job]) -> None:
-        """Start the readers in plan order, each once a slot (and a slot of its server) is free."""
+        """Start the readers in plan order, each once a slot (and a reader's slot of its server) is free. A
+        server's readers get ``per_server`` slots less those its sources' pack tasks may hold at once."""
         for job in jobs:
             server = getattr(job.outcome.line, "server", None)
             self._slots.acquire()
-            gate = self._servers.setdefault(server, threading.Semaphore(self.per_server)) if server else None
+            gate = self._servers.setdefault(
+                server, threading.Semaphore(self.per_server - self._fetching.get(server, 0))) if server else None
             if gate is not None:
                 gate.acquire()
             if self._stop.is_set():
@@ -190,8 +238,21 @@ class Migration:
 
         out = job.outcome
         out.attempts += 1
+        executor = self.ingest_options.get("executor")
+        if getattr(executor, "broken", False):  # a worker of the shared pool died: a new pool for the next source
+            from ..ingest import SharedPool, kill_pool
+
+            kill_pool(executor)
+            self.ingest_options["executor"] = SharedPool(executor.worker_count)
+        options = dict(self.ingest_options)
+        if job.fetchers:  # one connection per worker process: no more workers than reserved connections
+            if self._pool_size() is not None:
+                if job.fetchers < self._pool_size():
+                    options["max_tasks"] = job.fetchers
+            else:
+                options["workers"] = job.fetchers if options.get("workers") != 0 else 0
         make = self._make_ingest or (lambda: Ingest(self.archive, _Prefixed(self.reporter, out.line.label()),
-                                                    command="migrate", **self.ingest_options))
+                                                    command="migrate", **options))
         ing = self._current = make()
         self._current_job = job
         try:

@@ -25,7 +25,9 @@ def make_importer(line: PlanLine, password: str | None, server: ServerOptions, s
     tls = dict(ca_file=server.ca_file, insecure=server.insecure, allow_plaintext=server.allow_plaintext,
                timeout=server.timeout, retries=server.retries, backoff=server.backoff)
     if line.kind == "imap":
-        importer = importers.ImapImporter(line.url, password or "", folders=list(line.folders) or None, **tls)
+        # no read-ahead thread of its own: the migration's reader thread and feed are one (toolkit/migrate/feed.py)
+        importer = importers.ImapImporter(line.url, password or "", folders=list(line.folders) or None, prefetch=0,
+                                          **tls)
     elif line.kind == "pop3":
         importer = importers.Pop3Importer(line.url, password or "", **tls)
     else:
