@@ -456,10 +456,28 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
     else:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
                                     initargs=(str(archive.home), archive.smb_password)) as pool:
-            futures = {pool.submit(_task_in_worker, t): t for t in tasks}
+            futures: dict = {}
+            submitted: list[BaseException] = []
+
+            def submit() -> None:
+                # the first submit waits for the fork server to finish loading the modules and fork a worker:
+                # the quick checks run meanwhile
+                try:
+                    for t in tasks:
+                        futures[pool.submit(_task_in_worker, t)] = t
+                except BaseException as exc:  # handed to the main thread
+                    submitted.append(exc)
+
+            submitter = threading.Thread(target=submit, name="verify-submit", daemon=True)
+            submitter.start()
             try:
-                if alongside is not None:
-                    alongside()
+                try:
+                    if alongside is not None:
+                        alongside()
+                finally:
+                    submitter.join()
+                if submitted:
+                    raise submitted[0]
                 for fut in cf.as_completed(futures):
                     t = futures[fut]
                     try:
