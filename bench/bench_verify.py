@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -191,7 +192,8 @@ def verify_findings(m: Measure) -> str:
 
 def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, restic_bytes: int,
            load_before: str, cache_note: str, args, ratios: list[float], low: dict | None = None,
-           base: Measure | None = None, base_ratios: list[float] | None = None) -> str:
+           base: Measure | None = None, base_ratios: list[float] | None = None,
+           cpu_pairs: list[tuple[float, float]] | None = None) -> str:
     src = st["eml_bytes"]
 
     def row(m: Measure, stored: int, ratio: str) -> str:
@@ -199,7 +201,7 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         return (
             f"| {m.name}{status} | {m.seconds:.1f} | {messages / m.seconds:.0f} | {src / 1e6 / m.seconds:.1f} | "
             f"{stored / 1e6:.0f} MB at {stored / 1e6 / m.seconds:.1f} | "
-            f"{m.cpu_user + m.cpu_sys:.0f} ({m.cpu_main:.0f} main + {m.cpu_workers:.0f} workers) | "
+            f"{m.cpu_user + m.cpu_sys:.1f} ({m.cpu_main:.1f} main + {m.cpu_workers:.1f} workers) | "
             f"{fmt_io(m)} | {m.maxrss_mb:.0f} | {ratio} |"
         )
 
@@ -222,12 +224,16 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         *([row(base, packs_bytes, f"{r.seconds / base.seconds:.2f}×")] if base else []),
         row(r, restic_bytes, ""),
         "",
-        *([f"Baseline code, same pairs (run in the same alternating order): × restic "
-           + ", ".join(f"{x:.2f}×" for x in base_ratios) + "; its row is from the median pair.", ""] if base else []),
+
         f"{len(ratios)} pairs (each contender once per pair, the order alternating; the table shows the median pair): "
         + ", ".join(f"{x:.2f}×" for x in ratios) + f"; median {ratio:.2f}×, lowest {min(ratios):.2f}×. "
         "This machine's speed drifts by up to 2× within minutes (shared VM), so only pairs run back to back compare.",
         "",
+        *([f"Baseline code ({baseline_name(args.baseline)}), in the same pairs: × restic "
+           + ", ".join(f"{x:.2f}×" for x in base_ratios) + f" (median {statistics.median(base_ratios):.2f}×); "
+           f"CPU-s of verify --full per pair, this code / baseline: "
+           + ", ".join(f"{a:.1f} / {b:.1f}" for a, b in cpu_pairs) + "; its row is from the median pair.", ""]
+          if base else []),
         f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
         f"- restic check --read-data: exit {r.rc}.",
         "",
@@ -306,8 +312,9 @@ def main() -> None:
         else:
             cache_note = "Page cache warm for each contender (its stored data read once before it" + (
                 ", dropping the cache was refused)." if args.cache == "cold" else ").")
+        cpu_pairs = [(p[1].cpu_user + p[1].cpu_sys, p[3].cpu_user + p[3].cpu_sys) for p in pairs if p[3] is not None]
         section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios, low,
-                         b, base_ratios)
+                         b, base_ratios, cpu_pairs)
         print()
         print(section)
         if args.record:
