@@ -307,6 +307,8 @@ def _tasks(con) -> list[dict]:
     One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
     processes as column buffers and become Python values there (:func:`_rows`), in parallel.
     """
+    import pyarrow as pa
+
     packs = con.execute("SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
     table = _arrow(con.execute(_TASK_ROWS))
     by_pack: dict[str, Any] = {}
@@ -314,9 +316,10 @@ def _tasks(con) -> list[dict]:
     start = 0
     for i in range(1, len(ids) + 1):
         if i == len(ids) or ids[i] != ids[start]:
-            by_pack[ids[start]] = table.slice(start, i - start)
+            # take(), not slice(): a slice pickles the whole table's buffers, the task would carry every row
+            by_pack[ids[start]] = table.take(pa.array(range(start, i), pa.int64()))
             start = i
-    empty = table.slice(0, 0)
+    empty = table.slice(0, 0).take(pa.array([], pa.int64()))
     return [
         {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, empty)}
         for p, med, name, nbytes, sha in packs
