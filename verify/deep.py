@@ -8,6 +8,10 @@ equal to its blob id, and the header fields the catalog holds re-derived
 from the mail (:func:`toolkit.headers.scan`) and compared with the row. So an
 edited catalog row is found whether or not a stamp covers it.
 
+The catalog rows come from one query into Arrow; each task carries its pack's
+rows. While the workers read, the parent runs the quick checks (``run_full``'s
+``alongside``, from :func:`verify.checks.verify_archive`).
+
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
 and every sealed manifest compared with the catalog.
