@@ -14,13 +14,17 @@ data each one stores and reads (packs / restic data files), CPU seconds and
 peak RSS. ``--record`` replaces the "## Verify (issue 5)" section of
 bench/RESULTS.md (other sections are kept).
 
-    .venv/bin/python bench/bench_verify.py [--reuse DIR | --corpus /tmp/corpus20k --count 20000] [--record]
+``--baseline DIR`` runs the ``verify --full`` of another checkout (earlier code) as a third contender
+in every pair.
+
+    .venv/bin/python bench/bench_verify.py [--reuse DIR | --corpus /tmp/corpus20k --count 20000] [--baseline DIR] [--record]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,13 +101,21 @@ def medium_dirs(home: Path) -> list[Path]:
     return sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("medium-"))
 
 
-def run_verify(home: Path, env: dict, cache_mode: str, workers: int | None) -> Measure:
+def baseline_name(code: Path) -> str:
+    marker = code / "COMMIT"
+    return marker.read_text().strip()[:7] if marker.exists() else code.name
+
+
+def run_verify(home: Path, env: dict, cache_mode: str, workers: int | None, code: Path | None = None) -> Measure:
+    """``code``: a checkout of other code to run instead (``--baseline``), as ``python -m toolkit`` from there."""
     cache = prepare_cache(medium_dirs(home), cache_mode)
-    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "verify", "--full"]
+    cmd = ([sys.executable, "-m", "toolkit"] if code else mailarchive_cmd()) + ["--archive", str(home), "--json", "verify",
+                                                                                "--full"]
     if workers:
         cmd += ["--workers", str(workers)]
-    print(f"  mailarchive verify --full ({cache} cache) ...", flush=True)
-    m = run_measured("mailarchive verify --full", cmd, env)
+    name = f"verify --full, baseline code ({baseline_name(code)})" if code else "mailarchive verify --full"
+    print(f"  {name} ({cache} cache) ...", flush=True)
+    m = run_measured(name, cmd, dict(env, PYTHONPATH=str(code)) if code else env, cwd=code)
     m.extra["cache"] = cache
     try:
         m.extra["report"] = json.loads(m.stdout)
@@ -179,7 +191,9 @@ def verify_findings(m: Measure) -> str:
 
 
 def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, restic_bytes: int,
-           load_before: str, cache_note: str, args, ratios: list[float], low: dict | None = None) -> str:
+           load_before: str, cache_note: str, args, ratios: list[float], low: dict | None = None,
+           base: Measure | None = None, base_ratios: list[float] | None = None,
+           cpu_pairs: list[tuple[float, float]] | None = None) -> str:
     src = st["eml_bytes"]
 
     def row(m: Measure, stored: int, ratio: str) -> str:
@@ -187,13 +201,15 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         return (
             f"| {m.name}{status} | {m.seconds:.1f} | {messages / m.seconds:.0f} | {src / 1e6 / m.seconds:.1f} | "
             f"{stored / 1e6:.0f} MB at {stored / 1e6 / m.seconds:.1f} | "
-            f"{m.cpu_user + m.cpu_sys:.0f} ({m.cpu_main:.0f} main + {m.cpu_workers:.0f} workers) | "
+            f"{m.cpu_user + m.cpu_sys:.1f} ({m.cpu_main:.1f} main + {m.cpu_workers:.1f} workers) | "
             f"{fmt_io(m)} | {m.maxrss_mb:.0f} | {ratio} |"
         )
 
     ratio = r.seconds / v.seconds   # the median pair's
     stored_ratio = (packs_bytes / v.seconds) / (restic_bytes / r.seconds)
-    how = "--reuse (archive from bench_import.py --keep)" if args.reuse else f"--count {st['messages']}"
+    how = "--reuse DIR (archive from bench_import.py --keep DIR)" if args.reuse else f"--count {st['messages']}"
+    how += f" --cache {args.cache} --repeat {args.repeat}" + (f" --workers {args.workers}" if args.workers else "")
+    how += " --baseline BASE" if args.baseline else ""
     lines = [
         TITLE,
         "",
@@ -205,12 +221,19 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
         "| I/O wait s main / workers | peak RSS MB | × restic |",
         "|---|---|---|---|---|---|---|---|---|",
         row(v, packs_bytes, f"{ratio:.2f}×"),
+        *([row(base, packs_bytes, f"{r.seconds / base.seconds:.2f}×")] if base else []),
         row(r, restic_bytes, ""),
         "",
+
         f"{len(ratios)} pairs (each contender once per pair, the order alternating; the table shows the median pair): "
         + ", ".join(f"{x:.2f}×" for x in ratios) + f"; median {ratio:.2f}×, lowest {min(ratios):.2f}×. "
         "This machine's speed drifts by up to 2× within minutes (shared VM), so only pairs run back to back compare.",
         "",
+        *([f"Baseline code ({baseline_name(args.baseline)}), in the same pairs: × restic "
+           + ", ".join(f"{x:.2f}×" for x in base_ratios) + f" (median {statistics.median(base_ratios):.2f}×); "
+           f"CPU-s of verify --full per pair, this code / baseline: "
+           + ", ".join(f"{a:.1f} / {b:.1f}" for a, b in cpu_pairs) + "; its row is from the median pair.", ""]
+          if base else []),
         f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
         f"- restic check --read-data: exit {r.rc}.",
         "",
@@ -237,6 +260,9 @@ def main() -> None:
                     help="cold: drop the page cache before each contender (falls back to warm); warm: read the data once first")
     ap.add_argument("--workers", type=int, default=None, help="verify --workers (default: the toolkit's default)")
     ap.add_argument("--repeat", type=int, default=3, help="pairs of runs (default 3); the median pair is reported")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a checkout of other code (e.g. `git archive main | tar -x -C DIR`) whose verify --full runs "
+                         "as a third contender in every pair")
     ap.add_argument("--record", action="store_true", help="replace the '## Verify (issue 5)' section of bench/RESULTS.md")
     args = ap.parse_args()
 
@@ -259,25 +285,36 @@ def main() -> None:
         low = None
         with DelayAccounting():
             for i in range(max(1, args.repeat)):
+                b = None
                 if i % 2 == 0:
                     v = run_verify(home, env, args.cache, args.workers)
                     r = run_restic_check(repo, env, args.cache)
+                    if args.baseline:
+                        b = run_verify(home, env, args.cache, args.workers, args.baseline)
                 else:
+                    if args.baseline:
+                        b = run_verify(home, env, args.cache, args.workers, args.baseline)
                     r = run_restic_check(repo, env, args.cache)
                     v = run_verify(home, env, args.cache, args.workers)
-                pairs.append((r.seconds / v.seconds, v, r))
+                pairs.append((r.seconds / v.seconds, v, r, b))
                 if i == max(1, args.repeat) // 2:  # the floor once, in the middle pair
                     low = measure_floor(home, args.cache)
-                print(f"pair {i + 1}: verify {v.seconds:.1f} s, restic {r.seconds:.1f} s, {pairs[-1][0]:.2f}x", flush=True)
+                print(f"pair {i + 1}: verify {v.seconds:.1f} s ({v.cpu_user + v.cpu_sys:.1f} CPU-s), restic {r.seconds:.1f} s "
+                      f"({r.cpu_user + r.cpu_sys:.1f} CPU-s), {pairs[-1][0]:.2f}x"
+                      + (f"; baseline {b.seconds:.1f} s ({b.cpu_user + b.cpu_sys:.1f} CPU-s), {r.seconds / b.seconds:.2f}x"
+                         if b else ""), flush=True)
         ratios = [p[0] for p in pairs]
-        _, v, r = sorted(pairs, key=lambda p: p[0])[len(pairs) // 2]
+        base_ratios = [p[2].seconds / p[3].seconds for p in pairs if p[3] is not None]
+        _, v, r, b = sorted(pairs, key=lambda p: p[0])[len(pairs) // 2]
         caches = {v.extra["cache"], r.extra["cache"]}
         if caches == {"cold"}:
             cache_note = "Page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) before each contender: cold reads."
         else:
             cache_note = "Page cache warm for each contender (its stored data read once before it" + (
                 ", dropping the cache was refused)." if args.cache == "cold" else ").")
-        section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios, low)
+        cpu_pairs = [(p[1].cpu_user + p[1].cpu_sys, p[3].cpu_user + p[3].cpu_sys) for p in pairs if p[3] is not None]
+        section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios, low,
+                         b, base_ratios, cpu_pairs)
         print()
         print(section)
         if args.record:

@@ -68,6 +68,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -334,9 +335,11 @@ def _encode_entry(e: IndexEntry) -> bytes:
     )
 
 
-def _decode_entry(raw: bytes) -> IndexEntry:
-    ints = [int.from_bytes(raw[i : i + 8], "big") for i in range(32, 64, 8)]
-    return IndexEntry(bytes(raw[:32]), *ints)
+_ENTRY_STRUCT = struct.Struct(">32sQQQQ")   # blob_id, offset, length, size, csize (= _encode_entry)
+
+
+def _decode_entries(plain: bytes) -> list[IndexEntry]:
+    return [IndexEntry(*fields) for fields in _ENTRY_STRUCT.iter_unpack(plain)]
 
 
 def _check_claims(size: int, csize: int, length: int) -> None:
@@ -349,22 +352,26 @@ def _check_claims(size: int, csize: int, length: int) -> None:
         raise _Fail(False, f"claims {length} bytes on disk for {csize} compressed bytes ({record_length(csize)} expected)")
 
 
-def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callable[[int], bytes]) -> Iterator[bytes]:
+def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callable[[int], bytes],
+                aes: AESGCM | None = None, dctx: zstandard.ZstdDecompressor | None = None) -> Iterator[bytes]:
     """Authenticate segment by segment, decompress capped at entry.size, check the hash.
 
     ``read(n)`` returns the next n bytes of the record (fewer at end of file).
     Yields decompressed chunks; raises :class:`_Fail`. Only bytes of
     authenticated segments ever reach the decompressor; the size and hash
-    checks complete when the iterator ends.
+    checks complete when the iterator ends. ``aes`` (an AESGCM under ``key``)
+    and ``dctx`` (a decompressor with the window cap) may be handed in by a
+    caller that opens many records: a new zstd context per record costs more
+    than decompressing a small mail.
     """
     _check_claims(entry.size, entry.csize, entry.length)
     n = segment_count(entry.csize)
-    segs = _open_segments(AESGCM(key), archive_uuid, entry, read, n)
+    segs = _open_segments(aes if aes is not None else AESGCM(key), archive_uuid, entry, read, n)
     first = next(segs)
     declared = _frame_content_size(first, entry)
     if n == 1 and declared == entry.size <= _ONE_SHOT_MAX:
         # the common case (one segment, a size the frame declares): one call, no stream reader
-        out = _decompress_whole(first)
+        out = _decompress_whole(first, dctx)
         del first
         segs.close()
         _check_plain(len(out), hashlib.sha256(out), entry)
@@ -404,9 +411,9 @@ def _frame_content_size(first: bytes, entry: IndexEntry) -> int:
     return params.content_size
 
 
-def _decompress_whole(data: bytes) -> bytes:
+def _decompress_whole(data: bytes, dctx: zstandard.ZstdDecompressor | None = None) -> bytes:
     try:
-        return zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE).decompress(data)
+        return (dctx or zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)).decompress(data)
     except zstandard.ZstdError as exc:
         raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
 
@@ -720,7 +727,7 @@ class PackReader:
                 f"pack {self.name}: footer index authentication failed — changed, or sealed under another key "
                 "(wrong key or foreign archive?)"
             ) from None
-        entries = [_decode_entry(plain[i : i + ENTRY_SIZE]) for i in range(0, len(plain), ENTRY_SIZE)]
+        entries = _decode_entries(plain)
         self.footer_offset = footer_offset
         self._set_entries(entries)
         return list(entries)
@@ -789,13 +796,14 @@ class PackReader:
                 limit = None   # a record past the end of the file reads short: reported as truncated
             f.seek(0)
             fwd = _ForwardReader(f)
+            aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
             for entry in sorted(self._entries, key=lambda e: e.offset):
                 if entry.offset < max(fwd.pos, HEADER_SIZE) or (limit is not None and entry.offset + entry.length > limit):
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
                     continue
                 fwd.skip_to(entry.offset)
                 try:
-                    for chunk in _iter_plain(self._key, self.archive_uuid, entry, fwd.read):
+                    for chunk in _iter_plain(self._key, self.archive_uuid, entry, fwd.read, aes, dctx):
                         if on_data is not None:
                             on_data(entry, chunk)
                 except _Fail as fail:

@@ -465,15 +465,21 @@ def verify_archive(archive, *, full: bool = False, workers: int | None = None, r
         subset = subset if isinstance(subset, Subset) else parse_subset(str(subset))
         full = True
     report = new_report(archive, "full" if full else "quick")
-    run_quick(archive, report, now=now, stamp_policy=stamp_policy, reporter=reporter)
+
+    def quick() -> None:
+        run_quick(archive, report, now=now, stamp_policy=stamp_policy, reporter=reporter)
+
     if full:
         from .deep import run_full
 
+        # the quick checks run while the worker processes read the packs (they need neither the other)
         kw = {} if pool_min_bytes is None else {"pool_min_bytes": pool_min_bytes}
-        run_full(archive, report, workers=workers, reporter=reporter, at=now, crls=crls, subset=subset, seed=seed, **kw)
+        run_full(archive, report, workers=workers, reporter=reporter, at=now, crls=crls, subset=subset, seed=seed,
+                 alongside=quick, **kw)
     else:
         from .deep import FULL_CHECKS
 
+        quick()
         for cid, title in FULL_CHECKS:
             report.check(cid, title, tier="full").skip("only with --full")
     report.finished_at = _now()

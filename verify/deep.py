@@ -8,6 +8,10 @@ equal to its blob id, and the header fields the catalog holds re-derived
 from the mail (:func:`toolkit.headers.scan`) and compared with the row. So an
 edited catalog row is found whether or not a stamp covers it.
 
+The catalog rows come from one query into Arrow; each task carries its pack's
+rows. While the workers read, the parent runs the quick checks (``run_full``'s
+``alongside``, from :func:`verify.checks.verify_archive`).
+
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
 and every sealed manifest compared with the catalog.
@@ -81,13 +85,20 @@ _worker_archive = None
 
 # ---------------------------------------------------------------------- worker side
 def _init_worker(home: str, smb_password: str | None = None) -> None:
+    """The worker's view of the archive: its config, its key (checked against the config) and its media.
+
+    Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
+    all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU."""
     global _worker_archive
     from toolkit.archive import Archive
+    from toolkit.home import Home
     from toolkit.process_guard import forbid_core_dumps
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
 
-    _worker_archive = Archive.open(Path(home), smb_password=smb_password)
+    h = Home(Path(home))
+    config = h.load_config()
+    _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password)
 
 
 def _task_in_worker(task: dict) -> dict:
@@ -152,7 +163,7 @@ def _check_pack_once(archive, task: dict) -> dict:
     ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (catalog rows of its messages).
     """
     pack, medium, name = task["pack_id"], task["medium_id"], task["name"]
-    rows = sorted(task["rows"], key=lambda r: r["offset"])
+    rows = sorted(_rows(task["rows"]), key=lambda r: r["offset"])
     out: dict[str, Any] = {"pack": pack, "medium": medium, "records": len(rows), "ok": 0, "bytes_read": 0,
                            "problems": [], "stopped": False, "auth_failed": []}
     problems = out["problems"]
@@ -272,31 +283,56 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
 
 
 # ---------------------------------------------------------------------- parent side
+_TASK_ROWS = """
+    WITH rc AS (
+        SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
+        FROM recipients WHERE kind IN ('to', 'cc') GROUP BY msg_id
+    )
+    SELECT m.msg_id, m.blob_id, m.pack_id, m."offset", m.length, m.size, m.csize, m.message_id, m.from_addr, m.subject,
+           m.sent_date, m.batch_id, rc."to", rc.cc
+    FROM messages m LEFT JOIN rc USING (msg_id)
+    ORDER BY m.pack_id, m."offset"
+"""
+
+
+def _arrow(result):
+    """A query's result as one Arrow table (newer DuckDB hands a lazy reader: read it inside the session)."""
+    table = result.arrow()
+    return table.read_all() if hasattr(table, "read_all") else table
+
+
+def _pack_sizes(con) -> list[dict]:
+    return [{"bytes": b} for (b,) in con.execute("SELECT bytes FROM packs").fetchall()]
+
+
 def _tasks(con) -> list[dict]:
+    """One task per pack; its ``rows`` are the catalog rows of its messages, an Arrow table in offset order.
+
+    One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
+    processes as column buffers and become Python values there (:func:`_rows`), in parallel.
+    """
+    import pyarrow as pa
+
     packs = con.execute("SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
-    msgs = con.execute(
-        """
-        SELECT msg_id, blob_id, dedup_key, pack_id, "offset", length, size, csize, message_id, from_addr, subject,
-               sent_date, batch_id
-        FROM messages ORDER BY pack_id, "offset"
-        """
-    ).fetchall()
-    rcpt: dict[int, dict[str, list[str]]] = {}
-    for msg_id, kind, addr in con.execute(
-        "SELECT msg_id, kind, address FROM recipients WHERE kind IN ('to', 'cc')"
-    ).fetchall():
-        rcpt.setdefault(msg_id, {}).setdefault(kind, []).append(addr)
-    by_pack: dict[str, list[dict]] = {}
-    cols = ["msg_id", "blob_id", "dedup_key", "pack_id", "offset", "length", "size", "csize", "message_id", "from_addr",
-            "subject", "sent_date", "batch_id"]
-    for m in msgs:
-        row = dict(zip(cols, m))
-        row.update(rcpt.get(row["msg_id"], {}))
-        by_pack.setdefault(row["pack_id"], []).append(row)
+    table = _arrow(con.execute(_TASK_ROWS))
+    by_pack: dict[str, Any] = {}
+    ids = table.column("pack_id").to_pylist()
+    start = 0
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or ids[i] != ids[start]:
+            # take(), not slice(): a slice pickles the whole table's buffers, the task would carry every row
+            by_pack[ids[start]] = table.take(pa.array(range(start, i), pa.int64()))
+            start = i
+    empty = table.slice(0, 0).take(pa.array([], pa.int64()))
     return [
-        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, empty)}
         for p, med, name, nbytes, sha in packs
     ]
+
+
+def _rows(rows) -> list[dict]:
+    """A task's rows as dicts (an Arrow table from :func:`_tasks`, or already a list of dicts)."""
+    return rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
@@ -377,12 +413,35 @@ class _Prefetcher:
             self._thread.join(timeout=5)
 
 
-def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int) -> list[dict]:
+def _use_pool(tasks: list[dict], workers: int, pool_min_bytes: int) -> bool:
+    return workers > 1 and len(tasks) > 1 and sum(t["bytes"] for t in tasks) >= pool_min_bytes
+
+
+def _pool_context():
+    """forkserver: the workers are forked from a clean server process that has the modules loaded
+    (fast start), never from this process with its catalog connection and threads."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive"])
+    return ctx
+
+
+def _start_pool_server() -> None:
+    """Start the fork server now: it imports the workers' modules while this process reads the catalog."""
+    _pool_context()
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
+def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside)
 
 
-def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher) -> list[dict]:
+def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
+                 alongside=None) -> list[dict]:
+    """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
+    or first when the packs are checked here."""
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -401,20 +460,38 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
         return not any_ok and failed_packs >= GLOBAL_FAIL_PACKS
 
     stop = False
-    if workers <= 1 or len(tasks) <= 1 or sum(t["bytes"] for t in tasks) < pool_min_bytes:
+    if not _use_pool(tasks, workers, pool_min_bytes):
+        if alongside is not None:
+            alongside()
         for t in tasks:
             if account(check_pack(archive, t)):
                 stop = True
                 break
     else:
-        # forkserver: the workers are forked from a clean server process that has the modules loaded
-        # (fast start), never from this process with its catalog connection and threads.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["verify.deep"])
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
                                     initargs=(str(archive.home), archive.smb_password)) as pool:
-            futures = {pool.submit(_task_in_worker, t): t for t in tasks}
+            futures: dict = {}
+            submitted: list[BaseException] = []
+
+            def submit() -> None:
+                # the first submit waits for the fork server to finish loading the modules and fork a worker:
+                # the quick checks run meanwhile
+                try:
+                    for t in tasks:
+                        futures[pool.submit(_task_in_worker, t)] = t
+                except BaseException as exc:  # handed to the main thread
+                    submitted.append(exc)
+
+            submitter = threading.Thread(target=submit, name="verify-submit", daemon=True)
+            submitter.start()
             try:
+                try:
+                    if alongside is not None:
+                        alongside()
+                finally:
+                    submitter.join()
+                if submitted:
+                    raise submitted[0]
                 for fut in cf.as_completed(futures):
                     t = futures[fut]
                     try:
@@ -427,6 +504,9 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                     if account(res):
                         stop = True
                         break
+            except BaseException:  # the quick checks failed (or an interrupt): read no further packs
+                stop = True
+                raise
             finally:
                 if stop:
                     for f in futures:
@@ -441,8 +521,12 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
              pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
-             crls: list[bytes] | None = None, subset=None, seed: int = 0) -> None:
+             crls: list[bytes] | None = None, subset=None, seed: int = 0, alongside=None) -> None:
     """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
+
+    ``alongside()``, when given, runs in this process while the workers read the packs (the quick checks of
+    ``verify --full``: they are independent of the packs' contents, so they need not wait, nor the packs for them);
+    the report's checks are added in the order alongside's first, then F01–F08.
 
     ``at`` fixes the verification time of the tokens (default now) and ``crls`` adds revocation data
     for their TSA chains (I16, :func:`verify.tokens.verify_token`). ``subset`` (a
@@ -452,8 +536,11 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     from . import sampling
 
     reporter = reporter or NullReporter()
-    checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
     with check_session(archive.catalog) as con:
+        if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
+            _start_pool_server()
         tasks = _tasks(con)
     state_path = archive.home_files.verify_state_path
     all_packs = {t["pack_id"] for t in tasks}
@@ -462,14 +549,15 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
                                   "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
         tasks = chosen
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(tasks)))
     reporter.start("verify packs", len(tasks), "packs")
     try:
-        results = _run_packs(archive, tasks, workers, reporter, pool_min_bytes)
+        # the largest packs first, so that no worker is left with a big one at the end
+        order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
+        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside)
     finally:
         reporter.finish("verify packs")
+    checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     by_pack = {t["pack_id"]: t for t in tasks}
     with check_session(archive.catalog) as con:
         for res in results:
