@@ -116,6 +116,8 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.cli.commands.import_mbox", "_SIZE"): ("fullmatch", [*_runs("1", "1."), _tail("1.1", " "), _tail("1 K", "B")]),
     ("importers.mbox", "_HEADER"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a", "\t")]),
     ("importers.mbox", "_QUOTED_M"): ("sub", _runs(">", "\n>", "\n>From")),
+    ("importers.mbox", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From")),   # the same pattern, imported
+    ("toolkit.file_region", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From", ">>>>From ")),
     ("importers.mbox", "_CL"): ("match", [_tail("content-length:", " "), _tail("content-length:", "0"),
                                           _tail("content-length: 1", " ", "x")]),
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
