@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{cpu_model()}; load average {loadavg()}")
-    print(f"\n| messages in the catalog | index | insert + commit ms | detach (checkpoint) ms | whole commit ms |")
+    print("\n| messages in the catalog | index | insert + commit ms | detach (checkpoint) ms | whole commit ms |")
     print("|---:|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
         cats = {ix: Cat(Path(tmp) / f"{ix}.duckdb", ix) for ix in (True, False)}

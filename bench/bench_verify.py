@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_import import (  # noqa: E402
     DelayAccounting,
+    mask_sha_and_reexec,
     Measure,
     bench_env,
     ensure_corpus,
@@ -264,7 +265,12 @@ def main() -> None:
                     help="a checkout of other code (e.g. `git archive main | tar -x -C DIR`) whose verify --full runs "
                          "as a third contender in every pair")
     ap.add_argument("--record", action="store_true", help="replace the '## Verify (issue 5)' section of bench/RESULTS.md")
+    ap.add_argument("--mask-sha", action="store_true",
+                    help="hide the CPU's SHA extensions from OpenSSL (OPENSSL_ia32cap) for both contenders: the "
+                         "figures of a CPU without them, on this one (restic 0.14 does not use them either way)")
     args = ap.parse_args()
+    if args.mask_sha:
+        mask_sha_and_reexec()
 
     load_before = loadavg()
     env = bench_env()
