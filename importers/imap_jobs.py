@@ -123,7 +123,8 @@ class ImapUid(NamedTuple):
             if isinstance(exc, _ProtocolError):
                 drop_session(account)
             why = str(exc) if isinstance(exc, _FolderError) else server_text(exc)
-            failure = ReadFailure(0, f"{CHANGED}: folder {folder.name!r} could not be read ({why}); not archived")
+            # the reason says what happened (a folder recreated meanwhile, a server that broke the protocol)
+            failure = ReadFailure(0, f"folder {folder.name!r} could not be read ({why}); not archived")
             for _ in range(len(jobs) - done):
                 yield failure
         finally:

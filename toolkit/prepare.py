@@ -154,10 +154,13 @@ class Watchdog:
             signal.setitimer(signal.ITIMER_REAL, limit, 0.05)
 
     def disarm(self) -> bool:
-        """Stop timing; True when the limit passed meanwhile (even if its ParseTimeout was swallowed)."""
-        self.end = None  # first: an alarm already on its way then raises nothing
+        """Stop timing; True when the limit passed meanwhile: the alarm fired (even if its ParseTimeout was
+        swallowed), or the block ended after its limit before the alarm's handler could run (a signal is
+        handled between bytecodes: a block that ends in C code right after the limit would otherwise pass)."""
+        end, self.end = self.end, None  # first: an alarm already on its way then raises nothing
         signal.setitimer(signal.ITIMER_REAL, 0)
-        fired, self.fired = self.fired, False
+        fired = self.fired or (end is not None and time.monotonic() >= end)
+        self.fired = False
         return fired
 
     @contextmanager

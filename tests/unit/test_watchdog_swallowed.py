@@ -38,3 +38,19 @@ def test_a_block_within_its_limit_is_untouched():
         with dog.armed(5.0):
             assert _busy_swallowing(0.05) == 0
         assert dog.disarm() is False
+
+
+def test_a_block_that_ends_past_its_limit_before_the_handler_runs_times_out():
+    """A signal's handler runs between bytecodes: a block that spends its time in one C call and returns
+    right after its limit is disarmed before the handler could raise. It ran past its limit all the same
+    (seen in a full run: a PST conversion under a 0.1 ms limit was not cut)."""
+    import signal
+
+    with Watchdog.install() as dog:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # the alarm cannot be handled in the block
+        try:
+            with pytest.raises(ParseTimeout):
+                with dog.armed(0.01):
+                    time.sleep(0.05)  # one C call past the limit
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
