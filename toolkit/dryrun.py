@@ -22,7 +22,6 @@ from .catalog import ingest_rows as store
 from .prepare import prepare, prepare_streamed
 from .reporter import NullReporter, Reporter
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
-from .source import read_regular_file
 
 
 @dataclass
@@ -69,9 +68,9 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
             try:
                 if item.raw is not None:
                     p = prepare(item.raw, None, archive.uuid, None)
-                elif item.path is not None:
-                    p = prepare(read_regular_file(item.path), None, archive.uuid, None)
-                elif item.job is not None:  # a region of a local mbox, a share file, a remote mail: read here
+                elif item.path is not None or item.job is not None:
+                    # a local file (its From_ line cut as the pack task cuts it), a region of a local mbox, a
+                    # share file, a remote mail: read here
                     p = prepare(item.content(), None, archive.uuid, None)
                 else:
                     p = prepare_streamed(item.opener)

@@ -69,7 +69,9 @@ class SourceMail:
         if self.raw is not None:
             return self.raw
         if self.path is not None:
-            return read_regular_file(self.path)
+            raw = read_regular_file(self.path)
+            trimmed = self.envelope_cut(raw) if self.envelope_cut is not None else None
+            return raw if trimmed is None else trimmed.raw  # what the pack task archives (toolkit.prepare.read_job)
         if self.job is not None:
             from .remote_jobs import read_jobs  # the pipeline reads it in a worker; here, on demand
 
