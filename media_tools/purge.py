@@ -33,6 +33,8 @@ from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
 from toolkit.purge_rules import deletable_now, query_held
 from toolkit.reporter import NullReporter, Reporter
 
+from . import deletion_records
+
 PACK_ID_CONTEXT = b"mailarchive purge pack id\x00"
 NEW_PACK_STATES = ("active", "standby")
 
@@ -127,9 +129,17 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
                       "(legal hold or retention); the request stays approved")
         return outcome
     faults.hit("purge_before_done")
+    with archive.catalog.reading() as con:
+        waiting = purge_rows.request_status(con, rid) == "approved"
+    if waiting:  # the medium says the request is purged before the catalog does (deletion_records)
+        done = deletion_records.put_record(
+            archive, archive.storage(archive.active_medium_id()), deletion_records.done_record_name(rid),
+            {"kind": "request-purged", "request_id": rid, "actor": actor, "purged_at": _utcnow().isoformat(),
+             "packs_removed": [d["old_name"] for d in switched]}, same=("kind", "request_id"))
+        faults.hit("purge_after_done_record")
     with archive.catalog.writing() as con:
         if purge_rows.request_status(con, rid) == "approved":
-            purge_rows.mark_purged(con, rid, _utcnow(), {
+            purge_rows.mark_purged(con, rid, dt.datetime.fromisoformat(done["purged_at"]), {
                 "request_id": rid, "actor": actor, "items": outcome.items,
                 "packs_removed": [d["old_name"] for d in switched],
                 "packs_written": [d["new_name"] for d in switched if d.get("new_name")]})
@@ -155,6 +165,19 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
         pack_id = new_pack_id(p.pack_id, [r[1] for r in gone])
         new = _write_checked(archive, src, p, keep, medium, pack_id)
     faults.hit("purge_after_new_pack")
+    # the deletion record goes to the medium before the catalog switch (a rebuild reads it back)
+    with archive.catalog.reading() as con:
+        request = purge_rows.request_row(con, rid)
+    record_medium = new["medium_id"] if new else (
+        p.medium_id if archive.config.medium(p.medium_id).state in NEW_PACK_STATES else archive.active_medium_id())
+    record = deletion_records.put_record(
+        archive, archive.storage(record_medium), deletion_records.pack_record_name(rid, p.pack_id),
+        {"kind": "pack-purged", "request": request, "actor": actor, "purged_at": now.isoformat(),
+         "old_pack_id": p.pack_id, "new_pack_id": new and new["pack_id"],
+         "purged": [{"msg_id": r[0], "blob_id": r[1], "batch_id": r[6]} for r in gone]},
+        same=("kind", "old_pack_id", "new_pack_id", "purged"))
+    now = dt.datetime.fromisoformat(record["purged_at"])  # a killed run's record keeps its time
+    faults.hit("purge_after_record")
     detail = {"request_id": rid, "actor": actor, "old_pack_id": p.pack_id, "old_name": p.name,
               "old_medium": p.medium_id, "new_pack_id": new and new["pack_id"], "new_name": new and new["name"],
               "new_medium": new and new["medium_id"], "purged": [r[0] for r in gone]}

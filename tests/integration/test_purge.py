@@ -284,3 +284,75 @@ def test_two_packs_two_batches_killed_between_packs(base, tmp_path):
     assert not a["pack"].exists() and not c["pack"].exists()
     r = mailarchive(home, "verify", "--full", json_out=True).result
     assert [ch["note"] for ch in r["checks"] if ch["id"] == "Q11"] == ["2 mail(s) deleted by approval"]
+
+
+def _rebuilt_deletions(home: Path) -> tuple[list, list]:
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            tombs = con.execute("SELECT msg_id, blob_id, batch_id, request_id FROM tombstones").fetchall()
+            reqs = con.execute("SELECT request_id, status, requested_by, decided_by, reason, purged_at IS NOT NULL "
+                               "FROM deletion_requests").fetchall()
+    return tombs, reqs
+
+
+def _check_rebuilt_after_purge(home: Path, a: dict, b: dict, others: set[int]) -> None:
+    """``db rebuild --force`` after the purge: the purged mail is a tombstone again (same msg_id, blob,
+    batch, request), its request is purged, nothing of it is archived, and verify --full finds no missing
+    leaf (F05 recomputes every root with the tombstone) and counts it under Q11."""
+    r = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None)
+    assert r.returncode in (0, 1), r.stderr
+    res = json.loads(r.stdout)
+    assert res["restored"]["tombstones"] == 1 and res["restored"]["deletion_requests"] == 1, res
+    assert not res["deletion_records_unreadable"] and not res["purged_packs_left"], res
+    assert not [p for p in res["stamp_problems"] if "not found on the media" in p["problem"]], res["stamp_problems"]
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)]
+    assert reqs == [(1, "purged", "alice", "bob", "test: wrongly archived", True)]
+    rows = messages(home)
+    assert set(rows) == others and a["blob_id"] not in {x["blob_id"] for x in rows.values()}
+    v = mailarchive(home, "verify", "--full", json_out=True, check=None).result
+    checks = {c["id"]: c for c in v["checks"]}
+    assert checks["F05"]["status"] != "finding", checks["F05"]
+    assert "1 mail(s) deleted by approval" in checks["Q11"]["note"]
+    assert all(c["status"] != "finding" for c in v["checks"] if c["id"] not in ("F05",)), \
+        [c for c in v["checks"] if c["status"] == "finding"]
+
+
+def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base, tmp_path):
+    """The deletion record the purge wrote beside the packs (docs/formats.md "Deletion records") brings the
+    tombstone and the request back into a catalog rebuilt from the media."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    assert _purge(home).returncode == 0
+    names = sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())
+    assert len(names) == 2 and names[0].startswith("00000001-") and names[1] == "00000001-done.deletion", names
+    _check_rebuilt_after_purge(home, a, b, others)
+
+
+@pytest.mark.parametrize("point", ["purge_after_record", "purge_after_done_record"])
+def test_purge_killed_after_its_deletion_record_resumes_and_rebuilds_alike(base, tmp_path, point):
+    """Killed between writing a deletion record and the catalog commit: the rerun finds the record and
+    uses it as it is (its purge time too); the rebuild after it equals the one after an uninterrupted purge."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    p = _purge(home, fault=point)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
+    written = sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())
+    assert len(written) == (1 if point == "purge_after_record" else 2), written
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())[:len(written)] == written
+    _check_purged(home, a, b, others)
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            purged_at = con.execute("SELECT purged_at FROM tombstones").fetchone()[0]
+        from media_tools import deletion_records
+
+        storage = archive.storage(1)
+        (rec,) = [d for d in deletion_records.read_records(archive, storage)[0] if d["kind"] == "pack-purged"]
+    assert dt.datetime.fromisoformat(rec["purged_at"]) == purged_at  # the killed run's record gave the time
+    _check_rebuilt_after_purge(home, a, b, others)
