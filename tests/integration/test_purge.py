@@ -326,8 +326,11 @@ def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base,
     others = set(messages(home)) - {a["msg_id"]}
     _approve(home, [a["msg_id"]])
     assert _purge(home).returncode == 0
-    names = sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())
-    assert len(names) == 2 and names[0].startswith("00000001-") and names[1] == "00000001-done.deletion", names
+    names = {p.name for p in (tmp_path / "medium" / "deletions").iterdir()}
+    assert len(names) == 2 and "00000001-done.deletion" in names, names
+    assert f"00000001-{a['pack_id']}.deletion" in names, names  # request 1, the pack it purged
+    mailarchive(home, "mirror", str(tmp_path / "mirror"), json_out=True)  # the mirror carries the records
+    assert {p.name for p in (tmp_path / "mirror" / "medium-1" / "deletions").iterdir()} == names
     _check_rebuilt_after_purge(home, a, b, others)
 
 
@@ -341,11 +344,12 @@ def test_purge_killed_after_its_deletion_record_resumes_and_rebuilds_alike(base,
     _approve(home, [a["msg_id"]])
     p = _purge(home, fault=point)
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
-    written = sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())
+    written = {p.name: p.read_bytes() for p in (tmp_path / "medium" / "deletions").iterdir()}
     assert len(written) == (1 if point == "purge_after_record" else 2), written
     p = _purge(home)
     assert p.returncode == 0, p.stderr
-    assert sorted(p.name for p in (tmp_path / "medium" / "deletions").iterdir())[:len(written)] == written
+    after = {p.name: p.read_bytes() for p in (tmp_path / "medium" / "deletions").iterdir()}
+    assert len(after) == 2 and all(after[n] == data for n, data in written.items())  # kept as they were
     _check_purged(home, a, b, others)
     with Archive.open(home) as archive:
         with archive.catalog.reading() as con:
