@@ -165,6 +165,9 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
         pack_id = new_pack_id(p.pack_id, [r[1] for r in gone])
         new = _write_checked(archive, src, p, keep, medium, pack_id)
     faults.hit("purge_after_new_pack")
+    detail = {"request_id": rid, "actor": actor, "old_pack_id": p.pack_id, "old_name": p.name,
+              "old_medium": p.medium_id, "new_pack_id": new and new["pack_id"], "new_name": new and new["name"],
+              "new_medium": new and new["medium_id"], "purged": [r[0] for r in gone]}
     # the deletion record goes to the medium before the catalog switch (a rebuild reads it back)
     with archive.catalog.reading() as con:
         request = purge_rows.request_row(con, rid)
@@ -173,14 +176,11 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
     record = deletion_records.put_record(
         archive, archive.storage(record_medium), deletion_records.pack_record_name(rid, p.pack_id),
         {"kind": "pack-purged", "request": request, "actor": actor, "purged_at": now.isoformat(),
-         "old_pack_id": p.pack_id, "new_pack_id": new and new["pack_id"],
+         "old_pack_id": p.pack_id, "new_pack_id": new and new["pack_id"], "switch": detail,
          "purged": [{"msg_id": r[0], "blob_id": r[1], "batch_id": r[6]} for r in gone]},
         same=("kind", "old_pack_id", "new_pack_id", "purged"))
     now = dt.datetime.fromisoformat(record["purged_at"])  # a killed run's record keeps its time
     faults.hit("purge_after_record")
-    detail = {"request_id": rid, "actor": actor, "old_pack_id": p.pack_id, "old_name": p.name,
-              "old_medium": p.medium_id, "new_pack_id": new and new["pack_id"], "new_name": new and new["name"],
-              "new_medium": new and new["medium_id"], "purged": [r[0] for r in gone]}
     with archive.catalog.writing() as con:
         if purge_rows.pack_row(con, p.pack_id) is None:
             raise IntegrityError(f"pack {p.name} left the catalog while it was purged; rerun the purge")

@@ -299,6 +299,7 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
     requests: dict[int, dict] = {}
     tombstones: list[tuple] = []
     seen: set[tuple] = set()
+    switched = [d["switch"] for d in sorted(deletions["packs"], key=lambda d: d["purged_at"]) if d.get("switch")]
     for doc in deletions["packs"]:
         req = doc["request"]
         rid = int(req["request_id"])
@@ -315,7 +316,7 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
             tombstones.append((t["blob_id"], t.get("batch_id"), rid, when))
     if requests or tombstones:
         with archive.catalog.writing() as con:
-            rebuild_rows.restore_deletions(con, [requests[k] for k in sorted(requests)], tombstones)
+            rebuild_rows.restore_deletions(con, [requests[k] for k in sorted(requests)], tombstones, switched)
     result.restored = {"deletion_requests": len(requests), "tombstones": len(tombstones),
                        "old_catalog": old}
 

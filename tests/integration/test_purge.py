@@ -360,3 +360,26 @@ def test_purge_killed_after_its_deletion_record_resumes_and_rebuilds_alike(base,
         (rec,) = [d for d in deletion_records.read_records(archive, storage)[0] if d["kind"] == "pack-purged"]
     assert dt.datetime.fromisoformat(rec["purged_at"]) == purged_at  # the killed run's record gave the time
     _check_rebuilt_after_purge(home, a, b, others)
+
+
+def test_rebuild_between_a_purge_s_switch_and_its_removal_never_takes_the_old_pack_back(base, tmp_path):
+    """Killed after the catalog switch, before the old pack is removed, and the catalog then rebuilt from
+    the media: the old pack (which still holds the purged mail) is left out by its deletion record and
+    named; the request is approved again (its done record was never written), and the rerun purge removes
+    the old pack and finishes the request."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    assert _purge(home, fault="purge_after_switch").returncode == -signal.SIGKILL
+    assert a["pack"].exists()
+    res = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None)
+    res = json.loads(res.stdout)
+    assert res["purged_packs_left"] == [f"medium 1: {a['pack'].relative_to(tmp_path / 'medium')}"], res
+    assert a["blob_id"] not in {x["blob_id"] for x in messages(home).values()}
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)] and reqs[0][1] == "approved", (tombs, reqs)
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["requests"][0]["status"] == "purged"
+    _check_purged(home, a, b, others)

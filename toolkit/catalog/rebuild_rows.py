@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from . import events
 from .connection import Catalog
 
 
@@ -67,11 +68,13 @@ def renumber_by_leaf_rank(con, blob_ids: list[str], batch_ids: list[int], leaf_i
     con.unregister("leaf_rank")
 
 
-def restore_deletions(con, requests: list[dict], tombstones: list[tuple]) -> None:
+def restore_deletions(con, requests: list[dict], tombstones: list[tuple], switched: list[dict]) -> None:
     """The deletion requests and tombstones that deletion records on the media name (``db rebuild``):
     ``requests`` as rows of ``deletion_requests`` (dicts of its columns), ``tombstones`` as (blob_id,
     batch_id, request_id, purged_at). Tombstones get msg_ids after every message's (the renumbering into
-    stamp order follows); each is the one item of its request that the rebuild can name."""
+    stamp order follows); each is the one item of its request that the rebuild can name. ``switched``: the
+    details of the ``purge-pack-switched`` events the records carry, logged again (a purge rerun removes the
+    old packs they name; quick verify's Q10 leaves their marks out)."""
     for row in requests:
         cols = list(row)
         con.execute(f"INSERT INTO deletion_requests ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
@@ -80,6 +83,7 @@ def restore_deletions(con, requests: list[dict], tombstones: list[tuple]) -> Non
     for i, (blob, batch, rid, when) in enumerate(tombstones):
         con.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?, ?)", [first + i, blob, batch, rid, when])
         con.execute("INSERT INTO deletion_items VALUES (?, ?)", [rid, first + i])
+    events.log_events(con, "purge-pack-switched", switched)
 
 
 def batch_span(con, batch_id: int) -> tuple[int | None, int | None, int]:
