@@ -9,15 +9,19 @@ For every approved request not purged yet, and for every pack that holds one of 
 2. **Check** the new pack: read back, every record authenticates, its blob ids are exactly the ones
    kept, and its BLAKE3 is the one computed while writing. A file of that name left by a killed run
    is reused when it passes this check; one that does not stops the purge (nothing switched).
-3. **Switch** in one catalog transaction: the new pack's row, the kept mails' place in it, a
+3. **Record** the purge of the pack on the medium (:mod:`media_tools.deletion_records`, sealed,
+   create-only), before the catalog knows it, so that ``db rebuild`` gets the tombstones back; a rerun
+   uses the record a killed run left, its purge time included.
+4. **Switch** in one catalog transaction: the new pack's row, the kept mails' place in it, a
    tombstone per removed mail and its rows removed, the old pack's row removed, an event
    ``purge-pack-switched`` (old and new pack). Then the new pack's high-water mark is written.
-4. **Remove** the old pack file and its high-water mark (only after 2 and 3).
+5. **Remove** the old pack file and its high-water mark (only after 2 to 4).
 
-When every pack of a request is switched and removed, one transaction sets the request ``purged``
+When every pack of a request is switched and removed, a done record goes to the medium, then one
+transaction sets the request ``purged``
 (with ``purged_at``) and logs ``deletion-purged``. A kill at any point leaves either the old state
 (plus at most a finished new pack file, reused by the rerun) or the switched one (the rerun removes
-the old file from the events of step 3): rerunning ``purge`` completes the work.
+the old file from the events of step 4): rerunning ``purge`` completes the work.
 """
 from __future__ import annotations
 

@@ -28,10 +28,14 @@ Decisions:
   ``run_id`` and sightings came from the sources and are lost;
   ``archived_at`` is the pack file's mtime (an approximation).
 * Sightings, runs, run_errors, cursors, events, envelopes, db_backups,
-  conversions and message links, the directory, retention policies, legal
-  holds, deletion requests and tombstones exist only in the catalog:
-  reported as lost (with counts when the old
+  conversions and message links, the directory, retention policies and legal
+  holds exist only in the catalog: reported as lost (with counts when the old
   catalog moved aside with ``force`` still opens), never invented.
+* Deletion records (``deletions/*.deletion``, :mod:`.deletion_records`) give
+  back the purged mails' tombstones (numbered with the messages into stamp
+  order, so a batch's leaves recompute), their requests (``purged`` with a
+  done record, else ``approved``) and the ``purge-pack-switched`` events; a
+  pack a record names as replaced is never read back (``purged_packs_left``).
 * An existing catalog is refused unless ``force``; then it is moved aside
   to ``catalog.duckdb.<UTC ts>.old`` (with its WAL), never deleted.
 """

@@ -50,6 +50,7 @@ def rebuild_cmd(click_ctx, force):
 
     Message numbers are handed out anew (packs in file order). Sightings, runs,
     cursors and events existed only in the catalog: they are reported as lost.
+    Purges come back from their deletion records: tombstones and requests.
     Refused while a catalog exists, unless --force.
     """
     ctx = click_ctx.obj
