@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -50,7 +51,7 @@ from pathlib import Path
 
 from toolkit import crypto
 from toolkit.archive import Archive
-from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
+from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
 from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import pack_id_from_name
@@ -147,11 +148,31 @@ def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str
         "_ca": doc.get("ca") if isinstance(doc.get("ca"), dict) else None,  # the batch's TSA CA, for the CA history
     }
     others: dict[str, int] = {}
+    restored: list[tuple] = []
     for leaf in leaves:
         kind = leaf.get("kind", "message")
+        if kind == "event" and _event_row(leaf) is not None:
+            restored.append(_event_row(leaf) + (batch_id,))
+            continue
         if kind != "message":
             others[kind] = others.get(kind, 0) + 1
+    row["_events"] = restored  # the stamped events the manifest carries, each checked against its leaf
     return row, blobs, others
+
+
+def _event_row(leaf: dict) -> tuple | None:
+    """(event_id, at_time, kind, detail JSON) of an event leaf whose document hashes to the leaf, else None."""
+    doc = leaf.get("event")
+    if not isinstance(doc, dict):
+        return None
+    try:
+        row = (int(doc["event_id"]), dt.datetime.fromisoformat(doc["at"]), str(doc["kind"]),
+               json.dumps(doc["detail"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if hashlib.sha256(events.canonical_json(*row)).hexdigest() != leaf.get("event_sha256"):
+        return None
+    return row
 
 
 def _ts(now: dt.datetime) -> str:
@@ -202,6 +223,7 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         archive.sync_media_table()
         try:
             manifests = _read_manifests(archive, result)
+            _restore_stamped_events(archive, result, manifests)
             deletions = _read_deletions(archive, result)
             _scan_media(archive, result, reporter, replaced=deletions["replaced"])
             _restore_deletions(archive, result, deletions, old_deletions)
@@ -273,6 +295,16 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
     return next_id + len(messages)
 
 
+def _restore_stamped_events(archive: Archive, result: RebuildResult, manifests) -> None:
+    """The stamped events (the steps of approved deletions) that the manifests carry, with their ids, times
+    and batches: the batches' event leaves recompute again (F05). Before any other event is logged."""
+    rows = sorted({r[0]: r for row, _b, _o in manifests for r in row.pop("_events", [])}.values())
+    if rows:
+        with archive.catalog.writing() as con:
+            rebuild_rows.restore_events(con, rows)
+    result.restored["stamped_events"] = len(rows)
+
+
 def _read_deletions(archive: Archive, result: RebuildResult) -> dict:
     """The deletion records of every medium that is not removed (docs/formats.md "Deletion records"):
     {"packs": records of purged packs, "done": {request_id: done record}, "replaced": old pack ids}."""
@@ -321,8 +353,8 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
     if requests or tombstones:
         with archive.catalog.writing() as con:
             rebuild_rows.restore_deletions(con, [requests[k] for k in sorted(requests)], tombstones, switched)
-    result.restored = {"deletion_requests": len(requests), "tombstones": len(tombstones),
-                       "old_catalog": old}
+    result.restored.update({"deletion_requests": len(requests), "tombstones": len(tombstones),
+                            "old_catalog": old})
 
 
 def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:

@@ -383,3 +383,39 @@ def test_rebuild_between_a_purge_s_switch_and_its_removal_never_takes_the_old_pa
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["requests"][0]["status"] == "purged"
     _check_purged(home, a, b, others)
+
+
+def test_rebuild_gets_the_stamped_deletion_events_back_from_the_manifests(base, tmp_path, tsa):  # noqa: F811
+    """Request, approval and purge through the command line, each stamped: the manifests carry the events'
+    canonical documents, so a rebuilt catalog has the three events again with their ids, times and
+    batches, every batch's root recomputes (messages, tombstone and event leaves) and verify --full is clean."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    dom = [r for r in mailarchive(home, "sql", f"SELECT from_addr FROM messages WHERE msg_id = {a['msg_id']}",
+                                  "--format", "json").stdout.split('"') if "@" in r][0].split("@")[-1]
+    mailarchive(home, "retention", "set", "--years", "0", "--domain", dom, "--actor", "lead")
+    mailarchive(home, "delete", "request", "--where", f"m.msg_id = {a['msg_id']}", "--reason", "wrongly archived",
+                "--actor", "alice")
+    mailarchive(home, "delete", "approve", "1", "--actor", "bob")
+    mailarchive(home, "timestamp", "run", "--all")
+    assert _purge(home).returncode == 0
+    mailarchive(home, "timestamp", "run", "--all")
+
+    def stamped_events():
+        with Archive.open(home) as archive:
+            with archive.catalog.reading() as con:
+                rows = con.execute("SELECT event_id, at_time, kind, detail, batch_id FROM events WHERE kind LIKE "
+                                   "'deletion-%' AND batch_id IS NOT NULL ORDER BY event_id").fetchall()
+        return [(i, at, k, json.loads(d), bat) for i, at, k, d, bat in rows]  # the detail's text may order keys
+    before = stamped_events()
+    assert [e[2] for e in before] == ["deletion-requested", "deletion-approved", "deletion-purged"], before
+    res = json.loads(mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None).stdout)
+    assert res["restored"]["stamped_events"] == 3, res["restored"]
+    assert not [p for p in res["stamp_problems"] if "event" in p["problem"] or "not found" in p["problem"]], \
+        res["stamp_problems"]
+    assert stamped_events() == before
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)]
+    assert reqs == [(1, "purged", "alice", "bob", "wrongly archived", True)]
+    v = mailarchive(home, "verify", "--full", json_out=True).result
+    assert "1 mail(s) deleted by approval" in [c for c in v["checks"] if c["id"] == "Q11"][0]["note"]

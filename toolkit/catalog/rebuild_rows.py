@@ -86,6 +86,11 @@ def restore_deletions(con, requests: list[dict], tombstones: list[tuple], switch
     events.log_events(con, "purge-pack-switched", switched)
 
 
+def restore_events(con, rows: list[tuple]) -> None:
+    """Events read back from stamp manifests: (event_id, at_time, kind, detail JSON, batch_id) each."""
+    con.executemany("INSERT INTO events (event_id, at_time, kind, detail, batch_id) VALUES (?, ?, ?, ?, ?)", rows)
+
+
 def batch_span(con, batch_id: int) -> tuple[int | None, int | None, int]:
     """(first msg_id, last msg_id, number of message leaves) of a stamp batch: its messages and the
     tombstones of its purged ones."""
