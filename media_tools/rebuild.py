@@ -7,7 +7,8 @@ the import did, giving the rows of ``messages``, ``recipients`` and
 :mod:`media_tools.pack_rows`, shared with ``db adopt``). Sealed stamp manifests
 (``stamps/*.manifest``) give ``stamp_batches`` back and set
 ``messages.batch_id`` by blob id; envelope leaves of a batch are reported
-(journal envelopes were only in the catalog).
+(journal envelopes were only in the catalog); event leaves whose document the
+manifest carries give the stamped events back (checked against the leaf).
 
 Decisions:
 
