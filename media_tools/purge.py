@@ -135,15 +135,17 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
     faults.hit("purge_before_done")
     with archive.catalog.reading() as con:
         waiting = purge_rows.request_status(con, rid) == "approved"
+    purged_at = _utcnow()
     if waiting:  # the medium says the request is purged before the catalog does (deletion_records)
         done = deletion_records.put_record(
             archive, archive.storage(archive.active_medium_id()), deletion_records.done_record_name(rid),
-            {"kind": "request-purged", "request_id": rid, "actor": actor, "purged_at": _utcnow().isoformat(),
+            {"kind": "request-purged", "request_id": rid, "actor": actor, "purged_at": purged_at.isoformat(),
              "packs_removed": [d["old_name"] for d in switched]}, same=("kind", "request_id"))
+        purged_at = dt.datetime.fromisoformat(done["purged_at"])  # a killed run's record keeps its time
         faults.hit("purge_after_done_record")
     with archive.catalog.writing() as con:
         if purge_rows.request_status(con, rid) == "approved":
-            purge_rows.mark_purged(con, rid, dt.datetime.fromisoformat(done["purged_at"]), {
+            purge_rows.mark_purged(con, rid, purged_at, {
                 "request_id": rid, "actor": actor, "items": outcome.items,
                 "packs_removed": [d["old_name"] for d in switched],
                 "packs_written": [d["new_name"] for d in switched if d.get("new_name")]})
