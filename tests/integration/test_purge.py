@@ -332,6 +332,15 @@ def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base,
     mailarchive(home, "mirror", str(tmp_path / "mirror"), json_out=True)  # the mirror carries the records
     assert {p.name for p in (tmp_path / "mirror" / "medium-1" / "deletions").iterdir()} == names
     _check_rebuilt_after_purge(home, a, b, others)
+    # a record altered on the medium does not open: the rebuild names it and exits 1, it invents nothing
+    rec = tmp_path / "medium" / "deletions" / f"00000001-{a['pack_id']}.deletion"
+    data = bytearray(rec.read_bytes())
+    data[-5] ^= 1
+    rec.write_bytes(bytes(data))
+    r = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=1)
+    res = json.loads(r.stdout)
+    assert [u["record"] for u in res["deletion_records_unreadable"]] == [f"deletions/{rec.name}"], res
+    assert _rebuilt_deletions(home)[0] == []
 
 
 @pytest.mark.parametrize("point", ["purge_after_record", "purge_after_done_record"])
