@@ -20,8 +20,8 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    copy differs, the target is unreliable: the copy is removed and the run stops.
    A copy left by an earlier interrupted run is reused when it verifies; a
    file of that name with other content stops everything with its name.
-3. **Stamps, backups, config snapshots**: every file below ``stamps/``,
-   ``db-backups/`` and ``config/`` of a source is copied to the same name at
+3. **Stamps, backups, config snapshots, deletion records**: every file below ``stamps/``,
+   ``db-backups/``, ``config/`` and ``deletions/`` of a source is copied to the same name at
    the target (create-only) and the copy read back and its BLAKE3 compared
    with the source's (and with the catalog's for a backup). A copy left by an
    interrupted run is reused when it matches; a different file of that name
@@ -691,11 +691,12 @@ def _report(plan: Plan, outcomes: list[_Outcome], meta: list[dict], lost: list[d
     }
 
 
-META_DIRS = ("stamps", "db-backups", "config")
+META_DIRS = ("stamps", "db-backups", "config", "deletions")
 
 
 def _meta_files(storage: Storage) -> list:
-    """The stamp manifests, catalog backups and config snapshots on a medium (temporary files left out)."""
+    """The stamp manifests, catalog backups, config snapshots and deletion records on a medium (temporary
+    files left out)."""
     return [e for d in META_DIRS for e in storage.list(d)]
 
 

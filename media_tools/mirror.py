@@ -6,6 +6,7 @@ Layout at DEST::
     medium-<id>/MEDIUM.json                 the medium's label (so DEST/medium-<id> is a valid medium)
     medium-<id>/packs/ab/<pack id>.pack
     medium-<id>/stamps/*.manifest
+    medium-<id>/deletions/*.deletion       sealed deletion records of purges (media_tools/deletion_records.py)
     medium-<id>/marks/*.mark                high-water marks (docs/formats.md; toolkit/marks.py)
     medium-<id>/db-backups/*.dbk
     medium-<id>/config/*.sealed
@@ -73,6 +74,7 @@ from .backup import CONFIG_DIR, newest_config_snapshot
 
 STATE_NAME = "MIRROR.json"
 STAMPS_DIR = "stamps"
+DELETIONS_DIR = "deletions"
 CHUNK = 1 << 20
 
 
@@ -317,6 +319,11 @@ class Mirror:
                     batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
                     if batch.isdigit() and int(batch) in stamped:
                         at_dest.add(marks.batch_mark_name(int(batch)))
+        # 2b. deletion records (media_tools/deletion_records.py): a catalog rebuilt from the mirror keeps the purges
+        for mid, src in sources.items():
+            for e in src.list(DELETIONS_DIR):
+                wanted[mid].add(e.name)
+                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="deletion")
         self._sync_marks(sources, wanted, at_dest)
         # 3. backups (verified ones), then the newest config snapshot of each medium
         for name, mid in backups:

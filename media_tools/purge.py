@@ -9,15 +9,19 @@ For every approved request not purged yet, and for every pack that holds one of 
 2. **Check** the new pack: read back, every record authenticates, its blob ids are exactly the ones
    kept, and its BLAKE3 is the one computed while writing. A file of that name left by a killed run
    is reused when it passes this check; one that does not stops the purge (nothing switched).
-3. **Switch** in one catalog transaction: the new pack's row, the kept mails' place in it, a
+3. **Record** the purge of the pack on the medium (:mod:`media_tools.deletion_records`, sealed,
+   create-only), before the catalog knows it, so that ``db rebuild`` gets the tombstones back; a rerun
+   uses the record a killed run left, its purge time included.
+4. **Switch** in one catalog transaction: the new pack's row, the kept mails' place in it, a
    tombstone per removed mail and its rows removed, the old pack's row removed, an event
    ``purge-pack-switched`` (old and new pack). Then the new pack's high-water mark is written.
-4. **Remove** the old pack file and its high-water mark (only after 2 and 3).
+5. **Remove** the old pack file and its high-water mark (only after 2 to 4).
 
-When every pack of a request is switched and removed, one transaction sets the request ``purged``
+When every pack of a request is switched and removed, a done record goes to the medium, then one
+transaction sets the request ``purged``
 (with ``purged_at``) and logs ``deletion-purged``. A kill at any point leaves either the old state
 (plus at most a finished new pack file, reused by the rerun) or the switched one (the rerun removes
-the old file from the events of step 3): rerunning ``purge`` completes the work.
+the old file from the events of step 4): rerunning ``purge`` completes the work.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from toolkit.errors import IntegrityError, MailArchiveError, ObjectExistsError
 from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
 from toolkit.purge_rules import deletable_now, query_held
 from toolkit.reporter import NullReporter, Reporter
+
+from . import deletion_records
 
 PACK_ID_CONTEXT = b"mailarchive purge pack id\x00"
 NEW_PACK_STATES = ("active", "standby")
@@ -127,9 +133,19 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
                       "(legal hold or retention); the request stays approved")
         return outcome
     faults.hit("purge_before_done")
+    with archive.catalog.reading() as con:
+        waiting = purge_rows.request_status(con, rid) == "approved"
+    purged_at = _utcnow()
+    if waiting:  # the medium says the request is purged before the catalog does (deletion_records)
+        done = deletion_records.put_record(
+            archive, archive.storage(archive.active_medium_id()), deletion_records.done_record_name(rid),
+            {"kind": "request-purged", "request_id": rid, "actor": actor, "purged_at": purged_at.isoformat(),
+             "packs_removed": [d["old_name"] for d in switched]}, same=("kind", "request_id"))
+        purged_at = dt.datetime.fromisoformat(done["purged_at"])  # a killed run's record keeps its time
+        faults.hit("purge_after_done_record")
     with archive.catalog.writing() as con:
         if purge_rows.request_status(con, rid) == "approved":
-            purge_rows.mark_purged(con, rid, _utcnow(), {
+            purge_rows.mark_purged(con, rid, purged_at, {
                 "request_id": rid, "actor": actor, "items": outcome.items,
                 "packs_removed": [d["old_name"] for d in switched],
                 "packs_written": [d["new_name"] for d in switched if d.get("new_name")]})
@@ -158,6 +174,19 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
     detail = {"request_id": rid, "actor": actor, "old_pack_id": p.pack_id, "old_name": p.name,
               "old_medium": p.medium_id, "new_pack_id": new and new["pack_id"], "new_name": new and new["name"],
               "new_medium": new and new["medium_id"], "purged": [r[0] for r in gone]}
+    # the deletion record goes to the medium before the catalog switch (a rebuild reads it back)
+    with archive.catalog.reading() as con:
+        request = purge_rows.request_row(con, rid)
+    record_medium = new["medium_id"] if new else (
+        p.medium_id if archive.config.medium(p.medium_id).state in NEW_PACK_STATES else archive.active_medium_id())
+    record = deletion_records.put_record(
+        archive, archive.storage(record_medium), deletion_records.pack_record_name(rid, p.pack_id),
+        {"kind": "pack-purged", "request": request, "actor": actor, "purged_at": now.isoformat(),
+         "old_pack_id": p.pack_id, "new_pack_id": new and new["pack_id"], "switch": detail,
+         "purged": [{"msg_id": r[0], "blob_id": r[1], "batch_id": r[6]} for r in gone]},
+        same=("kind", "old_pack_id", "new_pack_id", "purged"))
+    now = dt.datetime.fromisoformat(record["purged_at"])  # a killed run's record keeps its time
+    faults.hit("purge_after_record")
     with archive.catalog.writing() as con:
         if purge_rows.pack_row(con, p.pack_id) is None:
             raise IntegrityError(f"pack {p.name} left the catalog while it was purged; rerun the purge")

@@ -7,7 +7,8 @@ the import did, giving the rows of ``messages``, ``recipients`` and
 :mod:`media_tools.pack_rows`, shared with ``db adopt``). Sealed stamp manifests
 (``stamps/*.manifest``) give ``stamp_batches`` back and set
 ``messages.batch_id`` by blob id; envelope leaves of a batch are reported
-(journal envelopes were only in the catalog).
+(journal envelopes were only in the catalog); event leaves whose document the
+manifest carries give the stamped events back (checked against the leaf).
 
 Decisions:
 
@@ -28,10 +29,14 @@ Decisions:
   ``run_id`` and sightings came from the sources and are lost;
   ``archived_at`` is the pack file's mtime (an approximation).
 * Sightings, runs, run_errors, cursors, events, envelopes, db_backups,
-  conversions and message links, the directory, retention policies, legal
-  holds, deletion requests and tombstones exist only in the catalog:
-  reported as lost (with counts when the old
+  conversions and message links, the directory, retention policies and legal
+  holds exist only in the catalog: reported as lost (with counts when the old
   catalog moved aside with ``force`` still opens), never invented.
+* Deletion records (``deletions/*.deletion``, :mod:`.deletion_records`) give
+  back the purged mails' tombstones (numbered with the messages into stamp
+  order, so a batch's leaves recompute), their requests (``purged`` with a
+  done record, else ``approved``) and the ``purge-pack-switched`` events; a
+  pack a record names as replaced is never read back (``purged_packs_left``).
 * An existing catalog is refused unless ``force``; then it is moved aside
   to ``catalog.duckdb.<UTC ts>.old`` (with its WAL), never deleted.
 """
@@ -39,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -46,12 +52,12 @@ from pathlib import Path
 
 from toolkit import crypto
 from toolkit.archive import Archive
-from toolkit.catalog import Catalog, ingest_rows, rebuild_rows
+from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
 from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import pack_id_from_name
 
-from . import pack_rows
+from . import deletion_records, pack_rows
 
 STAMPS_DIR = "stamps"
 MANIFEST_SUFFIX = ".manifest"
@@ -59,7 +65,10 @@ LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelope
                "conversions", "message_links",  # which mail was converted, and from what; embedded-in links
                "domains", "domain_aliases", "users", "user_addresses", "groups", "group_members",
                "group_assigned", "revisor_scopes",  # the directory: import its file again
-               "retention_policies", "legal_holds", "deletion_requests", "deletion_items", "tombstones")
+               "retention_policies", "legal_holds")
+#: held by the catalog and, since deletion records (media_tools/deletion_records.py), by the media too: what
+#: the records name comes back (``restored``), the rest of these tables is reported like the lost ones
+PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
 
 
 @dataclass
@@ -77,10 +86,15 @@ class RebuildResult:
     stamp_problems: list[dict] = field(default_factory=list)
     moved_aside: str | None = None
     lost: dict = field(default_factory=dict)
+    #: from deletion records: {"deletion_requests": n, "tombstones": n} and the old catalog's counts beside them
+    restored: dict = field(default_factory=dict)
+    purged_packs_left: list[str] = field(default_factory=list)  # old packs a purge replaced, still on a medium
+    deletion_records_unreadable: list[dict] = field(default_factory=list)
 
     @property
     def problems(self) -> bool:
-        return bool(self.unreadable or self.manifests_unreadable or self.stamp_problems)
+        return bool(self.unreadable or self.manifests_unreadable or self.stamp_problems
+                    or self.deletion_records_unreadable)
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -135,11 +149,31 @@ def manifest_batch(doc: dict, name: str, medium_id: int) -> tuple[dict, list[str
         "_ca": doc.get("ca") if isinstance(doc.get("ca"), dict) else None,  # the batch's TSA CA, for the CA history
     }
     others: dict[str, int] = {}
+    restored: list[tuple] = []
     for leaf in leaves:
         kind = leaf.get("kind", "message")
+        if kind == "event" and _event_row(leaf) is not None:
+            restored.append(_event_row(leaf) + (batch_id,))
+            continue
         if kind != "message":
             others[kind] = others.get(kind, 0) + 1
+    row["_events"] = restored  # the stamped events the manifest carries, each checked against its leaf
     return row, blobs, others
+
+
+def _event_row(leaf: dict) -> tuple | None:
+    """(event_id, at_time, kind, detail JSON) of an event leaf whose document hashes to the leaf, else None."""
+    doc = leaf.get("event")
+    if not isinstance(doc, dict):
+        return None
+    try:
+        row = (int(doc["event_id"]), dt.datetime.fromisoformat(doc["at"]), str(doc["kind"]),
+               json.dumps(doc["detail"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if hashlib.sha256(events.canonical_json(*row)).hexdigest() != leaf.get("event_sha256"):
+        return None
+    return row
 
 
 def _ts(now: dt.datetime) -> str:
@@ -147,10 +181,10 @@ def _ts(now: dt.datetime) -> str:
 
 
 def _old_counts(old_path: Path, catalog_key: bytes) -> dict:
-    counts = {t: None for t in LOST_TABLES}
+    counts = {t: None for t in LOST_TABLES + PARTLY_RESTORED}
     try:
         cat = Catalog(old_path, catalog_key)
-        counts = rebuild_rows.table_counts(cat, LOST_TABLES)
+        counts = rebuild_rows.table_counts(cat, LOST_TABLES + PARTLY_RESTORED)
         cat.close()
     except MailArchiveError:
         pass
@@ -170,6 +204,7 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         result = RebuildResult()
         path = h.catalog_path
         result.lost = {t: None for t in LOST_TABLES}
+        old_deletions = {t: None for t in PARTLY_RESTORED}
         if path.exists():
             if not force:
                 raise UsageError(
@@ -182,12 +217,17 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             if wal.exists():
                 os.rename(wal, aside.with_name(aside.name + ".wal"))
             result.moved_aside = str(aside.absolute())
-            result.lost = _old_counts(aside, crypto.derive_key(key, archive.uuid, "catalog"))
+            counts = _old_counts(aside, crypto.derive_key(key, archive.uuid, "catalog"))
+            result.lost = {t: counts[t] for t in LOST_TABLES}
+            old_deletions = {t: counts[t] for t in PARTLY_RESTORED}
         archive.catalog.create({"uuid": config.uuid, "created": config.created, "rebuilt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         archive.sync_media_table()
         try:
             manifests = _read_manifests(archive, result)
-            _scan_media(archive, result, reporter)
+            _restore_stamped_events(archive, result, manifests)
+            deletions = _read_deletions(archive, result)
+            _scan_media(archive, result, reporter, replaced=deletions["replaced"])
+            _restore_deletions(archive, result, deletions, old_deletions)
             _reattach_stamps(archive, result, manifests)
             from verify.renewal import restore_renewals
 
@@ -199,7 +239,7 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         lock.release()
 
 
-def _scan_media(archive: Archive, result: RebuildResult, reporter) -> None:
+def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: frozenset = frozenset()) -> None:
     media = [m for m in archive.config.media if m.state != "removed"]
     media.sort(key=lambda m: (m.state == "retired", m.id))
     seen_blobs: set[str] = set()
@@ -223,6 +263,9 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter) -> None:
                 result.unreadable.append({"medium": m.id, "pack": e.name, "problem": str(exc)})
                 continue
             if pack_id in seen_packs:
+                continue
+            if pack_id in replaced:  # a purge replaced it (its deletion record): never taken back
+                result.purged_packs_left.append(f"medium {m.id}: {e.name}")
                 continue
             next_id = _read_pack(archive, storage, m.id, e, pack_id, seen_blobs, next_id, result)
             seen_packs.add(pack_id)
@@ -251,6 +294,68 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
     result.messages += len(messages)
     result.recipients += len(recipients)
     return next_id + len(messages)
+
+
+def _restore_stamped_events(archive: Archive, result: RebuildResult, manifests) -> None:
+    """The stamped events (the steps of approved deletions) that the manifests carry, with their ids, times
+    and batches: the batches' event leaves recompute again (F05). Before any other event is logged."""
+    rows = sorted({r[0]: r for row, _b, _o in manifests for r in row.pop("_events", [])}.values())
+    if rows:
+        with archive.catalog.writing() as con:
+            rebuild_rows.restore_events(con, rows)
+    result.restored["stamped_events"] = len(rows)
+
+
+def _read_deletions(archive: Archive, result: RebuildResult) -> dict:
+    """The deletion records of every medium that is not removed (docs/formats.md "Deletion records"):
+    {"packs": records of purged packs, "done": {request_id: done record}, "replaced": old pack ids}."""
+    packs: dict[tuple, dict] = {}
+    done: dict[int, dict] = {}
+    for m in sorted(archive.config.media, key=lambda m: m.id):
+        if m.state == "removed":
+            continue
+        try:
+            storage = archive.storage(m.id)
+        except MailArchiveError:
+            continue  # reported by the pack scan
+        docs, problems = deletion_records.read_records(archive, storage)
+        result.deletion_records_unreadable += [dict(p, medium=m.id) for p in problems]
+        for doc in docs:
+            if doc.get("kind") == "request-purged":
+                done.setdefault(int(doc["request_id"]), doc)
+            elif doc.get("kind") == "pack-purged":
+                packs.setdefault((int(doc["request"]["request_id"]), doc["old_pack_id"]), doc)
+    return {"packs": [packs[k] for k in sorted(packs)], "done": done,
+            "replaced": frozenset(d["old_pack_id"] for d in packs.values())}
+
+
+def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict, old: dict) -> None:
+    """Deletion requests and tombstones back from the records: a request whose done record is there is
+    ``purged`` (with its time), else ``approved`` (a ``purge`` run then completes it); a tombstone per
+    purged mail, with the stamp batch and time the record names."""
+    requests: dict[int, dict] = {}
+    tombstones: list[tuple] = []
+    seen: set[tuple] = set()
+    switched = [d["switch"] for d in sorted(deletions["packs"], key=lambda d: d["purged_at"]) if d.get("switch")]
+    for doc in deletions["packs"]:
+        req = doc["request"]
+        rid = int(req["request_id"])
+        when = _iso(doc["purged_at"])
+        if rid not in requests:
+            fin = deletions["done"].get(rid)
+            requests[rid] = {**{k: (_iso(v) if k.endswith("_at") else v) for k, v in req.items()},
+                             "status": "purged" if fin else "approved",
+                             "purged_at": _iso(fin["purged_at"]) if fin else None}
+        for t in doc["purged"]:
+            if (rid, t["msg_id"]) in seen:
+                continue
+            seen.add((rid, t["msg_id"]))
+            tombstones.append((t["blob_id"], t.get("batch_id"), rid, when))
+    if requests or tombstones:
+        with archive.catalog.writing() as con:
+            rebuild_rows.restore_deletions(con, [requests[k] for k in sorted(requests)], tombstones, switched)
+    result.restored.update({"deletion_requests": len(requests), "tombstones": len(tombstones),
+                            "old_catalog": old})
 
 
 def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:

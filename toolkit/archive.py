@@ -38,6 +38,7 @@ from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
 from .storage import Storage, open_storage, parse_location
+from .storage.location import SMB_DEFAULTS
 
 
 def _now() -> str:
@@ -92,7 +93,7 @@ class Archive:
     (the CLI passes $MAILARCHIVE_SMB_PASSWORD; the core reads no environment)."""
 
     def __init__(self, home: Path | Home, config: ArchiveConfig, key: bytes, lock: WriterLock | None,
-                 smb_password: str | None = None):
+                 smb_password: str | None = None, smb_encrypt: bool | None = None):
         self.home_files = home if isinstance(home, Home) else Home(home)
         self.home = self.home_files.path
         self.config = config
@@ -100,6 +101,7 @@ class Archive:
         self.uuid = uuidlib.UUID(config.uuid)
         self.lock = lock
         self.smb_password = smb_password
+        self._smb_encrypt = smb_encrypt  # None: this process's default (toolkit.storage.configure_smb)
         self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"))
         self._storages: dict[int, Storage] = {}
 
@@ -226,22 +228,29 @@ class Archive:
             raise MediumError(f"there is no medium {medium_id}", next_step=NextStep.LIST_MEDIA)
         return m
 
+    @property
+    def smb_encrypt(self) -> bool:
+        """Whether this archive's SMB connections ask for encryption: the setting it was given, else the
+        process default (``--smb-no-encrypt`` clears it). A worker process does not share the driver's
+        defaults, so this value travels with every task that opens a share (docs/architecture.md)."""
+        return bool(SMB_DEFAULTS["encrypt"]) if self._smb_encrypt is None else self._smb_encrypt
+
     def _open_location(self, m: MediumEntry, encrypt: bool | None = None) -> Storage:
         password = None
         if parse_location(m.location).is_smb:
             password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
-        return open_storage(m.location, password, encrypt=encrypt)
+        return open_storage(m.location, password, encrypt=self.smb_encrypt if encrypt is None else encrypt)
 
-    def medium_access(self, medium_id: int) -> tuple[str, str | None]:
-        """(location, SMB password or None) of a medium, for a worker that opens it itself
-        (docs/architecture.md: the password travels with the task)."""
+    def medium_access(self, medium_id: int) -> tuple[str, str | None, bool]:
+        """(location, SMB password or None, SMB encryption asked for) of a medium, for a worker that opens
+        it itself (docs/architecture.md: the password and the connection settings travel with the task)."""
         m = self._medium_entry(medium_id)
         if m.state == "removed":
             raise MediumError(f"medium {medium_id} was removed")
         password = None
         if parse_location(m.location).is_smb:
             password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
-        return m.location, password
+        return m.location, password, self.smb_encrypt
 
     def storage(self, medium_id: int) -> Storage:
         """The medium's storage, its label checked once per process."""

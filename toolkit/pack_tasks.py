@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pyarrow as pa
@@ -47,11 +47,13 @@ ROW_SCHEMA = pa.schema([("blob_id", pa.binary(32)), ("offset", pa.int64()), ("le
 
 @dataclass(frozen=True)
 class MediumAccess:
-    """Where a task writes: the medium's ID and location, and the SMB password when it is a share."""
+    """Where a task writes: the medium's ID and location, and for a share the SMB password and whether the
+    connection asks for encryption (the driver's setting: a worker process does not share its defaults)."""
 
     medium_id: int
     location: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    encrypt: bool = True
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,10 @@ _STORAGES: dict[tuple, Storage] = {}  # per worker process: one open storage per
 
 
 def _storage(medium: MediumAccess, sealing: Sealing) -> Storage:
-    key = (medium.medium_id, medium.location, sealing.archive_uuid)
+    key = (medium.medium_id, medium.location, medium.encrypt, sealing.archive_uuid)
     s = _STORAGES.get(key)
     if s is None:
-        s = open_storage(medium.location, medium.password)
+        s = open_storage(medium.location, medium.password, encrypt=medium.encrypt)
         data = read_label(s)
         if data is None:
             s.close()

@@ -84,7 +84,7 @@ _worker_archive = None
 
 
 # ---------------------------------------------------------------------- worker side
-def _init_worker(home: str, smb_password: str | None = None) -> None:
+def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool = True) -> None:
     """The worker's view of the archive: its config, its key (checked against the config) and its media.
 
     Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
@@ -98,7 +98,8 @@ def _init_worker(home: str, smb_password: str | None = None) -> None:
 
     h = Home(Path(home))
     config = h.load_config()
-    _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password)
+    _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password,
+                              smb_encrypt=smb_encrypt)  # the parent's setting: a worker has no --smb-no-encrypt
 
 
 def _task_in_worker(task: dict) -> dict:
@@ -469,7 +470,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 break
     else:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
-                                    initargs=(str(archive.home), archive.smb_password)) as pool:
+                                    initargs=(str(archive.home), archive.smb_password, archive.smb_encrypt)) as pool:
             futures: dict = {}
             submitted: list[BaseException] = []
 

@@ -252,6 +252,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
     with archive.catalog.reading() as con:
         row = stamps.sealed_batch(con, batch_id)
         items = _batch_items(con, batch_id)
+        event_docs = _event_docs(con, batch_id)
     root_hex, leaf_count, first_msg, last_msg, created_at = row
     created_at = _aware(created_at)
     _check_sealed_root(batch_id, items, root_hex, leaf_count)
@@ -266,7 +267,8 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
     else:
         tsr, nonce, check = _fetch_token(batch_id, leaf_count, root, tsa_url, ca_pem, created_at, stamped, timeout,
                                          ca_entry, access)
-        manifest = _manifest(archive, batch_id, root_hex, items, tsr, nonce, tsa_url, fp, ca_entry, check, created_at)
+        manifest = _manifest(archive, batch_id, root_hex, items, tsr, nonce, tsa_url, fp, ca_entry, check, created_at,
+                             event_docs)
         storage.put(name, crypto.seal_blob(manifest_key(archive), json.dumps(manifest, sort_keys=True).encode(),
                                            MANIFEST_CONTEXT))
         faults.hit("stamp_after_manifest")
@@ -328,14 +330,28 @@ def _fetch_token(batch_id: int, leaf_count: int, root: bytes, tsa_url: str, ca_p
     return tsr, nonce, check
 
 
+def _event_docs(con, batch_id: int) -> dict[int, dict]:
+    """The canonical JSON documents of a batch's stamped events by event_id (a manifest carries them, so that
+    a catalog rebuilt from the media gets the events back: docs/formats.md §7)."""
+    if not events.has_event_batches(con):
+        return {}
+    return {eid: json.loads(events.canonical_json(eid, at, kind, detail))
+            for eid, at, kind, detail in events.stamped_event_rows(con, batch_id)}
+
+
 def _manifest(archive, batch_id: int, root_hex: str, items: list, tsr: bytes, nonce, tsa_url: str, fp: str,
-              ca_entry: dict | None, check, created_at) -> dict:
-    """The content of a batch's sealed manifest."""
+              ca_entry: dict | None, check, created_at, event_docs: dict[int, dict] | None = None) -> dict:
+    """The content of a batch's sealed manifest; an event leaf carries its event's canonical document."""
+    leaves = [manifest_leaf(it) for it in items]
+    for leaf in leaves:
+        doc = (event_docs or {}).get(leaf.get("event_id")) if leaf["kind"] == "event" else None
+        if doc is not None:
+            leaf["event"] = doc
     return {
         "archive": str(archive.uuid),
         "batch_id": batch_id,
         "root": root_hex,
-        "leaves": [manifest_leaf(it) for it in items],
+        "leaves": leaves,
         "token": base64.b64encode(tsr).decode("ascii"),
         "nonce": str(nonce),
         "tsa_url": tsa_url,

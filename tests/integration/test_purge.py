@@ -284,3 +284,147 @@ def test_two_packs_two_batches_killed_between_packs(base, tmp_path):
     assert not a["pack"].exists() and not c["pack"].exists()
     r = mailarchive(home, "verify", "--full", json_out=True).result
     assert [ch["note"] for ch in r["checks"] if ch["id"] == "Q11"] == ["2 mail(s) deleted by approval"]
+
+
+def _rebuilt_deletions(home: Path) -> tuple[list, list]:
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            tombs = con.execute("SELECT msg_id, blob_id, batch_id, request_id FROM tombstones").fetchall()
+            reqs = con.execute("SELECT request_id, status, requested_by, decided_by, reason, purged_at IS NOT NULL "
+                               "FROM deletion_requests").fetchall()
+    return tombs, reqs
+
+
+def _check_rebuilt_after_purge(home: Path, a: dict, b: dict, others: set[int]) -> None:
+    """``db rebuild --force`` after the purge: the purged mail is a tombstone again (same msg_id, blob,
+    batch, request), its request is purged, nothing of it is archived, and verify --full finds no missing
+    leaf (F05 recomputes every root with the tombstone) and counts it under Q11."""
+    r = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None)
+    assert r.returncode in (0, 1), r.stderr
+    res = json.loads(r.stdout)
+    assert res["restored"]["tombstones"] == 1 and res["restored"]["deletion_requests"] == 1, res
+    assert not res["deletion_records_unreadable"] and not res["purged_packs_left"], res
+    assert not [p for p in res["stamp_problems"] if "not found on the media" in p["problem"]], res["stamp_problems"]
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)]
+    assert reqs == [(1, "purged", "alice", "bob", "test: wrongly archived", True)]
+    rows = messages(home)
+    assert set(rows) == others and a["blob_id"] not in {x["blob_id"] for x in rows.values()}
+    v = mailarchive(home, "verify", "--full", json_out=True, check=None).result
+    checks = {c["id"]: c for c in v["checks"]}
+    assert checks["F05"]["status"] != "finding", checks["F05"]
+    assert "1 mail(s) deleted by approval" in checks["Q11"]["note"]
+    assert all(c["status"] != "finding" for c in v["checks"] if c["id"] not in ("F05",)), \
+        [c for c in v["checks"] if c["status"] == "finding"]
+
+
+def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base, tmp_path):
+    """The deletion record the purge wrote beside the packs (docs/formats.md "Deletion records") brings the
+    tombstone and the request back into a catalog rebuilt from the media."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    assert _purge(home).returncode == 0
+    names = {p.name for p in (tmp_path / "medium" / "deletions").iterdir()}
+    assert len(names) == 2 and "00000001-done.deletion" in names, names
+    assert f"00000001-{a['pack_id']}.deletion" in names, names  # request 1, the pack it purged
+    mailarchive(home, "mirror", str(tmp_path / "mirror"), json_out=True)  # the mirror carries the records
+    assert {p.name for p in (tmp_path / "mirror" / "medium-1" / "deletions").iterdir()} == names
+    _check_rebuilt_after_purge(home, a, b, others)
+    # a record altered on the medium does not open: the rebuild names it and exits 1, it invents nothing
+    rec = tmp_path / "medium" / "deletions" / f"00000001-{a['pack_id']}.deletion"
+    data = bytearray(rec.read_bytes())
+    data[-5] ^= 1
+    rec.write_bytes(bytes(data))
+    r = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=1)
+    res = json.loads(r.stdout)
+    assert [u["record"] for u in res["deletion_records_unreadable"]] == [f"deletions/{rec.name}"], res
+    assert _rebuilt_deletions(home)[0] == []
+
+
+@pytest.mark.parametrize("point", ["purge_after_record", "purge_after_done_record"])
+def test_purge_killed_after_its_deletion_record_resumes_and_rebuilds_alike(base, tmp_path, point):
+    """Killed between writing a deletion record and the catalog commit: the rerun finds the record and
+    uses it as it is (its purge time too); the rebuild after it equals the one after an uninterrupted purge."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    p = _purge(home, fault=point)
+    assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
+    written = {p.name: p.read_bytes() for p in (tmp_path / "medium" / "deletions").iterdir()}
+    assert len(written) == (1 if point == "purge_after_record" else 2), written
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    after = {p.name: p.read_bytes() for p in (tmp_path / "medium" / "deletions").iterdir()}
+    assert len(after) == 2 and all(after[n] == data for n, data in written.items())  # kept as they were
+    _check_purged(home, a, b, others)
+    with Archive.open(home) as archive:
+        with archive.catalog.reading() as con:
+            purged_at = con.execute("SELECT purged_at FROM tombstones").fetchone()[0]
+        from media_tools import deletion_records
+
+        storage = archive.storage(1)
+        (rec,) = [d for d in deletion_records.read_records(archive, storage)[0] if d["kind"] == "pack-purged"]
+    assert dt.datetime.fromisoformat(rec["purged_at"]) == purged_at  # the killed run's record gave the time
+    _check_rebuilt_after_purge(home, a, b, others)
+
+
+def test_rebuild_between_a_purge_s_switch_and_its_removal_never_takes_the_old_pack_back(base, tmp_path):
+    """Killed after the catalog switch, before the old pack is removed, and the catalog then rebuilt from
+    the media: the old pack (which still holds the purged mail) is left out by its deletion record and
+    named; the request is approved again (its done record was never written), and the rerun purge removes
+    the old pack and finishes the request."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    assert _purge(home, fault="purge_after_switch").returncode == -signal.SIGKILL
+    assert a["pack"].exists()
+    res = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None)
+    res = json.loads(res.stdout)
+    assert res["purged_packs_left"] == [f"medium 1: {a['pack'].relative_to(tmp_path / 'medium')}"], res
+    assert a["blob_id"] not in {x["blob_id"] for x in messages(home).values()}
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)] and reqs[0][1] == "approved", (tombs, reqs)
+    p = _purge(home)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["requests"][0]["status"] == "purged"
+    _check_purged(home, a, b, others)
+
+
+def test_rebuild_gets_the_stamped_deletion_events_back_from_the_manifests(base, tmp_path, tsa):  # noqa: F811
+    """Request, approval and purge through the command line, each stamped: the manifests carry the events'
+    canonical documents, so a rebuilt catalog has the three events again with their ids, times and
+    batches, every batch's root recomputes (messages, tombstone and event leaves) and verify --full is clean."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    dom = [r for r in mailarchive(home, "sql", f"SELECT from_addr FROM messages WHERE msg_id = {a['msg_id']}",
+                                  "--format", "json").stdout.split('"') if "@" in r][0].split("@")[-1]
+    mailarchive(home, "retention", "set", "--years", "0", "--domain", dom, "--actor", "lead")
+    mailarchive(home, "delete", "request", "--where", f"m.msg_id = {a['msg_id']}", "--reason", "wrongly archived",
+                "--actor", "alice")
+    mailarchive(home, "delete", "approve", "1", "--actor", "bob")
+    mailarchive(home, "timestamp", "run", "--all")
+    assert _purge(home).returncode == 0
+    mailarchive(home, "timestamp", "run", "--all")
+
+    def stamped_events():
+        with Archive.open(home) as archive:
+            with archive.catalog.reading() as con:
+                rows = con.execute("SELECT event_id, at_time, kind, detail, batch_id FROM events WHERE kind LIKE "
+                                   "'deletion-%' AND batch_id IS NOT NULL ORDER BY event_id").fetchall()
+        return [(i, at, k, json.loads(d), bat) for i, at, k, d, bat in rows]  # the detail's text may order keys
+    before = stamped_events()
+    assert [e[2] for e in before] == ["deletion-requested", "deletion-approved", "deletion-purged"], before
+    res = json.loads(mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None).stdout)
+    assert res["restored"]["stamped_events"] == 3, res["restored"]
+    assert not [p for p in res["stamp_problems"] if "event" in p["problem"] or "not found" in p["problem"]], \
+        res["stamp_problems"]
+    assert stamped_events() == before
+    tombs, reqs = _rebuilt_deletions(home)
+    assert tombs == [(a["msg_id"], a["blob_id"], a["batch"], 1)]
+    assert reqs == [(1, "purged", "alice", "bob", "wrongly archived", True)]
+    v = mailarchive(home, "verify", "--full", json_out=True).result
+    assert "1 mail(s) deleted by approval" in [c for c in v["checks"] if c["id"] == "Q11"][0]["note"]

@@ -15,6 +15,12 @@ Modes, set for the *next* connections with ``proxy.mode(...)``:
 ``times=k`` applies a fault to the next k connections, then falls back to
 ``pass``. Everything the client sent is kept in ``client_bytes`` (tests
 assert a password never crossed in clear), and ``connections`` counts.
+``client_smb[i]`` counts, for the i-th connection, the SMB messages the
+client sent by protocol id: ``b"\xfeSMB"`` a plain (signed) SMB2/3
+message, ``b"\xfdSMB"`` an SMB3 transform header (an encrypted message).
+An encrypting session sends its NEGOTIATE and SESSION_SETUP plain and
+everything after them encrypted; a session that was not asked for
+encryption sends no transform header at all.
 """
 from __future__ import annotations
 
@@ -52,6 +58,7 @@ class FaultProxy:
         self._closed = threading.Event()
         self.client_bytes = bytearray()
         self.connections = 0
+        self.client_smb: list[dict[bytes, int]] = []
         self.faults_fired = 0
         threading.Thread(target=self._accept_loop, daemon=True, name="faultproxy-accept").start()
 
@@ -105,14 +112,20 @@ class FaultProxy:
             with self._lock:
                 self.connections += 1
                 self._socks += [client, server]
-            conn = _Conn(self, client, server, mode)
+                frames: dict[bytes, int] = {}
+                self.client_smb.append(frames)
+            conn = _Conn(self, client, server, mode, frames)
             threading.Thread(target=conn.upstream, daemon=True).start()
             threading.Thread(target=conn.downstream, daemon=True).start()
 
 
 class _Conn:
-    def __init__(self, proxy: FaultProxy, client: socket.socket, server: socket.socket, mode: _Mode):
+    def __init__(self, proxy: FaultProxy, client: socket.socket, server: socket.socket, mode: _Mode,
+                 frames: dict[bytes, int]):
         self.proxy, self.client, self.server, self.mode = proxy, client, server, mode
+        self.frames = frames       # the client's SMB messages by protocol id (FaultProxy.client_smb)
+        self._head = b""           # the start of the client's current frame (NetBIOS length + protocol id)
+        self._left = 0             # bytes of the client's current frame still to come
         self.from_server = 0
         self.dead = threading.Event()
         self.holding = threading.Event()
@@ -126,6 +139,7 @@ class _Conn:
                     break
                 with self.proxy._lock:
                     self.proxy.client_bytes += data
+                    self._count_frames(data)
                 if self.holding.is_set():
                     continue  # blackhole: swallow
                 self.server.sendall(data)
@@ -134,6 +148,27 @@ class _Conn:
         finally:
             if not self.holding.is_set():
                 self._shutdown()
+
+    def _count_frames(self, data: bytes) -> None:
+        """Count the client's SMB messages by protocol id (4-byte NetBIOS length, then the message)."""
+        i = 0
+        while i < len(data):
+            if self._left:
+                step = min(self._left, len(data) - i)
+                self._left -= step
+                i += step
+                continue
+            need = 4 if len(self._head) < 4 else 8
+            take = min(need - len(self._head), len(data) - i)
+            self._head += data[i:i + take]
+            i += take
+            if len(self._head) == 4 and int.from_bytes(self._head[1:4], "big") < 4:
+                self._left, self._head = int.from_bytes(self._head[1:4], "big"), b""  # a keep-alive
+            elif len(self._head) == 8:
+                proto = self._head[4:8]
+                self.frames[proto] = self.frames.get(proto, 0) + 1
+                self._left = int.from_bytes(self._head[1:4], "big") - 4
+                self._head = b""
 
     def downstream(self) -> None:
         """server → client, with the fault."""

@@ -40,6 +40,17 @@ def insert_approved_request(con, msg_ids: list[int], *, reason: str, requested_b
     return rid
 
 
+REQUEST_COLUMNS = ("request_id", "where_sql", "reason", "requested_by", "requested_at", "decided_by", "decided_at",
+                   "decision_note")
+
+
+def request_row(con, request_id: int) -> dict:
+    """The columns of a deletion request a deletion record carries (times as ISO 8601 text)."""
+    row = con.execute(f"SELECT {', '.join(REQUEST_COLUMNS)} FROM deletion_requests WHERE request_id = ?",
+                      [request_id]).fetchone()
+    return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in zip(REQUEST_COLUMNS, row)}
+
+
 def approved_items(con, msg_ids: list[int]) -> set[int]:
     """Those of ``msg_ids`` that an approved, not yet purged request holds."""
     if not msg_ids:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from . import events
 from .connection import Catalog
 
 
@@ -26,38 +27,76 @@ def pack_media(con) -> dict[str, int]:
 
 
 def renumber_by_leaf_rank(con, blob_ids: list[str], batch_ids: list[int], leaf_index: list[int]) -> None:
-    """Give messages new msg_ids: first those of each stamp batch (by batch, then leaf index), then the
-    others in their present order; set their batch_id; recipients follow their message."""
+    """Give messages and tombstones new msg_ids: first those of each stamp batch (by batch, then leaf index),
+    then the others in their present order; set the messages' batch_id (a tombstone keeps the one its
+    deletion record names); recipients follow their message."""
     con.register("leaf_rank", pa.table({"blob_id": pa.array(blob_ids, pa.string()),
                                         "batch_id": pa.array(batch_ids, pa.int32()),
                                         "idx": pa.array(leaf_index, pa.int64())}))
     con.execute(
         """CREATE TEMP TABLE idmap AS
-           SELECT m.msg_id AS old_id, r.batch_id AS batch_id,
-                  row_number() OVER (ORDER BY r.batch_id NULLS LAST, r.idx, m.msg_id) AS new_id
-           FROM messages m LEFT JOIN leaf_rank r USING (blob_id)"""
+           SELECT u.old_id, u.src, r.batch_id AS batch_id,
+                  row_number() OVER (ORDER BY coalesce(r.batch_id, u.own_batch) NULLS LAST, r.idx, u.old_id) AS new_id
+           FROM (SELECT msg_id AS old_id, blob_id, 'm' AS src, NULL::INTEGER AS own_batch FROM messages
+                 UNION ALL SELECT msg_id, blob_id, 't', batch_id FROM tombstones) u
+           LEFT JOIN leaf_rank r ON r.blob_id = u.blob_id AND (u.src = 'm' OR r.batch_id = u.own_batch)"""
     )
     con.execute(
         """CREATE TEMP TABLE m2 AS SELECT m.* REPLACE (i.new_id::BIGINT AS msg_id, i.batch_id::INTEGER AS batch_id)
-           FROM messages m JOIN idmap i ON m.msg_id = i.old_id"""
+           FROM messages m JOIN idmap i ON m.msg_id = i.old_id AND i.src = 'm'"""
     )
     con.execute(
         """CREATE TEMP TABLE r2 AS SELECT r.* REPLACE (i.new_id::BIGINT AS msg_id)
-           FROM recipients r JOIN idmap i ON r.msg_id = i.old_id"""
+           FROM recipients r JOIN idmap i ON r.msg_id = i.old_id AND i.src = 'm'"""
     )
-    con.execute("DELETE FROM recipients")
-    con.execute("DELETE FROM messages")
+    con.execute(
+        """CREATE TEMP TABLE t2 AS SELECT t.* REPLACE (i.new_id::BIGINT AS msg_id)
+           FROM tombstones t JOIN idmap i ON t.msg_id = i.old_id AND i.src = 't'"""
+    )
+    con.execute(
+        """CREATE TEMP TABLE d2 AS SELECT d.* REPLACE (i.new_id::BIGINT AS msg_id)
+           FROM deletion_items d JOIN idmap i ON d.msg_id = i.old_id AND i.src = 't'"""
+    )
+    for t in ("recipients", "messages", "tombstones", "deletion_items"):
+        con.execute(f"DELETE FROM {t}")
     con.execute("INSERT INTO messages BY NAME SELECT * FROM m2")
     con.execute("INSERT INTO recipients BY NAME SELECT * FROM r2")
-    for t in ("idmap", "m2", "r2"):
+    con.execute("INSERT INTO tombstones BY NAME SELECT * FROM t2")
+    con.execute("INSERT INTO deletion_items BY NAME SELECT * FROM d2")
+    for t in ("idmap", "m2", "r2", "t2", "d2"):
         con.execute(f"DROP TABLE temp.{t}")
     con.unregister("leaf_rank")
 
 
+def restore_deletions(con, requests: list[dict], tombstones: list[tuple], switched: list[dict]) -> None:
+    """The deletion requests and tombstones that deletion records on the media name (``db rebuild``):
+    ``requests`` as rows of ``deletion_requests`` (dicts of its columns), ``tombstones`` as (blob_id,
+    batch_id, request_id, purged_at). Tombstones get msg_ids after every message's (the renumbering into
+    stamp order follows); each is the one item of its request that the rebuild can name. ``switched``: the
+    details of the ``purge-pack-switched`` events the records carry, logged again (a purge rerun removes the
+    old packs they name; quick verify's Q10 leaves their marks out)."""
+    for row in requests:
+        cols = list(row)
+        con.execute(f"INSERT INTO deletion_requests ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    [row[c] for c in cols])
+    first = con.execute("SELECT coalesce(max(msg_id), 0) + 1 FROM messages").fetchone()[0]
+    for i, (blob, batch, rid, when) in enumerate(tombstones):
+        con.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?, ?)", [first + i, blob, batch, rid, when])
+        con.execute("INSERT INTO deletion_items VALUES (?, ?)", [rid, first + i])
+    events.log_events(con, "purge-pack-switched", switched)
+
+
+def restore_events(con, rows: list[tuple]) -> None:
+    """Events read back from stamp manifests: (event_id, at_time, kind, detail JSON, batch_id) each."""
+    con.executemany("INSERT INTO events (event_id, at_time, kind, detail, batch_id) VALUES (?, ?, ?, ?, ?)", rows)
+
+
 def batch_span(con, batch_id: int) -> tuple[int | None, int | None, int]:
-    """(first msg_id, last msg_id, number of messages) of a stamp batch."""
+    """(first msg_id, last msg_id, number of message leaves) of a stamp batch: its messages and the
+    tombstones of its purged ones."""
     return con.execute(
-        "SELECT min(msg_id), max(msg_id), count(*) FROM messages WHERE batch_id = ?", [batch_id]
+        "SELECT min(msg_id), max(msg_id), count(*) FROM (SELECT msg_id, batch_id FROM messages "
+        "UNION ALL SELECT msg_id, batch_id FROM tombstones) WHERE batch_id = ?", [batch_id]
     ).fetchone()
 
 

@@ -26,7 +26,8 @@ signing is always required. A server that does not offer encryption (SMB
 storage says so through its ``warn`` callback. ``encrypt=False``
 (``--smb-no-encrypt``, for old servers only) does not ask for encryption;
 a server that wants it still gets it. :func:`location.configure_smb` sets the defaults
-for every storage the process opens (the CLI calls it once).
+for every storage the process opens (the CLI calls it once); a worker process has its
+own defaults, so what it opens gets the setting from its task (docs/architecture.md).
 """
 from __future__ import annotations
 

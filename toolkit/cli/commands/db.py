@@ -50,6 +50,7 @@ def rebuild_cmd(click_ctx, force):
 
     Message numbers are handed out anew (packs in file order). Sightings, runs,
     cursors and events existed only in the catalog: they are reported as lost.
+    Purges come back from their deletion records: tombstones and requests.
     Refused while a catalog exists, unless --force.
     """
     ctx = click_ctx.obj
@@ -66,6 +67,10 @@ def rebuild_cmd(click_ctx, force):
             + "".join(f"\n  manifest unreadable: {u}" for u in r["manifests_unreadable"])
             + "".join(f"\n  stamp batch {u['batch_id']}: {u['problem']}" for u in r["stamp_problems"])
             + (f"\n  orphan packs (no new records): {len(r['orphan_packs'])}" if r["orphan_packs"] else "")
+            + (f"\n  from deletion records: {r['restored'].get('deletion_requests', 0)} deletion request(s), "
+               f"{r['restored'].get('tombstones', 0)} tombstone(s) of purged mails" if r["restored"].get("tombstones") else "")
+            + "".join(f"\n  replaced by a purge, left out (remove it): {n}" for n in r["purged_packs_left"])
+            + "".join(f"\n  deletion record unreadable: {u}" for u in r["deletion_records_unreadable"])
         )
 
     ctx.ui.emit(r, human)
