@@ -48,6 +48,11 @@ PR_PST_PASSWORD = 0x67FF
 VIA = f"pst:{mapi.CONVERTER}"
 VIA_EMBEDDED = "pst:readpst"  # an embedded message as readpst wrote it (see importers.pst_embedded)
 _FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+#: what pypff raises for a damaged store: IOError for most reads, MemoryError when libpff cannot build an
+#: item or folder object from what it read, AttributeError when a property it returns is None (no message
+#: store), and value errors of damaged numbers. A store, folder or item that raises one of these is listed
+#: as a problem naming it, never a traceback; the rest of the store is read on.
+_DAMAGED = (OSError, MemoryError, AttributeError, ValueError, TypeError, IndexError, OverflowError)
 
 
 def is_mail_class(cls: str) -> bool:
@@ -100,9 +105,16 @@ def _props(record_set, wanted: frozenset[int] | None = None) -> dict[int, Any]:
 
 def _item_props(item, wanted: frozenset[int] | None = None) -> dict[int, Any]:
     try:
-        return _props(item.get_record_set(0), wanted) if item.number_of_record_sets else {}
-    except OSError:
+        return _props(item.get_record_set(0), wanted) if item is not None and item.number_of_record_sets else {}
+    except (OSError, MemoryError):
         return {}
+
+
+def _why(exc: BaseException) -> str:
+    """The first line of a pypff error (libpff chains a dozen lines of its call stack)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    text = text.split(". libpff_", 1)[0].rstrip(".")  # the binding's own message, not libpff's stack
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _text(v) -> str | None:
@@ -265,20 +277,33 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
         yield SourceProblem(ref, f"not a readable PST/OST store: {exc}".splitlines()[0], done)
         return
     try:
-        store = _item_props(f.message_store)
-        password = store.get(PR_PST_PASSWORD)
-        if isinstance(password, int) and password not in (0, 0xFFFFFFFF):
-            reporter.warn(f"{ref}: the store is password-flagged (0x{password:08X}); Outlook's PST password "
-                          "is not encryption and was not needed to read it")
-        ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
-        codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
-        directory = _LazyDirectory(f.root_folder, ipm, codepage)
-        folders = _folders(f.root_folder, ipm)
+        try:
+            message_store = f.message_store
+            if message_store is None:
+                reporter.warn(f"{ref}: the store's message store object is not readable (a damaged store): folder "
+                              "paths are given from the store's root, not from 'Top of Personal Folders'")
+            store = _item_props(message_store)
+            password = store.get(PR_PST_PASSWORD)
+            if isinstance(password, int) and password not in (0, 0xFFFFFFFF):
+                reporter.warn(f"{ref}: the store is password-flagged (0x{password:08X}); Outlook's PST password "
+                              "is not encryption and was not needed to read it")
+            ipm = _entry_nid(store.get(PR_IPM_SUBTREE_ENTRYID))
+            codepage = f.ascii_codepage if isinstance(getattr(f, "ascii_codepage", None), int) else None
+            root = f.root_folder
+            if root is None:
+                raise OSError("the store has no root folder")
+            directory = _LazyDirectory(root, ipm, codepage)
+            folders, damaged = _folders(root, ipm)
+        except _DAMAGED as exc:  # the store's own structure: nothing below it can be found
+            yield SourceProblem(ref, f"damaged PST/OST store, its folders cannot be read: {_why(exc)}. "
+                                "Repair a copy with Outlook's scanpst.exe and import that copy", done)
+            return
+        for where, why in damaged:
+            yield SourceProblem(f"{ref}#{where}", why, None)
         inner = _resumable(folders, inner)
         skipping = inner is not None
         recovered = None  # the store's embedded messages, from readpst once one is needed
-        for folder, folder_path in folders:
-            fnid = folder.identifier
+        for folder, folder_path, fnid in folders:
             if skipping and fnid != inner.get("folder"):
                 continue
             start = 0
@@ -287,8 +312,9 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                 skipping = False
             try:
                 n = folder.number_of_sub_messages
-            except OSError as exc:
-                yield SourceProblem(f"{ref}#{folder_path}", f"folder not readable: {exc}", None)
+            except _DAMAGED as exc:
+                yield SourceProblem(f"{ref}#{folder_path or ''}", f"folder not readable, its items cannot be "
+                                    f"listed: {_why(exc)}", None)
                 continue
             for i in range(start, n):
                 item = _one(folder, i, ref, folder_path, codepage, directory,
@@ -316,34 +342,64 @@ def _resumable(folders, inner: dict | None) -> dict | None:
     as exact duplicates)."""
     if inner is None or inner.get("nid") is None:
         return inner
-    for folder, _ in folders:
-        if folder.identifier == inner.get("folder"):
+    for folder, _, fnid in folders:
+        if fnid == inner.get("folder"):
             try:
                 return inner if folder.get_sub_message(int(inner.get("pos", -1))).identifier == inner["nid"] else None
-            except (OSError, IndexError, TypeError, ValueError):
+            except _DAMAGED:
                 return None
     return None
 
 
-def _folders(root, ipm: int | None):
-    """(folder, user-visible path) depth first; the root and the IPM subtree root have no path."""
-    stack = [(root, None, False)]
-    out = []
+def _folders(root, ipm: int | None) -> tuple[list[tuple[Any, str | None, int | None]], list[tuple[str, str]]]:
+    """(folder, user-visible path, NID) depth first, the root and the IPM subtree root without a path; and
+    (where, why) for each damaged part of the tree: a folder whose subfolders or whose own NID cannot be
+    read (its subtree is not reached), or whose name cannot be read (its mails are read, under the NID)."""
+    stack: list = [(root, None)]
+    out: list = []
+    damaged: list[tuple[str, str]] = []
+    seen: set[int] = set()
     while stack:
-        folder, path, _ = stack.pop()
-        out.append((folder, path))
+        folder, path = stack.pop()
         try:
-            subs = list(folder.sub_folders)
-        except OSError:
-            subs = []
+            nid = folder.identifier
+        except _DAMAGED as exc:
+            damaged.append((path or "", f"folder not readable, its mails and subfolders cannot be listed: {_why(exc)}"))
+            continue
+        if nid in seen:  # a damaged tree that leads back to a folder already listed: read once, never loop
+            damaged.append((path or "", f"folder nid={nid} appears twice in the folder tree (a damaged store): "
+                            "read once, where it appeared first"))
+            continue
+        seen.add(nid)
+        out.append((folder, path, nid))
+        subs = []
+        try:
+            count = folder.number_of_sub_folders
+        except _DAMAGED as exc:
+            damaged.append((path or "", f"subfolders not readable, they cannot be listed: {_why(exc)}"))
+            count = 0
+        for k in range(count):
+            try:
+                subs.append(folder.get_sub_folder(k))
+            except _DAMAGED as exc:
+                damaged.append((path or "", f"subfolder {k} not readable, its mails cannot be listed: {_why(exc)}"))
         for sub in reversed(subs):
-            name = (sub.name or "").replace("/", "\u2215")
-            if sub.identifier == ipm or (ipm is None and name == "IPM_SUBTREE" and path == "Root - Mailbox"):
+            try:
+                ident = sub.identifier
+            except _DAMAGED:
+                ident = None  # reported when it is taken from the stack
+            try:
+                name = (sub.name or "").replace("/", "\u2215")
+            except _DAMAGED as exc:
+                name = f"(folder nid={ident})"
+                damaged.append((f"{path}/{name}" if path else name, f"folder name not readable ({_why(exc)}): its "
+                                "mails are archived under this placeholder name"))
+            if ident == ipm or (ipm is None and name == "IPM_SUBTREE" and path == "Root - Mailbox"):
                 sub_path = None
             else:
                 sub_path = f"{path}/{name}" if path else name
-            stack.append((sub, sub_path, False))
-    return out
+            stack.append((sub, sub_path))
+    return out, damaged
 
 
 #: what ``toolkit.mapi.learn_addresses`` reads of an item besides its recipients (the first pass reads
@@ -358,10 +414,10 @@ def _directory(root, ipm, codepage) -> dict[str, str]:
     import pypff
 
     directory: dict[str, str] = {}
-    for folder, _ in _folders(root, ipm):
+    for folder, _, _ in _folders(root, ipm)[0]:
         try:
             n = folder.number_of_sub_messages
-        except OSError:
+        except _DAMAGED:
             continue
         for i in range(n):
             try:
@@ -369,7 +425,7 @@ def _directory(root, ipm, codepage) -> dict[str, str]:
                 if isinstance(m, pypff.message):
                     props = _item_props(m, _DIRECTORY_PROPS)
                     mapi.learn_addresses(to_mapi(m, codepage, attachments=False, props=props), directory)
-            except OSError:
+            except _DAMAGED:
                 continue
     return directory
 
@@ -394,9 +450,9 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
 
     try:
         m = folder.get_sub_message(i)
-    except OSError as exc:
-        return SourceProblem(f"{ref}#{folder_path}/{i}", f"item not readable: {exc}".splitlines()[0], cur)
-    nid = m.identifier
+        nid = m.identifier
+    except _DAMAGED as exc:
+        return SourceProblem(f"{ref}#{folder_path or ''}/{i}", f"item {i} of the folder not readable: {_why(exc)}", cur)
     cur["nid"] = nid
     item_ref = f"{ref}#{folder_path or ''}/nid={nid}"
     if not isinstance(m, pypff.message):
@@ -411,8 +467,8 @@ def _one(folder, i: int, ref: str, folder_path: str | None, codepage, directory,
         built = mapi.build_guarded(msg, convert_limit) if convert_limit else mapi.build(msg)
     except mapi.ConversionTimeout as exc:
         return SourceProblem(item_ref, f"item not converted: {exc}", cur)
-    except OSError as exc:
-        return SourceProblem(item_ref, f"item not readable: {exc}".splitlines()[0], cur)
+    except Exception as exc:  # a damaged item (or one the converter fails on): listed with its NID, read on
+        return SourceProblem(item_ref, f"item not readable: {_why(exc)}", cur)
     mail = SourceMail(raw=built.raw, ref=item_ref, folder=folder_path, flags=mapi.mail_flags(msg),
                       internal_date=mapi.internal_date(msg), date_source="outlook-item-time", cursor=cur, via=VIA,
                       embedded=sum(1 for a in msg.attachments if a.method == mapi.ATTACH_EMBEDDED))
@@ -446,7 +502,7 @@ def _embedded_of_non_mail(folder, i: int, skip: SourceSkip) -> Iterator[SourceSk
     try:
         m = folder.get_sub_message(i)
         n = sum(1 for k in range(m.number_of_attachments) if _item_props(m.get_attachment(k)).get(0x3705) == 5)
-    except OSError:
+    except _DAMAGED:
         return
     cls = skip.reason.removeprefix("not mail: ")
     for k in range(1, n + 1):

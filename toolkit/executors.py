@@ -69,7 +69,7 @@ class DaskExecutor(Executor):
         else:
             self.client = Client(spec.address, timeout=30)
         # the archive key reaches the workers with the tasks: no core file may hold it (docs/reliability.md
-        # G7); a worker that joins later guards itself in its first task (toolkit.ingest._pack_in_worker)
+        # G7); a worker that joins later guards itself in its first task (toolkit.worker_entry.pack_in_worker)
         self.client.run(forbid_core_dumps)
         self._inner = self.client.get_executor(pure=False)
 

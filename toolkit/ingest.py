@@ -35,7 +35,6 @@ from concurrent.futures import wait as wait_futures
 from typing import Callable, Iterator
 
 from . import faults, marks
-from .process_guard import forbid_core_dumps
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
@@ -53,6 +52,7 @@ from .remote_jobs import close_sessions
 from .reporter import NullReporter, Reporter
 from .space import check_import_space
 from .source import Importer, RunSummary, SourceMail, SourceProblem, SourceSkip, will_read
+from .worker_entry import pack_in_worker as _pack_in_worker, worker_init as _worker_init
 
 __all__ = ["Ingest", "ingest", "KnownKeys", "NEW", "EXACT", "DUPLICATE", "ID_CONFLICT", "JOURNAL_MERGE"]
 
@@ -95,39 +95,6 @@ def _submit_shielded(executor: Executor, *args) -> Future:
         return executor.submit(*args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-#: In a local worker process: (the driver's queue of two-phase questions, this worker's slot, the queue
-#: its answers come on); see :func:`toolkit.pack_tasks.build_pack` and :meth:`Ingest._await_question`
-_CHANNEL: tuple | None = None
-
-
-def _worker_init(fault_points: dict | None = None, fault_count=None, channel: tuple | None = None) -> None:
-    """Workers leave signals to the driver, and die with it (a killed import leaves no stray process).
-    ``channel`` (questions queue, answer queues, slot counter): the two-phase tasks' way to the driver."""
-    global _CHANNEL
-    if channel is not None:
-        questions, answers, slots = channel
-        with slots.get_lock():
-            slot = slots.value
-            slots.value += 1
-        _CHANNEL = (questions, slot, answers[slot])
-    # the test fault points of the driver; a kill point reached here kills the driver too, and its passages
-    # are counted with the driver's (toolkit/faults.py)
-    faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
-    if fault_count is not None:
-        faults.share(fault_count)
-    forbid_core_dumps()  # a spawned program is dumpable again (toolkit/process_guard.py)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the driver died before prctl took effect
-        os._exit(1)
 
 
 def kill_pool(executor: ProcessPoolExecutor) -> None:
@@ -174,30 +141,6 @@ class SharedPool(ProcessPoolExecutor):
         return bool(getattr(self, "_broken", False))
 
 
-def _pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
-    """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
-    worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
-    the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
-    global _GUARDED
-    if not _GUARDED:  # a Dask worker is not started by us: it gets the guard with its first task (G7)
-        _GUARDED = forbid_core_dumps() or True
-    if slow_point:
-        faults.configure(slow=slow_point)
-    faults.hit("worker_prepare")
-    return build_pack(task, decide=_ask_driver(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
-
-
-def _ask_driver(pack_id: bytes):
-    """A two-phase task's ``decide``: the question goes to the driver, the answer comes on this worker's queue."""
-    questions, slot, answers = _CHANNEL
-
-    def decide(prepared: list, records: dict) -> set[str]:
-        questions.put((pack_id, slot, prepared, records))
-        return answers.get()
-    return decide
-
-
-_GUARDED = False
 
 
 class Ingest:
@@ -278,6 +221,8 @@ class Ingest:
         self._questions, self._answers = None, []
         self._counts_before: RunSummary | None = None
         self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
+        # converted mail in the catalog or decided in this run: only then are found keys split by conversion
+        self._conversions = store.has_conversions(self.archive.catalog)
         self.reporter.start("import", None, "mails")
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))
@@ -587,6 +532,7 @@ class Ingest:
         if placement.decision in (NEW, ID_CONFLICT, CONVERTED_TWIN):
             self._store_new(item, p, placement)
             if conversion is not None:
+                self._conversions = True
                 self._rows.rows.conversions.append((placement.target, *conversion))
         if placement.twin_of is not None:  # a link from the converted mail to the original MIME
             pair = (placement.target, placement.twin_of) if conversion else (placement.twin_of, placement.target)
@@ -723,7 +669,9 @@ class Ingest:
             found.blobs.update(blobs)
             found.keys.update(dkeys)
             found.mids.update(mids)
-        if found.keys or found.mids:  # converted mail and original MIME are told apart (toolkit.dedup)
+        # converted mail and original MIME are told apart (toolkit.dedup); with no converted mail archived yet,
+        # every key found is one of mail received as it was, and no message found is converted
+        if (found.keys or found.mids) and self._conversions:
             found.keys, found.converted_keys, found.converted = store.split_by_conversion(
                 self.archive.catalog, list(found.keys), list(found.mids.values()))
         return found

@@ -78,7 +78,8 @@ class PackTask:
 class PackResult:
     """What a task hands back: rows, not bytes."""
 
-    prepared: list                            # per job: Prepared (data/record dropped), ReadFailure or NotMail
+    prepared: list                            # per job: Prepared (data/record dropped), ReadFailure or NotMail;
+                                              # empty after two phases (the question carried them)
     pack: PackInfo | None                     # the sealed pack (entries moved to ``rows``); None: nothing written
     rows: pa.Table                            # the pack's index: blob_id, offset, length, size, csize
 
@@ -167,7 +168,8 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
         if writer is not None:
             writer.abort()
         raise
-    return _result(out, info)
+    # two phases: the driver has the prepared mails from the question already; they do not travel twice
+    return _result([] if decide is not None else out, info)
 
 
 def _result(prepared: list, info: PackInfo | None) -> PackResult:

@@ -29,6 +29,8 @@ Checking one needs no archive and no key (:func:`verify_evidence`):
    ``tsa-ca.pem`` alone proves nothing (anyone can make a CA), so
    :func:`verify_evidence` fails a bundle unless a CA is given or the
    bundle's CA is trusted explicitly.
+4. What evidence.json and SHA256SUMS say matches what they describe (sizes,
+   header fields, token fields, hashes): docs/timestamps.md, "Evidence bundles".
 
 :func:`export_evidence` writes bundles for a selection, each under a
 temporary name renamed into place when complete, and ``evidence-index.json``
@@ -51,6 +53,8 @@ from .merkle import leaf_hash_message, root_from_path
 FORMAT = "mailarchive-evidence/1"
 FILES = ("message.eml", "root.bin", "token.tsr", "tsa-ca.pem")
 INDEX_NAME = "evidence-index.json"
+LEAF_RULE = "SHA-256(0x00 || blob id)"
+PATH_RULE = "RFC 9162 section 2.1.3.2; inner node = SHA-256(0x01 || left || right)"
 
 VERIFY_TEXT = """\
 How to check this evidence bundle (no archive and no key needed)
@@ -146,6 +150,8 @@ def verify_evidence(path: Path, ca_pem: bytes | None = None, trust_bundle_ca: bo
     if "message.eml" not in files or "root.bin" not in files or "token.tsr" not in files:
         return res
     root = _check_inclusion(ev, files, p)
+    _check_sums(path, files, p)
+    _check_description(ev, files, p)
     ca = ca_pem if ca_pem is not None else files.get("tsa-ca.pem")
     if not ca:
         p.append("no CA certificate to verify the token against (tsa-ca.pem missing)")
@@ -214,6 +220,64 @@ def _check_inclusion(ev: dict, files: dict[str, bytes], p: list[str]) -> bytes:
     return root
 
 
+def _check_sums(path: Path, files: dict[str, bytes], p: list[str]) -> None:
+    """SHA256SUMS (the ``sha256sum -c`` way of step 1) names exactly the bundle's hashed files, with their
+    hashes: a bundle whose two lists of hashes disagree is damaged, whichever the auditor uses."""
+    try:
+        text = (path / "SHA256SUMS").read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        p.append(f"SHA256SUMS: cannot be read ({getattr(exc, 'strerror', None) or exc})")
+        return
+    listed: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or not name:
+            p.append(f"SHA256SUMS: line {n} is not 'SHA-256  NAME'")
+            continue
+        listed[name] = digest.lower()
+    for name, data in files.items():
+        if name not in listed:
+            p.append(f"SHA256SUMS: {name} is not listed")
+        elif listed[name] != _sha(data):
+            p.append(f"SHA256SUMS: the hash of {name} is not the file's (SHA256SUMS or {name} changed)")
+    for name in sorted(set(listed) - set(files)):
+        p.append(f"SHA256SUMS: lists {name}, which is not a file of this bundle")
+
+
+def _check_description(ev: dict, files: dict[str, bytes], p: list[str]) -> None:
+    """What evidence.json says about the mail, the batch and the token matches what they are: its size,
+    the header fields (read from message.eml as the import read them: toolkit.headers.scan), the
+    token's imprint, the tree size and the bundle CA's fingerprint. The mail and the token are the proof;
+    a description that differs from them was changed after export (or was never true)."""
+    from toolkit.headers import scan
+
+    from .tokens import ca_fingerprint
+
+    msg, leaf, batch, tok = ev["message"], ev["leaf"], ev["batch"], ev["token"]
+    mail = files["message.eml"]
+    if msg.get("size") is not None and msg["size"] != len(mail):
+        p.append(f"evidence.json: message.size {msg['size']} is not the mail's {len(mail)} bytes")
+    meta = scan(mail)
+    sent = _iso(meta.sent_date) if meta.sent_date is not None else None
+    for key, value in (("message_id", meta.message_id), ("subject", meta.subject), ("from", meta.from_addr),
+                       ("sent_date", sent)):
+        if key in msg and msg[key] != value:
+            p.append(f"evidence.json: message.{key} {msg[key]!r} is not the mail's {value!r}")
+    for where, value, want in (("leaf.rule", leaf.get("rule"), LEAF_RULE), ("path_rule", ev.get("path_rule"), PATH_RULE)):
+        if value is not None and value != want:
+            p.append(f"evidence.json: {where} {value!r} is not this format's {want!r}")
+    if tok.get("imprint") is not None and tok["imprint"] != _sha(files["root.bin"]):
+        p.append("evidence.json: token.imprint is not SHA-256(root.bin)")
+    if batch.get("leaf_count") is not None and leaf.get("tree_size") is not None and batch["leaf_count"] != leaf["tree_size"]:
+        p.append(f"evidence.json: batch.leaf_count {batch['leaf_count']} is not leaf.tree_size {leaf['tree_size']}")
+    if tok.get("ca_fingerprint") and files.get("tsa-ca.pem"):
+        try:
+            if ca_fingerprint(files["tsa-ca.pem"]) != tok["ca_fingerprint"]:
+                p.append("evidence.json: token.ca_fingerprint is not tsa-ca.pem's")
+        except Exception:  # an unreadable CA is reported by the token check
+            pass
+
+
 def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCheck, at=None, crls=None) -> None:
     """The token stamps root.bin under ``ca``, not before the mail was archived, at evidence.json's genTime."""
     from .tokens import ca_fingerprint, verify_token
@@ -231,6 +295,9 @@ def _check_token(ev: dict, token: bytes, root: bytes, ca: bytes, res: EvidenceCh
         except ValueError:
             p.append("evidence.json: message.archived_at is not an ISO time")
     chk = verify_token(token, root, ca, not_before=not_before, at=at, crls=crls)
+    for key, value in (("serial", chk.serial), ("policy", chk.policy), ("tsa", chk.tsa_subject)):
+        if value is not None and tok.get(key) is not None and str(tok[key]) != value:
+            p.append(f"evidence.json: token.{key} {tok[key]!r} is not the token's {value!r} (evidence.json changed)")
     res.second_opinion = chk.second_opinion
     res.tsa_subject = chk.tsa_subject
     res.gen_time = chk.gen_time.isoformat() if chk.gen_time else None
@@ -537,10 +604,10 @@ def _bundle_files(archive, sm, data: bytes, batch: int, archived_at, from_addr, 
         "message": {"msg_id": sm.msg_id, "sha256": sm.blob_id, "size": sm.size, "message_id": sm.message_id,
                     "subject": sm.subject, "from": from_addr, "sent_date": _iso(sm.sent_date),
                     "archived_at": _iso(archived_at)},
-        "leaf": {"kind": "message", "rule": "SHA-256(0x00 || blob id)", "hash": leaf_hash_message(blob).hex(),
+        "leaf": {"kind": "message", "rule": LEAF_RULE, "hash": leaf_hash_message(blob).hex(),
                  "index": index, "tree_size": len(info["leaves"])},
         "path": [h.hex() for h in path],
-        "path_rule": "RFC 9162 section 2.1.3.2; inner node = SHA-256(0x01 || left || right)",
+        "path_rule": PATH_RULE,
         "batch": {"batch_id": batch, "root": root_hex, "leaf_count": leaf_count, "sealed_at": _iso(created)},
         "token": {"file": "token.tsr", "gen_time": _iso(chk.gen_time), "serial": chk.serial, "policy": chk.policy,
                   "tsa": chk.tsa_subject, "tsa_url": tsa_url, "imprint": _sha(bytes.fromhex(root_hex)),

@@ -126,6 +126,24 @@ class _Transient(Exception):
     """A failure worth another attempt."""
 
 
+def check_tsa_url(url: str) -> str:
+    """``url`` when it is an http:// or https:// URL with a host (and a port in range, if any); else a
+    UsageError naming it: a typo is refused where it is typed, never a traceback at the first stamp."""
+    from toolkit.errors import UsageError
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise UsageError(f"TSA URL {url!r} is not a valid URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"TSA URL {url!r} is not an http:// or https:// URL with a host")
+    if parts.password is not None:
+        raise UsageError(f"TSA URL {url!r}: no password in the URL (it would show in the process list and the "
+                         "config); give it with --password-file")
+    return url
+
+
 def _split_user(url: str) -> tuple[str, str | None]:
     """(URL without user info, user name or None)."""
     parts = urllib.parse.urlsplit(url)

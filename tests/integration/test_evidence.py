@@ -133,3 +133,79 @@ def test_unstamped_or_tampered_batches_get_no_bundle(exported, tmp_path):
     assert "not in a stamp batch" in errors[3]
     assert "no longer gives its stamped root" in errors[4]
     assert not [p for p in (tmp_path / "ev").iterdir() if p.is_dir()]
+
+
+def _edit_json(b: Path, edit) -> None:
+    ev = json.loads((b / "evidence.json").read_text())
+    edit(ev)
+    (b / "evidence.json").write_text(json.dumps(ev))
+
+
+def _edit_sums(b: Path, edit) -> None:
+    (b / "SHA256SUMS").write_text(edit((b / "SHA256SUMS").read_text()))
+
+
+#: What evidence.json says about the mail, batch and token, changed one field at a time; and SHA256SUMS, the
+#: auditor's other list of hashes. Each change leaves the proof itself (mail, path, root, token) intact, and
+#: each verified before verify-evidence compared the description with what it describes.
+DESCRIPTION_EDITS = {
+    "subject": (lambda b: _edit_json(b, lambda ev: ev["message"].update(subject="Invoice 2019-0042 (paid)")),
+                "message.subject"),
+    "from": (lambda b: _edit_json(b, lambda ev: ev["message"].update({"from": "ceo@example.org"})), "message.from"),
+    "sent_date": (lambda b: _edit_json(b, lambda ev: ev["message"].update(sent_date="2018-01-01T00:00:00+00:00")),
+                  "message.sent_date"),
+    "size": (lambda b: _edit_json(b, lambda ev: ev["message"].update(size=ev["message"]["size"] + 1)), "message.size"),
+    "imprint": (lambda b: _edit_json(b, lambda ev: ev["token"].update(imprint="0" * 64)), "token.imprint"),
+    "serial": (lambda b: _edit_json(b, lambda ev: ev["token"].update(serial="ff")), "token.serial"),
+    "path_rule": (lambda b: _edit_json(b, lambda ev: ev.update(path_rule="inner node = SHA-256(left || right)")),
+                  "path_rule"),
+    "sums line dropped": (lambda b: _edit_sums(b, lambda t: "".join(t.splitlines(True)[1:])), "is not listed"),
+    "sums hash changed": (lambda b: _edit_sums(b, lambda t: ("0" if t[0] != "0" else "1") + t[1:]), "SHA256SUMS:"),
+    "sums names another file": (lambda b: _edit_sums(b, lambda t: t + "0" * 64 + "  extra.bin\n"), "extra.bin"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(DESCRIPTION_EDITS))
+def test_a_changed_description_or_sums_file_fails(exported, tmp_path, what):
+    original = _bundle(exported[1], 2)
+    assert verify_evidence(original, trust_bundle_ca=True).ok
+    b = _copy(original, tmp_path)
+    edit, named = DESCRIPTION_EDITS[what]
+    edit(b)
+    res = verify_evidence(b, trust_bundle_ca=True)
+    assert not res.ok and any(named in p for p in res.problems), res.problems
+
+
+def test_bundles_of_every_mime_edge_mail_verify(tmp_path, tsa):  # noqa: F811
+    """The description check reads each mail's header fields as the import did: the evidence of every
+    single-message file of the MIME edge-case corpus (odd charsets, encoded words, broken dates and
+    addresses) verifies, so no mail's own description is taken for a changed one."""
+    from tests.corpora import corpora_dir, single_message_files
+    from toolkit.archive import Archive
+    from toolkit.ingest import Ingest
+    from importers.eml import EmlImporter
+    from verify.evidence import export_evidence, find_bundles
+    from verify.stamping import stamp_pending
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, f in enumerate(single_message_files(corpora_dir())):
+        (src / f"{i:04d}.eml").write_bytes(f.read_bytes())
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "medium"), name="edge")
+    try:
+        archive.config.settings["timestamp"] = {"tsa_url": tsa.url, "ca_pem": Path(tsa.ca_cert_path).read_text()}
+        archive.save_config()
+        summary = Ingest(archive).run(EmlImporter(str(src)))
+        assert summary.archived > 400
+        stamp_pending(archive, tsa_url=tsa.url, ca_pem=Path(tsa.ca_cert_path).read_bytes(), all_=True)
+        s = export_evidence(archive, tmp_path / "ev")
+    finally:
+        archive.close()
+    assert s["errors"] == [] and s["written"] == summary.archived
+    ca = Path(tsa.ca_cert_path).read_bytes()
+    bad = {}
+    for b in find_bundles(tmp_path / "ev"):
+        res = verify_evidence(b, ca_pem=ca)
+        if not res.ok:
+            bad[b.name] = res.problems
+    assert not bad, dict(list(bad.items())[:5])

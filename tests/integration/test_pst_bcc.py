@@ -29,7 +29,7 @@ def _bcc_in_tables(store) -> dict[int, set[str]]:
     f = pypff.file()
     f.open(str(store))
     try:
-        for folder, _ in _folders(f.root_folder, None):
+        for folder, _, _ in _folders(f.root_folder, None)[0]:
             for i in range(folder.number_of_sub_messages):
                 m = folder.get_sub_message(i)
                 if not isinstance(m, pypff.message):

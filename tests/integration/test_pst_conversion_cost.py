@@ -75,7 +75,7 @@ def test_the_address_pass_reads_no_bodies_and_the_map_is_the_same(monkeypatch):
         cheap = pst._directory(f.root_folder, None, None)
         assert cheap and max(decoded) < 16 * 1024  # the OST's RTF bodies are far larger
         full: dict = {}
-        for folder, _ in pst._folders(f.root_folder, None):
+        for folder, _, _ in pst._folders(f.root_folder, None)[0]:
             for i in range(folder.number_of_sub_messages):
                 m = folder.get_sub_message(i)
                 if isinstance(m, pypff.message):

@@ -73,6 +73,13 @@ def key_prefixes(catalog: Catalog) -> tuple[list[int], list[int], list[str]]:
     return blobs, keys, mids
 
 
+def has_conversions(catalog: Catalog) -> bool:
+    """Whether any archived message is converted mail (``conversions``): without one, no dedup key needs
+    :func:`split_by_conversion`."""
+    with catalog.reading() as con:
+        return con.execute("SELECT EXISTS (SELECT 1 FROM conversions)").fetchone()[0]
+
+
 def archived_blobs_and_keys(con) -> tuple[set[str], set[str]]:
     """Every archived blob id and dedup key (a dry run's duplicate check)."""
     blobs = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}

@@ -24,7 +24,15 @@ class Ui:
     _reporters: list = field(default_factory=list, repr=False)
 
     def emit(self, result: Any, human=None) -> None:
-        """The command's result: JSON on stdout, or ``human(result)`` rendering for people."""
+        """The command's result: JSON on stdout, or ``human(result)`` rendering for people. With ``--json`` the
+        warnings the run showed nobody (no progress lines then) go into the result as ``warnings``."""
+        if self.json and isinstance(result, dict) and "warnings" not in result:
+            warned = [w for r in self._reporters for w in r.warned]
+            beyond = sum(r.warned_beyond for r in self._reporters)
+            if warned:
+                result = {**result, "warnings": warned}
+                if beyond:
+                    result["warnings_not_listed"] = beyond
         self._stop_progress()
         if self.log is not None:
             self.log.result(result)

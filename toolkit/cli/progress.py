@@ -69,9 +69,14 @@ def describe(t: TaskState, now: float | None = None) -> str:
 class _Tasks:
     """The bookkeeping both renderers share."""
 
+    #: warnings kept for the JSON result (``warnings``): at most this many, the rest counted
+    KEPT_WARNINGS = 1000
+
     def __init__(self, log=None):
         self.tasks: dict[str, TaskState] = {}
         self.log = log
+        self.warned: list[str] = []
+        self.warned_beyond = 0
 
     def _start(self, task, total, unit) -> TaskState:
         t = self.tasks.get(task)
@@ -88,6 +93,11 @@ class _Tasks:
         return t
 
     def _log(self, event: str, message: str) -> None:
+        if event == "warning":
+            if len(self.warned) < self.KEPT_WARNINGS:
+                self.warned.append(message)
+            else:
+                self.warned_beyond += 1
         if self.log is not None:
             self.log.event(event, message=message)
 

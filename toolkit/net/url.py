@@ -25,7 +25,10 @@ class MailUrl:
 
 def parse_mail_url(url: str, schemes: dict[str, tuple[int, bool]]) -> MailUrl:
     """``scheme://user@host[:port][/path]``; schemes maps a scheme to (default port, implicit TLS)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed [ of an IPv6 host
+        raise UsageError(f"{url}: not a URL ({exc}); expected scheme://USER@HOST[:PORT]") from None
     scheme = parts.scheme.lower()
     if scheme not in schemes:
         raise UsageError(f"{url}: expected one of {', '.join(s + '://' for s in schemes)}")

@@ -34,7 +34,12 @@ class Location:
 def parse_location(text: str) -> Location:
     """Parse a medium/source location. A password inside the URL is refused (argv is visible)."""
     if text.startswith("smb://"):
-        u = urlsplit(text)
+        try:
+            u = urlsplit(text)
+            port = u.port  # ValueError for a port that is not a number in 0-65535
+        except ValueError as exc:  # an unclosed [ of an IPv6 host, or that port
+            raise UsageError(f"{text}: not a valid smb:// location ({exc}); expected "
+                             "smb://user@host[:port]/share/path") from None
         if u.password is not None:
             raise UsageError(
                 "a password in an smb:// location would be visible in the process list",
@@ -50,7 +55,7 @@ def parse_location(text: str) -> Location:
             path="/".join(parts[1:]),
             user=unquote(u.username),
             host=u.hostname,
-            port=u.port or SMB_DEFAULT_PORT,
+            port=port or SMB_DEFAULT_PORT,
             share=parts[0],
         )
     if "://" in text:

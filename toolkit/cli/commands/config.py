@@ -171,6 +171,14 @@ def set_cmd(ctx, key, value, value_file):
         value = value.strip()
     if key == "import.min_free":
         value = parse_size(key, value)
+    if key == "mirror.dest":  # a typo is refused here, not at the next scheduled mirror
+        from toolkit.storage.location import parse_location
+
+        parse_location(value)
+    if key == "timestamp.tsa_url":
+        from verify.tsa_client import check_tsa_url
+
+        check_tsa_url(value)
     with ctx.open(writer=True) as archive:
         _set(archive, key, value)
         archive.save_config()

@@ -64,6 +64,9 @@ def _access(conf: dict, url: str, tls_ca_file: Path | None, password_file: Path 
 
     from verify.tsa_client import TsaAccess
 
+    from verify.tsa_client import check_tsa_url
+
+    check_tsa_url(url)
     tls = _tls_pem(tls_ca_file) or conf.get("tls_ca_pem")
     password = None
     if password_file is not None:
@@ -139,8 +142,9 @@ def configure_cmd(ctx, tsa_url, ca_cert, policy, tls_ca_file, password_file, no_
     """
     from verify import ca_history
 
-    if not tsa_url.startswith(("http://", "https://")):
-        raise UsageError(f"--tsa-url {tsa_url!r} is not an http:// or https:// URL")
+    from verify.tsa_client import check_tsa_url
+
+    check_tsa_url(tsa_url)
     pem = _read_ca(ca_cert)
     checked = None if no_check else check_tsa(tsa_url, pem.encode(), access=_access({}, tsa_url, tls_ca_file, password_file, 0))
     with ctx.open(writer=True) as archive:

@@ -1,0 +1,73 @@
+"""What a local or Dask worker process runs: its start (:func:`worker_init`) and its pack task
+(:func:`pack_in_worker`).
+
+Kept apart from :mod:`toolkit.ingest` so that a worker imports only what a pack task needs (reading,
+preparing, sealing, writing a pack) and not the driver's catalog, DuckDB and Arrow compute: each worker
+process of an import, migration or verify pays its imports once, at its start.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from . import faults
+from .pack_tasks import PackResult, PackTask, build_pack
+from .process_guard import forbid_core_dumps
+
+#: In a local worker process: (the driver's queue of two-phase questions, this worker's slot, the queue
+#: its answers come on); see :func:`toolkit.pack_tasks.build_pack` and :meth:`Ingest._await_question`
+_CHANNEL: tuple | None = None
+
+
+def worker_init(fault_points: dict | None = None, fault_count=None, channel: tuple | None = None) -> None:
+    """Workers leave signals to the driver, and die with it (a killed import leaves no stray process).
+    ``channel`` (questions queue, answer queues, slot counter): the two-phase tasks' way to the driver."""
+    global _CHANNEL
+    if channel is not None:
+        questions, answers, slots = channel
+        with slots.get_lock():
+            slot = slots.value
+            slots.value += 1
+        _CHANNEL = (questions, slot, answers[slot])
+    # the test fault points of the driver; a kill point reached here kills the driver too, and its passages
+    # are counted with the driver's (toolkit/faults.py)
+    faults.configure(**{**(fault_points or {}), "kill_also": os.getppid() if (fault_points or {}).get("kill") else None})
+    if fault_count is not None:
+        faults.share(fault_count)
+    forbid_core_dumps()  # a spawned program is dumpable again (toolkit/process_guard.py)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
+    """:func:`~toolkit.pack_tasks.build_pack` in a worker process, behind a fault point that can stall the
+    worker outside the per-mail watchdog (tests: a stop request must still end the run). ``slow_point``:
+    the driver's test slow point, for Dask workers (local ones get theirs when they start)."""
+    global _GUARDED
+    if not _GUARDED:  # a Dask worker is not started by us: it gets the guard with its first task (G7)
+        _GUARDED = forbid_core_dumps() or True
+    if slow_point:
+        faults.configure(slow=slow_point)
+    faults.hit("worker_prepare")
+    return build_pack(task, decide=ask_driver(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
+
+
+def ask_driver(pack_id: bytes):
+    """A two-phase task's ``decide``: the question goes to the driver, the answer comes on this worker's queue."""
+    questions, slot, answers = _CHANNEL
+
+    def decide(prepared: list, records: dict) -> set[str]:
+        questions.put((pack_id, slot, prepared, records))
+        return answers.get()
+    return decide
+
+
+_GUARDED = False
