@@ -50,7 +50,7 @@ from typing import Any
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
-from toolkit.headers import scan
+from toolkit.headers import header_fields
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
 
@@ -111,15 +111,39 @@ def _aware(t):
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
-    """The catalog fields that differ from what the mail's headers say.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _text_key(value: str | None) -> str:
+    """One field in the F04 key: ``N`` for NULL, else ``S<UTF-8 bytes>:<value>`` (the length keeps the fields
+    apart whatever they hold)."""
+    if value is None:
+        return "N"
+    return f"S{len(value.encode('utf-8', 'surrogatepass'))}:{value}"
+
+
+def _list_key(values) -> str:
+    return "".join(f"{len(v.encode('utf-8', 'surrogatepass'))}:{v}" for v in sorted(set(values)))
+
+
+def f04_key(meta) -> str:
+    """The compared header fields of a mail (:func:`toolkit.headers.header_fields`) as one string, built as
+    :data:`_F04_KEY` builds it from a catalog row: equal keys, equal fields (docs/verification.md, F04)."""
+    when = "N" if meta.sent_date is None else f"T{(meta.sent_date - _EPOCH) // _MICROSECOND}"
+    return (_text_key(meta.message_id) + _text_key(meta.from_addr) + _text_key(meta.subject) + when
+            + "|" + _list_key(meta.to) + "|" + _list_key(meta.cc))
+
+
+def _compare(row: dict, meta) -> list[str]:
+    """The catalog fields that differ from what the mail's headers say (``meta``, from
+    :func:`toolkit.headers.header_fields`), one text each.
 
     Only the header block is parsed (docs/verification.md: Message-ID, from, to/cc,
     subject, date). The body is not normalised and hashed again: F03 already
     proved the bytes by their SHA-256, and a dedup key depends only on those
     bytes, so re-deriving it would cost ~40 % of a full verify for nothing new.
     """
-    meta = scan(data, body_hash=b"")
     diffs = []
     for name, got in (("message_id", meta.message_id), ("from_addr", meta.from_addr), ("subject", meta.subject)):
         if got != row.get(name):
@@ -191,7 +215,7 @@ def _check_pack_once(archive, task: dict) -> dict:
     by_offset = {r["offset"]: r for r in rows}
     entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
     _check_footer(reader, entries, by_offset, name, problem)
-    _check_records(reader, entries, by_offset, size, name, out, problem)
+    _check_records(reader, entries, by_offset, size, name, out, problem, task["rows"])
     if not out["stopped"]:
         got = reader.file_blake3
         if got is None:
@@ -222,8 +246,12 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
 
 
 def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int, name: str, out: dict,
-                   problem) -> None:
-    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8)."""
+                   problem, table=None) -> None:
+    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8).
+
+    F04: the key of the mail's header fields (:func:`f04_key`) against the row's (:data:`_F04_KEY`); where
+    they differ, the full row (from ``table``, the task's rows) is compared field by field and each field
+    that differs is named."""
     problems = out["problems"]
     buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
 
@@ -246,7 +274,8 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
                 consecutive = 0
                 data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
                 buf["chunks"] = []
-                diffs = _compare(r, data, complete=len(data) == entry.size)
+                meta = header_fields(data)
+                diffs = [] if r.get("f04") == f04_key(meta) else _compare(_full_row(table, r), meta)
                 if diffs:
                     batch = f" (stamp batch {r['batch_id']})" if r.get("batch_id") else ""
                     problem("F04", f"message {r['msg_id']}{batch}: catalog row differs from the mail: " + "; ".join(diffs), **objs)
@@ -283,13 +312,31 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
 
 
 # ---------------------------------------------------------------------- parent side
+def _sql_text_key(col: str) -> str:
+    return f"CASE WHEN {col} IS NULL THEN 'N' ELSE 'S' || strlen({col}) || ':' || {col} END"
+
+
+def _sql_list_key(col: str) -> str:
+    return f"coalesce(array_to_string(list_transform(list_sort(list_distinct({col})), x -> strlen(x) || ':' || x), ''), '')"
+
+
+#: a row's compared header fields as one string, as :func:`f04_key` builds it from a mail: each text
+#: ``N`` (NULL) or ``S<UTF-8 bytes>:<text>``, the date ``N`` or ``T<microseconds since 1970>``, then each
+#: recipient list sorted and without repeats, ``<UTF-8 bytes>:<address>`` each, after a ``|``
+_F04_KEY = " || ".join([
+    _sql_text_key("m.message_id"), _sql_text_key("m.from_addr"), _sql_text_key("m.subject"),
+    "CASE WHEN m.sent_date IS NULL THEN 'N' ELSE 'T' || epoch_us(m.sent_date) END",
+    "'|'", _sql_list_key('rc."to"'), "'|'", _sql_list_key("rc.cc"),
+])
+
+
 _TASK_ROWS = """
     WITH rc AS (
         SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
         FROM recipients WHERE kind IN ('to', 'cc') GROUP BY msg_id
     )
     SELECT m.msg_id, m.blob_id, m.pack_id, m."offset", m.length, m.size, m.csize, m.message_id, m.from_addr, m.subject,
-           m.sent_date, m.batch_id, rc."to", rc.cc
+           m.sent_date, m.batch_id, rc."to", rc.cc, """ + _F04_KEY + """ AS f04
     FROM messages m LEFT JOIN rc USING (msg_id)
     ORDER BY m.pack_id, m."offset"
 """
@@ -330,9 +377,22 @@ def _tasks(con) -> list[dict]:
     ]
 
 
+#: the columns of a task's rows that every record needs (the compared fields only where the F04 keys differ)
+_LIGHT = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id", "f04")
+
+
 def _rows(rows) -> list[dict]:
-    """A task's rows as dicts (an Arrow table from :func:`_tasks`, or already a list of dicts)."""
-    return rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
+    """A task's rows as dicts: from the Arrow table of :func:`_tasks` only the :data:`_LIGHT` columns, each row
+    with its index ``i`` in the table (:func:`_full_row`); a list of dicts as it is."""
+    if not hasattr(rows, "column"):
+        return list(rows)
+    cols = [rows.column(c).to_pylist() for c in _LIGHT]
+    return [dict(zip(_LIGHT, vals), i=i) for i, vals in enumerate(zip(*cols))]
+
+
+def _full_row(table, row: dict) -> dict:
+    """Every column of ``row`` (one from :func:`_rows`)."""
+    return table.slice(row["i"], 1).to_pylist()[0] if "i" in row and hasattr(table, "slice") else row
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
