@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -90,18 +91,26 @@ def _init_worker(home: str, smb_password: str | None = None) -> None:
     Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
     all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU."""
     global _worker_archive
+    import signal
+
     from toolkit.archive import Archive
     from toolkit.home import Home
     from toolkit.process_guard import forbid_core_dumps
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
-
-    h = Home(Path(home))
-    config = h.load_config()
-    _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password)
+    # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler: end as a forkserver child does
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        h = Home(Path(home))
+        config = h.load_config()
+        _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password)
+    except Exception as exc:  # no traceback from the pool: each task names it (EarlyWorkers fork before the
+        _worker_archive = exc  # parent has checked the key, which then reports a wrong one as it always does)
 
 
 def _task_in_worker(task: dict) -> dict:
+    if isinstance(_worker_archive, Exception):
+        raise _worker_archive
     return check_pack(_worker_archive, task)
 
 
@@ -481,7 +490,7 @@ def _pool_context():
     """forkserver: the workers are forked from a clean server process that has the modules loaded
     (fast start), never from this process with its catalog connection and threads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive"])
+    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive", "pyarrow"])  # pyarrow: each task's rows are Arrow
     return ctx
 
 
@@ -493,13 +502,61 @@ def _start_pool_server() -> None:
     forkserver.ensure_running()
 
 
-def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None) -> list[dict]:
+class EarlyWorkers:
+    """The pack workers of ``verify --full`` forked before the archive is opened (the command line's pool).
+
+    Forked from this process while it holds no catalog connection, no archive key and runs no thread of
+    its own (only the imports are done: the workers need them too, so they start with them instead of a
+    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog).
+    Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
+    ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
+    (``pool=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
+    down on leaving the ``with`` block."""
+
+    def __init__(self, home, smb_password: str | None = None, workers: int | None = None):
+        self.workers = workers or min(os.cpu_count() or 1, 8)
+        self.pool: cf.ProcessPoolExecutor | None = None
+        if self.workers > 1:
+            import pyarrow  # noqa: F401  (the workers' modules, loaded once here: the rows come as Arrow)
+
+            import toolkit.archive  # noqa: F401
+
+            self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
+                                               initializer=_init_worker, initargs=(str(home), smb_password))
+            self.pool.submit(int)  # a fork pool forks all its workers at the first submit: now
+
+    def __enter__(self) -> "EarlyWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
+               pool=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool)
+
+
+def _pool(archive, workers: int, pool=None):
+    """The process pool for the packs: ``pool`` (:class:`EarlyWorkers`', shut down by its owner), or a new one."""
+    if pool is not None:
+        return contextlib.nullcontext(pool)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
+                                  initargs=(str(archive.home), archive.smb_password))
+
+
+def _failed(task: dict, exc: BaseException) -> dict:
+    """The result of a pack whose check raised or whose worker died."""
+    return {"pack": task["pack_id"], "medium": task["medium_id"], "records": len(task["rows"]), "ok": 0,
+            "bytes_read": 0, "stopped": False, "auth_failed": [],
+            "problems": [("F01", f"pack {task['name']}: the check failed: {type(exc).__name__}: {exc}",
+                          {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]}
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None) -> list[dict]:
+                 alongside=None, pool=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
     or first when the packs are checked here."""
     results: list[dict] = []
@@ -528,8 +585,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 stop = True
                 break
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
-                                    initargs=(str(archive.home), archive.smb_password)) as pool:
+        with _pool(archive, workers, pool) as pool:
             futures: dict = {}
             submitted: list[BaseException] = []
 
@@ -557,10 +613,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                     try:
                         res = fut.result()
                     except Exception as exc:  # a worker died or raised: name the pack, keep going
-                        res = {"pack": t["pack_id"], "medium": t["medium_id"], "records": len(t["rows"]), "ok": 0,
-                               "bytes_read": 0, "stopped": False, "auth_failed": [],
-                               "problems": [("F01", f"pack {t['name']}: the check failed: {type(exc).__name__}: {exc}",
-                                             {"pack": t["pack_id"], "medium": t["medium_id"], "name": t["name"]})]}
+                        res = _failed(t, exc)
                     if account(res):
                         stop = True
                         break
@@ -581,8 +634,10 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
              pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
-             crls: list[bytes] | None = None, subset=None, seed: int = 0, alongside=None) -> None:
-    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
+             crls: list[bytes] | None = None, subset=None, seed: int = 0, alongside=None,
+             early: EarlyWorkers | None = None) -> None:
+    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8), or over
+    ``early``'s when given (:class:`EarlyWorkers`, already running).
 
     ``alongside()``, when given, runs in this process while the workers read the packs (the quick checks of
     ``verify --full``: they are independent of the packs' contents, so they need not wait, nor the packs for them);
@@ -596,10 +651,13 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     from . import sampling
 
     reporter = reporter or NullReporter()
-    if workers is None:
+    pool = early.pool if early is not None else None
+    if pool is not None:
+        workers = early.workers
+    elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
     with check_session(archive.catalog) as con:
-        if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
+        if pool is None and subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
             _start_pool_server()
         tasks = _tasks(con)
     state_path = archive.home_files.verify_state_path
@@ -614,7 +672,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     try:
         # the largest packs first, so that no worker is left with a big one at the end
         order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
-        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside)
+        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool)
     finally:
         reporter.finish("verify packs")
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}

@@ -111,7 +111,8 @@ def test_f1_through_worker_processes(home):
 
 def test_worker_processes_report_as_the_parent_does(home):
     """The pool path (quick checks in the parent while the workers read, rows handed over as Arrow) finds
-    the same things, in the same words and order, as checking the packs in this process after the quick checks."""
+    the same things, in the same words and order, as checking the packs in this process after the quick checks;
+    so does the pool the command line forks before it opens the archive (EarlyWorkers)."""
     rows = messages(home)
     _flip(rows[7]["pack"], rows[7]["offset"] + 3)
     sql(home, "UPDATE recipients SET address = 'someone-else@example.net' WHERE msg_id = ? AND kind IN ('to', 'cc')", [9])
@@ -120,9 +121,13 @@ def test_worker_processes_report_as_the_parent_does(home):
     def view(r):
         return [(c.id, c.status, c.count, c.note, c.items) for c in r.checks]
 
+    from verify.deep import EarlyWorkers
+
     pooled = run_verify(home, workers=2, pool_min_bytes=0)
     inline = run_verify(home, workers=1)
-    assert view(pooled) == view(inline)
+    with EarlyWorkers(home, None, 2) as early:  # forked before the archive opens, as `verify --full` does
+        forked = run_verify(home, pool_min_bytes=0, early=early)
+    assert view(pooled) == view(inline) == view(forked)
     ids = [c.id for c in pooled.checks]
     assert ids.index("Q11") < ids.index("F01")  # quick checks first in the report, as before
     assert [i["msg_id"] for i in _items(pooled, "F02")] == [7]
