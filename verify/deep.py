@@ -505,12 +505,12 @@ def _start_pool_server() -> None:
 class EarlyWorkers:
     """The pack workers of ``verify --full`` forked before the archive is opened (the command line's pool).
 
-    Forked from this process while it holds no catalog connection, no archive key and runs no thread of
-    its own (only the imports are done: the workers need them too, so they start with them instead of a
+    Forked from this process while it holds no catalog connection and no archive key and runs no thread it
+    started (only the imports are done: the workers need them too, so they start with them instead of a
     fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog).
     Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
     ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
-    (``pool=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
+    (``early=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
     down on leaving the ``with`` block."""
 
     def __init__(self, home, smb_password: str | None = None, workers: int | None = None):
