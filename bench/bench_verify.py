@@ -277,6 +277,9 @@ def main() -> None:
     # as installed (pip compiles the modules; an editable checkout writes __pycache__ on first use): with
     # PYTHONDONTWRITEBYTECODE every run of every contender compiled the toolkit's modules again (~0.1 CPU-s)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for code in [Path(__file__).resolve().parent.parent] + ([args.baseline] if args.baseline else []):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", r"[/\\]\.venv[/\\]", str(code)], env=env,
+                       stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
     try:
         if args.reuse:
