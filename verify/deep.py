@@ -342,13 +342,21 @@ _F04_KEY = " || ".join([
 _TASK_ROWS = """
     WITH rc AS (
         SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
-        FROM recipients WHERE kind IN ('to', 'cc') GROUP BY msg_id
+        FROM recipients WHERE kind IN ('to', 'cc'){rc_where} GROUP BY msg_id
     )
     SELECT m.msg_id, m.blob_id, m.pack_id, m."offset", m.length, m.size, m.csize, m.message_id, m.from_addr, m.subject,
            m.sent_date, m.batch_id, rc."to", rc.cc, """ + _F04_KEY + """ AS f04
-    FROM messages m LEFT JOIN rc USING (msg_id)
+    FROM messages m LEFT JOIN rc USING (msg_id){m_where}
     ORDER BY m.pack_id, m."offset"
 """
+
+
+def _task_rows_sql(pack: bool = False) -> str:
+    """The query of the tasks' rows: of every message, or (``pack``) of one pack's, its id the one parameter."""
+    if not pack:
+        return _TASK_ROWS.format(rc_where="", m_where="")
+    return _TASK_ROWS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE pack_id = $1)",
+                             m_where=" WHERE m.pack_id = $1")
 
 
 def _arrow(result):
@@ -361,16 +369,20 @@ def _pack_sizes(con) -> list[dict]:
     return [{"bytes": b} for (b,) in con.execute("SELECT bytes FROM packs").fetchall()]
 
 
-def _tasks(con) -> list[dict]:
-    """One task per pack; its ``rows`` are the catalog rows of its messages, an Arrow table in offset order.
+_PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name"
+
+
+def _tasks(con, pack: str | None = None) -> list[dict]:
+    """One task per pack (only ``pack``'s, when given); its ``rows`` are the catalog rows of its messages, an
+    Arrow table in offset order.
 
     One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
     processes as column buffers and become Python values there (:func:`_rows`), in parallel.
     """
     import pyarrow as pa
 
-    packs = con.execute("SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
-    table = _arrow(con.execute(_TASK_ROWS))
+    packs = [p for p in con.execute(_PACKS).fetchall() if pack is None or p[0] == pack]
+    table = _arrow(con.execute(_task_rows_sql(True), [pack]) if pack is not None else con.execute(_task_rows_sql()))
     by_pack: dict[str, Any] = {}
     ids = table.column("pack_id").to_pylist()
     start = 0
@@ -533,10 +545,22 @@ class EarlyWorkers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _submit_largest(con, pool, workers: int) -> dict:
+    """One task for each of the ``workers`` largest packs, submitted to ``pool`` (:class:`EarlyWorkers`', already
+    running) as soon as its rows are read (a query of its own), so the workers start while this process reads
+    the other packs' rows. Returns the futures with their tasks."""
+    packs = sorted(con.execute(_PACKS).fetchall(), key=lambda p: -p[3])[:workers]
+    first = {}
+    for p in packs:
+        for t in _tasks(con, p[0]):
+            first[pool.submit(_task_in_worker, t)] = t
+    return first
+
+
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
-               pool=None) -> list[dict]:
+               pool=None, first=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, first)
 
 
 def _pool(archive, workers: int, pool=None):
@@ -556,9 +580,10 @@ def _failed(task: dict, exc: BaseException) -> dict:
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None, pool=None) -> list[dict]:
+                 alongside=None, pool=None, first=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
-    or first when the packs are checked here."""
+    or first when the packs are checked here. ``first``: futures already submitted to ``pool``, with their tasks
+    (:func:`_submit_largest`), not submitted again."""
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -586,15 +611,17 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 break
     else:
         with _pool(archive, workers, pool) as pool:
-            futures: dict = {}
+            futures: dict = dict(first or {})
             submitted: list[BaseException] = []
+            ahead = {id(t) for t in futures.values()}
 
             def submit() -> None:
                 # the first submit waits for the fork server to finish loading the modules and fork a worker:
                 # the quick checks run meanwhile
                 try:
                     for t in tasks:
-                        futures[pool.submit(_task_in_worker, t)] = t
+                        if id(t) not in ahead:
+                            futures[pool.submit(_task_in_worker, t)] = t
                 except BaseException as exc:  # handed to the main thread
                     submitted.append(exc)
 
@@ -656,10 +683,15 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         workers = early.workers
     elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
+    first: dict = {}  # futures of the largest packs, submitted before the other packs' rows are read
     with check_session(archive.catalog) as con:
-        if pool is None and subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
-            _start_pool_server()
-        tasks = _tasks(con)
+        if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
+            if pool is None:
+                _start_pool_server()
+            else:
+                first = _submit_largest(con, pool, workers)
+        done = {t["pack_id"] for t in first.values()}
+        tasks = list(first.values()) + [t for t in _tasks(con) if t["pack_id"] not in done]
     state_path = archive.home_files.verify_state_path
     all_packs = {t["pack_id"] for t in tasks}
     if subset is not None:
@@ -672,7 +704,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     try:
         # the largest packs first, so that no worker is left with a big one at the end
         order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
-        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool)
+        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool, first)
     finally:
         reporter.finish("verify packs")
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit.headers import MailMeta
-from verify.deep import _TASK_ROWS, f04_key
+from verify.deep import _task_rows_sql, f04_key
 
 _TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["", "S3:abc", "N", "|", "1:a", "é€😀", "a:b|c"]))
 _ADDRS = st.lists(st.sampled_from(["a@x.org", "b@x.org", "1:a@x.org", "é@x.org", "|@x", ""]), max_size=4)
@@ -24,7 +24,7 @@ _FIELDS = st.tuples(_TEXT, _TEXT, _TEXT, _WHEN, _ADDRS, _ADDRS)
 
 
 def _catalog_keys(rows: list[tuple]) -> list[str]:
-    """The key column of _TASK_ROWS over a catalog holding ``rows`` (message_id, from, subject, date, to, cc)."""
+    """The key column of the tasks' query over a catalog holding ``rows`` (message_id, from, subject, date, to, cc)."""
     con = duckdb.connect()
     con.execute("""CREATE TABLE messages (msg_id BIGINT, blob_id VARCHAR, pack_id VARCHAR, "offset" BIGINT, length BIGINT,
                    size BIGINT, csize BIGINT, message_id VARCHAR, from_addr VARCHAR, subject VARCHAR,
@@ -35,7 +35,7 @@ def _catalog_keys(rows: list[tuple]) -> list[str]:
     recipients = [[i, kind, a] for i, r in enumerate(rows)
                   for kind, addrs in (("to", r[4]), ("cc", r[5]), ("bcc", ["hidden@x.org"])) for a in addrs]
     con.executemany("INSERT INTO recipients VALUES (?, ?, ?)", recipients)
-    table = con.execute(_TASK_ROWS).arrow()
+    table = con.execute(_task_rows_sql()).arrow()
     table = table.read_all() if hasattr(table, "read_all") else table
     return table.column("f04").to_pylist()
 
