@@ -274,6 +274,12 @@ def main() -> None:
 
     load_before = loadavg()
     env = bench_env()
+    # as installed (pip compiles the modules; an editable checkout writes __pycache__ on first use): with
+    # PYTHONDONTWRITEBYTECODE every run of every contender compiled the toolkit's modules again (~0.1 CPU-s)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for code in [Path(__file__).resolve().parent.parent] + ([args.baseline] if args.baseline else []):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", r"[/\\]\.venv[/\\]", str(code)], env=env,
+                       stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-verify-", dir=args.dir))
     try:
         if args.reuse:

@@ -452,13 +452,14 @@ def new_report(archive, mode: str) -> Report:
 def verify_archive(archive, *, full: bool = False, workers: int | None = None, reporter=None,
                    now: dt.datetime | None = None, stamp_policy: dt.timedelta = STAMP_POLICY,
                    pool_min_bytes: int | None = None, crls: list[bytes] | None = None,
-                   subset=None, seed: int = 0) -> Report:
+                   subset=None, seed: int = 0, early=None) -> Report:
     """Run the quick checks, and with ``full`` the deep ones (:mod:`verify.deep`); returns the report.
 
     ``now`` is the verification time (default: the clock), also for the tokens; ``crls`` are
     revocation data for the TSA chains of the tokens (``full`` only; RELIABILITY I16). ``subset``
     (a :class:`verify.sampling.Subset`, or its text such as ``"10%"``) makes it a sampled full
-    verification that reads only those packs, ``seed`` ordering the ties (RELIABILITY F6)."""
+    verification that reads only those packs, ``seed`` ordering the ties (RELIABILITY F6). ``early``: the
+    pack workers, already forked (:class:`verify.deep.EarlyWorkers`), for ``full``."""
     if subset is not None:
         from .sampling import Subset, parse_subset
 
@@ -475,7 +476,7 @@ def verify_archive(archive, *, full: bool = False, workers: int | None = None, r
         # the quick checks run while the worker processes read the packs (they need neither the other)
         kw = {} if pool_min_bytes is None else {"pool_min_bytes": pool_min_bytes}
         run_full(archive, report, workers=workers, reporter=reporter, at=now, crls=crls, subset=subset, seed=seed,
-                 alongside=quick, **kw)
+                 alongside=quick, early=early, **kw)
     else:
         from .deep import FULL_CHECKS
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -50,9 +51,10 @@ from typing import Any
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
-from toolkit.headers import scan
+from toolkit.headers import header_fields
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
+from toolkit.storage.location import SMB_DEFAULTS
 
 from .report import Report
 
@@ -90,19 +92,27 @@ def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool =
     Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
     all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU."""
     global _worker_archive
+    import signal
+
     from toolkit.archive import Archive
     from toolkit.home import Home
     from toolkit.process_guard import forbid_core_dumps
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
-
-    h = Home(Path(home))
-    config = h.load_config()
-    _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password,
-                              smb_encrypt=smb_encrypt)  # the parent's setting: a worker has no --smb-no-encrypt
+    # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler: end as a forkserver child does
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        h = Home(Path(home))
+        config = h.load_config()
+        _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password,
+                                  smb_encrypt=smb_encrypt)  # the parent's setting: a worker has no --smb-no-encrypt
+    except Exception as exc:  # no traceback from the pool: each task names it (EarlyWorkers fork before the
+        _worker_archive = exc  # parent has checked the key, which then reports a wrong one as it always does)
 
 
 def _task_in_worker(task: dict) -> dict:
+    if isinstance(_worker_archive, Exception):
+        raise _worker_archive
     return check_pack(_worker_archive, task)
 
 
@@ -112,15 +122,39 @@ def _aware(t):
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-def _compare(row: dict, data: bytes, complete: bool) -> list[str]:
-    """The catalog fields that differ from what the mail's headers say.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _text_key(value: str | None) -> str:
+    """One field in the F04 key: ``N`` for NULL, else ``S<UTF-8 bytes>:<value>`` (the length keeps the fields
+    apart whatever they hold)."""
+    if value is None:
+        return "N"
+    return f"S{len(value.encode('utf-8', 'surrogatepass'))}:{value}"
+
+
+def _list_key(values) -> str:
+    return "".join(f"{len(v.encode('utf-8', 'surrogatepass'))}:{v}" for v in sorted(set(values)))
+
+
+def f04_key(meta) -> str:
+    """The compared header fields of a mail (:func:`toolkit.headers.header_fields`) as one string, built as
+    :data:`_F04_KEY` builds it from a catalog row: equal keys, equal fields (docs/verification.md, F04)."""
+    when = "N" if meta.sent_date is None else f"T{(meta.sent_date - _EPOCH) // _MICROSECOND}"
+    return (_text_key(meta.message_id) + _text_key(meta.from_addr) + _text_key(meta.subject) + when
+            + "|" + _list_key(meta.to) + "|" + _list_key(meta.cc))
+
+
+def _compare(row: dict, meta) -> list[str]:
+    """The catalog fields that differ from what the mail's headers say (``meta``, from
+    :func:`toolkit.headers.header_fields`), one text each.
 
     Only the header block is parsed (docs/verification.md: Message-ID, from, to/cc,
     subject, date). The body is not normalised and hashed again: F03 already
     proved the bytes by their SHA-256, and a dedup key depends only on those
     bytes, so re-deriving it would cost ~40 % of a full verify for nothing new.
     """
-    meta = scan(data, body_hash=b"")
     diffs = []
     for name, got in (("message_id", meta.message_id), ("from_addr", meta.from_addr), ("subject", meta.subject)):
         if got != row.get(name):
@@ -192,7 +226,7 @@ def _check_pack_once(archive, task: dict) -> dict:
     by_offset = {r["offset"]: r for r in rows}
     entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
     _check_footer(reader, entries, by_offset, name, problem)
-    _check_records(reader, entries, by_offset, size, name, out, problem)
+    _check_records(reader, entries, by_offset, size, name, out, problem, task["rows"])
     if not out["stopped"]:
         got = reader.file_blake3
         if got is None:
@@ -223,8 +257,12 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
 
 
 def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int, name: str, out: dict,
-                   problem) -> None:
-    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8)."""
+                   problem, table=None) -> None:
+    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8).
+
+    F04: the key of the mail's header fields (:func:`f04_key`) against the row's (:data:`_F04_KEY`); where
+    they differ, the full row (from ``table``, the task's rows) is compared field by field and each field
+    that differs is named."""
     problems = out["problems"]
     buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
 
@@ -247,7 +285,8 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
                 consecutive = 0
                 data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
                 buf["chunks"] = []
-                diffs = _compare(r, data, complete=len(data) == entry.size)
+                meta = header_fields(data)
+                diffs = [] if r.get("f04") == f04_key(meta) else _compare(_full_row(table, r), meta)
                 if diffs:
                     batch = f" (stamp batch {r['batch_id']})" if r.get("batch_id") else ""
                     problem("F04", f"message {r['msg_id']}{batch}: catalog row differs from the mail: " + "; ".join(diffs), **objs)
@@ -284,16 +323,42 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
 
 
 # ---------------------------------------------------------------------- parent side
+def _sql_text_key(col: str) -> str:
+    return f"CASE WHEN {col} IS NULL THEN 'N' ELSE 'S' || strlen({col}) || ':' || {col} END"
+
+
+def _sql_list_key(col: str) -> str:
+    return f"coalesce(array_to_string(list_transform(list_sort(list_distinct({col})), x -> strlen(x) || ':' || x), ''), '')"
+
+
+#: a row's compared header fields as one string, as :func:`f04_key` builds it from a mail: each text
+#: ``N`` (NULL) or ``S<UTF-8 bytes>:<text>``, the date ``N`` or ``T<microseconds since 1970>``, then each
+#: recipient list sorted and without repeats, ``<UTF-8 bytes>:<address>`` each, after a ``|``
+_F04_KEY = " || ".join([
+    _sql_text_key("m.message_id"), _sql_text_key("m.from_addr"), _sql_text_key("m.subject"),
+    "CASE WHEN m.sent_date IS NULL THEN 'N' ELSE 'T' || epoch_us(m.sent_date) END",
+    "'|'", _sql_list_key('rc."to"'), "'|'", _sql_list_key("rc.cc"),
+])
+
+
 _TASK_ROWS = """
     WITH rc AS (
         SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
-        FROM recipients WHERE kind IN ('to', 'cc') GROUP BY msg_id
+        FROM recipients WHERE kind IN ('to', 'cc'){rc_where} GROUP BY msg_id
     )
     SELECT m.msg_id, m.blob_id, m.pack_id, m."offset", m.length, m.size, m.csize, m.message_id, m.from_addr, m.subject,
-           m.sent_date, m.batch_id, rc."to", rc.cc
-    FROM messages m LEFT JOIN rc USING (msg_id)
+           m.sent_date, m.batch_id, rc."to", rc.cc, """ + _F04_KEY + """ AS f04
+    FROM messages m LEFT JOIN rc USING (msg_id){m_where}
     ORDER BY m.pack_id, m."offset"
 """
+
+
+def _task_rows_sql(pack: bool = False) -> str:
+    """The query of the tasks' rows: of every message, or (``pack``) of one pack's, its id the one parameter."""
+    if not pack:
+        return _TASK_ROWS.format(rc_where="", m_where="")
+    return _TASK_ROWS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE pack_id = $1)",
+                             m_where=" WHERE m.pack_id = $1")
 
 
 def _arrow(result):
@@ -306,16 +371,20 @@ def _pack_sizes(con) -> list[dict]:
     return [{"bytes": b} for (b,) in con.execute("SELECT bytes FROM packs").fetchall()]
 
 
-def _tasks(con) -> list[dict]:
-    """One task per pack; its ``rows`` are the catalog rows of its messages, an Arrow table in offset order.
+_PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name"
+
+
+def _tasks(con, pack: str | None = None) -> list[dict]:
+    """One task per pack (only ``pack``'s, when given); its ``rows`` are the catalog rows of its messages, an
+    Arrow table in offset order.
 
     One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
     processes as column buffers and become Python values there (:func:`_rows`), in parallel.
     """
     import pyarrow as pa
 
-    packs = con.execute("SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name").fetchall()
-    table = _arrow(con.execute(_TASK_ROWS))
+    packs = [p for p in con.execute(_PACKS).fetchall() if pack is None or p[0] == pack]
+    table = _arrow(con.execute(_task_rows_sql(True), [pack]) if pack is not None else con.execute(_task_rows_sql()))
     by_pack: dict[str, Any] = {}
     ids = table.column("pack_id").to_pylist()
     start = 0
@@ -331,9 +400,22 @@ def _tasks(con) -> list[dict]:
     ]
 
 
+#: the columns of a task's rows that every record needs (the compared fields only where the F04 keys differ)
+_LIGHT = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id", "f04")
+
+
 def _rows(rows) -> list[dict]:
-    """A task's rows as dicts (an Arrow table from :func:`_tasks`, or already a list of dicts)."""
-    return rows.to_pylist() if hasattr(rows, "to_pylist") else list(rows)
+    """A task's rows as dicts: from the Arrow table of :func:`_tasks` only the :data:`_LIGHT` columns, each row
+    with its index ``i`` in the table (:func:`_full_row`); a list of dicts as it is."""
+    if not hasattr(rows, "column"):
+        return list(rows)
+    cols = [rows.column(c).to_pylist() for c in _LIGHT]
+    return [dict(zip(_LIGHT, vals), i=i) for i, vals in enumerate(zip(*cols))]
+
+
+def _full_row(table, row: dict) -> dict:
+    """Every column of ``row`` (one from :func:`_rows`)."""
+    return table.slice(row["i"], 1).to_pylist()[0] if "i" in row and hasattr(table, "slice") else row
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
@@ -422,7 +504,7 @@ def _pool_context():
     """forkserver: the workers are forked from a clean server process that has the modules loaded
     (fast start), never from this process with its catalog connection and threads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive"])
+    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive", "pyarrow"])  # pyarrow: each task's rows are Arrow
     return ctx
 
 
@@ -434,15 +516,78 @@ def _start_pool_server() -> None:
     forkserver.ensure_running()
 
 
-def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None) -> list[dict]:
+class EarlyWorkers:
+    """The pack workers of ``verify --full`` forked before the archive is opened (the command line's pool).
+
+    Forked from this process while it holds no catalog connection and no archive key and runs no thread it
+    started (only the imports are done: the workers need them too, so they start with them instead of a
+    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog).
+    Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
+    ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
+    (``early=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
+    down on leaving the ``with`` block."""
+
+    def __init__(self, home, smb_password: str | None = None, workers: int | None = None, smb_encrypt: bool | None = None):
+        self.workers = workers or min(os.cpu_count() or 1, 8)
+        self.pool: cf.ProcessPoolExecutor | None = None
+        if self.workers > 1:
+            import pyarrow  # noqa: F401  (the workers' modules, loaded once here: the rows come as Arrow)
+
+            import toolkit.archive  # noqa: F401
+
+            self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
+                                               initializer=_init_worker,
+                                               initargs=(str(home), smb_password,
+                                                         SMB_DEFAULTS["encrypt"] if smb_encrypt is None else smb_encrypt))
+            self.pool.submit(int)  # a fork pool forks all its workers at the first submit: now
+
+    def __enter__(self) -> "EarlyWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit_largest(con, pool, workers: int) -> dict:
+    """One task for each of the ``workers`` largest packs, submitted to ``pool`` (:class:`EarlyWorkers`', already
+    running) as soon as its rows are read (a query of its own), so the workers start while this process reads
+    the other packs' rows. Returns the futures with their tasks."""
+    packs = sorted(con.execute(_PACKS).fetchall(), key=lambda p: -p[3])[:workers]
+    first = {}
+    for p in packs:
+        for t in _tasks(con, p[0]):
+            first[pool.submit(_task_in_worker, t)] = t
+    return first
+
+
+def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
+               pool=None, first=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, first)
+
+
+def _pool(archive, workers: int, pool=None):
+    """The process pool for the packs: ``pool`` (:class:`EarlyWorkers`', shut down by its owner), or a new one."""
+    if pool is not None:
+        return contextlib.nullcontext(pool)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
+                                  initargs=(str(archive.home), archive.smb_password, archive.smb_encrypt))
+
+
+def _failed(task: dict, exc: BaseException) -> dict:
+    """The result of a pack whose check raised or whose worker died."""
+    return {"pack": task["pack_id"], "medium": task["medium_id"], "records": len(task["rows"]), "ok": 0,
+            "bytes_read": 0, "stopped": False, "auth_failed": [],
+            "problems": [("F01", f"pack {task['name']}: the check failed: {type(exc).__name__}: {exc}",
+                          {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]}
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None) -> list[dict]:
+                 alongside=None, pool=None, first=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
-    or first when the packs are checked here."""
+    or first when the packs are checked here. ``first``: futures already submitted to ``pool``, with their tasks
+    (:func:`_submit_largest`), not submitted again."""
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -469,17 +614,18 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 stop = True
                 break
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_init_worker,
-                                    initargs=(str(archive.home), archive.smb_password, archive.smb_encrypt)) as pool:
-            futures: dict = {}
+        with _pool(archive, workers, pool) as pool:
+            futures: dict = dict(first or {})
             submitted: list[BaseException] = []
+            ahead = {id(t) for t in futures.values()}
 
             def submit() -> None:
                 # the first submit waits for the fork server to finish loading the modules and fork a worker:
                 # the quick checks run meanwhile
                 try:
                     for t in tasks:
-                        futures[pool.submit(_task_in_worker, t)] = t
+                        if id(t) not in ahead:
+                            futures[pool.submit(_task_in_worker, t)] = t
                 except BaseException as exc:  # handed to the main thread
                     submitted.append(exc)
 
@@ -498,10 +644,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                     try:
                         res = fut.result()
                     except Exception as exc:  # a worker died or raised: name the pack, keep going
-                        res = {"pack": t["pack_id"], "medium": t["medium_id"], "records": len(t["rows"]), "ok": 0,
-                               "bytes_read": 0, "stopped": False, "auth_failed": [],
-                               "problems": [("F01", f"pack {t['name']}: the check failed: {type(exc).__name__}: {exc}",
-                                             {"pack": t["pack_id"], "medium": t["medium_id"], "name": t["name"]})]}
+                        res = _failed(t, exc)
                     if account(res):
                         stop = True
                         break
@@ -522,8 +665,10 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,
              pool_min_bytes: int = POOL_MIN_BYTES, at: dt.datetime | None = None,
-             crls: list[bytes] | None = None, subset=None, seed: int = 0, alongside=None) -> None:
-    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8).
+             crls: list[bytes] | None = None, subset=None, seed: int = 0, alongside=None,
+             early: EarlyWorkers | None = None) -> None:
+    """Add F01–F08 to ``report``; packs fan out over ``workers`` processes (default: CPUs, at most 8), or over
+    ``early``'s when given (:class:`EarlyWorkers`, already running).
 
     ``alongside()``, when given, runs in this process while the workers read the packs (the quick checks of
     ``verify --full``: they are independent of the packs' contents, so they need not wait, nor the packs for them);
@@ -537,12 +682,20 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     from . import sampling
 
     reporter = reporter or NullReporter()
-    if workers is None:
+    pool = early.pool if early is not None else None
+    if pool is not None:
+        workers = early.workers
+    elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
+    first: dict = {}  # futures of the largest packs, submitted before the other packs' rows are read
     with check_session(archive.catalog) as con:
         if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
-            _start_pool_server()
-        tasks = _tasks(con)
+            if pool is None:
+                _start_pool_server()
+            else:
+                first = _submit_largest(con, pool, workers)
+        done = {t["pack_id"] for t in first.values()}
+        tasks = list(first.values()) + [t for t in _tasks(con) if t["pack_id"] not in done]
     state_path = archive.home_files.verify_state_path
     all_packs = {t["pack_id"] for t in tasks}
     if subset is not None:
@@ -555,7 +708,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     try:
         # the largest packs first, so that no worker is left with a big one at the end
         order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
-        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside)
+        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool, first)
     finally:
         reporter.finish("verify packs")
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}

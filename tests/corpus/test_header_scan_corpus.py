@@ -8,17 +8,19 @@ from collections import Counter
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 
 from toolkit.headers import (
     _WANTED,
+    _date_value,
     _fast_addresses,
     _text,
     _unfold,
     _wanted_fields,
+    header_fields,
     scan,
     split_message,
 )
@@ -100,6 +102,34 @@ def test_mime_edge_torture_deadlines():
         m = scan(path.read_bytes())
         assert not any(d.startswith("parse-error") for d in m.defects), (name, m.defects)
         assert len(m.dedup_key) == 32 and len(m.body_hash) == 32, name
+
+
+def _fields(m) -> tuple:
+    return m.message_id, m.subject, m.from_addr, m.to, m.cc, m.sent_date
+
+
+def test_header_fields_equal_scan_on_all_corpora():
+    """verify --full's F04 derives the catalog's fields with header_fields: on every corpus mail they are
+    exactly scan's (the import's), and every Date the fast path reads is parsedate_to_datetime's."""
+    _need(MIME_EDGE)
+    _need(REAL)
+    dates = 0
+    for path in _files(MIME_EDGE) + _files(REAL):
+        raw = path.read_bytes()
+        assert _fields(header_fields(raw)) == _fields(_scan(path)), path
+        for line in _block(path).split(b"\n"):
+            if line[:5].lower() == b"date:":
+                value = line[5:].strip().decode("ascii", "surrogateescape")
+                try:
+                    want = parsedate_to_datetime(value)
+                except Exception as exc:  # noqa: BLE001 - the fast path must raise alike
+                    with pytest.raises(type(exc)):
+                        _date_value(value)
+                else:
+                    got = _date_value(value)
+                    assert (got, got.tzinfo) == (want, want.tzinfo), value
+                    dates += 1
+    assert dates > 3000
 
 
 @functools.lru_cache(maxsize=None)

@@ -111,7 +111,8 @@ def test_f1_through_worker_processes(home):
 
 def test_worker_processes_report_as_the_parent_does(home):
     """The pool path (quick checks in the parent while the workers read, rows handed over as Arrow) finds
-    the same things, in the same words and order, as checking the packs in this process after the quick checks."""
+    the same things, in the same words and order, as checking the packs in this process after the quick checks;
+    so does the pool the command line forks before it opens the archive (EarlyWorkers)."""
     rows = messages(home)
     _flip(rows[7]["pack"], rows[7]["offset"] + 3)
     sql(home, "UPDATE recipients SET address = 'someone-else@example.net' WHERE msg_id = ? AND kind IN ('to', 'cc')", [9])
@@ -120,9 +121,13 @@ def test_worker_processes_report_as_the_parent_does(home):
     def view(r):
         return [(c.id, c.status, c.count, c.note, c.items) for c in r.checks]
 
+    from verify.deep import EarlyWorkers
+
     pooled = run_verify(home, workers=2, pool_min_bytes=0)
     inline = run_verify(home, workers=1)
-    assert view(pooled) == view(inline)
+    with EarlyWorkers(home, None, 2) as early:  # forked before the archive opens, as `verify --full` does
+        forked = run_verify(home, pool_min_bytes=0, early=early)
+    assert view(pooled) == view(inline) == view(forked)
     ids = [c.id for c in pooled.checks]
     assert ids.index("Q11") < ids.index("F01")  # quick checks first in the report, as before
     assert [i["msg_id"] for i in _items(pooled, "F02")] == [7]
@@ -278,6 +283,35 @@ def test_h5_edited_rows_of_a_stamped_batch(home):
     assert "sent_date" in items[4]["detail"] and items[4]["batch"] == dated["batch"]
     assert "recipients" in items[9]["detail"] and items[9]["batch"] == addressed["batch"]
     assert _findings(r) == {"F04"}
+
+
+def test_f04_every_compared_field_edit_is_named(home):
+    """F04 compares a key of the fields (verify/deep.py: _F04_KEY in SQL, f04_key from the mail): every kind
+    of edit still gives a finding that names the field — one second of a date, NULL instead of an empty or
+    any text, text moved from one field into the next (the key's lengths keep fields apart), an address
+    added to Cc, a recipient repeated (not a change: lists compare as sets) — and unedited rows give none."""
+    rows = messages(home)
+    ids = sorted(rows)[:8]
+    edits = {
+        ids[0]: ("UPDATE messages SET sent_date = sent_date + INTERVAL 1 SECOND WHERE msg_id = ?", "sent_date"),
+        ids[1]: ("UPDATE messages SET subject = NULL WHERE msg_id = ?", "subject"),
+        ids[2]: ("UPDATE messages SET subject = '' WHERE msg_id = ?", "subject"),
+        ids[3]: ("UPDATE messages SET message_id = message_id || 'x' WHERE msg_id = ?", "message_id"),
+        ids[4]: ("UPDATE messages SET from_addr = from_addr || left(subject, 1), subject = substr(subject, 2) "
+                 "WHERE msg_id = ?", "from_addr"),
+        ids[5]: ("INSERT INTO recipients (msg_id, kind, address) VALUES (?, 'cc', 'added@example.net')", "cc recipients"),
+    }
+    for msg_id, (statement, _field) in edits.items():
+        sql(home, statement, [msg_id])
+    sql(home, "INSERT INTO recipients (msg_id, kind, address) SELECT msg_id, kind, address FROM recipients "
+              "WHERE msg_id = ? AND kind = 'to'", [ids[6]])
+    for kw in ({}, {"workers": 2, "pool_min_bytes": 0}):
+        r = run_verify(home, **kw)
+        items = {i["msg_id"]: i["detail"] for i in _items(r, "F04")}
+        assert set(items) == set(edits), items
+        for msg_id, (_statement, field) in edits.items():
+            assert f"{field}: catalog" in items[msg_id], items[msg_id]
+        assert "subject: catalog" in items[ids[4]]  # both fields of the moved text are named
 
 
 def test_h5_changed_blob_id_breaks_the_merkle_root(home):

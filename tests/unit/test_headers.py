@@ -7,6 +7,7 @@ from email.utils import format_datetime, getaddresses
 from types import SimpleNamespace
 
 import blake3
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -557,3 +558,34 @@ def test_body_hash_without_copy_equals_the_normalised_hash(head, body, blank_tai
 def test_split_offsets_agree_with_split_message(raw, pos):
     header_end, body_start, defect = headers.split_offsets(raw, pos)
     assert (raw[pos:header_end], raw[body_start:], defect) == split_message(raw[pos:])
+
+
+# ------------------------------------------------------------------ the usual Date form, read fast
+
+_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "May", "mar"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(day=st.sampled_from(["", *[d + ", " for d in _DAYS]]), dd=st.integers(0, 40), mon=st.sampled_from(_MONTH_NAMES),
+       year=st.integers(900, 9999), hh=st.integers(0, 25), mm=st.integers(0, 61), ss=st.integers(0, 61),
+       sign=st.sampled_from("+-"), zh=st.integers(0, 25), zm=st.integers(0, 99),
+       tail=st.sampled_from(["", " (UTC)", " (CET) x", "  "]), two=st.booleans())
+def test_usual_date_form_reads_as_parsedate_to_datetime(day, dd, mon, year, hh, mm, ss, sign, zh, zm, tail, two):
+    """_date_value's fast path gives what email.utils.parsedate_to_datetime gives (same instant, same zone,
+    naive for -0000), or raises as it does, for the usual form and its near misses (F04 and the import)."""
+    from email.utils import parsedate_to_datetime
+
+    from toolkit.headers import _date_value
+
+    value = f"{day}{dd:02d} {mon} {year} {hh:02d}:{mm:02d}:{ss:02d} {sign}{zh:02d}{zm:02d}{tail}".strip()
+    if two:
+        value = value.replace(f" {year} ", f" {year % 100:02d} ")
+    try:
+        want = parsedate_to_datetime(value)
+    except Exception as exc:  # noqa: BLE001 - the fast path must raise alike
+        with pytest.raises(type(exc)):
+            _date_value(value)
+        return
+    got = _date_value(value)
+    assert (got, got.tzinfo) == (want, want.tzinfo)

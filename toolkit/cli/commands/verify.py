@@ -65,6 +65,18 @@ _CRL_HELP = ("A CRL (PEM or DER) of the TSA's CA or an intermediate; repeatable.
              "before a token's genTime fails it; revoked later, the token still verifies (unless for key compromise).")
 
 
+def _early_workers(ctx, full: bool, workers: int | None):
+    """``verify --full``'s pack workers, forked before the archive opens (:class:`verify.deep.EarlyWorkers`)."""
+    import contextlib
+    import os
+
+    if not full:
+        return contextlib.nullcontext()
+    from verify.deep import EarlyWorkers
+
+    return EarlyWorkers(ctx.home, os.environ.get("MAILARCHIVE_SMB_PASSWORD"), workers)
+
+
 @command(cli, "verify")
 @click.option("--full", is_flag=True, help="Also read every pack: BLAKE3 checksum, every record authenticated and decompressed, "
               "blob ids, header fields against the catalog, Merkle roots, tokens, manifests.")
@@ -120,9 +132,9 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at,
         raise UsageError("--crl applies to the timestamp tokens, which only `verify --full` checks")
     at_time, crls = _parse_at(at), _read_crls(crl)
     ctx = click_ctx.obj
-    with ctx.open() as archive:
+    with _early_workers(ctx, full and subset is None, workers) as early, ctx.open() as archive:
         report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter(), now=at_time,
-                                crls=crls or None, subset=subset, seed=seed or 0)
+                                crls=crls or None, subset=subset, seed=seed or 0, early=early)
     hint_findings(item for c in report.checks for item in c.items)  # the reports read as before, with the commands
     if json_report:
         write_json(report, json_report)
