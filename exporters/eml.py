@@ -129,6 +129,9 @@ def export_eml(
     folder, in directories named after it, messages without a folder in DEST
     itself) or ``date`` (``DEST/YYYY/MM/``, ``nodate/`` for mail without a date).
     """
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export eml", around=False)  # never plaintext into a medium or the home
     from toolkit import faults
 
     from .layout import FolderDirs, make_dest, placements, remove_stale_parts

@@ -110,6 +110,9 @@ def export_maildir(
     Files get ``mode`` (0600 unless asked), new directories the matching directory mode;
     no symlink in DEST is followed.
     """
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export maildir", around=False)  # never plaintext into a medium or the home
     reporter = reporter or NullReporter()
     dest, manifest = open_export_dir(dest, "maildir", mode)
     selection = select(archive, filters)

@@ -183,6 +183,9 @@ def export_mbox(
 
     Files get ``mode`` (0600 unless asked), new directories the matching directory mode.
     """
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export mbox", around=False)  # never plaintext into a medium or the home
     reporter = reporter or NullReporter()
     dest, manifest = open_export_dir(dest, "mbox", mode)
     selection = select(archive, filters)

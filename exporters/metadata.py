@@ -59,6 +59,9 @@ def metadata_frame(archive: Archive, filters: Filters | None = None) -> pl.DataF
 def export_metadata(archive: Archive, dest: Path, filters: Filters | None = None, fmt: str | None = None,
                     mode: int = DEFAULT_FILE_MODE) -> dict:
     """Write the metadata file; returns {"dest", "format", "rows"}."""
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export metadata", around=False)  # never plaintext into a medium or the home
     dest = Path(dest)
     fmt = format_of(dest, fmt)
     if dest.is_symlink():

@@ -102,6 +102,9 @@ def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = Non
 
     A converted mail whose original MIME is selected too is left out, as in :func:`exporters.eml.export_eml`,
     unless ``converted_twins``."""
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export zip", around=False)  # never plaintext into a medium or the home
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     dest = Path(dest)

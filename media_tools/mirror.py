@@ -379,7 +379,11 @@ def backup_needed(archive: Archive) -> str | None:
 
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
     """Run a mirror and note its outcome in the home (``mirror-status.json``): a run that fails
-    leaves the mirror "stale since" its last completed run, and says so in its error."""
+    leaves the mirror "stale since" its last completed run, and says so in its error. A mirror in or around the
+    archive's home or a medium is refused (no second copy, toolkit.places)."""
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest.location, "mirror", around=True, skip=("the configured mirror",))
     if kw.get("dry_run"):
         return Mirror(archive, dest, **kw).run()
     try:

@@ -301,6 +301,9 @@ class Archive:
         location = str(loc)
         if any(m.location == location and m.state != "removed" for m in self.config.media):
             raise MediumError(f"{location} is already registered as a medium", next_step=NextStep.SEE_MEDIA)
+        from .places import refuse_overlap  # never in or around another medium or the mirror, nor around the home
+
+        refuse_overlap(self, location, "media add", around=True, may_be_inside=("the archive home",))
         medium_id = self.config.next_medium_id
         secret = None
         if loc.is_smb:

@@ -441,6 +441,9 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
     Messages not yet in a stamped batch, or whose batch no longer verifies
     from the catalog (root or token), are listed under ``errors`` and get no bundle.
     """
+    from toolkit.places import refuse_overlap
+
+    refuse_overlap(archive, dest, "export evidence", around=False)  # never plaintext into a medium or the home
     from toolkit.reporter import NullReporter
     from toolkit.retrieval import read_messages, select_messages
 

@@ -73,6 +73,10 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     else:
         storage, _ = _dest_storage(dest, password_file)
     try:
+        from ...places import refuse_overlap
+
+        with ctx.open() as archive:  # before the catalog backup this run would make first
+            refuse_overlap(archive, storage.location, "mirror", around=True, skip=("the configured mirror",))
         made = None if dry_run else _backup_first(ctx)
         with ctx.open() as archive:
             s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter(),
