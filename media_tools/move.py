@@ -72,6 +72,9 @@ def move_medium(
     loc = parse_location(location)
     if str(loc) == m.location:
         raise MediumError(f"medium {medium_id} is already at {loc}")
+    from toolkit.places import refuse_overlap  # inside its old place too: removing that would remove the new one
+
+    refuse_overlap(archive, str(loc), f"media move {medium_id}", around=True, may_be_inside=("the archive home",))
     src = archive.storage(medium_id)
     with archive.catalog.reading() as con:
         pack_sha = {name: sha for name, _size, sha in media_rows.packs_on_medium(con, medium_id)}

@@ -92,6 +92,10 @@ def retarget(
     other = next((o for o in archive.config.media if o.location == location and o.id != medium_id and o.state != "removed"), None)
     if other is not None:
         raise MediumError(f"{location} is registered as medium {other.id}; it cannot hold medium {medium_id} too")
+    from toolkit.places import refuse_overlap  # the medium found elsewhere may not lie in or around another place
+
+    refuse_overlap(archive, location, f"media retarget {medium_id}", around=True, skip=(f"medium {medium_id}",),
+                   may_be_inside=("the archive home",))
     password = (smb_password or archive.smb_password) if loc.is_smb else None
     storage = open_storage(location, password)
     try:

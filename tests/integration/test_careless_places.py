@@ -40,6 +40,8 @@ REFUSED = [
     ("media", "add", "{root}/medium/sub"),
     ("media", "add", "{root}"),
     ("media", "add", "{root}/mirror/medium-9"),
+    ("media", "move", "1", "{root}/medium/inner"),  # into its own old place: removing that removes it
+    ("media", "move", "1", "{root}/mirror/m1"),
 ]
 
 
