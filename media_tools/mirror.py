@@ -278,6 +278,21 @@ class Mirror:
                 elif e.name in at_dest:
                     self._sync_file(src, e.name, dest_name, e.size, None, kind="mark")
 
+    def _sync_manifests_and_deletions(self, sources: dict, wanted: dict, at_dest: set, stamped) -> None:
+        """2. stamp manifests (a stamped batch's mark may follow its manifest), then the deletion records
+        (media_tools/deletion_records.py: a catalog rebuilt from the mirror keeps the purges)."""
+        for mid, src in sources.items():
+            for e in src.list(STAMPS_DIR):
+                wanted[mid].add(e.name)
+                if self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest"):
+                    batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
+                    if batch.isdigit() and int(batch) in stamped:
+                        at_dest.add(marks.batch_mark_name(int(batch)))
+        for mid, src in sources.items():
+            for e in src.list(DELETIONS_DIR):
+                wanted[mid].add(e.name)
+                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="deletion")
+
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
         media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
@@ -311,19 +326,7 @@ class Mirror:
                 self.reporter.advance("mirror", 1)
         if self.reporter:
             self.reporter.finish("mirror")
-        # 2. stamp manifests
-        for mid, src in sources.items():
-            for e in src.list(STAMPS_DIR):
-                wanted[mid].add(e.name)
-                if self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="manifest"):
-                    batch = e.name.rsplit("/", 1)[-1].split("-", 1)[0]
-                    if batch.isdigit() and int(batch) in stamped:
-                        at_dest.add(marks.batch_mark_name(int(batch)))
-        # 2b. deletion records (media_tools/deletion_records.py): a catalog rebuilt from the mirror keeps the purges
-        for mid, src in sources.items():
-            for e in src.list(DELETIONS_DIR):
-                wanted[mid].add(e.name)
-                self._sync_file(src, e.name, f"{medium_dir(mid)}/{e.name}", e.size, None, kind="deletion")
+        self._sync_manifests_and_deletions(sources, wanted, at_dest, stamped)
         self._sync_marks(sources, wanted, at_dest)
         # 3. backups (verified ones), then the newest config snapshot of each medium
         for name, mid in backups:

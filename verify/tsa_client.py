@@ -140,7 +140,7 @@ def check_tsa_url(url: str) -> str:
         raise UsageError(f"TSA URL {url!r} is not an http:// or https:// URL with a host")
     if parts.password is not None:
         raise UsageError(f"TSA URL {url!r}: no password in the URL (it would show in the process list and the "
-                         "config); give it with --password-file")
+                         "configuration); give the password apart from the URL")
     return url
 
 
