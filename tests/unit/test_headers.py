@@ -557,3 +557,13 @@ def test_body_hash_without_copy_equals_the_normalised_hash(head, body, blank_tai
 def test_split_offsets_agree_with_split_message(raw, pos):
     header_end, body_start, defect = headers.split_offsets(raw, pos)
     assert (raw[pos:header_end], raw[body_start:], defect) == split_message(raw[pos:])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_BODY_BYTES)
+def test_crlf_to_lf_is_replace_whatever_the_carriage_returns(data):
+    """The fast CRLF -> LF (delete the CRs when each is followed by a LF) equals bytes.replace, bare CRs
+    (alone, doubled, at the end, after a LF) included."""
+    assert headers.crlf_to_lf(data) == data.replace(b"\r\n", b"\n")
+    for tricky in (b"a\rb\r\n", b"\r\r\n", b"x\r\n\r", b"\n\r", b"\r\n" * 3 + b"\r"):
+        assert headers.crlf_to_lf(tricky + data) == (tricky + data).replace(b"\r\n", b"\n")
