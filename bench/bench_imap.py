@@ -88,10 +88,11 @@ def timed_import(work: Path, name: str, url: str, ca: Path, password: str, *extr
     home = work / f"home-{label}"
     env = {"MAILARCHIVE_PASSWORD": PASSWORD_ENV, "MAILARCHIVE_IMAP_PASSWORD": password, "MAILARCHIVE_POP3_PASSWORD": password}
     cli(home, "init", "--medium", str(work / f"medium-{label}"), "--key-backup", str(work / f"kb-{label}.txt"), env=env)
-    t0, c0 = time.perf_counter(), child_cpu()
+    t0, c0, s0 = time.perf_counter(), child_cpu(), own_cpu()
     result = cli(home, "import", name, url, "--ca-file", str(ca), *extra, env=env)
     elapsed = time.perf_counter() - t0
     CPU[label] = child_cpu() - c0
+    CPU[f"{label}-proxy"] = own_cpu() - s0
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(work / f"medium-{label}", ignore_errors=True)
     return elapsed, result
@@ -128,10 +129,11 @@ Create Near
 Sync Pull
 SyncState *
 """)
-    t0, c0 = time.perf_counter(), child_cpu()
+    t0, c0, s0 = time.perf_counter(), child_cpu(), own_cpu()
     p = subprocess.run(["mbsync", "-c", str(rc), "-a", "-q"], capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     CPU["mbsync"] = child_cpu() - c0
+    CPU["mbsync-proxy"] = own_cpu() - s0
     if p.returncode != 0:
         raise SystemExit(f"mbsync exited {p.returncode}:\n{p.stderr[-3000:]}")
     n = sum(1 for _ in (local / "INBOX" / "cur").iterdir()) + sum(1 for _ in (local / "INBOX" / "new").iterdir())
@@ -145,6 +147,12 @@ CPU: dict[str, float] = {}
 
 def child_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process: while a contender runs, the latency proxy's threads (the rest waits)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
@@ -233,12 +241,15 @@ def pairs(work: Path, port: int, ca: Path, password: str, count: int, n: int, ex
                 assert res["seen"] == count, res
                 ours.append(secs)
                 cpu.setdefault("imap", []).append(CPU[f"imap-{tag}-{k}"])
+                cpu.setdefault(f"proxy-imap-{tag}", []).append(CPU[f"imap-{tag}-{k}-proxy"])
             else:
                 secs, got = timed_mbsync(work, port, ca, password)
                 assert got == count, got
                 theirs.append(secs)
                 cpu.setdefault("mbsync", []).append(CPU["mbsync"])
-            print(f"  {tag} pair {k + 1}: {who} {secs:.1f} s ({cpu[who][-1]:.1f} CPU-s)", flush=True)
+                cpu.setdefault(f"proxy-mbsync-{tag}", []).append(CPU["mbsync-proxy"])
+            print(f"  {tag} pair {k + 1}: {who} {secs:.1f} s ({cpu[who][-1]:.1f} CPU-s; load {os.getloadavg()[0]:.1f}"
+                  + (f"; proxy {cpu[f'proxy-{who}-{tag}'][-1]:.1f} CPU-s)" if tag == "rtt" else ")"), flush=True)
     return ours, theirs
 
 
@@ -319,6 +330,10 @@ def main() -> None:
     if cpu:
         lines += ["", f"CPU seconds (user + system of the contender's processes, Dovecot not included), median of all "
                   f"runs: import imap {statistics.median(cpu['imap']):.1f}, mbsync {statistics.median(cpu['mbsync']):.1f}."]
+        if "proxy-imap-rtt" in cpu:
+            lines += ["", f"The latency proxy runs in the bench process (Python threads) and competes for the cores: it took "
+                      f"{statistics.median(cpu['proxy-imap-rtt']):.1f} CPU-s during an import, "
+                      f"{statistics.median(cpu['proxy-mbsync-rtt']):.1f} during an mbsync run (median; not counted above)."]
     lines += ["", "Targets: over 20 ms RTT the import takes ≤ 0.5× mbsync's time; on loopback ≥ 1× mbsync's speed "
               "(time ratio ≤ 1.0).", ""]
     if reader:

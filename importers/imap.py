@@ -61,6 +61,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem
 from toolkit.net import imap as net_imap
 from toolkit.net.imap import close as _close
 from toolkit.net.imap import server_text as _server_text
+from toolkit.net.fetch_reader import UNPARSED
 from toolkit.net.imap_pipeline import complete_fetch, send_fetch
 from toolkit.net.retry import LINK_ERRORS, with_reconnect
 
@@ -588,15 +589,11 @@ class ImapImporter(ServerSource):
                     cursor = {"folders": done, "current": [name, uidvalidity, uid]}
                     self._folder_last[name] = (uidvalidity, uid)
                     d = data.get(uid)
-                    if d is None or b"BODY[]" not in d:
-                        yield SourceProblem(ref, f"{CHANGED}: the server returned no body for it (expunged before it could be fetched?)", cursor)
+                    why = answer_problem(d, sizes.get(uid))
+                    if why is not None:
+                        yield SourceProblem(ref, why, cursor)
                         continue
                     raw = d[b"BODY[]"]
-                    size = d.get(b"RFC822.SIZE", sizes.get(uid))
-                    if raw is None or size is None or len(raw) != int(size):
-                        got = 0 if raw is None else len(raw)
-                        yield SourceProblem(ref, f"incomplete: received {got} bytes, the server announced {size}; not archived", cursor)
-                        continue
                     flags = _flags(d.get(b"FLAGS", ()))
                     reporter.advance(task, 1, bytes=len(raw))
                     yield SourceMail(raw=raw, ref=ref, folder=name, flags=flags, internal_date=d.get(b"INTERNALDATE"),
@@ -619,6 +616,21 @@ class ImapImporter(ServerSource):
             yield SourceMail(raw=None, ref=ref, folder=name, flags=flags, internal_date=date,
                              date_source="imap-internaldate", cursor=cursor, size=size, job=ImapUid(folder, uid, size),
                              on_read_error=functools.partial(_not_fetched, ref, cursor))
+
+
+def answer_problem(d: dict | None, listed: int | None) -> str | None:
+    """Why a body FETCH answer gives no mail (listed, never dropped: D1, D4), or None when its body is complete:
+    the bytes received equal its RFC822.SIZE (of the answer, else of the listing)."""
+    if d is not None and UNPARSED in d:
+        return f"no body could be read for it: {d[UNPARSED]}; not archived"
+    if d is None or b"BODY[]" not in d:
+        return f"{CHANGED}: the server returned no body for it (expunged before it could be fetched?)"
+    raw = d[b"BODY[]"]
+    size = d.get(b"RFC822.SIZE", listed)
+    if raw is None or size is None or len(raw) != int(size):
+        got = 0 if raw is None else len(raw)
+        return f"incomplete: received {got} bytes, the server announced {size}; not archived"
+    return None
 
 
 def _not_fetched(ref: str, cursor: dict, exc: OSError) -> SourceProblem:
@@ -784,7 +796,8 @@ def _read_ahead(make: Callable[[], Iterator], depth: int, max_bytes: int = PREFE
 
 
 def _fetch(c: IMAPClient, uids: list[int], items: list[bytes]) -> dict[int, dict]:
-    return c.fetch(uids, items)
+    """One UID FETCH, its answers read by the lean reader (toolkit/net/fetch_reader.py)."""
+    return complete_fetch(c, send_fetch(c, uids, items))
 
 
 def _fetch_tolerant(c: IMAPClient, uids: list[int], items: list[bytes] = FETCH_ITEMS) -> dict[int, dict]:

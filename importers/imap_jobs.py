@@ -104,7 +104,7 @@ class ImapUid(NamedTuple):
     @classmethod
     def read_batch(cls, jobs: list["ImapUid"]) -> Iterator[bytes | ReadFailure]:
         """The bytes of each job's mail, in order (a ReadFailure for one the server no longer gives)."""
-        from .imap import CHANGED, _FolderError, _ProtocolError
+        from .imap import _FolderError, _ProtocolError
 
         folder = jobs[0].folder
         account = folder.account
@@ -116,7 +116,7 @@ class ImapUid(NamedTuple):
             fetcher._switch(folder.wire, folder.uidvalidity, folder.name)
             for batch, data in fetcher._fetch_batches(folder.name, list(fetcher._batches(uids, sizes)), sizes):
                 for uid in batch:
-                    yield _body(data.get(uid), sizes.get(uid), CHANGED)
+                    yield _body(data.get(uid), sizes.get(uid))
                     done += 1
         except (_FolderError, IMAPClientError) as exc:  # this folder only: each mail not fetched is listed
             fetcher._selected = None  # the next batch EXAMINEs and checks its folder again
@@ -132,16 +132,12 @@ class ImapUid(NamedTuple):
                 drop_session(account)
 
 
-def _body(d: dict | None, listed: int | None, changed: str) -> bytes | ReadFailure:
+def _body(d: dict | None, listed: int | None) -> bytes | ReadFailure:
     """A FETCH answer's body, if complete (the bytes received equal its RFC822.SIZE, D1)."""
-    if d is None or b"BODY[]" not in d:
-        return ReadFailure(0, f"{changed}: the server returned no body for it (expunged before it could be fetched?)")
-    raw = d[b"BODY[]"]
-    size = d.get(b"RFC822.SIZE", listed)
-    if raw is None or size is None or len(raw) != int(size):
-        got = 0 if raw is None else len(raw)
-        return ReadFailure(0, f"incomplete: received {got} bytes, the server announced {size}; not archived")
-    return raw
+    from .imap import answer_problem
+
+    why = answer_problem(d, listed)
+    return d[b"BODY[]"] if why is None else ReadFailure(0, why)
 
 
 def _logout(fetcher) -> None:

@@ -168,10 +168,21 @@ def _feed_stripped(update, body: bytes, start: int, end: int) -> None:
     update(view[pos:end])
 
 
+def crlf_to_lf(data: bytes) -> bytes:
+    """``data.replace(b"\\r\\n", b"\\n")``, faster for the usual mail: when every CR is followed by a LF
+    (as many CRs deleted as there are CRLF pairs, which never overlap) deleting the CRs is the same
+    thing, and ``translate`` plus a count cost ~60 % of ``replace`` (bench: IMAP mails are CRLF);
+    a bare CR anywhere falls back to ``replace``."""
+    lf = data.translate(None, b"\r")
+    if len(data) - len(lf) == data.count(b"\r\n"):
+        return lf
+    return data.replace(b"\r\n", b"\n")
+
+
 def normalise_body(body: bytes) -> bytes:
     """CRLF -> LF, bare CR kept, trailing spaces/tabs per line and trailing empty lines removed."""
     if b"\r" in body and b"\r\n" in body:
-        body = body.replace(b"\r\n", b"\n")
+        body = crlf_to_lf(body)
     end = _content_end(body, 0, len(body))
     if not _has_blank_before_lf(body, 0, end):
         return body[:end] if end < len(body) else body
@@ -184,7 +195,7 @@ def hash_body(raw: bytes, start: int = 0) -> bytes:
     """BLAKE3 of ``normalise_body(raw[start:])``, fed piece by piece: nothing is copied when the
     body has no CRLF (most mails), and only the lines with trailing blanks cost Python work."""
     if raw.find(b"\r", start) >= 0 and raw.find(b"\r\n", start) >= 0:
-        raw, start = raw[start:].replace(b"\r\n", b"\n"), 0
+        raw, start = crlf_to_lf(raw[start:]), 0
     end = _content_end(raw, start, len(raw))
     if not _has_blank_before_lf(raw, start, end):
         # nothing to strip inside: one call over the whole body (a view, or the bytes themselves)
@@ -208,7 +219,7 @@ class BodyHasher:
     def update(self, chunk: bytes) -> None:
         buf = self._carry + chunk
         if b"\r" in buf and b"\r\n" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
+            buf = crlf_to_lf(buf)
         cut = buf.rfind(b"\n") + 1    # end of the complete lines (0: none); a CR at the end stays in the carry
         end = _content_end(buf, 0, cut)
         if end:

@@ -64,10 +64,12 @@ FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024  # the first chunk (inline
 RAW_CHUNK_BYTES = 16 * 1024 * 1024
 _NO_ROWS = ROW_SCHEMA.empty_table()
 #: A chunk of remote jobs (IMAP UIDs the task fetches itself: toolkit/remote_jobs.py) is held by no one but its
-#: worker; cut smaller than a pack anyway, so that an account of 50 MB in a migration still gives both workers a
-#: task (64 MiB: one task per such account, one worker busy), while a large import is not cut into so many
-#: packs that a catalog commit per pack costs (16 MiB: ~25 % more CPU for 5,000 mails; bench/RESULTS.md)
+#: worker; the first ones of a run are cut smaller than a pack, so that an account of 50 MB in a migration still
+#: gives both workers a task (64 MiB: one task per such account, one worker busy), the later ones
+#: (REMOTE_LATER_CHUNK_BYTES, a pack's CHUNK_BYTES) not: a catalog commit and a pack per task cost (16 MiB:
+#: ~25 % more CPU for 5,000 mails than 32; 64 after the first: ~9 % less than 32; bench/RESULTS.md)
 REMOTE_CHUNK_BYTES = 32 * 1024 * 1024
+REMOTE_LATER_CHUNK_BYTES = CHUNK_BYTES
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -277,12 +279,16 @@ class Ingest:
         # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
         # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
         first = pool and self._given is None
+        taken = 0  # chunks taken so far
         while True:
             window = self._window()
             while not exhausted and not self._stop.is_set() and len(inflight) < window:
                 size = min(CHUNK_BYTES, max(1, self.pack_target))
+                # the first chunks of remote jobs are small enough for every worker to get one
+                remote = REMOTE_CHUNK_BYTES if taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
                 chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
-                              min(size, FIRST_CHUNK_BYTES) if first else size)
+                              min(size, FIRST_CHUNK_BYTES) if first else size, remote)
+                taken += 1
                 if not chunk:
                     exhausted = True
                     break
@@ -791,10 +797,10 @@ def _job(item: SourceMail):
     return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
 
 
-def _take(it: Iterator, n: int, max_bytes: int) -> list:
+def _take(it: Iterator, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_BYTES) -> list:
     """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
     source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
-    REMOTE_CHUNK_BYTES of mail the task fetches itself (IMAP)."""
+    ``max_remote`` of mail the task fetches itself (IMAP)."""
     out = []
     size = raw = remote = 0
     for item in it:
@@ -803,7 +809,7 @@ def _take(it: Iterator, n: int, max_bytes: int) -> list:
             size += item.length
             raw += item.length if item.raw is not None else 0
             remote += item.length if getattr(item.job, "batch_key", None) is not None else 0  # not a FileRegion
-        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= REMOTE_CHUNK_BYTES:
+        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote:
             break
     return out
 

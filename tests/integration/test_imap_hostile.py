@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from importers.imap import ImapImporter
-from services.evil_imap import MAIL, start_evil_imap
+from services.evil_imap import MAIL, MIXED, MIXED_ANSWERS, mixed_mail, start_evil_imap
 from tests.security.child_rusage import measured
 from toolkit.archive import Archive
 from toolkit.ingest import Ingest
@@ -119,3 +119,33 @@ def test_D3_throttling_and_bye_back_off_and_resume_without_a_login_storm(tmp_pat
         assert imp.throttled == 2 and imp.reconnects == 1 and imp.logins == 2
     assert sum(c.endswith(b"LOGIN evil \"pw\"") for c in server.commands) == 2 + in_tasks
     assert server.body_fetches == {"T-Throttled": 2, "U-Bye": 1}
+
+
+@pytest.mark.parametrize("in_tasks", [False, True])
+def test_D6_malformed_short_and_long_literals_are_listed_per_mail_and_the_reader_stays_in_step(tmp_path, in_tasks):
+    """The lean FETCH reader (toolkit/net/fetch_reader.py) on one body FETCH of seven answers: a literal shorter
+    and one longer than RFC822.SIZE, garbage around a literal, a size that is no number, an unterminated list
+    and an untagged EXISTS in between: each bad mail is listed by its own ref with its reason, the good ones
+    before and after are archived, and nothing is fetched a second time (the answers stayed in step)."""
+    server = start_evil_imap({"M-Mixed": "mixed"})
+    archive = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
+    try:
+        imp = ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=1, backoff=0.05, prefetch=0,
+                           fetch_in_tasks=in_tasks)
+        summary = Ingest(archive, workers=0).run(imp)
+        with archive.catalog.reading() as con:
+            errors = dict(con.execute("SELECT source_ref, message FROM run_errors").fetchall())
+    finally:
+        archive.close()
+        server.stop()
+    assert (summary.seen, summary.archived, summary.errors) == (2, 2, MIXED - 2), summary
+    for uid, why in MIXED_ANSWERS.items():
+        ref = f"M-Mixed;UIDVALIDITY=7;UID={uid}"
+        if why is None:
+            assert ref not in errors, errors[ref]
+        else:
+            assert why in errors[ref] and "not archived" in errors[ref], (uid, errors[ref])
+    assert "the server announced %d" % len(mixed_mail(2)) in errors["M-Mixed;UIDVALIDITY=7;UID=2"]
+    assert "RFC822.SIZE b'lots'" in errors["M-Mixed;UIDVALIDITY=7;UID=5"]
+    body_fetches = [c for c in server.commands if b"BODY.PEEK[]" in c]
+    assert len(body_fetches) == 1, body_fetches  # one FETCH, no retry: no answer broke the framing

@@ -11,7 +11,11 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
 * ``"huge-size"``: RFC822.SIZE claims 5 GB (the body is never asked for);
 * ``"throttle"``: the first two body FETCHes get ``NO [THROTTLED]`` (Exchange's wording), then the mail;
 * ``"bye"``: the first body FETCH gets ``* BYE`` and the connection is closed, then the mail;
-* ``"lying-size"``: 20 mails, RFC822.SIZE says 1,000 bytes each, the body FETCH sends 50 MB each.
+* ``"lying-size"``: 20 mails, RFC822.SIZE says 1,000 bytes each, the body FETCH sends 50 MB each;
+* ``"mixed"``: :data:`MIXED` mails answered in one body FETCH, each UID its own way (``MIXED_ANSWERS``): a
+  good one, a literal 10 bytes shorter and one 10 bytes longer than RFC822.SIZE, an answer of garbage with a
+  literal in it, a non-numeric RFC822.SIZE, an unterminated FLAGS list, an untagged EXISTS in between, and a
+  good one last (the reader must stay in step through all of them).
 """
 from __future__ import annotations
 
@@ -24,6 +28,29 @@ from .process import LineHandler, ScriptedServer
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
 LYING_COUNT, LYING_CLAIM, LYING_SENT = 20, 1000, 50 << 20
+
+
+def mixed_mail(uid: int) -> bytes:
+    return b"From: m@example.com\r\nSubject: mixed %d\r\nMessage-ID: <mixed-%d@evil.test>\r\n\r\nbody %d\r\n" % (uid, uid, uid)
+
+
+def _mixed_answer(uid: int) -> bytes:
+    mail = mixed_mail(uid)
+    n = len(mail)
+    head = b"* %d FETCH (UID %d RFC822.SIZE %d BODY[] " % (uid, uid, n)
+    return {
+        2: head + b"{%d}\r\n" % (n - 10) + mail[:-10] + b")\r\n",                     # short literal
+        3: head + b"{%d}\r\n" % (n + 10) + mail + b"0123456789)\r\n",                # long literal
+        4: b"* 4 FETCH (UID 4 BODY[] ((( {%d}\r\n" % n + mail + b")\r\n",            # garbage around a literal
+        5: b"* 5 FETCH (UID 5 RFC822.SIZE lots BODY[] {%d}\r\n" % n + mail + b")\r\n",  # a size that is no number
+        6: b"* 6 FETCH (UID 6 FLAGS (\\Seen BODY[] {%d}\r\n" % n + mail + b")\r\n* 9 EXISTS\r\n",  # unterminated
+    }.get(uid, head + b"{%d}\r\n" % n + mail + b")\r\n")
+
+
+MIXED = 7
+#: What the importer must say of each UID of the "mixed" folder (None: archived).
+MIXED_ANSWERS = {1: None, 2: "incomplete: received", 3: "incomplete: received", 4: "unparsable FETCH answer",
+                 5: "unparsable FETCH answer", 6: "unparsable FETCH answer", 7: None}
 
 
 def _uid_set(args: bytes) -> list[int]:
@@ -86,6 +113,18 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                         self.send(ok)
                     except OSError:
                         return  # the client hung up, as it should
+                elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "mixed":
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % MIXED + tag + b" OK [READ-ONLY] done\r\n")
+                elif cmd == b"SEARCH" and state.folders.get(selected or "") == "mixed":
+                    self.send(b"* SEARCH " + b" ".join(b"%d" % u for u in range(1, MIXED + 1)) + b"\r\n" + ok)
+                elif cmd == b"FETCH" and state.folders.get(selected or "") == "mixed":
+                    uids = _uid_set(args)
+                    if b"BODY.PEEK[]" not in args.upper():
+                        self.send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (u, u, len(mixed_mail(u)))
+                                           for u in uids) + ok)
+                    else:
+                        self.send(b"".join(_mixed_answer(u) for u in uids) + ok)
                 elif cmd in (b"EXAMINE", b"SELECT"):
                     selected = args.strip(b'"').decode()
                     self.send(b"* 1 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 2] ok\r\n"

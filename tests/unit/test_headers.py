@@ -589,3 +589,13 @@ def test_usual_date_form_reads_as_parsedate_to_datetime(day, dd, mon, year, hh, 
         return
     got = _date_value(value)
     assert (got, got.tzinfo) == (want, want.tzinfo)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_BODY_BYTES)
+def test_crlf_to_lf_is_replace_whatever_the_carriage_returns(data):
+    """The fast CRLF -> LF (delete the CRs when each is followed by a LF) equals bytes.replace, bare CRs
+    (alone, doubled, at the end, after a LF) included."""
+    assert headers.crlf_to_lf(data) == data.replace(b"\r\n", b"\n")
+    for tricky in (b"a\rb\r\n", b"\r\r\n", b"x\r\n\r", b"\n\r", b"\r\n" * 3 + b"\r"):
+        assert headers.crlf_to_lf(tricky + data) == (tricky + data).replace(b"\r\n", b"\n")

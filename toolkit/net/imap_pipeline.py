@@ -15,8 +15,9 @@ keeps what belongs to a later command.
 from __future__ import annotations
 
 from imapclient import IMAPClient
-from imapclient.response_parser import parse_fetch_response
 from imapclient.util import to_bytes
+
+from .fetch_reader import read_fetch
 
 
 def send_fetch(client: IMAPClient, uids: list[int], items: list[bytes]) -> str:
@@ -26,12 +27,11 @@ def send_fetch(client: IMAPClient, uids: list[int], items: list[bytes]) -> str:
 
 
 def complete_fetch(client: IMAPClient, tag: str) -> dict[int, dict]:
-    """Read up to the completion of the command ``tag``: {uid: {item: value}} of every FETCH answer read.
+    """Read up to the completion of the command ``tag``: {uid: {item: value}} of every FETCH answer read
+    (toolkit/net/fetch_reader.py; a mail whose answer could not be parsed carries ``UNPARSED``).
 
     A NO or BAD raises imapclient's error (``IMAPClientError``), a broken link imaplib's ``abort`` or an ``OSError``.
     """
-    imap = client._imap
-    typ, data = imap._command_complete("FETCH", tag)
+    typ, data, answers = read_fetch(client._imap, tag, client.normalise_times)  # not imapclient's parser: lean
     client._checkok("fetch", typ, data)
-    typ, data = imap._untagged_response(typ, data, "FETCH")
-    return parse_fetch_response(data, client.normalise_times, True)
+    return answers
