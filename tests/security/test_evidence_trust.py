@@ -62,7 +62,11 @@ def forge(genuine: Path, dest: Path, forger_tsa) -> Path:
     ev["message"]["sha256"] = blob.hex()
     ev["leaf"]["hash"] = leaf.hex()
     ev["batch"]["root"] = root.hex()
-    ev["token"].update(gen_time=parse_fields(token).gen_time.isoformat(), imprint=_sha(root), ca_fingerprint=ca_fingerprint(ca))
+    fields = parse_fields(token)
+    ev["token"].update(gen_time=fields.gen_time.isoformat(), imprint=_sha(root), ca_fingerprint=ca_fingerprint(ca),
+                       serial=fields.serial, policy=fields.policy, tsa=fields.tsa_subject)
+    # a careful forger describes the changed mail too (verify-evidence compares the description with the mail)
+    ev["message"].update(size=len(mail), subject="PAID " + ev["message"]["subject"])
     ev["files"] = {n: _sha(d) for n, d in files.items()}
     (b / "evidence.json").write_text(json.dumps(ev, indent=2))
     (b / "SHA256SUMS").write_text("".join(f"{_sha(d)}  {n}\n" for n, d in files.items()))

@@ -51,6 +51,22 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     # ---- toolkit.headers: the header scan and the address fast path
     ("toolkit.headers", "_HEADER_LINE"): ("match", [*_runs("a", " ", "\t"), _tail(" ", "x", "\n" + "a" * 1000)]),
     # literal two-byte needles of the body normalisation: every position a near miss or a match
+    # the UID FETCH reader reads what an IMAP server sends (docs/reliability.md D6): a hostile server's lines
+    ("toolkit.net.fetch_reader", "_FETCH"): ("match", [_tail("* ", "1"), *_runs("* 1 FETCH ", "*")]),
+    ("toolkit.net.fetch_reader", "_UNTAGGED"): ("match", [_tail("* ", "1"), _tail("* 1 ", "A")]),
+    ("toolkit.net.fetch_reader", "_NAME"): ("match", [*_runs("A", "A.", "1"), _tail("BODY[", "x"),
+                                                      _tail("BODY[]<", "1")]),
+    ("toolkit.net.fetch_reader", "_NUMBER"): ("match", _runs("1")),
+    ("toolkit.net.fetch_reader", "_QUOTED"): ("match", [_tail('"', "a"), _tail('"', "\\\\"), _tail('"', '\\"'),
+                                                        _tail('"', "\\x")]),
+    ("toolkit.net.fetch_reader", "_ATOM"): ("match", _runs("a", "a\\")),
+    ("toolkit.net.fetch_reader", "_LITERAL"): ("search", [_tail("{", "1"), *_runs("{", "{1", "{1}", "}{1")]),
+    ("toolkit.net.fetch_reader", "_UNESCAPE"): ("sub", _runs("\\", '\\"', "\\a")),
+    ("toolkit.net.fetch_reader", r"\bUID (\d+)"): ("search", [*_runs("UID ", "UID", " UID 1x", "aUID 1"),
+                                                               _tail("UID ", "1")]),
+    ("toolkit.headers", "_USUAL_DATE"): ("fullmatch", [_tail("1 Jan 2019 10:00:00 +0000 (", "x"),
+                                                      _tail("Mon, 1 Jan 2019 10:00:00 +0000 (", "(x"),
+                                                      *_runs("1", "Mon, ", " ", "1 Jan ")]),
     ("toolkit.headers", "_SPACE_LF"): ("finditer", _runs(" ", " \n", "  \n", "\n", " \t\n")),
     ("toolkit.headers", "_TAB_LF"): ("finditer", _runs("\t", "\t\n", "\t\t\n", "\n", "\t \n")),
     ("toolkit.headers", "_BLANK_LINE"): ("finditer", _runs("\n\r", "\r", "\r\n")),
