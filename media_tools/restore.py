@@ -152,6 +152,13 @@ def restore(
         raise ArchiveExistsError(f"{home} already holds an archive", next_step=NextStep.RESTORE_INTO_NEW_HOME)
     if home.exists() and any(home.iterdir()):
         raise UsageError(f"{home} is not empty; restore into a new or empty directory")
+    from toolkit.places import inside
+    from toolkit.storage.location import parse_location
+
+    mirror_at, home_at = parse_location(dest.location), parse_location(str(home))
+    if inside(home_at, mirror_at) or inside(mirror_at, home_at):  # the restored media are at the mirror
+        raise UsageError(f"restore: the new home {home} and the mirror {dest.location} lie one inside the other; "
+                         "restore into a directory apart from the mirror (docs/media.md)")
     recovered = import_key_backup(key_backup_text, password)
     key, u = recovered.key, recovered.archive_uuid
 

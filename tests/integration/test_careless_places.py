@@ -73,3 +73,15 @@ def test_smb_places_compare_by_host_share_and_path_without_case():
     assert not inside(parse_location("smb://archiv@files.example.org/mail/archive2"), medium)
     assert not inside(parse_location("smb://archiv@files.example.org:4445/mail/archive/x"), medium)
     assert not inside(parse_location("/mail/archive/x"), medium)
+
+
+def test_a_restore_into_the_mirror_is_refused_before_anything_is_restored(archive):
+    root, home = archive
+    mailarchive(home, "mirror")
+    for extra in (["--archive", str(root / "mirror" / "restored")],
+                  ["--archive", str(root / "restored"), "--media-to", str(root / "mirror" / "media")]):
+        p = mailarchive(home, "restore", "--from", str(root / "mirror"), "--key-backup", str(root / "kb.txt"), *extra,
+                        check=2)
+        assert "Traceback" not in p.stderr and "mirror" in p.stderr, p.stderr
+        assert not (root / "mirror" / "restored").exists() and not (root / "restored").exists()
+        assert not (root / "mirror" / "media").exists()

@@ -152,6 +152,12 @@ def restore_cmd(click_ctx, source, key_backup, password_file, smb_password_file,
     """
     ctx = click_ctx.obj
     home = new_home or ctx.home
+    if media_to is not None:  # refused before anything is restored, not at the first medium's move
+        from ...places import inside
+
+        if inside(parse_location(media_to), parse_location(source)):  # MEDIA_TO/medium-<id> inside the mirror
+            raise UsageError(f"restore: --media-to {media_to} lies inside the mirror {source}: the media moved "
+                             "there would be no copy apart from it; choose a place outside the mirror (docs/media.md)")
     storage, smb_password = _dest_storage(source, smb_password_file)
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password of the key backup")
     try:
