@@ -306,18 +306,25 @@ def _restore_stamped_events(archive: Archive, result: RebuildResult, manifests) 
     result.restored["stamped_events"] = len(rows)
 
 
-def _read_deletions(archive: Archive, result: RebuildResult) -> dict:
-    """The deletion records of every medium that is not removed (docs/formats.md "Deletion records"):
-    {"packs": records of purged packs, "done": {request_id: done record}, "replaced": old pack ids}."""
-    packs: dict[tuple, dict] = {}
-    done: dict[int, dict] = {}
+def _readable_media(archive: Archive):
+    """(medium, its storage) for every medium not removed that opens, by id; one that does not open is
+    reported by the pack scan."""
     for m in sorted(archive.config.media, key=lambda m: m.id):
         if m.state == "removed":
             continue
         try:
             storage = archive.storage(m.id)
         except MailArchiveError:
-            continue  # reported by the pack scan
+            continue
+        yield m, storage
+
+
+def _read_deletions(archive: Archive, result: RebuildResult) -> dict:
+    """The deletion records of every medium that is not removed (docs/formats.md "Deletion records"):
+    {"packs": records of purged packs, "done": {request_id: done record}, "replaced": old pack ids}."""
+    packs: dict[tuple, dict] = {}
+    done: dict[int, dict] = {}
+    for m, storage in _readable_media(archive):
         docs, problems = deletion_records.read_records(archive, storage)
         result.deletion_records_unreadable += [dict(p, medium=m.id) for p in problems]
         for doc in docs:
@@ -360,13 +367,7 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
 
 def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:
     found: dict[int, tuple[dict, list[str], int]] = {}
-    for m in sorted(archive.config.media, key=lambda m: m.id):
-        if m.state == "removed":
-            continue
-        try:
-            storage = archive.storage(m.id)
-        except MailArchiveError:
-            continue  # reported by the pack scan
+    for m, storage in _readable_media(archive):
         for e in storage.list(STAMPS_DIR):
             if not e.name.endswith(MANIFEST_SUFFIX):
                 continue

@@ -222,9 +222,10 @@ class Ingest:
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
         self._questions, self._answers = None, []
         self._counts_before: RunSummary | None = None
-        self._known = KnownKeys.from_catalog(*store.key_prefixes(self.archive.catalog))
+        blobs, keys, mids, converted = store.known_at_start(self.archive.catalog)
+        self._known = KnownKeys.from_catalog(blobs, keys, mids)
         # converted mail in the catalog or decided in this run: only then are found keys split by conversion
-        self._conversions = store.has_conversions(self.archive.catalog)
+        self._conversions = converted
         self.reporter.start("import", None, "mails")
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))

@@ -33,11 +33,12 @@ def inside(inner: Location, outer: Location) -> bool:
     return a == b and pa[:len(pb)] == pb
 
 
-def archive_places(archive) -> list[tuple[str, Location]]:
-    """(what, where) for the home, every medium not removed, and the configured mirror."""
-    places = [("the archive home", parse_location(str(archive.home)))]
-    places += [(f"medium {m.id}", parse_location(m.location)) for m in archive.config.media if m.state != "removed"]
-    dest = (archive.config.settings.get("mirror") or {}).get("dest")
+def archive_places(home, config) -> list[tuple[str, Location]]:
+    """(what, where) for the home, every medium not removed, and the configured mirror: all from the home's
+    path and its configuration (archive.toml), no catalog needed."""
+    places = [("the archive home", parse_location(str(home)))]
+    places += [(f"medium {m.id}", parse_location(m.location)) for m in config.media if m.state != "removed"]
+    dest = (config.settings.get("mirror") or {}).get("dest")
     if dest:
         try:
             places.append(("the configured mirror", parse_location(dest)))
@@ -48,12 +49,19 @@ def archive_places(archive) -> list[tuple[str, Location]]:
 
 def refuse_overlap(archive, place: str | os.PathLike, doing: str, *, around: bool, skip: tuple[str, ...] = (),
                    may_be_inside: tuple[str, ...] = ()) -> None:
+    """:func:`refuse_overlap_of` the archive's home and configuration."""
+    refuse_overlap_of(archive.home, archive.config, place, doing, around=around, skip=skip,
+                      may_be_inside=may_be_inside)
+
+
+def refuse_overlap_of(home, config, place: str | os.PathLike, doing: str, *, around: bool,
+                      skip: tuple[str, ...] = (), may_be_inside: tuple[str, ...] = ()) -> None:
     """A UsageError when ``place`` is, or lies inside, one of the archive's places (and with ``around``, when
     one of them lies inside ``place``). ``skip``: places not compared at all (the configured mirror, for a
     mirror); ``may_be_inside``: places ``place`` may lie inside (the home, for a medium: ``init`` puts the
     first medium there)."""
     loc = parse_location(os.fspath(place))
-    for what, where in archive_places(archive):
+    for what, where in archive_places(home, config):
         if what in skip:
             continue
         if what not in may_be_inside and inside(loc, where):

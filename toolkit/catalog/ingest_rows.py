@@ -64,20 +64,16 @@ def save_run_counts(con, run_id: int, *, seen: int, archived: int, duplicates: i
 
 
 # -- keys the catalog holds --------------------------------------------------------------------------------
-def key_prefixes(catalog: Catalog) -> tuple[list[int], list[int], list[str]]:
-    """The 60-bit prefixes of every archived blob id and dedup key, and the distinct Message-IDs."""
+def known_at_start(catalog: Catalog) -> tuple[list[int], list[int], list[str], bool]:
+    """In one session: the 60-bit prefixes of every archived blob id and dedup key, the distinct
+    Message-IDs, and whether any archived message is converted mail (``conversions``: without one, no
+    dedup key needs :func:`split_by_conversion`)."""
     with catalog.reading() as con:
         blobs = [r[0] for r in con.execute(f"SELECT {_PREFIX.format('blob_id')} FROM messages").fetchall()]
         keys = [r[0] for r in con.execute(f"SELECT {_PREFIX.format('dedup_key')} FROM messages").fetchall()]
         mids = [r[0] for r in con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL").fetchall()]
-    return blobs, keys, mids
-
-
-def has_conversions(catalog: Catalog) -> bool:
-    """Whether any archived message is converted mail (``conversions``): without one, no dedup key needs
-    :func:`split_by_conversion`."""
-    with catalog.reading() as con:
-        return con.execute("SELECT EXISTS (SELECT 1 FROM conversions)").fetchone()[0]
+        converted = con.execute("SELECT EXISTS (SELECT 1 FROM conversions)").fetchone()[0]
+    return blobs, keys, mids, converted
 
 
 def archived_blobs_and_keys(con) -> tuple[set[str], set[str]]:

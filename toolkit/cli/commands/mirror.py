@@ -73,10 +73,13 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     else:
         storage, _ = _dest_storage(dest, password_file)
     try:
-        from ...places import refuse_overlap
+        from ...places import refuse_overlap_of
 
-        with ctx.open() as archive:  # before the catalog backup this run would make first
-            refuse_overlap(archive, storage.location, "mirror", around=True, skip=("the configured mirror",))
+        # before the catalog backup this run would make first; the configuration is enough (no catalog open)
+        h = Home(ctx.home)
+        if h.has_config():  # else the archive's open below says there is none
+            refuse_overlap_of(ctx.home, h.load_config(), storage.location, "mirror", around=True,
+                              skip=("the configured mirror",))
         made = None if dry_run else _backup_first(ctx)
         with ctx.open() as archive:
             s = mirror(archive, storage, verify=verify, delete=delete, repair=repair, reporter=ctx.ui.reporter(),
