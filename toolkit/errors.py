@@ -99,6 +99,7 @@ class NextStep(enum.Enum):
     GIVE_SMB_PASSWORD = "give-smb-password"  # an smb:// location and no password
     GIVE_TSA_PASSWORD = "give-tsa-password"  # a TSA login rejected with no password given
     GIVE_TSA_CA = "give-tsa-ca"  # a TSA whose TLS certificate is not trusted
+    TSA_MOVED = "tsa-moved"  # a TSA URL that redirects elsewhere (args: location)
     NAME_SOURCE_MEDIA = "name-source-media"  # a consolidation without source media
     ACTIVATE_TARGET_FIRST = "activate-target-first"  # consolidating the active medium (args: sid, target)
     RESTORE_OR_RETARGET_SOURCE = "restore-or-retarget-source"  # a pack missing on a source medium (args: head)

@@ -203,7 +203,7 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
         leaves.append(leaf)
         rows.append((i, bid, current.id if current.kind == "renewal" else None, leaf.hex()))
     root = merkle_root(leaves)
-    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
+    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access, policy=rec.policy)
     check = verify_token(tsr, root, rec.pem, nonce=nonce, not_before=now - dt.timedelta(minutes=1),
                          not_after=_utcnow(), policy=rec.policy)
     if not check.ok:

@@ -309,7 +309,8 @@ def _fetch_token(batch_id: int, leaf_count: int, root: bytes, tsa_url: str, ca_p
                  stamped: list[dict], timeout: float, ca_entry: dict | None, access):
     """(token, nonce, check) from the TSA, verified against the CA in use; a failure keeps the batch pending."""
     try:
-        tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
+        tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access,
+                                   policy=(ca_entry or {}).get("policy"))
     except TsaError as exc:
         err = type(exc)(  # a rejected login keeps its exit status
             f"stamp batch {batch_id} ({leaf_count} leaves) stays pending: {exc}",

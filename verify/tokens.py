@@ -123,7 +123,7 @@ def _fields_rfc3161(tsr: bytes) -> TokenFields:
     f.hash_oid = mi.hash_algorithm.dotted_string
     f.imprint = bytes(mi.message)
     g = info.gen_time
-    f.gen_time = g if g.tzinfo else g.replace(tzinfo=dt.timezone.utc)
+    f.gen_time = _precise_gen_time(info) or (g if g.tzinfo else g.replace(tzinfo=dt.timezone.utc))
     f.serial = format(info.serial_number, "x")
     f.policy = info.policy.dotted_string
     f.nonce = info.nonce
@@ -145,6 +145,41 @@ def _fields_rfc3161(tsr: bytes) -> TokenFields:
             if _fatal(exc):
                 raise
     return f
+
+
+def _precise_gen_time(info) -> dt.datetime | None:
+    """genTime with its fractional seconds (RFC 3161 §2.4.2 allows them; rfc3161-client drops them), read
+    from the TSTInfo's GeneralizedTime; None when it cannot be read that way."""
+    try:
+        der = bytes(info.as_bytes())
+        at, end = _der_content(der, 0)
+        while at < end:
+            tag, start, stop = _der_at(der, at)
+            if tag == 0x18:  # the first GeneralizedTime of a TSTInfo is its genTime
+                m = re.fullmatch(rb"(\d{14})(?:\.(\d{1,6})\d*)?Z", der[start:stop])
+                if not m:
+                    return None
+                t = dt.datetime.strptime(m.group(1).decode(), "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+                return t.replace(microsecond=int((m.group(2) or b"0").decode().ljust(6, "0")))
+            at = stop
+    except (ValueError, IndexError, AttributeError, TypeError):
+        pass
+    return None
+
+
+def _der_at(der: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the DER item at ``at``."""
+    tag, first = der[at], der[at + 1]
+    if first < 0x80:
+        return tag, at + 2, at + 2 + first
+    n = first & 0x7F
+    start = at + 2 + n
+    return tag, start, start + int.from_bytes(der[at + 2: start], "big")
+
+
+def _der_content(der: bytes, at: int) -> tuple[int, int]:
+    _, start, end = _der_at(der, at)
+    return start, end
 
 
 _MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
@@ -387,7 +422,9 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
         problems.append(f"imprint: hash algorithm {f.hash_oid}, SHA-256 required")
     elif f.imprint != hashlib.sha256(root).digest():
         problems.append("imprint: the token does not stamp SHA-256 of this root (modified batch, or a token of another batch)")
-    if nonce is not None and f.nonce != nonce:
+    if nonce is not None and f.nonce is None:
+        problems.append(f"nonce: the token has none, the request had {nonce}")
+    elif nonce is not None and f.nonce != nonce:
         problems.append(f"nonce: token has {f.nonce!r}, the request had {nonce}")
     if f.response is not None:
         resp = f.response
@@ -401,6 +438,9 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
         check.second_opinion = "openssl: OK" if reason is None else f"openssl: {reason}"
         if reason is not None:
             problems.append(f"openssl: ts -verify failed: {reason}")
+    if f.response is not None and not f.bag and problems and not any(not _is_ca(c) for c in certs):
+        problems.append("signature/chain: the token carries no TSA certificate (its TSA ignored certReq); "
+                        "the CA file must then hold the TSA's certificate beside its CA")
     if f.gen_time is None:
         problems.append("genTime: missing")
     else:

@@ -28,9 +28,11 @@ verified in full, imprint and nonce included).
 from __future__ import annotations
 
 import base64
+import http.client
 import math
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -60,15 +62,45 @@ class TsaAuthError(TsaError, AuthenticationError):
     exit_code = ExitCode.AUTH_FAILED
 
 
-def build_query(root: bytes) -> tuple[bytes, int]:
-    """(DER TimeStampReq, nonce) via rfc3161-client: SHA-256(root) imprint, random 64-bit nonce, certReq."""
+def build_query(root: bytes, policy: str | None = None) -> tuple[bytes, int]:
+    """(DER TimeStampReq, nonce) via rfc3161-client: SHA-256(root) imprint, random 64-bit nonce, certReq;
+    with ``policy`` (a dotted OID) the request asks for that TSA policy (reqPolicy), so that a TSA serving
+    several policies answers under the pinned one instead of its default."""
     from rfc3161_client import HashAlgorithm, TimestampRequestBuilder
 
     req = (
         TimestampRequestBuilder().data(root).hash_algorithm(HashAlgorithm.SHA256)
         .nonce(nonce=True).cert_request(cert_request=True).build()
     )
-    return req.as_bytes(), int(req.nonce)
+    der = req.as_bytes()
+    if policy:
+        _, start, end = _der_item(der, 0)
+        _, _, imprint_end = _der_item(der, _der_item(der, start)[2])  # version, then messageImprint
+        body = der[start:imprint_end] + _oid_der(policy) + der[imprint_end:end]
+        der = b"\x30" + _der_length(len(body)) + body
+    return der, int(req.nonce)
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def _oid_der(dotted: str) -> bytes:
+    """The DER OBJECT IDENTIFIER of a dotted OID such as 1.3.6.1.4.1.55555.1.1."""
+    arcs = [int(a) for a in dotted.split(".")]
+    if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39):
+        raise ValueError(f"{dotted!r} is not an OID")
+    body = b""
+    for arc in [40 * arcs[0] + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        body += bytes(reversed(chunk))
+    return b"\x06" + _der_length(len(body)) + body
 
 
 @dataclass
@@ -156,46 +188,170 @@ def _split_user(url: str) -> tuple[str, str | None]:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), urllib.parse.unquote(parts.username)
 
 
-def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> bytes:
+class _Watchdog:
+    """Shuts an attempt's sockets down once ``seconds`` have passed, so that a TSA trickling its answer (a
+    header line or a byte at a time, each within the socket timeout) cannot hold a run for longer than the
+    timeout: the timeout bounds the whole attempt, connection, answer and body (docs/timestamps.md)."""
+
+    def __init__(self, seconds: float):
+        self.fired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def add(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._socks.append(sock)
+            if self.fired:
+                self._shut(sock)
+        return sock
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._socks:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:  # the plain socket's shutdown: a TLS socket's own would drop its state under a reading thread
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would repeat a POST as an empty GET and send the login along to
+    wherever the Location points; the 3xx is reported with its Location instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def _opener(watch: _Watchdog, context):
+    """A urllib opener whose connections ``watch`` can cut (proxies from the environment still apply)."""
+
+    def create(*args, **kwargs):
+        return watch.add(socket.create_connection(*args, **kwargs))
+
+    class Http(http.client.HTTPConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = create
+
+    class Https(http.client.HTTPSConnection):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._create_connection = create
+
+    class HttpHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Http, req)
+
+    class HttpsHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(Https, req, context=context)
+
+    return urllib.request.build_opener(HttpHandler(), HttpsHandler(context=context), _NoRedirect())
+
+
+def _printable(data: bytes, limit: int = 80) -> str:
+    """The start of a body as one line of printable text, for an error message."""
+    text = "".join(ch if ch.isprintable() else " " for ch in data[:limit * 2].decode("utf-8", errors="replace"))
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+@dataclass
+class _Answer:
+    body: bytes
+    status: int
+    content_type: str | None
+
+
+def _post(url: str, query: bytes, timeout: float, access: TsaAccess) -> _Answer:
     plain_url, user = _split_user(url)
     headers = {"Content-Type": "application/timestamp-query", "Accept": "application/timestamp-reply"}
     if user is not None and access.password is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{access.password}".encode()).decode("ascii")
     context = tls_context(ca_pem=access.tls_ca_pem or None) if plain_url.startswith("https://") else None
     req = urllib.request.Request(plain_url, data=query, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
-            body = resp.read(MAX_RESPONSE + 1)
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403, 407):
-            who = f"as {user!r}" if user else "without a user name (put it in the URL: https://USER@host/...)"
-            step = None if access.password is not None else NextStep.GIVE_TSA_PASSWORD
-            raise TsaAuthError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code})", next_step=step) from None
-        if exc.code == 429 or exc.code >= 500:
-            raise _Transient(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
-        raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}") from None
-    except (socket.timeout, TimeoutError):
-        raise _Transient(f"the TSA at {plain_url} did not answer within {timeout:g} s") from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise _Transient(f"the TSA at {plain_url} did not answer within {timeout:g} s") from None
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            raise TsaError(f"the TSA at {plain_url}: its TLS certificate is not trusted ({reason.verify_message})",
-                           next_step=NextStep.GIVE_TSA_CA) from None
-        raise _Transient(f"cannot reach the TSA at {plain_url}: {reason}") from None
-    except (OSError, ValueError) as exc:  # connection reset, bad URL
-        raise _Transient(f"cannot reach the TSA at {plain_url}: {exc}") from None
+    late = f"the TSA at {plain_url} did not answer within {timeout:g} s"
+    with _Watchdog(timeout) as watch:
+        try:
+            try:
+                with _opener(watch, context).open(req, timeout=timeout) as resp:
+                    body = resp.read(MAX_RESPONSE + 1)
+                    short = resp.length  # what the Content-Length promised and never came (None: no length)
+                    answer = _Answer(body, resp.status, resp.headers.get("Content-Type"))
+            except urllib.error.HTTPError as exc:
+                _http_error(exc, plain_url, user, access)
+        except _Transient:
+            raise
+        except TsaError:
+            raise
+        except (socket.timeout, TimeoutError):
+            raise _Transient(late) from None
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if watch.fired or isinstance(reason, (socket.timeout, TimeoutError)):
+                raise _Transient(late) from None
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise TsaError(f"the TSA at {plain_url}: its TLS certificate is not trusted ({reason.verify_message})",
+                               next_step=NextStep.GIVE_TSA_CA) from None
+            raise _Transient(f"cannot reach the TSA at {plain_url}: {reason}") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # connection reset, bad URL, cut answer
+            if watch.fired:
+                raise _Transient(late) from None
+            raise _Transient(f"cannot reach the TSA at {plain_url}: {type(exc).__name__}: {exc}") from None
+    if watch.fired:
+        raise _Transient(late)
     if len(body) > MAX_RESPONSE:
         raise TsaError(f"the TSA at {plain_url} answered more than {MAX_RESPONSE} bytes; not a time-stamp response")
-    return body
+    if short:
+        raise _Transient(f"the TSA at {plain_url} sent {len(body)} of the {len(body) + short} bytes it announced "
+                         "(the connection closed early)")
+    return answer
+
+
+def _http_error(exc: urllib.error.HTTPError, plain_url: str, user: str | None, access: TsaAccess) -> None:
+    """Raise the error of an HTTP status other than 2xx."""
+    if exc.code in (401, 403, 407):
+        who = f"as {user!r}" if user else "without a user name (put it in the URL: https://USER@host/...)"
+        step = None if access.password is not None else NextStep.GIVE_TSA_PASSWORD
+        raise TsaAuthError(f"the TSA at {plain_url} rejected the login {who} (HTTP {exc.code})", next_step=step) from None
+    if 300 <= exc.code < 400:
+        location = exc.headers.get("Location") if exc.headers else None
+        if location:
+            location = urllib.parse.urljoin(plain_url, location)
+            raise TsaError(f"the TSA at {plain_url} redirects to {location} (HTTP {exc.code} {exc.reason}); "
+                           "redirects are not followed", next_step=NextStep.TSA_MOVED,
+                           hint_args={"location": location}) from None
+        raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason} without a Location") from None
+    try:
+        text = _printable(exc.read(4096)) if (exc.headers.get_content_maintype() == "text") else ""
+    except (OSError, ValueError, http.client.HTTPException):
+        text = ""
+    said = f": {text}" if text else ""
+    if exc.code == 429 or exc.code >= 500:
+        raise _Transient(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}{said}") from None
+    raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason}{said}") from None
 
 
 def request_stamp(url: str, root: bytes, *, timeout: float = 30, access: TsaAccess | None = None,
-                  sleep: Callable[[float], None] = time.sleep) -> tuple[bytes, int]:
+                  sleep: Callable[[float], None] = time.sleep, policy: str | None = None) -> tuple[bytes, int]:
     """(TimeStampResp DER, nonce) for ``root``; raises :class:`TsaError` on any failure (I4, I10).
 
-    Transient failures are retried ``access.retries`` times (see the module doc).
+    Transient failures are retried ``access.retries`` times (see the module doc); ``timeout`` bounds each
+    attempt as a whole. ``policy`` is asked for in the request (the pinned TSA policy OID).
     """
     access = access or TsaAccess()
     if len(root) != 32:
@@ -204,7 +360,7 @@ def request_stamp(url: str, root: bytes, *, timeout: float = 30, access: TsaAcce
                   give_up=_gives_up)
     while True:
         try:
-            return _request_once(url, root, timeout, access)
+            return _request_once(url, root, timeout, access, policy)
         except _Transient as exc:
             retry.wait("time-stamp request", exc)  # raises TsaError when the retries are spent
 
@@ -213,14 +369,21 @@ def _gives_up(what: str, exc: BaseException, attempts: int, seconds: float) -> T
     return TsaError(f"{exc}" + (f" (after {attempts} attempts)" if attempts > 1 else ""))
 
 
-def _request_once(url: str, root: bytes, timeout: float, access: TsaAccess) -> tuple[bytes, int]:
-    query, nonce = build_query(root)
-    body = _post(url, query, timeout, access)
+def _request_once(url: str, root: bytes, timeout: float, access: TsaAccess, policy: str | None = None
+                  ) -> tuple[bytes, int]:
+    query, nonce = build_query(root, policy)
+    answer = _post(url, query, timeout, access)
+    body = answer.body
     url = _split_user(url)[0]
+    if not body:
+        raise TsaError(f"the TSA at {url} answered HTTP {answer.status} with an empty body, not a time-stamp response")
     try:
         fields = parse_fields(body)
     except ValueError as exc:
-        raise TsaError(f"the TSA at {url} answered something that is not a time-stamp response ({exc})") from None
+        ctype = answer.content_type or "no Content-Type"
+        text = f" beginning {_printable(body)!r}" if ctype.lower().startswith("text/") else ""
+        raise TsaError(f"the TSA at {url} answered {len(body)} bytes of {ctype}{text}, not a time-stamp response "
+                       f"({exc})") from None
     detail = f": {fields.status_text}" if fields.status_text else ""
     if fields.status == 3:
         raise _Transient(f"the TSA at {url} answered 'waiting' (status 3{detail}); no token yet")
@@ -232,6 +395,11 @@ def _request_once(url: str, root: bytes, timeout: float, access: TsaAccess) -> t
         if bits & TRANSIENT_FAIL_BITS:
             raise _Transient(message)
         raise TsaError(message)
+    if fields.nonce is None:
+        raise TsaError(
+            f"the TSA at {url} answered without the request's nonce, which RFC 3161 requires it to echo "
+            f"(without it a replayed answer cannot be told from a fresh one); rejected"
+        )
     if fields.nonce != nonce:
         raise TsaError(
             f"the TSA at {url} answered with nonce {fields.nonce!r}, not the request's {nonce} "

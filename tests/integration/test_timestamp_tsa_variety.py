@@ -88,10 +88,19 @@ def test_ess_cert_id_v1_and_v2(home, tmp_path, tsa, tsa_b):
 
 
 def test_policy_pinning(home, tsa):
+    """The pinned policy is asked for in the request: the test TSA, which serves only its own, refuses it
+    (unacceptedPolicy); a TSA that ignores the request's policy answers a token that is refused."""
     from services.tsa import POLICY_OID
 
     p = mailarchive(home, "timestamp", "run", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path),
                     "--policy", "1.2.3.4", "--all", check=3)
+    assert "unacceptedPolicy" in p.stderr and tsa.url in p.stderr
+    tsa.strip = {"policy"}
+    try:
+        p = mailarchive(home, "timestamp", "run", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path), "--all",
+                        check=3)
+    finally:
+        tsa.strip = set()
     assert "pinned policy is 1.2.3.4" in " ".join(p.stderr.split())
     assert [s for _, s, _ in _tokens(home)] == ["pending"]
     mailarchive(home, "timestamp", "run", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path),

@@ -25,6 +25,14 @@ TimeStampResp with status rejection (2), ``hang`` never answers (until
 status text and the failure unacceptedPolicy. ``waiting_left = N`` makes the next
 N answers ``waiting`` whatever the mode (a TSA that is busy for a while).
 
+Modes of real TSAs' HTTP quirks: ``redirect`` answers 307 with a Location (``redirect_code`` sets the
+code), ``html`` a 200 text/html page, ``empty`` a 200 with no body, ``octet`` a good token as
+application/octet-stream, ``truncated`` a good token cut short of its Content-Length, ``drip`` a good
+token one byte every ``drip_pause`` seconds (a slow TSA; each byte well within a socket timeout), ``huge``
+2 MiB of zeros. ``strip`` (a set of "nonce", "cert_req", "policy") removes those fields from the request before
+openssl sees it: a TSA that does not echo the nonce, leaves its certificate out of the token, or
+answers under its default policy whatever was asked.
+
 ``start_tsa(..., tls=True)`` serves HTTPS with a server certificate from its
 own TLS CA (``TsaServer.tls_ca_path``); ``auth=(user, password)`` demands
 HTTP basic authentication and answers 401 otherwise.
@@ -131,32 +139,24 @@ class Tsa:
     """``openssl ts -reply`` over one PKI; ``embed_ca`` puts the root into the certificate bag too."""
 
     def __init__(self, pki: Pki, embed_ca: bool = False, *, chain_in_token: bool = True, ess_cert_id_alg: str = "sha256",
-                 name: str = "tsa"):
+                 name: str = "tsa", config: dict[str, str | None] | None = None):
         """``chain_in_token=False`` leaves an intermediate CA out of the tokens (the verifier's CA file must hold it);
-        ``ess_cert_id_alg="sha1"`` makes openssl sign an ESSCertID (v1) signing-certificate attribute instead of v2."""
+        ``ess_cert_id_alg="sha1"`` makes openssl sign an ESSCertID (v1) signing-certificate attribute instead of v2.
+        ``config`` overrides lines of the ``openssl ts`` TSA section (a value None drops the line), e.g.
+        ``{"signer_digest": "sha512", "accuracy": None, "ordering": "yes", "clock_precision_digits": "6"}``."""
         self.pki = pki
         self.cnf = pki.dir / f"{name}.cnf"
         serial = pki.dir / f"{name}serial"
         serial.write_text("01\n")
-        certs = f"certs = {pki.ca_cert}\n" if embed_ca else ""
+        certs = str(pki.ca_cert) if embed_ca else ""
         if pki.intermediate_cert is not None and chain_in_token:  # the chain's middle link travels in every token
-            certs = f"certs = {pki.intermediate_cert}\n"
-        self.cnf.write_text(
-            "[tsa]\ndefault_tsa = tsa_config\n"
-            "[tsa_config]\n"
-            f"serial = {serial}\n"
-            f"signer_cert = {pki.tsa_cert}\n"
-            f"signer_key = {pki.tsa_key}\n"
-            f"{certs}"
-            "signer_digest = sha256\n"
-            f"default_policy = {POLICY_OID}\n"
-            "digests = sha256, sha384, sha512\n"
-            "accuracy = secs:1\n"
-            "ordering = no\n"
-            "tsa_name = yes\n"
-            "ess_cert_id_chain = no\n"
-            f"ess_cert_id_alg = {ess_cert_id_alg}\n"
-        )
+            certs = str(pki.intermediate_cert)
+        lines = {"serial": str(serial), "signer_cert": str(pki.tsa_cert), "signer_key": str(pki.tsa_key),
+                 "certs": certs or None, "signer_digest": "sha256", "default_policy": POLICY_OID,
+                 "digests": "sha256, sha384, sha512", "accuracy": "secs:1", "ordering": "no", "tsa_name": "yes",
+                 "ess_cert_id_chain": "no", "ess_cert_id_alg": ess_cert_id_alg, **(config or {})}
+        self.cnf.write_text("[tsa]\ndefault_tsa = tsa_config\n[tsa_config]\n"
+                            + "".join(f"{k} = {v}\n" for k, v in lines.items() if v is not None))
         self._lock = threading.Lock()
         self._n = 0
         self._name = name
@@ -268,6 +268,10 @@ class TsaServer:
     posts: int = 0  # every POST, also those refused for their login
     auth: tuple[str, str] | None = None
     tls_ca_path: Path | None = None
+    strip: set = field(default_factory=set)
+    redirect_code: int = 307
+    drip_pause: float = 0.2
+    seen_auth: list = field(default_factory=list)  # the Authorization header of every POST (None: none)
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -276,6 +280,8 @@ class TsaServer:
     def answer(self, query: bytes) -> tuple[int, bytes]:
         self.requests += 1
         mode = self.mode
+        if self.strip:
+            query = strip_query(query, self.strip)
         if self.waiting_left > 0:
             self.waiting_left -= 1
             return 200, WAITING_RESPONSE
@@ -309,6 +315,27 @@ class TsaServer:
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def strip_query(query: bytes, fields: set) -> bytes:
+    """The TimeStampReq without its nonce ("nonce"), certReq ("cert_req") and/or reqPolicy ("policy")."""
+    def item(at):
+        first = query[at + 1]
+        if first < 0x80:
+            return at + 2, at + 2 + first
+        n = first & 0x7F
+        return at + 2 + n, at + 2 + n + int.from_bytes(query[at + 2: at + 2 + n], "big")
+
+    at, end = item(0)
+    keep, integers = [], 0
+    while at < end:
+        tag, (_, stop) = query[at], item(at)
+        integers += tag == 0x02
+        if not ((tag == 0x02 and integers == 2 and "nonce" in fields) or (tag == 0x01 and "cert_req" in fields)
+                or (tag == 0x06 and "policy" in fields)):
+            keep.append(query[at:stop])
+        at = stop
+    return der_sequence(*keep)
 
 
 def make_tls(d: Path) -> tuple[Path, Path, Path]:
@@ -350,17 +377,46 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+            server = holder["server"]
+            server.seen_auth.append(self.headers.get("Authorization"))
+            mode = server.mode if server.waiting_left == 0 else "ok"
+            if mode == "redirect":
+                self.send_response(server.redirect_code)
+                self.send_header("Location", "/moved-tsa")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if mode in ("html", "empty", "huge"):
+                payload = {"html": b"<html><body><h1>Please log in</h1></body></html>", "empty": b"",
+                           "huge": bytes(2 << 20)}[mode]
+                self._send(200, "text/html" if mode == "html" else "application/timestamp-reply", payload)
+                return
             try:
-                status, payload = holder["server"].answer(body)
+                status, payload = server.answer(body)
             except Exception as exc:  # openssl refused the query
                 status, payload = 400, str(exc).encode()
+            ctype = ("application/octet-stream" if mode == "octet" else "application/timestamp-reply"
+                     ) if status == 200 else "text/plain"
+            self._send(status, ctype, payload, truncated=mode == "truncated",
+                       pause=server.drip_pause if mode == "drip" else None)
+
+        def _send(self, status, ctype, payload, truncated=False, pause=None):
             self.send_response(status)
-            ctype = "application/timestamp-reply" if status == 200 else "text/plain"
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             try:
-                self.wfile.write(payload)
+                if truncated:
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.close_connection = True
+                elif pause is not None:
+                    for i in range(len(payload)):
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
+                        if holder["server"]._stopping.wait(pause):
+                            return
+                else:
+                    self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                 pass
 

@@ -56,6 +56,8 @@ HINTS: dict[NextStep, str] = {
     NextStep.GIVE_SMB_PASSWORD: "; set MAILARCHIVE_SMB_PASSWORD or pass --password-file",
     NextStep.GIVE_TSA_PASSWORD: "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)",
     NextStep.GIVE_TSA_CA: "; give its CA with --tls-ca-file",
+    NextStep.TSA_MOVED: "; if that is the TSA's address, give it with --tsa-url {location} "
+                        "(or `mailarchive timestamp configure --tsa-url {location}`)",
     NextStep.NAME_SOURCE_MEDIA: " (--from 1,2)",
     NextStep.ACCEPT_LOSS: ", or rerun with --accept-loss to move them as they are.",
     NextStep.MIRROR_FIRST: " (run `mailarchive mirror {where}` on the archive first)",

@@ -96,7 +96,7 @@ def _settings(archive) -> dict:
     return dict(archive.config.settings.get("timestamp") or {})
 
 
-def check_tsa(tsa_url: str, ca_pem: bytes, timeout: float = 30.0, access=None) -> dict:
+def check_tsa(tsa_url: str, ca_pem: bytes, timeout: float = 30.0, access=None, policy: str | None = None) -> dict:
     """One test request to the TSA, its token verified against ``ca_pem``: the TSA's name and policy.
 
     Raises TsaError when the TSA cannot be reached or refuses, IntegrityError when its token
@@ -111,8 +111,8 @@ def check_tsa(tsa_url: str, ca_pem: bytes, timeout: float = 30.0, access=None) -
     from ...errors import IntegrityError
 
     root = hashlib.sha256(b"mailarchive timestamp configure check " + os.urandom(16)).digest()
-    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access)
-    check = verify_token(tsr, root, ca_pem, nonce=nonce)
+    tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access, policy=policy)
+    check = verify_token(tsr, root, ca_pem, nonce=nonce, policy=policy)
     if not check.ok:
         raise IntegrityError(f"the TSA at {tsa_url} answered, but its token does not verify under this CA: "
                              + "; ".join(check.problems) + " (nothing was stored; --no-check stores it unchecked)")
@@ -146,7 +146,8 @@ def configure_cmd(ctx, tsa_url, ca_cert, policy, tls_ca_file, password_file, no_
 
     check_tsa_url(tsa_url)
     pem = _read_ca(ca_cert)
-    checked = None if no_check else check_tsa(tsa_url, pem.encode(), access=_access({}, tsa_url, tls_ca_file, password_file, 0))
+    checked = None if no_check else check_tsa(tsa_url, pem.encode(), access=_access({}, tsa_url, tls_ca_file, password_file, 0),
+                                              policy=policy)
     with ctx.open(writer=True) as archive:
         with archive.catalog.writing() as con:
             ca_history.adopt_settings_ca(con, _settings(archive))
