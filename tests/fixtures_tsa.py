@@ -16,10 +16,14 @@ def tsa():
 
 @pytest.fixture
 def tsa_ok(tsa):
-    """The session TSA, guaranteed in mode "ok" before and after the test."""
-    tsa.mode = "ok"
+    """The session TSA, guaranteed in mode "ok" (no request stripping, nothing seen) before and after the test."""
+    def reset():
+        tsa.mode, tsa.strip, tsa.redirect_code, tsa.drip_pause = "ok", set(), 307, 0.2
+        tsa.seen.clear()
+
+    reset()
     yield tsa
-    tsa.mode = "ok"
+    reset()
 
 
 @pytest.fixture(scope="session")

@@ -271,7 +271,7 @@ class TsaServer:
     strip: set = field(default_factory=set)
     redirect_code: int = 307
     drip_pause: float = 0.2
-    seen_auth: list = field(default_factory=list)  # the Authorization header of every POST (None: none)
+    seen: list = field(default_factory=list)  # (method, path, Authorization header or None) of every request
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -365,8 +365,13 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
     holder: dict[str, TsaServer] = {}
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - a TSA takes POSTs only; a client that follows a redirect sends a GET
+            holder["server"].seen.append(("GET", self.path, self.headers.get("Authorization")))
+            self._send(405, "text/plain", b"POST a TimeStampReq")
+
         def do_POST(self):  # noqa: N802 (http.server API)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            holder["server"].seen.append(("POST", self.path, self.headers.get("Authorization")))
             holder["server"].posts += 1
             need = holder["server"].auth
             if need is not None:
@@ -378,7 +383,6 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
                     self.end_headers()
                     return
             server = holder["server"]
-            server.seen_auth.append(self.headers.get("Authorization"))
             mode = server.mode if server.waiting_left == 0 else "ok"
             if mode == "redirect":
                 self.send_response(server.redirect_code)
