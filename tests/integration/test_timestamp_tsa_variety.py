@@ -1,5 +1,7 @@
 """Real TSA variety (part b): an intermediate CA in the token or in the CA file, --policy pinning,
-ESSCertID v1 (SHA-1) beside v2, tokens signed with ECDSA and with RSA. The second local TSA (RSA root, ECDSA
+ESSCertID v1 (SHA-1) beside v2, tokens signed with ECDSA and with RSA; (part c) HTTP quirks that leave the
+batch pending for the next run, a token without any certificate checked offline in an evidence bundle, a TSA
+serving several policies. The second local TSA (RSA root, ECDSA
 intermediate, ECDSA TSA certificate) answers; for some tests its signer is swapped for another openssl
 configuration on the same PKI."""
 from __future__ import annotations
@@ -25,7 +27,7 @@ def signer(server, **kw):
     from services.tsa import Tsa
 
     old = server.tsa
-    server.tsa = Tsa(server.pki, name=f"variant-{abs(hash(tuple(sorted(kw.items()))))}", **kw)
+    server.tsa = Tsa(server.pki, name=f"variant-{hashlib.sha256(repr(sorted(kw.items())).encode()).hexdigest()[:12]}", **kw)
     try:
         yield server.tsa
     finally:
@@ -142,3 +144,67 @@ def test_ecdsa_and_rsa_signed_tokens(tmp_path):
         assert isinstance(key, rsa.RSAPublicKey if rsa_tsa else ec.EllipticCurvePublicKey)
     assert not verify_token(out["rsa"][1], root, out["ecdsa"][0].ca_cert.read_bytes()).ok
     assert not verify_token(out["ecdsa"][1], root, out["rsa"][0].ca_cert.read_bytes()).ok
+
+
+def test_quirky_tsa_answers_keep_the_batch_pending_and_the_run_resumes(home, tsa_ok):
+    """A redirect, a TSA too slow for --timeout and a login page instead of a token: each run exits 3 naming
+    the TSA and the reason (no traceback), nothing is recorded; the next run stamps the same batch."""
+    args = ("timestamp", "run", "--tsa-url", tsa_ok.url, "--ca-cert", str(tsa_ok.ca_cert_path), "--all")
+    moved = tsa_ok.url.rsplit("/", 1)[0] + "/moved-tsa"
+    for mode, reason in (("redirect", f"redirects to {moved} (HTTP 307"), ("drip", "did not answer within 1 s"),
+                         ("html", "bytes of text/html beginning '<html>")):
+        tsa_ok.mode = mode
+        p = mailarchive(home, *args, "--timeout", "1", "--retries", "0", check=3)
+        err = " ".join(p.stderr.split())
+        assert "stays pending" in err and tsa_ok.url in err and reason in err, err
+        assert "Traceback" not in p.stderr
+        if mode == "redirect":
+            assert f"give it with --tsa-url {moved}" in err
+        assert [(s, t) for _, s, t in _tokens(home)] == [("pending", None)]
+    assert [m for m, _, _ in tsa_ok.seen] == ["POST"] * 3  # one attempt each, and the redirect not followed
+    tsa_ok.mode = "ok"
+    mailarchive(home, *args)
+    assert [s for _, s, _ in _tokens(home)] == ["stamped"]
+    mailarchive(home, "verify", "--full")
+
+
+def test_a_token_without_certificates_verifies_offline_with_the_full_chain(home, tmp_path, tsa_b):
+    """A TSA that sends no certificate at all (certReq ignored, no intermediate), signs with SHA-512, gives no
+    accuracy nor TSA name, orders and writes milliseconds: stamped and verified with a CA file holding root,
+    intermediate and TSA certificate; its evidence verifies offline with that file, and with the root alone
+    fails naming the missing certificate."""
+    pki = tsa_b.pki
+    chain = tmp_path / "root-intermediate-tsa.pem"
+    chain.write_bytes(pki.ca_cert.read_bytes() + pki.intermediate_cert.read_bytes() + pki.tsa_cert.read_bytes())
+    config = {"signer_digest": "sha512", "accuracy": None, "tsa_name": "no", "ordering": "yes",
+              "clock_precision_digits": "3"}
+    tsa_b.strip = {"cert_req"}
+    try:
+        with signer(tsa_b, chain_in_token=False, config=config):
+            mailarchive(home, "timestamp", "run", "--tsa-url", tsa_b.url, "--ca-cert", str(chain), "--all")
+    finally:
+        tsa_b.strip = set()
+    from verify.tokens import parse_fields
+
+    ((_, status, token),) = _tokens(home)
+    assert status == "stamped" and parse_fields(bytes(token)).bag == []  # not one certificate in the token
+    mailarchive(home, "verify", "--full")
+    ev = tmp_path / "evidence"
+    mailarchive(home, "export", "evidence", str(ev))
+    ok = mailarchive(home, "verify-evidence", str(ev), "--ca-cert", str(chain), json_out=True).result
+    assert all(not b["problems"] for b in ok["bundles"]) and ok["bundles"]
+    bad = mailarchive(home, "verify-evidence", str(ev), "--ca-cert", str(pki.ca_cert), json_out=True, check=1).result
+    assert all(any("carries no TSA certificate" in p for p in b["problems"]) for b in bad["bundles"])
+
+
+def test_a_tsa_of_several_policies_answers_under_the_pinned_one(home, tsa_b):
+    """The request asks for the pinned policy; a TSA serving it beside its default answers under it (before,
+    the request asked for none, the default came back, and the batch stayed pending at every run)."""
+    other = "1.3.6.1.4.1.55555.1.7"
+    with signer(tsa_b, config={"other_policies": other}):
+        mailarchive(home, "timestamp", "run", "--tsa-url", tsa_b.url, "--ca-cert", str(tsa_b.ca_cert_path),
+                    "--policy", other, "--all")
+    assert [s for _, s, _ in _tokens(home)] == ["stamped"]
+    (ca,) = mailarchive(home, "timestamp", "ca", "list", json_out=True).result["cas"]
+    assert ca["policy"] == other
+    mailarchive(home, "verify", "--full")
