@@ -243,7 +243,8 @@ def ca_retire_cmd(ctx, fingerprint):
 @click.option("--min-pending", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Make new batches only while at least this many messages and envelopes wait.")
 @click.option("--all", "all_", is_flag=True, help="Stamp everything that waits, even a single message (the daily run).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds one attempt at the TSA may take in all (connection, answer, body).")
 @_net_options
 @pass_ctx
 def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout, tls_ca_file, password_file, retries):
@@ -301,7 +302,8 @@ def run_cmd(ctx, tsa_url, ca_cert, policy, min_pending, all_, timeout, tls_ca_fi
 @click.option("--ca-cert", default=None, type=click.Path(path_type=Path, dir_okay=False, exists=True),
               help="Verify the renewal token against this CA certificate and record it (default: the configured one).")
 @click.option("--policy", default=None, callback=lambda c, p, v: _oid(v), help="Pin the TSA policy OID for this CA.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds to wait for the TSA's answer.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds one attempt at the TSA may take in all (connection, answer, body).")
 @_net_options
 @pass_ctx
 def renew_cmd(ctx, before, all_, tsa_url, ca_cert, policy, timeout, tls_ca_file, password_file, retries):
