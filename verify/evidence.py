@@ -23,8 +23,9 @@ Checking one needs no archive and no key (:func:`verify_evidence`):
 1. ``sha256sum message.eml`` = ``message.sha256`` in evidence.json (the blob id);
 2. leaf = SHA-256(0x00 || blob id); folding the inclusion path (RFC 9162
    §2.1.3.2: inner nodes SHA-256(0x01 || left || right)) gives root.bin;
-3. ``openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem``:
-   the token stamps SHA-256(root.bin), signed by a TSA under that CA. The
+3. ``openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem -untrusted tsa-ca.pem``:
+   the token stamps SHA-256(root.bin), signed by a TSA under that CA (``-untrusted`` lets openssl find
+   a TSA or intermediate certificate that the TSA left out of its token in the CA file). The
    auditor compares the CA's fingerprint with the TSA's published one:
    ``tsa-ca.pem`` alone proves nothing (anyone can make a CA), so
    :func:`verify_evidence` fails a bundle unless a CA is given or the
@@ -67,7 +68,7 @@ How to check this evidence bundle (no archive and no key needed)
    inner node = SHA-256(0x01 || left || right), using "index" and "tree_size");
    the result must equal root.bin (hex in "batch.root").
 3. The root existed at genTime, stamped by the TSA:
-     openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem
+     openssl ts -verify -in token.tsr -data root.bin -CAfile tsa-ca.pem -untrusted tsa-ca.pem
    must print "Verification: OK". Compare the fingerprint of tsa-ca.pem
      openssl x509 -in tsa-ca.pem -noout -fingerprint -sha256
    with the one the TSA publishes.
@@ -376,7 +377,7 @@ def _check_script(nn: str, prev: str, steps: list[str]) -> str:
         pair = f"$d/path-{k}.bin $d/node.bin" if side == "L" else f"$d/node.bin $d/path-{k}.bin"
         lines.append(f"{{ printf '\\001'; cat {pair}; }} | openssl dgst -sha256 -binary > $d/node.tmp && mv $d/node.tmp $d/node.bin")
     lines += ["cmp $d/node.bin $d/root.bin",
-              "openssl ts -verify -in $d/token.tsr -data $d/root.bin -CAfile $d/tsa-ca.pem", ""]
+              "openssl ts -verify -in $d/token.tsr -data $d/root.bin -CAfile $d/tsa-ca.pem -untrusted $d/tsa-ca.pem", ""]
     return "\n".join(lines)
 
 

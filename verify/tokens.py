@@ -419,7 +419,8 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
     if f.hash_oid == SHA1_OID:
         problems.append("imprint: SHA-1 message imprint rejected (SHA-256 required)")
     elif f.hash_oid != SHA256_OID:
-        problems.append(f"imprint: hash algorithm {f.hash_oid}, SHA-256 required")
+        name = {oid: n.upper().replace("SHA", "SHA-") for n, oid in _HASH_NAMES.items()}.get(f.hash_oid, f.hash_oid)
+        problems.append(f"imprint: hash algorithm {name}, SHA-256 required (the request asked for SHA-256)")
     elif f.imprint != hashlib.sha256(root).digest():
         problems.append("imprint: the token does not stamp SHA-256 of this root (modified batch, or a token of another batch)")
     if nonce is not None and f.nonce is None:

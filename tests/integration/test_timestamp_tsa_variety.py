@@ -170,20 +170,20 @@ def test_quirky_tsa_answers_keep_the_batch_pending_and_the_run_resumes(home, tsa
 
 def test_a_token_without_certificates_verifies_offline_with_the_full_chain(home, tmp_path, tsa_b):
     """A TSA that sends no certificate at all (certReq ignored, no intermediate), signs with SHA-512, gives no
-    accuracy nor TSA name, orders and writes milliseconds: stamped and verified with a CA file holding root,
+    accuracy nor TSA name, orders, writes milliseconds and answers grantedWithMods: stamped and verified with a CA file holding root,
     intermediate and TSA certificate; its evidence verifies offline with that file, and with the root alone
-    fails naming the missing certificate."""
+    fails naming the missing certificate. The openssl command VERIFY.txt gives the auditor verifies it too."""
     pki = tsa_b.pki
     chain = tmp_path / "root-intermediate-tsa.pem"
     chain.write_bytes(pki.ca_cert.read_bytes() + pki.intermediate_cert.read_bytes() + pki.tsa_cert.read_bytes())
     config = {"signer_digest": "sha512", "accuracy": None, "tsa_name": "no", "ordering": "yes",
               "clock_precision_digits": "3"}
-    tsa_b.strip = {"cert_req"}
+    tsa_b.strip, tsa_b.mode = {"cert_req"}, "mods"  # and its status is grantedWithMods
     try:
         with signer(tsa_b, chain_in_token=False, config=config):
             mailarchive(home, "timestamp", "run", "--tsa-url", tsa_b.url, "--ca-cert", str(chain), "--all")
     finally:
-        tsa_b.strip = set()
+        tsa_b.strip, tsa_b.mode = set(), "ok"
     from verify.tokens import parse_fields
 
     ((_, status, token),) = _tokens(home)
@@ -193,6 +193,10 @@ def test_a_token_without_certificates_verifies_offline_with_the_full_chain(home,
     mailarchive(home, "export", "evidence", str(ev))
     ok = mailarchive(home, "verify-evidence", str(ev), "--ca-cert", str(chain), json_out=True).result
     assert all(not b["problems"] for b in ok["bundles"]) and ok["bundles"]
+    bundle = next(ev.rglob("VERIFY.txt")).parent  # the auditor's openssl step, as VERIFY.txt words it
+    (cmd,) = [ln.split() for ln in (bundle / "VERIFY.txt").read_text().splitlines() if "openssl ts -verify" in ln]
+    v = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True)
+    assert "Verification: OK" in v.stdout, (cmd, v.stderr)
     bad = mailarchive(home, "verify-evidence", str(ev), "--ca-cert", str(pki.ca_cert), json_out=True, check=1).result
     assert all(any("carries no TSA certificate" in p for p in b["problems"]) for b in bad["bundles"])
 
