@@ -252,6 +252,10 @@ def _opener(watch: _Watchdog, context):
             super().__init__(*args, **kwargs)
             self._create_connection = create
 
+        def connect(self):
+            super().connect()
+            watch.add(self.sock)  # the TLS socket took the plain one's descriptor over (wrap_socket detaches it)
+
     class HttpHandler(urllib.request.HTTPHandler):
         def http_open(self, req):
             return self.do_open(Http, req)

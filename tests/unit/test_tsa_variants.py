@@ -41,6 +41,26 @@ def test_a_slow_tsa_is_bounded_by_the_timeout(tsa_ok):
         request_stamp(tsa_ok.url, ROOT, timeout=1)
 
 
+def test_a_slow_tsa_over_tls_is_bounded_too(tsa_https):
+    """The same over HTTPS with a login: the TLS socket is cut at the timeout (TLS takes the plain socket's
+    descriptor over, so cutting that one alone did nothing), and a redirect there is not followed either."""
+    from fixtures_tsa import TSA_PASSWORD
+    from verify.tsa_client import TsaAccess
+
+    access = TsaAccess(tls_ca_pem=tsa_https.tls_ca_path.read_bytes(), password=TSA_PASSWORD)
+    before = len(tsa_https.seen)
+    try:
+        tsa_https.mode, tsa_https.drip_pause = "drip", 0.05
+        with pytest.raises(TsaError, match="did not answer within 1 s"):
+            request_stamp(tsa_https.user_url, ROOT, timeout=1, access=access)
+        tsa_https.mode, tsa_https.redirect_code = "redirect", 302
+        with pytest.raises(TsaError, match=f"redirects to {re.escape(tsa_https.url.rsplit('/', 1)[0])}/moved-tsa"):
+            request_stamp(tsa_https.user_url, ROOT, timeout=5, access=access)
+    finally:
+        tsa_https.mode, tsa_https.redirect_code, tsa_https.drip_pause = "ok", 307, 0.2
+    assert [m for m, _, _ in tsa_https.seen[before:]] == ["POST", "POST"]
+
+
 @pytest.mark.parametrize("mode, match", [
     ("html", r"answered \d+ bytes of text/html beginning '<html><body><h1>Please log in</h1>"),
     ("empty", "answered HTTP 200 with an empty body, not a time-stamp response"),
