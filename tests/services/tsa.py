@@ -272,6 +272,7 @@ class TsaServer:
     redirect_code: int = 307
     drip_pause: float = 0.2
     seen: list = field(default_factory=list)  # (method, path, Authorization header or None) of every request
+    drips_finished: int = 0  # answers of mode "drip" that got to their last byte (the client waited that long)
     _httpd: ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _stopping: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -415,10 +416,12 @@ def start_tsa(workdir: Path, name: str = "test", *, intermediate: bool = False, 
                     self.close_connection = True
                 elif pause is not None:
                     for i in range(len(payload)):
-                        self.wfile.write(payload[i:i + 1])
-                        self.wfile.flush()
                         if holder["server"]._stopping.wait(pause):
                             return
+                        if i == len(payload) - 1:  # counted before the client can have the whole answer
+                            holder["server"].drips_finished += 1
+                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.flush()
                 else:
                     self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)

@@ -37,8 +37,10 @@ def test_a_slow_tsa_is_bounded_by_the_timeout(tsa_ok):
     after the timeout of the attempt; before, the wait had no bound (one pause per byte of the token: here
     about a minute)."""
     tsa_ok.mode, tsa_ok.drip_pause = "drip", 0.05
+    finished = tsa_ok.drips_finished
     with pytest.raises(TsaError, match="did not answer within 1 s"):
         request_stamp(tsa_ok.url, ROOT, timeout=1)
+    assert tsa_ok.drips_finished == finished  # given up while the answer was still coming
 
 
 def test_a_slow_tsa_over_tls_is_bounded_too(tsa_https):
@@ -51,8 +53,10 @@ def test_a_slow_tsa_over_tls_is_bounded_too(tsa_https):
     before = len(tsa_https.seen)
     try:
         tsa_https.mode, tsa_https.drip_pause = "drip", 0.05
+        finished = tsa_https.drips_finished
         with pytest.raises(TsaError, match="did not answer within 1 s"):
             request_stamp(tsa_https.user_url, ROOT, timeout=1, access=access)
+        assert tsa_https.drips_finished == finished  # given up while the answer was still coming
         tsa_https.mode, tsa_https.redirect_code = "redirect", 302
         with pytest.raises(TsaError, match=f"redirects to {re.escape(tsa_https.url.rsplit('/', 1)[0])}/moved-tsa"):
             request_stamp(tsa_https.user_url, ROOT, timeout=5, access=access)
