@@ -9,7 +9,8 @@ Problem strings start with a fixed tag so callers can sort them:
 ``status:``          PKIStatus is neither granted nor grantedWithMods (I10)
 ``imprint:``         not SHA-256 (I13), or not SHA-256 of the root (I2, I3)
 ``nonce:``           differs from the request's (I4)
-``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12)
+``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12); an RSASSA-PSS
+                     signature, which OpenSSL's time-stamp code cannot check, is named as the reason (I18)
 ``EKU:``             TSA certificate EKU missing, not critical, no timeStamping (I7)
 ``openssl:``         ``openssl ts -verify`` refused it: ESS signing-certificate (v2) binding (I9) and more
 ``policy:``          not the pinned TSA policy OID (when one is pinned)
@@ -34,6 +35,7 @@ from pathlib import Path
 
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
 SHA1_OID = "1.3.14.3.2.26"
+RSASSA_PSS_OID = "1.2.840.113549.1.1.10"
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_DELAY = dt.timedelta(days=7)
 OPENSSL_TIMEOUT = 30
@@ -180,6 +182,39 @@ def _der_at(der: bytes, at: int) -> tuple[int, int, int]:
 def _der_content(der: bytes, at: int) -> tuple[int, int]:
     _, start, end = _der_at(der, at)
     return start, end
+
+
+def _children(der: bytes, at: int) -> list[int]:
+    """The offsets of the items inside the constructed DER item at ``at``."""
+    out, (pos, end) = [], _der_content(der, at)
+    while pos < end:
+        out.append(pos)
+        pos = _der_at(der, pos)[2]
+    return out
+
+
+def _signature_algorithm(tsr: bytes) -> str | None:
+    """The dotted OID of the token's SignerInfo signatureAlgorithm (None when not laid out as RFC 3161 says)."""
+    try:
+        token = _children(tsr, 0)[1]                       # TimeStampResp { status, timeStampToken }
+        signed_data = _children(tsr, _children(tsr, token)[1])[0]  # ContentInfo { type, [0] { SignedData } }
+        signer_info = _children(tsr, _children(tsr, signed_data)[-1])[0]  # signerInfos SET, the first
+        items = _children(tsr, signer_info)
+        at = next(i for i, pos in enumerate(items) if tsr[pos] == 0x04)  # the signature; its algorithm is before it
+        oid_at = _children(tsr, items[at - 1])[0]
+        tag, start, end = _der_at(tsr, oid_at)
+        if tag != 0x06:
+            return None
+        arcs, value = [], 0
+        for byte in tsr[start:end]:
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                arcs.append(value)
+                value = 0
+        first = min(arcs[0] // 40, 2)
+        return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+    except (IndexError, StopIteration, ValueError):
+        return None
 
 
 _MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
@@ -439,6 +474,10 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
         check.second_opinion = "openssl: OK" if reason is None else f"openssl: {reason}"
         if reason is not None:
             problems.append(f"openssl: ts -verify failed: {reason}")
+    if problems and _signature_algorithm(tsr) == RSASSA_PSS_OID:
+        problems.append("signature/chain: the token is signed with RSASSA-PSS, which the time-stamp verification of "
+                        "OpenSSL (openssl ts -verify, rfc3161-client) cannot check, here or at an auditor's; a TSA "
+                        "signing so cannot be used (ask it for RSA PKCS#1 v1.5 or ECDSA signatures)")
     if f.response is not None and not f.bag and problems and not any(not _is_ca(c) for c in certs):
         problems.append("signature/chain: the token carries no TSA certificate (its TSA ignored certReq); "
                         "the CA file must then hold the TSA's certificate beside its CA")

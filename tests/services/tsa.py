@@ -232,6 +232,57 @@ def forge_response(tst_info: bytes, signer_cert: Path, signer_key: Path, workdir
     return der_sequence(granted, token)
 
 
+def _der_tree(der: bytes, at: int = 0) -> tuple[list, int]:
+    """[tag, children or content bytes] of the DER item at ``at``, and where it ends."""
+    tag, first = der[at], der[at + 1]
+    if first < 0x80:
+        start, length = at + 2, first
+    else:
+        n = first & 0x7F
+        start, length = at + 2 + n, int.from_bytes(der[at + 2: at + 2 + n], "big")
+    end = start + length
+    if not tag & 0x20:
+        return [tag, der[start:end]], end
+    kids, pos = [], start
+    while pos < end:
+        kid, pos = _der_tree(der, pos)
+        kids.append(kid)
+    return [tag, kids], end
+
+
+def _der_encode(node: list) -> bytes:
+    tag, value = node
+    body = b"".join(_der_encode(k) for k in value) if isinstance(value, list) else value
+    return bytes([tag]) + _der_len(len(body)) + body
+
+
+def pss_resign(response: bytes, rsa_key: Path) -> bytes:
+    """The response with its SignerInfo signed again with RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) by the
+    same RSA key: a token as a TSA signing with PSS makes it (``openssl ts -reply`` cannot: "Error during
+    signature generation"). Its signed attributes, ESS binding included, are unchanged."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def oid(dotted: str) -> list:
+        from verify.tsa_client import _oid_der
+
+        return [0x06, _oid_der(dotted)[2:]]
+
+    tree, _ = _der_tree(response)
+    signed_data = tree[1][1][1][1][1][0]  # TimeStampResp → token ContentInfo → [0] → SignedData
+    items = signed_data[1][-1][1][0][1]  # signerInfos → the SignerInfo's items
+    at = next(i for i, item in enumerate(items) if item[0] == 0x04)  # the signature, its algorithm before it
+    attrs = next(item for item in items if item[0] == 0xA0)
+    key = serialization.load_pem_private_key(Path(rsa_key).read_bytes(), None)
+    signature = key.sign(_der_encode([0x31, attrs[1]]),
+                         padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    sha256 = [0x30, [oid("2.16.840.1.101.3.4.2.1")]]
+    params = [0x30, [[0xA0, [sha256]], [0xA1, [[0x30, [oid("1.2.840.113549.1.1.8"), sha256]]]], [0xA2, [[0x02, b"\x20"]]]]]
+    items[at - 1] = [0x30, [oid("1.2.840.113549.1.1.10"), params]]
+    items[at] = [0x04, signature]
+    return _der_encode(tree)
+
+
 def cert_der(path: Path) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding

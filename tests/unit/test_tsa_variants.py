@@ -150,3 +150,21 @@ def test_the_pinned_policy_is_asked_for(tsa, tmp_path):
     tsr = Tsa(tsa.pki, name="policies", config={"other_policies": other}).reply(query)
     chk = verify_token(tsr, ROOT, tsa.ca_cert_path.read_bytes(), nonce=nonce, policy=other)
     assert chk.ok and chk.policy == other, chk.problems
+
+
+def test_an_rsa_pss_signed_token_is_refused_with_the_reason(tmp_path):
+    """A well-formed token signed with RSASSA-PSS (openssl cms verifies it): OpenSSL's time-stamp code, which both
+    verifiers and the auditor's openssl step use, cannot check PSS ("invalid padding", as if forged); the
+    refusal says that the scheme is the reason, and that the TSA cannot be used."""
+    from services.tsa import make_pki, pss_resign, token_of
+
+    pki = make_pki(tmp_path / "pss", "pss", rsa_tsa=True)
+    query, nonce = build_query(ROOT)
+    tsr = pss_resign(Tsa(pki).reply(query), pki.tsa_key)
+    (tmp_path / "t.der").write_bytes(token_of(tsr, tmp_path))
+    cms = subprocess.run(["openssl", "cms", "-verify", "-noverify", "-inform", "DER", "-in", str(tmp_path / "t.der"),
+                          "-out", str(tmp_path / "tst.der")], capture_output=True, text=True)
+    assert cms.returncode == 0, cms.stderr
+    chk = verify_token(tsr, ROOT, pki.ca_cert.read_bytes(), nonce=nonce)
+    assert not chk.ok
+    assert any("signed with RSASSA-PSS" in p and "cannot be used" in p for p in chk.problems), chk.problems
