@@ -79,7 +79,8 @@ from toolkit.storage import Location, parse_location
 from . import maildir as md
 from .mbox import MboxImporter, MboxSplitter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
-from .pst import PST_MAGIC, scan_store
+from .pst import PST_MAGIC
+from .pst_guard import guarded_scan_store
 from .tnef import TNEF_MAGIC, item_from_tnef
 from .zipped import ZipLimits, is_zip, scan_zip
 from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
@@ -562,7 +563,7 @@ class ShareImporter:
         wrap = lambda c: {"path_b64": _b64(e.rel), "inner": None if c.get("done") else c}  # noqa: E731
         identity = f"{e.size}:{int(e.mtime * 1e9)}"
         with tree.local_copy(e) as path:
-            for item in scan_store(path, ref, e.rel, inner, reporter, wrap, identity):
+            for item in guarded_scan_store(path, ref, e.rel, inner, reporter, wrap, identity):
                 if isinstance(item, SourceMail):
                     dir_folder = _dir_folder(e.rel)
                     store = mbox_folder_name(e.rel.rpartition(b"/")[2].decode("utf-8", "backslashreplace"))
