@@ -99,6 +99,10 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     assert "no archived mail matches --folder 'Archiv/2019'" in p.stderr
     p = mailarchive(home, "export", "mbox", str(tmp_path / "out.mbox"), "--domain", "exmaple.com", check=2)
     assert "--domain 'exmaple.com'" in p.stderr
+    assert "lists domains with" in p.stderr and "folders" not in p.stderr  # the hint fits the option named
+    p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2020-01-01", "--until", "2019-01-01",
+                    check=2)  # swapped dates: a usage error naming both, not "the selection matches no message"
+    assert "--since 2020-01-01 lies after --until 2019-01-01" in p.stderr and not (tmp_path / "out").exists()
     p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", check=1)
     assert "the selection matches no message" in p.stderr and not (tmp_path / "out").exists()
 
