@@ -67,7 +67,7 @@ class LocalFile(NamedTuple):
     check: Callable[[bytes], str | None] | None = None
     #: a module-level function of the bytes read that removes what is not the message (a leading From_
     #: line: importers/eml.py) and says so (a :class:`Trimmed`), or returns None when nothing is removed
-    cut: "Callable[[bytes], Trimmed | None] | None" = None
+    cut: "Callable[[bytes], Trimmed | NotMail | None] | None" = None
 
 
 class Trimmed(NamedTuple):
@@ -80,9 +80,12 @@ class Trimmed(NamedTuple):
 
 
 class NotMail(NamedTuple):
-    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it."""
+    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it
+    (listed as skipped), or whose ``cut`` found mail it must not archive as one message (``problem``: listed
+    as an error, e.g. a whole mbox given to ``import eml``)."""
 
     reason: str
+    problem: bool = False
 
 
 class ReadFailure(NamedTuple):

@@ -71,6 +71,8 @@ class SourceMail:
         if self.path is not None:
             raw = read_regular_file(self.path)
             trimmed = self.envelope_cut(raw) if self.envelope_cut is not None else None
+            if trimmed is not None and not hasattr(trimmed, "raw"):  # a NotMail: nothing of it is archived
+                raise ValueError(trimmed.reason)
             return raw if trimmed is None else trimmed.raw  # what the pack task archives (toolkit.prepare.read_job)
         if self.job is not None:
             from .remote_jobs import read_jobs  # the pipeline reads it in a worker; here, on demand

@@ -102,7 +102,7 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     assert "lists domains with" in p.stderr and "folders" not in p.stderr  # the hint fits the option named
     p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2020-01-01", "--until", "2019-01-01",
                     check=2)  # swapped dates: a usage error naming both, not "the selection matches no message"
-    assert "--since 2020-01-01 lies after --until 2019-01-01" in p.stderr and not (tmp_path / "out").exists()
+    assert "the start date 2020-01-01 lies after the end date 2019-01-01" in p.stderr and not (tmp_path / "out").exists()
     p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", check=1)
     assert "the selection matches no message" in p.stderr and not (tmp_path / "out").exists()
 
