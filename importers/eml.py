@@ -44,7 +44,7 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
 from .mbox import _HEADER as _HEADER_LINE, from_line_date, is_from_line
-from .share import HEAD, _first_line_is_from, mail_content, member_items
+from .share import HEAD, _first_line_is_from, mail_content, mail_elsewhere, member_items
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -211,7 +211,12 @@ def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceI
     return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **note)
 
 
-def _not_mail_head(head: bytes, size: int) -> str | None:
+def _not_mail_head(head: bytes, size: int) -> str | NotMail | None:
+    """Why the file is not a message: a reason (listed as skipped), or a NotMail with ``problem`` set when it
+    holds mail another import reads (listed as an error: the run did less than asked)."""
+    elsewhere = mail_elsewhere(head, size)
+    if elsewhere is not None:
+        return NotMail(f"{elsewhere} (--force-raw archives the file as it is)", problem=True)
     reason = mail_content(head, b"", size, strict=False)
     return None if reason is None else f"{reason} (--force-raw archives it anyway)"
 
@@ -227,7 +232,7 @@ def _head_local(path: bytes, size: int) -> bytes:
         os.close(fd)
 
 
-def not_mail(raw: bytes) -> str | None:
+def not_mail(raw: bytes) -> str | NotMail | None:
     """Why a file the user named as a message is not one (None: it is), with the lenient check of
     ``mail_content``. Module-level, so that the pipeline runs it where it reads a local file (in a worker)."""
     return _not_mail_head(raw[:HEAD], len(raw))
@@ -261,6 +266,8 @@ class EmlImporter(TreeSource):
         if self.force_raw:
             return None
         reason = _not_mail_head(head, entry.size)
+        if isinstance(reason, NotMail):
+            return SourceProblem(ref, reason.reason, cur)
         return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:

@@ -234,6 +234,22 @@ def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) ->
     return None if kind in (EML, MBOX) else reason
 
 
+_OUTLOOK_KINDS = {PST: "an Outlook PST/OST store", MSG: "an Outlook .msg item",
+                  TNEF: "a TNEF file (winmail.dat)"}
+
+
+def mail_elsewhere(head: bytes, size: int) -> str | None:
+    """Why a file holds mail that another import reads and that must not be archived as one message's bytes
+    (an Outlook store or item, a compressed mbox), else None. ``import eml`` lists such a file as an error."""
+    kind, _ = detect(head, b"", size)
+    if kind in _OUTLOOK_KINDS:
+        return (f"{_OUTLOOK_KINDS[kind]}, not an RFC 5322 message: not imported; the Outlook imports (pst, msg) "
+                "convert it, and so does the share import")
+    if kind == MBOX and (packed := compression_of(head)) is not None:
+        return f"a {packed}-compressed mbox, not one message: not imported; the mbox import reads it as it is"
+    return None
+
+
 # -- planning: which directories are Maildirs -----------------------------------------------------
 
 def _parent(rel: bytes) -> bytes:

@@ -42,7 +42,7 @@ class SourceMail:
     on_read_error: Callable[[OSError], "SourceItem"] | None = None
     #: with ``path``: a module-level function of the bytes read that says why they are not mail (or None);
     #: the pipeline runs it where it reads the file (in a worker) and lists such a file as skipped
-    content_check: Callable[[bytes], str | None] | None = None
+    content_check: Callable[[bytes], Any] | None = None  # a reason, a NotMail (toolkit.prepare) or None
     #: with ``path``: a module-level function that removes a leading From_ line from the bytes read
     #: (``toolkit.prepare.LocalFile.cut``); the pipeline runs it in the worker and puts its note here
     envelope_cut: Callable | None = None
