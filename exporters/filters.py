@@ -98,6 +98,9 @@ class Filters:
             params.append(value)
         if self.until:
             value, bare = parse_when(self.until)
+            if self.since and parse_when(self.since)[0] > value:
+                raise UsageError(f"the start date {self.since} lies after the end date {self.until}: no mail can "
+                                 "match; swapped?")
             if bare:
                 parts.append(f"{_DATE_EXPR} < ?")
                 params.append(value + dt.timedelta(days=1))

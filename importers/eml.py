@@ -5,7 +5,11 @@ MTAs wrote, followed by a mail header block; the same rule as ``import share``) 
 mail tools do when they open such a file: the rest of the file is archived as the message, with the
 note ``from-line-removed`` and the From_ line's date as internal date. Unlike ``import share``, which
 reads such a file as an mbox, the rest is never split: a .eml is one message, and a patch or mbox
-attached to it stays inside it.
+attached to it stays inside it. But a whole mbox given here is not one message: a file whose rest holds
+``MBOX_REFUSED_FROM`` or more messages by the mbox import's split rule (From_ lines after an empty line
+with a header field after them, not inside the first message's MIME body, not ``git format-patch``'s
+dated lines: :func:`mbox_messages`) is an error naming the count, and nothing of it is archived;
+``--force-raw`` archives it whole (docs/reliability.md M6).
 
 Before a file is archived its first bytes are looked at with the same content
 check ``import share`` uses (``importers.share.mail_content``): a file that
@@ -28,18 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import stat
 import tempfile
 from typing import Iterator
 
 from toolkit.errors import StorageError
-from toolkit.prepare import Trimmed
+from toolkit.prepare import NotMail, Trimmed
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
-from .mbox import from_line_date
-from .share import HEAD, _first_line_is_from, mail_content, member_items
+from .mbox import _HEADER as _HEADER_LINE, from_line_date, is_from_line
+from .share import HEAD, _first_line_is_from, mail_content, mail_elsewhere, member_items
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -120,10 +125,19 @@ def _envelope_note(head: bytes, cut: int) -> dict:
             "date_source": "from-line"}
 
 
-def cut_envelope(raw: bytes) -> Trimmed | None:
+def cut_envelope(raw: bytes) -> Trimmed | NotMail | None:
     """A whole file's bytes without a leading From_ line (and what to note on its item), or None when it
-    has none. Module-level: the pipeline runs it where it reads a local file (in a worker), so the scan
-    does not open every file to look for the line (``SourceMail.envelope_cut``)."""
+    has none; a NotMail (an error) when the rest holds more messages: an mbox (:func:`mbox_messages`).
+    Module-level: the pipeline runs it where it reads a local file (in a worker), so the scan does not
+    open every file to look for the line (``SourceMail.envelope_cut``)."""
+    trimmed = cut_envelope_raw(raw)
+    if trimmed is not None and (n := mbox_messages(trimmed.raw)) >= MBOX_REFUSED_FROM:
+        return NotMail(_MBOX_GIVEN % n, problem=True)
+    return trimmed
+
+
+def cut_envelope_raw(raw: bytes) -> Trimmed | None:
+    """:func:`cut_envelope` for ``--force-raw``: the rest is one message, however many it holds."""
     head = raw[:HEAD]
     cut = envelope_length(head, len(head) >= len(raw))
     if not cut:
@@ -131,8 +145,51 @@ def cut_envelope(raw: bytes) -> Trimmed | None:
     return Trimmed(raw[cut:], cut, _envelope_note(head, cut))
 
 
-def without_envelope(item: SourceItem, read) -> SourceItem:
-    """``item`` with a leading From_ line removed (see the module docstring); ``read()`` gives the whole file."""
+_MBOX_GIVEN = ("an mbox file holding %s messages, not one message: not imported. Import it as an mbox (the mbox "
+               "import splits it, so does the share import); --force-raw archives the whole file as one message")
+
+
+#: the mbox check refuses a file only from this many messages on: a single mail may carry one or two
+#: unquoted From_ lines that look like separators (a patch pasted into a text/plain body)
+MBOX_REFUSED_FROM = 3
+#: the date ``git format-patch`` writes in the From_ line of every patch; never a delivered mail's
+_GIT_PATCH_DATE = b"Mon Sep 17 00:00:00 2001"
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]+)', re.I)
+
+
+def mbox_messages(rest: bytes) -> int:
+    """How many messages a file holds after its leading From_ line, split as the mbox import splits: 1, plus
+    each From_ line after an empty line that a header field follows (importers/mbox.py, L2). Not counted:
+    a From_ line inside the first message's MIME body (before its closing boundary: an attached patch or
+    mbox) and a ``git format-patch`` From_ line."""
+    n = 1
+    ends = [e for e in (rest.find(b"\n\n"), rest.find(b"\n\r\n")) if e >= 0]
+    header_end = min(ends) if ends else -1
+    found = _BOUNDARY.search(rest, 0, header_end if header_end >= 0 else 0)
+    pos = 0
+    if found is not None:
+        close = rest.find(b"\n--" + found.group(1).strip() + b"--", header_end)
+        if close < 0:
+            return 1
+        pos = close + 1
+    i = rest.find(b"\nFrom ", pos)
+    while i >= 0:
+        blank = rest[i - 1:i] == b"\n" or rest[i - 2:i] == b"\n\r"
+        start = i + 1
+        end = rest.find(b"\n", start)
+        line = rest[start:end + 1]
+        if blank and end >= 0 and _GIT_PATCH_DATE not in line and is_from_line(line):
+            after = rest.find(b"\n", end + 1)
+            if _HEADER_LINE.match(rest, end + 1, after + 1 if after >= 0 else len(rest)):
+                n += 1
+        i = rest.find(b"\nFrom ", start)
+    return n
+
+
+def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceItem:
+    """``item`` with a leading From_ line removed (see the module docstring); ``read()`` gives the whole file.
+    Unless ``force_raw``, a file that holds more messages after it is an error (:func:`cut_envelope`); a
+    streamed large file is judged by its first bytes."""
     if not isinstance(item, SourceMail):
         return item
     head = _head(item)
@@ -141,15 +198,25 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
         return item
     note = _envelope_note(head, cut)
     if item.raw is None and item.path is None:
+        if not force_raw and (n := mbox_messages(head[cut:])) >= MBOX_REFUSED_FROM:
+            return SourceProblem(item.ref, _MBOX_GIVEN % (n if len(head) >= item.length else f"{n} or more"),
+                                 item.cursor)
         return dataclasses.replace(item, size=item.size - cut, opener=_skip_opener(item.opener, cut), **note)
     try:
         raw = item.raw if item.raw is not None else read()
     except (OSError, StorageError) as exc:
         return _unreadable(item.ref, exc, item.cursor)
+    if not force_raw and (n := mbox_messages(raw[cut:])) >= MBOX_REFUSED_FROM:
+        return SourceProblem(item.ref, _MBOX_GIVEN % n, item.cursor)
     return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **note)
 
 
-def _not_mail_head(head: bytes, size: int) -> str | None:
+def _not_mail_head(head: bytes, size: int) -> str | NotMail | None:
+    """Why the file is not a message: a reason (listed as skipped), or a NotMail with ``problem`` set when it
+    holds mail another import reads (listed as an error: the run did less than asked)."""
+    elsewhere = mail_elsewhere(head, size)
+    if elsewhere is not None:
+        return NotMail(f"{elsewhere} (--force-raw archives the file as it is)", problem=True)
     reason = mail_content(head, b"", size, strict=False)
     return None if reason is None else f"{reason} (--force-raw archives it anyway)"
 
@@ -165,7 +232,7 @@ def _head_local(path: bytes, size: int) -> bytes:
         os.close(fd)
 
 
-def not_mail(raw: bytes) -> str | None:
+def not_mail(raw: bytes) -> str | NotMail | None:
     """Why a file the user named as a message is not one (None: it is), with the lenient check of
     ``mail_content``. Module-level, so that the pipeline runs it where it reads a local file (in a worker)."""
     return _not_mail_head(raw[:HEAD], len(raw))
@@ -199,6 +266,8 @@ class EmlImporter(TreeSource):
         if self.force_raw:
             return None
         reason = _not_mail_head(head, entry.size)
+        if isinstance(reason, NotMail):
+            return SourceProblem(ref, reason.reason, cur)
         return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
@@ -266,10 +335,10 @@ class EmlImporter(TreeSource):
                 continue
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
-            if isinstance(item, SourceMail) and item.path is not None:
-                yield dataclasses.replace(item, envelope_cut=cut_envelope)  # looked for where it is read
+            if isinstance(item, SourceMail) and item.path is not None:  # looked for where it is read
+                yield dataclasses.replace(item, envelope_cut=cut_envelope_raw if self.force_raw else cut_envelope)
             else:
-                yield without_envelope(item, lambda: read_local(root, entry, single))
+                yield without_envelope(item, lambda: read_local(root, entry, single), self.force_raw)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         storage = open_source_storage(self.location, self._smb_password)
@@ -282,6 +351,6 @@ class EmlImporter(TreeSource):
                     continue
                 item = self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
                                   lambda e: storage.open_read(e.rel.decode("utf-8")))
-                yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")))
+                yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")), self.force_raw)
         finally:
             storage.close()

@@ -320,6 +320,9 @@ class _Lines:
         return [g[1] if g else None for g in got]
 
 
+PREFIX_HEAD = 8192
+
+
 class MboxSplitter:
     """Iterate the messages of one mbox stream (see the module docstring for the rules).
 
@@ -344,6 +347,7 @@ class MboxSplitter:
             self._lines.limit = max_message + 3  # a longer line already makes its message too big
         self.prefix_length = 0
         self.prefix_blank_only = True
+        self.prefix_head = b""     # the prefix's first bytes (up to PREFIX_HEAD): what the file is instead
         self.size = base           # stream size once exhausted
         self.quoted_lines = 0      # ^>+From lines seen (stored as-is unless mboxrd)
 
@@ -357,6 +361,8 @@ class MboxSplitter:
             while first is not None and not self._starts_message(first[1], self.base == 0 and self.prefix_blank_only):
                 self.prefix_length += len(first[1])
                 self.prefix_blank_only &= _blank(first[1])
+                if len(self.prefix_head) < PREFIX_HEAD:
+                    self.prefix_head += first[1][:PREFIX_HEAD]
                 first = lines.next()
         if first is None:
             self.size = self.base + self.prefix_length
@@ -886,7 +892,9 @@ class MboxImporter:
         if splitter.prefix_blank_only:
             reporter.warn(f"{self.name}@{base}: {n} bytes of empty lines before the first From_ line skipped")
         else:
-            yield SourceProblem(f"{self.name}@{base}", f"{n} bytes before the first From_ line are not a message")
+            whole = base == 0 and splitter.size == n  # no From_ line at all: what is the file instead?
+            yield SourceProblem(f"{self.name}@{base}", f"{n} bytes before the first From_ line are not a message"
+                                + (_not_an_mbox(splitter.prefix_head, n) if whole else ""))
 
     def _item(self, msg: MboxMessage, size: int, mtime: float, counts: dict, reporter: Reporter) -> SourceItem:
         ref = f"{self.name}@{msg.offset}"
@@ -929,3 +937,15 @@ class MboxImporter:
                 f"{exc.strerror or exc}. Rerun the import once nothing writes to the mbox (what is archived "
                 f"already is skipped)"), cur)
         return problem
+
+
+def _not_an_mbox(head: bytes, size: int) -> str:
+    """What a file without any From_ line is instead, when another import reads it (for the problem's text)."""
+    from .share import EML, MSG, PST, TNEF, ZIP, detect  # share imports this module
+
+    kind, _ = detect(head, b"", size)
+    return {EML: ": it is one message without a From_ line, not an mbox; the eml import reads it",
+            PST: ": it is an Outlook PST/OST store; the pst import reads it",
+            MSG: ": it is an Outlook .msg item; the msg import reads it",
+            TNEF: ": it is a TNEF file (winmail.dat); the share import converts it",
+            ZIP: ": it is a zip file; the eml and share imports read the mail inside"}.get(kind, "")

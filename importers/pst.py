@@ -11,6 +11,8 @@ included); every other item (contacts, appointments, tasks, distribution lists, 
 listed as a skip naming its class, not imported. A PST password (0x67FF) is only a flag in the
 store: the store is read and the flag reported as a warning. An embedded message (attach method 5)
 is not reachable with pypff: the mail keeps a note part naming it and the run warns about it.
+An import reads each store in a child process (``importers.pst_guard``): libpff hanging or crashing
+on one item or folder is a problem naming it, and the rest of the store is read.
 
 Cursor: ``{"path_b64", "identity", "folder", "pos", "nid"}`` — the store file, its size and mtime
 (on a share: as the share lists them; the store is read from a private temporary copy),
@@ -32,13 +34,14 @@ import struct
 import tempfile
 from typing import Any, Iterator
 
-from toolkit import mapi
+from toolkit import faults, mapi
 from toolkit.errors import SourceError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
 from . import pst_embedded
+from .pst_guard import guarded_scan_store
 from .walk import ref_text, walk_local, walk_storage
 
 PST_MAGIC = b"!BDN"
@@ -240,7 +243,7 @@ class PstImporter:
                     yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
                     continue
                 with local(e) as path:
-                    yield from scan_store(path, ref, e.rel, inner, reporter,
+                    yield from guarded_scan_store(path, ref, e.rel, inner, reporter,
                                           identity=f"{e.size}:{int(e.mtime * 1e9)}" if storage else None,
                                           convert_limit=self.convert_limit)
         finally:
@@ -257,14 +260,24 @@ def _smb_copy(storage, e):
         yield os.fsencode(tmp.name)
 
 
+def _nowhere(place: tuple) -> None:
+    return None
+
+
 def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: Reporter,
                cursor_wrap=lambda c: c, identity: str | None = None,
-               convert_limit: float | None = mapi.CONVERT_LIMIT) -> Iterator[SourceItem]:
+               convert_limit: float | None = mapi.CONVERT_LIMIT, at=_nowhere,
+               avoid: frozenset = frozenset()) -> Iterator[SourceItem]:
     """Every item of one store, after ``inner`` (a cursor of this store, or None). ``cursor_wrap``
     puts a store cursor into the caller's; ``identity`` names the store when ``path`` is a copy;
-    ``convert_limit`` is each item's conversion watchdog (:func:`toolkit.mapi.build_guarded`)."""
+    ``convert_limit`` is each item's conversion watchdog (:func:`toolkit.mapi.build_guarded`).
+
+    ``at(place)`` is told before each step that calls into libpff, and the places in ``avoid`` are left
+    alone (importers/pst_guard.py reads a store this way in a child process: a place where libpff hung
+    or crashed is reported there and avoided when the store is read on)."""
     import pypff
 
+    at(("tree",))
     key = base64.b64encode(rel).decode("ascii")
     identity = identity or store_identity(path)
     done = cursor_wrap({"path_b64": key, "done": True})
@@ -292,7 +305,7 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
             root = f.root_folder
             if root is None:
                 raise OSError("the store has no root folder")
-            directory = _LazyDirectory(root, ipm, codepage)
+            directory = _LazyDirectory(root, ipm, codepage, at, ("directory",) in avoid)
             folders, damaged = _folders(root, ipm)
         except _DAMAGED as exc:  # the store's own structure: nothing below it can be found
             yield SourceProblem(ref, f"damaged PST/OST store, its folders cannot be read: {_why(exc)}. "
@@ -310,6 +323,10 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
             if skipping:
                 start = int(inner.get("pos", -1)) + 1
                 skipping = False
+            if ("folder", fnid, folder_path) in avoid:
+                continue
+            at(("folder", fnid, folder_path))
+            faults.hit(f"pst_folder_{fnid}")
             try:
                 n = folder.number_of_sub_messages
             except _DAMAGED as exc:
@@ -317,6 +334,10 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                                     f"listed: {_why(exc)}", None)
                 continue
             for i in range(start, n):
+                if ("item", fnid, i, folder_path) in avoid:
+                    continue
+                at(("item", fnid, i, folder_path))
+                faults.hit(f"pst_item_{fnid}_{i}")
                 item = _one(folder, i, ref, folder_path, codepage, directory,
                             cursor_wrap({"path_b64": key, "identity": identity, "folder": fnid, "pos": i}),
                             convert_limit)
@@ -328,7 +349,9 @@ def scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, reporter: 
                     yield from _embedded_of_non_mail(folder, i, item)
                 if isinstance(item, SourceMail) and item.embedded:
                     if recovered is None:
-                        recovered = pst_embedded.recover(path)
+                        at(("readpst",))
+                        recovered = (pst_embedded.Recovered(error="readpst was given up on an earlier try")
+                                     if ("readpst",) in avoid else pst_embedded.recover(path))
                     yield from _with_embedded(item, folder.name or "", recovered, reporter)
                 else:
                     yield item
@@ -434,12 +457,15 @@ class _LazyDirectory:
     """The store's X.500 → SMTP map, made by a first pass over the store (:func:`_directory`) only when
     an item has an X.500 address to resolve: a store without one is read once, not twice."""
 
-    def __init__(self, root, ipm, codepage):
+    def __init__(self, root, ipm, codepage, at=_nowhere, given_up: bool = False):
         self._args = (root, ipm, codepage)
+        self._at = at
         self._map: dict[str, str] | None = None
+        self._given_up = given_up  # the first pass hung or crashed on an earlier try: X.500 addresses stay
 
     def for_message(self, msg: mapi.MapiMessage) -> dict[str, str] | None:
-        if self._map is None and mapi.has_x500_address(msg):
+        if self._map is None and not self._given_up and mapi.has_x500_address(msg):
+            self._at(("directory",))
             self._map = _directory(*self._args)
         return self._map
 

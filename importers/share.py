@@ -79,7 +79,8 @@ from toolkit.storage import Location, parse_location
 from . import maildir as md
 from .mbox import MboxImporter, MboxSplitter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
-from .pst import PST_MAGIC, scan_store
+from .pst import PST_MAGIC
+from .pst_guard import guarded_scan_store
 from .tnef import TNEF_MAGIC, item_from_tnef
 from .zipped import ZipLimits, is_zip, scan_zip
 from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
@@ -231,6 +232,22 @@ def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) ->
     if kind == ZIP:
         return "zip file: the mail inside is read when its name ends in .zip (or by import share)"
     return None if kind in (EML, MBOX) else reason
+
+
+_OUTLOOK_KINDS = {PST: "an Outlook PST/OST store", MSG: "an Outlook .msg item",
+                  TNEF: "a TNEF file (winmail.dat)"}
+
+
+def mail_elsewhere(head: bytes, size: int) -> str | None:
+    """Why a file holds mail that another import reads and that must not be archived as one message's bytes
+    (an Outlook store or item, a compressed mbox), else None. ``import eml`` lists such a file as an error."""
+    kind, _ = detect(head, b"", size)
+    if kind in _OUTLOOK_KINDS:
+        return (f"{_OUTLOOK_KINDS[kind]}, not an RFC 5322 message: not imported; the Outlook imports (pst, msg) "
+                "convert it, and so does the share import")
+    if kind == MBOX and (packed := compression_of(head)) is not None:
+        return f"a {packed}-compressed mbox, not one message: not imported; the mbox import reads it as it is"
+    return None
 
 
 # -- planning: which directories are Maildirs -----------------------------------------------------
@@ -562,7 +579,7 @@ class ShareImporter:
         wrap = lambda c: {"path_b64": _b64(e.rel), "inner": None if c.get("done") else c}  # noqa: E731
         identity = f"{e.size}:{int(e.mtime * 1e9)}"
         with tree.local_copy(e) as path:
-            for item in scan_store(path, ref, e.rel, inner, reporter, wrap, identity):
+            for item in guarded_scan_store(path, ref, e.rel, inner, reporter, wrap, identity):
                 if isinstance(item, SourceMail):
                     dir_folder = _dir_folder(e.rel)
                     store = mbox_folder_name(e.rel.rpartition(b"/")[2].decode("utf-8", "backslashreplace"))

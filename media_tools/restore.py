@@ -115,14 +115,16 @@ def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes,
     return chain
 
 
-def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], refusals: list[str], u) -> IntegrityError:
-    """Why no config snapshot could be used: say what is missing at DEST before blaming the key."""
+def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], refusals: list[str],
+                        u) -> MailArchiveError:
+    """Why no config snapshot could be used: say what is missing at DEST before blaming the key. A place that
+    holds no mirror at all is a usage error (the wrong place was given); a mirror that lacks parts is a finding."""
     where = dest.location
     if not files:
-        return IntegrityError(f"{where} is empty: not a mirror", next_step=NextStep.MIRROR_FIRST,
-                              hint_args={"where": where})
+        return UsageError(f"{where} is empty or does not exist: not a mirror", next_step=NextStep.MIRROR_FIRST,
+                          hint_args={"where": where})
     if not any(_MEDIUM_RE.match(n) for n in files) and STATE_NAME not in files:
-        return IntegrityError(
+        return UsageError(
             f"{where} holds no mirror (no {STATE_NAME}, no medium-<id>/ directories): is it the right location?")
     if not snaps:
         backups = "no catalog backup and " if not _find_chains(files) else ""

@@ -164,7 +164,8 @@ class Archive:
         h = Home(home)
         if not h.has_config():
             raise NoArchiveError(
-                f"no archive at {h.path} (no {CONFIG_NAME})", next_step=NextStep.CHOOSE_OR_INIT_ARCHIVE
+                f"no archive at {h.path} (no {CONFIG_NAME}){_what_lies_there(h.path)}",
+                next_step=NextStep.CHOOSE_OR_INIT_ARCHIVE,
             )
         if h.init_pending():
             raise NoArchiveError(
@@ -333,3 +334,19 @@ class Archive:
     def sync_media_table(self) -> None:
         """Mirror the registry into the catalog's media table (for SQL) and log the change."""
         replace_media_rows(self.catalog, self.config.media)
+
+
+#: the marker file of a mirror (media_tools/mirror.py STATE_NAME; named here to keep the core free of media_tools)
+_MIRROR_MARKER = "MIRROR.json"
+
+
+def _what_lies_there(path: Path) -> str:
+    """What a place given as a home is instead, when it is one of the archive's other places."""
+    try:
+        if (path / LABEL_NAME).is_file():
+            return f": it is a storage medium ({LABEL_NAME}), not an archive home; give the home that holds {CONFIG_NAME}"
+        if (path / _MIRROR_MARKER).is_file():
+            return f": it is a mirror ({_MIRROR_MARKER}), not an archive home; a restore builds a home from it"
+    except OSError:
+        pass
+    return ""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from .archive import Archive
 from .catalog import ingest_rows as store
-from .prepare import prepare, prepare_streamed
+from .prepare import LocalFile, NotMail, ReadFailure, Trimmed, prepare, prepare_streamed, read_job
 from .reporter import NullReporter, Reporter
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
 
@@ -68,10 +68,21 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
             try:
                 if item.raw is not None:
                     p = prepare(item.raw, None, archive.uuid, None)
-                elif item.path is not None or item.job is not None:
-                    # a local file (its From_ line cut as the pack task cuts it), a region of a local mbox, a
-                    # share file, a remote mail: read here
+                elif item.job is not None:  # a region of a local mbox, a share file, a remote mail: read here
                     p = prepare(item.content(), None, archive.uuid, None)
+                elif item.path is not None:  # a local file, checked and its From_ line cut as the pack task does
+                    got = read_job(LocalFile(item.path, item.content_check, item.envelope_cut))
+                    if isinstance(got, ReadFailure):
+                        raise OSError(got.errno, got.message)
+                    if isinstance(got, NotMail):
+                        if got.problem:
+                            s.errors += 1
+                        else:
+                            s.skipped += 1
+                        s.problems.append({"ref": item.ref, "kind": "error" if got.problem else "skipped",
+                                           "message": got.reason})
+                        continue
+                    p = prepare(got.raw if isinstance(got, Trimmed) else got, None, archive.uuid, None)
                 else:
                     p = prepare_streamed(item.opener)
             except OSError as exc:

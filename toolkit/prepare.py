@@ -61,13 +61,14 @@ class Prepared:
 
 class LocalFile(NamedTuple):
     """A job for :func:`toolkit.pack_tasks.build_pack`: read this local file first (in the worker). ``check``: a
-    module-level function of the bytes that returns why they are not mail (or None), run there too."""
+    module-level function of the bytes that returns why they are not mail (a reason, a NotMail, or None), run
+    there too."""
 
     path: bytes
-    check: Callable[[bytes], str | None] | None = None
+    check: "Callable[[bytes], str | NotMail | None] | None" = None
     #: a module-level function of the bytes read that removes what is not the message (a leading From_
     #: line: importers/eml.py) and says so (a :class:`Trimmed`), or returns None when nothing is removed
-    cut: "Callable[[bytes], Trimmed | None] | None" = None
+    cut: "Callable[[bytes], Trimmed | NotMail | None] | None" = None
 
 
 class Trimmed(NamedTuple):
@@ -80,9 +81,12 @@ class Trimmed(NamedTuple):
 
 
 class NotMail(NamedTuple):
-    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it."""
+    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it
+    (listed as skipped), or whose ``cut`` found mail it must not archive as one message (``problem``: listed
+    as an error, e.g. a whole mbox given to ``import eml``)."""
 
     reason: str
+    problem: bool = False
 
 
 class ReadFailure(NamedTuple):
@@ -261,7 +265,7 @@ def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:
     if job.cut is not None and (trimmed := job.cut(raw)) is not None:
         return trimmed
     if job.check is not None and (reason := job.check(raw)) is not None:
-        return NotMail(reason)
+        return reason if isinstance(reason, NotMail) else NotMail(reason)
     return raw
 
 

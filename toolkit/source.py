@@ -42,7 +42,7 @@ class SourceMail:
     on_read_error: Callable[[OSError], "SourceItem"] | None = None
     #: with ``path``: a module-level function of the bytes read that says why they are not mail (or None);
     #: the pipeline runs it where it reads the file (in a worker) and lists such a file as skipped
-    content_check: Callable[[bytes], str | None] | None = None
+    content_check: Callable[[bytes], Any] | None = None  # a reason, a NotMail (toolkit.prepare) or None
     #: with ``path``: a module-level function that removes a leading From_ line from the bytes read
     #: (``toolkit.prepare.LocalFile.cut``); the pipeline runs it in the worker and puts its note here
     envelope_cut: Callable | None = None
@@ -71,6 +71,8 @@ class SourceMail:
         if self.path is not None:
             raw = read_regular_file(self.path)
             trimmed = self.envelope_cut(raw) if self.envelope_cut is not None else None
+            if trimmed is not None and not hasattr(trimmed, "raw"):  # a NotMail: nothing of it is archived
+                raise ValueError(trimmed.reason)
             return raw if trimmed is None else trimmed.raw  # what the pack task archives (toolkit.prepare.read_job)
         if self.job is not None:
             from .remote_jobs import read_jobs  # the pipeline reads it in a worker; here, on demand

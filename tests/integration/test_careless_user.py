@@ -99,6 +99,10 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     assert "no archived mail matches --folder 'Archiv/2019'" in p.stderr
     p = mailarchive(home, "export", "mbox", str(tmp_path / "out.mbox"), "--domain", "exmaple.com", check=2)
     assert "--domain 'exmaple.com'" in p.stderr
+    assert "lists domains with" in p.stderr and "folders" not in p.stderr  # the hint fits the option named
+    p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2020-01-01", "--until", "2019-01-01",
+                    check=2)  # swapped dates: a usage error naming both, not "the selection matches no message"
+    assert "the start date 2020-01-01 lies after the end date 2019-01-01" in p.stderr and not (tmp_path / "out").exists()
     p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", check=1)
     assert "the selection matches no message" in p.stderr and not (tmp_path / "out").exists()
 
@@ -171,3 +175,31 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
     nightly = samba.share_dir / smb_location.rsplit("/", 1)[1] / "nightly"
     assert list(nightly.rglob("*.pack")) and list(nightly.rglob("*.dbk"))
     assert "event=end exit=0" in (tmp_path / "mailarchive.log").read_text()
+
+
+def test_import_eml_given_outlook_files_or_a_compressed_mbox_lists_each_as_an_error(tmp_path):
+    """Before, each of these was archived as one "message" of binary bytes (defects no-headers, nul-bytes),
+    exit 0: a PST store, a .msg item, a winmail.dat and a gzip'd mbox hold mail that another import reads."""
+    import gzip
+
+    from tests.corpora import corpora_dir
+
+    outlook = corpora_dir() / "d-pst-msg"
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(outlook / "pstsdk" / "sample1.pst", src / "old.pst")
+    shutil.copy(outlook / "aspose-email" / "msg" / "Contact.msg", src / "item.msg")
+    shutil.copy(outlook / "mimekit-tnef" / "body.tnef", src / "winmail.dat")
+    (src / "box.mbox.gz").write_bytes(gzip.compress(b"From a@b Mon Jan  7 09:15:00 2019\n" + _mail(1)))
+    (src / "ok.eml").write_bytes(_mail(2))
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    for args in (["--dry-run"], []):
+        r = mailarchive(home, "import", "eml", *args, str(src), json_out=True, check=1).result
+        errors = {p["ref"]: p["message"] for p in r["sources"][0]["problems"] if p["kind"] == "error"}
+        assert set(errors) == {"old.pst", "item.msg", "winmail.dat", "box.mbox.gz"}, r
+        assert "Outlook PST/OST store" in errors["old.pst"] and "TNEF" in errors["winmail.dat"]
+        assert "gzip-compressed mbox" in errors["box.mbox.gz"] and "--force-raw" in errors["item.msg"]
+    assert mailarchive(home, "stats", json_out=True).result["messages"] == 1
+    # what the messages point to reads them
+    assert mailarchive(home, "import", "mbox", str(src / "box.mbox.gz"), json_out=True).result["archived"] == 1

@@ -38,3 +38,27 @@ def test_import_mbox_counts_rerun_and_export(tmp_path):
     for text in texts:
         if b"From the desk" in text:
             assert re.sub(rb"(?m)^(>*From )", rb">\1", text) in source
+
+
+def test_a_file_with_no_from_line_says_what_it_is_instead(tmp_path):
+    """`import mbox` given one .eml, an Outlook store or plain text: exit 1, and for the first two the import
+    that reads them (before: only "N bytes before the first From_ line are not a message")."""
+    import shutil
+
+    from tests.corpora import corpora_dir
+
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    one = next((REPO / "sample_data" / "eml").rglob("*.eml"))
+    store = tmp_path / "old.pst"
+    shutil.copy(corpora_dir() / "d-pst-msg" / "pstsdk" / "sample1.pst", store)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\nworld\n")
+    said = {}
+    for path in (one, store, text):
+        r = mailarchive(home, "import", "mbox", str(path), json_out=True, check=1).result
+        said[path.name] = " ".join(p["message"] for p in r["sources"][0]["problems"])
+    assert "it is one message without a From_ line, not an mbox; the eml import reads it" in said[one.name]
+    assert "it is an Outlook PST/OST store; the pst import reads it" in said["old.pst"]
+    assert "bytes before the first From_ line are not a message" in said["notes.txt"]
+    assert ": it is" not in said["notes.txt"]

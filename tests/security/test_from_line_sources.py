@@ -2,7 +2,8 @@
 
 Older MTAs wrote senders with spaces or brackets (``From someone@[10.1.2.3] [host]  Sun Aug  5 …``).
 ``import share`` reads such a file as an mbox (From_ line removed), ``import eml`` removes the From_
-line and keeps the rest as one message, and the splitter accepts such lines as separators.
+line and keeps the rest as one message, and the splitter accepts such lines as separators. A whole
+mbox given to ``import eml`` is an error, not one message made of many.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from importers.eml import FROM_LINE_REMOVED, envelope_length
+from importers.eml import FROM_LINE_REMOVED, envelope_length, mbox_messages
 from importers.mbox import MboxSplitter, _loose, from_line_date, is_from_line
 from importers.share import EML, MBOX, detect
 from tests.cli import mailarchive
@@ -179,6 +180,57 @@ def test_import_eml_removes_the_from_line_and_never_splits(tmp_path):
                                    "--format", "json").stdout)
     dated = {r["source_ref"]: r["internal_date"] for r in dates}
     assert dated["old-mta.eml"] is not None and dated["crlf.eml"] is not None and dated["plain.eml"] is None, dated
+
+
+def _mbox(nl: bytes = b"\n", count: int = 3) -> bytes:
+    return nl.join(SHAPES[k % 2].rstrip(b"\r\n") + nl + _mail(k, nl) for k in range(count))
+
+
+def _multipart_with_mbox() -> bytes:
+    """One mail whose text/plain part is an mbox of three messages (an attached mailbox, not quoted)."""
+    return (b'From: a@example.com\nSubject: the box\nContent-Type: multipart/mixed; boundary="B1"\n\n'
+            b"--B1\nContent-Type: text/plain\n\n" + _mbox() + b"\n--B1--\n")
+
+
+def test_mbox_messages_counts_separators_as_the_mbox_import_does_and_not_inside_a_single_mail():
+    assert mbox_messages(_mail(1)) == 1
+    assert mbox_messages(_mbox()[len(SHAPES[0]):]) == 3
+    assert mbox_messages(_mbox(b"\r\n", 4)[len(SHAPES[0]) + 1:]) == 4
+    assert mbox_messages(_multipart_with_mbox()) == 1  # inside the first mail's MIME body
+    git = b"From 0123456789abcdef0123456789abcdef01234567 Mon Sep 17 00:00:00 2001\n"
+    assert mbox_messages(_mail(1) + b"\n" + git + _mail(2) + b"\n" + git + _mail(3)) == 1  # pasted patches
+    assert mbox_messages(_mail(1) + b"\nFrom here on, all is well.\nSubject: x\n") == 1  # not a From_ line
+    assert mbox_messages(_mail(1) + b"text\n" + SHAPES[2] + _mail(2)) == 1  # no empty line before it
+
+
+def test_import_eml_refuses_a_whole_mbox_as_one_message_and_force_raw_archives_it(tmp_path):
+    """Before, each of these mbox files was archived as one message holding all of its mails, exit 0."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "box.mbox").write_bytes(_mbox())
+    (src / "crlf-box").write_bytes(_mbox(b"\r\n", 4))
+    (src / "attached.eml").write_bytes(SHAPES[0] + _multipart_with_mbox())
+    (src / "plain.eml").write_bytes(_mail(9))
+    (src / "photo.eml").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(200))  # skipped: not mail
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    for args in ([], ["--dry-run"]):
+        p = mailarchive(home, "import", "eml", *args, str(src), json_out=True, check=1)
+        errors = {e["ref"]: e["message"] for e in p.result["sources"][0]["problems"] if e["kind"] == "error"}
+        assert set(errors) == {"box.mbox", "crlf-box"}, p.result
+        assert "an mbox file holding 3 messages" in errors["box.mbox"] and "--force-raw" in errors["box.mbox"]
+        assert "holding 4 messages" in errors["crlf-box"]
+        assert p.result["skipped"] == 1  # the dry run too (it counted the photo as mail to archive before)
+    assert mailarchive(home, "stats", json_out=True).result["messages"] == 2  # attached.eml and plain.eml
+    # streamed (a large file): judged by its first bytes
+    big = mailarchive(home, "import", "eml", str(src / "box.mbox"), json_out=True, check=1,
+                      env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
+    problems = [e["message"] for e in big["sources"][0]["problems"]]
+    assert big["archived"] == 0 and any("an mbox file holding 3 messages" in m for m in problems), big
+    forced = mailarchive(home, "import", "eml", "--force-raw", str(src), json_out=True).result
+    assert forced["archived"] == 3 and forced["errors"] == 0, forced  # the two mbox files, each whole; the photo
+    mailarchive(home, "export", "eml", str(tmp_path / "out"))
+    assert _mbox()[len(SHAPES[0]):] in [p.read_bytes() for p in (tmp_path / "out").rglob("*.eml")]
 
 
 def test_import_eml_streams_a_large_file_without_its_from_line(tmp_path):

@@ -138,6 +138,9 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
                                           _tail("content-length: 1", " ", "x")]),
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
     ("importers.maildir", r"(\d{9,11})\."): ("match", _runs("1", "1.")),
+    ("importers.eml", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a", "\t")]),  # mbox's
+    ("importers.eml", "_BOUNDARY"): ("search", [*_runs("boundary", "boundary=", "boundary =", "boundary= \"", " \t"),
+                                                _tail("boundary=", "x", "\n"), _tail("boundary=\"", "x")]),
     ("importers.share", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " "), _tail("a", "\t", "x")]),
     ("importers.share", "_MAILDIR_NAME"): ("match", _runs("1")),
     # ---- exporters: file names, mbox quoting, IMAP answers, layout

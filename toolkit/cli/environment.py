@@ -3,7 +3,9 @@ to the core, which reads no environment itself (tests/unit/test_no_environ.py).
 
 * ``MAILARCHIVE_FAULT=point[:nth]`` and ``MAILARCHIVE_FAULT_SLOW=point:seconds``: the crash and
   stall points of ``toolkit/faults.py``;
-* ``MAILARCHIVE_LARGE_MAIL=BYTES``: ``import eml`` streams files above this size (default 32 MiB).
+* ``MAILARCHIVE_LARGE_MAIL=BYTES``: ``import eml`` streams files above this size (default 32 MiB);
+* ``MAILARCHIVE_PST_STALL_LIMIT=SECONDS``: how long libpff may stay silent reading a PST/OST store
+  before that place of the store is given up (default 300; importers/pst_guard.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,15 @@ def configure_test_hooks(environ=os.environ) -> None:
         from importers.eml import set_large_mail
 
         set_large_mail(nbytes)
+    stall = environ.get("MAILARCHIVE_PST_STALL_LIMIT")
+    if stall:
+        try:
+            seconds = float(stall)
+        except ValueError:
+            raise UsageError(f"MAILARCHIVE_PST_STALL_LIMIT must be a number of seconds, not {stall!r}") from None
+        from importers.pst_guard import set_stall_limit
+
+        set_stall_limit(seconds)
 
 
 def actor_name(given: str | None, environ=os.environ) -> str:

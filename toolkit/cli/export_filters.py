@@ -85,6 +85,14 @@ def _count(session, filters: Filters) -> int:
         raise UsageError(f"--where {filters.where!r} cannot run: {str(exc).splitlines()[0]}") from None
 
 
+#: how to list what the archive holds, for the option that named nothing it holds
+_LISTS = {
+    "--folder": 'folders with "SELECT DISTINCT folder FROM sightings"',
+    "--domain": "domains with \"SELECT DISTINCT split_part(from_addr, '@', 2) FROM messages\"",
+    "--address": 'senders with "SELECT DISTINCT from_addr FROM messages"',
+}
+
+
 def _check_selection(ctx, filters: Filters) -> None:
     """Usage error for a folder, domain or address no archived mail has; exit 1 for an empty selection."""
     with ctx.open() as archive, archive.catalog.querying() as con:
@@ -96,7 +104,7 @@ def _check_selection(ctx, filters: Filters) -> None:
         ]
         if unknown:
             raise UsageError(f"no archived mail matches {', '.join(unknown)}: a typo? (`mailarchive sql` lists "
-                             f"folders with \"SELECT DISTINCT folder FROM sightings\")")
+                             + "; ".join(_LISTS[opt] for opt in dict.fromkeys(u.split()[0] for u in unknown)) + ")")
         if not _count(con, filters):
             raise NothingSelectedError(
                 f"the selection matches no message ({filters.describe() or 'the archive is empty'}): nothing exported")
