@@ -22,6 +22,12 @@ and nonce, so a refused or replayed answer never reaches the catalog.
 The TLS context and the backoff come from :mod:`toolkit.net` (the same code
 as the IMAP and POP3 clients use); the pauses here have no jitter and no cap.
 
+``timeout`` bounds each attempt as a whole (a watchdog cuts the connection), not each read, so a TSA
+trickling its answer cannot hold a run. Redirects are never followed (urllib would repeat the POST as an
+empty GET, login included, to wherever the Location points): a 3xx is an error naming the Location. An
+answer that is not a TimeStampResp is refused naming its HTTP status, size and Content-Type; the
+Content-Type of a real token is not checked. The pinned policy, if any, is asked for (reqPolicy).
+
 ``grantedWithMods`` is accepted like ``granted`` (the token itself is then
 verified in full, imprint and nonce included).
 """
@@ -341,7 +347,7 @@ def _http_error(exc: urllib.error.HTTPError, plain_url: str, user: str | None, a
                            hint_args={"location": location}) from None
         raise TsaError(f"the TSA at {plain_url} answered HTTP {exc.code} {exc.reason} without a Location") from None
     try:
-        text = _printable(exc.read(4096)) if (exc.headers.get_content_maintype() == "text") else ""
+        text = _printable(exc.read(4096)) if exc.headers is not None and exc.headers.get_content_maintype() == "text" else ""
     except (OSError, ValueError, http.client.HTTPException):
         text = ""
     said = f": {text}" if text else ""
