@@ -184,6 +184,8 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("verify.checks", "_PACK_RE"): ("match", _runs("packs/", "0")),
     ("verify.tokens", r"(\w{3})\s+(\d+)\s+(\d+):(\d+):(\d+)(?:\.(\d+))?\s+(\d{4})"): (
         "match", [_tail("Jan", " "), _tail("Jan 1", " "), _tail("Jan 1 1:1:1.", "1")]),
+    ("verify.tokens", r"(\d{14})(?:\.(\d{1,6})\d*)?Z"): ("fullmatch", [*_runs("1", "1."), _tail("20240101000000.", "1"),
+                                                                  _tail("20240101000000.", "1", "Z")]),
     ("verify.tokens", r"^Status: (.+?)\.?$"): ("finditer", [*_runs("\nStatus: " + "x" * 999, "Status: ."), _tail("Status: ", ".", "x")]),
     ("verify.tokens", "^Status description: (.+)$"): ("finditer", _runs("\nStatus description: x")),
     ("verify.tokens", r"^Hash Algorithm: (\S+)"): ("finditer", [_tail("Hash Algorithm: ", "a")]),
