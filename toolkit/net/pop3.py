@@ -5,6 +5,11 @@ The caller names the session classes (subclasses of ``poplib.POP3`` and
 the maildrop is in use or the server is busy (``[IN-USE]``, ``[SYS/TEMP]``,
 "locked") is :class:`MaildropBusy`, a link failure that is retried; any other
 refusal is the caller's ``auth_error`` and is not retried.
+
+A server that lists ``UTF8`` in CAPA (RFC 6856) is sent ``UTF8`` before the
+login: Courier's POP3 otherwise replaces every mail with 8-bit header bytes by
+a notice of its own (a new boundary each time), which would be archived in
+place of the mail (docs/reliability.md D11).
 """
 from __future__ import annotations
 
@@ -42,6 +47,15 @@ def _offers_stls(conn: poplib.POP3) -> bool:
         return False
 
 
+def _enable_utf8(conn: poplib.POP3) -> None:
+    """Send UTF8 when CAPA (asked again after STLS: RFC 2595) lists it; a refusal changes nothing."""
+    try:
+        if "UTF8" in conn.capa():
+            conn._shortcmd("UTF8")
+    except poplib.error_proto:
+        pass
+
+
 def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
             auth_error: type[AuthenticationError], allow_plaintext: bool = False, timeout: float = 60,
             plain: type[poplib.POP3] = poplib.POP3, secure: type[poplib.POP3_SSL] = poplib.POP3_SSL,
@@ -53,6 +67,7 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
     starttls = None if implicit_tls else StartTls("STLS", "pop3s", lambda: _offers_stls(conn), lambda: conn.stls(ctx))
 
     def login() -> None:
+        _enable_utf8(conn)
         try:
             conn.user(user)
             conn.pass_(password)

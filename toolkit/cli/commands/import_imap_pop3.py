@@ -138,7 +138,8 @@ def pop3_cmd(click_ctx, url, password_file, ca_file, insecure, allow_plaintext, 
 
     DELE is never sent. Caution: on some servers (Dovecot among them) POP3
     retrieval marks mail as seen; this import sends RSET before QUIT, which
-    undoes that on Dovecot, but other servers may differ. A rerun fetches only
+    undoes that on Dovecot, but other servers may differ (Courier keeps mail
+    retrieved with RETR marked as read after RSET). A rerun fetches only
     mail whose UIDL is after the last one imported; without UIDL support every
     run reads everything and dedup stores nothing twice.
 
