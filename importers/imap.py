@@ -620,7 +620,11 @@ class ImapImporter(ServerSource):
 
 def answer_problem(d: dict | None, listed: int | None) -> str | None:
     """Why a body FETCH answer gives no mail (listed, never dropped: D1, D4), or None when its body is complete:
-    the bytes received equal its RFC822.SIZE (of the answer, else of the listing)."""
+    the bytes received equal its RFC822.SIZE (of the answer, else of the listing) and the listing's.
+
+    A mail is immutable under its UID, so a body of another size than the listing announced is not that
+    mail: Courier answers the FETCH of a mail another session expunged meanwhile with a placeholder of its
+    own ("Subject: message unavailable", RFC822.SIZE its own length), which would otherwise be archived."""
     if d is not None and UNPARSED in d:
         return f"no body could be read for it: {d[UNPARSED]}; not archived"
     if d is None or b"BODY[]" not in d:
@@ -630,6 +634,9 @@ def answer_problem(d: dict | None, listed: int | None) -> str | None:
     if raw is None or size is None or len(raw) != int(size):
         got = 0 if raw is None else len(raw)
         return f"incomplete: received {got} bytes, the server announced {size}; not archived"
+    if listed is not None and len(raw) != listed:
+        return (f"{CHANGED}: the server sent {len(raw)} bytes where the listing announced {listed} (a placeholder "
+                "for a mail expunged meanwhile?); not archived")
     return None
 
 

@@ -16,6 +16,9 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
   good one, a literal 10 bytes shorter and one 10 bytes longer than RFC822.SIZE, an answer of garbage with a
   literal in it, a non-numeric RFC822.SIZE, an unterminated FLAGS list, an untagged EXISTS in between, and a
   good one last (the reader must stay in step through all of them).
+* ``"courier-expunged"``: the listing gives the mail's RFC822.SIZE; the body FETCH answers what Courier-IMAP
+  5.0 sends for a mail another session expunged meanwhile: :data:`COURIER_PLACEHOLDER`, with an
+  RFC822.SIZE of its own length (tests/integration/test_imap_peers.py has the real transcript).
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from .process import LineHandler, ScriptedServer
 
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
+COURIER_PLACEHOLDER = (b"From: System Administrator <root@localhost>\r\nSubject: message unavailable\r\n\r\n"
+                       b"This message is no longer available on the server.\r\n")
 LYING_COUNT, LYING_CLAIM, LYING_SENT = 20, 1000, 50 << 20
 
 
@@ -147,6 +152,10 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[] {4294967295}\r\nFrom: x\r\n")
                         threading.Event().wait(5)  # then silence: a client must not wait for 4 GB
                         return
+                    elif mode == "courier-expunged":
+                        self.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(COURIER_PLACEHOLDER) + COURIER_PLACEHOLDER
+                                  + b' INTERNALDATE "04-Dec-2026 15:47:10 +0000" FLAGS () RFC822.SIZE %d)\r\n'
+                                  % len(COURIER_PLACEHOLDER) + ok)
                     elif mode == "garbage":
                         self.send(b"* 1 FETCH (UID 1 BODY[] ((( }}} \"unterminated\r\n" + ok)
                     else:
