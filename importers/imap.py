@@ -74,6 +74,10 @@ FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
 SEARCH_CHUNK = 50_000
 SIZE_CHUNK = 5_000
 CHANGED = "source changed during import"
+#: What Courier-IMAP sends (as BODY[], with RFC822.SIZE its length, in the listing too) for a mail another
+#: session expunged before this one was told: never a mail (no Date, no Message-ID), never archived.
+COURIER_GONE = (b"From: System Administrator <root@localhost>\r\nSubject: message unavailable\r\n\r\n"
+                b"This message is no longer available on the server.\r\n")
 #: The largest mail fetched over IMAP (it is held in memory whole). A mail whose RFC822.SIZE is larger
 #: is listed, not fetched; a literal the server announces above it breaks off the folder (D6).
 MAX_FETCH = 1 << 30
@@ -634,6 +638,8 @@ def answer_problem(d: dict | None, listed: int | None) -> str | None:
     if raw is None or size is None or len(raw) != int(size):
         got = 0 if raw is None else len(raw)
         return f"incomplete: received {got} bytes, the server announced {size}; not archived"
+    if raw == COURIER_GONE:
+        return f"{CHANGED}: the server sent its placeholder for a mail expunged meanwhile; not archived"
     if listed is not None and len(raw) != listed:
         return (f"{CHANGED}: the server sent {len(raw)} bytes where the listing announced {listed} (a placeholder "
                 "for a mail expunged meanwhile?); not archived")

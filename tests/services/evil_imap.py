@@ -18,7 +18,8 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
   good one last (the reader must stay in step through all of them).
 * ``"courier-expunged"``: the listing gives the mail's RFC822.SIZE; the body FETCH answers what Courier-IMAP
   5.0 sends for a mail another session expunged meanwhile: :data:`COURIER_PLACEHOLDER`, with an
-  RFC822.SIZE of its own length (tests/integration/test_imap_peers.py has the real transcript).
+  RFC822.SIZE of its own length (tests/integration/test_imap_peers.py has the real transcript);
+  ``"courier-expunged-listed"``: the same, and the size listing already gives the placeholder's size.
 """
 from __future__ import annotations
 
@@ -140,6 +141,7 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                     mode = state.folders.get(selected or "", "good")
                     if b"BODY.PEEK[]" not in args.upper():
                         size = 5 * 10**9 if mode == "huge-size" else len(MAIL)
+                        size = len(COURIER_PLACEHOLDER) if mode == "courier-expunged-listed" else size
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % size + ok)
                     elif (mode == "throttle" and state.body_fetches.get(selected, 0) < 2) or \
                             (mode == "bye" and state.body_fetches.get(selected, 0) < 1):
@@ -152,7 +154,7 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[] {4294967295}\r\nFrom: x\r\n")
                         threading.Event().wait(5)  # then silence: a client must not wait for 4 GB
                         return
-                    elif mode == "courier-expunged":
+                    elif mode in ("courier-expunged", "courier-expunged-listed"):
                         self.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(COURIER_PLACEHOLDER) + COURIER_PLACEHOLDER
                                   + b' INTERNALDATE "04-Dec-2026 15:47:10 +0000" FLAGS () RFC822.SIZE %d)\r\n'
                                   % len(COURIER_PLACEHOLDER) + ok)
