@@ -8,6 +8,13 @@ Cursor (JSON, kept across completed runs: the importer is ``incremental``)::
     {"folders": {"INBOX": [uidvalidity, last_uid], ...},
      "current": ["Sent", uidvalidity, last_uid]}
 
+Folder names (the cursor's keys, the sightings' folder) are the archive's:
+decoded from modified UTF-7, ``/`` between levels whatever the server's
+separator, without the personal namespace's prefix (``folder_name``:
+Cyrus's and Courier's ``INBOX.Archive.2023`` is ``Archive/2023``, the name
+``import maildir`` gives that folder); a cursor under the server's own names
+(earlier versions) is carried over.
+
 A rerun fetches only UIDs above ``last_uid``; a folder whose UIDVALIDITY
 changed is read again from the start and dedup keeps it free of duplicates
 (D5). ``current`` is the folder being read when the cursor was taken.
@@ -309,7 +316,13 @@ class ImapImporter(ServerSource):
         streams: Iterator | None = None
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
-            chosen = self._choose(listing, reporter)
+            personal = self._call("NAMESPACE", _personal_prefix)
+            chosen = self._choose(listing, reporter, personal)
+            for wire, name in chosen:  # a cursor of a version that kept the server's names: carried over
+                old = utf7.decode_lenient(wire)
+                if old != name and name not in state and old in state:
+                    state[name] = state.pop(old)
+                    done[name] = done.pop(old)
             if self.connections > 1 and len(chosen) > 1:
                 streams = self._parallel_streams(chosen, state, reporter)
             else:
@@ -412,19 +425,30 @@ class ImapImporter(ServerSource):
         other.logins = other.reconnects = other.throttled = 0
         return other
 
-    def _choose(self, listing, reporter: Reporter) -> list[tuple[bytes, str]]:
+    def _choose(self, listing, reporter: Reporter, personal: tuple[str, str] | None = None) -> list[tuple[bytes, str]]:
+        """(wire name, archive name) of the folders to read. The archive name is ``/``-separated whatever the
+        server's separator, without the personal namespace's prefix (see :func:`folder_name`); a filter may
+        also give the server's own name (``INBOX.Archive.2023``)."""
         self._folder_last: dict[str, tuple[int, int]] = {}
         out: list[tuple[bytes, str]] = []
         by_name: dict[str, bytes] = {}
-        for flags, _delim, wire in listing:
+        aliases: dict[str, str] = {}  # the server's decoded name -> the archive name
+        for flags, delim, wire in listing:
             if isinstance(wire, str):
                 wire = wire.encode("utf-8")
             lflags = {f.lower() for f in flags}
             if b"\\noselect" in lflags or b"\\nonexistent" in lflags:
                 continue
-            by_name[utf7.decode_lenient(wire)] = wire
+            raw = utf7.decode_lenient(wire)
+            name = folder_name(raw, delim, personal)
+            if name in by_name:  # two server names, one archive name: keep the server's own for this one
+                name = raw
+            by_name[name] = wire
+            aliases.setdefault(raw, name)
         names = self.folders if self.folders is not None else sorted(by_name, key=lambda n: (n != "INBOX", n))
         for name in names:
+            if name not in by_name and name in aliases:
+                name = aliases[name]
             if any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude):
                 continue
             if name not in by_name:  # a folder filter naming no folder is a usage error (exit 2)
@@ -620,6 +644,38 @@ class ImapImporter(ServerSource):
             yield SourceMail(raw=None, ref=ref, folder=name, flags=flags, internal_date=date,
                              date_source="imap-internaldate", cursor=cursor, size=size, job=ImapUid(folder, uid, size),
                              on_read_error=functools.partial(_not_fetched, ref, cursor))
+
+
+def _personal_prefix(c: IMAPClient) -> tuple[str, str] | None:
+    """(prefix, separator) of the first personal namespace (RFC 2342), or None (no NAMESPACE, or none)."""
+    if b"NAMESPACE" not in c.capabilities():
+        return None
+    try:
+        personal = c.namespace().personal
+    except imaplib.IMAP4.abort:
+        raise
+    except IMAPClientError:  # refused or unparsable: the names stay the server's, separator aside
+        return None
+    if not personal:
+        return None
+    prefix, sep = personal[0]
+    prefix = utf7.decode_lenient(prefix if isinstance(prefix, bytes) else prefix.encode("utf-8"))
+    return prefix, (sep.decode("ascii", "replace") if isinstance(sep, bytes) else sep or "")
+
+
+def folder_name(raw: str, delim, personal: tuple[str, str] | None) -> str:
+    """The archive's name of a folder the server lists as ``raw`` (decoded) with hierarchy separator ``delim``:
+    parts joined by ``/`` (the archive's separator, as ``import maildir`` names them), the personal namespace's
+    prefix left out (Courier's and Cyrus's ``INBOX.``: ``INBOX.Archive.2023`` is ``Archive/2023``).
+    INBOX, names outside the personal namespace and a flat server (NIL separator) keep their parts."""
+    sep = delim.decode("ascii", "replace") if isinstance(delim, bytes) else (delim or "")
+    if personal is not None:
+        prefix = personal[0]
+        if prefix and raw.startswith(prefix) and len(raw) > len(prefix):
+            raw = raw[len(prefix):]
+    if sep and sep != "/":
+        raw = "/".join(raw.split(sep))
+    return raw
 
 
 def answer_problem(d: dict | None, listed: int | None) -> str | None:

@@ -60,3 +60,64 @@ def test_D4_courier_placeholder_for_a_mail_expunged_meanwhile_is_listed_not_arch
     with archive.catalog.reading() as con:
         stored = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
     assert stored == {hashlib.sha256(MAIL).hexdigest()}
+
+
+CYRUS_NAMESPACE = b'* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))'
+CYRUS_FOLDERS = {"INBOX": "good", "INBOX.Archive.2023": "good", "INBOX.Entw&APw-rfe": "good",
+                 "user.bob.Shared": "good", "Public.Team": "good"}
+
+
+def _folders(server, cursor=None, **kw) -> list[str]:
+    """The folders of the mails one scan hands over, in order."""
+    items = _importer(server, prefetch=0, fetch_in_tasks=False, **kw).scan(cursor, ListReporter())
+    return [i.folder for i in items if isinstance(i, SourceMail)]
+
+
+def test_D10_folders_of_a_dot_separated_server_are_named_as_in_the_archive():
+    """Cyrus (``unixhierarchysep: no``, Debian's default) and Courier separate levels with ``.`` and
+    keep personal folders under ``INBOX.``; the import kept those names, so Cyrus's
+    ``INBOX.Archive.2023`` was one flat folder in the archive (``import maildir`` of the same
+    mailbox says ``Archive/2023``; retention and revisor scopes by folder match ``F/...``; export
+    maildir and imap wrote a folder named ``INBOX.Archive.2023``). Real transcript (cyrus-imapd
+    3.6.1, Debian 12, user alice; bob and an admin had shared folders with her)::
+
+        C: d LIST "" "*"
+        S: * LIST (\\HasChildren) "." INBOX
+        S: * LIST (\\HasChildren) "." INBOX.Archive.2023
+        S: * LIST (\\HasNoChildren) "." INBOX.Entw&APw-rfe
+        S: * LIST (\\HasNoChildren) "." user.bob.Shared
+        S: * LIST (\\HasNoChildren) "." Public.Team
+        C: f NAMESPACE
+        S: * NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))
+
+    (Courier-IMAP 5.0: the same LIST shape and ``* NAMESPACE (("INBOX." ".")) NIL (("#shared." ".")("shared." ".")))``.)
+    Now the separator becomes ``/`` and the personal prefix is left out; a filter may give either
+    name, and a cursor written under the server's names is carried over (nothing read again).
+    """
+    from importers.maildir import folder_name as maildir_folder
+
+    server = start_evil_imap(CYRUS_FOLDERS, delimiter=b".", namespace=CYRUS_NAMESPACE)
+    try:
+        names = _folders(server)
+        picked = _folders(server, folders=["INBOX.Archive.2023", "Entwürfe"])
+        # a cursor under the server's decoded names, as the earlier version wrote it
+        resumed = _folders(server, {"folders": {"INBOX": [7, 1], "INBOX.Archive.2023": [7, 1], "INBOX.Entwürfe": [7, 1]}})
+    finally:
+        server.stop()
+    assert names == ["INBOX", "Archive/2023", "Entwürfe", "Public/Team", "user/bob/Shared"]
+    assert maildir_folder(b".Archive.2023") == "Archive/2023"  # the name `import maildir` gives the same folder
+    assert picked == ["Archive/2023", "Entwürfe"]
+    assert resumed == ["Public/Team", "user/bob/Shared"]
+
+
+def test_D10_without_namespace_the_prefix_stays_and_a_nil_separator_keeps_names_whole():
+    """A server without NAMESPACE keeps its ``INBOX.`` prefix (the separator still becomes ``/``);
+    a flat server (``NIL`` separator, RFC 3501) keeps its names whole."""
+    dotted = start_evil_imap({"INBOX": "good", "INBOX.Sent": "good"}, delimiter=b".")
+    flat = start_evil_imap({"INBOX": "good", "a.b/c": "good"}, delimiter=None)
+    try:
+        assert _folders(dotted) == ["INBOX", "INBOX/Sent"]
+        assert _folders(flat) == ["INBOX", "a.b/c"]
+    finally:
+        dotted.stop()
+        flat.stop()

@@ -75,7 +75,9 @@ class EvilImap(ScriptedServer):
     body_fetches: dict[str, int] = field(default_factory=dict)
 
 
-def start_evil_imap(folders: dict[str, str]) -> EvilImap:
+def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None) -> EvilImap:
+    """``folders``: wire name → mode; LIST gives them with ``delimiter`` (None: NIL); with ``namespace`` (the untagged
+    line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered."""
     state = EvilImap(scheme="imap", folders=dict(folders))
 
     class Handler(LineHandler):
@@ -94,12 +96,15 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                 tag, cmd, args = m.group(1), m.group(2).upper(), m.group(3) or b""
                 ok = tag + b" OK done\r\n"
                 if cmd == b"CAPABILITY":
-                    self.send(b"* CAPABILITY IMAP4rev1\r\n" + ok)
+                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + b"\r\n" + ok)
+                elif cmd == b"NAMESPACE" and namespace:
+                    self.send(namespace + b"\r\n" + ok)
                 elif cmd == b"LOGOUT":
                     self.send(b"* BYE bye\r\n" + ok)
                     return
                 elif cmd == b"LIST":
-                    rows = b"".join(b'* LIST (\\HasNoChildren) "/" "' + n.encode() + b'"\r\n' for n in state.folders)
+                    sep = b'"' + delimiter + b'"' if delimiter is not None else b"NIL"
+                    rows = b"".join(b"* LIST (\\HasNoChildren) " + sep + b' "' + n.encode() + b'"\r\n' for n in state.folders)
                     self.send(rows + ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "lying-size":
                     selected = args.strip(b'"').decode()
