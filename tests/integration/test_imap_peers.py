@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from importers.imap import CHANGED, ImapImporter
+from importers.netutil import TlsRequiredError
 from services.evil_imap import MAIL, start_evil_imap
 from toolkit.archive import Archive
 from toolkit.ingest import Ingest
@@ -121,3 +122,24 @@ def test_D10_without_namespace_the_prefix_stays_and_a_nil_separator_keeps_names_
     finally:
         dotted.stop()
         flat.stop()
+
+
+def test_D9_logindisabled_server_is_not_sent_the_password_and_is_not_called_a_wrong_password():
+    """Cyrus without TLS (``allowplaintext: no``, its upstream default) announces LOGINDISABLED
+    and offers no STARTTLS; with --allow-plaintext the import sent LOGIN anyway (the password in
+    clear text, which RFC 3501 forbids a client here) and then called it a rejected login ("Check
+    the user and password", exit 4). Real transcript (cyrus-imapd 3.6.1, Debian 12)::
+
+        S: * OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE LOGINDISABLED] vm Cyrus IMAP 3.6.1 server ready
+        C: b LOGIN alice secret
+        S: b NO Login only available under a layer
+        C: c AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==
+        S: c NO encryption needed to use mechanism
+    """
+    server = start_evil_imap({"INBOX": "good"}, capabilities=b" LOGINDISABLED")
+    try:
+        with pytest.raises(TlsRequiredError, match="LOGINDISABLED.*the password was not sent"):
+            list(_importer(server, prefetch=0).scan(None, ListReporter()))
+    finally:
+        server.stop()
+    assert not any(b" LOGIN " in c.upper() for c in server.commands)

@@ -11,6 +11,7 @@ from importers.pop3 import Pop3Importer
 from services.evil_pop3 import start_evil_pop3
 from toolkit.archive import Archive
 from toolkit.errors import SourceError
+from toolkit.net.tls import TlsRequiredError
 from toolkit.ingest import Ingest
 
 MAILS = [
@@ -114,3 +115,26 @@ def test_D11_courier_sends_a_mail_with_8bit_headers_as_stored_only_after_utf8(ar
     assert server.commands.count(b"UTF8 ") == 2
     assert all(server.commands.index(b"UTF8 ", i) < server.commands.index(b"USER evil", i)
                for i, c in enumerate(server.commands) if c == b"CAPA ")  # in each session, before the login
+
+
+def test_D9_cyrus_without_tls_refuses_user_which_is_no_wrong_password(archive):
+    """Cyrus's POP3 without TLS (``allowplaintext: no``) lists no USER in CAPA and refuses it; the
+    import called that a rejected login ("Check the user and password", exit 4). PASS is never
+    sent after a refused USER, so the password stayed here; now the error says what is wrong.
+    Real transcript (cyrus-pop3d 3.6.1, Debian 12)::
+
+        S: +OK vm Cyrus POP3 3.6.1-Debian-3.6.1-4+deb12u5 server ready <1721...@vm>
+        C: CAPA
+        S: +OK List of capabilities follows
+        S: EXPIRE NEVER / LOGIN-DELAY 0 / TOP / UIDL / PIPELINING / RESP-CODES / AUTH-RESP-CODE / IMPLEMENTATION ... / .
+        C: USER alice
+        S: -ERR [AUTH] USER command only available under a layer
+    """
+    capa = [b"EXPIRE NEVER", b"LOGIN-DELAY 0", b"TOP", b"UIDL", b"PIPELINING", b"RESP-CODES", b"AUTH-RESP-CODE"]
+    server = start_evil_pop3(MAILS, capa=capa, user_refused=b"-ERR [AUTH] USER command only available under a layer")
+    try:
+        with pytest.raises(TlsRequiredError, match="CAPA lists no USER.*the password was not sent"):
+            Ingest(archive, workers=0).run(_importer(server))
+    finally:
+        server.stop()
+    assert b"PASS ***" not in server.commands and server.commands.count(b"USER evil") == 1

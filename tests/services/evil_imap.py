@@ -75,9 +75,11 @@ class EvilImap(ScriptedServer):
     body_fetches: dict[str, int] = field(default_factory=dict)
 
 
-def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None) -> EvilImap:
+def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None,
+                    capabilities: bytes = b"") -> EvilImap:
     """``folders``: wire name → mode; LIST gives them with ``delimiter`` (None: NIL); with ``namespace`` (the untagged
-    line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered."""
+    line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered;
+    ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO)."""
     state = EvilImap(scheme="imap", folders=dict(folders))
 
     class Handler(LineHandler):
@@ -96,7 +98,9 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                 tag, cmd, args = m.group(1), m.group(2).upper(), m.group(3) or b""
                 ok = tag + b" OK done\r\n"
                 if cmd == b"CAPABILITY":
-                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + b"\r\n" + ok)
+                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + capabilities + b"\r\n" + ok)
+                elif cmd == b"LOGIN" and b"LOGINDISABLED" in capabilities:
+                    self.send(tag + b" NO Login only available under a layer\r\n")
                 elif cmd == b"NAMESPACE" and namespace:
                     self.send(namespace + b"\r\n" + ok)
                 elif cmd == b"LOGOUT":

@@ -31,6 +31,7 @@ class EvilPop3(ScriptedServer):
     locked: int = 0
     rows: dict[bytes, Callable[[], Iterable[bytes]]] = field(default_factory=dict)
     capa: list[bytes] | None = None
+    user_refused: bytes | None = None
 
 
 def _stuffed(raw: bytes) -> bytes:
@@ -55,8 +56,10 @@ def _eight_bit_header(raw: bytes) -> bool:
 
 def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0,
                     rows: dict[bytes, Callable[[], Iterable[bytes]]] | None = None,
-                    capa: list[bytes] | None = None) -> EvilPop3:
-    state = EvilPop3(scheme="pop3", messages=list(messages), uidl=uidl, locked=locked, rows=dict(rows or {}), capa=capa)
+                    capa: list[bytes] | None = None, user_refused: bytes | None = None) -> EvilPop3:
+    """``user_refused``: the -ERR line every USER gets (Cyrus without TLS)."""
+    state = EvilPop3(scheme="pop3", messages=list(messages), uidl=uidl, locked=locked, rows=dict(rows or {}), capa=capa,
+                     user_refused=user_refused)
     lock = threading.Lock()
 
     class Handler(LineHandler):
@@ -78,7 +81,7 @@ def start_evil_pop3(messages: list[bytes], *, uidl: bool = True, locked: int = 0
                     utf8 = True
                     self.send(b"+OK UTF8 enabled\r\n")
                 elif cmd == b"USER":
-                    self.send(b"+OK\r\n")
+                    self.send(state.user_refused + b"\r\n" if state.user_refused else b"+OK\r\n")
                 elif cmd == b"PASS":
                     with lock:
                         busy = state.locked > 0

@@ -4,7 +4,10 @@ The caller names the session classes (subclasses of ``poplib.POP3`` and
 ``poplib.POP3_SSL`` with its per-connection changes). A login refused because
 the maildrop is in use or the server is busy (``[IN-USE]``, ``[SYS/TEMP]``,
 "locked") is :class:`MaildropBusy`, a link failure that is retried; any other
-refusal is the caller's ``auth_error`` and is not retried.
+refusal is the caller's ``auth_error`` and is not retried, except that a USER
+refused by a server whose CAPA lists no USER (Cyrus without TLS: "USER command
+only available under a layer") is :class:`~toolkit.net.tls.TlsRequiredError`:
+PASS was not sent, and the password is not what is wrong.
 
 A server that lists ``UTF8`` in CAPA (RFC 6856) is sent ``UTF8`` before the
 login: Courier's POP3 otherwise replaces every mail with 8-bit header bytes by
@@ -20,7 +23,7 @@ from typing import Callable
 from toolkit.errors import AuthenticationError
 
 from .session import StartTls, establish, login_rejected, quietly
-from .tls import certificate_checked
+from .tls import TlsRequiredError, certificate_checked
 
 
 class MaildropBusy(EOFError):
@@ -47,13 +50,21 @@ def _offers_stls(conn: poplib.POP3) -> bool:
         return False
 
 
-def _enable_utf8(conn: poplib.POP3) -> None:
-    """Send UTF8 when CAPA (asked again after STLS: RFC 2595) lists it; a refusal changes nothing."""
+def _capabilities(conn: poplib.POP3) -> dict | None:
+    """CAPA's answer (asked again after STLS: RFC 2595), or None when the server has no CAPA."""
     try:
-        if "UTF8" in conn.capa():
-            conn._shortcmd("UTF8")
+        return conn.capa()
     except poplib.error_proto:
-        pass
+        return None
+
+
+def _enable_utf8(conn: poplib.POP3, caps: dict | None) -> None:
+    """Send UTF8 when CAPA lists it; a refusal changes nothing."""
+    if caps is not None and "UTF8" in caps:
+        try:
+            conn._shortcmd("UTF8")
+        except poplib.error_proto:
+            pass
 
 
 def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, user: str, password: str,
@@ -67,14 +78,22 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
     starttls = None if implicit_tls else StartTls("STLS", "pop3s", lambda: _offers_stls(conn), lambda: conn.stls(ctx))
 
     def login() -> None:
-        _enable_utf8(conn)
+        caps = _capabilities(conn)
+        _enable_utf8(conn, caps)
+        sent = "USER"
         try:
             conn.user(user)
+            sent = "PASS"
             conn.pass_(password)
         except poplib.error_proto as exc:
             text = error_text(exc)
             if "[IN-USE]" in text or "[SYS/TEMP]" in text or "locked" in text.lower():
                 raise MaildropBusy(f"maildrop busy: {text}") from None  # retryable (D11)
+            if sent == "USER" and caps is not None and "USER" not in caps:  # not a wrong password: none was sent
+                raise TlsRequiredError(
+                    f"{where} does not take USER/PASS on this connection (CAPA lists no USER; it said: {text}): "
+                    "the password was not sent. Use pop3s:// (or TLS on the server) if that is what it waits for; "
+                    "--allow-plaintext cannot change the server's rule.") from None
             raise login_rejected(auth_error, user, where, text) from None
 
     return establish(conn, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
