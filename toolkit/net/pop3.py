@@ -90,10 +90,12 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
             if "[IN-USE]" in text or "[SYS/TEMP]" in text or "locked" in text.lower():
                 raise MaildropBusy(f"maildrop busy: {text}") from None  # retryable (D11)
             if sent == "USER" and caps is not None and "USER" not in caps:  # not a wrong password: none was sent
+                apop = b"<" in (getattr(conn, "welcome", b"") or b"")  # a greeting timestamp: APOP offered
                 raise TlsRequiredError(
                     f"{where} does not take USER/PASS on this connection (CAPA lists no USER; it said: {text}): "
                     "the password was not sent. Use pop3s:// (or TLS on the server) if that is what it waits for; "
-                    "--allow-plaintext cannot change the server's rule.") from None
+                    "--allow-plaintext cannot change the server's rule"
+                    + (" (its greeting offers APOP, which this import does not use)." if apop else ".")) from None
             raise login_rejected(auth_error, user, where, text) from None
 
     return establish(conn, where, starttls, allow_plaintext=allow_plaintext, login=login, close=close,
