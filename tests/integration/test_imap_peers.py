@@ -143,3 +143,37 @@ def test_D9_logindisabled_server_is_not_sent_the_password_and_is_not_called_a_wr
     finally:
         server.stop()
     assert not any(b" LOGIN " in c.upper() for c in server.commands)
+
+
+def test_D6_unsolicited_flags_without_uid_never_give_another_mail_its_flags(monkeypatch):
+    """Cyrus tells of flags another session changed at the start of the next command, as a FETCH
+    answer without UID (RFC 3501 allows it; answers to UID FETCH itself always carry UID). The
+    reader keyed an answer without UID by its sequence number as if it were a UID, so in a listing
+    of more than one part (SIZE_CHUNK UIDs each) a mail of an earlier part whose UID equals that
+    sequence number got the other mail's flags. Real transcript (cyrus-imapd 3.6.1, Debian 12;
+    session B stored ``+FLAGS (\\Answered $Junk)`` on message 1 while A had the folder open)::
+
+        A: a4 FETCH 2 (UID RFC822.SIZE)
+        S: * FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen $Label1 $Junk)
+        S: * OK [PERMANENTFLAGS ()] Ok
+        S: * 1 FETCH (FLAGS (\\Recent \\Answered $Junk))
+        S: * 2 FETCH (UID 2 RFC822.SIZE 161)
+        S: a4 OK Completed (0.000 sec)
+
+    and likewise before ``* SEARCH`` of a UID SEARCH. Here UIDs 2, 3, 5, 9 sit at sequence numbers
+    1-4, the listing is read in parts of two, and before the second part comes
+    ``* 2 FETCH (FLAGS (\\Recent \\Answered $Junk))`` (sequence number 2 is UID 3).
+    """
+    import importers.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "SIZE_CHUNK", 2)
+    server = start_evil_imap({"Box": "cyrus-flags"})
+    try:
+        listed = list(_importer(server, prefetch=0).scan(None, ListReporter()))
+        fetched = list(_importer(server, prefetch=0, fetch_in_tasks=False, batch=2, pipeline=2).scan(None, ListReporter()))
+    finally:
+        server.stop()
+    for items in (listed, fetched):
+        mails = {int(i.ref.rsplit("=", 1)[1]): i for i in items if isinstance(i, SourceMail)}
+        assert sorted(mails) == [2, 3, 5, 9]
+        assert all(m.flags == ("\\Seen",) for m in mails.values()), {u: m.flags for u, m in mails.items()}

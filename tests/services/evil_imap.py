@@ -20,6 +20,9 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
   5.0 sends for a mail another session expunged meanwhile: :data:`COURIER_PLACEHOLDER`, with an
   RFC822.SIZE of its own length (tests/integration/test_imap_peers.py has the real transcript);
   ``"courier-expunged-listed"``: the same, and the size listing already gives the placeholder's size.
+* ``"cyrus-flags"``: UIDs :data:`CYRUS_UIDS` at sequence numbers 1-4, every mail ``\\Seen``; every FETCH but
+  the one that starts with the first UID is preceded by Cyrus's unsolicited ``* 2 FETCH (FLAGS (...))``
+  without UID (sequence number 2, UID 3: flags another session changed).
 """
 from __future__ import annotations
 
@@ -52,6 +55,9 @@ def _mixed_answer(uid: int) -> bytes:
         6: b"* 6 FETCH (UID 6 FLAGS (\\Seen BODY[] {%d}\r\n" % n + mail + b")\r\n* 9 EXISTS\r\n",  # unterminated
     }.get(uid, head + b"{%d}\r\n" % n + mail + b")\r\n")
 
+
+#: The UIDs of the "cyrus-flags" folder at sequence numbers 1-4 (4, 6, 7 and 8 were expunged).
+CYRUS_UIDS = [2, 3, 5, 9]
 
 MIXED = 7
 #: What the importer must say of each UID of the "mixed" folder (None: archived).
@@ -128,6 +134,23 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                         self.send(ok)
                     except OSError:
                         return  # the client hung up, as it should
+                elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "cyrus-flags":
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* 4 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" + tag + b" OK [READ-ONLY] done\r\n")
+                elif cmd == b"SEARCH" and state.folders.get(selected or "") == "cyrus-flags":
+                    self.send(b"* SEARCH " + b" ".join(b"%d" % u for u in CYRUS_UIDS) + b"\r\n" + ok)
+                elif cmd == b"FETCH" and state.folders.get(selected or "") == "cyrus-flags":
+                    uids = _uid_set(args)
+                    # before the answers of a command, Cyrus tells of flags another session changed, without UID
+                    head = b"* 2 FETCH (FLAGS (\\Recent \\Answered $Junk))\r\n" if uids[0] != CYRUS_UIDS[0] else b""
+                    rows = []
+                    for u in uids:
+                        seq = CYRUS_UIDS.index(u) + 1
+                        mail = mixed_mail(u)
+                        body = b" BODY[] {%d}\r\n" % len(mail) + mail if b"BODY.PEEK[]" in args.upper() else b""
+                        rows.append(b'* %d FETCH (FLAGS (\\Seen) UID %d INTERNALDATE " 4-Dec-2026 15:34:09 +0000" '
+                                    b"RFC822.SIZE %d%s)\r\n" % (seq, u, len(mail), body))
+                    self.send(head + b"".join(rows) + ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "mixed":
                     selected = args.strip(b'"').decode()
                     self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % MIXED + tag + b" OK [READ-ONLY] done\r\n")
