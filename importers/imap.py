@@ -440,9 +440,12 @@ class ImapImporter(ServerSource):
             if b"\\noselect" in lflags or b"\\nonexistent" in lflags:
                 continue
             raw = utf7.decode_lenient(wire)
-            name = folder_name(raw, delim, personal)
-            if name in by_name:  # two server names, one archive name: keep the server's own for this one
-                name = raw
+            # two server names, one archive name: the later keeps the server's own name
+            name = next((n for n in (folder_name(raw, delim, personal), raw, wire.decode("ascii", "replace"))
+                         if n not in by_name), None)
+            if name is None:
+                raise SourceError(f"{self.source_uri}: the folder {raw!r} cannot be told apart from "
+                                  f"{by_name[raw]!r} in the archive's names; nothing imported")
             by_name[name] = wire
             aliases.setdefault(raw, name)
         names = self.folders if self.folders is not None else sorted(by_name, key=lambda n: (n != "INBOX", n))
@@ -666,15 +669,15 @@ def _personal_prefix(c: IMAPClient) -> tuple[str, str] | None:
 def folder_name(raw: str, delim, personal: tuple[str, str] | None) -> str:
     """The archive's name of a folder the server lists as ``raw`` (decoded) with hierarchy separator ``delim``:
     parts joined by ``/`` (the archive's separator, as ``import maildir`` names them), the personal namespace's
-    prefix left out (Courier's and Cyrus's ``INBOX.``: ``INBOX.Archive.2023`` is ``Archive/2023``).
-    INBOX, names outside the personal namespace and a flat server (NIL separator) keep their parts."""
+    prefix left out (Courier's and Cyrus's ``INBOX.``: ``INBOX.Archive.2023`` is ``Archive/2023``); a ``/``
+    inside a level is written ``&AC8-`` (its modified UTF-7 form). INBOX, names outside the personal namespace and a flat server (NIL separator) keep their parts."""
     sep = delim.decode("ascii", "replace") if isinstance(delim, bytes) else (delim or "")
     if personal is not None:
         prefix = personal[0]
         if prefix and raw.startswith(prefix) and len(raw) > len(prefix):
             raw = raw[len(prefix):]
-    if sep and sep != "/":
-        raw = "/".join(raw.split(sep))
+    if sep and sep != "/":  # a "/" inside a level is written as modified UTF-7 does (never a level of its own)
+        raw = "/".join(part.replace("/", "&AC8-") for part in raw.split(sep))
     return raw
 
 

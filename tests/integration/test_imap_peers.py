@@ -177,3 +177,17 @@ def test_D6_unsolicited_flags_without_uid_never_give_another_mail_its_flags(monk
         mails = {int(i.ref.rsplit("=", 1)[1]): i for i in items if isinstance(i, SourceMail)}
         assert sorted(mails) == [2, 3, 5, 9]
         assert all(m.flags == ("\\Seen",) for m in mails.values()), {u: m.flags for u, m in mails.items()}
+
+
+def test_D10_a_slash_inside_a_level_never_merges_two_folders():
+    """On a ``.``-separated server ``a/b`` is one level: it is named ``a&AC8-b`` (the modified UTF-7
+    form of ``/``), never like ``a.b`` (``a/b``): both are read and neither is lost. A filter takes
+    the archive's name first, then the server's (``a.b``)."""
+    server = start_evil_imap({"INBOX": "good", "a.b": "good", "a/b": "good"}, delimiter=b".")
+    try:
+        names = _folders(server)
+        picked = _folders(server, folders=["a&AC8-b", "a.b"])
+    finally:
+        server.stop()
+    assert sorted(names) == ["INBOX", "a&AC8-b", "a/b"]
+    assert sorted(picked) == ["a&AC8-b", "a/b"]
