@@ -8,6 +8,13 @@ Cursor (JSON, kept across completed runs: the importer is ``incremental``)::
     {"folders": {"INBOX": [uidvalidity, last_uid], ...},
      "current": ["Sent", uidvalidity, last_uid]}
 
+Folder names (the cursor's keys, the sightings' folder) are the archive's:
+decoded from modified UTF-7, ``/`` between levels whatever the server's
+separator, without the personal namespace's prefix (``folder_name``:
+Cyrus's and Courier's ``INBOX.Archive.2023`` is ``Archive/2023``, the name
+``import maildir`` gives that folder); a cursor under the server's own names
+(earlier versions) is carried over.
+
 A rerun fetches only UIDs above ``last_uid``; a folder whose UIDVALIDITY
 changed is read again from the start and dedup keeps it free of duplicates
 (D5). ``current`` is the folder being read when the cursor was taken.
@@ -74,6 +81,10 @@ FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
 SEARCH_CHUNK = 50_000
 SIZE_CHUNK = 5_000
 CHANGED = "source changed during import"
+#: What Courier-IMAP sends (as BODY[], with RFC822.SIZE its length, in the listing too) for a mail another
+#: session expunged before this one was told: never a mail (no Date, no Message-ID), never archived.
+COURIER_GONE = (b"From: System Administrator <root@localhost>\r\nSubject: message unavailable\r\n\r\n"
+                b"This message is no longer available on the server.\r\n")
 #: The largest mail fetched over IMAP (it is held in memory whole). A mail whose RFC822.SIZE is larger
 #: is listed, not fetched; a literal the server announces above it breaks off the folder (D6).
 MAX_FETCH = 1 << 30
@@ -305,7 +316,13 @@ class ImapImporter(ServerSource):
         streams: Iterator | None = None
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
-            chosen = self._choose(listing, reporter)
+            personal = self._call("NAMESPACE", _personal_prefix)
+            chosen = self._choose(listing, reporter, personal)
+            for wire, name in chosen:  # a cursor of a version that kept the server's names: carried over
+                old = utf7.decode_lenient(wire)
+                if old != name and name not in state and old in state:
+                    state[name] = state.pop(old)
+                    done[name] = done.pop(old)
             if self.connections > 1 and len(chosen) > 1:
                 streams = self._parallel_streams(chosen, state, reporter)
             else:
@@ -408,19 +425,33 @@ class ImapImporter(ServerSource):
         other.logins = other.reconnects = other.throttled = 0
         return other
 
-    def _choose(self, listing, reporter: Reporter) -> list[tuple[bytes, str]]:
+    def _choose(self, listing, reporter: Reporter, personal: tuple[str, str] | None = None) -> list[tuple[bytes, str]]:
+        """(wire name, archive name) of the folders to read. The archive name is ``/``-separated whatever the
+        server's separator, without the personal namespace's prefix (see :func:`folder_name`); a filter may
+        also give the server's own name (``INBOX.Archive.2023``)."""
         self._folder_last: dict[str, tuple[int, int]] = {}
         out: list[tuple[bytes, str]] = []
         by_name: dict[str, bytes] = {}
-        for flags, _delim, wire in listing:
+        aliases: dict[str, str] = {}  # the server's decoded name -> the archive name
+        for flags, delim, wire in listing:
             if isinstance(wire, str):
                 wire = wire.encode("utf-8")
             lflags = {f.lower() for f in flags}
             if b"\\noselect" in lflags or b"\\nonexistent" in lflags:
                 continue
-            by_name[utf7.decode_lenient(wire)] = wire
+            raw = utf7.decode_lenient(wire)
+            # two server names, one archive name: the later keeps the server's own name
+            name = next((n for n in (folder_name(raw, delim, personal), raw, wire.decode("ascii", "replace"))
+                         if n not in by_name), None)
+            if name is None:
+                raise SourceError(f"{self.source_uri}: the folder {raw!r} cannot be told apart from "
+                                  f"{by_name[raw]!r} in the archive's names; nothing imported")
+            by_name[name] = wire
+            aliases.setdefault(raw, name)
         names = self.folders if self.folders is not None else sorted(by_name, key=lambda n: (n != "INBOX", n))
         for name in names:
+            if name not in by_name and name in aliases:
+                name = aliases[name]
             if any(fnmatch.fnmatchcase(name, pat) for pat in self.exclude):
                 continue
             if name not in by_name:  # a folder filter naming no folder is a usage error (exit 2)
@@ -618,9 +649,45 @@ class ImapImporter(ServerSource):
                              on_read_error=functools.partial(_not_fetched, ref, cursor))
 
 
+def _personal_prefix(c: IMAPClient) -> tuple[str, str] | None:
+    """(prefix, separator) of the first personal namespace (RFC 2342), or None (no NAMESPACE, or none)."""
+    if b"NAMESPACE" not in c.capabilities():
+        return None
+    try:
+        personal = c.namespace().personal
+    except imaplib.IMAP4.abort:
+        raise
+    except IMAPClientError:  # refused or unparsable: the names stay the server's, separator aside
+        return None
+    if not personal:
+        return None
+    prefix, sep = personal[0]
+    prefix = utf7.decode_lenient(prefix if isinstance(prefix, bytes) else prefix.encode("utf-8"))
+    return prefix, (sep.decode("ascii", "replace") if isinstance(sep, bytes) else sep or "")
+
+
+def folder_name(raw: str, delim, personal: tuple[str, str] | None) -> str:
+    """The archive's name of a folder the server lists as ``raw`` (decoded) with hierarchy separator ``delim``:
+    parts joined by ``/`` (the archive's separator, as ``import maildir`` names them), the personal namespace's
+    prefix left out (Courier's and Cyrus's ``INBOX.``: ``INBOX.Archive.2023`` is ``Archive/2023``); a ``/``
+    inside a level is written ``&AC8-`` (its modified UTF-7 form). INBOX, names outside the personal namespace and a flat server (NIL separator) keep their parts."""
+    sep = delim.decode("ascii", "replace") if isinstance(delim, bytes) else (delim or "")
+    if personal is not None:
+        prefix = personal[0]
+        if prefix and raw.startswith(prefix) and len(raw) > len(prefix):
+            raw = raw[len(prefix):]
+    if sep and sep != "/":  # a "/" inside a level is written as modified UTF-7 does (never a level of its own)
+        raw = "/".join(part.replace("/", "&AC8-") for part in raw.split(sep))
+    return raw
+
+
 def answer_problem(d: dict | None, listed: int | None) -> str | None:
     """Why a body FETCH answer gives no mail (listed, never dropped: D1, D4), or None when its body is complete:
-    the bytes received equal its RFC822.SIZE (of the answer, else of the listing)."""
+    the bytes received equal its RFC822.SIZE (of the answer, else of the listing) and the listing's.
+
+    A mail is immutable under its UID, so a body of another size than the listing announced is not that
+    mail: Courier answers the FETCH of a mail another session expunged meanwhile with a placeholder of its
+    own ("Subject: message unavailable", RFC822.SIZE its own length), which would otherwise be archived."""
     if d is not None and UNPARSED in d:
         return f"no body could be read for it: {d[UNPARSED]}; not archived"
     if d is None or b"BODY[]" not in d:
@@ -630,6 +697,11 @@ def answer_problem(d: dict | None, listed: int | None) -> str | None:
     if raw is None or size is None or len(raw) != int(size):
         got = 0 if raw is None else len(raw)
         return f"incomplete: received {got} bytes, the server announced {size}; not archived"
+    if raw == COURIER_GONE:
+        return f"{CHANGED}: the server sent its placeholder for a mail expunged meanwhile; not archived"
+    if listed is not None and len(raw) != listed:
+        return (f"{CHANGED}: the server sent {len(raw)} bytes where the listing announced {listed} (a placeholder "
+                "for a mail expunged meanwhile?); not archived")
     return None
 
 

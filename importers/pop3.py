@@ -10,7 +10,12 @@ re-joined text is not the original for bare-LF or long lines).
 
 DELE is never sent. Before QUIT the session sends RSET, which on Dovecot
 also drops the \\Seen changes RETR made; other servers may still mark mail
-as read (the command help says so).
+as read (the command help says so): Courier does, and its TOP would not, but
+RETR is what every server sends exactly.
+
+A server listing ``UTF8`` in CAPA is sent it before the login
+(toolkit/net/pop3.py): Courier otherwise sends a notice of its own in place of
+a mail with 8-bit header bytes.
 
 Cursor (kept across completed runs: ``incremental``)::
 

@@ -16,6 +16,13 @@ each with one mail; a folder's ``fetch`` decides what the body FETCH answers:
   good one, a literal 10 bytes shorter and one 10 bytes longer than RFC822.SIZE, an answer of garbage with a
   literal in it, a non-numeric RFC822.SIZE, an unterminated FLAGS list, an untagged EXISTS in between, and a
   good one last (the reader must stay in step through all of them).
+* ``"courier-expunged"``: the listing gives the mail's RFC822.SIZE; the body FETCH answers what Courier-IMAP
+  5.0 sends for a mail another session expunged meanwhile: :data:`COURIER_PLACEHOLDER`, with an
+  RFC822.SIZE of its own length (tests/integration/test_imap_peers.py has the real transcript);
+  ``"courier-expunged-listed"``: the same, and the size listing already gives the placeholder's size.
+* ``"cyrus-flags"``: UIDs :data:`CYRUS_UIDS` at sequence numbers 1-4, every mail ``\\Seen``; every FETCH but
+  the one that starts with the first UID is preceded by Cyrus's unsolicited ``* 2 FETCH (FLAGS (...))``
+  without UID (sequence number 2, UID 3: flags another session changed).
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ from .process import LineHandler, ScriptedServer
 
 
 MAIL = b"From: a@example.com\r\nSubject: good\r\nMessage-ID: <good@evil.test>\r\n\r\nhello\r\n"
+COURIER_PLACEHOLDER = (b"From: System Administrator <root@localhost>\r\nSubject: message unavailable\r\n\r\n"
+                       b"This message is no longer available on the server.\r\n")
 LYING_COUNT, LYING_CLAIM, LYING_SENT = 20, 1000, 50 << 20
 
 
@@ -46,6 +55,9 @@ def _mixed_answer(uid: int) -> bytes:
         6: b"* 6 FETCH (UID 6 FLAGS (\\Seen BODY[] {%d}\r\n" % n + mail + b")\r\n* 9 EXISTS\r\n",  # unterminated
     }.get(uid, head + b"{%d}\r\n" % n + mail + b")\r\n")
 
+
+#: The UIDs of the "cyrus-flags" folder at sequence numbers 1-4 (4, 6, 7 and 8 were expunged).
+CYRUS_UIDS = [2, 3, 5, 9]
 
 MIXED = 7
 #: What the importer must say of each UID of the "mixed" folder (None: archived).
@@ -69,7 +81,11 @@ class EvilImap(ScriptedServer):
     body_fetches: dict[str, int] = field(default_factory=dict)
 
 
-def start_evil_imap(folders: dict[str, str]) -> EvilImap:
+def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None,
+                    capabilities: bytes = b"") -> EvilImap:
+    """``folders``: wire name → mode; LIST gives them with ``delimiter`` (None: NIL); with ``namespace`` (the untagged
+    line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered;
+    ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO)."""
     state = EvilImap(scheme="imap", folders=dict(folders))
 
     class Handler(LineHandler):
@@ -88,12 +104,17 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                 tag, cmd, args = m.group(1), m.group(2).upper(), m.group(3) or b""
                 ok = tag + b" OK done\r\n"
                 if cmd == b"CAPABILITY":
-                    self.send(b"* CAPABILITY IMAP4rev1\r\n" + ok)
+                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + capabilities + b"\r\n" + ok)
+                elif cmd == b"LOGIN" and b"LOGINDISABLED" in capabilities:
+                    self.send(tag + b" NO Login only available under a layer\r\n")
+                elif cmd == b"NAMESPACE" and namespace:
+                    self.send(namespace + b"\r\n" + ok)
                 elif cmd == b"LOGOUT":
                     self.send(b"* BYE bye\r\n" + ok)
                     return
                 elif cmd == b"LIST":
-                    rows = b"".join(b'* LIST (\\HasNoChildren) "/" "' + n.encode() + b'"\r\n' for n in state.folders)
+                    sep = b'"' + delimiter + b'"' if delimiter is not None else b"NIL"
+                    rows = b"".join(b"* LIST (\\HasNoChildren) " + sep + b' "' + n.encode() + b'"\r\n' for n in state.folders)
                     self.send(rows + ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "lying-size":
                     selected = args.strip(b'"').decode()
@@ -113,6 +134,23 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                         self.send(ok)
                     except OSError:
                         return  # the client hung up, as it should
+                elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "cyrus-flags":
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* 4 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" + tag + b" OK [READ-ONLY] done\r\n")
+                elif cmd == b"SEARCH" and state.folders.get(selected or "") == "cyrus-flags":
+                    self.send(b"* SEARCH " + b" ".join(b"%d" % u for u in CYRUS_UIDS) + b"\r\n" + ok)
+                elif cmd == b"FETCH" and state.folders.get(selected or "") == "cyrus-flags":
+                    uids = _uid_set(args)
+                    # before the answers of a command, Cyrus tells of flags another session changed, without UID
+                    head = b"* 2 FETCH (FLAGS (\\Recent \\Answered $Junk))\r\n" if uids[0] != CYRUS_UIDS[0] else b""
+                    rows = []
+                    for u in uids:
+                        seq = CYRUS_UIDS.index(u) + 1
+                        mail = mixed_mail(u)
+                        body = b" BODY[] {%d}\r\n" % len(mail) + mail if b"BODY.PEEK[]" in args.upper() else b""
+                        rows.append(b'* %d FETCH (FLAGS (\\Seen) UID %d INTERNALDATE " 4-Dec-2026 15:34:09 +0000" '
+                                    b"RFC822.SIZE %d%s)\r\n" % (seq, u, len(mail), body))
+                    self.send(head + b"".join(rows) + ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "mixed":
                     selected = args.strip(b'"').decode()
                     self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % MIXED + tag + b" OK [READ-ONLY] done\r\n")
@@ -135,6 +173,7 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                     mode = state.folders.get(selected or "", "good")
                     if b"BODY.PEEK[]" not in args.upper():
                         size = 5 * 10**9 if mode == "huge-size" else len(MAIL)
+                        size = len(COURIER_PLACEHOLDER) if mode == "courier-expunged-listed" else size
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE %d)\r\n" % size + ok)
                     elif (mode == "throttle" and state.body_fetches.get(selected, 0) < 2) or \
                             (mode == "bye" and state.body_fetches.get(selected, 0) < 1):
@@ -147,6 +186,10 @@ def start_evil_imap(folders: dict[str, str]) -> EvilImap:
                         self.send(b"* 1 FETCH (UID 1 RFC822.SIZE 100 BODY[] {4294967295}\r\nFrom: x\r\n")
                         threading.Event().wait(5)  # then silence: a client must not wait for 4 GB
                         return
+                    elif mode in ("courier-expunged", "courier-expunged-listed"):
+                        self.send(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(COURIER_PLACEHOLDER) + COURIER_PLACEHOLDER
+                                  + b' INTERNALDATE "04-Dec-2026 15:47:10 +0000" FLAGS () RFC822.SIZE %d)\r\n'
+                                  % len(COURIER_PLACEHOLDER) + ok)
                     elif mode == "garbage":
                         self.send(b"* 1 FETCH (UID 1 BODY[] ((( }}} \"unterminated\r\n" + ok)
                     else:

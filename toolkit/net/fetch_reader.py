@@ -18,6 +18,10 @@ skipped to its end by the framing (the connection stays in step) and its mail
 carries :data:`UNPARSED` with the reason, so the caller lists that mail instead
 of taking a body from a garbled answer. ``* BYE`` raises imaplib's ``abort``
 (a link failure: the caller reconnects), a tagged NO or BAD imapclient's error.
+A FETCH answer without UID is not one of the command's (RFC 3501 6.4.8: the
+answers to UID FETCH carry UID) but news of another session's flag change
+(Cyrus sends them before the answers): skipped, never keyed by its sequence
+number as if that were a UID.
 """
 from __future__ import annotations
 
@@ -162,8 +166,10 @@ def read_fetch(imap: imaplib.IMAP4, tag: str, normalise_times: bool = False) -> 
                 why = f"unparsable FETCH answer from the server ({exc}): {line[:120]!r}"
                 r.skip_answer()
                 items = {UNPARSED: why, **({b"UID": int(uid.group(1))} if uid else {})}
-            key = items.pop(b"UID", seq)
+            key = items.pop(b"UID", None)
             if not isinstance(key, int):
+                if UNPARSED not in items:
+                    continue  # unsolicited (flags another session changed: Cyrus): a UID FETCH answer carries UID
                 key = seq
             answer = answers.setdefault(key, {b"SEQ": seq})
             answer.update(items)

@@ -4,7 +4,9 @@
 ``allow_plaintext``); ``imaps://`` is TLS from the first byte. A certificate
 that does not verify is :class:`~toolkit.net.tls.CertificateError`, a missing
 STARTTLS :class:`~toolkit.net.tls.TlsRequiredError`, a rejected login the
-caller's ``auth_error`` class: none of them is retried (D9, D12).
+caller's ``auth_error`` class: none of them is retried (D9, D12). A server that
+announces LOGINDISABLED (Cyrus without TLS) is not sent LOGIN, so the password
+stays here: :class:`~toolkit.net.tls.TlsRequiredError`, not a "wrong password".
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from imapclient.exceptions import LoginError
 from toolkit.errors import AuthenticationError
 
 from .session import StartTls, establish, login_rejected, quietly
-from .tls import certificate_checked
+from .tls import TlsRequiredError, certificate_checked
 
 
 def server_text(exc: BaseException) -> str:
@@ -47,6 +49,12 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
         "STARTTLS", "imaps", lambda: b"STARTTLS" in client.capabilities(), lambda: client.starttls(ctx))
 
     def login() -> None:
+        # imaplib's list, asked again after STARTTLS (imapclient may keep the greeting's from before it)
+        if "LOGINDISABLED" in client._imap.capabilities:  # RFC 3501: the client must not send LOGIN
+            raise TlsRequiredError(
+                f"{where} refuses LOGIN on this connection (LOGINDISABLED: it wants TLS first"
+                f"{'' if implicit_tls else ' and offers no STARTTLS'}): the password was not sent. "
+                "Use imaps:// (or TLS on the server); --allow-plaintext cannot change the server's rule.")
         try:
             client.login(user, password)
         except LoginError as exc:

@@ -84,7 +84,7 @@ def _run(click_ctx, importer) -> None:
 @command(import_group, "imap")
 @dry_run_option
 @click.argument("url")
-@click.option("--folder", "folders", multiple=True, help="Import only this folder (decoded name, e.g. 'Entwürfe' or 'Archive/2020'); repeatable.")
+@click.option("--folder", "folders", multiple=True, help="Import only this folder (decoded name, e.g. 'Entwürfe' or 'Archive/2020', or the server's own, e.g. 'INBOX.Archive.2020'); repeatable.")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip folders whose name matches this shell pattern (e.g. 'Junk*'); repeatable.")
 @click.option("--batch", type=click.IntRange(1, 5000), default=200, show_default=True, help="Messages per FETCH.")
 @click.option("--connections", type=click.IntRange(1, 8), default=2, show_default=True,
@@ -102,7 +102,10 @@ def imap_cmd(click_ctx, url, folders, exclude, batch, connections, password_file
 
     Folders are opened with EXAMINE and bodies fetched with BODY.PEEK[]: no
     flag changes on the server, nothing is moved or deleted. Folder, flags and
-    INTERNALDATE go into the catalog. A rerun fetches only mail that arrived
+    INTERNALDATE go into the catalog; a folder is named with "/" between its
+    levels whatever the server's separator, without the personal namespace's
+    prefix (Courier's and Cyrus's "INBOX.Archive.2023" is "Archive/2023", as
+    `import maildir` names it); --folder takes either name. A rerun fetches only mail that arrived
     since (per folder UIDVALIDITY and last UID); a recreated folder is read
     again, and dedup stores nothing twice. Dropped connections are resumed
     with backoff, "[THROTTLED]" answers wait on the same connection; a
@@ -138,7 +141,8 @@ def pop3_cmd(click_ctx, url, password_file, ca_file, insecure, allow_plaintext, 
 
     DELE is never sent. Caution: on some servers (Dovecot among them) POP3
     retrieval marks mail as seen; this import sends RSET before QUIT, which
-    undoes that on Dovecot, but other servers may differ. A rerun fetches only
+    undoes that on Dovecot, but other servers may differ (Courier keeps mail
+    retrieved with RETR marked as read after RSET). A rerun fetches only
     mail whose UIDL is after the last one imported; without UIDL support every
     run reads everything and dedup stores nothing twice.
 

@@ -1,0 +1,193 @@
+"""IMAP servers other than Dovecot (Courier-IMAP 5.0, Cyrus IMAP 3.6): their behaviours that
+Dovecot does not show, replayed by the scripted server (tests/services/evil_imap.py), each with the
+real server's transcript it is based on (docs/reliability.md D4, D10)."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from importers.imap import CHANGED, ImapImporter
+from importers.netutil import TlsRequiredError
+from services.evil_imap import MAIL, start_evil_imap
+from toolkit.archive import Archive
+from toolkit.ingest import Ingest
+from toolkit.reporter import ListReporter
+from toolkit.source import SourceMail, SourceProblem
+
+
+def _importer(server, **kw) -> ImapImporter:
+    return ImapImporter(server.url(), "pw", allow_plaintext=True, timeout=10, retries=1, backoff=0.05, **kw)
+
+
+@pytest.fixture
+def archive(tmp_path):
+    a = Archive.create(tmp_path / "home", str(tmp_path / "medium"))
+    yield a
+    a.close()
+
+
+def test_D4_courier_placeholder_for_a_mail_expunged_meanwhile_is_listed_not_archived(archive):
+    """Courier-IMAP answers the FETCH of a mail that another session expunged (before this session
+    was told) with a placeholder whose RFC822.SIZE is its own length, so it passed the "bytes equal
+    RFC822.SIZE" check and was archived in place of the mail. Real transcript (courier-imap
+    5.0.13, Debian 12; session B expunged UID 5 after A's EXAMINE; UID 5 had RFC822.SIZE 158)::
+
+        A: 3 UID FETCH 5 (BODY.PEEK[] INTERNALDATE FLAGS RFC822.SIZE)
+        S: * 3 FETCH (UID 5 BODY[] {129}
+        S: From: System Administrator <root@localhost>
+        S: Subject: message unavailable
+        S:
+        S: This message is no longer available on the server.
+        S:  INTERNALDATE "04-Dec-2026 15:47:10 +0000" FLAGS () RFC822.SIZE 129)
+        S: 3 OK FETCH completed.
+
+    In the size listing (``UID FETCH 1:4 (RFC822.SIZE FLAGS INTERNALDATE)`` after the expunge)
+    Courier already gives ``* 3 FETCH (UID 3 RFC822.SIZE 129 FLAGS () INTERNALDATE "<now>")``.
+    A mail never changes under its UID: a body of another size than the listing gave, or Courier's
+    placeholder itself, is listed as "source changed during import" (D4), in both the reader's fetch
+    and the pack task's.
+    """
+    server = start_evil_imap({"A-Good": "good", "B-Gone": "courier-expunged", "C-Gone": "courier-expunged-listed"})
+    try:
+        items = list(_importer(server, prefetch=0, fetch_in_tasks=False).scan(None, ListReporter()))
+        summary = Ingest(archive, workers=0).run(_importer(server))
+    finally:
+        server.stop()
+    assert [(i.folder, i.raw) for i in items if isinstance(i, SourceMail)] == [("A-Good", MAIL)]
+    problems = {i.ref.split(";")[0]: i.message for i in items if isinstance(i, SourceProblem)}
+    assert set(problems) == {"B-Gone", "C-Gone"} and all(p.startswith(CHANGED) for p in problems.values())
+    assert (summary.archived, summary.errors) == (1, 2)
+    with archive.catalog.reading() as con:
+        stored = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
+    assert stored == {hashlib.sha256(MAIL).hexdigest()}
+
+
+CYRUS_NAMESPACE = b'* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))'
+CYRUS_FOLDERS = {"INBOX": "good", "INBOX.Archive.2023": "good", "INBOX.Entw&APw-rfe": "good",
+                 "user.bob.Shared": "good", "Public.Team": "good"}
+
+
+def _folders(server, cursor=None, **kw) -> list[str]:
+    """The folders of the mails one scan hands over, in order."""
+    items = _importer(server, prefetch=0, fetch_in_tasks=False, **kw).scan(cursor, ListReporter())
+    return [i.folder for i in items if isinstance(i, SourceMail)]
+
+
+def test_D10_folders_of_a_dot_separated_server_are_named_as_in_the_archive():
+    """Cyrus (``unixhierarchysep: no``, Debian's default) and Courier separate levels with ``.`` and
+    keep personal folders under ``INBOX.``; the import kept those names, so Cyrus's
+    ``INBOX.Archive.2023`` was one flat folder in the archive (``import maildir`` of the same
+    mailbox says ``Archive/2023``; retention and revisor scopes by folder match ``F/...``; export
+    maildir and imap wrote a folder named ``INBOX.Archive.2023``). Real transcript (cyrus-imapd
+    3.6.1, Debian 12, user alice; bob and an admin had shared folders with her)::
+
+        C: d LIST "" "*"
+        S: * LIST (\\HasChildren) "." INBOX
+        S: * LIST (\\HasChildren) "." INBOX.Archive.2023
+        S: * LIST (\\HasNoChildren) "." INBOX.Entw&APw-rfe
+        S: * LIST (\\HasNoChildren) "." user.bob.Shared
+        S: * LIST (\\HasNoChildren) "." Public.Team
+        C: f NAMESPACE
+        S: * NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))
+
+    (Courier-IMAP 5.0: the same LIST shape and ``* NAMESPACE (("INBOX." ".")) NIL (("#shared." ".")("shared." ".")))``.)
+    Now the separator becomes ``/`` and the personal prefix is left out; a filter may give either
+    name, and a cursor written under the server's names is carried over (nothing read again).
+    """
+    from importers.maildir import folder_name as maildir_folder
+
+    server = start_evil_imap(CYRUS_FOLDERS, delimiter=b".", namespace=CYRUS_NAMESPACE)
+    try:
+        names = _folders(server)
+        picked = _folders(server, folders=["INBOX.Archive.2023", "Entwürfe"])
+        # a cursor under the server's decoded names, as the earlier version wrote it
+        resumed = _folders(server, {"folders": {"INBOX": [7, 1], "INBOX.Archive.2023": [7, 1], "INBOX.Entwürfe": [7, 1]}})
+    finally:
+        server.stop()
+    assert names == ["INBOX", "Archive/2023", "Entwürfe", "Public/Team", "user/bob/Shared"]
+    assert maildir_folder(b".Archive.2023") == "Archive/2023"  # the name `import maildir` gives the same folder
+    assert picked == ["Archive/2023", "Entwürfe"]
+    assert resumed == ["Public/Team", "user/bob/Shared"]
+
+
+def test_D10_without_namespace_the_prefix_stays_and_a_nil_separator_keeps_names_whole():
+    """A server without NAMESPACE keeps its ``INBOX.`` prefix (the separator still becomes ``/``);
+    a flat server (``NIL`` separator, RFC 3501) keeps its names whole."""
+    dotted = start_evil_imap({"INBOX": "good", "INBOX.Sent": "good"}, delimiter=b".")
+    flat = start_evil_imap({"INBOX": "good", "a.b/c": "good"}, delimiter=None)
+    try:
+        assert _folders(dotted) == ["INBOX", "INBOX/Sent"]
+        assert _folders(flat) == ["INBOX", "a.b/c"]
+    finally:
+        dotted.stop()
+        flat.stop()
+
+
+def test_D9_logindisabled_server_is_not_sent_the_password_and_is_not_called_a_wrong_password():
+    """Cyrus without TLS (``allowplaintext: no``, its upstream default) announces LOGINDISABLED
+    and offers no STARTTLS; with --allow-plaintext the import sent LOGIN anyway (the password in
+    clear text, which RFC 3501 forbids a client here) and then called it a rejected login ("Check
+    the user and password", exit 4). Real transcript (cyrus-imapd 3.6.1, Debian 12)::
+
+        S: * OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE LOGINDISABLED] vm Cyrus IMAP 3.6.1 server ready
+        C: b LOGIN alice secret
+        S: b NO Login only available under a layer
+        C: c AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==
+        S: c NO encryption needed to use mechanism
+    """
+    server = start_evil_imap({"INBOX": "good"}, capabilities=b" LOGINDISABLED")
+    try:
+        with pytest.raises(TlsRequiredError, match="LOGINDISABLED.*the password was not sent"):
+            list(_importer(server, prefetch=0).scan(None, ListReporter()))
+    finally:
+        server.stop()
+    assert not any(b" LOGIN " in c.upper() for c in server.commands)
+
+
+def test_D6_unsolicited_flags_without_uid_never_give_another_mail_its_flags(monkeypatch):
+    """Cyrus tells of flags another session changed at the start of the next command, as a FETCH
+    answer without UID (RFC 3501 allows it; answers to UID FETCH itself always carry UID). The
+    reader keyed an answer without UID by its sequence number as if it were a UID, so in a listing
+    of more than one part (SIZE_CHUNK UIDs each) a mail of an earlier part whose UID equals that
+    sequence number got the other mail's flags. Real transcript (cyrus-imapd 3.6.1, Debian 12;
+    session B stored ``+FLAGS (\\Answered $Junk)`` on message 1 while A had the folder open)::
+
+        A: a4 FETCH 2 (UID RFC822.SIZE)
+        S: * FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen $Label1 $Junk)
+        S: * OK [PERMANENTFLAGS ()] Ok
+        S: * 1 FETCH (FLAGS (\\Recent \\Answered $Junk))
+        S: * 2 FETCH (UID 2 RFC822.SIZE 161)
+        S: a4 OK Completed (0.000 sec)
+
+    and likewise before ``* SEARCH`` of a UID SEARCH. Here UIDs 2, 3, 5, 9 sit at sequence numbers
+    1-4, the listing is read in parts of two, and before the second part comes
+    ``* 2 FETCH (FLAGS (\\Recent \\Answered $Junk))`` (sequence number 2 is UID 3).
+    """
+    import importers.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "SIZE_CHUNK", 2)
+    server = start_evil_imap({"Box": "cyrus-flags"})
+    try:
+        listed = list(_importer(server, prefetch=0).scan(None, ListReporter()))
+        fetched = list(_importer(server, prefetch=0, fetch_in_tasks=False, batch=2, pipeline=2).scan(None, ListReporter()))
+    finally:
+        server.stop()
+    for items in (listed, fetched):
+        mails = {int(i.ref.rsplit("=", 1)[1]): i for i in items if isinstance(i, SourceMail)}
+        assert sorted(mails) == [2, 3, 5, 9]
+        assert all(m.flags == ("\\Seen",) for m in mails.values()), {u: m.flags for u, m in mails.items()}
+
+
+def test_D10_a_slash_inside_a_level_never_merges_two_folders():
+    """On a ``.``-separated server ``a/b`` is one level: it is named ``a&AC8-b`` (the modified UTF-7
+    form of ``/``), never like ``a.b`` (``a/b``): both are read and neither is lost. A filter takes
+    the archive's name first, then the server's (``a.b``)."""
+    server = start_evil_imap({"INBOX": "good", "a.b": "good", "a/b": "good"}, delimiter=b".")
+    try:
+        names = _folders(server)
+        picked = _folders(server, folders=["a&AC8-b", "a.b"])
+    finally:
+        server.stop()
+    assert sorted(names) == ["INBOX", "a&AC8-b", "a/b"]
+    assert sorted(picked) == ["a&AC8-b", "a/b"]
