@@ -54,7 +54,7 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
             raise TlsRequiredError(
                 f"{where} refuses LOGIN on this connection (LOGINDISABLED: it wants TLS first"
                 f"{'' if implicit_tls else ' and offers no STARTTLS'}): the password was not sent. "
-                "Use imaps:// (or TLS on the server); --allow-plaintext cannot change the server's rule.")
+                "Use imaps:// (or TLS on the server); allowing plaintext cannot change the server's rule.")
         try:
             client.login(user, password)
         except LoginError as exc:

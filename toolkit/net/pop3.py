@@ -94,7 +94,7 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
                 raise TlsRequiredError(
                     f"{where} does not take USER/PASS on this connection (CAPA lists no USER; it said: {text}): "
                     "the password was not sent. Use pop3s:// (or TLS on the server) if that is what it waits for; "
-                    "--allow-plaintext cannot change the server's rule"
+                    "allowing plaintext cannot change the server's rule"
                     + (" (its greeting offers APOP, which this import does not use)." if apop else ".")) from None
             raise login_rejected(auth_error, user, where, text) from None
 
