@@ -19,6 +19,13 @@ so the scan reads nothing twice; the From_ line is looked for there too (``cut_e
 item's ``envelope_cut``). SMB files are checked on the bytes read, and
 files above LARGE_MAIL on their first 64 KiB before they are streamed.
 
+An Apple Mail ``.emlx`` (a first line holding only the message's byte count, then the message, then an
+XML plist; also ``.partial.emlx``, whose attachments Mail keeps beside it in ``Attachments/``) is
+recognised by its content: the count line and the plist are removed, the message's bytes are archived
+as they are, noted ``emlx-wrapper-removed`` (``emlx-partial`` for a partial one, ``emlx-length-mismatch``
+when no plist starts where the count ends: then everything after the count line is kept), with the
+plist's ``flags`` bits as IMAP flags and its ``date-received`` as internal date (docs/sources.md).
+
 A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
 one (``importers.zipped``): each member holding mail is one item ``path!member``, nothing is
 extracted; a zip on ``smb://`` is first copied to a private temporary file. A zip under another
@@ -27,7 +34,9 @@ name is skipped with a reason that says so.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -39,7 +48,7 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
 from .mbox import from_line_date
-from .share import HEAD, _first_line_is_from, mail_content, member_items
+from .share import HEAD, _first_line_is_from, mail_content, member_items, starts_with_headers
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -74,6 +83,17 @@ def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
 
 
 FROM_LINE_REMOVED = "from-line-removed"
+#: Apple Mail ``.emlx``: the byte-count line and the plist trailer were removed (docs/formats.md "Apple Mail .emlx")
+EMLX_WRAPPER_REMOVED = "emlx-wrapper-removed"
+#: the count line disagrees with the file (no plist where the count ends): everything after the line is kept
+EMLX_LENGTH_MISMATCH = "emlx-length-mismatch"
+#: a ``.partial.emlx``: Apple Mail keeps the attachments in ``Attachments/<n>/`` beside it, not in the message
+EMLX_PARTIAL = "emlx-partial"
+_EMLX_COUNT = re.compile(rb"[ \t]*(\d{1,12})[ \t]*\r?\n")
+_PLIST_START = re.compile(rb"\s*<(?:\?xml|!DOCTYPE plist|plist)")
+#: bits of the plist's ``flags`` integer → IMAP flag names (read, deleted, answered, flagged, draft, forwarded)
+_EMLX_FLAG_BITS = ((0, "\\Seen"), (1, "\\Deleted"), (2, "\\Answered"), (4, "\\Flagged"), (6, "\\Draft"),
+                   (8, "$Forwarded"))
 
 
 def _head(item: SourceMail) -> bytes:
@@ -131,14 +151,114 @@ def cut_envelope(raw: bytes) -> Trimmed | None:
     return Trimmed(raw[cut:], cut, _envelope_note(head, cut))
 
 
+def emlx_frame(head: bytes) -> tuple[int, int] | None:
+    """(bytes before the message, the message's length) when ``head`` (a file's first bytes) opens like an
+    Apple Mail .emlx: a line holding only a byte count, then a mail header block; else None."""
+    m = _EMLX_COUNT.match(head)
+    if not m or not starts_with_headers(head[m.end():]):
+        return None
+    return m.end(), int(m.group(1))
+
+
+def _plist_int(trailer: bytes, key: bytes) -> int | None:
+    m = re.search(rb"<key>" + key + rb"</key>\s*<(?:integer|real)>\s*(\d{1,20})", trailer)
+    return int(m.group(1)) if m else None
+
+
+def _emlx_note(trailer: bytes, flags: list[str]) -> dict:
+    """The source item's fields from an .emlx plist trailer: its ``flags`` bits as IMAP flags, its
+    ``date-received`` as the internal date."""
+    bits = _plist_int(trailer, b"flags") or 0
+    flags += [name for bit, name in _EMLX_FLAG_BITS if bits >> bit & 1]
+    note: dict = {"flags": tuple(flags)}
+    received = _plist_int(trailer, b"date-received")
+    if received:
+        try:
+            note["internal_date"] = dt.datetime.fromtimestamp(received, dt.timezone.utc)
+            note["date_source"] = "emlx-date-received"
+        except (OverflowError, OSError, ValueError):
+            pass
+    return note
+
+
+def _cut_emlx(raw: bytes, partial: bool) -> Trimmed | None:
+    frame = emlx_frame(raw[:HEAD])
+    if frame is None:
+        return None
+    start, length = frame
+    end, flags = start + length, [EMLX_WRAPPER_REMOVED] + ([EMLX_PARTIAL] if partial else [])
+    if end > len(raw) or (end < len(raw) and not _PLIST_START.match(raw, end)):
+        end = len(raw)
+        flags.append(EMLX_LENGTH_MISMATCH)
+    return Trimmed(raw[start:end], len(raw) - (end - start), _emlx_note(raw[end:], flags))
+
+
+def cut_wrapper(raw: bytes) -> Trimmed | None:
+    """:func:`cut_envelope`, else the Apple Mail .emlx wrapper (byte-count line, plist trailer) removed."""
+    return cut_envelope(raw) or _cut_emlx(raw, False)
+
+
+def cut_partial_emlx(raw: bytes) -> Trimmed | None:
+    """:func:`cut_wrapper` for a file named ``.partial.emlx`` (noted ``emlx-partial``)."""
+    return cut_envelope(raw) or _cut_emlx(raw, True)
+
+
+class _Limited:
+    """The first ``n`` bytes of a binary file (a streamed .emlx without its plist trailer)."""
+
+    def __init__(self, f, n: int):
+        self._f, self._left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._f.read(size) if size else b""
+        self._left -= len(data)
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+
+def _without_emlx(item: SourceMail, read, frame: tuple[int, int]) -> SourceItem:
+    partial = item.ref.endswith(".partial.emlx")
+    if item.raw is None and item.path is None:  # streamed: the count says where the message ends
+        start, length = frame
+        flags = [EMLX_WRAPPER_REMOVED] + ([EMLX_PARTIAL] if partial else [])
+        try:
+            with item.opener() as f:
+                f.seek(start + length)
+                trailer = f.read(HEAD)
+        except (OSError, StorageError, ValueError) as exc:
+            return _unreadable(item.ref, exc, item.cursor)
+        if start + length > item.size or (trailer and not _PLIST_START.match(trailer)):
+            length, trailer = item.size - start, b""
+            flags.append(EMLX_LENGTH_MISMATCH)
+        skip = _skip_opener(item.opener, start)
+        return dataclasses.replace(item, size=length, opener=lambda: _Limited(skip(), length),
+                                   **_emlx_note(trailer, flags))
+    try:
+        raw = item.raw if item.raw is not None else read()
+    except (OSError, StorageError) as exc:
+        return _unreadable(item.ref, exc, item.cursor)
+    trimmed = _cut_emlx(raw, partial)
+    if trimmed is None:
+        return item
+    return dataclasses.replace(item, raw=trimmed.raw, path=None, size=None, **trimmed.note)
+
+
 def without_envelope(item: SourceItem, read) -> SourceItem:
-    """``item`` with a leading From_ line removed (see the module docstring); ``read()`` gives the whole file."""
+    """``item`` with a leading From_ line, or an .emlx wrapper, removed (see the module docstring); ``read()``
+    gives the whole file."""
     if not isinstance(item, SourceMail):
         return item
     head = _head(item)
     cut = envelope_length(head, len(head) >= item.length)
     if not cut:
-        return item
+        frame = emlx_frame(head)
+        return item if frame is None else _without_emlx(item, read, frame)
     note = _envelope_note(head, cut)
     if item.raw is None and item.path is None:
         return dataclasses.replace(item, size=item.size - cut, opener=_skip_opener(item.opener, cut), **note)
@@ -150,6 +270,8 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
 
 
 def _not_mail_head(head: bytes, size: int) -> str | None:
+    if emlx_frame(head) is not None:
+        return None  # an Apple Mail .emlx: its wrapper is removed where it is read
     reason = mail_content(head, b"", size, strict=False)
     return None if reason is None else f"{reason} (--force-raw archives it anyway)"
 
@@ -266,8 +388,9 @@ class EmlImporter(TreeSource):
                 continue
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
-            if isinstance(item, SourceMail) and item.path is not None:
-                yield dataclasses.replace(item, envelope_cut=cut_envelope)  # looked for where it is read
+            if isinstance(item, SourceMail) and item.path is not None:  # looked for where it is read
+                partial = entry.rel.endswith(b".partial.emlx")
+                yield dataclasses.replace(item, envelope_cut=cut_partial_emlx if partial else cut_wrapper)
             else:
                 yield without_envelope(item, lambda: read_local(root, entry, single))
 

@@ -16,7 +16,8 @@ from .reporter import Reporter
 
 
 #: the sources of an internal date (``SourceMail.date_source``); None means "internal-date" (the importer's own)
-DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-line", "outlook-item-time")
+DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-line", "outlook-item-time",
+                "emlx-date-received")
 
 
 @dataclass

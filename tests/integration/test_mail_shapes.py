@@ -1,0 +1,95 @@
+"""Mail stores real tools write, each imported by the importer that owns its shape (docs/formats.md
+"Mail stores of other tools").
+
+The samples are written here after the formats' published descriptions: Apple Mail's ``.emlx`` (a line
+with the message's byte count, the message, an XML plist), ...
+"""
+from __future__ import annotations
+
+import json
+
+from importers.eml import (
+    EMLX_LENGTH_MISMATCH, EMLX_PARTIAL, EMLX_WRAPPER_REMOVED, cut_wrapper, emlx_frame, without_envelope,
+)
+from toolkit.source import SourceMail
+from tests.cli import mailarchive
+
+
+def _mail(n: str, nl: bytes = b"\n") -> bytes:
+    lines = [b"From: Alice <a@example.com>", b"To: b@example.com", f"Subject: shape {n}".encode(),
+             f"Message-ID: <shape-{n}@example.com>".encode(), b"", f"Body of {n}.".encode(),
+             b"From here on it is text."]
+    return nl.join(lines) + nl
+
+
+def _plist(flags: int, received: int = 1551783600) -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" '
+            b'"http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n<dict>\n'
+            b"\t<key>date-received</key>\n\t<integer>" + str(received).encode() + b"</integer>\n"
+            b"\t<key>flags</key>\n\t<integer>" + str(flags).encode() + b"</integer>\n</dict>\n</plist>\n")
+
+
+def emlx(message: bytes, flags: int = 1) -> bytes:
+    """An Apple Mail .emlx: the byte count (padded with blanks as Mail writes it), the message, the plist."""
+    return str(len(message)).encode().ljust(10) + b"\n" + message + _plist(flags)
+
+
+def _archive(tmp_path, kind: str, source, env: dict | None = None):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    imp = mailarchive(home, "import", kind, str(source), json_out=True, check=None, env=env)
+    mailarchive(home, "export", "eml", str(tmp_path / "out"), check=None)
+    rows = json.loads(mailarchive(home, "sql", "SELECT source_ref, folder, flags, internal_date FROM sightings "
+                                  "ORDER BY source_ref", "--format", "json").stdout)
+    texts = sorted(p.read_bytes() for p in (tmp_path / "out").rglob("*.eml"))
+    return imp, texts, {r["source_ref"]: r for r in rows}
+
+
+def _apple_mail_store(root):
+    data = root / "V3/ACCOUNT/INBOX.mbox/FOLDER/Data"
+    (data / "Messages").mkdir(parents=True)
+    (data / "Attachments/3/2").mkdir(parents=True)
+    (data / "Messages/1.emlx").write_bytes(emlx(_mail("1")))
+    (data / "Messages/2.emlx").write_bytes(emlx(_mail("2", b"\r\n"), flags=1 | 4 | 16))   # read, answered, flagged
+    (data / "Messages/3.partial.emlx").write_bytes(emlx(_mail("3"), flags=0))
+    (data / "Attachments/3/2/report.pdf").write_bytes(b"%PDF-1.4\n")
+    (root / "V3/ACCOUNT/INBOX.mbox/Info.plist").write_bytes(_plist(0))
+
+
+def test_import_eml_archives_an_apple_mail_emlx_without_its_count_line_and_plist(tmp_path):
+    """Before: every .emlx was skipped "not mail: no header block" and the run exited 1 (no mail found)."""
+    src = tmp_path / "Mail"
+    _apple_mail_store(src)
+    imp, texts, rows = _archive(tmp_path, "eml", src)
+    assert imp.returncode == 0, imp.stdout + imp.stderr
+    result = imp.result
+    assert result["archived"] == 3 and result["errors"] == 0 and result["skipped"] == 2, result
+    assert texts == sorted([_mail("1"), _mail("2", b"\r\n"), _mail("3")])
+    msgs = "V3/ACCOUNT/INBOX.mbox/FOLDER/Data/Messages/"
+    flags = {ref.removeprefix(msgs): r["flags"] for ref, r in rows.items()}
+    assert flags == {"1.emlx": f"\\Seen {EMLX_WRAPPER_REMOVED}",
+                     "2.emlx": f"\\Answered \\Flagged \\Seen {EMLX_WRAPPER_REMOVED}",
+                     "3.partial.emlx": f"{EMLX_PARTIAL} {EMLX_WRAPPER_REMOVED}"}
+    assert {r["internal_date"][:19] for r in rows.values()} == {"2019-03-05 11:00:00"}
+
+
+def test_import_eml_streams_a_large_emlx_without_its_wrapper(tmp_path):
+    src = tmp_path / "1.emlx"
+    message = _mail("big") + b"x" * 1000 + b"\n"
+    src.write_bytes(emlx(message, flags=1))
+    imp, texts, rows = _archive(tmp_path, "eml", src, env={"MAILARCHIVE_LARGE_MAIL": "100"})
+    assert imp.returncode == 0 and imp.result["archived"] == 1, imp.stdout + imp.stderr
+    assert texts == [message]
+    assert rows["1.emlx"]["flags"] == f"\\Seen {EMLX_WRAPPER_REMOVED}"
+
+
+def test_an_emlx_read_whole_loses_its_wrapper_too():
+    """The path of a file on a share (read whole by the scan), and a count that disagrees with the file."""
+    data = emlx(_mail("1"), flags=2)
+    item = without_envelope(SourceMail(raw=data, ref="1.emlx"), lambda: data)
+    assert item.raw == _mail("1") and item.flags == (EMLX_WRAPPER_REMOVED, "\\Deleted")
+    short = b"12\n" + _mail("1")          # the count line lies: nothing after the line is dropped
+    trimmed = cut_wrapper(short)
+    assert trimmed.raw == _mail("1") and trimmed.removed == 3
+    assert trimmed.note["flags"] == (EMLX_WRAPPER_REMOVED, EMLX_LENGTH_MISMATCH)
+    assert emlx_frame(b"2019\nnot a header\n") is None      # a number, then text: not an .emlx
