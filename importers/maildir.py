@@ -30,7 +30,8 @@ space-separated IMAP flag list (``\\Answered \\Seen``).
 
 Internal date
 -------------
-The delivery time at the front of the unique name (``1549353600.M4017P4204.host``):
+The delivery time at the front of the unique name (``1549353600.M4017P4204.host``; offlineimap
+puts ``_`` after it: ``1549353600_0.4204.host,U=7,FMD5=…``):
 the MDA writes it at delivery and it survives every copy, whereas the
 file's mtime (where Dovecot and Courier keep INTERNALDATE) is reset by
 copies that do not preserve times — the usual way a Maildir reaches a
@@ -86,6 +87,9 @@ METADATA_NAMES = {
 }
 _METADATA_PREFIXES = (b"dovecot.index", b"dovecot.list.index", b"dovecot-uidvalidity", b".mbsyncstate", b"courierimap")
 
+#: Directories a Maildir server keeps beside cur/new/tmp, whose files are never messages.
+_METADATA_DIR_PREFIX = b"courierimap"
+
 MESSAGE, TMP, METADATA, STRAY = "message", "tmp", "metadata", "stray"
 
 
@@ -135,6 +139,8 @@ def folder_name(folder_dir: bytes) -> str:
 def classify(rel: bytes) -> tuple[str, bytes | None]:
     """What a path below a Maildir root is: (MESSAGE|TMP|METADATA|STRAY, folder directory or None)."""
     parts = rel.split(b"/")
+    if any(p.startswith(_METADATA_DIR_PREFIX) for p in parts[:-1]):
+        return METADATA, None  # Courier's courierimapkeywords/ (keyword lists), courierimaphieracl/
     if len(parts) >= 2:
         if parts[-2] in MESSAGE_DIRS:
             return MESSAGE, b"/".join(parts[:-2])
@@ -152,7 +158,7 @@ def is_maildir_member(rel: bytes) -> bool:
 
 
 def _name_time(name: bytes) -> float | None:
-    m = re.match(rb"(\d{9,11})\.", name)
+    m = re.match(rb"(\d{9,11})[._]", name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
     if not m:
         return None
     ts = float(m.group(1))
