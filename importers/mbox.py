@@ -107,7 +107,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
-from toolkit.source import SourceItem, SourceMail, SourceProblem
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
@@ -677,6 +677,30 @@ class GuardedStream:
         self.stream.close()
 
 
+def apple_mail_bundle(path: str) -> str | None:
+    """``path`` when it is the directory Apple Mail's "Export Mailbox" writes (``Name.mbox/`` holding the
+    messages in a file ``mbox``, beside ``table_of_contents`` and ``Info.plist``), else None."""
+    inner = os.path.join(path, "mbox")
+    if os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(inner) and not os.path.islink(inner):
+        return path
+    parent = os.path.dirname(path.rstrip("/"))
+    if os.path.basename(path.rstrip("/")) == "mbox" and parent.lower().endswith(".mbox"):
+        return parent  # the bundle's file named itself: the folder is still the bundle's name
+    return None
+
+
+def _bundle_sidecars(bundle: str) -> Iterator[SourceItem]:
+    """The bundle's other files, listed as skipped (Apple Mail's index and settings, never mail)."""
+    try:
+        names = sorted(os.listdir(bundle))
+    except OSError:
+        return
+    for name in names:
+        if name != "mbox":
+            yield SourceSkip(f"{os.path.basename(bundle)}/{name}",
+                             "Apple Mail export bundle: index or settings beside its mbox file, not mail")
+
+
 def folder_name(filename: str) -> str:
     """``archive-2018.mbox.gz`` → ``archive-2018``: compression suffixes and .mbox/.mbx are removed."""
     name = filename
@@ -744,7 +768,12 @@ class MboxImporter:
         self.max_message = max_message
         self.max_ratio, self.max_ratio_after = max_ratio, max_ratio_after
         self._smb_password = smb_password
-        self.name = os.path.basename(self.location.path.rstrip("/")) or str(self.location)
+        #: the mbox file read: the location, or the ``mbox`` inside an Apple Mail export bundle it names
+        self._path = self.location.path
+        bundle = None if self.location.is_smb else apple_mail_bundle(self.location.path)
+        if bundle is not None:
+            self._path = os.path.join(bundle, "mbox")
+        self.name = os.path.basename((bundle or self.location.path).rstrip("/")) or str(self.location)
         self._region_path: bytes | None = None  # the file the pack tasks read regions of (plain local mbox)
 
     # -- opening -------------------------------------------------------------------------------------
@@ -752,10 +781,10 @@ class MboxImporter:
         """(seekable binary file, size, mtime) of the mbox file; the caller closes it (and self._storage)."""
         loc = self.location
         if not loc.is_smb:
-            if os.path.isdir(loc.path):
+            if os.path.isdir(self._path):
                 raise UsageError(f"{loc.path} is a directory", next_step=NextStep.MBOX_TAKES_FILES)
             try:
-                f = open(loc.path, "rb")
+                f = open(self._path, "rb")
                 st = os.fstat(f.fileno())
             except FileNotFoundError:
                 raise SourceMissingError(f"{loc.path} does not exist: check the path") from None
@@ -825,6 +854,8 @@ class MboxImporter:
         return self._stream(raw_f), 0
 
     def _scan(self, raw_f, size, mtime, cursor, reporter) -> Iterator[SourceItem]:
+        if self._path != self.location.path and cursor is None:
+            yield from _bundle_sidecars(os.path.dirname(self._path))
         if size == 0:
             reporter.warn(f"{self.name}: empty mbox file (0 bytes): no messages")
             return
@@ -842,7 +873,7 @@ class MboxImporter:
         plain_local = stream is raw_f and not self.location.is_smb
         # the pack tasks read the regions by this name (a symlink named on the command line resolved: the
         # worker follows none); what lies there then is checked against the scan's CRC-32
-        self._region_path = os.fsencode(os.path.realpath(self.location.path)) if plain_local else None
+        self._region_path = os.fsencode(os.path.realpath(self._path)) if plain_local else None
         splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message, keep_bytes=not plain_local)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
         prefix_done = False

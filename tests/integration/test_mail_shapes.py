@@ -93,3 +93,29 @@ def test_an_emlx_read_whole_loses_its_wrapper_too():
     assert trimmed.raw == _mail("1") and trimmed.removed == 3
     assert trimmed.note["flags"] == (EMLX_WRAPPER_REMOVED, EMLX_LENGTH_MISMATCH)
     assert emlx_frame(b"2019\nnot a header\n") is None      # a number, then text: not an .emlx
+
+
+def _mbox_message(n: str) -> bytes:
+    return b"From a@example.com Tue Mar  5 12:00:00 2019\n" + _mail(n) + b"\n"
+
+
+def test_import_mbox_reads_the_mbox_inside_an_apple_mail_export_bundle(tmp_path):
+    """Apple Mail's "Export Mailbox" writes ``Name.mbox/`` with a file ``mbox``, ``table_of_contents`` and
+    ``Info.plist``. Before: exit 2 "is a directory" (and the file named itself became folder "mbox")."""
+    bundle = tmp_path / "Export" / "Inbox.mbox"
+    bundle.mkdir(parents=True)
+    (bundle / "mbox").write_bytes(b"".join(_mbox_message(str(i)) for i in range(3)))
+    (bundle / "table_of_contents").write_bytes(b"\x00\x00\x00\x02" + bytes(range(60)))
+    (bundle / "Info.plist").write_bytes(_plist(0))
+    imp, texts, rows = _archive(tmp_path, "mbox", bundle)
+    assert imp.returncode == 0, imp.stdout + imp.stderr
+    assert imp.result["archived"] == 3 and imp.result["skipped"] == 2 and imp.result["errors"] == 0, imp.result
+    assert texts == sorted(_mail(str(i)) for i in range(3))
+    assert {r["folder"] for r in rows.values()} == {"Inbox"}
+    size = len(_mbox_message("0"))
+    assert set(rows) == {f"Inbox.mbox@{i * size}" for i in range(3)}
+    home = tmp_path / "home"
+    again = mailarchive(home, "import", "mbox", str(bundle / "mbox"), json_out=True).result
+    assert again["duplicates"] == 3 and again["skipped"] == 0, again
+    folders = mailarchive(home, "sql", "SELECT DISTINCT folder FROM sightings", "--format", "json").stdout
+    assert json.loads(folders) == [{"folder": "Inbox"}]
