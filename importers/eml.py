@@ -45,7 +45,7 @@ from typing import Iterator
 from toolkit.errors import StorageError
 from toolkit.prepare import Trimmed
 from toolkit.reporter import Reporter
-from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 
 from .mbox import from_line_date
 from .share import HEAD, _first_line_is_from, mail_content, member_items, starts_with_headers
@@ -273,7 +273,9 @@ def _not_mail_head(head: bytes, size: int) -> str | None:
     if emlx_frame(head) is not None:
         return None  # an Apple Mail .emlx: its wrapper is removed where it is read
     reason = mail_content(head, b"", size, strict=False)
-    return None if reason is None else f"{reason} (--force-raw archives it anyway)"
+    if reason is None or isinstance(reason, Unsupported):  # mail in a form not archived: an error naming the next step
+        return reason
+    return f"{reason} (--force-raw archives it anyway)"
 
 
 def _head_local(path: bytes, size: int) -> bytes:
@@ -321,6 +323,8 @@ class EmlImporter(TreeSource):
         if self.force_raw:
             return None
         reason = _not_mail_head(head, entry.size)
+        if isinstance(reason, Unsupported):
+            return SourceProblem(ref, reason, cur)
         return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:

@@ -512,7 +512,8 @@ class Ingest:
                         self._not_a_mail(item.on_read_error(exc) if item.on_read_error is not None
                                          else SourceProblem(item.ref, f"cannot read: {p.message}"))
                     elif isinstance(p, NotMail):  # its content_check found no mail: listed, never archived
-                        self._not_a_mail(SourceSkip(item.ref, p.reason, item.cursor))
+                        self._not_a_mail(SourceProblem(item.ref, p.reason, item.cursor) if p.error
+                                         else SourceSkip(item.ref, p.reason, item.cursor))
                     else:
                         if p.source_note is not None:  # a From_ line the worker removed (importers/eml.py)
                             item = dataclasses.replace(item, size=item.size - p.source_note.removed,

@@ -33,7 +33,7 @@ from . import faults
 from .headers import BodyHasher, MailMeta, Split, fallback_scan, scan, split_mail
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
-from .source import read_regular_file
+from .source import Unsupported, read_regular_file
 
 
 @dataclass
@@ -80,9 +80,11 @@ class Trimmed(NamedTuple):
 
 
 class NotMail(NamedTuple):
-    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it."""
+    """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it
+    (``error``: mail in a form no importer archives, a :class:`toolkit.source.Unsupported` answer)."""
 
     reason: str
+    error: bool = False
 
 
 class ReadFailure(NamedTuple):
@@ -261,7 +263,7 @@ def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:
     if job.cut is not None and (trimmed := job.cut(raw)) is not None:
         return trimmed
     if job.check is not None and (reason := job.check(raw)) is not None:
-        return NotMail(reason)
+        return NotMail(str(reason), isinstance(reason, Unsupported))
     return raw
 
 

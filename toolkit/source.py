@@ -121,6 +121,12 @@ def will_read(path: bytes) -> None:
         os.close(fd)
 
 
+class Unsupported(str):
+    """A content check's answer (``SourceMail.content_check``) for a file that holds mail in a form no
+    importer archives (an Outlook Express mailbox, a mail saved as UTF-16 text): listed as an error naming
+    the next step, never as a skip "not mail" (importers/share.py ``unsupported_mail``)."""
+
+
 @dataclass
 class SourceProblem:
     """An item that could not be read: listed in the run summary, never silently dropped."""

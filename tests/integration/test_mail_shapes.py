@@ -11,6 +11,7 @@ import json
 from importers.eml import (
     EMLX_LENGTH_MISMATCH, EMLX_PARTIAL, EMLX_WRAPPER_REMOVED, cut_wrapper, emlx_frame, without_envelope,
 )
+from importers.share import PROBLEM, SKIP, detect
 from toolkit.source import SourceMail
 from tests.cli import mailarchive
 
@@ -119,3 +120,31 @@ def test_import_mbox_reads_the_mbox_inside_an_apple_mail_export_bundle(tmp_path)
     assert again["duplicates"] == 3 and again["skipped"] == 0, again
     folders = mailarchive(home, "sql", "SELECT DISTINCT folder FROM sightings", "--format", "json").stdout
     assert json.loads(folders) == [{"folder": "Inbox"}]
+
+
+_DBX_HEADER = b"\xcf\xad\x12\xfe\xc5\xfd\x74\x6f\x66\xe3\xd1\x11\x9a\x4e\x00\xc0\x4f\xa3\x09\xd4"
+_FOLDERS_DBX = b"\xcf\xad\x12\xfe\xc6\xfd\x74\x6f\x66\xe3\xd1\x11\x9a\x4e\x00\xc0\x4f\xa3\x09\xd4"
+
+
+def test_an_outlook_express_mailbox_and_a_utf16_mail_are_errors_naming_the_conversion(tmp_path):
+    """Mail in a form no importer archives is an error with the next step, the run exits 1. Before: both
+    were skipped "not mail: binary" and the run exited 0 with the mail of an Inbox.dbx left behind."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Inbox.dbx").write_bytes(_DBX_HEADER + bytes(0x24BC))
+    (src / "Folders.dbx").write_bytes(_FOLDERS_DBX + bytes(0x24BC))
+    (src / "saved.eml").write_bytes(_mail("utf16", b"\r\n").decode("ascii").encode("utf-16"))
+    (src / "plain.eml").write_bytes(_mail("plain"))
+    for env in (None, {"MAILARCHIVE_LARGE_MAIL": "100"}):  # read in a worker, and looked at by the scan
+        if env is None:
+            mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"),
+                        "--key-backup", str(tmp_path / "kb.txt"))
+        imp = mailarchive(tmp_path / "home", "import", "eml", str(src), json_out=True, check=1, env=env)
+        assert imp.result["errors"] == 2 and imp.result["skipped"] == 1, imp.result
+        assert "Inbox.dbx: Outlook Express mailbox (.dbx): not supported; convert it" in imp.stdout
+        assert "saved.eml: a mail saved as UTF-16 text" in imp.stdout and "iconv -f UTF-16" in imp.stdout
+    assert detect(_DBX_HEADER + bytes(100), b"Inbox.dbx", 120)[0] == PROBLEM    # import share: an error too
+    assert detect(_FOLDERS_DBX + bytes(100), b"Folders.dbx", 120) == (SKIP, "not mail: the folder list of "
+                                                                              "Outlook Express (Folders.dbx)")
+    utf16 = "Subject: x\r\n".encode("utf-16")
+    assert detect(utf16, b"x.eml", len(utf16))[0] == PROBLEM
