@@ -90,6 +90,11 @@ _METADATA_PREFIXES = (b"dovecot.index", b"dovecot.list.index", b"dovecot-uidvali
 #: Directories a Maildir server keeps beside cur/new/tmp, whose files are never messages.
 _METADATA_DIR_PREFIX = b"courierimap"
 
+#: the mail files of Dovecot's mdbox (``storage/m.1``) and sdbox (``…/dbox-Mails/u.1``) layouts
+_DBOX_NAME = re.compile(rb"(?:^|/)(?:storage/m|dbox-Mails/u)\.\d+\Z")
+DBOX_UNSUPPORTED = ("Dovecot dbox mail file (mdbox/sdbox storage): not supported; convert the mailboxes to "
+                    "Maildir with Dovecot first (`doveadm backup -u USER maildir:PATH`), then import that Maildir")
+
 MESSAGE, TMP, METADATA, STRAY = "message", "tmp", "metadata", "stray"
 
 
@@ -229,6 +234,8 @@ class MaildirImporter(TreeSource):
             return SourceSkip(ref, "in tmp/ (a delivery in progress): never read", cur)
         if kind == METADATA:
             return SourceSkip(ref, "Maildir metadata, not a message", cur)
+        if kind == STRAY and _DBOX_NAME.search(entry.rel):  # Dovecot's other format: an error, not a stray
+            return SourceProblem(ref, DBOX_UNSUPPORTED, cur)
         if kind == STRAY:
             return SourceSkip(ref, "not in a cur/ or new/ directory: not a Maildir message", cur)
         name = entry.rel.rpartition(b"/")[2]

@@ -153,6 +153,9 @@ def _junk(name: bytes) -> bool:
 
 DBX_MAGIC = b"\xcf\xad\x12\xfe"
 _DBX_FOLDERS = b"\xc6\xfd\x74\x6f"  # the class id of Folders.dbx (the folder list); C5FD746F: a mailbox
+#: the first line of a Dovecot dbox file (``2 M<hex> C<hex>``: version 2, header size, create time), then a
+#: message's "\x01\x02N" magic
+_DBOX_FILE = re.compile(rb"2 M[0-9a-fA-F]+ C[0-9a-fA-F]+[^\n]*\n\x01\x02N")
 _UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 
 
@@ -161,6 +164,8 @@ def unsupported_mail(head: bytes) -> Unsupported | None:
     if head.startswith(DBX_MAGIC) and head[4:8] != _DBX_FOLDERS:
         return Unsupported("Outlook Express mailbox (.dbx): not supported; convert it to .eml or mbox files "
                            "first (Windows Live Mail or Thunderbird import it), then import those")
+    if _DBOX_FILE.match(head):
+        return Unsupported(md.DBOX_UNSUPPORTED)
     encoding = _UTF16_BOMS.get(head[:2])
     if encoding is not None:
         text = head[2:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")

@@ -148,3 +148,28 @@ def test_an_outlook_express_mailbox_and_a_utf16_mail_are_errors_naming_the_conve
                                                                               "Outlook Express (Folders.dbx)")
     utf16 = "Subject: x\r\n".encode("utf-16")
     assert detect(utf16, b"x.eml", len(utf16))[0] == PROBLEM
+
+
+#: the storage file ``doveadm save`` wrote into an mdbox (Dovecot 2.3.19): two mails, each with its metadata
+DBOX = (b"2 M1e C6b12df54\n\x01\x02N          0000000000000083\n" + b"From: a@example.com\nTo: b@example.com\n"
+        b"Subject: dovecot 1\nMessage-ID: <dv1@example.com>\nDate: Tue, 05 Mar 2019 12:00:00 +0100\n\nbody\n\n"
+        b"\x01\x03\nR6b12df54\nV8a\nG34873c2454df126bb518000083ecc375\nBINBOX\n\n")
+
+
+def test_a_dovecot_dbox_store_is_an_error_naming_the_conversion(tmp_path):
+    """Before: import maildir listed storage/m.1 as a stray ("not in a cur/ or new/ directory"), import eml
+    as "not mail: no header block": the mail in it was named nowhere."""
+    mdbox = tmp_path / "mdbox"
+    (mdbox / "storage").mkdir(parents=True)
+    (mdbox / "storage/m.1").write_bytes(DBOX)
+    (mdbox / "storage/dovecot.map.index.log").write_bytes(b"\x01\x02")
+    (mdbox / "mailboxes/INBOX/dbox-Mails").mkdir(parents=True)
+    (mdbox / "mailboxes/INBOX/dbox-Mails/u.7").write_bytes(DBOX)       # sdbox: one file per mail
+    mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb"))
+    for kind in ("maildir", "eml"):
+        out = mailarchive(tmp_path / "home", "import", kind, str(mdbox), json_out=True, check=1).stdout
+        problems = {p["ref"]: p for p in json.loads(out)["sources"][0]["problems"]}
+        for ref in ("storage/m.1", "mailboxes/INBOX/dbox-Mails/u.7"):
+            assert problems[ref]["kind"] == "error", (kind, problems)
+            assert "Dovecot dbox mail file" in problems[ref]["message"]
+            assert "doveadm backup -u USER maildir:PATH" in problems[ref]["message"]
