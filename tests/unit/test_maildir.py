@@ -287,3 +287,17 @@ def test_courier_keyword_files_are_metadata_not_strays(tmp_path):
     skips = {i.ref: i.reason for i in _scan(tmp_path) if isinstance(i, SourceSkip)}
     assert skips == {"courierimapkeywords/:list": "Maildir metadata, not a message",
                      ".Trash/courierimapkeywords/.1.1551783601.M2P2.host": "Maildir metadata, not a message"}
+
+
+def test_dovecot_keyword_letters_become_the_keywords_the_folder_names(tmp_path):
+    """The shape ``doveadm save`` + ``doveadm flags add '\\Seen Work $Label1'`` wrote (Dovecot 2.3.19,
+    LAYOUT=fs). Before: ``$maildir-keyword-a``, whose meaning lay in dovecot-keywords, which is never archived."""
+    (tmp_path / "new").mkdir()
+    (tmp_path / "Lists/dev/new").mkdir(parents=True)
+    (tmp_path / "new/1796398924.M343976P5454.vm,S=131,W=138:2,Sab").write_bytes(b"From: a@b\n\nx\n")
+    (tmp_path / "dovecot-keywords").write_bytes(b"0 Work\n1 $Label1\n")
+    (tmp_path / "Lists/dev/new/1796398924.M376997P5455.vm,S=131,W=138:2,Fac").write_bytes(b"From: a@b\n\ny\n")
+    (tmp_path / "Lists/dev/dovecot-keywords").write_bytes(b"0 Urgent\n1 two words\n")  # no keyword for c
+    flags = {m.folder: m.flags for m in _scan(tmp_path) if isinstance(m, SourceMail)}
+    assert flags == {"INBOX": ("$Label1 Work \\Seen",), "Lists/dev": ("$maildir-keyword-c Urgent \\Flagged",)}
+    assert md.dovecot_keywords(b"0 Work\n1 two words\nx y\n30 Late\n2 (bad)\n") == {"a": "Work"}
