@@ -41,6 +41,12 @@ A From_ line separates messages
   preceding blank line") on purpose: a text line is never split on, but
   the corpora's oracles count these separators.
 
+Thunderbird folder files
+------------------------
+A message whose ``X-Mozilla-Status`` header has bit 0x0008 set was deleted in Thunderbird and stays
+in the file until the folder is compacted: it is archived like every other message and flagged
+``mozilla-expunged`` (docs/sources.md).
+
 Content-Length (L5, mboxcl/mboxcl2)
 -----------------------------------
 When the header block has ``Content-Length: N``, the claimed end is
@@ -121,6 +127,8 @@ CL_IGNORED = "content-length-ignored"
 NO_TRAILING_NEWLINE = "no-trailing-newline"
 NO_BLANK_BEFORE = "separator-without-blank-line"
 OVERSIZED = "over-max-message-size"
+#: a message Thunderbird marked deleted but had not yet removed from its folder file (archived all the same)
+MOZILLA_EXPUNGED = "mozilla-expunged"
 #: The default per-message cap of ``import mbox`` / ``import share`` (``--max-message-size``).
 MAX_MESSAGE = 2 << 30
 
@@ -145,6 +153,9 @@ _LOOSE = re.compile(
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
+#: Thunderbird's status of a message in its folder file; bit 0x0008: deleted ("expunged"), still in the
+#: file until the folder is compacted
+_MOZ_STATUS = re.compile(rb"x-mozilla-status[ \t]*:[ \t]*([0-9a-f]{4})[ \t]*\r?\n?\Z", re.I)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
 
 
@@ -589,12 +600,25 @@ class MboxSplitter:
             flags.append(cl_flag)
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
+        if self._expunged(acc):
+            flags.append(MOZILLA_EXPUNGED)
         end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep)
         if self.variant != "auto":
             variant = self.variant
         else:
             variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc)) else "unknown"
         return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
+
+    @staticmethod
+    def _expunged(acc) -> bool:
+        """Does the header block say Thunderbird deleted the message (``X-Mozilla-Status`` bit 0x0008)?"""
+        for _, line in acc:
+            if _blank(line):
+                return False
+            m = _MOZ_STATUS.match(line)
+            if m:
+                return bool(int(m.group(1), 16) & 0x0008)
+        return False
 
     @staticmethod
     def _had_cl(acc) -> bool:
@@ -875,7 +899,7 @@ class MboxImporter:
         # worker follows none); what lies there then is checked against the scan's CRC-32
         self._region_path = os.fsencode(os.path.realpath(self._path)) if plain_local else None
         splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message, keep_bytes=not plain_local)
-        counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
+        counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0, MOZILLA_EXPUNGED: 0}
         prefix_done = False
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
         position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)

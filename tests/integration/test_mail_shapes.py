@@ -173,3 +173,23 @@ def test_a_dovecot_dbox_store_is_an_error_naming_the_conversion(tmp_path):
             assert problems[ref]["kind"] == "error", (kind, problems)
             assert "Dovecot dbox mail file" in problems[ref]["message"]
             assert "doveadm backup -u USER maildir:PATH" in problems[ref]["message"]
+
+
+def _thunderbird(n: str, status: bytes) -> bytes:
+    return (b"From - Tue Mar  5 12:00:00 2019\nX-Mozilla-Status: " + status + b"\nX-Mozilla-Status2: 00000000\n"
+            + _mail(n) + b"\n")
+
+
+def test_a_thunderbird_folder_keeps_its_expunged_but_not_compacted_mail_flagged(tmp_path):
+    """Before: the deleted message was archived with nothing to tell it from the others."""
+    folder = tmp_path / "Local Folders"
+    (folder / "Archives.sbd").mkdir(parents=True)
+    (folder / "Inbox").write_bytes(_thunderbird("1", b"0001") + _thunderbird("2", b"0009") + _thunderbird("3", b"0005"))
+    (folder / "Inbox.msf").write_bytes(b'// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    imp, texts, rows = _archive(tmp_path, "mbox", folder / "Inbox")
+    assert imp.returncode == 0 and imp.result["archived"] == 3, imp.stdout + imp.stderr
+    assert texts == sorted(_thunderbird(str(i), s)[32:-1] for i, s in ((1, b"0001"), (2, b"0009"), (3, b"0005")))
+    size = len(_thunderbird("1", b"0001"))
+    assert {ref: r["flags"] for ref, r in rows.items()} == {
+        "Inbox@0": "variant=unknown", f"Inbox@{size}": "mozilla-expunged,variant=unknown",
+        f"Inbox@{2 * size}": "variant=unknown"}
