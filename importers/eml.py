@@ -47,6 +47,7 @@ from toolkit.prepare import Trimmed
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 
+from .maildir import is_metadata_name as maildir_metadata
 from .mbox import from_line_date
 from .share import HEAD, _first_line_is_from, mail_content, member_items, starts_with_headers
 from .zipped import ZipLimits, is_zip, scan_zip
@@ -70,6 +71,26 @@ def set_large_mail(nbytes: int) -> None:
 def _folder(rel: bytes) -> str | None:
     head = rel.rpartition(b"/")[0]
     return ref_text(head) if head else None
+
+
+#: Files mail programs keep beside their mail (indexes, settings, UID lists), by lowercase name: never mail
+_SIDECARS = {
+    b"table_of_contents": "Apple Mail export bundle index", b"info.plist": "Apple Mail folder settings",
+    b".mboxcache.plist": "Apple Mail folder cache", b"envelope index": "Apple Mail index",
+    b".mh_sequences": "MH sequences (unseen, flagged…)", b".mh_profile": "MH profile", b"context": "MH context",
+    b"msgfilterrules.dat": "Thunderbird filter rules", b"popstate.dat": "Thunderbird POP3 state",
+}
+
+
+def sidecar(name: bytes) -> str | None:
+    """Why a file named ``name`` is a mail program's own file beside the mail (skipped, never read), or None."""
+    low = name.lower()
+    what = _SIDECARS.get(low)
+    if what is None and low.endswith(b".msf"):
+        what = "Thunderbird folder index (.msf)"
+    if what is None and maildir_metadata(name):
+        what = "Maildir/Dovecot/Courier metadata"
+    return None if what is None else f"{what}: a mail program's file beside the mail, not mail"
 
 
 def _head_opened(f, size: int) -> bytes:
@@ -333,6 +354,9 @@ class EmlImporter(TreeSource):
         cur = entry_cursor(entry)
         if entry.skip_reason:
             return SourceSkip(ref, entry.skip_reason, cur)
+        why = sidecar(entry.rel.rpartition(b"/")[2])
+        if why is not None:
+            return SourceSkip(ref, why, cur)
         if any(part.startswith(b".") for part in entry.rel.split(b"/")):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:

@@ -159,6 +159,11 @@ def folder_name(folder_dir: bytes) -> str:
     return "/".join(names)
 
 
+def is_metadata_name(base: bytes) -> bool:
+    """Is a file of this name one a Maildir server keeps beside cur/new/tmp (never a message)?"""
+    return base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES)
+
+
 def classify(rel: bytes) -> tuple[str, bytes | None]:
     """What a path below a Maildir root is: (MESSAGE|TMP|METADATA|STRAY, folder directory or None)."""
     parts = rel.split(b"/")
@@ -170,7 +175,7 @@ def classify(rel: bytes) -> tuple[str, bytes | None]:
         if parts[-2] == b"tmp":
             return TMP, b"/".join(parts[:-2])
     base = parts[-1]
-    if base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES):
+    if is_metadata_name(base):
         return METADATA, None
     return STRAY, None
 

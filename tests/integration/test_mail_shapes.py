@@ -193,3 +193,29 @@ def test_a_thunderbird_folder_keeps_its_expunged_but_not_compacted_mail_flagged(
     assert {ref: r["flags"] for ref, r in rows.items()} == {
         "Inbox@0": "variant=unknown", f"Inbox@{size}": "mozilla-expunged,variant=unknown",
         f"Inbox@{2 * size}": "variant=unknown"}
+
+
+def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_path):
+    """An MH tree and a Thunderbird profile under import eml: every message archived, the programs' own files
+    skipped (never errors) with what they are. Before: "not mail: no header block" / "not mail: binary"."""
+    src = tmp_path / "Mail"
+    (src / "inbox").mkdir(parents=True)
+    for n in (1, 2, 5):
+        (src / "inbox" / str(n)).write_bytes(_mail(f"mh-{n}"))
+    (src / "inbox/.mh_sequences").write_bytes(b"unseen: 2 5\n")
+    (src / "context").write_bytes(b"Current-Folder: inbox\n")
+    (src / "Inbox.msf").write_bytes(b'// <!-- <mdb:mork:z v="1.4"/> -->\n< <(a=c)> // (f=iso-8859-1)\n')
+    (src / "Inbox.mbox").mkdir()
+    (src / "Inbox.mbox/table_of_contents").write_bytes(b"\x00\x00\x00\x02" + bytes(range(60)))
+    (src / "Inbox.mbox/Info.plist").write_bytes(_plist(0))
+    (src / "dovecot-uidlist").write_bytes(b"3 V1 N2\n")
+    imp, texts, rows = _archive(tmp_path, "eml", src)
+    assert imp.returncode == 0, imp.stdout + imp.stderr
+    assert imp.result["archived"] == 3 and imp.result["errors"] == 0 and imp.result["skipped"] == 6, imp.result
+    reasons = {p["ref"]: p["message"] for p in imp.result["sources"][0]["problems"]}
+    assert reasons["inbox/.mh_sequences"].startswith("MH sequences")
+    assert reasons["Inbox.msf"].startswith("Thunderbird folder index (.msf)")
+    assert reasons["Inbox.mbox/table_of_contents"].startswith("Apple Mail export bundle index")
+    assert reasons["dovecot-uidlist"].startswith("Maildir/Dovecot/Courier metadata")
+    assert all(r.endswith("a mail program's file beside the mail, not mail") for r in reasons.values())
+    assert {r["folder"] for r in rows.values()} == {"inbox"}
