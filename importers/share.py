@@ -171,8 +171,7 @@ def unsupported_mail(head: bytes) -> Unsupported | None:
         text = head[2:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
         if starts_with_headers(text):
             return Unsupported("a mail saved as UTF-16 text, which no mail reader reads: convert it first "
-                               "(`iconv -f UTF-16 -t UTF-8 FILE`), then import the result, or archive it as "
-                               "it is with --force-raw")
+                               "(`iconv -f UTF-16 -t UTF-8 FILE`), then import the result")
     return None
 
 
