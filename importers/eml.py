@@ -5,7 +5,9 @@ MTAs wrote, followed by a mail header block; the same rule as ``import share``) 
 mail tools do when they open such a file: the rest of the file is archived as the message, with the
 note ``from-line-removed`` and the From_ line's date as internal date. Unlike ``import share``, which
 reads such a file as an mbox, the rest is never split: a .eml is one message, and a patch or mbox
-attached to it stays inside it.
+attached to it stays inside it. When the rest holds more From_ lines after an empty line, each
+followed by a header line (what an mbox reader splits at: a Thunderbird folder file or Apple Mail's
+``mbox`` given to ``import eml``), the mail is also noted ``holds-more-from-lines`` and the run warns.
 
 Before a file is archived its first bytes are looked at with the same content
 check ``import share`` uses (``importers.share.mail_content``): a file that
@@ -48,8 +50,8 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 
 from .maildir import is_metadata_name as maildir_metadata
-from .mbox import from_line_date
-from .share import HEAD, _first_line_is_from, mail_content, member_items, starts_with_headers
+from .mbox import from_line_date, is_from_line
+from .share import HEAD, _HEADER_LINE, _first_line_is_from, mail_content, member_items, starts_with_headers
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -161,6 +163,35 @@ def _envelope_note(head: bytes, cut: int) -> dict:
             "date_source": "from-line"}
 
 
+#: a file that opened with a From_ line holds more messages after it (From_ lines after an empty line, each
+#: followed by a header line): most likely an mbox (a Thunderbird folder file, Apple Mail's ``mbox``)
+MORE_FROM_LINES = "holds-more-from-lines"
+_SEPARATOR = re.compile(rb"\n\r?\nFrom ")
+
+
+def more_messages(rest: bytes) -> int:
+    """How many From_ lines after an empty line, each followed by a header line, ``rest`` holds (what an mbox
+    reader would split it at)."""
+    n = 0
+    for m in _SEPARATOR.finditer(rest):
+        line_start = m.end() - 5
+        end = rest.find(b"\n", line_start)
+        line = rest[line_start:] if end < 0 else rest[line_start:end + 1]
+        if end >= 0 and is_from_line(line) and _HEADER_LINE.match(rest, end + 1):
+            n += 1
+    return n
+
+
+def _more_note(rest: bytes, note: dict) -> dict:
+    n = more_messages(rest)
+    if n:
+        note["flags"] = note["flags"] + (MORE_FROM_LINES,)
+        note["warning"] = (f"archived as one message, but {n} more From_ line(s) followed by a header block "
+                           "come after its first: if this file is an mbox (a Thunderbird folder file, Apple "
+                           "Mail's mbox), read it as an mbox to archive each message on its own")
+    return note
+
+
 def cut_envelope(raw: bytes) -> Trimmed | None:
     """A whole file's bytes without a leading From_ line (and what to note on its item), or None when it
     has none. Module-level: the pipeline runs it where it reads a local file (in a worker), so the scan
@@ -169,7 +200,7 @@ def cut_envelope(raw: bytes) -> Trimmed | None:
     cut = envelope_length(head, len(head) >= len(raw))
     if not cut:
         return None
-    return Trimmed(raw[cut:], cut, _envelope_note(head, cut))
+    return Trimmed(raw[cut:], cut, _more_note(raw[cut:], _envelope_note(head, cut)))
 
 
 def emlx_frame(head: bytes) -> tuple[int, int] | None:
@@ -287,7 +318,7 @@ def without_envelope(item: SourceItem, read) -> SourceItem:
         raw = item.raw if item.raw is not None else read()
     except (OSError, StorageError) as exc:
         return _unreadable(item.ref, exc, item.cursor)
-    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **note)
+    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **_more_note(raw[cut:], note))
 
 
 def _not_mail_head(head: bytes, size: int) -> str | None:

@@ -565,6 +565,8 @@ class Ingest:
                 self._parents[item.ref] = target
             if item.parent_ref is not None and item.parent_ref in self._parents:
                 rows.links.append((target, self._parents[item.parent_ref], "embedded", item.ref))
+            if item.warning:
+                self.reporter.warn(f"{item.ref}: {item.warning}")
             rows.sightings.add(
                 target=target,
                 folder=item.folder,

@@ -60,6 +60,9 @@ class SourceMail:
     #: share: :class:`toolkit.share_file.ShareFile`), or a batch job the task fetches with others of its
     #: kind (:mod:`toolkit.remote_jobs`; an IMAP UID); a failed read becomes ``on_read_error``'s item
     job: Any = None
+    #: something the user should know about this mail although it was archived (reported as a warning
+    #: when its sighting is recorded): a file of several messages archived as one (importers/eml.py)
+    warning: str | None = None
 
     @property
     def length(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from importers.eml import (
-    EMLX_LENGTH_MISMATCH, EMLX_PARTIAL, EMLX_WRAPPER_REMOVED, cut_wrapper, emlx_frame, without_envelope,
+    EMLX_LENGTH_MISMATCH, EMLX_PARTIAL, EMLX_WRAPPER_REMOVED, cut_wrapper, emlx_frame, more_messages, without_envelope,
 )
 from importers.share import PROBLEM, SKIP, detect
 from toolkit.source import SourceMail
@@ -219,3 +219,21 @@ def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_
     assert reasons["dovecot-uidlist"].startswith("Maildir/Dovecot/Courier metadata")
     assert all(r.endswith("a mail program's file beside the mail, not mail") for r in reasons.values())
     assert {r["folder"] for r in rows.values()} == {"inbox"}
+
+
+def test_import_eml_warns_when_a_file_is_an_mbox_archived_as_one_message(tmp_path):
+    """A Thunderbird folder file under import eml stays one message (import eml never splits), but the run
+    now says so and the sighting is flagged. Before: archived as one mail with nothing said."""
+    src = tmp_path / "Local Folders"
+    src.mkdir()
+    (src / "Inbox").write_bytes(b"".join(_thunderbird(str(i), b"0001") for i in range(3)))
+    (src / "single.eml").write_bytes(_mbox_message("single"))
+    imp, texts, rows = _archive(tmp_path, "eml", src)
+    assert imp.returncode == 0 and imp.result["archived"] == 2, imp.stdout + imp.stderr
+    warnings = imp.result["warnings"]
+    assert [w for w in warnings if "single.eml" in w] == []
+    assert any(w.startswith("Inbox: archived as one message, but 2 more From_ line(s) followed by a header block")
+               for w in warnings), warnings
+    assert rows["Inbox"]["flags"] == "from-line-removed holds-more-from-lines"
+    assert rows["single.eml"]["flags"] == "from-line-removed"
+    assert more_messages(b"x\n\nFrom here on\nSubject: no\n\nFrom a@b Tue Mar  5 12:00:00 2019\nbody\n") == 0
