@@ -237,3 +237,18 @@ def test_import_eml_warns_when_a_file_is_an_mbox_archived_as_one_message(tmp_pat
     assert rows["Inbox"]["flags"] == "from-line-removed holds-more-from-lines"
     assert rows["single.eml"]["flags"] == "from-line-removed"
     assert more_messages(b"x\n\nFrom here on\nSubject: no\n\nFrom a@b Tue Mar  5 12:00:00 2019\nbody\n") == 0
+
+
+def test_import_msg_names_an_rfc822_file_named_msg_as_an_error(tmp_path):
+    """Some tools save plain RFC 822 mail as ``.msg``. Before: import msg skipped it ("not an Outlook .msg
+    file") and, beside real .msg files, exited 0 with the mail left behind."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "rfc822.msg").write_bytes(_mail("msg-named"))
+    (src / "notes.msg").write_bytes(b"just some text\n")
+    mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb"))
+    out = json.loads(mailarchive(tmp_path / "home", "import", "msg", str(src), json_out=True, check=1).stdout)
+    problems = {p["ref"]: p for p in out["sources"][0]["problems"]}
+    assert problems["rfc822.msg"]["kind"] == "error"
+    assert problems["rfc822.msg"]["message"].startswith("an RFC 822 mail, not an Outlook .msg file")
+    assert problems["notes.msg"]["kind"] == "skipped"
