@@ -355,6 +355,7 @@ class MboxSplitter:
             self._lines.limit = max_message + 3  # a longer line already makes its message too big
         self.prefix_length = 0
         self.prefix_blank_only = True
+        self.prefix_mmdf = False   # the stream opens with an MMDF separator (four Ctrl-A bytes): not an mbox
         self.size = base           # stream size once exhausted
         self.quoted_lines = 0      # ^>+From lines seen (stored as-is unless mboxrd)
 
@@ -365,6 +366,7 @@ class MboxSplitter:
         if first is not None and is_from_line(first[1].removeprefix(_BOM) if self.base == 0 else first[1]):
             pass  # the stream starts with a From_ line (a UTF-8 BOM before it belongs to it)
         else:
+            self.prefix_mmdf = self.base == 0 and first is not None and is_mmdf_separator(first[1])
             while first is not None and not self._starts_message(first[1], self.base == 0 and self.prefix_blank_only):
                 self.prefix_length += len(first[1])
                 self.prefix_blank_only &= _blank(first[1])
@@ -701,6 +703,16 @@ class GuardedStream:
         self.stream.close()
 
 
+MMDF_UNSUPPORTED = ("an MMDF mailbox (each message between lines of four Ctrl-A bytes, as mutt writes with "
+                    "mbox_type=MMDF): not supported; convert it to mbox first (in mutt: set mbox_type=mbox, then "
+                    "copy all its messages to a new folder), then import that")
+
+
+def is_mmdf_separator(line: bytes) -> bool:
+    """Is this line the MMDF message separator (four Ctrl-A bytes)?"""
+    return line.rstrip(b"\r\n") == b"\x01\x01\x01\x01"
+
+
 def apple_mail_bundle(path: str) -> str | None:
     """``path`` when it is the directory Apple Mail's "Export Mailbox" writes (``Name.mbox/`` holding the
     messages in a file ``mbox``, beside ``table_of_contents`` and ``Info.plist``), else None."""
@@ -911,6 +923,8 @@ class MboxImporter:
                 if not prefix_done:
                     prefix_done = True
                     yield from self._prefix(splitter, base, reporter)
+                    if splitter.prefix_mmdf:  # its From_ lines would split it, the separators left in the mails
+                        break
                 now = min(position(msg), size)
                 reporter.advance("mbox", now - done)
                 done = now
@@ -940,6 +954,8 @@ class MboxImporter:
             return
         if splitter.prefix_blank_only:
             reporter.warn(f"{self.name}@{base}: {n} bytes of empty lines before the first From_ line skipped")
+        elif splitter.prefix_mmdf:
+            yield SourceProblem(f"{self.name}@{base}", MMDF_UNSUPPORTED)
         else:
             yield SourceProblem(f"{self.name}@{base}", f"{n} bytes before the first From_ line are not a message")
 

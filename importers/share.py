@@ -77,7 +77,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Un
 from toolkit.storage import Location, parse_location
 
 from . import maildir as md
-from .mbox import MboxImporter, MboxSplitter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
+from .mbox import MMDF_UNSUPPORTED, MboxImporter, MboxSplitter, compression_of, is_mmdf_separator, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
 from .pst import PST_MAGIC, scan_store
 from .tnef import TNEF_MAGIC, item_from_tnef
@@ -164,6 +164,11 @@ def unsupported_mail(head: bytes) -> Unsupported | None:
     if head.startswith(DBX_MAGIC) and head[4:8] != _DBX_FOLDERS:
         return Unsupported("Outlook Express mailbox (.dbx): not supported; convert it to .eml or mbox files "
                            "first (Windows Live Mail or Thunderbird import it), then import those")
+    first, _, rest = head.partition(b"\n")
+    if rest.startswith(b"From "):  # MMDF writers may put a From_ line after the separator
+        rest = rest.partition(b"\n")[2]
+    if is_mmdf_separator(first) and starts_with_headers(rest):
+        return Unsupported(MMDF_UNSUPPORTED)
     if _DBOX_FILE.match(head):
         return Unsupported(md.DBOX_UNSUPPORTED)
     encoding = _UTF16_BOMS.get(head[:2])

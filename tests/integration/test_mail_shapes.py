@@ -7,6 +7,7 @@ with the message's byte count, the message, an XML plist), ...
 from __future__ import annotations
 
 import json
+import mailbox
 
 from importers.eml import (
     EMLX_LENGTH_MISMATCH, EMLX_PARTIAL, EMLX_WRAPPER_REMOVED, cut_wrapper, emlx_frame, more_messages, without_envelope,
@@ -252,3 +253,24 @@ def test_import_msg_names_an_rfc822_file_named_msg_as_an_error(tmp_path):
     assert problems["rfc822.msg"]["kind"] == "error"
     assert problems["rfc822.msg"]["message"].startswith("an RFC 822 mail, not an Outlook .msg file")
     assert problems["notes.msg"]["kind"] == "skipped"
+
+
+def test_an_mmdf_mailbox_is_an_error_naming_the_conversion(tmp_path):
+    """MMDF, as Python's mailbox.MMDF (and mutt with mbox_type=MMDF) writes it. Before: import mbox said
+    "N bytes before the first From_ line are not a message", import eml "not mail: no header block"."""
+    path = tmp_path / "mutt.mmdf"
+    box = mailbox.MMDF(str(path))
+    for i in range(2):
+        box.add(_mail(f"mmdf-{i}"))
+    box.close()
+    assert path.read_bytes().startswith(b"\x01\x01\x01\x01\nFrom MAILER-DAEMON ")
+    bare = tmp_path / "bare.mmdf"     # without the optional From_ line
+    bare.write_bytes(b"".join(b"\x01\x01\x01\x01\n" + _mail(f"bare-{i}") + b"\x01\x01\x01\x01\n" for i in range(2)))
+    mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb"))
+    for kind, src, ref in (("mbox", path, "mutt.mmdf@0"), ("eml", path, "mutt.mmdf"), ("mbox", bare, "bare.mmdf@0"),
+                           ("eml", bare, "bare.mmdf")):
+        out = json.loads(mailarchive(tmp_path / "home", "import", kind, str(src), json_out=True, check=1).stdout)
+        problems = {p["ref"]: p for p in out["sources"][0]["problems"]}
+        assert problems[ref]["kind"] == "error", problems
+        assert problems[ref]["message"].startswith("an MMDF mailbox (each message between lines of four Ctrl-A")
+        assert out["archived"] == 0 and out["seen"] == 0, out  # never split at its From_ lines, separators left in
