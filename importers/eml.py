@@ -206,8 +206,8 @@ def cut_envelope(raw: bytes) -> Trimmed | None:
 def emlx_frame(head: bytes) -> tuple[int, int] | None:
     """(bytes before the message, the message's length) when ``head`` (a file's first bytes) opens like an
     Apple Mail .emlx: a line holding only a byte count, then a mail header block; else None."""
-    m = _EMLX_COUNT.match(head)
-    if not m or not starts_with_headers(head[m.end():]):
+    m = _EMLX_COUNT.match(head)  # anchored: a file that does not open with digits costs next to nothing
+    if not m or not starts_with_headers(head[m.end():m.end() + HEAD]):
         return None
     return m.end(), int(m.group(1))
 
@@ -234,7 +234,7 @@ def _emlx_note(trailer: bytes, flags: list[str]) -> dict:
 
 
 def _cut_emlx(raw: bytes, partial: bool) -> Trimmed | None:
-    frame = emlx_frame(raw[:HEAD])
+    frame = emlx_frame(raw)
     if frame is None:
         return None
     start, length = frame
