@@ -26,7 +26,8 @@ XML plist; also ``.partial.emlx``, whose attachments Mail keeps beside it in ``A
 recognised by its content: the count line and the plist are removed, the message's bytes are archived
 as they are, noted ``emlx-wrapper-removed`` (``emlx-partial`` for a partial one, ``emlx-length-mismatch``
 when no plist starts where the count ends: then everything after the count line is kept), with the
-plist's ``flags`` bits as IMAP flags and its ``date-received`` as internal date (docs/sources.md).
+plist's ``flags`` bits as IMAP flags and its ``date-received`` as internal date; its folder is the
+Apple Mail mailbox its path names (the ``Name.mbox`` parts), not the storage directories (docs/sources.md).
 
 A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
 one (``importers.zipped``): each member holding mail is one item ``path!member``, nothing is
@@ -72,6 +73,11 @@ def set_large_mail(nbytes: int) -> None:
 
 def _folder(rel: bytes) -> str | None:
     head = rel.rpartition(b"/")[0]
+    if rel.lower().endswith(b".emlx") and b".mbox/" in head + b"/":
+        # Apple Mail: V3/<account>/INBOX.mbox/<store>/Data/…/Messages/1.emlx is folder INBOX,
+        # Work.mbox/Projects.mbox/… is Work/Projects (the mailboxes, not Mail's storage directories)
+        names = [part[:-5] for part in head.split(b"/") if part.lower().endswith(b".mbox") and len(part) > 5]
+        return ref_text(b"/".join(names))
     return ref_text(head) if head else None
 
 

@@ -73,6 +73,7 @@ def test_import_eml_archives_an_apple_mail_emlx_without_its_count_line_and_plist
                      "2.emlx": f"\\Answered \\Flagged \\Seen {EMLX_WRAPPER_REMOVED}",
                      "3.partial.emlx": f"{EMLX_PARTIAL} {EMLX_WRAPPER_REMOVED}"}
     assert {r["internal_date"][:19] for r in rows.values()} == {"2019-03-05 11:00:00"}
+    assert {r["folder"] for r in rows.values()} == {"INBOX"}    # the mailbox, not Mail's storage directories
 
 
 def test_import_eml_streams_a_large_emlx_without_its_wrapper(tmp_path):
