@@ -81,11 +81,12 @@ def _folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
-#: Files mail programs keep beside their mail (indexes, settings, UID lists), by lowercase name: never mail
+#: Files mail programs keep beside their mail (indexes, settings, UID lists), by lowercase name: never mail.
+#: Only names no mail file plausibly has (MH's ``context`` is left to the content check).
 _SIDECARS = {
     b"table_of_contents": "Apple Mail export bundle index", b"info.plist": "Apple Mail folder settings",
     b".mboxcache.plist": "Apple Mail folder cache", b"envelope index": "Apple Mail index",
-    b".mh_sequences": "MH sequences (unseen, flagged…)", b".mh_profile": "MH profile", b"context": "MH context",
+    b".mh_sequences": "MH sequences (unseen, flagged…)", b".mh_profile": "MH profile",
     b"msgfilterrules.dat": "Thunderbird filter rules", b"popstate.dat": "Thunderbird POP3 state",
 }
 
@@ -112,7 +113,7 @@ def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
 
 
 FROM_LINE_REMOVED = "from-line-removed"
-#: Apple Mail ``.emlx``: the byte-count line and the plist trailer were removed (docs/formats.md "Apple Mail .emlx")
+#: Apple Mail ``.emlx``: the byte-count line and the plist trailer were removed (docs/sources.md "Apple Mail .emlx")
 EMLX_WRAPPER_REMOVED = "emlx-wrapper-removed"
 #: the count line disagrees with the file (no plist where the count ends): everything after the line is kept
 EMLX_LENGTH_MISMATCH = "emlx-length-mismatch"
