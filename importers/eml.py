@@ -5,11 +5,12 @@ MTAs wrote, followed by a mail header block; the same rule as ``import share``) 
 mail tools do when they open such a file: the rest of the file is archived as the message, with the
 note ``from-line-removed`` and the From_ line's date as internal date. Unlike ``import share``, which
 reads such a file as an mbox, the rest is never split: a .eml is one message, and a patch or mbox
-attached to it stays inside it. But a whole mbox given here is not one message: a file whose rest holds
-``MBOX_REFUSED_FROM`` or more messages by the mbox import's split rule (From_ lines after an empty line
-with a header field after them, not inside the first message's MIME body, not ``git format-patch``'s
-dated lines: :func:`mbox_messages`) is an error naming the count, and nothing of it is archived;
-``--force-raw`` archives it whole (docs/reliability.md M6).
+attached to it stays inside it. When the rest holds more messages by the mbox import's split rule
+(From_ lines after an empty line with a header field after them, not inside the first message's MIME
+body, not ``git format-patch``'s dated lines: :func:`mbox_messages`), it is most likely an mbox (a
+Thunderbird folder file, Apple Mail's ``mbox``): from ``MBOX_REFUSED_FROM`` messages on it is an error
+naming the count and nothing of it is archived (docs/reliability.md M6); with fewer, the mail is archived
+noted ``holds-more-from-lines`` and the run warns. ``--force-raw`` archives such a file whole.
 
 Before a file is archived its first bytes are looked at with the same content
 check ``import share`` uses (``importers.share.mail_content``): a file that
@@ -23,6 +24,14 @@ so the scan reads nothing twice; the From_ line is looked for there too (``cut_e
 item's ``envelope_cut``). SMB files are checked on the bytes read, and
 files above LARGE_MAIL on their first 64 KiB before they are streamed.
 
+An Apple Mail ``.emlx`` (a first line holding only the message's byte count, then the message, then an
+XML plist; also ``.partial.emlx``, whose attachments Mail keeps beside it in ``Attachments/``) is
+recognised by its content: the count line and the plist are removed, the message's bytes are archived
+as they are, noted ``emlx-wrapper-removed`` (``emlx-partial`` for a partial one, ``emlx-length-mismatch``
+when no plist starts where the count ends: then everything after the count line is kept), with the
+plist's ``flags`` bits as IMAP flags and its ``date-received`` as internal date; its folder is the
+Apple Mail mailbox its path names (the ``Name.mbox`` parts), not the storage directories (docs/sources.md).
+
 A file whose name ends in ``.zip`` (any case) and that is a zip is read like ``import share`` reads
 one (``importers.zipped``): each member holding mail is one item ``path!member``, nothing is
 extracted; a zip on ``smb://`` is first copied to a private temporary file. A zip under another
@@ -31,6 +40,8 @@ name is skipped with a reason that says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import datetime as dt
 import os
 import re
 import shutil
@@ -41,10 +52,13 @@ from typing import Iterator
 from toolkit.errors import StorageError
 from toolkit.prepare import NotMail, Trimmed
 from toolkit.reporter import Reporter
-from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 
-from .mbox import _HEADER as _HEADER_LINE, from_line_date, is_from_line
-from .share import HEAD, _first_line_is_from, mail_content, mail_elsewhere, member_items
+from .maildir import is_metadata_name as maildir_metadata
+from .mbox import from_line_date, is_from_line
+from .share import (
+    HEAD, _HEADER_LINE, _first_line_is_from, mail_content, mail_elsewhere, member_items, starts_with_headers,
+)
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -65,7 +79,33 @@ def set_large_mail(nbytes: int) -> None:
 
 def _folder(rel: bytes) -> str | None:
     head = rel.rpartition(b"/")[0]
+    if rel.lower().endswith(b".emlx") and b".mbox/" in head + b"/":
+        # Apple Mail: V3/<account>/INBOX.mbox/<store>/Data/…/Messages/1.emlx is folder INBOX,
+        # Work.mbox/Projects.mbox/… is Work/Projects (the mailboxes, not Mail's storage directories)
+        names = [part[:-5] for part in head.split(b"/") if part.lower().endswith(b".mbox") and len(part) > 5]
+        return ref_text(b"/".join(names))
     return ref_text(head) if head else None
+
+
+#: Files mail programs keep beside their mail (indexes, settings, UID lists), by lowercase name: never mail.
+#: Only names no mail file plausibly has (MH's ``context`` is left to the content check).
+_SIDECARS = {
+    b"table_of_contents": "Apple Mail export bundle index", b"info.plist": "Apple Mail folder settings",
+    b".mboxcache.plist": "Apple Mail folder cache", b"envelope index": "Apple Mail index",
+    b".mh_sequences": "MH sequences (unseen, flagged…)", b".mh_profile": "MH profile",
+    b"msgfilterrules.dat": "Thunderbird filter rules", b"popstate.dat": "Thunderbird POP3 state",
+}
+
+
+def sidecar(name: bytes) -> str | None:
+    """Why a file named ``name`` is a mail program's own file beside the mail (skipped, never read), or None."""
+    low = name.lower()
+    what = _SIDECARS.get(low)
+    if what is None and low.endswith(b".msf"):
+        what = "Thunderbird folder index (.msf)"
+    if what is None and maildir_metadata(name):
+        what = "Maildir/Dovecot/Courier metadata"
+    return None if what is None else f"{what}: a mail program's file beside the mail, not mail"
 
 
 def _head_opened(f, size: int) -> bytes:
@@ -79,6 +119,17 @@ def _unreadable(ref: str, exc: Exception, cur) -> SourceProblem:
 
 
 FROM_LINE_REMOVED = "from-line-removed"
+#: Apple Mail ``.emlx``: the byte-count line and the plist trailer were removed (docs/sources.md "Apple Mail .emlx")
+EMLX_WRAPPER_REMOVED = "emlx-wrapper-removed"
+#: the count line disagrees with the file (no plist where the count ends): everything after the line is kept
+EMLX_LENGTH_MISMATCH = "emlx-length-mismatch"
+#: a ``.partial.emlx``: Apple Mail keeps the attachments in ``Attachments/<n>/`` beside it, not in the message
+EMLX_PARTIAL = "emlx-partial"
+_EMLX_COUNT = re.compile(rb"[ \t]*(\d{1,12})[ \t]*\r?\n")
+_PLIST_START = re.compile(rb"\s*<(?:\?xml|!DOCTYPE plist|plist)")
+#: bits of the plist's ``flags`` integer → IMAP flag names (read, deleted, answered, flagged, draft, forwarded)
+_EMLX_FLAG_BITS = ((0, "\\Seen"), (1, "\\Deleted"), (2, "\\Answered"), (4, "\\Flagged"), (6, "\\Draft"),
+                   (8, "$Forwarded"))
 
 
 def _head(item: SourceMail) -> bytes:
@@ -125,36 +176,18 @@ def _envelope_note(head: bytes, cut: int) -> dict:
             "date_source": "from-line"}
 
 
-def cut_envelope(raw: bytes) -> Trimmed | NotMail | None:
-    """A whole file's bytes without a leading From_ line (and what to note on its item), or None when it
-    has none; a NotMail (an error) when the rest holds more messages: an mbox (:func:`mbox_messages`).
-    Module-level: the pipeline runs it where it reads a local file (in a worker), so the scan does not
-    open every file to look for the line (``SourceMail.envelope_cut``)."""
-    trimmed = cut_envelope_raw(raw)
-    if trimmed is not None and (n := mbox_messages(trimmed.raw)) >= MBOX_REFUSED_FROM:
-        return NotMail(_MBOX_GIVEN % n, problem=True)
-    return trimmed
-
-
-def cut_envelope_raw(raw: bytes) -> Trimmed | None:
-    """:func:`cut_envelope` for ``--force-raw``: the rest is one message, however many it holds."""
-    head = raw[:HEAD]
-    cut = envelope_length(head, len(head) >= len(raw))
-    if not cut:
-        return None
-    return Trimmed(raw[cut:], cut, _envelope_note(head, cut))
-
-
-_MBOX_GIVEN = ("an mbox file holding %s messages, not one message: not imported. Import it as an mbox (the mbox "
-               "import splits it, so does the share import); --force-raw archives the whole file as one message")
-
-
-#: the mbox check refuses a file only from this many messages on: a single mail may carry one or two
-#: unquoted From_ lines that look like separators (a patch pasted into a text/plain body)
+#: a file that opened with a From_ line holds more messages after it (From_ lines after an empty line, each
+#: followed by a header line): most likely an mbox (a Thunderbird folder file, Apple Mail's ``mbox``)
+MORE_FROM_LINES = "holds-more-from-lines"
+#: from this many messages on (:func:`mbox_messages`) such a file is refused, not archived as one message: a
+#: single mail may carry one or two unquoted From_ lines that look like separators (a patch pasted into a
+#: text/plain body), which only get the note
 MBOX_REFUSED_FROM = 3
 #: the date ``git format-patch`` writes in the From_ line of every patch; never a delivered mail's
 _GIT_PATCH_DATE = b"Mon Sep 17 00:00:00 2001"
 _BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]+)', re.I)
+_MBOX_GIVEN = ("an mbox file holding %s messages, not one message: not imported. Import it as an mbox (the mbox "
+               "import splits it, so does the share import); --force-raw archives the whole file as one message")
 
 
 def mbox_messages(rest: bytes) -> int:
@@ -186,16 +219,139 @@ def mbox_messages(rest: bytes) -> int:
     return n
 
 
+def _more_note(rest: bytes, note: dict) -> dict:
+    n = mbox_messages(rest) - 1
+    if n:
+        note["flags"] = note["flags"] + (MORE_FROM_LINES,)
+        note["warning"] = (f"archived as one message, but {n} more From_ line(s) followed by a header block "
+                           "come after its first: if this file is an mbox (a Thunderbird folder file, Apple "
+                           "Mail's mbox), read it as an mbox to archive each message on its own")
+    return note
+
+
+def cut_envelope(raw: bytes, force_raw: bool = False) -> Trimmed | NotMail | None:
+    """A whole file's bytes without a leading From_ line (and what to note on its item), or None when it
+    has none; unless ``force_raw``, a NotMail (an error) when the rest holds ``MBOX_REFUSED_FROM`` or more
+    messages (an mbox). Module-level: the pipeline runs it where it reads a local file (in a worker), so the
+    scan does not open every file to look for the line (``SourceMail.envelope_cut``)."""
+    head = raw[:HEAD]
+    cut = envelope_length(head, len(head) >= len(raw))
+    if not cut:
+        return None
+    if not force_raw and (n := mbox_messages(raw[cut:])) >= MBOX_REFUSED_FROM:
+        return NotMail(_MBOX_GIVEN % n, error=True)
+    return Trimmed(raw[cut:], cut, _more_note(raw[cut:], _envelope_note(head, cut)))
+
+
+def emlx_frame(head: bytes) -> tuple[int, int] | None:
+    """(bytes before the message, the message's length) when ``head`` (a file's first bytes) opens like an
+    Apple Mail .emlx: a line holding only a byte count, then a mail header block; else None."""
+    m = _EMLX_COUNT.match(head)  # anchored: a file that does not open with digits costs next to nothing
+    if not m or not starts_with_headers(head[m.end():m.end() + HEAD]):
+        return None
+    return m.end(), int(m.group(1))
+
+
+def _plist_int(trailer: bytes, key: bytes) -> int | None:
+    m = re.search(rb"<key>" + key + rb"</key>\s*<(?:integer|real)>\s*(\d{1,20})", trailer)
+    return int(m.group(1)) if m else None
+
+
+def _emlx_note(trailer: bytes, flags: list[str]) -> dict:
+    """The source item's fields from an .emlx plist trailer: its ``flags`` bits as IMAP flags, its
+    ``date-received`` as the internal date."""
+    bits = _plist_int(trailer, b"flags") or 0
+    flags += [name for bit, name in _EMLX_FLAG_BITS if bits >> bit & 1]
+    note: dict = {"flags": tuple(flags)}
+    received = _plist_int(trailer, b"date-received")
+    if received:
+        try:
+            note["internal_date"] = dt.datetime.fromtimestamp(received, dt.timezone.utc)
+            note["date_source"] = "emlx-date-received"
+        except (OverflowError, OSError, ValueError):
+            pass
+    return note
+
+
+def _cut_emlx(raw: bytes, partial: bool) -> Trimmed | None:
+    frame = emlx_frame(raw)
+    if frame is None:
+        return None
+    start, length = frame
+    end, flags = start + length, [EMLX_WRAPPER_REMOVED] + ([EMLX_PARTIAL] if partial else [])
+    if end > len(raw) or (end < len(raw) and not _PLIST_START.match(raw, end)):
+        end = len(raw)
+        flags.append(EMLX_LENGTH_MISMATCH)
+    return Trimmed(raw[start:end], len(raw) - (end - start), _emlx_note(raw[end:], flags))
+
+
+def cut_wrapper(raw: bytes, force_raw: bool = False) -> Trimmed | NotMail | None:
+    """:func:`cut_envelope`, else the Apple Mail .emlx wrapper (byte-count line, plist trailer) removed."""
+    return cut_envelope(raw, force_raw) or _cut_emlx(raw, False)
+
+
+def cut_partial_emlx(raw: bytes, force_raw: bool = False) -> Trimmed | NotMail | None:
+    """:func:`cut_wrapper` for a file named ``.partial.emlx`` (noted ``emlx-partial``)."""
+    return cut_envelope(raw, force_raw) or _cut_emlx(raw, True)
+
+
+class _Limited:
+    """The first ``n`` bytes of a binary file (a streamed .emlx without its plist trailer)."""
+
+    def __init__(self, f, n: int):
+        self._f, self._left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._f.read(size) if size else b""
+        self._left -= len(data)
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+
+def _without_emlx(item: SourceMail, read, frame: tuple[int, int]) -> SourceItem:
+    partial = item.ref.endswith(".partial.emlx")
+    if item.raw is None and item.path is None:  # streamed: the count says where the message ends
+        start, length = frame
+        flags = [EMLX_WRAPPER_REMOVED] + ([EMLX_PARTIAL] if partial else [])
+        try:
+            with item.opener() as f:
+                f.seek(start + length)
+                trailer = f.read(HEAD)
+        except (OSError, StorageError, ValueError) as exc:
+            return _unreadable(item.ref, exc, item.cursor)
+        if start + length > item.size or (trailer and not _PLIST_START.match(trailer)):
+            length, trailer = item.size - start, b""
+            flags.append(EMLX_LENGTH_MISMATCH)
+        skip = _skip_opener(item.opener, start)
+        return dataclasses.replace(item, size=length, opener=lambda: _Limited(skip(), length),
+                                   **_emlx_note(trailer, flags))
+    try:
+        raw = item.raw if item.raw is not None else read()
+    except (OSError, StorageError) as exc:
+        return _unreadable(item.ref, exc, item.cursor)
+    trimmed = _cut_emlx(raw, partial)
+    if trimmed is None:
+        return item
+    return dataclasses.replace(item, raw=trimmed.raw, path=None, size=None, **trimmed.note)
+
+
 def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceItem:
-    """``item`` with a leading From_ line removed (see the module docstring); ``read()`` gives the whole file.
-    Unless ``force_raw``, a file that holds more messages after it is an error (:func:`cut_envelope`); a
-    streamed large file is judged by its first bytes."""
+    """``item`` with a leading From_ line, or an .emlx wrapper, removed (see the module docstring); ``read()``
+    gives the whole file. Unless ``force_raw``, a file whose rest is an mbox is an error (:func:`cut_envelope`);
+    a streamed large file is judged by its first bytes."""
     if not isinstance(item, SourceMail):
         return item
     head = _head(item)
     cut = envelope_length(head, len(head) >= item.length)
     if not cut:
-        return item
+        frame = emlx_frame(head)
+        return item if frame is None else _without_emlx(item, read, frame)
     note = _envelope_note(head, cut)
     if item.raw is None and item.path is None:
         if not force_raw and (n := mbox_messages(head[cut:])) >= MBOX_REFUSED_FROM:
@@ -208,17 +364,21 @@ def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceI
         return _unreadable(item.ref, exc, item.cursor)
     if not force_raw and (n := mbox_messages(raw[cut:])) >= MBOX_REFUSED_FROM:
         return SourceProblem(item.ref, _MBOX_GIVEN % n, item.cursor)
-    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **note)
+    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **_more_note(raw[cut:], note))
 
 
-def _not_mail_head(head: bytes, size: int) -> str | NotMail | None:
-    """Why the file is not a message: a reason (listed as skipped), or a NotMail with ``problem`` set when it
-    holds mail another import reads (listed as an error: the run did less than asked)."""
+def _not_mail_head(head: bytes, size: int) -> str | None:
+    """Why the file is not a message: a reason (listed as skipped), or an ``Unsupported`` one (listed as an
+    error: it holds mail in a form not archived, or mail another import reads)."""
+    if emlx_frame(head) is not None:
+        return None  # an Apple Mail .emlx: its wrapper is removed where it is read
     elsewhere = mail_elsewhere(head, size)
     if elsewhere is not None:
-        return NotMail(f"{elsewhere} (--force-raw archives the file as it is)", problem=True)
+        return Unsupported(f"{elsewhere} (--force-raw archives the file as it is)")
     reason = mail_content(head, b"", size, strict=False)
-    return None if reason is None else f"{reason} (--force-raw archives it anyway)"
+    if reason is None or isinstance(reason, Unsupported):  # mail in a form not archived: an error naming the next step
+        return reason
+    return f"{reason} (--force-raw archives it anyway)"
 
 
 def _head_local(path: bytes, size: int) -> bytes:
@@ -232,7 +392,7 @@ def _head_local(path: bytes, size: int) -> bytes:
         os.close(fd)
 
 
-def not_mail(raw: bytes) -> str | NotMail | None:
+def not_mail(raw: bytes) -> str | None:
     """Why a file the user named as a message is not one (None: it is), with the lenient check of
     ``mail_content``. Module-level, so that the pipeline runs it where it reads a local file (in a worker)."""
     return _not_mail_head(raw[:HEAD], len(raw))
@@ -266,8 +426,8 @@ class EmlImporter(TreeSource):
         if self.force_raw:
             return None
         reason = _not_mail_head(head, entry.size)
-        if isinstance(reason, NotMail):
-            return SourceProblem(ref, reason.reason, cur)
+        if isinstance(reason, Unsupported):
+            return SourceProblem(ref, reason, cur)
         return None if reason is None else SourceSkip(ref, reason, cur)
 
     def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
@@ -276,6 +436,9 @@ class EmlImporter(TreeSource):
         cur = entry_cursor(entry)
         if entry.skip_reason:
             return SourceSkip(ref, entry.skip_reason, cur)
+        why = sidecar(entry.rel.rpartition(b"/")[2])
+        if why is not None:
+            return SourceSkip(ref, why, cur)
         if any(part.startswith(b".") for part in entry.rel.split(b"/")):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
@@ -336,7 +499,8 @@ class EmlImporter(TreeSource):
             item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
                               local_path(root, entry, single))
             if isinstance(item, SourceMail) and item.path is not None:  # looked for where it is read
-                yield dataclasses.replace(item, envelope_cut=cut_envelope_raw if self.force_raw else cut_envelope)
+                cut = cut_partial_emlx if entry.rel.endswith(b".partial.emlx") else cut_wrapper
+                yield dataclasses.replace(item, envelope_cut=functools.partial(cut, force_raw=self.force_raw))
             else:
                 yield without_envelope(item, lambda: read_local(root, entry, single), self.force_raw)
 

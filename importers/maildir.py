@@ -21,7 +21,9 @@ The info suffix ``:2,FRS`` — also ``!2,`` (Windows tools), ``;2,``
 character Cygwin and Samba's catia module put for ``:``) — is mapped to
 IMAP flag names: ``S`` \\Seen, ``R`` \\Answered, ``F`` \\Flagged,
 ``T`` \\Deleted, ``D`` \\Draft, ``P`` $Passed; a lowercase letter (a Dovecot
-keyword slot) becomes ``$maildir-keyword-<letter>`` and an unknown
+keyword slot) becomes the keyword the folder directory's ``dovecot-keywords``
+names for it (``0 Work`` makes ``a`` the keyword ``Work``), else
+``$maildir-keyword-<letter>``, and an unknown
 uppercase letter ``$maildir-flag-<letter>``. Commas are ignored; other
 characters are not flags. A name without a parseable suffix (no suffix, an
 8.3-mangled name on a share, experimental ``:1,`` info) has no flags; the
@@ -30,7 +32,8 @@ space-separated IMAP flag list (``\\Answered \\Seen``).
 
 Internal date
 -------------
-The delivery time at the front of the unique name (``1549353600.M4017P4204.host``):
+The delivery time at the front of the unique name (``1549353600.M4017P4204.host``; offlineimap
+puts ``_`` after it: ``1549353600_0.4204.host,U=7,FMD5=…``):
 the MDA writes it at delivery and it survives every copy, whereas the
 file's mtime (where Dovecot and Courier keep INTERNALDATE) is reset by
 copies that do not preserve times — the usual way a Maildir reaches a
@@ -62,7 +65,7 @@ from typing import Callable, Iterator
 
 from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
 from toolkit.reporter import Reporter
-from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, read_regular_file
 from toolkit.share_file import ShareAccess, ShareFile
 
 from . import utf7
@@ -86,11 +89,20 @@ METADATA_NAMES = {
 }
 _METADATA_PREFIXES = (b"dovecot.index", b"dovecot.list.index", b"dovecot-uidvalidity", b".mbsyncstate", b"courierimap")
 
+#: Directories a Maildir server keeps beside cur/new/tmp, whose files are never messages.
+_METADATA_DIR_PREFIX = b"courierimap"
+
+#: the mail files of Dovecot's mdbox (``storage/m.1``) and sdbox (``…/dbox-Mails/u.1``) layouts
+_DBOX_NAME = re.compile(rb"(?:^|/)(?:storage/m|dbox-Mails/u)\.\d+\Z")
+DBOX_UNSUPPORTED = ("Dovecot dbox mail file (mdbox/sdbox storage): not supported; convert the mailboxes to "
+                    "Maildir with Dovecot first (`doveadm backup -u USER maildir:PATH`), then import that Maildir")
+
 MESSAGE, TMP, METADATA, STRAY = "message", "tmp", "metadata", "stray"
 
 
-def parse_flags(name: str) -> tuple[str, ...]:
-    """IMAP flag names from a Maildir file name's info suffix (``()`` when there is none)."""
+def parse_flags(name: str, keywords: dict[str, str] | None = None) -> tuple[str, ...]:
+    """IMAP flag names from a Maildir file name's info suffix (``()`` when there is none); ``keywords``:
+    the keyword a lowercase letter stands for (:func:`dovecot_keywords`)."""
     m = _INFO.search(name)
     if not m:
         return ()
@@ -99,10 +111,25 @@ def parse_flags(name: str) -> tuple[str, ...]:
         if ch in STANDARD_FLAGS:
             flags.add(STANDARD_FLAGS[ch])
         elif "a" <= ch <= "z":
-            flags.add(f"$maildir-keyword-{ch}")
+            flags.add((keywords or {}).get(ch) or f"$maildir-keyword-{ch}")
         elif "A" <= ch <= "Z":
             flags.add(f"$maildir-flag-{ch}")
     return tuple(sorted(flags))
+
+
+#: a keyword that can stand in the space-separated flag list: an IMAP atom (no blanks, controls, specials)
+_KEYWORD = re.compile(r'[^\x00-\x20\x7f-\U0010ffff()\[\]{%*"\\]{1,200}')
+
+
+def dovecot_keywords(text: bytes) -> dict[str, str]:
+    """Letter → keyword from a folder's ``dovecot-keywords`` (lines ``<index> <keyword>``, index 0 is
+    ``a``); a line that is not of that shape, or a keyword that is not an IMAP atom, is left out."""
+    out = {}
+    for line in text.splitlines():
+        index, _, keyword = line.decode("utf-8", "replace").strip().partition(" ")
+        if index.isdigit() and int(index) < 26 and _KEYWORD.fullmatch(keyword):
+            out[chr(ord("a") + int(index))] = keyword
+    return out
 
 
 def has_info_suffix(name: bytes) -> bool:
@@ -132,16 +159,23 @@ def folder_name(folder_dir: bytes) -> str:
     return "/".join(names)
 
 
+def is_metadata_name(base: bytes) -> bool:
+    """Is a file of this name one a Maildir server keeps beside cur/new/tmp (never a message)?"""
+    return base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES)
+
+
 def classify(rel: bytes) -> tuple[str, bytes | None]:
     """What a path below a Maildir root is: (MESSAGE|TMP|METADATA|STRAY, folder directory or None)."""
     parts = rel.split(b"/")
+    if any(p.startswith(_METADATA_DIR_PREFIX) for p in parts[:-1]):
+        return METADATA, None  # Courier's courierimapkeywords/ (keyword lists), courierimaphieracl/
     if len(parts) >= 2:
         if parts[-2] in MESSAGE_DIRS:
             return MESSAGE, b"/".join(parts[:-2])
         if parts[-2] == b"tmp":
             return TMP, b"/".join(parts[:-2])
     base = parts[-1]
-    if base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES):
+    if is_metadata_name(base):
         return METADATA, None
     return STRAY, None
 
@@ -152,7 +186,7 @@ def is_maildir_member(rel: bytes) -> bool:
 
 
 def _name_time(name: bytes) -> float | None:
-    m = re.match(rb"(\d{9,11})\.", name)
+    m = re.match(rb"(\d{9,11})[._]", name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
     if not m:
         return None
     ts = float(m.group(1))
@@ -201,6 +235,19 @@ class MaildirImporter(TreeSource):
     def __init__(self, location: str, smb_password: str | None = None, *, strays: bool = True):
         super().__init__(location, smb_password)
         self._strays = strays
+        self._keywords: dict[bytes, dict[str, str]] = {}   # folder directory → its dovecot-keywords
+        self._read_small: Callable[[bytes], bytes] | None = None
+
+    def _folder_keywords(self, folder_dir: bytes) -> dict[str, str]:
+        """The keyword letters of a folder directory (its ``dovecot-keywords``; none when it has none)."""
+        if folder_dir not in self._keywords:
+            rel = (folder_dir + b"/" if folder_dir else b"") + b"dovecot-keywords"
+            try:
+                text = self._read_small(rel) if self._read_small is not None else b""
+            except (OSError, StorageError):
+                text = b""
+            self._keywords[folder_dir] = dovecot_keywords(text[:1 << 16])
+        return self._keywords[folder_dir]
 
     # -- per entry -------------------------------------------------------------------------------
     def _item(self, entry: FileEntry, read: Callable[[FileEntry], bytes] | None,
@@ -223,6 +270,8 @@ class MaildirImporter(TreeSource):
             return SourceSkip(ref, "in tmp/ (a delivery in progress): never read", cur)
         if kind == METADATA:
             return SourceSkip(ref, "Maildir metadata, not a message", cur)
+        if kind == STRAY and _DBOX_NAME.search(entry.rel):  # Dovecot's other format: an error, not a stray
+            return SourceProblem(ref, DBOX_UNSUPPORTED, cur)
         if kind == STRAY:
             return SourceSkip(ref, "not in a cur/ or new/ directory: not a Maildir message", cur)
         name = entry.rel.rpartition(b"/")[2]
@@ -235,7 +284,7 @@ class MaildirImporter(TreeSource):
             raw=None,
             ref=ref,
             folder=folder_name(folder_dir or b""),
-            flags=flag_field(parse_flags(_text(name))),
+            flags=flag_field(parse_flags(_text(name), self._folder_keywords(folder_dir or b""))),
             internal_date=when,
             date_source=when_from,
             cursor=cur,
@@ -271,6 +320,7 @@ class MaildirImporter(TreeSource):
         if not os.path.isdir(root) or os.path.islink(root):
             raise SourceMissingError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
         entries = walk_local(root)
+        self._read_small = lambda rel: read_regular_file(os.path.join(root, rel))
         yield from self._items(entries, after, None, reporter, local_root=root)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
@@ -280,6 +330,7 @@ class MaildirImporter(TreeSource):
                 entries = walk_storage(storage)
             except StorageError as exc:
                 raise SourceError(f"{self.location}: cannot list the Maildir: {exc}") from None
+            self._read_small = lambda rel: storage.read(rel.decode("utf-8"))
             yield from self._items(entries, after, None, reporter,
                                    share=ShareAccess.of(self.location, self._smb_password))
         finally:

@@ -41,6 +41,12 @@ A From_ line separates messages
   preceding blank line") on purpose: a text line is never split on, but
   the corpora's oracles count these separators.
 
+Thunderbird folder files
+------------------------
+A message whose ``X-Mozilla-Status`` header has bit 0x0008 set was deleted in Thunderbird and stays
+in the file until the folder is compacted: it is archived like every other message and flagged
+``mozilla-expunged`` (docs/sources.md).
+
 Content-Length (L5, mboxcl/mboxcl2)
 -----------------------------------
 When the header block has ``Content-Length: N``, the claimed end is
@@ -107,7 +113,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
-from toolkit.source import SourceItem, SourceMail, SourceProblem
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
@@ -121,6 +127,8 @@ CL_IGNORED = "content-length-ignored"
 NO_TRAILING_NEWLINE = "no-trailing-newline"
 NO_BLANK_BEFORE = "separator-without-blank-line"
 OVERSIZED = "over-max-message-size"
+#: a message Thunderbird marked deleted but had not yet removed from its folder file (archived all the same)
+MOZILLA_EXPUNGED = "mozilla-expunged"
 #: The default per-message cap of ``import mbox`` / ``import share`` (``--max-message-size``).
 MAX_MESSAGE = 2 << 30
 
@@ -145,6 +153,9 @@ _LOOSE = re.compile(
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
+#: Thunderbird's status of a message in its folder file; bit 0x0008: deleted ("expunged"), still in the
+#: file until the folder is compacted
+_MOZ_STATUS = re.compile(rb"x-mozilla-status[ \t]*:[ \t]*([0-9a-f]{4})[ \t]*\r?\n?\Z", re.I)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
 
 
@@ -348,6 +359,7 @@ class MboxSplitter:
         self.prefix_length = 0
         self.prefix_blank_only = True
         self.prefix_head = b""     # the prefix's first bytes (up to PREFIX_HEAD): what the file is instead
+        self.prefix_mmdf = False   # the stream opens with an MMDF separator (four Ctrl-A bytes): not an mbox
         self.size = base           # stream size once exhausted
         self.quoted_lines = 0      # ^>+From lines seen (stored as-is unless mboxrd)
 
@@ -358,6 +370,7 @@ class MboxSplitter:
         if first is not None and is_from_line(first[1].removeprefix(_BOM) if self.base == 0 else first[1]):
             pass  # the stream starts with a From_ line (a UTF-8 BOM before it belongs to it)
         else:
+            self.prefix_mmdf = self.base == 0 and first is not None and is_mmdf_separator(first[1])
             while first is not None and not self._starts_message(first[1], self.base == 0 and self.prefix_blank_only):
                 self.prefix_length += len(first[1])
                 self.prefix_blank_only &= _blank(first[1])
@@ -595,12 +608,25 @@ class MboxSplitter:
             flags.append(cl_flag)
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
+        if self._expunged(acc):
+            flags.append(MOZILLA_EXPUNGED)
         end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep)
         if self.variant != "auto":
             variant = self.variant
         else:
             variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc)) else "unknown"
         return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
+
+    @staticmethod
+    def _expunged(acc) -> bool:
+        """Does the header block say Thunderbird deleted the message (``X-Mozilla-Status`` bit 0x0008)?"""
+        for _, line in acc:
+            if _blank(line):
+                return False
+            m = _MOZ_STATUS.match(line)
+            if m:
+                return bool(int(m.group(1), 16) & 0x0008)
+        return False
 
     @staticmethod
     def _had_cl(acc) -> bool:
@@ -683,6 +709,40 @@ class GuardedStream:
         self.stream.close()
 
 
+MMDF_UNSUPPORTED = ("an MMDF mailbox (each message between lines of four Ctrl-A bytes, as mutt writes with "
+                    "mbox_type=MMDF): not supported; convert it to mbox first (in mutt: set mbox_type=mbox, then "
+                    "copy all its messages to a new folder), then import that")
+
+
+def is_mmdf_separator(line: bytes) -> bool:
+    """Is this line the MMDF message separator (four Ctrl-A bytes)?"""
+    return line.rstrip(b"\r\n") == b"\x01\x01\x01\x01"
+
+
+def apple_mail_bundle(path: str) -> str | None:
+    """``path`` when it is the directory Apple Mail's "Export Mailbox" writes (``Name.mbox/`` holding the
+    messages in a file ``mbox``, beside ``table_of_contents`` and ``Info.plist``), else None."""
+    inner = os.path.join(path, "mbox")
+    if os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(inner) and not os.path.islink(inner):
+        return path
+    parent = os.path.dirname(path.rstrip("/"))
+    if os.path.basename(path.rstrip("/")) == "mbox" and parent.lower().endswith(".mbox"):
+        return parent  # the bundle's file named itself: the folder is still the bundle's name
+    return None
+
+
+def _bundle_sidecars(bundle: str) -> Iterator[SourceItem]:
+    """The bundle's other files, listed as skipped (Apple Mail's index and settings, never mail)."""
+    try:
+        names = sorted(os.listdir(bundle))
+    except OSError:
+        return
+    for name in names:
+        if name != "mbox":
+            yield SourceSkip(f"{os.path.basename(bundle)}/{name}",
+                             "Apple Mail export bundle: index or settings beside its mbox file, not mail")
+
+
 def folder_name(filename: str) -> str:
     """``archive-2018.mbox.gz`` → ``archive-2018``: compression suffixes and .mbox/.mbx are removed."""
     name = filename
@@ -750,7 +810,12 @@ class MboxImporter:
         self.max_message = max_message
         self.max_ratio, self.max_ratio_after = max_ratio, max_ratio_after
         self._smb_password = smb_password
-        self.name = os.path.basename(self.location.path.rstrip("/")) or str(self.location)
+        #: the mbox file read: the location, or the ``mbox`` inside an Apple Mail export bundle it names
+        self._path = self.location.path
+        bundle = None if self.location.is_smb else apple_mail_bundle(self.location.path)
+        if bundle is not None:
+            self._path = os.path.join(bundle, "mbox")
+        self.name = os.path.basename((bundle or self.location.path).rstrip("/")) or str(self.location)
         self._region_path: bytes | None = None  # the file the pack tasks read regions of (plain local mbox)
 
     # -- opening -------------------------------------------------------------------------------------
@@ -758,10 +823,10 @@ class MboxImporter:
         """(seekable binary file, size, mtime) of the mbox file; the caller closes it (and self._storage)."""
         loc = self.location
         if not loc.is_smb:
-            if os.path.isdir(loc.path):
+            if os.path.isdir(self._path):
                 raise UsageError(f"{loc.path} is a directory", next_step=NextStep.MBOX_TAKES_FILES)
             try:
-                f = open(loc.path, "rb")
+                f = open(self._path, "rb")
                 st = os.fstat(f.fileno())
             except FileNotFoundError:
                 raise SourceMissingError(f"{loc.path} does not exist: check the path") from None
@@ -831,6 +896,8 @@ class MboxImporter:
         return self._stream(raw_f), 0
 
     def _scan(self, raw_f, size, mtime, cursor, reporter) -> Iterator[SourceItem]:
+        if self._path != self.location.path and cursor is None:
+            yield from _bundle_sidecars(os.path.dirname(self._path))
         if size == 0:
             reporter.warn(f"{self.name}: empty mbox file (0 bytes): no messages")
             return
@@ -848,9 +915,9 @@ class MboxImporter:
         plain_local = stream is raw_f and not self.location.is_smb
         # the pack tasks read the regions by this name (a symlink named on the command line resolved: the
         # worker follows none); what lies there then is checked against the scan's CRC-32
-        self._region_path = os.fsencode(os.path.realpath(self.location.path)) if plain_local else None
+        self._region_path = os.fsencode(os.path.realpath(self._path)) if plain_local else None
         splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message, keep_bytes=not plain_local)
-        counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0}
+        counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0, MOZILLA_EXPUNGED: 0}
         prefix_done = False
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
         position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)
@@ -862,6 +929,8 @@ class MboxImporter:
                 if not prefix_done:
                     prefix_done = True
                     yield from self._prefix(splitter, base, reporter)
+                    if splitter.prefix_mmdf:  # its From_ lines would split it, the separators left in the mails
+                        break
                 now = min(position(msg), size)
                 reporter.advance("mbox", now - done)
                 done = now
@@ -891,6 +960,8 @@ class MboxImporter:
             return
         if splitter.prefix_blank_only:
             reporter.warn(f"{self.name}@{base}: {n} bytes of empty lines before the first From_ line skipped")
+        elif splitter.prefix_mmdf:
+            yield SourceProblem(f"{self.name}@{base}", MMDF_UNSUPPORTED)
         else:
             whole = base == 0 and splitter.size == n  # no From_ line at all: what is the file instead?
             yield SourceProblem(f"{self.name}@{base}", f"{n} bytes before the first From_ line are not a message"

@@ -9,7 +9,9 @@ top-level shape (8 zero bytes inserted after the first 24), so every embedded me
 
 Every file below PATH (local or ``smb://``) is one item: a .msg of any class (note, contact,
 appointment, task) converts to one mail; a file that is not an OLE2 compound file with MSG streams
-is listed as skipped, one the reader fails on is an error naming the file. The sighting's ``via``
+is listed as skipped (but a file named ``.msg`` that holds an RFC 822 mail is an error that says to
+read it as a .eml: mail is never left behind by a run that exits 0), one the reader fails on is an
+error naming the file. The sighting's ``via``
 is ``msg:<converter version>``, which marks the mail as converted and by which converter; the
 folder is the file's directory, flags and internal date come from the MAPI properties.
 """
@@ -28,6 +30,8 @@ from .walk import (
 )
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: the first bytes looked at: the OLE2 magic, or the header lines of an RFC 822 mail named .msg
+PEEK = 4096
 PT_STRING8 = 0x001E
 VIA = f"msg:{mapi.CONVERTER}"
 
@@ -136,7 +140,13 @@ class MsgImporter(TreeSource):
         if entry.size == 0:
             return SourceSkip(ref, "empty file", cur)
         try:
-            if peek(entry) != OLE2_MAGIC:  # a large PST or video is never read whole to find out
+            head = peek(entry)
+            if head[:8] != OLE2_MAGIC:  # a large PST or video is never read whole to find out
+                from .share import starts_with_headers  # share imports this module
+
+                if entry.rel.lower().endswith(b".msg") and starts_with_headers(head):  # never left behind, exit 0
+                    return SourceProblem(ref, "an RFC 822 mail, not an Outlook .msg file: not imported here; "
+                                              "import it as a .eml file (one message per file)", cur)
                 return SourceSkip(ref, "not an Outlook .msg file (no OLE2 compound file with MSG streams)", cur)
             data = read(entry)
         except (OSError, StorageError) as exc:
@@ -164,14 +174,14 @@ class MsgImporter(TreeSource):
         try:
             for entry in iter_after(walk_storage(storage), after):
                 yield self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
-                                 lambda e: storage.read(e.rel.decode("utf-8"), 0, 8), reporter)
+                                 lambda e: storage.read(e.rel.decode("utf-8"), 0, PEEK), reporter)
         finally:
             storage.close()
 
 
 def _peek_local(root: bytes, entry: FileEntry, single: bool) -> bytes:
     with open_local(root, entry, single) as f:
-        return f.read(8)
+        return f.read(PEEK)
 
 
 def _folder(rel: bytes) -> str | None:

@@ -73,11 +73,11 @@ from urllib.parse import quote
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.share_file import ShareAccess, ShareFile
-from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
+from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 from toolkit.storage import Location, parse_location
 
 from . import maildir as md
-from .mbox import MboxImporter, MboxSplitter, compression_of, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
+from .mbox import MMDF_UNSUPPORTED, MboxImporter, MboxSplitter, compression_of, is_mmdf_separator, folder_name as mbox_folder_name, from_line_date, is_envelope_line, is_from_line
 from .msg import is_msg, item_from_msg
 from .pst import PST_MAGIC
 from .pst_guard import guarded_scan_store
@@ -152,6 +152,35 @@ def _junk(name: bytes) -> bool:
     return low in JUNK_NAMES or low.startswith(_JUNK_PREFIXES)
 
 
+DBX_MAGIC = b"\xcf\xad\x12\xfe"
+_DBX_FOLDERS = b"\xc6\xfd\x74\x6f"  # the class id of Folders.dbx (the folder list); C5FD746F: a mailbox
+#: the first line of a Dovecot dbox file (``2 M<hex> C<hex>``: version 2, header size, create time), then a
+#: message's "\x01\x02N" magic
+_DBOX_FILE = re.compile(rb"2 M[0-9a-fA-F]+ C[0-9a-fA-F]+(?:[^0-9a-fA-F\n][^\n]*)?\n\x01\x02N")  # no overlap: linear
+_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+
+
+def unsupported_mail(head: bytes) -> Unsupported | None:
+    """The reason a file is mail the toolkit cannot archive as it is, from its first bytes, else None."""
+    if head.startswith(DBX_MAGIC) and head[4:8] != _DBX_FOLDERS:
+        return Unsupported("Outlook Express mailbox (.dbx): not supported; convert it to .eml or mbox files "
+                           "first (Windows Live Mail or Thunderbird import it), then import those")
+    first, _, rest = head.partition(b"\n")
+    if rest.startswith(b"From "):  # MMDF writers may put a From_ line after the separator
+        rest = rest.partition(b"\n")[2]
+    if is_mmdf_separator(first) and starts_with_headers(rest):
+        return Unsupported(MMDF_UNSUPPORTED)
+    if _DBOX_FILE.match(head):
+        return Unsupported(md.DBOX_UNSUPPORTED)
+    encoding = _UTF16_BOMS.get(head[:2])
+    if encoding is not None:
+        text = head[2:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
+        if starts_with_headers(text):
+            return Unsupported("a mail saved as UTF-16 text, which no mail reader reads: convert it first "
+                               "(`iconv -f UTF-16 -t UTF-8 FILE`), then import the result")
+    return None
+
+
 def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     """(EML|MBOX|SKIP|PROBLEM, reason) for a file from its first bytes (at most HEAD) and its name."""
     if size == 0 or not head:
@@ -183,6 +212,11 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         return MBOX, None
     if looks_like_headers(data, whole):
         return EML, None
+    unsupported = unsupported_mail(head)
+    if unsupported is not None:
+        return PROBLEM, unsupported
+    if head.startswith(DBX_MAGIC):
+        return SKIP, "not mail: the folder list of Outlook Express (Folders.dbx)"
     if _junk(name):
         return SKIP, f"not mail: Windows/macOS folder metadata ({name.decode('utf-8', 'backslashreplace')})"
     if b"\x00" in data[:8192]:
@@ -229,6 +263,8 @@ def mail_content(head: bytes, name: bytes, size: int, *, strict: bool = True) ->
     if not strict and starts_with_headers(head):
         return None
     kind, reason = detect(head, name, size)
+    if isinstance(reason, Unsupported):
+        return reason
     if kind == ZIP:
         return "zip file: the mail inside is read when its name ends in .zip (or by import share)"
     return None if kind in (EML, MBOX) else reason

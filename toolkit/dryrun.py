@@ -75,11 +75,11 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
                     if isinstance(got, ReadFailure):
                         raise OSError(got.errno, got.message)
                     if isinstance(got, NotMail):
-                        if got.problem:
+                        if got.error:
                             s.errors += 1
                         else:
                             s.skipped += 1
-                        s.problems.append({"ref": item.ref, "kind": "error" if got.problem else "skipped",
+                        s.problems.append({"ref": item.ref, "kind": "error" if got.error else "skipped",
                                            "message": got.reason})
                         continue
                     p = prepare(got.raw if isinstance(got, Trimmed) else got, None, archive.uuid, None)

@@ -512,7 +512,7 @@ class Ingest:
                         self._not_a_mail(item.on_read_error(exc) if item.on_read_error is not None
                                          else SourceProblem(item.ref, f"cannot read: {p.message}"))
                     elif isinstance(p, NotMail):  # its content_check found no mail: listed, never archived
-                        self._not_a_mail(SourceProblem(item.ref, p.reason, item.cursor) if p.problem
+                        self._not_a_mail(SourceProblem(item.ref, p.reason, item.cursor) if p.error
                                          else SourceSkip(item.ref, p.reason, item.cursor))
                     else:
                         if p.source_note is not None:  # a From_ line the worker removed (importers/eml.py)
@@ -565,6 +565,8 @@ class Ingest:
                 self._parents[item.ref] = target
             if item.parent_ref is not None and item.parent_ref in self._parents:
                 rows.links.append((target, self._parents[item.parent_ref], "embedded", item.ref))
+            if item.warning:
+                self.reporter.warn(f"{item.ref}: {item.warning}")
             rows.sightings.add(
                 target=target,
                 folder=item.folder,

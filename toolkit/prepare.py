@@ -33,7 +33,7 @@ from . import faults
 from .headers import BodyHasher, MailMeta, Split, fallback_scan, scan, split_mail
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
-from .source import read_regular_file
+from .source import Unsupported, read_regular_file
 
 
 @dataclass
@@ -82,11 +82,12 @@ class Trimmed(NamedTuple):
 
 class NotMail(NamedTuple):
     """What :func:`toolkit.pack_tasks.build_pack` returns for a LocalFile whose ``check`` found no mail in it
-    (listed as skipped), or whose ``cut`` found mail it must not archive as one message (``problem``: listed
-    as an error, e.g. a whole mbox given to ``import eml``)."""
+    (listed as skipped), or whose ``cut`` found mail it must not archive as one message, or mail in a form no
+    importer archives (``error``: listed as an error; a whole mbox given to ``import eml``, a
+    :class:`toolkit.source.Unsupported` answer)."""
 
     reason: str
-    problem: bool = False
+    error: bool = False
 
 
 class ReadFailure(NamedTuple):
@@ -265,7 +266,7 @@ def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:
     if job.cut is not None and (trimmed := job.cut(raw)) is not None:
         return trimmed
     if job.check is not None and (reason := job.check(raw)) is not None:
-        return reason if isinstance(reason, NotMail) else NotMail(reason)
+        return reason if isinstance(reason, NotMail) else NotMail(str(reason), isinstance(reason, Unsupported))
     return raw
 
 

@@ -16,7 +16,8 @@ from .reporter import Reporter
 
 
 #: the sources of an internal date (``SourceMail.date_source``); None means "internal-date" (the importer's own)
-DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-line", "outlook-item-time")
+DATE_SOURCES = ("imap-internaldate", "maildir-name-time", "file-time", "from-line", "outlook-item-time",
+                "emlx-date-received")
 
 
 @dataclass
@@ -59,6 +60,9 @@ class SourceMail:
     #: share: :class:`toolkit.share_file.ShareFile`), or a batch job the task fetches with others of its
     #: kind (:mod:`toolkit.remote_jobs`; an IMAP UID); a failed read becomes ``on_read_error``'s item
     job: Any = None
+    #: something the user should know about this mail although it was archived (reported as a warning
+    #: when its sighting is recorded): a file of several messages archived as one (importers/eml.py)
+    warning: str | None = None
 
     @property
     def length(self) -> int:
@@ -120,6 +124,12 @@ def will_read(path: bytes) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class Unsupported(str):
+    """A content check's answer (``SourceMail.content_check``) for a file that holds mail in a form no
+    importer archives (an Outlook Express mailbox, a mail saved as UTF-16 text): listed as an error naming
+    the next step, never as a skip "not mail" (importers/share.py ``unsupported_mail``)."""
 
 
 @dataclass

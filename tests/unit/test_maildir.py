@@ -261,3 +261,43 @@ def test_not_a_directory_is_a_source_error(tmp_path):
     (tmp_path / "empty").mkdir()
     assert list(MaildirImporter(str(tmp_path / "empty")).scan(None, reporter)) == []
     assert "not a Maildir" in reporter.warnings[0]
+
+
+# -- Maildirs other tools write (docs/sources.md) -------------------------------------------------
+
+def test_an_offlineimap_name_dates_the_mail_by_its_time_stamp(tmp_path):
+    """offlineimap writes ``<time>_<n>.<pid>.<host>,U=<uid>,FMD5=<md5>``; before, the ``_`` after the time
+    stamp hid it and a copied Maildir's mails were dated by the copy's mtime."""
+    cur = tmp_path / "INBOX" / "cur"
+    cur.mkdir(parents=True)
+    (cur / "1551783600_0.1234.host,U=1,FMD5=7e33429f656f1e6e9d79b29c3f82c57e:2,S").write_bytes(b"From: a@b\n\nx\n")
+    [mail] = _scan(tmp_path)
+    assert mail.internal_date.timestamp() == 1551783600 and mail.date_source == "maildir-name-time"
+    assert mail.flags == ("\\Seen",)
+
+
+def test_courier_keyword_files_are_metadata_not_strays(tmp_path):
+    """Courier keeps IMAP keywords in ``courierimapkeywords/`` beside cur/new (before: "not in a cur/ or
+    new/ directory", as for a stray file)."""
+    for d in ("cur", "courierimapkeywords", ".Trash/courierimapkeywords"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "cur" / "1551783600.M1P2.host:2,S").write_bytes(b"From: a@b\n\nx\n")
+    (tmp_path / "courierimapkeywords" / ":list").write_bytes(b"$Label1\n\n1551783600.M1P2.host:0\n")
+    (tmp_path / ".Trash" / "courierimapkeywords" / ".1.1551783601.M2P2.host").write_bytes(b"0\n")
+    skips = {i.ref: i.reason for i in _scan(tmp_path) if isinstance(i, SourceSkip)}
+    assert skips == {"courierimapkeywords/:list": "Maildir metadata, not a message",
+                     ".Trash/courierimapkeywords/.1.1551783601.M2P2.host": "Maildir metadata, not a message"}
+
+
+def test_dovecot_keyword_letters_become_the_keywords_the_folder_names(tmp_path):
+    """The shape ``doveadm save`` + ``doveadm flags add '\\Seen Work $Label1'`` wrote (Dovecot 2.3.19,
+    LAYOUT=fs). Before: ``$maildir-keyword-a``, whose meaning lay in dovecot-keywords, which is never archived."""
+    (tmp_path / "new").mkdir()
+    (tmp_path / "Lists/dev/new").mkdir(parents=True)
+    (tmp_path / "new/1796398924.M343976P5454.vm,S=131,W=138:2,Sab").write_bytes(b"From: a@b\n\nx\n")
+    (tmp_path / "dovecot-keywords").write_bytes(b"0 Work\n1 $Label1\n")
+    (tmp_path / "Lists/dev/new/1796398924.M376997P5455.vm,S=131,W=138:2,Fac").write_bytes(b"From: a@b\n\ny\n")
+    (tmp_path / "Lists/dev/dovecot-keywords").write_bytes(b"0 Urgent\n1 two words\n")  # no keyword for c
+    flags = {m.folder: m.flags for m in _scan(tmp_path) if isinstance(m, SourceMail)}
+    assert flags == {"INBOX": ("$Label1 Work \\Seen",), "Lists/dev": ("$maildir-keyword-c Urgent \\Flagged",)}
+    assert md.dovecot_keywords(b"0 Work\n1 two words\nx y\n30 Late\n2 (bad)\n") == {"a": "Work"}

@@ -177,6 +177,11 @@ def eml_cmd(click_ctx, sources, password_file, force_raw):
     A file that starts with an mbox From_ line ("From sender date", followed
     by a mail header block) loses that line, as mail clients do; the rest is
     archived as one message (never split) with the note from-line-removed.
+    An Apple Mail .emlx loses its byte-count line and plist trailer (note
+    emlx-wrapper-removed; flags and date-received from the plist). A mail
+    program's own files (.msf, table_of_contents, .mh_sequences, ...) are
+    listed as skipped; an Outlook Express .dbx, a Dovecot dbox file or a mail
+    saved as UTF-16 is an error naming the conversion (docs/sources.md).
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)

@@ -60,6 +60,10 @@ def mbox_limits(f):
 def mbox_cmd(click_ctx, sources, variant, password_file, max_message_size, max_expansion_ratio, max_expansion_after):
     """Import mbox files: each SOURCE is one mbox file, local or smb://user@host[:port]/share/path/file.
 
+    A local directory that holds a file named "mbox" (the Name.mbox/ bundle
+    Apple Mail's Export Mailbox writes) is read as that file, folder Name;
+    its table_of_contents and Info.plist are listed as skipped.
+
     Files compressed with gzip, bzip2 or xz are read transparently (detected
     from their first bytes). A message starts at a From_ line ("From sender
     date") at the start of the file or after an empty line; "From here on..."
