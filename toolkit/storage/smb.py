@@ -63,6 +63,11 @@ _STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
 _STATUS_LOGON_FAILURE = 0xC000006D
 _STATUS_BAD_NETWORK_NAME = 0xC00000CC
 _STATUS_NOT_FOUND = 0xC0000225
+_STATUS_OBJECT_NAME_INVALID = 0xC0000033
+_STATUS_SHARING_VIOLATION = 0xC0000043
+_STATUS_FILE_LOCK_CONFLICT = 0xC0000054
+_STATUS_LOCK_NOT_GRANTED = 0xC0000055
+_IN_USE = {_STATUS_SHARING_VIOLATION, _STATUS_FILE_LOCK_CONFLICT, _STATUS_LOCK_NOT_GRANTED}
 _FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
 _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
 _STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
@@ -172,6 +177,8 @@ class SmbStorage(Storage):
             try:
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             except SMBException as exc:
+                if "as a guest" in str(exc):
+                    raise self._guest_only() from None
                 if not want or "does not support" not in str(exc):
                     raise
                 session = None
@@ -185,6 +192,21 @@ class SmbStorage(Storage):
                 self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
                            "connected with signing only, so mail on this link can be read on the network")
         return bool(session.encrypt_data)
+
+    def _guest_only(self) -> StorageLoginError:
+        """The server logged the account on as a guest (an unknown user or a wrong password, with Samba's
+        ``map to guest = bad user``): a guest session can be neither signed nor encrypted, so it is refused."""
+        for conn in list(self._cache.values()):  # the server already deleted the session: just hang up
+            try:
+                conn.disconnect(close=False)
+            except Exception:
+                pass
+        self._cache.clear()
+        return StorageLoginError(
+            f"SMB server {self._where} let {self.loc.user} on only as a guest (an unknown user or a wrong password "
+            "that the server maps to guest): a guest session cannot be signed or encrypted, so it is not used; "
+            "give the name and password of an account the server knows"
+        )
 
     def _check_share(self) -> None:
         """Open the share's root once: a share the server does not have is named at once (smbprotocol
@@ -246,7 +268,25 @@ class SmbStorage(Storage):
             return None
         status = _status(exc)
         if status in _MISSING or (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
+            if what in ("opening", "inspecting", "reading") and self._listed(unc):
+                return StorageError(
+                    f"{unc}: the server lists this name but cannot open it: it is the 8.3 name Samba makes up for a "
+                    "file whose real name SMB cannot carry (':' or '\\' in it, a trailing dot or space), and Samba "
+                    "cannot map it back on a share with `case sensitive = yes`; set `case sensitive = auto` (or "
+                    "`vfs objects = catia`) on the share, or import the folder from the server's own disk, then rerun"
+                )
             return ObjectMissingError(f"{unc} is missing")
+        if status in _IN_USE:
+            return StorageError(
+                f"{unc} is in use by another program on the share (the server refused access: sharing violation or "
+                f"a locked range) while {what}: close it there, then rerun"
+            )
+        if status == _STATUS_OBJECT_NAME_INVALID:
+            return StorageError(
+                f"the SMB server refuses the name {unc} (STATUS_OBJECT_NAME_INVALID) while {what}: a part of the path "
+                "is too long for the server's file system (over 255 bytes as UTF-8 on Samba) or holds a character it "
+                "does not allow; use a shorter path"
+            )
         if status == _STATUS_OBJECT_NAME_COLLISION:
             return ObjectExistsError(f"{unc} already exists: refusing to replace it (possible ID reuse)")
         if status == _STATUS_NETWORK_SESSION_EXPIRED:
@@ -281,6 +321,21 @@ class SmbStorage(Storage):
             # smbprotocol trips over its own state after a dropped connection.
             return StorageError(f"connection to {self._where} lost while {what} {unc}; check the share and rerun")
         return None
+
+    def _listed(self, unc: str) -> bool:
+        """Does the folder of ``unc`` list its name although opening it said "not found"? Asked only for a name
+        that looks like a Samba 8.3 mangled name (``12QLXW~U``): the one case known to do that (docs/media.md)."""
+        parent, _, leaf = unc.rpartition("\\")
+        if "~" not in leaf or len(leaf) > 12 or self._closed:
+            return False
+        self._dog.arm(self.timeout)
+        try:
+            return any(e.name == leaf for e in smbclient.scandir(parent, **self._kw))
+        except Exception:
+            return False
+        finally:
+            self._dog.disarm()
+            self._dog.fired = False
 
     def _connected(self) -> bool:
         return any(c.transport is not None and c.transport.connected for c in self._cache.values())
@@ -357,8 +412,13 @@ class SmbStorage(Storage):
         tmp = f"{unc}.{_secrets.token_hex(6)}{TMP_SUFFIX}"
         self._makedirs(ntpath.dirname(unc))
         try:
+            try:
+                with self._guard(tmp, "creating", "write"):
+                    f = smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw)
+            except ObjectMissingError:
+                raise self._refused_name(tmp) from None
             with self._guard(tmp, "writing", "write"):
-                with smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw) as f:
+                with f:
                     f.write(data)
                     f.flush()
                     f.raw.flush()
@@ -391,9 +451,20 @@ class SmbStorage(Storage):
     def _makedirs(self, unc_dir: str) -> None:
         if unc_dir in self._dirs:
             return
-        with self._guard(unc_dir, "creating directory", "write (create folders)"):
-            smbclient.makedirs(unc_dir, exist_ok=True, **self._kw)
+        try:
+            with self._guard(unc_dir, "creating directory", "write (create folders)"):
+                smbclient.makedirs(unc_dir, exist_ok=True, **self._kw)
+        except ObjectMissingError:
+            raise self._refused_name(unc_dir) from None
         self._dirs.add(unc_dir)
+
+    def _refused_name(self, unc: str) -> StorageError:
+        """A create that the server answers with "not found" although the folder is there: the name is vetoed."""
+        return StorageError(
+            f"the SMB server refuses to create {unc} (it answers \"not found\"): the share hides or forbids this name, "
+            "as Samba's `veto files` does (the toolkit writes temporary files ending in .tmp and folders starting "
+            "with a dot, such as .probe); remove that pattern from the share's configuration, then rerun"
+        )
 
     def _remove_quietly(self, unc: str) -> None:
         if self._closed:
@@ -421,7 +492,10 @@ class _SmbWriter(AtomicWriter):
             # the folder went away since we created it: forget it and create it again
             storage._dirs.discard(parent)
             storage._makedirs(parent)
-            self._open()
+            try:
+                self._open()
+            except ObjectMissingError:
+                raise storage._refused_name(self._tmp) from None
 
     def _open(self) -> None:
         with self._s._guard(self._tmp, "creating", "write"):

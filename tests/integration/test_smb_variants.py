@@ -1,0 +1,142 @@
+"""Samba configurations other than the tests' default share (docs/media.md, "Shares that differ").
+
+One throwaway Samba with ``map to guest = bad user`` (common on file servers) and two more shares:
+``[cs]`` with ``case sensitive = yes`` and ``[veto]`` with ``veto files = /*.tmp/``. Each test runs
+the real command against it and checks that what the share refuses is an error naming the file and
+the cause, never a skip, a traceback or exit 0.
+"""
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+import smbclient
+
+from services.process import served
+from tests.cli import mailarchive
+
+pytestmark = pytest.mark.samba
+
+
+def _eml(n: int) -> bytes:
+    return (f"From: a{n}@example.com\r\nTo: b@example.com\r\nSubject: variant {n}\r\n"
+            f"Message-ID: <variant-{n}@example.com>\r\n\r\nbody {n}\r\n").encode()
+
+
+def _share(name: str, path: Path, *lines: str) -> tuple[str, ...]:
+    return ("", f"[{name}]", f"path = {path}", "read only = no", "valid users = mailarchive-test",
+            "force user = mailarchive-test", *lines)
+
+
+@pytest.fixture(scope="module")
+def variant_samba():
+    from services.samba import USER, start_samba
+
+    def start(wd: Path):
+        extra = []
+        for name, lines in (("cs", ("case sensitive = yes",)), ("veto", ("veto files = /*.tmp/",))):
+            (wd / name).mkdir(parents=True)
+            extra += _share(name, wd / name, *lines)
+        server = start_samba(wd, ("map to guest = bad user",), tuple(extra))
+        for name in ("cs", "veto"):
+            shutil.chown(wd / name, user=USER)
+        return server
+
+    with served("samba-variants", start) as server:
+        yield server
+
+
+def _url(server, share: str, path: str = "") -> str:
+    return f"smb://{server.user}@{server.host}:{server.port}/{share}{'/' + path if path else ''}"
+
+
+@pytest.fixture
+def home(tmp_path, variant_samba, monkeypatch):
+    monkeypatch.setenv("MAILARCHIVE_SMB_PASSWORD", variant_samba.password)
+    h = tmp_path / "home"
+    mailarchive(h, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    return h
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_case_sensitive_share_unopenable_mangled_name_is_an_error_not_a_skip(home, variant_samba):
+    """``case sensitive = yes``: Samba lists a name SMB cannot carry (``msg:2,S``) under a made-up 8.3 name
+    that it then cannot open. That file is an error naming the cause (it was a skip "vanished during the
+    scan" with exit 0: mail left out while the run said complete)."""
+    sub = f"cs-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir.parent / "cs" / sub
+    root.mkdir()
+    (root / "plain.eml").write_bytes(_eml(1))
+    (root / "msg:2,S").write_bytes(_eml(2))
+    for p in (root, root / "plain.eml", root / "msg:2,S"):
+        shutil.chown(p, user=variant_samba.user)
+    p = mailarchive(home, "import", "share", _url(variant_samba, "cs", sub), json_out=True, check=1)
+    r = p.result
+    assert r["archived"] == 1 and r["errors"] == 1 and r["skipped"] == 0
+    (problem,) = r["sources"][0]["problems"]
+    assert problem["kind"] == "error" and "~" in problem["ref"]
+    assert "case sensitive" in problem["message"] and "cannot open" in problem["message"]
+
+
+def test_vetoed_temporary_names_are_named_when_a_medium_or_mirror_is_written(home, variant_samba):
+    """``veto files = /*.tmp/``: every create of a temporary file is answered "not found". ``media add``
+    and ``mirror`` say that the share forbids the name (they said "...tmp is missing")."""
+    for args in (("media", "add", _url(variant_samba, "veto", f"m-{secrets.token_hex(4)}")),
+                 ("mirror", _url(variant_samba, "veto", f"mirror-{secrets.token_hex(4)}"))):
+        p = mailarchive(home, *args, check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 3 and "Traceback" not in err, (args, p.returncode, err)
+        assert "veto files" in err and ".tmp" in err, err
+
+
+def test_unknown_user_mapped_to_guest_is_a_login_error(tmp_path, home, variant_samba):
+    """``map to guest = bad user``: an unknown account gets a guest session, which cannot sign. That is a
+    login error (exit 4) saying so; it was "cannot reach SMB server ... check that the server is up"
+    (exit 3) after smbprotocol's traceback on stderr."""
+    url = f"smb://no-such-user@{variant_samba.host}:{variant_samba.port}/{variant_samba.share}"
+    for args in (("import", "share", url), ("media", "add", f"{url}/m-{secrets.token_hex(4)}")):
+        p = mailarchive(home, *args, check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 4 and "Traceback" not in p.stderr, (args, p.returncode, p.stderr)
+        assert "only as a guest" in err and "no-such-user" in err, err
+
+
+def test_file_held_open_by_another_client_is_an_error_saying_it_is_in_use(home, variant_samba):
+    """A file another SMB client holds open without sharing (STATUS_SHARING_VIOLATION) is an error saying
+    it is in use; the rest of the tree is imported (exit 1)."""
+    sub = f"held-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir / sub
+    root.mkdir()
+    for n in (1, 2):
+        (root / f"{n}.eml").write_bytes(_eml(10 + n))
+    cache: dict = {}
+    kw = dict(username=variant_samba.user, password=variant_samba.password, port=variant_samba.port,
+              connection_cache=cache)
+    held = smbclient.open_file(rf"\\{variant_samba.host}\{variant_samba.share}\{sub}\2.eml", mode="rb",
+                               share_access=None, **kw)
+    try:
+        r = mailarchive(home, "import", "share", _url(variant_samba, variant_samba.share, sub),
+                        json_out=True, check=1).result
+    finally:
+        held.close()
+        smbclient.reset_connection_cache(connection_cache=cache)
+    assert r["archived"] == 1 and r["errors"] == 1
+    (problem,) = r["sources"][0]["problems"]
+    assert problem["ref"] == "2.eml" and "in use by another program" in problem["message"]
+
+
+def test_a_path_component_over_255_bytes_is_named_as_too_long(home, variant_samba):
+    """A component of 400 bytes of UTF-8 (200 × 'ü': valid for Windows, too long for Linux): the error says
+    the name is too long (it said "Unknown NtStatus error returned 'STATUS_OBJECT_NAME_INVALID'")."""
+    long = "ü" * 200
+    for args in (("import", "share", _url(variant_samba, variant_samba.share, long)),
+                 ("media", "add", _url(variant_samba, variant_samba.share, f"{long}/m"))):
+        p = mailarchive(home, *args, check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 3 and "Traceback" not in err, (args, p.returncode, err)
+        assert "too long" in err and "STATUS_OBJECT_NAME_INVALID" in err, err
