@@ -1,13 +1,15 @@
 """Samba configurations other than the tests' default share (docs/media.md, "Shares that differ").
 
 One throwaway Samba with ``map to guest = bad user`` (common on file servers) and two more shares:
-``[cs]`` with ``case sensitive = yes`` and ``[veto]`` with ``veto files = /*.tmp/``. Each test runs
+``[cs]`` with ``case sensitive = yes``, ``[veto]`` with ``veto files = /*.tmp/``, ``[ro]`` with
+``read only = yes`` and ``[lc]`` with ``preserve case = no`` (names stored in lower case). Each test runs
 the real command against it and checks that what the share refuses is an error naming the file and
 the cause, never a skip, a traceback or exit 0.
 """
 from __future__ import annotations
 
 import secrets
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -36,11 +38,12 @@ def variant_samba():
 
     def start(wd: Path):
         extra = []
-        for name, lines in (("cs", ("case sensitive = yes",)), ("veto", ("veto files = /*.tmp/",))):
+        for name, lines in (("cs", ("case sensitive = yes",)), ("veto", ("veto files = /*.tmp/",)),
+                            ("ro", ("read only = yes",)), ("lc", ("preserve case = no", "default case = lower"))):
             (wd / name).mkdir(parents=True)
             extra += _share(name, wd / name, *lines)
         server = start_samba(wd, ("map to guest = bad user",), tuple(extra))
-        for name in ("cs", "veto"):
+        for name in ("cs", "veto", "ro", "lc"):
             shutil.chown(wd / name, user=USER)
         return server
 
@@ -140,3 +143,81 @@ def test_a_path_component_over_255_bytes_is_named_as_too_long(home, variant_samb
         err = _one_line(p.stderr)
         assert p.returncode == 3 and "Traceback" not in err, (args, p.returncode, err)
         assert "too long" in err and "STATUS_OBJECT_NAME_INVALID" in err, err
+
+
+def test_read_only_share_refuses_a_medium_and_a_mirror_saying_so_and_imports_from_it(home, variant_samba):
+    """``read only = yes``: ``media add`` and ``mirror`` fail before writing, saying the share may be read-only
+    (they named only the account's missing right); ``import share`` from it imports every mail."""
+    sub = f"ro-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir.parent / "ro" / sub
+    root.mkdir()
+    for n in (1, 2):
+        (root / f"{n}.eml").write_bytes(_eml(20 + n))
+    for args in (("media", "add", _url(variant_samba, "ro", f"{sub}/medium")),
+                 ("mirror", _url(variant_samba, "ro", f"{sub}/mirror"))):
+        p = mailarchive(home, *args, check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 3 and "Traceback" not in err, (args, p.returncode, err)
+        assert "access denied" in err and "read-only" in err and "read only = yes" in err, err
+    r = mailarchive(home, "import", "share", _url(variant_samba, "ro", sub), json_out=True).result
+    assert r["archived"] == 2 and r["errors"] == r["skipped"] == 0
+    assert sorted(p.name for p in root.iterdir()) == ["1.eml", "2.eml"]
+
+
+def test_share_that_does_not_keep_the_case_of_names_is_refused_as_medium_and_mirror(home, variant_samba):
+    """``preserve case = no``: the share stores ``MEDIUM.json`` as ``medium.json`` and a backup's
+    ``…T154056Z`` as ``…t154056z``. Such a mirror could not be restored (the config snapshot's name is
+    authenticated: "holds no config snapshot"), yet ``mirror`` said complete. The probe now writes a
+    mixed-case name and finds it listed in lower case: ``media add`` and ``mirror`` fail, writing nothing."""
+    sub = f"lc-{secrets.token_hex(4)}"
+    for args in (("media", "add", _url(variant_samba, "lc", f"{sub}/medium")),
+                 ("mirror", _url(variant_samba, "lc", f"{sub}/mirror"))):
+        p = mailarchive(home, *args, check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 3 and "Traceback" not in err, (args, p.returncode, err)
+        assert "does not keep the case of file names" in err and "preserve case = yes" in err, err
+    root = variant_samba.share_dir.parent / "lc" / sub
+    assert not [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_free_space_is_that_of_the_medium_s_folder_not_of_the_share_root(tmp_path, home, variant_samba):
+    """A folder of the share on a small volume of its own (a 4 MiB tmpfs mounted inside the share: a mount
+    point or a folder quota on a real server). The import's free-space check asked the share's root (the
+    big disk), let the import start and fail mid-pack with STATUS_DISK_FULL; it now asks the medium's own
+    folder and refuses up front (E6), naming the medium and its free bytes, with nothing written."""
+    vol = variant_samba.share_dir / f"vol-{secrets.token_hex(4)}"
+    vol.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0777", "tmpfs", str(vol)], check=True)
+    try:
+        url = _url(variant_samba, variant_samba.share, f"{vol.name}/medium")
+        mailarchive(home, "media", "add", url, "--activate")
+        before = sorted(p.relative_to(vol).as_posix() for p in vol.rglob("*"))
+        src = tmp_path / "src"
+        src.mkdir()
+        for n in range(3):
+            (src / f"{n}.eml").write_bytes(_eml(30 + n))
+        p = mailarchive(home, "import", "eml", str(src), check=None)
+        err = _one_line(p.stderr)
+        assert p.returncode == 3 and "Traceback" not in err, (p.returncode, err)
+        assert "not enough free space on medium 2" in err and "nothing was written" in err, err
+        free = int(err.split("): ", 1)[1].split(" bytes free", 1)[0])
+        assert 0 < free <= 4 << 20
+        assert sorted(p.relative_to(vol).as_posix() for p in vol.rglob("*")) == before
+    finally:
+        subprocess.run(["umount", "-l", str(vol)], check=False)
+
+
+def test_server_requiring_encryption_without_smb3_is_named_as_such(home):
+    """``server smb encrypt = required`` on a server that speaks SMB 2.1 at most: it answers the log-on with
+    STATUS_ACCESS_DENIED. The error says that encryption needs SMB3 (it said the account "lacks the read
+    right"), with or without ``--smb-no-encrypt``."""
+    from services.samba import start_samba
+
+    conf = ("server min protocol = SMB2_02", "server max protocol = SMB2_10", "server smb encrypt = required")
+    with served("samba-enc-smb2", lambda wd: start_samba(wd, conf)) as server:
+        for flags in ((), ("--smb-no-encrypt",)):
+            p = mailarchive(home, *flags, "import", "share", server.url(), check=None,
+                            env={"MAILARCHIVE_SMB_PASSWORD": server.password})
+            err = _one_line(p.stderr)
+            assert p.returncode == 3 and "Traceback" not in err, (flags, p.returncode, err)
+            assert "SMB 2.1, which cannot encrypt" in err and "smb encrypt = required" in err, err

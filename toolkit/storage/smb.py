@@ -299,9 +299,12 @@ class SmbStorage(Storage):
             return StorageFullError(
                 f"{unc}: the share is full (STATUS_DISK_FULL/quota) while {what}; free space on it, then rerun"
             )
+        if status == _STATUS_ACCESS_DENIED and what == "connecting to":
+            return self._session_denied()
         if status == _STATUS_ACCESS_DENIED:
             return StorageError(
                 f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
+                + (" there, or the share is read-only (Samba's `read only = yes`)" if right.startswith(("write", "rename", "delete")) else "")
             )
         if status == _STATUS_LOGON_FAILURE:
             return StorageLoginError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
@@ -321,6 +324,23 @@ class SmbStorage(Storage):
             # smbprotocol trips over its own state after a dropped connection.
             return StorageError(f"connection to {self._where} lost while {what} {unc}; check the share and rerun")
         return None
+
+    def _session_denied(self) -> StorageError:
+        """STATUS_ACCESS_DENIED to the log-on itself (a wrong password is STATUS_LOGON_FAILURE): with a dialect
+        below SMB 3 that is a server requiring encryption (Samba's ``server smb encrypt = required``)."""
+        dialects = [c.dialect for c in self._cache.values() if getattr(c, "dialect", None)]
+        if dialects and max(dialects) < 0x300:
+            d = max(dialects)
+            return StorageError(
+                f"SMB server {self._where} refused the session of {self.loc.user} (access denied at log-on) after "
+                f"agreeing on SMB {d >> 8}.{(d & 0xFF) >> 4}{d & 0xF or ''}, which cannot encrypt: the server requires "
+                "encryption (`smb encrypt = required`) but does not offer SMB3; allow SMB3 on it (`server max "
+                "protocol`), then rerun"
+            )
+        return StorageError(
+            f"SMB server {self._where} refused the session of {self.loc.user} (access denied at log-on, although "
+            "the password was accepted): the server does not let this account log on; ask its administrator"
+        )
 
     def _listed(self, unc: str) -> bool:
         """Does the folder of ``unc`` list its name although opening it said "not found"? Asked only for a name
@@ -429,8 +449,18 @@ class SmbStorage(Storage):
             raise
 
     def free_space(self) -> int | None:
-        with self._guard(self._share_root, "querying free space on", "read"):
-            return smbclient.stat_volume(self._share_root, **self._kw).caller_available_size
+        """Free bytes where this storage's files go: asked of its own folder (or the nearest one that exists),
+        not of the share's root, since a folder of a share may lie on another volume (a mount point) or have
+        a quota of its own."""
+        unc = self._root
+        while True:
+            try:
+                with self._guard(unc, "querying free space on", "read"):
+                    return smbclient.stat_volume(unc, **self._kw).caller_available_size
+            except ObjectMissingError:
+                if unc == self._share_root:
+                    raise
+                unc = ntpath.dirname(unc)
 
     def close(self) -> None:
         if self._closed:
