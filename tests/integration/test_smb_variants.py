@@ -221,3 +221,41 @@ def test_server_requiring_encryption_without_smb3_is_named_as_such(home):
             err = _one_line(p.stderr)
             assert p.returncode == 3 and "Traceback" not in err, (flags, p.returncode, err)
             assert "SMB 2.1, which cannot encrypt" in err and "smb encrypt = required" in err, err
+
+
+def test_a_folder_the_account_may_not_list_is_an_error_and_the_rest_is_imported(home, variant_samba):
+    """Per-folder permissions: one sub-folder the account may not list (another user's, mode 0700). It is
+    an error "directory not readable" naming it and the rest of the tree is imported, exit 1, as for a
+    local tree (it ended the whole `import share` with exit 3 before anything was imported)."""
+    sub = f"perm-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir / sub
+    (root / "private").mkdir(parents=True)
+    (root / "ok.eml").write_bytes(_eml(40))
+    (root / "private" / "theirs.eml").write_bytes(_eml(41))
+    (root / "private").chmod(0o700)  # owned by root: smbd's forced user may not enter it
+    r = mailarchive(home, "import", "share", _url(variant_samba, variant_samba.share, sub), json_out=True,
+                    check=1).result
+    assert r["archived"] == 1 and r["errors"] == 1
+    (problem,) = r["sources"][0]["problems"]
+    assert problem["ref"] == "private" and problem["kind"] == "error"
+    assert problem["message"].startswith("directory not readable: access denied")
+
+
+def test_a_link_back_up_the_tree_followed_by_the_server_does_not_make_the_walk_endless(home, variant_samba):
+    """Samba follows symbolic links itself (``follow symlinks = yes``, the default) and shows a link to a
+    folder as a folder: ``loop -> .`` made the share's walk list the tree again at every level until the
+    path grew too long (the import did not end within minutes). A folder whose file id was walked already is
+    a skip naming it; every mail is imported once."""
+    sub = f"loop-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir / sub
+    (root / "dir").mkdir(parents=True)
+    (root / "top.eml").write_bytes(_eml(50))
+    (root / "dir" / "inner.eml").write_bytes(_eml(51))
+    (root / "loop").symlink_to(".")
+    (root / "dir" / "up").symlink_to("..")
+    r = mailarchive(home, "import", "share", _url(variant_samba, variant_samba.share, sub), json_out=True,
+                    timeout=120).result
+    assert r["archived"] == 2 and r["duplicates"] == 0 and r["errors"] == 0
+    skips = {p["ref"]: p["message"] for p in r["sources"][0]["problems"]}
+    assert set(skips) == {"loop", "dir/up"}
+    assert all("already walked" in m for m in skips.values())

@@ -133,6 +133,10 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
+class _AccessDenied(StorageError):
+    """STATUS_ACCESS_DENIED on a file or folder (not at log-on)."""
+
+
 class SmbStorage(Storage):
     def __init__(self, loc: Location, password: str, timeout: float = 60.0, *, encrypt: bool | None = None,
                  warn: Callable[[str], None] | None = None):
@@ -302,7 +306,7 @@ class SmbStorage(Storage):
         if status == _STATUS_ACCESS_DENIED and what == "connecting to":
             return self._session_denied()
         if status == _STATUS_ACCESS_DENIED:
-            return StorageError(
+            return _AccessDenied(
                 f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
                 + (" there, or the share is read-only (Samba's `read only = yes`)" if right.startswith(("write", "rename", "delete")) else "")
             )
@@ -404,21 +408,46 @@ class SmbStorage(Storage):
             return None
         return Entry(name, st.st_size, st.st_mtime)
 
-    def list(self, prefix: str = "", include_temp: bool = False) -> Iterator[Entry]:
+    def list(self, prefix: str = "", include_temp: bool = False,
+             unreadable: list[tuple[str, str]] | None = None) -> Iterator[Entry]:
+        """As :meth:`Storage.list`. Samba follows symbolic links on the server and shows a link to a folder as
+        a folder, so a link back up the tree would make the walk endless: a folder whose file id was walked
+        already is not walked again. With ``unreadable`` (a source tree) such a folder, and a folder below
+        ``prefix`` the account may not list, are appended there as (name, reason) and the walk goes on;
+        without, a folder that cannot be listed fails the walk."""
         base = self._unc(prefix) if prefix else self._root
-        yield from self._walk(base, include_temp)
+        seen: set[int] = set()
+        try:
+            with self._guard(base, "inspecting", "list"):
+                seen.add(smbclient.stat(base, **self._kw).st_ino)
+            seen.discard(0)  # a server without file ids answers 0: no loop can be told then
+        except ObjectMissingError:
+            return
+        yield from self._walk(base, include_temp, unreadable, seen, top=True)
 
-    def _walk(self, unc: str, include_temp: bool = False) -> Iterator[Entry]:
+    def _walk(self, unc: str, include_temp: bool, unreadable: list | None, seen: set[int],
+              top: bool = False) -> Iterator[Entry]:
         try:
             with self._guard(unc, "listing", "list"):
                 entries = [(e.name, e.is_dir(), e.smb_info) for e in smbclient.scandir(unc, **self._kw)]
         except ObjectMissingError:
             return
+        except _AccessDenied as exc:
+            if top or unreadable is None:
+                raise
+            unreadable.append((self._rel(unc), f"directory not readable: {exc}"))
+            return
         entries.sort(key=lambda e: e[0])
         for fname, is_dir, info in entries:
             full = f"{unc}\\{fname}"
             if is_dir:
-                yield from self._walk(full, include_temp)
+                if info.file_id and info.file_id in seen:
+                    if unreadable is not None:
+                        unreadable.append((self._rel(full), "a folder already walked under another name (the "
+                                                            "server follows a symbolic link): not walked again"))
+                    continue
+                seen.add(info.file_id)
+                yield from self._walk(full, include_temp, unreadable, seen)
             elif include_temp or not fname.endswith(TMP_SUFFIX):
                 yield Entry(self._rel(full), info.end_of_file, info.last_write_time.timestamp())
 
