@@ -2,7 +2,8 @@
 
 One throwaway Samba with ``map to guest = bad user`` (common on file servers) and two more shares:
 ``[cs]`` with ``case sensitive = yes``, ``[veto]`` with ``veto files = /*.tmp/``, ``[ro]`` with
-``read only = yes`` and ``[lc]`` with ``preserve case = no`` (names stored in lower case). Each test runs
+``read only = yes``, ``[lc]`` with ``preserve case = no`` (names stored in lower case) and ``[one]`` with
+``max connections = 1``. Each test runs
 the real command against it and checks that what the share refuses is an error naming the file and
 the cause, never a skip, a traceback or exit 0.
 """
@@ -39,11 +40,12 @@ def variant_samba():
     def start(wd: Path):
         extra = []
         for name, lines in (("cs", ("case sensitive = yes",)), ("veto", ("veto files = /*.tmp/",)),
-                            ("ro", ("read only = yes",)), ("lc", ("preserve case = no", "default case = lower"))):
+                            ("ro", ("read only = yes",)), ("lc", ("preserve case = no", "default case = lower")),
+                            ("one", ("max connections = 1",))):
             (wd / name).mkdir(parents=True)
             extra += _share(name, wd / name, *lines)
         server = start_samba(wd, ("map to guest = bad user",), tuple(extra))
-        for name in ("cs", "veto", "ro", "lc"):
+        for name in ("cs", "veto", "ro", "lc", "one"):
             shutil.chown(wd / name, user=USER)
         return server
 
@@ -259,3 +261,19 @@ def test_a_link_back_up_the_tree_followed_by_the_server_does_not_make_the_walk_e
     skips = {p["ref"]: p["message"] for p in r["sources"][0]["problems"]}
     assert set(skips) == {"loop", "dir/up"}
     assert all("already walked" in m for m in skips.values())
+
+
+def test_a_share_limiting_its_connections_is_named_as_the_cause(home, variant_samba):
+    """``max connections = 1``: ``import share`` reads an mbox over a connection of its own besides the walk's,
+    which the server refuses with STATUS_INSUFFICIENT_RESOURCES. The mbox is an error naming the limit (it
+    was "Unknown NtStatus error returned 'STATUS_INSUFFICIENT_RESOURCES'"), the EML file is imported."""
+    sub = f"one-{secrets.token_hex(4)}"
+    root = variant_samba.share_dir.parent / "one" / sub
+    root.mkdir()
+    (root / "a.eml").write_bytes(_eml(60))
+    (root / "b.mbox").write_bytes(b"From a@example.com Mon Jan  7 09:00:00 2019\n" + _eml(61).replace(b"\r\n", b"\n"))
+    r = mailarchive(home, "import", "share", _url(variant_samba, "one", sub), json_out=True, check=1).result
+    assert r["archived"] == 1 and r["errors"] == 1
+    (problem,) = r["sources"][0]["problems"]
+    assert problem["ref"] == "b.mbox" and problem["kind"] == "error"
+    assert "limits its connections" in problem["message"] and "max connections" in problem["message"]

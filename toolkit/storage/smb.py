@@ -64,6 +64,9 @@ _STATUS_LOGON_FAILURE = 0xC000006D
 _STATUS_BAD_NETWORK_NAME = 0xC00000CC
 _STATUS_NOT_FOUND = 0xC0000225
 _STATUS_OBJECT_NAME_INVALID = 0xC0000033
+_STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
+_STATUS_REQUEST_NOT_ACCEPTED = 0xC00000D0
+_CONNECTION_LIMIT = {_STATUS_INSUFFICIENT_RESOURCES, _STATUS_REQUEST_NOT_ACCEPTED}
 _STATUS_SHARING_VIOLATION = 0xC0000043
 _STATUS_FILE_LOCK_CONFLICT = 0xC0000054
 _STATUS_LOCK_NOT_GRANTED = 0xC0000055
@@ -280,6 +283,13 @@ class SmbStorage(Storage):
                     "`vfs objects = catia`) on the share, or import the folder from the server's own disk, then rerun"
                 )
             return ObjectMissingError(f"{unc} is missing")
+        if status in _CONNECTION_LIMIT and what in ("opening the share", "connecting to"):
+            return StorageError(
+                f"SMB server {self._where} refused another connection to share '{self.loc.share}' (it limits its "
+                "connections: Samba's `max connections`, a Windows or NAS connection limit); a command opens several "
+                "at once (one per worker process or copy thread, one per mbox or Maildir of an `import share`): "
+                "raise the limit on the server, then rerun"
+            )
         if status in _IN_USE:
             return StorageError(
                 f"{unc} is in use by another program on the share (the server refused access: sharing violation or "
