@@ -277,3 +277,26 @@ def test_a_share_limiting_its_connections_is_named_as_the_cause(home, variant_sa
     (problem,) = r["sources"][0]["problems"]
     assert problem["ref"] == "b.mbox" and problem["kind"] == "error"
     assert "limits its connections" in problem["message"] and "max connections" in problem["message"]
+
+
+def test_smb_no_encrypt_against_a_server_requiring_encryption_still_encrypts(home):
+    """``server smb encrypt = required`` with ``--smb-no-encrypt``: not an error. The option only stops the
+    toolkit from asking; the server asks, and the session encrypts (docs/media.md). Shown on the storage and
+    on ``import share`` (every mail imported, exit 0)."""
+    from services.samba import start_samba
+    from toolkit.storage.location import parse_location
+    from toolkit.storage.smb import SmbStorage
+
+    with served("samba-enc-req", lambda wd: start_samba(wd, ("server smb encrypt = required",))) as server:
+        (server.share_dir / "a.eml").write_bytes(_eml(70))
+        warnings: list[str] = []
+        st = SmbStorage(parse_location(server.url()), server.password, timeout=30, encrypt=False,
+                        warn=warnings.append)
+        try:
+            assert st.encrypted and not warnings
+            assert st.read("a.eml") == _eml(70)
+        finally:
+            st.close()
+        r = mailarchive(home, "--smb-no-encrypt", "import", "share", server.url(), json_out=True,
+                        env={"MAILARCHIVE_SMB_PASSWORD": server.password}).result
+        assert r["archived"] == 1 and r["errors"] == 0
