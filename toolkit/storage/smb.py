@@ -475,7 +475,14 @@ class SmbStorage(Storage):
                 with self._guard(tmp, "creating", "write"):
                     f = smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw)
             except ObjectMissingError:
-                raise self._refused_name(tmp) from None
+                # the folder went away since we created it: create it again, once; still "missing": a vetoed name
+                self._dirs.discard(ntpath.dirname(unc))
+                self._makedirs(ntpath.dirname(unc))
+                try:
+                    with self._guard(tmp, "creating", "write"):
+                        f = smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw)
+                except ObjectMissingError:
+                    raise self._refused_name(tmp) from None
             with self._guard(tmp, "writing", "write"):
                 with f:
                     f.write(data)
@@ -499,7 +506,8 @@ class SmbStorage(Storage):
             except ObjectMissingError:
                 if unc == self._share_root:
                     raise
-                unc = ntpath.dirname(unc)
+                parent = unc.rpartition("\\")[0]
+                unc = parent if len(parent) > len(self._share_root) else self._share_root
 
     def close(self) -> None:
         if self._closed:
