@@ -125,8 +125,16 @@ def open_source_storage(location, password: str | None) -> Storage:
 
 
 def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
-    out = [FileEntry(e.name[len(prefix):].lstrip("/").encode("utf-8") if prefix else e.name.encode("utf-8"), e.size, e.mtime)
-           for e in storage.list(prefix, include_temp=True)]
+    """Every file below ``prefix`` of a share; a folder the account may not list is an entry "directory not
+    readable" (as in :func:`walk_local`) instead of ending the whole walk, and a folder reached again through
+    a link the server follows is an entry skipped with that reason (SmbStorage.list)."""
+    from toolkit.storage.smb import SmbStorage  # loaded already: only a share's storage comes here
+
+    rel = lambda name: name[len(prefix):].lstrip("/").encode("utf-8") if prefix else name.encode("utf-8")  # noqa: E731
+    unreadable: list[tuple[str, str]] = []
+    kw = {"unreadable": unreadable} if isinstance(storage, SmbStorage) else {}
+    out = [FileEntry(rel(e.name), e.size, e.mtime) for e in storage.list(prefix, include_temp=True, **kw)]
+    out += [FileEntry(rel(name), 0, 0.0, why) for name, why in unreadable]
     out.sort(key=lambda f: f.rel)
     return out
 

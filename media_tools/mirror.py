@@ -69,6 +69,7 @@ from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingErr
 from toolkit.home import MIRROR_STATUS_NAME as STATUS_NAME, Home
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
+from toolkit.storage.probe import probe
 
 from .backup import CONFIG_DIR, newest_config_snapshot
 
@@ -295,6 +296,8 @@ class Mirror:
 
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
+        if not self.dry_run:
+            probe(self.dest)  # DEST writable, and keeps the case of names (restore authenticates them: C13)
         media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
         sources: dict[int, Storage] = {}
         for m in media:

@@ -62,6 +62,7 @@ def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = (), extra_
         "disable netbios = yes",
         "server min protocol = SMB3",
         "server max protocol = SMB3",
+        "map to guest = never",
         *extra_global,
     ]
     for key, sub in dirs.items():
@@ -74,7 +75,6 @@ def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = (), extra_
         "load printers = no",
         "printcap name = /dev/null",
         "disable spoolss = yes",
-        "map to guest = never",
         "rpc start on demand helpers = no",
         "",
         f"[{SHARE}]",
@@ -108,7 +108,8 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 def start_samba(workdir: Path, extra_global: tuple[str, ...] = (), extra_share: tuple[str, ...] = ()) -> SambaServer:
     """Start smbd for the tests; the caller must ``stop()`` it. ``extra_global``: more [global] lines,
-    ``extra_share``: more lines for the share (e.g. ``create mask = 0444``)."""
+    ``extra_share``: more lines for the share (e.g. ``create mask = 0444``; a ``[name]`` line among them starts
+    another share, whose lines follow it)."""
     smbd = shutil.which("smbd") or ("/usr/sbin/smbd" if os.path.exists("/usr/sbin/smbd") else None)
     smbpasswd = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
     if smbd is None or not os.path.exists(smbpasswd):

@@ -1,4 +1,6 @@
-"""Preflight probe of a medium (docs/reliability.md C4): prove create, write, read back, delete work."""
+"""Preflight probe of a medium or mirror (docs/reliability.md C4): prove create, write, read back, delete work,
+and that the place keeps the case of a file name (C13: names such as ``MEDIUM.json`` and the sealed backups'
+``…T…Z`` times are part of what is authenticated)."""
 from __future__ import annotations
 
 import secrets
@@ -10,8 +12,9 @@ PROBE_DIR = ".probe"
 
 
 def probe(storage: Storage) -> None:
-    """Create ``.probe/<random>``, read it back and delete it; StorageError names the failing step."""
-    name = f"{PROBE_DIR}/{secrets.token_hex(8)}"
+    """Create ``.probe/Probe-<random>``, read it back, find it listed under that very name and delete it;
+    StorageError names the failing step."""
+    name = f"{PROBE_DIR}/Probe-{secrets.token_hex(8)}"
     payload = b"mailarchive probe " + secrets.token_bytes(32)
 
     def fail(step: str, exc: BaseException) -> StorageError:
@@ -41,6 +44,22 @@ def probe(storage: Storage) -> None:
         raise StorageError(
             f"preflight probe of {storage.location} failed at step 'read back': "
             f"wrote {len(payload)} bytes, read {len(back)} different bytes"
+        )
+    try:
+        listed = [e.name for e in storage.list(PROBE_DIR, include_temp=True)]
+    except Exception as exc:
+        _delete_quietly(storage, name)
+        raise fail("list", exc) from None
+    if name not in listed:
+        _delete_quietly(storage, name)
+        other = [n for n in listed if n.lower() == name.lower()]
+        if other:
+            _delete_quietly(storage, other[0])
+        raise StorageError(
+            f"preflight probe of {storage.location} failed at step 'list': the file written as {name} is listed as "
+            + (f"{other[0]}: the place does not keep the case of file names (Samba's `preserve case = no`), and the "
+               "archive's file names are part of what it authenticates; set `preserve case = yes` on the share "
+               "(or use another place)" if other else "nothing: the place does not show what was written to it")
         )
     try:
         storage.delete(name)

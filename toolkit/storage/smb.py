@@ -63,6 +63,14 @@ _STATUS_OBJECT_PATH_NOT_FOUND = 0xC000003A
 _STATUS_LOGON_FAILURE = 0xC000006D
 _STATUS_BAD_NETWORK_NAME = 0xC00000CC
 _STATUS_NOT_FOUND = 0xC0000225
+_STATUS_OBJECT_NAME_INVALID = 0xC0000033
+_STATUS_INSUFFICIENT_RESOURCES = 0xC000009A
+_STATUS_REQUEST_NOT_ACCEPTED = 0xC00000D0
+_CONNECTION_LIMIT = {_STATUS_INSUFFICIENT_RESOURCES, _STATUS_REQUEST_NOT_ACCEPTED}
+_STATUS_SHARING_VIOLATION = 0xC0000043
+_STATUS_FILE_LOCK_CONFLICT = 0xC0000054
+_STATUS_LOCK_NOT_GRANTED = 0xC0000055
+_IN_USE = {_STATUS_SHARING_VIOLATION, _STATUS_FILE_LOCK_CONFLICT, _STATUS_LOCK_NOT_GRANTED}
 _FULL = {_STATUS_DISK_FULL, _STATUS_QUOTA_EXCEEDED}
 _MISSING = {_STATUS_OBJECT_NAME_NOT_FOUND, _STATUS_OBJECT_PATH_NOT_FOUND}
 _STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
@@ -128,6 +136,10 @@ def _status(exc: BaseException) -> int | None:
     return None
 
 
+class _AccessDenied(StorageError):
+    """STATUS_ACCESS_DENIED on a file or folder (not at log-on)."""
+
+
 class SmbStorage(Storage):
     def __init__(self, loc: Location, password: str, timeout: float = 60.0, *, encrypt: bool | None = None,
                  warn: Callable[[str], None] | None = None):
@@ -172,6 +184,8 @@ class SmbStorage(Storage):
             try:
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             except SMBException as exc:
+                if "as a guest" in str(exc):
+                    raise self._guest_only() from None
                 if not want or "does not support" not in str(exc):
                     raise
                 session = None
@@ -185,6 +199,21 @@ class SmbStorage(Storage):
                 self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
                            "connected with signing only, so mail on this link can be read on the network")
         return bool(session.encrypt_data)
+
+    def _guest_only(self) -> StorageLoginError:
+        """The server logged the account on as a guest (an unknown user or a wrong password, with Samba's
+        ``map to guest = bad user``): a guest session can be neither signed nor encrypted, so it is refused."""
+        for conn in list(self._cache.values()):  # the server already deleted the session: just hang up
+            try:
+                conn.disconnect(close=False)
+            except Exception:
+                pass
+        self._cache.clear()
+        return StorageLoginError(
+            f"SMB server {self._where} let {self.loc.user} on only as a guest (an unknown user or a wrong password "
+            "that the server maps to guest): a guest session cannot be signed or encrypted, so it is not used; "
+            "give the name and password of an account the server knows"
+        )
 
     def _check_share(self) -> None:
         """Open the share's root once: a share the server does not have is named at once (smbprotocol
@@ -246,7 +275,32 @@ class SmbStorage(Storage):
             return None
         status = _status(exc)
         if status in _MISSING or (isinstance(exc, OSError) and exc.errno == errno.ENOENT):
+            if what in ("opening", "inspecting", "reading") and self._listed(unc):
+                return StorageError(
+                    f"{unc}: the server lists this name but cannot open it: it is the 8.3 name Samba makes up for a "
+                    "file whose real name SMB cannot carry (':' or '\\' in it, a trailing dot or space), and Samba "
+                    "cannot map it back on a share with `case sensitive = yes`; set `case sensitive = auto` (or "
+                    "`vfs objects = catia`) on the share, or import the folder from the server's own disk, then rerun"
+                )
             return ObjectMissingError(f"{unc} is missing")
+        if status in _CONNECTION_LIMIT and what in ("opening the share", "connecting to"):
+            return StorageError(
+                f"SMB server {self._where} refused another connection to share '{self.loc.share}' (it limits its "
+                "connections: Samba's `max connections`, a Windows or NAS connection limit); a command opens several "
+                "at once (one per worker process or copy thread, one per mbox or Maildir of a share import): "
+                "raise the limit on the server, then rerun"
+            )
+        if status in _IN_USE:
+            return StorageError(
+                f"{unc} is in use by another program on the share (the server refused access: sharing violation or "
+                f"a locked range) while {what}: close it there, then rerun"
+            )
+        if status == _STATUS_OBJECT_NAME_INVALID:
+            return StorageError(
+                f"the SMB server refuses the name {unc} (STATUS_OBJECT_NAME_INVALID) while {what}: a part of the path "
+                "is too long for the server's file system (over 255 bytes as UTF-8 on Samba) or holds a character it "
+                "does not allow; use a shorter path"
+            )
         if status == _STATUS_OBJECT_NAME_COLLISION:
             return ObjectExistsError(f"{unc} already exists: refusing to replace it (possible ID reuse)")
         if status == _STATUS_NETWORK_SESSION_EXPIRED:
@@ -259,9 +313,12 @@ class SmbStorage(Storage):
             return StorageFullError(
                 f"{unc}: the share is full (STATUS_DISK_FULL/quota) while {what}; free space on it, then rerun"
             )
+        if status == _STATUS_ACCESS_DENIED and what == "connecting to":
+            return self._session_denied()
         if status == _STATUS_ACCESS_DENIED:
-            return StorageError(
+            return _AccessDenied(
                 f"access denied on {unc} while {what}: the account {self.loc.user} lacks the {right} right"
+                + (" there, or the share is read-only (Samba's `read only = yes`)" if right.startswith(("write", "rename", "delete")) else "")
             )
         if status == _STATUS_LOGON_FAILURE:
             return StorageLoginError(f"SMB logon to {self._where} as {self.loc.user} failed: wrong user name or password")
@@ -281,6 +338,38 @@ class SmbStorage(Storage):
             # smbprotocol trips over its own state after a dropped connection.
             return StorageError(f"connection to {self._where} lost while {what} {unc}; check the share and rerun")
         return None
+
+    def _session_denied(self) -> StorageError:
+        """STATUS_ACCESS_DENIED to the log-on itself (a wrong password is STATUS_LOGON_FAILURE): with a dialect
+        below SMB 3 that is a server requiring encryption (Samba's ``server smb encrypt = required``)."""
+        dialects = [c.dialect for c in self._cache.values() if getattr(c, "dialect", None)]
+        if dialects and max(dialects) < 0x300:
+            d = max(dialects)
+            return StorageError(
+                f"SMB server {self._where} refused the session of {self.loc.user} (access denied at log-on) after "
+                f"agreeing on SMB {d >> 8}.{(d & 0xFF) >> 4}{d & 0xF or ''}, which cannot encrypt: the server requires "
+                "encryption (`smb encrypt = required`) but does not offer SMB3; allow SMB3 on it (`server max "
+                "protocol`), then rerun"
+            )
+        return StorageError(
+            f"SMB server {self._where} refused the session of {self.loc.user} (access denied at log-on, although "
+            "the password was accepted): the server does not let this account log on; ask its administrator"
+        )
+
+    def _listed(self, unc: str) -> bool:
+        """Does the folder of ``unc`` list its name although opening it said "not found"? Asked only for a name
+        that looks like a Samba 8.3 mangled name (``12QLXW~U``): the one case known to do that (docs/media.md)."""
+        parent, _, leaf = unc.rpartition("\\")
+        if "~" not in leaf or len(leaf) > 12 or self._closed:
+            return False
+        self._dog.arm(self.timeout)
+        try:
+            return any(e.name == leaf for e in smbclient.scandir(parent, **self._kw))
+        except Exception:
+            return False
+        finally:
+            self._dog.disarm()
+            self._dog.fired = False
 
     def _connected(self) -> bool:
         return any(c.transport is not None and c.transport.connected for c in self._cache.values())
@@ -329,21 +418,46 @@ class SmbStorage(Storage):
             return None
         return Entry(name, st.st_size, st.st_mtime)
 
-    def list(self, prefix: str = "", include_temp: bool = False) -> Iterator[Entry]:
+    def list(self, prefix: str = "", include_temp: bool = False,
+             unreadable: list[tuple[str, str]] | None = None) -> Iterator[Entry]:
+        """As :meth:`Storage.list`. Samba follows symbolic links on the server and shows a link to a folder as
+        a folder, so a link back up the tree would make the walk endless: a folder whose file id was walked
+        already is not walked again. With ``unreadable`` (a source tree) such a folder, and a folder below
+        ``prefix`` the account may not list, are appended there as (name, reason) and the walk goes on;
+        without, a folder that cannot be listed fails the walk."""
         base = self._unc(prefix) if prefix else self._root
-        yield from self._walk(base, include_temp)
+        seen: set[int] = set()
+        try:
+            with self._guard(base, "inspecting", "list"):
+                seen.add(smbclient.stat(base, **self._kw).st_ino)
+            seen.discard(0)  # a server without file ids answers 0: no loop can be told then
+        except ObjectMissingError:
+            return
+        yield from self._walk(base, include_temp, unreadable, seen, top=True)
 
-    def _walk(self, unc: str, include_temp: bool = False) -> Iterator[Entry]:
+    def _walk(self, unc: str, include_temp: bool, unreadable: list | None, seen: set[int],
+              top: bool = False) -> Iterator[Entry]:
         try:
             with self._guard(unc, "listing", "list"):
                 entries = [(e.name, e.is_dir(), e.smb_info) for e in smbclient.scandir(unc, **self._kw)]
         except ObjectMissingError:
             return
+        except _AccessDenied as exc:
+            if top or unreadable is None:
+                raise
+            unreadable.append((self._rel(unc), f"directory not readable: {exc}"))
+            return
         entries.sort(key=lambda e: e[0])
         for fname, is_dir, info in entries:
             full = f"{unc}\\{fname}"
             if is_dir:
-                yield from self._walk(full, include_temp)
+                if info.file_id and info.file_id in seen:
+                    if unreadable is not None:
+                        unreadable.append((self._rel(full), "a folder already walked under another name (the "
+                                                            "server follows a symbolic link): not walked again"))
+                    continue
+                seen.add(info.file_id)
+                yield from self._walk(full, include_temp, unreadable, seen)
             elif include_temp or not fname.endswith(TMP_SUFFIX):
                 yield Entry(self._rel(full), info.end_of_file, info.last_write_time.timestamp())
 
@@ -357,8 +471,20 @@ class SmbStorage(Storage):
         tmp = f"{unc}.{_secrets.token_hex(6)}{TMP_SUFFIX}"
         self._makedirs(ntpath.dirname(unc))
         try:
+            try:
+                with self._guard(tmp, "creating", "write"):
+                    f = smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw)
+            except ObjectMissingError:
+                # the folder went away since we created it: create it again, once; still "missing": a vetoed name
+                self._dirs.discard(ntpath.dirname(unc))
+                self._makedirs(ntpath.dirname(unc))
+                try:
+                    with self._guard(tmp, "creating", "write"):
+                        f = smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw)
+                except ObjectMissingError:
+                    raise self._refused_name(tmp) from None
             with self._guard(tmp, "writing", "write"):
-                with smbclient.open_file(tmp, mode="xb", buffering=WRITE_BUFFER, **self._kw) as f:
+                with f:
                     f.write(data)
                     f.flush()
                     f.raw.flush()
@@ -369,8 +495,19 @@ class SmbStorage(Storage):
             raise
 
     def free_space(self) -> int | None:
-        with self._guard(self._share_root, "querying free space on", "read"):
-            return smbclient.stat_volume(self._share_root, **self._kw).caller_available_size
+        """Free bytes where this storage's files go: asked of its own folder (or the nearest one that exists),
+        not of the share's root, since a folder of a share may lie on another volume (a mount point) or have
+        a quota of its own."""
+        unc = self._root
+        while True:
+            try:
+                with self._guard(unc, "querying free space on", "read"):
+                    return smbclient.stat_volume(unc, **self._kw).caller_available_size
+            except ObjectMissingError:
+                if unc == self._share_root:
+                    raise
+                parent = unc.rpartition("\\")[0]
+                unc = parent if len(parent) > len(self._share_root) else self._share_root
 
     def close(self) -> None:
         if self._closed:
@@ -391,9 +528,20 @@ class SmbStorage(Storage):
     def _makedirs(self, unc_dir: str) -> None:
         if unc_dir in self._dirs:
             return
-        with self._guard(unc_dir, "creating directory", "write (create folders)"):
-            smbclient.makedirs(unc_dir, exist_ok=True, **self._kw)
+        try:
+            with self._guard(unc_dir, "creating directory", "write (create folders)"):
+                smbclient.makedirs(unc_dir, exist_ok=True, **self._kw)
+        except ObjectMissingError:
+            raise self._refused_name(unc_dir) from None
         self._dirs.add(unc_dir)
+
+    def _refused_name(self, unc: str) -> StorageError:
+        """A create that the server answers with "not found" although the folder is there: the name is vetoed."""
+        return StorageError(
+            f"the SMB server refuses to create {unc} (it answers \"not found\"): the share hides or forbids this name, "
+            "as Samba's `veto files` does (the toolkit writes temporary files ending in .tmp and folders starting "
+            "with a dot, such as .probe); remove that pattern from the share's configuration, then rerun"
+        )
 
     def _remove_quietly(self, unc: str) -> None:
         if self._closed:
@@ -421,7 +569,10 @@ class _SmbWriter(AtomicWriter):
             # the folder went away since we created it: forget it and create it again
             storage._dirs.discard(parent)
             storage._makedirs(parent)
-            self._open()
+            try:
+                self._open()
+            except ObjectMissingError:
+                raise storage._refused_name(self._tmp) from None
 
     def _open(self) -> None:
         with self._s._guard(self._tmp, "creating", "write"):
