@@ -333,15 +333,39 @@ class Catalog:
     def refuse_newer_schema(self) -> None:
         """Refuse a catalog that a newer toolkit migrated further (docs/reliability.md O8): a schema
         migration this toolkit does not know means tables it would misread or write wrongly."""
-        known = {name for name, _ in migrations()}
         with self.reading() as con:
-            done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+            self._refuse_newer(con)
+
+    def _refuse_newer(self, con: duckdb.DuckDBPyConnection) -> None:
+        known = {name for name, _ in migrations()}
+        done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
         newer = sorted(done - known)
         if newer:
             raise CatalogError(
                 f"{self.path}: the catalog has schema migrations this toolkit does not know ({', '.join(newer)}): "
                 "it was written by a newer mailarchive-toolkit; use that version (nothing was changed)"
             )
+
+    def open_writer(self) -> list[str]:
+        """What a writer that holds the archive's lock does first, in one read-write session: refuse a
+        newer schema (O8, before anything is written), apply the migrations not yet applied (each in its
+        transaction), mark runs still ``running`` as ``failed`` (:meth:`close_dead_runs`). Returns the
+        migrations applied."""
+        con = self._attach(read_only=False)
+        try:
+            with self._damage_reported():
+                self._refuse_newer(con)
+                applied = self._apply_migrations(con)
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    self._close_dead_runs_in(con, "cat.")
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        finally:
+            self._detach()
+        return applied
 
     def create(self, info: dict[str, str]) -> None:
         if self.path.exists():
@@ -359,33 +383,41 @@ class Catalog:
         died, or whose catalog could not record its end (a full disk).
         """
         with self.writing() as con:
-            dead = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
-            if dead:
-                con.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE status = 'running'")
+            return self._close_dead_runs_in(con)
+
+    @staticmethod
+    def _close_dead_runs_in(con: duckdb.DuckDBPyConnection, schema: str = "") -> int:
+        dead = con.execute(f"SELECT count(*) FROM {schema}runs WHERE status = 'running'").fetchone()[0]
+        if dead:
+            con.execute(f"UPDATE {schema}runs SET status = 'failed', finished_at = now() WHERE status = 'running'")
         return dead
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied; returns their names."""
-        applied: list[str] = []
         con = self._attach(read_only=False)
         try:
             with self._damage_reported():
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
                 )
-                done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
-                for name, sql in migrations():
-                    if name in done:
-                        continue
-                    con.execute("BEGIN TRANSACTION")
-                    try:
-                        con.execute(sql)
-                        con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
-                        con.execute("COMMIT")
-                    except BaseException:
-                        con.execute("ROLLBACK")
-                        raise
-                    applied.append(name)
+                return self._apply_migrations(con)
         finally:
             self._detach()
+
+    @staticmethod
+    def _apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+        applied: list[str] = []
+        done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
+        for name, sql in migrations():
+            if name in done:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            applied.append(name)
         return applied
