@@ -29,7 +29,7 @@ import duckdb
 
 from .. import faults
 from ..errors import CatalogError, NextStep, WrongKeyError
-from .migrations import migrations
+from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
@@ -337,7 +337,7 @@ class Catalog:
             self._refuse_newer(con)
 
     def _refuse_newer(self, con: duckdb.DuckDBPyConnection) -> None:
-        known = {name for name, _ in migrations()}
+        known = set(migration_names())
         done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
         newer = sorted(done - known)
         if newer:
@@ -408,12 +408,12 @@ class Catalog:
     def _apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
         applied: list[str] = []
         done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
-        for name, sql in migrations():
+        for name in migration_names():
             if name in done:
                 continue
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(sql)
+                con.execute(migration_sql(name))
                 con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
                 con.execute("COMMIT")
             except BaseException:
