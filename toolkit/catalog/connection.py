@@ -82,9 +82,10 @@ def sql_string(text: str) -> str:
 #: The catalog connection's settings: extensions are neither installed nor autoloaded (the one it needs is
 #: loaded by its path below), and DuckDB's signature check of that file is off. The check hashes the whole
 #: 21 MB file with DuckDB's own SHA-256 in every process (about 0.1 CPU-s, a quarter of a short command's
-#: cost, bench/RESULTS.md "Consolidation") and guards against nothing the installation's file permissions
-#: do not: the file lies in the toolkit's own environment beside DuckDB's binary (which holds the key the
-#: check trusts) and the toolkit's code, neither checked at run time (docs/architecture.md).
+#: cost, bench/RESULTS.md "Consolidation, fixed cost of a run") and guards against nothing the
+#: installation's file permissions do not: the file lies in the toolkit's own environment beside DuckDB's
+#: binary (which holds the key the check trusts) and the toolkit's code, neither checked at run time
+#: (docs/formats.md §6).
 CONNECTION_CONFIG = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,

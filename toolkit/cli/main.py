@@ -261,10 +261,11 @@ def _exit(code: int, error: str | None = None) -> None:
 
 def _leave(code: int) -> None:
     """End the process once the command is done, without the interpreter's teardown of every module and
-    object (0.03–0.1 s of a short command, bench/RESULTS.md "Consolidation"). Everything the command
-    writes is on disk before it returns (files fsynced and closed, the catalog committed and detached);
-    the exit hooks still run and stdout and stderr are flushed. Returns (the normal exit follows) while
-    a thread the interpreter would wait for is alive, or when the output cannot be flushed."""
+    object (0.03–0.15 s of a short command, bench/RESULTS.md "Consolidation, fixed cost of a run").
+    Everything the command writes is on disk before it returns (files fsynced and closed, the catalog
+    committed and detached); the exit hooks still run and stdout and stderr are flushed. Returns (the
+    normal exit follows) while a thread the interpreter would wait for is alive, or when the output
+    cannot be flushed."""
     import atexit
     import threading
 
