@@ -27,10 +27,14 @@ copy onto SMB must do both, plus the fixed cost and the share lock's recheck
 wait (toolkit/shared_lock.py). CPU-seconds: the whole process tree (wait4)
 for the CLI, the children's ``os.times`` for ``cp``/``sync`` and rclone.
 
+``--baseline DIR`` (a checkout of earlier code, run as ``python -m toolkit`` from there) adds that code's
+local → local consolidation to every pair as a third contender and its ``--dry-run`` to the fixed-cost
+floor, alternating with this code's, so the two codes' seconds and CPU-seconds come from the same minutes.
+
 Prints the section; ``--record`` replaces the "## Consolidation" section of
 bench/RESULTS.md (other sections are kept).
 
-    .venv/bin/python bench/bench_consolidate.py [--mb 200] [--repeat 3] [--record] [--no-smb]
+    .venv/bin/python bench/bench_consolidate.py [--mb 200] [--repeat 3] [--baseline DIR] [--record] [--no-smb]
 """
 from __future__ import annotations
 
@@ -193,12 +197,27 @@ def add_medium(home: Path, location: str, smb_password: str | None = None) -> in
         return archive.config.active_medium.id
 
 
-def run_consolidate(home: Path, sources: list[int], target: int, nbytes: int, env: dict, label: str):
-    """``mailarchive media consolidate`` as a child process, cold cache; its Measure."""
+def code_cmd(code: Path | None) -> list[str]:
+    """This code's ``mailarchive``, or ``python -m toolkit`` of the checkout ``code`` (``--baseline``)."""
+    return [sys.executable, "-m", "toolkit"] if code else mailarchive_cmd()
+
+
+def code_env(env: dict, code: Path | None) -> dict:
+    return dict(env, PYTHONPATH=str(code)) if code else env
+
+
+def baseline_name(code: Path) -> str:
+    marker = code / "COMMIT"
+    return marker.read_text().strip()[:7] if marker.exists() else code.name
+
+
+def run_consolidate(home: Path, sources: list[int], target: int, nbytes: int, env: dict, label: str,
+                    code: Path | None = None):
+    """``mailarchive media consolidate`` as a child process, cold cache; its Measure. ``code``: run that checkout's."""
     cold = drop_caches()
-    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "media", "consolidate",
-                               "--from", ",".join(map(str, sources)), "--into", str(target)]
-    m = run_measured(label, cmd, env)
+    cmd = code_cmd(code) + ["--archive", str(home), "--json", "media", "consolidate",
+                            "--from", ",".join(map(str, sources)), "--into", str(target)]
+    m = run_measured(label, cmd, code_env(env, code), cwd=code)
     if m.rc != 0:
         sys.exit(f"{label} failed (exit {m.rc}):\n{m.stderr[-3000:]}")
     import json
@@ -247,45 +266,71 @@ def rclone_version() -> str | None:
     return out[0] if out else "rclone"
 
 
-def bench_local(root: Path, home: Path, nbytes: int, repeat: int) -> dict:
-    """``repeat`` alternating pairs: consolidation of the current medium onto a fresh local one, cp -r + sync."""
+def bench_local(root: Path, home: Path, nbytes: int, repeat: int, baseline: Path | None = None) -> dict:
+    """``repeat`` alternating pairs: consolidation of the current medium onto a fresh local one, cp -r + sync
+    (and the ``baseline`` code's consolidation, chained after or before this code's)."""
     env = env_for()
     pairs = []
-    sources, n = [1, 2], 3
+    state = {"sources": [1, 2], "n": 3}
     for r in range(repeat):
-        src_dirs = [root / f"m{s}" / "packs" for s in sources]
+        src_dirs = [root / f"m{s}" / "packs" for s in state["sources"]]
+        consolidated: list[int] = []
+
         def do_cp():
             runs = [cp_sync(d, root / f"plain-{i}") for i, d in enumerate(src_dirs)]
             return sum(r[0] for r in runs), sum(r[1] for r in runs)
-        def do_cons():
-            target = add_medium(home, str(root / f"m{n}"))
-            return run_consolidate(home, sources, target, nbytes, env, "consolidation local → local")
-        if r % 2 == 0:
-            (t_cp, cpu_cp), m = do_cp(), do_cons()
-        else:
-            m, (t_cp, cpu_cp) = do_cons(), do_cp()
-        pairs.append({"cp": t_cp, "cp_cpu": cpu_cp, "cons": m})
-        print(f"  local pair {r + 1}: consolidation {m.seconds:.2f} s, cp -r + sync {t_cp:.2f} s, "
-              f"{t_cp / m.seconds:.2f}x, peak RSS {m.maxrss_mb:.0f} MB", flush=True)
-        for s in sources:
+
+        def do_cons(code: Path | None = None):
+            target = add_medium(home, str(root / f"m{state['n']}"))
+            label = f"baseline ({baseline_name(code)}) local → local" if code else "consolidation local → local"
+            m = run_consolidate(home, state["sources"], target, nbytes, env, label, code)
+            consolidated.extend(state["sources"])
+            state["sources"], state["n"] = [state["n"]], state["n"] + 1
+            return m
+
+        pair: dict = {}
+        order = ["cp", "cons", "base"] if r % 2 == 0 else ["base", "cons", "cp"]
+        for who in order:
+            if who == "cp":
+                pair["cp"], pair["cp_cpu"] = do_cp()
+            elif who == "cons":
+                pair["cons"] = do_cons()
+            elif baseline is not None:
+                pair["base"] = do_cons(baseline)
+        pairs.append(pair)
+        m, t_cp = pair["cons"], pair["cp"]
+        line = (f"  local pair {r + 1}: consolidation {m.seconds:.2f} s ({m.cpu_user + m.cpu_sys:.2f} CPU-s), "
+                f"cp -r + sync {t_cp:.2f} s, {t_cp / m.seconds:.2f}x, peak RSS {m.maxrss_mb:.0f} MB")
+        if "base" in pair:
+            b = pair["base"]
+            line += f"; baseline {b.seconds:.2f} s ({b.cpu_user + b.cpu_sys:.2f} CPU-s), {t_cp / b.seconds:.2f}x"
+        print(line, flush=True)
+        for s in consolidated:
             shutil.rmtree(root / f"m{s}" / "packs", ignore_errors=True)  # retired: keep the disk small
-        sources, n = [n], n + 1
+    sources, n = state["sources"], state["n"]
     warm_files = pack_files(root / f"m{sources[0]}")
-    return {"pairs": pairs, "hash_floor": hash_floor(warm_files), "fixed": fixed_floor(home, sources[0], n, env),
+    fixed, fixed_base, n = fixed_floor(home, sources[0], n, env, baseline)
+    return {"pairs": pairs, "hash_floor": hash_floor(warm_files), "fixed": fixed, "fixed_base": fixed_base,
             "next": (sources[0], n)}
 
 
-def fixed_floor(home: Path, source: int, n: int, env: dict):
+def fixed_floor(home: Path, source: int, n: int, env: dict, baseline: Path | None = None):
     """The CLI's fixed cost, warm: process start, imports, the archive and catalog open and the plan with its
-    free-space check, as ``media consolidate --dry-run`` runs them (no probe, no copy); its Measure."""
+    free-space check, as ``media consolidate --dry-run`` runs them (no probe, no copy); (its median Measure,
+    the baseline code's or None, the next medium number). The two codes alternate."""
     target = add_medium(home, str(home.parent / f"m{n}"))
-    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "media", "consolidate", "--dry-run",
-                               "--from", str(source), "--into", str(target)]
-    runs = [run_measured("dry run", cmd, env) for _ in range(3)]
-    for m in runs:
-        if m.rc != 0:
-            sys.exit(f"the dry run failed (exit {m.rc}):\n{m.stderr[-3000:]}")
-    return sorted(runs, key=lambda m: m.seconds)[1]
+    codes = [None] + ([baseline] if baseline is not None else [])
+    runs: dict = {c: [] for c in codes}
+    for i in range(3):
+        for code in (codes if i % 2 == 0 else codes[::-1]):
+            cmd = code_cmd(code) + ["--archive", str(home), "--json", "media", "consolidate", "--dry-run",
+                                    "--from", str(source), "--into", str(target)]
+            m = run_measured("dry run", cmd, code_env(env, code), cwd=code)
+            if m.rc != 0:
+                sys.exit(f"the dry run failed (exit {m.rc}):\n{m.stderr[-3000:]}")
+            runs[code].append(m)
+    med = {c: sorted(ms, key=lambda m: m.seconds)[1] for c, ms in runs.items()}
+    return med[None], med.get(baseline) if baseline is not None else None, n + 1
 
 
 def ensure_rclone() -> None:
@@ -366,7 +411,7 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
     lines = [
         section_title(args.mb),
         "",
-        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}{' --no-smb' if args.no_smb else ''}` on {os.cpu_count()} CPUs, {cpu_model()}, "
+        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}{' --baseline BASE' if args.baseline else ''}{' --no-smb' if args.no_smb else ''}` on {os.cpu_count()} CPUs, {cpu_model()}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}, load average before "
         f"{load_before}, after {loadavg()}; {nbytes / 1e6:.0f} MB of packs "
         f"({'page cache dropped before every contender: cold' if cold else 'warm: dropping the page cache was refused'}).",
@@ -387,8 +432,23 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
         f"| floor: `cp -r` + `sync` time + that fixed cost, against `cp -r` + `sync` | "
         f"{lm['cp'] + local['fixed'].seconds:.2f} | | | | {lm['cp'] / (lm['cp'] + local['fixed'].seconds):.2f}× |",
     ]
+    if args.baseline is not None:
+        name = baseline_name(args.baseline)
+        bm = lm["base"]
+        fb = local["fixed_base"]
+        lines += [
+            f"| baseline code ({name}): consolidation local → local (CLI), same pair | {bm.seconds:.2f} | "
+            f"{rate(bm.seconds):.0f} | {cpu(bm):.2f} | {bm.maxrss_mb:.0f} | {lm['cp'] / bm.seconds:.2f}× |",
+            f"| baseline code ({name}): its fixed cost (`--dry-run`, warm, median of 3, alternating with this code's) | "
+            f"{fb.seconds:.2f} | | {cpu(fb):.2f} | {fb.maxrss_mb:.0f} | |",
+        ]
     verdict = [f"local → local {lr(lm):.2f}× `cp -r` + `sync` (median of {len(local['pairs'])} pairs: "
                + ", ".join(f"{lr(p):.2f}×" for p in local["pairs"]) + f"; target ≥ 0.8×: {'met' if lr(lm) >= 0.8 else 'NOT met'})"]
+    if args.baseline is not None:
+        verdict.append(f"the baseline code ({baseline_name(args.baseline)}) in the same pairs: "
+                       + ", ".join(f"{p['cp'] / p['base'].seconds:.2f}×" for p in local["pairs"])
+                       + "; CPU-s per pair, this code / baseline: "
+                       + ", ".join(f"{cpu(p['cons']):.2f} / {cpu(p['base']):.2f}" for p in local["pairs"]))
     peaks = [p["cons"].maxrss_mb for p in local["pairs"]]
     if smb:
         sr = lambda p: (p["rclone"][0] + p["rclone"][1]) / p["cons"].seconds  # noqa: E731
@@ -448,6 +508,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="pairs per comparison (default 3); the median pair is shown")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the temp dir)")
     ap.add_argument("--no-smb", action="store_true", help="skip the SMB part")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a checkout of other (earlier) code: its local → local consolidation joins every pair, its "
+                         "dry run the fixed-cost floor (a COMMIT file in it names the commit)")
     ap.add_argument("--record", action="store_true",
                     help="replace the '## Consolidation' section of bench/RESULTS.md ('## Consolidation, N MB of packs' "
                          "for another --mb)")
@@ -459,7 +522,7 @@ def main() -> None:
         archive, nbytes = build(root, args.mb)
         archive.close()
         print(f"built {nbytes / 1e6:.0f} MB of packs in {time.perf_counter() - t0:.0f} s", flush=True)
-        local = bench_local(root, root / "home", nbytes, args.repeat)
+        local = bench_local(root, root / "home", nbytes, args.repeat, args.baseline)
         smb = None if args.no_smb else bench_smb(root, root / "home", nbytes, args.repeat, local["next"])
         section = report(local, smb, args, nbytes, load_before)
         print()

@@ -45,9 +45,10 @@ Steps, each safe to interrupt (P5) — rerunning the same command completes the 
    target copy passed a full record-by-record verification and the catalog
    commit; packs copied with accepted damage are kept on the source.
 
-Catalog sessions of a run: one read for the plan, one read before the
-remap, the remap's transaction and the retire's transaction (whatever the
-number of packs).
+Catalog sessions of a run: one read for the plan (the packs, the backups' checksums, whether an
+interrupted run logged the consolidation), and one read-write session holding the remap's
+transaction and, after the marks and archive.toml, the retire's transaction (whatever the number
+of packs; each transaction commits on its own, so a kill between them is the same as before).
 
 Decisions: the active medium cannot be a source (activate another medium
 first); the target must be active or standby. Stamps cover content hashes,
@@ -79,7 +80,6 @@ from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, events, media_rows
 from toolkit.catalog.media_registry import replace_media_rows_in
 from toolkit.errors import IntegrityError, MailArchiveError, MediumError, NextStep, ObjectExistsError, StorageError
-from toolkit.pack import IndexEntry, PackReader
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.storage import Storage
 from toolkit.storage.location import parse_location
@@ -204,19 +204,21 @@ def plan_consolidation(
     margin: int | None = None,
     probe_media: bool = True,
     before_probe: Callable[[Plan], None] | None = None,
+    read_also: Callable[[object, Plan], None] | None = None,
 ) -> Plan:
     """The plan, with every reason to refuse in ``plan.refusals`` (nothing is written except probes).
 
     ``margin`` overrides the free-space margin (bytes); ``probe_media=False``
     skips the write probes (dry runs). ``before_probe(plan)`` is called once the packs are
     listed and the media opened, before the probes (which may wait for a share's lock).
+    ``read_also(con, plan)`` reads more from the catalog in the session that lists the packs.
     """
     sources = list(dict.fromkeys(int(s) for s in sources))
     plan = Plan(sources=sources, target=target)
     live_sources = _check_states(archive, plan)
     if plan.refusals:
         return plan
-    _list_packs(archive, plan)
+    _list_packs(archive, plan, read_also)
     opened = _open_media(archive, plan, live_sources)
     if opened is None:
         return plan
@@ -264,10 +266,12 @@ def _check_states(archive: Archive, plan: Plan) -> list[int]:
     return live_sources
 
 
-def _list_packs(archive: Archive, plan: Plan) -> None:
+def _list_packs(archive: Archive, plan: Plan, read_also: Callable[[object, Plan], None] | None = None) -> None:
     """The packs the catalog keeps on the sources; a retired source must hold none."""
     with archive.catalog.reading() as con:
         rows = media_rows.packs_on_media(con, plan.sources)
+        if read_also is not None:
+            read_also(con, plan)
     plan.packs = [PackTask(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
     plan.bytes = sum(p.bytes for p in plan.packs)
     for sid in plan.already_retired:
@@ -433,6 +437,8 @@ def _delete_quietly(storage: Storage, name: str) -> None:
 
 def _affected_mails(archive: Archive, src: Storage, task: PackTask) -> list[dict]:
     """The mails of a damaged pack whose records no longer authenticate (all of them if unreadable)."""
+    from toolkit.pack import IndexEntry, PackReader  # only for damaged packs: a copy needs no record reader
+
     with archive.catalog.reading() as con:
         rows = media_rows.records_in_pack(con, task.pack_id)
     by_offset = {r[4]: r for r in rows}
@@ -502,9 +508,15 @@ def consolidate(
         workers = LOCAL_THREADS if all(_kind(archive, m) == "local" for m in live) else SMB_THREADS
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
     ends = _Ends(archive)
+    known: dict = {}  # read with the plan (we hold the writer lock: nothing else changes them meanwhile)
+
+    def read_also(con, plan: Plan) -> None:
+        known["backup_sha"] = backup_rows.backup_hashes(con)
+        known["logged"] = _consolidated_logged(con, plan.sources, target)
+
     try:
         plan = plan_consolidation(archive, sources, target, purge_sources=purge_sources, margin=margin,
-                                  before_probe=lambda plan: _warm_up(plan, pool, ends, workers))
+                                  before_probe=lambda plan: _warm_up(plan, pool, ends, workers), read_also=read_also)
         if not plan.ok:
             raise ConsolidationRefused(refused_message(plan.refusals), plan)
         dst = archive.storage(target)
@@ -515,15 +527,13 @@ def consolidate(
             pool.shutdown(wait=True, cancel_futures=True)
         ends.close()
     _stop_on_failure(archive, plan, dst, srcs, outcomes, failure, accept_loss)
-    with archive.catalog.reading() as con:
-        backup_sha = backup_rows.backup_hashes(con)
-        logged = _consolidated_logged(con, plan.sources, target)
     live_sources = [sid for sid in plan.sources if sid not in plan.already_retired]
-    meta = _copy_meta(archive, live_sources, target, backup_sha)
+    meta = _copy_meta(archive, live_sources, target, known["backup_sha"])
     faults.hit("consolidate_after_meta")
-    _remap(archive, plan, outcomes, meta, reporter)
-    meta += _carry_marks(archive, live_sources, target)
-    lost = _retire_sources(archive, plan, outcomes, logged)
+    with archive.catalog.transactions() as transaction:  # one attach for the remap's and the retire's commits
+        _remap(transaction, plan, outcomes, meta, reporter)
+        meta += _carry_marks(archive, live_sources, target)
+        lost = _retire_sources(archive, transaction, plan, outcomes, known["logged"])
     purged = purge(archive, plan.sources, target, reporter) if purge_sources else []
     return _report(plan, outcomes, meta, lost, purged, time.perf_counter() - started)
 
@@ -617,14 +627,14 @@ def _stop_on_failure(archive: Archive, plan: Plan, dst: Storage, srcs: dict[int,
     )
 
 
-def _remap(archive: Archive, plan: Plan, outcomes: list[_Outcome], meta: list[dict], reporter: Reporter) -> None:
+def _remap(transaction, plan: Plan, outcomes: list[_Outcome], meta: list[dict], reporter: Reporter) -> None:
     """One catalog transaction, once every copy is verified: every pack moves to the target (with its
     ``pack-moved`` event) and so do the stamp manifests and backups copied there; no pack may be left on a
     source. A kill before the commit moves nothing (the rerun reuses the verified copies)."""
     target = plan.target
     rows = [m for m in meta if m["file"].startswith(("stamps/", "db-backups/"))]
     reporter.start("remap", len(outcomes), "packs")
-    with archive.catalog.writing() as con:
+    with transaction() as con:
         media_rows.move_packs(con, [(o.task.pack_id, o.task.source) for o in outcomes], target)
         events.log_events(con, "pack-moved", [_moved_detail(o, target) for o in outcomes])
         for m in rows:
@@ -643,7 +653,7 @@ def _remap(archive: Archive, plan: Plan, outcomes: list[_Outcome], meta: list[di
     reporter.finish("remap")
 
 
-def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome], logged: bool) -> list[dict]:
+def _retire_sources(archive: Archive, transaction, plan: Plan, outcomes: list[_Outcome], logged: bool) -> list[dict]:
     """Retire the sources into the target (archive.toml, then the catalog's media table) and log the
     consolidation unless ``logged`` (an interrupted run did). Returns the mails lost."""
     target = plan.target
@@ -653,7 +663,7 @@ def _retire_sources(archive: Archive, plan: Plan, outcomes: list[_Outcome], logg
         m.state, m.alias_of = "retired", target
     archive.save_config()  # the registry is the truth (archive.toml); the catalog's copy and the event follow
     lost = [m for o in outcomes for m in o.lost]
-    with archive.catalog.writing() as con:
+    with transaction() as con:
         replace_media_rows_in(con, archive.config.media)
         if not logged:
             events.log_event(con, "media-consolidated", {
@@ -780,6 +790,8 @@ def purge(archive: Archive, sources: list[int], target: int, reporter: Reporter 
     """Delete source pack files whose pack the catalog now keeps on ``target`` and whose target copy
     passes a full verification (every record authenticates, file BLAKE3 equals the catalog's).
     Packs moved with accepted damage fail that check and stay on the source."""
+    from toolkit.pack import PackReader
+
     reporter = reporter or NullReporter()
     dst = archive.storage(target)
     with archive.catalog.reading() as con:

@@ -181,10 +181,10 @@ class Archive:
                 raise CatalogError(
                     f"{archive.catalog.path} is missing", next_step=NextStep.RESTORE_HOME_OR_REBUILD
                 )
-            archive.catalog.refuse_newer_schema()
             if writer:
-                archive.catalog.migrate()
-                archive.catalog.close_dead_runs()  # we hold the lock: no run is live
+                archive.catalog.open_writer()  # newer schema refused, migrations, dead runs closed: one session
+            else:
+                archive.catalog.refuse_newer_schema()
             return archive
         except BaseException:
             if lock:

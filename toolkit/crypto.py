@@ -13,11 +13,6 @@ import os
 import uuid
 from typing import Callable
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from .errors import IntegrityError
 
 KEY_SIZE = 32
@@ -37,26 +32,24 @@ def new_archive_key() -> bytes:
     return _secrets.token_bytes(KEY_SIZE)
 
 
+def hkdf_sha256(key_material: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) of 32 bytes: one extract, one expand block. The standard library's HMAC
+    (the key derivation needs no AES, so a command that seals nothing does not load ``cryptography``;
+    tests/unit/test_crypto_hkdf.py checks it against ``cryptography``'s HKDF)."""
+    prk = hmac.new(salt, key_material, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
 def derive_key(archive_key: bytes, archive_uuid: uuid.UUID, purpose: str) -> bytes:
     """The subkey for one purpose, e.g. ``derive_key(k, u, "catalog")``."""
     if len(archive_key) != KEY_SIZE:
         raise ValueError("archive key must be 32 bytes")
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=KEY_SIZE,
-        salt=archive_uuid.bytes,
-        info=b"mailarchive/v1/" + purpose.encode("ascii"),
-    ).derive(archive_key)
+    return hkdf_sha256(archive_key, archive_uuid.bytes, b"mailarchive/v1/" + purpose.encode("ascii"))
 
 
 def derive_subkey(parent_key: bytes, archive_uuid: uuid.UUID, purpose: str, ident: bytes) -> bytes:
     """A subkey of a purpose key, e.g. one key per pack id."""
-    return HKDF(
-        algorithm=hashes.SHA256(),
-        length=KEY_SIZE,
-        salt=archive_uuid.bytes,
-        info=b"mailarchive/v1/" + purpose.encode("ascii") + b"/" + ident,
-    ).derive(parent_key)
+    return hkdf_sha256(parent_key, archive_uuid.bytes, b"mailarchive/v1/" + purpose.encode("ascii") + b"/" + ident)
 
 
 def fingerprint(archive_key: bytes, archive_uuid: uuid.UUID) -> str:
@@ -67,12 +60,17 @@ def fingerprint(archive_key: bytes, archive_uuid: uuid.UUID) -> str:
 
 def aead_seal(key: bytes, plaintext: bytes, aad: bytes, nonce_source: NonceSource = os.urandom) -> bytes:
     """nonce || ciphertext || tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = nonce_source(NONCE_SIZE)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
 def aead_open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
-    """Inverse of :func:`aead_seal`; raises :class:`InvalidTag` on any change."""
+    """Inverse of :func:`aead_seal`; raises ``cryptography``'s ``InvalidTag`` on any change."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if len(sealed) < SEAL_OVERHEAD:
         raise InvalidTag()
     return AESGCM(key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
@@ -84,6 +82,8 @@ def seal_blob(key: bytes, plaintext: bytes, context: bytes, nonce_source: NonceS
 
 
 def open_blob(key: bytes, sealed: bytes, context: bytes, what: str = "sealed object") -> bytes:
+    from cryptography.exceptions import InvalidTag
+
     if not sealed.startswith(SEALED_MAGIC):
         raise IntegrityError(f"{what}: not a sealed object (bad magic)")
     try:

@@ -419,3 +419,64 @@ def test_target_that_reads_back_differently_stops_and_leaves_no_copy(template, t
         assert packs_by_medium(archive) == layout
         assert archive.config.medium(1).state == "standby"
     assert sorted(p.name for p in (target_dir / "packs").rglob("*.pack")) == before
+
+
+def test_every_copy_is_read_back_and_the_catalog_is_opened_twice(template, tmp_path, monkeypatch):
+    """The shorter fixed cost keeps the checks: each pack copied onto the target is read back once (its
+    BLAKE3 compared with the catalog's), and the run attaches the catalog twice after the writer's open
+    (one read for the plan, one read-write session for the remap's and the retire's commits)."""
+    from toolkit.catalog.connection import Catalog
+    from toolkit.storage import local
+
+    tmp_path = clone(template, tmp_path)
+    home, target_dir = tmp_path / "home", tmp_path / "m3"
+    read_back: list[str] = []
+    real_blake3 = local.LocalStorage.blake3
+
+    def blake3(self, name):
+        if Path(self.root) == target_dir and name.startswith("packs/"):
+            read_back.append(name)
+        return real_blake3(self, name)
+
+    attaches: list[bool] = []
+    real_attach = Catalog._attach_on
+
+    def attach(self, con, read_only):
+        attaches.append(read_only)
+        return real_attach(self, con, read_only)
+
+    monkeypatch.setattr(local.LocalStorage, "blake3", blake3)
+    monkeypatch.setattr(Catalog, "_attach_on", attach)
+    archive = Archive.open(home, writer=True)
+    try:
+        assert attaches == [False]  # newer schema refused, migrations, dead runs: one read-write session
+        with archive.catalog.reading() as con:
+            moved = sorted(r[0] for r in con.execute("SELECT name FROM packs WHERE medium_id IN (1, 2)").fetchall())
+        del attaches[:]
+        result = consolidate(archive, [1, 2], 3)
+    finally:
+        archive.close()
+    copied = sorted(p["pack"] for p in result["packs"] if p["copied"])
+    assert copied == moved and len(moved) == 4
+    assert sorted(read_back) == moved  # each copy read back once
+    assert attaches == [True, False]
+
+
+def test_read_ahead_names_the_packs_the_plan_copies_first(template, tmp_path):
+    """``media consolidate`` hints the kernel to read the first source packs before the catalog opens:
+    they are the plan's first packs (by medium, then name), local media only, retired ones left out."""
+    from media_tools.read_ahead import first_packs
+
+    tmp_path = clone(template, tmp_path)
+    home = tmp_path / "home"
+    with Archive.open(home, writer=True) as archive:
+        plan = plan_consolidation(archive, [2, 1], 3, probe_media=False)
+    paths = [tmp_path / f"m{p.source}" / p.name for p in plan.packs]
+    assert len(paths) == 4 and all(p.is_file() for p in paths)
+    assert first_packs(home, [2, 1]) == paths
+    assert first_packs(home, [1, 2], count=1) == paths[:1]
+    with Archive.open(home, writer=True) as archive:
+        archive.config.medium(2).state = "retired"
+        archive.save_config()
+    assert first_packs(home, [1, 2]) == [p for p in paths if p.is_relative_to(tmp_path / "m1")]
+    assert first_packs(tmp_path / "no-home", [1]) == []

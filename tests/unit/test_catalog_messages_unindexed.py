@@ -11,7 +11,7 @@ import os
 
 from toolkit.catalog import connection
 from toolkit.catalog.connection import Catalog
-from toolkit.catalog.migrations import migrations
+from toolkit.catalog.migrations import migration_names
 from verify.checks import _unique_keys
 from verify.report import Report
 
@@ -30,8 +30,8 @@ def _message_constraints(con) -> set[str]:
 
 def test_an_older_catalog_keeps_its_rows_and_view_and_loses_the_index(tmp_path, monkeypatch):
     catalog = Catalog(tmp_path / "catalog.duckdb", os.urandom(32))
-    older = [m for m in migrations() if m[0] < "0172"]
-    monkeypatch.setattr(connection, "migrations", lambda: older)
+    older = [name for name in migration_names() if name < "0172"]
+    monkeypatch.setattr(connection, "migration_names", lambda: older)
     catalog.migrate()
     with catalog.writing() as con:
         assert "PRIMARY KEY" in _message_constraints(con)

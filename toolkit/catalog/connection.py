@@ -19,6 +19,7 @@ runs exactly one SELECT per call (see :mod:`toolkit.catalog.user_sql`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import pathlib
 import re
 import time
@@ -28,7 +29,7 @@ import duckdb
 
 from .. import faults
 from ..errors import CatalogError, NextStep, WrongKeyError
-from .migrations import migrations
+from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
@@ -59,11 +60,13 @@ def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | Non
     return CatalogError(f"{path} {cause} (DuckDB: {text})", next_step=CATALOG_NEXT_STEP)
 
 
+@functools.cache
 def httpfs_extension_path() -> pathlib.Path:
+    """The httpfs extension file of the duckdb-extension-httpfs wheel (``extensions/v<version>/``)."""
     import duckdb_extension_httpfs
 
-    base = pathlib.Path(duckdb_extension_httpfs.__file__).parent
-    found = sorted(base.rglob("httpfs.duckdb_extension"))
+    base = pathlib.Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    found = sorted(base.glob("*/httpfs.duckdb_extension"))
     if not found:
         raise CatalogError(
             "the duckdb-extension-httpfs wheel holds no httpfs.duckdb_extension; reinstall the toolkit's dependencies"
@@ -76,8 +79,22 @@ def sql_string(text: str) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+#: The catalog connection's settings: extensions are neither installed nor autoloaded (the one it needs is
+#: loaded by its path below), and DuckDB's signature check of that file is off. The check hashes the whole
+#: 21 MB file with DuckDB's own SHA-256 in every process (about 0.1 CPU-s, a quarter of a short command's
+#: cost, bench/RESULTS.md "Consolidation, fixed cost of a run") and guards against nothing the
+#: installation's file permissions do not: the file lies in the toolkit's own environment beside DuckDB's
+#: binary (which holds the key the check trusts) and the toolkit's code, neither checked at run time
+#: (docs/formats.md §6).
+CONNECTION_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_unsigned_extensions": True,
+}
+
+
 def _connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})
+    con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     # The offline httpfs wheel provides the secure crypto module needed to write
     # encrypted files; never fall back to force_mbedtls_unsafe.
     con.execute(f"LOAD {sql_string(httpfs_extension_path())}")
@@ -317,15 +334,39 @@ class Catalog:
     def refuse_newer_schema(self) -> None:
         """Refuse a catalog that a newer toolkit migrated further (docs/reliability.md O8): a schema
         migration this toolkit does not know means tables it would misread or write wrongly."""
-        known = {name for name, _ in migrations()}
         with self.reading() as con:
-            done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+            self._refuse_newer(con)
+
+    def _refuse_newer(self, con: duckdb.DuckDBPyConnection) -> None:
+        known = set(migration_names())
+        done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
         newer = sorted(done - known)
         if newer:
             raise CatalogError(
                 f"{self.path}: the catalog has schema migrations this toolkit does not know ({', '.join(newer)}): "
                 "it was written by a newer mailarchive-toolkit; use that version (nothing was changed)"
             )
+
+    def open_writer(self) -> list[str]:
+        """What a writer that holds the archive's lock does first, in one read-write session: refuse a
+        newer schema (O8, before anything is written), apply the migrations not yet applied (each in its
+        transaction), mark runs still ``running`` as ``failed`` (:meth:`close_dead_runs`). Returns the
+        migrations applied."""
+        con = self._attach(read_only=False)
+        try:
+            with self._damage_reported():
+                self._refuse_newer(con)
+                applied = self._apply_migrations(con)
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    self._close_dead_runs_in(con, "cat.")
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+        finally:
+            self._detach()
+        return applied
 
     def create(self, info: dict[str, str]) -> None:
         if self.path.exists():
@@ -343,33 +384,41 @@ class Catalog:
         died, or whose catalog could not record its end (a full disk).
         """
         with self.writing() as con:
-            dead = con.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0]
-            if dead:
-                con.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE status = 'running'")
+            return self._close_dead_runs_in(con)
+
+    @staticmethod
+    def _close_dead_runs_in(con: duckdb.DuckDBPyConnection, schema: str = "") -> int:
+        dead = con.execute(f"SELECT count(*) FROM {schema}runs WHERE status = 'running'").fetchone()[0]
+        if dead:
+            con.execute(f"UPDATE {schema}runs SET status = 'failed', finished_at = now() WHERE status = 'running'")
         return dead
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied; returns their names."""
-        applied: list[str] = []
         con = self._attach(read_only=False)
         try:
             with self._damage_reported():
                 con.execute(
                     "CREATE TABLE IF NOT EXISTS cat.schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ)"
                 )
-                done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
-                for name, sql in migrations():
-                    if name in done:
-                        continue
-                    con.execute("BEGIN TRANSACTION")
-                    try:
-                        con.execute(sql)
-                        con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
-                        con.execute("COMMIT")
-                    except BaseException:
-                        con.execute("ROLLBACK")
-                        raise
-                    applied.append(name)
+                return self._apply_migrations(con)
         finally:
             self._detach()
+
+    @staticmethod
+    def _apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+        applied: list[str] = []
+        done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
+        for name in migration_names():
+            if name in done:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(migration_sql(name))
+                con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            applied.append(name)
         return applied

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 err_console = Console(stderr=True, highlight=False)
 if not err_console.is_terminal:
@@ -49,6 +48,8 @@ class Ui:
     def table(self, title: str, columns: list[str], rows: list[list[Any]], console: Console | None = None) -> None:
         """A table on stdout. No cell is ever cut: on a terminal a long value (an smb:// location) wraps
         inside its column; into a pipe or file the table is as wide as its longest row."""
+        from rich.table import Table  # only the commands that print a table load it
+
         t = Table(title=title, title_justify="left")
         for c in columns:
             t.add_column(c, overflow="fold")

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 DEFAULT_INTERVAL = 30.0
 
@@ -159,6 +158,8 @@ class RichReporter(_Tasks):
     """Live progress bars on a terminal."""
 
     def __init__(self, console, log=None):
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # a terminal only
+
         super().__init__(log)
         self.progress = Progress(
             SpinnerColumn(),

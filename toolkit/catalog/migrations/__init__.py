@@ -10,6 +10,19 @@ import importlib
 import pkgutil
 
 
+def _modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("m") and m.name[1:5].isdigit())
+
+
+def migration_names() -> list[str]:
+    """The names of the migrations, in order, without loading their modules (every open checks them)."""
+    return [name[1:] for name in _modules()]
+
+
+def migration_sql(name: str) -> str:
+    """The SQL of the migration ``name`` (as :func:`migration_names` gives it)."""
+    return importlib.import_module(f"{__name__}.m{name}").SQL
+
+
 def migrations() -> list[tuple[str, str]]:
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("m") and m.name[1:5].isdigit())
-    return [(name[1:], importlib.import_module(f"{__name__}.{name}").SQL) for name in names]
+    return [(name, migration_sql(name)) for name in migration_names()]

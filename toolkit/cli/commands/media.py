@@ -5,11 +5,18 @@ from pathlib import Path
 
 import click
 
-from media_tools import registry
-
 from ..main import cli, command, pass_ctx, subgroup
 from ..output import human_bytes as _human_bytes
 from ..passwords import read_secret
+
+
+def _registry():
+    """media_tools.registry, imported when a command runs (it loads the catalog's DuckDB: ``media consolidate``
+    starts reading its source packs before that, media_tools/read_ahead.py)."""
+    from media_tools import registry
+
+    return registry
+
 
 media_group = subgroup(cli, "media", "Numbered storage media: local directories or smb:// shares.")
 
@@ -20,7 +27,7 @@ media_group = subgroup(cli, "media", "Numbered storage media: local directories 
 def list_cmd(ctx, no_check):
     """List the media with state, packs, bytes and whether each is reachable and correctly labelled."""
     with ctx.open() as archive:
-        rows = registry.list_media(archive, check=not no_check)
+        rows = _registry().list_media(archive, check=not no_check)
     ctx.ui.emit(
         {"media": rows},
         lambda r: ctx.ui.table(
@@ -51,7 +58,7 @@ def add_cmd(ctx, location, activate, password_file):
     if location.startswith("smb://"):
         password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
     with ctx.open(writer=True) as archive:
-        entry = registry.add(archive, location, activate=activate, smb_password=password)
+        entry = _registry().add(archive, location, activate=activate, smb_password=password)
         result = {"id": entry.id, "location": entry.location, "state": entry.state}
     ctx.ui.emit(result, lambda r: ctx.ui.say(f"Added medium {r['id']} at {r['location']} ({r['state']})"))
 
@@ -68,7 +75,7 @@ def _state_change(ctx, fn, medium_id, verb):
 @pass_ctx
 def activate_cmd(ctx, medium_id):
     """Make medium ID the one active medium (the previous one goes to standby)."""
-    _state_change(ctx, registry.activate, medium_id, "activated")
+    _state_change(ctx, _registry().activate, medium_id, "activated")
 
 
 @command(media_group, "deactivate")
@@ -76,7 +83,7 @@ def activate_cmd(ctx, medium_id):
 @pass_ctx
 def deactivate_cmd(ctx, medium_id):
     """Take a standby medium out of service; it keeps its ID and its packs stay in the catalog."""
-    _state_change(ctx, registry.deactivate, medium_id, "deactivated")
+    _state_change(ctx, _registry().deactivate, medium_id, "deactivated")
 
 
 @command(media_group, "remove")
@@ -87,7 +94,7 @@ def remove_cmd(ctx, medium_id):
 
     Its ID is never handed out again.
     """
-    _state_change(ctx, registry.remove, medium_id, "removed")
+    _state_change(ctx, _registry().remove, medium_id, "removed")
 
 
 @command(media_group, "move")

@@ -5,11 +5,6 @@ from pathlib import Path
 
 import click
 
-from media_tools.consolidate import (
-    ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation, refused_message,
-)
-from media_tools.retarget import retarget
-
 from ...errors import ExitCode, UsageError
 from ..hints import phrase_listed, with_hint
 from ..main import command, pass_ctx
@@ -58,6 +53,14 @@ def consolidate_cmd(click_ctx, sources, target, dry_run, accept_loss, purge_sour
     """
     ctx = click_ctx.obj
     ids = _ids(sources)
+    if not dry_run:  # the disk reads the first source packs while the catalog's modules load and it opens
+        from media_tools.read_ahead import first_packs, read_ahead
+
+        read_ahead(first_packs(ctx.home, ids))
+    from media_tools.consolidate import (
+        ConsolidationRefused, SourceDamaged, consolidate, plan_consolidation, refused_message,
+    )
+
     with ctx.open(writer=True) as archive:
         if dry_run:
             plan = plan_consolidation(archive, ids, target, purge_sources=purge_sources, probe_media=False).as_dict()
@@ -110,6 +113,8 @@ def retarget_cmd(ctx, medium_id, location, verify, password_file):
     medium and every pack the catalog keeps on the medium is there with its
     size (--verify: and its BLAKE3 checksum). The refusal names what is missing.
     """
+    from media_tools.retarget import retarget
+
     password = None
     if location.startswith("smb://"):
         password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
