@@ -370,6 +370,8 @@ def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceI
 def _not_mail_head(head: bytes, size: int) -> str | None:
     """Why the file is not a message: a reason (listed as skipped), or an ``Unsupported`` one (listed as an
     error: it holds mail in a form not archived, or mail another import reads)."""
+    if starts_with_headers(head):  # the usual mail: nothing else to look at (what mail_content finds first)
+        return None
     if emlx_frame(head) is not None:
         return None  # an Apple Mail .emlx: its wrapper is removed where it is read
     elsewhere = mail_elsewhere(head, size)
