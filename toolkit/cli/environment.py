@@ -19,24 +19,27 @@ def configure_test_hooks(environ=os.environ) -> None:
     from .. import faults
 
     faults.configure(kill=environ.get("MAILARCHIVE_FAULT"), slow=environ.get("MAILARCHIVE_FAULT_SLOW"))
-    large = environ.get("MAILARCHIVE_LARGE_MAIL")
-    if large:
-        try:
-            nbytes = int(large)
-        except ValueError:
-            raise UsageError(f"MAILARCHIVE_LARGE_MAIL must be a number of bytes, not {large!r}") from None
+    large = _number(environ, "MAILARCHIVE_LARGE_MAIL", int, "bytes")
+    if large is not None:
         from importers.eml import set_large_mail
 
-        set_large_mail(nbytes)
-    stall = environ.get("MAILARCHIVE_PST_STALL_LIMIT")
-    if stall:
-        try:
-            seconds = float(stall)
-        except ValueError:
-            raise UsageError(f"MAILARCHIVE_PST_STALL_LIMIT must be a number of seconds, not {stall!r}") from None
+        set_large_mail(large)
+    stall = _number(environ, "MAILARCHIVE_PST_STALL_LIMIT", float, "seconds")
+    if stall is not None:
         from importers.pst_guard import set_stall_limit
 
-        set_stall_limit(seconds)
+        set_stall_limit(stall)
+
+
+def _number(environ, name: str, kind, unit: str):
+    """The number a test hook variable holds (None when unset or empty); a usage error naming it otherwise."""
+    text = environ.get(name)
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of {unit}, not {text!r}") from None
 
 
 def actor_name(given: str | None, environ=os.environ) -> str:
