@@ -191,3 +191,45 @@ def test_D10_a_slash_inside_a_level_never_merges_two_folders():
         server.stop()
     assert sorted(names) == ["INBOX", "a&AC8-b", "a/b"]
     assert sorted(picked) == ["a&AC8-b", "a/b"]
+
+
+def test_D10_export_puts_folders_inside_the_personal_namespace(tmp_path):
+    """``export imap`` named the target folders without the server's personal namespace prefix, and
+    Cyrus and Courier keep every personal folder under ``INBOX.``: each mail outside INBOX was refused
+    (13 of 18 of a Maildir with nested and non-ASCII folders, on both servers). Real transcripts
+    (cyrus-imapd 3.6.1 and courier-imap 5.0.13, Debian 12, started by scripts/peer-servers)::
+
+        C: b NAMESPACE
+        S: * NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))             (Courier: (("INBOX." ".")) NIL ...)
+        C: d CREATE "Archive.2019"
+        S: d NO Permission denied                                              (Courier: d NO Invalid mailbox name.)
+        C: e APPEND "Archive.2019" (\\Seen) {5}
+        S: e NO Mailbox does not exist                                         (Courier: e NO Invalid mailbox name.)
+
+    Folders now go inside the first personal namespace (``Archive/2019`` → ``INBOX.Archive.2019``, the
+    name ``import imap`` reads back as ``Archive/2019``; INBOX stays INBOX, never ``INBOX.INBOX``). With
+    the fix, the same export into the real servers and ``import imap`` into a second archive gave the same
+    18 (folder, flags, CRLF bytes) sightings, and a rerun appended nothing.
+    """
+    from exporters.imap import ImapTarget, export_imap
+    from importers.maildir import MaildirImporter
+    from tests.corpora import REPO
+
+    Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
+    a = Archive.open(tmp_path / "home", writer=True)
+    try:
+        Ingest(a, workers=0).run(MaildirImporter(str(REPO / "sample_data" / "maildir")))
+        server = start_evil_imap({"INBOX": "good"}, delimiter=b".", namespace=CYRUS_NAMESPACE)
+        try:
+            summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
+                                  timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
+                                  manifest_dir=tmp_path / "manifest")
+        finally:
+            server.stop()
+    finally:
+        a.close()
+    assert summary.errors == [] and summary.written == summary.selected == 11
+    assert sorted({name for name, _, _ in server.appended}) == [
+        "INBOX", "INBOX.Archive.2019", "INBOX.Entw&APw-rfe", "INBOX.Projects"]
+    assert sorted(n for n in server.folders if n != "INBOX") == ["INBOX.Archive.2019", "INBOX.Entw&APw-rfe",
+                                                                  "INBOX.Projects"]
