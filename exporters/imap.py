@@ -204,7 +204,8 @@ class _Connection:
             return
 
         def make(c: IMAPClient):
-            listed = c.list_folders("", name)
+            # LIST takes "*" and "%" in a name as wildcards: only the folder of this very name counts
+            listed = [f for f in c.list_folders("", name) if f[2] == name]
             flags = {f.lower() for f in listed[0][0]} if listed else set()
             if not listed or b"\\noselect" in flags or b"\\nonexistent" in flags:
                 try:

@@ -88,7 +88,7 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
     line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered;
     ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO).
 
-    For the exporter: LIST of a name without wildcards lists only that folder; CREATE adds a folder ("good"),
+    For the exporter: LIST matches the pattern (``*``, ``%``: RFC 3501's wildcards); CREATE adds a folder ("good"),
     APPEND takes the literal (into ``appended``); with ``namespace``, both refuse a name outside the personal
     prefix (other than INBOX) as Cyrus does (``NO Permission denied``, ``NO Mailbox does not exist``)."""
     state = EvilImap(scheme="imap", folders=dict(folders))
@@ -124,8 +124,12 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                     return
                 elif cmd == b"LIST":
                     sep = b'"' + delimiter + b'"' if delimiter is not None else b"NIL"
-                    pattern = args.rsplit(b" ", 1)[-1].strip(b'"').decode()
-                    names = [n for n in state.folders if "*" in pattern or "%" in pattern or n == pattern]
+                    pm = re.search(rb'"([^"]*)"$', args)
+                    pattern = (pm.group(1) if pm else args.rsplit(b" ", 1)[-1]).decode()
+                    level = re.escape((delimiter or b"").decode()) or "$^"
+                    wild = "".join(".*" if ch == "*" else f"(?:(?!{level}).)*" if ch == "%" else re.escape(ch)
+                                   for ch in pattern)
+                    names = [n for n in state.folders if re.fullmatch(wild, n)]
                     rows = b"".join(b"* LIST (\\HasNoChildren) " + sep + b' "' + n.encode() + b'"\r\n' for n in names)
                     self.send(rows + ok)
                 elif cmd == b"CREATE":
