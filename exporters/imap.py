@@ -15,6 +15,12 @@ servers such as Dovecot hand out CRLF whatever was stored, so a bare LF is
 sent as CRLF. A message that has CRLF line ends already goes out byte for
 byte and comes back with the same blob id; for the others the manifest's
 ``sha256`` is of the bytes sent (its ``blob_id`` stays the archived one).
+Servers may still store other bytes than were sent, and nothing here
+reads them back (checked by hand, tests/README.md "Servers other than
+Dovecot"): Courier-IMAP 5.0 ends a message that has no final line end with
+a CRLF (2 bytes more), and Cyrus 3.6 (``munge8bit: yes``, its default)
+turns each 8-bit byte of a header into ``X`` (same size); Dovecot keeps
+the bytes. ``import imap`` of such a copy gives another blob.
 
 Resuming (decision): the exporter keeps a state file, one JSON line per
 appended copy (blob id, target folder, UID), written and fsynced right
