@@ -3,7 +3,9 @@
 Each selected message is appended once per source folder (the latest
 sighting there gives the flags; messages without a folder go to INBOX),
 into ``PREFIX/Folder/Sub`` (the server's hierarchy separator replaces
-``/``; a separator inside a name part becomes ``_``), with the original
+``/``; a separator inside a name part becomes ``_``) inside the server's
+personal namespace (NAMESPACE: Cyrus's and Courier's ``INBOX.``, where a
+top-level ``Archive`` is refused), with the original
 INTERNALDATE (sighting, else the catalog's internal date, else the sent
 date) and flags (``\\Seen``, ``\\Answered``, ``\\Flagged``, ``\\Deleted``,
 ``\\Draft`` and keywords). Folders are created and subscribed as needed.
@@ -13,6 +15,12 @@ servers such as Dovecot hand out CRLF whatever was stored, so a bare LF is
 sent as CRLF. A message that has CRLF line ends already goes out byte for
 byte and comes back with the same blob id; for the others the manifest's
 ``sha256`` is of the bytes sent (its ``blob_id`` stays the archived one).
+Servers may still store other bytes than were sent, and nothing here
+reads them back (checked by hand, tests/README.md "Servers other than
+Dovecot"): Courier-IMAP 5.0 ends a message that has no final line end with
+a CRLF (2 bytes more), and Cyrus 3.6 (``munge8bit: yes``, its default)
+turns each 8-bit byte of a header into ``X`` (same size); Dovecot keeps
+the bytes. ``import imap`` of such a copy gives another blob.
 
 Resuming (decision): the exporter keeps a state file, one JSON line per
 appended copy (blob id, target folder, UID), written and fsynced right
@@ -90,12 +98,31 @@ def crlf(data: bytes) -> bytes:
     return _BARE_LF.sub(b"\r\n", data)
 
 
-def target_folder(folder: str | None, prefix: str, delimiter: str) -> str:
-    """The target mailbox name for a source folder (``/``-separated) under an optional prefix."""
+def target_folder(folder: str | None, prefix: str, delimiter: str, personal: str = "") -> str:
+    """The target mailbox name for a source folder (``/``-separated) under an optional prefix, inside the
+    server's personal namespace ``personal`` (Cyrus's and Courier's ``INBOX.``: ``Archive/2019`` is
+    ``INBOX.Archive.2019`` there, the name ``import imap`` reads back as ``Archive/2019``)."""
     parts = [p for p in (prefix or "").split("/") if p] + [p for p in (folder or DEFAULT_FOLDER).split("/") if p]
     if delimiter and delimiter != "/":
         parts = [p.replace(delimiter, "_") for p in parts]
-    return (delimiter or "/").join(parts)
+    name = (delimiter or "/").join(parts)
+    if personal and name.upper() != "INBOX" and not name.startswith(personal):
+        name = personal + name
+    return name
+
+
+def _personal_prefix(c: IMAPClient) -> str:
+    """The prefix of the server's first personal namespace (RFC 2342), "" without NAMESPACE or one."""
+    if b"NAMESPACE" not in c.capabilities():
+        return ""
+    try:
+        personal = c.namespace().personal
+    except IMAPClientError:
+        return ""
+    if not personal or not personal[0][0]:
+        return ""
+    prefix = personal[0][0]
+    return prefix.decode("utf-8", "replace") if isinstance(prefix, bytes) else str(prefix)
 
 
 class _State:
@@ -144,6 +171,7 @@ class _Connection:
         self._retry = Retry(retries, backoff, deadline=None, jitter=0.0, give_up=_export_gives_up)
         self.client: IMAPClient | None = None
         self.delimiter = "/"
+        self.personal = ""  # the personal namespace's prefix (_personal_prefix)
         self.created: set[str] = set()
         self.dropped = False  # a drop happened since the last successful APPEND
 
@@ -155,6 +183,7 @@ class _Connection:
                              auth_error=TargetAuthError, allow_plaintext=self.allow_plaintext, timeout=self.timeout)
         try:
             listing = c.list_folders("", "INBOX") or c.list_folders("", "")
+            self.personal = _personal_prefix(c)
         except BaseException:
             net_imap.close(c)
             raise
@@ -181,7 +210,8 @@ class _Connection:
             return
 
         def make(c: IMAPClient):
-            listed = c.list_folders("", name)
+            # LIST takes "*" and "%" in a name as wildcards: only the folder of this very name counts
+            listed = [f for f in c.list_folders("", name) if f[2] == name]
             flags = {f.lower() for f in listed[0][0]} if listed else set()
             if not listed or b"\\noselect" in flags or b"\\nonexistent" in flags:
                 try:
@@ -273,7 +303,7 @@ def export_imap(
                         sent = crlf(raw)
                     pace.wait()
                     conn.call("LOGIN", lambda c: c)
-                    name = target_folder(p.folder, target.prefix, conn.delimiter)
+                    name = target_folder(p.folder, target.prefix, conn.delimiter, conn.personal)
                     when = p.internal_date or sm.internal_date or sm.sent_date
                     try:
                         conn.ensure_folder(name)

@@ -24,6 +24,11 @@ in ASCII order; other keywords have no letter and are left out. Each file
 is written in ``tmp/`` and linked into ``cur/`` (the Maildir delivery
 rule; never replacing anything). A rerun recognises a message already in
 its folder by the name before ``:2,`` and does not write it again.
+
+Dovecot 2.3 (``mail_location = maildir:DEST``), Python's ``mailbox.Maildir``
+and mutt 2.2 read DEST as it is: the same folders (nested, non-ASCII), the
+flags and the archived bytes (checked by hand: tests/README.md, "Servers
+other than Dovecot"). The manifest files in DEST are not folders to them.
 """
 from __future__ import annotations
 

@@ -34,6 +34,21 @@ complete (create-only); ``manifest.csv``/``manifest.json`` follow last
 missing files; a file that is already there with the same SHA-256 is kept
 (the output is deterministic for the same selection), one with other
 content is never replaced.
+
+Other readers (checked by hand, tests/README.md "Servers other than Dovecot")
+-------------------------------------------------------------------------
+Python's ``mailbox.mbox``, Dovecot 2.3 (``mail_location = mbox:DEST``),
+mutt 2.2 and formail 3.22 find every message of ``messages.mbox``. None of
+them removes the mboxrd quoting (they read mboxo: a body line ``From x``
+shows as ``>From x``); Dovecot gives a CRLF message's header lines with
+LF, mutt adds ``Content-Length:`` and ``Lines:`` when it copies; apart
+from that the bytes are the archived ones. A message without a final line
+end (alone in ``NAME-2.mbox``) is read exactly by Python and Dovecot, but
+mutt drops its last character (it takes the last byte of the file for the
+separator): export such mail as eml for mutt. Dovecot names mbox folders
+by their file names in modified UTF-7, so it shows ``Entwürfe.mbox`` of
+``per_folder`` as an empty folder (the files are named in UTF-8, as mutt and
+Thunderbird expect).
 """
 from __future__ import annotations
 

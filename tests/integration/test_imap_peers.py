@@ -191,3 +191,87 @@ def test_D10_a_slash_inside_a_level_never_merges_two_folders():
         server.stop()
     assert sorted(names) == ["INBOX", "a&AC8-b", "a/b"]
     assert sorted(picked) == ["a&AC8-b", "a/b"]
+
+
+def test_D10_export_puts_folders_inside_the_personal_namespace(tmp_path):
+    """``export imap`` named the target folders without the server's personal namespace prefix, and
+    Cyrus and Courier keep every personal folder under ``INBOX.``: each mail outside INBOX was refused
+    (13 of 18 of a Maildir with nested and non-ASCII folders, on both servers). Real transcripts
+    (cyrus-imapd 3.6.1 and courier-imap 5.0.13, Debian 12, started by scripts/peer-servers)::
+
+        C: b NAMESPACE
+        S: * NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))             (Courier: (("INBOX." ".")) NIL ...)
+        C: d CREATE "Archive.2019"
+        S: d NO Permission denied                                              (Courier: d NO Invalid mailbox name.)
+        C: e APPEND "Archive.2019" (\\Seen) {5}
+        S: e NO Mailbox does not exist                                         (Courier: e NO Invalid mailbox name.)
+
+    Folders now go inside the first personal namespace (``Archive/2019`` → ``INBOX.Archive.2019``, the
+    name ``import imap`` reads back as ``Archive/2019``; INBOX stays INBOX, never ``INBOX.INBOX``). With
+    the fix, the same export into the real servers and ``import imap`` into a second archive gave the same
+    18 (folder, flags, CRLF bytes) sightings, and a rerun appended nothing.
+    """
+    from exporters.imap import ImapTarget, export_imap
+    from importers.maildir import MaildirImporter
+    from tests.corpora import REPO
+
+    Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
+    a = Archive.open(tmp_path / "home", writer=True)
+    try:
+        Ingest(a, workers=0).run(MaildirImporter(str(REPO / "sample_data" / "maildir")))
+        server = start_evil_imap({"INBOX": "good"}, delimiter=b".", namespace=CYRUS_NAMESPACE)
+        try:
+            summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
+                                  timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
+                                  manifest_dir=tmp_path / "manifest")
+        finally:
+            server.stop()
+    finally:
+        a.close()
+    assert summary.errors == [] and summary.written == summary.selected == 11
+    assert sorted({name for name, _, _ in server.appended}) == [
+        "INBOX", "INBOX.Archive.2019", "INBOX.Entw&APw-rfe", "INBOX.Projects"]
+    assert sorted(n for n in server.folders if n != "INBOX") == ["INBOX.Archive.2019", "INBOX.Entw&APw-rfe",
+                                                                  "INBOX.Projects"]
+
+
+def test_D10_export_creates_a_folder_whose_name_holds_a_list_wildcard(tmp_path):
+    """``export imap`` asked ``LIST "" NAME`` whether the target folder exists, and LIST reads ``*`` and
+    ``%`` in NAME as wildcards: a folder ``Star*Folder`` "existed" when ``Star-Other-Folder`` did, was never
+    created, and its mail was refused. Real transcript (courier-imap 5.0.13, Debian 12)::
+
+        C: b LIST "" "INBOX.Again2.Star*Folder"
+        S: * LIST (\\HasNoChildren) "." "INBOX.Again2.Star-Other-Folder"
+        S: b OK LIST completed
+        C: c APPEND "INBOX.Again2.Star*Folder" (\\Seen) {5}
+        S: c NO [TRYCREATE] Must create mailbox before append
+
+    Only a listed folder of the very name counts now. (Cyrus refuses ``%`` in a name, ``Invalid mailbox
+    name``: that mail is listed as refused, exit 1.)
+    """
+    from exporters.imap import ImapTarget, export_imap
+    from importers.maildir import MaildirImporter
+
+    src = tmp_path / "src"
+    for folder in ("", ".Star*Folder", ".100% done"):
+        for sub in ("cur", "new", "tmp"):
+            (src / folder / sub).mkdir(parents=True, exist_ok=True)
+    for i, folder in enumerate(("", ".Star*Folder", ".100% done")):
+        (src / folder / "cur" / f"170000000{i}.M{i}P1.h:2,S").write_bytes(
+            b"From: a@example.com\nSubject: wild\nMessage-ID: <wild-%d@example.com>\n\nbody\n" % i)
+    Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
+    a = Archive.open(tmp_path / "home", writer=True)
+    try:
+        Ingest(a, workers=0).run(MaildirImporter(str(src)))
+        server = start_evil_imap({"INBOX": "good", "INBOX.Star-Other-Folder": "good", "INBOX.100 done": "good"},
+                                 delimiter=b".", namespace=CYRUS_NAMESPACE)
+        try:
+            summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
+                                  timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
+                                  manifest_dir=tmp_path / "manifest")
+        finally:
+            server.stop()
+    finally:
+        a.close()
+    assert summary.errors == [] and summary.written == 3
+    assert sorted(name for name, _, _ in server.appended) == ["INBOX", "INBOX.100% done", "INBOX.Star*Folder"]

@@ -79,14 +79,24 @@ _CMD = re.compile(rb"^(\S+) (?:UID )?(\S+)(?: (.*))?$", re.I)
 class EvilImap(ScriptedServer):
     folders: dict[str, str] = field(default_factory=dict)
     body_fetches: dict[str, int] = field(default_factory=dict)
+    appended: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # (mailbox, flags, literal)
 
 
 def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None,
                     capabilities: bytes = b"") -> EvilImap:
     """``folders``: wire name → mode; LIST gives them with ``delimiter`` (None: NIL); with ``namespace`` (the untagged
     line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered;
-    ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO)."""
+    ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO).
+
+    For the exporter: LIST matches the pattern (``*``, ``%``: RFC 3501's wildcards); CREATE adds a folder ("good"),
+    APPEND takes the literal (into ``appended``); with ``namespace``, both refuse a name outside the personal
+    prefix (other than INBOX) as Cyrus does (``NO Permission denied``, ``NO Mailbox does not exist``)."""
     state = EvilImap(scheme="imap", folders=dict(folders))
+    m = re.match(rb'\* NAMESPACE \(\("([^"]*)"', namespace or b"")
+    personal = m.group(1).decode() if m else ""
+
+    def outside(name: str) -> bool:
+        return bool(personal) and name.upper() != "INBOX" and not name.startswith(personal)
 
     class Handler(LineHandler):
         def handle(self) -> None:
@@ -114,8 +124,35 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                     return
                 elif cmd == b"LIST":
                     sep = b'"' + delimiter + b'"' if delimiter is not None else b"NIL"
-                    rows = b"".join(b"* LIST (\\HasNoChildren) " + sep + b' "' + n.encode() + b'"\r\n' for n in state.folders)
+                    pm = re.search(rb'"([^"]*)"$', args)
+                    pattern = (pm.group(1) if pm else args.rsplit(b" ", 1)[-1]).decode()
+                    level = re.escape((delimiter or b"").decode()) or "$^"
+                    wild = "".join(".*" if ch == "*" else f"(?:(?!{level}).)*" if ch == "%" else re.escape(ch)
+                                   for ch in pattern)
+                    names = [n for n in state.folders if re.fullmatch(wild, n)]
+                    rows = b"".join(b"* LIST (\\HasNoChildren) " + sep + b' "' + n.encode() + b'"\r\n' for n in names)
                     self.send(rows + ok)
+                elif cmd == b"CREATE":
+                    name = args.strip(b'"').decode()
+                    if outside(name):
+                        self.send(tag + b" NO Permission denied\r\n")
+                    else:
+                        state.folders.setdefault(name, "good")
+                        self.send(ok)
+                elif cmd == b"APPEND":
+                    am = re.match(rb'"?([^"]*?)"? (?:\(([^)]*)\) )?(?:"[^"]*" )?\{(\d+)(\+?)\}$', args)
+                    name = am.group(1).decode()
+                    if outside(name) or name not in state.folders and name.upper() != "INBOX":
+                        if am.group(4):  # LITERAL+: the literal comes anyway
+                            self.rfile.read(int(am.group(3)) + 2)
+                        self.send(tag + b" NO Mailbox does not exist\r\n")
+                        continue
+                    if not am.group(4):
+                        self.send(b"+ go ahead\r\n")
+                    data = self.rfile.read(int(am.group(3)))
+                    self.rfile.readline()
+                    state.appended.append((name, am.group(2) or b"", data))
+                    self.send(ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "lying-size":
                     selected = args.strip(b'"').decode()
                     self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % LYING_COUNT + tag + b" OK [READ-ONLY] done\r\n")
