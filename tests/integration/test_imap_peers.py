@@ -211,23 +211,9 @@ def test_D10_export_puts_folders_inside_the_personal_namespace(tmp_path):
     the fix, the same export into the real servers and ``import imap`` into a second archive gave the same
     18 (folder, flags, CRLF bytes) sightings, and a rerun appended nothing.
     """
-    from exporters.imap import ImapTarget, export_imap
-    from importers.maildir import MaildirImporter
     from tests.corpora import REPO
 
-    Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
-    a = Archive.open(tmp_path / "home", writer=True)
-    try:
-        Ingest(a, workers=0).run(MaildirImporter(str(REPO / "sample_data" / "maildir")))
-        server = start_evil_imap({"INBOX": "good"}, delimiter=b".", namespace=CYRUS_NAMESPACE)
-        try:
-            summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
-                                  timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
-                                  manifest_dir=tmp_path / "manifest")
-        finally:
-            server.stop()
-    finally:
-        a.close()
+    summary, server = _export_to_cyrus_like(tmp_path, REPO / "sample_data" / "maildir", {"INBOX": "good"})
     assert summary.errors == [] and summary.written == summary.selected == 11
     assert sorted({name for name, _, _ in server.appended}) == [
         "INBOX", "INBOX.Archive.2019", "INBOX.Entw&APw-rfe", "INBOX.Projects"]
@@ -249,8 +235,6 @@ def test_D10_export_creates_a_folder_whose_name_holds_a_list_wildcard(tmp_path):
     Only a listed folder of the very name counts now. (Cyrus refuses ``%`` in a name, ``Invalid mailbox
     name``: that mail is listed as refused, exit 1.)
     """
-    from exporters.imap import ImapTarget, export_imap
-    from importers.maildir import MaildirImporter
 
     src = tmp_path / "src"
     for folder in ("", ".Star*Folder", ".100% done"):
@@ -259,12 +243,23 @@ def test_D10_export_creates_a_folder_whose_name_holds_a_list_wildcard(tmp_path):
     for i, folder in enumerate(("", ".Star*Folder", ".100% done")):
         (src / folder / "cur" / f"170000000{i}.M{i}P1.h:2,S").write_bytes(
             b"From: a@example.com\nSubject: wild\nMessage-ID: <wild-%d@example.com>\n\nbody\n" % i)
+    summary, server = _export_to_cyrus_like(
+        tmp_path, src, {"INBOX": "good", "INBOX.Star-Other-Folder": "good", "INBOX.100 done": "good"})
+    assert summary.errors == [] and summary.written == 3
+    assert sorted(name for name, _, _ in server.appended) == ["INBOX", "INBOX.100% done", "INBOX.Star*Folder"]
+
+
+def _export_to_cyrus_like(tmp_path, maildir, folders: dict):
+    """Import ``maildir`` into a new archive and ``export imap`` it to a scripted server with Cyrus's '.'
+    separator and ``INBOX.`` namespace holding ``folders``; (the export's summary, the stopped server)."""
+    from exporters.imap import ImapTarget, export_imap
+    from importers.maildir import MaildirImporter
+
     Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
     a = Archive.open(tmp_path / "home", writer=True)
     try:
-        Ingest(a, workers=0).run(MaildirImporter(str(src)))
-        server = start_evil_imap({"INBOX": "good", "INBOX.Star-Other-Folder": "good", "INBOX.100 done": "good"},
-                                 delimiter=b".", namespace=CYRUS_NAMESPACE)
+        Ingest(a, workers=0).run(MaildirImporter(str(maildir)))
+        server = start_evil_imap(folders, delimiter=b".", namespace=CYRUS_NAMESPACE)
         try:
             summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
                                   timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
@@ -273,5 +268,4 @@ def test_D10_export_creates_a_folder_whose_name_holds_a_list_wildcard(tmp_path):
             server.stop()
     finally:
         a.close()
-    assert summary.errors == [] and summary.written == 3
-    assert sorted(name for name, _, _ in server.appended) == ["INBOX", "INBOX.100% done", "INBOX.Star*Folder"]
+    return summary, server
