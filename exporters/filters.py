@@ -92,13 +92,13 @@ class Filters:
         """(condition or None, parameters) for ``select_messages``; raises UsageError on bad values."""
         parts: list[str] = []
         params: list = []
-        if self.since:
-            value, _ = parse_when(self.since)
+        since = parse_when(self.since)[0] if self.since else None
+        if since is not None:
             parts.append(f"{_DATE_EXPR} >= ?")
-            params.append(value)
+            params.append(since)
         if self.until:
             value, bare = parse_when(self.until)
-            if self.since and parse_when(self.since)[0] > value:
+            if since is not None and since > value:
                 raise UsageError(f"the start date {self.since} lies after the end date {self.until}: no mail can "
                                  "match; swapped?")
             if bare:

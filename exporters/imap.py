@@ -53,6 +53,7 @@ from typing import Callable
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from importers.imap import personal_namespace
 from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.net import imap as net_imap
@@ -111,20 +112,6 @@ def target_folder(folder: str | None, prefix: str, delimiter: str, personal: str
     return name
 
 
-def _personal_prefix(c: IMAPClient) -> str:
-    """The prefix of the server's first personal namespace (RFC 2342), "" without NAMESPACE or one."""
-    if b"NAMESPACE" not in c.capabilities():
-        return ""
-    try:
-        personal = c.namespace().personal
-    except IMAPClientError:
-        return ""
-    if not personal or not personal[0][0]:
-        return ""
-    prefix = personal[0][0]
-    return prefix.decode("utf-8", "replace") if isinstance(prefix, bytes) else str(prefix)
-
-
 class _State:
     """The append log of one target: {(blob_id, source folder): record}."""
 
@@ -171,7 +158,7 @@ class _Connection:
         self._retry = Retry(retries, backoff, deadline=None, jitter=0.0, give_up=_export_gives_up)
         self.client: IMAPClient | None = None
         self.delimiter = "/"
-        self.personal = ""  # the personal namespace's prefix (_personal_prefix)
+        self.personal = ""  # the personal namespace's prefix (importers.imap.personal_namespace)
         self.created: set[str] = set()
         self.dropped = False  # a drop happened since the last successful APPEND
 
@@ -183,7 +170,7 @@ class _Connection:
                              auth_error=TargetAuthError, allow_plaintext=self.allow_plaintext, timeout=self.timeout)
         try:
             listing = c.list_folders("", "INBOX") or c.list_folders("", "")
-            self.personal = _personal_prefix(c)
+            self.personal = (personal_namespace(c) or ("", ""))[0]
         except BaseException:
             net_imap.close(c)
             raise

@@ -219,8 +219,9 @@ def mbox_messages(rest: bytes) -> int:
     return n
 
 
-def _more_note(rest: bytes, note: dict) -> dict:
-    n = mbox_messages(rest) - 1
+def _more_note(messages: int, note: dict) -> dict:
+    """``note`` with the ``holds-more-from-lines`` flag and warning when the file holds ``messages`` > 1."""
+    n = messages - 1
     if n:
         note["flags"] = note["flags"] + (MORE_FROM_LINES,)
         note["warning"] = (f"archived as one message, but {n} more From_ line(s) followed by a header block "
@@ -238,9 +239,10 @@ def cut_envelope(raw: bytes, force_raw: bool = False) -> Trimmed | NotMail | Non
     cut = envelope_length(head, len(head) >= len(raw))
     if not cut:
         return None
-    if not force_raw and (n := mbox_messages(raw[cut:])) >= MBOX_REFUSED_FROM:
+    n = mbox_messages(raw[cut:])
+    if not force_raw and n >= MBOX_REFUSED_FROM:
         return NotMail(_MBOX_GIVEN % n, error=True)
-    return Trimmed(raw[cut:], cut, _more_note(raw[cut:], _envelope_note(head, cut)))
+    return Trimmed(raw[cut:], cut, _more_note(n, _envelope_note(head, cut)))
 
 
 def emlx_frame(head: bytes) -> tuple[int, int] | None:
@@ -362,9 +364,10 @@ def without_envelope(item: SourceItem, read, force_raw: bool = False) -> SourceI
         raw = item.raw if item.raw is not None else read()
     except (OSError, StorageError) as exc:
         return _unreadable(item.ref, exc, item.cursor)
-    if not force_raw and (n := mbox_messages(raw[cut:])) >= MBOX_REFUSED_FROM:
+    n = mbox_messages(raw[cut:])
+    if not force_raw and n >= MBOX_REFUSED_FROM:
         return SourceProblem(item.ref, _MBOX_GIVEN % n, item.cursor)
-    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **_more_note(raw[cut:], note))
+    return dataclasses.replace(item, raw=raw[cut:], path=None, size=None, **_more_note(n, note))
 
 
 def _not_mail_head(head: bytes, size: int) -> str | None:

@@ -316,7 +316,7 @@ class ImapImporter(ServerSource):
         streams: Iterator | None = None
         try:
             listing = self._call("LIST", lambda c: c.list_folders())
-            personal = self._call("NAMESPACE", _personal_prefix)
+            personal = self._call("NAMESPACE", personal_namespace)
             chosen = self._choose(listing, reporter, personal)
             for wire, name in chosen:  # a cursor of a version that kept the server's names: carried over
                 old = utf7.decode_lenient(wire)
@@ -649,8 +649,9 @@ class ImapImporter(ServerSource):
                              on_read_error=functools.partial(_not_fetched, ref, cursor))
 
 
-def _personal_prefix(c: IMAPClient) -> tuple[str, str] | None:
-    """(prefix, separator) of the first personal namespace (RFC 2342), or None (no NAMESPACE, or none)."""
+def personal_namespace(c: IMAPClient) -> tuple[str, str] | None:
+    """(prefix, separator) of the first personal namespace (RFC 2342), the prefix decoded, or None (no
+    NAMESPACE, or none); a dropped connection is raised (the caller's retry reconnects). Also ``export imap``'s."""
     if b"NAMESPACE" not in c.capabilities():
         return None
     try:

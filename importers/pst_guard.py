@@ -19,14 +19,14 @@ flock) are closed first thing.
 """
 from __future__ import annotations
 
+import base64
 import multiprocessing
 import os
 import signal
-import sys
 from typing import Any, Callable, Iterator
 
 from toolkit import faults, mapi
-from toolkit.process_guard import forbid_core_dumps
+from toolkit.process_guard import die_with_parent, forbid_core_dumps
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceProblem
 
@@ -38,7 +38,6 @@ STALL_LIMIT = 300.0
 _stall_limit = STALL_LIMIT
 #: seconds the child may stay silent while readpst runs (it has its own limit)
 READPST_WAIT = pst_embedded.READPST_TIMEOUT + 60.0
-_PR_SET_PDEATHSIG = 1
 
 
 def set_stall_limit(seconds: float) -> None:
@@ -53,8 +52,6 @@ def guarded_scan_store(path: bytes, ref: str, rel: bytes, inner: dict | None, re
                        convert_limit: float | None = mapi.CONVERT_LIMIT,
                        stall_limit: float | None = None) -> Iterator[SourceItem]:
     """:func:`importers.pst.scan_store`'s items, read in a child process (see the module docstring)."""
-    from .pst import scan_store  # noqa: F401 - imported here so the child has it loaded before the fork
-
     stall_limit = stall_limit or _stall_limit
     avoid: set[tuple] = set()
     handed: set[tuple[str, str]] = set()  # items without a cursor, and warnings, already handed on
@@ -116,8 +113,6 @@ class _Reader:
     until it ends, stalls or dies (then ``failure`` says how and ``place`` where)."""
 
     def __init__(self, path, ref, rel, start, identity, convert_limit, avoid):
-        import base64
-
         self.key = base64.b64encode(rel).decode("ascii")
         ctx = multiprocessing.get_context("fork")
         self._receive, send = ctx.Pipe(duplex=False)
@@ -177,7 +172,7 @@ def _child_main(send, path, ref, rel, start, identity, convert_limit, avoid, fau
     os.closerange(keep + 1, 1 << 16)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
+    die_with_parent()
     forbid_core_dumps()  # a fork holds the parent's memory, the archive key with it
     faults.configure(**fault_settings)
     from .pst import scan_store
@@ -195,14 +190,3 @@ def _child_main(send, path, ref, rel, start, identity, convert_limit, avoid, fau
     except Exception as exc:  # an unforeseen error: one problem naming the store, never a traceback
         send.send(("item", SourceProblem(ref, f"the store could not be read on: {type(exc).__name__}: {exc}")))
         send.send(("end", None))
-
-
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass

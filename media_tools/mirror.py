@@ -66,14 +66,13 @@ from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, committed_since
 from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
-from toolkit.home import MIRROR_STATUS_NAME as STATUS_NAME, Home
+from toolkit.home import MIRROR_STATE_NAME as STATE_NAME, MIRROR_STATUS_NAME as STATUS_NAME, Home
 from toolkit.medium import LABEL_NAME
 from toolkit.storage import Storage
 from toolkit.storage.probe import probe
 
 from .backup import CONFIG_DIR, newest_config_snapshot
 
-STATE_NAME = "MIRROR.json"
 STAMPS_DIR = "stamps"
 DELETIONS_DIR = "deletions"
 CHUNK = 1 << 20

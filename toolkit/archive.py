@@ -33,7 +33,7 @@ from .errors import (
     NextStep,
     NoArchiveError,
 )
-from .home import CONFIG_NAME, INIT_MARKER_NAME, Home, key_check
+from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_check
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
@@ -336,17 +336,13 @@ class Archive:
         replace_media_rows(self.catalog, self.config.media)
 
 
-#: the marker file of a mirror (media_tools/mirror.py STATE_NAME; named here to keep the core free of media_tools)
-_MIRROR_MARKER = "MIRROR.json"
-
-
 def _what_lies_there(path: Path) -> str:
     """What a place given as a home is instead, when it is one of the archive's other places."""
     try:
         if (path / LABEL_NAME).is_file():
             return f": it is a storage medium ({LABEL_NAME}), not an archive home; give the home that holds {CONFIG_NAME}"
-        if (path / _MIRROR_MARKER).is_file():
-            return f": it is a mirror ({_MIRROR_MARKER}), not an archive home; a restore builds a home from it"
+        if (path / MIRROR_STATE_NAME).is_file():
+            return f": it is a mirror ({MIRROR_STATE_NAME}), not an archive home; a restore builds a home from it"
     except OSError:
         pass
     return ""

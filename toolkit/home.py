@@ -41,6 +41,7 @@ DEFAULT_KEY_BACKUP_NAME = "key-backup.txt"
 DEFAULT_LOG_NAME = "mailarchive.log"
 #: What other commands keep in the home: the mirror runs' outcomes, the IMAP exports' resume state.
 MIRROR_STATUS_NAME = "mirror-status.json"
+MIRROR_STATE_NAME = "MIRROR.json"  # a mirror's sealed state at its destination (media_tools/mirror.py)
 EXPORT_STATE_NAME = "export-state"
 #: Which packs each full or sampled verify read, and when (verify/sampling.py).
 VERIFY_STATE_NAME = "verify-state.json"

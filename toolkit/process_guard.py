@@ -19,6 +19,7 @@ import resource
 import sys
 
 _PR_SET_DUMPABLE = 4
+_PR_SET_PDEATHSIG = 1
 
 
 def forbid_core_dumps() -> bool:
@@ -38,6 +39,20 @@ def forbid_core_dumps() -> bool:
     except (OSError, AttributeError):
         ok = False
     return ok
+
+
+def die_with_parent() -> bool:
+    """Have the kernel SIGKILL this process when the thread that started it ends (``PR_SET_PDEATHSIG``): a child
+    stuck in C code never outlives a killed parent. True when set (Linux), else False."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        import signal
+
+        return ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 _M_ARENA_MAX = -8

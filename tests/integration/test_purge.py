@@ -55,6 +55,16 @@ def _approve(home: Path, msg_ids: list[int]) -> int:
                                                       requested_by="alice", approved_by="bob", now=now)
 
 
+def _approved_twin(base, tmp_path):
+    """A clone of the base archive whose twin A is approved for deletion: (home, A, its twin B, the other
+    messages' ids)."""
+    home = clone(base, tmp_path)
+    a, b = _twins(home)
+    others = set(messages(home)) - {a["msg_id"]}
+    _approve(home, [a["msg_id"]])
+    return home, a, b, others
+
+
 def _plain_of_all_packs(home: Path) -> bytes:
     """Every mail byte the medium's packs hold, decrypted (the packs' own footers, not the catalog)."""
     out = []
@@ -136,10 +146,7 @@ POINTS = ["pack.before_commit", "purge_after_new_pack", "purge_after_switch", "p
 
 @pytest.mark.parametrize("point", POINTS)
 def test_purge_killed_at_each_step_then_rerun(base, tmp_path, point):
-    home = clone(base, tmp_path)
-    a, b = _twins(home)
-    others = set(messages(home)) - {a["msg_id"]}
-    _approve(home, [a["msg_id"]])
+    home, a, b, others = _approved_twin(base, tmp_path)
     p = _purge(home, fault=point)
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
     p = _purge(home)
@@ -251,10 +258,7 @@ def test_p7_adopt_never_brings_a_purged_mail_back(base, tmp_path):
     """A purge killed after its switch leaves the old pack (with the purged mail) on the medium, unknown to
     the catalog: `db adopt` reads it, finds the purged mail's tombstone and the kept mails archived, and
     adopts nothing; the rerun of the purge then removes the old pack."""
-    home = clone(base, tmp_path)
-    a, b = _twins(home)
-    others = set(messages(home)) - {a["msg_id"]}
-    _approve(home, [a["msg_id"]])
+    home, a, b, others = _approved_twin(base, tmp_path)
     assert _purge(home, fault="purge_after_switch").returncode == -signal.SIGKILL
     assert a["pack"].exists()
     r = mailarchive(home, "db", "adopt", json_out=True).result
@@ -321,10 +325,7 @@ def _check_rebuilt_after_purge(home: Path, a: dict, b: dict, others: set[int]) -
 def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base, tmp_path):
     """The deletion record the purge wrote beside the packs (docs/formats.md "Deletion records") brings the
     tombstone and the request back into a catalog rebuilt from the media."""
-    home = clone(base, tmp_path)
-    a, b = _twins(home)
-    others = set(messages(home)) - {a["msg_id"]}
-    _approve(home, [a["msg_id"]])
+    home, a, b, others = _approved_twin(base, tmp_path)
     assert _purge(home).returncode == 0
     names = {p.name for p in (tmp_path / "medium" / "deletions").iterdir()}
     assert len(names) == 2 and "00000001-done.deletion" in names, names
@@ -347,10 +348,7 @@ def test_rebuild_after_a_purge_keeps_the_purge_and_reports_no_missing_leaf(base,
 def test_purge_killed_after_its_deletion_record_resumes_and_rebuilds_alike(base, tmp_path, point):
     """Killed between writing a deletion record and the catalog commit: the rerun finds the record and
     uses it as it is (its purge time too); the rebuild after it equals the one after an uninterrupted purge."""
-    home = clone(base, tmp_path)
-    a, b = _twins(home)
-    others = set(messages(home)) - {a["msg_id"]}
-    _approve(home, [a["msg_id"]])
+    home, a, b, others = _approved_twin(base, tmp_path)
     p = _purge(home, fault=point)
     assert p.returncode == -signal.SIGKILL, (p.returncode, p.stderr)
     written = {p.name: p.read_bytes() for p in (tmp_path / "medium" / "deletions").iterdir()}
@@ -376,10 +374,7 @@ def test_rebuild_between_a_purge_s_switch_and_its_removal_never_takes_the_old_pa
     the media: the old pack (which still holds the purged mail) is left out by its deletion record and
     named; the request is approved again (its done record was never written), and the rerun purge removes
     the old pack and finishes the request."""
-    home = clone(base, tmp_path)
-    a, b = _twins(home)
-    others = set(messages(home)) - {a["msg_id"]}
-    _approve(home, [a["msg_id"]])
+    home, a, b, others = _approved_twin(base, tmp_path)
     assert _purge(home, fault="purge_after_switch").returncode == -signal.SIGKILL
     assert a["pack"].exists()
     res = mailarchive(home, "db", "rebuild", "--force", json_out=True, check=None)
