@@ -512,9 +512,8 @@ class Ingest:
             except ObjectExistsError as exc:
                 raise self._name_taken(getattr(exc, "pack_name", pack_name(task.pack_id)), getattr(exc, "mails", 0)) from None
         if not self.executor_spec.distributed:
-            for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
-                if isinstance(job, LocalFile):
-                    will_read(job.path)
+            # the disk fetches the chunk's files while the workers finish the chunks before it
+            will_read(*[job.path for job in jobs if isinstance(job, LocalFile)])
         slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
         task.two_phase = self._questions is not None and self._executor is not self._given
         fut = _submit_shielded(self._executor, _pack_in_worker, task, slow)
