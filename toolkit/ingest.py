@@ -225,12 +225,14 @@ class Ingest:
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
         # one DuckDB thread for the run's catalog sessions: they are small, and the workers want the cores
-        self.archive.catalog.use_threads(1)
+        catalog = self.archive.catalog
+        threads = catalog.threads
+        catalog.use_threads(1)
         try:
             with _fewer_collections():
                 return self._run(importer)
         finally:
-            self.archive.catalog.use_threads(None)
+            catalog.use_threads(threads)
 
     def _run(self, importer: Importer) -> RunSummary:
         check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written

@@ -159,8 +159,9 @@ def test_catalog_threads_are_set_and_put_back(tmp_path):
     assert _threads(cat) == 1
     cat.close()  # a new connection gets the setting too
     assert _threads(cat) == 1
+    assert cat.threads == 1
     cat.use_threads(None)
-    assert _threads(cat) == default
+    assert _threads(cat) == default and cat.threads is None
     cat.close()
 
 

@@ -123,6 +123,11 @@ class Catalog:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
 
+    @property
+    def threads(self) -> int | None:
+        """The DuckDB threads set with :meth:`use_threads` (None: DuckDB's default)."""
+        return self._threads
+
     def use_threads(self, threads: int | None) -> None:
         """Run this catalog's sessions on ``threads`` DuckDB threads from now on (None: DuckDB's default, one
         per core). An import sets 1: its sessions are small (a lookup, one pack's commit and its checkpoint),
