@@ -341,7 +341,7 @@ def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], wh
             sm: StoredMessage) -> dict:
     def op(c: IMAPClient):
         if conn.dropped and sm.message_id:
-            found = _already_there(c, name, sm.message_id, len(raw))
+            found = _already_there(c, name, sm.message_id, len(raw), raw.endswith(b"\r\n"))
             if found is not None:
                 return found
         return c.append(name, raw, flags=flags, msg_time=when)
@@ -354,7 +354,7 @@ def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], wh
     return {"uidvalidity": int(m.group(1)), "uid": int(m.group(2))} if m else {"uidvalidity": None, "uid": None}
 
 
-def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict | None:
+def _already_there(c: IMAPClient, name: str, message_id: str, size: int, ends_with_line_end: bool = True) -> dict | None:
     """After a dropped link: did the interrupted APPEND arrive? (same Message-ID and size)"""
     if not c.folder_exists(name):
         return None
@@ -363,8 +363,11 @@ def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict
         uids = c.search(["HEADER", "Message-ID", message_id])
         if not uids:
             return None
+        # Courier-IMAP stores a mail without a final line end with one more CRLF (D14): that size counts too,
+        # or a copy that did arrive would be appended a second time
+        sizes = {size, size + 2} if not ends_with_line_end else {size}
         for uid, d in c.fetch(uids, [b"RFC822.SIZE"]).items():
-            if int(d.get(b"RFC822.SIZE", -1)) == size:
+            if int(d.get(b"RFC822.SIZE", -1)) in sizes:
                 return {"uidvalidity": int(info.get(b"UIDVALIDITY", 0)) or None, "uid": uid}
         return None
     finally:

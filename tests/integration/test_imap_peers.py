@@ -299,7 +299,21 @@ def test_D14_without_uidplus_the_copies_that_could_not_be_read_back_are_counted(
     assert not [c for c in server.commands if b"FETCH" in c.upper()]
 
 
-def _export_to_cyrus_like(tmp_path, maildir, folders: dict, store=None, reuse=False):
+def test_D14_a_copy_courier_lengthened_is_found_after_a_dropped_append_and_not_appended_twice(tmp_path):
+    """After a link dropped between storing an APPEND and its OK, the export asks whether the copy arrived: same
+    Message-ID and same size. Courier stores a mail without a final line end 2 bytes longer, so the copy that had
+    arrived was not found and was appended a second time. Both sizes count now, and the read-back still lists the
+    copy as altered."""
+    summary, server = _export_to_cyrus_like(tmp_path, _altering_source(tmp_path), {"INBOX": "good"},
+                                            store=_courier_store, drop_after_store=2)
+    kept = server.stored["INBOX"]
+    assert len(server.appended) == 3 and len(kept) == 3          # the dropped APPEND was not repeated
+    assert sum(b"<cut@example.com>" in m for m in kept) == 1
+    assert summary.written == 3 and summary.read_back["altered"] == 1
+    assert [e for e in summary.errors if "added a line end" in e["error"]]
+
+
+def _export_to_cyrus_like(tmp_path, maildir, folders: dict, store=None, reuse=False, drop_after_store=0):
     """Import ``maildir`` into a new archive (``reuse``: the one made before) and ``export imap`` it to a scripted
     server with Cyrus's '.' separator and ``INBOX.`` namespace holding ``folders`` (``store``: see start_evil_imap);
     (the export's summary, the stopped server)."""
@@ -312,7 +326,8 @@ def _export_to_cyrus_like(tmp_path, maildir, folders: dict, store=None, reuse=Fa
     try:
         if not reuse:
             Ingest(a, workers=0).run(MaildirImporter(str(maildir)))
-        server = start_evil_imap(folders, delimiter=b".", namespace=CYRUS_NAMESPACE, store=store)
+        server = start_evil_imap(folders, delimiter=b".", namespace=CYRUS_NAMESPACE, store=store,
+                                 drop_after_store=drop_after_store)
         try:
             summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
                                   timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",
