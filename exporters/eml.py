@@ -62,10 +62,10 @@ class ExportSummary:
         }
 
     def error(self, sm: StoredMessage, exc: BaseException | str, reporter: Reporter | None = None) -> None:
-        """Record a mail that was not exported (and warn, with a reporter)."""
+        """Record a mail that was not exported (and say so live, with a reporter)."""
         self.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
         if reporter is not None:
-            reporter.warn(f"message {sm.msg_id}: {exc}")
+            reporter.error(f"message {sm.msg_id}: {exc}")
 
 
 def readable(archive: Archive, selection: list[StoredMessage], summary: ExportSummary, reporter: Reporter):

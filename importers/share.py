@@ -471,6 +471,9 @@ class _SubReporter(NullReporter):
     def warn(self, message):
         self._r.warn(_clean(message))
 
+    def error(self, message):
+        self._r.error(_clean(message))
+
     def info(self, message):
         self._r.info(_clean(message))
 
