@@ -160,6 +160,23 @@ _DBOX_FILE = re.compile(rb"2 M[0-9a-fA-F]+ C[0-9a-fA-F]+(?:[^0-9a-fA-F\n][^\n]*)
 _UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 
 
+def _utf16(head: bytes) -> tuple[str | None, int]:
+    """(the UTF-16 byte order the head looks written in, where its text starts), or (None, 0): by the byte-order
+    mark, else (Windows tools write none) by ASCII text in every other byte of the first 64, NULs between."""
+    encoding = _UTF16_BOMS.get(head[:2])
+    if encoding is not None:
+        return encoding, 2
+    sample = head[:64]
+    if len(sample) < 32:
+        return None, 0
+    even, odd = sample[0::2], sample[1::2]
+    if not odd.strip(b"\x00") and even.isascii() and b"\x00" not in even:
+        return "utf-16-le", 0
+    if not even.strip(b"\x00") and odd.isascii() and b"\x00" not in odd:
+        return "utf-16-be", 0
+    return None, 0
+
+
 def unsupported_mail(head: bytes) -> Unsupported | None:
     """The reason a file is mail the toolkit cannot archive as it is, from its first bytes, else None."""
     if head.startswith(DBX_MAGIC) and head[4:8] != _DBX_FOLDERS:
@@ -172,12 +189,13 @@ def unsupported_mail(head: bytes) -> Unsupported | None:
         return Unsupported(MMDF_UNSUPPORTED)
     if _DBOX_FILE.match(head):
         return Unsupported(md.DBOX_UNSUPPORTED)
-    encoding = _UTF16_BOMS.get(head[:2])
+    encoding, start = _utf16(head)
     if encoding is not None:
-        text = head[2:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
-        if starts_with_headers(text):
+        text = head[start:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
+        if starts_with_headers(text) or text.startswith(b"From "):
+            label = "UTF-16" if start else encoding.upper()   # without a mark iconv must be told the byte order
             return Unsupported("a mail saved as UTF-16 text, which no mail reader reads: convert it first "
-                               "(`iconv -f UTF-16 -t UTF-8 FILE`), then import the result")
+                               f"(`iconv -f {label} -t UTF-8 FILE`), then import the result")
     return None
 
 

@@ -6,6 +6,8 @@ with the message's byte count, the message, an XML plist), ...
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import mailbox
 
@@ -150,6 +152,26 @@ def test_an_outlook_express_mailbox_and_a_utf16_mail_are_errors_naming_the_conve
                                                                               "Outlook Express (Folders.dbx)")
     utf16 = "Subject: x\r\n".encode("utf-16")
     assert detect(utf16, b"x.eml", len(utf16))[0] == PROBLEM
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_mail_without_a_byte_order_mark_is_an_error_naming_the_conversion(tmp_path, encoding):
+    """Windows tools save UTF-16 without a byte-order mark too; such a mail was archived as a binary blob with no
+    header (exit 0). An mbox saved so is caught as well; a mail with a NUL-heavy body after a normal head is not."""
+    raw = _mail("utf16-nobom", b"\r\n").decode("ascii").encode(encoding)
+    assert detect(raw, b"x.eml", len(raw))[0] == PROBLEM
+    box = ("From a@b Mon Jan  1 00:00:00 2020\n" + _mail("in-mbox").decode("ascii")).encode(encoding)
+    assert detect(box, b"x.mbox", len(box))[0] == PROBLEM
+    normal = _mail("plain-then-nul") + bytes(200)
+    assert detect(normal, b"y.eml", len(normal))[0] != PROBLEM
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "saved.eml").write_bytes(raw)
+    (src / "plain.eml").write_bytes(_mail("plain"))
+    mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb"))
+    imp = mailarchive(tmp_path / "home", "import", "eml", str(src), json_out=True, check=1)
+    assert imp.result["errors"] == 1 and imp.result["archived"] == 1, imp.result
+    assert f"saved.eml: a mail saved as UTF-16 text" in imp.stdout and f"iconv -f {encoding.upper()} " in imp.stdout
 
 
 #: the storage file ``doveadm save`` wrote into an mdbox (Dovecot 2.3.19): two mails, each with its metadata
