@@ -505,6 +505,14 @@ def _dir_folder(rel: bytes) -> str | None:
     return ref_text(head) if head else None
 
 
+def _sbd_dropped(folder: str | None) -> str | None:
+    """Thunderbird keeps the subfolders of folder ``Inbox`` (an mbox file) in a directory ``Inbox.sbd``: the
+    folder of ``Inbox.sbd/Projects`` is ``Inbox/Projects``, as Thunderbird shows it (docs/sources.md)."""
+    if not folder or ".sbd" not in folder:
+        return folder
+    return "/".join(p[:-4] if p.endswith(".sbd") and len(p) > 4 else p for p in folder.split("/"))
+
+
 def _open_nofollow(path, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
@@ -669,7 +677,7 @@ class ShareImporter:
         sub = MboxImporter(tree.location(e.rel), self._smb_password, **self._mbox_limits)
         base = e.rel.rpartition(b"/")[2]
         name = mbox_folder_name(base.decode("utf-8", "backslashreplace"))
-        dir_folder = _dir_folder(e.rel)
+        dir_folder = _sbd_dropped(_dir_folder(e.rel))
         folder = f"{dir_folder}/{name}" if dir_folder else name
         ref = ref_text(e.rel)
         try:

@@ -219,6 +219,22 @@ def test_a_thunderbird_folder_keeps_its_expunged_but_not_compacted_mail_flagged(
         f"Inbox@{2 * size}": "variant=unknown"}
 
 
+def test_import_share_of_a_thunderbird_profile_names_subfolders_as_thunderbird_shows_them(tmp_path):
+    """A Thunderbird profile's ``Local Folders`` under ``import share``: the subfolders of ``Inbox`` live in
+    ``Inbox.sbd/``; they were archived under the folder ``Inbox.sbd/Projects``, which no mail program shows and an
+    export then wrote as such. Now ``Inbox/Projects``; the index files (.msf) are skipped."""
+    folder = tmp_path / "Local Folders"
+    (folder / "Inbox.sbd" / "Projects.sbd").mkdir(parents=True)
+    (folder / "Inbox").write_bytes(_thunderbird("1", b"0001"))
+    (folder / "Inbox.sbd" / "Projects").write_bytes(_thunderbird("2", b"0001"))
+    (folder / "Inbox.sbd" / "Projects.sbd" / "2019").write_bytes(_thunderbird("3", b"0001"))
+    for msf in ("Inbox.msf", "Inbox.sbd/Projects.msf", "Inbox.sbd/Projects.sbd/2019.msf"):
+        (folder / msf).write_bytes(b'// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    imp, texts, rows = _archive(tmp_path, "share", folder)
+    assert imp.returncode == 0 and imp.result["archived"] == 3 and imp.result["skipped"] == 3, imp.stdout
+    assert sorted(r["folder"] for r in rows.values()) == ["Inbox", "Inbox/Projects", "Inbox/Projects/2019"]
+
+
 def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_path):
     """An MH tree and a Thunderbird profile under import eml: every message archived, the programs' own files
     skipped (never errors) with what they are. Before: "not mail: no header block" / "not mail: binary"."""
