@@ -88,6 +88,10 @@ from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_tex
 HEAD = 64 << 10
 
 EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
+#: sightings.via of a mail read from an EML file or an mbox on the share: what such a sighting's flags field
+#: holds are import notes (``variant=…``, ``from-line-removed``), never mail flags to export
+#: (exporters/layout.py); a Maildir's mail keeps the share's own via, with its flags
+FILE_VIAS = {EML: "eml", MBOX: "mbox"}
 PST, MSG, TNEF = "pst", "msg", "tnef"
 ZIP = "zip"
 
@@ -615,9 +619,10 @@ class ShareImporter:
             yield SourceProblem(ref, reason, done)
         elif kind == EML:
             if len(head) >= e.size and len(head) < HEAD:  # read whole for the detection already
-                yield SourceMail(raw=head, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+                yield SourceMail(raw=head, ref=ref, folder=_dir_folder(e.rel), cursor=done, via=FILE_VIAS[EML])
             else:  # the pipeline reads the rest of it (in a worker)
                 yield tree.mail(e, SourceMail(raw=None, ref=ref, folder=_dir_folder(e.rel), cursor=done, size=e.size,
+                                              via=FILE_VIAS[EML],
                                               on_read_error=lambda exc: self._read_failure(ref, exc, done)))
         elif kind in (PST, MSG, TNEF):
             yield from self._outlook(tree, e, kind, inner, reporter)
@@ -686,7 +691,7 @@ class ShareImporter:
                 new_ref = ref_text(e.rel + suffix.encode("utf-8", "surrogateescape"))
                 cur = {"path_b64": _b64(e.rel), "inner": item.cursor} if item.cursor is not None else None
                 if isinstance(item, SourceMail):
-                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur,
+                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur, via=FILE_VIAS[MBOX],
                                               on_read_error=_renamed(item.on_read_error, new_ref, cur))
                 elif isinstance(item, SourceProblem):
                     yield dataclasses.replace(item, ref=new_ref, message=_clean(item.message), cursor=cur)
@@ -716,7 +721,7 @@ def member_items(data: bytes, name: str, ref: str, folder: str, warn=None) -> It
     base = name.replace("\\", "/").rpartition("/")[2]
     kind, reason = detect(data[:HEAD], base.encode("utf-8", "surrogateescape"), len(data))
     if kind == EML:
-        yield SourceMail(raw=data, ref=ref, folder=folder)
+        yield SourceMail(raw=data, ref=ref, folder=folder, via=FILE_VIAS[EML])
     elif kind == MBOX:
         yield from _mbox_member(data, ref, f"{folder}/{mbox_folder_name(base)}")
     elif kind == MSG:
@@ -742,7 +747,7 @@ def _mbox_member(data: bytes, ref: str, folder: str) -> Iterator[SourceItem]:
             continue
         flags = sorted(msg.flags) + [f"variant={msg.variant}"]
         yield SourceMail(raw=msg.raw, ref=mref, folder=folder, flags=(",".join(flags),), internal_date=msg.date,
-                         date_source="from-line")
+                         date_source="from-line", via=FILE_VIAS[MBOX])
 
 
 def zip_cursors(items: Iterator[SourceItem], skip: int, rel: bytes, ref: str) -> Iterator[SourceItem]:

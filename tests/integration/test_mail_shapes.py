@@ -235,6 +235,35 @@ def test_import_share_of_a_thunderbird_profile_names_subfolders_as_thunderbird_s
     assert sorted(r["folder"] for r in rows.values()) == ["Inbox", "Inbox/Projects", "Inbox/Projects/2019"]
 
 
+def test_import_notes_of_mbox_and_eml_files_on_a_share_are_never_exported_as_flags(tmp_path):
+    """``import share`` recorded its sightings under ``via = share``, whose flags field holds a mail store's flags;
+    for an mbox or EML file on the share that field holds import notes (``variant=unknown``,
+    ``mozilla-expunged``, ``holds-more-from-lines``), and ``export imap`` sent them as IMAP keywords. Such a mail
+    is now recorded as read from an mbox or EML file; a Maildir on the share keeps its flags."""
+    from exporters.layout import placements
+    from toolkit.archive import Archive
+    from toolkit.retrieval import select_messages
+
+    src = tmp_path / "share"
+    (src / "Mail" / "cur").mkdir(parents=True)
+    for sub in ("new", "tmp"):
+        (src / "Mail" / sub).mkdir()
+    (src / "Mail" / "cur" / "1700000000.M1P1.h:2,FS").write_bytes(_mail("maildir"))
+    (src / "Inbox").write_bytes(_thunderbird("1", b"0009") + _thunderbird("2", b"0001"))
+    (src / "two.eml").write_bytes(b"From a@b Mon Jan  1 00:00:00 2020\n" + _mail("eml") + b"\n"
+                                  b"From b@c Mon Jan  1 00:00:00 2020\n" + _mail("eml-2"))
+    (src / "plain.eml").write_bytes(_mail("plain"))
+    imp, texts, rows = _archive(tmp_path, "share", src)
+    assert imp.result["archived"] == 6, imp.stdout
+    notes = {r["flags"] for r in rows.values()}
+    assert any(f and "mozilla-expunged" in f for f in notes), notes          # the notes are still recorded
+    with Archive.open(tmp_path / "home") as a:
+        sel = select_messages(a)
+        flags = {p.folder: p.flags for ps in placements(a, [m.msg_id for m in sel]).values() for p in ps}
+    assert flags.pop("Mail/INBOX") == ("\\Flagged", "\\Seen")
+    assert all(f == () for f in flags.values()), flags
+
+
 def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_path):
     """An MH tree and a Thunderbird profile under import eml: every message archived, the programs' own files
     skipped (never errors) with what they are. Before: "not mail: no header block" / "not mail: binary"."""
