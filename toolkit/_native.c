@@ -20,6 +20,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static int
 get_buffer(PyObject *obj, Py_buffer *view)
@@ -72,6 +75,17 @@ static int
 blank_before_lf(const char *s, Py_ssize_t start, Py_ssize_t end)
 {
     const char *p = s + start + 1, *stop = s + end;
+#if defined(__SSE2__)
+    /* 16 bytes at a time: the LFs of p[0..15] against the blanks of p[-1..14] (no line loop) */
+    const __m128i lf = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
+    for (; stop - p >= 16; p += 16) {
+        __m128i here = _mm_loadu_si128((const __m128i *)p), before = _mm_loadu_si128((const __m128i *)(p - 1));
+        __m128i hit = _mm_and_si128(_mm_cmpeq_epi8(here, lf),
+                                    _mm_or_si128(_mm_cmpeq_epi8(before, sp), _mm_cmpeq_epi8(before, tab)));
+        if (_mm_movemask_epi8(hit))
+            return 1;
+    }
+#endif
     while (p < stop) {
         const char *lf = memchr(p, '\n', (size_t)(stop - p));
         if (lf == NULL)

@@ -162,3 +162,17 @@ def test_buffers_other_than_bytes_and_offsets_out_of_range():
         native.has_blank_before_lf("text", 0, 1)
     with pytest.raises(TypeError):
         native.content_end(data, 0)
+
+
+def test_blank_before_lf_at_every_position_and_range():
+    """The check reads 16 bytes at a time where it can: a blank before a LF anywhere in or at the edge
+    of such a block, with every start and end, is found exactly when the reference finds it."""
+    for blank in (b" ", b"\t"):
+        for at in range(0, 39):
+            buf = bytearray(b"x" * 40)
+            buf[at:at + 2] = blank + b"\n"
+            buf = bytes(buf)
+            for start in range(0, 41):
+                for end in range(start, 41):
+                    assert native.has_blank_before_lf(buf, start, end) == \
+                        headers._has_blank_before_lf_py(buf, start, end), (at, start, end)
