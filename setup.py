@@ -5,5 +5,4 @@ and toolkit/headers.py runs its pure-Python reference functions instead (docs/ar
 "Compiled scans")."""
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("toolkit._native", ["toolkit/_native.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension("toolkit._native", ["toolkit/_native.c"], optional=True)])
