@@ -10,6 +10,7 @@
  *   strip_blanks(buf, start, end)         _strip_blanks_py
  *   crlf_to_lf(buf, start)                _crlf_to_lf_py
  *   wanted_fields(block)                  _wanted_fields_py
+ *   fast_addresses(value)                 _fast_addresses_py (ASCII text; the caller checks)
  *
  * Every function is one forward pass (memchr-driven) over the buffer it is given, never
  * looks back further than the current line, and allocates at most one result the size of
@@ -350,6 +351,169 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ address lists */
+
+/* [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]: an atom's byte */
+static int
+is_atom(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+}
+
+static int
+is_label(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* s[0:n] is one or more runs of ok() bytes joined by single dots */
+static int
+dotted(const unsigned char *s, Py_ssize_t n, int (*ok)(unsigned char))
+{
+    if (n == 0 || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (s[i - 1] == '.')
+                return 0;
+        } else if (!ok(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* the _ADDR of toolkit/headers.py: atom(.atom)*@label(.label)* */
+static int
+plain_addr(const unsigned char *s, Py_ssize_t n)
+{
+    const unsigned char *at = memchr(s, '@', (size_t)n);
+    return at != NULL && dotted(s, at - s, is_atom) && dotted(at + 1, s + n - at - 1, is_label);
+}
+
+/* a byte _NAME_BAD rejects in an unquoted display name: [\x00-\x08\x0a-\x1f\x7f"<>@] */
+static int
+name_bad(unsigned char c)
+{
+    return (c <= 0x1f && c != '\t') || c == 0x7f || c == '"' || c == '<' || c == '>' || c == '@';
+}
+
+/* one part of the list (blanks stripped, not empty): append (name, lowercased addr); 0 = not plain, -1 = error */
+static int
+address_part(const unsigned char *p, Py_ssize_t n, PyObject *out, char *scratch)
+{
+    Py_ssize_t name_len = 0;
+    const unsigned char *addr = p;
+    Py_ssize_t addr_len = n;
+    if (p[n - 1] == '>') {
+        Py_ssize_t lt = n - 1;
+        while (lt >= 0 && p[lt] != '<')
+            lt--;
+        if (lt < 0)
+            return 0;
+        addr = p + lt + 1;
+        addr_len = n - 1 - (lt + 1);
+        Py_ssize_t e = lt;
+        while (e > 0 && IS_BLANK(p[e - 1]))
+            e--;
+        if (e > 0) {
+            if (p[0] == '"') {
+                if (e < 2 || p[e - 1] != '"' || memchr(p + 1, '"', (size_t)(e - 2)) != NULL)
+                    return 0;
+                memcpy(scratch, p + 1, (size_t)(e - 2));
+                name_len = e - 2;
+            } else {
+                int blank = 0;
+                for (Py_ssize_t i = 0; i < e; i++) {   /* runs of blanks become one space */
+                    if (name_bad(p[i]))
+                        return 0;
+                    if (IS_BLANK(p[i]))
+                        blank = 1;
+                    else {
+                        if (blank && name_len)
+                            scratch[name_len++] = ' ';
+                        blank = 0;
+                        scratch[name_len++] = (char)p[i];
+                    }
+                }
+            }
+        }
+    }
+    if (!plain_addr(addr, addr_len))
+        return 0;
+    char *lowered = scratch + name_len;
+    for (Py_ssize_t i = 0; i < addr_len; i++)
+        lowered[i] = (char)lower(addr[i]);
+    PyObject *pair = Py_BuildValue("(s#s#)", scratch, name_len, lowered, addr_len);
+    if (pair == NULL)
+        return -1;
+    int rc = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return rc < 0 ? -1 : 1;
+}
+
+/* toolkit.headers._fast_addresses_py(value) for an ASCII str */
+static PyObject *
+native_fast_addresses(PyObject *self, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "fast_addresses() takes a str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(value)) {
+        PyErr_SetString(PyExc_ValueError, "fast_addresses() reads ASCII text only");
+        return NULL;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(value);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    /* quoted strings hold no backslash, CR or LF and end; outside them none of ( ; : \ [ CR LF */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"') {
+            Py_ssize_t j = i + 1;
+            while (j < n && s[j] != '"' && s[j] != '\\' && s[j] != '\r' && s[j] != '\n')
+                j++;
+            if (j == n || s[j] != '"')
+                Py_RETURN_NONE;
+            i = j;
+        } else if (c == '(' || c == ';' || c == ':' || c == '\\' || c == '[' || c == '\r' || c == '\n')
+            Py_RETURN_NONE;
+    }
+    char *scratch = PyMem_Malloc((size_t)n + 1);   /* a part's name and its lowercased address */
+    if (scratch == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    Py_ssize_t part = 0;
+    for (Py_ssize_t i = 0; i <= n; i++) {   /* parts end at a comma outside quotes, or at the end */
+        if (i < n && s[i] == '"') {
+            i = (const unsigned char *)memchr(s + i + 1, '"', (size_t)(n - i - 1)) - s;
+            continue;
+        }
+        if (i < n && s[i] != ',')
+            continue;
+        Py_ssize_t a = part, b = i;
+        part = i + 1;
+        while (a < b && IS_BLANK(s[a]))
+            a++;
+        while (b > a && IS_BLANK(s[b - 1]))
+            b--;
+        if (a == b)
+            continue;
+        int rc = address_part(s + a, b - a, out, scratch);
+        if (rc <= 0) {
+            Py_CLEAR(out);
+            if (rc == 0)
+                out = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+done:
+    PyMem_Free(scratch);
+    return out;
+}
+
 static PyMethodDef native_methods[] = {
     {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
      "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
@@ -361,6 +525,8 @@ static PyMethodDef native_methods[] = {
      "crlf_to_lf(buf, start=0): buf[start:].replace(b'\\r\\n', b'\\n')."},
     {"wanted_fields", (PyCFunction)native_wanted_fields, METH_O,
      "wanted_fields(block): toolkit.headers._wanted_fields_py(block)."},
+    {"fast_addresses", (PyCFunction)native_fast_addresses, METH_O,
+     "fast_addresses(value): toolkit.headers._fast_addresses_py(value) for an ASCII str."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -454,7 +454,7 @@ _QUOTED_STR = re.compile(r'"[^"\\\r\n]*+"')
 _NAME_BAD = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"<>@]')
 
 
-def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
+def _fast_addresses_py(value: str) -> list[tuple[str, str]] | None:
     if '"' in value:
         if not _QUOTED_LIST.fullmatch(value):
             return None
@@ -493,6 +493,14 @@ def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
     if addrs and not _ADDR_LINES.fullmatch("\n".join(addrs)):
         return None
     return list(zip(names, [a.lower() for a in addrs]))
+
+
+def _fast_addresses_native(value: str) -> list[tuple[str, str]] | None:
+    """:func:`_fast_addresses_py` in compiled code for ASCII text (nearly every address header)."""
+    return _native.fast_addresses(value) if value.isascii() else _fast_addresses_py(value)
+
+
+_fast_addresses = _fast_addresses_native if _native is not None else _fast_addresses_py
 
 
 def _address_candidates(value: str) -> list[str]:
