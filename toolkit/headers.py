@@ -11,6 +11,13 @@ Address lists take a similar fast path that equals ``getaddresses``. ``scan`` ne
 raises on any ``bytes`` input: problems become short, stable defect codes in
 ``MailMeta.defects`` and the body hash and dedup key are always computed.
 
+Compiled scans
+    The byte scans (body blanks and CRLF, the wanted header fields, plain
+    address lists) run in the optional C module ``toolkit._native`` when it
+    was built; each equals the ``_py`` function here, which stays the
+    reference and runs when it was not (``NATIVE`` says which;
+    docs/architecture.md, "Compiled scans").
+
 Header block / body split
     The header block ends at the first empty line (``\\n\\n``, ``\\r\\n\\r\\n``
     or mixed ``\\n\\r\\n``). A message with no ``\\n`` at all may use ``\\r\\r``
