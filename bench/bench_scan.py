@@ -2,7 +2,8 @@
 pure-Python references they replace, and optionally the whole `import eml` against another checkout.
 
 Part 1 (one process, alternating rounds, CPU time of this thread): microseconds per mail of
-``scan``, ``prepare`` without sealing and ``prepare`` with sealing over the first ``--count`` mails of
+``scan``, ``prepare`` without sealing, ``prepare`` with sealing, and ``hash_body`` of the mail with CRLF
+line ends (as IMAP delivers it) over the first ``--count`` mails of
 an EML tree, once with toolkit.headers bound to the compiled scans and once bound to the ``_py``
 references. Part 2 (``--base DIR``, a checkout with its own .venv, e.g. a clean main): ``import eml``
 of the tree into a fresh archive, alternating this checkout and DIR, ``--pairs`` times: wall seconds
@@ -60,6 +61,8 @@ def part1(mails: list[bytes], rounds: int) -> dict[str, dict[str, list[float]]]:
         "prepare, no seal": lambda m: prepare(m, None, u, None, limit=None),
         "prepare + seal": lambda m: prepare(m, key, u, b"x" * 16, limit=None),
     }
+    crlf = {id(m): (c, headers.split_mail(c).body_start) for m in mails for c in [m.replace(b"\n", b"\r\n")]}
+    cases["hash_body of the CRLF form (IMAP)"] = lambda m: headers.hash_body(*crlf[id(m)])
     out: dict[str, dict[str, list[float]]] = {c: {"python": [], "native": []} for c in cases}
     for side in (False, True):  # warm-up: both paths once, untimed
         bind(side)
