@@ -6,9 +6,13 @@ A message was seen in one or more source folders (``sightings.folder``,
 copy per distinct folder. For each (message, folder) the *latest* sighting
 in that folder gives the flags and the internal date.
 
-Flags: only sightings read from a mail store (IMAP, Maildir, share) carry
-mail flags; mbox and eml sightings use the field for import notes
-(``variant=mboxrd``), which are not flags and are never exported.
+Flags: sightings read from a mail store (IMAP, Maildir, share) carry mail
+flags; eml sightings use the field for import notes (``from-line-removed``),
+which are not flags and are never exported. An mbox sighting holds both: its
+notes as one token that always names the variant (``mozilla-expunged,
+variant=mboxo``), and the flags the message's own header gave
+(importers/mbox_flags.py: ``Status``, ``X-Mozilla-Status``, Gmail labels) as
+tokens of their own.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, open_exclusive, sa
 
 #: sightings.via values whose flags are mail flags.
 FLAG_VIAS = frozenset({"imap", "maildir", "share"})
+#: sightings.via values whose flags field holds mail flags beside one notes token (it holds a "=")
+MIXED_VIAS = frozenset({"mbox"})
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 #: RFC 3501 atom characters minus the ones no keyword may hold.
 _KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
@@ -43,10 +49,12 @@ class Placement:
 
 def mail_flags(text: str | None, via: str | None) -> tuple[str, ...]:
     """The IMAP flags in one sighting's flags field (empty for sources without flags)."""
-    if not text or via not in FLAG_VIAS:
+    if not text or (via not in FLAG_VIAS and via not in MIXED_VIAS):
         return ()
     out = set()
     for token in text.split():
+        if via in MIXED_VIAS and "=" in token:
+            continue  # the import notes
         if token.startswith("\\"):
             if token.lower() in SYSTEM_FLAGS:
                 out.add(SYSTEM_FLAGS[token.lower()])
@@ -70,7 +78,7 @@ def placements(archive: Archive, msg_ids: list[int], filters=None) -> dict[int, 
         per = out.setdefault(msg_id, {})
         prev = per.get(folder)
         mail = mail_flags(flags, via)
-        if prev is not None and via not in FLAG_VIAS:
+        if prev is not None and via not in FLAG_VIAS and not mail:
             mail = prev.flags  # a later mbox/eml sighting says nothing about flags
         per[folder] = Placement(folder or None, mail, internal or (prev.internal_date if prev else None))
     result: dict[int, list[Placement]] = {}

@@ -17,6 +17,8 @@ from typing import NamedTuple
 NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE = "new", "exact-duplicate", "duplicate", "id-conflict", "journal-merge"
 CONVERTED_TWIN = "converted-twin"
 DECISIONS = (NEW, EXACT, DUPLICATE, ID_CONFLICT, JOURNAL_MERGE, CONVERTED_TWIN)
+#: the decision of a sighting in another folder of the same source mail (SourceMail.also_in): no new arrival
+ALSO_IN = "also-in"
 
 
 def conversion_of(via: str | None) -> tuple[str, str] | None:

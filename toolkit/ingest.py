@@ -40,7 +40,7 @@ from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
-from .dedup import (CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
+from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
 from .ingest_writer import IngestWriter, PendingRows
@@ -618,9 +618,15 @@ class Ingest:
             sight_folder.append(item.folder)
             sight_ref.append(item.ref)
             sight_decision.append(decision)
-            sight_flags.append(" ".join(sorted(item.flags)) if item.flags else None)
+            flags = " ".join(sorted(item.flags)) if item.flags else None
+            sight_flags.append(flags)
             sight_date.append(_aware(item.internal_date))
             sight_via.append(item.via or None)  # None: the run's own
+            for folder in item.also_in:
+                for column, value in ((sight_target, target), (sight_folder, folder), (sight_ref, item.ref),
+                                      (sight_decision, ALSO_IN), (sight_flags, flags),
+                                      (sight_date, sight_date[-1]), (sight_via, sight_via[-1])):
+                    column.append(value)
 
     def _count(self, decision: str) -> None:
         summary = self._summary

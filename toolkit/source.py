@@ -60,6 +60,9 @@ class SourceMail:
     #: share: :class:`toolkit.share_file.ShareFile`), or a batch job the task fetches with others of its
     #: kind (:mod:`toolkit.remote_jobs`; an IMAP UID); a failed read becomes ``on_read_error``'s item
     job: Any = None
+    #: folders the mail is in besides ``folder`` (a Takeout mbox's Gmail labels, importers/gmail_labels.py):
+    #: one more sighting in each, with the same flags and the decision ``also-in`` (not counted again)
+    also_in: tuple[str, ...] = ()
     #: something the user should know about this mail although it was archived (reported as a warning
     #: when its sighting is recorded): a file of several messages archived as one (importers/eml.py)
     warning: str | None = None
