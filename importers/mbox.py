@@ -188,6 +188,15 @@ def _header(line: bytes | None) -> bool:
     return line is not None and bool(_HEADER.match(line))
 
 
+def _quoted(text: bytes) -> int:
+    """How many lines of ``text`` (whole lines) match ``^>+From ``. The search for ``>`` is a memchr, far cheaper
+    than the search for ``>From `` that only runs from the first ``>`` on (most mail bodies have none)."""
+    i = text.find(b">")
+    if i < 0 or text.find(b">From ", i) < 0:
+        return 0
+    return len(_QUOTED_M.findall(text))
+
+
 def _last_line(text: bytes) -> bytes:
     """The last line of a run of whole lines."""
     cut = text.rfind(b"\n", 0, len(text) - 1)
@@ -209,12 +218,29 @@ def _pop_blank(acc: list[tuple[int, bytes]]) -> bytes:
     return b""
 
 
+#: the usual date of a From_ line (``Mon Jan  7 09:15:00 2019``, a year from 1000 on, no zone): ``from_line_date``
+#: reads it without ``email.utils.parsedate_tz`` (the same result: tests/unit/test_mbox_fast.py)
+_ASCTIME = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +([0-9]{1,2}) "
+                      r"([0-9]{1,2}):([0-9]{2}):([0-9]{2}) ([1-9][0-9]{3})\Z")
+_MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                              "Nov", "Dec"), 1)}
+_UTC = dt.timezone(dt.timedelta(0))
+
+
 def from_line_date(from_line: bytes) -> dt.datetime | None:
     """The date of a From_ line as an aware datetime (UTC when the line names no zone), else None."""
     m = _FULL.match(from_line.removeprefix(_BOM)) or _loose(from_line.removeprefix(_BOM))
     if not m:
         return None
-    parsed = email.utils.parsedate_tz(m.group("date").decode("ascii", "replace").strip())
+    text = m.group("date").decode("ascii", "replace").strip()
+    fast = _ASCTIME.match(text)
+    if fast is not None:  # what parsedate_tz gives for this shape, without its general parsing (pinned by a test)
+        wd, mon, day, hh, mi, ss, year = fast.groups()
+        try:
+            return dt.datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mi), int(ss), tzinfo=_UTC)
+        except ValueError:
+            return None
+    parsed = email.utils.parsedate_tz(text)
     if not parsed or parsed[0] < 1000:
         return None
     try:
@@ -268,21 +294,35 @@ class _Lines:
         self.eof = False
         self.back: list[tuple[int, bytes]] = []   # a stack: last pushed is read first
         self.limit: int | None = None
+        #: the next line when it began in the block before ``buf``: that block's rest joined with the line's
+        #: start in ``buf`` (``buf`` itself is the block as read, never copied to prepend a line's start)
+        self.head: bytes | None = None
 
     def _fill(self) -> int:
         """The index in ``buf`` of the next line end at or after ``pos``, reading blocks as needed;
-        -1 at EOF without one, or when ``limit`` bytes are buffered without one."""
+        -1 at EOF without one, or when ``limit`` bytes are buffered without one; -1 too when the next line
+        is ``head`` (the callers take it first)."""
+        if self.head is not None:
+            return -1
         nl = self.buf.find(b"\n", self.pos)
         if nl >= 0 or self.eof:
             return nl
-        parts = [self.buf[self.pos:]]
-        have = len(parts[0])
+        rest = self.buf[self.pos:]
+        parts = [rest]
+        have = len(rest)
         while self.limit is None or have <= self.limit:
             chunk = self.f.read(self.block)
             if not chunk:
                 self.eof = True
                 break
             i = chunk.find(b"\n")
+            if i >= 0 and len(parts) == 1:  # the line ends in the first block read: only the line is joined
+                self.buf = chunk
+                if not rest:
+                    self.pos = 0
+                    return i
+                self.head, self.pos = rest + chunk[: i + 1], i + 1
+                return -1
             parts.append(chunk)
             have += len(chunk)
             if i >= 0:
@@ -295,12 +335,16 @@ class _Lines:
         if self.back:
             return self.back.pop()
         nl = self._fill()
+        off = self.offset
+        if self.head is not None:
+            line, self.head = self.head, None
+            self.offset += len(line)
+            return off, line
         end = nl + 1 if nl >= 0 else len(self.buf)  # the whole buffer: no copy when pos is 0
         if end == self.pos:
             return None
         line = self.buf[self.pos:end]
-        off = self.offset
-        self.pos, self.offset = end, self.offset + len(line)
+        self.pos, self.offset = end, off + len(line)
         return off, line
 
     def chunk(self) -> tuple[int, bytes] | None:
@@ -591,11 +635,14 @@ class MboxSplitter:
         crc = zlib.crc32(sep, crc)
         if self.keep_bytes:
             raw = b"".join(line for _, line in acc)
-            quoted = len(_QUOTED_M.findall(raw)) if b">From " in raw else 0
+            quoted = _quoted(raw)
             empty = not raw or raw.isspace()
         else:  # the same counts line by line (every item of acc is whole lines), the bytes not joined
             raw = b""
-            quoted = sum(len(_QUOTED_M.findall(text)) for _, text in acc if b">From " in text)
+            quoted = 0
+            for _, text in acc:
+                if b">" in text:
+                    quoted += _quoted(text)
             empty = all(text.isspace() for _, text in acc)
         self.quoted_lines += quoted
         unquoted = 0
