@@ -352,7 +352,12 @@ class _Lines:
         if self.back:
             return self.back.pop()
         nl = self._fill()
-        if nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
+        head = self.head
+        if head is not None:  # the same lines as when the block was joined to the rest of the one before
+            if head.startswith(b"From") or (self.limit is not None and len(head) - 1 >= self.limit):
+                return self.next()
+            nl = self.pos - 1
+        elif nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
             return self.next()
         idx = self.buf.find(b"\nFrom", nl)
         if idx >= 0:
@@ -360,8 +365,10 @@ class _Lines:
         else:
             end = len(self.buf) if self.eof else self.buf.rfind(b"\n", nl) + 1
         text = self.buf[self.pos:end]
+        if head is not None:
+            text, self.head = head + text, None
         off = self.offset
-        self.pos, self.offset = end, self.offset + len(text)
+        self.pos, self.offset = end, off + len(text)
         return off, text
 
     def push(self, items: list[tuple[int, bytes]]) -> None:
