@@ -203,19 +203,23 @@ def _last_line(text: bytes) -> bytes:
     return text if cut < 0 else text[cut + 1:]
 
 
-def _pop_blank(acc: list[tuple[int, bytes]]) -> bytes:
-    """Remove the empty line ending ``acc`` (the separator an mbox writer adds) and return it."""
+def _pop_blank(acc: list[tuple[int, bytes]], trim: bool = True) -> tuple[bytes, int]:
+    """Remove the empty line ending ``acc`` (the separator an mbox writer adds) and return it, and 0; with
+    ``trim`` false, an empty line that ends a longer item stays there (no copy of the item): then its length
+    is returned as the second value (the bytes of the separator still in ``acc``)."""
     if not acc:
-        return b""
+        return b"", 0
     off, text = acc[-1]
     if _blank(text):
         acc.pop()
-        return text
+        return text, 0
     for sep in (b"\r\n", b"\n"):
         if text.endswith(b"\n" + sep):
+            if not trim:
+                return sep, len(sep)
             acc[-1] = (off, text[: -len(sep)])
-            return sep
-    return b""
+            return sep, 0
+    return b"", 0
 
 
 #: the usual date of a From_ line (``Mon Jan  7 09:15:00 2019``, a year from 1000 on, no zone): ``from_line_date``
@@ -484,8 +488,8 @@ class MboxSplitter:
                     cl_flag = CL_IGNORED
                     if inner:
                         return self._cut(start, acc, inner[0], flags)
-                sep = _pop_blank(acc)
-                return self._finish(offset, from_line, acc, sep, flags, cl_flag), None, []
+                sep, inside = _pop_blank(acc, self.keep_bytes)
+                return self._finish(offset, from_line, acc, sep, flags, cl_flag, inside), None, []
             off, line = item
             if in_headers:
                 if _header(line) or (header_lines and line[:1] in (b" ", b"\t")):
@@ -594,9 +598,9 @@ class MboxSplitter:
         cut, kind = at
         self._lines.push(acc[cut + 1:])
         head = acc[:cut]
-        sep = _pop_blank(head) if kind != "noblank" else b""
+        sep, inside = _pop_blank(head, self.keep_bytes) if kind != "noblank" else (b"", 0)
         nxt_flags = {"noblank": [NO_BLANK_BEFORE], "false": [POSSIBLE_FALSE_SPLIT]}.get(kind, [])
-        return self._finish(offset, from_line, head, sep, flags, cl_flag), acc[cut], nxt_flags
+        return self._finish(offset, from_line, head, sep, flags, cl_flag, inside), acc[cut], nxt_flags
 
     def _claimed(self, header_lines: list[bytes], body_start: int) -> int | None:
         for h in header_lines:
@@ -635,11 +639,15 @@ class MboxSplitter:
         self._lines.push(got)
         return found
 
-    def _finish(self, offset, from_line, acc, sep, flags, cl_flag) -> MboxMessage:
+    def _finish(self, offset, from_line, acc, sep, flags, cl_flag, inside: int = 0) -> MboxMessage:
+        """The message of the From_ line, the lines ``acc`` and the separator ``sep``; ``inside`` (only without
+        ``keep_bytes``) is how many bytes of ``sep`` the last item of ``acc`` still ends with (see ``_pop_blank``):
+        the counts below are the same with them as without (a blank line holds no '>From ' and no text)."""
         crc = zlib.crc32(from_line)
         for _, line in acc:
             crc = zlib.crc32(line, crc)
-        crc = zlib.crc32(sep, crc)
+        if not inside:
+            crc = zlib.crc32(sep, crc)
         if self.keep_bytes:
             raw = b"".join(line for _, line in acc)
             quoted = _quoted(raw)
@@ -662,19 +670,26 @@ class MboxSplitter:
             flags.append(cl_flag)
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
-        if self._expunged(acc):
+        if self._expunged(acc, inside):
             flags.append(MOZILLA_EXPUNGED)
-        end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep)
+        end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep) - inside
         if self.variant != "auto":
             variant = self.variant
         else:
-            variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc)) else "unknown"
+            variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc, inside)) else "unknown"
         return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
 
     @staticmethod
-    def _expunged(acc) -> bool:
+    def _items(acc, inside: int) -> Iterator[bytes]:
+        """The items of ``acc``, the last without the ``inside`` bytes of the separator (see ``_finish``)."""
+        last = len(acc) - 1
+        for i, (_, line) in enumerate(acc):
+            yield line[:-inside] if inside and i == last else line
+
+    @staticmethod
+    def _expunged(acc, inside: int = 0) -> bool:
         """Does the header block say Thunderbird deleted the message (``X-Mozilla-Status`` bit 0x0008)?"""
-        for _, line in acc:
+        for line in MboxSplitter._items(acc, inside):
             if _blank(line):
                 return False
             m = _MOZ_STATUS.match(line)
@@ -683,8 +698,8 @@ class MboxSplitter:
         return False
 
     @staticmethod
-    def _had_cl(acc) -> bool:
-        for _, line in acc:
+    def _had_cl(acc, inside: int = 0) -> bool:
+        for line in MboxSplitter._items(acc, inside):
             if _blank(line):
                 return False
             if _CL.match(line):
@@ -870,6 +885,7 @@ class MboxImporter:
         if bundle is not None:
             self._path = os.path.join(bundle, "mbox")
         self.name = os.path.basename((bundle or self.location.path).rstrip("/")) or str(self.location)
+        self._folder = folder_name(self.name)
         self._region_path: bytes | None = None  # the file the pack tasks read regions of (plain local mbox)
 
     # -- opening -------------------------------------------------------------------------------------
@@ -1041,7 +1057,7 @@ class MboxImporter:
         mail = SourceMail(
             raw=msg.raw,
             ref=ref,
-            folder=folder_name(self.name),
+            folder=self._folder,
             flags=(",".join(flags),),  # one element: sightings.flags joins the tuple without a separator
             internal_date=msg.date,
             date_source="from-line",
