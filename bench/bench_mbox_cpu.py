@@ -12,6 +12,7 @@ mbox, no archive), in CPU seconds of its thread.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import resource
 import runpy
@@ -27,15 +28,19 @@ PASSWORD = "bench-password-123"
 
 
 def _run_one(argv: list[str]) -> None:
-    """Run the toolkit CLI in this process and print its rusage (main, children) on stderr at exit."""
+    """Run the toolkit CLI in this process and print its rusage (main, children) on stderr at exit (an exit hook:
+    the CLI ends the process without returning)."""
     t0 = time.perf_counter()
-    try:
-        sys.argv = ["toolkit", *argv]
-        runpy.run_module("toolkit", run_name="__main__", alter_sys=True)
-    finally:
+
+    def report() -> None:
         s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         sys.stderr.write(f"\nRUSAGE {time.perf_counter() - t0:.3f} {s.ru_utime + s.ru_stime:.3f} "
                          f"{c.ru_utime + c.ru_stime:.3f}\n")
+        sys.stderr.flush()
+
+    atexit.register(report)
+    sys.argv = ["toolkit", *argv]
+    runpy.run_module("toolkit", run_name="__main__", alter_sys=True)
 
 
 def _import(tree: str, kind: str, source: str, workdir: Path) -> tuple[float, float, float]:
@@ -44,7 +49,7 @@ def _import(tree: str, kind: str, source: str, workdir: Path) -> tuple[float, fl
     shutil.rmtree(home, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "toolkit", "--archive", str(home), "--quiet", "init"], cwd=tree, env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    done = subprocess.run([sys.executable, __file__, "--run-one", "--archive", str(home), "--json", "import", kind,
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--run-one", "--archive", str(home), "--json", "import", kind,
                            source], cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     line = [x for x in done.stderr.splitlines() if x.startswith("RUSAGE ")]
     if done.returncode != 0 or not line:
