@@ -338,7 +338,9 @@ class _Lines:
     def next(self) -> tuple[int, bytes] | None:
         if self.back:
             return self.back.pop()
-        nl = self._fill()
+        nl = self.buf.find(b"\n", self.pos) if self.head is None else -1
+        if nl < 0:
+            nl = self._fill()
         off = self.offset
         if self.head is not None:
             line, self.head = self.head, None
@@ -492,13 +494,13 @@ class MboxSplitter:
                 return self._finish(offset, from_line, acc, sep, flags, cl_flag, inside), None, []
             off, line = item
             if in_headers:
-                if _header(line) or (header_lines and line[:1] in (b" ", b"\t")):
+                if _HEADER.match(line) or (header_lines and line[:1] in (b" ", b"\t")):
                     header_lines.append(line)
                 else:
                     in_headers = False
                     if _blank(line):
                         claimed = self._claimed(header_lines, off + len(line))
-            kind = self._separator(line, prev)
+            kind = self._separator(line, prev) if line.startswith(b"From") else None
             if kind is not None:
                 if claimed is not None and not self._swallows(off, claimed, kind):
                     inner.append((len(acc), kind))
@@ -514,7 +516,8 @@ class MboxSplitter:
             size += len(line)
             if cap is not None and size > cap + 2:  # + the empty line before the next From_ line
                 return self._oversized(start, acc, flags, claimed)
-            prev = _last_line(line)
+            cut = line.rfind(b"\n", 0, len(line) - 1)  # prev = _last_line(line), inline: once per line
+            prev = line if cut < 0 else line[cut + 1:]
             if claimed is None:
                 continue
             end = off + len(line)
@@ -643,22 +646,25 @@ class MboxSplitter:
         """The message of the From_ line, the lines ``acc`` and the separator ``sep``; ``inside`` (only without
         ``keep_bytes``) is how many bytes of ``sep`` the last item of ``acc`` still ends with (see ``_pop_blank``):
         the counts below are the same with them as without (a blank line holds no '>From ' and no text)."""
-        crc = zlib.crc32(from_line)
-        for _, line in acc:
-            crc = zlib.crc32(line, crc)
-        if not inside:
-            crc = zlib.crc32(sep, crc)
+        crc32 = zlib.crc32
+        crc = crc32(from_line)
         if self.keep_bytes:
+            for _, line in acc:
+                crc = crc32(line, crc)
             raw = b"".join(line for _, line in acc)
             quoted = _quoted(raw)
             empty = not raw or raw.isspace()
-        else:  # the same counts line by line (every item of acc is whole lines), the bytes not joined
+        else:  # the same counts item by item (every item of acc is whole lines), the bytes not joined
             raw = b""
-            quoted = 0
+            quoted, empty = 0, True
             for _, text in acc:
+                crc = crc32(text, crc)
                 if b">" in text:
                     quoted += _quoted(text)
-            empty = all(text.isspace() for _, text in acc)
+                if empty and not text.isspace():
+                    empty = False
+        if not inside:
+            crc = crc32(sep, crc)
         self.quoted_lines += quoted
         unquoted = 0
         if self.variant == "mboxrd" and quoted:
@@ -670,41 +676,41 @@ class MboxSplitter:
             flags.append(cl_flag)
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
-        if self._expunged(acc, inside):
+        need_cl = self.variant == "auto" and cl_flag is None
+        expunged, had_cl = self._header_facts(acc, inside, need_cl)
+        if expunged:
             flags.append(MOZILLA_EXPUNGED)
         end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep) - inside
         if self.variant != "auto":
             variant = self.variant
         else:
-            variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc, inside)) else "unknown"
+            variant = "mboxcl" if cl_flag == CL_USED or had_cl else "unknown"
         return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
 
     @staticmethod
-    def _items(acc, inside: int) -> Iterator[bytes]:
-        """The items of ``acc``, the last without the ``inside`` bytes of the separator (see ``_finish``)."""
+    def _header_facts(acc, inside: int, need_cl: bool) -> tuple[bool, bool]:
+        """(does the header block say Thunderbird deleted the message: ``X-Mozilla-Status`` bit 0x0008, the
+        first such line decides; with ``need_cl``: does it have a ``Content-Length``), read from the items of
+        ``acc`` up to the first empty one; the last item without the ``inside`` bytes of the separator (see
+        ``_finish``). Only lines beginning with an x or a c can match either pattern."""
+        moz: bool | None = None
+        cl = False
         last = len(acc) - 1
         for i, (_, line) in enumerate(acc):
-            yield line[:-inside] if inside and i == last else line
-
-    @staticmethod
-    def _expunged(acc, inside: int = 0) -> bool:
-        """Does the header block say Thunderbird deleted the message (``X-Mozilla-Status`` bit 0x0008)?"""
-        for line in MboxSplitter._items(acc, inside):
-            if _blank(line):
-                return False
-            m = _MOZ_STATUS.match(line)
-            if m:
-                return bool(int(m.group(1), 16) & 0x0008)
-        return False
-
-    @staticmethod
-    def _had_cl(acc, inside: int = 0) -> bool:
-        for line in MboxSplitter._items(acc, inside):
-            if _blank(line):
-                return False
-            if _CL.match(line):
-                return True
-        return False
+            if inside and i == last:
+                line = line[:-inside]
+            if line == b"\n" or line == b"\r\n":
+                break
+            c = line[:1]
+            if moz is None and (c == b"x" or c == b"X"):
+                m = _MOZ_STATUS.match(line)
+                if m:
+                    moz = bool(int(m.group(1), 16) & 0x0008)
+            elif need_cl and not cl and (c == b"c" or c == b"C") and _CL.match(line):
+                cl = True
+            if moz is not None and (cl or not need_cl):
+                break
+        return bool(moz), cl
 
 
 def split_mbox(f: BinaryIO, variant: str = "auto", base: int = 0) -> Iterator[MboxMessage]:
