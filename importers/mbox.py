@@ -152,6 +152,11 @@ _LOOSE = re.compile(
 #: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+#: Header lines (a field, then fields or continuation lines), each whole, none starting with ``From `` (the only
+#: header-shaped lines that can be From_ lines): what ``MboxSplitter._header_run`` takes at once. Linear: each
+#: line is matched once (its first byte decides field or continuation), a field name's backtracking stays in its line.
+_HEADER_RUN = re.compile(rb"(?!From )[\x21-\x39\x3b-\x7e]+[ \t]*:[^\n]*\n"
+                         rb"(?:(?!From )(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])[^\n]*\n)*")
 _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
 #: Thunderbird's status of a message in its folder file; bit 0x0008: deleted ("expunged"), still in the
 #: file until the folder is compacted
@@ -483,6 +488,12 @@ class MboxSplitter:
         inner: list[tuple[int, str]] = []  # (index in acc, kind) of From_ lines inside the claimed range
         prev: bytes | None = from_line
         size, cap = 0, self.max_message
+        run = self._header_run(cap)
+        if run is not None:  # the header lines the loop below would read one by one (the same items)
+            acc.extend(run)
+            header_lines.extend(line for _, line in run)
+            prev = run[-1][1]
+            size = run[-1][0] + len(prev) - run[0][0]
         while True:
             item = lines.next() if in_headers or claimed is not None else lines.chunk()
             if item is None:
@@ -533,6 +544,33 @@ class MboxSplitter:
             nxt = lines.next()
             msg = self._finish(offset, from_line, acc, sep, flags, CL_USED if inner else None)
             return msg, nxt, []
+
+    def _header_run(self, cap: int | None) -> list[tuple[int, bytes]] | None:
+        """The items (offset, line) of the header lines at the read position when they stand whole in the read buffer (see
+        ``_HEADER_RUN``), taken at once, else None (nothing taken). In the loop of ``_message`` such lines only
+        join the header block (none is a From_ line; all together stay within ``cap``). A line pushed back
+        (the peek after the From_ line) is taken again from the buffer where it was read."""
+        lines = self._lines
+        if lines.head is not None or len(lines.back) > 1:
+            return None
+        buf, pos, offset = lines.buf, lines.pos, lines.offset
+        if lines.back:
+            off, text = lines.back[0]
+            if off + len(text) != offset or pos < len(text) or not buf.startswith(text, pos - len(text)):
+                return None
+            pos, offset = pos - len(text), off
+        m = _HEADER_RUN.match(buf, pos)
+        end = m.end() if m is not None else pos
+        if m is None or (cap is not None and end - pos > cap + 2):
+            return None
+        lines.back.clear()
+        lines.pos, lines.offset = end, offset + end - pos
+        items, base = [], offset - pos
+        while pos < end:
+            nl = buf.find(b"\n", pos) + 1
+            items.append((base + pos, buf[pos:nl]))
+            pos = nl
+        return items
 
     def _oversized(self, start, acc, flags, claimed: int | None):
         """Read past a message over ``max_message`` in pieces of at most one block, keeping only its

@@ -74,7 +74,7 @@ FROM_LINES = [b"From a@b Mon Jan  7 09:15:00 2019", b"From -", b"From", b"From a
               b"From a Mon Jan  7 25:15:00 2019", b"From a Mon Jan  7 09:15:00 0099"]
 HEADERS = [b"Subject: x", b"To: a@b", b"X-Mozilla-Status: 0009", b"X-Mozilla-Status: 0001", b" folded",
            b"\tfolded", b"Content-Length: 0", b"Content-Length: 7", b"Content-Length: 40", b"Content-Length: 999999",
-           b"From: a@b", b"Bad header line"]
+           b"From: a@b", b"Bad header line", b"From : Mon Jan  7 09:15:00 2019", b"From  : x"]
 BODY = [b"", b"", b"hello", b">From x", b">>From y", b"text >From z", b"\x01\x01\x01\x01", b"From the start",
         b" ", b"x" * 70, b"Content-Length: 3", b"X-Mozilla-Status: 0008"]
 
