@@ -95,6 +95,17 @@ it as an error (a rerun with a larger cap imports it: dedup skips the rest).
 A decompressed stream stops (``ExpansionStopped``, listed as an error naming
 the file) once it passes ``max_ratio_after`` bytes and ``max_ratio`` times
 the compressed bytes read so far.
+
+Speed (issue 15)
+----------------
+The driver reads a plain local mbox once; per byte it pays one search for the next line starting with
+``From`` (``_Lines.chunk``), one CRC-32, one memchr for ``>`` (the ``>From `` count only runs from the first
+``>`` on) and the copy of each chunk out of the read block (a block is never copied whole to prepend the
+line that began in the block before). Per message, the header lines that stand whole in the read block are
+taken in one regex match (``_HEADER_RUN``), the items' CRC-32, quoting and emptiness come from one pass and
+the header facts (X-Mozilla-Status, Content-Length) from another, and the usual asctime date of a From_ line
+is read without ``email.utils.parsedate_tz``. None of this changes a split: tests/unit/test_mbox_fast.py
+compares every field with the splitter as it was (tests/unit/mbox_reference.py).
 """
 from __future__ import annotations
 
@@ -152,6 +163,11 @@ _LOOSE = re.compile(
 #: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
 _FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+#: Header lines (a field, then fields or continuation lines), each whole, none starting with ``From `` (the only
+#: header-shaped lines that can be From_ lines): what ``MboxSplitter._header_run`` takes at once. Linear: each
+#: line is matched once (its first byte decides field or continuation), a field name's backtracking stays in its line.
+_HEADER_RUN = re.compile(rb"(?!From )[\x21-\x39\x3b-\x7e]+[ \t]*:[^\n]*\n"
+                         rb"(?:(?!From )(?:[\x21-\x39\x3b-\x7e]+[ \t]*:|[ \t])[^\n]*\n)*")
 _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
 #: Thunderbird's status of a message in its folder file; bit 0x0008: deleted ("expunged"), still in the
 #: file until the folder is compacted
@@ -188,25 +204,47 @@ def _header(line: bytes | None) -> bool:
     return line is not None and bool(_HEADER.match(line))
 
 
+def _quoted(text: bytes) -> int:
+    """How many lines of ``text`` (whole lines) match ``^>+From ``. The search for ``>`` is a memchr, far cheaper
+    than the search for ``>From `` that only runs from the first ``>`` on (most mail bodies have none)."""
+    i = text.find(b">")
+    if i < 0 or text.find(b">From ", i) < 0:
+        return 0
+    return len(_QUOTED_M.findall(text))
+
+
 def _last_line(text: bytes) -> bytes:
     """The last line of a run of whole lines."""
     cut = text.rfind(b"\n", 0, len(text) - 1)
     return text if cut < 0 else text[cut + 1:]
 
 
-def _pop_blank(acc: list[tuple[int, bytes]]) -> bytes:
-    """Remove the empty line ending ``acc`` (the separator an mbox writer adds) and return it."""
+def _pop_blank(acc: list[tuple[int, bytes]], trim: bool = True) -> tuple[bytes, int]:
+    """Remove the empty line ending ``acc`` (the separator an mbox writer adds) and return it, and 0; with
+    ``trim`` false, an empty line that ends a longer item stays there (no copy of the item): then its length
+    is returned as the second value (the bytes of the separator still in ``acc``)."""
     if not acc:
-        return b""
+        return b"", 0
     off, text = acc[-1]
     if _blank(text):
         acc.pop()
-        return text
+        return text, 0
     for sep in (b"\r\n", b"\n"):
         if text.endswith(b"\n" + sep):
+            if not trim:
+                return sep, len(sep)
             acc[-1] = (off, text[: -len(sep)])
-            return sep
-    return b""
+            return sep, 0
+    return b"", 0
+
+
+#: the usual date of a From_ line (``Mon Jan  7 09:15:00 2019``, a year from 1000 on, no zone): ``from_line_date``
+#: reads it without ``email.utils.parsedate_tz`` (the same result: tests/unit/test_mbox_fast.py)
+_ASCTIME = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +([0-9]{1,2}) "
+                      r"([0-9]{1,2}):([0-9]{2}):([0-9]{2}) ([1-9][0-9]{3})\Z")
+_MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                              "Nov", "Dec"), 1)}
+_UTC = dt.timezone(dt.timedelta(0))
 
 
 def from_line_date(from_line: bytes) -> dt.datetime | None:
@@ -214,7 +252,15 @@ def from_line_date(from_line: bytes) -> dt.datetime | None:
     m = _FULL.match(from_line.removeprefix(_BOM)) or _loose(from_line.removeprefix(_BOM))
     if not m:
         return None
-    parsed = email.utils.parsedate_tz(m.group("date").decode("ascii", "replace").strip())
+    text = m.group("date").decode("ascii", "replace").strip()
+    fast = _ASCTIME.match(text)
+    if fast is not None:  # what parsedate_tz gives for this shape, without its general parsing (pinned by a test)
+        wd, mon, day, hh, mi, ss, year = fast.groups()
+        try:
+            return dt.datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mi), int(ss), tzinfo=_UTC)
+        except ValueError:
+            return None
+    parsed = email.utils.parsedate_tz(text)
     if not parsed or parsed[0] < 1000:
         return None
     try:
@@ -268,21 +314,35 @@ class _Lines:
         self.eof = False
         self.back: list[tuple[int, bytes]] = []   # a stack: last pushed is read first
         self.limit: int | None = None
+        #: the next line when it began in the block before ``buf``: that block's rest joined with the line's
+        #: start in ``buf`` (``buf`` itself is the block as read, never copied to prepend a line's start)
+        self.head: bytes | None = None
 
     def _fill(self) -> int:
         """The index in ``buf`` of the next line end at or after ``pos``, reading blocks as needed;
-        -1 at EOF without one, or when ``limit`` bytes are buffered without one."""
+        -1 at EOF without one, or when ``limit`` bytes are buffered without one; -1 too when the next line
+        is ``head`` (the callers take it first)."""
+        if self.head is not None:
+            return -1
         nl = self.buf.find(b"\n", self.pos)
         if nl >= 0 or self.eof:
             return nl
-        parts = [self.buf[self.pos:]]
-        have = len(parts[0])
+        rest = self.buf[self.pos:]
+        parts = [rest]
+        have = len(rest)
         while self.limit is None or have <= self.limit:
             chunk = self.f.read(self.block)
             if not chunk:
                 self.eof = True
                 break
             i = chunk.find(b"\n")
+            if i >= 0 and len(parts) == 1:  # the line ends in the first block read: only the line is joined
+                self.buf = chunk
+                if not rest:
+                    self.pos = 0
+                    return i
+                self.head, self.pos = rest + chunk[: i + 1], i + 1
+                return -1
             parts.append(chunk)
             have += len(chunk)
             if i >= 0:
@@ -294,13 +354,19 @@ class _Lines:
     def next(self) -> tuple[int, bytes] | None:
         if self.back:
             return self.back.pop()
-        nl = self._fill()
+        nl = self.buf.find(b"\n", self.pos) if self.head is None else -1
+        if nl < 0:
+            nl = self._fill()
+        off = self.offset
+        if self.head is not None:
+            line, self.head = self.head, None
+            self.offset += len(line)
+            return off, line
         end = nl + 1 if nl >= 0 else len(self.buf)  # the whole buffer: no copy when pos is 0
         if end == self.pos:
             return None
         line = self.buf[self.pos:end]
-        off = self.offset
-        self.pos, self.offset = end, self.offset + len(line)
+        self.pos, self.offset = end, off + len(line)
         return off, line
 
     def chunk(self) -> tuple[int, bytes] | None:
@@ -308,7 +374,12 @@ class _Lines:
         if self.back:
             return self.back.pop()
         nl = self._fill()
-        if nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
+        head = self.head
+        if head is not None:  # the same lines as when the block was joined to the rest of the one before
+            if head.startswith(b"From") or (self.limit is not None and len(head) - 1 >= self.limit):
+                return self.next()
+            nl = self.pos - 1
+        elif nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
             return self.next()
         idx = self.buf.find(b"\nFrom", nl)
         if idx >= 0:
@@ -316,8 +387,10 @@ class _Lines:
         else:
             end = len(self.buf) if self.eof else self.buf.rfind(b"\n", nl) + 1
         text = self.buf[self.pos:end]
+        if head is not None:
+            text, self.head = head + text, None
         off = self.offset
-        self.pos, self.offset = end, self.offset + len(text)
+        self.pos, self.offset = end, off + len(text)
         return off, text
 
     def push(self, items: list[tuple[int, bytes]]) -> None:
@@ -426,6 +499,12 @@ class MboxSplitter:
         inner: list[tuple[int, str]] = []  # (index in acc, kind) of From_ lines inside the claimed range
         prev: bytes | None = from_line
         size, cap = 0, self.max_message
+        run = self._header_run(cap)
+        if run is not None:  # the header lines the loop below would read one by one (the same items)
+            acc.extend(run)
+            header_lines.extend(line for _, line in run)
+            prev = run[-1][1]
+            size = run[-1][0] + len(prev) - run[0][0]
         while True:
             item = lines.next() if in_headers or claimed is not None else lines.chunk()
             if item is None:
@@ -433,17 +512,17 @@ class MboxSplitter:
                     cl_flag = CL_IGNORED
                     if inner:
                         return self._cut(start, acc, inner[0], flags)
-                sep = _pop_blank(acc)
-                return self._finish(offset, from_line, acc, sep, flags, cl_flag), None, []
+                sep, inside = _pop_blank(acc, self.keep_bytes)
+                return self._finish(offset, from_line, acc, sep, flags, cl_flag, inside), None, []
             off, line = item
             if in_headers:
-                if _header(line) or (header_lines and line[:1] in (b" ", b"\t")):
+                if _HEADER.match(line) or (header_lines and line[:1] in (b" ", b"\t")):
                     header_lines.append(line)
                 else:
                     in_headers = False
                     if _blank(line):
                         claimed = self._claimed(header_lines, off + len(line))
-            kind = self._separator(line, prev)
+            kind = self._separator(line, prev) if line.startswith(b"From") else None
             if kind is not None:
                 if claimed is not None and not self._swallows(off, claimed, kind):
                     inner.append((len(acc), kind))
@@ -459,7 +538,8 @@ class MboxSplitter:
             size += len(line)
             if cap is not None and size > cap + 2:  # + the empty line before the next From_ line
                 return self._oversized(start, acc, flags, claimed)
-            prev = _last_line(line)
+            cut = line.rfind(b"\n", 0, len(line) - 1)  # prev = _last_line(line), inline: once per line
+            prev = line if cut < 0 else line[cut + 1:]
             if claimed is None:
                 continue
             end = off + len(line)
@@ -475,6 +555,33 @@ class MboxSplitter:
             nxt = lines.next()
             msg = self._finish(offset, from_line, acc, sep, flags, CL_USED if inner else None)
             return msg, nxt, []
+
+    def _header_run(self, cap: int | None) -> list[tuple[int, bytes]] | None:
+        """The items (offset, line) of the header lines at the read position when they stand whole in the read buffer (see
+        ``_HEADER_RUN``), taken at once, else None (nothing taken). In the loop of ``_message`` such lines only
+        join the header block (none is a From_ line; all together stay within ``cap``). A line pushed back
+        (the peek after the From_ line) is taken again from the buffer where it was read."""
+        lines = self._lines
+        if lines.head is not None or len(lines.back) > 1:
+            return None
+        buf, pos, offset = lines.buf, lines.pos, lines.offset
+        if lines.back:
+            off, text = lines.back[0]
+            if off + len(text) != offset or pos < len(text) or not buf.startswith(text, pos - len(text)):
+                return None
+            pos, offset = pos - len(text), off
+        m = _HEADER_RUN.match(buf, pos)
+        end = m.end() if m is not None else pos
+        if m is None or (cap is not None and end - pos > cap + 2):
+            return None
+        lines.back.clear()
+        lines.pos, lines.offset = end, offset + end - pos
+        items, base = [], offset - pos
+        while pos < end:
+            nl = buf.find(b"\n", pos) + 1
+            items.append((base + pos, buf[pos:nl]))
+            pos = nl
+        return items
 
     def _oversized(self, start, acc, flags, claimed: int | None):
         """Read past a message over ``max_message`` in pieces of at most one block, keeping only its
@@ -543,9 +650,9 @@ class MboxSplitter:
         cut, kind = at
         self._lines.push(acc[cut + 1:])
         head = acc[:cut]
-        sep = _pop_blank(head) if kind != "noblank" else b""
+        sep, inside = _pop_blank(head, self.keep_bytes) if kind != "noblank" else (b"", 0)
         nxt_flags = {"noblank": [NO_BLANK_BEFORE], "false": [POSSIBLE_FALSE_SPLIT]}.get(kind, [])
-        return self._finish(offset, from_line, head, sep, flags, cl_flag), acc[cut], nxt_flags
+        return self._finish(offset, from_line, head, sep, flags, cl_flag, inside), acc[cut], nxt_flags
 
     def _claimed(self, header_lines: list[bytes], body_start: int) -> int | None:
         for h in header_lines:
@@ -584,19 +691,29 @@ class MboxSplitter:
         self._lines.push(got)
         return found
 
-    def _finish(self, offset, from_line, acc, sep, flags, cl_flag) -> MboxMessage:
-        crc = zlib.crc32(from_line)
-        for _, line in acc:
-            crc = zlib.crc32(line, crc)
-        crc = zlib.crc32(sep, crc)
+    def _finish(self, offset, from_line, acc, sep, flags, cl_flag, inside: int = 0) -> MboxMessage:
+        """The message of the From_ line, the lines ``acc`` and the separator ``sep``; ``inside`` (only without
+        ``keep_bytes``) is how many bytes of ``sep`` the last item of ``acc`` still ends with (see ``_pop_blank``):
+        the counts below are the same with them as without (a blank line holds no '>From ' and no text)."""
+        crc32 = zlib.crc32
+        crc = crc32(from_line)
         if self.keep_bytes:
+            for _, line in acc:
+                crc = crc32(line, crc)
             raw = b"".join(line for _, line in acc)
-            quoted = len(_QUOTED_M.findall(raw)) if b">From " in raw else 0
+            quoted = _quoted(raw)
             empty = not raw or raw.isspace()
-        else:  # the same counts line by line (every item of acc is whole lines), the bytes not joined
+        else:  # the same counts item by item (every item of acc is whole lines), the bytes not joined
             raw = b""
-            quoted = sum(len(_QUOTED_M.findall(text)) for _, text in acc if b">From " in text)
-            empty = all(text.isspace() for _, text in acc)
+            quoted, empty = 0, True
+            for _, text in acc:
+                crc = crc32(text, crc)
+                if b">" in text:
+                    quoted += _quoted(text)
+                if empty and not text.isspace():
+                    empty = False
+        if not inside:
+            crc = crc32(sep, crc)
         self.quoted_lines += quoted
         unquoted = 0
         if self.variant == "mboxrd" and quoted:
@@ -608,34 +725,41 @@ class MboxSplitter:
             flags.append(cl_flag)
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
-        if self._expunged(acc):
+        need_cl = self.variant == "auto" and cl_flag is None
+        expunged, had_cl = self._header_facts(acc, inside, need_cl)
+        if expunged:
             flags.append(MOZILLA_EXPUNGED)
-        end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep)
+        end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep) - inside
         if self.variant != "auto":
             variant = self.variant
         else:
-            variant = "mboxcl" if cl_flag == CL_USED or (cl_flag is None and self._had_cl(acc)) else "unknown"
+            variant = "mboxcl" if cl_flag == CL_USED or had_cl else "unknown"
         return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
 
     @staticmethod
-    def _expunged(acc) -> bool:
-        """Does the header block say Thunderbird deleted the message (``X-Mozilla-Status`` bit 0x0008)?"""
-        for _, line in acc:
-            if _blank(line):
-                return False
-            m = _MOZ_STATUS.match(line)
-            if m:
-                return bool(int(m.group(1), 16) & 0x0008)
-        return False
-
-    @staticmethod
-    def _had_cl(acc) -> bool:
-        for _, line in acc:
-            if _blank(line):
-                return False
-            if _CL.match(line):
-                return True
-        return False
+    def _header_facts(acc, inside: int, need_cl: bool) -> tuple[bool, bool]:
+        """(does the header block say Thunderbird deleted the message: ``X-Mozilla-Status`` bit 0x0008, the
+        first such line decides; with ``need_cl``: does it have a ``Content-Length``), read from the items of
+        ``acc`` up to the first empty one; the last item without the ``inside`` bytes of the separator (see
+        ``_finish``). Only lines beginning with an x or a c can match either pattern."""
+        moz: bool | None = None
+        cl = False
+        last = len(acc) - 1
+        for i, (_, line) in enumerate(acc):
+            if inside and i == last:
+                line = line[:-inside]
+            if line == b"\n" or line == b"\r\n":
+                break
+            c = line[:1]
+            if moz is None and (c == b"x" or c == b"X"):
+                m = _MOZ_STATUS.match(line)
+                if m:
+                    moz = bool(int(m.group(1), 16) & 0x0008)
+            elif need_cl and not cl and (c == b"c" or c == b"C") and _CL.match(line):
+                cl = True
+            if moz is not None and (cl or not need_cl):
+                break
+        return bool(moz), cl
 
 
 def split_mbox(f: BinaryIO, variant: str = "auto", base: int = 0) -> Iterator[MboxMessage]:
@@ -816,6 +940,7 @@ class MboxImporter:
         if bundle is not None:
             self._path = os.path.join(bundle, "mbox")
         self.name = os.path.basename((bundle or self.location.path).rstrip("/")) or str(self.location)
+        self._folder = folder_name(self.name)
         self._region_path: bytes | None = None  # the file the pack tasks read regions of (plain local mbox)
 
     # -- opening -------------------------------------------------------------------------------------
@@ -987,7 +1112,7 @@ class MboxImporter:
         mail = SourceMail(
             raw=msg.raw,
             ref=ref,
-            folder=folder_name(self.name),
+            folder=self._folder,
             flags=(",".join(flags),),  # one element: sightings.flags joins the tuple without a separator
             internal_date=msg.date,
             date_source="from-line",

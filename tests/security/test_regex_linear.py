@@ -134,6 +134,10 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.mbox", "_QUOTED_M"): ("sub", _runs(">", "\n>", "\n>From")),
     ("importers.mbox", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From")),   # the same pattern, imported
     ("toolkit.file_region", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From", ">>>>From ")),
+    ("importers.mbox", "_ASCTIME"): ("match", [_tail("Mon Jan", " "), _tail("Mon Jan 1", " ", "x"), _tail("Mon Jan 1 1:11:11 ", "1"),
+                                               *_runs("Mon Jan 1 ", "Mon ")]),
+    ("importers.mbox", "_HEADER_RUN"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a:", "x"), *_runs("a:\n", "a:\n ", "a b:\n", "From a:\n"),
+                                                 _tail("a:\n", " \n", "From ")]),
     ("importers.mbox", "_CL"): ("match", [_tail("content-length:", " "), _tail("content-length:", "0"),
                                           _tail("content-length: 1", " ", "x")]),
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
