@@ -127,6 +127,8 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
+from . import mbox_flags
+
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
 BLOCK = 1 << 20
 #: How far past the first From_ line inside its claimed body a Content-Length may reach.
@@ -171,6 +173,8 @@ _HEADER_RUN = re.compile(rb"(?!From )[\x21-\x39\x3b-\x7e]+[ \t]*:[^\n]*\n"
 _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes with the same pattern)
 #: Thunderbird's status of a message in its folder file; bit 0x0008: deleted ("expunged"), still in the
 #: file until the folder is compacted
+#: the start of a field importers/mbox_flags.py reads (its FIELDS)
+_FLAG_FIELD = re.compile(rb"(?:status|x-status|x-mozilla-status|x-mozilla-keys|x-gmail-labels)[ \t]*:", re.I)
 _MOZ_STATUS = re.compile(rb"x-mozilla-status[ \t]*:[ \t]*([0-9a-f]{4})[ \t]*\r?\n?\Z", re.I)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
 
@@ -283,6 +287,10 @@ class MboxMessage:
     unquoted: int = 0            # lines from which one '>' was removed (mboxrd only)
     oversized: bool = False      # over the splitter's max_message: raw is empty, never read whole
     empty: bool = False          # nothing but empty lines (or nothing) between the From_ line and the next
+    #: the flags its header gives (importers/mbox_flags.py: Status, X-Mozilla-Status, Gmail labels), sorted
+    mail_flags: tuple[str, ...] = ()
+    #: the folders its Gmail labels name (a Takeout mbox), in the order given
+    label_folders: tuple[str, ...] = ()
 
     @property
     def archived_length(self) -> int:
@@ -726,24 +734,31 @@ class MboxSplitter:
         if acc and not acc[-1][1].endswith(b"\n"):
             flags.append(NO_TRAILING_NEWLINE)
         need_cl = self.variant == "auto" and cl_flag is None
-        expunged, had_cl = self._header_facts(acc, inside, need_cl)
+        expunged, had_cl, flag_lines = self._header_facts(acc, inside, need_cl)
         if expunged:
             flags.append(MOZILLA_EXPUNGED)
+        found = mbox_flags.read(mbox_flags.header_fields(flag_lines)) if flag_lines else None
         end = (acc[-1][0] + len(acc[-1][1]) if acc else offset + len(from_line)) + len(sep) - inside
         if self.variant != "auto":
             variant = self.variant
         else:
             variant = "mboxcl" if cl_flag == CL_USED or had_cl else "unknown"
-        return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
+        if found is None:
+            return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty)
+        return MboxMessage(offset, from_line, raw, end, sep, flags, variant, crc, unquoted, empty=empty,
+                           mail_flags=tuple(sorted(found.flags)), label_folders=found.folders)
 
     @staticmethod
-    def _header_facts(acc, inside: int, need_cl: bool) -> tuple[bool, bool]:
+    def _header_facts(acc, inside: int, need_cl: bool) -> tuple[bool, bool, list[bytes]]:
         """(does the header block say Thunderbird deleted the message: ``X-Mozilla-Status`` bit 0x0008, the
-        first such line decides; with ``need_cl``: does it have a ``Content-Length``), read from the items of
-        ``acc`` up to the first empty one; the last item without the ``inside`` bytes of the separator (see
-        ``_finish``). Only lines beginning with an x or a c can match either pattern."""
+        first such line decides; with ``need_cl``: does it have a ``Content-Length``; the lines of the fields
+        that carry flags, importers/mbox_flags.py, with their continuations), read from the items of ``acc`` up
+        to the first empty one; the last item without the ``inside`` bytes of the separator (see ``_finish``).
+        Only lines beginning with an x, s or c can match, and a blank one continues a field."""
         moz: bool | None = None
         cl = False
+        picked: list[bytes] = []
+        taking = False
         last = len(acc) - 1
         for i, (_, line) in enumerate(acc):
             if inside and i == last:
@@ -751,15 +766,24 @@ class MboxSplitter:
             if line == b"\n" or line == b"\r\n":
                 break
             c = line[:1]
-            if moz is None and (c == b"x" or c == b"X"):
-                m = _MOZ_STATUS.match(line)
-                if m:
-                    moz = bool(int(m.group(1), 16) & 0x0008)
+            if c == b" " or c == b"\t":
+                if taking:
+                    picked.append(line)
+                continue
+            taking = False
+            if c == b"x" or c == b"X":
+                if moz is None:
+                    m = _MOZ_STATUS.match(line)
+                    if m:
+                        moz = bool(int(m.group(1), 16) & 0x0008)
+                taking = _FLAG_FIELD.match(line) is not None
+            elif c == b"s" or c == b"S":
+                taking = _FLAG_FIELD.match(line) is not None
             elif need_cl and not cl and (c == b"c" or c == b"C") and _CL.match(line):
                 cl = True
-            if moz is not None and (cl or not need_cl):
-                break
-        return bool(moz), cl
+            if taking:
+                picked.append(line)
+        return bool(moz), cl, picked
 
 
 def split_mbox(f: BinaryIO, variant: str = "auto", base: int = 0) -> Iterator[MboxMessage]:
@@ -1113,10 +1137,12 @@ class MboxImporter:
             raw=msg.raw,
             ref=ref,
             folder=self._folder,
-            flags=(",".join(flags),),  # one element: sightings.flags joins the tuple without a separator
+            # the notes as one token (sightings.flags joins the tuple with spaces), then the header's mail flags
+            flags=(",".join(flags), *msg.mail_flags),
             internal_date=msg.date,
             date_source="from-line",
             cursor=cur,
+            also_in=tuple(f for f in msg.label_folders if f != self._folder),
         )
         if self._region_path is not None:  # the worker reads it (see the class docstring)
             mail.raw, mail.size = None, msg.archived_length

@@ -746,8 +746,9 @@ def _mbox_member(data: bytes, ref: str, folder: str) -> Iterator[SourceItem]:
             yield SourceProblem(mref, "empty message (nothing between this From_ line and the next)")
             continue
         flags = sorted(msg.flags) + [f"variant={msg.variant}"]
-        yield SourceMail(raw=msg.raw, ref=mref, folder=folder, flags=(",".join(flags),), internal_date=msg.date,
-                         date_source="from-line", via=FILE_VIAS[MBOX])
+        yield SourceMail(raw=msg.raw, ref=mref, folder=folder, flags=(",".join(flags), *msg.mail_flags),
+                         internal_date=msg.date, date_source="from-line", via=FILE_VIAS[MBOX],
+                         also_in=tuple(f for f in msg.label_folders if f != folder))
 
 
 def zip_cursors(items: Iterator[SourceItem], skip: int, rel: bytes, ref: str) -> Iterator[SourceItem]:

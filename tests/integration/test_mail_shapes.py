@@ -214,9 +214,9 @@ def test_a_thunderbird_folder_keeps_its_expunged_but_not_compacted_mail_flagged(
     assert imp.returncode == 0 and imp.result["archived"] == 3, imp.stdout + imp.stderr
     assert texts == sorted(_thunderbird(str(i), s)[32:-1] for i, s in ((1, b"0001"), (2, b"0009"), (3, b"0005")))
     size = len(_thunderbird("1", b"0001"))
-    assert {ref: r["flags"] for ref, r in rows.items()} == {
-        "Inbox@0": "variant=unknown", f"Inbox@{size}": "mozilla-expunged,variant=unknown",
-        f"Inbox@{2 * size}": "variant=unknown"}
+    assert {ref: r["flags"] for ref, r in rows.items()} == {   # 0001 read, 0009 read + expunged, 0005 read + flagged
+        "Inbox@0": "\\Seen variant=unknown", f"Inbox@{size}": "\\Seen mozilla-expunged,variant=unknown",
+        f"Inbox@{2 * size}": "\\Flagged \\Seen variant=unknown"}
 
 
 def test_import_share_of_a_thunderbird_profile_names_subfolders_as_thunderbird_shows_them(tmp_path):
@@ -261,7 +261,49 @@ def test_import_notes_of_mbox_and_eml_files_on_a_share_are_never_exported_as_fla
         sel = select_messages(a)
         flags = {p.folder: p.flags for ps in placements(a, [m.msg_id for m in sel]).values() for p in ps}
     assert flags.pop("Mail/INBOX") == ("\\Flagged", "\\Seen")
+    assert flags.pop("Inbox") == ("\\Seen",)      # X-Mozilla-Status 0001 / 0009: read, and the notes left out
     assert all(f == () for f in flags.values()), flags
+
+
+def _takeout(n: str, labels: bytes) -> bytes:
+    return (b"From 1627000000000" + n.encode() + b"@xxx Tue Mar  5 12:00:00 +0000 2019\r\nX-GM-THRID: 1\r\n"
+            b"X-Gmail-Labels: " + labels + b"\r\n" + _mail(n, b"\r\n") + b"\r\n")
+
+
+def test_a_takeout_mbox_keeps_each_mail_in_its_gmail_labels_with_their_flags(tmp_path):
+    """Google Takeout writes all mail into one mbox and each mail's labels into ``X-Gmail-Labels``; the import kept
+    only the file's folder, so an export into a mail store lost every label folder, and read and starred state.
+    Now each folder label is a sighting of its own (decision ``also-in``: the run still counts one mail each),
+    Opened/Starred/Important are flags, and export maildir puts a copy into each folder with those flags."""
+    box = tmp_path / "All mail Including Spam and Trash.mbox"
+    box.write_bytes(_takeout("1", b"Inbox,Important,Opened,Category Personal") +
+                    _takeout("2", b'Archived,Opened,"Work/Projects, 2019",Starred') +
+                    _takeout("3", b"Sent,Opened") + _takeout("4", b"Unread,Spam"))
+    imp, texts, rows = _archive(tmp_path, "mbox", box)
+    assert imp.result["seen"] == 4 and imp.result["archived"] == 4 and imp.result["errors"] == 0, imp.result
+    home = tmp_path / "home"
+    got = json.loads(mailarchive(home, "sql", "SELECT folder, decision, flags FROM sightings ORDER BY source_ref, "
+                                 "decision DESC, folder", "--format", "json").stdout)
+    allmail = "All mail Including Spam and Trash"
+    assert [(r["folder"], r["decision"]) for r in got] == [
+        (allmail, "new"), ("INBOX", "also-in"), (allmail, "new"), ("Work/Projects, 2019", "also-in"),
+        (allmail, "new"), ("Sent", "also-in"), (allmail, "new"), ("Spam", "also-in")]
+    assert got[0]["flags"] == "$Category-Personal $Important \\Seen variant=unknown"
+    assert got[2]["flags"] == "\\Flagged \\Seen variant=unknown" and got[6]["flags"] == "variant=unknown"
+    mailarchive(home, "export", "maildir", str(tmp_path / "md"))
+    files = sorted(f"{p.parent.parent.name}:{p.name.rsplit(':2,', 1)[1]}" for p in (tmp_path / "md").rglob("cur/*"))
+    allmail = "." + allmail
+    assert files == sorted([f"{allmail}:", f"{allmail}:FS", f"{allmail}:S", f"{allmail}:S", "md:S",  # md: INBOX
+                            ".Sent:S", ".Spam:", ".Work.Projects, 2019:FS"]), files
+
+
+def test_mutt_status_fields_of_an_mbox_are_its_mails_flags(tmp_path):
+    box = tmp_path / "saved"
+    box.write_bytes(b"From a@b Tue Mar  5 12:00:00 2019\nStatus: RO\nX-Status: A\n" + _mail("m1") + b"\n"
+                    b"From a@b Tue Mar  5 12:00:00 2019\nStatus: O\n" + _mail("m2") + b"\n")
+    imp, texts, rows = _archive(tmp_path, "mbox", box)
+    assert [r["flags"] for r in rows.values()] == ["\\Answered \\Seen variant=unknown", "variant=unknown"]
+    assert texts == sorted([b"Status: RO\nX-Status: A\n" + _mail("m1"), b"Status: O\n" + _mail("m2")])
 
 
 def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_path):
