@@ -56,13 +56,14 @@ def run(checkout: Path, kind: str, tree: str, tmp: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="the other checkout (the code before)")
+    ap.add_argument("--new", help="the checkout to compare (default: this one)")
     ap.add_argument("--tree", default="/work/bench40k/eml")
     ap.add_argument("--kind", default="eml")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     if not os.environ.get("MAILARCHIVE_PASSWORD"):
         raise SystemExit("set MAILARCHIVE_PASSWORD")
-    here = Path(__file__).resolve().parents[1]
+    here = Path(args.new or Path(__file__).resolve().parents[1])
     sides = {"base": Path(args.base).resolve(), "new": here}
     got: dict[str, list[dict]] = {k: [] for k in sides}
     with tempfile.TemporaryDirectory(prefix="bench-worker-cpu-") as tmp:
