@@ -65,13 +65,14 @@ print(json.dumps(best))
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
+    ap.add_argument("--new", help="the checkout to compare (default: this one)")
     ap.add_argument("--tree", default="/work/bench40k/eml")
     ap.add_argument("--mails", type=int, default=1600)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pairs", type=int, default=3)
     args = ap.parse_args()
     paths = sorted(str(p) for p in Path(args.tree).rglob("*") if p.is_file())[: args.mails]
-    sides = {"base": Path(args.base).resolve(), "new": Path(__file__).resolve().parents[1]}
+    sides = {"base": Path(args.base).resolve(), "new": Path(args.new or Path(__file__).resolve().parents[1])}
     got: dict[str, list[dict]] = {k: [] for k in sides}
     for i in range(args.pairs):
         for name in (list(sides) if i % 2 == 0 else list(reversed(sides))):
