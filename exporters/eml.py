@@ -46,6 +46,8 @@ class ExportSummary:
     bytes: int = 0
     #: converted mails not written because their original MIME (a converted-twin) is in the selection
     twins_left_out: list[dict] = field(default_factory=list)
+    #: export imap: the read-back of appended copies (checked, altered, missing, without_uid), None elsewhere
+    read_back: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -56,13 +58,14 @@ class ExportSummary:
             "errors": self.errors,
             "bytes": self.bytes,
             "converted_twins_left_out": self.twins_left_out,
+            **({"read_back": self.read_back} if self.read_back is not None else {}),
         }
 
     def error(self, sm: StoredMessage, exc: BaseException | str, reporter: Reporter | None = None) -> None:
-        """Record a mail that was not exported (and warn, with a reporter)."""
+        """Record a mail that was not exported (and say so live, with a reporter)."""
         self.errors.append({"msg_id": sm.msg_id, "blob_id": sm.blob_id, "error": str(exc)})
         if reporter is not None:
-            reporter.warn(f"message {sm.msg_id}: {exc}")
+            reporter.error(f"message {sm.msg_id}: {exc}")
 
 
 def readable(archive: Archive, selection: list[StoredMessage], summary: ExportSummary, reporter: Reporter):

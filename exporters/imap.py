@@ -15,12 +15,21 @@ servers such as Dovecot hand out CRLF whatever was stored, so a bare LF is
 sent as CRLF. A message that has CRLF line ends already goes out byte for
 byte and comes back with the same blob id; for the others the manifest's
 ``sha256`` is of the bytes sent (its ``blob_id`` stays the archived one).
-Servers may still store other bytes than were sent, and nothing here
-reads them back (checked by hand, tests/README.md "Servers other than
-Dovecot"): Courier-IMAP 5.0 ends a message that has no final line end with
-a CRLF (2 bytes more), and Cyrus 3.6 (``munge8bit: yes``, its default)
-turns each 8-bit byte of a header into ``X`` (same size); Dovecot keeps
-the bytes. ``import imap`` of such a copy gives another blob.
+Servers may still store other bytes than were sent (tests/README.md
+"Servers other than Dovecot"): Courier-IMAP 5.0 ends a message that has no
+final line end with a CRLF (2 bytes more), and Cyrus 3.6 (``munge8bit:
+yes``, its default) turns each 8-bit byte of a header into ``X`` (same
+size); Dovecot keeps the bytes. ``import imap`` of such a copy gives
+another blob. So, unless ``read_back`` is off, every copy appended with a
+UID (UIDPLUS) is read back at the end of the run (``UID FETCH BODY.PEEK[]``
+per folder, in chunks of at most :data:`READ_BACK_CHUNK` mails and
+:data:`READ_BACK_BYTES` bytes) and its SHA-256 compared with the bytes sent
+(docs/reliability.md D14). An altered or missing copy is an error of the
+run (exit 1), recorded in the state file with what the server holds, so a
+rerun lists it again instead of calling it present; a copy checked equal is
+recorded as checked and never read again, and one appended but not yet
+checked (a kill before the end) is read back by the next run. Without
+UIDPLUS nothing can be read back by UID: the summary counts those copies.
 
 Resuming (decision): the exporter keeps a state file, one JSON line per
 appended copy (blob id, target folder, UID), written and fsynced right
@@ -68,6 +77,8 @@ from .layout import DEFAULT_FOLDER, placements
 from .manifest import Manifest
 
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
+READ_BACK_CHUNK = 200            # mails per read-back FETCH
+READ_BACK_BYTES = 64 << 20       # ... and at most this many bytes of them (one larger mail goes alone)
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
@@ -254,6 +265,7 @@ def export_imap(
     state_path: Path | None = None,
     manifest_dir: Path | None = None,
     reporter: Reporter | None = None,
+    read_back: bool = True,
 ) -> ExportSummary:
     """Append the selected messages to the target account (see the module docstring)."""
     reporter = reporter or NullReporter()
@@ -270,6 +282,7 @@ def export_imap(
     conn = _Connection(target, password, ssl_context or ssl.create_default_context(), allow_plaintext,
                        timeout, retries, backoff)
     pace = _Pace(max_per_second)
+    check = _ReadBack(summary) if read_back else None
     reporter.start("export", len(selection), "mails")
     try:
         for sm, data in readable(archive, selection, summary, reporter):
@@ -280,6 +293,8 @@ def export_imap(
                 rec = state.done.get((sm.blob_id, source))
                 if rec is not None:
                     summary.already_present += 1
+                    if check is not None:
+                        check.earlier(sm, rec, reporter)
                 else:
                     if sent is None:
                         try:
@@ -302,6 +317,8 @@ def export_imap(
                     rec.update(msg_id=sm.msg_id, blob_id=sm.blob_id, sha256=hashlib.sha256(sent).hexdigest(),
                                size=len(sent), target=name, source=source)
                     state.add(rec)
+                    if check is not None:
+                        check.pending(sm, rec)
                     wrote = True
                     summary.bytes += len(sent)
                     faults.hit("export_after_file")
@@ -309,6 +326,8 @@ def export_imap(
                              size=rec["size"], folder=p.folder, target=rec["target"], uid=rec.get("uid"))
             if wrote:
                 summary.written += 1
+        if check is not None:
+            check.run(conn, state, reporter)
     finally:
         reporter.finish("export")
         conn.close()
@@ -322,7 +341,7 @@ def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], wh
             sm: StoredMessage) -> dict:
     def op(c: IMAPClient):
         if conn.dropped and sm.message_id:
-            found = _already_there(c, name, sm.message_id, len(raw))
+            found = _already_there(c, name, sm.message_id, len(raw), raw.endswith(b"\r\n"))
             if found is not None:
                 return found
         return c.append(name, raw, flags=flags, msg_time=when)
@@ -335,7 +354,7 @@ def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], wh
     return {"uidvalidity": int(m.group(1)), "uid": int(m.group(2))} if m else {"uidvalidity": None, "uid": None}
 
 
-def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict | None:
+def _already_there(c: IMAPClient, name: str, message_id: str, size: int, ends_with_line_end: bool = True) -> dict | None:
     """After a dropped link: did the interrupted APPEND arrive? (same Message-ID and size)"""
     if not c.folder_exists(name):
         return None
@@ -344,10 +363,111 @@ def _already_there(c: IMAPClient, name: str, message_id: str, size: int) -> dict
         uids = c.search(["HEADER", "Message-ID", message_id])
         if not uids:
             return None
+        # Courier-IMAP stores a mail without a final line end with one more CRLF (D14): that size counts too,
+        # or a copy that did arrive would be appended a second time
+        sizes = {size, size + 2} if not ends_with_line_end else {size}
         for uid, d in c.fetch(uids, [b"RFC822.SIZE"]).items():
-            if int(d.get(b"RFC822.SIZE", -1)) == size:
+            if int(d.get(b"RFC822.SIZE", -1)) in sizes:
                 return {"uidvalidity": int(info.get(b"UIDVALIDITY", 0)) or None, "uid": uid}
         return None
     finally:
         c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
 
+
+
+class _ReadBack:
+    """The read-back of appended copies (docs/reliability.md D14): their SHA-256 against the bytes sent."""
+
+    def __init__(self, summary: ExportSummary):
+        self.summary = summary
+        self.todo: dict[str, list[tuple[StoredMessage, dict]]] = {}   # target folder -> copies to read back
+        summary.read_back = {"checked": 0, "altered": 0, "missing": 0, "without_uid": 0}
+
+    def pending(self, sm: StoredMessage, rec: dict) -> None:
+        if rec.get("uid") is None:
+            self.summary.read_back["without_uid"] += 1
+        else:
+            self.todo.setdefault(rec["target"], []).append((sm, rec))
+
+    def earlier(self, sm: StoredMessage, rec: dict, reporter: Reporter) -> None:
+        """A copy an earlier run appended: an altered one is listed again; an unchecked one is read back now."""
+        if rec.get("stored_sha256") or rec.get("missing"):
+            self.summary.read_back["altered" if rec.get("stored_sha256") else "missing"] += 1
+            self.summary.error(sm, IntegrityError(_finding(rec) + " (found by an earlier run's read-back)"), reporter)
+        elif not rec.get("checked") and rec.get("uid") is not None:
+            self.pending(sm, rec)
+
+    def run(self, conn: _Connection, state: _State, reporter: Reporter) -> None:
+        total = sum(len(v) for v in self.todo.values())
+        if not total:
+            return
+        reporter.start("read back", total, "mails")
+        try:
+            for name, copies in self.todo.items():
+                for chunk in _chunks(copies):
+                    uids = [rec["uid"] for _, rec in chunk]
+                    validity, stored = conn.call(f"read back from {name}", lambda c: _fetch_back(c, name, uids))
+                    for sm, rec in chunk:
+                        self._judge(sm, rec, validity, stored.get(rec["uid"]), state, reporter)
+                    reporter.advance("read back", len(chunk))
+        finally:
+            reporter.finish("read back")
+
+    def _judge(self, sm: StoredMessage, rec: dict, validity: int | None, got: tuple[str, int] | None,
+               state: _State, reporter: Reporter) -> None:
+        if rec.get("uidvalidity") and validity and rec["uidvalidity"] != validity:
+            got = None  # the folder was recreated since the APPEND: that UID names another mail, or none
+        if got is not None and got[0] == rec["sha256"]:
+            self.summary.read_back["checked"] += 1
+            state.add({**rec, "checked": True})
+            return
+        if got is None:
+            rec = {**rec, "checked": True, "missing": True}
+            self.summary.read_back["missing"] += 1
+        else:
+            rec = {**rec, "checked": True, "stored_sha256": got[0], "stored_size": got[1],
+                   "crlf_added": got[2] == rec["sha256"]}
+            self.summary.read_back["altered"] += 1
+        state.add(rec)
+        self.summary.error(sm, IntegrityError(_finding(rec)), reporter)
+
+
+def _finding(rec: dict) -> str:
+    where = f"{rec['target']!r} (UID {rec['uid']})"
+    if rec.get("missing"):
+        return (f"the copy appended to {where} is not there when read back: deleted, moved or the folder "
+                f"recreated on the server since")
+    why = ("the server added a line end at the end" if rec.get("crlf_added")
+           else "same size, other bytes: a server that rewrites 8-bit header bytes (Cyrus's munge8bit) does this"
+           if rec["stored_size"] == rec["size"] else "the size differs")
+    return (f"the server stored other bytes than were sent to {where}: sent {rec['size']} bytes (SHA-256 "
+            f"{rec['sha256'][:16]}…), it holds {rec['stored_size']} bytes (SHA-256 {rec['stored_sha256'][:16]}…): "
+            f"{why}; the archived mail is unchanged, this copy is not byte-identical")
+
+
+def _chunks(copies: list[tuple[StoredMessage, dict]]):
+    chunk: list[tuple[StoredMessage, dict]] = []
+    size = 0
+    for item in copies:
+        if chunk and (len(chunk) >= READ_BACK_CHUNK or size + item[1]["size"] > READ_BACK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[1]["size"]
+    if chunk:
+        yield chunk
+
+
+def _fetch_back(c: IMAPClient, name: str, uids: list[int]) -> tuple[int | None, dict[int, tuple[str, int, str]]]:
+    """(the folder's UIDVALIDITY, {uid: (SHA-256 hex, size, SHA-256 hex without a final CRLF or "")})."""
+    info = c.select_folder(name, readonly=True)
+    try:
+        stored: dict[int, tuple[str, int, str]] = {}
+        for uid, d in c.fetch(uids, [b"BODY.PEEK[]"]).items():
+            body = d.get(b"BODY[]")
+            if isinstance(body, bytes):
+                tail = hashlib.sha256(memoryview(body)[:-2]).hexdigest() if body.endswith(b"\r\n") else ""
+                stored[uid] = (hashlib.sha256(body).hexdigest(), len(body), tail)
+        return int(info.get(b"UIDVALIDITY", 0)) or None, stored
+    finally:
+        c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()

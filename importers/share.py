@@ -88,6 +88,10 @@ from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_tex
 HEAD = 64 << 10
 
 EML, MBOX, SKIP, PROBLEM = "eml", "mbox", "skip", "problem"
+#: sightings.via of a mail read from an EML file or an mbox on the share: what such a sighting's flags field
+#: holds are import notes (``variant=…``, ``from-line-removed``), never mail flags to export
+#: (exporters/layout.py); a Maildir's mail keeps the share's own via, with its flags
+FILE_VIAS = {EML: "eml", MBOX: "mbox"}
 PST, MSG, TNEF = "pst", "msg", "tnef"
 ZIP = "zip"
 
@@ -160,6 +164,23 @@ _DBOX_FILE = re.compile(rb"2 M[0-9a-fA-F]+ C[0-9a-fA-F]+(?:[^0-9a-fA-F\n][^\n]*)
 _UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 
 
+def _utf16(head: bytes) -> tuple[str | None, int]:
+    """(the UTF-16 byte order the head looks written in, where its text starts), or (None, 0): by the byte-order
+    mark, else (Windows tools write none) by ASCII text in every other byte of the first 64, NULs between."""
+    encoding = _UTF16_BOMS.get(head[:2])
+    if encoding is not None:
+        return encoding, 2
+    sample = head[:64]
+    if len(sample) < 32:
+        return None, 0
+    even, odd = sample[0::2], sample[1::2]
+    if not odd.strip(b"\x00") and even.isascii() and b"\x00" not in even:
+        return "utf-16-le", 0
+    if not even.strip(b"\x00") and odd.isascii() and b"\x00" not in odd:
+        return "utf-16-be", 0
+    return None, 0
+
+
 def unsupported_mail(head: bytes) -> Unsupported | None:
     """The reason a file is mail the toolkit cannot archive as it is, from its first bytes, else None."""
     if head.startswith(DBX_MAGIC) and head[4:8] != _DBX_FOLDERS:
@@ -172,12 +193,13 @@ def unsupported_mail(head: bytes) -> Unsupported | None:
         return Unsupported(MMDF_UNSUPPORTED)
     if _DBOX_FILE.match(head):
         return Unsupported(md.DBOX_UNSUPPORTED)
-    encoding = _UTF16_BOMS.get(head[:2])
+    encoding, start = _utf16(head)
     if encoding is not None:
-        text = head[2:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
-        if starts_with_headers(text):
+        text = head[start:4096 - 4096 % 2].decode(encoding, "replace").encode("utf-8", "replace")
+        if starts_with_headers(text) or text.startswith(b"From "):
+            label = "UTF-16" if start else encoding.upper()   # without a mark iconv must be told the byte order
             return Unsupported("a mail saved as UTF-16 text, which no mail reader reads: convert it first "
-                               "(`iconv -f UTF-16 -t UTF-8 FILE`), then import the result")
+                               f"(`iconv -f {label} -t UTF-8 FILE`), then import the result")
     return None
 
 
@@ -471,6 +493,9 @@ class _SubReporter(NullReporter):
     def warn(self, message):
         self._r.warn(_clean(message))
 
+    def error(self, message):
+        self._r.error(_clean(message))
+
     def info(self, message):
         self._r.info(_clean(message))
 
@@ -482,6 +507,14 @@ def _b64(rel: bytes) -> str:
 def _dir_folder(rel: bytes) -> str | None:
     head = _parent(rel)
     return ref_text(head) if head else None
+
+
+def _sbd_dropped(folder: str | None) -> str | None:
+    """Thunderbird keeps the subfolders of folder ``Inbox`` (an mbox file) in a directory ``Inbox.sbd``: the
+    folder of ``Inbox.sbd/Projects`` is ``Inbox/Projects``, as Thunderbird shows it (docs/sources.md)."""
+    if not folder or ".sbd" not in folder:
+        return folder
+    return "/".join(p[:-4] if p.endswith(".sbd") and len(p) > 4 else p for p in folder.split("/"))
 
 
 def _open_nofollow(path, flags: int) -> int:
@@ -586,9 +619,10 @@ class ShareImporter:
             yield SourceProblem(ref, reason, done)
         elif kind == EML:
             if len(head) >= e.size and len(head) < HEAD:  # read whole for the detection already
-                yield SourceMail(raw=head, ref=ref, folder=_dir_folder(e.rel), cursor=done)
+                yield SourceMail(raw=head, ref=ref, folder=_dir_folder(e.rel), cursor=done, via=FILE_VIAS[EML])
             else:  # the pipeline reads the rest of it (in a worker)
                 yield tree.mail(e, SourceMail(raw=None, ref=ref, folder=_dir_folder(e.rel), cursor=done, size=e.size,
+                                              via=FILE_VIAS[EML],
                                               on_read_error=lambda exc: self._read_failure(ref, exc, done)))
         elif kind in (PST, MSG, TNEF):
             yield from self._outlook(tree, e, kind, inner, reporter)
@@ -648,7 +682,7 @@ class ShareImporter:
         sub = MboxImporter(tree.location(e.rel), self._smb_password, **self._mbox_limits)
         base = e.rel.rpartition(b"/")[2]
         name = mbox_folder_name(base.decode("utf-8", "backslashreplace"))
-        dir_folder = _dir_folder(e.rel)
+        dir_folder = _sbd_dropped(_dir_folder(e.rel))
         folder = f"{dir_folder}/{name}" if dir_folder else name
         ref = ref_text(e.rel)
         try:
@@ -657,7 +691,7 @@ class ShareImporter:
                 new_ref = ref_text(e.rel + suffix.encode("utf-8", "surrogateescape"))
                 cur = {"path_b64": _b64(e.rel), "inner": item.cursor} if item.cursor is not None else None
                 if isinstance(item, SourceMail):
-                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur,
+                    yield dataclasses.replace(item, ref=new_ref, folder=folder, cursor=cur, via=FILE_VIAS[MBOX],
                                               on_read_error=_renamed(item.on_read_error, new_ref, cur))
                 elif isinstance(item, SourceProblem):
                     yield dataclasses.replace(item, ref=new_ref, message=_clean(item.message), cursor=cur)
@@ -687,7 +721,7 @@ def member_items(data: bytes, name: str, ref: str, folder: str, warn=None) -> It
     base = name.replace("\\", "/").rpartition("/")[2]
     kind, reason = detect(data[:HEAD], base.encode("utf-8", "surrogateescape"), len(data))
     if kind == EML:
-        yield SourceMail(raw=data, ref=ref, folder=folder)
+        yield SourceMail(raw=data, ref=ref, folder=folder, via=FILE_VIAS[EML])
     elif kind == MBOX:
         yield from _mbox_member(data, ref, f"{folder}/{mbox_folder_name(base)}")
     elif kind == MSG:
@@ -713,7 +747,7 @@ def _mbox_member(data: bytes, ref: str, folder: str) -> Iterator[SourceItem]:
             continue
         flags = sorted(msg.flags) + [f"variant={msg.variant}"]
         yield SourceMail(raw=msg.raw, ref=mref, folder=folder, flags=(",".join(flags),), internal_date=msg.date,
-                         date_source="from-line")
+                         date_source="from-line", via=FILE_VIAS[MBOX])
 
 
 def zip_cursors(items: Iterator[SourceItem], skip: int, rel: bytes, ref: str) -> Iterator[SourceItem]:

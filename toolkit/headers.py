@@ -11,6 +11,13 @@ Address lists take a similar fast path that equals ``getaddresses``. ``scan`` ne
 raises on any ``bytes`` input: problems become short, stable defect codes in
 ``MailMeta.defects`` and the body hash and dedup key are always computed.
 
+Compiled scans
+    The byte scans (body blanks and CRLF, the wanted header fields, plain
+    address lists) run in the optional C module ``toolkit._native`` when it
+    was built; each equals the ``_py`` function here, which stays the
+    reference and runs when it was not (``NATIVE`` says which;
+    docs/architecture.md, "Compiled scans").
+
 Header block / body split
     The header block ends at the first empty line (``\\n\\n``, ``\\r\\n\\r\\n``
     or mixed ``\\n\\r\\n``). A message with no ``\\n`` at all may use ``\\r\\r``
@@ -124,7 +131,7 @@ class MailMeta:
 _BLANKS = b" \t"
 
 
-def _content_end(body: bytes, start: int, stop: int) -> int:
+def _content_end_py(body: bytes, start: int, stop: int) -> int:
     """End of ``body[start:stop]`` without its tail of spaces, tabs and LFs (C-speed rstrip of growing tails)."""
     k = 64
     while True:
@@ -140,7 +147,8 @@ def _find(pattern: re.Pattern, body: bytes, pos: int, end: int) -> int:
     return m.start() if m else -1
 
 
-def _has_blank_before_lf(body: bytes, start: int, end: int) -> bool:
+def _has_blank_before_lf_py(body: bytes, start: int, end: int) -> bool:
+    """Is a LF in ``body[start:end]`` preceded by a space or tab there?"""
     return _SPACE_LF.search(body, start, end) is not None or (
         body.find(b"\t", start, end) >= 0 and _TAB_LF.search(body, start, end) is not None)
 
@@ -168,41 +176,72 @@ def _feed_stripped(update, body: bytes, start: int, end: int) -> None:
     update(view[pos:end])
 
 
-def crlf_to_lf(data: bytes) -> bytes:
-    """``data.replace(b"\\r\\n", b"\\n")``, faster for the usual mail: when every CR is followed by a LF
+def _strip_blanks_py(body: bytes, start: int, end: int) -> bytes:
+    """``body[start:end]`` with the spaces and tabs before each LF left out."""
+    pieces: list = []
+    _feed_stripped(pieces.append, body, start, end)
+    return b"".join(pieces)
+
+
+def _crlf_to_lf_py(data: bytes, start: int = 0) -> bytes:
+    """``data[start:].replace(b"\\r\\n", b"\\n")``, faster for the usual mail: when every CR is followed by a LF
     (as many CRs deleted as there are CRLF pairs, which never overlap) deleting the CRs is the same
     thing, and ``translate`` plus a count cost ~60 % of ``replace`` (bench: IMAP mails are CRLF);
     a bare CR anywhere falls back to ``replace``."""
+    if start:
+        data = data[start:]
     lf = data.translate(None, b"\r")
     if len(data) - len(lf) == data.count(b"\r\n"):
         return lf
     return data.replace(b"\r\n", b"\n")
 
 
+# The compiled versions of these scans (toolkit/_native.c; docs/architecture.md, "Compiled scans"):
+# each equals its ``_py`` reference above for every input (tests/unit/test_native.py). Without a C
+# compiler at install time the module is missing and the references run.
+try:
+    from . import _native
+except ImportError:  # pragma: no cover - a build without a compiler
+    _native = None
+
+NATIVE = _native is not None   # which implementation runs (tests assert it under CI=true)
+if _native is not None:
+    _content_end = _native.content_end
+    _has_blank_before_lf = _native.has_blank_before_lf
+    _strip_blanks = _native.strip_blanks
+    _crlf_to_lf = _native.crlf_to_lf
+else:  # pragma: no cover
+    _content_end = _content_end_py
+    _has_blank_before_lf = _has_blank_before_lf_py
+    _strip_blanks = _strip_blanks_py
+    _crlf_to_lf = _crlf_to_lf_py
+
+
+def crlf_to_lf(data: bytes) -> bytes:
+    """``data.replace(b"\\r\\n", b"\\n")`` (one pass in compiled code, or :func:`_crlf_to_lf_py`)."""
+    return _crlf_to_lf(data)
+
+
 def normalise_body(body: bytes) -> bytes:
     """CRLF -> LF, bare CR kept, trailing spaces/tabs per line and trailing empty lines removed."""
     if b"\r" in body and b"\r\n" in body:
-        body = crlf_to_lf(body)
+        body = _crlf_to_lf(body)
     end = _content_end(body, 0, len(body))
     if not _has_blank_before_lf(body, 0, end):
         return body[:end] if end < len(body) else body
-    pieces: list = []
-    _feed_stripped(pieces.append, body, 0, end)
-    return b"".join(pieces)
+    return _strip_blanks(body, 0, end)
 
 
 def hash_body(raw: bytes, start: int = 0) -> bytes:
-    """BLAKE3 of ``normalise_body(raw[start:])``, fed piece by piece: nothing is copied when the
-    body has no CRLF (most mails), and only the lines with trailing blanks cost Python work."""
+    """BLAKE3 of ``normalise_body(raw[start:])``: nothing is copied when the body has no CRLF and no
+    line with trailing blanks (most mails); otherwise the normalised body is built in one pass."""
     if raw.find(b"\r", start) >= 0 and raw.find(b"\r\n", start) >= 0:
-        raw, start = crlf_to_lf(raw[start:]), 0
+        raw, start = _crlf_to_lf(raw, start), 0
     end = _content_end(raw, start, len(raw))
     if not _has_blank_before_lf(raw, start, end):
         # nothing to strip inside: one call over the whole body (a view, or the bytes themselves)
         return hashes.body_hasher().update(raw if start == 0 and end == len(raw) else memoryview(raw)[start:end]).digest()
-    h = hashes.body_hasher()
-    _feed_stripped(h.update, raw, start, end)
-    return h.digest()
+    return hashes.body_hasher().update(_strip_blanks(raw, start, end)).digest()
 
 
 _CARRY_LIMIT = 1 << 16  # an unfinished line longer than this is hashed up to its trailing blanks
@@ -225,7 +264,10 @@ class BodyHasher:
         if end:
             if self._newlines:
                 self._h.update(b"\n" * self._newlines)
-            _feed_stripped(self._h.update, buf, 0, end)
+            if _has_blank_before_lf(buf, 0, end):
+                self._h.update(_strip_blanks(buf, 0, end))
+            else:
+                self._h.update(memoryview(buf)[:end] if end < len(buf) else buf)
             self._newlines = 0
         self._newlines += buf.count(b"\n", end, cut)
         self._carry = buf[cut:]
@@ -419,7 +461,7 @@ _QUOTED_STR = re.compile(r'"[^"\\\r\n]*+"')
 _NAME_BAD = re.compile(r'[\x00-\x08\x0a-\x1f\x7f"<>@]')
 
 
-def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
+def _fast_addresses_py(value: str) -> list[tuple[str, str]] | None:
     if '"' in value:
         if not _QUOTED_LIST.fullmatch(value):
             return None
@@ -458,6 +500,14 @@ def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
     if addrs and not _ADDR_LINES.fullmatch("\n".join(addrs)):
         return None
     return list(zip(names, [a.lower() for a in addrs]))
+
+
+def _fast_addresses_native(value: str) -> list[tuple[str, str]] | None:
+    """:func:`_fast_addresses_py` in compiled code for ASCII text (nearly every address header)."""
+    return _native.fast_addresses(value) if value.isascii() else _fast_addresses_py(value)
+
+
+_fast_addresses = _fast_addresses_native if _native is not None else _fast_addresses_py
 
 
 def _address_candidates(value: str) -> list[str]:
@@ -565,7 +615,7 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
     return meta, first
 
 
-def _wanted_fields(block: bytes) -> list[tuple[str, str]] | None:
+def _wanted_fields_py(block: bytes) -> list[tuple[str, str]] | None:
     """The wanted (lowercased name, value) pairs, exactly as compat32's ``raw_items`` gives them.
 
     Fast path for the common case; returns None when the block holds
@@ -591,6 +641,9 @@ def _wanted_fields(block: bytes) -> list[tuple[str, str]] | None:
         out.append((m.group(1).lower().decode("ascii"),
                     value.lstrip(b" \t").rstrip(b"\r\n").decode("ascii", "surrogateescape")))
     return out
+
+
+_wanted_fields = _native.wanted_fields if _native is not None else _wanted_fields_py
 
 
 def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_header_bytes: int,

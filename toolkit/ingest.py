@@ -599,7 +599,7 @@ class Ingest:
         self._rows.rows.errors.append(("error", ref, message))
         self._summary.errors += 1
         self._summary.problems.append({"ref": ref, "kind": "error", "message": message})
-        self.reporter.warn(f"{ref}: {message}")
+        self.reporter.error(f"{ref}: {message}")
 
     def _store_new(self, item: SourceMail, p: Prepared, placement: Placement) -> None:
         """Write a new mail into the open pack and queue its message and recipient rows."""

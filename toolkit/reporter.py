@@ -9,6 +9,7 @@ class Reporter(Protocol):
     def advance(self, task: str, n: int = 1, **fields: Any) -> None: ...
     def finish(self, task: str) -> None: ...
     def warn(self, message: str) -> None: ...
+    def error(self, message: str) -> None: ...   # something not done (listed as an error in the run's summary)
     def info(self, message: str) -> None: ...
 
 
@@ -24,6 +25,10 @@ class NullReporter:
 
     def warn(self, message):
         pass
+
+    def error(self, message):
+        """An error said live; a reporter that has no own way to show it gives it to :meth:`warn`."""
+        self.warn(message)
 
     def info(self, message):
         pass

@@ -68,6 +68,32 @@ def describe(pem: bytes) -> tuple[str, bytes, bytes, str, dt.datetime]:
             anchor.not_valid_after_utc)
 
 
+def anchor_notes(pem: bytes, now: dt.datetime | None = None) -> tuple[str, list[str]]:
+    """("ca" or "tsa", what a person adding this trust anchor should know): a certificate that is no CA (a TSA's
+    own certificate pinned directly), or one expired or not yet valid (new stamps under it will be refused)."""
+    from cryptography import x509
+
+    now = now or _utcnow()
+    certs, _ = load_ca(pem)
+    anchor = certs[0]
+    try:
+        is_ca = anchor.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    notes = []
+    if anchor.not_valid_after_utc < now:
+        notes.append(f"the certificate expired on {anchor.not_valid_after_utc:%Y-%m-%d}: batches stamped while it was "
+                     "valid verify under it, but a new token under it will be refused (its genTime lies after the expiry)")
+    elif anchor.not_valid_before_utc > now:
+        notes.append(f"the certificate is valid only from {anchor.not_valid_before_utc:%Y-%m-%d %H:%M}Z: a token "
+                     "dated before that will be refused")
+    if not is_ca:
+        notes.append("this is no CA certificate (no basicConstraints CA:TRUE) but, by the look of it, a TSA's own: "
+                     "tokens verify only while that TSA signs with this very certificate; a renewed TSA certificate "
+                     "must be added again (pin the CA that issues it instead, when there is one)")
+    return ("ca" if is_ca else "tsa"), notes
+
+
 def load(con) -> dict[str, CaRecord]:
     """Every CA of the history, by fingerprint."""
     out = {}

@@ -10,7 +10,8 @@ Problem strings start with a fixed tag so callers can sort them:
 ``imprint:``         not SHA-256 (I13), or not SHA-256 of the root (I2, I3)
 ``nonce:``           differs from the request's (I4)
 ``signature/chain:`` rfc3161-client: signature, chain to the pinned CA at genTime (I5, I6, I8, I12); an RSASSA-PSS
-                     signature, which OpenSSL's time-stamp code cannot check, is named as the reason (I18)
+                     signature, which OpenSSL's time-stamp code cannot check, is named as the reason (I18); a
+                     signature over a SHA-1 digest is refused (I13)
 ``EKU:``             TSA certificate EKU missing, not critical, no timeStamping (I7)
 ``openssl:``         ``openssl ts -verify`` refused it: ESS signing-certificate (v2) binding (I9) and more
 ``policy:``          not the pinned TSA policy OID (when one is pinned)
@@ -36,6 +37,8 @@ from pathlib import Path
 SHA256_OID = "2.16.840.1.101.3.4.2.1"
 SHA1_OID = "1.3.14.3.2.26"
 RSASSA_PSS_OID = "1.2.840.113549.1.1.10"
+#: sha1WithRSAEncryption, ecdsa-with-SHA1, dsa-with-sha1
+SHA1_SIGNATURE_OIDS = {"1.2.840.113549.1.1.5", "1.2.840.10045.4.1", "1.2.840.10040.4.3"}
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_DELAY = dt.timedelta(days=7)
 OPENSSL_TIMEOUT = 30
@@ -195,26 +198,34 @@ def _children(der: bytes, at: int) -> list[int]:
 
 def _signature_algorithm(tsr: bytes) -> str | None:
     """The dotted OID of the token's SignerInfo signatureAlgorithm (None when not laid out as RFC 3161 says)."""
+    return _signer_algorithms(tsr)[1]
+
+
+def _signer_algorithms(tsr: bytes) -> tuple[str | None, str | None]:
+    """(digestAlgorithm, signatureAlgorithm) of the token's first SignerInfo as dotted OIDs (None: not laid out so)."""
     try:
         token = _children(tsr, 0)[1]                       # TimeStampResp { status, timeStampToken }
         signed_data = _children(tsr, _children(tsr, token)[1])[0]  # ContentInfo { type, [0] { SignedData } }
         signer_info = _children(tsr, _children(tsr, signed_data)[-1])[0]  # signerInfos SET, the first
-        items = _children(tsr, signer_info)
+        items = _children(tsr, signer_info)    # version, sid, digestAlgorithm, [0] attrs, signatureAlgorithm, signature
         at = next(i for i, pos in enumerate(items) if tsr[pos] == 0x04)  # the signature; its algorithm is before it
-        oid_at = _children(tsr, items[at - 1])[0]
-        tag, start, end = _der_at(tsr, oid_at)
-        if tag != 0x06:
-            return None
-        arcs, value = [], 0
-        for byte in tsr[start:end]:
-            value = (value << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                arcs.append(value)
-                value = 0
-        first = min(arcs[0] // 40, 2)
-        return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+        return _oid_of(tsr, _children(tsr, items[2])[0]), _oid_of(tsr, _children(tsr, items[at - 1])[0])
     except (IndexError, StopIteration, ValueError):
+        return None, None
+
+
+def _oid_of(der: bytes, at: int) -> str | None:
+    tag, start, end = _der_at(der, at)
+    if tag != 0x06 or start == end:
         return None
+    arcs, value = [], 0
+    for byte in der[start:end]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
 
 
 _MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
@@ -474,7 +485,12 @@ def _verify(tsr, root, ca_pem, nonce, not_before, not_after, openssl, check: Tok
         check.second_opinion = "openssl: OK" if reason is None else f"openssl: {reason}"
         if reason is not None:
             problems.append(f"openssl: ts -verify failed: {reason}")
-    if problems and _signature_algorithm(tsr) == RSASSA_PSS_OID:
+    digest_oid, signature_oid = _signer_algorithms(tsr)
+    if digest_oid == SHA1_OID or signature_oid in SHA1_SIGNATURE_OIDS:
+        problems.append("signature/chain: the token is signed over a SHA-1 digest, which is no longer collision-"
+                        "resistant (SHA-256 or stronger required, as for the imprint); a TSA signing so cannot be used "
+                        "(ask it for SHA-256 signatures: OpenSSL's signer_digest)")
+    if problems and signature_oid == RSASSA_PSS_OID:
         problems.append("signature/chain: the token is signed with RSASSA-PSS, which the time-stamp verification of "
                         "OpenSSL (openssl ts -verify, rfc3161-client) cannot check, here or at an auditor's; a TSA "
                         "signing so cannot be used (ask it for RSA PKCS#1 v1.5 or ECDSA signatures)")

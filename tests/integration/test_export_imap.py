@@ -92,6 +92,8 @@ def test_imap_roundtrip_blobs_folders_flags_internaldate(source, dovecot, mail_u
     assert not summary.errors and summary.written == summary.selected
     doc = read_manifest(tmp_path / "manifest")
     assert doc["complete"] and all(isinstance(r["uid"], int) for r in doc["messages"])  # UIDPLUS
+    # D14: every copy read back; Dovecot keeps the bytes sent
+    assert summary.read_back == {"checked": len(doc["messages"]), "altered": 0, "missing": 0, "without_uid": 0}
 
     Archive.create(tmp_path / "h3", str(tmp_path / "m3")).close()
     third = Archive.open(tmp_path / "h3", writer=True)
@@ -117,6 +119,7 @@ def test_imap_roundtrip_blobs_folders_flags_internaldate(source, dovecot, mail_u
     again = export_imap(source, _target(dovecot, user), password, ssl_context=_ctx(dovecot),
                         state_path=tmp_path / "state.jsonl", manifest_dir=tmp_path / "manifest")
     assert again.written == 0 and again.already_present == len(doc["messages"])
+    assert again.read_back["checked"] == 0 and not again.errors   # a copy checked once is not read again
     assert _server_count(dovecot, user, password) == before
 
 
@@ -143,6 +146,8 @@ def test_imap_killed_export_resumes_without_duplicates(source, dovecot, mail_use
     assert counts["Migrated/2019"] == wanted.count("2019")
     assert counts["Migrated/Archive/2019"] == wanted.count("Archive/2019")
     assert counts.get("INBOX", 0) == 0
+    # D14: the 3 copies appended before the kill were never read back; the rerun reads them back with its own
+    assert result["read_back"] == {"checked": len(wanted), "altered": 0, "missing": 0, "without_uid": 0}
     doc = read_manifest(tmp_path / "man")
     assert doc["complete"] and len(doc["messages"]) == len(wanted)
     assert len({(r["target"], r["uid"]) for r in doc["messages"]}) == len(wanted)
@@ -158,3 +163,29 @@ def test_imap_throttling(source, dovecot, mail_user, tmp_path):
                     state_path=tmp_path / "s.jsonl", manifest_dir=tmp_path / "m")
     assert s.written == n and not s.errors
     assert time.monotonic() - t0 >= (n - 1) / 10
+
+
+def test_D14_a_copy_deleted_on_the_server_before_its_read_back_is_an_error(source, dovecot, mail_user, tmp_path):
+    """An export without read-back, a copy then expunged on the server, and a rerun with read-back: the rerun
+    reads back the copies the first run left unchecked and lists the lost one (exit 1 in the CLI)."""
+    user, password = mail_user
+    f = Filters(folders=("INBOX",))
+    kw = dict(ssl_context=_ctx(dovecot), state_path=tmp_path / "s.jsonl", manifest_dir=tmp_path / "m")
+    first = export_imap(source, _target(dovecot, user, "RB"), password, f, read_back=False, **kw)
+    assert first.written >= 2 and first.read_back is None
+    c = IMAPClient("127.0.0.1", port=dovecot.imaps_port, ssl_context=_ctx(dovecot), timeout=30)
+    try:
+        c.login(user, password)
+        c.select_folder("RB/INBOX")
+        uids = c.search()
+        c.delete_messages(uids[:1])
+        c.expunge()
+    finally:
+        c.logout()
+    again = export_imap(source, _target(dovecot, user, "RB"), password, f, **kw)
+    assert again.written == 0 and again.already_present == first.written
+    assert again.read_back == {"checked": first.written - 1, "altered": 0, "missing": 1, "without_uid": 0}
+    [err] = again.errors
+    assert f"'RB/INBOX' (UID {uids[0]}) is not there when read back" in err["error"]
+    third = export_imap(source, _target(dovecot, user, "RB"), password, f, **kw)
+    assert [e["msg_id"] for e in third.errors] == [err["msg_id"]] and third.read_back["checked"] == 0

@@ -249,17 +249,85 @@ def test_D10_export_creates_a_folder_whose_name_holds_a_list_wildcard(tmp_path):
     assert sorted(name for name, _, _ in server.appended) == ["INBOX", "INBOX.100% done", "INBOX.Star*Folder"]
 
 
-def _export_to_cyrus_like(tmp_path, maildir, folders: dict):
-    """Import ``maildir`` into a new archive and ``export imap`` it to a scripted server with Cyrus's '.'
-    separator and ``INBOX.`` namespace holding ``folders``; (the export's summary, the stopped server)."""
+def _courier_store(data: bytes) -> bytes:
+    """Courier-IMAP 5.0 ends a message that has no final line end with a CRLF."""
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _cyrus_store(data: bytes) -> bytes:
+    """Cyrus 3.6 (``munge8bit: yes``, its default) turns each 8-bit byte of the header into ``X``."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    return bytes(b if b < 0x80 else 0x58 for b in head) + sep + body
+
+
+def _altering_source(tmp_path):
+    src = tmp_path / "altering"
+    for sub in ("cur", "new", "tmp"):
+        (src / sub).mkdir(parents=True)
+    mails = {"plain": b"From: a@example.com\nSubject: plain\nMessage-ID: <plain@example.com>\n\nbody\n",
+             "no-final-line-end": b"From: a@example.com\nSubject: cut\nMessage-ID: <cut@example.com>\n\nno end",
+             "8bit-header": "From: a@example.com\nSubject: Grüße\nMessage-ID: <umlaut@example.com>\n\nbody\n".encode()}
+    for i, (name, raw) in enumerate(mails.items()):
+        (src / "cur" / f"170000000{i}.M{i}P1.{name}:2,S").write_bytes(raw)
+    return src
+
+
+@pytest.mark.parametrize("store,altered,why", [(_courier_store, "<cut@example.com>", "added a line end at the end"),
+                                                (_cyrus_store, "<umlaut@example.com>", "same size, other bytes")])
+def test_D14_export_reads_back_and_lists_a_copy_the_server_altered(tmp_path, store, altered, why):
+    """Courier and Cyrus store other bytes than ``export imap`` sent (see the two store functions), and the export
+    reported success: the target held copies that were not byte-identical, silently. Each appended copy is now
+    read back by UID at the end of the run; the altered one is an error naming the folder, the UID, both sizes and
+    hashes, and what the server did, and a rerun lists it again instead of counting it as present."""
+    summary, server = _export_to_cyrus_like(tmp_path, _altering_source(tmp_path), {"INBOX": "good"}, store=store)
+    assert summary.written == 3 and summary.read_back == {"checked": 2, "altered": 1, "missing": 0, "without_uid": 0}
+    [err] = summary.errors
+    assert "other bytes than were sent to 'INBOX' (UID" in err["error"] and why in err["error"]
+    fetched = [c for c in server.commands if b"FETCH" in c.upper()]
+    assert len(fetched) == 1 and b"BODY.PEEK[]" in fetched[0].upper()   # one read-back FETCH for the folder
+
+    again, server2 = _export_to_cyrus_like(tmp_path, None, {"INBOX": "good"}, store=store, reuse=True)
+    assert again.written == 0 and again.already_present == 3 and server2.appended == []
+    assert [e["blob_id"] for e in again.errors] == [err["blob_id"]]
+    assert "earlier run's read-back" in again.errors[0]["error"]
+    assert again.read_back["checked"] == 0 and again.read_back["altered"] == 1   # nothing read back twice
+
+
+def test_D14_without_uidplus_the_copies_that_could_not_be_read_back_are_counted(tmp_path):
+    summary, server = _export_to_cyrus_like(tmp_path, _altering_source(tmp_path), {"INBOX": "good"})
+    assert summary.errors == [] and summary.read_back == {"checked": 0, "altered": 0, "missing": 0, "without_uid": 3}
+    assert not [c for c in server.commands if b"FETCH" in c.upper()]
+
+
+def test_D14_a_copy_courier_lengthened_is_found_after_a_dropped_append_and_not_appended_twice(tmp_path):
+    """After a link dropped between storing an APPEND and its OK, the export asks whether the copy arrived: same
+    Message-ID and same size. Courier stores a mail without a final line end 2 bytes longer, so the copy that had
+    arrived was not found and was appended a second time. Both sizes count now, and the read-back still lists the
+    copy as altered."""
+    summary, server = _export_to_cyrus_like(tmp_path, _altering_source(tmp_path), {"INBOX": "good"},
+                                            store=_courier_store, drop_after_store=2)
+    kept = server.stored["INBOX"]
+    assert len(server.appended) == 3 and len(kept) == 3          # the dropped APPEND was not repeated
+    assert sum(b"<cut@example.com>" in m for m in kept) == 1
+    assert summary.written == 3 and summary.read_back["altered"] == 1
+    assert [e for e in summary.errors if "added a line end" in e["error"]]
+
+
+def _export_to_cyrus_like(tmp_path, maildir, folders: dict, store=None, reuse=False, drop_after_store=0):
+    """Import ``maildir`` into a new archive (``reuse``: the one made before) and ``export imap`` it to a scripted
+    server with Cyrus's '.' separator and ``INBOX.`` namespace holding ``folders`` (``store``: see start_evil_imap);
+    (the export's summary, the stopped server)."""
     from exporters.imap import ImapTarget, export_imap
     from importers.maildir import MaildirImporter
 
-    Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
+    if not reuse:
+        Archive.create(tmp_path / "home", str(tmp_path / "medium")).close()
     a = Archive.open(tmp_path / "home", writer=True)
     try:
-        Ingest(a, workers=0).run(MaildirImporter(str(maildir)))
-        server = start_evil_imap(folders, delimiter=b".", namespace=CYRUS_NAMESPACE)
+        if not reuse:
+            Ingest(a, workers=0).run(MaildirImporter(str(maildir)))
+        server = start_evil_imap(folders, delimiter=b".", namespace=CYRUS_NAMESPACE, store=store,
+                                 drop_after_store=drop_after_store)
         try:
             summary = export_imap(a, ImapTarget("127.0.0.1", server.port, "u", False), "pw", allow_plaintext=True,
                                   timeout=10, retries=1, backoff=0.05, state_path=tmp_path / "state.jsonl",

@@ -6,6 +6,8 @@ with the message's byte count, the message, an XML plist), ...
 """
 from __future__ import annotations
 
+import pytest
+
 import json
 import mailbox
 
@@ -152,6 +154,26 @@ def test_an_outlook_express_mailbox_and_a_utf16_mail_are_errors_naming_the_conve
     assert detect(utf16, b"x.eml", len(utf16))[0] == PROBLEM
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_mail_without_a_byte_order_mark_is_an_error_naming_the_conversion(tmp_path, encoding):
+    """Windows tools save UTF-16 without a byte-order mark too; such a mail was archived as a binary blob with no
+    header (exit 0). An mbox saved so is caught as well; a mail with a NUL-heavy body after a normal head is not."""
+    raw = _mail("utf16-nobom", b"\r\n").decode("ascii").encode(encoding)
+    assert detect(raw, b"x.eml", len(raw))[0] == PROBLEM
+    box = ("From a@b Mon Jan  1 00:00:00 2020\n" + _mail("in-mbox").decode("ascii")).encode(encoding)
+    assert detect(box, b"x.mbox", len(box))[0] == PROBLEM
+    normal = _mail("plain-then-nul") + bytes(200)
+    assert detect(normal, b"y.eml", len(normal))[0] != PROBLEM
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "saved.eml").write_bytes(raw)
+    (src / "plain.eml").write_bytes(_mail("plain"))
+    mailarchive(tmp_path / "home", "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb"))
+    imp = mailarchive(tmp_path / "home", "import", "eml", str(src), json_out=True, check=1)
+    assert imp.result["errors"] == 1 and imp.result["archived"] == 1, imp.result
+    assert f"saved.eml: a mail saved as UTF-16 text" in imp.stdout and f"iconv -f {encoding.upper()} " in imp.stdout
+
+
 #: the storage file ``doveadm save`` wrote into an mdbox (Dovecot 2.3.19): two mails, each with its metadata
 DBOX = (b"2 M1e C6b12df54\n\x01\x02N          0000000000000083\n" + b"From: a@example.com\nTo: b@example.com\n"
         b"Subject: dovecot 1\nMessage-ID: <dv1@example.com>\nDate: Tue, 05 Mar 2019 12:00:00 +0100\n\nbody\n\n"
@@ -195,6 +217,51 @@ def test_a_thunderbird_folder_keeps_its_expunged_but_not_compacted_mail_flagged(
     assert {ref: r["flags"] for ref, r in rows.items()} == {
         "Inbox@0": "variant=unknown", f"Inbox@{size}": "mozilla-expunged,variant=unknown",
         f"Inbox@{2 * size}": "variant=unknown"}
+
+
+def test_import_share_of_a_thunderbird_profile_names_subfolders_as_thunderbird_shows_them(tmp_path):
+    """A Thunderbird profile's ``Local Folders`` under ``import share``: the subfolders of ``Inbox`` live in
+    ``Inbox.sbd/``; they were archived under the folder ``Inbox.sbd/Projects``, which no mail program shows and an
+    export then wrote as such. Now ``Inbox/Projects``; the index files (.msf) are skipped."""
+    folder = tmp_path / "Local Folders"
+    (folder / "Inbox.sbd" / "Projects.sbd").mkdir(parents=True)
+    (folder / "Inbox").write_bytes(_thunderbird("1", b"0001"))
+    (folder / "Inbox.sbd" / "Projects").write_bytes(_thunderbird("2", b"0001"))
+    (folder / "Inbox.sbd" / "Projects.sbd" / "2019").write_bytes(_thunderbird("3", b"0001"))
+    for msf in ("Inbox.msf", "Inbox.sbd/Projects.msf", "Inbox.sbd/Projects.sbd/2019.msf"):
+        (folder / msf).write_bytes(b'// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    imp, texts, rows = _archive(tmp_path, "share", folder)
+    assert imp.returncode == 0 and imp.result["archived"] == 3 and imp.result["skipped"] == 3, imp.stdout
+    assert sorted(r["folder"] for r in rows.values()) == ["Inbox", "Inbox/Projects", "Inbox/Projects/2019"]
+
+
+def test_import_notes_of_mbox_and_eml_files_on_a_share_are_never_exported_as_flags(tmp_path):
+    """``import share`` recorded its sightings under ``via = share``, whose flags field holds a mail store's flags;
+    for an mbox or EML file on the share that field holds import notes (``variant=unknown``,
+    ``mozilla-expunged``, ``holds-more-from-lines``), and ``export imap`` sent them as IMAP keywords. Such a mail
+    is now recorded as read from an mbox or EML file; a Maildir on the share keeps its flags."""
+    from exporters.layout import placements
+    from toolkit.archive import Archive
+    from toolkit.retrieval import select_messages
+
+    src = tmp_path / "share"
+    (src / "Mail" / "cur").mkdir(parents=True)
+    for sub in ("new", "tmp"):
+        (src / "Mail" / sub).mkdir()
+    (src / "Mail" / "cur" / "1700000000.M1P1.h:2,FS").write_bytes(_mail("maildir"))
+    (src / "Inbox").write_bytes(_thunderbird("1", b"0009") + _thunderbird("2", b"0001"))
+    (src / "two.eml").write_bytes(b"From a@b Mon Jan  1 00:00:00 2020\n" + _mail("eml") + b"\n"
+                                  b"From b@c Mon Jan  1 00:00:00 2020\n" + _mail("eml-2"))
+    (src / "plain.eml").write_bytes(_mail("plain"))
+    imp, texts, rows = _archive(tmp_path, "share", src)
+    assert imp.result["archived"] == 6, imp.stdout
+    notes = {r["flags"] for r in rows.values()}
+    assert any(f and "mozilla-expunged" in f for f in notes), notes          # the notes are still recorded
+    with Archive.open(tmp_path / "home") as a:
+        sel = select_messages(a)
+        flags = {p.folder: p.flags for ps in placements(a, [m.msg_id for m in sel]).values() for p in ps}
+    assert flags.pop("Mail/INBOX") == ("\\Flagged", "\\Seen")
+    assert all(f == () for f in flags.values()), flags
 
 
 def test_import_eml_lists_mail_programs_files_as_skipped_with_what_they_are(tmp_path):

@@ -37,6 +37,9 @@ class Recorder:
     def warn(self, message):
         self._add("warn", message)
 
+    def error(self, message):
+        self._add("error", message)
+
     def info(self, message):
         self._add("info", message)
 

@@ -151,3 +151,21 @@ def test_tables_in_a_pipe_are_not_cut_at_80_columns(tmp_path):
     mailarchive(home, "init", "--medium", str(medium), "--key-backup", str(tmp_path / "kb.txt"))
     out = mailarchive(home, "media", "list", "--no-check").stdout
     assert any(str(medium) in line for line in out.splitlines()), out
+
+
+def test_a_problem_is_said_live_as_an_error_and_a_warning_as_a_warning(tmp_path):
+    """A mail the run could not archive was said live as "warning:" while the summary counted it as an error;
+    the live line now says "error:" for it, and a note about an archived mail stays a warning."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "store.eml").write_bytes(b"!BDN" + bytes(508))      # an Outlook store named .eml: not importable so
+    (src / "ok.eml").write_bytes(b"From: a@example.com\nSubject: ok\nMessage-ID: <ok@x>\n\nbody\n")
+    (src / "twice.eml").write_bytes(b"From a@b Mon Jan  1 00:00:00 2020\nFrom: a@example.com\nSubject: t\n\n"
+                                    b"x\n\nFrom b@c Mon Jan  1 00:00:00 2020\nFrom: b@example.com\n\ny\n")
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "m"))
+    r = mailarchive(home, "import", "eml", str(src), check=1)
+    said = [line for line in r.stderr.splitlines()       # the live lines (the summary's list is indented)
+            if ("store.eml" in line or "twice.eml" in line) and not line.startswith(" ")]
+    assert [line.split(":", 1)[0] for line in said if "store.eml" in line] == ["error"], r.stderr
+    assert [line.split(":", 1)[0] for line in said if "twice.eml" in line] == ["warning"], r.stderr

@@ -143,6 +143,8 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.maildir", "_KEYWORD"): ("fullmatch", [*_runs("a", "\x80"), _tail("", "a", "(")]),
     ("importers.mbox", "_MOZ_STATUS"): ("match", [_tail("x-mozilla-status:", " "), _tail("x-mozilla-status", " "),
                                                   _tail("x-mozilla-status: 0001", " "), *_runs("x-mozilla-status:")]),
+    ("importers.mbox_flags", "_HEX4"): ("fullmatch", _runs("a", "1") + [_tail("", "a", "g")]),
+    ("importers.mbox_flags", "_KEYWORD"): ("fullmatch", _runs("a", "$") + [_tail("", "a", "(")]),
     ("importers.share", "_DBOX_FILE"): ("match", [_tail("2 M", "1"), _tail("2 M1 C", "1"), _tail("2 M1 C1", "x"),
                                                   *_runs("2 M1 C1 ")]),
     ("importers.eml", "_EMLX_COUNT"): ("match", [*_runs(" ", "\t", "1", " 1"), _tail(" ", " ", "1")]),

@@ -80,17 +80,23 @@ class EvilImap(ScriptedServer):
     folders: dict[str, str] = field(default_factory=dict)
     body_fetches: dict[str, int] = field(default_factory=dict)
     appended: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # (mailbox, flags, literal)
+    stored: dict[str, list[bytes]] = field(default_factory=dict)  # with ``store``: mailbox -> bytes kept, UID = index + 1
 
 
 def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", namespace: bytes | None = None,
-                    capabilities: bytes = b"") -> EvilImap:
+                    capabilities: bytes = b"", store=None, drop_after_store: int = 0) -> EvilImap:
     """``folders``: wire name → mode; LIST gives them with ``delimiter`` (None: NIL); with ``namespace`` (the untagged
     line, e.g. Cyrus's ``* NAMESPACE (("INBOX." ".")) (("user." ".")) (("" "."))``) NAMESPACE is offered;
     ``capabilities`` are announced besides (``b" LOGINDISABLED"``: LOGIN gets Cyrus's NO).
 
     For the exporter: LIST matches the pattern (``*``, ``%``: RFC 3501's wildcards); CREATE adds a folder ("good"),
     APPEND takes the literal (into ``appended``); with ``namespace``, both refuse a name outside the personal
-    prefix (other than INBOX) as Cyrus does (``NO Permission denied``, ``NO Mailbox does not exist``)."""
+    prefix (other than INBOX) as Cyrus does (``NO Permission denied``, ``NO Mailbox does not exist``).
+
+    With ``store`` (bytes sent -> bytes kept: how a server alters what it stores) the server offers UIDPLUS,
+    keeps each APPEND (``stored``), answers it with ``[APPENDUID 7 uid]``, and SELECT/EXAMINE + UID FETCH of
+    such a folder serve what it kept, and UID SEARCH HEADER Message-ID finds it; ``drop_after_store=N``: the
+    N-th APPEND is kept, then the connection closes before its OK."""
     state = EvilImap(scheme="imap", folders=dict(folders))
     m = re.match(rb'\* NAMESPACE \(\("([^"]*)"', namespace or b"")
     personal = m.group(1).decode() if m else ""
@@ -114,7 +120,8 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                 tag, cmd, args = m.group(1), m.group(2).upper(), m.group(3) or b""
                 ok = tag + b" OK done\r\n"
                 if cmd == b"CAPABILITY":
-                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + capabilities + b"\r\n" + ok)
+                    self.send(b"* CAPABILITY IMAP4rev1" + (b" NAMESPACE" if namespace else b"") + capabilities
+                              + (b" UIDPLUS UNSELECT" if store else b"") + b"\r\n" + ok)
                 elif cmd == b"LOGIN" and b"LOGINDISABLED" in capabilities:
                     self.send(tag + b" NO Login only available under a layer\r\n")
                 elif cmd == b"NAMESPACE" and namespace:
@@ -152,7 +159,33 @@ def start_evil_imap(folders: dict[str, str], *, delimiter: bytes | None = b"/", 
                     data = self.rfile.read(int(am.group(3)))
                     self.rfile.readline()
                     state.appended.append((name, am.group(2) or b"", data))
-                    self.send(ok)
+                    if store is None:
+                        self.send(ok)
+                    else:
+                        kept = state.stored.setdefault(name, [])
+                        kept.append(store(data))
+                        if drop_after_store and len(state.appended) == drop_after_store:
+                            return  # stored, then the link drops before the OK
+                        self.send(tag + b" OK [APPENDUID 7 %d] done\r\n" % len(kept))
+                elif store is not None and cmd == b"SEARCH":
+                    hm = re.search(rb'HEADER "?Message-ID"? "?([^"]*)"?$', args, re.I)
+                    kept = state.stored.get(selected or "", [])
+                    # HEADER is a substring search of that field (RFC 3501 6.4.4)
+                    hits = [u for u, m in enumerate(kept, 1) if hm and re.search(
+                        rb"(?im)^Message-ID:[^\r\n]*" + re.escape(hm.group(1)), m)]
+                    self.send(b"* SEARCH" + b"".join(b" %d" % u for u in hits) + b"\r\n" + ok)
+                elif store is not None and cmd in (b"EXAMINE", b"SELECT"):
+                    selected = args.strip(b'"').decode()
+                    self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % len(state.stored.get(selected, []))
+                              + tag + b" OK [READ-ONLY] done\r\n")
+                elif store is not None and cmd == b"FETCH":
+                    kept = state.stored.get(selected or "", [])
+                    if b"BODY.PEEK[]" in args.upper():
+                        self.send(b"".join(b"* %d FETCH (UID %d BODY[] {%d}\r\n" % (u, u, len(kept[u - 1]))
+                                           + kept[u - 1] + b")\r\n" for u in _uid_set(args) if 0 < u <= len(kept)) + ok)
+                    else:
+                        self.send(b"".join(b"* %d FETCH (UID %d RFC822.SIZE %d)\r\n" % (u, u, len(kept[u - 1]))
+                                           for u in _uid_set(args) if 0 < u <= len(kept)) + ok)
                 elif cmd in (b"EXAMINE", b"SELECT") and state.folders.get(args.strip(b'"').decode()) == "lying-size":
                     selected = args.strip(b'"').decode()
                     self.send(b"* %d EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n" % LYING_COUNT + tag + b" OK [READ-ONLY] done\r\n")

@@ -168,3 +168,15 @@ def test_an_rsa_pss_signed_token_is_refused_with_the_reason(tmp_path):
     chk = verify_token(tsr, ROOT, pki.ca_cert.read_bytes(), nonce=nonce)
     assert not chk.ok
     assert any("signed with RSASSA-PSS" in p and "cannot be used" in p for p in chk.problems), chk.problems
+
+
+def test_a_token_signed_over_a_sha1_digest_is_refused(tsa):
+    """A TSA configured with ``signer_digest = sha1`` (OpenSSL signs so without complaint) gave tokens that were
+    accepted: only a SHA-1 imprint was refused. SHA-1 is not collision-resistant, and a token must hold for the
+    archive's life; the signer digest is now held to the imprint's rule, named as the reason (I13)."""
+    query, nonce = build_query(ROOT)
+    tsr = Tsa(tsa.pki, name="sha1signer", config={"signer_digest": "sha1"}).reply(query)
+    chk = verify_token(tsr, ROOT, tsa.ca_cert_path.read_bytes(), nonce=nonce)
+    assert not chk.ok
+    assert [p for p in chk.problems if "signed over a SHA-1 digest" in p] and len(chk.problems) == 1, chk.problems
+    assert chk.second_opinion == "openssl: OK"      # the token itself is well-formed: the digest is the reason

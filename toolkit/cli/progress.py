@@ -150,6 +150,11 @@ class LineReporter(_Tasks):
         if self.warnings:
             self.write(f"warning: {message}")
 
+    def error(self, message):
+        self._log("warning", message)  # the JSON result's "warnings" keeps everything said live
+        if self.warnings:
+            self.write(f"error: {message}")
+
     def info(self, message):
         self._log("info", message)
 
@@ -209,6 +214,10 @@ class RichReporter(_Tasks):
     def warn(self, message):
         self._log("warning", message)
         self.progress.console.print(f"[yellow]warning:[/] {message}", markup=True)
+
+    def error(self, message):
+        self._log("warning", message)
+        self.progress.console.print(f"[red]error:[/] {message}", markup=True)
 
     def info(self, message):
         self._log("info", message)

@@ -49,6 +49,9 @@ class _Prefixed(NullReporter):
     def warn(self, message):
         self._r.warn(f"{self._label}: {message}")
 
+    def error(self, message):
+        self._r.error(f"{self._label}: {message}")
+
     def info(self, message):
         self._r.info(f"{self._label}: {message}")
 

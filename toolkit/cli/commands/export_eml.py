@@ -51,6 +51,17 @@ def eml_cmd(click_ctx, dest, as_zip, layout, with_converted_twins, filters, dry_
     finish_export(click_ctx, summary, "into")
 
 
+def _read_back_line(rb: dict | None) -> str:
+    if not rb:
+        return ""
+    line = f"\n  read back: {rb['checked']} copies byte-identical"
+    line += f", {rb['altered']} altered by the server" if rb["altered"] else ""
+    line += f", {rb['missing']} missing" if rb["missing"] else ""
+    if rb["without_uid"]:
+        line += (f"; {rb['without_uid']} copies could not be read back: the server reports no UIDs (no UIDPLUS)")
+    return line
+
+
 def finish_export(click_ctx, summary, what: str) -> None:
     """Say (or emit as JSON) what an export wrote; exit 1 when any message could not be exported."""
     ctx = click_ctx.obj
@@ -62,6 +73,7 @@ def finish_export(click_ctx, summary, what: str) -> None:
             f"of {r['selected']} selected {what} {r['dest']}"
             + (f"\n  {len(r['converted_twins_left_out'])} converted mail(s) left out: their original MIME is "
                "exported (--with-converted-twins writes them too)" if r.get("converted_twins_left_out") else "")
+            + _read_back_line(r.get("read_back"))
             + "".join(f"\n  error: message {e['msg_id']}: {e['error']}" for e in r["errors"])
         ),
     )

@@ -72,10 +72,13 @@ def maildir_cmd(click_ctx, dest, filters, dry_run, mode):
 @click.option("--insecure", is_flag=True, help="Do not verify the server certificate (explicit; never the default).")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None, help="Verify the server certificate against these CA certificates (PEM).")
 @click.option("--password-file", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Read the password from this file (else $MAILARCHIVE_IMAP_PASSWORD, else a prompt).")
+@click.option("--no-read-back", is_flag=True,
+              help="Do not read each appended copy back to compare its bytes with those sent (saves downloading "
+                   "everything appended; a server that alters mail then goes unnoticed).")
 @filter_options
 @click.pass_context
 def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, allow_plaintext, insecure, ca_file,
-             password_file, filters, dry_run):
+             password_file, no_read_back, filters, dry_run):
     """Upload the selected messages to an IMAP account with APPEND.
 
     URL is imaps://USER@HOST[:PORT][/PREFIX] or imap://USER@HOST[:PORT][/PREFIX]
@@ -85,6 +88,11 @@ def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, all
     as IMAP requires. Appended copies are logged in
     HOME/export-state/imap-<hash>.jsonl, so a rerun skips them; with UIDPLUS
     the new UIDs go into the manifest.
+
+    At the end every copy appended with a UID (UIDPLUS) is read back and
+    compared with the bytes sent: a copy the server altered (Courier adds a
+    final line end, Cyrus's munge8bit rewrites 8-bit header bytes) or lost
+    is an error (exit 1), and reruns list it again. --no-read-back skips this.
     """
     from exporters.imap import ImapTarget, export_imap
     from importers.netutil import parse_mail_url, tls_context
@@ -99,7 +107,7 @@ def imap_cmd(click_ctx, url, max_per_second, manifest_dir, timeout, retries, all
         summary = export_imap(
             archive, target, password, filters, ssl_context=tls_context(ca_file, insecure),
             allow_plaintext=allow_plaintext, timeout=timeout, retries=retries, max_per_second=max_per_second,
-            manifest_dir=manifest_dir, reporter=ctx.ui.reporter(),
+            manifest_dir=manifest_dir, reporter=ctx.ui.reporter(), read_back=not no_read_back,
         )
     finish_export(click_ctx, summary, "to")
 

@@ -211,8 +211,17 @@ def ca_add_cmd(ctx, ca_file, tsa_url, policy):
         with archive.catalog.writing() as con:
             ca_history.adopt_settings_ca(con, _settings(archive))
             rec = ca_history.remember(con, pem, tsa_url, policy=policy)
-    ctx.ui.emit({"fingerprint": rec.fingerprint, "subject": rec.subject, "added_at": rec.added_at},
-                lambda r: ctx.ui.say(f"trusted CA {r['subject']} (SHA-256 {r['fingerprint']}) since {_when(r['added_at'])}"))
+    kind, notes = ca_history.anchor_notes(pem)
+    result = {"fingerprint": rec.fingerprint, "subject": rec.subject, "added_at": rec.added_at, "kind": kind,
+              **({"warnings": notes} if notes else {})}
+
+    def human(r):
+        what = "CA" if r["kind"] == "ca" else "TSA certificate (pinned itself: no CA above it)"
+        ctx.ui.say(f"trusted {what} {r['subject']} (SHA-256 {r['fingerprint']}) since {_when(r['added_at'])}")
+        for note in r.get("warnings", []):
+            ctx.ui.say(f"warning: {note}")
+
+    ctx.ui.emit(result, human)
 
 
 @command(ca_group, "retire")

@@ -1,0 +1,549 @@
+/* toolkit._native: the per-mail byte scans of toolkit/headers.py in compiled code (issue 15).
+ *
+ * Optional: setup.py builds it with Extension(optional=True); without a C compiler the
+ * package installs and toolkit/headers.py runs its pure-Python functions, which stay the
+ * reference. Each function here equals one of them exactly, for every input
+ * (tests/unit/test_native.py compares them on the corpora and on random bytes):
+ *
+ *   has_blank_before_lf(buf, start, end)  _has_blank_before_lf_py
+ *   content_end(buf, start, stop)         _content_end_py
+ *   strip_blanks(buf, start, end)         _strip_blanks_py
+ *   crlf_to_lf(buf, start)                _crlf_to_lf_py
+ *   wanted_fields(block)                  _wanted_fields_py
+ *   fast_addresses(value)                 _fast_addresses_py (ASCII text; the caller checks)
+ *
+ * Every function is one forward pass (memchr-driven) over the buffer it is given, never
+ * looks back further than the current line, and allocates at most one result the size of
+ * its input (plus the field list of wanted_fields, one entry per header line). It holds the
+ * GIL and cannot be interrupted by the per-mail SIGALRM watchdog: docs/architecture.md
+ * ("Compiled scans") says why that is acceptable. Offsets are clamped to 0 <= start <= end <= len.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+static int
+get_buffer(PyObject *obj, Py_buffer *view)
+{
+    return PyObject_GetBuffer(obj, view, PyBUF_SIMPLE);
+}
+
+/* args[i] as a Py_ssize_t clamped to [0, len]; -1 with an exception set on a non-integer */
+static int
+get_offset(PyObject *obj, Py_ssize_t len, Py_ssize_t *out)
+{
+    Py_ssize_t v = PyNumber_AsSsize_t(obj, PyExc_OverflowError);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0)
+        v = 0;
+    if (v > len)
+        v = len;
+    *out = v;
+    return 0;
+}
+
+/* Parse (buf, start[, end]) with the given default end (len when the argument is missing). */
+static int
+parse_range(PyObject *const *args, Py_ssize_t nargs, const char *name, Py_ssize_t min_args,
+            Py_buffer *view, Py_ssize_t *start, Py_ssize_t *end)
+{
+    if (nargs < min_args || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd to 3 arguments (%zd given)", name, min_args, nargs);
+        return -1;
+    }
+    if (get_buffer(args[0], view) < 0)
+        return -1;
+    *start = 0;
+    *end = view->len;
+    if ((nargs > 1 && get_offset(args[1], view->len, start) < 0) ||
+        (nargs > 2 && get_offset(args[2], view->len, end) < 0)) {
+        PyBuffer_Release(view);
+        return -1;
+    }
+    if (*end < *start)
+        *end = *start;
+    return 0;
+}
+
+#define IS_BLANK(c) ((c) == ' ' || (c) == '\t')
+
+/* Is some LF in buf[start+1:end] preceded by a space or tab (both inside the range)? */
+static int
+blank_before_lf(const char *s, Py_ssize_t start, Py_ssize_t end)
+{
+    const char *p = s + start + 1, *stop = s + end;
+#if defined(__SSE2__)
+    /* 16 bytes at a time: the LFs of p[0..15] against the blanks of p[-1..14] (no line loop) */
+    const __m128i lf = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
+    for (; stop - p >= 16; p += 16) {
+        __m128i here = _mm_loadu_si128((const __m128i *)p), before = _mm_loadu_si128((const __m128i *)(p - 1));
+        __m128i hit = _mm_and_si128(_mm_cmpeq_epi8(here, lf),
+                                    _mm_or_si128(_mm_cmpeq_epi8(before, sp), _mm_cmpeq_epi8(before, tab)));
+        if (_mm_movemask_epi8(hit))
+            return 1;
+    }
+#endif
+    while (p < stop) {
+        const char *lf = memchr(p, '\n', (size_t)(stop - p));
+        if (lf == NULL)
+            return 0;
+        if (IS_BLANK(lf[-1]))
+            return 1;
+        p = lf + 1;
+    }
+    return 0;
+}
+
+static PyObject *
+native_has_blank_before_lf(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (parse_range(args, nargs, "has_blank_before_lf", 3, &view, &start, &end) < 0)
+        return NULL;
+    int found = blank_before_lf(view.buf, start, end);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(found);
+}
+
+static PyObject *
+native_content_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (parse_range(args, nargs, "content_end", 3, &view, &start, &end) < 0)
+        return NULL;
+    const char *s = view.buf;
+    while (end > start && (IS_BLANK(s[end - 1]) || s[end - 1] == '\n'))
+        end--;
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(end);
+}
+
+/* buf[start:end] with the run of spaces and tabs before each LF left out */
+static PyObject *
+native_strip_blanks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (parse_range(args, nargs, "strip_blanks", 3, &view, &start, &end) < 0)
+        return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, end - start);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const char *s = view.buf;
+    char *w = PyBytes_AS_STRING(out);
+    const char *pos = s + start, *stop = s + end;
+    /* the first byte never loses blanks before it: an LF there starts the first piece */
+    const char *p = pos + 1;
+    while (p < stop) {
+        const char *lf = memchr(p, '\n', (size_t)(stop - p));
+        if (lf == NULL)
+            break;
+        const char *j = lf;
+        while (j > pos && IS_BLANK(j[-1]))
+            j--;
+        memcpy(w, pos, (size_t)(j - pos));
+        w += j - pos;
+        pos = lf;          /* the LF starts the next piece */
+        p = lf + 1;
+    }
+    if (pos < stop) {
+        memcpy(w, pos, (size_t)(stop - pos));
+        w += stop - pos;
+    }
+    PyBuffer_Release(&view);
+    Py_ssize_t n = w - PyBytes_AS_STRING(out);
+    if (n != PyBytes_GET_SIZE(out) && _PyBytes_Resize(&out, n) < 0)
+        return NULL;
+    return out;
+}
+
+/* buf[start:] with each CR that a LF follows deleted (bytes.replace(b"\r\n", b"\n")) */
+static PyObject *
+native_crlf_to_lf(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (parse_range(args, nargs, "crlf_to_lf", 1, &view, &start, &end) < 0)
+        return NULL;
+    if (nargs > 2) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "crlf_to_lf() takes 1 or 2 arguments");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, end - start);
+    if (out == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const char *s = view.buf;
+    char *w = PyBytes_AS_STRING(out);
+    const char *pos = s + start, *stop = s + end;
+    while (pos < stop) {
+        const char *cr = memchr(pos, '\r', (size_t)(stop - pos));
+        if (cr == NULL)
+            break;
+        if (cr + 1 < stop && cr[1] == '\n') {
+            memcpy(w, pos, (size_t)(cr - pos));
+            w += cr - pos;
+            pos = cr + 1;  /* the LF is copied with the next piece */
+        } else {
+            memcpy(w, pos, (size_t)(cr + 1 - pos));
+            w += cr + 1 - pos;
+            pos = cr + 1;
+        }
+    }
+    if (pos < stop) {
+        memcpy(w, pos, (size_t)(stop - pos));
+        w += stop - pos;
+    }
+    PyBuffer_Release(&view);
+    Py_ssize_t n = w - PyBytes_AS_STRING(out);
+    if (n != PyBytes_GET_SIZE(out) && _PyBytes_Resize(&out, n) < 0)
+        return NULL;
+    return out;
+}
+
+/* ------------------------------------------------------------------ header fields */
+
+/* the fields toolkit/headers.py reads (_WANTED there), lower case */
+static const char *const WANTED[] = {
+    "bcc", "cc", "date", "from", "message-id", "subject", "to",
+    "x-ms-journal-report", "x-spam-flag", "x-spam-status",
+};
+#define N_WANTED (sizeof(WANTED) / sizeof(WANTED[0]))
+static PyObject *wanted_names[N_WANTED];
+
+/* a byte of a compat32 field name: [!-9;-~] */
+#define IS_NAME(c) ((unsigned char)(c) >= 0x21 && (unsigned char)(c) <= 0x7e && (c) != ':')
+
+static inline unsigned char
+lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* index into WANTED of the name that starts the line at s[i] followed by ':', or -1 */
+static int
+wanted_at(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
+{
+    for (size_t k = 0; k < N_WANTED; k++) {
+        const char *name = WANTED[k];
+        size_t len = strlen(name);
+        if ((Py_ssize_t)len + 1 > n - i || s[i + len] != ':')
+            continue;
+        size_t m = 0;
+        while (m < len && lower(s[i + m]) == (unsigned char)name[m])
+            m++;
+        if (m == len)
+            return (int)k;
+    }
+    return -1;
+}
+
+/* Is the line starting at s[i] (i < n) one compat32 reads without special handling: a
+ * continuation, a field name and colon, or the end of the block (one LF, CR or CRLF left)? */
+static int
+plain_line(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
+{
+    if (IS_BLANK(s[i]))
+        return 1;
+    Py_ssize_t j = i;
+    while (j < n && IS_NAME(s[j]))
+        j++;
+    if (j > i && j < n && s[j] == ':')
+        return 1;
+    Py_ssize_t rest = n - i;
+    return (rest == 1 && (s[i] == '\n' || s[i] == '\r')) || (rest == 2 && s[i] == '\r' && s[i + 1] == '\n');
+}
+
+static PyObject *
+native_wanted_fields(PyObject *self, PyObject *block)
+{
+    Py_buffer view;
+    if (get_buffer(block, &view) < 0)
+        return NULL;
+    const unsigned char *s = view.buf;
+    const Py_ssize_t n = view.len;
+    PyObject *out = NULL;
+    Py_ssize_t first = 0;  /* the first line start read (after an mbox From_ line) */
+
+    if (n > 0 && IS_BLANK(s[0]))
+        goto unusual;
+    for (const unsigned char *p = s; (p = memchr(p, '\r', (size_t)(s + n - p))) != NULL; p++)
+        if (p + 1 == s + n || p[1] != '\n')
+            goto unusual;  /* a bare CR */
+    if (n >= 5 && memcmp(s, "From ", 5) == 0) {
+        const unsigned char *lf = memchr(s, '\n', (size_t)n);
+        if (lf == NULL)
+            goto unusual;
+        first = lf - s + 1;
+        if (first < n && IS_BLANK(s[first]))
+            goto unusual;
+    }
+    /* every line start from `first` on: 0 (a virtual LF before the block) and after each LF */
+    for (Py_ssize_t i = first; i < n;) {
+        if (!plain_line(s, i, n))
+            goto unusual;
+        const unsigned char *lf = memchr(s + i, '\n', (size_t)(n - i));
+        if (lf == NULL)
+            break;
+        i = lf - s + 1;
+    }
+    out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t i = first; i < n;) {
+        int k = wanted_at(s, i, n);
+        Py_ssize_t next = n;  /* the start of the next line that is not a continuation, or n */
+        if (k >= 0) {
+            Py_ssize_t v = i + (Py_ssize_t)strlen(WANTED[k]) + 1, e = v;
+            const unsigned char *lf;
+            while ((lf = memchr(s + e, '\n', (size_t)(n - e))) != NULL) {
+                e = lf - s;
+                if (e + 1 == n || !IS_BLANK(s[e + 1]))
+                    break;
+                e++;
+            }
+            if (lf == NULL)
+                e = n;
+            next = e;  /* s[e] is the LF before the next field (or e == n) */
+            Py_ssize_t a = v, b = e;
+            while (a < b && IS_BLANK(s[a]))
+                a++;
+            while (b > a && (s[b - 1] == '\r' || s[b - 1] == '\n'))
+                b--;
+            PyObject *value = PyUnicode_DecodeASCII((const char *)s + a, b - a, "surrogateescape");
+            if (value == NULL)
+                goto fail;
+            PyObject *pair = PyTuple_Pack(2, wanted_names[k], value);
+            Py_DECREF(value);
+            if (pair == NULL || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                goto fail;
+            }
+            Py_DECREF(pair);
+            if (next >= n)
+                break;
+            i = next + 1;
+            continue;
+        }
+        const unsigned char *lf = memchr(s + i, '\n', (size_t)(n - i));
+        if (lf == NULL)
+            break;
+        i = lf - s + 1;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+    goto done;
+unusual:
+    out = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* ------------------------------------------------------------------ address lists */
+
+/* [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]: an atom's byte */
+static int
+is_atom(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+}
+
+static int
+is_label(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* s[0:n] is one or more runs of ok() bytes joined by single dots */
+static int
+dotted(const unsigned char *s, Py_ssize_t n, int (*ok)(unsigned char))
+{
+    if (n == 0 || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '.') {
+            if (s[i - 1] == '.')
+                return 0;
+        } else if (!ok(s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* the _ADDR of toolkit/headers.py: atom(.atom)*@label(.label)* */
+static int
+plain_addr(const unsigned char *s, Py_ssize_t n)
+{
+    const unsigned char *at = memchr(s, '@', (size_t)n);
+    return at != NULL && dotted(s, at - s, is_atom) && dotted(at + 1, s + n - at - 1, is_label);
+}
+
+/* a byte _NAME_BAD rejects in an unquoted display name: [\x00-\x08\x0a-\x1f\x7f"<>@] */
+static int
+name_bad(unsigned char c)
+{
+    return (c <= 0x1f && c != '\t') || c == 0x7f || c == '"' || c == '<' || c == '>' || c == '@';
+}
+
+/* one part of the list (blanks stripped, not empty): append (name, lowercased addr); 0 = not plain, -1 = error */
+static int
+address_part(const unsigned char *p, Py_ssize_t n, PyObject *out, char *scratch)
+{
+    Py_ssize_t name_len = 0;
+    const unsigned char *addr = p;
+    Py_ssize_t addr_len = n;
+    if (p[n - 1] == '>') {
+        Py_ssize_t lt = n - 1;
+        while (lt >= 0 && p[lt] != '<')
+            lt--;
+        if (lt < 0)
+            return 0;
+        addr = p + lt + 1;
+        addr_len = n - 1 - (lt + 1);
+        Py_ssize_t e = lt;
+        while (e > 0 && IS_BLANK(p[e - 1]))
+            e--;
+        if (e > 0) {
+            if (p[0] == '"') {
+                if (e < 2 || p[e - 1] != '"' || memchr(p + 1, '"', (size_t)(e - 2)) != NULL)
+                    return 0;
+                memcpy(scratch, p + 1, (size_t)(e - 2));
+                name_len = e - 2;
+            } else {
+                int blank = 0;
+                for (Py_ssize_t i = 0; i < e; i++) {   /* runs of blanks become one space */
+                    if (name_bad(p[i]))
+                        return 0;
+                    if (IS_BLANK(p[i]))
+                        blank = 1;
+                    else {
+                        if (blank && name_len)
+                            scratch[name_len++] = ' ';
+                        blank = 0;
+                        scratch[name_len++] = (char)p[i];
+                    }
+                }
+            }
+        }
+    }
+    if (!plain_addr(addr, addr_len))
+        return 0;
+    char *lowered = scratch + name_len;
+    for (Py_ssize_t i = 0; i < addr_len; i++)
+        lowered[i] = (char)lower(addr[i]);
+    PyObject *pair = Py_BuildValue("(s#s#)", scratch, name_len, lowered, addr_len);
+    if (pair == NULL)
+        return -1;
+    int rc = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return rc < 0 ? -1 : 1;
+}
+
+/* toolkit.headers._fast_addresses_py(value) for an ASCII str */
+static PyObject *
+native_fast_addresses(PyObject *self, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "fast_addresses() takes a str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(value)) {
+        PyErr_SetString(PyExc_ValueError, "fast_addresses() reads ASCII text only");
+        return NULL;
+    }
+    const unsigned char *s = PyUnicode_1BYTE_DATA(value);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    /* quoted strings hold no backslash, CR or LF and end; outside them none of ( ; : \ [ CR LF */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '"') {
+            Py_ssize_t j = i + 1;
+            while (j < n && s[j] != '"' && s[j] != '\\' && s[j] != '\r' && s[j] != '\n')
+                j++;
+            if (j == n || s[j] != '"')
+                Py_RETURN_NONE;
+            i = j;
+        } else if (c == '(' || c == ';' || c == ':' || c == '\\' || c == '[' || c == '\r' || c == '\n')
+            Py_RETURN_NONE;
+    }
+    char *scratch = PyMem_Malloc((size_t)n + 1);   /* a part's name and its lowercased address */
+    if (scratch == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    Py_ssize_t part = 0;
+    for (Py_ssize_t i = 0; i <= n; i++) {   /* parts end at a comma outside quotes, or at the end */
+        if (i < n && s[i] == '"') {
+            i = (const unsigned char *)memchr(s + i + 1, '"', (size_t)(n - i - 1)) - s;
+            continue;
+        }
+        if (i < n && s[i] != ',')
+            continue;
+        Py_ssize_t a = part, b = i;
+        part = i + 1;
+        while (a < b && IS_BLANK(s[a]))
+            a++;
+        while (b > a && IS_BLANK(s[b - 1]))
+            b--;
+        if (a == b)
+            continue;
+        int rc = address_part(s + a, b - a, out, scratch);
+        if (rc <= 0) {
+            Py_CLEAR(out);
+            if (rc == 0)
+                out = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+done:
+    PyMem_Free(scratch);
+    return out;
+}
+
+static PyMethodDef native_methods[] = {
+    {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
+     "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
+    {"content_end", (PyCFunction)(void (*)(void))native_content_end, METH_FASTCALL,
+     "content_end(buf, start, stop): end of buf[start:stop] without its tail of spaces, tabs and LFs."},
+    {"strip_blanks", (PyCFunction)(void (*)(void))native_strip_blanks, METH_FASTCALL,
+     "strip_blanks(buf, start, end): buf[start:end] without the spaces and tabs before each LF."},
+    {"crlf_to_lf", (PyCFunction)(void (*)(void))native_crlf_to_lf, METH_FASTCALL,
+     "crlf_to_lf(buf, start=0): buf[start:].replace(b'\\r\\n', b'\\n')."},
+    {"wanted_fields", (PyCFunction)native_wanted_fields, METH_O,
+     "wanted_fields(block): toolkit.headers._wanted_fields_py(block)."},
+    {"fast_addresses", (PyCFunction)native_fast_addresses, METH_O,
+     "fast_addresses(value): toolkit.headers._fast_addresses_py(value) for an ASCII str."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT, "_native",
+    "Compiled per-mail scans of toolkit/headers.py (optional; see toolkit/_native.c).", -1, native_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    for (size_t k = 0; k < N_WANTED; k++) {
+        if (wanted_names[k] == NULL) {
+            wanted_names[k] = PyUnicode_InternFromString(WANTED[k]);
+            if (wanted_names[k] == NULL)
+                return NULL;
+        }
+    }
+    return PyModule_Create(&native_module);
+}
