@@ -435,8 +435,10 @@ class EmlImporter(TreeSource):
             return SourceProblem(ref, reason, cur)
         return None if reason is None else SourceSkip(ref, reason, cur)
 
-    def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None) -> SourceItem:
-        """``path``: a local file, read by the pipeline (in a worker) instead of ``read`` here."""
+    def _item(self, entry: FileEntry, read, opener=None, path: bytes | None = None,
+              envelope_cut=None) -> SourceItem:
+        """``path``: a local file, read by the pipeline (in a worker) instead of ``read`` here, with
+        ``envelope_cut`` as the item's ``envelope_cut``."""
         ref = ref_text(entry.rel)
         cur = entry_cursor(entry)
         if entry.skip_reason:
@@ -462,7 +464,7 @@ class EmlImporter(TreeSource):
         if path is not None:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size, path=path,
                               on_read_error=lambda exc: _unreadable(ref, exc, cur),
-                              content_check=None if self.force_raw else not_mail)
+                              content_check=None if self.force_raw else not_mail, envelope_cut=envelope_cut)
         try:
             raw = read(entry)
         except (OSError, StorageError) as exc:
@@ -497,15 +499,18 @@ class EmlImporter(TreeSource):
         entries = walk_local(root)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
+        read, opener = (lambda e: read_local(root, e, single)), (lambda e: open_local(root, e, single))
+        # the From_ line and the .emlx wrapper are looked for where the file is read (one function each, shared)
+        cuts = {False: functools.partial(cut_wrapper, force_raw=self.force_raw),
+                True: functools.partial(cut_partial_emlx, force_raw=self.force_raw)}
         for entry in iter_after(entries, after, reporter):
             if self._zip_named(entry):
                 yield from self._zip(entry, lambda: open_local(root, entry, single))
                 continue
-            item = self._item(entry, lambda e: read_local(root, e, single), lambda e: open_local(root, e, single),
-                              local_path(root, entry, single))
+            item = self._item(entry, read, opener, local_path(root, entry, single),
+                              cuts[entry.rel.endswith(b".partial.emlx")])
             if isinstance(item, SourceMail) and item.path is not None:  # looked for where it is read
-                cut = cut_partial_emlx if entry.rel.endswith(b".partial.emlx") else cut_wrapper
-                yield dataclasses.replace(item, envelope_cut=functools.partial(cut, force_raw=self.force_raw))
+                yield item
             else:
                 yield without_envelope(item, lambda: read_local(root, entry, single), self.force_raw)
 

@@ -280,19 +280,14 @@ class MaildirImporter(TreeSource):
         if entry.size == 0:
             return SourceSkip(ref, "empty file (0 bytes): not a message", cur)
         when, when_from = internal_date(entry)
-        mail = SourceMail(
-            raw=None,
-            ref=ref,
-            folder=folder_name(folder_dir or b""),
-            flags=flag_field(parse_flags(_text(name), self._folder_keywords(folder_dir or b""))),
-            internal_date=when,
-            date_source=when_from,
-            cursor=cur,
-        )
-        if local_root is not None:
-            mail.path, mail.size = local_path(local_root, entry, False), entry.size
-            mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
-            return mail
+        folder = folder_name(folder_dir or b"")
+        flags = flag_field(parse_flags(_text(name), self._folder_keywords(folder_dir or b"")))
+        if local_root is not None:  # the usual case: made whole at once (every message of a tree passes here)
+            return SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
+                              cursor=cur, size=entry.size, path=local_path(local_root, entry, False),
+                              on_read_error=lambda exc: _unreadable(ref, exc, cur))
+        mail = SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
+                          cursor=cur)
         if share is not None:
             mail.job, mail.size = ShareFile(share, entry.rel.decode("utf-8"), entry.size, entry.mtime), entry.size
             mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)

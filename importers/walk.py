@@ -90,7 +90,11 @@ def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
 
 
 def local_path(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
-    return root if single_file else os.path.join(root, entry.rel)
+    """The path of ``entry`` below ``root`` (``os.path.join``'s result: ``entry.rel`` is relative, never
+    empty; joined by hand, a few times cheaper, since every mail of a tree passes here)."""
+    if single_file:
+        return root
+    return root + entry.rel if not root or root.endswith(b"/") else root + b"/" + entry.rel
 
 
 def open_local(root: bytes, entry: FileEntry, single_file: bool):

@@ -20,8 +20,10 @@ catalog store (:mod:`toolkit.ingest_writer`, :mod:`toolkit.catalog.ingest_rows`)
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import multiprocessing
 import os
 import queue
@@ -74,10 +76,32 @@ STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop r
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
 
+_UTC = dt.timezone.utc
+
+
 def _aware(d: dt.datetime | None) -> dt.datetime | None:
     if d is None:
         return None
-    return d if d.tzinfo else d.replace(tzinfo=dt.timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=_UTC)
+
+
+#: the garbage collector's thresholds during a run: a chunk's mails, their prepared keys and rows are
+#: thousands of objects that live until the chunk is committed, so at Python's default (700) the young
+#: generations are collected every few mails and the whole heap every few chunks, for almost nothing
+#: found (the run makes few reference cycles): about a tenth of the driver's CPU (bench/RESULTS.md
+#: "Driver CPU"). Collections still run, only rarer.
+RUN_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Raise the collector's thresholds to :data:`RUN_GC_THRESHOLDS` for the run, and put them back."""
+    before = gc.get_threshold()
+    gc.set_threshold(*(max(a, b) for a, b in zip(RUN_GC_THRESHOLDS, before)))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 _SHIELDED = {signal.SIGINT, signal.SIGTERM}
@@ -200,6 +224,17 @@ class Ingest:
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, importer: Importer) -> RunSummary:
+        # one DuckDB thread for the run's catalog sessions: they are small, and the workers want the cores
+        catalog = self.archive.catalog
+        threads = catalog.threads
+        catalog.use_threads(1)
+        try:
+            with _fewer_collections():
+                return self._run(importer)
+        finally:
+            catalog.use_threads(threads)
+
+    def _run(self, importer: Importer) -> RunSummary:
         check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written
         started = time.monotonic()
         self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
@@ -226,6 +261,8 @@ class Ingest:
         self._known = KnownKeys.from_catalog(blobs, keys, mids)
         # converted mail in the catalog or decided in this run: only then are found keys split by conversion
         self._conversions = converted
+        self._conversion_of: dict[str, tuple[str, str] | None] = {}  # via -> conversion_of(via), per run
+        self._run_via = importer.via
         self.reporter.start("import", None, "mails")
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))
@@ -322,7 +359,7 @@ class Ingest:
                     inflight.appendleft((chunk, fut, pack_id))
                     self._kill_workers()
                     return False
-                self._task, self._task_entries, self._task_refs = prepared, prepared.entries(), set()
+                self._task, self._task_entries, self._task_refs = prepared, _entries(prepared.rows), set()
                 self._apply(chunk, prepared.prepared)
             if self._stop.is_set() and not inflight:
                 return False
@@ -416,14 +453,14 @@ class Ingest:
         self._counts_before = dataclasses.replace(self._summary)
         slot, prepared, records = question
         self._task = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
-        self._task_entries = {b: IndexEntry(bytes.fromhex(b), 0, n, s, c) for b, (n, s, c) in records.items()}
+        self._task_entries = {b: (0, n, s, c) for b, (n, s, c) in records.items()}
         self._task_refs = set()
         self._apply(chunk, prepared)
         self._answers[slot].put(set(self._task_refs))
         result = self._result(fut)
         if result is None:
             return False
-        self._task, self._task_entries = result, result.entries()
+        self._task, self._task_entries = result, _entries(result.rows)
         if result.pack is not None:
             _point_rows(self._rows.rows.messages, task_pack.hex(), task_pack.hex(), self._task_entries)
         self._counts_before = None
@@ -477,9 +514,8 @@ class Ingest:
             except ObjectExistsError as exc:
                 raise self._name_taken(getattr(exc, "pack_name", pack_name(task.pack_id)), getattr(exc, "mails", 0)) from None
         if not self.executor_spec.distributed:
-            for job in jobs:  # the disk fetches the chunk's files while the workers finish the chunks before it
-                if isinstance(job, LocalFile):
-                    will_read(job.path)
+            # the disk fetches the chunk's files while the workers finish the chunks before it
+            will_read(*[job.path for job in jobs if isinstance(job, LocalFile)])
         slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
         task.two_phase = self._questions is not None and self._executor is not self._given
         fut = _submit_shielded(self._executor, _pack_in_worker, task, slow)
@@ -492,8 +528,10 @@ class Ingest:
         mails = self._arrivals(chunk, prepared)
         if not mails:
             return
-        known = self._lookup(mails)
-        placed = [(item, p, self._place(item, p, known)) for item, p in mails]
+        dkeys = [p.meta.dedup_key.hex() for _, p in mails]  # each mail's dedup key as hex, made once
+        known = self._lookup(mails, dkeys)
+        place = self._place
+        placed = [(item, p, place(item, p, dkey, known)) for (item, p), dkey in zip(mails, dkeys)]
         self._settle(placed)
         self.reporter.advance("import", len(mails), bytes=sum(i.length for i, _ in mails),
                               archived=self._summary.archived)
@@ -530,15 +568,19 @@ class Ingest:
                 self._rows.rows.set_cursor(item.cursor)
         return mails
 
-    def _place(self, item: SourceMail, p: Prepared, known: Known) -> Placement:
-        """The decider's placement of one mail; a new one is stored in the open pack at once."""
-        self._summary.seen += 1
-        self._summary.bytes += item.length
-        conversion = conversion_of(item.via or self._rows.via)
-        placement = self._decider.place(Keys(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id,
-                                             converted=conversion is not None), known)
+    def _place(self, item: SourceMail, p: Prepared, dkey: str, known: Known) -> Placement:
+        """The decider's placement of one mail (``dkey``: its dedup key as hex); a new one is stored in the
+        open pack at once."""
+        summary = self._summary
+        summary.seen += 1
+        summary.bytes += item.length
+        via = item.via or self._run_via
+        conversion = self._conversion_of.get(via, False)
+        if conversion is False:
+            conversion = self._conversion_of[via] = conversion_of(via)
+        placement = self._decider.place(Keys(p.blob_id, dkey, p.meta.message_id, conversion is not None), known)
         if placement.decision in (NEW, ID_CONFLICT, CONVERTED_TWIN):
-            self._store_new(item, p, placement)
+            self._store_new(item, p, dkey, placement)
             if conversion is not None:
                 self._conversions = True
                 self._rows.rows.conversions.append((placement.target, *conversion))
@@ -553,6 +595,10 @@ class Ingest:
         wanted = decider.evidence_wanted([pl.target for _, p, pl in placed if p.envelope is not None])
         if wanted:  # recipients and envelope hashes already stored for messages a journal report points at
             decider.take_evidence(wanted, *store.stored_evidence(self.archive.catalog, wanted))
+        sight = rows.sightings.lists
+        sight_target, sight_folder, sight_ref, sight_decision = (sight["target"], sight["folder"],
+                                                                 sight["source_ref"], sight["decision"])
+        sight_flags, sight_date, sight_via = sight["flags"], sight["internal_date"], sight["item_via"]
         for item, p, placement in placed:
             decision, target = placement.decision, placement.target
             if p.envelope is not None:
@@ -567,15 +613,14 @@ class Ingest:
                 rows.links.append((target, self._parents[item.parent_ref], "embedded", item.ref))
             if item.warning:
                 self.reporter.warn(f"{item.ref}: {item.warning}")
-            rows.sightings.add(
-                target=target,
-                folder=item.folder,
-                source_ref=item.ref,
-                decision=decision,
-                flags=" ".join(sorted(item.flags)) if item.flags else None,
-                internal_date=_aware(item.internal_date),
-                item_via=item.via or None,  # None: the run's own
-            )
+            # a row of SIGHTING_COLUMNS, appended column by column (Columns.add's order, without its checks)
+            sight_target.append(target)
+            sight_folder.append(item.folder)
+            sight_ref.append(item.ref)
+            sight_decision.append(decision)
+            sight_flags.append(" ".join(sorted(item.flags)) if item.flags else None)
+            sight_date.append(_aware(item.internal_date))
+            sight_via.append(item.via or None)  # None: the run's own
 
     def _count(self, decision: str) -> None:
         summary = self._summary
@@ -601,38 +646,44 @@ class Ingest:
         self._summary.problems.append({"ref": ref, "kind": "error", "message": message})
         self.reporter.error(f"{ref}: {message}")
 
-    def _store_new(self, item: SourceMail, p: Prepared, placement: Placement) -> None:
+    def _store_new(self, item: SourceMail, p: Prepared, dkey: str, placement: Placement) -> None:
         """Write a new mail into the open pack and queue its message and recipient rows."""
         rows = self._rows.rows
-        pack_id, entry = self._pack_record(item, p)
-        if placement.target[1] != len(rows.messages):
+        pack_id, (offset, length, size, csize) = self._pack_record(item, p)
+        m = rows.messages.lists
+        target = placement.target
+        if target[1] != len(m["blob_id"]):
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
-        defects = [*meta.defects, *p.defects]
+        defects = [*meta.defects, *p.defects] if meta.defects or p.defects else []
         if meta.sent_date is None and item.internal_date is not None:
             # J9: the date the mail shows (sent date, else internal date) comes from the source, not the mail
             defects.append(f"date-from-{item.date_source or 'internal-date'}")
-        rows.messages.add(
-            blob_id=p.blob_id,
-            dedup_key=meta.dedup_key.hex(),
-            pack_id=pack_id.hex(),
-            offset=entry.offset,
-            length=entry.length,
-            size=entry.size,
-            csize=entry.csize,
-            message_id=meta.message_id,
-            subject=meta.subject,
-            from_addr=meta.from_addr,
-            from_name=meta.from_name,
-            sent_date=_aware(meta.sent_date),
-            internal_date=_aware(item.internal_date),
-            spam=bool(meta.spam),
-            defects=",".join(defects) if defects else None,
-            id_conflict=placement.conflict_with is not None,
-        )
-        pairs = [(kind, a) for kind, addrs in (("to", meta.to), ("cc", meta.cc), ("bcc", meta.bcc)) for a in addrs]
-        added = self._decider.add_recipients(placement.target, pairs)
-        rows.recipients.extend((placement.target, kind, a) for kind, a in added)
+        # a row of MESSAGE_COLUMNS, appended column by column (Columns.add's order, without its checks)
+        m["blob_id"].append(p.blob_id)
+        m["dedup_key"].append(dkey)
+        m["pack_id"].append(pack_id.hex())
+        m["offset"].append(offset)
+        m["length"].append(length)
+        m["size"].append(size)
+        m["csize"].append(csize)
+        m["message_id"].append(meta.message_id)
+        m["subject"].append(meta.subject)
+        m["from_addr"].append(meta.from_addr)
+        m["from_name"].append(meta.from_name)
+        m["sent_date"].append(_aware(meta.sent_date))
+        m["internal_date"].append(_aware(item.internal_date))
+        m["spam"].append(bool(meta.spam))
+        m["defects"].append(",".join(defects) if defects else None)
+        m["id_conflict"].append(placement.conflict_with is not None)
+        pairs = [("to", a) for a in meta.to]
+        if meta.cc:
+            pairs += [("cc", a) for a in meta.cc]
+        if meta.bcc:
+            pairs += [("bcc", a) for a in meta.bcc]
+        added = self._decider.add_recipients(target, pairs)
+        if added:
+            rows.recipients += [(target, kind, a) for kind, a in added]
         if placement.conflict_with is not None:  # both sides of an id-conflict are flagged
             kind, ref = placement.conflict_with
             if kind == "old":
@@ -640,9 +691,10 @@ class Ingest:
             else:
                 rows.messages["id_conflict"][ref] = True
 
-    def _pack_record(self, item: SourceMail, p: Prepared):
+    def _pack_record(self, item: SourceMail, p: Prepared) -> tuple[bytes, tuple[int, int, int, int]]:
         """Where a new mail's record is: in its task's pack (the task wrote every distinct blob it read), or
-        for a streamed mail in the driver's own pack (opened on demand); returns (pack id, index entry)."""
+        for a streamed mail in the driver's own pack (opened on demand); returns (pack id, (offset, length,
+        size, csize) of its index entry)."""
         if not p.streamed:
             entry = self._task_entries.get(p.blob_id) if self._task is not None else None
             if entry is None or self._task.pack is None:
@@ -652,29 +704,31 @@ class Ingest:
         if self._writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
             self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
-        return self._writer.pack_id, self._writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
+        e = self._writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
+        return self._writer.pack_id, (e.offset, e.length, e.size, e.csize)
 
-    def _lookup(self, mails) -> Known:
-        """Which blob ids, dedup keys and Message-IDs of this chunk the catalog already holds.
+    def _lookup(self, mails, dkeys: list[str]) -> Known:
+        """Which blob ids, dedup keys (``dkeys``, as hex, one per mail) and Message-IDs of this chunk the
+        catalog already holds.
 
         Keys this run committed are answered from memory; the catalog is asked
         only about keys it may have held before the run (or that were spilled).
         """
         known = self._known
         found = Known()
-        for _, p in mails:
-            dkey, mid = p.meta.dedup_key.hex(), p.meta.message_id
-            if p.blob_id in known.run_blobs:
-                found.blobs[p.blob_id] = known.run_blobs[p.blob_id]
-            if dkey in known.run_keys:
-                found.keys[dkey] = known.run_keys[dkey]
-            if mid is not None and mid in known.run_mids:
-                found.mids[mid] = known.run_mids[mid]
-        ask = [p for _, p in mails if known.may_hold(p.blob_id, p.meta.dedup_key.hex(), p.meta.message_id)]
+        run_blobs, run_keys, run_mids = known.run_blobs, known.run_keys, known.run_mids
+        for (_, p), dkey in zip(mails, dkeys):
+            mid = p.meta.message_id
+            if p.blob_id in run_blobs:
+                found.blobs[p.blob_id] = run_blobs[p.blob_id]
+            if dkey in run_keys:
+                found.keys[dkey] = run_keys[dkey]
+            if mid is not None and mid in run_mids:
+                found.mids[mid] = run_mids[mid]
+        ask = [(p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
         if ask:
-            blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p in ask],
-                                                   [p.meta.dedup_key.hex() for p in ask],
-                                                   [p.meta.message_id for p in ask])
+            blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p, _ in ask],
+                                                   [dkey for _, dkey in ask], [p.meta.message_id for p, _ in ask])
             # the catalog's answer is the lowest msg_id: it wins over the run's own (later) one
             found.blobs.update(blobs)
             found.keys.update(dkeys)
@@ -757,18 +811,27 @@ class Ingest:
             self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
         reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
                             self.archive.uuid)
-        taken = self._writer.take_from(reader, [self._task_entries[blob] for blob in self._task_refs])
+        taken = self._writer.take_from(reader, [IndexEntry(bytes.fromhex(blob), *self._task_entries[blob])
+                                                for blob in self._task_refs])
         _point_rows(self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex(),
-                    {blob.hex(): entry for blob, entry in taken.items()})
+                    {blob.hex(): (e.offset, e.length, e.size, e.csize) for blob, e in taken.items()})
 
 
-def _point_rows(messages, old: str, new: str, entries: dict[str, IndexEntry]) -> None:
-    """Point the pending message rows of pack ``old`` at their records in pack ``new`` (blob id -> entry)."""
+def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
+    """A task pack's index (:attr:`PackResult.rows`) as blob id (hex) -> (offset, length, size, csize)."""
+    cols = rows.to_pydict()
+    return dict(zip([b.hex() for b in cols["blob_id"]],
+                    zip(cols["offset"], cols["length"], cols["size"], cols["csize"])))
+
+
+def _point_rows(messages, old: str, new: str, entries: dict[str, tuple[int, int, int, int]]) -> None:
+    """Point the pending message rows of pack ``old`` at their records in pack ``new`` (blob id -> (offset,
+    length, size, csize))."""
     for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
         if pack == old:
             e = entries[blob]
-            messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e.offset, e.length
-            messages["size"][i], messages["csize"][i] = e.size, e.csize
+            messages["pack_id"][i], messages["offset"][i], messages["length"][i] = new, e[0], e[1]
+            messages["size"][i], messages["csize"][i] = e[2], e[3]
 
 
 def _drop_unreferenced(storage, pack) -> None:

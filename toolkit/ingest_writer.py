@@ -153,8 +153,9 @@ class IngestWriter:
     def _append_messages(self, con, messages: Columns, base: int, now: dt.datetime) -> None:
         n = len(messages)
         store.append_columns(con, "messages", {
-            **messages.lists, "msg_id": range(base, base + n), "archived_at": [now] * n,
-            "run_id": [self.run_id] * n, "batch_id": pa.nulls(n, pa.int32())}, n)
+            **messages.lists, "msg_id": pa.array(range(base, base + n), pa.int64()),
+            "archived_at": _same(now, _TS, n), "run_id": _same(self.run_id, pa.int32(), n),
+            "batch_id": pa.nulls(n, pa.int32())}, n)
 
     def _append_recipients(self, con, recipients: list[tuple[tuple, str, str]], base: int) -> None:
         if recipients:
@@ -179,8 +180,9 @@ class IngestWriter:
         vias = pc.fill_null(pa.array(cols.pop("item_via"), pa.string()), self.via)  # the item's own, else the run's
         msg_ids = _msg_ids(cols.pop("target"), base)
         store.append_columns(con, "sightings", {
-            **cols, "msg_id": msg_ids, "run_id": [self.run_id] * n,
-            "source_uri": [self.source_uri] * n, "via": vias, "seen_at": [now] * n, "owner": [self.owner] * n}, n)
+            **cols, "msg_id": msg_ids, "run_id": _same(self.run_id, pa.int32(), n),
+            "source_uri": _same(self.source_uri, pa.string(), n), "via": vias, "seen_at": _same(now, _TS, n),
+            "owner": _same(self.owner, pa.string(), n)}, n)
 
     def _append_conversions(self, con, conversions: list[tuple[tuple, str, str]], base: int) -> None:
         if conversions:
@@ -197,6 +199,14 @@ class IngestWriter:
     def _pack_row(self, pack: PackInfo, medium_id: int, now: dt.datetime) -> dict:
         return {"pack_id": pack.pack_id.hex(), "medium_id": medium_id, "name": pack.name, "bytes": pack.bytes,
                 "records": pack.records, "blake3": pack.blake3.hex(), "created_at": now, "run_id": self.run_id}
+
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _same(value: Any, type_: pa.DataType, n: int) -> pa.Array:
+    """A column of ``n`` times ``value`` (one conversion, not one per row)."""
+    return pa.repeat(pa.scalar(value, type_), n)
 
 
 def _msg_ids(targets: tuple | list, base: int) -> pa.Array:

@@ -109,21 +109,25 @@ def read_regular_file(path: bytes) -> bytes:
         os.close(fd)
 
 
-def will_read(path: bytes) -> None:
-    """Ask the kernel to start reading a local file that is read soon (``posix_fadvise`` WILLNEED:
-    the disk fetches it while the CPUs work on the mails before it). Only a hint: nothing is
-    followed (symlink) or read (FIFO), and any error is ignored; the read itself checks again."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
-    except (OSError, AttributeError):
-        pass
-    finally:
-        os.close(fd)
+def will_read(*paths: bytes) -> None:
+    """Ask the kernel to start reading local files that are read soon (``posix_fadvise`` WILLNEED:
+    the disk fetches them while the CPUs work on the mails before them). Only a hint: nothing is
+    followed (symlink) or read (FIFO), and any error is ignored; the read itself checks again.
+    Given a chunk's files in one call, the loop's names are looked up once (every local mail passes here)."""
+    open_, fstat, fadvise, close = os.open, os.fstat, os.posix_fadvise, os.close
+    flags, willneed, regular = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, os.POSIX_FADV_WILLNEED, stat.S_IFREG
+    for path in paths:
+        try:
+            fd = open_(path, flags)
+        except OSError:
+            continue
+        try:
+            if fstat(fd).st_mode & 0o170000 == regular:  # S_ISREG
+                fadvise(fd, 0, 0, willneed)
+        except OSError:
+            pass
+        finally:
+            close(fd)
 
 
 class Unsupported(str):

@@ -160,3 +160,36 @@ def test_every_kind_of_pending_row_lands_where_its_target_points(tmp_path):
         assert errs == [(run, "skipped", "junk.txt", "not a mail")]
     finally:
         a.close()
+
+
+def test_a_run_uses_one_catalog_thread_and_rarer_collections_and_puts_both_back(tmp_path):
+    """Issue 15 (driver CPU): during a run the catalog's sessions use one DuckDB thread and the collector's
+    thresholds are raised; after it both are what they were."""
+    import gc
+
+    from toolkit.ingest import RUN_GC_THRESHOLDS
+    from toolkit.reporter import NullReporter
+
+    seen = []
+
+    class Watching(NullReporter):
+        def advance(self, *args, **kwargs):
+            seen.append((a.catalog.threads, _catalog_threads(a), gc.get_threshold()[0]))
+
+    src = tmp_path / "src"
+    _source(src, 5)
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        before = gc.get_threshold()
+        a.catalog.use_threads(2)
+        Ingest(a, Watching(), workers=0).run(EmlImporter(str(src)))
+        assert seen and all(s == (1, 1, RUN_GC_THRESHOLDS[0]) for s in seen)
+        assert gc.get_threshold() == before
+        assert a.catalog.threads == 2 and _catalog_threads(a) == 2
+    finally:
+        a.close()
+
+
+def _catalog_threads(archive) -> int:
+    with archive.catalog.reading() as con:
+        return con.execute("SELECT current_setting('threads')").fetchone()[0]

@@ -121,11 +121,34 @@ class Catalog:
         self.path = pathlib.Path(path)
         self._key_hex = key.hex()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
+
+    @property
+    def threads(self) -> int | None:
+        """The DuckDB threads set with :meth:`use_threads` (None: DuckDB's default)."""
+        return self._threads
+
+    def use_threads(self, threads: int | None) -> None:
+        """Run this catalog's sessions on ``threads`` DuckDB threads from now on (None: DuckDB's default, one
+        per core). An import sets 1: its sessions are small (a lookup, one pack's commit and its checkpoint),
+        where a second thread only adds scheduling (about a third of a commit's CPU, bench/RESULTS.md "Driver
+        CPU"), and its worker processes want the cores."""
+        self._threads = threads
+        if self._con is not None:
+            self._apply_threads(self._con)
+
+    def _apply_threads(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self._threads is None:
+            con.execute("RESET threads")
+        else:
+            con.execute(f"SET threads = {int(self._threads)}")
 
     # -- sessions ---------------------------------------------------------------------------
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection()
+            if self._threads is not None:
+                self._apply_threads(self._con)
         self._attach_on(self._con, read_only)
         return self._con
 
