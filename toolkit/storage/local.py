@@ -13,6 +13,10 @@ from ..hashes import stream_checksum
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
+#: the write buffer of a new file: a pack's records (~25 KB each for 40 KB mails) reach the kernel in
+#: writes of 1 MiB instead of one write call per record (Python's default buffer is 8 KiB); nothing changes
+#: for durability: commit flushes and fsyncs before the file is published
+WRITE_BUFFER = 1 << 20
 #: copy_file_range refused (another file system on old kernels, or not supported): copy by reading
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
@@ -29,7 +33,7 @@ class _LocalWriter(AtomicWriter):
         self._final = storage._path(name)
         _make_dirs(self._final.parent)
         self._tmp = self._final.with_name(f"{self._final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
-        self._f = open(self._tmp, "xb")
+        self._f = open(self._tmp, "xb", buffering=WRITE_BUFFER)
         self._done = False
 
     def write(self, data: bytes) -> int:
