@@ -300,7 +300,8 @@ def _check_mixed(result, rows):
     by_via = {}
     for r in rows:
         by_via[r["via"]] = by_via.get(r["via"], 0) + 1
-    assert by_via == {"pst:mapi2mime/1": 2, "msg:mapi2mime/1": 1, "tnef:mapi2mime/1": 1, "share": 6}
+    # an EML file and an mbox on the share are recorded as read from such a file (their flags field holds notes)
+    assert by_via == {"pst:mapi2mime/1": 2, "msg:mapi2mime/1": 1, "tnef:mapi2mime/1": 1, "eml": 1, "mbox": 5}
     folders = {r["folder"] for r in rows if r["via"].startswith("pst:")}
     assert folders == {"outlook/stores/old.pst", "outlook/stores/old.pst/Folder"}
     listed = {p["ref"]: p["message"] for p in result["sources"][0]["problems"]}
