@@ -117,10 +117,10 @@ import hashlib
 import lzma
 import os
 import re
-import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
+from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
@@ -598,9 +598,9 @@ class MboxSplitter:
         inside the range a Content-Length claims do not split here)."""
         lines = self._lines
         offset, from_line = start
-        crc = zlib.crc32(from_line)
+        crc = crc32(from_line)
         for _, line in acc:
-            crc = zlib.crc32(line, crc)
+            crc = crc32(line, crc)
         last = acc[-1][1] if acc else from_line
         prev: bytes = last            # the last piece that began a line (b"x" once a piece did not)
         acc.clear()
@@ -620,7 +620,7 @@ class MboxSplitter:
                             nxt = item
                             break
                         if verdict is True:        # one empty line, then a From_ line or EOF
-                            sep, crc = piece, zlib.crc32(piece, crc)
+                            sep, crc = piece, crc32(piece, crc)
                             nxt = lines.next()
                             break
                     claimed = None
@@ -631,7 +631,7 @@ class MboxSplitter:
                     nxt = item
                     nxt_flags = {"noblank": [NO_BLANK_BEFORE], "false": [POSSIBLE_FALSE_SPLIT]}.get(kind, [])
                     break
-                crc = zlib.crc32(piece, crc)
+                crc = crc32(piece, crc)
                 prev = piece if at_start else b"x"
                 last = piece
         finally:
@@ -703,7 +703,6 @@ class MboxSplitter:
         """The message of the From_ line, the lines ``acc`` and the separator ``sep``; ``inside`` (only without
         ``keep_bytes``) is how many bytes of ``sep`` the last item of ``acc`` still ends with (see ``_pop_blank``):
         the counts below are the same with them as without (a blank line holds no '>From ' and no text)."""
-        crc32 = zlib.crc32
         crc = crc32(from_line)
         if self.keep_bytes:
             for _, line in acc:
@@ -1033,7 +1032,7 @@ class MboxImporter:
             if stream is not None:
                 region = _read_exact(stream, end - start)
                 if "crc32" in cursor:
-                    ok = zlib.crc32(region) == cursor["crc32"]
+                    ok = crc32(region) == cursor["crc32"]
                 else:
                     ok = hashlib.sha256(region).hexdigest() == cursor["sha256"]
         if ok:
