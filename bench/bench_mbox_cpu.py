@@ -76,11 +76,12 @@ def main() -> None:
     ap.add_argument("--trees", required=True, help="comma-separated checkouts, e.g. a base worktree and this one")
     ap.add_argument("--corpus", default="/work/bench40k", help="holds corpus.mbox and eml/ (the same mails)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--kinds", default="mbox,eml")
+    ap.add_argument("--kinds", default="mbox,eml", help="of mbox, eml, maildir (the corpus's maildir/)")
     ap.add_argument("--scan", action="store_true", help="also time the splitter alone")
     args = ap.parse_args()
     trees = [str(Path(t).resolve()) for t in args.trees.split(",")]
-    sources = {"mbox": os.path.join(args.corpus, "corpus.mbox"), "eml": os.path.join(args.corpus, "eml")}
+    sources = {"mbox": os.path.join(args.corpus, "corpus.mbox"), "eml": os.path.join(args.corpus, "eml"),
+               "maildir": os.path.join(args.corpus, "maildir")}
     kinds = args.kinds.split(",")
     runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     scans: dict[str, list[float]] = {}

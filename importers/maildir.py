@@ -69,6 +69,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, re
 from toolkit.share_file import ShareAccess, ShareFile
 
 from . import utf7
+from .content import DBOX_UNSUPPORTED
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
 )
@@ -94,9 +95,6 @@ _METADATA_DIR_PREFIX = b"courierimap"
 
 #: the mail files of Dovecot's mdbox (``storage/m.1``) and sdbox (``…/dbox-Mails/u.1``) layouts
 _DBOX_NAME = re.compile(rb"(?:^|/)(?:storage/m|dbox-Mails/u)\.\d+\Z")
-DBOX_UNSUPPORTED = ("Dovecot dbox mail file (mdbox/sdbox storage): not supported; convert the mailboxes to "
-                    "Maildir with Dovecot first (`doveadm backup -u USER maildir:PATH`), then import that Maildir")
-
 MESSAGE, TMP, METADATA, STRAY = "message", "tmp", "metadata", "stray"
 
 

@@ -111,16 +111,15 @@ from __future__ import annotations
 
 import bz2
 import datetime as dt
-import email.utils
 import gzip
 import hashlib
 import lzma
 import os
 import re
-import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
+from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
@@ -128,6 +127,9 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 from . import mbox_flags
+from .from_line import (  # noqa: F401 - importers.mbox names these too (share, eml, exporters import them from here)
+    _BOM, MMDF_UNSUPPORTED, compression_of, from_line_date, is_envelope_line, is_from_line, is_mmdf_separator,
+)
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
 BLOCK = 1 << 20
@@ -145,25 +147,6 @@ MOZILLA_EXPUNGED = "mozilla-expunged"
 #: The default per-message cap of ``import mbox`` / ``import share`` (``--max-message-size``).
 MAX_MESSAGE = 2 << 30
 
-_BOM = b"\xef\xbb\xbf"
-_WD = rb"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*"
-_MON = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
-_DATE = (
-    rb"(?:(?:" + _WD + rb",? +)?" + _MON + rb" +\d{1,2},? +\d{1,2}:\d{2}"      # asctime
-    + rb"|(?:" + _WD + rb", +)?\d{1,2} +" + _MON + rb" +\d{2,4} +\d{1,2}:\d{2}"  # RFC 5322
-    + rb"|\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2})"                                 # ISO 8601
-)
-_FULL = re.compile(rb"From ++(?:\S+(?: at \S+)?(?: +\([^)\r\n]*\))? +)?(?P<date>" + _DATE + rb"[^\r\n]*)", re.I)
-_WEAK = re.compile(rb"From(?: ++-| ++[^\s@]++@[^\s@]++)?[ \t]*+\r?\n?\Z")  # possessive: linear on long runs of blanks
-#: A sender of several words (``someone@[10.1.2.3] [host]``, ``Hello Support``): only with a complete
-#: asctime date ending the line (seconds optional, a zone before or after the year). ``search`` is
-#: linear: every start is a space before a weekday, and no two adjacent quantifiers match the same bytes.
-_LOOSE = re.compile(
-    rb" (?P<date>" + _WD + rb" +" + _MON + rb" +\d{1,2} +\d{1,2}:\d{2}(?::\d{2})?"
-    rb"(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))? +\d{4}(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))?)[ \t]*\r?\n?\Z"
-)
-#: ``From :`` / ``From  : x`` is a header field with space before its colon, never a From_ line.
-_FROM_FIELD = re.compile(rb"From[ \t]*:")
 _HEADER = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
 #: Header lines (a field, then fields or continuation lines), each whole, none starting with ``From `` (the only
 #: header-shaped lines that can be From_ lines): what ``MboxSplitter._header_run`` takes at once. Linear: each
@@ -177,27 +160,6 @@ _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes wi
 _FLAG_FIELD = re.compile(rb"(?:status|x-status|x-mozilla-status|x-mozilla-keys|x-gmail-labels)[ \t]*:", re.I)
 _MOZ_STATUS = re.compile(rb"x-mozilla-status[ \t]*:[ \t]*([0-9a-f]{4})[ \t]*\r?\n?\Z", re.I)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
-
-
-def is_from_line(line: bytes) -> bool:
-    """Does ``line`` (with or without its line ending) match the relaxed From_ pattern?"""
-    if not line.startswith(b"From"):
-        return False
-    return bool(_FULL.match(line) or _WEAK.match(line) or _loose(line))
-
-
-def _loose(line: bytes) -> re.Match | None:
-    """The date of a From_ line whose sender has spaces or brackets (see ``_LOOSE``), else None."""
-    if not line.startswith(b"From ") or _FROM_FIELD.match(line):
-        return None
-    m = _LOOSE.search(line, 4)
-    return m if m is not None and line[5 : m.start()].strip() else None
-
-
-def is_envelope_line(line: bytes) -> bool:
-    """Any line starting with ``From `` that is not a ``From:`` header field: a From_ line when it
-    opens a stream and a header line follows (older MTAs wrote senders and dates in any shape)."""
-    return line.startswith(b"From ") and not _FROM_FIELD.match(line)
 
 
 def _blank(line: bytes | None) -> bool:
@@ -240,38 +202,6 @@ def _pop_blank(acc: list[tuple[int, bytes]], trim: bool = True) -> tuple[bytes, 
             acc[-1] = (off, text[: -len(sep)])
             return sep, 0
     return b"", 0
-
-
-#: the usual date of a From_ line (``Mon Jan  7 09:15:00 2019``, a year from 1000 on, no zone): ``from_line_date``
-#: reads it without ``email.utils.parsedate_tz`` (the same result: tests/unit/test_mbox_fast.py)
-_ASCTIME = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +([0-9]{1,2}) "
-                      r"([0-9]{1,2}):([0-9]{2}):([0-9]{2}) ([1-9][0-9]{3})\Z")
-_MONTHS = {name: i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
-                                              "Nov", "Dec"), 1)}
-_UTC = dt.timezone(dt.timedelta(0))
-
-
-def from_line_date(from_line: bytes) -> dt.datetime | None:
-    """The date of a From_ line as an aware datetime (UTC when the line names no zone), else None."""
-    m = _FULL.match(from_line.removeprefix(_BOM)) or _loose(from_line.removeprefix(_BOM))
-    if not m:
-        return None
-    text = m.group("date").decode("ascii", "replace").strip()
-    fast = _ASCTIME.match(text)
-    if fast is not None:  # what parsedate_tz gives for this shape, without its general parsing (pinned by a test)
-        wd, mon, day, hh, mi, ss, year = fast.groups()
-        try:
-            return dt.datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mi), int(ss), tzinfo=_UTC)
-        except ValueError:
-            return None
-    parsed = email.utils.parsedate_tz(text)
-    if not parsed or parsed[0] < 1000:
-        return None
-    try:
-        tz = dt.timezone(dt.timedelta(seconds=parsed[9] or 0))
-        return dt.datetime(*parsed[:6], tzinfo=tz)
-    except (ValueError, OverflowError):
-        return None
 
 
 @dataclass
@@ -598,9 +528,9 @@ class MboxSplitter:
         inside the range a Content-Length claims do not split here)."""
         lines = self._lines
         offset, from_line = start
-        crc = zlib.crc32(from_line)
+        crc = crc32(from_line)
         for _, line in acc:
-            crc = zlib.crc32(line, crc)
+            crc = crc32(line, crc)
         last = acc[-1][1] if acc else from_line
         prev: bytes = last            # the last piece that began a line (b"x" once a piece did not)
         acc.clear()
@@ -620,7 +550,7 @@ class MboxSplitter:
                             nxt = item
                             break
                         if verdict is True:        # one empty line, then a From_ line or EOF
-                            sep, crc = piece, zlib.crc32(piece, crc)
+                            sep, crc = piece, crc32(piece, crc)
                             nxt = lines.next()
                             break
                     claimed = None
@@ -631,7 +561,7 @@ class MboxSplitter:
                     nxt = item
                     nxt_flags = {"noblank": [NO_BLANK_BEFORE], "false": [POSSIBLE_FALSE_SPLIT]}.get(kind, [])
                     break
-                crc = zlib.crc32(piece, crc)
+                crc = crc32(piece, crc)
                 prev = piece if at_start else b"x"
                 last = piece
         finally:
@@ -703,7 +633,6 @@ class MboxSplitter:
         """The message of the From_ line, the lines ``acc`` and the separator ``sep``; ``inside`` (only without
         ``keep_bytes``) is how many bytes of ``sep`` the last item of ``acc`` still ends with (see ``_pop_blank``):
         the counts below are the same with them as without (a blank line holds no '>From ' and no text)."""
-        crc32 = zlib.crc32
         crc = crc32(from_line)
         if self.keep_bytes:
             for _, line in acc:
@@ -793,17 +722,8 @@ def split_mbox(f: BinaryIO, variant: str = "auto", base: int = 0) -> Iterator[Mb
 
 # -- the importer ------------------------------------------------------------------------------------
 
-_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"), (b"LZIP", "lzip"))
 _SUFFIXES = (".gz", ".bz2", ".xz", ".lz")
 _MBOX_SUFFIXES = (".mbox", ".mbx")
-
-
-def compression_of(head: bytes) -> str | None:
-    """The compression named by a stream's first bytes (gzip, bzip2, xz, lzip) or None."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
 
 
 def open_decompressed(f: BinaryIO) -> BinaryIO:
@@ -855,16 +775,6 @@ class GuardedStream:
 
     def close(self) -> None:
         self.stream.close()
-
-
-MMDF_UNSUPPORTED = ("an MMDF mailbox (each message between lines of four Ctrl-A bytes, as mutt writes with "
-                    "mbox_type=MMDF): not supported; convert it to mbox first (in mutt: set mbox_type=mbox, then "
-                    "copy all its messages to a new folder), then import that")
-
-
-def is_mmdf_separator(line: bytes) -> bool:
-    """Is this line the MMDF message separator (four Ctrl-A bytes)?"""
-    return line.rstrip(b"\r\n") == b"\x01\x01\x01\x01"
 
 
 def apple_mail_bundle(path: str) -> str | None:
@@ -1033,7 +943,7 @@ class MboxImporter:
             if stream is not None:
                 region = _read_exact(stream, end - start)
                 if "crc32" in cursor:
-                    ok = zlib.crc32(region) == cursor["crc32"]
+                    ok = crc32(region) == cursor["crc32"]
                 else:
                     ok = hashlib.sha256(region).hexdigest() == cursor["sha256"]
         if ok:

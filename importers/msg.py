@@ -25,22 +25,16 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
+from .content import OLE2_MAGIC, is_msg  # noqa: F401 - importers.msg names is_msg too
+
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage,
 )
 
-OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 #: the first bytes looked at: the OLE2 magic, or the header lines of an RFC 822 mail named .msg
 PEEK = 4096
 PT_STRING8 = 0x001E
 VIA = f"msg:{mapi.CONVERTER}"
-
-
-def is_msg(head: bytes) -> bool:
-    """An OLE2 compound file holding MSG property streams (``__substg1.0_`` names, UTF-16 in the
-    directory) or a ``__properties_version1.0`` stream."""
-    return head.startswith(OLE2_MAGIC) and ("__substg1.0_".encode("utf-16-le") in head
-                                            or "__properties_version1.0".encode("utf-16-le") in head)
 
 
 def _props(collection) -> dict:

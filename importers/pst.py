@@ -41,10 +41,10 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage, parse_location
 
 from . import pst_embedded
+from .content import PST_MAGIC
 from .pst_guard import guarded_scan_store
 from .walk import ref_text, walk_local, walk_storage
 
-PST_MAGIC = b"!BDN"
 MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
 PR_IPM_SUBTREE_ENTRYID = 0x35E0
 PR_PST_PASSWORD = 0x67FF

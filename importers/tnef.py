@@ -12,7 +12,8 @@ from __future__ import annotations
 from toolkit import mapi
 from toolkit.source import SourceItem, SourceMail, SourceProblem
 
-TNEF_MAGIC = b"\x78\x9f\x3e\x22"
+from .content import TNEF_MAGIC  # noqa: F401 - importers.tnef names it too
+
 VIA = f"tnef:{mapi.CONVERTER}"
 
 

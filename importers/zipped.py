@@ -30,7 +30,8 @@ from typing import BinaryIO, Callable, Iterator
 
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+from .content import ZIP_MAGIC, is_zip  # noqa: F401 - importers.zipped names them too
+
 MAX_MEMBER = 256 << 20
 MAX_TOTAL = 4 << 30
 MAX_RATIO = 100
@@ -38,10 +39,6 @@ MAX_RATIO_AFTER = 16 << 20
 MAX_DEPTH = 3
 _CHUNK = 1 << 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def is_zip(head: bytes) -> bool:
-    return head.startswith(ZIP_MAGIC)
 
 
 @dataclasses.dataclass

@@ -24,9 +24,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-import zlib
 from typing import NamedTuple
 
+from .crc import crc32
 from .prepare import ReadFailure
 
 #: an mboxrd-quoted From_ line; one ``>`` goes (the splitter, importers/mbox.py, unquotes with the same pattern)
@@ -63,7 +63,7 @@ class FileRegion(NamedTuple):
             return ReadFailure(exc.errno or 0, exc.strerror or str(exc))
         finally:
             os.close(fd)
-        if len(data) < self.length or zlib.crc32(data) != self.crc32:
+        if len(data) < self.length or crc32(data) != self.crc32:
             return ReadFailure(0, self._changed(st, len(data)))
         raw = data[self.head:self.length - self.tail]
         if self.unquote and b">From " in raw:

@@ -15,7 +15,8 @@ import time
 import pytest
 
 from importers.eml import FROM_LINE_REMOVED, MORE_FROM_LINES, envelope_length, mbox_messages
-from importers.mbox import MboxSplitter, _loose, from_line_date, is_from_line
+from importers.from_line import _loose
+from importers.mbox import MboxSplitter, from_line_date, is_from_line
 from importers.share import EML, MBOX, detect
 from tests.cli import mailarchive
 from tests.corpora import corpora_dir

@@ -119,14 +119,14 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("toolkit.catalog.connection", "[0-9a-fA-F]{8,}"): ("finditer", _runs("0", "0000000x", "0" * 999 + "x")),
     ("toolkit.pack", "_NAME_RE"): ("match", _runs("0", "0.pack")),
     # ---- importers: mbox From_ lines, Maildir names, share classification
-    ("importers.mbox", "_FULL"): ("match", [_tail("From", " ", "x"), _tail("From a", " at a"), _tail("From a (", "x"),
+    ("importers.from_line", "_FULL"): ("match", [_tail("From", " ", "x"), _tail("From a", " at a"), _tail("From a (", "x"),
                                             _tail("From a ", "Mon "), _tail("From ", "a "), _tail("From a ", " (x)"),
                                             _tail("From ", "Mon Jan 1 ")]),
-    ("importers.mbox", "_WEAK"): ("match", [_tail("From", " ", "x"), _tail("From a@", "b", "@"), _tail("From ", " \t"),
+    ("importers.from_line", "_WEAK"): ("match", [_tail("From", " ", "x"), _tail("From a@", "b", "@"), _tail("From ", " \t"),
                                             _tail("From", " ", "-x"), _tail("From a", "@")]),
-    ("importers.mbox", "_LOOSE"): ("finditer", [*_runs(" Mon", " Mon Jan 1 1:11", " Mon Jan 1 1:11:11 UTC 2001 x", " Mon  "),
+    ("importers.from_line", "_LOOSE"): ("finditer", [*_runs(" Mon", " Mon Jan 1 1:11", " Mon Jan 1 1:11:11 UTC 2001 x", " Mon  "),
                                                _tail(" Mon Jan 1 1:11 UTC 2001", " ", "x"), _tail(" Mon", " ")]),
-    ("importers.mbox", "_FROM_FIELD"): ("match", [_tail("From", " "), _tail("From", "\t", "x")]),
+    ("importers.from_line", "_FROM_FIELD"): ("match", [_tail("From", " "), _tail("From", "\t", "x")]),
     ("importers.pop3", "_UIDL_LINE"): ("fullmatch", [_tail("1", " "), _tail("1 a", " ", "x"), *_runs("1", "1 ")]),
     ("importers.pop3", "_LIST_LINE"): ("fullmatch", [_tail("1", " "), _tail("1 1 ", "x", "\r"), *_runs("1", "1 ")]),
     ("toolkit.cli.commands.import_mbox", "_SIZE"): ("fullmatch", [*_runs("1", "1."), _tail("1.1", " "), _tail("1 K", "B")]),
@@ -134,7 +134,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.mbox", "_QUOTED_M"): ("sub", _runs(">", "\n>", "\n>From")),
     ("importers.mbox", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From")),   # the same pattern, imported
     ("toolkit.file_region", "QUOTED_FROM"): ("sub", _runs(">", "\n>", "\n>From", ">>>>From ")),
-    ("importers.mbox", "_ASCTIME"): ("match", [_tail("Mon Jan", " "), _tail("Mon Jan 1", " ", "x"), _tail("Mon Jan 1 1:11:11 ", "1"),
+    ("importers.from_line", "_ASCTIME"): ("match", [_tail("Mon Jan", " "), _tail("Mon Jan 1", " ", "x"), _tail("Mon Jan 1 1:11:11 ", "1"),
                                                *_runs("Mon Jan 1 ", "Mon ")]),
     ("importers.mbox", "_HEADER_RUN"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a:", "x"), *_runs("a:\n", "a:\n ", "a b:\n", "From a:\n"),
                                                  _tail("a:\n", " \n", "From ")]),
@@ -150,18 +150,19 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.mbox", "_FLAG_FIELD"): ("match", [_tail("x-status", " "), _tail("status", "\t"), *_runs("x-")]),
     ("importers.mbox_flags", "_HEX4"): ("fullmatch", _runs("a", "1") + [_tail("", "a", "g")]),
     ("importers.mbox_flags", "_KEYWORD"): ("fullmatch", _runs("a", "$") + [_tail("", "a", "(")]),
-    ("importers.share", "_DBOX_FILE"): ("match", [_tail("2 M", "1"), _tail("2 M1 C", "1"), _tail("2 M1 C1", "x"),
+    ("importers.content", "_DBOX_FILE"): ("match", [_tail("2 M", "1"), _tail("2 M1 C", "1"), _tail("2 M1 C1", "x"),
                                                   *_runs("2 M1 C1 ")]),
-    ("importers.eml", "_EMLX_COUNT"): ("match", [*_runs(" ", "\t", "1", " 1"), _tail(" ", " ", "1")]),
-    ("importers.eml", "_PLIST_START"): ("match", [*_runs(" ", "\n", "<"), _tail(" ", " ", "<")]),
-    ("importers.eml", "def _plist_int"): (
-        lambda s: __import__("importers.eml").eml._plist_int(s.encode("latin-1"), b"flags"),
+    ("importers.eml_check", "_EMLX_COUNT"): ("match", [*_runs(" ", "\t", "1", " 1"), _tail(" ", " ", "1")]),
+    ("importers.eml_check", "_PLIST_START"): ("match", [*_runs(" ", "\n", "<"), _tail(" ", " ", "<")]),
+    ("importers.eml_check", "def _plist_int"): (
+        lambda s: __import__("importers.eml_check").eml_check._plist_int(s.encode("latin-1"), b"flags"),
         [*_runs("<key>flags</key>", "<key>flags</key> ", "<key>flags</key><integer> 1"),
          _tail("<key>flags</key>", " "), _tail("<key>flags</key><integer>", "1")]),
-    ("importers.eml", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a", "\t")]),  # mbox's
-    ("importers.eml", "_BOUNDARY"): ("search", [*_runs("boundary", "boundary=", "boundary =", "boundary= \"", " \t"),
+    ("importers.eml_check", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " ", "x"), _tail("a", "\t")]),  # mbox's
+    ("importers.eml_check", "_BOUNDARY"): ("search", [*_runs("boundary", "boundary=", "boundary =", "boundary= \"", " \t"),
                                                 _tail("boundary=", "x", "\n"), _tail("boundary=\"", "x")]),
     ("importers.share", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " "), _tail("a", "\t", "x")]),
+    ("importers.content", "_HEADER_LINE"): ("match", [_tail("", "a"), _tail("a", " "), _tail("a", "\t", "x")]),  # share's
     ("importers.share", "_MAILDIR_NAME"): ("match", _runs("1")),
     # ---- exporters: file names, mbox quoting, IMAP answers, layout
     ("exporters.naming", r"[\W_]+"): ("sub", _runs("_", " a", "é!")),
