@@ -11,11 +11,11 @@ of :mod:`toolkit.dedup`: ``("new", i)`` is the i-th message of this commit,
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import faults
 from .catalog import Catalog
@@ -120,7 +120,7 @@ class IngestWriter:
         with self.catalog.writing() as con:
             base = store.next_msg_id(con)
             if pack is not None:
-                store.append_rows(con, "packs", [self._pack_row(p, medium_id, now) for p in (pack, *also)])
+                store.add_packs(con, [self._pack_row(p, medium_id, now) for p in (pack, *also)])
             self._append_messages(con, rows.messages, base, now)
             self._append_recipients(con, rows.recipients, base)
             if rows.envelopes:
@@ -177,7 +177,8 @@ class IngestWriter:
         if not n:
             return
         cols = dict(sightings.lists)
-        vias = pc.fill_null(pa.array(cols.pop("item_via"), pa.string()), self.via)  # the item's own, else the run's
+        item_vias = cols.pop("item_via")
+        vias = list(map({None: self.via}.get, item_vias, item_vias))  # the item's own, else the run's
         msg_ids = _msg_ids(cols.pop("target"), base)
         store.append_columns(con, "sightings", {
             **cols, "msg_id": msg_ids, "run_id": _same(self.run_id, pa.int32(), n),
@@ -212,8 +213,10 @@ def _same(value: Any, type_: pa.DataType, n: int) -> pa.Array:
 def _msg_ids(targets: tuple | list, base: int) -> pa.Array:
     """The msg_id of each target: ``("new", i)`` is ``base + i``, ``("old", msg_id)`` is itself."""
     kinds, refs = zip(*targets)
-    refs = pa.array(refs, pa.int64())
-    return pc.if_else(pc.equal(pa.array(kinds, pa.string()), "new"), pc.add(refs, pa.scalar(base, pa.int64())), refs)
+    # built-in functions mapped over the columns: no Python line per row, and no pyarrow.compute (its
+    # import is about 50 ms of the driver's start-up, bench/RESULTS.md "Commit cost")
+    offsets = map({"new": base, "old": 0}.__getitem__, kinds)
+    return pa.array(list(map(operator.add, refs, offsets)), pa.int64())
 
 
 def _msg_id(target: tuple, base: int) -> int:

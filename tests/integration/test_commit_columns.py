@@ -62,10 +62,17 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
             return real(con, table, *args, **kwargs)
         return append
 
+    def counting_packs(real):
+        def add(con, rows, *args, **kwargs):
+            appends[-1]["packs"] += 1
+            return real(con, rows, *args, **kwargs)
+        return add
+
     monkeypatch.setattr(IngestWriter, "commit", commit)
     for name in ("append_rows", "append_columns"):
         if hasattr(ingest_rows, name):
             monkeypatch.setattr(ingest_rows, name, counting(getattr(ingest_rows, name)))
+    monkeypatch.setattr(ingest_rows, "add_packs", counting_packs(ingest_rows.add_packs))  # one statement for a commit's packs
     return commits, appends
 
 

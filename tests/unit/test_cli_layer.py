@@ -112,3 +112,33 @@ def test_the_product_imports_no_test_equipment():
                       if name == "tests" or name.startswith("tests.") or name.endswith("localtsa")]
     assert found == []
     assert not (REPO / "verify" / "localtsa.py").exists()
+
+
+def test_subcommand_modules_follow_the_command_tree():
+    from toolkit.cli.main import COMMAND_MODULES, SUBCOMMAND_MODULES, LazySubgroup, _register, cli
+
+    _register()
+    for group, (maker, table) in SUBCOMMAND_MODULES.items():
+        cmd = cli.commands[group]
+        assert isinstance(cmd, LazySubgroup) and maker in COMMAND_MODULES[group]
+        assert set(table) == set(cmd.commands), group  # every subcommand listed, none that is gone
+        for name, sub in cmd.commands.items():
+            module = sub.callback.__module__.removeprefix("toolkit.cli.commands.")
+            assert module in table[name], (group, name, module)
+            assert set(table[name]) <= set(COMMAND_MODULES[group])
+
+
+def test_import_mbox_loads_neither_the_other_importers_nor_their_commands():
+    import subprocess
+    import sys
+
+    code = ("import sys, click\n"
+            "from toolkit.cli.main import cli\n"
+            "ctx = click.Context(cli)\n"
+            "cli.get_command(ctx, 'import').get_command(ctx, 'mbox')\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('importers', 'toolkit.cli.commands.')))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    loaded = set(out.split())
+    assert "toolkit.cli.commands.import_mbox" in loaded and "importers.mbox" in loaded
+    assert not loaded & {"importers.eml", "importers.share", "importers.pst", "importers.msg", "importers.maildir",
+                         "toolkit.cli.commands.import_maildir", "toolkit.cli.commands.import_outlook"}, loaded

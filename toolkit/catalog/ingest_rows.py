@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 
 from .connection import Catalog
-from .schema import columns_table, rows_table
+from .schema import TABLES, columns_table, rows_table
 
 _PREFIX = "('0x' || substr({0}, 1, 15))::UBIGINT"  # the first 60 bits of a hex key
 
@@ -147,6 +147,15 @@ def append_rows(con, table: str, rows: list[dict]) -> None:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
     finally:
         con.unregister("_rows")
+
+
+def add_packs(con, rows: list[dict]) -> None:
+    """Insert a commit's pack rows (dicts holding every column of ``packs``) with one prepared statement per
+    row: a commit has one pack (or a few), where an Arrow append costs more than its rows (bench/RESULTS.md
+    "Commit cost")."""
+    names = TABLES["packs"].names
+    con.executemany(f"INSERT INTO packs ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                    [[row[n] for n in names] for row in rows])
 
 
 def append_columns(con, table: str, columns: dict[str, list | pa.Array], count: int) -> None:

@@ -45,7 +45,8 @@ def subgroup(group: click.Group, name: str, help: str) -> click.Group:
         pass
 
     _group.__doc__ = help
-    return group.group(name, epilog=EXIT_STATUS_HELP)(_group)
+    cls = LazySubgroup if group is cli and name in SUBCOMMAND_MODULES else click.Group
+    return group.group(name, cls=cls, epilog=EXIT_STATUS_HELP)(_group)
 
 
 #: Which modules of ``toolkit.cli.commands`` define (or add to) each top-level command (the naming
@@ -79,6 +80,39 @@ COMMAND_MODULES = {
 }
 
 
+#: The groups whose subcommands load one by one: the module that makes the group (loaded for the group),
+#: then which modules define each subcommand. ``import mbox`` then imports neither the eml, share and
+#: Outlook importers nor their command modules (bench/RESULTS.md "Commit cost"); a subcommand not listed
+#: loads every module of COMMAND_MODULES[group]. tests/unit/test_cli_layer.py checks this table.
+SUBCOMMAND_MODULES: dict[str, tuple[str, dict[str, list[str]]]] = {
+    "import": ("import_eml", {
+        "eml": ["import_eml"], "mbox": ["import_mbox"], "maildir": ["import_maildir"], "share": ["import_maildir"],
+        "imap": ["import_imap_pop3"], "pop3": ["import_imap_pop3"], "msg": ["import_outlook"],
+        "pst": ["import_outlook"], "source": ["config"],
+    }),
+}
+
+
+def _load_command_modules(names: list[str]) -> None:
+    import importlib
+
+    for m in names:
+        importlib.import_module(f"{__package__}.commands.{m}")
+
+
+class LazySubgroup(click.Group):
+    """A group of :data:`SUBCOMMAND_MODULES`: imports a subcommand's modules only when it runs (all for --help)."""
+
+    def list_commands(self, ctx):
+        _load_command_modules(COMMAND_MODULES[self.name])
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        if name not in self.commands:
+            _load_command_modules(SUBCOMMAND_MODULES[self.name][1].get(name) or COMMAND_MODULES[self.name])
+        return super().get_command(ctx, name)
+
+
 class LazyGroup(click.Group):
     """Imports a command's modules only when that command runs (or all of them for --help)."""
 
@@ -93,6 +127,8 @@ class LazyGroup(click.Group):
             mods = COMMAND_MODULES.get(name)
             if mods is None:
                 _register()
+            elif name in SUBCOMMAND_MODULES:
+                importlib.import_module(f"{__package__}.commands.{SUBCOMMAND_MODULES[name][0]}")
             else:
                 for m in mods:
                     importlib.import_module(f"{__package__}.commands.{m}")

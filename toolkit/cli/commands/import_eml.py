@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 from rich.filesize import decimal
 
-from importers.eml import EmlImporter
-
 from ...errors import ExitCode
 from ...ingest import CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, Ingest
 from ..main import Context, cli, command, pass_ctx, subgroup
@@ -185,5 +183,7 @@ def eml_cmd(click_ctx, sources, password_file, force_raw):
     """
     ctx = click_ctx.obj
     password = _smb_password(sources, password_file)
+    from importers.eml import EmlImporter  # here: `import mbox` and the others need not import it
+
     rc = run_imports(ctx, [EmlImporter(s, smb_password=password, force_raw=force_raw) for s in sources])
     click_ctx.exit(rc)
