@@ -12,7 +12,7 @@ same script measures any checkout (``--tree``), so old and new code run alternat
         [--base /work/wt/pipeline-overlap-base] [--timeline]
 
 With ``--base`` each pair runs the base checkout and this one alternately; the median of wall, CPU-s
-(the whole tree) and peak RSS (the sum over the tree, sampled) is printed for each.
+(the whole tree) and peak RSS (the sum over the tree and the largest process, sampled) is printed for each.
 """
 from __future__ import annotations
 
@@ -78,7 +78,6 @@ def run(tree: Path, kind: str, source: str, extra: list[str]) -> dict:
             samples.append((time.monotonic() - t0, snap))
         time.sleep(0.01)
     wall = time.monotonic() - t0
-    ru = os.wait4  # noqa: F841 (the child is reaped by poll; its rusage comes from getrusage below)
     shutil.rmtree(archive.parent, ignore_errors=True)
     return {"wall": wall, "samples": samples, "driver": proc.pid, "rc": proc.returncode}
 
@@ -101,6 +100,7 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
             prev[p] = cpu
             (d_busy if p == driver else w_busy)[b] += delta / bins
     peak_rss = max((sum(rss for _c, rss in s.values()) for _t, s in samples), default=0)
+    peak_one = max((rss for _t, s in samples for _c, rss in s.values()), default=0)  # the largest process
     cpu_end = {}
     for _t, s in samples:
         for p, (cpu, _rss) in s.items():
@@ -122,7 +122,7 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
         busy = sum(d_busy[lo:hi]) + sum(w_busy[lo:hi])
         phases[name] = (span * bins, busy / span if span else 0.0)
     return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
-            "peak_rss": peak_rss, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
+            "peak_rss": peak_rss, "peak_one": peak_one, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
 
 
 def show_timeline(a: dict) -> None:
@@ -134,7 +134,7 @@ def show_timeline(a: dict) -> None:
 def fmt(a: dict) -> str:
     ph = " ".join(f"{k} {s:.1f}s@{b:.2f}" for k, (s, b) in a["phases"].items())
     return (f"wall {a['wall']:.2f} s  CPU {a['cpu']:.2f} s (driver {a['driver_cpu']:.2f})  peak RSS "
-            f"{a['peak_rss'] / 2**20:.0f} MB  processes {a['workers'] + 1}  [{ph}]")
+            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  [{ph}]")
 
 
 def main() -> None:
@@ -158,9 +158,9 @@ def main() -> None:
                 show_timeline(a)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) after")
     for name, rs in results.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "driver_cpu", "peak_rss")}
+        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one")}
         print(f"median {name:4} {args.kind}: wall {med['wall']:.2f} s  CPU {med['cpu']:.2f} s (driver "
-              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB  over {len(rs)} runs")
+              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  over {len(rs)} runs")
 
 
 if __name__ == "__main__":
