@@ -317,6 +317,7 @@ class Ingest:
         # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
         # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
         first = pool and self._given is None
+        chunks = _Chunks(items)
         taken = 0  # chunks taken so far
         while True:
             window = self._window()
@@ -324,12 +325,22 @@ class Ingest:
                 size = min(CHUNK_BYTES, max(1, self.pack_target))
                 # the first chunks of remote jobs are small enough for every worker to get one
                 remote = REMOTE_CHUNK_BYTES if taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
-                chunk = _take(items, min(self.chunk, FIRST_CHUNK) if first else self.chunk,
-                              min(size, FIRST_CHUNK_BYTES) if first else size, remote)
+                # the source's last two chunks are cut even (the workers end together) once tasks run on a pool
+                chunk = chunks.take(min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                                    min(size, FIRST_CHUNK_BYTES) if first else size, remote,
+                                    balance=self._executor is not None and not faults.ACTIVE["kill"])
                 taken += 1
                 if not chunk:
                     exhausted = True
                     break
+                if first and not faults.ACTIVE["kill"] and not any(map(_remote, chunk)):
+                    first = False
+                    try:
+                        exhausted = self._start_with_inline(chunk, chunks, size)
+                    except Cancelled:  # stopped while preparing inline: the chunks are read again by the rerun
+                        return False
+                    taken = len(inflight)
+                    continue
                 if self._task is not None:  # the task applied last is committed before the next one is sent
                     self._commit()
                 if not first and self._executor is None and pool:
@@ -363,6 +374,36 @@ class Ingest:
                 self._apply(chunk, prepared.prepared)
             if self._stop.is_set() and not inflight:
                 return False
+
+    def _start_with_inline(self, first: list, chunks: "_Chunks", size: int) -> bool:
+        """The run's first chunk: when the source holds more, the worker processes are started and the next
+        chunks sent to them *before* the first one is prepared inline, so that their start (an interpreter
+        and its imports each) runs beside the driver's inline work instead of after it (bench/RESULTS.md
+        "Pipeline overlap"); a source of one chunk still starts no pool. Returns True when the source is
+        exhausted. The chunks stay in the source's order in ``_inflight``: the inline one first."""
+        inflight = self._inflight
+        later: list = []
+        exhausted = False
+        nxt = chunks.take(self.chunk, size, REMOTE_CHUNK_BYTES, balance=True)
+        if nxt:
+            self._start_executor()
+            try:
+                later.append((nxt, *self._submit(nxt)))
+                while len(later) + 1 < self._window() and not self._stop.is_set():
+                    nxt = chunks.take(self.chunk, size, REMOTE_CHUNK_BYTES, balance=True)
+                    if not nxt:
+                        exhausted = True
+                        break
+                    later.append((nxt, *self._submit(nxt)))
+                done = self._submit(first, inline=True)
+            finally:
+                inflight.extend(later)  # a stop meanwhile: the run's end kills or drops them (their rows are not applied)
+            close_sessions()  # a connection the inline chunk opened does not stay open beside the workers' own
+            inflight.insert(len(inflight) - len(later), (first, *done))
+        else:
+            exhausted = True
+            inflight.append((first, *self._submit(first)))
+        return exhausted
 
     def _window(self) -> int:
         """How many tasks may be out at once: one more than there are workers to run them (one while a test
@@ -501,14 +542,14 @@ class Ingest:
                     return
                 _drop_unreferenced(storage, pack)
 
-    def _submit(self, chunk: list):
-        """Send a chunk out as one pack task (or run it inline); returns (result or future, the pack id the
-        driver's own pack takes if a streamed mail needs one)."""
+    def _submit(self, chunk: list, inline: bool = False):
+        """Send a chunk out as one pack task (or run it inline: no executor, or ``inline``); returns (result or
+        future, the pack id the driver's own pack takes if a streamed mail needs one)."""
         jobs = [_job(it) for it in chunk if isinstance(it, SourceMail) and _read_by_task(it)]
         medium_id = self.archive.active_medium_id()
         task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
                         Sealing(self.archive.key, self.archive.uuid), self.parse_limit, pack_id=self._new_pack_id())
-        if self._executor is None:
+        if self._executor is None or inline:
             try:
                 return build_pack(task, self._stop.is_set, self.archive.storage(medium_id)), os.urandom(16)
             except ObjectExistsError as exc:
@@ -870,6 +911,74 @@ def _job(item: SourceMail):
     return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
 
 
+class _Chunks:
+    """The source's items cut into chunks (:func:`_take`), one chunk read ahead: when the source ends within
+    the chunk after the one asked for (``balance``), the two are cut into halves of equal bytes instead of a
+    full chunk and a short one, so the last two tasks take about as long and the workers end together
+    (a full task of one worker beside a short one of the other left a core idle for most of a task at the end
+    of every run: bench/RESULTS.md "Pipeline overlap"). The items keep their order; no chunk exceeds what
+    :func:`_take` gives for the same limits."""
+
+    def __init__(self, items: Iterator):
+        self._it = iter(items)
+        self._ahead: list | None = None  # the next chunk, already cut
+        self._ended = False              # the source ended within ``_ahead``
+
+    def take(self, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_BYTES, *, balance: bool = False) -> list:
+        if self._ahead is None:
+            self._ahead, self._ended = _take_ended(self._it, n, max_bytes, max_remote)
+        chunk, self._ahead = self._ahead, None
+        if self._ended:
+            return chunk
+        if not balance:
+            return chunk  # the next call reads on from the source
+        nxt, ended = _take_ended(self._it, n, max_bytes, max_remote)
+        self._ahead, self._ended = nxt, ended
+        if ended and nxt:
+            halves = _halves(chunk, nxt, n)
+            if halves is not None:
+                chunk, self._ahead = halves
+        return chunk
+
+
+def _measures(items: list) -> tuple[int, int, int]:
+    """(bytes, bytes handed over as bytes, bytes of remote jobs) of a chunk, as :func:`_take` counts them."""
+    size = raw = remote = 0
+    for item in items:
+        if isinstance(item, SourceMail):
+            size += item.length
+            raw += item.length if item.raw is not None else 0
+            remote += item.length if getattr(item.job, "batch_key", None) is not None else 0
+    return size, raw, remote
+
+
+def _halves(full: list, short: list, n: int) -> tuple[list, list] | None:
+    """``full + short`` cut where its bytes are halved, or None when either half would be larger (in items or
+    in any of :func:`_measures`) than ``full``, a chunk :func:`_take` gave."""
+    both = full + short
+    total = _measures(both)[0]
+    acc, cut = 0, len(both)
+    for i, item in enumerate(both):
+        acc += item.length if isinstance(item, SourceMail) else 0
+        if 2 * acc >= total:
+            cut = i + 1
+            break
+    cut = min(max(cut, 1), len(both) - 1) if len(both) > 1 else cut
+    first, second = both[:cut], both[cut:]
+    if not first or not second:
+        return None
+    limit = _measures(full)
+    for part in (first, second):
+        if len(part) > max(n, len(full)) or any(m > lim for m, lim in zip(_measures(part), limit)):
+            return None
+    return first, second
+
+
+def _remote(item) -> bool:
+    """Is the item a mail its task fetches from a server itself (a batch job: toolkit/remote_jobs.py)?"""
+    return getattr(getattr(item, "job", None), "batch_key", None) is not None
+
+
 def _take(it: Iterator, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_BYTES) -> list:
     """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
     source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
@@ -885,6 +994,14 @@ def _take(it: Iterator, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_B
         if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote:
             break
     return out
+
+
+def _take_ended(it: Iterator, n: int, max_bytes: int, max_remote: int) -> tuple[list, bool]:
+    """:func:`_take`, and whether the source ended within the chunk (no limit was reached)."""
+    out = _take(it, n, max_bytes, max_remote)
+    size, raw, remote = _measures(out)
+    full = len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote
+    return out, not full
 
 
 def ingest(archive: Archive, importer: Importer, reporter: Reporter | None = None, **kw) -> RunSummary:

@@ -157,6 +157,9 @@ def _storage(medium: MediumAccess, sealing: Sealing) -> Storage:
     return s
 
 
+#: per worker process: did the last two-phase answer keep every record of its task? (see :func:`build_pack`)
+_SPECULATION = [True]
+
 #: ``decide(prepared, records)`` of a two-phase task: given the task's prepared mails and, per distinct
 #: blob id, its sealed record's (length, size, csize), the driver answers which blob ids the pack keeps
 Decide = Callable[[list, dict[str, tuple[int, int, int]]], set[str]]
@@ -176,6 +179,10 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     writer: PackWriter | None = None
     written: set[str] = set()
     held: list[tuple[str, bytes, int, int]] = []  # two phases: (blob id, record, size, csize) until decided
+    # two phases, written ahead: the records go to the pack's temporary file as they are sealed, before the
+    # question, when this worker's last answer kept every record (a new source: the usual case); the answer
+    # then only seals the file. Otherwise (a source imported before) they wait in ``held`` for the answer.
+    speculate = decide is not None and _SPECULATION[0]
     out: list = []
     try:
         with Watchdog.install(cancel) as dog:
@@ -194,7 +201,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                     record, csize = seal_record(key, seal.archive_uuid, bytes.fromhex(p.blob_id), data, check=False)
                     if decide is not None:
                         held.append((p.blob_id, record, len(data), csize))
-                    else:
+                    if decide is None or speculate:
                         if writer is None:
                             writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
                         writer.add_sealed(bytes.fromhex(p.blob_id), record, len(data), csize)
@@ -203,7 +210,13 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 out.append(p)
         if decide is not None:
             keep = decide(out, {b: (len(r), size, csize) for b, r, size, csize in held})
-            for blob, record, size, csize in held:  # in the order sealed: the offsets the driver expects
+            whole = len(keep) == len(held) and all(blob in keep for blob, *_ in held)
+            _SPECULATION[0] = whole
+            if writer is not None and not whole:  # written ahead, but some are duplicates: written again below
+                writer.abort()
+                writer = None
+            # the kept records in the order sealed (the offsets the driver expects), unless all are written already
+            for blob, record, size, csize in held if writer is None else ():
                 if blob in keep:
                     if writer is None:
                         writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)

@@ -1,0 +1,167 @@
+"""Where the cores idle during an import (issue 15): a timeline of busy cores, from outside the process.
+
+Runs ``mailarchive import KIND SOURCE`` into a fresh archive and samples, every 10 ms, the CPU ticks
+(``/proc/<pid>/stat`` utime+stime) of the driver and of every process below it, and their RSS. Prints
+per 100 ms how many cores the driver and the workers kept busy (``D`` driver, ``W`` workers: one
+character per 0.1 core), then the phases: *start* (until the workers have burnt their first 0.1 CPU-s
+of pack work, not counting their interpreter start), *middle*, and *end* (after the last moment both
+workers were busy), each with its wall time and mean busy cores. No instrumentation in the toolkit: the
+same script measures any checkout (``--tree``), so old and new code run alternately in one run.
+
+    .venv/bin/python bench/bench_overlap.py [--kind eml] [--source /work/bench40k/eml] [--pairs 3]
+        [--base /work/wt/pipeline-overlap-base] [--timeline]
+
+With ``--base`` each pair runs the base checkout and this one alternately; the median of wall, CPU-s
+(the whole tree) and peak RSS (the sum over the tree and the largest process, sampled) is printed for each.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PASSWORD = "bench-password-123"
+
+
+def _stat(pid: int) -> tuple[int, float, int] | None:
+    """(parent pid, CPU seconds, RSS bytes) of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE
+
+
+def _tree(root: int) -> dict[int, tuple[float, int]]:
+    """pid -> (CPU seconds, RSS) of ``root`` and every process below it."""
+    stats = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            s = _stat(int(name))
+            if s is not None:
+                stats[int(name)] = s
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            out[pid] = stats[pid][1:]
+            todo += [p for p, s in stats.items() if s[0] == pid]
+    return out
+
+
+def run(tree: Path, kind: str, source: str, extra: list[str]) -> dict:
+    archive = Path(tempfile.mkdtemp(prefix="overlap-")) / "a"
+    env = {**os.environ, "MAILARCHIVE_PASSWORD": PASSWORD, "PYTHONPATH": str(tree)}
+    py = str(REPO / ".venv" / "bin" / "python")
+    subprocess.run([py, "-m", "toolkit", "--archive", str(archive), "--quiet", "init"], env=env, check=True,
+                   stdout=subprocess.DEVNULL, cwd=tree)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([py, "-m", "toolkit", "--archive", str(archive), "--quiet", "--json", "import", kind,
+                             *extra, source], env=env, stdout=subprocess.DEVNULL, cwd=tree)
+    samples = []  # (t, {pid: (cpu, rss)})
+    last: dict[int, tuple[float, int]] = {}
+    while proc.poll() is None:
+        snap = _tree(proc.pid)
+        if snap:
+            last.update(snap)
+            samples.append((time.monotonic() - t0, snap))
+        time.sleep(0.01)
+    wall = time.monotonic() - t0
+    shutil.rmtree(archive.parent, ignore_errors=True)
+    return {"wall": wall, "samples": samples, "driver": proc.pid, "rc": proc.returncode}
+
+
+def analyse(r: dict, bins: float = 0.1) -> dict:
+    samples, driver = r["samples"], r["driver"]
+    pids = sorted({p for _, s in samples for p in s})
+    first_seen = {}
+    for t, s in samples:
+        for p in s:
+            first_seen.setdefault(p, t)
+    workers = [p for p in pids if p != driver]
+    nb = int(r["wall"] / bins) + 1
+    d_busy, w_busy = [0.0] * nb, [0.0] * nb
+    prev: dict[int, float] = {}
+    for t, s in samples:
+        b = min(nb - 1, int(t / bins))
+        for p, (cpu, _rss) in s.items():
+            delta = cpu - prev.get(p, cpu if p != driver else 0.0)  # a worker's first sample: its start is not work
+            prev[p] = cpu
+            (d_busy if p == driver else w_busy)[b] += delta / bins
+    peak_rss = max((sum(rss for _c, rss in s.values()) for _t, s in samples), default=0)
+    peak_one = max((rss for _t, s in samples for _c, rss in s.values()), default=0)  # the largest process
+    cpu_end = {}
+    for _t, s in samples:
+        for p, (cpu, _rss) in s.items():
+            cpu_end[p] = cpu
+    # phases: start = until the workers' CPU (beyond their first sample) reaches 0.1 s; end = after the last
+    # bin where the workers kept more than 1.5 cores busy
+    acc, start_end = 0.0, None
+    for i, w in enumerate(w_busy):
+        acc += w * bins
+        if acc >= 0.1:
+            start_end = i
+            break
+    start_end = start_end or 0
+    full = [i for i, w in enumerate(w_busy) if w > 1.5]
+    end_start = (full[-1] + 1) if full else nb
+    phases = {}
+    for name, lo, hi in (("start", 0, start_end), ("middle", start_end, end_start), ("end", end_start, nb)):
+        span = max(hi - lo, 0)
+        busy = sum(d_busy[lo:hi]) + sum(w_busy[lo:hi])
+        phases[name] = (span * bins, busy / span if span else 0.0)
+    return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
+            "peak_rss": peak_rss, "peak_one": peak_one, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
+
+
+def show_timeline(a: dict) -> None:
+    for i, (d, w) in enumerate(zip(a["d"], a["w"])):
+        bar = "D" * round(d * 10) + "W" * round(w * 10)
+        print(f"  {i / 10:5.1f}s {d + w:4.2f} {bar}")
+
+
+def fmt(a: dict) -> str:
+    ph = " ".join(f"{k} {s:.1f}s@{b:.2f}" for k, (s, b) in a["phases"].items())
+    return (f"wall {a['wall']:.2f} s  CPU {a['cpu']:.2f} s (driver {a['driver_cpu']:.2f})  peak RSS "
+            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  [{ph}]")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kind", default="eml")
+    ap.add_argument("--source", default="/work/bench40k/eml")
+    ap.add_argument("--pairs", type=int, default=1)
+    ap.add_argument("--base", type=Path, help="a checkout of the old code, run alternately with this one")
+    ap.add_argument("--timeline", action="store_true", help="print the busy cores per 100 ms")
+    ap.add_argument("extra", nargs="*", help="more arguments for the import command")
+    args = ap.parse_args()
+    trees = [("new", REPO)] + ([("base", args.base)] if args.base else [])
+    results: dict[str, list[dict]] = {name: [] for name, _ in trees}
+    for i in range(args.pairs):
+        order = trees if i % 2 == 0 else trees[::-1]
+        for name, tree in order:
+            a = analyse(run(tree, args.kind, args.source, args.extra))
+            results[name].append(a)
+            print(f"{name:4} {fmt(a)}", flush=True)
+            if args.timeline:
+                show_timeline(a)
+    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after")
+    for name, rs in results.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one")}
+        print(f"median {name:4} {args.kind}: wall {med['wall']:.2f} s  CPU {med['cpu']:.2f} s (driver "
+              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  over {len(rs)} runs")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
