@@ -234,9 +234,22 @@ def _report_write_failure(exc: OSError) -> None:
         sys.exit(int(ExitCode.OPERATIONAL))
 
 
+def workers_skip_the_main_script() -> None:
+    """Worker processes are spawned, and a spawned process runs the parent's main script again unless its
+    module names a package's ``__main__``: started as the ``mailarchive`` console script, every worker imported
+    the whole CLI (click, rich: some 60 modules, ~30 CPU-ms and their memory) for nothing. ``python -m toolkit``
+    has that name already; the console script's module gets it here (its ``__spec__`` is None)."""
+    import importlib.machinery
+
+    script = sys.modules.get("__main__")
+    if script is not None and getattr(script, "__spec__", None) is None:
+        script.__spec__ = importlib.machinery.ModuleSpec("toolkit.__main__", None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
+    workers_skip_the_main_script()
     from ..process_guard import cap_malloc_arenas, forbid_core_dumps
 
     forbid_core_dumps()  # the key and passphrases never reach a core file (docs/reliability.md G7)
