@@ -95,7 +95,7 @@ DOCUMENTS = {"toolkit/keybackup.py"}  # and verify/evidence.py's VERIFY.txt, ski
 #: quotes the option the caller gave), the standalone evidence verifier, and verify's skip note.
 NOT_YET = {
     ("toolkit/catalog/user_sql.py", "--where"),
-    ("importers/eml.py", "--force-raw"),
+    ("importers/eml_check.py", "--force-raw"),
     ("importers/imap.py", "`import eml`"),
     ("importers/mbox.py", "--variant mboxrd"),
     ("importers/mbox.py", "over the --max-message-size"),
