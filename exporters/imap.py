@@ -354,6 +354,11 @@ def _append(conn: _Connection, name: str, raw: bytes, flags: tuple[str, ...], wh
     return {"uidvalidity": int(m.group(1)), "uid": int(m.group(2))} if m else {"uidvalidity": None, "uid": None}
 
 
+def _leave_folder(c: IMAPClient) -> None:
+    """Leave the folder selected read-only (UNSELECT where offered; CLOSE expunges nothing then)."""
+    c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
+
+
 def _already_there(c: IMAPClient, name: str, message_id: str, size: int, ends_with_line_end: bool = True) -> dict | None:
     """After a dropped link: did the interrupted APPEND arrive? (same Message-ID and size)"""
     if not c.folder_exists(name):
@@ -371,7 +376,7 @@ def _already_there(c: IMAPClient, name: str, message_id: str, size: int, ends_wi
                 return {"uidvalidity": int(info.get(b"UIDVALIDITY", 0)) or None, "uid": uid}
         return None
     finally:
-        c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
+        _leave_folder(c)
 
 
 
@@ -470,4 +475,4 @@ def _fetch_back(c: IMAPClient, name: str, uids: list[int]) -> tuple[int | None, 
                 stored[uid] = (hashlib.sha256(body).hexdigest(), len(body), tail)
         return int(info.get(b"UIDVALIDITY", 0)) or None, stored
     finally:
-        c.unselect_folder() if b"UNSELECT" in c.capabilities() else c.close_folder()
+        _leave_folder(c)

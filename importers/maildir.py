@@ -70,6 +70,7 @@ from toolkit.share_file import ShareAccess, ShareFile
 
 from . import utf7
 from .content import DBOX_UNSUPPORTED
+from .keywords import KEYWORD
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
 )
@@ -115,8 +116,6 @@ def parse_flags(name: str, keywords: dict[str, str] | None = None) -> tuple[str,
     return tuple(sorted(flags))
 
 
-#: a keyword that can stand in the space-separated flag list: an IMAP atom (no blanks, controls, specials)
-_KEYWORD = re.compile(r'[^\x00-\x20\x7f-\U0010ffff()\[\]{%*"\\]{1,200}')
 
 
 def dovecot_keywords(text: bytes) -> dict[str, str]:
@@ -125,7 +124,7 @@ def dovecot_keywords(text: bytes) -> dict[str, str]:
     out = {}
     for line in text.splitlines():
         index, _, keyword = line.decode("utf-8", "replace").strip().partition(" ")
-        if index.isdigit() and int(index) < 26 and _KEYWORD.fullmatch(keyword):
+        if index.isdigit() and int(index) < 26 and KEYWORD.fullmatch(keyword):
             out[chr(ord("a") + int(index))] = keyword
     return out
 

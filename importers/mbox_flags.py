@@ -18,12 +18,11 @@ import re
 from typing import Iterable
 
 from . import gmail_labels
+from .keywords import KEYWORD
 
 _STATUS = {"R": "\\Seen"}
 _X_STATUS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 _MOZILLA = ((0x0001, "\\Seen"), (0x0002, "\\Answered"), (0x0004, "\\Flagged"))
-#: an IMAP keyword: RFC 3501 atom characters without ``\`` (flag-extension)
-_KEYWORD = re.compile(r"[^\x00-\x20\x7f-\xff(){%*\"\\\]]{1,100}")
 _HEX4 = re.compile(r"[0-9A-Fa-f]{1,8}")
 FIELDS = (b"status", b"x-status", b"x-mozilla-status", b"x-mozilla-keys", gmail_labels.FIELD)
 MAX_FIELD = 8192   # a longer value is read up to here
@@ -54,10 +53,10 @@ def read(fields: Iterable[tuple[bytes, bytes]]) -> Found:
             found.flags.update(flag for bit, flag in _MOZILLA if bits & bit)
             found.expunged = found.expunged or bool(bits & 0x0008)
         elif name == b"x-mozilla-keys":
-            found.flags.update(k for k in value.split() if _KEYWORD.fullmatch(k))
+            found.flags.update(k for k in value.split() if KEYWORD.fullmatch(k))
         elif name == gmail_labels.FIELD:
             labels = gmail_labels.read(raw[:MAX_FIELD].decode("utf-8", "replace"))
-            found.flags.update(f for f in labels.flags if f.startswith("\\") or _KEYWORD.fullmatch(f))
+            found.flags.update(f for f in labels.flags if f.startswith("\\") or KEYWORD.fullmatch(f))
             found.folders = tuple(dict.fromkeys(found.folders + labels.folders))
     return found
 
@@ -66,19 +65,17 @@ def header_fields(lines: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
     """(lower-case name, value) of the wanted fields among a header block's ``lines`` (up to the blank line),
     continuation lines joined; the other fields are passed over without being split."""
     out: list[tuple[bytes, bytes]] = []
-    current: list | None = None
+    taking = False
     for line in lines:
         if line in (b"\n", b"\r\n") or not line.strip(b" \t\r\n"):
             break
         if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                current[1] += b" " + line.strip()
+            if taking:
+                out[-1] = (out[-1][0], out[-1][1] + b" " + line.strip())
             continue
-        current = None
         colon = line.find(b":", 0, 40)
-        if colon > 0:
-            name = line[:colon].rstrip(b" \t").lower()
-            if name in FIELDS:
-                current = [name, line[colon + 1:].strip()]
-                out.append(current)  # type: ignore[arg-type]
-    return [(n, v) for n, v in out]
+        name = line[:colon].rstrip(b" \t").lower() if colon > 0 else b""
+        taking = name in FIELDS
+        if taking:
+            out.append((name, line[colon + 1:].strip()))
+    return out
