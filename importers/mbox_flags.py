@@ -70,7 +70,7 @@ def header_fields(lines: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
         if line in (b"\n", b"\r\n") or not line.strip(b" \t\r\n"):
             break
         if line[:1] in (b" ", b"\t"):
-            if taking:
+            if taking and len(out[-1][1]) <= MAX_FIELD:  # read up to MAX_FIELD: no quadratic join of a huge fold
                 out[-1] = (out[-1][0], out[-1][1] + b" " + line.strip())
             continue
         colon = line.find(b":", 0, 40)

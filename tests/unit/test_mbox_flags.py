@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from importers.mbox_flags import header_fields, read
+from importers.mbox_flags import MAX_FIELD, header_fields, read
 
 
 def _found(header: bytes):
@@ -36,3 +36,11 @@ def test_the_body_is_never_read():
 def test_any_header_reads_without_an_exception(data):
     f = _found(data)
     assert all(isinstance(x, str) and x and " " not in x for x in f.flags)
+
+
+def test_a_field_folded_over_a_huge_number_of_lines_is_read_up_to_its_cap():
+    """A ``Status:`` field followed by 300,000 continuation lines: its value was joined line by line without
+    end (quadratic copying, in the driver, where no watchdog runs); it stops growing past MAX_FIELD."""
+    [(name, value)] = header_fields([b"Status: R\n"] + [b" RO\n"] * 300_000 + [b"\n"])
+    assert name == b"status" and MAX_FIELD < len(value) <= MAX_FIELD + 4
+    assert read([(name, value)]).flags == {"\\Seen"}
