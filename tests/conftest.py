@@ -1,6 +1,6 @@
 """Shared pytest configuration.
 
-Service fixtures start throwaway servers (shared/SERVICES.md): Samba here,
+Service fixtures start throwaway servers (docs/test-services.md): Samba here,
 Dovecot and the TSA in tests/fixtures_<name>.py; all through
 ``services.process.served`` (a missing server fails under CI=true).
 """

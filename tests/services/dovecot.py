@@ -3,7 +3,7 @@
 Its whole state (config, TLS certificate, users, mail, logs) lives under one
 work directory; it listens on 127.0.0.1 on free high ports: imap (STARTTLS
 offered), imaps, pop3 (STLS offered) and pop3s. The recipe is in
-shared/SERVICES.md. The master runs in the foreground (``dovecot -F``) and
+docs/test-services.md. The master runs in the foreground (``dovecot -F``) and
 gets SIGTERM when the process that started it dies (PR_SET_PDEATHSIG).
 """
 from __future__ import annotations

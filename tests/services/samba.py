@@ -2,7 +2,7 @@
 
 Its whole state (config, passdb, locks, logs, the share) lives under one
 work directory; it listens on 127.0.0.1 on a free high port. The recipe and
-its pitfalls are in shared/SERVICES.md: never start smbd with
+its pitfalls are in docs/test-services.md: never start smbd with
 ``--no-process-group`` (its SIGTERM handler signals its process group, which
 would then be the test runner), and stop it by PID.
 """
