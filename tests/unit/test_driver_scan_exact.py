@@ -304,3 +304,26 @@ def test_maildir_flags_per_info_suffix_are_the_former_flags(stem, sep, info, let
     name = stem + sep + info + letters
     for _ in range(2):  # the second time from what the first remembered
         assert importer._flag_field(name, folder) == old_flag_field(importer, name, folder)
+
+
+def test_a_directory_swapped_for_a_symlink_after_its_parent_was_listed_is_not_followed(tmp_path, monkeypatch):
+    """N1 during the walk: the former walk listed such a directory by its path, following the link out of the
+    tree; now it is opened without following it, and listed as not readable."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.eml").write_bytes(_MAIL % (1, 1))
+    outside.mkdir()
+    (outside / "secret.eml").write_bytes(_MAIL % (2, 2))
+    real_open, swapped = os.open, []
+
+    def open_after_a_swap(path, flags, *args, **kwargs):
+        if path == os.fsencode(root / "sub") and not swapped:
+            swapped.append(path)
+            os.rename(root / "sub", tmp_path / "moved")
+            os.symlink(outside, root / "sub")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_after_a_swap)
+    entries = walk.walk_local(os.fsencode(root))
+    assert swapped
+    assert [(e.rel, e.skip_reason.split(":")[0]) for e in entries] == [(b"sub", "directory not readable")]
