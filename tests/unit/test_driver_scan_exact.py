@@ -327,3 +327,29 @@ def test_a_directory_swapped_for_a_symlink_after_its_parent_was_listed_is_not_fo
     entries = walk.walk_local(os.fsencode(root))
     assert swapped
     assert [(e.rel, e.skip_reason.split(":")[0]) for e in entries] == [(b"sub", "directory not readable")]
+
+
+def test_import_eml_loads_the_share_importer_only_for_a_zip(tmp_path):
+    """``import eml``'s start-up without ``import share``'s modules (Outlook, mbox, TNEF: about 40 ms of
+    imports): they are loaded when the scan meets a zip, whose members it reads the same way."""
+    import subprocess
+    import sys
+
+    make_odd_tree(tmp_path / "odd")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "a.eml").write_bytes(_MAIL % (1, 1))
+    code = (
+        "import sys\n"
+        "from importers.eml import EmlImporter\n"
+        "from toolkit.reporter import NullReporter\n"
+        "loaded = lambda: sorted(m for m in ('importers.share', 'importers.mbox', 'importers.msg', 'toolkit.share_file',"
+        " 'importers.keywords') if m in sys.modules)\n"
+        "print(len(list(EmlImporter(sys.argv[1]).scan(None, NullReporter()))), loaded())\n"
+        "refs = [i.ref for i in EmlImporter(sys.argv[2]).scan(None, NullReporter())]\n"
+        "print([r for r in refs if '!' in r], loaded())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "plain"), str(tmp_path / "odd")], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "1 []"
+    assert out[1] == ("['md/new/99.5.host!2,T', 'pics/a.ZIP!m1.eml', 'pics/a.ZIP!d/m2.eml', 'pics/a.ZIP!x.bin'] "
+                      "['importers.keywords', 'importers.mbox', 'importers.msg', 'importers.share', 'toolkit.share_file']")
