@@ -58,7 +58,6 @@ from .eml_check import (  # noqa: F401 - importers.eml names them too (the modul
     cut_partial_emlx, cut_wrapper, emlx_frame, envelope_length, mbox_messages, not_mail,
 )
 from .maildir import is_metadata_name as maildir_metadata
-from .share import member_items
 from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
@@ -79,12 +78,24 @@ def set_large_mail(nbytes: int) -> None:
 
 def _folder(rel: bytes) -> str | None:
     head = rel.rpartition(b"/")[0]
-    if rel.lower().endswith(b".emlx") and b".mbox/" in head + b"/":
+    return _folder_of(head, rel[-5:].lower() == b".emlx")
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder_of(head: bytes, emlx: bool) -> str | None:
+    """The folder of a file in directory ``head`` (``emlx``: the file's name ends in .emlx); remembered,
+    since the files of a tree come directory by directory and each would work it out again."""
+    if emlx and b".mbox/" in head + b"/":
         # Apple Mail: V3/<account>/INBOX.mbox/<store>/Data/…/Messages/1.emlx is folder INBOX,
         # Work.mbox/Projects.mbox/… is Work/Projects (the mailboxes, not Mail's storage directories)
         names = [part[:-5] for part in head.split(b"/") if part.lower().endswith(b".mbox") and len(part) > 5]
         return ref_text(b"/".join(names))
     return ref_text(head) if head else None
+
+
+def _hidden(rel: bytes) -> bool:
+    """Does a part of the relative path ``rel`` start with '.'? (a part starts a path or follows a '/')"""
+    return rel[:1] == b"." or b"/." in rel
 
 
 #: Files mail programs keep beside their mail (indexes, settings, UID lists), by lowercase name: never mail.
@@ -276,7 +287,7 @@ class EmlImporter(TreeSource):
         why = sidecar(entry.rel.rpartition(b"/")[2])
         if why is not None:
             return SourceSkip(ref, why, cur)
-        if any(part.startswith(b".") for part in entry.rel.split(b"/")):
+        if _hidden(entry.rel):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
             return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
@@ -302,12 +313,14 @@ class EmlImporter(TreeSource):
         return self._not_mail(ref, raw[:HEAD], entry, cur) or SourceMail(raw=raw, ref=ref, folder=_folder(entry.rel), cursor=cur)
 
     def _zip_named(self, entry: FileEntry) -> bool:
-        return (not entry.skip_reason and entry.size > 0 and entry.rel.lower().endswith(b".zip")
-                and not any(part.startswith(b".") for part in entry.rel.split(b"/")))
+        return (not entry.skip_reason and entry.size > 0 and entry.rel[-4:].lower() == b".zip"
+                and not _hidden(entry.rel))
 
     def _zip(self, entry: FileEntry, opener) -> Iterator[SourceItem]:
         """The mails inside a file named .zip (``importers.zipped``), never extracted to disk; the
         items inside carry no cursor (a resume reads the zip again), the last one the file's."""
+        from .share import member_items  # here: a tree without zips never loads ``import share``'s modules
+
         ref, cur = ref_text(entry.rel), entry_cursor(entry)
         try:
             with opener() as f:

@@ -59,21 +59,24 @@ are seen again by a full rerun and deduplicated.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
-from typing import Callable, Iterator
+import time
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, read_regular_file
-from toolkit.share_file import ShareAccess, ShareFile
 
 from . import utf7
 from .content import DBOX_UNSUPPORTED
-from .keywords import KEYWORD
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
 )
+
+if TYPE_CHECKING:  # a share's classes are loaded where a share is read (a local run never needs them)
+    from toolkit.share_file import ShareAccess
 
 #: Maildir info letters → IMAP flag names.
 STANDARD_FLAGS = {"P": "$Passed", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted", "D": "\\Draft", "F": "\\Flagged"}
@@ -121,6 +124,8 @@ def parse_flags(name: str, keywords: dict[str, str] | None = None) -> tuple[str,
 def dovecot_keywords(text: bytes) -> dict[str, str]:
     """Letter → keyword from a folder's ``dovecot-keywords`` (lines ``<index> <keyword>``, index 0 is
     ``a``); a line that is not of that shape, or a keyword that is not an IMAP atom, is left out."""
+    from .keywords import KEYWORD  # here: most folders have no such file (its pattern takes a while to compile)
+
     out = {}
     for line in text.splitlines():
         index, _, keyword = line.decode("utf-8", "replace").strip().partition(" ")
@@ -156,6 +161,10 @@ def folder_name(folder_dir: bytes) -> str:
     return "/".join(names)
 
 
+#: :func:`folder_name`, remembered (every message of a folder asks for it)
+_folder_name = functools.lru_cache(maxsize=1024)(folder_name)
+
+
 def is_metadata_name(base: bytes) -> bool:
     """Is a file of this name one a Maildir server keeps beside cur/new/tmp (never a message)?"""
     return base in METADATA_NAMES or base.startswith(_METADATA_PREFIXES)
@@ -163,18 +172,27 @@ def is_metadata_name(base: bytes) -> bool:
 
 def classify(rel: bytes) -> tuple[str, bytes | None]:
     """What a path below a Maildir root is: (MESSAGE|TMP|METADATA|STRAY, folder directory or None)."""
-    parts = rel.split(b"/")
-    if any(p.startswith(_METADATA_DIR_PREFIX) for p in parts[:-1]):
-        return METADATA, None  # Courier's courierimapkeywords/ (keyword lists), courierimaphieracl/
-    if len(parts) >= 2:
-        if parts[-2] in MESSAGE_DIRS:
-            return MESSAGE, b"/".join(parts[:-2])
-        if parts[-2] == b"tmp":
-            return TMP, b"/".join(parts[:-2])
-    base = parts[-1]
+    head, slash, base = rel.rpartition(b"/")
+    if slash:
+        kind = _classify_dir(head)  # the same for every file of a directory: worked out once
+        if kind is not None:
+            return kind
     if is_metadata_name(base):
         return METADATA, None
     return STRAY, None
+
+
+@functools.lru_cache(maxsize=1024)
+def _classify_dir(head: bytes) -> tuple[str, bytes | None] | None:
+    """What every file directly inside the directory ``head`` is, or None when it depends on the file's name."""
+    parts = head.split(b"/")
+    if any(p.startswith(_METADATA_DIR_PREFIX) for p in parts):
+        return METADATA, None  # Courier's courierimapkeywords/ (keyword lists), courierimaphieracl/
+    if parts[-1] in MESSAGE_DIRS:
+        return MESSAGE, b"/".join(parts[:-1])
+    if parts[-1] == b"tmp":
+        return TMP, b"/".join(parts[:-1])
+    return None
 
 
 def is_maildir_member(rel: bytes) -> bool:
@@ -183,13 +201,14 @@ def is_maildir_member(rel: bytes) -> bool:
 
 
 def _name_time(name: bytes) -> float | None:
-    m = re.match(rb"(\d{9,11})[._]", name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
+    m = _NAME_TIME(name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
     if not m:
         return None
     ts = float(m.group(1))
-    return ts if _EARLIEST <= ts <= dt.datetime.now(dt.timezone.utc).timestamp() + 86400 else None
+    return ts if _EARLIEST <= ts <= time.time() + 86400 else None
 
 
+_NAME_TIME = re.compile(rb"(\d{9,11})[._]").match
 _EARLIEST = 631152000.0  # 1990-01-01
 
 
@@ -233,7 +252,20 @@ class MaildirImporter(TreeSource):
         super().__init__(location, smb_password)
         self._strays = strays
         self._keywords: dict[bytes, dict[str, str]] = {}   # folder directory → its dovecot-keywords
+        self._flags: dict[tuple[bytes, str], tuple[str, ...]] = {}  # (folder directory, info suffix) → flag field
         self._read_small: Callable[[bytes], bytes] | None = None
+
+    def _flag_field(self, name: str, folder_dir: bytes) -> tuple[str, ...]:
+        """``flag_field(parse_flags(name, <the folder's keywords>))``, worked out once per folder and info suffix
+        (most messages of a folder share a handful of them)."""
+        m = _INFO.search(name)
+        if not m:
+            return ()
+        key = (folder_dir, m.group(1))
+        got = self._flags.get(key)
+        if got is None:
+            got = self._flags[key] = flag_field(parse_flags(name, self._folder_keywords(folder_dir)))
+        return got
 
     def _folder_keywords(self, folder_dir: bytes) -> dict[str, str]:
         """The keyword letters of a folder directory (its ``dovecot-keywords``; none when it has none)."""
@@ -277,8 +309,8 @@ class MaildirImporter(TreeSource):
         if entry.size == 0:
             return SourceSkip(ref, "empty file (0 bytes): not a message", cur)
         when, when_from = internal_date(entry)
-        folder = folder_name(folder_dir or b"")
-        flags = flag_field(parse_flags(_text(name), self._folder_keywords(folder_dir or b"")))
+        folder = _folder_name(folder_dir or b"")
+        flags = self._flag_field(_text(name), folder_dir or b"")
         if local_root is not None:  # the usual case: made whole at once (every message of a tree passes here)
             return SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
                               cursor=cur, size=entry.size, path=local_path(local_root, entry, False),
@@ -286,6 +318,8 @@ class MaildirImporter(TreeSource):
         mail = SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
                           cursor=cur)
         if share is not None:
+            from toolkit.share_file import ShareFile
+
             mail.job, mail.size = ShareFile(share, entry.rel.decode("utf-8"), entry.size, entry.mtime), entry.size
             mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
             return mail
@@ -323,6 +357,8 @@ class MaildirImporter(TreeSource):
             except StorageError as exc:
                 raise SourceError(f"{self.location}: cannot list the Maildir: {exc}") from None
             self._read_small = lambda rel: storage.read(rel.decode("utf-8"))
+            from toolkit.share_file import ShareAccess
+
             yield from self._items(entries, after, None, reporter,
                                    share=ShareAccess.of(self.location, self._smb_password))
         finally:

@@ -8,8 +8,11 @@ turns them into the lossless text stored in the catalog.
 from __future__ import annotations
 
 import base64
+import binascii
+import operator
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -41,7 +44,12 @@ class FileEntry:
 
 
 def walk_local(root: bytes) -> list[FileEntry]:
-    """Every entry below ``root`` (a directory or a single file), sorted by relative path."""
+    """Every entry below ``root`` (a directory or a single file), sorted by relative path.
+
+    Each directory is opened once and its entries are looked at relative to it (``fstatat``), not by
+    their whole path: the kernel walks one name per entry instead of the root's path again (every
+    file of a tree passes here). A directory below the root is opened without following a symlink
+    swapped in for it after its parent was listed."""
     try:
         st = os.lstat(root)
     except (FileNotFoundError, NotADirectoryError):
@@ -53,35 +61,52 @@ def walk_local(root: bytes) -> list[FileEntry]:
     if not stat.S_ISDIR(st.st_mode):
         raise SourceMissingError(f"{os.fsdecode(root)} is neither a file nor a directory")
     out: list[FileEntry] = []
+    add, entry = out.append, FileEntry
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
     stack = [b""]
     while stack:
         rel_dir = stack.pop()
-        full_dir = os.path.join(root, rel_dir) if rel_dir else root
         try:
-            with os.scandir(full_dir) as it:
-                entries = list(it)
+            fd = os.open(os.path.join(root, rel_dir), _SUBDIR) if rel_dir else os.open(root, _ROOT)
         except OSError as exc:
-            out.append(FileEntry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
+            add(entry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
             continue
-        for e in entries:
-            rel = rel_dir + b"/" + e.name if rel_dir else e.name
+        try:
             try:
-                est = e.stat(follow_symlinks=False)
+                with os.scandir(fd) as it:  # its entries' stat() is fstatat(fd, name)
+                    entries = list(it)
             except OSError as exc:
-                out.append(FileEntry(rel, 0, 0.0, f"vanished or unreadable during the scan: {exc.strerror}"))
+                add(entry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
                 continue
-            mode = est.st_mode
-            if stat.S_ISLNK(mode):
-                out.append(FileEntry(rel, 0, est.st_mtime, "symbolic link (never followed)"))
-            elif stat.S_ISDIR(mode):
-                stack.append(rel)
-            elif stat.S_ISREG(mode):
-                out.append(FileEntry(rel, est.st_size, est.st_mtime))
-            else:
-                kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-                out.append(FileEntry(rel, 0, est.st_mtime, f"{kind} (never opened)"))
-    out.sort(key=lambda f: f.rel)
+            prefix = rel_dir + b"/" if rel_dir else b""
+            for e in entries:
+                rel = prefix + e.name.encode(encoding, errors)
+                try:
+                    est = e.stat(follow_symlinks=False)
+                except OSError as exc:
+                    add(entry(rel, 0, 0.0, f"vanished or unreadable during the scan: {exc.strerror}"))
+                    continue
+                mode = est.st_mode
+                kind = mode & _IFMT
+                if kind == _IFREG:
+                    add(entry(rel, est.st_size, est.st_mtime))
+                elif kind == _IFDIR:
+                    stack.append(rel)
+                elif kind == _IFLNK:
+                    add(entry(rel, 0, est.st_mtime, "symbolic link (never followed)"))
+                else:
+                    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+                    add(entry(rel, 0, est.st_mtime, f"{kind} (never opened)"))
+        finally:
+            os.close(fd)
+    out.sort(key=_by_rel)
     return out
+
+
+_IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+_ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_SUBDIR = _ROOT | os.O_NOFOLLOW
+_by_rel = operator.attrgetter("rel")
 
 
 def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
@@ -145,7 +170,9 @@ def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
 
 def entry_cursor(entry: FileEntry) -> dict:
     """The resume cursor after ``entry`` of a sorted walk (path as bytes, losslessly)."""
-    return {"path_b64": base64.b64encode(entry.rel).decode("ascii"), "size": entry.size, "mtime": entry.mtime}
+    # base64.b64encode's result, without its Python wrapper (every entry of a tree passes here)
+    return {"path_b64": binascii.b2a_base64(entry.rel, newline=False).decode("ascii"), "size": entry.size,
+            "mtime": entry.mtime}
 
 
 def cursor_path(cursor: Any) -> bytes | None:
