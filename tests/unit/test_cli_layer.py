@@ -142,3 +142,19 @@ def test_import_mbox_loads_neither_the_other_importers_nor_their_commands():
     assert "toolkit.cli.commands.import_mbox" in loaded and "importers.mbox" in loaded
     assert not loaded & {"importers.eml", "importers.share", "importers.pst", "importers.msg", "importers.maildir",
                          "toolkit.cli.commands.import_maildir", "toolkit.cli.commands.import_outlook"}, loaded
+
+
+def test_import_maildir_loads_neither_the_share_importer_nor_the_mbox_reader():
+    import subprocess
+    import sys
+
+    code = ("import sys, click\n"
+            "from toolkit.cli.main import cli\n"
+            "ctx = click.Context(cli)\n"
+            "cli.get_command(ctx, 'import').get_command(ctx, 'maildir')\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('importers', 'toolkit.cli.commands.')))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    loaded = set(out.split())
+    assert "toolkit.cli.commands.import_maildir" in loaded and "importers.maildir" in loaded
+    assert not loaded & {"importers.share", "importers.mbox", "importers.pst", "importers.msg",
+                         "toolkit.cli.commands.import_share", "toolkit.cli.commands.import_mbox"}, loaded

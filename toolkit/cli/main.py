@@ -57,7 +57,8 @@ COMMAND_MODULES = {
     "init": ["init"],
     "key": ["key"],
     "media": ["media", "media_consolidate", "media_gc"],
-    "import": ["import_eml", "import_mbox", "import_maildir", "import_imap_pop3", "import_outlook", "config"],
+    "import": ["import_eml", "import_mbox", "import_maildir", "import_share", "import_imap_pop3", "import_outlook",
+               "config"],
     "config": ["config"],
     "export": ["export_eml", "export_formats", "verify"],
     "stats": ["stats"],
@@ -86,7 +87,7 @@ COMMAND_MODULES = {
 #: loads every module of COMMAND_MODULES[group]. tests/unit/test_cli_layer.py checks this table.
 SUBCOMMAND_MODULES: dict[str, tuple[str, dict[str, list[str]]]] = {
     "import": ("import_eml", {
-        "eml": ["import_eml"], "mbox": ["import_mbox"], "maildir": ["import_maildir"], "share": ["import_maildir"],
+        "eml": ["import_eml"], "mbox": ["import_mbox"], "maildir": ["import_maildir"], "share": ["import_share"],
         "imap": ["import_imap_pop3"], "pop3": ["import_imap_pop3"], "msg": ["import_outlook"],
         "pst": ["import_outlook"], "source": ["config"],
     }),
