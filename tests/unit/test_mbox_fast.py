@@ -145,9 +145,53 @@ def test_a_block_boundary_inside_a_line_keeps_the_lines_of_a_chunk():
         assert_same_split(data, "auto", block)
 
 
+PLAIN_HEADERS = [b"Subject: x", b"To: a@b", b"From: a@b", b"Received: by x", b" folded", b"\tfolded", b"Status: RO",
+                 b"X-Status: AF", b"X-Mozilla-Status: 0009", b"X-Mozilla-Status: 0005", b"X-Mozilla-Keys: $label1",
+                 b"X-Gmail-Labels: Inbox,Work", b"Subject: \x00 nul", b"X-H :\ty", b">From : quoted header",
+                 b"Content-Type: text/plain"]
+RARE_HEADERS = [b"Content-Length: 3", b"content-LENGTH : 0", b"From : Mon Jan  7 09:15:00 2019", b"Bad header line",
+                b" starts folded"]
+PLAIN_BODY = [b"", b"text", b"text", b">From x", b"> quoted", b">>From y", b"\x00", b"\x0c", b"\x0b", b" \t", b"\r",
+              b"x" * 200, b">From", b">>Fromage", b"a >From b"]
+RARE_BODY = [b"From here on", b"From a@b Mon Jan  7 09:15:00 2019", b"Subject: x"]
+
+
+@st.composite
+def plain_streams(draw) -> bytes:
+    """Mostly the plain messages the compiled scan takes (a header block ended by an empty line, no Content-Length,
+    an empty line before the next From_ line), now and then one of the cases it leaves to the line loop."""
+    eol = st.sampled_from([b"\n", b"\n", b"\n", b"\r\n"])
+    rare = st.integers(0, 9).map(lambda n: n == 0)
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        parts = [draw(st.sampled_from(FROM_LINES[:2] if not draw(rare) else FROM_LINES)) + draw(eol)]
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2, 5]))):
+            pool = RARE_HEADERS if draw(rare) else PLAIN_HEADERS
+            parts.append(draw(st.sampled_from(pool)) + draw(eol))
+        if not draw(rare):
+            parts.append(draw(eol))
+        for _ in range(draw(st.integers(0, 6))):
+            parts.append(draw(st.sampled_from(RARE_BODY if draw(rare) else PLAIN_BODY)) + draw(eol))
+        if not draw(rare):
+            parts.append(draw(eol))
+        out.append(b"".join(parts))
+    data = b"".join(out)
+    if draw(rare):
+        data = data[: draw(st.integers(0, len(data)))]
+    return data
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=plain_streams(), variant=st.sampled_from(["auto", "mboxrd", "mboxo", "mboxcl"]),
+       block=st.sampled_from(BLOCKS), cap=st.sampled_from([None, None, 30, 120]), base=st.sampled_from([0, 0, 5]))
+def test_random_plain_streams_split_as_before(data, variant, block, cap, base):
+    assert_same_split(data, variant, block, cap, base)
+
+
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-@given(data=mbox_streams(), cut=st.integers(0, 10**6))
+@given(data=st.one_of(mbox_streams(), plain_streams()), cut=st.integers(0, 10**6))
 def test_a_read_block_boundary_at_any_byte_splits_as_before(data, cut):
     """Read blocks of every size from 1 to 64 bytes and one block ending at a random byte: a message is split across
     blocks everywhere (the compiled scan takes only what stands whole in a block; the rest goes the line way)."""
@@ -197,6 +241,16 @@ def test_the_compiled_scan_takes_the_plain_messages():
     # all but the last (no From_ line after it) and one for each block boundary
     assert len(msgs) == 400 and len(taken) >= 400 - 1 - (len(data) // 4096 + 1)
     assert_same_split(data, "auto", 4096)
+
+
+@pytest.mark.parametrize("body", [b"\x0b\n", b"\x0c\r\n", b" \t\n\n", b"\x00\n", b"\x1c\n", b"\r\n", b"\n", b""])
+@pytest.mark.parametrize("quote", [b">From\n", b">>Fromage\n", b">From x\n", b"x\n>>From y\n", b""])
+def test_empty_bodies_and_quoted_lines_split_as_before(body, quote):
+    """A message of nothing but whitespace (``bytes.isspace``: \\x0b and \\x0c too) is empty; a ``>From`` line
+    counts as quoted only with its space."""
+    for head in (b"", b"Subject: s\n"):
+        msg = b"From a@b Mon Jan  7 09:15:00 2019\n" + head + b"\n" + body + quote + b"\n"
+        assert_same_split(msg * 3)
 
 
 def test_huge_lines_and_nul_bytes_split_as_before():
