@@ -606,6 +606,21 @@ static Py_ssize_t
 find_lf_from(const unsigned char *s, Py_ssize_t from, Py_ssize_t n)
 {
     const unsigned char *p = s + from, *stop = s + n;
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* 16 positions at a time: an LF at p[i] with an F at p[i + 1] (loads of p[0..15] and p[1..16], both inside
+     * s[from:n]); each such pair is checked whole, the first match is the first "\nFrom" */
+    const __m128i lf = _mm_set1_epi8('\n'), eff = _mm_set1_epi8('F');
+    for (; stop - p >= 17; p += 16) {
+        __m128i here = _mm_loadu_si128((const __m128i *)p), next = _mm_loadu_si128((const __m128i *)(p + 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(here, lf), _mm_cmpeq_epi8(next, eff)));
+        while (mask) {
+            int i = __builtin_ctz(mask);
+            if (stop - (p + i) >= 5 && memcmp(p + i + 2, "rom", 3) == 0)
+                return p + i - s;
+            mask &= mask - 1;
+        }
+    }
+#endif
     while (stop - p >= 5) {
         const unsigned char *lf = memchr(p, '\n', (size_t)(stop - p - 4));
         if (lf == NULL)

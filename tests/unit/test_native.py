@@ -291,6 +291,20 @@ def test_the_mbox_scan_on_the_mbox_corpora_at_every_message():
     assert len(files) > 5 and taken > 100
 
 
+def test_the_from_line_search_at_every_position_and_start():
+    """The search reads 16 positions at a time where it can: a From line (or a near miss: ``\\nFro``, ``\\nF``,
+    ``\\nfrom``) at every position of such a block and at the buffer's end, from every start, is found exactly where
+    ``bytes.find`` finds it."""
+    for piece in (b"\nFrom", b"\nFro", b"\nF", b"\nfrom", b"\n\nFrom", b"F\nFrom"):
+        for at in range(0, 40):
+            for size in (at + len(piece), 40 + len(piece)):
+                buf = bytearray(b"x\nFr" * 20)[:size]
+                buf[at:at + len(piece)] = piece
+                buf = bytes(buf[:size])
+                for start in range(0, len(buf) + 2):
+                    assert native.find_from_line(buf, start) == buf.find(b"\nFrom", start), (piece, at, start)
+
+
 def test_the_mbox_scan_arguments():
     assert native.mbox_scan(bytearray(b"S: x\n\nb\n\nFrom a\n"), 0, True, -1) == [(8, 9, 16, 5, 0, 0, 0)]
     assert native.mbox_scan(b"S: x\n\nb\n\nFrom a\n", -3, 1, -1) == native.mbox_scan(b"S: x\n\nb\n\nFrom a\n", 0, 1, -1)
