@@ -104,8 +104,11 @@ The driver reads a plain local mbox once; per byte it pays one search for the ne
 line that began in the block before). Per message, the header lines that stand whole in the read block are
 taken in one regex match (``_HEADER_RUN``), the items' CRC-32, quoting and emptiness come from one pass and
 the header facts (X-Mozilla-Status, Content-Length) from another, and the usual asctime date of a From_ line
-is read without ``email.utils.parsedate_tz``. None of this changes a split: tests/unit/test_mbox_fast.py
-compares every field with the splitter as it was (tests/unit/mbox_reference.py).
+is read without ``email.utils.parsedate_tz``. With the compiled module (toolkit/_native.c) the plain messages of
+a read block come from one scan (``MboxSplitter._fast``, importers/mbox_scan.py): the loop above then reads only
+the rest (a Content-Length, a From_ line after a text line or before a non-header line, the message across a block
+boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast.py compares every field with
+the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it.
 """
 from __future__ import annotations
 
