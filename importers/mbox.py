@@ -425,8 +425,8 @@ class MboxSplitter:
     def _fast(self, start: tuple[int, bytes]) -> tuple[list[MboxMessage], tuple[int, bytes]]:
         """The plain messages from ``start`` on that stand whole in the read buffer, from one compiled scan
         (importers/mbox_scan.py says what *plain* is: the cases in which ``_message`` reads a header block ended by an
-        empty line, no Content-Length, then a body up to the first line starting with ``From``, which follows an empty
-        line and precedes a header line, an empty line or EOF): each message exactly as ``_message`` makes it, and the
+        empty line, then a body up to the first line starting with ``From``, which follows an empty line and precedes
+        a header line, an empty line or EOF, and where a Content-Length ends): each message exactly as ``_message`` makes it, and the
         From_ line after the last (the read position then after it). The scan takes every such ``From`` line for a
         From_ line; here ``is_from_line`` checks each, and the first that is not one ends the run (that message is
         read by ``_message``). Nothing taken: ``[]`` and ``start``."""
@@ -449,7 +449,7 @@ class MboxSplitter:
             return [], start
         base = lines.offset - pos        # the stream offset of buf[0]
         view = memoryview(buf)
-        keep, rd, variant = self.keep_bytes, self.variant == "mboxrd", self._fixed_variant
+        keep, rd, variant, auto = self.keep_bytes, self.variant == "mboxrd", self._fixed_variant, self.variant == "auto"
         msgs = []
         offset, from_line = start
         quoted_lines = 0
@@ -466,9 +466,9 @@ class MboxSplitter:
                     unquoted = quoted
                     if raw:
                         raw = _QUOTED_M.sub(rb"\1", raw)
-            msg = MboxMessage(offset, from_line, raw, base + nxt, b"\n" if nxt - sep == 1 else b"\r\n", [], variant,
-                              crc, unquoted, empty=bool(empty))
-            if flagged:
+            msg = MboxMessage(offset, from_line, raw, base + nxt, b"\n" if nxt - sep == 1 else b"\r\n", [],
+                              "mboxcl" if flagged & 2 and auto else variant, crc, unquoted, empty=bool(empty))
+            if flagged & 1:
                 items = [(0, h + b"\n") for h in buf[pos:blank_at - 1].split(b"\n")]  # whole lines, LF-split
                 expunged, _, flag_lines = self._header_facts(items, 0, False)
                 if expunged:

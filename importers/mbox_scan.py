@@ -10,7 +10,9 @@ in ``buf``. A message is plain when
 
 * its header block, from ``pos``, is lines that are each whole in ``buf`` and match ``_HEADER`` of
   importers/mbox.py (or start with a space or tab, after the first), ended by an empty line (``\\n`` or ``\\r\\n``);
-  no header line starts with ``content-length`` (any case) or with ``From`` not followed by ``:``;
+  no header line starts with ``From`` not followed by ``:``; when a header line matches ``_CL`` (the first such
+  line counts: ``Content-Length: N``), the body (from the line after the empty line up to the separator) is
+  exactly N bytes (then the message ends where that Content-Length says, the same end);
 * the first line after that empty line that starts with ``From`` (the *next From line*, whole in ``buf``) comes
   right after an empty line (the header's or a later one: the separator) and before a line that matches
   ``_HEADER`` or is empty, or EOF (``eof``: ``buf`` holds the rest of the stream);
@@ -19,8 +21,8 @@ in ``buf``. A message is plain when
 Each tuple: ``(sep, nxt, after, blank_at, quoted, empty, flagged)``: the separator at ``buf[sep:nxt]``, the next
 From line at ``buf[nxt:after]`` (the next message's lines start at ``after``), the header's empty line at
 ``blank_at``; the number of lines of ``buf[pos:sep]`` matching ``^>+From ``; 1 when ``buf[pos:sep]`` is ASCII
-whitespace only (``bytes.isspace`` or empty); 1 when a header line matches ``_FLAG_FIELD`` (the fields of
-importers/mbox_flags.py). Whether the next From line is a From_ line (``is_from_line``) is the caller's check.
+whitespace only (``bytes.isspace`` or empty); ``flagged``: bit 1 when a header line matches ``_FLAG_FIELD`` (the
+fields of importers/mbox_flags.py), bit 2 when one matches ``_CL`` (a Content-Length, consistent as above). Whether the next From line is a From_ line (``is_from_line``) is the caller's check.
 """
 from __future__ import annotations
 
@@ -53,6 +55,21 @@ def _flag_field(line: bytes) -> bool:
     return False
 
 
+def _cl(line: bytes) -> int | None:
+    """The value of a ``Content-Length`` line as ``_CL`` of importers/mbox.py reads it, else None."""
+    low = line.lower()
+    if not low.startswith(b"content-length"):
+        return None
+    rest = low[14:].lstrip(b" \t")
+    if not rest.startswith(b":"):
+        return None
+    rest = rest[1:].lstrip(b" \t")
+    digits = len(rest) - len(rest.lstrip(b"0123456789"))
+    if not 1 <= digits <= 15 or rest[digits:].lstrip(b" \t") not in (b"", b"\n", b"\r\n", b"\r"):
+        return None
+    return int(rest[:digits])
+
+
 def _quoted(text: bytes) -> int:
     count = 0
     for line in text.split(b"\n"):
@@ -67,7 +84,7 @@ def mbox_scan_py(buf: bytes, pos: int, eof: bool, cap: int) -> list[tuple[int, i
     p = max(0, min(pos, n))
     out = []
     while True:
-        q, flagged = p, 0
+        q, flagged, claimed = p, 0, None
         while True:
             lf = buf.find(b"\n", q)
             if lf < 0:
@@ -83,10 +100,12 @@ def mbox_scan_py(buf: bytes, pos: int, eof: bool, cap: int) -> list[tuple[int, i
                     return out
                 if line.startswith(b"From") and line[4:5] != b":":
                     return out
-                if line.lower().startswith(b"content-length"):
-                    return out
+                if not flagged & 2:
+                    claimed = _cl(line)
+                    if claimed is not None:
+                        flagged |= 2
                 if _flag_field(line):
-                    flagged = 1
+                    flagged |= 1
             q = lf + 1
         blank_at = q
         at = buf.find(b"\nFrom", lf)
@@ -115,6 +134,8 @@ def mbox_scan_py(buf: bytes, pos: int, eof: bool, cap: int) -> list[tuple[int, i
             nxt = buf[nx:e2 + 1 if e2 >= 0 else n]
             if nxt not in (b"\n", b"\r\n") and not _header_line(nxt):
                 return out
+        if flagged & 2 and c - seplen - (lf + 1) != claimed:
+            return out
         if cap >= 0 and c - p > cap + 2:
             return out
         sep = c - seplen

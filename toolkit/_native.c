@@ -655,6 +655,40 @@ native_find_from_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 #define MBOX_HAS_FLAGS 1
+#define MBOX_HAS_CL 2
+
+/* Does the line s[i:e] (ending with its LF) match _CL of importers/mbox.py:
+ * content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z, any case? Its value then in *value. */
+static int
+mbox_cl_line(const unsigned char *s, Py_ssize_t i, Py_ssize_t e, long long *value)
+{
+    if (!ci_prefix(s, i, e, "content-length"))
+        return 0;
+    Py_ssize_t j = i + 14;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    if (j >= e || s[j] != ':')
+        return 0;
+    j++;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    long long v = 0;
+    Py_ssize_t d = j;
+    while (j < e && j - d < 16 && s[j] >= '0' && s[j] <= '9')
+        v = v * 10 + (s[j++] - '0');
+    if (j == d || j - d > 15)
+        return 0;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    if (j < e && s[j] == '\r')
+        j++;
+    if (j < e && s[j] == '\n')
+        j++;
+    if (j != e)
+        return 0;
+    *value = v;
+    return 1;
+}
 
 /* mbox_scan(buf, pos, eof, cap): the messages of importers/mbox.py's plain case, one after the
  * other, from buf[pos] (the line after a From_ line) on; see MboxSplitter._fast there for what
@@ -690,6 +724,7 @@ native_mbox_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         /* the header block: fields and continuations, each whole, ended by an empty line */
         Py_ssize_t q = p, lf;
         int flags = 0;
+        long long claimed = 0;            /* the first Content-Length's value (flags & MBOX_HAS_CL) */
         for (;;) {
             const unsigned char *e = q < n ? memchr(s + q, '\n', (size_t)(n - q)) : NULL;
             if (e == NULL)
@@ -706,8 +741,8 @@ native_mbox_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     goto done;            /* the header ends without an empty line */
                 if (len >= 4 && memcmp(s + q, "From", 4) == 0 && (len < 5 || s[q + 4] != ':'))
                     goto done;            /* "From :" may be a From_ line */
-                if (ci_prefix(s, q, lf + 1, "content-length"))
-                    goto done;            /* a Content-Length decides: the Python splitter */
+                if (!(flags & MBOX_HAS_CL) && mbox_cl_line(s, q, lf + 1, &claimed))
+                    flags |= MBOX_HAS_CL;
                 if (mbox_flag_field(s, q, lf + 1))
                     flags |= MBOX_HAS_FLAGS;
             }
@@ -743,6 +778,8 @@ native_mbox_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (!blank && !mbox_header_line(s, nx, end2))
                 goto done;                /* a possible false split */
         }
+        if ((flags & MBOX_HAS_CL) && (long long)(c - seplen - (lf + 1)) != claimed)
+            goto done;                    /* a Content-Length that does not end at the separator */
         if (cap >= 0 && c - p > cap + 2)
             goto done;                    /* over the cap: the Python splitter's oversized path */
         Py_ssize_t sep = c - seplen;

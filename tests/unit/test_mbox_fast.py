@@ -170,8 +170,12 @@ def plain_streams(draw) -> bytes:
             parts.append(draw(st.sampled_from(pool)) + draw(eol))
         if not draw(rare):
             parts.append(draw(eol))
-        for _ in range(draw(st.integers(0, 6))):
-            parts.append(draw(st.sampled_from(RARE_BODY if draw(rare) else PLAIN_BODY)) + draw(eol))
+        body = b"".join(draw(st.sampled_from(RARE_BODY if draw(rare) else PLAIN_BODY)) + draw(eol)
+                        for _ in range(draw(st.integers(0, 6))))
+        if draw(st.integers(0, 3)) == 0:  # a Content-Length, true (mboxcl) or off by one, before the header's end
+            cl = b"Content-Length: %d" % (len(body) + draw(st.sampled_from([0, 0, 0, 1, -1, 2])))
+            parts.insert(len(parts) - 1 if len(parts) > 1 else 1, cl + draw(eol))
+        parts.append(body)
         if not draw(rare):
             parts.append(draw(eol))
         out.append(b"".join(parts))
@@ -251,6 +255,23 @@ def test_empty_bodies_and_quoted_lines_split_as_before(body, quote):
     for head in (b"", b"Subject: s\n"):
         msg = b"From a@b Mon Jan  7 09:15:00 2019\n" + head + b"\n" + body + quote + b"\n"
         assert_same_split(msg * 3)
+
+
+@pytest.mark.parametrize("fields", [
+    [b"Content-Length: %d"], [b"content-LENGTH :\t%d \r"], [b"Content-Length: %d", b"Content-Length: 1"],
+    [b"Content-Length: 1", b"Content-Length: %d"], [b"Content-Length: 0%d"], [b"Content-Length: 00000000000000%d"],
+    [b"Content-Length: 000000000000000%d"], [b"Content-Length: %d x"], [b"Content-Length:%d", b" folded"],
+    [b" Content-Length: %d"], [b"X-Content-Length: %d"], [b"Content-Length: %d", b"Content-Length: %d"]])
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_content_length_fields_split_as_before(fields, eol):
+    """Which Content-Length counts (the first that reads as one: up to 15 digits, blanks around, any case), and a
+    message whose body it measures exactly (mboxcl), one byte off, or not at all."""
+    for body in (b"line one" + eol + b"last" + eol, b"line one" + eol + b"From inside" + eol + b"last" + eol, b""):
+        for delta in (0, 1, -1, len(eol)):
+            head = b"".join((f % (len(body) + delta) if b"%d" in f else f) + eol for f in fields)
+            msg = b"From a@b Mon Jan  7 09:15:00 2019" + eol + b"Subject: s" + eol + head + eol + body + eol
+            assert_same_split(msg * 3)
+            assert_same_split(msg * 3, "mboxcl2")
 
 
 def test_huge_lines_and_nul_bytes_split_as_before():

@@ -234,7 +234,8 @@ from importers import mbox_scan  # noqa: E402
 MBOX_PIECES = st.sampled_from([
     b"From a@b Mon Jan  7 09:15:00 2019\n", b"From ", b"From", b"From:", b"From : x\n", b"\nFrom", b"Subject: x\n",
     b"X-Mozilla-Status: 0009\n", b"status :RO\n", b"X-STATUS\t: A\n", b"x-gmail-labels: a\n", b"X-Mozilla-Keys:",
-    b"Content-Length: 4\n", b"CONTENT-length", b" folded\n", b"\tfolded\n", b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n",
+    b"Content-Length: 4\n", b"CONTENT-length", b"Content-Length: 0\n", b"content-length :\t12 \r\n", b"Content-Length: 1",
+    b"Content-Length: 1234567890123456\n", b"Content-Length: x\n", b" folded\n", b"\tfolded\n", b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n",
     b">From ", b">>From x\n", b">", b">From\n", b"\x00", b"\x0b", b"\x0c", b" ", b"\t", b"text\n", b":", b"a:", b"\xff",
     b"Bad line\n"])
 MBOX_BUFS = st.lists(st.one_of(MBOX_PIECES, _long(b"x", 3000), _long(b"\n", 50)), max_size=80).map(b"".join)
