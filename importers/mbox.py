@@ -130,7 +130,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 from . import mbox_flags
-from .mbox_scan import find_from_line, mbox_scan
+from .mbox_scan import find_from_line, find_from_line_py, mbox_scan
 from .from_line import (  # noqa: F401 - importers.mbox names these too (share, eml, exporters import them from here)
     _BOM, MMDF_UNSUPPORTED, compression_of, from_line_date, is_envelope_line, is_from_line, is_mmdf_separator,
 )
@@ -259,6 +259,8 @@ class _Lines:
         #: the next line when it began in the block before ``buf``: that block's rest joined with the line's
         #: start in ``buf`` (``buf`` itself is the block as read, never copied to prepend a line's start)
         self.head: bytes | None = None
+        #: ``buf.find(b"\nFrom", start)``: compiled when toolkit._native has it (importers/mbox_scan.py)
+        self.find_from_line = find_from_line
 
     def _fill(self) -> int:
         """The index in ``buf`` of the next line end at or after ``pos``, reading blocks as needed;
@@ -323,7 +325,7 @@ class _Lines:
             nl = self.pos - 1
         elif nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
             return self.next()
-        idx = find_from_line(self.buf, nl)
+        idx = self.find_from_line(self.buf, nl)
         if idx >= 0:
             end = idx + 1
         else:
@@ -378,10 +380,13 @@ class MboxSplitter:
         self.size = base           # stream size once exhausted
         self.quoted_lines = 0      # ^>+From lines seen (stored as-is unless mboxrd)
         #: the plain messages in one compiled scan per read block (``_fast``; None: every message by ``_message``,
-        #: the reference): ``native`` None takes it when toolkit._native has it, False never, True insists
+        #: the reference): ``native`` None takes it when toolkit._native has it, False never (nor the compiled
+        #: search of ``_Lines.chunk``: the splitter as it runs without the compiled module), True insists
         if native and mbox_scan is None:
             raise RuntimeError("toolkit._native with mbox_scan is not built")
         self._scan = mbox_scan if native is not False else None
+        if native is False:  # all Python: what runs without the compiled module
+            self._lines.find_from_line = find_from_line_py
         self._fixed_variant = variant if variant != "auto" else "unknown"
 
     def __iter__(self) -> Iterator[MboxMessage]:
