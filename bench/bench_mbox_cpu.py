@@ -3,11 +3,14 @@
 (issue 15: the mbox-specific CPU of the driver). Each run is a fresh archive; the figures are the wall
 seconds and the CPU seconds (user + system) of the import's main process and of its children (the
 workers), each the median over the rounds. Every checkout runs with this venv's interpreter and the
-checkout first on PYTHONPATH. Also, with ``--scan``, the splitter alone (``MboxImporter.scan`` of the
-mbox, no archive), in CPU seconds of its thread.
+checkout first on PYTHONPATH. Also, with ``--scan``, the scan alone (``MboxImporter.scan`` of the
+mbox, no archive) and the splitter alone (``MboxSplitter`` without the bytes, as for a plain local mbox), in CPU
+seconds of its thread; where the splitter has the compiled scan of plain messages (toolkit/_native.c,
+``mbox_scan``), also with it switched off (``native=False``: the line-by-line loop that runs without the
+compiled module).
 
-    .venv/bin/python bench/bench_mbox_cpu.py --trees /work/wt/mbox-cpu-base,/work/wt/mbox-cpu \\
-        --corpus /work/bench40k --rounds 3 [--scan]
+    .venv/bin/python bench/bench_mbox_cpu.py --trees /work/wt/mbox-native-base,/work/wt/mbox-native \\
+        --corpus /work/bench40k --rounds 3 --kinds mbox --scan
 """
 from __future__ import annotations
 
@@ -68,6 +71,22 @@ def _scan(tree: str, mbox: str) -> float:
     return float(out.stdout.split()[0])
 
 
+def _split(tree: str, mbox: str, native: bool | None) -> float | None:
+    """CPU seconds of ``MboxSplitter`` over ``mbox`` without its bytes; None when the tree's splitter has no
+    ``native`` switch and one is asked for."""
+    code = ("import sys, time, inspect; sys.path.insert(0, sys.argv[1]); from importers.mbox import MboxSplitter;"
+            "native = {'None': None, 'True': True, 'False': False}[sys.argv[3]];"
+            "kw = {} if native is None else {'native': native};"
+            "ok = native is None or 'native' in inspect.signature(MboxSplitter).parameters;"
+            "f = open(sys.argv[2], 'rb'); t = time.thread_time();"
+            "n = sum(1 for _ in MboxSplitter(f, keep_bytes=False, **kw)) if ok else -1;"
+            "print(time.thread_time() - t, n)")
+    out = subprocess.run([sys.executable, "-c", code, tree, mbox, str(native)], cwd=tree, check=True,
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=tree))
+    seconds, n = out.stdout.split()
+    return None if int(n) < 0 else float(seconds)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--run-one"]:
         _run_one(sys.argv[2:])
@@ -85,6 +104,7 @@ def main() -> None:
     kinds = args.kinds.split(",")
     runs: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     scans: dict[str, list[float]] = {}
+    splits: dict[tuple[str, bool | None], list[float | None]] = {}
     loads = []
     with tempfile.TemporaryDirectory(prefix="bench-mbox-cpu-") as tmp:
         for r in range(args.rounds):
@@ -98,6 +118,8 @@ def main() -> None:
                           f"children {got[2]:.2f} CPU-s (load {loads[-1]:.1f})", file=sys.stderr)
                 if args.scan:
                     scans.setdefault(tree, []).append(_scan(tree, sources["mbox"]))
+                    for native in (None, False):
+                        splits.setdefault((tree, native), []).append(_split(tree, sources["mbox"], native))
     print(f"\nmedians of {args.rounds} alternating rounds; load average {min(loads):.1f}-{max(loads):.1f}\n")
     print("| tree | import | wall s | main CPU-s | children CPU-s | total CPU-s | mbox / eml (total CPU, wall) |")
     print("|---|---|---:|---:|---:|---:|---|")
@@ -112,9 +134,14 @@ def main() -> None:
             print(f"| {Path(tree).name} | {kind} | {wall:.2f} | {main_cpu:.2f} | {children:.2f} | "
                   f"{main_cpu + children:.2f} | {ratio} |")
     if scans:
-        print("\n| tree | splitter alone (MboxImporter.scan), CPU-s, median |\n|---|---:|")
+        print("\n| tree | scan alone (MboxImporter.scan), CPU-s | splitter alone, CPU-s | splitter, line loop only "
+              "(native=False), CPU-s |\n|---|---:|---:|---:|")
         for tree in trees:
-            print(f"| {Path(tree).name} | {statistics.median(scans[tree]):.2f} |")
+            loop = splits[(tree, False)]
+            loop_s = f"{statistics.median(loop):.2f}" if None not in loop else "-"
+            print(f"| {Path(tree).name} | {statistics.median(scans[tree]):.2f} | "
+                  f"{statistics.median(splits[(tree, None)]):.2f} | {loop_s} |")
+        print("(medians of the rounds)")
 
 
 if __name__ == "__main__":

@@ -104,8 +104,11 @@ The driver reads a plain local mbox once; per byte it pays one search for the ne
 line that began in the block before). Per message, the header lines that stand whole in the read block are
 taken in one regex match (``_HEADER_RUN``), the items' CRC-32, quoting and emptiness come from one pass and
 the header facts (X-Mozilla-Status, Content-Length) from another, and the usual asctime date of a From_ line
-is read without ``email.utils.parsedate_tz``. None of this changes a split: tests/unit/test_mbox_fast.py
-compares every field with the splitter as it was (tests/unit/mbox_reference.py).
+is read without ``email.utils.parsedate_tz``. With the compiled module (toolkit/_native.c) the plain messages of
+a read block come from one scan (``MboxSplitter._fast``, importers/mbox_scan.py): the loop above then reads only
+the rest (a Content-Length, a From_ line after a text line or before a non-header line, the message across a block
+boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast.py compares every field with
+the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it.
 """
 from __future__ import annotations
 
@@ -127,6 +130,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 from . import mbox_flags
+from .mbox_scan import find_from_line, find_from_line_py, mbox_scan
 from .from_line import (  # noqa: F401 - importers.mbox names these too (share, eml, exporters import them from here)
     _BOM, MMDF_UNSUPPORTED, compression_of, from_line_date, is_envelope_line, is_from_line, is_mmdf_separator,
 )
@@ -255,6 +259,8 @@ class _Lines:
         #: the next line when it began in the block before ``buf``: that block's rest joined with the line's
         #: start in ``buf`` (``buf`` itself is the block as read, never copied to prepend a line's start)
         self.head: bytes | None = None
+        #: ``buf.find(b"\nFrom", start)``: compiled when toolkit._native has it (importers/mbox_scan.py)
+        self.find_from_line = find_from_line
 
     def _fill(self) -> int:
         """The index in ``buf`` of the next line end at or after ``pos``, reading blocks as needed;
@@ -319,7 +325,7 @@ class _Lines:
             nl = self.pos - 1
         elif nl < 0 or self.buf.startswith(b"From", self.pos) or (self.limit is not None and nl - self.pos >= self.limit):
             return self.next()
-        idx = self.buf.find(b"\nFrom", nl)
+        idx = self.find_from_line(self.buf, nl)
         if idx >= 0:
             end = idx + 1
         else:
@@ -356,7 +362,7 @@ class MboxSplitter:
     """
 
     def __init__(self, f: BinaryIO, variant: str = "auto", base: int = 0, block: int = BLOCK,
-                 max_message: int | None = None, keep_bytes: bool = True):
+                 max_message: int | None = None, keep_bytes: bool = True, native: bool | None = None):
         if variant not in VARIANTS:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
@@ -373,6 +379,15 @@ class MboxSplitter:
         self.prefix_mmdf = False   # the stream opens with an MMDF separator (four Ctrl-A bytes): not an mbox
         self.size = base           # stream size once exhausted
         self.quoted_lines = 0      # ^>+From lines seen (stored as-is unless mboxrd)
+        #: the plain messages in one compiled scan per read block (``_fast``; None: every message by ``_message``,
+        #: the reference): ``native`` None takes it when toolkit._native has it, False never (nor the compiled
+        #: search of ``_Lines.chunk``: the splitter as it runs without the compiled module), True insists
+        if native and mbox_scan is None:
+            raise RuntimeError("toolkit._native with mbox_scan is not built")
+        self._scan = mbox_scan if native is not False else None
+        if native is False:  # all Python: what runs without the compiled module
+            self._lines.find_from_line = find_from_line_py
+        self._fixed_variant = variant if variant != "auto" else "unknown"
 
     def __iter__(self) -> Iterator[MboxMessage]:
         lines = self._lines
@@ -394,7 +409,14 @@ class MboxSplitter:
         pending: MboxMessage | None = None
         start: tuple[int, bytes] | None = first
         start_flags: list[str] = []
+        fast = self._scan is not None
         while start is not None:
+            if fast and not start_flags:
+                msgs, start = self._fast(start)
+                for msg in msgs:
+                    if pending is not None:
+                        yield pending
+                    pending = msg
             msg, start, start_flags_next = self._message(start, start_flags)
             if POSSIBLE_FALSE_SPLIT in start_flags_next and POSSIBLE_FALSE_SPLIT not in msg.flags:
                 msg.flags.append(POSSIBLE_FALSE_SPLIT)
@@ -404,6 +426,66 @@ class MboxSplitter:
         if pending is not None:
             self.size = pending.end_offset
             yield pending
+
+    def _fast(self, start: tuple[int, bytes]) -> tuple[list[MboxMessage], tuple[int, bytes]]:
+        """The plain messages from ``start`` on that stand whole in the read buffer, from one compiled scan
+        (importers/mbox_scan.py says what *plain* is: the cases in which ``_message`` reads a header block ended by an
+        empty line, then a body up to the first line starting with ``From``, which follows an empty line and precedes
+        a header line, an empty line or EOF, and where a Content-Length ends): each message exactly as ``_message`` makes it, and the
+        From_ line after the last (the read position then after it). The scan takes every such ``From`` line for a
+        From_ line; here ``is_from_line`` checks each, and the first that is not one ends the run (that message is
+        read by ``_message``). Nothing taken: ``[]`` and ``start``."""
+        lines = self._lines
+        if lines.head is not None:
+            return [], start
+        buf, pos = lines.buf, lines.pos
+        if lines.back:  # the line peeked after the From_ line: read again from the buffer where it stands
+            if len(lines.back) > 1:
+                return [], start
+            off, text = lines.back[0]
+            if (off + len(text) != lines.offset or pos < len(text) or text.find(b"\n") != len(text) - 1
+                    or not buf.startswith(text, pos - len(text))):
+                return [], start
+            lines.back.clear()
+            pos -= len(text)
+            lines.pos, lines.offset = pos, off
+        found = self._scan(buf, pos, lines.eof, -1 if self.max_message is None else self.max_message)
+        if not found:
+            return [], start
+        base = lines.offset - pos        # the stream offset of buf[0]
+        view = memoryview(buf)
+        keep, rd, variant, auto = self.keep_bytes, self.variant == "mboxrd", self._fixed_variant, self.variant == "auto"
+        msgs = []
+        offset, from_line = start
+        quoted_lines = 0
+        for sep, nxt, after, blank_at, quoted, empty, flagged in found:
+            line = buf[nxt:after]
+            if not is_from_line(line):
+                break
+            crc = crc32(view[pos:nxt], crc32(from_line))
+            raw = buf[pos:sep] if keep else b""
+            unquoted = 0
+            if quoted:
+                quoted_lines += quoted
+                if rd:
+                    unquoted = quoted
+                    if raw:
+                        raw = _QUOTED_M.sub(rb"\1", raw)
+            msg = MboxMessage(offset, from_line, raw, base + nxt, b"\n" if nxt - sep == 1 else b"\r\n", [],
+                              "mboxcl" if flagged & 2 and auto else variant, crc, unquoted, empty=bool(empty))
+            if flagged & 1:
+                items = [(0, h + b"\n") for h in buf[pos:blank_at - 1].split(b"\n")]  # whole lines, LF-split
+                expunged, _, flag_lines = self._header_facts(items, 0, False)
+                if expunged:
+                    msg.flags.append(MOZILLA_EXPUNGED)
+                if flag_lines:
+                    got = mbox_flags.read(mbox_flags.header_fields(flag_lines))
+                    msg.mail_flags, msg.label_folders = tuple(sorted(got.flags)), got.folders
+            msgs.append(msg)
+            offset, from_line, pos = base + nxt, line, after
+        self.quoted_lines += quoted_lines
+        lines.pos, lines.offset = pos, base + pos
+        return msgs, (offset, from_line)
 
     def _starts_message(self, line: bytes, at_start: bool = False) -> bool:
         """The first From_ line of a stream (after a prefix): a From_ line followed by a header or a blank line.

@@ -514,6 +514,290 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ mbox messages */
+
+/* Does the line s[i:e] (e: one past its last byte) start like _HEADER of importers/mbox.py:
+ * [\x21-\x39\x3b-\x7e]+[ \t]*: ? */
+static int
+mbox_header_line(const unsigned char *s, Py_ssize_t i, Py_ssize_t e)
+{
+    Py_ssize_t j = i;
+    while (j < e && IS_NAME(s[j]))
+        j++;
+    if (j == i)
+        return 0;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    return j < e && s[j] == ':';
+}
+
+/* Does s[i:e] start with the lower-case ASCII `name`, in any case? */
+static int
+ci_prefix(const unsigned char *s, Py_ssize_t i, Py_ssize_t e, const char *name)
+{
+    Py_ssize_t len = (Py_ssize_t)strlen(name);
+    if (e - i < len)
+        return 0;
+    for (Py_ssize_t k = 0; k < len; k++)
+        if (lower(s[i + k]) != (unsigned char)name[k])
+            return 0;
+    return 1;
+}
+
+/* the fields importers/mbox_flags.py reads (_FLAG_FIELD of importers/mbox.py) */
+static const char *const MBOX_FLAG_FIELDS[] = {
+    "status", "x-status", "x-mozilla-status", "x-mozilla-keys", "x-gmail-labels",
+};
+
+/* Does the line s[i:e] match _FLAG_FIELD: one of those names, any case, then [ \t]*: ? */
+static int
+mbox_flag_field(const unsigned char *s, Py_ssize_t i, Py_ssize_t e)
+{
+    for (size_t k = 0; k < sizeof(MBOX_FLAG_FIELDS) / sizeof(MBOX_FLAG_FIELDS[0]); k++) {
+        if (!ci_prefix(s, i, e, MBOX_FLAG_FIELDS[k]))
+            continue;
+        Py_ssize_t j = i + (Py_ssize_t)strlen(MBOX_FLAG_FIELDS[k]);
+        while (j < e && IS_BLANK(s[j]))
+            j++;
+        if (j < e && s[j] == ':')
+            return 1;
+    }
+    return 0;
+}
+
+/* How many lines of s[a:b] (whole lines, a at a line start) match ^>+From  */
+static Py_ssize_t
+mbox_quoted(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
+{
+    Py_ssize_t count = 0;
+    const unsigned char *p = s + a, *stop = s + b;
+    while (p < stop) {
+        const unsigned char *gt = memchr(p, '>', (size_t)(stop - p));
+        if (gt == NULL)
+            break;
+        if (gt != s + a && gt[-1] != '\n') {   /* not at a line start: on to the next '>' */
+            p = gt + 1;
+            continue;
+        }
+        const unsigned char *q = gt;
+        while (q < stop && *q == '>')
+            q++;
+        if (stop - q >= 5 && memcmp(q, "From ", 5) == 0)
+            count++;
+        p = q;
+    }
+    return count;
+}
+
+/* Is s[a:b] empty or ASCII whitespace only (bytes.isspace)? */
+static int
+mbox_blank_only(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
+{
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = s[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\x0b' && c != '\x0c')
+            return 0;
+    }
+    return 1;
+}
+
+/* the first "\nFrom" in s[from:n], as the index of its LF, or -1 */
+static Py_ssize_t
+find_lf_from(const unsigned char *s, Py_ssize_t from, Py_ssize_t n)
+{
+    const unsigned char *p = s + from, *stop = s + n;
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* 16 positions at a time: an LF at p[i] with an F at p[i + 1] (loads of p[0..15] and p[1..16], both inside
+     * s[from:n]); each such pair is checked whole, the first match is the first "\nFrom" */
+    const __m128i lf = _mm_set1_epi8('\n'), eff = _mm_set1_epi8('F');
+    for (; stop - p >= 17; p += 16) {
+        __m128i here = _mm_loadu_si128((const __m128i *)p), next = _mm_loadu_si128((const __m128i *)(p + 1));
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(here, lf), _mm_cmpeq_epi8(next, eff)));
+        while (mask) {
+            int i = __builtin_ctz(mask);
+            if (stop - (p + i) >= 5 && memcmp(p + i + 2, "rom", 3) == 0)
+                return p + i - s;
+            mask &= mask - 1;
+        }
+    }
+#endif
+    while (stop - p >= 5) {
+        const unsigned char *lf = memchr(p, '\n', (size_t)(stop - p - 4));
+        if (lf == NULL)
+            return -1;
+        if (memcmp(lf + 1, "From", 4) == 0)
+            return lf - s;
+        p = lf + 1;
+    }
+    return -1;
+}
+
+/* find_from_line(buf, start): buf.find(b"\nFrom", start) for 0 <= start (a start past the end finds nothing);
+ * a memchr per line, several times faster than bytes.find on text with many short lines */
+static PyObject *
+native_find_from_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "find_from_line() takes 2 arguments (buf, start)");
+        return NULL;
+    }
+    Py_buffer view;
+    Py_ssize_t start;
+    if (get_buffer(args[0], &view) < 0)
+        return NULL;
+    if (get_offset(args[1], view.len, &start) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Py_ssize_t at = find_lf_from(view.buf, start, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(at);
+}
+
+#define MBOX_HAS_FLAGS 1
+#define MBOX_HAS_CL 2
+
+/* Does the line s[i:e] (ending with its LF) match _CL of importers/mbox.py:
+ * content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z, any case? Its value then in *value. */
+static int
+mbox_cl_line(const unsigned char *s, Py_ssize_t i, Py_ssize_t e, long long *value)
+{
+    if (!ci_prefix(s, i, e, "content-length"))
+        return 0;
+    Py_ssize_t j = i + 14;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    if (j >= e || s[j] != ':')
+        return 0;
+    j++;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    long long v = 0;
+    Py_ssize_t d = j;
+    while (j < e && j - d < 16 && s[j] >= '0' && s[j] <= '9')
+        v = v * 10 + (s[j++] - '0');
+    if (j == d || j - d > 15)
+        return 0;
+    while (j < e && IS_BLANK(s[j]))
+        j++;
+    if (j < e && s[j] == '\r')
+        j++;
+    if (j < e && s[j] == '\n')
+        j++;
+    if (j != e)
+        return 0;
+    *value = v;
+    return 1;
+}
+
+/* mbox_scan(buf, pos, eof, cap): the messages of importers/mbox.py's plain case, one after the
+ * other, from buf[pos] (the line after a From_ line) on; see MboxSplitter._fast there for what
+ * "plain" is and what each tuple holds. It stops (returns what it has) at the first message that
+ * is not plain or not whole in buf; every index it reads lies in buf[pos:len]. */
+static PyObject *
+native_mbox_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "mbox_scan() takes 4 arguments (buf, pos, eof, cap)");
+        return NULL;
+    }
+    Py_buffer view;
+    if (get_buffer(args[0], &view) < 0)
+        return NULL;
+    Py_ssize_t p;
+    if (get_offset(args[1], view.len, &p) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int eof = PyObject_IsTrue(args[2]);
+    Py_ssize_t cap = PyNumber_AsSsize_t(args[3], PyExc_OverflowError);
+    if (eof < 0 || (cap == -1 && PyErr_Occurred())) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const unsigned char *s = view.buf;
+    const Py_ssize_t n = view.len;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto done;
+    for (;;) {
+        /* the header block: fields and continuations, each whole, ended by an empty line */
+        Py_ssize_t q = p, lf;
+        int flags = 0;
+        long long claimed = 0;            /* the first Content-Length's value (flags & MBOX_HAS_CL) */
+        for (;;) {
+            const unsigned char *e = q < n ? memchr(s + q, '\n', (size_t)(n - q)) : NULL;
+            if (e == NULL)
+                goto done;
+            lf = e - s;
+            Py_ssize_t len = lf + 1 - q;
+            if (len == 1 || (len == 2 && s[q] == '\r'))
+                break;
+            if (IS_BLANK(s[q])) {
+                if (q == p)
+                    goto done;            /* a continuation first: not a header block */
+            } else {
+                if (!mbox_header_line(s, q, lf + 1))
+                    goto done;            /* the header ends without an empty line */
+                if (len >= 4 && memcmp(s + q, "From", 4) == 0 && (len < 5 || s[q + 4] != ':'))
+                    goto done;            /* "From :" may be a From_ line */
+                if (!(flags & MBOX_HAS_CL) && mbox_cl_line(s, q, lf + 1, &claimed))
+                    flags |= MBOX_HAS_CL;
+                if (mbox_flag_field(s, q, lf + 1))
+                    flags |= MBOX_HAS_FLAGS;
+            }
+            q = lf + 1;
+        }
+        Py_ssize_t blank_at = q;          /* the empty line; lf is its LF */
+        /* the next line starting with "From": after an empty line (the separator), a line after it */
+        Py_ssize_t at = find_lf_from(s, lf, n);
+        if (at < 0)
+            goto done;
+        Py_ssize_t c = at + 1, seplen;    /* c: the From line */
+        if (at == lf)
+            seplen = lf + 1 - blank_at;   /* right after the header's empty line */
+        else if (s[at - 1] == '\n')       /* at - 1 >= lf */
+            seplen = 1;
+        else if (at - 2 >= lf && s[at - 1] == '\r' && s[at - 2] == '\n')
+            seplen = 2;
+        else
+            goto done;                    /* after a text line: the Python splitter decides */
+        const unsigned char *e1 = memchr(s + c, '\n', (size_t)(n - c));
+        if (e1 == NULL)
+            goto done;
+        Py_ssize_t nx = e1 - s + 1;       /* the line after the From line */
+        if (nx == n) {
+            if (!eof)
+                goto done;
+        } else {
+            const unsigned char *e2 = memchr(s + nx, '\n', (size_t)(n - nx));
+            if (e2 == NULL && !eof)
+                goto done;
+            Py_ssize_t end2 = e2 != NULL ? e2 - s + 1 : n, len2 = end2 - nx;
+            int blank = (len2 == 1 && s[nx] == '\n') || (len2 == 2 && s[nx] == '\r' && s[nx + 1] == '\n');
+            if (!blank && !mbox_header_line(s, nx, end2))
+                goto done;                /* a possible false split */
+        }
+        if ((flags & MBOX_HAS_CL) && (long long)(c - seplen - (lf + 1)) != claimed)
+            goto done;                    /* a Content-Length that does not end at the separator */
+        if (cap >= 0 && c - p > cap + 2)
+            goto done;                    /* over the cap: the Python splitter's oversized path */
+        Py_ssize_t sep = c - seplen;
+        PyObject *rec = Py_BuildValue("(nnnnnii)", sep, c, nx, blank_at, mbox_quoted(s, p, sep),
+                                      mbox_blank_only(s, p, sep), flags);
+        if (rec == NULL || PyList_Append(out, rec) < 0) {
+            Py_XDECREF(rec);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(rec);
+        p = nx;
+    }
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef native_methods[] = {
     {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
      "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
@@ -527,6 +811,10 @@ static PyMethodDef native_methods[] = {
      "wanted_fields(block): toolkit.headers._wanted_fields_py(block)."},
     {"fast_addresses", (PyCFunction)native_fast_addresses, METH_O,
      "fast_addresses(value): toolkit.headers._fast_addresses_py(value) for an ASCII str."},
+    {"mbox_scan", (PyCFunction)(void (*)(void))native_mbox_scan, METH_FASTCALL,
+     "mbox_scan(buf, pos, eof, cap): importers.mbox._mbox_scan_py(buf, pos, eof, cap)."},
+    {"find_from_line", (PyCFunction)(void (*)(void))native_find_from_line, METH_FASTCALL,
+     "find_from_line(buf, start): buf.find(b'\\nFrom', start) for start >= 0."},
     {NULL, NULL, 0, NULL},
 };
 

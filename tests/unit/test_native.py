@@ -225,3 +225,92 @@ def test_fast_addresses_reads_ascii_text_only():
     with pytest.raises(TypeError):
         native.fast_addresses(b"a@b")
     assert native.fast_addresses("A  \t B <X@Y>, c@d") == [("A B", "x@y"), ("", "c@d")]
+
+
+# -- the mbox scan (importers/mbox_scan.py) -------------------------------------------------------------------------
+
+from importers import mbox_scan  # noqa: E402
+
+MBOX_PIECES = st.sampled_from([
+    b"From a@b Mon Jan  7 09:15:00 2019\n", b"From ", b"From", b"From:", b"From : x\n", b"\nFrom", b"Subject: x\n",
+    b"X-Mozilla-Status: 0009\n", b"status :RO\n", b"X-STATUS\t: A\n", b"x-gmail-labels: a\n", b"X-Mozilla-Keys:",
+    b"Content-Length: 4\n", b"CONTENT-length", b"Content-Length: 0\n", b"content-length :\t12 \r\n", b"Content-Length: 1",
+    b"Content-Length: 1234567890123456\n", b"Content-Length: x\n", b" folded\n", b"\tfolded\n", b"\n", b"\r\n", b"\r", b"\n\n", b"\r\n\r\n",
+    b">From ", b">>From x\n", b">", b">From\n", b"\x00", b"\x0b", b"\x0c", b" ", b"\t", b"text\n", b":", b"a:", b"\xff",
+    b"Bad line\n"])
+MBOX_BUFS = st.lists(st.one_of(MBOX_PIECES, _long(b"x", 3000), _long(b"\n", 50)), max_size=80).map(b"".join)
+
+
+def check_mbox_scan(buf: bytes, pos: int) -> list:
+    for eof in (False, True):
+        for cap in (-1, 0, 40, 1 << 40):
+            want = mbox_scan.mbox_scan_py(buf, pos, eof, cap)
+            assert native.mbox_scan(buf, pos, eof, cap) == want, (pos, eof, cap)
+    for start in range(0, len(buf) + 2, max(1, len(buf) // 50)):
+        assert native.find_from_line(buf, start) == buf.find(b"\nFrom", start)
+    return mbox_scan.mbox_scan_py(buf, pos, True, -1)
+
+
+def test_the_mbox_scan_is_what_the_splitter_runs():
+    assert mbox_scan.mbox_scan is native.mbox_scan and mbox_scan.NATIVE_SCAN
+    assert mbox_scan.find_from_line is native.find_from_line
+
+
+@settings(max_examples=800, deadline=None)
+@given(MBOX_BUFS, st.integers(0, 1 << 20))
+def test_the_mbox_scan_equals_its_reference_on_mbox_pieces(buf, pos):
+    check_mbox_scan(buf, pos % (len(buf) + 1))
+    check_mbox_scan(buf, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=800), st.integers(0, 900))
+def test_the_mbox_scan_equals_its_reference_on_random_bytes(buf, pos):
+    check_mbox_scan(buf, pos)
+    check_mbox_scan(b"Subject: x\n\n" + buf, 0)
+
+
+def test_the_mbox_scan_on_the_mbox_corpora_at_every_message():
+    """Every mbox of the corpora (decompressed), from each From_ line on: the scan finds what its reference finds,
+    and takes a good share of the messages (the reference's plain case is the common one)."""
+    from importers.mbox import open_decompressed
+
+    roots = [REPO / "sample_data" / "mbox", corpora_dir() / "b-mbox-maildir"]
+    files = sorted(p for root in roots for p in root.rglob("*") if p.is_file() and not p.name.endswith(".lz"))
+    taken = 0
+    for path in files:
+        with open(path, "rb") as f:
+            data = open_decompressed(f).read()
+        starts, i = [0], data.find(b"\nFrom ")
+        while i >= 0 and len(starts) < 300:
+            starts.append(i + 1)
+            i = data.find(b"\nFrom ", i + 1)
+        for at in starts:
+            after = data.find(b"\n", at) + 1
+            if after:
+                taken += len(check_mbox_scan(data, after)) > 0
+    assert len(files) > 5 and taken > 100
+
+
+def test_the_from_line_search_at_every_position_and_start():
+    """The search reads 16 positions at a time where it can: a From line (or a near miss: ``\\nFro``, ``\\nF``,
+    ``\\nfrom``) at every position of such a block and at the buffer's end, from every start, is found exactly where
+    ``bytes.find`` finds it."""
+    for piece in (b"\nFrom", b"\nFro", b"\nF", b"\nfrom", b"\n\nFrom", b"F\nFrom"):
+        for at in range(0, 40):
+            for size in (at + len(piece), 40 + len(piece)):
+                buf = bytearray(b"x\nFr" * 20)[:size]
+                buf[at:at + len(piece)] = piece
+                buf = bytes(buf[:size])
+                for start in range(0, len(buf) + 2):
+                    assert native.find_from_line(buf, start) == buf.find(b"\nFrom", start), (piece, at, start)
+
+
+def test_the_mbox_scan_arguments():
+    assert native.mbox_scan(bytearray(b"S: x\n\nb\n\nFrom a\n"), 0, True, -1) == [(8, 9, 16, 5, 0, 0, 0)]
+    assert native.mbox_scan(b"S: x\n\nb\n\nFrom a\n", -3, 1, -1) == native.mbox_scan(b"S: x\n\nb\n\nFrom a\n", 0, 1, -1)
+    assert native.mbox_scan(b"S: x\n", 10**9, True, -1) == []
+    with pytest.raises(TypeError):
+        native.mbox_scan("text", 0, True, -1)
+    with pytest.raises(TypeError):
+        native.mbox_scan(b"x", 0, True)
