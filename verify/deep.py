@@ -47,7 +47,7 @@ import multiprocessing
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
@@ -195,12 +195,15 @@ def check_pack(archive, task: dict) -> dict:
 def _check_pack_once(archive, task: dict) -> dict:
     """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
 
-    ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (catalog rows of its messages).
+    ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (the catalog's entries of its
+    messages in offset order, tuples as :data:`_ENTRY_COLUMNS`). ``f04`` in the result: (msg_id, :func:`f04_key`
+    of the mail) of every record that authenticated, in offset order, which the parent compares with the catalog
+    (:func:`_add_f04`).
     """
     pack, medium, name = task["pack_id"], task["medium_id"], task["name"]
-    rows = sorted(_rows(task["rows"]), key=lambda r: r["offset"])
+    rows = task["rows"]
     out: dict[str, Any] = {"pack": pack, "medium": medium, "records": len(rows), "ok": 0, "bytes_read": 0,
-                           "problems": [], "stopped": False, "auth_failed": []}
+                           "problems": [], "stopped": False, "auth_failed": [], "f04": []}
     problems = out["problems"]
     where = {"pack": pack, "medium": medium}
 
@@ -223,10 +226,11 @@ def _check_pack_once(archive, task: dict) -> dict:
         problem("F01", f"pack {name} is {size} bytes, the catalog records {task['bytes']}"
                 + (" (truncated)" if size < task["bytes"] else ""), name=name)
     reader = PackReader(storage, name, archive.key, archive.uuid)
-    by_offset = {r["offset"]: r for r in rows}
-    entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
+    by_offset = {r[_OFFSET]: r for r in rows}
+    entries = [IndexEntry(bytes.fromhex(blob), offset, length, size_, csize)
+               for _m, blob, offset, length, size_, csize, _b in rows]
     _check_footer(reader, entries, by_offset, name, problem)
-    _check_records(reader, entries, by_offset, size, name, out, problem, task["rows"])
+    _check_records(reader, entries, by_offset, size, name, out, problem)
     if not out["stopped"]:
         got = reader.file_blake3
         if got is None:
@@ -248,8 +252,8 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
     cat = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in entries}
     for blob, off, _l, _s, _c in sorted(cat - footer, key=lambda x: x[1]):
         r = by_offset[off]
-        problem("F01", f"message {r['msg_id']} (offset {off}) is not in the footer index of pack {name}",
-                msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
+        problem("F01", f"message {r[_MSG_ID]} (offset {off}) is not in the footer index of pack {name}",
+                msg_id=r[_MSG_ID], blob_id=blob, batch=r[_BATCH])
     extra = sorted(footer - cat, key=lambda x: x[1])
     if extra:
         problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
@@ -257,13 +261,11 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
 
 
 def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int, name: str, out: dict,
-                   problem, table=None) -> None:
-    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8).
-
-    F04: the key of the mail's header fields (:func:`f04_key`) against the row's (:data:`_F04_KEY`); where
-    they differ, the full row (from ``table``, the task's rows) is compared field by field and each field
-    that differs is named."""
+                   problem) -> None:
+    """F02–F03 in one sequential read of the records, and F04's key of every mail that authenticates
+    (``out["f04"]``, compared by the parent); stops a pack that never authenticates (F8)."""
     problems = out["problems"]
+    keys = out["f04"]
     buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
 
     def on_data(entry: IndexEntry, chunk: bytes) -> None:
@@ -278,23 +280,19 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
     try:
         for entry, exc in it:
             r = by_offset[entry.offset]
-            objs = {"msg_id": r["msg_id"], "blob_id": r["blob_id"], "batch": r.get("batch_id")}
             out["bytes_read"] += entry.length
             if exc is None:
                 out["ok"] += 1
                 consecutive = 0
                 data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
                 buf["chunks"] = []
-                meta = header_fields(data)
-                diffs = [] if r.get("f04") == f04_key(meta) else _compare(_full_row(table, r), meta)
-                if diffs:
-                    batch = f" (stamp batch {r['batch_id']})" if r.get("batch_id") else ""
-                    problem("F04", f"message {r['msg_id']}{batch}: catalog row differs from the mail: " + "; ".join(diffs), **objs)
+                keys.append((r[_MSG_ID], f04_key(header_fields(data))))
                 continue
             buf["chunks"] = []
+            objs = {"msg_id": r[_MSG_ID], "blob_id": r[_BLOB_ID], "batch": r[_BATCH]}
             text = str(exc)
             if isinstance(exc, RecordCorruptError) and "bound to another blob id" in text:
-                problem("F03", f"message {r['msg_id']}: {text}", **objs, record=exc.record)
+                problem("F03", f"message {r[_MSG_ID]}: {text}", **objs, record=exc.record)
                 continue
             if isinstance(exc, RecordAuthError):
                 if exc.bound_to is not None:
@@ -304,10 +302,10 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
                 if cut_off:
                     text += f" [pack is {size} bytes: truncated]"
                 elif exc.bound_to is None:
-                    out["auth_failed"].append({"msg_id": r["msg_id"], "offset": entry.offset, "length": entry.length,
+                    out["auth_failed"].append({"msg_id": r[_MSG_ID], "offset": entry.offset, "length": entry.length,
                                                "csize": entry.csize, "index": len(problems)})
                 consecutive = 0 if cut_off else consecutive + 1
-            problem("F02", f"message {r['msg_id']}: {text}", **objs, record=getattr(exc, "record", None))
+            problem("F02", f"message {r[_MSG_ID]}: {text}", **objs, record=getattr(exc, "record", None))
             if consecutive >= AUTH_FAIL_LIMIT and out["ok"] == 0:
                 out["stopped"] = True
                 left = len(entries) - sum(1 for p in problems if p[0] in ("F02", "F03")) - out["ok"]
@@ -353,12 +351,13 @@ _TASK_ROWS = """
 """
 
 
-def _task_rows_sql(pack: bool = False) -> str:
-    """The query of the tasks' rows: of every message, or (``pack``) of one pack's, its id the one parameter."""
-    if not pack:
-        return _TASK_ROWS.format(rc_where="", m_where="")
-    return _TASK_ROWS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE pack_id = $1)",
-                             m_where=" WHERE m.pack_id = $1")
+def _task_rows_sql(where: str = "") -> str:
+    """The query of the catalog rows with every compared field and the F04 key: of every message, or of those
+    ``where`` (a condition on ``m``) selects."""
+    if where:
+        return _TASK_ROWS.format(rc_where=f" AND msg_id IN (SELECT msg_id FROM messages m WHERE {where})",
+                                 m_where=f" WHERE {where}")
+    return _TASK_ROWS.format(rc_where="", m_where="")
 
 
 def _arrow(result):
@@ -367,55 +366,132 @@ def _arrow(result):
     return table.read_all() if hasattr(table, "read_all") else table
 
 
-def _pack_sizes(con) -> list[dict]:
-    return [{"bytes": b} for (b,) in con.execute("SELECT bytes FROM packs").fetchall()]
-
-
 _PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name"
 
+#: what a task carries of each of its pack's messages, one tuple each: all a worker needs to read and name them
+_ENTRY_COLUMNS = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
+_MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 0, 1, 2, 6
+_ENTRIES = """SELECT m.pack_id, m.msg_id, m.blob_id, m."offset", m.length, m.size, m.csize, m.batch_id FROM messages m
+              ORDER BY m.pack_id, m."offset", m.msg_id"""
 
-def _tasks(con, pack: str | None = None) -> list[dict]:
-    """One task per pack (only ``pack``'s, when given); its ``rows`` are the catalog rows of its messages, an
-    Arrow table in offset order.
 
-    One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
-    processes as column buffers and become Python values there (:func:`_rows`), in parallel.
+def _tasks(con) -> list[dict]:
+    """One task per pack; its ``rows`` are the catalog's entries of its messages (:data:`_ENTRY_COLUMNS`), in
+    offset order.
+
+    One short query without the compared fields: the tasks are ready to hand out at once, and small to send.
+    The compared fields are read as one key per message (:func:`_catalog_keys`) while the workers read the
+    packs, in the same session, and compared in this process (:func:`_add_f04`).
     """
-    import pyarrow as pa
-
-    packs = [p for p in con.execute(_PACKS).fetchall() if pack is None or p[0] == pack]
-    table = _arrow(con.execute(_task_rows_sql(True), [pack]) if pack is not None else con.execute(_task_rows_sql()))
-    by_pack: dict[str, Any] = {}
-    ids = table.column("pack_id").to_pylist()
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            # take(), not slice(): a slice pickles the whole table's buffers, the task would carry every row
-            by_pack[ids[start]] = table.take(pa.array(range(start, i), pa.int64()))
-            start = i
-    empty = table.slice(0, 0).take(pa.array([], pa.int64()))
+    packs = con.execute(_PACKS).fetchall()
+    by_pack: dict[str, list] = {}
+    for pack_id, *entry in con.execute(_ENTRIES).fetchall():
+        rows = by_pack.get(pack_id)
+        if rows is None:
+            rows = by_pack[pack_id] = []
+        rows.append(tuple(entry))
     return [
-        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, empty)}
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
         for p, med, name, nbytes, sha in packs
     ]
 
 
-#: the columns of a task's rows that every record needs (the compared fields only where the F04 keys differ)
-_LIGHT = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id", "f04")
+_KEYS = """
+    WITH rc AS (
+        SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
+        FROM recipients WHERE kind IN ('to', 'cc'){rc_where} GROUP BY msg_id
+    )
+    SELECT m.msg_id, """ + _F04_KEY + """ AS f04 FROM messages m LEFT JOIN rc USING (msg_id){m_where}
+"""
 
 
-def _rows(rows) -> list[dict]:
-    """A task's rows as dicts: from the Arrow table of :func:`_tasks` only the :data:`_LIGHT` columns, each row
-    with its index ``i`` in the table (:func:`_full_row`); a list of dicts as it is."""
-    if not hasattr(rows, "column"):
-        return list(rows)
-    cols = [rows.column(c).to_pylist() for c in _LIGHT]
-    return [dict(zip(_LIGHT, vals), i=i) for i, vals in enumerate(zip(*cols))]
+def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
+    """msg_id -> the catalog's F04 key (:data:`_F04_KEY`) of every message, or of those in ``packs``."""
+    if packs is None:
+        sql, params = _KEYS.format(rc_where="", m_where=""), []
+    else:
+        sql = _KEYS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE list_contains($1, pack_id))",
+                           m_where=" WHERE list_contains($1, m.pack_id)")
+        params = [packs]
+    table = _arrow(con.execute(sql, params))
+    return dict(zip(table.column("msg_id").to_pylist(), table.column("f04").to_pylist()))
 
 
-def _full_row(table, row: dict) -> dict:
-    """Every column of ``row`` (one from :func:`_rows`)."""
-    return table.slice(row["i"], 1).to_pylist()[0] if "i" in row and hasattr(table, "slice") else row
+def _fields_of_key(key: str):
+    """The header fields a mail's :func:`f04_key` was built from (the recipient lists sorted, without repeats:
+    as :func:`_compare` reads them), for naming the fields of a row that differs."""
+    raw = key.encode("utf-8", "surrogatepass")
+    pos = 0
+
+    def text() -> str | None:
+        nonlocal pos
+        if raw[pos:pos + 1] == b"N":
+            pos += 1
+            return None
+        colon = raw.index(b":", pos)
+        n = int(raw[pos + 1:colon])
+        pos = colon + 1 + n
+        return raw[colon + 1:pos].decode("utf-8", "surrogatepass")
+
+    def addresses(stop: int) -> list[str]:
+        nonlocal pos
+        out = []
+        while pos < stop and raw[pos:pos + 1] != b"|":
+            colon = raw.index(b":", pos)
+            n = int(raw[pos:colon])
+            out.append(raw[colon + 1:colon + 1 + n].decode("utf-8", "surrogatepass"))
+            pos = colon + 1 + n
+        return out
+
+    message_id, from_addr, subject = text(), text(), text()
+    bar = raw.index(b"|", pos)
+    when = raw[pos:bar]
+    pos = bar + 1
+    sent_date = None if when == b"N" else _EPOCH + int(when[1:]) * _MICROSECOND
+    to = addresses(len(raw))
+    pos += 1
+    cc = addresses(len(raw))
+    return _MailFields(message_id, from_addr, subject, sent_date, to, cc)
+
+
+class _MailFields(NamedTuple):
+    message_id: str | None
+    from_addr: str | None
+    subject: str | None
+    sent_date: dt.datetime | None
+    to: list[str]
+    cc: list[str]
+
+
+def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, dict]) -> None:
+    """F04: each mail's key (from the workers) against its row's (``keys``); a row that differs is compared
+    field by field (:func:`_compare`, the full row read now) and each field that differs is named.
+
+    Added to the pack's problems in offset order, as the worker found them. A pack whose first read failed and
+    whose second read was clean (B8) but has rows that differ reports those rows and no warning: its second read
+    had problems, as a pack with any finding does."""
+    differ = [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
+    if not differ:
+        return
+    ids = sorted({mid for _res, mid, _key in differ})
+    table = _arrow(con.execute(_task_rows_sql(where="list_contains($1, m.msg_id)"), [ids]))
+    full = {row["msg_id"]: row for row in table.to_pylist()}
+    entries: dict[str, dict] = {}
+    for res, mid, key in differ:
+        row = full.get(mid)
+        if row is None:  # not in this snapshot (never: the keys come from the session the tasks came from)
+            continue
+        diffs = _compare(row, _fields_of_key(key))
+        if not diffs:
+            continue
+        if res["pack"] not in entries:
+            entries[res["pack"]] = {r[_MSG_ID]: r for r in tasks[res["pack"]]["rows"]}
+        entry = entries[res["pack"]][mid]
+        batch = f" (stamp batch {entry[_BATCH]})" if entry[_BATCH] else ""
+        res["problems"].append(("F04", f"message {mid}{batch}: catalog row differs from the mail: " + "; ".join(diffs),
+                                {"pack": res["pack"], "medium": res["medium"], "msg_id": mid, "blob_id": entry[_BLOB_ID],
+                                 "batch": entry[_BATCH]}))
+        res.pop("warnings", None)
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
@@ -504,7 +580,7 @@ def _pool_context():
     """forkserver: the workers are forked from a clean server process that has the modules loaded
     (fast start), never from this process with its catalog connection and threads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive", "pyarrow"])  # pyarrow: each task's rows are Arrow
+    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive"])
     return ctx
 
 
@@ -531,9 +607,7 @@ class EarlyWorkers:
         self.workers = workers or min(os.cpu_count() or 1, 8)
         self.pool: cf.ProcessPoolExecutor | None = None
         if self.workers > 1:
-            import pyarrow  # noqa: F401  (the workers' modules, loaded once here: the rows come as Arrow)
-
-            import toolkit.archive  # noqa: F401
+            import toolkit.archive  # noqa: F401  (the workers' modules, loaded once here)
 
             self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
                                                initializer=_init_worker,
@@ -549,22 +623,10 @@ class EarlyWorkers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _submit_largest(con, pool, workers: int) -> dict:
-    """One task for each of the ``workers`` largest packs, submitted to ``pool`` (:class:`EarlyWorkers`', already
-    running) as soon as its rows are read (a query of its own), so the workers start while this process reads
-    the other packs' rows. Returns the futures with their tasks."""
-    packs = sorted(con.execute(_PACKS).fetchall(), key=lambda p: -p[3])[:workers]
-    first = {}
-    for p in packs:
-        for t in _tasks(con, p[0]):
-            first[pool.submit(_task_in_worker, t)] = t
-    return first
-
-
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
-               pool=None, first=None) -> list[dict]:
+               pool=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, first)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool)
 
 
 def _pool(archive, workers: int, pool=None):
@@ -584,10 +646,9 @@ def _failed(task: dict, exc: BaseException) -> dict:
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None, pool=None, first=None) -> list[dict]:
+                 alongside=None, pool=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
-    or first when the packs are checked here. ``first``: futures already submitted to ``pool``, with their tasks
-    (:func:`_submit_largest`), not submitted again."""
+    or first when the packs are checked here."""
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -615,17 +676,15 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 break
     else:
         with _pool(archive, workers, pool) as pool:
-            futures: dict = dict(first or {})
+            futures: dict = {}
             submitted: list[BaseException] = []
-            ahead = {id(t) for t in futures.values()}
 
             def submit() -> None:
                 # the first submit waits for the fork server to finish loading the modules and fork a worker:
                 # the quick checks run meanwhile
                 try:
                     for t in tasks:
-                        if id(t) not in ahead:
-                            futures[pool.submit(_task_in_worker, t)] = t
+                        futures[pool.submit(_task_in_worker, t)] = t
                 except BaseException as exc:  # handed to the main thread
                     submitted.append(exc)
 
@@ -687,33 +746,41 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         workers = early.workers
     elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    first: dict = {}  # futures of the largest packs, submitted before the other packs' rows are read
-    with check_session(archive.catalog) as con:
-        if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
-            if pool is None:
-                _start_pool_server()
-            else:
-                first = _submit_largest(con, pool, workers)
-        done = {t["pack_id"] for t in first.values()}
-        tasks = list(first.values()) + [t for t in _tasks(con) if t["pack_id"] not in done]
     state_path = archive.home_files.verify_state_path
-    all_packs = {t["pack_id"] for t in tasks}
-    if subset is not None:
-        chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
-        report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
-                                  "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
-        tasks = chosen
-    workers = max(1, min(workers, len(tasks)))
-    reporter.start("verify packs", len(tasks), "packs")
-    try:
-        # the largest packs first, so that no worker is left with a big one at the end
-        order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
-        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool, first)
-    finally:
-        reporter.finish("verify packs")
+    keys: dict[int, str] = {}
+    with contextlib.ExitStack() as session:
+        con = session.enter_context(check_session(archive.catalog))
+        tasks = _tasks(con)
+        all_packs = {t["pack_id"] for t in tasks}
+        if subset is not None:
+            chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
+            report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
+                                      "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
+            tasks = chosen
+        workers = max(1, min(workers, len(tasks)))
+        pooled = _use_pool(tasks, workers, pool_min_bytes)
+        if pooled and pool is None:
+            _start_pool_server()
+
+        def first() -> None:
+            """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
+            (then the session ends), and the quick checks."""
+            keys.update(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
+            session.close()
+            if alongside is not None:
+                alongside()
+
+        reporter.start("verify packs", len(tasks), "packs")
+        try:
+            # the largest packs first, so that no worker is left with a big one at the end
+            order = sorted(tasks, key=lambda t: -t["bytes"]) if pooled else tasks
+            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool)
+        finally:
+            reporter.finish("verify packs")
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     by_pack = {t["pack_id"]: t for t in tasks}
     with check_session(archive.catalog) as con:
+        _add_f04(con, results, keys, by_pack)
         for res in results:
             if res.get("auth_failed") and res["pack"] in by_pack:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
