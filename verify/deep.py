@@ -47,15 +47,15 @@ import multiprocessing
 import os
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
-from toolkit.headers import header_fields
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
+from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
 from .report import Report
 
 FULL_CHECKS = [
@@ -120,30 +120,6 @@ def _aware(t):
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def _text_key(value: str | None) -> str:
-    """One field in the F04 key: ``N`` for NULL, else ``S<UTF-8 bytes>:<value>`` (the length keeps the fields
-    apart whatever they hold)."""
-    if value is None:
-        return "N"
-    return f"S{len(value.encode('utf-8', 'surrogatepass'))}:{value}"
-
-
-def _list_key(values) -> str:
-    return "".join(f"{len(v.encode('utf-8', 'surrogatepass'))}:{v}" for v in sorted(set(values)))
-
-
-def f04_key(meta) -> str:
-    """The compared header fields of a mail (:func:`toolkit.headers.header_fields`) as one string, built as
-    :data:`_F04_KEY` builds it from a catalog row: equal keys, equal fields (docs/verification.md, F04)."""
-    when = "N" if meta.sent_date is None else f"T{(meta.sent_date - _EPOCH) // _MICROSECOND}"
-    return (_text_key(meta.message_id) + _text_key(meta.from_addr) + _text_key(meta.subject) + when
-            + "|" + _list_key(meta.to) + "|" + _list_key(meta.cc))
 
 
 def _compare(row: dict, meta) -> list[str]:
@@ -286,7 +262,7 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
                 consecutive = 0
                 data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
                 buf["chunks"] = []
-                keys.append((r[_MSG_ID], f04_key(header_fields(data))))
+                keys.append((r[_MSG_ID], mail_key(data)))
                 continue
             buf["chunks"] = []
             objs = {"msg_id": r[_MSG_ID], "blob_id": r[_BLOB_ID], "batch": r[_BATCH]}
@@ -417,52 +393,6 @@ def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
     return dict(zip(table.column("msg_id").to_pylist(), table.column("f04").to_pylist()))
 
 
-def _fields_of_key(key: str):
-    """The header fields a mail's :func:`f04_key` was built from (the recipient lists sorted, without repeats:
-    as :func:`_compare` reads them), for naming the fields of a row that differs."""
-    raw = key.encode("utf-8", "surrogatepass")
-    pos = 0
-
-    def text() -> str | None:
-        nonlocal pos
-        if raw[pos:pos + 1] == b"N":
-            pos += 1
-            return None
-        colon = raw.index(b":", pos)
-        n = int(raw[pos + 1:colon])
-        pos = colon + 1 + n
-        return raw[colon + 1:pos].decode("utf-8", "surrogatepass")
-
-    def addresses(stop: int) -> list[str]:
-        nonlocal pos
-        out = []
-        while pos < stop and raw[pos:pos + 1] != b"|":
-            colon = raw.index(b":", pos)
-            n = int(raw[pos:colon])
-            out.append(raw[colon + 1:colon + 1 + n].decode("utf-8", "surrogatepass"))
-            pos = colon + 1 + n
-        return out
-
-    message_id, from_addr, subject = text(), text(), text()
-    bar = raw.index(b"|", pos)
-    when = raw[pos:bar]
-    pos = bar + 1
-    sent_date = None if when == b"N" else _EPOCH + int(when[1:]) * _MICROSECOND
-    to = addresses(len(raw))
-    pos += 1
-    cc = addresses(len(raw))
-    return _MailFields(message_id, from_addr, subject, sent_date, to, cc)
-
-
-class _MailFields(NamedTuple):
-    message_id: str | None
-    from_addr: str | None
-    subject: str | None
-    sent_date: dt.datetime | None
-    to: list[str]
-    cc: list[str]
-
-
 def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, dict]) -> None:
     """F04: each mail's key (from the workers) against its row's (``keys``); a row that differs is compared
     field by field (:func:`_compare`, the full row read now) and each field that differs is named.
@@ -481,7 +411,7 @@ def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, di
         row = full.get(mid)
         if row is None:  # not in this snapshot (never: the keys come from the session the tasks came from)
             continue
-        diffs = _compare(row, _fields_of_key(key))
+        diffs = _compare(row, fields_of_key(key))
         if not diffs:
             continue
         if res["pack"] not in entries:
