@@ -43,9 +43,11 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import itertools
 import multiprocessing
 import os
 import threading
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +206,7 @@ def _check_pack_once(archive, task: dict) -> dict:
     reader = PackReader(storage, name, archive.key, archive.uuid)
     by_offset = {r[_OFFSET]: r for r in rows}
     entries = [IndexEntry(bytes.fromhex(blob), offset, length, size_, csize)
-               for _m, blob, offset, length, size_, csize, _b in rows]
+               for _p, _m, blob, offset, length, size_, csize, _b in rows]
     _check_footer(reader, entries, by_offset, name, problem)
     _check_records(reader, entries, by_offset, size, name, out, problem)
     if not out["stopped"]:
@@ -345,8 +347,8 @@ def _arrow(result):
 _PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name"
 
 #: what a task carries of each of its pack's messages, one tuple each: all a worker needs to read and name them
-_ENTRY_COLUMNS = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
-_MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 0, 1, 2, 6
+_ENTRY_COLUMNS = ("pack_id", "msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
+_MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 1, 2, 3, 7
 _ENTRIES = """SELECT m.pack_id, m.msg_id, m.blob_id, m."offset", m.length, m.size, m.csize, m.batch_id FROM messages m
               ORDER BY m.pack_id, m."offset", m.msg_id"""
 
@@ -360,12 +362,7 @@ def _tasks(con) -> list[dict]:
     packs, in the same session, and compared in this process (:func:`_add_f04`).
     """
     packs = con.execute(_PACKS).fetchall()
-    by_pack: dict[str, list] = {}
-    for pack_id, *entry in con.execute(_ENTRIES).fetchall():
-        rows = by_pack.get(pack_id)
-        if rows is None:
-            rows = by_pack[pack_id] = []
-        rows.append(tuple(entry))
+    by_pack = {p: list(rows) for p, rows in itertools.groupby(con.execute(_ENTRIES).fetchall(), key=itemgetter(0))}
     return [
         {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
         for p, med, name, nbytes, sha in packs
@@ -385,10 +382,11 @@ def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
     """msg_id -> the catalog's F04 key (:data:`_F04_KEY`) of every message, or of those in ``packs``."""
     if packs is None:
         sql, params = _KEYS.format(rc_where="", m_where=""), []
-    else:
-        sql = _KEYS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE list_contains($1, pack_id))",
-                           m_where=" WHERE list_contains($1, m.pack_id)")
-        params = [packs]
+    else:  # the ids as one text parameter: DuckDB converts a list parameter element by element, slowly
+        packs_in = "pack_id IN (SELECT unnest(string_split($1, ',')))"
+        sql = _KEYS.format(rc_where=f" AND msg_id IN (SELECT msg_id FROM messages WHERE {packs_in})",
+                           m_where=f" WHERE m.{packs_in}")
+        params = [",".join(packs)]
     table = _arrow(con.execute(sql, params))
     return dict(zip(table.column("msg_id").to_pylist(), table.column("f04").to_pylist()))
 
@@ -404,7 +402,8 @@ def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, di
     if not differ:
         return
     ids = sorted({mid for _res, mid, _key in differ})
-    table = _arrow(con.execute(_task_rows_sql(where="list_contains($1, m.msg_id)"), [ids]))
+    table = _arrow(con.execute(_task_rows_sql(where="m.msg_id IN (SELECT unnest(string_split($1, ','))::BIGINT)"),
+                               [",".join(map(str, ids))]))
     full = {row["msg_id"]: row for row in table.to_pylist()}
     entries: dict[str, dict] = {}
     for res, mid, key in differ:
