@@ -2,15 +2,17 @@
 
 Per pack, one task (fanned out over a ProcessPoolExecutor) opens the pack
 with :class:`toolkit.pack.PackReader` and makes one sequential pass
-(``verify_all`` with the catalog's entries): the file's SHA-256, every record
+(``verify_all`` with the catalog's entries): the file's BLAKE3, every record
 authenticated and decompressed within its authenticated size, its SHA-256
-equal to its blob id, and the header fields the catalog holds re-derived
-from the mail (:func:`toolkit.headers.scan`) and compared with the row. So an
-edited catalog row is found whether or not a stamp covers it.
+equal to its blob id, and the key of the header fields the catalog holds
+re-derived from the mail (:func:`verify.mailkey.mail_key`), which the parent
+compares with the row's. So an edited catalog row is found whether or not a
+stamp covers it.
 
-The catalog rows come from one query into Arrow; each task carries its pack's
-rows. While the workers read, the parent runs the quick checks (``run_full``'s
-``alongside``, from :func:`verify.checks.verify_archive`).
+Each task carries its pack's entries (one short query, plain tuples). In the same
+catalog session, while the workers start, the parent reads every row's F04 key;
+then it runs the quick checks (``run_full``'s ``alongside``, from
+:func:`verify.checks.verify_archive`), and compares the keys the workers return.
 
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
@@ -18,7 +20,7 @@ and every sealed manifest compared with the catalog.
 
 Check IDs:
 
-F01 pack files: readable, footer index = catalog, SHA-256 = catalog
+F01 pack files: readable, footer index = catalog, BLAKE3 = catalog
 F02 every record authenticates and decompresses (names "bound to another blob id",
     "truncated", "copied from another pack")
 F03 SHA-256 of every mail equals its blob id
@@ -28,8 +30,8 @@ F06 every token verifies (against the CA its batch records, which the CA history
     ESS binding via openssl, genTime plausible)
 F07 sealed stamp manifests match the catalog
 
-B8: a pack that fails any of F01–F04 is read once more; clean on the second read, it is a
-warning ("ok on 2nd read"), not a finding.
+B8: a pack that fails any of F01–F03 is read once more; clean on the second read, it is a
+warning ("ok on 2nd read"), not a finding, unless F04 finds rows that differ (:func:`_add_f04`).
 
 F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
 authentication (and are not simply cut off) is not read further: that is a
