@@ -689,10 +689,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         tasks = _tasks(con)
         all_packs = {t["pack_id"] for t in tasks}
         if subset is not None:
-            chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
-            report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
-                                      "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
-            tasks = chosen
+            tasks = _choose(archive, report, tasks, subset, seed)
         workers = max(1, min(workers, len(tasks)))
         pooled = _use_pool(tasks, workers, pool_min_bytes)
         if pooled and pool is None:
@@ -720,15 +717,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         for res in results:
             if res.get("auth_failed") and res["pack"] in by_pack:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
-    bytes_read = records = ok = 0
-    for res in sorted(results, key=lambda r: (r["medium"] is None, r["medium"] or 0, r["pack"] or "")):
-        bytes_read += res["bytes_read"]
-        records += res["records"]
-        ok += res["ok"]
-        for cid, detail, objs in res["problems"]:
-            checks[cid].add(detail, **objs)
-        for cid, detail, objs in res.get("warnings", ()):
-            checks[cid].warn(detail, **objs)
+    bytes_read, records, ok = _add_results(checks, results)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
     if subset is not None:
         checks["F01"].note = (f"subset {subset.text} (seed {seed}): {len(results)} of {len(all_packs)} packs, "
@@ -742,6 +731,31 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
     _check_batches(archive, report, checks, at, crls)
+
+
+def _add_results(checks: dict, results: list[dict]) -> tuple[int, int, int]:
+    """Every pack's findings and warnings into their checks, by medium and pack; returns (bytes read, records, ok)."""
+    bytes_read = records = ok = 0
+    for res in sorted(results, key=lambda r: (r["medium"] is None, r["medium"] or 0, r["pack"] or "")):
+        bytes_read += res["bytes_read"]
+        records += res["records"]
+        ok += res["ok"]
+        for cid, detail, objs in res["problems"]:
+            checks[cid].add(detail, **objs)
+        for cid, detail, objs in res.get("warnings", ()):
+            checks[cid].warn(detail, **objs)
+    return bytes_read, records, ok
+
+
+def _choose(archive, report: Report, tasks: list[dict], subset, seed: int) -> list[dict]:
+    """The tasks of a sampled verification (F6, :func:`verify.sampling.choose`), noted in the report's stats."""
+    from . import sampling
+
+    state = sampling.load_state(archive.home_files.verify_state_path, str(archive.uuid))
+    chosen = sampling.choose(tasks, subset, seed, state)
+    report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
+                              "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
+    return chosen
 
 
 def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) -> None:
