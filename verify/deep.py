@@ -267,7 +267,7 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
         buf["n"] += len(chunk)
 
     consecutive = 0
-    it = reader.verify_all(entries, on_data=on_data)
+    it = reader.check_all(entries, on_data=on_data)
     try:
         for entry, exc in it:
             r = by_offset[entry.offset]
