@@ -2,7 +2,7 @@
 
 Per pack, one task (fanned out over a ProcessPoolExecutor) opens the pack
 with :class:`toolkit.pack.PackReader` and makes one sequential pass
-(``verify_all`` with the catalog's entries): the file's BLAKE3, every record
+(:meth:`~toolkit.pack.PackReader.check_all` with the catalog's entries, ``verify_all``'s results): the file's BLAKE3, every record
 authenticated and decompressed within its authenticated size, its SHA-256
 equal to its blob id, and the key of the header fields the catalog holds
 re-derived from the mail (:func:`verify.mailkey.mail_key`), which the parent
