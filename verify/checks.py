@@ -102,6 +102,16 @@ _TABLES = """WITH listing AS (SELECT unnest(from_json($1, '["INTEGER"]')) AS med
 """
 
 
+def _text(name: str) -> str:
+    """A listed name as text DuckDB takes: bytes that are not UTF-8 (a local file name, kept by Python as
+    surrogate escapes) become U+FFFD, so such a file is listed (an unknown file) instead of stopping the checks."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return name
+
+
 class _Tables:
     """Runs a check's query with the listing, the configured media and the reachable media beside the catalog."""
 
@@ -109,7 +119,7 @@ class _Tables:
         media = archive.config.media
         self._con = con
         self._params = [json.dumps(v) for v in (
-            listing.medium_ids, listing.names, listing.sizes,
+            listing.medium_ids, [_text(n) for n in listing.names], listing.sizes,
             [m.id for m in media], [m.state for m in media], [m.location for m in media], reachable)]
 
     def execute(self, sql: str, params: list | None = None):
