@@ -194,7 +194,8 @@ def verify_findings(m: Measure) -> str:
 def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, restic_bytes: int,
            load_before: str, cache_note: str, args, ratios: list[float], low: dict | None = None,
            base: Measure | None = None, base_ratios: list[float] | None = None,
-           cpu_pairs: list[tuple[float, float]] | None = None) -> str:
+           cpu_pairs: list[tuple[float, float]] | None = None, cpu_all: dict | None = None,
+           wall_all: dict | None = None) -> str:
     src = st["eml_bytes"]
 
     def row(m: Measure, stored: int, ratio: str) -> str:
@@ -235,6 +236,14 @@ def report(v: Measure, r: Measure, st: dict, messages: int, packs_bytes: int, re
            f"CPU-s of verify --full per pair, this code / baseline: "
            + ", ".join(f"{a:.1f} / {b:.1f}" for a, b in cpu_pairs) + "; its row is from the median pair.", ""]
           if base else []),
+        f"CPU-s of the process tree, median of the {len(ratios)} runs each: verify --full "
+        f"{statistics.median(cpu_all['verify']):.2f}"
+        + (f", baseline code {statistics.median(cpu_all['baseline']):.2f}" if cpu_all.get("baseline") else "")
+        + f", restic {statistics.median(cpu_all['restic']):.2f}; wall s, median: verify --full "
+        f"{statistics.median(wall_all['verify']):.2f}"
+        + (f", baseline code {statistics.median(wall_all['baseline']):.2f}" if wall_all.get("baseline") else "")
+        + f", restic {statistics.median(wall_all['restic']):.2f}.",
+        "",
         f"- verify --full: {verify_findings(v)}; exit {v.rc}.",
         f"- restic check --read-data: exit {r.rc}.",
         "",
@@ -325,8 +334,15 @@ def main() -> None:
             cache_note = "Page cache warm for each contender (its stored data read once before it" + (
                 ", dropping the cache was refused)." if args.cache == "cold" else ").")
         cpu_pairs = [(p[1].cpu_user + p[1].cpu_sys, p[3].cpu_user + p[3].cpu_sys) for p in pairs if p[3] is not None]
+        def cpu(m: Measure) -> float:
+            return m.cpu_user + m.cpu_sys
+
+        cpu_all = {"verify": [cpu(p[1]) for p in pairs], "restic": [cpu(p[2]) for p in pairs],
+                   "baseline": [cpu(p[3]) for p in pairs if p[3] is not None]}
+        wall_all = {"verify": [p[1].seconds for p in pairs], "restic": [p[2].seconds for p in pairs],
+                    "baseline": [p[3].seconds for p in pairs if p[3] is not None]}
         section = report(v, r, st, messages, packs_bytes, restic_bytes, load_before, cache_note, args, ratios, low,
-                         b, base_ratios, cpu_pairs)
+                         b, base_ratios, cpu_pairs, cpu_all, wall_all)
         print()
         print(section)
         if args.record:

@@ -27,12 +27,11 @@ Q11 mails deleted by approval: the tombstones of purged mails, counted (never re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import socket
 from dataclasses import dataclass
-
-import pyarrow as pa
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
@@ -53,7 +52,9 @@ _PACK_RE = re.compile(r"^packs/[0-9a-f]{2}/[0-9a-f]{32}\.pack$")
 @dataclass
 class MediaListing:
     reachable: dict[int, bool]
-    table: pa.Table              # medium_id int32, name string, size int64
+    medium_ids: list[int]        # the listing's rows, by column: medium_id, name, size
+    names: list[str]
+    sizes: list[int]
 
 
 def _now() -> dt.datetime:
@@ -87,19 +88,43 @@ def list_media(archive, report: Report, reporter=None) -> MediaListing:
         f"; {len(archive.config.media) - len(live)} retired/removed not expected to be reachable"
         if len(archive.config.media) > len(live) else ""
     )
-    table = pa.table(
-        {"medium_id": pa.array(ids, pa.int32()), "name": pa.array(names, pa.string()), "size": pa.array(sizes, pa.int64())}
-    )
-    return MediaListing(reachable, table)
+    return MediaListing(reachable, ids, names, sizes)
 
 
-def _media_table(archive) -> pa.Table:
-    media = archive.config.media
-    return pa.table({
-        "medium_id": pa.array([m.id for m in media], pa.int32()),
-        "state": pa.array([m.state for m in media], pa.string()),
-        "location": pa.array([m.location for m in media], pa.string()),
-    })
+#: the tables the checks join with the catalog's: the media listing (medium_id, name, size), the configured media
+#: (medium_id, state, location) and the reachable media (medium_id); each column one JSON list parameter (no
+#: Arrow: registering an Arrow table makes DuckDB import pyarrow.dataset, ~0.1 CPU-s with pyarrow itself)
+_TABLES = """WITH listing AS (SELECT unnest(from_json($1, '["INTEGER"]')) AS medium_id, unnest(from_json($2, '["VARCHAR"]')) AS name,
+                        unnest(from_json($3, '["BIGINT"]')) AS size),
+     cfg_media AS (SELECT unnest(from_json($4, '["INTEGER"]')) AS medium_id, unnest(from_json($5, '["VARCHAR"]')) AS state,
+                          unnest(from_json($6, '["VARCHAR"]')) AS location),
+     reachable AS (SELECT unnest(from_json($7, '["INTEGER"]')) AS medium_id)
+"""
+
+
+def _text(name: str) -> str:
+    """A listed name as text DuckDB takes: bytes that are not UTF-8 (a local file name, kept by Python as
+    surrogate escapes) become U+FFFD, so such a file is listed (an unknown file) instead of stopping the checks."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return name
+
+
+class _Tables:
+    """Runs a check's query with the listing, the configured media and the reachable media beside the catalog."""
+
+    def __init__(self, con, listing: MediaListing, archive, reachable: list[int]):
+        media = archive.config.media
+        self._con = con
+        self._params = [json.dumps(v) for v in (
+            listing.medium_ids, [_text(n) for n in listing.names], listing.sizes,
+            [m.id for m in media], [m.state for m in media], [m.location for m in media], reachable)]
+
+    def execute(self, sql: str, params: list | None = None):
+        assert not params, "the tables' queries take no parameters of their own"
+        return self._con.execute(_TABLES + sql, self._params)
 
 
 def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
@@ -112,24 +137,19 @@ def run_quick(archive, report: Report, *, now: dt.datetime | None = None,
     listing = list_media(archive, report, reporter)
     reachable = sorted(k for k, v in listing.reachable.items() if v)
     with check_session(archive.catalog) as con:
-        con.register("listing", listing.table)
-        con.register("cfg_media", _media_table(archive))
-        con.register("reachable", pa.table({"medium_id": pa.array(reachable, pa.int32())}))
-        try:
-            _packs_present(con, report)
-            _unknown_packs(con, report)
-            _messages_in_packs(con, report)
-            _unique_keys(con, report)
-            _media_rules(con, report, archive)
-            _stamp_coverage(con, report, now, stamp_policy)
-            _backups(con, report, now)
-            _manifests(con, report)
-            _high_water_marks(con, report)
-            _tombstones(con, report)
-            report.stats.update(collect_stats(con))
-        finally:
-            for t in ("listing", "cfg_media", "reachable"):
-                con.unregister(t)
+        tables = _Tables(con, listing, archive, reachable)
+        # the checks that join the listing or the configured media run their queries through ``tables``
+        _packs_present(tables, report)
+        _unknown_packs(tables, report)
+        _messages_in_packs(con, report)
+        _unique_keys(con, report)
+        _media_rules(tables, report, archive)
+        _stamp_coverage(con, report, now, stamp_policy)
+        _backups(tables, report, now)
+        _manifests(tables, report)
+        _high_water_marks(con, tables, report)
+        _tombstones(con, report)
+        report.stats.update(collect_stats(con))
     report.stats.setdefault("packs", pack_count)
 
 
@@ -346,7 +366,7 @@ def _manifests(con, report: Report) -> None:
             c.add(f"manifest {name} of stamped batch {batch} is missing from medium {medium}", batch=batch, medium=medium, name=name)
 
 
-def _high_water_marks(con, report: Report) -> None:
+def _high_water_marks(con, tables, report: Report) -> None:
     """Q10: marks of packs and batches the catalog does not hold: it was rolled back to an older state (H2).
 
     A mark is written only after its pack's or batch's commit, and the listing is taken before
@@ -358,7 +378,7 @@ def _high_water_marks(con, report: Report) -> None:
     from toolkit.catalog import media_rows, purge_rows, stamps
 
     c = report.check("Q10", "Catalog not older than the media (high-water marks)")
-    rows = con.execute(
+    rows = tables.execute(
         "SELECT medium_id, name FROM listing WHERE starts_with(name, 'marks/') ORDER BY medium_id, name").fetchall()
     pack_ids, stamped, purged = media_rows.pack_ids(con), stamps.stamped_batch_ids(con), purge_rows.purged_pack_ids(con)
     by_medium: dict[int, list[str]] = {}

@@ -2,15 +2,17 @@
 
 Per pack, one task (fanned out over a ProcessPoolExecutor) opens the pack
 with :class:`toolkit.pack.PackReader` and makes one sequential pass
-(``verify_all`` with the catalog's entries): the file's SHA-256, every record
+(:meth:`~toolkit.pack.PackReader.check_all` with the catalog's entries, ``verify_all``'s results): the file's BLAKE3, every record
 authenticated and decompressed within its authenticated size, its SHA-256
-equal to its blob id, and the header fields the catalog holds re-derived
-from the mail (:func:`toolkit.headers.scan`) and compared with the row. So an
-edited catalog row is found whether or not a stamp covers it.
+equal to its blob id, and the key of the header fields the catalog holds
+re-derived from the mail (:func:`verify.mailkey.mail_key`), which the parent
+compares with the row's. So an edited catalog row is found whether or not a
+stamp covers it.
 
-The catalog rows come from one query into Arrow; each task carries its pack's
-rows. While the workers read, the parent runs the quick checks (``run_full``'s
-``alongside``, from :func:`verify.checks.verify_archive`).
+Each task carries its pack's entries (one short query, plain tuples). In the same
+catalog session, while the workers start, the parent reads every row's F04 key;
+then it runs the quick checks (``run_full``'s ``alongside``, from
+:func:`verify.checks.verify_archive`), and compares the keys the workers return.
 
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
@@ -18,7 +20,7 @@ and every sealed manifest compared with the catalog.
 
 Check IDs:
 
-F01 pack files: readable, footer index = catalog, SHA-256 = catalog
+F01 pack files: readable, footer index = catalog, BLAKE3 = catalog
 F02 every record authenticates and decompresses (names "bound to another blob id",
     "truncated", "copied from another pack")
 F03 SHA-256 of every mail equals its blob id
@@ -28,8 +30,8 @@ F06 every token verifies (against the CA its batch records, which the CA history
     ESS binding via openssl, genTime plausible)
 F07 sealed stamp manifests match the catalog
 
-B8: a pack that fails any of F01–F04 is read once more; clean on the second read, it is a
-warning ("ok on 2nd read"), not a finding.
+B8: a pack that fails any of F01–F03 is read once more; clean on the second read, it is a
+warning ("ok on 2nd read"), not a finding, unless F04 finds rows that differ (:func:`_add_f04`).
 
 F8: a pack whose first :data:`AUTH_FAIL_LIMIT` records all fail
 authentication (and are not simply cut off) is not read further: that is a
@@ -43,19 +45,21 @@ import base64
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import itertools
 import multiprocessing
 import os
 import threading
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
-from toolkit.headers import header_fields
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
+from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
 from .report import Report
 
 FULL_CHECKS = [
@@ -122,30 +126,6 @@ def _aware(t):
     return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def _text_key(value: str | None) -> str:
-    """One field in the F04 key: ``N`` for NULL, else ``S<UTF-8 bytes>:<value>`` (the length keeps the fields
-    apart whatever they hold)."""
-    if value is None:
-        return "N"
-    return f"S{len(value.encode('utf-8', 'surrogatepass'))}:{value}"
-
-
-def _list_key(values) -> str:
-    return "".join(f"{len(v.encode('utf-8', 'surrogatepass'))}:{v}" for v in sorted(set(values)))
-
-
-def f04_key(meta) -> str:
-    """The compared header fields of a mail (:func:`toolkit.headers.header_fields`) as one string, built as
-    :data:`_F04_KEY` builds it from a catalog row: equal keys, equal fields (docs/verification.md, F04)."""
-    when = "N" if meta.sent_date is None else f"T{(meta.sent_date - _EPOCH) // _MICROSECOND}"
-    return (_text_key(meta.message_id) + _text_key(meta.from_addr) + _text_key(meta.subject) + when
-            + "|" + _list_key(meta.to) + "|" + _list_key(meta.cc))
-
-
 def _compare(row: dict, meta) -> list[str]:
     """The catalog fields that differ from what the mail's headers say (``meta``, from
     :func:`toolkit.headers.header_fields`), one text each.
@@ -195,12 +175,15 @@ def check_pack(archive, task: dict) -> dict:
 def _check_pack_once(archive, task: dict) -> dict:
     """Check one pack in one sequential pass; returns its problems as (check id, detail, objects) tuples.
 
-    ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (catalog rows of its messages).
+    ``task``: medium_id, pack_id, name, bytes, blake3 (hex, the pack checksum), rows (the catalog's entries of its
+    messages in offset order, tuples as :data:`_ENTRY_COLUMNS`). ``f04`` in the result: (msg_id, :func:`f04_key`
+    of the mail) of every record that authenticated, in offset order, which the parent compares with the catalog
+    (:func:`_add_f04`).
     """
     pack, medium, name = task["pack_id"], task["medium_id"], task["name"]
-    rows = sorted(_rows(task["rows"]), key=lambda r: r["offset"])
+    rows = task["rows"]
     out: dict[str, Any] = {"pack": pack, "medium": medium, "records": len(rows), "ok": 0, "bytes_read": 0,
-                           "problems": [], "stopped": False, "auth_failed": []}
+                           "problems": [], "stopped": False, "auth_failed": [], "f04": []}
     problems = out["problems"]
     where = {"pack": pack, "medium": medium}
 
@@ -223,10 +206,11 @@ def _check_pack_once(archive, task: dict) -> dict:
         problem("F01", f"pack {name} is {size} bytes, the catalog records {task['bytes']}"
                 + (" (truncated)" if size < task["bytes"] else ""), name=name)
     reader = PackReader(storage, name, archive.key, archive.uuid)
-    by_offset = {r["offset"]: r for r in rows}
-    entries = [IndexEntry(bytes.fromhex(r["blob_id"]), r["offset"], r["length"], r["size"], r["csize"]) for r in rows]
+    by_offset = {r[_OFFSET]: r for r in rows}
+    entries = [_Entry(bytes.fromhex(blob), offset, length, size_, csize)
+               for _p, _m, blob, offset, length, size_, csize, _b in rows]
     _check_footer(reader, entries, by_offset, name, problem)
-    _check_records(reader, entries, by_offset, size, name, out, problem, task["rows"])
+    _check_records(reader, entries, by_offset, size, name, out, problem)
     if not out["stopped"]:
         got = reader.file_blake3
         if got is None:
@@ -236,6 +220,17 @@ def _check_pack_once(archive, task: dict) -> dict:
                     name=name)
     out["bytes_read"] = size if not out["stopped"] else out["bytes_read"]
     return out
+
+
+class _Entry(NamedTuple):
+    """A catalog entry as :class:`toolkit.pack.PackReader` reads it: :class:`~toolkit.pack.IndexEntry`'s fields
+    (a frozen dataclass costs about a microsecond more to make, per record)."""
+
+    blob_id: bytes
+    offset: int
+    length: int
+    size: int
+    csize: int
 
 
 def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str, problem) -> None:
@@ -248,8 +243,8 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
     cat = {(e.blob_id.hex(), e.offset, e.length, e.size, e.csize) for e in entries}
     for blob, off, _l, _s, _c in sorted(cat - footer, key=lambda x: x[1]):
         r = by_offset[off]
-        problem("F01", f"message {r['msg_id']} (offset {off}) is not in the footer index of pack {name}",
-                msg_id=r["msg_id"], blob_id=blob, batch=r.get("batch_id"))
+        problem("F01", f"message {r[_MSG_ID]} (offset {off}) is not in the footer index of pack {name}",
+                msg_id=r[_MSG_ID], blob_id=blob, batch=r[_BATCH])
     extra = sorted(footer - cat, key=lambda x: x[1])
     if extra:
         problem("F01", f"pack {name} holds {len(extra)} records the catalog does not list (adoptable), "
@@ -257,13 +252,11 @@ def _check_footer(reader, entries: list[IndexEntry], by_offset: dict, name: str,
 
 
 def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int, name: str, out: dict,
-                   problem, table=None) -> None:
-    """F02–F04 in one sequential read of the records; stops a pack that never authenticates (F8).
-
-    F04: the key of the mail's header fields (:func:`f04_key`) against the row's (:data:`_F04_KEY`); where
-    they differ, the full row (from ``table``, the task's rows) is compared field by field and each field
-    that differs is named."""
+                   problem) -> None:
+    """F02–F03 in one sequential read of the records, and F04's key of every mail that authenticates
+    (``out["f04"]``, compared by the parent); stops a pack that never authenticates (F8)."""
     problems = out["problems"]
+    keys = out["f04"]
     buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
 
     def on_data(entry: IndexEntry, chunk: bytes) -> None:
@@ -274,27 +267,23 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
         buf["n"] += len(chunk)
 
     consecutive = 0
-    it = reader.verify_all(entries, on_data=on_data)
+    it = reader.check_all(entries, on_data=on_data)
     try:
         for entry, exc in it:
             r = by_offset[entry.offset]
-            objs = {"msg_id": r["msg_id"], "blob_id": r["blob_id"], "batch": r.get("batch_id")}
             out["bytes_read"] += entry.length
             if exc is None:
                 out["ok"] += 1
                 consecutive = 0
                 data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
                 buf["chunks"] = []
-                meta = header_fields(data)
-                diffs = [] if r.get("f04") == f04_key(meta) else _compare(_full_row(table, r), meta)
-                if diffs:
-                    batch = f" (stamp batch {r['batch_id']})" if r.get("batch_id") else ""
-                    problem("F04", f"message {r['msg_id']}{batch}: catalog row differs from the mail: " + "; ".join(diffs), **objs)
+                keys.append((r[_MSG_ID], mail_key(data)))
                 continue
             buf["chunks"] = []
+            objs = {"msg_id": r[_MSG_ID], "blob_id": r[_BLOB_ID], "batch": r[_BATCH]}
             text = str(exc)
             if isinstance(exc, RecordCorruptError) and "bound to another blob id" in text:
-                problem("F03", f"message {r['msg_id']}: {text}", **objs, record=exc.record)
+                problem("F03", f"message {r[_MSG_ID]}: {text}", **objs, record=exc.record)
                 continue
             if isinstance(exc, RecordAuthError):
                 if exc.bound_to is not None:
@@ -304,10 +293,10 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
                 if cut_off:
                     text += f" [pack is {size} bytes: truncated]"
                 elif exc.bound_to is None:
-                    out["auth_failed"].append({"msg_id": r["msg_id"], "offset": entry.offset, "length": entry.length,
+                    out["auth_failed"].append({"msg_id": r[_MSG_ID], "offset": entry.offset, "length": entry.length,
                                                "csize": entry.csize, "index": len(problems)})
                 consecutive = 0 if cut_off else consecutive + 1
-            problem("F02", f"message {r['msg_id']}: {text}", **objs, record=getattr(exc, "record", None))
+            problem("F02", f"message {r[_MSG_ID]}: {text}", **objs, record=getattr(exc, "record", None))
             if consecutive >= AUTH_FAIL_LIMIT and out["ok"] == 0:
                 out["stopped"] = True
                 left = len(entries) - sum(1 for p in problems if p[0] in ("F02", "F03")) - out["ok"]
@@ -353,69 +342,92 @@ _TASK_ROWS = """
 """
 
 
-def _task_rows_sql(pack: bool = False) -> str:
-    """The query of the tasks' rows: of every message, or (``pack``) of one pack's, its id the one parameter."""
-    if not pack:
-        return _TASK_ROWS.format(rc_where="", m_where="")
-    return _TASK_ROWS.format(rc_where=" AND msg_id IN (SELECT msg_id FROM messages WHERE pack_id = $1)",
-                             m_where=" WHERE m.pack_id = $1")
-
-
-def _arrow(result):
-    """A query's result as one Arrow table (newer DuckDB hands a lazy reader: read it inside the session)."""
-    table = result.arrow()
-    return table.read_all() if hasattr(table, "read_all") else table
-
-
-def _pack_sizes(con) -> list[dict]:
-    return [{"bytes": b} for (b,) in con.execute("SELECT bytes FROM packs").fetchall()]
+def _task_rows_sql(where: str = "") -> str:
+    """The query of the catalog rows with every compared field and the F04 key: of every message, or of those
+    ``where`` (a condition on ``m``) selects."""
+    if where:
+        return _TASK_ROWS.format(rc_where=f" AND msg_id IN (SELECT msg_id FROM messages m WHERE {where})",
+                                 m_where=f" WHERE {where}")
+    return _TASK_ROWS.format(rc_where="", m_where="")
 
 
 _PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY medium_id, name"
 
+#: what a task carries of each of its pack's messages, one tuple each: all a worker needs to read and name them
+_ENTRY_COLUMNS = ("pack_id", "msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
+_MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 1, 2, 3, 7
+_ENTRIES = """SELECT m.pack_id, m.msg_id, m.blob_id, m."offset", m.length, m.size, m.csize, m.batch_id FROM messages m
+              ORDER BY m.pack_id, m."offset", m.msg_id"""
 
-def _tasks(con, pack: str | None = None) -> list[dict]:
-    """One task per pack (only ``pack``'s, when given); its ``rows`` are the catalog rows of its messages, an
-    Arrow table in offset order.
 
-    One query for all messages with their to/cc lists, into Arrow: the rows cross to the worker
-    processes as column buffers and become Python values there (:func:`_rows`), in parallel.
+def _tasks(con) -> list[dict]:
+    """One task per pack; its ``rows`` are the catalog's entries of its messages (:data:`_ENTRY_COLUMNS`), in
+    offset order.
+
+    One short query without the compared fields: the tasks are ready to hand out at once, and small to send.
+    The compared fields are read as one key per message (:func:`_catalog_keys`) while the workers read the
+    packs, in the same session, and compared in this process (:func:`_add_f04`).
     """
-    import pyarrow as pa
-
-    packs = [p for p in con.execute(_PACKS).fetchall() if pack is None or p[0] == pack]
-    table = _arrow(con.execute(_task_rows_sql(True), [pack]) if pack is not None else con.execute(_task_rows_sql()))
-    by_pack: dict[str, Any] = {}
-    ids = table.column("pack_id").to_pylist()
-    start = 0
-    for i in range(1, len(ids) + 1):
-        if i == len(ids) or ids[i] != ids[start]:
-            # take(), not slice(): a slice pickles the whole table's buffers, the task would carry every row
-            by_pack[ids[start]] = table.take(pa.array(range(start, i), pa.int64()))
-            start = i
-    empty = table.slice(0, 0).take(pa.array([], pa.int64()))
+    packs = con.execute(_PACKS).fetchall()
+    by_pack = {p: list(rows) for p, rows in itertools.groupby(con.execute(_ENTRIES).fetchall(), key=itemgetter(0))}
     return [
-        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, empty)}
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
         for p, med, name, nbytes, sha in packs
     ]
 
 
-#: the columns of a task's rows that every record needs (the compared fields only where the F04 keys differ)
-_LIGHT = ("msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id", "f04")
+_KEYS = """
+    WITH rc AS (
+        SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
+        FROM recipients WHERE kind IN ('to', 'cc'){rc_where} GROUP BY msg_id
+    )
+    SELECT m.msg_id, """ + _F04_KEY + """ AS f04 FROM messages m LEFT JOIN rc USING (msg_id){m_where}
+"""
 
 
-def _rows(rows) -> list[dict]:
-    """A task's rows as dicts: from the Arrow table of :func:`_tasks` only the :data:`_LIGHT` columns, each row
-    with its index ``i`` in the table (:func:`_full_row`); a list of dicts as it is."""
-    if not hasattr(rows, "column"):
-        return list(rows)
-    cols = [rows.column(c).to_pylist() for c in _LIGHT]
-    return [dict(zip(_LIGHT, vals), i=i) for i, vals in enumerate(zip(*cols))]
+def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
+    """msg_id -> the catalog's F04 key (:data:`_F04_KEY`) of every message, or of those in ``packs``."""
+    if packs is None:
+        sql, params = _KEYS.format(rc_where="", m_where=""), []
+    else:  # the ids as one text parameter: DuckDB converts a list parameter element by element, slowly
+        packs_in = "pack_id IN (SELECT unnest(string_split($1, ',')))"
+        sql = _KEYS.format(rc_where=f" AND msg_id IN (SELECT msg_id FROM messages WHERE {packs_in})",
+                           m_where=f" WHERE m.{packs_in}")
+        params = [",".join(packs)]
+    return dict(con.execute(sql, params).fetchall())
 
 
-def _full_row(table, row: dict) -> dict:
-    """Every column of ``row`` (one from :func:`_rows`)."""
-    return table.slice(row["i"], 1).to_pylist()[0] if "i" in row and hasattr(table, "slice") else row
+def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, dict]) -> None:
+    """F04: each mail's key (from the workers) against its row's (``keys``); a row that differs is compared
+    field by field (:func:`_compare`, the full row read now) and each field that differs is named.
+
+    Added to the pack's problems in offset order, as the worker found them. A pack whose first read failed and
+    whose second read was clean (B8) but has rows that differ reports those rows and no warning: its second read
+    had problems, as a pack with any finding does."""
+    differ = [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
+    if not differ:
+        return
+    ids = sorted({mid for _res, mid, _key in differ})
+    result = con.execute(_task_rows_sql(where="m.msg_id IN (SELECT unnest(string_split($1, ','))::BIGINT)"),
+                         [",".join(map(str, ids))])
+    names = [d[0] for d in result.description]
+    full = {row[0]: dict(zip(names, row)) for row in result.fetchall()}
+    entries: dict[str, dict] = {}
+    for res, mid, key in differ:
+        row = full.get(mid)
+        if row is None:  # not in this snapshot (never: the keys come from the session the tasks came from)
+            continue
+        diffs = _compare(row, fields_of_key(key))
+        if not diffs:
+            continue
+        if res["pack"] not in entries:
+            entries[res["pack"]] = {r[_MSG_ID]: r for r in tasks[res["pack"]]["rows"]}
+        entry = entries[res["pack"]][mid]
+        batch = f" (stamp batch {entry[_BATCH]})" if entry[_BATCH] else ""
+        res["problems"].append(("F04", f"message {mid}{batch}: catalog row differs from the mail: " + "; ".join(diffs),
+                                {"pack": res["pack"], "medium": res["medium"], "msg_id": mid, "blob_id": entry[_BLOB_ID],
+                                 "batch": entry[_BATCH]}))
+        res.pop("warnings", None)
 
 
 def _probe_copies(archive, con, result: dict, task: dict) -> None:
@@ -504,7 +516,7 @@ def _pool_context():
     """forkserver: the workers are forked from a clean server process that has the modules loaded
     (fast start), never from this process with its catalog connection and threads."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive", "pyarrow"])  # pyarrow: each task's rows are Arrow
+    ctx.set_forkserver_preload(["verify.deep", "toolkit.archive"])
     return ctx
 
 
@@ -531,9 +543,7 @@ class EarlyWorkers:
         self.workers = workers or min(os.cpu_count() or 1, 8)
         self.pool: cf.ProcessPoolExecutor | None = None
         if self.workers > 1:
-            import pyarrow  # noqa: F401  (the workers' modules, loaded once here: the rows come as Arrow)
-
-            import toolkit.archive  # noqa: F401
+            import toolkit.archive  # noqa: F401  (the workers' modules, loaded once here)
 
             self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
                                                initializer=_init_worker,
@@ -549,22 +559,10 @@ class EarlyWorkers:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _submit_largest(con, pool, workers: int) -> dict:
-    """One task for each of the ``workers`` largest packs, submitted to ``pool`` (:class:`EarlyWorkers`', already
-    running) as soon as its rows are read (a query of its own), so the workers start while this process reads
-    the other packs' rows. Returns the futures with their tasks."""
-    packs = sorted(con.execute(_PACKS).fetchall(), key=lambda p: -p[3])[:workers]
-    first = {}
-    for p in packs:
-        for t in _tasks(con, p[0]):
-            first[pool.submit(_task_in_worker, t)] = t
-    return first
-
-
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
-               pool=None, first=None) -> list[dict]:
+               pool=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, first)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool)
 
 
 def _pool(archive, workers: int, pool=None):
@@ -584,10 +582,9 @@ def _failed(task: dict, exc: BaseException) -> dict:
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None, pool=None, first=None) -> list[dict]:
+                 alongside=None, pool=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
-    or first when the packs are checked here. ``first``: futures already submitted to ``pool``, with their tasks
-    (:func:`_submit_largest`), not submitted again."""
+    or first when the packs are checked here."""
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -615,17 +612,15 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 break
     else:
         with _pool(archive, workers, pool) as pool:
-            futures: dict = dict(first or {})
+            futures: dict = {}
             submitted: list[BaseException] = []
-            ahead = {id(t) for t in futures.values()}
 
             def submit() -> None:
                 # the first submit waits for the fork server to finish loading the modules and fork a worker:
                 # the quick checks run meanwhile
                 try:
                     for t in tasks:
-                        if id(t) not in ahead:
-                            futures[pool.submit(_task_in_worker, t)] = t
+                        futures[pool.submit(_task_in_worker, t)] = t
                 except BaseException as exc:  # handed to the main thread
                     submitted.append(exc)
 
@@ -687,45 +682,42 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         workers = early.workers
     elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
-    first: dict = {}  # futures of the largest packs, submitted before the other packs' rows are read
-    with check_session(archive.catalog) as con:
-        if subset is None and _use_pool(_pack_sizes(con), max(1, workers), pool_min_bytes):
-            if pool is None:
-                _start_pool_server()
-            else:
-                first = _submit_largest(con, pool, workers)
-        done = {t["pack_id"] for t in first.values()}
-        tasks = list(first.values()) + [t for t in _tasks(con) if t["pack_id"] not in done]
     state_path = archive.home_files.verify_state_path
-    all_packs = {t["pack_id"] for t in tasks}
-    if subset is not None:
-        chosen = sampling.choose(tasks, subset, seed, sampling.load_state(state_path, str(archive.uuid)))
-        report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
-                                  "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
-        tasks = chosen
-    workers = max(1, min(workers, len(tasks)))
-    reporter.start("verify packs", len(tasks), "packs")
-    try:
-        # the largest packs first, so that no worker is left with a big one at the end
-        order = sorted(tasks, key=lambda t: -t["bytes"]) if _use_pool(tasks, workers, pool_min_bytes) else tasks
-        results = _run_packs(archive, order, workers, reporter, pool_min_bytes, alongside, pool, first)
-    finally:
-        reporter.finish("verify packs")
+    keys: dict[int, str] = {}
+    with contextlib.ExitStack() as session:
+        con = session.enter_context(check_session(archive.catalog))
+        tasks = _tasks(con)
+        all_packs = {t["pack_id"] for t in tasks}
+        if subset is not None:
+            tasks = _choose(archive, report, tasks, subset, seed)
+        workers = max(1, min(workers, len(tasks)))
+        pooled = _use_pool(tasks, workers, pool_min_bytes)
+        if pooled and pool is None:
+            _start_pool_server()
+
+        def first() -> None:
+            """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
+            (then the session ends), and the quick checks."""
+            keys.update(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
+            session.close()
+            if alongside is not None:
+                alongside()
+
+        reporter.start("verify packs", len(tasks), "packs")
+        try:
+            # the largest packs first, so that no worker is left with a big one at the end
+            order = sorted(tasks, key=lambda t: -t["bytes"]) if pooled else tasks
+            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool)
+        finally:
+            reporter.finish("verify packs")
     checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
     by_pack = {t["pack_id"]: t for t in tasks}
     with check_session(archive.catalog) as con:
+        _add_f04(con, results, keys, by_pack)
         for res in results:
             if res.get("auth_failed") and res["pack"] in by_pack:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
-    bytes_read = records = ok = 0
-    for res in sorted(results, key=lambda r: (r["medium"] is None, r["medium"] or 0, r["pack"] or "")):
-        bytes_read += res["bytes_read"]
-        records += res["records"]
-        ok += res["ok"]
-        for cid, detail, objs in res["problems"]:
-            checks[cid].add(detail, **objs)
-        for cid, detail, objs in res.get("warnings", ()):
-            checks[cid].warn(detail, **objs)
+    bytes_read, records, ok = _add_results(checks, results)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
     if subset is not None:
         checks["F01"].note = (f"subset {subset.text} (seed {seed}): {len(results)} of {len(all_packs)} packs, "
@@ -739,6 +731,31 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
     _check_batches(archive, report, checks, at, crls)
+
+
+def _add_results(checks: dict, results: list[dict]) -> tuple[int, int, int]:
+    """Every pack's findings and warnings into their checks, by medium and pack; returns (bytes read, records, ok)."""
+    bytes_read = records = ok = 0
+    for res in sorted(results, key=lambda r: (r["medium"] is None, r["medium"] or 0, r["pack"] or "")):
+        bytes_read += res["bytes_read"]
+        records += res["records"]
+        ok += res["ok"]
+        for cid, detail, objs in res["problems"]:
+            checks[cid].add(detail, **objs)
+        for cid, detail, objs in res.get("warnings", ()):
+            checks[cid].warn(detail, **objs)
+    return bytes_read, records, ok
+
+
+def _choose(archive, report: Report, tasks: list[dict], subset, seed: int) -> list[dict]:
+    """The tasks of a sampled verification (F6, :func:`verify.sampling.choose`), noted in the report's stats."""
+    from . import sampling
+
+    state = sampling.load_state(archive.home_files.verify_state_path, str(archive.uuid))
+    chosen = sampling.choose(tasks, subset, seed, state)
+    report.stats["subset"] = {"spec": subset.text, "seed": seed, "packs_read": len(chosen),
+                              "packs_total": len(tasks), "packs": sorted(t["name"] for t in chosen)}
+    return chosen
 
 
 def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) -> None:

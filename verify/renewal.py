@@ -38,7 +38,6 @@ from toolkit.catalog import stamps
 from . import ca_history
 from .merkle import inclusion_paths, merkle_root, root_from_path
 from .tokens import ca_fingerprint, parse_fields, verify_token
-from .tsa_client import TsaError, request_stamp
 
 WARN_AHEAD = dt.timedelta(days=90)
 RENEWAL_PREFIX = "stamps/renewal-"
@@ -183,6 +182,7 @@ def renew(archive, *, tsa_url: str, ca_pem: bytes, before: dt.datetime | None = 
     (nothing is recorded then; a rerun renews the same batches).
     """
     from .stamping import manifest_key, MANIFEST_CONTEXT
+    from .tsa_client import TsaError, request_stamp  # here: checking renewals (verify) needs no HTTP client
 
     now = _utcnow()
     settings = archive.config.settings.get("timestamp")

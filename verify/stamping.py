@@ -48,7 +48,6 @@ from toolkit.reporter import NullReporter
 from . import ca_history
 from .merkle import leaf_hash_envelope, leaf_hash_event, leaf_hash_message, merkle_root
 from .tokens import ca_fingerprint, verify_token
-from .tsa_client import TsaError, request_stamp
 
 MANIFEST_PREFIX = "stamps/"
 MANIFEST_CONTEXT = b"stamp-manifest"
@@ -308,6 +307,8 @@ def _check_sealed_root(batch_id: int, items: list, root_hex: str, leaf_count: in
 def _fetch_token(batch_id: int, leaf_count: int, root: bytes, tsa_url: str, ca_pem: bytes, created_at,
                  stamped: list[dict], timeout: float, ca_entry: dict | None, access):
     """(token, nonce, check) from the TSA, verified against the CA in use; a failure keeps the batch pending."""
+    from .tsa_client import TsaError, request_stamp  # here: reading stamps (verify) needs no HTTP client
+
     try:
         tsr, nonce = request_stamp(tsa_url, root, timeout=timeout, access=access,
                                    policy=(ca_entry or {}).get("policy"))

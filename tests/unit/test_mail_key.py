@@ -1,0 +1,121 @@
+"""verify/mailkey.py: ``mail_key`` (F04's key of a mail, by a shorter path) gives exactly
+``f04_key(header_fields(raw))`` for every input, and ``fields_of_key`` reads back the fields a key was built from.
+
+On every file of the sample data and of the shared corpora (a-mime-edge, e-real-corpus), and on random header
+blocks: folded and repeated fields, encoded words, 8-bit and control bytes, CR, dates of every spelling, address
+lists of every shape. The corpora must mostly take the short path, or the comparison would prove little.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolkit.headers import MailMeta, header_fields
+from verify.mailkey import _fast_key, f04_key, fields_of_key, mail_key
+
+REPO = Path(__file__).resolve().parents[2]
+CORPORA = Path(os.environ.get("MAILARCHIVE_CORPORA", REPO.parent / "shared" / "corpora"))
+
+
+def _files() -> list[Path]:
+    roots = [REPO / "sample_data", CORPORA / "a-mime-edge", CORPORA / "e-real-corpus"]
+    missing = [r for r in roots if not r.is_dir()]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"corpus missing in CI: {missing}")
+        pytest.skip(f"corpus not found: {missing} (set MAILARCHIVE_CORPORA)")
+    return sorted(p for r in roots for p in r.rglob("*") if p.is_file() and p.suffix not in (".tsv", ".md", ".json"))
+
+
+def test_the_corpora_give_the_reference_key():
+    files = _files()
+    assert len(files) > 2000
+    fast = 0
+    for path in files:
+        raw = path.read_bytes()
+        assert mail_key(raw) == f04_key(header_fields(raw)), path
+        fast += _fast_key(raw) is not None
+    assert fast > 0.6 * len(files), (fast, len(files))
+
+
+_NAMES = st.sampled_from(["From", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "message-id", "TO", "cc",
+                          "X-Spam-Flag", "Received", "Reply-To", "Content-Type", "From ", "X"])
+_ADDRESS = st.sampled_from([
+    "a@example.org", "Anna <anna@example.org>", '"Last, First" <lf@example.org>', "B@EXAMPLE.ORG",
+    "=?utf-8?q?J=C3=BCrgen?= <j@example.org>", "undisclosed-recipients:;", "group: a@x.org, b@x.org;",
+    "a@x.org (comment)", "<@route:a@x.org>", '"q\\"uote" <q@x.org>', "a@[127.0.0.1]", "no address", "", "@", "a@",
+    "x@y@z", "Ünïcode <u@example.org>", "a@x.org,, b@x.org", "a@x.org; b@x.org",
+])
+_DATE = st.one_of(
+    st.sampled_from(["Thu, 16 May 2019 08:16:00 +0000", "16 May 2019 08:16:00 -0000", "Thu, 16 May 2019 08:16:00 GMT",
+                     "Thu, 16 May 19 08:16:00 +0200", "Mon, 31 Feb 2020 10:00:00 +0000", "Sun, 01 Jan 1900 00:00:00 +2359",
+                     "garbage", "", "  ", "Thu, 16 May 2019 08:16:00 +0000 (UTC)", "Tue, 1 Jan 0001 00:00:00 +0100",
+                     "Fri, 31 Dec 9999 23:59:59 -1200", "2019-05-16T08:16:00Z", "Thu, 16 May 2019 24:00:00 +0000"]),
+    st.datetimes(min_value=dt.datetime(1965, 1, 1), max_value=dt.datetime(2040, 1, 1)).map(
+        lambda d: d.strftime("%a, %d %b %Y %H:%M:%S +0100")),
+)
+_TEXT = st.one_of(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    st.text(max_size=20),
+    st.sampled_from(["=?utf-8?b?w6TDtsO8?=", "=?iso-8859-1?q?caf=E9?= x", "=?bogus?q?x?=", "=?utf-8?q?broken",
+                     "<id@host>", "  <a b@c>  ", "<>", "x\ty", "tab\t", "\x07bell"]),
+)
+
+
+@st.composite
+def _value(draw, name: str) -> str:
+    lname = name.strip().lower()
+    if lname in ("from", "to", "cc", "bcc", "reply-to"):
+        v = ", ".join(draw(st.lists(_ADDRESS, max_size=4)))
+    elif lname == "date":
+        v = draw(_DATE)
+    else:
+        v = draw(_TEXT)
+    if draw(st.booleans()):  # folded
+        cut = draw(st.integers(0, len(v)))
+        v = v[:cut] + draw(st.sampled_from(["\n ", "\r\n\t", "\n\t "])) + v[cut:]
+    return v
+
+
+@st.composite
+def _mail(draw) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(0, 9))):
+        name = draw(_NAMES)
+        lines.append(f"{name}: {draw(_value(name))}")
+    head = "\n".join(lines)
+    raw = head.encode("utf-8", "surrogatepass")
+    if draw(st.booleans()):
+        raw = raw.replace(b"\n", b"\r\n")
+    if draw(st.booleans()):  # 8-bit, control or odd bytes somewhere in the header block
+        at = draw(st.integers(0, len(raw)))
+        raw = raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3\xa4", b"\r", b"\x00", b"\n \n", b"\nnot a header\n"])) + raw[at:]
+    sep = draw(st.sampled_from([b"\n\n", b"\r\n\r\n", b"\n", b"", b"\n\r\n"]))
+    prefix = draw(st.sampled_from([b"", b"", b"\xef\xbb\xbf", b"From someone@x Thu May 16 08:16:00 2019\n", b" "]))
+    return prefix + raw + sep + b"body line\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mail())
+def test_random_header_blocks_give_the_reference_key(raw):
+    assert mail_key(raw) == f04_key(header_fields(raw))
+
+
+_FIELD = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["", "S3:abc", "N", "|", "1:a", "é€😀", "a:b|c"]))
+_ADDRS = st.lists(st.sampled_from(["a@x.org", "b@x.org", "1:a@x.org", "é@x.org", "|@x", "", "S1:x", "N"]), max_size=4)
+_WHEN = st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                                          timezones=st.just(dt.timezone.utc)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_FIELD, _FIELD, _FIELD, _WHEN, _ADDRS, _ADDRS)
+def test_fields_of_key_reads_back_the_fields(mid, frm, subj, when, to, cc):
+    got = fields_of_key(f04_key(MailMeta(message_id=mid, from_addr=frm, subject=subj, sent_date=when, to=to, cc=cc)))
+    assert got.message_id == mid and got.from_addr == frm and got.subject == subj
+    assert got.sent_date == when and (when is None or got.sent_date.isoformat() == when.isoformat())
+    assert sorted(got.to) == sorted(set(to)) and sorted(got.cc) == sorted(set(cc))

@@ -1,0 +1,184 @@
+"""F04's key of a mail: the catalog's header fields re-derived from its bytes, as one string (docs/verification.md, F04).
+
+:func:`f04_key` builds the key from the fields :func:`toolkit.headers.header_fields` gives; the catalog query
+of :mod:`verify.deep` (``_F04_KEY``) builds it from a row the same way, so equal keys mean equal fields.
+:func:`mail_key` is ``f04_key(header_fields(raw))`` for every input, in about half the time for the usual
+mail (one that the compiled header scan reads, with a short header block): it calls the same field readers
+of :mod:`toolkit.headers` in the same order, but builds no :class:`~toolkit.headers.MailMeta`, keeps no defect
+list, checks no parse deadline and no date plausibility (neither changes a field). Anything else (a BOM, no
+header block, a block the compiled scan hands to the compat32 parser, more addresses than the budget, a
+subject past the value cap, any exception) takes ``f04_key(header_fields(raw))`` itself.
+tests/unit/test_mail_key.py compares the two on the test corpora and on random header blocks.
+
+:func:`fields_of_key` reads the fields back out of a key, for naming the fields of a row that differs.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import NamedTuple
+
+from toolkit import headers as _h
+from toolkit.headers import header_fields
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_UTC = dt.timezone.utc
+#: header blocks up to this size take the fast path: parsing them never comes near header_fields' 2 s deadline
+FAST_BLOCK = 64 * 1024
+#: the address budget of header_fields (``max_addresses``): From, then To, then Cc take from it
+_BUDGET = 10_000
+
+
+def _text_key(value: str | None) -> str:
+    """One field in the key: ``N`` for NULL, else ``S<UTF-8 bytes>:<value>`` (the length keeps the fields
+    apart whatever they hold)."""
+    if value is None:
+        return "N"
+    return f"S{len(value) if value.isascii() else len(value.encode('utf-8', 'surrogatepass'))}:{value}"
+
+
+def _list_key(values) -> str:
+    """A recipient list as a set: each distinct address ``<UTF-8 bytes>:<address>``, sorted by address."""
+    return "".join(f"{len(v) if v.isascii() else len(v.encode('utf-8', 'surrogatepass'))}:{v}"
+                   for v in sorted(set(values)))
+
+
+def _when_key(when: dt.datetime | None) -> str:
+    return "N" if when is None else f"T{(when - _EPOCH) // _MICROSECOND}"
+
+
+def f04_key(meta) -> str:
+    """The compared header fields of a mail (:func:`toolkit.headers.header_fields`) as one string, built as
+    ``verify.deep._F04_KEY`` builds it from a catalog row: equal keys, equal fields (docs/verification.md, F04)."""
+    return (_text_key(meta.message_id) + _text_key(meta.from_addr) + _text_key(meta.subject)
+            + _when_key(meta.sent_date) + "|" + _list_key(meta.to) + "|" + _list_key(meta.cc))
+
+
+def mail_key(raw: bytes) -> str:
+    """``f04_key(header_fields(raw))`` (see the module docstring)."""
+    try:
+        key = _fast_key(raw)
+    except Exception:  # the reference path decides what an exception leaves of the fields
+        key = None
+    return key if key is not None else f04_key(header_fields(raw))
+
+
+def _fast_key(raw: bytes) -> str | None:
+    """The key by :func:`toolkit.headers.header_fields`' own readers, or None where this path does not apply."""
+    if type(raw) is not bytes or raw[:3] == b"\xef\xbb\xbf":
+        return None
+    header_end, _body, _defect = _h.split_offsets(raw)
+    if not 0 < header_end <= FAST_BLOCK:
+        return None
+    fields = _h._wanted_fields(raw[:header_end])
+    if fields is None:
+        return None
+    first: dict[str, str] = {}
+    to: list[str] = []
+    cc: list[str] = []
+    for name, value in fields:
+        if name == "to":
+            to.append(value)
+        elif name == "cc":
+            cc.append(value)
+        elif name not in first:
+            first[name] = value
+    defects: list[str] = []   # what the readers note; nothing here reads it
+    unfold, text = _h._unfold, _h._text
+
+    value = first.get("message-id")
+    message_id = None
+    if value is not None:
+        mid = _h.normalise_message_id(unfold(value))
+        message_id = text(mid) if mid else None
+
+    value = first.get("subject")
+    subject = None
+    if value is not None:
+        subj = unfold(value).strip()
+        if len(subj) > _h.MAX_VALUE_CHARS:
+            return None
+        subject = _h._escape_controls(_h._decode_words(text(subj), defects))[:_h.MAX_SUBJECT_CHARS]
+
+    value = first.get("date")
+    when = "N"
+    if value is not None:
+        value = unfold(value).strip()
+        if value:
+            try:
+                sent = _h._date_value(value)
+                sent = (sent if sent.tzinfo is not None else sent.replace(tzinfo=_UTC)).astimezone(_UTC)
+            except Exception:  # as _parse_date: no date
+                pass
+            else:
+                when = f"T{(sent - _EPOCH) // _MICROSECOND}"
+
+    budget = _BUDGET
+    value = first.get("from")
+    from_addr = None
+    if value is not None:
+        pairs = _h._parse_addresses(text(unfold(value)), defects)
+        if pairs:
+            from_addr = pairs[0][1]
+            budget -= 1
+
+    lists = []
+    for values in (to, cc):
+        addrs: list[str] = []
+        for value in values:
+            addrs.extend([a for _, a in _h._parse_addresses(text(unfold(value)), defects)])
+        unique = set(addrs)
+        if len(unique) > budget:
+            return None
+        budget -= len(unique)
+        lists.append(unique)
+
+    return (_text_key(message_id) + _text_key(from_addr) + _text_key(subject) + when
+            + "|" + _list_key(lists[0]) + "|" + _list_key(lists[1]))
+
+
+class MailFields(NamedTuple):
+    """The header fields a key holds (:func:`fields_of_key`)."""
+
+    message_id: str | None
+    from_addr: str | None
+    subject: str | None
+    sent_date: dt.datetime | None
+    to: list[str]
+    cc: list[str]
+
+
+def fields_of_key(key: str) -> MailFields:
+    """The header fields a mail's :func:`f04_key` was built from (the recipient lists sorted, without repeats)."""
+    raw = key.encode("utf-8", "surrogatepass")
+    pos = 0
+
+    def text() -> str | None:
+        nonlocal pos
+        if raw[pos:pos + 1] == b"N":
+            pos += 1
+            return None
+        colon = raw.index(b":", pos)
+        end = colon + 1 + int(raw[pos + 1:colon])
+        pos = end
+        return raw[colon + 1:end].decode("utf-8", "surrogatepass")
+
+    def addresses() -> list[str]:
+        nonlocal pos
+        out = []
+        while pos < len(raw) and raw[pos:pos + 1] != b"|":
+            colon = raw.index(b":", pos)
+            end = colon + 1 + int(raw[pos:colon])
+            out.append(raw[colon + 1:end].decode("utf-8", "surrogatepass"))
+            pos = end
+        return out
+
+    message_id, from_addr, subject = text(), text(), text()
+    bar = raw.index(b"|", pos)
+    when = raw[pos:bar]
+    pos = bar + 1
+    sent_date = None if when == b"N" else _EPOCH + int(when[1:]) * _MICROSECOND
+    to = addresses()
+    pos += 1
+    cc = addresses()
+    return MailFields(message_id, from_addr, subject, sent_date, to, cc)
