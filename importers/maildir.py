@@ -201,14 +201,14 @@ def is_maildir_member(rel: bytes) -> bool:
 
 
 def _name_time(name: bytes) -> float | None:
-    m = _NAME_TIME(name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
+    m = _NAME_TIME.match(name)  # offlineimap writes ``1551783600_0.1234.host,U=1,FMD5=…``
     if not m:
         return None
     ts = float(m.group(1))
     return ts if _EARLIEST <= ts <= time.time() + 86400 else None
 
 
-_NAME_TIME = re.compile(rb"(\d{9,11})[._]").match
+_NAME_TIME = re.compile(rb"(\d{9,11})[._]")
 _EARLIEST = 631152000.0  # 1990-01-01
 
 

@@ -141,12 +141,11 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.mbox", "_CL"): ("match", [_tail("content-length:", " "), _tail("content-length:", "0"),
                                           _tail("content-length: 1", " ", "x")]),
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
-    ("importers.maildir", r"(\d{9,11})[._]"): ("match", _runs("1", "1.", "1_")),
+    ("importers.maildir", "_NAME_TIME"): ("match", _runs("1", "1.", "1_")),
     ("importers.maildir", "_DBOX_NAME"): ("search", [*_runs("storage/m.", "/storage/m.1", "dbox-Mails/u."),
                                                     _tail("storage/m.", "1", "x")]),
     ("importers.keywords", "KEYWORD"): ("fullmatch", [*_runs("a", "\x80"), _tail("", "a", "(")]),
     # the same pattern where it is imported (the discovery lists it under each module that holds it)
-    ("importers.maildir", "KEYWORD"): ("fullmatch", [*_runs("a", "\x80"), _tail("", "a", "(")]),
     ("importers.mbox_flags", "KEYWORD"): ("fullmatch", [*_runs("a", "\x80"), _tail("", "a", "(")]),
     ("importers.mbox", "_MOZ_STATUS"): ("match", [_tail("x-mozilla-status:", " "), _tail("x-mozilla-status", " "),
                                                   _tail("x-mozilla-status: 0001", " "), *_runs("x-mozilla-status:")]),
@@ -282,6 +281,8 @@ def discover() -> dict[tuple[str, str], re.Pattern | None]:
         for attr, value in vars(module).items():
             if isinstance(value, re.Pattern):
                 found[(name, attr)] = value
+            elif isinstance(getattr(value, "__self__", None), re.Pattern):  # ``X = re.compile(...).match``
+                found[(name, attr)] = value.__self__
         calls = _Calls()
         calls.visit(ast.parse(text))
         for key, pattern in calls.found.items():
