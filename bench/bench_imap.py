@@ -73,23 +73,29 @@ def fill(maildir: Path, count: int, seed: int) -> tuple[int, int]:
     return count, total
 
 
-def cli(home: Path, *args: str, env: dict) -> dict:
+#: The checkout whose code runs ``mailarchive`` (--base: an older checkout, timed in the same pairs).
+CODE = {"imap": REPO}
+
+
+def cli(home: Path, *args: str, env: dict, code: Path = REPO) -> dict:
     p = subprocess.run(
         [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, cwd=REPO,
+        capture_output=True, text=True, env={**os.environ, **env, "PYTHONPATH": str(code)}, cwd=code,
     )
     if p.returncode != 0:
         raise SystemExit(f"mailarchive {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}\n{p.stdout[-3000:]}")
     return json.loads(p.stdout) if p.stdout.strip() else {}
 
 
-def timed_import(work: Path, name: str, url: str, ca: Path, password: str, *extra: str, label: str = "") -> tuple[float, dict]:
+def timed_import(work: Path, name: str, url: str, ca: Path, password: str, *extra: str, label: str = "",
+                 code: Path = REPO) -> tuple[float, dict]:
     label = label or name
     home = work / f"home-{label}"
     env = {"MAILARCHIVE_PASSWORD": PASSWORD_ENV, "MAILARCHIVE_IMAP_PASSWORD": password, "MAILARCHIVE_POP3_PASSWORD": password}
-    cli(home, "init", "--medium", str(work / f"medium-{label}"), "--key-backup", str(work / f"kb-{label}.txt"), env=env)
+    cli(home, "init", "--medium", str(work / f"medium-{label}"), "--key-backup", str(work / f"kb-{label}.txt"), env=env,
+        code=code)
     t0, c0, s0 = time.perf_counter(), child_cpu(), own_cpu()
-    result = cli(home, "import", name, url, "--ca-file", str(ca), *extra, env=env)
+    result = cli(home, "import", name, url, "--ca-file", str(ca), *extra, env=env, code=code)
     elapsed = time.perf_counter() - t0
     CPU[label] = child_cpu() - c0
     CPU[f"{label}-proxy"] = own_cpu() - s0
@@ -140,6 +146,9 @@ SyncState *
     shutil.rmtree(local, ignore_errors=True)
     return elapsed, n
 
+
+#: Seconds of the --base checkout's import per link tag ("rtt", "direct").
+BASE: dict[str, list[float]] = {}
 
 #: CPU seconds (user + system) of the last run of each contender, its child processes included.
 CPU: dict[str, float] = {}
@@ -233,15 +242,17 @@ def pairs(work: Path, port: int, ca: Path, password: str, count: int, n: int, ex
     """``n`` alternating pairs (import imap, mbsync; then mbsync first) against ``port``: the two lists of seconds
     (their CPU seconds appended to ``cpu["imap"]`` and ``cpu["mbsync"]``)."""
     ours, theirs = [], []
+    contenders = [*CODE, "mbsync"]  # "imap", ["base",] "mbsync": rotated, so each runs first in turn
     for k in range(n):
-        order = ("imap", "mbsync") if k % 2 == 0 else ("mbsync", "imap")
+        order = contenders[k % len(contenders):] + contenders[:k % len(contenders)]
         for who in order:
-            if who == "imap":
-                secs, res = timed_import(work, "imap", f"imap://{USER}@127.0.0.1:{port}", ca, password, *extra, label=f"imap-{tag}-{k}")
+            if who != "mbsync":
+                secs, res = timed_import(work, "imap", f"imap://{USER}@127.0.0.1:{port}", ca, password, *extra,
+                                         label=f"{who}-{tag}-{k}", code=CODE[who])
                 assert res["seen"] == count, res
-                ours.append(secs)
-                cpu.setdefault("imap", []).append(CPU[f"imap-{tag}-{k}"])
-                cpu.setdefault(f"proxy-imap-{tag}", []).append(CPU[f"imap-{tag}-{k}-proxy"])
+                (ours if who == "imap" else BASE.setdefault(tag, [])).append(secs)
+                cpu.setdefault(who, []).append(CPU[f"{who}-{tag}-{k}"])
+                cpu.setdefault(f"proxy-{who}-{tag}", []).append(CPU[f"{who}-{tag}-{k}-proxy"])
             else:
                 secs, got = timed_mbsync(work, port, ca, password)
                 assert got == count, got
@@ -260,6 +271,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="alternating import/mbsync pairs per link (medians are reported)")
     ap.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time of the latency proxy (0: no proxy runs)")
     ap.add_argument("--connections", type=int, default=None, help="pass --connections N to import imap")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="also time the import of this checkout (older code) in the same rotated runs")
     ap.add_argument("--pop3", action="store_true", help="also time import pop3 (direct)")
     ap.add_argument("--reader", action="store_true",
                     help="also time the IMAP reader alone through the proxy: one FETCH at a time vs pipelined")
@@ -271,6 +284,8 @@ def main() -> None:
     from services.latency_proxy import LatencyProxy
 
     extra = [] if args.connections is None else ["--connections", str(args.connections)]
+    if args.base is not None:
+        CODE["base"] = args.base.resolve()
     work = Path(tempfile.mkdtemp(prefix="mailarchive-bench-imap-"))
     server = start_dovecot(work / "dovecot", users=(USER,))
     started = machine()
@@ -327,11 +342,23 @@ def main() -> None:
         mo, mt = statistics.median(ours), statistics.median(theirs)
         lines.append(f"| {link} | {mo:.1f} ({', '.join(f'{x:.1f}' for x in ours)}) | {mt:.1f} "
                      f"({', '.join(f'{x:.1f}' for x in theirs)}) | **{mo / mt:.2f}** | {count / mo:.0f} | {count / mt:.0f} |")
+    if BASE:
+        lines += ["", f"The same runs, rotated with them, of the import of `{args.base}` (the code before this "
+                  "branch; its own copy of nothing else: the proxy and mbsync are this run's):", "",
+                  "| link | base import s (median; runs) | this import s (median) | this ÷ base | base ÷ mbsync |",
+                  "|---|---|---|---|---|"]
+        for (link, ours, theirs), tag in zip(links, ("rtt", "direct") if args.rtt_ms > 0 else ("direct",)):
+            b = BASE.get(tag)
+            if b:
+                mb, mo, mt = statistics.median(b), statistics.median(ours), statistics.median(theirs)
+                lines.append(f"| {link} | {mb:.1f} ({', '.join(f'{x:.1f}' for x in b)}) | {mo:.1f} | "
+                             f"**{mo / mb:.2f}** | {mb / mt:.2f} |")
+        lines += ["", f"CPU seconds of the base import (median): {statistics.median(cpu['base']):.1f}."]
     if cpu:
         lines += ["", f"CPU seconds (user + system of the contender's processes, Dovecot not included), median of all "
                   f"runs: import imap {statistics.median(cpu['imap']):.1f}, mbsync {statistics.median(cpu['mbsync']):.1f}."]
         if "proxy-imap-rtt" in cpu:
-            lines += ["", f"The latency proxy runs in the bench process (Python threads) and competes for the cores: it took "
+            lines += ["", f"The latency proxy runs in the bench process (one Python thread) and competes for the cores: it took "
                       f"{statistics.median(cpu['proxy-imap-rtt']):.1f} CPU-s during an import, "
                       f"{statistics.median(cpu['proxy-mbsync-rtt']):.1f} during an mbsync run (median; not counted above)."]
     lines += ["", "Targets: over 20 ms RTT the import takes ≤ 0.5× mbsync's time; on loopback ≥ 1× mbsync's speed "
