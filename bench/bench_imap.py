@@ -18,11 +18,14 @@ each contender (more stable than wall time on a shared machine). ``--pop3``
 also times ``import pop3``; ``--floor`` measures the floor of an IMAP import
 on this machine (the reader alone, plus the CPU of the per-mail work the
 format fixes: SHA-256 of the mail and of the LF body, zstd 1 + AES-256-GCM,
-SHA-256 of the record). ``--record`` rewrites the "## IMAP and POP3" section
+SHA-256 of the record; also counted by process, the reader's and Dovecot's own
+CPU, which a busy machine does not inflate). ``--base DIR`` also times the
+import of another checkout (the code before a change) in the same rotated
+runs, through the same proxy and Dovecot. ``--record`` rewrites the "## IMAP and POP3" section
 of bench/RESULTS.md (other sections kept). mbsync: ``apt-get install -y
 --no-install-recommends isync``.
 
-    .venv/bin/python bench/bench_imap.py [--count 5000] [--pairs 3] [--rtt-ms 20] [--record]
+    .venv/bin/python bench/bench_imap.py [--count 5000] [--pairs 3] [--rtt-ms 20] [--floor] [--base DIR] [--record]
 """
 from __future__ import annotations
 
