@@ -387,3 +387,31 @@ def test_the_first_listing_part_is_handed_over_before_the_rest_is_listed(dovecot
     assert by_uid[gone].size is None  # its part was listed after the first mail was handed over
     assert by_uid[uids[0]].size == len(mails[0]) and by_uid[uids[0]].flags == ("\\Flagged",)
     assert all(by_uid[u].size is not None for u in uids if u != gone)
+
+
+def test_a_link_dropped_between_two_listing_parts_reconnects_and_lists_every_mail_once(dovecot, mail_user, monkeypatch):
+    """The listing's connection dies after the first part was handed over: the importer reconnects,
+    EXAMINEs the folder again (same UIDVALIDITY) and lists the other parts; each mail comes once, in UID
+    order, with its size (D1-D3)."""
+    import socket as socket_mod
+
+    import importers.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "FIRST_SIZES", 4)
+    monkeypatch.setattr(imap_mod, "SIZE_CHUNK", 10)
+    user, pw = mail_user
+    mails = _fill(dovecot, user, pw)
+    imp = _importer(dovecot, user, pw, prefetch=0, folders=["INBOX"])
+    items = iter(imp.scan(None, ListReporter()))
+    first = next(items)
+    imp._client._imap.sock.shutdown(socket_mod.SHUT_RDWR)  # the link drops under the listing
+    got = [first, *items]
+    c = _client(dovecot, user, pw)
+    try:
+        c.select_folder("INBOX", readonly=True)
+        uids = sorted(c.search("ALL"))
+    finally:
+        c.logout()
+    assert [int(i.ref.rsplit("=", 1)[1]) for i in got] == uids
+    assert all(i.size is not None for i in got) and len(got) == len(mails) + 3  # 3 appended twice
+    assert imp.reconnects == 1 and imp.logins == 2
