@@ -18,11 +18,14 @@ each contender (more stable than wall time on a shared machine). ``--pop3``
 also times ``import pop3``; ``--floor`` measures the floor of an IMAP import
 on this machine (the reader alone, plus the CPU of the per-mail work the
 format fixes: SHA-256 of the mail and of the LF body, zstd 1 + AES-256-GCM,
-SHA-256 of the record). ``--record`` rewrites the "## IMAP and POP3" section
+SHA-256 of the record; also counted by process, the reader's and Dovecot's own
+CPU, which a busy machine does not inflate). ``--base DIR`` also times the
+import of another checkout (the code before a change) in the same rotated
+runs, through the same proxy and Dovecot. ``--record`` rewrites the "## IMAP and POP3" section
 of bench/RESULTS.md (other sections kept). mbsync: ``apt-get install -y
 --no-install-recommends isync``.
 
-    .venv/bin/python bench/bench_imap.py [--count 5000] [--pairs 3] [--rtt-ms 20] [--record]
+    .venv/bin/python bench/bench_imap.py [--count 5000] [--pairs 3] [--rtt-ms 20] [--floor] [--base DIR] [--record]
 """
 from __future__ import annotations
 
@@ -73,26 +76,34 @@ def fill(maildir: Path, count: int, seed: int) -> tuple[int, int]:
     return count, total
 
 
-def cli(home: Path, *args: str, env: dict) -> dict:
+#: The checkout whose code runs ``mailarchive`` (--base: an older checkout, timed in the same pairs).
+CODE = {"imap": REPO}
+
+
+def cli(home: Path, *args: str, env: dict, code: Path = REPO) -> dict:
     p = subprocess.run(
         [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, cwd=REPO,
+        capture_output=True, text=True, env={**os.environ, **env, "PYTHONPATH": str(code)}, cwd=code,
     )
     if p.returncode != 0:
         raise SystemExit(f"mailarchive {' '.join(args)} exited {p.returncode}:\n{p.stderr[-3000:]}\n{p.stdout[-3000:]}")
     return json.loads(p.stdout) if p.stdout.strip() else {}
 
 
-def timed_import(work: Path, name: str, url: str, ca: Path, password: str, *extra: str, label: str = "") -> tuple[float, dict]:
+def timed_import(work: Path, name: str, url: str, ca: Path, password: str, *extra: str, label: str = "",
+                 code: Path = REPO) -> tuple[float, dict]:
     label = label or name
     home = work / f"home-{label}"
     env = {"MAILARCHIVE_PASSWORD": PASSWORD_ENV, "MAILARCHIVE_IMAP_PASSWORD": password, "MAILARCHIVE_POP3_PASSWORD": password}
-    cli(home, "init", "--medium", str(work / f"medium-{label}"), "--key-backup", str(work / f"kb-{label}.txt"), env=env)
-    t0, c0, s0 = time.perf_counter(), child_cpu(), own_cpu()
-    result = cli(home, "import", name, url, "--ca-file", str(ca), *extra, env=env)
+    cli(home, "init", "--medium", str(work / f"medium-{label}"), "--key-backup", str(work / f"kb-{label}.txt"), env=env,
+        code=code)
+    t0, c0, s0, d0 = time.perf_counter(), child_cpu(), own_cpu(), dovecot_cpu()
+    result = cli(home, "import", name, url, "--ca-file", str(ca), *extra, env=env, code=code)
     elapsed = time.perf_counter() - t0
     CPU[label] = child_cpu() - c0
     CPU[f"{label}-proxy"] = own_cpu() - s0
+    time.sleep(0.5)  # its connections' Dovecot processes exit and are reaped
+    CPU[f"{label}-dovecot"] = dovecot_cpu() - d0
     shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(work / f"medium-{label}", ignore_errors=True)
     return elapsed, result
@@ -129,17 +140,22 @@ Create Near
 Sync Pull
 SyncState *
 """)
-    t0, c0, s0 = time.perf_counter(), child_cpu(), own_cpu()
+    t0, c0, s0, d0 = time.perf_counter(), child_cpu(), own_cpu(), dovecot_cpu()
     p = subprocess.run(["mbsync", "-c", str(rc), "-a", "-q"], capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     CPU["mbsync"] = child_cpu() - c0
     CPU["mbsync-proxy"] = own_cpu() - s0
+    time.sleep(0.5)
+    CPU["mbsync-dovecot"] = dovecot_cpu() - d0
     if p.returncode != 0:
         raise SystemExit(f"mbsync exited {p.returncode}:\n{p.stderr[-3000:]}")
     n = sum(1 for _ in (local / "INBOX" / "cur").iterdir()) + sum(1 for _ in (local / "INBOX" / "new").iterdir())
     shutil.rmtree(local, ignore_errors=True)
     return elapsed, n
 
+
+#: Seconds of the --base checkout's import per link tag ("rtt", "direct").
+BASE: dict[str, list[float]] = {}
 
 #: CPU seconds (user + system) of the last run of each contender, its child processes included.
 CPU: dict[str, float] = {}
@@ -154,6 +170,20 @@ def own_cpu() -> float:
     """CPU seconds of this process: while a contender runs, the latency proxy's threads (the rest waits)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+#: The Dovecot master's pid (its service processes, one per connection, are its children).
+DOVECOT: list[int] = []
+
+
+def dovecot_cpu() -> float:
+    """CPU seconds of Dovecot so far: the master and its reaped children (imap, imap-login: TLS, auth).
+
+    A connection's processes exit after its LOGOUT and are counted once reaped: measure after a pause."""
+    if not DOVECOT:
+        return 0.0
+    fields = Path(f"/proc/{DOVECOT[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
 
 
 def machine_cpu_seconds() -> float:
@@ -176,12 +206,15 @@ def floor(url: str, ca: Path, password: str, count: int) -> dict:
     from toolkit.source import SourceMail
 
     raws = []
-    cpu0, own0, t0 = machine_cpu_seconds(), time.process_time(), time.perf_counter()
+    cpu0, own0, t0, d0 = machine_cpu_seconds(), time.process_time(), time.perf_counter(), dovecot_cpu()
     for item in ImapImporter(url, password, ca_file=str(ca), fetch_in_tasks=False).scan(None, NullReporter()):
         if isinstance(item, SourceMail):
             raws.append(item.raw)
     reader_wall, reader_cpu = time.perf_counter() - t0, machine_cpu_seconds() - cpu0
-    server_cpu = max(0.0, reader_cpu - (time.process_time() - own0))  # Dovecot (and the kernel's TCP) alone
+    own_reader = time.process_time() - own0
+    server_cpu = max(0.0, reader_cpu - own_reader)  # Dovecot, the kernel's TCP, and whatever else ran meanwhile
+    time.sleep(0.5)  # the connection's Dovecot processes exit and are reaped
+    dovecot = dovecot_cpu() - d0
     assert len(raws) == count, (len(raws), count)
     key, archive_uuid = os.urandom(32), uuid.uuid4()
     c0 = time.process_time()
@@ -194,7 +227,8 @@ def floor(url: str, ca: Path, password: str, count: int) -> dict:
     work_cpu = time.process_time() - c0
     cores = os.cpu_count() or 1
     return {"reader_wall": reader_wall, "reader_cpu": reader_cpu, "server_cpu": server_cpu, "work_cpu": work_cpu,
-            "floor": (reader_cpu + work_cpu) / cores, "floor_free_reader": (server_cpu + work_cpu) / cores}
+            "floor": (reader_cpu + work_cpu) / cores, "floor_free_reader": (server_cpu + work_cpu) / cores,
+            "own_reader": own_reader, "dovecot": dovecot, "floor_own": (own_reader + dovecot + work_cpu) / cores}
 
 
 def reader_alone(url: str, ca: Path, password: str, count: int, **options) -> float:
@@ -233,21 +267,25 @@ def pairs(work: Path, port: int, ca: Path, password: str, count: int, n: int, ex
     """``n`` alternating pairs (import imap, mbsync; then mbsync first) against ``port``: the two lists of seconds
     (their CPU seconds appended to ``cpu["imap"]`` and ``cpu["mbsync"]``)."""
     ours, theirs = [], []
+    contenders = [*CODE, "mbsync"]  # "imap", ["base",] "mbsync": rotated, so each runs first in turn
     for k in range(n):
-        order = ("imap", "mbsync") if k % 2 == 0 else ("mbsync", "imap")
+        order = contenders[k % len(contenders):] + contenders[:k % len(contenders)]
         for who in order:
-            if who == "imap":
-                secs, res = timed_import(work, "imap", f"imap://{USER}@127.0.0.1:{port}", ca, password, *extra, label=f"imap-{tag}-{k}")
+            if who != "mbsync":
+                secs, res = timed_import(work, "imap", f"imap://{USER}@127.0.0.1:{port}", ca, password, *extra,
+                                         label=f"{who}-{tag}-{k}", code=CODE[who])
                 assert res["seen"] == count, res
-                ours.append(secs)
-                cpu.setdefault("imap", []).append(CPU[f"imap-{tag}-{k}"])
-                cpu.setdefault(f"proxy-imap-{tag}", []).append(CPU[f"imap-{tag}-{k}-proxy"])
+                (ours if who == "imap" else BASE.setdefault(tag, [])).append(secs)
+                cpu.setdefault(who, []).append(CPU[f"{who}-{tag}-{k}"])
+                cpu.setdefault(f"proxy-{who}-{tag}", []).append(CPU[f"{who}-{tag}-{k}-proxy"])
+                cpu.setdefault(f"dovecot-{who}", []).append(CPU[f"{who}-{tag}-{k}-dovecot"])
             else:
                 secs, got = timed_mbsync(work, port, ca, password)
                 assert got == count, got
                 theirs.append(secs)
                 cpu.setdefault("mbsync", []).append(CPU["mbsync"])
                 cpu.setdefault(f"proxy-mbsync-{tag}", []).append(CPU["mbsync-proxy"])
+                cpu.setdefault("dovecot-mbsync", []).append(CPU["mbsync-dovecot"])
             print(f"  {tag} pair {k + 1}: {who} {secs:.1f} s ({cpu[who][-1]:.1f} CPU-s; load {os.getloadavg()[0]:.1f}"
                   + (f"; proxy {cpu[f'proxy-{who}-{tag}'][-1]:.1f} CPU-s)" if tag == "rtt" else ")"), flush=True)
     return ours, theirs
@@ -260,6 +298,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="alternating import/mbsync pairs per link (medians are reported)")
     ap.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time of the latency proxy (0: no proxy runs)")
     ap.add_argument("--connections", type=int, default=None, help="pass --connections N to import imap")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="also time the import of this checkout (older code) in the same rotated runs")
     ap.add_argument("--pop3", action="store_true", help="also time import pop3 (direct)")
     ap.add_argument("--reader", action="store_true",
                     help="also time the IMAP reader alone through the proxy: one FETCH at a time vs pipelined")
@@ -271,8 +311,11 @@ def main() -> None:
     from services.latency_proxy import LatencyProxy
 
     extra = [] if args.connections is None else ["--connections", str(args.connections)]
+    if args.base is not None:
+        CODE["base"] = args.base.resolve()
     work = Path(tempfile.mkdtemp(prefix="mailarchive-bench-imap-"))
     server = start_dovecot(work / "dovecot", users=(USER,))
+    DOVECOT[:] = [server.proc.pid]
     started = machine()
     links: list[tuple[str, list[float], list[float]]] = []
     pop3 = low = None
@@ -327,11 +370,25 @@ def main() -> None:
         mo, mt = statistics.median(ours), statistics.median(theirs)
         lines.append(f"| {link} | {mo:.1f} ({', '.join(f'{x:.1f}' for x in ours)}) | {mt:.1f} "
                      f"({', '.join(f'{x:.1f}' for x in theirs)}) | **{mo / mt:.2f}** | {count / mo:.0f} | {count / mt:.0f} |")
+    if BASE:
+        lines += ["", f"The same runs, rotated with them, of the import of `{args.base}` (the code before this "
+                  "branch; its own copy of nothing else: the proxy and mbsync are this run's):", "",
+                  "| link | base import s (median; runs) | this import s (median) | this ÷ base | base ÷ mbsync |",
+                  "|---|---|---|---|---|"]
+        for (link, ours, theirs), tag in zip(links, ("rtt", "direct") if args.rtt_ms > 0 else ("direct",)):
+            b = BASE.get(tag)
+            if b:
+                mb, mo, mt = statistics.median(b), statistics.median(ours), statistics.median(theirs)
+                lines.append(f"| {link} | {mb:.1f} ({', '.join(f'{x:.1f}' for x in b)}) | {mo:.1f} | "
+                             f"**{mo / mb:.2f}** | {mb / mt:.2f} |")
+        lines += ["", f"CPU seconds of the base import (median): {statistics.median(cpu['base']):.1f}."]
     if cpu:
         lines += ["", f"CPU seconds (user + system of the contender's processes, Dovecot not included), median of all "
-                  f"runs: import imap {statistics.median(cpu['imap']):.1f}, mbsync {statistics.median(cpu['mbsync']):.1f}."]
+                  f"runs: import imap {statistics.median(cpu['imap']):.1f}, mbsync {statistics.median(cpu['mbsync']):.1f}; "
+                  f"Dovecot's own for them: {statistics.median(cpu['dovecot-imap']):.1f} and "
+                  f"{statistics.median(cpu['dovecot-mbsync']):.1f}."]
         if "proxy-imap-rtt" in cpu:
-            lines += ["", f"The latency proxy runs in the bench process (Python threads) and competes for the cores: it took "
+            lines += ["", f"The latency proxy runs in the bench process (one Python thread) and competes for the cores: it took "
                       f"{statistics.median(cpu['proxy-imap-rtt']):.1f} CPU-s during an import, "
                       f"{statistics.median(cpu['proxy-mbsync-rtt']):.1f} during an mbsync run (median; not counted above)."]
     lines += ["", "Targets: over 20 ms RTT the import takes ≤ 0.5× mbsync's time; on loopback ≥ 1× mbsync's speed "
@@ -348,7 +405,10 @@ def main() -> None:
             f"Floor on this machine ({os.cpu_count()} cores): the IMAP reader alone took {low['reader_wall']:.1f} s and "
             f"{low['reader_cpu']:.1f} CPU-s of the whole machine (Dovecot {low['server_cpu']:.1f}); the per-mail work "
             f"the format fixes (SHA-256 of the mail and of the LF body, zstd 1 + AES-GCM, SHA-256 of the record) took "
-            f"{low['work_cpu']:.1f} CPU-s: no import on these cores takes less than **{low['floor']:.1f} s**.",
+            f"{low['work_cpu']:.1f} CPU-s: no import on these cores takes less than **{low['floor']:.1f} s**. "
+            f"Counted by process instead (load-proof: the machine's CPU includes whatever else runs): the reader "
+            f"{low['own_reader']:.1f} CPU-s, Dovecot {low['dovecot']:.1f} (its master and reaped children: imap, "
+            f"imap-login's TLS), the format {low['work_cpu']:.1f}: a floor of **{low['floor_own']:.1f} s**.",
             "",
         ]
     text = "\n".join(lines)

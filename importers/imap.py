@@ -80,6 +80,8 @@ FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE", b"FLAGS", b"RFC822.SIZE"]
 #: Sequence numbers per UID SEARCH: at most ~11 bytes a UID, far below imaplib's 1,000,000-byte line limit.
 SEARCH_CHUNK = 50_000
 SIZE_CHUNK = 5_000
+#: UIDs of a folder's first listing part (fetch_in_tasks): small, so that the first mails are handed over soon.
+FIRST_SIZES = 1_000
 CHANGED = "source changed during import"
 #: What Courier-IMAP sends (as BODY[], with RFC822.SIZE its length, in the listing too) for a mail another
 #: session expunged before this one was told: never a mail (no Date, no Message-ID), never archived.
@@ -596,21 +598,12 @@ class ImapImporter(ServerSource):
             self._after_search(name, uids)
         if not uids:
             return
-        meta: dict[int, tuple] | None = {} if self.fetch_in_tasks else None
-        sizes = self._call(f"FETCH sizes {name}", lambda c: (meta.clear() if meta else None, self._sizes(c, uids, meta))[1])
-        too_big = [u for u in uids if sizes.get(u, 0) > self.max_fetch]
-        for uid in too_big:  # no cursor: the mails before it are still to come
-            yield SourceProblem(
-                f"{name};UIDVALIDITY={uidvalidity};UID={uid}",
-                f"{sizes[uid]:,} bytes, above the {self.max_fetch:,}-byte limit of a mail fetched over IMAP; "
-                "not fetched (save it from a mail client as a file and use `import eml`)",
-                None,
-            )
-        if too_big:
-            uids = [u for u in uids if u not in set(too_big)]
         if self.fetch_in_tasks:
-            yield from self._listed(wire, name, uidvalidity, uids, sizes, meta, done, reporter)
+            yield from self._listed(wire, name, uidvalidity, uids, done, reporter)
             return
+        sizes = self._call(f"FETCH sizes {name}", lambda c: self._sizes(c, uids))
+        yield from self._too_big(name, uidvalidity, uids, sizes)
+        uids = [u for u in uids if sizes.get(u, 0) <= self.max_fetch]
         task = f"folder {name}"
         reporter.start(task, len(uids), "mails")
         try:
@@ -632,21 +625,51 @@ class ImapImporter(ServerSource):
         finally:
             reporter.finish(task)
 
-    def _listed(self, wire: bytes, name: str, uidvalidity: int, uids: list[int], sizes: dict[int, int],
-                meta: dict[int, tuple], done: dict, reporter: Reporter) -> Iterator[SourceItem]:
-        """The folder's mails as jobs for the pack tasks (importers/imap_jobs.py): no body fetched here."""
+    def _too_big(self, name: str, uidvalidity: int, uids: list[int], sizes: dict[int, int]) -> Iterator[SourceItem]:
+        """A problem for each mail above ``max_fetch`` (no cursor: the mails before it are still to come)."""
+        for uid in uids:
+            if sizes.get(uid, 0) > self.max_fetch:
+                yield SourceProblem(
+                    f"{name};UIDVALIDITY={uidvalidity};UID={uid}",
+                    f"{sizes[uid]:,} bytes, above the {self.max_fetch:,}-byte limit of a mail fetched over IMAP; "
+                    "not fetched (save it from a mail client as a file and use `import eml`)",
+                    None,
+                )
+
+    def _listed(self, wire: bytes, name: str, uidvalidity: int, uids: list[int], done: dict,
+                reporter: Reporter) -> Iterator[SourceItem]:
+        """The folder's mails as jobs for the pack tasks (importers/imap_jobs.py): no body fetched here.
+
+        Their sizes, flags and INTERNALDATE are listed in parts, the first of ``FIRST_SIZES`` UIDs: its
+        mails are handed over after one short FETCH, so the first pack tasks (and the worker processes
+        that run them) start while the rest of a large folder is listed."""
         from .imap_jobs import ImapFolder, ImapUid
 
         folder = ImapFolder(self._jobs_account(), wire, name, uidvalidity)
-        for uid in uids:
-            ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
-            cursor = {"folders": done, "current": [name, uidvalidity, uid]}
-            self._folder_last[name] = (uidvalidity, uid)
-            flags, date = meta.get(uid, ((), None))
-            size = sizes.get(uid)
-            yield SourceMail(raw=None, ref=ref, folder=name, flags=flags, internal_date=date,
-                             date_source="imap-internaldate", cursor=cursor, size=size, job=ImapUid(folder, uid, size),
-                             on_read_error=functools.partial(_not_fetched, ref, cursor))
+        for lo, hi in _parts(len(uids), min(FIRST_SIZES, SIZE_CHUNK), SIZE_CHUNK):
+            part = uids[lo:hi]
+            meta: dict[int, tuple] = {}
+            sizes = self._call(f"FETCH sizes {name}", lambda c: (meta.clear(), self._sizes(c, part, meta))[1])
+            yield from self._too_big(name, uidvalidity, part, sizes)
+            for uid in part:
+                size = sizes.get(uid)
+                if size is not None and size > self.max_fetch:
+                    continue
+                ref = f"{name};UIDVALIDITY={uidvalidity};UID={uid}"
+                cursor = {"folders": done, "current": [name, uidvalidity, uid]}
+                self._folder_last[name] = (uidvalidity, uid)
+                flags, date = meta.get(uid, ((), None))
+                yield SourceMail(raw=None, ref=ref, folder=name, flags=flags, internal_date=date,
+                                 date_source="imap-internaldate", cursor=cursor, size=size,
+                                 job=ImapUid(folder, uid, size), on_read_error=functools.partial(_not_fetched, ref, cursor))
+
+
+def _parts(n: int, first: int, rest: int) -> Iterator[tuple[int, int]]:
+    """[lo, hi) ranges covering 0..n: the first ``first`` long, the others ``rest``."""
+    lo, size = 0, max(1, first)
+    while lo < n:
+        yield lo, min(n, lo + size)
+        lo, size = lo + size, max(1, rest)
 
 
 def personal_namespace(c: IMAPClient) -> tuple[str, str] | None:

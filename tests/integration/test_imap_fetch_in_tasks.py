@@ -26,6 +26,7 @@ from toolkit.ingest import Ingest
 from toolkit.migrate.plan import load_plan
 from toolkit.migrate.run import run_plan
 from toolkit.migrate.sources import ServerOptions
+from toolkit.reporter import ListReporter
 from toolkit.retrieval import read_messages, select_messages
 
 
@@ -354,3 +355,63 @@ def test_dask_workers_fetch_too_and_store_the_same_blobs_and_decisions(dovecot, 
         finally:
             archive.close()
     assert results["dask"] == results["reader"]
+
+
+def test_the_first_listing_part_is_handed_over_before_the_rest_is_listed(dovecot, mail_user, monkeypatch):
+    """The sizes, flags and dates of a folder are listed in parts (the first small): the first mails go to the
+    pack tasks before the rest is listed, and every mail comes once, in UID order, with its size and flags.
+    Shown with a mail expunged by another session once the first mail is handed over: the listing of its
+    part, which came later, has no size for it (its worker's fetch then lists it, D4)."""
+    import importers.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "FIRST_SIZES", 4)
+    monkeypatch.setattr(imap_mod, "SIZE_CHUNK", 10)
+    user, pw = mail_user
+    mails = _fill(dovecot, user, pw)
+    c = _client(dovecot, user, pw)
+    try:
+        c.select_folder("INBOX")
+        uids = sorted(c.search("ALL"))
+        gone = uids[20]
+        items = iter(_importer(dovecot, user, pw, prefetch=0, folders=["INBOX"]).scan(None, ListReporter()))
+        first = next(items)
+        c.delete_messages([gone])
+        c.expunge()
+        rest = list(items)
+    finally:
+        c.logout()
+    got = [first, *rest]
+    listed = [int(i.ref.rsplit("=", 1)[1]) for i in got]
+    assert listed == uids  # each once, in UID order
+    by_uid = dict(zip(listed, got))
+    assert by_uid[gone].size is None  # its part was listed after the first mail was handed over
+    assert by_uid[uids[0]].size == len(mails[0]) and by_uid[uids[0]].flags == ("\\Flagged",)
+    assert all(by_uid[u].size is not None for u in uids if u != gone)
+
+
+def test_a_link_dropped_between_two_listing_parts_reconnects_and_lists_every_mail_once(dovecot, mail_user, monkeypatch):
+    """The listing's connection dies after the first part was handed over: the importer reconnects,
+    EXAMINEs the folder again (same UIDVALIDITY) and lists the other parts; each mail comes once, in UID
+    order, with its size (D1-D3)."""
+    import socket as socket_mod
+
+    import importers.imap as imap_mod
+
+    monkeypatch.setattr(imap_mod, "FIRST_SIZES", 4)
+    monkeypatch.setattr(imap_mod, "SIZE_CHUNK", 10)
+    user, pw = mail_user
+    mails = _fill(dovecot, user, pw)
+    imp = _importer(dovecot, user, pw, prefetch=0, folders=["INBOX"])
+    items = iter(imp.scan(None, ListReporter()))
+    first = next(items)
+    imp._client._imap.sock.shutdown(socket_mod.SHUT_RDWR)  # the link drops under the listing
+    got = [first, *items]
+    c = _client(dovecot, user, pw)
+    try:
+        c.select_folder("INBOX", readonly=True)
+        uids = sorted(c.search("ALL"))
+    finally:
+        c.logout()
+    assert [int(i.ref.rsplit("=", 1)[1]) for i in got] == uids
+    assert all(i.size is not None for i in got) and len(got) == len(mails) + 3  # 3 appended twice
+    assert imp.reconnects == 1 and imp.logins == 2

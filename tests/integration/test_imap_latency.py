@@ -239,3 +239,27 @@ def test_a_refused_extra_connection_leaves_the_folders_to_the_first_one(dovecot,
     assert len(got) == n
     assert imp.logins == 1 and proxy.connections == 3
     assert sum("one more connection was refused" in m for m in reporter.infos) == 2, reporter.infos
+
+
+def test_a_greeting_with_capabilities_saves_the_capability_round_trip_before_starttls(dovecot, mail_user):
+    """Dovecot greets with ``* OK [CAPABILITY ...]``: the importer goes straight to STARTTLS (one round trip
+    less per connection, paid by every worker that logs in over a long link), asks again after it (RFC
+    3501), logs in and lists. A greeting without them (tests/services/evil_imap.py) is asked, as before
+    (tests/integration/test_imap_hostile.py)."""
+    user, pw = mail_user
+    _fill(dovecot, user, {"INBOX": 2})
+    with LatencyProxy("127.0.0.1", dovecot.imap_port, delay=0.0, record=True) as proxy:
+        imp = ImapImporter(f"imap://{user}@127.0.0.1:{proxy.port}", pw, ca_file=str(dovecot.ca_cert_path),
+                           prefetch=0, fetch_in_tasks=False)
+        got = [it for it in imp.scan(None, ListReporter()) if isinstance(it, SourceMail)]
+        events = list(proxy.events)
+    assert len(got) == 2
+    greeting = next(data for direction, data in events if direction == "s2c")
+    assert b"[CAPABILITY " in greeting and b"STARTTLS" in greeting
+    before_tls = bytearray()
+    for direction, data in events:
+        if direction == "c2s":
+            before_tls += data
+            if b"STARTTLS" in data:
+                break
+    assert b"CAPABILITY" not in bytes(before_tls).upper() and bytes(before_tls).endswith(b"STARTTLS\r\n")

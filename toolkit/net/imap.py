@@ -13,13 +13,50 @@ from __future__ import annotations
 import ssl
 from typing import Callable
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import LoginError
 
 from toolkit.errors import AuthenticationError
 
 from .session import StartTls, establish, login_rejected, quietly
 from .tls import TlsRequiredError, certificate_checked
+
+
+class _GreetingCapabilities:
+    """imaplib asks CAPABILITY right after the greeting; a greeting that carries them already
+    (``* OK [CAPABILITY ...]``: Dovecot, Cyrus) is taken at its word: one round trip less per connection,
+    which over a long link is paid again by every worker process that logs in. The list is as trusted as
+    the one the command would bring (the same connection, before any TLS); after STARTTLS imaplib asks
+    again, as RFC 3501 wants, and so does a greeting without them."""
+
+    _greeted = False
+
+    def _get_capabilities(self):
+        if not self._greeted:
+            self._greeted = True
+            said = self.untagged_responses.pop("CAPABILITY", None)
+            if said and said[-1]:
+                self.capabilities = tuple(str(said[-1], self._encoding).upper().split())
+                return
+        super()._get_capabilities()
+
+
+class _Imap4(_GreetingCapabilities, imap4.IMAP4WithTimeout):
+    pass
+
+
+class _Imap4Tls(_GreetingCapabilities, tls.IMAP4_TLS):
+    pass
+
+
+class _Client(IMAPClient):
+    """imapclient's client on imaplib connections that take the greeting's capabilities (above)."""
+
+    def _create_IMAP4(self):
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _Imap4Tls(self.host, self.port, self.ssl_context, timeout)
+        return _Imap4(self.host, self.port, timeout)
 
 
 def server_text(exc: BaseException) -> str:
@@ -44,7 +81,7 @@ def connect(host: str, port: int, implicit_tls: bool, ctx: ssl.SSLContext, *, us
     ``logging_in()`` right before LOGIN is sent (a login counter)."""
     where = f"{host}:{port}"
     with certificate_checked(where):
-        client = IMAPClient(host, port=port, ssl=implicit_tls, ssl_context=ctx, timeout=timeout)
+        client = _Client(host, port=port, ssl=implicit_tls, ssl_context=ctx, timeout=timeout)
     starttls = None if implicit_tls else StartTls(
         "STARTTLS", "imaps", lambda: b"STARTTLS" in client.capabilities(), lambda: client.starttls(ctx))
 
