@@ -434,6 +434,11 @@ class Ingest:
         self._parents = {ref: ("old", base + x[1]) if x[0] == "new" else x for ref, x in self._parents.items()}
         self._decider.reset()
         t.counts_after = dataclasses.replace(self._summary)
+        # its mails (a source's bytes, POP3 or mbox) and prepared keys are not needed any more: freed now, not
+        # held until the commit
+        t.chunk = []
+        if t.result is not None:
+            t.result.prepared = []
         self._cur = None
         self._decided.append(t)
 
