@@ -12,7 +12,9 @@ same script measures any checkout (``--tree``), so old and new code run alternat
         [--base /work/wt/pipeline-overlap-base] [--timeline]
 
 With ``--base`` each pair runs the base checkout and this one alternately; the median of wall, CPU-s
-(the whole tree) and peak RSS (the sum over the tree and the largest process, sampled) is printed for each.
+(the whole tree), peak RSS (the sum over the tree and the largest process, sampled) and the idle core-seconds
+(per 100 ms the cores neither the driver nor a worker used, summed: over the run and in its middle phase) is
+printed for each.
 """
 from __future__ import annotations
 
@@ -117,11 +119,16 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
     full = [i for i, w in enumerate(w_busy) if w > 1.5]
     end_start = (full[-1] + 1) if full else nb
     phases = {}
+    cores = os.cpu_count() or 1
     for name, lo, hi in (("start", 0, start_end), ("middle", start_end, end_start), ("end", end_start, nb)):
         span = max(hi - lo, 0)
         busy = sum(d_busy[lo:hi]) + sum(w_busy[lo:hi])
         phases[name] = (span * bins, busy / span if span else 0.0)
+    # idle core-seconds: per bin the cores the import left unused (over the whole run, and in the middle phase,
+    # where both workers should be busy: a worker waiting for the driver's answer shows here)
+    idle = [max(0.0, cores - d - w) * bins for d, w in zip(d_busy, w_busy)]
     return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
+            "idle": sum(idle), "idle_middle": sum(idle[start_end:end_start]),
             "peak_rss": peak_rss, "peak_one": peak_one, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
 
 
@@ -134,7 +141,8 @@ def show_timeline(a: dict) -> None:
 def fmt(a: dict) -> str:
     ph = " ".join(f"{k} {s:.1f}s@{b:.2f}" for k, (s, b) in a["phases"].items())
     return (f"wall {a['wall']:.2f} s  CPU {a['cpu']:.2f} s (driver {a['driver_cpu']:.2f})  peak RSS "
-            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  [{ph}]")
+            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  "
+            f"idle {a['idle']:.2f} core-s (middle {a['idle_middle']:.2f})  [{ph}]")
 
 
 def main() -> None:
@@ -158,9 +166,11 @@ def main() -> None:
                 show_timeline(a)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) after")
     for name, rs in results.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one")}
+        med = {k: statistics.median(r[k] for r in rs)
+               for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one", "idle", "idle_middle")}
         print(f"median {name:4} {args.kind}: wall {med['wall']:.2f} s  CPU {med['cpu']:.2f} s (driver "
-              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  over {len(rs)} runs")
+              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  "
+              f"idle {med['idle']:.2f} core-s (middle {med['idle_middle']:.2f})  over {len(rs)} runs")
 
 
 if __name__ == "__main__":

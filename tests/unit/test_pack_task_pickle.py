@@ -20,7 +20,8 @@ CUTS = [None, cut_envelope]
 
 local_files = st.builds(LocalFile, st.binary(min_size=1, max_size=40), st.sampled_from(CHECKS), st.sampled_from(CUTS))
 regions = st.builds(FileRegion, st.binary(min_size=1, max_size=20), st.integers(0, 2**40), st.integers(0, 2**30),
-                    st.integers(0, 2**32 - 1), st.integers(0, 99), st.integers(0, 99), st.booleans())
+                    st.integers(0, 2**32 - 1), st.integers(0, 99), st.integers(0, 99), st.booleans(), st.integers(0, 2**40),
+                    st.floats(0, 2e9, allow_nan=False))
 jobs = st.lists(st.one_of(local_files, local_files, st.binary(max_size=30), regions), max_size=60)
 
 
