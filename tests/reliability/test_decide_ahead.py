@@ -15,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from importers.eml import EmlImporter
+from tests.corpora import REPO
 from toolkit.archive import Archive
 from toolkit.errors import PackNameTakenError
 from toolkit.ingest import Ingest
 from toolkit.pack import pack_name
 from toolkit.reporter import NullReporter
 
+SAMPLE = REPO / "sample_data"
+DIRECT = SAMPLE / "eml" / "2021" / "projects" / "2021-03-15_vertragsentwurf.eml"
+JOURNAL = SAMPLE / "journal" / "journal-report-1.eml"
 N = 36
 PACK = 12 * 1024  # a task of about four mails: a dozen tasks
 
@@ -31,6 +35,7 @@ TABLES = {
                 "FROM messages ORDER BY msg_id",
     "recipients": "SELECT msg_id, kind, address FROM recipients ORDER BY ALL",
     "sightings": "SELECT msg_id, source_uri, folder, source_ref, decision FROM sightings ORDER BY ALL",
+    "envelopes": "SELECT envelope_id, msg_id, text, sha256 FROM envelopes ORDER BY ALL",
     "cursors": "SELECT source_uri, cursor FROM cursors ORDER BY ALL",
 }
 
@@ -51,6 +56,13 @@ def _source(root: Path) -> Path:
     for i in range(6):
         (root / f"{4 * i + 6:03d}x.eml").write_text(mails[4 * i + 1])  # an exact copy, a task or two later
         (root / f"{4 * i + 9:03d}y.eml").write_text("Received: from relay.example.net\n" + mails[4 * i + 2])
+    # a mail, then two journal reports of it (tasks later, the second with another Bcc): the evidence the first
+    # report adds must count for the second while neither is committed (a journal-merge each)
+    report = JOURNAL.read_bytes()
+    (root / "002d.eml").write_bytes(DIRECT.read_bytes())
+    (root / "007j.eml").write_bytes(report)
+    (root / "011j.eml").write_bytes(report.replace(b"legal@example.net", b"audit@example.net"))
+    (root / "015j.eml").write_bytes(report)  # the same report again: its envelope is known, a duplicate
     return root
 
 
