@@ -190,3 +190,30 @@ def test_a_task_failing_while_others_are_decided_ahead_commits_none_after_it(tmp
         assert _no_damage(archive) == [taken]
     finally:
         archive.close()
+
+
+def test_a_commit_numbered_otherwise_than_decided_is_rolled_back(tmp_path):
+    """The driver numbers a decided task's new messages before its commit; a catalog whose next msg_id is
+    another (something else wrote messages) makes that commit fail whole, nothing written, never a sighting
+    pointing at another message."""
+    from toolkit.ingest_writer import IngestWriter
+    from toolkit.source import RunSummary
+
+    a = Archive.create(tmp_path / "home", str(tmp_path / "medium"))
+    try:
+        w = IngestWriter(a.catalog, "import", "eml:/src", "eml")
+        w.open_run(False, 1, "host")
+        rows = w.rows
+        rows.messages.add(blob_id="1" * 64, dedup_key="2" * 64, pack_id="ab" * 16, offset=0, length=10, size=8,
+                          csize=9, message_id="<x@y>", subject="s", from_addr="a@x", from_name=None, sent_date=None,
+                          internal_date=None, spam=False, defects=None, id_conflict=False)
+        rows.sightings.add(target=("new", 0), folder="INBOX", source_ref="r", decision="new", flags=None,
+                           internal_date=None, item_via=None)
+        with pytest.raises(AssertionError, match="next msg_id is 1, the run decided with 7"):
+            w.commit(None, 1, RunSummary(w.run_id, "eml:/src"), base=7)
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM sightings)"
+                               ).fetchone()[0] == 0
+        assert w.commit(None, 1, RunSummary(w.run_id, "eml:/src"), base=1).base == 1
+    finally:
+        a.close()
