@@ -327,50 +327,21 @@ class Ingest:
         of a kill point is the same passage in every run (toolkit/faults.py)."""
         inflight: deque = self._inflight
         decided = self._decided
-        exhausted = False
-        pool = self.workers > 0 or self.executor_spec.distributed
+        self._exhausted = False
+        self._pool = self.workers > 0 or self.executor_spec.distributed
         # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
         # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
-        first = pool and self._given is None
-        chunks = _Chunks(items)
-        taken = 0  # chunks taken so far
+        self._first = self._pool and self._given is None
+        self._chunks = _Chunks(items)
+        self._taken = 0  # chunks taken so far
         while True:
-            window = self._window()
-            # a task decided whose pack is written frees its place: it is committed once the next chunk is taken
-            # (the source's last task is committed with the cursor that says the source is exhausted)
-            while (not exhausted and not self._stop.is_set()
-                   and (len(inflight) + len(decided) < window or self._ready())):
-                size = min(CHUNK_BYTES, max(1, self.pack_target))
-                # the first chunks of remote jobs are small enough for every worker to get one
-                remote = REMOTE_CHUNK_BYTES if taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
-                # the source's last two chunks are cut even (the workers end together) once tasks run on a pool
-                chunk = chunks.take(min(self.chunk, FIRST_CHUNK) if first else self.chunk,
-                                    min(size, FIRST_CHUNK_BYTES) if first else size, remote,
-                                    balance=self._executor is not None and not faults.ACTIVE["kill"])
-                taken += 1
-                if not chunk:
-                    exhausted = True
-                    break
-                if first and not faults.ACTIVE["kill"] and not any(map(_remote, chunk)):
-                    first = False
-                    try:
-                        exhausted = self._start_with_inline(chunk, chunks, size)
-                    except Cancelled:  # stopped while preparing inline: the chunks are read again by the rerun
-                        return False
-                    taken = len(inflight)
-                    continue
-                self._commit_ready()  # the decided tasks whose packs are written, in order
-                if not first and self._executor is None and pool:
-                    self._start_executor()
-                    window = self._window()
-                first = False
-                try:
-                    inflight.append((chunk, *self._submit(chunk)))
-                except Cancelled:  # stopped while preparing inline: the chunk is read again by the rerun
-                    return False
+            try:
+                self._fill()
+            except Cancelled:  # stopped while preparing inline: the chunks are read again by the rerun
+                return False
             if not inflight:
-                if exhausted or self._stop.is_set() or not decided:
-                    return exhausted  # the tasks decided last are committed with the run's end
+                if self._exhausted or self._stop.is_set() or not decided:
+                    return self._exhausted  # the tasks decided last are committed with the run's end
                 if not self._commit_next():  # the window is full of decided tasks: the oldest one's pack first
                     return False
                 continue
@@ -391,7 +362,7 @@ class Ingest:
                     del self._two_phase[fut]
                     self._decide_two_phase(chunk, fut, pack_id, task_pack, question)
                 else:
-                    prepared = self._result(fut, meanwhile=self._commit_ready)
+                    prepared = self._result(fut, meanwhile=self._meanwhile)
                     if prepared is None:  # stopped, and the workers did not come back in time
                         return self._give_up()
                     inflight.popleft()
@@ -404,6 +375,45 @@ class Ingest:
                 raise
             if self._stop.is_set() and not inflight:
                 return False
+
+    def _fill(self) -> None:
+        """Send chunks out while the window has room (:meth:`_window`). A decided task whose pack is written frees
+        its place: it is committed once the next chunk is taken (the source's last task is committed with the
+        cursor that says the source is exhausted). Called again while the driver waits for a task (a commit
+        meanwhile makes room for the next chunk at once, so that the workers never run out of tasks)."""
+        inflight, decided = self._inflight, self._decided
+        window = self._window()
+        while (not self._exhausted and not self._stop.is_set()
+               and (len(inflight) + len(decided) < window or self._ready())):
+            first = self._first
+            size = min(CHUNK_BYTES, max(1, self.pack_target))
+            # the first chunks of remote jobs are small enough for every worker to get one
+            remote = REMOTE_CHUNK_BYTES if self._taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
+            # the source's last two chunks are cut even (the workers end together) once tasks run on a pool
+            chunk = self._chunks.take(min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                                      min(size, FIRST_CHUNK_BYTES) if first else size, remote,
+                                      balance=self._executor is not None and not faults.ACTIVE["kill"])
+            self._taken += 1
+            if not chunk:
+                self._exhausted = True
+                return
+            if first and not faults.ACTIVE["kill"] and not any(map(_remote, chunk)):
+                self._first = False
+                self._exhausted = self._start_with_inline(chunk, self._chunks, size)
+                self._taken = len(inflight)
+                continue
+            self._commit_ready()  # the decided tasks whose packs are written, in order
+            if not first and self._executor is None and self._pool:
+                self._start_executor()
+                window = self._window()
+            self._first = False
+            inflight.append((chunk, *self._submit(chunk)))
+
+    def _meanwhile(self) -> None:
+        """While the driver waits for a task: commit the decided tasks whose packs are written, and send the
+        next chunks into the room that makes."""
+        if self._commit_ready():
+            self._fill()
 
     # -- the tasks decided ahead -----------------------------------------------------------------------
     def _begin(self, chunk: list, fut, own_pack_id: bytes) -> "_Decided":
@@ -663,7 +673,7 @@ class Ingest:
             except queue.Empty:
                 pass
             if ready:
-                self._commit_ready()
+                self._meanwhile()
                 continue
             if fut.done():  # it ended without asking: its error (a task asks before it can end otherwise)
                 self._result(fut)
