@@ -9,8 +9,9 @@ rerun reads again from the last committed cursor.
 Stopping (SIGINT/SIGTERM through :meth:`Ingest.request_stop`): the chunks in
 flight get ``STOP_GRACE`` seconds to come back; then the worker processes
 are killed, the chunks still out are dropped (their mails were not
-committed, so the rerun reads them again), everything applied so far is
-committed and the run ends as interrupted. A chunk prepared inline is
+committed, so the rerun reads them again), the chunks decided whose packs
+came back are committed in order (none after the first that did not) and
+the run ends as interrupted. A chunk prepared inline is
 cancelled by the watchdog's timer (see :mod:`toolkit.prepare`).
 
 The run has three parts: this driver (reading, the worker pool, pack
