@@ -16,7 +16,7 @@ With ``--base`` each pair runs the base checkout and this one alternately; the m
 (per 100 ms the cores neither the driver nor a worker used, summed: over the run and in its middle phase) is
 printed for each, with the worker-seconds the workers spent asleep (``S`` in ``/proc``: waiting
 on a queue or pipe, such as a two-phase answer; a worker that waits for a core on a loaded machine is runnable,
-not asleep).
+not asleep, though a driver slowed by the load still makes its workers wait longer).
 """
 from __future__ import annotations
 
@@ -132,8 +132,8 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
     idle = [max(0.0, cores - d - w) * bins for d, w in zip(d_busy, w_busy)]
     # worker-seconds asleep over the run (state S in /proc: blocked on a queue or pipe, e.g. waiting for the driver's
     # two-phase answer, or for a task at the end; the pool's helper processes, which do no work, are left out):
-    # unlike busy cores, a worker that only waits for a core on a loaded machine is runnable (R), not asleep, so
-    # this figure barely moves with the machine's load
+    # a worker that only waits for a core on a loaded machine is runnable (R), not asleep; but a driver slowed by
+    # the load keeps its workers waiting longer, so this figure moves with the load too (less than idle cores)
     asleep = 0.0
     prev_t = None
     for t, s in samples:
