@@ -12,7 +12,11 @@ same script measures any checkout (``--tree``), so old and new code run alternat
         [--base /work/wt/pipeline-overlap-base] [--timeline]
 
 With ``--base`` each pair runs the base checkout and this one alternately; the median of wall, CPU-s
-(the whole tree) and peak RSS (the sum over the tree and the largest process, sampled) is printed for each.
+(the whole tree), peak RSS (the sum over the tree and the largest process, sampled) and the idle core-seconds
+(per 100 ms the cores neither the driver nor a worker used, summed: over the run and in its middle phase) is
+printed for each, with the worker-seconds the workers spent asleep (``S`` in ``/proc``: waiting
+on a queue or pipe, such as a two-phase answer; a worker that waits for a core on a loaded machine is runnable,
+not asleep, though a driver slowed by the load still makes its workers wait longer).
 """
 from __future__ import annotations
 
@@ -32,15 +36,16 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 PASSWORD = "bench-password-123"
 
 
-def _stat(pid: int) -> tuple[int, float, int] | None:
-    """(parent pid, CPU seconds, RSS bytes) of a process, None once it is gone."""
+def _stat(pid: int) -> tuple[int, float, int, str] | None:
+    """(parent pid, CPU seconds, RSS bytes, state: R running or runnable, S sleeping, D waiting for the disk, ...)
+    of a process, None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2:].split()
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK, int(fields[21]) * PAGE, fields[0].decode()
 
 
 def _tree(root: int) -> dict[int, tuple[float, int]]:
@@ -95,15 +100,15 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
     prev: dict[int, float] = {}
     for t, s in samples:
         b = min(nb - 1, int(t / bins))
-        for p, (cpu, _rss) in s.items():
+        for p, (cpu, _rss, _state) in s.items():
             delta = cpu - prev.get(p, cpu if p != driver else 0.0)  # a worker's first sample: its start is not work
             prev[p] = cpu
             (d_busy if p == driver else w_busy)[b] += delta / bins
-    peak_rss = max((sum(rss for _c, rss in s.values()) for _t, s in samples), default=0)
-    peak_one = max((rss for _t, s in samples for _c, rss in s.values()), default=0)  # the largest process
+    peak_rss = max((sum(rss for _c, rss, _s in s.values()) for _t, s in samples), default=0)
+    peak_one = max((rss for _t, s in samples for _c, rss, _s in s.values()), default=0)  # the largest process
     cpu_end = {}
     for _t, s in samples:
-        for p, (cpu, _rss) in s.items():
+        for p, (cpu, _rss, _state) in s.items():
             cpu_end[p] = cpu
     # phases: start = until the workers' CPU (beyond their first sample) reaches 0.1 s; end = after the last
     # bin where the workers kept more than 1.5 cores busy
@@ -117,11 +122,27 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
     full = [i for i, w in enumerate(w_busy) if w > 1.5]
     end_start = (full[-1] + 1) if full else nb
     phases = {}
+    cores = os.cpu_count() or 1
     for name, lo, hi in (("start", 0, start_end), ("middle", start_end, end_start), ("end", end_start, nb)):
         span = max(hi - lo, 0)
         busy = sum(d_busy[lo:hi]) + sum(w_busy[lo:hi])
         phases[name] = (span * bins, busy / span if span else 0.0)
+    # idle core-seconds: per bin the cores the import left unused (over the whole run, and in the middle phase,
+    # where both workers should be busy: a worker waiting for the driver's answer shows here)
+    idle = [max(0.0, cores - d - w) * bins for d, w in zip(d_busy, w_busy)]
+    # worker-seconds asleep over the run (state S in /proc: blocked on a queue or pipe, e.g. waiting for the driver's
+    # two-phase answer, or for a task at the end; the pool's helper processes, which do no work, are left out):
+    # a worker that only waits for a core on a loaded machine is runnable (R), not asleep; but a driver slowed by
+    # the load keeps its workers waiting longer, so this figure moves with the load too (less than idle cores)
+    asleep = 0.0
+    prev_t = None
+    for t, s in samples:
+        if prev_t is not None:
+            asleep += (t - prev_t) * sum(1 for p, (_c, _r, state) in s.items()
+                                         if p != driver and state == "S" and cpu_end.get(p, 0.0) > 0.2)
+        prev_t = t
     return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
+            "idle": sum(idle), "idle_middle": sum(idle[start_end:end_start]), "asleep": asleep,
             "peak_rss": peak_rss, "peak_one": peak_one, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
 
 
@@ -134,7 +155,8 @@ def show_timeline(a: dict) -> None:
 def fmt(a: dict) -> str:
     ph = " ".join(f"{k} {s:.1f}s@{b:.2f}" for k, (s, b) in a["phases"].items())
     return (f"wall {a['wall']:.2f} s  CPU {a['cpu']:.2f} s (driver {a['driver_cpu']:.2f})  peak RSS "
-            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  [{ph}]")
+            f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  "
+            f"idle {a['idle']:.2f} core-s (middle {a['idle_middle']:.2f}; workers asleep {a['asleep']:.2f} s)  [{ph}]")
 
 
 def main() -> None:
@@ -158,9 +180,12 @@ def main() -> None:
                 show_timeline(a)
     print(f"load average {os.getloadavg()[0]:.2f} (1 min) after")
     for name, rs in results.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one")}
+        med = {k: statistics.median(r[k] for r in rs)
+               for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one", "idle", "idle_middle", "asleep")}
         print(f"median {name:4} {args.kind}: wall {med['wall']:.2f} s  CPU {med['cpu']:.2f} s (driver "
-              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  over {len(rs)} runs")
+              f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  "
+              f"idle {med['idle']:.2f} core-s (middle {med['idle_middle']:.2f}; workers asleep {med['asleep']:.2f} s)  "
+              f"over {len(rs)} runs")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ rerun reads again from the last committed cursor.
 Stopping (SIGINT/SIGTERM through :meth:`Ingest.request_stop`): the chunks in
 flight get ``STOP_GRACE`` seconds to come back; then the worker processes
 are killed, the chunks still out are dropped (their mails were not
-committed, so the rerun reads them again), everything applied so far is
-committed and the run ends as interrupted. A chunk prepared inline is
+committed, so the rerun reads them again), the chunks decided whose packs
+came back are committed in order (none after the first that did not) and
+the run ends as interrupted. A chunk prepared inline is
 cancelled by the watchdog's timer (see :mod:`toolkit.prepare`).
 
 The run has three parts: this driver (reading, the worker pool, pack
@@ -243,22 +244,25 @@ class Ingest:
         self.resumed = cursor is not None  # False: this run reads the source from its start
         summary = RunSummary(run_id=self._rows.run_id, source_uri=importer.source_uri)
         self._summary = summary
-        self._writer: PackWriter | None = None
-        self._chunk_pack_id = os.urandom(16)  # the driver's own pack (streamed mail) of the chunk being applied
         self._decider = DedupDecider()
         self._parents: dict[str, tuple] = {}  # ref -> target of a mail whose embedded messages follow
         self._executor: Executor | None = None
-        self._task: PackResult | None = None  # the task whose pack the mails being applied were written to
-        self._task_entries: dict = {}
-        self._task_refs: set[str] = set()  # blob ids of the task's pack that new mails reference
         self._stop_deadline: float | None = None
-        self._inflight: deque = deque()
+        self._inflight: deque = deque()  # (chunk, future or result, own pack id): sent, not decided yet
+        self._decided: deque[_Decided] = deque()  # decided, answered, not committed yet: in source order
+        self._cur: _Decided | None = None  # the task whose mails are being decided
+        self._committing: _Decided | None = None  # the task being committed
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
         self._questions, self._answers = None, []
-        self._counts_before: RunSummary | None = None
         blobs, keys, mids, converted = store.known_at_start(self.archive.catalog)
         self._known = KnownKeys.from_catalog(blobs, keys, mids)
+        # the msg_id the next decided new message will get at its commit (docs/dedup.md "Deciding ahead"), and the
+        # keys of the decided tasks not committed yet (key -> that msg_id; a Message-ID: the first one's)
+        self._next_msg_id = store.next_msg_id_now(self.archive.catalog)
+        self._ahead_blobs: dict[str, int] = {}
+        self._ahead_keys: dict[str, int] = {}
+        self._ahead_mids: dict[str, int] = {}
         # converted mail in the catalog or decided in this run: only then are found keys split by conversion
         self._conversions = converted
         self._conversion_of: dict[str, tuple[str, str] | None] = {}  # via -> conversion_of(via), per run
@@ -267,8 +271,9 @@ class Ingest:
         try:
             exhausted = self._drive(importer.scan(cursor, self.reporter))
             if exhausted:
-                self._rows.mark_complete()
-            self._commit()
+                self._mark_complete()
+            if not self._commit_all():  # stopped, and a pack did not come back in time: not committed
+                exhausted = False
             summary.status = "complete" if exhausted else "interrupted"
         except BaseException as exc:
             self._fail(summary, started, settle=isinstance(exc, Exception))
@@ -292,15 +297,17 @@ class Ingest:
         first (a full medium fails them all within moments, and each removes its temp file); then, as
         after a second signal, the workers are killed."""
         if settle and self._executor is not None:
-            futures = [f for _c, f, _p in self._inflight if isinstance(f, Future)]
+            futures = [f for _c, f, _p in self._out() if isinstance(f, Future)]
             for f in futures:
                 f.cancel()
             for answers in self._answers:  # a task waiting for its decisions writes nothing and ends
                 answers.put(set())
             wait_futures(futures, timeout=FAIL_GRACE)
         self._kill_workers()  # never wait for a worker that may be stuck
-        if self._writer is not None:
-            self._writer.abort()
+        for t in (*self._decided, self._cur, self._committing):
+            if t is not None and t.writer is not None:
+                t.writer.abort()
+                t.writer = None
         summary.status = "failed"
         summary.seconds = time.monotonic() - started
         try:
@@ -310,70 +317,266 @@ class Ingest:
 
     def _drive(self, items: Iterator) -> bool:
         """Feed chunks through their pack tasks (inline or on the executor) in order; True when the source is
-        exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back."""
+        exhausted. Each chunk is one task and at most one pack; its rows are committed once it is back.
+
+        Deciding ahead (docs/architecture.md, docs/dedup.md): a task's mails are decided as soon as its question
+        (two phases) or its result (one phase) is in, once the task before it is decided, not once that one is
+        committed; each task is committed when its pack is written, strictly in source order, one transaction
+        per pack (:meth:`_commit_ready`). The tasks decided and not committed yet count in the window of tasks
+        out at once. While a test kill point is set the window is one task (:meth:`_window`): each task is then
+        decided and committed before the next one is sent, the strictly serial order, so that the nth passage
+        of a kill point is the same passage in every run (toolkit/faults.py)."""
         inflight: deque = self._inflight
-        exhausted = False
-        pool = self.workers > 0 or self.executor_spec.distributed
+        decided = self._decided
+        self._exhausted = False
+        self._pool = self.workers > 0 or self.executor_spec.distributed
         # the first chunk runs inline (no pool is started for a small source): kept small, so a large source is
         # not read serially meanwhile; with a pool shared by several runs (a migration's), already running, none is
-        first = pool and self._given is None
-        chunks = _Chunks(items)
-        taken = 0  # chunks taken so far
+        self._first = self._pool and self._given is None
+        self._chunks = _Chunks(items)
+        self._taken = 0  # chunks taken so far
         while True:
-            window = self._window()
-            while not exhausted and not self._stop.is_set() and len(inflight) < window:
-                size = min(CHUNK_BYTES, max(1, self.pack_target))
-                # the first chunks of remote jobs are small enough for every worker to get one
-                remote = REMOTE_CHUNK_BYTES if taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
-                # the source's last two chunks are cut even (the workers end together) once tasks run on a pool
-                chunk = chunks.take(min(self.chunk, FIRST_CHUNK) if first else self.chunk,
-                                    min(size, FIRST_CHUNK_BYTES) if first else size, remote,
-                                    balance=self._executor is not None and not faults.ACTIVE["kill"])
-                taken += 1
-                if not chunk:
-                    exhausted = True
-                    break
-                if first and not faults.ACTIVE["kill"] and not any(map(_remote, chunk)):
-                    first = False
-                    try:
-                        exhausted = self._start_with_inline(chunk, chunks, size)
-                    except Cancelled:  # stopped while preparing inline: the chunks are read again by the rerun
-                        return False
-                    taken = len(inflight)
-                    continue
-                if self._task is not None:  # the task applied last is committed before the next one is sent
-                    self._commit()
-                if not first and self._executor is None and pool:
-                    self._start_executor()
-                    window = self._window()
-                first = False
-                try:
-                    inflight.append((chunk, *self._submit(chunk)))
-                except Cancelled:  # stopped while preparing inline: the chunk is read again by the rerun
-                    return False
+            try:
+                self._fill()
+            except Cancelled:  # stopped while preparing inline: the chunks are read again by the rerun
+                return False
             if not inflight:
-                return exhausted  # the task applied last is committed with the run's end
-            if self._task is not None:  # one transaction per finished pack, before waiting for the next
-                self._commit()
-            chunk, fut, pack_id = inflight.popleft()
-            self._chunk_pack_id = pack_id
-            task_pack = self._two_phase.pop(fut, None)
-            if task_pack is not None:
-                if not self._apply_two_phase(chunk, fut, task_pack):  # stopped: the workers did not come back
-                    self._discard_pending()
-                    inflight.appendleft((chunk, fut, pack_id))
-                    self._kill_workers()
+                if self._exhausted or self._stop.is_set() or not decided:
+                    return self._exhausted  # the tasks decided last are committed with the run's end
+                if not self._commit_next():  # the window is full of decided tasks: the oldest one's pack first
                     return False
-            else:
-                prepared = self._result(fut)
-                if prepared is None:  # stopped, and the workers did not come back in time
-                    inflight.appendleft((chunk, fut, pack_id))
-                    self._kill_workers()
+                continue
+            chunk, fut, pack_id = inflight[0]
+            if self._conversions and decided:
+                # converted mail is told apart by asking the catalog (split_by_conversion), which must then hold
+                # every task decided before: those are committed first (the serial order)
+                if not self._commit_next():
                     return False
-                self._task, self._task_entries, self._task_refs = prepared, _entries(prepared.rows), set()
-                self._apply(chunk, prepared.prepared)
+                continue
+            task_pack = self._two_phase.get(fut)
+            try:
+                if task_pack is not None:
+                    question = self._await_question(task_pack, fut)
+                    if question is None:  # stopped: the workers did not come back
+                        return self._give_up()
+                    inflight.popleft()
+                    del self._two_phase[fut]
+                    self._decide_two_phase(chunk, fut, pack_id, task_pack, question)
+                else:
+                    prepared = self._result(fut, meanwhile=self._meanwhile)
+                    if prepared is None:  # stopped, and the workers did not come back in time
+                        return self._give_up()
+                    inflight.popleft()
+                    t = self._begin(chunk, fut, pack_id)
+                    t.result, t.entries = prepared, _entries(prepared.rows)
+                    self._apply(chunk, prepared.prepared)
+                    self._end(t)
+            except Exception:
+                self._commit_before_failing()
+                raise
             if self._stop.is_set() and not inflight:
                 return False
+
+    def _fill(self) -> None:
+        """Send chunks out while the window has room (:meth:`_window`). A decided task whose pack is written frees
+        its place: it is committed once the next chunk is taken (the source's last task is committed with the
+        cursor that says the source is exhausted). Called again while the driver waits for a task (a commit
+        meanwhile makes room for the next chunk at once, so that the workers never run out of tasks)."""
+        inflight, decided = self._inflight, self._decided
+        window = self._window()
+        while (not self._exhausted and not self._stop.is_set()
+               and (len(inflight) + len(decided) < window or self._ready())):
+            first = self._first
+            size = min(CHUNK_BYTES, max(1, self.pack_target))
+            # the first chunks of remote jobs are small enough for every worker to get one
+            remote = REMOTE_CHUNK_BYTES if self._taken <= max(2, self.workers) else REMOTE_LATER_CHUNK_BYTES
+            # the source's last two chunks are cut even (the workers end together) once tasks run on a pool
+            chunk = self._chunks.take(min(self.chunk, FIRST_CHUNK) if first else self.chunk,
+                                      min(size, FIRST_CHUNK_BYTES) if first else size, remote,
+                                      balance=self._executor is not None and not faults.ACTIVE["kill"])
+            self._taken += 1
+            if not chunk:
+                self._exhausted = True
+                return
+            if first and not faults.ACTIVE["kill"] and not any(map(_remote, chunk)):
+                self._first = False
+                self._exhausted = self._start_with_inline(chunk, self._chunks, size)
+                self._taken = len(inflight)
+                continue
+            self._commit_ready()  # the decided tasks whose packs are written, in order
+            if not first and self._executor is None and self._pool:
+                self._start_executor()
+                window = self._window()
+            self._first = False
+            inflight.append((chunk, *self._submit(chunk)))
+
+    def _meanwhile(self) -> None:
+        """While the driver waits for a task: commit the decided tasks whose packs are written, and send the
+        next chunks into the room that makes."""
+        if self._commit_ready():
+            self._fill()
+
+    # -- the tasks decided ahead -----------------------------------------------------------------------
+    def _begin(self, chunk: list, fut, own_pack_id: bytes) -> "_Decided":
+        """Start deciding a task's mails: its rows, its counts before (a stop may forget them again)."""
+        t = self._cur = _Decided(chunk, fut, own_pack_id, self._next_msg_id, dataclasses.replace(self._summary))
+        return t
+
+    def _end(self, t: "_Decided") -> None:
+        """A task is decided: its new messages are numbered as its commit will number them (from the msg_id after
+        those of the tasks decided before), their keys answer the next tasks' lookups until it is committed, and
+        the decider starts afresh, as after a commit (docs/dedup.md "Deciding ahead")."""
+        m = t.rows.messages
+        n = len(m)
+        if n:
+            ids = range(t.base, t.base + n)
+            blobs, keys = dict(zip(m["blob_id"], ids)), dict(zip(m["dedup_key"], ids))
+            mids = dict(zip(reversed(m["message_id"]), reversed(ids)))  # the first message with an id wins
+            mids.pop(None, None)
+            mids.pop("", None)
+            t.keys = (blobs, keys, mids)
+            self._ahead_blobs.update(blobs)
+            self._ahead_keys.update(keys)
+            ahead_mids = self._ahead_mids
+            for mid, msg_id in mids.items():
+                ahead_mids.setdefault(mid, msg_id)
+            self._next_msg_id += n
+        base = t.base
+        self._parents = {ref: ("old", base + x[1]) if x[0] == "new" else x for ref, x in self._parents.items()}
+        self._decider.reset()
+        t.counts_after = dataclasses.replace(self._summary)
+        # its mails (a source's bytes, POP3 or mbox) and prepared keys are not needed any more: freed now, not
+        # held until the commit
+        t.chunk = []
+        if t.result is not None:
+            t.result.prepared = []
+        self._cur = None
+        self._decided.append(t)
+
+    def _forget_ahead(self, t: "_Decided") -> None:
+        """Drop a committed (or forgotten) task's keys from those of the tasks decided ahead."""
+        blobs, keys, mids = t.keys
+        for table, own in ((self._ahead_blobs, blobs), (self._ahead_keys, keys)):
+            for key, msg_id in own.items():
+                if table.get(key) == msg_id:
+                    del table[key]
+        ahead_mids = self._ahead_mids
+        for mid, msg_id in mids.items():
+            if ahead_mids.get(mid) == msg_id:
+                del ahead_mids[mid]
+                for later in self._decided:  # the first later task's message with this id takes its place
+                    other = later.keys[2].get(mid)
+                    if other is not None and later is not t:
+                        ahead_mids[mid] = other
+                        break
+
+    def _ready(self) -> bool:
+        """Is the oldest decided task's pack written (or had it none to wait for)?"""
+        if not self._decided:
+            return False
+        fut = self._decided[0].fut
+        return not isinstance(fut, Future) or fut.done()
+
+    def _commit_ready(self) -> bool:
+        """Commit the decided tasks, oldest first, whose packs are written; True when one was."""
+        done = False
+        while self._ready():
+            self._commit_next()
+            done = True
+        return done
+
+    def _commit_next(self) -> bool:
+        """Wait for the oldest decided task's pack and commit it; False when stopped and it did not come back
+        within STOP_GRACE (then the decided tasks are forgotten and the workers killed: :meth:`_give_up`)."""
+        t = self._decided[0]
+        if t.two_phase is not None:
+            result = self._result(t.fut)
+            if result is None:
+                return self._give_up()
+            t.result, t.entries = result, _entries(result.rows)
+            if result.pack is not None:  # the offsets as written
+                _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
+            t.two_phase = None
+        self._decided.popleft()
+        self._commit(t)
+        return True
+
+    def _commit_all(self) -> bool:
+        """Commit every decided task in order (the run's end); False when stopped and a pack did not come back."""
+        while self._decided:
+            if not self._commit_next():
+                return False
+        return True
+
+    def _give_up(self) -> bool:
+        """Stopped, and a task did not come back within STOP_GRACE: the decided tasks whose packs are written are
+        committed, the others forgotten (nothing of their mails is committed: the rerun reads them again), and
+        the workers are killed. Returns False (the run is interrupted)."""
+        while self._ready():
+            t = self._decided[0]
+            if t.two_phase is not None and (t.fut.cancelled() or t.fut.exception() is not None):
+                break
+            self._commit_next()
+        self._discard_decided()
+        self._kill_workers()
+        return False
+
+    def _commit_before_failing(self) -> None:
+        """A task failed (or its worker died): the tasks decided before it are committed first, as far as their
+        packs come back within FAIL_GRACE (the serial order had committed them before it was awaited); an error
+        meanwhile is dropped, the first one matters more."""
+        deadline = time.monotonic() + FAIL_GRACE
+        try:
+            while self._decided:
+                fut = self._decided[0].fut
+                if isinstance(fut, Future):
+                    wait_futures([fut], timeout=max(0.0, deadline - time.monotonic()))
+                    if not fut.done() or fut.cancelled() or fut.exception() is not None:
+                        return
+                if not self._commit_next():
+                    return
+        except Exception:
+            return
+
+    def _discard_decided(self) -> None:
+        """Forget the decided tasks not committed (stopped while their packs were written): their rows, their
+        cursors (the rerun reads their chunks again), the driver's open packs and the counts they added. They go
+        back to the tasks out (:meth:`_drop_unapplied` removes a pack that was written meanwhile)."""
+        decided = self._decided
+        if not decided:
+            return
+        packs = self._summary.packs
+        self._summary.__dict__.update(decided[0].counts_before.__dict__)
+        self._summary.packs = packs
+        self._next_msg_id = decided[0].base
+        for t in reversed(decided):
+            if t.writer is not None:
+                t.writer.abort()
+                t.writer = None
+            if t.fut is not None:
+                self._inflight.appendleft((t.chunk, t.fut, t.own_pack_id))
+        self._ahead_blobs, self._ahead_keys, self._ahead_mids = {}, {}, {}
+        decided.clear()
+        self._decider.reset()
+
+    def _out(self) -> list:
+        """(chunk, future or result, own pack id) of every task sent and not committed: decided or not."""
+        return [*((t.chunk, t.fut, t.own_pack_id) for t in self._decided if t.fut is not None), *self._inflight]
+
+    def _mark_complete(self) -> None:
+        """The source is exhausted: the last task's commit saves a cursor that says so (with no task left, a
+        commit of its own)."""
+        decided = self._decided
+        if not decided:
+            t = _Decided([], None, b"", self._next_msg_id, dataclasses.replace(self._summary))
+            t.counts_after = dataclasses.replace(self._summary)
+            decided.append(t)
+        rows = decided[-1].rows
+        last = self._rows.last_cursor  # the cursor the tasks before will have committed
+        for t in decided:
+            if t.rows.has_cursor:
+                last = t.rows.cursor
+        rows.set_cursor({"complete": True, "last": last})
 
     def _start_with_inline(self, first: list, chunks: "_Chunks", size: int) -> bool:
         """The run's first chunk: when the source holds more, the worker processes are started and the next
@@ -431,32 +634,21 @@ class Ingest:
         if self.on_executor is not None:
             self.on_executor(self._executor)
 
-    def _result(self, fut) -> PackResult | None:
-        """A chunk's pack task result; None once a stop was requested and STOP_GRACE has passed without them."""
+    def _result(self, fut, meanwhile: Callable[[], object] | None = None) -> PackResult | None:
+        """A chunk's pack task result; None once a stop was requested and STOP_GRACE has passed without them.
+        ``meanwhile`` is called while it is waited for (commit the decided tasks whose packs are written)."""
         if not isinstance(fut, Future):
             return fut
         while True:
             try:
                 return fut.result(timeout=0.1)
             except FutureTimeout:
-                pass
+                if meanwhile is not None:
+                    meanwhile()
             except ObjectExistsError as exc:  # the task's pack met a name it did not write (B5, C9)
                 raise self._name_taken(getattr(exc, "pack_name", "?"), getattr(exc, "mails", 0)) from None
             if self._stop_waiting():
                 return None
-
-    def _discard_pending(self) -> None:
-        """Forget what was decided for a chunk whose pack will not be written (stopped while it was): its rows,
-        its cursor (the rerun reads the chunk again), the driver's open pack and the counts it added."""
-        if self._counts_before is not None:
-            self._summary.__dict__.update(self._counts_before.__dict__)
-            self._counts_before = None
-        self._rows.rows = PendingRows()
-        if self._writer is not None:
-            self._writer.abort()
-            self._writer = None
-        self._task, self._task_entries, self._task_refs = None, {}, set()
-        self._decider.reset()
 
     def _stop_waiting(self) -> bool:
         """True once a stop was requested and STOP_GRACE has passed since the first wait after it."""
@@ -469,43 +661,39 @@ class Ingest:
 
     def _await_question(self, pack_id: bytes, fut: Future) -> tuple | None:
         """The two-phase question of the task writing pack ``pack_id``: (slot, prepared, records); questions
-        of later tasks that come first are kept. None once a stop was requested and STOP_GRACE has passed."""
+        of later tasks that come first are kept. None once a stop was requested and STOP_GRACE has passed.
+        Meanwhile the decided tasks whose packs are written are committed (a question waiting is taken first)."""
         while True:
             if pack_id in self._asked:
                 return self._asked.pop(pack_id)
             try:
-                asked, slot, prepared, records = self._questions.get(timeout=0.1)
+                ready = self._ready()
+                asked, slot, prepared, records = self._questions.get(not ready, None if ready else 0.05)
                 self._asked[asked] = (slot, prepared, records)
                 continue
             except queue.Empty:
                 pass
+            if ready:
+                self._meanwhile()
+                continue
             if fut.done():  # it ended without asking: its error (a task asks before it can end otherwise)
                 self._result(fut)
                 raise AssertionError(f"pack task {pack_id.hex()} ended without asking which records to write")
             if self._stop_waiting():
                 return None
 
-    def _apply_two_phase(self, chunk: list, fut: Future, task_pack: bytes) -> bool:
-        """Decide a two-phase task's mails before its pack is written, answer which records it keeps, then
-        take its pack (offsets as written); False when stopped meanwhile (nothing of the chunk is committed)."""
-        question = self._await_question(task_pack, fut)
-        if question is None:
-            return False
-        self._counts_before = dataclasses.replace(self._summary)
+    def _decide_two_phase(self, chunk: list, fut: Future, own_pack_id: bytes, task_pack: bytes, question: tuple
+                          ) -> None:
+        """Decide a two-phase task's mails before its pack is written and answer which records it keeps; its
+        pack (the offsets as written) is taken when it comes back (:meth:`_commit_next`)."""
         slot, prepared, records = question
-        self._task = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
-        self._task_entries = {b: (0, n, s, c) for b, (n, s, c) in records.items()}
-        self._task_refs = set()
+        t = self._begin(chunk, fut, own_pack_id)
+        t.two_phase = task_pack
+        t.result = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
+        t.entries = {b: (0, n, s, c) for b, (n, s, c) in records.items()}
         self._apply(chunk, prepared)
-        self._answers[slot].put(set(self._task_refs))
-        result = self._result(fut)
-        if result is None:
-            return False
-        self._task, self._task_entries = result, _entries(result.rows)
-        if result.pack is not None:
-            _point_rows(self._rows.rows.messages, task_pack.hex(), task_pack.hex(), self._task_entries)
-        self._counts_before = None
-        return True
+        self._answers[slot].put(set(t.refs))
+        self._end(t)
 
     def _kill_workers(self) -> None:
         """End the worker processes now (a stuck one never returns) and forget the pool."""
@@ -516,7 +704,7 @@ class Ingest:
         if executor is None:
             return
         if executor is self._given:  # shared with other runs: drop only this run's tasks
-            for _chunk, fut, _pack_id in self._inflight:
+            for _chunk, fut, _pack_id in self._out():
                 if isinstance(fut, Future):
                     fut.cancel()
             return
@@ -529,7 +717,8 @@ class Ingest:
         """Remove the packs of tasks that finished but were never applied (a stopped or failed run): no
         catalog row will reference them. A task still running when its worker was killed leaves at most
         its temp file, which every reader ignores."""
-        inflight, self._inflight = self._inflight, deque()
+        inflight = self._out()
+        self._inflight, self._decided = deque(), deque()
         storage = None
         for _chunk, fut, _pack_id in inflight:
             if not isinstance(fut, Future) or not fut.done() or fut.cancelled() or fut.exception() is not None:
@@ -606,7 +795,7 @@ class Ingest:
             else:
                 self._not_a_mail(item)
             if item.cursor is not None:
-                self._rows.rows.set_cursor(item.cursor)
+                self._cur.rows.set_cursor(item.cursor)
         return mails
 
     def _place(self, item: SourceMail, p: Prepared, dkey: str, known: Known) -> Placement:
@@ -624,18 +813,22 @@ class Ingest:
             self._store_new(item, p, dkey, placement)
             if conversion is not None:
                 self._conversions = True
-                self._rows.rows.conversions.append((placement.target, *conversion))
+                self._cur.rows.conversions.append((placement.target, *conversion))
         if placement.twin_of is not None:  # a link from the converted mail to the original MIME
             pair = (placement.target, placement.twin_of) if conversion else (placement.twin_of, placement.target)
-            self._rows.rows.links.append((*pair, CONVERTED_TWIN, item.ref))
+            self._cur.rows.links.append((*pair, CONVERTED_TWIN, item.ref))
         return placement
 
     def _settle(self, placed: list[tuple[SourceMail, Prepared, Placement]]) -> None:
         """Journal envelopes (they may turn a duplicate into a journal-merge), then one sighting per mail."""
-        decider, rows = self._decider, self._rows.rows
+        decider, rows = self._decider, self._cur.rows
         wanted = decider.evidence_wanted([pl.target for _, p, pl in placed if p.envelope is not None])
         if wanted:  # recipients and envelope hashes already stored for messages a journal report points at
-            decider.take_evidence(wanted, *store.stored_evidence(self.archive.catalog, wanted))
+            recipients, envelopes = store.stored_evidence(self.archive.catalog, wanted)
+            if self._decided:  # and those the tasks decided before will store with their commits
+                more_recipients, more_envelopes = self._ahead_evidence(wanted)
+                recipients, envelopes = [*recipients, *more_recipients], [*envelopes, *more_envelopes]
+            decider.take_evidence(wanted, recipients, envelopes)
         sight = rows.sightings.lists
         sight_target, sight_folder, sight_ref, sight_decision = (sight["target"], sight["folder"],
                                                                  sight["source_ref"], sight["decision"])
@@ -683,19 +876,19 @@ class Ingest:
         if isinstance(item, SourceProblem):
             self._problem(item.ref, item.message)
         elif isinstance(item, SourceSkip):
-            self._rows.rows.errors.append(("skipped", item.ref, item.reason))
+            self._cur.rows.errors.append(("skipped", item.ref, item.reason))
             self._summary.skipped += 1
             self._summary.problems.append({"ref": item.ref, "kind": "skipped", "message": item.reason})
 
     def _problem(self, ref: str, message: str) -> None:
-        self._rows.rows.errors.append(("error", ref, message))
+        self._cur.rows.errors.append(("error", ref, message))
         self._summary.errors += 1
         self._summary.problems.append({"ref": ref, "kind": "error", "message": message})
         self.reporter.error(f"{ref}: {message}")
 
     def _store_new(self, item: SourceMail, p: Prepared, dkey: str, placement: Placement) -> None:
         """Write a new mail into the open pack and queue its message and recipient rows."""
-        rows = self._rows.rows
+        rows = self._cur.rows
         pack_id, (offset, length, size, csize) = self._pack_record(item, p)
         m = rows.messages.lists
         target = placement.target
@@ -742,17 +935,18 @@ class Ingest:
         """Where a new mail's record is: in its task's pack (the task wrote every distinct blob it read), or
         for a streamed mail in the driver's own pack (opened on demand); returns (pack id, (offset, length,
         size, csize) of its index entry)."""
+        t = self._cur
         if not p.streamed:
-            entry = self._task_entries.get(p.blob_id) if self._task is not None else None
-            if entry is None or self._task.pack is None:
+            entry = t.entries.get(p.blob_id) if t.result is not None else None
+            if entry is None or t.result.pack is None:
                 raise AssertionError(f"the record of new mail {item.ref} is missing from its task's pack")
-            self._task_refs.add(p.blob_id)
-            return self._task.pack.pack_id, entry
-        if self._writer is None:
+            t.refs.add(p.blob_id)
+            return t.result.pack.pack_id, entry
+        if t.writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
-        e = self._writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
-        return self._writer.pack_id, (e.offset, e.length, e.size, e.csize)
+            t.writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=t.own_pack_id)
+        e = t.writer.add_stream(bytes.fromhex(p.blob_id), item.size, _chunks(item.opener))
+        return t.writer.pack_id, (e.offset, e.length, e.size, e.csize)
 
     def _lookup(self, mails, dkeys: list[str]) -> Known:
         """Which blob ids, dedup keys (``dkeys``, as hex, one per mail) and Message-IDs of this chunk the
@@ -772,6 +966,18 @@ class Ingest:
                 found.keys[dkey] = run_keys[dkey]
             if mid is not None and mid in run_mids:
                 found.mids[mid] = run_mids[mid]
+        ahead_blobs, ahead_keys, ahead_mids = self._ahead_blobs, self._ahead_keys, self._ahead_mids
+        if ahead_blobs or ahead_mids:
+            # the tasks decided but not committed yet: as if committed (their msg_ids are the later ones: a key
+            # committed again replaces the run's, a Message-ID keeps the first one's)
+            for (_, p), dkey in zip(mails, dkeys):
+                mid = p.meta.message_id
+                if p.blob_id in ahead_blobs:
+                    found.blobs[p.blob_id] = ahead_blobs[p.blob_id]
+                if dkey in ahead_keys:
+                    found.keys[dkey] = ahead_keys[dkey]
+                if mid is not None and mid not in found.mids and mid in ahead_mids:
+                    found.mids[mid] = ahead_mids[mid]
         ask = [(p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
         if ask:
             blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p, _ in ask],
@@ -788,47 +994,66 @@ class Ingest:
         return found
 
     # -- commit ------------------------------------------------------------------------------------
-    def _commit(self) -> None:
-        """Commit the finished task's pack, the driver's own pack (streamed mail) and everything decided since
-        the last commit, in one transaction.
+    def _commit(self, t: "_Decided") -> None:
+        """Commit a decided task whose pack is written: its pack, the driver's own pack (streamed mail) and its
+        rows, in one transaction.
 
         A committed pack holds only records the catalog references (purge, rebuild and verify rely on it:
         docs/architecture.md). A task seals every distinct mail it reads; when the driver found some of them
         already archived, the referenced records are copied into the driver's own pack and the task's pack
         is removed after the commit (a crash in between leaves it an orphan, as any uncommitted pack)."""
         summary = self._summary
-        task, self._task = self._task, None
-        task_pack = task.pack if task is not None else None
-        if self._rows.rows.empty() and self._writer is None and task_pack is None:
+        task_pack = t.result.pack if t.result is not None else None
+        if t.rows.empty() and t.writer is None and task_pack is None:
+            self._forget_ahead(t)
             return
-        whole = task_pack is not None and self._task_refs and self._task_refs == set(self._task_entries)
-        if task_pack is not None and self._task_refs and not whole:
-            self._move_referenced(task_pack)
+        self._committing = t  # its open pack is aborted if the commit fails
+        whole = task_pack is not None and t.refs and t.refs == set(t.entries)
+        if task_pack is not None and t.refs and not whole:
+            self._move_referenced(t, task_pack)
         packs = []
-        if self._writer is not None:
-            packs.append(self._seal_open_pack())
-            self._writer = None
+        if t.writer is not None:
+            packs.append(self._seal_open_pack(t.writer))
+            t.writer = None
         if whole:
             packs.append(task_pack)
         summary.packs += len(packs)
         if packs:
             faults.hit("after_pack_seal")
         medium_id = self.archive.active_medium_id()
-        committed = self._rows.commit(packs[0] if packs else None, medium_id, summary, also=packs[1:])
+        self._rows.rows = t.rows
+        # the counters as they were when this task was decided (later tasks may be decided already)
+        committed = self._rows.commit(packs[0] if packs else None, medium_id, t.counts_after or summary,
+                                      also=packs[1:], base=t.base)
+        self._committing = None
         storage = self.archive.storage(medium_id)
         for info in packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
             marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(), max(committed.blobs.values(), default=None))
         if task_pack is not None and not whole:  # no catalog row references it (any more)
             _drop_unreferenced(storage, task_pack)
-        self._task_refs = set()
         self._known.add(committed.blobs, committed.keys, committed.mids)
-        self._parents = {ref: ("old", committed.base + t[1]) if t[0] == "new" else t
-                         for ref, t in self._parents.items()}
-        self._decider.reset()
+        self._forget_ahead(t)
 
-    def _seal_open_pack(self):
+    def _ahead_evidence(self, wanted: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+        """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) that the decided tasks
+        not committed yet add to these messages: with :func:`store.stored_evidence`, what the catalog will hold
+        once they are committed."""
+        want = set(wanted)
+        recipients, envelopes = [], []
+        for t in self._decided:
+            base = t.base
+            for (kind, ref), rkind, address in t.rows.recipients:
+                msg_id = base + ref if kind == "new" else ref
+                if msg_id in want:
+                    recipients.append((msg_id, rkind, address))
+            for (kind, ref), _text, sha in t.rows.envelopes:
+                msg_id = base + ref if kind == "new" else ref
+                if msg_id in want:
+                    envelopes.append((msg_id, sha))
+        return recipients, envelopes
+
+    def _seal_open_pack(self, writer: PackWriter):
         """Publish the driver's own pack; a name already taken on the medium stops the whole run (B5, C9)."""
-        writer = self._writer
         try:
             return writer.seal()
         except ObjectExistsError:
@@ -851,17 +1076,37 @@ class Ingest:
             next_step=NextStep.CHECK_STRANGER_PACK,
         )
 
-    def _move_referenced(self, task_pack) -> None:
+    def _move_referenced(self, t: "_Decided", task_pack) -> None:
         """Copy the task pack's referenced records into the driver's own pack and point their rows there."""
-        if self._writer is None:
+        if t.writer is None:
             storage = self.archive.storage(self.archive.active_medium_id())
-            self._writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=self._chunk_pack_id)
+            t.writer = PackWriter(storage, self.archive.key, self.archive.uuid, pack_id=t.own_pack_id)
         reader = PackReader(self.archive.storage(self.archive.active_medium_id()), task_pack.name, self.archive.key,
                             self.archive.uuid)
-        taken = self._writer.take_from(reader, [IndexEntry(bytes.fromhex(blob), *self._task_entries[blob])
-                                                for blob in self._task_refs])
-        _point_rows(self._rows.rows.messages, task_pack.pack_id.hex(), self._writer.pack_id.hex(),
+        taken = t.writer.take_from(reader, [IndexEntry(bytes.fromhex(blob), *t.entries[blob]) for blob in t.refs])
+        _point_rows(t.rows.messages, task_pack.pack_id.hex(), t.writer.pack_id.hex(),
                     {blob.hex(): (e.offset, e.length, e.size, e.csize) for blob, e in taken.items()})
+
+
+class _Decided:
+    """A task whose mails the driver decided: its rows wait for its pack and for the commits of the tasks before
+    it (:meth:`Ingest._drive`, docs/architecture.md "Deciding ahead")."""
+
+    __slots__ = ("chunk", "fut", "own_pack_id", "two_phase", "result", "entries", "refs", "rows", "writer", "base",
+                 "counts_before", "counts_after", "keys")
+
+    def __init__(self, chunk: list, fut, own_pack_id: bytes, base: int, counts_before: RunSummary):
+        self.chunk, self.fut, self.own_pack_id = chunk, fut, own_pack_id  # fut: a Future, a PackResult, or None
+        self.two_phase: bytes | None = None  # a two-phase task's pack id while its pack is still being written
+        self.result: PackResult | None = None  # the task whose pack its new mails were written to
+        self.entries: dict = {}  # blob id -> (offset, length, size, csize) in the task's pack
+        self.refs: set[str] = set()  # blob ids of the task's pack that new mails reference
+        self.rows = PendingRows()
+        self.writer: PackWriter | None = None  # the driver's own pack (streamed mail, records moved), id own_pack_id
+        self.base = base  # the msg_id its commit gives its first new message
+        self.counts_before = counts_before  # the run's counters before it was decided, and after
+        self.counts_after: RunSummary | None = None
+        self.keys: tuple[dict, dict, dict] = ({}, {}, {})  # its blob ids, dedup keys, Message-IDs -> msg_id
 
 
 def _entries(rows) -> dict[str, tuple[int, int, int, int]]:

@@ -112,13 +112,20 @@ class IngestWriter:
         rows = self.rows
         rows.set_cursor({"complete": True, "last": rows.cursor if rows.has_cursor else self.last_cursor})
 
-    def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary, also: list[PackInfo] = ()
-               ) -> Committed:
+    def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary, also: list[PackInfo] = (),
+               base: int | None = None) -> Committed:
         """Commit the pending rows (with the sealed pack's row, if any, and those of ``also``) in one
-        transaction: one Arrow append per table, its columns built whole (no loop over the rows in Python)."""
+        transaction: one Arrow append per table, its columns built whole (no loop over the rows in Python).
+
+        ``base``: the msg_id the driver expects the first new message to get (it decided later tasks against
+        these messages before this commit: docs/dedup.md "Deciding ahead"); another one rolls the transaction
+        back with an error, nothing written."""
         rows, now = self.rows, _utcnow()
         with self.catalog.writing() as con:
-            base = store.next_msg_id(con)
+            expected, base = base, store.next_msg_id(con)
+            if expected is not None and rows.messages and expected != base:
+                raise AssertionError(f"the catalog's next msg_id is {base}, the run decided with {expected}: "
+                                     f"another writer changed the catalog during the import")
             if pack is not None:
                 store.add_packs(con, [self._pack_row(p, medium_id, now) for p in (pack, *also)])
             self._append_messages(con, rows.messages, base, now)

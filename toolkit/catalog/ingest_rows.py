@@ -130,6 +130,12 @@ def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[in
 
 
 # -- appending a pack's rows --------------------------------------------------------------------------------
+def next_msg_id_now(catalog: Catalog) -> int:
+    """The msg_id the next archived message gets (a run numbers its decided messages from it)."""
+    with catalog.reading() as con:
+        return next_msg_id(con)
+
+
 def next_msg_id(con) -> int:
     return con.execute("SELECT coalesce(max(msg_id), 0) + 1 FROM messages").fetchone()[0]
 
