@@ -233,20 +233,68 @@ def test_walk_gives_what_the_former_walk_gave(tmp_path):
     assert walk.walk_local(single) == old_walk_local(single)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a directory without permissions")
+def _walks_compared(root: bytes) -> str:
+    """'' when the new walk gives what the former gave and reports both unreadable places; else what differs."""
+    new = walk.walk_local(root)
+    if new != old_walk_local(root):
+        return f"new {new!r}\nformer {old_walk_local(root)!r}"
+    if not any(e.skip_reason and e.skip_reason.startswith("directory not readable") for e in new):
+        return "no directory reported as not readable"
+    if not any(e.skip_reason and e.skip_reason.startswith("vanished or unreadable") for e in new):
+        return "no entry reported as unreadable"
+    return ""
+
+
+def _as_nobody(run, *args) -> str:
+    """``run(*args)`` in a forked child that dropped root for uid/gid 65534 (root reads a directory without
+    permissions, and CI runs as root): its return text, or the error it met."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, run(*args).encode("utf-8", "replace"))
+            code = 0
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            os.write(w, f"child failed: {exc!r}".encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        said = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    return said if os.waitstatus_to_exitcode(status) == 0 else said or "child failed"
+
+
 def test_walk_reports_an_unreadable_directory_as_before(tmp_path):
-    tree = make_odd_tree(tmp_path / "odd")
-    os.chmod(tree / "sub", 0)
-    os.chmod(tree / "pics", 0o600)  # listable, but its entries cannot be looked at
+    import tempfile
+
+    # under a directory of its own that others may traverse (pytest's tmp_path is root's own, 0700)
+    base = Path(tempfile.mkdtemp(prefix="mailarchive-unreadable-"))
     try:
+        base.chmod(0o755)
+        tree = make_odd_tree(base / "odd")
+        for d, dirs, files in os.walk(tree):  # readable by everyone, but for the two places below
+            os.chmod(d, 0o755)
+            for f in files:
+                if not os.path.islink(os.path.join(d, f)):
+                    os.chmod(os.path.join(d, f), 0o644)
+        os.chmod(tree / "sub", 0)
+        os.chmod(tree / "pics", 0o644)  # listable, but its entries cannot be looked at
         root = os.fsencode(tree)
-        new = walk.walk_local(root)
-        assert new == old_walk_local(root)
-        assert any(e.skip_reason and e.skip_reason.startswith("directory not readable") for e in new)
-        assert any(e.skip_reason and e.skip_reason.startswith("vanished or unreadable") for e in new)
+        said = _as_nobody(_walks_compared, root) if os.geteuid() == 0 else _walks_compared(root)
+        assert said == "", said
     finally:
-        os.chmod(tree / "sub", 0o755)
-        os.chmod(tree / "pics", 0o755)
+        for d, dirs, _files in os.walk(base):
+            for x in dirs:
+                os.chmod(os.path.join(d, x), 0o755)
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_eml_scan_gives_what_the_former_scan_gave(tmp_path, former_code):
