@@ -824,14 +824,7 @@ class PackReader:
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
                     continue
                 fwd.skip_to(entry.offset)
-                try:
-                    for chunk in _iter_plain(self._key, self.archive_uuid, entry, fwd.read, aes, dctx):
-                        if on_data is not None:
-                            on_data(entry, chunk)
-                except _Fail as fail:
-                    yield entry, self._error(entry, fail)
-                else:
-                    yield entry, None
+                yield entry, self._checked(entry, fwd.read, aes, dctx, on_data)
             fwd.skip_to(None)
             self.file_blake3 = fwd.digest()
 
@@ -871,16 +864,19 @@ class PackReader:
                         yield entry, None
                         continue
                     read = _Replay(sealed).read
-                try:
-                    for chunk in _iter_plain(self._key, self.archive_uuid, entry, read, aes, dctx):
-                        if on_data is not None:
-                            on_data(entry, chunk)
-                except _Fail as fail:
-                    yield entry, self._error(entry, fail)
-                else:
-                    yield entry, None
+                yield entry, self._checked(entry, read, aes, dctx, on_data)
             fwd.skip_to(None)
             self.file_blake3 = fwd.digest()
+
+    def _checked(self, entry: IndexEntry, read, aes, dctx, on_data) -> Exception | None:
+        """One record read through :func:`_iter_plain` (its plain bytes to ``on_data``): None, or its error."""
+        try:
+            for chunk in _iter_plain(self._key, self.archive_uuid, entry, read, aes, dctx):
+                if on_data is not None:
+                    on_data(entry, chunk)
+        except _Fail as fail:
+            return self._error(entry, fail)
+        return None
 
     # -- error reports
 

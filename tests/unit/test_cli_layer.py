@@ -128,33 +128,29 @@ def test_subcommand_modules_follow_the_command_tree():
             assert set(table[name]) <= set(COMMAND_MODULES[group])
 
 
-def test_import_mbox_loads_neither_the_other_importers_nor_their_commands():
+def _loaded_by_import(sub: str) -> set[str]:
+    """The importer and command modules loaded once ``mailarchive import SUB`` is resolved, in a fresh interpreter."""
     import subprocess
     import sys
 
     code = ("import sys, click\n"
             "from toolkit.cli.main import cli\n"
             "ctx = click.Context(cli)\n"
-            "cli.get_command(ctx, 'import').get_command(ctx, 'mbox')\n"
+            f"cli.get_command(ctx, 'import').get_command(ctx, {sub!r})\n"
             "print(' '.join(sorted(m for m in sys.modules if m.startswith(('importers', 'toolkit.cli.commands.')))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
-    loaded = set(out.split())
+    return set(out.split())
+
+
+def test_import_mbox_loads_neither_the_other_importers_nor_their_commands():
+    loaded = _loaded_by_import("mbox")
     assert "toolkit.cli.commands.import_mbox" in loaded and "importers.mbox" in loaded
     assert not loaded & {"importers.eml", "importers.share", "importers.pst", "importers.msg", "importers.maildir",
                          "toolkit.cli.commands.import_maildir", "toolkit.cli.commands.import_outlook"}, loaded
 
 
 def test_import_maildir_loads_neither_the_share_importer_nor_the_mbox_reader():
-    import subprocess
-    import sys
-
-    code = ("import sys, click\n"
-            "from toolkit.cli.main import cli\n"
-            "ctx = click.Context(cli)\n"
-            "cli.get_command(ctx, 'import').get_command(ctx, 'maildir')\n"
-            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('importers', 'toolkit.cli.commands.')))))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
-    loaded = set(out.split())
+    loaded = _loaded_by_import("maildir")
     assert "toolkit.cli.commands.import_maildir" in loaded and "importers.maildir" in loaded
     assert not loaded & {"importers.share", "importers.mbox", "importers.pst", "importers.msg",
                          "toolkit.cli.commands.import_share", "toolkit.cli.commands.import_mbox"}, loaded
