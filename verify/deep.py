@@ -684,6 +684,21 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         workers = min(os.cpu_count() or 1, 8)
     state_path = archive.home_files.verify_state_path
     keys: dict[int, str] = {}
+    threads = archive.catalog.threads
+    if workers > 1:  # the worker processes want the cores: this process's queries run on one DuckDB thread
+        archive.catalog.use_threads(1)
+    try:
+        _run_full(archive, report, workers, reporter, pool_min_bytes, at, crls, subset, seed, alongside, pool,
+                  state_path, keys)
+    finally:
+        if workers > 1:
+            archive.catalog.use_threads(threads)
+
+
+def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: int, at, crls, subset, seed: int,
+              alongside, pool, state_path, keys: dict[int, str]) -> None:
+    from . import sampling
+
     with contextlib.ExitStack() as session:
         con = session.enter_context(check_session(archive.catalog))
         tasks = _tasks(con)
