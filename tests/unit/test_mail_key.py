@@ -106,6 +106,25 @@ def test_random_header_blocks_give_the_reference_key(raw):
     assert mail_key(raw) == f04_key(header_fields(raw))
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_mail(), min_size=1, max_size=6), st.integers(1, 3))
+def test_address_fields_read_again_from_the_cache_give_the_reference_key(raws, size):
+    """A worker keeps the addresses of recent From/To/Cc values (``_addresses``, ``_one_list``): a value met
+    again, in the same mail or another, and a cache cleared on the way (a tiny ``ADDRESS_CACHE``) give the key
+    the reference gives."""
+    from verify import mailkey
+
+    old = mailkey.ADDRESS_CACHE
+    mailkey.ADDRESS_CACHE = size
+    try:
+        for raw in raws + raws[::-1] + raws:
+            assert mail_key(raw) == f04_key(header_fields(raw))
+    finally:
+        mailkey.ADDRESS_CACHE = old
+        mailkey._addresses_of.clear()
+        mailkey._list_of.clear()
+
+
 _FIELD = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["", "S3:abc", "N", "|", "1:a", "é€😀", "a:b|c"]))
 _ADDRS = st.lists(st.sampled_from(["a@x.org", "b@x.org", "1:a@x.org", "é@x.org", "|@x", "", "S1:x", "N"]), max_size=4)
 _WHEN = st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
