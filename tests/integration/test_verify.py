@@ -137,7 +137,9 @@ def test_worker_processes_report_as_the_parent_does(home):
 
 def test_pooled_full_queries_on_one_duckdb_thread_then_restores_the_setting(home):
     """With worker processes, the parent's catalog queries run on one DuckDB thread (the workers want the
-    cores); the archive's own setting is back afterwards, and the findings are those of a run in this process."""
+    cores); the archive's own setting is back afterwards, and the findings are those of a run in this process.
+    The stamp batches (F05–F08) are checked beside the packs, yet the report lists F01–F08 last and its stats
+    in the order they had."""
     from toolkit.archive import Archive
     from verify.checks import verify_archive
 
@@ -154,6 +156,10 @@ def test_pooled_full_queries_on_one_duckdb_thread_then_restores_the_setting(home
         pooled = verify_archive(archive, full=True, workers=2, pool_min_bytes=0)
         assert archive.catalog.threads is None
     assert seen and set(seen) == {1}
+    # the stamp batches are checked while the packs are read; the report keeps its order
+    assert [c.id for c in pooled.checks][-8:] == [f"F0{i}" for i in range(1, 9)]
+    assert list(pooled.stats)[-3:] == ["bytes_read", "records_ok", "protection"]
+    assert pooled.stats["protection"]
     inline = run_verify(home, workers=1)
     assert [(c.id, c.status, c.count, c.items) for c in pooled.checks] == \
         [(c.id, c.status, c.count, c.items) for c in inline.checks]
