@@ -60,7 +60,7 @@ from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
 from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
-from .report import Report
+from .report import Check, Report
 
 FULL_CHECKS = [
     ("F01", "Pack files: readable, index and BLAKE3 checksum as recorded"),
@@ -684,6 +684,24 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         workers = min(os.cpu_count() or 1, 8)
     state_path = archive.home_files.verify_state_path
     keys: dict[int, str] = {}
+    #: F01–F08, added to the report after the quick checks (which ``alongside`` adds while the packs are read)
+    checks = {cid: Check(id=cid, title=title, tier="full") for cid, title in FULL_CHECKS}
+    batch_stats: dict = {}  # what the batches' checks add to the report's stats, added after the packs' figures
+    threads = archive.catalog.threads
+    if workers > 1:  # the worker processes want the cores: this process's queries run on one DuckDB thread
+        archive.catalog.use_threads(1)
+    try:
+        _run_full(archive, report, workers, reporter, pool_min_bytes, at, crls, subset, seed, alongside, pool,
+                  state_path, keys, checks, batch_stats)
+    finally:
+        if workers > 1:
+            archive.catalog.use_threads(threads)
+
+
+def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: int, at, crls, subset, seed: int,
+              alongside, pool, state_path, keys: dict[int, str], checks: dict[str, Check], batch_stats: dict) -> None:
+    from . import sampling
+
     with contextlib.ExitStack() as session:
         con = session.enter_context(check_session(archive.catalog))
         tasks = _tasks(con)
@@ -697,11 +715,13 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
 
         def first() -> None:
             """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
-            (then the session ends), and the quick checks."""
+            (then the session ends), the quick checks, and the stamp batches (F05–F08: from the catalog, not the
+            packs; into checks that join the report after F01–F04's results, as when they ran last)."""
             keys.update(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
             session.close()
             if alongside is not None:
                 alongside()
+            _check_batches(archive, batch_stats, checks, at, crls)
 
         reporter.start("verify packs", len(tasks), "packs")
         try:
@@ -710,7 +730,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
             results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool)
         finally:
             reporter.finish("verify packs")
-    checks = {cid: report.check(cid, title, tier="full") for cid, title in FULL_CHECKS}
+    report.checks.extend(checks.values())
     by_pack = {t["pack_id"]: t for t in tasks}
     with check_session(archive.catalog) as con:
         _add_f04(con, results, keys, by_pack)
@@ -730,7 +750,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     checks["F02"].note = f"{ok:,} of {records:,} records authenticate"
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
-    _check_batches(archive, report, checks, at, crls)
+    report.stats.update(batch_stats)
 
 
 def _add_results(checks: dict, results: list[dict]) -> tuple[int, int, int]:
@@ -758,8 +778,9 @@ def _choose(archive, report: Report, tasks: list[dict], subset, seed: int) -> li
     return chosen
 
 
-def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) -> None:
-    """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals."""
+def _check_batches(archive, stats: dict, checks: dict, at=None, crls=None) -> None:
+    """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals
+    (``stats["protection"]``, :func:`_check_renewals`)."""
     from . import ca_history
 
     c5, c6, c7 = checks["F05"], checks["F06"], checks["F07"]
@@ -785,7 +806,7 @@ def _check_batches(archive, report: Report, checks: dict, at=None, crls=None) ->
         _check_manifest(archive, c7, row, items[batch])
     c5.note = f"{len(batches)} batches"
     c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, report, checks["F08"], settings, {b[0]: b[2] for b in batches}, at, crls)
+    _check_renewals(archive, stats, checks["F08"], settings, {b[0]: b[2] for b in batches}, at, crls)
     if not batches:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
@@ -894,10 +915,10 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
                batch=batch, medium=medium, name=manifest)
 
 
-def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at=None, crls=None) -> None:
+def _check_renewals(archive, stats: dict, c8, settings: dict, roots: dict, at=None, crls=None) -> None:
     """F08: every renewal link covers its batch and verifies; a batch whose protection ends soon is a warning.
 
-    ``report.stats["protection"]`` lists, per stamped batch, its CA, its
+    ``stats["protection"]`` (the report's) lists, per stamped batch, its CA, its
     renewals and the time it is protected until (for the reports).
     """
     from toolkit.catalog import stamps
@@ -922,7 +943,7 @@ def _check_renewals(archive, report: Report, c8, settings: dict, roots: dict, at
             state = "has expired" if until <= now else f"ends within {renewal.WARN_AHEAD.days} days"
             c8.warn(f"stamp batch {bid}: protected until {until:%Y-%m-%d} — its newest token's certificate chain "
                     f"{state}", NextStep.RENEW_STAMPS, batch=bid)
-    report.stats["protection"] = rows
+    stats["protection"] = rows
     ends = [r["protected_until"] for r in rows if r["protected_until"] is not None]
     c8.note = (f"{n_renewals} renewals; earliest protection ends {min(ends):%Y-%m-%d}" if ends
                else f"{n_renewals} renewals")

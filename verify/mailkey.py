@@ -7,7 +7,10 @@ mail (one that the compiled header scan reads, with a short header block): it ca
 of :mod:`toolkit.headers` in the same order, but builds no :class:`~toolkit.headers.MailMeta`, keeps no defect
 list, checks no parse deadline and no date plausibility (neither changes a field). Anything else (a BOM, no
 header block, a block the compiled scan hands to the compat32 parser, more addresses than the budget, a
-subject past the value cap, any exception) takes ``f04_key(header_fields(raw))`` itself.
+subject past the value cap, any exception) takes ``f04_key(header_fields(raw))`` itself. The addresses of a
+From/To/Cc value are kept per process for the next mail with the same value (bounded, :data:`ADDRESS_CACHE`):
+the same senders and lists recur, and reading them was a third of the key's time. A date of the usual form
+("Thu, 16 May 2019 08:16:00 +0200") becomes its microseconds since 1970 by integer arithmetic, without a datetime.
 tests/unit/test_mail_key.py compares the two on the test corpora and on random header blocks.
 
 :func:`fields_of_key` reads the fields back out of a key, for naming the fields of a row that differs.
@@ -41,6 +44,61 @@ def _list_key(values) -> str:
     """A recipient list as a set: each distinct address ``<UTF-8 bytes>:<address>``, sorted by address."""
     return "".join(f"{len(v) if v.isascii() else len(v.encode('utf-8', 'surrogatepass'))}:{v}"
                    for v in sorted(set(values)))
+
+
+#: a worker's recent address fields: the raw value -> its addresses, as :func:`_fast_key` reads them. From, To
+#: and Cc repeat from mail to mail (the same people, the same lists), and a field's addresses depend on its
+#: value alone; cleared when it holds this many
+ADDRESS_CACHE = 4096
+_addresses_of: dict[str, tuple[str, ...]] = {}
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    """The addresses of a From, To or Cc value (``header_fields``' reading of it), in order, repeats kept."""
+    got = _addresses_of.get(value)
+    if got is None:
+        got = tuple([a for _, a in _h._parse_addresses(_h._text(_h._unfold(value)), [])])
+        if len(_addresses_of) >= ADDRESS_CACHE:
+            _addresses_of.clear()
+        _addresses_of[value] = got
+    return got
+
+
+_list_of: dict[str, tuple[int, str]] = {}
+
+
+def _one_list(value: str) -> tuple[int, str]:
+    """A recipient field that is the only one of its kind: (its distinct addresses, :func:`_list_key` of them)."""
+    got = _list_of.get(value)
+    if got is None:
+        unique = set(_addresses(value))
+        got = (len(unique), _list_key(unique))
+        if len(_list_of) >= ADDRESS_CACHE:
+            _list_of.clear()
+        _list_of[value] = got
+    return got
+
+
+def _usual_date_key(value: str) -> str | None:
+    """The date's part of the key, ``T<microseconds since 1970>``, for a date in the usual form that
+    :func:`toolkit.headers._date_value` reads on its short path (to a valid time, in years 2–9998, where moving it to
+    UTC cannot overflow), by integer arithmetic; None for any other date (the caller reads it as header_fields does)."""
+    m = _h._USUAL_DATE.fullmatch(value)
+    if m is None or not (m[7] == "+" or m[8] != "00" or m[9] != "00"):   # "-0000": a naive time there
+        return None
+    year, hour, minute, second = int(m[3]), int(m[4]), int(m[5]), int(m[6])
+    offset = int(m[8]) * 3600 + int(m[9]) * 60
+    if not (1 < year < 9999 and hour < 24 and minute < 60 and second < 60 and offset < 86400):
+        return None
+    try:
+        days = dt.date(year, _h._MONTHS[m[2]], int(m[1])).toordinal() - _EPOCH_DAY
+    except ValueError:
+        return None
+    offset = -offset if m[7] == "-" else offset
+    return f"T{(days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000}"
+
+
+_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
 
 
 def _when_key(when: dt.datetime | None) -> str:
@@ -104,7 +162,8 @@ def _fast_key(raw: bytes) -> str | None:
     when = "N"
     if value is not None:
         value = unfold(value).strip()
-        if value:
+        if value and (when := _usual_date_key(value)) is None:
+            when = "N"
             try:
                 sent = _h._date_value(value)
                 sent = (sent if sent.tzinfo is not None else sent.replace(tzinfo=_UTC)).astimezone(_UTC)
@@ -117,24 +176,27 @@ def _fast_key(raw: bytes) -> str | None:
     value = first.get("from")
     from_addr = None
     if value is not None:
-        pairs = _h._parse_addresses(text(unfold(value)), defects)
-        if pairs:
-            from_addr = pairs[0][1]
+        addrs = _addresses(value)
+        if addrs:
+            from_addr = addrs[0]
             budget -= 1
 
     lists = []
     for values in (to, cc):
-        addrs: list[str] = []
-        for value in values:
-            addrs.extend([a for _, a in _h._parse_addresses(text(unfold(value)), defects)])
-        unique = set(addrs)
-        if len(unique) > budget:
+        if len(values) == 1:
+            count, key = _one_list(values[0])
+        else:
+            unique: set[str] = set()
+            for value in values:
+                unique.update(_addresses(value))
+            count, key = len(unique), _list_key(unique)
+        if count > budget:
             return None
-        budget -= len(unique)
-        lists.append(unique)
+        budget -= count
+        lists.append(key)
 
     return (_text_key(message_id) + _text_key(from_addr) + _text_key(subject) + when
-            + "|" + _list_key(lists[0]) + "|" + _list_key(lists[1]))
+            + "|" + lists[0] + "|" + lists[1])
 
 
 class MailFields(NamedTuple):

@@ -135,6 +135,36 @@ def test_worker_processes_report_as_the_parent_does(home):
     assert pooled.stats["records_ok"] == 39
 
 
+def test_pooled_full_queries_on_one_duckdb_thread_then_restores_the_setting(home):
+    """With worker processes, the parent's catalog queries run on one DuckDB thread (the workers want the
+    cores); the archive's own setting is back afterwards, and the findings are those of a run in this process.
+    The stamp batches (F05–F08) are checked beside the packs, yet the report lists F01–F08 last and its stats
+    in the order they had."""
+    from toolkit.archive import Archive
+    from verify.checks import verify_archive
+
+    seen = []
+    with Archive.open(home) as archive:
+        archive.catalog.use_threads(None)
+        real = archive.catalog.reading
+
+        def reading(*a, **k):
+            seen.append(archive.catalog.threads)
+            return real(*a, **k)
+
+        archive.catalog.reading = reading
+        pooled = verify_archive(archive, full=True, workers=2, pool_min_bytes=0)
+        assert archive.catalog.threads is None
+    assert seen and set(seen) == {1}
+    # the stamp batches are checked while the packs are read; the report keeps its order
+    assert [c.id for c in pooled.checks][-8:] == [f"F0{i}" for i in range(1, 9)]
+    assert list(pooled.stats)[-3:] == ["bytes_read", "records_ok", "protection"]
+    assert pooled.stats["protection"]
+    inline = run_verify(home, workers=1)
+    assert [(c.id, c.status, c.count, c.items) for c in pooled.checks] == \
+        [(c.id, c.status, c.count, c.items) for c in inline.checks]
+
+
 def test_f2_two_records_swapped(home):
     rows = messages(home)
     a, b = by_subject(rows, "Twin message A"), by_subject(rows, "Twin message B")

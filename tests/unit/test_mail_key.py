@@ -106,6 +106,44 @@ def test_random_header_blocks_give_the_reference_key(raw):
     assert mail_key(raw) == f04_key(header_fields(raw))
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_mail(), min_size=1, max_size=6), st.integers(1, 3))
+def test_address_fields_read_again_from_the_cache_give_the_reference_key(raws, size):
+    """A worker keeps the addresses of recent From/To/Cc values (``_addresses``, ``_one_list``): a value met
+    again, in the same mail or another, and a cache cleared on the way (a tiny ``ADDRESS_CACHE``) give the key
+    the reference gives."""
+    from verify import mailkey
+
+    old = mailkey.ADDRESS_CACHE
+    mailkey.ADDRESS_CACHE = size
+    try:
+        for raw in raws + raws[::-1] + raws:
+            assert mail_key(raw) == f04_key(header_fields(raw))
+    finally:
+        mailkey.ADDRESS_CACHE = old
+        mailkey._addresses_of.clear()
+        mailkey._list_of.clear()
+
+
+_USUAL_DATE = st.builds(
+    "{}{:0{w}d} {} {:04d} {:02d}:{:02d}:{:02d} {}{:02d}{:02d}{}".format,
+    st.sampled_from(["", "Thu, ", "Mon, "]), st.integers(0, 99), st.sampled_from(["Jan", "Feb", "Jun", "Dec"]),
+    st.one_of(st.integers(1000, 9999), st.sampled_from([1000, 1970, 1969, 2000, 2100, 9998, 9999])),
+    st.integers(0, 25), st.integers(0, 61), st.integers(0, 61), st.sampled_from(["+", "-"]),
+    st.one_of(st.integers(0, 99), st.sampled_from([0, 23, 24])), st.one_of(st.integers(0, 99), st.sampled_from([0, 59, 60])),
+    st.sampled_from(["", " (UTC)", " (CET)"]), w=st.sampled_from([1, 2]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_USUAL_DATE)
+def test_dates_of_the_usual_form_give_the_reference_key(date):
+    """The short path's date arithmetic (``_usual_date_key``) against header_fields' datetime, on dates of the usual
+    form with fields in and out of range: days past the month's end, hour 24, second 60, zones of a day and more,
+    "-0000", the years 1000 and 9999."""
+    raw = f"Date: {date}\nFrom: a@example.org\n\nbody\n".encode()
+    assert mail_key(raw) == f04_key(header_fields(raw))
+
+
 _FIELD = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["", "S3:abc", "N", "|", "1:a", "é€😀", "a:b|c"]))
 _ADDRS = st.lists(st.sampled_from(["a@x.org", "b@x.org", "1:a@x.org", "é@x.org", "|@x", "", "S1:x", "N"]), max_size=4)
 _WHEN = st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
