@@ -70,7 +70,7 @@ def test_the_check_sees_a_relative_import_of_the_cli(tmp_path, monkeypatch):
 
 #: Commands that live in the module of the command they belong with (toolkit/cli/__init__.py).
 HOMED_ELSEWHERE = {("restore",): "mirror", ("schedule",): "mirror", ("verify-evidence",): "verify",
-                   ("export", "evidence"): "verify", ("import", "source"): "config"}
+                   ("import", "source"): "config"}
 
 
 def _walk(cmd, path):
@@ -154,3 +154,17 @@ def test_import_maildir_loads_neither_the_share_importer_nor_the_mbox_reader():
     assert "toolkit.cli.commands.import_maildir" in loaded and "importers.maildir" in loaded
     assert not loaded & {"importers.share", "importers.mbox", "importers.pst", "importers.msg",
                          "toolkit.cli.commands.import_share", "toolkit.cli.commands.import_mbox"}, loaded
+
+
+def test_verify_loads_neither_the_export_commands_nor_the_exporters():
+    import subprocess
+    import sys
+
+    code = ("import sys, click\n"
+            "from toolkit.cli.main import cli\n"
+            "cli.get_command(click.Context(cli), 'verify')\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('exporters', 'toolkit.cli.commands.')))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    loaded = set(out.split())
+    assert "toolkit.cli.commands.verify" in loaded
+    assert not {m for m in loaded if m.startswith(("exporters", "toolkit.cli.commands.export"))}, loaded

@@ -25,7 +25,7 @@ Layout
       (``import_eml.py``), as is ``export`` (``export_eml.py``).
 
     A few commands live with the command they belong to: ``restore`` and ``schedule`` in
-    ``mirror.py``, ``verify-evidence`` and ``export evidence`` in ``verify.py``,
+    ``mirror.py``, ``verify-evidence`` in ``verify.py``,
     ``import source`` (runs a configured source) in ``config.py``.
     ``main.COMMAND_MODULES`` lists, per top-level command, the modules to import;
     ``main.SUBCOMMAND_MODULES`` narrows that for ``import`` to the module that makes the group and

@@ -60,7 +60,7 @@ COMMAND_MODULES = {
     "import": ["import_eml", "import_mbox", "import_maildir", "import_share", "import_imap_pop3", "import_outlook",
                "config"],
     "config": ["config"],
-    "export": ["export_eml", "export_formats", "verify"],
+    "export": ["export_eml", "export_formats", "export_evidence"],
     "stats": ["stats"],
     "sql": ["sql"],
     "demo": ["demo"],
