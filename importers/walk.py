@@ -95,8 +95,8 @@ def walk_local(root: bytes) -> list[FileEntry]:
                 elif kind == _IFLNK:
                     add(entry(rel, 0, est.st_mtime, "symbolic link (never followed)"))
                 else:
-                    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-                    add(entry(rel, 0, est.st_mtime, f"{kind} (never opened)"))
+                    what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+                    add(entry(rel, 0, est.st_mtime, f"{what} (never opened)"))
         finally:
             os.close(fd)
     out.sort(key=_by_rel)

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import os
 import uuid as uuidlib
-from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Callable
 
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
 from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
-from .prepare import DEFAULT_PARSE_LIMIT, LocalFile, NotMail, ReadFailure, Trimmed, Watchdog, prepare
+from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Trimmed, Watchdog, prepare
 from .remote_jobs import read_jobs
 from .storage import Storage
 from .storage.location import open_storage
@@ -89,55 +88,6 @@ class PackTask:
     parse_limit: float | None = DEFAULT_PARSE_LIMIT
     pack_id: bytes | None = None              # the id its pack is published under (None: fresh random bytes)
     two_phase: bool = False                   # the worker asks the driver which records to write (Decide)
-
-    def __reduce__(self):
-        # pickled on its way to a worker (the pool's feeder thread, in the driver): each run of local files
-        # sharing their check and cut travels as one list of paths, not as one LocalFile per mail
-        return _task_from, (_runs(self.jobs), self.medium, self.sealing, self.parse_limit, self.pack_id,
-                            self.two_phase)
-
-
-class _LocalFiles:
-    """A run of :class:`~toolkit.prepare.LocalFile` jobs with the same check and cut, as it is pickled: their
-    paths as one list (a task of 1,600 mails: ~0.2 ms to pickle instead of ~5 ms, bench/RESULTS.md "Deciding
-    ahead")."""
-
-    __slots__ = ("paths", "check", "cut")
-
-    def __init__(self, paths: list, check, cut):
-        self.paths, self.check, self.cut = paths, check, cut
-
-    def __reduce__(self):
-        return _LocalFiles, (self.paths, self.check, self.cut)
-
-
-def _runs(jobs: list) -> list:
-    """``jobs`` with each run of LocalFile jobs sharing check and cut as one :class:`_LocalFiles`."""
-    out: list = []
-    run: _LocalFiles | None = None
-    for job in jobs:
-        if type(job) is LocalFile:
-            path, check, cut = job
-            if run is None or run.check is not check or run.cut is not cut:
-                run = _LocalFiles([], check, cut)
-                out.append(run)
-            run.paths.append(path)
-        else:
-            run = None
-            out.append(job)
-    return out
-
-
-def _task_from(runs: list, medium: MediumAccess, sealing: Sealing, parse_limit, pack_id, two_phase) -> PackTask:
-    """A :class:`PackTask` again from what :meth:`PackTask.__reduce__` pickled (the jobs as they were)."""
-    jobs: list = []
-    for job in runs:
-        if type(job) is _LocalFiles:
-            # LocalFile(path, check, cut) for each path, made by tuple.__new__ in C (no Python call per mail)
-            jobs += map(tuple.__new__, repeat(LocalFile), zip(job.paths, repeat(job.check), repeat(job.cut)))
-        else:
-            jobs.append(job)
-    return PackTask(jobs, medium, sealing, parse_limit, pack_id, two_phase)
 
 
 class PackResult:
