@@ -50,6 +50,9 @@ def _list_key(values) -> str:
 #: and Cc repeat from mail to mail (the same people, the same lists), and a field's addresses depend on its
 #: value alone; cleared when it holds this many
 ADDRESS_CACHE = 4096
+#: only values up to this long are kept: a mail with a huge To: list is read each time, so the cache stays
+#: within ADDRESS_CACHE x this many characters (a hostile archive could otherwise fill a worker's memory)
+CACHED_VALUE_MAX = 2048
 _addresses_of: dict[str, tuple[str, ...]] = {}
 
 
@@ -58,9 +61,10 @@ def _addresses(value: str) -> tuple[str, ...]:
     got = _addresses_of.get(value)
     if got is None:
         got = tuple([a for _, a in _h._parse_addresses(_h._text(_h._unfold(value)), [])])
-        if len(_addresses_of) >= ADDRESS_CACHE:
-            _addresses_of.clear()
-        _addresses_of[value] = got
+        if len(value) <= CACHED_VALUE_MAX:
+            if len(_addresses_of) >= ADDRESS_CACHE:
+                _addresses_of.clear()
+            _addresses_of[value] = got
     return got
 
 
@@ -73,9 +77,10 @@ def _one_list(value: str) -> tuple[int, str]:
     if got is None:
         unique = set(_addresses(value))
         got = (len(unique), _list_key(unique))
-        if len(_list_of) >= ADDRESS_CACHE:
-            _list_of.clear()
-        _list_of[value] = got
+        if len(value) <= CACHED_VALUE_MAX:
+            if len(_list_of) >= ADDRESS_CACHE:
+                _list_of.clear()
+            _list_of[value] = got
     return got
 
 

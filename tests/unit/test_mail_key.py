@@ -125,6 +125,24 @@ def test_address_fields_read_again_from_the_cache_give_the_reference_key(raws, s
         mailkey._list_of.clear()
 
 
+
+def test_a_long_address_field_is_read_each_time_and_never_kept():
+    """Only short From/To/Cc values are kept (``CACHED_VALUE_MAX``): a mail with a huge To: list gives the
+    reference key every time and leaves nothing in the cache, so a hostile archive cannot fill a worker's memory."""
+    from verify import mailkey
+
+    mailkey._addresses_of.clear()
+    mailkey._list_of.clear()
+    many = ", ".join(f"user{i}@example{i}.org" for i in range(400))
+    assert len(many) > mailkey.CACHED_VALUE_MAX
+    raw = (f"From: a@example.org\nTo: {many}\nCc: b@example.org\nSubject: long\nMessage-ID: <l@x>\n\nbody\n").encode()
+    for _ in range(2):
+        assert mail_key(raw) == f04_key(header_fields(raw))
+    kept = set(mailkey._addresses_of) | set(mailkey._list_of)
+    assert kept and all(len(v) <= mailkey.CACHED_VALUE_MAX for v in kept)
+    assert many not in kept
+
+
 _USUAL_DATE = st.builds(
     "{}{:0{w}d} {} {:04d} {:02d}:{:02d}:{:02d} {}{:02d}{:02d}{}".format,
     st.sampled_from(["", "Thu, ", "Mon, "]), st.integers(0, 99), st.sampled_from(["Jan", "Feb", "Jun", "Dec"]),
