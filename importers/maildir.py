@@ -239,6 +239,10 @@ def _unreadable(ref: str, exc: Exception, cur) -> SourceItem:
     return SourceProblem(ref, f"cannot read: {msg}", cur)
 
 
+#: how many (folder, info suffix) flag fields a scan remembers before it starts afresh
+_FLAG_FIELDS_KEPT = 4096
+
+
 class MaildirImporter(TreeSource):
     """A Maildir/Maildir++ tree below PATH (local or ``smb://``); see the module docstring.
 
@@ -264,6 +268,8 @@ class MaildirImporter(TreeSource):
         key = (folder_dir, m.group(1))
         got = self._flags.get(key)
         if got is None:
+            if len(self._flags) >= _FLAG_FIELDS_KEPT:  # a tree of countless distinct suffixes: bounded memory
+                self._flags.clear()
             got = self._flags[key] = flag_field(parse_flags(name, self._folder_keywords(folder_dir)))
         return got
 

@@ -354,6 +354,19 @@ def test_maildir_flags_per_info_suffix_are_the_former_flags(stem, sep, info, let
         assert importer._flag_field(name, folder) == old_flag_field(importer, name, folder)
 
 
+
+def test_the_remembered_flag_fields_stay_bounded(monkeypatch):
+    """A Maildir whose names carry countless distinct info suffixes: the flag fields remembered per (folder,
+    suffix) never exceed their bound, and each name still gets the former flags."""
+    monkeypatch.setattr(maildir, "_FLAG_FIELDS_KEPT", 8)
+    importer = maildir.MaildirImporter(".")
+    importer._read_small = lambda rel: b""
+    for i in range(50):
+        name = f"1600000000.M{i}P1.host:2,{'FRS'[i % 3]}x{i}"
+        assert importer._flag_field(name, b"") == old_flag_field(importer, name, b"")
+        assert len(importer._flags) <= 8
+
+
 def test_a_directory_swapped_for_a_symlink_after_its_parent_was_listed_is_not_followed(tmp_path, monkeypatch):
     """N1 during the walk: the former walk listed such a directory by its path, following the link out of the
     tree; now it is opened without following it, and listed as not readable."""
