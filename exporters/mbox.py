@@ -28,6 +28,16 @@ DEST is a directory. Without ``per_folder`` every selected message is in
 :mod:`exporters.layout`), a message seen in several folders in each of
 them; messages without a folder go to ``INBOX.mbox``.
 
+Flags
+-----
+mboxrd keeps no flags besides the messages' own header. By default the
+archived bytes are written unchanged (the round trip above). With ``flags``
+(``--flags``) each copy gets ``Status:``, ``X-Status:`` and
+``X-Mozilla-Status:`` fields for its flags instead of any such fields it
+had (:mod:`exporters.mbox_status`), so mutt, Thunderbird and ``import mbox``
+show it read, answered, flagged as the archive recorded it; the manifest's
+``sha256`` is then that of the message as written.
+
 Each file is written under a temporary name and linked into place when
 complete (create-only); ``manifest.csv``/``manifest.json`` follow last
 (:mod:`exporters.manifest`). A rerun after an interruption writes the
@@ -53,6 +63,7 @@ Thunderbird expect).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -66,6 +77,7 @@ from toolkit.retrieval import StoredMessage, stream_message
 from .eml import ExportSummary, readable
 from .filters import Filters, select
 from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
+from .mbox_status import status_stream, with_status
 from .naming import DEFAULT_FILE_MODE
 from .target_space import stops_when_full
 
@@ -151,16 +163,18 @@ class _Boxes:
             self.boxes[k] = _Box(self.dest, path, self.mode)
         return self.boxes[k]
 
-    def add(self, sm: StoredMessage, line: bytes, body, ends_nl: bool, folders: list[str | None]) -> None:
-        """Append one message (its From_ line, quoted body and separator) to the box of each folder."""
-        for folder in folders:
+    def add(self, sm: StoredMessage, line: bytes, body, ends_nl: bool, copies: list[tuple[str | None, tuple | None]]) -> None:
+        """Append one message (its From_ line, quoted body and separator) to the box of each (folder, flags)
+        copy; ``body(flags)`` gives the quoted chunks and then the SHA-256 of the message as written."""
+        for folder, flags in copies:
             box = self.box_for(folder, alone=not ends_nl)
             box.part.write(line)
-            for chunk in body():
+            chunks, digest = body(flags)
+            for chunk in chunks:
                 box.part.write(chunk)
             if ends_nl:
                 box.part.write(b"\n")
-            box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
+            box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=digest(),
                                  size=sm.size, folder=folder))
             box.bytes += sm.size
 
@@ -191,12 +205,16 @@ def export_mbox(
     filters: Filters | None = None,
     *,
     per_folder: bool = False,
+    flags: bool = False,
     reporter: Reporter | None = None,
     mode: int = DEFAULT_FILE_MODE,
 ) -> ExportSummary:
     """Export the selected messages as mboxrd into the directory DEST (see the module docstring).
 
-    Files get ``mode`` (0600 unless asked), new directories the matching directory mode.
+    Files get ``mode`` (0600 unless asked), new directories the matching directory mode. With ``flags``
+    each copy gets the ``Status:`` fields of its flags (:mod:`exporters.mbox_status`: the folder's
+    latest sighting with ``per_folder``, else those of all its folders together) and the manifest's
+    ``sha256`` is that of the message as written.
     """
     from toolkit.places import refuse_overlap
 
@@ -207,7 +225,7 @@ def export_mbox(
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     ids = [sm.msg_id for sm in selection]
     facts = message_facts(archive, ids)
-    places = placements(archive, ids, filters) if per_folder else {}
+    places = placements(archive, ids, filters) if per_folder or flags else {}
     boxes = _Boxes(dest, per_folder, mode)
     counts = {"files_written": 0, "files_present": 0}
 
@@ -221,23 +239,43 @@ def export_mbox(
                 continue
             f = facts.get(sm.msg_id, {})
             line = from_line(f.get("from_addr"), f.get("internal_date") or f.get("sent_date") or f.get("archived_at"))
-            folders = [p.folder for p in places[sm.msg_id]] if per_folder else [None]
-            boxes.add(sm, line, body, ends_nl, folders)
+            boxes.add(sm, line, body, ends_nl, _copies(places.get(sm.msg_id, ()), per_folder, flags))
         boxes.finish(summary, manifest, counts)
     except BaseException:
         boxes.abort()
         raise
     finally:
         reporter.finish("export")
-    manifest.write(errors=summary.errors, extra={"filters": (filters or Filters()).describe(), "per_folder": per_folder, **counts})
+    manifest.write(errors=summary.errors, extra={"filters": (filters or Filters()).describe(), "per_folder": per_folder,
+                                                 "flag_fields": flags, **counts})
     return summary
 
 
+def _copies(places, per_folder: bool, flags: bool) -> list[tuple[str | None, tuple | None]]:
+    """(folder, flags or None = the archived bytes) of each copy of one message."""
+    if per_folder:
+        return [(p.folder, p.flags if flags else None) for p in places]
+    if flags:
+        return [(None, tuple(sorted({f for p in places for f in p.flags})))]
+    return [(None, None)]
+
+
+def _archived(blob_id: str):
+    return lambda: blob_id
+
+
 def _prepare(archive: Archive, sm: StoredMessage, data: bytes | None):
-    """(a callable giving the quoted chunks, does the message end with a line ending?)."""
+    """(``body(flags)``: the quoted chunks and a callable giving the SHA-256 of the message as written once
+    they are consumed; does the message end with a line ending?). ``flags`` None: the archived bytes."""
     if data is not None:
         quoted = quote(data)
-        return (lambda: [quoted]), data.endswith(b"\n")
+
+        def body(flags):
+            if flags is None:
+                return [quoted], _archived(sm.blob_id)
+            changed = with_status(data, flags)
+            return [quote(changed)], _archived(hashlib.sha256(changed).hexdigest())
+        return body, data.endswith(b"\n")
     # a large message: check it once (bare From lines, the last byte), then stream it again per copy
     last = b""
     rest = b""
@@ -251,5 +289,16 @@ def _prepare(archive: Archive, sm: StoredMessage, data: bytes | None):
             rest = data2[cut:]
     if rest and _BARE_FROM.search(rest):
         raise Unrepresentable("a line that is just 'From' cannot be quoted in mboxrd; export this message as eml")
-    return (lambda: quote_stream(stream_message(archive, sm))), last == b"\n"
+
+    def streamed(flags):
+        if flags is None:
+            return quote_stream(stream_message(archive, sm)), _archived(sm.blob_id)
+        h = hashlib.sha256()
+
+        def hashed(chunks):
+            for chunk in chunks:
+                h.update(chunk)
+                yield chunk
+        return quote_stream(hashed(status_stream(stream_message(archive, sm), flags))), lambda: h.hexdigest()
+    return streamed, last == b"\n"
 

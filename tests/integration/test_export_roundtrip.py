@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mailbox
+import re
 import signal
 from pathlib import Path
 
@@ -212,3 +214,55 @@ def test_maildir_names_units():
     assert folder_dir_name("Archive/2019") == ".Archive.2019"
     assert folder_dir_name("v1.2") == ".v1&AC4-2"
     assert flag_letters(("\\Seen", "\\Answered", "\\Flagged", "$Passed", "NonJunk", "$maildir-keyword-a")) == "FPRSa"
+
+
+_FLAG_FIELD = re.compile(rb"(?im)^(?:status|x-status|x-mozilla-status)[ \t]*:.*\n(?:[ \t].*\n)*")
+_SYSTEM = {"\\Seen": "R", "\\Answered": "A", "\\Flagged": "F", "\\Draft": "T", "\\Deleted": "D"}
+
+
+def _head_and_rest(raw: bytes) -> tuple[bytes, bytes]:
+    if re.match(rb"[ \t\r]*\n", raw):  # no header: a blank first line
+        return b"", raw
+    m = re.search(rb"\n[ \t\r]*\n", raw)  # the first blank (or blanks-only) line
+    return (raw[:m.start() + 1], raw[m.start() + 1:]) if m else (b"", raw)
+
+
+def test_mbox_flags_reach_mutt_s_reader_and_nothing_else_changes(source, tmp_path):
+    """`export mbox --flags`: each copy carries its folder's flags in Status:/X-Status: (read back by the
+    standard library's mutt-convention reader) and X-Mozilla-Status:, exactly one of each; apart from those
+    fields every message is its archived bytes; the manifest names the bytes as written."""
+    out = tmp_path / "out"
+    summary = export_mbox(source, out, per_folder=True, flags=True)
+    assert not summary.errors
+    sel = select_messages(source)
+    archived = {sm.msg_id: d for sm, d in read_messages(source, sel)}
+    wanted = {(p.folder or "INBOX", sm.msg_id): p.flags
+              for sm in sel for p in placements(source, [sm.msg_id])[sm.msg_id]}
+    doc = read_manifest(out)
+    rows = {(r["path"], r["sha256"]): r for r in doc["messages"]}
+    assert doc["flag_fields"] is True and len(rows) == len(doc["messages"]) == len(wanted)
+    had_old_fields = seen = 0
+    for path in sorted(out.rglob("*.mbox")):
+        rel = path.relative_to(out).as_posix()
+        with open(path, "rb") as f:
+            written = [m.raw for m in split_mbox(f, "mboxrd")]
+        for raw, msg in zip(written, mailbox.mbox(str(path))):
+            row = rows[(rel, hashlib.sha256(raw).hexdigest())]
+            flags = wanted[(row["folder"] or "INBOX", row["msg_id"])]
+            letters = {_SYSTEM[f] for f in flags if f in _SYSTEM} | {"O"}
+            assert set(msg.get_flags()) == letters, (rel, row["msg_id"], flags)
+            head, rest = _head_and_rest(raw)
+            assert len(re.findall(rb"(?im)^status[ \t]*:", head)) == 1
+            assert len(re.findall(rb"(?im)^x-mozilla-status[ \t]*:", head)) == 1
+            bits = int(msg["X-Mozilla-Status"], 16)
+            assert bool(bits & 1) == ("\\Seen" in flags) and bool(bits & 2) == ("\\Answered" in flags)
+            old_head, old_rest = _head_and_rest(archived[row["msg_id"]])
+            had_old_fields += bool(_FLAG_FIELD.search(old_head))
+            if old_head:
+                assert rest == old_rest and _FLAG_FIELD.sub(b"", head) == _FLAG_FIELD.sub(b"", old_head)
+            else:  # no blank line after the header: the fields come first, the message after them unchanged
+                assert raw.endswith(archived[row["msg_id"]])
+            seen += 1
+    assert seen == len(wanted)
+    assert had_old_fields, "the source should hold mbox mail with Status: fields of its own"
+    # without --flags the same export writes the archived bytes (test_mbox_per_folder_roundtrip)

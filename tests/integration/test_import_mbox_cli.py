@@ -62,3 +62,28 @@ def test_a_file_with_no_from_line_says_what_it_is_instead(tmp_path):
     assert "it is an Outlook PST/OST store; the pst import reads it" in said["old.pst"]
     assert "bytes before the first From_ line are not a message" in said["notes.txt"]
     assert ": it is" not in said["notes.txt"]
+
+
+def test_export_mbox_flags_carries_maildir_flags_to_a_mail_program(tmp_path):
+    """`export mbox --flags` on the command line: the flags of a Maildir import (in its file names) reach
+    the Status:/X-Status: fields mutt and the standard library read; without it no such field is added."""
+    import mailbox
+
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(home, "import", "maildir", str(REPO / "sample_data" / "maildir"), json_out=True)
+    names = sorted(p.name for p in (REPO / "sample_data" / "maildir").rglob("*")
+                   if p.is_file() and p.parent.name in ("cur", "new"))
+    letters = {"S": "R", "R": "A", "F": "F", "D": "T", "T": "D"}
+    infos = [n.split(":2,")[1] if ":2," in n else "" for n in names]  # new/ names carry no flags
+    wanted = sorted("".join(sorted({letters[c] for c in info if c in letters} | {"O"})) for info in infos)
+    assert any(len(w) > 2 for w in wanted), "sample_data's Maildir should hold a mail with several flags"
+
+    def exported(*options):
+        out = tmp_path / ("with" if options else "without")
+        r = mailarchive(home, "export", "mbox", str(out), *options, json_out=True).result
+        assert r["written"] == len(names)
+        return [m for m in mailbox.mbox(str(out / "messages.mbox"))]
+
+    assert sorted("".join(sorted(m.get_flags())) for m in exported("--flags")) == wanted
+    assert not [m for m in exported() if m["X-Mozilla-Status"] is not None]

@@ -15,10 +15,14 @@ from ..passwords import read_secret
 @command(export_group, "mbox")
 @click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--per-folder", is_flag=True, help="One mbox file per source folder (DEST/Folder/Sub.mbox) instead of DEST/messages.mbox.")
+@click.option("--flags", "flag_fields", is_flag=True,
+              help="Write each message's flags (read, answered, flagged, draft, deleted) into Status:, X-Status: "
+                   "and X-Mozilla-Status: header fields, for mutt and Thunderbird. The messages then differ from the "
+                   "archived bytes: for mail programs, not for import back into an archive.")
 @filter_options
 @mode_option
 @click.pass_context
-def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run, mode):
+def mbox_cmd(click_ctx, dest, per_folder, flag_fields, filters, dry_run, mode):
     """Write the selected messages as mboxrd files into the directory DEST.
 
     Body lines matching ^>*From get one more '>', so `import mbox --variant
@@ -27,6 +31,7 @@ def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run, mode):
     ending goes into a file of its own (NAME-2.mbox, ...). manifest.csv/.json
     (SHA-256 per message) are written last: without manifest.json the export
     is incomplete, and a rerun completes it without duplicating files.
+    Without --flags, no flags travel: mbox keeps them only in the messages.
     """
     from exporters.mbox import export_mbox
 
@@ -34,7 +39,8 @@ def mbox_cmd(click_ctx, dest, per_folder, filters, dry_run, mode):
     if dry_run:
         return emit_dry_run(ctx, filters)
     with ctx.open() as archive:
-        summary = export_mbox(archive, dest, filters, per_folder=per_folder, reporter=ctx.ui.reporter(), mode=mode)
+        summary = export_mbox(archive, dest, filters, per_folder=per_folder, flags=flag_fields,
+                              reporter=ctx.ui.reporter(), mode=mode)
     finish_export(click_ctx, summary, "into")
 
 
