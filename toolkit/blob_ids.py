@@ -34,7 +34,7 @@ LANES = 8
 _SAMPLE_COUNT, _SAMPLE_SIZE, _REPEAT = 16, 16 * 1024, 5
 MARGIN = 1.15
 
-_CHOSEN: list[str] = []  # per process: the engine in use, once chosen
+_CHOSEN: list = []  # per process: (the engine in use, its speed over hashlib's), once chosen
 
 
 def multi_buffer_levels() -> list[str]:
@@ -73,12 +73,12 @@ def choose() -> str:
     """The engine this process uses: chosen (and timed) once, on the first call."""
     if not _CHOSEN:
         levels = multi_buffer_levels()
-        engine = HASHLIB
+        engine, speedup = HASHLIB, 1.0
         if levels:
             t_hashlib, t_multi = measure(levels[0])
             if t_hashlib > MARGIN * t_multi:
-                engine = levels[0]
-        _CHOSEN.append(engine)
+                engine, speedup = levels[0], t_hashlib / t_multi
+        _CHOSEN[:] = [engine, speedup]
     return _CHOSEN[0]
 
 
@@ -87,7 +87,11 @@ def use(engine: str | None) -> None:
     None: choose again by timing at the next call."""
     if engine is not None and engine != HASHLIB and engine not in multi_buffer_levels():
         raise ValueError(f"no SHA-256 engine {engine!r} on this machine (hashlib or one of {multi_buffer_levels()})")
-    _CHOSEN[:] = [] if engine is None else [engine]
+    if engine is None or engine == HASHLIB:
+        _CHOSEN[:] = [] if engine is None else [HASHLIB, 1.0]
+        return
+    t_hashlib, t_multi = measure(engine)
+    _CHOSEN[:] = [engine, t_hashlib / t_multi]
 
 
 def multi_buffer_chosen() -> bool:
@@ -100,4 +104,36 @@ def sha256_many(buffers: Sequence) -> list[bytes]:
     engine = choose()
     if engine == HASHLIB or len(buffers) < LANES:
         return sha256_hashlib(buffers)
-    return _sha256mb.sha256_many(buffers, engine)
+    alone = _alone(buffers, _CHOSEN[1])
+    if not alone:
+        return _sha256mb.sha256_many(buffers, engine)
+    out: list = [None] * len(buffers)
+    for i in alone:
+        out[i] = hashlib.sha256(buffers[i]).digest()
+    rest = [i for i in range(len(buffers)) if out[i] is None]
+    for i, d in zip(rest, _sha256mb.sha256_many([buffers[i] for i in rest], engine)):
+        out[i] = d
+    return out
+
+
+def _alone(buffers: Sequence, speedup: float) -> list[int]:
+    """The mails of a batch that hashlib hashes faster than the lanes would: those so long that they would
+    run on in their lane after the others' lanes ran dry. The engine takes (in the time one lane takes for
+    a byte) about max(longest, total / LANES) for a batch, hashlib ``speedup / LANES`` per byte; the longest
+    mails go to hashlib while that costs less than it saves (a batch of ~8 MiB of the 40 KB corpus keeps
+    all its mails in the lanes, one 500 KB mail among a hundred small ones does not)."""
+    lengths = [len(b) for b in buffers]  # (only the split depends on them, never a digest)
+    total = sum(lengths)
+    if max(lengths) * LANES <= total:  # the lanes end together: nothing to gain (the usual batch)
+        return []
+    sizes = sorted(zip(lengths, range(len(lengths))), reverse=True)
+    alone = []
+    for k, (n, i) in enumerate(sizes):
+        if len(sizes) - k <= LANES:
+            break
+        rest = total - n
+        if n * speedup / LANES + max(sizes[k + 1][0], rest / LANES) >= max(n, total / LANES):
+            break
+        alone.append(i)
+        total = rest
+    return alone

@@ -216,3 +216,18 @@ def test_the_fallback_without_the_compiled_module():
         "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_mail_that_would_run_alone_in_its_lane_goes_to_hashlib():
+    big = os.urandom(500_000)
+    batch = [b"s%d" % i * 2000 for i in range(60)]
+    batch.insert(17, big)
+    for level in LEVELS:
+        blob_ids.use(level)
+        for speedup in (1.2, 3.0):  # the engine's speed over hashlib's, as measured where it is chosen
+            assert blob_ids._alone(batch, speedup) == [17]
+            assert blob_ids._alone(batch[:17] + batch[18:], speedup) == []  # the lanes end together
+            assert blob_ids._alone([big] * 8 + batch, speedup) == []  # eight long ones fill the lanes
+        # an engine slower than hashlib (set by use()): the lanes keep at least their number of mails
+        assert 17 in blob_ids._alone(batch, 0.5) and len(blob_ids._alone(batch, 0.5)) == len(batch) - 8
+        assert blob_ids.sha256_many(batch) == _hashlib(batch)
