@@ -231,3 +231,32 @@ def test_a_mail_that_would_run_alone_in_its_lane_goes_to_hashlib():
         # an engine slower than hashlib (set by use()): the lanes keep at least their number of mails
         assert 17 in blob_ids._alone(batch, 0.5) and len(blob_ids._alone(batch, 0.5)) == len(batch) - 8
         assert blob_ids.sha256_many(batch) == _hashlib(batch)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mmap/mprotect through libc")
+def test_no_byte_outside_a_buffer_is_read():
+    # buffers that end right before an inaccessible page, or start right after it: a read past either end
+    # of a buffer (a whole block loaded where only the tail is the mail's) kills the process
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    page, pages = 4096, 41
+    addr = libc.mmap(None, page * pages, 3, 0x22, -1, 0)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
+    assert addr not in (None, ctypes.c_void_p(-1).value)
+    try:
+        assert libc.mprotect(addr + page * 20, page, 0) == 0  # PROT_NONE
+        before = memoryview((ctypes.c_char * (page * 20)).from_address(addr)).cast("B")
+        after = memoryview((ctypes.c_char * (page * 20)).from_address(addr + page * 21)).cast("B")
+        before[:] = os.urandom(len(before))
+        after[:] = os.urandom(len(after))
+        sizes = [*range(0, 200), 4095, 4096, 8191, 40_000, 81_920]
+        buffers = [before[len(before) - n:] for n in sizes] + [after[:n] for n in sizes]
+        for level in LEVELS:
+            assert blob_ids.sha256_multi(buffers, level) == _hashlib(buffers)
+        del before, after, buffers
+    finally:
+        libc.munmap(addr, page * pages)
