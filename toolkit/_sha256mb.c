@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+/* SHA256MB_NO_ENGINES: build as for another architecture (tests/unit/test_blob_ids.py checks that build) */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(SHA256MB_NO_ENGINES)
 #define MB_X86 1
 #include <immintrin.h>
 #else
@@ -24,6 +25,12 @@
 
 #define LANES 8
 
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} Msg;
+
+#if MB_X86
 /* FIPS 180-4, 4.2.2 and 5.3.3 */
 static const uint32_t K256[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -36,11 +43,6 @@ static const uint32_t K256[64] = {
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 static const uint32_t IV256[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-
-typedef struct {
-    const uint8_t *p;
-    size_t len;
-} Msg;
 
 /* one lane's message: its whole blocks read in place, then its last one or two blocks (the rest of the
  * message, 0x80, zeros, the bit length) from ``tail`` */
@@ -108,7 +110,6 @@ static void lane_digest(uint32_t st[8][LANES], int l, uint8_t *out) {
     }
 }
 
-#if MB_X86
 /* AVX2: rotates are two shifts and an or */
 #define MB_TARGET "avx2"
 #define MB_NAME(x) avx2_##x

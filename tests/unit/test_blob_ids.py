@@ -5,8 +5,9 @@ hypothesis-random batches (lengths 0..10,000 with every length around the block 
 55/56/63/64/119/120/128, bytes, bytearray and memoryview buffers, empty and one-element batches) and on a
 batch far larger than the 8 lanes with very different lengths. A pack task gives the same prepared mails
 and the same pack index with either engine, on the shared corpora's mails (journal reports unwrapped
-among them, a file with a From_ line cut, an unreadable file). Without the compiled module hashlib does
-it all. Under CI=true a missing module is a failure (docs/architecture.md, "Multi-buffer SHA-256").
+among them, a file with a From_ line cut, an unreadable file). No byte outside a buffer is read (buffers
+against an inaccessible page). Without the compiled module, or with it built as for another architecture,
+hashlib does it all. Under CI=true a missing module is a failure (docs/architecture.md, "Multi-buffer SHA-256").
 """
 from __future__ import annotations
 
@@ -260,3 +261,35 @@ def test_no_byte_outside_a_buffer_is_read():
         del before, after, buffers
     finally:
         libc.munmap(addr, page * pages)
+
+
+def test_the_fallback_where_no_engine_runs(tmp_path):
+    # the module as built for another architecture (or a compiler without per-function targets): it imports,
+    # names no engine, refuses to hash, and blob_ids then runs hashlib
+    import shutil
+    import sysconfig
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    so = tmp_path / "toolkit" / ("_sha256mb" + sysconfig.get_config_var("EXT_SUFFIX"))
+    so.parent.mkdir()
+    built = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-DSHA256MB_NO_ENGINES", f"-I{sysconfig.get_paths()['include']}",
+                            str(REPO / "toolkit" / "_sha256mb.c"), "-o", str(so)], capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"cannot build the module here: {built.stderr[-300:]}")
+    code = (
+        "import importlib.util, sys, hashlib, pytest\n"
+        f"spec = importlib.util.spec_from_file_location('toolkit._sha256mb', {str(so)!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "sys.modules['toolkit._sha256mb'] = mod\n"
+        "assert mod.levels() == []\n"
+        "with pytest.raises(RuntimeError):\n"
+        "    mod.sha256_many([b'x'])\n"
+        "from toolkit import blob_ids\n"
+        "assert blob_ids._sha256mb is mod and blob_ids.multi_buffer_levels() == [] and blob_ids.choose() == 'hashlib'\n"
+        "data = [b'y' * n for n in range(20)]\n"
+        "assert blob_ids.sha256_many(data) == [hashlib.sha256(d).digest() for d in data]\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
