@@ -246,8 +246,9 @@ HASH_BATCH_BYTES = 8 * 1024 * 1024
 def _hashed(results) -> Iterator[tuple]:
     """Each read result with the SHA-256 of its mail's bytes, or None (a ReadFailure or NotMail; every
     result where hashlib is this process's engine: ``prepare`` hashes them one by one as before). With
-    the multi-buffer engine the results are read ahead in batches of up to HASH_BATCH_BYTES of mail
-    (at most a task's: memory stays bounded by a pack's worth) and each batch is hashed at once."""
+    the multi-buffer engine the results are read ahead in batches, each hashed at once; a batch ends once it
+    holds HASH_BATCH_BYTES of mail, or with the task: a worker holds at most that and one mail more than
+    before (and never more than its task's mail)."""
     if not blob_ids.multi_buffer_chosen():
         for r in results:
             yield r, None
