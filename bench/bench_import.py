@@ -20,11 +20,15 @@ from sampling ``/proc/<pid>/status`` VmHWM of the tree every 50 ms, the main
 process and the largest worker separately. Then one 300 MB message is
 imported alone (K1: mails above 32 MiB are streamed) with its peak RSS.
 
+``--base DIR`` adds the imports of another checkout (a clean ``git worktree add --detach DIR main``, run
+with this environment's interpreter and ``PYTHONPATH=DIR``; copy its compiled modules in first) as
+contenders "import eml (base)" etc., in the same alternating rounds.
+
 ``--record`` replaces the "## Import (issue 3)" section of bench/RESULTS.md
 (other sections are kept). ``--keep DIR`` leaves the EML archive and the
 restic repository in DIR for ``bench/bench_verify.py --reuse DIR``.
 
-    .venv/bin/python bench/bench_import.py [--corpus /tmp/corpus20k] [--count 20000] [--record] [--keep DIR]
+    .venv/bin/python bench/bench_import.py [--corpus /tmp/corpus20k] [--count 20000] [--record] [--keep DIR] [--base DIR]
 """
 from __future__ import annotations
 
@@ -368,12 +372,16 @@ def init_archive(home: Path, env: dict) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def run_import(kind: str, home: Path, source: list[str], env: dict, cache_mode: str, warm_paths: list[Path]) -> Measure:
+def run_import(kind: str, home: Path, source: list[str], env: dict, cache_mode: str, warm_paths: list[Path],
+               base: Path | None = None) -> Measure:
+    """``base``: the import runs that checkout's code (``PYTHONPATH``), named "import KIND (base)"."""
     init_archive(home, env)
     cache = prepare_cache(warm_paths, cache_mode)
-    cmd = mailarchive_cmd() + ["--archive", str(home), "--json", "import", kind, *source]
-    print(f"  import {kind} ({cache} cache) ...", flush=True)
-    m = run_measured(f"import {kind}", cmd, env)
+    cmd = mailarchive_cmd() if base is None else [sys.executable, "-m", "toolkit"]
+    cmd = cmd + ["--archive", str(home), "--json", "import", kind, *source]
+    name = f"import {kind}" + (" (base)" if base is not None else "")
+    print(f"  {name} ({cache} cache) ...", flush=True)
+    m = run_measured(name, cmd, env if base is None else dict(env, PYTHONPATH=str(base)))
     m.extra["cache"] = cache
     try:
         m.extra["summary"] = json.loads(m.stdout)
@@ -524,7 +532,8 @@ def _table(results: list[Measure], corpus: Corpus, big: Measure | None = None) -
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results:
-        src_bytes = {"import mbox": corpus.mbox_bytes, "import maildir": corpus.maildir_bytes}.get(m.name, corpus.eml_bytes)
+        src_bytes = {"import mbox": corpus.mbox_bytes, "import maildir": corpus.maildir_bytes}.get(
+            m.name.removesuffix(" (base)"), corpus.eml_bytes)
         lines.append(fmt_row(m, corpus.messages, src_bytes, restic))
     if big is not None:
         lines.append(
@@ -559,7 +568,8 @@ def report(parts: list, big: Measure | None, corpus: Corpus, args, load_before: 
     lines = [
         section_title(args),
         "",
-        f"`bench/bench_import.py --count {corpus.messages}{size} --repeat {args.repeat} --cache {args.cache}` on {machine(load_before)}.",
+        f"`bench/bench_import.py --count {corpus.messages}{size} --repeat {args.repeat} --cache {args.cache}"
+        f"{' --mask-sha' if args.mask_sha else ''}{f' --base {args.base}' if args.base else ''}` on {machine(load_before)}.",
         f"Corpus: `bench/make_corpus.py --count {corpus.messages} --seed {args.seed}{size}`: {corpus.messages} messages "
         f"(mean {corpus.eml_bytes / corpus.messages / 1e3:.0f} KB), "
         f"EML tree {corpus.eml_bytes / 1e6:.0f} MB, mbox {corpus.mbox_bytes / 1e6:.0f} MB, Maildir {corpus.maildir_bytes / 1e6:.0f} MB.",
@@ -628,6 +638,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None,
                     help="keep the EML archive and the restic repository in this directory (for bench_verify.py --reuse)")
     ap.add_argument("--record", action="store_true", help="replace the '## Import (issue 3)' section of bench/RESULTS.md")
+    ap.add_argument("--base", type=Path, default=None,
+                    help="also run the imports of this checkout (PYTHONPATH), as contenders 'import KIND (base)'")
     ap.add_argument("--mask-sha", action="store_true",
                     help="hide the CPU's SHA extensions from OpenSSL (OPENSSL_ia32cap) for every contender and the "
                          "floor: the figures of a CPU without them, on this one")
@@ -648,6 +660,14 @@ def main() -> None:
 
 def _contender(kind: str, corpus: Corpus, args, env: dict, work: Path, keep: Path | None, cache: str) -> Measure | dict:
     """One timed run of one contender into a fresh archive or repository (the floor: its dict)."""
+    if kind.endswith("-base"):
+        kind = kind.removesuffix("-base")
+        source = {"eml": [str(corpus.eml)], "mbox": ["--variant", "mboxrd", str(corpus.mbox)],
+                  "maildir": [str(corpus.maildir)]}[kind]
+        home = work / f"archive-{kind}-base"
+        m = run_import(kind, home, source, env, cache, [Path(source[-1])], base=args.base.resolve())
+        shutil.rmtree(home, ignore_errors=True)
+        return m
     if kind == "floor":
         print(f"  floor ({cache} cache) ...", flush=True)
         return measure_floor(corpus.eml, cache)
@@ -692,11 +712,11 @@ def rounds_line(rounds: list[dict[str, Measure]]) -> str | None:
     if len(rounds) < 2:
         return None
     parts = []
-    for kind in ("eml", "mbox", "maildir"):
+    for kind in ("eml", "eml-base", "mbox", "mbox-base", "maildir", "maildir-base"):
         ratios = [_ratio(r, kind) for r in rounds]
         if all(x is not None for x in ratios):
             ordered = sorted(ratios)
-            parts.append(f"import {kind} {', '.join(f'{x:.2f}×' for x in ratios)} "
+            parts.append(f"import {kind.replace('-base', ' (base)')} {', '.join(f'{x:.2f}×' for x in ratios)} "
                          f"(median {ordered[(len(ordered) - 1) // 2]:.2f}×)")
     return (f"{len(rounds)} rounds, the order of the contenders alternating (this VM's speed drifts by up to 2× "
             f"within minutes); × restic per round: " + "; ".join(parts)
@@ -730,12 +750,15 @@ def _run(args, only: set, env: dict, work: Path, load_before: str) -> None:
         rounds: list[dict[str, Measure]] = []
         for r in range(args.repeat):
             kinds = [k for k in ("eml", "mbox", "maildir", "restic", "floor") if k in only]
+            if args.base:  # each import of the base checkout right after the same import of this one
+                kinds = [x for k in kinds for x in ([k, k + "-base"] if k in ("eml", "mbox", "maildir") else [k])]
             if r % 2:
                 kinds.reverse()  # alternate the order: the VM's speed drifts within minutes
             print(f"{mode} cache, round {r + 1} of {args.repeat}: {', '.join(kinds)}", flush=True)
             rounds.append({k: _contender(k, corpus, args, env, work, keep, mode) for k in kinds})
         chosen = _median_round(rounds)
-        results = [chosen[k] for k in ("eml", "mbox", "maildir", "restic") if k in chosen]
+        results = [chosen[k] for k in ("eml", "eml-base", "mbox", "mbox-base", "maildir", "maildir-base", "restic")
+                   if k in chosen]
         got = {m.extra.get("cache") for m in results if m.extra.get("cache")}
         parts.append((mode, results, chosen.get("floor"), rounds_line(rounds), _cache_note(mode, got)))
     big = None

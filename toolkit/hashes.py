@@ -2,7 +2,8 @@
 
 * **Blob id** = SHA-256 of the mail's bytes. Evidence bundles are checked with
   ``sha256sum`` and RFC 3161 tooling, and the Merkle leaves of the stamps are
-  built over it: it stays SHA-256.
+  built over it: it stays SHA-256. The import computes it in batches by the faster of OpenSSL's
+  SHA-256 and a multi-buffer one (toolkit/blob_ids.py); the digest is the same.
 * **Body hash** (dedup, over the normalised body) = BLAKE3, 32 bytes.
 * **File checksums** of packs, catalog backups and every copy of them
   (mirror, consolidate, move, restore, verify) = BLAKE3, 32 bytes, in hex.

@@ -29,8 +29,9 @@ from __future__ import annotations
 import os
 import uuid as uuidlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
+from . import blob_ids
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
 from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
@@ -186,14 +187,16 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     out: list = []
     try:
         with Watchdog.install(cancel) as dog:
-            for raw in read_jobs(task.jobs):  # bytes, a local file, or batch jobs fetched here (toolkit.remote_jobs)
+            # bytes, a local file, or batch jobs fetched here (toolkit.remote_jobs); with their SHA-256 when
+            # they are hashed in batches
+            for raw, digest in _hashed(read_jobs(task.jobs)):
                 if isinstance(raw, (ReadFailure, NotMail)):
                     out.append(raw)
                     continue
                 trimmed = raw if isinstance(raw, Trimmed) else None
                 if trimmed is not None:
                     raw = trimmed.raw
-                p = prepare(raw, None, seal.archive_uuid, None, task.parse_limit, dog)
+                p = prepare(raw, None, seal.archive_uuid, None, task.parse_limit, dog, digest)
                 if trimmed is not None:
                     p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
@@ -233,6 +236,40 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
         raise
     # two phases: the driver has the prepared mails from the question already; they do not travel twice
     return _result([] if decide is not None else out, info)
+
+
+#: the mail a pack task reads ahead and hashes at once (multi-buffer SHA-256: toolkit/blob_ids.py); a few
+#: MiB keep the engine's lanes busy on mails of unequal lengths (bench/bench_sha256mb.py)
+HASH_BATCH_BYTES = 8 * 1024 * 1024
+
+
+def _hashed(results) -> Iterator[tuple]:
+    """Each read result with the SHA-256 of its mail's bytes, or None (a ReadFailure or NotMail; every
+    result where hashlib is this process's engine: ``prepare`` hashes them one by one as before). With
+    the multi-buffer engine the results are read ahead in batches, each hashed at once; a batch ends once it
+    holds HASH_BATCH_BYTES of mail, or with the task: a worker holds at most that and one mail more than
+    before (and never more than its task's mail)."""
+    if not blob_ids.multi_buffer_chosen():
+        for r in results:
+            yield r, None
+        return
+    batch: list = []
+    size = 0
+    for r in results:
+        batch.append(r)
+        if not isinstance(r, (ReadFailure, NotMail)):
+            size += len(r.raw if isinstance(r, Trimmed) else r)
+            if size >= HASH_BATCH_BYTES:
+                yield from _hash_batch(batch)
+                batch, size = [], 0
+    yield from _hash_batch(batch)
+
+
+def _hash_batch(batch: list) -> Iterator[tuple]:
+    mails = [r.raw if isinstance(r, Trimmed) else r for r in batch if not isinstance(r, (ReadFailure, NotMail))]
+    digests = iter(blob_ids.sha256_many(mails))
+    for r in batch:
+        yield r, None if isinstance(r, (ReadFailure, NotMail)) else next(digests)
 
 
 def _result(prepared: list, info: PackInfo | None) -> PackResult:

@@ -306,8 +306,12 @@ def unwrap_split(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
 
 
 def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
-            limit: float | None = DEFAULT_PARSE_LIMIT, dog: Watchdog | None = None) -> Prepared:
-    """Prepare one mail; with ``dog`` (installed by the caller) its parse runs under ``limit``."""
+            limit: float | None = DEFAULT_PARSE_LIMIT, dog: Watchdog | None = None,
+            raw_sha256: bytes | None = None) -> Prepared:
+    """Prepare one mail; with ``dog`` (installed by the caller) its parse runs under ``limit``.
+    ``raw_sha256``: the SHA-256 digest of ``raw`` when the caller has it (a pack task hashes its mails in
+    batches: toolkit/blob_ids.py); it is the blob id when the bytes archived are ``raw`` itself, and not
+    used when they are a journal report's unwrapped original."""
     try:
         if dog is not None:
             dog.arm(limit)
@@ -324,7 +328,7 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
             dog.disarm()  # again: the alarm may have come before the disarm above
         data, envelope, defects = raw, None, []
         meta = fallback_scan(raw)
-    blob = hashlib.sha256(data).digest()
+    blob = raw_sha256 if raw_sha256 is not None and data is raw else hashlib.sha256(data).digest()
     p = Prepared(blob_id=blob.hex(), meta=meta, data=data if data is not raw else None, envelope=envelope, defects=defects,
                  size=len(data))
     if pack_key is not None:
