@@ -394,14 +394,19 @@ def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
     return dict(con.execute(sql, params).fetchall())
 
 
-def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, dict]) -> None:
-    """F04: each mail's key (from the workers) against its row's (``keys``); a row that differs is compared
-    field by field (:func:`_compare`, the full row read now) and each field that differs is named.
+def _f04_differ(results: list[dict], keys: dict[int, str]) -> list[tuple[dict, int, str]]:
+    """F04: each mail's key (from the workers) against its row's (``keys``): (result, msg_id, key) of those that
+    differ, in the results' order and each pack's offset order."""
+    return [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
+
+
+def _add_f04(con, differ: list[tuple[dict, int, str]], tasks: dict[str, dict]) -> None:
+    """F04: a row whose key differs from its mail's (:func:`_f04_differ`) is compared field by field
+    (:func:`_compare`, the full row read now) and each field that differs is named.
 
     Added to the pack's problems in offset order, as the worker found them. A pack whose first read failed and
     whose second read was clean (B8) but has rows that differ reports those rows and no warning: its second read
     had problems, as a pack with any finding does."""
-    differ = [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
     if not differ:
         return
     ids = sorted({mid for _res, mid, _key in differ})
@@ -668,7 +673,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                     done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                     for fut in done:
                         if fut in guesses:
-                            t = guesses[fut]
+                            t = guesses.pop(fut)  # with its result (the footer's entries): kept no longer
                             res = _adopted(fut, t)
                             early.taken += res is not None
                             if res is None:  # not proven by the catalog: the pack's own check, as always
@@ -780,10 +785,12 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             reporter.finish("verify packs")
     report.checks.extend(checks.values())
     by_pack = {t["pack_id"]: t for t in tasks}
-    with check_session(archive.catalog) as con:
-        _add_f04(con, results, keys, by_pack)
-        for res in results:
-            if res.get("auth_failed") and res["pack"] in by_pack:
+    differ = _f04_differ(results, keys)
+    probed = [res for res in results if res.get("auth_failed") and res["pack"] in by_pack]
+    if differ or probed:  # a clean run opens no catalog session after its last pack
+        with check_session(archive.catalog) as con:
+            _add_f04(con, differ, by_pack)
+            for res in probed:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
     bytes_read, records, ok = _add_results(checks, results)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
