@@ -702,6 +702,8 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 if stop:
                     for f in [*futures, *guesses, *ahead.values()]:
                         f.cancel()
+                if early is not None:  # the workers end while this process writes the report (EarlyWorkers waits)
+                    pool.shutdown(wait=False)
     if stop:
         results.append({"pack": None, "medium": None, "records": 0, "ok": 0, "bytes_read": 0, "stopped": True,
                         "auth_failed": [], "problems": [(
