@@ -123,10 +123,12 @@ def adopt(got: dict | None, task: dict) -> dict | None:
     if got is None or got["size"] != task["bytes"] or got["blake3"] != task["blake3"]:
         return None
     rows = task["rows"]
-    if got["entries"] != sorted(map(_ENTRY_OF_ROW, rows)):
+    # the footer's entries, sorted, have no two at one offset (check_all fails the second one: "overlaps"), and the
+    # rows come in offset order: the same list in the same order is the same entries, any other list is not
+    if got["entries"] != list(map(_ENTRY_OF_ROW, rows)):
         return None
-    # the same entries: the pack's check reads them in offset order (the rows' order; no two share an offset, as
-    # every record authenticated) and finds each record good, its footer equal to the catalog, its size and BLAKE3 too
+    # the same entries: the pack's check reads them in offset order (the rows' order) and finds each record good,
+    # its footer equal to the catalog, its size and BLAKE3 too
     return {"pack": task["pack_id"], "medium": task["medium_id"], "records": len(rows), "ok": len(rows),
             "bytes_read": got["size"], "problems": [], "stopped": False, "auth_failed": [],
             "f04": list(zip(map(_MSG_ID, rows), got["keys"]))}
