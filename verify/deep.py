@@ -572,9 +572,10 @@ class EarlyWorkers:
 
 
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
-               pool=None, early=None) -> list[dict]:
+               pool=None, early=None, on_result=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, early)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, early,
+                            on_result)
 
 
 def _pool(archive, workers: int, pool=None):
@@ -605,10 +606,11 @@ def _adopted(fut: cf.Future, task: dict) -> dict | None:
 
 
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None, pool=None, early=None) -> list[dict]:
+                 alongside=None, pool=None, early=None, on_result=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
     or first when the packs are checked here. ``early``: the :class:`EarlyWorkers` whose pool this is; the packs
-    they began ahead of the catalog (``early.ahead``) are not handed out again unless their result is not taken."""
+    they began ahead of the catalog (``early.ahead``) are not handed out again unless their result is not taken.
+    ``on_result(result)`` is called with each pack's result as it comes in (after ``alongside``)."""
     ahead = early.ahead if early is not None and pool is not None else {}
     results: list[dict] = []
     failed_packs = 0
@@ -619,6 +621,8 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
         nonlocal failed_packs, any_ok
         prefetcher.finished_one()
         results.append(res)
+        if on_result is not None:
+            on_result(res)
         reporter.advance("verify packs", 1, bytes=res["bytes_read"])
         if res["ok"]:
             any_ok = True
@@ -757,6 +761,7 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
               early=None) -> None:
     from . import sampling
 
+    differ: list[tuple[dict, int, str]] = []  # F04: the mails whose key is not their row's (_f04_differ)
     with contextlib.ExitStack() as session:
         con = session.enter_context(check_session(archive.catalog))
         tasks = _tasks(con)
@@ -782,12 +787,13 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
         try:
             # the largest packs first, so that no worker is left with a big one at the end
             order = sorted(tasks, key=lambda t: -t["bytes"]) if pooled else tasks
-            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool, early)
+            # F04 as the results come in (the catalog's keys are read by then: ``first`` runs before any is taken)
+            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool, early,
+                                 lambda res: differ.extend(_f04_differ([res], keys)))
         finally:
             reporter.finish("verify packs")
     report.checks.extend(checks.values())
     by_pack = {t["pack_id"]: t for t in tasks}
-    differ = _f04_differ(results, keys)
     probed = [res for res in results if res.get("auth_failed") and res["pack"] in by_pack]
     if differ or probed:  # a clean run opens no catalog session after its last pack
         with check_session(archive.catalog) as con:
