@@ -679,7 +679,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                         if fut in guesses:
                             t = guesses.pop(fut)  # with its result (the footer's entries): kept no longer
                             res = _adopted(fut, t)
-                            early.taken += res is not None
+                            early.taken += res is not None and not res["problems"]  # not a pool that broke
                             if res is None:  # not proven by the catalog: the pack's own check, as always
                                 early.redone += 1
                                 try:
