@@ -850,15 +850,18 @@ class PackReader:
             f.seek(0)
             fwd = _ForwardReader(f, _block_for(f))
             aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+            aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
             for entry in sorted(self._entries, key=lambda e: e.offset):
                 if entry.offset < max(fwd.pos, HEADER_SIZE):
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
                     continue
                 fwd.skip_to(entry.offset)
                 read = fwd.read
-                if 0 < entry.csize <= SEGMENT_PLAIN and entry.size <= _ONE_SHOT_MAX and _claims_hold(entry):
+                # _check_claims of a one-segment record, inline: size within policy, length = csize + one seal
+                if (0 < entry.csize <= SEGMENT_PLAIN and entry.size <= _USUAL_SIZE_MAX
+                        and entry.length == entry.csize + SEAL_OVERHEAD):
                     sealed = fwd.read(entry.csize + SEAL_OVERHEAD)
-                    plain = _open_usual(aes, self.archive_uuid, entry, sealed, dctx)
+                    plain = _open_usual(aes, aad_head, entry, sealed, dctx)
                     if plain is not None:
                         if on_data is not None:
                             on_data(entry, plain)
@@ -1003,23 +1006,23 @@ def _block_for(f) -> int:
     return READ_BLOCK if isinstance(f, io.BufferedReader) and isinstance(f.raw, io.FileIO) else 0
 
 
-def _claims_hold(entry: IndexEntry) -> bool:
-    try:
-        _check_claims(entry.size, entry.csize, entry.length)
-    except _Fail:
-        return False
-    return True
+#: the plain size of a record check_all opens on its short path: the one-shot limit, within the policy's
+_USUAL_SIZE_MAX = min(_ONE_SHOT_MAX, MAX_MESSAGE_SIZE)
+#: the end of a one-segment record's AAD (:func:`_record_aad`): segment 0, the last
+_ONLY_SEGMENT = (0).to_bytes(4, "big") + b"\x01"
 
 
-def _open_usual(aes: AESGCM, archive_uuid: UUID, entry: IndexEntry, sealed: bytes,
+def _open_usual(aes: AESGCM, aad_head: bytes, entry: IndexEntry, sealed: bytes,
                 dctx: zstandard.ZstdDecompressor) -> bytes | None:
     """The mail of a one-segment record whose frame declares its size, checked as :func:`_iter_plain` checks it
-    (authenticated, decompressed in one call, size and SHA-256); None where any step fails or does not apply."""
+    (authenticated, decompressed in one call, size and SHA-256); None where any step fails or does not apply.
+    ``aad_head``: the magic and archive uuid that begin every record's AAD; the AAD is :func:`_record_aad`'s."""
     try:
         if len(sealed) != entry.csize + SEAL_OVERHEAD:
             return None
         view = memoryview(sealed)
-        first = aes.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], _record_aad(archive_uuid, entry.blob_id, entry.size, 0, True))
+        aad = aad_head + bytes(entry.blob_id) + entry.size.to_bytes(8, "big") + _ONLY_SEGMENT
+        first = aes.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)
         if zstandard.get_frame_parameters(first).content_size != entry.size:
             return None
         out = dctx.decompress(first)

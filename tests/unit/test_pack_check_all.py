@@ -192,3 +192,12 @@ def test_a_local_pack_is_read_in_blocks_and_other_files_are_not(tmp_path):
         assert pack._block_for(f) == pack.READ_BLOCK
     assert pack._block_for(io.BufferedReader(_Disk(b"x", None))) == 0
     assert pack._block_for(io.BytesIO(b"x")) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.integers(0, (1 << 64) - 1), st.uuids())
+def test_the_short_paths_aad_is_the_records_aad(blob, size, uid):
+    """check_all's short path builds a one-segment record's AAD from a head made once per pack."""
+    head = pack.RECORD_AAD_MAGIC + uid.bytes
+    assert head + blob + size.to_bytes(8, "big") + pack._ONLY_SEGMENT == _record_aad(uid, blob, size, 0, True)
+    assert pack._USUAL_SIZE_MAX <= pack.MAX_MESSAGE_SIZE
