@@ -14,10 +14,12 @@ data each one stores and reads (packs / restic data files), CPU seconds and
 peak RSS. ``--record`` replaces the "## Verify (issue 5)" section of
 bench/RESULTS.md (other sections are kept).
 
-``--baseline DIR`` runs the ``verify --full`` of another checkout (earlier code) as a third contender
-in every pair.
+``--base DIR`` (or ``--baseline DIR``) runs the ``verify --full`` of another checkout (earlier code) as a third
+contender in every pair, the order alternating. With ``--reuse DIR`` the runs write nothing into DIR: verify runs
+on a copy of the archive's home (its media are read where they are), restic without a lock and with its cache
+in the work directory.
 
-    .venv/bin/python bench/bench_verify.py [--reuse DIR | --corpus /tmp/corpus20k --count 20000] [--baseline DIR] [--record]
+    .venv/bin/python bench/bench_verify.py [--reuse DIR | --corpus /tmp/corpus20k --count 20000] [--base DIR] [--record]
 """
 from __future__ import annotations
 
@@ -99,7 +101,20 @@ def archive_facts(home: Path, env: dict) -> tuple[int, int]:
 
 
 def medium_dirs(home: Path) -> list[Path]:
-    return sorted(p for p in home.iterdir() if p.is_dir() and p.name.startswith("medium-"))
+    """The media's directories (from archive.toml: a home copied by :func:`private_home` keeps the originals')."""
+    import tomllib
+
+    cfg = tomllib.loads((home / "archive.toml").read_text())
+    return sorted(Path(m["location"]) for m in cfg.get("media", []) if not str(m["location"]).startswith("smb://"))
+
+
+def private_home(home: Path, work: Path) -> Path:
+    """A copy of the home of a ``--reuse`` archive (config, key, catalog; not its media, which archive.toml still
+    names and verify only reads), so that the runs write nothing into the kept directory (verify records the
+    packs it read in the home's verify-state.json)."""
+    dest = work / "home"
+    shutil.copytree(home, dest, ignore=lambda d, names: [n for n in names if Path(d) == home and n.startswith("medium-")])
+    return dest
 
 
 def baseline_name(code: Path) -> str:
@@ -129,7 +144,9 @@ def run_verify(home: Path, env: dict, cache_mode: str, workers: int | None, code
 def measure_floor(home: Path, cache_mode: str) -> dict:
     """The work `verify --full` cannot skip, in this process on one thread, cache as for the contenders:
     every pack read once with its file BLAKE3, every record authenticated (AES-GCM), decompressed and its
-    mail hashed against its blob id (``PackReader.verify_all``); no catalog, no other checks. No verify of
+    mail hashed against its blob id (``PackReader.check_all`` with the footer's entries: verify's own pass,
+    which reads a local pack in blocks; ``verify_all``, which the floor used before, reads record by record);
+    no catalog, no other checks. No verify of
     these packs on these cores can take less than the larger of its wall time spread over the cores and
     its CPU time ÷ cores."""
     import os
@@ -148,7 +165,8 @@ def measure_floor(home: Path, cache_mode: str) -> dict:
                 continue
             st = a.storage(m.id)
             for e in st.list("packs"):
-                for _entry, exc in PackReader(st, e.name, a.key, a.uuid).verify_all():
+                reader = PackReader(st, e.name, a.key, a.uuid)
+                for _entry, exc in reader.check_all(reader.index()):   # verify's pass (blocks on a local file)
                     records += 1
                     bad += exc is not None
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -160,7 +178,7 @@ def measure_floor(home: Path, cache_mode: str) -> dict:
 def floor_line(low: dict, v: Measure, r: Measure) -> str:
     budget = r.seconds / 2
     text = (f"Floor (same run, {low['cache']} cache): every pack read once, file BLAKE3, every one of the {low['records']} "
-            f"records authenticated, decompressed and its mail hashed (`PackReader.verify_all` in one process, no catalog) "
+            f"records authenticated, decompressed and its mail hashed (`PackReader.check_all` over the footer's entries, in one process, no catalog) "
             f"took {low['wall']:.1f} s and {low['cpu']:.1f} CPU-s: spread over {low['cores']} cores no verify can take "
             f"less than **{low['floor']:.1f} s**; 2× restic means {budget:.1f} s")
     text += (" — below the floor: not reachable on this machine at its speed of the moment." if low["floor"] > budget
@@ -170,11 +188,12 @@ def floor_line(low: dict, v: Measure, r: Measure) -> str:
     return text
 
 
-def run_restic_check(repo: Path, env: dict, cache_mode: str) -> Measure:
-    renv = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(repo.parent / "restic-cache"))
+def run_restic_check(repo: Path, env: dict, cache_mode: str, cache_dir: Path) -> Measure:
+    renv = dict(env, RESTIC_REPOSITORY=str(repo), RESTIC_CACHE_DIR=str(cache_dir))
     cache = prepare_cache([repo], cache_mode)
     print(f"  restic check --read-data ({cache} cache) ...", flush=True)
-    m = run_measured("restic check --read-data", [restic_exe(), "check", "--read-data"], renv)
+    # --no-lock: a kept repository is read, never written (check takes a lock file in it otherwise)
+    m = run_measured("restic check --read-data", [restic_exe(), "--no-lock", "check", "--read-data"], renv)
     m.extra["cache"] = cache
     if m.rc != 0:
         print(f"  restic check failed with exit {m.rc}:\n{m.stderr[-2000:]}", flush=True)
@@ -270,7 +289,7 @@ def main() -> None:
                     help="cold: drop the page cache before each contender (falls back to warm); warm: read the data once first")
     ap.add_argument("--workers", type=int, default=None, help="verify --workers (default: the toolkit's default)")
     ap.add_argument("--repeat", type=int, default=3, help="pairs of runs (default 3); the median pair is reported")
-    ap.add_argument("--baseline", type=Path, default=None,
+    ap.add_argument("--baseline", "--base", dest="baseline", type=Path, default=None,
                     help="a checkout of other code (e.g. `git archive main | tar -x -C DIR`) whose verify --full runs "
                          "as a third contender in every pair")
     ap.add_argument("--record", action="store_true", help="replace the '## Verify (issue 5)' section of bench/RESULTS.md")
@@ -298,6 +317,8 @@ def main() -> None:
         else:
             st = build(work, args, env)
         home, repo = Path(st["archive"]), Path(st["restic_repo"])
+        if args.reuse:
+            home = private_home(home, work)
         messages, packs_bytes = archive_facts(home, env)
         restic_bytes = dir_bytes(repo / "data")
         print(f"archive {home}: {messages} messages, {packs_bytes / 1e6:.0f} MB of packs; restic data "
@@ -309,13 +330,13 @@ def main() -> None:
                 b = None
                 if i % 2 == 0:
                     v = run_verify(home, env, args.cache, args.workers)
-                    r = run_restic_check(repo, env, args.cache)
+                    r = run_restic_check(repo, env, args.cache, work / "restic-cache")
                     if args.baseline:
                         b = run_verify(home, env, args.cache, args.workers, args.baseline)
                 else:
                     if args.baseline:
                         b = run_verify(home, env, args.cache, args.workers, args.baseline)
-                    r = run_restic_check(repo, env, args.cache)
+                    r = run_restic_check(repo, env, args.cache, work / "restic-cache")
                     v = run_verify(home, env, args.cache, args.workers)
                 pairs.append((r.seconds / v.seconds, v, r, b))
                 if i == max(1, args.repeat) // 2:  # the floor once, in the middle pair

@@ -59,6 +59,7 @@ from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptE
 from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
+from .ahead import MailChunks, adopt, check_ahead, list_packs
 from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
 from .report import Check, Report
 
@@ -118,6 +119,12 @@ def _task_in_worker(task: dict) -> dict:
     if isinstance(_worker_archive, Exception):
         raise _worker_archive
     return check_pack(_worker_archive, task)
+
+
+def _ahead_in_worker(medium: int, name: str) -> dict | None:
+    if isinstance(_worker_archive, Exception):
+        raise _worker_archive
+    return check_ahead(_worker_archive, medium, name, SCAN_CAP)
 
 
 def _aware(t):
@@ -257,17 +264,9 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
     (``out["f04"]``, compared by the parent); stops a pack that never authenticates (F8)."""
     problems = out["problems"]
     keys = out["f04"]
-    buf: dict[str, Any] = {"offset": None, "chunks": [], "n": 0}
-
-    def on_data(entry: IndexEntry, chunk: bytes) -> None:
-        if buf["offset"] != entry.offset:
-            buf["offset"], buf["chunks"], buf["n"] = entry.offset, [], 0
-        if buf["n"] < SCAN_CAP:
-            buf["chunks"].append(chunk)
-        buf["n"] += len(chunk)
-
+    mail = MailChunks(SCAN_CAP)
     consecutive = 0
-    it = reader.check_all(entries, on_data=on_data)
+    it = reader.check_all(entries, on_data=mail)
     try:
         for entry, exc in it:
             r = by_offset[entry.offset]
@@ -275,11 +274,9 @@ def _check_records(reader, entries: list[IndexEntry], by_offset: dict, size: int
             if exc is None:
                 out["ok"] += 1
                 consecutive = 0
-                data = b"".join(buf["chunks"]) if buf["offset"] == entry.offset else b""
-                buf["chunks"] = []
-                keys.append((r[_MSG_ID], mail_key(data)))
+                keys.append((r[_MSG_ID], mail_key(mail.take(entry))))
                 continue
-            buf["chunks"] = []
+            mail.drop()
             objs = {"msg_id": r[_MSG_ID], "blob_id": r[_BLOB_ID], "batch": r[_BATCH]}
             text = str(exc)
             if isinstance(exc, RecordCorruptError) and "bound to another blob id" in text:
@@ -397,14 +394,19 @@ def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
     return dict(con.execute(sql, params).fetchall())
 
 
-def _add_f04(con, results: list[dict], keys: dict[int, str], tasks: dict[str, dict]) -> None:
-    """F04: each mail's key (from the workers) against its row's (``keys``); a row that differs is compared
-    field by field (:func:`_compare`, the full row read now) and each field that differs is named.
+def _f04_differ(results: list[dict], keys: dict[int, str]) -> list[tuple[dict, int, str]]:
+    """F04: each mail's key (from the workers) against its row's (``keys``): (result, msg_id, key) of those that
+    differ, in the results' order and each pack's offset order."""
+    return [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
+
+
+def _add_f04(con, differ: list[tuple[dict, int, str]], tasks: dict[str, dict]) -> None:
+    """F04: a row whose key differs from its mail's (:func:`_f04_differ`) is compared field by field
+    (:func:`_compare`, the full row read now) and each field that differs is named.
 
     Added to the pack's problems in offset order, as the worker found them. A pack whose first read failed and
     whose second read was clean (B8) but has rows that differ reports those rows and no warning: its second read
     had problems, as a pack with any finding does."""
-    differ = [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
     if not differ:
         return
     ids = sorted({mid for _res, mid, _key in differ})
@@ -537,11 +539,19 @@ class EarlyWorkers:
     Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
     ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
     (``early=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
-    down on leaving the ``with`` block."""
+    down on leaving the ``with`` block.
 
-    def __init__(self, home, smb_password: str | None = None, workers: int | None = None, smb_encrypt: bool | None = None):
+    Once forked, the workers start on the packs the local media list (:mod:`verify.ahead`), when they hold at
+    least ``ahead_min_bytes``: ``ahead`` maps (medium id, pack name) to that check's future, which
+    :func:`run_full` takes for the pack's result only where the catalog proves it the same (``taken`` counts
+    those packs, ``redone`` the packs checked again from the catalog's entries)."""
+
+    def __init__(self, home, smb_password: str | None = None, workers: int | None = None, smb_encrypt: bool | None = None,
+                 ahead_min_bytes: int = POOL_MIN_BYTES):
         self.workers = workers or min(os.cpu_count() or 1, 8)
         self.pool: cf.ProcessPoolExecutor | None = None
+        self.ahead: dict[tuple[int, str], cf.Future] = {}
+        self.taken = self.redone = 0
         if self.workers > 1:
             import toolkit.archive  # noqa: F401  (the workers' modules, loaded once here)
 
@@ -550,6 +560,8 @@ class EarlyWorkers:
                                                initargs=(str(home), smb_password,
                                                          SMB_DEFAULTS["encrypt"] if smb_encrypt is None else smb_encrypt))
             self.pool.submit(int)  # a fork pool forks all its workers at the first submit: now
+            for medium, name in list_packs(home, ahead_min_bytes):
+                self.ahead[(medium, name)] = self.pool.submit(_ahead_in_worker, medium, name)
 
     def __enter__(self) -> "EarlyWorkers":
         return self
@@ -560,9 +572,10 @@ class EarlyWorkers:
 
 
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
-               pool=None) -> list[dict]:
+               pool=None, early=None, on_result=None) -> list[dict]:
     with _Prefetcher(archive, tasks, ahead=workers + 2) as prefetcher:
-        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool)
+        return _check_packs(archive, tasks, workers, reporter, pool_min_bytes, prefetcher, alongside, pool, early,
+                            on_result)
 
 
 def _pool(archive, workers: int, pool=None):
@@ -581,10 +594,24 @@ def _failed(task: dict, exc: BaseException) -> dict:
                           {"pack": task["pack_id"], "medium": task["medium_id"], "name": task["name"]})]}
 
 
+def _adopted(fut: cf.Future, task: dict) -> dict | None:
+    """The result of ``task`` from its pack's check ahead of the catalog (:func:`verify.ahead.adopt`), or None."""
+    try:
+        got = fut.result()
+    except cf.BrokenExecutor as exc:  # the pool is gone: the pack's own check would have failed the same way
+        return _failed(task, exc)
+    except Exception:  # the check ahead raised: the pack's own check says what it is
+        return None
+    return adopt(got, task)
+
+
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
-                 alongside=None, pool=None) -> list[dict]:
+                 alongside=None, pool=None, early=None, on_result=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
-    or first when the packs are checked here."""
+    or first when the packs are checked here. ``early``: the :class:`EarlyWorkers` whose pool this is; the packs
+    they began ahead of the catalog (``early.ahead``) are not handed out again unless their result is not taken.
+    ``on_result(result)`` is called with each pack's result as it comes in (after ``alongside``)."""
+    ahead = early.ahead if early is not None and pool is not None else {}
     results: list[dict] = []
     failed_packs = 0
     any_ok = False
@@ -594,6 +621,8 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
         nonlocal failed_packs, any_ok
         prefetcher.finished_one()
         results.append(res)
+        if on_result is not None:
+            on_result(res)
         reporter.advance("verify packs", 1, bytes=res["bytes_read"])
         if res["ok"]:
             any_ok = True
@@ -604,6 +633,8 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
 
     stop = False
     if not _use_pool(tasks, workers, pool_min_bytes):
+        for f in ahead.values():
+            f.cancel()
         if alongside is not None:
             alongside()
         for t in tasks:
@@ -613,6 +644,7 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
     else:
         with _pool(archive, workers, pool) as pool:
             futures: dict = {}
+            guesses: dict = {}  # the future of a pack's check ahead of the catalog -> the pack's task
             submitted: list[BaseException] = []
 
             def submit() -> None:
@@ -620,7 +652,13 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                 # the quick checks run meanwhile
                 try:
                     for t in tasks:
-                        futures[pool.submit(_task_in_worker, t)] = t
+                        guess = ahead.pop((t["medium_id"], t["name"]), None)
+                        if guess is not None:
+                            guesses[guess] = t
+                        else:
+                            futures[pool.submit(_task_in_worker, t)] = t
+                    for f in ahead.values():  # files the catalog does not list (Q03 names them)
+                        f.cancel()
                 except BaseException as exc:  # handed to the main thread
                     submitted.append(exc)
 
@@ -634,22 +672,42 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
                     submitter.join()
                 if submitted:
                     raise submitted[0]
-                for fut in cf.as_completed(futures):
-                    t = futures[fut]
-                    try:
-                        res = fut.result()
-                    except Exception as exc:  # a worker died or raised: name the pack, keep going
-                        res = _failed(t, exc)
-                    if account(res):
-                        stop = True
-                        break
+                pending = set(futures) | set(guesses)
+                while pending and not stop:
+                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for fut in done:
+                        if fut in guesses:
+                            t = guesses.pop(fut)  # with its result (the footer's entries): kept no longer
+                            res = _adopted(fut, t)
+                            early.taken += res is not None and not res["problems"]  # not a pool that broke
+                            if res is None:  # not proven by the catalog: the pack's own check, as always
+                                early.redone += 1
+                                try:
+                                    again = pool.submit(_task_in_worker, t)
+                                except Exception as exc:
+                                    res = _failed(t, exc)
+                                else:
+                                    futures[again] = t
+                                    pending.add(again)
+                                    continue
+                        else:
+                            t = futures[fut]
+                            try:
+                                res = fut.result()
+                            except Exception as exc:  # a worker died or raised: name the pack, keep going
+                                res = _failed(t, exc)
+                        if account(res):
+                            stop = True
+                            break
             except BaseException:  # the quick checks failed (or an interrupt): read no further packs
                 stop = True
                 raise
             finally:
                 if stop:
-                    for f in futures:
+                    for f in [*futures, *guesses, *ahead.values()]:
                         f.cancel()
+                if early is not None:  # the workers end while this process writes the report (EarlyWorkers waits)
+                    pool.shutdown(wait=False)
     if stop:
         results.append({"pack": None, "medium": None, "records": 0, "ok": 0, "bytes_read": 0, "stopped": True,
                         "auth_failed": [], "problems": [(
@@ -692,16 +750,18 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
         archive.catalog.use_threads(1)
     try:
         _run_full(archive, report, workers, reporter, pool_min_bytes, at, crls, subset, seed, alongside, pool,
-                  state_path, keys, checks, batch_stats)
+                  state_path, keys, checks, batch_stats, early)
     finally:
         if workers > 1:
             archive.catalog.use_threads(threads)
 
 
 def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: int, at, crls, subset, seed: int,
-              alongside, pool, state_path, keys: dict[int, str], checks: dict[str, Check], batch_stats: dict) -> None:
+              alongside, pool, state_path, keys: dict[int, str], checks: dict[str, Check], batch_stats: dict,
+              early=None) -> None:
     from . import sampling
 
+    differ: list[tuple[dict, int, str]] = []  # F04: the mails whose key is not their row's (_f04_differ)
     with contextlib.ExitStack() as session:
         con = session.enter_context(check_session(archive.catalog))
         tasks = _tasks(con)
@@ -727,15 +787,18 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
         try:
             # the largest packs first, so that no worker is left with a big one at the end
             order = sorted(tasks, key=lambda t: -t["bytes"]) if pooled else tasks
-            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool)
+            # F04 as the results come in (the catalog's keys are read by then: ``first`` runs before any is taken)
+            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool, early,
+                                 lambda res: differ.extend(_f04_differ([res], keys)))
         finally:
             reporter.finish("verify packs")
     report.checks.extend(checks.values())
     by_pack = {t["pack_id"]: t for t in tasks}
-    with check_session(archive.catalog) as con:
-        _add_f04(con, results, keys, by_pack)
-        for res in results:
-            if res.get("auth_failed") and res["pack"] in by_pack:
+    probed = [res for res in results if res.get("auth_failed") and res["pack"] in by_pack]
+    if differ or probed:  # a clean run opens no catalog session after its last pack
+        with check_session(archive.catalog) as con:
+            _add_f04(con, differ, by_pack)
+            for res in probed:
                 _probe_copies(archive, con, res, by_pack[res["pack"]])
     bytes_read, records, ok = _add_results(checks, results)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"

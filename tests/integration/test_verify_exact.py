@@ -7,7 +7,8 @@ and the parent compares the keys with the catalog's; the reference compared the 
 worker. Both run on the same damaged copies of one archive: a byte flipped in each region of a pack (header:
 magic, archive uuid, pack id; a record: nonce, ciphertext, tag; the footer index; the trailer: footer offset
 and magic), a pack cut short, records swapped, a record copied from another pack, catalog rows edited (every
-compared field, a blob id, an offset) and all of these at once; in this process and over worker processes.
+compared field, a blob id, an offset) and all of these at once; in this process, over worker processes, and
+over the command line's workers that start on the packs before the catalog is read (verify/ahead.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.integration.verify_reference import reference_full
 from tests.integration.verify_support import build_archive, by_subject, clone, messages, run_verify, sql
 from toolkit.archive import Archive
 from toolkit.pack import TRAILER_SIZE
+from verify.deep import EarlyWorkers
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,15 @@ def test_full_verify_finds_what_the_reference_found(base, tmp_path, case):
         assert any(status == "finding" for _id, status, *_ in got), got
     if case in ("rows", "all"):  # the worker processes too (keys pickled back, compared in the parent)
         assert _view(run_verify(home, workers=2, pool_min_bytes=0)) == want
+    # the command line's workers, which start on the packs the medium lists before the catalog is read
+    # (verify/ahead.py): a pack whose result the catalog does not prove is checked again from its entries
+    with EarlyWorkers(home, None, 2, ahead_min_bytes=0) as early:
+        assert _view(run_verify(home, pool_min_bytes=0, early=early)) == want
+    packs = len({r["pack_id"] for r in messages(home).values()})
+    if case in ("clean", "rows"):  # edited header fields leave the entries as they are: F04 finds them in the parent
+        assert (early.taken, early.redone) == (packs, 0)
+    else:
+        assert early.redone >= 1 and early.taken + early.redone <= packs
 
 
 def test_the_reference_sees_the_edited_fields(base, tmp_path):

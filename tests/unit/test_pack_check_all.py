@@ -2,18 +2,21 @@
 same entries: every (entry, error class, error text, record number, blob ids) in order, every decompressed byte
 handed to ``on_data``, and the file's BLAKE3 — on clean packs and on packs with bytes flipped anywhere (header,
 records, footer index, trailer), cut short, with records swapped, with entries that lie (sizes, lengths,
-offsets), and with frames that do not declare their size.
+offsets), and with frames that do not declare their size; with the file read in blocks of any size (a local
+file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 from uuid import UUID
 
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from toolkit.pack import SEAL_OVERHEAD, IndexEntry, PackReader, PackWriter, _aead, _record_aad, pack_key
+from toolkit import pack
+from toolkit.pack import SEAL_OVERHEAD, IndexEntry, PackReader, PackWriter, _aead, _ForwardReader, _record_aad, pack_key
 from toolkit.storage.local import LocalStorage
 
 KEY = bytes(range(32))
@@ -99,7 +102,13 @@ def test_damaged_packs_give_what_verify_all_gives(tmp_path_factory, flips, how, 
             vals[field] = max(0, vals[field] + delta)
             entries[i] = IndexEntry(e.blob_id, vals["offset"], vals["length"], vals["size"], e.csize)
     path.write_bytes(bytes(raw))
-    _same(storage, info.name, entries)
+    # check_all reads a local file in blocks (toolkit.pack.READ_BLOCK): blocks that end anywhere in a record
+    block = data.draw(st.sampled_from([5, 64, 777, pack.READ_BLOCK]))
+    saved, pack.READ_BLOCK = pack.READ_BLOCK, block
+    try:
+        _same(storage, info.name, entries)
+    finally:
+        pack.READ_BLOCK = saved
 
 
 def test_records_bound_to_another_blob_or_size(tmp_path):
@@ -116,3 +125,79 @@ def test_short_path_hands_the_whole_mail_once(tmp_path):
     _out, seen, _digest = _same(storage, info.name, info.entries)
     assert [c for _o, c in seen] == MAILS
     assert all(e.length == e.csize + SEAL_OVERHEAD for e in info.entries)
+
+
+class _Disk(io.RawIOBase):
+    """A file of ``data`` whose reads fail (OSError) once they reach byte ``bad``."""
+
+    def __init__(self, data: bytes, bad: int | None):
+        self._data, self._bad, self._pos = data, bad, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = (0, self._pos, len(self._data))[whence] + pos
+        return self._pos
+
+    def readinto(self, b) -> int:
+        n = min(len(b), len(self._data) - self._pos)
+        if self._bad is not None and self._pos <= self._bad < self._pos + n:
+            raise OSError(5, "Input/output error")
+        b[:n] = self._data[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+def _run(reader: _ForwardReader, steps) -> list:
+    out = []
+    for kind, n in steps:
+        try:
+            if kind == "read":
+                out.append(("read", reader.read(n), reader.pos))
+            else:
+                reader.skip_to(reader.pos + n)
+                out.append(("skip", reader.pos))
+        except OSError as exc:
+            out.append(("error", str(exc), reader.pos))
+            return out
+    try:
+        reader.skip_to(None)
+    except OSError as exc:
+        out.append(("error", str(exc), reader.pos))
+        return out
+    out.append(("end", reader.pos, reader.digest()))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=1, max_size=3000), st.integers(1, 300),
+       st.lists(st.tuples(st.sampled_from(["read", "read", "skip"]), st.integers(0, 400)), min_size=1, max_size=12),
+       st.one_of(st.none(), st.floats(0, 1, exclude_max=True), st.floats(0, 1, exclude_max=True)))
+@example(bytes(range(50)), 100, [("read", 10)], 0.6)   # the block read reaches the bad byte, the request does not
+def test_reading_in_blocks_gives_the_bytes_checksum_and_errors_of_reading_each_request(data, block, steps, where):
+    """What each read returns, the position, the file's BLAKE3, and at which request an I/O error surfaces."""
+    bad = None if where is None else int(where * len(data))
+    plain = _run(_ForwardReader(io.BufferedReader(_Disk(data, bad), buffer_size=16), 0), steps)
+    blocks = _run(_ForwardReader(io.BufferedReader(_Disk(data, bad), buffer_size=16), block), steps)
+    assert blocks == plain
+
+
+def test_a_local_pack_is_read_in_blocks_and_other_files_are_not(tmp_path):
+    storage, info = _pack(tmp_path)
+    with storage.open_read(info.name) as f:
+        assert pack._block_for(f) == pack.READ_BLOCK
+    assert pack._block_for(io.BufferedReader(_Disk(b"x", None))) == 0
+    assert pack._block_for(io.BytesIO(b"x")) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.integers(0, (1 << 64) - 1), st.uuids())
+def test_the_short_paths_aad_is_the_records_aad(blob, size, uid):
+    """check_all's short path builds a one-segment record's AAD from a head made once per pack."""
+    head = pack.RECORD_AAD_MAGIC + uid.bytes
+    assert head + blob + size.to_bytes(8, "big") + pack._ONLY_SEGMENT == _record_aad(uid, blob, size, 0, True)
+    assert pack._USUAL_SIZE_MAX <= pack.MAX_MESSAGE_SIZE

@@ -1,0 +1,134 @@
+"""Packs checked ahead of the catalog: ``verify --full``'s workers start before the parent has read it
+(docs/verification.md, "Full verification").
+
+The command line forks the pack workers before it opens the archive (:class:`verify.deep.EarlyWorkers`). Instead of
+waiting for the parent to open the catalog and read the packs' entries, they start at once on the packs the
+local media list (:func:`list_packs`, largest first): each such pack is read in one pass with the entries of its own
+footer index (:func:`check_ahead`), as :func:`verify.deep.check_pack` reads it with the catalog's.
+
+Such a check is a guess that the catalog agrees with the pack. The parent takes its result only when it is
+certain that the pack's own check would have found the same (:func:`adopt`): every record authenticated and gave
+its mail's F04 key, the footer's entries are the catalog's entries of that pack (the same list of blob id,
+offset, length, size and compressed size), and the file's size and BLAKE3 are those the catalog records. Then
+the pack's check would read the same records in the same order with the same results and find nothing, and its
+result is built from this one. In any other case (a record fails, the footer cannot be read, the catalog lists
+other entries, another size or checksum, another medium, or no such pack) the result is dropped and the pack is
+checked as before, from the catalog's entries, with its second read (docs/reliability.md B8): findings, their
+words and their order are those of a run without the guess. A pack the media list and the catalog does not know
+is read for nothing (the quick checks report it, Q03); a pack the catalog knows and the media do not list is
+checked as before (F01 names it missing).
+"""
+from __future__ import annotations
+
+import re
+from operator import itemgetter
+from pathlib import Path
+
+from toolkit.pack import PackReader
+
+from .mailkey import mail_key
+
+#: the media states whose packs a full verification reads (verify.checks.LIVE_STATES)
+_LIVE = ("active", "standby", "deactivated")
+_PACK_NAME = re.compile(r"^packs/[0-9a-f]{2}/[0-9a-f]{32}\.pack$")
+
+
+class MailChunks:
+    """``on_data`` of :meth:`toolkit.pack.PackReader.check_all`: the decompressed chunks of the record being read,
+    up to ``cap`` bytes of it (larger mails get only their first part scanned for the header fields)."""
+
+    __slots__ = ("cap", "offset", "chunks", "n")
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.offset: int | None = None
+        self.chunks: list[bytes] = []
+        self.n = 0
+
+    def __call__(self, entry, chunk: bytes) -> None:
+        if self.offset != entry.offset:
+            self.offset, self.chunks, self.n = entry.offset, [], 0
+        if self.n < self.cap:
+            self.chunks.append(chunk)
+        self.n += len(chunk)
+
+    def take(self, entry) -> bytes:
+        """The mail of ``entry`` (its kept chunks), forgetting them."""
+        data = b"".join(self.chunks) if self.offset == entry.offset else b""
+        self.chunks = []
+        return data
+
+    def drop(self) -> None:
+        self.chunks = []
+
+
+def list_packs(home, min_bytes: int) -> list[tuple[int, str]]:
+    """(medium id, pack name) of every pack file on the live local media of the archive at ``home``, largest
+    first; none when they hold fewer than ``min_bytes`` in all (then the packs are not worth workers) or the
+    home cannot be read (the command then reports that as always). SMB media are not listed here."""
+    from toolkit.home import Home
+    from toolkit.storage import open_storage, parse_location
+
+    try:
+        media = [m for m in Home(Path(home)).load_config().media
+                 if m.state in _LIVE and not parse_location(m.location).is_smb]
+        found = []
+        for m in media:
+            for e in open_storage(m.location).list("packs"):
+                if _PACK_NAME.match(e.name):
+                    found.append((e.size, m.id, e.name))
+    except Exception:  # a guess only: the checks themselves report an unreadable home or medium
+        return []
+    if sum(size for size, _m, _n in found) < min_bytes:
+        return []
+    found.sort(key=lambda f: -f[0])
+    return [(medium, name) for _size, medium, name in found]
+
+
+def check_ahead(archive, medium: int, name: str, scan_cap: int) -> dict | None:
+    """Read one pack with its footer's entries, in a worker; None as soon as anything is not as it should be.
+
+    Returns the file's size and BLAKE3 (hex), its entries (blob id hex, offset, length, size, compressed size),
+    sorted, and the F04 key (:func:`verify.mailkey.mail_key`) of every record, in offset order."""
+    storage = archive.storage(medium)
+    st = storage.stat(name)
+    if st is None:
+        return None
+    reader = PackReader(storage, name, archive.key, archive.uuid)
+    entries = reader.index()
+    keys = []
+    mail = MailChunks(scan_cap)
+    it = reader.check_all(entries, on_data=mail)
+    try:
+        for entry, exc in it:
+            if exc is not None:
+                return None
+            keys.append(mail_key(mail.take(entry)))
+    finally:
+        it.close()
+    if reader.file_blake3 is None:
+        return None
+    return {"size": st.size, "blake3": reader.file_blake3.hex(), "keys": keys,
+            "entries": sorted((e.offset, e.blob_id.hex(), e.length, e.size, e.csize) for e in entries)}
+
+
+#: a task row's (offset, blob id, length, size, compressed size): :data:`verify.deep._ENTRY_COLUMNS` 3, 2, 4, 5, 6
+_ENTRY_OF_ROW = itemgetter(3, 2, 4, 5, 6)
+_MSG_ID = itemgetter(1)
+
+
+def adopt(got: dict | None, task: dict) -> dict | None:
+    """The result :func:`verify.deep.check_pack` gives ``task`` (a catalog task), built from a :func:`check_ahead`
+    result of its pack when that one proves it; None when it does not (the pack is then checked as before)."""
+    if got is None or got["size"] != task["bytes"] or got["blake3"] != task["blake3"]:
+        return None
+    rows = task["rows"]
+    # the footer's entries, sorted, have no two at one offset (check_all fails the second one: "overlaps"), and the
+    # rows come in offset order: the same list in the same order is the same entries, any other list is not
+    if got["entries"] != list(map(_ENTRY_OF_ROW, rows)):
+        return None
+    # the same entries: the pack's check reads them in offset order (the rows' order) and finds each record good,
+    # its footer equal to the catalog, its size and BLAKE3 too
+    return {"pack": task["pack_id"], "medium": task["medium_id"], "records": len(rows), "ok": len(rows),
+            "bytes_read": got["size"], "problems": [], "stopped": False, "auth_failed": [],
+            "f04": list(zip(map(_MSG_ID, rows), got["keys"]))}
