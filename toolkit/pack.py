@@ -96,6 +96,10 @@ SEAL_OVERHEAD = crypto.SEAL_OVERHEAD                    # 28
 MIN_PACK_SIZE = HEADER_SIZE + SEAL_OVERHEAD + TRAILER_SIZE  # 84: no records
 
 PACK_TARGET_SIZE = 64 * 1024 * 1024
+#: a pack is written in blocks of this many bytes (records gathered): BLAKE3 runs ~1.6x faster over one
+#: 1 MiB block than over forty 26 KB records, and the storage gets one call per block
+#: (bench/RESULTS.md "Worker CPU of import eml"); no byte of the file changes
+WRITE_BLOCK = 1 << 20
 SEGMENT_PLAIN = 16 * 1024 * 1024
 
 #: Largest plain size a record may claim (16 GiB). Far above any real mail;
@@ -599,6 +603,9 @@ class PackWriter:
         self._blob_ids: set[bytes] = set()
         self._sha = hashes.checksum_hasher()
         self._pos = 0
+        #: pieces appended and not yet hashed or written, and their length (:meth:`_write`)
+        self._block: list = []
+        self._gathered = 0
         self._closed = False
         self._w: AtomicWriter = storage.open_write(self.name)
         self._write(MAGIC + archive_uuid.bytes + self.pack_id)
@@ -618,7 +625,8 @@ class PackWriter:
         return self.add_sealed(blob_id, record, len(data), csize)
 
     def add_sealed(self, blob_id: bytes, record: bytes, size: int, csize: int) -> IndexEntry:
-        """Append a record made by :func:`seal_record` under this pack's key."""
+        """Append a record made by :func:`seal_record` under this pack's key. The record is kept by reference
+        until its block is written (:meth:`_write`): it must not change before :meth:`seal`."""
         self._check_open(blob_id)
         if len(blob_id) != BLOB_ID_SIZE or not 0 <= size <= MAX_MESSAGE_SIZE or csize < 1:
             raise ValueError("bad blob id, size or compressed size")
@@ -710,6 +718,7 @@ class PackWriter:
             plain = b"".join(_encode_entry(e) for e in self._entries)
             self._write(_seal_segment(self._aes, self._nonces, _index_aad(self.archive_uuid, self.pack_id, count), plain))
             self._write(footer_offset.to_bytes(8, "big") + INDEX_MAGIC)
+            self._flush()
             faults.hit("pack.before_commit")
             self._closed = True
             self._w.commit()
@@ -721,6 +730,7 @@ class PackWriter:
     def abort(self) -> None:
         """Drop the temporary file; safe to call twice or after seal."""
         self._closed = True
+        self._block.clear()
         self._w.abort()
 
     def __enter__(self) -> "PackWriter":
@@ -737,13 +747,34 @@ class PackWriter:
             raise ValueError(f"blob {blob_id.hex()[:16]} is already in pack {self.name}")
 
     def _write(self, data: bytes) -> None:
+        """Append ``data`` to the pack: gathered into blocks of :data:`WRITE_BLOCK` bytes, each hashed (the
+        pack's BLAKE3) and handed to the storage in one piece (:meth:`_flush`); a piece that large on its
+        own goes straight through when nothing is gathered."""
+        n = len(data)
+        self._pos += n
+        if not self._block and n >= WRITE_BLOCK:
+            self._put(data)
+            return
+        self._block.append(data)
+        self._gathered += n
+        if self._gathered >= WRITE_BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hash and write what is gathered, joined into one block."""
+        if self._block:
+            block = b"".join(self._block)
+            self._block.clear()
+            self._gathered = 0
+            self._put(block)
+
+    def _put(self, data) -> None:
         try:
             self._w.write(data)
         except BaseException:
             self.abort()
             raise
         self._sha.update(data)
-        self._pos += len(data)
 
     def _remember(self, entry: IndexEntry) -> IndexEntry:
         self._entries.append(entry)
