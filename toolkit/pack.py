@@ -749,10 +749,11 @@ class PackWriter:
     def _write(self, data: bytes) -> None:
         """Append ``data`` to the pack: gathered into blocks of :data:`WRITE_BLOCK` bytes, each hashed (the
         pack's BLAKE3) and handed to the storage in one piece (:meth:`_flush`); a piece that large on its
-        own goes straight through when nothing is gathered."""
+        own goes straight through, after what is gathered (a 16 MiB segment is never copied)."""
         n = len(data)
         self._pos += n
-        if not self._block and n >= WRITE_BLOCK:
+        if n >= WRITE_BLOCK:
+            self._flush()
             self._put(data)
             return
         self._block.append(data)
