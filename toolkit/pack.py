@@ -98,7 +98,7 @@ MIN_PACK_SIZE = HEADER_SIZE + SEAL_OVERHEAD + TRAILER_SIZE  # 84: no records
 PACK_TARGET_SIZE = 64 * 1024 * 1024
 #: a pack is written in blocks of this many bytes (records gathered): BLAKE3 runs ~1.6x faster over one
 #: 1 MiB block than over forty 26 KB records, and the storage gets one call per block
-#: (bench/RESULTS.md "Worker CPU of import eml"); no byte of the file changes
+#: (bench/RESULTS.md "Worker CPU of import eml|maildir|mbox, round 2"); no byte of the file changes
 WRITE_BLOCK = 1 << 20
 SEGMENT_PLAIN = 16 * 1024 * 1024
 

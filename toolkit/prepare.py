@@ -95,8 +95,8 @@ class PreparedBatch(list):
     list of everything else, pickled as before (:meth:`Prepared.__reduce__`): a Prepared holding data, a
     record, an envelope or a source note, one dated in another zone, a ReadFailure, a NotMail. Pickle
     keeps a memo entry and a few opcodes per value; marshal writes the values flat: the worker's pickling
-    of a task's ~1,600 mails costs about a fifth of before, the driver's unpickling two thirds
-    (bench/RESULTS.md "Worker CPU of import eml"). It comes back as a plain ``list`` equal to the one sent,
+    of a task's ~1,600 mails costs ~0.4x of before, the driver's unpickling ~0.8x (bench/RESULTS.md "Worker
+    CPU of import eml|maildir|mbox, round 2"). It comes back as a plain ``list`` equal to the one sent,
     field by field and type by type (tests/unit/test_prepared_pickle.py)."""
 
     __slots__ = ()
