@@ -8,7 +8,8 @@ another one (the code before), in alternating runs, each into a fresh archive.
 Each run is ``python -m toolkit --archive A import KIND TREE`` with the working directory set to the
 checkout (so ``toolkit`` is imported from there, with this interpreter's packages). The figures are the
 run's own ``getrusage`` (SELF: the driver; CHILDREN: the worker processes), taken by a tiny wrapper, and
-the median over the rounds; the load average is printed with each round. ``init`` is not counted.
+the median over the rounds; the load average is printed with each round. ``init`` is not counted. Both
+checkouts are compiled to bytecode before the runs (``compileall``; see :func:`bytecode`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ def run(checkout: Path, kind: str, tree: str, tmp: Path) -> dict:
     return out
 
 
+def bytecode(checkout: Path) -> None:
+    """Compile the checkout's modules to bytecode first: with ``PYTHONDONTWRITEBYTECODE`` set (as in the
+    sessions' environment) a checkout without ``__pycache__`` compiles every module it imports in every
+    process of every run (the driver and each worker, ~0.1–0.2 CPU-s each), which would be counted here."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "toolkit", "importers"], cwd=checkout, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True, help="the other checkout (the code before)")
@@ -66,6 +75,8 @@ def main() -> None:
     here = Path(args.new or Path(__file__).resolve().parents[1])
     sides = {"base": Path(args.base).resolve(), "new": here}
     got: dict[str, list[dict]] = {k: [] for k in sides}
+    for checkout in sides.values():  # bytecode on both sides (see bytecode() below)
+        bytecode(checkout)
     with tempfile.TemporaryDirectory(prefix="bench-worker-cpu-") as tmp:
         for i in range(args.repeat):
             order = list(sides) if i % 2 == 0 else list(reversed(sides))

@@ -6,6 +6,7 @@
  * (tests/unit/test_native.py compares them on the corpora and on random bytes):
  *
  *   has_blank_before_lf(buf, start, end)  _has_blank_before_lf_py
+ *   body_marks(buf, start, end)           _body_marks_py
  *   content_end(buf, start, stop)         _content_end_py
  *   strip_blanks(buf, start, end)         _strip_blanks_py
  *   crlf_to_lf(buf, start)                _crlf_to_lf_py
@@ -108,6 +109,65 @@ native_has_blank_before_lf(PyObject *self, PyObject *const *args, Py_ssize_t nar
     int found = blank_before_lf(view.buf, start, end);
     PyBuffer_Release(&view);
     return PyBool_FromLong(found);
+}
+
+/* The three marks of a mail's body that toolkit/headers.py hash_body_marked needs, in one pass over the
+ * body instead of three (memchr for CR, blank_before_lf, memchr for NUL over the whole mail):
+ *   1: a CR in buf[start:]          2: blank_before_lf(buf, start, end)          4: a NUL in buf */
+static int
+body_marks(const char *s, Py_ssize_t len, Py_ssize_t start, Py_ssize_t end)
+{
+    int marks = 0;
+    if (start > 0 && memchr(s, '\0', (size_t)start) != NULL)
+        marks |= 4;
+    if (end > start) {  /* the first byte of the range: no blank before it counts */
+        if (s[start] == '\r')
+            marks |= 1;
+        else if (s[start] == '\0')
+            marks |= 4;
+    }
+    const char *p = s + start + 1, *stop = s + end;
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n'), sp = _mm_set1_epi8(' '), tab = _mm_set1_epi8('\t');
+    const __m128i cr = _mm_set1_epi8('\r'), nul = _mm_setzero_si128();
+    for (; stop - p >= 16 && marks != 7; p += 16) {
+        __m128i here = _mm_loadu_si128((const __m128i *)p), before = _mm_loadu_si128((const __m128i *)(p - 1));
+        __m128i blank = _mm_and_si128(_mm_cmpeq_epi8(here, lf),
+                                      _mm_or_si128(_mm_cmpeq_epi8(before, sp), _mm_cmpeq_epi8(before, tab)));
+        __m128i ret = _mm_cmpeq_epi8(here, cr), zero = _mm_cmpeq_epi8(here, nul);
+        if (_mm_movemask_epi8(_mm_or_si128(blank, _mm_or_si128(ret, zero)))) {
+            marks |= (_mm_movemask_epi8(ret) ? 1 : 0) | (_mm_movemask_epi8(blank) ? 2 : 0) |
+                     (_mm_movemask_epi8(zero) ? 4 : 0);
+        }
+    }
+#endif
+    for (; p < stop && marks != 7; p++) {
+        if (*p == '\r')
+            marks |= 1;
+        else if (*p == '\0')
+            marks |= 4;
+        else if (*p == '\n' && IS_BLANK(p[-1]))
+            marks |= 2;
+    }
+    if (end < len) {  /* the tail after the range: CR and NUL only */
+        if (memchr(s + end, '\r', (size_t)(len - end)) != NULL)
+            marks |= 1;
+        if (memchr(s + end, '\0', (size_t)(len - end)) != NULL)
+            marks |= 4;
+    }
+    return marks;
+}
+
+static PyObject *
+native_body_marks(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, end;
+    if (parse_range(args, nargs, "body_marks", 3, &view, &start, &end) < 0)
+        return NULL;
+    int marks = body_marks(view.buf, view.len, start, end);
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(marks);
 }
 
 static PyObject *
@@ -801,6 +861,9 @@ done:
 static PyMethodDef native_methods[] = {
     {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
      "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
+    {"body_marks", (PyCFunction)(void (*)(void))native_body_marks, METH_FASTCALL,
+     "body_marks(buf, start, end): 1 if a CR in buf[start:], | 2 if has_blank_before_lf(buf, start, end), "
+     "| 4 if a NUL in buf."},
     {"content_end", (PyCFunction)(void (*)(void))native_content_end, METH_FASTCALL,
      "content_end(buf, start, stop): end of buf[start:stop] without its tail of spaces, tabs and LFs."},
     {"strip_blanks", (PyCFunction)(void (*)(void))native_strip_blanks, METH_FASTCALL,

@@ -153,6 +153,17 @@ def _has_blank_before_lf_py(body: bytes, start: int, end: int) -> bool:
         body.find(b"\t", start, end) >= 0 and _TAB_LF.search(body, start, end) is not None)
 
 
+def _body_marks_py(buf: bytes, start: int, end: int) -> int:
+    """What hash_body's and the scan's checks of a mail ask, as bits: 1 when ``buf[start:]`` holds a CR,
+    2 when :func:`_has_blank_before_lf_py` ``(buf, start, end)``, 4 when ``buf`` holds a NUL (offsets
+    clamped to the buffer, as the compiled ``body_marks`` does it in one pass)."""
+    n = len(buf)
+    start = min(max(start, 0), n)
+    end = max(min(max(end, 0), n), start)
+    return ((1 if buf.find(b"\r", start) >= 0 else 0) | (2 if _has_blank_before_lf_py(buf, start, end) else 0)
+            | (4 if b"\0" in buf else 0))
+
+
 def _feed_stripped(update, body: bytes, start: int, end: int) -> None:
     """``update`` each piece of ``body[start:end]`` (LF line ends) with the blanks before each LF left out.
 
@@ -208,11 +219,13 @@ NATIVE = _native is not None   # which implementation runs (tests assert it unde
 if _native is not None:
     _content_end = _native.content_end
     _has_blank_before_lf = _native.has_blank_before_lf
+    _body_marks = _native.body_marks
     _strip_blanks = _native.strip_blanks
     _crlf_to_lf = _native.crlf_to_lf
 else:  # pragma: no cover
     _content_end = _content_end_py
     _has_blank_before_lf = _has_blank_before_lf_py
+    _body_marks = _body_marks_py
     _strip_blanks = _strip_blanks_py
     _crlf_to_lf = _crlf_to_lf_py
 
@@ -242,6 +255,19 @@ def hash_body(raw: bytes, start: int = 0) -> bytes:
         # nothing to strip inside: one call over the whole body (a view, or the bytes themselves)
         return hashes.body_hasher().update(raw if start == 0 and end == len(raw) else memoryview(raw)[start:end]).digest()
     return hashes.body_hasher().update(_strip_blanks(raw, start, end)).digest()
+
+
+def _hash_body_nul(raw: bytes, start: int) -> tuple[bytes, bool]:
+    """(:func:`hash_body` ``(raw, start)``, whether ``raw`` holds a NUL): the CR, blank-before-LF and NUL checks
+    of a mail in one pass (``_body_marks``), then the same hash (tests/unit/test_native.py compares)."""
+    end = _content_end(raw, start, len(raw))
+    marks = _body_marks(raw, start, end)
+    if marks & 1 and raw.find(b"\r\n", start) >= 0:  # CRLF: hash_body normalises a copy first
+        return hash_body(raw, start), bool(marks & 4)
+    if not marks & 2:
+        return hashes.body_hasher().update(raw if start == 0 and end == len(raw) else memoryview(raw)[start:end]).digest(), \
+            bool(marks & 4)
+    return hashes.body_hasher().update(_strip_blanks(raw, start, end)).digest(), bool(marks & 4)
 
 
 _CARRY_LIMIT = 1 << 16  # an unfinished line longer than this is hashed up to its trailing blanks
@@ -602,8 +628,12 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
     if split_defect:
         defects.append(split_defect)
     meta.header_size = len(header_block)
-    meta.body_hash = body_hash if body_hash is not None else hash_body(raw, body_start)
-    if not fields_only and b"\0" in raw:
+    if body_hash is None:  # the body hash and the NUL check in one pass over the mail
+        body_hash, nul = _hash_body_nul(raw, body_start)
+    else:
+        nul = not fields_only and b"\0" in raw
+    meta.body_hash = body_hash
+    if not fields_only and nul:
         defects.append("nul-bytes")
     first: dict[str, str] = {}
     t_end = time.monotonic() + deadline  # the deadline is for header parsing, not for hashing a large body

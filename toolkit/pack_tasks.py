@@ -34,8 +34,8 @@ from typing import Callable, Iterator
 from . import blob_ids
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
-from .pack import PACK_ID_SIZE, IndexEntry, PackInfo, PackWriter, pack_key, seal_record
-from .prepare import DEFAULT_PARSE_LIMIT, NotMail, ReadFailure, Trimmed, Watchdog, prepare
+from .pack import PACK_ID_SIZE, IndexEntry, NoncePool, PackInfo, PackWriter, pack_key, seal_record
+from .prepare import DEFAULT_PARSE_LIMIT, NotMail, PreparedBatch, ReadFailure, Trimmed, Watchdog, prepare
 from .remote_jobs import read_jobs
 from .storage import Storage
 from .storage.location import open_storage
@@ -184,7 +184,8 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     # question, when this worker's last answer kept every record (a new source: the usual case); the answer
     # then only seals the file. Otherwise (a source imported before) they wait in ``held`` for the answer.
     speculate = decide is not None and _SPECULATION[0]
-    out: list = []
+    out = PreparedBatch()  # pickles compactly on its way to the driver (toolkit/prepare.py)
+    nonces = NoncePool()   # this task's own: one getrandom per 256 records, never shared with another process
     try:
         with Watchdog.install(cancel) as dog:
             # bytes, a local file, or batch jobs fetched here (toolkit.remote_jobs); with their SHA-256 when
@@ -201,13 +202,15 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                     p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
                     data = p.data if p.data is not None else raw
-                    record, csize = seal_record(key, seal.archive_uuid, bytes.fromhex(p.blob_id), data, check=False)
+                    blob = bytes.fromhex(p.blob_id)
+                    record, csize = seal_record(key, seal.archive_uuid, blob, data, nonces, check=False)
                     if decide is not None:
                         held.append((p.blob_id, record, len(data), csize))
                     if decide is None or speculate:
                         if writer is None:
-                            writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
-                        writer.add_sealed(bytes.fromhex(p.blob_id), record, len(data), csize)
+                            writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
+                                                nonce_source=nonces)
+                        writer.add_sealed(blob, record, len(data), csize)
                     written.add(p.blob_id)
                 p.data = None  # rows, not bytes: the driver never needs them back
                 out.append(p)
@@ -222,7 +225,8 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
             for blob, record, size, csize in held if writer is None else ():
                 if blob in keep:
                     if writer is None:
-                        writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id)
+                        writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
+                                            nonce_source=nonces)
                     writer.add_sealed(bytes.fromhex(blob), record, size, csize)
             held.clear()
         info = writer.seal() if writer is not None else None

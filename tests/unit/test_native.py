@@ -35,6 +35,7 @@ def test_the_compiled_scans_are_what_headers_runs():
     assert headers.NATIVE
     assert headers._wanted_fields is native.wanted_fields
     assert headers._has_blank_before_lf is native.has_blank_before_lf
+    assert headers._body_marks is native.body_marks
     assert headers._content_end is native.content_end
     assert headers._strip_blanks is native.strip_blanks
     assert headers._crlf_to_lf is native.crlf_to_lf
@@ -46,11 +47,14 @@ def check_body(buf: bytes, start: int = 0, stop: int | None = None) -> None:
     stop = len(buf) if stop is None else stop
     end = headers._content_end_py(buf, start, stop)
     assert native.content_end(buf, start, stop) == end
-    for a, b in ((start, end), (start, stop)):
+    for a, b in ((start, end), (start, stop), (0, stop), (start, len(buf))):
         assert native.has_blank_before_lf(buf, a, b) == headers._has_blank_before_lf_py(buf, a, b)
+        assert native.body_marks(buf, a, b) == headers._body_marks_py(buf, a, b)
         assert native.strip_blanks(buf, a, b) == headers._strip_blanks_py(buf, a, b)
     assert native.crlf_to_lf(buf, start) == headers._crlf_to_lf_py(buf, start) == buf[start:].replace(b"\r\n", b"\n")
     assert native.crlf_to_lf(buf) == buf.replace(b"\r\n", b"\n")
+    # the scan's one pass (body hash and NUL check) gives what hash_body and ``in`` give
+    assert headers._hash_body_nul(buf, start) == (headers.hash_body(buf, start), b"\0" in buf)
 
 
 def check_block(block: bytes) -> None:
@@ -187,6 +191,24 @@ def test_blank_before_lf_at_every_position_and_range():
                 for end in range(start, 41):
                     assert native.has_blank_before_lf(buf, start, end) == \
                         headers._has_blank_before_lf_py(buf, start, end), (at, start, end)
+
+
+def test_body_marks_at_every_position_and_range():
+    """body_marks reads 16 bytes at a time where it can: a CR, a NUL or a blank before a LF anywhere in or at
+    the edge of such a block, before the range, in it or after it, with every start and end, gives the
+    reference's marks; the scan's hash and NUL check from them equal hash_body's and ``in``'s."""
+    for piece in (b" \n", b"\t\n", b"\r", b"\r\n", b"\0", b"\n\n", b" \r\n"):
+        for at in range(0, 39):
+            buf = bytearray(b"x" * 40)
+            buf[at:at + len(piece)] = piece
+            buf = bytes(buf[:40])
+            for start in range(0, 41):
+                assert headers._hash_body_nul(buf, start) == (headers.hash_body(buf, start), b"\0" in buf)
+                for end in range(start, 41):
+                    assert native.body_marks(buf, start, end) == headers._body_marks_py(buf, start, end), \
+                        (piece, at, start, end)
+    assert native.body_marks(b"a \n\r\0", -3, 10**9) == headers._body_marks_py(b"a \n\r\0", 0, 5) == 7
+    assert native.body_marks(b"ab", 2, 1) == 0
 
 
 ADDRESS_PIECES = st.sampled_from([

@@ -25,6 +25,7 @@ from toolkit.pack import (
     PackWriter,
     RecordAuthError,
     RecordCorruptError,
+    WRITE_BLOCK,
     open_record,
     pack_key,
     pack_name,
@@ -102,6 +103,40 @@ def test_round_trip_small_big_and_streamed(storage, big):
         assert entry.size == len(message) and entry.blob_id == sha(message)
         assert reader.read(entry) == message
         assert b"".join(reader.stream(entry)) == message
+
+
+def test_a_pack_of_many_records_is_written_in_blocks_and_hashed_whole(tmp_path):
+    """PackWriter gathers records into blocks of WRITE_BLOCK bytes (toolkit/pack.py ``_write``): the storage gets
+    a few large writes, a piece of a block's size or more goes through on its own, and the file, its size and
+    its BLAKE3 are those of the records written one by one: header, records in order, footer, trailer."""
+    sizes: list[int] = []
+
+    class Counting(LocalStorage):
+        def open_write(self, name):
+            w = super().open_write(name)
+            write = w.write
+            w.write = lambda data: sizes.append(len(data)) or write(data)
+            return w
+
+    storage = Counting(tmp_path / "medium")
+    messages = [os.urandom(3000 + 97 * i) for i in range(300)] + [os.urandom(WRITE_BLOCK + 5)] + [b"last"]
+    nonces = counter_nonces()
+    w = PackWriter(storage, KEY, UUID1, pack_id=b"\x22" * 16, nonce_source=nonces)
+    added = [w.add(sha(m), m) for m in messages]
+    assert w.size == added[-1].offset + added[-1].length  # counted as appended, written or not
+    info = w.seal()
+    raw = file_of(storage, info.name).read_bytes()
+    assert (info.bytes, info.blake3) == (len(raw), blake3.blake3(raw).digest())
+    assert sum(sizes) == len(raw) and len(sizes) <= len(raw) // WRITE_BLOCK + 3
+    assert sizes.count(added[300].length) == 1 and added[300].length > WRITE_BLOCK  # the large one on its own
+    assert sum(n < WRITE_BLOCK for n in sizes) <= 2   # what was gathered before the large one, and the end
+    # the same bytes as the records themselves, in order (their nonces replayed from the same counter)
+    again = counter_nonces()
+    records = [seal_record(pack_key(KEY, UUID1, b"\x22" * 16), UUID1, sha(m), m, again)[0] for m in messages]
+    footer = raw[info.bytes - 16 - 28 - 64 * len(messages):]
+    assert raw == b"MAPACK01" + UUID1.bytes + b"\x22" * 16 + b"".join(records) + footer
+    reader = PackReader(storage, info.name, KEY, UUID1)
+    assert [reader.read(e) for e in reader.index()] == messages
 
 
 def test_seal_record_in_a_worker_process(storage):
