@@ -744,7 +744,7 @@ class Ingest:
             except ObjectExistsError as exc:
                 raise self._name_taken(getattr(exc, "pack_name", pack_name(task.pack_id)), getattr(exc, "mails", 0)) from None
         if not self.executor_spec.distributed:
-            # the disk fetches the chunk's files while the workers finish the chunks before it
+            # the disk fetches the chunk's files while the workers finish the chunks before it (not cached yet)
             will_read(*[job.path for job in jobs if isinstance(job, LocalFile)])
         slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
         task.two_phase = self._questions is not None and self._executor is not self._given
