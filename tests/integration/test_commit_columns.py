@@ -36,9 +36,9 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
     """From now on, per commit: (lines of the project's code run, rows committed), and the appends per table."""
     commits: list[tuple[int, int]] = []
     appends: list[Counter] = []
-    real_commit = IngestWriter.commit
+    real_commit = IngestWriter.commit_parts
 
-    def commit(self, *args, **kwargs):
+    def commit(self, parts, *args, **kwargs):
         lines = 0
 
         def tracer(frame, event, arg):  # lines of the project's own code (not of lazy imports in libraries)
@@ -47,11 +47,11 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
                 lines += 1
             return tracer
 
-        rows = len(self.rows.messages) + len(self.rows.sightings) + len(self.rows.recipients)
+        rows = sum(len(p.rows.messages) + len(p.rows.sightings) + len(p.rows.recipients) for p in parts)
         appends.append(Counter())
         sys.settrace(tracer)
         try:
-            return real_commit(self, *args, **kwargs)
+            return real_commit(self, parts, *args, **kwargs)
         finally:
             sys.settrace(None)
             commits.append((lines, rows))
@@ -68,7 +68,7 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
             return real(con, rows, *args, **kwargs)
         return add
 
-    monkeypatch.setattr(IngestWriter, "commit", commit)
+    monkeypatch.setattr(IngestWriter, "commit_parts", commit)
     for name in ("append_rows", "append_columns"):
         if hasattr(ingest_rows, name):
             monkeypatch.setattr(ingest_rows, name, counting(getattr(ingest_rows, name)))
