@@ -1023,7 +1023,8 @@ class Ingest:
                     found.keys[dkey] = ahead_keys[dkey]
                 if mid is not None and mid not in found.mids and mid in ahead_mids:
                     found.mids[mid] = ahead_mids[mid]
-        ask = [(p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
+        ask = [] if known.prefixes_empty else [  # a fresh archive's first run: no key can be in the catalog
+            (p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
         if ask:
             blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p, _ in ask],
                                                    [dkey for _, dkey in ask], [p.meta.message_id for p, _ in ask])
@@ -1177,6 +1178,13 @@ def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
 def _point_rows(messages, old: str, new: str, entries: dict[str, tuple[int, int, int, int]]) -> None:
     """Point the pending message rows of pack ``old`` at their records in pack ``new`` (blob id -> (offset,
     length, size, csize))."""
+    packs = messages["pack_id"]
+    if packs and packs.count(old) == len(packs):  # every row (a task's own pack): the columns made whole
+        placed = list(zip(*map(entries.__getitem__, messages["blob_id"])))
+        for name, column in zip(("offset", "length", "size", "csize"), placed):
+            messages[name][:] = column
+        packs[:] = [new] * len(packs)
+        return
     for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
         if pack == old:
             e = entries[blob]
@@ -1286,25 +1294,27 @@ def _take(it: Iterator, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_B
     """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
     source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
     ``max_remote`` of mail the task fetches itself (IMAP)."""
-    out = []
-    size = raw = remote = 0
-    for item in it:
-        out.append(item)
-        if isinstance(item, SourceMail):
-            size += item.length
-            raw += item.length if item.raw is not None else 0
-            remote += item.length if getattr(item.job, "batch_key", None) is not None else 0  # not a FileRegion
-        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote:
-            break
-    return out
+    return _take_ended(it, n, max_bytes, max_remote)[0]
 
 
 def _take_ended(it: Iterator, n: int, max_bytes: int, max_remote: int) -> tuple[list, bool]:
     """:func:`_take`, and whether the source ended within the chunk (no limit was reached)."""
-    out = _take(it, n, max_bytes, max_remote)
-    size, raw, remote = _measures(out)
-    full = len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote
-    return out, not full
+    out = []
+    size = raw = remote = 0
+    add, mail, raw_limit = out.append, SourceMail, RAW_CHUNK_BYTES
+    for item in it:
+        add(item)
+        if isinstance(item, mail):
+            length = item.length
+            size += length
+            if item.raw is not None:
+                raw += length
+            job = item.job
+            if job is not None and getattr(job, "batch_key", None) is not None:  # not a FileRegion
+                remote += length
+        if len(out) >= n or size >= max_bytes or raw >= raw_limit or remote >= max_remote:
+            return out, False
+    return out, True
 
 
 def ingest(archive: Archive, importer: Importer, reporter: Reporter | None = None, **kw) -> RunSummary:
