@@ -183,13 +183,19 @@ def cursor_path(cursor: Any) -> bytes | None:
 
 
 def iter_after(entries: list[FileEntry], after: bytes | None, reporter=None) -> Iterator[FileEntry]:
-    """The entries after the cursor ``after``; with a reporter, its "scan" task counts every entry."""
-    for e in entries:
+    """The entries after the cursor ``after``; with a reporter, its "scan" task counts every entry: one by one
+    at first, then in steps of a 64th of those counted (a call per entry was ~2 % of an import's driver CPU,
+    for a figure shown once a second), the rest when the entries end."""
+    counted = 0
+    for i, e in enumerate(entries, 1):
         if after is None or e.rel > after:
             yield e
-        if reporter is not None:
-            reporter.advance("scan", 1)
+        if reporter is not None and i - counted > counted >> 6:
+            reporter.advance("scan", i - counted)
+            counted = i
     if reporter is not None:
+        if len(entries) > counted:
+            reporter.advance("scan", len(entries) - counted)
         reporter.finish("scan")
 
 

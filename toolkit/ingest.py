@@ -44,7 +44,7 @@ from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
-from .ingest_writer import IngestWriter, PendingRows
+from .ingest_writer import IngestWriter, Part, PendingRows
 from .errors import StorageError
 from .known_keys import KnownKeys
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
@@ -74,6 +74,11 @@ _NO_ROWS = ROW_SCHEMA.empty_table()
 REMOTE_CHUNK_BYTES = 32 * 1024 * 1024
 REMOTE_LATER_CHUNK_BYTES = CHUNK_BYTES
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
+#: Tasks whose packs are written are committed together, in one transaction, once this many are (or the
+#: oldest has waited COMMIT_HOLD seconds for the next): a transaction, its catalog attach and its checkpoint
+#: cost about as much for one pack's rows as for two (bench/RESULTS.md "Commit groups")
+COMMIT_GROUP = 2
+COMMIT_HOLD = 1.0
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
 
@@ -251,7 +256,7 @@ class Ingest:
         self._inflight: deque = deque()  # (chunk, future or result, own pack id): sent, not decided yet
         self._decided: deque[_Decided] = deque()  # decided, answered, not committed yet: in source order
         self._cur: _Decided | None = None  # the task whose mails are being decided
-        self._committing: _Decided | None = None  # the task being committed
+        self._committing: list[_Decided] = []  # the tasks being committed
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
         self._questions, self._answers = None, []
@@ -304,7 +309,7 @@ class Ingest:
                 answers.put(set())
             wait_futures(futures, timeout=FAIL_GRACE)
         self._kill_workers()  # never wait for a worker that may be stuck
-        for t in (*self._decided, self._cur, self._committing):
+        for t in (*self._decided, self._cur, *self._committing):
             if t is not None and t.writer is not None:
                 t.writer.abort()
                 t.writer = None
@@ -385,7 +390,7 @@ class Ingest:
         inflight, decided = self._inflight, self._decided
         window = self._window()
         while (not self._exhausted and not self._stop.is_set()
-               and (len(inflight) + len(decided) < window or self._ready())):
+               and len(inflight) + len(decided) - self._ready_count() < window):
             first = self._first
             size = min(CHUNK_BYTES, max(1, self.pack_target))
             # the first chunks of remote jobs are small enough for every worker to get one
@@ -403,7 +408,7 @@ class Ingest:
                 self._exhausted = self._start_with_inline(chunk, self._chunks, size)
                 self._taken = len(inflight)
                 continue
-            self._commit_ready()  # the decided tasks whose packs are written, in order
+            self._commit_ready()  # the decided tasks whose packs are written, in order, when due
             if not first and self._executor is None and self._pool:
                 self._start_executor()
                 window = self._window()
@@ -411,10 +416,10 @@ class Ingest:
             inflight.append((chunk, *self._submit(chunk)))
 
     def _meanwhile(self) -> None:
-        """While the driver waits for a task: commit the decided tasks whose packs are written, and send the
-        next chunks into the room that makes."""
-        if self._commit_ready():
-            self._fill()
+        """While the driver waits for a task: commit the decided tasks whose packs are written (when due), and
+        send the next chunks into the room a written pack makes."""
+        self._commit_ready()
+        self._fill()
 
     # -- the tasks decided ahead -----------------------------------------------------------------------
     def _begin(self, chunk: list, fut, own_pack_id: bytes) -> "_Decided":
@@ -477,28 +482,68 @@ class Ingest:
         fut = self._decided[0].fut
         return not isinstance(fut, Future) or fut.done()
 
-    def _commit_ready(self) -> bool:
-        """Commit the decided tasks, oldest first, whose packs are written; True when one was."""
-        done = False
-        while self._ready():
-            self._commit_next()
-            done = True
-        return done
+    def _ready_count(self) -> int:
+        """How many decided tasks, oldest first, have their packs written (or had none to wait for): those that
+        may be committed now, together. A task that failed ends the count (the oldest one counts: its error is
+        raised when it is committed)."""
+        if not self._ready():
+            return 0
+        n, now = 0, None
+        for t in self._decided:
+            fut = t.fut
+            if isinstance(fut, Future) and not fut.done():
+                return n
+            if t.ready_at is None:
+                t.ready_at = now = now or time.monotonic()
+            if _failed(fut):
+                return n or 1
+            n += 1
+        return n
 
-    def _commit_next(self) -> bool:
-        """Wait for the oldest decided task's pack and commit it; False when stopped and it did not come back
-        within STOP_GRACE (then the decided tasks are forgotten and the workers killed: :meth:`_give_up`)."""
-        t = self._decided[0]
-        if t.two_phase is not None:
-            result = self._result(t.fut)
-            if result is None:
-                return self._give_up()
-            t.result, t.entries = result, _entries(result.rows)
-            if result.pack is not None:  # the offsets as written
-                _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
-            t.two_phase = None
-        self._decided.popleft()
-        self._commit(t)
+    def _due(self) -> int:
+        """How many decided tasks to commit now: those whose packs are written once they are COMMIT_GROUP, or
+        the oldest has waited COMMIT_HOLD seconds, or no later task is out to join them; each as soon as its
+        pack is written while tasks run one at a time (:meth:`_window`), the run is stopping, or it failed;
+        else 0."""
+        n = self._ready_count()
+        if not n or n >= COMMIT_GROUP or self._window() == 1 or self._stop.is_set():
+            return n
+        oldest = self._decided[0]
+        if len(self._decided) == n and not self._inflight or _failed(oldest.fut):
+            return n  # nothing later is out to join it, or its error is raised now
+        return n if time.monotonic() - oldest.ready_at >= COMMIT_HOLD else 0
+
+    def _commit_ready(self) -> bool:
+        """Commit the decided tasks, oldest first, whose packs are written, when due (:meth:`_due`), in one
+        transaction; True when some were."""
+        n = self._due()
+        if n:
+            self._commit_next(n)
+        return bool(n)
+
+    def _commit_next(self, n: int = 1) -> bool:
+        """Wait for the oldest decided task's pack and commit it, with the next ones whose packs are written too
+        (the ``n`` that :meth:`_due` counted, and any more ready since), in one transaction; False when stopped
+        and it did not come back within STOP_GRACE (then the decided tasks are forgotten and the workers killed:
+        :meth:`_give_up`)."""
+        group: list[_Decided] = []
+        for t in self._decided:
+            fut = t.fut
+            if group and (_failed(fut) or isinstance(fut, Future) and not fut.done()):
+                break  # not written (yet), or failed: committed on its own, after these
+            if t.two_phase is not None:
+                result = self._result(fut)  # the oldest's may be waited for; the others' are back
+                if result is None:
+                    return self._give_up()
+                t.result, t.entries = result, _entries(result.rows)
+                if result.pack is not None:  # the offsets as written
+                    _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
+                t.two_phase = None
+            group.append(t)
+        assert len(group) >= min(n, len(self._decided))
+        for _ in group:
+            self._decided.popleft()
+        self._commit(group)
         return True
 
     def _commit_all(self) -> bool:
@@ -667,14 +712,14 @@ class Ingest:
             if pack_id in self._asked:
                 return self._asked.pop(pack_id)
             try:
-                ready = self._ready()
-                asked, slot, prepared, records = self._questions.get(not ready, None if ready else 0.05)
+                due = self._due()
+                asked, slot, prepared, records = self._questions.get(not due, None if due else 0.05)
                 self._asked[asked] = (slot, prepared, records)
                 continue
             except queue.Empty:
                 pass
-            if ready:
-                self._meanwhile()
+            self._meanwhile()
+            if due:
                 continue
             if fut.done():  # it ended without asking: its error (a task asks before it can end otherwise)
                 self._result(fut)
@@ -744,7 +789,7 @@ class Ingest:
             except ObjectExistsError as exc:
                 raise self._name_taken(getattr(exc, "pack_name", pack_name(task.pack_id)), getattr(exc, "mails", 0)) from None
         if not self.executor_spec.distributed:
-            # the disk fetches the chunk's files while the workers finish the chunks before it
+            # the disk fetches the chunk's files while the workers finish the chunks before it (not cached yet)
             will_read(*[job.path for job in jobs if isinstance(job, LocalFile)])
         slow = faults.ACTIVE["slow"] if self.executor_spec.distributed else None  # never a kill point: not ours
         task.two_phase = self._questions is not None and self._executor is not self._given
@@ -978,7 +1023,8 @@ class Ingest:
                     found.keys[dkey] = ahead_keys[dkey]
                 if mid is not None and mid not in found.mids and mid in ahead_mids:
                     found.mids[mid] = ahead_mids[mid]
-        ask = [(p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
+        ask = [] if known.prefixes_empty else [  # a fresh archive's first run: no key can be in the catalog
+            (p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
         if ask:
             blobs, dkeys, mids = store.lookup_keys(self.archive.catalog, [p.blob_id for p, _ in ask],
                                                    [dkey for _, dkey in ask], [p.meta.message_id for p, _ in ask])
@@ -994,45 +1040,52 @@ class Ingest:
         return found
 
     # -- commit ------------------------------------------------------------------------------------
-    def _commit(self, t: "_Decided") -> None:
-        """Commit a decided task whose pack is written: its pack, the driver's own pack (streamed mail) and its
-        rows, in one transaction.
+    def _commit(self, group: list["_Decided"]) -> None:
+        """Commit decided tasks whose packs are written, in order: their packs, the driver's own packs (streamed
+        mail) and their rows, in one transaction (each task's rows numbered from its own base).
 
         A committed pack holds only records the catalog references (purge, rebuild and verify rely on it:
         docs/architecture.md). A task seals every distinct mail it reads; when the driver found some of them
         already archived, the referenced records are copied into the driver's own pack and the task's pack
         is removed after the commit (a crash in between leaves it an orphan, as any uncommitted pack)."""
         summary = self._summary
-        task_pack = t.result.pack if t.result is not None else None
-        if t.rows.empty() and t.writer is None and task_pack is None:
+        parts, done = [], []
+        self._committing = group  # their open packs are aborted if the commit fails
+        for t in group:
+            task_pack = t.result.pack if t.result is not None else None
+            if t.rows.empty() and t.writer is None and task_pack is None:
+                continue
+            whole = task_pack is not None and t.refs and t.refs == set(t.entries)
+            if task_pack is not None and t.refs and not whole:
+                self._move_referenced(t, task_pack)
+            packs = []
+            if t.writer is not None:
+                packs.append(self._seal_open_pack(t.writer))
+                t.writer = None
+            if whole:
+                packs.append(task_pack)
+            summary.packs += len(packs)
+            if packs:
+                faults.hit("after_pack_seal")
+            parts.append(Part(t.rows, packs, t.base))
+            done.append((t, task_pack if task_pack is not None and not whole else None))
+        if parts:
+            medium_id = self.archive.active_medium_id()
+            # the counters as they were when the last task was decided (later tasks may be decided already)
+            last = group[-1]
+            self._rows.commit_parts(parts, medium_id, last.counts_after or summary)
+            storage = self.archive.storage(medium_id)
+            for part, (t, unreferenced) in zip(parts, done):
+                committed = part.committed
+                for info in part.packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
+                    marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(),
+                                    max(committed.blobs.values(), default=None))
+                if unreferenced is not None:  # no catalog row references it (any more)
+                    _drop_unreferenced(storage, unreferenced)
+                self._known.add(committed.blobs, committed.keys, committed.mids)
+        self._committing = []
+        for t in group:
             self._forget_ahead(t)
-            return
-        self._committing = t  # its open pack is aborted if the commit fails
-        whole = task_pack is not None and t.refs and t.refs == set(t.entries)
-        if task_pack is not None and t.refs and not whole:
-            self._move_referenced(t, task_pack)
-        packs = []
-        if t.writer is not None:
-            packs.append(self._seal_open_pack(t.writer))
-            t.writer = None
-        if whole:
-            packs.append(task_pack)
-        summary.packs += len(packs)
-        if packs:
-            faults.hit("after_pack_seal")
-        medium_id = self.archive.active_medium_id()
-        self._rows.rows = t.rows
-        # the counters as they were when this task was decided (later tasks may be decided already)
-        committed = self._rows.commit(packs[0] if packs else None, medium_id, t.counts_after or summary,
-                                      also=packs[1:], base=t.base)
-        self._committing = None
-        storage = self.archive.storage(medium_id)
-        for info in packs:  # the high-water mark goes on the medium after the commit (docs/reliability.md H2)
-            marks.mark_pack(storage, self.archive.uuid, info.pack_id.hex(), max(committed.blobs.values(), default=None))
-        if task_pack is not None and not whole:  # no catalog row references it (any more)
-            _drop_unreferenced(storage, task_pack)
-        self._known.add(committed.blobs, committed.keys, committed.mids)
-        self._forget_ahead(t)
 
     def _ahead_evidence(self, wanted: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
         """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) that the decided tasks
@@ -1093,7 +1146,7 @@ class _Decided:
     it (:meth:`Ingest._drive`, docs/architecture.md "Deciding ahead")."""
 
     __slots__ = ("chunk", "fut", "own_pack_id", "two_phase", "result", "entries", "refs", "rows", "writer", "base",
-                 "counts_before", "counts_after", "keys")
+                 "counts_before", "counts_after", "keys", "ready_at")
 
     def __init__(self, chunk: list, fut, own_pack_id: bytes, base: int, counts_before: RunSummary):
         self.chunk, self.fut, self.own_pack_id = chunk, fut, own_pack_id  # fut: a Future, a PackResult, or None
@@ -1107,6 +1160,12 @@ class _Decided:
         self.counts_before = counts_before  # the run's counters before it was decided, and after
         self.counts_after: RunSummary | None = None
         self.keys: tuple[dict, dict, dict] = ({}, {}, {})  # its blob ids, dedup keys, Message-IDs -> msg_id
+        self.ready_at: float | None = None  # when the driver first saw its pack written (:meth:`Ingest._ready_count`)
+
+
+def _failed(fut) -> bool:
+    """Did this task's future end without a result (cancelled, or an error)?"""
+    return isinstance(fut, Future) and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
 def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
@@ -1119,6 +1178,13 @@ def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
 def _point_rows(messages, old: str, new: str, entries: dict[str, tuple[int, int, int, int]]) -> None:
     """Point the pending message rows of pack ``old`` at their records in pack ``new`` (blob id -> (offset,
     length, size, csize))."""
+    packs = messages["pack_id"]
+    if packs and packs.count(old) == len(packs):  # every row (a task's own pack): the columns made whole
+        placed = list(zip(*map(entries.__getitem__, messages["blob_id"])))
+        for name, column in zip(("offset", "length", "size", "csize"), placed):
+            messages[name][:] = column
+        packs[:] = [new] * len(packs)
+        return
     for i, (blob, pack) in enumerate(zip(messages["blob_id"], messages["pack_id"])):
         if pack == old:
             e = entries[blob]
@@ -1228,25 +1294,27 @@ def _take(it: Iterator, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_B
     """The next chunk: at most ``n`` items and ``max_bytes`` of mail, at most RAW_CHUNK_BYTES of mail the
     source handed over as bytes (POP3, mbox: the driver holds those until their task is back) and at most
     ``max_remote`` of mail the task fetches itself (IMAP)."""
-    out = []
-    size = raw = remote = 0
-    for item in it:
-        out.append(item)
-        if isinstance(item, SourceMail):
-            size += item.length
-            raw += item.length if item.raw is not None else 0
-            remote += item.length if getattr(item.job, "batch_key", None) is not None else 0  # not a FileRegion
-        if len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote:
-            break
-    return out
+    return _take_ended(it, n, max_bytes, max_remote)[0]
 
 
 def _take_ended(it: Iterator, n: int, max_bytes: int, max_remote: int) -> tuple[list, bool]:
     """:func:`_take`, and whether the source ended within the chunk (no limit was reached)."""
-    out = _take(it, n, max_bytes, max_remote)
-    size, raw, remote = _measures(out)
-    full = len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES or remote >= max_remote
-    return out, not full
+    out = []
+    size = raw = remote = 0
+    add, mail, raw_limit = out.append, SourceMail, RAW_CHUNK_BYTES
+    for item in it:
+        add(item)
+        if isinstance(item, mail):
+            length = item.length
+            size += length
+            if item.raw is not None:
+                raw += length
+            job = item.job
+            if job is not None and getattr(job, "batch_key", None) is not None:  # not a FileRegion
+                remote += length
+        if len(out) >= n or size >= max_bytes or raw >= raw_limit or remote >= max_remote:
+            return out, False
+    return out, True
 
 
 def ingest(archive: Archive, importer: Importer, reporter: Reporter | None = None, **kw) -> RunSummary:

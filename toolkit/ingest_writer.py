@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,17 @@ class PendingRows:
 
 
 @dataclass
+class Part:
+    """One task's share of a commit (:meth:`IngestWriter.commit_parts`): its pending rows, the packs they point
+    into, and the msg_id its first new message is expected to get (None: the catalog's next)."""
+
+    rows: PendingRows
+    packs: list[PackInfo]
+    base: int | None = None
+    committed: "Committed | None" = None  # set by the commit
+
+
+@dataclass
 class Committed:
     """The keys a commit archived (key -> msg_id), for the run's known-keys index."""
 
@@ -115,88 +127,125 @@ class IngestWriter:
     def commit(self, pack: PackInfo | None, medium_id: int, summary: RunSummary, also: list[PackInfo] = (),
                base: int | None = None) -> Committed:
         """Commit the pending rows (with the sealed pack's row, if any, and those of ``also``) in one
-        transaction: one Arrow append per table, its columns built whole (no loop over the rows in Python).
+        transaction (:meth:`commit_parts` with one part)."""
+        part = Part(self.rows, [pack, *also] if pack is not None else [], base)
+        self.commit_parts([part], medium_id, summary)
+        return part.committed
 
-        ``base``: the msg_id the driver expects the first new message to get (it decided later tasks against
-        these messages before this commit: docs/dedup.md "Deciding ahead"); another one rolls the transaction
-        back with an error, nothing written."""
-        rows, now = self.rows, _utcnow()
+    def commit_parts(self, parts: list["Part"], medium_id: int, summary: RunSummary) -> None:
+        """Commit the rows of several tasks, in order, with their packs' rows, in one transaction (the driver
+        gives the tasks whose packs are written together: docs/dedup.md "Deciding ahead"): one Arrow append
+        per table, its columns built whole (no loop over the rows in Python), the source cursor of the last
+        part that has one and ``summary``'s counters. Each part's ``committed`` is set afterwards.
+
+        A part's ``base``: the msg_id the driver expects its first new message to get (it decided later tasks
+        against these messages before this commit); another one rolls the transaction back with an error,
+        nothing written. The parts' new messages are numbered on from one to the next."""
+        now = _utcnow()
+        cursor = next((p.rows for p in reversed(parts) if p.rows.has_cursor), None)
         with self.catalog.writing() as con:
-            expected, base = base, store.next_msg_id(con)
-            if expected is not None and rows.messages and expected != base:
-                raise AssertionError(f"the catalog's next msg_id is {base}, the run decided with {expected}: "
-                                     f"another writer changed the catalog during the import")
-            if pack is not None:
-                store.add_packs(con, [self._pack_row(p, medium_id, now) for p in (pack, *also)])
-            self._append_messages(con, rows.messages, base, now)
-            self._append_recipients(con, rows.recipients, base)
-            if rows.envelopes:
-                self._append_envelopes(con, rows.envelopes, base, store.next_envelope_id(con), now)
-            self._append_sightings(con, rows.sightings, base, now)
-            self._append_conversions(con, rows.conversions, base)
-            if rows.links:
-                store.add_links(con, [
-                    {"msg_id": _msg_id(t, base), "parent_msg_id": _msg_id(pt, base), "kind": kind,
-                     "run_id": self.run_id, "source_ref": ref} for t, pt, kind, ref in rows.links])
-            if rows.conflicts:
-                store.flag_id_conflicts(con, sorted(rows.conflicts))
-            self._append_errors(con, rows.errors)
-            if rows.has_cursor:
-                store.save_cursor(con, self.source_uri, rows.cursor, now, self.run_id)
+            first = nxt = store.next_msg_id(con)
+            for part in parts:
+                n = len(part.rows.messages)
+                if part.base is not None and n and part.base != nxt:
+                    raise AssertionError(f"the catalog's next msg_id is {nxt}, the run decided with {part.base}: "
+                                         f"another writer changed the catalog during the import")
+                part.base = nxt
+                nxt += n
+            packs = [p for part in parts for p in part.packs]
+            if packs:
+                store.add_packs(con, [self._pack_row(p, medium_id, now) for p in packs])
+            self._append_messages(con, parts, first, nxt - first, now)
+            self._append_recipients(con, parts)
+            if any(part.rows.envelopes for part in parts):
+                self._append_envelopes(con, parts, store.next_envelope_id(con), now)
+            self._append_sightings(con, parts, now)
+            self._append_conversions(con, parts)
+            links = [{"msg_id": _msg_id(t, part.base), "parent_msg_id": _msg_id(pt, part.base), "kind": kind,
+                      "run_id": self.run_id, "source_ref": ref} for part in parts for t, pt, kind, ref in part.rows.links]
+            if links:
+                store.add_links(con, links)
+            conflicts = set().union(*(part.rows.conflicts for part in parts))
+            if conflicts:
+                store.flag_id_conflicts(con, sorted(conflicts))
+            self._append_errors(con, [e for part in parts for e in part.rows.errors])
+            if cursor is not None:
+                store.save_cursor(con, self.source_uri, cursor.cursor, now, self.run_id)
             store.save_run_counts(con, self.run_id, seen=summary.seen, archived=summary.archived,
                                   duplicates=summary.duplicates, merged=summary.merged, errors=summary.errors,
                                   bytes=summary.bytes)
-        if rows.has_cursor:
-            self.last_cursor = rows.cursor
+        if cursor is not None:
+            self.last_cursor = cursor.cursor
         faults.hit("after_db_commit")
         self.rows = PendingRows()
-        ids = range(base, base + len(rows.messages))
-        mids = dict(zip(reversed(rows.messages["message_id"]), reversed(ids)))  # the first message with an id wins
-        mids.pop(None, None)
-        mids.pop("", None)
-        return Committed(dict(zip(rows.messages["blob_id"], ids)), dict(zip(rows.messages["dedup_key"], ids)), mids,
-                         base)
+        for part in parts:
+            m, base = part.rows.messages, part.base
+            ids = range(base, base + len(m))
+            mids = dict(zip(reversed(m["message_id"]), reversed(ids)))  # the first message with an id wins
+            mids.pop(None, None)
+            mids.pop("", None)
+            part.committed = Committed(dict(zip(m["blob_id"], ids)), dict(zip(m["dedup_key"], ids)), mids, base)
 
-    def _append_messages(self, con, messages: Columns, base: int, now: dt.datetime) -> None:
-        n = len(messages)
+    def _append_messages(self, con, parts: list["Part"], base: int, n: int, now: dt.datetime) -> None:
+        if not n:
+            return
+        lists = _joined([part.rows.messages.lists for part in parts], MESSAGE_COLUMNS)
         store.append_columns(con, "messages", {
-            **messages.lists, "msg_id": pa.array(range(base, base + n), pa.int64()),
+            **lists, "msg_id": pa.array(range(base, base + n), pa.int64()),
             "archived_at": _same(now, _TS, n), "run_id": _same(self.run_id, pa.int32(), n),
             "batch_id": pa.nulls(n, pa.int32())}, n)
 
-    def _append_recipients(self, con, recipients: list[tuple[tuple, str, str]], base: int) -> None:
-        if recipients:
-            targets, kinds, addresses = zip(*recipients)
-            store.append_columns(con, "recipients", {"msg_id": _msg_ids(targets, base), "kind": kinds,
-                                                     "address": addresses}, len(recipients))
+    def _append_recipients(self, con, parts: list["Part"]) -> None:
+        msg_ids, kinds, addresses = [], [], []
+        for part in parts:
+            if part.rows.recipients:
+                targets, k, a = zip(*part.rows.recipients)
+                msg_ids += _msg_id_list(targets, part.base)
+                kinds += k
+                addresses += a
+        if msg_ids:
+            store.append_columns(con, "recipients", {"msg_id": pa.array(msg_ids, pa.int64()), "kind": kinds,
+                                                     "address": addresses}, len(msg_ids))
 
-    def _append_envelopes(self, con, envelopes: list[tuple[tuple, str, str]], base: int, env_base: int,
-                          now: dt.datetime) -> None:
-        n = len(envelopes)
-        targets, texts, shas = zip(*envelopes)
+    def _append_envelopes(self, con, parts: list["Part"], env_base: int, now: dt.datetime) -> None:
+        msg_ids, texts, shas = [], [], []
+        for part in parts:
+            if part.rows.envelopes:
+                targets, t, h = zip(*part.rows.envelopes)
+                msg_ids += _msg_id_list(targets, part.base)
+                texts += t
+                shas += h
+        n = len(msg_ids)
         store.append_columns(con, "envelopes", {
-            "envelope_id": range(env_base, env_base + n), "msg_id": _msg_ids(targets, base),
+            "envelope_id": range(env_base, env_base + n), "msg_id": pa.array(msg_ids, pa.int64()),
             "run_id": [self.run_id] * n, "text": texts, "sha256": shas, "learned_at": [now] * n,
             "batch_id": pa.nulls(n, pa.int32())}, n)
 
-    def _append_sightings(self, con, sightings: Columns, base: int, now: dt.datetime) -> None:
-        n = len(sightings)
-        if not n:
+    def _append_sightings(self, con, parts: list["Part"], now: dt.datetime) -> None:
+        parts = [part for part in parts if len(part.rows.sightings)]
+        if not parts:
             return
-        cols = dict(sightings.lists)
-        item_vias = cols.pop("item_via")
+        cols = _joined([part.rows.sightings.lists for part in parts], SIGHTING_COLUMNS[1:-1])
+        n = len(cols["source_ref"])
+        item_vias = _joined([part.rows.sightings.lists for part in parts], ("item_via",))["item_via"]
         vias = list(map({None: self.via}.get, item_vias, item_vias))  # the item's own, else the run's
-        msg_ids = _msg_ids(cols.pop("target"), base)
+        msg_ids = list(chain.from_iterable(_msg_id_list(part.rows.sightings["target"], part.base) for part in parts))
         store.append_columns(con, "sightings", {
-            **cols, "msg_id": msg_ids, "run_id": _same(self.run_id, pa.int32(), n),
+            **cols, "msg_id": pa.array(msg_ids, pa.int64()), "run_id": _same(self.run_id, pa.int32(), n),
             "source_uri": _same(self.source_uri, pa.string(), n), "via": vias, "seen_at": _same(now, _TS, n),
             "owner": _same(self.owner, pa.string(), n)}, n)
 
-    def _append_conversions(self, con, conversions: list[tuple[tuple, str, str]], base: int) -> None:
-        if conversions:
-            targets, kinds, converters = zip(*conversions)
-            store.append_columns(con, "conversions", {"msg_id": _msg_ids(targets, base), "source_kind": kinds,
-                                                      "converter": converters}, len(conversions))
+    def _append_conversions(self, con, parts: list["Part"]) -> None:
+        msg_ids, kinds, converters = [], [], []
+        for part in parts:
+            if part.rows.conversions:
+                targets, k, c = zip(*part.rows.conversions)
+                msg_ids += _msg_id_list(targets, part.base)
+                kinds += k
+                converters += c
+        if msg_ids:
+            store.append_columns(con, "conversions", {"msg_id": pa.array(msg_ids, pa.int64()), "source_kind": kinds,
+                                                      "converter": converters}, len(msg_ids))
 
     def _append_errors(self, con, errors: list[tuple[str, str, str]]) -> None:
         if errors:
@@ -217,16 +266,24 @@ def _same(value: Any, type_: pa.DataType, n: int) -> pa.Array:
     return pa.repeat(pa.scalar(value, type_), n)
 
 
-def _msg_ids(targets: tuple | list, base: int) -> pa.Array:
+def _msg_id_list(targets: tuple | list, base: int) -> list[int]:
     """The msg_id of each target: ``("new", i)`` is ``base + i``, ``("old", msg_id)`` is itself."""
     kinds, refs = zip(*targets)
     # built-in functions mapped over the columns: no Python line per row, and no pyarrow.compute (its
     # import is about 50 ms of the driver's start-up, bench/RESULTS.md "Commit cost")
     offsets = map({"new": base, "old": 0}.__getitem__, kinds)
-    return pa.array(list(map(operator.add, refs, offsets)), pa.int64())
+    return list(map(operator.add, refs, offsets))
+
+
+def _joined(lists: list[dict[str, list]], names: tuple[str, ...]) -> dict[str, list]:
+    """The columns ``names`` of several parts' column lists, each part's rows after the one's before (the lists
+    themselves when there is one part)."""
+    if len(lists) == 1:
+        return {name: lists[0][name] for name in names}
+    return {name: list(chain.from_iterable(one[name] for one in lists)) for name in names}
 
 
 def _msg_id(target: tuple, base: int) -> int:
-    """The msg_id of one target (see :func:`_msg_ids`)."""
+    """The msg_id of one target (see :func:`_msg_id_list`)."""
     kind, ref = target
     return base + ref if kind == "new" else ref

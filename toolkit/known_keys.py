@@ -56,6 +56,12 @@ class KnownKeys:
         i = bisect.bisect_left(arr, value)
         return i < len(arr) and arr[i] == value
 
+    @property
+    def prefixes_empty(self) -> bool:
+        """True while no key is kept as a prefix (the catalog held none when the run started, and none was
+        spilled): :meth:`may_hold` is then False for every key, and need not be asked mail by mail."""
+        return not any(self._sets)
+
     def may_hold(self, blob_id: str, dedup_key: str, message_id: str | None) -> bool:
         """True when the catalog must be asked about one of these keys."""
         b, k, m = self._sets

@@ -36,9 +36,9 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
     """From now on, per commit: (lines of the project's code run, rows committed), and the appends per table."""
     commits: list[tuple[int, int]] = []
     appends: list[Counter] = []
-    real_commit = IngestWriter.commit
+    real_commit = IngestWriter.commit_parts
 
-    def commit(self, *args, **kwargs):
+    def commit(self, parts, *args, **kwargs):
         lines = 0
 
         def tracer(frame, event, arg):  # lines of the project's own code (not of lazy imports in libraries)
@@ -47,11 +47,11 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
                 lines += 1
             return tracer
 
-        rows = len(self.rows.messages) + len(self.rows.sightings) + len(self.rows.recipients)
+        rows = sum(len(p.rows.messages) + len(p.rows.sightings) + len(p.rows.recipients) for p in parts)
         appends.append(Counter())
         sys.settrace(tracer)
         try:
-            return real_commit(self, *args, **kwargs)
+            return real_commit(self, parts, *args, **kwargs)
         finally:
             sys.settrace(None)
             commits.append((lines, rows))
@@ -68,7 +68,7 @@ def _trace_commits(monkeypatch) -> tuple[list[tuple[int, int]], list[Counter]]:
             return real(con, rows, *args, **kwargs)
         return add
 
-    monkeypatch.setattr(IngestWriter, "commit", commit)
+    monkeypatch.setattr(IngestWriter, "commit_parts", commit)
     for name in ("append_rows", "append_columns"):
         if hasattr(ingest_rows, name):
             monkeypatch.setattr(ingest_rows, name, counting(getattr(ingest_rows, name)))
@@ -200,3 +200,73 @@ def test_a_run_uses_one_catalog_thread_and_rarer_collections_and_puts_both_back(
 def _catalog_threads(archive) -> int:
     with archive.catalog.reading() as con:
         return con.execute("SELECT current_setting('threads')").fetchone()[0]
+
+
+def _task_rows(k: int):
+    """The pending rows of the k-th of three decided tasks: every kind of row, targets new to the task and old
+    (messages of the task before: the driver numbers them ahead, docs/dedup.md "Deciding ahead")."""
+    from toolkit.ingest_writer import PendingRows
+
+    rows = PendingRows()
+    base = 1 + 3 * k  # three new messages per task
+    for i in range(3):
+        _message(rows, 10 * k + i, f"m{k}-{i}@x" if i else "shared@x", conflict=k > 0 and i == 0)
+        _sighting(rows, ("new", i), f"t{k}/{i}", "new" if not (k and i == 0) else "id-conflict",
+                  "msg:mapi2mime/1" if i == 2 else None)
+        rows.recipients += [(("new", i), "to", f"r{k}{i}@x"), (("new", i), "cc", "c@x")]
+    if k:
+        rows.conflicts.add(base - 3)  # the first message of the task before shares "shared@x"
+        rows.recipients.append((("old", base - 1), "envelope", f"e{k}@x"))
+        rows.envelopes.append((("old", base - 1), f"Sender: s{k}@x", f"{k:064x}"))
+        _sighting(rows, ("old", base - 2), f"t{k}/dup", "exact-duplicate", None)
+        rows.links.append((("new", 1), ("old", base - 1), "embedded", f"t{k}/1"))
+    rows.envelopes.append((("new", 1), f"Sender: own{k}@x", f"{k + 100:064x}"))
+    rows.conversions.append((("new", 2), "msg", "mapi2mime/1"))
+    rows.errors.append(("skipped", f"t{k}/junk", "not a mail"))
+    if k != 1:  # the middle task read no cursor of its own: the group's is the last one's
+        rows.set_cursor({"path": f"t{k}"})
+    return rows
+
+
+def _commit_dump(archive) -> dict:
+    with archive.catalog.reading() as con:
+        return {table: con.execute(f"SELECT * {drop} FROM {table} ORDER BY ALL").fetchall()
+                for table, drop in (("messages", "EXCLUDE (archived_at)"), ("recipients", ""),
+                                    ("envelopes", "EXCLUDE (learned_at)"), ("sightings", "EXCLUDE (seen_at)"),
+                                    ("message_links", ""), ("conversions", ""), ("run_errors", ""),
+                                    ("cursors", "EXCLUDE (updated_at)"), ("packs", "EXCLUDE (created_at)"),
+                                    ("runs", "EXCLUDE (started_at, finished_at, pid, host)"))}
+
+
+def test_tasks_committed_in_one_transaction_give_the_rows_of_one_commit_each(tmp_path):
+    """Commit groups (toolkit/ingest.py ``Ingest._due``): the rows of three decided tasks committed by one
+    ``commit_parts`` are exactly those of three commits, one per task, in the same order."""
+    from toolkit.ingest_writer import Part
+    from toolkit.pack import PackInfo
+
+    packs = [PackInfo(bytes([k]) * 16, f"packs/p{k}.pack", 100 + k, 3, bytes([k]) * 32, []) for k in range(3)]
+    dumps, done = [], []
+    for grouped in (False, True):
+        a = Archive.create(tmp_path / f"home{grouped}", str(tmp_path / f"m{grouped}"))
+        try:
+            w = IngestWriter(a.catalog, "import", "eml:/src", "eml")
+            w.open_run(False, 1, "host")
+            summary = RunSummary(w.run_id, "eml:/src", seen=12, archived=9)
+            if grouped:
+                parts = [Part(_task_rows(k), [packs[k]], 1 + 3 * k) for k in range(3)]
+                w.commit_parts(parts, 1, summary)
+                done.append([p.committed for p in parts])
+            else:
+                got = []
+                for k in range(3):
+                    w.rows = _task_rows(k)
+                    got.append(w.commit(packs[k], 1, summary, base=1 + 3 * k))
+                done.append(got)
+            assert w.last_cursor == {"path": "t2"}
+            dumps.append(_commit_dump(a))
+        finally:
+            a.close()
+    assert dumps[0] == dumps[1]
+    assert done[0] == done[1]
+    assert len(dumps[1]["messages"]) == 9 and len(dumps[1]["envelopes"]) == 5 and len(dumps[1]["packs"]) == 3
+    assert [r[1] for r in dumps[1]["cursors"]] == ['{"path": "t2"}']

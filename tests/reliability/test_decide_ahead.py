@@ -84,9 +84,9 @@ class Ahead(Ingest):
         if self._stop_after is not None and sum(e == "decided" for e, _ in self.log) == self._stop_after:
             self.request_stop()  # as Ctrl-C does, with the tasks before it decided and not all committed
 
-    def _commit(self, t) -> None:
-        self.log.append(("commit", t.base))
-        super()._commit(t)
+    def _commit(self, group) -> None:
+        self.log.extend(("commit", t.base) for t in group)
+        super()._commit(group)
 
 
 def _dump(archive: Archive) -> dict:

@@ -55,3 +55,41 @@ def test_the_read_hint_never_blocks_and_never_raises(tmp_path):
 
     threading.Thread(target=hint_all, daemon=True).start()
     assert done.wait(5), "will_read blocked (a FIFO opened without O_NONBLOCK?)"
+
+
+def _evict(path) -> bool:
+    """Drop a written file's pages from the page cache; True when the kernel did (not on every file system)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="no read that can refuse to wait on this system")
+def test_the_read_hint_is_given_only_when_a_file_is_not_in_memory(tmp_path):
+    """Files read a moment ago get no hint (its system calls would buy nothing); a chunk where one of the files
+    looked at is not cached gets the hint for all, and a FIFO or symlink among them is passed over."""
+    files = []
+    for i in range(40):
+        p = tmp_path / f"{i:02d}.eml"
+        p.write_bytes(b"Subject: x\r\n\r\n" + bytes([i]) * 20000)
+        files.append(os.fsencode(p))
+    for f in files:
+        read_regular_file(f)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "00.eml")
+    odd = [os.fsencode(fifo), os.fsencode(link), os.fsencode(tmp_path / "missing")]
+    assert will_read(*odd, *files) is False
+    assert will_read() is False
+    if not _evict(files[17]):
+        pytest.skip("this file system keeps the file's pages (tmpfs?)")
+    assert will_read(*odd, *files) is True  # files[17] is the third looked at (every tenth of the 43)
