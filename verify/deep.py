@@ -605,6 +605,31 @@ def _adopted(fut: cf.Future, task: dict) -> dict | None:
     return adopt(got, task)
 
 
+class _Tally:
+    """The packs' results as they come in, and whether the run must stop (F8: packs in a row in which no
+    record authenticates, before any pack did)."""
+
+    def __init__(self, prefetcher, reporter, on_result):
+        self.prefetcher, self.reporter, self.on_result = prefetcher, reporter, on_result
+        self.results: list[dict] = []
+        self.failed_packs = 0
+        self.any_ok = False
+
+    def account(self, res: dict) -> bool:
+        """Take one pack's result; True when the run must stop."""
+        self.prefetcher.finished_one()
+        self.results.append(res)
+        if self.on_result is not None:
+            self.on_result(res)
+        self.reporter.advance("verify packs", 1, bytes=res["bytes_read"])
+        if res["ok"]:
+            self.any_ok = True
+            self.failed_packs = 0
+        elif res["stopped"]:
+            self.failed_packs += 1
+        return not self.any_ok and self.failed_packs >= GLOBAL_FAIL_PACKS
+
+
 def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, prefetcher,
                  alongside=None, pool=None, early=None, on_result=None) -> list[dict]:
     """Check every pack; ``alongside()`` (the quick checks) runs in this process while the workers read packs,
@@ -612,108 +637,99 @@ def _check_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_by
     they began ahead of the catalog (``early.ahead``) are not handed out again unless their result is not taken.
     ``on_result(result)`` is called with each pack's result as it comes in (after ``alongside``)."""
     ahead = early.ahead if early is not None and pool is not None else {}
-    results: list[dict] = []
-    failed_packs = 0
-    any_ok = False
-
-    def account(res: dict) -> bool:
-        """Returns True when the run must stop (F8)."""
-        nonlocal failed_packs, any_ok
-        prefetcher.finished_one()
-        results.append(res)
-        if on_result is not None:
-            on_result(res)
-        reporter.advance("verify packs", 1, bytes=res["bytes_read"])
-        if res["ok"]:
-            any_ok = True
-            failed_packs = 0
-        elif res["stopped"]:
-            failed_packs += 1
-        return not any_ok and failed_packs >= GLOBAL_FAIL_PACKS
-
-    stop = False
+    tally = _Tally(prefetcher, reporter, on_result)
     if not _use_pool(tasks, workers, pool_min_bytes):
         for f in ahead.values():
             f.cancel()
         if alongside is not None:
             alongside()
-        for t in tasks:
-            if account(check_pack(archive, t)):
-                stop = True
-                break
+        stop = any(tally.account(check_pack(archive, t)) for t in tasks)  # the first True stops the loop
     else:
         with _pool(archive, workers, pool) as pool:
-            futures: dict = {}
-            guesses: dict = {}  # the future of a pack's check ahead of the catalog -> the pack's task
-            submitted: list[BaseException] = []
-
-            def submit() -> None:
-                # the first submit waits for the fork server to finish loading the modules and fork a worker:
-                # the quick checks run meanwhile
-                try:
-                    for t in tasks:
-                        guess = ahead.pop((t["medium_id"], t["name"]), None)
-                        if guess is not None:
-                            guesses[guess] = t
-                        else:
-                            futures[pool.submit(_task_in_worker, t)] = t
-                    for f in ahead.values():  # files the catalog does not list (Q03 names them)
-                        f.cancel()
-                except BaseException as exc:  # handed to the main thread
-                    submitted.append(exc)
-
-            submitter = threading.Thread(target=submit, name="verify-submit", daemon=True)
-            submitter.start()
-            try:
-                try:
-                    if alongside is not None:
-                        alongside()
-                finally:
-                    submitter.join()
-                if submitted:
-                    raise submitted[0]
-                pending = set(futures) | set(guesses)
-                while pending and not stop:
-                    done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        if fut in guesses:
-                            t = guesses.pop(fut)  # with its result (the footer's entries): kept no longer
-                            res = _adopted(fut, t)
-                            early.taken += res is not None and not res["problems"]  # not a pool that broke
-                            if res is None:  # not proven by the catalog: the pack's own check, as always
-                                early.redone += 1
-                                try:
-                                    again = pool.submit(_task_in_worker, t)
-                                except Exception as exc:
-                                    res = _failed(t, exc)
-                                else:
-                                    futures[again] = t
-                                    pending.add(again)
-                                    continue
-                        else:
-                            t = futures[fut]
-                            try:
-                                res = fut.result()
-                            except Exception as exc:  # a worker died or raised: name the pack, keep going
-                                res = _failed(t, exc)
-                        if account(res):
-                            stop = True
-                            break
-            except BaseException:  # the quick checks failed (or an interrupt): read no further packs
-                stop = True
-                raise
-            finally:
-                if stop:
-                    for f in [*futures, *guesses, *ahead.values()]:
-                        f.cancel()
-                if early is not None:  # the workers end while this process writes the report (EarlyWorkers waits)
-                    pool.shutdown(wait=False)
+            stop = _check_pooled(pool, tasks, ahead, alongside, early, tally)
+    results = tally.results
     if stop:
         results.append({"pack": None, "medium": None, "records": 0, "ok": 0, "bytes_read": 0, "stopped": True,
                         "auth_failed": [], "problems": [(
-                            "F02", f"verification stopped: {failed_packs} packs in a row in which no record authenticates "
-                            "— wrong key or foreign archive? The remaining packs were not checked.", {})]})
+                            "F02", f"verification stopped: {tally.failed_packs} packs in a row in which no record "
+                            "authenticates — wrong key or foreign archive? The remaining packs were not checked.", {})]})
     return results
+
+
+def _check_pooled(pool, tasks: list[dict], ahead: dict, alongside, early, tally: _Tally) -> bool:
+    """:func:`_check_packs` with worker processes; True when the run stopped (F8)."""
+    futures: dict = {}
+    guesses: dict = {}  # the future of a pack's check ahead of the catalog -> the pack's task
+    submitted: list[BaseException] = []
+
+    def submit() -> None:
+        # the first submit waits for the fork server to finish loading the modules and fork a worker:
+        # the quick checks run meanwhile
+        try:
+            for t in tasks:
+                guess = ahead.pop((t["medium_id"], t["name"]), None)
+                if guess is not None:
+                    guesses[guess] = t
+                else:
+                    futures[pool.submit(_task_in_worker, t)] = t
+            for f in ahead.values():  # files the catalog does not list (Q03 names them)
+                f.cancel()
+        except BaseException as exc:  # handed to the main thread
+            submitted.append(exc)
+
+    stop = False
+    submitter = threading.Thread(target=submit, name="verify-submit", daemon=True)
+    submitter.start()
+    try:
+        try:
+            if alongside is not None:
+                alongside()
+        finally:
+            submitter.join()
+        if submitted:
+            raise submitted[0]
+        pending = set(futures) | set(guesses)
+        while pending and not stop:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                res = _pooled_result(pool, fut, futures, guesses, pending, early)
+                if res is not None and tally.account(res):
+                    stop = True
+                    break
+    except BaseException:  # the quick checks failed (or an interrupt): read no further packs
+        stop = True
+        raise
+    finally:
+        if stop:
+            for f in [*futures, *guesses, *ahead.values()]:
+                f.cancel()
+        if early is not None:  # the workers end while this process writes the report (EarlyWorkers waits)
+            pool.shutdown(wait=False)
+    return stop
+
+
+def _pooled_result(pool, fut, futures: dict, guesses: dict, pending: set, early) -> dict | None:
+    """The result of a finished future of :func:`_check_pooled`; None when a check ahead of the catalog was not
+    proven by it and the pack's own check was handed out instead (its future joins ``pending``)."""
+    if fut not in guesses:
+        t = futures[fut]
+        try:
+            return fut.result()
+        except Exception as exc:  # a worker died or raised: name the pack, keep going
+            return _failed(t, exc)
+    t = guesses.pop(fut)  # with its result (the footer's entries): kept no longer
+    res = _adopted(fut, t)
+    early.taken += res is not None and not res["problems"]  # not a pool that broke
+    if res is not None:
+        return res
+    early.redone += 1  # not proven by the catalog: the pack's own check, as always
+    try:
+        again = pool.submit(_task_in_worker, t)
+    except Exception as exc:
+        return _failed(t, exc)
+    futures[again] = t
+    pending.add(again)
+    return None
 
 
 def run_full(archive, report: Report, *, workers: int | None = None, reporter=None,

@@ -204,6 +204,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("exporters.maildir", "_KEYWORD_LETTER"): ("fullmatch", _runs("$maildir-keyword-")),
     # ---- verify: pack paths, openssl ts -text output of a token (an evidence bundle is untrusted)
     ("verify.checks", "_PACK_RE"): ("match", _runs("packs/", "0")),
+    ("verify.ahead", "_PACK_NAME"): ("match", _runs("packs/", "0")),
     ("verify.tokens", r"(\w{3})\s+(\d+)\s+(\d+):(\d+):(\d+)(?:\.(\d+))?\s+(\d{4})"): (
         "match", [_tail("Jan", " "), _tail("Jan 1", " "), _tail("Jan 1 1:1:1.", "1")]),
     ("verify.tokens", r"(\d{14})(?:\.(\d{1,6})\d*)?Z"): ("fullmatch", [*_runs("1", "1."), _tail("20240101000000.", "1"),
