@@ -196,25 +196,13 @@ class IngestWriter:
             "batch_id": pa.nulls(n, pa.int32())}, n)
 
     def _append_recipients(self, con, parts: list["Part"]) -> None:
-        msg_ids, kinds, addresses = [], [], []
-        for part in parts:
-            if part.rows.recipients:
-                targets, k, a = zip(*part.rows.recipients)
-                msg_ids += _msg_id_list(targets, part.base)
-                kinds += k
-                addresses += a
+        msg_ids, kinds, addresses = _triples(parts, "recipients")
         if msg_ids:
             store.append_columns(con, "recipients", {"msg_id": pa.array(msg_ids, pa.int64()), "kind": kinds,
                                                      "address": addresses}, len(msg_ids))
 
     def _append_envelopes(self, con, parts: list["Part"], env_base: int, now: dt.datetime) -> None:
-        msg_ids, texts, shas = [], [], []
-        for part in parts:
-            if part.rows.envelopes:
-                targets, t, h = zip(*part.rows.envelopes)
-                msg_ids += _msg_id_list(targets, part.base)
-                texts += t
-                shas += h
+        msg_ids, texts, shas = _triples(parts, "envelopes")
         n = len(msg_ids)
         store.append_columns(con, "envelopes", {
             "envelope_id": range(env_base, env_base + n), "msg_id": pa.array(msg_ids, pa.int64()),
@@ -236,13 +224,7 @@ class IngestWriter:
             "owner": _same(self.owner, pa.string(), n)}, n)
 
     def _append_conversions(self, con, parts: list["Part"]) -> None:
-        msg_ids, kinds, converters = [], [], []
-        for part in parts:
-            if part.rows.conversions:
-                targets, k, c = zip(*part.rows.conversions)
-                msg_ids += _msg_id_list(targets, part.base)
-                kinds += k
-                converters += c
+        msg_ids, kinds, converters = _triples(parts, "conversions")
         if msg_ids:
             store.append_columns(con, "conversions", {"msg_id": pa.array(msg_ids, pa.int64()), "source_kind": kinds,
                                                       "converter": converters}, len(msg_ids))
@@ -264,6 +246,20 @@ _TS = pa.timestamp("us", tz="UTC")
 def _same(value: Any, type_: pa.DataType, n: int) -> pa.Array:
     """A column of ``n`` times ``value`` (one conversion, not one per row)."""
     return pa.repeat(pa.scalar(value, type_), n)
+
+
+def _triples(parts: list["Part"], table: str) -> tuple[list, list, list]:
+    """The (target, a, b) rows of ``table`` (recipients, envelopes, conversions) of every part, as three columns:
+    the targets turned into msg_ids from each part's own base."""
+    msg_ids, first, second = [], [], []
+    for part in parts:
+        rows = getattr(part.rows, table)
+        if rows:
+            targets, a, b = zip(*rows)
+            msg_ids += _msg_id_list(targets, part.base)
+            first += a
+            second += b
+    return msg_ids, first, second
 
 
 def _msg_id_list(targets: tuple | list, base: int) -> list[int]:
