@@ -2,7 +2,9 @@
 N1 guarantees as the importers' own reads — no symlink followed, no FIFO or device read."""
 from __future__ import annotations
 
+import ctypes
 import errno
+import mmap
 import os
 import tempfile
 import threading
@@ -59,17 +61,34 @@ def test_the_read_hint_never_blocks_and_never_raises(tmp_path):
     assert done.wait(5), "will_read blocked (a FIFO opened without O_NONBLOCK?)"
 
 
+def _resident_pages(fd: int, size: int) -> int:
+    """How many of the file's pages are in the page cache (mincore over a mapping that touches none of them; a
+    read that refuses to wait would start the kernel's read-ahead and bring them back)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap")
+    try:
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        if libc.mincore(addr, size, vec) != 0:
+            raise OSError(ctypes.get_errno(), "mincore")
+        return sum(v & 1 for v in vec)
+    finally:
+        libc.munmap(addr, size)
+
+
 def _evict(path) -> bool:
     """Drop a written file's pages from the page cache; True when the kernel did (not on every file system)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        try:
-            os.preadv(fd, [bytearray(4096)], 0, os.RWF_NOWAIT)
-        except BlockingIOError:
-            return True
-        return False
+        return _resident_pages(fd, os.fstat(fd).st_size) == 0
     finally:
         os.close(fd)
 
@@ -80,11 +99,7 @@ def disk_dir(tmp_path):
     which keeps them) a directory beside the tests in the checkout."""
     probe = tmp_path / "probe"
     probe.write_bytes(b"x" * 8192)
-    try:
-        droppable = not hasattr(os, "RWF_NOWAIT") or _evict(probe)
-    except OSError:  # a tmpfs refuses the read that would not wait (EOPNOTSUPP)
-        droppable = False
-    if droppable:
+    if _evict(probe):
         yield tmp_path
         return
     with tempfile.TemporaryDirectory(dir=Path(__file__).resolve().parent) as d:
