@@ -16,12 +16,13 @@ The mails are read into memory first; the same 1,600 mails (one 64 MiB task) on 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ab_children import parser, run_pairs  # noqa: E402
 
 _CHILD = r"""
 import hashlib, json, os, pickle, sys, tempfile, time, uuid
@@ -64,25 +65,8 @@ print(json.dumps({k: v / len(mails) * 1e6 for k, v in best.items()}))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--base", required=True, help="the other checkout (the code before)")
-    ap.add_argument("--new", help="the checkout to compare (default: this one)")
-    ap.add_argument("--tree", default="/work/bench40k/eml")
-    ap.add_argument("--mails", type=int, default=1600)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--pairs", type=int, default=3)
-    args = ap.parse_args()
-    paths = sorted(str(p) for p in Path(args.tree).rglob("*") if p.is_file())[: args.mails]
-    sides = {"base": Path(args.base).resolve(), "new": Path(args.new or Path(__file__).resolve().parents[1])}
-    got: dict[str, list[dict]] = {k: [] for k in sides}
-    for i in range(args.pairs):
-        for name in (list(sides) if i % 2 == 0 else list(reversed(sides))):
-            env = {**os.environ, "PYTHONPATH": str(sides[name])}
-            p = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(paths), str(args.rounds)], cwd=sides[name],
-                               capture_output=True, text=True, env=env)
-            if p.returncode:
-                raise SystemExit(p.stderr)
-            got[name].append(json.loads(p.stdout.strip().splitlines()[-1]))
+    args = parser(__doc__.splitlines()[0], rounds=7).parse_args()
+    paths, got = run_pairs(_CHILD, args)
     print(f"{len(paths)} mails, load average {os.getloadavg()[0]:.2f}; µs per mail, best of {args.pairs} × {args.rounds}")
     for name, rs in got.items():
         print(f"{name:4}: " + "  ".join(f"{k} {min(r[k] for r in rs):6.2f}" for k in ("seal", "write", "pickle", "unpickle")))

@@ -66,6 +66,7 @@ no shared state) so that sealing and checking can run in worker processes
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import struct
@@ -1088,8 +1089,6 @@ READ_BLOCK = 1 << 20
 
 def _block_for(f) -> int:
     """:data:`READ_BLOCK` for a file of the operating system (whose read errors are OSError), else 0."""
-    import io
-
     return READ_BLOCK if isinstance(f, io.BufferedReader) and isinstance(f.raw, io.FileIO) else 0
 
 

@@ -260,20 +260,27 @@ def _hashed(results) -> Iterator[tuple]:
     batch: list = []
     size = 0
     for r in results:
-        batch.append(r)
-        if not isinstance(r, (ReadFailure, NotMail)):
-            size += len(r.raw if isinstance(r, Trimmed) else r)
+        mail = _mail_of(r)
+        batch.append((r, mail))
+        if mail is not None:
+            size += len(mail)
             if size >= HASH_BATCH_BYTES:
                 yield from _hash_batch(batch)
                 batch, size = [], 0
     yield from _hash_batch(batch)
 
 
+def _mail_of(result) -> bytes | None:
+    """The mail's bytes of a read result (a Trimmed one's as cut), None for a ReadFailure or NotMail."""
+    if isinstance(result, (ReadFailure, NotMail)):
+        return None
+    return result.raw if isinstance(result, Trimmed) else result
+
+
 def _hash_batch(batch: list) -> Iterator[tuple]:
-    mails = [r.raw if isinstance(r, Trimmed) else r for r in batch if not isinstance(r, (ReadFailure, NotMail))]
-    digests = iter(blob_ids.sha256_many(mails))
-    for r in batch:
-        yield r, None if isinstance(r, (ReadFailure, NotMail)) else next(digests)
+    digests = iter(blob_ids.sha256_many([mail for _, mail in batch if mail is not None]))
+    for r, mail in batch:
+        yield r, None if mail is None else next(digests)
 
 
 def _result(prepared: list, info: PackInfo | None) -> PackResult:
