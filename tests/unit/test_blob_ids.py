@@ -199,6 +199,12 @@ def test_batches_of_a_task_are_bounded_and_hash_every_mail(monkeypatch):
     assert seen == [1200, 2010, 5]  # each batch ends once it holds HASH_BATCH_BYTES of mail
 
 
+def _prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter in the checkout: it must end well and print ``ok``."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
 def test_the_fallback_without_the_compiled_module():
     # a process where toolkit._sha256mb cannot be imported: hashlib is the engine, a pack task runs as before
     code = (
@@ -215,8 +221,7 @@ def test_the_fallback_without_the_compiled_module():
         "with pytest.raises(ValueError):\n"
         "    blob_ids.use('avx2')\n"
         "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok(code)
 
 
 def test_a_mail_that_would_run_alone_in_its_lane_goes_to_hashlib():
@@ -295,5 +300,4 @@ def test_the_fallback_where_no_engine_runs(tmp_path):
         "data = [b'y' * n for n in range(20)]\n"
         "assert blob_ids.sha256_many(data) == [hashlib.sha256(d).digest() for d in data]\n"
         "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    _prints_ok(code)
