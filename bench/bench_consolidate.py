@@ -61,6 +61,8 @@ from toolkit.ingest import Ingest  # noqa: E402
 from toolkit.reporter import NullReporter  # noqa: E402
 
 from bench_import import cpu_model, loadavg, mailarchive_cmd, record as record_section, run_measured  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 MAIL_RAW = 768 * 1024  # random bytes per mail (base64: ~1 MB of mail, ~0.78 MB packed)
 
@@ -515,6 +517,7 @@ def main() -> None:
                     help="replace the '## Consolidation' section of bench/RESULTS.md ('## Consolidation, N MB of packs' "
                          "for another --mb)")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.baseline)  # bench/bytecode.py
     load_before = loadavg()
     root = Path(tempfile.mkdtemp(prefix="bench-consolidate-", dir=args.dir))
     try:

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-password-123"
@@ -120,6 +122,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cold", action="store_true", help="drop the page cache before each run (root)")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
     sides = {"old": args.base.resolve(), "new": REPO}
     work = Path(tempfile.mkdtemp(prefix="bench-driver-cpu-"))
     print(f"load before: {_load()}  cores: {os.cpu_count()}  {'cold' if args.cold else 'warm'} cache")

@@ -50,6 +50,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from make_corpus import make_message  # noqa: E402
 from services.dovecot import MAIL_UID, start_dovecot  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 USER = "bench"
 PASSWORD_ENV = "correct horse battery staple"
@@ -306,6 +308,7 @@ def main() -> None:
     ap.add_argument("--floor", action="store_true", help="also measure the floor (reader alone + fixed per-mail work)")
     ap.add_argument("--record", action="store_true", help="rewrite the '## IMAP and POP3' section of bench/RESULTS.md")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
     if shutil.which("mbsync") is None:
         raise SystemExit("mbsync missing: apt-get install -y --no-install-recommends isync")
     from services.latency_proxy import LatencyProxy

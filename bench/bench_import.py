@@ -45,6 +45,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -658,6 +660,7 @@ def main() -> None:
                     help="hide the CPU's SHA extensions from OpenSSL (OPENSSL_ia32cap) for every contender and the "
                          "floor: the figures of a CPU without them, on this one")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
     if args.mask_sha:
         mask_sha_and_reexec()
     only = set(args.only.split(","))

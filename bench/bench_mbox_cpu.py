@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 PASSWORD = "bench-password-123"
 
@@ -98,6 +100,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="mbox,eml", help="of mbox, eml, maildir (the corpus's maildir/)")
     ap.add_argument("--scan", action="store_true", help="also time the splitter alone")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent)  # bench/bytecode.py
     trees = [str(Path(t).resolve()) for t in args.trees.split(",")]
     sources = {"mbox": os.path.join(args.corpus, "corpus.mbox"), "eml": os.path.join(args.corpus, "eml"),
                "maildir": os.path.join(args.corpus, "maildir")}

@@ -38,6 +38,8 @@ sys.path.insert(0, str(REPO / "bench"))
 from bench_imap import PASSWORD_ENV, fill, machine  # noqa: E402
 from services.dovecot import start_dovecot  # noqa: E402
 from services.latency_proxy import LatencyProxy  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 
 def run_cli(work: Path, home: Path, *args: str) -> tuple[float, float, float, dict]:
@@ -79,6 +81,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--record", action="store_true", help="rewrite the '## Migration plans' section of bench/RESULTS.md")
     a = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent)  # bench/bytecode.py
     started = machine()
     runs: dict[str, list[tuple[float, float, float]]] = {"seq": [], "par": []}
     work = Path(tempfile.mkdtemp(prefix="bench-migrate-"))

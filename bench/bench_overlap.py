@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -168,6 +170,7 @@ def main() -> None:
     ap.add_argument("--timeline", action="store_true", help="print the busy cores per 100 ms")
     ap.add_argument("extra", nargs="*", help="more arguments for the import command")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
     trees = [("new", REPO)] + ([("base", args.base)] if args.base else [])
     results: dict[str, list[dict]] = {name: [] for name, _ in trees}
     for i in range(args.pairs):

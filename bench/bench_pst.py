@@ -118,6 +118,8 @@ def convert_only(store: Path, deencapsulate: bool = True) -> int:
 
 _CONVERT_ELSEWHERE = """
 import json, resource, sys, time
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 sys.path.insert(0, ".")
 from importers.pst import PstImporter
 from toolkit.reporter import NullReporter
@@ -265,6 +267,7 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="a checkout of earlier code (e.g. `git archive main | tar -x -C DIR`, "
                                                   "with the commit in DIR/COMMIT) timed in the same run")
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.baseline)  # bench/bytecode.py
     if not shutil.which("readpst"):
         sys.exit("readpst is missing: apt-get install -y pst-utils (Debian package)")
     load_before = loadavg()

@@ -31,6 +31,8 @@ sys.path.insert(0, str(REPO))
 
 from toolkit import headers  # noqa: E402
 from toolkit.prepare import prepare  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bytecode import compile_checkout  # noqa: E402
 
 BINDINGS = ("_content_end", "_has_blank_before_lf", "_strip_blanks", "_crlf_to_lf", "_wanted_fields", "_fast_addresses")
 
@@ -103,6 +105,7 @@ def main() -> None:
     ap.add_argument("--base", type=Path, help="another checkout with .venv: part 2 compares `import eml` with it")
     ap.add_argument("--pairs", type=int, default=3)
     args = ap.parse_args()
+    compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
     if headers._native is None:
         sys.exit("toolkit._native is not built: run `.venv/bin/pip install --no-deps -e .` with a C compiler")
     files = sorted(p for p in args.eml.rglob("*") if p.is_file())
