@@ -73,7 +73,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import NamedTuple
 
 from . import hashes
-from .plausible_dates import plausible
+from .plausible_dates import AHEAD, plausible
 
 __all__ = ["MailMeta", "Split", "scan", "header_fields", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id",
            "split_mail", "split_message"]
@@ -595,6 +595,8 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
     caller already has it (the mail is then not split again).
     """
     meta, first = _scan(raw, max_header_bytes, max_addresses, deadline, body_hash, split, False)
+    if first is None:  # the compiled scan read the block and made the key
+        return meta
     try:
         mid_raw = normalise_message_id(_unfold(first["message-id"])) if "message-id" in first else None
         meta.dedup_key = dedup_key(
@@ -616,8 +618,9 @@ def header_fields(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses:
 
 
 def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_hash: bytes | None,
-          split: Split | None, fields_only: bool) -> tuple[MailMeta, dict[str, str]]:
-    """:func:`scan` up to the dedup key: the metadata and the first value of each wanted field."""
+          split: Split | None, fields_only: bool) -> tuple[MailMeta, dict[str, str] | None]:
+    """:func:`scan` up to the dedup key: the metadata and the first value of each wanted field; or the
+    metadata with its dedup key and None, when the compiled scan read a usual block (``_scan_usual``)."""
     if not isinstance(raw, bytes):
         raw = bytes(raw)
     meta = MailMeta()
@@ -635,6 +638,18 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
     meta.body_hash = body_hash
     if not fields_only and nul:
         defects.append("nul-bytes")
+    if _scan_usual is not None and not fields_only and header_block and len(header_block) <= max_header_bytes:
+        try:
+            usual = _scan_usual(header_block, max_addresses, time.time() + _AHEAD)
+        except Exception:  # pragma: no cover - MemoryError: the Python scan below records what happens
+            usual = None
+        if usual is not None:  # the same values the Python scan gives (tests/unit/test_scan_usual.py)
+            (meta.message_id, mid, meta.subject, meta.sent_date, meta.from_addr, meta.from_name, meta.to, meta.cc,
+             meta.bcc, meta.spam, meta.journal, more) = usual
+            defects += more
+            # dedup_key(message_id, body_hash) of the normalised Message-ID's bytes (the stored recipe)
+            meta.dedup_key = _sha256(b"%smid\0%s\0%s" % (DEDUP_PREFIX, mid, body_hash)).digest()
+            return meta, None
     first: dict[str, str] = {}
     t_end = time.monotonic() + deadline  # the deadline is for header parsing, not for hashing a large body
     try:
@@ -674,6 +689,15 @@ def _wanted_fields_py(block: bytes) -> list[tuple[str, str]] | None:
 
 
 _wanted_fields = _native.wanted_fields if _native is not None else _wanted_fields_py
+
+# The compiled header scan of a usual block (toolkit/_native.c ``scan_usual``): the message's fields, its
+# header defects and its Message-ID's key bytes in one pass, equal to what _scan_headers and dedup_key
+# give for it (tests/unit/test_scan_usual.py compares them on the corpora and on random blocks); None for
+# anything else (encoded words, odd dates or addresses, no Message-ID, ...), which the Python scan reads.
+# Without the compiled module the Python scan reads every block.
+_scan_usual = _native.scan_usual if _native is not None and hasattr(_native, "scan_usual") else None
+_AHEAD = AHEAD.total_seconds()  # a date up to a day after the scan is plausible (toolkit/plausible_dates.py)
+_sha256 = hashlib.sha256
 
 
 def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_header_bytes: int,
