@@ -908,6 +908,105 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ the header block / body split */
+
+static PyObject *str_empty_message, *str_no_headers, *str_no_separator;
+
+/* Does s[i:n] start like _HEADER_LINE of toolkit/headers.py:
+ * From |[!-9;-~]+[ \t]*:|[ \t][^\r\n]*+\r?\n[!-9;-~]+: ? */
+static int
+header_line_at(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
+{
+    if (n - i >= 5 && memcmp(s + i, "From ", 5) == 0)
+        return 1;
+    Py_ssize_t j = i;
+    if (j < n && IS_BLANK(s[j])) {
+        j++;
+        while (j < n && s[j] != '\r' && s[j] != '\n')
+            j++;
+        if (j < n && s[j] == '\r')
+            j++;
+        if (j >= n || s[j] != '\n')
+            return 0;
+        j++;
+        Py_ssize_t k = j;
+        while (k < n && IS_NAME(s[k]))
+            k++;
+        return k > j && k < n && s[k] == ':';
+    }
+    while (j < n && IS_NAME(s[j]))
+        j++;
+    if (j == i)
+        return 0;
+    while (j < n && IS_BLANK(s[j]))
+        j++;
+    return j < n && s[j] == ':';
+}
+
+/* split_mail(raw): (skip, header_end, body_start, defect, block) of toolkit.headers._split_mail_py(raw) for bytes */
+static PyObject *
+native_split_mail(PyObject *self, PyObject *raw)
+{
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "split_mail() takes bytes");
+        return NULL;
+    }
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(raw);
+    const Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    Py_ssize_t pos = n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf ? 3 : 0;
+    Py_ssize_t end = pos, start = pos;
+    PyObject *defect = Py_None;
+    if (pos >= n)
+        defect = str_empty_message;
+    else if (s[pos] == '\n') {
+        start = pos + 1;
+        defect = str_no_headers;
+    } else if (n - pos >= 2 && s[pos] == '\r' && s[pos + 1] == '\n') {
+        start = pos + 2;
+        defect = str_no_headers;
+    } else if (!header_line_at(s, pos, n))
+        defect = str_no_headers;
+    else {
+        /* the first \n\n or \n\r\n */
+        const unsigned char *lf = s + pos;
+        int found = 0, any_lf = 0;
+        while ((lf = memchr(lf, '\n', (size_t)(s + n - lf))) != NULL) {
+            any_lf = 1;
+            Py_ssize_t k = lf - s;
+            if (k + 1 < n && s[k + 1] == '\n') {
+                end = k + 1;
+                start = k + 2;
+                found = 1;
+                break;
+            }
+            if (k + 2 < n && s[k + 1] == '\r' && s[k + 2] == '\n') {
+                end = k + 1;
+                start = k + 3;
+                found = 1;
+                break;
+            }
+            lf++;
+        }
+        if (!found && !any_lf) {   /* no LF at all: classic Mac \r\r */
+            for (Py_ssize_t k = pos; k + 1 < n; k++)
+                if (s[k] == '\r' && s[k + 1] == '\r') {
+                    end = k + 1;
+                    start = k + 2;
+                    found = 1;
+                    break;
+                }
+        }
+        if (!found) {
+            end = start = n;
+            defect = str_no_separator;
+        }
+    }
+    PyObject *block = PyBytes_FromStringAndSize((const char *)s + pos, end - pos);
+    if (block == NULL)
+        return NULL;
+    return Py_BuildValue("(nnnON)", pos, end, start, defect, block);
+}
+
 /* ------------------------------------------------------------------ the usual header scan */
 
 /* scan_usual(block, max_addresses, latest): what toolkit/headers.py _scan_headers (not fields_only) and
@@ -1417,6 +1516,8 @@ static PyMethodDef native_methods[] = {
      "mbox_scan(buf, pos, eof, cap): importers.mbox._mbox_scan_py(buf, pos, eof, cap)."},
     {"find_from_line", (PyCFunction)(void (*)(void))native_find_from_line, METH_FASTCALL,
      "find_from_line(buf, start): buf.find(b'\\nFrom', start) for start >= 0."},
+    {"split_mail", (PyCFunction)native_split_mail, METH_O,
+     "split_mail(raw): toolkit.headers._split_mail_py(raw) as a tuple, for bytes."},
     {"scan_usual", (PyCFunction)(void (*)(void))native_scan_usual, METH_FASTCALL,
      "scan_usual(block, max_addresses, latest): the header scan of a usual block, or None "
      "(toolkit.headers._scan_usual_py)."},
@@ -1441,7 +1542,8 @@ PyInit__native(void)
     struct { PyObject **slot; const char *text; } codes[] = {
         {&str_header_8bit, "header-8bit"}, {&str_date_implausible, "date-implausible"},
         {&str_date_missing, "date-missing"}, {&str_from_missing, "from-missing"},
-        {&str_address_unparsable, "address-unparsable"},
+        {&str_address_unparsable, "address-unparsable"}, {&str_empty_message, "empty-message"},
+        {&str_no_headers, "no-headers"}, {&str_no_separator, "no-header-body-separator"},
     };
     for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
         if (*codes[k].slot == NULL && (*codes[k].slot = PyUnicode_InternFromString(codes[k].text)) == NULL)

@@ -384,7 +384,15 @@ class Split(NamedTuple):
 
 
 def split_mail(raw: bytes) -> Split:
-    """The header block / body split of a whole mail (after a UTF-8 BOM, if it has one)."""
+    """The header block / body split of a whole mail (after a UTF-8 BOM, if it has one): for bytes in one
+    compiled pass (``_native.split_mail``), equal to :func:`_split_mail_py` (tests/unit/test_native.py)."""
+    if _native_split is not None and type(raw) is bytes:
+        return _tuple_new(Split, _native_split(raw))
+    return _split_mail_py(raw)
+
+
+def _split_mail_py(raw: bytes) -> Split:
+    """:func:`split_mail` in Python: the reference, and what runs without the compiled module."""
     skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     header_end, body_start, defect = split_offsets(raw, skip)
     return Split(skip, header_end, body_start, defect, raw[skip:header_end])
@@ -689,6 +697,8 @@ def _wanted_fields_py(block: bytes) -> list[tuple[str, str]] | None:
 
 
 _wanted_fields = _native.wanted_fields if _native is not None else _wanted_fields_py
+_native_split = getattr(_native, "split_mail", None)
+_tuple_new = tuple.__new__
 
 # The compiled header scan of a usual block (toolkit/_native.c ``scan_usual``): the message's fields, its
 # header defects and its Message-ID's key bytes in one pass, equal to what _scan_headers and dedup_key
