@@ -12,6 +12,9 @@
  *   crlf_to_lf(buf, start)                _crlf_to_lf_py
  *   wanted_fields(block)                  _wanted_fields_py
  *   fast_addresses(value)                 _fast_addresses_py (ASCII text; the caller checks)
+ *   split_mail(raw)                       _split_mail_py (bytes), as a tuple
+ *   scan_usual(block, max_addresses, latest)  the Python header scan of a usual block, or None
+ *                                         (tests/unit/test_scan_usual.py compares it with _scan_headers)
  *
  * Every function is one forward pass (memchr-driven) over the buffer it is given, never
  * looks back further than the current line, and allocates at most one result the size of

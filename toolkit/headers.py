@@ -16,7 +16,10 @@ Compiled scans
     address lists) run in the optional C module ``toolkit._native`` when it
     was built; each equals the ``_py`` function here, which stays the
     reference and runs when it was not (``NATIVE`` says which;
-    docs/architecture.md, "Compiled scans").
+    docs/architecture.md, "Compiled scans"). A usual header block (plain
+    fields, a Message-ID, plain address lists, a date in the usual form, no
+    encoded words) is read whole by the compiled ``scan_usual``, equal to the
+    Python scan here, which reads every other block.
 
 Header block / body split
     The header block ends at the first empty line (``\\n\\n``, ``\\r\\n\\r\\n``
