@@ -1023,8 +1023,9 @@ native_split_mail(PyObject *self, PyObject *raw)
  * From name without =? or control characters. ``latest``: the latest plausible date, as seconds after
  * 1970 UTC (a float: the import's clock plus a day).
  *
- * Returns (message_id, mid_key, subject, sent_date, from_addr, from_name, to, cc, bcc, spam, journal,
- * defects), mid_key being the normalised Message-ID's bytes (dedup_key's MID). */
+ * Returns (message_id, subject, from_addr, from_name, to, cc, bcc, sent_date, spam, defects, mid_key, journal):
+ * MailMeta's first fields in its order, then mid_key, the normalised Message-ID's bytes (dedup_key's MID),
+ * and the journal flag. */
 
 /* the defect codes scan_usual reports (made once, at import) */
 static PyObject *str_header_8bit, *str_date_implausible, *str_date_missing, *str_from_missing, *str_address_unparsable;
@@ -1474,8 +1475,8 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto unusual;   /* headers-capped: the Python scan */
         budget -= PyList_GET_SIZE(lists[q]);
     }
-    out = Py_BuildValue("(NNNNNNNNNOON)", mid, mid_key, subject, sent, from_addr, from_name, lists[0], lists[1],
-                        lists[2], spam ? Py_True : Py_False, journal ? Py_True : Py_False, defects);
+    out = Py_BuildValue("(NNNNNNNNONNO)", mid, subject, from_addr, from_name, lists[0], lists[1], lists[2], sent,
+                        spam ? Py_True : Py_False, defects, mid_key, journal ? Py_True : Py_False);
     mid = mid_key = subject = sent = from_addr = from_name = lists[0] = lists[1] = lists[2] = defects = NULL;
     goto done;
 unusual:

@@ -634,19 +634,16 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
     metadata with its dedup key and None, when the compiled scan read a usual block (``_scan_usual``)."""
     if not isinstance(raw, bytes):
         raw = bytes(raw)
-    meta = MailMeta()
-    defects = meta.defects
+    defects: list[str] = []
     skip, _, body_start, split_defect, header_block = split if split is not None else split_mail(raw)
     if skip:  # a UTF-8 BOM before the first header (some exports)
         defects.append("bom")
     if split_defect:
         defects.append(split_defect)
-    meta.header_size = len(header_block)
     if body_hash is None:  # the body hash and the NUL check in one pass over the mail
         body_hash, nul = _hash_body_nul(raw, body_start)
     else:
         nul = not fields_only and b"\0" in raw
-    meta.body_hash = body_hash
     if not fields_only and nul:
         defects.append("nul-bytes")
     if _scan_usual is not None and not fields_only and header_block and len(header_block) <= max_header_bytes:
@@ -655,12 +652,13 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
         except Exception:  # pragma: no cover - MemoryError: the Python scan below records what happens
             usual = None
         if usual is not None:  # the same values the Python scan gives (tests/unit/test_scan_usual.py)
-            (meta.message_id, mid, meta.subject, meta.sent_date, meta.from_addr, meta.from_name, meta.to, meta.cc,
-             meta.bcc, meta.spam, meta.journal, more) = usual
+            mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, more, mid_key, journal = usual
             defects += more
             # dedup_key(message_id, body_hash) of the normalised Message-ID's bytes (the stored recipe)
-            meta.dedup_key = _sha256(b"%smid\0%s\0%s" % (DEDUP_PREFIX, mid, body_hash)).digest()
-            return meta, None
+            key = _sha256(b"%smid\0%s\0%s" % (DEDUP_PREFIX, mid_key, body_hash)).digest()
+            return MailMeta(mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, defects, body_hash, key,
+                            len(header_block), journal), None
+    meta = MailMeta(defects=defects, body_hash=body_hash, header_size=len(header_block))
     first: dict[str, str] = {}
     t_end = time.monotonic() + deadline  # the deadline is for header parsing, not for hashing a large body
     try:
