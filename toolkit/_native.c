@@ -1015,17 +1015,18 @@ native_split_mail(PyObject *self, PyObject *raw)
 /* scan_usual(block, max_addresses, latest): what toolkit/headers.py _scan_headers (not fields_only) and
  * the dedup key's Message-ID give for a usual header block, in one pass over its wanted fields; None when
  * the block or one of its fields is not usual (the caller then runs the Python scan, which stays the
- * reference: tests/unit/test_native.py and tests/fuzz compare the two). Usual: _wanted_fields_py reads the
- * block; a Message-ID that is not empty once normalised; a subject without encoded words (=?) or control
- * characters, at most MAX_VALUE_CHARS bytes; a date absent or in the form _USUAL_DATE reads (not -0000,
- * every number in range, a UTC year up to 9999); From, To, Cc and Bcc ASCII lists of plain addresses
- * (_fast_addresses_py), at most MAX_VALUE_CHARS each, no more @ than addresses, within max_addresses, a
- * From name without =? or control characters. ``latest``: the latest plausible date, as seconds after
- * 1970 UTC (a float: the import's clock plus a day).
+ * reference: tests/unit/test_scan_usual.py compares the two). Usual: _wanted_fields_py reads the
+ * block; a Message-ID that is not empty once normalised; a subject of at most MAX_VALUE_CHARS bytes; a
+ * date absent or in the form _USUAL_DATE reads (or with two spaces after the weekday; not -0000, every
+ * number in range, a UTC year up to 9999); From, To, Cc and Bcc ASCII lists of plain addresses
+ * (_fast_addresses_py), at most MAX_VALUE_CHARS each, no more @ than addresses, within max_addresses.
+ * ``latest``: the latest plausible date, as seconds after 1970 UTC (a float: the import's clock plus a day).
  *
- * Returns (message_id, subject, from_addr, from_name, to, cc, bcc, sent_date, spam, defects, mid_key, journal):
- * MailMeta's first fields in its order, then mid_key, the normalised Message-ID's bytes (dedup_key's MID),
- * and the journal flag. */
+ * Returns (message_id, subject, from_addr, from_name, to, cc, bcc, sent_date, spam, defects, mid_key, journal,
+ * todo): MailMeta's first fields in its order, then mid_key, the normalised Message-ID's bytes (dedup_key's
+ * MID), the journal flag, and what the caller still decodes (Python's RFC 2047 decoder): todo & 1, the
+ * subject (then given whole, as text, not cut; it holds an encoded word or a control character), todo & 2,
+ * the From name (given as the address list has it). */
 
 /* the defect codes scan_usual reports (made once, at import) */
 static PyObject *str_header_8bit, *str_date_implausible, *str_date_missing, *str_from_missing, *str_address_unparsable;
@@ -1205,6 +1206,10 @@ usual_date(const unsigned char *p, Py_ssize_t m, long long *epoch, long long *uy
                 i = 5;
                 break;
             }
+        /* "Fri,  9 Mar ...": _USUAL_DATE declines it, parsedate_to_datetime (which splits at blanks) reads
+         * the same fields from it; the result is the same datetime (or the same error: then we decline) */
+        if (i == 5 && m > 5 && p[5] == ' ')
+            i = 6;
     }
     int day, month = 0, year, hour, minute, second, zh, zm;
     if (i + 2 <= m && p[i] >= '0' && p[i] <= '9' && p[i + 1] >= '0' && p[i + 1] <= '9') {
@@ -1305,6 +1310,7 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     unsigned char *buf = NULL;
     PyObject *out = NULL, *mid = NULL, *mid_key = NULL, *subject = NULL, *sent = NULL, *from_addr = NULL,
              *from_name = NULL, *lists[3] = {NULL, NULL, NULL}, *defects = NULL, *seen = NULL;
+    int todo = 0;   /* 1: the subject, 2: the From name, as the caller must still decode them */
     int rc = wanted_spans(s, n, &spans, &count);
     if (rc <= 0) {
         if (rc == 0)
@@ -1362,14 +1368,14 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         f = &spans[firsts[K_SUBJECT]];
         m = unfold_to(s, f->a, f->b, buf);
         p = str_strip(buf, &m);
-        if (m > USUAL_MAX_VALUE || has_encoded_word(p, m))
+        if (m > USUAL_MAX_VALUE)
             goto unusual;
         subject = PyUnicode_DecodeUTF8((const char *)p, m, "replace");
         if (subject == NULL)
             goto done;
-        if (has_control(subject))
-            goto unusual;
-        if (PyUnicode_GET_LENGTH(subject) > USUAL_MAX_SUBJECT) {
+        if (has_encoded_word(p, m) || has_control(subject))
+            todo |= 1;   /* the caller decodes its encoded words and escapes its controls */
+        else if (PyUnicode_GET_LENGTH(subject) > USUAL_MAX_SUBJECT) {
             PyObject *cut = PyUnicode_Substring(subject, 0, USUAL_MAX_SUBJECT);
             Py_SETREF(subject, cut);
             if (subject == NULL)
@@ -1426,11 +1432,11 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (len) {
                 const unsigned char *t = PyUnicode_1BYTE_DATA(name);
                 if (has_encoded_word(t, len) || has_control(name)) {
-                    Py_DECREF(pairs);
-                    goto unusual;
-                }
-                Py_SETREF(from_name, len > USUAL_MAX_NAME ? PyUnicode_Substring(name, 0, USUAL_MAX_NAME)
-                                                         : Py_NewRef(name));
+                    todo |= 2;   /* the caller decodes it */
+                    Py_SETREF(from_name, Py_NewRef(name));
+                } else
+                    Py_SETREF(from_name, len > USUAL_MAX_NAME ? PyUnicode_Substring(name, 0, USUAL_MAX_NAME)
+                                                             : Py_NewRef(name));
             }
             Py_DECREF(pairs);
             if (from_name == NULL)
@@ -1475,8 +1481,8 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto unusual;   /* headers-capped: the Python scan */
         budget -= PyList_GET_SIZE(lists[q]);
     }
-    out = Py_BuildValue("(NNNNNNNNONNO)", mid, subject, from_addr, from_name, lists[0], lists[1], lists[2], sent,
-                        spam ? Py_True : Py_False, defects, mid_key, journal ? Py_True : Py_False);
+    out = Py_BuildValue("(NNNNNNNNONNOi)", mid, subject, from_addr, from_name, lists[0], lists[1], lists[2], sent,
+                        spam ? Py_True : Py_False, defects, mid_key, journal ? Py_True : Py_False, todo);
     mid = mid_key = subject = sent = from_addr = from_name = lists[0] = lists[1] = lists[2] = defects = NULL;
     goto done;
 unusual:

@@ -652,8 +652,14 @@ def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_
         except Exception:  # pragma: no cover - MemoryError: the Python scan below records what happens
             usual = None
         if usual is not None:  # the same values the Python scan gives (tests/unit/test_scan_usual.py)
-            mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, more, mid_key, journal = usual
+            mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, more, mid_key, journal, todo = usual
+            if todo & 1:  # decoded (and its defects recorded) where _read_identity does it: after header-8bit
+                found: list[str] = []
+                subject = _escape_controls(_decode_words(subject, found))[:MAX_SUBJECT_CHARS]
+                more[1 if more[:1] == ["header-8bit"] else 0:0] = found
             defects += more
+            if todo & 2:  # as _read_from does it: after the date's defects (To, Cc and Bcc add none here)
+                from_name = _escape_controls(_decode_words(from_name, defects))[:MAX_NAME_CHARS] or None
             # dedup_key(message_id, body_hash) of the normalised Message-ID's bytes (the stored recipe)
             key = _sha256(b"%smid\0%s\0%s" % (DEDUP_PREFIX, mid_key, body_hash)).digest()
             return MailMeta(mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, defects, body_hash, key,

@@ -6,8 +6,8 @@ must give the same MailMeta, field by field and type by type -- catalog contents
 the dedup key -- as the Python scan (``_scan_headers`` and ``dedup_key``), which stays the reference and
 reads everything the compiled one declines (it answers None). Compared on every file of the corpora and
 the repository's sample data, on hypothesis-random blocks built from the pieces the rules are about
-(folds, 8-bit bytes, NULs, controls, encoded words, dates at every range edge, address lists, spam
-flags, a missing header end, huge lines) and on random bytes; and a block that ends or starts at an
+(folds, 8-bit bytes, NULs, controls, encoded words -- valid, invalid, of unknown charsets, in the subject
+and the From name --, dates at every range edge, address lists, spam flags, a missing header end, huge lines) and on random bytes; and a block that ends or starts at an
 inaccessible page is read without touching it.
 """
 from __future__ import annotations
@@ -99,9 +99,20 @@ def test_a_usual_mail_is_read_by_the_compiled_scan():
     assert check(USUAL.replace(b"Date: Thu, 16 May 2019", b"Date: Thu, 16 May 2099"))  # date-implausible
     meta = scan(USUAL)
     assert meta.to == ["a@b.example", "c@d.example"] and meta.from_name == "Hans" and meta.spam is False
+    # encoded words and controls in the subject and the From name: read, then decoded by Python's decoder,
+    # their defects where the Python scan records them (the subject's after header-8bit and before the
+    # date's, the name's after the date's)
+    odd = (USUAL.replace(b"Lieferung", "x =?bogus?q?b?= \x01 ü".encode())
+           .replace(b"Hans <", b"=?utf-8?b?Q?= =?utf-8?q?J=C3=BCrgen?= <").replace(b"2019", b"2099"))
+    assert check(odd)
+    meta = scan(odd)
+    assert meta.defects == ["header-8bit", "charset-unknown", "date-implausible", "encoded-word-invalid"]
+    assert meta.subject == "x b \\x01 ü #4216" and meta.from_name == "=?utf-8?b?Q?= =?utf-8?q?J=C3=BCrgen?="
+    assert check(odd.replace(b"=?utf-8?b?Q?= ", b"")) and scan(odd.replace(b"=?utf-8?b?Q?= ", b"")).from_name == "Jürgen"
+    assert check(USUAL.replace(b"Date: Thu, 16", b"Date: Thu,  6"))   # two spaces: parsedate's form
     # what it declines, the Python scan reads
     for other in (USUAL.replace(b"Message-ID: <bench-4216@example.com>\n", b""),
-                  USUAL.replace(b"Lieferung", b"=?utf-8?q?Lieferung?="),
+                  USUAL.replace(b"Lieferung", b"x" * 70_000),
                   USUAL.replace(b"+0000", b"-0000"),
                   USUAL.replace(b"Hans <", b"Hans (x) <")):
         assert not check(other)
@@ -113,7 +124,11 @@ MIDS = st.sampled_from([b"<a@b>", b" <a@b> ", b"a@b", b"<>", b"", b" ", b"<a@b",
                         b"<<>>", b">a<", b"<a@b>\n"])
 SUBJECTS = st.sampled_from([b"hi", b" hi ", b"", b"caf\xc3\xa9", b"\xff\xfe", b"a\x01b", b"a\x7fb", b"\xc2\x85x",
                             b"=?utf-8?q?x?=", b"a=?b", b"a\n b", b"a\r\n\tb", b"\x1chi\x1f", b"\x0bhi\x0c",
-                            b"tab\there", b"a" * 2500, "ü".encode() * 1500, b"x" * 70_000, b"\xe2\x82", b"a\x00"])
+                            b"tab\there", b"a" * 2500, "ü".encode() * 1500, b"x" * 70_000, b"\xe2\x82", b"a\x00",
+                            b"=?utf-8?q?Gr=C3=BC=C3=9Fe?=", b"=?iso-8859-1?q?caf=e9?= ok", b"=?bogus?q?x?=",
+                            b"=?utf-8?b?!!!?=", b"=?utf-8?q?a=01b?=", b"=?utf-8?B?" + b"QUFB" * 700 + b"?=",
+                            b"=?utf-8?q?x?=\xe9\x01", b"=?x?q?=C2=85?=", b"=?utf-8?q?a?= =?bogus?q?b?=",
+                            b"=?utf-8?b?Q?=", b"x =?utf-8?b?Q?= =?bogus?q?b?="])
 DATES = st.sampled_from([
     b"Thu, 16 May 2019 08:16:00 +0000", b"16 May 2019 08:16:00 +0200", b"6 May 2019 08:16:00 -0130",
     b"Thu, 16 May 2019 08:16:00 +0000 (UTC)", b"Thu, 16 May 2019 08:16:00 +0000 (a(b))", b"Thu, 16 May 2019 08:16:00 +0000 ()",
@@ -128,13 +143,20 @@ DATES = st.sampled_from([
     b"Xyz, 16 May 2019 08:16:00 +0000", b"Thu, 116 May 2019 08:16:00 +0000", b"Thu, 16 May 0999 08:16:00 +0000",
     b"Thu, 16 May 2019 8:16:00 +0000", b"Thu, 16 May 2019 08:16 +0000", b"Thu, 16 May 2019 08:16:00 UT", b"",
     b"  ", b"\x1cThu, 16 May 2019 08:16:00 +0000\x1f", b"Thu, 16 May\n 2019 08:16:00 +0000", b"garbage",
-    b"Thu, 16 May 2019 08:16:00 +0000 (\xe9)", b"Thu, 16 May 2019 08:16:00 +0000 x", b"Sun, 1 Jan 2090 00:00:00 +0000"])
+    b"Thu, 16 May 2019 08:16:00 +0000 (\xe9)", b"Thu, 16 May 2019 08:16:00 +0000 x", b"Sun, 1 Jan 2090 00:00:00 +0000",
+    b"Fri,  9 Mar 2001 10:00:00 +0100", b"Fri,  19 Mar 2001 10:00:00 -0800 (PST)", b"Fri,   9 Mar 2001 10:00:00 +0100",
+    b"Fri,  0 Mar 2001 10:00:00 +0100", b"Fri,  9 Mar 2001 10:00:00 -0000", b"Fri,  9 Mar 2001 24:00:00 +0100",
+    b"Fri,  31 Dec 9999 23:00:00 -0100", b"Fri,  9 Mar 1970 10:00:00 +0100", b"Fri,  9 Mar 2001 10:00:00 +2400",
+    b"Fri, \t9 Mar 2001 10:00:00 +0100", b"Fri,  9 Mar 2001 10:00:60 +0100", b"Fri,  9 mar 2001 10:00:00 +0100",
+    b"Xyz,  9 Mar 2001 10:00:00 +0100", b"Fri,  9 Mar 2001 10:00:00 +0100 (a)(b)", b"Fri,  9 Mar 2001  10:00:00 +0100"])
 ADDRESSES = st.sampled_from([
     b"a@b.example", b"Hans <hans@example.com>", b"\"Last, First\" <c@d.example>", b"A@B.EXAMPLE", b"", b" ",
     b"a@b, c@d", b"a@b,,c@d", b"<a@b>", b"Name  With\tBlanks <a@b>", b"\"q\x01\" <a@b>", b"=?utf-8?q?x?= <a@b>",
     b"\"=?x?=\" <a@b>", b"x@y@z", b"a@b (comment)", b"group: a@b;", b"a@b\n c@d", b"a@b,\r\n c@d", b"caf\xc3\xa9 <a@b>",
     b"a@b <c@d>", b"@", b"a@", b"undisclosed-recipients:;", b"\"\" <a@b>", b"N" * 600 + b" <a@b>", b"a@b, a@b, A@B",
-    b"x <>", b"\"a\\\"b\" <a@b>", b"[a@b]", b"a@[1.2.3.4]", b"a@b" + b", a@b" * 5, b"a@b.example\x00"])
+    b"x <>", b"\"a\\\"b\" <a@b>", b"[a@b]", b"a@[1.2.3.4]", b"a@b" + b", a@b" * 5, b"a@b.example\x00",
+    b"=?utf-8?q?J=C3=BCrgen?= <j@x>", b"=?bogus?q?x?= <j@x>", b"=?utf-8?b?!!!?= <j@x>", b"\"=?utf-8?q?a=01?=\" <j@x>",
+    b"=?utf-8?q?a?= =?bogus?q?b?= <j@x>", b"=?utf-8?b?Q?= <j@x>", b"=?utf-8?B?" + b"QUFB" * 300 + b"?= <j@x>", b"\"x\x7f\" <j@x>"])
 FLAGS = st.sampled_from([b"YES", b"yes", b" Yes ", b"YES\n ", b"\x1cYES\x1f", b"YESS", b"NO", b"", b"Y ES", b"\xffYES"])
 STATUS = st.sampled_from([b"Yes, score=9", b"yes", b" yes", b"\x0byes", b"No, score=1", b"", b"ye", b"\xe9yes"])
 
