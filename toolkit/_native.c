@@ -1019,7 +1019,8 @@ native_split_mail(PyObject *self, PyObject *raw)
  * block; a Message-ID that is not empty once normalised; a subject of at most MAX_VALUE_CHARS bytes; a
  * date absent or in the form _USUAL_DATE reads (or with two spaces after the weekday; not -0000, every
  * number in range, a UTC year up to 9999); From, To, Cc and Bcc ASCII lists of plain addresses
- * (_fast_addresses_py), at most MAX_VALUE_CHARS each, no more @ than addresses, within max_addresses.
+ * (_fast_addresses_py), at most MAX_VALUE_CHARS each, where every addr-spec-like token _address_candidates
+ * finds is one of the list's addresses, within max_addresses.
  * ``latest``: the latest plausible date, as seconds after 1970 UTC (a float: the import's clock plus a day).
  *
  * Returns (message_id, subject, from_addr, from_name, to, cc, bcc, sent_date, spam, defects, mid_key, journal,
@@ -1266,6 +1267,57 @@ usual_date(const unsigned char *p, Py_ssize_t m, long long *epoch, long long *uy
     return 1;
 }
 
+/* a separator of _ADDR_SPLIT in toolkit/headers.py for ASCII text: [\s,;<>()"\[\]:] (\s: str.isspace) */
+static inline int
+addr_split(unsigned char c)
+{
+    return str_space(c) || c == ',' || c == ';' || c == '<' || c == '>' || c == '(' || c == ')' || c == '"' ||
+           c == '[' || c == ']' || c == ':';
+}
+
+/* Is every token _address_candidates finds in the ASCII text p[0:m] one of the addresses of `pairs` (so
+ * that _parse_addresses adds none and records no defect)? 1 yes, 0 no, -1 with an exception set. */
+static int
+candidates_known(const unsigned char *p, Py_ssize_t m, PyObject *pairs, char *scratch)
+{
+    PyObject *known = PySet_New(NULL);
+    if (known == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++)
+        if (PySet_Add(known, PyTuple_GET_ITEM(PyList_GET_ITEM(pairs, i), 1)) < 0) {
+            Py_DECREF(known);
+            return -1;
+        }
+    int all = 1;
+    for (Py_ssize_t i = 0; i < m && all == 1;) {
+        while (i < m && addr_split(p[i]))
+            i++;
+        Py_ssize_t a = i;
+        while (i < m && !addr_split(p[i]))
+            i++;
+        Py_ssize_t b = i;   /* a token p[a:b] (empty at the end) */
+        const unsigned char *at = b > a ? memchr(p + a, '@', (size_t)(b - a)) : NULL;
+        if (at == NULL || at == p + a || at >= p + b - 1)
+            continue;   /* 0 < at < len(tok) - 1 */
+        while (a < b && (p[a] == '.' || p[a] == '\'' || p[a] == '`'))
+            a++;
+        while (b > a && (p[b - 1] == '.' || p[b - 1] == '\'' || p[b - 1] == '`'))
+            b--;
+        for (Py_ssize_t k = a; k < b; k++)
+            scratch[k - a] = (char)lower(p[k]);
+        PyObject *token = PyUnicode_DecodeASCII(scratch, b - a, "strict");
+        if (token == NULL) {
+            all = -1;
+            break;
+        }
+        int has = PySet_Contains(known, token);
+        Py_DECREF(token);
+        all = has < 0 ? -1 : has;
+    }
+    Py_DECREF(known);
+    return all;
+}
+
 /* the addresses of one address field value s[a:b] as _parse_addresses reads it: a new list of
  * (name, addr), None when it is not usual, NULL with an exception set; `buf` holds n bytes */
 static PyObject *
@@ -1280,9 +1332,14 @@ usual_addresses(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, unsigned cha
     Py_ssize_t ats = 0;
     for (Py_ssize_t i = 0; i < m; i++)
         ats += buf[i] == '@';
-    if (ats > PyList_GET_SIZE(pairs)) {   /* _address_candidates would look for more */
-        Py_DECREF(pairs);
-        Py_RETURN_NONE;
+    if (ats > PyList_GET_SIZE(pairs)) {   /* _address_candidates looks for more: none may be new */
+        int known = candidates_known(buf, m, pairs, (char *)buf + m);
+        if (known <= 0) {
+            Py_DECREF(pairs);
+            if (known < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
     }
     return pairs;
 }
@@ -1324,7 +1381,7 @@ native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         firsts[spans[j].k] = j;
     if (firsts[K_MID] < 0)
         goto unusual;   /* no Message-ID: the key is made of other fields */
-    buf = PyMem_Malloc((size_t)n + 1);
+    buf = PyMem_Malloc(2 * (size_t)n + 1);   /* an unfolded value, and scratch as long */
     if (buf == NULL) {
         PyErr_NoMemory();
         goto done;

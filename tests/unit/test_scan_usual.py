@@ -156,6 +156,8 @@ ADDRESSES = st.sampled_from([
     b"a@b <c@d>", b"@", b"a@", b"undisclosed-recipients:;", b"\"\" <a@b>", b"N" * 600 + b" <a@b>", b"a@b, a@b, A@B",
     b"x <>", b"\"a\\\"b\" <a@b>", b"[a@b]", b"a@[1.2.3.4]", b"a@b" + b", a@b" * 5, b"a@b.example\x00",
     b"=?utf-8?q?J=C3=BCrgen?= <j@x>", b"=?bogus?q?x?= <j@x>", b"=?utf-8?b?!!!?= <j@x>", b"\"=?utf-8?q?a=01?=\" <j@x>",
+    b"\"a@b\" <a@b>", b"\"A@B.\" <a@b>", b"\"a@b\" <c@d>", b"'a@b' <a@b>", b"\"x a@b\" <a@b>, c@d", b"\"@a\" <a@b>",
+    b"\"a@\" <a@b>", b"\"`a@b.`\" <a@b>", b"\"a@b\x1cz\" <a@b>", b"\".@.\" <a@b>", b"\"a@b c@d\" <a@b>, c@d",
     b"=?utf-8?q?a?= =?bogus?q?b?= <j@x>", b"=?utf-8?b?Q?= <j@x>", b"=?utf-8?B?" + b"QUFB" * 300 + b"?= <j@x>", b"\"x\x7f\" <j@x>"])
 FLAGS = st.sampled_from([b"YES", b"yes", b" Yes ", b"YES\n ", b"\x1cYES\x1f", b"YESS", b"NO", b"", b"Y ES", b"\xffYES"])
 STATUS = st.sampled_from([b"Yes, score=9", b"yes", b" yes", b"\x0byes", b"No, score=1", b"", b"ye", b"\xe9yes"])
