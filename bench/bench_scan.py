@@ -34,11 +34,16 @@ from toolkit.prepare import prepare  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bytecode import compile_checkout  # noqa: E402
 
-BINDINGS = ("_content_end", "_has_blank_before_lf", "_strip_blanks", "_crlf_to_lf", "_wanted_fields", "_fast_addresses")
+BINDINGS = ("_content_end", "_has_blank_before_lf", "_body_marks", "_strip_blanks", "_crlf_to_lf", "_wanted_fields",
+            "_fast_addresses")
+#: compiled passes whose Python twin is the code that runs when they are None (the split, the usual header scan)
+WHOLE = {"_native_split": "split_mail", "_scan_usual": "scan_usual"}
 
 
 def bind(native: bool) -> None:
     """toolkit.headers bound to the compiled scans or to their pure-Python references."""
+    for name, compiled in WHOLE.items():
+        setattr(headers, name, getattr(headers._native, compiled, None) if native else None)
     for name in BINDINGS:
         if native:
             fn = getattr(headers._native, name.lstrip("_"), None)

@@ -12,6 +12,9 @@
  *   crlf_to_lf(buf, start)                _crlf_to_lf_py
  *   wanted_fields(block)                  _wanted_fields_py
  *   fast_addresses(value)                 _fast_addresses_py (ASCII text; the caller checks)
+ *   split_mail(raw)                       _split_mail_py (bytes), as a tuple
+ *   scan_usual(block, max_addresses, latest)  the Python header scan of a usual block, or None
+ *                                         (tests/unit/test_scan_usual.py compares it with _scan_headers)
  *
  * Every function is one forward pass (memchr-driven) over the buffer it is given, never
  * looks back further than the current line, and allocates at most one result the size of
@@ -22,6 +25,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <datetime.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -324,45 +328,52 @@ plain_line(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
     return (rest == 1 && (s[i] == '\n' || s[i] == '\r')) || (rest == 2 && s[i] == '\r' && s[i + 1] == '\n');
 }
 
-static PyObject *
-native_wanted_fields(PyObject *self, PyObject *block)
-{
-    Py_buffer view;
-    if (get_buffer(block, &view) < 0)
-        return NULL;
-    const unsigned char *s = view.buf;
-    const Py_ssize_t n = view.len;
-    PyObject *out = NULL;
-    Py_ssize_t first = 0;  /* the first line start read (after an mbox From_ line) */
+/* One wanted field of a block: its WANTED index and its value s[a:b] (leading blanks and the line
+ * break at its end left out, continuation lines kept). */
+struct span {
+    int k;
+    Py_ssize_t a, b;
+};
 
+/* The wanted fields of s[0:n] in order, as _wanted_fields_py finds them: 1 with *out (PyMem_Malloc'd,
+ * the caller frees it) and *count set; 0 when the block is unusual (the caller falls back); -1 with an
+ * exception set. One forward pass; at most one span per line. */
+static int
+wanted_spans(const unsigned char *s, Py_ssize_t n, struct span **out, Py_ssize_t *count)
+{
+    Py_ssize_t first = 0;  /* the first line start read (after an mbox From_ line) */
+    *out = NULL;
+    *count = 0;
     if (n > 0 && IS_BLANK(s[0]))
-        goto unusual;
+        return 0;
     for (const unsigned char *p = s; (p = memchr(p, '\r', (size_t)(s + n - p))) != NULL; p++)
         if (p + 1 == s + n || p[1] != '\n')
-            goto unusual;  /* a bare CR */
+            return 0;  /* a bare CR */
     if (n >= 5 && memcmp(s, "From ", 5) == 0) {
         const unsigned char *lf = memchr(s, '\n', (size_t)n);
         if (lf == NULL)
-            goto unusual;
+            return 0;
         first = lf - s + 1;
         if (first < n && IS_BLANK(s[first]))
-            goto unusual;
+            return 0;
     }
     /* every line start from `first` on: 0 (a virtual LF before the block) and after each LF */
     for (Py_ssize_t i = first; i < n;) {
         if (!plain_line(s, i, n))
-            goto unusual;
+            return 0;
         const unsigned char *lf = memchr(s + i, '\n', (size_t)(n - i));
         if (lf == NULL)
             break;
         i = lf - s + 1;
     }
-    out = PyList_New(0);
-    if (out == NULL)
-        goto done;
+    Py_ssize_t cap = 16, got = 0;
+    struct span *spans = PyMem_Malloc(sizeof(struct span) * (size_t)cap);
+    if (spans == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     for (Py_ssize_t i = first; i < n;) {
         int k = wanted_at(s, i, n);
-        Py_ssize_t next = n;  /* the start of the next line that is not a continuation, or n */
         if (k >= 0) {
             Py_ssize_t v = i + (Py_ssize_t)strlen(WANTED[k]) + 1, e = v;
             const unsigned char *lf;
@@ -374,25 +385,29 @@ native_wanted_fields(PyObject *self, PyObject *block)
             }
             if (lf == NULL)
                 e = n;
-            next = e;  /* s[e] is the LF before the next field (or e == n) */
+            /* s[e] is the LF before the next field (or e == n) */
             Py_ssize_t a = v, b = e;
             while (a < b && IS_BLANK(s[a]))
                 a++;
             while (b > a && (s[b - 1] == '\r' || s[b - 1] == '\n'))
                 b--;
-            PyObject *value = PyUnicode_DecodeASCII((const char *)s + a, b - a, "surrogateescape");
-            if (value == NULL)
-                goto fail;
-            PyObject *pair = PyTuple_Pack(2, wanted_names[k], value);
-            Py_DECREF(value);
-            if (pair == NULL || PyList_Append(out, pair) < 0) {
-                Py_XDECREF(pair);
-                goto fail;
+            if (got == cap) {
+                cap *= 2;
+                struct span *more = PyMem_Realloc(spans, sizeof(struct span) * (size_t)cap);
+                if (more == NULL) {
+                    PyMem_Free(spans);
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                spans = more;
             }
-            Py_DECREF(pair);
-            if (next >= n)
+            spans[got].k = k;
+            spans[got].a = a;
+            spans[got].b = b;
+            got++;
+            if (e >= n)
                 break;
-            i = next + 1;
+            i = e + 1;
             continue;
         }
         const unsigned char *lf = memchr(s + i, '\n', (size_t)(n - i));
@@ -400,13 +415,43 @@ native_wanted_fields(PyObject *self, PyObject *block)
             break;
         i = lf - s + 1;
     }
-    goto done;
-fail:
-    Py_CLEAR(out);
-    goto done;
-unusual:
-    out = Py_NewRef(Py_None);
+    *out = spans;
+    *count = got;
+    return 1;
+}
+
+static PyObject *
+native_wanted_fields(PyObject *self, PyObject *block)
+{
+    Py_buffer view;
+    if (get_buffer(block, &view) < 0)
+        return NULL;
+    const unsigned char *s = view.buf;
+    struct span *spans;
+    Py_ssize_t count;
+    PyObject *out = NULL;
+    int rc = wanted_spans(s, view.len, &spans, &count);
+    if (rc <= 0) {
+        if (rc == 0)
+            out = Py_NewRef(Py_None);
+        goto done;
+    }
+    out = PyList_New(count);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        PyObject *value = PyUnicode_DecodeASCII((const char *)s + spans[j].a, spans[j].b - spans[j].a,
+                                                "surrogateescape");
+        PyObject *pair = value == NULL ? NULL : PyTuple_Pack(2, wanted_names[spans[j].k], value);
+        Py_XDECREF(value);
+        if (pair == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, j, pair);
+    }
 done:
+    PyMem_Free(spans);
     PyBuffer_Release(&view);
     return out;
 }
@@ -512,6 +557,8 @@ address_part(const unsigned char *p, Py_ssize_t n, PyObject *out, char *scratch)
     return rc < 0 ? -1 : 1;
 }
 
+static PyObject *fast_addresses(const unsigned char *s, Py_ssize_t n);
+
 /* toolkit.headers._fast_addresses_py(value) for an ASCII str */
 static PyObject *
 native_fast_addresses(PyObject *self, PyObject *value)
@@ -524,8 +571,14 @@ native_fast_addresses(PyObject *self, PyObject *value)
         PyErr_SetString(PyExc_ValueError, "fast_addresses() reads ASCII text only");
         return NULL;
     }
-    const unsigned char *s = PyUnicode_1BYTE_DATA(value);
-    const Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    return fast_addresses(PyUnicode_1BYTE_DATA(value), PyUnicode_GET_LENGTH(value));
+}
+
+/* _fast_addresses_py of the ASCII text s[0:n]: a new list of (name, lowercased addr), None (not plain),
+ * or NULL with an exception set */
+static PyObject *
+fast_addresses(const unsigned char *s, Py_ssize_t n)
+{
     /* quoted strings hold no backslash, CR or LF and end; outside them none of ( ; : \ [ CR LF */
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = s[i];
@@ -858,6 +911,658 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ the header block / body split */
+
+static PyObject *str_empty_message, *str_no_headers, *str_no_separator;
+
+/* Does s[i:n] start like _HEADER_LINE of toolkit/headers.py:
+ * From |[!-9;-~]+[ \t]*:|[ \t][^\r\n]*+\r?\n[!-9;-~]+: ? */
+static int
+header_line_at(const unsigned char *s, Py_ssize_t i, Py_ssize_t n)
+{
+    if (n - i >= 5 && memcmp(s + i, "From ", 5) == 0)
+        return 1;
+    Py_ssize_t j = i;
+    if (j < n && IS_BLANK(s[j])) {
+        j++;
+        while (j < n && s[j] != '\r' && s[j] != '\n')
+            j++;
+        if (j < n && s[j] == '\r')
+            j++;
+        if (j >= n || s[j] != '\n')
+            return 0;
+        j++;
+        Py_ssize_t k = j;
+        while (k < n && IS_NAME(s[k]))
+            k++;
+        return k > j && k < n && s[k] == ':';
+    }
+    while (j < n && IS_NAME(s[j]))
+        j++;
+    if (j == i)
+        return 0;
+    while (j < n && IS_BLANK(s[j]))
+        j++;
+    return j < n && s[j] == ':';
+}
+
+/* split_mail(raw): (skip, header_end, body_start, defect, block) of toolkit.headers._split_mail_py(raw) for bytes */
+static PyObject *
+native_split_mail(PyObject *self, PyObject *raw)
+{
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "split_mail() takes bytes");
+        return NULL;
+    }
+    const unsigned char *s = (const unsigned char *)PyBytes_AS_STRING(raw);
+    const Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    Py_ssize_t pos = n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf ? 3 : 0;
+    Py_ssize_t end = pos, start = pos;
+    PyObject *defect = Py_None;
+    if (pos >= n)
+        defect = str_empty_message;
+    else if (s[pos] == '\n') {
+        start = pos + 1;
+        defect = str_no_headers;
+    } else if (n - pos >= 2 && s[pos] == '\r' && s[pos + 1] == '\n') {
+        start = pos + 2;
+        defect = str_no_headers;
+    } else if (!header_line_at(s, pos, n))
+        defect = str_no_headers;
+    else {
+        /* the first \n\n or \n\r\n */
+        const unsigned char *lf = s + pos;
+        int found = 0, any_lf = 0;
+        while ((lf = memchr(lf, '\n', (size_t)(s + n - lf))) != NULL) {
+            any_lf = 1;
+            Py_ssize_t k = lf - s;
+            if (k + 1 < n && s[k + 1] == '\n') {
+                end = k + 1;
+                start = k + 2;
+                found = 1;
+                break;
+            }
+            if (k + 2 < n && s[k + 1] == '\r' && s[k + 2] == '\n') {
+                end = k + 1;
+                start = k + 3;
+                found = 1;
+                break;
+            }
+            lf++;
+        }
+        if (!found && !any_lf) {   /* no LF at all: classic Mac \r\r */
+            for (Py_ssize_t k = pos; k + 1 < n; k++)
+                if (s[k] == '\r' && s[k + 1] == '\r') {
+                    end = k + 1;
+                    start = k + 2;
+                    found = 1;
+                    break;
+                }
+        }
+        if (!found) {
+            end = start = n;
+            defect = str_no_separator;
+        }
+    }
+    PyObject *block = PyBytes_FromStringAndSize((const char *)s + pos, end - pos);
+    if (block == NULL)
+        return NULL;
+    return Py_BuildValue("(nnnON)", pos, end, start, defect, block);
+}
+
+/* ------------------------------------------------------------------ the usual header scan */
+
+/* scan_usual(block, max_addresses, latest): what toolkit/headers.py _scan_headers (not fields_only) and
+ * the dedup key's Message-ID give for a usual header block, in one pass over its wanted fields; None when
+ * the block or one of its fields is not usual (the caller then runs the Python scan, which stays the
+ * reference: tests/unit/test_scan_usual.py compares the two). Usual: _wanted_fields_py reads the
+ * block; a Message-ID that is not empty once normalised; a subject of at most MAX_VALUE_CHARS bytes; a
+ * date absent or in the form _USUAL_DATE reads (or with two spaces after the weekday; not -0000, every
+ * number in range, a UTC year up to 9999); From, To, Cc and Bcc ASCII lists of plain addresses
+ * (_fast_addresses_py), at most MAX_VALUE_CHARS each, where every addr-spec-like token _address_candidates
+ * finds is one of the list's addresses, within max_addresses.
+ * ``latest``: the latest plausible date, as seconds after 1970 UTC (a float: the import's clock plus a day).
+ *
+ * Returns (message_id, subject, from_addr, from_name, to, cc, bcc, sent_date, spam, defects, mid_key, journal,
+ * todo): MailMeta's first fields in its order, then mid_key, the normalised Message-ID's bytes (dedup_key's
+ * MID), the journal flag, and what the caller still decodes (Python's RFC 2047 decoder): todo & 1, the
+ * subject (then given whole, as text, not cut; it holds an encoded word or a control character), todo & 2,
+ * the From name (given as the address list has it). */
+
+/* the defect codes scan_usual reports (made once, at import) */
+static PyObject *str_header_8bit, *str_date_implausible, *str_date_missing, *str_from_missing, *str_address_unparsable;
+
+#define USUAL_MAX_VALUE 65536       /* MAX_VALUE_CHARS of toolkit/headers.py */
+#define USUAL_MAX_SUBJECT 2000      /* MAX_SUBJECT_CHARS */
+#define USUAL_MAX_NAME 500          /* MAX_NAME_CHARS */
+#define K_BCC 0
+#define K_CC 1
+#define K_DATE 2
+#define K_FROM 3
+#define K_MID 4
+#define K_SUBJECT 5
+#define K_TO 6
+#define K_JOURNAL 7
+#define K_SPAMFLAG 8
+#define K_SPAMSTATUS 9
+
+/* str.isspace() of a character below 128: \t \n \v \f \r, \x1c-\x1f, space */
+static inline int
+str_space(unsigned char c)
+{
+    return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20);
+}
+
+/* s[a:b] without CR and LF bytes (_unfold), copied to out; its length */
+static Py_ssize_t
+unfold_to(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, unsigned char *out)
+{
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = a; i < b; i++)
+        if (s[i] != '\r' && s[i] != '\n')
+            out[m++] = s[i];
+    return m;
+}
+
+/* str.strip() of p[0:*m] (ASCII and surrogate-escaped bytes): the new start; *m becomes the new length */
+static const unsigned char *
+str_strip(const unsigned char *p, Py_ssize_t *m)
+{
+    Py_ssize_t a = 0, b = *m;
+    while (a < b && str_space(p[a]))
+        a++;
+    while (b > a && str_space(p[b - 1]))
+        b--;
+    *m = b - a;
+    return p + a;
+}
+
+static int
+has_encoded_word(const unsigned char *p, Py_ssize_t m)
+{
+    for (Py_ssize_t i = 0; i + 1 < m; i++)
+        if (p[i] == '=' && p[i + 1] == '?')
+            return 1;
+    return 0;
+}
+
+/* a character _ESCAPES of toolkit/headers.py rewrites: [\x00-\x08\x0a-\x1f\x7f-\x9f] */
+static inline int
+control_char(Py_UCS4 c)
+{
+    return (c <= 0x1f && c != 0x09) || (c >= 0x7f && c <= 0x9f);
+}
+
+static int
+has_control(PyObject *u)
+{
+    const int kind = PyUnicode_KIND(u);
+    const void *data = PyUnicode_DATA(u);
+    const Py_ssize_t len = PyUnicode_GET_LENGTH(u);
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (control_char(PyUnicode_READ(kind, data, i)))
+            return 1;
+    return 0;
+}
+
+static int
+is_ascii(const unsigned char *p, Py_ssize_t m)
+{
+    for (Py_ssize_t i = 0; i < m; i++)
+        if (p[i] & 0x80)
+            return 0;
+    return 1;
+}
+
+/* Message-ID: normalise_message_id of the unfolded p[0:m] (already free of CR and LF), in place: the
+ * new start; *m its length (0: nothing left) */
+static const unsigned char *
+usual_message_id(unsigned char *p, Py_ssize_t *m)
+{
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < *m; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            p[k++] = p[i];
+    const unsigned char *lt = memchr(p, '<', (size_t)k);
+    const unsigned char *gt = lt == NULL ? NULL : memchr(lt + 1, '>', (size_t)(p + k - lt - 1));
+    if (gt != NULL) {
+        *m = gt - lt - 1;
+        return lt + 1;
+    }
+    Py_ssize_t a = 0, b = k;   /* v.strip("<>") */
+    while (a < b && (p[a] == '<' || p[a] == '>'))
+        a++;
+    while (b > a && (p[b - 1] == '<' || p[b - 1] == '>'))
+        b--;
+    *m = b - a;
+    return p + a;
+}
+
+/* p[0:m] equals the lower-case ASCII `word` in any case */
+static int
+ci_equal(const unsigned char *p, Py_ssize_t m, const char *word)
+{
+    Py_ssize_t len = (Py_ssize_t)strlen(word);
+    if (m != len)
+        return 0;
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (lower(p[i]) != (unsigned char)word[i])
+            return 0;
+    return 1;
+}
+
+static int
+digits(const unsigned char *p, int count, int *value)
+{
+    int v = 0;
+    for (int i = 0; i < count; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        v = v * 10 + (p[i] - '0');
+    }
+    *value = v;
+    return 1;
+}
+
+/* days from 1970-01-01 to y-m-d (proleptic Gregorian) */
+static long long
+days_from_civil(long long y, int m, int d)
+{
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static void
+civil_from_days(long long z, long long *y, int *m, int *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+static const char *const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+static const char *const WEEKDAYS = "MonTueWedThuFriSatSun";
+
+/* The date p[0:m] (unfolded and stripped, not empty) when _date_value reads it by its fast path
+ * (_USUAL_DATE, not -0000, a valid datetime) and astimezone(utc) gives a year up to 9999: 1 with the
+ * UTC time in *epoch (seconds after 1970) and the fields; 0 otherwise. */
+static int
+usual_date(const unsigned char *p, Py_ssize_t m, long long *epoch, long long *uy, int *um, int *ud,
+           int *uh, int *umi, int *us)
+{
+    Py_ssize_t i = 0;
+    if (m >= 5 && p[3] == ',' && p[4] == ' ') {
+        for (int w = 0; w < 7; w++)
+            if (memcmp(p, WEEKDAYS + 3 * w, 3) == 0) {
+                i = 5;
+                break;
+            }
+        /* "Fri,  9 Mar ...": _USUAL_DATE declines it, parsedate_to_datetime (which splits at blanks) reads
+         * the same fields from it; the result is the same datetime (or the same error: then we decline) */
+        if (i == 5 && m > 5 && p[5] == ' ')
+            i = 6;
+    }
+    int day, month = 0, year, hour, minute, second, zh, zm;
+    if (i + 2 <= m && p[i] >= '0' && p[i] <= '9' && p[i + 1] >= '0' && p[i + 1] <= '9') {
+        day = (p[i] - '0') * 10 + (p[i + 1] - '0');
+        i += 2;
+    } else if (i + 1 <= m && p[i] >= '0' && p[i] <= '9') {
+        day = p[i] - '0';
+        i += 1;
+    } else
+        return 0;
+    /* " Mon YYYY HH:MM:SS +HHMM": 24 bytes */
+    if (m - i < 24 || p[i] != ' ' || p[i + 4] != ' ' || p[i + 9] != ' ' || p[i + 12] != ':' ||
+        p[i + 15] != ':' || p[i + 18] != ' ' || (p[i + 19] != '+' && p[i + 19] != '-'))
+        return 0;
+    for (int k = 0; k < 12; k++)
+        if (memcmp(p + i + 1, MONTHS + 3 * k, 3) == 0) {
+            month = k + 1;
+            break;
+        }
+    if (month == 0 || p[i + 5] < '1' || p[i + 5] > '9' || !digits(p + i + 5, 4, &year) ||
+        !digits(p + i + 10, 2, &hour) || !digits(p + i + 13, 2, &minute) || !digits(p + i + 16, 2, &second) ||
+        !digits(p + i + 20, 2, &zh) || !digits(p + i + 22, 2, &zm))
+        return 0;
+    int negative = p[i + 19] == '-';
+    i += 24;
+    if (i < m) {   /* (?: \([^()]*\))? to the end */
+        if (m - i < 3 || p[i] != ' ' || p[i + 1] != '(' || p[m - 1] != ')')
+            return 0;
+        for (Py_ssize_t j = i + 2; j < m - 1; j++)
+            if (p[j] == '(' || p[j] == ')')
+                return 0;
+    }
+    if (negative && zh == 0 && zm == 0)
+        return 0;   /* -0000: a naive time (parsedate_to_datetime) */
+    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (day < 1 || day > dim[month - 1] + (month == 2 && leap) || hour > 23 || minute > 59 || second > 59)
+        return 0;
+    long long offset = (long long)zh * 3600 + (long long)zm * 60;
+    if (offset >= 86400)
+        return 0;   /* timezone() takes less than a day */
+    if (negative)
+        offset = -offset;
+    long long t = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+    long long days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    long long rest = t - days * 86400;
+    civil_from_days(days, uy, um, ud);
+    if (*uy < 1 || *uy > 9999)
+        return 0;
+    *uh = (int)(rest / 3600);
+    *umi = (int)(rest / 60 % 60);
+    *us = (int)(rest % 60);
+    *epoch = t;
+    return 1;
+}
+
+/* a separator of _ADDR_SPLIT in toolkit/headers.py for ASCII text: [\s,;<>()"\[\]:] (\s: str.isspace) */
+static inline int
+addr_split(unsigned char c)
+{
+    return str_space(c) || c == ',' || c == ';' || c == '<' || c == '>' || c == '(' || c == ')' || c == '"' ||
+           c == '[' || c == ']' || c == ':';
+}
+
+/* Is every token _address_candidates finds in the ASCII text p[0:m] one of the addresses of `pairs` (so
+ * that _parse_addresses adds none and records no defect)? 1 yes, 0 no, -1 with an exception set. */
+static int
+candidates_known(const unsigned char *p, Py_ssize_t m, PyObject *pairs, char *scratch)
+{
+    PyObject *known = PySet_New(NULL);
+    if (known == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++)
+        if (PySet_Add(known, PyTuple_GET_ITEM(PyList_GET_ITEM(pairs, i), 1)) < 0) {
+            Py_DECREF(known);
+            return -1;
+        }
+    int all = 1;
+    for (Py_ssize_t i = 0; i < m && all == 1;) {
+        while (i < m && addr_split(p[i]))
+            i++;
+        Py_ssize_t a = i;
+        while (i < m && !addr_split(p[i]))
+            i++;
+        Py_ssize_t b = i;   /* a token p[a:b] (empty at the end) */
+        const unsigned char *at = b > a ? memchr(p + a, '@', (size_t)(b - a)) : NULL;
+        if (at == NULL || at == p + a || at >= p + b - 1)
+            continue;   /* 0 < at < len(tok) - 1 */
+        while (a < b && (p[a] == '.' || p[a] == '\'' || p[a] == '`'))
+            a++;
+        while (b > a && (p[b - 1] == '.' || p[b - 1] == '\'' || p[b - 1] == '`'))
+            b--;
+        for (Py_ssize_t k = a; k < b; k++)
+            scratch[k - a] = (char)lower(p[k]);
+        PyObject *token = PyUnicode_DecodeASCII(scratch, b - a, "strict");
+        if (token == NULL) {
+            all = -1;
+            break;
+        }
+        int has = PySet_Contains(known, token);
+        Py_DECREF(token);
+        all = has < 0 ? -1 : has;
+    }
+    Py_DECREF(known);
+    return all;
+}
+
+/* the addresses of one address field value s[a:b] as _parse_addresses reads it: a new list of
+ * (name, addr), None when it is not usual, NULL with an exception set; `buf` holds n bytes */
+static PyObject *
+usual_addresses(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, unsigned char *buf)
+{
+    Py_ssize_t m = unfold_to(s, a, b, buf);
+    if (m > USUAL_MAX_VALUE || !is_ascii(buf, m))
+        Py_RETURN_NONE;
+    PyObject *pairs = fast_addresses(buf, m);
+    if (pairs == NULL || pairs == Py_None)
+        return pairs;
+    Py_ssize_t ats = 0;
+    for (Py_ssize_t i = 0; i < m; i++)
+        ats += buf[i] == '@';
+    if (ats > PyList_GET_SIZE(pairs)) {   /* _address_candidates looks for more: none may be new */
+        int known = candidates_known(buf, m, pairs, (char *)buf + m);
+        if (known <= 0) {
+            Py_DECREF(pairs);
+            if (known < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    return pairs;
+}
+
+static PyObject *
+native_scan_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "scan_usual(block, max_addresses, latest)");
+        return NULL;
+    }
+    Py_ssize_t budget = PyLong_AsSsize_t(args[1]);
+    if (budget == -1 && PyErr_Occurred())
+        return NULL;
+    double latest = PyFloat_AsDouble(args[2]);
+    if (latest == -1.0 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (get_buffer(args[0], &view) < 0)
+        return NULL;
+    const unsigned char *s = view.buf;
+    const Py_ssize_t n = view.len;
+    struct span *spans = NULL;
+    Py_ssize_t count = 0;
+    unsigned char *buf = NULL;
+    PyObject *out = NULL, *mid = NULL, *mid_key = NULL, *subject = NULL, *sent = NULL, *from_addr = NULL,
+             *from_name = NULL, *lists[3] = {NULL, NULL, NULL}, *defects = NULL, *seen = NULL;
+    int todo = 0;   /* 1: the subject, 2: the From name, as the caller must still decode them */
+    int rc = wanted_spans(s, n, &spans, &count);
+    if (rc <= 0) {
+        if (rc == 0)
+            goto unusual;
+        goto done;
+    }
+    Py_ssize_t firsts[N_WANTED];
+    for (size_t k = 0; k < N_WANTED; k++)
+        firsts[k] = -1;
+    for (Py_ssize_t j = count - 1; j >= 0; j--)
+        firsts[spans[j].k] = j;
+    if (firsts[K_MID] < 0)
+        goto unusual;   /* no Message-ID: the key is made of other fields */
+    buf = PyMem_Malloc(2 * (size_t)n + 1);   /* an unfolded value, and scratch as long */
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    defects = PyList_New(0);
+    if (defects == NULL)
+        goto done;
+    if (!is_ascii(s, n) && PyList_Append(defects, str_header_8bit) < 0)
+        goto done;
+
+    /* Message-ID */
+    const struct span *f = &spans[firsts[K_MID]];
+    Py_ssize_t m = unfold_to(s, f->a, f->b, buf);
+    const unsigned char *p = usual_message_id(buf, &m);
+    if (m == 0)
+        goto unusual;
+    mid_key = PyBytes_FromStringAndSize((const char *)p, m);
+    mid = mid_key == NULL ? NULL : PyUnicode_DecodeUTF8((const char *)p, m, "replace");
+    if (mid == NULL)
+        goto done;
+
+    /* spam and journal flags (values as they are: not unfolded) */
+    int spam = 0;
+    if (firsts[K_SPAMFLAG] >= 0) {
+        f = &spans[firsts[K_SPAMFLAG]];
+        m = f->b - f->a;
+        p = str_strip(s + f->a, &m);
+        spam = ci_equal(p, m, "yes");
+    }
+    if (!spam && firsts[K_SPAMSTATUS] >= 0) {
+        f = &spans[firsts[K_SPAMSTATUS]];
+        Py_ssize_t a = f->a;
+        while (a < f->b && str_space(s[a]))
+            a++;
+        spam = f->b - a >= 3 && ci_equal(s + a, 3, "yes");
+    }
+    int journal = firsts[K_JOURNAL] >= 0;
+
+    /* Subject */
+    if (firsts[K_SUBJECT] >= 0) {
+        f = &spans[firsts[K_SUBJECT]];
+        m = unfold_to(s, f->a, f->b, buf);
+        p = str_strip(buf, &m);
+        if (m > USUAL_MAX_VALUE)
+            goto unusual;
+        subject = PyUnicode_DecodeUTF8((const char *)p, m, "replace");
+        if (subject == NULL)
+            goto done;
+        if (has_encoded_word(p, m) || has_control(subject))
+            todo |= 1;   /* the caller decodes its encoded words and escapes its controls */
+        else if (PyUnicode_GET_LENGTH(subject) > USUAL_MAX_SUBJECT) {
+            PyObject *cut = PyUnicode_Substring(subject, 0, USUAL_MAX_SUBJECT);
+            Py_SETREF(subject, cut);
+            if (subject == NULL)
+                goto done;
+        }
+    } else
+        subject = Py_NewRef(Py_None);
+
+    /* Date */
+    if (firsts[K_DATE] >= 0) {
+        f = &spans[firsts[K_DATE]];
+        m = unfold_to(s, f->a, f->b, buf);
+        p = str_strip(buf, &m);
+        long long epoch, uy;
+        int um, ud, uh, umi, us;
+        if (m == 0 || !usual_date(p, m, &epoch, &uy, &um, &ud, &uh, &umi, &us))
+            goto unusual;
+        sent = PyDateTimeAPI->DateTime_FromDateAndTime((int)uy, um, ud, uh, umi, us, 0, PyDateTime_TimeZone_UTC,
+                                                       PyDateTimeAPI->DateTimeType);
+        if (sent == NULL)
+            goto done;
+        /* plausible(): from 1971-01-01 UTC up to `latest` */
+        if ((epoch < 31536000LL || (double)epoch > latest) && PyList_Append(defects, str_date_implausible) < 0)
+            goto done;
+    } else {
+        sent = Py_NewRef(Py_None);
+        if (PyList_Append(defects, str_date_missing) < 0)
+            goto done;
+    }
+
+    /* From */
+    from_addr = Py_NewRef(Py_None);
+    from_name = Py_NewRef(Py_None);
+    if (firsts[K_FROM] < 0) {
+        if (PyList_Append(defects, str_from_missing) < 0)
+            goto done;
+    } else {
+        f = &spans[firsts[K_FROM]];
+        PyObject *pairs = usual_addresses(s, f->a, f->b, buf);
+        if (pairs == NULL)
+            goto done;
+        if (pairs == Py_None) {
+            Py_DECREF(pairs);
+            goto unusual;
+        }
+        if (PyList_GET_SIZE(pairs) == 0) {
+            Py_DECREF(pairs);
+            if (PyList_Append(defects, str_address_unparsable) < 0)
+                goto done;
+        } else {
+            PyObject *pair = PyList_GET_ITEM(pairs, 0), *name = PyTuple_GET_ITEM(pair, 0);
+            Py_SETREF(from_addr, Py_NewRef(PyTuple_GET_ITEM(pair, 1)));
+            Py_ssize_t len = PyUnicode_GET_LENGTH(name);
+            if (len) {
+                const unsigned char *t = PyUnicode_1BYTE_DATA(name);
+                if (has_encoded_word(t, len) || has_control(name)) {
+                    todo |= 2;   /* the caller decodes it */
+                    Py_SETREF(from_name, Py_NewRef(name));
+                } else
+                    Py_SETREF(from_name, len > USUAL_MAX_NAME ? PyUnicode_Substring(name, 0, USUAL_MAX_NAME)
+                                                             : Py_NewRef(name));
+            }
+            Py_DECREF(pairs);
+            if (from_name == NULL)
+                goto done;
+            budget -= 1;
+        }
+    }
+
+    /* To, Cc, Bcc: unique addresses, in order, within the budget */
+    static const int kinds[3] = {K_TO, K_CC, K_BCC};
+    for (int q = 0; q < 3; q++) {
+        lists[q] = PyList_New(0);
+        if (lists[q] == NULL)
+            goto done;
+        if (firsts[kinds[q]] < 0)
+            continue;
+        seen = PySet_New(NULL);
+        if (seen == NULL)
+            goto done;
+        for (Py_ssize_t j = firsts[kinds[q]]; j < count; j++) {
+            if (spans[j].k != kinds[q])
+                continue;
+            PyObject *pairs = usual_addresses(s, spans[j].a, spans[j].b, buf);
+            if (pairs == NULL)
+                goto done;
+            if (pairs == Py_None) {
+                Py_DECREF(pairs);
+                goto unusual;
+            }
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs); i++) {
+                PyObject *addr = PyTuple_GET_ITEM(PyList_GET_ITEM(pairs, i), 1);
+                int had = PySet_Contains(seen, addr);
+                if (had < 0 || (!had && (PySet_Add(seen, addr) < 0 || PyList_Append(lists[q], addr) < 0))) {
+                    Py_DECREF(pairs);
+                    goto done;
+                }
+            }
+            Py_DECREF(pairs);
+        }
+        Py_CLEAR(seen);
+        if (PyList_GET_SIZE(lists[q]) > budget)
+            goto unusual;   /* headers-capped: the Python scan */
+        budget -= PyList_GET_SIZE(lists[q]);
+    }
+    out = Py_BuildValue("(NNNNNNNNONNOi)", mid, subject, from_addr, from_name, lists[0], lists[1], lists[2], sent,
+                        spam ? Py_True : Py_False, defects, mid_key, journal ? Py_True : Py_False, todo);
+    mid = mid_key = subject = sent = from_addr = from_name = lists[0] = lists[1] = lists[2] = defects = NULL;
+    goto done;
+unusual:
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(mid);
+    Py_XDECREF(mid_key);
+    Py_XDECREF(subject);
+    Py_XDECREF(sent);
+    Py_XDECREF(from_addr);
+    Py_XDECREF(from_name);
+    for (int q = 0; q < 3; q++)
+        Py_XDECREF(lists[q]);
+    Py_XDECREF(defects);
+    Py_XDECREF(seen);
+    PyMem_Free(buf);
+    PyMem_Free(spans);
+    PyBuffer_Release(&view);
+    if (out == NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "scan_usual failed");
+    return out;
+}
+
 static PyMethodDef native_methods[] = {
     {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
      "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
@@ -878,6 +1583,11 @@ static PyMethodDef native_methods[] = {
      "mbox_scan(buf, pos, eof, cap): importers.mbox._mbox_scan_py(buf, pos, eof, cap)."},
     {"find_from_line", (PyCFunction)(void (*)(void))native_find_from_line, METH_FASTCALL,
      "find_from_line(buf, start): buf.find(b'\\nFrom', start) for start >= 0."},
+    {"split_mail", (PyCFunction)native_split_mail, METH_O,
+     "split_mail(raw): toolkit.headers._split_mail_py(raw) as a tuple, for bytes."},
+    {"scan_usual", (PyCFunction)(void (*)(void))native_scan_usual, METH_FASTCALL,
+     "scan_usual(block, max_addresses, latest): the header scan of a usual block, or None "
+     "(toolkit.headers._scan_usual_py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -896,5 +1606,18 @@ PyInit__native(void)
                 return NULL;
         }
     }
+    struct { PyObject **slot; const char *text; } codes[] = {
+        {&str_header_8bit, "header-8bit"}, {&str_date_implausible, "date-implausible"},
+        {&str_date_missing, "date-missing"}, {&str_from_missing, "from-missing"},
+        {&str_address_unparsable, "address-unparsable"}, {&str_empty_message, "empty-message"},
+        {&str_no_headers, "no-headers"}, {&str_no_separator, "no-header-body-separator"},
+    };
+    for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++) {
+        if (*codes[k].slot == NULL && (*codes[k].slot = PyUnicode_InternFromString(codes[k].text)) == NULL)
+            return NULL;
+    }
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL)
+        return NULL;
     return PyModule_Create(&native_module);
 }

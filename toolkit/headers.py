@@ -16,7 +16,10 @@ Compiled scans
     address lists) run in the optional C module ``toolkit._native`` when it
     was built; each equals the ``_py`` function here, which stays the
     reference and runs when it was not (``NATIVE`` says which;
-    docs/architecture.md, "Compiled scans").
+    docs/architecture.md, "Compiled scans"). A usual header block (plain
+    fields, a Message-ID, plain address lists, a date in the usual form, no
+    encoded words) is read whole by the compiled ``scan_usual``, equal to the
+    Python scan here, which reads every other block.
 
 Header block / body split
     The header block ends at the first empty line (``\\n\\n``, ``\\r\\n\\r\\n``
@@ -73,7 +76,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import NamedTuple
 
 from . import hashes
-from .plausible_dates import plausible
+from .plausible_dates import AHEAD, plausible
 
 __all__ = ["MailMeta", "Split", "scan", "header_fields", "fallback_scan", "dedup_key", "normalise_body", "normalise_message_id",
            "split_mail", "split_message"]
@@ -384,7 +387,15 @@ class Split(NamedTuple):
 
 
 def split_mail(raw: bytes) -> Split:
-    """The header block / body split of a whole mail (after a UTF-8 BOM, if it has one)."""
+    """The header block / body split of a whole mail (after a UTF-8 BOM, if it has one): for bytes in one
+    compiled pass (``_native.split_mail``), equal to :func:`_split_mail_py` (tests/unit/test_native.py)."""
+    if _native_split is not None and type(raw) is bytes:
+        return _tuple_new(Split, _native_split(raw))
+    return _split_mail_py(raw)
+
+
+def _split_mail_py(raw: bytes) -> Split:
+    """:func:`split_mail` in Python: the reference, and what runs without the compiled module."""
     skip = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     header_end, body_start, defect = split_offsets(raw, skip)
     return Split(skip, header_end, body_start, defect, raw[skip:header_end])
@@ -595,6 +606,8 @@ def scan(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses: int = 10
     caller already has it (the mail is then not split again).
     """
     meta, first = _scan(raw, max_header_bytes, max_addresses, deadline, body_hash, split, False)
+    if first is None:  # the compiled scan read the block and made the key
+        return meta
     try:
         mid_raw = normalise_message_id(_unfold(first["message-id"])) if "message-id" in first else None
         meta.dedup_key = dedup_key(
@@ -616,25 +629,42 @@ def header_fields(raw: bytes, *, max_header_bytes: int = 1 << 20, max_addresses:
 
 
 def _scan(raw, max_header_bytes: int, max_addresses: int, deadline: float, body_hash: bytes | None,
-          split: Split | None, fields_only: bool) -> tuple[MailMeta, dict[str, str]]:
-    """:func:`scan` up to the dedup key: the metadata and the first value of each wanted field."""
+          split: Split | None, fields_only: bool) -> tuple[MailMeta, dict[str, str] | None]:
+    """:func:`scan` up to the dedup key: the metadata and the first value of each wanted field; or the
+    metadata with its dedup key and None, when the compiled scan read a usual block (``_scan_usual``)."""
     if not isinstance(raw, bytes):
         raw = bytes(raw)
-    meta = MailMeta()
-    defects = meta.defects
+    defects: list[str] = []
     skip, _, body_start, split_defect, header_block = split if split is not None else split_mail(raw)
     if skip:  # a UTF-8 BOM before the first header (some exports)
         defects.append("bom")
     if split_defect:
         defects.append(split_defect)
-    meta.header_size = len(header_block)
     if body_hash is None:  # the body hash and the NUL check in one pass over the mail
         body_hash, nul = _hash_body_nul(raw, body_start)
     else:
         nul = not fields_only and b"\0" in raw
-    meta.body_hash = body_hash
     if not fields_only and nul:
         defects.append("nul-bytes")
+    if _scan_usual is not None and not fields_only and header_block and len(header_block) <= max_header_bytes:
+        try:
+            usual = _scan_usual(header_block, max_addresses, time.time() + _AHEAD)
+        except Exception:  # pragma: no cover - MemoryError: the Python scan below records what happens
+            usual = None
+        if usual is not None:  # the same values the Python scan gives (tests/unit/test_scan_usual.py)
+            mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, more, mid_key, journal, todo = usual
+            if todo & 1:  # decoded (and its defects recorded) where _read_identity does it: after header-8bit
+                found: list[str] = []
+                subject = _escape_controls(_decode_words(subject, found))[:MAX_SUBJECT_CHARS]
+                more[1 if more[:1] == ["header-8bit"] else 0:0] = found
+            defects += more
+            if todo & 2:  # as _read_from does it: after the date's defects (To, Cc and Bcc add none here)
+                from_name = _escape_controls(_decode_words(from_name, defects))[:MAX_NAME_CHARS] or None
+            # dedup_key(message_id, body_hash) of the normalised Message-ID's bytes (the stored recipe)
+            key = _sha256(b"%smid\0%s\0%s" % (DEDUP_PREFIX, mid_key, body_hash)).digest()
+            return MailMeta(mid, subject, from_addr, from_name, to, cc, bcc, sent, spam, defects, body_hash, key,
+                            len(header_block), journal), None
+    meta = MailMeta(defects=defects, body_hash=body_hash, header_size=len(header_block))
     first: dict[str, str] = {}
     t_end = time.monotonic() + deadline  # the deadline is for header parsing, not for hashing a large body
     try:
@@ -674,6 +704,17 @@ def _wanted_fields_py(block: bytes) -> list[tuple[str, str]] | None:
 
 
 _wanted_fields = _native.wanted_fields if _native is not None else _wanted_fields_py
+_native_split = getattr(_native, "split_mail", None)
+_tuple_new = tuple.__new__
+
+# The compiled header scan of a usual block (toolkit/_native.c ``scan_usual``): the message's fields, its
+# header defects and its Message-ID's key bytes in one pass, equal to what _scan_headers and dedup_key
+# give for it (tests/unit/test_scan_usual.py compares them on the corpora and on random blocks); None for
+# anything else (encoded words, odd dates or addresses, no Message-ID, ...), which the Python scan reads.
+# Without the compiled module the Python scan reads every block.
+_scan_usual = _native.scan_usual if _native is not None and hasattr(_native, "scan_usual") else None
+_AHEAD = AHEAD.total_seconds()  # a date up to a day after the scan is plausible (toolkit/plausible_dates.py)
+_sha256 = hashlib.sha256
 
 
 def _scan_headers(meta: MailMeta, block: bytes, first: dict[str, str], max_header_bytes: int,

@@ -366,11 +366,15 @@ def unwrap(raw: bytes) -> tuple[bytes, Envelope | None, list[str]]:
     return unwrap_split(raw)[:3]
 
 
+_JOURNAL_NAME = b"x-ms-journal-report"
+
+
 def unwrap_split(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
     """:func:`unwrap`, and the header split of the bytes to archive (each mail is split into header block
     and body once, here; the journal check, the journal parse and the header scan share it)."""
     split = split_mail(raw)
-    if not is_journal_report(raw, split):
+    # no field name of a journal report in any case: not one (its test is a case-blind regex of the block)
+    if _JOURNAL_NAME not in split.block.lower() or not is_journal_report(raw, split):
         return raw, None, [], split
     report = parse_journal_report(raw, split)
     if report is None:  # a look-alike: an ordinary mail

@@ -395,3 +395,24 @@ def test_never_raises_on_report_shaped_garbage(chunks):
     raw = b"X-MS-Journal-Report:\nContent-Type: multipart/mixed; boundary=b\n" + b"".join(chunks)
     r = parse_journal_report(raw)
     assert r is None or not any(d.startswith("journal-parse-error") for d in r.defects)
+
+
+_NAME_SPELLINGS = st.sampled_from([b"X-MS-Journal-Report", b"x-ms-journal-report", b"X-MS-JOURNAL-REPORT", b"x-Ms-jOurnal-rEport",
+                                   b"X-MS-Journal-Repor", b"X-MS-Journal_Report", b"X-MS-Journal-Report-X", b"\xd8-MS-Journal-Report"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_NAME_SPELLINGS, st.sampled_from([b":", b" :", b"\t:", b" ", b"\n", b"\r\n", b"\n ", b"X: y\n",
+                                                              b"\n\n", b"a", b"\xff"])), max_size=12).map(b"".join))
+def test_prepare_asks_for_a_journal_report_only_where_its_field_name_is(block):
+    # prepare's unwrap_split runs is_journal_report only when the block holds the field's name in any case
+    # (toolkit/prepare.py, _JOURNAL_NAME): the check it leaves out never says yes
+    from toolkit.headers import split_mail
+    from toolkit.prepare import _JOURNAL_NAME, unwrap_split
+
+    for raw in (block, b"X: y\n" + block + b"\n\nbody", b"From: a@b\n" + block + b"\r\n\r\nbody"):
+        split = split_mail(raw)
+        if is_journal_report(raw, split):
+            assert _JOURNAL_NAME in split.block.lower()
+        if _JOURNAL_NAME not in split.block.lower():
+            assert unwrap_split(raw)[:3] == (raw, None, [])

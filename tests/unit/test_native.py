@@ -40,6 +40,7 @@ def test_the_compiled_scans_are_what_headers_runs():
     assert headers._strip_blanks is native.strip_blanks
     assert headers._crlf_to_lf is native.crlf_to_lf
     assert headers._fast_addresses is headers._fast_addresses_native
+    assert headers._native_split is native.split_mail
 
 
 def check_body(buf: bytes, start: int = 0, stop: int | None = None) -> None:
@@ -59,6 +60,15 @@ def check_body(buf: bytes, start: int = 0, stop: int | None = None) -> None:
 
 def check_block(block: bytes) -> None:
     assert native.wanted_fields(block) == headers._wanted_fields_py(block)
+    check_split(block)
+
+
+def check_split(raw: bytes) -> None:
+    """The compiled split of a mail equals the reference, and so does the one the import runs."""
+    want = headers._split_mail_py(raw)
+    assert native.split_mail(raw) == tuple(want)
+    got = split_mail(raw)
+    assert type(got) is headers.Split and got == want and type(got.block) is bytes
 
 
 def check_addresses(value: str) -> list | None:
@@ -71,6 +81,10 @@ def check_addresses(value: str) -> list | None:
 
 def check_mail(raw: bytes) -> int:
     """Compare every scan on ``raw``; returns how many address values the fast path read."""
+    check_split(raw)
+    for cut in (1, 2, 3, 4):   # after a BOM, and the mail's first bytes left out
+        check_split(b"\xef\xbb\xbf" + raw[:cut] + raw)
+        check_split(raw[cut:])
     split = split_mail(raw)
     check_block(split.block)
     check_block(raw)
@@ -162,6 +176,20 @@ def test_wanted_fields_equals_the_reference_on_random_bytes(block):
 ])
 def test_equal_on_large_worst_cases(raw):
     check_mail(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"\xef\xbb\xbf", b"\xef\xbb", b"\n", b"\r\n", b"\r", b"\xef\xbb\xbf\n", b"\xef\xbb\xbf\r\nX: y\n\n",
+    b"From ", b"From x", b"From", b"X: y", b"X : y\n\nb", b"X\t:\n\r\nb", b"X:\r\rbody", b"X:\r\r\nbody", b"X:\n\r\r\n",
+    b" a\nX: y\n\n", b" a\r\nX: y\n\n", b" a\r\rX: y\n\n", b" a\nX y\n\n", b" a\n:\n\n", b"\t\nX:", b" a\n", b" ",
+    b":x\n\n", b"X y: z\n\n", b"\x00: y\n\n", b"\xff: y\n\n", b"X:\n\n\n", b"X:\n\r", b"X:\n\r\n", b"X:\n\n",
+])
+def test_the_split_on_edge_cases(raw):
+    check_split(raw)
+    check_split(raw + b"body\n")
+    with pytest.raises(TypeError):
+        native.split_mail(bytearray(raw))
+    assert split_mail(bytearray(raw)) == headers._split_mail_py(bytearray(raw))   # the reference reads other buffers
 
 
 def test_buffers_other_than_bytes_and_offsets_out_of_range():
