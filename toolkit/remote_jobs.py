@@ -32,8 +32,21 @@ def read_jobs(jobs: list) -> Iterator:
     while i < n:
         key = getattr(jobs[i], "batch_key", None)
         if key is None:
-            yield read_job(jobs[i])
-            i += 1
+            run = getattr(jobs[i], "run_key", None)  # regions of one local mbox (toolkit/file_region.py)
+            j = i + 1
+            if run is not None:
+                while j < n and getattr(jobs[j], "batch_key", None) is None and getattr(jobs[j], "run_key", None) == run:
+                    j += 1
+            if j - i == 1:
+                yield read_job(jobs[i])
+            else:
+                count = 0
+                for result in type(jobs[i]).read_run(jobs[i:j]):
+                    count += 1
+                    yield result
+                if count != j - i:
+                    raise AssertionError(f"{type(jobs[i]).__name__}.read_run gave {count} results for {j - i} jobs")
+            i = j
             continue
         j = i + 1
         while j < n and (k := getattr(jobs[j], "batch_key", None)) is not None and (k is key or k == key):
