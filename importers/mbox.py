@@ -110,8 +110,7 @@ the rest (a Content-Length, a From_ line after a text line or before a non-heade
 boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast.py compares every field with
 the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it. The usual From_ line
 (``From sender Mon Jan  7 09:15:00 2019``) is checked and its date read in one match (``_plain_date``; any other shape
-goes through ``is_from_line`` and ``from_line_date``), the read blocks come from a reused heap, not a fresh mapping
-each (``_ready_allocator``), and the progress moves in steps of a 64th of the bytes counted.
+goes through ``is_from_line`` and ``from_line_date``), and the progress moves in steps of a 64th of the bytes counted.
 """
 from __future__ import annotations
 
@@ -273,24 +272,6 @@ class MboxMessage:
         return d
 
 
-#: the largest read block the allocator was readied for (``_ready_allocator``)
-_READIED = 0
-
-
-def _ready_allocator(block: int) -> None:
-    """Have the C allocator serve the read blocks of ``_Lines`` from its heap, reused block after block. glibc's
-    malloc maps every allocation of at least its threshold (128 KiB at first) afresh and unmaps it when freed; freeing
-    one raises the threshold to that allocation's size, but an allocation of exactly that size is mapped again: so
-    every 1 MiB block read was a fresh mapping, its pages faulted in one by one (about 0.1 CPU-s of a 800 MB mbox,
-    more than reading it). One larger allocation, freed at once, raises the threshold past the block (once per
-    process; elsewhere than glibc it costs one allocation)."""
-    global _READIED
-    if block <= _READIED or block > 8 * BLOCK:
-        return
-    _READIED = block
-    bytearray(2 * block + 4096)
-
-
 class _Lines:
     """Lines of a binary stream with their offsets, one at a time, with push-back (bounded: the current message).
 
@@ -303,7 +284,6 @@ class _Lines:
 
     def __init__(self, f: BinaryIO, base: int = 0, block: int = BLOCK):
         self.f, self.block = f, block
-        _ready_allocator(block)
         self.buf, self.pos, self.offset = b"", 0, base
         self.eof = False
         self.back: list[tuple[int, bytes]] = []   # a stack: last pushed is read first
