@@ -11,6 +11,11 @@ that the worker fetches itself, so the mail's bytes never pass through the drive
   :class:`~toolkit.prepare.ReadFailure` whose message the importer lists (a mail expunged since the
   listing). A failure of the whole source (the retry budget spent, a rejected login) raises.
 
+A job without a ``batch_key`` may have a ``run_key``: consecutive jobs with equal run keys (the regions of one
+local mbox, :class:`toolkit.file_region.FileRegion`) are read by one call of ``read_run(jobs)`` (one result per job,
+in order, each what the job's own read gives); a run of one is read alone. Runs do not count as remote jobs anywhere
+(the driver's chunking looks at ``batch_key`` only).
+
 The connection such a job opens is kept by :func:`cached_session` for the next task of the same
 process: one session per process, replaced when a job of another account comes, closed by
 :func:`close_sessions` (the driver calls it before its worker pool starts and at the end of a run,
