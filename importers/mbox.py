@@ -108,7 +108,9 @@ is read without ``email.utils.parsedate_tz``. With the compiled module (toolkit/
 a read block come from one scan (``MboxSplitter._fast``, importers/mbox_scan.py): the loop above then reads only
 the rest (a Content-Length, a From_ line after a text line or before a non-header line, the message across a block
 boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast.py compares every field with
-the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it.
+the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it. The usual From_ line
+(``From sender Mon Jan  7 09:15:00 2019``) is checked and its date read in one match (``_plain_date``; any other shape
+goes through ``is_from_line`` and ``from_line_date``), and the progress moves in steps of a 64th of the bytes counted.
 """
 from __future__ import annotations
 
@@ -164,6 +166,29 @@ _QUOTED_M = QUOTED_FROM  # ^>+From lines (the pack task's FileRegion unquotes wi
 _FLAG_FIELD = re.compile(rb"(?:status|x-status|x-mozilla-status|x-mozilla-keys|x-gmail-labels)[ \t]*:", re.I)
 _MOZ_STATUS = re.compile(rb"x-mozilla-status[ \t]*:[ \t]*([0-9a-f]{4})[ \t]*\r?\n?\Z", re.I)
 _CL = re.compile(rb"content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*\r?\n?\Z", re.I)
+#: The usual From_ line, whole (``From sender Mon Jan  7 09:15:00 2019`` and its line end): one sender token, then an
+#: asctime date with seconds and a year, nothing else. Such a line is a From_ line (``is_from_line``) and its date is
+#: read from this one match (``_plain_date``: what ``from_line_date`` gives, tests/unit/test_mbox_fast.py compares
+#: them on random lines). Linear: the sender token ends at the first space, every later part is fixed or bounded.
+_PLAIN_FROM = re.compile(rb"From \S+ (?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+                         rb" +([0-9]{1,2}) ([0-9]{1,2}):([0-9]{2}):([0-9]{2}) ([1-9][0-9]{3})\r?\n?\Z")
+_MONTH_NO = {name.encode(): i for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                                                          "Oct", "Nov", "Dec"), 1)}
+#: a message's date not read yet (``MboxMessage.date`` reads it from the From_ line when asked)
+_UNREAD = object()
+_UTC = dt.timezone(dt.timedelta(0))  # as importers/from_line.py gives it
+
+
+def _plain_date(line: bytes):
+    """``from_line_date(line)`` when ``line`` matches ``_PLAIN_FROM`` (then it is a From_ line), else ``_UNREAD``."""
+    m = _PLAIN_FROM.match(line)
+    if m is None:
+        return _UNREAD
+    mon, day, hh, mi, ss, year = m.groups()
+    try:
+        return dt.datetime(int(year), _MONTH_NO[mon], int(day), int(hh), int(mi), int(ss), tzinfo=_UTC)
+    except ValueError:
+        return None
 
 
 def _blank(line: bytes | None) -> bool:
@@ -225,6 +250,8 @@ class MboxMessage:
     mail_flags: tuple[str, ...] = ()
     #: the folders its Gmail labels name (a Takeout mbox), in the order given
     label_folders: tuple[str, ...] = ()
+    #: the date of its From_ line when the splitter read it already (``_plain_date``), else ``_UNREAD``
+    from_date: Any = field(default=_UNREAD, repr=False, compare=False)
 
     @property
     def archived_length(self) -> int:
@@ -237,7 +264,12 @@ class MboxMessage:
 
     @property
     def date(self) -> dt.datetime | None:
-        return from_line_date(self.from_line)
+        d = self.from_date
+        if d is _UNREAD:
+            d = _plain_date(self.from_line)
+            if d is _UNREAD:
+                d = from_line_date(self.from_line)
+        return d
 
 
 class _Lines:
@@ -457,10 +489,12 @@ class MboxSplitter:
         keep, rd, variant, auto = self.keep_bytes, self.variant == "mboxrd", self._fixed_variant, self.variant == "auto"
         msgs = []
         offset, from_line = start
+        from_date = _UNREAD  # the date of from_line, read with the check of the line (the first: when asked)
         quoted_lines = 0
         for sep, nxt, after, blank_at, quoted, empty, flagged in found:
             line = buf[nxt:after]
-            if not is_from_line(line):
+            line_date = _plain_date(line)  # the usual From_ line and its date in one match
+            if line_date is _UNREAD and not is_from_line(line):
                 break
             crc = crc32(view[pos:nxt], crc32(from_line))
             raw = buf[pos:sep] if keep else b""
@@ -472,7 +506,8 @@ class MboxSplitter:
                     if raw:
                         raw = _QUOTED_M.sub(rb"\1", raw)
             msg = MboxMessage(offset, from_line, raw, base + nxt, b"\n" if nxt - sep == 1 else b"\r\n", [],
-                              "mboxcl" if flagged & 2 and auto else variant, crc, unquoted, empty=bool(empty))
+                              "mboxcl" if flagged & 2 and auto else variant, crc, unquoted, empty=bool(empty),
+                              from_date=from_date)
             if flagged & 1:
                 items = [(0, h + b"\n") for h in buf[pos:blank_at - 1].split(b"\n")]  # whole lines, LF-split
                 expunged, _, flag_lines = self._header_facts(items, 0, False)
@@ -482,7 +517,7 @@ class MboxSplitter:
                     got = mbox_flags.read(mbox_flags.header_fields(flag_lines))
                     msg.mail_flags, msg.label_folders = tuple(sorted(got.flags)), got.folders
             msgs.append(msg)
-            offset, from_line, pos = base + nxt, line, after
+            offset, from_line, from_date, pos = base + nxt, line, line_date, after
         self.quoted_lines += quoted_lines
         lines.pos, lines.offset = pos, base + pos
         return msgs, (offset, from_line)
@@ -1063,8 +1098,10 @@ class MboxImporter:
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
         position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)
         reporter.start("mbox", size, "bytes")
-        done = min(base, size) if stream is raw_f else 0
-        reporter.advance("mbox", done)
+        counted = min(base, size) if stream is raw_f else 0  # the bytes the progress counted
+        reporter.advance("mbox", counted)
+        # the progress moves message by message at first, then in steps of a 64th of the bytes counted (as the
+        # scan of a tree does, importers/walk.py: a call per message cost more than the figure shown once a second)
         try:
             for msg in splitter:
                 if not prefix_done:
@@ -1073,14 +1110,15 @@ class MboxImporter:
                     if splitter.prefix_mmdf:  # its From_ lines would split it, the separators left in the mails
                         break
                 now = min(position(msg), size)
-                reporter.advance("mbox", now - done)
-                done = now
+                if now - counted > (counted >> 6):
+                    reporter.advance("mbox", now - counted)
+                    counted = now
                 yield self._item(msg, size, mtime, counts, reporter)
             if not prefix_done:
                 yield from self._prefix(splitter, base, reporter)
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise SourceError(f"{self.name}: cannot read the mbox: {exc}") from None
-        reporter.advance("mbox", size - done)
+        reporter.advance("mbox", size - counted)
         reporter.finish("mbox")
         if base == 0 and splitter.size == 0:
             reporter.warn(f"{self.name}: empty mbox (no data after decompression): no messages")
@@ -1112,11 +1150,13 @@ class MboxImporter:
         ref = f"{self.name}@{msg.offset}"
         cur = {"offset": msg.end_offset, "start": msg.offset, "crc32": msg.crc32, "size": size, "mtime": mtime}
         counts["messages"] += 1
-        for flag in msg.flags:
-            if flag in counts:
-                counts[flag] += 1
-        if POSSIBLE_FALSE_SPLIT in msg.flags:
-            reporter.warn(f"{ref}: possible false split (an unquoted From_ line after an empty line, no header after it)")
+        notes = msg.flags
+        if notes:
+            for flag in notes:
+                if flag in counts:
+                    counts[flag] += 1
+            if POSSIBLE_FALSE_SPLIT in notes:
+                reporter.warn(f"{ref}: possible false split (an unquoted From_ line after an empty line, no header after it)")
         if msg.oversized:
             return SourceProblem(ref, (
                 f"{self.name}: the message at byte {msg.offset} is {msg.stored_length} bytes, over the "
@@ -1124,24 +1164,21 @@ class MboxImporter:
                 f"rerun with --max-message-size {msg.stored_length} or more to import it"), cur)
         if msg.empty:
             return SourceProblem(ref, "empty message (nothing between this From_ line and the next)", cur)
-        flags = sorted(msg.flags) + [f"variant={msg.variant}"]
-        mail = SourceMail(
-            raw=msg.raw,
-            ref=ref,
-            folder=self._folder,
-            # the notes as one token (sightings.flags joins the tuple with spaces), then the header's mail flags
-            flags=(",".join(flags), *msg.mail_flags),
-            internal_date=msg.date,
-            date_source="from-line",
-            cursor=cur,
-            also_in=tuple(f for f in msg.label_folders if f != self._folder),
-        )
-        if self._region_path is not None:  # the worker reads it (see the class docstring)
-            mail.raw, mail.size = None, msg.archived_length
-            mail.job = FileRegion(self._region_path, msg.offset, msg.end_offset - msg.offset, msg.crc32,
-                                  len(msg.from_line), len(msg.separator), self.variant == "mboxrd", size, mtime)
-            mail.on_read_error = self._changed(ref, counts["messages"], msg.offset, cur)
-        return mail
+        # the notes as one token (sightings.flags joins the tuple with spaces), then the header's mail flags
+        note = ",".join(sorted(notes) + [f"variant={msg.variant}"]) if notes else "variant=" + msg.variant
+        also_in = tuple(f for f in msg.label_folders if f != self._folder) if msg.label_folders else ()
+        if self._region_path is None:
+            return SourceMail(raw=msg.raw, ref=ref, folder=self._folder, flags=(note, *msg.mail_flags),
+                              internal_date=msg.date, date_source="from-line", cursor=cur, also_in=also_in)
+        # the worker reads it (see the class docstring)
+        offset, length, head, tail = msg.offset, msg.end_offset - msg.offset, len(msg.from_line), len(msg.separator)
+        return SourceMail(raw=None, ref=ref, folder=self._folder, flags=(note, *msg.mail_flags),
+                          internal_date=msg.date, date_source="from-line", cursor=cur,
+                          size=length - head - tail - msg.unquoted,  # msg.archived_length
+                          on_read_error=self._changed(ref, counts["messages"], offset, cur),
+                          job=FileRegion(self._region_path, offset, length, msg.crc32, head, tail,
+                                         self.variant == "mboxrd", size, mtime),
+                          also_in=also_in)
 
     def _changed(self, ref: str, index: int, offset: int, cur: dict):
         """What a region the worker could not read as scanned becomes: a problem naming the mbox and the message."""

@@ -11,6 +11,11 @@ that the worker fetches itself, so the mail's bytes never pass through the drive
   :class:`~toolkit.prepare.ReadFailure` whose message the importer lists (a mail expunged since the
   listing). A failure of the whole source (the retry budget spent, a rejected login) raises.
 
+A job without a ``batch_key`` may have a ``run_key``: consecutive jobs with equal run keys (the regions of one
+local mbox, :class:`toolkit.file_region.FileRegion`) are read by one call of ``read_run(jobs)`` (one result per job,
+in order, each what the job's own read gives); a run of one is read alone. Runs do not count as remote jobs anywhere
+(the driver's chunking looks at ``batch_key`` only).
+
 The connection such a job opens is kept by :func:`cached_session` for the next task of the same
 process: one session per process, replaced when a job of another account comes, closed by
 :func:`close_sessions` (the driver calls it before its worker pool starts and at the end of a run,
@@ -32,8 +37,21 @@ def read_jobs(jobs: list) -> Iterator:
     while i < n:
         key = getattr(jobs[i], "batch_key", None)
         if key is None:
-            yield read_job(jobs[i])
-            i += 1
+            run = getattr(jobs[i], "run_key", None)  # regions of one local mbox (toolkit/file_region.py)
+            j = i + 1
+            if run is not None:
+                while j < n and getattr(jobs[j], "batch_key", None) is None and getattr(jobs[j], "run_key", None) == run:
+                    j += 1
+            if j - i == 1:
+                yield read_job(jobs[i])
+            else:
+                count = 0
+                for result in type(jobs[i]).read_run(jobs[i:j]):
+                    count += 1
+                    yield result
+                if count != j - i:
+                    raise AssertionError(f"{type(jobs[i]).__name__}.read_run gave {count} results for {j - i} jobs")
+            i = j
             continue
         j = i + 1
         while j < n and (k := getattr(jobs[j], "batch_key", None)) is not None and (k is key or k == key):

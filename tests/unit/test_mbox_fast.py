@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from importers import mbox_scan
-from importers.mbox import MboxSplitter, _pop_blank, from_line_date, open_decompressed
+from importers.mbox import _UNREAD, MboxSplitter, _plain_date, _pop_blank, from_line_date, is_from_line, open_decompressed
 from tests.corpora import corpora_dir
 from tests.unit import mbox_reference as ref
 
@@ -321,3 +321,59 @@ def test_the_fast_date_is_parsedate_tz_s_date():
     assert got.utcoffset().total_seconds() == 0
     assert from_line_date(b"From a@b Mon Feb 30 09:15:00 2019\n") is None  # no such day
     assert from_line_date(b"From a@b Mon Jan  7 09:15:00 0999\n") is None  # before year 1000
+
+
+# -- the usual From_ line in one match (``_plain_date``: the check of ``_fast`` and the date of ``MboxMessage.date``) --
+
+TAKEN: list[bool] = []  # per example: did the one match take the line (the test below checks it often does)
+SENDERS = [b"a@b", b"bench@example.com", b"at", b"-", b"MAILER-DAEMON", b"a@[10.1.2.3]", b"(x)", b"\xc3\xa9@b",
+           b"Mon", b"a\tb", b"a\x00b", b"", b"a b", b"a at b"]
+
+
+@settings(max_examples=800, deadline=None, derandomize=True, database=None)
+@given(head=st.sampled_from([b"From "] * 8 + [b"From  ", b"from ", b"From\t", b"\xef\xbb\xbfFrom ", b">From "]),
+       sender=st.one_of(*[st.sampled_from(SENDERS)] * 3, st.binary(max_size=12)),
+       gap=st.sampled_from([b" "] * 8 + [b"  ", b"\t"]), wd=st.sampled_from(WEEKDAYS[:7] * 3 + WEEKDAYS[7:]),
+       mon=st.sampled_from(MONTHS[:12] * 2 + MONTHS[12:]), day=st.integers(0, 40), hh=st.integers(0, 30),
+       mi=st.integers(0, 70), ss=st.integers(0, 70), year=st.integers(0, 10999) | st.integers(1000, 9999),
+       day_pad=st.sampled_from(["%2d", "%d", "%02d"] * 3 + [" %d", "%3d"]), year_pad=st.sampled_from(["%d", "%04d"]),
+       tail=st.sampled_from([b"", b"\n", b"\r\n"] * 4 + [b"\r", b" \n", b"\n\n", b" UTC\n", b" +0100\n", b"\nx",
+                             b"\r\r\n"]))
+def test_the_usual_from_line_in_one_match_is_what_is_from_line_and_from_line_date_say(
+        head, sender, gap, wd, mon, day, hh, mi, ss, year, day_pad, year_pad, tail):
+    date = ("%s %s %s %02d:%02d:%02d %s" % (wd, mon, day_pad % day, hh, mi, ss, year_pad % year)).encode()
+    line = head + sender + gap + date + tail
+    got = _plain_date(line)
+    TAKEN.append(got is not _UNREAD)
+    if got is _UNREAD:  # not the usual shape: the splitter asks is_from_line and from_line_date themselves
+        return
+    assert is_from_line(line)
+    want = from_line_date(line)
+    assert got == want and (got is None) == (want is None)
+    if got is not None:
+        assert got.utcoffset() == want.utcoffset() and got.tzinfo == want.tzinfo
+
+
+@settings(max_examples=500, deadline=None, derandomize=True, database=None)
+@given(line=st.binary(max_size=60).map(lambda b: b"From " + b) | st.binary(max_size=60))
+def test_any_line_the_one_match_takes_is_a_from_line_with_that_date(line):
+    got = _plain_date(line)
+    if got is not _UNREAD:
+        assert is_from_line(line) and got == from_line_date(line)
+
+
+def test_the_random_from_lines_above_are_often_the_usual_ones():
+    if not TAKEN:
+        test_the_usual_from_line_in_one_match_is_what_is_from_line_and_from_line_date_say()
+    assert sum(TAKEN) >= len(TAKEN) // 20  # the comparison above is not vacuous
+
+
+def test_the_one_match_takes_the_usual_from_lines_and_nothing_else():
+    assert _plain_date(b"From bench@example.com Mon Jan  7 09:15:00 2019\n") == from_line_date(
+        b"From bench@example.com Mon Jan  7 09:15:00 2019\n") is not None
+    assert _plain_date(b"From a@b Sat Dec 31 23:59:59 2022\r\n").year == 2022
+    assert _plain_date(b"From a@b Mon Feb 30 09:15:00 2019\n") is None  # a From_ line, its date no date
+    for other in (b"From a@b Mon Jan  7 09:15 2019\n", b"From a@b Mon Jan  7 09:15:00 2019 +0100\n",
+                  b"From a@b Mon, 7 Jan 2019 09:15:00\n", b"From -\n", b"From a b Mon Jan  7 09:15:00 2019\n",
+                  b"\xef\xbb\xbfFrom a@b Mon Jan  7 09:15:00 2019\n", b"From here on\n"):
+        assert _plain_date(other) is _UNREAD
