@@ -100,9 +100,12 @@ def read_regular_file(path: bytes) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OSError(0, "no longer a regular file")
-        # one read of the size the scan saw (+1 to see a file that grew); a short read goes on to EOF
+        # One read of the size fstat gave, +1: getting exactly that size is a short read, i.e. the end of
+        # the file (a second read only to be told so would cost a system call per mail). Fewer bytes (it
+        # shrank, or a file system answered in parts) or one more (it grew since the fstat): read on to
+        # the end, so a growing file is never archived cut at the size it had a moment ago.
         data = os.read(fd, min(st.st_size, 1 << 30) + 1)
-        if len(data) <= st.st_size and data:
+        if len(data) != st.st_size:
             parts = [data]
             while chunk := os.read(fd, 1 << 20):
                 parts.append(chunk)

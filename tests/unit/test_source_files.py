@@ -21,6 +21,35 @@ def test_reads_a_regular_file_exactly(tmp_path):
     assert read_regular_file(os.fsencode(p)) == b"Subject: x\r\n\r\nbody\x00\xff"
 
 
+def test_a_file_of_the_size_fstat_gave_is_read_in_one_system_call(tmp_path, monkeypatch):
+    """Asking for one byte more than the size and getting the size is the end of the file: no second read."""
+    p = tmp_path / "m.eml"
+    p.write_bytes(b"Subject: x\r\n\r\n" + b"b" * 70_000)
+    calls = []
+    real = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: calls.append(n) or real(fd, n))
+    assert read_regular_file(os.fsencode(p)) == p.read_bytes()
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("change", [+5_000, -5_000])
+def test_a_file_that_grew_or_shrank_after_its_fstat_is_read_to_its_end(tmp_path, monkeypatch, change):
+    """The file changes between the fstat and the read (appended to, or cut): what is read is the whole
+    file as it is at the read, never the first fstat-size + 1 bytes of a grown one."""
+    p = tmp_path / "m.eml"
+    content = b"Subject: x\r\n\r\n" + bytes(range(256)) * 100
+    p.write_bytes(content)
+    real_fstat = os.fstat
+
+    def fstat_then_change(fd):
+        st = real_fstat(fd)
+        p.write_bytes(content + b"z" * change if change > 0 else content[:change])
+        return st
+    monkeypatch.setattr(os, "fstat", fstat_then_change)
+    assert read_regular_file(os.fsencode(p)) == p.read_bytes()
+    assert len(p.read_bytes()) == len(content) + change
+
+
 def test_a_symlink_swapped_in_is_not_followed(tmp_path):
     secret = tmp_path / "outside"
     secret.write_bytes(b"not yours")
