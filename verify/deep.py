@@ -53,7 +53,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
@@ -90,18 +89,29 @@ STAMP_WINDOW = dt.timedelta(days=1)
 _worker_archive = None
 
 
+def check_session(catalog):
+    """:func:`toolkit.catalog.check_session`, its module loaded at the first use: the command line imports this
+    module before it forks the pack workers (:class:`EarlyWorkers`), which need no DuckDB."""
+    from toolkit.catalog import check_session as session
+
+    return session(catalog)
+
+
 # ---------------------------------------------------------------------- worker side
 def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool = True) -> None:
     """The worker's view of the archive: its config, its key (checked against the config) and its media.
 
     Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
-    all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU."""
+    all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU; not even an
+    ``Archive`` (:class:`verify.worker_archive.WorkerArchive`: its module loads DuckDB, which a worker forked
+    before the command line loaded it would load for nothing)."""
     global _worker_archive
     import signal
 
-    from toolkit.archive import Archive
     from toolkit.home import Home
     from toolkit.process_guard import forbid_core_dumps
+
+    from .worker_archive import WorkerArchive
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
     # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler: end as a forkserver child does
@@ -109,8 +119,9 @@ def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool =
     try:
         h = Home(Path(home))
         config = h.load_config()
-        _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password,
-                                  smb_encrypt=smb_encrypt)  # the parent's setting: a worker has no --smb-no-encrypt
+        # the parent's SMB setting: a worker has no --smb-no-encrypt
+        _worker_archive = WorkerArchive(h, config, h.read_key(config.uuid, config.key_check), smb_password,
+                                        smb_encrypt)
     except Exception as exc:  # no traceback from the pool: each task names it (EarlyWorkers fork before the
         _worker_archive = exc  # parent has checked the key, which then reports a wrong one as it always does)
 
@@ -535,7 +546,9 @@ class EarlyWorkers:
 
     Forked from this process while it holds no catalog connection and no archive key and runs no thread it
     started (only the imports are done: the workers need them too, so they start with them instead of a
-    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog).
+    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog). The
+    command line forks them before it loads DuckDB (``verify --full``): the workers do not need it
+    (:class:`verify.worker_archive.WorkerArchive`), and the parent loads it while they read packs.
     Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
     ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
     (``early=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
@@ -553,7 +566,9 @@ class EarlyWorkers:
         self.ahead: dict[tuple[int, str], cf.Future] = {}
         self.taken = self.redone = 0
         if self.workers > 1:
-            import toolkit.archive  # noqa: F401  (the workers' modules, loaded once here)
+            import toolkit.process_guard  # noqa: F401  (the workers' modules, loaded once here)
+
+            from . import worker_archive  # noqa: F401
 
             self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
                                                initializer=_init_worker,
