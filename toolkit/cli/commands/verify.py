@@ -64,15 +64,25 @@ _CRL_HELP = ("A CRL (PEM or DER) of the TSA's CA or an intermediate; repeatable.
 
 
 def _early_workers(ctx, full: bool, workers: int | None):
-    """``verify --full``'s pack workers, forked before the archive opens (:class:`verify.deep.EarlyWorkers`)."""
+    """``verify --full``'s pack workers, forked before the archive opens (:class:`verify.deep.EarlyWorkers`): those
+    the command line forked at start-up for these arguments (toolkit/cli/early.py), else forked now."""
     import contextlib
     import os
 
+    from ..early import release, take
+
     if not full:
+        release()
         return contextlib.nullcontext()
+    from toolkit.storage.location import SMB_DEFAULTS
+
+    password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+    got = take(ctx.home, workers, password, bool(SMB_DEFAULTS["encrypt"]))
+    if got is not None:
+        return got
     from verify.deep import EarlyWorkers
 
-    return EarlyWorkers(ctx.home, os.environ.get("MAILARCHIVE_SMB_PASSWORD"), workers)
+    return EarlyWorkers(ctx.home, password, workers)
 
 
 @command(cli, "verify")
