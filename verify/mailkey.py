@@ -165,14 +165,14 @@ def _fast_key(raw: bytes) -> str | None:
             cc.append(value)
         elif name not in first:
             first[name] = value
-    defects: list[str] = []   # what the readers note; nothing here reads it
     unfold, text = _h._unfold, _h._text
 
     value = first.get("message-id")
-    message_id = None
+    mid_key = "N"
     if value is not None:
-        mid = _h.normalise_message_id(unfold(value))
-        message_id = text(mid) if mid else None
+        mid = _message_id(unfold(value))
+        if mid:
+            mid_key = _text_key(text(mid))
 
     value = first.get("subject")
     subject = None
@@ -180,7 +180,10 @@ def _fast_key(raw: bytes) -> str | None:
         subj = unfold(value).strip()
         if len(subj) > _h.MAX_VALUE_CHARS:
             return None
-        subject = _h._escape_controls(_h._decode_words(text(subj), defects))[:_h.MAX_SUBJECT_CHARS]
+        subj = text(subj)
+        if "=?" in subj:   # encoded words (_decode_words returns any other text as it is); the defects go unread
+            subj = _h._decode_words(subj, [])
+        subject = _h._escape_controls(subj)[:_h.MAX_SUBJECT_CHARS]
 
     value = first.get("date")
     when = "N"
@@ -219,8 +222,18 @@ def _fast_key(raw: bytes) -> str | None:
         budget -= count
         lists.append(key)
 
-    return (_text_key(message_id) + _text_key(from_addr) + _text_key(subject) + when
-            + "|" + lists[0] + "|" + lists[1])
+    return mid_key + _text_key(from_addr) + _text_key(subject) + when + "|" + lists[0] + "|" + lists[1]
+
+
+def _message_id(value: str) -> str | None:
+    """:func:`toolkit.headers.normalise_message_id` of an unfolded value; a value without blanks (the usual one)
+    skips its whitespace pass, which would remove nothing."""
+    if " " in value or "\t" in value or "\r" in value or "\n" in value:
+        return _h.normalise_message_id(value)
+    lt = value.find("<")
+    gt = value.find(">", lt + 1) if lt >= 0 else -1
+    v = value[lt + 1:gt] if lt >= 0 and gt > lt else value.strip("<>")
+    return v or None
 
 
 class MailFields(NamedTuple):

@@ -195,3 +195,14 @@ def test_fields_of_key_reads_back_the_fields(mid, frm, subj, when, to, cc):
     assert got.message_id == mid and got.from_addr == frm and got.subject == subj
     assert got.sent_date == when and (when is None or got.sent_date.isoformat() == when.isoformat())
     assert sorted(got.to) == sorted(set(to)) and sorted(got.cc) == sorted(set(cc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(["<", ">", " ", "\t", "\r", "\n", "a", "@", "b.c", "é", "\x0b", "\u00a0"]), max_size=16))
+def test_the_message_id_short_path_is_normalise_message_id(value):
+    """``_message_id`` skips the whitespace pass on a value without blanks: the same id as the reference for any value
+    (brackets anywhere, other whitespace that the pass leaves, such as a vertical tab or a no-break space)."""
+    from toolkit.headers import normalise_message_id
+    from verify.mailkey import _message_id
+
+    assert _message_id(value) == normalise_message_id(value)
