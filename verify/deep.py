@@ -816,6 +816,8 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             if alongside is not None:
                 alongside()
             _check_batches(archive, batch_stats, checks, at, crls)
+            if pooled:  # a clean run needs the catalog no more: its connection (DuckDB's threads and memory) ends
+                archive.catalog.close()  # while the workers read, not after them (a finding's check opens it again)
 
         reporter.start("verify packs", len(tasks), "packs")
         try:
