@@ -588,6 +588,15 @@ class EarlyWorkers:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def abandon(self) -> None:
+        """End the workers now, the packs they are reading unread (a command line that did not run the checks)."""
+        if self.pool is not None:
+            workers = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for w in workers:
+                w.terminate()
+            self.pool.shutdown(wait=True)
+
 
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
                pool=None, early=None, on_result=None) -> list[dict]:

@@ -114,8 +114,8 @@ def take(home: Path, workers: int | None, smb_password: str | None, smb_encrypt:
 
 
 def release() -> None:
-    """Shut down workers forked at start-up that no command took."""
+    """End workers forked at start-up that no command took (at once: their packs are not wanted)."""
     _started.pop("for", None)
     early = _started.pop("workers", None)
     if early is not None:
-        early.__exit__(None, None, None)
+        early.abandon()
