@@ -43,3 +43,33 @@ def test_the_home_of_the_environment_counts_as_the_command_lines(monkeypatch):
 ])
 def test_anything_else_forks_nothing(argv):
     assert verify_full_args(argv) is None
+
+
+def _start_in_child(home: str, out) -> None:
+    """In a spawned child: start() as the command line's would run it there (the main module imported again)."""
+    import sys
+
+    from toolkit.cli import early
+
+    early._is_the_command = lambda: True
+    sys.argv = ["mailarchive", "--archive", home, "verify", "--full"]
+    early.start()
+    out.put("workers" in early._started)
+
+
+def test_a_spawned_child_of_the_command_forks_nothing(tmp_path):
+    """A spawned child (or a fork server) of ``mailarchive verify --full`` imports its main module again, with the
+    parent's arguments: it must not fork workers of its own."""
+    import multiprocessing
+
+    from toolkit.archive import Archive
+
+    Archive.create(tmp_path / "home", str(tmp_path / "medium"), name="early-child").close()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_start_in_child, args=(str(tmp_path / "home"), out))
+    child.start()
+    try:
+        assert out.get(timeout=120) is False
+    finally:
+        child.join()

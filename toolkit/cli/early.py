@@ -90,7 +90,12 @@ def start() -> None:
     if not _is_the_command() or any(os.environ.get(v) for v in _HOOKS):
         return
     args = verify_full_args(sys.argv[1:])
-    if args is None or not _local_only(args[0]):
+    if args is None:
+        return
+    import multiprocessing
+
+    # a spawned child or a fork server of this command imports its main module again, with its arguments
+    if multiprocessing.parent_process() is not None or not _local_only(args[0]):
         return
     from toolkit.process_guard import cap_malloc_arenas, forbid_core_dumps
     from verify.deep import EarlyWorkers
