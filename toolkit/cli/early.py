@@ -104,7 +104,10 @@ def start() -> None:
     cap_malloc_arenas()   # before the pool's thread starts
     home, workers, encrypt = args
     smb_password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
-    _started["workers"] = EarlyWorkers(home, smb_password, workers, smb_encrypt=encrypt)
+    try:
+        _started["workers"] = EarlyWorkers(home, smb_password, workers, smb_encrypt=encrypt)
+    except Exception:  # (no fork possible now) the command forks its workers where it always did, and says what fails
+        return
     _started["for"] = (home, workers, smb_password, encrypt)
 
 
