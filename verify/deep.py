@@ -53,7 +53,6 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from toolkit.catalog import check_session
 from toolkit.errors import MailArchiveError, NextStep
 from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptError, open_record, pack_key
 from toolkit.reporter import NullReporter
@@ -90,18 +89,29 @@ STAMP_WINDOW = dt.timedelta(days=1)
 _worker_archive = None
 
 
+def check_session(catalog):
+    """:func:`toolkit.catalog.check_session`, its module loaded at the first use: the command line imports this
+    module before it forks the pack workers (:class:`EarlyWorkers`), which need no DuckDB."""
+    from toolkit.catalog import check_session as session
+
+    return session(catalog)
+
+
 # ---------------------------------------------------------------------- worker side
 def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool = True) -> None:
     """The worker's view of the archive: its config, its key (checked against the config) and its media.
 
     Not :meth:`Archive.open`: a worker never reads the catalog (the parent, which opened the archive with
-    all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU."""
+    all its checks, hands each task its rows), and opening a catalog connection costs ~0.1 s of CPU; not even an
+    ``Archive`` (:class:`verify.worker_archive.WorkerArchive`: its module loads DuckDB, which a worker forked
+    before the command line loaded it would load for nothing)."""
     global _worker_archive
     import signal
 
-    from toolkit.archive import Archive
     from toolkit.home import Home
     from toolkit.process_guard import forbid_core_dumps
+
+    from .worker_archive import WorkerArchive
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
     # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler: end as a forkserver child does
@@ -109,8 +119,9 @@ def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool =
     try:
         h = Home(Path(home))
         config = h.load_config()
-        _worker_archive = Archive(h, config, h.read_key(config.uuid, config.key_check), None, smb_password=smb_password,
-                                  smb_encrypt=smb_encrypt)  # the parent's setting: a worker has no --smb-no-encrypt
+        # the parent's SMB setting: a worker has no --smb-no-encrypt
+        _worker_archive = WorkerArchive(h, config, h.read_key(config.uuid, config.key_check), smb_password,
+                                        smb_encrypt)
     except Exception as exc:  # no traceback from the pool: each task names it (EarlyWorkers fork before the
         _worker_archive = exc  # parent has checked the key, which then reports a wrong one as it always does)
 
@@ -314,12 +325,15 @@ def _sql_text_key(col: str) -> str:
 
 
 def _sql_list_key(col: str) -> str:
-    return f"coalesce(array_to_string(list_transform(list_sort(list_distinct({col})), x -> strlen(x) || ':' || x), ''), '')"
+    # sorted, repeats kept (no list_distinct: a fifth of the query's time): see _F04_KEY
+    return f"coalesce(array_to_string(list_transform(list_sort({col}), x -> strlen(x) || ':' || x), ''), '')"
 
 
 #: a row's compared header fields as one string, as :func:`f04_key` builds it from a mail: each text
 #: ``N`` (NULL) or ``S<UTF-8 bytes>:<text>``, the date ``N`` or ``T<microseconds since 1970>``, then each
-#: recipient list sorted and without repeats, ``<UTF-8 bytes>:<address>`` each, after a ``|``
+#: recipient list sorted, ``<UTF-8 bytes>:<address>`` each, after a ``|``. The mail's key lists each address
+#: once; a row listing one twice (no import writes that) has another key, and :func:`_add_f04` compares it field by
+#: field, as sets, as it does every row whose key differs: equal keys still mean equal fields, so F04 finds the same
 _F04_KEY = " || ".join([
     _sql_text_key("m.message_id"), _sql_text_key("m.from_addr"), _sql_text_key("m.subject"),
     "CASE WHEN m.sent_date IS NULL THEN 'N' ELSE 'T' || epoch_us(m.sent_date) END",
@@ -535,7 +549,9 @@ class EarlyWorkers:
 
     Forked from this process while it holds no catalog connection and no archive key and runs no thread it
     started (only the imports are done: the workers need them too, so they start with them instead of a
-    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog).
+    fork server importing them again, ~0.2 CPU-s, and they are ready while the parent opens the catalog). The
+    command line forks them before it loads DuckDB (``verify --full``): the workers do not need it
+    (:class:`verify.worker_archive.WorkerArchive`), and the parent loads it while they read packs.
     Each worker then reads the config and key itself (:func:`_init_worker`), as a forkserver child does.
     ``workers``: processes (default: CPUs, at most 8); fewer than 2 starts none. Used by :func:`run_full`
     (``early=``) when the packs are enough for workers (:data:`POOL_MIN_BYTES`), else left unused; shut
@@ -553,7 +569,9 @@ class EarlyWorkers:
         self.ahead: dict[tuple[int, str], cf.Future] = {}
         self.taken = self.redone = 0
         if self.workers > 1:
-            import toolkit.archive  # noqa: F401  (the workers' modules, loaded once here)
+            import toolkit.process_guard  # noqa: F401  (the workers' modules, loaded once here)
+
+            from . import worker_archive  # noqa: F401
 
             self.pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("fork"),
                                                initializer=_init_worker,
@@ -569,6 +587,15 @@ class EarlyWorkers:
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abandon(self) -> None:
+        """End the workers now, the packs they are reading unread (a command line that did not run the checks)."""
+        if self.pool is not None:
+            workers = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for w in workers:
+                w.terminate()
+            self.pool.shutdown(wait=True)
 
 
 def _run_packs(archive, tasks: list[dict], workers: int, reporter, pool_min_bytes: int, alongside=None,
@@ -798,6 +825,8 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             if alongside is not None:
                 alongside()
             _check_batches(archive, batch_stats, checks, at, crls)
+            if pooled:  # a clean run needs the catalog no more: its connection (DuckDB's threads and memory) ends
+                archive.catalog.close()  # while the workers read, not after them (a finding's check opens it again)
 
         reporter.start("verify packs", len(tasks), "packs")
         try:

@@ -84,22 +84,41 @@ def _one_list(value: str) -> tuple[int, str]:
     return got
 
 
+#: a worker's recent days of the usual date form: (day, month, year) as written -> days since 1970; only valid
+#: days are kept, cleared when it holds this many (mails of one pack come from a few months)
+DAYS_CACHE = 4096
+_days_of: dict[tuple[str, str, str], int] = {}
+
+
 def _usual_date_key(value: str) -> str | None:
     """The date's part of the key, ``T<microseconds since 1970>``, for a date in the usual form that
     :func:`toolkit.headers._date_value` reads on its short path (to a valid time, in years 2–9998, where moving it to
-    UTC cannot overflow), by integer arithmetic; None for any other date (the caller reads it as header_fields does)."""
+    UTC cannot overflow), by integer arithmetic; None for any other date (the caller reads it as header_fields does).
+    The day's number is kept per worker for the next mail of that day (:data:`DAYS_CACHE`)."""
     m = _h._USUAL_DATE.fullmatch(value)
-    if m is None or not (m[7] == "+" or m[8] != "00" or m[9] != "00"):   # "-0000": a naive time there
+    if m is None:
         return None
-    year, hour, minute, second = int(m[3]), int(m[4]), int(m[5]), int(m[6])
-    offset = int(m[8]) * 3600 + int(m[9]) * 60
-    if not (1 < year < 9999 and hour < 24 and minute < 60 and second < 60 and offset < 86400):
+    day, month, year, hour, minute, second, sign, zh, zm = m.groups()
+    if sign == "-" and zh == "00" and zm == "00":   # "-0000": a naive time there
         return None
-    try:
-        days = dt.date(year, _h._MONTHS[m[2]], int(m[1])).toordinal() - _EPOCH_DAY
-    except ValueError:
+    hour, minute, second = int(hour), int(minute), int(second)
+    offset = int(zh) * 3600 + int(zm) * 60
+    if not (hour < 24 and minute < 60 and second < 60 and offset < 86400):
         return None
-    offset = -offset if m[7] == "-" else offset
+    dmy = (day, month, year)
+    days = _days_of.get(dmy)
+    if days is None:
+        y = int(year)
+        if not 1 < y < 9999:
+            return None
+        try:
+            days = dt.date(y, _h._MONTHS[month], int(day)).toordinal() - _EPOCH_DAY
+        except ValueError:
+            return None
+        if len(_days_of) >= DAYS_CACHE:
+            _days_of.clear()
+        _days_of[dmy] = days
+    offset = -offset if sign == "-" else offset
     return f"T{(days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000}"
 
 
@@ -146,14 +165,14 @@ def _fast_key(raw: bytes) -> str | None:
             cc.append(value)
         elif name not in first:
             first[name] = value
-    defects: list[str] = []   # what the readers note; nothing here reads it
     unfold, text = _h._unfold, _h._text
 
     value = first.get("message-id")
-    message_id = None
+    mid_key = "N"
     if value is not None:
-        mid = _h.normalise_message_id(unfold(value))
-        message_id = text(mid) if mid else None
+        mid = _message_id(unfold(value))
+        if mid:
+            mid_key = _text_key(text(mid))
 
     value = first.get("subject")
     subject = None
@@ -161,7 +180,10 @@ def _fast_key(raw: bytes) -> str | None:
         subj = unfold(value).strip()
         if len(subj) > _h.MAX_VALUE_CHARS:
             return None
-        subject = _h._escape_controls(_h._decode_words(text(subj), defects))[:_h.MAX_SUBJECT_CHARS]
+        subj = text(subj)
+        if "=?" in subj:   # encoded words (_decode_words returns any other text as it is); the defects go unread
+            subj = _h._decode_words(subj, [])
+        subject = _h._escape_controls(subj)[:_h.MAX_SUBJECT_CHARS]
 
     value = first.get("date")
     when = "N"
@@ -200,8 +222,18 @@ def _fast_key(raw: bytes) -> str | None:
         budget -= count
         lists.append(key)
 
-    return (_text_key(message_id) + _text_key(from_addr) + _text_key(subject) + when
-            + "|" + lists[0] + "|" + lists[1])
+    return mid_key + _text_key(from_addr) + _text_key(subject) + when + "|" + lists[0] + "|" + lists[1]
+
+
+def _message_id(value: str) -> str | None:
+    """:func:`toolkit.headers.normalise_message_id` of an unfolded value; a value without blanks (the usual one)
+    skips its whitespace pass, which would remove nothing."""
+    if " " in value or "\t" in value or "\r" in value or "\n" in value:
+        return _h.normalise_message_id(value)
+    lt = value.find("<")
+    gt = value.find(">", lt + 1) if lt >= 0 else -1
+    v = value[lt + 1:gt] if lt >= 0 and gt > lt else value.strip("<>")
+    return v or None
 
 
 class MailFields(NamedTuple):

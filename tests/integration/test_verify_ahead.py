@@ -129,3 +129,15 @@ def test_only_live_local_packs_are_listed_and_only_when_enough(home):
     assert all(m == 1 for m, _n in names)
     assert list_packs(home, 1 << 40) == []
     assert list_packs(home.parent / "no-such-home", 0) == []
+
+
+def test_the_archive_reads_its_catalog_after_a_pooled_run(home):
+    """A pooled run closes the catalog's connection once the parent has read all it needs (so that its end is off
+    the run's tail); the archive opens it again for whatever reads it next."""
+    from verify.checks import verify_archive
+
+    with Archive.open(home) as archive, EarlyWorkers(home, None, 2, ahead_min_bytes=0) as early:
+        report = verify_archive(archive, full=True, pool_min_bytes=0, early=early)
+        assert report.exit_code == 0 and early.taken > 0
+        with check_session(archive.catalog) as con:
+            assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == len(messages(home))

@@ -3,7 +3,10 @@
 Equal fields must give equal keys (else every such mail would take the slow field-by-field path) and different
 fields different keys (else an edited row would pass): both checked on a real DuckDB table holding the fields
 in the catalog's column types, with text that holds the key's own separators, NULL against empty text and lists,
-repeated and multi-byte addresses, and times before 1970 and with microseconds.
+repeated and multi-byte addresses, and times before 1970 and with microseconds. A row's recipient lists are keyed
+as stored: a row that lists an address twice (which no import writes: the header reader keeps each address
+once) gets another key than the mail and is compared field by field, as sets; an equal key still means equal
+fields.
 """
 from __future__ import annotations
 
@@ -50,11 +53,20 @@ def _mail_key(fields: tuple) -> str:
 def test_catalog_and_mail_keys_agree_exactly_when_the_fields_do(rows):
     keys = _catalog_keys(rows)
     for fields, key in zip(rows, keys):
-        assert key == _mail_key(fields), fields
+        if _as_imported(fields):
+            assert key == _mail_key(fields), fields
     for a, ka in zip(rows, keys):
         for b, kb in zip(rows, keys):
             same = a[:4] == b[:4] and set(a[4]) == set(b[4]) and set(a[5]) == set(b[5])
-            assert (ka == kb) == same, (a, b)
+            if ka == kb or ka == _mail_key(b):  # an equal key: equal fields, always
+                assert same, (a, b)
+            if same and _as_imported(a) and _as_imported(b):
+                assert ka == kb, (a, b)
+
+
+def _as_imported(fields: tuple) -> bool:
+    """Recipient lists without repeats, as every import stores them."""
+    return all(len(set(addrs)) == len(addrs) for addrs in fields[4:])
 
 
 def test_text_moved_between_fields_and_null_against_empty_give_other_keys():

@@ -162,6 +162,26 @@ def test_dates_of_the_usual_form_give_the_reference_key(date):
     assert mail_key(raw) == f04_key(header_fields(raw))
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_USUAL_DATE, min_size=1, max_size=6), st.integers(1, 3))
+def test_dates_read_again_from_the_days_cache_give_the_reference_key(dates, size):
+    """A worker keeps the day numbers of recent dates (``_days_of``): a day met again, a cache cleared on the way
+    (a tiny ``DAYS_CACHE``) and days out of range that are never kept give the key the reference gives."""
+    from verify import mailkey
+
+    old = mailkey.DAYS_CACHE
+    mailkey.DAYS_CACHE = size
+    mailkey._days_of.clear()
+    try:
+        for date in dates + dates[::-1] + dates:
+            raw = f"Date: {date}\nFrom: a@example.org\n\nbody\n".encode()
+            assert mail_key(raw) == f04_key(header_fields(raw))
+        assert len(mailkey._days_of) <= size
+    finally:
+        mailkey.DAYS_CACHE = old
+        mailkey._days_of.clear()
+
+
 _FIELD = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["", "S3:abc", "N", "|", "1:a", "é€😀", "a:b|c"]))
 _ADDRS = st.lists(st.sampled_from(["a@x.org", "b@x.org", "1:a@x.org", "é@x.org", "|@x", "", "S1:x", "N"]), max_size=4)
 _WHEN = st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
@@ -175,3 +195,14 @@ def test_fields_of_key_reads_back_the_fields(mid, frm, subj, when, to, cc):
     assert got.message_id == mid and got.from_addr == frm and got.subject == subj
     assert got.sent_date == when and (when is None or got.sent_date.isoformat() == when.isoformat())
     assert sorted(got.to) == sorted(set(to)) and sorted(got.cc) == sorted(set(cc))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(["<", ">", " ", "\t", "\r", "\n", "a", "@", "b", ".", "é", "\x0b", "\u00a0"]), max_size=16))
+def test_the_message_id_short_path_is_normalise_message_id(value):
+    """``_message_id`` skips the whitespace pass on a value without blanks: the same id as the reference for any value
+    (brackets anywhere, other whitespace that the pass leaves, such as a vertical tab or a no-break space)."""
+    from toolkit.headers import normalise_message_id
+    from verify.mailkey import _message_id
+
+    assert _message_id(value) == normalise_message_id(value)

@@ -10,6 +10,8 @@ Layout
 ``main.py``
     the ``mailarchive`` group, its global options, the lazy command loader and the one place
     where an error becomes an exit status.
+``early.py``
+    ``verify --full``'s pack workers, forked before ``main.py`` loads click and rich.
 ``output.py``, ``progress.py``, ``runlog.py``, ``passwords.py``, ``problems.py``,
 ``export_filters.py``, ``export_mode.py``, ``environment.py``, ``hints.py``, ``demo_tsa.py``
     pieces shared by several commands (terminal and JSON output, progress, the run log, secrets,

@@ -7,7 +7,11 @@ import signal
 import sys
 from pathlib import Path
 
-import click
+from . import early
+
+early.start()  # `verify --full`: its pack workers fork before click and rich load (toolkit/cli/early.py)
+
+import click  # noqa: E402
 from rich.markup import escape
 
 from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
@@ -258,7 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminated)
     try:
-        rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
+        try:
+            rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)
+        finally:
+            early.release()  # workers forked at start-up that the command did not take
         sys.stdout.flush()  # a full disk under a redirected stdout shows here, not at interpreter exit
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO):

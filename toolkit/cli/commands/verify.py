@@ -64,15 +64,25 @@ _CRL_HELP = ("A CRL (PEM or DER) of the TSA's CA or an intermediate; repeatable.
 
 
 def _early_workers(ctx, full: bool, workers: int | None):
-    """``verify --full``'s pack workers, forked before the archive opens (:class:`verify.deep.EarlyWorkers`)."""
+    """``verify --full``'s pack workers, forked before the archive opens (:class:`verify.deep.EarlyWorkers`): those
+    the command line forked at start-up for these arguments (toolkit/cli/early.py), else forked now."""
     import contextlib
     import os
 
+    from ..early import release, take
+
     if not full:
+        release()
         return contextlib.nullcontext()
+    from toolkit.storage.location import SMB_DEFAULTS
+
+    password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+    got = take(ctx.home, workers, password, bool(SMB_DEFAULTS["encrypt"]))
+    if got is not None:
+        return got
     from verify.deep import EarlyWorkers
 
-    return EarlyWorkers(ctx.home, os.environ.get("MAILARCHIVE_SMB_PASSWORD"), workers)
+    return EarlyWorkers(ctx.home, password, workers)
 
 
 @command(cli, "verify")
@@ -111,9 +121,6 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at,
     which packs each run read): ten such runs read every pack. Exit 0 when
     clean (warnings allowed), 1 with findings.
     """
-    from verify.checks import verify_archive
-    from verify.report import write_findings, write_html, write_json
-
     if findings is not None and findings.suffix.lower() not in (".parquet", ".csv"):
         raise UsageError(f"--findings {findings}: the file name must end in .parquet or .csv")
     if seed is not None and subset is None:
@@ -130,9 +137,14 @@ def verify_cmd(click_ctx, full, json_report, html_report, findings, workers, at,
         raise UsageError("--crl applies to the timestamp tokens, which only `verify --full` checks")
     at_time, crls = _parse_at(at), _read_crls(crl)
     ctx = click_ctx.obj
-    with _early_workers(ctx, full and subset is None, workers) as early, ctx.open() as archive:
-        report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter(), now=at_time,
-                                crls=crls or None, subset=subset, seed=seed or 0, early=early)
+    with _early_workers(ctx, full and subset is None, workers) as early:
+        # DuckDB (verify.checks, the archive) is loaded after the fork: the pack workers do not need it
+        from verify.checks import verify_archive
+        from verify.report import write_findings, write_html, write_json
+
+        with ctx.open() as archive:
+            report = verify_archive(archive, full=full, workers=workers, reporter=ctx.ui.reporter(), now=at_time,
+                                    crls=crls or None, subset=subset, seed=seed or 0, early=early)
     hint_findings(item for c in report.checks for item in c.items)  # the reports read as before, with the commands
     if json_report:
         write_json(report, json_report)

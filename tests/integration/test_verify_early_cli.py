@@ -1,0 +1,49 @@
+"""``mailarchive verify --full`` started as a process of its own forks its pack workers before click and rich load
+(toolkit/cli/early.py): the same report as a run that forks them where it always did, and a command line that
+fails its own checks after the fork ends as before (its usage error, no traceback, no worker left behind)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import mailarchive
+from tests.integration.verify_support import build_archive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("early-cli")
+    build_archive(root, None, stamp=False, pack_target=3000)
+    return root / "home"
+
+
+def _fresh(*args: str) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter (not forked from the tests' server, which loaded the CLI already)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
+    return subprocess.run([sys.executable, "-m", "toolkit", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _checks(out: str) -> list:
+    return [(c["id"], c["status"], c["count"], c.get("note"), c["examples"]) for c in json.loads(out)["checks"]]
+
+
+def test_the_early_workers_give_the_usual_report(home):
+    early = _fresh("--archive", str(home), "--json", "verify", "--full", "--workers", "2")
+    assert early.returncode == 0, early.stderr
+    usual = mailarchive(home, "verify", "--full", "--workers", "2", json_out=True)
+    assert _checks(early.stdout) == _checks(usual.stdout)
+    assert "Traceback" not in early.stderr
+
+
+def test_a_usage_error_after_the_fork_is_reported_as_always(home):
+    p = _fresh("--archive", str(home), "verify", "--full", "--at", "not-a-time")
+    assert p.returncode == 2
+    assert "--at not-a-time" in p.stderr and "Traceback" not in p.stderr
