@@ -595,6 +595,8 @@ class EarlyWorkers:
             self.pool.shutdown(wait=False, cancel_futures=True)
             for w in workers:
                 w.terminate()
+            for w in workers:  # gone before this process goes on (or exits): SIGTERM's default action ends them
+                w.join(timeout=10)
             self.pool.shutdown(wait=True)
 
 

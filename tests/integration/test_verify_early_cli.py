@@ -47,3 +47,34 @@ def test_a_usage_error_after_the_fork_is_reported_as_always(home):
     p = _fresh("--archive", str(home), "verify", "--full", "--at", "not-a-time")
     assert p.returncode == 2
     assert "--at not-a-time" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_sigterm_before_the_command_runs_ends_the_early_workers_quietly(home, tmp_path):
+    """The window between the early fork and main()'s own SIGTERM handler (its imports): the run stops as
+    interrupted (exit 130), without a traceback of the workers, and leaves none of them behind."""
+    pids = tmp_path / "pids"
+    script = tmp_path / "mailarchive"  # the console script's name: early.start() acts for it
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"sys.argv = ['mailarchive', '--archive', {str(home)!r}, 'verify', '--full', '--workers', '2']\n"
+        "from toolkit.cli import early\n"
+        "early.start()\n"
+        "pool = early._started['workers'].pool\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(map(str, pool._processes)))\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(60)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 130, p.stderr
+    assert "interrupted" in p.stderr and "Traceback" not in p.stderr and "Error" not in p.stderr
+    workers = [int(x) for x in pids.read_text().split()]
+    assert len(workers) == 2
+    for pid in workers:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        with open(f"/proc/{pid}/stat") as f:   # only a zombie (not yet reaped by init) may remain
+            assert f.read().split(") ")[1][0] == "Z", f"worker {pid} still runs"

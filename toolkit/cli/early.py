@@ -14,6 +14,7 @@ where it always did.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,6 +110,18 @@ def start() -> None:
     except Exception:  # (no fork possible now) the command forks its workers where it always did, and says what fails
         return
     _started["for"] = (home, workers, smb_password, encrypt)
+    # Until main() puts its own handler in place (~40 ms of imports), a SIGTERM would kill this process with
+    # the default action and leave the workers to fail on its closed pipes, each with a traceback. Set here,
+    # after the fork, so that the workers keep the default action (the pool ends them with SIGTERM).
+    signal.signal(signal.SIGTERM, ended)
+
+
+def ended(signum, frame) -> None:
+    """SIGTERM before the command runs: the forked workers are ended, the run stops as interrupted (exit 130),
+    quietly; ``main()`` replaces this handler with its own when it starts."""
+    release()
+    os.write(2, b"interrupted\n")
+    os._exit(130)
 
 
 def take(home: Path, workers: int | None, smb_password: str | None, smb_encrypt: bool):

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
 
     forbid_core_dumps()  # the key and passphrases never reach a core file (docs/reliability.md G7)
     cap_malloc_arenas()  # a long run's memory stays bounded (docs/reliability.md K8)
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, early.ended):  # early's: until now
         signal.signal(signal.SIGTERM, _terminated)
     try:
         try:
