@@ -93,6 +93,16 @@ CONNECTION_CONFIG = {
 }
 
 
+#: DuckDB's memory limit for an import's catalog sessions (:meth:`Catalog.use_memory_limit`). Without one, the
+#: checkpoint that merges the small row groups of the import's commits holds them uncompressed, 100-250 MB at a
+#: time in a catalog of a million mails, and the allocator keeps what it freed: the main process's peak grew
+#: with the catalog (docs/reliability.md K8). Under the limit DuckDB writes what does not fit to its temp
+#: directory (encrypted, :meth:`Catalog.temp_directory`). A commit needs about 20-30 MB pinned at once
+#: whatever its rows (a smaller limit fails the checkpoint): this one leaves twice that
+#: (tests/reliability/test_catalog_memory.py).
+IMPORT_MEMORY_LIMIT = 64 << 20
+
+
 def _connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     # The offline httpfs wheel provides the secure crypto module needed to write
@@ -122,6 +132,7 @@ class Catalog:
         self._key_hex = key.hex()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
+        self._memory_limit: int | None = None  # DuckDB's own default (80% of RAM) unless :meth:`use_memory_limit`
 
     @property
     def threads(self) -> int | None:
@@ -143,12 +154,40 @@ class Catalog:
         else:
             con.execute(f"SET threads = {int(self._threads)}")
 
+    @property
+    def memory_limit(self) -> int | None:
+        """The bytes set with :meth:`use_memory_limit` (None: DuckDB's default)."""
+        return self._memory_limit
+
+    @property
+    def temp_directory(self) -> pathlib.Path:
+        """Where DuckDB writes what its memory limit does not hold: ``catalog.duckdb.tmp`` beside the catalog
+        (encrypted like the catalog; DuckDB creates it when it first needs it and removes it when done)."""
+        return self.path.with_name(self.path.name + ".tmp")
+
+    def use_memory_limit(self, limit: int | None) -> None:
+        """Hold this catalog's sessions to ``limit`` bytes of DuckDB memory from now on (None: DuckDB's default).
+        An import sets :data:`IMPORT_MEMORY_LIMIT` (docs/reliability.md K8)."""
+        self._memory_limit = limit
+        if self._con is not None:
+            self._apply_memory_limit(self._con)
+
+    def _apply_memory_limit(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self._memory_limit is None:
+            con.execute("RESET memory_limit")
+        else:
+            con.execute(f"SET memory_limit = '{int(self._memory_limit)}B'")
+
     # -- sessions ---------------------------------------------------------------------------
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection()
+            # never DuckDB's default for an in-memory database (".tmp" in the working directory)
+            self._con.execute(f"SET temp_directory = {sql_string(self.temp_directory)}")
             if self._threads is not None:
                 self._apply_threads(self._con)
+            if self._memory_limit is not None:
+                self._apply_memory_limit(self._con)
         self._attach_on(self._con, read_only)
         return self._con
 
