@@ -9,10 +9,14 @@ with its own (DuckDB's vacuum): about 60 MB of rows, as in the checkpoints of a 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from array import array
 from pathlib import Path
 
@@ -108,6 +112,39 @@ def test_the_commit_that_merges_row_groups_stays_within_the_import_memory_limit(
     assert limited[1] < IMPORT_MEMORY_LIMIT, report
     # ... not by chance: with DuckDB's default (80% of RAM) the same merge takes much more
     assert free[1] > limited[1] + 50 * MB, report
+
+
+def test_what_the_limit_spills_is_encrypted(tmp_path):
+    """G7 and docs/formats.md: the rows DuckDB writes to the catalog's temp directory under the limit are
+    encrypted (``temp_file_encryption``): no address, subject or Message-ID in the files while they exist."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    spilled, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(a.catalog.temp_directory):
+                    with contextlib.suppress(OSError), open(entry.path, "rb") as f:
+                        spilled.append(f.read())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    try:
+        a.catalog.use_threads(1)
+        a.catalog.use_memory_limit(48 << 20)  # below IMPORT_MEMORY_LIMIT: more is spilled, sooner
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        watcher.start()
+        for k in range(2):
+            _tiny_rows(w.rows, k * ROWS, ROWS)
+            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+        a.close()
+    assert sum(map(len, spilled)) > 10 * MB  # the merge did spill
+    assert not any(b"example.com" in data or b"tiny " in data for data in spilled)
 
 
 def test_an_import_sets_the_limit_and_puts_it_back(tmp_path):
