@@ -27,6 +27,7 @@ from importers.eml import EmlImporter
 from tests.corpora import REPO
 from toolkit.archive import Archive
 from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
+from toolkit.errors import CatalogError
 from toolkit.ingest import Ingest
 from toolkit.ingest_writer import IngestWriter
 from toolkit.known_keys import KnownKeys, merged
@@ -145,6 +146,29 @@ def test_what_the_limit_spills_is_encrypted(tmp_path):
         a.close()
     assert sum(map(len, spilled)) > 10 * MB  # the merge did spill
     assert not any(b"example.com" in data or b"tiny " in data for data in spilled)
+
+
+def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
+    """Should a commit ever need more pinned memory than the limit, the run stops with an error that says so
+    (not a full disk), the catalog keeps the commits before it, and the same rows commit under a larger limit."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        _tiny_rows(w.rows, 0, 100)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        a.catalog.use_memory_limit(4 << 20)  # far below what a checkpoint pins
+        _tiny_rows(w.rows, 100, 2000)
+        with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed"):
+            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 100
+        a.catalog.use_memory_limit(IMPORT_MEMORY_LIMIT)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT count(*), count(DISTINCT msg_id) FROM messages").fetchone() == (2100, 2100)
+    finally:
+        a.close()
 
 
 def test_an_import_sets_the_limit_and_puts_it_back(tmp_path):

@@ -359,18 +359,27 @@ class Catalog:
             self._detach()
 
     def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:
-        """The operator's message for a full disk or an I/O error while writing, else None."""
+        """The operator's message for a full disk, an I/O error or a commit beyond the memory limit
+        (:meth:`use_memory_limit`) while writing, else None."""
         text = str(exc)
         lowered = text.lower()
+        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
+            reason = reason.replace(prefix, "")
+        if self._memory_limit is not None and (
+                isinstance(exc, duckdb.OutOfMemoryException) or "failed to pin block" in lowered):
+            return CatalogError(
+                f"the catalog {self.path} could not be written: the commit needed more than the "
+                f"{self._memory_limit / (1 << 20):.0f} MiB of memory this command gives DuckDB "
+                f"({self._scrub(reason.strip())}); nothing of it was committed. Rerun the command: it resumes from "
+                f"the last commit; if it stops here again, report it (docs/reliability.md K8)"
+            )
         io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
             s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
                                    "read-only file system", "invalidated")
         )
         if not io:
             return None
-        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
-        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
-            reason = reason.replace(prefix, "")
         return CatalogError(
             f"the catalog {self.path} could not be written ({self._scrub(reason.strip())}); "
             f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
