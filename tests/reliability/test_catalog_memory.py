@@ -52,8 +52,9 @@ def _reset_peak() -> bool:
     return _status("VmHWM") <= _status("VmRSS") + MB
 
 
-def _tiny_rows(rows, first: int, n: int) -> None:
-    """``n`` distinct tiny mails as an import's pending rows: message, recipient and sighting each."""
+def _mail_rows(rows, first: int, n: int) -> None:
+    """``n`` distinct mails as an import's pending rows (message, recipient and sighting each), with subjects of
+    about 700 bytes: enough rows for a merge larger than the limit."""
     add, sight = rows.messages.add, rows.sightings.add
     for i in range(first, first + n):
         add(blob_id=f"{i:064x}", dedup_key=f"{i + 7:064x}", pack_id="ab" * 16, offset=i * 300, length=300,
@@ -75,7 +76,7 @@ def _commit_peaks(tmp_path: Path, limit: int | None, rows: int = ROWS) -> list[i
         w.open_run(False, 1, "host")
         peaks = []
         for k in range(2):
-            _tiny_rows(w.rows, k * rows, rows)
+            _mail_rows(w.rows, k * rows, rows)
             if not _reset_peak():
                 raise SystemExit("the peak resident set cannot be reset here")
             before = _status("VmRSS")
@@ -137,7 +138,7 @@ def test_what_the_limit_spills_is_encrypted(tmp_path):
         w.open_run(False, 1, "host")
         watcher.start()
         for k in range(2):
-            _tiny_rows(w.rows, k * ROWS, ROWS)
+            _mail_rows(w.rows, k * ROWS, ROWS)
             w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
     finally:
         done.set()
@@ -155,10 +156,10 @@ def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
     try:
         w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
         w.open_run(False, 1, "host")
-        _tiny_rows(w.rows, 0, 100)
+        _mail_rows(w.rows, 0, 100)
         w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
         a.catalog.use_memory_limit(4 << 20)  # far below what a checkpoint pins
-        _tiny_rows(w.rows, 100, 2000)
+        _mail_rows(w.rows, 100, 2000)
         with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed"):
             w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
         with a.catalog.reading() as con:

@@ -161,8 +161,8 @@ class Catalog:
 
     @property
     def temp_directory(self) -> pathlib.Path:
-        """Where DuckDB writes what its memory limit does not hold: ``catalog.duckdb.tmp`` beside the catalog
-        (encrypted like the catalog; DuckDB creates it when it first needs it and removes it when done)."""
+        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold: ``catalog.duckdb.tmp``
+        beside the catalog (encrypted; DuckDB creates it when it first needs it and removes its files when done)."""
         return self.path.with_name(self.path.name + ".tmp")
 
     def use_memory_limit(self, limit: int | None) -> None:
@@ -175,15 +175,20 @@ class Catalog:
     def _apply_memory_limit(self, con: duckdb.DuckDBPyConnection) -> None:
         if self._memory_limit is None:
             con.execute("RESET memory_limit")
-        else:
-            con.execute(f"SET memory_limit = '{int(self._memory_limit)}B'")
+            return
+        # What the limit does not hold goes beside the catalog, not to DuckDB's default for an in-memory database
+        # (".tmp" in the working directory). Only a writer (an import, under the archive's lock) sets a limit, so
+        # no other process spills into this directory, nor removes DuckDB's files from it when it ends. Set once
+        # per connection: DuckDB refuses to move a temp directory it has used.
+        temp = str(self.temp_directory)
+        if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != temp:
+            con.execute(f"SET temp_directory = {sql_string(temp)}")
+        con.execute(f"SET memory_limit = '{int(self._memory_limit)}B'")
 
     # -- sessions ---------------------------------------------------------------------------
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection()
-            # never DuckDB's default for an in-memory database (".tmp" in the working directory)
-            self._con.execute(f"SET temp_directory = {sql_string(self.temp_directory)}")
             if self._threads is not None:
                 self._apply_threads(self._con)
             if self._memory_limit is not None:
