@@ -40,6 +40,7 @@ from typing import Callable, Iterator
 from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
+from .catalog.connection import IMPORT_MEMORY_LIMIT
 from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
@@ -232,13 +233,15 @@ class Ingest:
     def run(self, importer: Importer) -> RunSummary:
         # one DuckDB thread for the run's catalog sessions: they are small, and the workers want the cores
         catalog = self.archive.catalog
-        threads = catalog.threads
+        threads, limit = catalog.threads, catalog.memory_limit
         catalog.use_threads(1)
+        catalog.use_memory_limit(IMPORT_MEMORY_LIMIT)  # bounds the checkpoints that merge its commits (K8)
         try:
             with _fewer_collections():
                 return self._run(importer)
         finally:
             catalog.use_threads(threads)
+            catalog.use_memory_limit(limit)
 
     def _run(self, importer: Importer) -> RunSummary:
         check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written

@@ -93,6 +93,16 @@ CONNECTION_CONFIG = {
 }
 
 
+#: DuckDB's memory limit for an import's catalog sessions (:meth:`Catalog.use_memory_limit`). Without one, the
+#: checkpoint that merges the small row groups of the import's commits holds them uncompressed, 100-250 MB at a
+#: time in a catalog of a million mails, and the allocator keeps what it freed: the main process's peak grew
+#: with the catalog (docs/reliability.md K8). Under the limit DuckDB writes what does not fit to its temp
+#: directory (encrypted, :meth:`Catalog.temp_directory`). A commit needs about 20-30 MB pinned at once
+#: whatever its rows (a smaller limit fails the checkpoint): this one leaves twice that
+#: (tests/reliability/test_catalog_memory.py).
+IMPORT_MEMORY_LIMIT = 64 << 20
+
+
 def _connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:", config=CONNECTION_CONFIG)
     # The offline httpfs wheel provides the secure crypto module needed to write
@@ -122,6 +132,7 @@ class Catalog:
         self._key_hex = key.hex()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
+        self._memory_limit: int | None = None  # DuckDB's own default (80% of RAM) unless :meth:`use_memory_limit`
 
     @property
     def threads(self) -> int | None:
@@ -143,12 +154,45 @@ class Catalog:
         else:
             con.execute(f"SET threads = {int(self._threads)}")
 
+    @property
+    def memory_limit(self) -> int | None:
+        """The bytes set with :meth:`use_memory_limit` (None: DuckDB's default)."""
+        return self._memory_limit
+
+    @property
+    def temp_directory(self) -> pathlib.Path:
+        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold: ``catalog.duckdb.tmp``
+        beside the catalog (encrypted; DuckDB creates it when it first needs it and removes its files when done)."""
+        return self.path.with_name(self.path.name + ".tmp")
+
+    def use_memory_limit(self, limit: int | None) -> None:
+        """Hold this catalog's sessions to ``limit`` bytes of DuckDB memory from now on (None: DuckDB's default).
+        An import sets :data:`IMPORT_MEMORY_LIMIT` (docs/reliability.md K8)."""
+        self._memory_limit = limit
+        if self._con is not None:
+            self._apply_memory_limit(self._con)
+
+    def _apply_memory_limit(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self._memory_limit is None:
+            con.execute("RESET memory_limit")
+            return
+        # What the limit does not hold goes beside the catalog, not to DuckDB's default for an in-memory database
+        # (".tmp" in the working directory). Only a writer (an import, under the archive's lock) sets a limit, so
+        # no other process spills into this directory, nor removes DuckDB's files from it when it ends. Set once
+        # per connection: DuckDB refuses to move a temp directory it has used.
+        temp = str(self.temp_directory)
+        if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != temp:
+            con.execute(f"SET temp_directory = {sql_string(temp)}")
+        con.execute(f"SET memory_limit = '{int(self._memory_limit)}B'")
+
     # -- sessions ---------------------------------------------------------------------------
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = _connection()
             if self._threads is not None:
                 self._apply_threads(self._con)
+            if self._memory_limit is not None:
+                self._apply_memory_limit(self._con)
         self._attach_on(self._con, read_only)
         return self._con
 
@@ -320,18 +364,27 @@ class Catalog:
             self._detach()
 
     def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:
-        """The operator's message for a full disk or an I/O error while writing, else None."""
+        """The operator's message for a full disk, an I/O error or a commit beyond the memory limit
+        (:meth:`use_memory_limit`) while writing, else None."""
         text = str(exc)
         lowered = text.lower()
+        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
+            reason = reason.replace(prefix, "")
+        if self._memory_limit is not None and (
+                isinstance(exc, duckdb.OutOfMemoryException) or "failed to pin block" in lowered):
+            return CatalogError(
+                f"the catalog {self.path} could not be written: the commit needed more than the "
+                f"{self._memory_limit / (1 << 20):.0f} MiB of memory this command gives DuckDB "
+                f"({self._scrub(reason.strip())}); nothing of it was committed. Rerun the command: it resumes from "
+                f"the last commit; if it stops here again, report it (docs/reliability.md K8)"
+            )
         io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
             s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
                                    "read-only file system", "invalidated")
         )
         if not io:
             return None
-        reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
-        for prefix in ("TransactionContext Error: ", "Failed to commit: "):
-            reason = reason.replace(prefix, "")
         return CatalogError(
             f"the catalog {self.path} could not be written ({self._scrub(reason.strip())}); "
             f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"

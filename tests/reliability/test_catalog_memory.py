@@ -1,0 +1,225 @@
+"""The main process's memory in a large import (docs/reliability.md K8): an import holds its catalog sessions
+to DuckDB's memory limit ``IMPORT_MEMORY_LIMIT`` (toolkit/catalog/connection.py), so the checkpoint that
+merges the row groups of its commits writes what does not fit to the catalog's temp directory instead of
+holding it all; and the run's known keys spill into their prefix arrays without a Python int per prefix.
+
+The memory is measured as the process's peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``)
+over two commits of 30,720 mails each (with long subjects), the second of which merges the first's row group
+with its own (DuckDB's vacuum): about 60 MB of rows, as in the checkpoints of a large import.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from array import array
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from importers.eml import EmlImporter
+from tests.corpora import REPO
+from toolkit.archive import Archive
+from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
+from toolkit.errors import CatalogError
+from toolkit.ingest import Ingest
+from toolkit.ingest_writer import IngestWriter
+from toolkit.known_keys import KnownKeys, merged
+from toolkit.source import RunSummary
+
+ROWS = 30_720  # two commits of them: the second merges both into one row group of DuckDB's
+MB = 1 << 20
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(field)
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux)
+    except OSError:
+        return False
+    return _status("VmHWM") <= _status("VmRSS") + MB
+
+
+def _mail_rows(rows, first: int, n: int) -> None:
+    """``n`` distinct mails as an import's pending rows (message, recipient and sighting each), with subjects of
+    about 700 bytes: enough rows for a merge larger than the limit."""
+    add, sight = rows.messages.add, rows.sightings.add
+    for i in range(first, first + n):
+        add(blob_id=f"{i:064x}", dedup_key=f"{i + 7:064x}", pack_id="ab" * 16, offset=i * 300, length=300,
+            size=250, csize=280, message_id=f"<tiny-{i}@example.com>", subject=f"tiny {i} {i * 7919:x}" * 40,
+            from_addr=f"t{i % 97}@example.com", from_name=f"Sender {i}", sent_date=None, internal_date=None, spam=False,
+            defects=None, id_conflict=False)
+        sight(target=("new", i - first), folder=None, source_ref=f"{i * 300}", decision="new", flags=None,
+              internal_date=None, item_via=None)
+    rows.recipients += [(("new", j), "to", "archive@example.com") for j in range(n)]
+
+
+def _commit_peaks(tmp_path: Path, limit: int | None, rows: int = ROWS) -> list[int]:
+    """The peak resident bytes above the resident bytes before each of two commits of ``rows`` mails."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        a.catalog.use_threads(1)
+        a.catalog.use_memory_limit(limit)
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        peaks = []
+        for k in range(2):
+            _mail_rows(w.rows, k * rows, rows)
+            if not _reset_peak():
+                raise SystemExit("the peak resident set cannot be reset here")
+            before = _status("VmRSS")
+            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+            peaks.append(_status("VmHWM") - before)
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT count(*), count(DISTINCT blob_id) FROM messages").fetchone() == (2 * rows,) * 2
+            assert con.execute("SELECT count(*) FROM sightings").fetchone()[0] == 2 * rows
+            assert con.execute("SELECT count(*) FROM recipients").fetchone()[0] == 2 * rows
+        spilled = a.catalog.temp_directory
+        assert not spilled.exists() or not any(spilled.iterdir())  # DuckDB removed what it wrote there
+        return peaks
+    finally:
+        a.close()
+
+
+def _peaks_in_own_process(tmp_path: Path, limit: int | None) -> list[int]:
+    """:func:`_commit_peaks` in a fresh interpreter: memory an earlier test freed but its allocators keep
+    would otherwise be reused unseen."""
+    code = (f"import json, pathlib, sys; from tests.reliability.test_catalog_memory import _commit_peaks; "
+            f"print(json.dumps(_commit_peaks(pathlib.Path(sys.argv[1]), {limit!r})))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True)
+    if "cannot be reset" in out.stdout + out.stderr:
+        pytest.skip("the peak resident set cannot be reset here (/proc/self/clear_refs)")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_the_commit_that_merges_row_groups_stays_within_the_import_memory_limit(tmp_path):
+    limited = _peaks_in_own_process(tmp_path / "limited", IMPORT_MEMORY_LIMIT)
+    free = _peaks_in_own_process(tmp_path / "free", None)
+    report = ([p // MB for p in limited], [p // MB for p in free])
+    print("peak MB above the resident set before each commit, with and without the limit:", report)
+    # the merging commit holds no more than the limit above what the process held before it ...
+    assert limited[1] < IMPORT_MEMORY_LIMIT, report
+    # ... not by chance: with DuckDB's default (80% of RAM) the same merge takes much more
+    assert free[1] > limited[1] + 50 * MB, report
+
+
+def test_what_the_limit_spills_is_encrypted(tmp_path):
+    """G7 and docs/formats.md: the rows DuckDB writes to the catalog's temp directory under the limit are
+    encrypted (``temp_file_encryption``): no address, subject or Message-ID in the files while they exist."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    spilled, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(a.catalog.temp_directory):
+                    with contextlib.suppress(OSError), open(entry.path, "rb") as f:
+                        spilled.append(f.read())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    try:
+        a.catalog.use_threads(1)
+        a.catalog.use_memory_limit(48 << 20)  # below IMPORT_MEMORY_LIMIT: more is spilled, sooner
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        watcher.start()
+        for k in range(2):
+            _mail_rows(w.rows, k * ROWS, ROWS)
+            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+        a.close()
+    assert sum(map(len, spilled)) > 10 * MB  # the merge did spill
+    assert not any(b"example.com" in data or b"tiny " in data for data in spilled)
+
+
+def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
+    """Should a commit ever need more pinned memory than the limit, the run stops with an error that says so
+    (not a full disk), the catalog keeps the commits before it, and the same rows commit under a larger limit."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        _mail_rows(w.rows, 0, 100)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        a.catalog.use_memory_limit(4 << 20)  # far below what a checkpoint pins
+        _mail_rows(w.rows, 100, 2000)
+        with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed"):
+            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 100
+        a.catalog.use_memory_limit(IMPORT_MEMORY_LIMIT)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT count(*), count(DISTINCT msg_id) FROM messages").fetchone() == (2100, 2100)
+    finally:
+        a.close()
+
+
+def test_an_import_sets_the_limit_and_puts_it_back(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.eml").write_bytes(f"From: a@x\nSubject: s{i}\nMessage-ID: <m{i}@x>\n\nbody {i}\n".encode())
+    seen = []
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    real = IngestWriter.commit_parts
+
+    def commit_parts(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        with self.catalog.reading() as con:
+            seen.append(con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')")
+                        .fetchone())
+
+    try:
+        IngestWriter.commit_parts = commit_parts
+        assert Ingest(a, workers=0).run(EmlImporter(str(src))).status == "complete"
+    finally:
+        IngestWriter.commit_parts = real
+    try:
+        assert seen and all(s == ("64.0 MiB", str(a.catalog.temp_directory)) for s in seen), seen
+        assert a.catalog.memory_limit is None
+        with a.catalog.reading() as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != "64.0 MiB"
+    finally:
+        a.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 2**60 - 1)), st.lists(st.integers(0, 2**60 - 1)))
+def test_merged_is_the_sorted_concatenation(old, new):
+    assert merged(array("Q", sorted(old)), sorted(new)) == array("Q", sorted([*old, *new]))
+
+
+def test_spilled_keys_keep_every_prefix(tmp_path):
+    """A spill into prefix arrays that already hold keys (the catalog's and an earlier spill's): every key
+    stays findable, duplicates included, as before the merge without Python ints."""
+    rng = random.Random(5)
+    hexes = [f"{rng.getrandbits(256):064x}" for _ in range(3000)]
+    known = KnownKeys.from_catalog([int(h[:15], 16) for h in hexes[:1000]], [], [])
+    known.RUN_KEYS_LIMIT = 500
+    for start in range(0, 3000, 250):
+        chunk = hexes[start:start + 250]
+        known.add({h: i for i, h in enumerate(chunk)}, {h[::-1]: i for i, h in enumerate(chunk)},
+                  {f"<{h[:8]}@x>": 1 for h in chunk})
+    known._spill()
+    blobs = [int(h[:15], 16) for h in hexes]
+    assert list(known._sets[0]) == sorted(blobs[:1000] + blobs)
+    assert all(known.may_hold(h, "0" * 64, None) for h in hexes)
+    assert all(known.may_hold("f" * 64, h[::-1], None) for h in hexes)
