@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from . import faults
 from .catalog import Catalog
+from .errors import CatalogError
 from .catalog import ingest_rows as store
 from .pack import PackInfo
 from .source import RunSummary
@@ -133,6 +134,28 @@ class IngestWriter:
         return part.committed
 
     def commit_parts(self, parts: list["Part"], medium_id: int, summary: RunSummary) -> None:
+        """:meth:`_commit_parts`; a commit that needs more memory than the import's DuckDB memory limit
+        (``IMPORT_MEMORY_LIMIT``: it bounds every commit measured, docs/reliability.md K8) is rolled back and made
+        again without the limit, which stays off for the rest of the run: a larger catalog than any measured
+        costs memory, never the import."""
+        try:
+            self._commit_parts(parts, medium_id, summary)
+            return
+        except CatalogError as exc:
+            if not getattr(exc, "beyond_memory_limit", False) or not self._rolled_back(parts):
+                raise
+        # outside the handler: the failed attempt's frames (and the DuckDB objects they hold) are gone
+        self.catalog.use_memory_limit(None)
+        self._commit_parts(parts, medium_id, summary)
+
+    def _rolled_back(self, parts: list["Part"]) -> bool:
+        """After a failed commit of ``parts``: the catalog holds none of their messages (the failed attempt numbered
+        them from ``parts[0].base``), so committing them again cannot store one twice."""
+        first = next((part.base for part in parts if part.base is not None), None)
+        with self.catalog.reading() as con:
+            return first is None or store.next_msg_id(con) == first
+
+    def _commit_parts(self, parts: list["Part"], medium_id: int, summary: RunSummary) -> None:
         """Commit the rows of several tasks, in order, with their packs' rows, in one transaction (the driver
         gives the tasks whose packs are written together: docs/dedup.md "Deciding ahead"): one Arrow append
         per table, its columns built whole (no loop over the rows in Python), the source cursor of the last

@@ -150,8 +150,8 @@ def test_what_the_limit_spills_is_encrypted(tmp_path):
 
 
 def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
-    """Should a commit ever need more pinned memory than the limit, the run stops with an error that says so
-    (not a full disk), the catalog keeps the commits before it, and the same rows commit under a larger limit."""
+    """A session that needs more pinned memory than the limit: an error that says so (not a full disk), marked
+    for the import's writer to commit again, and the catalog keeps the commits before it."""
     a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
     try:
         w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
@@ -159,15 +159,48 @@ def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
         _mail_rows(w.rows, 0, 100)
         w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
         a.catalog.use_memory_limit(4 << 20)  # far below what a checkpoint pins
-        _mail_rows(w.rows, 100, 2000)
-        with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed"):
-            w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed") \
+                as failed, a.catalog.writing() as con:
+            con.execute("CREATE TABLE big AS SELECT range AS n, repeat('x', 200) AS s FROM range(200000)")
+        assert failed.value.beyond_memory_limit
         with a.catalog.reading() as con:
             assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 100
-        a.catalog.use_memory_limit(IMPORT_MEMORY_LIMIT)
+            assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'big'").fetchone()[0] == 0
+    finally:
+        a.close()
+
+
+def test_a_commit_beyond_the_limit_is_made_again_without_it(tmp_path):
+    """The import's writer does not stop at such a commit: it is rolled back, made again without the limit (which
+    stays off for the rest of the run), and every row is stored once."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        _mail_rows(w.rows, 0, 100)
         w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        a.catalog.use_memory_limit(4 << 20)
+        _mail_rows(w.rows, 100, 2000)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        assert a.catalog.memory_limit is None
         with a.catalog.reading() as con:
-            assert con.execute("SELECT count(*), count(DISTINCT msg_id) FROM messages").fetchone() == (2100, 2100)
+            assert con.execute("SELECT count(*), count(DISTINCT msg_id), count(DISTINCT blob_id) FROM messages"
+                               ).fetchone() == (2100, 2100, 2100)
+    finally:
+        a.close()
+
+
+def test_a_limit_taken_back_no_longer_bounds_the_catalog_s_sessions(tmp_path):
+    """``use_memory_limit(None)`` gives DuckDB its default back in the buffer pool itself (DuckDB's `RESET
+    memory_limit` only changed what current_setting() shows: a later query failed at the old limit)."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        a.catalog.use_memory_limit(8 << 20)
+        with a.catalog.reading() as con:
+            con.execute("SELECT 1").fetchone()
+        a.catalog.use_memory_limit(None)
+        with a.catalog.reading() as con:   # ~100 MB in one value: beyond any limit the import sets
+            assert con.execute("SELECT len(list(range)) FROM range(12000000)").fetchone()[0] == 12_000_000
     finally:
         a.close()
 

@@ -101,6 +101,7 @@ CONNECTION_CONFIG = {
 #: whatever its rows (a smaller limit fails the checkpoint): this one leaves twice that
 #: (tests/reliability/test_catalog_memory.py).
 IMPORT_MEMORY_LIMIT = 64 << 20
+_DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -174,7 +175,10 @@ class Catalog:
 
     def _apply_memory_limit(self, con: duckdb.DuckDBPyConnection) -> None:
         if self._memory_limit is None:
-            con.execute("RESET memory_limit")
+            # DuckDB's own default again, set by value: `RESET memory_limit` shows the default in
+            # current_setting() but leaves the buffer pool at the limit it had (DuckDB 1.4;
+            # tests/reliability/test_catalog_memory.py)
+            con.execute(f"SET memory_limit = {sql_string(self._default_memory_limit(con))}")
             return
         # What the limit does not hold goes beside the catalog, not to DuckDB's default for an in-memory database
         # (".tmp" in the working directory). Only a writer (an import, under the archive's lock) sets a limit, so
@@ -184,6 +188,15 @@ class Catalog:
         if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != temp:
             con.execute(f"SET temp_directory = {sql_string(temp)}")
         con.execute(f"SET memory_limit = '{int(self._memory_limit)}B'")
+
+    @staticmethod
+    def _default_memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+        """DuckDB's default memory limit, as a fresh connection of this process has it (80 % of the RAM)."""
+        global _DEFAULT_MEMORY_LIMIT
+        if _DEFAULT_MEMORY_LIMIT is None:
+            with duckdb.connect(":memory:") as fresh:
+                _DEFAULT_MEMORY_LIMIT = fresh.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        return _DEFAULT_MEMORY_LIMIT
 
     # -- sessions ---------------------------------------------------------------------------
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -373,12 +386,14 @@ class Catalog:
             reason = reason.replace(prefix, "")
         if self._memory_limit is not None and (
                 isinstance(exc, duckdb.OutOfMemoryException) or "failed to pin block" in lowered):
-            return CatalogError(
+            error = CatalogError(
                 f"the catalog {self.path} could not be written: the commit needed more than the "
                 f"{self._memory_limit / (1 << 20):.0f} MiB of memory this command gives DuckDB "
                 f"({self._scrub(reason.strip())}); nothing of it was committed. Rerun the command: it resumes from "
                 f"the last commit; if it stops here again, report it (docs/reliability.md K8)"
             )
+            error.beyond_memory_limit = True  # the import's writer commits it again without the limit
+            return error
         io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
             s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
                                    "read-only file system", "invalidated")
