@@ -22,7 +22,8 @@ ARCHIVE = uuid.UUID(int=1)
 
 @pytest.fixture
 def splits(monkeypatch) -> Counter:
-    """Counts ``split_offsets`` calls by the bytes they split (wherever the modules look the function up)."""
+    """Counts ``split_offsets`` calls, and the compiled whole-mail split's, by the bytes they split (wherever the
+    modules look the functions up)."""
     counts: Counter = Counter()
     real = headers.split_offsets
 
@@ -32,6 +33,12 @@ def splits(monkeypatch) -> Counter:
 
     monkeypatch.setattr(headers, "split_offsets", counting)
     monkeypatch.setattr(journal, "split_offsets", counting, raising=False)  # a module that imported it by name
+    native = headers._native_split  # the compiled split of a whole mail (toolkit/_native.c split_mail)
+    if native is not None:
+        def counting_native(raw):
+            counts[bytes(raw)] += 1
+            return native(raw)
+        monkeypatch.setattr(headers, "_native_split", counting_native)
     return counts
 
 
