@@ -49,3 +49,88 @@ def test_keys_found_in_memory_are_those_the_loop_found(mails, run, ahead):
     new, old = found_in_memory(blob_ids, dkeys, mids, run, ahead), _old_found(blob_ids, dkeys, mids, run, ahead)
     assert (new.blobs, new.keys, new.mids, new.converted_keys, new.converted) == \
         (old.blobs, old.keys, old.mids, old.converted_keys, old.converted)
+
+
+# -- the worker's content checks of import eml (importers/content.py) -----------------------------------
+import re  # noqa: E402
+
+from importers.content import MAIL_HEADERS, _first_line_is_from, looks_like_headers, starts_with_headers  # noqa: E402
+from importers.eml_check import cut_wrapper, not_mail  # noqa: E402
+from importers.from_line import from_line_date, is_envelope_line, is_from_line  # noqa: E402
+from tests.corpora import corpora_dir  # noqa: E402
+
+_HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+
+
+def _old_first_line_is_from(data: bytes, whole: bool = False) -> bool:
+    """importers.content._first_line_is_from before: the first line split off without looking at it first."""
+    body = data.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    line, nl, rest = body.partition(b"\n")
+    if not is_from_line(line + nl):
+        return is_envelope_line(line) and looks_like_headers(rest, whole)
+    if from_line_date(line) is not None:
+        return True
+    return bool(_HEADER_LINE.match(rest))
+
+
+def _old_starts_with_headers(data: bytes) -> bool:
+    """importers.content.starts_with_headers before: the names seen kept in a set, intersected after each."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    pos, end, first = 0, len(data), True
+    names: set[bytes] = set()
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        stop = end if nl < 0 else nl
+        line = data[pos:stop].rstrip(b"\r")
+        pos = stop + 1
+        if first and line and not line.strip(b" \t"):
+            continue
+        if not line:
+            break
+        if line[:1] in (b" ", b"\t") and not first:
+            continue
+        m = _HEADER_LINE.match(line)
+        if not m:
+            break
+        names.add(m.group(1).lower())
+        first = False
+        if names & MAIL_HEADERS:
+            return True
+    return False
+
+
+def _agree(data: bytes) -> None:
+    for whole in (False, True):
+        assert _first_line_is_from(data, whole) == _old_first_line_is_from(data, whole), (data[:200], whole)
+    assert starts_with_headers(data) == _old_starts_with_headers(data), data[:200]
+
+
+def test_content_checks_agree_with_the_former_on_the_corpora():
+    corpora = corpora_dir()
+    files = [p for p in sorted(corpora.rglob("*")) if p.is_file() and p.stat().st_size < (4 << 20)]
+    assert len(files) > 50
+    for path in files:
+        data = path.read_bytes()
+        _agree(data[:64 << 10])
+        _agree(data[:300])
+
+
+_PIECES = st.sampled_from([b"From ", b"From", b"From:", b"from ", b"\xef\xbb\xbf", b"\r\n", b"\n", b" ", b"\t",
+                           b"Subject: x", b"X-Foo: y", b"To: a@b", b"Date: Mon, 7 Jan 2019 09:15:00 +0000",
+                           b"a@b Mon Jan  7 09:15:00 2019", b"-", b"bad line", b":", b"Received: from",
+                           b"MESSAGE-ID: <x>", b"\x00\xff"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(pieces=st.lists(st.one_of(_PIECES, st.binary(max_size=8)), max_size=14))
+def test_content_checks_agree_with_the_former_on_random_input(pieces):
+    _agree(b"".join(pieces))
+
+
+def test_a_from_line_is_still_cut_and_a_text_still_not_mail():
+    mail = b"From a@b Mon Jan  7 09:15:00 2019\nSubject: x\n\nbody\n"
+    trimmed = cut_wrapper(mail)
+    assert trimmed.raw == b"Subject: x\n\nbody\n" and trimmed.removed == len(mail) - len(trimmed.raw)
+    assert cut_wrapper(b"Subject: x\n\nbody\n") is None
+    assert not_mail(b"Subject: x\n\nbody\n") is None
+    assert not_mail(b"just some text\n") is not None
