@@ -374,7 +374,7 @@ class Ingest:
                         return self._give_up()
                     inflight.popleft()
                     t = self._begin(chunk, fut, pack_id)
-                    t.result, t.entries = prepared, _entries(prepared.rows)
+                    t.result, t.entries = prepared, _entries(prepared)
                     self._apply(chunk, prepared.prepared)
                     self._end(t)
             except Exception:
@@ -537,7 +537,7 @@ class Ingest:
                 result = self._result(fut)  # the oldest's may be waited for; the others' are back
                 if result is None:
                     return self._give_up()
-                t.result, t.entries = result, _entries(result.rows)
+                t.result, t.entries = result, _entries(result)
                 if result.pack is not None:  # the offsets as written
                     _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
                 t.two_phase = None
@@ -1189,11 +1189,10 @@ def _failed(fut) -> bool:
     return isinstance(fut, Future) and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
-def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
-    """A task pack's index (:attr:`PackResult.rows`) as blob id (hex) -> (offset, length, size, csize)."""
-    cols = rows.to_pydict()
-    return dict(zip([b.hex() for b in cols["blob_id"]],
-                    zip(cols["offset"], cols["length"], cols["size"], cols["csize"])))
+def _entries(result: PackResult) -> dict[str, tuple[int, int, int, int]]:
+    """A task pack's index (:meth:`PackResult.index_columns`) as blob id (hex) -> (offset, length, size, csize)."""
+    blobs, offsets, lengths, sizes, csizes = result.index_columns()
+    return dict(zip([b.hex() for b in blobs], zip(offsets, lengths, sizes, csizes)))
 
 
 def _point_rows(messages, old: str, new: str, entries: dict[str, tuple[int, int, int, int]]) -> None:

@@ -134,3 +134,30 @@ def test_a_from_line_is_still_cut_and_a_text_still_not_mail():
     assert cut_wrapper(b"Subject: x\n\nbody\n") is None
     assert not_mail(b"Subject: x\n\nbody\n") is None
     assert not_mail(b"just some text\n") is not None
+
+
+# -- a task's index in the driver (toolkit.ingest._entries) ---------------------------------------------------
+import pyarrow as pa  # noqa: E402
+
+from toolkit.ingest import _entries  # noqa: E402
+from toolkit.pack_tasks import ROW_SCHEMA, PackResult  # noqa: E402
+
+
+def _old_entries(rows) -> dict:
+    """toolkit.ingest._entries before: the task's Arrow table (PackResult.rows, built from the worker's columns)
+    read back with to_pydict."""
+    cols = rows.to_pydict()
+    return dict(zip([b.hex() for b in cols["blob_id"]], zip(cols["offset"], cols["length"], cols["size"], cols["csize"])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**40), st.integers(0, 2**31),
+                          st.integers(0, 2**31), st.integers(0, 2**31)), max_size=20))
+def test_a_tasks_index_from_its_columns_is_the_one_read_from_its_table(records):
+    columns = tuple(list(c) for c in zip(*records)) if records else ([], [], [], [], [])
+    from_columns = PackResult([], None, columns=columns)
+    old = _old_entries(PackResult([], None, columns=columns).rows)
+    assert _entries(from_columns) == old
+    table = pa.Table.from_pylist([dict(zip(ROW_SCHEMA.names, r)) for r in records], schema=ROW_SCHEMA) \
+        if records else ROW_SCHEMA.empty_table()
+    assert _entries(PackResult([], None, table)) == old
