@@ -70,6 +70,8 @@ def _decompress_head(head: bytes, kind: str) -> bytes:
 
 def _first_line_is_from(data: bytes, whole: bool = False) -> bool:
     body = data.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    if not body.startswith(b"From"):  # what is_from_line and is_envelope_line both need: no copy of the rest
+        return False
     line, nl, rest = body.partition(b"\n")
     if not is_from_line(line + nl):
         # Older MTAs wrote From_ lines of any shape (``From someone@[10.1.2.3] [host]  Sun Aug  5 …``):
@@ -205,7 +207,6 @@ def starts_with_headers(data: bytes) -> bool:
     Reads line by line only as far as the header block goes (it runs once per imported file)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     pos, end, first = 0, len(data), True
-    names: set[bytes] = set()
     while pos < end:
         nl = data.find(b"\n", pos)
         stop = end if nl < 0 else nl
@@ -220,9 +221,8 @@ def starts_with_headers(data: bytes) -> bool:
         m = _HEADER_LINE.match(line)
         if not m:
             break
-        names.add(m.group(1).lower())
         first = False
-        if names & MAIL_HEADERS:
+        if m.group(1).lower() in MAIL_HEADERS:  # the names before it were none of them (else it returned)
             return True
     return False
 

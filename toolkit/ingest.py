@@ -45,7 +45,7 @@ from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
 from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
-from .ingest_writer import IngestWriter, Part, PendingRows
+from .ingest_writer import MESSAGE_COLUMNS, IngestWriter, Part, PendingRows
 from .errors import StorageError
 from .known_keys import KnownKeys
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
@@ -259,6 +259,7 @@ class Ingest:
         self._inflight: deque = deque()  # (chunk, future or result, own pack id): sent, not decided yet
         self._decided: deque[_Decided] = deque()  # decided, answered, not committed yet: in source order
         self._cur: _Decided | None = None  # the task whose mails are being decided
+        self._message_appends: tuple | None = None  # (its message columns, their appends): see _store_new
         self._committing: list[_Decided] = []  # the tasks being committed
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
@@ -376,7 +377,7 @@ class Ingest:
                         return self._give_up()
                     inflight.popleft()
                     t = self._begin(chunk, fut, pack_id)
-                    t.result, t.entries = prepared, _entries(prepared.rows)
+                    t.result, t.entries = prepared, _entries(prepared)
                     self._apply(chunk, prepared.prepared)
                     self._end(t)
             except Exception:
@@ -459,6 +460,7 @@ class Ingest:
         if t.result is not None:
             t.result.prepared = []
         self._cur = None
+        self._message_appends = None
         self._decided.append(t)
 
     def _forget_ahead(self, t: "_Decided") -> None:
@@ -538,7 +540,7 @@ class Ingest:
                 result = self._result(fut)  # the oldest's may be waited for; the others' are back
                 if result is None:
                     return self._give_up()
-                t.result, t.entries = result, _entries(result.rows)
+                t.result, t.entries = result, _entries(result)
                 if result.pack is not None:  # the offsets as written
                     _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
                 t.two_phase = None
@@ -939,31 +941,39 @@ class Ingest:
         rows = self._cur.rows
         pack_id, (offset, length, size, csize) = self._pack_record(item, p)
         m = rows.messages.lists
+        appends = self._message_appends
+        if appends is None or appends[0] is not m:  # the task's columns' appends, looked up once per task
+            appends = self._message_appends = (m, *(m[name].append for name in MESSAGE_COLUMNS))
+        _, blob_ids, dedup_keys, pack_ids, offsets, lengths, sizes, csizes, message_ids, subjects, from_addrs, \
+            from_names, sent_dates, internal_dates, spams, defects_col, id_conflicts = appends
         target = placement.target
         if target[1] != len(m["blob_id"]):
             raise AssertionError("the dedup decider and the writer disagree on the new messages")
         meta = p.meta
         defects = [*meta.defects, *p.defects] if meta.defects or p.defects else []
-        if meta.sent_date is None and item.internal_date is not None:
+        internal_date = item.internal_date
+        if meta.sent_date is None and internal_date is not None:
             # J9: the date the mail shows (sent date, else internal date) comes from the source, not the mail
             defects.append(f"date-from-{item.date_source or 'internal-date'}")
         # a row of MESSAGE_COLUMNS, appended column by column (Columns.add's order, without its checks)
-        m["blob_id"].append(p.blob_id)
-        m["dedup_key"].append(dkey)
-        m["pack_id"].append(pack_id.hex())
-        m["offset"].append(offset)
-        m["length"].append(length)
-        m["size"].append(size)
-        m["csize"].append(csize)
-        m["message_id"].append(meta.message_id)
-        m["subject"].append(meta.subject)
-        m["from_addr"].append(meta.from_addr)
-        m["from_name"].append(meta.from_name)
-        m["sent_date"].append(_aware(meta.sent_date))
-        m["internal_date"].append(_aware(item.internal_date))
-        m["spam"].append(bool(meta.spam))
-        m["defects"].append(",".join(defects) if defects else None)
-        m["id_conflict"].append(placement.conflict_with is not None)
+        blob_ids(p.blob_id)
+        dedup_keys(dkey)
+        pack_ids(pack_id.hex())
+        offsets(offset)
+        lengths(length)
+        sizes(size)
+        csizes(csize)
+        message_ids(meta.message_id)
+        subjects(meta.subject)
+        from_addrs(meta.from_addr)
+        from_names(meta.from_name)
+        sent = meta.sent_date
+        sent_dates(None if sent is None else sent if sent.tzinfo else sent.replace(tzinfo=_UTC))  # _aware's
+        internal_dates(None if internal_date is None else internal_date if internal_date.tzinfo
+                       else internal_date.replace(tzinfo=_UTC))
+        spams(bool(meta.spam))
+        defects_col(",".join(defects) if defects else None)
+        id_conflicts(placement.conflict_with is not None)
         pairs = [("to", a) for a in meta.to]
         if meta.cc:
             pairs += [("cc", a) for a in meta.cc]
@@ -1004,28 +1014,9 @@ class Ingest:
         only about keys it may have held before the run (or that were spilled).
         """
         known = self._known
-        found = Known()
-        run_blobs, run_keys, run_mids = known.run_blobs, known.run_keys, known.run_mids
-        for (_, p), dkey in zip(mails, dkeys):
-            mid = p.meta.message_id
-            if p.blob_id in run_blobs:
-                found.blobs[p.blob_id] = run_blobs[p.blob_id]
-            if dkey in run_keys:
-                found.keys[dkey] = run_keys[dkey]
-            if mid is not None and mid in run_mids:
-                found.mids[mid] = run_mids[mid]
-        ahead_blobs, ahead_keys, ahead_mids = self._ahead_blobs, self._ahead_keys, self._ahead_mids
-        if ahead_blobs or ahead_mids:
-            # the tasks decided but not committed yet: as if committed (their msg_ids are the later ones: a key
-            # committed again replaces the run's, a Message-ID keeps the first one's)
-            for (_, p), dkey in zip(mails, dkeys):
-                mid = p.meta.message_id
-                if p.blob_id in ahead_blobs:
-                    found.blobs[p.blob_id] = ahead_blobs[p.blob_id]
-                if dkey in ahead_keys:
-                    found.keys[dkey] = ahead_keys[dkey]
-                if mid is not None and mid not in found.mids and mid in ahead_mids:
-                    found.mids[mid] = ahead_mids[mid]
+        found = found_in_memory([p.blob_id for _, p in mails], dkeys, [p.meta.message_id for _, p in mails],
+                                (known.run_blobs, known.run_keys, known.run_mids),
+                                (self._ahead_blobs, self._ahead_keys, self._ahead_mids))
         ask = [] if known.prefixes_empty else [  # a fresh archive's first run: no key can be in the catalog
             (p, dkey) for (_, p), dkey in zip(mails, dkeys) if known.may_hold(p.blob_id, dkey, p.meta.message_id)]
         if ask:
@@ -1166,16 +1157,45 @@ class _Decided:
         self.ready_at: float | None = None  # when the driver first saw its pack written (:meth:`Ingest._ready_count`)
 
 
+def found_in_memory(blob_ids: list[str], dkeys: list[str], mids: list[str | None], run: tuple[dict, dict, dict],
+                    ahead: tuple[dict, dict, dict]) -> Known:
+    """The part of :meth:`Ingest._lookup` answered from memory: which of a chunk's blob ids, dedup keys and
+    Message-IDs (None: none) this run committed (``run``: blob ids, dedup keys, Message-IDs -> msg_id) or
+    decided ahead (``ahead``, the same; they win over the run's, except for a Message-ID). Set intersections,
+    not a loop over the mails (tests/unit/test_ingest_lookup.py compares it with that loop)."""
+    found = Known()
+    run_blobs, run_keys, run_mids = run
+    if run_blobs:
+        found.blobs = {b: run_blobs[b] for b in run_blobs.keys() & blob_ids}
+    if run_keys:
+        found.keys = {k: run_keys[k] for k in run_keys.keys() & dkeys}
+    if run_mids:
+        found.mids = {m: run_mids[m] for m in run_mids.keys() & mids if m is not None}
+    ahead_blobs, ahead_keys, ahead_mids = ahead
+    if ahead_blobs or ahead_mids:
+        # the tasks decided but not committed yet: as if committed (their msg_ids are the later ones: a key
+        # committed again replaces the run's, a Message-ID keeps the first one's)
+        if ahead_blobs:
+            found.blobs.update({b: ahead_blobs[b] for b in ahead_blobs.keys() & blob_ids})
+        if ahead_keys:
+            found.keys.update({k: ahead_keys[k] for k in ahead_keys.keys() & dkeys})
+        if ahead_mids:
+            have = found.mids
+            for m in ahead_mids.keys() & mids:
+                if m is not None and m not in have:
+                    have[m] = ahead_mids[m]
+    return found
+
+
 def _failed(fut) -> bool:
     """Did this task's future end without a result (cancelled, or an error)?"""
     return isinstance(fut, Future) and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
-def _entries(rows) -> dict[str, tuple[int, int, int, int]]:
-    """A task pack's index (:attr:`PackResult.rows`) as blob id (hex) -> (offset, length, size, csize)."""
-    cols = rows.to_pydict()
-    return dict(zip([b.hex() for b in cols["blob_id"]],
-                    zip(cols["offset"], cols["length"], cols["size"], cols["csize"])))
+def _entries(result: PackResult) -> dict[str, tuple[int, int, int, int]]:
+    """A task pack's index (:meth:`PackResult.index_columns`) as blob id (hex) -> (offset, length, size, csize)."""
+    blobs, offsets, lengths, sizes, csizes = result.index_columns()
+    return dict(zip([b.hex() for b in blobs], zip(offsets, lengths, sizes, csizes)))
 
 
 def _point_rows(messages, old: str, new: str, entries: dict[str, tuple[int, int, int, int]]) -> None:
@@ -1322,3 +1342,7 @@ def _take_ended(it: Iterator, n: int, max_bytes: int, max_remote: int) -> tuple[
 
 def ingest(archive: Archive, importer: Importer, reporter: Reporter | None = None, **kw) -> RunSummary:
     return Ingest(archive, reporter, **kw).run(importer)
+# _store_new unpacks the appends of the message columns in this order
+assert MESSAGE_COLUMNS == ("blob_id", "dedup_key", "pack_id", "offset", "length", "size", "csize", "message_id",
+                           "subject", "from_addr", "from_name", "sent_date", "internal_date", "spam", "defects",
+                           "id_conflict")

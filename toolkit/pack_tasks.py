@@ -119,6 +119,15 @@ class PackResult:
             self._rows = pa.table(dict(zip(_ROW_COLUMNS, self._columns)), schema=_row_schema())
         return self._rows
 
+    def index_columns(self) -> tuple:
+        """The pack's index as five plain columns (blob ids as bytes, offsets, lengths, sizes, csizes): the
+        worker's own lists when it sent those (the driver's index of a task needs no Arrow table built and
+        read back), else the table's."""
+        if self._columns is not None:
+            return self._columns
+        table = self._rows.to_pydict()
+        return tuple(table[c] for c in _ROW_COLUMNS)
+
     def entries(self) -> dict[str, IndexEntry]:
         """blob id (hex) -> its record's index entry in this task's pack."""
         if self._columns is not None:
