@@ -45,24 +45,24 @@ def read_jobs(jobs: list) -> Iterator:
             if j - i == 1:
                 yield read_job(jobs[i])
             else:
-                count = 0
-                for result in type(jobs[i]).read_run(jobs[i:j]):
-                    count += 1
-                    yield result
-                if count != j - i:
-                    raise AssertionError(f"{type(jobs[i]).__name__}.read_run gave {count} results for {j - i} jobs")
+                yield from _one_each(type(jobs[i]).read_run, jobs[i:j])
             i = j
             continue
         j = i + 1
         while j < n and (k := getattr(jobs[j], "batch_key", None)) is not None and (k is key or k == key):
             j += 1
-        count = 0
-        for result in type(jobs[i]).read_batch(jobs[i:j]):
-            count += 1
-            yield result
-        if count != j - i:
-            raise AssertionError(f"{type(jobs[i]).__name__}.read_batch gave {count} results for {j - i} jobs")
+        yield from _one_each(type(jobs[i]).read_batch, jobs[i:j])
         i = j
+
+
+def _one_each(read: Callable[[list], Iterator], jobs: list) -> Iterator:
+    """``read(jobs)``'s results, checked to be one per job (a reader that gives fewer or more is a bug)."""
+    count = 0
+    for result in read(jobs):
+        count += 1
+        yield result
+    if count != len(jobs):
+        raise AssertionError(f"{read.__qualname__} gave {count} results for {len(jobs)} jobs")
 
 
 def cached_session(key: Any, open_: Callable[[], Any], close: Callable[[Any], None]) -> Any:

@@ -20,6 +20,7 @@ import uuid
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from tests.guard_pages import guarded
 from tests.corpora import REPO, corpora_dir
 from toolkit import blob_ids
 from toolkit.pack import PackReader
@@ -243,20 +244,7 @@ def test_a_mail_that_would_run_alone_in_its_lane_goes_to_hashlib():
 def test_no_byte_outside_a_buffer_is_read():
     # buffers that end right before an inaccessible page, or start right after it: a read past either end
     # of a buffer (a whole block loaded where only the tail is the mail's) kills the process
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    page, pages = 4096, 41
-    addr = libc.mmap(None, page * pages, 3, 0x22, -1, 0)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
-    assert addr not in (None, ctypes.c_void_p(-1).value)
-    try:
-        assert libc.mprotect(addr + page * 20, page, 0) == 0  # PROT_NONE
-        before = memoryview((ctypes.c_char * (page * 20)).from_address(addr)).cast("B")
-        after = memoryview((ctypes.c_char * (page * 20)).from_address(addr + page * 21)).cast("B")
+    with guarded(pages=20) as (before, after):
         before[:] = os.urandom(len(before))
         after[:] = os.urandom(len(after))
         sizes = [*range(0, 200), 4095, 4096, 8191, 40_000, 81_920]
@@ -264,8 +252,6 @@ def test_no_byte_outside_a_buffer_is_read():
         for level in LEVELS:
             assert blob_ids.sha256_multi(buffers, level) == _hashlib(buffers)
         del before, after, buffers
-    finally:
-        libc.munmap(addr, page * pages)
 
 
 def test_the_fallback_where_no_engine_runs(tmp_path):

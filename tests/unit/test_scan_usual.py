@@ -21,6 +21,7 @@ from datetime import timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from tests.guard_pages import guarded
 from tests.corpora import REPO, corpora_dir
 from toolkit import headers
 from toolkit.headers import MailMeta, scan, split_mail
@@ -241,20 +242,7 @@ def test_equal_on_large_worst_cases(raw):
 def test_no_byte_outside_the_block_is_read():
     # blocks that end right before an inaccessible page, or start right after it: a read past either end
     # kills the process. Every prefix of a usual block, so each field's value ends at the page edge.
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    page, pages = 4096, 5
-    addr = libc.mmap(None, page * pages, 3, 0x22, -1, 0)  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
-    assert addr not in (None, ctypes.c_void_p(-1).value)
-    try:
-        assert libc.mprotect(addr + page * 2, page, 0) == 0  # PROT_NONE
-        before = memoryview((ctypes.c_char * (page * 2)).from_address(addr)).cast("B")
-        after = memoryview((ctypes.c_char * (page * 2)).from_address(addr + page * 3)).cast("B")
+    with guarded(pages=2) as (before, after):
         block = split_mail(b"X-Spam-Flag: YES\nX-Spam-Status: yes\n" + USUAL).block
         for n in range(len(block) + 1):
             before[len(before) - n:] = block[:n]
@@ -262,5 +250,3 @@ def test_no_byte_outside_the_block_is_read():
             for view, piece in ((before[len(before) - n:], block[:n]), (after[:n], block[len(block) - n:])):
                 assert native.scan_usual(view, 10_000, 2e9) == native.scan_usual(bytes(piece), 10_000, 2e9)
         del before, after, view
-    finally:
-        libc.munmap(addr, page * pages)
