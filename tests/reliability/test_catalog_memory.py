@@ -100,6 +100,8 @@ def _peaks_in_own_process(tmp_path: Path, limit: int | None) -> list[int]:
             f"print(json.dumps(_commit_peaks(pathlib.Path(sys.argv[1]), {limit!r})))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     if "cannot be reset" in out.stdout + out.stderr:
+        if os.environ.get("CI") == "true":  # CI runs on Linux as root: K8's measure must run there
+            pytest.fail("the peak resident set cannot be reset (/proc/self/clear_refs): K8 is not measured")
         pytest.skip("the peak resident set cannot be reset here (/proc/self/clear_refs)")
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.splitlines()[-1])
