@@ -20,12 +20,14 @@ import time
 from array import array
 from pathlib import Path
 
+import duckdb
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from importers.eml import EmlImporter
 from tests.corpora import REPO
 from toolkit.archive import Archive
+from toolkit.catalog import ingest_rows as store
 from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
 from toolkit.errors import CatalogError
 from toolkit.ingest import Ingest
@@ -258,3 +260,22 @@ def test_spilled_keys_keep_every_prefix(tmp_path):
     assert list(known._sets[0]) == sorted(blobs[:1000] + blobs)
     assert all(known.may_hold(h, "0" * 64, None) for h in hexes)
     assert all(known.may_hold("f" * 64, h[::-1], None) for h in hexes)
+
+
+def test_a_read_beyond_the_limit_is_made_again_without_it(tmp_path):
+    """The import's reads run under the same limit (the known keys at its start, its lookups): one that needs
+    more is read again without the limit, which stays off, instead of stopping the run with DuckDB's error."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        _mail_rows(w.rows, 0, 30_000)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        whole = store.known_at_start(a.catalog)
+        a.catalog.use_memory_limit(1 << 20)  # far below what reading 30,000 rows' keys holds
+        with pytest.raises(duckdb.OutOfMemoryException), a.catalog.reading() as con:   # the read as such fails ...
+            con.execute("SELECT list(message_id) FROM messages").fetchall()
+        assert store.known_at_start(a.catalog) == whole   # ... the import's read is made again, whole
+        assert a.catalog.memory_limit is None
+    finally:
+        a.close()

@@ -8,9 +8,11 @@ session from the :class:`~toolkit.catalog.Catalog`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from .connection import Catalog
@@ -64,6 +66,24 @@ def save_run_counts(con, run_id: int, *, seen: int, archived: int, duplicates: i
 
 
 # -- keys the catalog holds --------------------------------------------------------------------------------
+def _unbounded_if_needed(read):
+    """A read of an import (its session under the import's DuckDB memory limit, docs/reliability.md K8) that needs
+    more memory than the limit is read again without it, and the limit stays off for the rest of the run, as
+    for a commit (toolkit/ingest_writer.py): a read gives the same answer twice, and a large catalog costs
+    memory, never the import."""
+    @functools.wraps(read)
+    def run(catalog: Catalog, *args, **kwargs):
+        try:
+            return read(catalog, *args, **kwargs)
+        except duckdb.OutOfMemoryException:
+            if catalog.memory_limit is None:
+                raise
+        catalog.use_memory_limit(None)  # outside the handler: the failed session's objects are gone
+        return read(catalog, *args, **kwargs)
+    return run
+
+
+@_unbounded_if_needed
 def known_at_start(catalog: Catalog) -> tuple[list[int], list[int], list[str], bool]:
     """In one session: the 60-bit prefixes of every archived blob id and dedup key, the distinct
     Message-IDs, and whether any archived message is converted mail (``conversions``: without one, no
@@ -83,6 +103,7 @@ def archived_blobs_and_keys(con) -> tuple[set[str], set[str]]:
     return blobs, keys
 
 
+@_unbounded_if_needed
 def lookup_keys(catalog: Catalog, blob_ids: list[str], dedup_keys: list[str], message_ids: list[str | None]
                 ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """The lowest msg_id the catalog holds for each of these blob ids, dedup keys and Message-IDs."""
@@ -105,6 +126,7 @@ def lookup_keys(catalog: Catalog, blob_ids: list[str], dedup_keys: list[str], me
     return dict(blobs), dict(dkeys), dict(mids)
 
 
+@_unbounded_if_needed
 def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[int]
                         ) -> tuple[dict[str, int], dict[str, int], set[int]]:
     """For these dedup keys the lowest msg_id among MIME received as it was and among converted mail
@@ -119,6 +141,7 @@ def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[i
     return {k: i for k, c, i in rows if not c}, {k: i for k, c, i in rows if c}, conv
 
 
+@_unbounded_if_needed
 def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) stored for these messages."""
     with catalog.reading() as con:
