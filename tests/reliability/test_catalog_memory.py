@@ -68,6 +68,20 @@ def _mail_rows(rows, first: int, n: int) -> None:
     rows.recipients += [(("new", j), "to", "archive@example.com") for j in range(n)]
 
 
+@contextlib.contextmanager
+def _committed(tmp_path: Path, n: int):
+    """A fresh archive whose import run has committed ``n`` tiny mails: (archive, its writer); closed afterwards."""
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
+        w.open_run(False, 1, "host")
+        _mail_rows(w.rows, 0, n)
+        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+        yield a, w
+    finally:
+        a.close()
+
+
 def _commit_peaks(tmp_path: Path, limit: int | None, rows: int = ROWS) -> list[int]:
     """The peak resident bytes above the resident bytes before each of two commits of ``rows`` mails."""
     a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
@@ -156,12 +170,7 @@ def test_what_the_limit_spills_is_encrypted(tmp_path):
 def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
     """A session that needs more pinned memory than the limit: an error that says so (not a full disk), marked
     for the import's writer to commit again, and the catalog keeps the commits before it."""
-    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
-    try:
-        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
-        w.open_run(False, 1, "host")
-        _mail_rows(w.rows, 0, 100)
-        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+    with _committed(tmp_path, 100) as (a, w):
         a.catalog.use_memory_limit(4 << 20)  # far below what a checkpoint pins
         with pytest.raises(CatalogError, match=r"needed more than the 4 MiB of memory .* nothing of it was committed") \
                 as failed, a.catalog.writing() as con:
@@ -170,19 +179,12 @@ def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
         with a.catalog.reading() as con:
             assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 100
             assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'big'").fetchone()[0] == 0
-    finally:
-        a.close()
 
 
 def test_a_commit_beyond_the_limit_is_made_again_without_it(tmp_path):
     """The import's writer does not stop at such a commit: it is rolled back, made again without the limit (which
     stays off for the rest of the run), and every row is stored once."""
-    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
-    try:
-        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
-        w.open_run(False, 1, "host")
-        _mail_rows(w.rows, 0, 100)
-        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+    with _committed(tmp_path, 100) as (a, w):
         a.catalog.use_memory_limit(4 << 20)
         _mail_rows(w.rows, 100, 2000)
         w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
@@ -190,8 +192,6 @@ def test_a_commit_beyond_the_limit_is_made_again_without_it(tmp_path):
         with a.catalog.reading() as con:
             assert con.execute("SELECT count(*), count(DISTINCT msg_id), count(DISTINCT blob_id) FROM messages"
                                ).fetchone() == (2100, 2100, 2100)
-    finally:
-        a.close()
 
 
 def test_a_limit_taken_back_no_longer_bounds_the_catalog_s_sessions(tmp_path):
@@ -265,12 +265,8 @@ def test_spilled_keys_keep_every_prefix(tmp_path):
 def test_a_read_beyond_the_limit_is_made_again_without_it(tmp_path):
     """The import's reads run under the same limit (the known keys at its start, its lookups): one that needs
     more is read again without the limit, which stays off, instead of stopping the run with DuckDB's error."""
-    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
-    try:
-        w = IngestWriter(a.catalog, "import", "mbox:/tiny", "mbox")
-        w.open_run(False, 1, "host")
-        _mail_rows(w.rows, 0, 30_000)
-        w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
+    with _committed(tmp_path, 30_000) as (a, w):
+
         def known():  # in no particular order (DISTINCT, scans in parallel): compared as sorted lists
             blobs, keys, mids, converted = store.known_at_start(a.catalog)
             return sorted(blobs), sorted(keys), sorted(mids), converted
@@ -282,5 +278,3 @@ def test_a_read_beyond_the_limit_is_made_again_without_it(tmp_path):
             con.execute("SELECT list(message_id) FROM messages").fetchall()
         assert known() == whole   # ... the import's read is made again, whole
         assert a.catalog.memory_limit is None
-    finally:
-        a.close()
