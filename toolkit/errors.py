@@ -241,6 +241,14 @@ class NothingSelectedError(MailArchiveError):
 
 class CatalogError(MailArchiveError):
     exit_code = ExitCode.OPERATIONAL
+    beyond_memory_limit = False
+
+
+class CatalogMemoryLimitError(CatalogError):
+    """A catalog session needed more memory than the DuckDB limit its command set (an import's,
+    docs/reliability.md K8); nothing of it was committed. The import's writer commits it again without the limit."""
+
+    beyond_memory_limit = True
 
 
 class SourceError(MailArchiveError):

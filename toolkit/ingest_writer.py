@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import faults
 from .catalog import Catalog
-from .errors import CatalogError
+from .errors import CatalogMemoryLimitError
 from .catalog import ingest_rows as store
 from .pack import PackInfo
 from .source import RunSummary
@@ -141,8 +141,8 @@ class IngestWriter:
         try:
             self._commit_parts(parts, medium_id, summary)
             return
-        except CatalogError as exc:
-            if not getattr(exc, "beyond_memory_limit", False) or not self._rolled_back(parts):
+        except CatalogMemoryLimitError:
+            if not self._rolled_back(parts):
                 raise
         # outside the handler: the failed attempt's frames (and the DuckDB objects they hold) are gone
         self.catalog.use_memory_limit(None)

@@ -28,7 +28,7 @@ from typing import Callable, ContextManager, Iterator
 import duckdb
 
 from .. import faults
-from ..errors import CatalogError, NextStep, WrongKeyError
+from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
 from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
@@ -386,14 +386,12 @@ class Catalog:
             reason = reason.replace(prefix, "")
         if self._memory_limit is not None and (
                 isinstance(exc, duckdb.OutOfMemoryException) or "failed to pin block" in lowered):
-            error = CatalogError(
+            return CatalogMemoryLimitError(
                 f"the catalog {self.path} could not be written: the commit needed more than the "
                 f"{self._memory_limit / (1 << 20):.0f} MiB of memory this command gives DuckDB "
                 f"({self._scrub(reason.strip())}); nothing of it was committed. Rerun the command: it resumes from "
                 f"the last commit; if it stops here again, report it (docs/reliability.md K8)"
             )
-            error.beyond_memory_limit = True  # the import's writer commits it again without the limit
-            return error
         io = isinstance(exc, (duckdb.IOException, duckdb.FatalException)) or any(
             s in lowered for s in ("no space left", "could not write", "could not fsync", "i/o error", "disk quota",
                                    "read-only file system", "invalidated")
