@@ -47,7 +47,7 @@ from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOUR
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
 from .ingest_writer import MESSAGE_COLUMNS, IngestWriter, Part, PendingRows
 from .errors import StorageError
-from .known_keys import KnownKeys
+from .known_keys import KnownKeys, mid_hash
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
 from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
@@ -264,8 +264,8 @@ class Ingest:
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
         self._questions, self._answers = None, []
-        blobs, keys, mids, converted = store.known_at_start(self.archive.catalog)
-        self._known = KnownKeys.from_catalog(blobs, keys, mids)
+        blobs, keys, mids, converted = store.known_at_start(self.archive.catalog, mid_hash)
+        self._known = KnownKeys.from_sorted(blobs, keys, mids)
         # the msg_id the next decided new message will get at its commit (docs/dedup.md "Deciding ahead"), and the
         # keys of the decided tasks not committed yet (key -> that msg_id; a Message-ID: the first one's)
         self._next_msg_id = store.next_msg_id_now(self.archive.catalog)

@@ -27,6 +27,13 @@ class KnownKeys:
         self.run_mids: dict[str, int] = {}
 
     @classmethod
+    def from_sorted(cls, blob_prefixes: array, key_prefixes: array, mid_hashes: array) -> "KnownKeys":
+        """From sorted arrays (what :func:`toolkit.catalog.ingest_rows.known_at_start` gives), taken as they are."""
+        known = cls([], [], [])
+        known._sets = [blob_prefixes, key_prefixes, mid_hashes]
+        return known
+
+    @classmethod
     def from_catalog(cls, blob_prefixes: list[int], key_prefixes: list[int], message_ids: list[str]) -> "KnownKeys":
         """From what the catalog holds: 60-bit prefixes of blob ids and dedup keys, distinct Message-IDs."""
         return cls(blob_prefixes, key_prefixes, [mid_hash(m) for m in message_ids])
