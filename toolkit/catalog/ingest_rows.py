@@ -97,10 +97,11 @@ def known_at_start(catalog: Catalog, mid_hash) -> tuple[array, array, array, boo
         blobs = _uint64s(con.execute(f"SELECT {_PREFIX.format('blob_id')} AS p FROM messages ORDER BY p"))
         keys = _uint64s(con.execute(f"SELECT {_PREFIX.format('dedup_key')} AS p FROM messages ORDER BY p"))
         hashes = array("Q")
-        reader = con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL"
-                             ).to_arrow_reader(_BATCH_ROWS)
-        for batch in reader:
-            hashes.extend(map(mid_hash, batch.column(0).to_pylist()))
+        if mid_hash is not None:  # None: the Message-IDs are not asked for (a dry run's duplicates)
+            reader = con.execute("SELECT DISTINCT message_id FROM messages WHERE message_id IS NOT NULL"
+                                 ).to_arrow_reader(_BATCH_ROWS)
+            for batch in reader:
+                hashes.extend(map(mid_hash, batch.column(0).to_pylist()))
         converted = con.execute("SELECT EXISTS (SELECT 1 FROM conversions)").fetchone()[0]
     return blobs, keys, _sorted_uint64s(hashes), converted
 
@@ -124,13 +125,6 @@ def _sorted_uint64s(values: array) -> array:
     out = array("Q")
     out.frombytes(memoryview(ordered.buffers()[1])[ordered.offset * 8:(ordered.offset + len(ordered)) * 8])
     return out
-
-
-def archived_blobs_and_keys(con) -> tuple[set[str], set[str]]:
-    """Every archived blob id and dedup key (a dry run's duplicate check)."""
-    blobs = {r[0] for r in con.execute("SELECT blob_id FROM messages").fetchall()}
-    keys = {r[0] for r in con.execute("SELECT dedup_key FROM messages").fetchall()}
-    return blobs, keys
 
 
 @_unbounded_if_needed
