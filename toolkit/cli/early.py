@@ -176,8 +176,9 @@ def _local_only(home: Path) -> bool:
 def start() -> None:
     """Fork the workers when this process is ``mailarchive [options] verify --full [options]``, spawn them for
     ``mailarchive [options] import eml|mbox|maildir [options] SOURCE...`` (see the module docstring)."""
-    if not _is_the_command() or any(os.environ.get(v) for v in _HOOKS):
+    if _started.get("ran") or not _is_the_command() or any(os.environ.get(v) for v in _HOOKS):
         return
+    _started["ran"] = True  # once per process (a caller may have run it before the module that runs it is loaded)
     args = verify_full_args(sys.argv[1:])
     if args is None:
         _start_import(import_args(sys.argv[1:]))
