@@ -9,12 +9,14 @@ medium at the same location. Dask is an optional extra (``dask``).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import signal
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .process_guard import forbid_core_dumps
+from .process_guard import die_with_parent, forbid_core_dumps
 
 _CLUSTER = re.compile(r"local-cluster:(\d+)\Z")
 _DASK = re.compile(r"dask://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d+)\Z")
@@ -117,3 +119,85 @@ def open_executor(spec: ExecutorSpec, workers: int, initializer, initargs: tuple
         return DaskExecutor(spec)
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=initializer,
                                initargs=initargs)
+
+
+class StartedPool:
+    """An import's local worker processes spawned before the run starts (the command line's, at its very start:
+    docs/cli.md "import: workers from the start"): the pool :meth:`toolkit.ingest.Ingest._start_executor` opens —
+    ``workers`` spawned processes, each started by :func:`toolkit.worker_entry.worker_init` with the test fault
+    points ``fault_points`` (no shared counter: no kill point) and the two-phase channel (a questions queue, one
+    answer queue per worker, the slot counter) — but all spawned now, so that their interpreters and imports run
+    while the driver still loads its own modules and opens the archive.
+
+    The run takes it (:meth:`take`) when it would start exactly this pool; whoever holds it last ends it
+    unused (:meth:`abandon`). This module imports nothing heavy: the command line builds one before it loads
+    click, rich, DuckDB or Arrow, and a worker imports its pack task modules in its initializer (:func:`start_worker`).
+    """
+
+    def __init__(self, workers: int, fault_points: dict):
+        if workers < 1 or fault_points.get("kill"):
+            raise ValueError("a started pool has at least one worker and no kill point (its passages are not shared)")
+        ctx = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self.fault_points = dict(fault_points)
+        self.questions = ctx.Queue()
+        self.answers = [ctx.Queue() for _ in range(workers)]
+        channel = (self.questions, self.answers, ctx.Value("i", 0))
+        self.executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=start_worker, initargs=(self.fault_points, None, channel))
+        # A spawn pool starts a process per submit while none is idle: one trivial task per worker starts them all
+        # now. SIGINT/SIGTERM blocked meanwhile, as Ingest's own submits do (toolkit/ingest.py _submit_shielded): the
+        # workers and the pool's thread start with them blocked, and a Ctrl-C during their imports kills none.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for _ in range(workers):
+                self.executor.submit(int)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids (none once taken or abandoned)."""
+        return sorted((getattr(self.executor, "_processes", None) or {}).keys())
+
+    def take(self, workers: int, fault_points: dict) -> tuple[ProcessPoolExecutor, object, list] | None:
+        """(the executor, the questions queue, the answer queues) for a run that would start ``workers`` workers with
+        ``fault_points``, once: the run then owns them. A run that would start other workers gets None, and the
+        started ones end now (as they do when a worker of theirs died)."""
+        executor = self.executor
+        if executor is None:
+            return None
+        if workers != self.workers or dict(fault_points) != self.fault_points or getattr(executor, "_broken", False):
+            self.abandon()
+            return None
+        self.executor = None
+        return executor, self.questions, self.answers
+
+    def abandon(self) -> None:
+        """End the workers now, unused (killed: they may still be importing), and the pool with them."""
+        executor, self.executor = self.executor, None
+        if executor is None:
+            return
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        for proc in procs:
+            try:
+                proc.kill()
+            except (OSError, ValueError):
+                pass
+        for proc in procs:
+            proc.join(5.0)
+        executor.shutdown(wait=True, cancel_futures=True)
+        for q in (self.questions, *self.answers):
+            q.cancel_join_thread()
+
+
+def start_worker(fault_points: dict, fault_count, channel: tuple) -> None:
+    """The initializer of a :class:`StartedPool`'s workers: :func:`toolkit.worker_entry.worker_init`, imported here.
+    The worker dies with its driver from the start (that driver is still loading its modules and may be ended
+    by a signal meanwhile)."""
+    die_with_parent()
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the driver ended before the line above took effect
+        os._exit(1)
+    from .worker_entry import worker_init
+
+    worker_init(fault_points, fault_count, channel)

@@ -41,7 +41,7 @@ from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .catalog.connection import IMPORT_MEMORY_LIMIT
-from .executors import DaskExecutor, ExecutorSpec, open_executor, parse_executor
+from .executors import DaskExecutor, ExecutorSpec, StartedPool, open_executor, parse_executor
 from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
@@ -203,6 +203,7 @@ class Ingest:
         min_free: int | None = None,
         executor: ExecutorSpec | str | DaskExecutor | SharedPool | None = None,
         max_tasks: int | None = None,
+        started: StartedPool | None = None,
     ):
         if archive.lock is None:
             raise RuntimeError("ingest needs an archive opened as writer")
@@ -223,6 +224,9 @@ class Ingest:
         self.on_executor = None  # tests: called with the executor once it is started
         #: at most this many tasks out at once (a migration bounds the connections of IMAP tasks on Dask so)
         self.max_tasks = max_tasks
+        #: local workers spawned before the run (the command line's: docs/cli.md "import: workers from the start"),
+        #: taken as this run's pool when they are the ones it would start (toolkit/executors.py StartedPool)
+        self._started = started
         self._stop = threading.Event()
 
     def request_stop(self) -> None:
@@ -673,6 +677,14 @@ class Ingest:
         close_sessions()  # a connection the inline chunk opened does not stay open beside the workers' own
         if self._given is not None:
             self._executor = self._given
+            return
+        taken = None
+        if self._started is not None and not self.executor_spec.distributed:
+            taken = self._started.take(self.workers, dict(faults.ACTIVE))
+        if taken is not None:  # the same pool as below, its workers started already
+            self._executor, self._questions, self._answers = taken
+            if self.on_executor is not None:
+                self.on_executor(self._executor)
             return
         channel = None
         if not self.executor_spec.distributed:  # local workers ask before they write (two phases: pack_tasks)

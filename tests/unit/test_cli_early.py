@@ -73,3 +73,70 @@ def test_a_spawned_child_of_the_command_forks_nothing(tmp_path):
         assert out.get(timeout=120) is False
     finally:
         child.join()
+
+
+# -- an import's workers (spawned) ------------------------------------------------------------------------------
+
+from toolkit.cli.early import import_args, more_than_first_chunk  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, want", [
+    (["import", "eml", "src"], (Path("archive"), "eml", ("src",), 2)),
+    (["--archive", "/a", "--json", "--quiet", "import", "mbox", "a.mbox", "b.mbox"], (Path("/a"), "mbox", ("a.mbox", "b.mbox"), 2)),
+    (["import", "maildir", "--executor", "local", "md", "--password-file=p"], (Path("archive"), "maildir", ("md",), 2)),
+    (["import", "eml", "--force-raw", "--executor=local", "src", "--password-file", "p"], (Path("archive"), "eml", ("src",), 2)),
+    (["--lock-wait", "3", "import", "mbox", "--variant", "mboxrd", "--max-message-size", "1G", "x.mbox",
+      "--max-expansion-ratio", "20", "--max-expansion-after=1G"], (Path("archive"), "mbox", ("x.mbox",), 2)),
+])
+def test_a_local_import_spawns_its_workers_early(argv, want, monkeypatch):
+    monkeypatch.delenv("MAILARCHIVE_HOME", raising=False)
+    assert import_args(argv, {"MAILARCHIVE_WORKERS": "2"}) == want
+
+
+@pytest.mark.parametrize("argv", [
+    ["import"], ["import", "eml"], ["import", "imap", "src"], ["import", "pst", "x.pst"], ["import", "source", "s"],
+    ["import", "eml", "--dry-run", "src"], ["import", "eml", "src", "--help"], ["import", "eml", "-h", "src"],
+    ["--help", "import", "eml", "src"], ["import", "eml", "--executor", "local-cluster:2", "src"],
+    ["import", "eml", "--executor=dask://h:1", "src"], ["import", "eml", "smb://u@h/share/x"],
+    ["import", "eml", "src", "--"], ["import", "eml", "src", "--executor"], ["import", "mbox", "--force-raw", "x"],
+    ["import", "maildir", "--variant", "mboxo", "md"], ["import", "eml", "--force-raw=1", "src"], ["--unknown", "import", "eml", "src"],
+    ["verify", "--full"], ["import", "eml", "-", "src"],
+])
+def test_any_other_import_command_line_spawns_nothing(argv):
+    assert import_args(argv, {}) is None
+
+
+@pytest.mark.parametrize("workers, want", [("", 2), ("1", 1), ("3", 3), ("0", None), ("x", None), ("-1", None)])
+def test_the_worker_count_is_the_imports(workers, want, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    got = import_args(["import", "eml", "src"], {"MAILARCHIVE_WORKERS": workers})
+    assert (got and got[3]) == want
+
+
+def test_the_early_reading_knows_the_imports_first_chunk_and_config_name():
+    import toolkit.cli.early as early
+    import toolkit.home
+    import toolkit.ingest
+
+    assert (early.FIRST_CHUNK, early.FIRST_CHUNK_BYTES) == (toolkit.ingest.FIRST_CHUNK, toolkit.ingest.FIRST_CHUNK_BYTES)
+    assert early._CONFIG_NAME == toolkit.home.CONFIG_NAME
+
+
+def test_only_a_source_larger_than_the_first_chunk_spawns_workers(tmp_path):
+    """The driver prepares the first chunk itself, and a source of one chunk starts no pool: nor early workers."""
+    small = tmp_path / "small"
+    (small / "sub").mkdir(parents=True)
+    for i in range(256):
+        (small / "sub" / f"{i}.eml").write_bytes(b"x")
+    assert not more_than_first_chunk((str(small),))
+    (small / "one-more.eml").write_bytes(b"x")
+    assert more_than_first_chunk((str(small),))
+    big = tmp_path / "big.mbox"
+    with open(big, "wb") as f:
+        f.truncate(8 * 1024 * 1024)
+    assert not more_than_first_chunk((str(big),))
+    with open(big, "ab") as f:
+        f.write(b"x")
+    assert more_than_first_chunk((str(big),))
+    assert more_than_first_chunk((str(tmp_path / "small" / "sub"), str(tmp_path / "small" / "one-more.eml")))
+    assert not more_than_first_chunk((str(tmp_path / "missing"),))

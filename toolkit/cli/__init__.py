@@ -11,7 +11,8 @@ Layout
     the ``mailarchive`` group, its global options, the lazy command loader and the one place
     where an error becomes an exit status.
 ``early.py``
-    ``verify --full``'s pack workers, forked before ``main.py`` loads click and rich.
+    worker processes started before ``main.py`` loads click and rich: ``verify --full``'s (forked) and an
+    import's (spawned).
 ``output.py``, ``progress.py``, ``runlog.py``, ``passwords.py``, ``problems.py``,
 ``export_filters.py``, ``export_mode.py``, ``environment.py``, ``hints.py``, ``demo_tsa.py``
     pieces shared by several commands (terminal and JSON output, progress, the run log, secrets,

@@ -1,5 +1,6 @@
-"""``verify --full``'s pack workers forked at start-up, before the command line loads click and rich
-(docs/cli.md, "verify --full: workers from the start").
+"""Worker processes started at start-up, before the command line loads click and rich: ``verify --full``'s pack
+workers (forked), and an import's (spawned) (docs/cli.md, "verify --full: workers from the start" and "import:
+workers from the start").
 
 The workers need neither (nor DuckDB): forked before those are loaded, they start on the packs ~50 ms sooner, while
 this process loads the rest of the command line and opens the catalog. :func:`start` runs first in
@@ -10,6 +11,14 @@ toolkit``) and its arguments are plainly ``[global options] verify --full [optio
 (:func:`release`, from ``main``). Anything this reading does not know for sure (another option, ``--help``,
 ``--subset``, an SMB medium, a test hook of the environment) forks nothing: the command then starts its workers
 where it always did.
+
+An import works the same way (:func:`import_args`): ``[global options] import eml|mbox|maildir [options] SOURCE...``
+of local sources that hold more than an import's first chunk (which the driver prepares itself, so a smaller
+source starts no pool at all), into a home that has a config, spawns the import's pool
+(:class:`toolkit.executors.StartedPool`, the same workers ``Ingest`` would spawn after opening the archive); the
+command's ``run_imports`` takes them (:func:`take_import`) when its parsed arguments name the same command and
+sources and a local executor, and its ``Ingest`` uses them when it would start the same pool (worker count, test
+fault points). Not for ``--dry-run``, ``--executor`` other than ``local``, ``MAILARCHIVE_WORKERS=0`` or a test hook.
 """
 from __future__ import annotations
 
@@ -26,6 +35,18 @@ _VERIFY_VALUES = ("--workers", "--json-report", "--html-report", "--findings", "
 _VERIFY_FLAGS = ("--full",)
 #: environment variables of test hooks the command line configures before its command runs (toolkit/cli/environment.py)
 _HOOKS = ("MAILARCHIVE_FAULT", "MAILARCHIVE_FAULT_SLOW")
+#: per import command: its options with a value and its flags that leave the pool as it is (``--executor``: local only)
+_IMPORT_OPTIONS = {
+    "eml": (("--executor", "--password-file"), ("--force-raw",)),
+    "mbox": (("--executor", "--password-file", "--variant", "--max-message-size", "--max-expansion-ratio",
+              "--max-expansion-after"), ()),
+    "maildir": (("--executor", "--password-file"), ()),
+}
+#: an import's first chunk, prepared by the driver: at most this many mails and bytes (toolkit/ingest.py FIRST_CHUNK,
+#: FIRST_CHUNK_BYTES; tests/unit/test_cli_early.py checks they agree). A source holding more starts the pool.
+FIRST_CHUNK, FIRST_CHUNK_BYTES = 256, 8 * 1024 * 1024
+#: the home's config file (toolkit/home.py CONFIG_NAME): without it the command fails before any import
+_CONFIG_NAME = "archive.toml"
 
 _started: dict = {}
 
@@ -67,6 +88,73 @@ def verify_full_args(argv: list[str]) -> tuple[Path, int | None, bool] | None:
     return Path(home), workers, "--smb-no-encrypt" not in front[0]
 
 
+def import_args(argv: list[str], environ=os.environ) -> tuple[Path, str, tuple[str, ...], int] | None:
+    """(home, command, sources, workers) when ``argv`` (without the program) is ``[global options] import
+    eml|mbox|maildir [options] SOURCE...`` with options this reading knows, local sources and a local executor,
+    else None. ``workers``: what the import would start (``MAILARCHIVE_WORKERS``, else one per CPU); None for 0."""
+    front = _options(argv, _GLOBAL_VALUES, _GLOBAL_FLAGS)
+    if front is None or front[1][:1] != ["import"] or len(front[1]) < 2 or front[1][1] not in _IMPORT_OPTIONS:
+        return None
+    kind, rest = front[1][1], front[1][2:]
+    values, flags = _IMPORT_OPTIONS[kind]
+    sources: list[str] = []
+    i = 0
+    while i < len(rest):  # click takes the options before, between and after the sources
+        arg = rest[i]
+        i += 1
+        if not arg.startswith("-"):
+            sources.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        if name in flags and not eq:
+            continue
+        if name not in values or (not eq and i >= len(rest)):
+            return None
+        if not eq:
+            value, i = rest[i], i + 1
+        if name == "--executor" and value != "local":
+            return None
+    if not sources or any("://" in s for s in sources):
+        return None
+    text = environ.get("MAILARCHIVE_WORKERS")
+    if text:
+        if not text.isascii() or not text.isdigit() or int(text) < 1:
+            return None
+        workers = int(text)
+    else:
+        workers = os.cpu_count() or 1
+    home = front[0].get("--archive") or environ.get("MAILARCHIVE_HOME") or "archive"
+    return Path(home), kind, tuple(sources), workers
+
+
+def more_than_first_chunk(sources: tuple[str, ...]) -> bool:
+    """Do the local ``sources`` hold more files than the import's first chunk has mails, or more bytes than it
+    may hold? Looks at no more than that many files (a source's later files are never listed here)."""
+    files = size = 0
+    todo = [Path(s) for s in sources]
+    while todo:
+        path = todo.pop()
+        try:
+            if path.is_dir():
+                with os.scandir(path) as entries:
+                    for e in entries:
+                        if e.is_dir(follow_symlinks=False):
+                            todo.append(Path(e.path))
+                        elif e.is_file(follow_symlinks=False):
+                            files += 1
+                            size += e.stat(follow_symlinks=False).st_size
+                        if files > FIRST_CHUNK or size > FIRST_CHUNK_BYTES:
+                            return True
+            elif path.is_file():
+                files += 1
+                size += path.stat().st_size
+        except OSError:  # the command reports it
+            return False
+        if files > FIRST_CHUNK or size > FIRST_CHUNK_BYTES:
+            return True
+    return False
+
+
 def _is_the_command() -> bool:
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
@@ -86,12 +174,14 @@ def _local_only(home: Path) -> bool:
 
 
 def start() -> None:
-    """Fork the workers when this process is ``mailarchive [options] verify --full [options]`` (see the module
-    docstring)."""
-    if not _is_the_command() or any(os.environ.get(v) for v in _HOOKS):
+    """Fork the workers when this process is ``mailarchive [options] verify --full [options]``, spawn them for
+    ``mailarchive [options] import eml|mbox|maildir [options] SOURCE...`` (see the module docstring)."""
+    if _started.get("ran") or not _is_the_command() or any(os.environ.get(v) for v in _HOOKS):
         return
+    _started["ran"] = True  # once per process (a caller may have run it before the module that runs it is loaded)
     args = verify_full_args(sys.argv[1:])
     if args is None:
+        _start_import(import_args(sys.argv[1:]))
         return
     import multiprocessing
 
@@ -116,10 +206,65 @@ def start() -> None:
     signal.signal(signal.SIGTERM, ended)
 
 
-def ended(signum, frame) -> None:
-    """SIGTERM before the command runs: the forked workers are ended, the run stops as interrupted (exit 130),
-    quietly; ``main()`` replaces this handler with its own when it starts."""
+def _start_import(args) -> None:
+    """Spawn an import's pool for ``args`` (:func:`import_args`) when its sources hold more than a first chunk."""
+    if args is None:
+        return
+    import multiprocessing
+
+    home, kind, sources, workers = args
+    if (multiprocessing.parent_process() is not None or not (home / _CONFIG_NAME).is_file()
+            or not more_than_first_chunk(sources)):
+        return
+    from toolkit import faults
+    from toolkit.executors import StartedPool
+    from toolkit.process_guard import cap_malloc_arenas, forbid_core_dumps
+
+    forbid_core_dumps()   # as main() does first
+    cap_malloc_arenas()   # before the pool's thread starts
+    workers_skip_the_main_script()  # the workers are spawned now, before main() would say so
+    try:
+        _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
+    except Exception:  # (no process can start now) the import starts its workers where it always did
+        return
+    _started["import_for"] = (kind, sources)
+    # Until main() puts its own handlers in place, a SIGTERM or Ctrl-C ends the workers and the run quietly
+    # (interrupted), as for verify's (see below): not a traceback of the imports the driver was in.
+    signal.signal(signal.SIGTERM, ended)
+    signal.signal(signal.SIGINT, ended)
+
+
+def take_import(kind: str, sources: tuple[str, ...], distributed: bool):
+    """The import's workers spawned at start-up (:class:`toolkit.executors.StartedPool`) when they were spawned for
+    this command and these sources and the pack tasks run locally; the caller then hands them to its runs and
+    abandons them if none takes them. Otherwise None, and workers spawned for other arguments are ended."""
+    if not distributed and _started.get("import_for") == (kind, tuple(sources)):
+        _started.pop("import_for")
+        return _started.pop("import")
     release()
+    return None
+
+
+def workers_skip_the_main_script() -> None:
+    """Worker processes are spawned, and a spawned process runs the parent's main script again unless its
+    module names a package's ``__main__``: started as the ``mailarchive`` console script, every worker imported
+    the whole CLI (click, rich: some 60 modules, ~30 CPU-ms and their memory) for nothing. ``python -m toolkit``
+    has that name already; the console script's module gets it here (its ``__spec__`` is None)."""
+    import importlib.machinery
+
+    script = sys.modules.get("__main__")
+    if script is not None and getattr(script, "__spec__", None) is None:
+        script.__spec__ = importlib.machinery.ModuleSpec("toolkit.__main__", None)
+
+
+def ended(signum, frame) -> None:
+    """SIGTERM (or, for an import's workers, SIGINT) before the command runs: the workers started early are ended,
+    the run stops as interrupted (exit 130), quietly; ``main()`` replaces this handler with its own when it starts."""
+    release()
+    if "multiprocessing" in sys.modules:  # its exit hook: the spawned pool's semaphores are released (no warning)
+        import atexit
+
+        atexit._run_exitfuncs()
     os.write(2, b"interrupted\n")
     os._exit(130)
 
@@ -135,8 +280,10 @@ def take(home: Path, workers: int | None, smb_password: str | None, smb_encrypt:
 
 
 def release() -> None:
-    """End workers forked at start-up that no command took (at once: their packs are not wanted)."""
+    """End workers started at start-up that no command took (at once: their packs are not wanted)."""
     _started.pop("for", None)
-    early = _started.pop("workers", None)
-    if early is not None:
-        early.abandon()
+    _started.pop("import_for", None)
+    for name in ("workers", "import"):
+        early = _started.pop(name, None)
+        if early is not None:
+            early.abandon()

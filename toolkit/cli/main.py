@@ -9,13 +9,14 @@ from pathlib import Path
 
 from . import early
 
-early.start()  # `verify --full`: its pack workers fork before click and rich load (toolkit/cli/early.py)
+early.start()  # `verify --full`, `import eml|mbox|maildir`: workers start before click and rich load (toolkit/cli/early.py)
 
 import click  # noqa: E402
 from rich.markup import escape
 
 from ..errors import EXIT_STATUS_HELP, ExitCode, MailArchiveError
 from .environment import configure_test_hooks
+from .early import workers_skip_the_main_script  # noqa: F401  (main() calls it; tests import it from here)
 from .hints import with_hint
 from .output import Ui, err_console
 
@@ -239,18 +240,6 @@ def _report_write_failure(exc: OSError) -> None:
         sys.exit(int(ExitCode.OPERATIONAL))
 
 
-def workers_skip_the_main_script() -> None:
-    """Worker processes are spawned, and a spawned process runs the parent's main script again unless its
-    module names a package's ``__main__``: started as the ``mailarchive`` console script, every worker imported
-    the whole CLI (click, rich: some 60 modules, ~30 CPU-ms and their memory) for nothing. ``python -m toolkit``
-    has that name already; the console script's module gets it here (its ``__spec__`` is None)."""
-    import importlib.machinery
-
-    script = sys.modules.get("__main__")
-    if script is not None and getattr(script, "__spec__", None) is None:
-        script.__spec__ = importlib.machinery.ModuleSpec("toolkit.__main__", None)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
@@ -261,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     cap_malloc_arenas()  # a long run's memory stays bounded (docs/reliability.md K8)
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, early.ended):  # early's: until now
         signal.signal(signal.SIGTERM, _terminated)
+    if signal.getsignal(signal.SIGINT) is early.ended:  # an early import pool's: Ctrl-C is KeyboardInterrupt again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         try:
             rv = cli.main(args=argv, prog_name="mailarchive", standalone_mode=False)

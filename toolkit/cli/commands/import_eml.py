@@ -85,10 +85,31 @@ def run_imports(ctx, importers) -> int:
     if ctx.dry_run:
         return run_dry(ctx, importers)
     summaries = []
+    started = _started_workers(ctx)
+    try:
+        _run_each(ctx, importers, summaries, started)
+    finally:
+        if started is not None:
+            started.abandon()  # spawned at start-up, and no run took them (or not all of its sources ran)
+    return _report(ctx, summaries)
+
+
+def _started_workers(ctx):
+    """The import's workers spawned at start-up for this command line (toolkit/cli/early.py), else None."""
+    from .. import early
+
+    click_ctx = click.get_current_context()
+    return early.take_import(click_ctx.info_name, tuple(click_ctx.params.get("sources") or ()),
+                             ctx.executor is not None and ctx.executor.distributed)
+
+
+def _run_each(ctx, importers, summaries: list, started) -> None:
+    """Run each importer into the archive (a summary each), until one is interrupted; the first run that starts
+    a local pool takes the workers ``started`` at start-up."""
     with ctx.open(writer=True) as archive:
         for importer in importers:
             ing = Ingest(archive, ctx.ui.reporter(), parse_limit=parse_limit(), executor=ctx.executor,
-                         **ingest_tuning())
+                         started=started, **ingest_tuning())
             previous = {}
 
             def stop(signum, frame, ing=ing):
@@ -106,6 +127,10 @@ def run_imports(ctx, importers) -> int:
                     signal.signal(s, h)
             if summaries[-1]["status"] == "interrupted":
                 break
+
+
+def _report(ctx, summaries: list) -> int:
+    """Print the result of the runs; their exit status."""
     totals = {k: sum(s[k] for s in summaries) for k in ("seen", "archived", "duplicates", "merged", "errors", "skipped", "bytes")}
     decisions = dict.fromkeys(DECISIONS, 0)  # every kind, also when 0: they add up to "seen"
     for s in summaries:

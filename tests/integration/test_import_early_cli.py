@@ -1,0 +1,149 @@
+"""``mailarchive import eml|mbox|maildir`` started as a process of its own spawns its workers before click, rich, DuckDB
+and Arrow load (toolkit/cli/early.py, docs/cli.md "import: workers from the start"): the run takes them and gives
+the same report and catalog as a run that spawns them where it always did; a command line that fails before the
+import (a usage error, a locked archive) is reported as always and leaves no worker behind, as does a SIGTERM or
+Ctrl-C during the start-up."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli import PASSWORD, mailarchive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: the command line as the ``mailarchive`` console script runs it, recording the early workers: their pids, and
+#: whether the run took them (EARLY_SIGNAL: the process signals itself right after spawning them)
+SCRIPT = """
+import atexit, json, os, sys, time
+sys.argv = ["mailarchive"] + json.loads(os.environ["EARLY_ARGV"])
+from toolkit.cli import early
+early.start()
+pool = early._started.get("import")
+record = {"pids": pool.pids() if pool is not None else [], "taken": False}
+if pool is not None:
+    take = pool.take
+    def recording(*args):
+        got = take(*args)
+        record["taken"] = got is not None
+        return got
+    pool.take = recording
+atexit.register(lambda: open(os.environ["EARLY_OUT"], "w").write(json.dumps(record)))
+if os.environ.get("EARLY_SIGNAL"):
+    os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
+    time.sleep(60)
+from toolkit.cli.main import main
+main()
+"""
+
+MAIL = "From: a{i}@example.org\r\nTo: b@example.org\r\nSubject: mail {i}\r\nMessage-ID: <{i}@early>\r\n\r\nbody {i}\r\n"
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """More files than the import's first chunk holds (toolkit/ingest.py FIRST_CHUNK): the run starts its pool."""
+    root = tmp_path_factory.mktemp("early-import") / "eml"
+    for d in range(3):
+        (root / str(d)).mkdir(parents=True)
+        for i in range(d * 100, d * 100 + 100):
+            (root / str(d) / f"{i:04}.eml").write_text(MAIL.format(i=i % 280))  # 20 duplicates
+    return root
+
+
+def _home(tmp_path: Path, name: str) -> Path:
+    home = tmp_path / name
+    mailarchive(home, "init", "--medium", str(tmp_path / f"{name}-medium"))
+    return home
+
+
+def _script(tmp_path: Path, argv: list[str], sig: int | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    script = tmp_path / "mailarchive"  # the console script's name: early.start() acts for it
+    script.write_text(SCRIPT)
+    out = tmp_path / "early.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
+    env.update(PYTHONPATH=str(ROOT), MAILARCHIVE_PASSWORD=PASSWORD, MAILARCHIVE_WORKERS="2",
+               EARLY_ARGV=json.dumps(argv), EARLY_OUT=str(out), EARLY_SIGNAL=str(sig or ""))
+    p = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return p, json.loads(out.read_text())
+
+
+def _gone(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        with open(f"/proc/{pid}/stat") as f:  # only a zombie (not yet reaped by init) may remain
+            assert f.read().split(") ")[1][0] == "Z", f"worker {pid} still runs"
+
+
+def _catalog(home: Path) -> list:
+    query = "SELECT m.blob_id, m.message_id, s.source_ref FROM messages m JOIN sightings s USING (msg_id) ORDER BY s.source_ref"
+    return json.loads(mailarchive(home, "sql", query, "--format", "json").stdout)
+
+
+def _report(p: subprocess.CompletedProcess) -> dict:
+    r = json.loads(p.stdout)
+    for s in (r, *r["sources"]):
+        for k in ("seconds", "run_ids", "run_id"):
+            s.pop(k, None)
+    return r
+
+
+def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
+    early_home, late_home = _home(tmp_path, "early"), _home(tmp_path, "late")
+    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "eml", str(source)])
+    assert p.returncode == 0, p.stderr
+    assert len(record["pids"]) == 2 and record["taken"]
+    late = mailarchive(late_home, "import", "eml", str(source), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
+    assert _report(p) == _report(late)
+    assert _report(p)["archived"] == 280 and _report(p)["duplicates"] == 20
+    assert _catalog(early_home) == _catalog(late_home)
+    assert "Traceback" not in p.stderr
+    _gone(record["pids"])
+
+
+def test_a_small_source_spawns_no_early_workers(tmp_path, source):
+    home = _home(tmp_path, "small")
+    p, record = _script(tmp_path, ["--archive", str(home), "--json", "import", "eml", str(source / "0")])
+    assert p.returncode == 0, p.stderr
+    assert record == {"pids": [], "taken": False}
+
+
+def test_a_usage_error_after_the_spawn_is_reported_as_always(tmp_path, source):
+    home = _home(tmp_path, "usage")
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "mbox", "--variant", "nonsense", str(source)])
+    assert p.returncode == 2
+    assert "nonsense" in p.stderr and "Traceback" not in p.stderr
+    assert len(record["pids"]) == 2 and not record["taken"]
+    _gone(record["pids"])
+
+
+def test_a_locked_archive_refuses_the_import_as_always(tmp_path, source):
+    from toolkit.archive import Archive
+
+    home = _home(tmp_path, "locked")
+    with Archive.open(home, writer=True):
+        p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)])
+    assert p.returncode == 11, p.stderr
+    assert "lock" in p.stderr and "Traceback" not in p.stderr
+    assert len(record["pids"]) == 2 and not record["taken"]
+    _gone(record["pids"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_start_up_ends_the_early_workers_quietly(tmp_path, source, sig):
+    """The window between the early spawn and main()'s own handling of signals (its imports): the run stops as
+    interrupted (exit 130), without a traceback or warning, and leaves none of the workers behind."""
+    home = _home(tmp_path, "signal")
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig)
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip() == "interrupted"
+    assert len(record["pids"]) == 2 and not record["taken"]
+    _gone(record["pids"])
