@@ -920,6 +920,8 @@ class PackReader:
         self,
         entries: list[IndexEntry],
         on_data: Callable[[IndexEntry, bytes], None] | None = None,
+        *,
+        whole_file: bool = True,
     ) -> Iterator[tuple[IndexEntry, Exception | None]]:
         """:meth:`verify_all` over ``entries`` (``verify --full``'s pass): the same results, in the same order,
         the same bytes read and :attr:`file_blake3`, with a short path for the usual record; a local file is
@@ -930,16 +932,22 @@ class PackReader:
         its generators and copies. A record that fails any step there, and every other record, is checked by
         :func:`_iter_plain` itself, on the bytes already read: its error is verify_all's
         (tests/unit/test_pack_check_all.py compares the two on damaged packs).
+
+        ``whole_file=False`` (a part of a pack's records, ``verify --full``'s read ahead, verify/ahead.py): the file
+        is read from the first of ``entries`` to the end of the last (a read block beyond at most), unhashed; the records' results are those of
+        the whole read, :attr:`file_blake3` stays None.
         """
         self.file_blake3 = None
         with self.storage.open_read(self.name) as f:
             _size_of(f)
             self._set_entries(entries)
-            f.seek(0)
-            fwd = _ForwardReader(f, _block_for(f))
+            ordered = sorted(self._entries, key=lambda e: e.offset)
+            start = 0 if whole_file or not ordered else ordered[0].offset
+            f.seek(start)
+            fwd = _ForwardReader(f, _block_for(f), start=start, hashed=whole_file)
             aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
             aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
-            for entry in sorted(self._entries, key=lambda e: e.offset):
+            for entry in ordered:
                 if entry.offset < max(fwd.pos, HEADER_SIZE):
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
                     continue
@@ -957,8 +965,9 @@ class PackReader:
                         continue
                     read = _Replay(sealed).read
                 yield entry, self._checked(entry, read, aes, dctx, on_data)
-            fwd.skip_to(None)
-            self.file_blake3 = fwd.digest()
+            if whole_file:
+                fwd.skip_to(None)
+                self.file_blake3 = fwd.digest()
 
     def _checked(self, entry: IndexEntry, read, aes, dctx, on_data) -> Exception | None:
         """One record read through :func:`_iter_plain` (its plain bytes to ``on_data``): None, or its error."""
@@ -1026,10 +1035,10 @@ class _ForwardReader:
     raises (an I/O error) switches back to reads of exactly what is asked, from where the blocks ended, so the
     error surfaces at the request that needs those bytes, as without blocks."""
 
-    def __init__(self, f: BinaryIO, block: int = 0):
+    def __init__(self, f: BinaryIO, block: int = 0, start: int = 0, hashed: bool = True):
         self._f = f
-        self._sha = hashes.checksum_hasher()
-        self.pos = 0
+        self._sha = hashes.checksum_hasher() if hashed else _NoHash()
+        self.pos = start   # where ``f`` stands
         self._block = block
         self._buf = b""     # the last block read, hashed; its bytes from ``_at`` on not handed out yet
         self._at = 0
@@ -1081,6 +1090,16 @@ class _ForwardReader:
 
     def digest(self) -> bytes:
         return self._sha.digest()
+
+
+class _NoHash:
+    """The hasher of a :class:`_ForwardReader` that hashes nothing (a part of a pack read, ``whole_file=False``)."""
+
+    def update(self, data) -> None:
+        pass
+
+    def digest(self) -> None:
+        return None
 
 
 #: read-ahead block of :meth:`PackReader.check_all` on a local file (:class:`_ForwardReader`)

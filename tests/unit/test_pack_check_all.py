@@ -3,7 +3,8 @@ same entries: every (entry, error class, error text, record number, blob ids) in
 handed to ``on_data``, and the file's BLAKE3 — on clean packs and on packs with bytes flipped anywhere (header,
 records, footer index, trailer), cut short, with records swapped, with entries that lie (sizes, lengths,
 offsets), and with frames that do not declare their size; with the file read in blocks of any size (a local
-file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read.
+file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read. A part
+of the records read alone (``whole_file=False``) gives each of them the result of the whole read.
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ UUID1 = UUID("00000000-0000-4000-8000-000000000001")
 MAILS = [b"From: a@x.org\r\nSubject: one\r\n\r\n" + b"body %d\r\n" % i * (i * 37 + 1) for i in range(9)]
 
 
-def _pass(reader: PackReader, method: str, entries):
+def _pass(reader: PackReader, method: str, entries, **kw):
     seen: list = []
     out = []
-    for entry, exc in getattr(reader, method)(entries, on_data=lambda e, chunk: seen.append((e.offset, bytes(chunk)))):
+    for entry, exc in getattr(reader, method)(entries, on_data=lambda e, chunk: seen.append((e.offset, bytes(chunk))),
+                                              **kw):
         out.append((entry, None if exc is None else (type(exc).__name__, str(exc), exc.record, exc.blob_id, exc.bound_to)))
     return out, seen, reader.file_blake3
 
@@ -107,6 +109,14 @@ def test_damaged_packs_give_what_verify_all_gives(tmp_path_factory, flips, how, 
     saved, pack.READ_BLOCK = pack.READ_BLOCK, block
     try:
         _same(storage, info.name, entries)
+        # a part of the records (verify --full's read ahead in parts): read from its first record on, unhashed,
+        # each record's result that of the whole file's read with the same entries
+        ordered = sorted(entries, key=lambda e: e.offset)
+        lo = data.draw(st.integers(0, len(ordered) - 1))
+        part = ordered[lo:data.draw(st.integers(lo + 1, len(ordered)))]
+        whole = _pass(PackReader(storage, info.name, KEY, UUID1), "check_all", part)
+        got = _pass(PackReader(storage, info.name, KEY, UUID1), "check_all", part, whole_file=False)
+        assert got == (whole[0], whole[1], None)
     finally:
         pack.READ_BLOCK = saved
 
