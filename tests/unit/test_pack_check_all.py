@@ -4,7 +4,8 @@ handed to ``on_data``, and the file's BLAKE3 — on clean packs and on packs wit
 records, footer index, trailer), cut short, with records swapped, with entries that lie (sizes, lengths,
 offsets), and with frames that do not declare their size; with the file read in blocks of any size (a local
 file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read. A part
-of the records read alone (``whole_file=False``) gives each of them the result of the whole read.
+of the records read alone (``whole_file=False``) gives each of them the result of the whole read. The usual
+records' SHA-256 are compared in batches of any length (with the multi-buffer engine where this machine runs it).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from toolkit import pack
+from toolkit import blob_ids, pack
 from toolkit.pack import SEAL_OVERHEAD, IndexEntry, PackReader, PackWriter, _aead, _ForwardReader, _record_aad, pack_key
 from toolkit.storage.local import LocalStorage
 
@@ -107,6 +108,10 @@ def test_damaged_packs_give_what_verify_all_gives(tmp_path_factory, flips, how, 
     # check_all reads a local file in blocks (toolkit.pack.READ_BLOCK): blocks that end anywhere in a record
     block = data.draw(st.sampled_from([5, 64, 777, pack.READ_BLOCK]))
     saved, pack.READ_BLOCK = pack.READ_BLOCK, block
+    # check_all hashes the usual records it opened in batches (toolkit.pack.HASH_BATCH_*): batches of any length
+    batch = data.draw(st.sampled_from([1, 3, 8, pack.HASH_BATCH_RECORDS]))
+    saved_batch, pack.HASH_BATCH_RECORDS = pack.HASH_BATCH_RECORDS, batch
+    saved_bytes, pack.HASH_BATCH_BYTES = pack.HASH_BATCH_BYTES, data.draw(st.sampled_from([1, 9000, 4 << 20]))
     try:
         _same(storage, info.name, entries)
         # a part of the records (verify --full's read ahead in parts): read from its first record on, unhashed,
@@ -119,15 +124,31 @@ def test_damaged_packs_give_what_verify_all_gives(tmp_path_factory, flips, how, 
         assert got == (whole[0], whole[1], None)
     finally:
         pack.READ_BLOCK = saved
+        pack.HASH_BATCH_RECORDS = saved_batch
+        pack.HASH_BATCH_BYTES = saved_bytes
 
 
 def test_records_bound_to_another_blob_or_size(tmp_path):
-    """Authenticated records whose mail is not the blob or the size they are bound to (F03, F02)."""
+    """Authenticated records whose mail is not the blob or the size they are bound to (F03, F02); their SHA-256
+    compared in batches of every length, by each SHA-256 engine this machine runs (toolkit/blob_ids.py)."""
     storage, info = _pack(tmp_path, bound=True)
-    out, _seen, _digest = _same(storage, info.name, info.entries)
-    errors = [exc for _e, exc in out[len(MAILS):]]
-    assert "bound to another blob id" in errors[0][1]
-    assert "zstd frame declares" in errors[1][1] and "decompressed to" in errors[2][1]
+    saved = pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS
+    try:
+        for engine in [blob_ids.HASHLIB, *blob_ids.multi_buffer_levels()]:
+            blob_ids.use(engine)
+            # batches cut by bytes at the 8th record, and at the 10th (the first record bound to another blob
+            # id: its SHA-256 differs from the blob id within a batch the multi-buffer engine hashes)
+            eighth, tenth = sum(map(len, MAILS[:8])), sum(map(len, MAILS)) + len(MAILS[0])
+            for batch_bytes, batch_records in ((4 << 20, 1024), (1, 1), (eighth, 1024), (tenth, 1024), (1 << 30, 3)):
+                pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS = batch_bytes, batch_records
+                out, _seen, _digest = _same(storage, info.name, info.entries)
+                errors = [exc for _e, exc in out[len(MAILS):]]
+                assert [exc for _e, exc in out[:len(MAILS)]] == [None] * len(MAILS)
+                assert "bound to another blob id" in errors[0][1]
+                assert "zstd frame declares" in errors[1][1] and "decompressed to" in errors[2][1]
+    finally:
+        pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS = saved
+        blob_ids.use(None)
 
 
 def test_short_path_hands_the_whole_mail_once(tmp_path):
