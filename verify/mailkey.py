@@ -152,6 +152,9 @@ def mail_key(raw: bytes) -> str:
 
 
 _scan_usual = _h._scan_usual
+#: scan_usual and the key of its fields in one compiled call: the key, or scan_usual's tuple when the subject is
+#: still to be decoded (here), or None (None also where the compiled module is older than this function)
+_native_key = getattr(_h._native, "f04_usual_key", None) if _scan_usual is not None else None
 _split_mail = _h.split_mail
 
 
@@ -167,15 +170,21 @@ def _usual_key(raw: bytes) -> str | None:
     tests/unit/test_scan_usual.py proves, and :func:`~toolkit.headers.header_fields` reads them by that Python
     scan); None without the compiled module, for a BOM, a block longer than :data:`FAST_BLOCK` or one the
     compiled scan declines. Its defects, Bcc, From name and flags are left unread, the date's plausibility
-    (``latest``) only adds a defect."""
+    (``latest``) only adds a defect. The compiled ``f04_usual_key`` builds the key from the fields as
+    :func:`f04_key` does; a subject with encoded words or controls is decoded here, and the key built here too."""
     if _scan_usual is None or type(raw) is not bytes:
         return None
     skip, _end, _body, _defect, block = _split_mail(raw)
     if skip or not 0 < len(block) <= FAST_BLOCK:
         return None
-    got = _scan_usual(block, _BUDGET, 0.0)
-    if got is None:
-        return None
+    if _native_key is not None:  # the key built in the same call (toolkit/_native.c f04_usual_key)
+        got = _native_key(block, _BUDGET)
+        if got is None or type(got) is str:
+            return got
+    else:
+        got = _scan_usual(block, _BUDGET, 0.0)
+        if got is None:
+            return None
     subject, sent, todo = got[1], got[7], got[12]
     if todo & 1:  # encoded words or controls: decoded as headers._scan does it (its defects go unread)
         subject = _h._escape_controls(_h._decode_words(subject, []))[:_h.MAX_SUBJECT_CHARS]

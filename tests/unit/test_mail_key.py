@@ -136,6 +136,25 @@ def test_random_blocks_with_a_message_id_give_the_reference_key(raw, mid):
     _assert_reference(mid + raw)
 
 
+@pytest.mark.parametrize("compiled_key", [True, False])
+@pytest.mark.parametrize("head", [
+    b"Subject: caf\xc3\xa9 \xe2\x82\xac \xff\nDate: Mon, 1 Jan 1900 00:00:00 +0100\n",   # 8-bit, invalid UTF-8
+    b"Subject: x\nDate: Tue, 1 Jan 1000 00:00:00 -0130\nTo: z@x.org, a@x.org, m@x.org\n",
+    b"Subject: \nTo: \nCc: \n",
+    b"Date: Fri, 31 Dec 9998 23:59:59 -1200\nCc: B@X.ORG, b@x.org, a@x.org\n",
+])
+def test_the_compiled_key_is_the_reference_key(head, compiled_key, monkeypatch):
+    """The key the compiled scan builds (``f04_usual_key``: UTF-8 byte lengths, dates before 1970 and near 9999,
+    empty and sorted recipient lists) and the one built here from the compiled scan's fields (a compiled module
+    without ``f04_usual_key``) are the reference key."""
+    from verify import mailkey
+
+    if not compiled_key:
+        monkeypatch.setattr(mailkey, "_native_key", None)
+    raw = b"Message-ID: <k@x.org>\nFrom: Anna <anna@example.org>\n" + head + b"\nbody\n"
+    assert _assert_reference(raw)[0] == headers_native()
+
+
 def test_the_usual_path_reads_the_usual_mail():
     """A plain mail, one with an encoded-word subject (decoded in Python after the compiled scan) and one without a
     Message-ID (declined: the Python short path reads it) give the reference key."""
