@@ -15,6 +15,8 @@
  *   split_mail(raw)                       _split_mail_py (bytes), as a tuple
  *   scan_usual(block, max_addresses, latest)  the Python header scan of a usual block, or None
  *                                         (tests/unit/test_scan_usual.py compares it with _scan_headers)
+ *   f04_usual_key(block, max_addresses)   verify --full's F04 key of what scan_usual reads
+ *                                         (tests/unit/test_mail_key.py compares it with the reference)
  *
  * Every function is one forward pass (memchr-driven) over the buffer it is given, never
  * looks back further than the current line, and allocates at most one result the size of
@@ -1563,6 +1565,110 @@ done:
     return out;
 }
 
+/* f04_usual_key(block, max_addresses): verify/mailkey.py's F04 key (f04_key: Message-ID, From, Subject as
+ * "N" or "S<UTF-8 bytes>:<text>", the date as "N" or "T<microseconds since 1970>", then "|" and the sorted To
+ * addresses, "|" and the sorted Cc addresses, each "<UTF-8 bytes>:<address>") of the fields scan_usual(block,
+ * max_addresses, 0.0) reads: the key as a str; scan_usual's tuple itself when its subject is still to be decoded
+ * (todo & 1: Python's RFC 2047 decoder); None when scan_usual answers None. (tests/unit/test_mail_key.py compares
+ * it with the reference key.) */
+struct keybuf {
+    char *p;
+    Py_ssize_t n, cap;
+};
+
+static int
+key_put(struct keybuf *k, const char *s, Py_ssize_t n)
+{
+    if (k->n + n > k->cap) {
+        Py_ssize_t cap = (k->n + n) * 2 + 64;
+        char *p = PyMem_Realloc(k->p, (size_t)cap);
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        k->p = p;
+        k->cap = cap;
+    }
+    memcpy(k->p + k->n, s, (size_t)n);
+    k->n += n;
+    return 0;
+}
+
+/* a text field ("S<n>:<text>", or "N" for None) or, untagged, a list's address ("<n>:<address>") */
+static int
+key_text(struct keybuf *k, PyObject *u, int tagged)
+{
+    if (u == Py_None)
+        return key_put(k, "N", 1);
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(u, &n);
+    if (s == NULL)
+        return -1;
+    char head[32];
+    int h = snprintf(head, sizeof head, tagged ? "S%zd:" : "%zd:", n);
+    return key_put(k, head, h) < 0 ? -1 : key_put(k, s, n);
+}
+
+static int
+key_list(struct keybuf *k, PyObject *list)
+{
+    if (key_put(k, "|", 1) < 0 || PyList_Sort(list) < 0)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++)
+        if (key_text(k, PyList_GET_ITEM(list, i), 0) < 0)
+            return -1;
+    return 0;
+}
+
+static PyObject *
+native_f04_usual_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "f04_usual_key(block, max_addresses)");
+        return NULL;
+    }
+    PyObject *latest = PyFloat_FromDouble(0.0);
+    if (latest == NULL)
+        return NULL;
+    PyObject *scan_args[3] = {args[0], args[1], latest};
+    PyObject *got = native_scan_usual(self, scan_args, 3);
+    Py_DECREF(latest);
+    if (got == NULL || got == Py_None)
+        return got;
+    long todo = PyLong_AsLong(PyTuple_GET_ITEM(got, 12));
+    if (todo == -1 && PyErr_Occurred()) {
+        Py_DECREF(got);
+        return NULL;
+    }
+    if (todo & 1)
+        return got;
+    struct keybuf k = {NULL, 0, 0};
+    PyObject *out = NULL, *sent = PyTuple_GET_ITEM(got, 7);
+    if (key_text(&k, PyTuple_GET_ITEM(got, 0), 1) < 0 || key_text(&k, PyTuple_GET_ITEM(got, 2), 1) < 0
+        || key_text(&k, PyTuple_GET_ITEM(got, 1), 1) < 0)
+        goto done;
+    if (sent == Py_None) {
+        if (key_put(&k, "N", 1) < 0)
+            goto done;
+    } else {   /* a UTC datetime (scan_usual's): its microseconds since 1970 */
+        long long days = days_from_civil(PyDateTime_GET_YEAR(sent), PyDateTime_GET_MONTH(sent),
+                                         PyDateTime_GET_DAY(sent));
+        long long seconds = days * 86400 + PyDateTime_DATE_GET_HOUR(sent) * 3600LL
+                            + PyDateTime_DATE_GET_MINUTE(sent) * 60LL + PyDateTime_DATE_GET_SECOND(sent);
+        char when[40];
+        int w = snprintf(when, sizeof when, "T%lld", seconds * 1000000LL + PyDateTime_DATE_GET_MICROSECOND(sent));
+        if (key_put(&k, when, w) < 0)
+            goto done;
+    }
+    if (key_list(&k, PyTuple_GET_ITEM(got, 4)) < 0 || key_list(&k, PyTuple_GET_ITEM(got, 5)) < 0)
+        goto done;
+    out = PyUnicode_DecodeUTF8(k.p, k.n, "strict");
+done:
+    PyMem_Free(k.p);
+    Py_DECREF(got);
+    return out;
+}
+
 static PyMethodDef native_methods[] = {
     {"has_blank_before_lf", (PyCFunction)(void (*)(void))native_has_blank_before_lf, METH_FASTCALL,
      "has_blank_before_lf(buf, start, end): is a LF in buf[start:end] preceded by a space or tab there?"},
@@ -1588,6 +1694,9 @@ static PyMethodDef native_methods[] = {
     {"scan_usual", (PyCFunction)(void (*)(void))native_scan_usual, METH_FASTCALL,
      "scan_usual(block, max_addresses, latest): the header scan of a usual block, or None "
      "(toolkit.headers._scan_usual_py)."},
+    {"f04_usual_key", (PyCFunction)(void (*)(void))native_f04_usual_key, METH_FASTCALL,
+     "f04_usual_key(block, max_addresses): verify.mailkey's key of what scan_usual reads, its tuple when the "
+     "subject is still to be decoded, or None."},
     {NULL, NULL, 0, NULL},
 };
 

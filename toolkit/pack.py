@@ -79,7 +79,7 @@ import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from . import crypto, faults, hashes
+from . import blob_ids, crypto, faults, hashes
 from .errors import IntegrityError, MailArchiveError, SourceError
 from .storage.base import AtomicWriter, Storage
 
@@ -920,6 +920,8 @@ class PackReader:
         self,
         entries: list[IndexEntry],
         on_data: Callable[[IndexEntry, bytes], None] | None = None,
+        *,
+        whole_file: bool = True,
     ) -> Iterator[tuple[IndexEntry, Exception | None]]:
         """:meth:`verify_all` over ``entries`` (``verify --full``'s pass): the same results, in the same order,
         the same bytes read and :attr:`file_blake3`, with a short path for the usual record; a local file is
@@ -930,35 +932,77 @@ class PackReader:
         its generators and copies. A record that fails any step there, and every other record, is checked by
         :func:`_iter_plain` itself, on the bytes already read: its error is verify_all's
         (tests/unit/test_pack_check_all.py compares the two on damaged packs).
+
+        ``whole_file=False`` (a part of a pack's records, ``verify --full``'s read ahead, verify/ahead.py): the file
+        is read from the first of ``entries`` to the end of the last (a read block beyond at most), unhashed; the records' results are those of
+        the whole read, :attr:`file_blake3` stays None.
         """
         self.file_blake3 = None
         with self.storage.open_read(self.name) as f:
             _size_of(f)
             self._set_entries(entries)
-            f.seek(0)
-            fwd = _ForwardReader(f, _block_for(f))
+            ordered = sorted(self._entries, key=lambda e: e.offset)
+            start = 0 if whole_file or not ordered else ordered[0].offset
+            f.seek(start)
+            fwd = _ForwardReader(f, _block_for(f), start=start, hashed=whole_file)
             aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
             aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
-            for entry in sorted(self._entries, key=lambda e: e.offset):
-                if entry.offset < max(fwd.pos, HEADER_SIZE):
-                    yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
-                    continue
-                fwd.skip_to(entry.offset)
-                read = fwd.read
-                # _check_claims of a one-segment record, inline: size within policy, length = csize + one seal
-                if (0 < entry.csize <= SEGMENT_PLAIN and entry.size <= _USUAL_SIZE_MAX
-                        and entry.length == entry.csize + SEAL_OVERHEAD):
-                    sealed = fwd.read(entry.csize + SEAL_OVERHEAD)
-                    plain = _open_usual(aes, aad_head, entry, sealed, dctx)
-                    if plain is not None:
+            # usual records opened, their SHA-256 not yet compared: hashed together (toolkit/blob_ids.py picks
+            # the engine), then handed out in order before anything else is
+            held: list[tuple[IndexEntry, bytes, bytes]] = []
+            held_bytes = 0
+
+            def release():
+                # a batch cut short (by another record, the end) is hashed one mail at a time: the multi-buffer
+                # engine gains only on a batch of a few MiB (bench/RESULTS.md, "verify --full: ... in parts")
+                many = blob_ids.sha256_many if held_bytes >= HASH_BATCH_BYTES else blob_ids.sha256_hashlib
+                digests = many([plain for _e, _s, plain in held])
+                for (entry, sealed, plain), digest in zip(held, digests):
+                    if digest == entry.blob_id:
                         if on_data is not None:
                             on_data(entry, plain)
                         yield entry, None
+                    else:
+                        yield entry, self._checked(entry, _Replay(sealed).read, aes, dctx, on_data)
+                held.clear()
+
+            for entry in ordered:
+                if entry.offset < max(fwd.pos, HEADER_SIZE):
+                    if held:
+                        yield from release()
+                    yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
+                    continue
+                usual = (0 < entry.csize <= SEGMENT_PLAIN and entry.size <= _USUAL_SIZE_MAX
+                         and entry.length == entry.csize + SEAL_OVERHEAD)
+                try:
+                    fwd.skip_to(entry.offset)
+                    read = fwd.read
+                    # _check_claims of a one-segment record, inline: size within policy, length = csize + one seal
+                    if usual:
+                        sealed = fwd.read(entry.csize + SEAL_OVERHEAD)
+                except BaseException:  # a read that fails: the records read before it are handed out first
+                    if held:
+                        yield from release()
+                    raise
+                if usual:
+                    plain = _open_usual(aes, aad_head, entry, sealed, dctx, hashed=False)
+                    if plain is not None:
+                        held.append((entry, sealed, plain))
+                        held_bytes += len(plain)
+                        if held_bytes >= HASH_BATCH_BYTES or len(held) >= HASH_BATCH_RECORDS:
+                            yield from release()
+                            held_bytes = 0
                         continue
                     read = _Replay(sealed).read
+                if held:
+                    yield from release()
+                    held_bytes = 0
                 yield entry, self._checked(entry, read, aes, dctx, on_data)
-            fwd.skip_to(None)
-            self.file_blake3 = fwd.digest()
+            if held:
+                yield from release()
+            if whole_file:
+                fwd.skip_to(None)
+                self.file_blake3 = fwd.digest()
 
     def _checked(self, entry: IndexEntry, read, aes, dctx, on_data) -> Exception | None:
         """One record read through :func:`_iter_plain` (its plain bytes to ``on_data``): None, or its error."""
@@ -1026,10 +1070,10 @@ class _ForwardReader:
     raises (an I/O error) switches back to reads of exactly what is asked, from where the blocks ended, so the
     error surfaces at the request that needs those bytes, as without blocks."""
 
-    def __init__(self, f: BinaryIO, block: int = 0):
+    def __init__(self, f: BinaryIO, block: int = 0, start: int = 0, hashed: bool = True):
         self._f = f
-        self._sha = hashes.checksum_hasher()
-        self.pos = 0
+        self._sha = hashes.checksum_hasher() if hashed else _NoHash()
+        self.pos = start   # where ``f`` stands
         self._block = block
         self._buf = b""     # the last block read, hashed; its bytes from ``_at`` on not handed out yet
         self._at = 0
@@ -1083,6 +1127,16 @@ class _ForwardReader:
         return self._sha.digest()
 
 
+class _NoHash:
+    """The hasher of a :class:`_ForwardReader` that hashes nothing (a part of a pack read, ``whole_file=False``)."""
+
+    def update(self, data) -> None:
+        pass
+
+    def digest(self) -> None:
+        return None
+
+
 #: read-ahead block of :meth:`PackReader.check_all` on a local file (:class:`_ForwardReader`)
 READ_BLOCK = 1 << 20
 
@@ -1098,11 +1152,19 @@ _USUAL_SIZE_MAX = min(_ONE_SHOT_MAX, MAX_MESSAGE_SIZE)
 _ONLY_SEGMENT = (0).to_bytes(4, "big") + b"\x01"
 
 
+#: :meth:`PackReader.check_all` compares the SHA-256 of the usual records it has opened when they hold this many
+#: bytes (hashed together: the multi-buffer engine keeps its lanes busy on a batch of a few MiB of mail,
+#: toolkit/blob_ids.py) or are this many records, or before any other record
+HASH_BATCH_BYTES = 4 << 20
+HASH_BATCH_RECORDS = 1024
+
+
 def _open_usual(aes: AESGCM, aad_head: bytes, entry: IndexEntry, sealed: bytes,
-                dctx: zstandard.ZstdDecompressor) -> bytes | None:
+                dctx: zstandard.ZstdDecompressor, hashed: bool = True) -> bytes | None:
     """The mail of a one-segment record whose frame declares its size, checked as :func:`_iter_plain` checks it
     (authenticated, decompressed in one call, size and SHA-256); None where any step fails or does not apply.
-    ``aad_head``: the magic and archive uuid that begin every record's AAD; the AAD is :func:`_record_aad`'s."""
+    ``aad_head``: the magic and archive uuid that begin every record's AAD; the AAD is :func:`_record_aad`'s.
+    ``hashed=False``: all but the SHA-256, which the caller compares."""
     try:
         if len(sealed) != entry.csize + SEAL_OVERHEAD:
             return None
@@ -1112,7 +1174,7 @@ def _open_usual(aes: AESGCM, aad_head: bytes, entry: IndexEntry, sealed: bytes,
         if zstandard.get_frame_parameters(first).content_size != entry.size:
             return None
         out = dctx.decompress(first)
-        if len(out) != entry.size or hashlib.sha256(out).digest() != entry.blob_id:
+        if len(out) != entry.size or (hashed and hashlib.sha256(out).digest() != entry.blob_id):
             return None
         return out
     except Exception:  # InvalidTag, ZstdError or anything else: _iter_plain says what it is

@@ -20,11 +20,13 @@ checked as before (F01 names it missing).
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import re
+import threading
 from operator import itemgetter
 from pathlib import Path
 
-from toolkit.pack import PackReader
+from toolkit.pack import HEADER_SIZE, PackReader
 
 from .mailkey import mail_key
 
@@ -66,6 +68,11 @@ def list_packs(home, min_bytes: int) -> list[tuple[int, str]]:
     """(medium id, pack name) of every pack file on the live local media of the archive at ``home``, largest
     first; none when they hold fewer than ``min_bytes`` in all (then the packs are not worth workers) or the
     home cannot be read (the command then reports that as always). SMB media are not listed here."""
+    return [(medium, name) for medium, name, _size in listed_packs(home, min_bytes)]
+
+
+def listed_packs(home, min_bytes: int) -> list[tuple[int, str, int]]:
+    """:func:`list_packs` with each file's size: (medium id, pack name, bytes)."""
     from toolkit.home import Home
     from toolkit.storage import open_storage, parse_location
 
@@ -82,23 +89,58 @@ def list_packs(home, min_bytes: int) -> list[tuple[int, str]]:
     if sum(size for size, _m, _n in found) < min_bytes:
         return []
     found.sort(key=lambda f: -f[0])
-    return [(medium, name) for _size, medium, name in found]
+    return [(medium, name, size) for size, medium, name in found]
 
 
-def check_ahead(archive, medium: int, name: str, scan_cap: int) -> dict | None:
+#: a pack read ahead is split between the workers only when it has at least this many bytes
+SPLIT_MIN_BYTES = 8 << 20
+
+
+def parts_of(listed: list[tuple[int, str, int]], workers: int, min_bytes: int = SPLIT_MIN_BYTES) -> list[int]:
+    """Into how many parts each pack of ``listed`` (largest first) is read ahead: the last ``workers`` packs of at
+    least ``min_bytes`` into ``workers`` parts each, every other pack whole. The packs are handed out in that
+    order, so the workers end on parts of packs, not on a whole one each: they end nearer together."""
+    parts = [1] * len(listed)
+    if workers < 2:
+        return parts
+    big = [i for i, (_m, _n, size) in enumerate(listed) if size >= min_bytes]
+    for i in big[-workers:]:
+        parts[i] = workers
+    return parts
+
+
+def _part_range(entries: list, part: int, parts: int) -> list:
+    """The entries (sorted by offset) of part ``part`` of ``parts``: by the records' bytes, each record in the part
+    where its first byte falls (every part computes the same split from the same footer)."""
+    if not entries:
+        return []
+    first = entries[0].offset
+    span = max(1, entries[-1].offset + entries[-1].length - first)
+    lo, hi = span * part // parts, span * (part + 1) // parts
+    return [e for e in entries if lo <= e.offset - first < hi or (part == parts - 1 and e.offset - first >= hi)]
+
+
+def check_ahead(archive, medium: int, name: str, scan_cap: int, part: int = 0, parts: int = 1) -> dict | None:
     """Read one pack with its footer's entries, in a worker; None as soon as anything is not as it should be.
 
     Returns the file's size and BLAKE3 (hex), its entries (blob id hex, offset, length, size, compressed size),
-    sorted, and the F04 key (:func:`verify.mailkey.mail_key`) of every record, in offset order."""
+    sorted, and the F04 key (:func:`verify.mailkey.mail_key`) of every record, in offset order.
+
+    ``part`` of ``parts`` > 1: only the records of that part (:func:`_part_range`), read from the first of them on;
+    part 0 reads the whole file for its BLAKE3, the others give none. :func:`join_parts` makes one result of the
+    parts' results."""
     storage = archive.storage(medium)
     st = storage.stat(name)
     if st is None:
         return None
     reader = PackReader(storage, name, archive.key, archive.uuid)
     entries = reader.index()
+    if parts > 1:
+        entries = _part_range(sorted(entries, key=lambda e: e.offset), part, parts)
     keys = []
     mail = MailChunks(scan_cap)
-    it = reader.check_all(entries, on_data=mail)
+    whole = part == 0
+    it = reader.check_all(entries, on_data=mail, whole_file=whole)
     try:
         for entry, exc in it:
             if exc is not None:
@@ -106,10 +148,59 @@ def check_ahead(archive, medium: int, name: str, scan_cap: int) -> dict | None:
             keys.append(mail_key(mail.take(entry)))
     finally:
         it.close()
-    if reader.file_blake3 is None:
+    if whole and reader.file_blake3 is None:
         return None
-    return {"size": st.size, "blake3": reader.file_blake3.hex(), "keys": keys,
+    return {"size": st.size, "blake3": reader.file_blake3.hex() if whole else None, "keys": keys,
             "entries": sorted((e.offset, e.blob_id.hex(), e.length, e.size, e.csize) for e in entries)}
+
+
+def join_parts(got: list[dict | None]) -> dict | None:
+    """One :func:`check_ahead` result from the results of a pack's parts, in part order; None when a part has none,
+    or the parts read files of other sizes, or records of one part overlap the next one's or the pack's header (as
+    :meth:`toolkit.pack.PackReader.check_all` fails a record that begins before the previous one ends)."""
+    if not got or any(g is None for g in got) or got[0]["blake3"] is None or len({g["size"] for g in got}) != 1:
+        return None
+    entries = [e for g in got for e in g["entries"]]
+    end = HEADER_SIZE
+    for offset, _blob, length, _size, _csize in entries:
+        if offset < end:
+            return None
+        end = offset + length
+    return {"size": got[0]["size"], "blake3": got[0]["blake3"], "keys": [k for g in got for k in g["keys"]],
+            "entries": entries}
+
+
+class PartsFuture(cf.Future):
+    """The future of a pack read ahead in parts: done when every part's future is, with :func:`join_parts` of their
+    results (or the first part's exception); cancelling it cancels the parts."""
+
+    def __init__(self, parts: list[cf.Future]):
+        super().__init__()
+        self._parts = parts
+        self._left = len(parts)
+        self._lock = threading.Lock()
+        for p in parts:
+            p.add_done_callback(self._part_done)
+
+    def _part_done(self, _part: cf.Future) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left:
+                return
+        try:
+            try:
+                got = [p.result() for p in self._parts]
+            except BaseException as exc:  # a part raised, or was cancelled: as a whole pack's check would
+                self.set_exception(exc)
+            else:
+                self.set_result(join_parts(got))
+        except cf.InvalidStateError:  # this future was cancelled meanwhile
+            pass
+
+    def cancel(self) -> bool:
+        for p in self._parts:
+            p.cancel()
+        return super().cancel()
 
 
 #: a task row's (offset, blob id, length, size, compressed size): :data:`verify.deep._ENTRY_COLUMNS` 3, 2, 4, 5, 6

@@ -58,7 +58,7 @@ from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptE
 from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
-from .ahead import MailChunks, adopt, check_ahead, list_packs
+from .ahead import SPLIT_MIN_BYTES, MailChunks, PartsFuture, adopt, check_ahead, listed_packs, parts_of
 from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
 from .report import Check, Report
 
@@ -132,10 +132,10 @@ def _task_in_worker(task: dict) -> dict:
     return check_pack(_worker_archive, task)
 
 
-def _ahead_in_worker(medium: int, name: str) -> dict | None:
+def _ahead_in_worker(medium: int, name: str, part: int = 0, parts: int = 1) -> dict | None:
     if isinstance(_worker_archive, Exception):
         raise _worker_archive
-    return check_ahead(_worker_archive, medium, name, SCAN_CAP)
+    return check_ahead(_worker_archive, medium, name, SCAN_CAP, part, parts)
 
 
 def _aware(t):
@@ -558,12 +558,12 @@ class EarlyWorkers:
     down on leaving the ``with`` block.
 
     Once forked, the workers start on the packs the local media list (:mod:`verify.ahead`), when they hold at
-    least ``ahead_min_bytes``: ``ahead`` maps (medium id, pack name) to that check's future, which
-    :func:`run_full` takes for the pack's result only where the catalog proves it the same (``taken`` counts
+    least ``ahead_min_bytes``, the last ones of at least ``split_min_bytes`` in parts (:func:`verify.ahead.parts_of`):
+    ``ahead`` maps (medium id, pack name) to that check's future, which :func:`run_full` takes for the pack's result only where the catalog proves it the same (``taken`` counts
     those packs, ``redone`` the packs checked again from the catalog's entries)."""
 
     def __init__(self, home, smb_password: str | None = None, workers: int | None = None, smb_encrypt: bool | None = None,
-                 ahead_min_bytes: int = POOL_MIN_BYTES):
+                 ahead_min_bytes: int = POOL_MIN_BYTES, split_min_bytes: int = SPLIT_MIN_BYTES):
         self.workers = workers or min(os.cpu_count() or 1, 8)
         self.pool: cf.ProcessPoolExecutor | None = None
         self.ahead: dict[tuple[int, str], cf.Future] = {}
@@ -578,8 +578,13 @@ class EarlyWorkers:
                                                initargs=(str(home), smb_password,
                                                          SMB_DEFAULTS["encrypt"] if smb_encrypt is None else smb_encrypt))
             self.pool.submit(int)  # a fork pool forks all its workers at the first submit: now
-            for medium, name in list_packs(home, ahead_min_bytes):
-                self.ahead[(medium, name)] = self.pool.submit(_ahead_in_worker, medium, name)
+            listed = listed_packs(home, ahead_min_bytes)
+            for (medium, name, _size), k in zip(listed, parts_of(listed, self.workers, split_min_bytes)):
+                if k == 1:
+                    self.ahead[(medium, name)] = self.pool.submit(_ahead_in_worker, medium, name)
+                else:  # the last packs in parts, so that the workers end together (verify.ahead.parts_of)
+                    self.ahead[(medium, name)] = PartsFuture(
+                        [self.pool.submit(_ahead_in_worker, medium, name, i, k) for i in range(k)])
 
     def __enter__(self) -> "EarlyWorkers":
         return self

@@ -2,8 +2,12 @@
 
 :func:`f04_key` builds the key from the fields :func:`toolkit.headers.header_fields` gives; the catalog query
 of :mod:`verify.deep` (``_F04_KEY``) builds it from a row the same way, so equal keys mean equal fields.
-:func:`mail_key` is ``f04_key(header_fields(raw))`` for every input, in about half the time for the usual
-mail (one that the compiled header scan reads, with a short header block): it calls the same field readers
+:func:`mail_key` is ``f04_key(header_fields(raw))`` for every input, in about a third of the time for the usual
+mail. First the compiled scan of a usual header block (``toolkit._native.scan_usual``, :func:`_usual_key`): the
+import's :func:`toolkit.headers.scan` takes its fields for such a block, tests/unit/test_scan_usual.py proves them
+the Python scan's, and header_fields is that Python scan. A block it declines (no Message-ID, an odd date or
+address, ...) takes the Python short path, :func:`_fast_key`, for a block the compiled field split reads, with a
+short header block: it calls the same field readers
 of :mod:`toolkit.headers` in the same order, but builds no :class:`~toolkit.headers.MailMeta`, keeps no defect
 list, checks no parse deadline and no date plausibility (neither changes a field). Anything else (a BOM, no
 header block, a block the compiled scan hands to the compat32 parser, more addresses than the budget, a
@@ -139,10 +143,54 @@ def f04_key(meta) -> str:
 def mail_key(raw: bytes) -> str:
     """``f04_key(header_fields(raw))`` (see the module docstring)."""
     try:
-        key = _fast_key(raw)
+        key = _usual_key(raw)
+        if key is None:
+            key = _fast_key(raw)
     except Exception:  # the reference path decides what an exception leaves of the fields
         key = None
     return key if key is not None else f04_key(header_fields(raw))
+
+
+_scan_usual = _h._scan_usual
+#: scan_usual and the key of its fields in one compiled call: the key, or scan_usual's tuple when the subject is
+#: still to be decoded (here), or None (None also where the compiled module is older than this function)
+_native_key = getattr(_h._native, "f04_usual_key", None) if _scan_usual is not None else None
+_split_mail = _h.split_mail
+
+
+def _sorted_key(unique: list[str]) -> str:
+    """:func:`_list_key` of a list without repeats (the compiled scan's To and Cc)."""
+    unique.sort()
+    return "".join([f"{len(v) if v.isascii() else len(v.encode('utf-8', 'surrogatepass'))}:{v}" for v in unique])
+
+
+def _usual_key(raw: bytes) -> str | None:
+    """The key from the compiled scan of a usual header block (``toolkit._native.scan_usual``, which
+    :func:`toolkit.headers.scan` takes for such a block: the same fields as the Python scan, which
+    tests/unit/test_scan_usual.py proves, and :func:`~toolkit.headers.header_fields` reads them by that Python
+    scan); None without the compiled module, for a BOM, a block longer than :data:`FAST_BLOCK` or one the
+    compiled scan declines. Its defects, Bcc, From name and flags are left unread, the date's plausibility
+    (``latest``) only adds a defect. The compiled ``f04_usual_key`` builds the key from the fields as
+    :func:`f04_key` does; a subject with encoded words or controls is decoded here, and the key built here too."""
+    if _scan_usual is None or type(raw) is not bytes:
+        return None
+    skip, _end, _body, _defect, block = _split_mail(raw)
+    if skip or not 0 < len(block) <= FAST_BLOCK:
+        return None
+    if _native_key is not None:  # the key built in the same call (toolkit/_native.c f04_usual_key)
+        got = _native_key(block, _BUDGET)
+        if got is None or type(got) is str:
+            return got
+    else:
+        got = _scan_usual(block, _BUDGET, 0.0)
+        if got is None:
+            return None
+    subject, sent, todo = got[1], got[7], got[12]
+    if todo & 1:  # encoded words or controls: decoded as headers._scan does it (its defects go unread)
+        subject = _h._escape_controls(_h._decode_words(subject, []))[:_h.MAX_SUBJECT_CHARS]
+    return (_text_key(got[0]) + _text_key(got[2]) + _text_key(subject)
+            + ("N" if sent is None else f"T{(sent - _EPOCH) // _MICROSECOND}")
+            + "|" + _sorted_key(got[4]) + "|" + _sorted_key(got[5]))
 
 
 def _fast_key(raw: bytes) -> str | None:

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.verify_support import build_archive, clone, messages, run_verify, sql
 from toolkit.archive import Archive
 from toolkit.catalog import check_session
-from verify.ahead import adopt, check_ahead, list_packs
+from verify.ahead import _part_range, adopt, check_ahead, join_parts, list_packs, listed_packs, parts_of
 from verify.deep import SCAN_CAP, EarlyWorkers, _tasks, check_pack
 
 
@@ -39,10 +39,12 @@ def _packs(home: Path) -> list[Path]:
     return sorted({r["pack"] for r in messages(home).values()})
 
 
-def _both(home: Path):
-    """(the report checking the packs in this process, the report over early workers reading ahead, those workers)."""
+def _both(home: Path, split_min_bytes: int = 1 << 40):
+    """(the report checking the packs in this process, the report over early workers reading ahead, those workers);
+    ``split_min_bytes``: the packs of at least this size among the last ones are read ahead in parts (by default
+    none: the test archive's packs are small)."""
     inline = run_verify(home, workers=1)
-    with EarlyWorkers(home, None, 2, ahead_min_bytes=0) as early:
+    with EarlyWorkers(home, None, 2, ahead_min_bytes=0, split_min_bytes=split_min_bytes) as early:
         assert early.ahead, "the workers were given the listed packs"
         ahead = run_verify(home, pool_min_bytes=0, early=early)
     return inline, ahead, early
@@ -141,3 +143,68 @@ def test_the_archive_reads_its_catalog_after_a_pooled_run(home):
         assert report.exit_code == 0 and early.taken > 0
         with check_session(archive.catalog) as con:
             assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == len(messages(home))
+
+
+def test_packs_read_ahead_in_parts_give_the_whole_packs_result(home):
+    """A pack read in parts (each part its records, part 0 the file's BLAKE3) joins into the result of reading it
+    whole, for any number of parts; a damaged record in any part, or a part missing, leaves nothing to take."""
+    with Archive.open(home) as archive:
+        with check_session(archive.catalog) as con:
+            tasks = _tasks(con)
+        for t in tasks:
+            whole = check_ahead(archive, t["medium_id"], t["name"], SCAN_CAP)
+            assert whole is not None
+            for k in (2, 3, 7):
+                parts = [check_ahead(archive, t["medium_id"], t["name"], SCAN_CAP, i, k) for i in range(k)]
+                assert all(p["blake3"] is None for p in parts[1:])
+                assert join_parts(parts) == whole
+                assert join_parts(parts[:-1] + [None]) is None
+    rows = messages(home)
+    victim = rows[sorted(rows)[-1]]
+    data = bytearray(victim["pack"].read_bytes())
+    data[victim["offset"] + victim["length"] // 2] ^= 0x24
+    victim["pack"].write_bytes(bytes(data))
+    with Archive.open(home) as archive:
+        t = next(t for t in tasks if t["pack_id"] == victim["pack_id"])
+        assert join_parts([check_ahead(archive, t["medium_id"], t["name"], SCAN_CAP, i, 3) for i in range(3)]) is None
+
+
+def test_a_clean_archive_read_ahead_in_parts_takes_every_pack(home):
+    inline, ahead, early = _both(home, split_min_bytes=0)
+    assert sum(parts_of(listed_packs(home, 0), 2, 0)) > len(_packs(home))
+    assert _view(ahead) == _view(inline)
+    assert (early.taken, early.redone) == (len(_packs(home)), 0)
+
+
+def test_a_damaged_pack_read_ahead_in_parts_is_checked_again_from_the_catalog(home):
+    """The damaged record is the last of a pack the workers read in parts (in its second part, which reads no
+    BLAKE3: its own failure must stop the taking)."""
+    listed = listed_packs(home, 0)
+    split = [home.parent / "medium" / n for (_m, n, _s), k in zip(listed, parts_of(listed, 2, 0)) if k == 2]
+    assert len(split) == 2
+    rows = messages(home)
+    pack = max(split, key=lambda p: sum(r["pack"] == p for r in rows.values()))
+    records = sorted((r for r in rows.values() if r["pack"] == pack), key=lambda r: r["offset"])
+    assert len(records) >= 2
+    victim = records[-1]
+    data = bytearray(victim["pack"].read_bytes())
+    data[victim["offset"] + 3] ^= 0x24
+    victim["pack"].write_bytes(bytes(data))
+    inline, ahead, early = _both(home, split_min_bytes=0)
+    assert _view(ahead) == _view(inline)
+    assert [i["msg_id"] for i in ahead.get("F02").items] == [victim["msg_id"]]
+    assert (early.taken, early.redone) == (len(_packs(home)) - 1, 1)
+
+
+def test_the_parts_of_a_pack_hold_each_record_once_in_order():
+    """_part_range splits any list of records (sorted by offset) into parts that hold each one once, in order."""
+    from toolkit.pack import IndexEntry
+
+    for lengths in ([5], [5, 5], [1, 100, 1, 1], [3] * 17, [1000, 1, 1, 1, 1, 1]):
+        entries, at = [], 40
+        for n in lengths:
+            entries.append(IndexEntry(b"x", at, n, n, n))
+            at += n + 2
+        for k in (1, 2, 3, 5, 8):
+            parts = [_part_range(entries, i, k) for i in range(k)]
+            assert [e for p in parts for e in p] == entries

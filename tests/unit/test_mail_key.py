@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit.headers import MailMeta, header_fields
-from verify.mailkey import _fast_key, f04_key, fields_of_key, mail_key
+from verify.mailkey import _fast_key, _usual_key, f04_key, fields_of_key, mail_key
 
 REPO = Path(__file__).resolve().parents[2]
 CORPORA = Path(os.environ.get("MAILARCHIVE_CORPORA", REPO.parent / "shared" / "corpora"))
@@ -32,15 +32,37 @@ def _files() -> list[Path]:
     return sorted(p for r in roots for p in r.rglob("*") if p.is_file() and p.suffix not in (".tsv", ".md", ".json"))
 
 
+def _assert_reference(raw: bytes) -> tuple[bool, bool]:
+    """mail_key, and each of its two short paths where it applies, give the reference key; returns which applied."""
+    want = f04_key(header_fields(raw))
+    assert mail_key(raw) == want
+    usual, fast = _usual_key(raw), _fast_key(raw)
+    assert usual in (None, want)
+    assert fast in (None, want)
+    return usual is not None, fast is not None
+
+
 def test_the_corpora_give_the_reference_key():
     files = _files()
     assert len(files) > 2000
-    fast = 0
+    usual = fast = 0
     for path in files:
         raw = path.read_bytes()
-        assert mail_key(raw) == f04_key(header_fields(raw)), path
-        fast += _fast_key(raw) is not None
+        try:
+            u, f = _assert_reference(raw)
+        except AssertionError:
+            raise AssertionError(path) from None
+        usual += u
+        fast += f
     assert fast > 0.6 * len(files), (fast, len(files))
+    if headers_native():
+        assert usual > 0.4 * len(files), (usual, len(files))
+
+
+def headers_native() -> bool:
+    from toolkit import headers
+
+    return headers._scan_usual is not None
 
 
 _NAMES = st.sampled_from(["From", "To", "Cc", "Bcc", "Subject", "Date", "Message-ID", "message-id", "TO", "cc",
@@ -103,7 +125,45 @@ def _mail(draw) -> bytes:
 @settings(max_examples=400, deadline=None)
 @given(_mail())
 def test_random_header_blocks_give_the_reference_key(raw):
-    assert mail_key(raw) == f04_key(header_fields(raw))
+    _assert_reference(raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_mail(), st.sampled_from([b"Message-ID: <m1@example.org>\n", b"Message-Id:  <a b@x>\r\n", b"message-id: x\n"]))
+def test_random_blocks_with_a_message_id_give_the_reference_key(raw, mid):
+    """The compiled scan's path (``_usual_key``) reads only blocks with a Message-ID: the random blocks with one first
+    (most of them usual), each path against the reference."""
+    _assert_reference(mid + raw)
+
+
+@pytest.mark.parametrize("compiled_key", [True, False])
+@pytest.mark.parametrize("head", [
+    b"Subject: caf\xc3\xa9 \xe2\x82\xac \xff\nDate: Mon, 1 Jan 1900 00:00:00 +0100\n",   # 8-bit, invalid UTF-8
+    b"Subject: x\nDate: Tue, 1 Jan 1000 00:00:00 -0130\nTo: z@x.org, a@x.org, m@x.org\n",
+    b"Subject: \nTo: \nCc: \n",
+    b"Date: Fri, 31 Dec 9998 23:59:59 -1200\nCc: B@X.ORG, b@x.org, a@x.org\n",
+])
+def test_the_compiled_key_is_the_reference_key(head, compiled_key, monkeypatch):
+    """The key the compiled scan builds (``f04_usual_key``: UTF-8 byte lengths, dates before 1970 and near 9999,
+    empty and sorted recipient lists) and the one built here from the compiled scan's fields (a compiled module
+    without ``f04_usual_key``) are the reference key."""
+    from verify import mailkey
+
+    if not compiled_key:
+        monkeypatch.setattr(mailkey, "_native_key", None)
+    raw = b"Message-ID: <k@x.org>\nFrom: Anna <anna@example.org>\n" + head + b"\nbody\n"
+    assert _assert_reference(raw)[0] == headers_native()
+
+
+def test_the_usual_path_reads_the_usual_mail():
+    """A plain mail, one with an encoded-word subject (decoded in Python after the compiled scan) and one without a
+    Message-ID (declined: the Python short path reads it) give the reference key."""
+    usual = (b"From: Anna <anna@example.org>\nTo: b@x.org, c@x.org, b@x.org\nCc: d@x.org\nCc: e@x.org, d@x.org\n"
+             b"Subject: plain\nDate: Thu, 16 May 2019 08:16:00 +0200\nMessage-ID: <m@x.org>\n\nbody\n")
+    assert _assert_reference(usual)[0] == headers_native()
+    encoded = usual.replace(b"Subject: plain", b"Subject: =?utf-8?q?J=C3=BCrgen?= \x07bell")
+    assert _assert_reference(encoded)[0] == headers_native()
+    assert _assert_reference(usual.replace(b"Message-ID: <m@x.org>\n", b"")) == (False, True)
 
 
 @settings(max_examples=150, deadline=None)
@@ -118,7 +178,7 @@ def test_address_fields_read_again_from_the_cache_give_the_reference_key(raws, s
     mailkey.ADDRESS_CACHE = size
     try:
         for raw in raws + raws[::-1] + raws:
-            assert mail_key(raw) == f04_key(header_fields(raw))
+            _assert_reference(raw)
     finally:
         mailkey.ADDRESS_CACHE = old
         mailkey._addresses_of.clear()
@@ -136,8 +196,8 @@ def test_a_long_address_field_is_read_each_time_and_never_kept():
     many = ", ".join(f"user{i}@example{i}.org" for i in range(400))
     assert len(many) > mailkey.CACHED_VALUE_MAX
     raw = (f"From: a@example.org\nTo: {many}\nCc: b@example.org\nSubject: long\nMessage-ID: <l@x>\n\nbody\n").encode()
-    for _ in range(2):
-        assert mail_key(raw) == f04_key(header_fields(raw))
+    for _ in range(2):  # the Python short path (the compiled scan's path keeps nothing)
+        assert _fast_key(raw) == mail_key(raw) == f04_key(header_fields(raw))
     kept = set(mailkey._addresses_of) | set(mailkey._list_of)
     assert kept and all(len(v) <= mailkey.CACHED_VALUE_MAX for v in kept)
     assert many not in kept

@@ -3,7 +3,9 @@ same entries: every (entry, error class, error text, record number, blob ids) in
 handed to ``on_data``, and the file's BLAKE3 — on clean packs and on packs with bytes flipped anywhere (header,
 records, footer index, trailer), cut short, with records swapped, with entries that lie (sizes, lengths,
 offsets), and with frames that do not declare their size; with the file read in blocks of any size (a local
-file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read.
+file is), which give the same bytes and checksum as reading each record, and an I/O error at the same read. A part
+of the records read alone (``whole_file=False``) gives each of them the result of the whole read. The usual
+records' SHA-256 are compared in batches of any length (with the multi-buffer engine where this machine runs it).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import zstandard
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from toolkit import pack
+from toolkit import blob_ids, pack
 from toolkit.pack import SEAL_OVERHEAD, IndexEntry, PackReader, PackWriter, _aead, _ForwardReader, _record_aad, pack_key
 from toolkit.storage.local import LocalStorage
 
@@ -24,10 +26,11 @@ UUID1 = UUID("00000000-0000-4000-8000-000000000001")
 MAILS = [b"From: a@x.org\r\nSubject: one\r\n\r\n" + b"body %d\r\n" % i * (i * 37 + 1) for i in range(9)]
 
 
-def _pass(reader: PackReader, method: str, entries):
+def _pass(reader: PackReader, method: str, entries, **kw):
     seen: list = []
     out = []
-    for entry, exc in getattr(reader, method)(entries, on_data=lambda e, chunk: seen.append((e.offset, bytes(chunk)))):
+    for entry, exc in getattr(reader, method)(entries, on_data=lambda e, chunk: seen.append((e.offset, bytes(chunk))),
+                                              **kw):
         out.append((entry, None if exc is None else (type(exc).__name__, str(exc), exc.record, exc.blob_id, exc.bound_to)))
     return out, seen, reader.file_blake3
 
@@ -105,19 +108,47 @@ def test_damaged_packs_give_what_verify_all_gives(tmp_path_factory, flips, how, 
     # check_all reads a local file in blocks (toolkit.pack.READ_BLOCK): blocks that end anywhere in a record
     block = data.draw(st.sampled_from([5, 64, 777, pack.READ_BLOCK]))
     saved, pack.READ_BLOCK = pack.READ_BLOCK, block
+    # check_all hashes the usual records it opened in batches (toolkit.pack.HASH_BATCH_*): batches of any length
+    batch = data.draw(st.sampled_from([1, 3, 8, pack.HASH_BATCH_RECORDS]))
+    saved_batch, pack.HASH_BATCH_RECORDS = pack.HASH_BATCH_RECORDS, batch
+    saved_bytes, pack.HASH_BATCH_BYTES = pack.HASH_BATCH_BYTES, data.draw(st.sampled_from([1, 9000, 4 << 20]))
     try:
         _same(storage, info.name, entries)
+        # a part of the records (verify --full's read ahead in parts): read from its first record on, unhashed,
+        # each record's result that of the whole file's read with the same entries
+        ordered = sorted(entries, key=lambda e: e.offset)
+        lo = data.draw(st.integers(0, len(ordered) - 1))
+        part = ordered[lo:data.draw(st.integers(lo + 1, len(ordered)))]
+        whole = _pass(PackReader(storage, info.name, KEY, UUID1), "check_all", part)
+        got = _pass(PackReader(storage, info.name, KEY, UUID1), "check_all", part, whole_file=False)
+        assert got == (whole[0], whole[1], None)
     finally:
         pack.READ_BLOCK = saved
+        pack.HASH_BATCH_RECORDS = saved_batch
+        pack.HASH_BATCH_BYTES = saved_bytes
 
 
 def test_records_bound_to_another_blob_or_size(tmp_path):
-    """Authenticated records whose mail is not the blob or the size they are bound to (F03, F02)."""
+    """Authenticated records whose mail is not the blob or the size they are bound to (F03, F02); their SHA-256
+    compared in batches of every length, by each SHA-256 engine this machine runs (toolkit/blob_ids.py)."""
     storage, info = _pack(tmp_path, bound=True)
-    out, _seen, _digest = _same(storage, info.name, info.entries)
-    errors = [exc for _e, exc in out[len(MAILS):]]
-    assert "bound to another blob id" in errors[0][1]
-    assert "zstd frame declares" in errors[1][1] and "decompressed to" in errors[2][1]
+    saved = pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS
+    try:
+        for engine in [blob_ids.HASHLIB, *blob_ids.multi_buffer_levels()]:
+            blob_ids.use(engine)
+            # batches cut by bytes at the 8th record, and at the 10th (the first record bound to another blob
+            # id: its SHA-256 differs from the blob id within a batch the multi-buffer engine hashes)
+            eighth, tenth = sum(map(len, MAILS[:8])), sum(map(len, MAILS)) + len(MAILS[0])
+            for batch_bytes, batch_records in ((4 << 20, 1024), (1, 1), (eighth, 1024), (tenth, 1024), (1 << 30, 3)):
+                pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS = batch_bytes, batch_records
+                out, _seen, _digest = _same(storage, info.name, info.entries)
+                errors = [exc for _e, exc in out[len(MAILS):]]
+                assert [exc for _e, exc in out[:len(MAILS)]] == [None] * len(MAILS)
+                assert "bound to another blob id" in errors[0][1]
+                assert "zstd frame declares" in errors[1][1] and "decompressed to" in errors[2][1]
+    finally:
+        pack.HASH_BATCH_BYTES, pack.HASH_BATCH_RECORDS = saved
+        blob_ids.use(None)
 
 
 def test_short_path_hands_the_whole_mail_once(tmp_path):
