@@ -128,6 +128,7 @@ from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
+from toolkit.scan_ahead import scan_ahead
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
@@ -1037,9 +1038,19 @@ class MboxImporter:
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         raw_f, size, mtime = self._open_raw()
         try:
-            yield from self._scan(raw_f, size, mtime, cursor, reporter)
+            if self.location.is_smb or not self._plain(raw_f):
+                yield from self._scan(raw_f, size, mtime, cursor, reporter)
+            else:  # its items hold no mail bytes, its reads cannot hang: scanned ahead in a thread (toolkit/scan_ahead.py)
+                yield from scan_ahead(lambda rep: self._scan(raw_f, size, mtime, cursor, rep), reporter)
         finally:
             self._close(raw_f)
+
+    @staticmethod
+    def _plain(raw_f) -> bool:
+        """Is the (local) file an uncompressed mbox, whose messages are handed over as regions (no bytes)?"""
+        head = raw_f.read(6)
+        raw_f.seek(0)
+        return compression_of(head) is None
 
     def _stream(self, raw_f) -> BinaryIO:
         raw_f.seek(0)
