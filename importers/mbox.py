@@ -111,6 +111,8 @@ boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast
 the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it. The usual From_ line
 (``From sender Mon Jan  7 09:15:00 2019``) is checked and its date read in one match (``_plain_date``; any other shape
 goes through ``is_from_line`` and ``from_line_date``), and the progress moves in steps of a 64th of the bytes counted.
+A plain local mbox is read in blocks of ``LOCAL_BLOCK`` (4 MiB: fewer messages across a block boundary, which go the
+line way), and its scan runs ahead of the pipeline in a thread (``MboxImporter.scan``, toolkit/scan_ahead.py).
 """
 from __future__ import annotations
 
