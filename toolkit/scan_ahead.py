@@ -107,7 +107,12 @@ def scan_ahead(scan: Callable[[Any], Iterator], reporter: Any, batch: int = BATC
     thread.start()
     try:
         while True:
-            entries = handed.get()
+            try:
+                entries = handed.get(timeout=0.5)
+            except queue.Empty:
+                if thread.is_alive() or not handed.empty():
+                    continue
+                raise RuntimeError("the scan-ahead thread ended without handing over its end") from None
             if entries is _END:
                 return
             for entry in entries:
