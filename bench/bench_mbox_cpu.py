@@ -4,7 +4,8 @@
 seconds and the CPU seconds (user + system) of the import's main process and of its children (the
 workers), each the median over the rounds. Every checkout runs with this venv's interpreter and the
 checkout first on PYTHONPATH. Also, with ``--scan``, the scan alone (``MboxImporter.scan`` of the
-mbox, no archive) and the splitter alone (``MboxSplitter`` without the bytes, as for a plain local mbox), in CPU
+mbox, no archive: CPU seconds of the process, since the scan of a plain local mbox runs in a thread of its own,
+toolkit/scan_ahead.py) and the splitter alone (``MboxSplitter`` without the bytes, as for a plain local mbox), in CPU
 seconds of its thread; where the splitter has the compiled scan of plain messages (toolkit/_native.c,
 ``mbox_scan``), also with it switched off (``native=False``: the line-by-line loop that runs without the
 compiled module).
@@ -65,9 +66,9 @@ def _import(tree: str, kind: str, source: str, workdir: Path) -> tuple[float, fl
 
 def _scan(tree: str, mbox: str) -> float:
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from importers.mbox import MboxImporter;"
-            "from toolkit.reporter import ListReporter; t = time.thread_time();"
+            "from toolkit.reporter import ListReporter; t = time.process_time();"
             "n = sum(1 for _ in MboxImporter(sys.argv[2]).scan(None, ListReporter()));"
-            "print(time.thread_time() - t, n)")
+            "print(time.process_time() - t, n)")
     out = subprocess.run([sys.executable, "-c", code, tree, mbox], cwd=tree, check=True, capture_output=True,
                          text=True, env=dict(os.environ, PYTHONPATH=tree))
     return float(out.stdout.split()[0])

@@ -111,6 +111,8 @@ boundary, the last one). None of this changes a split: tests/unit/test_mbox_fast
 the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan and without it. The usual From_ line
 (``From sender Mon Jan  7 09:15:00 2019``) is checked and its date read in one match (``_plain_date``; any other shape
 goes through ``is_from_line`` and ``from_line_date``), and the progress moves in steps of a 64th of the bytes counted.
+A plain local mbox is read in blocks of ``LOCAL_BLOCK`` (4 MiB: fewer messages across a block boundary, which go the
+line way), and its scan runs ahead of the pipeline in a thread (``MboxImporter.scan``, toolkit/scan_ahead.py).
 """
 from __future__ import annotations
 
@@ -128,6 +130,7 @@ from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.reporter import Reporter
+from toolkit.scan_ahead import scan_ahead
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
@@ -139,6 +142,12 @@ from .from_line import (  # noqa: F401 - importers.mbox names these too (share, 
 
 VARIANTS = ("auto", "mboxo", "mboxrd", "mboxcl", "mboxcl2")
 BLOCK = 1 << 20
+#: The read block of a plain local mbox (issue 15): the compiled scan takes the messages that stand whole in a block,
+#: the one across each block boundary goes the line way (``MboxSplitter._message``, a copy of its bytes or more);
+#: at 116 KB a mail that was one message in 12 with 1 MiB blocks (408 of the 5,000 of bench/RESULTS.md's corpus),
+#: one in 39 with these. A compressed stream or one
+#: on a share is read in ``BLOCK``s (the expansion guard's steps and the share's reads stay as they were).
+LOCAL_BLOCK = 4 << 20
 #: How far past the first From_ line inside its claimed body a Content-Length may reach.
 CL_LOOKAHEAD = 64 << 20
 
@@ -1032,9 +1041,19 @@ class MboxImporter:
     def scan(self, cursor: Any, reporter: Reporter) -> Iterator[SourceItem]:
         raw_f, size, mtime = self._open_raw()
         try:
-            yield from self._scan(raw_f, size, mtime, cursor, reporter)
+            if self.location.is_smb or not self._plain(raw_f):
+                yield from self._scan(raw_f, size, mtime, cursor, reporter)
+            else:  # its items hold no mail bytes, its reads cannot hang: scanned ahead in a thread (toolkit/scan_ahead.py)
+                yield from scan_ahead(lambda rep: self._scan(raw_f, size, mtime, cursor, rep), reporter)
         finally:
             self._close(raw_f)
+
+    @staticmethod
+    def _plain(raw_f) -> bool:
+        """Is the (local) file an uncompressed mbox, whose messages are handed over as regions (no bytes)?"""
+        head = raw_f.read(6)
+        raw_f.seek(0)
+        return compression_of(head) is None
 
     def _stream(self, raw_f) -> BinaryIO:
         raw_f.seek(0)
@@ -1092,7 +1111,8 @@ class MboxImporter:
         # the pack tasks read the regions by this name (a symlink named on the command line resolved: the
         # worker follows none); what lies there then is checked against the scan's CRC-32
         self._region_path = os.fsencode(os.path.realpath(self._path)) if plain_local else None
-        splitter = MboxSplitter(stream, self.variant, base, max_message=self.max_message, keep_bytes=not plain_local)
+        splitter = MboxSplitter(stream, self.variant, base, LOCAL_BLOCK if plain_local else BLOCK,
+                                max_message=self.max_message, keep_bytes=not plain_local)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0, MOZILLA_EXPUNGED: 0}
         prefix_done = False
         # progress in bytes of the file (compressed bytes read for a compressed mbox)

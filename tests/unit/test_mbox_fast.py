@@ -22,7 +22,7 @@ from tests.corpora import corpora_dir
 from tests.unit import mbox_reference as ref
 
 REPO = Path(__file__).resolve().parents[2]
-BLOCKS = (16, 64, 4096, 1 << 20)
+BLOCKS = (16, 64, 4096, 1 << 20, 4 << 20)  # 4 MiB: importers.mbox.LOCAL_BLOCK, a plain local mbox's
 #: the paths under test: the compiled scan (when built; under CI=true it must be) and the line-by-line loop alone
 PATHS = (True, False) if mbox_scan.NATIVE_SCAN else (False,)
 
@@ -80,6 +80,7 @@ def test_the_corpora_split_as_before():
             data = open_decompressed(f).read()
         assert_same_split(data, "auto", 64)
         assert_same_split(data, "mboxrd", 1 << 20)
+        assert_same_split(data, "auto", importers_mbox.LOCAL_BLOCK)
         assert_same_split(data, "auto", 4096, max_message=700)
 
 
