@@ -148,3 +148,16 @@ def test_a_region_changed_after_a_scan_ahead_is_still_caught(tmp_path):
     got = items[7].job.read()
     assert not isinstance(got, bytes) and "differ from what the scan read" in got.message
     assert isinstance(items[6].job.read(), bytes) and isinstance(items[8].job.read(), bytes)
+
+
+def test_the_recorder_takes_every_call_of_the_reporter_protocol():
+    """A scan run ahead calls its recorder where it would call the reporter: a method of the protocol the recorder
+    lacks would fail the import in the thread (AttributeError), so the two name the same methods."""
+    import inspect
+
+    from toolkit import reporter, scan_ahead as ahead
+
+    def methods(cls) -> set[str]:
+        return {n for n, f in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+
+    assert methods(ahead._Recorder) == methods(reporter.Reporter)
