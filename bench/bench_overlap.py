@@ -165,7 +165,7 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
     for lo, hi in zip(edges, edges[1:]):
         (d0, w0), (d1, w1) = at(lo), at(hi) if hi < wall else (cpu_end.get(driver, 0.0),
                                                                  sum(cpu_end.values()) - cpu_end.get(driver, 0.0))
-        tail.append(((d1 - d0) / TAIL_BIN, (w1 - w0) / TAIL_BIN))
+        tail.append((max(0.0, d1 - d0) / TAIL_BIN, max(0.0, w1 - w0) / TAIL_BIN))
     return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
             "tail_busy": sum(d + w for d, w in tail) / len(tail), "tail": tail,
             "idle": sum(idle), "idle_middle": sum(idle[start_end:end_start]), "asleep": asleep,
