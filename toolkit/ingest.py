@@ -1270,7 +1270,8 @@ def _job(item: SourceMail):
 
 
 #: The source's last tasks are cut smaller and smaller (:class:`_Chunks`): each takes 1/TAPER_SHARE of what is left
-#: (in :func:`_cost`), and none less than 1/TAPER_LEAST of a full chunk (bench/RESULTS.md "The import's tail")
+#: (in :func:`_cost`), and none less than 1/TAPER_LEAST of a full chunk (docs/architecture.md "The import's tail";
+#: bench/RESULTS.md "The import's tail")
 TAPER_SHARE = 2
 TAPER_LEAST = 8
 
