@@ -9,14 +9,16 @@ workers were busy), each with its wall time and mean busy cores. No instrumentat
 same script measures any checkout (``--tree``), so old and new code run alternately in one run.
 
     .venv/bin/python bench/bench_overlap.py [--kind eml] [--source /work/bench40k/eml] [--pairs 3]
-        [--base /work/wt/pipeline-overlap-base] [--timeline]
+        [--base /work/wt/pipeline-overlap-base] [--timeline] [--tail]
 
 With ``--base`` each pair runs the base checkout and this one alternately; the median of wall, CPU-s
 (the whole tree), peak RSS (the sum over the tree and the largest process, sampled) and the idle core-seconds
 (per 100 ms the cores neither the driver nor a worker used, summed: over the run and in its middle phase) is
 printed for each, with the worker-seconds the workers spent asleep (``S`` in ``/proc``: waiting
 on a queue or pipe, such as a two-phase answer; a worker that waits for a core on a loaded machine is runnable,
-not asleep, though a driver slowed by the load still makes its workers wait longer).
+not asleep, though a driver slowed by the load still makes its workers wait longer), and the cores the tree kept
+busy over the run's last 0.5 s (``--tail`` prints them per 50 ms, driver + workers: the import's tail, the last
+tasks, the final commit and the exit). The load average before and after is printed: compare within one run.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 PASSWORD = "bench-password-123"
+TAIL, TAIL_BIN = 0.5, 0.05  # the run's last half second, in 50 ms bins (--tail)
 
 
 def _stat(pid: int) -> tuple[int, float, int, str] | None:
@@ -143,9 +146,35 @@ def analyse(r: dict, bins: float = 0.1) -> dict:
             asleep += (t - prev_t) * sum(1 for p, (_c, _r, state) in s.items()
                                          if p != driver and state == "S" and cpu_end.get(p, 0.0) > 0.2)
         prev_t = t
+    # the tail: the cores the tree kept busy over the run's last TAIL seconds (each process's CPU carried forward
+    # from its last sample), and per TAIL_BIN the driver's and the workers' share of them
+    latest: dict[int, float] = {}
+    totals = []  # (t, driver CPU so far, workers' CPU so far)
+    for t, s in samples:
+        for p, (cpu, _rss, _state) in s.items():
+            latest[p] = cpu
+        d = latest.get(driver, 0.0)
+        totals.append((t, d, sum(latest.values()) - d))
+
+    def at(when: float) -> tuple[float, float]:
+        before = [(d, w) for t, d, w in totals if t <= when]
+        return before[-1] if before else (0.0, 0.0)
+    wall = r["wall"]
+    edges = [wall - TAIL + i * TAIL_BIN for i in range(round(TAIL / TAIL_BIN) + 1)]
+    tail = []
+    for lo, hi in zip(edges, edges[1:]):
+        (d0, w0), (d1, w1) = at(lo), at(hi) if hi < wall else (cpu_end.get(driver, 0.0),
+                                                                 sum(cpu_end.values()) - cpu_end.get(driver, 0.0))
+        tail.append((max(0.0, d1 - d0) / TAIL_BIN, max(0.0, w1 - w0) / TAIL_BIN))
     return {"wall": r["wall"], "cpu": sum(cpu_end.values()), "driver_cpu": cpu_end.get(driver, 0.0),
+            "tail_busy": sum(d + w for d, w in tail) / len(tail), "tail": tail,
             "idle": sum(idle), "idle_middle": sum(idle[start_end:end_start]), "asleep": asleep,
             "peak_rss": peak_rss, "peak_one": peak_one, "d": d_busy, "w": w_busy, "phases": phases, "workers": len(workers)}
+
+
+def show_tail(a: dict) -> None:
+    bins = " ".join(f"{d:.1f}+{w:.1f}" for d, w in a["tail"])
+    print(f"  last {TAIL:.1f} s, per {TAIL_BIN * 1000:.0f} ms (driver+workers cores): {bins}")
 
 
 def show_timeline(a: dict) -> None:
@@ -158,7 +187,8 @@ def fmt(a: dict) -> str:
     ph = " ".join(f"{k} {s:.1f}s@{b:.2f}" for k, (s, b) in a["phases"].items())
     return (f"wall {a['wall']:.2f} s  CPU {a['cpu']:.2f} s (driver {a['driver_cpu']:.2f})  peak RSS "
             f"{a['peak_rss'] / 2**20:.0f} MB (largest process {a['peak_one'] / 2**20:.0f})  processes {a['workers'] + 1}  "
-            f"idle {a['idle']:.2f} core-s (middle {a['idle_middle']:.2f}; workers asleep {a['asleep']:.2f} s)  [{ph}]")
+            f"idle {a['idle']:.2f} core-s (middle {a['idle_middle']:.2f}; workers asleep {a['asleep']:.2f} s)  "
+            f"last {TAIL:.1f} s {a['tail_busy']:.2f} cores  [{ph}]")
 
 
 def main() -> None:
@@ -168,9 +198,11 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1)
     ap.add_argument("--base", type=Path, help="a checkout of the old code, run alternately with this one")
     ap.add_argument("--timeline", action="store_true", help="print the busy cores per 100 ms")
+    ap.add_argument("--tail", action="store_true", help="print the busy cores of the run's last 0.5 s per 50 ms")
     ap.add_argument("extra", nargs="*", help="more arguments for the import command")
     args = ap.parse_args()
     compile_checkout(Path(__file__).resolve().parent.parent, args.base)  # bench/bytecode.py
+    load_before = os.getloadavg()[0]
     trees = [("new", REPO)] + ([("base", args.base)] if args.base else [])
     results: dict[str, list[dict]] = {name: [] for name, _ in trees}
     for i in range(args.pairs):
@@ -181,14 +213,17 @@ def main() -> None:
             print(f"{name:4} {fmt(a)}", flush=True)
             if args.timeline:
                 show_timeline(a)
-    print(f"load average {os.getloadavg()[0]:.2f} (1 min) after")
+            if args.tail:
+                show_tail(a)
+    print(f"load average {load_before:.2f} (1 min) before, {os.getloadavg()[0]:.2f} after")
     for name, rs in results.items():
         med = {k: statistics.median(r[k] for r in rs)
-               for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one", "idle", "idle_middle", "asleep")}
+               for k in ("wall", "cpu", "driver_cpu", "peak_rss", "peak_one", "idle", "idle_middle", "asleep",
+                         "tail_busy")}
         print(f"median {name:4} {args.kind}: wall {med['wall']:.2f} s  CPU {med['cpu']:.2f} s (driver "
               f"{med['driver_cpu']:.2f})  peak RSS {med['peak_rss'] / 2**20:.0f} MB (tree; largest process {med['peak_one'] / 2**20:.0f})  "
               f"idle {med['idle']:.2f} core-s (middle {med['idle_middle']:.2f}; workers asleep {med['asleep']:.2f} s)  "
-              f"over {len(rs)} runs")
+              f"last {TAIL:.1f} s {med['tail_busy']:.2f} cores  over {len(rs)} runs")
 
 
 if __name__ == "__main__":

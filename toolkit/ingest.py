@@ -416,18 +416,26 @@ class Ingest:
                 self._exhausted = self._start_with_inline(chunk, self._chunks, size)
                 self._taken = len(inflight)
                 continue
-            self._commit_ready()  # the decided tasks whose packs are written, in order, when due
+            # the decided tasks whose packs are written, in order, when due: after the chunk is sent when tasks
+            # run on a pool (a worker that ended its task gets the next one without waiting for a commit), before
+            # it when they run one at a time (the serial order: each task committed before the next is sent)
+            serial = window == 1
+            if serial:
+                self._commit_ready()
             if not first and self._executor is None and self._pool:
                 self._start_executor()
                 window = self._window()
             self._first = False
             inflight.append((chunk, *self._submit(chunk)))
+            if not serial:
+                self._commit_ready()
 
     def _meanwhile(self) -> None:
-        """While the driver waits for a task: commit the decided tasks whose packs are written (when due), and
-        send the next chunks into the room a written pack makes."""
-        self._commit_ready()
+        """While the driver waits for a task: send the next chunks into the room a written pack makes, then
+        commit the decided tasks whose packs are written (when due): a worker that ended its task does not
+        wait for a commit to get its next one."""
         self._fill()
+        self._commit_ready()
 
     # -- the tasks decided ahead -----------------------------------------------------------------------
     def _begin(self, chunk: list, fut, own_pack_id: bytes) -> "_Decided":
@@ -556,7 +564,23 @@ class Ingest:
         return True
 
     def _commit_all(self) -> bool:
-        """Commit every decided task in order (the run's end); False when stopped and a pack did not come back."""
+        """Commit every decided task in order (the run's end); False when stopped and a pack did not come back.
+
+        When the source is exhausted and every task is decided, the packs still being written are waited for
+        first, so that the tasks left are committed in one transaction, not one group now and the last task's
+        alone after it; and the worker processes, which have nothing left to do, are told to end, so that they
+        exit beside that commit instead of after it (docs/architecture.md "The import's tail")."""
+        if self._exhausted and not self._inflight and self._executor is not None:
+            pending = [t.fut for t in self._decided if isinstance(t.fut, Future)]
+            while pending and not self._stop.is_set():
+                _done, waiting = wait_futures(pending, timeout=0.1)
+                if not waiting or any(_failed(f) for f in _done):
+                    break
+                pending = list(waiting)
+            if (isinstance(self._executor, ProcessPoolExecutor) and self._given is None and not self._stop.is_set()
+                    and all(isinstance(t.fut, Future) and t.fut.done() and not _failed(t.fut) for t in self._decided
+                            if t.fut is not None)):
+                self._executor.shutdown(wait=False)  # each worker is idle: it reads its end and exits
         while self._decided:
             if not self._commit_next():
                 return False
@@ -1257,34 +1281,93 @@ def _job(item: SourceMail):
     return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
 
 
+#: The source's last tasks are cut smaller and smaller (:class:`_Chunks`): each takes 1/TAPER_SHARE of what is left
+#: (in :func:`_cost`), and none less than 1/TAPER_LEAST of a full chunk (docs/architecture.md "The import's tail";
+#: bench/RESULTS.md "The import's tail")
+TAPER_SHARE = 2
+TAPER_LEAST = 8
+
+
 class _Chunks:
-    """The source's items cut into chunks (:func:`_take`), one chunk read ahead: when the source ends within
-    the chunk after the one asked for (``balance``), the two are cut into halves of equal bytes instead of a
-    full chunk and a short one, so the last two tasks take about as long and the workers end together
-    (a full task of one worker beside a short one of the other left a core idle for most of a task at the end
-    of every run: bench/RESULTS.md "Pipeline overlap"). The items keep their order; no chunk exceeds what
-    :func:`_take` gives for the same limits."""
+    """The source's items cut into chunks (:func:`_take`), one chunk read ahead. With ``balance`` (tasks run on a
+    pool), once the source is known to end within the chunk asked for or the one read ahead, that rest is the
+    *tail*: it is cut into chunks that shrink, each about half of what is left, in :func:`_cost` (its items'
+    share of the item limit plus its mail's share of the byte limit: a full chunk costs at least 1), and none
+    below 1/8 (:data:`TAPER_SHARE`, :data:`TAPER_LEAST`), instead of a full chunk and a short one. Whichever
+    worker is free first takes the next one, so the workers end within a small task of each other however far
+    apart their last full tasks ran, and the last commit holds a small task's rows (docs/architecture.md
+    "The import's tail"). A tail holding mail that its tasks fetch from a server (IMAP jobs: each task opens
+    its sessions) is cut as before: a full chunk and the short rest into two halves of equal bytes.
+    The items keep their order; no chunk exceeds the limits :func:`_take` is given, and the driver never holds
+    more of the source than the chunk asked for and the one read ahead (docs/reliability.md K1, K3)."""
 
     def __init__(self, items: Iterator):
         self._it = iter(items)
         self._ahead: list | None = None  # the next chunk, already cut
         self._ended = False              # the source ended within ``_ahead``
+        self._tail: deque | None = None  # the source's rest once it is known, cut as the chunks are asked for
+        self._left = 0.0                 # its cost (:func:`_cost`)
 
     def take(self, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_BYTES, *, balance: bool = False) -> list:
+        if self._tail is not None:
+            return self._taper(n, max_bytes, max_remote)
         if self._ahead is None:
             self._ahead, self._ended = _take_ended(self._it, n, max_bytes, max_remote)
         chunk, self._ahead = self._ahead, None
-        if self._ended:
-            return chunk
         if not balance:
             return chunk  # the next call reads on from the source
-        nxt, ended = _take_ended(self._it, n, max_bytes, max_remote)
-        self._ahead, self._ended = nxt, ended
-        if ended and nxt:
-            halves = _halves(chunk, nxt, n)
+        if self._ended:  # the source ended within this chunk: it is the tail
+            rest, nxt = chunk, []
+        else:
+            nxt, ended = _take_ended(self._it, n, max_bytes, max_remote)
+            self._ahead, self._ended = nxt, ended
+            if not ended:
+                return chunk
+            rest = chunk + nxt
+        if any(map(_remote, rest)):
+            halves = _halves(chunk, nxt, n) if nxt else None
             if halves is not None:
                 chunk, self._ahead = halves
-        return chunk
+            return chunk
+        self._tail, self._ahead = deque(rest), None
+        self._left = _cost(rest, n, max_bytes)
+        return self._taper(n, max_bytes, max_remote)
+
+    def _taper(self, n: int, max_bytes: int, max_remote: int) -> list:
+        """The tail's next chunk: items in order until it costs half of what is left (or 1/TAPER_LEAST), or a
+        limit of :func:`_take` is reached; a rest that would cost less than half of that least is taken along."""
+        tail, least = self._tail, 1.0 / TAPER_LEAST
+        want = max(self._left / TAPER_SHARE, least)
+        if self._left - want < least / 2:
+            want = self._left
+        out: list = []
+        cost = 0.0
+        size = raw = remote = 0
+        per_item, per_byte = 1.0 / max(1, n), 1.0 / max(1, max_bytes)
+        while tail:
+            item = tail.popleft()
+            out.append(item)
+            cost += per_item
+            if isinstance(item, SourceMail):
+                length = item.length
+                size += length
+                cost += length * per_byte
+                if item.raw is not None:
+                    raw += length
+                if _remote(item):
+                    remote += length
+            if (cost >= want or len(out) >= n or size >= max_bytes or raw >= RAW_CHUNK_BYTES
+                    or remote >= max_remote):
+                break
+        self._left -= cost
+        return out  # once the tail is empty, the next call gives an empty chunk: the source is exhausted
+
+
+def _cost(items, n: int, max_bytes: int) -> float:
+    """What a chunk costs its task, about: its items' share of ``n`` plus its mail's share of ``max_bytes`` (a
+    chunk :func:`_take` cut at one of these limits costs at least 1; the tail's rule, :class:`_Chunks`)."""
+    size = sum(item.length for item in items if isinstance(item, SourceMail))
+    return len(items) / max(1, n) + size / max(1, max_bytes)
 
 
 def _measures(items: list) -> tuple[int, int, int]:
