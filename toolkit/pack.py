@@ -947,29 +947,10 @@ class PackReader:
             fwd = _ForwardReader(f, _block_for(f), start=start, hashed=whole_file)
             aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
             aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
-            # usual records opened, their SHA-256 not yet compared: hashed together (toolkit/blob_ids.py picks
-            # the engine), then handed out in order before anything else is
-            held: list[tuple[IndexEntry, bytes, bytes]] = []
-            held_bytes = 0
-
-            def release():
-                # a batch cut short (by another record, the end) is hashed one mail at a time: the multi-buffer
-                # engine gains only on a batch of a few MiB (bench/RESULTS.md, "verify --full: ... in parts")
-                many = blob_ids.sha256_many if held_bytes >= HASH_BATCH_BYTES else blob_ids.sha256_hashlib
-                digests = many([plain for _e, _s, plain in held])
-                for (entry, sealed, plain), digest in zip(held, digests):
-                    if digest == entry.blob_id:
-                        if on_data is not None:
-                            on_data(entry, plain)
-                        yield entry, None
-                    else:
-                        yield entry, self._checked(entry, _Replay(sealed).read, aes, dctx, on_data)
-                held.clear()
-
+            held = _HeldRecords(self, aes, dctx, on_data)
             for entry in ordered:
                 if entry.offset < max(fwd.pos, HEADER_SIZE):
-                    if held:
-                        yield from release()
+                    yield from held.release()
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
                     continue
                 usual = (0 < entry.csize <= SEGMENT_PLAIN and entry.size <= _USUAL_SIZE_MAX
@@ -981,25 +962,18 @@ class PackReader:
                     if usual:
                         sealed = fwd.read(entry.csize + SEAL_OVERHEAD)
                 except BaseException:  # a read that fails: the records read before it are handed out first
-                    if held:
-                        yield from release()
+                    yield from held.release()
                     raise
                 if usual:
                     plain = _open_usual(aes, aad_head, entry, sealed, dctx, hashed=False)
                     if plain is not None:
-                        held.append((entry, sealed, plain))
-                        held_bytes += len(plain)
-                        if held_bytes >= HASH_BATCH_BYTES or len(held) >= HASH_BATCH_RECORDS:
-                            yield from release()
-                            held_bytes = 0
+                        if held.add(entry, sealed, plain):
+                            yield from held.release()
                         continue
                     read = _Replay(sealed).read
-                if held:
-                    yield from release()
-                    held_bytes = 0
+                yield from held.release()
                 yield entry, self._checked(entry, read, aes, dctx, on_data)
-            if held:
-                yield from release()
+            yield from held.release()
             if whole_file:
                 fwd.skip_to(None)
                 self.file_blake3 = fwd.digest()
@@ -1179,6 +1153,39 @@ def _open_usual(aes: AESGCM, aad_head: bytes, entry: IndexEntry, sealed: bytes,
         return out
     except Exception:  # InvalidTag, ZstdError or anything else: _iter_plain says what it is
         return None
+
+
+class _HeldRecords:
+    """:meth:`PackReader.check_all`'s usual records, opened, their SHA-256 not yet compared: hashed together
+    (toolkit/blob_ids.py picks the engine), then handed out in order before anything else is."""
+
+    def __init__(self, reader: "PackReader", aes, dctx, on_data):
+        self._reader, self._aes, self._dctx, self._on_data = reader, aes, dctx, on_data
+        self._held: list[tuple[IndexEntry, bytes, bytes]] = []
+        self._bytes = 0
+
+    def add(self, entry: IndexEntry, sealed: bytes, plain: bytes) -> bool:
+        """Hold one record; True when the batch is full (to be released now)."""
+        self._held.append((entry, sealed, plain))
+        self._bytes += len(plain)
+        return self._bytes >= HASH_BATCH_BYTES or len(self._held) >= HASH_BATCH_RECORDS
+
+    def release(self) -> Iterator[tuple[IndexEntry, Exception | None]]:
+        """The held records' results, in order. A batch cut short (by another record, the end) is hashed one
+        mail at a time: the multi-buffer engine gains only on a batch of a few MiB (bench/RESULTS.md,
+        "verify --full: ... in parts")."""
+        held, full = self._held, self._bytes >= HASH_BATCH_BYTES
+        if not held:
+            return
+        self._held, self._bytes = [], 0
+        many = blob_ids.sha256_many if full else blob_ids.sha256_hashlib
+        for (entry, sealed, plain), digest in zip(held, many([plain for _e, _s, plain in held])):
+            if digest == entry.blob_id:
+                if self._on_data is not None:
+                    self._on_data(entry, plain)
+                yield entry, None
+            else:
+                yield entry, self._reader._checked(entry, _Replay(sealed).read, self._aes, self._dctx, self._on_data)
 
 
 class _Replay:
