@@ -42,16 +42,19 @@ authenticated.
 from __future__ import annotations
 
 import base64
+import bisect
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
 import hashlib
 import itertools
+import json
 import marshal
 import multiprocessing
 import os
 import threading
 import zlib
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -370,16 +373,20 @@ _PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY med
 #: what a task carries of each of its pack's messages, one tuple each: all a worker needs to read and name them
 _ENTRY_COLUMNS = ("pack_id", "msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
 _MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 1, 2, 3, 7
-#: a part's entries, without the pack id (a pack's are one slice: :func:`_slices`); a blob id as its 32 bytes when it
-#: is the hex text an import writes, else (a damaged or edited row) as its text, unchanged
-_ENTRIES = """SELECT m.msg_id, CASE WHEN regexp_full_match(m.blob_id, '[0-9a-f]{64}') THEN unhex(m.blob_id) END,
-                     CASE WHEN NOT regexp_full_match(m.blob_id, '[0-9a-f]{64}') THEN m.blob_id END,
-                     m."offset", m.length, m.size, m.csize, m.batch_id FROM messages m
-              WHERE m.pack_id IN (SELECT pack_id FROM verify_part) ORDER BY m.pack_id, m."offset", m.msg_id"""
+#: the packs of one query of the entries or keys: a JSON list parameter (no Arrow: registering an Arrow table makes
+#: DuckDB import pyarrow.dataset, ~0.1 CPU-s and ~30 MB with pyarrow itself)
+_IN_PART = "pack_id IN (SELECT unnest(from_json($1, '[\"VARCHAR\"]')))"
+_HEX_BLOB = "regexp_full_match(m.blob_id, '[0-9a-f]{64}')"
+#: a part's entries, without the pack id (a pack's are one slice: :func:`_slices`): a blob id as its 32 bytes when it
+#: is the hex text an import writes, else (a damaged or edited row) as its text, unchanged; the batch id's NULL apart
+_ENTRIES = f"""SELECT m.msg_id, coalesce(CASE WHEN {_HEX_BLOB} THEN unhex(m.blob_id) END, unhex(repeat('00', 32))),
+                      CASE WHEN NOT coalesce({_HEX_BLOB}, false) THEN m.blob_id END, m.blob_id IS NULL,
+                      m."offset", m.length, m.size, m.csize, coalesce(m.batch_id, 0), m.batch_id IS NULL
+               FROM messages m WHERE m.{_IN_PART} ORDER BY m.pack_id, m."offset", m.msg_id"""
 #: how many entries each pack id has, in the entries' order
 _PACK_COUNTS = "SELECT pack_id, count(*) FROM messages WHERE pack_id IS NOT NULL GROUP BY pack_id ORDER BY pack_id"
-#: rows per Arrow record batch read from the catalog
-_ARROW_BATCH = 64 * 1024
+#: rows fetched at once from a query of the entries or keys (as Python tuples, until put into the columns)
+_FETCH_ROWS = 8192
 #: messages per query of the entries and keys (whole packs, in pack id order): DuckDB sorts one part at a time and
 #: builds one part's recipient lists, not the whole catalog's (docs/reliability.md K8)
 PART_ROWS = 100_000
@@ -397,48 +404,78 @@ def _slices(con, packs: set[str] | None = None) -> dict[str, tuple[int, int]]:
 
 
 def _by_parts(con, sql: str, slices: dict[str, tuple[int, int]]):
-    """``sql`` (which selects from the packs in ``verify_part``) run for each part of about :data:`PART_ROWS`
-    messages of the packs of ``slices``, in their order, read as Arrow record batches into one table (never as
-    Python objects): the rows of the packs of ``slices`` in their order."""
-    import pyarrow as pa
-
+    """The rows of ``sql`` (which selects from the packs of the JSON list ``$1``) for the packs of ``slices``, in
+    their order: run for each part of about :data:`PART_ROWS` messages, fetched :data:`_FETCH_ROWS` at a time;
+    yields each fetch's columns (tuples)."""
     packs = list(slices)
-    parts, part, rows = [], [], 0
-    for pack in packs:
+    part, rows = [], 0
+    for i, pack in enumerate(packs):
         part.append(pack)
         rows += slices[pack][1]
-        if rows >= PART_ROWS:
-            parts.append(part)
-            part, rows = [], 0
-    parts.append(part)  # the last (or, without packs, an empty one: the query's columns, no rows)
-    batches, schema = [], None
-    for part in parts:
-        con.register("verify_part", pa.table({"pack_id": pa.array(part, pa.string())}))
-        try:
-            reader = con.execute(sql).to_arrow_reader(_ARROW_BATCH)
-            schema = reader.schema
-            batches.extend(reader)
-        finally:
-            con.unregister("verify_part")
-    return pa.Table.from_batches(batches, schema)
+        if rows < PART_ROWS and i + 1 < len(packs):
+            continue
+        result = con.execute(sql, [json.dumps(part)])
+        while True:
+            got = result.fetchmany(_FETCH_ROWS)
+            if not got:
+                break
+            yield list(zip(*got))
+        part, rows = [], 0
+
+
+class _Entries:
+    """Every pack's catalog entries, column by column in compact arrays (about 90 bytes a message: 8 per number,
+    32 per blob id; docs/reliability.md K8), in pack and offset order; :meth:`rows` gives one pack's as tuples."""
+
+    def __init__(self, con, slices: dict[str, tuple[int, int]]):
+        self.msg, self.offset, self.length, self.size, self.csize, self.batch = (array("q") for _ in range(6))
+        self.no_batch = bytearray()
+        blobs = bytearray()
+        self.texts: dict[int, str | None] = {}  # blob ids that are not lowercase hex (or NULL): index -> as written
+        for msg, blob, text, null, offset, length, size, csize, batch, no_batch in _by_parts(con, _ENTRIES, slices):
+            if text.count(None) != len(text) or any(null):
+                first = len(self.msg)
+                self.texts.update((first + i, t) for i, (t, n) in enumerate(zip(text, null)) if t is not None or n)
+            self.msg.extend(msg)
+            joined = b"".join(blob)
+            if len(joined) != 32 * len(blob):  # never: the query gives 32 bytes each
+                raise AssertionError("verify: a blob id of other than 32 bytes")
+            blobs += joined
+            for col, values in ((self.offset, offset), (self.length, length), (self.size, size),
+                                (self.csize, csize), (self.batch, batch)):
+                col.extend(values)
+            self.no_batch += bytes(no_batch)
+        self.blobs = blobs
+        self._odd = sorted(self.texts)
+
+    def rows(self, pack: str, start: int, n: int) -> list[tuple]:
+        end = start + n
+        hexed = self.blobs[32 * start:32 * end].hex()
+        blobs = [hexed[i:i + 64] for i in range(0, 64 * n, 64)]
+        for i in self._odd[bisect.bisect_left(self._odd, start):bisect.bisect_left(self._odd, end)]:
+            blobs[i - start] = self.texts[i]
+        batch = self.batch[start:end].tolist()
+        if any(self.no_batch[start:end]):
+            batch = [None if nb else b for b, nb in zip(batch, self.no_batch[start:end])]
+        return list(zip(itertools.repeat(pack, n), self.msg[start:end].tolist(), blobs,
+                        self.offset[start:end].tolist(), self.length[start:end].tolist(),
+                        self.size[start:end].tolist(), self.csize[start:end].tolist(), batch))
 
 
 class _PackRows(Sequence):
-    """A pack's catalog entries as tuples (:data:`_ENTRY_COLUMNS`), in offset order: made from the Arrow table of
-    every pack's entries when they are first asked for (a worker's copy of the task: when it is sent), and dropped
-    again by :meth:`release` once the pack's result is in (docs/reliability.md K8: the parent holds a catalog's
-    entries as Arrow columns, about 80 bytes a message, and only the packs in flight as Python objects)."""
+    """A pack's catalog entries as tuples (:data:`_ENTRY_COLUMNS`), in offset order: made from :class:`_Entries`
+    when they are first asked for (a worker's copy of the task: when it is sent), and dropped again by
+    :meth:`release` once the pack's result is in (docs/reliability.md K8: the parent holds a catalog's entries in
+    compact columns, and only the packs in flight as Python objects)."""
 
-    __slots__ = ("_pack", "_table", "_start", "_n", "_made")
+    __slots__ = ("_pack", "_entries", "_start", "_n", "_made")
 
-    def __init__(self, pack: str, table, start: int, n: int):
-        self._pack, self._table, self._start, self._n, self._made = pack, table, start, n, None
+    def __init__(self, pack: str, entries: _Entries, start: int, n: int):
+        self._pack, self._entries, self._start, self._n, self._made = pack, entries, start, n, None
 
     def _rows(self) -> list[tuple]:
         if self._made is None:
-            msg, blob, text, *rest = (c.to_pylist() for c in self._table.slice(self._start, self._n).columns)
-            blob = [b.hex() if b is not None else t for b, t in zip(blob, text)]
-            self._made = list(zip(itertools.repeat(self._pack, self._n), msg, blob, *rest))
+            self._made = self._entries.rows(self._pack, self._start, self._n)
         return self._made
 
     def release(self) -> None:
@@ -462,7 +499,7 @@ class _PackRows(Sequence):
 
 def _tasks(con) -> list[dict]:
     """One task per pack; its ``rows`` are the catalog's entries of its messages (:data:`_ENTRY_COLUMNS`), in
-    offset order (:class:`_PackRows`: held as Arrow columns, made into tuples while the pack is in flight).
+    offset order (:class:`_PackRows`: held in compact columns, made into tuples while the pack is in flight).
 
     One short query without the compared fields: the tasks are ready to hand out at once, and small to send.
     The compared fields are read as one key per message (:func:`_catalog_keys`) while the workers read the
@@ -470,10 +507,10 @@ def _tasks(con) -> list[dict]:
     """
     packs = con.execute(_PACKS).fetchall()
     slices = _slices(con)
-    table = _by_parts(con, _ENTRIES, slices)
+    entries = _Entries(con, slices)
     return [
         {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha,
-         "rows": _PackRows(p, table, *slices.get(p, (0, 0)))}
+         "rows": _PackRows(p, entries, *slices.get(p, (0, 0)))}
         for p, med, name, nbytes, sha in packs
     ]
 
@@ -481,12 +518,11 @@ def _tasks(con) -> list[dict]:
 _KEYS = """
     WITH rc AS (
         SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
-        FROM recipients WHERE kind IN ('to', 'cc')
-          AND msg_id IN (SELECT msg_id FROM messages WHERE pack_id IN (SELECT pack_id FROM verify_part))
+        FROM recipients WHERE kind IN ('to', 'cc') AND msg_id IN (SELECT msg_id FROM messages WHERE """ + _IN_PART + """)
         GROUP BY msg_id
     )
     SELECT m.msg_id, unhex(left(sha256(""" + _F04_KEY + """), 32)) AS f04 FROM messages m LEFT JOIN rc USING (msg_id)
-    WHERE m.pack_id IN (SELECT pack_id FROM verify_part)
+    WHERE m.""" + _IN_PART + """
     ORDER BY m.pack_id, m."offset", m.msg_id
 """
 
@@ -497,27 +533,32 @@ def _digest(key: str) -> bytes:
 
 
 class _CatalogKeys:
-    """The catalog's F04 keys (:data:`_F04_KEY`) of every message, as the first 16 bytes of their SHA-256, in two
-    Arrow columns in pack and offset order (24 bytes a message, docs/reliability.md K8); :meth:`of_pack` gives one
-    pack's as a dict. A key that differs from its mail's differs in its digest (a second preimage of SHA-256
-    otherwise); an equal digest is taken as an equal key."""
+    """The catalog's F04 keys (:data:`_F04_KEY`) of every message, as the first 16 bytes of their SHA-256, in pack
+    and offset order (24 bytes a message with its msg_id, docs/reliability.md K8); :meth:`of_pack` gives one pack's
+    as a dict. A key that differs from its mail's differs in its digest (a second preimage of SHA-256 otherwise);
+    an equal digest is taken as an equal key."""
 
-    def __init__(self, table, slices: dict[str, tuple[int, int]]):
-        self._table, self._slices = table, slices
+    def __init__(self, con, slices: dict[str, tuple[int, int]]):
+        self._slices = slices
+        self._msg = array("q")
+        digests = bytearray()
+        for msg, digest in _by_parts(con, _KEYS, slices):
+            self._msg.extend(msg)
+            digests += b"".join(digest)
+        self._digests = digests
 
     def __len__(self) -> int:
-        return self._table.num_rows
+        return len(self._msg)
 
     def of_pack(self, pack) -> dict[int, bytes]:
         start, n = self._slices.get(pack, (0, 0))
-        part = self._table.slice(start, n)
-        return dict(zip(part.column(0).to_pylist(), part.column(1).to_pylist()))
+        d = self._digests
+        return dict(zip(self._msg[start:start + n].tolist(), (d[i:i + 16] for i in range(16 * start, 16 * (start + n), 16))))
 
 
 def _catalog_keys(con, packs: list[str] | None = None) -> _CatalogKeys:
     """The catalog's F04 keys of every message, or of those in ``packs`` (:class:`_CatalogKeys`)."""
-    slices = _slices(con, None if packs is None else set(packs))
-    return _CatalogKeys(_by_parts(con, _KEYS, slices), slices)
+    return _CatalogKeys(con, _slices(con, None if packs is None else set(packs)))
 
 
 def _f04_differ(results: list[dict], keys: _CatalogKeys) -> list[tuple[dict, int, str]]:
