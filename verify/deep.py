@@ -1036,9 +1036,11 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             packs; into checks that join the report after F01–F04's results, as when they ran last)."""
             keys.append(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
             session.close()
-            # DuckDB keeps the blocks it read of every pack's rows (~110 MB at a million messages): they go with its
-            # connection, before the quick checks build theirs (a new connection: docs/reliability.md K8)
-            archive.catalog.close()
+            # DuckDB keeps the blocks it read of every pack's rows (~110 MB at a million messages): in a large
+            # catalog they go with its connection, before the quick checks build theirs (a new connection, ~10 ms
+            # CPU: docs/reliability.md K8)
+            if len(keys[0]) >= PART_ROWS:
+                archive.catalog.close()
             if alongside is not None:
                 alongside()
             _check_batches(archive, batch_stats, checks, at, crls)
