@@ -46,6 +46,7 @@ def commands(home: Path, work: Path, workers: int, again: Path | None) -> list[t
         ("mirror", ["mirror", str(work / "mirror")]),
         ("mirror-status", ["mirror-status", str(work / "mirror")]),
         ("media-consolidate-dry-run", ["media", "consolidate", "--from", "1", "--into", "2", "--dry-run"]),
+        ("media-consolidate", ["media", "consolidate", "--from", "1", "--into", "2"]),
     ]
     if again is not None:
         out += [("import-dry-run", ["import", "mbox", "--dry-run", str(again)]),
@@ -62,6 +63,9 @@ def copy_archive(src: Path, dest: Path) -> None:
         p = Path(loc)
         if p.is_absolute() and p.parent == src:
             text = text.replace(f'"{loc}"', f'"{dest / p.name}"')
+        elif p.is_absolute() or "://" in loc:  # the commands would write into the original's medium
+            shutil.rmtree(dest)
+            sys.exit(f"medium {loc} is not a directory of {src}: copy the archive with its media inside its home")
     toml.write_text(text)
 
 
@@ -99,7 +103,8 @@ def main() -> None:
             names = set(a.only.split(","))
             chosen = [c for c in chosen if c[0] in names]
         if any(name.startswith("media-consolidate") for name, _ in chosen):
-            run(home, ["media", "add", str(work / "medium-2")])
+            run(home, ["media", "add", str(work / "medium-2")])  # medium 2, made the active one: a medium
+            run(home, ["media", "activate", "2"])                 # that is active is never consolidated
         rows = []
         for name, args in chosen:
             r = run(home, args)
