@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from toolkit.archive import Archive
 from toolkit.errors import UsageError
-from toolkit.retrieval import StoredMessage, select_messages
+from toolkit.retrieval import StoredMessage, select_messages, selection_totals
 from toolkit.catalog.directory import Scope
 from toolkit.catalog.user_sql import check_condition
 
@@ -174,5 +174,6 @@ def select(archive: Archive, filters: Filters | None = None) -> list[StoredMessa
 
 def dry_run(archive: Archive, filters: Filters | None = None) -> dict:
     """What an export with these filters would take: ``{"count", "bytes"}`` (nothing is written)."""
-    selection = select(archive, filters)
-    return {"count": len(selection), "bytes": sum(sm.size for sm in selection), "dry_run": True}
+    where, params = (filters or Filters()).sql()
+    count, nbytes = selection_totals(archive, where, params)  # counted in the catalog: no object per message (K8)
+    return {"count": count, "bytes": nbytes, "dry_run": True}

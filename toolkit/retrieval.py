@@ -48,6 +48,15 @@ def select_messages(archive: Archive, where: str | None = None, params: list | N
     ]
 
 
+def selection_totals(archive: Archive, where: str | None = None, params: list | None = None) -> tuple[int, int]:
+    """(messages, bytes) of what :func:`select_messages` selects, without reading the rows."""
+    with archive.catalog.querying() as session:
+        try:
+            return reads.stored_totals(session, where, params)
+        except Exception as exc:  # duckdb.Error for a bad --where
+            raise UsageError(f"the selection failed: {exc}") from None
+
+
 def prefer_originals(archive: Archive, selection: list[StoredMessage]) -> tuple[list[StoredMessage], list[dict]]:
     """The selection without each converted mail whose original MIME (its converted-twin) is selected
     too, and those left out as {"msg_id", "original_msg_id"} (docs/dedup.md)."""

@@ -42,14 +42,20 @@ authenticated.
 from __future__ import annotations
 
 import base64
+import bisect
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
+import json
+import marshal
 import multiprocessing
 import os
 import threading
-from operator import itemgetter
+import zlib
+from array import array
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -367,22 +373,144 @@ _PACKS = "SELECT pack_id, medium_id, name, bytes, blake3 FROM packs ORDER BY med
 #: what a task carries of each of its pack's messages, one tuple each: all a worker needs to read and name them
 _ENTRY_COLUMNS = ("pack_id", "msg_id", "blob_id", "offset", "length", "size", "csize", "batch_id")
 _MSG_ID, _BLOB_ID, _OFFSET, _BATCH = 1, 2, 3, 7
-_ENTRIES = """SELECT m.pack_id, m.msg_id, m.blob_id, m."offset", m.length, m.size, m.csize, m.batch_id FROM messages m
-              ORDER BY m.pack_id, m."offset", m.msg_id"""
+#: the packs of one query of the entries or keys: a JSON list parameter (no Arrow: registering an Arrow table makes
+#: DuckDB import pyarrow.dataset, ~0.1 CPU-s and ~30 MB with pyarrow itself)
+_IN_PART = "pack_id IN (SELECT unnest(from_json($1, '[\"VARCHAR\"]')))"
+_HEX_BLOB = "regexp_full_match(m.blob_id, '[0-9a-f]{64}')"
+#: a part's entries, without the pack id (a pack's are one slice: :func:`_slices`): a blob id as its 32 bytes when it
+#: is the hex text an import writes, else (a damaged or edited row) as its text, unchanged; the batch id's NULL apart
+_ENTRIES = f"""SELECT m.msg_id, coalesce(CASE WHEN {_HEX_BLOB} THEN unhex(m.blob_id) END, unhex(repeat('00', 32))),
+                      CASE WHEN NOT coalesce({_HEX_BLOB}, false) THEN m.blob_id END, m.blob_id IS NULL,
+                      m."offset", m.length, m.size, m.csize, coalesce(m.batch_id, 0), m.batch_id IS NULL
+               FROM messages m WHERE m.{_IN_PART} ORDER BY m.pack_id, m."offset", m.msg_id"""
+#: how many entries each pack id has, in the entries' order
+_PACK_COUNTS = "SELECT pack_id, count(*) FROM messages WHERE pack_id IS NOT NULL GROUP BY pack_id ORDER BY pack_id"
+#: rows fetched at once from a query of the entries or keys (as Python tuples, until put into the columns)
+_FETCH_ROWS = 8192
+#: messages per query of the entries and keys (whole packs, in pack id order): DuckDB sorts one part at a time and
+#: builds one part's recipient lists, not the whole catalog's (docs/reliability.md K8)
+PART_ROWS = 100_000
+
+
+def _slices(con, packs: set[str] | None = None) -> dict[str, tuple[int, int]]:
+    """pack id -> (first row, rows) of its entries, in pack id order (of the ``packs`` only, when given)."""
+    out: dict[str, tuple[int, int]] = {}
+    start = 0
+    for pack, n in con.execute(_PACK_COUNTS).fetchall():
+        if packs is None or pack in packs:
+            out[pack] = (start, n)
+            start += n
+    return out
+
+
+def _by_parts(con, sql: str, slices: dict[str, tuple[int, int]]):
+    """The rows of ``sql`` (which selects from the packs of the JSON list ``$1``) for the packs of ``slices``, in
+    their order: run for each part of about :data:`PART_ROWS` messages, fetched :data:`_FETCH_ROWS` at a time;
+    yields each fetch's columns (tuples)."""
+    packs = list(slices)
+    part, rows = [], 0
+    for i, pack in enumerate(packs):
+        part.append(pack)
+        rows += slices[pack][1]
+        if rows < PART_ROWS and i + 1 < len(packs):
+            continue
+        result = con.execute(sql, [json.dumps(part)])
+        while True:
+            got = result.fetchmany(_FETCH_ROWS)
+            if not got:
+                break
+            yield list(zip(*got))
+        part, rows = [], 0
+
+
+class _Entries:
+    """Every pack's catalog entries, column by column in compact arrays (about 90 bytes a message: 8 per number,
+    32 per blob id; docs/reliability.md K8), in pack and offset order; :meth:`rows` gives one pack's as tuples."""
+
+    def __init__(self, con, slices: dict[str, tuple[int, int]]):
+        self.msg, self.offset, self.length, self.size, self.csize, self.batch = (array("q") for _ in range(6))
+        self.no_batch = bytearray()
+        blobs = bytearray()
+        self.texts: dict[int, str | None] = {}  # blob ids that are not lowercase hex (or NULL): index -> as written
+        for msg, blob, text, null, offset, length, size, csize, batch, no_batch in _by_parts(con, _ENTRIES, slices):
+            if text.count(None) != len(text) or any(null):
+                first = len(self.msg)
+                self.texts.update((first + i, t) for i, (t, n) in enumerate(zip(text, null)) if t is not None or n)
+            self.msg.extend(msg)
+            joined = b"".join(blob)
+            if len(joined) != 32 * len(blob):  # never: the query gives 32 bytes each
+                raise AssertionError("verify: a blob id of other than 32 bytes")
+            blobs += joined
+            for col, values in ((self.offset, offset), (self.length, length), (self.size, size),
+                                (self.csize, csize), (self.batch, batch)):
+                col.extend(values)
+            self.no_batch += bytes(no_batch)
+        self.blobs = blobs
+        self._odd = sorted(self.texts)
+
+    def rows(self, pack: str, start: int, n: int) -> list[tuple]:
+        end = start + n
+        hexed = self.blobs[32 * start:32 * end].hex()
+        blobs = [hexed[i:i + 64] for i in range(0, 64 * n, 64)]
+        for i in self._odd[bisect.bisect_left(self._odd, start):bisect.bisect_left(self._odd, end)]:
+            blobs[i - start] = self.texts[i]
+        batch = self.batch[start:end].tolist()
+        if any(self.no_batch[start:end]):
+            batch = [None if nb else b for b, nb in zip(batch, self.no_batch[start:end])]
+        return list(zip(itertools.repeat(pack, n), self.msg[start:end].tolist(), blobs,
+                        self.offset[start:end].tolist(), self.length[start:end].tolist(),
+                        self.size[start:end].tolist(), self.csize[start:end].tolist(), batch))
+
+
+class _PackRows(Sequence):
+    """A pack's catalog entries as tuples (:data:`_ENTRY_COLUMNS`), in offset order: made from :class:`_Entries`
+    when they are first asked for (a worker's copy of the task: when it is sent), and dropped again by
+    :meth:`release` once the pack's result is in (docs/reliability.md K8: the parent holds a catalog's entries in
+    compact columns, and only the packs in flight as Python objects)."""
+
+    __slots__ = ("_pack", "_entries", "_start", "_n", "_made")
+
+    def __init__(self, pack: str, entries: _Entries, start: int, n: int):
+        self._pack, self._entries, self._start, self._n, self._made = pack, entries, start, n, None
+
+    def _rows(self) -> list[tuple]:
+        if self._made is None:
+            self._made = self._entries.rows(self._pack, self._start, self._n)
+        return self._made
+
+    def release(self) -> None:
+        self._made = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        return self._rows()[i]
+
+    def __iter__(self):
+        return iter(self._rows())
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __reduce__(self):  # a worker gets the plain list
+        return (list, (self._rows(),))
 
 
 def _tasks(con) -> list[dict]:
     """One task per pack; its ``rows`` are the catalog's entries of its messages (:data:`_ENTRY_COLUMNS`), in
-    offset order.
+    offset order (:class:`_PackRows`: held in compact columns, made into tuples while the pack is in flight).
 
     One short query without the compared fields: the tasks are ready to hand out at once, and small to send.
     The compared fields are read as one key per message (:func:`_catalog_keys`) while the workers read the
     packs, in the same session, and compared in this process (:func:`_add_f04`).
     """
     packs = con.execute(_PACKS).fetchall()
-    by_pack = {p: list(rows) for p, rows in itertools.groupby(con.execute(_ENTRIES).fetchall(), key=itemgetter(0))}
+    slices = _slices(con)
+    entries = _Entries(con, slices)
     return [
-        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha, "rows": by_pack.get(p, [])}
+        {"pack_id": p, "medium_id": med, "name": name, "bytes": nbytes, "blake3": sha,
+         "rows": _PackRows(p, entries, *slices.get(p, (0, 0)))}
         for p, med, name, nbytes, sha in packs
     ]
 
@@ -390,28 +518,102 @@ def _tasks(con) -> list[dict]:
 _KEYS = """
     WITH rc AS (
         SELECT msg_id, list(address) FILTER (WHERE kind = 'to') AS "to", list(address) FILTER (WHERE kind = 'cc') AS cc
-        FROM recipients WHERE kind IN ('to', 'cc'){rc_where} GROUP BY msg_id
+        FROM recipients WHERE kind IN ('to', 'cc') AND msg_id IN (SELECT msg_id FROM messages WHERE """ + _IN_PART + """)
+        GROUP BY msg_id
     )
-    SELECT m.msg_id, """ + _F04_KEY + """ AS f04 FROM messages m LEFT JOIN rc USING (msg_id){m_where}
+    SELECT m.msg_id, unhex(left(sha256(""" + _F04_KEY + """), 32)) AS f04 FROM messages m LEFT JOIN rc USING (msg_id)
+    WHERE m.""" + _IN_PART + """
+    ORDER BY m.pack_id, m."offset", m.msg_id
 """
 
 
-def _catalog_keys(con, packs: list[str] | None = None) -> dict[int, str]:
-    """msg_id -> the catalog's F04 key (:data:`_F04_KEY`) of every message, or of those in ``packs``."""
-    if packs is None:
-        sql, params = _KEYS.format(rc_where="", m_where=""), []
-    else:  # the ids as one text parameter: DuckDB converts a list parameter element by element, slowly
-        packs_in = "pack_id IN (SELECT unnest(string_split($1, ',')))"
-        sql = _KEYS.format(rc_where=f" AND msg_id IN (SELECT msg_id FROM messages WHERE {packs_in})",
-                           m_where=f" WHERE m.{packs_in}")
-        params = [",".join(packs)]
-    return dict(con.execute(sql, params).fetchall())
+def _digest(key: str) -> bytes:
+    """The first 16 bytes of the SHA-256 of a key's UTF-8 (the catalog's side: :data:`_KEYS`)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
-def _f04_differ(results: list[dict], keys: dict[int, str]) -> list[tuple[dict, int, str]]:
+class _CatalogKeys:
+    """The catalog's F04 keys (:data:`_F04_KEY`) of every message, as the first 16 bytes of their SHA-256, in pack
+    and offset order (24 bytes a message with its msg_id, docs/reliability.md K8); :meth:`of_pack` gives one pack's
+    as a dict. A key that differs from its mail's differs in its digest (a second preimage of SHA-256 otherwise);
+    an equal digest is taken as an equal key."""
+
+    def __init__(self, con, slices: dict[str, tuple[int, int]]):
+        self._slices = slices
+        self._msg = array("q")
+        digests = bytearray()
+        for msg, digest in _by_parts(con, _KEYS, slices):
+            self._msg.extend(msg)
+            digests += b"".join(digest)
+        self._digests = digests
+
+    def __len__(self) -> int:
+        return len(self._msg)
+
+    def of_pack(self, pack) -> dict[int, bytes]:
+        start, n = self._slices.get(pack, (0, 0))
+        d = self._digests
+        return dict(zip(self._msg[start:start + n].tolist(), (d[i:i + 16] for i in range(16 * start, 16 * (start + n), 16))))
+
+
+def _catalog_keys(con, packs: list[str] | None = None) -> _CatalogKeys:
+    """The catalog's F04 keys of every message, or of those in ``packs`` (:class:`_CatalogKeys`)."""
+    return _CatalogKeys(con, _slices(con, None if packs is None else set(packs)))
+
+
+def _f04_differ(results: list[dict], keys: _CatalogKeys) -> list[tuple[dict, int, str]]:
     """F04: each mail's key (from the workers) against its row's (``keys``): (result, msg_id, key) of those that
     differ, in the results' order and each pack's offset order."""
-    return [(res, mid, key) for res in results for mid, key in res.get("f04", ()) if keys.get(mid) != key]
+    out = []
+    for res in results:
+        mails = _unpacked(res.get("f04"))
+        if not mails:
+            continue
+        rows = keys.of_pack(res["pack"])
+        out.extend((res, mid, key) for mid, key in mails if rows.get(mid) != _digest(key))
+    return out
+
+
+#: results that may wait unpacked while this process reads the catalog; later ones are packed (:class:`_Waiting`)
+LOOSE_RESULTS = 16
+
+
+class _Packed:
+    """A list of plain values (ints, texts, bytes, tuples of them) held as one compressed marshal string."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: list):
+        self._data = zlib.compress(marshal.dumps(items), 1)
+
+    def unpack(self) -> list:
+        return marshal.loads(zlib.decompress(self._data))
+
+
+def _unpacked(value):
+    return value.unpack() if isinstance(value, _Packed) else value
+
+
+class _Waiting:
+    """A done-callback for the packs' futures: while :attr:`on` (this process reads the catalog and runs the quick
+    checks, and takes no result), each result after the first :data:`LOOSE_RESULTS` has its per-mail lists (the
+    mails' keys, a check ahead's entries) packed (:class:`_Packed`, a fifth of their size or less) until it is taken:
+    the results that arrive meanwhile grow with the catalog's reading time, hence with its size (docs/reliability.md
+    K8). Taking one unpacks it (:func:`_f04_differ`, :func:`_adopted`)."""
+
+    def __init__(self):
+        self.on = True
+        self.arrived = 0
+
+    def __call__(self, fut: cf.Future) -> None:
+        if not self.on or fut.cancelled() or fut.exception() is not None:
+            return
+        self.arrived += 1
+        res = fut.result()
+        if self.arrived > LOOSE_RESULTS and isinstance(res, dict):
+            for name in ("f04", "entries", "keys"):
+                if isinstance(res.get(name), list) and res[name]:
+                    res[name] = _Packed(res[name])
 
 
 def _add_f04(con, differ: list[tuple[dict, int, str]], tasks: dict[str, dict]) -> None:
@@ -568,6 +770,7 @@ class EarlyWorkers:
         self.pool: cf.ProcessPoolExecutor | None = None
         self.ahead: dict[tuple[int, str], cf.Future] = {}
         self.taken = self.redone = 0
+        self.waiting = _Waiting()  # packs the results of the checks ahead while they wait to be taken (K8)
         if self.workers > 1:
             import toolkit.process_guard  # noqa: F401  (the workers' modules, loaded once here)
 
@@ -585,6 +788,7 @@ class EarlyWorkers:
                 else:  # the last packs in parts, so that the workers end together (verify.ahead.parts_of)
                     self.ahead[(medium, name)] = PartsFuture(
                         [self.pool.submit(_ahead_in_worker, medium, name, i, k) for i in range(k)])
+                self.ahead[(medium, name)].add_done_callback(self.waiting)
 
     def __enter__(self) -> "EarlyWorkers":
         return self
@@ -636,6 +840,8 @@ def _adopted(fut: cf.Future, task: dict) -> dict | None:
         return _failed(task, exc)
     except Exception:  # the check ahead raised: the pack's own check says what it is
         return None
+    if got is not None:
+        got = {**got, "entries": _unpacked(got["entries"]), "keys": _unpacked(got["keys"])}
     return adopt(got, task)
 
 
@@ -695,6 +901,7 @@ def _check_pooled(pool, tasks: list[dict], ahead: dict, alongside, early, tally:
     futures: dict = {}
     guesses: dict = {}  # the future of a pack's check ahead of the catalog -> the pack's task
     submitted: list[BaseException] = []
+    waiting = _Waiting()  # packs the results that arrive while ``alongside`` runs (K8)
 
     def submit() -> None:
         # the first submit waits for the fork server to finish loading the modules and fork a worker:
@@ -705,7 +912,9 @@ def _check_pooled(pool, tasks: list[dict], ahead: dict, alongside, early, tally:
                 if guess is not None:
                     guesses[guess] = t
                 else:
-                    futures[pool.submit(_task_in_worker, t)] = t
+                    fut = pool.submit(_task_in_worker, t)
+                    futures[fut] = t
+                    fut.add_done_callback(waiting)
             for f in ahead.values():  # files the catalog does not list (Q03 names them)
                 f.cancel()
         except BaseException as exc:  # handed to the main thread
@@ -720,6 +929,9 @@ def _check_pooled(pool, tasks: list[dict], ahead: dict, alongside, early, tally:
                 alongside()
         finally:
             submitter.join()
+            waiting.on = False  # the results are taken as they come from now on
+            if early is not None:
+                early.waiting.on = False
         if submitted:
             raise submitted[0]
         pending = set(futures) | set(guesses)
@@ -791,7 +1003,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
     elif workers is None:
         workers = min(os.cpu_count() or 1, 8)
     state_path = archive.home_files.verify_state_path
-    keys: dict[int, str] = {}
+    keys: list[_CatalogKeys] = []  # the catalog's F04 keys, read by _run_full while the workers start
     #: F01–F08, added to the report after the quick checks (which ``alongside`` adds while the packs are read)
     checks = {cid: Check(id=cid, title=title, tier="full") for cid, title in FULL_CHECKS}
     batch_stats: dict = {}  # what the batches' checks add to the report's stats, added after the packs' figures
@@ -807,7 +1019,7 @@ def run_full(archive, report: Report, *, workers: int | None = None, reporter=No
 
 
 def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: int, at, crls, subset, seed: int,
-              alongside, pool, state_path, keys: dict[int, str], checks: dict[str, Check], batch_stats: dict,
+              alongside, pool, state_path, keys: list, checks: dict[str, Check], batch_stats: dict,
               early=None) -> None:
     from . import sampling
 
@@ -827,21 +1039,34 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
             (then the session ends), the quick checks, and the stamp batches (F05–F08: from the catalog, not the
             packs; into checks that join the report after F01–F04's results, as when they ran last)."""
-            keys.update(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
+            keys.append(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
             session.close()
+            # DuckDB keeps the blocks it read of every pack's rows (~110 MB at a million messages): in a large
+            # catalog they go with its connection, before the quick checks build theirs (a new connection, ~10 ms
+            # CPU: docs/reliability.md K8)
+            if len(keys[0]) >= PART_ROWS:
+                archive.catalog.close()
             if alongside is not None:
                 alongside()
             _check_batches(archive, batch_stats, checks, at, crls)
             if pooled:  # a clean run needs the catalog no more: its connection (DuckDB's threads and memory) ends
                 archive.catalog.close()  # while the workers read, not after them (a finding's check opens it again)
 
+        by_id = {t["pack_id"]: t for t in tasks}
+
+        def taken(res: dict) -> None:
+            """F04 of a pack's result as it comes in (the catalog's keys are read by then: ``first`` runs before any
+            is taken); then its mails' keys and its entries as tuples are dropped (K8: only the packs in flight)."""
+            differ.extend(_f04_differ([res], keys[0]))
+            res.pop("f04", None)
+            if res["pack"] in by_id:
+                by_id[res["pack"]]["rows"].release()
+
         reporter.start("verify packs", len(tasks), "packs")
         try:
             # the largest packs first, so that no worker is left with a big one at the end
             order = sorted(tasks, key=lambda t: -t["bytes"]) if pooled else tasks
-            # F04 as the results come in (the catalog's keys are read by then: ``first`` runs before any is taken)
-            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool, early,
-                                 lambda res: differ.extend(_f04_differ([res], keys)))
+            results = _run_packs(archive, order, workers, reporter, pool_min_bytes, first, pool, early, taken)
         finally:
             reporter.finish("verify packs")
     report.checks.extend(checks.values())

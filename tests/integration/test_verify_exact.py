@@ -147,3 +147,33 @@ def test_the_reference_sees_the_edited_fields(base, tmp_path):
                   "to recipients", "cc recipients"):
         assert field in details, details
     shutil.rmtree(tmp_path / "copy")
+
+
+@pytest.mark.parametrize("case", ["clean", "rows", "blob id", "blob id text", "all"])
+def test_the_catalog_read_by_parts_and_the_waiting_results_packed_find_the_same(base, tmp_path, monkeypatch, case):
+    """K8: the entries and keys read one pack at a time (``PART_ROWS`` 1: a query per pack) and every result
+    that waits while the catalog is read packed (``LOOSE_RESULTS`` 0) give the reference's findings; a blob id
+    that is not the hex an import writes (upper case) is held as its text and named as it is."""
+    import verify.deep as deep
+
+    home = clone(base, tmp_path / "copy")
+    if case == "blob id text":
+        ids = sorted(messages(home))
+        sql(home, "UPDATE messages SET blob_id = upper(blob_id) WHERE msg_id = ?", [ids[4]])
+    else:
+        _damage(home, case)
+    with Archive.open(home) as archive:
+        want = _view(reference_full(archive))
+    monkeypatch.setattr(deep, "PART_ROWS", 1)
+    monkeypatch.setattr(deep, "LOOSE_RESULTS", 0)
+    assert _view(run_verify(home, workers=1)) == want
+    with EarlyWorkers(home, None, 2, ahead_min_bytes=0) as early:
+        assert _view(run_verify(home, pool_min_bytes=0, early=early)) == want
+        assert early.waiting.arrived >= 1
+    assert _view(run_verify(home, workers=2, pool_min_bytes=0)) == want
+    if case == "blob id text":  # held as its text, as written: the tasks' rows name it so
+        from toolkit.catalog import check_session
+
+        with Archive.open(home) as archive, check_session(archive.catalog) as con:
+            blobs = {r[2] for t in deep._tasks(con) for r in t["rows"]}
+        assert len({b for b in blobs if b != b.lower()}) == 1 and len(blobs) == len(messages(home))

@@ -304,3 +304,38 @@ def test_the_known_keys_at_the_start_are_the_catalog_s_keys_sorted_without_an_ob
         known = KnownKeys.from_sorted(blobs, keys, mids)
         b, k, m = rows[12_345]
         assert known.may_hold(b, "f" * 64, None) and known.may_hold("f" * 64, k, None) and known.may_hold("f" * 64, "f" * 64, m)
+
+
+def test_verify_full_reads_the_catalog_s_entries_and_keys_without_an_object_per_message(tmp_path, monkeypatch):
+    """K8: ``verify --full``'s parent reads every pack's entries and F04 keys into compact columns, by parts of
+    packs and a fetch at a time, without a Python tuple, int or str per message held (its fetchall of them was
+    ~980 MB for a million mails); a pack's entries become the tuples the workers take only when asked for, equal
+    to the catalog's rows, and the keys are the SHA-256 digests of the keys the catalog query builds."""
+    import tracemalloc
+
+    from toolkit.catalog import check_session
+    from verify import deep
+
+    pack = "ab" * 16
+    monkeypatch.setattr(deep, "PART_ROWS", 1000)
+    monkeypatch.setattr(deep, "_FETCH_ROWS", 1000)
+    with _committed(tmp_path, 30_000) as (a, w):
+        with check_session(a.catalog) as con:
+            tracemalloc.start()
+            try:
+                slices = deep._slices(con)
+                entries = deep._Entries(con, slices)
+                keys = deep._catalog_keys(con)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            want = con.execute('SELECT pack_id, msg_id, blob_id, "offset", length, size, csize, batch_id FROM messages '
+                               'ORDER BY pack_id, "offset", msg_id').fetchall()
+            f04 = {r[0]: r[-1] for r in con.execute(deep._task_rows_sql()).fetchall()}
+    assert len(want) == 30_000
+    # the columns: 8 bytes a number, 32 a blob id, 16 a key (~105 bytes a message) and one fetch of tuples;
+    # the old tuples and dict: ~600 bytes a message
+    assert peak < 150 * len(want), peak
+    rows = deep._PackRows(pack, entries, *slices[pack])
+    assert len(rows) == 30_000 and list(rows) == want
+    assert keys.of_pack(pack) == {mid: deep._digest(key) for mid, key in f04.items()}

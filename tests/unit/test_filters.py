@@ -122,3 +122,12 @@ def test_parse_when():
     assert bare and value.isoformat() == "2019-01-31T00:00:00+00:00"
     value, bare = parse_when("2019-01-31T10:00+02:00")
     assert not bare and value.utcoffset().total_seconds() == 7200
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(spam=False), Filters(spam=True), Filters(where="m.size > 600"),
+                                     Filters(where="false")])
+def test_dry_run_counts_in_the_catalog_what_the_selection_holds(archive, filters):
+    """K8: --dry-run counts and sums in DuckDB (no object per message); the figures are the selection's."""
+    selection = select(archive, filters)
+    assert dry_run(archive, filters) == {"count": len(selection), "bytes": sum(sm.size for sm in selection),
+                                         "dry_run": True}

@@ -54,6 +54,14 @@ def stored_messages(session, where: str | None = None, params: list | None = Non
     return session.execute(sql, params or []).fetchall()
 
 
+def stored_totals(session, where: str | None = None, params: list | None = None) -> tuple[int, int]:
+    """(how many, their bytes) of the messages :func:`stored_messages` selects, counted by DuckDB (an export's
+    ``--dry-run``: no row per message in Python, docs/reliability.md K8)."""
+    sql = "SELECT count(*), coalesce(sum(m.size), 0) FROM messages m JOIN packs p USING (pack_id)"
+    n, size = session.execute(sql + (f" WHERE {where}" if where else ""), params or []).fetchone()
+    return int(n), int(size)
+
+
 def count_messages(session, where: str | None = None, params: list | None = None) -> int:
     """How many messages (alias ``m``) the condition selects."""
     return session.execute(f"SELECT count(*) FROM messages m WHERE {where or 'true'}", params).fetchone()[0]
