@@ -215,10 +215,13 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                     data = p.data if p.data is not None else raw
                     # compressed here, sealed where the pack's writer gathers its block (PackWriter.add_compressed:
                     # the record is encrypted straight into it, docs/formats.md); held until the answer as the
-                    # compressed bytes, which a record not written ahead is sealed from once kept
+                    # compressed bytes, which a record not written ahead is sealed from once kept. Held as a copy
+                    # of their exact size: zstd's own result is its buffer of the worst-case size cut short, and
+                    # 1,600 of those held at once left as many gaps in the heap (a worker's resident set grew by a
+                    # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies")
                     compressed = compress(data)
                     if decide is not None:
-                        held.append((p.blob_id, compressed, len(data)))
+                        held.append((p.blob_id, bytes(memoryview(compressed)), len(data)))
                     if decide is None or speculate:
                         if writer is None:
                             writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
