@@ -218,7 +218,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                     # compressed bytes, which a record not written ahead is sealed from once kept. Held as a copy
                     # of their exact size: zstd's own result is its buffer of the worst-case size cut short, and
                     # 1,600 of those held at once left as many gaps in the heap (a worker's resident set grew by a
-                    # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies")
+                    # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies and page faults")
                     compressed = compress(data)
                     if decide is not None:
                         held.append((p.blob_id, bytes(memoryview(compressed)), len(data)))

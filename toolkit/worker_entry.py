@@ -78,8 +78,8 @@ def steady_malloc() -> bool:
     again for every large buffer (a mail's bytes, its compressed bytes and record, the 1 MiB blocks of a
     pack: toolkit/pack.py). With glibc's defaults the threshold above which a buffer gets its own
     mapping moves with the sizes freed, and the heap's top is handed back once 2x that threshold is free,
-    so each task's buffers were faulted in afresh: about 1,600 minor page faults per 1,600-mail task, and a
-    third of a worker's system time (bench/RESULTS.md "Worker page faults"). Fixed thresholds keep the
+    so each task's buffers were faulted in afresh: 550–2,900 minor page faults per 1,600-mail task after the
+    first, 0–1,200 with these (bench/RESULTS.md "Worker copies and page faults"). Fixed thresholds keep the
     memory a task used (bounded: at most 32 MiB more than the largest task's heap, which the worker
     reached anyway; a buffer over 4 MiB is still mapped and unmapped on its own, so a large mail's memory is
     given back as before: docs/reliability.md K1). False where there is no glibc."""
