@@ -7,7 +7,8 @@ another one (the code before), in alternating runs, each into a fresh archive.
 
 Each run is ``python -m toolkit --archive A import KIND TREE`` with the working directory set to the
 checkout (so ``toolkit`` is imported from there, with this interpreter's packages). The figures are the
-run's own ``getrusage`` (SELF: the driver; CHILDREN: the worker processes), taken by a tiny wrapper, and
+run's own ``getrusage`` (SELF: the driver; CHILDREN: the worker processes; CPU-s, user and system apart,
+and minor page faults), taken by a tiny wrapper, and
 the median over the rounds; the load average is printed with each round. ``init`` is not counted. Both
 checkouts are compiled to bytecode before the runs (``compileall``; see :func:`bytecode`).
 """
@@ -29,7 +30,9 @@ t0 = time.perf_counter()
 def report():  # an exit hook: the CLI ends its process with os._exit after running them
     s = resource.getrusage(resource.RUSAGE_SELF); c = resource.getrusage(resource.RUSAGE_CHILDREN)
     sys.stderr.write("\nBENCH " + json.dumps({"wall": time.perf_counter() - t0, "main": s.ru_utime + s.ru_stime,
-                     "children": c.ru_utime + c.ru_stime}) + "\n")
+                     "children": c.ru_utime + c.ru_stime, "user": s.ru_utime + c.ru_utime,
+                     "sys": s.ru_stime + c.ru_stime, "minflt": s.ru_minflt + c.ru_minflt,
+                     "children_sys": c.ru_stime, "children_minflt": c.ru_minflt}) + "\n")
 atexit.register(report)
 sys.argv = ["toolkit"] + sys.argv[1:]
 runpy.run_module("toolkit", run_name="__main__", alter_sys=True)
@@ -84,12 +87,17 @@ def main() -> None:
                 r = run(sides[name], args.kind, args.tree, Path(tmp))
                 got[name].append(r)
                 print(f"round {i + 1} {name:4}: wall {r['wall']:.2f} s  main {r['main']:.2f} CPU-s  workers "
-                      f"{r['children']:.2f} CPU-s  archived {r['archived']}  load {os.getloadavg()[0]:.2f}",
+                      f"{r['children']:.2f} CPU-s (sys {r['children_sys']:.2f}, {r['children_minflt']} minor faults)  tree user "
+                      f"{r['user']:.2f} sys {r['sys']:.2f} faults {r['minflt']}  archived {r['archived']}  "
+                      f"load {os.getloadavg()[0]:.2f}",
                       flush=True)
     for name, rs in got.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "main", "children")}
+        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "main", "children", "user", "sys", "minflt",
+                                                                  "children_sys", "children_minflt")}
         print(f"median {name:4}: wall {med['wall']:.2f} s  main {med['main']:.2f} CPU-s  workers {med['children']:.2f}"
-              f" CPU-s  total {med['main'] + med['children']:.2f} CPU-s")
+              f" CPU-s (sys {med['children_sys']:.2f}, {med['children_minflt']:.0f} minor faults)  total "
+              f"{med['main'] + med['children']:.2f} CPU-s (user {med['user']:.2f}, sys {med['sys']:.2f}, "
+              f"{med['minflt']:.0f} minor faults)")
 
 
 if __name__ == "__main__":

@@ -275,34 +275,32 @@ def seal_record(
     """
     if check:
         _check_blob(blob_id, data)
-    compressed = _compressor(ZSTD_LEVEL if level is None else level).compress(data)
+    compressed = compress(data, level)
     csize = len(compressed)
     aes = _aead(key)
     if csize <= SEGMENT_PLAIN:  # one segment (every mail up to ~16 MiB compressed): the loop below, unrolled
-        nonce = nonce_source(NONCE_SIZE)
-        if len(nonce) != NONCE_SIZE:
-            raise ValueError("nonce source returned a nonce that is not 12 bytes")
         record = bytearray(csize + SEAL_OVERHEAD)
-        record[:NONCE_SIZE] = nonce
-        aes.encrypt_into(nonce, compressed, _record_aad(archive_uuid, blob_id, len(data), 0, True),
-                         memoryview(record)[NONCE_SIZE:])
+        _seal_one_into(aes, nonce_source, archive_uuid, blob_id, len(data), compressed, memoryview(record))
         return record, csize
-    n = segment_count(csize)
     # every segment is encrypted straight into its place in the record: no copy of a piece, no join
-    record = bytearray(csize + n * SEAL_OVERHEAD)
-    out, view = memoryview(record), memoryview(compressed)
-    pos = 0
-    for i in range(n):
-        piece = view[i * SEGMENT_PLAIN : (i + 1) * SEGMENT_PLAIN]
-        nonce = nonce_source(NONCE_SIZE)
-        if len(nonce) != NONCE_SIZE:
-            raise ValueError("nonce source returned a nonce that is not 12 bytes")
-        end = pos + SEAL_OVERHEAD + len(piece)
-        out[pos : pos + NONCE_SIZE] = nonce
-        aes.encrypt_into(nonce, piece, _record_aad(archive_uuid, blob_id, len(data), i, i == n - 1),
-                         out[pos + NONCE_SIZE : end])
-        pos = end
-    return record, csize
+    return _seal_compressed(aes, nonce_source, archive_uuid, blob_id, len(data), compressed), csize
+
+
+def compress(data, level: int | None = None) -> bytes:
+    """A mail's compressed bytes C (one zstd frame: the record's plaintext, see above): the first step of
+    :func:`seal_record`, apart for :meth:`PackWriter.add_compressed`."""
+    return _compressor(ZSTD_LEVEL if level is None else level).compress(data)
+
+
+def _seal_one_into(aes: AESGCM, nonce_source: NonceSource, archive_uuid: UUID, blob_id: bytes, size: int,
+                   compressed, out: memoryview) -> None:
+    """Seal a one-segment record (``len(compressed) <= SEGMENT_PLAIN``) into ``out``, exactly
+    ``len(compressed) + SEAL_OVERHEAD`` bytes: nonce, then ciphertext and tag encrypted straight into place."""
+    nonce = nonce_source(NONCE_SIZE)
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError("nonce source returned a nonce that is not 12 bytes")
+    out[:NONCE_SIZE] = nonce
+    aes.encrypt_into(nonce, compressed, _record_aad(archive_uuid, blob_id, size, 0, True), out[NONCE_SIZE:])
 
 
 def open_record(key: bytes, archive_uuid: UUID, blob_id: bytes, size: int, csize: int, record: bytes) -> bytes:
@@ -405,6 +403,27 @@ def _seal_segment(aes: AESGCM, nonce_source: NonceSource, aad: bytes, plain) -> 
     if len(nonce) != NONCE_SIZE:
         raise ValueError("nonce source returned a nonce that is not 12 bytes")
     return nonce + aes.encrypt(nonce, bytes(plain), aad)
+
+
+def _seal_compressed(aes: AESGCM, nonce_source: NonceSource, archive_uuid: UUID, blob_id: bytes, size: int,
+                     compressed) -> bytearray:
+    """The record of compressed bytes C (any number of segments), as :func:`seal_record` makes it."""
+    csize = len(compressed)
+    n = segment_count(csize)
+    record = bytearray(csize + n * SEAL_OVERHEAD)
+    out, view = memoryview(record), memoryview(compressed)
+    pos = 0
+    for i in range(n):
+        piece = view[i * SEGMENT_PLAIN : (i + 1) * SEGMENT_PLAIN]
+        nonce = nonce_source(NONCE_SIZE)
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError("nonce source returned a nonce that is not 12 bytes")
+        end = pos + SEAL_OVERHEAD + len(piece)
+        out[pos : pos + NONCE_SIZE] = nonce
+        aes.encrypt_into(nonce, piece, _record_aad(archive_uuid, blob_id, size, i, i == n - 1),
+                         out[pos + NONCE_SIZE : end])
+        pos = end
+    return record
 
 
 def _encode_entry(e: IndexEntry) -> bytes:
@@ -604,9 +623,11 @@ class PackWriter:
         self._blob_ids: set[bytes] = set()
         self._sha = hashes.checksum_hasher()
         self._pos = 0
-        #: pieces appended and not yet hashed or written, and their length (:meth:`_write`)
-        self._block: list = []
-        self._gathered = 0
+        #: the block being gathered (:meth:`_write`): its first ``_fill`` bytes are appended and not yet hashed or
+        #: written. One buffer per writer, reused for every block: a piece is copied (or a record sealed:
+        #: :meth:`add_compressed`) straight into it, and a full block goes to the storage from it
+        self._buf = bytearray(2 * WRITE_BLOCK)
+        self._fill = 0
         self._closed = False
         self._w: AtomicWriter = storage.open_write(self.name)
         self._write(MAGIC + archive_uuid.bytes + self.pack_id)
@@ -636,6 +657,29 @@ class PackWriter:
         offset = self._pos
         self._write(record)
         return self._remember(IndexEntry(bytes(blob_id), offset, len(record), size, csize))
+
+    def add_compressed(self, blob_id: bytes, compressed, size: int) -> IndexEntry:
+        """Append the record of a mail whose compressed bytes (:func:`compress`) are given: the same record as
+        :func:`seal_record` makes, sealed under this pack's key straight into the block being gathered (no
+        record of its own, no copy into the block). ``size``: the mail's plain size."""
+        self._check_open(blob_id)
+        csize = len(compressed)
+        if len(blob_id) != BLOB_ID_SIZE or not 0 <= size <= MAX_MESSAGE_SIZE or csize < 1:
+            raise ValueError("bad blob id, size or compressed size")
+        n = csize + SEAL_OVERHEAD
+        if n >= WRITE_BLOCK:  # a record of a block's size or more goes through on its own (:meth:`_write`)
+            return self.add_sealed(blob_id, _seal_compressed(self._aes, self._nonces, self.archive_uuid, blob_id,
+                                                             size, compressed), size, csize)
+        fill = self._fill
+        with memoryview(self._buf) as view:
+            _seal_one_into(self._aes, self._nonces, self.archive_uuid, blob_id, size, compressed,
+                           view[fill : fill + n])
+        offset = self._pos
+        self._pos += n
+        self._fill = fill + n
+        if self._fill >= WRITE_BLOCK:
+            self._flush()
+        return self._remember(IndexEntry(bytes(blob_id), offset, n, size, csize))
 
     def add_stream(self, blob_id: bytes, size: int, chunks: Iterable[bytes]) -> IndexEntry:
         """Compress and seal a mail read in chunks; memory stays at a few segments.
@@ -731,7 +775,7 @@ class PackWriter:
     def abort(self) -> None:
         """Drop the temporary file; safe to call twice or after seal."""
         self._closed = True
-        self._block.clear()
+        self._fill = 0
         self._w.abort()
 
     def __enter__(self) -> "PackWriter":
@@ -748,27 +792,29 @@ class PackWriter:
             raise ValueError(f"blob {blob_id.hex()[:16]} is already in pack {self.name}")
 
     def _write(self, data: bytes) -> None:
-        """Append ``data`` to the pack: gathered into blocks of :data:`WRITE_BLOCK` bytes, each hashed (the
-        pack's BLAKE3) and handed to the storage in one piece (:meth:`_flush`); a piece that large on its
-        own goes straight through, after what is gathered (a 16 MiB segment is never copied)."""
+        """Append ``data`` to the pack: gathered into blocks of :data:`WRITE_BLOCK` bytes or more (less than
+        two: every piece gathered is shorter than one), each hashed (the pack's BLAKE3) and handed to the
+        storage in one piece (:meth:`_flush`); a piece that large on its own goes straight through, after
+        what is gathered (a 16 MiB segment is never copied)."""
         n = len(data)
         self._pos += n
         if n >= WRITE_BLOCK:
             self._flush()
             self._put(data)
             return
-        self._block.append(data)
-        self._gathered += n
-        if self._gathered >= WRITE_BLOCK:
+        fill = self._fill
+        self._buf[fill : fill + n] = data
+        self._fill = fill + n
+        if self._fill >= WRITE_BLOCK:
             self._flush()
 
     def _flush(self) -> None:
-        """Hash and write what is gathered, joined into one block."""
-        if self._block:
-            block = b"".join(self._block)
-            self._block.clear()
-            self._gathered = 0
-            self._put(block)
+        """Hash and write what is gathered, from the writer's buffer (the storage copies what it keeps: the
+        buffer is filled again with the next block)."""
+        if self._fill:
+            fill, self._fill = self._fill, 0
+            with memoryview(self._buf) as view, view[:fill] as block:
+                self._put(block)
 
     def _put(self, data) -> None:
         try:

@@ -14,10 +14,12 @@ and the pack's index rows as an Arrow table, with its BLAKE3 checksum in
 ``pack``. A committed pack never holds a record the catalog does not reference;
 two ways keep it so:
 
-* **Two phases** (the local worker processes): the worker seals its records in
-  memory and hands the prepared mails to the driver first (``decide``); the
+* **Two phases** (the local worker processes): the worker compresses its records
+  in memory and hands the prepared mails to the driver first (``decide``); the
   driver takes its dedup decisions and answers which records to keep, and only
-  those are written. Nothing is copied afterwards, nothing written twice.
+  those are sealed and written. Nothing is copied afterwards, nothing written twice
+  (records written ahead, see :func:`build_pack`, are written again only when the
+  answer drops one).
 * **One phase** (the first chunk, run inline, and Dask tasks, which cannot wait
   for the driver): every distinct record is written; when the driver then finds
   some of them duplicates, it copies the records of the new ones into its own
@@ -34,7 +36,7 @@ from typing import Callable, Iterator
 from . import blob_ids
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
-from .pack import PACK_ID_SIZE, IndexEntry, NoncePool, PackInfo, PackWriter, pack_key, seal_record
+from .pack import PACK_ID_SIZE, IndexEntry, NoncePool, PackInfo, PackWriter, compress, record_length
 from .prepare import DEFAULT_PARSE_LIMIT, NotMail, PreparedBatch, ReadFailure, Trimmed, Watchdog, prepare
 from .remote_jobs import read_jobs
 from .storage import Storage
@@ -179,17 +181,17 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                decide: Decide | None = None) -> PackResult:
     """Run one task: prepare every job, write each distinct blob once into a new pack, seal it create-only.
 
-    With ``decide`` (two phases, docs/architecture.md) the records are sealed in memory first, the driver
+    With ``decide`` (two phases, docs/architecture.md) the records are compressed in memory first, the driver
     takes its dedup decisions on the prepared mails, and the pack holds only the records it keeps: no
-    record of a duplicate is ever written, and the driver never copies one out of this pack."""
+    record of a duplicate is ever written, and the driver never copies one out of this pack. A record is
+    sealed where it is written, straight into the writer's block (:meth:`PackWriter.add_compressed`)."""
     storage = storage or _storage(task.medium, task.sealing)
     seal = task.sealing
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
-    key = pack_key(seal.archive_key, seal.archive_uuid, pack_id)
     writer: PackWriter | None = None
     written: set[str] = set()
-    held: list[tuple[str, bytes, int, int]] = []  # two phases: (blob id, record, size, csize) until decided
-    # two phases, written ahead: the records go to the pack's temporary file as they are sealed, before the
+    held: list[tuple[str, bytes, int]] = []  # two phases: (blob id, compressed bytes, size) until decided
+    # two phases, written ahead: the records go to the pack's temporary file as they are compressed, before the
     # question, when this worker's last answer kept every record (a new source: the usual case); the answer
     # then only seals the file. Otherwise (a source imported before) they wait in ``held`` for the answer.
     speculate = decide is not None and _SPECULATION[0]
@@ -211,32 +213,37 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                     p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
                     data = p.data if p.data is not None else raw
-                    blob = bytes.fromhex(p.blob_id)
-                    record, csize = seal_record(key, seal.archive_uuid, blob, data, nonces, check=False)
+                    # compressed here, sealed where the pack's writer gathers its block (PackWriter.add_compressed:
+                    # the record is encrypted straight into it, docs/formats.md); held until the answer as the
+                    # compressed bytes, which a record not written ahead is sealed from once kept. Held as a copy
+                    # of their exact size: zstd's own result is its buffer of the worst-case size cut short, and
+                    # 1,600 of those held at once left as many gaps in the heap (a worker's resident set grew by a
+                    # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies and page faults")
+                    compressed = compress(data)
                     if decide is not None:
-                        held.append((p.blob_id, record, len(data), csize))
+                        held.append((p.blob_id, bytes(memoryview(compressed)), len(data)))
                     if decide is None or speculate:
                         if writer is None:
                             writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
                                                 nonce_source=nonces)
-                        writer.add_sealed(blob, record, len(data), csize)
+                        writer.add_compressed(bytes.fromhex(p.blob_id), compressed, len(data))
                     written.add(p.blob_id)
                 p.data = None  # rows, not bytes: the driver never needs them back
                 out.append(p)
         if decide is not None:
-            keep = decide(out, {b: (len(r), size, csize) for b, r, size, csize in held})
+            keep = decide(out, {b: (record_length(len(c)), size, len(c)) for b, c, size in held})
             whole = len(keep) == len(held) and all(blob in keep for blob, *_ in held)
             _SPECULATION[0] = whole
             if writer is not None and not whole:  # written ahead, but some are duplicates: written again below
                 writer.abort()
                 writer = None
             # the kept records in the order sealed (the offsets the driver expects), unless all are written already
-            for blob, record, size, csize in held if writer is None else ():
+            for blob, compressed, size in held if writer is None else ():
                 if blob in keep:
                     if writer is None:
                         writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
                                             nonce_source=nonces)
-                    writer.add_sealed(bytes.fromhex(blob), record, size, csize)
+                    writer.add_compressed(bytes.fromhex(blob), compressed, size)
             held.clear()
         info = writer.seal() if writer is not None else None
     except ObjectExistsError as exc:  # the name is taken by a file this task did not write (B5, C9)

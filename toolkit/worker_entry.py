@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sys
 
 from . import faults
 from .pack_tasks import PackResult, PackTask, build_pack
@@ -47,6 +48,7 @@ def worker_init(fault_points: dict | None = None, fault_count=None, channel: tup
     if os.getppid() == 1:  # the driver died before prctl took effect
         os._exit(1)
     quiet_gc()
+    steady_malloc()
 
 
 #: the cyclic collector's first threshold in a worker (Python's default is 700; see :func:`quiet_gc`)
@@ -62,6 +64,35 @@ def quiet_gc() -> None:
     the imported modules (about 6 µs per mail: bench/RESULTS.md "Worker CPU of import eml")."""
     gc.freeze()
     gc.set_threshold(WORKER_GC_THRESHOLD, 20, 20)
+
+
+#: glibc's ``mallopt`` parameters (malloc.h) and the values a worker sets: allocations up to 4 MiB come from the
+#: heap, and up to 32 MiB of free memory at its top is kept for the next task (see :func:`steady_malloc`)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+WORKER_MMAP_THRESHOLD = 4 << 20
+WORKER_TRIM_THRESHOLD = 32 << 20
+
+
+def steady_malloc() -> bool:
+    """Let a worker process reuse its memory from one pack task to the next instead of asking the kernel
+    again for every large buffer (a mail's bytes, its compressed bytes and record, the 1 MiB blocks of a
+    pack: toolkit/pack.py). With glibc's defaults the threshold above which a buffer gets its own
+    mapping moves with the sizes freed, and the heap's top is handed back once 2x that threshold is free,
+    so each task's buffers were faulted in afresh: 550–2,900 minor page faults per 1,600-mail task after the
+    first, 0–1,200 with these (bench/RESULTS.md "Worker copies and page faults"). Fixed thresholds keep the
+    memory a task used (bounded: at most 32 MiB more than the largest task's heap, which the worker
+    reached anyway; a buffer over 4 MiB is still mapped and unmapped on its own, so a large mail's memory is
+    given back as before: docs/reliability.md K1). False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        return (libc.mallopt(_M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD) == 1
+                and libc.mallopt(_M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD) == 1)
+    except (OSError, AttributeError):
+        return False
 
 
 def pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
