@@ -177,14 +177,7 @@ class StartedPool:
         executor, self.executor = self.executor, None
         if executor is None:
             return
-        procs = list((getattr(executor, "_processes", None) or {}).values())
-        for proc in procs:
-            try:
-                proc.kill()
-            except (OSError, ValueError):
-                pass
-        for proc in procs:
-            proc.join(5.0)
+        kill_pool(executor)
         executor.shutdown(wait=True, cancel_futures=True)
         for q in (self.questions, *self.answers):
             q.cancel_join_thread()
@@ -201,3 +194,28 @@ def start_worker(fault_points: dict, fault_count, channel: tuple) -> None:
     from .worker_entry import worker_init
 
     worker_init(fault_points, fault_count, channel)
+
+
+def kill_pool(executor: ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers now and let its manager thread end (never waits on a worker)."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        try:
+            proc.kill()
+        except (OSError, ValueError):
+            pass
+    for proc in procs:
+        proc.join(5.0)
+    # A worker killed while writing a large result leaves half a message in
+    # the result pipe; the pool's manager thread then waits in recv() for
+    # the rest forever, because this process holds the pipe's write end
+    # too, and the interpreter hangs at exit joining that thread. With
+    # every worker gone, closing our write end turns the wait into EOF.
+    queue = getattr(executor, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None and not any(proc.is_alive() for proc in procs):
+        try:
+            writer.close()
+        except OSError:
+            pass
+    executor.shutdown(wait=False, cancel_futures=True)

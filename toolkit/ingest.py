@@ -41,7 +41,7 @@ from . import faults, marks
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .catalog.connection import IMPORT_MEMORY_LIMIT
-from .executors import DaskExecutor, ExecutorSpec, StartedPool, open_executor, parse_executor
+from .executors import DaskExecutor, ExecutorSpec, StartedPool, kill_pool, open_executor, parse_executor
 from .dedup import (ALSO_IN, CONVERTED_TWIN, DUPLICATE, EXACT, ID_CONFLICT, JOURNAL_MERGE, NEW, DedupDecider, Keys, Known,
                     Placement, conversion_of)
 from .errors import NextStep, ObjectExistsError, PackNameTakenError
@@ -128,31 +128,6 @@ def _submit_shielded(executor: Executor, *args) -> Future:
         return executor.submit(*args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def kill_pool(executor: ProcessPoolExecutor) -> None:
-    """Kill a process pool's workers now and let its manager thread end (never waits on a worker)."""
-    procs = list((getattr(executor, "_processes", None) or {}).values())
-    for proc in procs:
-        try:
-            proc.kill()
-        except (OSError, ValueError):
-            pass
-    for proc in procs:
-        proc.join(5.0)
-    # A worker killed while writing a large result leaves half a message in
-    # the result pipe; the pool's manager thread then waits in recv() for
-    # the rest forever, because this process holds the pipe's write end
-    # too, and the interpreter hangs at exit joining that thread. With
-    # every worker gone, closing our write end turns the wait into EOF.
-    queue = getattr(executor, "_result_queue", None)
-    writer = getattr(queue, "_writer", None)
-    if writer is not None and not any(proc.is_alive() for proc in procs):
-        try:
-            writer.close()
-        except OSError:
-            pass
-    executor.shutdown(wait=False, cancel_futures=True)
 
 
 class SharedPool(ProcessPoolExecutor):
