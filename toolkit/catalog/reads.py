@@ -8,7 +8,7 @@ connection of a ``reading()`` session (``con``).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 # -- selections (the condition may be the operator's SQL) -------------------------------------------
 _STORED_MESSAGES = """
@@ -29,6 +29,31 @@ WITH sel AS (
                            'internal_date': s.internal_date, 'seen_at': s.seen_at}}
                           ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
     FROM sightings s WHERE s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
+)
+SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
+       sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
+       sel.archived_at, sel.run_id, sel.pack_id,
+       coalesce(rc.recipients, []) AS recipients, coalesce(si.sightings, []) AS sightings
+FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
+ORDER BY sel.msg_id
+"""
+
+# one range of msg_ids of _METADATA (the bounds written in as integers, so that the operator's ``?`` parameters
+# keep their places): the scans of all three tables skip the row groups outside it
+_METADATA_PAGE = """
+WITH sel AS (
+    SELECT m.* FROM messages m JOIN packs p USING (pack_id) WHERE m.msg_id BETWEEN {lo} AND {hi}{where}
+), rc AS (
+    SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
+    FROM recipients r WHERE r.msg_id BETWEEN {lo} AND {hi} AND r.msg_id IN (SELECT msg_id FROM sel)
+    GROUP BY r.msg_id
+), si AS (
+    SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
+                           'via': s.via, 'decision': s.decision, 'flags': s.flags,
+                           'internal_date': s.internal_date, 'seen_at': s.seen_at}}
+                          ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
+    FROM sightings s WHERE s.msg_id BETWEEN {lo} AND {hi} AND s.msg_id IN (SELECT msg_id FROM sel)
+    GROUP BY s.msg_id
 )
 SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
        sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
@@ -71,6 +96,35 @@ def metadata_table(session, where: str | None = None, params: list | None = None
     """One Arrow row per selected message: its catalog fields, recipients and sightings (``export metadata``)."""
     sql = _METADATA.format(where=f"WHERE {where}" if where else "")
     return _arrow(session.execute(sql, params))
+
+
+METADATA_PAGE = 20_000
+
+
+def metadata_pages(session, where: str | None = None, params: list | None = None,
+                   page: int | None = None) -> Iterator[Any]:
+    """The rows of :func:`metadata_table` as Arrow tables, in msg_id order: one per range of ``page`` msg_ids
+    (ranges without a selected message give none; an empty selection gives one empty table, which carries the
+    columns' types). Each range is read on its own, the scans skipping the row groups outside it, so neither
+    Python nor DuckDB holds more than a range's rows with their recipients and sightings
+    (docs/reliability.md K8)."""
+    page = int(page or METADATA_PAGE)
+    lo, hi = session.execute("SELECT min(msg_id), max(msg_id) FROM messages").fetchone()
+    cond = f" AND ({where})" if where else ""
+
+    def rows(first: int, last: int):
+        return _arrow(session.execute(_METADATA_PAGE.format(where=cond, lo=int(first), hi=int(last)), params or []))
+
+    if lo is None:
+        yield rows(0, -1)
+        return
+    given = False
+    for first in range(lo, hi + 1, page):
+        last = min(first + page - 1, hi)
+        table = rows(first, last)
+        if table.num_rows or (last == hi and not given):
+            given = True
+            yield table
 
 
 def user_query(session, query: str) -> Any:
