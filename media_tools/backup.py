@@ -161,9 +161,12 @@ def encode_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dic
             for chunk in zstandard.ZstdDecompressor().read_to_iter(part.packed, read_size=1 << 20, write_size=1 << 20):
                 w.write(chunk)
             del part
-    compressed = out.getvalue()
-    del out
-    return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
+            give_back_freed_memory()
+    compressed = out.getbuffer()  # no copy of it
+    try:
+        return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
+    finally:
+        compressed.release()
 
 
 @dataclass
@@ -243,8 +246,13 @@ def check_sealed(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byte
     is read and each part's rows are checksummed per record batch, never held whole (docs/reliability.md K8).
     Returns the file's header; IntegrityError as those two give it."""
     what = f"catalog backup {name}"
-    compressed = crypto.open_blob(backup_key(archive_key, archive_uuid), sealed, _context(name), what=what)
-    del sealed
+    return check_payload(crypto.open_blob(backup_key(archive_key, archive_uuid), sealed, _context(name), what=what),
+                         archive_uuid, name)
+
+
+def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
+    """:func:`check_sealed` of the opened (compressed) payload."""
+    what = f"catalog backup {name}"
     try:
         src = zstandard.ZstdDecompressor().stream_reader(compressed, read_size=1 << 20)
         start = src.read(12)
@@ -284,6 +292,15 @@ def check_sealed(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byte
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what}: does not decompress ({exc})") from None
     return meta
+
+
+def _read_back(archive: Archive, storage: Storage, name: str, size: int, sha: str) -> bytes:
+    """The opened payload of the file just written, after checking its bytes are those written (the sealed
+    bytes are let go before the payload is checked)."""
+    back = storage.read(name)
+    if len(back) != size or hashes.checksum(back) != sha:
+        raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
+    return crypto.open_blob(backup_key(archive.key, archive.uuid), back, _context(name), what=f"catalog backup {name}")
 
 
 def read_backup(storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID) -> BackupContent:
@@ -527,11 +544,7 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
     size, sha = len(sealed), hashes.checksum(sealed)
     del sealed
     try:
-        back = storage.read(name)
-        if len(back) != size or hashes.checksum(back) != sha:
-            raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
-        read_meta = check_sealed(archive.key, archive.uuid, name, back)
-        del back
+        read_meta = check_payload(_read_back(archive, storage, name, size, sha), archive.uuid, name)
         if read_meta["tables"].keys() != meta["tables"].keys():
             raise IntegrityError(f"catalog backup {name}: the tables read back differ")
     except MailArchiveError:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from toolkit.process_guard import give_back_freed_memory
+
 #: tables that only ever grow, with the key whose high-water mark splits old from new rows
 APPEND_KEYS = {
     "messages": "msg_id",
@@ -89,6 +91,7 @@ class RowChecksum:
             n, total = checksum(self._con, _PART_VIEW, self.columns)
         finally:
             self._con.unregister(_PART_VIEW)
+        give_back_freed_memory()
         self.count += n
         self.total += int(total)
 
