@@ -7,6 +7,7 @@ import io
 import json
 
 import polars as pl
+import pyarrow as pa
 import pytest
 
 import importers
@@ -147,3 +148,29 @@ def test_a_backup_streamed_batch_by_batch_holds_the_rows_of_the_whole_table_one(
         bad = backup.encode_streamed(archive.key, archive.uuid, name, meta3, parts3)
         with pytest.raises(IntegrityError, match="expected"):
             backup.check_sealed(archive.key, archive.uuid, name, bad)
+
+
+def test_a_range_refused_by_duckdb_s_memory_limit_is_read_in_halves(small_archive):
+    """A range whose query exceeds the session's memory limit (a costly ``--where``) is halved until it fits: the
+    same rows in the same order, no error."""
+    import re
+
+    import duckdb
+
+    class Tight:
+        def __init__(self, session):
+            self.session, self.refused = session, 0
+
+        def execute(self, sql, params=None):
+            got = re.search(r"BETWEEN (-?\d+) AND (-?\d+)", sql)
+            if got and int(got[2]) - int(got[1]) > 1:
+                self.refused += 1
+                raise duckdb.OutOfMemoryException("Out of Memory Error: (test)")
+            return self.session.execute(sql, params)
+
+    with toolkit.open_archive(small_archive) as archive, archive.catalog.querying() as session:
+        whole = reads.metadata_table(session)
+        tight = Tight(session)
+        pages = list(reads.metadata_pages(tight, None, None, page=8))
+        assert tight.refused > 0 and max(t.num_rows for t in pages) <= 2
+        assert pa.concat_tables(pages).equals(whole)

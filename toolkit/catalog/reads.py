@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import duckdb
+
 # -- selections (the condition may be the operator's SQL) -------------------------------------------
 _STORED_MESSAGES = """
 SELECT m.msg_id, m.blob_id, m.size, m.subject, m.sent_date, m.internal_date, m.message_id,
@@ -115,16 +117,27 @@ def metadata_pages(session, where: str | None = None, params: list | None = None
     def rows(first: int, last: int):
         return _arrow(session.execute(_METADATA_PAGE.format(where=cond, lo=int(first), hi=int(last)), params or []))
 
+    def ranged(first: int, last: int) -> Iterator[Any]:
+        """The range's rows; halved while DuckDB's memory limit of the session refuses it (a costly ``--where``)."""
+        try:
+            yield rows(first, last)
+        except duckdb.OutOfMemoryException:
+            if first == last:
+                raise
+            mid = (first + last) // 2
+            yield from ranged(first, mid)
+            yield from ranged(mid + 1, last)
+
     if lo is None:
         yield rows(0, -1)
         return
     given = False
     for first in range(lo, hi + 1, page):
         last = min(first + page - 1, hi)
-        table = rows(first, last)
-        if table.num_rows or (last == hi and not given):
-            given = True
-            yield table
+        for table in ranged(first, last):
+            if table.num_rows or (last == hi and not given):
+                given = True
+                yield table
 
 
 def user_query(session, query: str) -> Any:
