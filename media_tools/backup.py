@@ -208,7 +208,7 @@ def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byt
         pos += info["length"]
         try:
             table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-        except pa.ArrowInvalid as exc:
+        except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
             raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
         content.parts.append((info, table))
     return content
@@ -274,7 +274,7 @@ def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
             try:
                 for batch in pa.ipc.open_stream(pa.PythonFile(part, mode="r")):
                     sums.add(batch)
-            except pa.ArrowInvalid as exc:
+            except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
                 while part.read(1 << 20):
                     pass
                 if part.left:  # the payload ended inside the part

@@ -174,3 +174,32 @@ def test_a_range_refused_by_duckdb_s_memory_limit_is_read_in_halves(small_archiv
         pages = list(reads.metadata_pages(tight, None, None, page=8))
         assert tight.refused > 0 and max(t.num_rows for t in pages) <= 2
         assert pa.concat_tables(pages).equals(whole)
+
+
+def test_the_streamed_check_refuses_a_truncated_or_unparsable_part_as_the_whole_file_reader_does(small_archive):
+    import datetime as dt
+    import struct
+
+    import zstandard
+
+    from media_tools import backup
+    from toolkit import crypto
+    from toolkit.errors import IntegrityError
+
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
+    with toolkit.open_archive(small_archive) as archive:
+        name, meta, parts = backup.build_backup_streamed(archive, "full", now, None)
+        info = dict(parts[0].info)
+
+        def sealed(length: int, data: bytes) -> bytes:
+            head = json.dumps(dict(meta, parts=[dict(info, length=length)]), sort_keys=True).encode()
+            payload = backup.PAYLOAD_MAGIC + struct.pack(">I", len(head)) + head + data
+            return crypto.seal_blob(backup.backup_key(archive.key, archive.uuid),
+                                    zstandard.ZstdCompressor().compress(payload), backup._context(name))
+
+        for length, data, why in ((1000, b"x" * 10, "truncated"), (64, b"\xff" * 64, "does not parse")):
+            blob = sealed(length, data)
+            with pytest.raises(IntegrityError, match=why):
+                backup.decode_backup(archive.key, archive.uuid, name, blob)
+            with pytest.raises(IntegrityError, match=why):
+                backup.check_sealed(archive.key, archive.uuid, name, blob)
