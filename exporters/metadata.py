@@ -9,7 +9,10 @@ source_ref, via, decision, flags, internal_date, seen_at}).
 
 Parquet and JSON keep the lists as lists (JSON: one array of objects);
 CSV cannot, so there the two list columns hold JSON text. The format
-follows DEST's suffix. The file is written under a temporary name and
+follows DEST's suffix. The rows are read and written a page (a range of
+msg_ids) at a time, in msg_id order: Parquet gets a row group per page;
+JSON and CSV are the same bytes as one whole-table write
+(docs/reliability.md K8). The file is written under a temporary name and
 linked into place (create-only): it is complete or absent. Neither name is
 followed if it is a symlink (a symlink at DEST is an error naming it); the
 file gets mode 0600 unless ``mode`` asks for more.
