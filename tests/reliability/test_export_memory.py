@@ -203,3 +203,40 @@ def test_the_streamed_check_refuses_a_truncated_or_unparsable_part_as_the_whole_
                 backup.decode_backup(archive.key, archive.uuid, name, blob)
             with pytest.raises(IntegrityError, match=why):
                 backup.check_sealed(archive.key, archive.uuid, name, blob)
+
+
+def _old_manifest(kind: str, rows: list[dict], errors: list, extra: dict) -> tuple[bytes, bytes]:
+    """manifest.csv and manifest.json as one whole text each (the code before K8's blocks)."""
+    import csv
+
+    from exporters.manifest import FIELDS
+
+    rows = sorted(rows, key=lambda r: (r["msg_id"], r.get("folder") or "", r.get("path") or "", r.get("target") or ""))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    doc = {"kind": kind, "complete": not errors, "count": len(rows), "bytes": sum(int(r["size"] or 0) for r in rows),
+           **extra, "errors": errors, "messages": rows}
+    return buf.getvalue().encode(), json.dumps(doc, indent=1, ensure_ascii=False, default=str).encode()
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 7])
+def test_the_manifest_written_in_blocks_is_the_same_bytes(tmp_path, monkeypatch, n):
+    """manifest.csv and manifest.json written by blocks of 3 rows (none, one, a full block, a short last block) are
+    byte for byte the whole-text files; strings with line ends, quotes, commas and non-ASCII included."""
+    from exporters import manifest as mf
+
+    monkeypatch.setattr(mf, "_BLOCK", 3)
+    m = mf.Manifest(tmp_path / f"m{n}", "mbox")
+    m.begin()
+    for i in range(n):
+        m.add(msg_id=n - i, message_id=f'<a"{i},\n\u00e9@x>' if i % 2 else None, blob_id="b" * 64, sha256="c" * 64,
+              size=100 + i, folder="Entw\u00fcrfe\n" if i == 2 else None, path=f"messages-{i}.mbox", uid=i)
+    errors = [{"msg_id": 99, "error": "a line that is just 'From'\nsecond"}] if n == 7 else []
+    extra = {"filters": {"where": "m.size > 1"}, "per_folder": False, "files_written": 2}
+    m.write(errors=errors, extra=extra)
+    old_csv, old_json = _old_manifest("mbox", m.rows, errors, extra)
+    assert (m.directory / "manifest.csv").read_bytes() == old_csv
+    assert (m.directory / "manifest.json").read_bytes() == old_json
