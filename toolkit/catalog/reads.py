@@ -81,6 +81,18 @@ def stored_messages(session, where: str | None = None, params: list | None = Non
     return session.execute(sql, params or []).fetchall()
 
 
+def stored_message_batches(session, where: str | None = None, params: list | None = None,
+                           rows: int = 10_000) -> Iterator[list[tuple]]:
+    """The rows of :func:`stored_messages`, ``rows`` at a time (fetches of one query, in the same order)."""
+    sql = _STORED_MESSAGES + (f" WHERE {where}" if where else "") + ' ORDER BY p.medium_id, p.name, m."offset"'
+    result = session.execute(sql, params or [])
+    while True:
+        batch = result.fetchmany(rows)
+        if not batch:
+            return
+        yield batch
+
+
 def stored_totals(session, where: str | None = None, params: list | None = None) -> tuple[int, int]:
     """(how many, their bytes) of the messages :func:`stored_messages` selects, counted by DuckDB (an export's
     ``--dry-run``: no row per message in Python, docs/reliability.md K8)."""
