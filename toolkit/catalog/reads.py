@@ -167,13 +167,26 @@ def sightings_of(con, msg_ids: list[int]) -> list[tuple]:
     ).fetchall()
 
 
-def message_dates(con, msg_ids: list[int]) -> list[tuple]:
-    """(msg_id, from_addr, sent_date, internal_date, archived_at) of the messages."""
-    return con.execute(
-        "SELECT msg_id, from_addr, sent_date, internal_date, archived_at FROM messages "
-        "WHERE msg_id IN (SELECT unnest(?::BIGINT[]))",
-        [sorted(set(msg_ids))],
-    ).fetchall()
+def message_dates(con, msg_ids: list[int]) -> Iterator[list[tuple]]:
+    """(msg_id, from_addr, sent_date, internal_date, archived_at) of the messages, by fetches of 10,000 rows.
+
+    The msg_ids go to DuckDB as an Arrow column joined with ``messages``: a list parameter of a million
+    ids took DuckDB minutes to take apart (17 s for 100,000 under load, 2.3 s this way)."""
+    import pyarrow as pa
+
+    ids = pa.table({"msg_id": pa.array(sorted(set(msg_ids)), pa.int64())})
+    con.register("_selected_ids", ids)
+    try:
+        result = con.execute(
+            "SELECT m.msg_id, m.from_addr, m.sent_date, m.internal_date, m.archived_at FROM messages m "
+            "JOIN _selected_ids USING (msg_id)")
+        while True:
+            batch = result.fetchmany(10_000)
+            if not batch:
+                return
+            yield batch
+    finally:
+        con.unregister("_selected_ids")
 
 
 def message_batches(con, msg_ids: list[int]) -> list[tuple]:
