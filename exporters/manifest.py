@@ -62,12 +62,8 @@ class Manifest:
     def write(self, *, errors: list[dict], extra: dict | None = None) -> None:
         """Write manifest.csv, then manifest.json (atomically, last)."""
         rows = sorted(self.rows, key=lambda r: (r["msg_id"], r.get("folder") or "", r.get("path") or "", r.get("target") or ""))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-        _atomic(self.directory / CSV_NAME, buf.getvalue(), self.mode)
+        # both files are written a block of rows at a time, the same bytes as one whole text (docs/reliability.md K8)
+        replace_file(self.directory, self.directory / CSV_NAME, _csv_chunks(rows), mode=self.mode)
         doc = {
             "kind": self.kind,
             "complete": not errors,
@@ -75,9 +71,42 @@ class Manifest:
             "bytes": sum(int(r["size"] or 0) for r in rows),
             **(extra or {}),
             "errors": errors,
-            "messages": rows,
+            "messages": [],
         }
-        _atomic(self.directory / JSON_NAME, json.dumps(doc, indent=1, ensure_ascii=False, default=str), self.mode)
+        replace_file(self.directory, self.directory / JSON_NAME, _json_chunks(doc, rows), mode=self.mode)
+
+
+_BLOCK = 10_000
+
+
+def _csv_chunks(rows: list[dict]):
+    """manifest.csv's bytes (header, then a row per line), :data:`_BLOCK` rows at a time."""
+    for start in range(0, max(len(rows), 1), _BLOCK):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+        if start == 0:
+            w.writeheader()
+        for r in rows[start:start + _BLOCK]:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        yield buf.getvalue().encode("utf-8")
+
+
+def _json_chunks(doc: dict, rows: list[dict]):
+    """The bytes of ``json.dumps(doc with "messages": rows, indent=1)`` (``messages`` its last key), the rows
+    :data:`_BLOCK` at a time: each block dumped as a list and indented one level deeper (JSON text holds a line
+    end only between its tokens, never inside a string)."""
+    text = json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+    tail = '"messages": []\n}'
+    assert text.endswith(tail)
+    if not rows:
+        yield text.encode("utf-8")
+        return
+    yield (text[: -len(tail)] + '"messages": [\n').encode("utf-8")
+    for start in range(0, len(rows), _BLOCK):
+        block = json.dumps(rows[start:start + _BLOCK], indent=1, ensure_ascii=False, default=str)
+        inner = " " + block[2:-2].replace("\n", "\n ")  # without "[\n" and "\n]", one level deeper
+        yield ((",\n" if start else "") + inner).encode("utf-8")
+    yield b"\n ]\n}"
 
 
 def check_names(directory: Path) -> None:
@@ -85,10 +114,6 @@ def check_names(directory: Path) -> None:
     for name in (CSV_NAME, JSON_NAME):
         refuse_link(Path(directory) / name)
         refuse_link(Path(directory) / (name + ".tmp"))
-
-
-def _atomic(path: Path, text: str, mode: int = DEFAULT_FILE_MODE) -> None:
-    replace_file(path.parent, path, text.encode("utf-8"), mode=mode)
 
 
 def read_manifest(directory: Path) -> dict | None:

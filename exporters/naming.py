@@ -230,8 +230,9 @@ def refuse_link(path: Path) -> None:
         raise _refuse(path, "a symlink or not a regular file is in its place")
 
 
-def replace_file(root: Path, path: Path, data: bytes, *, mode: int = DEFAULT_FILE_MODE, tmp: Path | None = None) -> None:
-    """Write ``data`` to ``path`` (under ``root``) atomically: a new temp file, fsynced, renamed over ``path``.
+def replace_file(root: Path, path: Path, data, *, mode: int = DEFAULT_FILE_MODE, tmp: Path | None = None) -> None:
+    """Write ``data`` (bytes, or an iterable of bytes written as they come) to ``path`` (under ``root``)
+    atomically: a new temp file, fsynced, renamed over ``path``.
 
     Neither name is followed if it is a symlink: a symlink (or anything but a
     regular file) at ``path`` or at the temp name raises UsageError naming it.
@@ -247,7 +248,8 @@ def replace_file(root: Path, path: Path, data: bytes, *, mode: int = DEFAULT_FIL
         pass
     try:
         with open_exclusive(root, tmp, mode=mode) as f:
-            f.write(data)
+            for chunk in ((data,) if isinstance(data, (bytes, bytearray, memoryview)) else data):
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # rename replaces the name itself; it never follows a symlink there

@@ -64,6 +64,7 @@ import zstandard
 from toolkit import crypto, hashes
 from toolkit.archive import Archive
 from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, ObjectMissingError, UsageError
+from toolkit.process_guard import give_back_freed_memory
 from toolkit.storage import Storage
 from toolkit.catalog import backups as backup_rows, snapshots
 
@@ -102,6 +103,70 @@ def encode_backup(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict,
     payload = PAYLOAD_MAGIC + struct.pack(">I", len(head)) + head + b"".join(blobs)
     compressed = zstandard.ZstdCompressor(level=3).compress(payload)
     return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
+
+
+class _Counted:
+    """A file-like sink that counts what it is given and hands it on to ``write``."""
+
+    def __init__(self, write):
+        self._write = write
+        self.length = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        n = len(data)
+        self._write(data)
+        self.length += n
+        return n
+
+    def flush(self) -> None:
+        pass
+
+
+@dataclass
+class StreamedPart:
+    """One part of a backup made by :func:`build_backup_streamed`: its IPC stream held zstd-compressed (level 1)
+    and the length it has uncompressed (the ``length`` of the file's header)."""
+    info: dict
+    packed: bytes
+    length: int
+
+
+def _streamed_part(reader: pa.RecordBatchReader, checksum: "snapshots.RowChecksum | None" = None) -> tuple[bytes, int, int]:
+    """(compressed IPC stream, its uncompressed length, rows) of the batches of ``reader``."""
+    out = io.BytesIO()
+    z = zstandard.ZstdCompressor(level=1).compressobj()
+    sink = _Counted(lambda b: out.write(z.compress(bytes(b))))
+    rows = 0
+    with pa.ipc.new_stream(sink, reader.schema) as w:
+        for batch in reader:
+            w.write_batch(batch)
+            rows += batch.num_rows
+    out.write(z.flush())
+    return out.getvalue(), sink.length, rows
+
+
+def encode_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict, parts: list[StreamedPart]) -> bytes:
+    """The sealed backup file of :func:`encode_backup` from parts made a batch at a time: the same payload
+    (magic, header, the parts' IPC streams) compressed as one zstd frame; each part is freed once written."""
+    meta = dict(meta, parts=[{**p.info, "length": p.length} for p in parts])
+    head = json.dumps(meta, sort_keys=True).encode()
+    total = 12 + len(head) + sum(p.length for p in parts)
+    out = io.BytesIO()
+    zc = zstandard.ZstdCompressor(level=3)
+    with zc.stream_writer(out, size=total, closefd=False) as w:
+        w.write(PAYLOAD_MAGIC + struct.pack(">I", len(head)) + head)
+        while parts:
+            part = parts.pop(0)
+            for chunk in zstandard.ZstdDecompressor().read_to_iter(part.packed, read_size=1 << 20, write_size=1 << 20):
+                w.write(chunk)
+            del part
+            give_back_freed_memory()
+    compressed = out.getbuffer()  # no copy of it
+    try:
+        return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
+    finally:
+        compressed.release()
 
 
 @dataclass
@@ -143,7 +208,7 @@ def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byt
         pos += info["length"]
         try:
             table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-        except pa.ArrowInvalid as exc:
+        except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
             raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
         content.parts.append((info, table))
     return content
@@ -158,6 +223,84 @@ def check_content(content: BackupContent) -> None:
                 f"catalog backup {content.name}: part {info['table']}/{info['kind']} holds {got[0]} rows "
                 f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
             )
+
+
+class _Exact:
+    """A reader of the next ``n`` bytes of ``src`` (a part of the payload), for Arrow's IPC reader."""
+
+    def __init__(self, src, n: int):
+        self._src, self.left, self.closed = src, n, False
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._src.read(want) if want else b""
+        self.left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def check_sealed(archive_key: bytes, archive_uuid: UUID, name: str, sealed: bytes) -> dict:
+    """:func:`decode_backup` and :func:`check_content` of a file a batch at a time: the payload is decompressed as it
+    is read and each part's rows are checksummed per record batch, never held whole (docs/reliability.md K8).
+    Returns the file's header; IntegrityError as those two give it."""
+    what = f"catalog backup {name}"
+    return check_payload(crypto.open_blob(backup_key(archive_key, archive_uuid), sealed, _context(name), what=what),
+                         archive_uuid, name)
+
+
+def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
+    """:func:`check_sealed` of the opened (compressed) payload."""
+    what = f"catalog backup {name}"
+    try:
+        src = zstandard.ZstdDecompressor().stream_reader(compressed, read_size=1 << 20)
+        start = src.read(12)
+        if not start.startswith(PAYLOAD_MAGIC) or len(start) < 12:
+            raise IntegrityError(f"{what}: not a catalog backup payload")
+        (hlen,) = struct.unpack(">I", start[8:12])
+        try:
+            meta = json.loads(src.read(hlen))
+        except ValueError:
+            raise IntegrityError(f"{what}: damaged header") from None
+        if meta.get("archive") != str(archive_uuid):
+            raise IntegrityError(f"{what}: belongs to archive {meta.get('archive')}, not {archive_uuid}")
+        if meta.get("format", 0) > FORMAT:
+            raise CatalogError(f"{what}: backup format v{meta['format']} needs a newer mailarchive-toolkit")
+        short = name.rsplit("/", 1)[-1]
+        for info in meta["parts"]:
+            part = _Exact(src, info["length"])
+            sums = snapshots.RowChecksum(info["columns"])
+            try:
+                for batch in pa.ipc.open_stream(pa.PythonFile(part, mode="r")):
+                    sums.add(batch)
+            except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
+                while part.read(1 << 20):
+                    pass
+                if part.left:  # the payload ended inside the part
+                    raise IntegrityError(f"{what}: part {info['table']} is truncated") from None
+                raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
+            if part.left:
+                raise IntegrityError(f"{what}: part {info['table']} is truncated")
+            got = sums.result()
+            if got != info["checksum"]:
+                raise IntegrityError(
+                    f"catalog backup {short}: part {info['table']}/{info['kind']} holds {got[0]} rows "
+                    f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
+                )
+            give_back_freed_memory()
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"{what}: does not decompress ({exc})") from None
+    return meta
+
+
+def _read_back(archive: Archive, storage: Storage, name: str, size: int, sha: str) -> bytes:
+    """The opened payload of the file just written, after checking its bytes are those written (the sealed
+    bytes are let go before the payload is checked)."""
+    back = storage.read(name)
+    if len(back) != size or hashes.checksum(back) != sha:
+        raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
+    return crypto.open_blob(backup_key(archive.key, archive.uuid), back, _context(name), what=f"catalog backup {name}")
 
 
 def read_backup(storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID) -> BackupContent:
@@ -277,6 +420,36 @@ def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
     return name, meta, parts
 
 
+def build_backup_streamed(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[StreamedPart]]:
+    """:func:`build_backup` a record batch at a time: each part's rows are read from DuckDB in batches and
+    written into its compressed IPC stream as they come, so no table is held whole (docs/reliability.md K8)."""
+    name = backup_name(now, kind)
+    meta = {
+        "format": FORMAT, "archive": str(archive.uuid), "name": name.rsplit("/", 1)[-1], "kind": kind,
+        "created": now.isoformat(), "base": None, "chain": [], "tables": {},
+    }
+    if kind == "incremental":
+        meta["base"] = base["name"]
+        meta["chain"] = list(base["meta"]["chain"])
+    meta["chain"].append(meta["name"])
+    parts: list[StreamedPart] = []
+    with archive.catalog.reading() as con:
+        meta["schema"] = snapshots.applied_migrations(con)
+        for table, columns in sorted(snapshots.catalog_tables(con).items()):
+            rec, wanted = _plan_table(con, table, columns, base["meta"] if base else None, kind == "full")
+            rec["stored"] = 0
+            for info in wanted:
+                reader = snapshots.select_batches(con, table, [c for c, _ in info["columns"]], info["where"])
+                packed, length, n = _streamed_part(reader)
+                del reader
+                give_back_freed_memory()
+                info["checksum"] = snapshots.checksum(con, table, info["columns"], info["where"])
+                rec["stored"] += n
+                parts.append(StreamedPart(info, packed, length))
+            meta["tables"][table] = rec
+    return name, meta, parts
+
+
 CONFIG_SNAPSHOT_CONTEXT = b"config-snapshot/v2\x00"
 LEGACY_CONFIG_SNAPSHOT_CONTEXT = b"config-snapshot"
 
@@ -361,15 +534,18 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
         raise UsageError("there is no verified backup to build an incremental on", next_step=NextStep.FULL_DB_BACKUP)
     medium_id = archive.active_medium_id()
     storage = archive.storage(medium_id)
-    name, meta, parts = build_backup(archive, kind, now, base)
-    sealed = encode_backup(archive.key, archive.uuid, name, meta, parts)
+    # a batch at a time and checked back the same way: the memory is bounded by the compressed file, not by
+    # the catalog's rows (docs/reliability.md K8)
+    name, meta, parts = build_backup_streamed(archive, kind, now, base)
+    sealed = encode_streamed(archive.key, archive.uuid, name, meta, parts)
+    del parts
+    give_back_freed_memory()
     storage.put(name, sealed)  # StorageFullError etc. propagate; the writer removed its temp file
+    size, sha = len(sealed), hashes.checksum(sealed)
+    del sealed
     try:
-        back = storage.read(name)
-        if back != sealed:
-            raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
-        content = read_backup(storage, name, archive.key, archive.uuid)
-        if content.meta["tables"].keys() != meta["tables"].keys():
+        read_meta = check_payload(_read_back(archive, storage, name, size, sha), archive.uuid, name)
+        if read_meta["tables"].keys() != meta["tables"].keys():
             raise IntegrityError(f"catalog backup {name}: the tables read back differ")
     except MailArchiveError:
         try:
@@ -377,13 +553,12 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
         except MailArchiveError:
             pass
         raise
-    sha = hashes.checksum(sealed)
     config_name = snapshot_config(archive, storage, now)
     record = {k: v for k, v in meta.items() if k != "parts"}
     with archive.catalog.writing() as con:
-        backup_rows.record_backup(con, name, medium_id, kind, now, len(sealed), sha, json.dumps(record))
+        backup_rows.record_backup(con, name, medium_id, kind, now, size, sha, json.dumps(record))
     result = BackupResult(
-        name=name, kind=kind, medium_id=medium_id, bytes=len(sealed), blake3=sha,
+        name=name, kind=kind, medium_id=medium_id, bytes=size, blake3=sha,
         chain=[f"{BACKUP_DIR}/{n}" for n in meta["chain"]],
         tables=meta["tables"], config_snapshot=config_name,
     )

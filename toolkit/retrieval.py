@@ -16,7 +16,7 @@ from .errors import IntegrityError, StorageError, UsageError
 from .pack import IndexEntry, PackReader
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # no __dict__: a selection holds one per mail (docs/reliability.md K8)
 class StoredMessage:
     msg_id: int
     blob_id: str
@@ -33,19 +33,23 @@ class StoredMessage:
 def select_messages(archive: Archive, where: str | None = None, params: list | None = None) -> list[StoredMessage]:
     """The selected messages in pack order; ``where`` may hold the operator's ``--where``
     (checked with :func:`toolkit.catalog.user_sql.check_condition`), so it runs in the restricted session."""
+    out: list[StoredMessage] = []
+    names: dict[str, str] = {}  # one string per pack name, not one per mail
     with archive.catalog.querying() as session:
         try:
-            rows = reads.stored_messages(session, where, params)
+            for rows in reads.stored_message_batches(session, where, params):
+                # made a fetch at a time: the fetched tuples of every mail are never held beside the selection
+                out += [
+                    StoredMessage(
+                        msg_id=r[0], blob_id=r[1], size=r[2], subject=r[3], sent_date=r[4], internal_date=r[5],
+                        message_id=r[6], medium_id=r[7], pack_name=names.setdefault(r[8], r[8]),
+                        entry=IndexEntry(blob_id=bytes.fromhex(r[1]), offset=r[9], length=r[10], size=r[2], csize=r[11]),
+                    )
+                    for r in rows
+                ]
         except Exception as exc:  # duckdb.Error for a bad --where
             raise UsageError(f"the selection failed: {exc}") from None
-    return [
-        StoredMessage(
-            msg_id=r[0], blob_id=r[1], size=r[2], subject=r[3], sent_date=r[4], internal_date=r[5],
-            message_id=r[6], medium_id=r[7], pack_name=r[8],
-            entry=IndexEntry(blob_id=bytes.fromhex(r[1]), offset=r[9], length=r[10], size=r[2], csize=r[11]),
-        )
-        for r in rows
-    ]
+    return out
 
 
 def selection_totals(archive: Archive, where: str | None = None, params: list | None = None) -> tuple[int, int]:

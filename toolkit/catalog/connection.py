@@ -283,7 +283,7 @@ class Catalog:
             self._detach()
 
     @contextlib.contextmanager
-    def querying(self, scope=None) -> Iterator[ReadSession]:
+    def querying(self, scope=None, memory_limit: int | None = None) -> Iterator[ReadSession]:
         """The restricted read session for SQL the operator typed (``sql``, ``--where``).
 
         A connection of its own: the catalog is attached read-only and made the
@@ -297,6 +297,10 @@ class Catalog:
         With ``scope`` (a :class:`toolkit.catalog.directory.Scope`) the session holds only the
         rows in that scope: they are copied into the session's memory and the catalog is
         detached before the lock (:func:`toolkit.catalog.directory.restrict_session`).
+
+        With ``memory_limit`` (bytes) DuckDB keeps at most that much: the blocks it read are dropped again
+        instead of staying cached until the session ends (a read of every page of a large catalog held the
+        catalog's decompressed blocks, docs/reliability.md K8); a query needing more fails.
         """
         if not self.path.exists():
             raise CatalogError(f"{self.path} is missing", next_step=NextStep.RESTORE_CATALOG_BACKUP_OR_REBUILD)
@@ -309,6 +313,8 @@ class Catalog:
                 from .directory import restrict_session
 
                 restrict_session(con, scope)
+            if memory_limit is not None:
+                con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
             for setting in (
                 "SET autoinstall_known_extensions = false",
                 "SET autoload_known_extensions = false",

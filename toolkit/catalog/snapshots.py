@@ -17,6 +17,8 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from toolkit.process_guard import give_back_freed_memory
+
 #: tables that only ever grow, with the key whose high-water mark splits old from new rows
 APPEND_KEYS = {
     "messages": "msg_id",
@@ -74,6 +76,30 @@ def row_checksums(parts: list[tuple[pa.Table, list[list[str]]]]) -> list[list]:
         con.close()
 
 
+class RowChecksum:
+    """:func:`checksum` of rows given a batch at a time (the count and the sum add up over batches)."""
+
+    def __init__(self, columns: list[list[str]]):
+        self.columns = columns
+        self.count = 0
+        self.total = 0
+        self._con = duckdb.connect(":memory:")
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self._con.register(_PART_VIEW, pa.Table.from_batches([batch]))
+        try:
+            n, total = checksum(self._con, _PART_VIEW, self.columns)
+        finally:
+            self._con.unregister(_PART_VIEW)
+        give_back_freed_memory()
+        self.count += n
+        self.total += int(total)
+
+    def result(self) -> list:
+        self._con.close()
+        return [self.count, str(self.total)]
+
+
 def catalog_tables(con: duckdb.DuckDBPyConnection) -> dict[str, list[list[str]]]:
     """table → [[column, type], ...] of the attached catalog ``cat`` (default schema; base tables, not views),
     bookkeeping left out."""
@@ -124,6 +150,17 @@ def select_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], 
     if where:
         sql += f" WHERE {where}"
     return con.execute(sql).to_arrow_table()
+
+
+def select_batches(con: duckdb.DuckDBPyConnection, table: str, columns: list[str], where: str | None,
+                   rows: int = 65_536) -> pa.RecordBatchReader:
+    """:func:`select_rows` as a reader of record batches of at most ``rows`` rows: a backup streams a table
+    instead of holding it whole (docs/reliability.md K8)."""
+    col_list = ", ".join(f'"{c}"' for c in columns)
+    sql = f"SELECT {col_list} FROM {table}"
+    if where:
+        sql += f" WHERE {where}"
+    return con.execute(sql).to_arrow_reader(rows)
 
 
 def clear_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
