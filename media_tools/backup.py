@@ -394,8 +394,8 @@ def _plan_table(con, table: str, columns, base: dict | None, full: bool) -> tupl
     return rec, whole()
 
 
-def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[tuple[dict, pa.Table]]]:
-    """Snapshot the catalog in one read session: (name, meta, parts)."""
+def _backup_meta(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict]:
+    """A new backup's name and its meta before the tables are read (an incremental one names its base and chain)."""
     name = backup_name(now, kind)
     meta = {
         "format": FORMAT, "archive": str(archive.uuid), "name": name.rsplit("/", 1)[-1], "kind": kind,
@@ -405,6 +405,12 @@ def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
         meta["base"] = base["name"]
         meta["chain"] = list(base["meta"]["chain"])
     meta["chain"].append(meta["name"])
+    return name, meta
+
+
+def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[tuple[dict, pa.Table]]]:
+    """Snapshot the catalog in one read session: (name, meta, parts)."""
+    name, meta = _backup_meta(archive, kind, now, base)
     parts: list[tuple[dict, pa.Table]] = []
     with archive.catalog.reading() as con:
         meta["schema"] = snapshots.applied_migrations(con)
@@ -423,15 +429,7 @@ def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
 def build_backup_streamed(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[StreamedPart]]:
     """:func:`build_backup` a record batch at a time: each part's rows are read from DuckDB in batches and
     written into its compressed IPC stream as they come, so no table is held whole (docs/reliability.md K8)."""
-    name = backup_name(now, kind)
-    meta = {
-        "format": FORMAT, "archive": str(archive.uuid), "name": name.rsplit("/", 1)[-1], "kind": kind,
-        "created": now.isoformat(), "base": None, "chain": [], "tables": {},
-    }
-    if kind == "incremental":
-        meta["base"] = base["name"]
-        meta["chain"] = list(base["meta"]["chain"])
-    meta["chain"].append(meta["name"])
+    name, meta = _backup_meta(archive, kind, now, base)
     parts: list[StreamedPart] = []
     with archive.catalog.reading() as con:
         meta["schema"] = snapshots.applied_migrations(con)
