@@ -408,44 +408,43 @@ def _backup_meta(archive: Archive, kind: str, now: dt.datetime, base: dict | Non
     return name, meta
 
 
-def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[tuple[dict, pa.Table]]]:
-    """Snapshot the catalog in one read session: (name, meta, parts)."""
+def _build(archive: Archive, kind: str, now: dt.datetime, base: dict | None, read_part) -> tuple[str, dict, list]:
+    """Snapshot the catalog in one read session: (name, meta, parts), each part as ``read_part(con, table, info)``
+    gives it with its row count."""
     name, meta = _backup_meta(archive, kind, now, base)
-    parts: list[tuple[dict, pa.Table]] = []
+    parts: list = []
     with archive.catalog.reading() as con:
         meta["schema"] = snapshots.applied_migrations(con)
         for table, columns in sorted(snapshots.catalog_tables(con).items()):
             rec, wanted = _plan_table(con, table, columns, base["meta"] if base else None, kind == "full")
             rec["stored"] = 0
             for info in wanted:
-                rows = snapshots.select_rows(con, table, [c for c, _ in info["columns"]], info["where"])
+                part, n = read_part(con, table, info)
                 info["checksum"] = snapshots.checksum(con, table, info["columns"], info["where"])
-                rec["stored"] += rows.num_rows
-                parts.append((info, rows))
+                rec["stored"] += n
+                parts.append(part)
             meta["tables"][table] = rec
     return name, meta, parts
+
+
+def build_backup(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[tuple[dict, pa.Table]]]:
+    """Snapshot the catalog in one read session: (name, meta, parts), each table part whole in Arrow."""
+    def whole(con, table: str, info: dict):
+        rows = snapshots.select_rows(con, table, [c for c, _ in info["columns"]], info["where"])
+        return (info, rows), rows.num_rows
+    return _build(archive, kind, now, base, whole)
 
 
 def build_backup_streamed(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[StreamedPart]]:
     """:func:`build_backup` a record batch at a time: each part's rows are read from DuckDB in batches and
     written into its compressed IPC stream as they come, so no table is held whole (docs/reliability.md K8)."""
-    name, meta = _backup_meta(archive, kind, now, base)
-    parts: list[StreamedPart] = []
-    with archive.catalog.reading() as con:
-        meta["schema"] = snapshots.applied_migrations(con)
-        for table, columns in sorted(snapshots.catalog_tables(con).items()):
-            rec, wanted = _plan_table(con, table, columns, base["meta"] if base else None, kind == "full")
-            rec["stored"] = 0
-            for info in wanted:
-                reader = snapshots.select_batches(con, table, [c for c, _ in info["columns"]], info["where"])
-                packed, length, n = _streamed_part(reader)
-                del reader
-                give_back_freed_memory()
-                info["checksum"] = snapshots.checksum(con, table, info["columns"], info["where"])
-                rec["stored"] += n
-                parts.append(StreamedPart(info, packed, length))
-            meta["tables"][table] = rec
-    return name, meta, parts
+    def streamed(con, table: str, info: dict):
+        reader = snapshots.select_batches(con, table, [c for c, _ in info["columns"]], info["where"])
+        packed, length, n = _streamed_part(reader)
+        del reader
+        give_back_freed_memory()
+        return StreamedPart(info, packed, length), n
+    return _build(archive, kind, now, base, streamed)
 
 
 CONFIG_SNAPSHOT_CONTEXT = b"config-snapshot/v2\x00"
