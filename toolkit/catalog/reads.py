@@ -24,13 +24,13 @@ WITH sel AS (
     SELECT m.* FROM messages m JOIN packs p USING (pack_id) {where}
 ), rc AS (
     SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
-    FROM recipients r WHERE r.msg_id IN (SELECT msg_id FROM sel) GROUP BY r.msg_id
+    FROM recipients r WHERE {r_range}r.msg_id IN (SELECT msg_id FROM sel) GROUP BY r.msg_id
 ), si AS (
     SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
                            'via': s.via, 'decision': s.decision, 'flags': s.flags,
                            'internal_date': s.internal_date, 'seen_at': s.seen_at}}
                           ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
-    FROM sightings s WHERE s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
+    FROM sightings s WHERE {s_range}s.msg_id IN (SELECT msg_id FROM sel) GROUP BY s.msg_id
 )
 SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
        sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
@@ -40,30 +40,16 @@ FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
 ORDER BY sel.msg_id
 """
 
-# one range of msg_ids of _METADATA (the bounds written in as integers, so that the operator's ``?`` parameters
-# keep their places): the scans of all three tables skip the row groups outside it
-_METADATA_PAGE = """
-WITH sel AS (
-    SELECT m.* FROM messages m JOIN packs p USING (pack_id) WHERE m.msg_id BETWEEN {lo} AND {hi}{where}
-), rc AS (
-    SELECT r.msg_id, list({{'kind': r.kind, 'address': r.address}} ORDER BY r.kind, r.address) AS recipients
-    FROM recipients r WHERE r.msg_id BETWEEN {lo} AND {hi} AND r.msg_id IN (SELECT msg_id FROM sel)
-    GROUP BY r.msg_id
-), si AS (
-    SELECT s.msg_id, list({{'source_uri': s.source_uri, 'folder': s.folder, 'source_ref': s.source_ref,
-                           'via': s.via, 'decision': s.decision, 'flags': s.flags,
-                           'internal_date': s.internal_date, 'seen_at': s.seen_at}}
-                          ORDER BY s.seen_at, s.run_id, s.source_ref) AS sightings
-    FROM sightings s WHERE s.msg_id BETWEEN {lo} AND {hi} AND s.msg_id IN (SELECT msg_id FROM sel)
-    GROUP BY s.msg_id
-)
-SELECT sel.msg_id, sel.blob_id, sel.message_id, sel.subject, sel.from_addr, sel.from_name,
-       sel.sent_date, sel.internal_date, sel.size, sel.spam, sel.defects, sel.id_conflict,
-       sel.archived_at, sel.run_id, sel.pack_id,
-       coalesce(rc.recipients, []) AS recipients, coalesce(si.sightings, []) AS sightings
-FROM sel LEFT JOIN rc USING (msg_id) LEFT JOIN si USING (msg_id)
-ORDER BY sel.msg_id
-"""
+
+def _metadata_sql(where: str | None, lo: int | None = None, hi: int | None = None) -> str:
+    """:data:`_METADATA` for the condition, whole or for one range of msg_ids (the bounds written in as integers,
+    so that the operator's ``?`` parameters keep their places): the scans of all three tables then skip the row
+    groups outside it."""
+    if lo is None:
+        return _METADATA.format(where=f"WHERE {where}" if where else "", r_range="", s_range="")
+    rng = f"msg_id BETWEEN {int(lo)} AND {int(hi)}"
+    return _METADATA.format(where=f"WHERE m.{rng}" + (f" AND ({where})" if where else ""),
+                            r_range=f"r.{rng} AND ", s_range=f"s.{rng} AND ")
 
 
 def _arrow(result) -> Any:
@@ -108,8 +94,7 @@ def count_messages(session, where: str | None = None, params: list | None = None
 
 def metadata_table(session, where: str | None = None, params: list | None = None) -> Any:
     """One Arrow row per selected message: its catalog fields, recipients and sightings (``export metadata``)."""
-    sql = _METADATA.format(where=f"WHERE {where}" if where else "")
-    return _arrow(session.execute(sql, params))
+    return _arrow(session.execute(_metadata_sql(where), params))
 
 
 METADATA_PAGE = 20_000
@@ -124,10 +109,9 @@ def metadata_pages(session, where: str | None = None, params: list | None = None
     (docs/reliability.md K8)."""
     page = int(page or METADATA_PAGE)
     lo, hi = session.execute("SELECT min(msg_id), max(msg_id) FROM messages").fetchone()
-    cond = f" AND ({where})" if where else ""
 
     def rows(first: int, last: int):
-        return _arrow(session.execute(_METADATA_PAGE.format(where=cond, lo=int(first), hi=int(last)), params or []))
+        return _arrow(session.execute(_metadata_sql(where, first, last), params or []))
 
     def ranged(first: int, last: int) -> Iterator[Any]:
         """The range's rows; halved while DuckDB's memory limit of the session refuses it (a costly ``--where``)."""
