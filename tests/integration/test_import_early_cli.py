@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import assert_gone
 from tests.cli import PASSWORD, mailarchive
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,16 +74,6 @@ def _script(tmp_path: Path, argv: list[str], sig: int | None = None) -> tuple[su
     return p, json.loads(out.read_text())
 
 
-def _gone(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        with open(f"/proc/{pid}/stat") as f:  # only a zombie (not yet reaped by init) may remain
-            assert f.read().split(") ")[1][0] == "Z", f"worker {pid} still runs"
-
-
 def _catalog(home: Path) -> list:
     query = "SELECT m.blob_id, m.message_id, s.source_ref FROM messages m JOIN sightings s USING (msg_id) ORDER BY s.source_ref"
     return json.loads(mailarchive(home, "sql", query, "--format", "json").stdout)
@@ -106,7 +97,7 @@ def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
     assert _report(p)["archived"] == 280 and _report(p)["duplicates"] == 20
     assert _catalog(early_home) == _catalog(late_home)
     assert "Traceback" not in p.stderr
-    _gone(record["pids"])
+    assert_gone(record["pids"])
 
 
 def test_a_small_source_spawns_no_early_workers(tmp_path, source):
@@ -122,7 +113,7 @@ def test_a_usage_error_after_the_spawn_is_reported_as_always(tmp_path, source):
     assert p.returncode == 2
     assert "nonsense" in p.stderr and "Traceback" not in p.stderr
     assert len(record["pids"]) == 2 and not record["taken"]
-    _gone(record["pids"])
+    assert_gone(record["pids"])
 
 
 def test_a_locked_archive_refuses_the_import_as_always(tmp_path, source):
@@ -134,7 +125,7 @@ def test_a_locked_archive_refuses_the_import_as_always(tmp_path, source):
     assert p.returncode == 11, p.stderr
     assert "lock" in p.stderr and "Traceback" not in p.stderr
     assert len(record["pids"]) == 2 and not record["taken"]
-    _gone(record["pids"])
+    assert_gone(record["pids"])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -146,4 +137,4 @@ def test_a_signal_during_the_start_up_ends_the_early_workers_quietly(tmp_path, s
     assert p.returncode == 130, p.stderr
     assert p.stderr.strip() == "interrupted"
     assert len(record["pids"]) == 2 and not record["taken"]
-    _gone(record["pids"])
+    assert_gone(record["pids"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import assert_gone
 from tests.cli import mailarchive
 from tests.integration.verify_support import build_archive
 
@@ -71,10 +72,4 @@ def test_a_sigterm_before_the_command_runs_ends_the_early_workers_quietly(home, 
     assert "interrupted" in p.stderr and "Traceback" not in p.stderr and "Error" not in p.stderr
     workers = [int(x) for x in pids.read_text().split()]
     assert len(workers) == 2
-    for pid in workers:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        with open(f"/proc/{pid}/stat") as f:   # only a zombie (not yet reaped by init) may remain
-            assert f.read().split(") ")[1][0] == "Z", f"worker {pid} still runs"
+    assert_gone(workers)
