@@ -213,9 +213,10 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
                 )
             aside = path.with_name(f"{CATALOG_NAME}.{_ts(dt.datetime.now(dt.timezone.utc))}.old")
             os.rename(path, aside)
-            wal = path.with_name(CATALOG_NAME + ".wal")
-            if wal.exists():
-                os.rename(wal, aside.with_name(aside.name + ".wal"))
+            for suffix in (".wal", ".guard"):  # its WAL, and the checkpoint guard of a killed writer (A6)
+                beside = path.with_name(CATALOG_NAME + suffix)
+                if beside.exists():
+                    os.rename(beside, aside.with_name(aside.name + suffix))
             result.moved_aside = str(aside.absolute())
             counts = _old_counts(aside, crypto.derive_key(key, archive.uuid, "catalog"))
             result.lost = {t: counts[t] for t in LOST_TABLES}

@@ -112,6 +112,7 @@ class NextStep(enum.Enum):
     CHECK_STRANGER_PACK = "check-stranger-pack"  # an import met a pack name it did not write (B5, C9)
     ADD_MEDIUM_OR_FREE_SPACE = "add-medium-or-free-space"  # too little free space on the active medium (args: medium)
     FREE_EXPORT_TARGET = "free-export-target"  # an export target that filled up (args: dest)
+    RERUN_WRITER = "rerun-writer"  # a catalog left mid-checkpoint by a killed writer: a writer repairs it
 
 
 class MailArchiveError(Exception):

@@ -4,7 +4,8 @@ A home is a directory (mode 0700) holding:
 
 - ``archive.toml``: the config (uuid, key check, media registry, settings);
 - ``key``: the 32-byte archive key, mode 0600, written by :meth:`Home.write_key` only;
-- ``catalog.duckdb`` (+ ``.wal``): the encrypted catalog;
+- ``catalog.duckdb`` (+ ``.wal``): the encrypted catalog; ``catalog.duckdb.guard`` while a writer session can
+  checkpoint and after one that was killed (named by :func:`toolkit.catalog.checkpoint_guard.guard_path`);
 - ``catalog.duckdb.tmp/``: DuckDB's temp files, while it writes what its memory limit does not hold (an
   import's checkpoints; encrypted; named by :attr:`toolkit.catalog.Catalog.temp_directory`; may stay empty);
 - ``lock``: the writer lock (an flock; see :mod:`toolkit.lock`);
@@ -36,7 +37,7 @@ INIT_MARKER_NAME = "init.incomplete"
 #: Where ``key restore`` moves a key file that is not this archive's key.
 DAMAGED_KEY_NAME = KEY_NAME + ".damaged"
 #: Files an init writes (the marker apart): a home holding one of them but no config is damaged.
-INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CONFIG_NAME)
+INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CATALOG_NAME + ".guard", CONFIG_NAME)
 #: Defaults ``init`` puts inside the home when not told otherwise.
 DEFAULT_MEDIUM_NAME = "medium-1"
 DEFAULT_KEY_BACKUP_NAME = "key-backup.txt"

@@ -1,10 +1,12 @@
 """docs/reliability.md A6: kill -9 inside DuckDB's checkpoint of a large encrypted catalog.
 
 A child process opens the catalog of a real archive whose last commits (about 10 MB of rows)
-live only in the WAL, and runs CHECKPOINT, which writes those rows into the catalog file; it is
-killed at seeded random moments of that write (`MAILARCHIVE_CRASH_SEED` replays a printed seed). Every reopen through the command
-line then either sees exactly the committed rows or refuses with the clear damaged-catalog
-error and its next step: never a catalog that opens with other rows, never a traceback.
+live only in the WAL, saves the checkpoint guard as the toolkit's writer sessions do, and runs
+CHECKPOINT, which writes those rows into the catalog file; it is killed at seeded random moments of
+that write (`MAILARCHIVE_CRASH_SEED` replays a printed seed). The next writer (`db adopt`) puts back
+what the guard saved if the checkpoint was cut short, and every reopen through the command line then
+sees exactly the committed rows: never a catalog that opens with other rows, never one that no longer
+opens, never a traceback. (tests/reliability/test_checkpoint_tear.py tears the in-place writes exactly.)
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ if mode == "fill":
                     [first, min(first + 50_000, rows)])
     print("committed", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # no checkpoint at close: the rows stay in the WAL
+from pathlib import Path
+from toolkit.catalog import checkpoint_guard
+checkpoint_guard.save(Path(path), con)
 print("checkpointing", flush=True)
 start = time.monotonic()
 con.execute("CHECKPOINT cat")
@@ -81,7 +86,11 @@ def _copy(home: Path, dest: Path) -> Path:
 
 
 def _reopen(home: Path) -> str:
-    """'ok' if the catalog opens with exactly the committed rows; 'damaged' for the clean refusal."""
+    """'ok' if, after the next writer, the catalog opens with exactly the committed rows; 'damaged' for the
+    clean refusal (which the guard must now prevent)."""
+    w = mailarchive(home, "db", "adopt", check=None)
+    assert "Traceback" not in w.stderr, w.stderr
+    assert not (home / "catalog.duckdb.guard").exists() or w.returncode != 0, w.stderr
     p = mailarchive(home, "sql", "SELECT count(*) AS n FROM run_errors WHERE kind = 'a6-filler'", "--format", "json",
                     check=None)
     assert "Traceback" not in p.stderr, p.stderr
@@ -123,4 +132,5 @@ def test_a6_kill_inside_the_checkpoint_write_never_opens_a_wrong_catalog(templat
         # a second open of the same files gives the same answer (the first open changed nothing wrongly)
         assert _reopen(work) == outcomes[-1][1], f"seed {seed}, attempt {attempt}"
     print(f"A6 checkpoint kills: seed {seed}, uncut {seconds:.3f}s, outcomes {outcomes}")
+    assert all(outcome == "ok" for _, outcome in outcomes), f"seed {seed}: {outcomes}"
     assert landed, f"seed {seed}: no kill landed inside a checkpoint ({seconds:.3f}s uncut); outcomes {outcomes}"

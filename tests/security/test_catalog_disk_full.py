@@ -67,7 +67,8 @@ def test_full_disk_under_the_catalog(small_disk, tmp_path):
     env = {"MAILARCHIVE_WORKERS": "0"}
     mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
     source = _source(tmp_path / "src")
-    filler = _fill(small_disk, leave_kib=200)
+    # room for the checkpoint guard (a metadata block, docs/reliability.md A6), not for the import's commits
+    filler = _fill(small_disk, leave_kib=600)
 
     p = mailarchive(home, "import", "eml", str(source), env=env, check=None)
     assert p.returncode == 3, p.stdout + p.stderr
@@ -89,6 +90,29 @@ def test_full_disk_under_the_catalog(small_disk, tmp_path):
     assert done["errors"] == 0
     count = json.loads(mailarchive(home, "sql", "SELECT count(*) AS n FROM messages", "--format", "json").stdout)
     assert count[0]["n"] == MAILS
+
+
+def test_no_room_for_the_checkpoint_guard_refuses_the_writer_before_it_writes(small_disk, tmp_path):
+    """Too little space for the guard of the catalog's checkpoints (one 256 KiB metadata block): the writer
+    stops with the same clear error before its first commit; nothing is half-done, and with space again the
+    same command does the whole job."""
+    home = small_disk / "home"
+    env = {"MAILARCHIVE_WORKERS": "0"}
+    mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
+    source = _source(tmp_path / "src")
+    before = (home / "catalog.duckdb").read_bytes()
+    filler = _fill(small_disk, leave_kib=150)
+    p = mailarchive(home, "import", "eml", str(source), env=env, check=None)
+    assert p.returncode == 3 and "Traceback" not in p.stderr and p.stderr.count("error:") == 1, p.stderr
+    message = "".join(p.stderr.split())
+    for part in (f"the catalog {home / 'catalog.duckdb'} could not be written", "checkpoint guard",
+                 "No space left on device", "free space on its disk"):
+        assert "".join(part.split()) in message, p.stderr
+    assert (home / "catalog.duckdb").read_bytes() == before  # refused before anything was written
+    assert not list(home.glob("catalog.duckdb.guard*"))
+    filler.unlink()
+    done = mailarchive(home, "import", "eml", str(source), env=env, json_out=True).result
+    assert done["errors"] == 0 and done["archived"] == MAILS
 
 
 def test_a_run_that_could_not_record_its_end_is_marked_failed_by_the_next_writer(tmp_path):

@@ -29,6 +29,7 @@ import duckdb
 
 from .. import faults
 from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
+from . import checkpoint_guard
 from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
@@ -50,6 +51,11 @@ def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | Non
     text = " ".join(str(exc).split()) or type(exc).__name__  # a fatal error quotes the original below its first line
     low = text.lower()
     if "aes tag" in low or "checksum" in low or "not a valid duckdb database" in low or "corrupt" in low:
+        if checkpoint_guard.explains_damage(path):
+            return CatalogError(
+                f"{path} was left in the middle of a checkpoint by a writer that was killed, and this command only "
+                f"reads: {checkpoint_guard.guard_path(path).name} holds what that checkpoint overwrote (DuckDB: {text})",
+                next_step=NextStep.RERUN_WRITER)
         cause = "is damaged: it fails its integrity check"
     elif "not encrypted" in low:
         cause = "is not encrypted, so this toolkit did not write it: refused, never opened unencrypted"
@@ -134,6 +140,8 @@ class Catalog:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
         self._memory_limit: int | None = None  # DuckDB's own default (80% of RAM) unless :meth:`use_memory_limit`
+        self._guarded: bytes | None = None  # the headers the checkpoint guard saved, while a writer is attached
+        self.guard_recovery: str | None = None  # what the last writer attach found of a killed writer's checkpoint
 
     @property
     def threads(self) -> int | None:
@@ -206,8 +214,35 @@ class Catalog:
                 self._apply_threads(self._con)
             if self._memory_limit is not None:
                 self._apply_memory_limit(self._con)
+        if not read_only and self.path.exists():
+            self.guard_recovery = checkpoint_guard.recover(self.path, ATTACH_RETRY_SECONDS) or self.guard_recovery
         self._attach_on(self._con, read_only)
+        if not read_only:
+            try:
+                self._guarded = self._save_guard(self._con)
+            except BaseException:
+                self._detach()
+                raise
         return self._con
+
+    def _save_guard(self, con: duckdb.DuckDBPyConnection) -> bytes:
+        try:
+            return checkpoint_guard.save(self.path, con)
+        except OSError as exc:  # a full disk or an I/O error beside the catalog: nothing was written yet
+            raise CatalogError(
+                f"the catalog {self.path} could not be written (its checkpoint guard: {exc.strerror or exc}); "
+                f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
+            ) from None
+
+    def _guard_current(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Before a COMMIT (which may checkpoint) or the DETACH that checkpoints: the guard saved for a writer
+        session describes the file as it is now, saved again if a checkpoint since changed the headers."""
+        if self._guarded is not None and checkpoint_guard.headers_on_disk(self.path) != self._guarded:
+            self._guarded = self._save_guard(con)
+
+    def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._guard_current(con)
+        con.execute("COMMIT")
 
     def _scrub(self, text: str) -> str:
         """DuckDB's message without any piece of the key (it is never in our SQL; this is a second fence)."""
@@ -265,8 +300,17 @@ class Catalog:
 
     def _detach(self) -> None:
         if self._con is not None:
-            with contextlib.suppress(duckdb.Error):
+            guarded = self._guarded is not None
+            if guarded:
+                with contextlib.suppress(duckdb.Error, OSError, CatalogError):
+                    self._guard_current(self._con)
+            self._guarded = None
+            try:
                 self._con.execute("DETACH cat")
+            except duckdb.Error:
+                return  # the guard stays: the next writer checks what this checkpoint left
+            if guarded:
+                checkpoint_guard.clear(self.path)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -361,7 +405,7 @@ class Catalog:
                             raise
                         # a damaged block fails the rollback too; nothing was committed: report the damage
                     raise
-                con.execute("COMMIT")
+                self._commit(con)
             except duckdb.Error as exc:
                 # a damaged file (H1), a full volume or an I/O error (E2): one clear error, the
                 # transaction rolled back, the connection dropped (the next session attaches anew)
@@ -410,6 +454,7 @@ class Catalog:
         )
 
     def _discard_connection(self) -> None:
+        self._guarded = None  # a guard on disk stays: the next writer attach puts its blocks back (harmless if unchanged)
         if self._con is not None:
             with contextlib.suppress(duckdb.Error):
                 self._con.execute("USE memory")
@@ -455,7 +500,7 @@ class Catalog:
                 con.execute("BEGIN TRANSACTION")
                 try:
                     self._close_dead_runs_in(con, "cat.")
-                    con.execute("COMMIT")
+                    self._commit(con)
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
@@ -500,8 +545,7 @@ class Catalog:
         finally:
             self._detach()
 
-    @staticmethod
-    def _apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    def _apply_migrations(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         applied: list[str] = []
         done = {r[0] for r in con.execute("SELECT name FROM cat.schema_migrations").fetchall()}
         for name in migration_names():
@@ -511,7 +555,7 @@ class Catalog:
             try:
                 con.execute(migration_sql(name))
                 con.execute("INSERT INTO cat.schema_migrations VALUES (?, now())", [name])
-                con.execute("COMMIT")
+                self._commit(con)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

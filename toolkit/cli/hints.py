@@ -49,6 +49,8 @@ HINTS: dict[NextStep, str] = {
     NextStep.RENEW_STAMPS: "; `mailarchive timestamp renew` extends it",
     NextStep.MBOX_TAKES_FILES: "; `import mbox` takes mbox files",
     NextStep.WAIT_LONGER_FOR_LOCK: ", or pass --lock-wait SECONDS",
+    NextStep.RERUN_WRITER: "; run the interrupted command again (it resumes), or `mailarchive db adopt`: the next "
+                           "command that writes to this archive first puts back the blocks saved before that checkpoint",
     NextStep.GIVE_CA: "; give its CA with --ca-file, or --insecure to skip verification",
     NextStep.USE_TLS: " Use {tls_scheme}://, or --allow-plaintext only on a link you trust.",
     NextStep.PASSWORD_NOT_IN_URL: "; use --password-file or the environment variable",
