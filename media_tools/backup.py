@@ -188,24 +188,13 @@ def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byt
         payload = zstandard.ZstdDecompressor().decompress(compressed, max_output_size=1 << 34)
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what}: does not decompress ({exc})") from None
-    if not payload.startswith(PAYLOAD_MAGIC) or len(payload) < 12:
-        raise IntegrityError(f"{what}: not a catalog backup payload")
-    (hlen,) = struct.unpack(">I", payload[8:12])
-    try:
-        meta = json.loads(payload[12 : 12 + hlen])
-    except ValueError:
-        raise IntegrityError(f"{what}: damaged header") from None
-    if meta.get("archive") != str(archive_uuid):
-        raise IntegrityError(f"{what}: belongs to archive {meta.get('archive')}, not {archive_uuid}")
-    if meta.get("format", 0) > FORMAT:
-        raise CatalogError(f"{what}: backup format v{meta['format']} needs a newer mailarchive-toolkit")
+    reader = io.BytesIO(payload)
+    meta = _read_header(reader.read, what, archive_uuid)
     content = BackupContent(name=name.rsplit("/", 1)[-1], meta=meta)
-    pos = 12 + hlen
     for info in meta["parts"]:
-        data = payload[pos : pos + info["length"]]
+        data = reader.read(info["length"])
         if len(data) != info["length"]:
             raise IntegrityError(f"{what}: part {info['table']} is truncated")
-        pos += info["length"]
         try:
             table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
         except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
@@ -214,15 +203,36 @@ def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: byt
     return content
 
 
+def _read_header(read, what: str, archive_uuid: UUID) -> dict:
+    """The payload's header, read with ``read(n)`` from its start, checked to be this archive's and of a known format."""
+    start = read(12)
+    if not start.startswith(PAYLOAD_MAGIC) or len(start) < 12:
+        raise IntegrityError(f"{what}: not a catalog backup payload")
+    (hlen,) = struct.unpack(">I", start[8:12])
+    try:
+        meta = json.loads(read(hlen))
+    except ValueError:
+        raise IntegrityError(f"{what}: damaged header") from None
+    if meta.get("archive") != str(archive_uuid):
+        raise IntegrityError(f"{what}: belongs to archive {meta.get('archive')}, not {archive_uuid}")
+    if meta.get("format", 0) > FORMAT:
+        raise CatalogError(f"{what}: backup format v{meta['format']} needs a newer mailarchive-toolkit")
+    return meta
+
+
+def _checksum_differs(short: str, info: dict, got) -> IntegrityError:
+    return IntegrityError(
+        f"catalog backup {short}: part {info['table']}/{info['kind']} holds {got[0]} rows "
+        f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
+    )
+
+
 def check_content(content: BackupContent) -> None:
     """Every part's rows have the count and checksum recorded from the live catalog (B6)."""
     got_all = snapshots.row_checksums([(table, info["columns"]) for info, table in content.parts])
     for (info, _table), got in zip(content.parts, got_all):
         if got != info["checksum"]:
-            raise IntegrityError(
-                f"catalog backup {content.name}: part {info['table']}/{info['kind']} holds {got[0]} rows "
-                f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
-            )
+            raise _checksum_differs(content.name, info, got)
 
 
 class _Exact:
@@ -255,18 +265,7 @@ def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
     what = f"catalog backup {name}"
     try:
         src = zstandard.ZstdDecompressor().stream_reader(compressed, read_size=1 << 20)
-        start = src.read(12)
-        if not start.startswith(PAYLOAD_MAGIC) or len(start) < 12:
-            raise IntegrityError(f"{what}: not a catalog backup payload")
-        (hlen,) = struct.unpack(">I", start[8:12])
-        try:
-            meta = json.loads(src.read(hlen))
-        except ValueError:
-            raise IntegrityError(f"{what}: damaged header") from None
-        if meta.get("archive") != str(archive_uuid):
-            raise IntegrityError(f"{what}: belongs to archive {meta.get('archive')}, not {archive_uuid}")
-        if meta.get("format", 0) > FORMAT:
-            raise CatalogError(f"{what}: backup format v{meta['format']} needs a newer mailarchive-toolkit")
+        meta = _read_header(src.read, what, archive_uuid)
         short = name.rsplit("/", 1)[-1]
         for info in meta["parts"]:
             part = _Exact(src, info["length"])
@@ -284,10 +283,7 @@ def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
                 raise IntegrityError(f"{what}: part {info['table']} is truncated")
             got = sums.result()
             if got != info["checksum"]:
-                raise IntegrityError(
-                    f"catalog backup {short}: part {info['table']}/{info['kind']} holds {got[0]} rows "
-                    f"with checksum {got[1]}, expected {info['checksum'][0]} rows with {info['checksum'][1]}"
-                )
+                raise _checksum_differs(short, info, got)
             give_back_freed_memory()
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what}: does not decompress ({exc})") from None

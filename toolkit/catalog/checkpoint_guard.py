@@ -37,6 +37,8 @@ import time
 
 import blake3
 
+from ..storage.local import _fsync_dir
+
 MAGIC = b"MACKPTG1"
 #: DuckDB's main header (plain, 4 KiB) and its two database headers (4 KiB each); blocks follow.
 HEADERS = (4096, 12288)
@@ -45,18 +47,6 @@ BLOCKS_START = 12288
 
 def guard_path(catalog: pathlib.Path) -> pathlib.Path:
     return catalog.with_name(catalog.name + ".guard")
-
-
-def _read_at(fd: int, offset: int, length: int) -> bytes:
-    return os.pread(fd, length, offset)
-
-
-def _fsync_dir(path: pathlib.Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def metadata_blocks(con, alias: str = "cat") -> tuple[int, list[int]]:
@@ -72,12 +62,12 @@ def save(catalog: pathlib.Path, con, alias: str = "cat") -> bytes:
     fd = os.open(catalog, os.O_RDONLY)
     try:
         file_size = os.fstat(fd).st_size
-        headers = _read_at(fd, HEADERS[0], HEADERS[1] - HEADERS[0])
+        headers = os.pread(fd, HEADERS[1] - HEADERS[0], HEADERS[0])
         blocks = []
         for block_id in ids if block_size else ():
             offset = BLOCKS_START + block_id * block_size
             if offset + block_size <= file_size:  # a block beyond the end is new: nothing on disk to keep
-                blocks.append((offset, _read_at(fd, offset, block_size)))
+                blocks.append((offset, os.pread(fd, block_size, offset)))
     finally:
         os.close(fd)
     parts = [MAGIC, struct.pack("<QI", file_size, len(headers)), headers, struct.pack("<I", len(blocks))]
@@ -150,8 +140,8 @@ def explains_damage(catalog: pathlib.Path) -> bool:
     except OSError:
         return False
     try:
-        return _read_at(fd, HEADERS[0], len(headers)) == headers and any(
-            _read_at(fd, offset, len(block)) != block for offset, block in blocks)
+        return os.pread(fd, len(headers), HEADERS[0]) == headers and any(
+            os.pread(fd, len(block), offset) != block for offset, block in blocks)
     finally:
         os.close(fd)
 
@@ -189,7 +179,7 @@ def recover(catalog: pathlib.Path, wait: float) -> str | None:
         fd = os.open(catalog, os.O_RDWR)
         try:
             _lock(fd, wait)
-            if _read_at(fd, HEADERS[0], len(headers)) == headers:
+            if os.pread(fd, len(headers), HEADERS[0]) == headers:
                 for offset, block in blocks:
                     os.pwrite(fd, block, offset)
                 os.fsync(fd)

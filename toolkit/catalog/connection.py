@@ -34,6 +34,8 @@ from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
+#: The end of the message for a catalog that could not be written (a full disk, an I/O error).
+_WRITE_FAILED_NEXT = "free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
 
 #: What to do about a damaged or foreign catalog (the command line phrases it).
 CATALOG_NEXT_STEP = NextStep.RESTORE_HOME_OR_REBUILD_CATALOG
@@ -231,7 +233,7 @@ class Catalog:
         except OSError as exc:  # a full disk or an I/O error beside the catalog: nothing was written yet
             raise CatalogError(
                 f"the catalog {self.path} could not be written (its checkpoint guard: {exc.strerror or exc}); "
-                f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
+                + _WRITE_FAILED_NEXT
             ) from None
 
     def _guard_current(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -450,7 +452,7 @@ class Catalog:
             return None
         return CatalogError(
             f"the catalog {self.path} could not be written ({self._scrub(reason.strip())}); "
-            f"free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
+            + _WRITE_FAILED_NEXT
         )
 
     def _discard_connection(self) -> None:
