@@ -164,29 +164,31 @@ def _lock(fd: int, wait: float) -> None:
 def recover(catalog: pathlib.Path, wait: float) -> str | None:
     """Undo a checkpoint that a killed writer cut short (see the module's text). Call before a writer attaches.
     Returns None when there was no guard, else what was done: ``"restored"`` (the metadata blocks written
-    back), ``"stale"`` (the checkpoint had finished) or ``"torn"`` (the guard itself was cut short)."""
+    back), ``"stale"`` (the checkpoint had finished) or ``"torn"`` (the guard itself was cut short). The guard
+    is read, judged and removed under an exclusive lock of the catalog file, so never beside a live session."""
     target = guard_path(catalog)
-    with contextlib.suppress(FileNotFoundError):
-        target.with_name(target.name + ".tmp").unlink()
-    try:
-        data = target.read_bytes()
-    except FileNotFoundError:
+    tmp = target.with_name(target.name + ".tmp")
+    if not (target.exists() or tmp.exists()) or not catalog.exists():
         return None
-    parsed = _parse(data)
-    outcome = "torn"
-    if parsed is not None and catalog.exists():
-        headers, blocks = parsed
-        fd = os.open(catalog, os.O_RDWR)
+    fd = os.open(catalog, os.O_RDWR)
+    try:
+        _lock(fd, wait)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         try:
-            _lock(fd, wait)
+            parsed = _parse(target.read_bytes())
+        except FileNotFoundError:
+            return None
+        outcome = "torn"
+        if parsed is not None:
+            headers, blocks = parsed
+            outcome = "stale"
             if os.pread(fd, len(headers), HEADERS[0]) == headers:
                 for offset, block in blocks:
                     os.pwrite(fd, block, offset)
                 os.fsync(fd)
                 outcome = "restored"
-            else:
-                outcome = "stale"
-        finally:
-            os.close(fd)  # also releases the lock
-    clear(catalog)
-    return outcome
+        clear(catalog)
+        return outcome
+    finally:
+        os.close(fd)  # also releases the lock
