@@ -127,9 +127,10 @@ def _part_range(entries: list, part: int, parts: int) -> list:
 def check_ahead(archive, medium: int, name: str, scan_cap: int, part: int = 0, parts: int = 1) -> dict | None:
     """Read one pack with its footer's entries, in a worker; None as soon as anything is not as it should be.
 
-    Returns the file's size and BLAKE3 (hex), its entries as their :func:`entries_digest` (offset order) and the F04
-    keys (:func:`verify.mailkey.mail_key`) of every record, in offset order, packed (:class:`Packed`): what the parent
-    holds of a pack read ahead while it reads the catalog is a few bytes a mail (docs/reliability.md K8).
+    Returns the file's size and BLAKE3 (hex), its entries as their :func:`entries_digest` (offset order: what the
+    parent holds of them while it reads the catalog is one digest, docs/reliability.md K8) and the F04 keys
+    (:func:`verify.mailkey.mail_key`) of every record, in offset order (packed by the parent while they wait,
+    :class:`Packed`).
 
     ``part`` of ``parts`` > 1: only the records of that part (:func:`_part_range`), read from the first of them on;
     part 0 reads the whole file for its BLAKE3, the others give none; the entries and keys of a part are lists
@@ -189,7 +190,7 @@ def _whole(got: dict) -> dict | None:
                             [e[3] for e in entries], [e[4] for e in entries])
     if digest is None or any(len(e[1]) != 32 for e in entries):
         return None
-    return {"size": got["size"], "blake3": got["blake3"], "keys": Packed(got["keys"]), "entries": digest}
+    return {"size": got["size"], "blake3": got["blake3"], "keys": got["keys"], "entries": digest}
 
 
 def join_parts(got: list[dict | None]) -> dict | None:

@@ -608,10 +608,10 @@ def _unpacked(value):
 
 class _Waiting:
     """A done-callback for the packs' futures: while :attr:`on` (this process reads the catalog and runs the quick
-    checks, and takes no result), each result after the first :data:`LOOSE_RESULTS` has its per-mail list (the
-    mails' keys) packed (:class:`_Packed`, a fifth of their size or less) until it is taken: the results that arrive
-    meanwhile grow with the catalog's reading time, hence with its size (docs/reliability.md K8). Taking one unpacks
-    it (:func:`_f04_differ`). A check ahead's result comes packed from its worker, its entries as one digest
+    checks, and takes no result), each result after the first :data:`LOOSE_RESULTS` has its mails' keys packed
+    (:class:`_Packed`, a fifth of their size or less) until it is taken: the results that arrive meanwhile grow with
+    the catalog's reading time, hence with its size (docs/reliability.md K8). Taking one unpacks them
+    (:func:`_f04_differ`, :func:`verify.ahead.adopt`). A check ahead's entries come as one digest
     (:func:`verify.ahead.check_ahead`)."""
 
     def __init__(self):
@@ -624,8 +624,9 @@ class _Waiting:
         self.arrived += 1
         res = fut.result()
         if self.arrived > LOOSE_RESULTS and isinstance(res, dict):
-            if isinstance(res.get("f04"), list) and res["f04"]:
-                res["f04"] = _Packed(res["f04"])
+            for name in ("f04", "keys"):
+                if isinstance(res.get(name), list) and res[name]:
+                    res[name] = _Packed(res[name])
 
 
 def _add_f04(con, differ: list[tuple[dict, int, str]], tasks: dict[str, dict]) -> None:

@@ -38,14 +38,14 @@ _FIRST_WORD = re.compile(r"\s*+(?>--[^\n]*+\n\s*+|/\*.*?\*/\s*+)*+(\w+)", re.S)
 class CheckSession:
     """A read-only view of the catalog for verify's checks (see the module docstring)."""
 
-    def __init__(self, con, unlimited: str | None = None):
+    def __init__(self, con, catalog: Catalog | None = None):
         self._con = con
-        self._unlimited = unlimited  # the memory limit the connection had before the session's, while it has one
+        self._catalog = catalog  # the catalog whose memory limit this session's replaces, while it does
 
     def within_limit(self, read):
         """``read(self)``; when DuckDB refuses it under the session's memory limit, the limit is lifted for the rest
         of the session and ``read(self)`` runs again (in the same attach: the same catalog state)."""
-        if self._unlimited is None:
+        if self._catalog is None:
             return read(self)
         import duckdb
 
@@ -56,9 +56,9 @@ class CheckSession:
             return read(self)
 
     def _lift_limit(self) -> None:
-        if self._unlimited is not None:
-            self._con.execute(f"SET memory_limit = {_sql_text(self._unlimited)}")
-            self._unlimited = None
+        if self._catalog is not None:  # the catalog's own limit again (DuckDB's default unless one is set)
+            self._catalog._apply_memory_limit(self._con)
+            self._catalog = None
 
     def execute(self, sql: str, params: list | None = None):
         """Run one query; returns the DuckDB result (``fetchall``, ``fetchone``, ``arrow``) — fetch it inside
@@ -92,12 +92,12 @@ def check_session(catalog: Catalog, memory_limit: int | None = None) -> Iterator
         if memory_limit is None:
             yield CheckSession(con)
             return
-        before = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+        temp = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
         con.execute("SET temp_directory = ''")
         con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
-        session = CheckSession(con, before[0])
+        session = CheckSession(con, catalog)
         try:
             yield session
         finally:
+            con.execute(f"SET temp_directory = {_sql_text(temp)}")
             session._lift_limit()
-            con.execute(f"SET temp_directory = {_sql_text(before[1])}")
