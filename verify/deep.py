@@ -571,6 +571,17 @@ class _CatalogKeys:
     def __len__(self) -> int:
         return len(self._msg)
 
+    def same_in_order(self, pack, mails: list[tuple[int, str]]) -> bool:
+        """Whether ``mails`` ((msg_id, key) of every message of ``pack``, in the catalog's order: a pack whose every
+        record authenticated) have the catalog's keys: one comparison of the pack's digests; False when they differ
+        or are other messages (then each is compared by its msg_id, :meth:`of_pack`)."""
+        start, n = self._slices.get(pack, (0, 0))
+        if len(mails) != n or self._msg[start:start + n].tolist() != [mid for mid, _key in mails]:
+            return False
+        sha = hashlib.sha256
+        got = b"".join([sha(key.encode("utf-8", "surrogatepass")).digest()[:16] for _mid, key in mails])
+        return got == self._digests[16 * start:16 * (start + n)]
+
     def of_pack(self, pack) -> dict[int, bytes]:
         start, n = self._slices.get(pack, (0, 0))
         d = self._digests
@@ -589,6 +600,8 @@ def _f04_differ(results: list[dict], keys: _CatalogKeys) -> list[tuple[dict, int
     for res in results:
         mails = _unpacked(res.get("f04"))
         if not mails:
+            continue
+        if keys.same_in_order(res["pack"], mails):
             continue
         rows = keys.of_pack(res["pack"])
         out.extend((res, mid, key) for mid, key in mails if rows.get(mid) != _digest(key))
