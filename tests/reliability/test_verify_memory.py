@@ -172,6 +172,6 @@ def test_a_session_under_a_limit_writes_no_temp_file_and_puts_its_settings_back(
             assert con.within_limit(lambda c: c.execute(big).fetchone()[0]) == 500_000
         with check_session(archive.catalog) as con:
             after = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
-    # DuckDB's default by value, as the catalog puts it back (toolkit/catalog/connection.py: shown rounded)
+    # put back by value, as DuckDB shows it (rounded: toolkit/catalog/connection.py)
     assert after[1] == before[1] and after[0].endswith("GiB") and abs(float(after[0][:-4]) - float(before[0][:-4])) < 0.15
     assert not archive.catalog.temp_directory.exists()

@@ -38,14 +38,14 @@ _FIRST_WORD = re.compile(r"\s*+(?>--[^\n]*+\n\s*+|/\*.*?\*/\s*+)*+(\w+)", re.S)
 class CheckSession:
     """A read-only view of the catalog for verify's checks (see the module docstring)."""
 
-    def __init__(self, con, catalog: Catalog | None = None):
+    def __init__(self, con, before: str | None = None):
         self._con = con
-        self._catalog = catalog  # the catalog whose memory limit this session's replaces, while it does
+        self._before = before  # the connection's memory limit before the session's, while the session has one
 
     def within_limit(self, read):
         """``read(self)``; when DuckDB refuses it under the session's memory limit, the limit is lifted for the rest
         of the session and ``read(self)`` runs again (in the same attach: the same catalog state)."""
-        if self._catalog is None:
+        if self._before is None:
             return read(self)
         import duckdb
 
@@ -56,9 +56,9 @@ class CheckSession:
             return read(self)
 
     def _lift_limit(self) -> None:
-        if self._catalog is not None:  # the catalog's own limit again (DuckDB's default unless one is set)
-            self._catalog._apply_memory_limit(self._con)
-            self._catalog = None
+        if self._before is not None:  # by value (as DuckDB shows it, to 3 digits): RESET would leave the buffer
+            self._con.execute(f"SET memory_limit = {_sql_text(self._before)}")  # pool at the limit (connection.py)
+            self._before = None
 
     def execute(self, sql: str, params: list | None = None):
         """Run one query; returns the DuckDB result (``fetchall``, ``fetchone``, ``arrow``) — fetch it inside
@@ -92,10 +92,10 @@ def check_session(catalog: Catalog, memory_limit: int | None = None) -> Iterator
         if memory_limit is None:
             yield CheckSession(con)
             return
-        temp = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        before, temp = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
         con.execute("SET temp_directory = ''")
         con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
-        session = CheckSession(con, catalog)
+        session = CheckSession(con, before)
         try:
             yield session
         finally:
