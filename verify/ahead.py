@@ -183,12 +183,14 @@ def entries_digest(n: int, offsets, blob_ids: bytes, lengths, sizes, csizes) -> 
 
 
 def _whole(got: dict) -> dict | None:
-    """A pack's result from its entries and keys as lists: the entries as their digest, the keys packed."""
+    """A pack's result from its entries as a list: the entries as their :func:`entries_digest` (None when a blob id
+    is not 32 bytes or a number does not fit: no catalog entry is that one)."""
     entries = got["entries"]
-    blob_ids = b"".join(e[1] for e in entries)
-    digest = entries_digest(len(entries), [e[0] for e in entries], blob_ids, [e[2] for e in entries],
-                            [e[3] for e in entries], [e[4] for e in entries])
-    if digest is None or any(len(e[1]) != 32 for e in entries):
+    if any(len(e[1]) != 32 for e in entries):
+        return None
+    digest = entries_digest(len(entries), [e[0] for e in entries], b"".join(e[1] for e in entries),
+                            [e[2] for e in entries], [e[3] for e in entries], [e[4] for e in entries])
+    if digest is None:
         return None
     return {"size": got["size"], "blake3": got["blake3"], "keys": got["keys"], "entries": digest}
 
@@ -223,12 +225,6 @@ class Packed:
 
     def __eq__(self, other):
         return isinstance(other, Packed) and self.unpack() == other.unpack()
-
-    def __getstate__(self):
-        return self._data
-
-    def __setstate__(self, data):
-        self._data = data
 
 
 class PartsFuture(cf.Future):

@@ -12,7 +12,8 @@ stamp covers it.
 Each task carries its pack's entries (one short query, plain tuples). In the same
 catalog session, while the workers start, the parent reads every row's F04 key;
 then it runs the quick checks (``run_full``'s ``alongside``, from
-:func:`verify.checks.verify_archive`), and compares the keys the workers return.
+:func:`verify.checks.verify_archive`; first of all where the workers already read the
+packs, docs/reliability.md K8), and compares the keys the workers return.
 
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
@@ -49,11 +50,9 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-import marshal
 import multiprocessing
 import os
 import threading
-import zlib
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -1075,8 +1074,8 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             keys.append(con.within_limit(lambda c: _catalog_keys(c, packs)))
             session.close()
             # DuckDB keeps the blocks it read of every pack's rows, up to its memory limit: in a large catalog they go
-            # with its connection, before the quick checks build theirs (a new connection, ~10 ms CPU:
-            # docs/reliability.md K8)
+            # with its connection, before the quick checks build theirs or the results are taken (a new connection,
+            # ~10 ms CPU: docs/reliability.md K8)
             if len(keys[0]) >= PART_ROWS:
                 archive.catalog.close()
             if alongside is not None and not quick_first:

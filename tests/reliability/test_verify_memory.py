@@ -21,7 +21,7 @@ from toolkit.archive import Archive
 from toolkit.catalog import check_session
 from toolkit.ingest import Ingest
 from verify import checks, deep
-from verify.ahead import check_ahead, listed_packs
+from verify.ahead import check_ahead, listed_packs, rows_digest
 
 MAILS = 3000
 
@@ -63,6 +63,13 @@ def test_a_pack_read_ahead_holds_its_entries_as_one_digest(big_pack):
             (task,) = deep._tasks(con)
         taken = deep.adopt(got, task)
         assert taken is not None and taken == deep.check_pack(archive, task)
+    # the digest from the parent's columns is the one of the rows as tuples, and of the footer's entries
+    assert task["rows"].entries_digest() == rows_digest(list(task["rows"])) == got["entries"]
+    edited = list(task["rows"])
+    edited[7] = edited[7][:4] + (edited[7][4] + 1,) + edited[7][5:]
+    assert rows_digest(edited) != got["entries"]
+    edited[7] = edited[7][:2] + (edited[7][2].upper(),) + edited[7][3:]
+    assert rows_digest(edited) is None
 
 
 @pytest.fixture(scope="module")
