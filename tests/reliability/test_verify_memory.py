@@ -182,3 +182,21 @@ def test_a_session_under_a_limit_writes_no_temp_file_and_puts_its_settings_back(
     # put back by value, as DuckDB shows it (rounded: toolkit/catalog/connection.py)
     assert after[1] == before[1] and after[0].endswith("GiB") and abs(float(after[0][:-4]) - float(before[0][:-4])) < 0.15
     assert not archive.catalog.temp_directory.exists()
+
+
+def test_a_limited_session_on_a_connection_that_has_spilled_keeps_its_temp_directory(home):
+    """A process whose catalog connection already spilled (an import under its own limit, then a verify in the same
+    process, as `demo` does): DuckDB refuses to switch a used temp directory, so the limited session keeps it and
+    still reads under its limit."""
+    with Archive.open(home) as archive:
+        archive.catalog.use_memory_limit(48 << 20)
+        with archive.catalog.reading() as con:  # spill into the catalog's temp directory
+            con.execute("SET threads = 1")
+            con.execute("SELECT count(*), max(x) FROM (SELECT range::VARCHAR || 'xxxxxxxxxxxxxxxxxxxxxxxxxxxx' AS x "
+                        "FROM range(3000000) ORDER BY x DESC)").fetchone()
+        archive.catalog.use_memory_limit(None)
+        with check_session(archive.catalog, deep.READ_MEMORY_LIMIT) as con:
+            assert con.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(
+                archive.catalog.temp_directory)
+            assert con.within_limit(deep._tasks)
+        assert run_verify(home, workers=1).exit_code == 0

@@ -13,8 +13,8 @@ and never holds a DuckDB connection itself:
 * :meth:`CheckSession.register` lays an Arrow table (a media listing, the
   configured media) beside the catalog's tables for the length of the session;
 * with ``memory_limit`` DuckDB holds at most that much for the session (the blocks it read are dropped again instead
-  of staying cached), and spills nothing to disk: a read the limit refuses is made again without it
-  (:meth:`CheckSession.within_limit`, docs/reliability.md K8).
+  of staying cached), and spills nothing to disk (unless its connection already did: :func:`_spill_off`): a read
+  the limit refuses is made again without it (:meth:`CheckSession.within_limit`, docs/reliability.md K8).
 
 The named reads of the store (``stamps``, ``tsa_cas``, ``reads``) take a
 check session wherever they take a reading connection.
@@ -93,11 +93,27 @@ def check_session(catalog: Catalog, memory_limit: int | None = None) -> Iterator
             yield CheckSession(con)
             return
         before, temp = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
-        con.execute("SET temp_directory = ''")
+        temp = _spill_off(con, temp)
         con.execute(f"SET memory_limit = '{int(memory_limit)}B'")
         session = CheckSession(con, before)
         try:
             yield session
         finally:
-            con.execute(f"SET temp_directory = {_sql_text(temp)}")
+            if temp is not None:
+                con.execute(f"SET temp_directory = {_sql_text(temp)}")
             session._lift_limit()
+
+
+def _spill_off(con, temp: str) -> str | None:
+    """Turn the connection's temp directory off; returns the one to put back (None: nothing changed). A connection
+    that has already spilled keeps its directory (DuckDB refuses to switch it: the catalog's own, of a writer in
+    this process, toolkit/catalog/connection.py)."""
+    import duckdb
+
+    if temp == "":
+        return None
+    try:
+        con.execute("SET temp_directory = ''")
+    except duckdb.NotImplementedException:
+        return None
+    return temp
