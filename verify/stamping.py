@@ -138,6 +138,11 @@ def batch_leaves(con, batch_id) -> list[tuple[str, bytes]]:
     return [(k, _leaf(k, b, s)) for k, b, s in _batch_items(con, int(batch_id))]
 
 
+def item_leaves(items: list[tuple]) -> list[bytes]:
+    """The leaf hashes of a batch's items (:func:`_batch_items`), in their order."""
+    return [_leaf(*it) for it in items]
+
+
 def _get(row: Any, name: str):
     if isinstance(row, dict):
         return row[name]
@@ -296,7 +301,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
 
 def _check_sealed_root(batch_id: int, items: list, root_hex: str, leaf_count: int) -> None:
     """Refuse a batch whose leaves in the catalog no longer give the root recorded when it was sealed."""
-    leaves = [_leaf(*it) for it in items]
+    leaves = item_leaves(items)
     if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
         raise IntegrityError(
             f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
