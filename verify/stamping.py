@@ -122,15 +122,16 @@ def manifest_leaf(item: tuple) -> dict:
     return {"kind": kind, "blob_id": a, "envelope_sha256": b}
 
 
+def manifest_item(leaf: dict) -> tuple:
+    """One leaf of a manifest as an item of :func:`_batch_items`, to compare with the catalog."""
+    if leaf.get("kind") == "event":
+        return ("event", leaf.get("event_sha256"), leaf.get("event_id"))
+    return (leaf.get("kind"), leaf.get("blob_id"), leaf.get("envelope_sha256"))
+
+
 def manifest_items(manifest: dict) -> list[tuple]:
     """The leaves of a manifest as the items of :func:`_batch_items`, to compare with the catalog."""
-    out = []
-    for x in manifest.get("leaves") or []:
-        if x.get("kind") == "event":
-            out.append(("event", x.get("event_sha256"), x.get("event_id")))
-        else:
-            out.append((x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")))
-    return out
+    return [manifest_item(x) for x in manifest.get("leaves") or []]
 
 
 def batch_leaves(con, batch_id) -> list[tuple[str, bytes]]:
