@@ -7,7 +7,12 @@ the copy's media at the copy, and runs each command of the survey on it, one aft
 command's process tree (``wait4``): peak RSS of its largest process, wall, user and system CPU seconds.
 
     MAILARCHIVE_PASSWORD=... .venv/bin/python bench/bench_big_catalog.py --archive /work/k8b/a1m \
-        [--only verify,verify-full] [--workers 2] [--again /work/k8b/again.mbox] [--record]
+        [--only verify,verify-full] [--workers 2] [--again /work/k8b/again.mbox] [--stamp] [--record]
+
+``--stamp`` ends the survey with the stamp commands: a throwaway TSA on 127.0.0.1 (the demo's,
+toolkit/cli/demo_tsa.py) is configured, ``timestamp run --all`` stamps every mail (batches of 100,000), then
+``verify --full`` (F05–F07 over every batch) and ``export evidence`` of every 500th mail (bundles spread over
+every batch) run on the stamped copy.
 
 ``--record`` replaces the "## Memory at a million mails" section of bench/RESULTS.md. The commands write only
 into the copy and the work directory (removed at the end unless ``--keep``).
@@ -28,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 SECTION = "## Memory at a million mails"
 
 
-def commands(home: Path, work: Path, workers: int, again: Path | None) -> list[tuple[str, list[str]]]:
+def commands(home: Path, work: Path, workers: int, again: Path | None, stamp: bool = False) -> list[tuple[str, list[str]]]:
     """(name, arguments after ``--archive HOME --quiet``) of the survey, in the order run (the writing ones last)."""
     out = [
         ("stats", ["stats"]),
@@ -51,7 +56,24 @@ def commands(home: Path, work: Path, workers: int, again: Path | None) -> list[t
     if again is not None:
         out += [("import-dry-run", ["import", "mbox", "--dry-run", str(again)]),
                 ("import", ["import", "mbox", str(again)])]
+    if stamp:
+        out += [("timestamp-run", ["timestamp", "run", "--all"]),
+                ("verify-full-stamped", ["verify", "--full", "--workers", str(workers)]),
+                ("export-evidence", ["export", "evidence", "--where", "m.msg_id % 500 = 0", str(work / "evidence")])]
     return out
+
+
+def start_tsa(home: Path, work: Path):
+    """The demo's TSA, configured as the copy's: stopped by the caller."""
+    sys.path.insert(0, str(REPO))
+    from toolkit.cli.demo_tsa import DemoTsa
+
+    tsa = DemoTsa(work / "tsa")
+    r = run(home, ["timestamp", "configure", "--tsa-url", tsa.url, "--ca-cert", str(tsa.ca_cert_path)])
+    if r["rc"] != 0:
+        tsa.stop()
+        sys.exit(f"timestamp configure failed: {r['err']}")
+    return tsa
 
 
 def copy_archive(src: Path, dest: Path) -> None:
@@ -88,6 +110,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated command names of the survey (default: all)")
     ap.add_argument("--workers", type=int, default=2, help="verify --full --workers (default 2)")
     ap.add_argument("--again", type=Path, default=None, help="an mbox of new mail: import --dry-run and import of it")
+    ap.add_argument("--stamp", action="store_true", help="then stamp the copy (a local TSA), verify --full it and "
+                    "export evidence of every 500th mail")
     ap.add_argument("--dir", type=Path, default=None, help="parent of the work directory (default: the system temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--record", action="store_true", help=f"replace the {SECTION!r} section of bench/RESULTS.md")
@@ -98,19 +122,22 @@ def main() -> None:
     try:
         home = work / "home"
         copy_archive(a.archive.resolve(), home)
-        chosen = commands(home, work, a.workers, a.again)
+        chosen = commands(home, work, a.workers, a.again, a.stamp)
         if a.only:
             names = set(a.only.split(","))
             chosen = [c for c in chosen if c[0] in names]
         if any(name.startswith("media-consolidate") for name, _ in chosen):
             run(home, ["media", "add", str(work / "medium-2")])  # medium 2, made the active one: a medium
             run(home, ["media", "activate", "2"])                 # that is active is never consolidated
+        tsa = start_tsa(home, work) if any(name == "timestamp-run" for name, _ in chosen) else None
         rows = []
         for name, args in chosen:
             r = run(home, args)
             rows.append((name, args, r))
             print(f"{name:28} rc {r['rc']:>3}  peak {r['rss_mb']:7.0f} MB  wall {r['wall']:7.1f} s  "
                   f"CPU {r['user'] + r['sys']:7.1f} s  {' '.join(r['err'])}", flush=True)
+        if tsa is not None:
+            tsa.stop()
         load = os.getloadavg()
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         if a.record:
@@ -122,7 +149,7 @@ def main() -> None:
 
 def record(a, rows, load) -> None:
     lines = [SECTION, "", f"`MAILARCHIVE_PASSWORD=... .venv/bin/python bench/bench_big_catalog.py --archive {a.archive}"
-             + (f" --again {a.again}" if a.again else "") + f" --workers {a.workers} --record` "
+             + (f" --again {a.again}" if a.again else "") + (" --stamp" if a.stamp else "") + f" --workers {a.workers} --record` "
              f"(load average {load[0]:.1f}). Each command's process tree: peak RSS of its largest process.", "",
              "| command | peak RSS MB | wall s | CPU s | exit |", "|---|---:|---:|---:|---:|"]
     for name, args, r in rows:

@@ -1158,57 +1158,58 @@ def _choose(archive, report: Report, tasks: list[dict], subset, seed: int) -> li
 
 def _check_batches(archive, stats: dict, checks: dict, at=None, crls=None) -> None:
     """F05–F08 over every stamp batch: its root from the catalog, its token, its sealed manifest, its renewals
-    (``stats["protection"]``, :func:`_check_renewals`)."""
+    (``stats["protection"]``, :func:`_check_renewals`).
+
+    One batch's leaves at a time (docs/reliability.md K8): a batch holds up to 100,000 of them, an archive any
+    number of batches, so the whole archive's leaves (~400 bytes a mail as items and hashes) are never held at
+    once; one read-only session serves all batches."""
     from . import ca_history
+    from .stamping import _batch_items, item_leaves
 
     c5, c6, c7 = checks["F05"], checks["F06"], checks["F07"]
     settings = archive.config.settings.get("timestamp") or {}
-    history, batches, leaves, items = _batch_rows(archive)
-    stamped = 0
-    for row in batches:
-        batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status = row[:8]
-        _check_root(c5, batch, leaf_count, root_hex, [h for _, h in leaves[batch]])
-        if status != "stamped":
-            continue
-        stamped += 1
-        anchor = ca_history.anchor_for(history, settings, fp)
-        if anchor is None:
-            c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the archive's CA "
-                   "history (removed?)", NextStep.SEE_CA_HISTORY, batch=batch)
-        elif token is None:
-            c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
-        else:
-            problems = _token_problems(row, anchor, at, crls)
-            if problems:
-                c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
-        _check_manifest(archive, c7, row, items[batch])
-    c5.note = f"{len(batches)} batches"
-    c6.note = f"{stamped} stamped batches under {len({b[5] for b in batches if b[7] == 'stamped'})} CA(s)"
-    _check_renewals(archive, stats, checks["F08"], settings, {b[0]: b[2] for b in batches}, at, crls)
-    if not batches:
+    kept: list[tuple[int, str | None, str | None, str | None]] = []  # (batch, root, CA, status) for notes and F08
+    with check_session(archive.catalog) as con:
+        history = ca_history.load(con)
+        for row in _batch_rows(con):
+            batch, leaf_count, root_hex, token, tsa_url, fp, gen_time, status = row[:8]
+            kept.append((batch, root_hex, fp, status))
+            items = _batch_items(con, batch)
+            _check_root(c5, batch, leaf_count, root_hex, item_leaves(items))  # the leaf hashes go with the call
+            if status == "stamped":
+                anchor = ca_history.anchor_for(history, settings, fp)
+                if anchor is None:
+                    c6.add(f"stamp batch {batch}: stamped under TSA CA {(fp or '?')[:16]}…, which is not in the "
+                           "archive's CA history (removed?)", NextStep.SEE_CA_HISTORY, batch=batch)
+                elif token is None:
+                    c6.add(f"stamp batch {batch} is marked stamped but holds no token", batch=batch)
+                else:
+                    problems = _token_problems(row, anchor, at, crls)
+                    if problems:
+                        c6.add(f"stamp batch {batch}: token rejected: " + "; ".join(problems), batch=batch)
+                _check_manifest(archive, c7, row, items)
+            del items
+    stamped = [b for b in kept if b[3] == "stamped"]
+    c5.note = f"{len(kept)} batches"
+    c6.note = f"{len(stamped)} stamped batches under {len({b[2] for b in stamped})} CA(s)"
+    _check_renewals(archive, stats, checks["F08"], settings, {b[0]: b[1] for b in kept}, at, crls)
+    if not kept:
         for c in (c5, c6, c7):
             c.note = "no stamp batches yet"
 
 
-def _batch_rows(archive) -> tuple[dict, list[tuple], dict, dict]:
-    """(CA history, every batch's row, its leaves, its items in leaf order), read in one session."""
-    from . import ca_history
-    from .stamping import _batch_items, batch_leaves
-
-    with check_session(archive.catalog) as con:
-        history = ca_history.load(con)
-        batches = con.execute(
-            """
-            SELECT b.batch_id, b.leaf_count, b.merkle_root, b.token, b.tsa_url, b.ca_fingerprint, b.gen_time, b.status,
-                   b.created_at, b.manifest_name, b.medium_id, b.serial, b.nonce,
-                   (SELECT max(archived_at) FROM messages m WHERE m.batch_id = b.batch_id),
-                   (SELECT max(learned_at) FROM envelopes e WHERE e.batch_id = b.batch_id)
-            FROM stamp_batches b ORDER BY b.batch_id
-            """
-        ).fetchall()
-        leaves = {b[0]: batch_leaves(con, b[0]) for b in batches}
-        items = {b[0]: _batch_items(con, b[0]) for b in batches}
-    return history, batches, leaves, items
+def _batch_rows(con) -> list[tuple]:
+    """Every stamp batch's row in batch order (a row holds its token, a few KB; the leaves are read by the caller,
+    one batch at a time, on the same connection: so the rows are fetched first)."""
+    return con.execute(
+        """
+        SELECT b.batch_id, b.leaf_count, b.merkle_root, b.token, b.tsa_url, b.ca_fingerprint, b.gen_time, b.status,
+               b.created_at, b.manifest_name, b.medium_id, b.serial, b.nonce,
+               (SELECT max(archived_at) FROM messages m WHERE m.batch_id = b.batch_id),
+               (SELECT max(learned_at) FROM envelopes e WHERE e.batch_id = b.batch_id)
+        FROM stamp_batches b ORDER BY b.batch_id
+        """
+    ).fetchall()
 
 
 def _check_root(c5, batch: int, leaf_count: int, root_hex: str | None, hashes: list[bytes]) -> None:
@@ -1260,7 +1261,7 @@ def _token_problems(row: tuple, anchor, at=None, crls=None) -> list[str]:
 
 def _check_manifest(archive, c7, row: tuple, items: list) -> None:
     """F07: the sealed manifest on its medium agrees with the catalog."""
-    from .stamping import manifest_items, read_manifest
+    from .stamping import manifest_item, read_manifest
 
     batch, root_hex, token, fp, manifest, medium = row[0], row[2], row[3], row[5], row[9], row[10]
     if not manifest or medium is None:
@@ -1276,10 +1277,10 @@ def _check_manifest(archive, c7, row: tuple, items: list) -> None:
         diffs.append(f"batch id {man.get('batch_id')}")
     if man.get("root") != root_hex:
         diffs.append(f"root {str(man.get('root'))[:16]}… (catalog {(root_hex or '')[:16]}…)")
-    mleaves = manifest_items(man)
-    if mleaves != items:
-        diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items)}, "
-                     f"{sum(1 for a, b in zip(mleaves, items) if a != b) + abs(len(mleaves) - len(items))} differ")
+    mleaves = man.get("leaves") or []  # compared one by one: a batch's leaves are not copied into a second list
+    differ = sum(1 for a, b in zip(map(manifest_item, mleaves), items) if a != b) + abs(len(mleaves) - len(items))
+    if differ:
+        diffs.append(f"leaves: manifest {len(mleaves)}, catalog {len(items)}, {differ} differ")
     try:
         mtoken = base64.b64decode(man.get("token") or "")
     except ValueError:

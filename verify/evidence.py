@@ -460,10 +460,16 @@ def export_evidence(archive, dest: Path, where: str | None = None, params: list 
                "bundles": [], "errors": _purged_selected(archive, where, params)}
     state = _EvidenceState.load(archive, [s.msg_id for s in selection])
     reporter.start("evidence", len(selection), "messages")
-    for sm, data in read_messages(archive, selection):
-        reporter.advance("evidence")
-        _export_one(archive, dest, sm, data, state, summary, mode)
+    for batch, group in state.by_batch(selection):  # one batch's tree at a time (docs/reliability.md K8)
+        state.open_batch(archive, batch)
+        usable = batch is not None and "error" not in state.batches[batch]
+        for sm, data in (read_messages(archive, group) if usable else ((sm, None) for sm in group)):
+            reporter.advance("evidence")
+            _export_one(archive, dest, sm, data, state, summary, mode)
+        state.close_batch(batch)
     reporter.finish("evidence")
+    summary["bundles"].sort()  # by msg_id: the names begin with it, zero-padded
+    summary["errors"].sort(key=lambda e: e["msg_id"])
     index_doc = {"format": FORMAT, "archive": str(archive.uuid), "created": _iso(dt.datetime.now(dt.timezone.utc)),
                  "where": where, "bundles": summary["bundles"], "errors": summary["errors"]}
     replace_file(dest, dest / INDEX_NAME, (json.dumps(index_doc, indent=2) + "\n").encode("utf-8"), mode=mode,
@@ -484,20 +490,22 @@ def _purged_selected(archive, where: str | None, params: list | None) -> list[di
 
 @dataclass
 class _EvidenceState:
-    """What the catalog says about the selection's batches, read in one session and checked before any bundle."""
+    """What the catalog says about the selection's batches. The batches' rows are read at the start; a batch's
+    leaves and tree only when its messages' turn comes (:meth:`open_batch`), checked (root, token) before any of
+    its bundles, and dropped after them (:meth:`close_batch`): a selection spread over every batch of a large
+    archive holds one batch's tree, not all of them (docs/reliability.md K8)."""
 
     settings: dict
     history: dict
     chains: dict
     meta: dict        # msg_id → (batch_id, archived_at, from_addr)
-    batches: dict     # batch_id → {"row", "leaves", "index", "ca_pem", "check", "paths"} or {"error"}
+    batches: dict     # batch_id → {"row"} (+ "levels", "index", "ca_pem", "check" while open) or {"error"}
 
     @classmethod
     def load(cls, archive, ids: list[int]) -> "_EvidenceState":
         from toolkit.catalog import reads, stamps
 
         from . import ca_history, renewal
-        from .stamping import batch_leaves
 
         settings = archive.config.settings.get("timestamp") or {}
         with archive.catalog.reading() as con:
@@ -509,24 +517,49 @@ class _EvidenceState:
                 row = stamps.batch_for_evidence(con, b)
                 if row is None or row[0] != "stamped" or row[2] is None:
                     batches[b] = {"error": f"stamp batch {b} is not stamped yet", "next_step": NextStep.STAMP_ALL}
-                    continue
-                order = stamps.batch_message_ids(con, b)
-                batches[b] = {"row": row, "leaves": [h for _, h in batch_leaves(con, b)],
-                              "index": {m: i for i, m in enumerate(order)}}
-        state = cls(settings, history, chains, meta, batches)
-        for b, info in batches.items():
-            if "error" not in info:
-                state._check_batch(b, info)
-        return state
+                else:
+                    batches[b] = {"row": row}
+        return cls(settings, history, chains, meta, batches)
+
+    def by_batch(self, selection: list) -> list[tuple[int | None, list]]:
+        """The selection grouped by stamp batch (in batch order, the unbatched last), each group in the
+        selection's own order (pack order: each pack is opened once per batch)."""
+        groups: dict[int | None, list] = {}
+        for sm in selection:
+            groups.setdefault(self.meta.get(sm.msg_id, (None,))[0], []).append(sm)
+        return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+    def open_batch(self, archive, b: int | None) -> None:
+        """Read batch ``b``'s leaves into its tree and check it (root, token); a failure becomes its error."""
+        from toolkit.catalog import stamps
+
+        from .merkle import merkle_levels
+        from .stamping import batch_leaves
+
+        info = self.batches.get(b)
+        if info is None or "error" in info:
+            return
+        with archive.catalog.reading() as con:
+            leaves = [h for _, h in batch_leaves(con, b)]
+            order = stamps.batch_message_ids(con, b)
+        info["levels"] = merkle_levels(leaves) if leaves else [[]]
+        info["index"] = {m: i for i, m in enumerate(order)}
+        del leaves, order
+        self._check_batch(b, info)
+
+    def close_batch(self, b: int | None) -> None:
+        info = self.batches.get(b)
+        if info is not None:
+            for k in ("levels", "index"):
+                info.pop(k, None)
 
     def _check_batch(self, b: int, info: dict) -> None:
         """The batch's leaves still give its root and its token verifies under a CA trusted then; else an error."""
         from . import ca_history
-        from .merkle import merkle_root
         from .tokens import verify_token
 
         status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
-        if not info["leaves"] or merkle_root(info["leaves"]).hex() != root_hex:
+        if not info["levels"][0] or info["levels"][-1][0].hex() != root_hex:
             info["error"] = f"stamp batch {b}: the catalog no longer gives its stamped root; no evidence exported"
             info["next_step"] = NextStep.FULL_VERIFY_FIRST
             return
@@ -542,7 +575,6 @@ class _EvidenceState:
             return
         info["ca_pem"] = anchor.pem
         info["check"] = chk
-        info["paths"] = None   # computed on first use
 
 
 def _export_one(archive, dest: Path, sm, data, state: _EvidenceState, summary: dict, mode: int) -> None:
@@ -582,17 +614,16 @@ def _export_one(archive, dest: Path, sm, data, state: _EvidenceState, summary: d
 def _bundle_files(archive, sm, data: bytes, batch: int, archived_at, from_addr, state: _EvidenceState) -> dict | None:
     """The files of one bundle (evidence.json, SHA256SUMS, VERIFY.txt included); None when the mail or its
     path does not give the batch's stamped root."""
-    from .merkle import inclusion_paths
+    from .merkle import path_in_levels
     from .tokens import ca_fingerprint
 
     info = state.batches[batch]
-    if info["paths"] is None:
-        info["paths"] = inclusion_paths(info["leaves"])
     status, root_hex, token, gen_time, serial, tsa_url, fp, created, leaf_count = info["row"]
     index = info["index"][sm.msg_id]
-    path = info["paths"][index]
+    size = len(info["levels"][0])
+    path = path_in_levels(info["levels"], index)
     blob = bytes.fromhex(sm.blob_id)
-    if hashlib.sha256(data).digest() != blob or root_from_path(leaf_hash_message(blob), index, len(info["leaves"]), path).hex() != root_hex:
+    if hashlib.sha256(data).digest() != blob or root_from_path(leaf_hash_message(blob), index, size, path).hex() != root_hex:
         return None
     chk = info["check"]
     ca_pem = info["ca_pem"]
@@ -609,7 +640,7 @@ def _bundle_files(archive, sm, data: bytes, batch: int, archived_at, from_addr, 
                     "subject": sm.subject, "from": from_addr, "sent_date": _iso(sm.sent_date),
                     "archived_at": _iso(archived_at)},
         "leaf": {"kind": "message", "rule": LEAF_RULE, "hash": leaf_hash_message(blob).hex(),
-                 "index": index, "tree_size": len(info["leaves"])},
+                 "index": index, "tree_size": size},
         "path": [h.hex() for h in path],
         "path_rule": PATH_RULE,
         "batch": {"batch_id": batch, "root": root_hex, "leaf_count": leaf_count, "sealed_at": _iso(created)},

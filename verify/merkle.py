@@ -56,7 +56,9 @@ def merkle_root(leaves: list[bytes]) -> bytes:
     return merkle_levels(leaves)[-1][0]
 
 
-def _path_in(levels: list[list[bytes]], index: int) -> list[bytes]:
+def path_in_levels(levels: list[list[bytes]], index: int) -> list[bytes]:
+    """The audit path of leaf ``index`` from the levels of :func:`merkle_levels` (the tree built once, a path
+    made when it is asked for: a batch's levels are ~2 hashes a leaf, every path of it ~log2(n) each)."""
     path = []
     for level in levels[:-1]:
         sibling = index ^ 1
@@ -71,13 +73,13 @@ def inclusion_path(leaves: list[bytes], index: int) -> list[bytes]:
     n = len(leaves)
     if not 0 <= index < n:
         raise ValueError(f"leaf index {index} outside a tree of {n} leaves")
-    return _path_in(merkle_levels(leaves), index)
+    return path_in_levels(merkle_levels(leaves), index)
 
 
 def inclusion_paths(leaves: list[bytes]) -> list[list[bytes]]:
     """The audit paths of every leaf, building the tree once (for exporting a whole batch)."""
     levels = merkle_levels(leaves)
-    return [_path_in(levels, i) for i in range(len(leaves))]
+    return [path_in_levels(levels, i) for i in range(len(leaves))]
 
 
 def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes:

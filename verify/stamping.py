@@ -122,20 +122,26 @@ def manifest_leaf(item: tuple) -> dict:
     return {"kind": kind, "blob_id": a, "envelope_sha256": b}
 
 
+def manifest_item(leaf: dict) -> tuple:
+    """One leaf of a manifest as an item of :func:`_batch_items`, to compare with the catalog."""
+    if leaf.get("kind") == "event":
+        return ("event", leaf.get("event_sha256"), leaf.get("event_id"))
+    return (leaf.get("kind"), leaf.get("blob_id"), leaf.get("envelope_sha256"))
+
+
 def manifest_items(manifest: dict) -> list[tuple]:
     """The leaves of a manifest as the items of :func:`_batch_items`, to compare with the catalog."""
-    out = []
-    for x in manifest.get("leaves") or []:
-        if x.get("kind") == "event":
-            out.append(("event", x.get("event_sha256"), x.get("event_id")))
-        else:
-            out.append((x.get("kind"), x.get("blob_id"), x.get("envelope_sha256")))
-    return out
+    return [manifest_item(x) for x in manifest.get("leaves") or []]
 
 
 def batch_leaves(con, batch_id) -> list[tuple[str, bytes]]:
     """Ordered (kind, leaf hash) of a batch: its messages by msg_id, its envelopes by envelope_id, its events by event_id."""
     return [(k, _leaf(k, b, s)) for k, b, s in _batch_items(con, int(batch_id))]
+
+
+def item_leaves(items: list[tuple]) -> list[bytes]:
+    """The leaf hashes of a batch's items (:func:`_batch_items`), in their order."""
+    return [_leaf(*it) for it in items]
 
 
 def _get(row: Any, name: str):
@@ -296,7 +302,7 @@ def _finish(archive, batch_id: int, tsa_url: str, ca_pem: bytes, fp: str, stampe
 
 def _check_sealed_root(batch_id: int, items: list, root_hex: str, leaf_count: int) -> None:
     """Refuse a batch whose leaves in the catalog no longer give the root recorded when it was sealed."""
-    leaves = [_leaf(*it) for it in items]
+    leaves = item_leaves(items)
     if not leaves or len(leaves) != leaf_count or merkle_root(leaves).hex() != root_hex:
         raise IntegrityError(
             f"stamp batch {batch_id}: its messages/envelopes in the catalog no longer give the recorded root "
