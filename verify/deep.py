@@ -1047,13 +1047,14 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
     from . import sampling
 
     differ: list[tuple[dict, int, str]] = []  # F04: the mails whose key is not their row's (_f04_differ)
-    # The quick checks first where nothing waits for this process meanwhile (the early workers read the packs the
-    # media list, or the packs are checked here after them anyway): DuckDB's memory for their queries then comes
-    # before this process holds every pack's entries and keys, not on top of them (docs/reliability.md K8). A run
-    # that starts its own pool runs them while its workers start.
+    # The quick checks and the stamp batches' (F05–F08) first where nothing waits for this process meanwhile (the
+    # early workers read the packs the media list, or the packs are checked here after them anyway): their memory
+    # (DuckDB's for the quick checks' queries, a batch's items and leaves) then comes before this process holds
+    # every pack's entries and keys, not on top of them (docs/reliability.md K8). A run that starts its own pool
+    # runs them while its workers start.
     quick_first = pool is not None or workers <= 1
-    if quick_first and alongside is not None:
-        alongside()
+    if quick_first:
+        _catalog_checks(archive, alongside, batch_stats, checks, at, crls)
     with contextlib.ExitStack() as session:
         con = session.enter_context(check_session(archive.catalog, READ_MEMORY_LIMIT))
         tasks = con.within_limit(_tasks)
@@ -1067,9 +1068,9 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
 
         def first() -> None:
             """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
-            (then the session ends), the quick checks (unless they ran first), and the stamp batches (F05–F08: from
-            the catalog, not the packs; into checks that join the report after F01–F04's results, as when they ran
-            last)."""
+            (then the session ends), then, unless they ran first, the quick checks and the stamp batches (F05–F08:
+            from the catalog, not the packs; into checks that join the report after F01–F04's results, as when they
+            ran last)."""
             packs = None if subset is None else [t["pack_id"] for t in tasks]
             keys.append(con.within_limit(lambda c: _catalog_keys(c, packs)))
             session.close()
@@ -1078,9 +1079,8 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             # ~10 ms CPU: docs/reliability.md K8)
             if len(keys[0]) >= PART_ROWS:
                 archive.catalog.close()
-            if alongside is not None and not quick_first:
-                alongside()
-            _check_batches(archive, batch_stats, checks, at, crls)
+            if not quick_first:
+                _catalog_checks(archive, alongside, batch_stats, checks, at, crls)
             if pooled:  # a clean run needs the catalog no more: its connection (DuckDB's threads and memory) ends
                 archive.catalog.close()  # while the workers read, not after them (a finding's check opens it again)
 
@@ -1118,6 +1118,14 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
     report.stats.update(batch_stats)
+
+
+def _catalog_checks(archive, alongside, batch_stats: dict, checks: dict, at, crls) -> None:
+    """The checks that read the catalog, not the packs: the quick ones (``alongside``), then the stamp batches'
+    (F05–F08, :func:`_check_batches`)."""
+    if alongside is not None:
+        alongside()
+    _check_batches(archive, batch_stats, checks, at, crls)
 
 
 def _name_findings(archive, differ: list[tuple[dict, int, str]], results: list[dict], by_pack: dict) -> None:
