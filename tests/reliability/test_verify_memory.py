@@ -2,8 +2,8 @@
 
 - A pack read ahead of the catalog (verify/ahead.py) comes back with its entries as one digest, not a tuple per
   record: the results that wait while the parent reads the catalog no longer grow by ~200 bytes a mail.
-- Where the early workers read the packs, the quick checks run before the parent holds the packs' entries and keys,
-  so that DuckDB's memory for their queries does not come on top of them.
+- Where the early workers read the packs, the quick checks and the stamp batches' run before the parent holds the
+  packs' entries and keys, so that DuckDB's memory for their queries and a batch's items do not come on top of them.
 - The entries and keys are read under a DuckDB memory limit (its cache of the blocks read was ~130 MB at a million),
   put back afterwards; a part the limit refuses is read again without it, with the same findings.
 """
@@ -88,12 +88,19 @@ def _spied(monkeypatch) -> list:
     """Record, in order, the quick checks' start (with the packs' entries alive then) and the reads of the entries
     and keys (with DuckDB's memory limit in force then)."""
     seen = []
-    run_quick, tasks, keys = checks.run_quick, deep._tasks, deep._catalog_keys
+    run_quick, tasks, keys, batches = checks.run_quick, deep._tasks, deep._catalog_keys, deep._check_batches
+
+    def entries_alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, deep._Entries) for o in gc.get_objects())
 
     def quick(*a, **kw):
-        gc.collect()
-        seen.append(("quick", sum(isinstance(o, deep._Entries) for o in gc.get_objects())))
+        seen.append(("quick", entries_alive()))
         return run_quick(*a, **kw)
+
+    def spy_batches(*a, **kw):
+        seen.append(("batches", entries_alive()))
+        return batches(*a, **kw)
 
     def limit(con) -> str:
         return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
@@ -107,23 +114,25 @@ def _spied(monkeypatch) -> list:
         return keys(con, packs)
 
     monkeypatch.setattr(checks, "run_quick", quick)
+    monkeypatch.setattr(deep, "_check_batches", spy_batches)
     monkeypatch.setattr(deep, "_tasks", spy_tasks)
     monkeypatch.setattr(deep, "_catalog_keys", spy_keys)
     return seen
 
 
 def test_with_early_workers_the_quick_checks_run_before_the_entries_are_held(home, monkeypatch):
-    """The early workers read the packs meanwhile: the quick checks run first, while no pack's entries are held,
-    and the entries and keys are then read under READ_MEMORY_LIMIT (old code: after both, DuckDB's default)."""
+    """The early workers read the packs meanwhile: the quick checks and the stamp batches' run first, while no pack's
+    entries are held, and the entries and keys are then read under READ_MEMORY_LIMIT (old code: after both, DuckDB's
+    default)."""
     want = _view(run_verify(home, workers=1))
     seen = _spied(monkeypatch)
     with deep.EarlyWorkers(home, None, 2, ahead_min_bytes=0) as early:
         got = run_verify(home, pool_min_bytes=0, early=early)
     assert _view(got) == want
-    assert [s[0] for s in seen] == ["quick", "tasks", "keys"]
-    assert seen[0][1] == 0
+    assert [s[0] for s in seen] == ["quick", "batches", "tasks", "keys"]
+    assert seen[0][1] == seen[1][1] == 0  # the quick and the stamp batches' checks hold no pack's entries
     limited = f"{deep.READ_MEMORY_LIMIT / (1 << 20):.1f} MiB"
-    assert seen[1][1] == seen[2][1] == limited
+    assert seen[2][1] == seen[3][1] == limited
     with Archive.open(home) as archive:  # put back: the next session has DuckDB's default again
         with check_session(archive.catalog) as con:
             assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != limited
@@ -132,7 +141,7 @@ def test_with_early_workers_the_quick_checks_run_before_the_entries_are_held(hom
 def test_a_run_with_one_worker_runs_the_quick_checks_first_too(home, monkeypatch):
     seen = _spied(monkeypatch)
     report = run_verify(home, workers=1)
-    assert [s[0] for s in seen] == ["quick", "tasks", "keys"] and seen[0][1] == 0
+    assert [s[0] for s in seen] == ["quick", "batches", "tasks", "keys"] and seen[0][1] == seen[1][1] == 0
     assert report.exit_code == 0
 
 
