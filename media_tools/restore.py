@@ -44,7 +44,7 @@ from toolkit.storage import Storage, parse_location
 from toolkit.catalog import backups as backup_rows, media_rows, purge_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, describe, short_of
 
-from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
+from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_backup_file, newest_config_snapshot
 from .mirror import STATE_NAME, open_state
 
 _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
@@ -94,9 +94,8 @@ def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes,
     def load(rel: str) -> BackupContent:
         if rel not in cache:
             try:
-                c = decode_backup(key, u, rel, dest.read(rel))
-                check_content(c)
-                cache[rel] = c
+                # checked a batch at a time; its rows are read again as the chain is applied (docs/reliability.md K8)
+                cache[rel] = check_backup_file(dest, rel, key, u)
             except MailArchiveError as exc:
                 cache[rel] = exc
         got = cache[rel]
