@@ -52,6 +52,7 @@ last resort when no v2 snapshot verifies, with a warning.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import struct
@@ -721,28 +722,48 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
 # --------------------------------------------------------------- applying
 
 
-def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
-    """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``.
-
-    Returns table → [count, checksum] after loading; raises IntegrityError if
-    any table differs from what the last backup recorded.
+def apply_steps(chain: list[BackupContent]):
+    """Loading a full backup and its incrementals into an empty, migrated catalog, as steps: each a function of a
+    read-write session, small enough to be a transaction of its own (at most a record batch of a part), to be
+    run in order, then :func:`check_loaded`. A :class:`BackupFile` is read as its steps are made and its tag is
+    checked before the step after its last (IntegrityError): rows of a file whose tag fails may already be in
+    the catalog, so a caller loading in several transactions keeps the catalog only once every step and
+    :func:`check_loaded` succeeded (a restore builds the home in a temporary directory: docs/formats.md).
     """
     if not chain or chain[0].kind != "full":
         raise IntegrityError("a restore chain starts with a full backup")
-    existing = snapshots.table_names(con)
+
+    def known(con) -> None:
+        existing = snapshots.table_names(con)
+        for content in chain:
+            for table in content.meta["tables"]:
+                if table not in existing:
+                    raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
+
+    yield known
     for content in chain:
-        for table, rec in content.meta["tables"].items():
-            if table not in existing:
-                raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
-            if rec["mode"] == "full":
-                snapshots.clear_table(con, table)
+        yield functools.partial(_clear_full_tables, content)
         for info, rows in content.part_batches():
-            table = info["table"]
-            if info["kind"] == "rows":
-                snapshots.insert_rows(con, table, rows)
-            else:
-                key = info["key"]
-                snapshots.patch_rows(con, table, key, [c for c, _ in info["columns"] if c != key], rows)
+            yield functools.partial(_apply_rows, info, rows)
+
+
+def _clear_full_tables(content: BackupContent, con) -> None:
+    for table, rec in content.meta["tables"].items():
+        if rec["mode"] == "full":
+            snapshots.clear_table(con, table)
+
+
+def _apply_rows(info: dict, rows: pa.Table, con) -> None:
+    if info["kind"] == "rows":
+        snapshots.insert_rows(con, info["table"], rows)
+    else:
+        key = info["key"]
+        snapshots.patch_rows(con, info["table"], key, [c for c, _ in info["columns"] if c != key], rows)
+
+
+def check_loaded(con, chain: list[BackupContent]) -> dict[str, list]:
+    """Table → [count, checksum] of the catalog loaded from ``chain``; IntegrityError if any table differs from
+    what the last backup recorded."""
     last = chain[-1]
     got = {}
     for table, rec in last.meta["tables"].items():
@@ -753,3 +774,15 @@ def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
                 f"after loading the chain, the backup recorded {rec['checksum'][0]} ({rec['checksum'][1]})"
             )
     return got
+
+
+def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
+    """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``, in its one
+    transaction (:func:`apply_steps`, :func:`check_loaded`).
+
+    Returns table → [count, checksum] after loading; raises IntegrityError if
+    any table differs from what the last backup recorded.
+    """
+    for step in apply_steps(chain):
+        step(con)
+    return check_loaded(con, chain)

@@ -44,10 +44,15 @@ from toolkit.storage import Storage, parse_location
 from toolkit.catalog import backups as backup_rows, media_rows, purge_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, describe, short_of
 
-from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_backup_file, newest_config_snapshot
+from .backup import (BACKUP_DIR, CONFIG_DIR, BackupContent, apply_steps, check_backup_file, check_loaded,
+                     newest_config_snapshot)
 from .mirror import STATE_NAME, open_state
 
 _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
+
+#: DuckDB's memory limit while the chain is loaded into the new catalog, a record batch per transaction
+#: (docs/reliability.md K8): the blocks written and read are not kept cached.
+RESTORE_MEMORY_LIMIT = 64 << 20
 
 
 @dataclass
@@ -377,13 +382,24 @@ def _seal_smb_passwords(archive: Archive, smb_password: str) -> None:
 
 
 def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:
-    """Create the new home's catalog and load the backup chain into it, recording the chain's backups
-    (on no medium of the new home) in one transaction."""
+    """Create the new home's catalog and load the backup chain into it a record batch at a time, each batch a
+    transaction of its own (one transaction held every row inserted, ~850 MB at a million mails: docs/reliability.md
+    K8), then check the tables and record the chain's backups (on no medium of the new home). Each file's tag is
+    checked as its last batch is read; the home is still the temporary sibling, renamed into place only after
+    this and the pack check succeeded, and removed on any failure (docs/formats.md, catalog backups)."""
     archive.catalog.migrate()
-    with archive.catalog.writing() as con:
-        apply_backups(con, chain)
-        for c in chain:
-            backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
+    archive.catalog.use_memory_limit(RESTORE_MEMORY_LIMIT)
+    try:
+        with archive.catalog.transactions() as transaction:
+            for step in apply_steps(chain):
+                with transaction() as con:
+                    step(con)
+            with transaction() as con:
+                check_loaded(con, chain)
+                for c in chain:
+                    backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
+    finally:
+        archive.catalog.use_memory_limit(None)
 
 
 def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:
