@@ -723,9 +723,9 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
 
 
 def apply_steps(chain: list[BackupContent]):
-    """Loading a full backup and its incrementals into an empty, migrated catalog, as steps: each a function of a
-    read-write session, small enough to be a transaction of its own (at most a record batch of a part), to be
-    run in order, then :func:`check_loaded`. A :class:`BackupFile` is read as its steps are made and its tag is
+    """Loading a full backup and its incrementals into an empty, migrated catalog, as steps: (rows, a function of
+    a read-write session), each small enough to be part of a transaction of bounded size (at most a record batch
+    of a part; ``rows`` is how many it loads), to be run in order, then :func:`check_loaded`. A :class:`BackupFile` is read as its steps are made and its tag is
     checked before the step after its last (IntegrityError): rows of a file whose tag fails may already be in
     the catalog, so a caller loading in several transactions keeps the catalog only once every step and
     :func:`check_loaded` succeeded (a restore builds the home in a temporary directory: docs/formats.md).
@@ -740,11 +740,11 @@ def apply_steps(chain: list[BackupContent]):
                 if table not in existing:
                     raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
 
-    yield known
+    yield 0, known
     for content in chain:
-        yield functools.partial(_clear_full_tables, content)
+        yield 0, functools.partial(_clear_full_tables, content)
         for info, rows in content.part_batches():
-            yield functools.partial(_apply_rows, info, rows)
+            yield rows.num_rows, functools.partial(_apply_rows, info, rows)
 
 
 def _clear_full_tables(content: BackupContent, con) -> None:
@@ -783,6 +783,6 @@ def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
     Returns table → [count, checksum] after loading; raises IntegrityError if
     any table differs from what the last backup recorded.
     """
-    for step in apply_steps(chain):
+    for _rows, step in apply_steps(chain):
         step(con)
     return check_loaded(con, chain)

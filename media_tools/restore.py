@@ -53,6 +53,11 @@ _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
 #: DuckDB's memory limit while the chain is loaded into the new catalog, a record batch per transaction
 #: (docs/reliability.md K8): the blocks written and read are not kept cached.
 RESTORE_MEMORY_LIMIT = 64 << 20
+#: Rows loaded per transaction: two record batches as ``db backup`` writes them (``snapshots.select_batches``).
+#: DuckDB holds a transaction's rows until its commit and each commit checkpoints them: at a million mails one
+#: transaction took 1,345 MB, 65,536 rows 301 MB (and 61 commits, ~0.35 s each), 131,072 rows 328 MB, 200,000
+#: rows 466 MB (bench/RESULTS.md).
+RESTORE_ROWS_PER_TRANSACTION = 131_072
 
 
 @dataclass
@@ -391,15 +396,31 @@ def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:
     archive.catalog.use_memory_limit(RESTORE_MEMORY_LIMIT)
     try:
         with archive.catalog.transactions() as transaction:
-            for step in apply_steps(chain):
+            steps = apply_steps(chain)
+            for group in _transactions_of(steps, RESTORE_ROWS_PER_TRANSACTION):
                 with transaction() as con:
-                    step(con)
+                    for step in group:
+                        step(con)
             with transaction() as con:
                 check_loaded(con, chain)
                 for c in chain:
                     backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
     finally:
         archive.catalog.use_memory_limit(None)
+
+
+def _transactions_of(steps, rows: int):
+    """The steps of :func:`apply_steps` in groups of about ``rows`` rows (a group ends with the step that reaches
+    them), each group to be one transaction; made as they are consumed."""
+    group, n = [], 0
+    for k, step in steps:
+        group.append(step)
+        n += k
+        if n >= rows:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
 
 
 def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:

@@ -78,7 +78,7 @@ def test_db_backup_seals_and_checks_back_without_holding_the_file(stuffed, monke
     assert peak - built["held"] < result.bytes // 3, (peak - built["held"], result.bytes)
 
 
-def test_restore_holds_no_backup_file_whole_and_loads_a_batch_per_transaction(stuffed, tmp_path, monkeypatch):
+def test_restore_holds_no_backup_file_whole_and_loads_by_transactions_of_bounded_rows(stuffed, tmp_path, monkeypatch):
     """The restore's check and load hold less than a third of a backup file of Python memory (before: the sealed file,
     its plaintext and the decompressed payload, then every row in Arrow), and its rows are inserted in many
     transactions (before: one, whose uncommitted rows DuckDB held in memory: 1,345 MB at a million mails)."""
@@ -93,6 +93,8 @@ def test_restore_holds_no_backup_file_whole_and_loads_a_batch_per_transaction(st
         insert(con, table, rows)
 
     monkeypatch.setattr(snapshots, "insert_rows", insert_and_note)
+    # a transaction per record batch of the file (the default groups two of db backup's batches of 65,536 rows)
+    monkeypatch.setattr(restoring, "RESTORE_ROWS_PER_TRANSACTION", BATCH_ROWS, raising=False)
     tracemalloc.start()
     try:
         r = restoring.restore(open_storage(str(dest)), kb.read_text(), PASSWORD.encode(), tmp_path / "restored")
