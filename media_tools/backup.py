@@ -27,6 +27,13 @@ previous verified backup (the base),
 A restore applies the full backup, then each incremental of the chain in
 order, and must arrive at the recorded counts and checksums of the last one.
 
+Neither a file nor its payload is held whole (docs/reliability.md K8): it is
+compressed and sealed straight into the medium's temp file
+(``crypto.SealWriter``), read back and checked front to back
+(``crypto.BlobReader``), and a restore reads its rows a record batch at a
+time; nothing read is taken before the file's tag verified (docs/formats.md,
+sealed objects).
+
 The content checksum of a row set is ``(count, sum of md5_number_lower of
 the row's canonical text)``; duplicates do not cancel out and row order does
 not matter. It is computed with SQL over the live catalog and, on reading a
