@@ -392,7 +392,7 @@ class BackupFile(BackupContent):
     def part_batches(self):
         """(info, rows as an Arrow table) of each record batch of each part, in order, opening the file
         again; the file's tag is checked after its last part (IntegrityError then, and the caller's rows from it
-        must not be kept: a restore loads them in one transaction that then rolls back)."""
+        must not be kept: a restore removes the home it was building)."""
         what = f"catalog backup {self.name}"
         with self.storage.open_read(self.path) as f:
             opened = open_sealed(self.archive_key, self.archive_uuid, self.path, f.read)
@@ -732,10 +732,12 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
 def apply_steps(chain: list[BackupContent]):
     """Loading a full backup and its incrementals into an empty, migrated catalog, as steps: (rows, a function of
     a read-write session), each small enough to be part of a transaction of bounded size (at most a record batch
-    of a part; ``rows`` is how many it loads), to be run in order, then :func:`check_loaded`. A :class:`BackupFile` is read as its steps are made and its tag is
-    checked before the step after its last (IntegrityError): rows of a file whose tag fails may already be in
-    the catalog, so a caller loading in several transactions keeps the catalog only once every step and
-    :func:`check_loaded` succeeded (a restore builds the home in a temporary directory: docs/formats.md).
+    of a part; ``rows`` is how many it loads), to be run in order, then :func:`check_loaded`.
+
+    A :class:`BackupFile` is read as its steps are made and its tag is checked before the step after its last
+    (IntegrityError): rows of a file whose tag fails may already be in the catalog, so a caller loading in
+    several transactions keeps the catalog only once every step and :func:`check_loaded` succeeded (a restore
+    builds the home in a temporary directory: docs/formats.md, sealed objects).
     """
     if not chain or chain[0].kind != "full":
         raise IntegrityError("a restore chain starts with a full backup")
