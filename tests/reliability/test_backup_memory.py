@@ -132,3 +132,24 @@ def test_a_backup_changed_after_its_check_fails_the_restore_and_leaves_no_home(s
         restoring.restore(open_storage(str(mirrored)), kb.read_text(), PASSWORD.encode(), tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
     assert not list(tmp_path.glob(".restored.restoring-*"))
+
+
+def test_a_backup_sealed_whole_is_checked_and_read_by_the_streamed_reader(stuffed, tmp_path):
+    """A file sealed whole (``encode_backup``, ``crypto.seal_blob``: backups written before the streamed seal) is
+    checked and read back a batch at a time with the same header and rows as the whole-file reader gives."""
+    import datetime as dt
+
+    now = dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc)
+    with toolkit.open_archive(stuffed[0]) as archive:
+        name, meta, parts = backup.build_backup(archive, "full", now, None)
+        old = backup.encode_backup(archive.key, archive.uuid, name, meta, parts)
+        storage = open_storage(str(tmp_path))
+        storage.put(name, old)
+        whole = backup.decode_backup(archive.key, archive.uuid, name, old)
+        checked = backup.check_backup_file(storage, name, archive.key, archive.uuid)
+    assert checked.meta == whole.meta and checked.kind == "full"
+    rows: dict[str, int] = {}
+    for info, table in checked.part_batches():
+        rows[info["table"]] = rows.get(info["table"], 0) + table.num_rows
+    assert rows == {info["table"]: table.num_rows for info, table in whole.parts if table.num_rows}
+    assert rows["events"] >= FILLER_ROWS
