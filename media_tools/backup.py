@@ -27,6 +27,13 @@ previous verified backup (the base),
 A restore applies the full backup, then each incremental of the chain in
 order, and must arrive at the recorded counts and checksums of the last one.
 
+Neither a file nor its payload is held whole (docs/reliability.md K8): it is
+compressed and sealed straight into the medium's temp file
+(``crypto.SealWriter``), read back and checked front to back
+(``crypto.BlobReader``), and a restore reads its rows a record batch at a
+time; nothing read is taken before the file's tag verified (docs/formats.md,
+sealed objects).
+
 The content checksum of a row set is ``(count, sum of md5_number_lower of
 the row's canonical text)``; duplicates do not cancel out and row order does
 not matter. It is computed with SQL over the live catalog and, on reading a
@@ -52,6 +59,7 @@ last resort when no v2 snapshot verifies, with a warning.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import struct
@@ -146,15 +154,14 @@ def _streamed_part(reader: pa.RecordBatchReader, checksum: "snapshots.RowChecksu
     return out.getvalue(), sink.length, rows
 
 
-def encode_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict, parts: list[StreamedPart]) -> bytes:
-    """The sealed backup file of :func:`encode_backup` from parts made a batch at a time: the same payload
-    (magic, header, the parts' IPC streams) compressed as one zstd frame; each part is freed once written."""
+def _compress_into(meta: dict, parts: list[StreamedPart], sink) -> None:
+    """The payload of the parts (magic, header, the parts' IPC streams) compressed as one zstd frame into
+    ``sink.write``; each part is freed once written."""
     meta = dict(meta, parts=[{**p.info, "length": p.length} for p in parts])
     head = json.dumps(meta, sort_keys=True).encode()
     total = 12 + len(head) + sum(p.length for p in parts)
-    out = io.BytesIO()
     zc = zstandard.ZstdCompressor(level=3)
-    with zc.stream_writer(out, size=total, closefd=False) as w:
+    with zc.stream_writer(sink, size=total, closefd=False) as w:
         w.write(PAYLOAD_MAGIC + struct.pack(">I", len(head)) + head)
         while parts:
             part = parts.pop(0)
@@ -162,11 +169,25 @@ def encode_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dic
                 w.write(chunk)
             del part
             give_back_freed_memory()
-    compressed = out.getbuffer()  # no copy of it
-    try:
-        return crypto.seal_blob(backup_key(archive_key, archive_uuid), compressed, _context(name))
-    finally:
-        compressed.release()
+
+
+def seal_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict, parts: list[StreamedPart],
+                  write, nonce_source=None) -> int:
+    """The sealed backup file of :func:`encode_backup` from parts made a batch at a time, handed to ``write``
+    a piece at a time as it is compressed and sealed (``crypto.SealWriter``: the bytes of ``seal_blob``), so
+    neither the payload nor the file is held whole (docs/reliability.md K8); returns the file's length."""
+    extra = {} if nonce_source is None else {"nonce_source": nonce_source}
+    seal = crypto.SealWriter(backup_key(archive_key, archive_uuid), _context(name), write, **extra)
+    _compress_into(meta, parts, seal)
+    return seal.finish()
+
+
+def encode_streamed(archive_key: bytes, archive_uuid: UUID, name: str, meta: dict, parts: list[StreamedPart],
+                    nonce_source=None) -> bytes:
+    """:func:`seal_streamed` into bytes (the file of :func:`encode_backup`)."""
+    out = io.BytesIO()
+    seal_streamed(archive_key, archive_uuid, name, meta, parts, out.write, nonce_source)
+    return out.getvalue()
 
 
 @dataclass
@@ -178,6 +199,10 @@ class BackupContent:
     @property
     def kind(self) -> str:
         return self.meta["kind"]
+
+    def part_batches(self):
+        """(info, rows as an Arrow table) of each part, in order."""
+        yield from self.parts
 
 
 def decode_backup(archive_key: bytes, archive_uuid: UUID, name: str, sealed: bytes) -> BackupContent:
@@ -251,17 +276,35 @@ class _Exact:
         return True
 
 
+def open_sealed(archive_key: bytes, archive_uuid: UUID, name: str, read) -> crypto.BlobReader:
+    """The backup file read front to back with ``read(n)``, opened a piece at a time: authentic only after its
+    ``verify()`` (``crypto.BlobReader``)."""
+    return crypto.BlobReader(backup_key(archive_key, archive_uuid), read, _context(name), what=f"catalog backup {name}")
+
+
+def check_opened(opened: crypto.BlobReader, archive_uuid: UUID, name: str) -> dict:
+    """:func:`check_payload` of an opened file as it is decrypted, then its tag: the header is returned only once
+    the tag verified. A content error met before the end counts only if the tag verifies (a changed file is
+    refused as not authentic, as :func:`decode_backup` refuses it)."""
+    try:
+        meta = check_payload(opened, archive_uuid, name)
+    except Exception:
+        opened.verify()  # the authentication failure, if any, is the finding
+        raise
+    opened.verify()
+    return meta
+
+
 def check_sealed(archive_key: bytes, archive_uuid: UUID, name: str, sealed: bytes) -> dict:
-    """:func:`decode_backup` and :func:`check_content` of a file a batch at a time: the payload is decompressed as it
-    is read and each part's rows are checksummed per record batch, never held whole (docs/reliability.md K8).
-    Returns the file's header; IntegrityError as those two give it."""
-    what = f"catalog backup {name}"
-    return check_payload(crypto.open_blob(backup_key(archive_key, archive_uuid), sealed, _context(name), what=what),
-                         archive_uuid, name)
+    """:func:`decode_backup` and :func:`check_content` of a file a batch at a time: the payload is decrypted and
+    decompressed as it is read and each part's rows are checksummed per record batch, never held whole
+    (docs/reliability.md K8). Returns the file's header; IntegrityError as those two give it."""
+    return check_opened(open_sealed(archive_key, archive_uuid, name, io.BytesIO(sealed).read), archive_uuid, name)
 
 
-def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
-    """:func:`check_sealed` of the opened (compressed) payload."""
+def check_payload(compressed, archive_uuid: UUID, name: str) -> dict:
+    """:func:`check_sealed` of the opened (compressed) payload: bytes, or a reader of them (unverified while it
+    is read: the caller verifies its source before it takes the result, :func:`check_opened`)."""
     what = f"catalog backup {name}"
     try:
         src = zstandard.ZstdDecompressor().stream_reader(compressed, read_size=1 << 20)
@@ -270,17 +313,8 @@ def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
         for info in meta["parts"]:
             part = _Exact(src, info["length"])
             sums = snapshots.RowChecksum(info["columns"])
-            try:
-                for batch in pa.ipc.open_stream(pa.PythonFile(part, mode="r")):
-                    sums.add(batch)
-            except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
-                while part.read(1 << 20):
-                    pass
-                if part.left:  # the payload ended inside the part
-                    raise IntegrityError(f"{what}: part {info['table']} is truncated") from None
-                raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
-            if part.left:
-                raise IntegrityError(f"{what}: part {info['table']} is truncated")
+            for batch in _part_batches(part, info, what):
+                sums.add(batch)
             got = sums.result()
             if got != info["checksum"]:
                 raise _checksum_differs(short, info, got)
@@ -290,19 +324,101 @@ def check_payload(compressed: bytes, archive_uuid: UUID, name: str) -> dict:
     return meta
 
 
-def _read_back(archive: Archive, storage: Storage, name: str, size: int, sha: str) -> bytes:
-    """The opened payload of the file just written, after checking its bytes are those written (the sealed
-    bytes are let go before the payload is checked)."""
-    back = storage.read(name)
-    if len(back) != size or hashes.checksum(back) != sha:
+def _part_batches(part: "_Exact", info: dict, what: str):
+    """The record batches of one part's IPC stream; IntegrityError for a part truncated or that does not parse."""
+    try:
+        yield from pa.ipc.open_stream(pa.PythonFile(part, mode="r"))
+    except (pa.ArrowInvalid, OSError) as exc:  # garbage raises either
+        while part.read(1 << 20):
+            pass
+        if part.left:  # the payload ended inside the part
+            raise IntegrityError(f"{what}: part {info['table']} is truncated") from None
+        raise IntegrityError(f"{what}: part {info['table']} does not parse ({exc})") from None
+    if part.left:
+        raise IntegrityError(f"{what}: part {info['table']} is truncated")
+
+
+class _Hashed:
+    """A reader that hands on what ``f`` reads and checksums it (BLAKE3) as it goes."""
+
+    def __init__(self, f):
+        self._f, self.hasher, self.length = f, hashes.checksum_hasher(), 0
+
+    def read(self, n: int) -> bytes:
+        data = self._f.read(n)
+        self.hasher.update(data)
+        self.length += len(data)
+        return data
+
+    def rest(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def _check_back(archive: Archive, storage: Storage, name: str, size: int, sha: str) -> dict:
+    """The header of the file just written, read back once front to back: its bytes are checksummed, decrypted,
+    decompressed and its rows checksummed as they come (never held whole, docs/reliability.md K8); the result
+    counts only once the tag verified and the bytes are those written (that failure is named first)."""
+    with storage.open_read(name) as f:
+        back = _Hashed(f)
+        try:
+            meta = check_opened(open_sealed(archive.key, archive.uuid, name, back.read), archive.uuid, name)
+            failure = None
+        except MailArchiveError as exc:
+            failure = exc
+        back.rest()
+    if back.length != size or back.hasher.hexdigest() != sha:
         raise IntegrityError(f"catalog backup {name}: the bytes read back differ from those written")
-    return crypto.open_blob(backup_key(archive.key, archive.uuid), back, _context(name), what=f"catalog backup {name}")
+    if failure is not None:
+        raise failure
+    return meta
 
 
 def read_backup(storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID) -> BackupContent:
     content = decode_backup(archive_key, archive_uuid, name, storage.read(name))
     check_content(content)
     return content
+
+
+@dataclass
+class BackupFile(BackupContent):
+    """A backup file checked a batch at a time (:func:`check_backup_file`) whose parts are read again from the
+    file, a record batch at a time, as a restore applies them (:meth:`part_batches`)."""
+    storage: Storage | None = None
+    path: str = ""
+    archive_key: bytes = b""
+    archive_uuid: UUID | None = None
+
+    def part_batches(self):
+        """(info, rows as an Arrow table) of each record batch of each part, in order, opening the file
+        again; the file's tag is checked after its last part (IntegrityError then, and the caller's rows from it
+        must not be kept: a restore removes the home it was building)."""
+        what = f"catalog backup {self.name}"
+        with self.storage.open_read(self.path) as f:
+            opened = open_sealed(self.archive_key, self.archive_uuid, self.path, f.read)
+            try:
+                src = zstandard.ZstdDecompressor().stream_reader(opened, read_size=1 << 20)
+                if _read_header(src.read, what, self.archive_uuid) != self.meta:
+                    raise IntegrityError(f"{what}: changed since it was checked")
+                for info in self.meta["parts"]:
+                    for batch in _part_batches(_Exact(src, info["length"]), info, what):
+                        yield info, pa.Table.from_batches([batch])
+            except zstandard.ZstdError as exc:
+                opened.verify()
+                raise IntegrityError(f"{what}: does not decompress ({exc})") from None
+            except Exception:
+                opened.verify()
+                raise
+            opened.verify()
+
+
+def check_backup_file(storage: Storage, path: str, archive_key: bytes, archive_uuid: UUID) -> BackupFile:
+    """:func:`read_backup` without the rows: the file at ``path`` is opened, decompressed and checked a batch at a
+    time (:func:`check_opened`); the rows are read again when the backup is applied (:class:`BackupFile`)."""
+    with storage.open_read(path) as f:
+        meta = check_opened(open_sealed(archive_key, archive_uuid, path, f.read), archive_uuid, path)
+    return BackupFile(name=path.rsplit("/", 1)[-1], meta=meta, storage=storage, path=path,
+                      archive_key=archive_key, archive_uuid=archive_uuid)
 
 
 # --------------------------------------------------------------- creating
@@ -505,6 +621,39 @@ def newest_config_snapshot(archive_key: bytes, archive_uuid: UUID, names, read) 
     return None, None, warnings
 
 
+#: DuckDB's memory limit while a backup reads the catalog (docs/reliability.md K8): its scans and checksums of
+#: every table need little at a time, but DuckDB's default keeps each block it read cached until the session
+#: ends (~110 MB more at a million mails, beside the compressed parts the backup holds).
+BACKUP_MEMORY_LIMIT = 64 << 20
+
+
+def _build_bounded(archive: Archive, kind: str, now: dt.datetime, base: dict | None) -> tuple[str, dict, list[StreamedPart]]:
+    """:func:`build_backup_streamed` with the catalog's sessions held to :data:`BACKUP_MEMORY_LIMIT`."""
+    before = archive.catalog.memory_limit
+    archive.catalog.use_memory_limit(BACKUP_MEMORY_LIMIT)
+    try:
+        return build_backup_streamed(archive, kind, now, base)
+    finally:
+        archive.catalog.use_memory_limit(before)
+
+
+def _write_sealed(archive: Archive, storage: Storage, name: str, meta: dict, parts: list[StreamedPart]) -> tuple[int, str]:
+    """Compress and seal the backup straight into its file on the medium, create-only and atomic like
+    ``Storage.put`` (a temp file, flushed and fsynced, renamed; removed on any failure): (bytes, BLAKE3 hex)."""
+    hasher = hashes.checksum_hasher()
+    w = storage.open_write(name)
+    try:
+        def write(data) -> None:
+            w.write(data)
+            hasher.update(data)
+        size = seal_streamed(archive.key, archive.uuid, name, meta, parts, write)
+        w.commit()
+    except BaseException:
+        w.abort()
+        raise
+    return size, hasher.hexdigest()
+
+
 def create_backup(archive: Archive, kind: str | None = None, keep: int | None = None, now: dt.datetime | None = None) -> BackupResult:
     """Write, read back and verify one backup, record it, snapshot the config, then apply ``keep``.
 
@@ -527,17 +676,14 @@ def create_backup(archive: Archive, kind: str | None = None, keep: int | None = 
         raise UsageError("there is no verified backup to build an incremental on", next_step=NextStep.FULL_DB_BACKUP)
     medium_id = archive.active_medium_id()
     storage = archive.storage(medium_id)
-    # a batch at a time and checked back the same way: the memory is bounded by the compressed file, not by
-    # the catalog's rows (docs/reliability.md K8)
-    name, meta, parts = build_backup_streamed(archive, kind, now, base)
-    sealed = encode_streamed(archive.key, archive.uuid, name, meta, parts)
+    # a batch at a time and checked back the same way: the memory is bounded by the compressed parts, not by
+    # the catalog's rows nor by the file (docs/reliability.md K8)
+    name, meta, parts = _build_bounded(archive, kind, now, base)
+    size, sha = _write_sealed(archive, storage, name, meta, parts)  # StorageFullError etc. propagate
     del parts
     give_back_freed_memory()
-    storage.put(name, sealed)  # StorageFullError etc. propagate; the writer removed its temp file
-    size, sha = len(sealed), hashes.checksum(sealed)
-    del sealed
     try:
-        read_meta = check_payload(_read_back(archive, storage, name, size, sha), archive.uuid, name)
+        read_meta = _check_back(archive, storage, name, size, sha)
         if read_meta["tables"].keys() != meta["tables"].keys():
             raise IntegrityError(f"catalog backup {name}: the tables read back differ")
     except MailArchiveError:
@@ -583,28 +729,50 @@ def apply_retention(archive: Archive, keep: int) -> list[str]:
 # --------------------------------------------------------------- applying
 
 
-def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
-    """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``.
+def apply_steps(chain: list[BackupContent]):
+    """Loading a full backup and its incrementals into an empty, migrated catalog, as steps: (rows, a function of
+    a read-write session), each small enough to be part of a transaction of bounded size (at most a record batch
+    of a part; ``rows`` is how many it loads), to be run in order, then :func:`check_loaded`.
 
-    Returns table → [count, checksum] after loading; raises IntegrityError if
-    any table differs from what the last backup recorded.
+    A :class:`BackupFile` is read as its steps are made and its tag is checked before the step after its last
+    (IntegrityError): rows of a file whose tag fails may already be in the catalog, so a caller loading in
+    several transactions keeps the catalog only once every step and :func:`check_loaded` succeeded (a restore
+    builds the home in a temporary directory: docs/formats.md, sealed objects).
     """
     if not chain or chain[0].kind != "full":
         raise IntegrityError("a restore chain starts with a full backup")
-    existing = snapshots.table_names(con)
+
+    def known(con) -> None:
+        existing = snapshots.table_names(con)
+        for content in chain:
+            for table in content.meta["tables"]:
+                if table not in existing:
+                    raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
+
+    yield 0, known
     for content in chain:
-        for table, rec in content.meta["tables"].items():
-            if table not in existing:
-                raise CatalogError(f"catalog backup {content.name}: table {table} is unknown to this toolkit version")
-            if rec["mode"] == "full":
-                snapshots.clear_table(con, table)
-        for info, rows in content.parts:
-            table = info["table"]
-            if info["kind"] == "rows":
-                snapshots.insert_rows(con, table, rows)
-            else:
-                key = info["key"]
-                snapshots.patch_rows(con, table, key, [c for c, _ in info["columns"] if c != key], rows)
+        yield 0, functools.partial(_clear_full_tables, content)
+        for info, rows in content.part_batches():
+            yield rows.num_rows, functools.partial(_apply_rows, info, rows)
+
+
+def _clear_full_tables(content: BackupContent, con) -> None:
+    for table, rec in content.meta["tables"].items():
+        if rec["mode"] == "full":
+            snapshots.clear_table(con, table)
+
+
+def _apply_rows(info: dict, rows: pa.Table, con) -> None:
+    if info["kind"] == "rows":
+        snapshots.insert_rows(con, info["table"], rows)
+    else:
+        key = info["key"]
+        snapshots.patch_rows(con, info["table"], key, [c for c, _ in info["columns"] if c != key], rows)
+
+
+def check_loaded(con, chain: list[BackupContent]) -> dict[str, list]:
+    """Table → [count, checksum] of the catalog loaded from ``chain``; IntegrityError if any table differs from
+    what the last backup recorded."""
     last = chain[-1]
     got = {}
     for table, rec in last.meta["tables"].items():
@@ -615,3 +783,15 @@ def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
                 f"after loading the chain, the backup recorded {rec['checksum'][0]} ({rec['checksum'][1]})"
             )
     return got
+
+
+def apply_backups(con, chain: list[BackupContent]) -> dict[str, list]:
+    """Load a full backup and its incrementals into the (empty, migrated) catalog session ``con``, in its one
+    transaction (:func:`apply_steps`, :func:`check_loaded`).
+
+    Returns table → [count, checksum] after loading; raises IntegrityError if
+    any table differs from what the last backup recorded.
+    """
+    for _rows, step in apply_steps(chain):
+        step(con)
+    return check_loaded(con, chain)

@@ -44,10 +44,20 @@ from toolkit.storage import Storage, parse_location
 from toolkit.catalog import backups as backup_rows, media_rows, purge_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, describe, short_of
 
-from .backup import BACKUP_DIR, CONFIG_DIR, BackupContent, apply_backups, check_content, decode_backup, newest_config_snapshot
+from .backup import (BACKUP_DIR, CONFIG_DIR, BackupContent, apply_steps, check_backup_file, check_loaded,
+                     newest_config_snapshot)
 from .mirror import STATE_NAME, open_state
 
 _MEDIUM_RE = re.compile(r"^medium-(\d+)/")
+
+#: DuckDB's memory limit while the chain is loaded into the new catalog, a record batch per transaction
+#: (docs/reliability.md K8): the blocks written and read are not kept cached.
+RESTORE_MEMORY_LIMIT = 64 << 20
+#: Rows loaded per transaction: two record batches as ``db backup`` writes them (``snapshots.select_batches``).
+#: DuckDB holds a transaction's rows until its commit and each commit checkpoints them: at a million mails one
+#: transaction took 1,345 MB, 65,536 rows 301 MB (and 61 commits, ~0.35 s each), 131,072 rows 328 MB, 200,000
+#: rows 466 MB (bench/RESULTS.md).
+RESTORE_ROWS_PER_TRANSACTION = 131_072
 
 
 @dataclass
@@ -94,9 +104,8 @@ def _load_chain(dest: Storage, by_base: dict[str, str], newest: str, key: bytes,
     def load(rel: str) -> BackupContent:
         if rel not in cache:
             try:
-                c = decode_backup(key, u, rel, dest.read(rel))
-                check_content(c)
-                cache[rel] = c
+                # checked a batch at a time; its rows are read again as the chain is applied (docs/reliability.md K8)
+                cache[rel] = check_backup_file(dest, rel, key, u)
             except MailArchiveError as exc:
                 cache[rel] = exc
         got = cache[rel]
@@ -378,13 +387,40 @@ def _seal_smb_passwords(archive: Archive, smb_password: str) -> None:
 
 
 def _load_catalog(archive: Archive, chain: list[BackupContent]) -> None:
-    """Create the new home's catalog and load the backup chain into it, recording the chain's backups
-    (on no medium of the new home) in one transaction."""
+    """Create the new home's catalog and load the backup chain into it a record batch at a time, each batch a
+    transaction of its own (one transaction held every row inserted, ~850 MB at a million mails: docs/reliability.md
+    K8), then check the tables and record the chain's backups (on no medium of the new home). Each file's tag is
+    checked as its last batch is read; the home is still the temporary sibling, renamed into place only after
+    this and the pack check succeeded, and removed on any failure (docs/formats.md, catalog backups)."""
     archive.catalog.migrate()
-    with archive.catalog.writing() as con:
-        apply_backups(con, chain)
-        for c in chain:
-            backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
+    archive.catalog.use_memory_limit(RESTORE_MEMORY_LIMIT)
+    try:
+        with archive.catalog.transactions() as transaction:
+            steps = apply_steps(chain)
+            for group in _transactions_of(steps, RESTORE_ROWS_PER_TRANSACTION):
+                with transaction() as con:
+                    for step in group:
+                        step(con)
+            with transaction() as con:
+                check_loaded(con, chain)
+                for c in chain:
+                    backup_rows.record_restored_backup(con, f"{BACKUP_DIR}/{c.name}", c.kind, c.meta["created"])
+    finally:
+        archive.catalog.use_memory_limit(None)
+
+
+def _transactions_of(steps, rows: int):
+    """The steps of :func:`apply_steps` in groups of about ``rows`` rows (a group ends with the step that reaches
+    them), each group to be one transaction; made as they are consumed."""
+    group, n = [], 0
+    for k, step in steps:
+        group.append(step)
+        n += k
+        if n >= rows:
+            yield group
+            group, n = [], 0
+    if group:
+        yield group
 
 
 def _verify_packs(archive: Archive, result: RestoreResult, reporter=None) -> None:

@@ -99,3 +99,130 @@ def mac(key: bytes, data: bytes) -> str:
 
 def mac_ok(key: bytes, data: bytes, tag: str) -> bool:
     return hmac.compare_digest(mac(key, data), tag)
+
+
+# --------------------------------------------------------------- large sealed objects, a piece at a time
+
+#: The pieces the streamed seal and open encrypt and decrypt at a time (docs/formats.md "Sealed objects").
+STREAM_CHUNK = 1 << 20
+
+
+class SealWriter:
+    """The bytes of :func:`seal_blob` (``MASEAL01 || nonce || ct || tag``, AAD = magic || context) handed to
+    ``write`` a piece at a time, so neither the plaintext nor the sealed object is ever held whole: give the
+    plaintext to :meth:`write` in any pieces, then :meth:`finish` writes the tag. The same nonce gives the
+    same bytes as :func:`seal_blob` (tests/unit/test_seal_stream.py)."""
+
+    def __init__(self, key: bytes, context: bytes, write: Callable[[bytes], object],
+                 nonce_source: NonceSource = os.urandom):
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        nonce = nonce_source(NONCE_SIZE)
+        self._enc = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+        self._enc.authenticate_additional_data(SEALED_MAGIC + context)
+        self._write = write
+        self._buf = bytearray(STREAM_CHUNK + 15)  # update_into's room: the input plus a block less one
+        self._out = memoryview(self._buf)
+        self._write(SEALED_MAGIC + nonce)
+        self.length = len(SEALED_MAGIC) + NONCE_SIZE
+
+    def write(self, data) -> int:
+        """Encrypt ``data`` (bytes-like) and write its ciphertext; returns ``len(data)``."""
+        view = memoryview(data).cast("B")
+        for at in range(0, len(view), STREAM_CHUNK):
+            n = self._enc.update_into(view[at : at + STREAM_CHUNK], self._buf)
+            self._write(self._out[:n])
+            self.length += n
+        return len(view)
+
+    def finish(self) -> int:
+        """Write the tag; returns the sealed object's length in bytes."""
+        tail = self._enc.finalize()  # GCM holds nothing back: empty
+        self._write(tail + self._enc.tag)
+        self.length += len(tail) + TAG_SIZE
+        return self.length
+
+
+def _read_full(read: Callable[[int], bytes], n: int) -> bytes:
+    """``n`` bytes from ``read``, fewer only at its end."""
+    out = b""
+    while len(out) < n:
+        got = read(n - len(out))
+        if not got:
+            break
+        out += got
+    return out
+
+
+class BlobReader:
+    """Opens a sealed object read front to back with ``read(n)`` (a file's, a storage reader's): :meth:`read`
+    gives the plaintext as it is decrypted, a piece at a time, for a caller that checks or stores it as it goes.
+
+    **Nothing read is authentic until** :meth:`verify` **has returned**: the tag is the object's last 16 bytes
+    and is checked only when the end is reached (:meth:`read` then raises IntegrityError at the end of a changed,
+    truncated or foreign object, and :meth:`verify` reads what is left and checks it). A caller accepts a verdict
+    or output drawn from the plaintext only after :meth:`verify` (docs/formats.md "Sealed objects"): a check
+    gives its result after it, a restore commits its rows after it, a file made of the plaintext is renamed into
+    place after it."""
+
+    def __init__(self, key: bytes, read: Callable[[int], bytes], context: bytes, what: str = "sealed object"):
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        self._read, self.what = read, what
+        head = _read_full(read, len(SEALED_MAGIC) + NONCE_SIZE)
+        if not head.startswith(SEALED_MAGIC):
+            raise IntegrityError(f"{what}: not a sealed object (bad magic)")
+        if len(head) < len(SEALED_MAGIC) + NONCE_SIZE:
+            raise self._failed()
+        nonce = head[len(SEALED_MAGIC):]
+        self._dec = Cipher(algorithms.AES(key), modes.GCM(nonce)).decryptor()
+        self._dec.authenticate_additional_data(SEALED_MAGIC + context)
+        self._held = b""  # the last bytes read: the tag, once the end is reached
+        self.verified = False
+        self._ended = False
+
+    def _failed(self) -> IntegrityError:
+        return IntegrityError(f"{self.what}: authentication failed (changed, truncated, or sealed under another key)")
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of plaintext (``STREAM_CHUNK`` when ``size`` < 1); b"" only at the end, after
+        the tag has been checked. Unverified until :meth:`verify` (see the class)."""
+        want = size if size and size > 0 else STREAM_CHUNK
+        while not self._ended:
+            data = self._read(want)
+            if not data:
+                self._end()
+                break
+            buf = self._held + data if self._held else data
+            if len(buf) <= TAG_SIZE:
+                self._held = buf
+                continue
+            self._held = buf[-TAG_SIZE:]
+            out = self._dec.update(memoryview(buf)[:-TAG_SIZE])
+            if out:
+                return out
+        return b""
+
+    def readable(self) -> bool:
+        return True
+
+    def _end(self) -> None:
+        from cryptography.exceptions import InvalidTag
+
+        self._ended = True
+        if len(self._held) < TAG_SIZE:
+            raise self._failed()
+        try:
+            self._dec.finalize_with_tag(self._held)
+        except InvalidTag:
+            raise self._failed() from None
+        self.verified = True
+
+    def verify(self) -> None:
+        """Read (and decrypt, unused) what is left and check the tag: IntegrityError if the object was changed,
+        truncated or sealed under another key or context. After it returns, every byte :meth:`read` gave is
+        authentic."""
+        while not self._ended:
+            self.read(STREAM_CHUNK)
+        if not self.verified:
+            raise self._failed()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -241,13 +242,16 @@ def test_enospc_during_backup_keeps_previous_backup(archive_with_mail, tmp_path,
 def test_backup_failing_readback_is_removed(archive_with_mail, tmp_path, monkeypatch):
     """B6 at write time: a backup that reads back truncated is deleted and never recorded."""
     with Archive.open(archive_with_mail, writer=True) as a:
-        real_read = local_storage.LocalStorage.read
+        real_open = local_storage.LocalStorage.open_read
 
-        def short_read(self, name, offset=0, length=None):
-            data = real_read(self, name, offset, length)
-            return data[:-10] if name.startswith("db-backups/") else data
+        def short_open(self, name):  # the read-back reads the file front to back through open_read
+            f = real_open(self, name)
+            if not name.startswith("db-backups/"):
+                return f
+            with f:
+                return io.BytesIO(f.read()[:-10])
 
-        monkeypatch.setattr(local_storage.LocalStorage, "read", short_read)
+        monkeypatch.setattr(local_storage.LocalStorage, "open_read", short_open)
         with pytest.raises(IntegrityError):
             bk.create_backup(a, "full")
         monkeypatch.undo()

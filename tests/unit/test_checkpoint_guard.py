@@ -98,3 +98,40 @@ def test_no_guard_no_change(catalog):
     before = catalog.path.read_bytes()
     assert guard.recover(catalog.path, wait=5) is None
     assert catalog.path.read_bytes() == before
+
+
+_READER = """
+import sys
+from toolkit.catalog.connection import _connection
+con = _connection()
+con.execute("SET VARIABLE k = ?", [bytes(range(32)).hex()])
+try:
+    con.execute(f"ATTACH '{sys.argv[1]}' AS cat (ENCRYPTION_KEY getvariable('k'), ENCRYPTION_CIPHER 'GCM', READ_ONLY)")
+    print("attached")
+except Exception as exc:
+    print("refused", exc)
+"""
+
+
+def test_a_reader_of_another_process_cannot_attach_beside_a_writer_whose_guard_read_the_file(catalog):
+    """DuckDB locks the catalog with fcntl, and closing any descriptor of the file releases the process's
+    locks on it: the guard reads the file through the writer's own descriptor, kept open until the DETACH.
+    (With a descriptor of its own per read, the guard's save at the attach and its header check before each
+    COMMIT let a reader attach in the middle of a writer's session: a mirror beside an import read a WAL being
+    written.)"""
+    import subprocess
+    import sys
+
+    from tests.corpora import REPO
+
+    def reader() -> str:
+        return subprocess.run([sys.executable, "-c", _READER, str(catalog.path)], capture_output=True, text=True,
+                              cwd=REPO, timeout=60).stdout
+
+    with catalog.writing() as con:
+        assert guard.guard_path(catalog.path).exists()  # saved at the attach: the file was read
+        assert reader().startswith("refused"), "a reader attached beside the writer after the guard's save"
+        con.execute("INSERT INTO events (event_id, at_time, kind, detail) VALUES (99, now(), 'guard-test', 'y')")
+        catalog._guard_current(con)  # the header check before a COMMIT reads the file too
+        assert reader().startswith("refused"), "a reader attached beside the writer after the header check"
+    assert reader().startswith("attached")  # after the session the file is free

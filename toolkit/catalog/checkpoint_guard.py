@@ -56,11 +56,28 @@ def metadata_blocks(con, alias: str = "cat") -> tuple[int, list[int]]:
     return int(size[0]) if size and size[0] else 0, sorted(set(ids))
 
 
-def save(catalog: pathlib.Path, con, alias: str = "cat") -> bytes:
-    """Write the guard for the catalog attached as ``alias`` on ``con``; returns the headers it saved."""
-    block_size, ids = metadata_blocks(con, alias)
-    fd = os.open(catalog, os.O_RDONLY)
+@contextlib.contextmanager
+def _file(catalog: pathlib.Path, fd: int | None, flags: int = os.O_RDONLY):
+    """``fd`` when the caller holds the catalog file open, else a descriptor of its own, closed after.
+
+    A process that has the catalog attached must pass the descriptor it keeps open for the whole session: DuckDB
+    locks the file with ``fcntl`` (POSIX record locks), and closing *any* descriptor of a file releases every
+    such lock the process holds on it; a reader of another process could then attach beside the writer."""
+    if fd is not None:
+        yield fd
+        return
+    own = os.open(catalog, flags)
     try:
+        yield own
+    finally:
+        os.close(own)
+
+
+def save(catalog: pathlib.Path, con, alias: str = "cat", fd: int | None = None) -> bytes:
+    """Write the guard for the catalog attached as ``alias`` on ``con``; returns the headers it saved. ``fd``:
+    the writer's open descriptor of the catalog file (see :func:`_file`)."""
+    block_size, ids = metadata_blocks(con, alias)
+    with _file(catalog, fd) as fd:
         file_size = os.fstat(fd).st_size
         headers = os.pread(fd, HEADERS[1] - HEADERS[0], HEADERS[0])
         blocks = []
@@ -68,8 +85,6 @@ def save(catalog: pathlib.Path, con, alias: str = "cat") -> bytes:
             offset = BLOCKS_START + block_id * block_size
             if offset + block_size <= file_size:  # a block beyond the end is new: nothing on disk to keep
                 blocks.append((offset, os.pread(fd, block_size, offset)))
-    finally:
-        os.close(fd)
     parts = [MAGIC, struct.pack("<QI", file_size, len(headers)), headers, struct.pack("<I", len(blocks))]
     for offset, data in blocks:
         parts += [struct.pack("<QI", offset, len(data)), data]
@@ -91,10 +106,9 @@ def save(catalog: pathlib.Path, con, alias: str = "cat") -> bytes:
     return headers
 
 
-def headers_on_disk(catalog: pathlib.Path) -> bytes:
-    with open(catalog, "rb") as f:
-        f.seek(HEADERS[0])
-        return f.read(HEADERS[1] - HEADERS[0])
+def headers_on_disk(catalog: pathlib.Path, fd: int | None = None) -> bytes:
+    with _file(catalog, fd) as fd:
+        return os.pread(fd, HEADERS[1] - HEADERS[0], HEADERS[0])
 
 
 def clear(catalog: pathlib.Path) -> None:
@@ -161,34 +175,41 @@ def _lock(fd: int, wait: float) -> None:
             delay = min(delay * 2, 0.5)
 
 
-def recover(catalog: pathlib.Path, wait: float) -> str | None:
+def recover(catalog: pathlib.Path, wait: float, fd: int | None = None) -> str | None:
     """Undo a checkpoint that a killed writer cut short (see the module's text). Call before a writer attaches.
     Returns None when there was no guard, else what was done: ``"restored"`` (the metadata blocks written
     back), ``"stale"`` (the checkpoint had finished) or ``"torn"`` (the guard itself was cut short). The guard
-    is read, judged and removed under an exclusive lock of the catalog file, so never beside a live session."""
+    is read, judged and removed under an exclusive lock of the catalog file, so never beside a live session.
+    ``fd``: the writer's descriptor of the catalog file, opened read-write (see :func:`_file`); the lock is
+    given back before the return, for DuckDB to take."""
     target = guard_path(catalog)
     tmp = target.with_name(target.name + ".tmp")
     if not (target.exists() or tmp.exists()) or not catalog.exists():
         return None
-    fd = os.open(catalog, os.O_RDWR)
-    try:
+    with _file(catalog, fd, os.O_RDWR) as fd:
         _lock(fd, wait)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
         try:
-            parsed = _parse(target.read_bytes())
-        except FileNotFoundError:
-            return None
-        outcome = "torn"
-        if parsed is not None:
-            headers, blocks = parsed
-            outcome = "stale"
-            if os.pread(fd, len(headers), HEADERS[0]) == headers:
-                for offset, block in blocks:
-                    os.pwrite(fd, block, offset)
-                os.fsync(fd)
-                outcome = "restored"
-        clear(catalog)
-        return outcome
-    finally:
-        os.close(fd)  # also releases the lock
+            return _recover_locked(catalog, fd, target, tmp)
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+
+
+def _recover_locked(catalog: pathlib.Path, fd: int, target: pathlib.Path, tmp: pathlib.Path) -> str | None:
+    """The guard judged and removed; the caller holds the exclusive lock."""
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        parsed = _parse(target.read_bytes())
+    except FileNotFoundError:
+        return None
+    outcome = "torn"
+    if parsed is not None:
+        headers, blocks = parsed
+        outcome = "stale"
+        if os.pread(fd, len(headers), HEADERS[0]) == headers:
+            for offset, block in blocks:
+                os.pwrite(fd, block, offset)
+            os.fsync(fd)
+            outcome = "restored"
+    clear(catalog)
+    return outcome

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import pathlib
 import re
 import time
@@ -144,6 +145,10 @@ class Catalog:
         self._memory_limit: int | None = None  # DuckDB's own default (80% of RAM) unless :meth:`use_memory_limit`
         self._guarded: bytes | None = None  # the headers the checkpoint guard saved, while a writer is attached
         self.guard_recovery: str | None = None  # what the last writer attach found of a killed writer's checkpoint
+        # The writer's own descriptor of the catalog file, open from before its attach to after its DETACH: the
+        # guard reads the file through it, because closing any descriptor of the file would release DuckDB's
+        # fcntl lock and let a reader attach beside the writer (toolkit/catalog/checkpoint_guard.py ``_file``).
+        self._file_fd: int | None = None
 
     @property
     def threads(self) -> int | None:
@@ -217,10 +222,13 @@ class Catalog:
             if self._memory_limit is not None:
                 self._apply_memory_limit(self._con)
         if not read_only and self.path.exists():
-            self.guard_recovery = checkpoint_guard.recover(self.path, ATTACH_RETRY_SECONDS) or self.guard_recovery
+            self._open_file()
+            self.guard_recovery = (checkpoint_guard.recover(self.path, ATTACH_RETRY_SECONDS, self._file_fd)
+                                   or self.guard_recovery)
         self._attach_on(self._con, read_only)
         if not read_only:
             try:
+                self._open_file()  # (a catalog DuckDB has just created)
                 self._guarded = self._save_guard(self._con)
             except BaseException:
                 self._detach()
@@ -229,7 +237,7 @@ class Catalog:
 
     def _save_guard(self, con: duckdb.DuckDBPyConnection) -> bytes:
         try:
-            return checkpoint_guard.save(self.path, con)
+            return checkpoint_guard.save(self.path, con, fd=self._file_fd)
         except OSError as exc:  # a full disk or an I/O error beside the catalog: nothing was written yet
             raise CatalogError(
                 f"the catalog {self.path} could not be written (its checkpoint guard: {exc.strerror or exc}); "
@@ -239,7 +247,7 @@ class Catalog:
     def _guard_current(self, con: duckdb.DuckDBPyConnection) -> None:
         """Before a COMMIT (which may checkpoint) or the DETACH that checkpoints: the guard saved for a writer
         session describes the file as it is now, saved again if a checkpoint since changed the headers."""
-        if self._guarded is not None and checkpoint_guard.headers_on_disk(self.path) != self._guarded:
+        if self._guarded is not None and checkpoint_guard.headers_on_disk(self.path, self._file_fd) != self._guarded:
             self._guarded = self._save_guard(con)
 
     def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -311,8 +319,18 @@ class Catalog:
                 self._con.execute("DETACH cat")
             except duckdb.Error:
                 return  # the guard stays: the next writer checks what this checkpoint left
+            self._close_file()  # DuckDB has let the file go: closing ours releases no lock of its
             if guarded:
                 checkpoint_guard.clear(self.path)
+
+    def _open_file(self) -> None:
+        if self._file_fd is None:
+            self._file_fd = os.open(self.path, os.O_RDWR)
+
+    def _close_file(self) -> None:
+        if self._file_fd is not None:
+            fd, self._file_fd = self._file_fd, None
+            os.close(fd)
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -465,12 +483,14 @@ class Catalog:
             with contextlib.suppress(duckdb.Error):
                 self._con.close()
             self._con = None
+        self._close_file()
 
     def close(self) -> None:
         if self._con is not None:
             self._detach()
             self._con.close()
             self._con = None
+        self._close_file()
 
     # -- schema -------------------------------------------------------------------------------
     def refuse_newer_schema(self) -> None:
