@@ -21,8 +21,12 @@ checked as before (F01 names it missing).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
+import marshal
 import re
 import threading
+import zlib
+from array import array
 from operator import itemgetter
 from pathlib import Path
 
@@ -123,12 +127,15 @@ def _part_range(entries: list, part: int, parts: int) -> list:
 def check_ahead(archive, medium: int, name: str, scan_cap: int, part: int = 0, parts: int = 1) -> dict | None:
     """Read one pack with its footer's entries, in a worker; None as soon as anything is not as it should be.
 
-    Returns the file's size and BLAKE3 (hex), its entries (blob id hex, offset, length, size, compressed size),
-    sorted, and the F04 key (:func:`verify.mailkey.mail_key`) of every record, in offset order.
+    Returns the file's size and BLAKE3 (hex), its entries as their :func:`entries_digest` (offset order: what the
+    parent holds of them while it reads the catalog is one digest, docs/reliability.md K8) and the F04 keys
+    (:func:`verify.mailkey.mail_key`) of every record, in offset order (packed by the parent while they wait,
+    :class:`Packed`).
 
     ``part`` of ``parts`` > 1: only the records of that part (:func:`_part_range`), read from the first of them on;
-    part 0 reads the whole file for its BLAKE3, the others give none. :func:`join_parts` makes one result of the
-    parts' results."""
+    part 0 reads the whole file for its BLAKE3, the others give none; the entries and keys of a part are lists
+    ((offset, blob id, length, size, compressed size) each). :func:`join_parts` makes one result of the parts'
+    results."""
     storage = archive.storage(medium)
     st = storage.stat(name)
     if st is None:
@@ -150,8 +157,42 @@ def check_ahead(archive, medium: int, name: str, scan_cap: int, part: int = 0, p
         it.close()
     if whole and reader.file_blake3 is None:
         return None
-    return {"size": st.size, "blake3": reader.file_blake3.hex() if whole else None, "keys": keys,
-            "entries": sorted((e.offset, e.blob_id.hex(), e.length, e.size, e.csize) for e in entries)}
+    got = {"size": st.size, "blake3": reader.file_blake3.hex() if whole else None, "keys": keys,
+           "entries": sorted((e.offset, e.blob_id, e.length, e.size, e.csize) for e in entries)}
+    return got if parts > 1 else _whole(got)
+
+
+def entries_digest(n: int, offsets, blob_ids: bytes, lengths, sizes, csizes) -> bytes | None:
+    """SHA-256 of ``n`` entries of a pack in offset order: their count, then each column's 8-byte integers, then their
+    32-byte blob ids. Two lists of entries have one digest only when they are the same list (a second preimage of
+    SHA-256 otherwise), so the parent compares a pack's catalog entries with its footer's by their digests
+    (:func:`adopt`). None when a value does not fit (no such entry is read: nothing to compare)."""
+    h = hashlib.sha256(n.to_bytes(8, "little"))
+    try:
+        for col in (offsets, lengths, sizes, csizes):
+            col = col if isinstance(col, array) else array("q", col)
+            if len(col) != n:
+                return None
+            h.update(col)
+    except (OverflowError, TypeError):
+        return None
+    if len(blob_ids) != 32 * n:
+        return None
+    h.update(blob_ids)
+    return h.digest()
+
+
+def _whole(got: dict) -> dict | None:
+    """A pack's result from its entries as a list: the entries as their :func:`entries_digest` (None when a blob id
+    is not 32 bytes or a number does not fit: no catalog entry is that one)."""
+    entries = got["entries"]
+    if any(len(e[1]) != 32 for e in entries):
+        return None
+    digest = entries_digest(len(entries), [e[0] for e in entries], b"".join(e[1] for e in entries),
+                            [e[2] for e in entries], [e[3] for e in entries], [e[4] for e in entries])
+    if digest is None:
+        return None
+    return {"size": got["size"], "blake3": got["blake3"], "keys": got["keys"], "entries": digest}
 
 
 def join_parts(got: list[dict | None]) -> dict | None:
@@ -166,8 +207,24 @@ def join_parts(got: list[dict | None]) -> dict | None:
         if offset < end:
             return None
         end = offset + length
-    return {"size": got[0]["size"], "blake3": got[0]["blake3"], "keys": [k for g in got for k in g["keys"]],
-            "entries": entries}
+    return _whole({"size": got[0]["size"], "blake3": got[0]["blake3"], "keys": [k for g in got for k in g["keys"]],
+                   "entries": entries})
+
+
+class Packed:
+    """A list of plain values (ints, texts, bytes, tuples of them) held as one compressed marshal string (a fifth
+    of their size or less); equal when their values are."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, items: list):
+        self._data = zlib.compress(marshal.dumps(items), 1)
+
+    def unpack(self) -> list:
+        return marshal.loads(zlib.decompress(self._data))
+
+    def __eq__(self, other):
+        return isinstance(other, Packed) and self.unpack() == other.unpack()
 
 
 class PartsFuture(cf.Future):
@@ -203,8 +260,6 @@ class PartsFuture(cf.Future):
         return super().cancel()
 
 
-#: a task row's (offset, blob id, length, size, compressed size): :data:`verify.deep._ENTRY_COLUMNS` 3, 2, 4, 5, 6
-_ENTRY_OF_ROW = itemgetter(3, 2, 4, 5, 6)
 _MSG_ID = itemgetter(1)
 
 
@@ -216,10 +271,26 @@ def adopt(got: dict | None, task: dict) -> dict | None:
     rows = task["rows"]
     # the footer's entries, sorted, have no two at one offset (check_all fails the second one: "overlaps"), and the
     # rows come in offset order: the same list in the same order is the same entries, any other list is not
-    if got["entries"] != list(map(_ENTRY_OF_ROW, rows)):
+    # (compared by their digests: verify.deep._PackRows.entries_digest)
+    digest = rows.entries_digest() if hasattr(rows, "entries_digest") else rows_digest(rows)
+    if digest is None or got["entries"] != digest:
         return None
     # the same entries: the pack's check reads them in offset order (the rows' order) and finds each record good,
     # its footer equal to the catalog, its size and BLAKE3 too
+    msg_ids = rows.msg_ids() if hasattr(rows, "msg_ids") else list(map(_MSG_ID, rows))
+    keys = got["keys"].unpack() if isinstance(got["keys"], Packed) else got["keys"]
     return {"pack": task["pack_id"], "medium": task["medium_id"], "records": len(rows), "ok": len(rows),
             "bytes_read": got["size"], "problems": [], "stopped": False, "auth_failed": [],
-            "f04": list(zip(map(_MSG_ID, rows), got["keys"]))}
+            "f04": list(zip(msg_ids, keys))}
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def rows_digest(rows) -> bytes | None:
+    """:func:`entries_digest` of a task's rows (tuples as :data:`verify.deep._ENTRY_COLUMNS`); None when a blob id is
+    not the lowercase hex text an import writes (then no footer's entries are the same)."""
+    if any(not isinstance(r[2], str) or not _HEX_ID.fullmatch(r[2]) for r in rows):
+        return None
+    return entries_digest(len(rows), [r[3] for r in rows], bytes.fromhex("".join(r[2] for r in rows)),
+                          [r[4] for r in rows], [r[5] for r in rows], [r[6] for r in rows])

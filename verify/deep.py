@@ -12,7 +12,8 @@ stamp covers it.
 Each task carries its pack's entries (one short query, plain tuples). In the same
 catalog session, while the workers start, the parent reads every row's F04 key;
 then it runs the quick checks (``run_full``'s ``alongside``, from
-:func:`verify.checks.verify_archive`), and compares the keys the workers return.
+:func:`verify.checks.verify_archive`; first of all where the workers already read the
+packs, docs/reliability.md K8), and compares the keys the workers return.
 
 Then, in the parent: every batch's Merkle root recomputed from the catalog,
 every token verified against the pinned CA (:func:`verify.tokens.verify_token`),
@@ -49,11 +50,9 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-import marshal
 import multiprocessing
 import os
 import threading
-import zlib
 from array import array
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,7 +63,8 @@ from toolkit.pack import IndexEntry, PackReader, RecordAuthError, RecordCorruptE
 from toolkit.reporter import NullReporter
 from toolkit.storage.location import SMB_DEFAULTS
 
-from .ahead import SPLIT_MIN_BYTES, MailChunks, PartsFuture, adopt, check_ahead, listed_packs, parts_of
+from .ahead import (SPLIT_MIN_BYTES, MailChunks, Packed, PartsFuture, adopt, check_ahead, entries_digest,
+                    listed_packs, parts_of)
 from .mailkey import f04_key, fields_of_key, mail_key  # noqa: F401  (f04_key: the Python side of _F04_KEY)
 from .report import Check, Report
 
@@ -95,12 +95,12 @@ STAMP_WINDOW = dt.timedelta(days=1)
 _worker_archive = None
 
 
-def check_session(catalog):
+def check_session(catalog, memory_limit: int | None = None):
     """:func:`toolkit.catalog.check_session`, its module loaded at the first use: the command line imports this
     module before it forks the pack workers (:class:`EarlyWorkers`), which need no DuckDB."""
     from toolkit.catalog import check_session as session
 
-    return session(catalog)
+    return session(catalog, memory_limit)
 
 
 # ---------------------------------------------------------------------- worker side
@@ -389,7 +389,11 @@ _PACK_COUNTS = "SELECT pack_id, count(*) FROM messages WHERE pack_id IS NOT NULL
 _FETCH_ROWS = 8192
 #: messages per query of the entries and keys (whole packs, in pack id order): DuckDB sorts one part at a time and
 #: builds one part's recipient lists, not the whole catalog's (docs/reliability.md K8)
-PART_ROWS = 100_000
+PART_ROWS = 50_000
+#: DuckDB's memory for the session that reads the entries and keys (:func:`toolkit.catalog.check_session`): without
+#: a limit it kept every block it read, ~130 MB at a million messages, on top of the entries and keys. A part of
+#: :data:`PART_ROWS` tiny mails needs 32-48 MB; a part the limit refuses is read again without it
+READ_MEMORY_LIMIT = 64 << 20
 
 
 def _slices(con, packs: set[str] | None = None) -> dict[str, tuple[int, int]]:
@@ -461,6 +465,15 @@ class _Entries:
                         self.offset[start:end].tolist(), self.length[start:end].tolist(),
                         self.size[start:end].tolist(), self.csize[start:end].tolist(), batch))
 
+    def digest(self, start: int, n: int) -> bytes | None:
+        """:func:`verify.ahead.entries_digest` of the entries ``start`` to ``start + n`` (one pack's), made from the
+        columns; None when a blob id among them is not the hex text an import writes (no footer lists it)."""
+        end = start + n
+        if bisect.bisect_left(self._odd, start) != bisect.bisect_left(self._odd, end):
+            return None
+        return entries_digest(n, self.offset[start:end], bytes(self.blobs[32 * start:32 * end]),
+                              self.length[start:end], self.size[start:end], self.csize[start:end])
+
 
 class _PackRows(Sequence):
     """A pack's catalog entries as tuples (:data:`_ENTRY_COLUMNS`), in offset order: made from :class:`_Entries`
@@ -480,6 +493,13 @@ class _PackRows(Sequence):
 
     def release(self) -> None:
         self._made = None
+
+    def entries_digest(self) -> bytes | None:
+        """The pack's entries as :func:`verify.ahead.entries_digest` (from the columns: no tuple is made)."""
+        return self._entries.digest(self._start, self._n)
+
+    def msg_ids(self) -> list[int]:
+        return self._entries.msg[self._start:self._start + self._n].tolist()
 
     def __len__(self) -> int:
         return self._n
@@ -550,6 +570,17 @@ class _CatalogKeys:
     def __len__(self) -> int:
         return len(self._msg)
 
+    def same_in_order(self, pack, mails: list[tuple[int, str]]) -> bool:
+        """Whether ``mails`` ((msg_id, key) of every message of ``pack``, in the catalog's order: a pack whose every
+        record authenticated) have the catalog's keys: one comparison of the pack's digests; False when they differ
+        or are other messages (then each is compared by its msg_id, :meth:`of_pack`)."""
+        start, n = self._slices.get(pack, (0, 0))
+        if len(mails) != n or self._msg[start:start + n].tolist() != [mid for mid, _key in mails]:
+            return False
+        sha = hashlib.sha256
+        got = b"".join([sha(key.encode("utf-8", "surrogatepass")).digest()[:16] for _mid, key in mails])
+        return got == self._digests[16 * start:16 * (start + n)]
+
     def of_pack(self, pack) -> dict[int, bytes]:
         start, n = self._slices.get(pack, (0, 0))
         d = self._digests
@@ -569,6 +600,8 @@ def _f04_differ(results: list[dict], keys: _CatalogKeys) -> list[tuple[dict, int
         mails = _unpacked(res.get("f04"))
         if not mails:
             continue
+        if keys.same_in_order(res["pack"], mails):
+            continue
         rows = keys.of_pack(res["pack"])
         out.extend((res, mid, key) for mid, key in mails if rows.get(mid) != _digest(key))
     return out
@@ -578,16 +611,7 @@ def _f04_differ(results: list[dict], keys: _CatalogKeys) -> list[tuple[dict, int
 LOOSE_RESULTS = 16
 
 
-class _Packed:
-    """A list of plain values (ints, texts, bytes, tuples of them) held as one compressed marshal string."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, items: list):
-        self._data = zlib.compress(marshal.dumps(items), 1)
-
-    def unpack(self) -> list:
-        return marshal.loads(zlib.decompress(self._data))
+_Packed = Packed  # the waiting results' per-mail lists (verify.ahead.Packed)
 
 
 def _unpacked(value):
@@ -596,10 +620,11 @@ def _unpacked(value):
 
 class _Waiting:
     """A done-callback for the packs' futures: while :attr:`on` (this process reads the catalog and runs the quick
-    checks, and takes no result), each result after the first :data:`LOOSE_RESULTS` has its per-mail lists (the
-    mails' keys, a check ahead's entries) packed (:class:`_Packed`, a fifth of their size or less) until it is taken:
-    the results that arrive meanwhile grow with the catalog's reading time, hence with its size (docs/reliability.md
-    K8). Taking one unpacks it (:func:`_f04_differ`, :func:`_adopted`)."""
+    checks, and takes no result), each result after the first :data:`LOOSE_RESULTS` has its mails' keys packed
+    (:class:`_Packed`, a fifth of their size or less) until it is taken: the results that arrive meanwhile grow with
+    the catalog's reading time, hence with its size (docs/reliability.md K8). Taking one unpacks them
+    (:func:`_f04_differ`, :func:`verify.ahead.adopt`). A check ahead's entries come as one digest
+    (:func:`verify.ahead.check_ahead`)."""
 
     def __init__(self):
         self.on = True
@@ -611,7 +636,7 @@ class _Waiting:
         self.arrived += 1
         res = fut.result()
         if self.arrived > LOOSE_RESULTS and isinstance(res, dict):
-            for name in ("f04", "entries", "keys"):
+            for name in ("f04", "keys"):
                 if isinstance(res.get(name), list) and res[name]:
                     res[name] = _Packed(res[name])
 
@@ -840,8 +865,6 @@ def _adopted(fut: cf.Future, task: dict) -> dict | None:
         return _failed(task, exc)
     except Exception:  # the check ahead raised: the pack's own check says what it is
         return None
-    if got is not None:
-        got = {**got, "entries": _unpacked(got["entries"]), "keys": _unpacked(got["keys"])}
     return adopt(got, task)
 
 
@@ -1024,9 +1047,17 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
     from . import sampling
 
     differ: list[tuple[dict, int, str]] = []  # F04: the mails whose key is not their row's (_f04_differ)
+    # The quick checks and the stamp batches' (F05–F08) first where nothing waits for this process meanwhile (the
+    # early workers read the packs the media list, or the packs are checked here after them anyway): their memory
+    # (DuckDB's for the quick checks' queries, a batch's items and leaves) then comes before this process holds
+    # every pack's entries and keys, not on top of them (docs/reliability.md K8). A run that starts its own pool
+    # runs them while its workers start.
+    quick_first = pool is not None or workers <= 1
+    if quick_first:
+        _catalog_checks(archive, alongside, batch_stats, checks, at, crls)
     with contextlib.ExitStack() as session:
-        con = session.enter_context(check_session(archive.catalog))
-        tasks = _tasks(con)
+        con = session.enter_context(check_session(archive.catalog, READ_MEMORY_LIMIT))
+        tasks = con.within_limit(_tasks)
         all_packs = {t["pack_id"] for t in tasks}
         if subset is not None:
             tasks = _choose(archive, report, tasks, subset, seed)
@@ -1037,18 +1068,19 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
 
         def first() -> None:
             """While the workers start on the packs: the catalog's F04 keys, from the snapshot the tasks came from
-            (then the session ends), the quick checks, and the stamp batches (F05–F08: from the catalog, not the
-            packs; into checks that join the report after F01–F04's results, as when they ran last)."""
-            keys.append(_catalog_keys(con, None if subset is None else [t["pack_id"] for t in tasks]))
+            (then the session ends), then, unless they ran first, the quick checks and the stamp batches (F05–F08:
+            from the catalog, not the packs; into checks that join the report after F01–F04's results, as when they
+            ran last)."""
+            packs = None if subset is None else [t["pack_id"] for t in tasks]
+            keys.append(con.within_limit(lambda c: _catalog_keys(c, packs)))
             session.close()
-            # DuckDB keeps the blocks it read of every pack's rows (~110 MB at a million messages): in a large
-            # catalog they go with its connection, before the quick checks build theirs (a new connection, ~10 ms
-            # CPU: docs/reliability.md K8)
+            # DuckDB keeps the blocks it read of every pack's rows, up to its memory limit: in a large catalog they go
+            # with its connection, before the quick checks build theirs or the results are taken (a new connection,
+            # ~10 ms CPU: docs/reliability.md K8)
             if len(keys[0]) >= PART_ROWS:
                 archive.catalog.close()
-            if alongside is not None:
-                alongside()
-            _check_batches(archive, batch_stats, checks, at, crls)
+            if not quick_first:
+                _catalog_checks(archive, alongside, batch_stats, checks, at, crls)
             if pooled:  # a clean run needs the catalog no more: its connection (DuckDB's threads and memory) ends
                 archive.catalog.close()  # while the workers read, not after them (a finding's check opens it again)
 
@@ -1071,12 +1103,7 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
             reporter.finish("verify packs")
     report.checks.extend(checks.values())
     by_pack = {t["pack_id"]: t for t in tasks}
-    probed = [res for res in results if res.get("auth_failed") and res["pack"] in by_pack]
-    if differ or probed:  # a clean run opens no catalog session after its last pack
-        with check_session(archive.catalog) as con:
-            _add_f04(con, differ, by_pack)
-            for res in probed:
-                _probe_copies(archive, con, res, by_pack[res["pack"]])
+    _name_findings(archive, differ, results, by_pack)
     bytes_read, records, ok = _add_results(checks, results)
     checks["F01"].note = f"{len(results)} packs, {bytes_read:,} bytes read"
     if subset is not None:
@@ -1091,6 +1118,25 @@ def _run_full(archive, report: Report, workers: int, reporter, pool_min_bytes: i
     report.stats["bytes_read"] = bytes_read
     report.stats["records_ok"] = ok
     report.stats.update(batch_stats)
+
+
+def _catalog_checks(archive, alongside, batch_stats: dict, checks: dict, at, crls) -> None:
+    """The checks that read the catalog, not the packs: the quick ones (``alongside``), then the stamp batches'
+    (F05–F08, :func:`_check_batches`)."""
+    if alongside is not None:
+        alongside()
+    _check_batches(archive, batch_stats, checks, at, crls)
+
+
+def _name_findings(archive, differ: list[tuple[dict, int, str]], results: list[dict], by_pack: dict) -> None:
+    """F04's rows that differ named field by field (:func:`_add_f04`), F3's copied records named (:func:`_probe_copies`),
+    in one catalog session; a clean run opens none after its last pack."""
+    probed = [res for res in results if res.get("auth_failed") and res["pack"] in by_pack]
+    if differ or probed:
+        with check_session(archive.catalog) as con:
+            _add_f04(con, differ, by_pack)
+            for res in probed:
+                _probe_copies(archive, con, res, by_pack[res["pack"]])
 
 
 def _add_results(checks: dict, results: list[dict]) -> tuple[int, int, int]:
