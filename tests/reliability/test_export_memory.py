@@ -224,22 +224,31 @@ def _old_manifest(kind: str, rows: list[dict], errors: list, extra: dict) -> tup
 
 @pytest.mark.parametrize("n", [0, 1, 3, 7])
 def test_the_manifest_written_in_blocks_is_the_same_bytes(tmp_path, monkeypatch, n):
-    """manifest.csv and manifest.json written by blocks of 3 rows (none, one, a full block, a short last block) are
-    byte for byte the whole-text files; strings with line ends, quotes, commas and non-ASCII included."""
+    """manifest.csv and manifest.json written by blocks of 3 rows (none, one, a full block, a short last block), their
+    rows spilled in sorted runs of 2 (blocks of 2 on disk), are byte for byte the whole-text files of every row sorted
+    at once; strings with line ends, quotes, commas and non-ASCII included, equal keys kept in their order."""
     from exporters import manifest as mf
+    from exporters import spill
 
     monkeypatch.setattr(mf, "_BLOCK", 3)
+    monkeypatch.setattr(spill, "RUN", 2)
+    monkeypatch.setattr(spill, "BLOCK", 2)
     m = mf.Manifest(tmp_path / f"m{n}", "mbox")
     m.begin()
+    given = []
     for i in range(n):
-        m.add(msg_id=n - i, message_id=f'<a"{i},\n\u00e9@x>' if i % 2 else None, blob_id="b" * 64, sha256="c" * 64,
-              size=100 + i, folder="Entw\u00fcrfe\n" if i == 2 else None, path=f"messages-{i}.mbox", uid=i)
+        row = dict(msg_id=(n - i) // 2, message_id=f'<a"{i},\n\u00e9@x>' if i % 2 else None, blob_id="b" * 64,
+                   sha256="c" * 64, size=100 + i, folder="Entw\u00fcrfe\n" if i == 2 else None,
+                   path=f"messages-{i % 2}.mbox", uid=i)
+        m.add(**row)
+        given.append({k: row.get(k) for k in mf.FIELDS})
     errors = [{"msg_id": 99, "error": "a line that is just 'From'\nsecond"}] if n == 7 else []
     extra = {"filters": {"where": "m.size > 1"}, "per_folder": False, "files_written": 2}
     m.write(errors=errors, extra=extra)
-    old_csv, old_json = _old_manifest("mbox", m.rows, errors, extra)
+    old_csv, old_json = _old_manifest("mbox", given, errors, extra)
     assert (m.directory / "manifest.csv").read_bytes() == old_csv
     assert (m.directory / "manifest.json").read_bytes() == old_json
+    assert sorted(p.name for p in m.directory.iterdir()) == ["manifest.csv", "manifest.json"]  # no spill file left
 
 
 def _selection_peak(a, monkeypatch, old: bool) -> tuple[int, list]:
