@@ -3,7 +3,8 @@
 Files are written under a temporary name and linked into place (never
 replacing); a rerun skips files that are already complete (same size and
 SHA-256), so an interrupted export resumes. The manifest (CSV + JSON) is
-written last: an export without ``manifest.json`` is incomplete.
+written last: an export without ``manifest.json`` is incomplete. Its rows are in ``msg_id`` order (a mail's
+copies in the order written), whatever order the packs were read in (docs/formats.md §12).
 
 Nothing in DEST is followed if it is a symlink: mail files, directories and
 the manifest names (``manifest.csv``, ``manifest.json`` and their ``.tmp``)

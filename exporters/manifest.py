@@ -15,6 +15,10 @@ sent), ``size``, ``folder`` (source folder), ``path`` (relative file path;
 for mbox the file that holds the message) or ``target`` (IMAP folder) and
 ``uid`` (the new IMAP UID, when the server reports it).
 
+Rows are in ``msg_id`` order, then folder, path and target (docs/formats.md §12). While the export runs
+they wait sorted in runs in an unnamed temporary file in the manifest directory (:mod:`exporters.spill`),
+so an export of a million mails holds no row per mail (docs/reliability.md K8).
+
 Both files, and their ``.tmp`` names, are written without following a
 symlink (:func:`exporters.naming.replace_file`): a symlink or a non-file
 at any of those names stops the export with an error naming it, before

@@ -3,7 +3,7 @@
 The zip holds one ``.eml`` member per exported copy, byte-identical to what was archived (large
 mails are streamed into it, never held whole), laid out like ``export eml`` (flat, per folder or per
 date), then ``manifest.csv`` and ``manifest.json`` as its last members: the same rows as a directory
-export, plus ``attachments``, the file names a mail gives its parts (RFC 2231 ``filename*=`` and
+export (in ``msg_id`` order, docs/formats.md §12), plus ``attachments``, the file names a mail gives its parts (RFC 2231 ``filename*=`` and
 RFC 2047 forms decoded, control characters escaped). Those names are for display only: no member
 name is ever made from them.
 
@@ -15,6 +15,10 @@ UTF-8 with the zip's UTF-8 flag (bit 11) set, as ``zipfile`` does.
 The file is written under a temporary name next to FILE (created O_CREAT|O_EXCL|O_NOFOLLOW, mode
 ``mode``), fsynced, then linked to FILE, which must not exist yet (create-only: an existing file or
 a symlink there is never replaced or followed). A zip that exists is therefore complete.
+
+Memory (docs/reliability.md K8): the manifest's rows and the central directory's records (``zipfile`` keeps a
+``ZipInfo`` per member for it) wait in unnamed temporary files next to FILE while the zip is written
+(:mod:`exporters.spill`); ``zipfile`` writes the central directory from them when it closes the zip.
 """
 from __future__ import annotations
 
