@@ -3,7 +3,8 @@
 Files are written under a temporary name and linked into place (never
 replacing); a rerun skips files that are already complete (same size and
 SHA-256), so an interrupted export resumes. The manifest (CSV + JSON) is
-written last: an export without ``manifest.json`` is incomplete.
+written last: an export without ``manifest.json`` is incomplete. Its rows are in ``msg_id`` order (a mail's
+copies in the order written), whatever order the packs were read in (docs/formats.md §12).
 
 Nothing in DEST is followed if it is a symlink: mail files, directories and
 the manifest names (``manifest.csv``, ``manifest.json`` and their ``.tmp``)
@@ -14,10 +15,7 @@ unless ``mode`` asks for more.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
 import os
 import secrets as _secrets
 from dataclasses import dataclass, field
@@ -27,9 +25,9 @@ from toolkit.archive import Archive
 from toolkit.errors import UsageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.errors import IntegrityError, StorageError
-from toolkit.retrieval import (STREAM_ABOVE, StoredMessage, prefer_originals, read_messages, select_messages,
-                               stream_message)
+from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, select_paged, stream_message, twins_to_leave_out
 
+from .manifest import csv_chunks, json_chunks
 from .naming import DEFAULT_FILE_MODE, message_filename, open_exclusive, replace_file, safe_join
 from .target_space import stops_when_full
 
@@ -60,6 +58,13 @@ class ExportSummary:
             "converted_twins_left_out": self.twins_left_out,
             **({"read_back": self.read_back} if self.read_back is not None else {}),
         }
+
+    def gone(self, msg_id: int, reporter: Reporter | None = None) -> None:
+        """Record a selected mail that left the catalog (purged) before its page of the selection was read."""
+        self.errors.append({"msg_id": msg_id, "blob_id": None,
+                            "error": "no longer in the catalog (purged while the export ran); not exported"})
+        if reporter is not None:
+            reporter.error(f"message {msg_id}: no longer in the catalog; not exported")
 
     def error(self, sm: StoredMessage, exc: BaseException | str, reporter: Reporter | None = None) -> None:
         """Record a mail that was not exported (and say so live, with a reporter)."""
@@ -137,8 +142,9 @@ def export_eml(
     refuse_overlap(archive, dest, "export eml", around=False)  # never plaintext into a medium or the home
     from toolkit import faults
 
-    from .layout import FolderDirs, make_dest, placements, remove_stale_parts
+    from .layout import FolderDirs, all_folders, make_dest, placements, remove_stale_parts
     from .manifest import check_names
+    from .spill import SortedRows
 
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
@@ -150,46 +156,61 @@ def export_eml(
         if fwhere:
             where = f"({where}) AND {fwhere}" if where else fwhere
             params = list(params or []) + fparams
-    selection = select_messages(archive, where, params)
+    selection = select_paged(archive, where, params)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     if not converted_twins:
-        selection, summary.twins_left_out = prefer_originals(archive, selection)
+        selection, summary.twins_left_out = twins_to_leave_out(archive, selection)
     (dest / "manifest.json").unlink(missing_ok=True)  # the export is incomplete until rewritten
     remove_stale_parts(dest)
-    places = placements(archive, [sm.msg_id for sm in selection], filters) if layout == "folder" else {}
-    dirs = FolderDirs(dest)
-    rows: list[dict] = []
-    reporter.start("export", len(selection), "mails")
-    for sm, data in readable(archive, selection, summary, reporter):
-        name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
+    places: dict = {}
+
+    def on_page(page) -> None:  # the placements of one page of the selection at a time (K8)
         if layout == "folder":
-            paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
-        elif layout == "date":
-            when = sm.sent_date or sm.internal_date
-            paths = [dirs.file(f"{when:%Y}/{when:%m}" if when else "nodate", name)]
-        else:
-            paths = [safe_join(dest, name)]
-        for path in paths:
-            if path.exists() or path.is_symlink():
-                if not path.is_symlink() and path.is_file() and path.stat().st_size == sm.size \
-                        and _sha256_file(path) == sm.blob_id:
-                    summary.already_present += 1
-                else:
-                    summary.error(sm, f"{path} exists with other content; not replaced")
-                    continue
+            places.clear()
+            places.update(placements(archive, [sm.msg_id for sm in page], filters))
+
+    dirs = FolderDirs(dest, all_folders(archive) if layout == "folder" else ())
+    rows = SortedRows(dest, _by_msg_id)  # the manifest's rows, spilled beside the export (K8)
+    try:
+        reporter.start("export", len(selection), "mails")
+        mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
+        for sm, data in readable(archive, mails, summary, reporter):
+            name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
+            if layout == "folder":
+                paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
+            elif layout == "date":
+                when = sm.sent_date or sm.internal_date
+                paths = [dirs.file(f"{when:%Y}/{when:%m}" if when else "nodate", name)]
             else:
-                try:
-                    _write_new(dest, path, data if data is not None else stream_message(archive, sm), mode)
-                except (IntegrityError, StorageError) as exc:
-                    summary.error(sm, exc)
-                    continue
-                summary.written += 1
-                summary.bytes += sm.size
-                faults.hit("export_after_file")
-            rows.append(_manifest_row(sm, path.relative_to(dest).as_posix()))
-    reporter.finish("export")
-    _write_manifest(dest, rows, summary, mode, filters.describe() if filters is not None else {})
+                paths = [safe_join(dest, name)]
+            for path in paths:
+                if path.exists() or path.is_symlink():
+                    if not path.is_symlink() and path.is_file() and path.stat().st_size == sm.size \
+                            and _sha256_file(path) == sm.blob_id:
+                        summary.already_present += 1
+                    else:
+                        summary.error(sm, f"{path} exists with other content; not replaced")
+                        continue
+                else:
+                    try:
+                        _write_new(dest, path, data if data is not None else stream_message(archive, sm), mode)
+                    except (IntegrityError, StorageError) as exc:
+                        summary.error(sm, exc)
+                        continue
+                    summary.written += 1
+                    summary.bytes += sm.size
+                    faults.hit("export_after_file")
+                rows.add(_manifest_row(sm, path.relative_to(dest).as_posix()))
+        reporter.finish("export")
+        _write_manifest(dest, rows, summary, mode, filters.describe() if filters is not None else {})
+    finally:
+        rows.close()
     return summary
+
+
+def _by_msg_id(row: dict) -> int:
+    """The order of an eml export's manifest rows: by msg_id (a mail's copies in the order they were written)."""
+    return row["msg_id"]
 
 
 def _manifest_row(sm: StoredMessage, rel: str) -> dict:
@@ -203,13 +224,10 @@ def _manifest_row(sm: StoredMessage, rel: str) -> dict:
     }
 
 
-def _write_manifest(dest: Path, rows: list[dict], summary: ExportSummary, mode: int = DEFAULT_FILE_MODE,
+def _write_manifest(dest: Path, rows, summary: ExportSummary, mode: int = DEFAULT_FILE_MODE,
                     selection: dict | None = None) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS)
-    w.writeheader()
-    w.writerows(rows)
-    replace_file(dest, dest / "manifest.csv", buf.getvalue().encode("utf-8"), mode=mode)
+    """manifest.csv, then manifest.json, written a block of rows at a time in msg_id order (docs/formats.md)."""
+    replace_file(dest, dest / "manifest.csv", csv_chunks(rows, MANIFEST_FIELDS), mode=mode)
     doc = {"complete": not summary.errors, "count": len(rows), "filters": selection or {},
-           "errors": summary.errors, "messages": rows}
-    replace_file(dest, dest / "manifest.json", json.dumps(doc, indent=1).encode("utf-8"), mode=mode)
+           "errors": summary.errors, "messages": []}
+    replace_file(dest, dest / "manifest.json", json_chunks(doc, rows, ensure_ascii=True), mode=mode)

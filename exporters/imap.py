@@ -69,10 +69,10 @@ from toolkit.net import imap as net_imap
 from toolkit.net.retry import Retry, describe, with_reconnect
 from toolkit.errors import AuthenticationError, IntegrityError, SourceError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, stream_message
+from toolkit.retrieval import StoredMessage, select_paged, stream_message
 
 from .eml import ExportSummary, readable
-from .filters import Filters, select
+from .filters import Filters
 from .layout import DEFAULT_FOLDER, placements
 from .manifest import Manifest
 
@@ -275,9 +275,14 @@ def export_imap(
     state_path = Path(state_path or base / f"imap-{target.key}.jsonl")
     manifest = Manifest(Path(manifest_dir or base / f"imap-{target.key}"), "imap")
     manifest.begin()
-    selection = select(archive, filters)
+    selection = select_paged(archive, *(filters or Filters()).sql())
     summary = ExportSummary(dest=target.uri, selected=len(selection))
-    places = placements(archive, [sm.msg_id for sm in selection], filters)
+    places: dict = {}
+
+    def on_page(page) -> None:  # the placements of one page of the selection at a time (K8)
+        places.clear()
+        places.update(placements(archive, [sm.msg_id for sm in page], filters))
+
     state = _State(state_path)
     conn = _Connection(target, password, ssl_context or ssl.create_default_context(), allow_plaintext,
                        timeout, retries, backoff)
@@ -285,7 +290,8 @@ def export_imap(
     check = _ReadBack(summary) if read_back else None
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in readable(archive, selection, summary, reporter):
+        mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
+        for sm, data in readable(archive, mails, summary, reporter):
             wrote = False
             sent: bytes | None = None
             for p in places[sm.msg_id]:
@@ -328,6 +334,9 @@ def export_imap(
                 summary.written += 1
         if check is not None:
             check.run(conn, state, reporter)
+    except BaseException:
+        manifest.close()
+        raise
     finally:
         reporter.finish("export")
         conn.close()

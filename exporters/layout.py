@@ -23,12 +23,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from toolkit.archive import Archive
 from toolkit.catalog import reads
-from toolkit.errors import UsageError
+from toolkit.errors import IntegrityError, UsageError
 
-from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, open_exclusive, safe_join
+from .naming import DEFAULT_FILE_MODE, UniqueNamer, _fold, dir_mode, open_exclusive, safe_component, safe_join
 
 #: sightings.via values whose flags are mail flags.
 FLAG_VIAS = frozenset({"imap", "maildir", "share"})
@@ -38,6 +39,9 @@ SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\D
 #: RFC 3501 atom characters minus the ones no keyword may hold.
 _KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
 DEFAULT_FOLDER = "INBOX"
+#: The folded names :func:`naming.message_filename` gives: a day (or ``nodate``), the msg_id, a slug without ``_``
+#: or ``~``, ``.eml``.
+_MESSAGE_NAME = re.compile(r"[^_~/]+_[0-9]+(?:_[^_~/]*)?\.eml")
 
 
 @dataclass(frozen=True)
@@ -106,16 +110,31 @@ class FolderDirs:
     the same namer (so a folder ``a`` and a file ``a.mbox`` never clash).
     """
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, folders: Iterable[str | None] | None = None):
+        """With ``folders`` (every folder that may be placed, or more), the message files (names of
+        :func:`naming.message_filename`) are not remembered one by one (docs/reliability.md K8): their names are
+        unique by msg_id and hold no ``~``, so one can only meet a directory whose part has the same name; only
+        those names are remembered, the same names come out."""
         self.root = Path(root)
         self._namers: dict[tuple[str, ...], UniqueNamer] = {}
         self._dirs: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
         self._files: dict[tuple[tuple[str, ...], str], str] = {}
+        self._watch: set[str] | None = None
+        if folders is not None:
+            self._watch = {_fold(safe_component(p)) for f in folders for p in (f or "").split("/") if p != ""}
 
     def _namer(self, rel: tuple[str, ...]) -> UniqueNamer:
         if rel not in self._namers:
             self._namers[rel] = UniqueNamer()
         return self._namers[rel]
+
+    def _unremembered(self, name: str) -> str | None:
+        """The safe name of a message file that no directory can take (it is not remembered), else None."""
+        if self._watch is None:
+            return None
+        safe = safe_component(name)
+        folded = _fold(safe)
+        return safe if _MESSAGE_NAME.fullmatch(folded) and folded not in self._watch else None
 
     def directory(self, folder: str | None) -> tuple[str, ...]:
         """The safe relative directory parts for a folder (``()`` for None or an empty name)."""
@@ -124,13 +143,19 @@ class FolderDirs:
             key = parts[:i]
             if key not in self._dirs:
                 parent = self._dirs[parts[: i - 1]]
-                self._dirs[key] = parent + (self._namer(parent).claim(parts[i - 1]),)
+                got = self._namer(parent).claim(parts[i - 1])
+                if self._watch is not None and _MESSAGE_NAME.fullmatch(_fold(got)) and _fold(got) not in self._watch:
+                    raise IntegrityError(f"folder {folder!r} was not among the export's folders")  # a bug
+                self._dirs[key] = parent + (got,)
         return self._dirs[parts]
 
     def member(self, folder: str | None, name: str) -> str:
         """The '/'-joined relative name of ``name`` in the folder's directory (a zip member), named
         like :meth:`file` names it but without touching the file system."""
         rel = self.directory(folder)
+        free = self._unremembered(name)
+        if free is not None:
+            return "/".join(rel + (free,))
         key = (rel, name)
         if key not in self._files:
             self._files[key] = self._namer(rel).claim(name)
@@ -146,10 +171,20 @@ class FolderDirs:
         else:
             rel = self.directory(folder)
             wanted = name
+            free = self._unremembered(name)
+            if free is not None:
+                return safe_join(self.root, *rel, free)
         key = (rel, wanted)
         if key not in self._files:
             self._files[key] = self._namer(rel).claim(wanted)
         return safe_join(self.root, *rel, self._files[key])
+
+
+def all_folders(archive: Archive) -> list[str]:
+    """Every source folder the catalog knows (a few hundred; the folders an export may place mail in are among
+    them): what :class:`FolderDirs` needs to name message files without remembering each."""
+    with archive.catalog.reading() as con:
+        return [f.strip("/") for f in reads.sighting_folders(con)]
 
 
 def message_facts(archive: Archive, msg_ids: list[int]) -> dict[int, "Facts"]:

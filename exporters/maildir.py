@@ -41,10 +41,10 @@ from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, stream_message
+from toolkit.retrieval import StoredMessage, select_paged, stream_message
 
 from .eml import ExportSummary, readable
-from .filters import Filters, select
+from .filters import Filters
 from .layout import PartFile, open_export_dir, placements, sha256_file
 from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, make_dirs, open_exclusive, safe_join
 from .target_space import stops_when_full
@@ -120,12 +120,19 @@ def export_maildir(
     refuse_overlap(archive, dest, "export maildir", around=False)  # never plaintext into a medium or the home
     reporter = reporter or NullReporter()
     dest, manifest = open_export_dir(dest, "maildir", mode)
-    selection = select(archive, filters)
+    selection = select_paged(archive, *(filters or Filters()).sql())
     summary = ExportSummary(dest=str(dest), selected=len(selection))
-    places = placements(archive, [sm.msg_id for sm in selection], filters)
+    places: dict = {}
+
+    def on_page(page) -> None:  # the placements of one page of the selection at a time (K8)
+        places.clear()
+        places.update(placements(archive, [sm.msg_id for sm in page], filters))
+
     namer = UniqueNamer(max_bytes=_MAX_DIR_BYTES)
     dirs: dict[str, str] = {}                   # wanted dir name → claimed (unique) dir name
-    existing: dict[str, dict[str, str]] = {}    # claimed dir name → {stem: file name in cur/}
+    # claimed dir name → {stem: file name in cur/} of the files an earlier run left (this run's own are not kept:
+    # it places a message in a folder once, K8)
+    existing: dict[str, dict[str, str]] = {}
 
     def folder_dir(folder: str | None) -> str:
         want = folder_dir_name(folder)
@@ -140,7 +147,8 @@ def export_maildir(
     folder_dir(None)  # the Maildir++ root (INBOX) always exists
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in readable(archive, selection, summary, reporter):
+        mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
+        for sm, data in readable(archive, mails, summary, reporter):
             ok = present = False
             for p in places[sm.msg_id]:
                 d = folder_dir(p.folder)
@@ -164,7 +172,6 @@ def export_maildir(
                     except (IntegrityError, StorageError) as exc:
                         summary.error(sm, exc, reporter)
                         continue
-                    existing[d][stem] = name
                     summary.bytes += sm.size
                     faults.hit("export_after_file")
                 ok = True
@@ -172,6 +179,9 @@ def export_maildir(
                              size=sm.size, folder=p.folder, path=rel)
             if ok and not present:
                 summary.written += 1
+    except BaseException:
+        manifest.close()
+        raise
     finally:
         reporter.finish("export")
     manifest.write(errors=summary.errors, extra={"filters": (filters or Filters()).describe(),

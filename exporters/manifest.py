@@ -15,6 +15,10 @@ sent), ``size``, ``folder`` (source folder), ``path`` (relative file path;
 for mbox the file that holds the message) or ``target`` (IMAP folder) and
 ``uid`` (the new IMAP UID, when the server reports it).
 
+Rows are in ``msg_id`` order, then folder, path and target (docs/formats.md §12). While the export runs
+they wait sorted in runs in an unnamed temporary file in the manifest directory (:mod:`exporters.spill`),
+so an export of a million mails holds no row per mail (docs/reliability.md K8).
+
 Both files, and their ``.tmp`` names, are written without following a
 symlink (:func:`exporters.naming.replace_file`): a symlink or a non-file
 at any of those names stops the export with an error naming it, before
@@ -24,24 +28,37 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from .naming import DEFAULT_FILE_MODE, refuse_link, replace_file
+from .spill import SortedRows
 
 FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "folder", "path", "target", "uid"]
 JSON_NAME = "manifest.json"
 CSV_NAME = "manifest.csv"
+_MSG_ID, _SIZE, _FOLDER, _PATH, _TARGET = (FIELDS.index(k) for k in ("msg_id", "size", "folder", "path", "target"))
+
+
+def _order(row: tuple):
+    """The rows' order in both files: by msg_id, then folder, path, target."""
+    return (row[_MSG_ID], row[_FOLDER] or "", row[_PATH] or "", row[_TARGET] or "")
 
 
 @dataclass
 class Manifest:
+    """The rows of an export's manifest: kept as tuples, sorted and spilled beside the manifest while the export
+    runs (:class:`exporters.spill.SortedRows`, docs/reliability.md K8), written by :meth:`write`."""
+
     directory: Path
     kind: str
-    rows: list[dict] = field(default_factory=list)
     mode: int = DEFAULT_FILE_MODE
+    _rows: SortedRows | None = field(default=None, repr=False)
+    _bytes: int = 0
 
     def begin(self) -> None:
         """Mark the export incomplete until :meth:`write` (a leftover manifest from an earlier run goes).
@@ -57,56 +74,98 @@ class Manifest:
                 pass
 
     def add(self, **row) -> None:
-        self.rows.append({k: row.get(k) for k in FIELDS})
+        if self._rows is None:
+            self._rows = SortedRows(self.directory, _order)
+        values = tuple(row.get(k) for k in FIELDS)
+        self._rows.add(values)
+        self._bytes += int(values[_SIZE] or 0)
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._rows is not None else 0
+
+    def rows(self) -> Iterator[dict]:
+        """The rows as dicts, in the manifest's order."""
+        return (dict(zip(FIELDS, r)) for r in (self._rows if self._rows is not None else ()))
 
     def write(self, *, errors: list[dict], extra: dict | None = None) -> None:
-        """Write manifest.csv, then manifest.json (atomically, last)."""
-        rows = sorted(self.rows, key=lambda r: (r["msg_id"], r.get("folder") or "", r.get("path") or "", r.get("target") or ""))
-        # both files are written a block of rows at a time, the same bytes as one whole text (docs/reliability.md K8)
-        replace_file(self.directory, self.directory / CSV_NAME, _csv_chunks(rows), mode=self.mode)
-        doc = {
-            "kind": self.kind,
-            "complete": not errors,
-            "count": len(rows),
-            "bytes": sum(int(r["size"] or 0) for r in rows),
-            **(extra or {}),
-            "errors": errors,
-            "messages": [],
-        }
-        replace_file(self.directory, self.directory / JSON_NAME, _json_chunks(doc, rows), mode=self.mode)
+        """Write manifest.csv, then manifest.json (atomically, last), both in msg_id order."""
+        try:
+            # both files are written a block of rows at a time, the same bytes as one whole text (docs/reliability.md K8)
+            replace_file(self.directory, self.directory / CSV_NAME, _csv_chunks(self.rows()), mode=self.mode)
+            doc = {
+                "kind": self.kind,
+                "complete": not errors,
+                "count": len(self),
+                "bytes": self._bytes,
+                **(extra or {}),
+                "errors": errors,
+                "messages": [],
+            }
+            replace_file(self.directory, self.directory / JSON_NAME, json_chunks(doc, self.rows()), mode=self.mode)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let the spilled rows go (their file too)."""
+        if self._rows is not None:
+            self._rows.close()
+            self._rows = None
 
 
 _BLOCK = 10_000
 
 
-def _csv_chunks(rows: list[dict]):
+def blocks(rows: Iterable, size: int | None = None) -> Iterator[list]:
+    """``rows`` in lists of :data:`_BLOCK` (the last one shorter; none for no rows)."""
+    it = iter(rows)
+    size = int(size or _BLOCK)
+    while True:
+        block = list(itertools.islice(it, size))
+        if not block:
+            return
+        yield block
+
+
+def _csv_chunks(rows: Iterable[dict]):
     """manifest.csv's bytes (header, then a row per line), :data:`_BLOCK` rows at a time."""
-    for start in range(0, max(len(rows), 1), _BLOCK):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-        if start == 0:
-            w.writeheader()
-        for r in rows[start:start + _BLOCK]:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    yield from csv_chunks(rows, FIELDS, lineterminator="\n", blank_none=True)
+
+
+def csv_chunks(rows: Iterable[dict], fields: list[str], *, lineterminator: str = "\r\n", blank_none: bool = False,
+               extrasaction: str = "raise"):
+    """The bytes of a ``csv.DictWriter`` of ``fields`` (header, then ``rows``), written :data:`_BLOCK` rows at a
+    time; with ``blank_none`` a None value is written as an empty string (DictWriter does the same)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator=lineterminator, extrasaction=extrasaction)
+    w.writeheader()
+    for block in blocks(rows, _BLOCK):
+        for r in block:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()} if blank_none else r)
+        yield buf.getvalue().encode("utf-8")
+        buf.seek(0)
+        buf.truncate()
+    if buf.tell():
         yield buf.getvalue().encode("utf-8")
 
 
-def _json_chunks(doc: dict, rows: list[dict]):
-    """The bytes of ``json.dumps(doc with "messages": rows, indent=1)`` (``messages`` its last key), the rows
-    :data:`_BLOCK` at a time: each block dumped as a list and indented one level deeper (JSON text holds a line
-    end only between its tokens, never inside a string)."""
-    text = json.dumps(doc, indent=1, ensure_ascii=False, default=str)
+def json_chunks(doc: dict, rows: Iterable[dict], **dump):
+    """The bytes of ``json.dumps(doc with "messages": rows, indent=1, **dump)`` (``messages`` its last key, given
+    as []), the rows :data:`_BLOCK` at a time: each block dumped as a list and indented one level deeper (JSON text
+    holds a line end only between its tokens, never inside a string). ``dump`` defaults to the export manifest's
+    ``ensure_ascii=False, default=str``."""
+    dump = dump or {"ensure_ascii": False, "default": str}
+    text = json.dumps(doc, indent=1, **dump)
     tail = '"messages": []\n}'
     assert text.endswith(tail)
-    if not rows:
-        yield text.encode("utf-8")
-        return
-    yield (text[: -len(tail)] + '"messages": [\n').encode("utf-8")
-    for start in range(0, len(rows), _BLOCK):
-        block = json.dumps(rows[start:start + _BLOCK], indent=1, ensure_ascii=False, default=str)
-        inner = " " + block[2:-2].replace("\n", "\n ")  # without "[\n" and "\n]", one level deeper
-        yield ((",\n" if start else "") + inner).encode("utf-8")
-    yield b"\n ]\n}"
+    first = True
+    for block in blocks(rows, _BLOCK):
+        if first:
+            yield (text[: -len(tail)] + '"messages": [\n').encode("utf-8")
+        dumped = json.dumps(block, indent=1, **dump)
+        inner = " " + dumped[2:-2].replace("\n", "\n ")  # without "[\n" and "\n]", one level deeper
+        yield (("" if first else ",\n") + inner).encode("utf-8")
+        first = False
+    yield (text.encode("utf-8") if first else b"\n ]\n}")
 
 
 def check_names(directory: Path) -> None:

@@ -72,10 +72,10 @@ from toolkit import faults
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import StoredMessage, stream_message
+from toolkit.retrieval import StoredMessage, select_paged, stream_message
 
 from .eml import ExportSummary, readable
-from .filters import Filters, select
+from .filters import Filters
 from .layout import DEFAULT_FOLDER, FolderDirs, PartFile, message_facts, open_export_dir, placements
 from .mbox_status import status_stream, with_status
 from .naming import DEFAULT_FILE_MODE
@@ -126,22 +126,26 @@ def quote_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 class _Box:
-    """One output mbox: a part file that grows while messages arrive."""
+    """One output mbox: a part file that grows while messages arrive (its manifest rows go out as they come;
+    only how many and their bytes are kept)."""
 
     def __init__(self, root: Path, path: Path, mode: int):
         self.path = path
+        self.rel = path.relative_to(root).as_posix()
         self.part = PartFile(root, path, mode)
-        self.rows: list[dict] = []
+        self.count = 0
         self.bytes = 0
 
 
 class _Boxes:
-    """The output mboxes of one export, by folder (a message without a final line ending gets its own file)."""
+    """The output mboxes of one export, by folder (a message without a final line ending gets its own file,
+    linked into place as soon as it is written)."""
 
-    def __init__(self, dest: Path, per_folder: bool, mode: int):
+    def __init__(self, dest: Path, per_folder: bool, mode: int, manifest, summary: ExportSummary, counts: dict):
         self.dest = dest
         self.per_folder = per_folder
         self.mode = mode
+        self.manifest, self.summary, self.counts = manifest, summary, counts
         self.dirs = FolderDirs(dest)
         self.boxes: dict[str, _Box] = {}
         self.spill: dict[str, int] = {}
@@ -154,9 +158,7 @@ class _Boxes:
             n = self.spill.get(base or "", 1) + 1
             self.spill[base or ""] = n
             path = dirs.file(base, f"-{n}.mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}-{n}.mbox")
-            b = _Box(self.dest, path, self.mode)
-            self.boxes[f"{base}\x00{n}"] = b
-            return b
+            return _Box(self.dest, path, self.mode)
         k = base or ""
         if k not in self.boxes:
             path = dirs.file(base, ".mbox", as_leaf=True) if per_folder else dirs.file(None, f"{SINGLE_NAME}.mbox")
@@ -168,30 +170,38 @@ class _Boxes:
         copy; ``body(flags)`` gives the quoted chunks and then the SHA-256 of the message as written."""
         for folder, flags in copies:
             box = self.box_for(folder, alone=not ends_nl)
-            box.part.write(line)
-            chunks, digest = body(flags)
-            for chunk in chunks:
-                box.part.write(chunk)
-            if ends_nl:
-                box.part.write(b"\n")
-            box.rows.append(dict(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=digest(),
-                                 size=sm.size, folder=folder))
+            try:
+                box.part.write(line)
+                chunks, digest = body(flags)
+                for chunk in chunks:
+                    box.part.write(chunk)
+                if ends_nl:
+                    box.part.write(b"\n")
+            except BaseException:
+                if not ends_nl:
+                    box.part.abort()
+                raise
+            self.manifest.add(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=digest(),
+                              size=sm.size, folder=folder, path=box.rel)
+            box.count += 1
             box.bytes += sm.size
+            if not ends_nl:
+                self._finish(box)
 
-    def finish(self, summary: ExportSummary, manifest, counts: dict) -> None:
-        """Link every complete box into place and list its messages in the manifest."""
+    def _finish(self, box: _Box) -> None:
+        state = box.part.finish()
+        self.counts["files_written" if state == "written" else "files_present"] += 1
+        if state == "written":
+            self.summary.written += box.count
+            self.summary.bytes += box.bytes
+        else:
+            self.summary.already_present += box.count
+        faults.hit("export_after_file")
+
+    def finish(self) -> None:
+        """Link every complete box into place."""
         for box in self.boxes.values():
-            state = box.part.finish()
-            counts["files_written" if state == "written" else "files_present"] += 1
-            if state == "written":
-                summary.written += len(box.rows)
-                summary.bytes += box.bytes
-            else:
-                summary.already_present += len(box.rows)
-            rel = box.path.relative_to(self.dest).as_posix()
-            for row in box.rows:
-                manifest.add(**row, path=rel)
-            faults.hit("export_after_file")
+            self._finish(box)
 
     def abort(self) -> None:
         for box in self.boxes.values():
@@ -221,17 +231,26 @@ def export_mbox(
     refuse_overlap(archive, dest, "export mbox", around=False)  # never plaintext into a medium or the home
     reporter = reporter or NullReporter()
     dest, manifest = open_export_dir(dest, "mbox", mode)
-    selection = select(archive, filters)
+    selection = select_paged(archive, *(filters or Filters()).sql())
     summary = ExportSummary(dest=str(dest), selected=len(selection))
-    ids = [sm.msg_id for sm in selection]
-    facts = message_facts(archive, ids)
-    places = placements(archive, ids, filters) if per_folder or flags else {}
-    boxes = _Boxes(dest, per_folder, mode)
+    facts: dict = {}
+    places: dict = {}
+
+    def on_page(page) -> None:  # the facts and placements of one page of the selection at a time (K8)
+        ids = [sm.msg_id for sm in page]
+        facts.clear()
+        facts.update(message_facts(archive, ids))
+        if per_folder or flags:
+            places.clear()
+            places.update(placements(archive, ids, filters))
+
     counts = {"files_written": 0, "files_present": 0}
+    boxes = _Boxes(dest, per_folder, mode, manifest, summary, counts)
 
     reporter.start("export", len(selection), "mails")
     try:
-        for sm, data in readable(archive, selection, summary, reporter):
+        mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
+        for sm, data in readable(archive, mails, summary, reporter):
             try:
                 body, ends_nl = _prepare(archive, sm, data)
             except (Unrepresentable, IntegrityError, StorageError) as exc:
@@ -240,9 +259,10 @@ def export_mbox(
             f = facts.get(sm.msg_id, {})
             line = from_line(f.get("from_addr"), f.get("internal_date") or f.get("sent_date") or f.get("archived_at"))
             boxes.add(sm, line, body, ends_nl, _copies(places.get(sm.msg_id, ()), per_folder, flags))
-        boxes.finish(summary, manifest, counts)
+        boxes.finish()
     except BaseException:
         boxes.abort()
+        manifest.close()
         raise
     finally:
         reporter.finish("export")

@@ -3,7 +3,7 @@
 The zip holds one ``.eml`` member per exported copy, byte-identical to what was archived (large
 mails are streamed into it, never held whole), laid out like ``export eml`` (flat, per folder or per
 date), then ``manifest.csv`` and ``manifest.json`` as its last members: the same rows as a directory
-export, plus ``attachments``, the file names a mail gives its parts (RFC 2231 ``filename*=`` and
+export (in ``msg_id`` order, docs/formats.md §12), plus ``attachments``, the file names a mail gives its parts (RFC 2231 ``filename*=`` and
 RFC 2047 forms decoded, control characters escaped). Those names are for display only: no member
 name is ever made from them.
 
@@ -15,15 +15,16 @@ UTF-8 with the zip's UTF-8 flag (bit 11) set, as ``zipfile`` does.
 The file is written under a temporary name next to FILE (created O_CREAT|O_EXCL|O_NOFOLLOW, mode
 ``mode``), fsynced, then linked to FILE, which must not exist yet (create-only: an existing file or
 a symlink there is never replaced or followed). A zip that exists is therefore complete.
+
+Memory (docs/reliability.md K8): the manifest's rows and the central directory's records (``zipfile`` keeps a
+``ZipInfo`` per member for it) wait in unnamed temporary files next to FILE while the zip is written
+(:mod:`exporters.spill`); ``zipfile`` writes the central directory from them when it closes the zip.
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import email.parser
 import email.policy
-import io
-import json
 import os
 import re
 import secrets
@@ -33,11 +34,13 @@ from pathlib import Path
 from toolkit.archive import Archive
 from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.retrieval import prefer_originals, select_messages, stream_message
+from toolkit.retrieval import select_paged, stream_message, twins_to_leave_out
 
 from .eml import LAYOUTS, MANIFEST_FIELDS, ExportSummary, readable
-from .layout import FolderDirs, placements
+from .layout import FolderDirs, all_folders, placements
+from .manifest import csv_chunks, json_chunks
 from .naming import DEFAULT_FILE_MODE, message_filename
+from .spill import SortedRows, Spill
 from .target_space import stops_when_full
 
 _FILE_FLAGS = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -113,15 +116,19 @@ def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = Non
                          "never replaces one")
     reporter = reporter or NullReporter()
     where, params = filters.sql() if filters is not None else (None, [])
-    selection = select_messages(archive, where or None, params)
+    selection = select_paged(archive, where or None, params)
     summary = ExportSummary(dest=str(dest), selected=len(selection))
     if not converted_twins:
-        selection, summary.twins_left_out = prefer_originals(archive, selection)
+        selection, summary.twins_left_out = twins_to_leave_out(archive, selection)
     tmp, f = _open_new(dest, mode)
+    # the manifest's rows and the zip's central directory wait beside the zip, not in memory (K8)
+    rows = SortedRows(dest.parent, _by_msg_id)
+    infos = _Infos(dest.parent)
     try:
         with f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                rows = _members(archive, zf, selection, summary, reporter, filters, layout, mode)
+                zf.filelist, zf.NameToInfo = infos, _NoNames()
+                _members(archive, zf, selection, summary, reporter, filters, layout, mode, rows)
                 _manifest(zf, rows, summary, mode)
             f.flush()
             os.fsync(f.fileno())
@@ -130,18 +137,73 @@ def export_eml_zip(archive: Archive, dest: Path, reporter: Reporter | None = Non
         except FileExistsError:
             raise UsageError(f"refusing to write {str(dest)!r}: something (a file or a symlink) appeared there") from None
     finally:
+        rows.close()
+        infos.close()
         tmp.unlink(missing_ok=True)
     return summary
 
 
-def _members(archive, zf, selection, summary, reporter, filters, layout, mode) -> list[dict]:
-    places = placements(archive, [sm.msg_id for sm in selection], filters) if layout == "folder" else {}
-    dirs = FolderDirs(Path("."))
+def _by_msg_id(row: dict) -> int:
+    """The manifest's order: by msg_id (a mail's copies in the order they were written)."""
+    return row["msg_id"]
+
+
+class _Unset:
+    """Marks a ZipInfo slot that was never set."""
+
+
+_SLOTS = tuple(zipfile.ZipInfo.__slots__)
+
+
+class _Infos:
+    """``ZipFile.filelist`` of a zip written by this module: each member's ZipInfo as the values of its slots in a
+    :class:`exporters.spill.Spill`, rebuilt one at a time when ``ZipFile.close`` writes the central directory
+    (a ZipInfo per member of a million was ~1 GB). ``append``, ``len`` and iteration are all ``zipfile`` uses of
+    its ``filelist`` while it writes."""
+
+    def __init__(self, directory: Path):
+        self._spill = Spill(directory)
+
+    def append(self, info: zipfile.ZipInfo) -> None:
+        self._spill.append(tuple(getattr(info, slot, _Unset) for slot in _SLOTS))
+
+    def __len__(self) -> int:
+        return len(self._spill)
+
+    def __iter__(self):
+        for values in self._spill:
+            info = zipfile.ZipInfo.__new__(zipfile.ZipInfo)
+            for slot, value in zip(_SLOTS, values):
+                if value is not _Unset:
+                    setattr(info, slot, value)
+            yield info
+
+    def close(self) -> None:
+        self._spill.close()
+
+
+class _NoNames(dict):
+    """``ZipFile.NameToInfo`` that keeps nothing: member names are unique by construction (FolderDirs), so
+    zipfile's warning about a duplicate name has nothing to find."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def _members(archive, zf, selection, summary, reporter, filters, layout, mode, rows) -> None:
+    places: dict = {}
+
+    def on_page(page) -> None:  # the placements of one page of the selection at a time (K8)
+        if layout == "folder":
+            places.clear()
+            places.update(placements(archive, [sm.msg_id for sm in page], filters))
+
+    dirs = FolderDirs(Path("."), all_folders(archive) if layout == "folder" else ())
     for reserved in ("manifest.csv", "manifest.json"):
         dirs.member(None, reserved)  # no folder or mail takes the manifest's names
-    rows: list[dict] = []
     reporter.start("export", len(selection), "mails")
-    for sm, data in readable(archive, selection, summary, reporter):
+    mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
+    for sm, data in readable(archive, mails, summary, reporter):
         name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
         when = sm.sent_date or sm.internal_date
         if layout == "folder":
@@ -160,10 +222,9 @@ def _members(archive, zf, selection, summary, reporter, filters, layout, mode) -
                 continue
             summary.written += 1
             summary.bytes += sm.size
-            rows.append({"msg_id": sm.msg_id, "message_id": sm.message_id, "blob_id": sm.blob_id,
-                         "sha256": sm.blob_id, "size": sm.size, "path": member, "attachments": names})
+            rows.add({"msg_id": sm.msg_id, "message_id": sm.message_id, "blob_id": sm.blob_id,
+                      "sha256": sm.blob_id, "size": sm.size, "path": member, "attachments": names})
     reporter.finish("export")
-    return rows
 
 
 def _write_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
@@ -175,13 +236,11 @@ def _write_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, data) -> None:
                 out.write(chunk)
 
 
-def _manifest(zf: zipfile.ZipFile, rows: list[dict], summary: ExportSummary, mode: int) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
+def _manifest(zf: zipfile.ZipFile, rows, summary: ExportSummary, mode: int) -> None:
+    """manifest.csv and manifest.json as the zip's last members, streamed a block of rows at a time, in msg_id
+    order (docs/formats.md)."""
     now = dt.datetime.now(dt.timezone.utc)
-    zf.writestr(_info("manifest.csv", now, mode), buf.getvalue().encode("utf-8"))
+    _write_member(zf, _info("manifest.csv", now, mode), csv_chunks(rows, MANIFEST_FIELDS, extrasaction="ignore"))
     doc = {"kind": "eml-zip", "complete": not summary.errors, "count": len(rows), "errors": summary.errors,
-           "messages": rows}
-    zf.writestr(_info("manifest.json", now, mode), json.dumps(doc, indent=1, ensure_ascii=False).encode("utf-8"))
+           "messages": []}
+    _write_member(zf, _info("manifest.json", now, mode), json_chunks(doc, rows, ensure_ascii=False))

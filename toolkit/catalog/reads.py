@@ -229,3 +229,48 @@ def converted_twin_originals(con, msg_ids: list[int]) -> dict[int, int]:
     return dict(con.execute(
         "SELECT converted_msg_id, min(original_msg_id) FROM converted_twins "
         "WHERE converted_msg_id IN (SELECT unnest(?)) GROUP BY 1", [msg_ids]).fetchall())
+
+
+# -- an export's selection by pages (docs/reliability.md K8) -----------------------------------------
+def stored_message_ids(session, where: str | None = None, params: list | None = None) -> Iterator[Any]:
+    """The msg_ids of :func:`stored_messages`' rows, in the same order (medium, pack, offset), as Arrow record
+    batches: the selection fixed in one session, 8 bytes a mail."""
+    sql = ("SELECT m.msg_id FROM messages m JOIN packs p USING (pack_id)" + (f" WHERE {where}" if where else "")
+           + ' ORDER BY p.medium_id, p.name, m."offset"')
+    reader = session.execute(sql, params or []).to_arrow_reader(65_536)
+    yield from reader
+
+
+def stored_messages_of(con, msg_ids: list[int]) -> list[tuple]:
+    """The rows of :func:`stored_messages` for these msg_ids, in their order (a msg_id no longer in the catalog has
+    none); the ids go to DuckDB as an Arrow column, as in :func:`message_dates`."""
+    import pyarrow as pa
+
+    page = pa.table({"msg_id": pa.array(msg_ids, pa.int64()), "pos": pa.array(range(len(msg_ids)), pa.int64())})
+    con.register("_page_ids", page)
+    try:
+        return con.execute(
+            _STORED_MESSAGES.replace("FROM messages m", "FROM _page_ids JOIN messages m USING (msg_id)")
+            + " ORDER BY _page_ids.pos").fetchall()
+    finally:
+        con.unregister("_page_ids")
+
+
+def converted_twins_within(con, msg_ids) -> dict[int, int]:
+    """:func:`converted_twin_originals` of the selection ``msg_ids`` (a sequence of ints, e.g. an ``array('q')``),
+    kept only where that original is in the selection too: converted msg_id -> original (docs/dedup.md)."""
+    import pyarrow as pa
+
+    con.register("_selected_ids", pa.table({"msg_id": pa.array(msg_ids, pa.int64())}))
+    try:
+        return dict(con.execute(
+            "SELECT t.c, t.o FROM (SELECT converted_msg_id AS c, min(original_msg_id) AS o FROM converted_twins "
+            "WHERE converted_msg_id IN (SELECT msg_id FROM _selected_ids) GROUP BY 1) t "
+            "WHERE t.o IN (SELECT msg_id FROM _selected_ids)").fetchall())
+    finally:
+        con.unregister("_selected_ids")
+
+
+def sighting_folders(con) -> list[str]:
+    """The distinct source folders of all sightings."""
+    return [r[0] for r in con.execute("SELECT DISTINCT folder FROM sightings WHERE folder IS NOT NULL").fetchall()]
