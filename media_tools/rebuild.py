@@ -50,6 +50,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
@@ -69,6 +71,10 @@ LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelope
 #: held by the catalog and, since deletion records (media_tools/deletion_records.py), by the media too: what
 #: the records name comes back (``restored``), the rest of these tables is reported like the lost ones
 PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
+#: DuckDB's memory for the rebuild's catalog sessions: the per-pack appends need what an import's commits need
+#: (``IMPORT_MEMORY_LIMIT``); the renumbering into stamp order joins and copies every message, which DuckDB spills
+#: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding ~400 MB at a million mails.
+REBUILD_MEMORY_LIMIT = 128 << 20
 
 
 @dataclass
@@ -222,6 +228,8 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             result.lost = {t: counts[t] for t in LOST_TABLES}
             old_deletions = {t: counts[t] for t in PARTLY_RESTORED}
         archive.catalog.create({"uuid": config.uuid, "created": config.created, "rebuilt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        # an import's bound for the appends and their checkpoints; the renumbering's joins spill beyond it
+        archive.catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)  # (docs/reliability.md K8)
         archive.sync_media_table()
         try:
             manifests = _read_manifests(archive, result)
@@ -240,10 +248,34 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         lock.release()
 
 
+class _SeenBlobs:
+    """The blob ids the rebuild has put in the catalog, as a container of hex ids for ``pack_rows.read_pack``'s
+    ``skip``: a set of their 60-bit prefixes (a Python int each, ~60 bytes a mail instead of ~165 for the hex
+    string in a set: docs/reliability.md K8), and a prefix found there is looked up exactly in the catalog, so
+    that two blobs sharing a prefix are both kept. Hits are the rare mails found again."""
+
+    def __init__(self, catalog: Catalog):
+        self._catalog = catalog
+        self._prefixes: set[int] = set()
+
+    @staticmethod
+    def _prefix(blob_hex: str) -> int:
+        return int(blob_hex[:15], 16)
+
+    def add_all(self, blob_ids) -> None:
+        self._prefixes.update(map(self._prefix, blob_ids))
+
+    def __contains__(self, blob_hex: object) -> bool:
+        if not isinstance(blob_hex, str) or self._prefix(blob_hex) not in self._prefixes:
+            return False
+        with self._catalog.reading() as con:
+            return rebuild_rows.has_blob(con, blob_hex)
+
+
 def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: frozenset = frozenset()) -> None:
     media = [m for m in archive.config.media if m.state != "removed"]
     media.sort(key=lambda m: (m.state == "retired", m.id))
-    seen_blobs: set[str] = set()
+    seen_blobs = _SeenBlobs(archive.catalog)
     seen_packs: set[str] = set()
     next_id = 1
     for m in media:
@@ -290,7 +322,7 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
     messages, recipients = pack_rows.number_rows(got.records, next_id)
     with archive.catalog.writing() as con:  # the same appends as an import's commit
         pack_rows.append_pack(con, got.pack, messages, recipients)
-    seen_blobs.update(r.blob_id for r in got.records)
+    seen_blobs.add_all(r.blob_id for r in got.records)
     result.packs += 1
     result.messages += len(messages)
     result.recipients += len(recipients)
@@ -366,8 +398,10 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
                             "old_catalog": old})
 
 
-def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:
-    found: dict[int, tuple[dict, list[str], int]] = {}
+def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, bytes, dict[str, int]]]:
+    """(stamp_batches row, its message leaves' blob ids packed by :func:`_packed`, {other leaf kind: count}) of
+    every batch whose sealed manifest opens, by batch id."""
+    found: dict[int, tuple[dict, bytes, dict[str, int]]] = {}
     for m, storage in _readable_media(archive):
         for e in storage.list(STAMPS_DIR):
             if not e.name.endswith(MANIFEST_SUFFIX):
@@ -376,12 +410,26 @@ def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict,
                 doc = open_manifest(archive.key, archive.uuid, storage.read(e.name), e.name)
                 if doc.get("archive") != str(archive.uuid):
                     raise IntegrityError(f"stamp manifest {e.name} belongs to archive {doc.get('archive')}")
-                got = manifest_batch(doc, e.name, m.id)
+                row, blobs, others = manifest_batch(doc, e.name, m.id)
+                del doc
+                packed = _packed(blobs, e.name)
             except MailArchiveError as exc:
                 result.manifests_unreadable.append({"medium": m.id, "manifest": e.name, "problem": str(exc)})
                 continue
-            found.setdefault(got[0]["batch_id"], got)  # a copy on a second medium is the same batch
+            found.setdefault(row["batch_id"], (row, packed, others))  # a copy on a second medium is the same batch
     return [found[k] for k in sorted(found)]
+
+
+def _packed(blobs: list[str], name: str) -> bytes:
+    """A manifest's message blob ids as one string of 32-byte digests, in leaf order (~32 bytes a leaf held until
+    the renumbering instead of ~120 for a hex string in a list: a million stamped mails, K8)."""
+    try:
+        packed = b"".join(map(bytes.fromhex, blobs))
+    except (TypeError, ValueError):
+        packed = b""
+    if len(packed) != 32 * len(blobs):
+        raise IntegrityError(f"stamp manifest {name}: a message leaf's blob_id is not a SHA-256 in hex")
+    return packed
 
 
 def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None:
@@ -394,18 +442,20 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
     """
     if not manifests:
         return
-    rank = {"blob_id": [], "batch_id": [], "idx": []}
-    seen: set[str] = set()
-    for row, blobs, _envs in manifests:
-        for i, b in enumerate(blobs):
-            if b not in seen:
-                seen.add(b)
-                rank["blob_id"].append(b)
-                rank["batch_id"].append(row["batch_id"])
-                rank["idx"].append(i)
+    rank = rebuild_rows.leaf_rank_table([(row["batch_id"], packed) for row, packed, _envs in manifests])
+    # The renumbering and the batches' rows are two transactions (the first may be made again without the
+    # memory limit); a rebuild stopped between them is, like one stopped anywhere, run again with --force.
+    try:
+        with archive.catalog.writing() as con:
+            rebuild_rows.renumber_by_leaf_rank(con, rank)
+    except duckdb.OutOfMemoryException:  # rolled back: made again without the limit (memory, never the rebuild)
+        archive.catalog.use_memory_limit(None)
+        with archive.catalog.writing() as con:
+            rebuild_rows.renumber_by_leaf_rank(con, rank)
+    del rank
     with archive.catalog.writing() as con:
-        rebuild_rows.renumber_by_leaf_rank(con, rank["blob_id"], rank["batch_id"], rank["idx"])
-        for row, blobs, envs in manifests:
+        for row, packed, envs in manifests:
+            n_blobs = len(packed) // 32
             first, last, n = rebuild_rows.batch_span(con, row["batch_id"])
             row = dict(row, first_msg_id=first, last_msg_id=last)
             ca = row.pop("_ca", None)
@@ -419,9 +469,9 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
             rebuild_rows.insert_stamp_batch(con, row)
             result.stamp_batches += 1
             result.stamped_messages += n
-            if n != len(blobs):
+            if n != n_blobs:
                 result.stamp_problems.append(
-                    {"batch_id": row["batch_id"], "problem": f"{len(blobs) - n} of its {len(blobs)} messages were not found on the media"})
+                    {"batch_id": row["batch_id"], "problem": f"{n_blobs - n} of its {n_blobs} messages were not found on the media"})
             if envs:
                 what = {"envelope": "journal envelope", "event": "deletion-event"}
                 kinds = " and ".join(f"{n} {what.get(k, k)} leaves" for k, n in sorted(envs.items()))
