@@ -55,9 +55,11 @@ import duckdb
 from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
+from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
 from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import pack_id_from_name
+from toolkit.process_guard import give_back_freed_memory
 
 from . import deletion_records, pack_rows
 
@@ -73,8 +75,8 @@ LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelope
 PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
 #: DuckDB's memory for the rebuild's catalog sessions: the per-pack appends need what an import's commits need
 #: (``IMPORT_MEMORY_LIMIT``); the renumbering into stamp order joins and copies every message, which DuckDB spills
-#: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding ~400 MB at a million mails.
-REBUILD_MEMORY_LIMIT = 128 << 20
+#: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding it at a million mails (K8).
+REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
 
 
 @dataclass
@@ -302,6 +304,7 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: fro
                 continue
             next_id = _read_pack(archive, storage, m.id, e, pack_id, seen_blobs, next_id, result)
             seen_packs.add(pack_id)
+            give_back_freed_memory()  # a pack's records and DuckDB's appends, freed: glibc keeps them otherwise
             if reporter:
                 reporter.advance("rebuild", 1)
         if reporter:
