@@ -56,7 +56,7 @@ from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
 from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
-from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
+from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
 from toolkit.pack import pack_id_from_name
 from toolkit.process_guard import give_back_freed_memory
@@ -77,6 +77,9 @@ PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
 #: (``IMPORT_MEMORY_LIMIT``); the renumbering into stamp order joins and copies every message, which DuckDB spills
 #: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding it at a million mails (K8).
 REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
+#: ... and for the steps that join, sort or group every message (the renumbering, the shared Message-IDs): some of
+#: DuckDB's operators pin more than 64 MB there (a million mails) and a refused step is made again without a limit.
+RENUMBER_MEMORY_LIMIT = 192 << 20
 
 
 @dataclass
@@ -231,7 +234,7 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             old_deletions = {t: counts[t] for t in PARTLY_RESTORED}
         archive.catalog.create({"uuid": config.uuid, "created": config.created, "rebuilt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         # an import's bound for the appends and their checkpoints; the renumbering's joins spill beyond it
-        archive.catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)  # (docs/reliability.md K8)
+        archive.catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)  # (docs/reliability.md K8; :func:`_write`)
         archive.sync_media_table()
         try:
             manifests = _read_manifests(archive, result)
@@ -248,6 +251,26 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         return result
     finally:
         lock.release()
+
+
+def _write(archive: Archive, fn, limit: int | None = None):
+    """``fn(con)`` in one writer session of the catalog under ``limit`` bytes of DuckDB memory (None: the
+    rebuild's :data:`REBUILD_MEMORY_LIMIT`); a session the limit refuses was rolled back and is made again
+    without it: memory, never the rebuild (docs/reliability.md K8)."""
+    catalog = archive.catalog
+    catalog.use_memory_limit(REBUILD_MEMORY_LIMIT if limit is None else limit)
+    try:
+        with catalog.writing() as con:
+            return fn(con)
+    except (CatalogError, duckdb.OutOfMemoryException) as exc:
+        if not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit:
+            raise
+    catalog.use_memory_limit(None)
+    try:
+        with catalog.writing() as con:
+            return fn(con)
+    finally:
+        catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)
 
 
 class _SeenBlobs:
@@ -309,8 +332,7 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: fro
                 reporter.advance("rebuild", 1)
         if reporter:
             reporter.finish("rebuild")
-    with archive.catalog.writing() as con:
-        ingest_rows.flag_shared_message_ids(con)
+    _write(archive, ingest_rows.flag_shared_message_ids, RENUMBER_MEMORY_LIMIT)
 
 
 def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:
@@ -323,8 +345,7 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
         result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
         return next_id
     messages, recipients = pack_rows.number_rows(got.records, next_id)
-    with archive.catalog.writing() as con:  # the same appends as an import's commit
-        pack_rows.append_pack(con, got.pack, messages, recipients)
+    _write(archive, lambda con: pack_rows.append_pack(con, got.pack, messages, recipients))  # as an import's commit
     seen_blobs.add_all(r.blob_id for r in got.records)
     result.packs += 1
     result.messages += len(messages)
@@ -448,13 +469,7 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
     rank = rebuild_rows.leaf_rank_table([(row["batch_id"], packed) for row, packed, _envs in manifests])
     # The renumbering and the batches' rows are two transactions (the first may be made again without the
     # memory limit); a rebuild stopped between them is, like one stopped anywhere, run again with --force.
-    try:
-        with archive.catalog.writing() as con:
-            rebuild_rows.renumber_by_leaf_rank(con, rank)
-    except duckdb.OutOfMemoryException:  # rolled back: made again without the limit (memory, never the rebuild)
-        archive.catalog.use_memory_limit(None)
-        with archive.catalog.writing() as con:
-            rebuild_rows.renumber_by_leaf_rank(con, rank)
+    _write(archive, lambda con: rebuild_rows.renumber_by_leaf_rank(con, rank), RENUMBER_MEMORY_LIMIT)
     del rank
     with archive.catalog.writing() as con:
         for row, packed, envs in manifests:

@@ -88,3 +88,22 @@ def test_a_blob_sharing_the_prefix_of_one_found_is_not_taken_for_it(catalog):
     assert found in seen
     assert twin not in seen
     assert _blob(2) not in seen
+
+
+def test_a_rebuild_step_the_memory_limit_refuses_is_made_again_without_it(catalog):
+    from types import SimpleNamespace
+
+    from media_tools import rebuild
+
+    def heavy(con):
+        con.execute("CREATE TEMP TABLE heavy AS SELECT i, repeat('x', 300) || i AS s FROM range(200000) t(i) "
+                    "ORDER BY s DESC")
+        return con.execute("SELECT count(*), min(s) FROM heavy").fetchone()
+
+    archive = SimpleNamespace(catalog=catalog)
+    catalog.use_memory_limit(1 << 20)
+    with pytest.raises(Exception):  # the step alone does not fit in 1 MiB
+        with catalog.writing() as con:
+            heavy(con)
+    assert rebuild._write(archive, heavy, 1 << 20) == (200000, "x" * 300 + "0")
+    assert catalog.memory_limit == rebuild.REBUILD_MEMORY_LIMIT  # the rebuild's own limit again for the next step
