@@ -79,7 +79,7 @@ PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
 REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
 #: ... and for the steps that join, sort or group every message (the renumbering, the shared Message-IDs): some of
 #: DuckDB's operators pin more than 64 MB there (a million mails) and a refused step is made again without a limit.
-RENUMBER_MEMORY_LIMIT = 192 << 20
+RENUMBER_MEMORY_LIMIT = 128 << 20
 
 
 @dataclass
@@ -441,6 +441,7 @@ def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict,
                 result.manifests_unreadable.append({"medium": m.id, "manifest": e.name, "problem": str(exc)})
                 continue
             found.setdefault(row["batch_id"], (row, packed, others))  # a copy on a second medium is the same batch
+    give_back_freed_memory()  # the parsed manifests (~70 MB each at 100,000 leaves), freed
     return [found[k] for k in sorted(found)]
 
 
@@ -466,11 +467,12 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
     """
     if not manifests:
         return
-    rank = rebuild_rows.leaf_rank_table([(row["batch_id"], packed) for row, packed, _envs in manifests])
+    def rank():
+        return rebuild_rows.leaf_rank_table([(row["batch_id"], packed) for row, packed, _envs in manifests])
+
     # The renumbering and the batches' rows are two transactions (the first may be made again without the
     # memory limit); a rebuild stopped between them is, like one stopped anywhere, run again with --force.
     _write(archive, lambda con: rebuild_rows.renumber_by_leaf_rank(con, rank), RENUMBER_MEMORY_LIMIT)
-    del rank
     with archive.catalog.writing() as con:
         for row, packed, envs in manifests:
             n_blobs = len(packed) // 32

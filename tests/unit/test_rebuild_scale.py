@@ -67,7 +67,7 @@ def test_the_renumbering_is_planned_without_a_nested_loop_and_ranks_each_leaf_at
     with catalog.writing() as con:
         _add_messages(con, list(reversed(blobs)))
         spy = _Explaining(con)
-        rebuild_rows.renumber_by_leaf_rank(spy, rank)
+        rebuild_rows.renumber_by_leaf_rank(spy, lambda: rank)
         got = con.execute("SELECT msg_id, blob_id, batch_id FROM messages ORDER BY msg_id").fetchall()
     assert spy.plans, "the renumbering creates its id map from a query"
     for plan in spy.plans:
