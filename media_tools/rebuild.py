@@ -43,10 +43,12 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import hashlib
 import json
 import os
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,7 @@ from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
 from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
 from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
+from toolkit.known_keys import merged
 from toolkit.pack import pack_id_from_name
 from toolkit.process_guard import give_back_freed_memory
 
@@ -275,23 +278,37 @@ def _write(archive: Archive, fn, limit: int | None = None):
 
 class _SeenBlobs:
     """The blob ids the rebuild has put in the catalog, as a container of hex ids for ``pack_rows.read_pack``'s
-    ``skip``: a set of their 60-bit prefixes (a Python int each, ~60 bytes a mail instead of ~165 for the hex
-    string in a set: docs/reliability.md K8), and a prefix found there is looked up exactly in the catalog, so
-    that two blobs sharing a prefix are both kept. Hits are the rare mails found again."""
+    ``skip``: their 60-bit prefixes in a sorted ``array("Q")`` (8 bytes a mail), the last packs' in a small set
+    merged into it now and then (``toolkit.known_keys.merged``: no Python int per prefix held, which a set of a
+    million would be, ~60 MB that glibc keeps after: docs/reliability.md K8). A prefix found there is looked up
+    exactly in the catalog, so that two blobs sharing a prefix are both kept; hits are the rare mails found
+    again."""
+
+    SPILL = 1 << 16
 
     def __init__(self, catalog: Catalog):
         self._catalog = catalog
-        self._prefixes: set[int] = set()
+        self._sorted = array("Q")
+        self._recent: set[int] = set()
 
     @staticmethod
     def _prefix(blob_hex: str) -> int:
         return int(blob_hex[:15], 16)
 
     def add_all(self, blob_ids) -> None:
-        self._prefixes.update(map(self._prefix, blob_ids))
+        self._recent.update(map(self._prefix, blob_ids))
+        if len(self._recent) >= self.SPILL:
+            self._sorted = merged(self._sorted, sorted(self._recent))
+            self._recent = set()
+
+    def _may_hold(self, prefix: int) -> bool:
+        if prefix in self._recent:
+            return True
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i] == prefix
 
     def __contains__(self, blob_hex: object) -> bool:
-        if not isinstance(blob_hex, str) or self._prefix(blob_hex) not in self._prefixes:
+        if not isinstance(blob_hex, str) or not self._may_hold(self._prefix(blob_hex)):
             return False
         with self._catalog.reading() as con:
             return rebuild_rows.has_blob(con, blob_hex)
@@ -333,6 +350,8 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: fro
         if reporter:
             reporter.finish("rebuild")
     _write(archive, ingest_rows.flag_shared_message_ids, RENUMBER_MEMORY_LIMIT)
+    del seen_blobs
+    give_back_freed_memory()
 
 
 def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:

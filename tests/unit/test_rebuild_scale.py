@@ -107,3 +107,16 @@ def test_a_rebuild_step_the_memory_limit_refuses_is_made_again_without_it(catalo
             heavy(con)
     assert rebuild._write(archive, heavy, 1 << 20) == (200000, "x" * 300 + "0")
     assert catalog.memory_limit == rebuild.REBUILD_MEMORY_LIMIT  # the rebuild's own limit again for the next step
+
+
+def test_the_found_prefixes_spill_into_a_sorted_array_and_are_still_found(catalog, monkeypatch):
+    monkeypatch.setattr(_SeenBlobs, "SPILL", 7)
+    blobs = [_blob(i) for i in range(50)]
+    with catalog.writing() as con:
+        _add_messages(con, blobs)
+    seen = _SeenBlobs(catalog)
+    for i in range(0, 50, 5):
+        seen.add_all(blobs[i:i + 5])
+    assert len(seen._sorted) >= 35 and list(seen._sorted) == sorted(seen._sorted)
+    assert all(b in seen for b in blobs)
+    assert not any(_blob(i) in seen for i in range(50, 80))
