@@ -43,19 +43,26 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime as dt
 import hashlib
 import json
 import os
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
 
 from toolkit import crypto
 from toolkit.archive import Archive
 from toolkit.catalog import Catalog, events, ingest_rows, rebuild_rows
-from toolkit.errors import IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
+from toolkit.catalog.connection import IMPORT_MEMORY_LIMIT
+from toolkit.errors import CatalogError, IntegrityError, MailArchiveError, NextStep, NoArchiveError, UsageError
 from toolkit.home import CATALOG_NAME, CONFIG_NAME, Home
+from toolkit.known_keys import merged
 from toolkit.pack import pack_id_from_name
+from toolkit.process_guard import give_back_freed_memory
 
 from . import deletion_records, pack_rows
 
@@ -69,6 +76,13 @@ LOST_TABLES = ("sightings", "runs", "run_errors", "cursors", "events", "envelope
 #: held by the catalog and, since deletion records (media_tools/deletion_records.py), by the media too: what
 #: the records name comes back (``restored``), the rest of these tables is reported like the lost ones
 PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
+#: DuckDB's memory for the rebuild's catalog sessions: the per-pack appends need what an import's commits need
+#: (``IMPORT_MEMORY_LIMIT``); the renumbering into stamp order joins and copies every message, which DuckDB spills
+#: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding it at a million mails (K8).
+REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
+#: ... and for the steps that join, sort or group every message (the renumbering, the shared Message-IDs): some of
+#: DuckDB's operators pin more than 64 MB there (a million mails) and a refused step is made again without a limit.
+RENUMBER_MEMORY_LIMIT = 128 << 20
 
 
 @dataclass
@@ -222,6 +236,8 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
             result.lost = {t: counts[t] for t in LOST_TABLES}
             old_deletions = {t: counts[t] for t in PARTLY_RESTORED}
         archive.catalog.create({"uuid": config.uuid, "created": config.created, "rebuilt": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        # an import's bound for the appends and their checkpoints; the renumbering's joins spill beyond it
+        archive.catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)  # (docs/reliability.md K8; :func:`_write`)
         archive.sync_media_table()
         try:
             manifests = _read_manifests(archive, result)
@@ -240,10 +256,68 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         lock.release()
 
 
+def _write(archive: Archive, fn, limit: int | None = None):
+    """``fn(con)`` in one writer session of the catalog under ``limit`` bytes of DuckDB memory (None: the
+    rebuild's :data:`REBUILD_MEMORY_LIMIT`); a session the limit refuses was rolled back and is made again
+    without it: memory, never the rebuild (docs/reliability.md K8)."""
+    catalog = archive.catalog
+    catalog.use_memory_limit(REBUILD_MEMORY_LIMIT if limit is None else limit)
+    try:
+        with catalog.writing() as con:
+            return fn(con)
+    except (CatalogError, duckdb.OutOfMemoryException) as exc:
+        if not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit:
+            raise
+    catalog.use_memory_limit(None)
+    try:
+        with catalog.writing() as con:
+            return fn(con)
+    finally:
+        catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)
+
+
+class _SeenBlobs:
+    """The blob ids the rebuild has put in the catalog, as a container of hex ids for ``pack_rows.read_pack``'s
+    ``skip``: their 60-bit prefixes in a sorted ``array("Q")`` (8 bytes a mail), the last packs' in a small set
+    merged into it now and then (``toolkit.known_keys.merged``: no Python int per prefix held, which a set of a
+    million would be, ~60 MB that glibc keeps after: docs/reliability.md K8). A prefix found there is looked up
+    exactly in the catalog, so that two blobs sharing a prefix are both kept; hits are the rare mails found
+    again."""
+
+    SPILL = 1 << 16
+
+    def __init__(self, catalog: Catalog):
+        self._catalog = catalog
+        self._sorted = array("Q")
+        self._recent: set[int] = set()
+
+    @staticmethod
+    def _prefix(blob_hex: str) -> int:
+        return int(blob_hex[:15], 16)
+
+    def add_all(self, blob_ids) -> None:
+        self._recent.update(map(self._prefix, blob_ids))
+        if len(self._recent) >= self.SPILL:
+            self._sorted = merged(self._sorted, sorted(self._recent))
+            self._recent = set()
+
+    def _may_hold(self, prefix: int) -> bool:
+        if prefix in self._recent:
+            return True
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i] == prefix
+
+    def __contains__(self, blob_hex: object) -> bool:
+        if not isinstance(blob_hex, str) or not self._may_hold(self._prefix(blob_hex)):
+            return False
+        with self._catalog.reading() as con:
+            return rebuild_rows.has_blob(con, blob_hex)
+
+
 def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: frozenset = frozenset()) -> None:
     media = [m for m in archive.config.media if m.state != "removed"]
     media.sort(key=lambda m: (m.state == "retired", m.id))
-    seen_blobs: set[str] = set()
+    seen_blobs = _SeenBlobs(archive.catalog)
     seen_packs: set[str] = set()
     next_id = 1
     for m in media:
@@ -270,12 +344,14 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: fro
                 continue
             next_id = _read_pack(archive, storage, m.id, e, pack_id, seen_blobs, next_id, result)
             seen_packs.add(pack_id)
+            give_back_freed_memory()  # a pack's records and DuckDB's appends, freed: glibc keeps them otherwise
             if reporter:
                 reporter.advance("rebuild", 1)
         if reporter:
             reporter.finish("rebuild")
-    with archive.catalog.writing() as con:
-        ingest_rows.flag_shared_message_ids(con)
+    _write(archive, ingest_rows.flag_shared_message_ids, RENUMBER_MEMORY_LIMIT)
+    del seen_blobs
+    give_back_freed_memory()
 
 
 def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id, result) -> int:
@@ -288,9 +364,8 @@ def _read_pack(archive, storage, medium_id, entry, pack_id, seen_blobs, next_id,
         result.orphan_packs.append(f"medium {medium_id}: {entry.name}")
         return next_id
     messages, recipients = pack_rows.number_rows(got.records, next_id)
-    with archive.catalog.writing() as con:  # the same appends as an import's commit
-        pack_rows.append_pack(con, got.pack, messages, recipients)
-    seen_blobs.update(r.blob_id for r in got.records)
+    _write(archive, lambda con: pack_rows.append_pack(con, got.pack, messages, recipients))  # as an import's commit
+    seen_blobs.add_all(r.blob_id for r in got.records)
     result.packs += 1
     result.messages += len(messages)
     result.recipients += len(recipients)
@@ -366,8 +441,10 @@ def _restore_deletions(archive: Archive, result: RebuildResult, deletions: dict,
                             "old_catalog": old})
 
 
-def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, list[str], int]]:
-    found: dict[int, tuple[dict, list[str], int]] = {}
+def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict, bytes, dict[str, int]]]:
+    """(stamp_batches row, its message leaves' blob ids packed by :func:`_packed`, {other leaf kind: count}) of
+    every batch whose sealed manifest opens, by batch id."""
+    found: dict[int, tuple[dict, bytes, dict[str, int]]] = {}
     for m, storage in _readable_media(archive):
         for e in storage.list(STAMPS_DIR):
             if not e.name.endswith(MANIFEST_SUFFIX):
@@ -376,12 +453,27 @@ def _read_manifests(archive: Archive, result: RebuildResult) -> list[tuple[dict,
                 doc = open_manifest(archive.key, archive.uuid, storage.read(e.name), e.name)
                 if doc.get("archive") != str(archive.uuid):
                     raise IntegrityError(f"stamp manifest {e.name} belongs to archive {doc.get('archive')}")
-                got = manifest_batch(doc, e.name, m.id)
+                row, blobs, others = manifest_batch(doc, e.name, m.id)
+                del doc
+                packed = _packed(blobs, e.name)
             except MailArchiveError as exc:
                 result.manifests_unreadable.append({"medium": m.id, "manifest": e.name, "problem": str(exc)})
                 continue
-            found.setdefault(got[0]["batch_id"], got)  # a copy on a second medium is the same batch
+            found.setdefault(row["batch_id"], (row, packed, others))  # a copy on a second medium is the same batch
+    give_back_freed_memory()  # the parsed manifests (~70 MB each at 100,000 leaves), freed
     return [found[k] for k in sorted(found)]
+
+
+def _packed(blobs: list[str], name: str) -> bytes:
+    """A manifest's message blob ids as one string of 32-byte digests, in leaf order (~32 bytes a leaf held until
+    the renumbering instead of ~120 for a hex string in a list: a million stamped mails, K8)."""
+    try:
+        packed = b"".join(map(bytes.fromhex, blobs))
+    except (TypeError, ValueError):
+        packed = b""
+    if len(packed) != 32 * len(blobs):
+        raise IntegrityError(f"stamp manifest {name}: a message leaf's blob_id is not a SHA-256 in hex")
+    return packed
 
 
 def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None:
@@ -394,18 +486,15 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
     """
     if not manifests:
         return
-    rank = {"blob_id": [], "batch_id": [], "idx": []}
-    seen: set[str] = set()
-    for row, blobs, _envs in manifests:
-        for i, b in enumerate(blobs):
-            if b not in seen:
-                seen.add(b)
-                rank["blob_id"].append(b)
-                rank["batch_id"].append(row["batch_id"])
-                rank["idx"].append(i)
+    def rank():
+        return rebuild_rows.leaf_rank_table([(row["batch_id"], packed) for row, packed, _envs in manifests])
+
+    # The renumbering and the batches' rows are two transactions (the first may be made again without the
+    # memory limit); a rebuild stopped between them is, like one stopped anywhere, run again with --force.
+    _write(archive, lambda con: rebuild_rows.renumber_by_leaf_rank(con, rank), RENUMBER_MEMORY_LIMIT)
     with archive.catalog.writing() as con:
-        rebuild_rows.renumber_by_leaf_rank(con, rank["blob_id"], rank["batch_id"], rank["idx"])
-        for row, blobs, envs in manifests:
+        for row, packed, envs in manifests:
+            n_blobs = len(packed) // 32
             first, last, n = rebuild_rows.batch_span(con, row["batch_id"])
             row = dict(row, first_msg_id=first, last_msg_id=last)
             ca = row.pop("_ca", None)
@@ -419,9 +508,9 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
             rebuild_rows.insert_stamp_batch(con, row)
             result.stamp_batches += 1
             result.stamped_messages += n
-            if n != len(blobs):
+            if n != n_blobs:
                 result.stamp_problems.append(
-                    {"batch_id": row["batch_id"], "problem": f"{len(blobs) - n} of its {len(blobs)} messages were not found on the media"})
+                    {"batch_id": row["batch_id"], "problem": f"{n_blobs - n} of its {n_blobs} messages were not found on the media"})
             if envs:
                 what = {"envelope": "journal envelope", "event": "deletion-event"}
                 kinds = " and ".join(f"{n} {what.get(k, k)} leaves" for k, n in sorted(envs.items()))
