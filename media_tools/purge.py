@@ -34,7 +34,7 @@ from toolkit.archive import Archive
 from toolkit.catalog import purge_rows
 from toolkit.errors import IntegrityError, MailArchiveError, ObjectExistsError
 from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
-from toolkit.purge_rules import deletable_now, query_held
+from toolkit.purge_rules import deletable_of_request, query_held
 from toolkit.reporter import NullReporter, Reporter
 
 from . import deletion_records
@@ -88,8 +88,9 @@ def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     with archive.catalog.reading() as con:
         for rid, reason, decided_by in purge_rows.approved_requests(con):
             live = purge_rows.live_items(con, rid)
-            ok = sorted(deletable_now(con, live, now, held))
-            packs = purge_rows.packs_holding(con, ok)
+            ok_ids = deletable_of_request(con, rid, now, held)
+            packs = purge_rows.packs_holding(con, ok_ids)
+            ok = ok_ids.to_pylist()
             out.append({"request_id": rid, "reason": reason, "approved_by": decided_by,
                         "items": purge_rows.item_count(con, rid), "to_purge": ok,
                         "not_deletable": sorted(set(live) - set(ok)),
@@ -111,8 +112,9 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
                    held: dict[int, set[int]]) -> RequestOutcome:
     with archive.catalog.reading() as con:
         live = purge_rows.live_items(con, rid)
-        ok = deletable_now(con, live, now, held)
-        packs = [_Pack(*p) for p in purge_rows.packs_holding(con, sorted(ok))]
+        ok_ids = deletable_of_request(con, rid, now, held)
+        packs = [_Pack(*p) for p in purge_rows.packs_holding(con, ok_ids)]
+        ok = set(ok_ids.to_pylist())
         outcome = RequestOutcome(rid, purge_rows.item_count(con, rid), kept=sorted(set(live) - ok))
     reporter.start("purge", len(packs), "packs")
     for p in packs:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+
 from ..errors import IntegrityError
 from . import events
+from .retention import _id_table, _registered
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -35,8 +38,7 @@ def insert_approved_request(con, msg_ids: list[int], *, reason: str, requested_b
         "decided_by, decided_at) VALUES (?, ?, ?, ?, ?, 'approved', ?, ?)",
         [rid, where_sql or f"m.msg_id IN ({', '.join(map(str, msg_ids)) or 'NULL'})", reason, requested_by, now,
          approved_by, now])
-    for m in sorted(set(msg_ids)):
-        con.execute("INSERT INTO deletion_items VALUES (?, ?)", [rid, m])
+    con.execute("INSERT INTO deletion_items SELECT ?, unnest(?::BIGINT[])", [rid, sorted(set(msg_ids))])
     return rid
 
 
@@ -64,9 +66,9 @@ def approved_items(con, msg_ids: list[int]) -> set[int]:
 
 def live_items(con, request_id: int) -> list[int]:
     """The msg_ids of a request that are still archived (not tombstoned yet)."""
-    return [r[0] for r in con.execute(
+    return con.execute(
         "SELECT DISTINCT i.msg_id FROM deletion_items i JOIN messages m USING (msg_id) "
-        "WHERE i.request_id = ? ORDER BY 1", [request_id]).fetchall()]
+        "WHERE i.request_id = ? ORDER BY 1", [request_id]).to_arrow_table().column(0).to_pylist()
 
 
 def item_count(con, request_id: int) -> int:
@@ -82,14 +84,16 @@ def mark_purged(con, request_id: int, now: dt.datetime, detail: dict) -> None:
 
 
 # -- packs ------------------------------------------------------------------------------------------
-def packs_holding(con, msg_ids: list[int]) -> list[tuple[str, int, str, int, int, str]]:
-    """(pack_id, medium_id, name, bytes, records, blake3) of the packs that hold any of ``msg_ids``."""
-    if not msg_ids:
+def packs_holding(con, msg_ids) -> list[tuple[str, int, str, int, int, str]]:
+    """(pack_id, medium_id, name, bytes, records, blake3) of the packs that hold any of ``msg_ids`` (a list or an
+    Arrow column, joined as a table: no list parameter of every msg_id)."""
+    if not len(msg_ids):
         return []
-    return con.execute(
-        "SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.records, p.blake3 FROM packs p "
-        "WHERE p.pack_id IN (SELECT pack_id FROM messages WHERE msg_id IN (SELECT unnest(?))) ORDER BY p.name",
-        [sorted(set(msg_ids))]).fetchall()
+    with _registered(con, "purge_msg_ids", _id_table(msg_ids)) as ids:
+        return con.execute(
+            "SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.records, p.blake3 FROM packs p "
+            f"WHERE p.pack_id IN (SELECT m.pack_id FROM messages m JOIN {ids} USING (msg_id)) ORDER BY p.name"
+        ).fetchall()
 
 
 def pack_records(con, pack_id: str) -> list[tuple[int, str, int, int, int, int, int | None]]:
@@ -115,13 +119,22 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [new_pack["pack_id"], new_pack["medium_id"], new_pack["name"], new_pack["bytes"],
                      new_pack["records"], new_pack["blake3"], now])
-        for blob, (offset, length, csize) in moved.items():
-            con.execute('UPDATE messages SET pack_id = ?, "offset" = ?, length = ?, csize = ? '
-                        'WHERE pack_id = ? AND blob_id = ?', [new_pack["pack_id"], offset, length, csize, old_pack_id, blob])
+        if moved:  # one UPDATE joined with the new places as a table (not a statement per mail)
+            blobs = list(moved)
+            places = pa.table({"blob_id": pa.array(blobs, pa.string()),
+                               "offset": pa.array([moved[b][0] for b in blobs], pa.int64()),
+                               "length": pa.array([moved[b][1] for b in blobs], pa.int64()),
+                               "csize": pa.array([moved[b][2] for b in blobs], pa.int64())})
+            with _registered(con, "purge_moved", places) as t:
+                con.execute(f'UPDATE messages SET pack_id = ?, "offset" = t."offset", length = t.length, csize = t.csize '
+                            f'FROM {t} t WHERE messages.pack_id = ? AND messages.blob_id = t.blob_id',
+                            [new_pack["pack_id"], old_pack_id])
     ids = [m for m, _, _ in purged]
-    for msg_id, blob, batch in purged:
-        con.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?, ?)", [msg_id, blob, batch, request_id, now])
-    if ids:
+    if purged:
+        stones = pa.table({"msg_id": pa.array(ids, pa.int64()), "blob_id": pa.array([b for _, b, _ in purged], pa.string()),
+                           "batch_id": pa.array([x for _, _, x in purged], pa.int64())})
+        with _registered(con, "purge_tombstones", stones) as t:
+            con.execute(f"INSERT INTO tombstones SELECT msg_id, blob_id, batch_id, ?, ? FROM {t}", [request_id, now])
         _remove_rows(con, ids)
     left = con.execute("SELECT count(*) FROM messages WHERE pack_id = ?", [old_pack_id]).fetchone()[0]
     if left:
