@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from toolkit import faults, marks
 from toolkit.archive import Archive
-from toolkit.catalog import purge_rows
+from toolkit.catalog import purge_rows, retention as retention_rows
 from toolkit.errors import IntegrityError, MailArchiveError, ObjectExistsError
 from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
 from toolkit.purge_rules import deletable_of_request, query_held
@@ -84,6 +84,7 @@ def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     """Per approved request: its mails, those deletable now, the packs to rewrite (nothing is written)."""
     now = now or _utcnow()
     out = []
+    archive.catalog.use_memory_limit(retention_rows.MEMORY_LIMIT)
     held = query_held(archive.catalog)
     with archive.catalog.reading() as con:
         for rid, reason, decided_by in purge_rows.approved_requests(con):
@@ -102,6 +103,7 @@ def purge_approved(archive: Archive, *, actor: str, now: dt.datetime | None = No
                    reporter: Reporter | None = None) -> list[RequestOutcome]:
     """Purge every approved request (see the module doc); ``archive`` opened as writer."""
     reporter = reporter or NullReporter()
+    archive.catalog.use_memory_limit(retention_rows.MEMORY_LIMIT)
     with archive.catalog.reading() as con:
         requests = [r[0] for r in purge_rows.approved_requests(con)]
     held = query_held(archive.catalog)  # the query holds, run once for every request

@@ -45,5 +45,5 @@ def deletable_of_request(con, request_id: int, now: dt.datetime, held: dict | No
 
 
 def _deletable(con, ids_sql: str, now: dt.datetime, held: dict | None) -> pa.Array:
-    with retention_rows.coverage(con, held or {}):
+    with retention_rows.coverage(con, held or {}, ids_sql):
         return retention_rows.deletable_ids(con, ids_sql, now)

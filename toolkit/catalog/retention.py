@@ -25,11 +25,18 @@ import pyarrow as pa
 
 from ..errors import NothingSelectedError, UsageError
 from ..plausible_dates import AHEAD, EARLIEST
+from ..process_guard import give_back_freed_memory
 from ..retention import Decision, Policy, StateSummary, refusal_from
 from . import directory
 from .events import log_event, log_stamped_event
 
 POLICY_KINDS = ("domain", "folder", "user")
+#: DuckDB's memory for the sessions of retention, deletion and purge (:meth:`toolkit.catalog.connection.Catalog.
+#: use_memory_limit`): the coverage of a million mails, its decisions sorted for the report, a request's frozen
+#: items; what does not fit goes to the catalog's encrypted temp directory. Without it DuckDB kept its blocks
+#: and sort runs: ~410 MB peak for the report of a million mails, ~300 MB with it (bench/RESULTS.md). The
+#: import's limit (IMPORT_MEMORY_LIMIT) is the same.
+MEMORY_LIMIT = 64 << 20
 HOLD_KINDS = ("user", "address", "query")
 
 
@@ -163,11 +170,13 @@ def _registered(con, name: str, table: pa.Table) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def coverage(con, query_held: dict) -> Iterator[None]:
+def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]:
     """For the session: which policy decides each covered mail and which holds are on it, as two temp tables
     (``retention_gov``: msg_id, rank of the deciding policy in ``retention_rank``; ``retention_held``: msg_id,
     sorted hold ids), worked out by set operations in DuckDB, never a Python object per mail. ``query_held``:
-    hold_id → msg_ids of each query hold (:func:`query_hold_members`)."""
+    hold_id → msg_ids of each query hold (:func:`query_hold_members`). ``within``: SQL selecting the msg_ids
+    that matter (None: every mail); the coverage of the others is not worked out."""
+    only = "" if within is None else f" AND m.msg_id IN ({within})"
     for t, cols in ((_RANK, "rank INTEGER, scope_kind VARCHAR, scope_value VARCHAR, years INTEGER"),
                     (_COVER, "msg_id BIGINT, rank INTEGER"), (_PAIRS, "msg_id BIGINT, hold_id BIGINT")):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {t} ({cols})")
@@ -178,7 +187,7 @@ def coverage(con, query_held: dict) -> Iterator[None]:
                 cond, params = _scope_condition(con, p.scope_kind, p.scope_value)
             except UsageError:  # a user no longer in the directory: the policy covers nothing (nothing deletable)
                 continue
-            con.execute(f"INSERT INTO {_COVER} SELECT m.msg_id, {rank} FROM messages m WHERE {cond}", params)
+            con.execute(f"INSERT INTO {_COVER} SELECT m.msg_id, {rank} FROM messages m WHERE ({cond}){only}", params)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_GOV} AS SELECT msg_id, min(rank) AS rank FROM {_COVER} GROUP BY msg_id")
         con.execute(f"DROP TABLE {_COVER}")
         for h in holds(con):
@@ -193,10 +202,12 @@ def coverage(con, query_held: dict) -> Iterator[None]:
             except UsageError as exc:
                 raise UsageError(f"legal hold #{h['hold_id']} cannot be resolved ({exc}); "
                                  "nothing can be decided while it stands") from None
-            con.execute(f"INSERT INTO {_PAIRS} SELECT m.msg_id, ? FROM messages m WHERE {cond}", [h["hold_id"]] + params)
+            con.execute(f"INSERT INTO {_PAIRS} SELECT m.msg_id, ? FROM messages m WHERE ({cond}){only}",
+                        [h["hold_id"]] + params)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_HELD} AS SELECT msg_id, list(hold_id ORDER BY hold_id) AS holds "
                     f"FROM {_PAIRS} GROUP BY msg_id")
         con.execute(f"DROP TABLE {_PAIRS}")
+        give_back_freed_memory()  # what the scans of messages and recipients freed (their results are in the tables)
         yield
     finally:
         for t in (_COVER, _PAIRS, _GOV, _HELD, _RANK, _IDS):
@@ -337,7 +348,8 @@ def request_deletion(con, where: str, reason: str, actor: str, selected,
         raise UsageError("a deletion request needs a reason")
     if not len(selected):
         raise NothingSelectedError(f"the condition selects no mail: {where}")
-    with coverage(con, query_held), _registered(con, "retention_selected", _id_table(selected)) as sel:
+    with _registered(con, "retention_selected", _id_table(selected)) as sel, \
+            coverage(con, query_held, f"SELECT msg_id FROM {sel}"):
         why = refusal_of(con, f"SELECT msg_id FROM {sel}", now)
         if why:
             log_event(con, "deletion-request-refused", {"actor": actor, "where": where, "reason": reason,
@@ -387,8 +399,9 @@ def decide_request(con, request_id: int, actor: str, approve: bool, note: str | 
         why = (f"{actor} made deletion request #{request_id} and cannot {verb} it too: "
                "another actor (the data officer) must decide")
     elif approve:
-        with coverage(con, query_held):
-            blocked = refusal_of(con, f"SELECT msg_id FROM deletion_items WHERE request_id = {int(request_id)}", now)
+        items = f"SELECT msg_id FROM deletion_items WHERE request_id = {int(request_id)}"
+        with coverage(con, query_held, items):
+            blocked = refusal_of(con, items, now)
         if blocked:
             why = f"deletion request #{request_id} can no longer be approved: {blocked}"
     if why:
