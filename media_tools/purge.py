@@ -119,13 +119,16 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
         ok = set(ok_ids.to_pylist())
         outcome = RequestOutcome(rid, purge_rows.item_count(con, rid), kept=sorted(set(live) - ok))
     reporter.start("purge", len(packs), "packs")
-    for p in packs:
-        outcome.bytes_before += p.bytes
-        new = _rewrite_pack(archive, p, ok, rid, now, actor)
-        outcome.purged += new["purged"]
-        if new["new_pack"]:
-            outcome.packs_rewritten.append(new["new_pack"])
-        reporter.advance("purge", 1)
+    # one read-write attach for every pack of the request, each pack's switch still its own committed transaction:
+    # an attach and detach per pack checkpointed the catalog 200 times for a million mails (a third of the purge)
+    with archive.catalog.transactions() as transaction:
+        for p in packs:
+            outcome.bytes_before += p.bytes
+            new = _rewrite_pack(archive, p, ok, rid, now, actor, transaction)
+            outcome.purged += new["purged"]
+            if new["new_pack"]:
+                outcome.packs_rewritten.append(new["new_pack"])
+            reporter.advance("purge", 1)
     reporter.finish("purge")
     with archive.catalog.reading() as con:
         switched = purge_rows.switched_packs(con, rid)
@@ -157,9 +160,11 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
     return outcome
 
 
-def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.datetime, actor: str) -> dict:
-    """Steps 1–3 for one pack: the new pack written and checked, then the catalog switched."""
-    with archive.catalog.reading() as con:
+def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.datetime, actor: str,
+                  transaction) -> dict:
+    """Steps 1–3 for one pack: the new pack written and checked, then the catalog switched (``transaction``: of
+    :meth:`toolkit.catalog.connection.Catalog.transactions`, one per read and one for the switch)."""
+    with transaction() as con:
         rows = purge_rows.pack_records(con, p.pack_id)
     gone = [r for r in rows if r[0] in drop]
     keep = [r for r in rows if r[0] not in drop]
@@ -179,7 +184,7 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
               "old_medium": p.medium_id, "new_pack_id": new and new["pack_id"], "new_name": new and new["name"],
               "new_medium": new and new["medium_id"], "purged": [r[0] for r in gone]}
     # the deletion record goes to the medium before the catalog switch (a rebuild reads it back)
-    with archive.catalog.reading() as con:
+    with transaction() as con:
         request = purge_rows.request_row(con, rid)
     record_medium = new["medium_id"] if new else (
         p.medium_id if archive.config.medium(p.medium_id).state in NEW_PACK_STATES else archive.active_medium_id())
@@ -191,7 +196,7 @@ def _rewrite_pack(archive: Archive, p: _Pack, drop: set[int], rid: int, now: dt.
         same=("kind", "old_pack_id", "new_pack_id", "purged"))
     now = dt.datetime.fromisoformat(record["purged_at"])  # a killed run's record keeps its time
     faults.hit("purge_after_record")
-    with archive.catalog.writing() as con:
+    with transaction() as con:
         if purge_rows.pack_row(con, p.pack_id) is None:
             raise IntegrityError(f"pack {p.name} left the catalog while it was purged; rerun the purge")
         purge_rows.switch_pack(con, p.pack_id, new, new["moved"] if new else {},

@@ -31,12 +31,14 @@ from . import directory
 from .events import log_event, log_stamped_event
 
 POLICY_KINDS = ("domain", "folder", "user")
-#: DuckDB's memory for the sessions of retention, deletion and purge (:meth:`toolkit.catalog.connection.Catalog.
-#: use_memory_limit`): the coverage of a million mails, its decisions sorted for the report, a request's frozen
-#: items; what does not fit goes to the catalog's encrypted temp directory. Without it DuckDB kept its blocks
-#: and sort runs: ~410 MB peak for the report of a million mails, ~300 MB with it (bench/RESULTS.md). The
-#: import's limit (IMPORT_MEMORY_LIMIT) is the same.
+#: DuckDB's memory for the sessions of deletion requests, approvals and the purge (:meth:`toolkit.catalog.
+#: connection.Catalog.use_memory_limit`, the import's too): the coverage of the checked mails, their decisions,
+#: a request's frozen items; what does not fit goes to the catalog's encrypted temp directory. Without it DuckDB
+#: kept the blocks it read: a request of 250,000 of a million mails peaked at 441 MB with 128 MB, 351 MB with this.
 MEMORY_LIMIT = 64 << 20
+#: the report's: its sort of a million decisions failed to pin a block under 64 MB; ~300 MB peak with this,
+#: ~410 MB with no limit (bench/RESULTS.md)
+REPORT_MEMORY_LIMIT = 128 << 20
 HOLD_KINDS = ("user", "address", "query")
 
 
@@ -177,6 +179,9 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
     hold_id → msg_ids of each query hold (:func:`query_hold_members`). ``within``: SQL selecting the msg_ids
     that matter (None: every mail); the coverage of the others is not worked out."""
     only = "" if within is None else f" AND m.msg_id IN ({within})"
+    # DuckDB draws a progress bar on stdout for a query that takes more than 2 s, into the middle of a JSON
+    # result written as it goes (the core never prints)
+    con.execute("SET enable_progress_bar = false")
     for t, cols in ((_RANK, "rank INTEGER, scope_kind VARCHAR, scope_value VARCHAR, years INTEGER"),
                     (_COVER, "msg_id BIGINT, rank INTEGER"), (_PAIRS, "msg_id BIGINT, hold_id BIGINT")):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {t} ({cols})")
@@ -260,7 +265,7 @@ def _decision(row) -> Decision:
     return Decision(msg_id, mid, state, base, kind, until, None if years is None else Policy(sk, sv, years), tuple(hs))
 
 
-PAGE = 10_000
+PAGE = 2_000
 
 
 def decisions(con, msg_ids, now: dt.datetime, order: str = "msg_id") -> Iterator[Decision]:

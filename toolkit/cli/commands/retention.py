@@ -26,10 +26,10 @@ ACTOR = click.option("--actor", metavar="NAME", default=None,
                      help="Who acts (default: $MAILARCHIVE_ACTOR); recorded in the event log.")
 
 
-def query_held(archive) -> dict:
+def query_held(archive, memory_limit: int = retention.MEMORY_LIMIT) -> dict:
     """hold_id → msg_ids of every query hold in force (evaluated in the restricted SQL session). The catalog's
-    sessions are held to :data:`toolkit.catalog.retention.MEMORY_LIMIT` from here on."""
-    archive.catalog.use_memory_limit(retention.MEMORY_LIMIT)
+    sessions are held to ``memory_limit`` bytes of DuckDB memory from here on."""
+    archive.catalog.use_memory_limit(memory_limit)
     return purge_rules.query_held(archive.catalog)
 
 
@@ -81,7 +81,7 @@ def report_cmd(ctx, as_json, at):
         ctx.ui.json = True
     now = at.replace(tzinfo=dt.timezone.utc) if at else dt.datetime.now(dt.timezone.utc)
     with ctx.open() as archive:
-        held = query_held(archive)
+        held = query_held(archive, retention.REPORT_MEMORY_LIMIT)
         with archive.catalog.reading() as con, retention.reporting(con, held, now) as r:
             _emit_report(ctx, r)
 
