@@ -59,7 +59,8 @@ _TRACED = """
 import atexit, sys, tracemalloc
 import toolkit.cli.main as m
 import toolkit.cli.commands.retention, toolkit.cli.commands.delete, toolkit.cli.commands.purge
-import toolkit.catalog.retention, toolkit.catalog.user_sql, toolkit.purge_rules, media_tools.purge, pyarrow, duckdb, rich.table
+import toolkit.catalog.retention, toolkit.catalog.user_sql, toolkit.purge_rules, media_tools.purge, duckdb, rich.table
+import pyarrow.compute, pyarrow.dataset, pyarrow.substrait, pytz  # what DuckDB loads when it first reads an Arrow table
 tracemalloc.start()
 atexit.register(lambda: sys.stderr.write("PEAK %d\\n" % tracemalloc.get_traced_memory()[1]))
 m.main(sys.argv[1:])

@@ -148,7 +148,8 @@ def selected_ids(session, where: str) -> pa.ChunkedArray:
 
 
 # -- what policies and holds cover, as DuckDB temp tables --------------------------------------------
-_COVER, _GOV, _RANK, _PAIRS, _HELD, _IDS = (f"temp.retention_{n}" for n in ("cover", "gov", "rank", "pairs", "held", "ids"))
+_COVER, _GOV, _RANK, _PAIRS, _HELD, _IDS, _WITHIN = (
+    f"temp.retention_{n}" for n in ("cover", "gov", "rank", "pairs", "held", "ids", "within"))
 
 
 def _ranked_policies(con) -> list[Policy]:
@@ -178,7 +179,9 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
     sorted hold ids), worked out by set operations in DuckDB, never a Python object per mail. ``query_held``:
     hold_id → msg_ids of each query hold (:func:`query_hold_members`). ``within``: SQL selecting the msg_ids
     that matter (None: every mail); the coverage of the others is not worked out."""
-    only = "" if within is None else f" AND m.msg_id IN ({within})"
+    if within is not None:  # materialised first: nested in each scope's condition it took DuckDB more memory
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_WITHIN} AS SELECT DISTINCT msg_id FROM ({within})")
+    only = "" if within is None else f" AND m.msg_id IN (SELECT msg_id FROM {_WITHIN})"
     # DuckDB draws a progress bar on stdout for a query that takes more than 2 s, into the middle of a JSON
     # result written as it goes (the core never prints)
     con.execute("SET enable_progress_bar = false")
@@ -215,7 +218,7 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
         give_back_freed_memory()  # what the scans of messages and recipients freed (their results are in the tables)
         yield
     finally:
-        for t in (_COVER, _PAIRS, _GOV, _HELD, _RANK, _IDS):
+        for t in (_COVER, _PAIRS, _GOV, _HELD, _RANK, _IDS, _WITHIN):
             con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
