@@ -89,6 +89,7 @@ def test_the_report_of_every_mail_is_written_as_it_goes(home):
     base = baseline(home)
     peak, out = traced(home, "--json", "retention", "report", "--at", "2030-01-01")
     r = json.loads(out)
+    assert out == json.dumps(r, ensure_ascii=False) + "\n"  # the text of one json.dumps of the whole result
     assert r["counts"] == {"deletable": N, "no-policy": 0} and len(r["mails"]) == N
     keys = [(m["deletable_from"], m["msg_id"]) for m in r["mails"]]
     assert keys == sorted(keys)  # soonest deletable first
@@ -117,3 +118,50 @@ def test_a_request_of_half_the_mails_freezes_exactly_them(home):
     items = mailarchive(home, "sql", "SELECT count(*) AS n, count(DISTINCT msg_id) AS d, max(msg_id % 2) AS odd "
                         "FROM deletion_items", "--format", "json")
     assert json.loads(items.stdout) == [{"n": N // 2, "d": N // 2, "odd": 0}]
+
+
+class _Counting:
+    """A DuckDB connection that counts the statements run through it."""
+
+    def __init__(self, con):
+        self.con, self.statements = con, 0
+
+    def execute(self, *a, **k):
+        self.statements += 1
+        return self.con.execute(*a, **k)
+
+    def executemany(self, sql, rows):
+        self.statements += len(rows)
+        return self.con.executemany(sql, rows)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+def test_a_pack_switch_is_a_few_statements_whatever_its_mails(home):
+    """docs/retention.md step 4 for a pack of N mails, half purged: the old code ran an UPDATE per kept mail and an
+    INSERT per tombstone (N statements); now each table is one statement joined with an Arrow table."""
+    from toolkit.archive import Archive
+    from toolkit.catalog import purge_rows
+
+    os.environ.setdefault("MAILARCHIVE_PASSWORD", PASSWORD)
+    a = Archive.open(home, writer=True)
+    try:
+        with a.catalog.writing() as con:
+            pack = con.execute("SELECT pack_id, count(*) FROM messages GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()[0]
+            rows = purge_rows.pack_records(con, pack)
+            gone, keep = rows[::2], rows[1::2]
+            moved = {r[1]: (r[2] + 1, r[3], r[5]) for r in keep}
+            new = {"pack_id": "cd" * 16, "medium_id": 1, "name": "packs/cd/" + "cd" * 16 + ".pack", "bytes": 1,
+                   "records": len(keep), "blake3": "00" * 32}
+            counting = _Counting(con)
+            purge_rows.switch_pack(counting, pack, new, moved, [(r[0], r[1], r[6]) for r in gone], 1,
+                                   dt.datetime(2030, 1, 1, tzinfo=UTC), {"request_id": 1})
+            assert counting.statements < 30, counting.statements
+            assert con.execute("SELECT count(*) FROM tombstones").fetchone()[0] == len(gone)
+            got = dict(con.execute('SELECT blob_id, "offset" FROM messages WHERE pack_id = ?', [new["pack_id"]]).fetchall())
+            assert got == {b: o for b, (o, _, _) in moved.items()}
+            con.execute("ROLLBACK")
+            con.execute("BEGIN TRANSACTION")
+    finally:
+        a.close()
