@@ -8,9 +8,13 @@ policy made longer since, keeps it. The check runs as set operations in DuckDB
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
+    import pyarrow as pa
+
 import datetime as dt
 
-import pyarrow as pa
 
 from toolkit.catalog import retention as retention_rows
 

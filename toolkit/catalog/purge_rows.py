@@ -7,9 +7,13 @@ text emptied; unbatched ones go. One pack's switch (:func:`switch_pack`) is one 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
+    import pyarrow as pa
+
 import datetime as dt
 
-import pyarrow as pa
 
 from ..errors import IntegrityError
 from . import events
@@ -115,6 +119,8 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
     blake3; None when nothing remains), the remaining mails' place (``moved``: blob_id → (offset, length, csize)),
     a tombstone for each purged (msg_id, blob_id, batch_id) with their rows removed, the old pack's row
     removed, and a ``purge-pack-switched`` event with ``detail``."""
+    import pyarrow as pa
+
     if new_pack is not None:
         con.execute("INSERT INTO packs (pack_id, medium_id, name, bytes, records, blake3, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -16,12 +16,16 @@ The decision itself (longest keep wins; a hold blocks) is :mod:`toolkit.retentio
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
+    import pyarrow as pa
+
 import contextlib
 import datetime as dt
 from typing import Iterator
 
 import duckdb
-import pyarrow as pa
 
 from ..errors import NothingSelectedError, UsageError
 from ..plausible_dates import AHEAD, EARLIEST
@@ -159,6 +163,8 @@ def _ranked_policies(con) -> list[Policy]:
 
 
 def _id_table(ids) -> pa.Table:
+    import pyarrow as pa
+
     return pa.table({"msg_id": pa.array(ids, pa.int64()) if not isinstance(ids, (pa.Array, pa.ChunkedArray))
                      else ids.cast(pa.int64())})
 
@@ -310,7 +316,7 @@ def deletable_ids(con, msg_ids, now: dt.datetime) -> pa.Array:
     with _ids(con, msg_ids) as ids:
         t = con.execute(f"SELECT msg_id FROM ({_decisions(ids)}) WHERE state = 'deletable' ORDER BY msg_id",
                         [now]).to_arrow_table()
-    return t.column("msg_id").combine_chunks() if t.num_rows else pa.array([], pa.int64())
+    return t.column("msg_id").combine_chunks().cast("int64")
 
 
 # -- decisions --------------------------------------------------------------------------------------
@@ -370,6 +376,7 @@ def request_deletion(con, where: str, reason: str, actor: str, selected,
         msg_ids = con.execute(f"SELECT msg_id FROM {sel} ORDER BY msg_id").to_arrow_table().column(0).to_pylist()
         blobs = con.execute(f"SELECT blob_id FROM messages WHERE msg_id IN (SELECT msg_id FROM {sel}) ORDER BY msg_id"
                             ).to_arrow_table().column(0).to_pylist()
+    give_back_freed_memory()  # the coverage's tables are dropped: its pages go back before the event's lists grow
     eid = log_stamped_event(con, "deletion-requested", {
         "request_id": rid, "actor": actor, "where": where, "reason": reason, "mails": len(selected),
         "msg_ids": msg_ids, "blob_ids": blobs})
