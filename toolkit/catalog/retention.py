@@ -27,7 +27,7 @@ from typing import Iterator
 
 import duckdb
 
-from ..errors import NothingSelectedError, UsageError
+from ..errors import CatalogMemoryLimitError, NothingSelectedError, UsageError
 from ..plausible_dates import AHEAD, EARLIEST
 from ..process_guard import give_back_freed_memory
 from ..retention import Decision, Policy, StateSummary, refusal_from
@@ -185,16 +185,16 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
     sorted hold ids), worked out by set operations in DuckDB, never a Python object per mail. ``query_held``:
     hold_id → msg_ids of each query hold (:func:`query_hold_members`). ``within``: SQL selecting the msg_ids
     that matter (None: every mail); the coverage of the others is not worked out."""
-    if within is not None:  # materialised first: nested in each scope's condition it took DuckDB more memory
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_WITHIN} AS SELECT DISTINCT msg_id FROM ({within})")
     only = "" if within is None else f" AND m.msg_id IN (SELECT msg_id FROM {_WITHIN})"
     # DuckDB draws a progress bar on stdout for a query that takes more than 2 s, into the middle of a JSON
     # result written as it goes (the core never prints)
     con.execute("SET enable_progress_bar = false")
-    for t, cols in ((_RANK, "rank INTEGER, scope_kind VARCHAR, scope_value VARCHAR, years INTEGER"),
-                    (_COVER, "msg_id BIGINT, rank INTEGER"), (_PAIRS, "msg_id BIGINT, hold_id BIGINT")):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {t} ({cols})")
     try:
+        if within is not None:  # materialised first: nested in each scope's condition it took DuckDB more memory
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_WITHIN} AS SELECT DISTINCT msg_id FROM ({within})")
+        for t, cols in ((_RANK, "rank INTEGER, scope_kind VARCHAR, scope_value VARCHAR, years INTEGER"),
+                        (_COVER, "msg_id BIGINT, rank INTEGER"), (_PAIRS, "msg_id BIGINT, hold_id BIGINT")):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {t} ({cols})")
         for rank, p in enumerate(_ranked_policies(con)):
             con.execute(f"INSERT INTO {_RANK} VALUES (?, ?, ?, ?)", [rank, p.scope_kind, p.scope_value, p.years])
             try:
@@ -223,9 +223,15 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
         con.execute(f"DROP TABLE {_PAIRS}")
         give_back_freed_memory()  # what the scans of messages and recipients freed (their results are in the tables)
         yield
+    except duckdb.OutOfMemoryException as exc:
+        raise CatalogMemoryLimitError(
+            f"retention's work in the catalog needed more memory than this command gives DuckDB "
+            f"({str(exc).strip().splitlines()[0]}); this step changed nothing. Report it (docs/retention.md "
+            "\"At scale\")") from None
     finally:
         for t in (_COVER, _PAIRS, _GOV, _HELD, _RANK, _IDS, _WITHIN):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
+            with contextlib.suppress(duckdb.Error):  # an aborted transaction drops them itself
+                con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def _plausible(col: str) -> str:

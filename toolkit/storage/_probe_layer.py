@@ -1,0 +1,2 @@
+from ..cli.main import cli
+import toolkit.cli.output
