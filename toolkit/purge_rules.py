@@ -8,19 +8,13 @@ policy made longer since, keeps it. The check runs as set operations in DuckDB
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
+
+from toolkit.catalog import purge_rows, retention as retention_rows
 
 if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
     import pyarrow as pa
-
-import datetime as dt
-
-
-from toolkit.catalog import retention as retention_rows
-
-#: the msg_ids an approved, not yet purged request holds
-_APPROVED = ("SELECT i.msg_id FROM deletion_items i JOIN deletion_requests r USING (request_id) "
-             "WHERE r.status = 'approved' AND r.purged_at IS NULL")
 
 
 def query_held(catalog) -> dict:
@@ -38,14 +32,13 @@ def deletable_now(con, msg_ids, now: dt.datetime, held: dict | None = None) -> s
     :func:`query_held`, evaluated before the session (None: there are no query holds)."""
     if not len(msg_ids):
         return set()
-    with retention_rows._registered(con, "purge_given", retention_rows._id_table(msg_ids)) as given:
-        return set(_deletable(con, f"SELECT msg_id FROM {given} WHERE msg_id IN ({_APPROVED})", now, held).to_pylist())
+    with purge_rows.approved_among(con, msg_ids) as ids:
+        return set(_deletable(con, ids, now, held).to_pylist())
 
 
 def deletable_of_request(con, request_id: int, now: dt.datetime, held: dict | None = None) -> pa.Array:
     """The still archived mails of request ``request_id`` that may be purged at ``now``, sorted (an Arrow column)."""
-    return _deletable(con, f"SELECT i.msg_id FROM deletion_items i WHERE i.request_id = {int(request_id)} "
-                           f"AND i.msg_id IN ({_APPROVED})", now, held)
+    return _deletable(con, purge_rows.approved_of_request(request_id), now, held)
 
 
 def _deletable(con, ids_sql: str, now: dt.datetime, held: dict | None) -> pa.Array:

@@ -7,17 +7,17 @@ text emptied; unbatched ones go. One pack's switch (:func:`switch_pack`) is one 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
-    import pyarrow as pa
-
+import contextlib
 import datetime as dt
+from typing import TYPE_CHECKING, Iterator
 
 
 from ..errors import IntegrityError
 from . import events
 from .retention import _id_table, _registered
+
+if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
+    import pyarrow as pa
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -67,6 +67,24 @@ def approved_items(con, msg_ids: list[int]) -> set[int]:
         "WHERE r.status = 'approved' AND r.purged_at IS NULL AND i.msg_id IN (SELECT unnest(?))",
         [sorted(set(msg_ids))]).fetchall()
     return {r[0] for r in rows}
+
+
+#: the msg_ids an approved, not yet purged request holds
+_APPROVED = ("SELECT i.msg_id FROM deletion_items i JOIN deletion_requests r USING (request_id) "
+             "WHERE r.status = 'approved' AND r.purged_at IS NULL")
+
+
+@contextlib.contextmanager
+def approved_among(con, msg_ids) -> Iterator[str]:
+    """SQL selecting those of ``msg_ids`` (joined as an Arrow table while the context lasts) that an approved,
+    not yet purged request holds (for :func:`toolkit.catalog.retention.coverage`)."""
+    with _registered(con, "purge_given", _id_table(msg_ids)) as given:
+        yield f"SELECT msg_id FROM {given} WHERE msg_id IN ({_APPROVED})"
+
+
+def approved_of_request(request_id: int) -> str:
+    """SQL selecting the msg_ids of request ``request_id`` while an approved, not yet purged request holds them."""
+    return f"SELECT i.msg_id FROM deletion_items i WHERE i.request_id = {int(request_id)} AND i.msg_id IN ({_APPROVED})"
 
 
 def live_items(con, request_id: int) -> list[int]:

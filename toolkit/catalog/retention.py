@@ -16,14 +16,9 @@ The decision itself (longest keep wins; a hold blocks) is :mod:`toolkit.retentio
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
-    import pyarrow as pa
-
 import contextlib
 import datetime as dt
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import duckdb
 
@@ -33,6 +28,9 @@ from ..process_guard import give_back_freed_memory
 from ..retention import Decision, Policy, StateSummary, refusal_from
 from . import directory
 from .events import log_event, log_stamped_event
+
+if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
+    import pyarrow as pa
 
 POLICY_KINDS = ("domain", "folder", "user")
 #: DuckDB's memory for the sessions of deletion requests, approvals and the purge (:meth:`toolkit.catalog.
@@ -189,6 +187,10 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
     # DuckDB draws a progress bar on stdout for a query that takes more than 2 s, into the middle of a JSON
     # result written as it goes (the core never prints)
     con.execute("SET enable_progress_bar = false")
+    # one DuckDB thread: under the session's memory limit two threads each pinning their sort and join blocks ran
+    # out of it (the report of a catalog after a purge of 250,000 of a million mails); one spills what it must
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")
     try:
         if within is not None:  # materialised first: nested in each scope's condition it took DuckDB more memory
             con.execute(f"CREATE OR REPLACE TEMP TABLE {_WITHIN} AS SELECT DISTINCT msg_id FROM ({within})")
@@ -232,6 +234,8 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
         for t in (_COVER, _PAIRS, _GOV, _HELD, _RANK, _IDS, _WITHIN):
             with contextlib.suppress(duckdb.Error):  # an aborted transaction drops them itself
                 con.execute(f"DROP TABLE IF EXISTS {t}")
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"SET threads = {int(threads)}")
 
 
 def _plausible(col: str) -> str:

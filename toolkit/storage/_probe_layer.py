@@ -1,2 +1,0 @@
-from ..cli.main import cli
-import toolkit.cli.output
