@@ -60,6 +60,15 @@ def commands(home: Path, work: Path, workers: int, again: Path | None, stamp: bo
         out += [("timestamp-run", ["timestamp", "run", "--all"]),
                 ("verify-full-stamped", ["verify", "--full", "--workers", str(workers)]),
                 ("export-evidence", ["export", "evidence", "--where", "m.msg_id % 500 = 0", str(work / "evidence")])]
+    out += [  # retention at scale (bench/RESULTS.md "retain1m"): a policy over every mail, a quarter requested and purged
+        ("retention-set", ["retention", "set", "--years", "1", "--domain", "example.com", "--actor", "bench"]),
+        ("retention-report-json", ["--json", "retention", "report"]),
+        ("delete-request", ["delete", "request", "--where", "m.msg_id % 4 = 0", "--reason", "bench", "--actor", "bench"]),
+        ("delete-approve", ["delete", "approve", "1", "--actor", "officer"]),
+        ("purge-dry-run-approved", ["--json", "purge", "--dry-run", "--actor", "officer"]),
+        ("purge", ["purge", "--actor", "officer"]),
+        ("verify-full-after-purge", ["verify", "--full", "--workers", str(workers)]),
+    ]
     return out
 
 

@@ -120,31 +120,60 @@ def decide_all(mails, now: dt.datetime) -> list[Decision]:
     return [decide(m, now) for m in mails]
 
 
-def refusal(decisions: list[Decision], show: int = 5) -> str | None:
+@dataclass(frozen=True)
+class StateSummary:
+    """What a refusal names of the mails in one state: how many, the first few (msg_id, Message-ID) in order,
+    the holds on them, the policies that decide them, and the latest date one of them becomes deletable."""
+    count: int
+    first: list[tuple[int, str | None]]
+    holds: frozenset[int] = frozenset()
+    policies: frozenset[Policy] = frozenset()
+    last: dt.datetime | None = None
+
+
+def summarise(decisions, show: int = 5) -> dict[str, StateSummary]:
+    """Per state but deletable, the :class:`StateSummary` of ``decisions`` (in their order)."""
+    acc: dict[str, list] = {}
+    for d in decisions:
+        if d.state == DELETABLE:
+            continue
+        a = acc.setdefault(d.state, [0, [], set(), set(), None])
+        a[0] += 1
+        if len(a[1]) <= show:
+            a[1].append((d.msg_id, d.message_id))
+        a[2].update(d.holds)
+        if d.policy is not None:
+            a[3].add(d.policy)
+        if d.deletable_from is not None and (a[4] is None or d.deletable_from > a[4]):
+            a[4] = d.deletable_from
+    return {k: StateSummary(n, first, frozenset(h), frozenset(p), last) for k, (n, first, h, p, last) in acc.items()}
+
+
+def refusal(decisions, show: int = 5) -> str | None:
     """Why a deletion of exactly these mails must be refused (None: every one is deletable now).
 
     Names, per reason, how many mails, the first few Message-IDs (msg ids when a mail has none), and
     which holds or policies stand in the way."""
+    return refusal_from(summarise(decisions, show), show)
+
+
+def refusal_from(by_state: dict[str, StateSummary], show: int = 5) -> str | None:
+    """:func:`refusal` from the :class:`StateSummary` of each state (as :func:`summarise` or the catalog's SQL
+    makes them)."""
     parts = []
-    by_state: dict[str, list[Decision]] = {}
-    for d in decisions:
-        if d.state != DELETABLE:
-            by_state.setdefault(d.state, []).append(d)
     for state in (HELD, KEPT, NO_POLICY, UNDATED):
-        ds = by_state.get(state)
-        if not ds:
+        s = by_state.get(state)
+        if not s or not s.count:
             continue
-        first = ", ".join(d.message_id or f"msg {d.msg_id}" for d in ds[:show]) + (", …" if len(ds) > show else "")
+        first = ", ".join(mid or f"msg {m}" for m, mid in s.first[:show]) + (", …" if s.count > show else "")
         if state == HELD:
-            holds = sorted({h for d in ds for h in d.holds})
-            why = f"under legal hold {', '.join(f'#{h}' for h in holds)}"
+            why = f"under legal hold {', '.join(f'#{h}' for h in sorted(s.holds))}"
         elif state == KEPT:
-            pols = sorted({d.policy.label() for d in ds})
-            last = max(d.deletable_from for d in ds)
-            why = f"kept by policy {'; '.join(pols)} (the last one until {last:%Y-%m-%d})"
+            pols = sorted({p.label() for p in s.policies})
+            why = f"kept by policy {'; '.join(pols)} (the last one until {s.last:%Y-%m-%d})"
         elif state == NO_POLICY:
             why = "covered by no retention policy (nothing is deletable without one)"
         else:
             why = "with no date to count the keep from (the keep cannot be computed)"
-        parts.append(f"{len(ds)} mail{'s' if len(ds) != 1 else ''} {why}: {first}")
+        parts.append(f"{s.count} mail{'s' if s.count != 1 else ''} {why}: {first}")
     return "; ".join(parts) or None

@@ -6,6 +6,9 @@ Every change names its actor (``--actor NAME``, else ``$MAILARCHIVE_ACTOR``) and
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
+import sys
 
 import click
 
@@ -23,8 +26,10 @@ ACTOR = click.option("--actor", metavar="NAME", default=None,
                      help="Who acts (default: $MAILARCHIVE_ACTOR); recorded in the event log.")
 
 
-def query_held(archive) -> dict[int, set[int]]:
-    """hold_id → msg_ids of every query hold in force (evaluated in the restricted SQL session)."""
+def query_held(archive, memory_limit: int = retention.MEMORY_LIMIT) -> dict:
+    """hold_id → msg_ids of every query hold in force (evaluated in the restricted SQL session). The catalog's
+    sessions are held to ``memory_limit`` bytes of DuckDB memory from here on."""
+    archive.catalog.use_memory_limit(memory_limit)
     return purge_rules.query_held(archive.catalog)
 
 
@@ -76,10 +81,34 @@ def report_cmd(ctx, as_json, at):
         ctx.ui.json = True
     now = at.replace(tzinfo=dt.timezone.utc) if at else dt.datetime.now(dt.timezone.utc)
     with ctx.open() as archive:
-        held = query_held(archive)
-        with archive.catalog.reading() as con:
-            r = retention.report(con, held, now)
-    ctx.ui.emit(r, lambda r: _show_report(ctx, r))
+        held = query_held(archive, retention.REPORT_MEMORY_LIMIT)
+        with archive.catalog.reading() as con, retention.reporting(con, held, now) as r:
+            _emit_report(ctx, r)
+
+
+#: rows of the report's table rendered at a time (a larger report is written as several tables of this many rows)
+TABLE_ROWS = 10_000
+
+
+def _emit_report(ctx, r: dict) -> None:
+    """The report as ``ctx.ui.emit`` writes a result, its mails written as they are read: the JSON the same bytes as
+    one ``json.dumps`` of the whole report, the table in blocks of :data:`TABLE_ROWS` rows."""
+    from ..output import _json_default
+
+    head = {k: v for k, v in r.items() if k != "mails"}
+    if not ctx.ui.json:
+        ctx.ui.emit(head, lambda _: _show_report(ctx, r))
+        return
+    ctx.ui._stop_progress()  # what emit does before it writes a result
+    if ctx.ui.log is not None:
+        ctx.ui.log.result(head)
+    out = sys.stdout
+    text = json.dumps(head, default=_json_default, ensure_ascii=False)
+    out.write(text[:-1] + ', "mails": [')
+    for n, m in enumerate(r["mails"]):
+        out.write((", " if n else "") + json.dumps(m, default=_json_default, ensure_ascii=False))
+    out.write("]}\n")
+    out.flush()
 
 
 def _show_report(ctx, r: dict) -> None:
@@ -87,13 +116,22 @@ def _show_report(ctx, r: dict) -> None:
                + ", ".join(f"{n} {k}" for k, n in sorted(r["counts"].items())))
     if not r["policies"]:
         ctx.ui.say("No retention policy: nothing is deletable.")
-    rows = [[m["msg_id"], m["message_id"] or "", m["state"],
-             f"{m['date']:%Y-%m-%d} ({m['date_kind']})" if m["date"] else "",
-             f"{m['deletable_from']:%Y-%m-%d}" if m["deletable_from"] else "never",
-             (f"{m['policy']['scope']} {m['policy']['value']}: {m['policy']['years']} y" if m["policy"] else "")
-             + (f"; holds {', '.join('#' + str(h) for h in m['holds'])}" if m["holds"] else "")]
-            for m in r["mails"]]
-    ctx.ui.table("Retention", ["msg", "Message-ID", "state", "date", "deletable from", "policy / holds"], rows)
+    mails = iter(r["mails"])
+    first = True
+    while True:
+        block = list(itertools.islice(mails, TABLE_ROWS))
+        if not block and not first:
+            return
+        rows = [[m["msg_id"], m["message_id"] or "", m["state"],
+                 f"{m['date']:%Y-%m-%d} ({m['date_kind']})" if m["date"] else "",
+                 f"{m['deletable_from']:%Y-%m-%d}" if m["deletable_from"] else "never",
+                 (f"{m['policy']['scope']} {m['policy']['value']}: {m['policy']['years']} y" if m["policy"] else "")
+                 + (f"; holds {', '.join('#' + str(h) for h in m['holds'])}" if m["holds"] else "")]
+                for m in block]
+        ctx.ui.table("Retention", ["msg", "Message-ID", "state", "date", "deletable from", "policy / holds"], rows)
+        first = False
+        if len(block) < TABLE_ROWS:
+            return
 
 
 @command(hold_group, "add")
