@@ -119,7 +119,15 @@ def _connection() -> duckdb.DuckDBPyConnection:
     # encrypted files; never fall back to force_mbedtls_unsafe.
     con.execute(f"LOAD {sql_string(httpfs_extension_path())}")
     con.execute("SET temp_file_encryption = true")
+    quiet(con)
     return con
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> None:
+    """No progress bar: DuckDB draws one on the process's stdout once a query runs over 2 s, inside a command's
+    --json output or between its lines (a million mails' retention report, branch retain1m). The core never
+    prints."""
+    con.execute("SET enable_progress_bar = false")
 
 
 class ReadSession:
