@@ -39,6 +39,10 @@ Decisions:
   pack a record names as replaced is never read back (``purged_packs_left``).
 * An existing catalog is refused unless ``force``; then it is moved aside
   to ``catalog.duckdb.<UTC ts>.old`` (with its WAL), never deleted.
+* Memory stays bounded at any size (docs/reliability.md K8): the blobs found are
+  held as 60-bit prefixes (a hit looked up exactly), the manifests' leaves as
+  32-byte digests ranked in DuckDB, every catalog session under a DuckDB
+  memory limit (a session the limit refuses is made again without it).
 """
 from __future__ import annotations
 

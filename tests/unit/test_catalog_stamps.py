@@ -1,21 +1,12 @@
-"""The store's named reads and writes of stamp batches and renewals (toolkit.catalog.stamps), on a bare catalog."""
+"""The store's named reads and writes of stamp batches and renewals (toolkit.catalog.stamps), on a bare catalog (the
+``catalog`` fixture of tests/fixtures_catalog.py)."""
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
-from toolkit.catalog import Catalog, stamps
+from toolkit.catalog import stamps
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog(tmp_path / "catalog.duckdb", bytes(range(32)))
-    cat.create({"uuid": "00000000-0000-0000-0000-000000000000"})
-    yield cat
-    cat.close()
 
 
 def _stamp(con, batch_id: int, token: bytes, fp: str = "ab" * 32) -> None:

@@ -4,16 +4,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from toolkit.catalog import Catalog, CheckSession, check_session
+from toolkit.catalog import CheckSession, check_session
 from toolkit.catalog import stamps
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog(tmp_path / "catalog.duckdb", bytes(range(32)))
-    cat.create({"uuid": "00000000-0000-0000-0000-000000000000"})
-    yield cat
-    cat.close()
 
 
 def test_a_check_session_reads_the_catalog_and_registered_tables(catalog):

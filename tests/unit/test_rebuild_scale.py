@@ -14,21 +14,13 @@ import hashlib
 import pytest
 
 from media_tools.rebuild import _SeenBlobs
-from toolkit.catalog import Catalog, rebuild_rows
+from toolkit.catalog import rebuild_rows
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
 
 
 def _blob(i: int) -> str:
     return hashlib.sha256(f"mail {i}".encode()).hexdigest()
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    cat = Catalog(tmp_path / "catalog.duckdb", bytes(range(32)))
-    cat.create({"uuid": "00000000-0000-0000-0000-000000000000"})
-    yield cat
-    cat.close()
 
 
 def _add_messages(con, blobs: list[str]) -> None:
