@@ -228,6 +228,11 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("verify.tokens", r'reason: "([^"]+)"(?:, file: "[^"]*", line: \d+(?:, data: "([^"]*)")?)?'): (
         "finditer", [_tail('reason: "', "a"), *_runs('reason: "a", file: "', 'reason: "a", file: "b", line: 1, data: "')]),
     ("media_tools.restore", "_MEDIUM_RE"): ("match", _runs("medium-", "1")),
+    # ---- exporters.layout: whether a folder's name could be a message file's (names the export makes)
+    ("exporters.layout", "_MESSAGE_NAME"): ("fullmatch", [*_runs("a", "a_1", "_1", "1_"), _tail("a_", "1"),
+                                                      _tail("a_1_", "a"), _tail("a_1_", "a_"), _tail("a", "_1")]),
+    # ---- verify.ahead: a blob id of the catalog's rows, before it is packed as a digest
+    ("verify.ahead", "_HEX_ID"): ("fullmatch", [*_runs("a", "0f"), _tail("", "a" * 63 + "g")]),
 }
 
 # runs of these single characters go through every pattern besides its own inputs
