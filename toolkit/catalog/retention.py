@@ -184,9 +184,6 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
     hold_id → msg_ids of each query hold (:func:`query_hold_members`). ``within``: SQL selecting the msg_ids
     that matter (None: every mail); the coverage of the others is not worked out."""
     only = "" if within is None else f" AND m.msg_id IN (SELECT msg_id FROM {_WITHIN})"
-    # DuckDB draws a progress bar on stdout for a query that takes more than 2 s, into the middle of a JSON
-    # result written as it goes (the core never prints)
-    con.execute("SET enable_progress_bar = false")
     # one DuckDB thread: under the session's memory limit two threads each pinning their sort and join blocks ran
     # out of it (the report of a catalog after a purge of 250,000 of a million mails); one spills what it must
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
