@@ -102,7 +102,8 @@ class Archive:
         self.lock = lock
         self.smb_password = smb_password
         self._smb_encrypt = smb_encrypt  # None: this process's default (toolkit.storage.configure_smb)
-        self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"))
+        self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"),
+                               writer=lock is not None)
         self._storages: dict[int, Storage] = {}
 
     # -- creation and opening -------------------------------------------------------------

@@ -30,7 +30,7 @@ import duckdb
 
 from .. import faults
 from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
-from . import checkpoint_guard
+from . import checkpoint_guard, spill_dirs
 from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
@@ -143,10 +143,16 @@ class ReadSession:
 
 
 class Catalog:
-    """Sessions over the encrypted catalog file of one archive home."""
+    """Sessions over the encrypted catalog file of one archive home.
 
-    def __init__(self, path: pathlib.Path, key: bytes):
+    ``writer``: this process holds the archive's writer lock, so its sessions may spill into
+    ``catalog.duckdb.tmp`` beside the catalog; any other process spills into a directory of its own
+    (:attr:`temp_directory`, :mod:`toolkit.catalog.spill_dirs`)."""
+
+    def __init__(self, path: pathlib.Path, key: bytes, writer: bool = False):
         self.path = pathlib.Path(path)
+        self._writer = writer
+        self._private_temp: tuple[int, pathlib.Path] | None = None  # (pid, directory) of a non-writer's spills
         self._key_hex = key.hex()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
@@ -184,10 +190,17 @@ class Catalog:
         return self._memory_limit
 
     @property
-    def temp_directory(self) -> pathlib.Path:
-        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold: ``catalog.duckdb.tmp``
-        beside the catalog (encrypted; DuckDB creates it when it first needs it and removes its files when done)."""
-        return self.path.with_name(self.path.name + ".tmp")
+    def temp_directory(self) -> pathlib.Path | None:
+        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold (encrypted). For the
+        writer ``catalog.duckdb.tmp`` beside the catalog (DuckDB creates it when it first needs it and removes its
+        files when done); for any other process a directory of its own outside the home, made when a limit is first
+        set (None before) and removed by :meth:`close`: DuckDB names its temp files alike in every process, and two
+        processes in one directory read and remove each other's (:mod:`toolkit.catalog.spill_dirs`)."""
+        if self._writer:
+            return self.path.with_name(self.path.name + ".tmp")
+        if self._private_temp is not None and self._private_temp[0] == os.getpid():
+            return self._private_temp[1]
+        return None
 
     def use_memory_limit(self, limit: int | None) -> None:
         """Hold this catalog's sessions to ``limit`` bytes of DuckDB memory from now on (None: DuckDB's default).
@@ -203,10 +216,11 @@ class Catalog:
             # tests/reliability/test_catalog_memory.py)
             con.execute(f"SET memory_limit = {sql_string(self._default_memory_limit(con))}")
             return
-        # What the limit does not hold goes beside the catalog, not to DuckDB's default for an in-memory database
-        # (".tmp" in the working directory). Only a writer (an import, under the archive's lock) sets a limit, so
-        # no other process spills into this directory, nor removes DuckDB's files from it when it ends. Set once
-        # per connection: DuckDB refuses to move a temp directory it has used.
+        # What the limit does not hold goes to this process's own directory (:attr:`temp_directory`), not to
+        # DuckDB's default for an in-memory database (".tmp" in the working directory). Set once per connection:
+        # DuckDB refuses to move a temp directory it has used.
+        if not self._writer and self.temp_directory is None:  # (a forked child makes its own)
+            self._private_temp = (os.getpid(), spill_dirs.make())
         temp = str(self.temp_directory)
         if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != temp:
             con.execute(f"SET temp_directory = {sql_string(temp)}")
@@ -492,6 +506,7 @@ class Catalog:
                 self._con.close()
             self._con = None
         self._close_file()
+        self._remove_private_temp()
 
     def close(self) -> None:
         if self._con is not None:
@@ -499,6 +514,13 @@ class Catalog:
             self._con.close()
             self._con = None
         self._close_file()
+        self._remove_private_temp()
+
+    def _remove_private_temp(self) -> None:
+        """A non-writer's spill directory goes with the connection that used it (the next one makes its own)."""
+        if not self._writer:
+            spill_dirs.remove(self.temp_directory)
+            self._private_temp = None
 
     # -- schema -------------------------------------------------------------------------------
     def refuse_newer_schema(self) -> None:
