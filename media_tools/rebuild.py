@@ -84,9 +84,15 @@ PARTLY_RESTORED = ("deletion_requests", "deletion_items", "tombstones")
 #: (``IMPORT_MEMORY_LIMIT``); the renumbering into stamp order joins and copies every message, which DuckDB spills
 #: beyond this to ``catalog.duckdb.tmp`` (encrypted) instead of holding it at a million mails (K8).
 REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
-#: ... and for the steps that join, sort or group every message (the renumbering, the shared Message-IDs): some of
-#: DuckDB's operators pin more than 64 MB there (a million mails) and a refused step is made again without a limit.
-RENUMBER_MEMORY_LIMIT = 128 << 20
+#: ... and for the steps that join, sort or group every message (the renumbering, the shared Message-IDs), run on
+#: one DuckDB thread: some of DuckDB's operators pin more than 64 MB there (a million mails), and what DuckDB holds
+#: beside its limit (indexes, per-thread state) grows with its threads. Measured on the renumbering of a stamped
+#: million alone (bench/RESULTS.md "db rebuild under 400 MB"): 2 threads / 128 MB +225 MB of RSS, 1 / 128 MB +200,
+#: 1 / 96 MB +165, 1 / 64 MB refused (and made again without a limit: +1,050 MB, hence the steps of
+#: :data:`LIMIT_STEPS`).
+RENUMBER_MEMORY_LIMIT = 96 << 20
+#: A step the limit refuses is made again under twice, then four times the limit, and only then without one.
+LIMIT_STEPS = (2, 4)
 
 
 @dataclass
@@ -260,24 +266,29 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
         lock.release()
 
 
-def _write(archive: Archive, fn, limit: int | None = None):
+def _write(archive: Archive, fn, limit: int | None = None, threads: int | None = None):
     """``fn(con)`` in one writer session of the catalog under ``limit`` bytes of DuckDB memory (None: the
-    rebuild's :data:`REBUILD_MEMORY_LIMIT`); a session the limit refuses was rolled back and is made again
-    without it: memory, never the rebuild (docs/reliability.md K8)."""
+    rebuild's :data:`REBUILD_MEMORY_LIMIT`) on ``threads`` DuckDB threads (None: as the catalog has them); a session
+    the limit refuses was rolled back and is made again under :data:`LIMIT_STEPS` times the limit, then without
+    one: memory, never the rebuild (docs/reliability.md K8). The catalog's limit and threads are put back."""
     catalog = archive.catalog
-    catalog.use_memory_limit(REBUILD_MEMORY_LIMIT if limit is None else limit)
+    limit = REBUILD_MEMORY_LIMIT if limit is None else limit
+    threads_before = catalog.threads
+    if threads is not None:
+        catalog.use_threads(threads)
     try:
-        with catalog.writing() as con:
-            return fn(con)
-    except (CatalogError, duckdb.OutOfMemoryException) as exc:
-        if not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit:
-            raise
-    catalog.use_memory_limit(None)
-    try:
-        with catalog.writing() as con:
-            return fn(con)
+        for bound in (*(limit * k for k in (1, *LIMIT_STEPS)), None):
+            catalog.use_memory_limit(bound)
+            try:
+                with catalog.writing() as con:
+                    return fn(con)
+            except (CatalogError, duckdb.OutOfMemoryException) as exc:
+                if bound is None or (not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit):
+                    raise
     finally:
         catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)
+        if threads is not None:
+            catalog.use_threads(threads_before)
 
 
 class _SeenBlobs:
@@ -353,7 +364,7 @@ def _scan_media(archive: Archive, result: RebuildResult, reporter, replaced: fro
                 reporter.advance("rebuild", 1)
         if reporter:
             reporter.finish("rebuild")
-    _write(archive, ingest_rows.flag_shared_message_ids, RENUMBER_MEMORY_LIMIT)
+    _write(archive, ingest_rows.flag_shared_message_ids, RENUMBER_MEMORY_LIMIT, threads=1)
     del seen_blobs
     give_back_freed_memory()
 
@@ -495,7 +506,7 @@ def _reattach_stamps(archive: Archive, result: RebuildResult, manifests) -> None
 
     # The renumbering and the batches' rows are two transactions (the first may be made again without the
     # memory limit); a rebuild stopped between them is, like one stopped anywhere, run again with --force.
-    _write(archive, lambda con: rebuild_rows.renumber_by_leaf_rank(con, rank), RENUMBER_MEMORY_LIMIT)
+    _write(archive, lambda con: rebuild_rows.renumber_by_leaf_rank(con, rank), RENUMBER_MEMORY_LIMIT, threads=1)
     with archive.catalog.writing() as con:
         for row, packed, envs in manifests:
             n_blobs = len(packed) // 32

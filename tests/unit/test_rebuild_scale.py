@@ -101,6 +101,40 @@ def test_a_rebuild_step_the_memory_limit_refuses_is_made_again_without_it(catalo
     assert catalog.memory_limit == rebuild.REBUILD_MEMORY_LIMIT  # the rebuild's own limit again for the next step
 
 
+def test_a_refused_step_is_made_again_under_twice_then_four_times_the_limit_before_none(catalog):
+    """Without a limit the renumbering of a stamped million held 1,050 MB more (a 64 MB limit refused it): the
+    steps between keep a step a little over its limit near it. The step runs on the threads asked for, and the
+    catalog's limit and threads are put back whatever happened."""
+    import duckdb
+    from types import SimpleNamespace
+
+    from media_tools import rebuild
+
+    def refusing(times):
+        seen = []
+
+        def step(con):
+            seen.append(con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone())
+            if len(seen) <= times:
+                raise duckdb.OutOfMemoryException("could not allocate block (test)")
+            return len(seen)
+        return step, seen
+
+    archive = SimpleNamespace(catalog=catalog)
+    catalog.use_threads(2)
+    step, seen = refusing(1)
+    assert rebuild._write(archive, step, 8 << 20, threads=1) == 2
+    assert seen == [("8.0 MiB", 1), ("16.0 MiB", 1)]
+    step, seen = refusing(3)
+    assert rebuild._write(archive, step, 8 << 20) == 4
+    assert [s[0] for s in seen[:3]] == ["8.0 MiB", "16.0 MiB", "32.0 MiB"] and seen[3][0].endswith("GiB")
+    step, seen = refusing(4)
+    with pytest.raises(duckdb.OutOfMemoryException):
+        rebuild._write(archive, step, 8 << 20, threads=1)
+    assert len(seen) == 4
+    assert catalog.memory_limit == rebuild.REBUILD_MEMORY_LIMIT and catalog.threads == 2
+
+
 def test_the_found_prefixes_spill_into_a_sorted_array_and_are_still_found(catalog, monkeypatch):
     monkeypatch.setattr(_SeenBlobs, "SPILL", 7)
     blobs = [_blob(i) for i in range(50)]
