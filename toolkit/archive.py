@@ -37,7 +37,7 @@ from .errors import (
     NoArchiveError,
 )
 from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_check
-from .home_place import check_place
+from .home_place import check_place, refuse_copy_unlocked
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
@@ -183,6 +183,8 @@ class Archive:
                 f"the init of {h.path} did not finish ({INIT_MARKER_NAME} is there); run the same init again",
                 next_step=NextStep.FINISH_INIT, hint_args={"path": h.path, "marker": INIT_MARKER_NAME},
             )
+        if writer:
+            refuse_copy_unlocked(h, repointing)  # a copy sharing the original's places: not even its lock is taken
         lock = h.lock(lock_wait) if writer else None
         try:
             config = h.load_config()

@@ -189,7 +189,8 @@ class Home:
 
     def remove_init_files(self) -> None:
         """Remove what an init writes into the home (the marker last: until then a rerun may clear)."""
-        for path in (*self.path.glob(f".{KEY_NAME}.*.tmp"), *(self.path / n for n in (*INIT_FILES, INIT_MARKER_NAME))):
+        tmps = (*self.path.glob(f".{KEY_NAME}.*.tmp"), *self.path.glob(f".{PLACE_NAME}.*.tmp"))
+        for path in (*tmps, *(self.path / n for n in (*INIT_FILES, INIT_MARKER_NAME))):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 

@@ -31,6 +31,7 @@ their writers apart in time, but not their catalogs in step.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from .config import ArchiveConfig
 from .errors import CatalogError, HomeCopyError, NextStep, UsageError
@@ -63,51 +64,88 @@ def shared_places(copy: Home, config: ArchiveConfig, original: Home, original_co
     return shared
 
 
+@dataclass(frozen=True)
+class Place:
+    """What a home's record says about where it is. ``kind``: "here" (the recorded place, or the same directory
+    under another name), "unrecorded" (no readable record of this archive: an older home, a restored one),
+    "moved" (the recorded place holds no home of this archive), "own-copy" (a copy sharing none of the
+    original's places), "copy" (a copy sharing ``shared`` with the original at ``there``)."""
+
+    kind: str
+    here: str
+    there: str = ""
+    shared: tuple[str, ...] = ()
+
+
+def find_place(home: Home, config: ArchiveConfig) -> Place:
+    """Where ``home`` is against its record; reads the record and the recorded place's config, writes nothing."""
+    here = home.real_path()
+    recorded = home.read_place()
+    if recorded is None or recorded[0] != config.uuid:
+        return Place("unrecorded", here)
+    there = recorded[1]
+    if there == here or _same_directory(there, here):
+        return Place("here", here)
+    original = Home(there)
+    original_config = _original_config(original, config.uuid)
+    if original_config is None:
+        return Place("moved", here, there)
+    try:
+        shared = shared_places(home, config, original, original_config)
+    except UsageError as exc:  # a location that does not parse: cannot tell what is shared
+        shared = [f"a place that cannot be compared ({exc})"]
+    return Place("copy" if shared else "own-copy", here, there, tuple(shared))
+
+
+def refuse_copy(place: Place, archive_uuid: str) -> None:
+    """HomeCopyError naming both homes, the shared places and the next step, for a copy that shares places."""
+    if place.kind != "copy":
+        return
+    what = ", ".join(place.shared)
+    are, them = ("is", "it") if len(place.shared) == 1 else ("are", "them")
+    raise HomeCopyError(
+        f"{place.here} is a copy of the archive home {place.there} (archive {archive_uuid}, still there): its "
+        f"{what} {are} the original's. A writing command here would write into {them}, or delete from {them}, "
+        f"behind the original's catalog; nothing was done",
+        next_step=NextStep.REPOINT_COPY, hint_args={"copy": place.here, "original": place.there},
+    )
+
+
+def refuse_copy_unlocked(home: Home, repointing: bool = False) -> None:
+    """Before a writer takes the lock: refuse a copy that shares places without touching its home (not even
+    its lock file). A config that does not load is left to the open, which says what is wrong with it."""
+    if repointing:
+        return
+    try:
+        config = home.load_config()
+    except CatalogError:
+        return
+    refuse_copy(find_place(home, config), config.uuid)
+
+
 def check_place(home: Home, config: ArchiveConfig, *, writer: bool, repointing: bool = False) -> str | None:
     """Check (and for a writer, record) where ``home`` lives; a note for the operator, or None.
 
     Raises HomeCopyError for a writer on a copy that shares the original's places, unless ``repointing``
     (a command that points places elsewhere and writes nothing into the shared ones). A reader never writes.
     """
-    here = home.real_path()
-    recorded = home.read_place()
-    if recorded is None or recorded[0] != config.uuid:  # never recorded (an older home, a restore), or damaged
-        if writer:
-            home.write_place(config.uuid)
-        return None
-    there = recorded[1]
-    if there == here or _same_directory(there, here):
-        return None
-    original = Home(there)
-    original_config = _original_config(original, config.uuid)
-    if original_config is None:
-        if not writer:
-            return None
+    place = find_place(home, config)
+    if writer and not repointing:
+        refuse_copy(place, config.uuid)
+    if writer and place.kind in ("unrecorded", "moved", "own-copy"):
         home.write_place(config.uuid)
-        return (f"the archive home moved from {there} to {here} ({there} holds no home of this archive now); "
-                f"recorded the new place")
-    try:
-        shared = shared_places(home, config, original, original_config)
-    except UsageError as exc:  # a location that does not parse: cannot tell what is shared
-        shared = [f"a place that cannot be compared ({exc})"]
-    if not shared:
-        if not writer:
-            return None
-        home.write_place(config.uuid)
-        return (f"{here} is a copy of the archive home {there} with media and mirror of its own: "
+    if place.kind == "moved" and writer:
+        return (f"the archive home moved from {place.there} to {place.here} ({place.there} holds no home of "
+                f"this archive now); recorded the new place")
+    if place.kind == "own-copy" and writer:
+        return (f"{place.here} is a copy of the archive home {place.there} with media and mirror of its own: "
                 f"recorded as a home of its own")
-    what = ", ".join(shared)
-    are, them = ("is", "it") if len(shared) == 1 else ("are", "them")
-    if not writer or repointing:
-        return (f"{here} is a copy of the archive home {there}: its {what} {are} the original's; "
-                f"commands that write are refused here until {them} point{'s' if len(shared) == 1 else ''} "
-                f"elsewhere")
-    raise HomeCopyError(
-        f"{here} is a copy of the archive home {there} (archive {config.uuid}, still there): its {what} {are} "
-        f"the original's. A writing command here would write into {them}, or delete from {them}, behind the "
-        f"original's catalog; nothing was done",
-        next_step=NextStep.REPOINT_COPY, hint_args={"copy": here, "original": there},
-    )
+    if place.kind == "copy":
+        are, them = ("is", "it") if len(place.shared) == 1 else ("are", "them")
+        return (f"{place.here} is a copy of the archive home {place.there}: its {', '.join(place.shared)} {are} "
+                f"the original's; commands that write are refused here until {them} "
+                f"point{'s' if len(place.shared) == 1 else ''} elsewhere")
+    return None
 
 
 def _same_directory(a: str, b: str) -> bool:
