@@ -5,7 +5,10 @@ A copy of a home (``cp -a``, rsync, a restored file backup) keeps the absolute m
 of ``archive.toml``: a writing command on the copy would write into, or delete from, the original's media
 behind the original's catalog. So the home records where it lives (``home-place.json``: the archive uuid and
 the home's real path), ``init`` first and then every writer that finds the record missing or stale, and a
-copy carries the original's record. When a writer opens a home whose record names another place:
+copy carries the original's record. A home without a record (made before homes recorded their place), or
+whose recorded place holds no home of its archive, is also a copy when one of its local media lies inside
+another home of its archive (``init`` puts medium 1 inside the home: ``cp -a`` of such a home leaves the copy
+pointing into the original). When a writer opens a home whose record names another place:
 
 * that place holds no home of this archive (a moved home; an original deleted for good): the new place is
   recorded, and the open goes on with a note;
@@ -81,15 +84,21 @@ def find_place(home: Home, config: ArchiveConfig) -> Place:
     """Where ``home`` is against its record; reads the record and the recorded place's config, writes nothing."""
     here = home.real_path()
     recorded = home.read_place()
-    if recorded is None or recorded[0] != config.uuid:
-        return Place("unrecorded", here)
-    there = recorded[1]
-    if there == here or _same_directory(there, here):
-        return Place("here", here)
-    original = Home(there)
-    original_config = _original_config(original, config.uuid)
-    if original_config is None:
-        return Place("moved", here, there)
+    if recorded is not None and recorded[0] == config.uuid:
+        there = recorded[1]
+        if there == here or _same_directory(there, here):
+            return Place("here", here)
+        original = Home(there)
+        original_config = _original_config(original, config.uuid)
+        kind = "moved"
+    else:
+        there, original_config, kind = "", None, "unrecorded"
+    if original_config is None:  # no original at the recorded place: is a medium inside another home of it?
+        found = _home_around_media(config, here)
+        if found is None:
+            return Place(kind, here, there)
+        original, original_config = found
+        there = str(original.path)
     try:
         shared = shared_places(home, config, original, original_config)
     except UsageError as exc:  # a location that does not parse: cannot tell what is shared
@@ -145,6 +154,25 @@ def check_place(home: Home, config: ArchiveConfig, *, writer: bool, repointing: 
         return (f"{place.here} is a copy of the archive home {place.there}: its {', '.join(place.shared)} {are} "
                 f"the original's; commands that write are refused here until {them} "
                 f"point{'s' if len(place.shared) == 1 else ''} elsewhere")
+    return None
+
+
+def _home_around_media(config: ArchiveConfig, here: str) -> tuple[Home, ArchiveConfig] | None:
+    """Another home of this archive that holds one of its local media (``init`` puts medium 1 inside the home):
+    the original of a copy made before homes recorded their place, or whose record is gone."""
+    for m in config.media:
+        if m.state == "removed" or "://" in m.location:
+            continue
+        path = os.path.dirname(os.path.realpath(m.location))
+        while True:
+            if path != here and not _same_directory(path, here):
+                found = _original_config(Home(path), config.uuid)
+                if found is not None:
+                    return Home(path), found
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
     return None
 
 

@@ -170,3 +170,25 @@ def test_o10_the_copy_at_the_recorded_place_is_the_home_and_the_other_is_refused
     p = mailarchive(old, "import", "eml", str(SAMPLE / "2021"), check=None)
     assert p.returncode == ExitCode.USAGE and f"{old} is a copy of the archive home {original}" in \
         " ".join(p.stderr.split())
+
+
+def test_o10_a_copy_of_a_home_without_a_record_is_known_by_its_medium_inside_the_original(tmp_path):
+    """A home made before homes recorded their place (no home-place.json), medium 1 inside it as `init` puts
+    it: its copy still points into the original's home, and that is enough to refuse its writers."""
+    original = tmp_path / "orig"
+    mailarchive(original, "init", "--key-backup", str(tmp_path / "kb.txt"))
+    mailarchive(original, "import", "eml", str(SAMPLE / "2019"))
+    (original / PLACE_NAME).unlink()
+    copy = _copy(original)
+    before = _files(original)
+    p = mailarchive(copy, "import", "eml", str(SAMPLE / "2020"), check=None)
+    assert p.returncode == ExitCode.USAGE
+    assert f"{copy} is a copy of the archive home {original}" in " ".join(p.stderr.split())
+    assert _files(original) == before and not (copy / PLACE_NAME).exists()
+    # the original is not a copy of anything: its next writer records its place
+    mailarchive(original, "import", "eml", str(SAMPLE / "2020"))
+    assert _recorded(original) == str(original)
+    # retargeting the copy's medium 1 at the copy of it that `cp -a` made makes it an archive of its own
+    mailarchive(copy, "media", "retarget", "1", str(copy / "medium-1"))
+    mailarchive(copy, "import", "eml", str(SAMPLE / "2021"))
+    assert _recorded(copy) == str(copy)
