@@ -125,12 +125,16 @@ def test_o10_a_moved_home_works_and_records_its_new_place(original, tmp_path, ho
 
 def test_o10_a_copy_whose_media_and_mirror_were_moved_is_an_archive_of_its_own(original, tmp_path):
     mailarchive(original, "config", "set", "mirror.dest", str(tmp_path / "mirror"))
+    mailarchive(original, "mirror")
     copy = _copy(original)
     medium = tmp_path / "m1"
     # the way out the refusal names: allowed on the copy, writing nothing into the original's places
     mailarchive(copy, "media", "move", "1", str(tmp_path / "copy-m1"))
-    p = mailarchive(copy, "import", "eml", str(SAMPLE / "2020"), check=None)
-    assert p.returncode == ExitCode.USAGE and "the configured mirror" in p.stderr  # the mirror is still shared
+    mirrored = _files(tmp_path / "mirror")
+    for args in (("import", "eml", str(SAMPLE / "2020")), ("mirror",), ("mirror", "--delete")):
+        p = mailarchive(copy, *args, check=None)  # the mirror is still shared
+        assert p.returncode == ExitCode.USAGE and "the configured mirror" in p.stderr, p.stderr
+    assert _files(tmp_path / "mirror") == mirrored
     mailarchive(copy, "config", "set", "mirror.dest", str(tmp_path / "copy-mirror"))
     before_medium, before_orig = _files(medium), _files(original)
     p = mailarchive(copy, "import", "eml", str(SAMPLE / "2020"))
