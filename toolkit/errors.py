@@ -153,7 +153,7 @@ class ArchiveExistsError(MailArchiveError):
 
 class HomeCopyError(MailArchiveError):
     """A writing command on a copy of an archive home (``cp -a``, rsync) whose media or mirror are still the
-    original's: refused before anything is written (toolkit/home_place.py; docs/reliability.md O10)."""
+    original's: refused before anything is written (toolkit/home_place.py; docs/reliability.md O11)."""
 
     exit_code = ExitCode.USAGE
 

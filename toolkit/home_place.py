@@ -1,5 +1,5 @@
 """Where an archive home lives, and whether a home is a copy of another (docs/formats.md "The home",
-docs/reliability.md O10).
+docs/reliability.md O11).
 
 A copy of a home (``cp -a``, rsync, a restored file backup) keeps the absolute medium locations and the mirror
 of ``archive.toml``: a writing command on the copy would write into, or delete from, the original's media

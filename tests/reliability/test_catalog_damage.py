@@ -64,7 +64,7 @@ def archived(tmp_path_factory):
 
 def _clone(src_home: Path, home: Path) -> Path:
     """A copy of the archive at ``src_home`` with a copy of its medium: the imports below may write, and a
-    copy of a home that shares the original's medium is refused every writing command (O10)."""
+    copy of a home that shares the original's medium is refused every writing command (O11)."""
     shutil.copytree(src_home, home)
     shutil.copytree(src_home.parent / "m1", home.with_name(home.name + "-m1"))
     cfg = home / "archive.toml"

@@ -1,4 +1,4 @@
-"""RELIABILITY O10: a copy of an archive home (``cp -a``, rsync) keeps the absolute medium locations and the
+"""RELIABILITY O11: a copy of an archive home (``cp -a``, rsync) keeps the absolute medium locations and the
 mirror of ``archive.toml``.
 
 Before, every writing command on such a copy wrote into the original's media behind the original's catalog
@@ -70,7 +70,7 @@ WRITERS = [
 
 
 @pytest.mark.parametrize("args", WRITERS, ids=[" ".join(a[:2]) for a in WRITERS])
-def test_o10_a_writer_on_a_copy_is_refused_and_writes_nothing(original, args):
+def test_o11_a_writer_on_a_copy_is_refused_and_writes_nothing(original, args):
     copy = _copy(original)
     medium = original.parent / "m1"
     before_medium, before_orig, before_copy = _files(medium), _files(original), _files(copy)
@@ -86,7 +86,7 @@ def test_o10_a_writer_on_a_copy_is_refused_and_writes_nothing(original, args):
     assert _recorded(copy) == str(original)
 
 
-def test_o10_the_api_refuses_a_writer_on_a_copy(original):
+def test_o11_the_api_refuses_a_writer_on_a_copy(original):
     copy = _copy(original)
     with pytest.raises(HomeCopyError, match="is a copy of the archive home"):
         open_archive(copy, writer=True)
@@ -94,7 +94,7 @@ def test_o10_the_api_refuses_a_writer_on_a_copy(original):
         assert "is a copy of the archive home" in archive.home_note
 
 
-def test_o10_readers_on_a_copy_work_and_write_nothing_to_it(original, tmp_path):
+def test_o11_readers_on_a_copy_work_and_write_nothing_to_it(original, tmp_path):
     copy = _copy(original)
     before_medium, before_copy = _files(tmp_path / "m1"), _files(copy)
     assert mailarchive(copy, "stats", json_out=True).result["messages"] == 14
@@ -107,7 +107,7 @@ def test_o10_readers_on_a_copy_work_and_write_nothing_to_it(original, tmp_path):
 
 
 @pytest.mark.parametrize("how", ["rename", "copy-then-delete"])
-def test_o10_a_moved_home_works_and_records_its_new_place(original, tmp_path, how):
+def test_o11_a_moved_home_works_and_records_its_new_place(original, tmp_path, how):
     assert _recorded(original) == str(original)  # init records it
     moved = tmp_path / "moved"
     if how == "rename":
@@ -123,7 +123,7 @@ def test_o10_a_moved_home_works_and_records_its_new_place(original, tmp_path, ho
     assert mailarchive(moved, "stats", json_out=True).result["messages"] > 14
 
 
-def test_o10_a_copy_whose_media_and_mirror_were_moved_is_an_archive_of_its_own(original, tmp_path):
+def test_o11_a_copy_whose_media_and_mirror_were_moved_is_an_archive_of_its_own(original, tmp_path):
     mailarchive(original, "config", "set", "mirror.dest", str(tmp_path / "mirror"))
     mailarchive(original, "mirror")
     copy = _copy(original)
@@ -152,7 +152,7 @@ def test_o10_a_copy_whose_media_and_mirror_were_moved_is_an_archive_of_its_own(o
         mailarchive(copy, "stats", json_out=True).result["messages"]
 
 
-def test_o10_a_copy_with_its_medium_copied_and_repointed_by_hand_works(original, tmp_path):
+def test_o11_a_copy_with_its_medium_copied_and_repointed_by_hand_works(original, tmp_path):
     """What tests/integration/verify_support.py clone() and bench/bench_big_catalog.py do."""
     copy = _copy(original)
     shutil.copytree(tmp_path / "m1", tmp_path / "copy-m1")
@@ -165,7 +165,7 @@ def test_o10_a_copy_with_its_medium_copied_and_repointed_by_hand_works(original,
     assert _files(tmp_path / "m1") == before
 
 
-def test_o10_the_copy_at_the_recorded_place_is_the_home_and_the_other_is_refused(original, tmp_path):
+def test_o11_the_copy_at_the_recorded_place_is_the_home_and_the_other_is_refused(original, tmp_path):
     """`mv orig orig.old; cp -a orig.old orig`: the one at the recorded place writes, orig.old is the copy."""
     old = tmp_path / "orig.old"
     os.rename(original, old)
@@ -176,7 +176,7 @@ def test_o10_the_copy_at_the_recorded_place_is_the_home_and_the_other_is_refused
         " ".join(p.stderr.split())
 
 
-def test_o10_a_copy_of_a_home_without_a_record_is_known_by_its_medium_inside_the_original(tmp_path):
+def test_o11_a_copy_of_a_home_without_a_record_is_known_by_its_medium_inside_the_original(tmp_path):
     """A home made before homes recorded their place (no home-place.json), medium 1 inside it as `init` puts
     it: its copy still points into the original's home, and that is enough to refuse its writers."""
     original = tmp_path / "orig"

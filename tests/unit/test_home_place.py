@@ -1,4 +1,4 @@
-"""toolkit/home_place.py: how a home tells where it lives, a moved home and a copy (docs/reliability.md O10)."""
+"""toolkit/home_place.py: how a home tells where it lives, a moved home and a copy (docs/reliability.md O11)."""
 from __future__ import annotations
 
 import json
