@@ -44,10 +44,12 @@ def _recorded(home: Path) -> str:
 
 @pytest.fixture
 def original(tmp_path) -> Path:
-    """A home with 14 mails on medium 1 outside it (tmp/m1)."""
+    """A home with 14 mails on medium 1 outside it (tmp/m1), mirrored to tmp/mirror (its mirror.dest)."""
     home = tmp_path / "orig"
     mailarchive(home, "init", "--medium", str(tmp_path / "m1"), "--key-backup", str(tmp_path / "kb.txt"))
     mailarchive(home, "import", "eml", str(SAMPLE / "2019"))
+    mailarchive(home, "config", "set", "mirror.dest", str(tmp_path / "mirror"))
+    mailarchive(home, "mirror")
     return home
 
 
@@ -66,21 +68,26 @@ WRITERS = [
     ("media", "consolidate", "--from", "1", "--into", "1"),
     ("purge", "--actor", "tester"),
     ("delete", "request", "--where", "msg_id = 1", "--reason", "test", "--actor", "tester"),
+    ("mirror", "--delete"),  # to the configured mirror; opens the home as a reader but writes the mirror
+    ("lock", "break", "--yes"),  # the shared lock of the original's medium
 ]
 
 
 @pytest.mark.parametrize("args", WRITERS, ids=[" ".join(a[:2]) for a in WRITERS])
 def test_o11_a_writer_on_a_copy_is_refused_and_writes_nothing(original, args):
     copy = _copy(original)
-    medium = original.parent / "m1"
+    medium, mirror = original.parent / "m1", original.parent / "mirror"
     before_medium, before_orig, before_copy = _files(medium), _files(original), _files(copy)
+    before_mirror = _files(mirror)
     p = mailarchive(copy, *args, check=None)
     assert p.returncode == ExitCode.USAGE, p.stderr
     err = " ".join(p.stderr.split())
     assert f"{copy} is a copy of the archive home {original}" in err
-    assert f"medium 1 ({medium}) is the original's" in err and "nothing was done" in err
+    assert f"its medium 1 ({medium}), the configured mirror ({mirror}) are the original's" in err
+    assert "nothing was done" in err
     assert f"mailarchive --archive {copy} media move ID NEW-LOCATION" in err and "restore --from MIRROR" in err
     assert _files(medium) == before_medium  # not a byte written into, or deleted from, the original's medium
+    assert _files(mirror) == before_mirror  # nor its mirror
     assert _files(original) == before_orig
     assert _files(copy) == before_copy  # the copy's catalog untouched, its record still the original's
     assert _recorded(copy) == str(original)
@@ -124,8 +131,6 @@ def test_o11_a_moved_home_works_and_records_its_new_place(original, tmp_path, ho
 
 
 def test_o11_a_copy_whose_media_and_mirror_were_moved_is_an_archive_of_its_own(original, tmp_path):
-    mailarchive(original, "config", "set", "mirror.dest", str(tmp_path / "mirror"))
-    mailarchive(original, "mirror")
     copy = _copy(original)
     medium = tmp_path / "m1"
     # the way out the refusal names: allowed on the copy, writing nothing into the original's places
@@ -157,7 +162,8 @@ def test_o11_a_copy_with_its_medium_copied_and_repointed_by_hand_works(original,
     copy = _copy(original)
     shutil.copytree(tmp_path / "m1", tmp_path / "copy-m1")
     cfg = copy / "archive.toml"
-    cfg.write_text(cfg.read_text().replace(str(tmp_path / "m1"), str(tmp_path / "copy-m1")))
+    cfg.write_text(cfg.read_text().replace(str(tmp_path / "m1"), str(tmp_path / "copy-m1"))
+                   .replace(str(tmp_path / "mirror"), str(tmp_path / "copy-mirror")))
     before = _files(tmp_path / "m1")
     p = mailarchive(copy, "import", "eml", str(SAMPLE / "2020"))
     assert "with media and mirror of its own" in " ".join(p.stderr.split())
