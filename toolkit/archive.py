@@ -106,7 +106,8 @@ class Archive:
         self.lock = lock
         self.smb_password = smb_password
         self._smb_encrypt = smb_encrypt  # None: this process's default (toolkit.storage.configure_smb)
-        self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"))
+        self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"),
+                               writer=lock is not None)
         #: what the open found about the home's place (moved, a copy), for the operator; None: nothing to say
         self.home_note: str | None = None
         self._storages: dict[int, Storage] = {}

@@ -6,8 +6,9 @@ A home is a directory (mode 0700) holding:
 - ``key``: the 32-byte archive key, mode 0600, written by :meth:`Home.write_key` only;
 - ``catalog.duckdb`` (+ ``.wal``): the encrypted catalog; ``catalog.duckdb.guard`` while a writer session can
   checkpoint and after one that was killed (named by :func:`toolkit.catalog.checkpoint_guard.guard_path`);
-- ``catalog.duckdb.tmp/``: DuckDB's temp files, while it writes what its memory limit does not hold (an
-  import's checkpoints; encrypted; named by :attr:`toolkit.catalog.Catalog.temp_directory`; may stay empty);
+- ``catalog.duckdb.tmp/``: the writer's DuckDB temp files, while it writes what its memory limit does not hold (an
+  import's checkpoints; encrypted; named by :attr:`toolkit.catalog.Catalog.temp_directory`; may stay empty; other
+  processes spill outside the home, :mod:`toolkit.catalog.spill_dirs`);
 - ``lock``: the writer lock (an flock; see :mod:`toolkit.lock`);
 - ``init.incomplete``: present while an ``init`` has not finished (see :mod:`toolkit.archive`).
 - ``verify-state.json``: which packs each full or sampled verify read, and when (see :mod:`verify.sampling`).

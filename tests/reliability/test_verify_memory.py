@@ -190,7 +190,7 @@ def test_a_session_under_a_limit_writes_no_temp_file_and_puts_its_settings_back(
             after = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
     # put back by value, as DuckDB shows it (rounded: toolkit/catalog/connection.py)
     assert after[1] == before[1] and after[0].endswith("GiB") and abs(float(after[0][:-4]) - float(before[0][:-4])) < 0.15
-    assert not archive.catalog.temp_directory.exists()
+    assert archive.catalog.temp_directory is None and not (home / "catalog.duckdb.tmp").exists()
 
 
 def test_a_limited_session_on_a_connection_that_has_spilled_keeps_its_temp_directory(home):

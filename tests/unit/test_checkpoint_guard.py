@@ -135,3 +135,31 @@ def test_a_reader_of_another_process_cannot_attach_beside_a_writer_whose_guard_r
         catalog._guard_current(con)  # the header check before a COMMIT reads the file too
         assert reader().startswith("refused"), "a reader attached beside the writer after the header check"
     assert reader().startswith("attached")  # after the session the file is free
+
+
+def test_the_damage_check_of_a_failed_statement_leaves_the_writer_s_lock_in_place(catalog):
+    """A statement failing with a checksum or AES-tag error is looked at against the guard (explains_damage):
+    that read too goes through a descriptor kept open, or it would release DuckDB's lock on the file for the rest
+    of the writer's session, as the guard's own reads did."""
+    import subprocess
+    import sys
+
+    from tests.corpora import REPO
+
+    def reader() -> str:
+        return subprocess.run([sys.executable, "-c", _READER, str(catalog.path)], capture_output=True, text=True,
+                              cwd=REPO, timeout=60).stdout
+
+    with catalog.writing():
+        assert guard.guard_path(catalog.path).exists()
+        damage = catalog._damage(RuntimeError("block checksum mismatch"))
+        assert damage is not None and "damaged" in str(damage)
+        assert reader().startswith("refused"), "a reader attached beside the writer after the damage check"
+    assert reader().startswith("attached")
+
+
+def test_a_reader_s_damage_check_keeps_its_descriptor_until_it_lets_the_file_go(catalog):
+    with catalog.reading():
+        assert catalog._damage(RuntimeError("Computed AES tag differs")) is not None
+        assert catalog._peek is not None
+    assert catalog._peek is None

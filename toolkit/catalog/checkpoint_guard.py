@@ -142,22 +142,28 @@ def _parse(data: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | None:
     return headers, blocks
 
 
-def explains_damage(catalog: pathlib.Path) -> bool:
+def explains_damage(catalog: pathlib.Path, fd: int | None = None) -> bool:
     """Whether a guard on disk accounts for a catalog that fails to open: the checkpoint it guarded never
-    wrote its header and left a saved block changed (read only; :func:`recover` puts the blocks back)."""
+    wrote its header and left a saved block changed (read only; :func:`recover` puts the blocks back). ``fd``: a
+    descriptor of the catalog that the caller keeps open (a process that has the file attached must not open and
+    close one of its own: closing it releases DuckDB's fcntl lock, see :func:`_file`)."""
     try:
         parsed = _parse(guard_path(catalog).read_bytes())
         if parsed is None:
             return False
         headers, blocks = parsed
-        fd = os.open(catalog, os.O_RDONLY)
+        own = os.open(catalog, os.O_RDONLY) if fd is None else None
     except OSError:
         return False
+    read_fd = fd if own is None else own
     try:
-        return os.pread(fd, len(headers), HEADERS[0]) == headers and any(
-            os.pread(fd, len(block), offset) != block for offset, block in blocks)
+        return os.pread(read_fd, len(headers), HEADERS[0]) == headers and any(
+            os.pread(read_fd, len(block), offset) != block for offset, block in blocks)
+    except OSError:
+        return False
     finally:
-        os.close(fd)
+        if own is not None:
+            os.close(own)
 
 
 def _lock(fd: int, wait: float) -> None:

@@ -30,7 +30,7 @@ import duckdb
 
 from .. import faults
 from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
-from . import checkpoint_guard
+from . import checkpoint_guard, spill_dirs
 from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
@@ -42,19 +42,21 @@ _WRITE_FAILED_NEXT = "free space on its disk or fix the I/O error, then rerun th
 CATALOG_NEXT_STEP = NextStep.RESTORE_HOME_OR_REBUILD_CATALOG
 
 
-def catalog_damage(path: pathlib.Path, exc: BaseException) -> CatalogError | None:
+def catalog_damage(path: pathlib.Path, exc: BaseException, fd: int | None = None) -> CatalogError | None:
     """The operator's error for a DuckDB error that means the catalog file itself is unusable
     (docs/reliability.md H1, H4), or None for any other error.
 
     Damage shows as a failed AES-GCM tag or block checksum, or as a file DuckDB does not
     recognise; a file that is not encrypted, or encrypted with the CTR cipher (DuckDB before
     1.4.2's fix, or not written by this toolkit), is refused. The message names the cause and
-    the next step.
+    the next step. ``fd``: a descriptor of the catalog file to read it through, kept open by the caller (a process
+    that has the file attached must not close a descriptor of it: that releases DuckDB's fcntl lock,
+    :meth:`Catalog._peek_fd`).
     """
     text = " ".join(str(exc).split()) or type(exc).__name__  # a fatal error quotes the original below its first line
     low = text.lower()
     if "aes tag" in low or "checksum" in low or "not a valid duckdb database" in low or "corrupt" in low:
-        if checkpoint_guard.explains_damage(path):
+        if checkpoint_guard.explains_damage(path, fd):
             return CatalogError(
                 f"{path} was left in the middle of a checkpoint by a writer that was killed, and this command only "
                 f"reads: {checkpoint_guard.guard_path(path).name} holds what that checkpoint overwrote (DuckDB: {text})",
@@ -143,10 +145,16 @@ class ReadSession:
 
 
 class Catalog:
-    """Sessions over the encrypted catalog file of one archive home."""
+    """Sessions over the encrypted catalog file of one archive home.
 
-    def __init__(self, path: pathlib.Path, key: bytes):
+    ``writer``: this process holds the archive's writer lock, so its sessions may spill into
+    ``catalog.duckdb.tmp`` beside the catalog; any other process spills into a directory of its own
+    (:attr:`temp_directory`, :mod:`toolkit.catalog.spill_dirs`)."""
+
+    def __init__(self, path: pathlib.Path, key: bytes, writer: bool = False):
         self.path = pathlib.Path(path)
+        self._writer = writer
+        self._private_temp: tuple[int, pathlib.Path] | None = None  # (pid, directory) of a non-writer's spills
         self._key_hex = key.hex()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
@@ -157,6 +165,7 @@ class Catalog:
         # guard reads the file through it, because closing any descriptor of the file would release DuckDB's
         # fcntl lock and let a reader attach beside the writer (toolkit/catalog/checkpoint_guard.py ``_file``).
         self._file_fd: int | None = None
+        self._peek: int | None = None  # a read-only descriptor for the damage check, closed with the writer's (_damage)
 
     @property
     def threads(self) -> int | None:
@@ -184,10 +193,17 @@ class Catalog:
         return self._memory_limit
 
     @property
-    def temp_directory(self) -> pathlib.Path:
-        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold: ``catalog.duckdb.tmp``
-        beside the catalog (encrypted; DuckDB creates it when it first needs it and removes its files when done)."""
-        return self.path.with_name(self.path.name + ".tmp")
+    def temp_directory(self) -> pathlib.Path | None:
+        """Where DuckDB writes what the memory limit of :meth:`use_memory_limit` does not hold (encrypted). For the
+        writer ``catalog.duckdb.tmp`` beside the catalog (DuckDB creates it when it first needs it and removes its
+        files when done); for any other process a directory of its own outside the home, made when a limit is first
+        set (None before) and removed by :meth:`close`: DuckDB names its temp files alike in every process, and two
+        processes in one directory read and remove each other's (:mod:`toolkit.catalog.spill_dirs`)."""
+        if self._writer:
+            return self.path.with_name(self.path.name + ".tmp")
+        if self._private_temp is not None and self._private_temp[0] == os.getpid():
+            return self._private_temp[1]
+        return None
 
     def use_memory_limit(self, limit: int | None) -> None:
         """Hold this catalog's sessions to ``limit`` bytes of DuckDB memory from now on (None: DuckDB's default).
@@ -203,10 +219,11 @@ class Catalog:
             # tests/reliability/test_catalog_memory.py)
             con.execute(f"SET memory_limit = {sql_string(self._default_memory_limit(con))}")
             return
-        # What the limit does not hold goes beside the catalog, not to DuckDB's default for an in-memory database
-        # (".tmp" in the working directory). Only a writer (an import, under the archive's lock) sets a limit, so
-        # no other process spills into this directory, nor removes DuckDB's files from it when it ends. Set once
-        # per connection: DuckDB refuses to move a temp directory it has used.
+        # What the limit does not hold goes to this process's own directory (:attr:`temp_directory`), not to
+        # DuckDB's default for an in-memory database (".tmp" in the working directory). Set once per connection:
+        # DuckDB refuses to move a temp directory it has used.
+        if not self._writer and self.temp_directory is None:  # (a forked child makes its own)
+            self._private_temp = (os.getpid(), spill_dirs.make())
         temp = str(self.temp_directory)
         if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] != temp:
             con.execute(f"SET temp_directory = {sql_string(temp)}")
@@ -293,16 +310,16 @@ class Catalog:
                         f"{self.path}: the archive key does not open this catalog: it is the catalog of another "
                         f"archive (H3), or the key is wrong", next_step=CATALOG_NEXT_STEP
                     ) from None
-                raise catalog_damage(self.path, exc) or CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
+                raise self._damage(exc) or CatalogError(f"{self.path}: {self._scrub(str(exc))}") from None
             except duckdb.IOException as exc:
                 # the word "lock", not "block" of a damaged file's checksum message
                 if not re.search(r"\block\b", str(exc), re.IGNORECASE) or time.monotonic() > deadline:
-                    raise catalog_damage(self.path, exc) or CatalogError(
+                    raise self._damage(exc) or CatalogError(
                         f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except duckdb.Error as exc:
-                raise catalog_damage(self.path, exc) or CatalogError(
+                raise self._damage(exc) or CatalogError(
                     f"{self.path}: cannot open the catalog: {self._scrub(str(exc))}") from None
 
     @contextlib.contextmanager
@@ -311,7 +328,7 @@ class Catalog:
         try:
             yield
         except duckdb.Error as exc:
-            damage = catalog_damage(self.path, exc)
+            damage = self._damage(exc)
             if damage is None:
                 raise
             raise damage from None
@@ -339,6 +356,23 @@ class Catalog:
         if self._file_fd is not None:
             fd, self._file_fd = self._file_fd, None
             os.close(fd)
+        if self._peek is not None:
+            fd, self._peek = self._peek, None
+            os.close(fd)
+
+    def _damage(self, exc: BaseException) -> CatalogError | None:
+        """:func:`catalog_damage` for this catalog, reading the file through a descriptor kept open until the
+        connection lets the file go (closing one at once would release the lock DuckDB holds on it, as the guard's
+        reads did: docs/reliability.md A6)."""
+        return catalog_damage(self.path, exc, self._peek_fd())
+
+    def _peek_fd(self) -> int | None:
+        if self._file_fd is not None:
+            return self._file_fd
+        if self._peek is None:
+            with contextlib.suppress(OSError):
+                self._peek = os.open(self.path, os.O_RDONLY)
+        return self._peek
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -437,7 +471,7 @@ class Catalog:
             except duckdb.Error as exc:
                 # a damaged file (H1), a full volume or an I/O error (E2): one clear error, the
                 # transaction rolled back, the connection dropped (the next session attaches anew)
-                failure = catalog_damage(self.path, exc) or self._write_failure(exc)
+                failure = self._damage(exc) or self._write_failure(exc)
                 if failure is None:
                     raise
                 with contextlib.suppress(duckdb.Error):
@@ -492,6 +526,7 @@ class Catalog:
                 self._con.close()
             self._con = None
         self._close_file()
+        self._remove_private_temp()
 
     def close(self) -> None:
         if self._con is not None:
@@ -499,6 +534,13 @@ class Catalog:
             self._con.close()
             self._con = None
         self._close_file()
+        self._remove_private_temp()
+
+    def _remove_private_temp(self) -> None:
+        """A non-writer's spill directory goes with the connection that used it (the next one makes its own)."""
+        if not self._writer:
+            spill_dirs.remove(self.temp_directory)
+            self._private_temp = None
 
     # -- schema -------------------------------------------------------------------------------
     def refuse_newer_schema(self) -> None:

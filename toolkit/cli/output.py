@@ -14,6 +14,28 @@ if not err_console.is_terminal:
     err_console.soft_wrap = True  # a log or a pipe gets whole lines, never wrapped at 80 columns
 
 
+#: Tables longer than this are written as plain aligned columns: rich lays a table out at ~2,300 rows a second
+#: (a retention report of 750,000 mails took 761 s to print, bench/RESULTS.md), and a list that long is read
+#: with grep, sort or a pager, a row a line, not by eye.
+PLAIN_ROWS = 2000
+_CONTROLS = {c: " " for c in [*range(0x20), 0x7F]}
+
+
+def _plain_table(out, title: str, columns: list[str], cells: list[list[str]]) -> None:
+    """``title``, then the header, a rule and every row, each column as wide as its widest cell: a row a line (a
+    control character inside a cell, a line break or an escape sequence from a mail's header, becomes a space),
+    no cell cut, the last column not padded."""
+    cells = [[c.translate(_CONTROLS) for c in r] for r in cells]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+
+    def line(values) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values[:-1], widths)) + ("  " if len(values) > 1 else "") + values[-1]
+
+    out.write(title + "\n" + line(columns) + "\n" + line(["-" * w for w in widths]) + "\n")
+    out.writelines(line(r) + "\n" for r in cells)
+    out.flush()
+
+
 @dataclass
 class Ui:
     json: bool = False
@@ -47,13 +69,17 @@ class Ui:
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]], console: Console | None = None) -> None:
         """A table on stdout. No cell is ever cut: on a terminal a long value (an smb:// location) wraps
-        inside its column; into a pipe or file the table is as wide as its longest row."""
+        inside its column; into a pipe or file the table is as wide as its longest row. A table of more than
+        :data:`PLAIN_ROWS` rows is written as plain aligned columns, a row a line (:func:`_plain_table`)."""
+        cells = [["" if v is None else str(v) for v in r] for r in rows]
+        if len(cells) > PLAIN_ROWS and console is None:
+            _plain_table(sys.stdout, title, columns, cells)
+            return
         from rich.table import Table  # only the commands that print a table load it
 
         t = Table(title=title, title_justify="left")
         for c in columns:
             t.add_column(c, overflow="fold")
-        cells = [["" if v is None else str(v) for v in r] for r in rows]
         for r in cells:
             t.add_row(*r)
         if console is None:
