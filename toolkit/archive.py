@@ -10,6 +10,9 @@ start again. No command opens a home while the marker is there (so nothing is
 archived into an archive whose init may still be cleared). A home with a key or
 catalog but neither ``archive.toml`` nor the marker is refused: that is a
 damaged archive, not a failed init.
+
+A writer's open checks where the home lives (``home-place.json``, :mod:`toolkit.home_place`): a copy of a
+home whose media or mirror are still the original's is refused before anything is written.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from .errors import (
     NoArchiveError,
 )
 from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_check
+from .home_place import check_place, refuse_copy_unlocked
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
 from .medium import LABEL_NAME, check_label, label_new_medium, read_label
@@ -104,6 +108,8 @@ class Archive:
         self._smb_encrypt = smb_encrypt  # None: this process's default (toolkit.storage.configure_smb)
         self.catalog = Catalog(self.home_files.catalog_path, crypto.derive_key(key, self.uuid, "catalog"),
                                writer=lock is not None)
+        #: what the open found about the home's place (moved, a copy), for the operator; None: nothing to say
+        self.home_note: str | None = None
         self._storages: dict[int, Storage] = {}
 
     # -- creation and opening -------------------------------------------------------------
@@ -142,6 +148,7 @@ class Archive:
             archive.catalog.create({"uuid": str(archive_uuid), "created": config.created})
             faults.hit("init_before_medium")
             archive.add_medium(medium_location, smb_password=smb_password, activate=True)
+            h.write_place(str(archive_uuid))  # a copy of this home carries it: toolkit/home_place.py
             faults.hit("init_before_last_step")
             if last_step is not None:
                 last_step(archive)
@@ -161,7 +168,11 @@ class Archive:
 
     @classmethod
     def open(cls, home: Path, writer: bool = False, lock_wait: float = 0.0,
-             smb_password: str | None = None) -> "Archive":
+             smb_password: str | None = None, repointing: bool = False) -> "Archive":
+        """Open the archive at ``home``; ``writer``: with the writer lock. A writer on a copy of another home
+        that shares its media or mirror is refused (HomeCopyError) unless ``repointing``: a command that
+        points those places elsewhere (``media move``, ``media retarget``, ``config set``) and writes nothing
+        into them (toolkit/home_place.py)."""
         h = Home(home)
         if not h.has_config():
             raise NoArchiveError(
@@ -173,6 +184,8 @@ class Archive:
                 f"the init of {h.path} did not finish ({INIT_MARKER_NAME} is there); run the same init again",
                 next_step=NextStep.FINISH_INIT, hint_args={"path": h.path, "marker": INIT_MARKER_NAME},
             )
+        if writer:
+            refuse_copy_unlocked(h, repointing)  # a copy sharing the original's places: not even its lock is taken
         lock = h.lock(lock_wait) if writer else None
         try:
             config = h.load_config()
@@ -182,6 +195,7 @@ class Archive:
                 raise CatalogError(
                     f"{archive.catalog.path} is missing", next_step=NextStep.RESTORE_HOME_OR_REBUILD
                 )
+            archive.home_note = check_place(h, config, writer=writer, repointing=repointing)
             if writer:
                 archive.catalog.open_writer()  # newer schema refused, migrations, dead runs closed: one session
             else:

@@ -113,6 +113,7 @@ class NextStep(enum.Enum):
     ADD_MEDIUM_OR_FREE_SPACE = "add-medium-or-free-space"  # too little free space on the active medium (args: medium)
     FREE_EXPORT_TARGET = "free-export-target"  # an export target that filled up (args: dest)
     RERUN_WRITER = "rerun-writer"  # a catalog left mid-checkpoint by a killed writer: a writer repairs it
+    REPOINT_COPY = "repoint-copy"  # a writer on a copy of a home that shares its places (args: copy, original)
 
 
 class MailArchiveError(Exception):
@@ -147,6 +148,13 @@ class NoArchiveError(MailArchiveError):
 
 
 class ArchiveExistsError(MailArchiveError):
+    exit_code = ExitCode.USAGE
+
+
+class HomeCopyError(MailArchiveError):
+    """A writing command on a copy of an archive home (``cp -a``, rsync) whose media or mirror are still the
+    original's: refused before anything is written (toolkit/home_place.py; docs/reliability.md O11)."""
+
     exit_code = ExitCode.USAGE
 
 

@@ -12,6 +12,9 @@ A home is a directory (mode 0700) holding:
 - ``lock``: the writer lock (an flock; see :mod:`toolkit.lock`);
 - ``init.incomplete``: present while an ``init`` has not finished (see :mod:`toolkit.archive`).
 - ``verify-state.json``: which packs each full or sampled verify read, and when (see :mod:`verify.sampling`).
+- ``home-place.json``: where this home lives (its real path and the archive uuid), written by ``init`` and by a
+  writer that finds the home moved; a copy of the home carries the original's, which is how a writer on a copy
+  tells it is one (see :mod:`toolkit.home_place`).
 
 Init, key restore, restore and rebuild reach these files through a :class:`Home`;
 nothing else builds their paths.
@@ -19,6 +22,7 @@ nothing else builds their paths.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import uuid as uuidlib
@@ -35,10 +39,12 @@ KEY_NAME = "key"
 CATALOG_NAME = "catalog.duckdb"
 LOCK_NAME = "lock"
 INIT_MARKER_NAME = "init.incomplete"
+#: Where the home lives (toolkit/home_place.py; docs/formats.md "The home").
+PLACE_NAME = "home-place.json"
 #: Where ``key restore`` moves a key file that is not this archive's key.
 DAMAGED_KEY_NAME = KEY_NAME + ".damaged"
 #: Files an init writes (the marker apart): a home holding one of them but no config is damaged.
-INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CATALOG_NAME + ".guard", CONFIG_NAME)
+INIT_FILES = (KEY_NAME, CATALOG_NAME, CATALOG_NAME + ".wal", CATALOG_NAME + ".guard", CONFIG_NAME, PLACE_NAME)
 #: Defaults ``init`` puts inside the home when not told otherwise.
 DEFAULT_MEDIUM_NAME = "medium-1"
 DEFAULT_KEY_BACKUP_NAME = "key-backup.txt"
@@ -101,6 +107,7 @@ class Home:
     catalog_path = _file(CATALOG_NAME)
     lock_path = _file(LOCK_NAME)
     init_marker_path = _file(INIT_MARKER_NAME)
+    place_path = _file(PLACE_NAME)
     default_medium = _file(DEFAULT_MEDIUM_NAME)
     default_key_backup = _file(DEFAULT_KEY_BACKUP_NAME)
     default_log_file = _file(DEFAULT_LOG_NAME)
@@ -147,6 +154,28 @@ class Home:
         with contextlib.suppress(OSError):
             self.lock_path.unlink()
 
+    # -- where the home lives (toolkit/home_place.py decides what a change of place means) ----------
+    def real_path(self) -> str:
+        """The home's path with symlinks resolved: the place a record names."""
+        return os.path.realpath(self.path)
+
+    def read_place(self) -> tuple[str, str] | None:
+        """The (archive uuid, real path) this home recorded, or None when there is no readable record."""
+        try:
+            info = json.loads(self.place_path.read_bytes())
+            return str(info["archive"]), str(info["path"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write_place(self, archive_uuid: str) -> None:
+        """Record that the home of archive ``archive_uuid`` lives here (replaced whole, on the disk when done)."""
+        tmp = self.place_path.with_name(f".{PLACE_NAME}.{os.getpid()}.tmp")
+        record = {"archive": archive_uuid, "path": self.real_path(),
+                  "recorded": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        write_synced(tmp, json.dumps(record, indent=2).encode() + b"\n")
+        os.replace(tmp, self.place_path)
+        _fsync_dir(self.path)
+
     # -- the init marker -------------------------------------------------------------------------
     def write_init_marker(self, archive_uuid: str, medium: str) -> None:
         write_synced(self.init_marker_path, json.dumps({"uuid": archive_uuid, "medium": medium}).encode())
@@ -161,7 +190,8 @@ class Home:
 
     def remove_init_files(self) -> None:
         """Remove what an init writes into the home (the marker last: until then a rerun may clear)."""
-        for path in (*self.path.glob(f".{KEY_NAME}.*.tmp"), *(self.path / n for n in (*INIT_FILES, INIT_MARKER_NAME))):
+        tmps = (*self.path.glob(f".{KEY_NAME}.*.tmp"), *self.path.glob(f".{PLACE_NAME}.*.tmp"))
+        for path in (*tmps, *(self.path / n for n in (*INIT_FILES, INIT_MARKER_NAME))):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 

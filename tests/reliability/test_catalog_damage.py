@@ -62,11 +62,19 @@ def archived(tmp_path_factory):
     return root, set(_blobs(home))
 
 
+def _clone(src_home: Path, home: Path) -> Path:
+    """A copy of the archive at ``src_home`` with a copy of its medium: the imports below may write, and a
+    copy of a home that shares the original's medium is refused every writing command (O11)."""
+    shutil.copytree(src_home, home)
+    shutil.copytree(src_home.parent / "m1", home.with_name(home.name + "-m1"))
+    cfg = home / "archive.toml"
+    cfg.write_text(cfg.read_text().replace(str(src_home.parent / "m1"), str(home.with_name(home.name + "-m1"))))
+    return home
+
+
 def _copy(archived, tmp_path: Path) -> Path:
     root, _ = archived
-    shutil.copytree(root / "home", tmp_path / "home")
-    # the medium location is recorded in the config: the copy shares the original's medium (read only here)
-    return tmp_path / "home"
+    return _clone(root / "home", tmp_path / "home")
 
 
 def _sha(path: Path) -> str:
@@ -107,8 +115,7 @@ def test_h1_flipped_byte_anywhere_gives_the_same_clear_error(archived, tmp_path)
     damaged_at_query = []
     outcomes = []
     for offset in range(4096 + 100, len(data), 256 * 1024):
-        home = tmp_path / f"h{offset}"
-        shutil.copytree(src_home, home)
+        home = _clone(src_home, tmp_path / f"h{offset}")
         flipped = bytearray(data)
         flipped[offset] ^= 0x01
         (home / "catalog.duckdb").write_bytes(flipped)

@@ -74,6 +74,13 @@ HINTS: dict[NextStep, str] = {
     NextStep.FREE_EXPORT_TARGET:
         "; free space there, or choose a DEST with more room, then run the same `mailarchive export` again "
         "(finished files are kept; the manifest comes last)",
+    NextStep.REPOINT_COPY:
+        ". To make the copy an archive of its own, point those places at copies of them first (allowed on the "
+        "copy): `mailarchive --archive {copy} media move ID NEW-LOCATION` for a medium (`media retarget ID "
+        "LOCATION` for one copied already), `mailarchive --archive {copy} config set mirror.dest NEW-MIRROR` for "
+        "the mirror. For a test archive, delete the copy and `mailarchive restore --from MIRROR` into a new home "
+        "instead. If the copy is to take the place of {original}, remove {original} first: the copy then counts "
+        "as the moved home",
 }
 
 #: Next steps whose phrasing is the whole message (the command stands inside it), from the error's hint_args.

@@ -29,11 +29,17 @@ class Context:
         self.dry_run = False  # set by an import command's --dry-run
         self.executor = None  # set by --executor (toolkit/cli/executor_option.py); None: local processes
 
-    def open(self, writer: bool = False):
+    def open(self, writer: bool = False, repointing: bool = False):
+        """The archive; ``repointing``: the command points media or the mirror elsewhere, and may open a copy
+        of a home that still shares them (toolkit/home_place.py). What the open noticed about the home's
+        place (moved, a copy) is said on stderr."""
         from ..archive import Archive
 
-        return Archive.open(self.home, writer=writer, lock_wait=self.lock_wait,
-                            smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"))
+        archive = Archive.open(self.home, writer=writer, lock_wait=self.lock_wait,
+                               smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"), repointing=repointing)
+        if archive.home_note:
+            self.ui.say(f"note: {escape(archive.home_note)}")
+        return archive
 
 
 pass_ctx = click.make_pass_decorator(Context)

@@ -179,7 +179,7 @@ def set_cmd(ctx, key, value, value_file):
         from verify.tsa_client import check_tsa_url
 
         check_tsa_url(value)
-    with ctx.open(writer=True) as archive:
+    with ctx.open(writer=True, repointing=True) as archive:
         _set(archive, key, value)
         archive.save_config()
         shown = _get(archive, key)
@@ -192,7 +192,7 @@ def set_cmd(ctx, key, value, value_file):
 def unset_cmd(ctx, key):
     """Remove KEY (``source.NAME`` removes the whole source)."""
     _check_key(key)
-    with ctx.open(writer=True) as archive:
+    with ctx.open(writer=True, repointing=True) as archive:
         if _get(archive, key) is None:
             raise UsageError(f"{key} is not set")
         _set(archive, key, None)

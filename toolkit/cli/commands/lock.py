@@ -65,6 +65,11 @@ def break_cmd(ctx, medium_id, yes):
     lock is removed stops at its next write (exit 3), but two writers at once
     must never happen.
     """
+    if yes:
+        from ...home import Home
+        from ...home_place import refuse_copy_unlocked
+
+        refuse_copy_unlocked(Home(ctx.home))  # a copy breaks no lock on the original's media (O11)
     with ctx.open() as archive:
         mid = archive.active_medium_id() if medium_id is None else medium_id
         storage = archive.storage(mid)

@@ -116,7 +116,7 @@ def move_cmd(ctx, medium_id, location, password_file):
     password = None
     if location.startswith("smb://"):
         password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
-    with ctx.open(writer=True) as archive:
+    with ctx.open(writer=True, repointing=True) as archive:
         result = move_medium(archive, medium_id, location, smb_password=password, reporter=ctx.ui.reporter())
     ctx.ui.emit(result, lambda r: ctx.ui.say(
         f"Medium {r['medium']} moved to {r['to']} (was {r['from']}): {r['files']} files verified, "

@@ -118,7 +118,7 @@ def retarget_cmd(ctx, medium_id, location, verify, password_file):
     password = None
     if location.startswith("smb://"):
         password = read_secret(password_file, "MAILARCHIVE_SMB_PASSWORD", f"SMB password for {location}")
-    with ctx.open(writer=True) as archive:
+    with ctx.open(writer=True, repointing=True) as archive:
         result = retarget(archive, medium_id, location, smb_password=password, verify=verify, reporter=ctx.ui.reporter())
     ctx.ui.emit(
         result,

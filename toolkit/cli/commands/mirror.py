@@ -67,6 +67,10 @@ def mirror_cmd(click_ctx, dest, password_file, verify, delete, repair, dry_run):
     missing, corrupt or differing.
     """
     ctx = click_ctx.obj
+    if not dry_run and Home(ctx.home).has_config():
+        from ...home_place import refuse_copy_unlocked
+
+        refuse_copy_unlocked(Home(ctx.home))  # a copy sharing the original's media or mirror mirrors nothing (O11)
     dest, password_file, sealed = _configured_mirror(ctx, dest, password_file)
     if sealed is not None and parse_location(dest).is_smb:
         storage = open_storage(parse_location(dest), sealed)
