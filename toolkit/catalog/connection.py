@@ -28,7 +28,7 @@ from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
-from .. import faults
+from .. import faults, notices
 from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
 from . import checkpoint_guard, spill_dirs
 from .migrations import migration_names, migration_sql
@@ -113,6 +113,11 @@ CONNECTION_CONFIG = {
 #: (tests/reliability/test_catalog_memory.py).
 IMPORT_MEMORY_LIMIT = 64 << 20
 _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
+#: The memory limits (times the session's own; None: DuckDB's default) under which a writer's last checkpoint is
+#: run again when its session's limit refused it (:meth:`Catalog._finish_checkpoint`, docs/reliability.md A12).
+#: A purge of 250,000 of a million mails needed 72-80 MiB for the checkpoint of its 64 MiB session: twice the
+#: limit held it in a peak of ~300 MB (bench/RESULTS.md, branch purgewal).
+CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -123,6 +128,21 @@ def _connection() -> duckdb.DuckDBPyConnection:
     con.execute("SET temp_file_encryption = true")
     quiet(con)
     return con
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether a DuckDB error is one of running out of its memory limit (also as the "Original error" of a
+    failed checkpoint)."""
+    return isinstance(exc, duckdb.OutOfMemoryException) or bool(
+        re.search(r"out of memory|(could not|failed to) (allocate|pin)", str(exc), re.IGNORECASE))
+
+
+def _still_attached(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the catalog is still attached on ``con`` (a DETACH that failed before detaching)."""
+    try:
+        return bool(con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'cat'").fetchone()[0])
+    except duckdb.Error:
+        return True
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> None:
@@ -150,6 +170,13 @@ class Catalog:
     ``writer``: this process holds the archive's writer lock, so its sessions may spill into
     ``catalog.duckdb.tmp`` beside the catalog; any other process spills into a directory of its own
     (:attr:`temp_directory`, :mod:`toolkit.catalog.spill_dirs`)."""
+
+    #: Why the last checkpoint of a writer session did not happen in this process (the warning given,
+    #: :meth:`_finish_checkpoint`), or None.
+    checkpoint_left: str | None = None
+    #: The memory limit (bytes; 0: DuckDB's default) under which a writer's last checkpoint was done when its
+    #: session's limit refused it, or None.
+    checkpoint_lifted: int | None = None
 
     def __init__(self, path: pathlib.Path, key: bytes, writer: bool = False):
         self.path = pathlib.Path(path)
@@ -334,19 +361,67 @@ class Catalog:
             raise damage from None
 
     def _detach(self) -> None:
-        if self._con is not None:
-            guarded = self._guarded is not None
-            if guarded:
-                with contextlib.suppress(duckdb.Error, OSError, CatalogError):
-                    self._guard_current(self._con)
-            self._guarded = None
-            try:
-                self._con.execute("DETACH cat")
-            except duckdb.Error:
-                return  # the guard stays: the next writer checks what this checkpoint left
-            self._close_file()  # DuckDB has let the file go: closing ours releases no lock of its
-            if guarded:
-                checkpoint_guard.clear(self.path)
+        """End the session: DETACH, which checkpoints a writer's commits into the file. A writer whose
+        checkpoint failed gets it again or a warning (:meth:`_finish_checkpoint`)."""
+        if self._con is None:
+            return
+        writer = self._guarded is not None
+        failure = self._detach_once()
+        if writer and failure is not None:
+            self._finish_checkpoint(failure)
+
+    def _detach_once(self) -> duckdb.Error | None:
+        """One DETACH; the guard is removed once DuckDB has let the file go. Returns DuckDB's error, if any."""
+        guarded = self._guarded is not None
+        if guarded:
+            with contextlib.suppress(duckdb.Error, OSError, CatalogError):
+                self._guard_current(self._con)
+        self._guarded = None
+        try:
+            self._con.execute("DETACH cat")
+        except duckdb.Error as exc:
+            return exc  # the guard stays: the next writer checks what this checkpoint left
+        self._close_file()  # DuckDB has let the file go: closing ours releases no lock of its
+        if guarded:
+            checkpoint_guard.clear(self.path)
+        return None
+
+    def _finish_checkpoint(self, failure: duckdb.Error) -> None:
+        """A writer's DETACH failed: DuckDB detaches the catalog all the same when the checkpoint it runs fails
+        ("CHECKPOINT during DETACH failed"; a failure it once swallowed), so every commit is only in the WAL
+        and the guard holds what the checkpoint overwrote (docs/reliability.md A6, A12).
+
+        A checkpoint refused by this session's memory limit (:meth:`use_memory_limit`; it needs more than
+        the commits did: one that rewrites the row groups of a million mails' updates and deletes, as a
+        purge's, took 72-80 MiB) is run again at once under the lifted limits of
+        :data:`CHECKPOINT_MEMORY_LIMITS`: the catalog is attached again (the guard puts back what the failed
+        checkpoint overwrote, DuckDB replays the WAL) and detached. The session's own limit is set again
+        after. A checkpoint that cannot be done here becomes a warning (:mod:`toolkit.notices`), never
+        silence: the WAL and the guard stay, and the next writer's attach completes it."""
+        limit = self._memory_limit
+        try:
+            for factor in CHECKPOINT_MEMORY_LIMITS if limit is not None else ():
+                if self._con is None or _still_attached(self._con) or not _out_of_memory(failure):
+                    break
+                self.use_memory_limit(None if factor is None else limit * factor)
+                try:
+                    self._attach(read_only=False)
+                except CatalogError as exc:
+                    failure = exc
+                    break
+                failure = self._detach_once()
+                if failure is None:
+                    self.checkpoint_lifted = self._memory_limit or 0
+                    return
+        finally:
+            self.use_memory_limit(limit)
+        reason = " ".join([line.strip() for line in str(failure).splitlines() if line.strip()][:2]) \
+            or type(failure).__name__  # DuckDB's first line says the DETACH, its second the checkpoint's error
+        message = (f"the catalog {self.path} was left without its last checkpoint ({self._scrub(reason)}); "
+                   f"every commit is kept in {self.path.name}.wal and the next command that writes the archive "
+                   f"completes the checkpoint")
+        self.checkpoint_left = message
+        notices.warn(message)
 
     def _open_file(self) -> None:
         if self._file_fd is None:
