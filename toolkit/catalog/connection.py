@@ -114,7 +114,7 @@ CONNECTION_CONFIG = {
 IMPORT_MEMORY_LIMIT = 64 << 20
 _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
 #: The memory limits (times the session's own; None: DuckDB's default) under which a writer's last checkpoint is
-#: run again when its session's limit refused it (:meth:`Catalog._finish_checkpoint`, docs/reliability.md A12).
+#: run again when its session's limit refused it (:meth:`Catalog._checkpoint_lifted`, docs/reliability.md A12).
 #: A purge of 250,000 of a million mails needed 72-80 MiB for the checkpoint of its 64 MiB session: twice the
 #: limit held it in a peak of ~300 MB (bench/RESULTS.md, branch purgewal).
 CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
@@ -174,8 +174,8 @@ class Catalog:
     #: Why the last checkpoint of a writer session did not happen in this process (the warning given,
     #: :meth:`_finish_checkpoint`), or None.
     checkpoint_left: str | None = None
-    #: The memory limit (bytes; 0: DuckDB's default) under which a writer's last checkpoint was done when its
-    #: session's limit refused it, or None.
+    #: The memory limit (bytes; 0: DuckDB's default) under which a checkpoint that the session's limit refused was
+    #: done last (:meth:`_checkpoint_lifted`), or None.
     checkpoint_lifted: int | None = None
 
     def __init__(self, path: pathlib.Path, key: bytes, writer: bool = False):
@@ -304,7 +304,20 @@ class Catalog:
 
     def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
         self._guard_current(con)
-        con.execute("COMMIT")
+        # The COMMIT runs with the in-memory database as the default: a catalog that the commit's automatic
+        # checkpoint invalidates cannot be detached while it is the default, nor can the default be changed then
+        # (DuckDB 1.5), and :meth:`_checkpoint_after_commit` has to detach it.
+        in_cat = con.execute("SELECT current_database()").fetchone()[0] == "cat"
+        if in_cat:
+            con.execute("USE memory")
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            if "commit succeeded and is durable" not in str(exc).lower():
+                raise
+            self._checkpoint_after_commit(con, exc)
+        if in_cat:
+            con.execute("USE cat")
 
     def _scrub(self, text: str) -> str:
         """DuckDB's message without any piece of the key (it is never in our SQL; this is a second fence)."""
@@ -387,41 +400,80 @@ class Catalog:
         return None
 
     def _finish_checkpoint(self, failure: duckdb.Error) -> None:
-        """A writer's DETACH failed: DuckDB detaches the catalog all the same when the checkpoint it runs fails
-        ("CHECKPOINT during DETACH failed"; a failure it once swallowed), so every commit is only in the WAL
-        and the guard holds what the checkpoint overwrote (docs/reliability.md A6, A12).
+        """A writer's DETACH failed. DuckDB detaches the catalog all the same when the checkpoint it runs fails
+        ("CHECKPOINT during DETACH failed"; the session once swallowed it): every commit is only in the WAL and
+        the guard holds what the checkpoint overwrote (docs/reliability.md A6, A12). A checkpoint refused by
+        the session's memory limit is done now under a lifted one (:meth:`_checkpoint_lifted`) and the catalog
+        detached again; one that cannot be done here becomes a warning (:mod:`toolkit.notices`), never silence:
+        the WAL and the guard stay, and the next writer's attach completes it."""
+        if self._con is not None and not _still_attached(self._con):
+            failure = self._checkpoint_lifted(failure)
+            if failure is None:
+                failure = self._detach_once()  # nothing left to checkpoint: the guard goes
+                if failure is None:
+                    return
+        self.checkpoint_left = (f"the catalog {self.path} was left without its last checkpoint "
+                                f"({self._duckdb_reason(failure)}); every commit is kept in {self.path.name}.wal and "
+                                "the next command that writes the archive completes the checkpoint")
+        notices.warn(self.checkpoint_left)
 
-        A checkpoint refused by this session's memory limit (:meth:`use_memory_limit`; it needs more than
-        the commits did: one that rewrites the row groups of a million mails' updates and deletes, as a
-        purge's, took 72-80 MiB) is run again at once under the lifted limits of
-        :data:`CHECKPOINT_MEMORY_LIMITS`: the catalog is attached again (the guard puts back what the failed
-        checkpoint overwrote, DuckDB replays the WAL) and detached. The session's own limit is set again
-        after. A checkpoint that cannot be done here becomes a warning (:mod:`toolkit.notices`), never
-        silence: the WAL and the guard stay, and the next writer's attach completes it."""
+    def _checkpoint_after_commit(self, con: duckdb.DuckDBPyConnection, failure: duckdb.Error) -> None:
+        """DuckDB wrote the commit to the WAL, then the automatic checkpoint that followed failed and invalidated
+        the attached catalog ("Transaction COMMIT succeeded and is durable, but the autocheckpoint failed"): the
+        transaction is committed, but nothing more can run on that attach. The catalog is detached (the guard
+        stays on disk: what the failed checkpoint overwrote goes back at the next attach) and attached again
+        with its checkpoint done under a lifted memory limit (:meth:`_checkpoint_lifted`); the session goes on.
+        Without that, the commit used to be reported as failed ("nothing of it was committed"), and a purge's
+        rerun met the same WAL and the same refused checkpoint at its first commit again (A12)."""
+        self._drop_invalidated(con)
+        left = self._checkpoint_lifted(failure)
+        if left is not None:
+            raise CatalogError(
+                f"the catalog {self.path}: the last commit is kept (in {self.path.name}.wal) but the checkpoint after "
+                f"it failed ({self._duckdb_reason(left)}); rerun the command: it resumes from the last commit")
+
+    def _drop_invalidated(self, con: duckdb.DuckDBPyConnection) -> None:
+        """DETACH a catalog that a failed checkpoint invalidated (nothing is checkpointed); the guard stays on disk."""
+        self._guarded = None
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DETACH cat")
+
+    def _checkpoint_lifted(self, failure: BaseException) -> BaseException | None:
+        """With the catalog detached after a checkpoint that this session's memory limit refused (it needs more
+        than the commits did: one that rewrites the row groups of a million mails' updates and deletes, as a
+        purge's, took 72-80 MiB): attach it again under each lifted limit of :data:`CHECKPOINT_MEMORY_LIMITS`
+        in turn (the guard puts back what the failed checkpoint overwrote, DuckDB replays the WAL) and
+        CHECKPOINT. Returns None once done, the catalog attached under the session's own limit again; else the
+        last failure, the catalog detached (another failure than memory, or no limit: no attempt)."""
         limit = self._memory_limit
+        if limit is None or not _out_of_memory(failure):
+            return failure
         try:
-            for factor in CHECKPOINT_MEMORY_LIMITS if limit is not None else ():
-                if self._con is None or _still_attached(self._con) or not _out_of_memory(failure):
-                    break
+            for factor in CHECKPOINT_MEMORY_LIMITS:
                 self.use_memory_limit(None if factor is None else limit * factor)
                 try:
-                    self._attach(read_only=False)
+                    con = self._attach(read_only=False)
                 except CatalogError as exc:
+                    return exc
+                try:
+                    self._guard_current(con)
+                    con.execute("CHECKPOINT cat")
+                except duckdb.Error as exc:
+                    self._drop_invalidated(con)
                     failure = exc
-                    break
-                failure = self._detach_once()
-                if failure is None:
-                    self.checkpoint_lifted = self._memory_limit or 0
-                    return
+                    if not _out_of_memory(exc):
+                        return failure
+                    continue
+                self.checkpoint_lifted = self._memory_limit or 0
+                return None
+            return failure
         finally:
             self.use_memory_limit(limit)
-        reason = " ".join([line.strip() for line in str(failure).splitlines() if line.strip()][:2]) \
-            or type(failure).__name__  # DuckDB's first line says the DETACH, its second the checkpoint's error
-        message = (f"the catalog {self.path} was left without its last checkpoint ({self._scrub(reason)}); "
-                   f"every commit is kept in {self.path.name}.wal and the next command that writes the archive "
-                   f"completes the checkpoint")
-        self.checkpoint_left = message
-        notices.warn(message)
+
+    def _duckdb_reason(self, failure: BaseException) -> str:
+        """DuckDB's first two lines (a failed checkpoint's second says why), without any piece of the key."""
+        lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+        return self._scrub(" ".join(lines[:2]) or type(failure).__name__)
 
     def _open_file(self) -> None:
         if self._file_fd is None:
