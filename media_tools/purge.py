@@ -26,13 +26,16 @@ the old file from the events of step 4): rerunning ``purge`` completes the work.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
+
+import duckdb
 
 from toolkit import faults, marks
 from toolkit.archive import Archive
 from toolkit.catalog import purge_rows, retention as retention_rows
-from toolkit.errors import IntegrityError, MailArchiveError, ObjectExistsError
+from toolkit.errors import CatalogMemoryLimitError, IntegrityError, MailArchiveError, ObjectExistsError
 from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
 from toolkit.purge_rules import deletable_of_request, query_held
 from toolkit.reporter import NullReporter, Reporter
@@ -80,6 +83,23 @@ def new_pack_id(old_pack_id: str, removed_blobs: list[str]) -> bytes:
     return h.digest()[:16]
 
 
+def _memory_reported(work):
+    """A read of the purge beyond its DuckDB memory limit (``retention_rows.MEMORY_LIMIT``) becomes the operator's
+    error, never a traceback (a commit beyond it already is one: toolkit/catalog/connection.py)."""
+    @functools.wraps(work)
+    def run(*args, **kwargs):
+        try:
+            return work(*args, **kwargs)
+        except duckdb.OutOfMemoryException as exc:
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "out of memory")
+            raise CatalogMemoryLimitError(
+                f"the purge's work in the catalog needed more memory than this command gives DuckDB ({reason}); "
+                "what was switched stays switched: rerun `purge` to complete it; if it stops here again, report it "
+                "(docs/retention.md \"At scale\")") from None
+    return run
+
+
+@_memory_reported
 def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     """Per approved request: its mails, those deletable now, the packs to rewrite (nothing is written)."""
     now = now or _utcnow()
@@ -99,6 +119,7 @@ def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     return out
 
 
+@_memory_reported
 def purge_approved(archive: Archive, *, actor: str, now: dt.datetime | None = None,
                    reporter: Reporter | None = None) -> list[RequestOutcome]:
     """Purge every approved request (see the module doc); ``archive`` opened as writer."""
