@@ -43,6 +43,11 @@ from toolkit.reporter import NullReporter, Reporter
 from . import deletion_records
 
 PACK_ID_CONTEXT = b"mailarchive purge pack id\x00"
+#: The purge's catalog session checkpoints after each 4 MiB of WAL (DuckDB's default: 16 MiB): each pack switch
+#: updates the kept mails' places and deletes the purged ones, and a checkpoint of 13 MB of that WAL (250,000 of a
+#: million mails) needed 72-80 MiB, beyond the session's 64 MiB (``retention_rows.MEMORY_LIMIT``); at 4 MiB each
+#: fits it (docs/reliability.md A12, bench/RESULTS.md branch purgewal).
+CHECKPOINT_THRESHOLD = 4 << 20
 NEW_PACK_STATES = ("active", "standby")
 
 
@@ -142,7 +147,7 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
     reporter.start("purge", len(packs), "packs")
     # one read-write attach for every pack of the request, each pack's switch still its own committed transaction:
     # an attach and detach per pack checkpointed the catalog 200 times for a million mails (a third of the purge)
-    with archive.catalog.transactions() as transaction:
+    with archive.catalog.transactions(checkpoint_threshold=CHECKPOINT_THRESHOLD) as transaction:
         for p in packs:
             outcome.bytes_before += p.bytes
             new = _rewrite_pack(archive, p, ok, rid, now, actor, transaction)

@@ -566,7 +566,8 @@ class Catalog:
             yield con
 
     @contextlib.contextmanager
-    def transactions(self) -> Iterator[Callable[[], ContextManager[duckdb.DuckDBPyConnection]]]:
+    def transactions(self, checkpoint_threshold: int | None = None
+                     ) -> Iterator[Callable[[], ContextManager[duckdb.DuckDBPyConnection]]]:
         """One read-write attach for several transactions, each committed on its own::
 
             with catalog.transactions() as transaction:
@@ -576,8 +577,15 @@ class Catalog:
 
         Saves an attach and a detach (checkpoint) per transaction; other processes wait
         for the file while the session lasts, so keep it to work that is ready to commit.
+
+        ``checkpoint_threshold`` (bytes): for this session, DuckDB checkpoints at the first COMMIT after its WAL
+        has passed that much (DuckDB's own: 16 MiB). The memory a checkpoint needs grows with the updates and
+        deletes the WAL holds: a long session of such commits under a memory limit sets a small threshold, so
+        that each checkpoint fits the limit (a purge, docs/reliability.md A12).
         """
         con = self._attach(read_only=False)
+        if checkpoint_threshold is not None:
+            con.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold)}B'")
 
         @contextlib.contextmanager
         def transaction() -> Iterator[duckdb.DuckDBPyConnection]:
@@ -613,6 +621,9 @@ class Catalog:
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.execute("USE memory")
+            if checkpoint_threshold is not None:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("RESET checkpoint_threshold")
             self._detach()
 
     def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:
