@@ -99,7 +99,7 @@ def _memory_reported(work):
             reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "out of memory")
             raise CatalogMemoryLimitError(
                 f"the purge's work in the catalog needed more memory than this command gives DuckDB ({reason}); "
-                "what was switched stays switched: rerun `purge` to complete it; if it stops here again, report it "
+                "what was switched stays switched: rerun the command to complete it; if it stops here again, report it "
                 "(docs/retention.md \"At scale\")") from None
     return run
 

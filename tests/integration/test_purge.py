@@ -434,7 +434,7 @@ def test_a_purge_beyond_its_catalog_memory_limit_is_a_clear_error_and_a_rerun_co
     home, a, _b, _others = _approved_twin(base, tmp_path)
     monkeypatch.setattr(retention_rows, "MEMORY_LIMIT", 256 << 10)
     with Archive.open(home, writer=True) as archive:
-        with pytest.raises(CatalogMemoryLimitError, match="rerun `purge`"):
+        with pytest.raises(CatalogMemoryLimitError, match="rerun the command to complete it"):
             purge_approved(archive, actor="bob")
     monkeypatch.undo()
     with Archive.open(home, writer=True) as archive:
