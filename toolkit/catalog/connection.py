@@ -115,8 +115,8 @@ IMPORT_MEMORY_LIMIT = 64 << 20
 _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
 #: The memory limits (times the session's own; None: DuckDB's default) under which a writer's last checkpoint is
 #: run again when its session's limit refused it (:meth:`Catalog._checkpoint_lifted`, docs/reliability.md A12).
-#: A purge of 250,000 of a million mails needed 72-80 MiB for the checkpoint of its 64 MiB session: twice the
-#: limit held it in a peak of ~300 MB (bench/RESULTS.md, branch purgewal).
+#: A purge of 250,000 of a million mails needed 72-80 MiB for the last checkpoint of its 64 MiB session: done at
+#: twice the limit, the purge's peak stayed at 360 MB (bench/RESULTS.md, branch purgewal).
 CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
 
 
