@@ -413,7 +413,7 @@ class Catalog:
                 if failure is None:
                     return
         self.checkpoint_left = (f"the catalog {self.path} was left without its last checkpoint "
-                                f"({self._duckdb_reason(failure)}); every commit is kept in {self.path.name}.wal and "
+                                f"(DuckDB: {self._duckdb_reason(failure)}); every commit is kept in {self.path.name}.wal and "
                                 "the next command that writes the archive completes the checkpoint")
         notices.warn(self.checkpoint_left)
 
@@ -430,7 +430,7 @@ class Catalog:
         if left is not None:
             raise CatalogError(
                 f"the catalog {self.path}: the last commit is kept (in {self.path.name}.wal) but the checkpoint after "
-                f"it failed ({self._duckdb_reason(left)}); rerun the command: it resumes from the last commit")
+                f"it failed (DuckDB: {self._duckdb_reason(left)}); rerun the command: it resumes from the last commit")
 
     def _drop_invalidated(self, con: duckdb.DuckDBPyConnection) -> None:
         """DETACH a catalog that a failed checkpoint invalidated (nothing is checkpointed); the guard stays on disk."""
@@ -471,9 +471,13 @@ class Catalog:
             self.use_memory_limit(limit)
 
     def _duckdb_reason(self, failure: BaseException) -> str:
-        """DuckDB's first two lines (a failed checkpoint's second says why), without any piece of the key."""
-        lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
-        return self._scrub(" ".join(lines[:2]) or type(failure).__name__)
+        """Why DuckDB's checkpoint failed, without any piece of the key: the "Original error" of a failed checkpoint
+        (its first lines only say that the catalog was detached or invalidated), else the first line."""
+        text = str(failure)
+        if "Original error:" in text:
+            text = text.rsplit("Original error:", 1)[1]
+        line = next((x.strip() for x in text.splitlines() if x.strip()), type(failure).__name__)
+        return self._scrub(line)
 
     def _open_file(self) -> None:
         if self._file_fd is None:
