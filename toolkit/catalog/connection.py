@@ -133,8 +133,9 @@ def _connection() -> duckdb.DuckDBPyConnection:
 def _out_of_memory(exc: BaseException) -> bool:
     """Whether a DuckDB error is one of running out of its memory limit (also as the "Original error" of a
     failed checkpoint)."""
-    return isinstance(exc, duckdb.OutOfMemoryException) or bool(
-        re.search(r"out of memory|(could not|failed to) (allocate|pin)", str(exc), re.IGNORECASE))
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.OutOfMemoryException) or any(
+        words in text for words in ("out of memory", "could not allocate", "failed to allocate", "failed to pin"))
 
 
 def _still_attached(con: duckdb.DuckDBPyConnection) -> bool:
