@@ -26,13 +26,16 @@ the old file from the events of step 4): rerunning ``purge`` completes the work.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
+
+import duckdb
 
 from toolkit import faults, marks
 from toolkit.archive import Archive
 from toolkit.catalog import purge_rows, retention as retention_rows
-from toolkit.errors import IntegrityError, MailArchiveError, ObjectExistsError
+from toolkit.errors import CatalogMemoryLimitError, IntegrityError, MailArchiveError, ObjectExistsError
 from toolkit.pack import IndexEntry, PackReader, PackWriter, pack_name
 from toolkit.purge_rules import deletable_of_request, query_held
 from toolkit.reporter import NullReporter, Reporter
@@ -40,6 +43,11 @@ from toolkit.reporter import NullReporter, Reporter
 from . import deletion_records
 
 PACK_ID_CONTEXT = b"mailarchive purge pack id\x00"
+#: The purge's catalog session checkpoints after each 4 MiB of WAL (DuckDB's default: 16 MiB): each pack switch
+#: updates the kept mails' places and deletes the purged ones, and a checkpoint of 13 MB of that WAL (250,000 of a
+#: million mails) needed 72-80 MiB, beyond the session's 64 MiB (``retention_rows.MEMORY_LIMIT``); at 4 MiB each
+#: fits it (docs/reliability.md A12, bench/RESULTS.md branch purgewal).
+CHECKPOINT_THRESHOLD = 4 << 20
 NEW_PACK_STATES = ("active", "standby")
 
 
@@ -80,6 +88,23 @@ def new_pack_id(old_pack_id: str, removed_blobs: list[str]) -> bytes:
     return h.digest()[:16]
 
 
+def _memory_reported(work):
+    """A read of the purge beyond its DuckDB memory limit (``retention_rows.MEMORY_LIMIT``) becomes the operator's
+    error, never a traceback (a commit beyond it already is one: toolkit/catalog/connection.py)."""
+    @functools.wraps(work)
+    def run(*args, **kwargs):
+        try:
+            return work(*args, **kwargs)
+        except duckdb.OutOfMemoryException as exc:
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "out of memory")
+            raise CatalogMemoryLimitError(
+                f"the purge's work in the catalog needed more memory than this command gives DuckDB ({reason}); "
+                "what was switched stays switched: rerun the command to complete it; if it stops here again, report it "
+                "(docs/retention.md \"At scale\")") from None
+    return run
+
+
+@_memory_reported
 def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     """Per approved request: its mails, those deletable now, the packs to rewrite (nothing is written)."""
     now = now or _utcnow()
@@ -99,6 +124,7 @@ def plan_purge(archive: Archive, now: dt.datetime | None = None) -> list[dict]:
     return out
 
 
+@_memory_reported
 def purge_approved(archive: Archive, *, actor: str, now: dt.datetime | None = None,
                    reporter: Reporter | None = None) -> list[RequestOutcome]:
     """Purge every approved request (see the module doc); ``archive`` opened as writer."""
@@ -121,7 +147,7 @@ def _purge_request(archive: Archive, rid: int, actor: str, now: dt.datetime, rep
     reporter.start("purge", len(packs), "packs")
     # one read-write attach for every pack of the request, each pack's switch still its own committed transaction:
     # an attach and detach per pack checkpointed the catalog 200 times for a million mails (a third of the purge)
-    with archive.catalog.transactions() as transaction:
+    with archive.catalog.transactions(checkpoint_threshold=CHECKPOINT_THRESHOLD) as transaction:
         for p in packs:
             outcome.bytes_before += p.bytes
             new = _rewrite_pack(archive, p, ok, rid, now, actor, transaction)

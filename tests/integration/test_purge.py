@@ -423,3 +423,21 @@ def test_rebuild_gets_the_stamped_deletion_events_back_from_the_manifests(base, 
     assert reqs == [(1, "purged", "alice", "bob", "wrongly archived", True)]
     v = mailarchive(home, "verify", "--full", json_out=True).result
     assert "1 mail(s) deleted by approval" in [c for c in v["checks"] if c["id"] == "Q11"][0]["note"]
+
+
+def test_a_purge_beyond_its_catalog_memory_limit_is_a_clear_error_and_a_rerun_completes(base, tmp_path, monkeypatch):
+    """A read of the purge that needs more than its DuckDB memory limit was a traceback (branch purgewal met one
+    under a lowered limit); now it is the operator's error, and a rerun under the real limit completes the purge."""
+    from media_tools.purge import purge_approved
+    from toolkit.errors import CatalogMemoryLimitError
+
+    home, a, _b, _others = _approved_twin(base, tmp_path)
+    monkeypatch.setattr(retention_rows, "MEMORY_LIMIT", 256 << 10)
+    with Archive.open(home, writer=True) as archive:
+        with pytest.raises(CatalogMemoryLimitError, match="rerun the command to complete it"):
+            purge_approved(archive, actor="bob")
+    monkeypatch.undo()
+    with Archive.open(home, writer=True) as archive:
+        assert [o.status for o in purge_approved(archive, actor="bob")] == ["purged"]
+    assert a["msg_id"] not in messages(home)
+    assert not list(home.glob("catalog.duckdb.wal")) and not list(home.glob("catalog.duckdb.guard"))

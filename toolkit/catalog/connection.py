@@ -28,7 +28,7 @@ from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
-from .. import faults
+from .. import faults, notices
 from ..errors import CatalogError, CatalogMemoryLimitError, NextStep, WrongKeyError
 from . import checkpoint_guard, spill_dirs
 from .migrations import migration_names, migration_sql
@@ -113,6 +113,11 @@ CONNECTION_CONFIG = {
 #: (tests/reliability/test_catalog_memory.py).
 IMPORT_MEMORY_LIMIT = 64 << 20
 _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
+#: The memory limits (times the session's own; None: DuckDB's default) under which a writer's last checkpoint is
+#: run again when its session's limit refused it (:meth:`Catalog._checkpoint_lifted`, docs/reliability.md A12).
+#: A purge of 250,000 of a million mails needed 72-80 MiB for the last checkpoint of its 64 MiB session: done at
+#: twice the limit, the purge's peak stayed at 360 MB (bench/RESULTS.md, branch purgewal).
+CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -123,6 +128,22 @@ def _connection() -> duckdb.DuckDBPyConnection:
     con.execute("SET temp_file_encryption = true")
     quiet(con)
     return con
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether a DuckDB error is one of running out of its memory limit (also as the "Original error" of a
+    failed checkpoint)."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.OutOfMemoryException) or any(
+        words in text for words in ("out of memory", "could not allocate", "failed to allocate", "failed to pin"))
+
+
+def _still_attached(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the catalog is still attached on ``con`` (a DETACH that failed before detaching)."""
+    try:
+        return bool(con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'cat'").fetchone()[0])
+    except duckdb.Error:
+        return True
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> None:
@@ -150,6 +171,13 @@ class Catalog:
     ``writer``: this process holds the archive's writer lock, so its sessions may spill into
     ``catalog.duckdb.tmp`` beside the catalog; any other process spills into a directory of its own
     (:attr:`temp_directory`, :mod:`toolkit.catalog.spill_dirs`)."""
+
+    #: Why the last checkpoint of a writer session did not happen in this process (the warning given,
+    #: :meth:`_finish_checkpoint`), or None.
+    checkpoint_left: str | None = None
+    #: The memory limit (bytes; 0: DuckDB's default) under which a checkpoint that the session's limit refused was
+    #: done last (:meth:`_checkpoint_lifted`), or None.
+    checkpoint_lifted: int | None = None
 
     def __init__(self, path: pathlib.Path, key: bytes, writer: bool = False):
         self.path = pathlib.Path(path)
@@ -277,7 +305,20 @@ class Catalog:
 
     def _commit(self, con: duckdb.DuckDBPyConnection) -> None:
         self._guard_current(con)
-        con.execute("COMMIT")
+        # The COMMIT runs with the in-memory database as the default: a catalog that the commit's automatic
+        # checkpoint invalidates cannot be detached while it is the default, nor can the default be changed then
+        # (DuckDB 1.5), and :meth:`_checkpoint_after_commit` has to detach it.
+        in_cat = con.execute("SELECT current_database()").fetchone()[0] == "cat"
+        if in_cat:
+            con.execute("USE memory")
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            if "commit succeeded and is durable" not in str(exc).lower():
+                raise
+            self._checkpoint_after_commit(con, exc)
+        if in_cat:
+            con.execute("USE cat")
 
     def _scrub(self, text: str) -> str:
         """DuckDB's message without any piece of the key (it is never in our SQL; this is a second fence)."""
@@ -334,19 +375,110 @@ class Catalog:
             raise damage from None
 
     def _detach(self) -> None:
-        if self._con is not None:
-            guarded = self._guarded is not None
-            if guarded:
-                with contextlib.suppress(duckdb.Error, OSError, CatalogError):
-                    self._guard_current(self._con)
-            self._guarded = None
-            try:
-                self._con.execute("DETACH cat")
-            except duckdb.Error:
-                return  # the guard stays: the next writer checks what this checkpoint left
-            self._close_file()  # DuckDB has let the file go: closing ours releases no lock of its
-            if guarded:
-                checkpoint_guard.clear(self.path)
+        """End the session: DETACH, which checkpoints a writer's commits into the file. A writer whose
+        checkpoint failed gets it again or a warning (:meth:`_finish_checkpoint`)."""
+        if self._con is None:
+            return
+        writer = self._guarded is not None
+        failure = self._detach_once()
+        if writer and failure is not None:
+            self._finish_checkpoint(failure)
+
+    def _detach_once(self) -> duckdb.Error | None:
+        """One DETACH; the guard is removed once DuckDB has let the file go. Returns DuckDB's error, if any."""
+        guarded = self._guarded is not None
+        if guarded:
+            with contextlib.suppress(duckdb.Error, OSError, CatalogError):
+                self._guard_current(self._con)
+        self._guarded = None
+        try:
+            self._con.execute("DETACH cat")
+        except duckdb.Error as exc:
+            return exc  # the guard stays: the next writer checks what this checkpoint left
+        self._close_file()  # DuckDB has let the file go: closing ours releases no lock of its
+        if guarded:
+            checkpoint_guard.clear(self.path)
+        return None
+
+    def _finish_checkpoint(self, failure: duckdb.Error) -> None:
+        """A writer's DETACH failed. DuckDB detaches the catalog all the same when the checkpoint it runs fails
+        ("CHECKPOINT during DETACH failed"; the session once swallowed it): every commit is only in the WAL and
+        the guard holds what the checkpoint overwrote (docs/reliability.md A6, A12). A checkpoint refused by
+        the session's memory limit is done now under a lifted one (:meth:`_checkpoint_lifted`) and the catalog
+        detached again; one that cannot be done here becomes a warning (:mod:`toolkit.notices`), never silence:
+        the WAL and the guard stay, and the next writer's attach completes it."""
+        if self._con is not None and not _still_attached(self._con):
+            failure = self._checkpoint_lifted(failure)
+            if failure is None:
+                failure = self._detach_once()  # nothing left to checkpoint: the guard goes
+                if failure is None:
+                    return
+        self.checkpoint_left = (f"the catalog {self.path} was left without its last checkpoint "
+                                f"(DuckDB: {self._duckdb_reason(failure)}); every commit is kept in {self.path.name}.wal and "
+                                "the next command that writes the archive completes the checkpoint")
+        notices.warn(self.checkpoint_left)
+
+    def _checkpoint_after_commit(self, con: duckdb.DuckDBPyConnection, failure: duckdb.Error) -> None:
+        """DuckDB wrote the commit to the WAL, then the automatic checkpoint that followed failed and invalidated
+        the attached catalog ("Transaction COMMIT succeeded and is durable, but the autocheckpoint failed"): the
+        transaction is committed, but nothing more can run on that attach. The catalog is detached (the guard
+        stays on disk: what the failed checkpoint overwrote goes back at the next attach) and attached again
+        with its checkpoint done under a lifted memory limit (:meth:`_checkpoint_lifted`); the session goes on.
+        Without that, the commit used to be reported as failed ("nothing of it was committed"), and a purge's
+        rerun met the same WAL and the same refused checkpoint at its first commit again (A12)."""
+        self._drop_invalidated(con)
+        left = self._checkpoint_lifted(failure)
+        if left is not None:
+            raise CatalogError(
+                f"the catalog {self.path}: the last commit is kept (in {self.path.name}.wal) but the checkpoint after "
+                f"it failed (DuckDB: {self._duckdb_reason(left)}); rerun the command: it resumes from the last commit")
+
+    def _drop_invalidated(self, con: duckdb.DuckDBPyConnection) -> None:
+        """DETACH a catalog that a failed checkpoint invalidated (nothing is checkpointed); the guard stays on disk."""
+        self._guarded = None
+        with contextlib.suppress(duckdb.Error):
+            con.execute("DETACH cat")
+
+    def _checkpoint_lifted(self, failure: BaseException) -> BaseException | None:
+        """With the catalog detached after a checkpoint that this session's memory limit refused (it needs more
+        than the commits did: one that rewrites the row groups of a million mails' updates and deletes, as a
+        purge's, took 72-80 MiB): attach it again under each lifted limit of :data:`CHECKPOINT_MEMORY_LIMITS`
+        in turn (the guard puts back what the failed checkpoint overwrote, DuckDB replays the WAL) and
+        CHECKPOINT. Returns None once done, the catalog attached under the session's own limit again; else the
+        last failure, the catalog detached (another failure than memory, or no limit: no attempt)."""
+        limit = self._memory_limit
+        if limit is None or not _out_of_memory(failure):
+            return failure
+        try:
+            for factor in CHECKPOINT_MEMORY_LIMITS:
+                self.use_memory_limit(None if factor is None else limit * factor)
+                try:
+                    con = self._attach(read_only=False)
+                except CatalogError as exc:
+                    return exc
+                try:
+                    self._guard_current(con)
+                    con.execute("CHECKPOINT cat")
+                except duckdb.Error as exc:
+                    self._drop_invalidated(con)
+                    failure = exc
+                    if not _out_of_memory(exc):
+                        return failure
+                    continue
+                self.checkpoint_lifted = self._memory_limit or 0
+                return None
+            return failure
+        finally:
+            self.use_memory_limit(limit)
+
+    def _duckdb_reason(self, failure: BaseException) -> str:
+        """Why DuckDB's checkpoint failed, without any piece of the key: the "Original error" of a failed checkpoint
+        (its first lines only say that the catalog was detached or invalidated), else the first line."""
+        text = str(failure)
+        if "Original error:" in text:
+            text = text.rsplit("Original error:", 1)[1]
+        line = next((x.strip() for x in text.splitlines() if x.strip()), type(failure).__name__)
+        return self._scrub(line)
 
     def _open_file(self) -> None:
         if self._file_fd is None:
@@ -439,7 +571,8 @@ class Catalog:
             yield con
 
     @contextlib.contextmanager
-    def transactions(self) -> Iterator[Callable[[], ContextManager[duckdb.DuckDBPyConnection]]]:
+    def transactions(self, checkpoint_threshold: int | None = None
+                     ) -> Iterator[Callable[[], ContextManager[duckdb.DuckDBPyConnection]]]:
         """One read-write attach for several transactions, each committed on its own::
 
             with catalog.transactions() as transaction:
@@ -449,8 +582,15 @@ class Catalog:
 
         Saves an attach and a detach (checkpoint) per transaction; other processes wait
         for the file while the session lasts, so keep it to work that is ready to commit.
+
+        ``checkpoint_threshold`` (bytes): for this session, DuckDB checkpoints at the first COMMIT after its WAL
+        has passed that much (DuckDB's own: 16 MiB). The memory a checkpoint needs grows with the updates and
+        deletes the WAL holds: a long session of such commits under a memory limit sets a small threshold, so
+        that each checkpoint fits the limit (a purge, docs/reliability.md A12).
         """
         con = self._attach(read_only=False)
+        if checkpoint_threshold is not None:
+            con.execute(f"SET checkpoint_threshold = '{int(checkpoint_threshold)}B'")
 
         @contextlib.contextmanager
         def transaction() -> Iterator[duckdb.DuckDBPyConnection]:
@@ -486,6 +626,9 @@ class Catalog:
         finally:
             with contextlib.suppress(duckdb.Error):
                 con.execute("USE memory")
+            if checkpoint_threshold is not None:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("RESET checkpoint_threshold")
             self._detach()
 
     def _write_failure(self, exc: duckdb.Error) -> CatalogError | None:

@@ -181,6 +181,9 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     from ..storage import configure_smb
 
     configure_smb(encrypt=not smb_no_encrypt, warn=_warn_always)
+    from .. import notices
+
+    notices.configure(warn=_warn_always)  # e.g. a writer's last checkpoint that could not be done (A12)
     timings = os.environ.get("MAILARCHIVE_LOCK_TIMINGS")  # tests: interval,lost_after,stale_after,recheck seconds
     if timings:
         from ..shared_lock import configure
