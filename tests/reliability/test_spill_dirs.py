@@ -52,10 +52,15 @@ def test_a_reader_spills_into_a_directory_of_its_own_outside_the_home(home):
     assert any(name.startswith("duckdb_temp") for name in spilled), spilled  # (it did spill there)
 
 
-def test_the_writer_spills_beside_the_catalog(home):
+def test_the_writer_spills_beside_the_catalog_and_removes_the_emptied_directory(home):
     with Archive.open(home, writer=True) as archive:
         archive.catalog.use_memory_limit(LIMIT)
         assert archive.catalog.temp_directory == home / "catalog.duckdb.tmp"
+        with archive.catalog.reading() as con:
+            con.execute("SET threads = 1")
+            con.execute(SPILLING).fetchone()
+            assert any(p.name.startswith("duckdb_temp") for p in (home / "catalog.duckdb.tmp").iterdir())
+    assert not (home / "catalog.duckdb.tmp").exists()  # nothing left in the home after the session
 
 
 _SPILL_IN_A_PROCESS = """

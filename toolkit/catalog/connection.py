@@ -669,7 +669,7 @@ class Catalog:
                 self._con.close()
             self._con = None
         self._close_file()
-        self._remove_private_temp()
+        self._remove_temp()
 
     def close(self) -> None:
         if self._con is not None:
@@ -677,13 +677,17 @@ class Catalog:
             self._con.close()
             self._con = None
         self._close_file()
-        self._remove_private_temp()
+        self._remove_temp()
 
-    def _remove_private_temp(self) -> None:
-        """A non-writer's spill directory goes with the connection that used it (the next one makes its own)."""
+    def _remove_temp(self) -> None:
+        """A non-writer's spill directory goes with the connection that used it (the next one makes its own); the
+        writer's ``catalog.duckdb.tmp`` goes if DuckDB left it empty (files a killed writer left keep it)."""
         if not self._writer:
             spill_dirs.remove(self.temp_directory)
             self._private_temp = None
+            return
+        with contextlib.suppress(OSError):
+            os.rmdir(self.temp_directory)
 
     # -- schema -------------------------------------------------------------------------------
     def refuse_newer_schema(self) -> None:
