@@ -89,10 +89,8 @@ REBUILD_MEMORY_LIMIT = IMPORT_MEMORY_LIMIT
 #: beside its limit (indexes, per-thread state) grows with its threads. Measured on the renumbering of a stamped
 #: million alone (bench/RESULTS.md "db rebuild under 400 MB"): 2 threads / 128 MB +225 MB of RSS, 1 / 128 MB +200,
 #: 1 / 96 MB +165, 1 / 64 MB refused (and made again without a limit: +1,050 MB, hence the steps of
-#: :data:`LIMIT_STEPS`).
+#: ``Catalog.lift_memory_limit``).
 RENUMBER_MEMORY_LIMIT = 96 << 20
-#: A step the limit refuses is made again under twice, then four times the limit, and only then without one.
-LIMIT_STEPS = (2, 4)
 
 
 @dataclass
@@ -269,21 +267,23 @@ def rebuild_catalog(home: Path, *, force: bool = False, lock_wait: float = 0.0, 
 def _write(archive: Archive, fn, limit: int | None = None, threads: int | None = None):
     """``fn(con)`` in one writer session of the catalog under ``limit`` bytes of DuckDB memory (None: the
     rebuild's :data:`REBUILD_MEMORY_LIMIT`) on ``threads`` DuckDB threads (None: as the catalog has them); a session
-    the limit refuses was rolled back and is made again under :data:`LIMIT_STEPS` times the limit, then without
-    one: memory, never the rebuild (docs/reliability.md K8). The catalog's limit and threads are put back."""
+    the limit refuses was rolled back and is made again under twice, four times, then without the limit
+    (``Catalog.lift_memory_limit``): memory, never the rebuild (docs/reliability.md K8). The catalog's limit and
+    threads are put back."""
     catalog = archive.catalog
-    limit = REBUILD_MEMORY_LIMIT if limit is None else limit
     threads_before = catalog.threads
     if threads is not None:
         catalog.use_threads(threads)
+    catalog.use_memory_limit(REBUILD_MEMORY_LIMIT if limit is None else limit)
     try:
-        for bound in (*(limit * k for k in (1, *LIMIT_STEPS)), None):
-            catalog.use_memory_limit(bound)
+        while True:
             try:
                 with catalog.writing() as con:
                     return fn(con)
             except (CatalogError, duckdb.OutOfMemoryException) as exc:
-                if bound is None or (not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit):
+                if not isinstance(exc, duckdb.OutOfMemoryException) and not exc.beyond_memory_limit:
+                    raise
+                if not catalog.lift_memory_limit():
                     raise
     finally:
         catalog.use_memory_limit(REBUILD_MEMORY_LIMIT)

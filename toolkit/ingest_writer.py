@@ -136,17 +136,17 @@ class IngestWriter:
     def commit_parts(self, parts: list["Part"], medium_id: int, summary: RunSummary) -> None:
         """:meth:`_commit_parts`; a commit that needs more memory than the import's DuckDB memory limit
         (``IMPORT_MEMORY_LIMIT``: it bounds every commit measured, docs/reliability.md K8) is rolled back and made
-        again without the limit, which stays off for the rest of the run: a larger catalog than any measured
-        costs memory, never the import."""
-        try:
-            self._commit_parts(parts, medium_id, summary)
-            return
-        except CatalogMemoryLimitError:
-            if not self._rolled_back(parts):
-                raise
-        # outside the handler: the failed attempt's frames (and the DuckDB objects they hold) are gone
-        self.catalog.use_memory_limit(None)
-        self._commit_parts(parts, medium_id, summary)
+        again under twice, four times, then without the limit (``Catalog.lift_memory_limit``), the lifted limit
+        kept for the rest of the run: a larger catalog than any measured costs memory, never the import."""
+        while True:
+            try:
+                self._commit_parts(parts, medium_id, summary)
+                return
+            except CatalogMemoryLimitError:
+                if self.catalog.memory_limit is None or not self._rolled_back(parts):
+                    raise
+            # outside the handler: the failed attempt's frames (and the DuckDB objects they hold) are gone
+            self.catalog.lift_memory_limit()
 
     def _rolled_back(self, parts: list["Part"]) -> bool:
         """After a failed commit of ``parts``: the catalog holds none of their messages (the failed attempt numbered

@@ -181,14 +181,22 @@ def test_a_commit_beyond_the_limit_fails_clearly_and_commits_nothing(tmp_path):
             assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'big'").fetchone()[0] == 0
 
 
-def test_a_commit_beyond_the_limit_is_made_again_without_it(tmp_path):
-    """The import's writer does not stop at such a commit: it is rolled back, made again without the limit (which
-    stays off for the rest of the run), and every row is stored once."""
+def test_a_commit_beyond_the_limit_is_made_again_under_a_lifted_one(tmp_path):
+    """The import's writer does not stop at such a commit: it is rolled back, made again under twice, four times,
+    then without the limit (the lifted one kept for the rest of the run), and every row is stored once."""
     with _committed(tmp_path, 100) as (a, w):
-        a.catalog.use_memory_limit(4 << 20)
+        a.catalog.use_memory_limit(2 << 20)
         _mail_rows(w.rows, 100, 2000)
+        tried, real = [], w._commit_parts
+
+        def commit_parts(*args):
+            tried.append(a.catalog.memory_limit)
+            return real(*args)
+
+        w._commit_parts = commit_parts
         w.commit(None, 1, RunSummary(w.run_id, "mbox:/tiny"))
-        assert a.catalog.memory_limit is None
+        assert len(tried) > 1 and tried == [2 << 20, 4 << 20, 8 << 20, None][:len(tried)]  # (the old: 2 MiB, None)
+        assert a.catalog.memory_limit == tried[-1]
         with a.catalog.reading() as con:
             assert con.execute("SELECT count(*), count(DISTINCT msg_id), count(DISTINCT blob_id) FROM messages"
                                ).fetchone() == (2100, 2100, 2100)
@@ -262,9 +270,9 @@ def test_spilled_keys_keep_every_prefix(tmp_path):
     assert all(known.may_hold("f" * 64, h[::-1], None) for h in hexes)
 
 
-def test_a_read_beyond_the_limit_is_made_again_without_it(tmp_path):
+def test_a_read_beyond_the_limit_is_made_again_under_a_lifted_one(tmp_path):
     """The import's reads run under the same limit (the known keys at its start, its lookups): one that needs
-    more is read again without the limit, which stays off, instead of stopping the run with DuckDB's error."""
+    more is read again under a lifted limit, which stays, instead of stopping the run with DuckDB's error."""
     with _committed(tmp_path, 30_000) as (a, w):
 
         def known():
@@ -278,7 +286,23 @@ def test_a_read_beyond_the_limit_is_made_again_without_it(tmp_path):
         with pytest.raises(duckdb.OutOfMemoryException), a.catalog.reading() as con:   # the read as such fails ...
             con.execute("SELECT list(message_id) FROM messages").fetchall()
         assert known() == whole   # ... the import's read is made again, whole
-        assert a.catalog.memory_limit is None
+        assert a.catalog.memory_limit in (2 << 20, 4 << 20, None)
+
+
+def test_a_lifted_limit_steps_up_from_the_one_set_twice_four_times_then_none(tmp_path):
+    a = Archive.create(tmp_path / "home", str(tmp_path / "m"))
+    try:
+        a.catalog.use_memory_limit(8 << 20)
+        steps = []
+        while a.catalog.lift_memory_limit():
+            steps.append(a.catalog.memory_limit)
+        assert steps == [16 << 20, 32 << 20, None]
+        a.catalog.use_memory_limit(3 << 20)  # a limit set anew is the base of the next steps
+        assert a.catalog.lift_memory_limit() and a.catalog.memory_limit == 6 << 20
+        with a.catalog.reading() as con:  # and it is the session's
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "6.0 MiB"
+    finally:
+        a.close()
 
 
 def test_the_known_keys_at_the_start_are_the_catalog_s_keys_sorted_without_an_object_per_message(tmp_path, monkeypatch):

@@ -118,6 +118,10 @@ _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog
 #: A purge of 250,000 of a million mails needed 72-80 MiB for the last checkpoint of its 64 MiB session: done at
 #: twice the limit, the purge's peak stayed at 360 MB (bench/RESULTS.md, branch purgewal).
 CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
+#: The same steps for any other work a session's limit refused (:meth:`Catalog.lift_memory_limit`): an import's
+#: commit or read, a rebuild's step. Without a limit at once, the renumbering of a stamped million that a 64 MB
+#: limit refused took 1,050 MB more (bench/RESULTS.md "db rebuild under 400 MB").
+LIFTED_MEMORY_LIMITS = CHECKPOINT_MEMORY_LIMITS
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -187,6 +191,7 @@ class Catalog:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._threads: int | None = None  # DuckDB's own default (one thread per core) unless :meth:`use_threads`
         self._memory_limit: int | None = None  # DuckDB's own default (80% of RAM) unless :meth:`use_memory_limit`
+        self._limit_set: int | None = None  # the limit use_memory_limit set (lift_memory_limit steps up from it)
         self._guarded: bytes | None = None  # the headers the checkpoint guard saved, while a writer is attached
         self.guard_recovery: str | None = None  # what the last writer attach found of a killed writer's checkpoint
         # The writer's own descriptor of the catalog file, open from before its attach to after its DETACH: the
@@ -236,6 +241,24 @@ class Catalog:
     def use_memory_limit(self, limit: int | None) -> None:
         """Hold this catalog's sessions to ``limit`` bytes of DuckDB memory from now on (None: DuckDB's default).
         An import sets :data:`IMPORT_MEMORY_LIMIT` (docs/reliability.md K8)."""
+        self._limit_set = limit
+        self._set_limit(limit)
+
+    def lift_memory_limit(self) -> bool:
+        """After work the limit refused (rolled back, to be made again): hold the sessions to the next of
+        :data:`LIFTED_MEMORY_LIMITS` times the limit last set with :meth:`use_memory_limit` (twice, four times,
+        then DuckDB's default), and keep it for the rest of the work. False if there is no limit to lift."""
+        if self._memory_limit is None:
+            return False
+        base = self._limit_set or self._memory_limit
+        for step in LIFTED_MEMORY_LIMITS:
+            bound = None if step is None else base * step
+            if bound is None or bound > self._memory_limit:
+                self._set_limit(bound)
+                return True
+        return False  # (not reached: the steps end with None)
+
+    def _set_limit(self, limit: int | None) -> None:
         self._memory_limit = limit
         if self._con is not None:
             self._apply_memory_limit(self._con)
@@ -639,8 +662,9 @@ class Catalog:
         reason = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
         for prefix in ("TransactionContext Error: ", "Failed to commit: "):
             reason = reason.replace(prefix, "")
-        if self._memory_limit is not None and (
-                isinstance(exc, duckdb.OutOfMemoryException) or "failed to pin block" in lowered):
+        # (DuckDB's words vary with where the limit bit: an OutOfMemoryException, "failed to pin block", or a
+        # TransactionException "Failed to commit: could not allocate block ...")
+        if self._memory_limit is not None and _out_of_memory(exc):
             return CatalogMemoryLimitError(
                 f"the catalog {self.path} could not be written: the commit needed more than the "
                 f"{self._memory_limit / (1 << 20):.0f} MiB of memory this command gives DuckDB "

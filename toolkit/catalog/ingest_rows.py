@@ -69,18 +69,19 @@ def save_run_counts(con, run_id: int, *, seen: int, archived: int, duplicates: i
 # -- keys the catalog holds --------------------------------------------------------------------------------
 def _unbounded_if_needed(read):
     """A read of an import (its session under the import's DuckDB memory limit, docs/reliability.md K8) that needs
-    more memory than the limit is read again without it, and the limit stays off for the rest of the run, as
-    for a commit (toolkit/ingest_writer.py): a read gives the same answer twice, and a large catalog costs
-    memory, never the import."""
+    more memory than the limit is read again under twice, four times, then without the limit
+    (``Catalog.lift_memory_limit``), the lifted limit kept for the rest of the run, as for a commit
+    (toolkit/ingest_writer.py): a read gives the same answer twice, and a large catalog costs memory, never the
+    import."""
     @functools.wraps(read)
     def run(catalog: Catalog, *args, **kwargs):
-        try:
-            return read(catalog, *args, **kwargs)
-        except duckdb.OutOfMemoryException:
-            if catalog.memory_limit is None:
-                raise
-        catalog.use_memory_limit(None)  # outside the handler: the failed session's objects are gone
-        return read(catalog, *args, **kwargs)
+        while True:
+            try:
+                return read(catalog, *args, **kwargs)
+            except duckdb.OutOfMemoryException:
+                if catalog.memory_limit is None:
+                    raise
+            catalog.lift_memory_limit()  # outside the handler: the failed session's objects are gone
     return run
 
 
