@@ -20,7 +20,8 @@ from tests.cli import PASSWORD, mailarchive
 ROOT = Path(__file__).resolve().parents[2]
 
 #: the command line as the ``mailarchive`` console script runs it, recording the early workers: their pids, and
-#: whether the run took them (EARLY_SIGNAL: the process signals itself right after spawning them)
+#: whether the run took them (EARLY_SIGNAL: the process signals itself right after spawning them; with
+#: EARLY_SIGNAL_AT=pool, as soon as the pool has started, before the early module's handler is in place)
 SCRIPT = """
 import atexit, json, os, sys, threading, time
 sys.argv = ["mailarchive"] + json.loads(os.environ["EARLY_ARGV"])
@@ -31,10 +32,24 @@ if os.environ.get("EARLY_SLOW_POOL_THREAD"):  # the pool's thread slow to end on
         time.sleep(float(os.environ["EARLY_SLOW_POOL_THREAD"]))
         join_internals(self)
     cfp._ExecutorManagerThread.join_executor_internals = slowly
+record = {"pids": [], "taken": False}
+def written():
+    if os.environ.get("EARLY_SIGNAL"):  # the threads still running as the process ends
+        record["threads"] = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    open(os.environ["EARLY_OUT"], "w").write(json.dumps(record))
+if os.environ.get("EARLY_SIGNAL_AT") == "pool":  # the signal comes as the pool has started, before early's handler
+    from toolkit import executors
+    started = executors.StartedPool.__init__
+    def signalled(self, *args):
+        started(self, *args)
+        record["pids"] = self.pids()
+        atexit.register(written)
+        os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
+    executors.StartedPool.__init__ = signalled
 from toolkit.cli import early
 early.start()
 pool = early._started.get("import")
-record = {"pids": pool.pids() if pool is not None else [], "taken": False}
+record["pids"] = pool.pids() if pool is not None else []
 if pool is not None:
     take = pool.take
     def recording(*args):
@@ -42,12 +57,8 @@ if pool is not None:
         record["taken"] = got is not None
         return got
     pool.take = recording
-def written():
-    if os.environ.get("EARLY_SIGNAL"):  # the threads still running as the process ends
-        record["threads"] = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
-    open(os.environ["EARLY_OUT"], "w").write(json.dumps(record))
 atexit.register(written)
-if os.environ.get("EARLY_SIGNAL"):
+if os.environ.get("EARLY_SIGNAL") and not os.environ.get("EARLY_SIGNAL_AT"):
     os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
     time.sleep(60)
 from toolkit.cli.main import main
@@ -150,6 +161,21 @@ def test_a_signal_during_the_start_up_ends_the_early_workers_quietly(tmp_path, s
     assert p.stderr.strip() == "interrupted"
     assert len(record["pids"]) == 2 and not record["taken"]
     assert record["threads"] == []
+    assert_gone(record["pids"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_the_pool_starts_waits_for_the_handler_and_ends_the_run_quietly(tmp_path, source, sig):
+    """A signal that comes as the pool has started, before the early module's handler is in place, is held until
+    it is: the run stops as interrupted, no traceback (a Ctrl-C was a KeyboardInterrupt in the start-up, a SIGTERM
+    killed the process at once), and the workers end."""
+    home = _home(tmp_path, "pool-start")
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig,
+                        env_more={"EARLY_SIGNAL_AT": "pool"})
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip() == "interrupted"
+    assert record["threads"] == []
+    assert len(record["pids"]) == 2 and not record["taken"]
     assert_gone(record["pids"])
 
 
