@@ -225,11 +225,13 @@ def _start_import(args) -> None:
     workers_skip_the_main_script()  # the workers are spawned now, before main() would say so
     # SIGINT and SIGTERM held until the handler below is in place: one that came while the pool starts (before it
     # is known here) would end the process with a traceback or at once and leave its workers to fail; held, it
-    # comes to ``ended`` when they are released, which ends them. multiprocessing's resource tracker unblocks both
-    # once it has started: it starts first.
+    # comes to ``ended`` when they are released, which ends them.
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
+    try:
+        resource_tracker.ensure_running()  # first: multiprocessing's resource tracker unblocks both once started
+    except Exception:  # (no process can start now) the import starts its workers where it always did
+        return
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         try:
