@@ -111,19 +111,19 @@ class Landing:
     """:func:`alarm_lands_on`'s: :meth:`wait`, in an armed mail, stops the alarm's timer and passes the mail's
     limit, then has the alarm handled on the first instruction of the code named (``landed`` says where)."""
 
-    def __init__(self, code):
-        self.code = code
+    def __init__(self, code, handler):
+        self.code, self.handler = code, handler
         self.landed: list[str] = []
 
     def wait(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)  # the alarm is withheld: the trace below delivers it
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the alarm withheld (ignored until now): the trace delivers it
         time.sleep(0.05)  # past the limit
-        handler = signal.getsignal(signal.SIGALRM)
+        signal.signal(signal.SIGALRM, self.handler)
 
         def trace(frame, event, arg):
             if event == "call" and frame.f_code is self.code and not self.landed:
                 self.landed.append(frame.f_code.co_qualname)
-                handler(signal.SIGALRM, frame)
+                self.handler(signal.SIGALRM, frame)
 
         sys.settrace(trace)
 
@@ -132,12 +132,15 @@ class Landing:
 def alarm_lands_on(function) -> Iterator[Landing]:
     """A late mail's alarm handled on the first instruction of ``function`` when it next runs: a function's start
     is one of the places the interpreter handles a signal at; a trace function calls the watchdog's handler there,
-    with that frame, as the interpreter calls a signal handler (see :meth:`Landing.wait`)."""
+    with that frame, as the interpreter calls a signal handler (see :meth:`Landing.wait`). Until then the alarm
+    is ignored: one that came before its timer is stopped (a loaded machine) changes nothing."""
+    handler = signal.signal(signal.SIGALRM, signal.SIG_IGN)
     previous = sys.gettrace()
     try:
-        yield Landing(function.__code__)
+        yield Landing(function.__code__, handler)
     finally:
         sys.settrace(previous)
+        signal.signal(signal.SIGALRM, handler)
 
 
 def test_an_alarm_landing_on_the_start_of_disarm_is_reported_by_it_not_raised():
