@@ -177,10 +177,21 @@ class StartedPool:
         executor, self.executor = self.executor, None
         if executor is None:
             return
+        manager = getattr(executor, "_executor_manager_thread", None)  # kill_pool's shutdown(wait=False) forgets it
         kill_pool(executor)
         executor.shutdown(wait=True, cancel_futures=True)
+        # The pool's thread ends too before this returns (its workers gone, it only closes the pool's pipes and
+        # semaphores): the caller may be a signal's handler that ends the process right after (toolkit/cli/early.py
+        # ``ended``), and the thread, still closing them meanwhile, printed a traceback or left a semaphore to the
+        # resource tracker's warning (tests/integration/test_import_early_cli.py, a fresh-clone run).
+        if manager is not None:
+            manager.join(_MANAGER_JOIN)
         for q in (self.questions, *self.answers):
             q.cancel_join_thread()
+
+
+#: how long :meth:`StartedPool.abandon` waits for the pool's thread (it needs milliseconds once its workers are killed)
+_MANAGER_JOIN = 30.0
 
 
 def start_worker(fault_points: dict, fault_count, channel: tuple) -> None:

@@ -20,14 +20,36 @@ from tests.cli import PASSWORD, mailarchive
 ROOT = Path(__file__).resolve().parents[2]
 
 #: the command line as the ``mailarchive`` console script runs it, recording the early workers: their pids, and
-#: whether the run took them (EARLY_SIGNAL: the process signals itself right after spawning them)
+#: whether the run took them (EARLY_SIGNAL: the process signals itself right after spawning them; with
+#: EARLY_SIGNAL_AT=pool, as soon as the pool has started, before the early module's handler is in place)
 SCRIPT = """
-import atexit, json, os, sys, time
+import atexit, json, os, sys, threading, time
 sys.argv = ["mailarchive"] + json.loads(os.environ["EARLY_ARGV"])
+if os.environ.get("EARLY_SLOW_POOL_THREAD"):  # the pool's thread slow to end once its workers are gone
+    import concurrent.futures.process as cfp
+    join_internals = cfp._ExecutorManagerThread.join_executor_internals
+    def slowly(self):
+        time.sleep(float(os.environ["EARLY_SLOW_POOL_THREAD"]))
+        join_internals(self)
+    cfp._ExecutorManagerThread.join_executor_internals = slowly
+record = {"pids": [], "taken": False}
+def written():
+    if os.environ.get("EARLY_SIGNAL"):  # the threads still running as the process ends
+        record["threads"] = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    open(os.environ["EARLY_OUT"], "w").write(json.dumps(record))
+if os.environ.get("EARLY_SIGNAL_AT") == "pool":  # the signal comes as the pool has started, before early's handler
+    from toolkit import executors
+    started = executors.StartedPool.__init__
+    def signalled(self, *args):
+        started(self, *args)
+        record["pids"] = self.pids()
+        atexit.register(written)
+        os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
+    executors.StartedPool.__init__ = signalled
 from toolkit.cli import early
 early.start()
 pool = early._started.get("import")
-record = {"pids": pool.pids() if pool is not None else [], "taken": False}
+record["pids"] = pool.pids() if pool is not None else []
 if pool is not None:
     take = pool.take
     def recording(*args):
@@ -35,8 +57,8 @@ if pool is not None:
         record["taken"] = got is not None
         return got
     pool.take = recording
-atexit.register(lambda: open(os.environ["EARLY_OUT"], "w").write(json.dumps(record)))
-if os.environ.get("EARLY_SIGNAL"):
+atexit.register(written)
+if os.environ.get("EARLY_SIGNAL") and not os.environ.get("EARLY_SIGNAL_AT"):
     os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
     time.sleep(60)
 from toolkit.cli.main import main
@@ -63,13 +85,14 @@ def _home(tmp_path: Path, name: str) -> Path:
     return home
 
 
-def _script(tmp_path: Path, argv: list[str], sig: int | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+def _script(tmp_path: Path, argv: list[str], sig: int | None = None,
+            env_more: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     script = tmp_path / "mailarchive"  # the console script's name: early.start() acts for it
     script.write_text(SCRIPT)
     out = tmp_path / "early.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
     env.update(PYTHONPATH=str(ROOT), MAILARCHIVE_PASSWORD=PASSWORD, MAILARCHIVE_WORKERS="2",
-               EARLY_ARGV=json.dumps(argv), EARLY_OUT=str(out), EARLY_SIGNAL=str(sig or ""))
+               EARLY_ARGV=json.dumps(argv), EARLY_OUT=str(out), EARLY_SIGNAL=str(sig or ""), **(env_more or {}))
     p = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return p, json.loads(out.read_text())
 
@@ -136,5 +159,36 @@ def test_a_signal_during_the_start_up_ends_the_early_workers_quietly(tmp_path, s
     p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig)
     assert p.returncode == 130, p.stderr
     assert p.stderr.strip() == "interrupted"
+    assert len(record["pids"]) == 2 and not record["taken"]
+    assert record["threads"] == []
+    assert_gone(record["pids"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_the_pool_starts_waits_for_the_handler_and_ends_the_run_quietly(tmp_path, source, sig):
+    """A signal that comes as the pool has started, before the early module's handler is in place, is held until
+    it is: the run stops as interrupted, no traceback (a Ctrl-C was a KeyboardInterrupt in the start-up, a SIGTERM
+    killed the process at once), and the workers end."""
+    home = _home(tmp_path, "pool-start")
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig,
+                        env_more={"EARLY_SIGNAL_AT": "pool"})
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip() == "interrupted"
+    assert record["threads"] == []
+    assert len(record["pids"]) == 2 and not record["taken"]
+    assert_gone(record["pids"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_start_up_ends_the_pool_s_thread_before_the_process(tmp_path, source, sig):
+    """The pool's thread ends before the process does, also when it is slow to (a loaded machine): one still
+    closing the pool's pipes and semaphores as the process ended printed a traceback ("Exception in thread
+    Thread-1", a fresh-clone run) or left a semaphore to the resource tracker's warning."""
+    home = _home(tmp_path, "slow")
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig,
+                        env_more={"EARLY_SLOW_POOL_THREAD": "0.5"})
+    assert p.returncode == 130, p.stderr
+    assert p.stderr.strip() == "interrupted"
+    assert record["threads"] == []
     assert len(record["pids"]) == 2 and not record["taken"]
     assert_gone(record["pids"])

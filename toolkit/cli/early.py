@@ -223,15 +223,28 @@ def _start_import(args) -> None:
     forbid_core_dumps()   # as main() does first
     cap_malloc_arenas()   # before the pool's thread starts
     workers_skip_the_main_script()  # the workers are spawned now, before main() would say so
+    # SIGINT and SIGTERM held until the handler below is in place: one that came while the pool starts (before it
+    # is known here) would end the process with a traceback or at once and leave its workers to fail; held, it
+    # comes to ``ended`` when they are released, which ends them.
+    from multiprocessing import resource_tracker
+
     try:
-        _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
+        resource_tracker.ensure_running()  # first: multiprocessing's resource tracker unblocks both once started
     except Exception:  # (no process can start now) the import starts its workers where it always did
         return
-    _started["import_for"] = (kind, sources)
-    # Until main() puts its own handlers in place, a SIGTERM or Ctrl-C ends the workers and the run quietly
-    # (interrupted), as for verify's (see below): not a traceback of the imports the driver was in.
-    signal.signal(signal.SIGTERM, ended)
-    signal.signal(signal.SIGINT, ended)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        try:
+            _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
+        except Exception:  # (no process can start now) the import starts its workers where it always did
+            return
+        _started["import_for"] = (kind, sources)
+        # Until main() puts its own handlers in place, a SIGTERM or Ctrl-C ends the workers and the run quietly
+        # (interrupted), as for verify's (see below): not a traceback of the imports the driver was in.
+        signal.signal(signal.SIGTERM, ended)
+        signal.signal(signal.SIGINT, ended)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def take_import(kind: str, sources: tuple[str, ...], distributed: bool):
