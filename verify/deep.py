@@ -120,8 +120,10 @@ def _init_worker(home: str, smb_password: str | None = None, smb_encrypt: bool =
     from .worker_archive import WorkerArchive
 
     forbid_core_dumps()  # a forkserver child holds the archive key too (toolkit/process_guard.py)
-    # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler: end as a forkserver child does
+    # a worker forked from the command line (EarlyWorkers) inherits its SIGTERM handler and, forked while the command
+    # line holds SIGINT and SIGTERM (toolkit/cli/early.py), their mask: end as a forkserver child does
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         h = Home(Path(home))
         config = h.load_config()

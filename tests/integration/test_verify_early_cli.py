@@ -73,3 +73,36 @@ def test_a_sigterm_before_the_command_runs_ends_the_early_workers_quietly(home, 
     workers = [int(x) for x in pids.read_text().split()]
     assert len(workers) == 2
     assert_gone(workers)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_as_the_workers_are_forked_waits_for_the_handler_and_ends_the_run_quietly(home, tmp_path, sig):
+    """A SIGTERM or Ctrl-C that comes as the workers have been forked, before the early module's handler is in
+    place, is held until it is: the run stops as interrupted (exit 130), no traceback, no worker left (it killed the
+    process at once, or was a KeyboardInterrupt traceback of the start-up, and left the workers to the pool's
+    pipes)."""
+    pids = tmp_path / "pids"
+    script = tmp_path / "mailarchive"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        f"sys.argv = ['mailarchive', '--archive', {str(home)!r}, 'verify', '--full', '--workers', '2']\n"
+        "from verify import deep\n"
+        "forked = deep.EarlyWorkers.__init__\n"
+        "def signalled(self, *args, **kwargs):\n"
+        "    forked(self, *args, **kwargs)\n"
+        f"    open({str(pids)!r}, 'w').write(' '.join(map(str, self.pool._processes)))\n"
+        f"    os.kill(os.getpid(), signal.{sig})\n"
+        "    time.sleep(0.2)\n"
+        "deep.EarlyWorkers.__init__ = signalled\n"
+        "from toolkit.cli import early\n"
+        "early.start()\n"
+        "time.sleep(60)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILARCHIVE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    p = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    assert p.stderr.strip() == "interrupted", p.stderr
+    workers = [int(x) for x in pids.read_text().split()]
+    assert len(workers) == 2
+    assert_gone(workers)

@@ -195,15 +195,24 @@ def start() -> None:
     cap_malloc_arenas()   # before the pool's thread starts
     home, workers, encrypt = args
     smb_password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
+    # SIGINT and SIGTERM held from before the fork until the handler below is in place, as for an import: one that
+    # came between them killed this process at once (SIGTERM) or was a KeyboardInterrupt traceback (Ctrl-C), and
+    # left the forked workers running, holding the process's output open. The workers inherit the held mask and
+    # release it first thing, after taking the default action back (verify.deep._init_worker).
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        _started["workers"] = EarlyWorkers(home, smb_password, workers, smb_encrypt=encrypt)
-    except Exception:  # (no fork possible now) the command forks its workers where it always did, and says what fails
-        return
-    _started["for"] = (home, workers, smb_password, encrypt)
-    # Until main() puts its own handler in place (~40 ms of imports), a SIGTERM would kill this process with
-    # the default action and leave the workers to fail on its closed pipes, each with a traceback. Set here,
-    # after the fork, so that the workers keep the default action (the pool ends them with SIGTERM).
-    signal.signal(signal.SIGTERM, ended)
+        try:
+            _started["workers"] = EarlyWorkers(home, smb_password, workers, smb_encrypt=encrypt)
+        except Exception:  # (no fork possible now) the command forks its workers where it always did, and says what fails
+            return
+        _started["for"] = (home, workers, smb_password, encrypt)
+        # Until main() puts its own handlers in place (~40 ms of imports), a SIGTERM or Ctrl-C ends the workers and
+        # the run quietly (interrupted). Set after the fork, so that the workers keep the default actions (the
+        # pool ends them with SIGTERM).
+        signal.signal(signal.SIGTERM, ended)
+        signal.signal(signal.SIGINT, ended)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _start_import(args) -> None:
@@ -271,7 +280,7 @@ def workers_skip_the_main_script() -> None:
 
 
 def ended(signum, frame) -> None:
-    """SIGTERM (or, for an import's workers, SIGINT) before the command runs: the workers started early are ended,
+    """SIGTERM or SIGINT before the command runs: the workers started early are ended,
     the run stops as interrupted (exit 130), quietly; ``main()`` replaces this handler with its own when it starts."""
     release()
     if "multiprocessing" in sys.modules:  # its exit hook: the spawned pool's semaphores are released (no warning)
