@@ -295,14 +295,30 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:
-    """Is a KeyboardInterrupt among the causes of ``exc`` (as DuckDB chains it to its own error)?"""
+    """Is a KeyboardInterrupt among the causes of ``exc`` (as DuckDB chains it to its own error), or is ``exc``
+    DuckDB's own word for one it met inside a query without chaining it (:func:`_duckdb_interrupt`)?"""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt) or _duckdb_interrupt(exc):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _duckdb_interrupt(exc: BaseException) -> bool:
+    """DuckDB's errors for a Ctrl-C/SIGTERM (a KeyboardInterrupt) that came while it ran a query and that it does not
+    chain: ``KeyboardInterrupt: <EMPTY MESSAGE>`` (met while it scanned Arrow rows handed over from Python: a
+    fresh-clone run's second signal inside an import's commit printed it as a traceback), ``Query interrupted``
+    (a RuntimeError), or a Python exception's detail ending in ``KeyboardInterrupt`` (an Arrow reader's). Only
+    DuckDB's own exception types and that RuntimeError are read (tests/unit/test_cli_interrupt.py)."""
+    duckdb_own = type(exc).__module__.lstrip("_").startswith("duckdb")
+    if not duckdb_own and type(exc) is not RuntimeError:
+        return False
+    text = str(exc).strip()
+    if not duckdb_own:
+        return text == "Query interrupted"
+    return text.startswith("KeyboardInterrupt") or text == "Query interrupted" or text.endswith("\nKeyboardInterrupt")
 
 
 def _exit(code: int, error: str | None = None) -> None:
