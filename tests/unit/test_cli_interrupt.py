@@ -2,10 +2,6 @@
 shape DuckDB gives the KeyboardInterrupt (toolkit/cli/main.py _caused_by_interrupt; docs/reliability.md A3)."""
 from __future__ import annotations
 
-import os
-import signal
-import threading
-
 import duckdb
 import pyarrow as pa
 import pytest
@@ -32,18 +28,6 @@ def test_an_arrow_reader_interrupted_inside_a_query_counts_as_interrupted():
     con.register("reader", pa.RecordBatchReader.from_batches(schema, batches()))
     exc = _raised(lambda: con.execute("SELECT sum(a) FROM reader").fetchall())
     assert not isinstance(exc, KeyboardInterrupt) and _caused_by_interrupt(exc)
-
-
-def test_a_signal_during_a_scan_of_registered_rows_counts_as_interrupted():
-    con = duckdb.connect()
-    con.register("_rows", pa.table({"a": pa.array(range(30_000_000))}))
-    timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        exc = _raised(lambda: con.execute("CREATE TABLE x AS SELECT a * 2 AS b FROM _rows ORDER BY b DESC").fetchall())
-    finally:
-        timer.join()
-    assert _caused_by_interrupt(exc), repr(exc)
 
 
 @pytest.mark.parametrize("exc", [duckdb.Error("KeyboardInterrupt: <EMPTY MESSAGE>"),  # the fresh-clone run's
