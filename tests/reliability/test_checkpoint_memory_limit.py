@@ -68,7 +68,7 @@ def test_a12_a_last_checkpoint_beyond_the_session_s_memory_limit_is_done_under_a
 
 def test_a12_a_last_checkpoint_that_cannot_be_done_is_a_warning_and_the_next_writer_completes_it(catalog,
                                                                                                   monkeypatch):
-    monkeypatch.setattr(connection, "CHECKPOINT_MEMORY_LIMITS", ())  # no lifted limit to try
+    monkeypatch.setattr(connection, "LIFTED_MEMORY_LIMITS", ())  # no lifted limit to try
     warned: list[str] = []
     monkeypatch.setitem(notices._SINK, "warn", warned.append)
     catalog.use_memory_limit(LIMIT)

@@ -113,15 +113,12 @@ CONNECTION_CONFIG = {
 #: (tests/reliability/test_catalog_memory.py).
 IMPORT_MEMORY_LIMIT = 64 << 20
 _DEFAULT_MEMORY_LIMIT: str | None = None  # DuckDB's default, read once (Catalog._default_memory_limit)
-#: The memory limits (times the session's own; None: DuckDB's default) under which a writer's last checkpoint is
-#: run again when its session's limit refused it (:meth:`Catalog._checkpoint_lifted`, docs/reliability.md A12).
-#: A purge of 250,000 of a million mails needed 72-80 MiB for the last checkpoint of its 64 MiB session: done at
-#: twice the limit, the purge's peak stayed at 360 MB (bench/RESULTS.md, branch purgewal).
-CHECKPOINT_MEMORY_LIMITS = (2, 4, None)
-#: The same steps for any other work a session's limit refused (:meth:`Catalog.lift_memory_limit`): an import's
-#: commit or read, a rebuild's step. Without a limit at once, the renumbering of a stamped million that a 64 MB
-#: limit refused took 1,050 MB more (bench/RESULTS.md "db rebuild under 400 MB").
-LIFTED_MEMORY_LIMITS = CHECKPOINT_MEMORY_LIMITS
+#: The memory limits (times the one set; None: DuckDB's default) under which work a session's limit refused is made
+#: again, one after the other (:meth:`Catalog.lift_memory_limit`): a writer's checkpoint (docs/reliability.md A12:
+#: a purge of 250,000 of a million mails needed 72-80 MiB for the last checkpoint of its 64 MiB session; done at
+#: twice the limit, its peak stayed at 360 MB), an import's commit or read, a rebuild's step (without a limit at
+#: once, the renumbering of a stamped million that a 64 MB limit refused took 1,050 MB more; bench/RESULTS.md).
+LIFTED_MEMORY_LIMITS = (2, 4, None)
 
 
 def _connection() -> duckdb.DuckDBPyConnection:
@@ -256,7 +253,7 @@ class Catalog:
             if bound is None or bound > self._memory_limit:
                 self._set_limit(bound)
                 return True
-        return False  # (not reached: the steps end with None)
+        return False  # (no step above the limit now)
 
     def _set_limit(self, limit: int | None) -> None:
         self._memory_limit = limit
@@ -465,16 +462,15 @@ class Catalog:
     def _checkpoint_lifted(self, failure: BaseException) -> BaseException | None:
         """With the catalog detached after a checkpoint that this session's memory limit refused (it needs more
         than the commits did: one that rewrites the row groups of a million mails' updates and deletes, as a
-        purge's, took 72-80 MiB): attach it again under each lifted limit of :data:`CHECKPOINT_MEMORY_LIMITS`
-        in turn (the guard puts back what the failed checkpoint overwrote, DuckDB replays the WAL) and
-        CHECKPOINT. Returns None once done, the catalog attached under the session's own limit again; else the
-        last failure, the catalog detached (another failure than memory, or no limit: no attempt)."""
-        limit = self._memory_limit
+        purge's, took 72-80 MiB): attach it again under each lifted limit in turn (:meth:`lift_memory_limit`;
+        the guard puts back what the failed checkpoint overwrote, DuckDB replays the WAL) and CHECKPOINT.
+        Returns None once done, the catalog attached under the session's own limit again; else the last failure,
+        the catalog detached (another failure than memory, or no limit: no attempt)."""
+        limit, limit_set = self._memory_limit, self._limit_set
         if limit is None or not _out_of_memory(failure):
             return failure
         try:
-            for factor in CHECKPOINT_MEMORY_LIMITS:
-                self.use_memory_limit(None if factor is None else limit * factor)
+            while self.lift_memory_limit():
                 try:
                     con = self._attach(read_only=False)
                 except CatalogError as exc:
@@ -492,7 +488,8 @@ class Catalog:
                 return None
             return failure
         finally:
-            self.use_memory_limit(limit)
+            self._limit_set = limit_set
+            self._set_limit(limit)
 
     def _duckdb_reason(self, failure: BaseException) -> str:
         """Why DuckDB's checkpoint failed, without any piece of the key: the "Original error" of a failed checkpoint
