@@ -195,22 +195,33 @@ def start() -> None:
     cap_malloc_arenas()   # before the pool's thread starts
     home, workers, encrypt = args
     smb_password = os.environ.get("MAILARCHIVE_SMB_PASSWORD")
-    # SIGINT and SIGTERM held from before the fork until the handler below is in place, as for an import: one that
-    # came between them killed this process at once (SIGTERM) or was a KeyboardInterrupt traceback (Ctrl-C), and
-    # left the forked workers running, holding the process's output open. The workers inherit the held mask and
-    # release it first thing, after taking the default action back (verify.deep._init_worker).
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
+
+    def fork() -> bool:
         try:
             _started["workers"] = EarlyWorkers(home, smb_password, workers, smb_encrypt=encrypt)
         except Exception:  # (no fork possible now) the command forks its workers where it always did, and says what fails
-            return
+            return False
         _started["for"] = (home, workers, smb_password, encrypt)
-        # Until main() puts its own handlers in place (~40 ms of imports), a SIGTERM or Ctrl-C ends the workers and
-        # the run quietly (interrupted). Set after the fork, so that the workers keep the default actions (the
-        # pool ends them with SIGTERM).
-        signal.signal(signal.SIGTERM, ended)
-        signal.signal(signal.SIGINT, ended)
+        return True
+
+    # The workers inherit the held signals and release them first thing, after taking the default action back
+    # (verify.deep._init_worker); ``ended`` is set after the fork, so that they keep the default actions (the pool
+    # ends them with SIGTERM).
+    _start_with_signals_held(fork)
+
+
+def _start_with_signals_held(start) -> None:
+    """``start()`` (True once it started the workers and recorded them in ``_started``) with SIGINT and SIGTERM held,
+    then both handed to :func:`ended` until main() puts its own handlers in place (~40 ms of imports): a SIGTERM or
+    Ctrl-C then ends the workers and the run quietly (interrupted). One that came while the workers start, before
+    ``ended`` was in place, killed the process at once (SIGTERM) or was a KeyboardInterrupt traceback (Ctrl-C), and
+    left the workers running (verify's forked ones holding the process's output open); held, it comes to ``ended``
+    when released."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        if start():
+            signal.signal(signal.SIGTERM, ended)
+            signal.signal(signal.SIGINT, ended)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
@@ -232,28 +243,22 @@ def _start_import(args) -> None:
     forbid_core_dumps()   # as main() does first
     cap_malloc_arenas()   # before the pool's thread starts
     workers_skip_the_main_script()  # the workers are spawned now, before main() would say so
-    # SIGINT and SIGTERM held until the handler below is in place: one that came while the pool starts (before it
-    # is known here) would end the process with a traceback or at once and leave its workers to fail; held, it
-    # comes to ``ended`` when they are released, which ends them.
     from multiprocessing import resource_tracker
 
     try:
         resource_tracker.ensure_running()  # first: multiprocessing's resource tracker unblocks both once started
     except Exception:  # (no process can start now) the import starts its workers where it always did
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
+
+    def spawn() -> bool:
         try:
             _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
         except Exception:  # (no process can start now) the import starts its workers where it always did
-            return
+            return False
         _started["import_for"] = (kind, sources)
-        # Until main() puts its own handlers in place, a SIGTERM or Ctrl-C ends the workers and the run quietly
-        # (interrupted), as for verify's (see below): not a traceback of the imports the driver was in.
-        signal.signal(signal.SIGTERM, ended)
-        signal.signal(signal.SIGINT, ended)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return True
+
+    _start_with_signals_held(spawn)
 
 
 def take_import(kind: str, sources: tuple[str, ...], distributed: bool):
