@@ -1196,8 +1196,11 @@ class MboxImporter:
                           internal_date=msg.date, date_source="from-line", cursor=cur,
                           size=length - head - tail - msg.unquoted,  # msg.archived_length
                           on_read_error=self._changed(ref, counts["messages"], offset, cur),
+                          # unquoted only where the scan counted ^>+From lines in these very bytes (the worker
+                          # accepts them only with the scan's CRC-32): searching every mail for them cost a 116 KB
+                          # mail ~60 µs (bench/RESULTS.md "mboxrd regions")
                           job=FileRegion(self._region_path, offset, length, msg.crc32, head, tail,
-                                         self.variant == "mboxrd", size, mtime),
+                                         msg.unquoted > 0, size, mtime),
                           also_in=also_in)
 
     def _changed(self, ref: str, index: int, offset: int, cur: dict):

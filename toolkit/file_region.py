@@ -15,9 +15,11 @@ delivery agent writes to while it is imported still reads. The CRC guards
 against a changed file, not an adversary (who could edit the source anyway).
 
 Of the region, ``head`` bytes (the From_ line) and ``tail`` bytes (the
-separating empty line) are not archived; with ``unquote`` (mboxrd) one ``>``
-is removed from every line matching ``^>+From `` (docs/reliability.md L3),
-exactly as the splitter does for the bytes it hands over itself.
+separating empty line) are not archived; with ``unquote`` one ``>`` is removed
+from every line matching ``^>+From `` (docs/reliability.md L3), exactly as the
+splitter does for the bytes it hands over itself. The importer sets it only for
+a message of an mboxrd mbox in which its scan counted such lines: the CRC-32
+makes the bytes read the bytes counted, so a region without it holds none.
 
 A pack task's regions of one mbox follow one another in the file: :func:`toolkit.remote_jobs.read_jobs` hands a
 run of them (equal ``run_key``: the same path) to :meth:`FileRegion.read_run`, which opens the file once and reads

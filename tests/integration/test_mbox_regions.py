@@ -13,7 +13,7 @@ import pytest
 
 from importers.mbox import VARIANTS, MboxImporter, MboxSplitter
 from toolkit.archive import Archive
-from toolkit.file_region import FileRegion
+from toolkit.file_region import QUOTED_FROM, FileRegion
 from toolkit.ingest import Ingest
 from toolkit.reporter import ListReporter
 from toolkit.source import SourceMail
@@ -83,6 +83,11 @@ def test_regions_read_back_the_bytes_the_splitter_gives(tmp_path, variant):
            [(i.flags, i.cursor["crc32"], i.internal_date) for i in held]
     if variant == "mboxrd":
         assert any(b"\nFrom the quoted line" in i.raw for i in held)
+    # a region is unquoted by its worker only where the scan counted quoted lines in its bytes (mboxrd only)
+    quoted = [QUOTED_FROM.search(data[r.offset + r.head:r.offset + r.length - r.tail]) is not None
+              for r in (i.job for i in regions)]
+    assert [i.job.unquote for i in regions] == [q and variant == "mboxrd" for q in quoted]
+    assert any(quoted) and not all(quoted)
 
 
 def test_the_driver_sends_regions_never_mail_bytes(tmp_path):
