@@ -252,13 +252,39 @@ def _start_import(args) -> None:
 
     def spawn() -> bool:
         try:
-            _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
+            pool = StartedPool(workers, dict(faults.ACTIVE))
         except Exception:  # (no process can start now) the import starts its workers where it always did
             return False
+        _started["import"] = pool
         _started["import_for"] = (kind, sources)
+        _start_ahead(pool, kind, sources, workers)
         return True
 
     _start_with_signals_held(spawn)
+
+
+def _start_ahead(pool, kind: str, sources: tuple[str, ...], workers: int) -> None:
+    """``import eml`` of one local tree (without ``--force-raw``): its first chunks go to the workers now, as tasks
+    started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the run takes them up when
+    its own first chunks are the same, else they keep nothing. Anything that fails here leaves the run as it was."""
+    if kind != "eml" or len(sources) != 1 or "--force-raw" in sys.argv:
+        return
+    try:
+        from importers.eml import EmlImporter
+        from toolkit import early_tasks
+        from toolkit.pack import PACK_TARGET_SIZE
+        from toolkit.reporter import NullReporter
+
+        from .tuning import ingest_tuning, parse_limit
+
+        items = EmlImporter(sources[0]).scan(None, NullReporter())
+        try:
+            early_tasks.start(pool.executor, items, workers, parse_limit(),
+                              ingest_tuning()["pack_target"] or PACK_TARGET_SIZE, pool.ahead)
+        finally:
+            items.close()
+    except Exception:  # the run reads the source as always (and reports what is wrong with it)
+        return
 
 
 def take_import(kind: str, sources: tuple[str, ...], distributed: bool):
