@@ -271,18 +271,24 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...], workers: int) -> Non
         return
     try:
         from importers.eml import EmlImporter
+        from importers.walk import keep_walk, walk_local
         from toolkit import early_tasks
         from toolkit.pack import PACK_TARGET_SIZE
         from toolkit.reporter import NullReporter
 
         from .tuning import ingest_tuning, parse_limit
 
-        items = EmlImporter(sources[0]).scan(None, NullReporter())
+        importer = EmlImporter(sources[0])
+        root = os.fsencode(importer.location.path)
+        entries = walk_local(root)
+        keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
+        items = importer.scan(None, NullReporter())
         try:
             early_tasks.start(pool.executor, items, workers, parse_limit(),
                               ingest_tuning()["pack_target"] or PACK_TARGET_SIZE, pool.ahead)
         finally:
             items.close()
+            keep_walk(root, entries)
     except Exception:  # the run reads the source as always (and reports what is wrong with it)
         return
 
