@@ -471,10 +471,8 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
     import uuid
 
     sys.path.insert(0, str(REPO))
+    from format_floor import BATCH_BYTES, work_cpu as format_work
     from toolkit import blob_ids
-    from toolkit.hashes import checksum_hasher
-    from toolkit.headers import hash_body, split_offsets
-    from toolkit.pack import seal_record
 
     prepare_cache([eml_root], cache_mode)
     key, archive_uuid = os.urandom(32), uuid.uuid4()
@@ -483,13 +481,9 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
     batch: list[bytes] = []
 
     def work() -> float:
-        c0 = time.process_time()
-        for raw, blob in zip(batch, blob_ids.sha256_many(batch)):
-            hash_body(raw, split_offsets(raw)[1])
-            record, _ = seal_record(key, archive_uuid, blob, raw, check=False)
-            checksum_hasher().update(record).digest()
+        spent = format_work(batch, key, archive_uuid)
         batch.clear()
-        return time.process_time() - c0
+        return spent
 
     size = 0
     for dirpath, _dirs, files in os.walk(eml_root):
@@ -502,7 +496,7 @@ def measure_floor(eml_root: Path, cache_mode: str) -> dict:
             batch.append(raw)
             size += len(raw)
             mails += 1
-            if size >= 8 * 1024 * 1024:
+            if size >= BATCH_BYTES:
                 work_cpu += work()
                 size = 0
     work_cpu += work()

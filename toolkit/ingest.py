@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
+import itertools
 import multiprocessing
 import itertools
 import os
@@ -76,10 +77,14 @@ _NO_ROWS = ROW_SCHEMA.empty_table()
 REMOTE_CHUNK_BYTES = 32 * 1024 * 1024
 REMOTE_LATER_CHUNK_BYTES = CHUNK_BYTES
 STOP_GRACE = 2.0               # seconds the chunks in flight get after a stop request
-#: Tasks whose packs are written are committed together, in one transaction, once this many are (or the
-#: oldest has waited COMMIT_HOLD seconds for the next): a transaction, its catalog attach and its checkpoint
-#: cost about as much for one pack's rows as for two (bench/RESULTS.md "Commit groups")
-COMMIT_GROUP = 2
+#: Tasks whose packs are written are committed together, in one transaction, once this many are or they hold
+#: COMMIT_ROWS messages (or the oldest has waited COMMIT_HOLD seconds for the next): a transaction, its catalog
+#: attach and its checkpoint cost about as much for one pack's rows as for several (bench/RESULTS.md "Commit
+#: groups", "Commit groups of four"); a group due holds no more than both allow (the ready tasks after it: the next)
+COMMIT_GROUP = 4
+#: ... or once they hold this many messages: a group of tiny mails' tasks (4,096 each) stays a pair, and its
+#: commit's memory that of two tasks' rows (docs/reliability.md K8)
+COMMIT_ROWS = 8192
 COMMIT_HOLD = 1.0
 FAIL_GRACE = 10.0              # seconds the tasks still running get to end after an error
 
@@ -552,12 +557,14 @@ class Ingest:
         return n
 
     def _due(self) -> int:
-        """How many decided tasks to commit now: those whose packs are written once they are COMMIT_GROUP, or
-        the oldest has waited COMMIT_HOLD seconds, or no later task is out to join them; each as soon as its
-        pack is written while tasks run one at a time (:meth:`_window`), the run is stopping, or it failed;
-        else 0."""
+        """How many decided tasks to commit now: those whose packs are written once they are COMMIT_GROUP or hold
+        COMMIT_ROWS messages, or the oldest has waited COMMIT_HOLD seconds, or no later task is out to join them;
+        each as soon as its pack is written while tasks run one at a time (:meth:`_window`), the run is
+        stopping, or it failed; else 0."""
         n = self._ready_count()
         if not n or n >= COMMIT_GROUP or self._window() == 1 or self._stop.is_set():
+            return n
+        if sum(len(t.rows.messages) for t in itertools.islice(self._decided, n)) >= COMMIT_ROWS:
             return n
         oldest = self._decided[0]
         if len(self._decided) == n and not self._inflight or _failed(oldest.fut):
@@ -569,19 +576,24 @@ class Ingest:
         transaction; True when some were."""
         n = self._due()
         if n:
-            self._commit_next(n)
+            self._commit_next(n, full=True)
         return bool(n)
 
-    def _commit_next(self, n: int = 1) -> bool:
+    def _commit_next(self, n: int = 1, full: bool = False) -> bool:
         """Wait for the oldest decided task's pack and commit it, with the next ones whose packs are written too
-        (the ``n`` that :meth:`_due` counted, and any more ready since), in one transaction; False when stopped
+        (the ``n`` that :meth:`_due` counted, and any more ready since; with ``full``, a group of those, no more
+        than COMMIT_GROUP tasks and none after it holds COMMIT_ROWS messages), in one transaction; False when stopped
         and it did not come back within STOP_GRACE (then the decided tasks are forgotten and the workers killed:
         :meth:`_give_up`)."""
         group: list[_Decided] = []
+        rows = 0
         for t in self._decided:
             fut = t.fut
             if group and (_failed(fut) or isinstance(fut, Future) and not fut.done()):
                 break  # not written (yet), or failed: committed on its own, after these
+            if full and group and (len(group) >= COMMIT_GROUP or rows >= COMMIT_ROWS):
+                break  # the group is full: the ready tasks after it are the next group
+            rows += len(t.rows.messages)
             if t.two_phase is not None:
                 result = self._result(fut)  # the oldest's may be waited for; the others' are back
                 if result is None:
@@ -591,7 +603,7 @@ class Ingest:
                     _point_rows(t.rows.messages, t.two_phase.hex(), t.two_phase.hex(), t.entries)
                 t.two_phase = None
             group.append(t)
-        assert len(group) >= min(n, len(self._decided))
+        assert full or len(group) >= min(n, len(self._decided))
         for _ in group:
             self._decided.popleft()
         self._commit(group)

@@ -1,6 +1,7 @@
 """Commit groups (toolkit/ingest.py ``Ingest._due``, docs/dedup.md "Deciding ahead"): the decided tasks whose
-packs are written are committed together, in one transaction. Here a written pack always waits for the next
-one (``COMMIT_HOLD`` raised), so the commits go in pairs on every run. Each pack a commit names is on the
+packs are written are committed together, in one transaction, up to COMMIT_GROUP tasks or COMMIT_ROWS messages.
+Here a written pack always waits for the next one (``COMMIT_HOLD`` raised), so the commits go in groups on every
+run. Each pack a commit names is on the
 medium whole before its rows are written; a kill -9 just before or just after a commit of two tasks leaves a
 committed prefix of the source, and the rerun completes to exactly the catalog of a clean run, no mail lost
 and none twice.
