@@ -2,8 +2,8 @@
 
 ``import eml`` of a local tree spawns its workers at start-up (toolkit/cli/early.py), and until now they waited
 ~0.3 s for the driver to load click, DuckDB and the archive, open the catalog and walk the tree before their first
-task came. Here the start-up hands them their first chunks at once: the same importer walks the tree and makes
-the same items, cut into chunks by the driver's rule (:func:`cut`). Such a task has no archive key and no medium
+task came. Here the start-up hands one of them the first chunk at once (:data:`AHEAD_TASKS`): the same importer
+walks the tree and makes the same items, cut into a chunk by the driver's rule (:func:`cut`). Such a task has no archive key and no medium
 yet: its worker reads, prepares and compresses its mails and holds the records; it then asks, as every two-phase
 task does (toolkit/pack_tasks.py), and the answer brings the key material and the medium with the blob ids to keep
 (:class:`toolkit.pack_tasks.SealAs`).
@@ -29,6 +29,10 @@ from .source import SourceMail
 #: the driver's limits of a chunk (toolkit/ingest.py CHUNK, CHUNK_BYTES; tests/unit/test_early_tasks.py checks
 #: that they agree)
 CHUNK, CHUNK_BYTES = 4096, 64 * 1024 * 1024
+#: how many tasks the start-up sends ahead: one. Its worker then runs while the driver loads, on the core the
+#: driver leaves; with one per worker the driver's start-up shared both cores with them and the run ended no
+#: sooner (bench/RESULTS.md "Tasks started ahead": 2.80 s against 2.75 s; one ahead: 2.54 s against 2.68 s)
+AHEAD_TASKS = 1
 
 
 @dataclass
@@ -80,16 +84,16 @@ def cut(items: Iterable, chunks: int, n: int, max_bytes: int) -> list[tuple[int,
     return out
 
 
-def start(executor, items: Iterable, workers: int, parse_limit: float | None, pack_target: int,
-          sent: list) -> None:
-    """Cut the first ``workers`` chunks of ``items`` and send each to ``executor`` as a task started ahead,
+def start(executor, items: Iterable, parse_limit: float | None, pack_target: int, sent: list,
+          tasks: int = AHEAD_TASKS) -> None:
+    """Cut the first ``tasks`` chunks of ``items`` and send each to ``executor`` as a task started ahead,
     appended to ``sent`` as it goes out (in the source's order: whatever stops this midway, each task sent is
     there for the run to answer)."""
     from .worker_entry import pack_in_worker
 
     n, max_bytes = CHUNK, min(CHUNK_BYTES, max(1, pack_target))
     parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # as the run's Ingest takes it
-    for count, jobs in cut(items, workers, n, max_bytes):
+    for count, jobs in cut(items, tasks, n, max_bytes):
         task = PackTask(jobs, None, None, parse_limit, pack_id=os.urandom(PACK_ID_SIZE), two_phase=True)
         ahead = AheadTask(task.pack_id, count, jobs, parse_limit, n, max_bytes)
         ahead.future = executor.submit(pack_in_worker, task)

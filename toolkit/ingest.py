@@ -27,7 +27,6 @@ import datetime as dt
 import gc
 import itertools
 import multiprocessing
-import itertools
 import os
 import queue
 import signal

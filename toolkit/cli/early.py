@@ -257,16 +257,16 @@ def _start_import(args) -> None:
             return False
         _started["import"] = pool
         _started["import_for"] = (kind, sources)
-        _start_ahead(pool, kind, sources, workers)
+        _start_ahead(pool, kind, sources)
         return True
 
     _start_with_signals_held(spawn)
 
 
-def _start_ahead(pool, kind: str, sources: tuple[str, ...], workers: int) -> None:
-    """``import eml`` of one local tree (without ``--force-raw``): its first chunks go to the workers now, as tasks
-    started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the run takes them up when
-    its own first chunks are the same, else they keep nothing. Anything that fails here leaves the run as it was."""
+def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
+    """``import eml`` of one local tree (without ``--force-raw``): its first chunk goes to a worker now, as a task
+    started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the run takes it up when
+    its own first chunk is the same, else it keeps nothing. Anything that fails here leaves the run as it was."""
     if kind != "eml" or len(sources) != 1 or "--force-raw" in sys.argv:
         return
     try:
@@ -284,8 +284,8 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...], workers: int) -> Non
         keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
         items = importer.scan(None, NullReporter())
         try:
-            early_tasks.start(pool.executor, items, workers, parse_limit(),
-                              ingest_tuning()["pack_target"] or PACK_TARGET_SIZE, pool.ahead)
+            early_tasks.start(pool.executor, items, parse_limit(), ingest_tuning()["pack_target"] or PACK_TARGET_SIZE,
+                              pool.ahead)
         finally:
             items.close()
             keep_walk(root, entries)
