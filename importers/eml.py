@@ -257,6 +257,13 @@ def _temporary_copy(storage, entry: FileEntry):
         raise
 
 
+@functools.lru_cache(maxsize=None)
+def _cuts(force_raw: bool) -> dict:
+    """The envelope cuts of a LocalFile job (``LocalFile.cut``): for a partial .emlx (True) and any other file."""
+    return {False: functools.partial(cut_wrapper, force_raw=force_raw),
+            True: functools.partial(cut_partial_emlx, force_raw=force_raw)}
+
+
 class EmlImporter(TreeSource):
     """Every regular file below PATH that holds a mail is one message (hidden files and dirs, and
     files that are not mail, are skipped and listed)."""
@@ -343,9 +350,9 @@ class EmlImporter(TreeSource):
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         read, opener = (lambda e: read_local(root, e, single)), (lambda e: open_local(root, e, single))
-        # the From_ line and the .emlx wrapper are looked for where the file is read (one function each, shared)
-        cuts = {False: functools.partial(cut_wrapper, force_raw=self.force_raw),
-                True: functools.partial(cut_partial_emlx, force_raw=self.force_raw)}
+        # the From_ line and the .emlx wrapper are looked for where the file is read (one function each, shared;
+        # the same objects in every scan of this process: a task started ahead has equal jobs, toolkit/early_tasks.py)
+        cuts = _cuts(self.force_raw)
         for entry in iter_after(entries, after, reporter):
             if self._zip_named(entry):
                 yield from self._zip(entry, lambda: open_local(root, entry, single))

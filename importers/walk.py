@@ -43,13 +43,27 @@ class FileEntry:
     skip_reason: str | None = None   # set for entries that are listed but not read
 
 
+#: root -> its walk, kept by the start-up for the run's own scan (:func:`keep_walk`)
+_KEPT: dict[bytes, list[FileEntry]] = {}
+
+
+def keep_walk(root: bytes, entries: list[FileEntry]) -> None:
+    """The next :func:`walk_local` of ``root`` in this process gives ``entries`` (once): the start-up walked the tree
+    for the tasks it sent ahead (toolkit/early_tasks.py) moments before the run's scan would walk it again."""
+    _KEPT[root] = entries
+
+
 def walk_local(root: bytes) -> list[FileEntry]:
-    """Every entry below ``root`` (a directory or a single file), sorted by relative path.
+    """Every entry below ``root`` (a directory or a single file), sorted by relative path (a walk kept for it,
+    :func:`keep_walk`, once).
 
     Each directory is opened once and its entries are looked at relative to it (``fstatat``), not by
     their whole path: the kernel walks one name per entry instead of the root's path again (every
     file of a tree passes here). A directory below the root is opened without following a symlink
     swapped in for it after its parent was listed."""
+    kept = _KEPT.pop(root, None)
+    if kept is not None:
+        return kept
     try:
         st = os.lstat(root)
     except (FileNotFoundError, NotADirectoryError):

@@ -140,6 +140,8 @@ class StartedPool:
         ctx = multiprocessing.get_context("spawn")
         self.workers = workers
         self.fault_points = dict(fault_points)
+        #: tasks the start-up sent ahead to these workers (toolkit/early_tasks.py), for the run that takes the pool
+        self.ahead: list = []
         self.questions = ctx.Queue()
         self.answers = [ctx.Queue() for _ in range(workers)]
         channel = (self.questions, self.answers, ctx.Value("i", 0))

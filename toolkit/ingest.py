@@ -50,7 +50,7 @@ from .ingest_writer import MESSAGE_COLUMNS, IngestWriter, Part, PendingRows
 from .errors import StorageError
 from .known_keys import KnownKeys, mid_hash
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
-from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, Sealing, build_pack
+from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, SealAs, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       prepare_streamed)
 from .remote_jobs import close_sessions
@@ -196,6 +196,7 @@ class Ingest:
         self.parse_limit = parse_limit or DEFAULT_PARSE_LIMIT  # the per-mail watchdog (toolkit.prepare)
         #: where the ids of task packs come from: 16 random bytes each (a test may give its own to meet a taken name)
         self._new_pack_id = pack_ids or (lambda: os.urandom(16))
+        self._own_pack_ids = pack_ids is not None  # (tests) then no task started ahead is taken up: it has its own
         self.min_free = min_free  # free bytes the active medium needs first (None: toolkit.space decides)
         # a DaskExecutor or SharedPool given here is shared (a migration's sources): this run uses it, never closes it
         self._given = executor if isinstance(executor, (DaskExecutor, SharedPool)) else None
@@ -247,6 +248,8 @@ class Ingest:
         self._committing: list[_Decided] = []  # the tasks being committed
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
         self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
+        self._seal_on_answer: set = set()  # pack ids of tasks started ahead and taken up: answered with SealAs
+        self._refused: dict = {}     # pack id -> future of a task started ahead not taken up: it keeps nothing
         self._questions, self._answers = None, []
         blobs, keys, mids, converted = store.known_at_start(self.archive.catalog, mid_hash)
         self._known = KnownKeys.from_sorted(blobs, keys, mids)
@@ -276,6 +279,7 @@ class Ingest:
                 if self._stop.is_set() or self._given is not None:
                     self._kill_workers()
                 else:
+                    self._settle_refused()
                     self._executor.shutdown(wait=True, cancel_futures=True)
             self._drop_unapplied()
             close_sessions()
@@ -376,6 +380,9 @@ class Ingest:
         cursor that says the source is exhausted). Called again while the driver waits for a task (a commit
         meanwhile makes room for the next chunk at once, so that the workers never run out of tasks)."""
         inflight, decided = self._inflight, self._decided
+        if self._first and self._started is not None and getattr(self._started, "ahead", None):
+            self._first = False  # their workers run the first chunks: none is prepared inline
+            self._take_up_ahead()
         window = self._window()
         while (not self._exhausted and not self._stop.is_set()
                and len(inflight) + len(decided) - self._ready_count() < window):
@@ -409,6 +416,57 @@ class Ingest:
             inflight.append((chunk, *self._submit(chunk)))
             if not serial:
                 self._commit_ready()
+
+    def _take_up_ahead(self) -> None:
+        """The tasks the start-up sent ahead (toolkit/early_tasks.py), in order, each taken up while it spans this
+        run's own next chunk with the same jobs, cut with this run's limits and parse limit; the first that does
+        not, and every one after it, keep nothing when they ask (:meth:`_await_question`, :meth:`_settle_refused`)
+        and write nothing. A chunk taken for one not taken up is sent as a task of its own."""
+        ahead, self._started.ahead = self._started.ahead, []
+        theirs = self._started.executor
+        self._start_executor()
+        if self._executor is None or self._executor is not theirs:
+            return  # another pool than theirs (another worker count): they ended with theirs
+        usable = (self._questions is not None and not self._own_pack_ids and not faults.ACTIVE["kill"]
+                  and getattr(self._executor, "_broken", False) is False)
+        limit = min(CHUNK_BYTES, max(1, self.pack_target))
+        taken = 0
+        for a in ahead:
+            if not usable or a.parse_limit != self.parse_limit or a.n > self.chunk or a.max_bytes > limit:
+                break
+            chunk = self._chunks.take_exact(a.count)
+            self._taken += 1
+            if [_job(it) for it in chunk if isinstance(it, SourceMail) and _read_by_task(it)] != a.jobs:
+                if chunk:
+                    self._inflight.append((chunk, *self._submit(chunk)))
+                if len(chunk) < a.count:
+                    self._exhausted = True
+                break
+            self._inflight.append((chunk, a.future, os.urandom(16)))
+            self._two_phase[a.future] = a.pack_id
+            self._seal_on_answer.add(a.pack_id)
+            taken += 1
+        for a in ahead[taken:]:
+            self._refused[a.pack_id] = a.future
+
+    def _settle_refused(self) -> None:
+        """Answer the tasks started ahead and not taken up that have not asked yet (each keeps nothing, writes
+        nothing), so that the pool can end: their workers wait for the answer."""
+        while self._refused and self._questions is not None:
+            for pack_id, fut in list(self._refused.items()):
+                if fut.done():  # (it failed: nothing to answer)
+                    del self._refused[pack_id]
+            if not self._refused:
+                return
+            try:
+                asked, slot, prepared, records = self._questions.get(True, 0.1)
+            except queue.Empty:
+                continue
+            if asked in self._refused:
+                del self._refused[asked]
+                self._answers[slot].put(set())
+            else:
+                self._asked[asked] = (slot, prepared, records)
 
     def _meanwhile(self) -> None:
         """While the driver waits for a task: send the next chunks into the room a written pack makes, then
@@ -742,6 +800,9 @@ class Ingest:
             try:
                 due = self._due()
                 asked, slot, prepared, records = self._questions.get(not due, None if due else 0.05)
+                if self._refused.pop(asked, None) is not None:  # started ahead, not taken up: it keeps nothing
+                    self._answers[slot].put(set())
+                    continue
                 self._asked[asked] = (slot, prepared, records)
                 continue
             except queue.Empty:
@@ -765,7 +826,13 @@ class Ingest:
         t.result = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
         t.entries = {b: (0, n, s, c) for b, (n, s, c) in records.items()}
         self._apply(chunk, prepared)
-        self._answers[slot].put(set(t.refs))
+        keep = set(t.refs)
+        if task_pack in self._seal_on_answer:  # started ahead: it has no key and no medium yet (toolkit/early_tasks.py)
+            self._seal_on_answer.discard(task_pack)
+            medium_id = self.archive.active_medium_id()
+            keep = SealAs(keep, Sealing(self.archive.key, self.archive.uuid),
+                          MediumAccess(medium_id, *self.archive.medium_access(medium_id)))
+        self._answers[slot].put(keep)
         self._end(t)
 
     def _kill_workers(self) -> None:
@@ -1294,6 +1361,13 @@ class _Chunks:
         self._ended = False              # the source ended within ``_ahead``
         self._tail: deque | None = None  # the source's rest once it is known, cut as the chunks are asked for
         self._left = 0.0                 # its cost (:func:`_cost`)
+
+    def take_exact(self, count: int) -> list:
+        """The next ``count`` items (fewer where the source ends) as one chunk: a task started ahead was cut so
+        (toolkit/early_tasks.py). Only before any other take."""
+        if self._ahead is not None or self._tail is not None:
+            raise AssertionError("take_exact after take")
+        return list(itertools.islice(self._it, count))
 
     def take(self, n: int, max_bytes: int, max_remote: int = REMOTE_CHUNK_BYTES, *, balance: bool = False) -> list:
         if self._tail is not None:

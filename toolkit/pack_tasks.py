@@ -86,8 +86,8 @@ class Sealing:
 @dataclass
 class PackTask:
     jobs: list                                # bytes, LocalFile, a job that reads itself (FileRegion, ShareFile), or batch jobs (toolkit.remote_jobs)
-    medium: MediumAccess
-    sealing: Sealing
+    medium: MediumAccess | None               # None (with ``sealing``): a task started ahead, sealed as answered (SealAs)
+    sealing: Sealing | None
     parse_limit: float | None = DEFAULT_PARSE_LIMIT
     pack_id: bytes | None = None              # the id its pack is published under (None: fresh random bytes)
     two_phase: bool = False                   # the worker asks the driver which records to write (Decide)
@@ -172,9 +172,21 @@ def _storage(medium: MediumAccess, sealing: Sealing) -> Storage:
 #: per worker process: did the last two-phase answer keep every record of its task? (see :func:`build_pack`)
 _SPECULATION = [True]
 
+@dataclass(frozen=True)
+class SealAs:
+    """The answer to a task started ahead (toolkit/early_tasks.py: no archive key, no medium when it was sent): the
+    blob ids its pack keeps, and the key material and medium to seal and write them with. A plain set answers
+    such a task only when it keeps nothing (the driver did not take it up): it then writes nothing."""
+
+    keep: set
+    sealing: Sealing
+    medium: MediumAccess
+
+
 #: ``decide(prepared, records)`` of a two-phase task: given the task's prepared mails and, per distinct
 #: blob id, its sealed record's (length, size, csize), the driver answers which blob ids the pack keeps
-Decide = Callable[[list, dict[str, tuple[int, int, int]]], set[str]]
+#: (a :class:`SealAs` for a task started ahead)
+Decide = Callable[[list, dict[str, tuple[int, int, int]]], "set[str] | SealAs"]
 
 
 def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage: Storage | None = None,
@@ -184,9 +196,15 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     With ``decide`` (two phases, docs/architecture.md) the records are compressed in memory first, the driver
     takes its dedup decisions on the prepared mails, and the pack holds only the records it keeps: no
     record of a duplicate is ever written, and the driver never copies one out of this pack. A record is
-    sealed where it is written, straight into the writer's block (:meth:`PackWriter.add_compressed`)."""
-    storage = storage or _storage(task.medium, task.sealing)
+    sealed where it is written, straight into the writer's block (:meth:`PackWriter.add_compressed`).
+
+    A task started ahead (``sealing`` None: toolkit/early_tasks.py) holds its compressed records until the answer,
+    which brings the key material and the medium (:class:`SealAs`), or keeps nothing."""
     seal = task.sealing
+    if seal is not None:
+        storage = storage or _storage(task.medium, seal)
+    elif decide is None:
+        raise ValueError("a pack task without key material must ask the driver (two phases)")
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
     writer: PackWriter | None = None
     written: set[str] = set()
@@ -194,7 +212,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
     # two phases, written ahead: the records go to the pack's temporary file as they are compressed, before the
     # question, when this worker's last answer kept every record (a new source: the usual case); the answer
     # then only seals the file. Otherwise (a source imported before) they wait in ``held`` for the answer.
-    speculate = decide is not None and _SPECULATION[0]
+    speculate = decide is not None and seal is not None and _SPECULATION[0]
     out = PreparedBatch()  # pickles compactly on its way to the driver (toolkit/prepare.py)
     nonces = NoncePool()   # this task's own: one getrandom per 256 records, never shared with another process
     try:
@@ -208,7 +226,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 trimmed = raw if isinstance(raw, Trimmed) else None
                 if trimmed is not None:
                     raw = trimmed.raw
-                p = prepare(raw, None, seal.archive_uuid, None, task.parse_limit, dog, digest)
+                p = prepare(raw, None, None, None, task.parse_limit, dog, digest)  # (no key: nothing sealed here)
                 if trimmed is not None:
                     p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
@@ -232,8 +250,16 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 out.append(p)
         if decide is not None:
             keep = decide(out, {b: (record_length(len(c)), size, len(c)) for b, c, size in held})
+            if isinstance(keep, SealAs):  # a task started ahead: sealed and written as answered
+                answer = keep
+                keep, seal = answer.keep, answer.sealing
+                if keep and storage is None:
+                    storage = _storage(answer.medium, seal)
+            elif seal is None:
+                keep = set()  # not taken up: nothing is written
             whole = len(keep) == len(held) and all(blob in keep for blob, *_ in held)
-            _SPECULATION[0] = whole
+            if task.sealing is not None:
+                _SPECULATION[0] = whole
             if writer is not None and not whole:  # written ahead, but some are duplicates: written again below
                 writer.abort()
                 writer = None

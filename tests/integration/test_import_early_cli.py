@@ -50,6 +50,7 @@ from toolkit.cli import early
 early.start()
 pool = early._started.get("import")
 record["pids"] = pool.pids() if pool is not None else []
+record["ahead"] = [a.pack_id.hex() for a in pool.ahead] if pool is not None else []  # the task started ahead
 if pool is not None:
     take = pool.take
     def recording(*args):
@@ -119,6 +120,12 @@ def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
     assert _report(p) == _report(late)
     assert _report(p)["archived"] == 280 and _report(p)["duplicates"] == 20
     assert _catalog(early_home) == _catalog(late_home)
+    # the first chunk went to a worker before the command line loaded (toolkit/early_tasks.py), and the run took
+    # it up: its pack is the catalog's first
+    assert len(record["ahead"]) == 1
+    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs ORDER BY pack_id", "--format",
+                                   "json").stdout)
+    assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
     assert "Traceback" not in p.stderr
     assert_gone(record["pids"])
 
@@ -127,7 +134,7 @@ def test_a_small_source_spawns_no_early_workers(tmp_path, source):
     home = _home(tmp_path, "small")
     p, record = _script(tmp_path, ["--archive", str(home), "--json", "import", "eml", str(source / "0")])
     assert p.returncode == 0, p.stderr
-    assert record == {"pids": [], "taken": False}
+    assert record == {"pids": [], "taken": False, "ahead": []}
 
 
 def test_a_usage_error_after_the_spawn_is_reported_as_always(tmp_path, source):

@@ -252,13 +252,45 @@ def _start_import(args) -> None:
 
     def spawn() -> bool:
         try:
-            _started["import"] = StartedPool(workers, dict(faults.ACTIVE))
+            pool = StartedPool(workers, dict(faults.ACTIVE))
         except Exception:  # (no process can start now) the import starts its workers where it always did
             return False
+        _started["import"] = pool
         _started["import_for"] = (kind, sources)
+        _start_ahead(pool, kind, sources)
         return True
 
     _start_with_signals_held(spawn)
+
+
+def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
+    """``import eml`` of one local tree (without ``--force-raw``): its first chunk goes to a worker now, as a task
+    started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the run takes it up when
+    its own first chunk is the same, else it keeps nothing. Anything that fails here leaves the run as it was."""
+    if kind != "eml" or len(sources) != 1 or "--force-raw" in sys.argv:
+        return
+    try:
+        from importers.eml import EmlImporter
+        from importers.walk import keep_walk, walk_local
+        from toolkit import early_tasks
+        from toolkit.pack import PACK_TARGET_SIZE
+        from toolkit.reporter import NullReporter
+
+        from .tuning import ingest_tuning, parse_limit
+
+        importer = EmlImporter(sources[0])
+        root = os.fsencode(importer.location.path)
+        entries = walk_local(root)
+        keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
+        items = importer.scan(None, NullReporter())
+        try:
+            early_tasks.start(pool.executor, items, parse_limit(), ingest_tuning()["pack_target"] or PACK_TARGET_SIZE,
+                              pool.ahead)
+        finally:
+            items.close()
+            keep_walk(root, entries)
+    except Exception:  # the run reads the source as always (and reports what is wrong with it)
+        return
 
 
 def take_import(kind: str, sources: tuple[str, ...], distributed: bool):

@@ -1,7 +1,6 @@
 """``mailarchive import eml ...`` (more sources join this group)."""
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..output import human_bytes
 from ..executor_option import executor_option
 from ..passwords import read_secret
 from ..problems import problem_lines
+from ..tuning import ingest_tuning, parse_limit
 
 import_group = subgroup(cli, "import", "Import mail into the archive (resumable: rerun the same command after any stop).")
 
@@ -49,23 +49,6 @@ def run_dry(ctx, importers) -> int:
 
     ctx.ui.emit(result, human)
     return int(ExitCode.FINDINGS) if result["errors"] else 0
-
-
-def parse_limit() -> float | None:
-    """Seconds one mail's parse may take before it is archived with the defect parse-timeout
-    (hidden setting MAILARCHIVE_PARSE_LIMIT, for tests and slow machines; unset: the default)."""
-    value = os.environ.get("MAILARCHIVE_PARSE_LIMIT")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def ingest_tuning() -> dict:
-    """Hidden tuning and test knobs: MAILARCHIVE_PACK_TARGET (pack size in bytes; small packs make crash
-    tests meaningful) and MAILARCHIVE_WORKERS (worker processes; 0 prepares everything inline)."""
-    target, workers = os.environ.get("MAILARCHIVE_PACK_TARGET"), os.environ.get("MAILARCHIVE_WORKERS")
-    return {"pack_target": int(target) if target else None, "workers": int(workers) if workers else None}
 
 
 def _no_mail_finding(s: dict, resumed: bool) -> None:

@@ -13,7 +13,7 @@ from ...migrate.sources import ServerOptions
 from ..executor_option import executor_option
 from ..main import cli, command, subgroup
 from ..output import human_bytes
-from .import_eml import ingest_tuning, parse_limit
+from ..tuning import ingest_tuning, parse_limit
 from .import_imap_pop3 import server_options
 
 migrate_group = subgroup(cli, "migrate", "Run a migration plan: many sources, read in parallel, one catalog writer.")
