@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,17 @@ if os.environ.get("EARLY_SIGNAL_AT") == "pool":  # the signal comes as the pool 
         atexit.register(written)
         os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
     executors.StartedPool.__init__ = signalled
+if os.environ.get("EARLY_SIGNAL_AT") == "walk":  # the signal comes while the start-up walks the tree (task ahead)
+    from importers import walk
+    walked = walk.walk_local
+    def signalled_walk(root):
+        from toolkit.cli import early
+        record["pids"] = early._started["import"].pids()
+        atexit.register(written)
+        os.kill(os.getpid(), int(os.environ["EARLY_SIGNAL"]))
+        time.sleep(20)  # a large tree's walk: the signal does not wait for its end
+        return walked(root)
+    walk.walk_local = signalled_walk
 from toolkit.cli import early
 early.start()
 pool = early._started.get("import")
@@ -190,6 +202,19 @@ def test_a_signal_during_the_start_up_ends_the_pool_s_thread_before_the_process(
     home = _home(tmp_path, "slow")
     p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig,
                         env_more={"EARLY_SLOW_POOL_THREAD": "0.5"})
+    _ended_quietly(p, record)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_start_up_walks_the_tree_ends_the_run_at_once_and_quietly(tmp_path, source, sig):
+    """The start-up walks the tree for the task it sends ahead (toolkit/early_tasks.py) with signals not held (a
+    large tree's walk takes seconds): a Ctrl-C or SIGTERM then ends the run as interrupted, quietly, and the
+    workers with it."""
+    home = _home(tmp_path, "walk")
+    started = time.monotonic()
+    p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)], sig=sig,
+                        env_more={"EARLY_SIGNAL_AT": "walk"})
+    assert time.monotonic() - started < 15  # not after the walk's 20 s (signals held during it: they waited)
     _ended_quietly(p, record)
 
 

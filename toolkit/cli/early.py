@@ -257,10 +257,12 @@ def _start_import(args) -> None:
             return False
         _started["import"] = pool
         _started["import_for"] = (kind, sources)
-        _start_ahead(pool, kind, sources)
         return True
 
     _start_with_signals_held(spawn)
+    pool = _started.get("import")
+    if pool is not None:  # (signals not held: a Ctrl-C during a long walk ends the run at once, as it would later)
+        _start_ahead(pool, kind, sources)
 
 
 def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
@@ -280,13 +282,17 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
 
         importer = EmlImporter(sources[0])
         root = os.fsencode(importer.location.path)
-        entries = walk_local(root)
+        entries = walk_local(root)  # signals not held: a Ctrl-C during a long walk ends the run at once (``ended``)
         keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
         items = importer.scan(None, NullReporter())
+        # held while the first chunk's items are made and its task submitted: ``ended`` shutting the pool down in
+        # the middle of the pool's own submit would wait for the lock that submit holds
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             early_tasks.start(pool.executor, items, parse_limit(), ingest_tuning()["pack_target"] or PACK_TARGET_SIZE,
                               pool.ahead)
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             items.close()
             keep_walk(root, entries)
     except Exception:  # the run reads the source as always (and reports what is wrong with it)
