@@ -162,11 +162,15 @@ def test_a_locked_archive_refuses_the_import_as_always(tmp_path, source):
     from toolkit.archive import Archive
 
     home = _home(tmp_path, "locked")
+    medium = tmp_path / "locked-medium"
+    before = sorted(medium.rglob("*"))
     with Archive.open(home, writer=True):
         p, record = _script(tmp_path, ["--archive", str(home), "import", "eml", str(source)])
     assert p.returncode == 11, p.stderr
     assert "lock" in p.stderr and "Traceback" not in p.stderr
     assert len(record["pids"]) == 2 and not record["taken"]
+    assert len(record["ahead"]) == 1  # the first chunk went ahead before the lock was asked for ...
+    assert sorted(medium.rglob("*")) == before  # ... and wrote nothing: it waits for the run's answer (O12)
     assert_gone(record["pids"])
 
 
