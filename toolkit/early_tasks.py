@@ -1,12 +1,12 @@
 """Pack tasks started ahead (docs/architecture.md "Tasks started ahead").
 
-``import eml`` of a local tree spawns its workers at start-up (toolkit/cli/early.py), and until now they waited
-~0.3 s for the driver to load click, DuckDB and the archive, open the catalog and walk the tree before their first
-task came. Here the start-up hands one of them the first chunk at once (:data:`AHEAD_TASKS`): the same importer
-walks the tree and makes the same items, cut into a chunk by the driver's rule (:func:`cut`). Such a task has no archive key and no medium
-yet: its worker reads, prepares and compresses its mails and holds the records; it then asks, as every two-phase
-task does (toolkit/pack_tasks.py), and the answer brings the key material and the medium with the blob ids to keep
-(:class:`toolkit.pack_tasks.SealAs`).
+``import eml`` or ``import maildir`` of a local tree spawns its workers at start-up (toolkit/cli/early.py), and until
+now they waited ~0.3 s for the driver to load click, DuckDB and the archive, open the catalog and walk the tree before
+their first task came. Here the start-up hands one of them the first chunk at once (:data:`AHEAD_TASKS`): the same
+importer walks the tree and makes the same items, cut into a chunk by the driver's rule (:func:`cut`). Such a task
+has no archive key and no medium yet: its worker reads, prepares and compresses its mails and holds the records; it
+then asks, as every two-phase task does (toolkit/pack_tasks.py), and the answer brings the key material and the
+medium with the blob ids to keep (:class:`toolkit.pack_tasks.SealAs`).
 
 The driver takes a task up only when its own next chunk spans the same items with the same jobs
 (:meth:`toolkit.ingest.Ingest._take_up_ahead`): a run that resumes, a tree changed in between, other limits, a

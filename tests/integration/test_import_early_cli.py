@@ -142,6 +142,28 @@ def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
     assert_gone(record["pids"])
 
 
+def test_a_maildir_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path):
+    """``import maildir`` of a local Maildir: the start-up sends its first chunk ahead as for ``import eml``; the run
+    takes it up (its pack is in the catalog) and reports and catalogs what a run without it does."""
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    for i in range(300):
+        name = f"{1700000000 + i}.M{i}P1.host:2,S" if i % 3 else f"{1700000000 + i}.M{i}P1.host"
+        (maildir / ("cur" if i % 3 else "new") / name).write_text(MAIL.format(i=i % 290))
+    early_home, late_home = _home(tmp_path, "early-md"), _home(tmp_path, "late-md")
+    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "maildir", str(maildir)])
+    assert p.returncode == 0, p.stderr
+    assert record["taken"] and len(record["ahead"]) == 1
+    late = mailarchive(late_home, "import", "maildir", str(maildir), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
+    assert _report(p) == _report(late)
+    assert _report(p)["archived"] == 290 and _report(p)["duplicates"] == 10
+    assert _catalog(early_home) == _catalog(late_home)
+    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs", "--format", "json").stdout)
+    assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
+    assert_gone(record["pids"])
+
+
 def test_a_small_source_spawns_no_early_workers(tmp_path, source):
     home = _home(tmp_path, "small")
     p, record = _script(tmp_path, ["--archive", str(home), "--json", "import", "eml", str(source / "0")])

@@ -266,13 +266,13 @@ def _start_import(args) -> None:
 
 
 def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
-    """``import eml`` of one local tree (without ``--force-raw``): its first chunk goes to a worker now, as a task
-    started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the run takes it up when
-    its own first chunk is the same, else it keeps nothing. Anything that fails here leaves the run as it was."""
-    if kind != "eml" or len(sources) != 1 or "--force-raw" in sys.argv:
+    """``import eml`` (without ``--force-raw``) or ``import maildir`` of one local tree: its first chunk goes to a
+    worker now, as a task started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the
+    run takes it up when its own first chunk is the same, else it keeps nothing. Anything that fails here leaves the
+    run as it was."""
+    if kind not in ("eml", "maildir") or len(sources) != 1 or "--force-raw" in sys.argv:
         return
     try:
-        from importers.eml import EmlImporter
         from importers.walk import keep_walk, walk_local
         from toolkit import early_tasks
         from toolkit.pack import PACK_TARGET_SIZE
@@ -280,7 +280,11 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
 
         from .tuning import ingest_tuning, parse_limit
 
-        importer = EmlImporter(sources[0])
+        if kind == "eml":
+            from importers.eml import EmlImporter as Importer
+        else:
+            from importers.maildir import MaildirImporter as Importer
+        importer = Importer(sources[0])
         root = os.fsencode(importer.location.path)
         entries = walk_local(root)  # signals not held: a Ctrl-C during a long walk ends the run at once (``ended``)
         keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
