@@ -1,7 +1,7 @@
 """Pack tasks started ahead (docs/architecture.md "Tasks started ahead").
 
-``import eml`` or ``import maildir`` of a local tree spawns its workers at start-up (toolkit/cli/early.py), and until
-now they waited ~0.3 s for the driver to load click, DuckDB and the archive, open the catalog and walk the tree before
+``import eml``, ``import maildir`` or ``import mbox`` of a local source spawns its workers at start-up
+(toolkit/cli/early.py), and until now they waited ~0.3 s for the driver to load click, DuckDB and the archive, open the catalog and walk the tree before
 their first task came. Here the start-up hands one of them the first chunk at once (:data:`AHEAD_TASKS`): the same
 importer walks the tree and makes the same items, cut into a chunk by the driver's rule (:func:`cut`). Such a task
 has no archive key and no medium yet: its worker reads, prepares and compresses its mails and holds the records; it
@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
+from .file_region import FileRegion
 from .pack import PACK_ID_SIZE
 from .pack_tasks import PackTask
 from .prepare import DEFAULT_PARSE_LIMIT, LocalFile
@@ -49,9 +50,14 @@ class AheadTask:
     future: object = None
 
 
-def job_of(item) -> LocalFile | None:
-    """The job of a mail its task reads from a local file (as toolkit.ingest._job makes it), else None."""
-    if isinstance(item, SourceMail) and item.raw is None and item.job is None and item.path is not None:
+def job_of(item) -> LocalFile | FileRegion | None:
+    """The job of a mail its task reads from a local file or a region of one (as toolkit.ingest._job makes it),
+    else None."""
+    if not isinstance(item, SourceMail) or item.raw is not None:
+        return None
+    if item.job is not None:
+        return item.job if isinstance(item.job, FileRegion) else None
+    if item.path is not None:
         return LocalFile(item.path, item.content_check, item.envelope_cut)
     return None
 

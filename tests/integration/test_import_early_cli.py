@@ -164,6 +164,41 @@ def test_a_maildir_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path):
     assert_gone(record["pids"])
 
 
+@pytest.mark.parametrize("variant", ["mboxrd", "auto"])
+def test_an_mbox_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path, variant):
+    """``import mbox`` of a local mbox: the start-up scans its first chunk (regions of the file, read by the worker)
+    and sends it ahead with the command line's ``--variant``; the run takes it up and reports and catalogs what a run
+    without it does, quoted From_ lines unquoted as for mboxrd."""
+    mbox = tmp_path / "box.mbox"  # more bytes than the import's first chunk holds (8 MiB): the run starts its pool
+    with open(mbox, "w") as f:
+        for i in range(300):
+            body = (">From the quoted line\n" if i % 7 == 0 else "") + ("x" * 75 + "\n") * 400
+            f.write(f"From a{i}@example.org Mon Jan  7 09:15:00 2019\n" + MAIL.format(i=i % 290).replace("\r\n", "\n")
+                    + body + "\n")
+    args = ["--variant", variant] if variant != "auto" else []
+    early_home, late_home = _home(tmp_path, "early-mbox"), _home(tmp_path, "late-mbox")
+    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "mbox", *args, str(mbox)])
+    assert p.returncode == 0, p.stderr
+    assert record["taken"] and len(record["ahead"]) == 1
+    late = mailarchive(late_home, "import", "mbox", *args, str(mbox), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
+    assert _report(p) == _report(late)
+    assert _catalog(early_home) == _catalog(late_home)
+    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs", "--format", "json").stdout)
+    assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
+    assert_gone(record["pids"])
+
+
+def test_an_mbox_with_a_size_limit_given_sends_nothing_ahead(tmp_path):
+    mbox = tmp_path / "box.mbox"
+    mbox.write_text("".join(f"From a@example.org Mon Jan  7 09:15:00 2019\n" + MAIL.format(i=i).replace("\r\n", "\n")
+                            + ("x" * 75 + "\n") * 400 + "\n" for i in range(300)))
+    home = _home(tmp_path, "limit-mbox")
+    p, record = _script(tmp_path, ["--archive", str(home), "--json", "import", "mbox", "--max-message-size", "1M",
+                                   str(mbox)])
+    assert p.returncode == 0, p.stderr
+    assert record["taken"] and record["ahead"] == []
+
+
 def test_a_small_source_spawns_no_early_workers(tmp_path, source):
     home = _home(tmp_path, "small")
     p, record = _script(tmp_path, ["--archive", str(home), "--json", "import", "eml", str(source / "0")])

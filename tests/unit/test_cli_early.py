@@ -140,3 +140,19 @@ def test_only_a_source_larger_than_the_first_chunk_spawns_workers(tmp_path):
     assert more_than_first_chunk((str(big),))
     assert more_than_first_chunk((str(tmp_path / "small" / "sub"), str(tmp_path / "small" / "one-more.eml")))
     assert not more_than_first_chunk((str(tmp_path / "missing"),))
+
+
+@pytest.mark.parametrize("argv, variant", [
+    (["--archive", "h", "import", "mbox", "x.mbox"], "auto"),
+    (["import", "mbox", "--variant", "mboxrd", "x.mbox"], "mboxrd"),
+    (["import", "mbox", "x.mbox", "--variant=mboxcl2"], "mboxcl2"),
+    (["import", "mbox", "--max-message-size", "1M", "x.mbox"], None),
+    (["import", "mbox", "--variant", "mboxo", "--max-expansion-ratio=3", "x.mbox"], None),
+    (["import", "mbox", "--max-expansion-after", "2G", "x.mbox"], None),
+])
+def test_the_mbox_variant_a_task_ahead_is_scanned_with(argv, variant):
+    """The start-up scans an mbox's first chunk with the command line's ``--variant``; with a size limit given (parsed
+    by the command only) it sends nothing ahead."""
+    from toolkit.cli.early import _mbox_variant
+
+    assert _mbox_variant(argv) == variant

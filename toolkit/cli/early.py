@@ -266,11 +266,14 @@ def _start_import(args) -> None:
 
 
 def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
-    """``import eml`` (without ``--force-raw``) or ``import maildir`` of one local tree: its first chunk goes to a
-    worker now, as a task started ahead (toolkit/early_tasks.py), read by the same importer the command makes; the
-    run takes it up when its own first chunk is the same, else it keeps nothing. Anything that fails here leaves the
-    run as it was."""
-    if kind not in ("eml", "maildir") or len(sources) != 1 or "--force-raw" in sys.argv:
+    """``import eml`` (without ``--force-raw``), ``import maildir`` or ``import mbox`` (without a size limit given) of
+    one local source: its first chunk goes to a worker now, as a task started ahead (toolkit/early_tasks.py), read by
+    the same importer the command makes; the run takes it up when its own first chunk is the same, else it keeps
+    nothing. Anything that fails here leaves the run as it was."""
+    if kind not in ("eml", "maildir", "mbox") or len(sources) != 1 or "--force-raw" in sys.argv:
+        return
+    variant = _mbox_variant(sys.argv[1:]) if kind == "mbox" else None
+    if kind == "mbox" and variant is None:
         return
     try:
         from importers.walk import keep_walk, walk_local
@@ -280,14 +283,20 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
 
         from .tuning import ingest_tuning, parse_limit
 
-        if kind == "eml":
-            from importers.eml import EmlImporter as Importer
+        root = entries = None
+        if kind == "mbox":  # (its scan reads the file in the items' order: there is no walk to keep)
+            from importers.mbox import MboxImporter
+
+            importer = MboxImporter(sources[0], variant=variant)
         else:
-            from importers.maildir import MaildirImporter as Importer
-        importer = Importer(sources[0])
-        root = os.fsencode(importer.location.path)
-        entries = walk_local(root)  # signals not held: a Ctrl-C during a long walk ends the run at once (``ended``)
-        keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
+            if kind == "eml":
+                from importers.eml import EmlImporter as Importer
+            else:
+                from importers.maildir import MaildirImporter as Importer
+            importer = Importer(sources[0])
+            root = os.fsencode(importer.location.path)
+            entries = walk_local(root)  # signals not held: a Ctrl-C during a long walk ends the run at once (``ended``)
+            keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
         items = importer.scan(None, NullReporter())
         # held while the first chunk's items are made and its task submitted: ``ended`` shutting the pool down in
         # the middle of the pool's own submit would wait for the lock that submit holds
@@ -298,9 +307,24 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
             items.close()
-            keep_walk(root, entries)
+            if root is not None:
+                keep_walk(root, entries)
     except Exception:  # the run reads the source as always (and reports what is wrong with it)
         return
+
+
+def _mbox_variant(argv: list[str]) -> str | None:
+    """The ``--variant`` of an ``import mbox`` command line (``auto`` when it names none); None when it names one of
+    the size limits (the command's own parsing of those is not repeated here: no task goes ahead then)."""
+    variant = "auto"
+    for i, arg in enumerate(argv):
+        if arg.split("=", 1)[0] in ("--max-message-size", "--max-expansion-ratio", "--max-expansion-after"):
+            return None
+        if arg == "--variant" and i + 1 < len(argv):
+            variant = argv[i + 1]
+        elif arg.startswith("--variant="):
+            variant = arg.partition("=")[2]
+    return variant
 
 
 def take_import(kind: str, sources: tuple[str, ...], distributed: bool):
