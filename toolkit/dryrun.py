@@ -25,7 +25,7 @@ from .known_keys import KnownKeys
 
 from .archive import Archive
 from .catalog import ingest_rows as store
-from .prepare import LocalFile, NotMail, ReadFailure, Trimmed, prepare, prepare_streamed, read_job
+from .prepare import NotMail, ReadFailure, Trimmed, prepare, prepare_streamed, read_job, task_job
 from .reporter import NullReporter, Reporter
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
 
@@ -123,7 +123,7 @@ def dry_run(archive: Archive, importer: Importer, reporter: Reporter | None = No
                 elif item.job is not None:  # a region of a local mbox, a share file, a remote mail: read here
                     p = prepare(item.content(), None, archive.uuid, None)
                 elif item.path is not None:  # a local file, checked and its From_ line cut as the pack task does
-                    got = read_job(LocalFile(item.path, item.content_check, item.envelope_cut))
+                    got = read_job(task_job(item))
                     if isinstance(got, ReadFailure):
                         raise OSError(got.errno, got.message)
                     if isinstance(got, NotMail):

@@ -24,7 +24,7 @@ from typing import Iterable
 from .file_region import FileRegion
 from .pack import PACK_ID_SIZE
 from .pack_tasks import PackTask
-from .prepare import DEFAULT_PARSE_LIMIT, LocalFile
+from .prepare import DEFAULT_PARSE_LIMIT, LocalFile, read_by_task, task_job
 from .source import SourceMail
 
 #: the driver's limits of a chunk (toolkit/ingest.py CHUNK, CHUNK_BYTES; tests/unit/test_early_tasks.py checks
@@ -51,15 +51,12 @@ class AheadTask:
 
 
 def job_of(item) -> LocalFile | FileRegion | None:
-    """The job of a mail its task reads from a local file or a region of one (as toolkit.ingest._job makes it),
-    else None."""
-    if not isinstance(item, SourceMail) or item.raw is not None:
+    """The job of a mail its task reads from a local file or a region of one (:func:`toolkit.prepare.task_job`, as
+    the run makes it), else None (bytes, a share's or a server's job, a mail the driver streams)."""
+    if not isinstance(item, SourceMail) or item.raw is not None or not read_by_task(item):
         return None
-    if item.job is not None:
-        return item.job if isinstance(item.job, FileRegion) else None
-    if item.path is not None:
-        return LocalFile(item.path, item.content_check, item.envelope_cut)
-    return None
+    job = task_job(item)
+    return job if isinstance(job, (LocalFile, FileRegion)) else None
 
 
 def cut(items: Iterable, chunks: int, n: int, max_bytes: int) -> list[tuple[int, list]]:

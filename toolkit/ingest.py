@@ -52,7 +52,7 @@ from .known_keys import KnownKeys, mid_hash
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
 from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, SealAs, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
-                      prepare_streamed)
+                      chunk_jobs, prepare_streamed, read_by_task as _read_by_task, task_job as _job)
 from .remote_jobs import close_sessions
 from .reporter import NullReporter, Reporter
 from .space import check_import_space
@@ -436,7 +436,7 @@ class Ingest:
                 break
             chunk = self._chunks.take_exact(a.count)
             self._taken += 1
-            if [_job(it) for it in chunk if isinstance(it, SourceMail) and _read_by_task(it)] != a.jobs:
+            if chunk_jobs(chunk) != a.jobs:
                 if chunk:
                     self._inflight.append((chunk, *self._submit(chunk)))
                 if len(chunk) < a.count:
@@ -456,17 +456,21 @@ class Ingest:
             for pack_id, fut in list(self._refused.items()):
                 if fut.done():  # (it failed: nothing to answer)
                     del self._refused[pack_id]
-            if not self._refused:
-                return
-            try:
-                asked, slot, prepared, records = self._questions.get(True, 0.1)
-            except queue.Empty:
-                continue
-            if asked in self._refused:
-                del self._refused[asked]
-                self._answers[slot].put(set())
-            else:
-                self._asked[asked] = (slot, prepared, records)
+            if self._refused:
+                self._take_question(True, 0.1)
+
+    def _take_question(self, block: bool, timeout: float | None) -> bool:
+        """One question of the workers, if one comes (else False): a task started ahead and not taken up is answered
+        at once with nothing kept; any other question waits in ``_asked`` for its task's turn."""
+        try:
+            asked, slot, prepared, records = self._questions.get(block, timeout)
+        except queue.Empty:
+            return False
+        if self._refused.pop(asked, None) is not None:
+            self._answers[slot].put(set())
+        else:
+            self._asked[asked] = (slot, prepared, records)
+        return True
 
     def _meanwhile(self) -> None:
         """While the driver waits for a task: send the next chunks into the room a written pack makes, then
@@ -797,16 +801,9 @@ class Ingest:
         while True:
             if pack_id in self._asked:
                 return self._asked.pop(pack_id)
-            try:
-                due = self._due()
-                asked, slot, prepared, records = self._questions.get(not due, None if due else 0.05)
-                if self._refused.pop(asked, None) is not None:  # started ahead, not taken up: it keeps nothing
-                    self._answers[slot].put(set())
-                    continue
-                self._asked[asked] = (slot, prepared, records)
+            due = self._due()
+            if self._take_question(not due, None if due else 0.05):
                 continue
-            except queue.Empty:
-                pass
             self._meanwhile()
             if due:
                 continue
@@ -874,7 +871,7 @@ class Ingest:
     def _submit(self, chunk: list, inline: bool = False):
         """Send a chunk out as one pack task (or run it inline: no executor, or ``inline``); returns (result or
         future, the pack id the driver's own pack takes if a streamed mail needs one)."""
-        jobs = [_job(it) for it in chunk if isinstance(it, SourceMail) and _read_by_task(it)]
+        jobs = chunk_jobs(chunk)
         medium_id = self.archive.active_medium_id()
         task = PackTask(jobs, MediumAccess(medium_id, *self.archive.medium_access(medium_id)),
                         Sealing(self.archive.key, self.archive.uuid), self.parse_limit, pack_id=self._new_pack_id())
@@ -1321,18 +1318,6 @@ def _chunks(opener) -> Iterator[bytes]:
             if not chunk:
                 return
             yield chunk
-
-
-def _read_by_task(item: SourceMail) -> bool:
-    """Is the mail read by its pack task (bytes, a local file, a job), not streamed by the driver?"""
-    return item.raw is not None or item.path is not None or item.job is not None
-
-
-def _job(item: SourceMail):
-    """What the pack task gets for a mail it reads: its bytes, a LocalFile, or the importer's own job."""
-    if item.raw is not None:
-        return item.raw
-    return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
 
 
 #: The source's last tasks are cut smaller and smaller (:class:`_Chunks`): each takes 1/TAPER_SHARE of what is left

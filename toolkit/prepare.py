@@ -37,7 +37,7 @@ from . import faults
 from .headers import BodyHasher, MailMeta, Split, fallback_scan, scan, split_mail
 from .journal import is_journal_report, parse_journal_report
 from .pack import seal_record
-from .source import Unsupported, read_regular_file
+from .source import SourceMail, Unsupported, read_regular_file
 
 
 @dataclass
@@ -421,7 +421,7 @@ def unwrap_split(raw: bytes) -> tuple[bytes, Envelope | None, list[str], Split]:
     return report.original, env, ["journal-unwrapped", *report.defects], report.original_split
 
 
-def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack_id: bytes | None,
+def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID | None, pack_id: bytes | None,
             limit: float | None = DEFAULT_PARSE_LIMIT, dog: Watchdog | None = None,
             raw_sha256: bytes | None = None) -> Prepared:
     """Prepare one mail; with ``dog`` (installed by the caller) its parse runs under ``limit``.
@@ -451,6 +451,27 @@ def prepare(raw: bytes, pack_key: bytes | None, archive_uuid: uuidlib.UUID, pack
         p.record, p.csize = seal_record(pack_key, archive_uuid, blob, data, check=False)
         p.sealed_for = pack_id
     return p
+
+
+def read_by_task(item: SourceMail) -> bool:
+    """Is a source's mail read by its pack task (its bytes, a local file, a job
+    that reads itself), not streamed by the driver?"""
+    return item.raw is not None or item.path is not None or item.job is not None
+
+
+def task_job(item: SourceMail):
+    """What the pack task gets for a mail it reads (:func:`read_by_task`): its bytes, a :class:`LocalFile`, or the
+    importer's own job. The driver's tasks (toolkit/ingest.py) and the tasks the start-up sends ahead
+    (toolkit/early_tasks.py) make their jobs here, so that the run can tell the latter's jobs its own."""
+    if item.raw is not None:
+        return item.raw
+    return item.job if item.job is not None else LocalFile(item.path, item.content_check, item.envelope_cut)
+
+
+def chunk_jobs(chunk: list) -> list:
+    """The jobs of a chunk's mails that its pack task reads, in order (what is not mail, and mail the driver
+    streams, have none)."""
+    return [task_job(it) for it in chunk if isinstance(it, SourceMail) and read_by_task(it)]
 
 
 def read_job(job) -> bytes | Trimmed | ReadFailure | NotMail:

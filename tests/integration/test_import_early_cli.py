@@ -123,23 +123,28 @@ def _report(p: subprocess.CompletedProcess) -> dict:
     return r
 
 
-def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
-    early_home, late_home = _home(tmp_path, "early"), _home(tmp_path, "late")
-    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "eml", str(source)])
+def _taken_up_as_a_late_run(tmp_path: Path, name: str, command: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    """``command`` (``import KIND [options] SOURCE``) run as the console script, with its workers and its first chunk
+    sent ahead at start-up, and again by a run that spawns its workers where it always did: the first took its
+    pool and the task ahead up (the task's pack is in its catalog: toolkit/early_tasks.py); both give the same
+    report and catalog, and no worker is left. Returns the early run and its record."""
+    early_home, late_home = _home(tmp_path, f"early-{name}"), _home(tmp_path, f"late-{name}")
+    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", *command])
     assert p.returncode == 0, p.stderr
-    assert len(record["pids"]) == 2 and record["taken"]
-    late = mailarchive(late_home, "import", "eml", str(source), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
+    assert len(record["pids"]) == 2 and record["taken"] and len(record["ahead"]) == 1
+    late = mailarchive(late_home, *command, json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
     assert _report(p) == _report(late)
-    assert _report(p)["archived"] == 280 and _report(p)["duplicates"] == 20
     assert _catalog(early_home) == _catalog(late_home)
-    # the first chunk went to a worker before the command line loaded (toolkit/early_tasks.py), and the run took
-    # it up: its pack is the catalog's first
-    assert len(record["ahead"]) == 1
-    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs ORDER BY pack_id", "--format",
-                                   "json").stdout)
+    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs", "--format", "json").stdout)
     assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
     assert "Traceback" not in p.stderr
     assert_gone(record["pids"])
+    return p, record
+
+
+def test_the_early_workers_give_the_usual_report_and_catalog(tmp_path, source):
+    p, _record = _taken_up_as_a_late_run(tmp_path, "eml", ["import", "eml", str(source)])
+    assert _report(p)["archived"] == 280 and _report(p)["duplicates"] == 20
 
 
 def test_a_maildir_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path):
@@ -151,17 +156,8 @@ def test_a_maildir_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path):
     for i in range(300):
         name = f"{1700000000 + i}.M{i}P1.host:2,S" if i % 3 else f"{1700000000 + i}.M{i}P1.host"
         (maildir / ("cur" if i % 3 else "new") / name).write_text(MAIL.format(i=i % 290))
-    early_home, late_home = _home(tmp_path, "early-md"), _home(tmp_path, "late-md")
-    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "maildir", str(maildir)])
-    assert p.returncode == 0, p.stderr
-    assert record["taken"] and len(record["ahead"]) == 1
-    late = mailarchive(late_home, "import", "maildir", str(maildir), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
-    assert _report(p) == _report(late)
+    p, _record = _taken_up_as_a_late_run(tmp_path, "md", ["import", "maildir", str(maildir)])
     assert _report(p)["archived"] == 290 and _report(p)["duplicates"] == 10
-    assert _catalog(early_home) == _catalog(late_home)
-    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs", "--format", "json").stdout)
-    assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
-    assert_gone(record["pids"])
 
 
 @pytest.mark.parametrize("variant", ["mboxrd", "auto"])
@@ -176,16 +172,7 @@ def test_an_mbox_s_first_chunk_goes_ahead_and_the_run_takes_it_up(tmp_path, vari
             f.write(f"From a{i}@example.org Mon Jan  7 09:15:00 2019\n" + MAIL.format(i=i % 290).replace("\r\n", "\n")
                     + body + "\n")
     args = ["--variant", variant] if variant != "auto" else []
-    early_home, late_home = _home(tmp_path, "early-mbox"), _home(tmp_path, "late-mbox")
-    p, record = _script(tmp_path, ["--archive", str(early_home), "--json", "import", "mbox", *args, str(mbox)])
-    assert p.returncode == 0, p.stderr
-    assert record["taken"] and len(record["ahead"]) == 1
-    late = mailarchive(late_home, "import", "mbox", *args, str(mbox), json_out=True, env={"MAILARCHIVE_WORKERS": "2"})
-    assert _report(p) == _report(late)
-    assert _catalog(early_home) == _catalog(late_home)
-    packs = json.loads(mailarchive(early_home, "sql", "SELECT name FROM packs", "--format", "json").stdout)
-    assert any(record["ahead"][0] in json.dumps(row) for row in packs), (record["ahead"], packs)
-    assert_gone(record["pids"])
+    _taken_up_as_a_late_run(tmp_path, "mbox", ["import", "mbox", *args, str(mbox)])
 
 
 def test_an_mbox_with_a_size_limit_given_sends_nothing_ahead(tmp_path):
