@@ -403,10 +403,28 @@ def main() -> None:
             f"imap-login's TLS), the format {low['work_cpu']:.1f}: a floor of **{low['floor_own']:.1f} s**.",
             "",
         ]
+        lines += _rtt_floor(links, cpu, low)
     text = "\n".join(lines)
     print(text)
     if args.record:
         record(text)
+
+
+def _rtt_floor(links, cpu: dict, low: dict) -> list[str]:
+    """The floor over the latency proxy: the floor of these cores plus the proxy's own CPU during an import (it runs
+    on the same cores; a real link's latency costs no CPU), against the target (half of mbsync's median time)."""
+    if "proxy-imap-rtt" not in cpu or not links or not links[0][0].endswith("(tests/services/latency_proxy.py)"):
+        return []
+    cores = os.cpu_count() or 1
+    proxy = statistics.median(cpu["proxy-imap-rtt"])
+    base = min(low["floor"], low["floor_own"])
+    over = base + proxy / cores
+    target = 0.5 * statistics.median(links[0][2])
+    verdict = ("below the target: the link's target can be met on these cores" if over < target else
+               "at or above the target: no import through this proxy on these cores meets it")
+    return [f"Floor over the proxy: the lower floor above ({base:.1f} s) plus the proxy's "
+            f"{proxy:.1f} CPU-s ÷ {cores} cores = **{over:.1f} s**, against 0.5× mbsync's median "
+            f"({target:.1f} s): {verdict}.", ""]
 
 
 def record(section: str) -> None:
