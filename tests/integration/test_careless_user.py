@@ -104,7 +104,7 @@ def test_careless_user_day(tmp_path, samba, smb_location, monkeypatch):
                     check=2)  # swapped dates: a usage error naming both, not "the selection matches no message"
     assert "the start date 2020-01-01 lies after the end date 2019-01-01" in p.stderr and not (tmp_path / "out").exists()
     p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", check=1)
-    assert "the selection matches no message" in p.stderr and not (tmp_path / "out").exists()
+    assert "the selection matches no message (--since 2099-01-01)" in p.stderr and not (tmp_path / "out").exists()
 
     raw = mailarchive(home, "import", "eml", "--force-raw", str(src / "photo.eml"), json_out=True).result
     assert raw["archived"] == 1 and raw["skipped"] == 0

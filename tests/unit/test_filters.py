@@ -131,3 +131,14 @@ def test_dry_run_counts_in_the_catalog_what_the_selection_holds(archive, filters
     selection = select(archive, filters)
     assert dry_run(archive, filters) == {"count": len(selection), "bytes": sum(sm.size for sm in selection),
                                          "dry_run": True}
+
+
+def test_an_empty_selection_is_named_by_the_options_that_made_it():
+    from toolkit.catalog.directory import Scope
+    from toolkit.cli.export_filters import as_options
+
+    f = Filters(since="2030-01-01", domains=("a.example", "b example"), spam=False, where="m.size > 1",
+                scope=Scope("user", "anna", 3, "TRUE"))
+    assert as_options(f) == ("--since 2030-01-01 --where 'm.size > 1' --domain a.example --domain 'b example' "
+                             "--no-spam --as-user anna")
+    assert as_options(Filters()) == ""

@@ -107,7 +107,30 @@ def _check_selection(ctx, filters: Filters) -> None:
                              + "; ".join(_LISTS[opt] for opt in dict.fromkeys(u.split()[0] for u in unknown)) + ")")
         if not _count(con, filters):
             raise NothingSelectedError(
-                f"the selection matches no message ({filters.describe() or 'the archive is empty'}): nothing exported")
+                f"the selection matches no message ({as_options(filters) or 'the archive is empty'}): nothing exported")
+
+
+#: Filters.describe() keys -> the option that sets them (list values: the option once per value)
+_OPTION_OF = {"since": "--since", "until": "--until", "where": "--where", "addresses": "--address",
+              "domains": "--domain", "folders": "--folder"}
+
+
+def as_options(filters: Filters) -> str:
+    """The selection as the options that make it (``--since 2030-01-01 --domain example.com``), for messages."""
+    import shlex
+
+    words: list[str] = []
+    for key, value in filters.describe().items():
+        if key in _OPTION_OF:
+            for v in value if isinstance(value, list) else [value]:
+                words += [_OPTION_OF[key], shlex.quote(str(v))]
+        elif key == "spam":
+            words.append("--spam" if value else "--no-spam")
+        elif key == "scope" and isinstance(value, dict):
+            for k in ("as_user", "as_revisor"):
+                if k in value:
+                    words += ["--" + k.replace("_", "-"), shlex.quote(str(value[k]))]
+    return " ".join(words)
 
 
 def emit_dry_run(ctx, filters: Filters) -> None:
