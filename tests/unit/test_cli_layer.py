@@ -13,15 +13,15 @@ CORE = ["toolkit", "importers", "exporters", "verify", "media_tools"]
 ENTRY_POINTS = {"toolkit/__main__.py"}
 
 
-def _module_name(path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def _module_name(path, root=REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported(path) -> list[tuple[int, str]]:
+def _imported(path, root=REPO) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import in the file, relative ones resolved."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    package = _module_name(path).split(".")
+    package = _module_name(path, root).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
     out = []
@@ -38,14 +38,14 @@ def _imported(path) -> list[tuple[int, str]]:
     return out
 
 
-def cli_imports_outside_cli() -> list[str]:
+def cli_imports_outside_cli(root=REPO) -> list[str]:
     found = []
     for top in CORE:
-        for path in sorted((REPO / top).rglob("*.py")):
-            rel = path.relative_to(REPO).as_posix()
+        for path in sorted((root / top).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
             if rel.startswith("toolkit/cli/") or rel in ENTRY_POINTS:
                 continue
-            for line, name in _imported(path):
+            for line, name in _imported(path, root):
                 if name == "toolkit.cli" or name.startswith("toolkit.cli."):
                     found.append(f"{rel}:{line} imports {name}")
     return found
@@ -55,14 +55,16 @@ def test_nothing_outside_the_cli_package_imports_it():
     assert cli_imports_outside_cli() == []
 
 
-def test_the_check_sees_a_relative_import_of_the_cli(tmp_path, monkeypatch):
-    # the resolver must see ``from ..cli.main import x`` in toolkit/storage/ as toolkit.cli.main
-    path = REPO / "toolkit" / "storage" / "_probe_layer.py"
+def test_the_check_sees_a_relative_import_of_the_cli(tmp_path):
+    # the resolver must see ``from ..cli.main import x`` in toolkit/storage/ as toolkit.cli.main. The probe lies in a
+    # tree of its own: written into the source tree, a test running beside this one (tests/cli_server.py imports
+    # every module of the packages) imported it and failed
+    path = tmp_path / "toolkit" / "storage" / "_probe_layer.py"
+    path.parent.mkdir(parents=True)
     path.write_text("from ..cli.main import cli\nimport toolkit.cli.output\n", encoding="utf-8")
-    try:
-        found = cli_imports_outside_cli()
-    finally:
-        path.unlink()
+    (tmp_path / "toolkit" / "cli").mkdir()
+    (tmp_path / "toolkit" / "cli" / "main.py").write_text("from ..storage import x\n", encoding="utf-8")  # inside: fine
+    found = cli_imports_outside_cli(tmp_path)
     assert found == ["toolkit/storage/_probe_layer.py:1 imports toolkit.cli.main",
                      "toolkit/storage/_probe_layer.py:1 imports toolkit.cli.main.cli",
                      "toolkit/storage/_probe_layer.py:2 imports toolkit.cli.output"]

@@ -176,6 +176,7 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, quiet: bool, lock_
     if home is None:
         home = Path(os.environ.get("MAILARCHIVE_HOME") or "archive")
     ctx.obj = Context(home, Ui(json=as_json, quiet=quiet, progress_interval=progress_interval), lock_wait)
+    _RUN["ui"] = ctx.obj.ui  # an error after this point is a JSON object too with --json (``_exit``)
     configure_test_hooks()
     ctx.obj.ui.log = _open_log(log_file, home, ctx)
     from ..storage import configure_smb
@@ -252,6 +253,7 @@ def _report_write_failure(exc: OSError) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the command and turns every MailArchiveError into its exit status."""
     _RUN["argv"] = argv
+    _RUN.pop("ui", None)
     workers_skip_the_main_script()
     from ..process_guard import cap_malloc_arenas, forbid_core_dumps
 
@@ -322,6 +324,12 @@ def _duckdb_interrupt(exc: BaseException) -> bool:
 
 
 def _exit(code: int, error: str | None = None) -> None:
+    ui = _RUN.pop("ui", None)
+    if error is not None and ui is not None:
+        try:
+            ui.emit_error(code, error)
+        except OSError:  # stdout gone (a closed pipe): the exit status and stderr still say it
+            pass
     log = _RUN.pop("log", None)
     if log is not None:
         if error:

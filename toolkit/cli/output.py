@@ -43,6 +43,7 @@ class Ui:
     progress_interval: float = 30.0
     log: Any = None  # a runlog.RunLog when --log-file or the log_file setting is given
     _reporters: list = field(default_factory=list, repr=False)
+    emitted: bool = False  # the command's JSON object is out (an error after it prints no second one)
 
     def emit(self, result: Any, human=None) -> None:
         """The command's result: JSON on stdout, or ``human(result)`` rendering for people. With ``--json`` the
@@ -60,8 +61,18 @@ class Ui:
         if self.json:
             sys.stdout.write(json.dumps(result, default=_json_default, ensure_ascii=False) + "\n")
             sys.stdout.flush()
+            self.emitted = True
         elif human is not None and not self.quiet:
             human(result)
+
+    def emit_error(self, code: int, message: str) -> None:
+        """With ``--json``, a command that ends in an error before its result gives scripts one object too:
+        ``{"status": "error", "exit_code": N, "error": "..."}`` (the message as on stderr; docs/cli.md "Output")."""
+        if self.json and not self.emitted:
+            self.emitted = True
+            sys.stdout.write(json.dumps({"status": "error", "exit_code": code, "error": message}, ensure_ascii=False)
+                             + "\n")
+            sys.stdout.flush()
 
     def say(self, text: str) -> None:
         if not self.json and not self.quiet:

@@ -1,0 +1,45 @@
+"""``--json`` gives a script exactly one JSON object on stdout, also when the command ends in an error before its
+result (docs/cli.md "Output"): ``{"status": "error", "exit_code": N, "error": "..."}``, with the exit status and the
+message that stderr shows. A command that printed its result and then exits non-zero prints no second object."""
+from __future__ import annotations
+
+import json
+
+from tests.cli import mailarchive
+
+
+def _one_object(p) -> dict:
+    lines = [line for line in p.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stdout
+    return json.loads(lines[0])
+
+
+def test_an_error_is_one_json_object_and_a_result_is_never_followed_by_one(tmp_path):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: one\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nb\r\n")
+    assert mailarchive(home, "import", "eml", str(src), json_out=True).result["archived"] == 1
+
+    # a source that is not there: exit 2 and its message, as an object
+    p = mailarchive(home, "import", "eml", str(tmp_path / "gone"), json_out=True, check=2)
+    got = _one_object(p)
+    assert got["status"] == "error" and got["exit_code"] == 2 and "does not exist" in got["error"]
+    assert got["error"] in " ".join(p.stderr.split())
+
+    # an export that selects nothing: exit 1, the options named
+    p = mailarchive(home, "export", "eml", str(tmp_path / "out"), "--since", "2099-01-01", json_out=True, check=1)
+    got = _one_object(p)
+    assert got == {"status": "error", "exit_code": 1,
+                   "error": "the selection matches no message (--since 2099-01-01): nothing exported"}
+
+    # an option the command does not have (click's usage error)
+    got = _one_object(mailarchive(home, "import", "eml", "--bogus", str(src), json_out=True, check=2))
+    assert got["exit_code"] == 2 and "--bogus" in got["error"]
+
+    # a run that found no mail exits 1 with its result: that object only, no error object after it
+    (tmp_path / "empty").mkdir()
+    p = mailarchive(home, "import", "eml", str(tmp_path / "empty"), json_out=True, check=1)
+    got = _one_object(p)
+    assert got["seen"] == 0 and got["errors"] == 1 and "status" in got and got["status"] != "error"
