@@ -1,9 +1,11 @@
-"""``import mbox``: the project's own mbox splitter (docs/reliability.md L1-L9, A5, C7, K3).
+"""``import mbox``: the project's own mbox splitter (docs/reliability.md L1-L10, A5, C7, K3).
 
 Python's ``mailbox.mbox`` splits on every line that starts with ``From ``;
 this module decides per line, streams in bounded memory (one message, two
 when a possible false split must flag the previous one), works on
-non-seekable (decompressed) streams and accounts for every byte.
+non-seekable (decompressed) streams and accounts for every byte. A
+compressed file cut short or damaged gives the messages it still holds, the
+last one flagged ``source-truncated``, and an error (importers/stream_end.py).
 
 Separator rule
 --------------
@@ -136,6 +138,7 @@ from toolkit.storage import Location, open_storage, parse_location
 
 from . import mbox_flags
 from .mbox_scan import find_from_line, find_from_line_py, mbox_scan
+from .stream_end import CHECKSUM, TRUNCATED, EndOfData
 from .from_line import (  # noqa: F401 - importers.mbox names these too (share, eml, exporters import them from here)
     _BOM, MMDF_UNSUPPORTED, compression_of, from_line_date, is_envelope_line, is_from_line, is_mmdf_separator,
 )
@@ -159,6 +162,8 @@ NO_BLANK_BEFORE = "separator-without-blank-line"
 OVERSIZED = "over-max-message-size"
 #: a message Thunderbird marked deleted but had not yet removed from its folder file (archived all the same)
 MOZILLA_EXPUNGED = "mozilla-expunged"
+#: the last message of a compressed mbox that ends early (importers/stream_end.py): it may be cut short
+SOURCE_TRUNCATED = "source-truncated"
 #: The default per-message cap of ``import mbox`` / ``import share`` (``--max-message-size``).
 MAX_MESSAGE = 2 << 30
 
@@ -903,6 +908,21 @@ class GuardedStream:
         self.stream.close()
 
 
+def _end_problem(name: str, end: EndOfData, messages: int) -> str:
+    """The error of a compressed mbox whose data ended early (:class:`importers.stream_end.EndOfData`)."""
+    if end.stop == CHECKSUM:
+        return (f"the data do not match the checksum gzip stores at the end of the file ({end.detail}): the file is "
+                f"damaged, and gzip checks only there, so any of the {messages} messages imported from it may hold "
+                f"damaged bytes. Compare them with another copy of the file (they are named {name}@OFFSET)")
+    why = ("the compressed file ends before its end-of-stream marker (cut short: an interrupted copy or download?)"
+           if end.stop == TRUNCATED else f"the compressed data are damaged from some point on ({end.detail})")
+    if not messages:
+        return f"{why}; no message could be read before that point. Another copy of the file may be whole"
+    return (f"{why}; the {messages} messages in the {end.given} bytes before that point are imported, the last one "
+            f"flagged {SOURCE_TRUNCATED} (it may be cut short). If another copy of the file is whole, import it too: "
+            "dedup keeps every mail once")
+
+
 def apple_mail_bundle(path: str) -> str | None:
     """``path`` when it is the directory Apple Mail's "Export Mailbox" writes (``Name.mbox/`` holding the
     messages in a file ``mbox``, beside ``table_of_contents`` and ``Info.plist``), else None."""
@@ -990,6 +1010,7 @@ class MboxImporter:
             raise UsageError(f"unknown mbox variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.location = location if isinstance(location, Location) else parse_location(location)
         self.source_uri = f"mbox:{self.location}"
+        self._end: EndOfData | None = None  # the compressed stream being read (``_stream``)
         self.variant = variant
         self.max_message = max_message
         self.max_ratio, self.max_ratio_after = max_ratio, max_ratio_after
@@ -1059,8 +1080,10 @@ class MboxImporter:
         raw_f.seek(0)
         stream = open_decompressed(raw_f)
         if stream is raw_f:
+            self._end = None
             return raw_f
-        return GuardedStream(stream, raw_f, self.max_ratio, self.max_ratio_after)
+        self._end = EndOfData(stream)  # a file cut short: its messages up to the cut (importers/stream_end.py)
+        return GuardedStream(self._end, raw_f, self.max_ratio, self.max_ratio_after)
 
     def _resume(self, raw_f, size, cursor, reporter) -> tuple[BinaryIO, int]:
         """The stream positioned where the scan continues, and that offset."""
@@ -1133,11 +1156,17 @@ class MboxImporter:
                 if now - counted > (counted >> 6):
                     reporter.advance("mbox", now - counted)
                     counted = now
-                yield self._item(msg, size, mtime, counts, reporter)
+                end = self._end
+                if end is not None and end.cut and msg.end_offset >= end.given:
+                    yield self._cut_item(msg, size, mtime, counts, reporter)
+                else:
+                    yield self._item(msg, size, mtime, counts, reporter)
             if not prefix_done:
                 yield from self._prefix(splitter, base, reporter)
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise SourceError(f"{self.name}: cannot read the mbox: {exc}") from None
+        if self._end is not None and self._end.stop is not None:
+            yield SourceProblem(self.name, _end_problem(self.name, self._end, counts["messages"]))
         reporter.advance("mbox", size - counted)
         reporter.finish("mbox")
         if base == 0 and splitter.size == 0:
@@ -1152,6 +1181,17 @@ class MboxImporter:
             f"{self.name}: {counts['messages']} messages read from byte {base} (variant {self.variant})"
             + (f"; {note}" if note else "") + rd
         )
+
+    def _cut_item(self, msg: MboxMessage, size: int, mtime: float, counts: dict, reporter: Reporter) -> SourceItem:
+        """The last message of a compressed mbox whose data end early (truncated or damaged): archived, flagged, named
+        in a warning, and with no cursor of its own (a run resumed after it reads it again, from a whole copy too)."""
+        msg.flags.append(SOURCE_TRUNCATED)
+        item = self._item(msg, size, mtime, counts, reporter)
+        if isinstance(item, SourceMail):
+            item = replace(item, cursor=None, warning=(
+                f"the file's readable data end inside or right after this message: it may be cut short (flagged "
+                f"{SOURCE_TRUNCATED})"))
+        return item
 
     def _prefix(self, splitter: MboxSplitter, base: int, reporter: Reporter) -> Iterator[SourceItem]:
         n = splitter.prefix_length
