@@ -62,7 +62,7 @@ from .zipped import ZipLimits, is_zip, scan_zip
 
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, read_local, ref_text,
-    walk_local, walk_storage,
+    walk_local, walk_storage, without_own,
 )
 
 #: Mails larger than this are streamed from the source, never held in memory whole (the command
@@ -346,7 +346,7 @@ class EmlImporter(TreeSource):
 
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         root = os.fsencode(self.location.path)
-        entries = walk_local(root)
+        entries = without_own(walk_local(root), root, self.own_places)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         read, opener = (lambda e: read_local(root, e, single)), (lambda e: open_local(root, e, single))

@@ -73,6 +73,7 @@ from . import utf7
 from .content import DBOX_UNSUPPORTED
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
+    without_own,
 )
 
 if TYPE_CHECKING:  # a share's classes are loaded where a share is read (a local run never needs them)
@@ -351,7 +352,7 @@ class MaildirImporter(TreeSource):
             raise SourceMissingError(f"{self.location} does not exist: check the path")
         if not os.path.isdir(root) or os.path.islink(root):
             raise SourceMissingError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
-        entries = walk_local(root)
+        entries = without_own(walk_local(root), root, self.own_places)
         self._read_small = lambda rel: read_regular_file(os.path.join(root, rel))
         yield from self._items(entries, after, None, reporter, local_root=root)
 

@@ -29,6 +29,7 @@ from .content import OLE2_MAGIC, is_msg  # noqa: F401 - importers.msg names is_m
 
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage,
+    without_own,
 )
 
 #: the first bytes looked at: the OLE2 magic, or the header lines of an RFC 822 mail named .msg
@@ -154,7 +155,7 @@ class MsgImporter(TreeSource):
         import os
 
         root = os.fsencode(self.location.path)
-        entries = walk_local(root)
+        entries = without_own(walk_local(root), root, self.own_places)
         single = os.path.isfile(root) and not os.path.islink(root)
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after):

@@ -43,7 +43,7 @@ from toolkit.storage import open_storage, parse_location
 from . import pst_embedded
 from .content import PST_MAGIC
 from .pst_guard import guarded_scan_store
-from .walk import ref_text, walk_local, walk_storage
+from .walk import ref_text, walk_local, walk_storage, without_own
 
 MAIL_CLASSES = ("ipm.note", "report.", "ipm.schedule.", "ipm.post")
 PR_IPM_SUBTREE_ENTRYID = 0x35E0
@@ -193,6 +193,9 @@ class PstImporter:
     """PST/OST files (a file or every file below a directory whose content starts with ``!BDN``),
     local or on an SMB share (a store there is copied to a private temporary file for its reader)."""
 
+    #: the archive's own places below the source (importers/walk.py ``TreeSource.own_places``)
+    own_places: tuple = ()
+
     def __init__(self, location: str, smb_password: str | None = None):
         self.location = parse_location(location)
         self._smb_password = smb_password
@@ -213,7 +216,7 @@ class PstImporter:
         else:
             storage = None
             root = os.fsencode(self.location.path)
-            entries = walk_local(root)
+            entries = without_own(walk_local(root), root, self.own_places)
             single = os.path.isfile(root) and not os.path.islink(root)
 
             def magic(e):

@@ -82,7 +82,9 @@ from .msg import item_from_msg
 from .pst_guard import guarded_scan_store
 from .tnef import item_from_tnef
 from .zipped import ZipLimits, is_zip, scan_zip
-from .walk import FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage
+from .walk import (
+    FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage, without_own,
+)
 
 _MAILDIR_NAME = re.compile(rb"\d{6,}\.")
 
@@ -169,9 +171,9 @@ def plan(entries: list[FileEntry]) -> list[_Unit]:
 # -- sources --------------------------------------------------------------------------------------
 
 class _LocalTree:
-    def __init__(self, loc: Location):
+    def __init__(self, loc: Location, own_places=()):
         self.root = os.fsencode(loc.path)
-        self.entries = walk_local(self.root)
+        self.entries = without_own(walk_local(self.root), self.root, own_places)
         self.single = os.path.isfile(self.root) and not os.path.islink(self.root)
 
     def full(self, rel: bytes) -> bytes:
@@ -308,6 +310,8 @@ class ShareImporter:
     """A mixed tree (EML files, mboxes, Maildirs, junk) below PATH or ``smb://…``; see the module docstring."""
 
     via = "share"
+    #: the archive's own places below the source (importers/walk.py ``TreeSource.own_places``)
+    own_places: tuple = ()
 
     def __init__(self, location: str, smb_password: str | None = None, mbox_limits: dict | None = None):
         self.location = parse_location(location)
@@ -319,7 +323,7 @@ class ShareImporter:
         after, inner = None, None
         if isinstance(cursor, dict) and "path_b64" in cursor:
             after, inner = base64.b64decode(cursor["path_b64"]), cursor.get("inner")
-        tree = _SmbTree(self.location, self._smb_password) if self.location.is_smb else _LocalTree(self.location)
+        tree = _SmbTree(self.location, self._smb_password) if self.location.is_smb else _LocalTree(self.location, self.own_places)
         try:
             units = plan(tree.entries)
             reporter.start("scan", len(units), "files and Maildirs")

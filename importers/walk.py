@@ -117,6 +117,34 @@ def walk_local(root: bytes) -> list[FileEntry]:
     return out
 
 
+def without_own(entries: list[FileEntry], root: bytes, places) -> list[FileEntry]:
+    """``entries`` (a :func:`walk_local` of ``root``) without what lies in the archive's own places below ``root``
+    (``places``: (what, real path), toolkit/own_files.py ``places_below``; docs/reliability.md N9): each such place is
+    one entry listed as skipped, naming it, instead of its files. ``entries`` itself when there are none."""
+    if not places:
+        return entries
+    base = os.path.realpath(os.fsdecode(root))
+    own: list[tuple[bytes, str]] = []
+    for what, where in places:
+        rel = os.path.relpath(where, base)
+        if rel != "." and not rel.startswith(".." + os.sep) and rel != "..":
+            own.append((os.fsencode(rel).replace(os.sep.encode(), b"/"), f"{what} ({where}): the archive's own "
+                        "files are never imported"))
+    if not own:
+        return entries
+    out: list[FileEntry] = []
+    listed: set[bytes] = set()
+    for e in entries:
+        place = next(((rel, why) for rel, why in own if e.rel == rel or e.rel.startswith(rel + b"/")), None)
+        if place is None:
+            out.append(e)
+        elif place[0] not in listed:
+            listed.add(place[0])
+            out.append(FileEntry(place[0], 0, 0.0, place[1]))
+    out.sort(key=_by_rel)
+    return out
+
+
 _IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 _ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _SUBDIR = _ROOT | os.O_NOFOLLOW
@@ -218,6 +246,9 @@ class TreeSource:
     ``smb://`` location, a source URI named by ``via``, and a scan that resumes after a path cursor."""
 
     via = ""
+    #: the archive's own places below the source, (what, real path): set by the pipeline before the scan
+    #: (toolkit/own_files.py), each listed as one skipped entry instead of its files (:func:`without_own`)
+    own_places: tuple = ()
 
     def __init__(self, location: str, smb_password: str | None = None):
         self.location = parse_location(location)

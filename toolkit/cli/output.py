@@ -67,10 +67,12 @@ class Ui:
 
     def emit_error(self, code: int, message: str) -> None:
         """With ``--json``, a command that ends in an error before its result gives scripts one object too:
-        ``{"status": "error", "exit_code": N, "error": "..."}`` (the message as on stderr; docs/cli.md "Output")."""
+        ``{"status": "error", "exit_code": N, "error": "..."}`` (the message as on stderr; docs/cli.md "Output"); the
+        status of an interrupted one (exit 130) is ``"interrupted"``."""
         if self.json and not self.emitted:
             self.emitted = True
-            sys.stdout.write(json.dumps({"status": "error", "exit_code": code, "error": message}, ensure_ascii=False)
+            status = "interrupted" if code == 130 else "error"
+            sys.stdout.write(json.dumps({"status": status, "exit_code": code, "error": message}, ensure_ascii=False)
                              + "\n")
             sys.stdout.flush()
 
