@@ -43,3 +43,18 @@ def test_an_error_is_one_json_object_and_a_result_is_never_followed_by_one(tmp_p
     p = mailarchive(home, "import", "eml", str(tmp_path / "empty"), json_out=True, check=1)
     got = _one_object(p)
     assert got["seen"] == 0 and got["errors"] == 1 and "status" in got and got["status"] != "error"
+
+
+def test_an_export_into_a_file_says_what_the_export_writes(tmp_path):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    (tmp_path / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: one\r\n\r\nb\r\n")
+    mailarchive(home, "import", "eml", str(tmp_path / "a.eml"))
+    target = tmp_path / "old.mbox"
+    target.write_bytes(b"From a@b Tue Oct  1 10:00:00 2024\n\nkept\n")
+    for kind, says in (("mbox", "export mbox writes into a directory: DEST/messages.mbox"),
+                       ("maildir", "export maildir writes a Maildir++ directory"),
+                       ("eml", "export eml writes into a directory")):
+        got = _one_object(mailarchive(home, "export", kind, str(target), json_out=True, check=2))
+        assert f"{target} is a file; " in got["error"] and says in got["error"], kind
+    assert target.read_bytes() == b"From a@b Tue Oct  1 10:00:00 2024\n\nkept\n"

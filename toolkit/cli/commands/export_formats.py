@@ -12,8 +12,14 @@ from ..main import command
 from ..passwords import read_secret
 
 
+def _directory(dest: Path, writes: str) -> None:
+    """DEST must not be a file (click's own words, "Directory 'x' is a file", say not what the export writes)."""
+    if dest.is_file() and not dest.is_symlink():
+        raise click.BadParameter(f"{dest} is a file; {writes}", param_hint="DEST")
+
+
 @command(export_group, "mbox")
-@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path))
 @click.option("--per-folder", is_flag=True, help="One mbox file per source folder (DEST/Folder/Sub.mbox) instead of DEST/messages.mbox.")
 @click.option("--flags", "flag_fields", is_flag=True,
               help="Write each message's flags (read, answered, flagged, draft, deleted) into Status:, X-Status: "
@@ -38,6 +44,8 @@ def mbox_cmd(click_ctx, dest, per_folder, flag_fields, filters, dry_run, mode):
     ctx = click_ctx.obj
     if dry_run:
         return emit_dry_run(ctx, filters)
+    _directory(dest, "export mbox writes into a directory: DEST/messages.mbox (one file per folder with --per-folder) "
+                     "and its manifests")
     with ctx.open() as archive:
         summary = export_mbox(archive, dest, filters, per_folder=per_folder, flags=flag_fields,
                               reporter=ctx.ui.reporter(), mode=mode)
@@ -45,7 +53,7 @@ def mbox_cmd(click_ctx, dest, per_folder, flag_fields, filters, dry_run, mode):
 
 
 @command(export_group, "maildir")
-@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dest", type=click.Path(path_type=Path))
 @filter_options
 @mode_option
 @click.pass_context
@@ -62,6 +70,7 @@ def maildir_cmd(click_ctx, dest, filters, dry_run, mode):
     ctx = click_ctx.obj
     if dry_run:
         return emit_dry_run(ctx, filters)
+    _directory(dest, "export maildir writes a Maildir++ directory (cur/, new/, tmp/ and .Folder subdirectories)")
     with ctx.open() as archive:
         summary = export_maildir(archive, dest, filters, reporter=ctx.ui.reporter(), mode=mode)
     finish_export(click_ctx, summary, "into")
