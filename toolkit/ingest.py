@@ -50,7 +50,7 @@ from .ingest_writer import MESSAGE_COLUMNS, IngestWriter, Part, PendingRows
 from .errors import StorageError
 from .known_keys import KnownKeys, mid_hash
 from .pack import PACK_TARGET_SIZE, IndexEntry, PackInfo, PackReader, PackWriter, pack_name
-from .own_files import places_below, refuse_inside
+from .own_files import keep_out
 from .pack_tasks import ROW_SCHEMA, MediumAccess, PackResult, PackTask, SealAs, Sealing, build_pack
 from .prepare import (DEFAULT_PARSE_LIMIT, STREAM_CHUNK, Cancelled, LocalFile, NotMail, Prepared, ReadFailure,
                       chunk_jobs, prepare_streamed, read_by_task as _read_by_task, task_job as _job)
@@ -231,7 +231,8 @@ class Ingest:
 
     def _run(self, importer: Importer) -> RunSummary:
         check_import_space(self.archive, self.pack_target, self.min_free)  # E6: refused before anything is written
-        _keep_out_own_places(self.archive, importer)  # N9: the archive's own files are never imported
+        keep_out(self.archive.home, self.archive.config, importer,  # N9: the archive's own files are never
+                 f"import {importer.via or 'source'}")  # imported
         started = time.monotonic()
         self._rows = IngestWriter(self.archive.catalog, self.command, importer.source_uri, importer.via,
                                   getattr(importer, "owner", None))
@@ -1489,13 +1490,3 @@ def ingest(archive: Archive, importer: Importer, reporter: Reporter | None = Non
 assert MESSAGE_COLUMNS == ("blob_id", "dedup_key", "pack_id", "offset", "length", "size", "csize", "message_id",
                            "subject", "from_addr", "from_name", "sent_date", "internal_date", "spam", "defects",
                            "id_conflict")
-
-
-def _keep_out_own_places(archive, importer) -> None:
-    """Refuse a source inside the archive's home, a medium or the mirror; a local source that holds one of them is
-    walked without it (toolkit/own_files.py, docs/reliability.md N9)."""
-    location = getattr(importer, "location", None)
-    refuse_inside(archive.home, archive.config, location, f"import {importer.via or 'source'}")
-    places = places_below(archive.home, archive.config, location)
-    if places and hasattr(importer, "own_places"):
-        importer.own_places = tuple(places)

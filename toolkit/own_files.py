@@ -46,3 +46,13 @@ def places_below(home, config, location) -> list[tuple[str, str]]:
         return []
     return [(what, os.path.realpath(where.path)) for what, where in archive_places(home, config)
             if not where.is_smb and inside(where, loc) and not inside(loc, where)]
+
+
+def keep_out(home, config, importer, doing: str) -> None:
+    """Before an importer's scan: refuse it when its source lies inside one of the archive's places
+    (:func:`refuse_inside`), and hand a local walker the places that lie below its source (its ``own_places``)."""
+    location = getattr(importer, "location", None)
+    refuse_inside(home, config, location, doing)
+    places = places_below(home, config, location)
+    if places and hasattr(importer, "own_places"):
+        importer.own_places = tuple(places)

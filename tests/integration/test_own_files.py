@@ -59,3 +59,24 @@ def test_without_own_lists_each_place_once_and_leaves_other_walks_alone(tmp_path
         (b"a.eml", False), (b"home", True), (b"homes/x.eml", False), (b"z/m", True), (b"z/m2.eml", False)]
     assert got[1] == FileEntry(b"home", 0, 0.0, f"the archive home ({root / 'home'}): the archive's own files are "
                                                 "never imported")
+
+
+def test_a_plan_is_checked_and_run_without_the_archive_s_own_files(tmp_path):
+    parent = tmp_path / "srv"
+    (parent / "mail").mkdir(parents=True)
+    (parent / "mail" / "a.eml").write_bytes(MAIL)
+    home = _archive_in(parent, tmp_path)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kind,location,user,password_file,owner,folders\n"
+                   f"eml,{parent / 'mail'},,,,\nmaildir,{parent / 'medium-1'},,,,\n")
+    for cmd, status in (("check", 1), ("run", 2)):
+        p = mailarchive(home, "migrate", cmd, str(bad), check=status)
+        text = " ".join((p.stdout + p.stderr).split())
+        assert "line 3: maildir: " in text and "is inside medium 1" in text and "never imported" in text, cmd
+    assert mailarchive(home, "sql", "SELECT count(*) AS n FROM runs", json_out=True).result == [{"n": 0}]
+    good = tmp_path / "good.csv"
+    good.write_text(f"kind,location,user,password_file,owner,folders\neml,{parent},,,,\n")
+    r = mailarchive(home, "migrate", "run", str(good), json_out=True).result
+    (source,) = r["sources"]
+    assert source["archived"] == 1 and source["errors"] == 0
+    assert {p["ref"] for p in source["problems"] if "never imported" in p["message"]} == {"home", "medium-1"}

@@ -61,3 +61,20 @@ def test_a_bad_header_or_an_empty_plan_is_a_problem_not_a_traceback(tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("[[source]\n")
     assert load_plan(broken).problems[0][1].startswith("not TOML")
+
+
+def test_a_source_named_twice_is_a_problem_of_the_later_line(tmp_path):
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "mail")
+    plan = tmp_path / "plan.csv"
+    plan.write_text(CSV_HEAD
+                    + "eml,mail,,,,\n"                                   # 2
+                    + "share,mail,,,,\n"                                 # 3: another kind: its own cursor
+                    + "eml,link/,,,,\n"                                  # 4: line 2 again (a link to it)
+                    + "imap,imaps://Mail.example.org,anna,a.pw,,INBOX\n"  # 5
+                    + "imap,imaps://mail.example.org:993,Anna,a.pw,,Sent\n"  # 6: the same account
+                    + "imap,imaps://mail.example.org,bert,b.pw,,\n")      # 7: another account
+    p = load_plan(plan)
+    assert [n for n, _ in p.problems] == [4, 6] and [ln.number for ln in p.lines] == [2, 3, 5, 7]
+    assert p.problems[0][1].startswith("the same source as line 2 (eml ")
+    assert "the same source as line 5" in p.problems[1][1] and "list them all in one line's folders" in p.problems[1][1]

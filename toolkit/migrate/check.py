@@ -75,3 +75,21 @@ def check_plan(plan: Plan, passwords: dict[int, str], server: ServerOptions, thr
         found = list(pool.map(lambda ln: (ln.number, check_line(ln, passwords.get(ln.number), server)), plan.lines))
     problems += [(n, why) for n, why in found if why is not None]
     return sorted(problems)
+
+
+def own_place_problems(plan: Plan, home, config) -> list[tuple[int, str]]:
+    """(line number, reason) of every local line whose source lies inside the archive's home, a medium or the
+    mirror (toolkit/own_files.py: the archive's own files are never imported)."""
+    from ..errors import UsageError
+    from ..own_files import refuse_inside
+    from ..storage.location import parse_location
+
+    out = []
+    for line in plan.lines:
+        if line.kind in ("imap", "pop3"):
+            continue
+        try:
+            refuse_inside(home, config, parse_location(line.location), line.kind)
+        except UsageError as exc:
+            out.append((line.number, str(exc)))
+    return out

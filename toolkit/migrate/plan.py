@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,38 @@ def load_plan(path: Path) -> Plan:
         plan.problems.append((0, f"cannot read the plan {path}: {getattr(exc, 'strerror', None) or exc}"))
         return plan
     rows = _toml_rows(text, plan) if path.suffix.lower() == ".toml" else _csv_rows(text, plan)
+    seen: dict[tuple, int] = {}
     for number, row in rows:
         line = _line(number, row, path.parent, plan)
-        if line is not None:
-            plan.lines.append(line)
+        if line is None:
+            continue
+        key = _source_key(line)
+        if key in seen:  # two runs of one source at once would share its resume point (its cursor)
+            plan.problems.append((number, f"the same source as line {seen[key]} ({line.kind} {line.location}"
+                                  + (f", user {line.user}" if line.user else "") + "): name each source once"
+                                  + ("; to read some folders of an account, list them all in one line's folders"
+                                     if line.kind in SERVER_KINDS else "")))
+            continue
+        seen[key] = number
+        plan.lines.append(line)
     if not plan.lines and not plan.problems:
         plan.problems.append((0, "the plan names no source"))
     return plan
+
+
+def _source_key(line: PlanLine) -> tuple:
+    """What makes two lines one source (the cursor an import keeps for it): a server account (scheme, user, host,
+    port: folders are not part of it), or the kind and the place of a local (real path) or smb:// source."""
+    if line.kind in SERVER_KINDS:
+        from ..net.url import parse_mail_url
+        from importers.imap import SCHEMES as IMAP
+        from importers.pop3 import SCHEMES as POP3
+
+        u = parse_mail_url(line.url, IMAP if line.kind == "imap" else POP3)
+        return (line.kind, u.scheme, (u.user or "").lower(), u.host.lower(), u.port)
+    if line.location.startswith("smb://"):
+        return (line.kind, line.location.rstrip("/").lower())
+    return (line.kind, os.path.realpath(line.location))
 
 
 def _csv_rows(text: str, plan: Plan) -> list[tuple[int, dict]]:

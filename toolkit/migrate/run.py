@@ -9,6 +9,7 @@ from ..executors import DaskExecutor, ExecutorSpec
 from ..executors import parse_executor as parse_executor_spec
 from ..ingest import SharedPool, kill_pool
 from ..reporter import Reporter
+from ..own_files import keep_out
 from .plan import Plan
 from .report import Outcome, owner_warnings
 from .schedule import Migration
@@ -23,6 +24,8 @@ def run_plan(archive, plan: Plan, passwords: dict[int, str], server: ServerOptio
     handlers that call ``migration.request_stop()``; it returns the function that removes them."""
     jobs = [(Outcome(line), make_importer(line, passwords.get(line.number), server, smb_password))
             for line in plan.lines]
+    for outcome, importer in jobs:  # the archive's own files are never imported (toolkit/own_files.py)
+        keep_out(archive.home, archive.config, importer, outcome.line.label())
     options = dict(ingest_options or {})
     spec = options.get("executor")
     migration = None

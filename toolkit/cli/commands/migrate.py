@@ -61,7 +61,7 @@ def check_cmd(click_ctx, plan_file, ca_file, insecure, allow_plaintext, retries,
     plan = load_plan(plan_file)
     passwords, pw_problems = _passwords(plan)
     server = ServerOptions(ca_file, insecure, allow_plaintext, timeout, retries)
-    problems = sorted(check_plan(plan, passwords, server) + pw_problems)
+    problems = sorted(check_plan(plan, passwords, server) + pw_problems + _own_place_problems(ctx, plan))
     result = {"plan": str(plan_file), "lines": len(plan.lines) + len({n for n, _ in plan.problems if n}),
               "ok": not problems, "problems": [{"line": n, "problem": why} for n, why in problems]}
 
@@ -96,6 +96,7 @@ def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file,
     makes. A rerun resumes each source from its cursor and skips those read to the
     end. Exit status 1 when any source failed (the others are complete).
     """
+    from ...migrate.check import own_place_problems
     from ...migrate.run import run_plan
     from ...migrate.report import render_html, write_json
 
@@ -109,6 +110,9 @@ def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file,
     server = ServerOptions(ca_file, insecure, allow_plaintext, timeout, retries)
     # every source's Ingest gets these settings; a Dask executor is opened once for the whole plan
     with ctx.open(writer=True) as archive:
+        own = own_place_problems(plan, archive.home, archive.config)
+        if own:
+            raise UsageError(f"the plan has {len(own)} problem(s); nothing was run:\n" + _problem_text(plan_file, own))
         result = run_plan(archive, plan, passwords, server, reporter=ctx.ui.reporter(), parallel=parallel,
                           per_server=per_server, retry_wait=retry_wait,
                           ingest_options={"parse_limit": parse_limit(), **ingest_tuning(),
@@ -119,6 +123,19 @@ def run_cmd(click_ctx, plan_file, parallel, per_server, retry_wait, report_file,
         html_report.write_text(render_html(result), encoding="utf-8")
     ctx.ui.emit(result, lambda r: _show(ctx, r))
     click_ctx.exit(_exit_code(result))
+
+
+def _own_place_problems(ctx, plan: Plan) -> list[tuple[int, str]]:
+    """``migrate check``: the lines whose source lies inside the archive's own places, when the home has a config
+    (a plan may be checked before the archive exists)."""
+    from ...home import Home
+    from ...migrate.check import own_place_problems
+
+    try:
+        config = Home(ctx.home).load_config()
+    except Exception:  # no archive (yet), or one the run itself will report on
+        return []
+    return own_place_problems(plan, ctx.home, config)
 
 
 def _on_signals(migration) -> callable:
