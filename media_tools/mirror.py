@@ -65,9 +65,9 @@ from toolkit import crypto, faults, hashes, marks
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, committed_since
-from toolkit.errors import MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
+from toolkit.errors import ForeignArchiveError, MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
 from toolkit.home import MIRROR_STATE_NAME as STATE_NAME, MIRROR_STATUS_NAME as STATUS_NAME, Home
-from toolkit.medium import LABEL_NAME
+from toolkit.medium import LABEL_NAME, peek_label
 from toolkit.storage import Storage
 from toolkit.storage.probe import probe
 
@@ -295,9 +295,9 @@ class Mirror:
 
     def run(self) -> MirrorSummary:
         a, s = self.archive, self.summary
+        media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
         if not self.dry_run:
             probe(self.dest)  # DEST writable, and keeps the case of names (restore authenticates them: C13)
-        media = [m for m in sorted(a.config.media, key=lambda m: m.id) if m.state != "removed"]
         sources: dict[int, Storage] = {}
         for m in media:
             try:
@@ -382,6 +382,35 @@ def backup_needed(archive: Archive) -> str | None:
     return None
 
 
+def refuse_foreign(archive: Archive, dest: Storage) -> None:
+    """Refuse a DEST that holds another archive's mirror: its sealed state does not open with this archive's key,
+    or a medium label there names another archive. Mirrored into, it would be no mirror of either (its state
+    overwritten, two archives' media in one folder, and with ``delete`` one archive's packs removed as stale)."""
+    where = dest.location
+    try:
+        sealed = dest.read(STATE_NAME)
+    except ObjectMissingError:
+        sealed = None
+    if sealed is not None:
+        try:
+            open_state(archive.key, archive.uuid, sealed)
+        except MailArchiveError:
+            raise ForeignArchiveError(
+                f"{where} holds the mirror of another archive (its {STATE_NAME} does not open with this archive's "
+                "key): choose another destination; that mirror is left as it is") from None
+    for m in archive.config.media:
+        try:
+            label = dest.read(f"{medium_dir(m.id)}/{LABEL_NAME}")
+        except ObjectMissingError:
+            continue
+        body = peek_label(label) or {}
+        if body.get("archive") != str(archive.uuid):
+            raise ForeignArchiveError(
+                f"{where}/{medium_dir(m.id)} holds a medium of another archive "
+                f"({body.get('archive', 'an unreadable label')}), not of this archive: choose another destination; "
+                "that mirror is left as it is")
+
+
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
     """Run a mirror and note its outcome in the home (``mirror-status.json``): a run that fails
     leaves the mirror "stale since" its last completed run, and says so in its error. A mirror in or around the
@@ -389,6 +418,7 @@ def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:
     from toolkit.places import refuse_overlap
 
     refuse_overlap(archive, dest.location, "mirror", around=True, skip=("the configured mirror",))
+    refuse_foreign(archive, dest)  # another archive's mirror: refused before anything is written or recorded
     if kw.get("dry_run"):
         return Mirror(archive, dest, **kw).run()
     try:

@@ -1,0 +1,47 @@
+"""Another archive's mirror is never mirrored into (docs/reliability.md Q6): its sealed MIRROR.json does not open
+with this archive's key, or a medium label there names another archive. Refused with exit 2 before anything is
+written or recorded (mirror-status stays as it was); that mirror stays byte for byte as it was."""
+from __future__ import annotations
+
+import json
+
+from tests.cli import mailarchive
+
+MAIL = b"From: a@example.org\r\nSubject: %d\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n\r\nbody %d\r\n"
+
+
+def _archive(tmp_path, name):
+    home = tmp_path / name
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / f"{name}.kb"))
+    src = tmp_path / f"{name}-mail"
+    src.mkdir()
+    (src / "a.eml").write_bytes(MAIL % (len(name), len(name)))
+    mailarchive(home, "import", "eml", str(src))
+    return home
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_mirror_of_another_archive_is_refused_and_left_as_it_is(tmp_path):
+    a, b = _archive(tmp_path, "a"), _archive(tmp_path, "b")
+    dest = tmp_path / "mirror"
+    mailarchive(a, "mirror", str(dest))
+    before = _tree(dest)
+    status = (b / "mirror-status.json").read_bytes() if (b / "mirror-status.json").exists() else None
+    p = mailarchive(b, "mirror", str(dest), check=2)
+    assert "holds the mirror of another archive" in " ".join(p.stderr.split())
+    assert _tree(dest) == before
+    got = (b / "mirror-status.json").read_bytes() if (b / "mirror-status.json").exists() else None
+    assert got == status or str(dest) not in json.loads(got)  # nothing recorded for a run that never began
+
+    # a first run of A that ended before its MIRROR.json: A's medium label there still says whose it is
+    (dest / "MIRROR.json").unlink()
+    before = _tree(dest)
+    p = mailarchive(b, "mirror", str(dest), "--delete", check=2)  # --delete would have removed A's files
+    assert "holds a medium of another archive" in " ".join(p.stderr.split())
+    assert _tree(dest) == before
+    # and A itself goes on mirroring there
+    mailarchive(a, "mirror", str(dest))
+    assert (dest / "MIRROR.json").exists()
