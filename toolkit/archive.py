@@ -40,7 +40,7 @@ from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_ch
 from .home_place import check_place, refuse_copy_unlocked
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
-from .medium import LABEL_NAME, check_label, label_new_medium, read_label
+from .medium import LABEL_NAME, check_label, label_new_medium, read_label, refuse_not_empty
 from .storage import Storage, open_storage, parse_location
 from .storage.location import SMB_DEFAULTS
 
@@ -330,6 +330,7 @@ class Archive:
         try:
             from .storage.probe import probe
 
+            refuse_not_empty(storage)  # before the probe writes there (docs/reliability.md P11)
             probe(storage)
             label_new_medium(storage, self.key, self.uuid, medium_id)
         finally:

@@ -11,7 +11,7 @@ import json
 import uuid as uuidlib
 
 from . import crypto
-from .errors import ForeignArchiveError, MediumLabelError, NextStep, ObjectMissingError, StorageError
+from .errors import ForeignArchiveError, MediumError, MediumLabelError, NextStep, ObjectMissingError, StorageError
 from .storage import Storage
 
 LABEL_NAME = "MEDIUM.json"
@@ -98,3 +98,26 @@ def label_new_medium(storage: Storage, key: bytes, archive_uuid: uuidlib.UUID, m
         storage.put(LABEL_NAME, make_label(key, archive_uuid, medium_id))
     except StorageError as exc:
         raise StorageError(f"cannot label {storage.location} as medium {medium_id}: {exc}") from None
+
+
+#: what a fresh file system or a desktop leaves in a directory: a new medium may go where only these are
+_CLUTTER = {"lost+found", ".ds_store", "system volume information", "$recycle.bin", ".trashes", ".spotlight-v100",
+            ".fseventsd", "desktop.ini", "thumbs.db", ".directory"}
+
+
+def refuse_not_empty(storage: Storage) -> None:
+    """A new medium goes into an empty place: files there (another program's, a mirror of another archive, a tree
+    of mail meant for import) would sit among the packs, be counted by verify as unknown, and go with the medium
+    wherever it is moved or consolidated. A file system's own clutter (``lost+found``, ``.Trash-1000``, ...) is
+    allowed. A place that carries a medium label is left to :func:`label_new_medium`, which names whose it is."""
+    if read_label(storage) is not None:
+        return
+    try:
+        for entry in storage.list(""):
+            top = entry.name.split("/", 1)[0]
+            if top.lower() in _CLUTTER or top.startswith(".Trash-"):
+                continue
+            raise MediumError(f"{storage.location} is not empty (it holds {entry.name}): a new medium goes into an "
+                              "empty directory; choose another location, or empty this one first")
+    except StorageError:
+        return  # a listing that fails: the label's own write says what is wrong with the place

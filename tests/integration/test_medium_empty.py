@@ -1,0 +1,32 @@
+"""A new medium goes into an empty place (docs/reliability.md P11): ``init --medium`` and ``media add`` refuse a
+directory that holds files (another program's, a mirror of another archive, mail meant for import) before anything is
+written, and allow what a fresh file system or a desktop leaves there (``lost+found``, ``.Trash-1000``, ``.DS_Store``)."""
+from __future__ import annotations
+
+from tests.cli import mailarchive
+
+
+def test_a_new_medium_goes_into_an_empty_place_only(tmp_path):
+    busy = tmp_path / "busy"
+    (busy / "photos").mkdir(parents=True)
+    (busy / "photos" / "2019.jpg").write_bytes(b"\xff\xd8\xff")
+    home = tmp_path / "home"
+    p = mailarchive(home, "init", "--kdf-profile", "test", "--medium", str(busy), "--key-backup",
+                    str(tmp_path / "kb.txt"), check=2)
+    assert f"{busy} is not empty (it holds photos/2019.jpg)" in " ".join(p.stderr.split())
+    assert not home.exists() and sorted(x.name for x in busy.rglob("*")) == ["2019.jpg", "photos"]
+
+    mount_root = tmp_path / "disk"
+    for clutter in ("lost+found/#12", ".Trash-1000/files/x", ".DS_Store"):
+        (mount_root / clutter).parent.mkdir(parents=True, exist_ok=True)
+        (mount_root / clutter).write_bytes(b"x")
+    mailarchive(home, "init", "--kdf-profile", "test", "--medium", str(mount_root), "--key-backup",
+                str(tmp_path / "kb.txt"))
+    assert (mount_root / "MEDIUM.json").exists()
+
+    p = mailarchive(home, "media", "add", str(busy), check=2)
+    assert "is not empty" in p.stderr and not (busy / "MEDIUM.json").exists()
+    (busy / "photos" / "2019.jpg").unlink()
+    (busy / "photos").rmdir()
+    mailarchive(home, "media", "add", str(busy))
+    assert (busy / "MEDIUM.json").exists()
