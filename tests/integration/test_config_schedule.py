@@ -96,3 +96,18 @@ def test_help_names_only_settings_that_config_can_set(tmp_path):
     keys = " ".join(mailarchive(tmp_path / "none", "config", "set", "--help").stdout.split())
     for key in named:
         assert key in keys, key
+
+
+def test_local_places_in_the_config_are_absolute_and_a_mirror_in_the_archive_is_refused(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    monkeypatch.chdir(tmp_path)  # where the user's shell is; a cron line runs elsewhere
+    mailarchive(home, "config", "set", "mirror.dest", "backup/mirror")
+    assert mailarchive(home, "config", "get", "mirror.dest").stdout.strip() == str(tmp_path / "backup" / "mirror")
+    mailarchive(home, "config", "set", "source.old", "maildir old/Maildir")
+    assert mailarchive(home, "config", "get", "source.old").stdout.strip() == f"maildir {tmp_path / 'old' / 'Maildir'}"
+    mailarchive(home, "config", "set", "source.nas", "share smb://u@h/mail")
+    assert mailarchive(home, "config", "get", "source.nas").stdout.strip() == "share smb://u@h/mail"
+    p = mailarchive(home, "config", "set", "mirror.dest", str(home / "medium-1" / "m"), check=2)
+    assert "is inside" in p.stderr and "choose a place apart" in " ".join(p.stderr.split())
+    assert mailarchive(home, "config", "get", "mirror.dest").stdout.strip() == str(tmp_path / "backup" / "mirror")

@@ -113,6 +113,7 @@ def _set(archive, key: str, value: str | None) -> None:
         kind, _, uri = value.strip().partition(" ")
         if kind not in SOURCE_KINDS or not uri.strip():
             raise UsageError(f"{key}: the value is KIND URI with KIND one of {', '.join(SOURCE_KINDS)} (e.g. 'share smb://user@host/mail')")
+        uri = _absolute_if_local(uri.strip())  # a scheduled run (cron) starts elsewhere than this shell
         if src is None:
             sources.append({"name": name, "kind": kind, "uri": uri.strip()})
         else:
@@ -174,16 +175,29 @@ def set_cmd(ctx, key, value, value_file):
     if key == "mirror.dest":  # a typo is refused here, not at the next scheduled mirror
         from toolkit.storage.location import parse_location
 
+        value = _absolute_if_local(value)  # the scheduled mirror (cron) starts elsewhere than this shell
         parse_location(value)
     if key == "timestamp.tsa_url":
         from verify.tsa_client import check_tsa_url
 
         check_tsa_url(value)
     with ctx.open(writer=True, repointing=True) as archive:
+        if key == "mirror.dest":  # never in or around the home or a medium: no second copy (docs/media.md)
+            from toolkit.places import refuse_overlap
+
+            refuse_overlap(archive, value, "config set mirror.dest", around=True, skip=("the configured mirror",))
         _set(archive, key, value)
         archive.save_config()
         shown = _get(archive, key)
     ctx.ui.emit({"key": key, "value": shown}, lambda r: ctx.ui.say(f"{r['key']} = {r['value']}"))
+
+
+def _absolute_if_local(value: str) -> str:
+    """A local path made absolute (``~`` expanded); a URL (``smb://``, ``imaps://`` ...) as it is."""
+    value = value.strip()
+    if "://" in value:
+        return value
+    return str(Path(value).expanduser().absolute())
 
 
 @command(config_group, "unset")
