@@ -32,6 +32,11 @@ def is_msg(head: bytes) -> bool:
                                             or "__properties_version1.0".encode("utf-16-le") in head)
 
 
+#: a file named .msg, made as an OLE2 compound file, with no MSG streams found: a damaged message is an error, not a skip
+DAMAGED_MSG = ("a .msg file whose OLE2 compound file holds no readable MSG streams: damaged, or not an Outlook message "
+               "(a copy from elsewhere may be whole); not imported")
+
+
 def is_zip(head: bytes) -> bool:
     return head.startswith(ZIP_MAGIC)
 
@@ -164,6 +169,8 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         return PST, None
     if is_msg(head):
         return MSG, None
+    if head.startswith(OLE2_MAGIC) and name.lower().endswith(b".msg"):
+        return PROBLEM, DAMAGED_MSG
     if head.startswith(TNEF_MAGIC):
         return TNEF, None
     if is_zip(head):

@@ -25,7 +25,7 @@ from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import open_storage
 
-from .content import OLE2_MAGIC, is_msg  # noqa: F401 - importers.msg names is_msg too
+from .content import DAMAGED_MSG, OLE2_MAGIC, is_msg  # noqa: F401 - importers.msg names is_msg too
 
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, open_local, read_local, ref_text, walk_local, walk_storage,
@@ -147,6 +147,8 @@ class MsgImporter(TreeSource):
         except (OSError, StorageError) as exc:
             return SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", cur)
         if not is_msg(data[:65536]):
+            if entry.rel.lower().endswith(b".msg"):  # named and made as one: a damaged message is an error, not a skip
+                return SourceProblem(ref, DAMAGED_MSG, cur)
             return SourceSkip(ref, "not an Outlook .msg file (no OLE2 compound file with MSG streams)", cur)
         return item_from_msg(data, ref, cur, folder=_folder(entry.rel), warn=reporter.warn,
                              limits=(self.convert_limit, self.fallback_limit))

@@ -457,3 +457,25 @@ def test_every_tnef_of_the_corpus_converts_without_defects():
     assert {p.get_payload(decode=True) for p in msg.iter_attachments()} == want
     xmas = item_from_tnef((corpora_dir() / "d-pst-msg" / "mimekit-tnef" / "christmas.tnef").read_bytes(), "x", None, None)
     assert b"Content-Type: message/rfc822" in xmas.raw
+
+
+def test_a_damaged_msg_is_an_error_and_another_ole2_file_a_skip(tmp_path):
+    """A file named .msg that is an OLE2 compound file without MSG streams is a damaged message: an error (exit 1),
+    in `import msg` and in `import share`; another OLE2 file (a .doc) stays a skip."""
+    from importers.msg import MsgImporter
+    from importers.share import ShareImporter
+    from toolkit.reporter import NullReporter
+    from toolkit.source import SourceProblem, SourceSkip
+
+    ole2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 20
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "Offer.msg").write_bytes(ole2)
+    (tmp_path / "t" / "Report.doc").write_bytes(ole2)
+    for importer in (MsgImporter(str(tmp_path / "t")), ShareImporter(str(tmp_path / "t"))):
+        kinds = {i.ref: type(i) for i in importer.scan(None, NullReporter()) if i.ref in ("Offer.msg", "Report.doc")}
+        assert kinds == {"Offer.msg": SourceProblem, "Report.doc": SourceSkip}, importer
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    r = mailarchive(home, "import", "msg", str(tmp_path / "t"), json_out=True, check=1).result
+    (problem,) = [p for p in r["sources"][0]["problems"] if p["ref"] == "Offer.msg"]
+    assert problem["kind"] == "error" and "holds no readable MSG streams" in problem["message"]
