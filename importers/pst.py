@@ -243,7 +243,12 @@ class PstImporter:
                     yield SourceProblem(ref, f"cannot read: {getattr(exc, 'strerror', None) or exc}", done)
                     continue
                 if head != PST_MAGIC:
-                    yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
+                    if e.rel.lower().endswith((b".pst", b".ost")) and e.size > 0:  # named as one: damaged, not junk
+                        yield SourceProblem(ref, "a .pst/.ost file without the !BDN signature of an Outlook store: its "
+                                                 "header damaged, or not a store (a copy from elsewhere may be whole); "
+                                                 "not imported", done)
+                    else:
+                        yield SourceSkip(ref, "not a PST/OST store (no !BDN signature)", done)
                     continue
                 with local(e) as path:
                     yield from guarded_scan_store(path, ref, e.rel, inner, reporter,

@@ -479,3 +479,16 @@ def test_a_damaged_msg_is_an_error_and_another_ole2_file_a_skip(tmp_path):
     r = mailarchive(home, "import", "msg", str(tmp_path / "t"), json_out=True, check=1).result
     (problem,) = [p for p in r["sources"][0]["problems"] if p["ref"] == "Offer.msg"]
     assert problem["kind"] == "error" and "holds no readable MSG streams" in problem["message"]
+
+
+def test_a_pst_without_its_signature_is_an_error_and_other_files_skips(tmp_path):
+    from importers.pst import PstImporter
+    from toolkit.reporter import NullReporter
+    from toolkit.source import SourceProblem, SourceSkip
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "archive2019.pst").write_bytes(b"\0" * 4096)  # a store whose header was overwritten
+    (tmp_path / "t" / "notes.txt").write_bytes(b"not a store")
+    got = {i.ref: i for i in PstImporter(str(tmp_path / "t")).scan(None, NullReporter())}
+    assert isinstance(got["archive2019.pst"], SourceProblem) and "!BDN" in got["archive2019.pst"].message
+    assert isinstance(got["notes.txt"], SourceSkip)
