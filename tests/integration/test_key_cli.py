@@ -77,3 +77,23 @@ def test_password_file_and_no_password(tmp_path):
     mailarchive(home, "init", "--password-file", str(pw), env=env)
     (home / "key").unlink()
     mailarchive(home, "key", "restore", "--from", str(home / "key-backup.txt"), "--password-file", str(pw), env=env)
+
+
+def test_a_key_backup_is_never_written_into_the_home_a_medium_or_the_mirror(tmp_path):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--medium", str(tmp_path / "m1"), "--key-backup",
+                str(tmp_path / "kb.txt"))
+    mailarchive(home, "config", "set", "mirror.dest", str(tmp_path / "mirror"))
+    for out, where in ((home / "kb2.txt", "the archive home"), (tmp_path / "m1" / "kb2.txt", "medium 1"),
+                       (tmp_path / "mirror" / "kb2.txt", "the configured mirror")):
+        p = mailarchive(home, "key", "backup", "--out", str(out), check=2)
+        assert f"lies inside {where}" in " ".join(p.stderr.split()) and not out.exists(), where
+    (tmp_path / "usb").mkdir()
+    mailarchive(home, "key", "backup", "--out", str(tmp_path / "usb" / "kb2.txt"))
+    assert (tmp_path / "usb" / "kb2.txt").exists()
+
+
+def test_init_refuses_a_key_backup_inside_its_first_medium(tmp_path):
+    p = mailarchive(tmp_path / "home", "init", "--kdf-profile", "test", "--medium", str(tmp_path / "m1"),
+                    "--key-backup", str(tmp_path / "m1" / "kb.txt"), check=2)
+    assert "lies inside medium 1" in p.stderr and not (tmp_path / "home").exists() and not (tmp_path / "m1").exists()

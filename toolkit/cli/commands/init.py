@@ -38,6 +38,11 @@ def init(ctx, medium, key_backup, password_file, name, kdf_profile):
             f"--key-backup {key_backup} lies inside the archive home {ctx.home}: the key backup must outlive the "
             f"home (a lost or damaged home takes it along); give a path on another disk or a USB stick"
         )
+    if key_backup is not None and medium is not None and "://" not in medium and _inside(Path(key_backup), Path(medium)):
+        raise UsageError(
+            f"--key-backup {key_backup} lies inside medium 1 ({medium}): it would travel with the sealed packs it "
+            f"opens, their safety then resting on its password alone; give a path on another disk or a USB stick"
+        )
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
     check_password(password)
     medium = medium or str(Home(ctx.home).default_medium)

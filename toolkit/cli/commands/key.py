@@ -21,17 +21,34 @@ key_group = subgroup(cli, "key", "The archive key: printable backups and the fin
 def backup(ctx, out, password_file):
     """Write another printable key backup (Argon2id + AES-256-GCM, a check character per line).
 
-    The file is checked by reading it back before success is reported.
+    The file is checked by reading it back before success is reported. A file
+    inside the archive home, a medium or the mirror is refused: the backup
+    must outlive the home and travel apart from the sealed packs.
     """
     if out.exists():
         raise UsageError(f"{out} exists; choose another file (a key backup is never overwritten)")
     password = read_secret(password_file, "MAILARCHIVE_PASSWORD", "Password for the key backup", confirm=True)
     check_password(password)
     with ctx.open() as archive:
+        _refuse_inside_the_archive(archive, out)
         write_key_backup(out, archive.key, archive.uuid, password.encode(),
                          kdf_params=kdf_profile_params(archive.config.kdf_profile))
         result = {"out": str(out.absolute()), "uuid": str(archive.uuid), "fingerprint": archive.fingerprint}
     ctx.ui.emit(result, lambda r: ctx.ui.say(f"Wrote key backup {r['out']} (fingerprint {r['fingerprint']})"))
+
+
+def _refuse_inside_the_archive(archive, out: Path) -> None:
+    """A key backup must outlive what it opens: not in the home (``init --key-backup`` refuses that too), nor on a
+    medium or the mirror, where it would travel with the sealed packs, their safety then resting on its password
+    alone."""
+    from toolkit.places import archive_places, inside
+    from toolkit.storage.location import parse_location
+
+    loc = parse_location(str(out.absolute()))
+    for what, where in archive_places(archive.home, archive.config):
+        if inside(loc, where):
+            raise UsageError(f"--out {out} lies inside {what} ({where}): a key backup must outlive the home and travel "
+                             "apart from the media and the mirror; write it to another disk or a USB stick, and print it")
 
 
 @command(key_group, "fingerprint")
