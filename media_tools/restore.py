@@ -142,10 +142,31 @@ def _nothing_to_restore(dest: Storage, files: dict[str, int], snaps: list[str], 
             f"{head}: the mirror was made before any catalog backup; back up the catalog and mirror it again",
             next_step=NextStep.BACKUP_BEFORE_MIRROR, hint_args={"head": head},
         )
+    other = _labelled_archive(dest, files)
+    if other is not None and other != str(u):  # the labels say whose mirror it is: the wrong key backup was given
+        return WrongKeyError(
+            f"{where} is the mirror of archive {other}, and this key backup is of archive {u}: give the key backup of "
+            f"archive {other}")
     return IntegrityError(
         f"{where}: none of its {len(snaps)} config snapshot(s) opens with this key backup (archive {u}): "
         f"is this the mirror of that archive? " + "; ".join(refusals[:3])
     )
+
+
+def _labelled_archive(dest: Storage, files: dict[str, int]) -> str | None:
+    """The archive the medium labels at DEST name (unauthenticated: only to word an error), if they agree on one."""
+    from toolkit.medium import LABEL_NAME, peek_label
+
+    named = set()
+    for name in files:
+        if name.endswith("/" + LABEL_NAME) and _MEDIUM_RE.match(name):
+            try:
+                body = peek_label(dest.read(name)) or {}
+            except MailArchiveError:
+                continue
+            if isinstance(body.get("archive"), str):
+                named.add(body["archive"])
+    return named.pop() if len(named) == 1 else None
 
 
 def restore(

@@ -45,3 +45,18 @@ def test_a_mirror_of_another_archive_is_refused_and_left_as_it_is(tmp_path):
     # and A itself goes on mirroring there
     mailarchive(a, "mirror", str(dest))
     assert (dest / "MIRROR.json").exists()
+
+
+def test_a_restore_with_another_archive_s_key_backup_names_both_archives(tmp_path):
+    a, b = _archive(tmp_path, "a"), _archive(tmp_path, "b")
+    dest = tmp_path / "mirror"
+    mailarchive(a, "db", "backup", "--full")
+    mailarchive(a, "mirror", str(dest))
+    uuid_a = json.loads(mailarchive(a, "key", "fingerprint", json_out=True).stdout)["uuid"]
+    uuid_b = json.loads(mailarchive(b, "key", "fingerprint", json_out=True).stdout)["uuid"]
+    new = tmp_path / "new-home"
+    p = mailarchive(new, "restore", "--from", str(dest), "--key-backup", str(tmp_path / "b.kb"), check=12)
+    text = " ".join(p.stderr.split())
+    assert f"is the mirror of archive {uuid_a}, and this key backup is of archive {uuid_b}" in text
+    assert not new.exists()
+    mailarchive(new, "restore", "--from", str(dest), "--key-backup", str(tmp_path / "a.kb"))
