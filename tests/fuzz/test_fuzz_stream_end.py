@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from importers.stream_end import EndOfData
 from tests.fuzz._support import FUZZ, seed_files
+from tests.unit.test_stream_end import read_all
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.security]
 
@@ -31,15 +32,6 @@ _KINDS = {
 @pytest.fixture(scope="module")
 def seeds() -> list[bytes]:
     return seed_files("b-mbox-maildir", limit=20, pick=lambda p: p.read_bytes()[:5] == b"From ")
-
-
-def _read_all(end: EndOfData, block: int) -> bytes:
-    out = []
-    while True:
-        chunk = end.read(block)
-        if not chunk:
-            return b"".join(out)
-        out.append(chunk)
 
 
 @FUZZ
@@ -56,7 +48,7 @@ def test_a_cut_or_damaged_compressed_file_ends_and_never_raises(seeds, data):
     touched = bool(flips) or cut < len(blob)
     end = EndOfData(open_(io.BytesIO(bytes(blob[:cut]))))
     try:
-        got = _read_all(end, data.draw(st.sampled_from([1, 4096, 1 << 20])))
+        got = read_all(end, data.draw(st.sampled_from([1, 4096, 1 << 20])))
     except (OSError, EOFError) as exc:  # damage in a header the reader checks before any data: not an end it takes
         assert touched and not getattr(exc, "errno", None)
         return

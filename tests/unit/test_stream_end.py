@@ -18,7 +18,8 @@ DATA = b"".join(b"From a@b Mon Jan  1 00:00:00 2024\nSubject: %d\n\n%s\n" % (i, 
     b"abcdefghij \n", k=3000))) for i in range(400))
 
 
-def _all(stream: EndOfData, n: int) -> bytes:
+def read_all(stream: EndOfData, n: int) -> bytes:
+    """Every read of ``n`` bytes until the end (also the fuzz target's)."""
     out = []
     while True:
         chunk = stream.read(n)
@@ -37,7 +38,7 @@ def _gzip_prefix(blob: bytes) -> bytes:
 def test_a_gzip_cut_short_gives_what_zcat_gives(cut, n):
     blob = gzip.compress(DATA)[:cut]
     end = EndOfData(gzip.GzipFile(fileobj=io.BytesIO(blob)))
-    got = _all(end, n)
+    got = read_all(end, n)
     assert got == _gzip_prefix(blob) and end.given == len(got) and DATA.startswith(got)
     assert end.stop == TRUNCATED and end.cut and "end-of-stream" in end.detail
     assert end.read(10) == b""
@@ -46,11 +47,11 @@ def test_a_gzip_cut_short_gives_what_zcat_gives(cut, n):
 def test_xz_and_bzip2_cut_short_end_with_the_blocks_they_decoded():
     blob = lzma.compress(DATA, preset=1)
     end = EndOfData(lzma.LZMAFile(io.BytesIO(blob[:len(blob) // 2])))
-    got = _all(end, 1 << 20)
+    got = read_all(end, 1 << 20)
     assert DATA.startswith(got) and end.stop == TRUNCATED
     blob = bz2.compress(DATA * 3, 1)  # 100 KB blocks: the first ones decode whole
     end = EndOfData(bz2.BZ2File(io.BytesIO(blob[:len(blob) * 2 // 3])))
-    got = _all(end, 1 << 20)
+    got = read_all(end, 1 << 20)
     assert len(got) >= 100_000 and (DATA * 3).startswith(got) and end.stop == TRUNCATED
 
 
@@ -59,12 +60,12 @@ def test_damage_ends_the_data_and_a_gzip_checksum_is_told_apart():
     for i in range(len(blob) * 2 // 3, len(blob) * 2 // 3 + 64):
         blob[i] ^= 0x5A
     end = EndOfData(bz2.BZ2File(io.BytesIO(bytes(blob))))
-    got = _all(end, 1 << 20)
+    got = read_all(end, 1 << 20)
     assert (DATA * 3).startswith(got) and len(got) >= 100_000 and end.stop == DAMAGED and end.cut
     blob = bytearray(gzip.compress(DATA))
     blob[-6] ^= 1  # the stored CRC-32: every byte of data is given, then the check fails
     end = EndOfData(gzip.GzipFile(fileobj=io.BytesIO(bytes(blob))))
-    assert _all(end, 1 << 20) == DATA and end.stop == CHECKSUM and not end.cut
+    assert read_all(end, 1 << 20) == DATA and end.stop == CHECKSUM and not end.cut
 
 
 def test_an_io_error_of_the_file_is_raised_not_taken_for_an_end():
@@ -85,5 +86,5 @@ def test_an_io_error_of_the_file_is_raised_not_taken_for_an_end():
 
     end = EndOfData(gzip.GzipFile(fileobj=io.BufferedReader(Failing(gzip.compress(DATA)))))
     with pytest.raises(OSError) as info:
-        _all(end, 1 << 16)
+        read_all(end, 1 << 16)
     assert info.value.errno == errno.EIO and end.stop is None
