@@ -259,6 +259,7 @@ class MaildirImporter(TreeSource):
         self._keywords: dict[bytes, dict[str, str]] = {}   # folder directory → its dovecot-keywords
         self._flags: dict[tuple[bytes, str], tuple[str, ...]] = {}  # (folder directory, info suffix) → flag field
         self._read_small: Callable[[bytes], bytes] | None = None
+        self._read_head: Callable[[bytes], bytes] | None = None  # a file's first 4 KiB (``_eml_hint``)
 
     def _flag_field(self, name: str, folder_dir: bytes) -> tuple[str, ...]:
         """``flag_field(parse_flags(name, <the folder's keywords>))``, worked out once per folder and info suffix
@@ -339,12 +340,31 @@ class MaildirImporter(TreeSource):
     def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,
                local_root: bytes | None = None, share: ShareAccess | None = None) -> Iterator[SourceItem]:
         if not any(classify(e.rel)[0] == MESSAGE for e in entries):
-            reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir")
+            reporter.warn(f"{self.location}: no file in any cur/ or new/ directory: an empty Maildir, or not a Maildir"
+                          + self._eml_hint(entries))
         reporter.start("scan", len(entries), "files")
         for entry in iter_after(entries, after, reporter):
             item = self._item(entry, read, local_root, share)
             if item is not None:
                 yield item
+
+    def _eml_hint(self, entries: list[FileEntry], looked_at: int = 20) -> str:
+        """For a tree without cur/ or new/ whose files are single messages (a tree of numbered files, like the Enron
+        corpus, or of .eml files): the import that reads it. Looks at the first bytes of at most ``looked_at`` files."""
+        read = self._read_head
+        if read is None:
+            return ""
+        from .content import starts_with_headers
+
+        for e in [e for e in entries if not e.skip_reason and e.size][:looked_at]:
+            try:
+                head = read(e.rel)
+            except (OSError, StorageError):
+                continue
+            if starts_with_headers(head):
+                return (f"; its files look like single messages ({ref_text(e.rel)}): `import eml {self.location}` "
+                        "reads such a tree")
+        return ""
 
     def _scan_local(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         root = os.fsencode(self.location.path)
@@ -354,6 +374,7 @@ class MaildirImporter(TreeSource):
             raise SourceMissingError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
         entries = without_own(walk_local(root), root, self.own_places)
         self._read_small = lambda rel: read_regular_file(os.path.join(root, rel))
+        self._read_head = lambda rel: _head_of(os.path.join(root, rel))
         yield from self._items(entries, after, None, reporter, local_root=root)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
@@ -364,9 +385,19 @@ class MaildirImporter(TreeSource):
             except StorageError as exc:
                 raise SourceError(f"{self.location}: cannot list the Maildir: {exc}") from None
             self._read_small = lambda rel: storage.read(rel.decode("utf-8"))
+            self._read_head = lambda rel: storage.read(rel.decode("utf-8"), 0, 4096)
             from toolkit.share_file import ShareAccess
 
             yield from self._items(entries, after, None, reporter,
                                    share=ShareAccess.of(self.location, self._smb_password))
         finally:
             storage.close()
+
+
+def _head_of(path: bytes) -> bytes:
+    """The first 4 KiB of a local file, not following a symlink swapped in after the walk."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)

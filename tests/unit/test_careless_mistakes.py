@@ -238,3 +238,17 @@ def test_table_wraps_long_locations_on_a_narrow_terminal(monkeypatch):
     assert "…" not in text
     joined = "".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") == 5)
     assert location in joined
+
+
+def test_a_maildir_import_of_a_tree_of_single_messages_names_the_import_that_reads_it(tmp_path):
+    # the Enron corpus' layout: numbered files in plain folders, no cur/ or new/
+    (tmp_path / "allen-p" / "inbox").mkdir(parents=True)
+    (tmp_path / "allen-p" / "inbox" / "1.").write_bytes(MAIL)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_bytes(b"no mail here\n")
+    for root, hint in ((tmp_path, True), (tmp_path / "junk", False)):
+        rep = ListReporter()
+        items = list(MaildirImporter(str(root)).scan(None, rep))
+        assert items and all(isinstance(i, SourceSkip) for i in items)
+        (warning,) = [w for w in rep.warnings if "no file in any cur/ or new/" in w]
+        assert ("look like single messages (allen-p/inbox/1.): `import eml" in warning) is hint, warning
