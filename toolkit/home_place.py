@@ -150,10 +150,9 @@ def check_place(home: Home, config: ArchiveConfig, *, writer: bool, repointing: 
         return (f"{place.here} is a copy of the archive home {place.there} with media and mirror of its own: "
                 f"recorded as a home of its own")
     if place.kind == "copy":
-        are, them = ("is", "it") if len(place.shared) == 1 else ("are", "them")
+        are, they = ("is", "it points") if len(place.shared) == 1 else ("are", "they point")
         return (f"{place.here} is a copy of the archive home {place.there}: its {', '.join(place.shared)} {are} "
-                f"the original's; commands that write are refused here until {them} "
-                f"point{'s' if len(place.shared) == 1 else ''} elsewhere")
+                f"the original's; commands that write are refused here until {they} elsewhere")
     return None
 
 

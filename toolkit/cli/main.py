@@ -28,6 +28,7 @@ class Context:
         self.lock_wait = lock_wait
         self.dry_run = False  # set by an import command's --dry-run
         self.executor = None  # set by --executor (toolkit/cli/executor_option.py); None: local processes
+        self._notes: set[str] = set()  # the notes on the home's place said so far (``open``)
 
     def open(self, writer: bool = False, repointing: bool = False):
         """The archive; ``repointing``: the command points media or the mirror elsewhere, and may open a copy
@@ -37,7 +38,8 @@ class Context:
 
         archive = Archive.open(self.home, writer=writer, lock_wait=self.lock_wait,
                                smb_password=os.environ.get("MAILARCHIVE_SMB_PASSWORD"), repointing=repointing)
-        if archive.home_note:
+        if archive.home_note and archive.home_note not in self._notes:  # once per run, however often it opens
+            self._notes.add(archive.home_note)
             self.ui.say(f"note: {escape(archive.home_note)}")
         return archive
 
