@@ -44,3 +44,13 @@ def test_schedule_quotes_paths_and_escapes_percent():
     job = _jobs(lines)[0]
     assert "--archive '/srv/my archive\\%1'" in job
     assert "%" not in job.replace("\\%", "")
+
+
+def test_without_a_tsa_the_stamping_jobs_are_commented_out_with_the_next_step():
+    lines = crontab_lines("/srv/archive", "mailarchive", None, [], tsa_configured=False)
+    jobs = [ln for ln in lines if not ln.startswith("#")]
+    assert jobs and not any("timestamp run" in ln for ln in jobs)
+    assert any(ln.startswith("# */15 * * * * ") and "timestamp run --min-pending" in ln for ln in lines)
+    assert any("no TSA configured: `mailarchive timestamp configure" in ln for ln in lines)
+    assert sum("timestamp run" in ln for ln in crontab_lines("/srv/archive", "mailarchive", None, [])
+               if not ln.startswith("#")) == 2

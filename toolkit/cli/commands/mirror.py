@@ -239,7 +239,7 @@ def _source_args(src) -> str | None:
 
 
 def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None = None, sources=(), keep: int | None = None,
-                  log_file: str | None = None, mirror_configured: bool = False) -> list[str]:
+                  log_file: str | None = None, mirror_configured: bool = False, tsa_configured: bool = True) -> list[str]:
     """The crontab of a production archive: stamping, backups + mirror, imports.
 
     With ``log_file`` every job appends to that run log. ``mirror_configured``: the mirror is
@@ -260,8 +260,13 @@ def crontab_lines(home: str, exe: str = "mailarchive", mirror_dest: str | None =
 
     lines = [h.format(home=home) for h in SCHEDULE_HEADER]
     lines.append("# stamping: every 15 minutes when at least 10,000 mails are pending, and daily at 23:57")
-    lines.append(f"*/15 * * * * {locked('stamp', f'{run} timestamp run --min-pending 10000')}")
-    lines.append(f"57 23 * * * {locked('stamp-daily', f'{run} timestamp run --all')}")
+    # without a TSA every run would fail (exit 2) and cron would mail its error four times an hour: commented out
+    off = "" if tsa_configured else "# "
+    if not tsa_configured:
+        lines.append("# (no TSA configured: `mailarchive timestamp configure --tsa-url URL --ca-cert FILE`, then print "
+                     "the schedule again)")
+    lines.append(f"{off}*/15 * * * * {locked('stamp', f'{run} timestamp run --min-pending 10000')}")
+    lines.append(f"{off}57 23 * * * {locked('stamp-daily', f'{run} timestamp run --all')}")
     keep_opt = f" --keep {keep}" if keep else ""
     lines.append("# catalog backup + mirror: hourly at :12 except 01:12 (incremental; full while there is none), full daily at 01:12")
     if mirror_dest:
@@ -304,15 +309,17 @@ def schedule_cmd(ctx, do_print, mirror_dest, keep):
     if not do_print:
         raise UsageError("schedule only prints (--print)")
     home = str(Path(ctx.home).absolute())
-    sources, settings_dest, log_file = [], None, None
+    sources, settings_dest, log_file, tsa = [], None, None, True
     try:
         with ctx.open() as archive:
             sources = archive.config.settings.get("sources", []) or []
             settings_dest = (archive.config.settings.get("mirror") or {}).get("dest")
             log_file = archive.config.settings.get("log_file")
+            tsa = bool((archive.config.settings.get("timestamp") or {}).get("tsa_url"))
     except MailArchiveError:
         pass  # no archive yet: print the schedule with examples
     configured = mirror_dest is None or mirror_dest == settings_dest
     lines = crontab_lines(home, _exe(), mirror_dest or settings_dest, sources, keep,
-                          log_file=log_file or str(Home(home).default_log_file), mirror_configured=configured and bool(settings_dest))
+                          log_file=log_file or str(Home(home).default_log_file), mirror_configured=configured and bool(settings_dest),
+                          tsa_configured=tsa)
     ctx.ui.emit({"lines": lines}, lambda r: click.echo("\n".join(r["lines"])))
