@@ -256,6 +256,8 @@ def _check_states(archive: Archive, plan: Plan) -> list[int]:
             refuse(f"source medium {sid} is already retired into medium {m.alias_of}")
         elif m.state == "removed":
             refuse(f"source medium {sid} was removed and holds nothing to move")
+        elif m.state == "active" and sid == target:  # the refusal above says what is wrong; no activation helps
+            continue
         elif m.state == "active":
             refuse(f"source medium {sid} is the active medium; activate another medium first so that new packs go "
                    f"elsewhere", NextStep.ACTIVATE_TARGET_FIRST, sid=sid, target=target)

@@ -374,6 +374,10 @@ def test_refusals_up_front(template, tmp_path):
     home = tmp_path / "home"
     p = mailarchive(home, "media", "consolidate", "--from", "2,3", "--into", "3", check=2)
     assert "both a source and the target" in p.stderr
+    p = mailarchive(home, "media", "consolidate", "--from", "3", "--into", "3", check=2)  # 3: the active one
+    assert "both a source and the target" in p.stderr and "media activate" not in p.stderr  # no hint that cannot help
+    p = mailarchive(home, "media", "consolidate", "--from", "1,2,1", "--into", "3", check=2)
+    assert "--from 1,2,1: medium 1 named twice" in p.stderr
     with Archive.open(home, writer=True) as archive:
         layout = packs_by_medium(archive)
         with pytest.raises(ConsolidationRefused, match="bytes free"):

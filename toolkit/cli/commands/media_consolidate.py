@@ -19,6 +19,9 @@ def _ids(text: str) -> list[int]:
         raise UsageError(f"--from takes medium IDs separated by commas (e.g. 1,2), not {text!r}") from None
     if not ids:
         raise UsageError("--from needs at least one medium ID")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise UsageError(f"--from {text}: medium {', '.join(map(str, twice))} named twice; name each medium once")
     return ids
 
 
