@@ -11,7 +11,9 @@ Steps:
    BLAKE3 checksum compared with the source's — and with the catalog's for a pack.
 2. A file already at LOCATION with the source's size and BLAKE3 checksum counts as
    copied (an interrupted move resumes: rerun the same command); a file there
-   with other content stops the move, naming it, before anything switches.
+   with other content stops the move, naming it, before anything switches. A
+   file there that is no file of the medium (a file system's ``lost+found``
+   aside) refuses the move before anything is copied (docs/reliability.md P11).
 3. The switch is ``retarget`` (label and every pack checked at LOCATION), which
    records a ``medium-retargeted`` event. The medium keeps its ID and state.
 
@@ -83,6 +85,7 @@ def move_medium(
     dst = open_storage(str(loc), password)
     copied = reused = nbytes = 0
     try:
+        _refuse_others(dst, {e.name for e in files}, medium_id)
         reporter.start("move", sum(e.size for e in files), "bytes")
         for e in files:
             if _copy_verified(src, dst, e.name, e.size, pack_sha.get(e.name)):
@@ -97,6 +100,19 @@ def move_medium(
     switched = retarget(archive, medium_id, str(loc), smb_password=password, verify=False, reporter=reporter)
     return {"medium": medium_id, "from": switched["from"], "to": switched["to"], "files": len(files),
             "copied": copied, "already_there": reused, "bytes_copied": nbytes, "packs": switched["packs"]}
+
+
+def _refuse_others(dst: Storage, own: set[str], medium_id: int) -> None:
+    """LOCATION may hold this medium's own files (an interrupted move: step 2 checks each) and a file system's clutter,
+    nothing else: another program's files would sit among the packs and go wherever the medium goes next
+    (docs/reliability.md P11, as for a new medium)."""
+    from toolkit.medium import is_clutter
+
+    for e in dst.list(""):
+        if e.name not in own and not is_clutter(e.name):
+            raise MediumError(f"{dst.location} holds {e.name}, which is no file of medium {medium_id}: a medium moves "
+                              "into an empty directory (or one holding an interrupted move of it); choose another "
+                              "location, or empty this one first")
 
 
 def media_dir(root: str, medium_id: int) -> str:

@@ -105,6 +105,12 @@ _CLUTTER = {"lost+found", ".ds_store", "system volume information", "$recycle.bi
             ".fseventsd", "desktop.ini", "thumbs.db", ".directory"}
 
 
+def is_clutter(name: str) -> bool:
+    """Is the file ``name`` (relative, '/'-separated) what a file system or a desktop leaves in a directory?"""
+    top = name.split("/", 1)[0]
+    return top.lower() in _CLUTTER or top.startswith(".Trash-")
+
+
 def refuse_not_empty(storage: Storage) -> None:
     """A new medium goes into an empty place: files there (another program's, a mirror of another archive, a tree
     of mail meant for import) would sit among the packs, be counted by verify as unknown, and go with the medium
@@ -114,8 +120,7 @@ def refuse_not_empty(storage: Storage) -> None:
         return
     try:
         for entry in storage.list(""):
-            top = entry.name.split("/", 1)[0]
-            if top.lower() in _CLUTTER or top.startswith(".Trash-"):
+            if is_clutter(entry.name):
                 continue
             raise MediumError(f"{storage.location} is not empty (it holds {entry.name}): a new medium goes into an "
                               "empty directory; choose another location, or empty this one first")

@@ -30,3 +30,25 @@ def test_a_new_medium_goes_into_an_empty_place_only(tmp_path):
     (busy / "photos").rmdir()
     mailarchive(home, "media", "add", str(busy))
     assert (busy / "MEDIUM.json").exists()
+
+
+def test_a_medium_moves_into_an_empty_place_or_onto_its_own_interrupted_copy(tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "a.eml").write_bytes(b"From: a@example.org\r\nSubject: m\r\n\r\nbody\r\n")
+    mailarchive(home, "import", "eml", str(tmp_path / "mail"))
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_bytes(b"mine\n")
+    p = mailarchive(home, "media", "move", "1", str(busy), check=2)
+    assert "holds notes.txt, which is no file of medium 1" in " ".join(p.stderr.split())
+    assert sorted(x.name for x in busy.iterdir()) == ["notes.txt"]
+    # an interrupted move left part of the medium there (and the file system its lost+found): the move goes on
+    partial = tmp_path / "partial"
+    shutil.copytree(home / "medium-1", partial, ignore=shutil.ignore_patterns("*.pack"))
+    (partial / "lost+found").mkdir()
+    mailarchive(home, "media", "move", "1", str(partial))
+    mailarchive(home, "verify")  # exit 0: every pack at the new place
