@@ -20,6 +20,8 @@ a name used twice) is a UsageError naming it; nothing is half read.
 """
 from __future__ import annotations
 
+import contextlib
+
 import tomllib
 from dataclasses import dataclass, field
 
@@ -81,20 +83,42 @@ def parse_directory(data: bytes, source: str = "the directory file") -> Director
         raise UsageError(f"{source} is not valid TOML: {exc}") from None
     _only(doc, {"domains", "aliases", "user", "group"}, source)
     d = Directory()
-    d.domains = sorted({norm_domain(x, "domains") for x in _strings(doc.get("domains", []), "domains")})
-    aliases = doc.get("aliases", {})
+    problems: list[str] = []  # every problem of the file in one run, as a migration plan's (docs/formats.md)
+    with _noted(problems):
+        d.domains = sorted({norm_domain(x, "domains") for x in _strings(doc.get("domains", []), "domains")})
+    with _noted(problems):
+        _read_aliases(doc.get("aliases", {}), d, problems)
+    with _noted(problems):
+        _read_users(doc.get("user", []), d, problems)
+    with _noted(problems):
+        _read_groups(doc.get("group", []), d, problems)
+    if len(problems) == 1:
+        raise UsageError(problems[0])
+    if problems:
+        raise UsageError(f"{source}: {len(problems)} problems, nothing changed:\n  " + "\n  ".join(problems))
+    return d
+
+
+@contextlib.contextmanager
+def _noted(problems: list[str]):
+    """A UsageError inside is added to ``problems`` and the reading goes on."""
+    try:
+        yield
+    except UsageError as exc:
+        problems.append(str(exc))
+
+
+def _read_aliases(aliases: object, d: Directory, problems: list[str]) -> None:
     if not isinstance(aliases, dict):
         raise UsageError("aliases must be a table: aliases = { \"alias.example\" = \"example.com\" }")
     for alias, target in aliases.items():
-        a, t = norm_domain(alias, "aliases"), norm_domain(target, f"aliases.{alias}")
-        if t not in d.domains:
-            raise UsageError(f"aliases: {alias} points to {target}, which is not one of the local domains")
-        if a in d.domains or a in d.aliases:
-            raise UsageError(f"aliases: {alias} is already a local domain or an alias")
-        d.aliases[a] = t
-    _read_users(doc.get("user", []), d)
-    _read_groups(doc.get("group", []), d)
-    return d
+        with _noted(problems):
+            a, t = norm_domain(alias, "aliases"), norm_domain(target, f"aliases.{alias}")
+            if t not in d.domains:
+                raise UsageError(f"aliases: {alias} points to {target}, which is not one of the local domains")
+            if a in d.domains or a in d.aliases:
+                raise UsageError(f"aliases: {alias} is already a local domain or an alias")
+            d.aliases[a] = t
 
 
 def _tables(value: object, what: str) -> list[dict]:
@@ -103,30 +127,32 @@ def _tables(value: object, what: str) -> list[dict]:
     return value
 
 
-def _read_users(tables: object, d: Directory) -> None:
+def _read_users(tables: object, d: Directory, problems: list[str]) -> None:
     owner: dict[str, str] = {}
     for i, t in enumerate(_tables(tables, "user"), 1):
-        name = _name(t, f"user {i}")
-        _only(t, {"name", "addresses"}, f"user {name}")
-        if name in d.users:
-            raise UsageError(f"user {name} is given twice")
-        addrs = sorted({norm_address(a, f"user {name}") for a in _strings(t.get("addresses", []), f"user {name}: addresses")})
-        if not addrs:
-            raise UsageError(f"user {name} has no addresses")
-        for a in addrs:
-            if a in owner:
-                raise UsageError(f"{a} is an address of both user {owner[a]} and user {name}")
-            owner[a] = name
-        d.users[name] = addrs
+        with _noted(problems):
+            name = _name(t, f"user {i}")
+            _only(t, {"name", "addresses"}, f"user {name}")
+            if name in d.users:
+                raise UsageError(f"user {name} is given twice")
+            addrs = sorted({norm_address(a, f"user {name}") for a in _strings(t.get("addresses", []), f"user {name}: addresses")})
+            if not addrs:
+                raise UsageError(f"user {name} has no addresses")
+            taken = [a for a in addrs if a in owner]
+            if taken:
+                raise UsageError("; ".join(f"{a} is an address of both user {owner[a]} and user {name}" for a in taken))
+            owner.update((a, name) for a in addrs)
+            d.users[name] = addrs
 
 
-def _read_groups(tables: object, d: Directory) -> None:
+def _read_groups(tables: object, d: Directory, problems: list[str]) -> None:
     for i, t in enumerate(_tables(tables, "group"), 1):
-        name = _name(t, f"group {i}")
-        _only(t, {"name", "members", "assigned"}, f"group {name}")
-        if name in d.groups:
-            raise UsageError(f"group {name} is given twice")
-        d.groups[name] = {
-            key: sorted({norm_address(a, f"group {name}") for a in _strings(t.get(key, []), f"group {name}: {key}")})
-            for key in ("members", "assigned")
-        }
+        with _noted(problems):
+            name = _name(t, f"group {i}")
+            _only(t, {"name", "members", "assigned"}, f"group {name}")
+            if name in d.groups:
+                raise UsageError(f"group {name} is given twice")
+            d.groups[name] = {
+                key: sorted({norm_address(a, f"group {name}") for a in _strings(t.get(key, []), f"group {name}: {key}")})
+                for key in ("members", "assigned")
+            }

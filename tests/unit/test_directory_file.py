@@ -57,3 +57,21 @@ def test_a_mistake_is_refused_naming_it(text, named):
     with pytest.raises(UsageError) as err:
         parse_directory(text)
     assert named in str(err.value)
+
+
+def test_every_problem_of_the_file_is_named_in_one_run():
+    text = (b'domains = ["example.org"]\naliases = { "old.example" = "elsewhere.example" }\n'
+            b'[[user]]\nname = "anna"\naddresses = ["anna@example.org"]\n'
+            b'[[user]]\nname = "anna"\naddresses = ["bert@example.org"]\n'
+            b'[[user]]\nname = "carl"\naddresses = ["ANNA@example.org"]\n'
+            b'[[group]]\nname = "g"\nmembers = ["nobody"]\n')
+    with pytest.raises(UsageError) as info:
+        parse_directory(text, "people.toml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "people.toml: 4 problems, nothing changed:"
+    assert [ln.strip() for ln in lines[1:]] == [
+        "aliases: old.example points to elsewhere.example, which is not one of the local domains",
+        "user anna is given twice",
+        "anna@example.org is an address of both user anna and user carl",
+        "group g: 'nobody' is not a mail address (e.g. anna@example.com)",
+    ]
