@@ -58,3 +58,18 @@ def test_an_export_into_a_file_says_what_the_export_writes(tmp_path):
         got = _one_object(mailarchive(home, "export", kind, str(target), json_out=True, check=2))
         assert f"{target} is a file; " in got["error"] and says in got["error"], kind
     assert target.read_bytes() == b"From a@b Tue Oct  1 10:00:00 2024\n\nkept\n"
+
+
+def test_a_retention_policy_for_a_domain_or_folder_no_mail_has_warns(tmp_path):
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    (tmp_path / "INBOX").mkdir()
+    (tmp_path / "INBOX" / "a.eml").write_bytes(b"From: a@example.org\r\nTo: b@example.org\r\nSubject: r\r\n\r\nb\r\n")
+    mailarchive(home, "import", "eml", str(tmp_path))
+    r = mailarchive(home, "retention", "set", "--years", "7", "--domain", "exmaple.org", "--actor", "admin",
+                    json_out=True).result
+    assert r["value"] == "exmaple.org" and "no archived mail matches --domain 'exmaple.org' yet" in r["warnings"][0]
+    p = mailarchive(home, "retention", "set", "--years", "7", "--domain", "example.org", "--actor", "admin")
+    assert "warning" not in p.stderr
+    p = mailarchive(home, "retention", "set", "--years", "7", "--folder", "INBX", "--actor", "admin")
+    assert "no archived mail matches --folder 'INBX' yet: a typo?" in " ".join(p.stderr.split())

@@ -18,6 +18,7 @@ from ...directory_file import norm_address, norm_domain
 from ...errors import UsageError
 from ..environment import actor_name
 from ..main import cli, command, pass_ctx, subgroup
+from ..output import err_console
 
 retention_group = subgroup(cli, "retention", "Retention policies, what becomes deletable when, legal holds.")
 hold_group = subgroup(retention_group, "hold", "Legal holds: mail that must not be deleted whatever the policies say.")
@@ -64,8 +65,17 @@ def set_cmd(ctx, years, domain, folder, user, actor):
         value = value.strip().strip("/")
         if not value:
             raise UsageError("--folder needs a folder name (e.g. INBOX or Archive/2019)")
-    with ctx.open(writer=True) as archive, archive.catalog.writing() as con:
-        r = retention.set_policy(con, kind, value, years, actor)
+    with ctx.open(writer=True) as archive:
+        with archive.catalog.writing() as con:
+            r = retention.set_policy(con, kind, value, years, actor)
+        if kind in ("domain", "folder"):
+            from ..export_filters import unmatched_hint
+
+            hint = unmatched_hint(archive, f"--{kind}", value)
+            if hint:
+                r = {**r, "warnings": [hint]}
+                if not ctx.ui.json:  # with --json it is the result's own warnings list
+                    err_console.print(f"warning: {hint}", markup=False, highlight=False)
     ctx.ui.emit(r, lambda r: ctx.ui.say(f"Retention of {kind} {value}: {years} years"
                                         + (f" (was {r['years_before']})" if r["years_before"] is not None else "")))
 
