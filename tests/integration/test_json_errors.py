@@ -60,7 +60,7 @@ def test_an_export_into_a_file_says_what_the_export_writes(tmp_path):
     assert target.read_bytes() == b"From a@b Tue Oct  1 10:00:00 2024\n\nkept\n"
 
 
-def test_a_retention_policy_for_a_domain_or_folder_no_mail_has_warns(tmp_path):
+def test_a_retention_policy_or_hold_that_covers_no_mail_warns(tmp_path):
     home = tmp_path / "home"
     mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
     (tmp_path / "INBOX").mkdir()
@@ -68,8 +68,14 @@ def test_a_retention_policy_for_a_domain_or_folder_no_mail_has_warns(tmp_path):
     mailarchive(home, "import", "eml", str(tmp_path))
     r = mailarchive(home, "retention", "set", "--years", "7", "--domain", "exmaple.org", "--actor", "admin",
                     json_out=True).result
-    assert r["value"] == "exmaple.org" and "no archived mail matches --domain 'exmaple.org' yet" in r["warnings"][0]
-    p = mailarchive(home, "retention", "set", "--years", "7", "--domain", "example.org", "--actor", "admin")
-    assert "warning" not in p.stderr
+    assert r["value"] == "exmaple.org" and "no archived mail falls under domain 'exmaple.org' yet" in r["warnings"][0]
+    for args in (("set", "--years", "7", "--domain", "example.org"), ("set", "--years", "7", "--folder", "INBOX"),
+                 ("hold", "add", "--address", "b@example.org", "--reason", "case 1")):
+        p = mailarchive(home, "retention", *args, "--actor", "admin")
+        assert "warning" not in p.stderr, args
     p = mailarchive(home, "retention", "set", "--years", "7", "--folder", "INBX", "--actor", "admin")
-    assert "no archived mail matches --folder 'INBX' yet: a typo?" in " ".join(p.stderr.split())
+    assert "no archived mail falls under folder 'INBX' yet: a typo?" in " ".join(p.stderr.split())
+    p = mailarchive(home, "retention", "hold", "add", "--address", "bb@example.org", "--reason", "case 2",
+                    "--actor", "legal")
+    assert "falls under address 'bb@example.org' yet" in " ".join(p.stderr.split()) and "covers mail archived later" \
+        in " ".join(p.stderr.split())

@@ -64,6 +64,12 @@ def _scope_condition(con, kind: str, value: str) -> tuple[str, list]:
     raise ValueError(f"unknown scope kind {kind!r}")
 
 
+def scope_count(con, kind: str, value: str) -> int:
+    """How many archived mails a policy or hold on ``kind`` ``value`` covers now (0: a typo, or mail to come)."""
+    cond, params = _scope_condition(con, kind, value)
+    return con.execute(f"SELECT count(*) FROM messages m WHERE {cond}", params).fetchone()[0]
+
+
 # -- policies ---------------------------------------------------------------------------------------
 def policies(con) -> list[dict]:
     rows = con.execute("SELECT scope_kind, scope_value, years, set_by, set_at FROM retention_policies "

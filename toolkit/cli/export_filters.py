@@ -93,17 +93,6 @@ _LISTS = {
 }
 
 
-def unmatched_hint(archive, option: str, value: str) -> str | None:
-    """For a setting that names a domain or folder (``retention set``): a warning when no archived mail matches it
-    yet (a typo?), naming how to list what the archive holds; None when some mail does."""
-    key = {"--domain": "domains", "--folder": "folders"}[option]
-    with archive.catalog.querying() as con:
-        if _count(con, Filters(**{key: (value,)})):
-            return None
-    return (f"no archived mail matches {option} {value!r} yet: a typo? (`mailarchive sql` lists {_LISTS[option]}); "
-            "the setting applies to mail archived later too")
-
-
 def _check_selection(ctx, filters: Filters) -> None:
     """Usage error for a folder, domain or address no archived mail has; exit 1 for an empty selection."""
     with ctx.open() as archive, archive.catalog.querying() as con:

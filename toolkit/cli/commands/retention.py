@@ -42,6 +42,26 @@ def _one_scope(options: dict) -> tuple[str, str]:
     return given[0]
 
 
+#: how to list what the archive holds, per scope kind, for a policy or hold that covers no mail yet
+_LISTS = {"domain": "SELECT DISTINCT split_part(from_addr, '@', 2) FROM messages",
+          "folder": "SELECT DISTINCT folder FROM sightings",
+          "address": "SELECT DISTINCT from_addr FROM messages",
+          "user": "SELECT * FROM users"}
+
+
+def _warn_if_nothing_covered(ctx, con, r: dict, kind: str, value: str, what: str) -> dict:
+    """A policy or hold on a domain, folder, address or user that no archived mail falls under yet is set all the
+    same (mail archived later), with a warning: a typo would leave the mail it meant uncovered, unnoticed. With
+    ``--json`` the warning is in the result's ``warnings``."""
+    if retention.scope_count(con, kind, value):
+        return r
+    hint = (f"no archived mail falls under {kind} {value!r} yet: a typo? (`mailarchive sql \"{_LISTS[kind]}\"` lists "
+            f"what the archive holds); the {what} covers mail archived later too")
+    if not ctx.ui.json:
+        err_console.print(f"warning: {hint}", markup=False, highlight=False)
+    return {**r, "warnings": [hint]}
+
+
 @command(retention_group, "set")
 @click.option("--years", type=click.IntRange(min=0), required=True, help="Keep mail N years from its sent date "
               "(else its internal date, else when it was archived, each only when plausible: "
@@ -68,14 +88,7 @@ def set_cmd(ctx, years, domain, folder, user, actor):
     with ctx.open(writer=True) as archive:
         with archive.catalog.writing() as con:
             r = retention.set_policy(con, kind, value, years, actor)
-        if kind in ("domain", "folder"):
-            from ..export_filters import unmatched_hint
-
-            hint = unmatched_hint(archive, f"--{kind}", value)
-            if hint:
-                r = {**r, "warnings": [hint]}
-                if not ctx.ui.json:  # with --json it is the result's own warnings list
-                    err_console.print(f"warning: {hint}", markup=False, highlight=False)
+            r = _warn_if_nothing_covered(ctx, con, r, kind, value, "policy")
     ctx.ui.emit(r, lambda r: ctx.ui.say(f"Retention of {kind} {value}: {years} years"
                                         + (f" (was {r['years_before']})" if r["years_before"] is not None else "")))
 
@@ -171,6 +184,8 @@ def hold_add_cmd(ctx, user, address, where, reason, actor):
                 held = retention.query_hold_members(session, [{"hold_id": 0, "kind": kind, "value": value}])[0]
         with archive.catalog.writing() as con:
             r = retention.add_hold(con, kind, value, reason.strip(), actor)
+            if kind != "query":  # (a query's count is said in its line)
+                r = _warn_if_nothing_covered(ctx, con, r, kind, value, "hold")
     if kind == "query":
         r["mails"] = len(held)
     ctx.ui.emit(r, lambda r: ctx.ui.say(f"Legal hold #{r['hold_id']} on {kind} {value}"
