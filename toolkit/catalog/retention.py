@@ -64,6 +64,14 @@ def _scope_condition(con, kind: str, value: str) -> tuple[str, list]:
     raise ValueError(f"unknown scope kind {kind!r}")
 
 
+#: what a user types into ``mailarchive sql`` to list what the archive holds, per scope kind (named in the warning of a
+#: policy or hold that covers no mail yet)
+LIST_SQL = {"domain": "SELECT DISTINCT split_part(from_addr, '@', 2) FROM messages",
+            "folder": "SELECT DISTINCT folder FROM sightings",
+            "address": "SELECT DISTINCT from_addr FROM messages",
+            "user": "SELECT * FROM users"}
+
+
 def scope_count(con, kind: str, value: str) -> int:
     """How many archived mails a policy or hold on ``kind`` ``value`` covers now (0: a typo, or mail to come)."""
     cond, params = _scope_condition(con, kind, value)

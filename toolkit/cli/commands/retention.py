@@ -42,20 +42,13 @@ def _one_scope(options: dict) -> tuple[str, str]:
     return given[0]
 
 
-#: how to list what the archive holds, per scope kind, for a policy or hold that covers no mail yet
-_LISTS = {"domain": "SELECT DISTINCT split_part(from_addr, '@', 2) FROM messages",
-          "folder": "SELECT DISTINCT folder FROM sightings",
-          "address": "SELECT DISTINCT from_addr FROM messages",
-          "user": "SELECT * FROM users"}
-
-
 def _warn_if_nothing_covered(ctx, con, r: dict, kind: str, value: str, what: str) -> dict:
     """A policy or hold on a domain, folder, address or user that no archived mail falls under yet is set all the
     same (mail archived later), with a warning: a typo would leave the mail it meant uncovered, unnoticed. With
     ``--json`` the warning is in the result's ``warnings``."""
     if retention.scope_count(con, kind, value):
         return r
-    hint = (f"no archived mail falls under {kind} {value!r} yet: a typo? (`mailarchive sql \"{_LISTS[kind]}\"` lists "
+    hint = (f"no archived mail falls under {kind} {value!r} yet: a typo? (`mailarchive sql \"{retention.LIST_SQL[kind]}\"` lists "
             f"what the archive holds); the {what} covers mail archived later too")
     if not ctx.ui.json:
         err_console.print(f"warning: {hint}", markup=False, highlight=False)
