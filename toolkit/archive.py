@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import os
 import shutil
 import uuid as uuidlib
 from pathlib import Path
@@ -35,12 +36,13 @@ from .errors import (
     MediumLabelError,
     NextStep,
     NoArchiveError,
+    UsageError,
 )
 from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_check
 from .home_place import check_place, refuse_copy_unlocked
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
-from .medium import LABEL_NAME, check_label, label_new_medium, read_label, refuse_not_empty
+from .medium import LABEL_NAME, check_label, is_clutter, label_new_medium, read_label, refuse_not_empty
 from .storage import Storage, open_storage, parse_location
 from .storage.location import SMB_DEFAULTS
 
@@ -90,6 +92,22 @@ def _check_init_allowed(home: Home, medium_location: str) -> None:
             f"{home.path} holds {', '.join(leftovers)} but no {CONFIG_NAME}: a damaged archive, not a failed init",
             next_step=NextStep.RESTORE_HOME_OR_OTHER,
         )
+    if not home.init_pending():
+        _refuse_busy_home(home.path)
+
+
+def _refuse_busy_home(path: Path) -> None:
+    """An archive home is a directory of its own (docs/reliability.md P11): init makes it 0700 and puts the raw key
+    there, so a directory that holds other files (``--archive ~``, a mail folder) is refused; a file system's clutter
+    (``lost+found``) is allowed."""
+    try:
+        names = sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return  # made by init (a file in its way fails there, naming it)
+    others = [n for n in names if not is_clutter(n)]
+    if others:
+        raise UsageError(f"{path} is not empty (it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): "
+                         "an archive home is a directory of its own; choose a new or empty directory")
 
 
 class Archive:

@@ -52,3 +52,18 @@ def test_a_medium_moves_into_an_empty_place_or_onto_its_own_interrupted_copy(tmp
     (partial / "lost+found").mkdir()
     mailarchive(home, "media", "move", "1", str(partial))
     mailarchive(home, "verify")  # exit 0: every pack at the new place
+
+
+def test_an_archive_home_is_a_directory_of_its_own(tmp_path):
+    busy = tmp_path / "user-home"
+    busy.mkdir()
+    (busy / ".bashrc").write_bytes(b"alias ll='ls -l'\n")
+    p = mailarchive(busy, "init", "--kdf-profile", "test", "--medium", str(tmp_path / "m1"), "--key-backup",
+                    str(tmp_path / "kb.txt"), check=2)
+    assert f"{busy} is not empty (it holds .bashrc)" in " ".join(p.stderr.split())
+    assert [x.name for x in busy.iterdir()] == [".bashrc"] and not (tmp_path / "m1").exists()
+    mount_root = tmp_path / "disk"
+    (mount_root / "lost+found").mkdir(parents=True)
+    mailarchive(mount_root, "init", "--kdf-profile", "test", "--medium", str(tmp_path / "m2"), "--key-backup",
+                str(tmp_path / "kb2.txt"))
+    assert (mount_root / "archive.toml").exists()

@@ -28,7 +28,8 @@ def init(ctx, medium, key_backup, password_file, name, kdf_profile):
     """Create a new archive: home, key, encrypted catalog, medium 1, and the printable key backup.
 
     The key backup is the only way back into the archive if the home is lost:
-    print it, and keep it and its password in separate safe places. A
+    print it, and keep it and its password in separate safe places. HOME must
+    be new or empty (a home holds the raw key and is made private, mode 0700). A
     --key-backup path inside HOME is refused (exit 2); without --key-backup it
     goes to HOME/key-backup.txt and a warning names it and the fingerprint. SMB media
     take their password from $MAILARCHIVE_SMB_PASSWORD; it is stored sealed.
