@@ -72,8 +72,8 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, re
 from . import utf7
 from .content import DBOX_UNSUPPORTED
 from .walk import (
-    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_source_storage, ref_text, walk_local, walk_storage,
-    without_own,
+    FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, ref_text, walk_local,
+    walk_storage, without_own,
 )
 
 if TYPE_CHECKING:  # a share's classes are loaded where a share is read (a local run never needs them)
@@ -374,7 +374,7 @@ class MaildirImporter(TreeSource):
             raise SourceMissingError(f"{self.location}: not a directory (a Maildir is a directory with cur/ and new/)")
         entries = without_own(walk_local(root), root, self.own_places)
         self._read_small = lambda rel: read_regular_file(os.path.join(root, rel))
-        self._read_head = lambda rel: _head_of(os.path.join(root, rel))
+        self._read_head = lambda rel: _first_bytes(open_local(root, FileEntry(rel, 0, 0.0), False))
         yield from self._items(entries, after, None, reporter, local_root=root)
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
@@ -394,10 +394,7 @@ class MaildirImporter(TreeSource):
             storage.close()
 
 
-def _head_of(path: bytes) -> bytes:
-    """The first 4 KiB of a local file, not following a symlink swapped in after the walk."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    try:
-        return os.read(fd, 4096)
-    finally:
-        os.close(fd)
+def _first_bytes(f, n: int = 4096) -> bytes:
+    """The first ``n`` bytes of an opened file (``importers.walk.open_local``: no symlink followed), closing it."""
+    with f:
+        return f.read(n)

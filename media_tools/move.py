@@ -106,13 +106,13 @@ def _refuse_others(dst: Storage, own: set[str], medium_id: int) -> None:
     """LOCATION may hold this medium's own files (an interrupted move: step 2 checks each) and a file system's clutter,
     nothing else: another program's files would sit among the packs and go wherever the medium goes next
     (docs/reliability.md P11, as for a new medium)."""
-    from toolkit.medium import is_clutter
+    from toolkit.medium import strangers
 
-    for e in dst.list(""):
-        if e.name not in own and not is_clutter(e.name):
-            raise MediumError(f"{dst.location} holds {e.name}, which is no file of medium {medium_id}: a medium moves "
-                              "into an empty directory (or one holding an interrupted move of it); choose another "
-                              "location, or empty this one first")
+    name = next(strangers((e.name for e in dst.list("")), own), None)
+    if name is not None:
+        raise MediumError(f"{dst.location} holds {name}, which is no file of medium {medium_id}: a medium moves "
+                          "into an empty directory (or one holding an interrupted move of it); choose another "
+                          "location, or empty this one first")
 
 
 def media_dir(root: str, medium_id: int) -> str:

@@ -42,7 +42,7 @@ from .home import CONFIG_NAME, INIT_MARKER_NAME, MIRROR_STATE_NAME, Home, key_ch
 from .home_place import check_place, refuse_copy_unlocked
 from .lock import WriterLock
 from .shared_lock import LockedStorage, SharedLock
-from .medium import LABEL_NAME, check_label, is_clutter, label_new_medium, read_label, refuse_not_empty
+from .medium import LABEL_NAME, check_label, label_new_medium, read_label, refuse_not_empty, strangers
 from .storage import Storage, open_storage, parse_location
 from .storage.location import SMB_DEFAULTS
 
@@ -104,7 +104,7 @@ def _refuse_busy_home(path: Path) -> None:
         names = sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return  # made by init (a file in its way fails there, naming it)
-    others = [n for n in names if not is_clutter(n)]
+    others = list(strangers(names))
     if others:
         raise UsageError(f"{path} is not empty (it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): "
                          "an archive home is a directory of its own; choose a new or empty directory")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid as uuidlib
+from typing import Iterator
 
 from . import crypto
 from .errors import ForeignArchiveError, MediumError, MediumLabelError, NextStep, ObjectMissingError, StorageError
@@ -111,6 +112,12 @@ def is_clutter(name: str) -> bool:
     return top.lower() in _CLUTTER or top.startswith(".Trash-")
 
 
+def strangers(names, own=frozenset()) -> Iterator[str]:
+    """The names (relative, '/'-separated) of ``names`` that are neither ``own`` nor a file system's clutter: what
+    keeps a place from taking a medium or a home (docs/reliability.md P11)."""
+    return (n for n in names if n not in own and not is_clutter(n))
+
+
 def refuse_not_empty(storage: Storage) -> None:
     """A new medium goes into an empty place: files there (another program's, a mirror of another archive, a tree
     of mail meant for import) would sit among the packs, be counted by verify as unknown, and go with the medium
@@ -119,10 +126,9 @@ def refuse_not_empty(storage: Storage) -> None:
     if read_label(storage) is not None:
         return
     try:
-        for entry in storage.list(""):
-            if is_clutter(entry.name):
-                continue
-            raise MediumError(f"{storage.location} is not empty (it holds {entry.name}): a new medium goes into an "
-                              "empty directory; choose another location, or empty this one first")
+        name = next(strangers(e.name for e in storage.list("")), None)
     except StorageError:
         return  # a listing that fails: the label's own write says what is wrong with the place
+    if name is not None:
+        raise MediumError(f"{storage.location} is not empty (it holds {name}): a new medium goes into an "
+                          "empty directory; choose another location, or empty this one first")

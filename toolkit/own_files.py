@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from .errors import UsageError
-from .places import archive_places, inside
+from .places import archive_places, inside, place_holding
 from .storage.location import Location
 
 
@@ -30,12 +30,11 @@ def _local(location) -> Location | None:
 def refuse_inside(home, config, location, doing: str) -> None:
     """A UsageError when the source ``location`` is, or lies inside, the archive's home, a medium or the mirror."""
     loc = _local(location)
-    if loc is None:
-        return
-    for what, where in archive_places(home, config):
-        if not where.is_smb and inside(loc, where):
-            raise UsageError(f"{doing}: {loc.path} is inside {what} ({where.path}): the archive's own files are never "
-                             "imported; name the mail to import instead")
+    held = place_holding(home, config, loc) if loc is not None else None
+    if held is not None:
+        what, where = held
+        raise UsageError(f"{doing}: {loc.path} is inside {what} ({where.path}): the archive's own files are never "
+                         "imported; name the mail to import instead")
 
 
 def places_below(home, config, location) -> list[tuple[str, str]]:

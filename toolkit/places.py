@@ -33,6 +33,12 @@ def inside(inner: Location, outer: Location) -> bool:
     return a == b and pa[:len(pb)] == pb
 
 
+def place_holding(home, config, location: Location) -> tuple[str, Location] | None:
+    """(what, where) of the archive's place (home, a medium, the mirror) that ``location`` is or lies inside, else
+    None."""
+    return next(((what, where) for what, where in archive_places(home, config) if inside(location, where)), None)
+
+
 def archive_places(home, config) -> list[tuple[str, Location]]:
     """(what, where) for the home, every medium not removed, and the configured mirror: all from the home's
     path and its configuration (archive.toml), no catalog needed."""

@@ -41,14 +41,13 @@ def _refuse_inside_the_archive(archive, out: Path) -> None:
     """A key backup must outlive what it opens: not in the home (``init --key-backup`` refuses that too), nor on a
     medium or the mirror, where it would travel with the sealed packs, their safety then resting on its password
     alone."""
-    from toolkit.places import archive_places, inside
+    from toolkit.places import place_holding
     from toolkit.storage.location import parse_location
 
-    loc = parse_location(str(out.absolute()))
-    for what, where in archive_places(archive.home, archive.config):
-        if inside(loc, where):
-            raise UsageError(f"--out {out} lies inside {what} ({where}): a key backup must outlive the home and travel "
-                             "apart from the media and the mirror; write it to another disk or a USB stick, and print it")
+    held = place_holding(archive.home, archive.config, parse_location(str(out.absolute())))
+    if held is not None:
+        raise UsageError(f"--out {out} lies inside {held[0]} ({held[1]}): a key backup must outlive the home and travel "
+                         "apart from the media and the mirror; write it to another disk or a USB stick, and print it")
 
 
 @command(key_group, "fingerprint")
