@@ -66,11 +66,13 @@ import time
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
+from toolkit.prepare import NotMail
 from toolkit.reporter import Reporter
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, read_regular_file
 
 from . import utf7
 from .content import DBOX_UNSUPPORTED
+from .maildir_file import Cut, name_size
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, ref_text, walk_local,
     walk_storage, without_own,
@@ -319,22 +321,31 @@ class MaildirImporter(TreeSource):
         when, when_from = internal_date(entry)
         folder = _folder_name(folder_dir or b"")
         flags = self._flag_field(_text(name), folder_dir or b"")
+        # a file stored compressed (Dovecot's zlib plugin) is decompressed where it is read (importers/maildir_file.py)
+        cut = Cut(flags, name_size(name))
         if local_root is not None:  # the usual case: made whole at once (every message of a tree passes here)
             return SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
                               cursor=cur, size=entry.size, path=local_path(local_root, entry, False),
-                              on_read_error=lambda exc: _unreadable(ref, exc, cur))
+                              on_read_error=lambda exc: _unreadable(ref, exc, cur), envelope_cut=cut)
         mail = SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
                           cursor=cur)
         if share is not None:
             from toolkit.share_file import ShareFile
 
-            mail.job, mail.size = ShareFile(share, entry.rel.decode("utf-8"), entry.size, entry.mtime), entry.size
+            mail.job = ShareFile(share, entry.rel.decode("utf-8"), entry.size, entry.mtime, cut)
+            mail.size = entry.size
             mail.on_read_error = lambda exc: _unreadable(ref, exc, cur)
             return mail
         try:
-            mail.raw = read(entry)
+            raw = read(entry)
         except (OSError, StorageError) as exc:
             return _unreadable(ref, exc, cur)
+        got = cut(raw)
+        if isinstance(got, NotMail):
+            return SourceProblem(ref, got.reason, cur)
+        mail.raw = raw if got is None else got.raw
+        if got is not None:
+            mail.flags = got.note["flags"]
         return mail
 
     def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,

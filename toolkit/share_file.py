@@ -16,10 +16,10 @@ from __future__ import annotations
 import errno as errnos
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from .errors import ObjectMissingError, StorageError
-from .prepare import ReadFailure
+from .prepare import NotMail, ReadFailure, Trimmed
 from .storage import Location, Storage
 from .storage.location import SMB_DEFAULTS, open_storage
 
@@ -51,8 +51,11 @@ class ShareFile(NamedTuple):
     name: str
     size: int
     mtime: float
+    #: a module-level function of the bytes read (or a partial of one) run where they are read, as a local file's
+    #: ``cut`` (:class:`toolkit.prepare.LocalFile`): a Trimmed or NotMail it returns is the read's result
+    cut: Callable[[bytes], Trimmed | NotMail | None] | None = None
 
-    def read(self) -> bytes | ReadFailure:
+    def read(self) -> bytes | ReadFailure | Trimmed | NotMail:
         try:
             storage = _storage(self.access)
             entry = storage.stat(self.name)
@@ -69,6 +72,8 @@ class ShareFile(NamedTuple):
             return ReadFailure(getattr(exc, "errno", None) or 0, getattr(exc, "strerror", None) or str(exc))
         if len(data) != self.size:
             return ReadFailure(0, f"changed while it was read ({len(data)} bytes, the scan saw {self.size})")
+        if self.cut is not None and (cut := self.cut(data)) is not None:
+            return cut
         return data
 
 
