@@ -178,6 +178,9 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     kind = compression_of(head)
     if kind == "lzip":
         return PROBLEM, "lzip-compressed file (possibly an mbox): not supported; decompress it with `lzip -d`, then rerun"
+    if head.startswith(ZSTD_MAGIC):
+        return PROBLEM, ("zstd-compressed file (possibly an mbox or a tar of mail): not supported; decompress it with "
+                         "`zstd -d`, then rerun")
     data = head
     if kind in ("gzip", "bzip2", "xz"):
         try:
@@ -186,9 +189,16 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
             return SKIP, f"not mail: {kind}-compressed data that cannot be decompressed"
         if _first_line_is_from(data):
             return MBOX, None
-        if looks_like_headers(data, False):
-            return SKIP, f"{kind}-compressed single message: not imported (decompress it, then rerun)"
+        if looks_like_headers(data, False):  # mail not archived: an error, so that the run does not look complete
+            return PROBLEM, Unsupported(f"{kind}-compressed single message: not imported; decompress it "
+                                        f"(`{_UNPACK[kind]} FILE`), then import the result")
+        tar = _tar(data, f"{kind}-compressed ")
+        if tar is not None:
+            return tar
         return SKIP, f"not mail: {kind}-compressed file holding neither an mbox nor a message"
+    tar = _tar(data, "")
+    if tar is not None:
+        return tar
     if _first_line_is_from(data, whole):
         return MBOX, None
     if looks_like_headers(data, whole):
@@ -203,6 +213,51 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
     if b"\x00" in data[:8192]:
         return SKIP, "not mail: binary"
     return SKIP, "not mail: no header block"
+
+
+#: the first bytes of a zstd frame
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_UNPACK = {"gzip": "gzip -dk", "bzip2": "bzip2 -dk", "xz": "xz -dk"}
+#: a member name of a tar archive that is, or lies in, mail: a message or mailbox file, a Maildir message (a time
+#: stamp-named file in cur/ or new/), anything in a directory named Maildir
+_TAR_MAIL = re.compile(r"(?i)(?:\.(?:eml|emlx|msg|mbox|mbx|pst|ost)$|(?:^|/)(?:cur|new)/\d{9,}[._][^/]*$|(?:^|/)maildir(?:/|$)|(?:^|/)mbox$)")
+#: tar member headers read from a file's first bytes
+_TAR_LOOK = 64
+
+
+def tar_member_names(data: bytes) -> list[str] | None:
+    """The names of the members whose headers lie in ``data`` (the first bytes of a tar archive, in order), or None
+    when ``data`` does not begin with a tar header (POSIX ``ustar`` or GNU; its checksum verified)."""
+    import tarfile
+
+    names: list[str] = []
+    pos = 0
+    while pos + 512 <= len(data) and len(names) < _TAR_LOOK:
+        block = data[pos:pos + 512]
+        if block == bytes(512):
+            break
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.TarError:
+            break
+        if not names and block[257:262] != b"ustar":
+            return None
+        names.append(info.name)
+        pos += 512 + (info.size + 511) // 512 * 512  # its data (a file's, a long name's, a pax header's) follow
+    return names or None
+
+
+def _tar(data: bytes, packed: str) -> tuple[str, str | Unsupported] | None:
+    """What a tar archive is to an import (None when ``data`` is not one): an error when a member name among its first
+    ones is mail (mail not archived must not look like a complete run), else a skip."""
+    names = tar_member_names(data)
+    if names is None:
+        return None
+    mail = next((n for n in names if _TAR_MAIL.search(n.rstrip("/"))), None)
+    if mail is None:
+        return SKIP, f"not mail: a {packed}tar archive (no mail among its first {len(names)} members)"
+    return PROBLEM, Unsupported(f"a {packed}tar archive holding mail ({mail!r}, ...): not read; extract it "
+                                "(`tar -xf FILE -C DIR`) and import DIR")
 
 
 def starts_with_headers(data: bytes) -> bool:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import shutil
+import tarfile
 import time
 from pathlib import Path
 
@@ -233,6 +235,21 @@ def test_share_cursor_resumes_inside_an_mbox(tmp_path):
         assert all(a.raw == b.raw for a, b in zip(rest, full[k + 1:]) if isinstance(a, SourceMail))
 
 
+def _tar(members: dict[str, bytes]) -> bytes:
+    """A tar archive (POSIX, with the directory of the first member) of ``members``."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        first = next(iter(members)).split("/")[0]
+        d = tarfile.TarInfo(first)
+        d.type = tarfile.DIRTYPE
+        tar.addfile(d)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize(
     "head, name, kind, reason",
     [
@@ -245,9 +262,17 @@ def test_share_cursor_resumes_inside_an_mbox(tmp_path):
         (b"Note: buy milk\n\nand eggs\n", b"x", "skip", "not mail: no header block"),
         (b"\x89PNG\r\n\x1a\n\0\0\0", b"x.png", "skip", "not mail: binary"),
         (gzip.compress(b"From a@b Mon Jan  7 09:15:00 2019\nFrom: a@b\n\nx\n", mtime=0), b"x.gz", "mbox", None),
-        (gzip.compress(b"From: a@b\nSubject: s\n\nx\n", mtime=0), b"x.gz", "skip",
-         "gzip-compressed single message: not imported (decompress it, then rerun)"),
+        (gzip.compress(b"From: a@b\nSubject: s\n\nx\n", mtime=0), b"x.gz", "problem",
+         "gzip-compressed single message: not imported; decompress it (`gzip -dk FILE`), then import the result"),
         (b"LZIP\x01rest", b"x.lz", "problem", None),
+        (b"\x28\xb5\x2f\xfd\x00rest", b"x.mbox.zst", "problem", None),
+        (_tar({"backup/Maildir/cur/1727776800.M1P2.host:2,S": b"From: a@b\n\nx\n"}), b"b.tar", "problem",
+         "a tar archive holding mail ('backup/Maildir/cur/1727776800.M1P2.host:2,S', ...): not read; extract it (`tar -xf FILE -C DIR`) and import DIR"),
+        (gzip.compress(_tar({"export/2019.mbox": b"From a@b Mon Jan  7 09:15:00 2019\n"})), b"b.tgz", "problem",
+         "a gzip-compressed tar archive holding mail ('export/2019.mbox', ...): not read; extract it "
+         "(`tar -xf FILE -C DIR`) and import DIR"),
+        (_tar({"src/new/readme.txt": b"x" * 2000, "src/main.c": b"int main;"}), b"sw.tar", "skip",
+         "not mail: a tar archive (no mail among its first 3 members)"),
     ],
 )
 def test_detect_by_content(head, name, kind, reason):
@@ -289,3 +314,23 @@ def test_c8_a_missing_share_or_folder_is_an_error_naming_it(tmp_path, samba, wha
     assert p.returncode not in (0, 1), (p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in err and missing.rpartition("/")[2] in err, err
     assert mailarchive(home, "stats", json_out=True).result["messages"] == 0
+
+
+def test_mail_packed_in_a_tar_or_compressed_alone_is_an_error_not_a_skip(tmp_path):
+    """A hoster's tar of Maildirs and a gzipped single message hold mail the share import does not read: the run
+    names them as errors and exits 1, where it used to list them as skipped and exit 0."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    (root / "kept.eml").write_bytes(b"From: a@example.org\nSubject: kept\nMessage-ID: <kept@x>\n\nbody\n")
+    (root / "mailboxes.tar.gz").write_bytes(gzip.compress(_tar({
+        "alice/Maildir/cur/1727776800.M1P2.host,S=40:2,S": b"From: b@example.org\nSubject: in the tar\n\nx\n"})))
+    (root / "one.eml.gz").write_bytes(gzip.compress(b"From: c@example.org\nSubject: gzipped\n\nx\n"))
+    (root / "tools.tar").write_bytes(_tar({"bin/tool.sh": b"#!/bin/sh\n"}))
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    r = mailarchive(home, "import", "share", str(root), json_out=True, check=1).result
+    assert r["archived"] == 1 and r["errors"] == 2 and r["skipped"] == 1
+    listed = {p["ref"]: p["message"] for p in r["sources"][0]["problems"]}
+    assert "tar archive holding mail ('alice/Maildir" in listed["mailboxes.tar.gz"]
+    assert "gzip-compressed single message: not imported" in listed["one.eml.gz"]
+    assert listed["tools.tar"].startswith("not mail: a tar archive")
