@@ -12,7 +12,8 @@ Dovecot's LZ4 is its own framing around LZ4 blocks (:func:`_lz4`), read with the
 the standard formats their tools write. Nothing is archived from a file whose data are cut short or damaged, or one
 that expands beyond :data:`MAX_PLAIN` bytes (or past :data:`MAX_RATIO` times its size after
 :data:`MAX_RATIO_AFTER`: a bomb): each is an error naming the file and the next step (the run ends with exit 1).
-A plain file is left as it is (None).
+A plain file is left as it is (None); one that is not the size its name gives (``,S=``) is archived as it is, noted
+``size-differs-from-name`` with a warning.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def decompressed(flags: tuple[str, ...], size: int | None, raw: bytes) -> Trimme
     cut after a whole chunk is told only by it)."""
     kind = compression(raw[:16])
     if kind is None:
-        return None
+        return None if size is None or len(raw) == size else _other_size(flags, size, raw)
     cap = min(MAX_PLAIN, max(MAX_RATIO_AFTER, MAX_RATIO * len(raw)))
     try:
         plain = _zstd(raw, cap) if kind == ZSTD else _lz4(raw, cap) if kind == LZ4 else _stream(kind, raw, cap)
@@ -113,6 +114,20 @@ def decompressed(flags: tuple[str, ...], size: int | None, raw: bytes) -> Trimme
                        "cut short or damaged, not archived", error=True)
     joined = " ".join(f for f in (*flags, note(kind)) if f)
     return Trimmed(plain, len(raw) - len(plain), {"flags": (joined,)})
+
+
+#: the note of a plain message file whose size is not the one its name gives
+SIZE_DIFFERS = "size-differs-from-name"
+
+
+def _other_size(flags: tuple[str, ...], size: int, raw: bytes) -> Trimmed:
+    """A plain message file that is not the size its name gives (Dovecot and Courier write the file's size as
+    ``,S=`` when they deliver it): archived as it is, noted and warned about (a copy cut short, or a file changed
+    since its delivery)."""
+    joined = " ".join(f for f in (*flags, SIZE_DIFFERS) if f)
+    why = "cut short by a copy?" if len(raw) < size else "changed since its delivery?"
+    return Trimmed(raw, 0, {"flags": (joined,), "warning": f"the file holds {len(raw)} bytes, its name says S={size} "
+                                                          f"({why}); archived as it is, noted {SIZE_DIFFERS}"})
 
 
 def _new(kind: str):

@@ -115,3 +115,12 @@ def test_the_size_a_dovecot_name_gives_must_be_the_message_size():
     got = decompressed((), len(MAIL), whole_chunks)
     assert isinstance(got, NotMail) and got.error and f"decompresses to 8192 bytes, its name says S={len(MAIL)}" in got.reason
     assert decompressed((), len(MAIL), chunks).raw == MAIL
+
+
+def test_a_plain_file_not_the_size_its_name_gives_is_archived_as_it_is_noted_and_warned_about():
+    assert decompressed(("\\Seen",), len(MAIL), MAIL) is None  # the size the name gives: nothing to say
+    got = decompressed(("\\Seen",), len(MAIL) + 500, MAIL)
+    assert isinstance(got, Trimmed) and got.raw == MAIL and got.removed == 0
+    assert got.note["flags"] == ("\\Seen size-differs-from-name",)
+    assert f"holds {len(MAIL)} bytes, its name says S={len(MAIL) + 500} (cut short by a copy?)" in got.note["warning"]
+    assert "changed since its delivery?" in decompressed((), 10, MAIL).note["warning"]
