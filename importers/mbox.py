@@ -125,6 +125,7 @@ import hashlib
 import lzma
 import os
 import re
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
@@ -137,6 +138,7 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
 from toolkit.storage import Location, open_storage, parse_location
 
 from . import mbox_flags
+from .content import ZSTD_MAGIC, tar_member_names
 from .mbox_scan import find_from_line, find_from_line_py, mbox_scan
 from .stream_end import CHECKSUM, TRUNCATED, EndOfData
 from .from_line import (  # noqa: F401 - importers.mbox names these too (share, eml, exporters import them from here)
@@ -858,19 +860,37 @@ _MBOX_SUFFIXES = (".mbox", ".mbx")
 
 
 def open_decompressed(f: BinaryIO) -> BinaryIO:
-    """``f`` (at offset 0) itself, or a streaming decompressor over it; lzip is refused."""
-    head = f.read(6)
+    """``f`` (at offset 0) itself, or a streaming decompressor over it; lzip and zstd are refused, and so is a tar
+    archive (plain or compressed: mail packed in it is no mbox)."""
+    head = f.read(512)
     f.seek(0)
     kind = compression_of(head)
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=f, mode="rb")
-    if kind == "bzip2":
-        return bz2.BZ2File(f, "rb")
-    if kind == "xz":
-        return lzma.LZMAFile(f, "rb")
     if kind == "lzip":
         raise SourceError("lzip-compressed mbox: not supported (decompress it with `lzip -d` first)")
-    return f
+    if head.startswith(ZSTD_MAGIC):
+        raise SourceError("zstd-compressed file: not supported as an mbox (decompress it with `zstd -d` first)")
+    if kind == "gzip":
+        stream = gzip.GzipFile(fileobj=f, mode="rb")
+    elif kind == "bzip2":
+        stream = bz2.BZ2File(f, "rb")
+    elif kind == "xz":
+        stream = lzma.LZMAFile(f, "rb")
+    else:
+        _refuse_tar(head, "")
+        return f
+    try:
+        first = stream.peek(512)[:512]
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error):
+        first = b""  # the reader proper reports the damage (importers/stream_end.py)
+    _refuse_tar(first, f"{kind}-compressed ")
+    return stream
+
+
+def _refuse_tar(head: bytes, packed: str) -> None:
+    names = tar_member_names(head)
+    if names is not None:
+        raise SourceError(f"a {packed}tar archive (its first member {names[0]!r}), not an mbox: extract it "
+                          "(`tar -xf FILE -C DIR`) and import what it holds (the share import reads a whole tree)")
 
 
 #: Defaults of the decompression guard (``--max-expansion-ratio``, ``--max-expansion-after``).
@@ -1078,7 +1098,10 @@ class MboxImporter:
 
     def _stream(self, raw_f) -> BinaryIO:
         raw_f.seek(0)
-        stream = open_decompressed(raw_f)
+        try:
+            stream = open_decompressed(raw_f)
+        except SourceError as exc:  # named here: the message says what the file is, the run which file
+            raise SourceError(f"{self.name}: {exc}") from None
         if stream is raw_f:
             self._end = None
             return raw_f

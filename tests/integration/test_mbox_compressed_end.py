@@ -92,3 +92,30 @@ def test_damaged_xz_and_a_failed_gzip_checksum_are_errors_that_keep_what_was_rea
     assert r["seen"] == 40 and r["errors"] == 1 and len(_flagged(home)) <= 1
     assert "may hold damaged bytes" in r["sources"][0]["problems"][-1]["message"]
     assert set(mails) <= set(_archived(home, tmp_path, "out2").values())
+
+
+def test_a_tar_or_a_zstd_file_given_as_an_mbox_is_refused_naming_it(tmp_path):
+    """``import mbox`` of a hoster's tar of mail (plain or gzipped) or of a zstd-compressed mbox: exit 3 with what the
+    file is and how to unpack it, instead of "N bytes before the first From_ line are not a message"."""
+    import io
+    import tarfile
+
+    import zstandard
+
+    mbox, _mails = _mbox(3)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("export/inbox.mbox")
+        info.size = len(mbox)
+        tar.addfile(info, io.BytesIO(mbox))
+    (tmp_path / "mail.tar").write_bytes(buf.getvalue())
+    (tmp_path / "mail.tar.gz").write_bytes(gzip.compress(buf.getvalue()))
+    (tmp_path / "inbox.mbox.zst").write_bytes(zstandard.ZstdCompressor().compress(mbox))
+    home = tmp_path / "home"
+    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
+    for name, what in (("mail.tar", "a tar archive (its first member 'export/inbox.mbox'), not an mbox"),
+                       ("mail.tar.gz", "a gzip-compressed tar archive (its first member 'export/inbox.mbox')"),
+                       ("inbox.mbox.zst", "zstd-compressed file: not supported as an mbox")):
+        p = mailarchive(home, "import", "mbox", str(tmp_path / name), check=3)
+        assert f"{name}: {what}" in " ".join(p.stderr.split())
+    assert mailarchive(home, "sql", "SELECT count(*) AS n FROM messages", json_out=True).result == [{"n": 0}]
