@@ -58,6 +58,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -65,9 +66,10 @@ from toolkit import crypto, faults, hashes, marks
 from toolkit.archive import Archive
 from toolkit.catalog import backups as backup_rows, media_rows, stamps as stamp_rows
 from toolkit.catalog.extent import catalog_extent, committed_since
-from toolkit.errors import ForeignArchiveError, MailArchiveError, ObjectExistsError, ObjectMissingError, StorageError
+from toolkit.errors import (ForeignArchiveError, MailArchiveError, MediumError, ObjectExistsError, ObjectMissingError,
+                             StorageError)
 from toolkit.home import MIRROR_STATE_NAME as STATE_NAME, MIRROR_STATUS_NAME as STATUS_NAME, Home
-from toolkit.medium import LABEL_NAME, peek_label
+from toolkit.medium import LABEL_NAME, peek_label, strangers
 from toolkit.storage import Storage
 from toolkit.storage.probe import probe
 
@@ -398,6 +400,7 @@ def refuse_foreign(archive: Archive, dest: Storage) -> None:
             raise ForeignArchiveError(
                 f"{where} holds the mirror of another archive (its {STATE_NAME} does not open with this archive's "
                 "key): choose another destination; that mirror is left as it is") from None
+    ours = sealed is not None
     for m in archive.config.media:
         try:
             label = dest.read(f"{medium_dir(m.id)}/{LABEL_NAME}")
@@ -409,6 +412,28 @@ def refuse_foreign(archive: Archive, dest: Storage) -> None:
                 f"{where}/{medium_dir(m.id)} holds a medium of another archive "
                 f"({body.get('archive', 'an unreadable label')}), not of this archive: choose another destination; "
                 "that mirror is left as it is")
+        ours = True
+    if not ours:
+        _refuse_strangers(dest)
+
+
+_MIRROR_TOP = re.compile(r"medium-\d+\Z")
+
+
+def _refuse_strangers(dest: Storage) -> None:
+    """A first mirror goes into an empty place (docs/reliability.md Q7), as a new medium does (P11): files there (a
+    user's, a tree of mail meant for import) would sit among the mirror's, and a restore from it would find them. A
+    file system's clutter is allowed, and so are the mirror's own names (a first run cut short before it wrote its
+    state and labels)."""
+    try:
+        names = (e.name for e in dest.list(""))
+        name = next((n for n in strangers(names) if n != STATE_NAME and not _MIRROR_TOP.match(n.split("/", 1)[0])),
+                    None)
+    except StorageError:
+        return  # a listing that fails: the mirror's own writes say what is wrong with the place
+    if name is not None:
+        raise MediumError(f"{dest.location} is not empty (it holds {name}) and is no mirror of this archive: a first "
+                          "mirror goes into an empty directory; choose another destination, or empty this one first")
 
 
 def mirror(archive: Archive, dest: Storage, **kw) -> MirrorSummary:

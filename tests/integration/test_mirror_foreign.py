@@ -60,3 +60,31 @@ def test_a_restore_with_another_archive_s_key_backup_names_both_archives(tmp_pat
     assert f"is the mirror of archive {uuid_a}, and this key backup is of archive {uuid_b}" in text
     assert not new.exists()
     mailarchive(new, "restore", "--from", str(dest), "--key-backup", str(tmp_path / "a.kb"))
+
+
+def test_a_first_mirror_into_a_folder_of_other_files_is_refused_and_its_own_mirror_takes_files_beside_it(tmp_path):
+    """Q7: a first mirror goes into an empty place (file-system clutter allowed); a folder of the user's files is
+    refused with exit 2 and left as it was. A mirror of this archive (its state opens, or a first run cut short left
+    only its medium folders) is mirrored into again, files beside it or not."""
+    a = _archive(tmp_path, "a")
+    user = tmp_path / "documents"
+    (user / "taxes").mkdir(parents=True)
+    (user / "taxes" / "2019.pdf").write_bytes(b"%PDF-1.4 not mail")
+    before = _tree(user)
+    p = mailarchive(a, "mirror", str(user), check=2)
+    assert "documents is not empty (it holds taxes/2019.pdf) and is no mirror of this archive" in " ".join(p.stderr.split())
+    assert _tree(user) == before
+
+    clutter = tmp_path / "usb"
+    (clutter / "lost+found").mkdir(parents=True)
+    (clutter / ".DS_Store").write_bytes(b"x")
+    mailarchive(a, "mirror", str(clutter))
+    assert (clutter / "MIRROR.json").exists()
+
+    dest = tmp_path / "mirror"
+    mailarchive(a, "mirror", str(dest))
+    (dest / "README.txt").write_text("the mirror of the archive a\n")   # a note beside it: still its mirror
+    mailarchive(a, "mirror", str(dest))
+    (dest / "MIRROR.json").unlink()                                    # a first run cut short: labels say whose
+    mailarchive(a, "mirror", str(dest))
+    assert (dest / "README.txt").read_text() == "the mirror of the archive a\n"
