@@ -119,30 +119,77 @@ def walk_local(root: bytes) -> list[FileEntry]:
 
 def without_own(entries: list[FileEntry], root: bytes, places) -> list[FileEntry]:
     """``entries`` (a :func:`walk_local` of ``root``) without what lies in the archive's own places below ``root``
-    (``places``: (what, real path), toolkit/own_files.py ``places_below``; docs/reliability.md N9): each such place is
-    one entry listed as skipped, naming it, instead of its files. ``entries`` itself when there are none."""
-    if not places:
-        return entries
+    (``places``: (what, real path), toolkit/own_files.py ``places_below``; docs/reliability.md N9), and without any
+    archive home or medium the walk finds by its files (:func:`_marked`: a medium on a mounted share, another
+    archive's home with its raw key): each such place is one entry listed as skipped, naming it, instead of its
+    files. ``entries`` itself when there are none."""
     base = os.path.realpath(os.fsdecode(root))
     own: list[tuple[bytes, str]] = []
-    for what, where in places:
+    for what, where in places or ():
         rel = os.path.relpath(where, base)
         if rel != "." and not rel.startswith(".." + os.sep) and rel != "..":
             own.append((os.fsencode(rel).replace(os.sep.encode(), b"/"), f"{what} ({where}): the archive's own "
                         "files are never imported"))
+    own += [m for m in _marked(entries, root) if not any(m[0] == rel or m[0].startswith(rel + b"/") for rel, _ in own)]
     if not own:
         return entries
     out: list[FileEntry] = []
     listed: set[bytes] = set()
     for e in entries:
-        place = next(((rel, why) for rel, why in own if e.rel == rel or e.rel.startswith(rel + b"/")), None)
+        place = next(((rel, why) for rel, why in own if not rel or e.rel == rel or e.rel.startswith(rel + b"/")), None)
         if place is None:
             out.append(e)
         elif place[0] not in listed:
             listed.add(place[0])
-            out.append(FileEntry(place[0], 0, 0.0, place[1]))
+            out.append(FileEntry(place[0] or b".", 0, 0.0, place[1]))
     out.sort(key=_by_rel)
     return out
+
+
+#: the files that make a directory an archive's home (its config) or a medium (its label): toolkit/home.py CONFIG_NAME,
+#: toolkit/medium.py LABEL_NAME
+_HOME_FILE, _LABEL_FILE = b"archive.toml", b"MEDIUM.json"
+_MARKER_MAX = 1 << 20
+
+
+def _marked(entries: list[FileEntry], root: bytes) -> list[tuple[bytes, str]]:
+    """(directory, why) of each archive home and medium among ``entries``, told by its files, whatever archive it
+    belongs to and however it is reached (docs/reliability.md N9): a home's ``archive.toml`` names its archive and key
+    check, a medium's ``MEDIUM.json`` label its archive. Their files are no mail: a home holds the raw archive key,
+    which ``--force-raw`` would archive, and a medium's packs are sealed."""
+    found = []
+    for e in entries:
+        head, _, name = e.rel.rpartition(b"/")
+        if name not in (_HOME_FILE, _LABEL_FILE) or e.skip_reason or not 0 < e.size <= _MARKER_MAX:
+            continue
+        try:
+            data = read_regular_file(os.path.join(root, e.rel))
+        except OSError:
+            continue
+        archive = _archive_of(name, data)
+        if archive is not None:
+            what = "an archive home" if name == _HOME_FILE else "a medium"
+            where = ref_text(head) or "the source itself"
+            found.append((head, f"{what} of the mail archive {archive} ({where}): its files are never imported"))
+    return found
+
+
+def _archive_of(name: bytes, data: bytes) -> str | None:
+    """The archive uuid a home's config or a medium's label names, or None when the file is no such thing."""
+    try:
+        if name == _HOME_FILE:
+            import tomllib
+
+            doc = tomllib.loads(data.decode("utf-8"))
+            ok = isinstance(doc.get("uuid"), str) and "key_check" in doc
+            return doc["uuid"] if ok else None
+        import json
+
+        doc = json.loads(data)
+        body = doc.get("body", doc) if isinstance(doc, dict) else None
+        return body["archive"] if isinstance(body, dict) and isinstance(body.get("archive"), str) else None
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
 
 
 _IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK

@@ -12,7 +12,8 @@ as mails, and the key could then leave in any export. So:
   ``--force-raw`` says.
 
 Local places only, compared by real paths as :mod:`toolkit.places` compares them: an SMB source and an SMB
-medium on one share are not seen here.
+medium on one share are not seen here. A local walk also tells homes and media by their files, whatever archive and
+path (``importers.walk._marked``: an SMB medium mounted locally, another archive's home).
 """
 from __future__ import annotations
 

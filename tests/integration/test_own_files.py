@@ -3,6 +3,9 @@ mirror is refused before a run starts; a tree that holds them is read without th
 even with ``--force-raw`` (which archived the raw key file, the catalog and the packs as mails before)."""
 from __future__ import annotations
 
+import shutil
+import tomllib
+
 from importers.walk import FileEntry, walk_local, without_own
 from tests.cli import mailarchive
 
@@ -80,3 +83,30 @@ def test_a_plan_is_checked_and_run_without_the_archive_s_own_files(tmp_path):
     (source,) = r["sources"]
     assert source["archived"] == 1 and source["errors"] == 0
     assert {p["ref"] for p in source["problems"] if "never imported" in p["message"]} == {"home", "medium-1"}
+
+
+def test_homes_and_media_found_by_their_files_are_never_imported_whatever_archive_and_path(tmp_path):
+    """N9 by content: a medium reached by another path than the configured one (an SMB medium mounted locally, a
+    copy on a USB disk) and another archive's home (its raw key beside its config) lie in an import tree. The walk
+    tells them by their label and config and skips each as one entry, even with --force-raw; a stray MEDIUM.json or
+    archive.toml that is no label or config is read as any file."""
+    other = tmp_path / "other-home"
+    mailarchive(other, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "other.kb"))
+    mine = _archive_in(tmp_path / "srv", tmp_path)
+    tree = tmp_path / "tree"
+    (tree / "mail").mkdir(parents=True)
+    (tree / "mail" / "a.eml").write_bytes(MAIL)
+    (tree / "notes").mkdir()
+    (tree / "notes" / "MEDIUM.json").write_bytes(b'{"note": "a file of this name that is no label"}')
+    shutil.copytree(other, tree / "backup" / "other-home")
+    shutil.copytree(tmp_path / "srv" / "medium-1", tree / "mnt" / "share-medium")  # the medium by another path
+    r = mailarchive(mine, "import", "eml", "--force-raw", str(tree), json_out=True).result
+    skipped = {p["ref"]: p["message"] for p in r["sources"][0]["problems"] if p["kind"] == "skipped"}
+    assert set(skipped) == {"backup/other-home", "mnt/share-medium"}
+    uuid_of = lambda home: tomllib.loads((home / "archive.toml").read_text())["uuid"]  # noqa: E731
+    assert skipped["backup/other-home"] == (f"an archive home of the mail archive {uuid_of(other)} "
+                                            "(backup/other-home): its files are never imported")
+    assert skipped["mnt/share-medium"].startswith(f"a medium of the mail archive {uuid_of(mine)} (mnt/share-medium)")
+    assert r["archived"] == 2  # the mail and the stray MEDIUM.json (--force-raw), nothing of the home or the medium
+    refs = mailarchive(mine, "sql", "SELECT source_ref FROM sightings ORDER BY 1", json_out=True).result
+    assert [row["source_ref"] for row in refs] == ["mail/a.eml", "notes/MEDIUM.json"]
