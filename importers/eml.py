@@ -60,6 +60,7 @@ from .eml_check import (  # noqa: F401 - importers.eml names them too (the modul
 from .maildir import is_metadata_name as maildir_metadata
 from .zipped import ZipLimits, is_zip, scan_zip
 
+from . import walk as _walk
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, read_local, ref_text,
     walk_local, walk_storage, without_own,
@@ -71,9 +72,9 @@ LARGE_MAIL = 32 * 1024 * 1024
 
 
 def set_large_mail(nbytes: int) -> None:
-    """Stream mails above ``nbytes`` (instead of the default 32 MiB)."""
+    """Stream mails above ``nbytes`` (instead of the default 32 MiB; ``import maildir`` too: importers/walk.py)."""
     global LARGE_MAIL
-    LARGE_MAIL = nbytes
+    LARGE_MAIL = _walk.LARGE_MAIL = nbytes
 
 
 def _folder(rel: bytes) -> str | None:
@@ -366,6 +367,11 @@ class EmlImporter(TreeSource):
 
     def _scan_smb(self, after: bytes | None, reporter: Reporter) -> Iterator[SourceItem]:
         storage = open_source_storage(self.location, self._smb_password)
+        from toolkit.share_file import ShareAccess, open_shared
+
+        # a large file is streamed over a connection of its own: the scan's is closed when the scan ends, which may
+        # be before the last chunk's mails are read
+        access = ShareAccess.of(self.location, self._smb_password)
         try:
             entries = walk_storage(storage)
             reporter.start("scan", len(entries), "files")
@@ -374,7 +380,7 @@ class EmlImporter(TreeSource):
                     yield from self._zip(entry, lambda: _temporary_copy(storage, entry))
                     continue
                 item = self._item(entry, lambda e: storage.read(e.rel.decode("utf-8")),
-                                  lambda e: storage.open_read(e.rel.decode("utf-8")))
+                                  lambda e: open_shared(access, e.rel.decode("utf-8")))
                 yield without_envelope(item, lambda: storage.read(entry.rel.decode("utf-8")), self.force_raw)
         finally:
             storage.close()

@@ -72,7 +72,8 @@ from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, re
 
 from . import utf7
 from .content import DBOX_UNSUPPORTED
-from .maildir_file import Cut, name_size
+from . import walk as _walk
+from .maildir_file import Cut, compression, name_size, size_note
 from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, ref_text, walk_local,
     walk_storage, without_own,
@@ -323,6 +324,11 @@ class MaildirImporter(TreeSource):
         flags = self._flag_field(_text(name), folder_dir or b"")
         # a file stored compressed (Dovecot's zlib plugin) is decompressed where it is read (importers/maildir_file.py)
         cut = Cut(flags, name_size(name))
+        if entry.size > _walk.LARGE_MAIL and (local_root is not None or share is not None):
+            big = self._large(entry, ref, cur, cut, local_root, share)
+            if big is not None:
+                big.folder, big.internal_date, big.date_source = folder, when, when_from
+                return big
         if local_root is not None:  # the usual case: made whole at once (every message of a tree passes here)
             return SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
                               cursor=cur, size=entry.size, path=local_path(local_root, entry, False),
@@ -346,6 +352,32 @@ class MaildirImporter(TreeSource):
         mail.raw = raw if got is None else got.raw
         if got is not None:
             mail.flags = got.note["flags"]
+        return mail
+
+    def _large(self, entry: FileEntry, ref: str, cur, cut: Cut, local_root: bytes | None,
+               share: ShareAccess | None) -> SourceItem | None:
+        """A message file above LARGE_MAIL, streamed from the source (docs/reliability.md K1), never held in memory
+        whole: its name's size checked here (a note and a warning, as :func:`importers.maildir_file.decompressed`
+        gives them). None for a compressed one (decompressed where it is read, within MAX_PLAIN)."""
+        if local_root is not None:
+            def opener():
+                return open_local(local_root, entry, False)
+        else:
+            from toolkit.share_file import open_shared
+
+            def opener():  # its own connection: the scan's is closed when the scan ends, maybe before it is read
+                return open_shared(share, entry.rel.decode("utf-8"))
+        try:
+            with opener() as f:
+                head = f.read(16)
+        except (OSError, StorageError) as exc:
+            return _unreadable(ref, exc, cur)
+        if compression(head) is not None:
+            return None
+        mail = SourceMail(raw=None, ref=ref, flags=cut.flags, cursor=cur, size=entry.size, opener=opener)
+        if cut.size is not None and cut.size != entry.size:
+            note = size_note(cut.flags, cut.size, entry.size)
+            mail.flags, mail.warning = note["flags"], note["warning"]
         return mail
 
     def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,

@@ -120,14 +120,18 @@ def decompressed(flags: tuple[str, ...], size: int | None, raw: bytes) -> Trimme
 SIZE_DIFFERS = "size-differs-from-name"
 
 
-def _other_size(flags: tuple[str, ...], size: int, raw: bytes) -> Trimmed:
-    """A plain message file that is not the size its name gives (Dovecot and Courier write the file's size as
-    ``,S=`` when they deliver it): archived as it is, noted and warned about (a copy cut short, or a file changed
-    since its delivery)."""
+def size_note(flags: tuple[str, ...], size: int, length: int) -> dict:
+    """The flag field and warning of a plain message file of ``length`` bytes whose name gives another ``size``
+    (Dovecot and Courier write the file's size as ``,S=`` when they deliver it): a copy cut short, or a file changed
+    since its delivery. It is archived as it is."""
     joined = " ".join(f for f in (*flags, SIZE_DIFFERS) if f)
-    why = "cut short by a copy?" if len(raw) < size else "changed since its delivery?"
-    return Trimmed(raw, 0, {"flags": (joined,), "warning": f"the file holds {len(raw)} bytes, its name says S={size} "
-                                                          f"({why}); archived as it is, noted {SIZE_DIFFERS}"})
+    why = "cut short by a copy?" if length < size else "changed since its delivery?"
+    return {"flags": (joined,), "warning": f"the file holds {length} bytes, its name says S={size} ({why}); archived "
+                                           f"as it is, noted {SIZE_DIFFERS}"}
+
+
+def _other_size(flags: tuple[str, ...], size: int, raw: bytes) -> Trimmed:
+    return Trimmed(raw, 0, size_note(flags, size, len(raw)))
 
 
 def _new(kind: str):

@@ -69,7 +69,7 @@ from urllib.parse import quote
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
 from toolkit.reporter import NullReporter, Reporter
-from toolkit.share_file import ShareAccess, ShareFile
+from toolkit.share_file import ShareAccess, ShareFile, open_shared
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip, Unsupported
 from toolkit.storage import Location, parse_location
 
@@ -82,8 +82,9 @@ from .msg import item_from_msg
 from .pst_guard import guarded_scan_store
 from .tnef import item_from_tnef
 from .zipped import ZipLimits, is_zip, scan_zip
+from . import walk as _walk
 from .walk import (
-    FileEntry, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage, without_own,
+    FileEntry, open_local, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage, without_own,
 )
 
 _MAILDIR_NAME = re.compile(rb"\d{6,}\.")
@@ -192,8 +193,12 @@ class _LocalTree:
         return read_local(self.root, e, self.single)
 
     def mail(self, e: FileEntry, mail: SourceMail) -> SourceMail:
-        """``mail`` read from the file by the pipeline (a local path)."""
-        mail.path = self.full(e.rel)
+        """``mail`` read from the file by the pipeline (a local path); a file above LARGE_MAIL streamed from it
+        (docs/reliability.md K1), never held whole."""
+        if e.size > _walk.LARGE_MAIL:
+            mail.opener = lambda: open_local(self.root, e, self.single)
+        else:
+            mail.path = self.full(e.rel)
         return mail
 
     def location(self, rel: bytes) -> str:
@@ -236,8 +241,13 @@ class _SmbTree:
         return self.storage.read(e.rel.decode("utf-8"))
 
     def mail(self, e: FileEntry, mail: SourceMail) -> SourceMail:
-        """``mail`` read from the file by the pipeline over its own connection (toolkit/share_file.py)."""
-        mail.job = ShareFile(self.access, e.rel.decode("utf-8"), e.size, e.mtime)
+        """``mail`` read from the file by the pipeline over its own connection (toolkit/share_file.py); a file above
+        LARGE_MAIL streamed over this process's own one (the scan's closes when the scan ends), never held whole."""
+        if e.size > _walk.LARGE_MAIL:
+            access, name = self.access, e.rel.decode("utf-8")
+            mail.opener = lambda: open_shared(access, name)
+        else:
+            mail.job = ShareFile(self.access, e.rel.decode("utf-8"), e.size, e.mtime)
         return mail
 
     @contextlib.contextmanager

@@ -21,6 +21,11 @@ from toolkit.source import read_regular_file
 from toolkit.storage import Storage, open_storage, parse_location
 
 
+#: Mails larger than this are streamed from the source, never held in memory whole (docs/reliability.md K1; the
+#: command line lowers it for tests from ``MAILARCHIVE_LARGE_MAIL`` with ``importers.eml.set_large_mail``)
+LARGE_MAIL = 32 * 1024 * 1024
+
+
 def ref_text(path: bytes) -> str:
     """Lossless text for a path: itself when it is UTF-8, else ``base64:<urlsafe b64 of the bytes>``."""
     try:

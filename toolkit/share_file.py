@@ -94,6 +94,16 @@ def _storage(access: ShareAccess) -> Storage:
     return storage
 
 
+def open_shared(access: ShareAccess, name: str):
+    """A file on the share opened for reading over this process's own connection for ``access`` (kept open, as a
+    job's is): a large mail streamed after the scan that listed it has closed its connection."""
+    try:
+        return _storage(access).open_read(name)
+    except (OSError, StorageError):
+        _forget(access)  # the next open connects again
+        raise
+
+
 def _forget(access: ShareAccess) -> None:
     storage = _OPEN.pop(_key(access), None)
     if storage is not None:
@@ -107,4 +117,4 @@ def _close(storage: Storage) -> None:
         pass
 
 
-__all__ = ["ShareAccess", "ShareFile"]
+__all__ = ["ShareAccess", "ShareFile", "open_shared"]

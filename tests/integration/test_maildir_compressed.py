@@ -91,9 +91,37 @@ def test_compressed_maildir_files_on_a_share_are_read_decompressed_by_the_worker
     for i, (m, p) in enumerate(zip(mails, packed)):  # names without ':' (Samba would show them mangled)
         (root / "new" / f"17277768{i:02d}.M{i}P1.host,S={len(m)}").write_bytes(p)
     (root / "new" / "1727776899.M9P1.host,S=5000").write_bytes(gzip.compress(mails[0])[:40])
+    plain = _mail("plain")
+    (root / "cur" / f"1727776900.M10P1.host,S={len(plain)}").write_bytes(plain)
+    (root / "cur" / "1727776901.M11P1.host,S=99999").write_bytes(plain + b"one more line\n")
+    for n, env in enumerate((None, {"MAILARCHIVE_LARGE_MAIL": "100"})):  # read by the workers; streamed by the driver
+        home = tmp_path / f"home{n}"
+        mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / f"kb{n}.txt"))
+        r = mailarchive(home, "import", "maildir", smb_location, json_out=True, check=1, timeout=120, env=env).result
+        assert r["archived"] == 5 and r["errors"] == 1
+        assert [p["ref"] for p in r["sources"][0]["problems"]] == ["new/1727776899.M9P1.host,S=5000"]
+        assert any("1727776901.M11P1.host,S=99999: the file holds" in w for w in r["warnings"])
+        assert _exported(home, tmp_path / f"out{n}") == {*mails, plain, plain + b"one more line\n"}
+
+
+@pytest.mark.samba
+def test_large_eml_files_on_a_share_are_streamed_after_the_scan_ends(tmp_path, samba, smb_location):
+    """``import eml`` and ``import share`` stream a file above LARGE_MAIL from the share; the last chunk's are read
+    after the scan has closed its connection (K1 over SMB: this failed with "storage already closed")."""
+    root = samba.share_dir / smb_location.rstrip("/").rpartition("/")[2]
+    root.mkdir(parents=True)
+    mails = [_mail(f"eml{i}") for i in range(3)]
+    for i, m in enumerate(mails):
+        (root / f"m{i}.eml").write_bytes(m)
     home = tmp_path / "home"
     mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
-    r = mailarchive(home, "import", "maildir", smb_location, json_out=True, check=1, timeout=120).result
-    assert r["archived"] == 3 and r["errors"] == 1
-    assert [p["ref"] for p in r["sources"][0]["problems"]] == ["new/1727776899.M9P1.host,S=5000"]
+    r = mailarchive(home, "import", "eml", smb_location, json_out=True, timeout=120,
+                    env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
+    assert r["archived"] == 3 and r["errors"] == 0
     assert _exported(home, tmp_path / "out") == set(mails)
+    home2 = tmp_path / "home2"
+    mailarchive(home2, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb2.txt"))
+    r = mailarchive(home2, "import", "share", smb_location, json_out=True, timeout=120,
+                    env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
+    assert r["archived"] == 3 and r["errors"] == 0
+    assert _exported(home2, tmp_path / "out2") == set(mails)

@@ -67,10 +67,10 @@ def _zero_lines(nbytes: int):
         yield block
 
 
-def _import_export(tmp_path: Path, src: Path, digest: str, size: int) -> tuple[float, float]:
+def _import_export(tmp_path: Path, src: Path, digest: str, size: int, kind: str = "eml") -> tuple[float, float]:
     home = tmp_path / "home"
     mailarchive(home, "init", "--medium", str(tmp_path / "medium"), "--key-backup", str(tmp_path / "kb.txt"))
-    imp = mailarchive_measured(home, "import", "eml", str(src), timeout=900)
+    imp = mailarchive_measured(home, "import", kind, str(src), timeout=900)
     assert imp.returncode == 0, imp.stderr
     assert imp.result["archived"] == 1 and imp.result["bytes"] == size
     out = tmp_path / "out"
@@ -95,6 +95,21 @@ def test_k1_a_300_mb_mail_imports_and_exports_within_an_rss_bound(tmp_path):
     assert size > 300 * MIB
     rss_import, rss_export = _import_export(tmp_path, src, digest, size)
     assert rss_import < RSS_BOUND_MIB and rss_export < RSS_BOUND_MIB, (rss_import, rss_export)
+
+
+@pytest.mark.parametrize("kind", ["maildir", "share"])
+def test_k1_a_large_message_file_is_streamed_by_maildir_and_share_like_eml(tmp_path, kind):
+    """``import maildir`` and ``import share`` stream a message file above 32 MiB as ``import eml`` does (they held
+    the whole file, and copies of it: a 425 MB message took 1.1 GB of RSS); a Maildir file's flags come along."""
+    src = tmp_path / "Maildir"
+    (src / "cur").mkdir(parents=True)
+    name = src / "cur" / "1546852500.M1P1.host:2,FS" if kind == "maildir" else src / "big.eml"
+    digest = _write_mail(name, _base64_lines(160 * MIB), _head("k1m", "application/octet-stream", "base64"))
+    size = name.stat().st_size
+    rss_import, rss_export = _import_export(tmp_path, src, digest, size, kind)
+    assert rss_import < RSS_BOUND_MIB and rss_export < RSS_BOUND_MIB, (rss_import, rss_export)
+    flags = mailarchive(tmp_path / "home", "sql", "SELECT flags FROM sightings", json_out=True).result
+    assert flags == [{"flags": "\\Flagged \\Seen" if kind == "maildir" else None}]
 
 
 @pytest.mark.long
