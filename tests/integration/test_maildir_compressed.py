@@ -113,15 +113,10 @@ def test_large_eml_files_on_a_share_are_streamed_after_the_scan_ends(tmp_path, s
     mails = [_mail(f"eml{i}") for i in range(3)]
     for i, m in enumerate(mails):
         (root / f"m{i}.eml").write_bytes(m)
-    home = tmp_path / "home"
-    mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb.txt"))
-    r = mailarchive(home, "import", "eml", smb_location, json_out=True, timeout=120,
-                    env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
-    assert r["archived"] == 3 and r["errors"] == 0
-    assert _exported(home, tmp_path / "out") == set(mails)
-    home2 = tmp_path / "home2"
-    mailarchive(home2, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / "kb2.txt"))
-    r = mailarchive(home2, "import", "share", smb_location, json_out=True, timeout=120,
-                    env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
-    assert r["archived"] == 3 and r["errors"] == 0
-    assert _exported(home2, tmp_path / "out2") == set(mails)
+    for kind in ("eml", "share"):
+        home = tmp_path / f"home-{kind}"
+        mailarchive(home, "init", "--kdf-profile", "test", "--key-backup", str(tmp_path / f"kb-{kind}.txt"))
+        r = mailarchive(home, "import", kind, smb_location, json_out=True, timeout=120,
+                        env={"MAILARCHIVE_LARGE_MAIL": "100"}).result
+        assert r["archived"] == 3 and r["errors"] == 0, kind
+        assert _exported(home, tmp_path / f"out-{kind}") == set(mails), kind
