@@ -145,6 +145,14 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
                                           _tail("content-length: 1", " ", "x")]),
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
     ("importers.maildir", "_NAME_TIME"): ("match", _runs("1", "1.", "1_")),
+    # a compressed Maildir file (importers/maildir_file.py): the bzip2 magic, the size in a file name
+    ("media_tools.mirror", "_MIRROR_TOP"): ("match", _runs("medium-1", "medium-", "1")),
+    ("importers.maildir_file", "_BZIP2"): ("match", _runs("BZh9", "B", "BZh91AY&S")),
+    ("importers.maildir_file", "_NAME_SIZE"): ("search", [*_runs(",S=1", ",S=", "1", ",S=1,"), _tail(",S=", "1", "x")]),
+    # a tar's member names (importers/content.py): extensions, Maildir message names, Maildir directories
+    ("importers.content", "_TAR_MAIL"): ("search", [*_runs("a.eml", ".", "cur/1", "/cur/1", "/maildir", "maildir/", "1"),
+                                                    _tail("new/", "1"), _tail("x/cur/1234567890", "1", "/"),
+                                                    _tail("a", ".eml", ".")]),
     ("importers.maildir", "_DBOX_NAME"): ("search", [*_runs("storage/m.", "/storage/m.1", "dbox-Mails/u."),
                                                     _tail("storage/m.", "1", "x")]),
     ("importers.keywords", "KEYWORD"): ("fullmatch", [*_runs("a", "\x80"), _tail("", "a", "(")]),
