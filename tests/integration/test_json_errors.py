@@ -79,3 +79,21 @@ def test_a_retention_policy_or_hold_that_covers_no_mail_warns(tmp_path):
                     "--actor", "legal")
     assert "falls under address 'bb@example.org' yet" in " ".join(p.stderr.split()) and "covers mail archived later" \
         in " ".join(p.stderr.split())
+
+
+def test_an_option_of_mailarchive_itself_after_the_command_says_where_it_goes(tmp_path):
+    """``mailarchive verify --json`` (as most tools take it): click said "No such option '--json'. Did you mean
+    '--json-report'?", which writes a file instead. The usage error (exit 2) now says where the option goes."""
+    home = tmp_path / "home"
+    for args, said in (
+        (("verify", "--json"), "--json is an option of mailarchive itself, not of this command: put it before the "
+                               "command, as in `mailarchive --json verify ...`"),
+        (("media", "list", "--archive", str(home)), "as in `mailarchive --archive HOME media list ...`"),
+        (("stats", "--quiet"), "as in `mailarchive --quiet stats ...`"),
+    ):
+        p = mailarchive(home, *args, check=2)
+        text = " ".join(p.stderr.split())
+        assert said in text and "Did you mean" not in text, (args, text)
+    # an option a command has of its own is no global one's business
+    p = mailarchive(home, "verify", "--jsn", check=2)
+    assert "No such option" in p.stderr

@@ -28,8 +28,10 @@ import sys
 from pathlib import Path
 
 #: global options (before the command) with a value, and flags
-_GLOBAL_VALUES = ("--archive", "--lock-wait", "--progress-interval", "--log-file")
+GLOBAL_VALUES = _GLOBAL_VALUES = ("--archive", "--lock-wait", "--progress-interval", "--log-file")
 _GLOBAL_FLAGS = ("--json", "--quiet", "--smb-no-encrypt")
+#: the options of mailarchive itself (before the command), as the command line names them in a hint
+GLOBAL_OPTIONS = _GLOBAL_VALUES + _GLOBAL_FLAGS
 #: verify's options that leave its pack workers as they are
 _VERIFY_VALUES = ("--workers", "--json-report", "--html-report", "--findings", "--at", "--crl")
 _VERIFY_FLAGS = ("--full",)

@@ -283,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         _exit(int(ExitCode.INTERRUPTED), "aborted")
     except click.ClickException as exc:
+        _global_option_hint(exc)
         exc.show()
         _exit(int(ExitCode.USAGE), exc.format_message())
     except KeyboardInterrupt:
@@ -323,6 +324,22 @@ def _duckdb_interrupt(exc: BaseException) -> bool:
     if not duckdb_own:
         return text == "Query interrupted"
     return text.startswith("KeyboardInterrupt") or text == "Query interrupted" or text.endswith("\nKeyboardInterrupt")
+
+
+_GLOBAL_METAVARS = {"--archive": " HOME", "--lock-wait": " SECONDS", "--progress-interval": " SECONDS",
+                    "--log-file": " FILE"}
+
+
+def _global_option_hint(exc: click.ClickException) -> None:
+    """An option of mailarchive itself (``--json``, ``--archive``, ...) given after the command: say where it goes,
+    instead of click's "No such option" (and its guess, ``--json-report`` for ``--json``)."""
+    name = getattr(exc, "option_name", None)
+    if isinstance(exc, click.NoSuchOption) and name in early.GLOBAL_OPTIONS:
+        command = exc.ctx.command_path if exc.ctx is not None else "mailarchive COMMAND"
+        exc.message = (f"{name} is an option of mailarchive itself, not of this command: put it before the command, "
+                       f"as in `mailarchive {name}{_GLOBAL_METAVARS.get(name, '')} "
+                       f"{command.partition(' ')[2] or 'COMMAND'} ...`")
+        exc.possibilities = []
 
 
 def _exit(code: int, error: str | None = None) -> None:
