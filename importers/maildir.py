@@ -326,8 +326,9 @@ class MaildirImporter(TreeSource):
         cut = Cut(flags, name_size(name))
         if entry.size > _walk.LARGE_MAIL and (local_root is not None or share is not None):
             big = self._large(entry, ref, cur, cut, local_root, share)
-            if big is not None:
+            if isinstance(big, SourceMail):
                 big.folder, big.internal_date, big.date_source = folder, when, when_from
+            if big is not None:
                 return big
         if local_root is not None:  # the usual case: made whole at once (every message of a tree passes here)
             return SourceMail(raw=None, ref=ref, folder=folder, flags=flags, internal_date=when, date_source=when_from,
@@ -350,8 +351,8 @@ class MaildirImporter(TreeSource):
         if isinstance(got, NotMail):
             return SourceProblem(ref, got.reason, cur)
         mail.raw = raw if got is None else got.raw
-        if got is not None:
-            mail.flags = got.note["flags"]
+        for field, value in (got.note.items() if got is not None else ()):  # the note's flags (and warning)
+            setattr(mail, field, value)
         return mail
 
     def _large(self, entry: FileEntry, ref: str, cur, cut: Cut, local_root: bytes | None,

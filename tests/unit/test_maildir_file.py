@@ -124,3 +124,28 @@ def test_a_plain_file_not_the_size_its_name_gives_is_archived_as_it_is_noted_and
     assert got.note["flags"] == ("\\Seen size-differs-from-name",)
     assert f"holds {len(MAIL)} bytes, its name says S={len(MAIL) + 500} (cut short by a copy?)" in got.note["warning"]
     assert "changed since its delivery?" in decompressed((), 10, MAIL).note["warning"]
+
+
+def test_a_large_maildir_file_that_vanished_or_is_compressed_takes_the_usual_ways(tmp_path, monkeypatch):
+    """A file above LARGE_MAIL is streamed; one that vanished after the listing is the usual skip (not a crash), and
+    a compressed one is read and decompressed where the others are."""
+    from importers import walk
+    from importers.maildir import MaildirImporter
+    from importers.walk import FileEntry
+    from toolkit.source import SourceMail, SourceSkip
+
+    monkeypatch.setattr(walk, "LARGE_MAIL", 10)
+    root = tmp_path / "Maildir"
+    (root / "cur").mkdir(parents=True)
+    (root / "cur" / "1727776800.M1P1.host,S=999:2,S").write_bytes(MAIL)
+    (root / "cur" / "1727776801.M2P1.host:2,S").write_bytes(gzip.compress(MAIL))
+    imp = MaildirImporter(str(root))
+    gone = imp._item(FileEntry(b"cur/1727776802.M3P1.host:2,S", 100, 0.0), None, local_root=bytes(root))
+    assert isinstance(gone, SourceSkip) and "vanished" in gone.reason
+    big = imp._item(FileEntry(b"cur/1727776800.M1P1.host,S=999:2,S", len(MAIL), 0.0), None, local_root=bytes(root))
+    assert isinstance(big, SourceMail) and big.opener is not None and big.path is None
+    assert big.folder == "INBOX" and big.flags == ("\\Seen size-differs-from-name",) and "S=999" in big.warning
+    with big.opener() as f:
+        assert f.read() == MAIL
+    packed = imp._item(FileEntry(b"cur/1727776801.M2P1.host:2,S", 50, 0.0), None, local_root=bytes(root))
+    assert packed.path is not None and packed.opener is None and packed.envelope_cut(gzip.compress(MAIL)).raw == MAIL
