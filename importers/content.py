@@ -196,13 +196,13 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         if tar is not None:
             return tar
         return SKIP, f"not mail: {kind}-compressed file holding neither an mbox nor a message"
-    tar = _tar(data, "")
-    if tar is not None:
-        return tar
     if _first_line_is_from(data, whole):
         return MBOX, None
     if looks_like_headers(data, whole):
         return EML, None
+    tar = _tar(data, "")
+    if tar is not None:
+        return tar
     unsupported = unsupported_mail(head)
     if unsupported is not None:
         return PROBLEM, unsupported
@@ -228,6 +228,8 @@ _TAR_LOOK = 64
 def tar_member_names(data: bytes) -> list[str] | None:
     """The names of the members whose headers lie in ``data`` (the first bytes of a tar archive, in order), or None
     when ``data`` does not begin with a tar header (POSIX ``ustar`` or GNU; its checksum verified)."""
+    if data[257:262] != b"ustar":  # the usual file: no tar header (its magic, POSIX or GNU)
+        return None
     import tarfile
 
     names: list[str] = []
@@ -240,8 +242,6 @@ def tar_member_names(data: bytes) -> list[str] | None:
             info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
         except tarfile.TarError:
             break
-        if not names and block[257:262] != b"ustar":
-            return None
         names.append(info.name)
         pos += 512 + (info.size + 511) // 512 * 512  # its data (a file's, a long name's, a pax header's) follow
     return names or None

@@ -155,6 +155,7 @@ def without_own(entries: list[FileEntry], root: bytes, places) -> list[FileEntry
 #: toolkit/medium.py LABEL_NAME
 _HOME_FILE, _LABEL_FILE = b"archive.toml", b"MEDIUM.json"
 _MARKER_MAX = 1 << 20
+_MARKER_ENDS = (_HOME_FILE, _LABEL_FILE)
 
 
 def _marked(entries: list[FileEntry], root: bytes) -> list[tuple[bytes, str]]:
@@ -164,6 +165,8 @@ def _marked(entries: list[FileEntry], root: bytes) -> list[tuple[bytes, str]]:
     which ``--force-raw`` would archive, and a medium's packs are sealed."""
     found = []
     for e in entries:
+        if not e.rel.endswith(_MARKER_ENDS):  # the usual file, told without a copy of its name
+            continue
         head, _, name = e.rel.rpartition(b"/")
         if name not in (_HOME_FILE, _LABEL_FILE) or e.skip_reason or not 0 < e.size <= _MARKER_MAX:
             continue
