@@ -7,8 +7,9 @@ copy per distinct folder. For each (message, folder) the *latest* sighting
 in that folder gives the flags and the internal date.
 
 Flags: sightings read from a mail store (IMAP, Maildir, share) carry mail
-flags; eml sightings use the field for import notes (``from-line-removed``),
-which are not flags and are never exported. An mbox sighting holds both: its
+flags (beside them a Maildir file's import notes, ``file-compressed-gzip``,
+``size-differs-from-name``, never exported); eml sightings use the field for
+import notes (``from-line-removed``), which are not flags and are never exported. An mbox sighting holds both: its
 notes as one token that always names the variant (``mozilla-expunged,
 variant=mboxo``), and the flags the message's own header gave
 (importers/mbox_flags.py: ``Status``, ``X-Mozilla-Status``, Gmail labels) as
@@ -36,6 +37,9 @@ FLAG_VIAS = frozenset({"imap", "maildir", "share"})
 #: sightings.via values whose flags field holds mail flags beside one notes token (it holds a "=")
 MIXED_VIAS = frozenset({"mbox"})
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
+#: the notes an import puts beside a Maildir file's flags (importers/maildir_file.py: ``file-compressed-gzip``,
+#: ``size-differs-from-name``): what the import saw, never flags to export
+MAILDIR_NOTES = re.compile(r"file-compressed-[a-z0-9-]+|size-differs-from-name")
 #: RFC 3501 atom characters minus the ones no keyword may hold.
 _KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
 DEFAULT_FOLDER = "INBOX"
@@ -57,7 +61,7 @@ def mail_flags(text: str | None, via: str | None) -> tuple[str, ...]:
         return ()
     out = set()
     for token in text.split():
-        if via in MIXED_VIAS and "=" in token:
+        if (via in MIXED_VIAS and "=" in token) or MAILDIR_NOTES.fullmatch(token):
             continue  # the import notes
         if token.startswith("\\"):
             if token.lower() in SYSTEM_FLAGS:

@@ -53,6 +53,9 @@ def test_a_maildir_dovecot_wrote_compressed_imports_the_messages_dovecot_serves(
     assert _exported(home, tmp_path / "out") == {_mail(k) for k in KINDS}
     rows = mailarchive(home, "sql", "SELECT flags FROM sightings ORDER BY flags", json_out=True).result
     assert sorted(row["flags"] for row in rows) == sorted(f"\\Seen file-compressed-{n}" for n in KINDS.values())
+    mailarchive(home, "export", "maildir", str(tmp_path / "md-out"))  # the notes are no flags: \Seen alone
+    names = [p.name for p in (tmp_path / "md-out").rglob("*") if p.parent.name == "cur"]
+    assert len(names) == 4 and all(n.endswith(":2,S") for n in names), names
 
     # one file damaged, one cut short after a whole LZ4 chunk (the name's S= tells it): errors, nothing of them
     # archived; a plain message beside them is

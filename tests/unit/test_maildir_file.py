@@ -149,3 +149,15 @@ def test_a_large_maildir_file_that_vanished_or_is_compressed_takes_the_usual_way
         assert f.read() == MAIL
     packed = imp._item(FileEntry(b"cur/1727776801.M2P1.host:2,S", 50, 0.0), None, local_root=bytes(root))
     assert packed.path is not None and packed.opener is None and packed.envelope_cut(gzip.compress(MAIL)).raw == MAIL
+
+
+def test_the_notes_beside_a_maildir_file_s_flags_are_never_exported_as_flags():
+    from exporters.layout import mail_flags
+
+    from importers.maildir_file import SIZE_DIFFERS
+
+    for kind in sorted(KINDS):
+        field = decompressed(("\\Seen $Work",), None, KINDS[kind](MAIL)).note["flags"][0]
+        assert mail_flags(field, "maildir") == ("$Work", "\\Seen") == mail_flags(field, "share")
+    field = decompressed(("\\Flagged",), 1, MAIL).note["flags"][0]
+    assert SIZE_DIFFERS in field and mail_flags(field, "maildir") == ("\\Flagged",)
