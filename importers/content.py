@@ -113,6 +113,8 @@ def _junk(name: bytes) -> bool:
     return low in JUNK_NAMES or low.startswith(_JUNK_PREFIXES)
 
 
+#: the files a Cyrus IMAP spool keeps beside its messages (``1.``, ``2.``, ...): index, cache, header, search index
+_CYRUS_FILE = re.compile(rb"cyrus\.(?:header|index|cache|squat|annotations|expunge|seen)\Z")
 DBX_MAGIC = b"\xcf\xad\x12\xfe"
 _DBX_FOLDERS = b"\xc6\xfd\x74\x6f"  # the class id of Folders.dbx (the folder list); C5FD746F: a mailbox
 #: the first line of a Dovecot dbox file (``2 M<hex> C<hex>``: version 2, header size, create time), then a
@@ -210,6 +212,8 @@ def detect(head: bytes, name: bytes, size: int) -> tuple[str, str | None]:
         return SKIP, "not mail: the folder list of Outlook Express (Folders.dbx)"
     if _junk(name):
         return SKIP, f"not mail: Windows/macOS folder metadata ({name.decode('utf-8', 'backslashreplace')})"
+    if _CYRUS_FILE.match(name.rpartition(b"/")[2]):
+        return SKIP, "not mail: Cyrus IMAP mailbox metadata (its messages are the files named N. beside it)"
     if b"\x00" in data[:8192]:
         return SKIP, "not mail: binary"
     return SKIP, "not mail: no header block"

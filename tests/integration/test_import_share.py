@@ -271,6 +271,10 @@ def _tar(members: dict[str, bytes]) -> bytes:
         (gzip.compress(_tar({"export/2019.mbox": b"From a@b Mon Jan  7 09:15:00 2019\n"})), b"b.tgz", "problem",
          "a gzip-compressed tar archive holding mail ('export/2019.mbox', ...): not read; extract it "
          "(`tar -xf FILE -C DIR`) and import DIR"),
+        (b"\x00\x00\x00\x0dcyrus index", b"user/alice/cyrus.index", "skip",
+         "not mail: Cyrus IMAP mailbox metadata (its messages are the files named N. beside it)"),
+        (b"Cyrus mailbox header\n\"The best thing\"\n", b"cyrus.header", "skip",
+         "not mail: Cyrus IMAP mailbox metadata (its messages are the files named N. beside it)"),
         (_tar({"src/new/readme.txt": b"x" * 2000, "src/main.c": b"int main;"}), b"sw.tar", "skip",
          "not mail: a tar archive (no mail among its first 3 members)"),
     ],

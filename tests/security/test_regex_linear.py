@@ -146,6 +146,7 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("importers.maildir", "_INFO"): ("finditer", [*_runs(":2,", ":", "!2,a", "2,"), _tail(":2,", "a", ":")]),
     ("importers.maildir", "_NAME_TIME"): ("match", _runs("1", "1.", "1_")),
     # a compressed Maildir file (importers/maildir_file.py): the bzip2 magic, the size in a file name
+    ("importers.content", "_CYRUS_FILE"): ("match", _runs("cyrus.", "cyrus.index", "c")),
     ("exporters.layout", "MAILDIR_NOTES"): ("fullmatch", [*_runs("file-compressed-", "a", "-", "size-differs-from-name"),
                                                           _tail("file-compressed-", "a-", "!")]),
     ("media_tools.mirror", "_MIRROR_TOP"): ("match", _runs("medium-1", "medium-", "1")),
