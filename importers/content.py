@@ -224,7 +224,8 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _UNPACK = {"gzip": "gzip -dk", "bzip2": "bzip2 -dk", "xz": "xz -dk"}
 #: a member name of a tar archive that is, or lies in, mail: a message or mailbox file, a Maildir message (a time
 #: stamp-named file in cur/ or new/), anything in a directory named Maildir
-_TAR_MAIL = re.compile(r"(?i)(?:\.(?:eml|emlx|msg|mbox|mbx|pst|ost)$|(?:^|/)(?:cur|new)/\d{9,}[._][^/]*$|(?:^|/)maildir(?:/|$)|(?:^|/)mbox$)")
+_TAR_MAIL = re.compile(r"(?i)(?:\.(?:eml|emlx|msg|mbox|mbx|pst|ost)$"
+                       r"|(?:^|/)(?:cur|new)/\d{9,}[._][^/]*$|(?:^|/)maildir(?:/|$)|(?:^|/)mbox$)")
 #: tar member headers read from a file's first bytes
 _TAR_LOOK = 64
 

@@ -1,4 +1,4 @@
-"""A Maildir message file stored compressed (docs/sources.md "Compressed Maildir files", docs/reliability.md M10).
+"""A Maildir message file stored compressed (docs/sources.md, Dovecot's compressed Maildir; docs/reliability.md M8).
 
 Dovecot's ``zlib`` plugin (``mail_plugins = zlib``, ``zlib_save = gz|bz2|xz|zstd|lz4``; ``mail_compress`` in
 Dovecot 2.4) writes each new message file of a Maildir compressed, and reads both kinds back: a client, ``doveadm
@@ -44,7 +44,8 @@ _BZIP2 = re.compile(rb"BZh[1-9](?:\x31\x41\x59\x26\x53\x59|\x17\x72\x45\x38\x50\
 #: how to get the message of each kind some other way (named in the error of a file too large to decompress here)
 _ELSEWHERE = {kind: f"decompress it (`{tool} FILE > FILE.eml`) and import that file as a single message"
               for kind, tool in ((GZIP, "gzip -dc"), (BZIP2, "bzip2 -dc"), (XZ, "xz -dc"), (ZSTD, "zstd -dc"))}
-_ELSEWHERE[LZ4] = "import the mailbox over IMAP from the Dovecot that wrote it, which hands its messages out decompressed"
+_ELSEWHERE[LZ4] = ("import the mailbox over IMAP from the Dovecot that wrote it, which hands its messages out "
+                   "decompressed")
 
 #: Dovecot's LZ4 framing (src/lib-compression/istream-lz4.c): the magic, the largest plain chunk (4 bytes, big-endian),
 #: then chunks, each its compressed length (4 bytes, big-endian) and one LZ4 block of at most that many plain bytes
@@ -106,7 +107,8 @@ def decompressed(flags: tuple[str, ...], size: int | None, raw: bytes) -> Trimme
         return NotMail(f"{kind}-compressed message file {end}: not archived", error=True)
     if len(plain) > cap:
         return NotMail(f"{kind}-compressed message file expands past {cap} bytes from {len(raw)}: not archived (a "
-                       f"decompression bomb, or a message too large to decompress in memory); {_ELSEWHERE[kind]}", error=True)
+                       f"decompression bomb, or a message too large to decompress in memory); {_ELSEWHERE[kind]}",
+                       error=True)
     if not plain:
         return NotMail(f"{kind}-compressed message file holds no data: not archived", error=True)
     if size is not None and len(plain) != size:
