@@ -1011,7 +1011,7 @@ class PackReader:
                     read = fwd.read
                     # _check_claims of a one-segment record, inline: size within policy, length = csize + one seal
                     if usual:
-                        sealed = fwd.read(entry.csize + SEAL_OVERHEAD)
+                        sealed = fwd.read_view(entry.csize + SEAL_OVERHEAD)
                 except BaseException:  # a read that fails: the records read before it are handed out first
                     yield from held.release()
                     raise
@@ -1021,7 +1021,7 @@ class PackReader:
                         if held.add(entry, sealed, plain):
                             yield from held.release()
                         continue
-                    read = _Replay(sealed).read
+                    read = _Replay(bytes(sealed)).read
                 yield from held.release()
                 yield entry, self._checked(entry, read, aes, dctx, on_data)
             yield from held.release()
@@ -1101,6 +1101,7 @@ class _ForwardReader:
         self.pos = start   # where ``f`` stands
         self._block = block
         self._buf = b""     # the last block read, hashed; its bytes from ``_at`` on not handed out yet
+        self._view = memoryview(self._buf)
         self._at = 0
 
     def read(self, n: int) -> bytes:
@@ -1116,7 +1117,7 @@ class _ForwardReader:
             return buf[at:at + n]
         parts = [buf[at:]] if at < len(buf) else []
         need = n - (len(buf) - at)
-        self._buf, self._at = b"", 0
+        self._buf, self._view, self._at = b"", memoryview(b""), 0
         while need > 0:
             try:
                 block = self._f.read(max(self._block, need))
@@ -1135,11 +1136,21 @@ class _ForwardReader:
                 need -= len(block)
             else:
                 parts.append(block[:need])
-                self._buf, self._at = block, need
+                self._buf, self._view, self._at = block, memoryview(block), need
                 need = 0
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         self.pos += len(data)
         return data
+
+    def read_view(self, n: int) -> bytes | memoryview:
+        """:meth:`read`, as a view into the block read when the bytes lie within it (no copy: a record's sealed
+        bytes go straight to AES-GCM); the view holds the block until it is dropped."""
+        at = self._at
+        if self._block and n <= len(self._buf) - at:
+            self._at = at + n
+            self.pos += n
+            return self._view[at:at + n]
+        return self.read(n)
 
     def skip_to(self, target: int | None) -> None:
         """Read forward to ``target`` (None: to the end of the file)."""
@@ -1255,7 +1266,8 @@ class _HeldRecords:
                     self._on_data(entry, plain)
                 yield entry, None
             else:
-                yield entry, self._reader._checked(entry, _Replay(sealed).read, self._aes, self._dctx, self._on_data)
+                yield entry, self._reader._checked(entry, _Replay(bytes(sealed)).read, self._aes, self._dctx,
+                                                   self._on_data)
 
 
 class _Replay:
