@@ -22,7 +22,9 @@ skip); the CLI's fixed cost, ``media consolidate --dry-run`` (process start,
 imports, archive and catalog open, the plan; no copy), warm, and what
 ``cp -r`` + ``sync`` would reach with that cost added; smbprotocol through
 our SMB storage alone writing the packs to the share and reading them back
-on three signed, unencrypted connections (no hash, no catalog): a verified
+on three signed, unencrypted connections (no hash, no catalog), and writing
+them once more without the FLUSH before each rename (what durability costs
+against ``rclone copy``, which sends none): a verified
 copy onto SMB must do both, plus the fixed cost and the share lock's recheck
 wait (toolkit/shared_lock.py). CPU-seconds: the whole process tree (wait4)
 for the CLI, the children's ``os.times`` for ``cp``/``sync`` and rclone.
@@ -150,10 +152,12 @@ def hash_floor(files: list[Path], threads: int = 2) -> float:
         return timed(lambda: list(pool.map(one, files)))
 
 
-def smb_floor(server, files: list[Path], tag: str, connections: int = 3) -> tuple[float, float]:
-    """(write seconds, read-back seconds) of our SMB storage alone moving the files on ``connections``
-    signed, unencrypted connections in parallel (as a consolidation's pack threads): create-only
-    pipelined writes, then the pipelined read-back with BLAKE3; no catalog, no comparison."""
+def smb_floor(server, files: list[Path], tag: str, connections: int = 3) -> tuple[float, float, float]:
+    """(write seconds, read-back seconds, write seconds without the FLUSH) of our SMB storage alone moving the files
+    on ``connections`` signed, unencrypted connections in parallel (as a consolidation's pack threads): create-only
+    pipelined writes, then the pipelined read-back with BLAKE3; no catalog, no comparison. The third figure writes
+    the same files again without the SMB2 FLUSH a commit sends before its rename (the server's fsync: every copy of
+    an archive is on disk before it is published, docs/media.md), as ``rclone copy`` writes: what durability costs."""
     from concurrent.futures import ThreadPoolExecutor
 
     from toolkit.storage import open_storage
@@ -171,11 +175,23 @@ def smb_floor(server, files: list[Path], tag: str, connections: int = 3) -> tupl
         def get(i: int) -> None:
             stores[i % connections].blake3(f"p{i}")
 
+        def put_unflushed(i: int) -> None:  # the commit's steps without its FLUSH (bench only: no such commit exists)
+            w = stores[i % connections].open_write(f"q{i}")
+            with open(files[i], "rb") as f:
+                while data := f.read(8 << 20):
+                    w.write(data)
+            w._w.drain()
+            w._f.close()
+            w._rename()
+            w._done = True
+
         warm(files)
         with ThreadPoolExecutor(connections) as pool:
             t_write = timed(lambda: list(pool.map(put, range(len(files)))))
             t_read = timed(lambda: list(pool.map(get, range(len(files)))))
-        return t_write, t_read
+            os.sync()
+            t_unflushed = timed(lambda: list(pool.map(put_unflushed, range(len(files)))))
+        return t_write, t_read, t_unflushed
     finally:
         for st in stores:
             st.close()
@@ -381,8 +397,8 @@ def bench_smb(root: Path, home: Path, nbytes: int, repeat: int, start: tuple[int
                 shutil.rmtree(server.share_dir / f"medium-{r}" / "packs", ignore_errors=True)
                 source = local
         files = sorted((server.share_dir / f"medium-{repeat - 1}" / "packs").rglob("*.pack"))
-        t_write, t_read = smb_floor(server, files, "a")
-        return {"pairs": pairs, "back": back, "write": t_write, "read": t_read}
+        t_write, t_read, t_unflushed = smb_floor(server, files, "a")
+        return {"pairs": pairs, "back": back, "write": t_write, "read": t_read, "unflushed": t_unflushed}
     finally:
         server.stop()
 
@@ -471,6 +487,8 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
                          f"{cpu(m):.2f} | {m.maxrss_mb:.0f} | |")
         lines += [
             f"| floor: our SMB storage alone, write, 3 connections | {smb['write']:.2f} | {rate(smb['write']):.0f} | | | |",
+            f"| … the same writes without the FLUSH before each rename (as `rclone copy`: not durable) | "
+            f"{smb['unflushed']:.2f} | {rate(smb['unflushed']):.0f} | | | {rc_copy / smb['unflushed']:.2f}× (`rclone copy` ÷ it) |",
             f"| floor: … read back + BLAKE3, 3 connections | {smb['read']:.2f} | {rate(smb['read']):.0f} | | | |",
             f"| floor: write + read back | {smb['write'] + smb['read']:.2f} | {rate(smb['write'] + smb['read']):.0f} | | | "
             f"{(rc_copy + rc_check) / (smb['write'] + smb['read']):.2f}× (rclone ÷ floor) |",
