@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from bytecode import compile_checkout  # noqa: E402
 
 _CHILD = r"""
 import gc, hashlib, json, statistics, sys, time
@@ -65,6 +68,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     trees = [["eml", args.eml], ["maildir", args.maildir]]
+    compile_checkout(REPO, args.base)  # bench/bytecode.py
     print(f"load before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  cores: {os.cpu_count()}")
     runs: dict[str, list[dict]] = {"old": [], "new": []}
     for r in range(args.rounds):

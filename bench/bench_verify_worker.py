@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from bytecode import compile_checkout  # noqa: E402
 
 #: run in a child process, in the checkout measured: prints one JSON line
 _CHILD = r"""
@@ -81,6 +84,7 @@ def main() -> None:
     ap.add_argument("--batches", default="", help="SHA-256 batch sizes in MiB for this checkout, e.g. 0,1,2,4,8")
     args = ap.parse_args()
     codes = [("this code", REPO)] + ([("base", args.base.resolve())] if args.base else [])
+    compile_checkout(*(code for _name, code in codes))  # bench/bytecode.py
     best: dict[str, dict] = {}
     for i in range(args.repeat):
         for name, code in (codes if i % 2 == 0 else codes[::-1]):

@@ -24,6 +24,9 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from bytecode import compile_checkout  # noqa: E402
 
 #: run inside the measured process: marks the fork (before it happens) and the exit, prints one JSON line on stderr
 _PROBE = r"""
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--base", type=Path, help="a checkout of other code, run in the same pairs")
     ap.add_argument("--pairs", type=int, default=5)
     args = ap.parse_args()
+    compile_checkout(REPO, args.base)  # bench/bytecode.py: no run compiles the code it times
     env = dict(os.environ)
     warm(args.archive)
     codes = [("this code", REPO)] + ([("base", args.base)] if args.base else [])
