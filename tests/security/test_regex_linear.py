@@ -208,8 +208,11 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     # ---- high-water marks on the media
     ("toolkit.marks", "PACK_MARK_RE"): ("match", [_tail("marks/pack-", "0"), *_runs("marks/pack-")]),
     ("toolkit.marks", "BATCH_MARK_RE"): ("match", [_tail("marks/batch-", "0"), *_runs("marks/batch-")]),
-    ("exporters.mbox", "_QUOTE"): ("sub", _runs(">", "\n>", "\n>From")),
-    ("exporters.mbox", "_BARE_FROM"): ("finditer", [*_runs("\nFrom" + " " * 999 + "x", "\nFrom \t"), _tail("From", " ", "x")]),
+    ("exporters.mbox", "_QUOTE"): ("sub", [*_runs(">", "\n>", "\n>From", "\nFrom "), _tail("\n", ">")]),
+    ("exporters.mbox", "_QUOTE_FIRST"): ("match", [*_runs(">", ">From"), _tail("", ">", "From")]),
+    ("exporters.mbox", "_BARE_FROM"): ("finditer", [*_runs("\nFrom" + " " * 999 + "x", "\nFrom \t", "\nFrom\r"),
+                                                    _tail("\nFrom", " ", "x")]),
+    ("exporters.mbox", "_BARE_FROM_FIRST"): ("match", [_tail("From", " ", "x"), _tail("From", "\t", "\rx")]),
     ("exporters.mbox", "_SENDER"): ("fullmatch", [_tail("", "@", " "), _tail("", "a@"), *_runs("@"), _tail("", "a", " ")]),
     ("exporters.imap", "_APPENDUID"): ("finditer", [*_runs("[APPENDUID 1", "[APPENDUID 1 1"), _tail("[APPENDUID ", "1")]),
     ("exporters.imap", "_BARE_LF"): ("sub", _runs("\n", "\r\n", "\r")),
