@@ -12,7 +12,9 @@
  * load() -> bool, version() -> int (libzstd's ZSTD_versionNumber, 0 when not loaded),
  * decompress(frame, size, max_window) -> bytes of exactly ``size``, or None when the data is not one zstd frame
  * that declares that content size and a window of at most ``max_window`` bytes, is damaged, or decodes to another
- * size (the caller then reads the record the slow way, which names the fault). The one decompression context is used with the GIL held: no two threads use it at once. */
+ * size (the caller then reads the record the slow way, which names the fault). The GIL is released while a frame
+ * is decoded; the one decompression context is taken under a lock of its own, acquired without the GIL (so a thread
+ * waiting for it never holds the GIL the decoding thread needs back). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
@@ -29,6 +31,7 @@ static unsigned long long (*frame_content_size)(const void *, size_t);
 static unsigned (*is_error)(size_t);
 static unsigned (*version_number)(void);
 static ZSTD_DCtx *dctx;
+static PyThread_type_lock dctx_lock;
 static int tried;
 
 /* the oldest libzstd whose ZSTD_getFrameContentSize and single-pass decompression this relies on */
@@ -65,6 +68,9 @@ static int load_library(void) {
         dlclose(lib);
         return 0;
     }
+    dctx_lock = PyThread_allocate_lock();
+    if (dctx_lock == NULL)
+        return 0;
     dctx = create_dctx();
     return dctx != NULL;
 }
@@ -96,7 +102,13 @@ static PyObject *decompress(PyObject *self, PyObject *args) {
         goto done;
     /* a single pass into exactly ``size`` bytes: a frame that would write more fails (dstSize_tooSmall), one that
      * writes less is caught below, trailing bytes that are not a frame fail, another frame after it adds bytes */
-    size_t got = decompress_dctx(dctx, PyBytes_AS_STRING(out), (size_t)size, frame.buf, (size_t)frame.len);
+    size_t got;
+    char *dst = PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(dctx_lock, WAIT_LOCK);
+    got = decompress_dctx(dctx, dst, (size_t)size, frame.buf, (size_t)frame.len);
+    PyThread_release_lock(dctx_lock);
+    Py_END_ALLOW_THREADS
     if (is_error(got) || got != (size_t)size) {
         Py_DECREF(out);
         out = Py_NewRef(Py_None);

@@ -471,8 +471,12 @@ def _iter_plain(key: bytes, archive_uuid: UUID, entry: IndexEntry, read: Callabl
     first = next(segs)
     declared = _frame_content_size(first, entry)
     if n == 1 and declared == entry.size <= _ONE_SHOT_MAX:
-        # the common case (one segment, a size the frame declares): one call, no stream reader
-        out = _decompress_whole(first, dctx)
+        # the common case (one segment, a size the frame declares): one call, no stream reader; the system's
+        # libzstd where it loads, python-zstandard for anything it does not decode (whose error is the one raised)
+        fast = system_decompress()
+        out = fast(first, entry.size, MAX_WINDOW_SIZE) if fast is not None else None
+        if out is None:
+            out = _decompress_whole(first, dctx)
         del first
         segs.close()
         _check_plain(len(out), hashlib.sha256(out), entry)
@@ -512,9 +516,18 @@ def _frame_content_size(first: bytes, entry: IndexEntry) -> int:
     return params.content_size
 
 
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """The calling thread's decompressor with the window cap (made once: a new one per record cost ~9 µs, as much as
+    decompressing a small mail; a ZstdDecompressor is reusable, not thread-safe)."""
+    d = getattr(_LOCAL, "dctx", None)
+    if d is None:
+        d = _LOCAL.dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+    return d
+
+
 def _decompress_whole(data: bytes, dctx: zstandard.ZstdDecompressor | None = None) -> bytes:
     try:
-        return (dctx or zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)).decompress(data)
+        return (dctx or _decompressor()).decompress(data)
     except zstandard.ZstdError as exc:
         raise _Fail(False, f"decompression failed (one zstd frame expected): {exc}") from None
 
@@ -836,10 +849,6 @@ class PackWriter:
 class PackReader:
     """Reads one pack. :meth:`read` and :meth:`stream` need no footer (entries may come from the catalog)."""
 
-    #: :meth:`check_all` decompresses its usual records with the system's libzstd where it loads
-    #: (:func:`system_decompress`); False: python-zstandard only (tests compare the two)
-    system_zstd = True
-
     def __init__(self, storage: Storage, name: str, archive_key: bytes, archive_uuid: UUID):
         self.storage = storage
         self.name = name
@@ -998,7 +1007,7 @@ class PackReader:
             aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
             aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
             held = _HeldRecords(self, aes, dctx, on_data)
-            fast = system_decompress() if self.system_zstd else None
+            fast = system_decompress()
             for entry in ordered:
                 if entry.offset < max(fwd.pos, HEADER_SIZE):
                     yield from held.release()
@@ -1195,10 +1204,18 @@ HASH_BATCH_BYTES = 4 << 20
 HASH_BATCH_RECORDS = 1024
 
 
+#: records of one segment whose frame declares their size are decompressed by the system's libzstd where it loads
+#: (:func:`system_decompress`); False: by python-zstandard only (tests compare the two)
+SYSTEM_ZSTD = True
+
+
 def system_decompress() -> Callable[[bytes, int, int], bytes | None] | None:
     """``decompress(frame, size, max_window)`` of the optional module ``toolkit._zstdsys`` (the system's libzstd,
     whose assembly Huffman decoder reads mail ~14 % faster than python-zstandard's bundled copy: docs/architecture.md,
-    "The system's libzstd for verify --full"); None where it is not built or the library does not load."""
+    "The system's libzstd for verify --full"); None where it is not built, the library does not load, or
+    :data:`SYSTEM_ZSTD` is False."""
+    if not SYSTEM_ZSTD:
+        return None
     try:
         from . import _zstdsys
     except ImportError:

@@ -37,11 +37,18 @@ def _pass(reader: PackReader, method: str, entries, **kw):
 
 
 def _same(storage, name, entries):
-    a = _pass(PackReader(storage, name, KEY, UUID1), "verify_all", entries)
-    for system_zstd in (True, False):  # the system's libzstd where it loads (toolkit._zstdsys), python-zstandard
-        reader = PackReader(storage, name, KEY, UUID1)
-        reader.system_zstd = system_zstd
-        assert _pass(reader, "check_all", entries) == a
+    # the reference: verify_all with python-zstandard only; then both passes with the system's libzstd where it
+    # loads (toolkit._zstdsys, pack.SYSTEM_ZSTD), and check_all without it
+    saved = pack.SYSTEM_ZSTD
+    try:
+        pack.SYSTEM_ZSTD = False
+        a = _pass(PackReader(storage, name, KEY, UUID1), "verify_all", entries)
+        assert _pass(PackReader(storage, name, KEY, UUID1), "check_all", entries) == a
+        pack.SYSTEM_ZSTD = True
+        assert _pass(PackReader(storage, name, KEY, UUID1), "verify_all", entries) == a
+        assert _pass(PackReader(storage, name, KEY, UUID1), "check_all", entries) == a
+    finally:
+        pack.SYSTEM_ZSTD = saved
     return a
 
 

@@ -80,3 +80,18 @@ def test_damaged_or_random_bytes_never_raise(data, size, draw):
         if got is not None:  # where it decodes, it decodes as python-zstandard does, to the size asked for
             assert len(got) == n
             assert zstandard.ZstdDecompressor().decompress(blob, max_output_size=n + 1) == got
+
+
+def test_threads_decode_at_once():
+    """The GIL is released while a frame decodes and the one context is taken under its own lock: threads that
+    decode at once each get their own frame's content."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = [os.urandom(5000) * (i + 1) + bytes([i]) * 300_000 for i in range(8)]
+    frames = [_frame(d) for d in datas]
+
+    def one(i: int) -> bool:
+        return all(decompress(frames[i], len(datas[i]), MAX_WINDOW_SIZE) == datas[i] for _ in range(20))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(one, range(len(datas))))
