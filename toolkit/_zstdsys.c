@@ -1,9 +1,9 @@
 /* One zstd frame decompressed by the system's libzstd, loaded at run time (docs/architecture.md, "The system's
- * libzstd for verify --full").
+ * libzstd for reading records").
  *
  * python-zstandard bundles libzstd built without its x86-64 assembly Huffman decoder; Debian's libzstd1 has it
- * and decodes the literals of mail (base64 attachments, mostly) ~14 % faster (bench/README.md). So verify's usual
- * record (toolkit/pack.py, _open_usual) is decompressed here where that library loads. Nothing is linked at build
+ * and decodes the literals of mail (base64 attachments, mostly) ~14 % faster (bench/RESULTS.md). So a record of one
+ * frame of a declared size (toolkit/pack.py: _open_usual, _iter_plain) is decompressed here where that library loads. Nothing is linked at build
  * time and no zstd header is needed: the few functions of libzstd's stable API used here are looked up with
  * dlopen/dlsym, and where the library or a function is missing, load() returns False and the caller keeps
  * python-zstandard. The format is zstd's (RFC 8878) either way: the two decoders give the same bytes, and the

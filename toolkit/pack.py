@@ -1212,7 +1212,7 @@ SYSTEM_ZSTD = True
 def system_decompress() -> Callable[[bytes, int, int], bytes | None] | None:
     """``decompress(frame, size, max_window)`` of the optional module ``toolkit._zstdsys`` (the system's libzstd,
     whose assembly Huffman decoder reads mail ~14 % faster than python-zstandard's bundled copy: docs/architecture.md,
-    "The system's libzstd for verify --full"); None where it is not built, the library does not load, or
+    "The system's libzstd for reading records"); None where it is not built, the library does not load, or
     :data:`SYSTEM_ZSTD` is False."""
     if not SYSTEM_ZSTD:
         return None
