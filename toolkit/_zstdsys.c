@@ -3,8 +3,9 @@
  *
  * python-zstandard bundles libzstd built without its x86-64 assembly Huffman decoder; Debian's libzstd1 has it
  * and decodes the literals of mail (base64 attachments, mostly) ~14 % faster (bench/RESULTS.md). So a record of one
- * frame of a declared size (toolkit/pack.py: _open_usual, _iter_plain) is decompressed here where that library loads. Nothing is linked at build
- * time and no zstd header is needed: the few functions of libzstd's stable API used here are looked up with
+ * frame of a declared size (toolkit/pack.py: _open_usual, _iter_plain) is decompressed here where that library
+ * loads. Nothing is linked at build time and no zstd header is needed: the few functions of libzstd's stable API
+ * used here are looked up with
  * dlopen/dlsym, and where the library or a function is missing, load() returns False and the caller keeps
  * python-zstandard. The format is zstd's (RFC 8878) either way: the two decoders give the same bytes, and the
  * caller checks their size and SHA-256 as before.
