@@ -1216,11 +1216,17 @@ def system_decompress() -> Callable[[bytes, int, int], bytes | None] | None:
     :data:`SYSTEM_ZSTD` is False."""
     if not SYSTEM_ZSTD:
         return None
-    try:
-        from . import _zstdsys
-    except ImportError:
-        return None
-    return _zstdsys.decompress if _zstdsys.load() else None
+    if not _SYSTEM_FAST:  # looked up once per process: a module that is not built costs a failed import each time
+        try:
+            from . import _zstdsys
+        except ImportError:
+            _SYSTEM_FAST.append(None)
+        else:
+            _SYSTEM_FAST.append(_zstdsys.decompress if _zstdsys.load() else None)
+    return _SYSTEM_FAST[0]
+
+
+_SYSTEM_FAST: list = []
 
 
 def _open_usual(aes: AESGCM, aad_head: bytes, entry: IndexEntry, sealed: bytes,

@@ -95,3 +95,32 @@ def test_threads_decode_at_once():
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(one, range(len(datas))))
+
+
+_WITHOUT = r"""
+import hashlib, sys
+from uuid import UUID
+sys.modules["toolkit._zstdsys"] = None  # as where the module is not built
+from toolkit import pack
+from toolkit.storage.local import LocalStorage
+assert pack.system_decompress() is None
+storage = LocalStorage(sys.argv[1])
+w = pack.PackWriter(storage, bytes(32), UUID(int=1))
+mails = [b"Subject: %d\r\n\r\n" % i + b"line\r\n" * (i * 50) for i in range(20)]
+for m in mails:
+    w.add(hashlib.sha256(m).digest(), m)
+info = w.seal()
+reader = pack.PackReader(storage, info.name, bytes(32), UUID(int=1))
+assert [reader.read(e) for e in info.entries] == mails
+assert all(exc is None for _e, exc in reader.check_all(info.entries))
+print("ok")
+"""
+
+
+def test_without_the_module_python_zstandard_reads(tmp_path):
+    """A process where ``toolkit._zstdsys`` is not built reads and checks packs with python-zstandard alone."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", _WITHOUT, str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
