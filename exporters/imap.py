@@ -79,7 +79,6 @@ from .manifest import Manifest
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 READ_BACK_CHUNK = 200            # mails per read-back FETCH
 READ_BACK_BYTES = 64 << 20       # ... and at most this many bytes of them (one larger mail goes alone)
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class TargetAuthError(AuthenticationError):
@@ -106,8 +105,13 @@ class ImapTarget:
 
 
 def crlf(data: bytes) -> bytes:
-    """Bare LF → CRLF (what an IMAP APPEND carries); bytes with CRLF already are unchanged."""
-    return _BARE_LF.sub(b"\r\n", data)
+    """Bare LF → CRLF (what an IMAP APPEND carries); bytes with CRLF already are unchanged: a CR goes before every LF
+    that has none. In bytes methods (GB/s; the lookbehind pattern ``(?<!\r)\n`` that did it ran at ~100 MB/s, tried at
+    every byte): a line end that has its CR loses it and gets it back, every other LF gets one
+    (tests/unit/test_export_crlf.py pins it to that pattern)."""
+    if b"\r" not in data:
+        return data.replace(b"\n", b"\r\n")
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def target_folder(folder: str | None, prefix: str, delimiter: str, personal: str = "") -> str:

@@ -215,7 +215,6 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     ("exporters.mbox", "_BARE_FROM_FIRST"): ("match", [_tail("From", " ", "x"), _tail("From", "\t", "\rx")]),
     ("exporters.mbox", "_SENDER"): ("fullmatch", [_tail("", "@", " "), _tail("", "a@"), *_runs("@"), _tail("", "a", " ")]),
     ("exporters.imap", "_APPENDUID"): ("finditer", [*_runs("[APPENDUID 1", "[APPENDUID 1 1"), _tail("[APPENDUID ", "1")]),
-    ("exporters.imap", "_BARE_LF"): ("sub", _runs("\n", "\r\n", "\r")),
     ("exporters.layout", "_KEYWORD"): ("fullmatch", [_tail("", "a", "("), *_runs("a")]),
     ("exporters.layout", "_PART"): ("match", [_tail(".", "a."), _tail(".", ".0000000", "x"), _tail(".", "a")]),
     ("exporters.maildir", "_KEYWORD_LETTER"): ("fullmatch", _runs("$maildir-keyword-")),
