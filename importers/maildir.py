@@ -58,6 +58,7 @@ are seen again by a full rerun and deduplicated.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -350,10 +351,9 @@ class MaildirImporter(TreeSource):
         got = cut(raw)
         if isinstance(got, NotMail):
             return SourceProblem(ref, got.reason, cur)
-        mail.raw = raw if got is None else got.raw
-        for field, value in (got.note.items() if got is not None else ()):  # the note's flags (and warning)
-            setattr(mail, field, value)
-        return mail
+        mail.raw = raw
+        # a compressed file's message, or a plain one of another size than its name gives: the note's flags and warning
+        return mail if got is None else dataclasses.replace(mail, raw=got.raw, **got.note)
 
     def _large(self, entry: FileEntry, ref: str, cur, cut: Cut, local_root: bytes | None,
                share: ShareAccess | None) -> SourceItem | None:
@@ -377,8 +377,7 @@ class MaildirImporter(TreeSource):
             return None
         mail = SourceMail(raw=None, ref=ref, flags=cut.flags, cursor=cur, size=entry.size, opener=opener)
         if cut.size is not None and cut.size != entry.size:
-            note = size_note(cut.flags, cut.size, entry.size)
-            mail.flags, mail.warning = note["flags"], note["warning"]
+            return dataclasses.replace(mail, **size_note(cut.flags, cut.size, entry.size))
         return mail
 
     def _items(self, entries: list[FileEntry], after: bytes | None, read, reporter: Reporter,

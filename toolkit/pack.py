@@ -965,7 +965,7 @@ class PackReader:
                 limit = None   # a record past the end of the file reads short: reported as truncated
             f.seek(0)
             fwd = _ForwardReader(f)
-            aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+            aes, dctx = AESGCM(self._key), _decompressor()
             for entry in sorted(self._entries, key=lambda e: e.offset):
                 if entry.offset < max(fwd.pos, HEADER_SIZE) or (limit is not None and entry.offset + entry.length > limit):
                     yield entry, self._error(entry, _Fail(False, "lies outside the record area or overlaps another record"))
@@ -1004,7 +1004,7 @@ class PackReader:
             start = 0 if whole_file or not ordered else ordered[0].offset
             f.seek(start)
             fwd = _ForwardReader(f, _block_for(f), start=start, hashed=whole_file)
-            aes, dctx = AESGCM(self._key), zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+            aes, dctx = AESGCM(self._key), _decompressor()
             aad_head = RECORD_AAD_MAGIC + self.archive_uuid.bytes
             held = _HeldRecords(self, aes, dctx, on_data)
             fast = system_decompress()
