@@ -22,7 +22,7 @@ file the check (``not_mail``) travels with the SourceMail as its
 ``content_check`` and runs where the pipeline reads the file (in a worker),
 so the scan reads nothing twice; the From_ line is looked for there too (``cut_envelope``, the
 item's ``envelope_cut``). SMB files are checked on the bytes read, and
-files above LARGE_MAIL on their first 64 KiB before they are streamed.
+files above ``walk.LARGE_MAIL`` on their first 64 KiB before they are streamed.
 
 An Apple Mail ``.emlx`` (a first line holding only the message's byte count, then the message, then an
 XML plist; also ``.partial.emlx``, whose attachments Mail keeps beside it in ``Attachments/``) is
@@ -65,16 +65,6 @@ from .walk import (
     FileEntry, TreeSource, entry_cursor, iter_after, local_path, open_local, open_source_storage, read_local, ref_text,
     walk_local, walk_storage, without_own,
 )
-
-#: Mails larger than this are streamed from the source, never held in memory whole (the command
-#: line lowers it for tests from ``MAILARCHIVE_LARGE_MAIL`` with :func:`set_large_mail`).
-LARGE_MAIL = 32 * 1024 * 1024
-
-
-def set_large_mail(nbytes: int) -> None:
-    """Stream mails above ``nbytes`` (instead of the default 32 MiB; ``import maildir`` too: importers/walk.py)."""
-    global LARGE_MAIL
-    LARGE_MAIL = _walk.LARGE_MAIL = nbytes
 
 
 def _folder(rel: bytes) -> str | None:
@@ -299,7 +289,7 @@ class EmlImporter(TreeSource):
             return SourceSkip(ref, "hidden file (name starts with '.')", cur)
         if entry.size == 0:
             return SourceProblem(ref, "empty file (0 bytes): not a mail", cur)
-        if not self.force_raw and opener is not None and entry.size > LARGE_MAIL:
+        if not self.force_raw and opener is not None and entry.size > _walk.LARGE_MAIL:
             try:
                 head = _head_local(path, entry.size) if path is not None else _head_opened(opener(entry), entry.size)
             except (OSError, StorageError) as exc:
@@ -307,7 +297,7 @@ class EmlImporter(TreeSource):
             skip = self._not_mail(ref, head, entry, cur)
             if skip is not None:
                 return skip
-        if opener is not None and entry.size > LARGE_MAIL:
+        if opener is not None and entry.size > _walk.LARGE_MAIL:
             return SourceMail(raw=None, ref=ref, folder=_folder(entry.rel), cursor=cur, size=entry.size,
                               opener=lambda: opener(entry))
         if path is not None:

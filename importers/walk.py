@@ -21,9 +21,16 @@ from toolkit.source import read_regular_file
 from toolkit.storage import Storage, open_storage, parse_location
 
 
-#: Mails larger than this are streamed from the source, never held in memory whole (docs/reliability.md K1; the
-#: command line lowers it for tests from ``MAILARCHIVE_LARGE_MAIL`` with ``importers.eml.set_large_mail``)
+#: Mails larger than this are streamed from the source, never held in memory whole by ``import eml``, ``maildir`` and
+#: ``share`` (docs/reliability.md K1; the command line lowers it for tests from ``MAILARCHIVE_LARGE_MAIL`` with
+#: :func:`set_large_mail`). Read as ``walk.LARGE_MAIL`` where it is used, so that the setting reaches every importer.
 LARGE_MAIL = 32 * 1024 * 1024
+
+
+def set_large_mail(nbytes: int) -> None:
+    """Stream mails above ``nbytes`` (instead of the default 32 MiB)."""
+    global LARGE_MAIL
+    LARGE_MAIL = nbytes
 
 
 def ref_text(path: bytes) -> str:

@@ -3,7 +3,8 @@ to the core, which reads no environment itself (tests/unit/test_no_environ.py).
 
 * ``MAILARCHIVE_FAULT=point[:nth]`` and ``MAILARCHIVE_FAULT_SLOW=point:seconds``: the crash and
   stall points of ``toolkit/faults.py``;
-* ``MAILARCHIVE_LARGE_MAIL=BYTES``: ``import eml`` streams files above this size (default 32 MiB);
+* ``MAILARCHIVE_LARGE_MAIL=BYTES``: ``import eml``, ``maildir`` and ``share`` stream files above this size (default
+  32 MiB);
 * ``MAILARCHIVE_PST_STALL_LIMIT=SECONDS``: how long libpff may stay silent reading a PST/OST store
   before that place of the store is given up (default 300; importers/pst_guard.py).
 """
@@ -21,7 +22,7 @@ def configure_test_hooks(environ=os.environ) -> None:
     faults.configure(kill=environ.get("MAILARCHIVE_FAULT"), slow=environ.get("MAILARCHIVE_FAULT_SLOW"))
     large = _number(environ, "MAILARCHIVE_LARGE_MAIL", int, "bytes")
     if large is not None:
-        from importers.eml import set_large_mail
+        from importers.walk import set_large_mail
 
         set_large_mail(large)
     stall = _number(environ, "MAILARCHIVE_PST_STALL_LIMIT", float, "seconds")
