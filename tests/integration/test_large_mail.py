@@ -9,7 +9,7 @@ import base64
 import hashlib
 import os
 
-import importers.eml as eml_module
+import importers.walk as walk_module
 from importers.eml import EmlImporter
 from toolkit.archive import Archive
 from toolkit.headers import scan
@@ -30,7 +30,7 @@ def test_streamed_import_equals_in_memory(tmp_path, monkeypatch):
     src.mkdir()
     raw = _big_mail(src / "big.eml", 40)
     (src / "small.eml").write_bytes(b"Subject: small\nMessage-ID: <s@x>\n\nhello\n")
-    monkeypatch.setattr(eml_module, "LARGE_MAIL", 1024 * 1024)
+    monkeypatch.setattr(walk_module, "LARGE_MAIL", 1024 * 1024)
     a = Archive.create(tmp_path / "home", str(tmp_path / "m1"))
     try:
         s = Ingest(a).run(EmlImporter(str(src)))
@@ -44,7 +44,7 @@ def test_streamed_import_equals_in_memory(tmp_path, monkeypatch):
         sel = select_messages(a, "m.subject = 'big'")
         assert hashlib.sha256(b"".join(stream_message(a, sel[0]))).digest() == hashlib.sha256(raw).digest()
         # the same mail through the in-memory path is recognised as the same bytes
-        monkeypatch.setattr(eml_module, "LARGE_MAIL", 1 << 40)
+        monkeypatch.setattr(walk_module, "LARGE_MAIL", 1 << 40)
         again = Ingest(a).run(EmlImporter(str(src)))
         assert again.archived == 0 and again.decisions == {"exact-duplicate": 2}
         assert [d for _, d in read_messages(a, sel)][0] == raw
