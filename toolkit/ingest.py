@@ -250,7 +250,7 @@ class Ingest:
         self._message_appends: tuple | None = None  # (its message columns, their appends): see _store_new
         self._committing: list[_Decided] = []  # the tasks being committed
         self._two_phase: dict = {}   # future -> pack id of a task that asks before it writes
-        self._asked: dict = {}       # pack id -> (slot, prepared, records): questions not yet taken up
+        self._asked: dict = {}       # pack id -> (slot, prepared, sizes): questions not yet taken up
         self._seal_on_answer: set = set()  # pack ids of tasks started ahead and taken up: answered with SealAs
         self._refused: dict = {}     # pack id -> future of a task started ahead not taken up: it keeps nothing
         self._questions, self._answers = None, []
@@ -466,13 +466,13 @@ class Ingest:
         """One question of the workers, if one comes (else False): a task started ahead and not taken up is answered
         at once with nothing kept; any other question waits in ``_asked`` for its task's turn."""
         try:
-            asked, slot, prepared, records = self._questions.get(block, timeout)
+            asked, slot, prepared, sizes = self._questions.get(block, timeout)
         except queue.Empty:
             return False
         if self._refused.pop(asked, None) is not None:
             self._answers[slot].put(set())
         else:
-            self._asked[asked] = (slot, prepared, records)
+            self._asked[asked] = (slot, prepared, sizes)
         return True
 
     def _meanwhile(self) -> None:
@@ -798,7 +798,7 @@ class Ingest:
         return time.monotonic() > self._stop_deadline
 
     def _await_question(self, pack_id: bytes, fut: Future) -> tuple | None:
-        """The two-phase question of the task writing pack ``pack_id``: (slot, prepared, records); questions
+        """The two-phase question of the task writing pack ``pack_id``: (slot, prepared, sizes); questions
         of later tasks that come first are kept. None once a stop was requested and STOP_GRACE has passed.
         Meanwhile the decided tasks whose packs are written are committed (a question waiting is taken first)."""
         while True:
@@ -820,11 +820,13 @@ class Ingest:
                           ) -> None:
         """Decide a two-phase task's mails before its pack is written and answer which records it keeps; its
         pack (the offsets as written) is taken when it comes back (:meth:`_commit_next`)."""
-        slot, prepared, records = question
+        slot, prepared, sizes = question
         t = self._begin(chunk, fut, own_pack_id)
         t.two_phase = task_pack
         t.result = PackResult(prepared, PackInfo(task_pack, pack_name(task_pack), 0, 0, b"", []), _NO_ROWS)
-        t.entries = {b: (0, n, s, c) for b, (n, s, c) in records.items()}
+        # (offset, length, size, csize) of each record asked about; where it lies and its length once its pack is
+        # written (the task asks before it compresses): :meth:`_commit_next` points the rows at the records as written
+        t.entries = {b: (0, 0, size, 0) for b, size in sizes.items()}
         self._apply(chunk, prepared)
         keep = set(t.refs)
         if task_pack in self._seal_on_answer:  # started ahead: it has no key and no medium yet (toolkit/early_tasks.py)

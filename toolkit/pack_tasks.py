@@ -14,12 +14,12 @@ and the pack's index rows as an Arrow table, with its BLAKE3 checksum in
 ``pack``. A committed pack never holds a record the catalog does not reference;
 two ways keep it so:
 
-* **Two phases** (the local worker processes): the worker compresses its records
-  in memory and hands the prepared mails to the driver first (``decide``); the
-  driver takes its dedup decisions and answers which records to keep, and only
-  those are sealed and written. Nothing is copied afterwards, nothing written twice
-  (records written ahead, see :func:`build_pack`, are written again only when the
-  answer drops one).
+* **Two phases** (the local worker processes): the worker hands the prepared mails
+  to the driver as soon as all are prepared (``decide``, an :class:`Asking`) and
+  compresses them while the driver takes its dedup decisions; the driver answers
+  which records to keep, and only those are sealed and written (the ones compressed
+  before the answer wait in memory for it). Nothing is copied afterwards, nothing
+  written twice, and a duplicate is no longer compressed once the answer is in.
 * **One phase** (the first chunk, run inline, and Dask tasks, which cannot wait
   for the driver): every distinct record is written; when the driver then finds
   some of them duplicates, it copies the records of the new ones into its own
@@ -90,7 +90,7 @@ class PackTask:
     sealing: Sealing | None
     parse_limit: float | None = DEFAULT_PARSE_LIMIT
     pack_id: bytes | None = None              # the id its pack is published under (None: fresh random bytes)
-    two_phase: bool = False                   # the worker asks the driver which records to write (Decide)
+    two_phase: bool = False                   # the worker asks the driver which records to write (Asking)
 
 
 class PackResult:
@@ -169,9 +169,6 @@ def _storage(medium: MediumAccess, sealing: Sealing) -> Storage:
     return s
 
 
-#: per worker process: did the last two-phase answer keep every record of its task? (see :func:`build_pack`)
-_SPECULATION = [True]
-
 @dataclass(frozen=True)
 class SealAs:
     """The answer to a task started ahead (toolkit/early_tasks.py: no archive key, no medium when it was sent): the
@@ -183,36 +180,52 @@ class SealAs:
     medium: MediumAccess
 
 
-#: ``decide(prepared, records)`` of a two-phase task: given the task's prepared mails and, per distinct
-#: blob id, its sealed record's (length, size, csize), the driver answers which blob ids the pack keeps
-#: (a :class:`SealAs` for a task started ahead)
-Decide = Callable[[list, dict[str, tuple[int, int, int]]], "set[str] | SealAs"]
+class Asking:
+    """The two-phase channel of one task (:func:`build_pack`): :meth:`ask` sends the question (the prepared mails
+    and, per distinct blob id, the mail's size), :meth:`answer` gives the driver's answer (the blob ids the pack
+    keeps, or a :class:`SealAs` for a task started ahead) once it is in, None before unless ``wait``.
+
+    A plain ``decide(prepared, sizes)`` function serves as one too: asked, it has answered."""
+
+    def __init__(self, decide: Callable[[list, dict[str, int]], "set[str] | SealAs"] | None = None):
+        self._decide, self._answer = decide, None
+
+    def ask(self, prepared: list, sizes: dict[str, int]) -> None:
+        self._answer = self._decide(prepared, sizes)
+
+    def answer(self, wait: bool) -> "set[str] | SealAs | None":
+        return self._answer
+
+
+#: a two-phase task looks whether the driver has answered once per this many records it compresses (each look is
+#: a system call; the driver takes a few ms to tens of ms per task, the task's records ~0.1 s to compress)
+ANSWER_POLL = 16
 
 
 def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage: Storage | None = None,
-               decide: Decide | None = None) -> PackResult:
+               decide: "Asking | Callable | None" = None) -> PackResult:
     """Run one task: prepare every job, write each distinct blob once into a new pack, seal it create-only.
 
-    With ``decide`` (two phases, docs/architecture.md) the records are compressed in memory first, the driver
-    takes its dedup decisions on the prepared mails, and the pack holds only the records it keeps: no
-    record of a duplicate is ever written, and the driver never copies one out of this pack. A record is
-    sealed where it is written, straight into the writer's block (:meth:`PackWriter.add_compressed`).
+    With ``decide`` (two phases, docs/architecture.md) the worker asks the driver as soon as every mail is prepared
+    (read, hashed, its headers scanned), before any is compressed; it compresses them while the driver takes its
+    dedup decisions, and once the answer is in writes only the records the driver keeps: no record of a
+    duplicate is ever written, nor compressed once the answer has come, and the driver never copies one out of
+    this pack. The records compressed before the answer wait in memory until it comes; later ones are written as
+    they are compressed. A record is sealed where it is written, straight into the writer's block
+    (:meth:`PackWriter.add_compressed`), in the order the mails were read.
 
-    A task started ahead (``sealing`` None: toolkit/early_tasks.py) holds its compressed records until the answer,
-    which brings the key material and the medium (:class:`SealAs`), or keeps nothing."""
+    A task started ahead (``sealing`` None: toolkit/early_tasks.py) learns the key material and the medium from
+    the answer (:class:`SealAs`), or keeps nothing."""
     seal = task.sealing
     if seal is not None:
         storage = storage or _storage(task.medium, seal)
     elif decide is None:
         raise ValueError("a pack task without key material must ask the driver (two phases)")
+    asking = None if decide is None else decide if isinstance(decide, Asking) or hasattr(decide, "ask") else Asking(decide)
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
     writer: PackWriter | None = None
     written: set[str] = set()
-    held: list[tuple[str, bytes, int]] = []  # two phases: (blob id, compressed bytes, size) until decided
-    # two phases, written ahead: the records go to the pack's temporary file as they are compressed, before the
-    # question, when this worker's last answer kept every record (a new source: the usual case); the answer
-    # then only seals the file. Otherwise (a source imported before) they wait in ``held`` for the answer.
-    speculate = decide is not None and seal is not None and _SPECULATION[0]
+    todo: list = []  # two phases: (blob id, mail bytes) of each distinct mail, in the order read
     out = PreparedBatch()  # pickles compactly on its way to the driver (toolkit/prepare.py)
     nonces = NoncePool()   # this task's own: one getrandom per 256 records, never shared with another process
     try:
@@ -230,47 +243,19 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
                 if trimmed is not None:
                     p.source_note = trimmed._replace(raw=b"")
                 if p.blob_id not in written:
+                    written.add(p.blob_id)
                     data = p.data if p.data is not None else raw
-                    # compressed here, sealed where the pack's writer gathers its block (PackWriter.add_compressed:
-                    # the record is encrypted straight into it, docs/formats.md); held until the answer as the
-                    # compressed bytes, which a record not written ahead is sealed from once kept. Held as a copy
-                    # of their exact size: zstd's own result is its buffer of the worst-case size cut short, and
-                    # 1,600 of those held at once left as many gaps in the heap (a worker's resident set grew by a
-                    # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies and page faults")
-                    compressed = compress(data)
-                    if decide is not None:
-                        held.append((p.blob_id, bytes(memoryview(compressed)), len(data)))
-                    if decide is None or speculate:
+                    if asking is None:  # one phase: compressed and sealed straight into the pack as read
                         if writer is None:
                             writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
                                                 nonce_source=nonces)
-                        writer.add_compressed(bytes.fromhex(p.blob_id), compressed, len(data))
-                    written.add(p.blob_id)
+                        writer.add_compressed(bytes.fromhex(p.blob_id), compress(data), len(data))
+                    else:
+                        todo.append((p.blob_id, data))
                 p.data = None  # rows, not bytes: the driver never needs them back
                 out.append(p)
-        if decide is not None:
-            keep = decide(out, {b: (record_length(len(c)), size, len(c)) for b, c, size in held})
-            if isinstance(keep, SealAs):  # a task started ahead: sealed and written as answered
-                answer = keep
-                keep, seal = answer.keep, answer.sealing
-                if keep and storage is None:
-                    storage = _storage(answer.medium, seal)
-            elif seal is None:
-                keep = set()  # not taken up: nothing is written
-            whole = len(keep) == len(held) and all(blob in keep for blob, *_ in held)
-            if task.sealing is not None:
-                _SPECULATION[0] = whole
-            if writer is not None and not whole:  # written ahead, but some are duplicates: written again below
-                writer.abort()
-                writer = None
-            # the kept records in the order sealed (the offsets the driver expects), unless all are written already
-            for blob, compressed, size in held if writer is None else ():
-                if blob in keep:
-                    if writer is None:
-                        writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id,
-                                            nonce_source=nonces)
-                    writer.add_compressed(bytes.fromhex(blob), compressed, size)
-            held.clear()
+            if asking is not None:
+                writer = _kept_records(asking, out, todo, seal, storage, pack_id, nonces)
         info = writer.seal() if writer is not None else None
     except ObjectExistsError as exc:  # the name is taken by a file this task did not write (B5, C9)
         writer.abort()
@@ -281,7 +266,60 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
             writer.abort()
         raise
     # two phases: the driver has the prepared mails from the question already; they do not travel twice
-    return _result([] if decide is not None else out, info)
+    return _result([] if asking is not None else out, info)
+
+
+def _kept_records(asking: Asking, prepared: PreparedBatch, todo: list, seal: Sealing | None, storage: Storage | None,
+                  pack_id: bytes, nonces: NoncePool) -> PackWriter | None:
+    """A two-phase task's records: asks, compresses while the driver decides, writes the kept ones in the order
+    read (:func:`build_pack`); returns the writer of the pack (None: nothing kept)."""
+    asking.ask(prepared, {blob: len(data) for blob, data in todo})
+    keep: set | None = None
+    writer: PackWriter | None = None
+    held: list[tuple[str, bytes, int]] = []  # compressed before the answer came: (blob id, compressed, size)
+
+    def answered(answer) -> None:
+        """Take the answer: the records kept, with the key material and medium of a task started ahead; the records
+        compressed meanwhile are written (the kept ones) or dropped."""
+        nonlocal keep, seal, storage, writer
+        if isinstance(answer, SealAs):
+            keep, seal = answer.keep, answer.sealing
+            if keep and storage is None:
+                storage = _storage(answer.medium, seal)
+        else:
+            keep = answer if seal is not None else set()  # a task started ahead and not taken up: nothing written
+        for blob, compressed, size in held:
+            if blob in keep:
+                put(blob, compressed, size)
+        held.clear()
+
+    def put(blob: str, compressed, size: int) -> None:
+        nonlocal writer
+        if writer is None:
+            writer = PackWriter(storage, seal.archive_key, seal.archive_uuid, pack_id=pack_id, nonce_source=nonces)
+        writer.add_compressed(bytes.fromhex(blob), compressed, size)
+
+    try:
+        for i, (blob, data) in enumerate(todo):
+            todo[i] = None  # the mail's bytes go with this step
+            if keep is None and i % ANSWER_POLL == 0:
+                answer = asking.answer(False)
+                if answer is not None:
+                    answered(answer)
+            if keep is None:
+                # held as a copy of its exact size: zstd's own result is its buffer of the worst-case size cut short,
+                # and 1,600 of those held at once left as many gaps in the heap (a worker's resident set grew by a
+                # fifth, and each task faulted in ~10,000 pages afresh: bench/RESULTS.md "Worker copies and page faults")
+                held.append((blob, bytes(memoryview(compress(data))), len(data)))
+            elif blob in keep:
+                put(blob, compress(data), len(data))
+        if keep is None:
+            answered(asking.answer(True))
+    except BaseException:
+        if writer is not None:  # (build_pack aborts the writer it is given back; this one it never got)
+            writer.abort()
+        raise
+    return writer
 
 
 #: the mail a pack task reads ahead and hashes at once (multi-buffer SHA-256: toolkit/blob_ids.py); a few

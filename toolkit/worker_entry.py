@@ -13,7 +13,7 @@ import signal
 import sys
 
 from . import faults
-from .pack_tasks import PackResult, PackTask, build_pack
+from .pack_tasks import Asking, PackResult, PackTask, build_pack
 from .process_guard import forbid_core_dumps
 
 #: In a local worker process: (the driver's queue of two-phase questions, this worker's slot, the queue
@@ -108,14 +108,28 @@ def pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
     return build_pack(task, decide=ask_driver(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
 
 
-def ask_driver(pack_id: bytes):
-    """A two-phase task's ``decide``: the question goes to the driver, the answer comes on this worker's queue."""
-    questions, slot, answers = _CHANNEL
+def ask_driver(pack_id: bytes) -> "Asking":
+    """A two-phase task's channel: the question goes to the driver, the answer comes on this worker's queue."""
+    return _DriverChannel(pack_id)
 
-    def decide(prepared: list, records: dict) -> set[str]:
-        questions.put((pack_id, slot, prepared, records))
+
+class _DriverChannel(Asking):
+    """:class:`~toolkit.pack_tasks.Asking` over the pool's queues (one answer per question: a worker runs one task
+    at a time, so the answer on its queue is its task's)."""
+
+    def __init__(self, pack_id: bytes):
+        super().__init__()
+        self._pack_id = pack_id
+
+    def ask(self, prepared: list, sizes: dict[str, int]) -> None:
+        questions, slot, _answers = _CHANNEL
+        questions.put((self._pack_id, slot, prepared, sizes))
+
+    def answer(self, wait: bool):
+        answers = _CHANNEL[2]
+        if not wait and answers.empty():  # one poll of the queue's pipe: no answer yet
+            return None
         return answers.get()
-    return decide
 
 
 _GUARDED = False
