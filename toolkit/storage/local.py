@@ -11,6 +11,7 @@ from .. import faults
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
 from ..hashes import stream_checksum
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
+from .writeback import WRITEBACK_STEP, start_writeback
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 #: the write buffer of a new file: a pack's records (~25 KB each for 40 KB mails) reach the kernel in
@@ -35,10 +36,12 @@ class _LocalWriter(AtomicWriter):
         self._tmp = self._final.with_name(f"{self._final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
         self._f = open(self._tmp, "xb", buffering=WRITE_BUFFER)
         self._done = False
+        self._written_back = 0  # the writeback was started for the file up to here (None: not to be asked again)
 
     def write(self, data: bytes) -> int:
         try:
             self._f.write(data)
+            self._write_back_at(self._f.tell())
         except OSError as exc:
             self.abort()
             raise _io_error(exc, f"writing {self._final}") from None
@@ -46,6 +49,17 @@ class _LocalWriter(AtomicWriter):
 
     def tell(self) -> int:
         return self._f.tell()
+
+    def _write_back_at(self, end: int) -> None:
+        """The file is written up to ``end``: once WRITEBACK_STEP bytes more than at the last start, start the disk's
+        writing of them (toolkit/storage/writeback.py); the commit's fsync then waits for little."""
+        if self._written_back is None or end - self._written_back < WRITEBACK_STEP:
+            return
+        self._f.flush()  # (what the buffer holds is written at the next start, or by the fsync)
+        if start_writeback(self._f.fileno(), self._written_back, end - self._written_back):
+            self._written_back = end
+        else:  # not on this system or file system: the fsync writes it all, as without the hint
+            self._written_back = None
 
     def commit(self) -> None:
         try:
@@ -168,6 +182,7 @@ class LocalStorage(Storage):
                     if k == 0:
                         break
                     n += k
+                    w._write_back_at(n)
             w.commit()
         except BaseException:
             w.abort()
