@@ -77,6 +77,35 @@ def cap_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
+#: glibc's ``mallopt`` parameters (malloc.h) and the values an import's main process sets (see :func:`steady_large_buffers`)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+IMPORT_MMAP_THRESHOLD = 8 << 20
+IMPORT_TRIM_THRESHOLD = 16 << 20
+
+
+def steady_large_buffers() -> bool:
+    """Let an import's main process reuse the memory of its large buffers instead of asking the kernel again for each.
+
+    An mbox is read in blocks of 4 MiB (importers/mbox.py ``LOCAL_BLOCK``), each a new bytes object freed once
+    scanned. With glibc's defaults the heap's top is handed back once twice the (moving) mapping threshold is free,
+    so most blocks were faulted in afresh: 55,000 minor page faults and 0.36 CPU-s for the scan of an 810 MB mbox,
+    against none and 0.30 CPU-s with a block up to 8 MiB from the heap and up to 16 MiB of free memory kept at its
+    top (bench/RESULTS.md "Issue 15, ninth session"). What a buffer over 8 MiB gets is still mapped and unmapped on
+    its own, as with the defaults, whose moving threshold could reach 32 MiB. (The workers keep their own values:
+    toolkit/worker_entry.py ``steady_malloc``.) False where there is no glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        return (libc.mallopt(_M_MMAP_THRESHOLD, IMPORT_MMAP_THRESHOLD) == 1
+                and libc.mallopt(_M_TRIM_THRESHOLD, IMPORT_TRIM_THRESHOLD) == 1)
+    except (OSError, AttributeError):
+        return False
+
+
 def give_back_freed_memory() -> bool:
     """Return the free pages of glibc's heaps to the system (``malloc_trim(0)``).
 

@@ -240,10 +240,11 @@ def _start_import(args) -> None:
         return
     from toolkit import faults
     from toolkit.executors import StartedPool
-    from toolkit.process_guard import cap_malloc_arenas, forbid_core_dumps
+    from toolkit.process_guard import cap_malloc_arenas, forbid_core_dumps, steady_large_buffers
 
     forbid_core_dumps()   # as main() does first
     cap_malloc_arenas()   # before the pool's thread starts
+    steady_large_buffers()  # as the import command does (its first chunk is scanned here already)
     workers_skip_the_main_script()  # the workers are spawned now, before main() would say so
     from multiprocessing import resource_tracker
 

@@ -67,6 +67,9 @@ def run_imports(ctx, importers) -> int:
     """Run importers one after another into the archive; one summary per source."""
     if ctx.dry_run:
         return run_dry(ctx, importers)
+    from ...process_guard import steady_large_buffers
+
+    steady_large_buffers()  # the source's blocks read in this process are not faulted in afresh each
     summaries = []
     started = _started_workers(ctx)
     try:
