@@ -729,8 +729,15 @@ def rounds_line(rounds: list[dict[str, Measure]]) -> str | None:
             ordered = sorted(ratios)
             parts.append(f"import {kind.replace('-base', ' (base)')} {', '.join(f'{x:.2f}×' for x in ratios)} "
                          f"(median {ordered[(len(ordered) - 1) // 2]:.2f}×)")
+    seconds = []
+    for kind in ("eml", "eml-base", "mbox", "mbox-base", "maildir", "maildir-base", "restic"):
+        times = [r[kind].seconds if kind in r and r[kind].seconds else None for r in rounds]
+        if all(t is not None for t in times):
+            seconds.append(f"{'restic backup' if kind == 'restic' else 'import ' + kind.replace('-base', ' (base)')} "
+                           f"{', '.join(f'{t:.2f}' for t in times)} s")
     return (f"{len(rounds)} rounds, the order of the contenders alternating (this VM's speed drifts by up to 2× "
             f"within minutes); × restic per round: " + "; ".join(parts)
+            + (f"; seconds per round: {'; '.join(seconds)}" if seconds else "")
             + ". The table shows the round with the median `import eml` ratio.")
 
 

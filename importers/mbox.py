@@ -132,6 +132,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
+from toolkit.read_ahead import ReadAhead
 from toolkit.reporter import Reporter
 from toolkit.scan_ahead import scan_ahead
 from toolkit.source import SourceItem, SourceMail, SourceProblem, SourceSkip
@@ -1164,6 +1165,8 @@ class MboxImporter:
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
         position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)
         reporter.start("mbox", size, "bytes")
+        # a local file not in the page cache is read ahead of the scan on the other core (toolkit/read_ahead.py)
+        ahead = ReadAhead(raw_f.fileno(), base, size) if plain_local else None
         counted = min(base, size) if stream is raw_f else 0  # the bytes the progress counted
         reporter.advance("mbox", counted)
         # the progress moves message by message at first, then in steps of a 64th of the bytes counted (as the
@@ -1176,6 +1179,8 @@ class MboxImporter:
                     if splitter.prefix_mmdf:  # its From_ lines would split it, the separators left in the mails
                         break
                 now = min(position(msg), size)
+                if ahead is not None:
+                    ahead.position = msg.end_offset
                 if now - counted > (counted >> 6):
                     reporter.advance("mbox", now - counted)
                     counted = now
@@ -1188,6 +1193,9 @@ class MboxImporter:
                 yield from self._prefix(splitter, base, reporter)
         except (OSError, EOFError, lzma.LZMAError) as exc:
             raise SourceError(f"{self.name}: cannot read the mbox: {exc}") from None
+        finally:
+            if ahead is not None:
+                ahead.close()
         if self._end is not None and self._end.stop is not None:
             yield SourceProblem(self.name, _end_problem(self.name, self._end, counts["messages"]))
         reporter.advance("mbox", size - counted)

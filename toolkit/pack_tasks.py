@@ -221,7 +221,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
         storage = storage or _storage(task.medium, seal)
     elif decide is None:
         raise ValueError("a pack task without key material must ask the driver (two phases)")
-    asking = None if decide is None else decide if isinstance(decide, Asking) or hasattr(decide, "ask") else Asking(decide)
+    asking = decide if decide is None or isinstance(decide, Asking) else Asking(decide)  # (a plain function)
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
     writer: PackWriter | None = None
     written: set[str] = set()
