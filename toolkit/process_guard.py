@@ -94,14 +94,21 @@ def steady_large_buffers() -> bool:
     its own, as with the defaults, whose moving threshold could reach 32 MiB. (The workers keep their own values:
     toolkit/worker_entry.py ``steady_malloc``.) False where there is no glibc.
     """
+    return malloc_thresholds(IMPORT_MMAP_THRESHOLD, IMPORT_TRIM_THRESHOLD)
+
+
+def malloc_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Fix glibc's thresholds for this process: a buffer up to ``mmap_threshold`` bytes comes from the heap (a larger
+    one is mapped and unmapped on its own), and up to ``trim_threshold`` bytes of free memory at the heap's top are
+    kept. False where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
 
         libc = ctypes.CDLL(None)
-        return (libc.mallopt(_M_MMAP_THRESHOLD, IMPORT_MMAP_THRESHOLD) == 1
-                and libc.mallopt(_M_TRIM_THRESHOLD, IMPORT_TRIM_THRESHOLD) == 1)
+        return (libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold) == 1
+                and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold) == 1)
     except (OSError, AttributeError):
         return False
 

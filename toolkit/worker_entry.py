@@ -10,11 +10,10 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import sys
 
 from . import faults
 from .pack_tasks import Asking, PackResult, PackTask, build_pack
-from .process_guard import forbid_core_dumps
+from .process_guard import forbid_core_dumps, malloc_thresholds
 
 #: In a local worker process: (the driver's queue of two-phase questions, this worker's slot, the queue
 #: its answers come on); see :func:`toolkit.pack_tasks.build_pack` and :meth:`Ingest._await_question`
@@ -66,9 +65,8 @@ def quiet_gc() -> None:
     gc.set_threshold(WORKER_GC_THRESHOLD, 20, 20)
 
 
-#: glibc's ``mallopt`` parameters (malloc.h) and the values a worker sets: allocations up to 4 MiB come from the
-#: heap, and up to 32 MiB of free memory at its top is kept for the next task (see :func:`steady_malloc`)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: the values a worker gives glibc's malloc: allocations up to 4 MiB come from the heap, and up to 32 MiB of free
+#: memory at its top is kept for the next task (see :func:`steady_malloc`)
 WORKER_MMAP_THRESHOLD = 4 << 20
 WORKER_TRIM_THRESHOLD = 32 << 20
 
@@ -83,16 +81,7 @@ def steady_malloc() -> bool:
     memory a task used (bounded: at most 32 MiB more than the largest task's heap, which the worker
     reached anyway; a buffer over 4 MiB is still mapped and unmapped on its own, so a large mail's memory is
     given back as before: docs/reliability.md K1). False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        return (libc.mallopt(_M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD) == 1
-                and libc.mallopt(_M_TRIM_THRESHOLD, WORKER_TRIM_THRESHOLD) == 1)
-    except (OSError, AttributeError):
-        return False
+    return malloc_thresholds(WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD)
 
 
 def pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:

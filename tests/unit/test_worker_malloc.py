@@ -12,10 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_CHILD = r"""
+#: what both children measure with: their minor page faults and resident set
+_HELPERS = r"""
 import json, resource, sys
-from toolkit.worker_entry import steady_malloc
-steady = steady_malloc() if sys.argv[1] == "steady" else None
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -23,6 +22,12 @@ def faults():
 def rss_kb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4
+"""
+
+_CHILD = _HELPERS + r"""
+from toolkit.worker_entry import steady_malloc
+steady = steady_malloc() if sys.argv[1] == "steady" else None
+
 
 bytearray(1 << 20)  # a pack's block: with glibc's defaults, the heap's top is given back above 2 MiB free
 records = [bytearray(20_000) for _ in range(400)]  # a task's records held until the driver's answer (8 MB)
@@ -59,18 +64,11 @@ def test_a_worker_reuses_a_task_s_buffers_and_gives_a_large_one_back():
 
 
 
-_DRIVER = r"""
-import json, os, resource, sys
+_DRIVER = _HELPERS + r"""
 from toolkit.process_guard import steady_large_buffers
 from importers.mbox import LOCAL_BLOCK, MboxSplitter
 steady = steady_large_buffers() if sys.argv[2] == "steady" else None
 
-def faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-def rss_kb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4
 
 before = faults()
 for _ in range(3):  # import mbox's scan in the main process: the file read in blocks of 4 MiB, each freed once scanned
