@@ -36,7 +36,7 @@ from typing import Callable, Iterator
 from . import blob_ids
 from .errors import MediumLabelError, ObjectExistsError
 from .medium import check_label, read_label
-from .pack import PACK_ID_SIZE, IndexEntry, NoncePool, PackInfo, PackWriter, compress, record_length
+from .pack import PACK_ID_SIZE, IndexEntry, NoncePool, PackInfo, PackWriter, compress
 from .prepare import DEFAULT_PARSE_LIMIT, NotMail, PreparedBatch, ReadFailure, Trimmed, Watchdog, prepare
 from .remote_jobs import read_jobs
 from .storage import Storage
