@@ -124,14 +124,18 @@ def _peaks_in_own_process(tmp_path: Path, limit: int | None) -> list[int]:
 
 
 def test_the_commit_that_merges_row_groups_stays_within_the_import_memory_limit(tmp_path):
-    limited = _peaks_in_own_process(tmp_path / "limited", IMPORT_MEMORY_LIMIT)
-    free = _peaks_in_own_process(tmp_path / "free", None)
-    report = ([p // MB for p in limited], [p // MB for p in free])
+    # two runs of each, alternating: without the limit DuckDB's peak for the merge varies from run to run (~130 MB
+    # usually, once 85 MB in a full CI run beside the other worker's tests), under it every run must stay below it
+    limited, free = [], []
+    for k in range(2):
+        limited.append(_peaks_in_own_process(tmp_path / f"limited{k}", IMPORT_MEMORY_LIMIT))
+        free.append(_peaks_in_own_process(tmp_path / f"free{k}", None))
+    report = ([[p // MB for p in run] for run in limited], [[p // MB for p in run] for run in free])
     print("peak MB above the resident set before each commit, with and without the limit:", report)
-    # the merging commit holds no more than the limit above what the process held before it ...
-    assert limited[1] < IMPORT_MEMORY_LIMIT, report
+    # the merging commit holds no more than the limit above what the process held before it, in every run ...
+    assert all(run[1] < IMPORT_MEMORY_LIMIT for run in limited), report
     # ... not by chance: with DuckDB's default (80% of RAM) the same merge takes much more
-    assert free[1] > limited[1] + 50 * MB, report
+    assert max(run[1] for run in free) > max(run[1] for run in limited) + 50 * MB, report
 
 
 def test_what_the_limit_spills_is_encrypted(tmp_path):
