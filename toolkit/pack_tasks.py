@@ -183,11 +183,19 @@ class SealAs:
 class Asking:
     """The two-phase channel of one task (:func:`build_pack`): :meth:`ask` sends the question (the prepared mails
     and, per distinct blob id, the mail's size), :meth:`answer` gives the driver's answer (the blob ids the pack
-    keeps, or a :class:`SealAs` for a task started ahead) once it is in, None before unless ``wait``.
+    keeps, or a :class:`SealAs` for a task started ahead) once it is in, None before unless ``wait``."""
 
-    A plain ``decide(prepared, sizes)`` function serves as one too: asked, it has answered."""
+    def ask(self, prepared: list, sizes: dict[str, int]) -> None:
+        raise NotImplementedError
 
-    def __init__(self, decide: Callable[[list, dict[str, int]], "set[str] | SealAs"] | None = None):
+    def answer(self, wait: bool) -> "set[str] | SealAs | None":
+        raise NotImplementedError
+
+
+class _Answered(Asking):
+    """A plain ``decide(prepared, sizes)`` function as a channel: asked, it has answered."""
+
+    def __init__(self, decide: Callable[[list, dict[str, int]], "set[str] | SealAs"]):
         self._decide, self._answer = decide, None
 
     def ask(self, prepared: list, sizes: dict[str, int]) -> None:
@@ -221,7 +229,7 @@ def build_pack(task: PackTask, cancel: Callable[[], bool] | None = None, storage
         storage = storage or _storage(task.medium, seal)
     elif decide is None:
         raise ValueError("a pack task without key material must ask the driver (two phases)")
-    asking = decide if decide is None or isinstance(decide, Asking) else Asking(decide)  # (a plain function)
+    asking = decide if decide is None or isinstance(decide, Asking) else _Answered(decide)
     pack_id = task.pack_id or os.urandom(PACK_ID_SIZE)
     writer: PackWriter | None = None
     written: set[str] = set()

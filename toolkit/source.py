@@ -12,6 +12,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
+from .read_ahead import cached
 from .reporter import Reporter
 
 
@@ -154,14 +155,13 @@ _HINT_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 def _cached(paths: tuple[bytes, ...]) -> bool:
     """Are the first pages of :data:`PROBES` files spread over ``paths`` in the page cache (each read with
-    ``RWF_NOWAIT``, which fails with EAGAIN instead of waiting for the disk)? False when one is not, or
-    when it cannot be told; a file that is gone or no regular file tells nothing and is passed over."""
-    nowait = getattr(os, "RWF_NOWAIT", None)
-    if nowait is None:
+    ``RWF_NOWAIT``, which fails with EAGAIN instead of waiting for the disk: :func:`toolkit.read_ahead.cached`)? False
+    when one is not, or when it cannot be told; a file that is gone or no regular file tells nothing and is passed
+    over."""
+    if getattr(os, "RWF_NOWAIT", None) is None:
         return False
     n = len(paths)
     step = max(1, n // PROBES)
-    buf = bytearray(_PROBE_BYTES)
     for path in paths[::step][:PROBES]:
         try:
             fd = os.open(path, _HINT_FLAGS)
@@ -170,10 +170,9 @@ def _cached(paths: tuple[bytes, ...]) -> bool:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 continue
-            os.preadv(fd, [buf], 0, nowait)
-        except BlockingIOError:  # EAGAIN: that page is not in memory
-            return False
-        except OSError:  # EOPNOTSUPP and the like: cannot be told
+            if not cached(fd, 0, _PROBE_BYTES, probes=1):  # not in memory, or cannot be told
+                return False
+        except OSError:
             return False
         finally:
             os.close(fd)

@@ -94,20 +94,15 @@ def pack_in_worker(task: PackTask, slow_point: str | None = None) -> PackResult:
     if slow_point:
         faults.configure(slow=slow_point)
     faults.hit("worker_prepare")
-    return build_pack(task, decide=ask_driver(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
-
-
-def ask_driver(pack_id: bytes) -> "Asking":
-    """A two-phase task's channel: the question goes to the driver, the answer comes on this worker's queue."""
-    return _DriverChannel(pack_id)
+    return build_pack(task, decide=_DriverChannel(task.pack_id) if task.two_phase and _CHANNEL is not None else None)
 
 
 class _DriverChannel(Asking):
-    """:class:`~toolkit.pack_tasks.Asking` over the pool's queues (one answer per question: a worker runs one task
-    at a time, so the answer on its queue is its task's)."""
+    """A two-phase task's :class:`~toolkit.pack_tasks.Asking` over the pool's queues: the question goes to the driver,
+    the answer comes on this worker's queue (one answer per question: a worker runs one task at a time, so the answer
+    on its queue is its task's)."""
 
     def __init__(self, pack_id: bytes):
-        super().__init__()
         self._pack_id = pack_id
 
     def ask(self, prepared: list, sizes: dict[str, int]) -> None:

@@ -40,7 +40,6 @@ class Late(Asking):
     """A driver that answers after ``polls`` looks of the worker (None: only when the worker waits for it)."""
 
     def __init__(self, keep_every: int, polls: int | None, counted: Counted, sealing=None):
-        super().__init__()
         self.keep_every, self.polls, self.counted, self.sealing = keep_every, polls, counted, sealing
         self.looks = 0
         self.asked: tuple | None = None
