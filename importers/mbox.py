@@ -115,6 +115,9 @@ the splitter as it was (tests/unit/mbox_reference.py), with the compiled scan an
 goes through ``is_from_line`` and ``from_line_date``), and the progress moves in steps of a 64th of the bytes counted.
 A plain local mbox is read in blocks of ``LOCAL_BLOCK`` (4 MiB: fewer messages across a block boundary, which go the
 line way), and its scan runs ahead of the pipeline in a thread (``MboxImporter.scan``, toolkit/scan_ahead.py).
+A plain local mbox that is not in the page cache is read past it (``O_DIRECT``, toolkit/direct_read.py), by the scan
+and by the workers (toolkit/file_region.py): on a VM that hands its free memory back to the host, the first touch of
+freshly cached pages cost more than the scan itself.
 """
 from __future__ import annotations
 
@@ -132,6 +135,7 @@ from typing import Any, BinaryIO, Iterator
 from toolkit.crc import crc32
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
+from toolkit.direct_read import DirectStream, cold, open_direct
 from toolkit.read_ahead import ReadAhead
 from toolkit.reporter import Reporter
 from toolkit.scan_ahead import scan_ahead
@@ -154,6 +158,8 @@ BLOCK = 1 << 20
 #: one in 39 with these. A compressed stream or one
 #: on a share is read in ``BLOCK``s (the expansion guard's steps and the share's reads stay as they were).
 LOCAL_BLOCK = 4 << 20
+#: the least rest of a cold local mbox that is read past the page cache (below it the reads cost too little to matter)
+DIRECT_MIN = 64 << 20
 #: How far past the first From_ line inside its claimed body a Content-Length may reach.
 CL_LOOKAHEAD = 64 << 20
 
@@ -929,6 +935,16 @@ class GuardedStream:
         self.stream.close()
 
 
+def _direct_stream(raw_f: BinaryIO, path: bytes, base: int, size: int) -> DirectStream | None:
+    """A stream reading the rest of a plain local mbox past the page cache, when the rest is not cached, is large
+    enough to matter and the file system allows it (docs/architecture.md "Reading a cold mbox past the page
+    cache"); else None."""
+    if size - base < DIRECT_MIN or not cold(raw_f.fileno(), base, size):
+        return None
+    fd = open_direct(path)
+    return None if fd is None else DirectStream(fd, base, path)
+
+
 def _end_problem(name: str, end: EndOfData, messages: int) -> str:
     """The error of a compressed mbox whose data ended early (:class:`importers.stream_end.EndOfData`)."""
     if end.stop == CHECKSUM:
@@ -1158,15 +1174,17 @@ class MboxImporter:
         # the pack tasks read the regions by this name (a symlink named on the command line resolved: the
         # worker follows none); what lies there then is checked against the scan's CRC-32
         self._region_path = os.fsencode(os.path.realpath(self._path)) if plain_local else None
-        splitter = MboxSplitter(stream, self.variant, base, LOCAL_BLOCK if plain_local else BLOCK,
+        # a local file not in the page cache is read past it, in a thread (toolkit/direct_read.py); else, when
+        # that cannot be, read ahead of the scan on the other core (toolkit/read_ahead.py)
+        direct = _direct_stream(raw_f, self._region_path, base, size) if plain_local else None
+        splitter = MboxSplitter(direct or stream, self.variant, base, LOCAL_BLOCK if plain_local else BLOCK,
                                 max_message=self.max_message, keep_bytes=not plain_local)
         counts = {"messages": 0, POSSIBLE_FALSE_SPLIT: 0, CL_USED: 0, CL_IGNORED: 0, NO_BLANK_BEFORE: 0, MOZILLA_EXPUNGED: 0}
         prefix_done = False
         # progress in bytes of the file (compressed bytes read for a compressed mbox)
         position = (lambda msg: raw_f.tell()) if stream is not raw_f else (lambda msg: msg.end_offset)
         reporter.start("mbox", size, "bytes")
-        # a local file not in the page cache is read ahead of the scan on the other core (toolkit/read_ahead.py)
-        ahead = ReadAhead(raw_f.fileno(), base, size) if plain_local else None
+        ahead = ReadAhead(raw_f.fileno(), base, size) if plain_local and direct is None else None
         counted = min(base, size) if stream is raw_f else 0  # the bytes the progress counted
         reporter.advance("mbox", counted)
         # the progress moves message by message at first, then in steps of a 64th of the bytes counted (as the
@@ -1196,6 +1214,8 @@ class MboxImporter:
         finally:
             if ahead is not None:
                 ahead.close()
+            if direct is not None:
+                direct.close()
         if self._end is not None and self._end.stop is not None:
             yield SourceProblem(self.name, _end_problem(self.name, self._end, counts["messages"]))
         reporter.advance("mbox", size - counted)

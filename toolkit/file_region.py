@@ -27,6 +27,8 @@ the run in windows of :data:`RUN_WINDOW` bytes into one buffer, instead of an op
 close per message. Each region is still accepted only with the scan's CRC-32; one that is not (the file changed,
 or ends early), a window that cannot be read, a region larger than a window or out of order is read on its own by
 :meth:`FileRegion.read`, so every failure and its message are those of a region read alone.
+A run that is not in the page cache (the scan read the mbox past it, toolkit/direct_read.py) is read past it too:
+in :data:`DIRECT_WINDOW`-sized aligned windows, the next one read by a thread while the mails of one are prepared.
 """
 from __future__ import annotations
 
@@ -36,12 +38,15 @@ import stat
 from typing import Iterator, NamedTuple
 
 from .crc import crc32
+from .direct_read import ALIGN, Prefetch, cold, open_direct, window_spans
 from .prepare import ReadFailure
 
 #: an mboxrd-quoted From_ line; one ``>`` goes (the splitter, importers/mbox.py, unquotes with the same pattern)
 QUOTED_FROM = re.compile(rb"^>(>*From )", re.M)
 #: the bytes :meth:`FileRegion.read_run` reads at once (a larger region is read alone)
 RUN_WINDOW = 1 << 20
+#: the bytes read at once past the page cache (each such read waits for the device)
+DIRECT_WINDOW = 4 << 20
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
@@ -80,8 +85,13 @@ class FileRegion(NamedTuple):
                 for region in regions:  # each fails (or reads) as it does alone
                     yield region.read()
                 return
-            view = memoryview(bytearray(RUN_WINDOW))  # the run's own (runs may be read in threads side by side)
             last = regions[-1].offset + regions[-1].length
+            # a run not in the page cache is read past it, a window ahead (toolkit/direct_read.py): the scan did so
+            dfd = open_direct(regions[0].path) if cold(fd, regions[0].offset, last) else None
+            if dfd is not None:
+                yield from _read_run_direct(regions, dfd)
+                return
+            view = memoryview(bytearray(RUN_WINDOW))  # the run's own (runs may be read in threads side by side)
             start = end = 0  # the file's bytes [start, end) are in view[:end - start]
             for region in regions:
                 offset, length = region.offset, region.length
@@ -98,10 +108,7 @@ class FileRegion(NamedTuple):
                 if offset + length > end or crc32(view[a:a + length]) != region.crc32:
                     yield region.read()  # what changed, said as for the region alone
                     continue
-                raw = view[a + region.head:a + length - region.tail].tobytes()
-                if region.unquote and b">From " in raw:
-                    raw = QUOTED_FROM.sub(rb"\1", raw)
-                yield raw
+                yield region.accept(view[a:a + length])
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -123,7 +130,13 @@ class FileRegion(NamedTuple):
             os.close(fd)
         if len(data) < self.length or crc32(data) != self.crc32:
             return ReadFailure(0, self._changed(st, len(data)))
+        return self.accept(data)
+
+    def accept(self, data: bytes | memoryview) -> bytes:
+        """The archived part of the region's bytes ``data`` (checked by the caller): without the From_ line and the
+        separating empty line, unquoted when asked."""
         raw = data[self.head:self.length - self.tail]
+        raw = raw if isinstance(raw, bytes) else raw.tobytes()
         if self.unquote and b">From " in raw:
             raw = QUOTED_FROM.sub(rb"\1", raw)
         return raw
@@ -134,6 +147,36 @@ class FileRegion(NamedTuple):
         if (st.st_size, st.st_mtime) != (self.size, self.mtime):
             what += f" (size {self.size} -> {st.st_size} bytes, modified since the scan)"
         return f"the file changed after the scan: {what}"
+
+
+def _read_run_direct(regions: "list[FileRegion]", dfd: int) -> "Iterator[bytes | ReadFailure]":
+    """``read_run`` of regions not in the page cache: read past it (``dfd``, closed here) in windows of
+    :data:`DIRECT_WINDOW` bytes, a thread reading the next window while the mails of one are prepared."""
+    spans, where = window_spans(regions, DIRECT_WINDOW)
+    try:
+        with Prefetch(dfd, spans, DIRECT_WINDOW + 2 * ALIGN, 2) as windows:
+            held, view, start, end, broken = -1, memoryview(b""), 0, 0, False
+            for region, w in zip(regions, where):
+                offset, length = region.offset, region.length
+                if w != held and w >= 0 and not broken:
+                    view.release()
+                    try:
+                        got = windows.next()
+                    except OSError:
+                        got = None
+                    if got is None:  # a read failed or the file ended early: the rest is read (and fails) alone
+                        broken = True
+                    else:
+                        buf, start, n = got
+                        view, end, held = memoryview(buf), start + n, w
+                a = offset - start
+                if w < 0 or w != held or offset + length > end or crc32(view[a:a + length]) != region.crc32:
+                    yield region.read()  # what changed, said as for the region alone
+                    continue
+                yield region.accept(view[a:a + length])
+            view.release()
+    finally:
+        os.close(dfd)
 
 
 def _preadv_all(fd: int, into: memoryview, offset: int) -> int:

@@ -12,6 +12,8 @@ the scan finds the pages in memory.
 It starts only when the part of the file still to scan is not in the page cache (:data:`PROBES` pages spread over
 it are read with ``RWF_NOWAIT``, which fails instead of waiting for the disk); a cached file costs nothing more.
 It is a hint: it never changes what the scan reads, and an error ends it silently (the scan's own read reports it).
+A cold mbox of 64 MiB or more is read past the page cache instead where the file system allows it
+(toolkit/direct_read.py); this thread serves the rest.
 """
 from __future__ import annotations
 

@@ -6,47 +6,29 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
-
 from importers.mbox import MboxImporter
 from toolkit.read_ahead import ReadAhead, cached
 from toolkit.reporter import NullReporter
 
+from tests.page_cache import evicted, until
+
 MIB = 1 << 20
-
-
-def _evicted(path) -> None:
-    """Write ``path`` to the disk and drop its pages from the page cache (or skip where that cannot be done)."""
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-        if cached(f.fileno(), 0, os.fstat(f.fileno()).st_size) is not False:
-            pytest.skip("this file system keeps the file in memory (or cannot tell): nothing to read ahead")
-
-
-def _until(check, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_a_file_not_in_memory_is_read_ahead_of_the_scan_and_no_further(tmp_path):
     path = tmp_path / "big"
     path.write_bytes(os.urandom(8 * MIB))
-    _evicted(path)
+    evicted(path)
     with open(path, "rb") as f:
         fd = f.fileno()
         with ReadAhead(fd, 0, 8 * MIB, ahead=MIB, step=256 * 1024) as ahead:
             assert ahead.started
-            assert _until(lambda: ahead.done >= MIB)
+            assert until(lambda: ahead.done >= MIB)
             time.sleep(0.05)
             assert ahead.done <= MIB + 256 * 1024          # waits for the scan: no more than its distance ahead
             assert cached(fd, 0, MIB) is True and cached(fd, 4 * MIB, 8 * MIB) is False
             ahead.position = 8 * MIB                        # the scan went on to the end
-            assert _until(lambda: ahead.done == 8 * MIB)
+            assert until(lambda: ahead.done == 8 * MIB)
         assert cached(fd, 0, 8 * MIB) is True
         assert os.lseek(fd, 0, os.SEEK_CUR) == 0            # the caller's file position never moved
 
@@ -64,10 +46,10 @@ def test_a_cached_file_is_not_read_again(tmp_path):
 def test_closing_ends_a_thread_that_waits_for_the_scan(tmp_path):
     path = tmp_path / "big"
     path.write_bytes(os.urandom(8 * MIB))
-    _evicted(path)
+    evicted(path)
     with open(path, "rb") as f:
         ahead = ReadAhead(f.fileno(), 0, 8 * MIB, ahead=MIB, step=256 * 1024)
-        assert ahead.started and _until(lambda: ahead.done >= MIB)
+        assert ahead.started and until(lambda: ahead.done >= MIB)
         t = time.monotonic()
         ahead.close()
         assert time.monotonic() - t < 1.0 and not ahead.started
@@ -95,6 +77,6 @@ def test_an_mbox_not_in_memory_gives_the_same_items(tmp_path, monkeypatch):
         return [(type(x).__name__, x.ref, getattr(x, "size", None), repr(getattr(x, "cursor", None))) for x in got]
 
     warm = items()
-    _evicted(path)
+    evicted(path)
     assert items() == warm and len(warm) == 300
     assert started == [False, True]  # the cached file was scanned as before, the other one read ahead
