@@ -218,3 +218,14 @@ def test_an_mbox_not_in_memory_is_scanned_past_the_page_cache_to_the_same_items(
     evicted(path)
     assert items() == warm and len(warm) == 300
     assert used == [True]
+
+
+@pytest.mark.parametrize("start", [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, MIB - 1, 12 * MIB, 12 * MIB + 1233,
+                                   12 * MIB + 1234, 12 * MIB + 5000])
+def test_any_start_up_to_and_past_the_end_reads_what_a_plain_read_would(cold_file, start):
+    path, data = cold_file
+    stream = DirectStream(_direct(path), start, os.fsencode(path), block=MIB, depth=2)
+    try:
+        assert _read_all(stream, [MIB // 3] * 200) == data[start:]
+    finally:
+        stream.close()
