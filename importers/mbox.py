@@ -942,7 +942,13 @@ def _direct_stream(raw_f: BinaryIO, path: bytes, base: int, size: int) -> Direct
     if size - base < DIRECT_MIN or not cold(raw_f.fileno(), base, size):
         return None
     fd = open_direct(path)
-    return None if fd is None else DirectStream(fd, base, path)
+    if fd is None:
+        return None
+    try:
+        return DirectStream(fd, base, path)
+    except (OSError, RuntimeError):  # no memory for its buffers, no thread: read as before
+        os.close(fd)
+        return None
 
 
 def _end_problem(name: str, end: EndOfData, messages: int) -> str:

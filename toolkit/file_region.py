@@ -88,8 +88,9 @@ class FileRegion(NamedTuple):
             last = regions[-1].offset + regions[-1].length
             # a run not in the page cache is read past it, a window ahead (toolkit/direct_read.py): the scan did so
             dfd = open_direct(regions[0].path) if cold(fd, regions[0].offset, last) else None
-            if dfd is not None:
-                yield from _read_run_direct(regions, dfd)
+            windows = _windows(dfd, regions) if dfd is not None else None
+            if windows is not None:
+                yield from _read_run_direct(regions, *windows)
                 return
             view = memoryview(bytearray(RUN_WINDOW))  # the run's own (runs may be read in threads side by side)
             start = end = 0  # the file's bytes [start, end) are in view[:end - start]
@@ -149,12 +150,23 @@ class FileRegion(NamedTuple):
         return f"the file changed after the scan: {what}"
 
 
-def _read_run_direct(regions: "list[FileRegion]", dfd: int) -> "Iterator[bytes | ReadFailure]":
-    """``read_run`` of regions not in the page cache: read past it (``dfd``, closed here) in windows of
-    :data:`DIRECT_WINDOW` bytes, a thread reading the next window while the mails of one are prepared."""
+def _windows(dfd: int, regions: "list[FileRegion]") -> "tuple[Prefetch, list[int], int] | None":
+    """The thread reading ``regions`` past the page cache (``dfd``) in windows of :data:`DIRECT_WINDOW` bytes, the
+    window of each region, and ``dfd``; None (``dfd`` closed) where no thread or buffer can be had."""
     spans, where = window_spans(regions, DIRECT_WINDOW)
     try:
-        with Prefetch(dfd, spans, DIRECT_WINDOW + 2 * ALIGN, 2) as windows:
+        return Prefetch(dfd, spans, DIRECT_WINDOW + 2 * ALIGN, 2), where, dfd
+    except (OSError, RuntimeError):
+        os.close(dfd)
+        return None
+
+
+def _read_run_direct(regions: "list[FileRegion]", reader: Prefetch, where: list[int],
+                     dfd: int) -> "Iterator[bytes | ReadFailure]":
+    """``read_run`` of regions not in the page cache, from ``reader``'s windows (``dfd`` is closed here), a thread
+    reading the next window while the mails of one are prepared."""
+    try:
+        with reader as windows:
             held, view, start, end, broken = -1, memoryview(b""), 0, 0, False
             for region, w in zip(regions, where):
                 offset, length = region.offset, region.length

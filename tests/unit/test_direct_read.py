@@ -229,3 +229,26 @@ def test_any_start_up_to_and_past_the_end_reads_what_a_plain_read_would(cold_fil
         assert _read_all(stream, [MIB // 3] * 200) == data[start:]
     finally:
         stream.close()
+
+
+def test_without_a_thread_or_buffers_a_cold_run_and_a_cold_mbox_are_read_as_before(cold_file, tmp_path, monkeypatch):
+    import importers.mbox as mbox_module
+    import toolkit.file_region as file_region
+
+    path, data = cold_file
+    _needs_direct(path)
+
+    def refused(*args, **kw):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(file_region, "Prefetch", refused)
+    fds = len(os.listdir("/proc/self/fd"))
+    regions = _regions(path, data, [100_000] * 50)
+    assert list(FileRegion.read_run(regions)) == [data[r.offset + 3:r.offset + r.length - 1] for r in regions]
+    assert len(os.listdir("/proc/self/fd")) == fds  # the direct descriptor was closed
+
+    monkeypatch.setattr(mbox_module, "DirectStream", refused)
+    monkeypatch.setattr(mbox_module, "DIRECT_MIN", MIB)
+    with open(path, "rb") as f:
+        assert mbox_module._direct_stream(f, os.fsencode(path), 0, len(data)) is None
+        assert len(os.listdir("/proc/self/fd")) == fds + 1
