@@ -70,9 +70,22 @@ def cold(fd: int, start: int, end: int) -> bool:
 
 
 # Buffers are kept for the process's next reads: on the VM described above, fresh memory costs as much to touch as
-# a fresh page of the page cache, and a buffer touched once costs nothing more.
+# a fresh page of the page cache, and a buffer touched once costs nothing more. They are private mappings (an
+# anonymous ``mmap`` is shared with forked children by default), and a forked child starts with an empty pool: a
+# buffer is never written by two processes.
 _POOL: dict[int, list[mmap.mmap]] = {}
 _POOL_LOCK = threading.Lock()
+_PRIVATE = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+
+
+def _forget_pool() -> None:
+    global _POOL_LOCK
+    _POOL.clear()  # the parent's buffers stay mapped in the child (copy-on-write) until they are collected
+    _POOL_LOCK = threading.Lock()  # a lock held by another thread of the parent at fork would never be released
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _take(size: int) -> mmap.mmap:
@@ -80,7 +93,7 @@ def _take(size: int) -> mmap.mmap:
         free = _POOL.get(size)
         if free:
             return free.pop()
-    return mmap.mmap(-1, size)
+    return mmap.mmap(-1, size, flags=_PRIVATE)
 
 
 def _give(buf: mmap.mmap) -> None:

@@ -252,3 +252,30 @@ def test_without_a_thread_or_buffers_a_cold_run_and_a_cold_mbox_are_read_as_befo
     with open(path, "rb") as f:
         assert mbox_module._direct_stream(f, os.fsencode(path), 0, len(data)) is None
         assert len(os.listdir("/proc/self/fd")) == fds + 1
+
+
+def test_a_forked_child_never_shares_a_buffer_with_its_parent(cold_file):
+    import toolkit.direct_read as direct_read
+
+    path, data = cold_file
+    stream = DirectStream(_direct(path), 0, os.fsencode(path), block=MIB, depth=1)
+    assert stream.read(10) == data[:10]
+    stream.close()  # its buffers are back in the pool
+    pooled = [b for bufs in direct_read._POOL.values() for b in bufs]
+    assert pooled
+    pooled[0][:5] = b"22222"  # what the parent last wrote there
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: an empty pool, and its writes stay its own
+        ok = not direct_read._POOL
+        pooled[0][:5] = b"child"
+        buf = direct_read._take(MIB)
+        ok = ok and buf is not pooled[0] and buf is not pooled[-1]
+        os.write(w, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"1"
+    assert bytes(pooled[0][:5]) == b"22222"  # the child's write did not reach the parent's buffer
