@@ -133,9 +133,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Iterator
 
 from toolkit.crc import crc32
+from toolkit.direct_read import DirectStream, cold, open_direct
 from toolkit.errors import SourceError, SourceMissingError, NextStep, StorageError, UsageError
 from toolkit.file_region import QUOTED_FROM, FileRegion
-from toolkit.direct_read import DirectStream, cold, open_direct
 from toolkit.read_ahead import ReadAhead
 from toolkit.reporter import Reporter
 from toolkit.scan_ahead import scan_ahead

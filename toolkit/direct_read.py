@@ -101,24 +101,29 @@ def _give(buf: mmap.mmap) -> None:
         _POOL.setdefault(len(buf), []).append(buf)
 
 
+def read_full(fd: int, into: memoryview, offset: int) -> int:
+    """Read ``len(into)`` bytes at ``offset`` of ``fd`` into ``into`` (for a direct descriptor: both aligned, the
+    memory page-aligned); how many were read, fewer only at the file's end."""
+    got, n = 0, len(into)
+    while got < n:
+        k = os.preadv(fd, [into[got:]], offset + got)
+        if not k:
+            break
+        got += k
+        if got % ALIGN:
+            break  # the file's end (a direct read goes on only from an aligned offset; a plain one ends there too)
+    return got
+
+
 def read_span(fd: int, buf: mmap.mmap, offset: int, length: int) -> int:
-    """Read ``length`` bytes at ``offset`` of ``fd`` into ``buf`` (for a direct descriptor: both aligned, ``buf``
-    page-aligned, at least ``length`` bytes); how many were read, fewer only at the file's end."""
+    """:func:`read_full` of ``buf[:length]`` (``buf`` must hold ``length`` bytes)."""
     if length > len(buf):
         raise ValueError(f"a read of {length} bytes into a buffer of {len(buf)}")
     view = memoryview(buf)[:length]
     try:
-        got = 0
-        while got < length:
-            k = os.preadv(fd, [view[got:]], offset + got)
-            if not k:
-                break
-            got += k
-            if got % ALIGN:
-                break  # the file's end (a direct read goes on only from an aligned offset)
+        return read_full(fd, view, offset)
     finally:
         view.release()
-    return got
 
 
 class Prefetch:

@@ -38,7 +38,7 @@ import stat
 from typing import Iterator, NamedTuple
 
 from .crc import crc32
-from .direct_read import ALIGN, Prefetch, cold, open_direct, window_spans
+from .direct_read import ALIGN, Prefetch, cold, open_direct, read_full, window_spans
 from .prepare import ReadFailure
 
 #: an mboxrd-quoted From_ line; one ``>`` goes (the splitter, importers/mbox.py, unquotes with the same pattern)
@@ -101,7 +101,7 @@ class FileRegion(NamedTuple):
                         yield region.read()
                         continue
                     try:
-                        got = _preadv_all(fd, view[:max(min(RUN_WINDOW, last - offset), length)], offset)
+                        got = read_full(fd, view[:max(min(RUN_WINDOW, last - offset), length)], offset)
                     except OSError:
                         got = 0
                     start, end = offset, offset + got
@@ -189,17 +189,6 @@ def _read_run_direct(regions: "list[FileRegion]", reader: Prefetch, where: list[
             view.release()
     finally:
         os.close(dfd)
-
-
-def _preadv_all(fd: int, into: memoryview, offset: int) -> int:
-    """Read up to ``len(into)`` bytes at ``offset`` into ``into`` (fewer only at EOF); how many."""
-    got, n = 0, len(into)
-    while got < n:
-        k = os.preadv(fd, [into[got:]], offset + got)
-        if not k:
-            break
-        got += k
-    return got
 
 
 def _pread_all(fd: int, n: int, offset: int) -> bytes:
