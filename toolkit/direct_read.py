@@ -53,14 +53,14 @@ def open_direct(path: bytes | str) -> int | None:
         fd = os.open(path, _FLAGS)
     except OSError:
         return None
-    probe = _take(ALIGN)
+    probe = take_buffer(ALIGN)
     try:
         os.preadv(fd, [probe], 0)
     except OSError:
         os.close(fd)
         return None
     finally:
-        _give(probe)
+        give_buffer(probe)
     return fd
 
 
@@ -88,7 +88,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _take(size: int) -> mmap.mmap:
+def take_buffer(size: int) -> mmap.mmap:
     with _POOL_LOCK:
         free = _POOL.get(size)
         if free:
@@ -96,7 +96,7 @@ def _take(size: int) -> mmap.mmap:
     return mmap.mmap(-1, size, flags=_PRIVATE)
 
 
-def _give(buf: mmap.mmap) -> None:
+def give_buffer(buf: mmap.mmap) -> None:
     with _POOL_LOCK:
         _POOL.setdefault(len(buf), []).append(buf)
 
@@ -135,7 +135,7 @@ class Prefetch:
         self.fd = fd
         #: bytes read and seconds spent in the reads themselves (not waiting for a free buffer)
         self.read_bytes, self.read_seconds = 0, 0.0
-        self._bufs = [_take(size) for _ in range(depth + 1)]
+        self._bufs = [take_buffer(size) for _ in range(depth + 1)]
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for buf in self._bufs:
             self._free.put(buf)
@@ -183,7 +183,7 @@ class Prefetch:
             self._free.put(buf)  # wakes a thread waiting for a buffer
         self._thread.join()
         for buf in self._bufs:
-            _give(buf)
+            give_buffer(buf)
         self._bufs = []
 
     def __enter__(self) -> "Prefetch":

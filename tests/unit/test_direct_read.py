@@ -269,7 +269,7 @@ def test_a_forked_child_never_shares_a_buffer_with_its_parent(cold_file):
     if pid == 0:  # the child: an empty pool, and its writes stay its own
         ok = not direct_read._POOL
         pooled[0][:5] = b"child"
-        buf = direct_read._take(MIB)
+        buf = direct_read.take_buffer(MIB)
         ok = ok and buf is not pooled[0] and buf is not pooled[-1]
         os.write(w, b"1" if ok else b"0")
         os._exit(0)

@@ -1,6 +1,7 @@
 """Early writeback of a medium's local files (toolkit/storage/writeback.py): the writer asks the kernel to start
 writing each WRITEBACK_STEP bytes as they are written, in order and without gaps, before the commit's fsync; a
-refusal stops the asking and changes nothing else; the file committed is the bytes written."""
+refusal stops the asking and changes nothing else; the file committed is the bytes written. (A file system that
+refuses O_DIRECT: where it is allowed, a large file goes past the page cache, tests/unit/test_write_direct.py.)"""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,7 @@ def started(monkeypatch):
         return state["answer"]
 
     monkeypatch.setattr(local, "start_writeback", fake)
+    monkeypatch.setattr(local, "set_direct", lambda fd, on: False)  # the file system refuses O_DIRECT
     return calls, state
 
 

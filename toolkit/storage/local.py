@@ -2,22 +2,26 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import secrets as _secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .. import faults
+from ..direct_read import ALIGN, give_buffer, take_buffer
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
 from ..hashes import stream_checksum
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
+from .direct_write import WriteBehind, set_direct, write_all
 from .writeback import WRITEBACK_STEP, start_writeback
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
-#: the write buffer of a new file: a pack's records (~25 KB each for 40 KB mails) reach the kernel in
-#: writes of 1 MiB instead of one write call per record (Python's default buffer is 8 KiB); nothing changes
-#: for durability: commit flushes and fsyncs before the file is published
-WRITE_BUFFER = 1 << 20
+#: a new file's bytes are gathered in a page-aligned buffer of this size and reach the kernel a whole buffer at a
+#: time (a pack's records, ~25 KB each for 40 KB mails, would otherwise be one write call each); the first full
+#: buffer sends the file past the page cache (_LocalWriter). Nothing changes for durability: the commit writes the
+#: rest and fsyncs before the file is published.
+WRITE_BUFFER = 4 << 20
 #: copy_file_range refused (another file system on old kernels, or not supported): copy by reading
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
@@ -29,41 +33,112 @@ def _io_error(exc: OSError, what: str) -> StorageError:
 
 
 class _LocalWriter(AtomicWriter):
+    """A new file written create-only: to a temporary name, fsynced, then linked to its name.
+
+    Its bytes are gathered in a page-aligned buffer of :data:`WRITE_BUFFER` bytes. A file that fills one goes past the
+    page cache (docs/architecture.md "Writing packs past the page cache", toolkit/storage/direct_write.py): it is
+    switched to ``O_DIRECT``, a thread writes each full buffer while the next is filled, and the commit pads the last
+    part to :data:`ALIGN` bytes, writes it and truncates the file to its size. A smaller file, and a file system that
+    refuses ``O_DIRECT``, get the same bytes through the page cache, with early writeback
+    (toolkit/storage/writeback.py); so does everything when no thread or buffer can be had."""
+
     def __init__(self, storage: "LocalStorage", name: str):
         self.name = name
         self._final = storage._path(name)
         _make_dirs(self._final.parent)
         self._tmp = self._final.with_name(f"{self._final.name}.{_secrets.token_hex(6)}{TMP_SUFFIX}")
-        self._f = open(self._tmp, "xb", buffering=WRITE_BUFFER)
+        self._f = open(self._tmp, "xb", buffering=0)
         self._done = False
         self._written_back = 0  # the writeback was started for the file up to here (None: not to be asked again)
+        self._buf: mmap.mmap | None = None  # taken at the first write
+        self._fill = 0      # bytes waiting in the buffer
+        self._flushed = 0   # bytes handed on before them
+        self._behind: WriteBehind | None = None  # the writing thread of a direct file
+        self._cached_only = False  # O_DIRECT refused, or no thread: the page cache for the rest of the file
 
     def write(self, data: bytes) -> int:
+        n = len(data)
         try:
-            self._f.write(data)
-            self._write_back_at(self._f.tell())
+            if self._buf is None:
+                self._buf = take_buffer(WRITE_BUFFER)
+            view = memoryview(data)
+            pos = 0
+            while pos < n:
+                k = min(n - pos, WRITE_BUFFER - self._fill)
+                self._buf[self._fill:self._fill + k] = view[pos:pos + k]
+                self._fill += k
+                pos += k
+                if self._fill == WRITE_BUFFER:
+                    self._hand_on()
         except OSError as exc:
             self.abort()
             raise _io_error(exc, f"writing {self._final}") from None
-        return len(data)
+        return n
 
     def tell(self) -> int:
-        return self._f.tell()
+        return self._flushed + self._fill
+
+    def _hand_on(self) -> None:
+        """The buffer is full: to the writing thread (started at the first), or written here through the page cache."""
+        if self._behind is None and not self._cached_only:
+            self._start_behind()
+        if self._behind is not None:
+            self._behind.put(self._buf, WRITE_BUFFER)
+            self._buf = self._behind.take()
+        else:
+            write_all(self._f, self._buf, WRITE_BUFFER, False)
+        self._flushed += WRITE_BUFFER
+        self._fill = 0
+        if self._behind is None:
+            self._write_back_at(self._flushed)
+
+    def _start_behind(self) -> None:
+        if not set_direct(self._f.fileno(), True):
+            self._cached_only = True  # refused by the file system
+            return
+        try:
+            self._behind = WriteBehind(self._f, self._buf, direct=True)
+        except (OSError, RuntimeError):  # no memory for the buffers, or no thread: as before, synchronously
+            set_direct(self._f.fileno(), False)
+            self._cached_only = True
+
+    def _write_tail(self) -> None:
+        """At the commit: wait for the thread, then write what the buffer holds (a direct file's last part padded,
+        the file then truncated to its size)."""
+        direct = False
+        if self._behind is not None:
+            self._behind.drain()
+            direct = self._behind.direct
+        if self._fill:
+            length = self._fill + (-self._fill % ALIGN if direct else 0)
+            self._buf[self._fill:length] = bytes(length - self._fill)
+            write_all(self._f, self._buf, length, direct)
+            if length != self._fill:
+                os.ftruncate(self._f.fileno(), self._flushed + self._fill)
 
     def _write_back_at(self, end: int) -> None:
         """The file is written up to ``end``: once WRITEBACK_STEP bytes more than at the last start, start the disk's
         writing of them (toolkit/storage/writeback.py); the commit's fsync then waits for little."""
         if self._written_back is None or end - self._written_back < WRITEBACK_STEP:
             return
-        self._f.flush()  # (what the buffer holds is written at the next start, or by the fsync)
         if start_writeback(self._f.fileno(), self._written_back, end - self._written_back):
             self._written_back = end
         else:  # not on this system or file system: the fsync writes it all, as without the hint
             self._written_back = None
 
+    def _release(self) -> None:
+        """Stop the thread (if any) and give the buffers back to the process's pool."""
+        if self._behind is not None:
+            self._behind.close()  # gives back every buffer it handed out, the one being filled too
+            self._behind = None
+        elif self._buf is not None:
+            give_buffer(self._buf)
+        self._buf = None
+
     def commit(self) -> None:
         try:
-            self._f.flush()
+            self._write_tail()
+            self._release()
             # the high-water marks written after each commit (toolkit/marks.py) are no kill sites:
             # the nth passage of these points stays the nth pack, manifest or backup written
             kill_site = not self.name.startswith("marks/")
@@ -91,6 +166,7 @@ class _LocalWriter(AtomicWriter):
         if self._done:
             return
         self._done = True
+        self._release()
         try:
             self._f.close()
         except OSError:
