@@ -226,3 +226,53 @@ def test_the_buffers_go_back_to_the_pool_after_a_commit_and_after_an_abort(tmp_p
         assert len(pooled) == 1 + direct_write.DEPTH and len({id(b) for b in pooled}) == len(pooled)
     assert (tmp_path / "packs/ab/commit.pack").stat().st_size == 3 * WRITE_BUFFER + 1
     assert not (tmp_path / "packs/ab/abort.pack").exists()
+
+
+def test_a_slow_device_is_written_through_the_page_cache_after_the_probe(tmp_path, monkeypatch):
+    if not _direct_ok(tmp_path):
+        pytest.skip("this file system refuses O_DIRECT")
+    monkeypatch.setattr(direct_write, "_SLOW_DEVICES", set())
+
+    class Slow(_Recording):  # each write at about 40 MB/s, and whether it was direct
+        def write(self, view):
+            direct = bool(os.O_DIRECT & fcntl.fcntl(self.f.fileno(), fcntl.F_GETFL))
+            if direct:
+                import time
+                time.sleep(len(view) / 40e6)
+            self.writes.append((direct, len(view)))
+            return self.f.write(view)
+
+    storage = LocalStorage(tmp_path)
+    probe = direct_write.PROBE_BYTES // WRITE_BUFFER
+    data = random.Random(7).randbytes((probe + 3) * WRITE_BUFFER + 10)
+    w = storage.open_write("packs/ab/s.pack")
+    w._f = rec = Slow(w._f)
+    w.write(data)
+    w.commit()
+    assert (tmp_path / "packs/ab/s.pack").read_bytes() == data
+    # the probe's writes direct, the rest of the file (the tail unpadded) through the page cache
+    assert rec.writes == [(True, WRITE_BUFFER)] * probe + [(False, WRITE_BUFFER)] * 3 + [(False, 10)]
+    assert direct_write._SLOW_DEVICES == {os.stat(tmp_path).st_dev}
+
+    w = storage.open_write("packs/ab/t.pack")  # the next file on that device: never direct
+    w._f = rec = Slow(w._f)
+    w.write(data)
+    w.commit()
+    assert (tmp_path / "packs/ab/t.pack").read_bytes() == data
+    assert {direct for direct, _ in rec.writes} == {False}
+    assert not any(t.name == "write-behind" for t in threading.enumerate())
+
+
+def test_a_fast_device_stays_direct_after_the_probe(tmp_path, monkeypatch):
+    if not _direct_ok(tmp_path):
+        pytest.skip("this file system refuses O_DIRECT")
+    monkeypatch.setattr(direct_write, "_SLOW_DEVICES", set())
+    monkeypatch.setattr(direct_write, "SLOW_BYTES_PER_S", 1.0)  # any device is fast enough
+    data = random.Random(8).randbytes(direct_write.PROBE_BYTES + 2 * WRITE_BUFFER + 5)
+    w = LocalStorage(tmp_path).open_write("packs/ab/f.pack")
+    w._f = rec = _Recording(w._f)
+    w.write(data)
+    w.commit()
+    assert (tmp_path / "packs/ab/f.pack").read_bytes() == data
+    assert rec.writes[-1] == (threading.current_thread().name, 4096)  # the tail padded: still direct at the end
+    assert direct_write._SLOW_DEVICES == set()

@@ -13,7 +13,7 @@ from ..direct_read import ALIGN, give_buffer, take_buffer
 from ..errors import ObjectExistsError, ObjectMissingError, StorageError, StorageFullError
 from ..hashes import stream_checksum
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
-from .direct_write import WriteBehind, set_direct, write_all
+from .direct_write import WriteBehind, set_direct, slow_device, write_all
 from .writeback import WRITEBACK_STEP, start_writeback
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -40,7 +40,8 @@ class _LocalWriter(AtomicWriter):
     switched to ``O_DIRECT``, a thread writes each full buffer while the next is filled, and the commit pads the last
     part to :data:`ALIGN` bytes, writes it and truncates the file to its size. A smaller file, and a file system that
     refuses ``O_DIRECT``, get the same bytes through the page cache, with early writeback
-    (toolkit/storage/writeback.py); so does everything when no thread or buffer can be had."""
+    (toolkit/storage/writeback.py); so does everything when no thread or buffer can be had, and a device whose first
+    direct writes were slow (direct_write.py)."""
 
     def __init__(self, storage: "LocalStorage", name: str):
         self.name = name
@@ -93,8 +94,8 @@ class _LocalWriter(AtomicWriter):
             self._write_back_at(self._flushed)
 
     def _start_behind(self) -> None:
-        if not set_direct(self._f.fileno(), True):
-            self._cached_only = True  # refused by the file system
+        if slow_device(self._f.fileno()) or not set_direct(self._f.fileno(), True):
+            self._cached_only = True  # a device found slow, or refused by the file system
             return
         try:
             self._behind = WriteBehind(self._f, self._buf, direct=True)
