@@ -379,7 +379,9 @@ def run_import(kind: str, home: Path, source: list[str], env: dict, cache_mode: 
     """``base``: the import runs that checkout's code (``PYTHONPATH``), named "import KIND (base)"."""
     init_archive(home, env)
     cache = prepare_cache(warm_paths, cache_mode)
-    cmd = mailarchive_cmd() if base is None else [sys.executable, "-m", "toolkit"]
+    # -P: the base's toolkit from PYTHONPATH, never the one in the bench's working directory (`python -m` puts the
+    # working directory first on sys.path; run from a checkout, the "base" imported that checkout's code)
+    cmd = mailarchive_cmd() if base is None else [sys.executable, "-P", "-m", "toolkit"]
     cmd = cmd + ["--archive", str(home), "--json", "import", kind, *source]
     name = f"import {kind}" + (" (base)" if base is not None else "")
     print(f"  {name} ({cache} cache) ...", flush=True)
