@@ -102,7 +102,9 @@ class WriteBehind:
         for buf in more:
             self._free.put(buf)
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
-        self._timed = [0, 0.0]  # bytes written directly and the seconds they took, until the device is judged
+        #: bytes written directly and the seconds they took, until the device is judged (then None)
+        self._probed: int | None = 0
+        self._probe_seconds = 0.0
         self._thread: threading.Thread | None = threading.Thread(target=self._run, name="write-behind", daemon=True)
         self._thread.start()
 
@@ -120,17 +122,16 @@ class WriteBehind:
             self._free.put(buf)
 
     def _write(self, buf: mmap.mmap, length: int) -> None:
-        if not (self.direct and self._timed):
+        if not self.direct or self._probed is None:
             self.direct = write_all(self._f, buf, length, self.direct)
             return
         t = time.perf_counter()
         self.direct = write_all(self._f, buf, length, True)
-        self._timed[0] += length
-        self._timed[1] += time.perf_counter() - t
-        if self._timed[0] >= PROBE_BYTES:
-            done, seconds = self._timed
-            self._timed = []  # judged once
-            if self.direct and done < SLOW_BYTES_PER_S * seconds:
+        self._probed += length
+        self._probe_seconds += time.perf_counter() - t
+        if self._probed >= PROBE_BYTES:
+            done, self._probed = self._probed, None  # judged once
+            if self.direct and done < SLOW_BYTES_PER_S * self._probe_seconds:
                 self.direct = set_direct(self._f.fileno(), False)
                 _SLOW_DEVICES.add(os.fstat(self._f.fileno()).st_dev)
 
