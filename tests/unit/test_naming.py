@@ -176,6 +176,45 @@ def test_safe_join_accepts_symlinked_root(tmp_path):
     assert safe_join(link, "a") == link / "a"
 
 
+def _old_safe_join_refuses(root: Path, path: Path) -> bool:
+    """The check as it was before the lstat walk: both real paths resolved from ``/``."""
+    return not _inside(root, path)
+
+
+@pytest.mark.parametrize("layout", [
+    {"evil": "OUT"},                          # a link straight out
+    {"a": None, "a/evil": "OUT"},             # a link out one level down
+    {"a": None, "a/in": "ROOT/b", "b": None},  # a link that stays inside
+    {"a": None, "a/loop": "ROOT/a/loop"},     # a link to itself
+    {"a": None, "a/dangling": "ROOT/nowhere"},  # a dangling link, inside
+    {"a": None, "a/dangling": "OUT/nowhere"},   # a dangling link, out
+    {"f": "FILE"},                            # a file where a directory would be
+    {},
+])
+@pytest.mark.parametrize("names", [("evil", "x.eml"), ("a", "evil", "x.eml"), ("a", "in", "x"), ("a", "loop", "x"),
+                                   ("a", "dangling", "x"), ("f", "x"), ("a", "new", "x"), ("a",)])
+def test_safe_join_refuses_exactly_what_the_full_real_path_check_refused(tmp_path, layout, names):
+    """The few lstat calls below the root decide as resolving both real paths from ``/`` did, for links out, links
+    that stay inside, loops, dangling links, files in the way and names that do not exist yet."""
+    outside, root = tmp_path / "outside", tmp_path / "export"
+    outside.mkdir()
+    root.mkdir()
+    for name, what in layout.items():
+        where = root / name
+        if what is None:
+            where.mkdir()
+        elif what == "FILE":
+            where.write_bytes(b"x")
+        else:
+            where.symlink_to(what.replace("ROOT", str(root)).replace("OUT", str(outside)))
+    expected = _old_safe_join_refuses(root, root.joinpath(*names))
+    if expected:
+        with pytest.raises(UsageError, match="leads outside the export root"):
+            safe_join(root, *names)
+    else:
+        assert safe_join(root, *names) == root.joinpath(*names)
+
+
 # ------------------------------------------------------------------ open_exclusive
 
 def test_open_exclusive_creates_parents_and_writes(tmp_path):
