@@ -16,8 +16,6 @@ unless ``mode`` asks for more.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets as _secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +25,9 @@ from toolkit.reporter import NullReporter, Reporter
 from toolkit.errors import IntegrityError, StorageError
 from toolkit.retrieval import STREAM_ABOVE, StoredMessage, read_messages, select_paged, stream_message, twins_to_leave_out
 
+from .layout import PartFile, Publishing
 from .manifest import csv_chunks, json_chunks
-from .naming import DEFAULT_FILE_MODE, message_filename, open_exclusive, replace_file, safe_join
+from .naming import DEFAULT_FILE_MODE, message_filename, replace_file, safe_join
 from .target_space import stops_when_full
 
 MANIFEST_FIELDS = ["msg_id", "message_id", "blob_id", "sha256", "size", "path"]
@@ -91,25 +90,20 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_new(dest: Path, path: Path, data, mode: int = DEFAULT_FILE_MODE) -> None:
-    """Write bytes (or an iterator of chunks) under a temporary name, then link it into place."""
-    tmp = path.with_name(f".{path.name}.{_secrets.token_hex(4)}.part")
-    f = open_exclusive(dest, tmp, mode=mode)  # parents made without following symlinks
+def _write_new(dest: Path, path: Path, data, publishing, mode: int = DEFAULT_FILE_MODE) -> None:
+    """Write bytes (or an iterator of chunks) under a temporary name; ``publishing`` fsyncs it and links it into
+    place (create-only: never replaces an existing file, never follows a symlink there) with its batch."""
+    part = PartFile(dest, path, mode, hashed=False)  # parents made without following symlinks
     try:
-        with f:
-            if isinstance(data, bytes):
-                f.write(data)
-            else:
-                for chunk in data:
-                    f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # create-only: never replaces an existing file, never follows a symlink there
-        except FileExistsError:
-            raise UsageError(f"refusing to write {str(path)!r}: something (a file or a symlink) appeared there") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        if isinstance(data, bytes):
+            part.write(data)
+        else:
+            for chunk in data:
+                part.write(chunk)
+    except BaseException:
+        part.abort()
+        raise
+    publishing.add(part)
 
 
 LAYOUTS = ("flat", "folder", "date")
@@ -174,33 +168,36 @@ def export_eml(
     try:
         reporter.start("export", len(selection), "mails")
         mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
-        for sm, data in readable(archive, mails, summary, reporter):
-            name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
-            if layout == "folder":
-                paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
-            elif layout == "date":
-                when = sm.sent_date or sm.internal_date
-                paths = [dirs.file(f"{when:%Y}/{when:%m}" if when else "nodate", name)]
-            else:
-                paths = [safe_join(dest, name)]
-            for path in paths:
-                if path.exists() or path.is_symlink():
-                    if not path.is_symlink() and path.is_file() and path.stat().st_size == sm.size \
-                            and _sha256_file(path) == sm.blob_id:
-                        summary.already_present += 1
-                    else:
-                        summary.error(sm, f"{path} exists with other content; not replaced")
-                        continue
+        # each file is counted and put in the manifest when written; a batch that fails to publish fails the
+        # export, which then writes no manifest
+        with Publishing(after=lambda: faults.hit("export_after_file")) as publishing:
+            for sm, data in readable(archive, mails, summary, reporter):
+                name = message_filename(sm.msg_id, sm.subject, sm.sent_date or sm.internal_date)
+                if layout == "folder":
+                    paths = [dirs.file(p.folder, name) for p in places[sm.msg_id]]
+                elif layout == "date":
+                    when = sm.sent_date or sm.internal_date
+                    paths = [dirs.file(f"{when:%Y}/{when:%m}" if when else "nodate", name)]
                 else:
-                    try:
-                        _write_new(dest, path, data if data is not None else stream_message(archive, sm), mode)
-                    except (IntegrityError, StorageError) as exc:
-                        summary.error(sm, exc)
-                        continue
-                    summary.written += 1
-                    summary.bytes += sm.size
-                    faults.hit("export_after_file")
-                rows.add(_manifest_row(sm, path.relative_to(dest).as_posix()))
+                    paths = [safe_join(dest, name)]
+                for path in paths:
+                    if path.exists() or path.is_symlink():
+                        if not path.is_symlink() and path.is_file() and path.stat().st_size == sm.size \
+                                and _sha256_file(path) == sm.blob_id:
+                            summary.already_present += 1
+                        else:
+                            summary.error(sm, f"{path} exists with other content; not replaced")
+                            continue
+                    else:
+                        try:
+                            _write_new(dest, path, data if data is not None else stream_message(archive, sm),
+                                       publishing, mode)
+                        except (IntegrityError, StorageError) as exc:
+                            summary.error(sm, exc)
+                            continue
+                        summary.written += 1
+                        summary.bytes += sm.size
+                    rows.add(_manifest_row(sm, path.relative_to(dest).as_posix()))
         reporter.finish("export")
         _write_manifest(dest, rows, summary, mode, filters.describe() if filters is not None else {})
     finally:

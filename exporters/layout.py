@@ -29,6 +29,7 @@ from typing import Iterable
 from toolkit.archive import Archive
 from toolkit.catalog import reads
 from toolkit.errors import IntegrityError, UsageError
+from toolkit.storage.writeback import start_writeback
 
 from .naming import DEFAULT_FILE_MODE, UniqueNamer, _fold, dir_mode, open_exclusive, safe_component, safe_join
 
@@ -267,18 +268,25 @@ class PartFile:
     ``"present"``; any other existing file raises UsageError (never replaced).
     """
 
-    def __init__(self, root: Path, final: Path, mode: int = DEFAULT_FILE_MODE):
+    def __init__(self, root: Path, final: Path, mode: int = DEFAULT_FILE_MODE, *, hashed: bool = True):
         self.root, self.final = Path(root), Path(final)
         self.tmp = self.final.with_name(f".{self.final.name}.{secrets.token_hex(4)}.part")
         self._f = open_exclusive(self.root, self.tmp, mode=mode)
-        self._h = hashlib.sha256()
+        self._h = hashlib.sha256() if hashed else None
         self.size = 0
 
     def write(self, data: bytes) -> None:
         if data:
             self._f.write(data)
-            self._h.update(data)
+            if self._h is not None:
+                self._h.update(data)
             self.size += len(data)
+
+    def written(self) -> None:
+        """The whole file was written: its bytes go to the kernel, which starts writing them to the disk (a hint,
+        not durability: :meth:`finish` still fsyncs)."""
+        self._f.flush()
+        start_writeback(self._f.fileno(), 0, 0)
 
     @property
     def sha256(self) -> str:
@@ -299,6 +307,9 @@ class PartFile:
             os.fsync(self._f.fileno())
             self._f.close()
             if os.path.lexists(self.final):
+                if self._h is None:  # a caller that looked before writing: something appeared there since
+                    raise UsageError(f"refusing to write {str(self.final)!r}: something (a file or a symlink) "
+                                     "appeared there")
                 if os.path.islink(self.final) or not os.path.isfile(self.final):
                     raise UsageError(f"refusing to write {str(self.final)!r}: a symlink or not a file is in the way")
                 if os.path.getsize(self.final) == self.size and sha256_file(self.final) == self.sha256:
@@ -314,6 +325,70 @@ class PartFile:
                 os.unlink(self.tmp)
             except FileNotFoundError:
                 pass
+
+
+#: how many written files of an export wait together for their fsync and link (:class:`Publishing`)
+PUBLISH_BATCH = 64
+
+
+class Publishing:
+    """Files of an export that were written whole and wait for their fsync and link, :data:`PUBLISH_BATCH` at a
+    time (docs/architecture.md "Exported files published in batches").
+
+    Each file's writeback starts when it is written (:meth:`PartFile.written`), so the disk writes a batch while
+    the export reads the next mails; the batch's fsyncs then find their bytes on the way, where one fsync after
+    each file had waited for its own journal commit. Every file is still linked to its final name only after its
+    own fsync. ``after`` runs after each file is linked. Leaving the ``with`` block publishes what waits, also
+    when an exception leaves it (:meth:`close_after_error`): those files were written whole before the error, and
+    a full volume or a stopped run keeps them for the rerun as it did when each file was published at once."""
+
+    def __init__(self, after=None, batch: int | None = None):
+        self._parts: list[PartFile] = []
+        self._after = after
+        self._batch = batch or PUBLISH_BATCH
+
+    def add(self, part: PartFile) -> None:
+        part.written()
+        self._parts.append(part)
+        if len(self._parts) >= self._batch:
+            self.flush()
+
+    def flush(self) -> None:
+        parts, self._parts = self._parts, []
+        for i, part in enumerate(parts):
+            try:
+                part.finish()
+            except BaseException:
+                self._parts = parts[i + 1:]
+                self.abort()
+                raise
+            if self._after is not None:
+                self._after()
+
+    def close_after_error(self) -> None:
+        """Publish the waiting files on the way out of a failed export; any that cannot be published (their fsync
+        fails too) are removed with the rest of the batch. The export's own error is the one that counts."""
+        try:
+            self.flush()
+        except Exception:
+            pass
+
+    def abort(self) -> None:
+        parts, self._parts = self._parts, []
+        for part in parts:
+            try:
+                part.abort()
+            except OSError:
+                pass  # a leftover .part file is removed by the next run (remove_stale_parts)
+
+    def __enter__(self) -> "Publishing":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.flush()
+        else:
+            self.close_after_error()
 
 
 def sha256_file(path: Path) -> str:

@@ -45,7 +45,7 @@ from toolkit.retrieval import StoredMessage, select_paged, stream_message
 
 from .eml import ExportSummary, readable
 from .filters import Filters
-from .layout import PartFile, open_export_dir, placements, sha256_file
+from .layout import PartFile, Publishing, open_export_dir, placements, sha256_file
 from .naming import DEFAULT_FILE_MODE, UniqueNamer, dir_mode, make_dirs, open_exclusive, safe_join
 from .target_space import stops_when_full
 
@@ -146,6 +146,7 @@ def export_maildir(
 
     folder_dir(None)  # the Maildir++ root (INBOX) always exists
     reporter.start("export", len(selection), "mails")
+    publishing = Publishing(after=lambda: faults.hit("export_after_file"))
     try:
         mails = selection.mails(on_page, gone=lambda msg_id: summary.gone(msg_id, reporter))
         for sm, data in readable(archive, mails, summary, reporter):
@@ -168,18 +169,19 @@ def export_maildir(
                     rel = "/".join(parts + ("cur", have))
                 else:
                     try:
-                        _deliver(archive, dest, parts, name, sm, data, mode)
+                        _deliver(archive, dest, parts, name, sm, data, publishing, mode)
                     except (IntegrityError, StorageError) as exc:
                         summary.error(sm, exc, reporter)
                         continue
                     summary.bytes += sm.size
-                    faults.hit("export_after_file")
                 ok = True
                 manifest.add(msg_id=sm.msg_id, message_id=sm.message_id, blob_id=sm.blob_id, sha256=sm.blob_id,
                              size=sm.size, folder=p.folder, path=rel)
             if ok and not present:
                 summary.written += 1
+        publishing.flush()  # counted and in the manifest when written; a batch that fails fails the export
     except BaseException:
+        publishing.close_after_error()
         manifest.close()
         raise
     finally:
@@ -203,8 +205,8 @@ def _make_maildir(dest: Path, dirname: str, mode: int = DEFAULT_FILE_MODE) -> No
 
 
 def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm: StoredMessage, data,
-             mode: int = DEFAULT_FILE_MODE) -> None:
-    """Write into tmp/, then link into cur/ (create-only)."""
+             publishing: Publishing, mode: int = DEFAULT_FILE_MODE) -> None:
+    """Write into tmp/; ``publishing`` fsyncs it and links it into cur/ (create-only) with its batch."""
     part = PartFile(dest, safe_join(dest, *parts, "tmp", name.replace(":", "_")), mode)
     try:
         for chunk in ([data] if data is not None else stream_message(archive, sm)):
@@ -214,5 +216,5 @@ def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm
         raise
     final = safe_join(dest, *parts, "cur") / name  # our own name: ':2,' must stay
     part.final = final  # linked straight into cur/ from tmp/
-    part.finish()
+    publishing.add(part)
 

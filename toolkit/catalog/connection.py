@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import os
 import pathlib
 import re
-import sys
 import time
 from typing import Callable, ContextManager, Iterator
 
@@ -37,19 +35,6 @@ from .migrations import migration_names, migration_sql
 from .user_sql import check_query
 
 ATTACH_RETRY_SECONDS = 120.0
-
-
-def _remember_that_pandas_is_absent() -> None:
-    """DuckDB's Python binding tries ``import pandas`` several times for every statement that binds parameters
-    (to recognise pandas values). Without pandas each try is a failed import: a search of every ``sys.path`` entry,
-    130–380 µs a statement here (docs/architecture.md "Catalog statements and the absent pandas"). Where pandas is
-    not installed, an entry of None in ``sys.modules`` makes each later try fail at once, as Python's import
-    system defines; where it is installed, nothing changes."""
-    if "pandas" not in sys.modules and importlib.util.find_spec("pandas") is None:
-        sys.modules["pandas"] = None  # type: ignore[assignment]
-
-
-_remember_that_pandas_is_absent()
 #: The end of the message for a catalog that could not be written (a full disk, an I/O error).
 _WRITE_FAILED_NEXT = "free space on its disk or fix the I/O error, then rerun the command: it resumes from the last commit"
 

@@ -1,0 +1,37 @@
+"""Reads of a page of msg_ids (toolkit/catalog/reads.py): the ids go to DuckDB as an Arrow column, never as a
+Python list parameter, which DuckDB's binding converts element by element, trying to import pandas for each
+(docs/architecture.md "Per-statement and per-file costs that were not the work")."""
+from __future__ import annotations
+
+import sys
+
+import duckdb
+import pyarrow  # noqa: F401  (imported before the recorder starts, as in every run)
+
+from toolkit.catalog import reads
+
+
+class _Recorder:
+    def __init__(self):
+        self.names: list[str] = []
+
+    def find_spec(self, name, path=None, target=None):
+        self.names.append(name)
+        return None
+
+
+def test_sightings_of_a_page_search_no_module_and_keep_their_order(monkeypatch):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE sightings (msg_id BIGINT, folder VARCHAR, via VARCHAR, flags VARCHAR, "
+                "internal_date TIMESTAMPTZ, seen_at TIMESTAMPTZ, run_id BIGINT)")
+    con.execute("INSERT INTO sightings SELECT i % 400, 'F' || (i % 7), 'imap', NULL, NULL, "
+                "TIMESTAMPTZ '2020-01-01' + to_seconds(1000 - i), i FROM range(2000) t(i)")
+    reads.sightings_of(con, [1])  # what DuckDB loads once per process
+    recorder = _Recorder()
+    monkeypatch.setattr(sys, "meta_path", [recorder, *sys.meta_path])
+    ids = list(range(0, 500, 2))
+    rows = reads.sightings_of(con, ids + ids[:10])
+    assert recorder.names == []
+    want = con.execute("SELECT msg_id, folder, via, flags, internal_date FROM sightings WHERE msg_id % 2 = 0 "
+                       "AND msg_id < 500 ORDER BY msg_id, seen_at, run_id").fetchall()
+    assert rows == want and len(rows) == 1000
