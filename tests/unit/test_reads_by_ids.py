@@ -35,3 +35,28 @@ def test_sightings_of_a_page_search_no_module_and_keep_their_order(monkeypatch):
     want = con.execute("SELECT msg_id, folder, via, flags, internal_date FROM sightings WHERE msg_id % 2 = 0 "
                        "AND msg_id < 500 ORDER BY msg_id, seen_at, run_id").fetchall()
     assert rows == want and len(rows) == 1000
+
+
+def test_an_imports_reads_by_key_cost_no_searches_per_key(tmp_path, monkeypatch):
+    """split_by_conversion (a chunk's found keys, when converted mail is archived) and stored_evidence (the messages
+    a journal report points at) hand their keys over as Arrow columns: 300 keys make DuckDB's binding search for
+    no more modules than 3 do (the session's own statements with parameters search as they always did)."""
+    import toolkit
+    from toolkit.catalog import ingest_rows
+
+    home = tmp_path / "home"
+    toolkit.init_archive(home, password="correct horse battery staple 2018", key_backup=tmp_path / "kb.txt")
+    searched = {}
+    with toolkit.open_archive(home, writer=True) as archive:
+        catalog = archive.catalog
+        ingest_rows.split_by_conversion(catalog, ["k"], [1])
+        ingest_rows.stored_evidence(catalog, [1])
+        for n in (3, 300):
+            recorder = _Recorder()
+            monkeypatch.setattr(sys, "meta_path", [recorder, *sys.meta_path])
+            answers = (ingest_rows.split_by_conversion(catalog, [f"k{i}" for i in range(n)], list(range(n))),
+                       ingest_rows.stored_evidence(catalog, list(range(n))))
+            monkeypatch.undo()
+            searched[n] = len(recorder.names)
+            assert answers == (({}, {}, set()), ([], []))
+    assert searched[300] == searched[3]

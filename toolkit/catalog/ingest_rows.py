@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from .connection import Catalog
+from .id_tables import registered
 from .schema import TABLES, columns_table, rows_table
 
 _PREFIX = "('0x' || substr({0}, 1, 15))::UBIGINT"  # the first 60 bits of a hex key
@@ -157,23 +158,21 @@ def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[i
     """For these dedup keys the lowest msg_id among MIME received as it was and among converted mail
     (``conversions``); and which of ``msg_ids`` are converted mail."""
     with catalog.reading() as con:
-        rows = con.execute(
-            """SELECT m.dedup_key, c.msg_id IS NOT NULL, min(m.msg_id) FROM messages m
-               LEFT JOIN conversions c USING (msg_id) WHERE m.dedup_key IN (SELECT unnest(?)) GROUP BY 1, 2""",
-            [dedup_keys]).fetchall()
-        conv = {r[0] for r in con.execute("SELECT msg_id FROM conversions WHERE msg_id IN (SELECT unnest(?))",
-                                          [msg_ids]).fetchall()}
+        with registered(con, "_found_keys", "dedup_key", dedup_keys, pa.string()) as keys:
+            rows = con.execute(
+                f"""SELECT m.dedup_key, c.msg_id IS NOT NULL, min(m.msg_id) FROM messages m
+                    LEFT JOIN conversions c USING (msg_id) WHERE m.dedup_key IN {keys} GROUP BY 1, 2""").fetchall()
+        with registered(con, "_found_ids", "msg_id", msg_ids, pa.int64()) as ids:
+            conv = {r[0] for r in con.execute(f"SELECT msg_id FROM conversions WHERE msg_id IN {ids}").fetchall()}
     return {k: i for k, c, i in rows if not c}, {k: i for k, c, i in rows if c}, conv
 
 
 @_unbounded_if_needed
 def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) stored for these messages."""
-    with catalog.reading() as con:
-        rec = con.execute(
-            "SELECT msg_id, kind, address FROM recipients WHERE msg_id IN (SELECT unnest(?))", [msg_ids]
-        ).fetchall()
-        env = con.execute("SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN (SELECT unnest(?))", [msg_ids]).fetchall()
+    with catalog.reading() as con, registered(con, "_evidence_ids", "msg_id", msg_ids, pa.int64()) as ids:
+        rec = con.execute(f"SELECT msg_id, kind, address FROM recipients WHERE msg_id IN {ids}").fetchall()
+        env = con.execute(f"SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN {ids}").fetchall()
     return rec, env
 
 

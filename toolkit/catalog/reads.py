@@ -150,14 +150,13 @@ def sightings_of(con, msg_ids: list[int]) -> list[tuple]:
     (bench/RESULTS.md "Issue 15, twelfth session")."""
     import pyarrow as pa
 
-    con.register("_sighted_ids", pa.table({"msg_id": pa.array(sorted(set(msg_ids)), pa.int64())}))
-    try:
+    from .id_tables import registered
+
+    with registered(con, "_sighted_ids", "msg_id", sorted(set(msg_ids)), pa.int64()) as ids:
         return con.execute(
             "SELECT s.msg_id, s.folder, s.via, s.flags, s.internal_date FROM sightings s "
-            "WHERE s.msg_id IN (SELECT msg_id FROM _sighted_ids) ORDER BY s.msg_id, s.seen_at, s.run_id",
+            f"WHERE s.msg_id IN {ids} ORDER BY s.msg_id, s.seen_at, s.run_id",
         ).fetchall()
-    finally:
-        con.unregister("_sighted_ids")
 
 
 def message_dates(con, msg_ids: list[int]) -> Iterator[list[tuple]]:
