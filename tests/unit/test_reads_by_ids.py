@@ -60,3 +60,34 @@ def test_an_imports_reads_by_key_cost_no_searches_per_key(tmp_path, monkeypatch)
             searched[n] = len(recorder.names)
             assert answers == (({}, {}, set()), ([], []))
     assert searched[300] == searched[3]
+
+
+def test_reads_of_a_pack_or_a_selection_cost_no_searches_per_key(tmp_path, monkeypatch):
+    """``db adopt``'s per-pack reads and writes (tombstoned blobs, shared Message-IDs), an import's conflict flags,
+    the evidence of a selection's mails and the purge's lookups: 300 keys search for no more modules than 3."""
+    import toolkit
+    from toolkit.catalog import ingest_rows, purge_rows, reads
+
+    home = tmp_path / "home"
+    toolkit.init_archive(home, password="correct horse battery staple 2018", key_backup=tmp_path / "kb.txt")
+    calls = {
+        "tombstoned_blobs": lambda con, n: purge_rows.tombstoned_blobs(con, [f"{i:064x}" for i in range(n)]),
+        "tombstones_of": lambda con, n: purge_rows.tombstones_of(con, list(range(n))),
+        "approved_items": lambda con, n: purge_rows.approved_items(con, list(range(n))),
+        "message_batches": lambda con, n: reads.message_batches(con, list(range(n))),
+        "flag_shared_message_ids": lambda con, n: ingest_rows.flag_shared_message_ids(con, list(range(n))),
+        "flag_id_conflicts": lambda con, n: ingest_rows.flag_id_conflicts(con, list(range(n))),
+    }
+    with toolkit.open_archive(home, writer=True) as archive:
+        for name, call in calls.items():
+            searched = {}
+            with archive.catalog.writing() as con:
+                call(con, 1)
+                for n in (3, 300):
+                    recorder = _Recorder()
+                    monkeypatch.setattr(sys, "meta_path", [recorder, *sys.meta_path])
+                    answer = call(con, n)
+                    monkeypatch.undo()
+                    searched[n] = len(recorder.names)
+                    assert not answer
+            assert searched[300] == searched[3], name

@@ -6,17 +6,27 @@ per-file costs that were not the work")."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @contextlib.contextmanager
-def registered(con, name: str, column: str, values: Sequence, kind: pa.DataType) -> Iterator[str]:
-    """``values`` as the one column ``column`` of the view ``name`` on ``con`` while the block runs; yields
-    ``(SELECT column FROM name)`` for an ``IN``."""
-    con.register(name, pa.table({column: pa.array(values, kind)}))
+def registered_table(con, name: str, table: "pa.Table") -> Iterator[str]:
+    """``table`` as the view ``name`` on ``con`` while the block runs; yields the name."""
+    con.register(name, table)
     try:
-        yield f"(SELECT {column} FROM {name})"
+        yield name
     finally:
         con.unregister(name)
+
+
+@contextlib.contextmanager
+def registered(con, name: str, column: str, values: Sequence, kind: str) -> Iterator[str]:
+    """``values`` as the one column ``column`` (of the Arrow type ``kind``: ``"int64"``, ``"string"``) of the view
+    ``name`` on ``con`` while the block runs; yields ``(SELECT column FROM name)`` for an ``IN``."""
+    import pyarrow as pa
+
+    with registered_table(con, name, pa.table({column: pa.array(values, getattr(pa, kind)())})):
+        yield f"(SELECT {column} FROM {name})"

@@ -158,11 +158,11 @@ def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[i
     """For these dedup keys the lowest msg_id among MIME received as it was and among converted mail
     (``conversions``); and which of ``msg_ids`` are converted mail."""
     with catalog.reading() as con:
-        with registered(con, "_found_keys", "dedup_key", dedup_keys, pa.string()) as keys:
+        with registered(con, "_found_keys", "dedup_key", dedup_keys, "string") as keys:
             rows = con.execute(
                 f"""SELECT m.dedup_key, c.msg_id IS NOT NULL, min(m.msg_id) FROM messages m
                     LEFT JOIN conversions c USING (msg_id) WHERE m.dedup_key IN {keys} GROUP BY 1, 2""").fetchall()
-        with registered(con, "_found_ids", "msg_id", msg_ids, pa.int64()) as ids:
+        with registered(con, "_found_ids", "msg_id", msg_ids, "int64") as ids:
             conv = {r[0] for r in con.execute(f"SELECT msg_id FROM conversions WHERE msg_id IN {ids}").fetchall()}
     return {k: i for k, c, i in rows if not c}, {k: i for k, c, i in rows if c}, conv
 
@@ -170,7 +170,7 @@ def split_by_conversion(catalog: Catalog, dedup_keys: list[str], msg_ids: list[i
 @_unbounded_if_needed
 def stored_evidence(catalog: Catalog, msg_ids: list[int]) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     """The recipients (msg_id, kind, address) and envelope hashes (msg_id, sha256) stored for these messages."""
-    with catalog.reading() as con, registered(con, "_evidence_ids", "msg_id", msg_ids, pa.int64()) as ids:
+    with catalog.reading() as con, registered(con, "_evidence_ids", "msg_id", msg_ids, "int64") as ids:
         rec = con.execute(f"SELECT msg_id, kind, address FROM recipients WHERE msg_id IN {ids}").fetchall()
         env = con.execute(f"SELECT msg_id, sha256 FROM envelopes WHERE msg_id IN {ids}").fetchall()
     return rec, env
@@ -240,7 +240,8 @@ def add_links(con, rows: list[dict]) -> None:
 
 def flag_id_conflicts(con, msg_ids: list[int]) -> None:
     """Mark archived messages as sharing their Message-ID with another, different one."""
-    con.execute("UPDATE messages SET id_conflict = true WHERE msg_id IN (SELECT unnest(?))", [sorted(msg_ids)])
+    with registered(con, "_conflict_ids", "msg_id", sorted(msg_ids), "int64") as ids:
+        con.execute(f"UPDATE messages SET id_conflict = true WHERE msg_id IN {ids}")
 
 
 def flag_shared_message_ids(con, msg_ids: list[int] | None = None) -> None:
@@ -252,9 +253,9 @@ def flag_shared_message_ids(con, msg_ids: list[int] | None = None) -> None:
                    SELECT message_id FROM messages WHERE message_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
         )
         return
-    con.execute(
-        """UPDATE messages SET id_conflict = true WHERE message_id IN (
-               SELECT message_id FROM messages WHERE message_id IN (
-                   SELECT message_id FROM messages WHERE msg_id IN (SELECT unnest(?::BIGINT[])))
-               GROUP BY 1 HAVING count(*) > 1)""", [sorted(msg_ids)]
-    )
+    with registered(con, "_adopted_ids", "msg_id", sorted(msg_ids), "int64") as ids:
+        con.execute(
+            f"""UPDATE messages SET id_conflict = true WHERE message_id IN (
+                   SELECT message_id FROM messages WHERE message_id IN (
+                       SELECT message_id FROM messages WHERE msg_id IN {ids})
+                   GROUP BY 1 HAVING count(*) > 1)""")

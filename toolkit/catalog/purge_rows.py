@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import IntegrityError
 from . import events
+from .id_tables import registered
 from .retention import _id_table, _registered
 
 if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
@@ -62,10 +63,10 @@ def approved_items(con, msg_ids: list[int]) -> set[int]:
     """Those of ``msg_ids`` that an approved, not yet purged request holds."""
     if not msg_ids:
         return set()
-    rows = con.execute(
-        "SELECT DISTINCT i.msg_id FROM deletion_items i JOIN deletion_requests r USING (request_id) "
-        "WHERE r.status = 'approved' AND r.purged_at IS NULL AND i.msg_id IN (SELECT unnest(?))",
-        [sorted(set(msg_ids))]).fetchall()
+    with registered(con, "_asked_ids", "msg_id", sorted(set(msg_ids)), "int64") as ids:
+        rows = con.execute(
+            "SELECT DISTINCT i.msg_id FROM deletion_items i JOIN deletion_requests r USING (request_id) "
+            f"WHERE r.status = 'approved' AND r.purged_at IS NULL AND i.msg_id IN {ids}").fetchall()
     return {r[0] for r in rows}
 
 
@@ -195,8 +196,8 @@ def tombstones_of(con, msg_ids: list[int]) -> dict[int, tuple[int, object]]:
     """msg_id → (request_id, purged_at) of those of ``msg_ids`` that were purged."""
     if not msg_ids:
         return {}
-    rows = con.execute("SELECT msg_id, request_id, purged_at FROM tombstones WHERE msg_id IN (SELECT unnest(?))",
-                       [sorted(set(msg_ids))]).fetchall()
+    with registered(con, "_asked_ids", "msg_id", sorted(set(msg_ids)), "int64") as ids:
+        rows = con.execute(f"SELECT msg_id, request_id, purged_at FROM tombstones WHERE msg_id IN {ids}").fetchall()
     return {m: (r, t) for m, r, t in rows}
 
 
@@ -204,8 +205,8 @@ def tombstoned_blobs(con, blob_ids: list[str]) -> set[str]:
     """Those of ``blob_ids`` whose mail was purged by approval (``db adopt`` never brings them back)."""
     if not blob_ids:
         return set()
-    rows = con.execute("SELECT DISTINCT blob_id FROM tombstones WHERE blob_id IN (SELECT unnest(?::VARCHAR[]))",
-                       [sorted(set(blob_ids))]).fetchall()
+    with registered(con, "_asked_blobs", "blob_id", sorted(set(blob_ids)), "string") as blobs:
+        rows = con.execute(f"SELECT DISTINCT blob_id FROM tombstones WHERE blob_id IN {blobs}").fetchall()
     return {r[0] for r in rows}
 
 

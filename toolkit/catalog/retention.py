@@ -27,6 +27,7 @@ from ..plausible_dates import AHEAD, EARLIEST
 from ..process_guard import give_back_freed_memory
 from ..retention import Decision, Policy, StateSummary, refusal_from
 from . import directory
+from .id_tables import registered_table
 from .events import log_event, log_stamped_event
 
 if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
@@ -181,13 +182,7 @@ def _id_table(ids) -> pa.Table:
                      else ids.cast(pa.int64())})
 
 
-@contextlib.contextmanager
-def _registered(con, name: str, table: pa.Table) -> Iterator[str]:
-    con.register(name, table)
-    try:
-        yield name
-    finally:
-        con.unregister(name)
+_registered = registered_table  # (toolkit/catalog/id_tables.py)
 
 
 @contextlib.contextmanager
