@@ -348,7 +348,11 @@ class Publishing:
         self._batch = batch or PUBLISH_BATCH
 
     def add(self, part: PartFile) -> None:
-        part.written()
+        try:
+            part.written()  # the last buffered bytes go out here: a full volume may refuse them
+        except BaseException:
+            part.abort()
+            raise
         self._parts.append(part)
         if len(self._parts) >= self._batch:
             self.flush()

@@ -143,3 +143,30 @@ def test_an_export_of_many_batches_writes_the_same_files(tmp_path, monkeypatch):
             assert not [f for f in files if f.endswith(".part")]
             assert set(paths) <= files
     assert max(batches) == 3 and len(batches) > 4
+
+
+def test_a_file_whose_last_bytes_the_volume_refuses_leaves_no_temporary_file(tmp_path):
+    """The last buffered bytes leave the process when the file is handed over: a full volume refusing them raises,
+    and the temporary file is gone (E4: no `.part` file after a full volume)."""
+    part = _part(tmp_path, "a.eml", b"x" * 100)
+
+    class Full:
+        def __init__(self, f):
+            self._f = f
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            self._f.close()
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    part._f = Full(part._f)
+    publishing = Publishing(batch=10)
+    with pytest.raises(OSError, match="No space left"):
+        publishing.add(part)
+    assert _names(tmp_path) == []
+    publishing.flush()
+    assert _names(tmp_path) == []
