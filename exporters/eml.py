@@ -94,16 +94,7 @@ def _write_new(dest: Path, path: Path, data, publishing, mode: int = DEFAULT_FIL
     """Write bytes (or an iterator of chunks) under a temporary name; ``publishing`` fsyncs it and links it into
     place (create-only: never replaces an existing file, never follows a symlink there) with its batch."""
     part = PartFile(dest, path, mode, hashed=False)  # parents made without following symlinks
-    try:
-        if isinstance(data, bytes):
-            part.write(data)
-        else:
-            for chunk in data:
-                part.write(chunk)
-    except BaseException:
-        part.abort()
-        raise
-    publishing.add(part)
+    publishing.write(part, [data] if isinstance(data, bytes) else data)
 
 
 LAYOUTS = ("flat", "folder", "date")

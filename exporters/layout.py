@@ -347,6 +347,17 @@ class Publishing:
         self._after = after
         self._batch = batch or PUBLISH_BATCH
 
+    def write(self, part: PartFile, chunks: Iterable[bytes]) -> None:
+        """Write ``chunks`` into ``part``, then :meth:`add` it; a failure while writing (a mail that cannot be read)
+        removes the part and is raised."""
+        try:
+            for chunk in chunks:
+                part.write(chunk)
+        except BaseException:
+            part.abort()
+            raise
+        self.add(part)
+
     def add(self, part: PartFile) -> None:
         try:
             part.written()  # the last buffered bytes go out here: a full volume may refuse them

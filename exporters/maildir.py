@@ -207,14 +207,8 @@ def _make_maildir(dest: Path, dirname: str, mode: int = DEFAULT_FILE_MODE) -> No
 def _deliver(archive: Archive, dest: Path, parts: tuple[str, ...], name: str, sm: StoredMessage, data,
              publishing: Publishing, mode: int = DEFAULT_FILE_MODE) -> None:
     """Write into tmp/; ``publishing`` fsyncs it and links it into cur/ (create-only) with its batch."""
-    part = PartFile(dest, safe_join(dest, *parts, "tmp", name.replace(":", "_")), mode)
-    try:
-        for chunk in ([data] if data is not None else stream_message(archive, sm)):
-            part.write(chunk)
-    except BaseException:
-        part.abort()
-        raise
+    tmp = safe_join(dest, *parts, "tmp", name.replace(":", "_"))
     final = safe_join(dest, *parts, "cur") / name  # our own name: ':2,' must stay
+    part = PartFile(dest, tmp, mode)
     part.final = final  # linked straight into cur/ from tmp/
-    publishing.add(part)
-
+    publishing.write(part, [data] if data is not None else stream_message(archive, sm))

@@ -132,10 +132,10 @@ def safe_join(root: Path, *components: str) -> Path:
 
     Raises UsageError if the real path (symlinks resolved) leaves the real root.
     """
-    path = Path(root)
+    root = path = Path(root)
     for comp in components:
         path = path / safe_component(comp)
-    if _symlink_below(Path(root), path):  # the whole real-path check only where a link could lead out
+    if _symlink_below(root, path):  # the whole real-path check only where a link could lead out
         root_real = os.path.realpath(root)
         if not _inside(root_real, os.path.realpath(path)):
             raise UsageError(f"export path {str(path)!r} leads outside the export root "

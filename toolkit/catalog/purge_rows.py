@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import IntegrityError
 from . import events
-from .id_tables import registered
-from .retention import _id_table, _registered
+from .id_tables import registered, registered_table
+from .retention import _id_table
 
 if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
     import pyarrow as pa
@@ -43,7 +43,7 @@ def insert_approved_request(con, msg_ids: list[int], *, reason: str, requested_b
         "decided_by, decided_at) VALUES (?, ?, ?, ?, ?, 'approved', ?, ?)",
         [rid, where_sql or f"m.msg_id IN ({', '.join(map(str, msg_ids)) or 'NULL'})", reason, requested_by, now,
          approved_by, now])
-    with _registered(con, "purge_items", _id_table(sorted(set(msg_ids)))) as t:
+    with registered_table(con, "purge_items", _id_table(sorted(set(msg_ids)))) as t:
         con.execute(f"INSERT INTO deletion_items SELECT ?, msg_id FROM {t}", [rid])
     return rid
 
@@ -79,7 +79,7 @@ _APPROVED = ("SELECT i.msg_id FROM deletion_items i JOIN deletion_requests r USI
 def approved_among(con, msg_ids) -> Iterator[str]:
     """SQL selecting those of ``msg_ids`` (joined as an Arrow table while the context lasts) that an approved,
     not yet purged request holds (for :func:`toolkit.catalog.retention.coverage`)."""
-    with _registered(con, "purge_given", _id_table(msg_ids)) as given:
+    with registered_table(con, "purge_given", _id_table(msg_ids)) as given:
         yield f"SELECT msg_id FROM {given} WHERE msg_id IN ({_APPROVED})"
 
 
@@ -113,7 +113,7 @@ def packs_holding(con, msg_ids) -> list[tuple[str, int, str, int, int, str]]:
     Arrow column, joined as a table: no list parameter of every msg_id)."""
     if not len(msg_ids):
         return []
-    with _registered(con, "purge_msg_ids", _id_table(msg_ids)) as ids:
+    with registered_table(con, "purge_msg_ids", _id_table(msg_ids)) as ids:
         return con.execute(
             "SELECT p.pack_id, p.medium_id, p.name, p.bytes, p.records, p.blake3 FROM packs p "
             f"WHERE p.pack_id IN (SELECT m.pack_id FROM messages m JOIN {ids} USING (msg_id)) ORDER BY p.name"
@@ -151,7 +151,7 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
                                "offset": pa.array([moved[b][0] for b in blobs], pa.int64()),
                                "length": pa.array([moved[b][1] for b in blobs], pa.int64()),
                                "csize": pa.array([moved[b][2] for b in blobs], pa.int64())})
-            with _registered(con, "purge_moved", places) as t:
+            with registered_table(con, "purge_moved", places) as t:
                 con.execute(f'UPDATE messages SET pack_id = ?, "offset" = t."offset", length = t.length, csize = t.csize '
                             f'FROM {t} t WHERE messages.pack_id = ? AND messages.blob_id = t.blob_id',
                             [new_pack["pack_id"], old_pack_id])
@@ -159,7 +159,7 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
     if purged:
         stones = pa.table({"msg_id": pa.array(ids, pa.int64()), "blob_id": pa.array([b for _, b, _ in purged], pa.string()),
                            "batch_id": pa.array([x for _, _, x in purged], pa.int64())})
-        with _registered(con, "purge_tombstones", stones) as t:
+        with registered_table(con, "purge_tombstones", stones) as t:
             con.execute(f"INSERT INTO tombstones SELECT msg_id, blob_id, batch_id, ?, ? FROM {t}", [request_id, now])
         _remove_rows(con, ids)
     left = con.execute("SELECT count(*) FROM messages WHERE pack_id = ?", [old_pack_id]).fetchone()[0]
@@ -173,7 +173,7 @@ def _remove_rows(con, ids: list[int]) -> None:
     """Everything of the purged mails except what a stamp needs (their batched envelopes' hash). The msg_ids are
     joined as an Arrow table: a list parameter costs DuckDB's Python client a module lookup per value (a quarter of
     a purge's time at a million mails)."""
-    with _registered(con, "purge_removed", _id_table(ids)) as t:
+    with registered_table(con, "purge_removed", _id_table(ids)) as t:
         sel = f"SELECT msg_id FROM {t}"
         con.execute(f"DELETE FROM envelopes WHERE batch_id IS NULL AND msg_id IN ({sel})")
         con.execute(f"UPDATE envelopes SET text = '' WHERE msg_id IN ({sel})")

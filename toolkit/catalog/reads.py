@@ -12,6 +12,8 @@ from typing import Any, Iterator
 
 import duckdb
 
+from .id_tables import registered
+
 # -- selections (the condition may be the operator's SQL) -------------------------------------------
 _STORED_MESSAGES = """
 SELECT m.msg_id, m.blob_id, m.size, m.subject, m.sent_date, m.internal_date, m.message_id,
@@ -148,8 +150,6 @@ def sightings_of(con, msg_ids: list[int]) -> list[tuple]:
     The ids go to DuckDB as an Arrow column, as in :func:`message_dates`: as a list parameter each id cost ~70 µs
     in DuckDB's Python binding (it tries to import pandas for every element), 18 ms for an export's page of 250
     (bench/RESULTS.md "Issue 15, twelfth session")."""
-    from .id_tables import registered
-
     with registered(con, "_sighted_ids", "msg_id", sorted(set(msg_ids)), "int64") as ids:
         return con.execute(
             "SELECT s.msg_id, s.folder, s.via, s.flags, s.internal_date FROM sightings s "
@@ -183,8 +183,6 @@ def message_batches(con, msg_ids: list[int]) -> list[tuple]:
     """(msg_id, batch_id, archived_at, from_addr) of the messages."""
     if not msg_ids:
         return []
-    from .id_tables import registered
-
     with registered(con, "_evidence_ids", "msg_id", msg_ids, "int64") as ids:
         return con.execute(
             f"SELECT msg_id, batch_id, archived_at, from_addr FROM messages WHERE msg_id IN {ids}").fetchall()

@@ -182,9 +182,6 @@ def _id_table(ids) -> pa.Table:
                      else ids.cast(pa.int64())})
 
 
-_registered = registered_table  # (toolkit/catalog/id_tables.py)
-
-
 @contextlib.contextmanager
 def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]:
     """For the session: which policy decides each covered mail and which holds are on it, as two temp tables
@@ -216,7 +213,7 @@ def coverage(con, query_held: dict, within: str | None = None) -> Iterator[None]
             if h["kind"] == "query":
                 if h["hold_id"] not in query_held:
                     raise ValueError(f"legal hold #{h['hold_id']} (a query) was not evaluated")
-                with _registered(con, "retention_query_hold", _id_table(query_held[h["hold_id"]])) as name:
+                with registered_table(con, "retention_query_hold", _id_table(query_held[h["hold_id"]])) as name:
                     con.execute(f"INSERT INTO {_PAIRS} SELECT DISTINCT msg_id, ? FROM {name}", [h["hold_id"]])
                 continue
             try:
@@ -281,7 +278,7 @@ def _ids(con, msg_ids) -> Iterator[str]:
     if isinstance(msg_ids, str):
         yield f"({msg_ids})"
         return
-    with _registered(con, "retention_ids_given", _id_table(msg_ids)) as name:
+    with registered_table(con, "retention_ids_given", _id_table(msg_ids)) as name:
         yield name
 
 
@@ -378,7 +375,7 @@ def request_deletion(con, where: str, reason: str, actor: str, selected,
         raise UsageError("a deletion request needs a reason")
     if not len(selected):
         raise NothingSelectedError(f"the condition selects no mail: {where}")
-    with _registered(con, "retention_selected", _id_table(selected)) as sel, \
+    with registered_table(con, "retention_selected", _id_table(selected)) as sel, \
             coverage(con, query_held, f"SELECT msg_id FROM {sel}"):
         why = refusal_of(con, f"SELECT msg_id FROM {sel}", now)
         if why:
