@@ -43,6 +43,7 @@ from toolkit.errors import IntegrityError, StorageError, UsageError
 from toolkit.reporter import NullReporter, Reporter
 from toolkit.retrieval import StoredMessage, select_paged, stream_message
 
+from .earlier_files import EarlierFiles
 from .eml import ExportSummary, readable
 from .filters import Filters
 from .layout import PartFile, Publishing, open_export_dir, placements, sha256_file
@@ -130,9 +131,9 @@ def export_maildir(
 
     namer = UniqueNamer(max_bytes=_MAX_DIR_BYTES)
     dirs: dict[str, str] = {}                   # wanted dir name → claimed (unique) dir name
-    # claimed dir name → {stem: file name in cur/} of the files an earlier run left (this run's own are not kept:
+    # claimed dir name → the files an earlier run left in its cur/, 20 bytes each (this run's own are not kept:
     # it places a message in a folder once, K8)
-    existing: dict[str, dict[str, str]] = {}
+    existing: dict[str, EarlierFiles] = {}
 
     def folder_dir(folder: str | None) -> str:
         want = folder_dir_name(folder)
@@ -141,7 +142,7 @@ def export_maildir(
             dirs[want] = got
             _make_maildir(dest, got, mode)
             cur = safe_join(dest, got, "cur") if got else safe_join(dest, "cur")
-            existing[got] = {n.split(":2,", 1)[0]: n for n in os.listdir(cur) if not n.startswith(".")}
+            existing[got] = EarlierFiles(cur)
         return dirs[want]
 
     folder_dir(None)  # the Maildir++ root (INBOX) always exists
@@ -157,7 +158,7 @@ def export_maildir(
                 name = f"{stem}:2,{flag_letters(p.flags)}"
                 parts = (d,) if d else ()
                 rel = "/".join(parts + ("cur", name))
-                have = existing[d].get(stem)
+                have = existing[d].name_of(sm.msg_id, stem)
                 if have is not None:
                     path = safe_join(dest, *parts, "cur") / have
                     if path.is_symlink() or not path.is_file() or path.stat().st_size != sm.size \

@@ -153,6 +153,34 @@ def test_maildir_roundtrip_blobs_folders_flags(source, tmp_path):
     assert len([p for p in out.rglob("*") if p.is_file() and p.parent.name == "cur"]) == len(files)
 
 
+def test_maildir_rerun_finds_earlier_files_whatever_their_letters_and_never_replaces_other_content(source, tmp_path):
+    """A rerun recognises each earlier file by its name before ':2,' (exporters/earlier_files.py): a file whose info
+    letters a mail client changed is already present under its new name; a file of that name with other bytes, or a
+    symlink in its place, is reported and left as it is; a file removed by hand is written again; nothing is doubled."""
+    out = tmp_path / "md"
+    first = export_maildir(source, out)
+    assert not first.errors and first.written > 3
+    files = sorted(p for p in out.rglob("*") if p.parent.name == "cur" and p.is_file())
+    relettered, changed, linked, removed = files[0], files[1], files[2], files[3]
+    renamed = relettered.with_name(relettered.name.split(":2,", 1)[0] + ":2,FRS")
+    relettered.rename(renamed)
+    changed_bytes = changed.read_bytes() + b"\n"
+    changed.write_bytes(changed_bytes)
+    outside = tmp_path / "outside.eml"
+    outside.write_bytes(linked.read_bytes())
+    linked.unlink()
+    linked.symlink_to(outside)
+    removed.unlink()
+    again = export_maildir(source, out)
+    assert again.already_present == len(files) - 3
+    assert sorted(e["error"].split(" exists with other content")[0] for e in again.errors) == sorted(
+        [str(changed), str(linked)])
+    assert changed.read_bytes() == changed_bytes
+    assert linked.is_symlink() and renamed.is_file() and not relettered.exists() and removed.is_file()
+    after = sorted(p for p in out.rglob("*") if p.parent.name == "cur" and (p.is_file() or p.is_symlink()))
+    assert len(after) == len(files)
+
+
 def _files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
