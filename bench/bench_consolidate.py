@@ -33,10 +33,15 @@ for the CLI, the children's ``os.times`` for ``cp``/``sync`` and rclone.
 local → local consolidation to every pair as a third contender and its ``--dry-run`` to the fixed-cost
 floor, alternating with this code's, so the two codes' seconds and CPU-seconds come from the same minutes.
 
+``--resident`` adds, to every pair, the same consolidation forked from a process that has Python, DuckDB and the
+toolkit imported already (the test suite's fork server, tests/cli_server.py; started before the pairs and kept
+across the page-cache drops, as a resident process would be): a floor for the design change named for the 200 MB
+case, not a command of the toolkit. Its time is the client's, from the request to the exit status.
+
 Prints the section; ``--record`` replaces the "## Consolidation" section of
 bench/RESULTS.md (other sections are kept).
 
-    .venv/bin/python bench/bench_consolidate.py [--mb 200] [--repeat 3] [--baseline DIR] [--record] [--no-smb]
+    .venv/bin/python bench/bench_consolidate.py [--mb 200] [--repeat 3] [--baseline DIR] [--resident] [--record] [--no-smb]
 """
 from __future__ import annotations
 
@@ -246,6 +251,34 @@ def run_consolidate(home: Path, sources: list[int], target: int, nbytes: int, en
     return m
 
 
+def run_resident(home: Path, sources: list[int], target: int, nbytes: int, env: dict) -> tuple[float, float]:
+    """The consolidation forked from the test suite's fork server (imports done), cold page cache otherwise:
+    (seconds from the request to the exit status, the consolidation's own JSON ``seconds``)."""
+    import json
+
+    from cli import run_cli  # tests/cli.py: starts tests/cli_server.py on first use
+
+    cold = drop_caches()
+    cmd = [sys.executable, "-m", "toolkit", "--archive", str(home), "--json", "media", "consolidate",
+           "--from", ",".join(map(str, sources)), "--into", str(target)]
+    t0 = time.perf_counter()
+    p = run_cli(cmd, env=env)
+    t = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"the consolidation forked from the resident process failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
+    summary = json.loads(p.stdout)["summary"]
+    assert summary["bytes_copied"] == nbytes and cold, (summary["bytes_copied"], nbytes, cold)
+    return t, summary["seconds"]
+
+
+def start_resident(env: dict) -> None:
+    """Start the fork server and let it finish its imports (its first command), before any timed run."""
+    from cli import run_cli
+
+    p = run_cli([sys.executable, "-m", "toolkit", "--version"], env=env)
+    assert p.returncode == 0, p.stderr
+
+
 def cp_sync(src_packs: Path, plain: Path) -> tuple[float, float]:
     """(seconds, CPU-seconds) of ``cp -r`` of a medium's packs/ then ``sync``, cold; the copy is removed
     afterwards (not timed)."""
@@ -284,10 +317,13 @@ def rclone_version() -> str | None:
     return out[0] if out else "rclone"
 
 
-def bench_local(root: Path, home: Path, nbytes: int, repeat: int, baseline: Path | None = None) -> dict:
+def bench_local(root: Path, home: Path, nbytes: int, repeat: int, baseline: Path | None = None,
+                resident: bool = False) -> dict:
     """``repeat`` alternating pairs: consolidation of the current medium onto a fresh local one, cp -r + sync
     (and the ``baseline`` code's consolidation, chained after or before this code's)."""
     env = env_for()
+    if resident:
+        start_resident(env)
     pairs = []
     state = {"sources": [1, 2], "n": 3}
     for r in range(repeat):
@@ -306,15 +342,24 @@ def bench_local(root: Path, home: Path, nbytes: int, repeat: int, baseline: Path
             state["sources"], state["n"] = [state["n"]], state["n"] + 1
             return m
 
+        def do_resident():
+            target = add_medium(home, str(root / f"m{state['n']}"))
+            t, inner = run_resident(home, state["sources"], target, nbytes, env)
+            consolidated.extend(state["sources"])
+            state["sources"], state["n"] = [state["n"]], state["n"] + 1
+            return t, inner
+
         pair: dict = {}
-        order = ["cp", "cons", "base"] if r % 2 == 0 else ["base", "cons", "cp"]
+        order = ["cp", "cons", "base", "resident"] if r % 2 == 0 else ["resident", "base", "cons", "cp"]
         for who in order:
             if who == "cp":
                 pair["cp"], pair["cp_cpu"] = do_cp()
             elif who == "cons":
                 pair["cons"] = do_cons()
-            elif baseline is not None:
+            elif who == "base" and baseline is not None:
                 pair["base"] = do_cons(baseline)
+            elif who == "resident" and resident:
+                pair["resident"] = do_resident()
         pairs.append(pair)
         m, t_cp = pair["cons"], pair["cp"]
         line = (f"  local pair {r + 1}: consolidation {m.seconds:.2f} s ({m.cpu_user + m.cpu_sys:.2f} CPU-s), "
@@ -322,6 +367,9 @@ def bench_local(root: Path, home: Path, nbytes: int, repeat: int, baseline: Path
         if "base" in pair:
             b = pair["base"]
             line += f"; baseline {b.seconds:.2f} s ({b.cpu_user + b.cpu_sys:.2f} CPU-s), {t_cp / b.seconds:.2f}x"
+        if "resident" in pair:
+            t_res, inner = pair["resident"]
+            line += f"; forked from a resident process {t_res:.2f} s (itself {inner:.2f} s), {t_cp / t_res:.2f}x"
         print(line, flush=True)
         for s in consolidated:
             shutil.rmtree(root / f"m{s}" / "packs", ignore_errors=True)  # retired: keep the disk small
@@ -429,7 +477,7 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
     lines = [
         section_title(args.mb),
         "",
-        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}{' --baseline BASE' if args.baseline else ''}{' --no-smb' if args.no_smb else ''}` on {os.cpu_count()} CPUs, {cpu_model()}, "
+        f"`bench/bench_consolidate.py --mb {args.mb} --repeat {args.repeat}{' --baseline BASE' if args.baseline else ''}{' --resident' if args.resident else ''}{' --no-smb' if args.no_smb else ''}` on {os.cpu_count()} CPUs, {cpu_model()}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}, load average before "
         f"{load_before}, after {loadavg()}; {nbytes / 1e6:.0f} MB of packs "
         f"({'page cache dropped before every contender: cold' if cold else 'warm: dropping the page cache was refused'}).",
@@ -459,6 +507,16 @@ def report(local: dict, smb: dict | None, args, nbytes: int, load_before: str) -
             f"{rate(bm.seconds):.0f} | {cpu(bm):.2f} | {bm.maxrss_mb:.0f} | {lm['cp'] / bm.seconds:.2f}× |",
             f"| baseline code ({name}): its fixed cost (`--dry-run`, warm, median of 3, alternating with this code's) | "
             f"{fb.seconds:.2f} | | {cpu(fb):.2f} | {fb.maxrss_mb:.0f} | |",
+        ]
+    if args.resident:
+        rr = lambda p: p["cp"] / p["resident"][0]  # noqa: E731
+        rm = _median(local["pairs"], rr)
+        lines += [
+            f"| floor of a resident process: the same consolidation forked from a process with its imports done "
+            f"(tests/cli_server.py; median of its own ratios) | {rm['resident'][0]:.2f} | {rate(rm['resident'][0]):.0f} | | | "
+            f"{rr(rm):.2f}× (pairs: " + ", ".join(f"{rr(p):.2f}×" for p in local["pairs"]) + ") |",
+            f"| … of which the consolidation itself | {rm['resident'][1]:.2f} | {rate(rm['resident'][1]):.0f} | | | "
+            f"{rm['cp'] / rm['resident'][1]:.2f}× |",
         ]
     verdict = [f"local → local {lr(lm):.2f}× `cp -r` + `sync` (median of {len(local['pairs'])} pairs: "
                + ", ".join(f"{lr(p):.2f}×" for p in local["pairs"]) + f"; target ≥ 0.8×: {'met' if lr(lm) >= 0.8 else 'NOT met'})"]
@@ -531,6 +589,9 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a checkout of other (earlier) code: its local → local consolidation joins every pair, its "
                          "dry run the fixed-cost floor (a COMMIT file in it names the commit)")
+    ap.add_argument("--resident", action="store_true",
+                    help="also time the consolidation forked from a process with its imports done (tests/cli_server.py): "
+                         "the floor of a resident process")
     ap.add_argument("--record", action="store_true",
                     help="replace the '## Consolidation' section of bench/RESULTS.md ('## Consolidation, N MB of packs' "
                          "for another --mb)")
@@ -543,7 +604,7 @@ def main() -> None:
         archive, nbytes = build(root, args.mb)
         archive.close()
         print(f"built {nbytes / 1e6:.0f} MB of packs in {time.perf_counter() - t0:.0f} s", flush=True)
-        local = bench_local(root, root / "home", nbytes, args.repeat, args.baseline)
+        local = bench_local(root, root / "home", nbytes, args.repeat, args.baseline, args.resident)
         smb = None if args.no_smb else bench_smb(root, root / "home", nbytes, args.repeat, local["next"])
         section = report(local, smb, args, nbytes, load_before)
         print()
