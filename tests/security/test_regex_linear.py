@@ -244,6 +244,9 @@ WORST: dict[tuple[str, str], tuple[object, list[str]]] = {
     # ---- exporters.layout: whether a folder's name could be a message file's (names the export makes)
     ("exporters.layout", "_MESSAGE_NAME"): ("fullmatch", [*_runs("a", "a_1", "_1", "1_"), _tail("a_", "1"),
                                                       _tail("a_1_", "a"), _tail("a_1_", "a_"), _tail("a", "_1")]),
+    # ---- exporters.earlier_files: the names an earlier export maildir run left (any name a folder holds)
+    ("exporters.earlier_files", "_OURS"): ("match", [*_runs("1", "-1", "1.M", "1.M1"), _tail("1.M", "1"),
+                                                     _tail("-", "1", ".m1_")]),
     # ---- verify.ahead: a blob id of the catalog's rows, before it is packed as a digest
     ("verify.ahead", "_HEX_ID"): ("fullmatch", [*_runs("a", "0f"), _tail("", "a" * 63 + "g")]),
 }
