@@ -64,6 +64,7 @@ import functools
 import os
 import re
 import time
+from itertools import islice
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from toolkit.errors import ObjectMissingError, SourceError, SourceMissingError, StorageError
@@ -399,7 +400,7 @@ class MaildirImporter(TreeSource):
             return ""
         from .content import starts_with_headers
 
-        for e in [e for e in entries if not e.skip_reason and e.size][:looked_at]:
+        for e in islice((e for e in entries if not e.skip_reason and e.size), looked_at):
             try:
                 head = read(e.rel)
             except (OSError, StorageError):

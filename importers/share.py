@@ -64,7 +64,7 @@ import re
 import shutil
 import stat
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
@@ -100,13 +100,18 @@ def _inner(rel: bytes, root: bytes) -> bytes:
     return rel if root == b"" else rel[len(root) + 1 :]
 
 
-def maildir_roots(entries: list[FileEntry]) -> list[bytes]:
+def maildir_roots(entries: Iterable[FileEntry]) -> list[bytes]:
     """Relative paths of the top Maildir directories of a walked tree (see the module docstring)."""
-    files = {e.rel for e in entries if not e.skip_reason}
     has_msgs: dict[bytes, bool] = {}
     evidence: set[bytes] = set()
-    for rel in files:
+    markers: set[bytes] = set()  # the maildirfolder files (not a set of every path: a walk can be a million files)
+    for e in entries:
+        if e.skip_reason:
+            continue
+        rel = e.rel
         parts = rel.split(b"/")
+        if parts[-1] == b"maildirfolder":
+            markers.add(rel)
         if len(parts) < 2:
             continue
         d = b"/".join(parts[:-2])
@@ -122,7 +127,7 @@ def maildir_roots(entries: list[FileEntry]) -> list[bytes]:
     lifted = set()
     for d in cands:
         base = d.rpartition(b"/")[2]
-        if base.startswith(b".") and len(base) > 1 and (d + b"/maildirfolder") in files:
+        if base.startswith(b".") and len(base) > 1 and (d + b"/maildirfolder") in markers:
             lifted.add(_parent(d))
         else:
             lifted.add(d)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import operator
 import os
 import stat
 import sys
-from dataclasses import dataclass
-from typing import Any, Iterator
+from array import array
+from itertools import chain
+from typing import Any, Iterator, Sequence
 
 from toolkit.errors import SourceError, SourceMissingError, StorageError
 from toolkit.source import read_regular_file
 from toolkit.storage import Storage, open_storage, parse_location
+
+from .walk_table import FileEntry, Walk  # noqa: F401 - FileEntry: the importers take it from here
 
 
 #: Mails larger than this are streamed from the source, never held in memory whole by ``import eml``, ``maildir`` and
@@ -47,27 +49,19 @@ def ref_bytes(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    rel: bytes            # relative path below the root, '/'-separated
-    size: int
-    mtime: float
-    skip_reason: str | None = None   # set for entries that are listed but not read
-
-
 #: root -> its walk, kept by the start-up for the run's own scan (:func:`keep_walk`)
-_KEPT: dict[bytes, list[FileEntry]] = {}
+_KEPT: dict[bytes, Walk] = {}
 
 
-def keep_walk(root: bytes, entries: list[FileEntry]) -> None:
+def keep_walk(root: bytes, entries: Walk) -> None:
     """The next :func:`walk_local` of ``root`` in this process gives ``entries`` (once): the start-up walked the tree
     for the tasks it sent ahead (toolkit/early_tasks.py) moments before the run's scan would walk it again."""
     _KEPT[root] = entries
 
 
-def walk_local(root: bytes) -> list[FileEntry]:
+def walk_local(root: bytes) -> Walk:
     """Every entry below ``root`` (a directory or a single file), sorted by relative path (a walk kept for it,
-    :func:`keep_walk`, once).
+    :func:`keep_walk`, once), held in columns (importers/walk_table.py: a tree of a million files in ~55 MB).
 
     Each directory is opened once and its entries are looked at relative to it (``fstatat``), not by
     their whole path: the kernel walks one name per entry instead of the root's path again (every
@@ -83,11 +77,21 @@ def walk_local(root: bytes) -> list[FileEntry]:
     except PermissionError:
         raise SourceError(f"{os.fsdecode(root)} is not readable (permission denied)") from None
     if stat.S_ISREG(st.st_mode):
-        return [FileEntry(os.path.basename(root), st.st_size, st.st_mtime)]
+        return Walk.of([FileEntry(os.path.basename(root), st.st_size, st.st_mtime)])
     if not stat.S_ISDIR(st.st_mode):
         raise SourceMissingError(f"{os.fsdecode(root)} is neither a file nor a directory")
-    out: list[FileEntry] = []
-    add, entry = out.append, FileEntry
+    rels: list[bytes] = []
+    sizes, mtimes = array("q"), array("d")
+    reasons: dict[int, str] = {}
+    add_rel, add_size, add_mtime = rels.append, sizes.append, mtimes.append
+
+    def add(rel: bytes, size: int, mtime: float, reason: str | None = None) -> None:
+        if reason is not None:
+            reasons[len(rels)] = reason
+        add_rel(rel)
+        add_size(size)
+        add_mtime(mtime)
+
     encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
     stack = [b""]
     while stack:
@@ -95,41 +99,45 @@ def walk_local(root: bytes) -> list[FileEntry]:
         try:
             fd = os.open(os.path.join(root, rel_dir), _SUBDIR) if rel_dir else os.open(root, _ROOT)
         except OSError as exc:
-            add(entry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
+            add(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}")
             continue
+        # the directory's entries as they are listed (no list of them: a folder of a million files would hold a
+        # million objects); a listing that fails on the way takes back what it added, as if it had failed at once
+        mark, stack_mark = len(rels), len(stack)
+        prefix = rel_dir + b"/" if rel_dir else b""
         try:
-            try:
-                with os.scandir(fd) as it:  # its entries' stat() is fstatat(fd, name)
-                    entries = list(it)
-            except OSError as exc:
-                add(entry(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}"))
-                continue
-            prefix = rel_dir + b"/" if rel_dir else b""
-            for e in entries:
-                rel = prefix + e.name.encode(encoding, errors)
-                try:
-                    est = e.stat(follow_symlinks=False)
-                except OSError as exc:
-                    add(entry(rel, 0, 0.0, f"vanished or unreadable during the scan: {exc.strerror}"))
-                    continue
-                mode = est.st_mode
-                kind = mode & _IFMT
-                if kind == _IFREG:
-                    add(entry(rel, est.st_size, est.st_mtime))
-                elif kind == _IFDIR:
-                    stack.append(rel)
-                elif kind == _IFLNK:
-                    add(entry(rel, 0, est.st_mtime, "symbolic link (never followed)"))
-                else:
-                    what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
-                    add(entry(rel, 0, est.st_mtime, f"{what} (never opened)"))
+            with os.scandir(fd) as it:  # its entries' stat() is fstatat(fd, name)
+                for e in it:
+                    rel = prefix + e.name.encode(encoding, errors)
+                    try:
+                        est = e.stat(follow_symlinks=False)
+                    except OSError as exc:
+                        add(rel, 0, 0.0, f"vanished or unreadable during the scan: {exc.strerror}")
+                        continue
+                    mode = est.st_mode
+                    kind = mode & _IFMT
+                    if kind == _IFREG:
+                        add_rel(rel)
+                        add_size(est.st_size)
+                        add_mtime(est.st_mtime)
+                    elif kind == _IFDIR:
+                        stack.append(rel)
+                    elif kind == _IFLNK:
+                        add(rel, 0, est.st_mtime, "symbolic link (never followed)")
+                    else:
+                        what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+                        add(rel, 0, est.st_mtime, f"{what} (never opened)")
+        except OSError as exc:
+            del rels[mark:], sizes[mark:], mtimes[mark:], stack[stack_mark:]
+            for i in [i for i in reasons if i >= mark]:
+                del reasons[i]
+            add(rel_dir or b".", 0, 0.0, f"directory not readable: {exc.strerror}")
         finally:
             os.close(fd)
-    out.sort(key=_by_rel)
-    return out
+    return Walk.sorted_from(rels, sizes, mtimes, reasons)
 
 
-def without_own(entries: list[FileEntry], root: bytes, places) -> list[FileEntry]:
+def without_own(entries: Walk, root: bytes, places) -> Walk:
     """``entries`` (a :func:`walk_local` of ``root``) without what lies in the archive's own places below ``root``
     (``places``: (what, real path), toolkit/own_files.py ``places_below``; docs/reliability.md N9), and without any
     archive home or medium the walk finds by its files (:func:`_marked`: a medium on a mounted share, another
@@ -145,17 +153,19 @@ def without_own(entries: list[FileEntry], root: bytes, places) -> list[FileEntry
     own += [m for m in _marked(entries, root) if not any(m[0] == rel or m[0].startswith(rel + b"/") for rel, _ in own)]
     if not own:
         return entries
-    out: list[FileEntry] = []
     listed: set[bytes] = set()
-    for e in entries:
-        place = next(((rel, why) for rel, why in own if not rel or e.rel == rel or e.rel.startswith(rel + b"/")), None)
-        if place is None:
-            out.append(e)
-        elif place[0] not in listed:
-            listed.add(place[0])
-            out.append(FileEntry(place[0] or b".", 0, 0.0, place[1]))
-    out.sort(key=_by_rel)
-    return out
+
+    def kept() -> Iterator[FileEntry]:
+        for e in entries:
+            place = next(((rel, why) for rel, why in own if not rel or e.rel == rel or e.rel.startswith(rel + b"/")),
+                         None)
+            if place is None:
+                yield e
+            elif place[0] not in listed:
+                listed.add(place[0])
+                yield FileEntry(place[0] or b".", 0, 0.0, place[1])
+
+    return Walk.of(kept())
 
 
 #: the files that make a directory an archive's home (its config) or a medium (its label): toolkit/home.py CONFIG_NAME,
@@ -210,7 +220,6 @@ def _archive_of(name: bytes, data: bytes) -> str | None:
 _IFMT, _IFREG, _IFDIR, _IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 _ROOT = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _SUBDIR = _ROOT | os.O_NOFOLLOW
-_by_rel = operator.attrgetter("rel")
 
 
 def read_local(root: bytes, entry: FileEntry, single_file: bool) -> bytes:
@@ -257,7 +266,7 @@ def open_source_storage(location, password: str | None) -> Storage:
     return storage
 
 
-def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
+def walk_storage(storage: Storage, prefix: str = "") -> Walk:
     """Every file below ``prefix`` of a share; a folder the account may not list is an entry "directory not
     readable" (as in :func:`walk_local`) instead of ending the whole walk, and a folder reached again through
     a link the server follows is an entry skipped with that reason (SmbStorage.list)."""
@@ -266,10 +275,9 @@ def walk_storage(storage: Storage, prefix: str = "") -> list[FileEntry]:
     rel = lambda name: name[len(prefix):].lstrip("/").encode("utf-8") if prefix else name.encode("utf-8")  # noqa: E731
     unreadable: list[tuple[str, str]] = []
     kw = {"unreadable": unreadable} if isinstance(storage, SmbStorage) else {}
-    out = [FileEntry(rel(e.name), e.size, e.mtime) for e in storage.list(prefix, include_temp=True, **kw)]
-    out += [FileEntry(rel(name), 0, 0.0, why) for name, why in unreadable]
-    out.sort(key=lambda f: f.rel)
-    return out
+    listed = storage.list(prefix, include_temp=True, **kw)
+    return Walk.of(chain((FileEntry(rel(e.name), e.size, e.mtime) for e in listed),
+                         (FileEntry(rel(name), 0, 0.0, why) for name, why in unreadable)))
 
 
 def entry_cursor(entry: FileEntry) -> dict:
@@ -286,7 +294,7 @@ def cursor_path(cursor: Any) -> bytes | None:
     return None
 
 
-def iter_after(entries: list[FileEntry], after: bytes | None, reporter=None) -> Iterator[FileEntry]:
+def iter_after(entries: Sequence[FileEntry], after: bytes | None, reporter=None) -> Iterator[FileEntry]:
     """The entries after the cursor ``after``; with a reporter, its "scan" task counts every entry: one by one
     at first, then in steps of a 64th of those counted (a call per entry was ~2 % of an import's driver CPU,
     for a figure shown once a second), the rest when the entries end."""
