@@ -53,9 +53,11 @@ def ref_bytes(text: str) -> bytes:
 _KEPT: dict[bytes, Walk] = {}
 
 
-def keep_walk(root: bytes, entries: Walk) -> None:
+def keep_walk(root: bytes, entries: Walk, *, again: bool = False) -> None:
     """The next :func:`walk_local` of ``root`` in this process gives ``entries`` (once): the start-up walked the tree
-    for the tasks it sent ahead (toolkit/early_tasks.py) moments before the run's scan would walk it again."""
+    for the tasks it sent ahead (toolkit/early_tasks.py) moments before the run's scan would walk it again.
+    ``again``: the walk is kept once more after that scan, which must therefore not let its entries go."""
+    entries.releasable = not again
     _KEPT[root] = entries
 
 
@@ -297,9 +299,10 @@ def cursor_path(cursor: Any) -> bytes | None:
 def iter_after(entries: Sequence[FileEntry], after: bytes | None, reporter=None) -> Iterator[FileEntry]:
     """The entries after the cursor ``after``; with a reporter, its "scan" task counts every entry: one by one
     at first, then in steps of a 64th of those counted (a call per entry was ~2 % of an import's driver CPU,
-    for a figure shown once a second), the rest when the entries end."""
+    for a figure shown once a second), the rest when the entries end. A :class:`Walk` is read once
+    (:meth:`Walk.consume`): the blocks passed are let go while the run goes on."""
     counted = 0
-    for i, e in enumerate(entries, 1):
+    for i, e in enumerate(entries.consume() if isinstance(entries, Walk) else entries, 1):
         if after is None or e.rel > after:
             yield e
         if reporter is not None and i - counted > counted >> 6:

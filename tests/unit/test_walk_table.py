@@ -110,3 +110,54 @@ def test_a_listing_that_fails_half_way_lists_the_directory_as_unreadable_and_not
     got = walk.walk_local(os.fsencode(tmp_path))
     assert [(e.rel, e.skip_reason) for e in got] == [
         (b"bad", f"directory not readable: {os.strerror(errno.EIO)}"), (b"good/1.eml", None)]
+
+
+def test_a_scan_that_reads_its_walk_once_lets_each_block_go_and_a_kept_walk_stays_whole(tmp_path):
+    """``iter_after`` reads a walk once (``Walk.consume``): the blocks it passed are let go, so a scan of a million
+    files holds less and less of its walk while the run goes on, and an entry of a passed block cannot be read
+    again; a walk the start-up keeps for a second scan (``keep_walk(..., again=True)``) stays whole through the
+    first one, and the second one lets it go."""
+    from importers import walk_table
+
+    n = 3 * walk_table.BLOCK + 5
+    entries = [FileEntry(b"f%07d" % i, i, float(i)) for i in range(n)]
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        got = Walk.of(entries)
+        whole, _ = tracemalloc.get_traced_memory()
+        seen = []
+        for e in walk.iter_after(got, None):
+            seen.append(e.rel)
+            if len(seen) == 2 * walk_table.BLOCK + 1:  # two blocks passed, the third one being read
+                half, _ = tracemalloc.get_traced_memory()
+                half -= sum(len(r) + 33 + 8 for r in seen)
+        seen_bytes = sum(len(r) + 33 + 8 for r in seen)  # what the test's own list holds
+        end, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == [e.rel for e in entries]
+    walk_bytes = whole - before
+    assert end - before - seen_bytes < walk_bytes * 0.05, (end - before - seen_bytes, walk_bytes)
+    assert half - before < walk_bytes * 0.6, (half - before, walk_bytes)  # two of four blocks let go
+    try:
+        got[0]
+    except RuntimeError as exc:
+        assert "walk the tree again" in str(exc)
+    else:
+        raise AssertionError("an entry of a released block was read")
+    assert len(got) == n
+
+    root = os.fsencode(tmp_path)
+    kept = Walk.of(entries)
+    walk.keep_walk(root, kept, again=True)
+    assert [e.rel for e in walk.iter_after(walk.walk_local(root), b"f0000009")][:1] == [b"f0000010"]
+    assert kept == entries  # whole after the first scan
+    walk.keep_walk(root, kept)
+    assert sum(1 for _ in walk.iter_after(walk.walk_local(root), None)) == n
+    try:
+        kept[n - 1]
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the last scan of a kept walk did not let it go")

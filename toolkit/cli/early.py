@@ -299,7 +299,7 @@ def _start_ahead(pool, kind: str, sources: tuple[str, ...]) -> None:
             importer = Importer(sources[0])
             root = os.fsencode(importer.location.path)
             entries = walk_local(root)  # signals not held: a Ctrl-C during a long walk ends the run at once (``ended``)
-            keep_walk(root, entries)  # walked once: the scan below takes it, and the run's scan after it
+            keep_walk(root, entries, again=True)  # walked once: the scan below takes it, and the run's scan after it
         items = importer.scan(None, NullReporter())
         # held while the first chunk's items are made and its task submitted: ``ended`` shutting the pool down in
         # the middle of the pool's own submit would wait for the lock that submit holds
