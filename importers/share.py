@@ -58,13 +58,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import heapq
 import io
 import os
 import re
 import shutil
 import stat
 import tempfile
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 from urllib.parse import quote
 
 from toolkit.errors import ObjectMissingError, SourceError, StorageError
@@ -84,7 +85,7 @@ from .tnef import item_from_tnef
 from .zipped import ZipLimits, is_zip, scan_zip
 from . import walk as _walk
 from .walk import (
-    FileEntry, open_local, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage, without_own,
+    FileEntry, Walk, open_local, open_source_storage, read_local, ref_bytes, ref_text, walk_local, walk_storage, without_own,
 )
 
 _MAILDIR_NAME = re.compile(rb"\d{6,}\.")
@@ -152,26 +153,51 @@ def _owner(rel: bytes, roots: set[bytes]) -> bytes | None:
     return None
 
 
-@dataclasses.dataclass
-class _Unit:
+class _Unit(NamedTuple):
     key: bytes
     kind: str              # "maildir" or "file"
     entry: FileEntry | None = None
 
 
-def plan(entries: list[FileEntry]) -> list[_Unit]:
-    roots = maildir_roots(entries)
-    units = [_Unit(r, "maildir") for r in roots]
-    root_set = set(roots)
-    for e in entries:
-        owner = _owner(e.rel, root_set)
-        if owner is not None and not e.skip_reason and md.is_maildir_member(_inner(e.rel, owner)):
-            continue
-        if owner is not None and e.skip_reason and md.classify(_inner(e.rel, owner))[0] == md.MESSAGE:
-            continue  # the Maildir importer lists it
-        units.append(_Unit(e.rel, "file", e))
-    units.sort(key=lambda u: u.key)
-    return units
+class _Plan:
+    """The units of a walked tree in key order: its Maildirs, and every file outside them (or listed as not readable
+    inside them when it is not a message there), made one at a time as they are read. Which files are units is one
+    bit each, found in one pass: a tree of a million loose files holds no list of a million units (K8). Read once:
+    the walk's blocks go as the units pass (importers/walk_table.py ``Walk.consume``)."""
+
+    def __init__(self, entries: Sequence[FileEntry]):
+        self._entries = entries
+        self._roots = maildir_roots(entries)
+        root_set = set(self._roots)
+        self._files = bytearray((len(entries) + 7) // 8)
+        count = 0
+        for i, e in enumerate(entries):
+            owner = _owner(e.rel, root_set)
+            if owner is not None and not e.skip_reason and md.is_maildir_member(_inner(e.rel, owner)):
+                continue
+            if owner is not None and e.skip_reason and md.classify(_inner(e.rel, owner))[0] == md.MESSAGE:
+                continue  # the Maildir importer lists it
+            self._files[i >> 3] |= 1 << (i & 7)
+            count += 1
+        self._count = count + len(self._roots)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[_Unit]:
+        entries = self._entries.consume() if isinstance(self._entries, Walk) else iter(self._entries)
+        files = self._files
+        chosen = (_Unit(e.rel, "file", e) for i, e in enumerate(entries) if files[i >> 3] >> (i & 7) & 1)
+        return heapq.merge((_Unit(r, "maildir") for r in self._roots), chosen, key=_unit_key)
+
+
+def _unit_key(unit: _Unit) -> bytes:
+    return unit.key
+
+
+def plan(entries: Sequence[FileEntry]) -> _Plan:
+    """The units of ``entries`` (a sorted walk) in key order (see :class:`_Plan`)."""
+    return _Plan(entries)
 
 
 # -- sources --------------------------------------------------------------------------------------
