@@ -63,7 +63,7 @@ def keep_walk(root: bytes, entries: Walk, *, again: bool = False) -> None:
 
 def walk_local(root: bytes) -> Walk:
     """Every entry below ``root`` (a directory or a single file), sorted by relative path (a walk kept for it,
-    :func:`keep_walk`, once), held in columns (importers/walk_table.py: a tree of a million files in ~55 MB).
+    :func:`keep_walk`, once), held in columns (importers/walk_table.py: a tree of a million files in ~64 MB).
 
     Each directory is opened once and its entries are looked at relative to it (``fstatat``), not by
     their whole path: the kernel walks one name per entry instead of the root's path again (every
