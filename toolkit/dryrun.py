@@ -27,6 +27,7 @@ from .archive import Archive
 from .catalog import ingest_rows as store
 from .prepare import NotMail, ReadFailure, Trimmed, prepare, prepare_streamed, read_job, task_job
 from .reporter import NullReporter, Reporter
+from .problem_list import ProblemList
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
 
 
@@ -40,7 +41,7 @@ class DryRunSummary:
     duplicates: int = 0
     skipped: int = 0
     errors: int = 0
-    problems: list[dict] = field(default_factory=list)
+    problems: ProblemList = field(default_factory=ProblemList)  # as an import's (toolkit/problem_list.py)
 
     def as_dict(self) -> dict:
         return {"source": self.source_uri, "read": self.read, "bytes": self.bytes,

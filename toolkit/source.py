@@ -12,6 +12,8 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
+from .problem_list import ProblemList
+
 from .read_ahead import cached
 from .reporter import Reporter
 
@@ -230,7 +232,7 @@ class RunSummary:
     bytes: int = 0
     seconds: float = 0.0
     decisions: dict[str, int] = field(default_factory=dict)
-    problems: list[dict] = field(default_factory=list)
+    problems: ProblemList = field(default_factory=ProblemList)  # {"ref", "kind", "message"} each, in columns (K8)
     packs: int = 0
     status: str = "running"
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
+from ..problem_list import ProblemList
+
 err_console = Console(stderr=True, highlight=False)
 if not err_console.is_terminal:
     err_console.soft_wrap = True  # a log or a pipe gets whole lines, never wrapped at 80 columns
@@ -138,6 +140,8 @@ def human_bytes(n: float) -> str:
 
 
 def _json_default(o: Any):
+    if isinstance(o, ProblemList):  # an import's skips and errors (toolkit/problem_list.py)
+        return o.to_list()
     if isinstance(o, (dt.datetime, dt.date)):
         return o.isoformat()
     if isinstance(o, bytes):

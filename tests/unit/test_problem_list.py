@@ -1,0 +1,71 @@
+"""An import run's skips and errors held in columns (toolkit/problem_list.py; docs/reliability.md K8)."""
+from __future__ import annotations
+
+import json
+import pickle
+import tracemalloc
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toolkit.cli.output import _json_default
+from toolkit.problem_list import ProblemList
+from toolkit.source import RunSummary
+
+_problems = st.lists(st.fixed_dictionaries({
+    "ref": st.text(max_size=20), "kind": st.sampled_from(["skipped", "error"]),
+    "message": st.sampled_from(["not mail: binary (--force-raw archives it anyway)", "empty file"]) | st.text(max_size=8),
+}), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems=_problems)
+def test_it_reads_as_the_list_of_dicts_it_was_given(problems):
+    """Length, iteration, indexing from either end, slices, equality both ways, JSON (as the command line writes it)
+    and a pickle (a migration's summaries come back from Dask workers) give the dicts appended, in order."""
+    got = ProblemList()
+    for p in problems:
+        got.append(dict(p))
+    assert len(got) == len(problems) and bool(got) == bool(problems)
+    assert list(got) == problems and got == problems and problems == got
+    assert [got[i] for i in range(len(problems))] == problems
+    assert [got[-i] for i in range(1, len(problems) + 1)] == [problems[-i] for i in range(1, len(problems) + 1)]
+    assert got[1:4] == problems[1:4]
+    assert json.loads(json.dumps({"problems": got}, default=_json_default)) == {"problems": problems}
+    again = pickle.loads(pickle.dumps(got))
+    assert again == problems
+    again.append({"ref": "x", "kind": "error", "message": "empty file"})
+    assert list(again)[-1] == {"ref": "x", "kind": "error", "message": "empty file"} and len(again) == len(got) + 1
+    merged: list = []
+    merged += got  # a migration's outcome collects them so (toolkit/migrate/report.py)
+    assert merged == problems
+
+
+def test_a_problem_with_other_keys_is_refused():
+    got = ProblemList()
+    try:
+        got.append({"ref": "a", "kind": "error", "message": "m", "extra": 1})
+    except ValueError as exc:
+        assert "ref, kind and message" in str(exc)
+    else:
+        raise AssertionError("a problem with another key was taken")
+    assert len(got) == 0
+
+
+def test_a_run_s_problems_cost_their_ref_and_a_few_bytes_each():
+    """K8: 20,000 skipped files of a share (paths of ~40 characters, a few distinct reasons) are held in under their
+    refs' size + 30 bytes each; a list of dicts held ~280 bytes each with its ref (~280 MB for a million)."""
+    refs = [f"dept{i % 40:02d}/documents/report-{i:06d}.docx" for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        summary = RunSummary(run_id=1, source_uri="share:/srv")
+        for i, ref in enumerate(refs):
+            summary.problems.append({"ref": ref, "kind": "skipped",
+                                     "message": ("not mail: binary (--force-raw archives it anyway)", "empty file")[i % 2]})
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    own = sum(len(r) + 49 for r in refs)  # the ref strings themselves (compact ASCII)
+    assert (held - before - own) / len(refs) < 30, (held - before - own) / len(refs)
+    assert summary.as_dict()["problems"][7] == {"ref": refs[7], "kind": "skipped", "message": "empty file"}
