@@ -69,3 +69,53 @@ def test_a_run_s_problems_cost_their_ref_and_a_few_bytes_each():
     own = sum(len(r) + 49 for r in refs)  # the ref strings themselves (compact ASCII)
     assert (held - before - own) / len(refs) < 30, (held - before - own) / len(refs)
     assert summary.as_dict()["problems"][7] == {"ref": refs[7], "kind": "skipped", "message": "empty file"}
+
+
+def _materialised(o):
+    if isinstance(o, ProblemList):
+        return o.to_list()
+    if isinstance(o, dict):
+        return {k: _materialised(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_materialised(v) for v in o]
+    return o
+
+
+@settings(max_examples=200, deadline=None)
+@given(lists=st.lists(_problems, max_size=4), other=st.text(max_size=10), chunk=st.integers(1, 5))
+def test_json_written_with_the_lists_streamed_is_the_json_of_the_lists_whole(lists, other, chunk):
+    """``--json`` (toolkit/cli/output.py ``write_json``) writes each ProblemList a chunk at a time: the bytes are
+    those of ``json.dumps`` of the result with every list whole, for results with none, one or several lists (empty
+    ones too), strings with NUL and non-ASCII characters beside them, and chunks of any size."""
+    import io
+
+    from toolkit.cli import output
+
+    sources = [{"source": f"share:/srv/{i}\x00{other}", "problems": ProblemList(p), "note": other} for i, p in enumerate(lists)]
+    result = {"status": "complete", "sources": sources, "warnings": [other]}
+    old_chunk, output._STREAM_CHUNK = output._STREAM_CHUNK, chunk
+    try:
+        out = io.StringIO()
+        output.write_json(out, result)
+    finally:
+        output._STREAM_CHUNK = old_chunk
+    assert out.getvalue() == json.dumps(_materialised(result), ensure_ascii=False) + "\n"
+
+
+def test_json_of_many_problems_is_written_in_chunks_not_made_whole_first():
+    """20,000 problems: no single write holds more than a chunk of them, and the whole is the list."""
+    from toolkit.cli import output
+
+    problems = ProblemList({"ref": f"d/{i:06d}.pdf", "kind": "skipped", "message": "not mail: binary"} for i in range(20_000))
+
+    class Writes:
+        def __init__(self):
+            self.parts: list[str] = []
+
+        def write(self, text: str) -> None:
+            self.parts.append(text)
+
+    out = Writes()
+    output.write_json(out, {"sources": [{"problems": problems}]})
+    assert max(len(p) for p in out.parts) < 80 * output._STREAM_CHUNK  # ~75 characters a problem
+    assert json.loads("".join(out.parts)) == {"sources": [{"problems": problems.to_list()}]}
