@@ -12,10 +12,11 @@ list of the same entries); each :class:`FileEntry` is made when it is read.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
 
+from toolkit.list_like import ListLike
 from toolkit.process_guard import give_back_freed_memory
 
 
@@ -33,7 +34,7 @@ BLOCK = 1 << 14
 TRIM_EVERY = 8
 
 
-class Walk(Sequence):
+class Walk(ListLike):
     """Entries sorted by path (bytes order), in columns (see the module doc), in blocks of :data:`BLOCK`. Build with
     :meth:`sorted_from` or :meth:`of`.
 
@@ -124,13 +125,3 @@ class Walk(Sequence):
                 self._blocks[b] = None
                 if b % TRIM_EVERY == TRIM_EVERY - 1:
                     give_back_freed_memory()
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None  # type: ignore[assignment]  # compared by content, like the list it replaces
-
-    def __repr__(self) -> str:
-        return f"Walk({list(self)!r})"

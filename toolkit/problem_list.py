@@ -11,10 +11,12 @@ reads like the list of dicts it replaces (append, length, iteration, indexing, e
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+
+from .list_like import ListLike
 
 
-class ProblemList(Sequence):
+class ProblemList(ListLike):
     """``{"ref", "kind", "message"}`` dicts, made when read (see the module doc)."""
 
     __slots__ = ("_refs", "_kinds", "_message_ids", "_messages", "_message_index", "_kind_names", "_kind_index")
@@ -63,16 +65,6 @@ class ProblemList(Sequence):
         kinds, messages = self._kind_names, self._messages
         for ref, k, m in zip(self._refs, self._kinds, self._message_ids):
             yield {"ref": ref, "kind": kinds[k], "message": messages[m]}
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    __hash__ = None  # type: ignore[assignment]  # compared by content, like the list it replaces
-
-    def __repr__(self) -> str:
-        return f"ProblemList({self.to_list()!r})"
 
     def to_list(self) -> list[dict]:
         """The problems as a list of dicts (for JSON)."""
