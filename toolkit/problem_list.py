@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from .list_like import ListLike
 
 
+_KEYS = frozenset(("ref", "kind", "message"))
+
+
 class ProblemList(ListLike):
     """``{"ref", "kind", "message"}`` dicts, made when read (see the module doc)."""
 
@@ -34,7 +37,7 @@ class ProblemList(ListLike):
 
     def append(self, problem: dict) -> None:
         """Add ``{"ref": …, "kind": …, "message": …}`` (exactly those keys)."""
-        if problem.keys() != {"ref", "kind", "message"}:
+        if problem.keys() != _KEYS:
             raise ValueError(f"a problem has the keys ref, kind and message, not {sorted(problem)}")
         kind, message = problem["kind"], problem["message"]
         k = self._kind_index.get(kind)

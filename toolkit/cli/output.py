@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import secrets
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,7 +150,7 @@ def write_json(out, result: Any) -> None:
     a million dicts and one string of them all (docs/architecture.md "An import's skips and errors"). The bytes are
     those of ``json.dumps`` of the same result with each list whole."""
     lists: list[ProblemList] = []
-    token = secrets.token_hex(16)
+    token = os.urandom(16).hex()
 
     def default(o: Any):
         if isinstance(o, ProblemList):
