@@ -5,9 +5,10 @@ path so that a rerun resumes after a path (importers/walk.py). A list of one obj
 bytes a file (the object, its path, size and time): a tree of a million files held ~234 MB in the main process
 before anything was read. :class:`Walk` keeps the same entries sorted in columns (the paths one after another in
 one bytes object per block of 16,384, where each ends, the sizes, the times, and the few reasons to skip by
-position): the length of the path plus 20 bytes a file; a scan that reads it once lets it go block by block
-(:meth:`Walk.consume`). It reads like the list it replaces (length, iteration, indexing, equality with a
-list of the same entries); each :class:`FileEntry` is made when it is read.
+position): the length of the path plus 24 bytes a file (the ends as 64-bit numbers: a block of deep paths, which
+a walk by directory descriptors allows past PATH_MAX, cannot overflow them); a scan that reads it once lets it go
+block by block (:meth:`Walk.consume`). It reads like the list it replaces (length, iteration, indexing, equality
+with a list of the same entries); each :class:`FileEntry` is made when it is read.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Walk(ListLike):
         blocks = []
         for first in range(0, n, BLOCK):
             part = order[first:first + BLOCK]
-            blocks.append((b"".join([rels[i] for i in part]), array("I", accumulate(len(rels[i]) for i in part)),
+            blocks.append((b"".join([rels[i] for i in part]), array("Q", accumulate(len(rels[i]) for i in part)),
                            array("q", (sizes[i] for i in part)), array("d", (mtimes[i] for i in part))))
         rels.clear()
         new_reasons: dict[int, str] = {}
