@@ -30,12 +30,33 @@ def long_run(request) -> bool:
     return bool(request.config.getoption("--long"))
 
 
+_SAMBA: list = []  # this worker's Samba, once started: named in the report of a test that fails with it
+
+
 @pytest.fixture(scope="session")
 def samba():
     from services.samba import start_samba
 
     with served("samba", start_samba) as server:
+        _SAMBA.append(server)
         yield server
+        _SAMBA.remove(server)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that uses the shared Samba gets the state of its smbd processes and the server's log
+    tail in its report: a server that stops answering (a process stuck in the kernel, stopped, or out of
+    file descriptors) can then be told apart from a client fault after the fact, in CI too."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _SAMBA and "samba" in getattr(item, "fixturenames", ()):
+        from services.samba import _log_tail
+
+        server = _SAMBA[-1]
+        report.sections.append(("smbd processes", server.processes() or "(none)"))
+        if server.log_path is not None:
+            report.sections.append(("smbd log (tail)", _log_tail(server.log_path)))
 
 
 @pytest.fixture

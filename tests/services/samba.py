@@ -42,6 +42,65 @@ class SambaServer:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def server_process_of(self, client_port: int) -> int:
+        """The PID of the smbd process that holds the server end of the connection from 127.0.0.1:``client_port``
+        (read from /proc: the socket's inode in /proc/net/tcp, then the smbd process with that socket open)."""
+        want = f"0100007F:{self.port:04X} 0100007F:{client_port:04X}"
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if f"{fields[1]} {fields[2]}" == want:
+                inode = fields[9]
+        if inode is None:
+            raise LookupError(f"no connection from 127.0.0.1:{client_port} to the test Samba")
+        target = f"socket:[{inode}]"
+        for pid in _descendants(self.proc.pid):
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                        return pid
+                except OSError:
+                    continue
+        raise LookupError(f"no smbd process holds the connection from 127.0.0.1:{client_port}")
+
+    def processes(self) -> str:
+        """One line per smbd process of this server: PID, state, what it waits in, open files (for a failure report)."""
+        lines = []
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                              if ":\t" in line)
+                wchan = Path(f"/proc/{pid}/wchan").read_text()
+                fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                continue
+            lines.append(f"pid {pid} state {status.get('State', '?').strip()} wchan {wchan or '-'} fds {fds}")
+        return "\n".join(lines)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (smbd forks one per client, plus its helpers), from each process's PPid."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+        parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
 
 def _config(workdir: Path, port: int, extra_global: tuple[str, ...] = (), extra_share: tuple[str, ...] = ()) -> str:
     dirs = {

@@ -38,6 +38,7 @@ import secrets as _secrets
 import socket
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator
 
@@ -77,6 +78,21 @@ _STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
 
 
 _CONNECTING = threading.Lock()
+
+
+def _own_client_guid() -> None:
+    """Give the next connection smbprotocol makes a client GUID of its own (called under ``_CONNECTING``).
+
+    smbclient takes every connection's client GUID from one per-process setting (``ClientConfig``), and a
+    forked worker inherits it. Samba (4.15 and later) hands every connection whose GUID it already knows
+    to the server process of the first one, as channels of one client: all of a process's connections,
+    and its workers', would then be served one at a time by one server process, and a new connection
+    would wait on whatever that process is stuck on (docs/reliability.md C21). Each storage connects
+    with a GUID of its own, as the Linux kernel client does per server connection; the setting is
+    renewed again after the connection is made, so a reconnect that smbclient makes by itself later
+    does not take a live connection's GUID either."""
+    smbclient.ClientConfig().client_guid = uuid.uuid4()
+
 
 class _Watchdog:
     """One background thread that shuts the SMB socket down when a call overruns its deadline."""
@@ -182,6 +198,7 @@ class SmbStorage(Storage):
             self._kw["encrypt"] = True  # also on every reconnect smbclient makes with these arguments
         with self._guard(self._root, "connecting to"):
             try:
+                _own_client_guid()
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             except SMBException as exc:
                 if "as a guest" in str(exc):
@@ -194,10 +211,12 @@ class SmbStorage(Storage):
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self._cache)
             self._kw.pop("encrypt", None)
             with self._guard(self._root, "connecting to"):
+                _own_client_guid()
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             if self._warn is not None:
                 self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
                            "connected with signing only, so mail on this link can be read on the network")
+        _own_client_guid()
         return bool(session.encrypt_data)
 
     def _guest_only(self) -> StorageLoginError:
