@@ -82,29 +82,45 @@ def _materialised(o):
 
 
 @settings(max_examples=200, deadline=None)
-@given(lists=st.lists(_problems, max_size=4), other=st.text(max_size=10), chunk=st.integers(1, 5))
-def test_json_written_with_the_lists_streamed_is_the_json_of_the_lists_whole(lists, other, chunk):
-    """``--json`` (toolkit/cli/output.py ``write_json``) writes each ProblemList a chunk at a time: the bytes are
-    those of ``json.dumps`` of the result with every list whole, for results with none, one or several lists (empty
-    ones too), strings with NUL and non-ASCII characters beside them, and chunks of any size."""
+@given(lists=st.lists(_problems, max_size=4), other=st.text(max_size=10), chunk=st.integers(1, 5),
+       indent=st.sampled_from([None, 0, 1, 2]), bare=st.booleans())
+def test_json_written_with_the_lists_streamed_is_the_json_of_the_lists_whole(lists, other, chunk, indent, bare):
+    """``--json`` (toolkit/cli/output.py) and the migration report (indent 1) write each ProblemList a chunk at a
+    time (toolkit/json_stream.py): the bytes are those of ``json.dumps`` of the result with every list whole, for
+    results with none, one or several lists (empty ones too), a list as a member or as an item of a list (``bare``),
+    strings with NUL, line breaks and non-ASCII characters beside them, chunks of any size, with and without indent."""
+    import io
+
+    from toolkit import json_stream
+
+    sources = [{"source": f"share:/srv/{i}\x00{other}", "problems": ProblemList(p), "note": other} for i, p in enumerate(lists)]
+    result = {"status": "complete", "sources": sources, "warnings": [other]}
+    if bare:
+        result["lists"] = [ProblemList(p) for p in lists]
+    old_chunk, json_stream.CHUNK = json_stream.CHUNK, chunk
+    try:
+        out = io.StringIO()
+        json_stream.write_json(out, result, str, indent=indent)
+    finally:
+        json_stream.CHUNK = old_chunk
+    assert out.getvalue() == json.dumps(_materialised(result), ensure_ascii=False, indent=indent) + "\n"
+
+
+def test_the_cli_json_is_the_stream_without_indent():
     import io
 
     from toolkit.cli import output
 
-    sources = [{"source": f"share:/srv/{i}\x00{other}", "problems": ProblemList(p), "note": other} for i, p in enumerate(lists)]
-    result = {"status": "complete", "sources": sources, "warnings": [other]}
-    old_chunk, output._STREAM_CHUNK = output._STREAM_CHUNK, chunk
-    try:
-        out = io.StringIO()
-        output.write_json(out, result)
-    finally:
-        output._STREAM_CHUNK = old_chunk
-    assert out.getvalue() == json.dumps(_materialised(result), ensure_ascii=False) + "\n"
+    problems = ProblemList([{"ref": "a\nb", "kind": "error", "message": "é"}])
+    out = io.StringIO()
+    output.write_json(out, {"problems": problems, "n": 1})
+    assert out.getvalue() == json.dumps({"problems": problems.to_list(), "n": 1}, ensure_ascii=False) + "\n"
 
 
 def test_json_of_many_problems_is_written_in_chunks_not_made_whole_first():
     """20,000 problems: no single write holds more than a chunk of them, and the whole is the list."""
     from toolkit.cli import output
+    from toolkit.json_stream import CHUNK
 
     problems = ProblemList({"ref": f"d/{i:06d}.pdf", "kind": "skipped", "message": "not mail: binary"} for i in range(20_000))
 
@@ -117,5 +133,5 @@ def test_json_of_many_problems_is_written_in_chunks_not_made_whole_first():
 
     out = Writes()
     output.write_json(out, {"sources": [{"problems": problems}]})
-    assert max(len(p) for p in out.parts) < 80 * output._STREAM_CHUNK  # ~75 characters a problem
+    assert max(len(p) for p in out.parts) < 80 * CHUNK  # ~75 characters a problem
     assert json.loads("".join(out.parts)) == {"sources": [{"problems": problems.to_list()}]}

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
 
+from .. import json_stream
 from ..problem_list import ProblemList
 
 err_console = Console(stderr=True, highlight=False)
@@ -140,37 +140,11 @@ def human_bytes(n: float) -> str:
     return str(n)
 
 
-#: Problems written per ``write`` call when a :class:`ProblemList` is streamed.
-_STREAM_CHUNK = 4096
-
-
 def write_json(out, result: Any) -> None:
     """``json.dumps(result)`` and a newline, written to ``out``, with every :class:`ProblemList` in it written a chunk
-    of entries at a time: an import that listed a million skipped files prints them without first making a list of
-    a million dicts and one string of them all (docs/architecture.md "An import's skips and errors"). The bytes are
-    those of ``json.dumps`` of the same result with each list whole."""
-    lists: list[ProblemList] = []
-    token = os.urandom(16).hex()
-
-    def default(o: Any):
-        if isinstance(o, ProblemList):
-            lists.append(o)
-            return f"\x00{token}-{len(lists) - 1}\x00"  # a place to write the list at (no string of ours holds it)
-        return _json_default(o)
-
-    text = json.dumps(result, default=default, ensure_ascii=False)
-    pos = 0
-    for i, problems in enumerate(lists):
-        mark = json.dumps(f"\x00{token}-{i}\x00")
-        at = text.index(mark, pos)
-        out.write(text[pos:at])
-        out.write("[")
-        for first in range(0, len(problems), _STREAM_CHUNK):
-            chunk = problems[first:first + _STREAM_CHUNK]
-            out.write((", " if first else "") + ", ".join(json.dumps(p, ensure_ascii=False) for p in chunk))
-        out.write("]")
-        pos = at + len(mark)
-    out.write(text[pos:] + "\n")
+    of entries at a time (toolkit/json_stream.py): an import that listed a million skipped files prints them without
+    first making a list of a million dicts and one string of them all."""
+    json_stream.write_json(out, result, _json_default)
 
 
 def _json_default(o: Any):

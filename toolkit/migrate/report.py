@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..json_stream import write_json as _stream_json
+from ..problem_list import ProblemList
 from .plan import PlanLine
 
 COUNTS = ("seen", "archived", "duplicates", "merged", "errors", "skipped", "bytes")
@@ -24,7 +25,9 @@ class Outcome:
     run_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
     attempts: int = 0
-    problems: list[dict] = field(default_factory=list)
+    #: every source run's skipped and failed entries, in columns: a source that skips a million files that are
+    #: not mail lists them all without a dict each (docs/reliability.md K8)
+    problems: ProblemList = field(default_factory=ProblemList)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     decisions: dict[str, int] = field(default_factory=dict)
 
@@ -34,7 +37,8 @@ class Outcome:
             self.counts[k] += int(summary.get(k, 0))
         for k, v in summary.get("decisions", {}).items():
             self.decisions[k] = self.decisions.get(k, 0) + v
-        self.problems += summary.get("problems", [])
+        for problem in summary.get("problems", ()):
+            self.problems.append(problem)
         if summary.get("run_id") is not None:
             self.run_ids.append(summary["run_id"])
 
@@ -73,7 +77,9 @@ class MigrationReport:
 
 
 def write_json(report: dict, path: Path) -> None:
-    Path(path).write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
+    """The report as JSON (indented), its sources' problem lists written a chunk at a time."""
+    with open(path, "w", encoding="utf-8") as out:
+        _stream_json(out, report, str, indent=1)
 
 
 _CSS = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #bbb;
