@@ -269,11 +269,12 @@ class Archive:
         defaults, so this value travels with every task that opens a share (docs/architecture.md)."""
         return bool(SMB_DEFAULTS["encrypt"]) if self._smb_encrypt is None else self._smb_encrypt
 
-    def _open_location(self, m: MediumEntry, encrypt: bool | None = None) -> Storage:
+    def _open_location(self, m: MediumEntry, encrypt: bool | None = None, client_guid=None) -> Storage:
         password = None
         if parse_location(m.location).is_smb:
             password = self.open_secret(f"smb:{m.location}", m.secret) if m.secret else self.smb_password
-        return open_storage(m.location, password, encrypt=self.smb_encrypt if encrypt is None else encrypt)
+        return open_storage(m.location, password, encrypt=self.smb_encrypt if encrypt is None else encrypt,
+                            client_guid=client_guid)
 
     def medium_access(self, medium_id: int) -> tuple[str, str | None, bool]:
         """(location, SMB password or None, SMB encryption asked for) of a medium, for a worker that opens
@@ -315,10 +316,13 @@ class Archive:
         time, so each thread gets its own. The caller closes it. ``sealed_only``: the caller
         moves nothing but sealed files (packs: every record is AES-GCM sealed), so an SMB
         session is signed but not asked for encryption (docs/media.md); a server that
-        requires encryption still gets it.
+        requires encryption still gets it. An SMB connection is another channel of the medium's client (the same
+        client GUID: one server process serves them, as before each storage had a GUID of its own;
+        docs/reliability.md C21).
         """
         s = self.storage(medium_id)
-        extra = self._open_location(self._medium_entry(medium_id), encrypt=False if sealed_only else None)
+        extra = self._open_location(self._medium_entry(medium_id), encrypt=False if sealed_only else None,
+                                    client_guid=getattr(s, "client_guid", None))
         if isinstance(s, LockedStorage):  # its writes check the same shared lock
             extra = LockedStorage(extra, s.lock, owns_lock=False)
         return extra

@@ -90,3 +90,29 @@ def test_connections_of_one_process_and_of_a_forked_worker_are_served_apart(samb
     finally:
         a.close()
         b.close()
+
+
+def test_the_extra_connections_of_a_medium_are_channels_of_its_client(tmp_path, samba, smb_location):
+    """A consolidation's copy threads each open an extra connection of the SMB medium (``Archive.extra_connection``):
+    those are channels of the medium's own client, with its GUID, served by its server process, as they were before
+    each storage had a GUID of its own (so the copy's speed onto a share is unchanged); another storage of the same
+    share is a client of its own."""
+    from toolkit.archive import Archive
+
+    archive = Archive.create(tmp_path / "home", smb_location, smb_password=samba.password)
+    try:
+        medium = archive.storage(archive.active_medium_id())
+        extras = [archive.extra_connection(archive.active_medium_id(), sealed_only=True) for _ in range(2)]
+        other = open_storage(smb_location, samba.password)
+        try:
+            guid = _client_guid(medium)
+            assert [_client_guid(e) for e in extras] == [guid, guid]
+            assert _client_guid(other) != guid
+            served = {samba.server_process_of(_client_port(s)) for s in (medium, *extras)}
+            assert len(served) == 1
+            assert samba.server_process_of(_client_port(other)) not in served
+        finally:
+            for s in (*extras, other):
+                s.close()
+    finally:
+        archive.close()

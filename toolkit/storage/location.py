@@ -74,10 +74,12 @@ def configure_smb(*, encrypt: bool = True, warn=None) -> None:
 
 
 def open_storage(location: str | Location, password: str | None = None, timeout: float = 60.0,
-                 encrypt: bool | None = None) -> Storage:
+                 encrypt: bool | None = None, client_guid=None) -> Storage:
     """The Storage for a location. SMB needs the password (the caller reads it from its secret source).
 
     ``encrypt``: ask for SMB3 encryption (None: the process default, on unless ``--smb-no-encrypt``).
+    ``client_guid``: an SMB storage's client GUID, to open another channel of that storage's client (one server
+    process serves both); None, a client of its own (docs/reliability.md C21).
     """
     loc = parse_location(location) if isinstance(location, str) else location
     if loc.scheme == "local":
@@ -90,4 +92,4 @@ def open_storage(location: str | Location, password: str | None = None, timeout:
         raise UsageError(
             f"{loc}: no SMB password", next_step=NextStep.GIVE_SMB_PASSWORD
         )
-    return SmbStorage(loc, password, timeout=timeout, encrypt=encrypt)
+    return SmbStorage(loc, password, timeout=timeout, encrypt=encrypt, client_guid=client_guid)

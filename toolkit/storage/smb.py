@@ -80,18 +80,20 @@ _STATUS_NETWORK_SESSION_EXPIRED = 0xC000035C
 _CONNECTING = threading.Lock()
 
 
-def _own_client_guid() -> None:
-    """Give the next connection smbprotocol makes a client GUID of its own (called under ``_CONNECTING``).
+def _use_client_guid(guid: uuid.UUID | None) -> None:
+    """Make ``guid`` (a fresh one for None) the client GUID of the next connection smbprotocol makes (called under
+    ``_CONNECTING``).
 
-    smbclient takes every connection's client GUID from one per-process setting (``ClientConfig``), and a
-    forked worker inherits it. Samba (4.15 and later) hands every connection whose GUID it already knows
-    to the server process of the first one, as channels of one client: all of a process's connections,
-    and its workers', would then be served one at a time by one server process, and a new connection
-    would wait on whatever that process is stuck on (docs/reliability.md C21). Each storage connects
-    with a GUID of its own, as the Linux kernel client does per server connection; the setting is
-    renewed again after the connection is made, so a reconnect that smbclient makes by itself later
-    does not take a live connection's GUID either."""
-    smbclient.ClientConfig().client_guid = uuid.uuid4()
+    smbclient takes every connection's client GUID from one per-process setting (``ClientConfig``), and a forked
+    worker inherits it. Samba (4.15 and later) hands every connection whose GUID it already knows to the server
+    process of the first one, as a channel of the same client: with one GUID all of a process's connections, and its
+    workers', would be served by one server process, and a new connection would wait on whatever that process is
+    stuck on (docs/reliability.md C21). So each storage is a client of its own, with its own GUID, as the Linux
+    kernel client makes one per server connection; only the extra connections of one medium for parallel copies
+    (``Archive.extra_connection``) are channels of their storage's client and share its GUID and server process.
+    After a connection is made the setting is renewed, so a reconnect that smbclient makes by itself later does not
+    take a live client's GUID."""
+    smbclient.ClientConfig().client_guid = guid or uuid.uuid4()
 
 
 class _Watchdog:
@@ -158,12 +160,15 @@ class _AccessDenied(StorageError):
 
 class SmbStorage(Storage):
     def __init__(self, loc: Location, password: str, timeout: float = 60.0, *, encrypt: bool | None = None,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, client_guid: uuid.UUID | None = None):
         if not loc.is_smb:
             raise StorageError(f"{loc} is not an smb:// location")
         self.loc = loc
         self.location = str(loc)
         self.timeout = float(timeout)
+        #: the SMB client GUID this storage connects with: its own, or that of the storage it is an extra
+        #: connection of (see ``_use_client_guid``)
+        self.client_guid = client_guid or uuid.uuid4()
         self._host = loc.host
         self._port = loc.port
         self._where = f"{loc.host}:{loc.port}"
@@ -198,7 +203,7 @@ class SmbStorage(Storage):
             self._kw["encrypt"] = True  # also on every reconnect smbclient makes with these arguments
         with self._guard(self._root, "connecting to"):
             try:
-                _own_client_guid()
+                _use_client_guid(self.client_guid)
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             except SMBException as exc:
                 if "as a guest" in str(exc):
@@ -211,12 +216,12 @@ class SmbStorage(Storage):
             smbclient.reset_connection_cache(fail_on_error=False, connection_cache=self._cache)
             self._kw.pop("encrypt", None)
             with self._guard(self._root, "connecting to"):
-                _own_client_guid()
+                _use_client_guid(self.client_guid)
                 session = smbclient.register_session(self._host, require_signing=True, **self._kw)
             if self._warn is not None:
                 self._warn(f"SMB server {self._where} does not offer encryption (SMB3 with encryption): "
                            "connected with signing only, so mail on this link can be read on the network")
-        _own_client_guid()
+        _use_client_guid(None)
         return bool(session.encrypt_data)
 
     def _guest_only(self) -> StorageLoginError:
