@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import TYPE_CHECKING, Iterator
-
+from typing import Iterator
 
 from ..errors import IntegrityError
 from . import events
 from .id_tables import registered, registered_table
 from .retention import _id_table
-
-if TYPE_CHECKING:  # pyarrow is loaded where an Arrow table is made (a command that only lists holds does not)
-    import pyarrow as pa
 
 
 # -- requests ---------------------------------------------------------------------------------------
@@ -138,7 +134,7 @@ def switch_pack(con, old_pack_id: str, new_pack: dict | None, moved: dict[str, t
     blake3; None when nothing remains), the remaining mails' place (``moved``: blob_id → (offset, length, csize)),
     a tombstone for each purged (msg_id, blob_id, batch_id) with their rows removed, the old pack's row
     removed, and a ``purge-pack-switched`` event with ``detail``."""
-    import pyarrow as pa
+    import pyarrow as pa  # loaded where an Arrow table is made (a command that only lists holds does not load it)
 
     if new_pack is not None:
         con.execute("INSERT INTO packs (pack_id, medium_id, name, bytes, records, blake3, created_at) "
