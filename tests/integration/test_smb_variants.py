@@ -279,6 +279,66 @@ def test_a_share_limiting_its_connections_is_named_as_the_cause(home, variant_sa
     assert "limits its connections" in problem["message"] and "max connections" in problem["message"]
 
 
+def _first_client(server):
+    """The one storage a server with room for one client process admits: its start's readiness probe (a bare TCP
+    connection) is served by a process of its own too, for a moment after the probe hung up."""
+    import time
+
+    from toolkit.errors import StorageError
+    from toolkit.storage.location import open_storage
+
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return open_storage(server.url(), server.password, timeout=20)
+        except StorageError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _wait_for_no_client(server) -> None:
+    """Until the server's processes are its parent and two helpers again (the closed clients' processes gone)."""
+    import time
+
+    deadline = time.monotonic() + 15
+    while len(server.processes().splitlines()) > 3:
+        assert time.monotonic() < deadline, server.processes()
+        time.sleep(0.1)
+
+
+def test_a_server_limiting_its_processes_is_named_as_the_cause(home):
+    """``max smbd processes = 3``: Samba's two helper processes and one client process. Each storage is a client
+    of its own (C21), so ``import share`` reading an mbox over a second connection besides the walk's is refused:
+    Samba takes the TCP connection and closes it unanswered. The mbox is an error saying the server closed the
+    connection before answering and naming the setting (it was "cannot reach SMB server ... ([Errno 9] Bad file
+    descriptor); check that the server is up"), the EML file is imported, exit 1."""
+    from services.samba import start_samba
+    from toolkit.errors import StorageError
+    from toolkit.storage.location import open_storage
+
+    with served("samba-max-processes", lambda wd: start_samba(wd, ("max smbd processes = 3",))) as server:
+        (server.share_dir / "a.eml").write_bytes(_eml(80))
+        (server.share_dir / "b.mbox").write_bytes(b"From a@example.com Mon Jan  7 09:00:00 2019\n"
+                                                  + _eml(81).replace(b"\r\n", b"\n"))
+        first = _first_client(server)
+        try:
+            with pytest.raises(StorageError) as refused:
+                open_storage(server.url(), server.password, timeout=20).close()
+        finally:
+            first.close()
+        _wait_for_no_client(server)
+        text = _one_line(str(refused.value))
+        assert "closed it before answering" in text and "max smbd processes" in text and "MAILARCHIVE_WORKERS=1" in text, text
+        assert f"{server.host}:{server.port}" in text
+        r = mailarchive(home, "import", "share", server.url(), json_out=True, check=1,
+                        env={"MAILARCHIVE_SMB_PASSWORD": server.password, "MAILARCHIVE_WORKERS": "0"}).result
+        assert r["archived"] == 1 and r["errors"] == 1, r
+        (problem,) = r["sources"][0]["problems"]
+        assert problem["ref"] == "b.mbox" and problem["kind"] == "error"
+        assert "max smbd processes" in _one_line(problem["message"]), problem
+
+
 def test_smb_no_encrypt_against_a_server_requiring_encryption_still_encrypts(home):
     """``server smb encrypt = required`` with ``--smb-no-encrypt``: not an error. The option only stops the
     toolkit from asking; the server asks, and the session encrypts (docs/media.md). Shown on the storage and

@@ -96,6 +96,15 @@ def _use_client_guid(guid: uuid.UUID | None) -> None:
     smbclient.ClientConfig().client_guid = guid or uuid.uuid4()
 
 
+def _closed_by_server(exc: BaseException) -> bool:
+    """Did the server close a connection it had accepted (smbprotocol's receive thread saw the end of the stream:
+    SMBConnectionClosed, or the closed socket's EBADF/ECONNRESET/EPIPE on the next send)? A refused TCP connection
+    is a ValueError "Failed to connect" instead, a silent server the watchdog's deadline."""
+    if isinstance(exc, SMBConnectionClosed):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.EBADF, errno.ECONNRESET, errno.EPIPE)
+
+
 class _Watchdog:
     """One background thread that shuts the SMB socket down when a call overruns its deadline."""
 
@@ -350,6 +359,16 @@ class SmbStorage(Storage):
             return self._share_missing()
         if status is not None:
             return StorageError(f"SMB error while {what} {unc}: {exc}")
+        if what == "connecting to" and _closed_by_server(exc):
+            self._cache.clear()
+            return StorageError(
+                f"SMB server {self._where} took the connection and closed it before answering while {what} {unc}: "
+                "it refuses this client or has reached a limit on its processes or connections (Samba's `max smbd "
+                "processes` or `hosts allow`/`hosts deny`, a NAS connection limit; its log says which). A command "
+                "opens several connections at once (one per worker process, one per mbox or Maildir of a share "
+                "import): raise the limit on the server, or run with fewer worker processes (an import with "
+                "MAILARCHIVE_WORKERS=1, `verify --full --workers 1`), then rerun"
+            )
         if isinstance(exc, (SMBException, OSError, ValueError, EOFError)):
             if isinstance(exc, ValueError) and "Failed to connect" not in str(exc):
                 return StorageError(f"SMB error while {what} {unc}: {exc}")
