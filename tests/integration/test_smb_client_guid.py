@@ -69,6 +69,7 @@ def test_connections_of_one_process_and_of_a_forked_worker_are_served_apart(samb
         child = os.fork()
         if child == 0:  # the worker: open its own storage, report its server process and GUID, and leave
             code = 1
+            signal.alarm(60)  # a child stuck on a lock another thread held at the fork dies instead of hanging the test
             try:
                 os.close(read)
                 c = open_storage(smb_location, samba.password)
