@@ -114,6 +114,7 @@ class NextStep(enum.Enum):
     FREE_EXPORT_TARGET = "free-export-target"  # an export target that filled up (args: dest)
     RERUN_WRITER = "rerun-writer"  # a catalog left mid-checkpoint by a killed writer: a writer repairs it
     REPOINT_COPY = "repoint-copy"  # a writer on a copy of a home that shares its places (args: copy, original)
+    FEWER_SMB_CONNECTIONS = "fewer-smb-connections"  # an SMB server refusing more of a command's connections
 
 
 class MailArchiveError(Exception):

@@ -314,7 +314,8 @@ def test_a_server_limiting_its_processes_is_named_as_the_cause(home):
     connection before answering and naming the setting (it was "cannot reach SMB server ... ([Errno 9] Bad file
     descriptor); check that the server is up"), the EML file is imported, exit 1."""
     from services.samba import start_samba
-    from toolkit.errors import StorageError
+    from toolkit.cli.hints import with_hint
+    from toolkit.errors import NextStep, StorageError
     from toolkit.storage.location import open_storage
 
     with served("samba-max-processes", lambda wd: start_samba(wd, ("max smbd processes = 3",))) as server:
@@ -328,8 +329,9 @@ def test_a_server_limiting_its_processes_is_named_as_the_cause(home):
         finally:
             first.close()
         _wait_for_no_client(server)
-        text = _one_line(str(refused.value))
-        assert "closed it before answering" in text and "max smbd processes" in text and "MAILARCHIVE_WORKERS=1" in text, text
+        text = _one_line(with_hint(refused.value))  # as the command line prints it: the core's text, then the hint
+        assert "closed it before answering" in text and "max smbd processes" in text, text
+        assert refused.value.next_step is NextStep.FEWER_SMB_CONNECTIONS and "MAILARCHIVE_WORKERS=1" in text, text
         assert f"{server.host}:{server.port}" in text
         r = mailarchive(home, "import", "share", server.url(), json_out=True, check=1,
                         env={"MAILARCHIVE_SMB_PASSWORD": server.password, "MAILARCHIVE_WORKERS": "0"}).result

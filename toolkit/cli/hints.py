@@ -58,6 +58,8 @@ HINTS: dict[NextStep, str] = {
     NextStep.GIVE_SMB_PASSWORD: "; set MAILARCHIVE_SMB_PASSWORD or pass --password-file",
     NextStep.GIVE_TSA_PASSWORD: "; no password given (MAILARCHIVE_TSA_PASSWORD or --password-file)",
     NextStep.GIVE_TSA_CA: "; give its CA with --tls-ca-file",
+    NextStep.FEWER_SMB_CONNECTIONS: " (fewer worker processes: MAILARCHIVE_WORKERS=1 for an import, "
+                                    "`verify --full --workers 1`)",
     NextStep.TSA_MOVED: "; if that is the TSA's address, give it with --tsa-url {location} "
                         "(or `mailarchive timestamp configure --tsa-url {location}`)",
     NextStep.NAME_SOURCE_MEDIA: " (--from 1,2)",

@@ -46,7 +46,8 @@ import smbclient
 from smbprotocol.exceptions import SMBConnectionClosed, SMBException, SMBOSError, SMBResponseException
 
 from ..errors import (
-    ObjectExistsError, ObjectMissingError, ShareMissingError, StorageError, StorageFullError, StorageLoginError,
+    NextStep, ObjectExistsError, ObjectMissingError, ShareMissingError, StorageError, StorageFullError,
+    StorageLoginError,
 )
 from ..hashes import checksum_hasher
 from .base import TMP_SUFFIX, AtomicWriter, Entry, Storage
@@ -366,8 +367,8 @@ class SmbStorage(Storage):
                 "it refuses this client or has reached a limit on its processes or connections (Samba's `max smbd "
                 "processes` or `hosts allow`/`hosts deny`, a NAS connection limit; its log says which). A command "
                 "opens several connections at once (one per worker process, one per mbox or Maildir of a share "
-                "import): raise the limit on the server, or run with fewer worker processes (an import with "
-                "MAILARCHIVE_WORKERS=1, `verify --full --workers 1`), then rerun"
+                "import): raise the limit on the server or open fewer connections at once, then rerun",
+                next_step=NextStep.FEWER_SMB_CONNECTIONS,
             )
         if isinstance(exc, (SMBException, OSError, ValueError, EOFError)):
             if isinstance(exc, ValueError) and "Failed to connect" not in str(exc):
