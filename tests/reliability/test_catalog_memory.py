@@ -125,7 +125,7 @@ def _peaks_in_own_process(tmp_path: Path, limit: int | None) -> list[int]:
 
 def test_the_commit_that_merges_row_groups_stays_within_the_import_memory_limit(tmp_path):
     # two runs of each, alternating: without the limit DuckDB's peak for the merge varies from run to run (~130 MB
-    # usually, once 85 MB in a full CI run beside the other worker's tests), under it every run must stay below it
+    # usually, 81-86 MB in full CI runs beside the other workers' tests), under it every run must stay below it
     limited, free = [], []
     for k in range(2):
         limited.append(_peaks_in_own_process(tmp_path / f"limited{k}", IMPORT_MEMORY_LIMIT))
@@ -134,8 +134,10 @@ def test_the_commit_that_merges_row_groups_stays_within_the_import_memory_limit(
     print("peak MB above the resident set before each commit, with and without the limit:", report)
     # the merging commit holds no more than the limit above what the process held before it, in every run ...
     assert all(run[1] < IMPORT_MEMORY_LIMIT for run in limited), report
-    # ... not by chance: with DuckDB's default (80% of RAM) the same merge takes much more
-    assert max(run[1] for run in free) > max(run[1] for run in limited) + 50 * MB, report
+    # ... not by chance: with DuckDB's default (80% of RAM) the same merge takes more than the limit allows (the
+    # control compares with the limit itself: a fixed margin over the limited runs failed when a loaded machine's
+    # free merge peaked at 86 MB against a limited 39)
+    assert max(run[1] for run in free) > IMPORT_MEMORY_LIMIT, report
 
 
 def test_what_the_limit_spills_is_encrypted(tmp_path):
