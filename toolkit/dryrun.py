@@ -26,8 +26,8 @@ from .known_keys import KnownKeys
 from .archive import Archive
 from .catalog import ingest_rows as store
 from .prepare import NotMail, ReadFailure, Trimmed, prepare, prepare_streamed, read_job, task_job
-from .reporter import NullReporter, Reporter
 from .problem_list import ProblemList
+from .reporter import NullReporter, Reporter
 from .source import Importer, SourceMail, SourceProblem, SourceSkip
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from .problem_list import ProblemList
-
 from .read_ahead import cached
 from .reporter import Reporter
 

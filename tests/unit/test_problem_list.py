@@ -1,6 +1,7 @@
 """An import run's skips and errors held in columns (toolkit/problem_list.py; docs/reliability.md K8)."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
 import tracemalloc
@@ -88,6 +89,7 @@ def test_json_written_with_the_lists_streamed_is_the_json_of_the_lists_whole(lis
     """``--json`` (toolkit/cli/output.py) and the migration report (indent 1) write each ProblemList a chunk at a
     time (toolkit/json_stream.py): the bytes are those of ``json.dumps`` of the result with every list whole, for
     results with none, one or several lists (empty ones too), a list as a member or as an item of a list (``bare``),
+    a :class:`Streamed` iterator of rows beside them,
     strings with NUL, line breaks and non-ASCII characters beside them, chunks of any size, with and without indent."""
     import io
 
@@ -97,13 +99,18 @@ def test_json_written_with_the_lists_streamed_is_the_json_of_the_lists_whole(lis
     result = {"status": "complete", "sources": sources, "warnings": [other]}
     if bare:
         result["lists"] = [ProblemList(p) for p in lists]
+    expected = _materialised(result)
+    # rows of a query written an item at a time (the retention report): any JSON values, a date through ``default``
+    rows = [{"n": i, "at": dt.date(2020, 1, 1 + i % 28), "items": [p["ref"] for p in lst]} for i, lst in enumerate(lists)]
+    result["rows"] = json_stream.Streamed(iter(rows))
+    expected["rows"] = [{**r, "at": str(r["at"])} for r in rows]
     old_chunk, json_stream.CHUNK = json_stream.CHUNK, chunk
     try:
         out = io.StringIO()
         json_stream.write_json(out, result, str, indent=indent)
     finally:
         json_stream.CHUNK = old_chunk
-    assert out.getvalue() == json.dumps(_materialised(result), ensure_ascii=False, indent=indent) + "\n"
+    assert out.getvalue() == json.dumps(expected, ensure_ascii=False, indent=indent) + "\n"
 
 
 def test_the_cli_json_is_the_stream_without_indent():

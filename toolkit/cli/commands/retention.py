@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import sys
 
 import click
@@ -109,7 +108,8 @@ TABLE_ROWS = 10_000
 def _emit_report(ctx, r: dict) -> None:
     """The report as ``ctx.ui.emit`` writes a result, its mails written as they are read: the JSON the same bytes as
     one ``json.dumps`` of the whole report, the table in blocks of :data:`TABLE_ROWS` rows."""
-    from ..output import _json_default
+    from ...json_stream import Streamed
+    from ..output import write_json
 
     head = {k: v for k, v in r.items() if k != "mails"}
     if not ctx.ui.json:
@@ -118,13 +118,8 @@ def _emit_report(ctx, r: dict) -> None:
     ctx.ui._stop_progress()  # what emit does before it writes a result
     if ctx.ui.log is not None:
         ctx.ui.log.result(head)
-    out = sys.stdout
-    text = json.dumps(head, default=_json_default, ensure_ascii=False)
-    out.write(text[:-1] + ', "mails": [')
-    for n, m in enumerate(r["mails"]):
-        out.write((", " if n else "") + json.dumps(m, default=_json_default, ensure_ascii=False))
-    out.write("]}\n")
-    out.flush()
+    write_json(sys.stdout, {**head, "mails": Streamed(r["mails"])})
+    sys.stdout.flush()
 
 
 def _show_report(ctx, r: dict) -> None:
